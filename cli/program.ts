@@ -1,0 +1,15 @@
+/**
+ * The `fedlab` command tree. Each command group lives in
+ * `cli/commands/<group>.ts` and is registered here, one line each.
+ */
+import { Command } from 'commander';
+
+/** Builds the whole command tree. */
+export function buildProgram(): Command {
+  const program = new Command('fedlab')
+    .description('Fedlab: control framework for federated network testbeds')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  // Command groups register below (one line each).
+  return program;
+}

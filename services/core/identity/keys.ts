@@ -1,0 +1,89 @@
+/**
+ * Key pairs of principals. Every principal has one key pair (P-256 by default,
+ * Ed25519 accepted) that both signs its credentials and authenticates its TLS
+ * connections. Keys live in PEM files (PKCS#8 private, SPKI public) with mode 0600.
+ */
+import { createPublicKey, generateKeyPairSync, KeyObject, createPrivateKey } from 'node:crypto';
+import { calculateJwkThumbprint, type JWK } from 'jose';
+import { InvalidArgumentError } from '../errors.js';
+
+/** Key algorithms Fedlab accepts, named as in JWS. */
+export type KeyAlg = 'ES256' | 'EdDSA';
+
+/** The user-facing names of key algorithms (`--alg`). */
+export type KeyAlgName = 'p256' | 'ed25519';
+
+/** A public key as Fedlab uses it: the JWK (only the public members), its JWS alg and RFC 7638 thumbprint. */
+export interface PublicKeyInfo {
+  readonly jwk: JWK;
+  readonly alg: KeyAlg;
+  readonly thumbprint: string;
+}
+
+/** Generates a new key pair of the given algorithm. */
+export function generateKeyPair(alg: KeyAlgName = 'p256'): { privateKey: KeyObject; publicKey: KeyObject } {
+  if (alg === 'p256') return generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  if (alg === 'ed25519') return generateKeyPairSync('ed25519');
+  throw new InvalidArgumentError(`unknown key algorithm ${JSON.stringify(alg)}: use p256 or ed25519`);
+}
+
+/** The JWS alg for a key, or an error for key types Fedlab does not accept. */
+export function algForKey(key: KeyObject): KeyAlg {
+  if (key.asymmetricKeyType === 'ec') {
+    const curve = key.asymmetricKeyDetails?.namedCurve;
+    if (curve === 'prime256v1' || curve === 'P-256') return 'ES256';
+    throw new InvalidArgumentError(`EC keys must be on P-256, this one is on ${String(curve)}`);
+  }
+  if (key.asymmetricKeyType === 'ed25519') return 'EdDSA';
+  throw new InvalidArgumentError(`key type ${String(key.asymmetricKeyType)} is not accepted: use P-256 (ES256) or Ed25519`);
+}
+
+/** Reduces a JWK to its public members in a stable order (what `cnf.jwk` and bundles carry). */
+export function publicJwkMembers(jwk: JWK): JWK {
+  if (jwk.kty === 'EC') {
+    if (jwk.crv !== 'P-256' || typeof jwk.x !== 'string' || typeof jwk.y !== 'string') {
+      throw new InvalidArgumentError('EC JWK must be P-256 with x and y');
+    }
+    return { kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y };
+  }
+  if (jwk.kty === 'OKP') {
+    if (jwk.crv !== 'Ed25519' || typeof jwk.x !== 'string') throw new InvalidArgumentError('OKP JWK must be Ed25519 with x');
+    return { kty: 'OKP', crv: 'Ed25519', x: jwk.x };
+  }
+  throw new InvalidArgumentError(`JWK kty ${String(jwk.kty)} is not accepted: use EC P-256 or OKP Ed25519`);
+}
+
+/** Public JWK, alg and thumbprint of a public or private key. */
+export async function describePublicKey(key: KeyObject): Promise<PublicKeyInfo> {
+  const pub = key.type === 'private' ? createPublicKey(key) : key;
+  const alg = algForKey(pub);
+  const jwk = publicJwkMembers(pub.export({ format: 'jwk' }) as JWK);
+  return { jwk, alg, thumbprint: await calculateJwkThumbprint(jwk, 'sha256') };
+}
+
+/** RFC 7638 SHA-256 thumbprint (base64url) of a public JWK. */
+export async function jwkThumbprint(jwk: JWK): Promise<string> {
+  return calculateJwkThumbprint(publicJwkMembers(jwk), 'sha256');
+}
+
+/** Reads a PEM private key; errors never echo the key. */
+export function parsePrivateKeyPem(pem: string | Buffer, source = 'key'): KeyObject {
+  try {
+    const key = createPrivateKey(pem);
+    algForKey(key);
+    return key;
+  } catch (err) {
+    if (err instanceof InvalidArgumentError) throw new InvalidArgumentError(`${source}: ${err.message}`);
+    throw new InvalidArgumentError(`${source} is not a PEM private key (PKCS#8 P-256 or Ed25519)`);
+  }
+}
+
+/** Serialises a private key as PKCS#8 PEM. */
+export function privateKeyToPem(key: KeyObject): string {
+  return key.export({ format: 'pem', type: 'pkcs8' }).toString();
+}
+
+/** Serialises a public key as SPKI PEM. */
+export function publicKeyToPem(key: KeyObject): string {
+  return (key.type === 'private' ? createPublicKey(key) : key).export({ format: 'pem', type: 'spki' }).toString();
+}
