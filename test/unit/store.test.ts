@@ -1,0 +1,74 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Store } from '../../services/core/store/store.js';
+import { FailedPreconditionError } from '../../services/core/errors.js';
+
+interface Node {
+  name: string;
+  cpu: number;
+}
+
+describe('Store', () => {
+  let dir: string;
+  let store: Store;
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'fedlab-store-'));
+    store = await Store.open(dir);
+  });
+  afterEach(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('keeps tables apart and round-trips JSON values', async () => {
+    const nodes = store.table<Node>('nodes');
+    const slivers = store.table<Node>('slivers');
+    await nodes.put('a', { name: 'a', cpu: 100 });
+    expect(await nodes.get('a')).toEqual({ name: 'a', cpu: 100 });
+    expect(await slivers.get('a')).toBeUndefined();
+    expect(await nodes.has('a')).toBe(true);
+    await nodes.del('a');
+    expect(await nodes.get('a')).toBeUndefined();
+  });
+
+  it('iterates ranges and prefixes in key order', async () => {
+    const t = store.table<number>('t');
+    for (const k of ['b/2', 'a/1', 'b/1', 'c/1', 'b/3']) await t.put(k, k.length);
+    const keys: string[] = [];
+    for await (const [k] of t.entries({ prefix: 'b/' })) keys.push(k);
+    expect(keys).toEqual(['b/1', 'b/2', 'b/3']);
+    const after: string[] = [];
+    for await (const [k] of t.entries({ gt: 'b/1', limit: 2 })) after.push(k);
+    expect(after).toEqual(['b/2', 'b/3']);
+    expect(await t.count()).toBe(5);
+    expect(await t.getMany(['a/1', 'zz'])).toEqual([3, undefined]);
+  });
+
+  it('writes a batch over several tables at once', async () => {
+    const a = store.table<string>('a');
+    const b = store.table<string>('b');
+    await a.put('old', 'x');
+    await store.batch().put(a, 'k', 'v1').put(b, 'k', 'v2').del(a, 'old').write({ sync: true });
+    expect(await a.get('k')).toBe('v1');
+    expect(await b.get('k')).toBe('v2');
+    expect(await a.get('old')).toBeUndefined();
+  });
+
+  it('persists across close and reopen', async () => {
+    await store.table<number>('n').put('x', 42);
+    await store.close();
+    store = await Store.open(dir);
+    expect(await store.table<number>('n').get('x')).toBe(42);
+  });
+
+  it('refuses a second opener of the same directory with a clear error', async () => {
+    await expect(Store.open(dir)).rejects.toThrow(FailedPreconditionError);
+    await expect(Store.open(dir)).rejects.toThrow(/in use by another process/);
+  });
+
+  it('rejects a table name that could collide with sublevel separators', () => {
+    expect(() => store.table('a!b')).toThrow(/table name/);
+  });
+});
