@@ -3,6 +3,7 @@
  * `cli/commands/<group>.ts` and is registered here, one line each.
  */
 import { Command } from 'commander';
+import { registerServeCommand } from './commands/serve.js';
 
 /** Builds the whole command tree. */
 export function buildProgram(): Command {
@@ -11,5 +12,6 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   // Command groups register below (one line each).
+  registerServeCommand(program);
   return program;
 }

@@ -1,0 +1,69 @@
+/**
+ * `fedlab serve <nm|ma|sa|sp> --config FILE`: runs one Fedlab service until
+ * SIGTERM or SIGINT. This is the only place that reads `process.env` for a
+ * service; everything below it takes the compiled config.
+ */
+import { Command, Option } from 'commander';
+import { commonConfigSchema, compileConfig, ROLES, type CommonConfig, type Role } from '../../services/core/config.js';
+import { InvalidArgumentError } from '../../services/core/errors.js';
+import { hostService, type RoleDeps, type RoleServices } from '../../services/core/host.js';
+import { createLogger } from '../../services/core/log.js';
+import { action, parsePositiveInt } from '../cli-support.js';
+
+/**
+ * Each role's own services. Every role serves Federation, health and
+ * reflection through the host; the role services (NodeManager,
+ * ManagementAuthority + Aggregate, SliceAuthority, ServiceProvider) are added
+ * here as they are built.
+ */
+const ROLE_SERVICES: Record<Role, (deps: RoleDeps<CommonConfig>) => Promise<RoleServices> | RoleServices> = {
+  nm: () => ({ registrations: [] }),
+  ma: () => ({ registrations: [] }),
+  sa: () => ({ registrations: [] }),
+  sp: () => ({ registrations: [] }),
+};
+
+interface ServeFlags {
+  config: string;
+  host?: string;
+  port?: string;
+  dataDir?: string;
+  logLevel?: string;
+}
+
+/** Registers `fedlab serve`. */
+export function registerServeCommand(program: Command): void {
+  program
+    .command('serve')
+    .description('run one Fedlab service (node manager, management authority, slice authority or service provider)')
+    .addArgument(program.createArgument('<role>', 'which service to run').choices(ROLES))
+    .requiredOption('--config <file>', 'JSON config file of the service')
+    .option('--host <host>', 'address to listen on (overrides listen.host)')
+    .option('--port <port>', 'port to listen on, 0 for any free port (overrides listen.port)')
+    .option('--data-dir <dir>', 'data directory (overrides data_dir)')
+    .addOption(new Option('--log-level <level>', 'log level (overrides log_level)').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']))
+    .action(
+      action(async (role: Role, flags: ServeFlags) => {
+        const port = flags.port === undefined ? undefined : flags.port === '0' ? 0 : parsePositiveInt(flags.port, '--port');
+        const config = compileConfig(commonConfigSchema, {
+          file: flags.config,
+          env: process.env,
+          flags: { 'listen.host': flags.host, 'listen.port': port, data_dir: flags.dataDir, log_level: flags.logLevel },
+        });
+        if (config.role !== role) {
+          throw new InvalidArgumentError(`the config ${flags.config} is for role ${config.role}, not ${role}; use \`fedlab serve ${config.role}\``);
+        }
+        const log = createLogger({ name: `${role}`, level: config.log_level }).child({ urn: config.urn });
+        try {
+          await hostService(config, log, ROLE_SERVICES[role], { handleSignals: true });
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          if (typeof (err as Error).message === 'string' && /EADDRINUSE|address already in use/i.test((err as Error).message)) {
+            throw new InvalidArgumentError(`cannot listen on ${config.listen.host}:${config.listen.port}: the port is in use; choose another with --port`);
+          }
+          if (code === 'EACCES') throw new InvalidArgumentError(`cannot listen on ${config.listen.host}:${config.listen.port}: permission denied`);
+          throw err;
+        }
+      }),
+    );
+}

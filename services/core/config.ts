@@ -1,0 +1,166 @@
+/**
+ * Service configuration: one typed, frozen object per service, compiled once
+ * at start-up from a JSON file, then environment variables, then command-line
+ * flags (later sources win). An unknown key or a bad value stops start-up with
+ * a message naming the field. Only entry points read `process.env`; they pass
+ * it in here.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { z } from 'zod';
+import { InvalidArgumentError } from './errors.js';
+import { isValidDomain, isUrn, parseUrn } from './identity/urn.js';
+import type { TlsMaterial } from './rpc/server.js';
+
+/** The roles a `fedlab serve` process can take. */
+export const ROLES = ['nm', 'ma', 'sa', 'sp'] as const;
+export type Role = (typeof ROLES)[number];
+
+const path = z.string().min(1, 'must be a non-empty path');
+
+/** Settings every service has. Role-specific sections extend this schema. */
+export const commonConfigSchema = z
+  .object({
+    /** Which party this process is. */
+    role: z.enum(ROLES),
+    /** The principal this service runs as; its certificate must name it. */
+    urn: z.string().refine(isUrn, 'must be a URN urn:fedlab:<domain>:<kind>:<name>'),
+    /** Where to listen. Port 0 picks a free port (printed at start). */
+    listen: z
+      .object({
+        host: z.string().min(1).default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535),
+      })
+      .strict(),
+    /** PEM files for mutual TLS. */
+    tls: z.object({ ca: path, cert: path, key: path }).strict(),
+    /** This domain's trust bundle (`fedlab certs bundle`), served by Federation.GetBundle. */
+    trust_bundle: path,
+    /** Directory of the service's LevelDB and other state. */
+    data_dir: path,
+    log_level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+    /** How long a stop lets calls in flight finish (ms). */
+    shutdown_grace_ms: z.number().int().min(0).max(600_000).default(10_000),
+  })
+  .strict();
+
+export type CommonConfig = z.infer<typeof commonConfigSchema>;
+
+/** Where a value came from, so errors can say which source to fix. */
+export interface ConfigSources {
+  /** Path of the JSON config file. Relative paths inside it resolve against its directory. */
+  readonly file?: string;
+  /** Environment (only `FEDLAB_*` variables are read). */
+  readonly env?: NodeJS.ProcessEnv;
+  /** Values from command-line flags, as dotted paths (e.g. `{ "listen.port": 0 }`). */
+  readonly flags?: Readonly<Record<string, unknown>>;
+}
+
+/** Environment variables that override config fields (dotted path → variable). */
+export const ENV_OVERRIDES: Readonly<Record<string, string>> = {
+  'listen.host': 'FEDLAB_HOST',
+  'listen.port': 'FEDLAB_PORT',
+  data_dir: 'FEDLAB_DATA_DIR',
+  log_level: 'FEDLAB_LOG_LEVEL',
+};
+
+const PATH_FIELDS = ['tls.ca', 'tls.cert', 'tls.key', 'trust_bundle', 'data_dir'];
+
+function setPath(obj: Record<string, unknown>, dotted: string, value: unknown): void {
+  const keys = dotted.split('.');
+  let cur = obj;
+  for (const k of keys.slice(0, -1)) {
+    if (typeof cur[k] !== 'object' || cur[k] === null) cur[k] = {};
+    cur = cur[k] as Record<string, unknown>;
+  }
+  cur[keys[keys.length - 1] as string] = value;
+}
+
+function getPath(obj: Record<string, unknown>, dotted: string): unknown {
+  let cur: unknown = obj;
+  for (const k of dotted.split('.')) {
+    if (typeof cur !== 'object' || cur === null) return undefined;
+    cur = (cur as Record<string, unknown>)[k];
+  }
+  return cur;
+}
+
+/** Env values are strings; numeric fields get numbers. */
+function envValue(raw: string): unknown {
+  return /^-?[0-9]+$/.test(raw) ? Number(raw) : raw;
+}
+
+function formatIssue(issue: z.core.$ZodIssue): string {
+  const field = issue.path.length ? issue.path.join('.') : '(top level)';
+  if (issue.code === 'unrecognized_keys') {
+    const keys = (issue as { keys: string[] }).keys;
+    const at = issue.path.length ? ` in ${field}` : '';
+    return `unknown key${keys.length > 1 ? 's' : ''} ${keys.map((k) => JSON.stringify(k)).join(', ')}${at}`;
+  }
+  return `${field}: ${issue.message}`;
+}
+
+/**
+ * Compiles a config: reads the file, applies env then flags, validates against
+ * `schema`, resolves relative paths against the file's directory, and freezes it.
+ */
+export function compileConfig<S extends z.ZodType<CommonConfig>>(schema: S, sources: ConfigSources): Readonly<z.infer<S>> {
+  let raw: Record<string, unknown> = {};
+  const where = sources.file ?? '(no file)';
+  if (sources.file) {
+    let text: string;
+    try {
+      text = readFileSync(sources.file, 'utf8');
+    } catch (err) {
+      throw new InvalidArgumentError(`cannot read config file ${sources.file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    try {
+      const parsed: unknown = JSON.parse(text);
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
+      raw = parsed as Record<string, unknown>;
+    } catch (err) {
+      throw new InvalidArgumentError(`config file ${sources.file} is not a JSON object: ${(err as Error).message}`);
+    }
+  }
+  for (const [field, variable] of Object.entries(ENV_OVERRIDES)) {
+    const v = sources.env?.[variable];
+    if (v !== undefined && v !== '') setPath(raw, field, envValue(v));
+  }
+  for (const [field, value] of Object.entries(sources.flags ?? {})) if (value !== undefined) setPath(raw, field, value);
+
+  const result = schema.safeParse(raw);
+  if (!result.success) {
+    const lines = result.error.issues.map(formatIssue);
+    throw new InvalidArgumentError(`invalid config ${where}: ${lines.join('; ')}`, { field: String(result.error.issues[0]?.path.join('.') ?? '') });
+  }
+  const config = result.data as Record<string, unknown>;
+  const base = sources.file ? dirname(resolve(sources.file)) : process.cwd();
+  for (const field of PATH_FIELDS) {
+    const v = getPath(config, field);
+    if (typeof v === 'string' && !isAbsolute(v)) setPath(config, field, resolve(base, v));
+  }
+  const urn = parseUrn(config.urn as string);
+  if (!isValidDomain(urn.domain)) throw new InvalidArgumentError(`invalid config ${where}: urn: bad domain`);
+  return deepFreeze(config) as Readonly<z.infer<S>>;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/** Reads the TLS PEM files a config names; a missing or unreadable file names its field. */
+export function loadTls(config: Pick<CommonConfig, 'tls'>): TlsMaterial {
+  const read = (field: 'ca' | 'cert' | 'key'): string => {
+    const file = config.tls[field];
+    try {
+      return readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new InvalidArgumentError(`tls.${field}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  };
+  return { caCerts: read('ca'), cert: read('cert'), key: read('key') };
+}

@@ -1,0 +1,52 @@
+/**
+ * Structured JSON logs (one object per line). Credentials, keys and tokens are
+ * redacted by path wherever they might appear, and code logs only hashes or
+ * jtis of credentials, never the compact JWS itself.
+ */
+import { pino, type Logger, type DestinationStream } from 'pino';
+
+export type { Logger } from 'pino';
+
+/** Options of {@link createLogger}. */
+export interface LogOptions {
+  /** Service name added to every line (e.g. "ma:plc.test"). */
+  readonly name?: string;
+  readonly level?: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+  /** Where lines go; stdout by default. */
+  readonly destination?: DestinationStream;
+}
+
+const REDACT = [
+  'key',
+  'privateKey',
+  'private_key',
+  'token',
+  'credential',
+  'chain',
+  '*.key',
+  '*.privateKey',
+  '*.private_key',
+  '*.token',
+  '*.credential',
+  '*.chain',
+  'req.headers.authorization',
+];
+
+/** Creates the process's logger. */
+export function createLogger(options: LogOptions = {}): Logger {
+  return pino(
+    {
+      name: options.name,
+      level: options.level ?? 'info',
+      redact: { paths: REDACT, censor: '[redacted]' },
+      base: { pid: process.pid },
+      timestamp: pino.stdTimeFunctions.isoTime,
+    },
+    options.destination ?? pino.destination({ dest: 1, sync: false }),
+  );
+}
+
+/** A logger that drops everything (for tests and tools that print their own output). */
+export function silentLogger(): Logger {
+  return pino({ level: 'silent' });
+}

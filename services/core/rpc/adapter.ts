@@ -1,0 +1,198 @@
+/**
+ * One adapter between grpc-js and Fedlab handlers. Handlers are plain async
+ * functions `(request, context) => response` (or async generators for
+ * server-streaming calls); the adapter builds the {@link CallContext}, maps
+ * every thrown error through {@link toGrpcStatus}, and logs one line per call.
+ */
+import { once } from 'node:events';
+import { performance } from 'node:perf_hooks';
+import {
+  status as Status,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+  type sendUnaryData,
+  type UntypedServiceImplementation,
+  type ServiceDefinition,
+} from '@grpc/grpc-js';
+import type { Logger } from '../log.js';
+import { peerIdentity, readCredentialChain, type CallContext } from './context.js';
+import { toGrpcStatus } from './status.js';
+
+/** The shape of one method in a generated service definition. */
+export interface MethodDefinitionLike {
+  readonly path: string;
+  readonly requestStream: boolean;
+  readonly responseStream: boolean;
+  requestDeserialize(bytes: Buffer): unknown;
+  responseSerialize(value: never): Buffer;
+}
+
+type RequestOf<M> = M extends { requestDeserialize(bytes: Buffer): infer R } ? R : never;
+type ResponseOf<M> = M extends { responseSerialize(value: infer R): Buffer } ? R : never;
+
+/** A unary handler. */
+export type UnaryHandler<Req, Res> = (request: Req, context: CallContext) => Promise<Res>;
+/** A server-streaming handler: yields responses; returning ends the stream with OK. */
+export type StreamHandler<Req, Res> = (request: Req, context: CallContext) => AsyncIterable<Res>;
+
+/** Handlers for every method of a generated service definition `D`. */
+export type ServiceHandlers<D> = {
+  [K in keyof D]: D[K] extends { responseStream: true }
+    ? StreamHandler<RequestOf<D[K]>, ResponseOf<D[K]>>
+    : UnaryHandler<RequestOf<D[K]>, ResponseOf<D[K]>>;
+};
+
+/** A service ready to be added to a server: its definition and Fedlab handlers. */
+export interface ServiceRegistration {
+  /** Fully-qualified service name, e.g. `fedlab.v1.Federation` (used for health status). */
+  readonly name: string;
+  readonly definition: Record<string, MethodDefinitionLike>;
+  readonly handlers: Record<string, (request: never, context: CallContext) => unknown>;
+}
+
+/** Pairs a generated service definition with its handlers, type-checked against each other. */
+export function defineService<D extends Record<string, MethodDefinitionLike>>(definition: D, handlers: ServiceHandlers<D>): ServiceRegistration {
+  const first = Object.values(definition)[0];
+  if (!first) throw new TypeError('a service definition needs at least one method');
+  const name = first.path.split('/')[1] ?? '';
+  return { name, definition, handlers: handlers as unknown as ServiceRegistration['handlers'] };
+}
+
+/** Tracks the calls in flight so the server can abort them on a forced stop. */
+export class CallTracker {
+  private readonly controllers = new Set<AbortController>();
+
+  add(c: AbortController): void {
+    this.controllers.add(c);
+  }
+
+  delete(c: AbortController): void {
+    this.controllers.delete(c);
+  }
+
+  get size(): number {
+    return this.controllers.size;
+  }
+
+  abortAll(reason: string): void {
+    for (const c of this.controllers) c.abort(new Error(reason));
+  }
+}
+
+type AnyCall = ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>;
+
+function deadlineOf(call: AnyCall): number {
+  const d = call.getDeadline();
+  const ms = d instanceof Date ? d.getTime() : Number(d);
+  return Number.isFinite(ms) ? ms : Infinity;
+}
+
+/** Sets up the context's abort signal: cancellation, deadline and forced stop all abort it. */
+function startCall(call: AnyCall, tracker: CallTracker): { controller: AbortController; done: () => void } {
+  const controller = new AbortController();
+  tracker.add(controller);
+  const onCancel = (): void => controller.abort(new Error('cancelled by the client'));
+  call.on('cancelled', onCancel);
+  const deadline = deadlineOf(call);
+  const timer = Number.isFinite(deadline)
+    ? setTimeout(() => controller.abort(new Error('deadline exceeded')), Math.max(0, deadline - Date.now()))
+    : undefined;
+  timer?.unref();
+  return {
+    controller,
+    done: () => {
+      if (timer) clearTimeout(timer);
+      call.off('cancelled', onCancel);
+      tracker.delete(controller);
+    },
+  };
+}
+
+async function buildContext(call: AnyCall, method: string, signal: AbortSignal, log: Logger): Promise<CallContext> {
+  const peer = await peerIdentity(call);
+  const chain = readCredentialChain(call.metadata);
+  return { method, peer, chain, metadata: call.metadata, deadline: deadlineOf(call), signal, log: log.child({ method, caller: peer.urn }) };
+}
+
+/** Turns a registration into a grpc-js implementation object. */
+export function toGrpcImplementation(reg: ServiceRegistration, log: Logger, tracker: CallTracker): UntypedServiceImplementation {
+  const impl: UntypedServiceImplementation = {};
+  for (const [key, def] of Object.entries(reg.definition)) {
+    const handler = reg.handlers[key];
+    if (!handler) throw new TypeError(`no handler for ${def.path}`);
+    if (def.requestStream) throw new TypeError(`${def.path}: client-streaming methods are not supported by the adapter`);
+    impl[key] = def.responseStream
+      ? (call: ServerWritableStream<unknown, unknown>) => {
+          void serveStream(call, def.path, handler as unknown as StreamHandler<unknown, unknown>, log, tracker);
+        }
+      : (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
+          void serveUnary(call, callback, def.path, handler as unknown as UnaryHandler<unknown, unknown>, log, tracker);
+        };
+  }
+  return impl;
+}
+
+function logCall(log: Logger, method: string, caller: string | undefined, code: Status, started: number): void {
+  log.info({ method, caller, code: Status[code], ms: Math.round((performance.now() - started) * 10) / 10 }, 'rpc');
+}
+
+async function serveUnary(
+  call: ServerUnaryCall<unknown, unknown>,
+  callback: sendUnaryData<unknown>,
+  method: string,
+  handler: UnaryHandler<unknown, unknown>,
+  log: Logger,
+  tracker: CallTracker,
+): Promise<void> {
+  const started = performance.now();
+  const { controller, done } = startCall(call, tracker);
+  let caller: string | undefined;
+  let code = Status.OK;
+  try {
+    const ctx = await buildContext(call, method, controller.signal, log);
+    caller = ctx.peer.urn;
+    const response = await handler(call.request, ctx);
+    callback(null, response);
+  } catch (err) {
+    const st = toGrpcStatus(err, log, method);
+    code = st.code;
+    callback(st);
+  } finally {
+    done();
+    logCall(log, method, caller, code, started);
+  }
+}
+
+async function serveStream(
+  call: ServerWritableStream<unknown, unknown>,
+  method: string,
+  handler: StreamHandler<unknown, unknown>,
+  log: Logger,
+  tracker: CallTracker,
+): Promise<void> {
+  const started = performance.now();
+  const { controller, done } = startCall(call, tracker);
+  let caller: string | undefined;
+  let code = Status.OK;
+  try {
+    const ctx = await buildContext(call, method, controller.signal, log);
+    caller = ctx.peer.urn;
+    for await (const message of handler(call.request, ctx)) {
+      if (controller.signal.aborted) break;
+      // Respect backpressure: a slow reader must not make us buffer without bound.
+      if (!call.write(message)) await Promise.race([once(call, 'drain'), once(controller.signal, 'abort')]);
+    }
+    if (controller.signal.aborted && call.cancelled) code = Status.CANCELLED;
+    else call.end();
+  } catch (err) {
+    const st = toGrpcStatus(err, log, method);
+    code = st.code;
+    call.emit('error', st);
+  } finally {
+    done();
+    logCall(log, method, caller, code, started);
+  }
+}
+
+/** Re-export for server wiring. */
+export type { ServiceDefinition };

@@ -1,0 +1,123 @@
+/**
+ * The one client factory. Every call carries a deadline (the client's default
+ * unless the caller gives its own), credential chains travel in metadata
+ * `fedlab-credential`, and the server's identity can be pinned to a URN
+ * instead of a host name (the URN is what Fedlab principals are).
+ */
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+import { Client, credentials as grpcCredentials, Metadata, type CallOptions, type ServiceError } from '@grpc/grpc-js';
+import { parseUrn, urnEquals } from '../identity/urn.js';
+import { CREDENTIAL_METADATA_KEY } from './context.js';
+import type { MethodDefinitionLike } from './adapter.js';
+import type { TlsMaterial } from './server.js';
+
+/** Options of {@link createClient}. */
+export interface ClientOptions {
+  /** `host:port` of the server. */
+  readonly address: string;
+  readonly tls: TlsMaterial;
+  /** Default deadline of every call (ms). Default 10 s. */
+  readonly deadlineMs?: number;
+  /** When set, the server's certificate must name exactly this URN (host names are then not checked). */
+  readonly serverUrn?: string;
+  /** Extra grpc-js channel options. */
+  readonly channelOptions?: Record<string, string | number>;
+}
+
+/** Per-call options. */
+export interface CallOpts {
+  /** Deadline of this call in ms from now; the client's default when absent. */
+  readonly deadlineMs?: number;
+  /** Credential chain to present (root first). */
+  readonly chain?: readonly string[];
+  /** Extra metadata. */
+  readonly metadata?: Metadata;
+  /** Cancels the call. */
+  readonly signal?: AbortSignal;
+}
+
+type RequestOf<M> = M extends { requestDeserialize(bytes: Buffer): infer R } ? R : never;
+type ResponseOf<M> = M extends { responseSerialize(value: infer R): Buffer } ? R : never;
+
+/** A promise-based client for service definition `D`; server-streaming methods return async iterables. */
+export type PromiseClient<D> = {
+  [K in keyof D]: D[K] extends { responseStream: true }
+    ? (request: RequestOf<D[K]>, opts?: CallOpts) => AsyncIterable<ResponseOf<D[K]>>
+    : (request: RequestOf<D[K]>, opts?: CallOpts) => Promise<ResponseOf<D[K]>>;
+} & {
+  /** Closes the channel. */
+  close(): void;
+  /** The underlying grpc-js client (for waitForReady and channel state). */
+  readonly raw: Client;
+};
+
+interface FullMethodDefinition extends MethodDefinitionLike {
+  requestSerialize(value: never): Buffer;
+  responseDeserialize(bytes: Buffer): unknown;
+}
+
+const DEFAULT_DEADLINE_MS = 10_000;
+
+function sanUrns(cert: PeerCertificate): string[] {
+  return (cert.subjectaltname ?? '')
+    .split(', ')
+    .filter((s) => s.startsWith('URI:urn:fedlab:'))
+    .map((s) => s.slice(4));
+}
+
+/** Builds the metadata of a call. */
+export function callMetadata(opts: CallOpts): Metadata {
+  const md = opts.metadata?.clone() ?? new Metadata();
+  for (const link of opts.chain ?? []) md.add(CREDENTIAL_METADATA_KEY, link);
+  return md;
+}
+
+/** Creates a promise client for a generated service definition. */
+export function createClient<D extends Record<string, MethodDefinitionLike>>(definition: D, options: ClientOptions): PromiseClient<D> {
+  if (options.serverUrn) parseUrn(options.serverUrn);
+  const verify = options.serverUrn
+    ? (_host: string, cert: PeerCertificate): Error | undefined => {
+        const urns = sanUrns(cert);
+        if (urns.length === 1 && urnEquals(urns[0] as string, options.serverUrn as string)) return undefined;
+        return new Error(`server certificate names ${urns.join(', ') || 'no URN'}, expected ${options.serverUrn}`);
+      }
+    : (host: string, cert: PeerCertificate): Error | undefined => checkServerIdentity(host, cert);
+  const creds = grpcCredentials.createSsl(Buffer.from(options.tls.caCerts), Buffer.from(options.tls.key), Buffer.from(options.tls.cert), {
+    checkServerIdentity: verify,
+  });
+  const raw = new Client(options.address, creds, { ...options.channelOptions });
+  const defaultDeadline = options.deadlineMs ?? DEFAULT_DEADLINE_MS;
+  const callOptions = (opts: CallOpts): CallOptions => ({ deadline: Date.now() + (opts.deadlineMs ?? defaultDeadline) });
+
+  const out: Record<string, unknown> = {
+    close: () => raw.close(),
+    raw,
+  };
+  for (const [key, d] of Object.entries(definition)) {
+    const def = d as FullMethodDefinition;
+    const serialize = (v: unknown): Buffer => def.requestSerialize(v as never);
+    const deserialize = (b: Buffer): unknown => def.responseDeserialize(b);
+    if (def.requestStream) continue;
+    if (def.responseStream) {
+      out[key] = (request: unknown, opts: CallOpts = {}) => {
+        const stream = raw.makeServerStreamRequest(def.path, serialize, deserialize, request, callMetadata(opts), callOptions(opts));
+        opts.signal?.addEventListener('abort', () => stream.cancel(), { once: true });
+        return stream as AsyncIterable<unknown>;
+      };
+    } else {
+      out[key] = (request: unknown, opts: CallOpts = {}) =>
+        new Promise((resolve, reject) => {
+          const call = raw.makeUnaryRequest(def.path, serialize, deserialize, request, callMetadata(opts), callOptions(opts), (err: ServiceError | null, res?: unknown) =>
+            err ? reject(err) : resolve(res),
+          );
+          opts.signal?.addEventListener('abort', () => call.cancel(), { once: true });
+        });
+    }
+  }
+  return out as PromiseClient<D>;
+}
+
+/** True when `err` is a gRPC error with the given code (or any gRPC error when no code is given). */
+export function isServiceError(err: unknown, code?: number): err is ServiceError {
+  return typeof err === 'object' && err !== null && 'code' in err && 'details' in err && (code === undefined || (err as ServiceError).code === code);
+}

@@ -1,0 +1,74 @@
+/**
+ * What a handler knows about its call: who the caller is (from its TLS client
+ * certificate), the credential chain it presented, its deadline, and a signal
+ * that fires when the call is cancelled or its deadline passes.
+ */
+import { createHash, X509Certificate } from 'node:crypto';
+import type { Metadata, ServerUnaryCall } from '@grpc/grpc-js';
+import { identityFromCertificate, type CertIdentity } from '../identity/certificate.js';
+import { UnauthenticatedError } from '../errors.js';
+import type { Logger } from '../log.js';
+
+/** The metadata key that carries a credential chain, one value per link, root first. */
+export const CREDENTIAL_METADATA_KEY = 'fedlab-credential';
+/** DESIGN §5: at most 8 links ... */
+export const MAX_CHAIN_LINKS = 8;
+/** ... and 16 KiB in all, checked before any signature work. */
+export const MAX_CHAIN_BYTES = 16 * 1024;
+
+/** Per-call context handed to every handler. */
+export interface CallContext {
+  /** Full method path, e.g. `/fedlab.v1.Federation/GetBundle`. */
+  readonly method: string;
+  /** The authenticated TLS peer. */
+  readonly peer: CertIdentity;
+  /** The credential chain from metadata (root first); empty when none was sent. Sizes are already checked. */
+  readonly chain: readonly string[];
+  readonly metadata: Metadata;
+  /** Absolute deadline (ms since epoch), or Infinity if the client set none. */
+  readonly deadline: number;
+  /** Aborted when the client cancels, the deadline passes, or the server force-stops. */
+  readonly signal: AbortSignal;
+  /** Logger bound to this call (method, caller). */
+  readonly log: Logger;
+}
+
+/** Reads the chain from metadata, enforcing the DESIGN §5 size limits first. */
+export function readCredentialChain(metadata: Metadata): string[] {
+  const values = metadata.get(CREDENTIAL_METADATA_KEY);
+  if (values.length > MAX_CHAIN_LINKS) {
+    throw new UnauthenticatedError(`credential chain has ${values.length} links; at most ${MAX_CHAIN_LINKS} are accepted`, { rule: 'size' });
+  }
+  let total = 0;
+  const chain: string[] = [];
+  for (const v of values) {
+    const s = typeof v === 'string' ? v : v.toString('latin1');
+    total += Buffer.byteLength(s);
+    if (total > MAX_CHAIN_BYTES) {
+      throw new UnauthenticatedError(`credential chain is larger than ${MAX_CHAIN_BYTES} bytes; present a shorter chain`, { rule: 'size' });
+    }
+    chain.push(s.trim());
+  }
+  return chain;
+}
+
+/** Identities are derived once per distinct peer certificate (a small map keyed by the DER hash). */
+const identityCache = new Map<string, Promise<CertIdentity>>();
+const IDENTITY_CACHE_MAX = 1024;
+
+/** The verified TLS client certificate's identity; TLS has already checked it chains to a trusted CA. */
+export async function peerIdentity(call: Pick<ServerUnaryCall<unknown, unknown>, 'getAuthContext'>): Promise<CertIdentity> {
+  const cert = call.getAuthContext()?.sslPeerCertificate;
+  if (!cert?.raw || cert.raw.length === 0) {
+    throw new UnauthenticatedError('no client certificate: connect with mutual TLS using a certificate from `fedlab certs issue`');
+  }
+  const key = createHash('sha256').update(cert.raw).digest('base64url');
+  let identity = identityCache.get(key);
+  if (!identity) {
+    identity = identityFromCertificate(new X509Certificate(cert.raw));
+    if (identityCache.size >= IDENTITY_CACHE_MAX) identityCache.delete(identityCache.keys().next().value as string);
+    identityCache.set(key, identity);
+    identity.catch(() => identityCache.delete(key));
+  }
+  return identity;
+}
