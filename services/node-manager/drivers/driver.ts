@@ -1,0 +1,96 @@
+/**
+ * The contract between the sliver manager and the code that makes slivers
+ * real. A driver knows nothing about credentials, capacity or the store: it
+ * provisions, starts, stops and destroys one sliver's runtime, runs commands
+ * in it, measures it, and lists what it left on the node so a restarted node
+ * manager can remove what no record explains.
+ */
+
+/** The three drivers (DESIGN §3). */
+export type DriverKind = 'container' | 'process' | 'simulated';
+
+/** Resources of one sliver, as granted. */
+export interface SliverResources {
+  /** CPU in thousandths of a core. */
+  readonly cpuMillis: number;
+  readonly memMb: number;
+  readonly diskMb: number;
+  readonly pids: number;
+  readonly bandwidthKbps: number;
+}
+
+/** What a driver needs to know about a sliver. */
+export interface DriverSliver {
+  /** The name part of the sliver's URN: its name on disk and in the kernel. */
+  readonly name: string;
+  readonly urn: string;
+  readonly sliceUrn: string;
+  readonly resources: SliverResources;
+  /** Container driver: the unprivileged uid (and gid) the sliver's programs run as. */
+  readonly uid?: number;
+}
+
+/** How a running sliver is found again, also after a restart: a pid and its start time (pids get reused). */
+export interface RuntimeRef {
+  readonly pid: number;
+  readonly startTicks: number;
+}
+
+/** One command to run in a sliver. */
+export interface ExecSpec {
+  /** Program and arguments; no shell is involved. */
+  readonly argv: readonly string[];
+  /** Variables added to the sliver's base environment. */
+  readonly env: Readonly<Record<string, string>>;
+  /** Written to the command's standard input, which is then closed. */
+  readonly stdin?: Buffer;
+  /** The command is killed after this long. */
+  readonly timeoutMs: number;
+  /** Output (stdout + stderr) above this many bytes kills the command and fails the call. */
+  readonly maxOutputBytes: number;
+}
+
+/** A piece of a running command's output, or its end. */
+export type ExecChunk =
+  | { readonly kind: 'stdout'; readonly data: Buffer }
+  | { readonly kind: 'stderr'; readonly data: Buffer }
+  | { readonly kind: 'exit'; readonly code?: number; readonly signal?: string; readonly timedOut: boolean; readonly durationMs: number };
+
+/** Live measurements of a sliver. */
+export interface SliverMeasure {
+  /** Total CPU time used since the sliver's cgroup was made (ns); undefined when not measurable. */
+  readonly cpuUsageNs?: number;
+  readonly memBytes?: number;
+  readonly pids?: number;
+  /** Processes the kernel killed for exceeding the memory limit. */
+  readonly oomKills?: number;
+}
+
+/** Makes slivers real. */
+export interface SliverDriver {
+  readonly kind: DriverKind;
+  /** One honest line about what the driver isolates (shown in logs and docs). */
+  readonly description: string;
+  /** Prepares the driver's roots (cgroup bases, work dir root). */
+  init(): Promise<void>;
+  /** Path of the sliver's private work directory, if the driver gives one. */
+  workDir(name: string): string | undefined;
+  /** Creates the sliver's cgroup and work directory. Idempotent. */
+  provision(s: DriverSliver): Promise<void>;
+  /** Starts the sliver's long-lived keeper; resolves once it is ready. */
+  start(s: DriverSliver): Promise<RuntimeRef>;
+  /** True when the keeper recorded in `ref` still runs. */
+  isRunning(s: DriverSliver, ref: RuntimeRef): Promise<boolean>;
+  /** Kills every process of the sliver; its files and cgroup stay. Idempotent. */
+  stop(s: DriverSliver, ref: RuntimeRef | undefined): Promise<void>;
+  /** Kills everything and removes the cgroup and the work directory. Idempotent. */
+  destroy(name: string): Promise<void>;
+  /** Runs one command in a running sliver, streaming its output and ending with its exit. */
+  exec(s: DriverSliver, ref: RuntimeRef, spec: ExecSpec, signal: AbortSignal): AsyncIterable<ExecChunk>;
+  /** Current CPU, memory and process counts (undefined when the driver cannot measure). */
+  measure(s: DriverSliver): Promise<SliverMeasure | undefined>;
+  /** Bytes the sliver's work directory takes on disk (du-style). */
+  diskUsageBytes(name: string): Promise<number>;
+  /** Names of slivers that have anything on the node: cgroups, work dirs, marked processes. */
+  listArtifacts(): Promise<string[]>;
+}

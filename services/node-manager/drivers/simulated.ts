@@ -1,0 +1,49 @@
+/**
+ * The `simulated` driver: bookkeeping only, for control-plane scale
+ * benchmarks. Nothing runs and nothing is written outside the store; slivers
+ * are labelled SIMULATED everywhere, and the driver is never chosen by default.
+ */
+import { FailedPreconditionError } from '../../core/errors.js';
+import type { DriverSliver, ExecChunk, RuntimeRef, SliverDriver, SliverMeasure } from './driver.js';
+
+/** The simulated driver. */
+export class SimulatedDriver implements SliverDriver {
+  readonly kind = 'simulated' as const;
+  readonly description = 'simulated: bookkeeping only, nothing runs (control-plane benchmarks)';
+
+  async init(): Promise<void> {}
+
+  workDir(): undefined {
+    return undefined;
+  }
+
+  async provision(): Promise<void> {}
+
+  async start(): Promise<RuntimeRef> {
+    return { pid: 0, startTicks: 0 };
+  }
+
+  async isRunning(): Promise<boolean> {
+    return true;
+  }
+
+  async stop(): Promise<void> {}
+
+  async destroy(): Promise<void> {}
+
+  exec(s: DriverSliver): AsyncIterable<ExecChunk> {
+    throw new FailedPreconditionError(`sliver ${s.urn} is simulated and runs nothing; Exec needs a node with the container or process driver`);
+  }
+
+  async measure(): Promise<SliverMeasure | undefined> {
+    return undefined;
+  }
+
+  async diskUsageBytes(): Promise<number> {
+    return 0;
+  }
+
+  async listArtifacts(): Promise<string[]> {
+    return [];
+  }
+}
