@@ -35,19 +35,23 @@ export interface CallContext {
 
 /** Reads the chain from metadata, enforcing the DESIGN §5 size limits first. */
 export function readCredentialChain(metadata: Metadata): string[] {
-  const values = metadata.get(CREDENTIAL_METADATA_KEY);
+  // HTTP/2 may deliver repeated metadata as one comma-joined value; compact JWS never contains a comma.
+  const values = metadata
+    .get(CREDENTIAL_METADATA_KEY)
+    .flatMap((v) => (typeof v === 'string' ? v : v.toString('latin1')).split(','))
+    .map((v) => v.trim())
+    .filter((v) => v.length > 0);
   if (values.length > MAX_CHAIN_LINKS) {
     throw new UnauthenticatedError(`credential chain has ${values.length} links; at most ${MAX_CHAIN_LINKS} are accepted`, { rule: 'size' });
   }
   let total = 0;
   const chain: string[] = [];
-  for (const v of values) {
-    const s = typeof v === 'string' ? v : v.toString('latin1');
+  for (const s of values) {
     total += Buffer.byteLength(s);
     if (total > MAX_CHAIN_BYTES) {
       throw new UnauthenticatedError(`credential chain is larger than ${MAX_CHAIN_BYTES} bytes; present a shorter chain`, { rule: 'size' });
     }
-    chain.push(s.trim());
+    chain.push(s);
   }
   return chain;
 }
