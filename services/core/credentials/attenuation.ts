@@ -1,0 +1,60 @@
+/**
+ * What makes a child a true attenuation of its parent (DESIGN §5 rule 3, the
+ * part that needs no signature). Shared by the verifier and by issuance, so a
+ * delegation that would not verify is refused before it is signed.
+ */
+import { parseTarget, targetContains, type Target } from '../identity/urn.js';
+import type { CredentialRule } from './errors.js';
+import { LIMIT_KEYS, type CredentialClaims, type Limits } from './format.js';
+
+/** A broken rule and why. */
+export interface RuleProblem {
+  readonly rule: CredentialRule;
+  readonly why: string;
+}
+
+type Claims = Pick<CredentialClaims, 'dlg' | 'priv' | 'tgt' | 'lim' | 'exp' | 'nbf'>;
+
+/** Limits in effect after `own` is applied on top of the parent's effective limits (absent keys inherit). */
+export function effectiveLimits(parent: Limits | undefined, own: Limits): Limits {
+  if (!parent) return { ...own };
+  const out: Record<string, number> = {};
+  for (const k of LIMIT_KEYS) {
+    const v = own[k] ?? parent[k];
+    if (v !== undefined) out[k] = v;
+  }
+  return out;
+}
+
+/**
+ * The first rule `child` breaks against `parent`, checked in the order
+ * dlg, priv, tgt, lim, exp, nbf; undefined when the child is a true attenuation.
+ * `parentLimits` are the parent's effective limits (inherited ones included).
+ */
+export function attenuationProblem(
+  parent: Claims,
+  parentTargets: readonly Target[],
+  parentLimits: Limits,
+  child: Claims,
+  childTargets: readonly Target[] = child.tgt.map((t) => parseTarget(t)),
+): RuleProblem | undefined {
+  if (parent.dlg < 1) return { rule: 'dlg', why: 'the parent allows no further delegation (its dlg is 0)' };
+  if (child.dlg > parent.dlg - 1) return { rule: 'dlg', why: `dlg must be at most ${parent.dlg - 1} (the parent's dlg minus one), it is ${child.dlg}` };
+  for (const p of child.priv) {
+    if (!parent.priv.includes(p)) return { rule: 'priv', why: `it grants ${p}, which its parent does not hold` };
+  }
+  for (let i = 0; i < childTargets.length; i++) {
+    const t = childTargets[i] as Target;
+    if (!parentTargets.some((pt) => targetContains(pt, t))) {
+      return { rule: 'tgt', why: `target ${child.tgt[i] as string} is not covered by any of the parent's targets` };
+    }
+  }
+  for (const k of LIMIT_KEYS) {
+    const cap = parentLimits[k];
+    const own = child.lim[k];
+    if (cap !== undefined && own !== undefined && own > cap) return { rule: 'lim', why: `lim.${k} is ${own}, above the parent's ${cap}` };
+  }
+  if (child.exp > parent.exp) return { rule: 'exp', why: `it expires after its parent (${new Date(parent.exp * 1000).toISOString()})` };
+  if (child.nbf < parent.nbf) return { rule: 'nbf', why: `its nbf is before its parent's (${new Date(parent.nbf * 1000).toISOString()})` };
+  return undefined;
+}
