@@ -3,6 +3,7 @@
  * `cli/commands/<group>.ts` and is registered here, one line each.
  */
 import { Command } from 'commander';
+import { registerCertsCommand } from './commands/certs.js';
 import { registerServeCommand } from './commands/serve.js';
 
 /** Builds the whole command tree. */
@@ -13,5 +14,6 @@ export function buildProgram(): Command {
     .exitOverride();
   // Command groups register below (one line each).
   registerServeCommand(program);
+  registerCertsCommand(program);
   return program;
 }
