@@ -138,7 +138,7 @@ export function parseCredential(token: string, link: number): ParsedCredential {
   const h64 = token.slice(0, d1);
   const p64 = token.slice(d1 + 1, d2);
   const s64 = token.slice(d2 + 1);
-  if (h64.length === 0 || p64.length === 0 || s64.length === 0) fail(link, 'format', 'a part of the compact JWS is empty (is it truncated?)');
+  if (h64.length === 0 || p64.length === 0) fail(link, 'format', 'the header or payload part of the compact JWS is empty (is it truncated?)');
 
   const header = readHeader(h64, link);
 
@@ -148,6 +148,8 @@ export function parseCredential(token: string, link: number): ParsedCredential {
   if (!pj.ok) fail(link, pj.problem, `the payload ${pj.why}`);
   const claims = readClaims(pj.value, link);
 
+  // Checked after the header so that an unsigned `alg: none` token is reported as the alg it is.
+  if (s64.length === 0) fail(link, 'signature', 'the link has no signature');
   if (!isCanonicalBase64url(s64)) fail(link, 'base64url', 'the signature is not canonical unpadded base64url');
   const signature = Buffer.from(s64, 'base64url');
   const shape = signatureShapeProblem(header.alg, signature);
