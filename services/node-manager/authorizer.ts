@@ -1,0 +1,68 @@
+/**
+ * The {@link Authorizer} over the credentials module. Node-level calls trust
+ * one anchor: the node owner's key, for this site's nodes. Calls on a sliver
+ * also trust the key of the slice authority that created its slice, for that
+ * slice only (one small trust store per slice), so a slice authority can never
+ * root a chain over another slice or over the node.
+ */
+import { authorize, parseCredential, TrustStore, type Privilege, type RevocationLookup } from '../core/credentials/index.js';
+import { parseUrn } from '../core/identity/urn.js';
+import type { CallContext } from '../core/rpc/context.js';
+import type { Authorizer, Grant, NmPrivilege, SliceTrust } from './access.js';
+import type { Clock } from './clock.js';
+
+/** Options of {@link CredentialAuthorizer}. */
+export interface CredentialAuthorizerOptions {
+  readonly nodeUrn: string;
+  readonly owner: { readonly urn: string; readonly jwk: Record<string, unknown> };
+  readonly revocations: RevocationLookup;
+  readonly clock: Clock;
+}
+
+/** Authorises node manager calls with delegation credential chains. */
+export class CredentialAuthorizer implements Authorizer {
+  private readonly ownerTrust = new TrustStore();
+  private readonly sliceTrust = new Map<string, TrustStore>();
+
+  constructor(private readonly o: CredentialAuthorizerOptions) {
+    // The owner may root chains over its site's nodes (an owner's credential often names node:*); the object checked is always this node.
+    this.ownerTrust.addAnchor({ urn: o.owner.urn, jwk: o.owner.jwk, targets: [`urn:fedlab:${parseUrn(o.nodeUrn).domain}:node:*`] });
+  }
+
+  private now = (): Date => new Date(this.o.clock.now());
+
+  async node(ctx: CallContext, privilege: NmPrivilege): Promise<Grant> {
+    const g = authorize(ctx, privilege as Privilege, this.o.nodeUrn, { trust: this.ownerTrust, revocations: this.o.revocations, now: this.now });
+    return { root: 'owner', holder: g.holder.urn, limits: g.limits, expiresAt: g.exp * 1000 };
+  }
+
+  async slice(ctx: CallContext, privilege: NmPrivilege, slice: SliceTrust): Promise<Grant> {
+    if (this.rootIssuer(ctx) !== slice.sliceAuthorityUrn) return this.node(ctx, privilege);
+    const g = authorize(ctx, privilege as Privilege, slice.sliceUrn, { trust: this.trustFor(slice), revocations: this.o.revocations, now: this.now });
+    return { root: 'slice_authority', holder: g.holder.urn, limits: g.limits, expiresAt: g.exp * 1000 };
+  }
+
+  /** The root link's issuer, read without trusting it: it only picks which anchor to verify against. */
+  private rootIssuer(ctx: CallContext): string | undefined {
+    const root = ctx.chain[0];
+    if (!root) return undefined;
+    try {
+      return parseCredential(root, 0).claims.iss;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private trustFor(slice: SliceTrust): TrustStore {
+    const key = `${slice.sliceUrn} ${JSON.stringify(slice.sliceAuthorityJwk)}`;
+    let trust = this.sliceTrust.get(key);
+    if (!trust) {
+      // Rebuilding a store is cheap; bounding the map keeps slices long gone from piling up.
+      if (this.sliceTrust.size >= 4096) this.sliceTrust.clear();
+      trust = new TrustStore();
+      trust.addAnchor({ urn: slice.sliceAuthorityUrn, jwk: slice.sliceAuthorityJwk, targets: [slice.sliceUrn] });
+      this.sliceTrust.set(key, trust);
+    }
+    return trust;
+  }
+}

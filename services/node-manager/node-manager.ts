@@ -1,0 +1,470 @@
+/**
+ * The node manager's domain: every NodeManager call, validated, authorised
+ * and checked against the owner's policy, then carried out by the
+ * {@link SliverManager}. Handlers stay thin: they map wire messages in and out.
+ */
+import { createHash } from 'node:crypto';
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError } from '../core/errors.js';
+import { publicJwkMembers } from '../core/identity/keys.js';
+import { parseUrn, type Urn, type UrnKind } from '../core/identity/urn.js';
+import type { CallContext } from '../core/rpc/context.js';
+import { canonicalJson } from '../core/canonical-json.js';
+import { AllocationState, NodeHealth, SiteStyle, type Node, type ResourceSpec, type Sliver, type SliverInterface } from '../generated/fedlab/v1/common.js';
+import type { Authorizer, Grant, NmPrivilege } from './access.js';
+import type { Clock } from './clock.js';
+import type { ExecChunk, SliverResources } from './drivers/driver.js';
+import type { OwnerPolicy } from './policy.js';
+import { isolationOf, toResourceSpec, toSliver, type SliverRecord } from './records.js';
+import type { SliverAction, SliverManager } from './sliver-manager.js';
+import { ABSURD } from './config.js';
+
+/** Smallest amounts a sliver may ask for: below them nothing useful runs. */
+export const MINIMUM = { cpuMillis: 10, memMb: 16, diskMb: 1, pids: 8 } as const;
+
+/** Bounds of one Exec request. */
+export const EXEC_LIMITS = { argv: 256, argBytes: 32 * 1024, argvBytes: 256 * 1024, env: 128, envBytes: 64 * 1024, stdinBytes: 1024 * 1024 } as const;
+
+/** Defaults for zero fields and unset expiries. */
+export interface NodeDefaults {
+  readonly cpuMillis: number;
+  readonly memMb: number;
+  readonly diskMb: number;
+  readonly pids: number;
+  readonly lifetimeS: number;
+  readonly holdS: number;
+}
+
+/** Exec bounds. */
+export interface ExecSettings {
+  readonly defaultTimeoutMs: number;
+  readonly maxTimeoutMs: number;
+  readonly maxOutputBytes: number;
+}
+
+/** What the node says about itself. */
+export interface NodeIdentity {
+  readonly nodeUrn: string;
+  readonly ownerUrn: string;
+  readonly aggregateUrn: string;
+  readonly style: 'planetlab' | 'emulab' | 'protogeni';
+  readonly exclusive: boolean;
+  readonly endpoint: string;
+  readonly version: string;
+  readonly netemAvailable: boolean;
+}
+
+/** A measured usage sample (what heartbeats and GetNodeInfo report). */
+export interface UsageSample {
+  readonly at: number;
+  readonly usage: ResourceSpec;
+}
+
+/** Options of {@link NodeManager}. */
+export interface NodeManagerOptions {
+  readonly identity: NodeIdentity;
+  readonly slivers: SliverManager;
+  readonly authorizer: Authorizer;
+  readonly policy: OwnerPolicy;
+  readonly defaults: NodeDefaults;
+  readonly exec: ExecSettings;
+  readonly clock: Clock;
+}
+
+/** A create request in domain terms (the wire's CreateSliverRequest). */
+export interface CreateSliverInput {
+  readonly requestId: string;
+  readonly sliverUrn: string;
+  readonly sliceUrn: string;
+  readonly sliceAuthorityUrn: string;
+  readonly sliceAuthorityJwk: string;
+  readonly providerUrn: string;
+  readonly resources?: ResourceSpec | undefined;
+  readonly expiresAt?: Date | undefined;
+  readonly exclusive: boolean;
+  readonly interfaces: readonly SliverInterface[];
+  readonly allocationState: AllocationState;
+  readonly clientId: string;
+  readonly start: boolean;
+}
+
+/** An exec request in domain terms. */
+export interface ExecInput {
+  readonly sliverUrn: string;
+  readonly argv: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+  readonly stdin?: Buffer | undefined;
+  readonly timeoutMs: number;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
+const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+const STYLE: Record<NodeIdentity['style'], SiteStyle> = {
+  planetlab: SiteStyle.SITE_STYLE_PLANETLAB,
+  emulab: SiteStyle.SITE_STYLE_EMULAB,
+  protogeni: SiteStyle.SITE_STYLE_PROTOGENI,
+};
+
+/** Parses a URN field of a request, insisting on its kind; errors name the field. */
+export function urnField(field: string, value: string, kind: UrnKind): Urn {
+  if (typeof value !== 'string' || value === '') throw new InvalidArgumentError(`${field} is required: a URN urn:fedlab:<domain>:${kind}:<name>`, { field });
+  let urn: Urn;
+  try {
+    urn = parseUrn(value);
+  } catch (err) {
+    throw new InvalidArgumentError(`${field}: ${(err as Error).message}`, { field });
+  }
+  if (urn.kind !== kind) throw new InvalidArgumentError(`${field} must name a ${kind}, not a ${urn.kind}`, { field });
+  return urn;
+}
+
+/** The node manager. */
+export class NodeManager {
+  private readonly nodeDomain: string;
+  private lastSample: { at: number; cpuNs: number } | undefined;
+  private usageNow: ResourceSpec = { cpuMillis: 0, memMb: 0, diskMb: 0, pids: 0, bandwidthKbps: 0 };
+  readonly startedAt: Date;
+
+  constructor(private readonly o: NodeManagerOptions) {
+    this.nodeDomain = parseUrn(o.identity.nodeUrn).domain;
+    this.startedAt = new Date(o.clock.now());
+  }
+
+  get slivers(): SliverManager {
+    return this.o.slivers;
+  }
+
+  get identity(): NodeIdentity {
+    return this.o.identity;
+  }
+
+  private wire(rec: SliverRecord, unallocated = false): Sliver {
+    return toSliver(rec, this.o.identity.nodeUrn, this.o.identity.aggregateUrn, this.o.slivers.driver.workDir(rec.name), unallocated);
+  }
+
+  /** The node as it sees itself. */
+  node(): Node {
+    const id = this.o.identity;
+    return {
+      urn: id.nodeUrn,
+      ownerUrn: id.ownerUrn,
+      aggregateUrn: id.aggregateUrn,
+      style: STYLE[id.style],
+      health: NodeHealth.NODE_HEALTH_UP,
+      endpoint: id.endpoint,
+      capacity: toResourceSpec(this.o.slivers.capacity),
+      allocated: toResourceSpec(this.o.slivers.committed),
+      usage: { ...this.usageNow },
+      sliverCount: this.o.slivers.count,
+      isolation: isolationOf(this.o.slivers.driver.kind),
+      version: id.version,
+      exclusive: id.exclusive,
+      netemAvailable: id.netemAvailable,
+      missedHeartbeats: 0,
+    };
+  }
+
+  /** Measures usage now: CPU over the time since the last sample, memory, pids and disk (last quota check). */
+  async sampleUsage(): Promise<UsageSample> {
+    const m = await this.o.slivers.measure();
+    const at = this.o.clock.now();
+    let cpuMillis = 0;
+    if (this.lastSample && at > this.lastSample.at && m.cpuUsageNs >= this.lastSample.cpuNs) {
+      // ns of CPU per ms of wall time / 1000 = cores; x 1000 = millis: the two factors cancel.
+      cpuMillis = Math.round((m.cpuUsageNs - this.lastSample.cpuNs) / (at - this.lastSample.at) / 1000);
+    }
+    this.lastSample = { at, cpuNs: m.cpuUsageNs };
+    this.usageNow = {
+      cpuMillis,
+      memMb: Math.ceil(m.memBytes / 1024 / 1024),
+      diskMb: Math.ceil(m.diskBytes / 1024 / 1024),
+      pids: m.pids,
+      bandwidthKbps: 0,
+    };
+    return { at, usage: { ...this.usageNow } };
+  }
+
+  // ---- calls ---------------------------------------------------------------------------------
+
+  /** GetNodeInfo (node.read, owner-rooted). */
+  async getNodeInfo(ctx: CallContext): Promise<{ node: Node; startedAt: Date }> {
+    await this.o.authorizer.node(ctx, 'node.read');
+    return { node: this.node(), startedAt: this.startedAt };
+  }
+
+  /** CreateSliver (sliver.create, owner-rooted). */
+  async createSliver(ctx: CallContext, req: CreateSliverInput): Promise<Sliver> {
+    // Bad input is refused before any credential work and before anything is written.
+    if (typeof req.requestId !== 'string' || !REQUEST_ID.test(req.requestId)) {
+      throw new InvalidArgumentError('request_id must be 1 to 128 characters of [A-Za-z0-9._-]', { field: 'request_id' });
+    }
+    const sliver = urnField('sliver_urn', req.sliverUrn, 'sliver');
+    if (sliver.domain !== this.nodeDomain) {
+      throw new InvalidArgumentError(`sliver_urn must be in the node's domain ${this.nodeDomain}, not ${sliver.domain}`, { field: 'sliver_urn' });
+    }
+    urnField('slice_urn', req.sliceUrn, 'slice');
+    urnField('slice_authority_urn', req.sliceAuthorityUrn, 'authority');
+    urnField('provider_urn', req.providerUrn, 'sp');
+    const jwk = parseJwkField(req.sliceAuthorityJwk);
+    if (typeof req.clientId !== 'string' || req.clientId.length > 128 || /[\u0000-\u001f]/.test(req.clientId)) {
+      throw new InvalidArgumentError('client_id must be at most 128 printable characters', { field: 'client_id' });
+    }
+    if (req.interfaces.length > 0) {
+      throw new FailedPreconditionError(
+        `this node manager does not wire topology interfaces (driver ${this.o.slivers.driver.kind}); the site host wires emulab links — send the sliver without interfaces`,
+        { field: 'interfaces' },
+      );
+    }
+    let allocation: 'allocated' | 'provisioned';
+    switch (req.allocationState) {
+      case AllocationState.ALLOCATION_STATE_UNSPECIFIED:
+      case AllocationState.ALLOCATION_STATE_PROVISIONED:
+        allocation = 'provisioned';
+        break;
+      case AllocationState.ALLOCATION_STATE_ALLOCATED:
+        allocation = 'allocated';
+        break;
+      default:
+        throw new InvalidArgumentError('allocation_state must be ALLOCATED or PROVISIONED (or unset)', { field: 'allocation_state' });
+    }
+    const resources = this.resolveResources(req.resources);
+    const now = this.o.clock.now();
+    const asked = req.expiresAt?.getTime();
+    if (asked !== undefined && (!Number.isFinite(asked) || asked <= now)) {
+      throw new InvalidArgumentError('expires_at must be in the future', { field: 'expires_at' });
+    }
+
+    const grant = await this.o.authorizer.node(ctx, 'sliver.create');
+    this.o.policy.checkParties(req.sliceAuthorityUrn, req.providerUrn);
+    const latest = this.o.policy.latestExpiry(now, grant.limits, grant.expiresAt);
+    let expiresAt: number;
+    if (asked !== undefined) {
+      if (asked > latest.at) {
+        throw new PermissionDeniedError(`expires_at ${new Date(asked).toISOString()} is too late: ${latest.rule} (latest ${new Date(latest.at).toISOString()})`, {
+          rule: 'lifetime',
+        });
+      }
+      expiresAt = asked;
+    } else {
+      expiresAt = Math.min(latest.at, now + (allocation === 'allocated' ? this.o.defaults.holdS : this.o.defaults.lifetimeS) * 1000);
+    }
+
+    const fingerprint = createHash('sha256')
+      .update(
+        canonicalJson({
+          sliver: req.sliverUrn,
+          slice: req.sliceUrn,
+          sa: req.sliceAuthorityUrn,
+          jwk,
+          provider: req.providerUrn,
+          client: req.clientId,
+          resources,
+          exclusive: req.exclusive,
+          allocation,
+          start: req.start,
+          expires: asked ?? null,
+        }),
+      )
+      .digest('base64url');
+
+    const rec = await this.o.slivers.create({
+      requestId: req.requestId,
+      fingerprint,
+      caller: ctx.peer.urn,
+      urn: req.sliverUrn,
+      name: sliver.name,
+      sliceUrn: req.sliceUrn,
+      sliceAuthorityUrn: req.sliceAuthorityUrn,
+      sliceAuthorityJwk: jwk,
+      providerUrn: req.providerUrn,
+      clientId: req.clientId,
+      resources,
+      exclusive: req.exclusive,
+      interfaces: [],
+      allocation,
+      start: req.start,
+      expiresAt,
+      sliceLimits: this.o.policy.perSlice(grant.limits),
+    });
+    ctx.log.info({ sliver: rec.urn, slice: rec.sliceUrn, state: rec.operational, allocation: rec.allocation }, 'sliver created');
+    return this.wire(rec);
+  }
+
+  /** Zero fields take the node's defaults; negative, fractional, absurd or too-small amounts are refused. */
+  private resolveResources(spec: ResourceSpec | undefined): SliverResources {
+    const d = this.o.defaults;
+    const pick = (field: string, value: number | undefined, dflt: number, min: number, max: number): number => {
+      const v = value ?? 0;
+      if (!Number.isSafeInteger(v) || v < 0) throw new InvalidArgumentError(`resources.${field} must be a whole non-negative number, not ${v}`, { field: `resources.${field}` });
+      if (v === 0) return dflt;
+      if (v > max) throw new InvalidArgumentError(`resources.${field} ${v} is absurd (at most ${max})`, { field: `resources.${field}` });
+      if (v < min) throw new InvalidArgumentError(`resources.${field} ${v} is too small (at least ${min})`, { field: `resources.${field}` });
+      return v;
+    };
+    const bandwidth = spec?.bandwidthKbps ?? 0;
+    if (!Number.isSafeInteger(bandwidth) || bandwidth < 0 || bandwidth > 100_000_000) {
+      throw new InvalidArgumentError('resources.bandwidth_kbps must be between 0 and 100000000', { field: 'resources.bandwidth_kbps' });
+    }
+    return {
+      cpuMillis: pick('cpu_millis', spec?.cpuMillis, d.cpuMillis, MINIMUM.cpuMillis, ABSURD.cpuMillis),
+      memMb: pick('mem_mb', spec?.memMb, d.memMb, MINIMUM.memMb, ABSURD.memMb),
+      diskMb: pick('disk_mb', spec?.diskMb, d.diskMb, MINIMUM.diskMb, ABSURD.diskMb),
+      pids: pick('pids', spec?.pids, d.pids, MINIMUM.pids, ABSURD.pids),
+      bandwidthKbps: bandwidth,
+    };
+  }
+
+  /** The record of a sliver named in a request (NOT_FOUND when the node has none). */
+  private recordFor(field: string, urn: string): SliverRecord {
+    urnField(field, urn, 'sliver');
+    const rec = this.o.slivers.get(urn);
+    if (!rec) throw new NotFoundError(`no sliver ${urn} on this node; list the node's slivers with ListSlivers`);
+    return rec;
+  }
+
+  private sliceAuth(ctx: CallContext, privilege: NmPrivilege, rec: SliverRecord): Promise<Grant> {
+    return this.o.authorizer.slice(ctx, privilege, { sliceUrn: rec.sliceUrn, sliceAuthorityUrn: rec.sliceAuthorityUrn, sliceAuthorityJwk: rec.sliceAuthorityJwk });
+  }
+
+  /** GetSliver (sliver.read; owner- or slice-rooted). */
+  async getSliver(ctx: CallContext, sliverUrn: string): Promise<Sliver> {
+    const rec = this.recordFor('sliver_urn', sliverUrn);
+    await this.sliceAuth(ctx, 'sliver.read', rec);
+    return this.wire(rec);
+  }
+
+  /** ListSlivers (sliver.read): every sliver with an owner-rooted chain; one slice's with that slice's chain. */
+  async listSlivers(ctx: CallContext, req: { pageSize: number; pageToken: string; sliceUrn: string }): Promise<{ slivers: Sliver[]; nextPageToken: string }> {
+    if (!Number.isSafeInteger(req.pageSize) || req.pageSize < 0) throw new InvalidArgumentError('page_size must be 0 or more', { field: 'page_size' });
+    let after = '';
+    if (req.pageToken) {
+      after = Buffer.from(req.pageToken, 'base64url').toString();
+      if (!after.startsWith('urn:fedlab:')) throw new InvalidArgumentError('page_token is not one this node gave out; start again with an empty token', { field: 'page_token' });
+    }
+    let all = this.o.slivers.list();
+    if (req.sliceUrn) {
+      urnField('slice_urn', req.sliceUrn, 'slice');
+      all = all.filter((r) => r.sliceUrn === req.sliceUrn);
+      const first = all[0];
+      if (first) await this.sliceAuth(ctx, 'sliver.read', first);
+      else await this.o.authorizer.node(ctx, 'sliver.read');
+    } else {
+      await this.o.authorizer.node(ctx, 'sliver.read');
+    }
+    const size = Math.min(req.pageSize || 100, 1000);
+    const rest = after ? all.filter((r) => r.urn > after) : all;
+    const page = rest.slice(0, size);
+    const last = page[page.length - 1];
+    return {
+      slivers: page.map((r) => this.wire(r)),
+      nextPageToken: rest.length > size && last ? Buffer.from(last.urn).toString('base64url') : '',
+    };
+  }
+
+  /** RenewSliver (sliver.renew): never past the owner's policy or what the chain allows. */
+  async renewSliver(ctx: CallContext, sliverUrn: string, expiresAt: Date | undefined): Promise<Sliver> {
+    const rec = this.recordFor('sliver_urn', sliverUrn);
+    const at = expiresAt?.getTime();
+    const now = this.o.clock.now();
+    if (at === undefined || !Number.isFinite(at)) throw new InvalidArgumentError('expires_at is required', { field: 'expires_at' });
+    if (at <= now) throw new InvalidArgumentError('expires_at must be in the future', { field: 'expires_at' });
+    const grant = await this.sliceAuth(ctx, 'sliver.renew', rec);
+    const latest = this.o.policy.latestExpiry(rec.createdAt, grant.limits, grant.expiresAt);
+    if (at > latest.at) {
+      throw new PermissionDeniedError(`cannot renew ${sliverUrn} to ${new Date(at).toISOString()}: ${latest.rule} (latest ${new Date(latest.at).toISOString()})`, {
+        rule: 'lifetime',
+      });
+    }
+    return this.wire(await this.o.slivers.renew(sliverUrn, at));
+  }
+
+  /** ControlSliver (sliver.control; owner- or slice-rooted). */
+  async controlSliver(ctx: CallContext, sliverUrn: string, action: SliverAction | undefined): Promise<Sliver> {
+    const rec = this.recordFor('sliver_urn', sliverUrn);
+    if (!action) throw new InvalidArgumentError('action must be START, STOP or RESTART', { field: 'action' });
+    await this.sliceAuth(ctx, 'sliver.control', rec);
+    return this.wire(await this.o.slivers.control(sliverUrn, action));
+  }
+
+  /** DeleteSliver (sliver.delete, owner-rooted). Deleting a sliver that is gone succeeds with existed = false. */
+  async deleteSliver(ctx: CallContext, sliverUrn: string): Promise<{ existed: boolean; sliver?: Sliver }> {
+    urnField('sliver_urn', sliverUrn, 'sliver');
+    await this.o.authorizer.node(ctx, 'sliver.delete');
+    const res = await this.o.slivers.delete(sliverUrn);
+    if (!res.record) return { existed: false };
+    ctx.log.info({ sliver: sliverUrn }, 'sliver deleted');
+    return { existed: true, sliver: this.wire(res.record, true) };
+  }
+
+  /** Exec (sliver.exec; owner- or slice-rooted): streams output chunks, then the exit. */
+  async exec(ctx: CallContext, req: ExecInput): Promise<AsyncIterable<ExecChunk>> {
+    const rec = this.recordFor('sliver_urn', req.sliverUrn);
+    const argv = checkArgv(req.argv);
+    const env = checkEnv(req.env);
+    if (req.stdin && req.stdin.length > EXEC_LIMITS.stdinBytes) {
+      throw new InvalidArgumentError(`stdin is ${req.stdin.length} bytes; at most ${EXEC_LIMITS.stdinBytes} are accepted`, { field: 'stdin' });
+    }
+    const s = this.o.exec;
+    if (!Number.isSafeInteger(req.timeoutMs) || req.timeoutMs < 0 || req.timeoutMs > s.maxTimeoutMs) {
+      throw new InvalidArgumentError(`timeout_ms must be between 0 (the default, ${s.defaultTimeoutMs}) and ${s.maxTimeoutMs}`, { field: 'timeout_ms' });
+    }
+    await this.sliceAuth(ctx, 'sliver.exec', rec);
+    // The call's own deadline bounds the command too.
+    const untilDeadline = Number.isFinite(ctx.deadline) ? Math.max(1, ctx.deadline - this.o.clock.now()) : Infinity;
+    const timeoutMs = Math.min(req.timeoutMs || s.defaultTimeoutMs, untilDeadline);
+    ctx.log.info({ sliver: rec.urn, program: argv[0] }, 'exec');
+    return this.o.slivers.exec(rec.urn, { argv, env, ...(req.stdin ? { stdin: req.stdin } : {}), timeoutMs, maxOutputBytes: s.maxOutputBytes }, ctx.signal);
+  }
+}
+
+/** Parses the slice authority's JWK (JSON text); only public P-256 or Ed25519 keys. */
+function parseJwkField(text: string): Record<string, unknown> {
+  if (typeof text !== 'string' || text.length === 0) {
+    throw new InvalidArgumentError('slice_authority_jwk is required: the slice authority\'s public key as JWK JSON', { field: 'slice_authority_jwk' });
+  }
+  if (text.length > 2048) throw new InvalidArgumentError('slice_authority_jwk is too long for a public key', { field: 'slice_authority_jwk' });
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new InvalidArgumentError('slice_authority_jwk is not JSON', { field: 'slice_authority_jwk' });
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidArgumentError('slice_authority_jwk must be a JSON object', { field: 'slice_authority_jwk' });
+  if ('d' in value) throw new InvalidArgumentError('slice_authority_jwk holds a private key; send only the public members', { field: 'slice_authority_jwk' });
+  try {
+    return publicJwkMembers(value) as Record<string, unknown>;
+  } catch (err) {
+    throw new InvalidArgumentError(`slice_authority_jwk: ${(err as Error).message}`, { field: 'slice_authority_jwk' });
+  }
+}
+
+function checkArgv(argv: readonly string[]): string[] {
+  if (!Array.isArray(argv) || argv.length === 0) throw new InvalidArgumentError('argv must name a program (argv[0]) and its arguments', { field: 'argv' });
+  if (argv.length > EXEC_LIMITS.argv) throw new InvalidArgumentError(`argv has ${argv.length} entries; at most ${EXEC_LIMITS.argv}`, { field: 'argv' });
+  let total = 0;
+  for (const [i, a] of argv.entries()) {
+    if (typeof a !== 'string') throw new InvalidArgumentError(`argv[${i}] must be a string`, { field: 'argv' });
+    if (a.includes('\0')) throw new InvalidArgumentError(`argv[${i}] contains a NUL byte`, { field: 'argv' });
+    const bytes = Buffer.byteLength(a);
+    if (bytes > EXEC_LIMITS.argBytes) throw new InvalidArgumentError(`argv[${i}] is ${bytes} bytes; at most ${EXEC_LIMITS.argBytes}`, { field: 'argv' });
+    total += bytes;
+  }
+  if (argv[0] === '') throw new InvalidArgumentError('argv[0] must name a program', { field: 'argv' });
+  if (total > EXEC_LIMITS.argvBytes) throw new InvalidArgumentError(`argv is ${total} bytes in all; at most ${EXEC_LIMITS.argvBytes}`, { field: 'argv' });
+  return [...argv];
+}
+
+function checkEnv(env: Readonly<Record<string, string>>): Record<string, string> {
+  const entries = Object.entries(env ?? {});
+  if (entries.length > EXEC_LIMITS.env) throw new InvalidArgumentError(`env has ${entries.length} variables; at most ${EXEC_LIMITS.env}`, { field: 'env' });
+  let total = 0;
+  const out: Record<string, string> = {};
+  for (const [k, v] of entries) {
+    if (!ENV_KEY.test(k)) throw new InvalidArgumentError(`env name ${JSON.stringify(k.slice(0, 80))} must match [A-Za-z_][A-Za-z0-9_]*`, { field: 'env' });
+    if (k.startsWith('FEDLAB_')) throw new InvalidArgumentError(`env name ${k} is reserved for the node manager`, { field: 'env' });
+    if (typeof v !== 'string' || v.includes('\0')) throw new InvalidArgumentError(`env ${k} must be a string without NUL bytes`, { field: 'env' });
+    total += k.length + Buffer.byteLength(v);
+    out[k] = v;
+  }
+  if (total > EXEC_LIMITS.envBytes) throw new InvalidArgumentError(`env is ${total} bytes in all; at most ${EXEC_LIMITS.envBytes}`, { field: 'env' });
+  return out;
+}
