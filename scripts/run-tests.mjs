@@ -9,7 +9,8 @@ import { join } from 'node:path';
 const dir = mkdtempSync(join(tmpdir(), 'fedlab-test-report-'));
 const report = join(dir, 'report.json');
 const args = ['vitest', 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`, ...process.argv.slice(2)];
-const run = spawnSync('npx', args, { stdio: 'inherit' });
+// `npm test` built dist/ just before (pretest), so child processes may run the compiled CLI.
+const run = spawnSync('npx', args, { stdio: 'inherit', env: { ...process.env, FEDLAB_TEST_CLI: process.env.FEDLAB_TEST_CLI ?? 'dist' } });
 
 let passed = 0;
 let failed = 0;

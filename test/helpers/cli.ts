@@ -4,6 +4,17 @@ import { join } from 'node:path';
 
 export const CLI = join(import.meta.dirname, '../../cli/main.ts');
 
+/**
+ * `npm test` builds first and sets FEDLAB_TEST_CLI=dist, so child processes run the compiled CLI (no
+ * transpiling at every start); a test file run on its own uses the TypeScript sources through tsx.
+ */
+const DIST_CLI = join(import.meta.dirname, '../../dist/cli/main.js');
+
+/** Node arguments that start the CLI (before the CLI's own arguments). */
+export function cliArgs(): string[] {
+  return process.env.FEDLAB_TEST_CLI === 'dist' ? [DIST_CLI] : ['--import', 'tsx', CLI];
+}
+
 /** Result of a finished CLI run. */
 export interface CliResult {
   code: number | null;
@@ -14,7 +25,7 @@ export interface CliResult {
 /** Runs `fedlab ...args` to completion (bounded by `timeoutMs`). */
 export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string; input?: string } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
+    const child = spawn(process.execPath, [...cliArgs(), ...args], {
       env: { ...process.env, ...options.env },
       cwd: options.cwd,
       stdio: ['pipe', 'pipe', 'pipe'],
@@ -43,7 +54,7 @@ export function startCli(
   options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
 ): Promise<{ child: ChildProcess; line: Record<string, unknown>; output: () => string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...cliArgs(), ...args], { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let buffered = '';
     let done = false;
