@@ -4,10 +4,12 @@
  * service; everything below it takes the compiled config.
  */
 import { Command, Option } from 'commander';
+import type { z } from 'zod';
 import { commonConfigSchema, compileConfig, ROLES, type CommonConfig, type Role } from '../../services/core/config.js';
 import { InvalidArgumentError } from '../../services/core/errors.js';
 import { hostService, type RoleDeps, type RoleServices } from '../../services/core/host.js';
 import { createLogger } from '../../services/core/log.js';
+import { buildNodeManager, nmConfigSchema, NM_PATH_FIELDS } from '../../services/node-manager/index.js';
 import { action, parsePositiveInt } from '../cli-support.js';
 
 /**
@@ -17,10 +19,18 @@ import { action, parsePositiveInt } from '../cli-support.js';
  * here as they are built.
  */
 const ROLE_SERVICES: Record<Role, (deps: RoleDeps<CommonConfig>) => Promise<RoleServices> | RoleServices> = {
-  nm: () => ({ registrations: [] }),
+  nm: buildNodeManager as (deps: RoleDeps<CommonConfig>) => Promise<RoleServices>,
   ma: () => ({ registrations: [] }),
   sa: () => ({ registrations: [] }),
   sp: () => ({ registrations: [] }),
+};
+
+/** Each role's config schema and its own path fields (resolved against the config file's folder). */
+const ROLE_CONFIGS: Record<Role, { schema: z.ZodType<CommonConfig>; pathFields?: readonly string[] }> = {
+  nm: { schema: nmConfigSchema, pathFields: NM_PATH_FIELDS },
+  ma: { schema: commonConfigSchema },
+  sa: { schema: commonConfigSchema },
+  sp: { schema: commonConfigSchema },
 };
 
 interface ServeFlags {
@@ -45,11 +55,15 @@ export function registerServeCommand(program: Command): void {
     .action(
       action(async (role: Role, flags: ServeFlags) => {
         const port = flags.port === undefined ? undefined : flags.port === '0' ? 0 : parsePositiveInt(flags.port, '--port');
-        const config = compileConfig(commonConfigSchema, {
-          file: flags.config,
-          env: process.env,
-          flags: { 'listen.host': flags.host, 'listen.port': port, data_dir: flags.dataDir, log_level: flags.logLevel },
-        });
+        const config = compileConfig(
+          ROLE_CONFIGS[role].schema,
+          {
+            file: flags.config,
+            env: process.env,
+            flags: { 'listen.host': flags.host, 'listen.port': port, data_dir: flags.dataDir, log_level: flags.logLevel },
+          },
+          ROLE_CONFIGS[role].pathFields,
+        );
         if (config.role !== role) {
           throw new InvalidArgumentError(`the config ${flags.config} is for role ${config.role}, not ${role}; use \`fedlab serve ${config.role}\``);
         }

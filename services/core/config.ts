@@ -103,8 +103,9 @@ function formatIssue(issue: z.core.$ZodIssue): string {
 /**
  * Compiles a config: reads the file, applies env then flags, validates against
  * `schema`, resolves relative paths against the file's directory, and freezes it.
+ * `pathFields` names a role's own path fields (dotted), resolved like the common ones.
  */
-export function compileConfig<S extends z.ZodType<CommonConfig>>(schema: S, sources: ConfigSources): Readonly<z.infer<S>> {
+export function compileConfig<S extends z.ZodType<CommonConfig>>(schema: S, sources: ConfigSources, pathFields: readonly string[] = []): Readonly<z.infer<S>> {
   let raw: Record<string, unknown> = {};
   const where = sources.file ?? '(no file)';
   if (sources.file) {
@@ -135,7 +136,7 @@ export function compileConfig<S extends z.ZodType<CommonConfig>>(schema: S, sour
   }
   const config = result.data as Record<string, unknown>;
   const base = sources.file ? dirname(resolve(sources.file)) : process.cwd();
-  for (const field of PATH_FIELDS) {
+  for (const field of [...PATH_FIELDS, ...pathFields]) {
     const v = getPath(config, field);
     if (typeof v === 'string' && !isAbsolute(v)) setPath(config, field, resolve(base, v));
   }

@@ -188,6 +188,8 @@ export class NodeManager {
   /** GetNodeInfo (node.read, owner-rooted). */
   async getNodeInfo(ctx: CallContext): Promise<{ node: Node; startedAt: Date }> {
     await this.o.authorizer.node(ctx, 'node.read');
+    // Heartbeats sample usage on their schedule; without them, sample on demand (at most once a second).
+    if (!this.lastSample || this.o.clock.now() - this.lastSample.at > 1000) await this.sampleUsage();
     return { node: this.node(), startedAt: this.startedAt };
   }
 

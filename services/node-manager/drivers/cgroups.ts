@@ -7,7 +7,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rmdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { FailedPreconditionError } from '../../core/errors.js';
 import { signalQuietly } from './procfs.js';
 import { assertSafeName } from '../names.js';
@@ -337,6 +337,14 @@ export class Cgroups {
         }
       }
     }
+  }
+
+  /** Removes every sliver cgroup of this instance and the instance's own base cgroups. */
+  async removeInstance(): Promise<void> {
+    for (const name of await this.list()) await this.remove(name);
+    for (const b of this.bases) await rmdir(b).catch(() => undefined);
+    // The shared parent goes too when no other instance uses it.
+    for (const b of this.bases) await rmdir(dirname(b)).catch(() => undefined);
   }
 
   /** Names of the sliver cgroups that exist under this instance. */

@@ -22,19 +22,21 @@ exit 125
 /**
  * The keeper: PID 1 of a sliver's PID namespace, run by
  * `unshare --fork --pid --mount --uts --ipc [--net] --mount-proc`.
- * Arguments: work dir, host name, slivers root, tmpfs size (MiB), "net" or "host".
+ * Arguments: work dir, host name, directory to hide (the node manager's data
+ * dir), tmpfs size (MiB), "net" or "host".
  *
  * In its private mount namespace it gives the sliver private /tmp, /var/tmp and
- * /dev/shm, hides every other sliver's work directory behind a tmpfs (its own
- * stays at the same path), sets the host name, says "ready", and then only
- * reaps orphans until it is killed; when it dies the kernel kills the whole
- * namespace.
+ * /dev/shm, hides the node manager's data directory (its store and every other
+ * sliver's work directory) behind a tmpfs on which only the sliver's own work
+ * directory reappears, at the same path; sets the host name, says "ready", and
+ * then only reaps orphans until it is killed. When it dies the kernel kills the
+ * whole namespace.
  */
 export const KEEPER_SCRIPT = `
 set -eu
 work=$1
 name=$2
-slivers=$3
+hide=$3
 tmpmb=$4
 net=$5
 { echo -1000 > /proc/self/oom_score_adj; } 2>/dev/null || :
@@ -46,7 +48,7 @@ mount --bind "$work" "$stage"
 for d in /tmp /var/tmp; do
   if [ -d "$d" ]; then mount -t tmpfs -o "size=\${tmpmb}m,mode=1777,nosuid,nodev" fedlab-tmp "$d"; fi
 done
-if [ -d "$slivers" ]; then mount -t tmpfs -o size=1m,mode=0711 fedlab-slivers "$slivers"; fi
+if [ -d "$hide" ]; then mount -t tmpfs -o size=1m,mode=0755 fedlab-hide "$hide"; fi
 mkdir -p "$work"
 mount --move "$stage" "$work"
 rmdir "$stage"

@@ -10,6 +10,8 @@
  * cannot win root back. Killing the keeper kills the whole namespace.
  */
 import { spawn } from 'node:child_process';
+import { stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { FailedPreconditionError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { assertSafeName } from '../names.js';
@@ -48,8 +50,29 @@ export class ContainerDriver implements SliverDriver {
   }
 
   async init(): Promise<void> {
+    await this.checkTraversable();
     await this.o.cgroups.init();
     await this.o.workDirs.init();
+  }
+
+  /**
+   * Sliver users (unprivileged uids) must reach their work directory through
+   * the directories above the data dir; inside a sliver the data dir itself is
+   * replaced by a tmpfs, and /tmp and /var/tmp are private, so only what lies
+   * above the data dir outside those matters.
+   */
+  private async checkTraversable(): Promise<void> {
+    const dataDir = dirname(this.o.workDirs.root);
+    if (/^\/(var\/)?tmp\//.test(dataDir)) return;
+    for (let d = dirname(dataDir); ; d = dirname(d)) {
+      const st = await stat(d);
+      if ((st.mode & 0o001) === 0) {
+        throw new FailedPreconditionError(
+          `sliver users cannot traverse ${d} (mode ${(st.mode & 0o777).toString(8)}) to reach their work directories under ${dataDir}; run "chmod o+x ${d}" or choose a data_dir under /var/lib`,
+        );
+      }
+      if (d === dirname(d)) return;
+    }
   }
 
   workDir(name: string): string {
@@ -74,7 +97,7 @@ export class ContainerDriver implements SliverDriver {
     const work = this.workDir(s.name);
     const tmpMb = String(Math.max(16, s.resources.memMb));
     const unshare = ['unshare', '--fork', '--pid', '--mount', '--uts', '--ipc', ...(this.o.netNamespace ? ['--net'] : []), '--mount-proc', '--'];
-    const keeper = ['/bin/sh', '-c', KEEPER_SCRIPT, 'fedlab-keeper', work, s.name, this.o.workDirs.root, tmpMb, this.o.netNamespace ? 'net' : 'host'];
+    const keeper = ['/bin/sh', '-c', KEEPER_SCRIPT, 'fedlab-keeper', work, s.name, dirname(this.o.workDirs.root), tmpMb, this.o.netNamespace ? 'net' : 'host'];
     const child = spawn('/bin/sh', ['-c', JOIN_SCRIPT, 'fedlab-join', ...this.o.cgroups.procsFiles(s.name), '--', ...unshare, ...keeper], {
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -186,5 +209,10 @@ export class ContainerDriver implements SliverDriver {
     const names = new Set<string>([...(await this.o.cgroups.list()), ...(await this.o.workDirs.list())]);
     for (const p of await findMarkedProcesses(this.o.instance)) names.add(p.sliver);
     return [...names];
+  }
+
+  async purge(): Promise<void> {
+    for (const name of await this.listArtifacts()) await this.destroy(name);
+    await this.o.cgroups.removeInstance();
   }
 }

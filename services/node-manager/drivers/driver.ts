@@ -93,4 +93,6 @@ export interface SliverDriver {
   diskUsageBytes(name: string): Promise<number>;
   /** Names of slivers that have anything on the node: cgroups, work dirs, marked processes. */
   listArtifacts(): Promise<string[]>;
+  /** Removes everything this node manager instance has on the node (uninstall, tests). */
+  purge(): Promise<void>;
 }

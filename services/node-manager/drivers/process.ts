@@ -114,4 +114,8 @@ export class ProcessDriver implements SliverDriver {
     for (const p of await findMarkedProcesses(this.o.instance)) names.add(p.sliver);
     return [...names];
   }
+
+  async purge(): Promise<void> {
+    for (const name of await this.listArtifacts()) await this.destroy(name);
+  }
 }

@@ -46,4 +46,6 @@ export class SimulatedDriver implements SliverDriver {
   async listArtifacts(): Promise<string[]> {
     return [];
   }
+
+  async purge(): Promise<void> {}
 }
