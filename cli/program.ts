@@ -4,6 +4,7 @@
  */
 import { Command } from 'commander';
 import { registerCertsCommand } from './commands/certs.js';
+import { registerCredCommand } from './commands/cred.js';
 import { registerServeCommand } from './commands/serve.js';
 
 /** Builds the whole command tree. */
@@ -15,5 +16,6 @@ export function buildProgram(): Command {
   // Command groups register below (one line each).
   registerServeCommand(program);
   registerCertsCommand(program);
+  registerCredCommand(program);
   return program;
 }

@@ -22,7 +22,6 @@ import {
   forgeChain,
   forgeLink,
   principal,
-  signCompact,
   standardSpecs,
   verifyAs,
   type Cast,
