@@ -70,7 +70,8 @@ function parseMountinfo(text: string): Mount[] {
 function dirFor(mount: Mount, cgroupPath: string): string {
   let rel = cgroupPath;
   if (mount.root !== '/' && (cgroupPath === mount.root || cgroupPath.startsWith(`${mount.root}/`))) rel = cgroupPath.slice(mount.root.length);
-  return join(mount.mountPoint, rel);
+  const dir = join(mount.mountPoint, rel);
+  return dir.length > 1 && dir.endsWith('/') ? dir.slice(0, -1) : dir;
 }
 
 /**
