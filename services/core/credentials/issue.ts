@@ -182,8 +182,8 @@ export async function delegate(parentChain: readonly string[], options: Delegate
   let limits = effectiveLimits(undefined, (links[0] as ParsedCredential).claims.lim);
   for (let i = 0; i < n; i++) {
     const cur = links[i] as ParsedCredential;
-    const late = timeProblem(cur.claims, iat);
-    if (late) refuse(i, late, `link ${i} (credential ${cur.claims.jti}) is ${late === 'expired' ? 'expired' : 'not valid yet'}`);
+    // A parent that is not valid yet may still be delegated (the child starts no earlier); an expired one may not.
+    if (timeProblem(cur.claims, iat) === 'expired') refuse(i, 'expired', `link ${i} (credential ${cur.claims.jti}) has expired; ask its issuer for a new one`);
     if (i === 0) {
       if (cur.claims.prf !== undefined) refuse(0, 'prf', 'the first link of the parent chain is not a root; give the whole chain, root first');
       continue;
