@@ -17,29 +17,29 @@ export class SimulatedDriver implements SliverDriver {
     return undefined;
   }
 
-  async provision(): Promise<void> {}
+  async provision(_s: DriverSliver): Promise<void> {}
 
-  async start(): Promise<RuntimeRef> {
+  async start(_s: DriverSliver): Promise<RuntimeRef> {
     return { pid: 0, startTicks: 0 };
   }
 
-  async isRunning(): Promise<boolean> {
+  async isRunning(_s: DriverSliver, _ref: RuntimeRef): Promise<boolean> {
     return true;
   }
 
-  async stop(): Promise<void> {}
+  async stop(_s: DriverSliver, _ref: RuntimeRef | undefined): Promise<void> {}
 
-  async destroy(): Promise<void> {}
+  async destroy(_name: string): Promise<void> {}
 
   exec(s: DriverSliver): AsyncIterable<ExecChunk> {
     throw new FailedPreconditionError(`sliver ${s.urn} is simulated and runs nothing; Exec needs a node with the container or process driver`);
   }
 
-  async measure(): Promise<SliverMeasure | undefined> {
+  async measure(_s: DriverSliver): Promise<SliverMeasure | undefined> {
     return undefined;
   }
 
-  async diskUsageBytes(): Promise<number> {
+  async diskUsageBytes(_name: string): Promise<number> {
     return 0;
   }
 
