@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { status as Status, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OperationalState, SliverIsolation } from '../../services/generated/fedlab/v1/common.js';
+import type { CreateSliverResponse } from '../../services/generated/fedlab/v1/node_manager.js';
 import { Cgroups } from '../../services/node-manager/drivers/cgroups.js';
 import { findMarkedProcesses } from '../../services/node-manager/drivers/procfs.js';
 import { instanceId } from '../../services/node-manager/index.js';
@@ -132,7 +133,7 @@ describe.skipIf(!canContain)('container driver through the node manager', () => 
     );
     const fits = (1500 - h.nm.slivers.committed.cpuMillis) / 100;
     const results = await Promise.allSettled(reqs.map((r) => h.client().createSliver(r, { chain: h.parties.ownerChain })));
-    const ok = results.filter((r): r is PromiseFulfilledResult<{ sliver?: { urn: string; operationalState: number } }> => r.status === 'fulfilled');
+    const ok = results.filter((r): r is PromiseFulfilledResult<CreateSliverResponse> => r.status === 'fulfilled');
     const no = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
     // 1500 cpu_millis of capacity, 100 each (15 when the node is empty).
     expect(ok).toHaveLength(fits);
