@@ -76,6 +76,9 @@ export class SliverManager {
   private readonly requests: Table<RequestRecord>;
   private readonly meta: Table<Committed>;
   private readonly records = new Map<string, SliverRecord>();
+  /** Sliver URNs per slice, and the exclusive ones: admission checks stay O(1) in the number of slivers. */
+  private readonly bySlice = new Map<string, Set<string>>();
+  private readonly exclusive = new Set<string>();
   private committedTotals: Committed = ZERO_COMMITTED;
   private readonly admission = new Mutex();
   private readonly locks = new KeyedMutex();
@@ -125,7 +128,9 @@ export class SliverManager {
   /** Loads the store into memory. Called once, before {@link reconcile}. */
   async load(): Promise<void> {
     this.records.clear();
-    for await (const [urn, rec] of this.slivers.entries()) this.records.set(urn, rec);
+    this.bySlice.clear();
+    this.exclusive.clear();
+    for await (const [, rec] of this.slivers.entries()) this.put(rec);
     this.committedTotals = this.sum();
     this.loaded = true;
   }
@@ -136,20 +141,47 @@ export class SliverManager {
     return c;
   }
 
+  private sliceRecords(sliceUrn: string): SliverRecord[] {
+    return [...(this.bySlice.get(sliceUrn) ?? [])].map((u) => this.records.get(u) as SliverRecord);
+  }
+
   private sliceCommitted(sliceUrn: string): Committed {
     let c = ZERO_COMMITTED;
-    for (const r of this.records.values()) if (r.sliceUrn === sliceUrn) c = addCommitted(c, r.resources, 1);
+    for (const r of this.sliceRecords(sliceUrn)) c = addCommitted(c, r.resources, 1);
     return c;
+  }
+
+  private put(rec: SliverRecord): void {
+    this.records.set(rec.urn, rec);
+    let set = this.bySlice.get(rec.sliceUrn);
+    if (!set) this.bySlice.set(rec.sliceUrn, (set = new Set()));
+    set.add(rec.urn);
+    if (rec.exclusive) this.exclusive.add(rec.urn);
+  }
+
+  private drop(urn: string): void {
+    const rec = this.records.get(urn);
+    if (!rec) return;
+    this.records.delete(urn);
+    const set = this.bySlice.get(rec.sliceUrn);
+    set?.delete(urn);
+    if (set?.size === 0) this.bySlice.delete(rec.sliceUrn);
+    this.exclusive.delete(urn);
   }
 
   private assertLoaded(): void {
     if (!this.loaded) throw new FailedPreconditionError('the node manager is still starting; retry in a moment');
   }
 
-  /** Writes one record (replacing the cached one). */
-  private async save(rec: SliverRecord): Promise<SliverRecord> {
-    await this.slivers.put(rec.urn, rec, { sync: true });
-    this.records.set(rec.urn, rec);
+  /**
+   * Writes one record (replacing the cached one). Intents (wantRunning,
+   * deleting) are flushed to disk; settled states need not be: a lost one after
+   * a power cut only makes reconcile redo the step (and no keeper survives a
+   * power cut to be adopted), while a kill -9 loses nothing written.
+   */
+  private async save(rec: SliverRecord, sync: boolean): Promise<SliverRecord> {
+    await this.slivers.put(rec.urn, rec, { sync });
+    this.put(rec);
     return rec;
   }
 
@@ -157,7 +189,21 @@ export class SliverManager {
   private async update(urn: string, change: Partial<SliverRecord>): Promise<SliverRecord> {
     const cur = this.records.get(urn);
     if (!cur) throw new NotFoundError(`sliver ${urn} is gone`);
-    return this.save({ ...cur, ...change, updatedAt: this.o.clock.now() });
+    const intent = (change.wantRunning !== undefined && change.wantRunning !== cur.wantRunning) || change.deleting !== undefined;
+    return this.save({ ...cur, ...change, updatedAt: this.o.clock.now() }, intent);
+  }
+
+  /**
+   * Shows a passing state (configuring) to readers without writing it: what a
+   * restart needs is already durable (the record's wantRunning and its last
+   * settled state), and reconcile redoes the step either way.
+   */
+  private touch(urn: string, change: Partial<SliverRecord>): SliverRecord {
+    const cur = this.records.get(urn);
+    if (!cur) throw new NotFoundError(`sliver ${urn} is gone`);
+    const next = { ...cur, ...change, updatedAt: this.o.clock.now() };
+    this.put(next);
+    return next;
   }
 
   // ---- create ------------------------------------------------------------------------------
@@ -214,8 +260,7 @@ export class SliverManager {
       throw new AlreadyExistsError(`sliver ${spec.urn} already exists with other parameters; delete it first or choose another sliver URN`, { rule: 'sliver_urn' });
     }
 
-    for (const r of this.records.values()) {
-      if (r.sliceUrn !== spec.sliceUrn) continue;
+    for (const r of this.sliceRecords(spec.sliceUrn)) {
       if (r.sliceAuthorityUrn !== spec.sliceAuthorityUrn || JSON.stringify(r.sliceAuthorityJwk) !== JSON.stringify(spec.sliceAuthorityJwk)) {
         throw new PermissionDeniedError(
           `slice ${spec.sliceUrn} already has slivers here under slice authority ${r.sliceAuthorityUrn} with another key; a slice has one authority`,
@@ -224,13 +269,13 @@ export class SliverManager {
       }
       break;
     }
-    const others = [...this.records.values()].filter((r) => r.sliceUrn !== spec.sliceUrn);
-    if (others.length > 0) {
-      const holder = others.find((r) => r.exclusive);
+    const others = this.records.size - (this.bySlice.get(spec.sliceUrn)?.size ?? 0);
+    if (others > 0) {
+      const holder = [...this.exclusive].map((u) => this.records.get(u) as SliverRecord).find((r) => r.sliceUrn !== spec.sliceUrn);
       if (holder) throw new ResourceExhaustedError(`the node is held exclusively by slice ${holder.sliceUrn}; try another node`, { rule: 'exclusive' });
       if (spec.exclusive || this.o.exclusiveNode) {
         throw new ResourceExhaustedError(
-          `the node cannot be given ${spec.exclusive ? 'exclusively' : 'whole'} to slice ${spec.sliceUrn}: ${others.length} sliver(s) of other slices are on it; try another node`,
+          `the node cannot be given ${spec.exclusive ? 'exclusively' : 'whole'} to slice ${spec.sliceUrn}: ${others} sliver(s) of other slices are on it; try another node`,
           { rule: 'exclusive' },
         );
       }
@@ -282,7 +327,7 @@ export class SliverManager {
       .put(this.requests, spec.requestId, { sliverUrn: spec.urn, fingerprint: spec.fingerprint, caller: spec.caller })
       .put(this.meta, COMMITTED_KEY, committed)
       .write({ sync: true });
-    this.records.set(rec.urn, rec);
+    this.put(rec);
     this.committedTotals = committed;
     return 'new';
   }
@@ -326,7 +371,7 @@ export class SliverManager {
         .del(this.requests, rec.requestId)
         .put(this.requests, spec.requestId, { sliverUrn: spec.urn, fingerprint: spec.fingerprint, caller: spec.caller })
         .write({ sync: true });
-      this.records.set(spec.urn, promoted);
+      this.put(promoted);
     });
   }
 
@@ -334,11 +379,15 @@ export class SliverManager {
 
   private async provisionLocked(rec: SliverRecord): Promise<SliverRecord> {
     await this.o.driver.provision(SliverManager.driverSliver(rec));
-    return this.update(rec.urn, { operational: rec.wantRunning ? 'configuring' : 'notready', error: '' });
+    // A sliver about to start goes straight on to READY (written then); one that stays NOTREADY is settled now.
+    if (rec.wantRunning) return this.touch(rec.urn, { operational: 'configuring', error: '' });
+    return this.update(rec.urn, { operational: 'notready', error: '' });
   }
 
   private async startLocked(urn: string): Promise<SliverRecord> {
-    const rec = await this.update(urn, { operational: 'configuring', wantRunning: true, error: '' });
+    const cur = this.records.get(urn);
+    // The intent to run must be durable before anything starts; when it already is, CONFIGURING is only shown.
+    const rec = cur?.wantRunning ? this.touch(urn, { operational: 'configuring', error: '' }) : await this.update(urn, { operational: 'configuring', wantRunning: true, error: '' });
     try {
       const runtime = await this.o.driver.start(SliverManager.driverSliver(rec));
       return await this.update(urn, { operational: 'ready', runtime, error: '' });
@@ -368,7 +417,7 @@ export class SliverManager {
       const req = await this.requests.get(rec.requestId);
       if (req && req.sliverUrn === urn) batch.del(this.requests, rec.requestId);
       await batch.write({ sync: true });
-      this.records.delete(urn);
+      this.drop(urn);
       this.committedTotals = committed;
     });
     this.diskUse.delete(rec.name);
