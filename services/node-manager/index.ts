@@ -108,6 +108,9 @@ export function nodeManagerRole(options: NodeManagerRoleOptions = {}): (deps: Ro
     const driver =
       options.driver ?? createDriver({ kind: config.driver, workRoot: join(config.data_dir, 'slivers'), instance, netNamespace: config.container.net_namespace, log });
     await driver.init();
+    if (driver.kind === 'process' && process.getuid?.() === 0) {
+      log.warn('the process driver runs sliver programs as root with no isolation; use the container driver on this machine');
+    }
     const capacity = resolveCapacity(config.capacity, measureMachine(config.data_dir));
     const slivers = new SliverManager({ store, driver, clock, log, capacity, exclusiveNode: config.exclusive, uidBase: config.container.uid_base });
     await slivers.load();
@@ -144,8 +147,10 @@ export function nodeManagerRole(options: NodeManagerRoleOptions = {}): (deps: Ro
     });
 
     const tasks = [
+      // The reaper also looks after liveness: a sliver whose keeper died is restarted (or FAILED with the reason).
       new Periodic({ name: 'reaper', intervalMs: config.reaper_interval_ms, log }, async () => {
         await slivers.reapExpired();
+        await slivers.checkLiveness();
       }),
       new Periodic({ name: 'disk-quota', intervalMs: config.disk_check_interval_ms, log }, async () => {
         await slivers.checkDiskQuotas();

@@ -49,8 +49,9 @@ export interface SliverRecord {
   readonly error: string;
   /** Set while the sliver is being deleted: a restart finishes the deletion instead of reviving it. */
   readonly deleting?: boolean;
-  /** The request id and fingerprint of the create that made it (idempotency). */
+  /** The request id, its caller and fingerprint of the create that made it (idempotency is per caller). */
   readonly requestId: string;
+  readonly requestCaller: string;
   readonly requestFingerprint: string;
 }
 

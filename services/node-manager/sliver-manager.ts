@@ -70,6 +70,11 @@ export interface Deleted {
 
 const COMMITTED_KEY = 'committed';
 
+/** Request ids are idempotency keys per caller (a retry comes from the same caller). */
+function requestKey(caller: string, requestId: string): string {
+  return `${caller} ${requestId}`;
+}
+
 /** The node's slivers. */
 export class SliverManager {
   private readonly slivers: Table<SliverRecord>;
@@ -243,7 +248,7 @@ export class SliverManager {
 
   /** Checks a create against what is committed and, for a new sliver, writes it in one batch. Runs under the admission mutex. */
   private async admit(spec: CreateSpec): Promise<'new' | 'existing' | 'promote'> {
-    const seen = await this.requests.get(spec.requestId);
+    const seen = await this.requests.get(requestKey(spec.caller, spec.requestId));
     if (seen) {
       if (seen.fingerprint !== spec.fingerprint || seen.sliverUrn !== spec.urn) {
         throw new AlreadyExistsError(`request id ${spec.requestId} was already used for a different request; use a new request id for a new request`, {
@@ -318,13 +323,14 @@ export class SliverManager {
       expiresAt: spec.expiresAt,
       error: '',
       requestId: spec.requestId,
+      requestCaller: spec.caller,
       requestFingerprint: spec.fingerprint,
     };
     const committed = addCommitted(this.committedTotals, spec.resources, 1);
     await this.o.store
       .batch()
       .put(this.slivers, rec.urn, rec)
-      .put(this.requests, spec.requestId, { sliverUrn: spec.urn, fingerprint: spec.fingerprint, caller: spec.caller })
+      .put(this.requests, requestKey(spec.caller, spec.requestId), { sliverUrn: spec.urn, fingerprint: spec.fingerprint, caller: spec.caller })
       .put(this.meta, COMMITTED_KEY, committed)
       .write({ sync: true });
     this.put(rec);
@@ -361,6 +367,7 @@ export class SliverManager {
       wantRunning: spec.start,
       expiresAt: spec.expiresAt,
       requestId: spec.requestId,
+      requestCaller: spec.caller,
       requestFingerprint: spec.fingerprint,
       updatedAt: this.o.clock.now(),
     };
@@ -368,8 +375,8 @@ export class SliverManager {
       await this.o.store
         .batch()
         .put(this.slivers, spec.urn, promoted)
-        .del(this.requests, rec.requestId)
-        .put(this.requests, spec.requestId, { sliverUrn: spec.urn, fingerprint: spec.fingerprint, caller: spec.caller })
+        .del(this.requests, requestKey(rec.requestCaller, rec.requestId))
+        .put(this.requests, requestKey(spec.caller, spec.requestId), { sliverUrn: spec.urn, fingerprint: spec.fingerprint, caller: spec.caller })
         .write({ sync: true });
       this.put(promoted);
     });
@@ -414,8 +421,9 @@ export class SliverManager {
     await this.admission.run(async () => {
       const committed = addCommitted(this.committedTotals, rec.resources, -1);
       const batch = this.o.store.batch().del(this.slivers, urn).put(this.meta, COMMITTED_KEY, committed);
-      const req = await this.requests.get(rec.requestId);
-      if (req && req.sliverUrn === urn) batch.del(this.requests, rec.requestId);
+      const key = requestKey(rec.requestCaller, rec.requestId);
+      const req = await this.requests.get(key);
+      if (req && req.sliverUrn === urn) batch.del(this.requests, key);
       await batch.write({ sync: true });
       this.drop(urn);
       this.committedTotals = committed;
@@ -466,22 +474,40 @@ export class SliverManager {
     });
   }
 
-  /** Runs a command in a READY sliver. */
+  /** Runs a command in a READY sliver (one whose keeper died is restarted first, or the call says why it cannot be). */
   async exec(urn: string, spec: ExecSpec, signal: AbortSignal): Promise<AsyncIterable<ExecChunk>> {
     this.assertLoaded();
-    const rec = this.records.get(urn);
+    let rec = this.records.get(urn);
     if (!rec) throw new NotFoundError(`no sliver ${urn} on this node`);
     if (rec.allocation !== 'provisioned' || rec.operational !== 'ready' || !rec.runtime) {
       throw new FailedPreconditionError(`sliver ${urn} is ${rec.allocation === 'provisioned' ? rec.operational : 'only allocated'}, not ready; start it first (ControlSliver START)`);
     }
     if (!(await this.o.driver.isRunning(SliverManager.driverSliver(rec), rec.runtime))) {
-      await this.locks.run(urn, async () => {
-        const cur = this.records.get(urn);
-        if (cur?.operational === 'ready') await this.stopLocked(urn, 'failed', 'the sliver stopped running unexpectedly (its keeper died)');
-      });
-      throw new FailedPreconditionError(`sliver ${urn} stopped running unexpectedly and is now failed; start it again (ControlSliver START)`);
+      await this.recover(urn);
+      rec = this.records.get(urn);
+      if (!rec || rec.operational !== 'ready' || !rec.runtime) {
+        throw new FailedPreconditionError(`sliver ${urn} stopped running unexpectedly and could not be restarted: ${rec?.error ?? 'it is gone'}`);
+      }
     }
     return this.o.driver.exec(SliverManager.driverSliver(rec), rec.runtime, spec, signal);
+  }
+
+  /** Restarts a READY sliver whose keeper is gone, or marks it FAILED with the reason. Returns true when it restarted it. */
+  private async recover(urn: string): Promise<boolean> {
+    return this.locks.run(urn, async () => {
+      const cur = this.records.get(urn);
+      if (!cur || cur.operational !== 'ready' || !cur.runtime) return false;
+      if (await this.o.driver.isRunning(SliverManager.driverSliver(cur), cur.runtime)) return false;
+      try {
+        await this.startLocked(urn);
+        this.o.log.warn({ sliver: urn }, 'sliver stopped running unexpectedly; restarted it');
+        return true;
+      } catch (err) {
+        await this.update(urn, { error: `the sliver stopped running unexpectedly and restarting it failed: ${(err as Error).message}` });
+        this.o.log.error({ sliver: urn, err: (err as Error).message }, 'sliver stopped running unexpectedly; restarting it failed');
+        return false;
+      }
+    });
   }
 
   // ---- background work -----------------------------------------------------------------------
@@ -510,6 +536,18 @@ export class SliverManager {
       }
     }
     return n;
+  }
+
+  /** Restarts READY slivers whose keeper died (or fails them with the reason); returns those restarted. */
+  async checkLiveness(): Promise<string[]> {
+    if (!this.loaded) return [];
+    const restarted: string[] = [];
+    for (const rec of [...this.records.values()]) {
+      if (rec.operational !== 'ready' || !rec.runtime) continue;
+      if (await this.o.driver.isRunning(SliverManager.driverSliver(rec), rec.runtime)) continue;
+      if (await this.recover(rec.urn)) restarted.push(rec.urn);
+    }
+    return restarted;
   }
 
   /** Measures every provisioned sliver's work directory; a sliver over its disk quota is stopped and FAILED. */

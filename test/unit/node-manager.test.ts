@@ -356,6 +356,20 @@ describe('sliver manager over LevelDB', () => {
     expect(driver.destroyed).toEqual(expect.arrayContaining(['old', 'hold']));
   });
 
+  it('notices a READY sliver whose keeper died: restarts it, or fails it with the reason', async () => {
+    const m = manager();
+    await m.load();
+    await m.create(spec('l1'));
+    await m.create(spec('l2'));
+    expect(await m.checkLiveness()).toEqual([]);
+    driver.alive.delete('l1');
+    driver.alive.delete('l2');
+    driver.failStart.add('l2');
+    expect(await m.checkLiveness()).toEqual([spec('l1').urn]);
+    expect(m.get(spec('l1').urn)).toMatchObject({ operational: 'ready' });
+    expect(m.get(spec('l2').urn)).toMatchObject({ operational: 'failed', error: expect.stringMatching(/stopped running unexpectedly and restarting it failed: no keeper/) });
+  });
+
   it('reconciles after a crash: adopts live slivers, restarts dead ones or fails them with the reason, finishes deletes, removes orphans', async () => {
     const m = manager();
     await m.load();
