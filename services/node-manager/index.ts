@@ -100,10 +100,10 @@ export function nodeManagerRole(options: NodeManagerRoleOptions = {}): (deps: Ro
   return async ({ config, store, tls, log }) => {
     const clock = options.clock ?? systemClock;
     const owner = await loadOwner(config);
-    if (config.owner.credential) {
-      const chain = loadOwnerCredential(config.owner.credential, owner.urn);
-      await store.table<readonly string[]>('owner').put('owner-credential', chain, { sync: true });
-    }
+    // The node keeps its owner's side of the arrangement: the policy in force and the owner → MA chain (for enrolment).
+    const ownerTable = store.table<unknown>('owner');
+    await ownerTable.put('policy', { owner: owner.urn, policy: config.policy, at: new Date(clock.now()).toISOString() }, { sync: true });
+    if (config.owner.credential) await ownerTable.put('owner-credential', loadOwnerCredential(config.owner.credential, owner.urn), { sync: true });
     const instance = instanceId(config.data_dir);
     const driver =
       options.driver ?? createDriver({ kind: config.driver, workRoot: join(config.data_dir, 'slivers'), instance, netNamespace: config.container.net_namespace, log });
