@@ -358,7 +358,7 @@ describe('heartbeats', () => {
 
   beforeAll(async () => {
     const p = await parties();
-    const handlers = Object.fromEntries(
+    const handlers: Record<string, (...args: never[]) => Promise<unknown>> = Object.fromEntries(
       Object.keys(ManagementAuthorityService).map((k) => [
         k,
         async () => {
