@@ -573,6 +573,13 @@ describe('adversarial: encoding and sizes', () => {
     expectRule(() => verifyAs(c, chain), 3, 'size');
   });
 
+  it('78a. a chain over 16 KiB in UTF-8 bytes though not in characters', () => {
+    const c = cast();
+    const chain = forgeChain(standardSpecs(c));
+    chain.splice(1, 0, '\u20ac'.repeat(5000)); // 5000 characters, 15 000 bytes
+    expectRule(() => verifyAs(c, chain), 1, 'size');
+  });
+
   it('78. no chain at all', () => {
     const c = cast();
     expectRule(() => verifyAs(c, []), 0, 'missing');

@@ -3,7 +3,7 @@
 import { calculateJwkThumbprint, compactVerify, decodeProtectedHeader } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { decodeBase64url, isCanonicalBase64url } from '../../services/core/credentials/base64url.js';
-import { findDuplicateKey } from '../../services/core/credentials/strict-json.js';
+import { countMembersInText, countMembersInValue, findDuplicateKey, parseStrictJsonObject } from '../../services/core/credentials/strict-json.js';
 import { CREDENTIAL_TYP, credentialHash, issueRoot, parseCredential, thumbprintOf } from '../../services/core/credentials/index.js';
 import { ALL_NODES, NOW, SLIVER_PRIVS, principal } from './credentials-fixtures.js';
 
@@ -29,6 +29,16 @@ describe('duplicate JSON keys', () => {
     expect(findDuplicateKey('{"x":{"b":[{"c":1,"c":1}]}}')).toBe('c');
     expect(findDuplicateKey('{"a":1,"\\u0061":2}')).toBe('a');
     expect(findDuplicateKey('{"k":"a\\"b","k":1}')).toBe('k');
+  });
+
+  it('counts members outside strings, whatever the strings hold', () => {
+    const tricky = JSON.stringify({ a: 'x:y', 'b\\"': { c: [1, { d: '\\":"' }] }, e: '\\\\', f: '"' });
+    for (const text of [tricky, '{ "k" : "urn:fedlab:a:b:c" , "l" : [ ":" , { "m" : null } ] }', '{}', '{"__proto__":1,"x":2}']) {
+      expect(countMembersInText(text), text).toBe(countMembersInValue(JSON.parse(text)));
+    }
+    expect(parseStrictJsonObject(Buffer.from('{"a":":","a":1}'))).toMatchObject({ ok: false, problem: 'duplicate-key' });
+    expect(parseStrictJsonObject(Buffer.from('{"__proto__":1,"__proto__":2}'))).toMatchObject({ ok: false, problem: 'duplicate-key' });
+    expect(parseStrictJsonObject(Buffer.from('{"a":"\\":","b":1}'))).toMatchObject({ ok: true });
   });
 
   it('ignores equal keys in sibling objects, and strings that look like keys', () => {

@@ -5,12 +5,13 @@
  * link can get wrong on its own (encoding, header, claims) is found here and
  * reported with its rule.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { isUrn, parseTarget, type Target } from '../identity/urn.js';
 import type { KeyAlg } from '../identity/keys.js';
 import { decodeBase64url, isCanonicalBase64url } from './base64url.js';
 import { CredentialInvalidError, type CredentialRule } from './errors.js';
 import { publicJwkProblem, signatureShapeProblem, thumbprintOf, type PublicJwk } from './keys.js';
+import { Memo } from './memo.js';
 import { parseStrictJsonObject } from './strict-json.js';
 
 /** The `typ` of every credential. */
@@ -108,9 +109,26 @@ const SHA256_B64URL = /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/;
 /** More targets than this in one link is a sign of abuse, not of a real grant. */
 const MAX_TARGETS = 64;
 
+// Pure functions of their input text, remembered (see memo.ts).
+type HeaderResult = { ok: true; header: CredentialHeader } | { ok: false; rule: CredentialRule; why: string };
+const headers = new Memo<HeaderResult>(1024);
+const urns = new Memo<boolean>();
+const targetsMemo = new Memo<Target | null>();
+const holderKids = new Memo<string>();
+
+function targetOf(t: string): Target | null {
+  return targetsMemo.get(t, (s) => {
+    try {
+      return parseTarget(s);
+    } catch {
+      return null;
+    }
+  });
+}
+
 /** base64url SHA-256 of a compact JWS (the `prf` of its children). */
 export function credentialHash(token: string): string {
-  return createHash('sha256').update(token, 'latin1').digest('base64url');
+  return hash('sha256', token, 'base64url');
 }
 
 function fail(link: number, rule: CredentialRule, why: string): never {
@@ -140,13 +158,16 @@ export function parseCredential(token: string, link: number): ParsedCredential {
   const s64 = token.slice(d2 + 1);
   if (h64.length === 0 || p64.length === 0) fail(link, 'format', 'the header or payload part of the compact JWS is empty (is it truncated?)');
 
-  const header = readHeader(h64, link);
+  const hr = headers.get(h64, readHeader);
+  if (!hr.ok) fail(link, hr.rule, hr.why);
+  const header = hr.header;
 
   const pBytes = decodeBase64url(p64);
   if (!pBytes) fail(link, 'base64url', 'the payload is not canonical unpadded base64url');
   const pj = parseStrictJsonObject(pBytes);
   if (!pj.ok) fail(link, pj.problem, `the payload ${pj.why}`);
-  const claims = readClaims(pj.value, link);
+  const targets: Target[] = [];
+  const claims = readClaims(pj.value, link, targets);
 
   // Checked after the header so that an unsigned `alg: none` token is reported as the alg it is.
   if (s64.length === 0) fail(link, 'signature', 'the link has no signature');
@@ -160,35 +181,41 @@ export function parseCredential(token: string, link: number): ParsedCredential {
     hash: credentialHash(token),
     header,
     claims,
-    targets: claims.tgt.map((t) => parseTarget(t)),
-    holderKid: thumbprintOf(claims.cnf.jwk),
+    targets,
+    holderKid: holderKids.get(jwkKey(claims.cnf.jwk), () => thumbprintOf(claims.cnf.jwk)),
     signingInput: token.slice(0, d2),
     signature,
   };
 }
 
-function readHeader(h64: string, link: number): CredentialHeader {
+function jwkKey(jwk: PublicJwk): string {
+  return jwk.kty === 'EC' ? `EC.${jwk.x}.${jwk.y}` : `OKP.${jwk.x}`;
+}
+
+/** Reads a protected header segment (memoized by its exact text, so it returns rather than throws). */
+function readHeader(h64: string): HeaderResult {
+  const no = (rule: CredentialRule, why: string): HeaderResult => ({ ok: false, rule, why });
   const bytes = decodeBase64url(h64);
-  if (!bytes) fail(link, 'base64url', 'the protected header is not canonical unpadded base64url');
+  if (!bytes) return no('base64url', 'the protected header is not canonical unpadded base64url');
   const parsed = parseStrictJsonObject(bytes);
-  if (!parsed.ok) fail(link, parsed.problem, `the protected header ${parsed.why}`);
+  if (!parsed.ok) return no(parsed.problem, `the protected header ${parsed.why}`);
   const h = parsed.value;
   const extra = Object.keys(h).filter((k) => !HEADER_KEYS.includes(k));
   if (extra.length > 0) {
-    fail(link, 'header', `the header carries ${extra.map((k) => JSON.stringify(k.slice(0, 20))).join(', ')}; exactly alg, typ and kid are allowed`);
+    return no('header', `the header carries ${extra.map((k) => JSON.stringify(k.slice(0, 20))).join(', ')}; exactly alg, typ and kid are allowed`);
   }
-  for (const k of HEADER_KEYS) if (!Object.hasOwn(h, k)) fail(link, 'header', `the header has no ${k}; exactly alg, typ and kid are required`);
-  if (h.alg !== 'ES256' && h.alg !== 'EdDSA') fail(link, 'alg', `alg ${JSON.stringify(String(h.alg).slice(0, 20))} is not accepted; use ES256 or EdDSA`);
-  if (h.typ !== CREDENTIAL_TYP) fail(link, 'typ', `typ must be ${CREDENTIAL_TYP}`);
-  if (typeof h.kid !== 'string' || !SHA256_B64URL.test(h.kid)) fail(link, 'header', 'kid must be the RFC 7638 SHA-256 thumbprint of the signing key (43 base64url characters)');
-  return { alg: h.alg, typ: CREDENTIAL_TYP, kid: h.kid };
+  for (const k of HEADER_KEYS) if (!Object.hasOwn(h, k)) return no('header', `the header has no ${k}; exactly alg, typ and kid are required`);
+  if (h.alg !== 'ES256' && h.alg !== 'EdDSA') return no('alg', `alg ${JSON.stringify(String(h.alg).slice(0, 20))} is not accepted; use ES256 or EdDSA`);
+  if (h.typ !== CREDENTIAL_TYP) return no('typ', `typ must be ${CREDENTIAL_TYP}`);
+  if (typeof h.kid !== 'string' || !SHA256_B64URL.test(h.kid)) return no('header', 'kid must be the RFC 7638 SHA-256 thumbprint of the signing key (43 base64url characters)');
+  return { ok: true, header: Object.freeze({ alg: h.alg, typ: CREDENTIAL_TYP, kid: h.kid }) };
 }
 
 function claimError(link: number, why: string): never {
   fail(link, 'claims', why);
 }
 
-function readClaims(c: Record<string, unknown>, link: number): CredentialClaims {
+function readClaims(c: Record<string, unknown>, link: number, targets: Target[]): CredentialClaims {
   // The version decides what the other claims mean, so it is read first.
   if (!Object.hasOwn(c, 'v')) claimError(link, 'claim v is missing');
   if (c.v !== CREDENTIAL_VERSION) fail(link, 'version', `v is ${JSON.stringify(c.v)}; this Fedlab reads version ${CREDENTIAL_VERSION} only`);
@@ -196,8 +223,8 @@ function readClaims(c: Record<string, unknown>, link: number): CredentialClaims 
   for (const k of CLAIM_KEYS) if (k !== 'prf' && !Object.hasOwn(c, k)) claimError(link, `claim ${k} is missing`);
 
   if (typeof c.jti !== 'string' || !JTI.test(c.jti)) claimError(link, 'jti must be 128 random bits in base64url (22 characters)');
-  if (typeof c.iss !== 'string' || !isUrn(c.iss)) claimError(link, 'iss must be a Fedlab URN');
-  if (typeof c.sub !== 'string' || !isUrn(c.sub)) claimError(link, 'sub must be a Fedlab URN');
+  if (typeof c.iss !== 'string' || !urns.get(c.iss, isUrn)) claimError(link, 'iss must be a Fedlab URN');
+  if (typeof c.sub !== 'string' || !urns.get(c.sub, isUrn)) claimError(link, 'sub must be a Fedlab URN');
 
   const cnf = c.cnf;
   if (typeof cnf !== 'object' || cnf === null || Array.isArray(cnf)) claimError(link, 'cnf must be an object holding jwk');
@@ -210,11 +237,9 @@ function readClaims(c: Record<string, unknown>, link: number): CredentialClaims 
   const seenTargets = new Set<string>();
   for (const t of c.tgt as unknown[]) {
     if (typeof t !== 'string') claimError(link, 'every tgt entry must be a string');
-    try {
-      parseTarget(t);
-    } catch {
-      claimError(link, `tgt ${JSON.stringify(t.slice(0, 80))} is not a URN, urn:fedlab:<domain>:<kind>:* or urn:fedlab:<domain>:*`);
-    }
+    const parsed = targetOf(t);
+    if (parsed === null) claimError(link, `tgt ${JSON.stringify(t.slice(0, 80))} is not a URN, urn:fedlab:<domain>:<kind>:* or urn:fedlab:<domain>:*`);
+    targets.push(parsed);
     if (seenTargets.has(t)) claimError(link, `tgt lists ${t} twice`);
     seenTargets.add(t);
   }

@@ -30,31 +30,45 @@ export interface Grant {
   readonly delegationsLeft: number;
 }
 
-/** A verified chain prefix ending at `cred` (link `index`). */
-export interface VerifiedPrefix {
+/** A verified prefix of a chain ending at `cred` (link `index`); rules 1 (but the clock) and 3 hold for it. */
+export class VerifiedPrefix {
   readonly index: number;
-  readonly cred: ParsedCredential;
-  readonly parent: VerifiedPrefix | undefined;
   /** Every link of the prefix, root first. */
   readonly links: readonly ParsedCredential[];
-  /** Effective limits at this link. */
-  readonly limits: Limits;
   /** Distinct signing-key thumbprints of the prefix: whose revocation lists apply. */
   readonly issuerKids: readonly string[];
-  readonly leafTargets: readonly Target[];
-  readonly grant: Grant;
   /** Approximate memory held (the links' text). */
   readonly bytes: number;
+  private grantValue: Grant | undefined;
+
+  constructor(
+    readonly parent: VerifiedPrefix | undefined,
+    readonly cred: ParsedCredential,
+    /** Effective limits at this link. */
+    readonly limits: Limits,
+  ) {
+    this.links = parent ? [...parent.links, cred] : [cred];
+    this.index = this.links.length - 1;
+    this.issuerKids = parent ? (parent.issuerKids.includes(cred.header.kid) ? parent.issuerKids : [...parent.issuerKids, cred.header.kid]) : [cred.header.kid];
+    this.bytes = (parent?.bytes ?? 0) + cred.token.length + 512;
+  }
+
+  /** Target patterns of the last link, parsed. */
+  get leafTargets(): readonly Target[] {
+    return this.cred.targets;
+  }
+
+  /** The grant of this prefix, built when first asked for (most prefixes only lead to a longer chain). */
+  get grant(): Grant {
+    return (this.grantValue ??= buildGrant(this.links, this.limits));
+  }
 }
 
-/** Builds the verified prefix that extends `parent` with `cred`. */
-export function extendPrefix(parent: VerifiedPrefix | undefined, cred: ParsedCredential, limits: Limits): VerifiedPrefix {
-  const links = parent ? [...parent.links, cred] : [cred];
-  const issuerKids = parent ? [...parent.issuerKids] : [];
-  if (!issuerKids.includes(cred.header.kid)) issuerKids.push(cred.header.kid);
+function buildGrant(links: readonly ParsedCredential[], limits: Limits): Grant {
   const root = links[0] as ParsedCredential;
+  const cred = links[links.length - 1] as ParsedCredential;
   const c = cred.claims;
-  const grant: Grant = Object.freeze({
+  return Object.freeze({
     privileges: Object.freeze([...c.priv]),
     targets: Object.freeze([...c.tgt]),
     limits: Object.freeze({ ...limits }),
@@ -67,15 +81,9 @@ export function extendPrefix(parent: VerifiedPrefix | undefined, cred: ParsedCre
     jtis: Object.freeze(links.map((l) => l.claims.jti)),
     delegationsLeft: c.dlg,
   });
-  return Object.freeze({
-    index: links.length - 1,
-    cred,
-    parent,
-    links: Object.freeze(links),
-    limits,
-    issuerKids: Object.freeze(issuerKids),
-    leafTargets: cred.targets,
-    grant,
-    bytes: (parent?.bytes ?? 0) + cred.token.length + 512,
-  });
+}
+
+/** Builds the verified prefix that extends `parent` with `cred`. */
+export function extendPrefix(parent: VerifiedPrefix | undefined, cred: ParsedCredential, limits: Limits): VerifiedPrefix {
+  return new VerifiedPrefix(parent, cred, limits);
 }

@@ -5,7 +5,7 @@
  * and cached by thumbprint, and signature checks that accept exactly one
  * encoding per algorithm (ES256: 64-byte IEEE P1363 r||s; EdDSA: Ed25519).
  */
-import { createHash, createPublicKey, sign as cryptoSign, verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import { createPublicKey, hash, sign as cryptoSign, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { algForKey, publicJwkMembers, type KeyAlg } from '../identity/keys.js';
 import { InvalidArgumentError } from '../errors.js';
 import { isCanonicalBase64url } from './base64url.js';
@@ -44,7 +44,7 @@ function isCoordinate(v: unknown): v is string {
 export function thumbprintOf(jwk: PublicJwk): string {
   // Required members only, in lexicographic order, no white space (RFC 7638 §3.2).
   const input = jwk.kty === 'EC' ? `{"crv":"P-256","kty":"EC","x":"${jwk.x}","y":"${jwk.y}"}` : `{"crv":"Ed25519","kty":"OKP","x":"${jwk.x}"}`;
-  return createHash('sha256').update(input).digest('base64url');
+  return hash('sha256', input, 'base64url');
 }
 
 /** The JWS alg a key of this JWK signs with. */

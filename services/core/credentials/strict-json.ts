@@ -1,9 +1,12 @@
 /**
  * JSON.parse keeps the last of two equal keys without a word, so `{"priv":
  * ["node.read"], "priv": ["sliver.exec"]}` would mean different things to
- * different parsers. Credentials are read with JSON.parse and then scanned
- * once for a repeated key in any object.
+ * different parsers. Credentials are read with JSON.parse; then the members
+ * in the text (one ':' outside strings per member) are counted against the
+ * members JSON.parse kept. Equal counts prove no key repeats; otherwise a
+ * slower scan names the repeated key.
  */
+import { isUtf8 } from 'node:buffer';
 
 /** The first key that appears twice in one object of the (valid) JSON text, or undefined. */
 export function findDuplicateKey(text: string): string | undefined {
@@ -64,23 +67,55 @@ export function findDuplicateKey(text: string): string | undefined {
   return undefined;
 }
 
+/** Number of object members in valid JSON text: the ':' characters outside string literals. */
+export function countMembersInText(text: string): number {
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x3a /* : */) n++;
+    else if (c === 0x22 /* " */) {
+      // Jump to the closing quote: one preceded by an even number of backslashes.
+      let q = text.indexOf('"', i + 1);
+      for (;;) {
+        let b = q - 1;
+        while (text.charCodeAt(b) === 0x5c) b--;
+        if ((q - 1 - b) % 2 === 0) break;
+        q = text.indexOf('"', q + 1);
+      }
+      i = q;
+    }
+  }
+  return n;
+}
+
+/** Number of object members in a parsed JSON value. */
+export function countMembersInValue(v: unknown): number {
+  if (typeof v !== 'object' || v === null) return 0;
+  let n = 0;
+  if (Array.isArray(v)) {
+    for (const x of v) n += countMembersInValue(x);
+    return n;
+  }
+  for (const k in v) n += 1 + countMembersInValue((v as Record<string, unknown>)[k]);
+  return n;
+}
+
 /** Result of {@link parseStrictJsonObject}. */
 export type StrictJsonResult = { ok: true; value: Record<string, unknown> } | { ok: false; problem: 'json' | 'duplicate-key'; why: string };
 
-const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-
 /** Parses UTF-8 bytes as one JSON object with no repeated key anywhere. */
-export function parseStrictJsonObject(bytes: Uint8Array): StrictJsonResult {
-  let text: string;
+export function parseStrictJsonObject(bytes: Buffer): StrictJsonResult {
+  if (!isUtf8(bytes)) return { ok: false, problem: 'json', why: 'is not UTF-8' };
+  // A byte order mark stays in the text, where JSON.parse refuses it.
+  const text = bytes.toString('utf8');
   let value: unknown;
   try {
-    text = decoder.decode(bytes);
     value = JSON.parse(text);
   } catch {
-    return { ok: false, problem: 'json', why: 'is not UTF-8 JSON' };
+    return { ok: false, problem: 'json', why: 'is not JSON' };
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return { ok: false, problem: 'json', why: 'is not a JSON object' };
-  const dup = findDuplicateKey(text);
-  if (dup !== undefined) return { ok: false, problem: 'duplicate-key', why: `repeats the key ${JSON.stringify(dup.slice(0, 40))}` };
-  return { ok: true, value: value as Record<string, unknown> };
+  if (countMembersInText(text) === countMembersInValue(value)) return { ok: true, value: value as Record<string, unknown> };
+  const dup = findDuplicateKey(text) ?? '?';
+  return { ok: false, problem: 'duplicate-key', why: `repeats the key ${JSON.stringify(dup.slice(0, 40))}` };
 }

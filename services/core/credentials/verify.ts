@@ -29,6 +29,7 @@ import { isPrivilege, MAX_CHAIN_BYTES, MAX_CHAIN_LINKS, parseCredential, PRIVILE
 import { extendPrefix, type Grant, type VerifiedPrefix } from './grant.js';
 import { algOfJwk, keyObjectFor, publicJwkProblem, thumbprintOf, verifySignature, type PublicJwk } from './keys.js';
 import type { RevocationIndex, RevocationLookup } from './revocation.js';
+import { Memo } from './memo.js';
 import type { TrustStore } from './trust-store.js';
 
 /** Who presents the chain: the URN and key of its TLS client certificate. */
@@ -74,12 +75,19 @@ export function verifyChain(input: VerifyChainInput): Grant {
     invalid(0, 'missing', 'no credential chain was presented; send one in metadata fedlab-credential, one value per link, root first');
   }
   if (chain.length > MAX_CHAIN_LINKS) invalid(MAX_CHAIN_LINKS, 'size', `the chain has ${chain.length} links; at most ${MAX_CHAIN_LINKS} are accepted`);
-  let bytes = 0;
+  let units = 0;
   for (let i = 0; i < chain.length; i++) {
     const link = chain[i];
     if (typeof link !== 'string') invalid(i, 'format', 'a link must be a string');
-    bytes += Buffer.byteLength(link, 'utf8');
-    if (bytes > MAX_CHAIN_BYTES) invalid(i, 'size', `the chain is larger than ${MAX_CHAIN_BYTES} bytes at this link; present a shorter chain`);
+    units += link.length;
+  }
+  // A UTF-16 unit is at most 3 UTF-8 bytes, so short chains need no byte count.
+  if (units * 3 > MAX_CHAIN_BYTES) {
+    let bytes = 0;
+    for (let i = 0; i < chain.length; i++) {
+      bytes += Buffer.byteLength(chain[i] as string, 'utf8');
+      if (bytes > MAX_CHAIN_BYTES) invalid(i, 'size', `the chain is larger than ${MAX_CHAIN_BYTES} bytes at this link; present a shorter chain`);
+    }
   }
 
   const { privilege, object } = checkCall(input);
@@ -145,13 +153,16 @@ export function verifyChain(input: VerifyChainInput): Grant {
   return verified.grant;
 }
 
+// Objects of calls repeat (a node, a slice); their parse is remembered. A bad one throws and is not kept.
+const objects = new Memo<Target>();
+
 function checkCall(input: VerifyChainInput): { privilege: Privilege | null; object: { text: string; target: Target } | null } {
   const privilege = input.privilege;
   if (privilege !== null && !isPrivilege(privilege)) {
     throw new InvalidArgumentError(`unknown privilege ${JSON.stringify(String(privilege).slice(0, 40))}; the privileges are ${PRIVILEGES.join(' ')}`);
   }
   if (input.object === null) return { privilege, object: null };
-  return { privilege, object: { text: input.object, target: parseTarget(input.object) } };
+  return { privilege, object: { text: input.object, target: objects.get(input.object, parseTarget) } };
 }
 
 function holderThumbprint(holder: ChainHolder): string {
