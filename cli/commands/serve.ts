@@ -9,6 +9,7 @@ import { commonConfigSchema, compileConfig, ROLES, type CommonConfig, type Role 
 import { InvalidArgumentError } from '../../services/core/errors.js';
 import { hostService, type RoleDeps, type RoleServices } from '../../services/core/host.js';
 import { createLogger } from '../../services/core/log.js';
+import { buildManagementAuthority, maConfigSchema, MA_PATH_FIELDS } from '../../services/management-authority/index.js';
 import { buildNodeManager, nmConfigSchema, NM_PATH_FIELDS } from '../../services/node-manager/index.js';
 import { action, parsePositiveInt } from '../cli-support.js';
 
@@ -20,7 +21,7 @@ import { action, parsePositiveInt } from '../cli-support.js';
  */
 const ROLE_SERVICES: Record<Role, (deps: RoleDeps<CommonConfig>) => Promise<RoleServices> | RoleServices> = {
   nm: buildNodeManager as (deps: RoleDeps<CommonConfig>) => Promise<RoleServices>,
-  ma: () => ({ registrations: [] }),
+  ma: buildManagementAuthority as (deps: RoleDeps<CommonConfig>) => Promise<RoleServices>,
   sa: () => ({ registrations: [] }),
   sp: () => ({ registrations: [] }),
 };
@@ -28,7 +29,7 @@ const ROLE_SERVICES: Record<Role, (deps: RoleDeps<CommonConfig>) => Promise<Role
 /** Each role's config schema and its own path fields (resolved against the config file's folder). */
 const ROLE_CONFIGS: Record<Role, { schema: z.ZodType<CommonConfig>; pathFields?: readonly string[] }> = {
   nm: { schema: nmConfigSchema, pathFields: NM_PATH_FIELDS },
-  ma: { schema: commonConfigSchema },
+  ma: { schema: maConfigSchema, pathFields: MA_PATH_FIELDS },
   sa: { schema: commonConfigSchema },
   sp: { schema: commonConfigSchema },
 };

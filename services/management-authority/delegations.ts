@@ -1,0 +1,232 @@
+/**
+ * What this management authority signs and revokes (DESIGN §1.4, §5):
+ * `MA → SA` credentials over the site's nodes for the site's own slice
+ * authority or a federated peer's, and the site's revocation list (kept by
+ * services/core/credentials' RevocationStore, versioned; who revoked each
+ * entry is kept beside it).
+ */
+import { createHash, type KeyObject } from 'node:crypto';
+import { canonicalJson } from '../core/canonical-json.js';
+import { issueRoot, isPrivilege, thumbprintOf, toPublicJwk, type Limits, type Privilege, type PublicJwk, type RevocationEntry as CoreEntry, type RevocationStore } from '../core/credentials/index.js';
+import { AlreadyExistsError, InvalidArgumentError } from '../core/errors.js';
+import { identityFromCertificate, parseCertificate } from '../core/identity/certificate.js';
+import { parseTarget } from '../core/identity/urn.js';
+import type { Logger } from '../core/log.js';
+import type { Store, Table } from '../core/store/store.js';
+import type { RevocationEntry, ResourceLimits } from '../generated/fedlab/v1/common.js';
+import type {
+  DelegateToSliceAuthorityRequest,
+  DelegateToSliceAuthorityResponse,
+  ManagementAuthorityListRevocationsRequest,
+  ManagementAuthorityListRevocationsResponse,
+  ManagementAuthorityRevokeRequest,
+  ManagementAuthorityRevokeResponse,
+} from '../generated/fedlab/v1/management_authority.js';
+import type { Peer } from './access.js';
+import type { Clock } from './clock.js';
+import { pageSize } from './paging.js';
+import { TABLES, type DelegationRecord, type RevocationMetaRecord } from './records.js';
+import { requestId, text, urnField } from './validate.js';
+
+/** What an MA → SA credential grants when the request names no privileges: every node and sliver privilege. */
+export const DEFAULT_SA_PRIVILEGES: readonly Privilege[] = ['node.read', 'sliver.create', 'sliver.delete', 'sliver.renew', 'sliver.control', 'sliver.read', 'sliver.exec'];
+
+/** Options of {@link Delegations}. */
+export interface DelegationsOptions {
+  readonly store: Store;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly maUrn: string;
+  readonly maKey: KeyObject;
+  readonly domain: string;
+  readonly defaultTtlS: number;
+  readonly maxTtlS: number;
+  readonly revocations: RevocationStore;
+}
+
+/** MA → SA delegation and the site's revocation list. */
+export class Delegations {
+  private readonly table: Table<DelegationRecord>;
+  private readonly meta: Table<RevocationMetaRecord>;
+  private readonly maJwk: PublicJwk;
+  private readonly maKid: string;
+
+  constructor(private readonly o: DelegationsOptions) {
+    this.table = o.store.table<DelegationRecord>(TABLES.delegations);
+    this.meta = o.store.table<RevocationMetaRecord>(TABLES.revocationMeta);
+    this.maJwk = toPublicJwk(o.maKey);
+    this.maKid = thumbprintOf(this.maJwk);
+  }
+
+  /** DelegateToSliceAuthority (administrators only; the caller checked). Idempotent on request id. */
+  async delegate(peer: Peer, req: DelegateToSliceAuthorityRequest): Promise<DelegateToSliceAuthorityResponse> {
+    const rid = requestId(req.requestId);
+    urnField('slice_authority_urn', req.sliceAuthorityUrn, 'authority');
+    const jwk = await this.saKey(req);
+    const privileges = req.privileges.length ? req.privileges : [...DEFAULT_SA_PRIVILEGES];
+    for (const p of privileges) {
+      if (!isPrivilege(p) || !(p.startsWith('sliver.') || p.startsWith('node.'))) {
+        throw new InvalidArgumentError(`privilege ${JSON.stringify(p.slice(0, 40))} cannot be delegated over nodes; use node.read or sliver.* privileges`, { field: 'privileges' });
+      }
+    }
+    const targets = req.targets.length ? req.targets : [`urn:fedlab:${this.o.domain}:node:*`];
+    for (const t of targets) {
+      let parsed;
+      try {
+        parsed = parseTarget(t);
+      } catch (err) {
+        throw new InvalidArgumentError(`targets: ${(err as Error).message}`, { field: 'targets' });
+      }
+      if (parsed.domain !== this.o.domain || (parsed.kind !== 'node' && parsed.kind !== 'sliver')) {
+        throw new InvalidArgumentError(`target ${t} is not this site's nodes or slivers; this MA delegates only over urn:fedlab:${this.o.domain}:node:*`, { field: 'targets' });
+      }
+    }
+    const ttl = req.ttlS === 0 ? this.o.defaultTtlS : req.ttlS;
+    if (!Number.isSafeInteger(ttl) || ttl < 1 || ttl > this.o.maxTtlS) {
+      throw new InvalidArgumentError(`ttl_s must be 1 to ${this.o.maxTtlS} seconds (0: ${this.o.defaultTtlS})`, { field: 'ttl_s' });
+    }
+    const limits = limitsOf(req.limits);
+    const dlg = req.maxDelegations;
+    if (!Number.isSafeInteger(dlg) || dlg < 0 || dlg > 7) throw new InvalidArgumentError('max_delegations must be 0 to 7 (a chain has at most 8 links)', { field: 'max_delegations' });
+    const fingerprint = createHash('sha256')
+      .update(canonicalJson({ sa: req.sliceAuthorityUrn, jwk, privileges: [...privileges].sort(), targets: [...targets].sort(), limits, ttl, dlg }))
+      .digest('base64url');
+    const key = `${peer.urn} ${rid}`;
+    const seen = await this.table.get(key);
+    if (seen) {
+      if (seen.fingerprint !== fingerprint) throw new AlreadyExistsError(`request id ${rid} was already used for another delegation; use a new request id`, { rule: 'request_id' });
+      return { chain: [...seen.chain], jti: seen.jti, expiresAt: new Date(seen.expiresAt) };
+    }
+    const issued = await issueRoot({
+      key: this.o.maKey,
+      issuer: this.o.maUrn,
+      subject: req.sliceAuthorityUrn,
+      subjectKey: jwk,
+      targets,
+      privileges,
+      dlg,
+      limits,
+      ttlSeconds: ttl,
+      now: new Date(this.o.clock.now()),
+    });
+    const rec: DelegationRecord = {
+      fingerprint,
+      sliceAuthorityUrn: req.sliceAuthorityUrn,
+      chain: [...issued.chain],
+      jti: issued.claims.jti,
+      issuedAt: issued.claims.iat * 1000,
+      expiresAt: issued.claims.exp * 1000,
+    };
+    await this.table.put(key, rec, { sync: true });
+    this.o.log.info({ sliceAuthority: req.sliceAuthorityUrn, jti: rec.jti, privileges, targets, expiresAt: new Date(rec.expiresAt).toISOString() }, 'delegated to a slice authority');
+    return { chain: [...rec.chain], jti: rec.jti, expiresAt: new Date(rec.expiresAt) };
+  }
+
+  private async saKey(req: DelegateToSliceAuthorityRequest): Promise<PublicJwk> {
+    const hasJwk = req.sliceAuthorityJwk !== '';
+    const hasCert = req.sliceAuthorityCertificatePem !== '';
+    if (hasJwk === hasCert) throw new InvalidArgumentError('give exactly one of slice_authority_jwk and slice_authority_certificate_pem', { field: 'slice_authority_jwk' });
+    if (hasCert) {
+      const id = await identityFromCertificate(parseCertificate(req.sliceAuthorityCertificatePem, 'slice_authority_certificate_pem'));
+      if (id.urn !== req.sliceAuthorityUrn) {
+        throw new InvalidArgumentError(`slice_authority_certificate_pem names ${id.urn}, not ${req.sliceAuthorityUrn}`, { field: 'slice_authority_certificate_pem' });
+      }
+      return toPublicJwk(id.jwk as Record<string, unknown>);
+    }
+    if (req.sliceAuthorityJwk.length > 2048) throw new InvalidArgumentError('slice_authority_jwk is too long for a public key', { field: 'slice_authority_jwk' });
+    let value: unknown;
+    try {
+      value = JSON.parse(req.sliceAuthorityJwk);
+    } catch {
+      throw new InvalidArgumentError('slice_authority_jwk is not JSON', { field: 'slice_authority_jwk' });
+    }
+    if (typeof value !== 'object' || value === null || 'd' in value) {
+      throw new InvalidArgumentError('slice_authority_jwk must be a public JWK (no private members)', { field: 'slice_authority_jwk' });
+    }
+    try {
+      return toPublicJwk(value as Record<string, unknown>);
+    } catch (err) {
+      throw new InvalidArgumentError(`slice_authority_jwk: ${(err as Error).message}`, { field: 'slice_authority_jwk' });
+    }
+  }
+
+  /** The site's revocation list version. */
+  get revocationVersion(): number {
+    return this.o.revocations.list(this.maKid)?.version ?? 0;
+  }
+
+  /** Revoke (administrators only; the caller checked). Revoking what is revoked returns the existing entry. */
+  async revoke(peer: Peer, req: ManagementAuthorityRevokeRequest): Promise<ManagementAuthorityRevokeResponse> {
+    const hasJti = req.jti !== '';
+    const hasKid = req.keyThumbprint !== '';
+    if (hasJti === hasKid) throw new InvalidArgumentError('give exactly one of jti and key_thumbprint', { field: 'jti' });
+    const reason = text('reason', req.reason, 200);
+    const item: CoreEntry = hasJti
+      ? { jti: req.jti, reason, time: Math.floor(this.o.clock.now() / 1000) }
+      : { kid: req.keyThumbprint, reason, time: Math.floor(this.o.clock.now() / 1000) };
+    const list = await this.o.revocations.revoke(this.maJwk, item, this.o.maUrn);
+    const index = list.entries.findIndex((e) => (hasJti ? e.jti === req.jti : e.kid === req.keyThumbprint));
+    const entry = list.entries[index] as CoreEntry;
+    const metaKey = hasJti ? `jti:${req.jti}` : `kid:${req.keyThumbprint}`;
+    let meta = await this.meta.get(metaKey);
+    if (!meta) {
+      meta = { revokedBy: peer.urn, version: index + 1 };
+      await this.meta.put(metaKey, meta, { sync: true });
+      this.o.log.info({ jti: entry.jti, kid: entry.kid, by: peer.urn, version: list.version }, 'revoked');
+    }
+    return { entry: this.toWire(entry, index + 1, meta), version: list.version };
+  }
+
+  /** ListRevocations: entries in version order, optionally since a version. */
+  async list(req: ManagementAuthorityListRevocationsRequest): Promise<ManagementAuthorityListRevocationsResponse> {
+    const size = pageSize(req.pageSize);
+    if (!Number.isSafeInteger(req.sinceVersion) || req.sinceVersion < 0) throw new InvalidArgumentError('since_version must be 0 or more', { field: 'since_version' });
+    let from = req.sinceVersion;
+    if (req.pageToken) {
+      const v = /^v([0-9]{1,15})$/.exec(Buffer.from(req.pageToken, 'base64url').toString());
+      if (!v) throw new InvalidArgumentError('page_token is not one this server gave out; start again with an empty token', { field: 'page_token' });
+      from = Math.max(from, Number(v[1]));
+    }
+    const list = this.o.revocations.list(this.maKid);
+    const entries = list?.entries ?? [];
+    const page = entries.slice(from, from + size);
+    const out: RevocationEntry[] = [];
+    for (const [i, e] of page.entries()) {
+      const version = from + i + 1;
+      const meta = await this.meta.get(e.jti !== undefined ? `jti:${e.jti}` : `kid:${e.kid}`);
+      out.push(this.toWire(e, version, meta));
+    }
+    const last = from + page.length;
+    return {
+      version: list?.version ?? 0,
+      entries: out,
+      nextPageToken: last < entries.length ? Buffer.from(`v${last}`).toString('base64url') : '',
+    };
+  }
+
+  private toWire(e: CoreEntry, version: number, meta: RevocationMetaRecord | undefined): RevocationEntry {
+    return {
+      jti: e.jti ?? '',
+      keyThumbprint: e.kid ?? '',
+      reason: e.reason,
+      revokedAt: new Date(e.time * 1000),
+      revokedBy: meta?.revokedBy ?? this.o.maUrn,
+      version,
+    };
+  }
+}
+
+function limitsOf(l: ResourceLimits | undefined): Limits {
+  const out: Record<string, number> = {};
+  const put = (k: string, v: number | undefined): void => {
+    if (v === undefined) return;
+    if (!Number.isSafeInteger(v) || v < 0) throw new InvalidArgumentError(`limits.${k} must be a whole number of 0 or more`, { field: `limits.${k}` });
+    out[k] = v;
+  };
+  put('slivers', l?.slivers);
+  put('cpu_millis', l?.cpuMillis);
+  put('mem_mb', l?.memMb);
+  put('disk_mb', l?.diskMb);
+  put('ttl_s', l?.ttlS);
+  return out;
+}

@@ -1,0 +1,44 @@
+/**
+ * The node side of enrolment: calls EnrollNode on a management authority's
+ * enrolment listener without a client certificate (the node has none yet),
+ * checking that the server's certificate names the MA's URN and chains to the
+ * site CA the node was given out of band. Every call has a deadline.
+ */
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import type { EnrollNodeRequest, EnrollNodeResponse } from '../generated/fedlab/v1/management_authority.js';
+import { ManagementAuthorityService } from '../generated/fedlab/v1/management_authority.js';
+
+/** Options of {@link enrollNode}. */
+export interface EnrollOptions {
+  /** host:port of the MA's enrolment listener. */
+  readonly address: string;
+  /** The site CA certificate(s), PEM. */
+  readonly caPem: string;
+  /** When set, the MA's certificate must name exactly this URN (else its host name is checked). */
+  readonly maUrn?: string;
+  readonly deadlineMs?: number;
+}
+
+/** Redeems an enrolment token; rejects with the gRPC error the MA returned. */
+export function enrollNode(o: EnrollOptions, request: EnrollNodeRequest): Promise<EnrollNodeResponse> {
+  const verify = o.maUrn
+    ? (_host: string, cert: PeerCertificate): Error | undefined => {
+        const urns = (cert.subjectaltname ?? '').split(', ').filter((s) => s.startsWith('URI:urn:fedlab:')).map((s) => s.slice(4));
+        return urns.length === 1 && urns[0] === o.maUrn ? undefined : new Error(`the server's certificate names ${urns.join(', ') || 'no URN'}, not ${o.maUrn}`);
+      }
+    : (host: string, cert: PeerCertificate): Error | undefined => checkServerIdentity(host, cert);
+  const client = new Client(o.address, credentials.createSsl(Buffer.from(o.caPem), null, null, { checkServerIdentity: verify }));
+  const def = ManagementAuthorityService.enrollNode;
+  return new Promise<EnrollNodeResponse>((resolve, reject) => {
+    client.makeUnaryRequest(
+      def.path,
+      (v: EnrollNodeRequest) => def.requestSerialize(v),
+      (b: Buffer) => def.responseDeserialize(b),
+      request,
+      new Metadata(),
+      { deadline: Date.now() + (o.deadlineMs ?? 10_000) },
+      (err: ServiceError | null, res?: EnrollNodeResponse) => (err ? reject(err) : resolve(res as EnrollNodeResponse)),
+    );
+  }).finally(() => client.close());
+}

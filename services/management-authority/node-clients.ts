@@ -1,0 +1,117 @@
+/**
+ * Calls to the site's node managers. One channel per node (opened on first
+ * use, closed when the node's endpoint changes or it is the least recently
+ * used beyond the pool size), the node's certificate pinned to its URN, and
+ * every call showing the owner → MA chain the node enrolled with (the MA's
+ * TLS certificate holds its leaf). Fan-out runs calls in parallel, bounded,
+ * each with a deadline, and reports every node's result or failure reason.
+ */
+import { status as Status } from '@grpc/grpc-js';
+import { isFedlabError } from '../core/errors.js';
+import { codeForKind } from '../core/rpc/status.js';
+import { createClient, isServiceError, type CallOpts, type PromiseClient } from '../core/rpc/client.js';
+import type { TlsMaterial } from '../core/rpc/server.js';
+import type { Logger } from '../core/log.js';
+import { NodeManagerService } from '../generated/fedlab/v1/node_manager.js';
+import type { NodeRegistry } from './node-registry.js';
+
+/** A node manager client. */
+export type NmClient = PromiseClient<typeof NodeManagerService>;
+
+/** One node's outcome. */
+export type NodeResult<T> =
+  | { readonly nodeUrn: string; readonly ok: true; readonly value: T }
+  | { readonly nodeUrn: string; readonly ok: false; readonly code: number; readonly reason: string };
+
+/** Options of {@link NodeClients}. */
+export interface NodeClientsOptions {
+  readonly tls: TlsMaterial;
+  readonly registry: NodeRegistry;
+  readonly log: Logger;
+  readonly deadlineMs: number;
+  readonly concurrency: number;
+  readonly maxChannels: number;
+}
+
+/** Bounds of one fan-out. */
+export interface FanOutOptions {
+  /** Absolute deadline of the whole operation (the incoming call's), ms since the epoch. */
+  readonly deadline?: number;
+  readonly signal?: AbortSignal;
+}
+
+/** The pool of node manager clients. */
+export class NodeClients {
+  private readonly channels = new Map<string, { endpoint: string; client: NmClient }>();
+
+  constructor(private readonly o: NodeClientsOptions) {}
+
+  private clientFor(nodeUrn: string, endpoint: string): NmClient {
+    const cur = this.channels.get(nodeUrn);
+    if (cur && cur.endpoint === endpoint) {
+      // Most recently used last: the first entry is the one to close when the pool is full.
+      this.channels.delete(nodeUrn);
+      this.channels.set(nodeUrn, cur);
+      return cur.client;
+    }
+    if (cur) {
+      cur.client.close();
+      this.channels.delete(nodeUrn);
+    }
+    while (this.channels.size >= this.o.maxChannels) {
+      const [oldest, entry] = this.channels.entries().next().value as [string, { client: NmClient }];
+      entry.client.close();
+      this.channels.delete(oldest);
+    }
+    const client = createClient(NodeManagerService, { address: endpoint, tls: this.o.tls, serverUrn: nodeUrn, deadlineMs: this.o.deadlineMs });
+    this.channels.set(nodeUrn, { endpoint, client });
+    return client;
+  }
+
+  /** Calls one node; never throws: failures come back as a result with the gRPC code and a reason naming the node. */
+  async call<T>(nodeUrn: string, fn: (client: NmClient, opts: CallOpts) => Promise<T>, options: FanOutOptions = {}): Promise<NodeResult<T>> {
+    const node = this.o.registry.get(nodeUrn);
+    if (!node) return { nodeUrn, ok: false, code: Status.NOT_FOUND, reason: `node ${nodeUrn} is not enrolled at this site` };
+    const left = options.deadline !== undefined && Number.isFinite(options.deadline) ? options.deadline - Date.now() - 100 : Infinity;
+    const deadlineMs = Math.max(1, Math.min(this.o.deadlineMs, left));
+    try {
+      const client = this.clientFor(nodeUrn, node.endpoint);
+      const value = await fn(client, { chain: node.record.ownerChain, deadlineMs, ...(options.signal ? { signal: options.signal } : {}) });
+      return { nodeUrn, ok: true, value };
+    } catch (err) {
+      return { nodeUrn, ok: false, ...describe(err, nodeUrn, node.endpoint, deadlineMs) };
+    }
+  }
+
+  /** Calls many nodes in parallel (at most `concurrency` at once); results in the order of `items`. */
+  async fanOut<I, T>(items: readonly I[], nodeOf: (item: I) => string, fn: (client: NmClient, opts: CallOpts, item: I) => Promise<T>, options: FanOutOptions = {}): Promise<NodeResult<T>[]> {
+    const out = new Array<NodeResult<T>>(items.length);
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < items.length) {
+        const i = next++;
+        const item = items[i] as I;
+        out[i] = await this.call(nodeOf(item), (c, opts) => fn(c, opts, item), options);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.o.concurrency, items.length) }, worker));
+    return out;
+  }
+
+  /** Closes every channel. */
+  close(): void {
+    for (const { client } of this.channels.values()) client.close();
+    this.channels.clear();
+  }
+}
+
+function describe(err: unknown, nodeUrn: string, endpoint: string, deadlineMs: number): { code: number; reason: string } {
+  if (isServiceError(err)) {
+    if (err.code === Status.DEADLINE_EXCEEDED) return { code: err.code, reason: `node ${nodeUrn} (${endpoint}) did not answer within ${deadlineMs} ms; it may be down — try again or choose another node` };
+    if (err.code === Status.UNAVAILABLE) return { code: err.code, reason: `node ${nodeUrn} (${endpoint}) is unreachable: ${err.details}; try again later or choose another node` };
+    if (err.code === Status.CANCELLED) return { code: err.code, reason: `the call to node ${nodeUrn} was cancelled` };
+    return { code: err.code, reason: `node ${nodeUrn}: ${err.details}` };
+  }
+  if (isFedlabError(err)) return { code: codeForKind(err.kind), reason: `node ${nodeUrn}: ${err.message}` };
+  return { code: Status.INTERNAL, reason: `node ${nodeUrn}: ${(err as Error)?.message ?? String(err)}` };
+}

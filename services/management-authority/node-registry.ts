@@ -1,0 +1,311 @@
+/**
+ * The site's nodes and their health. Enrolled nodes live in memory (sorted by
+ * URN for paging) and in the `nodes` table; health is kept in memory and
+ * written to `node-health` in coalesced batches, because heartbeats are the
+ * hottest path of the authority (10,000 nodes at a 5 s interval is 2,000
+ * calls a second): a heartbeat updates a few fields in place and marks the
+ * node dirty, nothing more. A monitor tick marks a node DOWN once three
+ * intervals passed without a heartbeat; the next heartbeat makes it UP again.
+ */
+import { PermissionDeniedError, NotFoundError, InvalidArgumentError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import type { Store, Table } from '../core/store/store.js';
+import { NodeHealth, SiteStyle, type Node, type ResourceSpec } from '../generated/fedlab/v1/common.js';
+import type { HeartbeatRequest } from '../generated/fedlab/v1/management_authority.js';
+import type { Clock } from './clock.js';
+import type { StyleName } from './config.js';
+import { parseEndpoint } from './endpoint.js';
+import { decodeToken, encodeToken, firstAfter, insertSorted, pageSize } from './paging.js';
+import { resourcesOf, TABLES, ZERO, type NodeHealthRecord, type NodeRecord, type Resources } from './records.js';
+
+/** Heartbeats missed in a row that make a node DOWN. */
+export const MISSED_FOR_DOWN = 3;
+
+/** A node as held in memory: its enrolment record and its live health. */
+export interface LiveNode {
+  readonly record: NodeRecord;
+  up: boolean;
+  lastHeartbeatAt: number | undefined;
+  sequence: number;
+  endpoint: string;
+  capacity: Resources;
+  reportedAllocated: Resources;
+  usage: Resources;
+  reportedSlivers: number;
+  version: string;
+}
+
+/** What the aggregate has committed on a node (holds and slivers), for reports. */
+export type CommittedOf = (nodeUrn: string) => { readonly committed: Resources; readonly slivers: number };
+
+/** Options of {@link NodeRegistry}. */
+export interface NodeRegistryOptions {
+  readonly store: Store;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly intervalMs: number;
+  readonly style: StyleName;
+  readonly aggregateUrn: string;
+}
+
+/** A health change the monitor or a heartbeat made. */
+export interface HealthChange {
+  readonly nodeUrn: string;
+  readonly up: boolean;
+}
+
+const STYLE: Record<StyleName, SiteStyle> = {
+  planetlab: SiteStyle.SITE_STYLE_PLANETLAB,
+  emulab: SiteStyle.SITE_STYLE_EMULAB,
+  protogeni: SiteStyle.SITE_STYLE_PROTOGENI,
+};
+
+/** Wire form of resources. */
+export function toSpec(r: Resources, bandwidthKbps = 0): ResourceSpec {
+  return { cpuMillis: r.cpuMillis, memMb: r.memMb, diskMb: r.diskMb, pids: r.pids, bandwidthKbps };
+}
+
+function sameResources(a: Resources, b: Resources): boolean {
+  return a.cpuMillis === b.cpuMillis && a.memMb === b.memMb && a.diskMb === b.diskMb && a.pids === b.pids;
+}
+
+/** The site's enrolled nodes and their health. */
+export class NodeRegistry {
+  private readonly nodes = new Map<string, LiveNode>();
+  private readonly sorted: string[] = [];
+  private readonly dirty = new Set<string>();
+  private readonly nodeTable: Table<NodeRecord>;
+  private readonly healthTable: Table<NodeHealthRecord>;
+  private readonly listeners: ((change: HealthChange) => void)[] = [];
+  private committedOf: CommittedOf = () => ({ committed: ZERO, slivers: 0 });
+  /** Heartbeats accepted since start (diagnostics and the benchmark). */
+  heartbeats = 0;
+
+  constructor(private readonly o: NodeRegistryOptions) {
+    this.nodeTable = o.store.table<NodeRecord>(TABLES.nodes);
+    this.healthTable = o.store.table<NodeHealthRecord>(TABLES.nodeHealth);
+  }
+
+  /** The table of enrolment records (enrolment writes it in its own batch). */
+  get table(): Table<NodeRecord> {
+    return this.nodeTable;
+  }
+
+  /** The table of health records. */
+  get health(): Table<NodeHealthRecord> {
+    return this.healthTable;
+  }
+
+  /** Where reports read what the aggregate has committed on a node. */
+  setCommittedOf(fn: CommittedOf): void {
+    this.committedOf = fn;
+  }
+
+  /** Calls `fn` on every UP/DOWN change. */
+  onHealthChange(fn: (change: HealthChange) => void): void {
+    this.listeners.push(fn);
+  }
+
+  /** Loads every node and its last health. */
+  async load(): Promise<void> {
+    for await (const [urn, rec] of this.nodeTable.entries()) {
+      const h = await this.healthTable.get(urn);
+      this.install(rec, h);
+    }
+  }
+
+  private install(rec: NodeRecord, h: NodeHealthRecord | undefined): LiveNode {
+    const live: LiveNode = {
+      record: rec,
+      up: h?.up ?? false,
+      lastHeartbeatAt: h?.lastHeartbeatAt,
+      sequence: h?.sequence ?? 0,
+      endpoint: h?.endpoint ?? rec.endpoint,
+      capacity: h?.capacity ?? rec.capacity,
+      reportedAllocated: h?.allocated ?? ZERO,
+      usage: h?.usage ?? ZERO,
+      reportedSlivers: h?.sliverCount ?? 0,
+      version: h?.version ?? rec.version,
+    };
+    this.nodes.set(rec.urn, live);
+    insertSorted(this.sorted, rec.urn);
+    return live;
+  }
+
+  /** Adds a node whose enrolment batch was written. It is DOWN until its first heartbeat. */
+  added(rec: NodeRecord): void {
+    this.install(rec, undefined);
+  }
+
+  get size(): number {
+    return this.nodes.size;
+  }
+
+  get(urn: string): LiveNode | undefined {
+    return this.nodes.get(urn);
+  }
+
+  has(urn: string): boolean {
+    return this.nodes.has(urn);
+  }
+
+  /** Every node, in URN order. */
+  all(): LiveNode[] {
+    return this.sorted.map((u) => this.nodes.get(u) as LiveNode);
+  }
+
+  /**
+   * Takes a heartbeat from the node its caller's certificate names. Cheap on
+   * purpose: validation, a few assignments, and the node marked dirty.
+   */
+  heartbeat(peer: { readonly urn: string; readonly thumbprint: string }, req: HeartbeatRequest): LiveNode {
+    if (req.nodeUrn !== peer.urn) {
+      throw new PermissionDeniedError(`the caller is ${peer.urn}, not ${req.nodeUrn}: a node sends its own heartbeats with its own certificate`, { rule: 'node_urn' });
+    }
+    const node = this.nodes.get(req.nodeUrn);
+    if (!node) throw new NotFoundError(`node ${req.nodeUrn} is not enrolled here; enrol it with a token from \`fedlab node token\``);
+    if (node.record.keyThumbprint !== peer.thumbprint) {
+      throw new PermissionDeniedError(`the caller's key is not the key ${req.nodeUrn} enrolled with; use the certificate the enrolment returned`, { rule: 'node_key' });
+    }
+    if (req.endpoint !== node.endpoint && req.endpoint !== '') {
+      parseEndpoint(req.endpoint);
+      node.endpoint = req.endpoint;
+    }
+    const capacity = resourcesOf(req.capacity);
+    if (req.capacity !== undefined && !sameResources(capacity, node.capacity)) node.capacity = capacity;
+    if (req.version && req.version !== node.version) {
+      if (req.version.length > 64) throw new InvalidArgumentError('version is at most 64 characters', { field: 'version' });
+      node.version = req.version;
+    }
+    node.reportedAllocated = resourcesOf(req.allocated);
+    node.usage = resourcesOf(req.usage);
+    node.reportedSlivers = req.sliverCount;
+    node.sequence = req.sequence;
+    node.lastHeartbeatAt = this.o.clock.now();
+    this.dirty.add(node.record.urn);
+    this.heartbeats++;
+    if (!node.up) {
+      node.up = true;
+      this.o.log.info({ node: node.record.urn }, 'node is UP');
+      this.emit({ nodeUrn: node.record.urn, up: true });
+    }
+    return node;
+  }
+
+  /** Heartbeats missed in a row, as of now. */
+  missed(node: LiveNode): number {
+    const since = node.lastHeartbeatAt ?? node.record.enrolledAt;
+    return Math.max(0, Math.floor((this.o.clock.now() - since) / this.o.intervalMs));
+  }
+
+  /** The monitor tick: every UP node that missed three intervals goes DOWN. Returns the changes. */
+  check(): HealthChange[] {
+    const changes: HealthChange[] = [];
+    const limit = this.o.clock.now() - MISSED_FOR_DOWN * this.o.intervalMs;
+    for (const node of this.nodes.values()) {
+      if (!node.up) continue;
+      if ((node.lastHeartbeatAt ?? node.record.enrolledAt) > limit) continue;
+      node.up = false;
+      this.dirty.add(node.record.urn);
+      this.o.log.warn({ node: node.record.urn, lastHeartbeatAt: node.lastHeartbeatAt }, 'node is DOWN: three heartbeats missed');
+      const change = { nodeUrn: node.record.urn, up: false };
+      changes.push(change);
+      this.emit(change);
+    }
+    return changes;
+  }
+
+  private emit(change: HealthChange): void {
+    for (const fn of this.listeners) fn(change);
+  }
+
+  /** Writes the health of every node that changed since the last flush, in one batch. */
+  async flush(): Promise<number> {
+    if (this.dirty.size === 0) return 0;
+    const urns = [...this.dirty];
+    this.dirty.clear();
+    const batch = this.o.store.batch();
+    for (const urn of urns) {
+      const n = this.nodes.get(urn);
+      if (!n) continue;
+      const rec: NodeHealthRecord = {
+        up: n.up,
+        ...(n.lastHeartbeatAt !== undefined ? { lastHeartbeatAt: n.lastHeartbeatAt } : {}),
+        sequence: n.sequence,
+        endpoint: n.endpoint,
+        capacity: n.capacity,
+        allocated: n.reportedAllocated,
+        usage: n.usage,
+        sliverCount: n.reportedSlivers,
+        version: n.version,
+      };
+      batch.put(this.healthTable, urn, rec);
+    }
+    try {
+      await batch.write();
+    } catch (err) {
+      // Not written: try again at the next flush.
+      for (const u of urns) this.dirty.add(u);
+      throw err;
+    }
+    return urns.length;
+  }
+
+  /** The wire form of a node. */
+  toWire(n: LiveNode): Node {
+    const { committed, slivers } = this.committedOf(n.record.urn);
+    return {
+      urn: n.record.urn,
+      ownerUrn: n.record.ownerUrn,
+      aggregateUrn: this.o.aggregateUrn,
+      style: STYLE[this.o.style],
+      health: n.up ? NodeHealth.NODE_HEALTH_UP : NodeHealth.NODE_HEALTH_DOWN,
+      endpoint: n.endpoint,
+      capacity: toSpec(n.capacity),
+      allocated: toSpec(committed),
+      usage: toSpec(n.usage),
+      sliverCount: slivers,
+      isolation: n.record.isolation,
+      version: n.version,
+      exclusive: n.record.exclusive,
+      netemAvailable: n.record.netemAvailable,
+      enrolledAt: new Date(n.record.enrolledAt),
+      ...(n.lastHeartbeatAt !== undefined ? { lastHeartbeatAt: new Date(n.lastHeartbeatAt) } : {}),
+      missedHeartbeats: this.missed(n),
+    };
+  }
+
+  /** One page of nodes, optionally only those UP or DOWN. */
+  list(req: { pageSize: number; pageToken: string; health: NodeHealth }): { nodes: Node[]; nextPageToken: string } {
+    const size = pageSize(req.pageSize);
+    if (![NodeHealth.NODE_HEALTH_UNSPECIFIED, NodeHealth.NODE_HEALTH_UP, NodeHealth.NODE_HEALTH_DOWN].includes(req.health)) {
+      throw new InvalidArgumentError('health must be UP, DOWN or unset', { field: 'health' });
+    }
+    const after = decodeToken('nodes', req.pageToken);
+    const want = req.health === NodeHealth.NODE_HEALTH_UNSPECIFIED ? undefined : req.health === NodeHealth.NODE_HEALTH_UP;
+    const out: Node[] = [];
+    let i = firstAfter(this.sorted, after);
+    let last = '';
+    for (; i < this.sorted.length && out.length < size; i++) {
+      const n = this.nodes.get(this.sorted[i] as string) as LiveNode;
+      if (want !== undefined && n.up !== want) continue;
+      out.push(this.toWire(n));
+      last = n.record.urn;
+    }
+    // Another page only if a later node would qualify.
+    let more = false;
+    for (; i < this.sorted.length; i++) {
+      const n = this.nodes.get(this.sorted[i] as string) as LiveNode;
+      if (want === undefined || n.up === want) {
+        more = true;
+        break;
+      }
+    }
+    return { nodes: out, nextPageToken: more ? encodeToken('nodes', last) : '' };
+  }
+
+  /** Sorted URNs (for paging elsewhere). */
+  get urns(): readonly string[] {
+    return this.sorted;
+  }
+}

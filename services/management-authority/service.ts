@@ -1,0 +1,108 @@
+/**
+ * The gRPC handlers of the management authority: ManagementAuthority and
+ * Aggregate. Wire messages in, domain calls, wire messages out; everything
+ * else lives in the domain classes.
+ */
+import { NotFoundError } from '../core/errors.js';
+import { defineService, type ServiceRegistration } from '../core/rpc/adapter.js';
+import { AggregateService } from '../generated/fedlab/v1/aggregate.js';
+import { ManagementAuthorityService } from '../generated/fedlab/v1/management_authority.js';
+import type { Access } from './access.js';
+import type { Aggregate } from './aggregate.js';
+import type { Clock } from './clock.js';
+import type { Delegations } from './delegations.js';
+import type { Enrolment } from './enrolment.js';
+import type { NodeRegistry } from './node-registry.js';
+import { TERMS_STATEMENT_METADATA_KEY, type ProviderRegistry } from './providers.js';
+import { urnField } from './validate.js';
+
+/** What the handlers call. */
+export interface MaDomain {
+  readonly access: Access;
+  readonly enrolment: Enrolment;
+  readonly registry: NodeRegistry;
+  readonly providers: ProviderRegistry;
+  readonly delegations: Delegations;
+  readonly aggregate: Aggregate;
+  readonly clock: Clock;
+  readonly heartbeatIntervalMs: number;
+}
+
+/** The ManagementAuthority service over the domain. */
+export function managementAuthorityService(d: MaDomain): ServiceRegistration {
+  const intervalS = Math.max(1, Math.ceil(d.heartbeatIntervalMs / 1000));
+  return defineService(ManagementAuthorityService, {
+    async createEnrollmentToken(req, ctx) {
+      return d.enrolment.createToken(ctx.peer, req);
+    },
+    async enrollNode(req) {
+      return d.enrolment.enroll(req);
+    },
+    async heartbeat(req, ctx) {
+      d.registry.heartbeat(ctx.peer, req);
+      return { serverTime: new Date(d.clock.now()), heartbeatIntervalS: intervalS, revocationVersion: d.delegations.revocationVersion };
+    },
+    async listNodes(req) {
+      return d.registry.list(req);
+    },
+    async getNode(req) {
+      urnField('node_urn', req.nodeUrn, 'node');
+      const n = d.registry.get(req.nodeUrn);
+      if (!n) throw new NotFoundError(`node ${req.nodeUrn} is not enrolled at this site; list the site's nodes with ListNodes`);
+      return { node: d.registry.toWire(n) };
+    },
+    async registerServiceProvider(req, ctx) {
+      const values = ctx.metadata.get(TERMS_STATEMENT_METADATA_KEY);
+      const statement = values.length ? String(values[0]) : undefined;
+      return { provider: await d.providers.register(ctx.peer, req, statement) };
+    },
+    async delegateToSliceAuthority(req, ctx) {
+      d.access.requireAdmin(ctx.peer, 'delegate to slice authorities');
+      return d.delegations.delegate(ctx.peer, req);
+    },
+    async revoke(req, ctx) {
+      d.access.requireAdmin(ctx.peer, "revoke credentials and keys on the site's list");
+      return d.delegations.revoke(ctx.peer, req);
+    },
+    async listRevocations(req) {
+      return d.delegations.list(req);
+    },
+  });
+}
+
+/** The Aggregate service over the domain. */
+export function aggregateService(d: MaDomain): ServiceRegistration {
+  const a = d.aggregate;
+  return defineService(AggregateService, {
+    async getVersion() {
+      return a.getVersion();
+    },
+    async listResources(req) {
+      return a.listResources(req);
+    },
+    async describe(req, ctx) {
+      return a.describe(ctx, req.urns);
+    },
+    async allocate(req, ctx) {
+      return a.allocate(ctx, req);
+    },
+    async provision(req, ctx) {
+      return a.provision(ctx, req);
+    },
+    async performOperationalAction(req, ctx) {
+      return { results: await a.act(ctx, req) };
+    },
+    async status(req, ctx) {
+      return a.status(ctx, req.urns);
+    },
+    async renew(req, ctx) {
+      return { results: await a.renew(ctx, req) };
+    },
+    async delete(req, ctx) {
+      return { results: await a.delete(ctx, req.urns) };
+    },
+    async shutdown(req, ctx) {
+      return { results: await a.shutdown(ctx.peer, d.access.isAdmin(ctx.peer), req, ctx.deadline) };
+    },
+  });
+}

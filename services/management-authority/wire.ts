@@ -1,0 +1,116 @@
+/** How the aggregate's records become wire messages (and GENI state names in documents). */
+import { AllocationState, OperationalState, SliverIsolation, type Link, type Sliver, type SliverInterface } from '../generated/fedlab/v1/common.js';
+import { toSpec } from './node-registry.js';
+import type { LinkSpec, Operational, SliceRecord, SliverRecord } from './records.js';
+
+const OPERATIONAL: Record<Operational, OperationalState> = {
+  pending: OperationalState.OPERATIONAL_STATE_PENDING,
+  notready: OperationalState.OPERATIONAL_STATE_NOTREADY,
+  configuring: OperationalState.OPERATIONAL_STATE_CONFIGURING,
+  ready: OperationalState.OPERATIONAL_STATE_READY,
+  stopping: OperationalState.OPERATIONAL_STATE_STOPPING,
+  stopped: OperationalState.OPERATIONAL_STATE_STOPPED,
+  failed: OperationalState.OPERATIONAL_STATE_FAILED,
+};
+
+const FROM_WIRE = new Map<OperationalState, Operational>(Object.entries(OPERATIONAL).map(([k, v]) => [v, k as Operational]));
+
+/** The operational state a node manager reported, in the aggregate's terms. */
+export function operationalOf(state: OperationalState | undefined, fallback: Operational): Operational {
+  return (state !== undefined && FROM_WIRE.get(state)) || fallback;
+}
+
+/** GENI AM API v3 names of allocation states (documents). */
+export const GENI_ALLOCATION = { allocated: 'geni_allocated', provisioned: 'geni_provisioned', unallocated: 'geni_unallocated' } as const;
+
+/** GENI AM API v3 names of operational states (documents). */
+export const GENI_OPERATIONAL: Record<Operational, string> = {
+  pending: 'geni_pending_allocation',
+  notready: 'geni_notready',
+  configuring: 'geni_configuring',
+  ready: 'geni_ready',
+  stopping: 'geni_stopping',
+  stopped: 'geni_stopped',
+  failed: 'geni_failed',
+};
+
+/** The wire form of a sliver record. */
+export function sliverToWire(s: SliverRecord, slice: SliceRecord | undefined, aggregateUrn: string, isolation: SliverIsolation): Sliver {
+  const unallocated = s.allocation === 'unallocated';
+  return {
+    urn: s.urn,
+    sliceUrn: s.sliceUrn,
+    nodeUrn: unallocated ? '' : s.nodeUrn,
+    aggregateUrn,
+    clientId: s.clientId,
+    resources: toSpec(s.resources),
+    allocationState:
+      s.allocation === 'allocated'
+        ? AllocationState.ALLOCATION_STATE_ALLOCATED
+        : s.allocation === 'provisioned'
+          ? AllocationState.ALLOCATION_STATE_PROVISIONED
+          : AllocationState.ALLOCATION_STATE_UNALLOCATED,
+    operationalState: unallocated ? OperationalState.OPERATIONAL_STATE_UNSPECIFIED : OPERATIONAL[s.operational],
+    isolation: unallocated ? SliverIsolation.SLIVER_ISOLATION_UNSPECIFIED : isolation,
+    exclusive: s.exclusive,
+    interfaces: s.interfaces.map(
+      (i): SliverInterface => ({ link: i.link, name: i.name, address: i.address, bandwidthKbps: i.bandwidthKbps, delayMs: i.delayMs, lossPercent: i.lossPercent }),
+    ),
+    createdAt: new Date(s.createdAt),
+    updatedAt: new Date(s.updatedAt),
+    expiresAt: new Date(s.allocation === 'allocated' && s.holdExpiresAt !== undefined ? s.holdExpiresAt : s.expiresAt),
+    error: s.error,
+    sliceAuthorityUrn: slice?.sliceAuthorityUrn ?? '',
+    providerUrn: slice?.providerUrn ?? '',
+    workDir: '',
+  };
+}
+
+/** A sliver that is gone, as results report it. */
+export function goneSliver(urn: string, sliceUrn: string, aggregateUrn: string): Sliver {
+  return {
+    urn,
+    sliceUrn,
+    nodeUrn: '',
+    aggregateUrn,
+    clientId: '',
+    allocationState: AllocationState.ALLOCATION_STATE_UNALLOCATED,
+    operationalState: OperationalState.OPERATIONAL_STATE_UNSPECIFIED,
+    isolation: SliverIsolation.SLIVER_ISOLATION_UNSPECIFIED,
+    exclusive: false,
+    interfaces: [],
+    error: '',
+    sliceAuthorityUrn: '',
+    providerUrn: '',
+    workDir: '',
+  };
+}
+
+/** The wire form of a slice's links. */
+export function linksToWire(links: readonly LinkSpec[]): Link[] {
+  return links.map((l) => ({ name: l.name, endpoints: [...l.endpoints], bandwidthKbps: l.bandwidthKbps, delayMs: l.delayMs, lossPercent: l.lossPercent }));
+}
+
+/** A `fedlab-rspec+json` manifest of a slice's slivers at this site, with GENI state names. */
+export function manifestDocument(slice: SliceRecord, slivers: readonly SliverRecord[], aggregateUrn: string): string {
+  return JSON.stringify({
+    type: 'manifest',
+    aggregate: aggregateUrn,
+    slice: slice.urn,
+    swapped_out: slice.swappedOut,
+    nodes: slivers.map((s) => ({
+      client_id: s.clientId,
+      component_id: s.allocation === 'unallocated' ? null : s.nodeUrn,
+      sliver_id: s.urn,
+      exclusive: s.exclusive,
+      resources: { cpu_millis: s.resources.cpuMillis, mem_mb: s.resources.memMb, disk_mb: s.resources.diskMb, pids: s.resources.pids },
+      allocation_state: GENI_ALLOCATION[s.allocation],
+      operational_state: s.allocation === 'unallocated' ? null : s.allocation === 'allocated' ? GENI_OPERATIONAL.pending : GENI_OPERATIONAL[s.operational],
+      expires: new Date(s.allocation === 'allocated' && s.holdExpiresAt !== undefined ? s.holdExpiresAt : s.expiresAt).toISOString(),
+      ...(s.netns ? { host_netns: s.netns } : {}),
+      interfaces: s.interfaces.map((i) => ({ link: i.link, name: i.name, address: i.address })),
+      ...(s.error ? { error: s.error } : {}),
+    })),
+    links: slice.links.map((l) => ({ name: l.name, endpoints: l.endpoints, bandwidth_kbps: l.bandwidthKbps, delay_ms: l.delayMs, loss_percent: l.lossPercent })),
+  });
+}
