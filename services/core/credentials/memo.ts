@@ -8,9 +8,17 @@
 export class Memo<V> {
   private readonly map = new Map<string, V>();
 
-  constructor(private readonly max = 4096) {}
+  /**
+   * @param max most entries kept
+   * @param maxKeyLength longer keys are computed but never kept, so hostile input cannot fill memory
+   */
+  constructor(
+    private readonly max = 4096,
+    private readonly maxKeyLength = 512,
+  ) {}
 
   get(key: string, compute: (key: string) => V): V {
+    if (key.length > this.maxKeyLength) return compute(key);
     const hit = this.map.get(key);
     if (hit !== undefined) return hit;
     const v = compute(key);
