@@ -986,9 +986,18 @@ export class Aggregate {
   /** Delete: releases holds at once; deletes provisioned slivers on their nodes (retried until done). Always per sliver. */
   async delete(ctx: CallContext, urns: readonly string[]): Promise<SliverResult[]> {
     const access = this.o.access.chain(ctx, 'sliver.delete');
-    const { slice, slivers } = this.resolve(urns);
+    // Deleting what is already gone succeeds: gone slivers are reported UNALLOCATED.
+    const gone = Array.isArray(urns) ? urns.filter((u) => !this.book.slivers.has(u) && !this.book.slices.has(u)) : [];
+    if (gone.length === urns.length && urns.length > 0) {
+      urns.forEach((u, i) => urnField(`urns[${i}]`, u, parseKind(u, i)));
+      return gone
+        .filter((u) => parseUrn(u).kind === 'sliver')
+        .map((u) => ({ sliverUrn: u, nodeUrn: '', status: { code: 0, reason: '' }, sliver: goneSliver(u, '', this.o.maUrn) }));
+    }
+    const { slice, slivers } = this.resolve(urns.filter((u) => !gone.includes(u)));
     this.ownSlice(access, slice, slivers);
-    return this.sliceLocks.run(slice.urn, () => this.deleteLocked(slice.urn, slivers, ctx.deadline));
+    const results = await this.sliceLocks.run(slice.urn, () => this.deleteLocked(slice.urn, slivers, ctx.deadline));
+    return [...results, ...gone.map((u) => ({ sliverUrn: u, nodeUrn: '', status: { code: 0, reason: '' }, sliver: goneSliver(u, slice.urn, this.o.maUrn) }))];
   }
 
   private async deleteLocked(sliceUrn: string, slivers: readonly SliverRecord[], deadline: number): Promise<SliverResult[]> {

@@ -30,7 +30,7 @@ export type StyleName = (typeof STYLES)[number];
 export const maConfigSchema = commonConfigSchema
   .extend({
     /** How the site shares and allocates its nodes. */
-    style: z.enum(STYLES),
+    style: z.enum(STYLES).default('planetlab'),
     /** URNs of the site's administrators (their TLS certificates name them). */
     admins: z.array(z.string().refine(isUrn, 'must be a URN')).default([]),
     /** The enrolment listener (TLS server authentication only; the token authenticates the node) and the CA that certifies nodes. */

@@ -1,0 +1,396 @@
+// A management authority site for tests, in one call: a PKI with the MA, an admin, a slice authority, a
+// provider and node owners; the MA hosted over mTLS on port 0 (in this process) or as `fedlab serve ma`
+// (a child process); real node managers enrolled through the MA's enrolment listener with one-time tokens
+// and served in this process; clients for every party; and cleanup of everything (clients first, then servers).
+import { createServer } from 'node:net';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { issueRoot } from '../../services/core/credentials/index.js';
+import { compileConfig } from '../../services/core/config.js';
+import { hostService, type HostedService } from '../../services/core/host.js';
+import { privateKeyToPem, publicKeyToPem } from '../../services/core/identity/keys.js';
+import { silentLogger, type Logger } from '../../services/core/log.js';
+import { createClient, type PromiseClient } from '../../services/core/rpc/client.js';
+import type { TlsMaterial } from '../../services/core/rpc/server.js';
+import { AggregateService } from '../../services/generated/fedlab/v1/aggregate.js';
+import { SliverIsolation } from '../../services/generated/fedlab/v1/common.js';
+import { ManagementAuthorityService } from '../../services/generated/fedlab/v1/management_authority.js';
+import { NodeManagerService } from '../../services/generated/fedlab/v1/node_manager.js';
+import type { Clock } from '../../services/management-authority/clock.js';
+import { enrollNode } from '../../services/management-authority/enrolment-client.js';
+import { maConfigSchema, MA_PATH_FIELDS, managementAuthorityRole, type ManagementAuthority, type MaConfig } from '../../services/management-authority/index.js';
+import type { CommandRunner } from '../../services/management-authority/netlab.js';
+import { instanceId, nmConfigSchema, NM_PATH_FIELDS, nodeManagerRole, type NmConfig } from '../../services/node-manager/index.js';
+import type { NodeManager } from '../../services/node-manager/node-manager.js';
+import type { SliverDriver } from '../../services/node-manager/drivers/driver.js';
+import { createDriver } from '../../services/node-manager/drivers/select.js';
+import { startCli } from '../helpers/cli.js';
+import { makeTestPki, type TestIdentity, type TestPki } from '../helpers/pki.js';
+
+export const NODE_PRIVILEGES = ['node.read', 'sliver.create', 'sliver.delete', 'sliver.renew', 'sliver.control', 'sliver.read', 'sliver.exec'];
+
+/** A free TCP port on 127.0.0.1 (for servers that must know their port before they start). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** The parties of one test site. */
+export interface SiteParties {
+  readonly domain: string;
+  readonly pki: TestPki;
+  readonly maUrn: string;
+  readonly ma: TestIdentity;
+  readonly admin: TestIdentity;
+  readonly sa: TestIdentity;
+  readonly sp: TestIdentity;
+  readonly owner: TestIdentity;
+  readonly bundleFile: string;
+}
+
+/** Makes the PKI and identities of a site. */
+export async function siteParties(domain = 'plc.test'): Promise<SiteParties> {
+  const pki = await makeTestPki(domain);
+  const maUrn = `urn:fedlab:${domain}:authority:ma`;
+  const ma = await pki.issueServer(maUrn);
+  const admin = await pki.issue(`urn:fedlab:${domain}:user:admin`);
+  const sa = await pki.issue(`urn:fedlab:${domain}:authority:sa`);
+  const sp = await pki.issue(`urn:fedlab:${domain}:sp:acme`);
+  const owner = await pki.issue(`urn:fedlab:${domain}:owner:alice`);
+  const bundle = await pki.bundle();
+  return { domain, pki, maUrn, ma, admin, sa, sp, owner, bundleFile: bundle.file };
+}
+
+/** TLS material of a party. */
+export function tlsOf(p: SiteParties, who: TestIdentity): TlsMaterial {
+  return { caCerts: p.pki.caPem, cert: who.certPem, key: who.keyPem };
+}
+
+/** Options of {@link startSite}. */
+export interface SiteOptions {
+  readonly style?: 'planetlab' | 'emulab' | 'protogeni';
+  readonly parties?: SiteParties;
+  /** Extra MA config (merged over the defaults). */
+  readonly config?: Record<string, unknown>;
+  readonly dataDir?: string;
+  readonly clock?: Clock;
+  readonly runner?: CommandRunner;
+  readonly manualTimers?: boolean;
+  readonly log?: Logger;
+  /** Run the MA as `fedlab serve ma` in a child process (needs fixed ports, chosen here). */
+  readonly child?: boolean;
+}
+
+/** A running test site. */
+export interface Site {
+  readonly parties: SiteParties;
+  readonly dir: string;
+  readonly dataDir: string;
+  readonly configFile: string;
+  readonly config: Readonly<MaConfig>;
+  readonly address: string;
+  readonly enrolAddress: string;
+  /** The domain objects (in-process MA only). */
+  readonly ma: ManagementAuthority | undefined;
+  readonly service: HostedService | undefined;
+  /** The child process (child MA only). */
+  readonly child: import('node:child_process').ChildProcess | undefined;
+  maClient(who?: TestIdentity): PromiseClient<typeof ManagementAuthorityService>;
+  aggClient(who?: TestIdentity): PromiseClient<typeof AggregateService>;
+  /** An MA → SA chain for the site's slice authority (all node and sliver privileges unless given). */
+  saChain(o?: { privileges?: string[]; limits?: Record<string, number>; ttlS?: number; requestId?: string }): Promise<string[]>;
+  /** Stops the MA (clients first), keeping its data. */
+  stop(): Promise<void>;
+  /** Stops and removes the site's directory. */
+  destroy(): Promise<void>;
+}
+
+const sites: Site[] = [];
+
+/** Writes the MA config for a site. */
+function maConfigObject(p: SiteParties, dataDir: string, o: SiteOptions, ports: { main: number; enrol: number }): Record<string, unknown> {
+  return {
+    role: 'ma',
+    urn: p.maUrn,
+    style: o.style ?? 'planetlab',
+    listen: { host: '127.0.0.1', port: ports.main },
+    tls: { ca: p.ma.caPath, cert: p.ma.certPath, key: p.ma.keyPath },
+    trust_bundle: p.bundleFile,
+    data_dir: dataDir,
+    log_level: 'silent',
+    shutdown_grace_ms: 2000,
+    admins: [p.admin.urn],
+    enrolment: { listen: { host: '127.0.0.1', port: ports.enrol }, ca_dir: p.pki.caDir },
+    heartbeat: { interval_ms: 200, flush_interval_ms: 100 },
+    defaults: { cpu_millis: 100, mem_mb: 64, disk_mb: 64, pids: 64 },
+    sweep_interval_ms: 100,
+    intent_retry_interval_ms: 500,
+    node_calls: { deadline_ms: 8000 },
+    ...o.config,
+  };
+}
+
+/** Starts a management authority for a site. */
+export async function startSite(o: SiteOptions = {}): Promise<Site> {
+  const parties = o.parties ?? (await siteParties());
+  const dir = o.dataDir ? join(o.dataDir, '..') : mkdtempSync(join(tmpdir(), 'fedlab-ma-'));
+  const dataDir = o.dataDir ?? join(dir, 'data');
+  const ports = o.child ? { main: await freePort(), enrol: await freePort() } : { main: 0, enrol: 0 };
+  const configFile = join(dir, `ma-${Math.random().toString(36).slice(2)}.json`);
+  const raw = maConfigObject(parties, dataDir, o, ports);
+  if (o.child) (raw as { log_level: string }).log_level = 'info';
+  writeFileSync(configFile, JSON.stringify(raw, null, 2));
+  const config = compileConfig(maConfigSchema, { file: configFile }, MA_PATH_FIELDS);
+
+  let ma: ManagementAuthority | undefined;
+  let service: HostedService | undefined;
+  let child: import('node:child_process').ChildProcess | undefined;
+  let address: string;
+  let enrolAddress: string;
+  if (o.child) {
+    const started = await startCli(['serve', 'ma', '--config', configFile], (l) => l.msg === 'listening', { timeoutMs: 60_000 });
+    child = started.child;
+    address = `127.0.0.1:${ports.main}`;
+    enrolAddress = `127.0.0.1:${ports.enrol}`;
+  } else {
+    service = await hostService(
+      config,
+      o.log ?? silentLogger(),
+      managementAuthorityRole({
+        ...(o.clock ? { clock: o.clock } : {}),
+        ...(o.runner ? { runner: o.runner } : {}),
+        ...(o.manualTimers ? { manualTimers: true } : {}),
+        onBuilt: (x) => (ma = x),
+      }),
+    );
+    address = `127.0.0.1:${service.port}`;
+    enrolAddress = `127.0.0.1:${(ma as unknown as ManagementAuthority).enrolmentPort}`;
+  }
+  const clients: { close(): void }[] = [];
+  const maClients = new Map<string, PromiseClient<typeof ManagementAuthorityService>>();
+  const aggClients = new Map<string, PromiseClient<typeof AggregateService>>();
+  let stopped = false;
+  const site: Site = {
+    parties,
+    dir,
+    dataDir,
+    configFile,
+    config,
+    address,
+    enrolAddress,
+    ma,
+    service,
+    child,
+    maClient: (who = parties.admin) => {
+      let c = maClients.get(who.urn + who.kid);
+      if (!c) {
+        c = createClient(ManagementAuthorityService, { address, tls: tlsOf(parties, who), serverUrn: parties.maUrn, deadlineMs: 30_000 });
+        clients.push(c);
+        maClients.set(who.urn + who.kid, c);
+      }
+      return c;
+    },
+    aggClient: (who = parties.sa) => {
+      let c = aggClients.get(who.urn + who.kid);
+      if (!c) {
+        c = createClient(AggregateService, { address, tls: tlsOf(parties, who), serverUrn: parties.maUrn, deadlineMs: 30_000 });
+        clients.push(c);
+        aggClients.set(who.urn + who.kid, c);
+      }
+      return c;
+    },
+    saChain: async (x = {}) => {
+      const res = await site.maClient().delegateToSliceAuthority({
+        requestId: x.requestId ?? `d-${Math.random().toString(36).slice(2)}`,
+        sliceAuthorityUrn: parties.sa.urn,
+        sliceAuthorityJwk: '',
+        sliceAuthorityCertificatePem: parties.sa.certPem,
+        privileges: x.privileges ?? [],
+        targets: [],
+        limits: x.limits ?? {},
+        ttlS: x.ttlS ?? 0,
+        maxDelegations: 1,
+      });
+      return res.chain;
+    },
+    stop: async () => {
+      if (stopped) return;
+      stopped = true;
+      for (const c of clients) c.close();
+      if (service) await service.stop();
+      if (child && child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        await new Promise((r) => child?.once('exit', r));
+      }
+    },
+    destroy: async () => {
+      await site.stop();
+      if (!o.dataDir) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  sites.push(site);
+  return site;
+}
+
+/** A node manager enrolled with a site. */
+export interface TestNode {
+  readonly urn: string;
+  readonly name: string;
+  readonly dataDir: string;
+  readonly config: Readonly<NmConfig>;
+  readonly endpoint: string;
+  service: HostedService | undefined;
+  nm: NodeManager | undefined;
+  /** Client as the MA (with the owner chain) for checking what really is on the node. */
+  client(): PromiseClient<typeof NodeManagerService>;
+  ownerChain: readonly string[];
+  /** Starts (again) the node manager on its data directory. */
+  start(): Promise<void>;
+  /** Stops the node manager (slivers keep running). */
+  stop(): Promise<void>;
+  /** Stops and removes every sliver runtime and the data directory. */
+  destroy(): Promise<void>;
+}
+
+/** Options of {@link enrolNode}. */
+export interface NodeOptions {
+  readonly name: string;
+  readonly driver?: 'container' | 'process' | 'simulated';
+  readonly driverObject?: SliverDriver;
+  readonly capacity?: Record<string, number>;
+  readonly heartbeatMs?: number;
+  readonly config?: Record<string, unknown>;
+  /** Enrol only; do not start the node manager. */
+  readonly noStart?: boolean;
+}
+
+/**
+ * Enrols a node with a site the way a node owner would: the admin makes a token, the owner signs
+ * owner → MA over the node, the node manager's key is certified through EnrollNode on the enrolment
+ * listener, and the node manager starts with that certificate and pushes heartbeats to the MA.
+ */
+export async function enrolNode(site: Site, o: NodeOptions): Promise<TestNode> {
+  const p = site.parties;
+  const urn = `urn:fedlab:${p.domain}:node:${o.name}`;
+  const dir = mkdtempSync(join(tmpdir(), `fedlab-manode-${o.name}-`));
+  const dataDir = join(dir, 'data');
+  const port = await freePort();
+  const endpoint = `127.0.0.1:${port}`;
+  const { token } = await site.maClient().createEnrollmentToken({ requestId: `t-${o.name}-${Math.random().toString(36).slice(2)}`, nodeName: o.name, ownerUrn: p.owner.urn, ttlS: 0 });
+  const ownerChain = (
+    await issueRoot({
+      key: p.owner.privateKey,
+      issuer: p.owner.urn,
+      subject: p.maUrn,
+      subjectKey: p.ma.jwk as Record<string, unknown>,
+      targets: [`urn:fedlab:${p.domain}:node:*`],
+      privileges: NODE_PRIVILEGES,
+      dlg: 1,
+      ttlSeconds: 90 * 86_400,
+    })
+  ).chain;
+  const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const capacity = { cpu_millis: 2000, mem_mb: 2048, disk_mb: 4096, pids: 1024, slivers: 20, ...o.capacity };
+  const res = await enrollNode(
+    { address: site.enrolAddress, caPem: p.pki.caPem, maUrn: p.maUrn },
+    {
+      token,
+      publicKeyPem: publicKeyToPem(keys.publicKey),
+      csrPem: '',
+      ownerCredentialChain: [...ownerChain],
+      endpoint,
+      capacity: { cpuMillis: capacity.cpu_millis, memMb: capacity.mem_mb, diskMb: capacity.disk_mb, pids: capacity.pids, bandwidthKbps: 0 },
+      isolation: o.driver === 'container' ? SliverIsolation.SLIVER_ISOLATION_CONTAINER : o.driver === 'simulated' ? SliverIsolation.SLIVER_ISOLATION_SIMULATED : SliverIsolation.SLIVER_ISOLATION_PROCESS,
+      version: '0.1.0',
+      netemAvailable: false,
+    },
+  );
+  writeFileSync(join(dir, 'key.pem'), privateKeyToPem(keys.privateKey), { mode: 0o600 });
+  writeFileSync(join(dir, 'cert.pem'), res.certificatePem);
+  writeFileSync(join(dir, 'ca.pem'), res.caChainPem.join(''));
+  const style = site.config.style;
+  const configFile = join(dir, 'nm.json');
+  writeFileSync(
+    configFile,
+    JSON.stringify({
+      role: 'nm',
+      urn,
+      listen: { host: '127.0.0.1', port },
+      endpoint,
+      tls: { ca: 'ca.pem', cert: 'cert.pem', key: 'key.pem' },
+      trust_bundle: p.bundleFile,
+      data_dir: dataDir,
+      log_level: 'silent',
+      shutdown_grace_ms: 1000,
+      owner: { certificate: p.owner.certPath },
+      management_authority: { urn: p.maUrn, address: site.address },
+      style,
+      exclusive: style === 'emulab',
+      driver: o.driver ?? 'process',
+      capacity,
+      defaults: { cpu_millis: 100, mem_mb: 64, disk_mb: 64, pids: 64 },
+      reaper_interval_ms: 200,
+      disk_check_interval_ms: 60_000,
+      heartbeat_interval_ms: o.heartbeatMs ?? 200,
+      heartbeat_deadline_ms: 1000,
+      ...o.config,
+    }),
+  );
+  const config = compileConfig(nmConfigSchema, { file: configFile }, NM_PATH_FIELDS);
+  const clients: { close(): void }[] = [];
+  const node: TestNode = {
+    urn,
+    name: o.name,
+    dataDir,
+    config,
+    endpoint,
+    service: undefined,
+    nm: undefined,
+    ownerChain,
+    client: () => {
+      const c = createClient(NodeManagerService, { address: endpoint, tls: tlsOf(p, p.ma), serverUrn: urn, deadlineMs: 15_000 });
+      clients.push(c);
+      return c;
+    },
+    start: async () => {
+      node.service = await hostService(
+        config,
+        silentLogger(),
+        nodeManagerRole({ ...(o.driverObject ? { driver: o.driverObject } : {}), onBuilt: (x) => (node.nm = x) }),
+      );
+    },
+    stop: async () => {
+      for (const c of clients.splice(0)) c.close();
+      const s = node.service;
+      node.service = undefined;
+      await s?.stop();
+    },
+    destroy: async () => {
+      await node.stop();
+      if (config.driver !== 'simulated' && !o.driverObject) {
+        const driver = createDriver({ kind: config.driver, workRoot: join(dataDir, 'slivers'), instance: instanceId(dataDir), netNamespace: false, log: silentLogger() });
+        await driver.purge();
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  if (!o.noStart) await node.start();
+  return node;
+}
+
+/** Waits until `predicate` holds (polling every 20 ms) or throws after `ms`. */
+export async function until(predicate: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await predicate())) {
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
