@@ -1335,6 +1335,13 @@ export class Aggregate {
     });
   }
 
+  /** The host network namespace of each instantiated sliver of a slice, by client id (emulab; for site tools and tests). */
+  hostNamespaces(sliceUrn: string): Map<string, string> {
+    const out = new Map<string, string>();
+    for (const s of this.book.sliversOf(sliceUrn)) if (s.netns && s.allocation === 'provisioned') out.set(s.clientId, s.netns);
+    return out;
+  }
+
   /** Counts for diagnostics and tests. */
   stats(): { slices: number; slivers: number; holds: number; intents: number } {
     return { slices: this.book.slices.size, slivers: this.book.slivers.size, holds: this.book.holds.size, intents: this.book.intents.size };
