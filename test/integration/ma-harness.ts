@@ -102,7 +102,11 @@ export interface Site {
   readonly ma: ManagementAuthority | undefined;
   readonly service: HostedService | undefined;
   /** The child process (child MA only). */
-  readonly child: import('node:child_process').ChildProcess | undefined;
+  child: import('node:child_process').ChildProcess | undefined;
+  /** Child MA only: kill -9, then wait for the process to be gone. */
+  kill9(): Promise<void>;
+  /** Child MA only: starts `fedlab serve ma` again on the same config (same data, same ports). */
+  restart(): Promise<void>;
   maClient(who?: TestIdentity): PromiseClient<typeof ManagementAuthorityService>;
   aggClient(who?: TestIdentity): PromiseClient<typeof AggregateService>;
   /** An MA → SA chain for the site's slice authority (all node and sliver privileges unless given). */
@@ -221,14 +225,28 @@ export async function startSite(o: SiteOptions = {}): Promise<Site> {
       });
       return res.chain;
     },
+    kill9: async () => {
+      const c = site.child;
+      if (!c || c.exitCode !== null || c.signalCode !== null) return;
+      const gone = new Promise((r) => c.once('exit', r));
+      c.kill('SIGKILL');
+      await gone;
+    },
+    restart: async () => {
+      const started = await startCli(['serve', 'ma', '--config', configFile], (l) => l.msg === 'listening', { timeoutMs: 60_000 });
+      site.child = started.child;
+      child = started.child;
+    },
     stop: async () => {
       if (stopped) return;
       stopped = true;
       for (const c of clients) c.close();
       if (service) await service.stop();
-      if (child && child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        await new Promise((r) => child?.once('exit', r));
+      const c = site.child;
+      if (c && c.exitCode === null && c.signalCode === null) {
+        const gone = new Promise((r) => c.once('exit', r));
+        c.kill('SIGTERM');
+        await gone;
       }
     },
     destroy: async () => {
