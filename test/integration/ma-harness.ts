@@ -412,3 +412,69 @@ export async function until(predicate: () => boolean | Promise<boolean>, ms: num
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+/** A node enrolled for real but with no node manager: the test sends its heartbeats itself. */
+export interface FakeNode {
+  readonly urn: string;
+  readonly ownerChain: readonly string[];
+  readonly tls: TlsMaterial;
+  /** Sends one heartbeat with the node's certificate. */
+  beat(o?: { capacity?: { cpuMillis: number; memMb: number; diskMb: number; pids: number } }): Promise<void>;
+  close(): void;
+}
+
+/** Enrols a node through the enrolment listener (token, owner chain, key) and returns a heartbeat sender. */
+export async function enrolFakeNode(site: Site, name: string, capacity = { cpuMillis: 1000, memMb: 1024, diskMb: 1024, pids: 512 }): Promise<FakeNode> {
+  const p = site.parties;
+  const urn = `urn:fedlab:${p.domain}:node:${name}`;
+  const { token } = await site.maClient().createEnrollmentToken({ requestId: `t-${name}`, nodeName: name, ownerUrn: p.owner.urn, ttlS: 0 });
+  const ownerChain = (
+    await issueRoot({
+      key: p.owner.privateKey,
+      issuer: p.owner.urn,
+      subject: p.maUrn,
+      subjectKey: p.ma.jwk as Record<string, unknown>,
+      targets: [`urn:fedlab:${p.domain}:node:*`],
+      privileges: NODE_PRIVILEGES,
+      dlg: 1,
+      ttlSeconds: 90 * 86_400,
+    })
+  ).chain;
+  const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const res = await enrollNode(
+    { address: site.enrolAddress, caPem: p.pki.caPem, maUrn: p.maUrn },
+    {
+      token,
+      publicKeyPem: publicKeyToPem(keys.publicKey),
+      csrPem: '',
+      ownerCredentialChain: [...ownerChain],
+      endpoint: '127.0.0.1:9',
+      capacity: { ...capacity, bandwidthKbps: 0 },
+      isolation: SliverIsolation.SLIVER_ISOLATION_SIMULATED,
+      version: 'test',
+      netemAvailable: false,
+    },
+  );
+  const tls = { caCerts: p.pki.caPem, cert: res.certificatePem, key: privateKeyToPem(keys.privateKey) };
+  const client = createClient(ManagementAuthorityService, { address: site.address, tls, serverUrn: p.maUrn, deadlineMs: 10_000 });
+  let seq = 0;
+  return {
+    urn,
+    ownerChain,
+    tls,
+    beat: async (o = {}) => {
+      await client.heartbeat({
+        nodeUrn: urn,
+        sequence: ++seq,
+        sentAt: new Date(),
+        capacity: { ...(o.capacity ?? capacity), bandwidthKbps: 0 },
+        allocated: { cpuMillis: 0, memMb: 0, diskMb: 0, pids: 0, bandwidthKbps: 0 },
+        usage: { cpuMillis: 0, memMb: 0, diskMb: 0, pids: 0, bandwidthKbps: 0 },
+        sliverCount: 0,
+        version: 'test',
+        endpoint: '127.0.0.1:9',
+      });
+    },
+    close: () => client.close(),
+  };
+}
