@@ -5,6 +5,7 @@
 import { Command } from 'commander';
 import { registerCertsCommand } from './commands/certs.js';
 import { registerCredCommand } from './commands/cred.js';
+import { registerNodeCommand } from './commands/node.js';
 import { registerServeCommand } from './commands/serve.js';
 
 /** Builds the whole command tree. */
@@ -17,5 +18,6 @@ export function buildProgram(): Command {
   registerServeCommand(program);
   registerCertsCommand(program);
   registerCredCommand(program);
+  registerNodeCommand(program);
   return program;
 }
