@@ -20,6 +20,8 @@ import { resourcesOf, TABLES, ZERO, type NodeHealthRecord, type NodeRecord, type
 
 /** Heartbeats missed in a row that make a node DOWN. */
 export const MISSED_FOR_DOWN = 3;
+/** A node's routine heartbeat data is written at most once per this many intervals (changes at once). */
+export const PERSIST_EVERY = 12;
 
 /** A node as held in memory: its enrolment record and its live health. */
 export interface LiveNode {
@@ -33,6 +35,8 @@ export interface LiveNode {
   usage: Resources;
   reportedSlivers: number;
   version: string;
+  /** When health was last written (ms, MA clock). */
+  persistedAt: number;
 }
 
 /** What the aggregate has committed on a node (holds and slivers), for reports. */
@@ -126,6 +130,7 @@ export class NodeRegistry {
       usage: h?.usage ?? ZERO,
       reportedSlivers: h?.sliverCount ?? 0,
       version: h?.version ?? rec.version,
+      persistedAt: 0,
     };
     this.nodes.set(rec.urn, live);
     insertSorted(this.sorted, rec.urn);
@@ -167,22 +172,31 @@ export class NodeRegistry {
     if (node.record.keyThumbprint !== peer.thumbprint) {
       throw new PermissionDeniedError(`the caller's key is not the key ${req.nodeUrn} enrolled with; use the certificate the enrolment returned`, { rule: 'node_key' });
     }
+    // What matters after a restart (endpoint, capacity, version, health) is written at the next flush; the
+    // rest of a routine heartbeat (usage, time, sequence) at most once per PERSIST_EVERY intervals.
+    let changed = false;
     if (req.endpoint !== node.endpoint && req.endpoint !== '') {
       parseEndpoint(req.endpoint);
       node.endpoint = req.endpoint;
+      changed = true;
     }
     const capacity = resourcesOf(req.capacity);
-    if (req.capacity !== undefined && !sameResources(capacity, node.capacity)) node.capacity = capacity;
+    if (req.capacity !== undefined && !sameResources(capacity, node.capacity)) {
+      node.capacity = capacity;
+      changed = true;
+    }
     if (req.version && req.version !== node.version) {
       if (req.version.length > 64) throw new InvalidArgumentError('version is at most 64 characters', { field: 'version' });
       node.version = req.version;
+      changed = true;
     }
     node.reportedAllocated = resourcesOf(req.allocated);
     node.usage = resourcesOf(req.usage);
     node.reportedSlivers = req.sliverCount;
     node.sequence = req.sequence;
-    node.lastHeartbeatAt = this.o.clock.now();
-    this.dirty.add(node.record.urn);
+    const now = this.o.clock.now();
+    node.lastHeartbeatAt = now;
+    if (changed || !node.up || now - node.persistedAt >= PERSIST_EVERY * this.o.intervalMs) this.dirty.add(node.record.urn);
     this.heartbeats++;
     if (!node.up) {
       node.up = true;
@@ -225,6 +239,7 @@ export class NodeRegistry {
     const urns = [...this.dirty];
     this.dirty.clear();
     const batch = this.o.store.batch();
+    const now = this.o.clock.now();
     for (const urn of urns) {
       const n = this.nodes.get(urn);
       if (!n) continue;
@@ -240,6 +255,7 @@ export class NodeRegistry {
         version: n.version,
       };
       batch.put(this.healthTable, urn, rec);
+      n.persistedAt = now;
     }
     try {
       await batch.write();

@@ -73,13 +73,18 @@ describe('node health', () => {
     expect(health(4)).toBe(false);
   });
 
-  it('writes health in coalesced batches', async () => {
+  it('writes health in coalesced batches, routine data at most every twelve intervals', async () => {
     const reg = site.ma!.registry;
     await reg.flush();
+    clock.advance(12 * INTERVAL);
     for (let k = 0; k < 5; k++) for (const n of nodes) await n.beat();
     // Twenty-five heartbeats, one record per node.
     expect(await reg.flush()).toBe(5);
     expect(await reg.flush()).toBe(0);
+    // Routine heartbeats soon after are not written again; a change is.
+    for (const n of nodes) await n.beat();
+    await nodes[3]!.beat({ capacity: { cpuMillis: 500, memMb: 1024, diskMb: 1024, pids: 512 } });
+    expect(await reg.flush()).toBe(1);
     const rec = await site.service!.store.table<NodeHealthRecord>(TABLES.nodeHealth).get(nodes[0]!.urn);
     expect(rec?.up).toBe(true);
     expect(rec?.sequence).toBeGreaterThan(1);
