@@ -1287,7 +1287,10 @@ export class Aggregate {
         taken.add(node);
         placed.push({ s, node });
       }
-      this.checkQuota(access, []);
+      this.checkQuota(
+        access,
+        slivers.map((s) => s.resources),
+      );
       const items: { sliverUrn: string; nodeUrn: string }[] = [];
       for (const { s, node } of placed) {
         tx.putSliver({

@@ -58,7 +58,8 @@ export function readCredentialChain(metadata: Metadata): string[] {
 
 /** Identities are derived once per distinct peer certificate (a small map keyed by the DER hash). */
 const identityCache = new Map<string, Promise<CertIdentity>>();
-const IDENTITY_CACHE_MAX = 1024;
+// Sized for a site's whole fleet: a management authority hears from every node (10,000 heartbeating nodes must not evict each other).
+const IDENTITY_CACHE_MAX = 16_384;
 
 /** The verified TLS client certificate's identity; TLS has already checked it chains to a trusted CA. */
 export async function peerIdentity(call: Pick<ServerUnaryCall<unknown, unknown>, 'getAuthContext'>): Promise<CertIdentity> {

@@ -60,6 +60,8 @@ export async function startServer(options: ServerOptions, registrations: readonl
     'grpc.keepalive_time_ms': 60_000,
     'grpc.keepalive_timeout_ms': 20_000,
     'grpc.keepalive_permit_without_calls': 1,
+    // Unused here, and its per-call bookkeeping is a tenth of a small call's cost.
+    'grpc.enable_channelz': 0,
   });
   const tracker = new CallTracker();
   const names = registrations.map((r) => r.name);
