@@ -267,7 +267,7 @@ export class Aggregate {
 
   /** Learns whether netem exists (once, at start-up). */
   async probe(): Promise<void> {
-    if (this.rules.links) await this.o.netlab.netemAvailable();
+    this.netem = this.rules.links ? await this.o.netlab.netemAvailable() : false;
     this.netemKnown = true;
   }
 
@@ -276,7 +276,6 @@ export class Aggregate {
   /** GetVersion. */
   async getVersion(): Promise<AggregateGetVersionResponse> {
     if (!this.netemKnown) await this.probe();
-    this.netem = this.rules.links ? await this.o.netlab.netemAvailable() : false;
     const s = this.o.settings;
     return {
       apiVersion: 3,

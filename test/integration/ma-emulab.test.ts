@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AllocationState, OperationalState, type ResourceRequest } from '../../services/generated/fedlab/v1/common.js';
 import { OperationalAction } from '../../services/generated/fedlab/v1/aggregate.js';
 import { containerSupport } from '../../services/node-manager/drivers/select.js';
-import { enrolNode, startSite, until, type Site, type TestNode } from './ma-harness.js';
+import { downAndUp, enrolNode, startSite, until, type Site, type TestNode } from './ma-harness.js';
 
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 const support = containerSupport();
@@ -102,6 +102,10 @@ describe.skipIf(!isRoot)('emulab site with real node managers', () => {
     await site?.destroy();
   });
 
+  it('sees a stopped node DOWN within three heartbeats, and UP again', async () => {
+    expect(await downAndUp(site, nodes[2]!)).toBeLessThan(3 * 200 + 1500);
+  });
+
   it('wires a shaped link that carries traffic at the configured bandwidth', async () => {
     const agg = site.aggClient();
     const slice = 'urn:fedlab:emu.test:slice:topo';
@@ -159,6 +163,8 @@ describe.skipIf(!isRoot)('emulab site with real node managers', () => {
     const again = await measureKbps(ns2.get('a')!, ns2.get('b')!, b.interfaces[0]!.address);
     expect(again).toBeGreaterThan(RATE_KBPS * 0.8);
 
+    const renewed = await agg.renew({ urns: [slice], expiresAt: new Date(Date.now() + 3 * 86_400_000), bestEffort: false }, { chain });
+    expect(renewed.results.every((r) => r.status?.code === 0)).toBe(true);
     await agg.delete({ urns: [slice], bestEffort: false }, { chain });
     expect(await site.ma!.netlab.list()).toEqual([]);
   });

@@ -478,3 +478,15 @@ export async function enrolFakeNode(site: Site, name: string, capacity = { cpuMi
     close: () => client.close(),
   };
 }
+
+/** Stops a node's manager, sees the MA mark it DOWN within three heartbeat intervals (plus slack), restarts it and sees it UP. */
+export async function downAndUp(site: Site, node: TestNode, intervalMs = 200): Promise<number> {
+  const health = async (): Promise<number | undefined> => (await site.maClient().getNode({ nodeUrn: node.urn })).node?.health;
+  await node.stop();
+  const stoppedAt = Date.now();
+  await until(async () => (await health()) === 2, 3 * intervalMs + 3000, `${node.name} DOWN`);
+  const took = Date.now() - stoppedAt;
+  await node.start();
+  await until(async () => (await health()) === 1, 5000, `${node.name} UP again`);
+  return took;
+}

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AllocationState, OperationalState, type ResourceRequest } from '../../services/generated/fedlab/v1/common.js';
 import { OperationalAction } from '../../services/generated/fedlab/v1/aggregate.js';
 import { containerSupport } from '../../services/node-manager/drivers/select.js';
-import { enrolNode, siteParties, startSite, until, type Site, type TestNode } from './ma-harness.js';
+import { downAndUp, enrolNode, siteParties, startSite, until, type Site, type TestNode } from './ma-harness.js';
 
 const support = containerSupport();
 const driver = support.ok ? 'container' : 'process';
@@ -36,6 +36,10 @@ afterAll(async () => {
 });
 
 describe('protogeni site with real node managers', () => {
+  it('sees a stopped node DOWN within three heartbeats, and UP again', async () => {
+    expect(await downAndUp(site, nodes[2]!)).toBeLessThan(3 * 200 + 1500);
+  });
+
   it('runs Allocate → Provision → start from a request document with exact GENI states', async () => {
     const agg = site.aggClient();
     const slice = 'urn:fedlab:pg.test:slice:geni';
@@ -88,6 +92,8 @@ describe('protogeni site with real node managers', () => {
     expect(manifest.nodes.every((n) => n.allocation_state === 'geni_provisioned' && n.operational_state === 'geni_ready')).toBe(true);
     const stopped = await agg.performOperationalAction({ urns: [slice], action: OperationalAction.OPERATIONAL_ACTION_STOP, bestEffort: false }, { chain });
     expect(stopped.results.every((r) => r.sliver?.operationalState === OperationalState.OPERATIONAL_STATE_STOPPED)).toBe(true);
+    const renewed = await agg.renew({ urns: [slice], expiresAt: new Date(Date.now() + 2 * 86_400_000), bestEffort: false }, { chain });
+    expect(renewed.results.every((r) => r.status?.code === 0 && r.sliver!.expiresAt!.getTime() > Date.now() + 86_400_000)).toBe(true);
     // Swap-out is an emulab action.
     const swap = await agg.performOperationalAction({ urns: [slice], action: OperationalAction.OPERATIONAL_ACTION_SWAP_OUT, bestEffort: false }, { chain }).catch((e: unknown) => e);
     expect((swap as { code: number }).code).toBe(Status.FAILED_PRECONDITION);
