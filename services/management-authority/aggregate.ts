@@ -51,7 +51,7 @@ import {
 } from '../generated/fedlab/v1/aggregate.js';
 import { SliverAction } from '../generated/fedlab/v1/node_manager.js';
 import type { Access, ChainAccess, Peer } from './access.js';
-import { Book, counts, type BookTx } from './book.js';
+import type { Book, BookTx } from './book.js';
 import type { Clock } from './clock.js';
 import type { StyleName } from './config.js';
 import type { NetLab } from './netlab.js';
@@ -1369,5 +1369,3 @@ function parseKind(u: string, i: number): 'slice' | 'sliver' {
 function specJson(r: { cpuMillis: number; memMb: number; diskMb: number; pids: number } | undefined): Record<string, number> {
   return { cpu_millis: r?.cpuMillis ?? 0, mem_mb: r?.memMb ?? 0, disk_mb: r?.diskMb ?? 0, pids: r?.pids ?? 0 };
 }
-
-export { counts };

@@ -2,7 +2,8 @@
 // never over-commits a node under many concurrent calls; holds end after exactly ten minutes (also across a
 // restart); chains must be rooted at this MA and grant the call; bad input gets a clear code naming the node or
 // rule and changes nothing; delegation, revocation and provider registration follow the site's rules.
-import { status as Status } from '@grpc/grpc-js';
+import { Metadata, status as Status } from '@grpc/grpc-js';
+import { CompactSign } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { issueRoot } from '../../services/core/credentials/index.js';
 import { type ResourceRequest } from '../../services/generated/fedlab/v1/common.js';
@@ -195,6 +196,26 @@ describe('Allocate', () => {
   });
 });
 
+describe('Shutdown', () => {
+  it('freezes a slice for administrators and its slice authority only', async () => {
+    const slice = `urn:fedlab:${D}:slice:frozen`;
+    await allocate('frozen', req([nodes[1]!.urn]));
+    const stranger = await site.aggClient(parties.sp).shutdown({ sliceUrn: slice, reason: 'x' }).catch((e: unknown) => e);
+    expect(codeOf(stranger)).toBe(Status.PERMISSION_DENIED);
+    await site.aggClient(parties.sa).shutdown({ sliceUrn: slice, reason: 'abuse report' });
+    const byAdmin = await site.aggClient(parties.admin).shutdown({ sliceUrn: slice, reason: 'abuse report, confirmed' });
+    expect(byAdmin.results).toEqual([]);
+    const prov = await site.aggClient().provision({ urns: [slice], bestEffort: false, start: false }, { chain }).catch((e: unknown) => e);
+    expect(codeOf(prov)).toBe(Status.FAILED_PRECONDITION);
+    expect((prov as Error).message).toMatch(/shut down .*confirmed/);
+    const more = await allocate('frozen', req([nodes[2]!.urn])).catch((e: unknown) => e);
+    expect(codeOf(more)).toBe(Status.FAILED_PRECONDITION);
+    const st = await site.aggClient().status({ urns: [slice] }, { chain });
+    expect(st.shutDown).toBe(true);
+    await site.aggClient().delete({ urns: [slice], bestEffort: false }, { chain });
+  });
+});
+
 describe('delegation, revocation, providers', () => {
   it('delegates only for administrators and only over this site', async () => {
     const mk = (who = parties.admin, targets: string[] = []) =>
@@ -249,6 +270,21 @@ describe('delegation, revocation, providers', () => {
     expect(reg.provider?.urn).toBe(parties.sp.urn);
     expect((await c.registerServiceProvider(base)).provider).toEqual(reg.provider);
     expect(site.ma!.providers.isRegistered(parties.sp.urn)).toBe(true);
+    // With a signed statement of acceptance (metadata), checked against the provider's key.
+    const digest = termsDigest(DEFAULT_TERMS);
+    const sign = (payload: object, key = parties.sp.privateKey) =>
+      new CompactSign(Buffer.from(JSON.stringify(payload))).setProtectedHeader({ alg: 'ES256', typ: 'fedlab-terms+jwt', kid: parties.sp.kid }).sign(key);
+    const md = (v: string) => {
+      const m = new Metadata();
+      m.set('fedlab-terms-statement', v);
+      return m;
+    };
+    const good = await sign({ sub: parties.sp.urn, terms: digest, iat: Math.floor(Date.now() / 1000) });
+    await c.registerServiceProvider({ ...base, requestId: 'reg2' }, { metadata: md(good) });
+    const forged = await sign({ sub: parties.sp.urn, terms: digest, iat: 1 }, parties.sa.privateKey);
+    const bad = await c.registerServiceProvider({ ...base, requestId: 'reg3' }, { metadata: md(forged) }).catch((e: unknown) => e);
+    expect(codeOf(bad)).toBe(Status.INVALID_ARGUMENT);
+    expect((bad as Error).message).toMatch(/does not verify/);
   });
 
   it('refuses unregistered providers where the site requires registration', async () => {
