@@ -61,7 +61,11 @@ export function managementAuthorityService(d: MaDomain): ServiceRegistration {
       return d.delegations.delegate(ctx.peer, req);
     },
     async revoke(req, ctx) {
-      d.access.requireAdmin(ctx.peer, "revoke credentials and keys on the site's list");
+      // Owners may withdraw their own nodes: revoke a credential of their owner → MA chains, or their own key.
+      const ownerMay =
+        (req.jti !== '' && d.registry.all().some((n) => n.record.ownerUrn === ctx.peer.urn && n.record.ownerJtis.includes(req.jti))) ||
+        (req.keyThumbprint !== '' && req.keyThumbprint === ctx.peer.thumbprint && d.registry.all().some((n) => n.record.ownerUrn === ctx.peer.urn));
+      if (!ownerMay) d.access.requireAdmin(ctx.peer, "revoke credentials and keys on the site's list (owners: only their own nodes' credentials and their own key)");
       return d.delegations.revoke(ctx.peer, req);
     },
     async listRevocations(req) {

@@ -259,6 +259,16 @@ describe('delegation, revocation, providers', () => {
     await site.aggClient().delete({ urns: [`urn:fedlab:${D}:slice:rev`], bestEffort: false }, { chain });
   });
 
+  it("lets an owner withdraw its node by revoking its owner credential, and nothing else", async () => {
+    const jti = site.ma!.registry.get(nodes[2]!.urn)!.record.ownerJtis[0]!;
+    const stranger = await site.maClient(parties.sp).revoke({ jti, keyThumbprint: '', reason: 'mine' }).catch((e: unknown) => e);
+    expect(codeOf(stranger)).toBe(Status.PERMISSION_DENIED);
+    await site.maClient(parties.owner).revoke({ jti, keyThumbprint: '', reason: 'withdrawn' });
+    const err = await allocate('withdrawn', req([nodes[2]!.urn])).catch((e: unknown) => e);
+    expect(codeOf(err)).toBe(Status.FAILED_PRECONDITION);
+    expect((err as Error).message).toMatch(/owner credential .* revoked/);
+  });
+
   it('registers providers that accept the current terms, with their own certificate', async () => {
     const c = site.maClient(parties.sp);
     const base = { requestId: 'reg1', providerUrn: parties.sp.urn, certificatePem: parties.sp.certPem, contact: 'ops@acme.test', acceptedTermsDigest: termsDigest(DEFAULT_TERMS) };
