@@ -178,3 +178,56 @@ describe('enrolment tokens', () => {
     expect(codeOf(badName)).toBe(Status.INVALID_ARGUMENT);
   });
 });
+
+describe('enrolment with an intermediate CA given to the MA', () => {
+  it('signs node certificates with the intermediate and returns the chain issuer first', async () => {
+    const { generateKeyPairSync: gen, X509Certificate: Cert } = await import('node:crypto');
+    const { toCryptoKeyPair, x509: lib } = await import('../../certs/x509-provider.js');
+    const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { loadCa } = await import('../../certs/index.js');
+    const root = await loadCa(parties.pki.caDir);
+    const inter = gen('ec', { namedCurve: 'P-256' });
+    const rootKeys = await toCryptoKeyPair(root.privateKey);
+    const interKeys = await toCryptoKeyPair(inter.privateKey);
+    const now = Date.now();
+    const cert = await lib.X509CertificateGenerator.create({
+      serialNumber: '0a1b2c',
+      subject: 'CN=Fedlab intermediate enrol.test',
+      issuer: new lib.X509Certificate(root.certPem).subjectName,
+      notBefore: new Date(now - 60_000),
+      notAfter: new Date(now + 30 * 86_400_000),
+      publicKey: interKeys.publicKey,
+      signingKey: rootKeys.privateKey,
+      signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+      extensions: [
+        new lib.BasicConstraintsExtension(true, 0, true),
+        new lib.KeyUsagesExtension(lib.KeyUsageFlags.keyCertSign, true),
+        await lib.SubjectKeyIdentifierExtension.create(interKeys.publicKey),
+      ],
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'fedlab-inter-'));
+    writeFileSync(join(dir, 'inter.pem'), cert.toString('pem'));
+    writeFileSync(join(dir, 'inter.key'), inter.privateKey.export({ format: 'pem', type: 'pkcs8' }));
+    writeFileSync(join(dir, 'root.pem'), root.certPem);
+    const other = await startSite({ parties, clock, manualTimers: true, config: { enrolment: { ca_cert: join(dir, 'inter.pem'), ca_key: join(dir, 'inter.key'), ca_chain: join(dir, 'root.pem') } } });
+    try {
+      // The owner makes the token itself, so its key is known without the CA directory.
+      const { token } = await other.maClient(parties.owner).createEnrollmentToken({ requestId: 'i1', nodeName: 'inter', ownerUrn: parties.owner.urn, ttlS: 0 });
+      const res = await enrollNode({ address: other.enrolAddress, caPem: parties.pki.caPem, maUrn: parties.maUrn }, request(token, await ownerChain()));
+      expect(res.caChainPem).toHaveLength(2);
+      const leaf = new Cert(res.certificatePem);
+      expect(leaf.verify(new Cert(res.caChainPem[0]!).publicKey)).toBe(true);
+      expect(new Cert(res.caChainPem[0]!).verify(new Cert(res.caChainPem[1]!).publicKey)).toBe(true);
+      // An admin-made token cannot be checked here: the MA holds no CA directory to find the owner's key in.
+      const adminToken = (await other.maClient().createEnrollmentToken({ requestId: 'i2', nodeName: 'inter2', ownerUrn: parties.owner.urn, ttlS: 0 })).token;
+      const err = await enrollNode({ address: other.enrolAddress, caPem: parties.pki.caPem, maUrn: parties.maUrn }, request(adminToken, await ownerChain())).catch((e: unknown) => e);
+      expect(codeOf(err)).toBe(Status.FAILED_PRECONDITION);
+      expect((err as Error).message).toMatch(/owner make the token itself/);
+    } finally {
+      await other.destroy();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
