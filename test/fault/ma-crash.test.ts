@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AllocationState, NodeHealth } from '../../services/generated/fedlab/v1/common.js';
 import { SimulatedDriver } from '../../services/node-manager/drivers/simulated.js';
 import type { DriverSliver } from '../../services/node-manager/drivers/driver.js';
-import { enrolNode, siteParties, startSite, until, type Site, type TestNode } from '../integration/ma-harness.js';
+import { enrolNode, siteParties, startSite, until, type Site, type TestNode, disposeParties } from '../integration/ma-harness.js';
 
 /** The simulated driver, slowed down where the test wants the MA killed. */
 class SlowDriver extends SimulatedDriver {
@@ -49,6 +49,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const n of nodes) await n.destroy();
   await site?.destroy();
+  await disposeParties();
 });
 
 describe('management authority killed with SIGKILL', () => {

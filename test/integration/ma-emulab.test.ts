@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AllocationState, OperationalState, type ResourceRequest } from '../../services/generated/fedlab/v1/common.js';
 import { OperationalAction } from '../../services/generated/fedlab/v1/aggregate.js';
 import { containerSupport } from '../../services/node-manager/drivers/select.js';
-import { downAndUp, enrolNode, startSite, until, type Site, type TestNode } from './ma-harness.js';
+import { downAndUp, enrolNode, startSite, until, type Site, type TestNode, disposeParties } from './ma-harness.js';
 
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 const support = containerSupport();
@@ -100,6 +100,7 @@ describe.skipIf(!isRoot)('emulab site with real node managers', () => {
   afterAll(async () => {
     for (const n of nodes) await n.destroy();
     await site?.destroy();
+    await disposeParties();
   });
 
   it('sees a stopped node DOWN within three heartbeats, and UP again', async () => {

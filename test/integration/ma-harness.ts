@@ -56,9 +56,17 @@ export interface SiteParties {
   readonly bundleFile: string;
 }
 
+const pkis: TestPki[] = [];
+
+/** Removes every PKI made by {@link siteParties} in this process (call it last, in afterAll). */
+export async function disposeParties(): Promise<void> {
+  for (const p of pkis.splice(0)) await p.cleanup();
+}
+
 /** Makes the PKI and identities of a site. */
 export async function siteParties(domain = 'plc.test'): Promise<SiteParties> {
   const pki = await makeTestPki(domain);
+  pkis.push(pki);
   const maUrn = `urn:fedlab:${domain}:authority:ma`;
   const ma = await pki.issueServer(maUrn);
   const admin = await pki.issue(`urn:fedlab:${domain}:user:admin`);

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AllocationState, NodeHealth, OperationalState } from '../../services/generated/fedlab/v1/common.js';
 import { OperationalAction } from '../../services/generated/fedlab/v1/aggregate.js';
 import { containerSupport } from '../../services/node-manager/drivers/select.js';
-import { enrolNode, startSite, until, type Site, type TestNode } from './ma-harness.js';
+import { enrolNode, startSite, until, type Site, type TestNode, disposeParties } from './ma-harness.js';
 
 const support = containerSupport();
 const driver = support.ok ? 'container' : 'process';
@@ -29,6 +29,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const n of nodes) await n.destroy();
   await site?.destroy();
+  await disposeParties();
 });
 
 describe('planetlab site with real node managers', () => {

@@ -11,7 +11,7 @@ import { ManualClock } from '../../services/management-authority/clock.js';
 import { termsDigest } from '../../services/management-authority/providers.js';
 import { DEFAULT_TERMS } from '../../services/management-authority/config.js';
 import { makeTestPki } from '../helpers/pki.js';
-import { enrolFakeNode, siteParties, startSite, type FakeNode, type Site, type SiteParties } from '../integration/ma-harness.js';
+import { enrolFakeNode, siteParties, startSite, type FakeNode, type Site, type SiteParties, disposeParties } from '../integration/ma-harness.js';
 
 const clock = new ManualClock(Date.now());
 let parties: SiteParties;
@@ -49,6 +49,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const x of nodes) x.close();
   await site?.destroy();
+  await disposeParties();
 });
 
 describe('Allocate', () => {
@@ -151,6 +152,7 @@ describe('Allocate', () => {
       expect((err as Error).message, what).toMatch(msg);
     }
     expect(site.ma!.aggregate.stats()).toEqual(before);
+    await other.cleanup();
   });
 
   it("keeps other slice authorities off a slice, and caps what a chain's lim allows", async () => {

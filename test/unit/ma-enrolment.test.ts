@@ -13,7 +13,7 @@ import { ManualClock } from '../../services/management-authority/clock.js';
 import { enrollNode } from '../../services/management-authority/enrolment-client.js';
 import { tokenHash } from '../../services/management-authority/enrolment.js';
 import { TABLES } from '../../services/management-authority/records.js';
-import { NODE_PRIVILEGES, siteParties, startSite, type Site, type SiteParties } from '../integration/ma-harness.js';
+import { NODE_PRIVILEGES, siteParties, startSite, type Site, type SiteParties, disposeParties } from '../integration/ma-harness.js';
 
 let parties: SiteParties;
 let site: Site;
@@ -25,6 +25,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await site?.destroy();
+  await disposeParties();
 });
 
 async function ownerChain(o: { issuer?: typeof parties.owner; subjectKey?: Record<string, unknown>; privileges?: string[]; ttl?: number } = {}): Promise<string[]> {

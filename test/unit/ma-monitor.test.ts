@@ -8,7 +8,7 @@ import { NodeHealth } from '../../services/generated/fedlab/v1/common.js';
 import { ManagementAuthorityService } from '../../services/generated/fedlab/v1/management_authority.js';
 import { ManualClock } from '../../services/management-authority/clock.js';
 import { TABLES, type NodeHealthRecord } from '../../services/management-authority/records.js';
-import { enrolFakeNode, siteParties, startSite, type FakeNode, type Site, type SiteParties } from '../integration/ma-harness.js';
+import { enrolFakeNode, siteParties, startSite, type FakeNode, type Site, type SiteParties, disposeParties } from '../integration/ma-harness.js';
 
 const INTERVAL = 200;
 let parties: SiteParties;
@@ -25,6 +25,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const n of nodes) n.close();
   await site?.destroy();
+  await disposeParties();
 });
 
 const health = (i: number) => site.ma!.registry.get(nodes[i]!.urn)!.up;
