@@ -1,0 +1,150 @@
+/**
+ * The service provider's configuration: the common service settings plus the
+ * slice authority it creates slices with, the sites (management authorities)
+ * it registers with and the terms it accepts at each, who may operate it
+ * (admins) and read it (readers), how it supervises deployed commands, the
+ * member credentials it hands out, and the deadlines of its outgoing calls.
+ * Compiled once by `fedlab serve sp --config FILE`; unknown keys and bad
+ * values stop start-up naming the field.
+ */
+import { z } from 'zod';
+import { commonConfigSchema } from '../core/config.js';
+import { isUrn, isValidDomain, parseTarget, parseUrn } from '../core/identity/urn.js';
+
+function isTarget(s: string): boolean {
+  try {
+    parseTarget(s);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const int = (min: number, max: number, dflt: number) => z.number().int().min(min).max(max).default(dflt);
+const urnOfKind = (kind: string) =>
+  z.string().refine((s) => isUrn(s) && parseUrn(s).kind === kind, `must be a URN urn:fedlab:<domain>:${kind}:<name>`);
+/** `host:port`, the way every Fedlab endpoint is written. */
+const endpoint = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$/, 'must be host:port');
+
+/** Privileges a member credential may carry (a subset of what the provider's slice credential holds). */
+export const MEMBER_PRIVILEGES = ['sliver.exec', 'sliver.read', 'sliver.control', 'sliver.renew', 'slice.read'] as const;
+
+/** One site the provider registers with: its management authority. */
+export const siteSchema = z
+  .object({
+    /** The site's domain (e.g. "plc.test"), as slice requests name it. */
+    domain: z.string().refine(isValidDomain, 'must be a lower-case DNS name'),
+    /** URN of the site's management authority (its certificate must name it). */
+    ma_urn: urnOfKind('authority'),
+    /** host:port of the MA's main (mutual TLS) listener. */
+    endpoint,
+    /**
+     * Digest (`sha256:<hex>`) of the site's terms of use the provider accepts (Aggregate.GetVersion
+     * shows them). Absent: the provider accepts the terms the site shows at registration and logs
+     * their digest. When the site's terms differ from the one given, registration fails (and is
+     * retried) naming both digests.
+     */
+    accept_terms_digest: z
+      .string()
+      .regex(/^sha256:[0-9a-f]{64}$/, 'must be sha256:<64 hex digits>')
+      .optional(),
+  })
+  .strict();
+
+/** The service provider's config. */
+export const spConfigSchema = commonConfigSchema
+  .extend({
+    /** Contact address of the provider's operators, sent when registering with sites. */
+    contact: z.string().min(1).max(256).default('operators'),
+    /** URNs of the provider's administrators: they may call every ServiceProvider method. */
+    admins: z.array(z.string().refine(isUrn, 'must be a URN')).min(1, 'name at least one administrator'),
+    /** URNs (or patterns such as urn:fedlab:acme.test:user:*) who may only read (GetDeployment, ListDeployments). */
+    readers: z.array(z.string().refine(isTarget, 'must be a URN or a pattern urn:fedlab:<domain>:<kind>:*')).default([]),
+    /** The slice authority slices are created with (the default one for DeploymentSpec.slice_authority_urn). */
+    slice_authority: z
+      .object({
+        /** URN of the slice authority (its certificate must name it). */
+        urn: urnOfKind('authority'),
+        /** host:port of its mutual-TLS listener. */
+        endpoint,
+      })
+      .strict(),
+    /** The sites' management authorities to register with (at start, then on the retry schedule). */
+    sites: z.array(siteSchema).default([]),
+    registration: z
+      .object({
+        /** First retry of a failed registration (ms); doubles up to max_retry_ms. */
+        retry_ms: int(10, 3_600_000, 2_000),
+        max_retry_ms: int(10, 86_400_000, 60_000),
+        /** Re-register a registered site this often (ms), so a site that lost or changed it is caught up. */
+        refresh_ms: int(1_000, 7 * 86_400_000, 3_600_000),
+      })
+      .strict()
+      .prefault({}),
+    /** Deadlines of outgoing calls (ms). */
+    calls: z
+      .object({
+        /** Management authority calls (GetVersion, RegisterServiceProvider, ListResources). */
+        ma_deadline_ms: int(50, 120_000, 10_000),
+        /** CreateSlice (which waits for every site), DeleteSlice. */
+        slice_deadline_ms: int(100, 600_000, 60_000),
+        /** Other slice authority calls (GetSlice, IssueSliceCredential). */
+        sa_deadline_ms: int(50, 120_000, 10_000),
+        /** Node manager calls other than the supervised Exec (GetSliver, ControlSliver). */
+        nm_deadline_ms: int(50, 120_000, 10_000),
+      })
+      .strict()
+      .prefault({}),
+    /** Supervision of deployed services. */
+    supervision: z
+      .object({
+        /** Back-off before the first restart of a command that exited non-zero (ms); doubles each time. */
+        backoff_initial_ms: int(10, 3_600_000, 1_000),
+        /** Cap of the back-off (ms). */
+        backoff_max_ms: int(10, 86_400_000, 60_000),
+        /** A run that lasted this long (ms) resets the back-off to the initial value. */
+        backoff_reset_ms: int(100, 86_400_000, 60_000),
+        /** Output lines kept per sliver (the last ones). */
+        output_lines: int(1, 10_000, 50),
+        /**
+         * timeout_ms of each supervised Exec (ms): at most the node's exec.max_timeout_ms (1 h by
+         * default). A service that runs longer is killed by its node and restarted.
+         */
+        exec_timeout_ms: int(100, 86_400_000, 3_600_000),
+        /** How long a failed sliver (unreachable node, refused credential) waits before trying again (ms). */
+        retry_ms: int(10, 3_600_000, 5_000),
+      })
+      .strict()
+      .prefault({}),
+    /** Member credentials (DelegateToMember). */
+    members: z
+      .object({
+        /** Privileges when the request names none. */
+        default_privileges: z.array(z.enum(MEMBER_PRIVILEGES)).min(1).default(['sliver.exec', 'sliver.read']),
+        /** Lifetime when the request names none (s), and the longest allowed. */
+        default_ttl_s: int(60, 365 * 86_400, 86_400),
+        max_ttl_s: int(60, 365 * 86_400, 7 * 86_400),
+      })
+      .strict()
+      .prefault({}),
+    /** Lifetime of slice credentials the provider asks its slice authority for (s); 0: until the slice expires. */
+    slice_credential_ttl_s: int(0, 365 * 86_400, 0),
+  })
+  .strict()
+  .refine((c) => isUrn(c.urn) && parseUrn(c.urn).kind === 'sp', {
+    message: 'a service provider runs as a provider: urn must be urn:fedlab:<domain>:sp:<name>',
+    path: ['urn'],
+  })
+  .refine((c) => c.registration.retry_ms <= c.registration.max_retry_ms, { message: 'retry_ms must not exceed max_retry_ms', path: ['registration'] })
+  .refine((c) => c.supervision.backoff_initial_ms <= c.supervision.backoff_max_ms, {
+    message: 'backoff_initial_ms must not exceed backoff_max_ms',
+    path: ['supervision'],
+  })
+  .refine((c) => c.members.default_ttl_s <= c.members.max_ttl_s, { message: 'default_ttl_s must not exceed max_ttl_s', path: ['members'] })
+  .refine((c) => new Set(c.sites.map((s) => s.domain)).size === c.sites.length, { message: 'a site domain appears at most once', path: ['sites'] });
+
+/** The compiled service provider config. */
+export type SpConfig = z.infer<typeof spConfigSchema>;
+
+/** Config fields holding paths, beyond the common ones. */
+export const SP_PATH_FIELDS: readonly string[] = [];
