@@ -153,12 +153,21 @@ export interface CreateSliverResponse {
 export interface GetSliverRequest {
   /** URN of the sliver. */
   sliverUrn: string;
+  /**
+   * Also return up to this many of the last output lines of commands run in the sliver through
+   * Exec (kept by the node manager in memory); 0: none.
+   */
+  outputLines: number;
 }
 
 /** GetSliverResponse returns a sliver. */
 export interface GetSliverResponse {
   /** The sliver. */
-  sliver?: Sliver | undefined;
+  sliver?:
+    | Sliver
+    | undefined;
+  /** The last output lines (stdout and stderr interleaved, oldest first), when asked for. */
+  outputLines: string[];
 }
 
 /** ListSliversRequest pages through the node's slivers. */
@@ -807,13 +816,16 @@ export const CreateSliverResponse: MessageFns<CreateSliverResponse> = {
 };
 
 function createBaseGetSliverRequest(): GetSliverRequest {
-  return { sliverUrn: "" };
+  return { sliverUrn: "", outputLines: 0 };
 }
 
 export const GetSliverRequest: MessageFns<GetSliverRequest> = {
   encode(message: GetSliverRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.sliverUrn !== "") {
       writer.uint32(10).string(message.sliverUrn);
+    }
+    if (message.outputLines !== 0) {
+      writer.uint32(16).uint32(message.outputLines);
     }
     return writer;
   },
@@ -839,6 +851,14 @@ export const GetSliverRequest: MessageFns<GetSliverRequest> = {
             message.sliverUrn = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.outputLines = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -858,6 +878,11 @@ export const GetSliverRequest: MessageFns<GetSliverRequest> = {
         : isSet(object.sliver_urn)
         ? globalThis.String(object.sliver_urn)
         : "",
+      outputLines: isSet(object.outputLines)
+        ? globalThis.Number(object.outputLines)
+        : isSet(object.output_lines)
+        ? globalThis.Number(object.output_lines)
+        : 0,
     };
   },
 
@@ -865,6 +890,9 @@ export const GetSliverRequest: MessageFns<GetSliverRequest> = {
     const obj: any = {};
     if (message.sliverUrn !== "") {
       obj.sliverUrn = message.sliverUrn;
+    }
+    if (message.outputLines !== 0) {
+      obj.outputLines = Math.round(message.outputLines);
     }
     return obj;
   },
@@ -875,18 +903,22 @@ export const GetSliverRequest: MessageFns<GetSliverRequest> = {
   fromPartial<I extends Exact<DeepPartial<GetSliverRequest>, I>>(object: I): GetSliverRequest {
     const message = createBaseGetSliverRequest();
     message.sliverUrn = object.sliverUrn ?? "";
+    message.outputLines = object.outputLines ?? 0;
     return message;
   },
 };
 
 function createBaseGetSliverResponse(): GetSliverResponse {
-  return { sliver: undefined };
+  return { sliver: undefined, outputLines: [] };
 }
 
 export const GetSliverResponse: MessageFns<GetSliverResponse> = {
   encode(message: GetSliverResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.sliver !== undefined) {
       Sliver.encode(message.sliver, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.outputLines) {
+      writer.uint32(18).string(v!);
     }
     return writer;
   },
@@ -912,6 +944,14 @@ export const GetSliverResponse: MessageFns<GetSliverResponse> = {
             message.sliver = Sliver.decode(reader, reader.uint32());
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.outputLines.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -925,13 +965,23 @@ export const GetSliverResponse: MessageFns<GetSliverResponse> = {
   },
 
   fromJSON(object: any): GetSliverResponse {
-    return { sliver: isSet(object.sliver) ? Sliver.fromJSON(object.sliver) : undefined };
+    return {
+      sliver: isSet(object.sliver) ? Sliver.fromJSON(object.sliver) : undefined,
+      outputLines: globalThis.Array.isArray(object?.outputLines)
+        ? object.outputLines.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.output_lines)
+        ? object.output_lines.map((e: any) => globalThis.String(e))
+        : [],
+    };
   },
 
   toJSON(message: GetSliverResponse): unknown {
     const obj: any = {};
     if (message.sliver !== undefined) {
       obj.sliver = Sliver.toJSON(message.sliver);
+    }
+    if (message.outputLines?.length) {
+      obj.outputLines = message.outputLines;
     }
     return obj;
   },
@@ -944,6 +994,7 @@ export const GetSliverResponse: MessageFns<GetSliverResponse> = {
     message.sliver = (object.sliver !== undefined && object.sliver !== null)
       ? Sliver.fromPartial(object.sliver)
       : undefined;
+    message.outputLines = object.outputLines?.map((e) => e) || [];
     return message;
   },
 };

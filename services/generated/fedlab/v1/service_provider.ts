@@ -112,6 +112,77 @@ export function deploymentStateToJSON(object: DeploymentState): string {
   }
 }
 
+/** State of a deployment's service step on one sliver. */
+export enum ServiceState {
+  /** SERVICE_STATE_UNSPECIFIED - Not set, or the deployment has no service step. */
+  SERVICE_STATE_UNSPECIFIED = 0,
+  /** SERVICE_STATE_STARTING - The steps before the service are running. */
+  SERVICE_STATE_STARTING = 1,
+  /** SERVICE_STATE_RUNNING - The service is running. */
+  SERVICE_STATE_RUNNING = 2,
+  /** SERVICE_STATE_BACKOFF - The service exited non-zero and waits for its restart. */
+  SERVICE_STATE_BACKOFF = 3,
+  /** SERVICE_STATE_EXITED - The service exited 0; it is not restarted. */
+  SERVICE_STATE_EXITED = 4,
+  /** SERVICE_STATE_FAILED - A step before the service failed, or the sliver cannot be used; see status. */
+  SERVICE_STATE_FAILED = 5,
+  /** SERVICE_STATE_STOPPED - The service was stopped (the deployment is being deleted). */
+  SERVICE_STATE_STOPPED = 6,
+  UNRECOGNIZED = -1,
+}
+
+export function serviceStateFromJSON(object: any): ServiceState {
+  switch (object) {
+    case 0:
+    case "SERVICE_STATE_UNSPECIFIED":
+      return ServiceState.SERVICE_STATE_UNSPECIFIED;
+    case 1:
+    case "SERVICE_STATE_STARTING":
+      return ServiceState.SERVICE_STATE_STARTING;
+    case 2:
+    case "SERVICE_STATE_RUNNING":
+      return ServiceState.SERVICE_STATE_RUNNING;
+    case 3:
+    case "SERVICE_STATE_BACKOFF":
+      return ServiceState.SERVICE_STATE_BACKOFF;
+    case 4:
+    case "SERVICE_STATE_EXITED":
+      return ServiceState.SERVICE_STATE_EXITED;
+    case 5:
+    case "SERVICE_STATE_FAILED":
+      return ServiceState.SERVICE_STATE_FAILED;
+    case 6:
+    case "SERVICE_STATE_STOPPED":
+      return ServiceState.SERVICE_STATE_STOPPED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return ServiceState.UNRECOGNIZED;
+  }
+}
+
+export function serviceStateToJSON(object: ServiceState): string {
+  switch (object) {
+    case ServiceState.SERVICE_STATE_UNSPECIFIED:
+      return "SERVICE_STATE_UNSPECIFIED";
+    case ServiceState.SERVICE_STATE_STARTING:
+      return "SERVICE_STATE_STARTING";
+    case ServiceState.SERVICE_STATE_RUNNING:
+      return "SERVICE_STATE_RUNNING";
+    case ServiceState.SERVICE_STATE_BACKOFF:
+      return "SERVICE_STATE_BACKOFF";
+    case ServiceState.SERVICE_STATE_EXITED:
+      return "SERVICE_STATE_EXITED";
+    case ServiceState.SERVICE_STATE_FAILED:
+      return "SERVICE_STATE_FAILED";
+    case ServiceState.SERVICE_STATE_STOPPED:
+      return "SERVICE_STATE_STOPPED";
+    case ServiceState.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** One command a deployment runs on every sliver (through NodeManager.Exec). */
 export interface DeployStep {
   /** Name of the step, for progress reports (e.g. "install"). */
@@ -126,6 +197,12 @@ export interface DeployStep {
     | undefined;
   /** Kill the command after this many milliseconds; 0: the node's default. */
   timeoutMs: number;
+  /**
+   * The deployment's service: the provider keeps it running, restarting it with a capped
+   * exponential back-off whenever it exits non-zero (or is killed); exiting 0 ends it. At most one
+   * step is the service, and it is the last.
+   */
+  service: boolean;
 }
 
 export interface DeployStep_EnvEntry {
@@ -170,7 +247,23 @@ export interface DeploymentTarget {
   /** Number of steps completed successfully. */
   stepsDone: number;
   /** Outcome on this sliver so far (code 0 while fine). */
-  status?: ResultStatus | undefined;
+  status?:
+    | ResultStatus
+    | undefined;
+  /** State of the service step on this sliver. */
+  serviceState: ServiceState;
+  /** How many times the provider restarted the service on this sliver. */
+  restarts: number;
+  /** The last lines the sliver's commands wrote (stdout and stderr interleaved), oldest first. */
+  lastOutput: string[];
+  /** How the service's last run ended (e.g. "exit code 1", "signal SIGKILL"); empty before one ended. */
+  lastExit: string;
+  /** When the next restart is due, while the service is BACKOFF. */
+  nextRestartAt?:
+    | Date
+    | undefined;
+  /** host:port of the node manager the sliver is on. */
+  nodeEndpoint: string;
 }
 
 /** A deployment. */
@@ -354,7 +447,7 @@ export interface DelegateToMemberResponse {
 }
 
 function createBaseDeployStep(): DeployStep {
-  return { name: "", argv: [], env: {}, stdin: undefined, timeoutMs: 0 };
+  return { name: "", argv: [], env: {}, stdin: undefined, timeoutMs: 0, service: false };
 }
 
 export const DeployStep: MessageFns<DeployStep> = {
@@ -373,6 +466,9 @@ export const DeployStep: MessageFns<DeployStep> = {
     }
     if (message.timeoutMs !== 0) {
       writer.uint32(40).uint32(message.timeoutMs);
+    }
+    if (message.service !== false) {
+      writer.uint32(48).bool(message.service);
     }
     return writer;
   },
@@ -433,6 +529,14 @@ export const DeployStep: MessageFns<DeployStep> = {
             message.timeoutMs = reader.uint32();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.service = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -469,6 +573,7 @@ export const DeployStep: MessageFns<DeployStep> = {
         : isSet(object.timeout_ms)
         ? globalThis.Number(object.timeout_ms)
         : 0,
+      service: isSet(object.service) ? globalThis.Boolean(object.service) : false,
     };
   },
 
@@ -495,6 +600,9 @@ export const DeployStep: MessageFns<DeployStep> = {
     if (message.timeoutMs !== 0) {
       obj.timeoutMs = Math.round(message.timeoutMs);
     }
+    if (message.service !== false) {
+      obj.service = message.service;
+    }
     return obj;
   },
 
@@ -516,6 +624,7 @@ export const DeployStep: MessageFns<DeployStep> = {
     );
     message.stdin = object.stdin ?? undefined;
     message.timeoutMs = object.timeoutMs ?? 0;
+    message.service = object.service ?? false;
     return message;
   },
 };
@@ -789,7 +898,19 @@ export const DeploymentSpec: MessageFns<DeploymentSpec> = {
 };
 
 function createBaseDeploymentTarget(): DeploymentTarget {
-  return { sliverUrn: "", nodeUrn: "", site: "", stepsDone: 0, status: undefined };
+  return {
+    sliverUrn: "",
+    nodeUrn: "",
+    site: "",
+    stepsDone: 0,
+    status: undefined,
+    serviceState: 0,
+    restarts: 0,
+    lastOutput: [],
+    lastExit: "",
+    nextRestartAt: undefined,
+    nodeEndpoint: "",
+  };
 }
 
 export const DeploymentTarget: MessageFns<DeploymentTarget> = {
@@ -808,6 +929,24 @@ export const DeploymentTarget: MessageFns<DeploymentTarget> = {
     }
     if (message.status !== undefined) {
       ResultStatus.encode(message.status, writer.uint32(42).fork()).join();
+    }
+    if (message.serviceState !== 0) {
+      writer.uint32(48).int32(message.serviceState);
+    }
+    if (message.restarts !== 0) {
+      writer.uint32(56).uint32(message.restarts);
+    }
+    for (const v of message.lastOutput) {
+      writer.uint32(66).string(v!);
+    }
+    if (message.lastExit !== "") {
+      writer.uint32(74).string(message.lastExit);
+    }
+    if (message.nextRestartAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.nextRestartAt), writer.uint32(82).fork()).join();
+    }
+    if (message.nodeEndpoint !== "") {
+      writer.uint32(90).string(message.nodeEndpoint);
     }
     return writer;
   },
@@ -865,6 +1004,54 @@ export const DeploymentTarget: MessageFns<DeploymentTarget> = {
             message.status = ResultStatus.decode(reader, reader.uint32());
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.serviceState = reader.int32() as any;
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.restarts = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.lastOutput.push(reader.string());
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.lastExit = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.nextRestartAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.nodeEndpoint = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -896,6 +1083,32 @@ export const DeploymentTarget: MessageFns<DeploymentTarget> = {
         ? globalThis.Number(object.steps_done)
         : 0,
       status: isSet(object.status) ? ResultStatus.fromJSON(object.status) : undefined,
+      serviceState: isSet(object.serviceState)
+        ? serviceStateFromJSON(object.serviceState)
+        : isSet(object.service_state)
+        ? serviceStateFromJSON(object.service_state)
+        : 0,
+      restarts: isSet(object.restarts) ? globalThis.Number(object.restarts) : 0,
+      lastOutput: globalThis.Array.isArray(object?.lastOutput)
+        ? object.lastOutput.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.last_output)
+        ? object.last_output.map((e: any) => globalThis.String(e))
+        : [],
+      lastExit: isSet(object.lastExit)
+        ? globalThis.String(object.lastExit)
+        : isSet(object.last_exit)
+        ? globalThis.String(object.last_exit)
+        : "",
+      nextRestartAt: isSet(object.nextRestartAt)
+        ? fromJsonTimestamp(object.nextRestartAt)
+        : isSet(object.next_restart_at)
+        ? fromJsonTimestamp(object.next_restart_at)
+        : undefined,
+      nodeEndpoint: isSet(object.nodeEndpoint)
+        ? globalThis.String(object.nodeEndpoint)
+        : isSet(object.node_endpoint)
+        ? globalThis.String(object.node_endpoint)
+        : "",
     };
   },
 
@@ -916,6 +1129,24 @@ export const DeploymentTarget: MessageFns<DeploymentTarget> = {
     if (message.status !== undefined) {
       obj.status = ResultStatus.toJSON(message.status);
     }
+    if (message.serviceState !== 0) {
+      obj.serviceState = serviceStateToJSON(message.serviceState);
+    }
+    if (message.restarts !== 0) {
+      obj.restarts = Math.round(message.restarts);
+    }
+    if (message.lastOutput?.length) {
+      obj.lastOutput = message.lastOutput;
+    }
+    if (message.lastExit !== "") {
+      obj.lastExit = message.lastExit;
+    }
+    if (message.nextRestartAt !== undefined) {
+      obj.nextRestartAt = message.nextRestartAt.toISOString();
+    }
+    if (message.nodeEndpoint !== "") {
+      obj.nodeEndpoint = message.nodeEndpoint;
+    }
     return obj;
   },
 
@@ -931,6 +1162,12 @@ export const DeploymentTarget: MessageFns<DeploymentTarget> = {
     message.status = (object.status !== undefined && object.status !== null)
       ? ResultStatus.fromPartial(object.status)
       : undefined;
+    message.serviceState = object.serviceState ?? 0;
+    message.restarts = object.restarts ?? 0;
+    message.lastOutput = object.lastOutput?.map((e) => e) || [];
+    message.lastExit = object.lastExit ?? "";
+    message.nextRestartAt = object.nextRestartAt ?? undefined;
+    message.nodeEndpoint = object.nodeEndpoint ?? "";
     return message;
   },
 };
