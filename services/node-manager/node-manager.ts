@@ -13,6 +13,7 @@ import { AllocationState, NodeHealth, SiteStyle, type Node, type ResourceSpec, t
 import type { Authorizer, Grant, NmPrivilege } from './access.js';
 import type { Clock } from './clock.js';
 import type { ExecChunk, SliverResources } from './drivers/driver.js';
+import { OutputTail } from './output-tail.js';
 import type { OwnerPolicy } from './policy.js';
 import { isolationOf, toResourceSpec, toSliver, type SliverRecord } from './records.js';
 import type { SliverAction, SliverManager } from './sliver-manager.js';
@@ -96,6 +97,9 @@ export interface ExecInput {
   readonly timeoutMs: number;
 }
 
+/** Most output lines kept per sliver (and returned by one GetSliver). */
+export const MAX_OUTPUT_LINES = 200;
+
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 const STYLE: Record<NodeIdentity['style'], SiteStyle> = {
@@ -123,6 +127,8 @@ export class NodeManager {
   private lastSample: { at: number; cpuNs: number } | undefined;
   private usageNow: ResourceSpec = { cpuMillis: 0, memMb: 0, diskMb: 0, pids: 0, bandwidthKbps: 0 };
   readonly startedAt: Date;
+  /** The last output lines of each sliver's Exec commands (GetSliver output_lines). */
+  readonly output = new OutputTail(MAX_OUTPUT_LINES);
 
   constructor(private readonly o: NodeManagerOptions) {
     this.nodeDomain = parseUrn(o.identity.nodeUrn).domain;
@@ -334,6 +340,16 @@ export class NodeManager {
     return this.wire(rec);
   }
 
+  /** GetSliverOutput (sliver.read; owner- or slice-rooted): the last output lines of the sliver's Exec commands. */
+  async getSliverOutput(ctx: CallContext, sliverUrn: string, lines: number): Promise<string[]> {
+    const rec = this.recordFor('sliver_urn', sliverUrn);
+    if (!Number.isSafeInteger(lines) || lines < 0 || lines > MAX_OUTPUT_LINES) {
+      throw new InvalidArgumentError(`lines must be between 0 (50) and ${MAX_OUTPUT_LINES}`, { field: 'lines' });
+    }
+    await this.sliceAuth(ctx, 'sliver.read', rec);
+    return this.output.last(rec.urn, lines || 50);
+  }
+
   /** ListSlivers (sliver.read): every sliver with an owner-rooted chain; one slice's with that slice's chain. */
   async listSlivers(ctx: CallContext, req: { pageSize: number; pageToken: string; sliceUrn: string }): Promise<{ slivers: Sliver[]; nextPageToken: string }> {
     if (!Number.isSafeInteger(req.pageSize) || req.pageSize < 0) throw new InvalidArgumentError('page_size must be 0 or more', { field: 'page_size' });
@@ -392,6 +408,7 @@ export class NodeManager {
     urnField('sliver_urn', sliverUrn, 'sliver');
     await this.o.authorizer.node(ctx, 'sliver.delete');
     const res = await this.o.slivers.delete(sliverUrn);
+    this.output.forget(sliverUrn);
     if (!res.record) return { existed: false };
     ctx.log.info({ sliver: sliverUrn }, 'sliver deleted');
     return { existed: true, sliver: this.wire(res.record, true) };
@@ -414,7 +431,20 @@ export class NodeManager {
     const untilDeadline = Number.isFinite(ctx.deadline) ? Math.max(1, ctx.deadline - this.o.clock.now()) : Infinity;
     const timeoutMs = Math.min(req.timeoutMs || s.defaultTimeoutMs, untilDeadline);
     ctx.log.info({ sliver: rec.urn, program: argv[0] }, 'exec');
-    return this.o.slivers.exec(rec.urn, { argv, env, ...(req.stdin ? { stdin: req.stdin } : {}), timeoutMs, maxOutputBytes: s.maxOutputBytes }, ctx.signal);
+    const chunks = await this.o.slivers.exec(rec.urn, { argv, env, ...(req.stdin ? { stdin: req.stdin } : {}), timeoutMs, maxOutputBytes: s.maxOutputBytes }, ctx.signal);
+    return teeOutput(chunks, this.output.writer(rec.urn));
+  }
+}
+
+/** Passes chunks through, copying the output into the sliver's tail. */
+async function* teeOutput(chunks: AsyncIterable<ExecChunk>, tail: ReturnType<OutputTail['writer']>): AsyncIterable<ExecChunk> {
+  try {
+    for await (const chunk of chunks) {
+      if (chunk.kind !== 'exit') tail.write(chunk.kind, chunk.data);
+      yield chunk;
+    }
+  } finally {
+    tail.end();
   }
 }
 

@@ -63,5 +63,8 @@ export function nodeManagerService(nm: NodeManager): ServiceRegistration {
       const output = await nm.exec(ctx, { sliverUrn: req.sliverUrn, argv: req.argv, env: req.env, stdin: req.stdin, timeoutMs: req.timeoutMs });
       for await (const chunk of output) yield toExecResponse(chunk);
     },
+    async getSliverOutput(req, ctx) {
+      return { lines: await nm.getSliverOutput(ctx, req.sliverUrn, req.lines) };
+    },
   });
 }

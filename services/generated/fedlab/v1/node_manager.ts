@@ -153,21 +153,12 @@ export interface CreateSliverResponse {
 export interface GetSliverRequest {
   /** URN of the sliver. */
   sliverUrn: string;
-  /**
-   * Also return up to this many of the last output lines of commands run in the sliver through
-   * Exec (kept by the node manager in memory); 0: none.
-   */
-  outputLines: number;
 }
 
 /** GetSliverResponse returns a sliver. */
 export interface GetSliverResponse {
   /** The sliver. */
-  sliver?:
-    | Sliver
-    | undefined;
-  /** The last output lines (stdout and stderr interleaved, oldest first), when asked for. */
-  outputLines: string[];
+  sliver?: Sliver | undefined;
 }
 
 /** ListSliversRequest pages through the node's slivers. */
@@ -288,6 +279,23 @@ export interface ExecExit {
   timedOut: boolean;
   /** Wall-clock run time in milliseconds. */
   durationMs: number;
+}
+
+/** GetSliverOutputRequest asks for a sliver's recent output. */
+export interface GetSliverOutputRequest {
+  /** URN of the sliver. */
+  sliverUrn: string;
+  /** Most lines to return (the last ones); 0: 50. At most 200. */
+  lines: number;
+}
+
+/** GetSliverOutputResponse returns a sliver's recent output. */
+export interface GetSliverOutputResponse {
+  /**
+   * The last output lines (stdout and stderr interleaved, oldest first; a line longer than 2048
+   * characters is cut).
+   */
+  lines: string[];
 }
 
 function createBaseGetNodeInfoRequest(): GetNodeInfoRequest {
@@ -816,16 +824,13 @@ export const CreateSliverResponse: MessageFns<CreateSliverResponse> = {
 };
 
 function createBaseGetSliverRequest(): GetSliverRequest {
-  return { sliverUrn: "", outputLines: 0 };
+  return { sliverUrn: "" };
 }
 
 export const GetSliverRequest: MessageFns<GetSliverRequest> = {
   encode(message: GetSliverRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.sliverUrn !== "") {
       writer.uint32(10).string(message.sliverUrn);
-    }
-    if (message.outputLines !== 0) {
-      writer.uint32(16).uint32(message.outputLines);
     }
     return writer;
   },
@@ -851,14 +856,6 @@ export const GetSliverRequest: MessageFns<GetSliverRequest> = {
             message.sliverUrn = reader.string();
             continue;
           }
-          case 2: {
-            if (tag !== 16) {
-              break;
-            }
-
-            message.outputLines = reader.uint32();
-            continue;
-          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -878,11 +875,6 @@ export const GetSliverRequest: MessageFns<GetSliverRequest> = {
         : isSet(object.sliver_urn)
         ? globalThis.String(object.sliver_urn)
         : "",
-      outputLines: isSet(object.outputLines)
-        ? globalThis.Number(object.outputLines)
-        : isSet(object.output_lines)
-        ? globalThis.Number(object.output_lines)
-        : 0,
     };
   },
 
@@ -890,9 +882,6 @@ export const GetSliverRequest: MessageFns<GetSliverRequest> = {
     const obj: any = {};
     if (message.sliverUrn !== "") {
       obj.sliverUrn = message.sliverUrn;
-    }
-    if (message.outputLines !== 0) {
-      obj.outputLines = Math.round(message.outputLines);
     }
     return obj;
   },
@@ -903,22 +892,18 @@ export const GetSliverRequest: MessageFns<GetSliverRequest> = {
   fromPartial<I extends Exact<DeepPartial<GetSliverRequest>, I>>(object: I): GetSliverRequest {
     const message = createBaseGetSliverRequest();
     message.sliverUrn = object.sliverUrn ?? "";
-    message.outputLines = object.outputLines ?? 0;
     return message;
   },
 };
 
 function createBaseGetSliverResponse(): GetSliverResponse {
-  return { sliver: undefined, outputLines: [] };
+  return { sliver: undefined };
 }
 
 export const GetSliverResponse: MessageFns<GetSliverResponse> = {
   encode(message: GetSliverResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.sliver !== undefined) {
       Sliver.encode(message.sliver, writer.uint32(10).fork()).join();
-    }
-    for (const v of message.outputLines) {
-      writer.uint32(18).string(v!);
     }
     return writer;
   },
@@ -944,14 +929,6 @@ export const GetSliverResponse: MessageFns<GetSliverResponse> = {
             message.sliver = Sliver.decode(reader, reader.uint32());
             continue;
           }
-          case 2: {
-            if (tag !== 18) {
-              break;
-            }
-
-            message.outputLines.push(reader.string());
-            continue;
-          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -965,23 +942,13 @@ export const GetSliverResponse: MessageFns<GetSliverResponse> = {
   },
 
   fromJSON(object: any): GetSliverResponse {
-    return {
-      sliver: isSet(object.sliver) ? Sliver.fromJSON(object.sliver) : undefined,
-      outputLines: globalThis.Array.isArray(object?.outputLines)
-        ? object.outputLines.map((e: any) => globalThis.String(e))
-        : globalThis.Array.isArray(object?.output_lines)
-        ? object.output_lines.map((e: any) => globalThis.String(e))
-        : [],
-    };
+    return { sliver: isSet(object.sliver) ? Sliver.fromJSON(object.sliver) : undefined };
   },
 
   toJSON(message: GetSliverResponse): unknown {
     const obj: any = {};
     if (message.sliver !== undefined) {
       obj.sliver = Sliver.toJSON(message.sliver);
-    }
-    if (message.outputLines?.length) {
-      obj.outputLines = message.outputLines;
     }
     return obj;
   },
@@ -994,7 +961,6 @@ export const GetSliverResponse: MessageFns<GetSliverResponse> = {
     message.sliver = (object.sliver !== undefined && object.sliver !== null)
       ? Sliver.fromPartial(object.sliver)
       : undefined;
-    message.outputLines = object.outputLines?.map((e) => e) || [];
     return message;
   },
 };
@@ -2200,6 +2166,162 @@ export const ExecExit: MessageFns<ExecExit> = {
   },
 };
 
+function createBaseGetSliverOutputRequest(): GetSliverOutputRequest {
+  return { sliverUrn: "", lines: 0 };
+}
+
+export const GetSliverOutputRequest: MessageFns<GetSliverOutputRequest> = {
+  encode(message: GetSliverOutputRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sliverUrn !== "") {
+      writer.uint32(10).string(message.sliverUrn);
+    }
+    if (message.lines !== 0) {
+      writer.uint32(16).uint32(message.lines);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetSliverOutputRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetSliverOutputRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sliverUrn = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.lines = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetSliverOutputRequest {
+    return {
+      sliverUrn: isSet(object.sliverUrn)
+        ? globalThis.String(object.sliverUrn)
+        : isSet(object.sliver_urn)
+        ? globalThis.String(object.sliver_urn)
+        : "",
+      lines: isSet(object.lines) ? globalThis.Number(object.lines) : 0,
+    };
+  },
+
+  toJSON(message: GetSliverOutputRequest): unknown {
+    const obj: any = {};
+    if (message.sliverUrn !== "") {
+      obj.sliverUrn = message.sliverUrn;
+    }
+    if (message.lines !== 0) {
+      obj.lines = Math.round(message.lines);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetSliverOutputRequest>, I>>(base?: I): GetSliverOutputRequest {
+    return GetSliverOutputRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetSliverOutputRequest>, I>>(object: I): GetSliverOutputRequest {
+    const message = createBaseGetSliverOutputRequest();
+    message.sliverUrn = object.sliverUrn ?? "";
+    message.lines = object.lines ?? 0;
+    return message;
+  },
+};
+
+function createBaseGetSliverOutputResponse(): GetSliverOutputResponse {
+  return { lines: [] };
+}
+
+export const GetSliverOutputResponse: MessageFns<GetSliverOutputResponse> = {
+  encode(message: GetSliverOutputResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.lines) {
+      writer.uint32(10).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetSliverOutputResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetSliverOutputResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.lines.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetSliverOutputResponse {
+    return { lines: globalThis.Array.isArray(object?.lines) ? object.lines.map((e: any) => globalThis.String(e)) : [] };
+  },
+
+  toJSON(message: GetSliverOutputResponse): unknown {
+    const obj: any = {};
+    if (message.lines?.length) {
+      obj.lines = message.lines;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetSliverOutputResponse>, I>>(base?: I): GetSliverOutputResponse {
+    return GetSliverOutputResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetSliverOutputResponse>, I>>(object: I): GetSliverOutputResponse {
+    const message = createBaseGetSliverOutputResponse();
+    message.lines = object.lines?.map((e) => e) || [];
+    return message;
+  },
+};
+
 /**
  * NodeManager runs on each node and manages that node's slivers.
  *
@@ -2307,6 +2429,22 @@ export const NodeManagerService = {
     responseSerialize: (value: ExecResponse): Buffer => Buffer.from(ExecResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ExecResponse => ExecResponse.decode(value),
   },
+  /**
+   * GetSliverOutput returns the last output lines of the commands run in a sliver through Exec
+   * (a deployed service's included), kept by the node manager in memory: lost when it restarts,
+   * forgotten when the sliver is deleted. Needs `sliver.read`.
+   */
+  getSliverOutput: {
+    path: "/fedlab.v1.NodeManager/GetSliverOutput" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetSliverOutputRequest): Buffer =>
+      Buffer.from(GetSliverOutputRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetSliverOutputRequest => GetSliverOutputRequest.decode(value),
+    responseSerialize: (value: GetSliverOutputResponse): Buffer =>
+      Buffer.from(GetSliverOutputResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetSliverOutputResponse => GetSliverOutputResponse.decode(value),
+  },
 } as const;
 
 export interface NodeManagerServer extends UntypedServiceImplementation {
@@ -2336,6 +2474,12 @@ export interface NodeManagerServer extends UntypedServiceImplementation {
    * Needs `sliver.exec`.
    */
   exec: handleServerStreamingCall<ExecRequest, ExecResponse>;
+  /**
+   * GetSliverOutput returns the last output lines of the commands run in a sliver through Exec
+   * (a deployed service's included), kept by the node manager in memory: lost when it restarts,
+   * forgotten when the sliver is deleted. Needs `sliver.read`.
+   */
+  getSliverOutput: handleUnaryCall<GetSliverOutputRequest, GetSliverOutputResponse>;
 }
 
 export interface NodeManagerClient extends Client {
@@ -2464,6 +2608,26 @@ export interface NodeManagerClient extends Client {
    */
   exec(request: ExecRequest, options?: Partial<CallOptions>): ClientReadableStream<ExecResponse>;
   exec(request: ExecRequest, metadata?: Metadata, options?: Partial<CallOptions>): ClientReadableStream<ExecResponse>;
+  /**
+   * GetSliverOutput returns the last output lines of the commands run in a sliver through Exec
+   * (a deployed service's included), kept by the node manager in memory: lost when it restarts,
+   * forgotten when the sliver is deleted. Needs `sliver.read`.
+   */
+  getSliverOutput(
+    request: GetSliverOutputRequest,
+    callback: (error: ServiceError | null, response: GetSliverOutputResponse) => void,
+  ): ClientUnaryCall;
+  getSliverOutput(
+    request: GetSliverOutputRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetSliverOutputResponse) => void,
+  ): ClientUnaryCall;
+  getSliverOutput(
+    request: GetSliverOutputRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetSliverOutputResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const NodeManagerClient = makeGenericClientConstructor(
