@@ -1,0 +1,421 @@
+/**
+ * A whole federation on one machine, every party its own `fedlab serve`
+ * process: per site (planetlab, emulab, protogeni style, each its own domain
+ * and CA) a management authority and N node managers, enrolled the way a site
+ * admin and node owner would (one-time token, owner → MA chain, EnrollNode);
+ * in the home domain (the first site's) a slice authority and a service
+ * provider. Used by `fedlab up` and by the end-to-end tests.
+ *
+ * Everything lives under one directory: certificates, configs, data and logs.
+ * Ports are chosen up front and kept in the state file, so a second run on
+ * the same directory restarts the same federation.
+ */
+import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { issueRoot } from '../../services/core/credentials/index.js';
+import { FailedPreconditionError, InvalidArgumentError } from '../../services/core/errors.js';
+import { privateKeyToPem, publicKeyToPem } from '../../services/core/identity/keys.js';
+import { createClient, type PromiseClient } from '../../services/core/rpc/client.js';
+import { NodeHealth, SliverIsolation, type Node } from '../../services/generated/fedlab/v1/common.js';
+import { ManagementAuthorityService } from '../../services/generated/fedlab/v1/management_authority.js';
+import { enrollNode } from '../../services/management-authority/enrolment-client.js';
+import { containerSupport } from '../../services/node-manager/drivers/select.js';
+import { makePki, siteUrns, tlsOfDir } from './pki.js';
+import {
+  ALL_STYLES,
+  isFreshDir,
+  isOurProcess,
+  logFile,
+  nodePaths,
+  readState,
+  SITE_DOMAINS,
+  sitePaths,
+  writeState,
+  type SitePlan,
+  type SiteStyleName,
+  type UpState,
+} from './plan.js';
+import { defaultFedlabArgs, freePort, portInUse, ServiceProcess } from './processes.js';
+
+/** Privileges a node owner gives its MA over its nodes. */
+export const OWNER_PRIVILEGES = ['node.read', 'sliver.create', 'sliver.delete', 'sliver.renew', 'sliver.control', 'sliver.read', 'sliver.exec'];
+
+/** Options of {@link LocalFederation.open}. */
+export interface FederationOptions {
+  /** The federation's directory (created if missing). */
+  readonly dir: string;
+  /** Site styles, in order; the first site's domain is the home of the SA and SP. */
+  readonly sites?: readonly SiteStyleName[];
+  /** Node managers per site (3 by default). */
+  readonly nodes?: number;
+  /** Node arguments that start `fedlab` (the compiled CLI next to this module by default). */
+  readonly fedlabArgs?: readonly string[];
+  /** Sliver driver of the node managers: `auto` (container where it can run, else process). */
+  readonly driver?: 'auto' | 'container' | 'process';
+  /** Heartbeat interval of MAs and node managers (ms); 1000 by default. */
+  readonly heartbeatMs?: number;
+  /** Log level of the services. */
+  readonly logLevel?: string;
+  /** Progress lines for a person. */
+  readonly say?: (line: string) => void;
+}
+
+/** A running node manager. */
+export interface NodeRuntime {
+  readonly name: string;
+  readonly urn: string;
+  readonly endpoint: string;
+  readonly paths: ReturnType<typeof nodePaths>;
+  readonly proc: ServiceProcess;
+}
+
+/** A running site. */
+export interface SiteRuntime {
+  readonly plan: SitePlan;
+  readonly style: SiteStyleName;
+  readonly domain: string;
+  readonly maUrn: string;
+  /** host:port of the MA (ManagementAuthority, Aggregate, Federation). */
+  readonly address: string;
+  readonly paths: ReturnType<typeof sitePaths>;
+  readonly ma: ServiceProcess;
+  readonly nodes: NodeRuntime[];
+}
+
+/** The sliver driver the node managers run with, and why. */
+export interface DriverChoice {
+  readonly kind: 'container' | 'process';
+  /** Why not the container driver, when it is `process`. */
+  readonly reason?: string;
+}
+
+/** Chooses the node managers' driver: container where it can run (root, cgroups), else process. */
+export function chooseDriver(asked: 'auto' | 'container' | 'process' = 'auto'): DriverChoice {
+  if (asked === 'process') return { kind: 'process', reason: 'asked for with --driver process' };
+  const support = containerSupport();
+  if (support.ok) return { kind: 'container' };
+  if (asked === 'container') throw new FailedPreconditionError(`the container driver cannot run here: ${support.reason}`);
+  return { kind: 'process', reason: support.reason };
+}
+
+/** A local federation: its plan, its processes, and how to stop them. */
+export class LocalFederation {
+  readonly sites: SiteRuntime[] = [];
+  readonly driver: DriverChoice;
+  private readonly fedlabArgs: readonly string[];
+  private readonly heartbeatMs: number;
+  private readonly say: (line: string) => void;
+  private readonly clients: { close(): void }[] = [];
+  private exitHook: (() => void) | undefined;
+  /** Processes in start order (stopped in reverse). */
+  readonly processes: ServiceProcess[] = [];
+
+  private constructor(
+    readonly dir: string,
+    public state: UpState,
+    /** True when the directory was made by this run (false: reused). */
+    readonly fresh: boolean,
+    private readonly o: FederationOptions,
+  ) {
+    this.driver = chooseDriver(o.driver);
+    this.fedlabArgs = o.fedlabArgs ?? defaultFedlabArgs();
+    this.heartbeatMs = o.heartbeatMs ?? 1000;
+    this.say = o.say ?? (() => {});
+  }
+
+  /** The home domain (of the slice authority and service provider). */
+  get home(): string {
+    return this.state.home;
+  }
+
+  /**
+   * Opens a federation directory: makes the plan (ports) and the PKI in a
+   * fresh (missing or empty) one, or reuses one a previous run made with the
+   * same sites and node count. Refuses anything else, saying why, and changes nothing then.
+   */
+  static async open(o: FederationOptions): Promise<LocalFederation> {
+    const dir = resolve(o.dir);
+    const styles = o.sites ?? ALL_STYLES;
+    const nodes = o.nodes ?? 3;
+    if (!Number.isInteger(nodes) || nodes < 1 || nodes > 64) throw new InvalidArgumentError(`--nodes must be between 1 and 64, got ${nodes}`);
+    const existing = readState(dir);
+    if (existing) {
+      const want = styles.join(',');
+      const have = existing.sites.map((s) => s.style).join(',');
+      if (want !== have || existing.sites.some((s) => s.nodes.length !== nodes)) {
+        throw new InvalidArgumentError(
+          `${dir} holds a federation of ${have} with ${existing.sites[0]?.nodes.length ?? 0} nodes per site, not ${want} with ${nodes}; ` +
+            'run again with those --sites and --nodes to reuse it, or choose another --dir (or remove it)',
+        );
+      }
+      const alive = existing.pids.filter((pid) => isOurProcess(pid, dir));
+      if (alive.length) {
+        throw new FailedPreconditionError(`a fedlab up of ${dir} still runs (processes ${alive.join(', ')}); stop it (Ctrl-C there, or kill ${alive.join(' ')}) before starting it again`);
+      }
+      if (!existing.complete) {
+        throw new FailedPreconditionError(`${dir} holds a federation whose set-up did not finish; remove the directory (rm -r ${dir}) and run again`);
+      }
+      const ports = [existing.sa_port, existing.sp_port, ...existing.sites.flatMap((s) => [s.ma_port, s.enrol_port, ...s.nodes.map((n) => n.port)])];
+      const busy: number[] = [];
+      for (const p of ports) if (await portInUse(p)) busy.push(p);
+      if (busy.length) throw new FailedPreconditionError(`ports ${busy.join(', ')} of the federation in ${dir} are taken by other programs; free them or choose another --dir`);
+      return new LocalFederation(dir, existing, false, o);
+    }
+    if (!isFreshDir(dir)) throw new InvalidArgumentError(`${dir} exists and is not a fedlab up directory; choose another --dir (an empty or missing one)`);
+    const fed = new LocalFederation(dir, await LocalFederation.plan(styles, nodes), true, o);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    mkdirSync(`${dir}/logs`, { recursive: true, mode: 0o700 });
+    writeState(dir, fed.state);
+    fed.say(`making the CAs, certificates and trust bundles of ${fed.state.sites.map((s) => s.domain).join(', ')} in ${dir}`);
+    await makePki(dir, fed.state.sites, fed.home);
+    return fed;
+  }
+
+  private static async plan(styles: readonly SiteStyleName[], nodes: number): Promise<UpState> {
+    const taken = new Set<number>();
+    const port = async (): Promise<number> => {
+      for (;;) {
+        const p = await freePort();
+        if (!taken.has(p)) {
+          taken.add(p);
+          return p;
+        }
+      }
+    };
+    const sites: SitePlan[] = [];
+    for (const style of styles) {
+      const domain = SITE_DOMAINS[style];
+      const names = Array.from({ length: nodes }, (_, i) => `${domain.split('.')[0]}${i + 1}`);
+      const planned = { style, domain, ma_port: await port(), enrol_port: await port(), nodes: [] as { name: string; port: number }[] };
+      for (const name of names) planned.nodes.push({ name, port: await port() });
+      sites.push(planned);
+    }
+    return { v: 1, created_at: new Date().toISOString(), complete: false, home: (sites[0] as SitePlan).domain, sites, sa_port: await port(), sp_port: await port(), pids: [] };
+  }
+
+  /** Records the running processes' ids (so a second run refuses while they live). */
+  private savePids(): void {
+    this.state = { ...this.state, pids: this.processes.map((p) => p.pid).filter((x): x is number => x !== undefined) };
+    writeState(this.dir, this.state);
+  }
+
+  private track(p: ServiceProcess): ServiceProcess {
+    this.processes.push(p);
+    if (!this.exitHook) {
+      // If this process dies without stopping them, the children go too (they are in their own groups).
+      this.exitHook = () => {
+        for (const q of this.processes) q.killSync();
+      };
+      process.on('exit', this.exitHook);
+    }
+    return p;
+  }
+
+  /** An admin client of a site's MA. */
+  maClient(site: SiteRuntime): PromiseClient<typeof ManagementAuthorityService> {
+    const c = createClient(ManagementAuthorityService, { address: site.address, tls: tlsOfDir(site.paths.admin), serverUrn: site.maUrn, deadlineMs: 10_000 });
+    this.clients.push(c);
+    return c;
+  }
+
+  private maConfig(site: SitePlan): Record<string, unknown> {
+    const p = sitePaths(this.dir, site.domain);
+    return {
+      role: 'ma',
+      urn: siteUrns(site.domain).ma,
+      style: site.style,
+      listen: { host: '127.0.0.1', port: site.ma_port },
+      tls: { ca: `${p.ma}/ca.pem`, cert: `${p.ma}/cert.pem`, key: `${p.ma}/key.pem` },
+      trust_bundle: p.bundle,
+      data_dir: p.maData,
+      log_level: this.o.logLevel ?? 'info',
+      shutdown_grace_ms: 3000,
+      admins: [siteUrns(site.domain).admin],
+      enrolment: { listen: { host: '127.0.0.1', port: site.enrol_port }, ca_dir: p.ca },
+      heartbeat: { interval_ms: this.heartbeatMs, flush_interval_ms: 500 },
+      defaults: { cpu_millis: 100, mem_mb: 64, disk_mb: 64, pids: 64 },
+      node_calls: { deadline_ms: 8000 },
+      intent_retry_interval_ms: 1000,
+    };
+  }
+
+  private nmConfig(site: SitePlan, node: { name: string; port: number }): Record<string, unknown> {
+    const sp = sitePaths(this.dir, site.domain);
+    const np = nodePaths(this.dir, site.domain, node.name);
+    const urns = siteUrns(site.domain);
+    return {
+      role: 'nm',
+      urn: urns.node(node.name),
+      listen: { host: '127.0.0.1', port: node.port },
+      endpoint: `127.0.0.1:${node.port}`,
+      tls: { ca: np.ca, cert: np.cert, key: np.key },
+      trust_bundle: sp.bundle,
+      data_dir: np.data,
+      log_level: this.o.logLevel ?? 'info',
+      shutdown_grace_ms: 2000,
+      owner: { certificate: `${sp.owner}/cert.pem`, credential: np.ownerChain },
+      management_authority: { urn: urns.ma, address: `127.0.0.1:${site.ma_port}` },
+      style: site.style,
+      exclusive: site.style === 'emulab',
+      driver: this.driver.kind,
+      capacity: { cpu_millis: 1000, mem_mb: 1024, disk_mb: 2048, pids: 512, slivers: 20 },
+      defaults: { cpu_millis: 100, mem_mb: 64, disk_mb: 64, pids: 64 },
+      reaper_interval_ms: 1000,
+      heartbeat_interval_ms: this.heartbeatMs,
+      heartbeat_deadline_ms: 2000,
+    };
+  }
+
+  /**
+   * Phase 1: starts every site's MA, enrols its nodes (first run only), starts
+   * the node managers and waits until the MA sees every node UP.
+   */
+  async startSites(): Promise<void> {
+    for (const plan of this.state.sites) {
+      const paths = sitePaths(this.dir, plan.domain);
+      writeFileSync(paths.maConfig, `${JSON.stringify(this.maConfig(plan), null, 2)}\n`);
+      const ma = this.track(
+        new ServiceProcess({ name: `${plan.domain} MA`, role: 'ma', configFile: paths.maConfig, logFile: logFile(this.dir, `${plan.domain}-ma`), fedlabArgs: this.fedlabArgs }),
+      );
+      const site: SiteRuntime = { plan, style: plan.style, domain: plan.domain, maUrn: siteUrns(plan.domain).ma, address: `127.0.0.1:${plan.ma_port}`, paths, ma, nodes: [] };
+      this.sites.push(site);
+    }
+    // MAs start in parallel: each process spends most of a second loading.
+    this.say(`starting ${this.sites.length} management authorities`);
+    await Promise.all(this.sites.map((s) => s.ma.start()));
+    this.savePids();
+    for (const site of this.sites) {
+      for (const node of site.plan.nodes) {
+        const np = nodePaths(this.dir, site.domain, node.name);
+        if (!existsSync(np.cert)) await this.enrol(site, node);
+        writeFileSync(np.config, `${JSON.stringify(this.nmConfig(site.plan, node), null, 2)}\n`);
+        const proc = this.track(
+          new ServiceProcess({ name: `${site.domain} node ${node.name}`, role: 'nm', configFile: np.config, logFile: logFile(this.dir, `${site.domain}-${node.name}`), fedlabArgs: this.fedlabArgs }),
+        );
+        site.nodes.push({ name: node.name, urn: siteUrns(site.domain).node(node.name), endpoint: `127.0.0.1:${node.port}`, paths: np, proc });
+      }
+    }
+    if (!this.state.complete) {
+      this.state = { ...this.state, complete: true };
+      writeState(this.dir, this.state);
+    }
+    const all = this.sites.flatMap((s) => s.nodes);
+    this.say(`starting ${all.length} node managers (${this.driver.kind} driver)`);
+    // A few at a time: a node manager's start is mostly CPU on this machine.
+    await inBatches(all, 4, (n) => n.proc.start());
+    this.savePids();
+    await this.waitNodesUp();
+  }
+
+  /** Enrols one node as its owner would: admin token, owner → MA chain, EnrollNode for a fresh key. */
+  private async enrol(site: SiteRuntime, node: { name: string; port: number }): Promise<void> {
+    const urns = siteUrns(site.domain);
+    const np = nodePaths(this.dir, site.domain, node.name);
+    const admin = this.maClient(site);
+    const { token } = await admin.createEnrollmentToken({ requestId: `up-${node.name}`, nodeName: node.name, ownerUrn: urns.owner, ttlS: 0 });
+    const ownerKey = readFileSync(`${site.paths.owner}/key.pem`, 'utf8');
+    const { chain } = await issueRoot({
+      key: createPrivateKey(ownerKey),
+      issuer: urns.owner,
+      subject: urns.ma,
+      subjectKey: createPublicKey(readFileSync(`${site.paths.ma}/cert.pem`)),
+      targets: [`urn:fedlab:${site.domain}:node:*`],
+      privileges: OWNER_PRIVILEGES,
+      dlg: 1,
+      ttlSeconds: 180 * 86_400,
+    });
+    const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const res = await enrollNode(
+      { address: `127.0.0.1:${site.plan.enrol_port}`, caPem: readFileSync(`${site.paths.ca}/ca.pem`, 'utf8'), maUrn: urns.ma },
+      {
+        token,
+        publicKeyPem: publicKeyToPem(keys.publicKey),
+        csrPem: '',
+        ownerCredentialChain: [...chain],
+        endpoint: `127.0.0.1:${node.port}`,
+        capacity: { cpuMillis: 1000, memMb: 1024, diskMb: 2048, pids: 512, bandwidthKbps: 0 },
+        isolation: this.driver.kind === 'container' ? SliverIsolation.SLIVER_ISOLATION_CONTAINER : SliverIsolation.SLIVER_ISOLATION_PROCESS,
+        version: '',
+        netemAvailable: false,
+      },
+    );
+    mkdirSync(np.root, { recursive: true, mode: 0o700 });
+    writeFileSync(np.key, privateKeyToPem(keys.privateKey), { mode: 0o600 });
+    writeFileSync(np.cert, res.certificatePem);
+    writeFileSync(np.ca, res.caChainPem.join(''));
+    writeFileSync(np.ownerChain, `${chain.join('\n')}\n`);
+  }
+
+  /** Every site's nodes as its MA sees them. */
+  async listNodes(site: SiteRuntime): Promise<Node[]> {
+    const c = this.maClient(site);
+    try {
+      const out: Node[] = [];
+      let token = '';
+      do {
+        const page = await c.listNodes({ pageSize: 1000, pageToken: token, health: NodeHealth.NODE_HEALTH_UNSPECIFIED }, { deadlineMs: 3000 });
+        out.push(...page.nodes);
+        token = page.nextPageToken;
+      } while (token);
+      return out;
+    } finally {
+      c.close();
+    }
+  }
+
+  /** Waits until every site's MA reports all its nodes UP. */
+  async waitNodesUp(timeoutMs = 60_000): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    for (const site of this.sites) {
+      for (;;) {
+        const nodes = await this.listNodes(site).catch(() => [] as Node[]);
+        const up = nodes.filter((n) => n.health === NodeHealth.NODE_HEALTH_UP).length;
+        if (up >= site.nodes.length) break;
+        if (Date.now() > end) {
+          const down = site.nodes.filter((n) => !nodes.some((x) => x.urn === n.urn && x.health === NodeHealth.NODE_HEALTH_UP)).map((n) => n.name);
+          throw new Error(`${site.domain}: nodes ${down.join(', ')} are not UP after ${Math.round(timeoutMs / 1000)} s; see their logs in ${this.dir}/logs`);
+        }
+        await sleep(200);
+      }
+      this.say(`${site.domain} (${site.style}): ${site.nodes.length} nodes UP`);
+    }
+  }
+
+  /** Stops every process: the newest first, SIGTERM then SIGKILL after `graceMs`. Reports what had to be killed. */
+  async stop(graceMs = 8000): Promise<string[]> {
+    for (const c of this.clients.splice(0)) c.close();
+    const killed: string[] = [];
+    // Providers and authorities first, then node managers, then MAs: nobody loses the party it calls mid-way.
+    const order = [...this.processes].reverse();
+    const nms = order.filter((p) => p.o.role === 'nm');
+    const others = order.filter((p) => p.o.role !== 'nm' && p.o.role !== 'ma');
+    const mas = order.filter((p) => p.o.role === 'ma');
+    for (const group of [others, nms, mas]) {
+      const results = await Promise.all(group.map(async (p) => ({ p, r: await p.stop(graceMs) })));
+      for (const { p, r } of results) if (r === 'killed') killed.push(p.o.name);
+    }
+    if (this.exitHook) process.off('exit', this.exitHook);
+    this.exitHook = undefined;
+    this.state = { ...this.state, pids: [] };
+    writeState(this.dir, this.state);
+    return killed;
+  }
+}
+
+/** Runs `fn` over `items`, at most `n` at a time. */
+export async function inBatches<T>(items: readonly T[], n: number, fn: (t: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      await fn(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
+}
+
+/** Sleeps `ms`. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

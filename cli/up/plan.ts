@@ -1,0 +1,146 @@
+/**
+ * What a local federation is made of, and where it lives under its directory:
+ * the sites (one domain, CA, MA and node managers each), the slice authority
+ * and service provider (in the first site's domain), the ports chosen up
+ * front, and the state file that lets a second `fedlab up` on the same
+ * directory reuse it (or refuse, saying why).
+ */
+import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { InvalidArgumentError } from '../../services/core/errors.js';
+
+/** The site styles `fedlab up` knows, each with its own domain. */
+export const SITE_DOMAINS = { planetlab: 'plc.test', emulab: 'emu.test', protogeni: 'geni.test' } as const;
+/** A site style. */
+export type SiteStyleName = keyof typeof SITE_DOMAINS;
+/** The styles in their default order. */
+export const ALL_STYLES: readonly SiteStyleName[] = ['planetlab', 'emulab', 'protogeni'];
+
+/** Name of the state file in the federation's directory. */
+export const STATE_FILE = 'fedlab-up.json';
+
+const stateSchema = z
+  .object({
+    v: z.literal(1),
+    created_at: z.string(),
+    /** True once every node is enrolled and the PKI is complete. */
+    complete: z.boolean(),
+    home: z.string(),
+    sites: z.array(
+      z
+        .object({
+          style: z.enum(['planetlab', 'emulab', 'protogeni']),
+          domain: z.string(),
+          ma_port: z.number().int(),
+          enrol_port: z.number().int(),
+          nodes: z.array(z.object({ name: z.string(), port: z.number().int() }).strict()),
+        })
+        .strict(),
+    ),
+    sa_port: z.number().int(),
+    sp_port: z.number().int(),
+    /** Process ids of the last run (to refuse a second run while one is alive). */
+    pids: z.array(z.number().int()).default([]),
+  })
+  .strict();
+
+/** The saved plan of a federation directory. */
+export type UpState = z.infer<typeof stateSchema>;
+/** One site of the plan. */
+export type SitePlan = UpState['sites'][number];
+
+/** Reads the state file, or undefined when there is none. Throws when it is unreadable. */
+export function readState(dir: string): UpState | undefined {
+  const file = join(dir, STATE_FILE);
+  if (!existsSync(file)) return undefined;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new InvalidArgumentError(`${file} is not readable JSON (${(err as Error).message}); remove the directory ${dir} or choose another --dir`);
+  }
+  const parsed = stateSchema.safeParse(raw);
+  if (!parsed.success) throw new InvalidArgumentError(`${file} is not a fedlab up state file (${parsed.error.issues[0]?.message ?? 'bad shape'}); remove ${dir} or choose another --dir`);
+  return parsed.data;
+}
+
+/** Writes the state file atomically. */
+export function writeState(dir: string, state: UpState): void {
+  const file = join(dir, STATE_FILE);
+  writeFileSync(`${file}.tmp`, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
+  renameSync(`${file}.tmp`, file);
+}
+
+/** Whether a directory is missing or empty (a fresh federation may be made there). */
+export function isFreshDir(dir: string): boolean {
+  return !existsSync(dir) || readdirSync(dir).length === 0;
+}
+
+/** Whether a process id is alive and is a `fedlab serve` of this directory. */
+export function isOurProcess(pid: number, dir: string): boolean {
+  try {
+    const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    return cmd.includes('serve') && cmd.some((a) => a.startsWith(dir));
+  } catch {
+    return false;
+  }
+}
+
+/** Parses `--sites`: known styles, each once, at least one. */
+export function parseSites(value: string): SiteStyleName[] {
+  const names = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (names.length === 0) throw new InvalidArgumentError('--sites needs at least one of planetlab, emulab, protogeni');
+  const out: SiteStyleName[] = [];
+  for (const n of names) {
+    if (!(n in SITE_DOMAINS)) throw new InvalidArgumentError(`--sites: unknown site style ${JSON.stringify(n)}; choose among planetlab, emulab, protogeni`);
+    if (out.includes(n as SiteStyleName)) throw new InvalidArgumentError(`--sites names ${n} twice`);
+    out.push(n as SiteStyleName);
+  }
+  return out;
+}
+
+/** Paths of one site's files. */
+export function sitePaths(dir: string, domain: string) {
+  const root = join(dir, domain);
+  return {
+    root,
+    ca: join(root, 'ca'),
+    bundle: join(root, 'bundle.json'),
+    ma: join(root, 'ma'),
+    admin: join(root, 'admin'),
+    owner: join(root, 'owner'),
+    maConfig: join(root, 'ma.json'),
+    maData: join(root, 'ma-data'),
+    nodes: join(root, 'nodes'),
+  };
+}
+
+/** Paths of one node's files. */
+export function nodePaths(dir: string, domain: string, name: string) {
+  const root = join(sitePaths(dir, domain).nodes, name);
+  return { root, key: join(root, 'key.pem'), cert: join(root, 'cert.pem'), ca: join(root, 'ca.pem'), ownerChain: join(root, 'owner-ma.chain'), config: join(root, 'nm.json'), data: join(root, 'data') };
+}
+
+/** Paths of the slice authority's and service provider's files (in the home domain). */
+export function homePaths(dir: string, home: string) {
+  const root = join(dir, home);
+  return {
+    sa: join(root, 'sa'),
+    saConfig: join(root, 'sa.json'),
+    saData: join(root, 'sa-data'),
+    sp: join(root, 'sp'),
+    spConfig: join(root, 'sp.json'),
+    spData: join(root, 'sp-data'),
+    operator: join(root, 'operator'),
+    member: join(root, 'member'),
+  };
+}
+
+/** Log file of a service. */
+export function logFile(dir: string, name: string): string {
+  return join(dir, 'logs', `${name.replace(/[^a-z0-9.-]/gi, '-')}.log`);
+}
