@@ -7,6 +7,7 @@ import { registerCertsCommand } from './commands/certs.js';
 import { registerCredCommand } from './commands/cred.js';
 import { registerNodeCommand } from './commands/node.js';
 import { registerServeCommand } from './commands/serve.js';
+import { registerUpCommand } from './commands/up.js';
 
 /** Builds the whole command tree. */
 export function buildProgram(): Command {
@@ -19,5 +20,6 @@ export function buildProgram(): Command {
   registerCertsCommand(program);
   registerCredCommand(program);
   registerNodeCommand(program);
+  registerUpCommand(program);
   return program;
 }

@@ -19,11 +19,14 @@ import { privateKeyToPem, publicKeyToPem } from '../../services/core/identity/ke
 import { createClient, type PromiseClient } from '../../services/core/rpc/client.js';
 import { NodeHealth, SliverIsolation, type Node } from '../../services/generated/fedlab/v1/common.js';
 import { ManagementAuthorityService } from '../../services/generated/fedlab/v1/management_authority.js';
+import { DeploymentState, ServiceProviderService, type Deployment, type DeployResponse } from '../../services/generated/fedlab/v1/service_provider.js';
+import { SliceAuthorityService } from '../../services/generated/fedlab/v1/slice_authority.js';
 import { enrollNode } from '../../services/management-authority/enrolment-client.js';
 import { containerSupport } from '../../services/node-manager/drivers/select.js';
-import { makePki, siteUrns, tlsOfDir } from './pki.js';
+import { homeUrns, makePki, siteUrns, tlsOfDir } from './pki.js';
 import {
   ALL_STYLES,
+  homePaths,
   isFreshDir,
   isOurProcess,
   logFile,
@@ -327,7 +330,7 @@ export class LocalFederation {
     });
     const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const res = await enrollNode(
-      { address: `127.0.0.1:${site.plan.enrol_port}`, caPem: readFileSync(`${site.paths.ca}/ca.pem`, 'utf8'), maUrn: urns.ma },
+      { address: `localhost:${site.plan.enrol_port}`, caPem: readFileSync(`${site.paths.ca}/ca.pem`, 'utf8'), maUrn: urns.ma },
       {
         token,
         publicKeyPem: publicKeyToPem(keys.publicKey),
@@ -379,6 +382,205 @@ export class LocalFederation {
         await sleep(200);
       }
       this.say(`${site.domain} (${site.style}): ${site.nodes.length} nodes UP`);
+    }
+  }
+
+  /** Paths of the home domain's SA, SP, operator and member. */
+  get homePaths(): ReturnType<typeof homePaths> {
+    return homePaths(this.dir, this.home);
+  }
+
+  /** host:port of the slice authority and the service provider. */
+  get saAddress(): string {
+    return `127.0.0.1:${this.state.sa_port}`;
+  }
+  get spAddress(): string {
+    return `127.0.0.1:${this.state.sp_port}`;
+  }
+
+  /** The file holding a site's `MA → SA` chain. */
+  chainFile(domain: string): string {
+    return `${this.dir}/${this.home}/chains/${domain}.chain`;
+  }
+
+  /**
+   * Phase 2: every site's administrator delegates slice creation to the home
+   * domain's slice authority (`DelegateToSliceAuthority`, idempotent on its
+   * request id); the chains are written where the SA's config points.
+   */
+  async delegateToSliceAuthority(): Promise<void> {
+    const saCert = readFileSync(`${this.homePaths.sa}/cert.pem`, 'utf8');
+    mkdirSync(`${this.dir}/${this.home}/chains`, { recursive: true, mode: 0o700 });
+    for (const site of this.sites) {
+      const c = this.maClient(site);
+      try {
+        const res = await c.delegateToSliceAuthority({
+          requestId: `up-sa-${site.domain}`,
+          sliceAuthorityUrn: homeUrns(this.home).sa,
+          sliceAuthorityJwk: '',
+          sliceAuthorityCertificatePem: saCert,
+          privileges: [],
+          targets: [],
+          limits: {},
+          ttlS: 0,
+          maxDelegations: 1,
+        });
+        writeFileSync(this.chainFile(site.domain), `${res.chain.join('\n')}\n`, { mode: 0o600 });
+      } finally {
+        c.close();
+      }
+    }
+    this.say(`every site delegated slice creation to ${homeUrns(this.home).sa}`);
+  }
+
+  private saConfig(): Record<string, unknown> {
+    const h = this.homePaths;
+    const home = sitePaths(this.dir, this.home);
+    return {
+      role: 'sa',
+      urn: homeUrns(this.home).sa,
+      listen: { host: '127.0.0.1', port: this.state.sa_port },
+      tls: { ca: `${h.sa}/ca.pem`, cert: `${h.sa}/cert.pem`, key: `${h.sa}/key.pem` },
+      trust_bundle: home.bundle,
+      data_dir: h.saData,
+      log_level: this.o.logLevel ?? 'info',
+      shutdown_grace_ms: 3000,
+      admins: [siteUrns(this.home).admin],
+      sites: this.sites.map((s) => ({
+        domain: s.domain,
+        endpoint: s.address,
+        ma_urn: s.maUrn,
+        chain_file: this.chainFile(s.domain),
+        ...(s.domain === this.home ? {} : { ca: `${s.paths.ca}/ca.pem` }),
+      })),
+      providers: [{ urn: homeUrns(this.home).sp, quotas: { slices: 20, slivers: 200 } }],
+      limits: { site_deadline_ms: 6000 },
+      sweep_interval_ms: 500,
+      intent_retry_interval_ms: 1000,
+    };
+  }
+
+  private spConfig(): Record<string, unknown> {
+    const h = this.homePaths;
+    const home = sitePaths(this.dir, this.home);
+    return {
+      role: 'sp',
+      urn: homeUrns(this.home).sp,
+      listen: { host: '127.0.0.1', port: this.state.sp_port },
+      tls: { ca: `${h.sp}/ca.pem`, cert: `${h.sp}/cert.pem`, key: `${h.sp}/key.pem` },
+      trust_bundle: home.bundle,
+      data_dir: h.spData,
+      log_level: this.o.logLevel ?? 'info',
+      shutdown_grace_ms: 3000,
+      admins: [homeUrns(this.home).operator],
+      readers: [homeUrns(this.home).member],
+      contact: `operators@${this.home}`,
+      slice_authority: { urn: homeUrns(this.home).sa, endpoint: this.saAddress },
+      sites: this.sites.map((s) => ({ domain: s.domain, ma_urn: s.maUrn, endpoint: s.address })),
+      supervision: { backoff_initial_ms: 500, backoff_max_ms: 5000 },
+    };
+  }
+
+  /** The slice authority's process (after {@link startAuthorities}). */
+  sa: ServiceProcess | undefined;
+  /** The service provider's process (after {@link startAuthorities}). */
+  sp: ServiceProcess | undefined;
+
+  /** Phase 2: starts the slice authority and the service provider with configs written from their schemas. */
+  async startAuthorities(): Promise<void> {
+    const h = this.homePaths;
+    writeFileSync(h.saConfig, `${JSON.stringify(this.saConfig(), null, 2)}\n`);
+    writeFileSync(h.spConfig, `${JSON.stringify(this.spConfig(), null, 2)}\n`);
+    this.sa = this.track(new ServiceProcess({ name: `${this.home} SA`, role: 'sa', configFile: h.saConfig, logFile: logFile(this.dir, `${this.home}-sa`), fedlabArgs: this.fedlabArgs }));
+    await this.sa.start();
+    this.sp = this.track(new ServiceProcess({ name: `${this.home} SP`, role: 'sp', configFile: h.spConfig, logFile: logFile(this.dir, `${this.home}-sp`), fedlabArgs: this.fedlabArgs }));
+    await this.sp.start();
+    this.savePids();
+    this.say(`slice authority at ${this.saAddress}, service provider at ${this.spAddress}`);
+  }
+
+  /** Restarts the slice authority on its config (same data, same port), e.g. after a kill -9. */
+  async restartSliceAuthority(): Promise<void> {
+    await this.sa?.start();
+    this.savePids();
+  }
+
+  /** A client of the slice authority as `who` (an identity directory; the provider by default). */
+  saClient(who = this.homePaths.sp, deadlineMs = 30_000): PromiseClient<typeof SliceAuthorityService> {
+    const c = createClient(SliceAuthorityService, { address: this.saAddress, tls: tlsOfDir(who), serverUrn: homeUrns(this.home).sa, deadlineMs });
+    this.clients.push(c);
+    return c;
+  }
+
+  /** A client of the service provider as `who` (the operator by default). */
+  spClient(who = this.homePaths.operator, deadlineMs = 60_000): PromiseClient<typeof ServiceProviderService> {
+    const c = createClient(ServiceProviderService, { address: this.spAddress, tls: tlsOfDir(who), serverUrn: homeUrns(this.home).sp, deadlineMs });
+    this.clients.push(c);
+    return c;
+  }
+
+  /**
+   * Phase 3: the provider deploys `command` (a service it keeps running) on
+   * `perSite` nodes of every site, and the progress events are passed to
+   * `onEvent`. Resolves with the deployment once it reaches a stable state.
+   */
+  async deploy(name: string, command: readonly string[], o: { perSite?: number; onEvent?: (e: DeployResponse) => void; timeoutMs?: number } = {}): Promise<Deployment | undefined> {
+    const c = this.spClient(this.homePaths.operator, o.timeoutMs ?? 120_000);
+    let last: Deployment | undefined;
+    const stream = c.deploy({
+      requestId: `up-${name}`,
+      name,
+      spec: {
+        sliceUrn: '',
+        sliceAuthorityUrn: '',
+        sliceName: name,
+        mode: 1,
+        sites: this.sites.map((s) => ({
+          site: s.domain,
+          request: {
+            nodes: { nodeUrns: [], count: o.perSite ?? s.nodes.length, clientIds: [] },
+            resources: { cpuMillis: 100, memMb: 64, diskMb: 64, pids: 64, bandwidthKbps: 0 },
+            links: [],
+            exclusive: s.style === 'emulab',
+            requestDocument: '',
+            requestDocumentFormat: '',
+          },
+        })),
+        steps: [{ name: 'service', argv: [...command], env: {}, timeoutMs: 0, service: true }],
+      },
+    });
+    for await (const e of stream) {
+      o.onEvent?.(e);
+      if (e.deployment) last = e.deployment;
+    }
+    return last;
+  }
+
+  /** The provider's view of a deployment (GetDeployment as the operator). */
+  async getDeployment(name: string): Promise<Deployment | undefined> {
+    const c = this.spClient(this.homePaths.operator, 5000);
+    try {
+      return (await c.getDeployment({ name })).deployment;
+    } finally {
+      c.close();
+    }
+  }
+
+  /** Deletes a deployment and its slice (so that nothing runs on any node), waiting until it is DELETED or `timeoutMs` passed. */
+  async deleteDeployment(name: string, timeoutMs = 30_000): Promise<boolean> {
+    const c = this.spClient(this.homePaths.operator, timeoutMs);
+    const end = Date.now() + timeoutMs;
+    try {
+      for (;;) {
+        const res = await c.deleteDeployment({ name, keepSlice: false });
+        if (res.deployment?.state === DeploymentState.DEPLOYMENT_STATE_DELETED) return true;
+        if (Date.now() > end) return false;
+        await sleep(500);
+      }
+    } catch {
+      return false;
+    } finally {
+      c.close();
     }
   }
 

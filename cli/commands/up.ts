@@ -1,0 +1,235 @@
+/**
+ * `fedlab up [--sites planetlab,emulab,protogeni] [--nodes N] [--dir DIR] [--once]`:
+ * a whole federation on this machine (see cli/up/federation.ts), a service
+ * deployed across every site, and a live table of it. Runs until Ctrl-C or
+ * SIGTERM, then deletes the deployment and stops every process; `--once`
+ * exits 0 as soon as every sliver's service runs, non-zero with what failed.
+ * Exit codes: 0 ready (`--once`) or stopped cleanly; 1 the federation failed; 2 bad input.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Command, Option } from 'commander';
+import { InvalidArgumentError } from '../../services/core/errors.js';
+import { silentLogger } from '../../services/core/log.js';
+import { maInstance } from '../../services/management-authority/index.js';
+import { createDriver } from '../../services/node-manager/drivers/select.js';
+import { instanceId } from '../../services/node-manager/index.js';
+import { action, CliExit, EXIT_FAILURE, parsePositiveInt } from '../cli-support.js';
+import { LocalFederation, sleep } from '../up/federation.js';
+import { homeUrns, siteUrns } from '../up/pki.js';
+import { ALL_STYLES, parseSites } from '../up/plan.js';
+import { defaultFedlabArgs } from '../up/processes.js';
+import { collectStatus, readiness, renderStatus, statusLine } from '../up/status.js';
+import { parseDuration } from './cred.js';
+
+/** The demo service: a shell loop that prints a line every second. */
+export const DEMO_COMMAND = ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo "hello from $(hostname) #$i"; sleep 1; done'];
+/** The demo deployment's name. */
+export const DEMO_DEPLOYMENT = 'hello';
+
+interface UpFlags {
+  sites: string;
+  nodes: string;
+  dir: string;
+  once?: boolean;
+  timeout: string;
+  driver: 'auto' | 'container' | 'process';
+  interval: string;
+}
+
+/** Whether a role's process serves its role's API (the `listening` line lists the services). */
+function serves(line: Record<string, unknown> | undefined, service: string): boolean {
+  return Array.isArray(line?.services) && (line.services as unknown[]).includes(service);
+}
+
+/** How to use the CLI against the running federation: exact commands with the right paths. */
+export function usageText(fed: LocalFederation): string {
+  const cli = defaultFedlabArgs().join(' ');
+  const h = fed.homePaths;
+  const lines = [
+    'Use the CLI against it (from any directory):',
+    `  alias fedlab="node ${cli}"`,
+  ];
+  for (const s of fed.sites) {
+    lines.push(`  fedlab node ls --ma ${s.address} --ma-urn ${siteUrns(s.domain).ma} --tls-dir ${s.paths.admin}      # ${s.domain} (${s.style})`);
+  }
+  if (fed.sp) {
+    lines.push(
+      `  npx buf curl --protocol grpc --cacert ${h.operator}/ca.pem --cert ${h.operator}/cert.pem --key ${h.operator}/key.pem \\`,
+      `      https://localhost:${fed.state.sp_port}/fedlab.v1.ServiceProvider/GetDeployment -d '{"name":"${DEMO_DEPLOYMENT}"}'`,
+    );
+  }
+  if (fed.sa) {
+    lines.push(
+      `  npx buf curl --protocol grpc --cacert ${h.sp}/ca.pem --cert ${h.sp}/cert.pem --key ${h.sp}/key.pem \\`,
+      `      https://localhost:${fed.state.sa_port}/fedlab.v1.SliceAuthority/ListSlices -d '{}'`,
+    );
+  }
+  lines.push(
+    `Identities: provider ${homeUrns(fed.home).sp} (${h.sp}), its operator (${h.operator}), a member (${h.member});`,
+    `each site's admin in ${fed.dir}/<domain>/admin. Logs: ${fed.dir}/logs/.`,
+  );
+  return lines.join('\n');
+}
+
+/** Removes what a graceful stop may have left on this machine: sliver runtimes of every node, emulab namespaces. Says what it removed. */
+async function sweepLeftovers(fed: LocalFederation): Promise<string[]> {
+  const removed: string[] = [];
+  for (const site of fed.sites) {
+    for (const n of site.nodes) {
+      const data = n.paths.data;
+      if (!existsSync(data)) continue;
+      const driver = createDriver({ kind: fed.driver.kind, workRoot: join(data, 'slivers'), instance: instanceId(data), netNamespace: false, log: silentLogger() });
+      const left = await driver.listArtifacts().catch(() => [] as string[]);
+      if (left.length) {
+        await driver.purge();
+        removed.push(`${site.domain}/${n.name}: ${left.length} sliver runtime(s)`);
+      }
+    }
+    if (site.style === 'emulab' && process.getuid?.() === 0) {
+      const prefix = `fedlab-${maInstance(site.paths.maData)}-`;
+      let list = '';
+      try {
+        list = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+      } catch {
+        list = '';
+      }
+      for (const ns of list.split('\n').map((l) => l.split(' ')[0] ?? '').filter((n) => n.startsWith(prefix))) {
+        try {
+          execFileSync('ip', ['netns', 'del', ns]);
+          removed.push(`${site.domain}: namespace ${ns}`);
+        } catch {
+          // Already gone.
+        }
+      }
+    }
+  }
+  return removed;
+}
+
+/** Runs `fedlab up`. Exported for tests that run it in-process. */
+export async function runUp(f: UpFlags, out: NodeJS.WriteStream = process.stdout): Promise<number> {
+  const styles = parseSites(f.sites);
+  const nodes = parsePositiveInt(f.nodes, '--nodes');
+  const timeoutMs = parseDuration(f.timeout, '--timeout') * 1000;
+  const intervalMs = Math.max(250, parseDuration(f.interval, '--interval') * 1000);
+  const tty = out.isTTY === true;
+  const say = (l: string): void => void out.write(`${l}\n`);
+  const started = Date.now();
+  const fed = await LocalFederation.open({ dir: resolve(f.dir), sites: styles, nodes, driver: f.driver, say });
+  if (!fed.fresh) say(`reusing the federation in ${fed.dir}`);
+  if (fed.driver.kind === 'process') {
+    say(`WARNING: slivers use the process driver and are NOT isolated (${fed.driver.reason}); run as root on a machine with cgroups for containers.`);
+  }
+  let stopping: Promise<number> | undefined;
+  let deployed = false;
+  const shutdown = async (code: number): Promise<number> => {
+    say('stopping: deleting the deployment, then every process');
+    if (deployed && fed.sp?.running()) {
+      const ok = await fed.deleteDeployment(DEMO_DEPLOYMENT, 30_000);
+      if (!ok) say('the deployment could not be deleted through the provider; its slivers are removed below');
+    }
+    const killed = await fed.stop();
+    if (killed.length) say(`had to kill ${killed.join(', ')} (they did not stop within the grace period)`);
+    const left = await sweepLeftovers(fed);
+    if (left.length) say(`removed leftovers: ${left.join('; ')}`);
+    say(`stopped; everything is in ${fed.dir} (run again with the same --dir to reuse it)`);
+    return code;
+  };
+  // A signal handler sets `stopping` behind the compiler's back; read it through this.
+  const stopRequested = (): Promise<number> | undefined => stopping;
+  const onSignal = (): void => {
+    stopping ??= shutdown(0);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    await fed.startSites();
+    if (stopRequested()) return await (stopRequested() as Promise<number>);
+    await fed.delegateToSliceAuthority();
+    await fed.startAuthorities();
+    const saReady = serves(fed.sa?.seen('listening'), 'fedlab.v1.SliceAuthority');
+    const spReady = serves(fed.sp?.seen('listening'), 'fedlab.v1.ServiceProvider');
+    if (!saReady || !spReady) {
+      const missing = [!saReady ? 'the slice authority (fedlab serve sa)' : '', !spReady ? 'the service provider (fedlab serve sp)' : ''].filter(Boolean).join(' and ');
+      throw new CliExit(EXIT_FAILURE, `${missing} does not serve its API in this build, so no slice can be made; the sites run (see above)`);
+    }
+    if (stopRequested()) return await (stopRequested() as Promise<number>);
+    say(`deploying "${DEMO_DEPLOYMENT}" (${DEMO_COMMAND.slice(2).join(' ')}) on every node of ${fed.sites.map((s) => s.domain).join(', ')}`);
+    deployed = true;
+    // The deployment runs on; its progress is followed through the table below.
+    const deploying = fed
+      .deploy(DEMO_DEPLOYMENT, DEMO_COMMAND, {
+        timeoutMs: timeoutMs,
+        onEvent: (e) => {
+          if (!tty && e.message) say(`  ${e.site ? `${e.site}: ` : ''}${e.message}`);
+        },
+      })
+      .catch((err: unknown) => {
+        say(`deploy: ${(err as Error).message.split('\n')[0]}`);
+        return undefined;
+      });
+    say(usageText(fed));
+    let deployDone = false;
+    const expected = fed.sites.reduce((n, s) => n + s.nodes.length, 0);
+    const deadline = Date.now() + timeoutMs;
+    let lastPlain = '';
+    let drawn = 0;
+    for (;;) {
+      if (stopRequested()) return await (stopRequested() as Promise<number>);
+      const status = await collectStatus(fed, DEMO_DEPLOYMENT);
+      const r = readiness(status, expected);
+      if (tty) {
+        const lines = renderStatus(status, `fedlab up: ${fed.dir} (${fed.driver.kind} driver)${f.once ? '' : ' — Ctrl-C stops it'}`);
+        // Redraw in place: move up over the previous table and clear to the end of the screen.
+        out.write(`${drawn ? `\x1b[${drawn}A` : ''}\x1b[0J${lines.join('\n')}\n`);
+        drawn = lines.length;
+      } else {
+        const line = statusLine(status);
+        if (line.slice(25) !== lastPlain.slice(25) || Date.now() % 10_000 < intervalMs) say(line);
+        lastPlain = line;
+      }
+      if (f.once && r.ready) {
+        if (!tty) say(renderStatus(status, `fedlab up: ${fed.dir}`).join('\n'));
+        say(`ready: the service runs in all ${expected} slivers on ${fed.sites.length} sites, ${((Date.now() - started) / 1000).toFixed(1)} s after start`);
+        return await (stopping ?? (stopping = shutdown(0)));
+      }
+      if (f.once && Date.now() > deadline) {
+        say(`not ready after ${Math.round(timeoutMs / 1000)} s:\n  ${r.problems.join('\n  ')}`);
+        return await (stopping ?? (stopping = shutdown(EXIT_FAILURE)));
+      }
+      // Wake up early when the deploy stream ends (its final state), not again after that.
+      await Promise.race([sleep(intervalMs), deployDone ? new Promise(() => {}) : deploying.then(() => (deployDone = true))]);
+    }
+  } catch (err) {
+    if (!stopping) {
+      out.write(`fedlab: ${(err as Error).message}\n`);
+      stopping = shutdown(err instanceof CliExit ? err.exitCode : err instanceof InvalidArgumentError ? 2 : EXIT_FAILURE);
+    }
+    return await stopping;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+/** Registers `fedlab up`. */
+export function registerUpCommand(program: Command): void {
+  program
+    .command('up')
+    .description('run a whole federation on this machine (three sites, a slice authority, a provider) and deploy a service across it')
+    .option('--sites <styles>', 'site styles, comma-separated (the first is the home of the slice authority and provider)', ALL_STYLES.join(','))
+    .option('--nodes <n>', 'node managers per site', '3')
+    .option('--dir <dir>', 'where certificates, configs, data and logs live (reused when run again)', 'fedlab-up')
+    .option('--once', 'exit 0 once every sliver runs the service (then stop everything), non-zero if not within --timeout')
+    .option('--timeout <duration>', 'how long --once waits, e.g. 120s', '180s')
+    .option('--interval <duration>', 'how often the table is refreshed', '1s')
+    .addOption(new Option('--driver <kind>', 'sliver driver of the node managers').choices(['auto', 'container', 'process']).default('auto'))
+    .action(
+      action(async (f: UpFlags) => {
+        const code = await runUp(f);
+        if (code !== 0) process.exitCode = code;
+      }),
+    );
+}

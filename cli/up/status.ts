@@ -1,0 +1,149 @@
+/**
+ * What `fedlab up` shows: every site with its nodes UP, the slice, and every
+ * sliver's state with its service's state and last output line, gathered
+ * from the MAs (ListNodes), the slice authority (GetSlice, as the provider)
+ * and the service provider (GetDeployment, as its operator). Rendered as a
+ * table (redrawn in place on a terminal) or as one plain line per change.
+ */
+import { NodeHealth, OperationalState, type Sliver } from '../../services/generated/fedlab/v1/common.js';
+import { DeploymentState, ServiceState, type Deployment } from '../../services/generated/fedlab/v1/service_provider.js';
+import { SliceState, type Slice } from '../../services/generated/fedlab/v1/slice_authority.js';
+import type { LocalFederation } from './federation.js';
+
+/** One site's line. */
+export interface SiteStatus {
+  readonly domain: string;
+  readonly style: string;
+  readonly address: string;
+  readonly up: number;
+  readonly total: number;
+  /** Why the MA could not be asked, if it could not. */
+  readonly error?: string;
+}
+
+/** A snapshot of the federation. */
+export interface FederationStatus {
+  readonly at: Date;
+  readonly sites: readonly SiteStatus[];
+  readonly deployment?: Deployment;
+  readonly slice?: Slice;
+  /** Why the provider or the slice authority could not be asked. */
+  readonly errors: readonly string[];
+}
+
+const short = (urn: string): string => urn.split(':').slice(-1)[0] ?? urn;
+const enumName = (e: Record<string, string | number>, v: number, prefix: string): string => String(e[v] ?? v).replace(prefix, '');
+
+/** The name of a sliver's operational state (READY, CONFIGURING, ...). */
+export function opState(s: Sliver | undefined): string {
+  return s ? enumName(OperationalState as unknown as Record<string, string | number>, s.operationalState, 'OPERATIONAL_STATE_') : '-';
+}
+
+/** Gathers a snapshot; a party that does not answer is reported, not thrown. */
+export async function collectStatus(fed: LocalFederation, deployment: string | undefined): Promise<FederationStatus> {
+  const errors: string[] = [];
+  const sites = await Promise.all(
+    fed.sites.map(async (s): Promise<SiteStatus> => {
+      try {
+        const nodes = await fed.listNodes(s);
+        return { domain: s.domain, style: s.style, address: s.address, up: nodes.filter((n) => n.health === NodeHealth.NODE_HEALTH_UP).length, total: s.nodes.length };
+      } catch (err) {
+        return { domain: s.domain, style: s.style, address: s.address, up: 0, total: s.nodes.length, error: (err as Error).message.split('\n')[0] ?? 'no answer' };
+      }
+    }),
+  );
+  let dep: Deployment | undefined;
+  let slice: Slice | undefined;
+  if (deployment && fed.sp) {
+    try {
+      dep = await fed.getDeployment(deployment);
+    } catch (err) {
+      errors.push(`service provider: ${(err as Error).message.split('\n')[0]}`);
+    }
+    if (dep?.sliceUrn) {
+      const c = fed.saClient(fed.homePaths.sp, 5000);
+      try {
+        slice = (await c.getSlice({ sliceUrn: dep.sliceUrn })).slice;
+      } catch (err) {
+        errors.push(`slice authority: ${(err as Error).message.split('\n')[0]}`);
+      } finally {
+        c.close();
+      }
+    }
+  }
+  return { at: new Date(), sites, errors, ...(dep ? { deployment: dep } : {}), ...(slice ? { slice } : {}) };
+}
+
+/** One row per sliver: site, node, sliver, its state, the service's state, restarts, last output. */
+export function sliverRows(s: FederationStatus): string[][] {
+  const dep = s.deployment;
+  if (!dep) return [];
+  const slivers = new Map((s.slice?.slivers ?? []).map((x) => [x.urn, x]));
+  return dep.targets.map((t) => [
+    t.site,
+    short(t.nodeUrn),
+    short(t.sliverUrn),
+    opState(slivers.get(t.sliverUrn)),
+    enumName(ServiceState as unknown as Record<string, string | number>, t.serviceState, 'SERVICE_STATE_'),
+    String(t.restarts),
+    (t.lastOutput[t.lastOutput.length - 1] ?? (t.status?.reason || '')).slice(0, 60),
+  ]);
+}
+
+function table(head: readonly string[], rows: readonly (readonly string[])[]): string[] {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]): string => cells.map((c, i) => c.padEnd(widths[i] as number)).join('  ').trimEnd();
+  return [line(head), ...rows.map(line)];
+}
+
+/** The whole table, as lines. */
+export function renderStatus(s: FederationStatus, title: string): string[] {
+  const out = [`${title}   ${s.at.toISOString().slice(11, 19)} UTC`, ''];
+  out.push(...table(['SITE', 'STYLE', 'MA', 'NODES UP'], s.sites.map((x) => [x.domain, x.style, x.address, x.error ? `? (${x.error.slice(0, 50)})` : `${x.up}/${x.total}`])));
+  out.push('');
+  const dep = s.deployment;
+  if (dep) {
+    const sliceState = s.slice ? enumName(SliceState as unknown as Record<string, string | number>, s.slice.state, 'SLICE_STATE_') : '?';
+    out.push(`slice ${dep.sliceUrn || '(not yet created)'}  ${sliceState}   deployment ${dep.name}  ${enumName(DeploymentState as unknown as Record<string, string | number>, dep.state, 'DEPLOYMENT_STATE_')}${dep.error ? `: ${dep.error}` : ''}`);
+    out.push(...table(['SITE', 'NODE', 'SLIVER', 'STATE', 'SERVICE', 'RESTARTS', 'LAST OUTPUT'], sliverRows(s)));
+  } else {
+    out.push('no deployment yet');
+  }
+  for (const e of s.errors) out.push(`! ${e}`);
+  return out;
+}
+
+/** One plain line (for logs and pipes): sites, then the deployment and its slivers in short. */
+export function statusLine(s: FederationStatus): string {
+  const sites = s.sites.map((x) => `${x.domain} ${x.error ? '?' : `${x.up}/${x.total}`} up`).join(', ');
+  const dep = s.deployment;
+  if (!dep) return `${s.at.toISOString()} ${sites}; no deployment${s.errors.length ? `; ${s.errors.join('; ')}` : ''}`;
+  const running = dep.targets.filter((t) => t.serviceState === ServiceState.SERVICE_STATE_RUNNING).length;
+  const last = dep.targets.map((t) => t.lastOutput[t.lastOutput.length - 1]).filter(Boolean)[0] ?? '';
+  return `${s.at.toISOString()} ${sites}; ${dep.name} ${enumName(DeploymentState as unknown as Record<string, string | number>, dep.state, 'DEPLOYMENT_STATE_')}, service running on ${running}/${dep.targets.length} slivers${last ? `; e.g. "${last.slice(0, 60)}"` : ''}`;
+}
+
+/**
+ * Whether everything is ready: every site's nodes UP, the deployment READY,
+ * every sliver READY with its service RUNNING. Otherwise what is not.
+ */
+export function readiness(s: FederationStatus, expectedSlivers: number): { ready: boolean; problems: string[] } {
+  const problems: string[] = [];
+  for (const x of s.sites) if (x.error || x.up < x.total) problems.push(`${x.domain}: ${x.error ?? `${x.up}/${x.total} nodes UP`}`);
+  const dep = s.deployment;
+  if (!dep) problems.push('no deployment');
+  else {
+    if (dep.state !== DeploymentState.DEPLOYMENT_STATE_READY) problems.push(`deployment ${dep.name} is ${enumName(DeploymentState as unknown as Record<string, string | number>, dep.state, 'DEPLOYMENT_STATE_')}${dep.error ? `: ${dep.error}` : ''}`);
+    if (dep.targets.length < expectedSlivers) problems.push(`${dep.targets.length} of ${expectedSlivers} slivers`);
+    const slivers = new Map((s.slice?.slivers ?? []).map((x) => [x.urn, x]));
+    for (const t of dep.targets) {
+      const st = slivers.get(t.sliverUrn);
+      if (st?.operationalState !== OperationalState.OPERATIONAL_STATE_READY) problems.push(`${t.site} ${short(t.sliverUrn)}: sliver ${opState(st)}${st?.error ? ` (${st.error})` : ''}`);
+      if (t.serviceState !== ServiceState.SERVICE_STATE_RUNNING) {
+        problems.push(`${t.site} ${short(t.sliverUrn)}: service ${enumName(ServiceState as unknown as Record<string, string | number>, t.serviceState, 'SERVICE_STATE_')}${t.status?.reason ? ` (${t.status.reason})` : ''}`);
+      }
+    }
+  }
+  for (const e of s.errors) problems.push(e);
+  return { ready: problems.length === 0, problems };
+}
