@@ -11,6 +11,7 @@ import { hostService, type RoleDeps, type RoleServices } from '../../services/co
 import { createLogger } from '../../services/core/log.js';
 import { buildManagementAuthority, maConfigSchema, MA_PATH_FIELDS } from '../../services/management-authority/index.js';
 import { buildNodeManager, nmConfigSchema, NM_PATH_FIELDS } from '../../services/node-manager/index.js';
+import { buildSliceAuthority, saConfigSchema, SA_PATH_FIELDS } from '../../services/slice-authority/index.js';
 import { action, parsePositiveInt } from '../cli-support.js';
 
 /**
@@ -22,7 +23,7 @@ import { action, parsePositiveInt } from '../cli-support.js';
 const ROLE_SERVICES: Record<Role, (deps: RoleDeps<CommonConfig>) => Promise<RoleServices> | RoleServices> = {
   nm: buildNodeManager as (deps: RoleDeps<CommonConfig>) => Promise<RoleServices>,
   ma: buildManagementAuthority as (deps: RoleDeps<CommonConfig>) => Promise<RoleServices>,
-  sa: () => ({ registrations: [] }),
+  sa: buildSliceAuthority as (deps: RoleDeps<CommonConfig>) => Promise<RoleServices>,
   sp: () => ({ registrations: [] }),
 };
 
@@ -30,7 +31,7 @@ const ROLE_SERVICES: Record<Role, (deps: RoleDeps<CommonConfig>) => Promise<Role
 const ROLE_CONFIGS: Record<Role, { schema: z.ZodType<CommonConfig>; pathFields?: readonly string[] }> = {
   nm: { schema: nmConfigSchema, pathFields: NM_PATH_FIELDS },
   ma: { schema: maConfigSchema, pathFields: MA_PATH_FIELDS },
-  sa: { schema: commonConfigSchema },
+  sa: { schema: saConfigSchema, pathFields: SA_PATH_FIELDS },
   sp: { schema: commonConfigSchema },
 };
 

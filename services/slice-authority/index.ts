@@ -1,0 +1,94 @@
+/**
+ * Building the slice authority role for `fedlab serve sa`: its key (the TLS
+ * key, which also signs slice credentials and must hold every site's
+ * `MA → SA` chain), the sites and their Aggregate clients, provider accounts,
+ * the revocation list, the slice books; recovery of unfinished intents before
+ * the first call; the background tasks (expiry sweeper, intent retries).
+ */
+import { createPublicKey } from 'node:crypto';
+import { RevocationStore, thumbprintOf, toPublicJwk } from '../core/credentials/index.js';
+import { InvalidArgumentError } from '../core/errors.js';
+import type { RoleDeps, RoleServices } from '../core/host.js';
+import { identityFromCertificate, parseCertificate } from '../core/identity/certificate.js';
+import { parsePrivateKeyPem } from '../core/identity/keys.js';
+import { Accounts } from './accounts.js';
+import type { SaConfig } from './config.js';
+import { SliceCredentials } from './credentials.js';
+import { EventHub } from './events.js';
+import { sliceAuthorityService } from './service.js';
+import { Sites } from './sites.js';
+import { SliceBook } from './slices.js';
+import { Periodic } from './support.js';
+
+export { saConfigSchema, SA_PATH_FIELDS, type SaConfig } from './config.js';
+
+/** The built slice authority (tests reach its parts through this). */
+export interface SliceAuthority {
+  readonly urn: string;
+  readonly book: SliceBook;
+  readonly sites: Sites;
+  readonly credentials: SliceCredentials;
+  readonly recovery: { readonly rolledBack: number; readonly finished: number; readonly pending: number };
+  /** Runs the expiry sweep now. */
+  sweep(): Promise<number>;
+}
+
+/** Options of {@link sliceAuthorityRole}. */
+export interface SaRoleOptions {
+  /** The clock (ms since the epoch). */
+  readonly now?: () => number;
+  /** Do not start the background timers (tests run sweeps by hand). */
+  readonly manualTimers?: boolean;
+  readonly onBuilt?: (sa: SliceAuthority) => void;
+}
+
+/** The slice authority role, for `hostService`. */
+export function sliceAuthorityRole(options: SaRoleOptions = {}): (deps: RoleDeps<SaConfig>) => Promise<RoleServices> {
+  return async ({ config, store, tls, log }) => {
+    const now = options.now ?? Date.now;
+    const saKey = parsePrivateKeyPem(tls.key, 'tls.key');
+    const self = await identityFromCertificate(parseCertificate(tls.cert, 'tls.cert'));
+    if (self.urn !== config.urn) throw new InvalidArgumentError(`tls.cert names ${self.urn}, but this slice authority is ${config.urn}`);
+    if (!createPublicKey(saKey).equals(self.certificate.publicKey)) throw new InvalidArgumentError('tls.key is not the key of tls.cert');
+    const saJwk = toPublicJwk(saKey);
+    const saKid = thumbprintOf(saJwk);
+
+    const sites = Sites.load(config.sites, { tls, self: { urn: config.urn, kid: saKid }, deadlineMs: config.limits.site_deadline_ms, now, log });
+    const revocations = await RevocationStore.open(store);
+    const credentials = new SliceCredentials({ store, log, now, saUrn: config.urn, saKey, saJwk, saKid, revocations });
+    await credentials.load();
+    const accounts = new Accounts(config.providers, config.admins, (t) => credentials.isKeyRevoked(t));
+    const book = new SliceBook({ store, sites, accounts, hub: new EventHub(), log, now, saUrn: config.urn, limits: config.limits, quotaDefaults: config.quota_defaults });
+    await book.load();
+
+    let recovery;
+    try {
+      // Work the previous process left unfinished is settled before the first call is taken.
+      recovery = await book.recover();
+    } catch (err) {
+      sites.close();
+      throw err;
+    }
+    const tasks = [
+      new Periodic('expiry-sweeper', config.sweep_interval_ms, log, async () => {
+        await book.sweep();
+      }),
+      new Periodic('intent-retry', config.intent_retry_interval_ms, log, () => book.retryIntents()),
+    ];
+    if (!options.manualTimers) for (const t of tasks) t.start();
+    log.info({ sites: sites.domains(), providers: config.providers.length, ...book.stats(), recovered: recovery }, 'slice authority ready');
+    options.onBuilt?.({ urn: config.urn, book, sites, credentials, recovery, sweep: () => book.sweep() });
+
+    return {
+      registrations: [sliceAuthorityService({ accounts, book, credentials })],
+      onStop: async () => {
+        for (const t of tasks) await t.stop();
+        await book.stop();
+        sites.close();
+      },
+    };
+  };
+}
+
+/** The slice authority role with the system clock. */
+export const buildSliceAuthority = sliceAuthorityRole();
