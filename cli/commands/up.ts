@@ -6,15 +6,9 @@
  * exits 0 as soon as every sliver's service runs, non-zero with what failed.
  * Exit codes: 0 ready (`--once`) or stopped cleanly; 1 the federation failed; 2 bad input.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { InvalidArgumentError } from '../../services/core/errors.js';
-import { silentLogger } from '../../services/core/log.js';
-import { maInstance } from '../../services/management-authority/index.js';
-import { createDriver } from '../../services/node-manager/drivers/select.js';
-import { instanceId } from '../../services/node-manager/index.js';
 import { action, CliExit, EXIT_FAILURE, parsePositiveInt } from '../cli-support.js';
 import { LocalFederation, sleep } from '../up/federation.js';
 import { homeUrns, siteUrns } from '../up/pki.js';
@@ -73,41 +67,6 @@ export function usageText(fed: LocalFederation): string {
   return lines.join('\n');
 }
 
-/** Removes what a graceful stop may have left on this machine: sliver runtimes of every node, emulab namespaces. Says what it removed. */
-async function sweepLeftovers(fed: LocalFederation): Promise<string[]> {
-  const removed: string[] = [];
-  for (const site of fed.sites) {
-    for (const n of site.nodes) {
-      const data = n.paths.data;
-      if (!existsSync(data)) continue;
-      const driver = createDriver({ kind: fed.driver.kind, workRoot: join(data, 'slivers'), instance: instanceId(data), netNamespace: false, log: silentLogger() });
-      const left = await driver.listArtifacts().catch(() => [] as string[]);
-      if (left.length) {
-        await driver.purge();
-        removed.push(`${site.domain}/${n.name}: ${left.length} sliver runtime(s)`);
-      }
-    }
-    if (site.style === 'emulab' && process.getuid?.() === 0) {
-      const prefix = `fedlab-${maInstance(site.paths.maData)}-`;
-      let list = '';
-      try {
-        list = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
-      } catch {
-        list = '';
-      }
-      for (const ns of list.split('\n').map((l) => l.split(' ')[0] ?? '').filter((n) => n.startsWith(prefix))) {
-        try {
-          execFileSync('ip', ['netns', 'del', ns]);
-          removed.push(`${site.domain}: namespace ${ns}`);
-        } catch {
-          // Already gone.
-        }
-      }
-    }
-  }
-  return removed;
-}
-
 /** Runs `fedlab up`. Exported for tests that run it in-process. */
 export async function runUp(f: UpFlags, out: NodeJS.WriteStream = process.stdout): Promise<number> {
   const styles = parseSites(f.sites);
@@ -132,7 +91,7 @@ export async function runUp(f: UpFlags, out: NodeJS.WriteStream = process.stdout
     }
     const killed = await fed.stop();
     if (killed.length) say(`had to kill ${killed.join(', ')} (they did not stop within the grace period)`);
-    const left = await sweepLeftovers(fed);
+    const left = await fed.sweepLeftovers();
     if (left.length) say(`removed leftovers: ${left.join('; ')}`);
     say(`stopped; everything is in ${fed.dir} (run again with the same --dir to reuse it)`);
     return code;

@@ -10,19 +10,23 @@
  * Ports are chosen up front and kept in the state file, so a second run on
  * the same directory restarts the same federation.
  */
+import { execFileSync } from 'node:child_process';
 import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { issueRoot } from '../../services/core/credentials/index.js';
 import { FailedPreconditionError, InvalidArgumentError } from '../../services/core/errors.js';
 import { privateKeyToPem, publicKeyToPem } from '../../services/core/identity/keys.js';
+import { silentLogger } from '../../services/core/log.js';
 import { createClient, type PromiseClient } from '../../services/core/rpc/client.js';
 import { NodeHealth, SliverIsolation, type Node } from '../../services/generated/fedlab/v1/common.js';
 import { ManagementAuthorityService } from '../../services/generated/fedlab/v1/management_authority.js';
 import { DeploymentState, ServiceProviderService, type Deployment, type DeployResponse } from '../../services/generated/fedlab/v1/service_provider.js';
 import { SliceAuthorityService } from '../../services/generated/fedlab/v1/slice_authority.js';
 import { enrollNode } from '../../services/management-authority/enrolment-client.js';
-import { containerSupport } from '../../services/node-manager/drivers/select.js';
+import { maInstance } from '../../services/management-authority/index.js';
+import { containerSupport, createDriver } from '../../services/node-manager/drivers/select.js';
+import { instanceId } from '../../services/node-manager/index.js';
 import { homeUrns, makePki, siteUrns, tlsOfDir } from './pki.js';
 import {
   ALL_STYLES,
@@ -582,6 +586,41 @@ export class LocalFederation {
     } finally {
       c.close();
     }
+  }
+
+  /** Removes what a graceful stop may have left on this machine: sliver runtimes of every node, emulab namespaces. Says what it removed. */
+  async sweepLeftovers(): Promise<string[]> {
+    const removed: string[] = [];
+    for (const site of this.sites) {
+      for (const n of site.nodes) {
+        const data = n.paths.data;
+        if (!existsSync(data)) continue;
+        const driver = createDriver({ kind: this.driver.kind, workRoot: join(data, 'slivers'), instance: instanceId(data), netNamespace: false, log: silentLogger() });
+        const left = await driver.listArtifacts().catch(() => [] as string[]);
+        if (left.length) {
+          await driver.purge();
+          removed.push(`${site.domain}/${n.name}: ${left.length} sliver runtime(s)`);
+        }
+      }
+      if (site.style === 'emulab' && process.getuid?.() === 0) {
+        const prefix = `fedlab-${maInstance(site.paths.maData)}-`;
+        let list = '';
+        try {
+          list = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+        } catch {
+          list = '';
+        }
+        for (const ns of list.split('\n').map((l) => l.split(' ')[0] ?? '').filter((n) => n.startsWith(prefix))) {
+          try {
+            execFileSync('ip', ['netns', 'del', ns]);
+            removed.push(`${site.domain}: namespace ${ns}`);
+          } catch {
+            // Already gone.
+          }
+        }
+      }
+    }
+    return removed;
   }
 
   /** Stops every process: the newest first, SIGTERM then SIGKILL after `graceMs`. Reports what had to be killed. */
