@@ -6,7 +6,7 @@
  * it in here.
  */
 import { readFileSync } from 'node:fs';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { InvalidArgumentError } from './errors.js';
 import { isValidDomain, isUrn, parseUrn } from './identity/urn.js';
@@ -17,6 +17,56 @@ export const ROLES = ['nm', 'ma', 'sa', 'sp'] as const;
 export type Role = (typeof ROLES)[number];
 
 const path = z.string().min(1, 'must be a non-empty path');
+
+/** The `federation` section of every service's config. */
+export const federationConfigSchema = z
+  .object({
+    /**
+     * The peers directory shared by a domain's services (`fedlab federation peer add` writes it).
+     * Default: `peers/` beside `trust_bundle`.
+     */
+    peers_dir: path.optional(),
+    /**
+     * A public bundle endpoint: TLS server authentication only, serving Federation.GetBundle and
+     * nothing else, so that an admin of a domain that is not peered yet can fetch and pin this
+     * domain's bundle. Absent: none (GetBundle is then only on the mutual-TLS listener).
+     */
+    bundle_listen: z
+      .object({
+        host: z.string().min(1).default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535),
+      })
+      .strict()
+      .optional(),
+    /** How often the peers directory and the own bundle are checked for changes (ms). */
+    reload_interval_ms: z.number().int().min(50).max(600_000).default(2_000),
+    /** How often peers' bundles are refreshed over Federation.GetBundle (s); 0 turns refreshing off. */
+    refresh_interval_s: z.number().int().min(0).max(30 * 86_400).default(900),
+    /** Deadline of one refresh call (ms). */
+    refresh_deadline_ms: z.number().int().min(100).max(120_000).default(10_000),
+  })
+  .strict();
+
+/** The federation settings with every default applied. */
+export interface FederationSettings {
+  readonly peersDir: string;
+  readonly bundleListen?: { readonly host: string; readonly port: number };
+  readonly reloadIntervalMs: number;
+  readonly refreshIntervalS: number;
+  readonly refreshDeadlineMs: number;
+}
+
+/** A config's federation settings, defaults applied (the peers directory defaults to `peers/` beside the trust bundle). */
+export function federationSettings(config: Pick<CommonConfig, 'trust_bundle' | 'federation'>): FederationSettings {
+  const f = config.federation;
+  return {
+    peersDir: f?.peers_dir ?? join(dirname(config.trust_bundle), 'peers'),
+    ...(f?.bundle_listen ? { bundleListen: { host: f.bundle_listen.host, port: f.bundle_listen.port } } : {}),
+    reloadIntervalMs: f?.reload_interval_ms ?? 2_000,
+    refreshIntervalS: f?.refresh_interval_s ?? 900,
+    refreshDeadlineMs: f?.refresh_deadline_ms ?? 10_000,
+  };
+}
 
 /** Settings every service has. Role-specific sections extend this schema. */
 export const commonConfigSchema = z
@@ -41,6 +91,8 @@ export const commonConfigSchema = z
     log_level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
     /** How long a stop lets calls in flight finish (ms). */
     shutdown_grace_ms: z.number().int().min(0).max(600_000).default(10_000),
+    /** Federation peering (docs/federation.md). Absent: the defaults of {@link federationSettings}. */
+    federation: federationConfigSchema.optional(),
   })
   .strict();
 
@@ -64,7 +116,7 @@ export const ENV_OVERRIDES: Readonly<Record<string, string>> = {
   log_level: 'FEDLAB_LOG_LEVEL',
 };
 
-const PATH_FIELDS = ['tls.ca', 'tls.cert', 'tls.key', 'trust_bundle', 'data_dir'];
+const PATH_FIELDS = ['tls.ca', 'tls.cert', 'tls.key', 'trust_bundle', 'data_dir', 'federation.peers_dir'];
 
 function setPath(obj: Record<string, unknown>, dotted: string, value: unknown): void {
   const keys = dotted.split('.');

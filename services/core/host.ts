@@ -5,9 +5,13 @@
  * compiled config; tests call it with a config they build.
  */
 import { parseUrn } from './identity/urn.js';
-import { loadTls, type CommonConfig } from './config.js';
+import { federationSettings, loadTls, type CommonConfig } from './config.js';
+import type { TrustStore } from './credentials/trust-store.js';
 import { FileBundleSource, type BundleSource } from './federation/bundle-source.js';
+import { startBundleListener, type BundleListener } from './federation/bundle-listener.js';
 import { federationService } from './federation/federation-service.js';
+import { PeerTrust } from './federation/peer-trust.js';
+import { BundleRefresher } from './federation/refresher.js';
 import type { Logger } from './log.js';
 import type { ServiceRegistration } from './rpc/adapter.js';
 import { startServer, type TlsMaterial } from './rpc/server.js';
@@ -20,6 +24,16 @@ export interface RoleDeps<C extends CommonConfig> {
   readonly tls: TlsMaterial;
   readonly bundle: BundleSource;
   readonly log: Logger;
+  /**
+   * Trust across domains, kept current from the peers directory: the server already uses it for
+   * TLS; pass it as `trust` to `createClient` to dial peered domains' servers.
+   */
+  readonly federation: PeerTrust;
+  /**
+   * Credentials trust: this domain's bundle and every peered bundle, each trusted only for its own
+   * domain's objects (kept current; the peering policy is the role's to set).
+   */
+  readonly trustStore: TrustStore;
 }
 
 /** A role's services plus what to do when the process stops. */
@@ -32,7 +46,11 @@ export interface RoleServices {
 /** A running service process. */
 export interface HostedService {
   readonly port: number;
+  /** Port of the public bundle endpoint, when `federation.bundle_listen` is set. */
+  readonly bundlePort?: number;
   readonly store: Store;
+  /** The service's federation trust (peers, CA set, credentials TrustStore). */
+  readonly federation: PeerTrust;
   stop(): Promise<void>;
 }
 
@@ -46,29 +64,51 @@ export async function hostService<C extends CommonConfig>(
   const domain = parseUrn(config.urn).domain;
   const tls = loadTls(config);
   const bundle = await FileBundleSource.open(config.trust_bundle, domain, log);
+  const fed = federationSettings(config);
+  const federation = await PeerTrust.open({ domain, tls, bundle, peersDir: fed.peersDir, log, reloadIntervalMs: fed.reloadIntervalMs });
+  const refresher = new BundleRefresher({
+    peersDir: fed.peersDir,
+    log,
+    identity: { cert: tls.cert, key: tls.key },
+    intervalMs: fed.refreshIntervalS * 1000,
+    deadlineMs: fed.refreshDeadlineMs,
+    ownDomain: domain,
+  });
+  const stopFederation = async (): Promise<void> => {
+    await refresher.stop();
+    await federation.stop();
+  };
   const store = await Store.open(config.data_dir);
   let role: RoleServices;
   try {
-    role = await build({ config, store, tls, bundle, log });
+    role = await build({ config, store, tls, bundle, log, federation, trustStore: federation.trustStore });
   } catch (err) {
     await store.close();
     throw err;
   }
+  let bundleListener: BundleListener | undefined;
   try {
+    if (fed.bundleListen) bundleListener = await startBundleListener({ host: fed.bundleListen.host, port: fed.bundleListen.port, tls, bundle, log });
+    const listener = bundleListener;
     const server = await startServer(
       {
         host: config.listen.host,
         port: config.listen.port,
         tls,
         log,
+        trust: federation,
         shutdownGraceMs: config.shutdown_grace_ms,
         handleSignals: options.handleSignals ?? false,
-        onStop: [async () => role.onStop?.(), async () => store.close()],
+        onStop: [async () => listener?.stop(), stopFederation, async () => role.onStop?.(), async () => store.close()],
       },
       [federationService(bundle), ...role.registrations],
     );
-    return { port: server.port, store, stop: server.stop };
+    federation.start();
+    refresher.start();
+    return { port: server.port, ...(listener ? { bundlePort: listener.port } : {}), store, federation, stop: server.stop };
   } catch (err) {
+    await bundleListener?.stop();
+    await stopFederation();
     await role.onStop?.();
     await store.close();
     throw err;

@@ -17,6 +17,7 @@ import {
 import type { Logger } from '../log.js';
 import { peerIdentity, readCredentialChain, type CallContext } from './context.js';
 import { toGrpcStatus } from './status.js';
+import type { TransportTrust } from './trust.js';
 
 /** The shape of one method in a generated service definition. */
 export interface MethodDefinitionLike {
@@ -108,14 +109,19 @@ function startCall(call: AnyCall, tracker: CallTracker): { controller: AbortCont
   };
 }
 
-async function buildContext(call: AnyCall, method: string, signal: AbortSignal, log: Logger): Promise<CallContext> {
-  const peer = await peerIdentity(call);
+async function buildContext(call: AnyCall, method: string, signal: AbortSignal, log: Logger, trust: PeerCheck): Promise<CallContext> {
+  const peer = await peerIdentity(call, trust);
   const chain = readCredentialChain(call.metadata);
   return { method, peer, chain, metadata: call.metadata, deadline: deadlineOf(call), signal, log: log.child({ method, caller: peer.urn }) };
 }
 
-/** Turns a registration into a grpc-js implementation object. */
-export function toGrpcImplementation(reg: ServiceRegistration, log: Logger, tracker: CallTracker): UntypedServiceImplementation {
+type PeerCheck = Pick<TransportTrust, 'checkClient'> | undefined;
+
+/**
+ * Turns a registration into a grpc-js implementation object. With `trust`, every caller's identity
+ * is checked against the CA it chains to (see {@link TransportTrust.checkClient}).
+ */
+export function toGrpcImplementation(reg: ServiceRegistration, log: Logger, tracker: CallTracker, trust?: Pick<TransportTrust, 'checkClient'>): UntypedServiceImplementation {
   const impl: UntypedServiceImplementation = {};
   for (const [key, def] of Object.entries(reg.definition)) {
     const handler = reg.handlers[key];
@@ -123,10 +129,10 @@ export function toGrpcImplementation(reg: ServiceRegistration, log: Logger, trac
     if (def.requestStream) throw new TypeError(`${def.path}: client-streaming methods are not supported by the adapter`);
     impl[key] = def.responseStream
       ? (call: ServerWritableStream<unknown, unknown>) => {
-          void serveStream(call, def.path, handler as unknown as StreamHandler<unknown, unknown>, log, tracker);
+          void serveStream(call, def.path, handler as unknown as StreamHandler<unknown, unknown>, log, tracker, trust);
         }
       : (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
-          void serveUnary(call, callback, def.path, handler as unknown as UnaryHandler<unknown, unknown>, log, tracker);
+          void serveUnary(call, callback, def.path, handler as unknown as UnaryHandler<unknown, unknown>, log, tracker, trust);
         };
   }
   return impl;
@@ -143,13 +149,14 @@ async function serveUnary(
   handler: UnaryHandler<unknown, unknown>,
   log: Logger,
   tracker: CallTracker,
+  trust: PeerCheck,
 ): Promise<void> {
   const started = performance.now();
   const { controller, done } = startCall(call, tracker);
   let caller: string | undefined;
   let code = Status.OK;
   try {
-    const ctx = await buildContext(call, method, controller.signal, log);
+    const ctx = await buildContext(call, method, controller.signal, log, trust);
     caller = ctx.peer.urn;
     const response = await handler(call.request, ctx);
     callback(null, response);
@@ -169,13 +176,14 @@ async function serveStream(
   handler: StreamHandler<unknown, unknown>,
   log: Logger,
   tracker: CallTracker,
+  trust: PeerCheck,
 ): Promise<void> {
   const started = performance.now();
   const { controller, done } = startCall(call, tracker);
   let caller: string | undefined;
   let code = Status.OK;
   try {
-    const ctx = await buildContext(call, method, controller.signal, log);
+    const ctx = await buildContext(call, method, controller.signal, log, trust);
     caller = ctx.peer.urn;
     for await (const message of handler(call.request, ctx)) {
       if (controller.signal.aborted) break;

@@ -10,6 +10,7 @@ import { parseUrn, urnEquals } from '../identity/urn.js';
 import { CREDENTIAL_METADATA_KEY } from './context.js';
 import type { MethodDefinitionLike } from './adapter.js';
 import type { TlsMaterial } from './server.js';
+import type { TransportTrust } from './trust.js';
 
 /** Options of {@link createClient}. */
 export interface ClientOptions {
@@ -22,6 +23,11 @@ export interface ClientOptions {
   readonly serverUrn?: string;
   /** Extra grpc-js channel options. */
   readonly channelOptions?: Record<string, string | number>;
+  /**
+   * Server CA trust that follows changes (a domain's own CA plus its peers'), used instead of
+   * `tls.caCerts`; the server's URN must also be one its CA vouches for (its own domain).
+   */
+  readonly trust?: TransportTrust;
 }
 
 /** Per-call options. */
@@ -82,9 +88,12 @@ export function createClient<D extends Record<string, MethodDefinitionLike>>(def
         return new Error(`server certificate names ${urns.join(', ') || 'no URN'}, expected ${options.serverUrn}`);
       }
     : (host: string, cert: PeerCertificate): Error | undefined => checkServerIdentity(host, cert);
-  const creds = grpcCredentials.createSsl(Buffer.from(options.tls.caCerts), Buffer.from(options.tls.key), Buffer.from(options.tls.cert), {
-    checkServerIdentity: verify,
-  });
+  const trust = options.trust;
+  const creds = trust
+    ? trust.channelCredentials((host, cert) => verify(host, cert) ?? trust.checkServer(cert))
+    : grpcCredentials.createSsl(Buffer.from(options.tls.caCerts), Buffer.from(options.tls.key), Buffer.from(options.tls.cert), {
+        checkServerIdentity: verify,
+      });
   const raw = new Client(options.address, creds, { ...options.channelOptions });
   const defaultDeadline = options.deadlineMs ?? DEFAULT_DEADLINE_MS;
   const callOptions = (opts: CallOpts): CallOptions => ({ deadline: Date.now() + (opts.deadlineMs ?? defaultDeadline) });

@@ -8,6 +8,7 @@ import type { Metadata, ServerUnaryCall } from '@grpc/grpc-js';
 import { identityFromCertificate, type CertIdentity } from '../identity/certificate.js';
 import { UnauthenticatedError } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { TransportTrust } from './trust.js';
 
 /** The metadata key that carries a credential chain, one value per link, root first. */
 export const CREDENTIAL_METADATA_KEY = 'fedlab-credential';
@@ -61,8 +62,17 @@ const identityCache = new Map<string, Promise<CertIdentity>>();
 // Sized for a site's whole fleet: a management authority hears from every node (10,000 heartbeating nodes must not evict each other).
 const IDENTITY_CACHE_MAX = 16_384;
 
-/** The verified TLS client certificate's identity; TLS has already checked it chains to a trusted CA. */
-export async function peerIdentity(call: Pick<ServerUnaryCall<unknown, unknown>, 'getAuthContext'>): Promise<CertIdentity> {
+/**
+ * The verified TLS client certificate's identity; TLS has already checked it chains to a trusted CA.
+ * With `trust`, the identity is accepted only if the CA it chains to vouches for its URN's domain.
+ */
+export async function peerIdentity(call: Pick<ServerUnaryCall<unknown, unknown>, 'getAuthContext'>, trust?: Pick<TransportTrust, 'checkClient'>): Promise<CertIdentity> {
+  const identity = await cachedIdentity(call);
+  trust?.checkClient(identity);
+  return identity;
+}
+
+async function cachedIdentity(call: Pick<ServerUnaryCall<unknown, unknown>, 'getAuthContext'>): Promise<CertIdentity> {
   const cert = call.getAuthContext()?.sslPeerCertificate;
   if (!cert?.raw || cert.raw.length === 0) {
     throw new UnauthenticatedError('no client certificate: connect with mutual TLS using a certificate from `fedlab certs issue`');

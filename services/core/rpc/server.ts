@@ -11,6 +11,7 @@ import type { Logger } from '../log.js';
 import { descriptorSetPath } from '../paths.js';
 import { CallTracker, toGrpcImplementation, type ServiceRegistration } from './adapter.js';
 import { addReflection } from './reflection.js';
+import type { TransportTrust } from './trust.js';
 
 /** PEM material for mutual TLS. */
 export interface TlsMaterial {
@@ -38,6 +39,11 @@ export interface ServerOptions {
   readonly onStop?: readonly (() => Promise<void>)[];
   /** Descriptor set for reflection; the package's own by default. */
   readonly descriptorSetPath?: string;
+  /**
+   * Client CA trust that follows changes (a domain's own CA plus its peers'); replaces `tls.caCerts`
+   * for client verification, and checks that each caller's CA vouches for its URN's domain.
+   */
+  readonly trust?: TransportTrust;
 }
 
 /** A running server. */
@@ -66,17 +72,15 @@ export async function startServer(options: ServerOptions, registrations: readonl
   const tracker = new CallTracker();
   const names = registrations.map((r) => r.name);
   for (const reg of registrations) {
-    server.addService(reg.definition as unknown as ServiceDefinition, toGrpcImplementation(reg, log, tracker));
+    server.addService(reg.definition as unknown as ServiceDefinition, toGrpcImplementation(reg, log, tracker, options.trust));
   }
   const health = new HealthImplementation(Object.fromEntries([['', 'SERVING'], ...names.map((n) => [n, 'SERVING'])]));
   health.addToServer(server);
   addReflection(server, options.descriptorSetPath ?? descriptorSetPath(), names);
 
-  const credentials = ServerCredentials.createSsl(
-    Buffer.from(options.tls.caCerts),
-    [{ private_key: Buffer.from(options.tls.key), cert_chain: Buffer.from(options.tls.cert) }],
-    true,
-  );
+  const credentials =
+    options.trust?.serverCredentials() ??
+    ServerCredentials.createSsl(Buffer.from(options.tls.caCerts), [{ private_key: Buffer.from(options.tls.key), cert_chain: Buffer.from(options.tls.cert) }], true);
   const host = options.host ?? '127.0.0.1';
   const address = host.includes(':') ? `[${host}]:${options.port}` : `${host}:${options.port}`;
   const port = await new Promise<number>((resolve, reject) => {
