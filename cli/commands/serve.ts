@@ -5,12 +5,13 @@
  */
 import { Command, Option } from 'commander';
 import type { z } from 'zod';
-import { commonConfigSchema, compileConfig, ROLES, type CommonConfig, type Role } from '../../services/core/config.js';
+import { compileConfig, ROLES, type CommonConfig, type Role } from '../../services/core/config.js';
 import { InvalidArgumentError } from '../../services/core/errors.js';
 import { hostService, type RoleDeps, type RoleServices } from '../../services/core/host.js';
 import { createLogger } from '../../services/core/log.js';
 import { buildManagementAuthority, maConfigSchema, MA_PATH_FIELDS } from '../../services/management-authority/index.js';
 import { buildNodeManager, nmConfigSchema, NM_PATH_FIELDS } from '../../services/node-manager/index.js';
+import { buildServiceProvider, spConfigSchema, SP_PATH_FIELDS } from '../../services/service-provider/index.js';
 import { buildSliceAuthority, saConfigSchema, SA_PATH_FIELDS } from '../../services/slice-authority/index.js';
 import { action, parsePositiveInt } from '../cli-support.js';
 
@@ -24,7 +25,7 @@ const ROLE_SERVICES: Record<Role, (deps: RoleDeps<CommonConfig>) => Promise<Role
   nm: buildNodeManager as (deps: RoleDeps<CommonConfig>) => Promise<RoleServices>,
   ma: buildManagementAuthority as (deps: RoleDeps<CommonConfig>) => Promise<RoleServices>,
   sa: buildSliceAuthority as (deps: RoleDeps<CommonConfig>) => Promise<RoleServices>,
-  sp: () => ({ registrations: [] }),
+  sp: buildServiceProvider as (deps: RoleDeps<CommonConfig>) => Promise<RoleServices>,
 };
 
 /** Each role's config schema and its own path fields (resolved against the config file's folder). */
@@ -32,7 +33,7 @@ const ROLE_CONFIGS: Record<Role, { schema: z.ZodType<CommonConfig>; pathFields?:
   nm: { schema: nmConfigSchema, pathFields: NM_PATH_FIELDS },
   ma: { schema: maConfigSchema, pathFields: MA_PATH_FIELDS },
   sa: { schema: saConfigSchema, pathFields: SA_PATH_FIELDS },
-  sp: { schema: commonConfigSchema },
+  sp: { schema: spConfigSchema, pathFields: SP_PATH_FIELDS },
 };
 
 interface ServeFlags {

@@ -1,0 +1,95 @@
+/**
+ * The provider's slice credentials (`SA → SP`), one per slice, asked of the
+ * slice authority with IssueSliceCredential and kept in LevelDB. A credential
+ * is used until less than a tenth of its life (or a minute) is left, then a
+ * fresh one is asked for; a node that refuses it (UNAUTHENTICATED or
+ * PERMISSION_DENIED) makes the provider forget it and ask again.
+ */
+import { parseCredential } from '../core/credentials/index.js';
+import type { Logger } from '../core/log.js';
+import type { Store, Table } from '../core/store/store.js';
+import type { Clock } from './clock.js';
+import { TABLES, type SliceCredentialRecord } from './records.js';
+import type { Remotes } from './remotes.js';
+import { internalRequestId } from './validate.js';
+
+/** What the provider asks for: what it and its members use on node managers. */
+export const PROVIDER_SLICE_PRIVILEGES = ['sliver.exec', 'sliver.read', 'sliver.control', 'sliver.renew', 'slice.read'] as const;
+
+/** Options of {@link SliceCredentials}. */
+export interface SliceCredentialsOptions {
+  readonly store: Store;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly remotes: Remotes;
+  /** The provider's own certificate (the holder of its slice credentials). */
+  readonly certificatePem: string;
+  /** Lifetime asked for (s); 0: until the slice expires. */
+  readonly ttlS: number;
+  readonly deadlineMs: number;
+}
+
+/** Slice credentials by slice URN. */
+export class SliceCredentials {
+  private readonly table: Table<SliceCredentialRecord>;
+  private readonly inflight = new Map<string, Promise<SliceCredentialRecord>>();
+
+  constructor(private readonly o: SliceCredentialsOptions) {
+    this.table = o.store.table<SliceCredentialRecord>(TABLES.sliceCredentials);
+  }
+
+  /** A usable chain for a slice, asking the slice authority when there is none or it is running out. */
+  async chainFor(sliceUrn: string, signal?: AbortSignal): Promise<readonly string[]> {
+    return (await this.credentialFor(sliceUrn, signal)).chain;
+  }
+
+  /** The record of a usable credential (chain, jti, expiry). */
+  async credentialFor(sliceUrn: string, signal?: AbortSignal): Promise<SliceCredentialRecord> {
+    const now = this.o.clock.now();
+    const cur = await this.table.get(sliceUrn);
+    if (cur) {
+      const life = cur.expiresAt - cur.issuedAt;
+      if (cur.expiresAt - now > Math.max(60_000, life / 10)) return cur;
+    }
+    let p = this.inflight.get(sliceUrn);
+    if (!p) {
+      p = this.issue(sliceUrn, signal).finally(() => this.inflight.delete(sliceUrn));
+      this.inflight.set(sliceUrn, p);
+    }
+    return p;
+  }
+
+  private async issue(sliceUrn: string, signal?: AbortSignal): Promise<SliceCredentialRecord> {
+    const res = await this.o.remotes.sliceAuthority().issueSliceCredential(
+      {
+        requestId: internalRequestId('sp-cred'),
+        sliceUrn,
+        holderCertificatePem: this.o.certificatePem,
+        privileges: [...PROVIDER_SLICE_PRIVILEGES],
+        targets: [],
+        limits: undefined,
+        ttlS: this.o.ttlS,
+        // One more level: the provider attenuates it for its members.
+        maxDelegations: 1,
+      },
+      { deadlineMs: this.o.deadlineMs, ...(signal ? { signal } : {}) },
+    );
+    if (res.chain.length === 0) throw new Error('the slice authority returned an empty chain');
+    const leaf = parseCredential(res.chain[res.chain.length - 1] as string, res.chain.length - 1);
+    const rec: SliceCredentialRecord = {
+      sliceUrn,
+      chain: res.chain,
+      jti: res.jti || leaf.claims.jti,
+      expiresAt: res.expiresAt?.getTime() ?? leaf.claims.exp * 1000,
+      issuedAt: this.o.clock.now(),
+    };
+    await this.table.put(sliceUrn, rec, { sync: true });
+    this.o.log.info({ slice: sliceUrn, jti: rec.jti, expiresAt: new Date(rec.expiresAt).toISOString() }, 'slice credential issued');
+    return rec;
+  }
+
+  /** Forgets a slice's credential (refused by a node, or the slice is gone). */
+  async forget(sliceUrn: string): Promise<void> {
+    if (sliceUrn) await this.table.del(sliceUrn, { sync: true });
+  }
+}
