@@ -106,8 +106,10 @@ export async function runUp(f: UpFlags, out: NodeJS.WriteStream = process.stdout
   try {
     await fed.startSites();
     if (stopRequested()) return await (stopRequested() as Promise<number>);
+    await fed.peerDomains();
     await fed.delegateToSliceAuthority();
-    await fed.startAuthorities();
+    await fed.startSliceAuthority();
+    await fed.startServiceProvider();
     const saReady = serves(fed.sa?.seen('listening'), 'fedlab.v1.SliceAuthority');
     const spReady = serves(fed.sp?.seen('listening'), 'fedlab.v1.ServiceProvider');
     if (!saReady || !spReady) {

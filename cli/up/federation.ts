@@ -16,7 +16,10 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { issueRoot } from '../../services/core/credentials/index.js';
 import { FailedPreconditionError, InvalidArgumentError } from '../../services/core/errors.js';
+import { pinPeer } from '../../services/core/federation/bundle-client.js';
+import { PeerDirectory } from '../../services/core/federation/peers.js';
 import { privateKeyToPem, publicKeyToPem } from '../../services/core/identity/keys.js';
+import { bundleFingerprint, parseTrustBundle } from '../../services/core/identity/trust-bundle.js';
 import { silentLogger } from '../../services/core/log.js';
 import { createClient, type PromiseClient } from '../../services/core/rpc/client.js';
 import { NodeHealth, SliverIsolation, type Node } from '../../services/generated/fedlab/v1/common.js';
@@ -163,7 +166,7 @@ export class LocalFederation {
       if (!existing.complete) {
         throw new FailedPreconditionError(`${dir} holds a federation whose set-up did not finish; remove the directory (rm -r ${dir}) and run again`);
       }
-      const ports = [existing.sa_port, existing.sp_port, ...existing.sites.flatMap((s) => [s.ma_port, s.enrol_port, ...s.nodes.map((n) => n.port)])];
+      const ports = [existing.sa_port, existing.sp_port, ...existing.sites.flatMap((s) => [s.ma_port, s.enrol_port, s.bundle_port, ...s.nodes.map((n) => n.port)])];
       const busy: number[] = [];
       for (const p of ports) if (await portInUse(p)) busy.push(p);
       if (busy.length) throw new FailedPreconditionError(`ports ${busy.join(', ')} of the federation in ${dir} are taken by other programs; free them or choose another --dir`);
@@ -194,7 +197,7 @@ export class LocalFederation {
     for (const style of styles) {
       const domain = SITE_DOMAINS[style];
       const names = Array.from({ length: nodes }, (_, i) => `${domain.split('.')[0]}${i + 1}`);
-      const planned = { style, domain, ma_port: await port(), enrol_port: await port(), nodes: [] as { name: string; port: number }[] };
+      const planned = { style, domain, ma_port: await port(), enrol_port: await port(), bundle_port: await port(), nodes: [] as { name: string; port: number }[] };
       for (const name of names) planned.nodes.push({ name, port: await port() });
       sites.push(planned);
     }
@@ -240,6 +243,7 @@ export class LocalFederation {
       shutdown_grace_ms: 3000,
       admins: [siteUrns(site.domain).admin],
       enrolment: { listen: { host: '127.0.0.1', port: site.enrol_port }, ca_dir: p.ca },
+      federation: { bundle_listen: { host: '127.0.0.1', port: site.bundle_port }, reload_interval_ms: 500 },
       heartbeat: { interval_ms: this.heartbeatMs, flush_interval_ms: 500 },
       defaults: { cpu_millis: 100, mem_mb: 64, disk_mb: 64, pids: 64 },
       node_calls: { deadline_ms: 8000 },
@@ -271,6 +275,7 @@ export class LocalFederation {
       reaper_interval_ms: 1000,
       heartbeat_interval_ms: this.heartbeatMs,
       heartbeat_deadline_ms: 2000,
+      federation: { reload_interval_ms: 500 },
     };
   }
 
@@ -389,6 +394,30 @@ export class LocalFederation {
     }
   }
 
+  /**
+   * Phase 2: peers every domain with every other. For each pair the admin of
+   * A pins B's bundle by its fingerprint (read from B's bundle file, as B's
+   * admin would hand it over), fetched from B's public bundle endpoint; the
+   * record goes into A's peers directory, which all of A's services watch.
+   */
+  async peerDomains(): Promise<void> {
+    const fingerprints = new Map<string, string>();
+    for (const s of this.sites) fingerprints.set(s.domain, bundleFingerprint(await parseTrustBundle(readFileSync(s.paths.bundle, 'utf8'))));
+    for (const a of this.sites) {
+      const peers = new PeerDirectory(a.paths.peers);
+      for (const b of this.sites) {
+        if (a === b) continue;
+        const have = await peers.get(b.domain);
+        if (have && have.pinned_fingerprint === fingerprints.get(b.domain)) continue;
+        const record = await pinPeer({ domain: b.domain, endpoint: `127.0.0.1:${b.plan.bundle_port}`, fingerprint: fingerprints.get(b.domain) as string, ownDomain: a.domain });
+        await peers.put(record);
+      }
+    }
+    this.say(`peered ${this.sites.map((s) => s.domain).join(', ')} with each other (pinned bundle fingerprints)`);
+    // Services reload their peers directory every reload_interval_ms (500 ms here).
+    await sleep(1200);
+  }
+
   /** Paths of the home domain's SA, SP, operator and member. */
   get homePaths(): ReturnType<typeof homePaths> {
     return homePaths(this.dir, this.home);
@@ -459,6 +488,7 @@ export class LocalFederation {
       })),
       providers: [{ urn: homeUrns(this.home).sp, quotas: { slices: 20, slivers: 200 } }],
       limits: { site_deadline_ms: 6000 },
+      federation: { reload_interval_ms: 500 },
       sweep_interval_ms: 500,
       intent_retry_interval_ms: 1000,
     };
@@ -482,25 +512,33 @@ export class LocalFederation {
       slice_authority: { urn: homeUrns(this.home).sa, endpoint: this.saAddress },
       sites: this.sites.map((s) => ({ domain: s.domain, ma_urn: s.maUrn, endpoint: s.address })),
       supervision: { backoff_initial_ms: 500, backoff_max_ms: 5000 },
+      federation: { reload_interval_ms: 500 },
     };
   }
 
-  /** The slice authority's process (after {@link startAuthorities}). */
+  /** The slice authority's process (once started). */
   sa: ServiceProcess | undefined;
-  /** The service provider's process (after {@link startAuthorities}). */
+  /** The service provider's process (once started). */
   sp: ServiceProcess | undefined;
 
-  /** Phase 2: starts the slice authority and the service provider with configs written from their schemas. */
-  async startAuthorities(): Promise<void> {
+  /** Phase 2: starts the slice authority with a config written from its schema. */
+  async startSliceAuthority(): Promise<void> {
     const h = this.homePaths;
     writeFileSync(h.saConfig, `${JSON.stringify(this.saConfig(), null, 2)}\n`);
-    writeFileSync(h.spConfig, `${JSON.stringify(this.spConfig(), null, 2)}\n`);
     this.sa = this.track(new ServiceProcess({ name: `${this.home} SA`, role: 'sa', configFile: h.saConfig, logFile: logFile(this.dir, `${this.home}-sa`), fedlabArgs: this.fedlabArgs }));
     await this.sa.start();
+    this.savePids();
+    this.say(`slice authority ${homeUrns(this.home).sa} at ${this.saAddress}`);
+  }
+
+  /** Phase 3: starts the service provider with a config written from its schema. */
+  async startServiceProvider(): Promise<void> {
+    const h = this.homePaths;
+    writeFileSync(h.spConfig, `${JSON.stringify(this.spConfig(), null, 2)}\n`);
     this.sp = this.track(new ServiceProcess({ name: `${this.home} SP`, role: 'sp', configFile: h.spConfig, logFile: logFile(this.dir, `${this.home}-sp`), fedlabArgs: this.fedlabArgs }));
     await this.sp.start();
     this.savePids();
-    this.say(`slice authority at ${this.saAddress}, service provider at ${this.spAddress}`);
+    this.say(`service provider ${homeUrns(this.home).sp} at ${this.spAddress}`);
   }
 
   /** Restarts the slice authority on its config (same data, same port), e.g. after a kill -9. */

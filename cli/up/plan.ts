@@ -34,6 +34,8 @@ const stateSchema = z
           domain: z.string(),
           ma_port: z.number().int(),
           enrol_port: z.number().int(),
+          /** The MA's public bundle endpoint (TLS server authentication only), where peers fetch the bundle they pin. */
+          bundle_port: z.number().int(),
           nodes: z.array(z.object({ name: z.string(), port: z.number().int() }).strict()),
         })
         .strict(),
@@ -110,6 +112,8 @@ export function sitePaths(dir: string, domain: string) {
     root,
     ca: join(root, 'ca'),
     bundle: join(root, 'bundle.json'),
+    /** The domain's peers directory, shared by its services (beside the bundle). */
+    peers: join(root, 'peers'),
     ma: join(root, 'ma'),
     admin: join(root, 'admin'),
     owner: join(root, 'owner'),

@@ -144,6 +144,23 @@ export class ServiceProcess {
     });
   }
 
+  /** Resolves with the next log line with this message (rejects after `timeoutMs`). */
+  nextLine(msg: string, timeoutMs = 30_000): Promise<Record<string, unknown>> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.lineWatchers = this.lineWatchers.filter((w) => w !== watcher);
+        reject(new Error(`${this.o.name} did not log "${msg}" within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const watcher = (line: Record<string, unknown>): void => {
+        if (line.msg !== msg) return;
+        clearTimeout(timer);
+        this.lineWatchers = this.lineWatchers.filter((w) => w !== watcher);
+        resolve(line);
+      };
+      this.lineWatchers.push(watcher);
+    });
+  }
+
   /** Resolves once the child has exited (immediately if it is not running). */
   exited(): Promise<void> {
     return this.running() && this.exitPromise ? this.exitPromise : Promise.resolve();
