@@ -5,6 +5,7 @@
 import { Command } from 'commander';
 import { registerCertsCommand } from './commands/certs.js';
 import { registerCredCommand } from './commands/cred.js';
+import { registerFederationCommand } from './commands/federation.js';
 import { registerNodeCommand } from './commands/node.js';
 import { registerServeCommand } from './commands/serve.js';
 import { registerUpCommand } from './commands/up.js';
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerCertsCommand(program);
   registerCredCommand(program);
   registerNodeCommand(program);
+  registerFederationCommand(program);
   registerUpCommand(program);
   return program;
 }

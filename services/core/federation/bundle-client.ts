@@ -15,6 +15,7 @@
  * re-pins.
  */
 import { createHash, X509Certificate } from 'node:crypto';
+import { isIP } from 'node:net';
 import type { PeerCertificate } from 'node:tls';
 import { Client, credentials as grpcCredentials, Metadata, status as Status, type ServiceError } from '@grpc/grpc-js';
 import { FederationService, type GetBundleResponse } from '../../generated/fedlab/v1/federation.js';
@@ -89,7 +90,10 @@ export async function fetchBundle(o: FetchBundleOptions): Promise<FetchedBundle>
     o.identity ? Buffer.from(o.identity.cert) : null,
     o.caPem ? { checkServerIdentity: check } : { rejectUnauthorized: false },
   );
-  const client = new Client(o.endpoint, creds, { 'grpc.enable_channelz': 0 });
+  const host = o.endpoint.slice(0, o.endpoint.lastIndexOf(':')).replace(/^\[|\]$/g, '');
+  // TLS sends no IP address as a server name (RFC 6066); the server's identity is checked by URN, not name.
+  const channelOptions = isIP(host) ? { 'grpc.enable_channelz': 0, 'grpc.ssl_target_name_override': 'fedlab-peer.invalid' } : { 'grpc.enable_channelz': 0 };
+  const client = new Client(o.endpoint, creds, channelOptions);
   const def = FederationService.getBundle;
   let res: GetBundleResponse;
   try {
