@@ -5,9 +5,12 @@
 import { Command } from 'commander';
 import { registerCertsCommand } from './commands/certs.js';
 import { registerCredCommand } from './commands/cred.js';
+import { registerDeployCommands } from './commands/deploy.js';
 import { registerFederationCommand } from './commands/federation.js';
 import { registerNodeCommand } from './commands/node.js';
 import { registerServeCommand } from './commands/serve.js';
+import { registerSiteCommand } from './commands/site.js';
+import { registerSliverCommand } from './commands/sliver.js';
 import { registerUpCommand } from './commands/up.js';
 
 /** Builds the whole command tree. */
@@ -22,6 +25,9 @@ export function buildProgram(): Command {
   registerCredCommand(program);
   registerNodeCommand(program);
   registerFederationCommand(program);
+  registerSiteCommand(program);
   registerUpCommand(program);
+  registerDeployCommands(program);
+  registerSliverCommand(program);
   return program;
 }
