@@ -44,7 +44,7 @@ export interface SaRoleOptions {
 
 /** The slice authority role, for `hostService`. */
 export function sliceAuthorityRole(options: SaRoleOptions = {}): (deps: RoleDeps<SaConfig>) => Promise<RoleServices> {
-  return async ({ config, store, tls, log }) => {
+  return async ({ config, store, tls, log, federation }) => {
     const now = options.now ?? Date.now;
     const saKey = parsePrivateKeyPem(tls.key, 'tls.key');
     const self = await identityFromCertificate(parseCertificate(tls.cert, 'tls.cert'));
@@ -53,7 +53,7 @@ export function sliceAuthorityRole(options: SaRoleOptions = {}): (deps: RoleDeps
     const saJwk = toPublicJwk(saKey);
     const saKid = thumbprintOf(saJwk);
 
-    const sites = Sites.load(config.sites, { tls, self: { urn: config.urn, kid: saKid }, deadlineMs: config.limits.site_deadline_ms, now, log });
+    const sites = Sites.load(config.sites, { tls, trust: federation, self: { urn: config.urn, kid: saKid }, deadlineMs: config.limits.site_deadline_ms, now, log });
     const revocations = await RevocationStore.open(store);
     const credentials = new SliceCredentials({ store, log, now, saUrn: config.urn, saKey, saJwk, saKid, revocations });
     await credentials.load();

@@ -10,6 +10,7 @@ import { InvalidArgumentError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { createClient, type PromiseClient } from '../core/rpc/client.js';
 import type { TlsMaterial } from '../core/rpc/server.js';
+import type { TransportTrust } from '../core/rpc/trust.js';
 import { AggregateService, type AggregateGetVersionResponse } from '../generated/fedlab/v1/aggregate.js';
 import type { SaSiteConfig } from './config.js';
 
@@ -91,21 +92,29 @@ export class Sites {
   }
 
   /** Loads the configured sites: reads and checks every chain file, makes the clients (no connection yet). */
-  static load(configs: readonly SaSiteConfig[], o: { tls: TlsMaterial; self: SelfKey; deadlineMs: number; now: () => number; log: Logger }): Sites {
+  static load(configs: readonly SaSiteConfig[], o: { tls: TlsMaterial; trust?: TransportTrust; self: SelfKey; deadlineMs: number; now: () => number; log: Logger }): Sites {
     const sites = configs.map((c, i): Site => {
       const where = `sites[${i}] (${c.domain})`;
       const chain = readChainFile(c.chain_file, `${where}.chain_file`);
       const { expiresAt, limits } = checkSiteChain(chain, { domain: c.domain, maUrn: c.ma_urn }, o.self, where);
       if (expiresAt <= o.now()) o.log.warn({ site: c.domain }, "the site's MA → SA chain has expired; slices there will be refused until its admin issues a new one");
-      let caCerts = o.tls.caCerts;
+      // The site's server is verified with the CAs the config names for it, or else with the federation's
+      // trust (this domain's CA and the peered domains' bundles).
+      let explicit: string | undefined;
       if (c.ca) {
         try {
-          caCerts = readFileSync(c.ca, 'utf8');
+          explicit = readFileSync(c.ca, 'utf8');
         } catch (err) {
           throw new InvalidArgumentError(`${where}.ca: cannot read ${c.ca}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
         }
       }
-      const client = createClient(AggregateService, { address: c.endpoint, tls: { ...o.tls, caCerts }, serverUrn: c.ma_urn, deadlineMs: o.deadlineMs });
+      const client = createClient(AggregateService, {
+        address: c.endpoint,
+        tls: { ...o.tls, caCerts: explicit ?? o.tls.caCerts },
+        ...(explicit === undefined && o.trust ? { trust: o.trust } : {}),
+        serverUrn: c.ma_urn,
+        deadlineMs: o.deadlineMs,
+      });
       return { domain: c.domain, endpoint: c.endpoint, maUrn: c.ma_urn, chain, chainExpiresAt: expiresAt, limits, client };
     });
     return new Sites(sites, o.now);

@@ -429,9 +429,16 @@ export class SliceBook {
     }
     undo = undo.filter((u) => u.urns.length > 0);
 
-    // Rollbacks run before the outcome is written: until then the create intent covers them.
-    const undone = await Promise.all(undo.map((u) => this.deleteAt(rec.urn, u.site, u.urns)));
-    const stillHeld = undone.filter((d) => d.outcome.code !== 0 && undo.find((u) => u.site === d.site)?.urns[0] === rec.urn).map((d) => d.site);
+    // Rollbacks run before the outcome is written: until then the create intent covers them. A site that
+    // did not answer is not waited for again: its Delete is left to the retried intent, so the answer comes
+    // within one site deadline.
+    const unreachable = new Set(rec.sites.filter((_, i) => [Status.UNAVAILABLE, Status.DEADLINE_EXCEEDED].includes((outcomes[i] as SiteCreate).outcome.code)).map((s) => s.site));
+    const now = undo.filter((u) => !(unreachable.has(u.site) && u.urns[0] === rec.urn));
+    const undone = await Promise.all(now.map((u) => this.deleteAt(rec.urn, u.site, u.urns)));
+    const stillHeld = [
+      ...undo.filter((u) => unreachable.has(u.site) && u.urns[0] === rec.urn).map((u) => u.site),
+      ...undone.filter((d) => d.outcome.code !== 0 && now.find((u) => u.site === d.site)?.urns[0] === rec.urn).map((d) => d.site),
+    ];
     for (const d of undone) {
       if (d.outcome.code === 0) continue;
       this.o.log.warn({ slice: rec.urn, site: d.site, reason: d.outcome.reason }, 'rollback at a site did not finish; it will be retried');
@@ -594,15 +601,16 @@ export class SliceBook {
     const rec = this.slices.get(urn) as SliceRecord;
     if (rec.state === 'deleted' || rec.state === 'expired') return [];
     const pending = this.intentOf(urn, 'delete');
-    if (rec.state === 'failed' && !pending) {
-      // Nothing of a failed slice is left at any site (it was rolled back): only the record changes.
+    // Sites with live slivers, and those an unfinished delete still has to clean; a site that never held
+    // anything (refused, or never reached) is not asked again.
+    const sites = [...new Set([...(pending?.sites ?? []), ...rec.sites.filter((s) => liveSlivers(s).length > 0).map((s) => s.site)])];
+    if (sites.length === 0) {
       const next: SliceRecord = { ...rec, state: final, updatedAt: this.now };
       await this.sliceTable.put(urn, next, { sync: true });
       this.slices.set(urn, next);
       this.publish(next, { message: `slice ${final}`, snapshot: true });
       return [];
     }
-    const sites = [...new Set([...(pending?.sites ?? []), ...rec.sites.map((s) => s.site)])];
     const intent: IntentRecord = { id: pending?.id ?? `int-${randomBytes(8).toString('hex')}`, kind: 'delete', sliceUrn: urn, sites, final, createdAt: pending?.createdAt ?? this.now };
     const next: SliceRecord = { ...rec, state: 'deleting', updatedAt: this.now };
     await this.o.store.batch().put(this.intentTable, intent.id, intent).put(this.sliceTable, urn, next).write({ sync: true });
