@@ -18,6 +18,7 @@ import { createClient, type PromiseClient } from '../../services/core/rpc/client
 import { NodeHealth } from '../../services/generated/fedlab/v1/common.js';
 import { NodeManagerService } from '../../services/generated/fedlab/v1/node_manager.js';
 import { SliceAuthorityService } from '../../services/generated/fedlab/v1/slice_authority.js';
+import type { SliverDriver } from '../../services/node-manager/drivers/driver.js';
 import { saConfigSchema, SA_PATH_FIELDS, sliceAuthorityRole, type SliceAuthority } from '../../services/slice-authority/index.js';
 import { startCli } from '../helpers/cli.js';
 import type { TestIdentity } from '../helpers/pki.js';
@@ -29,6 +30,8 @@ export interface FedSiteOptions {
   readonly style: 'planetlab' | 'emulab' | 'protogeni';
   readonly nodes: number;
   readonly driver?: 'process' | 'simulated';
+  /** A driver object per node (e.g. a slowed-down simulated driver for fault tests). */
+  readonly driverObject?: () => SliverDriver;
   /** Extra MA config. */
   readonly config?: Record<string, unknown>;
 }
@@ -106,7 +109,7 @@ export async function startFederation(o: FederationOptions): Promise<Federation>
       sites.push(site);
       const list: TestNode[] = [];
       nodes.set(s.domain, list);
-      for (let n = 1; n <= s.nodes; n++) list.push(await enrolNode(site, { name: `n${n}`, driver: s.driver ?? 'process' }));
+      for (let n = 1; n <= s.nodes; n++) list.push(await enrolNode(site, { name: `n${n}`, driver: s.driver ?? 'process', ...(s.driverObject ? { driverObject: s.driverObject() } : {}) }));
       await until(
         async () => (await site.maClient().listNodes({ pageSize: 0, pageToken: '', health: NodeHealth.NODE_HEALTH_UP })).nodes.length === s.nodes,
         15_000,
