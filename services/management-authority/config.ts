@@ -8,7 +8,7 @@
  */
 import { z } from 'zod';
 import { commonConfigSchema } from '../core/config.js';
-import { isUrn, parseUrn } from '../core/identity/urn.js';
+import { isUrn, isValidDomain, parseUrn } from '../core/identity/urn.js';
 
 const path = z.string().min(1, 'must be a non-empty path');
 const positive = z.number().int().positive();
@@ -99,6 +99,23 @@ export const maConfigSchema = commonConfigSchema
         concurrency: int(1, 4096, 64),
         /** Most open channels to node managers (least recently used ones close). */
         max_channels: int(1, 100_000, 2_048),
+      })
+      .strict()
+      .prefault({}),
+    /**
+     * Which slice authorities this MA may delegate to (DelegateToSliceAuthority). Its own domain's
+     * authorities unless `allow_own_domain` is false; a peered domain's only when listed in `allow`,
+     * by domain (`emu.test`: any of its authorities) or by an authority's URN. Others are
+     * PERMISSION_DENIED (rule `delegation_policy`).
+     */
+    delegation_policy: z
+      .object({
+        allow_own_domain: z.boolean().default(true),
+        allow: z
+          .array(
+            z.string().refine((v) => isValidDomain(v) || (isUrn(v) && parseUrn(v).kind === 'authority'), 'must be a domain (e.g. emu.test) or an authority URN urn:fedlab:<domain>:authority:<name>'),
+          )
+          .default([]),
       })
       .strict()
       .prefault({}),

@@ -5,12 +5,12 @@
  * services/core/credentials' RevocationStore, versioned; who revoked each
  * entry is kept beside it).
  */
-import { createHash, type KeyObject } from 'node:crypto';
+import { createHash, type KeyObject, type X509Certificate } from 'node:crypto';
 import { canonicalJson } from '../core/canonical-json.js';
 import { issueRoot, isPrivilege, thumbprintOf, toPublicJwk, type Limits, type Privilege, type PublicJwk, type RevocationEntry as CoreEntry, type RevocationStore } from '../core/credentials/index.js';
-import { AlreadyExistsError, InvalidArgumentError } from '../core/errors.js';
+import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, PermissionDeniedError } from '../core/errors.js';
 import { identityFromCertificate, parseCertificate } from '../core/identity/certificate.js';
-import { parseTarget } from '../core/identity/urn.js';
+import { parseTarget, parseUrn, urnEquals } from '../core/identity/urn.js';
 import type { Logger } from '../core/log.js';
 import type { Store, Table } from '../core/store/store.js';
 import type { RevocationEntry, ResourceLimits } from '../generated/fedlab/v1/common.js';
@@ -42,6 +42,37 @@ export interface DelegationsOptions {
   readonly defaultTtlS: number;
   readonly maxTtlS: number;
   readonly revocations: RevocationStore;
+  /** Which slice authorities may be delegated to (config `delegation_policy`); the own domain's only when absent. */
+  readonly policy?: DelegationPolicy;
+  /** The federation trust: which domains are peered and which CA vouches for a certificate. */
+  readonly peers?: PeerView;
+}
+
+/** Which slice authorities an MA may delegate to. */
+export interface DelegationPolicy {
+  /** Authorities of the MA's own domain. */
+  readonly allowOwnDomain: boolean;
+  /** Peered domains (any of their authorities) or exact authority URNs. */
+  readonly allow: readonly string[];
+}
+
+/** What delegation needs to know of the federation (services/core/federation PeerTrust has it). */
+export interface PeerView {
+  /** CA certificates (PEM) of a peered domain; empty when it is not peered. */
+  caPemsOf(domain: string): string[];
+  /** The domains whose CAs directly issued a certificate. */
+  issuerDomains(cert: X509Certificate): readonly string[];
+}
+
+/** Why the policy refuses delegation to `saUrn`, or undefined when it allows it. */
+export function delegationRefusal(policy: DelegationPolicy, ownDomain: string, saUrn: string): string | undefined {
+  const domain = parseUrn(saUrn).domain;
+  const listed = policy.allow.some((entry) => (entry.startsWith('urn:') ? urnEquals(entry, saUrn) : entry === domain));
+  if (listed) return undefined;
+  if (domain === ownDomain) {
+    return policy.allowOwnDomain ? undefined : `delegation_policy.allow_own_domain is false and delegation_policy.allow does not list ${saUrn}`;
+  }
+  return `delegation_policy.allow lists neither ${domain} nor ${saUrn}; add one of them to the MA's config to let this site delegate to that slice authority`;
 }
 
 /** MA → SA delegation and the site's revocation list. */
@@ -62,6 +93,12 @@ export class Delegations {
   async delegate(peer: Peer, req: DelegateToSliceAuthorityRequest): Promise<DelegateToSliceAuthorityResponse> {
     const rid = requestId(req.requestId);
     urnField('slice_authority_urn', req.sliceAuthorityUrn, 'authority');
+    const refusal = delegationRefusal(this.o.policy ?? { allowOwnDomain: true, allow: [] }, this.o.domain, req.sliceAuthorityUrn);
+    if (refusal) throw new PermissionDeniedError(`delegation to ${req.sliceAuthorityUrn} refused: ${refusal}`, { rule: 'delegation_policy' });
+    const saDomain = parseUrn(req.sliceAuthorityUrn).domain;
+    if (saDomain !== this.o.domain && this.o.peers && this.o.peers.caPemsOf(saDomain).length === 0) {
+      throw new FailedPreconditionError(`${saDomain} is not peered with this site; peer it first (\`fedlab federation peer add --domain ${saDomain} ...\`)`, { rule: 'peered' });
+    }
     const jwk = await this.saKey(req);
     const privileges = req.privileges.length ? req.privileges : [...DEFAULT_SA_PRIVILEGES];
     for (const p of privileges) {
@@ -130,6 +167,11 @@ export class Delegations {
       const id = await identityFromCertificate(parseCertificate(req.sliceAuthorityCertificatePem, 'slice_authority_certificate_pem'));
       if (id.urn !== req.sliceAuthorityUrn) {
         throw new InvalidArgumentError(`slice_authority_certificate_pem names ${id.urn}, not ${req.sliceAuthorityUrn}`, { field: 'slice_authority_certificate_pem' });
+      }
+      // A peered authority's certificate must come from its own domain's CA (as pinned), not just name it.
+      const saDomain = id.parsedUrn.domain;
+      if (saDomain !== this.o.domain && this.o.peers && !this.o.peers.issuerDomains(id.certificate).includes(saDomain)) {
+        throw new InvalidArgumentError(`slice_authority_certificate_pem is not issued by a CA of ${saDomain}'s pinned bundle`, { field: 'slice_authority_certificate_pem' });
       }
       return toPublicJwk(id.jwk as Record<string, unknown>);
     }

@@ -83,7 +83,7 @@ export function maInstance(dataDir: string): string {
 
 /** The management authority role, for `hostService`. */
 export function managementAuthorityRole(options: MaRoleOptions = {}): (deps: RoleDeps<MaConfig>) => Promise<RoleServices> {
-  return async ({ config, store, tls, log }) => {
+  return async ({ config, store, tls, log, federation }) => {
     const clock = options.clock ?? systemClock;
     const domain = parseUrn(config.urn).domain;
     // The MA signs with the key of its TLS certificate, which must name it.
@@ -100,6 +100,8 @@ export function managementAuthorityRole(options: MaRoleOptions = {}): (deps: Rol
     const access = new Access({ maUrn: config.urn, maJwk, admins: config.admins, revocations, clock });
     const ca = await SiteCa.load(config, domain);
     if (!ca) log.warn('no CA configured (enrolment.ca_dir or enrolment.ca_cert + ca_key): nodes cannot enrol');
+    // Nodes certified by an intermediate enrolment CA are this domain's principals.
+    else federation.addLocalIssuer(ca.chainPem[0] as string);
     const enrolment = new Enrolment({
       store,
       clock,
@@ -128,6 +130,8 @@ export function managementAuthorityRole(options: MaRoleOptions = {}): (deps: Rol
       defaultTtlS: config.delegation_ttl_s,
       maxTtlS: config.max_delegation_ttl_s,
       revocations,
+      policy: { allowOwnDomain: config.delegation_policy.allow_own_domain, allow: config.delegation_policy.allow },
+      peers: federation,
     });
     const netlab = new NetLab({ instance: maInstance(config.data_dir), log, ...(options.runner ? { runner: options.runner } : {}) });
     const nodes = new NodeClients({
