@@ -41,7 +41,7 @@ export interface SpRoleOptions {
 
 /** The service provider role, for `hostService`. */
 export function serviceProviderRole(options: SpRoleOptions = {}): (deps: RoleDeps<SpConfig>) => Promise<RoleServices> {
-  return async ({ config, store, tls, log }) => {
+  return async ({ config, store, tls, log, federation }) => {
     const clock = options.clock ?? systemClock;
     const key = parsePrivateKeyPem(tls.key, 'tls.key');
     const self = await identityFromCertificate(parseCertificate(tls.cert, 'tls.cert'));
@@ -53,6 +53,7 @@ export function serviceProviderRole(options: SpRoleOptions = {}): (deps: RoleDep
 
     const remotes = new Remotes({
       tls,
+      trust: federation,
       sliceAuthority: config.slice_authority,
       deadlines: { ma: config.calls.ma_deadline_ms, sa: config.calls.sa_deadline_ms, nm: config.calls.nm_deadline_ms },
     });

@@ -5,6 +5,7 @@
  * knows it, and every call carries a deadline from the config.
  */
 import { createClient, type PromiseClient } from '../core/rpc/client.js';
+import type { TransportTrust } from '../core/rpc/trust.js';
 import type { TlsMaterial } from '../core/rpc/server.js';
 import { AggregateService } from '../generated/fedlab/v1/aggregate.js';
 import { ManagementAuthorityService } from '../generated/fedlab/v1/management_authority.js';
@@ -38,6 +39,8 @@ export class Remotes {
       readonly tls: TlsMaterial;
       readonly sliceAuthority: { readonly urn: string; readonly endpoint: string };
       readonly deadlines: { readonly ma: number; readonly sa: number; readonly nm: number };
+      /** Peered domains' CAs (the host's federation trust), to dial servers of other domains. */
+      readonly trust?: TransportTrust;
     },
   ) {}
 
@@ -46,6 +49,7 @@ export class Remotes {
     this.sa ??= createClient(SliceAuthorityService, {
       address: this.o.sliceAuthority.endpoint,
       tls: this.o.tls,
+      ...(this.o.trust ? { trust: this.o.trust } : {}),
       serverUrn: this.o.sliceAuthority.urn,
       deadlineMs: this.o.deadlines.sa,
     });
@@ -56,7 +60,7 @@ export class Remotes {
   site(site: SiteEndpoint): { ma: MaClient; aggregate: AggregateClient } {
     let c = this.mas.get(site.domain);
     if (!c) {
-      const opts = { address: site.endpoint, tls: this.o.tls, serverUrn: site.maUrn, deadlineMs: this.o.deadlines.ma };
+      const opts = { address: site.endpoint, tls: this.o.tls, ...(this.o.trust ? { trust: this.o.trust } : {}), serverUrn: site.maUrn, deadlineMs: this.o.deadlines.ma };
       c = { ma: createClient(ManagementAuthorityService, opts), aggregate: createClient(AggregateService, opts) };
       this.mas.set(site.domain, c);
     }
@@ -68,7 +72,7 @@ export class Remotes {
     const key = `${nodeUrn} ${endpoint}`;
     let c = this.nms.get(key);
     if (!c) {
-      c = createClient(NodeManagerService, { address: endpoint, tls: this.o.tls, serverUrn: nodeUrn, deadlineMs: this.o.deadlines.nm });
+      c = createClient(NodeManagerService, { address: endpoint, tls: this.o.tls, ...(this.o.trust ? { trust: this.o.trust } : {}), serverUrn: nodeUrn, deadlineMs: this.o.deadlines.nm });
       this.nms.set(key, c);
     }
     return c;
