@@ -248,6 +248,8 @@ export class LocalFederation {
       defaults: { cpu_millis: 100, mem_mb: 64, disk_mb: 64, pids: 64 },
       node_calls: { deadline_ms: 8000 },
       intent_retry_interval_ms: 1000,
+      // Each site delegates to the home domain's slice authority only (its own domain's by default).
+      delegation_policy: { allow_own_domain: true, allow: site.domain === this.home ? [] : [homeUrns(this.home).sa] },
     };
   }
 
@@ -409,7 +411,7 @@ export class LocalFederation {
         if (a === b) continue;
         const have = await peers.get(b.domain);
         if (have && have.pinned_fingerprint === fingerprints.get(b.domain)) continue;
-        const record = await pinPeer({ domain: b.domain, endpoint: `127.0.0.1:${b.plan.bundle_port}`, fingerprint: fingerprints.get(b.domain) as string, ownDomain: a.domain });
+        const record = await pinPeer({ domain: b.domain, endpoint: `localhost:${b.plan.bundle_port}`, fingerprint: fingerprints.get(b.domain) as string, ownDomain: a.domain });
         await peers.put(record);
       }
     }
