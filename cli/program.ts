@@ -10,6 +10,7 @@ import { registerFederationCommand } from './commands/federation.js';
 import { registerNodeCommand } from './commands/node.js';
 import { registerServeCommand } from './commands/serve.js';
 import { registerSiteCommand } from './commands/site.js';
+import { registerSliceCommand } from './commands/slice.js';
 import { registerSliverCommand } from './commands/sliver.js';
 import { registerUpCommand } from './commands/up.js';
 
@@ -29,5 +30,6 @@ export function buildProgram(): Command {
   registerUpCommand(program);
   registerDeployCommands(program);
   registerSliverCommand(program);
+  registerSliceCommand(program);
   return program;
 }
