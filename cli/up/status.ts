@@ -125,7 +125,7 @@ export function statusLine(s: FederationStatus): string {
 
 /**
  * Whether everything is ready: every site's nodes UP, the deployment READY,
- * every sliver READY with its service RUNNING. Otherwise what is not.
+ * every sliver READY with its service RUNNING and printing. Otherwise what is not.
  */
 export function readiness(s: FederationStatus, expectedSlivers: number): { ready: boolean; problems: string[] } {
   const problems: string[] = [];
@@ -141,6 +141,8 @@ export function readiness(s: FederationStatus, expectedSlivers: number): { ready
       if (st?.operationalState !== OperationalState.OPERATIONAL_STATE_READY) problems.push(`${t.site} ${short(t.sliverUrn)}: sliver ${opState(st)}${st?.error ? ` (${st.error})` : ''}`);
       if (t.serviceState !== ServiceState.SERVICE_STATE_RUNNING) {
         problems.push(`${t.site} ${short(t.sliverUrn)}: service ${enumName(ServiceState as unknown as Record<string, string | number>, t.serviceState, 'SERVICE_STATE_')}${t.status?.reason ? ` (${t.status.reason})` : ''}`);
+      } else if (t.lastOutput.length === 0) {
+        problems.push(`${t.site} ${short(t.sliverUrn)}: the service has printed nothing yet`);
       }
     }
   }

@@ -12,7 +12,7 @@ import { issueCertificate } from '../../certs/index.js';
 import { homeUrns, tlsOfDir } from '../../cli/up/pki.js';
 import { createClient, isServiceError, type PromiseClient } from '../../services/core/rpc/client.js';
 import { OperationalState, SliceMode } from '../../services/generated/fedlab/v1/common.js';
-import { NodeManagerService } from '../../services/generated/fedlab/v1/node_manager.js';
+import { NodeManagerService, SliverAction } from '../../services/generated/fedlab/v1/node_manager.js';
 import { ServiceState } from '../../services/generated/fedlab/v1/service_provider.js';
 import { SliceAuthorityService, SliceState, type CreateSliceRequest, type Slice } from '../../services/generated/fedlab/v1/slice_authority.js';
 import type { NodeRuntime, SiteRuntime } from '../../cli/up/federation.js';
@@ -175,11 +175,18 @@ describe('a three-site federation as separate processes', () => {
         }
         expect(stdout.trim(), `exec on ${t.site}`).toBe('member-was-here');
         expect(exit).toBe(0);
-        const refused = await nm.deleteSliver({ sliverUrn: t.sliverUrn }, { chain }).then(
+        // Beyond its privileges (exec and read only): stopping the sliver is refused with PERMISSION_DENIED,
+        // deleting it too (node managers take deletes only on owner-rooted chains, so a slice chain fails there).
+        const stop = await nm.controlSliver({ sliverUrn: t.sliverUrn, action: SliverAction.SLIVER_ACTION_STOP }, { chain }).then(
           () => undefined,
           (err: unknown) => err,
         );
-        expect(isServiceError(refused) && refused.code, `delete on ${t.site}`).toBe(Code.PERMISSION_DENIED);
+        expect(isServiceError(stop) && stop.code, `stop on ${t.site}`).toBe(Code.PERMISSION_DENIED);
+        const del = await nm.deleteSliver({ sliverUrn: t.sliverUrn }, { chain }).then(
+          () => undefined,
+          (err: unknown) => err,
+        );
+        expect(isServiceError(del) && [Code.PERMISSION_DENIED, Code.UNAUTHENTICATED].includes(del.code), `delete on ${t.site}: ${String(del)}`).toBe(true);
       } finally {
         nm.close();
       }
@@ -313,6 +320,22 @@ describe('a three-site federation as separate processes', () => {
       return !s || [SliceState.SLICE_STATE_EXPIRED, SliceState.SLICE_STATE_DELETED].includes(s.state) ? (s ? SliceState[s.state] : 'NONE') : undefined;
     }, 10_000, 'the slice record expired');
     expect(after).not.toBe('SLICE_STATE_READY');
+  });
+
+  it('leaves nothing on any node once every slice is gone', async () => {
+    const all: string[] = [];
+    for (const site of tf.fed.sites) {
+      for (const node of site.nodes) {
+        const { client, chain } = asMa(site, node);
+        try {
+          const res = await client.listSlivers({ pageSize: 1000, pageToken: '', sliceUrn: '' }, { chain });
+          for (const s of res.slivers) all.push(`${site.domain}/${node.name}: ${s.urn} of ${s.sliceUrn} (${OperationalState[s.operationalState]})`);
+        } finally {
+          client.close();
+        }
+      }
+    }
+    expect(all).toEqual([]);
   });
 });
 
