@@ -1,0 +1,80 @@
+// `fedlab slice create|ls|show|renew|delete` as a user runs them (the CLI as a child process) against a slice
+// authority with a real MA and real node managers: progress lines per node when stdout is not a terminal,
+// tables and --json, exit 1 naming the site that failed (and the rollback), exit 2 for bad input.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli.js';
+import { disposeParties, freePort } from './ma-harness.js';
+import { startFederation, type Federation } from './sa-harness.js';
+
+let fed: Federation;
+let conn: string[];
+
+beforeAll(async () => {
+  fed = await startFederation({
+    sites: [{ domain: 'plc.test', style: 'planetlab', nodes: 2, driver: 'simulated' }],
+    deadSites: [{ domain: 'down.test', endpoint: `127.0.0.1:${await freePort()}` }],
+  });
+  const sp = fed.home.sp;
+  conn = ['--sa', fed.saAddress(), '--sa-urn', fed.home.sa.urn, '--cert', sp.certPath, '--key', sp.keyPath, '--ca', sp.caPath];
+}, 120_000);
+
+afterAll(async () => {
+  await fed?.destroy();
+  await disposeParties();
+});
+
+// Each CLI run starts a Node process (a few seconds each on a loaded machine).
+describe('fedlab slice', { timeout: 180_000 }, () => {
+  it('creates with per-node progress, lists, shows, renews and deletes', async () => {
+    const created = await runCli(['slice', 'create', 'web', '--site', 'plc.test=n1,n2', '--lifetime', '2h', '--mem-mb', '64', '--cpu-millis', '100', ...conn], { timeoutMs: 60_000 });
+    expect(created.stderr).not.toMatch(/fedlab:/);
+    expect(created.code).toBe(0);
+    expect(created.stdout).toMatch(/urn:fedlab:plc\.test:node:n1 allocated/);
+    expect(created.stdout).toMatch(/urn:fedlab:plc\.test:node:n2 started/);
+    expect(created.stdout).toMatch(/state\s+READY/);
+
+    const ls = await runCli(['slice', 'ls', ...conn]);
+    expect(ls.code).toBe(0);
+    expect(ls.stdout).toMatch(/urn:fedlab:plc\.test:slice:web\s+READY\s+plc\.test\s+\d\/2/);
+
+    const shown = await runCli(['slice', 'show', 'web', '--json', ...conn]);
+    expect(shown.code).toBe(0);
+    const slice = JSON.parse(shown.stdout) as { urn: string; state: string; slivers: { nodeUrn: string }[] };
+    expect(slice.state).toBe('SLICE_STATE_READY');
+    expect(slice.slivers.map((s) => s.nodeUrn).sort()).toEqual(['urn:fedlab:plc.test:node:n1', 'urn:fedlab:plc.test:node:n2']);
+
+    const renewed = await runCli(['slice', 'renew', slice.urn, '--lifetime', '3h', ...conn]);
+    expect(renewed.code).toBe(0);
+    expect(renewed.stdout).toMatch(/plc\.test\s+\d{4}-/);
+
+    const deleted = await runCli(['slice', 'delete', 'web', ...conn], { timeoutMs: 60_000 });
+    expect(deleted.code).toBe(0);
+    expect(deleted.stdout).toMatch(/is DELETED/);
+    expect((await fed.sliversOnNodes()).filter(([, s]) => s === slice.urn)).toEqual([]);
+  });
+
+  it('says which site failed and why (exit 1), and refuses bad input (exit 2)', async () => {
+    const failed = await runCli(['slice', 'create', 'aon', '--site', 'plc.test=1', '--site', 'down.test=1', ...conn], { timeoutMs: 60_000 });
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(/FAILED \(all or nothing: every site was rolled back\)/);
+    expect(failed.stderr).toMatch(/site down\.test: UNAVAILABLE/);
+    expect(failed.stderr).toMatch(/site plc\.test: ABORTED: rolled back/);
+    expect((await fed.sliversOnNodes()).filter(([, s]) => s === 'urn:fedlab:plc.test:slice:aon')).toEqual([]);
+
+    const json = await runCli(['slice', 'ls', '--state', 'failed', '--json', ...conn]);
+    expect((JSON.parse(json.stdout) as { urn: string }[]).map((s) => s.urn)).toContain('urn:fedlab:plc.test:slice:aon');
+
+    for (const args of [
+      ['slice', 'create', 'x', '--site', 'plc.test', ...conn],
+      ['slice', 'renew', 'web', ...conn],
+      ['slice', 'ls', '--sa', 'nope', '--cert', 'x', '--key', 'y', '--ca', 'z'],
+    ]) {
+      const r = await runCli(args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(/^fedlab: /);
+    }
+    const missing = await runCli(['slice', 'show', 'nothing-here', ...conn]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/no live slice named nothing-here/);
+  });
+});
