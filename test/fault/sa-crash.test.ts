@@ -82,7 +82,8 @@ async function settled(what: string): Promise<void> {
   });
 }
 
-describe('slice authority killed with SIGKILL', () => {
+// Each restart starts a Node process; generous on a loaded two-core machine.
+describe('slice authority killed with SIGKILL', { timeout: 180_000 }, () => {
   it('mid-CreateSlice: the restarted SA rolls the slice back at every site (or keeps it whole if it was done)', async () => {
     const outcomes: string[] = [];
     for (const [i, delay] of [150, 600, 1100].entries()) {
