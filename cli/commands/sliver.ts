@@ -8,6 +8,7 @@
  * otherwise 0 done, 1 refused or unreachable, 2 bad input.
  */
 import { constants } from 'node:os';
+import { isIP } from 'node:net';
 import { connect, type PeerCertificate } from 'node:tls';
 import { Command } from 'commander';
 import { InvalidArgumentError, UnavailableError } from '../../services/core/errors.js';
@@ -47,7 +48,8 @@ export function nodeUrnAt(address: string, tls: TlsMaterial, siteDomain: string,
   const host = address.slice(0, i).replace(/^\[|\]$/g, '');
   const port = Number(address.slice(i + 1));
   return new Promise((resolve, reject) => {
-    const socket = connect({ host, port, ca: tls.caCerts, cert: tls.cert, key: tls.key, ALPNProtocols: ['h2'], checkServerIdentity: () => undefined, rejectUnauthorized: true });
+    // No SNI for an IP address (RFC 6066); the certificate is checked by URN below, not by name.
+    const socket = connect({ host, port, servername: isIP(host) ? '' : host, ca: tls.caCerts, cert: tls.cert, key: tls.key, ALPNProtocols: ['h2'], checkServerIdentity: () => undefined, rejectUnauthorized: true });
     const timer = setTimeout(() => {
       socket.destroy();
       reject(new UnavailableError(`the node manager at ${address} did not answer within ${timeoutMs} ms`));

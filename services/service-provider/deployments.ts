@@ -187,9 +187,9 @@ export class Deployments {
       wake?.();
     };
     // Subscribe before anything can happen, so no event is missed.
-    const rec = await this.admit(rid, name, spec, fingerprint, listener);
+    const { rec, first } = await this.admit(rid, name, spec, fingerprint, listener);
     try {
-      yield this.event(rec, { message: rec.state === 'pending' ? 'deployment recorded' : `deployment is ${rec.state}`, snapshot: true, consume: true });
+      yield first;
       if (STABLE.has(rec.state)) return;
       for (;;) {
         while (events.length > 0) {
@@ -209,7 +209,8 @@ export class Deployments {
     }
   }
 
-  private async admit(rid: string, name: string, spec: SpecRecord, fingerprint: string, listener: Listener): Promise<DeploymentRecord> {
+  /** Records a new deployment (or finds this request's) and subscribes; the first event is made at subscription, so no event comes before it. */
+  private async admit(rid: string, name: string, spec: SpecRecord, fingerprint: string, listener: Listener): Promise<{ rec: DeploymentRecord; first: DeployResponse }> {
     const run = this.admission.then(async () => {
       const seen = await this.requests.get(rid);
       if (seen) {
@@ -219,7 +220,7 @@ export class Deployments {
         const existing = this.recs.get(name);
         if (!existing) throw new NotFoundError(`deployment ${name} of request ${rid} is gone`);
         this.subscribe(name, listener);
-        return existing;
+        return { rec: existing, first: this.event(existing, { message: `deployment is ${existing.state}`, snapshot: true, consume: true }) };
       }
       const existing = this.recs.get(name);
       if (existing && existing.state !== 'deleted') {
@@ -247,9 +248,10 @@ export class Deployments {
       this.recs.set(name, rec);
       this.sequences.set(name, 0);
       this.subscribe(name, listener);
+      const first = this.event(rec, { message: 'deployment recorded', snapshot: true });
       this.o.log.info({ deployment: name, request: rid }, 'deployment recorded');
       this.spawn(name, (signal) => this.drive(name, signal));
-      return rec;
+      return { rec, first };
     });
     this.admission = run.then(
       () => undefined,
