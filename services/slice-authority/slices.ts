@@ -623,7 +623,8 @@ export class SliceBook {
   /** DeleteSlice: every site, idempotent. DELETED, or DELETING while a site still has to confirm (retried in the background). */
   async delete(caller: Caller, urn: string): Promise<SliceWithResults> {
     this.owned(caller, urn);
-    const calls = await this.locks.run(urn, () => this.deleteLocked(urn, 'deleted'));
+    if (this.stopping) throw new FailedPreconditionError('the slice authority is stopping; try again shortly');
+    const calls = await this.track(this.locks.run(urn, () => this.deleteLocked(urn, 'deleted')));
     return { slice: sliceToWire(this.slices.get(urn) as SliceRecord), results: calls.map((c) => this.siteResult(c)) };
   }
 
@@ -648,7 +649,7 @@ export class SliceBook {
     if (rec0.state !== 'ready' && rec0.state !== 'partial') {
       throw new FailedPreconditionError(`slice ${rec0.urn} is ${rec0.state}; only a READY or PARTIAL slice can be renewed`, { rule: 'state' });
     }
-    return this.locks.run(rec0.urn, async () => {
+    return this.track(this.locks.run(rec0.urn, async () => {
       const rec = this.slices.get(rec0.urn) as SliceRecord;
       if (rec.state !== 'ready' && rec.state !== 'partial') throw new FailedPreconditionError(`slice ${rec.urn} is ${rec.state}; only a READY or PARTIAL slice can be renewed`, { rule: 'state' });
       const bestEffort = req.bestEffort || rec.mode === 'best_effort';
@@ -687,7 +688,7 @@ export class SliceBook {
       const failed = calls.filter((c) => c.outcome.code !== 0).map((c) => c.site);
       this.publish(next, { message: `renewed until ${new Date(next.expiresAt).toISOString()}${failed.length ? `; not at ${failed.join(', ')}` : ''}`, snapshot: true });
       return { slice: sliceToWire(next), results: calls.map((c) => this.siteResult(c)) };
-    });
+    }));
   }
 
   // ---- WatchSlice -----------------------------------------------------------------------------
