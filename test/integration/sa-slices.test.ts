@@ -98,6 +98,16 @@ describe('slice authority across sites', () => {
     expect(got.slice?.slivers.map((s) => s.urn).sort()).toEqual(slice.slivers.map((s) => s.urn).sort());
     const listed = await sa.listSlices({ pageSize: 0, pageToken: '', state: 0 });
     expect(listed.slices.map((s) => s.urn)).toContain(slice.urn);
+    // Pages.
+    const urns: string[] = [];
+    let token = '';
+    do {
+      const page = await sa.listSlices({ pageSize: 1, pageToken: token, state: 0 });
+      expect(page.slices.length).toBeLessThanOrEqual(1);
+      urns.push(...page.slices.map((s) => s.urn));
+      token = page.nextPageToken;
+    } while (token);
+    expect(urns).toEqual(listed.slices.map((s) => s.urn));
     // Another provider does not see it.
     const other = await fed.saClient(beta).getSlice({ sliceUrn: slice.urn }).catch((e: unknown) => e);
     expect(code(other)).toBe(Status.NOT_FOUND);
@@ -329,7 +339,15 @@ describe('slice authority across sites', () => {
     });
     expect(res.slice?.state).toBe(SliceState.SLICE_STATE_READY);
     expect((await fed.sliversOnNodes()).filter(([, sl]) => sl === res.slice?.urn)).toHaveLength(2);
+    // A follower sees the expiry through to its end.
+    const followed: WatchSliceResponse[] = [];
+    const follow = (async () => {
+      for await (const e of sa.watchSlice({ sliceUrn: res.slice!.urn, afterSequence: 0, follow: true })) followed.push(e);
+    })();
     await until(async () => (await sa.getSlice({ sliceUrn: res.slice!.urn })).slice?.state === SliceState.SLICE_STATE_EXPIRED, 15_000, 'slice EXPIRED');
+    await follow;
+    expect(followed[followed.length - 1]?.state).toBe(SliceState.SLICE_STATE_EXPIRED);
+    expect(followed.filter((e) => e.message === 'deleted').map((e) => e.nodeUrn)).toHaveLength(2);
     await until(async () => (await fed.sliversOnNodes()).filter(([, sl]) => sl === res.slice?.urn).length === 0, 10_000, 'slivers gone from the nodes');
   });
 });
