@@ -4,9 +4,11 @@ import { generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect as tlsConnect, createServer as createTlsServer } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCa, signLeafCertificate } from '../../certs/index.js';
 import { toCryptoKeyPair, x509 as lib } from '../../certs/x509-provider.js';
+import { commonConfigSchema, compileConfig, federationSettings } from '../../services/core/config.js';
 import { bundleSucceeds } from '../../services/core/federation/bundle-client.js';
 import { PeerTrust } from '../../services/core/federation/peer-trust.js';
 import { PeerDirectory, parsePeerRecord, type PeerRecord } from '../../services/core/federation/peers.js';
@@ -120,7 +122,48 @@ describe('PeerTrust', () => {
     const forged = await signLeafCertificate({ ...ca, domain: 'plc.test' }, { urn: 'urn:fedlab:plc.test:authority:ma', publicKey: keys.publicKey, dns: [], ip: [], days: 1 });
     expect(trust.checkClient.bind(trust, await idOf(forged.certPem))).toThrow(/issued by the CA of emu\.test; a domain's CA vouches only for its own domain's names/);
     expect(trust.trustStore.domains()).toEqual(['emu.test']);
+
+    // The same check on a server certificate, over a real TLS connection: the chain verifies, the name does not.
+    const serve = async (certPem: string, keyPem: string): Promise<Error | undefined> => {
+      const server = createTlsServer({ cert: certPem, key: keyPem }, (s) => s.end());
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      const port = (server.address() as { port: number }).port;
+      try {
+        return await new Promise<Error | undefined>((resolve) => {
+          const sock = tlsConnect({ host: '127.0.0.1', port, ca: trust.caPem(), servername: 'localhost', checkServerIdentity: (_h, cert) => trust.checkServer(cert) }, () => {
+            sock.end();
+            resolve(undefined);
+          });
+          sock.on('error', (err) => resolve(err));
+        });
+      } finally {
+        server.close();
+      }
+    };
+    const emuServer = await emu.issueServer('urn:fedlab:emu.test:authority:ma');
+    expect(await serve(emuServer.certPem, emuServer.keyPem)).toBeUndefined();
+    const forgedKey = keys.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+    expect((await serve(forged.certPem, forgedKey))?.message).toMatch(/server certificate names urn:fedlab:plc\.test:authority:ma, but it is issued by the CA of emu\.test/);
     await trust.stop();
+  });
+});
+
+describe('federation config', () => {
+  it('is optional, defaults the peers directory beside the trust bundle, and refuses unknown keys', () => {
+    const cfgDir = mkdtempSync(join(tmpdir(), 'fedlab-fed-cfg-'));
+    try {
+      const base = { role: 'sa', urn: 'urn:fedlab:plc.test:authority:sa', listen: { port: 0 }, tls: { ca: 'ca.pem', cert: 'c.pem', key: 'k.pem' }, trust_bundle: 'pki/bundle.json', data_dir: 'data' };
+      writeFileSync(join(cfgDir, 'a.json'), JSON.stringify(base));
+      const a = compileConfig(commonConfigSchema, { file: join(cfgDir, 'a.json') });
+      expect(federationSettings(a)).toMatchObject({ peersDir: join(cfgDir, 'pki', 'peers'), reloadIntervalMs: 2000, refreshIntervalS: 900 });
+      writeFileSync(join(cfgDir, 'b.json'), JSON.stringify({ ...base, federation: { peers_dir: 'shared/peers', bundle_listen: { port: 7009 }, refresh_interval_s: 0 } }));
+      const b = compileConfig(commonConfigSchema, { file: join(cfgDir, 'b.json') });
+      expect(federationSettings(b)).toMatchObject({ peersDir: join(cfgDir, 'shared', 'peers'), bundleListen: { host: '127.0.0.1', port: 7009 }, refreshIntervalS: 0 });
+      writeFileSync(join(cfgDir, 'c.json'), JSON.stringify({ ...base, federation: { peer_dir: 'x' } }));
+      expect(() => compileConfig(commonConfigSchema, { file: join(cfgDir, 'c.json') })).toThrow(/unknown key "peer_dir" in federation/);
+    } finally {
+      rmSync(cfgDir, { recursive: true, force: true });
+    }
   });
 });
 
