@@ -136,7 +136,7 @@ export class Deployments {
   private writes: Promise<void> = Promise.resolve();
   private admission: Promise<void> = Promise.resolve();
   private stopped = false;
-  private readonly background = new Set<Promise<void>>();
+  private readonly retries = new Set<NodeJS.Timeout>();
   private readonly siteByDomain: ReadonlyMap<string, SiteEndpoint>;
 
   constructor(private readonly o: DeploymentsOptions) {
@@ -167,8 +167,9 @@ export class Deployments {
   async stop(): Promise<void> {
     this.stopped = true;
     for (const l of this.live.values()) l.abort.abort();
+    for (const t of this.retries) clearTimeout(t);
+    this.retries.clear();
     await Promise.allSettled([...this.live.values()].flatMap((l) => [...l.tasks]));
-    await Promise.allSettled([...this.background]);
     await this.writes;
   }
 
@@ -363,7 +364,8 @@ export class Deployments {
     if (!rec) throw new NotFoundError(`no deployment ${name}; list them with ListDeployments`);
     if (rec.state === 'deleted') return this.wire(rec);
     if (rec.desired !== 'delete') {
-      await this.update(name, (r) => ({ ...r, desired: 'delete', state: 'deleting', deleteSlice: r.createdSlice && !keepSlice }), { message: 'deleting', sync: true });
+      // A deployment that asked for its own slice deletes it, even if the answer to CreateSlice never arrived.
+      await this.update(name, (r) => ({ ...r, desired: 'delete', state: 'deleting', deleteSlice: !r.spec.sliceUrn && !keepSlice }), { message: 'deleting', sync: true });
     }
     // Stop supervision first: cancelling the Exec calls makes the nodes kill the commands.
     await this.stopLive(name);
@@ -383,9 +385,11 @@ export class Deployments {
   private async finishDelete(name: string, signal: AbortSignal): Promise<void> {
     const rec = this.recs.get(name);
     if (!rec || rec.state === 'deleted') return;
-    if (rec.deleteSlice && rec.sliceUrn) {
+    if (rec.deleteSlice) {
       try {
-        const res = await this.o.remotes.sliceAuthority().deleteSlice({ sliceUrn: rec.sliceUrn }, { deadlineMs: this.o.sliceDeadlineMs, signal });
+        const sliceUrn = rec.sliceUrn || (await this.findOwnSlice(rec, signal));
+        if (!sliceUrn) throw Object.assign(new Error('no slice'), { code: CODE.notFound, details: 'no slice was made for this deployment' });
+        const res = await this.o.remotes.sliceAuthority().deleteSlice({ sliceUrn }, { deadlineMs: this.o.sliceDeadlineMs, signal });
         this.o.log.info({ deployment: name, slice: rec.sliceUrn, state: res.slice?.state }, 'slice deleted');
       } catch (err) {
         const { code, reason } = describeError(err);
@@ -397,13 +401,26 @@ export class Deployments {
           return;
         }
       }
-      await this.o.credentials.forget(rec.sliceUrn);
+      if (rec.sliceUrn) await this.o.credentials.forget(rec.sliceUrn);
     }
     await this.update(
       name,
       (r) => ({ ...r, state: 'deleted', error: '', targets: r.targets.map((t) => ({ ...t, service: t.service === 'failed' ? t.service : ('stopped' as const), nextRestartAt: undefined })) }),
       { message: 'deployment deleted', sync: true, snapshot: true },
     );
+  }
+
+  /** The slice the slice authority made for this deployment's CreateSlice request id, if any (when the answer was lost). */
+  private async findOwnSlice(rec: DeploymentRecord, signal: AbortSignal): Promise<string> {
+    const rid = sliceRequestId(rec.requestId);
+    let token = '';
+    do {
+      const page = await this.o.remotes.sliceAuthority().listSlices({ pageSize: 1000, pageToken: token, state: SliceState.SLICE_STATE_UNSPECIFIED }, { signal });
+      const hit = page.slices.find((x) => x.requestId === rid);
+      if (hit) return hit.urn;
+      token = page.nextPageToken;
+    } while (token);
+    return '';
   }
 
   // ---- Driving a deployment ----
@@ -421,16 +438,15 @@ export class Deployments {
     live.tasks.add(p);
   }
 
+  /** Runs a task after `ms` (a retry); a stop cancels the wait. */
   private spawnLater(name: string, ms: number, task: (signal: AbortSignal) => Promise<void>): void {
-    const p = new Promise<void>((resolve) => {
-      const t = setTimeout(() => {
-        if (this.stopped) return resolve();
-        this.spawn(name, task);
-        resolve();
-      }, ms);
-      t.unref();
-    }).finally(() => this.background.delete(p));
-    this.background.add(p);
+    if (this.stopped) return;
+    const timer = setTimeout(() => {
+      this.retries.delete(timer);
+      if (!this.stopped) this.spawn(name, task);
+    }, ms);
+    timer.unref();
+    this.retries.add(timer);
   }
 
   /** Carries a deployment forward from wherever its record says it is. */
@@ -479,9 +495,9 @@ export class Deployments {
     } else {
       const res = await sa.createSlice(
         {
-          requestId: `deploy.${rec.requestId}`.slice(0, 128),
+          requestId: sliceRequestId(rec.requestId),
           name: rec.spec.sliceName || rec.name,
-          description: `deployment ${rec.name} of ${this.o.sliceAuthorityUrn === '' ? '' : 'the service provider'}`.trim(),
+          description: `deployment ${rec.name}`,
           mode: rec.spec.mode || SliceMode.SLICE_MODE_ALL_OR_NOTHING,
           sites: rec.spec.sites.map((s) => SiteRequest.fromJSON(s)),
           expiresAt: rec.spec.expiresAt !== undefined ? new Date(rec.spec.expiresAt) : undefined,
@@ -814,6 +830,11 @@ export class Deployments {
       requestId: rec.requestId,
     };
   }
+}
+
+/** The CreateSlice request id of a deployment: derived from its own, so a retry after a crash is the same request. */
+function sliceRequestId(deployRequestId: string): string {
+  return `deploy.${deployRequestId}`.slice(0, 128);
 }
 
 function checkStep(s: DeployStep, i: number, last: boolean): StepRecord {

@@ -1,0 +1,221 @@
+// Unit tests of the service provider's parts that stand alone: its config, the restart back-off, output
+// lines (the provider's and the node manager's), access, the terms statement, and Deploy's checks of bad
+// input (which must change nothing).
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { compactVerify, decodeProtectedHeader } from 'jose';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { compileConfig } from '../../services/core/config.js';
+import { InvalidArgumentError, PermissionDeniedError } from '../../services/core/errors.js';
+import { generateKeyPair } from '../../services/core/identity/keys.js';
+import { silentLogger } from '../../services/core/log.js';
+import { Store } from '../../services/core/store/store.js';
+import { SliceMode } from '../../services/generated/fedlab/v1/common.js';
+import type { DeployRequest } from '../../services/generated/fedlab/v1/service_provider.js';
+import { OutputTail } from '../../services/node-manager/output-tail.js';
+import { Access } from '../../services/service-provider/access.js';
+import { spConfigSchema, SP_PATH_FIELDS } from '../../services/service-provider/config.js';
+import { backoffDelay, Deployments, exitText } from '../../services/service-provider/deployments.js';
+import { OutputLines } from '../../services/service-provider/output.js';
+import { signTermsStatement, TERMS_STATEMENT_TYP } from '../../services/service-provider/registrations.js';
+import { TABLES } from '../../services/service-provider/records.js';
+import type { Remotes } from '../../services/service-provider/remotes.js';
+import type { SliceCredentials } from '../../services/service-provider/slice-credentials.js';
+
+const base = {
+  role: 'sp',
+  urn: 'urn:fedlab:acme.test:sp:acme',
+  listen: { host: '127.0.0.1', port: 0 },
+  tls: { ca: 'pki/ca.pem', cert: 'pki/cert.pem', key: 'pki/key.pem' },
+  trust_bundle: 'pki/bundle.json',
+  data_dir: 'data',
+  admins: ['urn:fedlab:acme.test:user:alice'],
+  slice_authority: { urn: 'urn:fedlab:plc.test:authority:sa', endpoint: '127.0.0.1:7301' },
+  sites: [{ domain: 'plc.test', ma_urn: 'urn:fedlab:plc.test:authority:ma', endpoint: '127.0.0.1:7001' }],
+};
+
+describe('service provider config', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'fedlab-spcfg-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  const compile = (value: unknown) => {
+    const file = join(dir, 'sp.json');
+    writeFileSync(file, JSON.stringify(value));
+    return compileConfig(spConfigSchema, { file }, SP_PATH_FIELDS);
+  };
+
+  it('compiles with defaults', () => {
+    const c = compile(base);
+    expect(c.supervision.backoff_initial_ms).toBe(1000);
+    expect(c.supervision.backoff_max_ms).toBe(60_000);
+    expect(c.members.default_privileges).toEqual(['sliver.exec', 'sliver.read']);
+    expect(c.readers).toEqual([]);
+    expect(c.data_dir).toBe(join(dir, 'data'));
+  });
+
+  it.each([
+    [{ ...base, urn: 'urn:fedlab:acme.test:authority:x' }, /urn: a service provider runs as a provider/],
+    [{ ...base, admins: [] }, /admins: name at least one administrator/],
+    [{ ...base, slice_authority: { urn: 'urn:fedlab:plc.test:sp:x', endpoint: '127.0.0.1:1' } }, /slice_authority\.urn/],
+    [{ ...base, slice_authority: { urn: base.slice_authority.urn, endpoint: 'nope' } }, /slice_authority\.endpoint: must be host:port/],
+    [{ ...base, sites: [base.sites[0], base.sites[0]] }, /a site domain appears at most once/],
+    [{ ...base, sites: [{ ...base.sites[0], accept_terms_digest: 'md5:x' }] }, /accept_terms_digest/],
+    [{ ...base, supervision: { backoff_initial_ms: 5000, backoff_max_ms: 1000 } }, /backoff_initial_ms must not exceed backoff_max_ms/],
+    [{ ...base, readers: ['not a urn'] }, /readers\.0/],
+    [{ ...base, surprise: 1 }, /unknown key "surprise"/],
+  ])('refuses bad config %#', (value, message) => {
+    expect(() => compile(value)).toThrow(InvalidArgumentError);
+    expect(() => compile(value)).toThrow(message);
+  });
+});
+
+describe('restart back-off', () => {
+  it('doubles from the initial delay and stays at the cap', () => {
+    expect([1, 2, 3, 4, 5, 6].map((n) => backoffDelay(n, 100, 1000))).toEqual([100, 200, 400, 800, 1000, 1000]);
+    expect(backoffDelay(10_000, 100, 1000)).toBe(1000);
+  });
+
+  it('says how a run ended', () => {
+    expect(exitText({ code: 3, timedOut: false })).toBe('exit code 3');
+    expect(exitText({ signal: 'SIGKILL', timedOut: true })).toBe('signal SIGKILL (timed out)');
+  });
+});
+
+describe('output lines', () => {
+  it('splits each stream into lines on its own, keeps the last ones and cuts long lines', () => {
+    const o = new OutputLines(3);
+    o.write('stdout', Buffer.from('a\nb'));
+    o.write('stderr', Buffer.from('E1\n'));
+    o.write('stdout', Buffer.from('c\r\nd\n'));
+    expect(o.changed).toBe(true);
+    expect(o.take()).toEqual(['E1', 'bc', 'd']);
+    expect(o.changed).toBe(false);
+    o.write('stdout', Buffer.from('x'.repeat(5000)));
+    const last = o.take().at(-1) as string;
+    expect(last.length).toBe(1025);
+    o.write('stdout', Buffer.from('tail'));
+    o.end();
+    expect(o.take().at(-1)).toBe('tail');
+  });
+
+  it('node manager: keeps the last lines per sliver and forgets a deleted sliver', () => {
+    const tail = new OutputTail(2);
+    const w = tail.writer('urn:fedlab:plc.test:sliver:s1');
+    w.write('stdout', Buffer.from('one\ntwo\nthr'));
+    w.write('stderr', Buffer.from('err\n'));
+    w.end();
+    expect(tail.last('urn:fedlab:plc.test:sliver:s1', 10)).toEqual(['err', 'thr']);
+    expect(tail.last('urn:fedlab:plc.test:sliver:s1', 1)).toEqual(['thr']);
+    expect(tail.last('urn:fedlab:plc.test:sliver:other', 5)).toEqual([]);
+    tail.forget('urn:fedlab:plc.test:sliver:s1');
+    expect(tail.last('urn:fedlab:plc.test:sliver:s1', 10)).toEqual([]);
+  });
+});
+
+describe('access', () => {
+  const access = new Access(['urn:fedlab:acme.test:user:alice'], ['urn:fedlab:acme.test:user:*']);
+  it('lets admins do everything and readers only read', () => {
+    expect(() => access.requireAdmin({ urn: 'urn:fedlab:acme.test:user:alice' }, 'deploy')).not.toThrow();
+    expect(() => access.requireReader({ urn: 'urn:fedlab:acme.test:user:bob' }, 'read')).not.toThrow();
+    expect(() => access.requireAdmin({ urn: 'urn:fedlab:acme.test:user:bob' }, 'deploy')).toThrow(PermissionDeniedError);
+    expect(() => access.requireReader({ urn: 'urn:fedlab:acme.testx:user:bob' }, 'read')).toThrow(/only this provider's administrators and readers/);
+  });
+});
+
+describe('terms statement', () => {
+  it('is a compact JWS with exactly {alg, typ, kid} over {sub, terms, iat}', async () => {
+    const { privateKey, publicKey } = generateKeyPair();
+    const jws = await signTermsStatement(privateKey, 'kid-1', 'urn:fedlab:acme.test:sp:acme', 'sha256:abc', 1_764_000_000_500);
+    expect(decodeProtectedHeader(jws)).toEqual({ alg: 'ES256', typ: TERMS_STATEMENT_TYP, kid: 'kid-1' });
+    const { payload } = await compactVerify(jws, publicKey);
+    expect(JSON.parse(Buffer.from(payload).toString())).toEqual({ sub: 'urn:fedlab:acme.test:sp:acme', terms: 'sha256:abc', iat: 1_764_000_000 });
+  });
+});
+
+describe('Deploy refuses bad input and changes nothing', () => {
+  let dir: string;
+  let store: Store;
+  let deployments: Deployments;
+  const calls: string[] = [];
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'fedlab-spdep-'));
+    store = await Store.open(dir);
+    calls.length = 0;
+    // A fake slice authority inside this unit test: it only says it is unreachable.
+    const unreachable = (what: string) => () => {
+      calls.push(what);
+      return Promise.reject(Object.assign(new Error('down'), { code: 14, details: 'connection refused' }));
+    };
+    const remotes = { sliceAuthority: () => ({ createSlice: unreachable('createSlice'), getSlice: unreachable('getSlice') }) } as unknown as Remotes;
+    deployments = new Deployments({
+      store,
+      clock: { now: () => Date.now() },
+      log: silentLogger(),
+      remotes,
+      credentials: {} as SliceCredentials,
+      sliceAuthorityUrn: 'urn:fedlab:plc.test:authority:sa',
+      sites: [{ domain: 'plc.test', maUrn: 'urn:fedlab:plc.test:authority:ma', endpoint: '127.0.0.1:1' }],
+      supervision: { backoffInitialMs: 10, backoffMaxMs: 20, backoffResetMs: 1000, outputLines: 5, execTimeoutMs: 1000, retryMs: 60_000 },
+      sliceDeadlineMs: 1000,
+      maDeadlineMs: 1000,
+    });
+    await deployments.start();
+  });
+  afterEach(async () => {
+    await deployments.stop();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const request = (o: Partial<DeployRequest> & { steps?: { argv: string[]; service: boolean }[]; sites?: string[]; sliceUrn?: string } = {}): DeployRequest => ({
+    requestId: o.requestId ?? 'r1',
+    name: o.name ?? 'web',
+    spec: {
+      sliceUrn: o.sliceUrn ?? '',
+      sliceAuthorityUrn: '',
+      sliceName: '',
+      mode: SliceMode.SLICE_MODE_ALL_OR_NOTHING,
+      sites: (o.sites ?? ['plc.test']).map((site) => ({ site, request: undefined })),
+      expiresAt: undefined,
+      steps: (o.steps ?? [{ argv: ['sleep', '60'], service: true }]).map((s) => ({ name: '', env: {}, timeoutMs: 0, ...s })),
+    },
+  });
+  const drain = async (req: DeployRequest, until = 1) => {
+    const out = [];
+    for await (const e of deployments.deploy(req, new AbortController().signal)) {
+      out.push(e);
+      if (out.length >= until) break;
+    }
+    return out;
+  };
+
+  it.each([
+    [{ requestId: 'bad id!' }, /request_id/],
+    [{ name: 'Web' }, /name must match/],
+    [{ steps: [] }, /spec.steps is empty/],
+    [{ steps: [{ argv: [], service: false }] }, /argv is empty/],
+    [{ steps: [{ argv: ['a'], service: true }, { argv: ['b'], service: false }] }, /the service must be the last step/],
+    [{ sites: ['emu.test'] }, /site emu.test is not one this provider knows/],
+    [{ sites: [] }, /spec.sites is empty/],
+    [{ sliceUrn: 'urn:fedlab:plc.test:slice:s' }, /give spec.slice_urn or spec.sites, not both/],
+  ])('refuses %o', async (o, message) => {
+    await expect(drain(request(o))).rejects.toThrow(message);
+    expect(await store.table(TABLES.deployments).count()).toBe(0);
+    expect(await store.table(TABLES.deployRequests).count()).toBe(0);
+    expect(calls).toEqual([]);
+  });
+
+  it('records a deployment once per request id; another spec under the same id, or the same name, is ALREADY_EXISTS', async () => {
+    const first = await drain(request(), 1);
+    expect(first[0]?.sequence).toBe(1);
+    expect(first[0]?.deployment?.name).toBe('web');
+    await expect(drain(request({ steps: [{ argv: ['other'], service: true }] }))).rejects.toThrow(/request id r1 was already used/);
+    await expect(drain(request({ requestId: 'r2' }))).rejects.toThrow(/deployment web already exists/);
+    const again = await drain(request(), 1);
+    expect(again[0]?.deployment?.requestId).toBe('r1');
+    expect(await store.table(TABLES.deployments).count()).toBe(1);
+  });
+});
