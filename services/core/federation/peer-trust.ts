@@ -18,7 +18,7 @@ import type { DetailedPeerCertificate, PeerCertificate, SecureContextOptions } f
 import { experimental, ServerCredentials, type ChannelCredentials } from '@grpc/grpc-js';
 import { TrustStore } from '../credentials/trust-store.js';
 import { UnauthenticatedError } from '../errors.js';
-import { identityFromCertificate, splitPemCertificates, uriSans, type CertIdentity } from '../identity/certificate.js';
+import { splitPemCertificates, type CertIdentity } from '../identity/certificate.js';
 import { parseUrn } from '../identity/urn.js';
 import type { Logger } from '../log.js';
 import type { TlsMaterial } from '../rpc/server.js';
@@ -57,6 +57,9 @@ export interface PeerTrustOptions {
 /**
  * Mutual-TLS server credentials whose context (CA set, own certificate) can be replaced while the
  * server runs: grpc-js applies an update to its listening sockets, so new connections use it.
+ * (grpc-js 1.14's certificate-provider server credentials start without a context and only get one
+ * on the next provider update after the server is bound, so a server could refuse every connection
+ * until the peers change; these start with the full context.)
  */
 class ReloadableServerCredentials extends ServerCredentials {
   constructor(initial: SecureContextOptions) {
@@ -302,13 +305,6 @@ export class PeerTrust implements TransportTrust {
     return experimental.createCertificateProviderChannelCredentials(this.provider, this.provider, { checkServerIdentity: check });
   }
 
-  /** The identity of a certificate, if it is accepted here (TLS chain aside): for tests and tools. */
-  async identityOf(pem: string): Promise<CertIdentity> {
-    const id = await identityFromCertificate(new X509Certificate(pem));
-    this.checkClient(id);
-    return id;
-  }
-
   private entry(pem: string, domain: string): CaEntry {
     const cert = new X509Certificate(pem);
     return { cert, pem: pem.endsWith('\n') ? pem : `${pem}\n`, der: derOf(cert), domain };
@@ -363,9 +359,4 @@ export class PeerTrust implements TransportTrust {
       }
     }
   }
-}
-
-/** The URNs of a certificate (PEM), for messages. */
-export function certificateUrns(pem: string): string[] {
-  return fedlabUrns(uriSans(new X509Certificate(pem)));
 }
