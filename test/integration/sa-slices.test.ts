@@ -279,11 +279,11 @@ describe('slice authority across sites', () => {
     await sa.deleteSlice({ sliceUrn: first.slice!.urn });
   });
 
-  it('a slice credential, delegated to a member, execs and reads on the node manager and cannot delete', async () => {
+  it('a slice credential, delegated to a member, execs and reads on node managers of both domains and cannot delete', async () => {
     const sa = fed.saClient();
-    const res = await sa.createSlice({ requestId: 'r-cred', name: 'cred', description: '', mode: 0, sites: [siteRequest('plc.test', { count: 1 })], start: true, wait: true });
+    const res = await sa.createSlice({ requestId: 'r-cred', name: 'cred', description: '', mode: 0, sites: [siteRequest('plc.test', { count: 1 }), siteRequest('pg.test', { count: 1 })], start: true, wait: true });
     const slice = res.slice!;
-    const sliver = slice.slivers[0]!;
+    const sliver = slice.slivers.find((x) => x.nodeUrn.startsWith('urn:fedlab:plc.test:'))!;
     const node = plcNodes().find((n) => n.urn === sliver.nodeUrn)!;
     const issued = await sa.issueSliceCredential({ requestId: 'c1', sliceUrn: slice.urn, holderCertificatePem: fed.home.sp.certPem, privileges: [], targets: [], maxDelegations: 1, ttlS: 0 });
     expect(issued.chain).toHaveLength(1);
@@ -311,7 +311,17 @@ describe('slice authority across sites', () => {
     expect(code(control)).toBe(Status.PERMISSION_DENIED);
     const del = await nm.deleteSliver({ sliverUrn: sliver.urn }, { chain: memberChain }).catch((e: unknown) => e);
     expect([Status.PERMISSION_DENIED, Status.UNAUTHENTICATED]).toContain(code(del));
-    expect((await fed.sliversOnNodes()).filter(([, sl]) => sl === slice.urn)).toHaveLength(1);
+    expect((await fed.sliversOnNodes()).filter(([, sl]) => sl === slice.urn)).toHaveLength(2);
+    // The same chain works on the other domain's node (peered; the node trusts this SA for this slice only).
+    const remote = slice.slivers.find((x) => x.nodeUrn.startsWith('urn:fedlab:pg.test:'))!;
+    const pgNode = (fed.nodes.get('pg.test') ?? []).find((n) => n.urn === remote.nodeUrn)!;
+    const pg = fed.nodeClient(pgNode, member);
+    await until(async () => (await pg.getSliver({ sliverUrn: remote.urn }, { chain: memberChain })).sliver?.operationalState === OperationalState.OPERATIONAL_STATE_READY, 10_000, 'pg sliver READY');
+    let pgOut = '';
+    for await (const chunk of pg.exec({ sliverUrn: remote.urn, argv: ['echo', 'hello from pg'], env: {}, timeoutMs: 5000 }, { chain: memberChain })) {
+      if (chunk.chunk?.$case === 'stdout') pgOut += chunk.chunk.stdout.toString();
+    }
+    expect(pgOut).toContain('hello from pg');
     // A credential for a slice of another provider is not issued; a wider target is refused.
     const foreign = await fed.saClient(beta).issueSliceCredential({ requestId: 'c2', sliceUrn: slice.urn, holderCertificatePem: beta.certPem, privileges: [], targets: [], maxDelegations: 0, ttlS: 0 }).catch((e: unknown) => e);
     expect([Status.NOT_FOUND, Status.PERMISSION_DENIED]).toContain(code(foreign));
