@@ -14,11 +14,12 @@ import { Store } from '../../services/core/store/store.js';
 import { SliceMode } from '../../services/generated/fedlab/v1/common.js';
 import type { DeployRequest } from '../../services/generated/fedlab/v1/service_provider.js';
 import { OutputTail } from '../../services/node-manager/output-tail.js';
+import { waitFor } from '../helpers/servers.js';
 import { Access } from '../../services/service-provider/access.js';
 import { spConfigSchema, SP_PATH_FIELDS } from '../../services/service-provider/config.js';
 import { backoffDelay, Deployments, exitText } from '../../services/service-provider/deployments.js';
 import { OutputLines } from '../../services/service-provider/output.js';
-import { signTermsStatement, TERMS_STATEMENT_TYP } from '../../services/service-provider/registrations.js';
+import { Registrations, signTermsStatement, TERMS_STATEMENT_TYP } from '../../services/service-provider/registrations.js';
 import { TABLES } from '../../services/service-provider/records.js';
 import type { Remotes } from '../../services/service-provider/remotes.js';
 import type { SliceCredentials } from '../../services/service-provider/slice-credentials.js';
@@ -217,5 +218,64 @@ describe('Deploy refuses bad input and changes nothing', () => {
     const again = await drain(request(), 1);
     expect(again[0]?.deployment?.requestId).toBe('r1');
     expect(await store.table(TABLES.deployments).count()).toBe(1);
+  });
+});
+
+describe('registrations', () => {
+  it('refuses terms other than the accepted digest (recorded, retried with back-off), then registers with a signed statement', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedlab-spreg-'));
+    const store = await Store.open(dir);
+    const { privateKey } = generateKeyPair();
+    let digest = `sha256:${'1'.repeat(64)}`;
+    const registered: { digest: string; statement: string | undefined }[] = [];
+    // A fake site inside this unit test: GetVersion shows `digest`; RegisterServiceProvider records what it got.
+    const remotes = {
+      site: () => ({
+        aggregate: { getVersion: () => Promise.resolve({ termsDigest: digest }) },
+        ma: {
+          registerServiceProvider: (req: { acceptedTermsDigest: string }, opts: { metadata: { get(k: string): unknown[] } }) => {
+            registered.push({ digest: req.acceptedTermsDigest, statement: opts.metadata.get('fedlab-terms-statement')[0] as string | undefined });
+            return Promise.resolve({});
+          },
+        },
+      }),
+    } as unknown as Remotes;
+    const accepted = `sha256:${'2'.repeat(64)}`;
+    const regs = new Registrations({
+      store,
+      clock: { now: () => Date.now() },
+      log: silentLogger(),
+      remotes,
+      providerUrn: 'urn:fedlab:acme.test:sp:acme',
+      certificatePem: '',
+      key: privateKey,
+      kid: 'kid',
+      contact: 'ops',
+      sites: [{ domain: 'plc.test', maUrn: 'urn:fedlab:plc.test:authority:ma', endpoint: '127.0.0.1:1', acceptTermsDigest: accepted }],
+      retryMs: 20,
+      maxRetryMs: 40,
+      refreshMs: 60_000,
+      deadlineMs: 1000,
+    });
+    try {
+      regs.start();
+      await waitFor(async () => ((await regs.list())[0]?.attempts ?? 0) >= 3, 10_000, 'three attempts');
+      const failed = (await regs.list())[0];
+      expect(failed?.state).toBe('failed');
+      expect(failed?.lastError).toContain(`shows terms ${digest}, but this provider accepts only ${accepted}`);
+      expect(failed?.attempts).toBeGreaterThanOrEqual(3);
+      expect(registered).toEqual([]);
+      digest = accepted;
+      await waitFor(async () => (await regs.list())[0]?.state === 'registered', 10_000, 'registered');
+      const ok = (await regs.list())[0];
+      expect(ok?.state).toBe('registered');
+      expect(ok?.termsDigest).toBe(accepted);
+      expect(registered[0]?.digest).toBe(accepted);
+      expect(decodeProtectedHeader(registered[0]?.statement as string).typ).toBe(TERMS_STATEMENT_TYP);
+    } finally {
+      await regs.stop();
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
