@@ -137,7 +137,7 @@ export function registerSiteCommand(program: Command): void {
             maxDelegations: dlg,
           };
           // Check the output location before asking the MA for anything.
-          readDirWritable(f.out);
+          checkWritable(f.out);
           const c = maClient(f);
           try {
             const res = await c.delegateToSliceAuthority(req).catch((err: unknown) => refused(err, 'the management authority refused the delegation'));
@@ -173,7 +173,7 @@ export function registerSiteCommand(program: Command): void {
     );
 }
 
-function readDirWritable(file: string): void {
+function checkWritable(file: string): void {
   const probe = join(dirname(file), `.${basename(file)}.${randomBytes(4).toString('hex')}.probe`);
   try {
     writeFileSync(probe, '', { flag: 'wx', mode: 0o600 });
