@@ -6,12 +6,14 @@
  * exits 0 as soon as every sliver's service runs, non-zero with what failed.
  * Exit codes: 0 ready (`--once`) or stopped cleanly; 1 the federation failed; 2 bad input.
  */
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { InvalidArgumentError } from '../../services/core/errors.js';
+import type { Deployment } from '../../services/generated/fedlab/v1/service_provider.js';
 import { action, CliExit, EXIT_FAILURE, parsePositiveInt } from '../cli-support.js';
 import { LocalFederation, sleep } from '../up/federation.js';
-import { homeUrns, siteUrns } from '../up/pki.js';
+import { homeUrns } from '../up/pki.js';
 import { ALL_STYLES, parseSites } from '../up/plan.js';
 import { defaultFedlabArgs } from '../up/processes.js';
 import { collectStatus, readiness, renderStatus, statusLine } from '../up/status.js';
@@ -19,8 +21,10 @@ import { parseDuration } from './cred.js';
 
 /** The demo service: a shell loop that prints a line every second. */
 export const DEMO_COMMAND = ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo "hello from $(hostname) #$i"; sleep 1; done'];
-/** The demo deployment's name. */
-export const DEMO_DEPLOYMENT = 'hello';
+/** The demo deployment's name in a run of a directory: `hello`, then `hello-2`, ... (a deleted deployment's name stays taken). */
+export function demoDeployment(run: number): string {
+  return run <= 1 ? 'hello' : `hello-${run}`;
+}
 
 interface UpFlags {
   sites: string;
@@ -38,32 +42,32 @@ function serves(line: Record<string, unknown> | undefined, service: string): boo
 }
 
 /** How to use the CLI against the running federation: exact commands with the right paths. */
-export function usageText(fed: LocalFederation): string {
+export function usageText(fed: LocalFederation, dep?: Deployment): string {
+  const name = demoDeployment(fed.run);
   const cli = defaultFedlabArgs().join(' ');
   const h = fed.homePaths;
-  const lines = [
-    'Use the CLI against it (from any directory):',
-    `  alias fedlab="node ${cli}"`,
-  ];
-  for (const s of fed.sites) {
-    lines.push(`  fedlab node ls --ma ${s.address} --ma-urn ${siteUrns(s.domain).ma} --tls-dir ${s.paths.admin}      # ${s.domain} (${s.style})`);
-  }
-  if (fed.sp) {
-    lines.push(
-      `  npx buf curl --protocol grpc --cacert ${h.operator}/ca.pem --cert ${h.operator}/cert.pem --key ${h.operator}/key.pem \\`,
-      `      https://localhost:${fed.state.sp_port}/fedlab.v1.ServiceProvider/GetDeployment -d '{"name":"${DEMO_DEPLOYMENT}"}'`,
-    );
-  }
-  if (fed.sa) {
-    lines.push(
-      `  npx buf curl --protocol grpc --cacert ${h.sp}/ca.pem --cert ${h.sp}/cert.pem --key ${h.sp}/key.pem \\`,
-      `      https://localhost:${fed.state.sa_port}/fedlab.v1.SliceAuthority/ListSlices -d '{}'`,
-    );
-  }
+  const sa = `--sa ${fed.saAddress} --tls-dir ${h.sp}`;
+  const sp = `--sp ${fed.spAddress} --tls-dir ${h.operator}`;
+  const lines = ['How to use it (from any directory, while it runs):', `  alias fedlab="node ${cli}"`, '  # each site, as its administrator'];
+  for (const s of fed.sites) lines.push(`  fedlab node ls --ma ${s.address} --tls-dir ${s.paths.admin}`);
   lines.push(
-    `Identities: provider ${homeUrns(fed.home).sp} (${h.sp}), its operator (${h.operator}), a member (${h.member});`,
-    `each site's admin in ${fed.dir}/<domain>/admin. Logs: ${fed.dir}/logs/.`,
+    `  # the slice authority, as the provider ${homeUrns(fed.home).sp}`,
+    `  fedlab slice ls ${sa}`,
+    `  fedlab slice show ${name} ${sa}`,
+    '  # the service provider, as its operator',
+    `  fedlab deployment show ${name} ${sp}`,
+    `  fedlab deploy ${sp} --name echo --site ${fed.sites[0]?.domain ?? fed.home}=1 -- sh -c 'while true; do date; sleep 5; done'`,
   );
+  const t = dep?.targets[0];
+  if (t && existsSync(fed.memberChainFile)) {
+    const member = `--node ${t.nodeEndpoint} --sliver ${t.sliverUrn} --chain ${fed.memberChainFile} --tls-dir ${h.member} --ca ${fed.allCaFile}`;
+    lines.push(
+      `  # a member of the provider, with its delegated chain (exec and read only; the provider gave it with fedlab member delegate)`,
+      `  fedlab sliver exec ${member} -- hostname`,
+      `  fedlab sliver logs ${member} --lines 5`,
+    );
+  }
+  lines.push(`Everything (certificates, configs, data) is in ${fed.dir}; the services' logs in ${fed.dir}/logs/.`);
   return lines.join('\n');
 }
 
@@ -86,7 +90,7 @@ export async function runUp(f: UpFlags, out: NodeJS.WriteStream = process.stdout
   const shutdown = async (code: number): Promise<number> => {
     say('stopping: deleting the deployment, then every process');
     if (deployed && fed.sp?.running()) {
-      const ok = await fed.deleteDeployment(DEMO_DEPLOYMENT, 30_000);
+      const ok = await fed.deleteDeployment(demoDeployment(fed.run), 30_000);
       if (!ok) say('the deployment could not be deleted through the provider; its slivers are removed below');
     }
     const killed = await fed.stop();
@@ -117,11 +121,11 @@ export async function runUp(f: UpFlags, out: NodeJS.WriteStream = process.stdout
       throw new CliExit(EXIT_FAILURE, `${missing} does not serve its API in this build, so no slice can be made; the sites run (see above)`);
     }
     if (stopRequested()) return await (stopRequested() as Promise<number>);
-    say(`deploying "${DEMO_DEPLOYMENT}" (${DEMO_COMMAND.slice(2).join(' ')}) on every node of ${fed.sites.map((s) => s.domain).join(', ')}`);
+    say(`deploying "${demoDeployment(fed.run)}" (${DEMO_COMMAND.slice(2).join(' ')}) on every node of ${fed.sites.map((s) => s.domain).join(', ')}`);
     deployed = true;
     // The deployment runs on; its progress is followed through the table below.
     const deploying = fed
-      .deploy(DEMO_DEPLOYMENT, DEMO_COMMAND, {
+      .deploy(demoDeployment(fed.run), DEMO_COMMAND, {
         timeoutMs: timeoutMs,
         onEvent: (e) => {
           if (!tty && e.message) say(`  ${e.site ? `${e.site}: ` : ''}${e.message}`);
@@ -131,18 +135,19 @@ export async function runUp(f: UpFlags, out: NodeJS.WriteStream = process.stdout
         say(`deploy: ${(err as Error).message.split('\n')[0]}`);
         return undefined;
       });
-    say(usageText(fed));
     let deployDone = false;
+    let announced = false;
+    let usage = '';
     const expected = fed.sites.reduce((n, s) => n + s.nodes.length, 0);
     const deadline = Date.now() + timeoutMs;
     let lastPlain = '';
     let drawn = 0;
     for (;;) {
       if (stopRequested()) return await (stopRequested() as Promise<number>);
-      const status = await collectStatus(fed, DEMO_DEPLOYMENT);
+      const status = await collectStatus(fed, demoDeployment(fed.run));
       const r = readiness(status, expected);
       if (tty) {
-        const lines = renderStatus(status, `fedlab up: ${fed.dir} (${fed.driver.kind} driver)${f.once ? '' : ' — Ctrl-C stops it'}`);
+        const lines = [...renderStatus(status, `fedlab up: ${fed.dir} (${fed.driver.kind} driver)${f.once ? '' : ' — Ctrl-C stops it'}`), ...(usage ? ['', ...usage.split('\n')] : [])];
         // Redraw in place: move up over the previous table and clear to the end of the screen.
         out.write(`${drawn ? `\x1b[${drawn}A` : ''}\x1b[0J${lines.join('\n')}\n`);
         drawn = lines.length;
@@ -151,9 +156,19 @@ export async function runUp(f: UpFlags, out: NodeJS.WriteStream = process.stdout
         if (line.slice(25) !== lastPlain.slice(25) || Date.now() % 10_000 < intervalMs) say(line);
         lastPlain = line;
       }
+      if (r.ready && !announced) {
+        announced = true;
+        if (status.deployment?.sliceUrn) await fed.prepareMember(status.deployment.sliceUrn).catch(() => undefined);
+        const msg = `ready: the service runs in all ${expected} slivers on ${fed.sites.length} sites, ${((Date.now() - started) / 1000).toFixed(1)} s after start`;
+        if (!f.once) {
+          usage = `${msg}\n${usageText(fed, status.deployment)}`;
+          if (!tty) say(usage);
+        }
+      }
       if (f.once && r.ready) {
         if (!tty) say(renderStatus(status, `fedlab up: ${fed.dir}`).join('\n'));
         say(`ready: the service runs in all ${expected} slivers on ${fed.sites.length} sites, ${((Date.now() - started) / 1000).toFixed(1)} s after start`);
+        say(usageText(fed, status.deployment));
         return await (stopping ?? (stopping = shutdown(0)));
       }
       if (f.once && Date.now() > deadline) {

@@ -10,13 +10,12 @@
  * Ports are chosen up front and kept in the state file, so a second run on
  * the same directory restarts the same federation.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { issueRoot } from '../../services/core/credentials/index.js';
 import { FailedPreconditionError, InvalidArgumentError } from '../../services/core/errors.js';
-import { pinPeer } from '../../services/core/federation/bundle-client.js';
 import { PeerDirectory } from '../../services/core/federation/peers.js';
 import { privateKeyToPem, publicKeyToPem } from '../../services/core/identity/keys.js';
 import { bundleFingerprint, parseTrustBundle } from '../../services/core/identity/trust-bundle.js';
@@ -86,7 +85,7 @@ export interface SiteRuntime {
   readonly style: SiteStyleName;
   readonly domain: string;
   readonly maUrn: string;
-  /** host:port of the MA (ManagementAuthority, Aggregate, Federation). */
+  /** host:port clients dial for the MA (ManagementAuthority, Aggregate, Federation); it listens on 127.0.0.1. */
   readonly address: string;
   readonly paths: ReturnType<typeof sitePaths>;
   readonly ma: ServiceProcess;
@@ -132,6 +131,11 @@ export class LocalFederation {
     this.fedlabArgs = o.fedlabArgs ?? defaultFedlabArgs();
     this.heartbeatMs = o.heartbeatMs ?? 1000;
     this.say = o.say ?? (() => {});
+  }
+
+  /** Which start of this directory this is (1 the first time). */
+  get run(): number {
+    return this.state.runs;
   }
 
   /** The home domain (of the slice authority and service provider). */
@@ -201,7 +205,7 @@ export class LocalFederation {
       for (const name of names) planned.nodes.push({ name, port: await port() });
       sites.push(planned);
     }
-    return { v: 1, created_at: new Date().toISOString(), complete: false, home: (sites[0] as SitePlan).domain, sites, sa_port: await port(), sp_port: await port(), pids: [] };
+    return { v: 1, created_at: new Date().toISOString(), complete: false, home: (sites[0] as SitePlan).domain, sites, sa_port: await port(), sp_port: await port(), pids: [], runs: 0 };
   }
 
   /** Records the running processes' ids (so a second run refuses while they live). */
@@ -261,14 +265,14 @@ export class LocalFederation {
       role: 'nm',
       urn: urns.node(node.name),
       listen: { host: '127.0.0.1', port: node.port },
-      endpoint: `127.0.0.1:${node.port}`,
+      endpoint: `localhost:${node.port}`,
       tls: { ca: np.ca, cert: np.cert, key: np.key },
       trust_bundle: sp.bundle,
       data_dir: np.data,
       log_level: this.o.logLevel ?? 'info',
       shutdown_grace_ms: 2000,
       owner: { certificate: `${sp.owner}/cert.pem`, credential: np.ownerChain },
-      management_authority: { urn: urns.ma, address: `127.0.0.1:${site.ma_port}` },
+      management_authority: { urn: urns.ma, address: `localhost:${site.ma_port}` },
       style: site.style,
       exclusive: site.style === 'emulab',
       driver: this.driver.kind,
@@ -286,15 +290,18 @@ export class LocalFederation {
    * the node managers and waits until the MA sees every node UP.
    */
   async startSites(): Promise<void> {
+    this.state = { ...this.state, runs: this.state.runs + 1 };
+    writeState(this.dir, this.state);
     for (const plan of this.state.sites) {
       const paths = sitePaths(this.dir, plan.domain);
       writeFileSync(paths.maConfig, `${JSON.stringify(this.maConfig(plan), null, 2)}\n`);
       const ma = this.track(
         new ServiceProcess({ name: `${plan.domain} MA`, role: 'ma', configFile: paths.maConfig, logFile: logFile(this.dir, `${plan.domain}-ma`), fedlabArgs: this.fedlabArgs }),
       );
-      const site: SiteRuntime = { plan, style: plan.style, domain: plan.domain, maUrn: siteUrns(plan.domain).ma, address: `127.0.0.1:${plan.ma_port}`, paths, ma, nodes: [] };
+      const site: SiteRuntime = { plan, style: plan.style, domain: plan.domain, maUrn: siteUrns(plan.domain).ma, address: `localhost:${plan.ma_port}`, paths, ma, nodes: [] };
       this.sites.push(site);
     }
+    writeFileSync(this.allCaFile, this.state.sites.map((p) => readFileSync(`${sitePaths(this.dir, p.domain).ca}/ca.pem`, 'utf8')).join(''));
     // MAs start in parallel: each process spends most of a second loading.
     this.say(`starting ${this.sites.length} management authorities`);
     await Promise.all(this.sites.map((s) => s.ma.start()));
@@ -307,7 +314,7 @@ export class LocalFederation {
         const proc = this.track(
           new ServiceProcess({ name: `${site.domain} node ${node.name}`, role: 'nm', configFile: np.config, logFile: logFile(this.dir, `${site.domain}-${node.name}`), fedlabArgs: this.fedlabArgs }),
         );
-        site.nodes.push({ name: node.name, urn: siteUrns(site.domain).node(node.name), endpoint: `127.0.0.1:${node.port}`, paths: np, proc });
+        site.nodes.push({ name: node.name, urn: siteUrns(site.domain).node(node.name), endpoint: `localhost:${node.port}`, paths: np, proc });
       }
     }
     if (!this.state.complete) {
@@ -347,7 +354,7 @@ export class LocalFederation {
         publicKeyPem: publicKeyToPem(keys.publicKey),
         csrPem: '',
         ownerCredentialChain: [...chain],
-        endpoint: `127.0.0.1:${node.port}`,
+        endpoint: `localhost:${node.port}`,
         capacity: { cpuMillis: 1000, memMb: 1024, diskMb: 2048, pids: 512, bandwidthKbps: 0 },
         isolation: this.driver.kind === 'container' ? SliverIsolation.SLIVER_ISOLATION_CONTAINER : SliverIsolation.SLIVER_ISOLATION_PROCESS,
         version: '',
@@ -397,27 +404,43 @@ export class LocalFederation {
   }
 
   /**
-   * Phase 2: peers every domain with every other. For each pair the admin of
-   * A pins B's bundle by its fingerprint (read from B's bundle file, as B's
-   * admin would hand it over), fetched from B's public bundle endpoint; the
-   * record goes into A's peers directory, which all of A's services watch.
+   * Phase 2: peers every domain with every other, as their admins would: the
+   * admin of A runs `fedlab federation peer add` for B with B's bundle
+   * fingerprint (read from B's bundle file, as B's admin would hand it over),
+   * fetched from B's public bundle endpoint; the record lands in A's peers
+   * directory, which all of A's services watch.
    */
   async peerDomains(): Promise<void> {
     const fingerprints = new Map<string, string>();
     for (const s of this.sites) fingerprints.set(s.domain, bundleFingerprint(await parseTrustBundle(readFileSync(s.paths.bundle, 'utf8'))));
+    const pairs: [SiteRuntime, SiteRuntime][] = [];
     for (const a of this.sites) {
       const peers = new PeerDirectory(a.paths.peers);
       for (const b of this.sites) {
         if (a === b) continue;
         const have = await peers.get(b.domain);
-        if (have && have.pinned_fingerprint === fingerprints.get(b.domain)) continue;
-        const record = await pinPeer({ domain: b.domain, endpoint: `localhost:${b.plan.bundle_port}`, fingerprint: fingerprints.get(b.domain) as string, ownDomain: a.domain });
-        await peers.put(record);
+        if (!have || have.pinned_fingerprint !== fingerprints.get(b.domain)) pairs.push([a, b]);
       }
     }
-    this.say(`peered ${this.sites.map((s) => s.domain).join(', ')} with each other (pinned bundle fingerprints)`);
+    await inBatches(pairs, 3, async ([a, b]) => {
+      const args = [
+        ...this.fedlabArgs,
+        'federation', 'peer', 'add',
+        '--config', a.paths.maConfig,
+        '--domain', b.domain,
+        '--endpoint', `localhost:${b.plan.bundle_port}`,
+        '--fingerprint', fingerprints.get(b.domain) as string,
+      ];
+      await new Promise<void>((resolve, reject) => {
+        execFile(process.execPath, args, { timeout: 30_000 }, (err, _stdout, stderr) => {
+          if (err) reject(new Error(`fedlab federation peer add --domain ${b.domain} for ${a.domain} failed: ${stderr.trim() || err.message}`));
+          else resolve();
+        });
+      });
+    });
+    this.say(`peered ${this.sites.map((s) => s.domain).join(', ')} with each other (fedlab federation peer add, pinned bundle fingerprints)`);
     // Services reload their peers directory every reload_interval_ms (500 ms here).
-    await sleep(1200);
+    if (pairs.length) await sleep(1200);
   }
 
   /** Paths of the home domain's SA, SP, operator and member. */
@@ -425,12 +448,15 @@ export class LocalFederation {
     return homePaths(this.dir, this.home);
   }
 
-  /** host:port of the slice authority and the service provider. */
+  /**
+   * host:port of the slice authority and the service provider. Services listen on 127.0.0.1;
+   * clients dial `localhost`, a name their certificates carry (TLS has no server name for an IP).
+   */
   get saAddress(): string {
-    return `127.0.0.1:${this.state.sa_port}`;
+    return `localhost:${this.state.sa_port}`;
   }
   get spAddress(): string {
-    return `127.0.0.1:${this.state.sp_port}`;
+    return `localhost:${this.state.sp_port}`;
   }
 
   /** The file holding a site's `MA → SA` chain. */
@@ -572,7 +598,7 @@ export class LocalFederation {
     const c = this.spClient(this.homePaths.operator, o.timeoutMs ?? 120_000);
     let last: Deployment | undefined;
     const stream = c.deploy({
-      requestId: `up-${name}`,
+      requestId: `up-${name}-run${this.state.runs}`,
       name,
       spec: {
         sliceUrn: '',
@@ -605,6 +631,42 @@ export class LocalFederation {
     const c = this.spClient(this.homePaths.operator, 5000);
     try {
       return (await c.getDeployment({ name })).deployment;
+    } finally {
+      c.close();
+    }
+  }
+
+  /** Every domain's CA certificate in one file: what a client of one domain passes as `--ca` to reach servers of all of them. */
+  get allCaFile(): string {
+    return `${this.dir}/all-ca.pem`;
+  }
+
+  /** Where {@link prepareMember} writes the member's chain. */
+  get memberChainFile(): string {
+    return `${this.dir}/${this.home}/member.chain`;
+  }
+
+  /**
+   * Registers the home domain's member with the provider and has the provider
+   * delegate it exec and read on a slice (`SP → member`); writes the chain for
+   * `fedlab sliver exec|logs`.
+   */
+  async prepareMember(sliceUrn: string): Promise<string[]> {
+    const c = this.spClient(this.homePaths.operator, 10_000);
+    const member = homeUrns(this.home).member;
+    try {
+      await c.addMember({ requestId: 'up-member', memberUrn: member, certificatePem: readFileSync(`${this.homePaths.member}/cert.pem`, 'utf8'), displayName: 'member' });
+      const res = await c.delegateToMember({
+        requestId: `up-member-${sliceUrn.split(':').pop() ?? 'slice'}-${Date.now()}`,
+        memberUrn: member,
+        sliceUrn,
+        privileges: ['sliver.exec', 'sliver.read'],
+        targets: [],
+        ttlS: 0,
+        maxDelegations: 0,
+      });
+      writeFileSync(this.memberChainFile, `${res.chain.join('\n')}\n`, { mode: 0o600 });
+      return res.chain;
     } finally {
       c.close();
     }

@@ -44,6 +44,8 @@ const stateSchema = z
     sp_port: z.number().int(),
     /** Process ids of the last run (to refuse a second run while one is alive). */
     pids: z.array(z.number().int()).default([]),
+    /** How many times the federation was started (names each run's deployment). */
+    runs: z.number().int().min(0).default(0),
   })
   .strict();
 
