@@ -16,7 +16,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { status as Status } from '@grpc/grpc-js';
 import { canonicalJson } from '../core/canonical-json.js';
-import { AlreadyExistsError, DeadlineExceededError, FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError } from '../core/errors.js';
+import { AlreadyExistsError, DeadlineExceededError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../core/errors.js';
 import { isValidName, makeUrn, parseUrn } from '../core/identity/urn.js';
 import type { Logger } from '../core/log.js';
 import { isServiceError } from '../core/rpc/client.js';
@@ -767,10 +767,13 @@ export class SliceBook {
 
   // ---- Background work ------------------------------------------------------------------------
 
-  /** Expiry: live slices past their expiry are deleted at every site (node managers also reap on their own). */
+  /**
+   * Expiry: live slices past their expiry are deleted at every site (node managers also reap on their
+   * own); failed ones past it become EXPIRED too (after any cleanup they still owe), leaving the listing.
+   */
   async sweep(): Promise<number> {
     const now = this.now;
-    const due = [...this.slices.values()].filter((s) => (s.state === 'ready' || s.state === 'partial') && s.expiresAt <= now && !this.locks.busy(s.urn));
+    const due = [...this.slices.values()].filter((s) => (s.state === 'ready' || s.state === 'partial' || s.state === 'failed') && s.expiresAt <= now && !this.locks.busy(s.urn));
     await Promise.all(due.map((s) => this.track(this.locks.run(s.urn, () => this.deleteLocked(s.urn, 'expired')))));
     if (due.length) this.o.log.info({ slices: due.map((s) => s.urn) }, 'expired slices deleted');
     return due.length;
@@ -833,10 +836,10 @@ export class SliceBook {
     while (this.running.size) await Promise.allSettled([...this.running]);
   }
 
-  /** Throws PERMISSION_DENIED unless the slice is live (for credentials). */
+  /** Throws FAILED_PRECONDITION unless the slice is live (for credentials). */
   requireLive(rec: SliceRecord): void {
     if (rec.state !== 'ready' && rec.state !== 'partial' && rec.state !== 'pending') {
-      throw new PermissionDeniedError(`slice ${rec.urn} is ${rec.state}; credentials are issued only for live slices`, { rule: 'state' });
+      throw new FailedPreconditionError(`slice ${rec.urn} is ${rec.state}; credentials are issued only for live slices (create it again)`, { rule: 'state' });
     }
   }
 }
