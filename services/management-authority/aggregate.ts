@@ -494,17 +494,28 @@ export class Aggregate {
     over('disk_mb', total.diskMb, lim.disk_mb);
   }
 
-  /** Picks a node for a sliver the site may place anywhere (most free CPU first). */
-  private pick(access: ChainAccess, sliceUrn: string, want: WantedSliver, now: number, taken: ReadonlySet<string>): string | undefined {
-    let best: { urn: string; cpu: number } | undefined;
+  /**
+   * The nodes the chain covers, most free CPU first (ties in the registry's order), computed once per
+   * admission: the books do not change until it commits, so picking from this list gives what a scan
+   * of every node per sliver would, without a scan per sliver.
+   */
+  private pickOrder(access: ChainAccess): { urn: string; node: LiveNode; cpu: number }[] {
+    const out: { urn: string; node: LiveNode; cpu: number }[] = [];
     for (const node of this.o.registry.all()) {
       const urn = node.record.urn;
-      if (taken.has(urn) || !access.covers(urn)) continue;
-      if (!this.unfit(node, urn, sliceUrn, want, now, undefined).ok) continue;
-      const cpu = freeOf(node.capacity, this.book.use(urn).committed).cpuMillis;
-      if (!best || cpu > best.cpu) best = { urn, cpu };
+      if (!access.covers(urn)) continue;
+      out.push({ urn, node, cpu: freeOf(node.capacity, this.book.use(urn).committed).cpuMillis });
     }
-    return best?.urn;
+    return out.sort((a, b) => b.cpu - a.cpu);
+  }
+
+  /** Picks a node for a sliver the site may place anywhere: the first of {@link pickOrder} not taken that can take it. */
+  private pick(order: readonly { urn: string; node: LiveNode }[], sliceUrn: string, want: WantedSliver, now: number, taken: ReadonlySet<string>): string | undefined {
+    for (const c of order) {
+      if (taken.has(c.urn)) continue;
+      if (this.unfit(c.node, c.urn, sliceUrn, want, now, undefined).ok) return c.urn;
+    }
+    return undefined;
   }
 
   /** The interfaces a sliver gets on its slice's links (emulab): eth1, eth2, ... in link order. */
@@ -613,10 +624,11 @@ export class Aggregate {
         const picks = normal.slivers.filter((w) => !w.nodeUrn);
         if (picks.length > 0) {
           const taken = new Set(placed.keys());
+          const order = this.pickOrder(access);
           let found = 0;
           for (const [i, w] of normal.slivers.entries()) {
             if (w.nodeUrn) continue;
-            const urn = this.pick(access, req.sliceUrn, w, now, taken);
+            const urn = this.pick(order, req.sliceUrn, w, now, taken);
             if (!urn) {
               const min = w.minFree;
               throw new ResourceExhaustedError(
@@ -880,7 +892,7 @@ export class Aggregate {
   /** Makes the namespaces of newly instantiated slivers and wires the links they complete. Returns why it failed, or undefined. */
   private async wire_(slice: SliceRecord, fresh: readonly SliverRecord[]): Promise<string | undefined> {
     try {
-      for (const s of fresh) if (s.netns) await this.o.netlab.createNamespace(s.netns);
+      await this.o.netlab.createNamespaces(fresh.filter((s) => s.netns).map((s) => s.netns as string));
       const freshIds = new Set(fresh.map((s) => s.clientId));
       const byClient = new Map(this.book.sliversOf(slice.urn).map((s) => [s.clientId, s]));
       for (const [index, l] of slice.links.entries()) {
@@ -930,16 +942,15 @@ export class Aggregate {
       o.deadline !== undefined ? { deadline: o.deadline } : {},
     );
     const ok = new Set<string>();
+    // The namespaces of the slivers deleted on their nodes, all at once.
+    const namespaces = items.map((item, k) => (deleted[k]?.ok ? this.book.slivers.get(item.sliverUrn)?.netns : undefined)).filter((ns): ns is string => ns !== undefined);
+    const stuck = namespaces.length ? await this.o.netlab.deleteNamespaces(namespaces).catch((err: unknown) => new Map(namespaces.map((ns) => [ns, (err as Error).message]))) : new Map<string, string>();
     for (const [k, r] of deleted.entries()) {
       const item = items[k] as (typeof items)[number];
       const s = this.book.slivers.get(item.sliverUrn);
-      if (r.ok && s?.netns) {
-        try {
-          await this.o.netlab.deleteNamespace(s.netns);
-        } catch (err) {
-          out.set(item.sliverUrn, fail(Status.INTERNAL, `could not remove namespace ${s.netns}: ${(err as Error).message}; the MA retries`));
-          continue;
-        }
+      if (r.ok && s?.netns && stuck.has(s.netns)) {
+        out.set(item.sliverUrn, fail(Status.INTERNAL, `could not remove namespace ${s.netns}: ${stuck.get(s.netns)}; the MA retries`));
+        continue;
       }
       if (r.ok) {
         ok.add(item.sliverUrn);
@@ -1278,10 +1289,11 @@ export class Aggregate {
           placed.push({ s, node: s.nodeUrn });
         }
       }
+      const order = this.pickOrder(access);
       for (const s of slivers) {
         if (s.explicitNode) continue;
         const want: WantedSliver = { clientId: s.clientId, resources: s.resources, minFree: s.resources, exclusive: s.exclusive };
-        const node = this.pick(access, sliceUrn, want, now, taken);
+        const node = this.pick(order, sliceUrn, want, now, taken);
         if (!node) throw new ResourceExhaustedError(`cannot swap in ${sliceUrn}: no free node for ${s.clientId}. Nothing changed.`, { rule: 'selector' });
         taken.add(node);
         placed.push({ s, node });

@@ -11,6 +11,9 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { FailedPreconditionError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 
@@ -133,6 +136,60 @@ export class NetLab {
     } catch (err) {
       await this.deleteNamespace(ns);
       throw err;
+    }
+  }
+
+  /**
+   * Makes many namespaces, each with its loopback up, with one `ip -batch` process instead of two
+   * processes per namespace (forking the MA costs milliseconds each). On failure every one of them
+   * is deleted again and the error says which command failed.
+   */
+  async createNamespaces(names: readonly string[]): Promise<void> {
+    if (names.length === 0) return;
+    if (names.length === 1) return this.createNamespace(names[0] as string);
+    for (const ns of names) this.checkName(ns);
+    const dir = await mkdtemp(join(tmpdir(), 'fedlab-netlab-'));
+    try {
+      // In chunks, so that each command stays well within the runner's timeout.
+      for (let i = 0; i < names.length; i += 200) {
+        const file = join(dir, `namespaces-${i}.batch`);
+        await writeFile(file, names.slice(i, i + 200).map((ns) => `netns add ${ns}\nnetns exec ${ns} ip link set lo up\n`).join(''), { mode: 0o600 });
+        await this.must(['ip', '-batch', file]);
+      }
+    } catch (err) {
+      for (const ns of names) await this.deleteNamespace(ns).catch(() => undefined);
+      throw err;
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * Deletes many namespaces with one `ip -batch` process (missing ones are fine); returns those that
+   * are still there afterwards, each with why.
+   */
+  async deleteNamespaces(names: readonly string[]): Promise<Map<string, string>> {
+    const failed = new Map<string, string>();
+    if (names.length <= 1) {
+      for (const ns of names) await this.deleteNamespace(ns).catch((err: unknown) => failed.set(ns, (err as Error).message));
+      return failed;
+    }
+    for (const ns of names) this.checkName(ns);
+    const dir = await mkdtemp(join(tmpdir(), 'fedlab-netlab-'));
+    try {
+      let stderr = '';
+      for (let i = 0; i < names.length; i += 200) {
+        const file = join(dir, `delete-${i}.batch`);
+        await writeFile(file, names.slice(i, i + 200).map((ns) => `netns del ${ns}\n`).join(''), { mode: 0o600 });
+        // -force: go on past a namespace that is already gone; what is left is checked below.
+        const r = await this.runner.run(['ip', '-force', '-batch', file]);
+        if (r.code !== 0) stderr ||= r.stderr.trim().slice(0, 200);
+      }
+      const left = new Set(await this.list());
+      for (const ns of names) if (left.has(ns)) failed.set(ns, `ip netns del ${ns} failed: ${stderr || 'the namespace is still there'}`);
+      return failed;
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   }
 
