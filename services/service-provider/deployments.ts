@@ -471,7 +471,14 @@ export class Deployments {
       }
       const targets = await this.targetsOf(slice, signal);
       if (signal.aborted) return;
-      await this.update(name, (r) => ({ ...r, sliceUrn: slice.urn, targets }), { message: `slice ${slice.urn}: ${targets.length} slivers`, sync: true });
+      const problems = slice.sites
+        .filter((x) => (x.status?.code ?? 0) !== 0)
+        .map((x) => `${x.site}: ${x.status?.reason ?? ''}`)
+        .join('; ');
+      await this.update(name, (r) => ({ ...r, sliceUrn: slice.urn, targets, ...(problems ? { sliceProblems: problems } : {}) }), {
+        message: `slice ${slice.urn}: ${targets.length} slivers${problems ? ` (failed at ${problems})` : ''}`,
+        sync: true,
+      });
       rec = this.recs.get(name) as DeploymentRecord;
       if (targets.length === 0) {
         await this.update(name, (r) => ({ ...r, state: 'failed', error: `slice ${slice.urn} has no provisioned sliver` }), { message: 'no sliver to deploy to', snapshot: true, sync: true });
@@ -577,8 +584,8 @@ export class Deployments {
     if (!rec || rec.desired !== 'run' || STABLE.has(rec.state)) return;
     if (!rec.targets.every((t) => SETTLED.has(t.service) && !(t.service === 'backoff' && t.restarts === 0))) return;
     const failed = rec.targets.filter((t) => t.service === 'failed');
-    const state: DeploymentStateName = failed.length === 0 ? 'ready' : failed.length === rec.targets.length ? 'failed' : 'partial';
-    const error = failed.length ? failed.map((t) => `${t.sliverUrn}: ${t.reason}`).join('; ') : '';
+    const state: DeploymentStateName = failed.length === rec.targets.length ? 'failed' : failed.length > 0 || rec.sliceProblems ? 'partial' : 'ready';
+    const error = [rec.sliceProblems ?? '', ...failed.map((t) => `${t.sliverUrn}: ${t.reason}`)].filter(Boolean).join('; ');
     void this.update(name, (r) => ({ ...r, state, error }), { message: `deployment ${state}`, snapshot: true, sync: true });
   }
 

@@ -92,6 +92,8 @@ export interface DeploymentRecord {
   readonly createdAt: number;
   readonly updatedAt: number;
   readonly error: string;
+  /** Sites of a best-effort slice that failed (`site: reason; ...`); such a deployment is at best PARTIAL. */
+  readonly sliceProblems?: string;
 }
 
 /** A slice credential `SA → SP`. */

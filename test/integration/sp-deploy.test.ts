@@ -4,6 +4,7 @@
 // failing service with capped back-off, delegates a member chain that can exec and read but nothing
 // more, survives kill -9 of the provider, and deletes everything.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
@@ -16,6 +17,12 @@ import { disposeParties, until } from './ma-harness.js';
 import { startSpFederation, type SpFederation } from './sp-harness.js';
 
 const A = 'plc.test';
+// A sleep length no other test uses, so that the service's processes can be counted on this machine.
+const SLEEP = `600.${process.pid}`;
+const running = (): number => {
+  const r = spawnSync('pgrep', ['-f', `^sleep ${SLEEP.replace('.', '\\.')}$`], { encoding: 'utf8' });
+  return r.stdout.split('\n').filter(Boolean).length;
+};
 const B = 'pg.test';
 
 function site(domain: string, count: number) {
@@ -82,7 +89,7 @@ describe('service provider', () => {
         mode: SliceMode.SLICE_MODE_ALL_OR_NOTHING,
         sites: [site(A, 2), site(B, 1)],
         expiresAt: undefined,
-        steps: [step('setup', ['sh', '-c', 'echo setup done'], false), step('serve', ['sh', '-c', 'echo "hello $GREETING"; exec sleep 600'], true, { GREETING: 'world' })],
+        steps: [step('setup', ['sh', '-c', 'echo setup done'], false), step('serve', ['sh', '-c', `echo "hello $GREETING"; exec sleep ${SLEEP}`], true, { GREETING: 'world' })],
       },
     };
     const events = await collect(fed.spClient().deploy(webReq));
@@ -96,6 +103,7 @@ describe('service provider', () => {
     // Per-sliver progress was streamed.
     expect(new Set(events.filter((e) => e.sliverUrn).map((e) => e.sliverUrn)).size).toBe(3);
     await until(async () => (await get('web')).targets.every((t) => t.serviceState === ServiceState.SERVICE_STATE_RUNNING && t.lastOutput.includes('hello world')), 15_000, 'hello world on every sliver');
+    expect(running()).toBe(3);
     const now = await get('web');
     for (const t of now.targets) {
       expect(t.stepsDone).toBe(1);
@@ -214,6 +222,8 @@ describe('service provider', () => {
     );
     const d = await get('web');
     for (const t of d.targets) expect(t.lastOutput.filter((l) => l === 'setup done')).toHaveLength(1);
+    // The runs of the killed provider were killed by their nodes when its calls broke: one run per sliver.
+    await until(() => running() === 3, 10_000, 'one service process per sliver');
     expect(d.state).toBe(DeploymentState.DEPLOYMENT_STATE_READY);
     await until(async () => ((await get('flaky')).targets[0]?.restarts ?? 0) >= restarts + 2, 20_000, 'flaky restarted again');
   }, 60_000);
@@ -226,6 +236,7 @@ describe('service provider', () => {
     const slice = (await fed.saClient().getSlice({ sliceUrn: web.sliceUrn })).slice;
     expect([SliceState.SLICE_STATE_DELETED, SliceState.SLICE_STATE_DELETING]).toContain(slice?.state);
     await until(async () => !(await fed.sliversOnNodes()).some(([, s]) => s === web.sliceUrn), 15_000, 'no sliver of web on any node');
+    await until(() => running() === 0, 10_000, 'no service process left');
     const again = await sp.deleteDeployment({ name: 'web', keepSlice: false });
     expect(again.deployment?.state).toBe(DeploymentState.DEPLOYMENT_STATE_DELETED);
     expect((await sp.listDeployments({ pageSize: 0, pageToken: '', state: DeploymentState.DEPLOYMENT_STATE_UNSPECIFIED })).deployments.map((x) => x.name)).toEqual(['flaky']);
