@@ -38,12 +38,13 @@ export const federationConfigSchema = z
       })
       .strict()
       .optional(),
-    /** How often the peers directory and the own bundle are checked for changes (ms). */
-    reload_interval_ms: z.number().int().min(50).max(600_000).default(2_000),
-    /** How often peers' bundles are refreshed over Federation.GetBundle (s); 0 turns refreshing off. */
-    refresh_interval_s: z.number().int().min(0).max(30 * 86_400).default(900),
-    /** Deadline of one refresh call (ms). */
-    refresh_deadline_ms: z.number().int().min(100).max(120_000).default(10_000),
+    // Defaults are applied by federationSettings, so that configs built in code may leave them out.
+    /** How often the peers directory and the own bundle are checked for changes (ms); 2000 by default. */
+    reload_interval_ms: z.number().int().min(50).max(600_000).optional(),
+    /** How often peers' bundles are refreshed over Federation.GetBundle (s); 0 turns refreshing off; 900 by default. */
+    refresh_interval_s: z.number().int().min(0).max(30 * 86_400).optional(),
+    /** Deadline of one refresh call (ms); 10000 by default. */
+    refresh_deadline_ms: z.number().int().min(100).max(120_000).optional(),
   })
   .strict();
 

@@ -227,6 +227,19 @@ describe('federation peering', () => {
     }
   }, 60_000);
 
+  it("refreshes on a schedule: another service of A's domain refreshes the shared peers directory, and A follows", async () => {
+    const plcSa2 = await plc.issueServer('urn:fedlab:plc.test:authority:sa2');
+    const c = await hostService({ ...config(plc, plcSa2, join(plc.dir, 'bundle.json'), 'c'), federation: { peers_dir: peersA(), reload_interval_ms: 100, refresh_interval_s: 1 } }, silent, () => ({ registrations: [] }));
+    try {
+      await emu.issue('urn:fedlab:emu.test:authority:sa3');
+      const next = await emu.bundle({ file: emuBundle.file });
+      await waitFor(() => a.federation.trustStore.bundle('emu.test')?.serial === next.bundle.serial, 15_000, 'the scheduled refresh to reach A');
+      expect((await new PeerDirectory(peersA()).get('emu.test'))?.last_refresh).toMatchObject({ result: 'accepted', fingerprint: next.fingerprint });
+    } finally {
+      await c.stop();
+    }
+  }, 60_000);
+
   it('peer rm stops trusting the peer without a restart', async () => {
     const rm = await runCli(['federation', 'peer', 'rm', 'emu.test', '--peers-dir', peersA()]);
     expect(rm.code).toBe(0);
