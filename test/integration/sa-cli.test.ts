@@ -2,7 +2,8 @@
 // authority with a real MA and real node managers: progress lines per node when stdout is not a terminal,
 // tables and --json, exit 1 naming the site that failed (and the rollback), exit 2 for bad input.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '../helpers/cli.js';
+import { spawn } from 'node:child_process';
+import { cliArgs, runCli } from '../helpers/cli.js';
 import { disposeParties, freePort } from './ma-harness.js';
 import { startFederation, type Federation } from './sa-harness.js';
 
@@ -51,6 +52,34 @@ describe('fedlab slice', { timeout: 180_000 }, () => {
     expect(deleted.code).toBe(0);
     expect(deleted.stdout).toMatch(/is DELETED/);
     expect((await fed.sliversOnNodes()).filter(([, s]) => s === slice.urn)).toEqual([]);
+  });
+
+  it('draws a progress bar when stdout is a terminal', async () => {
+    // `script` gives the CLI a pseudo-terminal; skip where util-linux's script is missing. (Not spawnSync:
+    // the SA runs in this process and must keep answering.)
+    const run = (cmd: string, args: string[]): Promise<{ code: number | null; out: string }> =>
+      new Promise((resolve) => {
+        const child = spawn(cmd, args, { env: { ...process.env, COLUMNS: '120' }, stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        child.on('error', () => resolve({ code: -1, out }));
+        const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+        child.on('close', (code) => {
+          clearTimeout(timer);
+          resolve({ code, out });
+        });
+      });
+    if ((await run('script', ['--version'])).code !== 0) {
+      console.log('sa-cli: no `script` command; the terminal progress display is not checked');
+      return;
+    }
+    const cmd = [process.execPath, ...cliArgs(), 'slice', 'create', 'tty', '--site', 'plc.test=2', ...conn].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+    const r = await run('script', ['-qec', cmd, '/dev/null']);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/\r\x1b\[2K\[#*-*\] \d\/2 nodes/);
+    expect(r.out).toMatch(/\[#{24}\] 2\/2 nodes/);
+    expect(r.out).toMatch(/state\s+READY/);
+    await runCli(['slice', 'delete', 'tty', ...conn], { timeoutMs: 60_000 });
   });
 
   it('says which site failed and why (exit 1), and refuses bad input (exit 2)', async () => {
