@@ -57,6 +57,9 @@ export interface SpFederation {
   sliversOnNodes(): Promise<[string, string, string][]>;
   startSp(): Promise<void>;
   stopSp(): Promise<void>;
+  /** Stops the slice authority (its data and port are kept) and starts it again. */
+  stopSa(): Promise<void>;
+  startSa(): Promise<void>;
   /** Child SP only: kill -9 and wait for it to be gone. */
   kill9Sp(): Promise<void>;
   destroy(): Promise<void>;
@@ -129,13 +132,14 @@ export async function startSpFederation(o: SpFederationOptions): Promise<SpFeder
       writeFileSync(chainFile, `${res.chain.join('\n')}\n`);
       saSites.push({ domain: site.parties.domain, endpoint: site.address, ma_urn: site.parties.maUrn, chain_file: chainFile });
     }
+    const saPort = await freePort();
     const saConfigFile = join(dir, 'sa.json');
     writeFileSync(
       saConfigFile,
       JSON.stringify({
         role: 'sa',
         urn: home.sa.urn,
-        listen: { host: '127.0.0.1', port: 0 },
+        listen: { host: '127.0.0.1', port: saPort },
         tls: { ca: home.sa.caPath, cert: home.sa.certPath, key: home.sa.keyPath },
         trust_bundle: home.bundleFile,
         data_dir: join(dir, 'sa-data'),
@@ -149,8 +153,9 @@ export async function startSpFederation(o: SpFederationOptions): Promise<SpFeder
         intent_retry_interval_ms: 300,
       }),
     );
-    sa = await hostService(compileConfig(saConfigSchema, { file: saConfigFile }, SA_PATH_FIELDS), silentLogger(), sliceAuthorityRole());
-    const saAddress = `127.0.0.1:${sa.port}`;
+    const saConfig = compileConfig(saConfigSchema, { file: saConfigFile }, SA_PATH_FIELDS);
+    sa = await hostService(saConfig, silentLogger(), sliceAuthorityRole());
+    const saAddress = `127.0.0.1:${saPort}`;
 
     const spPort = o.child ? await freePort() : 0;
     const spConfigFile = join(dir, 'sp.json');
@@ -235,6 +240,14 @@ export async function startSpFederation(o: SpFederationOptions): Promise<SpFeder
           c.kill('SIGTERM');
           await gone;
         }
+      },
+      stopSa: async () => {
+        const s = sa;
+        sa = undefined;
+        await s?.stop();
+      },
+      startSa: async () => {
+        sa ??= await hostService(saConfig, silentLogger(), sliceAuthorityRole());
       },
       kill9Sp: async () => {
         const c = fed.child;
