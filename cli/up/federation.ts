@@ -74,7 +74,7 @@ export interface FederationOptions {
 export interface NodeRuntime {
   readonly name: string;
   readonly urn: string;
-  readonly endpoint: string;
+  endpoint: string;
   readonly paths: ReturnType<typeof nodePaths>;
   readonly proc: ServiceProcess;
 }
@@ -86,7 +86,7 @@ export interface SiteRuntime {
   readonly domain: string;
   readonly maUrn: string;
   /** host:port clients dial for the MA (ManagementAuthority, Aggregate, Federation); it listens on 127.0.0.1. */
-  readonly address: string;
+  address: string;
   readonly paths: ReturnType<typeof sitePaths>;
   readonly ma: ServiceProcess;
   readonly nodes: NodeRuntime[];
@@ -304,7 +304,14 @@ export class LocalFederation {
     writeFileSync(this.allCaFile, this.state.sites.map((p) => readFileSync(`${sitePaths(this.dir, p.domain).ca}/ca.pem`, 'utf8')).join(''));
     // MAs start in parallel: each process spends most of a second loading.
     this.say(`starting ${this.sites.length} management authorities`);
-    await Promise.all(this.sites.map((s) => s.ma.start()));
+    await Promise.all(
+      this.sites.map((s) =>
+        this.startOnFreePorts(s.ma, () => {
+          s.address = `localhost:${s.plan.ma_port}`;
+          writeFileSync(s.paths.maConfig, `${JSON.stringify(this.maConfig(s.plan), null, 2)}\n`);
+        }),
+      ),
+    );
     this.savePids();
     for (const site of this.sites) {
       for (const node of site.plan.nodes) {
@@ -324,9 +331,55 @@ export class LocalFederation {
     const all = this.sites.flatMap((s) => s.nodes);
     this.say(`starting ${all.length} node managers (${this.driver.kind} driver)`);
     // A few at a time: a node manager's start is mostly CPU on this machine.
-    await inBatches(all, 4, (n) => n.proc.start());
+    await inBatches(all, 4, async (n) => {
+      const site = this.sites.find((x) => x.nodes.includes(n)) as SiteRuntime;
+      const plan = site.plan.nodes.find((x) => x.name === n.name) as { name: string; port: number };
+      await this.startOnFreePorts(n.proc, () => {
+        // The node tells its MA its endpoint with every heartbeat, so a new port needs no re-enrolment.
+        n.endpoint = `localhost:${plan.port}`;
+        writeFileSync(n.paths.config, `${JSON.stringify(this.nmConfig(site.plan, plan), null, 2)}\n`);
+      });
+    });
     this.savePids();
     await this.waitNodesUp();
+  }
+
+  /**
+   * Writes a service's config and starts it. Ports are chosen up front, so
+   * another program may take one before the service binds it: then that port
+   * is replaced in the plan by a free one, the config rewritten, and the start
+   * retried (a few times).
+   */
+  private async startOnFreePorts(proc: ServiceProcess, writeConfig: () => void): Promise<void> {
+    for (let attempt = 1; ; attempt += 1) {
+      writeConfig();
+      try {
+        await proc.start();
+        return;
+      } catch (err) {
+        const m = /(?:in use|EADDRINUSE)/i.test((err as Error).message) ? /(?:127\.0\.0\.1|localhost):(\d+)/.exec((err as Error).message) : null;
+        if (!m || attempt >= 4) throw err;
+        const taken = Number(m[1]);
+        const fresh = await freePort();
+        if (!this.replacePort(taken, fresh)) throw err;
+        this.say(`port ${taken} of ${proc.o.name} was taken by another program; using ${fresh}`);
+        writeState(this.dir, this.state);
+      }
+    }
+  }
+
+  /** Replaces a port of the plan (in place); false when the plan has no such port. */
+  private replacePort(taken: number, fresh: number): boolean {
+    const st = this.state;
+    if (st.sa_port === taken) return (st.sa_port = fresh), true;
+    if (st.sp_port === taken) return (st.sp_port = fresh), true;
+    for (const site of st.sites) {
+      if (site.ma_port === taken) return (site.ma_port = fresh), true;
+      if (site.enrol_port === taken) return (site.enrol_port = fresh), true;
+      if (site.bundle_port === taken) return (site.bundle_port = fresh), true;
+      for (const n of site.nodes) if (n.port === taken) return (n.port = fresh), true;
+    }
+    return false;
   }
 
   /** Enrols one node as its owner would: admin token, owner → MA chain, EnrollNode for a fresh key. */
@@ -552,9 +605,8 @@ export class LocalFederation {
   /** Phase 2: starts the slice authority with a config written from its schema. */
   async startSliceAuthority(): Promise<void> {
     const h = this.homePaths;
-    writeFileSync(h.saConfig, `${JSON.stringify(this.saConfig(), null, 2)}\n`);
     this.sa = this.track(new ServiceProcess({ name: `${this.home} SA`, role: 'sa', configFile: h.saConfig, logFile: logFile(this.dir, `${this.home}-sa`), fedlabArgs: this.fedlabArgs }));
-    await this.sa.start();
+    await this.startOnFreePorts(this.sa, () => writeFileSync(h.saConfig, `${JSON.stringify(this.saConfig(), null, 2)}\n`));
     this.savePids();
     this.say(`slice authority ${homeUrns(this.home).sa} at ${this.saAddress}`);
   }
@@ -562,9 +614,8 @@ export class LocalFederation {
   /** Phase 3: starts the service provider with a config written from its schema. */
   async startServiceProvider(): Promise<void> {
     const h = this.homePaths;
-    writeFileSync(h.spConfig, `${JSON.stringify(this.spConfig(), null, 2)}\n`);
     this.sp = this.track(new ServiceProcess({ name: `${this.home} SP`, role: 'sp', configFile: h.spConfig, logFile: logFile(this.dir, `${this.home}-sp`), fedlabArgs: this.fedlabArgs }));
-    await this.sp.start();
+    await this.startOnFreePorts(this.sp, () => writeFileSync(h.spConfig, `${JSON.stringify(this.spConfig(), null, 2)}\n`));
     this.savePids();
     this.say(`service provider ${homeUrns(this.home).sp} at ${this.spAddress}`);
   }

@@ -348,7 +348,7 @@ describe('fedlab up --once', () => {
       console.log(`fedlab up --once: exit ${res.code} after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
       expect(res.code, res.stdout + res.stderr).toBe(0);
       expect(res.stdout).toMatch(/ready: the service runs in all 3 slivers on 3 sites/);
-      expect(res.stdout).toMatch(/fedlab node ls --ma 127\.0\.0\.1:\d+/);
+      expect(res.stdout).toMatch(/fedlab node ls --ma localhost:\d+ --tls-dir /);
       const left = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' })
         .split('\n')
         .filter((l) => l.includes(dir));
