@@ -160,7 +160,10 @@ export function outcomeOf(err: unknown, where: string): Outcome {
   if (isServiceError(err)) {
     const code = err.code;
     let why = err.details || err.message;
-    if (code === Status.UNAVAILABLE) why = `unreachable (${why}); the site may be down — try again later or leave it out`;
+    // The transport's own UNAVAILABLE (no connection) says the site is down; one the site sent says something else.
+    if (code === Status.UNAVAILABLE && /No connection established|ECONNREFUSED|ECONNRESET|Connection dropped|ENOTFOUND|EHOSTUNREACH|Failed to connect|handshake/i.test(why)) {
+      why = `unreachable (${why}); the site may be down — try again later or leave it out`;
+    }
     if (code === Status.DEADLINE_EXCEEDED) why = `did not answer within the deadline (${why}); the site may be down or overloaded`;
     return { code, reason: `${where}: ${why}` };
   }

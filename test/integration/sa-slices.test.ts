@@ -178,7 +178,8 @@ describe('slice authority across sites', () => {
         wait: true,
       });
       const took = Date.now() - started;
-      expect(took).toBeLessThan(DEADLINE_MS + 4000);
+      // The down site costs at most its deadline; the answer follows once the other sites are rolled back.
+      expect(took).toBeLessThan(DEADLINE_MS + 6000);
       const slice = res.slice!;
       expect(slice.state).toBe(SliceState.SLICE_STATE_FAILED);
       const bad = slice.sites.find((s) => s.site === down)!;
