@@ -94,11 +94,9 @@ describe('delegation to peered slice authorities', () => {
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/delegation_policy/);
     expect(existsSync(refusedOut)).toBe(false);
-    const usage = await runCli(['site', 'delegate', '--ma', site.address, '--tls-dir', p.admin.dir, '--sa-urn', 'nope', '--sa-cert', p.sa.certPath, '--out', refusedOut]);
-    expect(usage.code).toBe(2);
 
     const revoke = await runCli(['site', 'revoke', '--ma', site.address, '--tls-dir', p.admin.dir, '--jti', printed.jti, '--reason', 'test', '--json']);
     expect(revoke.code, revoke.stderr).toBe(0);
     expect(JSON.parse(revoke.stdout).version).toBeGreaterThan(0);
-  }, 90_000);
+  }, 180_000);
 });

@@ -107,7 +107,7 @@ describe('federation peering', () => {
     // A server of another domain that serves a copy of emu.test's bundle (with the right pin) is not a server of emu.test.
     await expect(pinPeer({ domain: 'emu.test', endpoint: `127.0.0.1:${a.port}`, fingerprint: emuBundle.fingerprint, identity: { cert: plcSa.certPem, key: plcSa.keyPem } })).rejects.toThrow(/only the bundle of plc\.test/);
     expect(snapshotTree(peersA())).toEqual(before);
-  }, 60_000);
+  }, 120_000);
 
   it('refuses a client of the unpeered domain at TLS, and accepts it after peer add without a restart', async () => {
     expect(await callA(emuSa)).toBe(Status.UNAVAILABLE);
@@ -130,7 +130,7 @@ describe('federation peering', () => {
     } finally {
       toB.close();
     }
-  }, 60_000);
+  }, 150_000);
 
   it('peers the other way with --config, over the mutual-TLS port once the peer trusts us; clients with the federation trust reach peered servers', async () => {
     await waitFor(async () => (await callA(emuSa)) === Status.OK, 10_000, 'peering');
@@ -153,7 +153,7 @@ describe('federation peering', () => {
       toB.close();
       plain.close();
     }
-  }, 90_000);
+  }, 150_000);
 
   it("refuses a certificate from the peer's CA that names another domain (ours or a third's)", async () => {
     await waitFor(async () => (await callA(emuSa)) === Status.OK, 10_000, 'peering');
