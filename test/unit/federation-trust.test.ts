@@ -148,6 +148,55 @@ describe('PeerTrust', () => {
   });
 });
 
+describe('PeerTrust server check', () => {
+  it('does not follow a chain linked by name only: a peer CA named like ours cannot borrow our CA', async () => {
+    // emu.test makes a CA with our CA's subject name, and a server certificate naming our MA with no
+    // key identifiers; the server then sends our (public) CA certificate after it.
+    const evil = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const evilKeys = await toCryptoKeyPair(evil.privateKey);
+    const ourName = new lib.X509Certificate(plc.caPem).subjectName;
+    const evilCa = await lib.X509CertificateGenerator.create({
+      serialNumber: '01ce',
+      subject: ourName,
+      issuer: ourName,
+      notBefore: new Date(Date.now() - 60_000),
+      notAfter: new Date(Date.now() + 86_400_000),
+      publicKey: evilKeys.publicKey,
+      signingKey: evilKeys.privateKey,
+      signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+      extensions: [new lib.BasicConstraintsExtension(true, undefined, true), new lib.KeyUsagesExtension(lib.KeyUsageFlags.keyCertSign, true)],
+    });
+    const leafKeys = await toCryptoKeyPair(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey);
+    const leaf = await lib.X509CertificateGenerator.create({
+      serialNumber: '02ce',
+      subject: 'CN=ma',
+      issuer: ourName,
+      notBefore: new Date(Date.now() - 60_000),
+      notAfter: new Date(Date.now() + 86_400_000),
+      publicKey: leafKeys.publicKey,
+      signingKey: evilKeys.privateKey,
+      signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+      extensions: [new lib.BasicConstraintsExtension(false, undefined, true), new lib.SubjectAlternativeNameExtension([{ type: 'url', value: 'urn:fedlab:plc.test:authority:ma' }])],
+    });
+    const self = await plc.issueServer('urn:fedlab:plc.test:authority:sa');
+    const peersDir = join(dir, 'p3');
+    await new PeerDirectory(peersDir).put(record({ ...emuBundle, ca_certs: [evilCa.toString('pem')] }));
+    const trust = await PeerTrust.open({ domain: 'plc.test', tls: { caCerts: plc.caPem, cert: self.certPem, key: self.keyPem }, peersDir, log: silent });
+    try {
+      const ourCa = { raw: new X509Certificate(plc.caPem).raw } as Record<string, unknown>;
+      ourCa.issuerCertificate = ourCa;
+      // What Node's getPeerCertificate(true) gives when it links the leaf to our CA by name.
+      const peerCert = { raw: Buffer.from(leaf.rawData), subjectaltname: 'URI:urn:fedlab:plc.test:authority:ma', issuerCertificate: ourCa } as never;
+      expect(trust.checkServer(peerCert)?.message).toMatch(/issued by the CA of emu\.test; a domain's CA vouches only for its own domain's names/);
+      // A genuine server of ours passes the same check.
+      const ours = { raw: new X509Certificate(self.certPem).raw, subjectaltname: `URI:${self.urn}`, issuerCertificate: ourCa } as never;
+      expect(trust.checkServer(ours)).toBeUndefined();
+    } finally {
+      await trust.stop();
+    }
+  });
+});
+
 describe('federation config', () => {
   it('is optional, defaults the peers directory beside the trust bundle, and refuses unknown keys', () => {
     const cfgDir = mkdtempSync(join(tmpdir(), 'fedlab-fed-cfg-'));

@@ -272,19 +272,24 @@ export class PeerTrust implements TransportTrust {
   checkServer(cert: PeerCertificate): Error | undefined {
     const urns = fedlabUrns((cert.subjectaltname ?? '').split(', ').filter((s) => s.startsWith('URI:')).map((s) => s.slice(4)));
     if (urns.length !== 1) return new Error(`the server certificate has ${urns.length === 0 ? 'no' : 'more than one'} urn:fedlab URI subjectAltName`);
-    // Node gives the verified chain with its issuers: the first CA on it that we know says which domain vouches.
+    // Node gives the chain with its issuers, but links them by name only (and from what the server
+    // sent): follow it only while each link's signature verifies, and let the first CA we know on it
+    // say which domain vouches.
     let domains: readonly string[] = [];
     const seen = new Set<PeerCertificate>([cert]);
     const issuerOf = (c: PeerCertificate): DetailedPeerCertificate | undefined => (c as Partial<DetailedPeerCertificate>).issuerCertificate;
-    for (let c = issuerOf(cert); c && !seen.has(c); c = issuerOf(c)) {
+    let child = cert.raw ? new X509Certificate(cert.raw) : undefined;
+    for (let c = issuerOf(cert); child && c?.raw && !seen.has(c); c = issuerOf(c)) {
       seen.add(c);
-      if (!c.raw) break;
-      const der = createHash('sha256').update(c.raw).digest('hex');
+      const issuer = new X509Certificate(c.raw);
+      if (!child.checkIssued(issuer) || !child.verify(issuer.publicKey)) break;
+      const der = derOf(issuer);
       const hits = [...new Set([...this.cas, ...this.localIssuers].filter((e) => e.der === der).map((e) => e.domain))].sort();
       if (hits.length > 0) {
         domains = hits;
         break;
       }
+      child = issuer;
     }
     if (domains.length === 0 && cert.raw) domains = this.issuerDomains(new X509Certificate(cert.raw));
     const why = this.refusal(urns[0] as string, domains, 'server');
