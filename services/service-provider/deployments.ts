@@ -64,6 +64,8 @@ const SERVICE: Record<ServiceStateName, ServiceState> = {
 };
 const STABLE: ReadonlySet<DeploymentStateName> = new Set(['ready', 'partial', 'failed', 'deleted']);
 const SETTLED: ReadonlySet<ServiceStateName> = new Set(['running', 'exited', 'failed', 'stopped', 'backoff']);
+/** How often a deployment's output is written to its record, at most (ms). */
+const OUTPUT_FLUSH_MS = 250;
 const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 const CODE = { notFound: 5, permissionDenied: 7, failedPrecondition: 9, unavailable: 14, unauthenticated: 16 } as const;
 
@@ -137,6 +139,8 @@ export class Deployments {
   private admission: Promise<void> = Promise.resolve();
   private stopped = false;
   private readonly retries = new Set<NodeJS.Timeout>();
+  private readonly outputDirty = new Map<string, Set<string>>();
+  private readonly outputTimers = new Map<string, NodeJS.Timeout>();
   private readonly siteByDomain: ReadonlyMap<string, SiteEndpoint>;
 
   constructor(private readonly o: DeploymentsOptions) {
@@ -170,6 +174,7 @@ export class Deployments {
     for (const t of this.retries) clearTimeout(t);
     this.retries.clear();
     await Promise.allSettled([...this.live.values()].flatMap((l) => [...l.tasks]));
+    for (const name of [...this.outputTimers.keys()]) this.applyOutput(name);
     await this.writes;
   }
 
@@ -700,7 +705,6 @@ export class Deployments {
       // The node bounds the run by timeout_ms; the call's deadline only has to outlast it.
       { chain, signal, deadlineMs: (timeoutMs || 3_600_000) + 30_000 },
     );
-    let flushAt = 0;
     try {
       for await (const msg of stream) {
         const c = msg.chunk;
@@ -711,12 +715,7 @@ export class Deployments {
           const st = c.exit.status;
           return { ...(st?.$case === 'signal' ? { signal: st.signal } : { code: st?.$case === 'code' ? st.code : 0 }), timedOut: c.exit.timedOut };
         }
-        // Output reaches the record (and readers) at most a few times a second.
-        const now = this.o.clock.now();
-        if (now >= flushAt) {
-          flushAt = now + 250;
-          this.flushOutput(rec.name, t.sliverUrn);
-        }
+        this.flushOutput(rec.name, t.sliverUrn);
       }
     } finally {
       out.end();
@@ -735,11 +734,36 @@ export class Deployments {
     return o;
   }
 
+  /**
+   * Marks a sliver's output for the record. Output reaches the record (and readers) in one write per
+   * deployment at most every OUTPUT_FLUSH_MS, however many slivers are talking: each write is the
+   * whole deployment record.
+   */
   private flushOutput(name: string, sliverUrn: string): void {
-    const o = this.outputs.get(`${name} ${sliverUrn}`);
-    if (!o?.changed) return;
-    const lines = o.take();
-    void this.patchTarget(name, sliverUrn, { lastOutput: lines }, undefined);
+    let dirty = this.outputDirty.get(name);
+    if (!dirty) {
+      dirty = new Set();
+      this.outputDirty.set(name, dirty);
+    }
+    dirty.add(sliverUrn);
+    if (this.outputTimers.has(name)) return;
+    const timer = setTimeout(() => this.applyOutput(name), OUTPUT_FLUSH_MS);
+    timer.unref();
+    this.outputTimers.set(name, timer);
+  }
+
+  private applyOutput(name: string): void {
+    clearTimeout(this.outputTimers.get(name));
+    this.outputTimers.delete(name);
+    const dirty = this.outputDirty.get(name);
+    this.outputDirty.delete(name);
+    const lines = new Map<string, string[]>();
+    for (const sliverUrn of dirty ?? []) {
+      const o = this.outputs.get(`${name} ${sliverUrn}`);
+      if (o?.changed) lines.set(sliverUrn, o.take());
+    }
+    if (lines.size === 0) return;
+    void this.update(name, (r) => ({ ...r, targets: r.targets.map((t) => (lines.has(t.sliverUrn) ? { ...t, lastOutput: lines.get(t.sliverUrn) as string[] } : t)) }), { quiet: true });
   }
 
   // ---- Records and events ----

@@ -45,7 +45,7 @@ describe('service provider faults', () => {
   afterAll(async () => {
     await fed?.destroy();
     await disposeParties();
-  }, 60_000);
+  }, 120_000);
 
   it('waits for a slice authority that is down, saying so, and finishes when it is back', async () => {
     await fed.stopSa();
