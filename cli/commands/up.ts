@@ -141,6 +141,7 @@ export async function runUp(f: UpFlags, out: NodeJS.WriteStream = process.stdout
     const expected = fed.sites.reduce((n, s) => n + s.nodes.length, 0);
     const deadline = Date.now() + timeoutMs;
     let lastPlain = '';
+    let lastPlainAt = 0;
     let drawn = 0;
     for (;;) {
       if (stopRequested()) return await (stopRequested() as Promise<number>);
@@ -148,13 +149,20 @@ export async function runUp(f: UpFlags, out: NodeJS.WriteStream = process.stdout
       const r = readiness(status, expected);
       if (tty) {
         const lines = [...renderStatus(status, `fedlab up: ${fed.dir} (${fed.driver.kind} driver)${f.once ? '' : ' — Ctrl-C stops it'}`), ...(usage ? ['', ...usage.split('\n')] : [])];
-        // Redraw in place: move up over the previous table and clear to the end of the screen.
-        out.write(`${drawn ? `\x1b[${drawn}A` : ''}\x1b[0J${lines.join('\n')}\n`);
+        // Redraw in place: move up over the previous table and clear to the end of the screen
+        // (a table taller than the terminal cannot be reached by moving up: clear the screen then).
+        const tall = lines.length >= (out.rows || 24) - 1;
+        out.write(`${tall ? '\x1b[H\x1b[2J' : drawn ? `\x1b[${drawn}A` : ''}\x1b[0J${lines.join('\n')}\n`);
         drawn = lines.length;
       } else {
+        // A line when something other than the output sample changed, else one every 10 s.
         const line = statusLine(status);
-        if (line.slice(25) !== lastPlain.slice(25) || Date.now() % 10_000 < intervalMs) say(line);
-        lastPlain = line;
+        const key = line.slice(25).replace(/; e\.g\. .*$/, '');
+        if (key !== lastPlain || Date.now() - lastPlainAt >= 10_000) {
+          say(line);
+          lastPlain = key;
+          lastPlainAt = Date.now();
+        }
       }
       if (r.ready && !announced) {
         announced = true;

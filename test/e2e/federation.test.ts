@@ -259,38 +259,45 @@ describe('a three-site federation as separate processes', () => {
   });
 
   it('kill -9 of the SA mid-CreateSlice, then restart, leaves no orphan sliver', async () => {
-    const urn = `urn:fedlab:${tf.fed.home}:slice:crash`;
     const saProc = tf.fed.sa as NonNullable<typeof tf.fed.sa>;
-    const requested = saProc.nextLine('slice requested', 20_000);
-    const settledLine = saProc.nextLine('slice settled', 20_000).then(
-      () => true,
-      () => false,
-    );
-    const creating = sa()
-      .createSlice(sliceRequest('crash'))
-      .then(
-        () => 'answered',
-        () => 'failed',
+    // Kill the SA once the request is recorded (its intent written) and the sites are being called:
+    // after a short delay, or as soon as a first sliver exists on a node. If the slice settled before
+    // the kill could land (a loaded machine), delete it and try again with a shorter delay.
+    let urn = '';
+    let killedMidway = false;
+    for (const delayMs of [150, 50, 0]) {
+      urn = `urn:fedlab:${tf.fed.home}:slice:crash-${delayMs}`;
+      let settled = false;
+      const requested = saProc.nextLine('slice requested', 20_000);
+      void saProc.nextLine('slice settled', 20_000).then(
+        () => (settled = true),
+        () => undefined,
       );
-    // Once the intent is recorded, watch one node per site over open channels, and kill -9 the SA as
-    // soon as the first sliver exists on any node: the request is then half done.
-    await requested;
-    const watchers = tf.fed.sites.flatMap((s) => s.nodes.map((n) => asMa(s, n)));
-    let settled = false;
-    void settledLine.then((v) => (settled = v));
-    try {
-      const end = Date.now() + 15_000;
-      for (;;) {
-        const found = await Promise.all(watchers.map((w) => w.client.listSlivers({ pageSize: 10, pageToken: '', sliceUrn: urn }, { chain: w.chain }).then((r) => r.slivers.length, () => 0)));
-        if (found.some((n) => n > 0) || settled || Date.now() > end) break;
+      const creating = sa()
+        .createSlice(sliceRequest(`crash-${delayMs}`))
+        .then(
+          () => 'answered',
+          () => 'failed',
+        );
+      await requested;
+      const watchers = tf.fed.sites.flatMap((s) => s.nodes.map((n) => asMa(s, n)));
+      try {
+        const end = Date.now() + delayMs;
+        while (Date.now() < end && !settled) {
+          const found = await Promise.all(watchers.map((w) => w.client.listSlivers({ pageSize: 10, pageToken: '', sliceUrn: urn }, { chain: w.chain }).then((r) => r.slivers.length, () => 0)));
+          if (found.some((n) => n > 0)) break;
+        }
+      } finally {
+        for (const w of watchers) w.client.close();
       }
-    } finally {
-      for (const w of watchers) w.client.close();
+      if (!settled) await saProc.kill9();
+      killedMidway = !settled;
+      await creating;
+      if (killedMidway) break;
+      await deleteSlice(urn);
     }
-    await saProc.kill9();
-    expect(settled, 'the SA was killed before the slice settled').toBe(false);
-    await creating;
-    await tf.fed.restartSliceAuthority();
+    if (!saProc.running()) await tf.fed.restartSliceAuthority();
+    expect(killedMidway, 'the SA was killed before the slice settled').toBe(true);
     // After recovery: either the slice is live with every sliver on its node, or it is gone with none.
     const outcome = await until(
       async () => {
