@@ -230,6 +230,34 @@ describe('service provider', () => {
     await until(async () => ((await get('flaky')).targets[0]?.restarts ?? 0) >= restarts + 2, 20_000, 'flaky restarted again');
   }, 60_000);
 
+  it('kill -9 of the provider in the middle of creating the slice: the restarted provider finishes with the same slice', async () => {
+    const stream = fed.spClient().deploy({
+      requestId: 'mid-1',
+      name: 'mid',
+      spec: {
+        sliceUrn: '',
+        sliceAuthorityUrn: '',
+        sliceName: '',
+        mode: SliceMode.SLICE_MODE_ALL_OR_NOTHING,
+        sites: [site(A, 1), site(B, 1)],
+        expiresAt: undefined,
+        steps: [step('serve', ['sleep', '300'], true)],
+      },
+    });
+    try {
+      for await (const e of stream) if (e.state === DeploymentState.DEPLOYMENT_STATE_CREATING_SLICE) break;
+    } catch {
+      // The stream breaks with the provider.
+    }
+    await fed.kill9Sp();
+    await fed.startSp();
+    await until(async () => (await get('mid')).state === DeploymentState.DEPLOYMENT_STATE_READY, 30_000, 'mid READY after the restart');
+    const slices = (await fed.saClient().listSlices({ pageSize: 0, pageToken: '', state: SliceState.SLICE_STATE_UNSPECIFIED })).slices.filter((x) => x.urn.endsWith(':slice:mid'));
+    expect(slices).toHaveLength(1);
+    expect(slices[0]?.requestId).toBe('deploy.mid-1');
+    await fed.spClient().deleteDeployment({ name: 'mid', keepSlice: false });
+  }, 90_000);
+
   it('DeleteDeployment stops the services and deletes the slice on every site; again is a no-op', async () => {
     const sp = fed.spClient();
     const res = await sp.deleteDeployment({ name: 'web', keepSlice: false });
