@@ -117,6 +117,8 @@ export class LocalFederation {
   private readonly say: (line: string) => void;
   private readonly clients: { close(): void }[] = [];
   private exitHook: (() => void) | undefined;
+  /** Set when stop() begins: nothing is started after it (a Ctrl-C during start-up). */
+  private closed = false;
   /** Processes in start order (stopped in reverse). */
   readonly processes: ServiceProcess[] = [];
 
@@ -215,6 +217,7 @@ export class LocalFederation {
   }
 
   private track(p: ServiceProcess): ServiceProcess {
+    if (this.closed) throw new Error('the federation is stopping; nothing more is started');
     this.processes.push(p);
     if (!this.exitHook) {
       // If this process dies without stopping them, the children go too (they are in their own groups).
@@ -294,7 +297,6 @@ export class LocalFederation {
     writeState(this.dir, this.state);
     for (const plan of this.state.sites) {
       const paths = sitePaths(this.dir, plan.domain);
-      writeFileSync(paths.maConfig, `${JSON.stringify(this.maConfig(plan), null, 2)}\n`);
       const ma = this.track(
         new ServiceProcess({ name: `${plan.domain} MA`, role: 'ma', configFile: paths.maConfig, logFile: logFile(this.dir, `${plan.domain}-ma`), fedlabArgs: this.fedlabArgs }),
       );
@@ -317,7 +319,6 @@ export class LocalFederation {
       for (const node of site.plan.nodes) {
         const np = nodePaths(this.dir, site.domain, node.name);
         if (!existsSync(np.cert)) await this.enrol(site, node);
-        writeFileSync(np.config, `${JSON.stringify(this.nmConfig(site.plan, node), null, 2)}\n`);
         const proc = this.track(
           new ServiceProcess({ name: `${site.domain} node ${node.name}`, role: 'nm', configFile: np.config, logFile: logFile(this.dir, `${site.domain}-${node.name}`), fedlabArgs: this.fedlabArgs }),
         );
@@ -353,8 +354,11 @@ export class LocalFederation {
   private async startOnFreePorts(proc: ServiceProcess, writeConfig: () => void): Promise<void> {
     for (let attempt = 1; ; attempt += 1) {
       writeConfig();
+      if (this.closed) throw new Error('the federation is stopping; nothing more is started');
       try {
         await proc.start();
+        // stop() may have run while this one was starting: it must not outlive it.
+        if (this.closed) await proc.stop();
         return;
       } catch (err) {
         const m = /(?:in use|EADDRINUSE)/i.test((err as Error).message) ? /(?:127\.0\.0\.1|localhost):(\d+)/.exec((err as Error).message) : null;
@@ -778,6 +782,7 @@ export class LocalFederation {
 
   /** Stops every process: the newest first, SIGTERM then SIGKILL after `graceMs`. Reports what had to be killed. */
   async stop(graceMs = 8000): Promise<string[]> {
+    this.closed = true;
     for (const c of this.clients.splice(0)) c.close();
     const killed: string[] = [];
     // Providers and authorities first, then node managers, then MAs: nobody loses the party it calls mid-way.
