@@ -650,6 +650,8 @@ export class Deployments {
         return;
       }
       if (result.error && (code === CODE.unauthenticated || code === CODE.permissionDenied)) await this.o.credentials.forget(rec.sliceUrn);
+      // A node that cannot be reached may have moved: ask its site for the endpoint again next time.
+      if (result.error && code === CODE.unavailable) await this.patchTarget(name, sliverUrn, { endpoint: '' }, undefined);
       if (!step.service) {
         if (result.exit) {
           const reason = `step ${step.name} failed: ${why}`;

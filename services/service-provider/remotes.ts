@@ -28,6 +28,13 @@ export interface SiteEndpoint {
   readonly endpoint: string;
 }
 
+/**
+ * Reconnection back-off of the provider's channels: grpc-js would otherwise wait up to two minutes
+ * between attempts to reach a server that was down, and the provider's retries would keep failing
+ * fast long after the server is back.
+ */
+const CHANNEL_OPTIONS = { 'grpc.initial_reconnect_backoff_ms': 500, 'grpc.max_reconnect_backoff_ms': 5_000 };
+
 /** The clients the provider uses, opened lazily and closed together. */
 export class Remotes {
   private sa: SaClient | undefined;
@@ -52,6 +59,7 @@ export class Remotes {
       ...(this.o.trust ? { trust: this.o.trust } : {}),
       serverUrn: this.o.sliceAuthority.urn,
       deadlineMs: this.o.deadlines.sa,
+      channelOptions: CHANNEL_OPTIONS,
     });
     return this.sa;
   }
@@ -60,7 +68,7 @@ export class Remotes {
   site(site: SiteEndpoint): { ma: MaClient; aggregate: AggregateClient } {
     let c = this.mas.get(site.domain);
     if (!c) {
-      const opts = { address: site.endpoint, tls: this.o.tls, ...(this.o.trust ? { trust: this.o.trust } : {}), serverUrn: site.maUrn, deadlineMs: this.o.deadlines.ma };
+      const opts = { address: site.endpoint, tls: this.o.tls, ...(this.o.trust ? { trust: this.o.trust } : {}), serverUrn: site.maUrn, deadlineMs: this.o.deadlines.ma, channelOptions: CHANNEL_OPTIONS };
       c = { ma: createClient(ManagementAuthorityService, opts), aggregate: createClient(AggregateService, opts) };
       this.mas.set(site.domain, c);
     }
@@ -72,7 +80,7 @@ export class Remotes {
     const key = `${nodeUrn} ${endpoint}`;
     let c = this.nms.get(key);
     if (!c) {
-      c = createClient(NodeManagerService, { address: endpoint, tls: this.o.tls, ...(this.o.trust ? { trust: this.o.trust } : {}), serverUrn: nodeUrn, deadlineMs: this.o.deadlines.nm });
+      c = createClient(NodeManagerService, { address: endpoint, tls: this.o.tls, ...(this.o.trust ? { trust: this.o.trust } : {}), serverUrn: nodeUrn, deadlineMs: this.o.deadlines.nm, channelOptions: CHANNEL_OPTIONS });
       this.nms.set(key, c);
     }
     return c;

@@ -65,7 +65,7 @@ describe('service provider', () => {
 
   beforeAll(async () => {
     fed = await startSpFederation({ sites: [{ domain: A, nodes: 2 }, { domain: B, nodes: 1, style: 'protogeni' }], child: true });
-  }, 120_000);
+  }, 180_000);
 
   afterAll(async () => {
     await fed?.destroy();
@@ -228,7 +228,7 @@ describe('service provider', () => {
     await until(() => running() === 3, 10_000, 'one service process per sliver');
     expect(d.state).toBe(DeploymentState.DEPLOYMENT_STATE_READY);
     await until(async () => ((await get('flaky')).targets[0]?.restarts ?? 0) >= restarts + 2, 20_000, 'flaky restarted again');
-  }, 60_000);
+  }, 150_000);
 
   it('kill -9 of the provider in the middle of creating the slice: the restarted provider finishes with the same slice', async () => {
     const stream = fed.spClient().deploy({
@@ -256,7 +256,7 @@ describe('service provider', () => {
     expect(slices).toHaveLength(1);
     expect(slices[0]?.requestId).toBe('deploy.mid-1');
     await fed.spClient().deleteDeployment({ name: 'mid', keepSlice: false });
-  }, 90_000);
+  }, 150_000);
 
   it('DeleteDeployment stops the services and deletes the slice on every site; again is a no-op', async () => {
     const sp = fed.spClient();

@@ -68,7 +68,7 @@ describe('service provider faults', () => {
     expect(res.deployment?.state).toBe(DeploymentState.DEPLOYMENT_STATE_DELETING);
     expect(res.deployment?.error).toMatch(/deleting slice urn:fedlab:plc\.test:slice:late/);
     await fed.startSa();
-    await until(async () => (await fed.spClient().getDeployment({ name: 'late' })).deployment?.state === DeploymentState.DEPLOYMENT_STATE_DELETED, 15_000, 'deleted');
+    await until(async () => (await fed.spClient().getDeployment({ name: 'late' })).deployment?.state === DeploymentState.DEPLOYMENT_STATE_DELETED, 30_000, 'deleted');
     await until(async () => (await fed.sliversOnNodes()).length === 0, 15_000, 'no sliver left');
   }, 60_000);
 

@@ -222,7 +222,7 @@ export async function startSpFederation(o: SpFederationOptions): Promise<SpFeder
       },
       startSp: async () => {
         if (o.child) {
-          const started = await startCli(['serve', 'sp', '--config', spConfigFile], (l) => l.msg === 'listening', { timeoutMs: 60_000 });
+          const started = await startCli(['serve', 'sp', '--config', spConfigFile], (l) => l.msg === 'listening', { timeoutMs: 120_000 });
           fed.child = started.child;
           spAddress = `127.0.0.1:${spPort}`;
         } else {
