@@ -814,7 +814,18 @@ export class Aggregate {
     if (intent.items.length === 0) return outcomes;
     const marked = intent.items.map((i) => this.book.slivers.get(i.sliverUrn) as SliverRecord);
 
-    // 2. The node managers, in parallel, each call with a deadline.
+    // 2. The node managers, in parallel, each call with a deadline; emulab: meanwhile the namespaces (the
+    // intent names them, so undoing or recovery removes them whatever happens next).
+    const namespaces = wantNetns ? marked.map((s) => s.netns).filter((ns): ns is string => ns !== undefined) : [];
+    const madeNamespaces = namespaces.length
+      ? this.o.netlab.createNamespaces(namespaces).then(
+          () => undefined,
+          (err: unknown) => {
+            this.o.log.warn({ slice: slice.urn, err: (err as Error).message }, 'namespaces could not be made');
+            return err instanceof FedlabError ? err.message : `could not make the nodes' network namespaces on the site host: ${(err as Error).message}`;
+          },
+        )
+      : Promise.resolve(undefined);
     const created = await this.o.nodes.fanOut(
       marked,
       (s) => s.nodeUrn,
@@ -842,9 +853,9 @@ export class Aggregate {
     const reply = new Map<string, NodeResult<{ sliver?: Sliver | undefined }>>();
     for (const [i, r] of created.entries()) reply.set((marked[i] as SliverRecord).urn, r);
 
-    // 3. Emulab: each node's namespace, then every link whose endpoints all have one.
-    let wiringError: string | undefined;
-    if (wantNetns && [...reply.values()].some((r) => r.ok)) {
+    // 3. Emulab: every link whose endpoints all have a namespace.
+    let wiringError = await madeNamespaces;
+    if (wantNetns && wiringError === undefined && [...reply.values()].some((r) => r.ok)) {
       wiringError = await this.wire_(slice, marked.filter((s) => reply.get(s.urn)?.ok));
     }
 
@@ -889,10 +900,9 @@ export class Aggregate {
     return outcomes;
   }
 
-  /** Makes the namespaces of newly instantiated slivers and wires the links they complete. Returns why it failed, or undefined. */
+  /** Wires the links that newly instantiated slivers (their namespaces made) complete. Returns why it failed, or undefined. */
   private async wire_(slice: SliceRecord, fresh: readonly SliverRecord[]): Promise<string | undefined> {
     try {
-      await this.o.netlab.createNamespaces(fresh.filter((s) => s.netns).map((s) => s.netns as string));
       const freshIds = new Set(fresh.map((s) => s.clientId));
       const byClient = new Map(this.book.sliversOf(slice.urn).map((s) => [s.clientId, s]));
       for (const [index, l] of slice.links.entries()) {
