@@ -4,7 +4,8 @@
  * `fedlab-credential`, and the server's identity can be pinned to a URN
  * instead of a host name (the URN is what Fedlab principals are).
  */
-import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+import { createHash } from 'node:crypto';
+import { checkServerIdentity, createSecureContext, type PeerCertificate, type SecureContext } from 'node:tls';
 import { Client, credentials as grpcCredentials, Metadata, type CallOptions, type ServiceError } from '@grpc/grpc-js';
 import { parseUrn, urnEquals } from '../identity/urn.js';
 import { CREDENTIAL_METADATA_KEY } from './context.js';
@@ -78,6 +79,24 @@ export function callMetadata(opts: CallOpts): Metadata {
   return md;
 }
 
+const secureContexts = new Map<string, SecureContext>();
+
+/**
+ * One TLS context per key, certificate and CA set: building one parses them all (about a millisecond),
+ * and a management authority opens a channel to each of its nodes with the same material. Each channel
+ * still checks its own server's identity.
+ */
+function secureContextFor(tls: TlsMaterial): SecureContext {
+  const id = createHash('sha256').update(tls.caCerts).update('\0').update(tls.cert).update('\0').update(tls.key).digest('base64url');
+  let ctx = secureContexts.get(id);
+  if (!ctx) {
+    ctx = createSecureContext({ ca: tls.caCerts, cert: tls.cert, key: tls.key });
+    if (secureContexts.size >= 64) secureContexts.delete(secureContexts.keys().next().value as string);
+    secureContexts.set(id, ctx);
+  }
+  return ctx;
+}
+
 /** Creates a promise client for a generated service definition. */
 export function createClient<D extends Record<string, MethodDefinitionLike>>(definition: D, options: ClientOptions): PromiseClient<D> {
   if (options.serverUrn) parseUrn(options.serverUrn);
@@ -91,9 +110,7 @@ export function createClient<D extends Record<string, MethodDefinitionLike>>(def
   const trust = options.trust;
   const creds = trust
     ? trust.channelCredentials((host, cert) => verify(host, cert) ?? trust.checkServer(cert))
-    : grpcCredentials.createSsl(Buffer.from(options.tls.caCerts), Buffer.from(options.tls.key), Buffer.from(options.tls.cert), {
-        checkServerIdentity: verify,
-      });
+    : grpcCredentials.createFromSecureContext(secureContextFor(options.tls), { checkServerIdentity: verify });
   const raw = new Client(options.address, creds, { ...options.channelOptions });
   const defaultDeadline = options.deadlineMs ?? DEFAULT_DEADLINE_MS;
   const callOptions = (opts: CallOpts): CallOptions => ({ deadline: Date.now() + (opts.deadlineMs ?? defaultDeadline) });
