@@ -194,6 +194,8 @@ export class Deployments {
     };
     // Subscribe before anything can happen, so no event is missed.
     const { rec, first } = await this.admit(rid, name, spec, fingerprint, listener);
+    const onAbort = (): void => wake?.();
+    signal.addEventListener('abort', onAbort, { once: true });
     try {
       yield first;
       if (STABLE.has(rec.state)) return;
@@ -206,11 +208,11 @@ export class Deployments {
         if (signal.aborted) return;
         await new Promise<void>((resolve) => {
           wake = resolve;
-          signal.addEventListener('abort', () => resolve(), { once: true });
         });
         wake = undefined;
       }
     } finally {
+      signal.removeEventListener('abort', onAbort);
       this.listeners.get(name)?.delete(listener);
     }
   }
