@@ -5,6 +5,8 @@
  * and the service provider (GetDeployment, as its operator). Rendered as a
  * table (redrawn in place on a terminal) or as one plain line per change.
  */
+import { status } from '@grpc/grpc-js';
+import { isServiceError } from '../../services/core/rpc/client.js';
 import { NodeHealth, OperationalState, type Sliver } from '../../services/generated/fedlab/v1/common.js';
 import { DeploymentState, ServiceState, type Deployment } from '../../services/generated/fedlab/v1/service_provider.js';
 import { SliceState, type Slice } from '../../services/generated/fedlab/v1/slice_authority.js';
@@ -58,7 +60,8 @@ export async function collectStatus(fed: LocalFederation, deployment: string | u
     try {
       dep = await fed.getDeployment(deployment);
     } catch (err) {
-      errors.push(`service provider: ${(err as Error).message.split('\n')[0]}`);
+      // NOT_FOUND: the deployment is not recorded yet; anything else is worth showing.
+      if (!isServiceError(err) || err.code !== status.NOT_FOUND) errors.push(`service provider: ${(err as Error).message.split('\n')[0]}`);
     }
     if (dep?.sliceUrn) {
       const c = fed.saClient(fed.homePaths.sp, 5000);
