@@ -105,7 +105,8 @@ async function deleteSlice(urn: string): Promise<void> {
   }, 20_000, `slice ${urn} deleted`);
 }
 
-describe('a three-site federation as separate processes', () => {
+// Generous budgets: the machine has two cores and other suites may run beside this one.
+describe('a three-site federation as separate processes', { timeout: 90_000 }, () => {
   beforeAll(async () => {
     const t0 = Date.now();
     tf = await openFederation({ nodes: NODES, heartbeatMs: 500, logLevel: 'info' });
@@ -115,7 +116,7 @@ describe('a three-site federation as separate processes', () => {
     await tf.fed.startSliceAuthority();
     await tf.fed.startServiceProvider();
     console.log(`federation of ${tf.fed.sites.length} sites x ${NODES} nodes + SA + SP up in ${((Date.now() - t0) / 1000).toFixed(1)} s (${tf.fed.driver.kind} driver)`);
-  }, 120_000);
+  }, 240_000);
 
   afterAll(async () => {
     if (!tf) return;
