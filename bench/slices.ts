@@ -534,11 +534,20 @@ async function main(): Promise<void> {
       return ms;
     };
 
+    const pids = { sa: saProc.pid as number, mas: sites.map((s) => s.proc?.pid as number), workers: workerProcs.map((w) => w.pid as number) };
+    const cpuNow = (): { sa: number; mas: number; workers: number; self: number } => ({
+      sa: cpuSeconds(pids.sa),
+      mas: pids.mas.reduce((a, p) => a + cpuSeconds(p), 0),
+      workers: pids.workers.reduce((a, p) => a + cpuSeconds(p), 0),
+      self: process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6,
+    });
+
     // 6. Slices through the SA.
     let sliceSeq = 0;
-    const slice = async (n: number): Promise<{ ms: number; deleteMs: number }> => {
+    const slice = async (n: number): Promise<{ ms: number; deleteMs: number; cpu: ReturnType<typeof cpuNow> }> => {
       const name = `bench${sliceSeq++}`;
       const counts = perSite(n);
+      const before = cpuNow();
       const t = performance.now();
       const res = await saClient.createSlice({
         requestId: `r-${name}`,
@@ -560,6 +569,8 @@ async function main(): Promise<void> {
         wait: true,
       });
       const ms = performance.now() - t;
+      const after = cpuNow();
+      const cpu = { sa: after.sa - before.sa, mas: after.mas - before.mas, workers: after.workers - before.workers, self: after.self - before.self };
       const s = res.slice;
       const readyCount = s?.slivers.filter((x) => x.operationalState === OperationalState.OPERATIONAL_STATE_READY).length ?? 0;
       if (s?.state !== SliceState.SLICE_STATE_READY || readyCount !== n) {
@@ -572,16 +583,8 @@ async function main(): Promise<void> {
         await new Promise((r) => setTimeout(r, 100));
         del = { slice: (await saClient.getSlice({ sliceUrn: s.urn })).slice, results: [] };
       }
-      return { ms, deleteMs: performance.now() - td };
+      return { ms, deleteMs: performance.now() - td, cpu };
     };
-
-    const pids = { sa: saProc.pid as number, mas: sites.map((s) => s.proc?.pid as number), workers: workerProcs.map((w) => w.pid as number) };
-    const cpuNow = (): { sa: number; mas: number; workers: number; self: number } => ({
-      sa: cpuSeconds(pids.sa),
-      mas: pids.mas.reduce((a, p) => a + cpuSeconds(p), 0),
-      workers: pids.workers.reduce((a, p) => a + cpuSeconds(p), 0),
-      self: process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6,
-    });
 
     // The profiles' clock is the monotonic one: this window lets a reader keep only the slices.
     const windowStart = process.hrtime.bigint() / 1000n;
@@ -603,10 +606,8 @@ async function main(): Promise<void> {
       const cpu = { sa: 0, mas: 0, workers: 0, self: 0 };
       for (let k = 0; k < r; k++) {
         floorMs.push(await floor(n));
-        const before = cpuNow();
         const x = await slice(n);
-        const after = cpuNow();
-        for (const key of Object.keys(cpu) as (keyof typeof cpu)[]) cpu[key] += (after[key] - before[key]) / r;
+        for (const key of Object.keys(cpu) as (keyof typeof cpu)[]) cpu[key] += x.cpu[key] / r;
         saMs.push(x.ms);
         delMs.push(x.deleteMs);
       }
@@ -615,7 +616,7 @@ async function main(): Promise<void> {
       console.log(
         `${String(n).padStart(5)} nodes (${perSite(n).join('+')}): create→READY ${last.sa.toFixed(0)} ms (${(last.sa / n).toFixed(2)} ms/node)  ` +
           `floor ${last.floor.toFixed(0)} ms (${(last.floor / n).toFixed(2)} ms/node)  ratio to floor ${(last.sa / last.floor).toFixed(2)}x  ` +
-          `[median of ${r}; runs ${saMs.map((x) => x.toFixed(0)).join(', ')} ms; delete ${last.del.toFixed(0)} ms; CPU s per slice: SA ${cpu.sa.toFixed(2)}, MAs ${cpu.mas.toFixed(2)}, nodes ${cpu.workers.toFixed(2)}; load ${load()}]`,
+          `[median of ${r}; runs ${saMs.map((x) => x.toFixed(0)).join(', ')} ms; delete ${last.del.toFixed(0)} ms; CPU s of the create: SA ${cpu.sa.toFixed(2)}, MAs ${cpu.mas.toFixed(2)}, nodes ${cpu.workers.toFixed(2)}; load ${load()}]`,
       );
     }
     console.log('');
