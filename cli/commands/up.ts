@@ -103,7 +103,13 @@ export async function runUp(f: UpFlags, out: NodeJS.WriteStream = process.stdout
   // A signal handler sets `stopping` behind the compiler's back; read it through this.
   const stopRequested = (): Promise<number> | undefined => stopping;
   const onSignal = (): void => {
-    stopping ??= shutdown(0);
+    if (stopping) {
+      // A second Ctrl-C: no more waiting for graceful stops.
+      say('stopping now: killing every process');
+      for (const p of fed.processes) p.killSync();
+      return;
+    }
+    stopping = shutdown(0);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -188,7 +194,7 @@ export async function runUp(f: UpFlags, out: NodeJS.WriteStream = process.stdout
     }
   } catch (err) {
     if (!stopping) {
-      out.write(`fedlab: ${(err as Error).message}\n`);
+      process.stderr.write(`fedlab: ${(err as Error).message}\n`);
       stopping = shutdown(err instanceof CliExit ? err.exitCode : err instanceof InvalidArgumentError ? 2 : EXIT_FAILURE);
     }
     return await stopping;
