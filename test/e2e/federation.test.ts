@@ -357,6 +357,10 @@ describe('fedlab up --once', () => {
       expect(res.code, res.stdout + res.stderr).toBe(0);
       expect(res.stdout).toMatch(/ready: the service runs in all 3 slivers on 3 sites/);
       expect(res.stdout).toMatch(/fedlab node ls --ma localhost:\d+ --tls-dir /);
+      // The graceful stop sufficed: nothing had to be killed, and the sweep after it found no sliver
+      // runtime (cgroup, process, work directory) and no emulab namespace left.
+      expect(res.stdout).toMatch(/stopped; everything is in /);
+      expect(res.stdout).not.toMatch(/had to kill|removed leftovers/);
       const left = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' })
         .split('\n')
         .filter((l) => l.includes(dir));
