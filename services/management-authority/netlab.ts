@@ -17,6 +17,9 @@ import { join } from 'node:path';
 import { FailedPreconditionError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 
+/** How many `ip -batch` processes make namespaces at once. */
+const BATCH_PROCESSES = 4;
+
 /** Runs a command (no shell) and reports how it ended. */
 export interface CommandRunner {
   run(argv: readonly string[]): Promise<{ readonly code: number; readonly stdout: string; readonly stderr: string }>;
@@ -150,12 +153,23 @@ export class NetLab {
     for (const ns of names) this.checkName(ns);
     const dir = await mkdtemp(join(tmpdir(), 'fedlab-netlab-'));
     try {
-      // In chunks, so that each command stays well within the runner's timeout.
-      for (let i = 0; i < names.length; i += 200) {
-        const file = join(dir, `namespaces-${i}.batch`);
-        await writeFile(file, names.slice(i, i + 200).map((ns) => `netns add ${ns}\nnetns exec ${ns} ip link set lo up\n`).join(''), { mode: 0o600 });
-        await this.must(['ip', '-batch', file]);
-      }
+      // In chunks, so that each command stays well within the runner's timeout, a few at once (the
+      // kernel work of one namespace does not wait for another's).
+      const size = Math.min(200, Math.max(25, Math.ceil(names.length / BATCH_PROCESSES)));
+      const chunks: string[][] = [];
+      for (let i = 0; i < names.length; i += size) chunks.push(names.slice(i, i + size));
+      let next = 0;
+      const work = async (): Promise<void> => {
+        while (next < chunks.length) {
+          const k = next++;
+          const file = join(dir, `namespaces-${k}.batch`);
+          await writeFile(file, (chunks[k] as string[]).map((ns) => `netns add ${ns}\nnetns exec ${ns} ip link set lo up\n`).join(''), { mode: 0o600 });
+          await this.must(['ip', '-batch', file]);
+        }
+      };
+      const results = await Promise.allSettled(Array.from({ length: Math.min(BATCH_PROCESSES, chunks.length) }, work));
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
     } catch (err) {
       for (const ns of names) await this.deleteNamespace(ns).catch(() => undefined);
       throw err;
