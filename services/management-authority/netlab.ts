@@ -17,8 +17,9 @@ import { join } from 'node:path';
 import { FailedPreconditionError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 
-/** How many `ip -batch` processes make namespaces at once. */
+/** How many `ip -batch` processes make namespaces at once, and how many namespaces each makes. */
 const BATCH_PROCESSES = 4;
+const BATCH_SIZE = 25;
 
 /** Runs a command (no shell) and reports how it ended. */
 export interface CommandRunner {
@@ -153,9 +154,9 @@ export class NetLab {
     for (const ns of names) this.checkName(ns);
     const dir = await mkdtemp(join(tmpdir(), 'fedlab-netlab-'));
     try {
-      // In chunks, so that each command stays well within the runner's timeout, a few at once (the
-      // kernel work of one namespace does not wait for another's).
-      const size = Math.min(200, Math.max(25, Math.ceil(names.length / BATCH_PROCESSES)));
+      // In small chunks, so that each command stays well within the runner's timeout even on a busy
+      // host, a few at once (the kernel work of one namespace does not wait for another's).
+      const size = BATCH_SIZE;
       const chunks: string[][] = [];
       for (let i = 0; i < names.length; i += size) chunks.push(names.slice(i, i + size));
       let next = 0;
@@ -192,9 +193,9 @@ export class NetLab {
     const dir = await mkdtemp(join(tmpdir(), 'fedlab-netlab-'));
     try {
       let stderr = '';
-      for (let i = 0; i < names.length; i += 200) {
+      for (let i = 0; i < names.length; i += BATCH_SIZE * 4) {
         const file = join(dir, `delete-${i}.batch`);
-        await writeFile(file, names.slice(i, i + 200).map((ns) => `netns del ${ns}\n`).join(''), { mode: 0o600 });
+        await writeFile(file, names.slice(i, i + BATCH_SIZE * 4).map((ns) => `netns del ${ns}\n`).join(''), { mode: 0o600 });
         // -force: go on past a namespace that is already gone; what is left is checked below.
         const r = await this.runner.run(['ip', '-force', '-batch', file]);
         if (r.code !== 0) stderr ||= r.stderr.trim().slice(0, 200);
