@@ -6,7 +6,7 @@ import { EXIT_USAGE } from './cli-support.js';
 import { buildProgram } from './program.js';
 
 try {
-  await buildProgram().parseAsync(process.argv);
+  await (await buildProgram(process.argv)).parseAsync(process.argv);
 } catch (err) {
   if (!(err instanceof CommanderError)) throw err;
   // Help and version are successes; everything else commander rejects is a usage error.
