@@ -307,7 +307,9 @@ async function create(name: string, f: CreateFlags): Promise<void> {
       progress.expect(specs.reduce((n, s) => n + (s.nodeUrns.length || s.count), 0));
       try {
         // Follows the slice until it is stable; no deadline beyond the sites' own (the SA bounds each site).
-        for await (const e of client.watchSlice({ sliceUrn: slice.urn, afterSequence: 0, follow: false }, { deadlineMs: 24 * 3_600_000 })) {
+        // A new slice's record is event 1: replaying from there shows every node's events, even
+        // those that happened before the watch was opened (a snapshot would skip them).
+        for await (const e of client.watchSlice({ sliceUrn: slice.urn, afterSequence: 1, follow: false }, { deadlineMs: 24 * 3_600_000 })) {
           if (!f.json && e.sequence > 0 && !(e.slice && e.message === 'snapshot')) progress.event(e);
           if (e.slice) slice = e.slice;
         }
