@@ -62,7 +62,7 @@ import { decodeToken, encodeToken, firstAfter, pageSize } from './paging.js';
 import type { ProviderRegistry } from './providers.js';
 import { addResources, freeOf, shortfall, type InterfaceRecord, type IntentRecord, type LinkSpec, type Resources, type SliceRecord, type SliverRecord } from './records.js';
 import { MAX_LINKS, normalizeRequest, RSPEC_FORMAT, styleRules, type StyleRules, type WantedSliver } from './requests.js';
-import { KeyedMutex, Mutex } from './sync.js';
+import { KeyedMutex, Mutex } from '../core/mutex.js';
 import { requestId, text, urnField } from './validate.js';
 import { goneSliver, linksToWire, manifestDocument, operationalOf, sliverToWire } from './wire.js';
 

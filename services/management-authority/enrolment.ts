@@ -34,7 +34,7 @@ import { parseEndpoint } from './endpoint.js';
 import type { NodeRegistry } from './node-registry.js';
 import { resourcesOf, TABLES, type NodeRecord, type TokenRecord, type TokenRequestRecord } from './records.js';
 import { enrolmentKey, noCaError, type SiteCa } from './site-ca.js';
-import { Mutex } from './sync.js';
+import { Mutex } from '../core/mutex.js';
 import { requestId, text, urnField } from './validate.js';
 
 /** Privileges the owner → MA chain must grant for the MA to manage the node. */

@@ -29,7 +29,7 @@ import { startEnrolmentListener } from './enrolment-server.js';
 import { NetLab, type CommandRunner } from './netlab.js';
 import { NodeClients } from './node-clients.js';
 import { NodeRegistry } from './node-registry.js';
-import { Periodic } from './periodic.js';
+import { Periodic } from '../core/periodic.js';
 import { ProviderRegistry } from './providers.js';
 import { aggregateService, managementAuthorityService } from './service.js';
 import { SiteCa } from './site-ca.js';
@@ -175,16 +175,16 @@ export function managementAuthorityRole(options: MaRoleOptions = {}): (deps: Rol
 
     const interval = config.heartbeat.interval_ms;
     const tasks = [
-      new Periodic('health-monitor', Math.max(10, Math.floor(interval / 4)), log, () => {
+      new Periodic({ name: 'health-monitor', intervalMs: Math.max(10, Math.floor(interval / 4)), log }, () => {
         registry.check();
       }),
-      new Periodic('health-flush', config.heartbeat.flush_interval_ms, log, async () => {
+      new Periodic({ name: 'health-flush', intervalMs: config.heartbeat.flush_interval_ms, log }, async () => {
         await registry.flush();
       }),
-      new Periodic('hold-sweeper', config.sweep_interval_ms, log, async () => {
+      new Periodic({ name: 'hold-sweeper', intervalMs: config.sweep_interval_ms, log }, async () => {
         await aggregate.sweep();
       }),
-      new Periodic('intent-retry', config.intent_retry_interval_ms, log, () => aggregate.retryIntents()),
+      new Periodic({ name: 'intent-retry', intervalMs: config.intent_retry_interval_ms, log }, () => aggregate.retryIntents()),
     ];
     if (!options.manualTimers) for (const t of tasks) t.start();
 

@@ -11,7 +11,7 @@ import type { TlsMaterial } from '../core/rpc/server.js';
 import { ManagementAuthorityService, type HeartbeatResponse } from '../generated/fedlab/v1/management_authority.js';
 import type { Clock } from './clock.js';
 import type { NodeManager } from './node-manager.js';
-import { Periodic } from './periodic.js';
+import { Periodic } from '../core/periodic.js';
 
 /** Options of {@link HeartbeatClient}. */
 export interface HeartbeatOptions {

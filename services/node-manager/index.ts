@@ -22,7 +22,7 @@ import type { SliverDriver } from './drivers/driver.js';
 import { createDriver } from './drivers/select.js';
 import { HeartbeatClient } from './heartbeat.js';
 import { NodeManager } from './node-manager.js';
-import { Periodic } from './periodic.js';
+import { Periodic } from '../core/periodic.js';
 import { OwnerPolicy } from './policy.js';
 import { nodeManagerService } from './service.js';
 import { SliverManager } from './sliver-manager.js';

@@ -18,7 +18,7 @@ import type { SliverInterface } from '../generated/fedlab/v1/common.js';
 import { describeShortfalls, shortfalls, type Capacity } from './capacity.js';
 import type { Clock } from './clock.js';
 import type { DriverSliver, ExecChunk, ExecSpec, SliverDriver, SliverMeasure, SliverResources } from './drivers/driver.js';
-import { KeyedMutex, Mutex } from './mutex.js';
+import { KeyedMutex, Mutex } from '../core/mutex.js';
 import { addCommitted, ZERO_COMMITTED, type Allocation, type Committed, type Operational, type RequestRecord, type SliverRecord } from './records.js';
 
 /** What admission needs to create a sliver (already validated and authorised). */

@@ -18,7 +18,7 @@ import { EventHub } from './events.js';
 import { sliceAuthorityService } from './service.js';
 import { Sites } from './sites.js';
 import { SliceBook } from './slices.js';
-import { Periodic } from './support.js';
+import { Periodic } from '../core/periodic.js';
 
 export { saConfigSchema, SA_PATH_FIELDS, type SaConfig } from './config.js';
 
@@ -70,10 +70,10 @@ export function sliceAuthorityRole(options: SaRoleOptions = {}): (deps: RoleDeps
       throw err;
     }
     const tasks = [
-      new Periodic('expiry-sweeper', config.sweep_interval_ms, log, async () => {
+      new Periodic({ name: 'expiry-sweeper', intervalMs: config.sweep_interval_ms, log }, async () => {
         await book.sweep();
       }),
-      new Periodic('intent-retry', config.intent_retry_interval_ms, log, () => book.retryIntents()),
+      new Periodic({ name: 'intent-retry', intervalMs: config.intent_retry_interval_ms, log }, () => book.retryIntents()),
     ];
     if (!options.manualTimers) for (const t of tasks) t.start();
     log.info({ sites: sites.domains(), providers: config.providers.length, ...book.stats(), recovered: recovery }, 'slice authority ready');

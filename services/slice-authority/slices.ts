@@ -56,7 +56,8 @@ import {
   type Use,
 } from './records.js';
 import type { Site, Sites } from './sites.js';
-import { KeyedMutex, Mutex, OK, outcomeOf, pageSize, REFUSED_CODES, requestId, text, urnField, type Outcome } from './support.js';
+import { KeyedMutex, Mutex } from '../core/mutex.js';
+import { OK, outcomeOf, pageSize, REFUSED_CODES, requestId, text, urnField, type Outcome } from './support.js';
 
 /**
  * How far event sequence numbers jump at a restart: events are numbered in

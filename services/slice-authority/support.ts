@@ -1,102 +1,12 @@
 /**
- * Small pieces the slice authority's domain classes share: FIFO locks (one
- * for admission, one per slice), a background task runner, request field
+ * Small pieces the slice authority's domain classes share: request field
  * checks that name their field, and the mapping of a failed outgoing call to a
  * per-site `ResultStatus`.
  */
 import { status as Status } from '@grpc/grpc-js';
 import { InvalidArgumentError, isFedlabError, type ErrorKind } from '../core/errors.js';
 import { parseUrn, type Urn, type UrnKind } from '../core/identity/urn.js';
-import type { Logger } from '../core/log.js';
 import { isServiceError } from '../core/rpc/client.js';
-
-/** A FIFO lock. */
-export class Mutex {
-  private tail: Promise<void> = Promise.resolve();
-
-  /** Runs `fn` when every earlier holder is done. */
-  run<T>(fn: () => Promise<T> | T): Promise<T> {
-    const result = this.tail.then(fn);
-    this.tail = result.then(
-      () => undefined,
-      () => undefined,
-    );
-    return result;
-  }
-}
-
-/** One FIFO lock per key; idle keys are forgotten. */
-export class KeyedMutex {
-  private readonly tails = new Map<string, Promise<void>>();
-
-  /** Runs `fn` holding the lock of `key`. */
-  run<T>(key: string, fn: () => Promise<T> | T): Promise<T> {
-    const prev = this.tails.get(key) ?? Promise.resolve();
-    const result = prev.then(fn);
-    const tail = result.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.tails.set(key, tail);
-    void tail.then(() => {
-      if (this.tails.get(key) === tail) this.tails.delete(key);
-    });
-    return result;
-  }
-
-  /** Whether anyone holds or waits for `key`. */
-  busy(key: string): boolean {
-    return this.tails.has(key);
-  }
-}
-
-/** A repeating background task that never overlaps itself; errors are logged. */
-export class Periodic {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
-  private stopped = true;
-
-  constructor(
-    private readonly name: string,
-    private readonly intervalMs: number,
-    private readonly log: Logger,
-    private readonly task: () => Promise<void> | void,
-  ) {}
-
-  /** Starts the schedule (first run after one interval). */
-  start(): void {
-    if (!this.stopped) return;
-    this.stopped = false;
-    this.schedule();
-  }
-
-  private schedule(): void {
-    if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      this.running = this.runOnce().finally(() => {
-        this.running = undefined;
-        this.schedule();
-      });
-    }, this.intervalMs);
-    this.timer.unref();
-  }
-
-  /** Runs the task now; errors are logged. */
-  async runOnce(): Promise<void> {
-    try {
-      await this.task();
-    } catch (err) {
-      this.log.error({ err, task: this.name }, 'background task failed; it will run again');
-    }
-  }
-
-  /** Stops the schedule and waits for a run in progress. */
-  async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    await this.running;
-  }
-}
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 

@@ -16,7 +16,7 @@ import type { DriverSliver, RuntimeRef } from '../../services/node-manager/drive
 import { streamProcess } from '../../services/node-manager/drivers/exec-stream.js';
 import { parseEnviron, parseStat } from '../../services/node-manager/drivers/procfs.js';
 import { SimulatedDriver } from '../../services/node-manager/drivers/simulated.js';
-import { KeyedMutex, Mutex } from '../../services/node-manager/mutex.js';
+import { KeyedMutex, Mutex } from '../../services/core/mutex.js';
 import { assertSafeName } from '../../services/node-manager/names.js';
 import { OwnerPolicy } from '../../services/node-manager/policy.js';
 import { ZERO_COMMITTED, type Committed } from '../../services/node-manager/records.js';

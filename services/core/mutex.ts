@@ -1,19 +1,18 @@
 /**
- * In-process serialisation. Admission (capacity checks plus the store write
- * that records a hold) runs through one {@link Mutex}, so two Allocates can
- * never both see the same free capacity; work on one slice runs through a
- * {@link KeyedMutex}, so a Delete never interleaves with a Provision of the
- * same slice.
+ * In-process serialisation. Admission (capacity checks plus the store write)
+ * runs through one {@link Mutex} so concurrent creates can never both see the
+ * same free capacity; operations on one sliver run through a {@link KeyedMutex}
+ * so a delete never interleaves with a start of the same sliver.
  */
 
-/** A FIFO lock. */
+/** A FIFO async mutex. */
 export class Mutex {
   private tail: Promise<void> = Promise.resolve();
 
-  /** Runs `fn` when every earlier holder is done; returns its result. */
+  /** Runs `fn` once every earlier caller has finished; errors propagate to the caller only. */
   run<T>(fn: () => Promise<T> | T): Promise<T> {
     const result = this.tail.then(fn);
-    // The next holder waits for this one whether it succeeds or fails.
+    // The next caller waits for this one to settle, whatever its outcome.
     this.tail = result.then(
       () => undefined,
       () => undefined,
@@ -22,11 +21,11 @@ export class Mutex {
   }
 }
 
-/** One FIFO lock per key; idle keys are forgotten. */
+/** One FIFO mutex per key; idle keys are forgotten. */
 export class KeyedMutex {
   private readonly tails = new Map<string, Promise<void>>();
 
-  /** Runs `fn` holding the lock of `key`. */
+  /** Runs `fn` after every earlier caller with the same key has finished. */
   run<T>(key: string, fn: () => Promise<T> | T): Promise<T> {
     const prev = this.tails.get(key) ?? Promise.resolve();
     const result = prev.then(fn);
@@ -44,5 +43,10 @@ export class KeyedMutex {
   /** Whether anyone holds or waits for `key`. */
   busy(key: string): boolean {
     return this.tails.has(key);
+  }
+
+  /** Number of keys with work queued or running (for tests and diagnostics). */
+  get size(): number {
+    return this.tails.size;
   }
 }

@@ -1,9 +1,10 @@
 /**
  * A task that runs every `intervalMs`, never overlapping itself, whose errors
  * are logged rather than lost; `stop()` waits for a run in progress. The
- * reaper, the disk quota check and the heartbeat are each one of these.
+ * node manager's reaper and heartbeat, the management authority's health
+ * monitor and hold sweeper, the slice authority's expiry sweeper are each one.
  */
-import type { Logger } from '../core/log.js';
+import type { Logger } from './log.js';
 
 /** Options of {@link Periodic}. */
 export interface PeriodicOptions {
@@ -24,7 +25,7 @@ export class Periodic {
 
   constructor(
     private readonly o: PeriodicOptions,
-    private readonly task: () => Promise<void>,
+    private readonly task: () => Promise<void> | void,
   ) {}
 
   /** Starts the schedule. */
