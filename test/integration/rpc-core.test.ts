@@ -227,6 +227,18 @@ describe('RPC core over mutual TLS', () => {
     expect(Date.now() - started).toBeLessThan(3000);
   });
 
+  it('cancels a call whose abort signal fired before it was made (not left to run until its deadline)', async () => {
+    const aborted = AbortSignal.abort();
+    // wait.test answers only when the server-side signal aborts: without the client's cancellation
+    // this call would end in DEADLINE_EXCEEDED after 5 s.
+    await expect(trickyClient.getBundle({ domain: 'wait.test' }, { signal: aborted })).rejects.toMatchObject({ code: Status.CANCELLED });
+    // And a live signal aborted during the call cancels it too.
+    const live = new AbortController();
+    const pending = trickyClient.getBundle({ domain: 'wait.test' }, { signal: live.signal });
+    setTimeout(() => live.abort(), 50);
+    await expect(pending).rejects.toMatchObject({ code: Status.CANCELLED });
+  });
+
   it('logs one line per call with method, caller, code and duration', async () => {
     await client.getBundle({ domain: '' });
     const calls = logs.lines().filter((l) => l.msg === 'rpc' && l.method === '/fedlab.v1.Federation/GetBundle');

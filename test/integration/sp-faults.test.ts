@@ -1,5 +1,6 @@
 // The service provider when its slice authority is down: a Deploy keeps its intent, says why it waits
-// and finishes once the authority is back; a DeleteDeployment stays DELETING and finishes later. Real MA,
+// and finishes once the authority is back; a DeleteDeployment stays DELETING and finishes later. A
+// best-effort deployment over a site whose nodes cannot be had ends PARTIAL, naming the site. Real MA,
 // node managers (process driver), slice authority and provider (in this process).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SliceMode } from '../../services/generated/fedlab/v1/common.js';
@@ -68,6 +69,18 @@ describe('service provider faults', () => {
     expect(res.deployment?.error).toMatch(/deleting slice urn:fedlab:plc\.test:slice:late/);
     await fed.startSa();
     await until(async () => (await fed.spClient().getDeployment({ name: 'late' })).deployment?.state === DeploymentState.DEPLOYMENT_STATE_DELETED, 30_000, 'deleted');
+    await until(async () => (await fed.sliversOnNodes()).length === 0, 15_000, 'no sliver left');
+  }, 60_000);
+
+  it('ends PARTIAL, naming the site, when a best-effort slice gets only some sites', async () => {
+    const events: DeployResponse[] = [];
+    // pg.test has one node: asking for three there cannot be met; plc.test can.
+    for await (const e of fed.spClient().deploy({ requestId: 'half-1', name: 'half', spec: spec([site(A, 1), site(B, 3)], SliceMode.SLICE_MODE_BEST_EFFORT) })) events.push(e);
+    const last = events.at(-1)?.deployment;
+    expect(last?.state, last?.error).toBe(DeploymentState.DEPLOYMENT_STATE_PARTIAL);
+    expect(last?.error).toMatch(/^pg\.test: /);
+    expect(last?.targets.map((t) => t.site)).toEqual([A]);
+    await fed.spClient().deleteDeployment({ name: 'half', keepSlice: false });
     await until(async () => (await fed.sliversOnNodes()).length === 0, 15_000, 'no sliver left');
   }, 60_000);
 });

@@ -127,20 +127,40 @@ export function createClient<D extends Record<string, MethodDefinitionLike>>(def
     if (def.responseStream) {
       out[key] = (request: unknown, opts: CallOpts = {}) => {
         const stream = raw.makeServerStreamRequest(def.path, serialize, deserialize, request, callMetadata(opts), callOptions(opts));
-        opts.signal?.addEventListener('abort', () => stream.cancel(), { once: true });
+        const unbind = bindSignal(opts.signal, () => stream.cancel());
+        stream.once('close', unbind);
         return stream as AsyncIterable<unknown>;
       };
     } else {
       out[key] = (request: unknown, opts: CallOpts = {}) =>
         new Promise((resolve, reject) => {
-          const call = raw.makeUnaryRequest(def.path, serialize, deserialize, request, callMetadata(opts), callOptions(opts), (err: ServiceError | null, res?: unknown) =>
-            err ? reject(err) : resolve(res),
-          );
-          opts.signal?.addEventListener('abort', () => call.cancel(), { once: true });
+          let unbind = (): void => undefined;
+          const call = raw.makeUnaryRequest(def.path, serialize, deserialize, request, callMetadata(opts), callOptions(opts), (err: ServiceError | null, res?: unknown) => {
+            unbind();
+            if (err) reject(err);
+            else resolve(res);
+          });
+          unbind = bindSignal(opts.signal, () => call.cancel());
         });
     }
   }
   return out as PromiseClient<D>;
+}
+
+/**
+ * Cancels a call when `signal` aborts — at once if it already has (an abort listener added to an
+ * aborted signal never runs, and the call would live until its deadline). Returns the unbinding
+ * function, called when the call ends, so a long-lived signal does not collect listeners.
+ */
+function bindSignal(signal: AbortSignal | undefined, cancel: () => void): () => void {
+  if (!signal) return () => undefined;
+  if (signal.aborted) {
+    // After the call object exists, so the cancellation reaches it.
+    queueMicrotask(cancel);
+    return () => undefined;
+  }
+  signal.addEventListener('abort', cancel, { once: true });
+  return () => signal.removeEventListener('abort', cancel);
 }
 
 /** True when `err` is a gRPC error with the given code (or any gRPC error when no code is given). */

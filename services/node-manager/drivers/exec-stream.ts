@@ -121,6 +121,8 @@ export async function* streamProcess(command: string, args: readonly string[], o
   }, options.timeoutMs);
   const onAbort = (): void => killGroup(child.pid);
   options.signal.addEventListener('abort', onAbort, { once: true });
+  // A call cancelled before the command started never fires 'abort' again.
+  if (options.signal.aborted) onAbort();
 
   try {
     for (;;) {
