@@ -20,7 +20,7 @@
  * Flags: --sizes 10,100,1000  --runs R (3; at most 2 for sizes above 500)  --workers W (2)
  *        --heartbeat-ms MS (30000)  --log-level L (info; logs go to /dev/null)  --profile DIR (CPU
  *        profiles of the SA, MAs and workers during the measured runs)  --logs DIR (the MAs' and SA's logs)
- *        --styles planetlab,emulab,protogeni (which sites).
+ *        --styles planetlab,emulab,protogeni (which sites)  --ma-concurrency N (64: the MAs' node_calls.concurrency).
  * Prints figures and ratios; asserts nothing.
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
@@ -260,6 +260,7 @@ async function main(): Promise<void> {
   const runs = Math.max(1, Number(flag('runs', '3')));
   const workers = Math.max(1, Math.min(16, Number(flag('workers', '2'))));
   const heartbeatMs = Number(flag('heartbeat-ms', '30000'));
+  const maConcurrency = Number(flag('ma-concurrency', '64'));
   const logLevel = flag('log-level', 'info');
   const profileDir = process.argv.includes('--profile') ? flag('profile', join(ROOT, 'bench-profiles')) : undefined;
   const logDir = process.argv.includes('--logs') ? flag('logs', '') : undefined;
@@ -333,7 +334,7 @@ async function main(): Promise<void> {
           heartbeat: { interval_ms: heartbeatMs },
           delegation_policy: { allow_own_domain: true, allow: [saUrn] },
           // The first slice opens every MA → node channel at once (hundreds of TLS handshakes on a shared machine).
-          node_calls: { deadline_ms: 30_000 },
+          node_calls: { deadline_ms: 30_000, concurrency: maConcurrency },
           federation: { refresh_interval_s: 0 },
         }),
       );
