@@ -6,7 +6,10 @@
  * credential in `cred verify`, a refused call); 2 bad input or usage (a
  * malformed URN, a missing file, an unknown flag). Bad input changes nothing.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { FedlabError, InvalidArgumentError } from '../services/core/errors.js';
+import type { TlsMaterial } from '../services/core/rpc/server.js';
 
 /** Exit code for bad input or usage. */
 export const EXIT_USAGE = 2;
@@ -82,4 +85,40 @@ export function parsePositiveInt(value: string, flag: string): number {
     throw new InvalidArgumentError(`${flag} must be a positive whole number, got ${JSON.stringify(value)}`);
   }
   return Number(value);
+}
+
+/** Reads a file named by a flag; a failure names the flag (bad input: exit 2). */
+export function readFlagFile(file: string, flag: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new InvalidArgumentError(`${flag} ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+}
+
+/** The TLS flags of client commands. */
+export interface TlsFileFlags {
+  readonly tlsDir?: string;
+  readonly cert?: string;
+  readonly key?: string;
+  readonly ca?: string;
+}
+
+/** The caller's TLS material: `--tls-dir` (key.pem, cert.pem, ca.pem as `fedlab certs issue` writes them; `--ca` overrides ca.pem) or the three files. */
+export function tlsFrom(f: TlsFileFlags): TlsMaterial {
+  if (f.tlsDir) {
+    return {
+      key: readFlagFile(join(f.tlsDir, 'key.pem'), '--tls-dir'),
+      cert: readFlagFile(join(f.tlsDir, 'cert.pem'), '--tls-dir'),
+      caCerts: readFlagFile(f.ca ?? join(f.tlsDir, 'ca.pem'), f.ca ? '--ca' : '--tls-dir'),
+    };
+  }
+  if (!f.cert || !f.key || !f.ca) throw new InvalidArgumentError('give --tls-dir DIR (with key.pem, cert.pem and ca.pem), or --cert, --key and --ca');
+  return { cert: readFlagFile(f.cert, '--cert'), key: readFlagFile(f.key, '--key'), caCerts: readFlagFile(f.ca, '--ca') };
+}
+
+/** A `host:port` flag value; anything else is bad input naming the flag. */
+export function checkAddress(addr: string, flag: string): string {
+  if (!/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$/.test(addr)) throw new InvalidArgumentError(`${flag} must be host:port, got ${JSON.stringify(addr)}`);
+  return addr;
 }

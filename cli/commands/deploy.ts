@@ -9,13 +9,11 @@
  * deployment ended PARTIAL or FAILED; 2 bad input.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { InvalidArgumentError, UnavailableError } from '../../services/core/errors.js';
 import { isUrn, isValidDomain, isValidName, parseUrn } from '../../services/core/identity/urn.js';
 import { createClient, isServiceError } from '../../services/core/rpc/client.js';
-import type { TlsMaterial } from '../../services/core/rpc/server.js';
 import { SliceMode, type SiteRequest } from '../../services/generated/fedlab/v1/common.js';
 import {
   DeploymentState,
@@ -25,7 +23,7 @@ import {
   type DeploymentTarget,
   type DeployResponse,
 } from '../../services/generated/fedlab/v1/service_provider.js';
-import { action, CliExit, EXIT_FAILURE, printJson, splitList } from '../cli-support.js';
+import { action, CliExit, EXIT_FAILURE, printJson, splitList, readFlagFile, tlsFrom, checkAddress } from '../cli-support.js';
 import { parseDuration } from './cred.js';
 
 /** TLS flags shared by the provider and sliver commands. */
@@ -35,34 +33,6 @@ export interface TlsFlags {
   key?: string;
   ca?: string;
   timeout?: string;
-}
-
-/** Reads a file named by a flag; a failure names the flag. */
-export function readFlagFile(file: string, flag: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new InvalidArgumentError(`${flag} ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
-  }
-}
-
-/** The caller's TLS material: `--tls-dir` (key.pem, cert.pem, ca.pem) or the three files. */
-export function tlsFrom(f: TlsFlags): TlsMaterial {
-  if (f.tlsDir) {
-    return {
-      key: readFlagFile(join(f.tlsDir, 'key.pem'), '--tls-dir'),
-      cert: readFlagFile(join(f.tlsDir, 'cert.pem'), '--tls-dir'),
-      caCerts: readFlagFile(f.ca ?? join(f.tlsDir, 'ca.pem'), f.ca ? '--ca' : '--tls-dir'),
-    };
-  }
-  if (!f.cert || !f.key || !f.ca) throw new InvalidArgumentError('give --tls-dir DIR (with key.pem, cert.pem and ca.pem), or --cert, --key and --ca');
-  return { cert: readFlagFile(f.cert, '--cert'), key: readFlagFile(f.key, '--key'), caCerts: readFlagFile(f.ca, '--ca') };
-}
-
-/** Checks a host:port flag. */
-export function checkAddress(addr: string, flag: string): string {
-  if (!/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$/.test(addr)) throw new InvalidArgumentError(`${flag} must be host:port, got ${JSON.stringify(addr)}`);
-  return addr;
 }
 
 /** Adds the TLS flags to a command. */

@@ -8,7 +8,6 @@
  * Exit codes: 0 done; 1 the peer refused, could not be reached, or served a
  * bundle that does not match the pin; 2 bad input.
  */
-import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { InvalidArgumentError, NotFoundError } from '../../services/core/errors.js';
@@ -17,7 +16,7 @@ import { PeerDirectory, type PeerRecord } from '../../services/core/federation/p
 import { BundleRefresher } from '../../services/core/federation/refresher.js';
 import { isUrn, isValidDomain, parseUrn } from '../../services/core/identity/urn.js';
 import { createLogger } from '../../services/core/log.js';
-import { action, CliExit, EXIT_FAILURE, printJson } from '../cli-support.js';
+import { action, CliExit, EXIT_FAILURE, printJson, readFlagFile } from '../cli-support.js';
 import { parseDuration } from './cred.js';
 
 interface DirFlags {
@@ -39,14 +38,6 @@ interface ServiceView {
   readonly identity?: DialIdentity;
 }
 
-function readText(file: string, flag: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new InvalidArgumentError(`${flag} ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
-  }
-}
-
 /** Reads the few fields of a service config this command needs (relative paths against the file's folder). */
 function serviceView(f: DirFlags): ServiceView {
   if (f.config && f.peersDir) throw new InvalidArgumentError('give --config or --peers-dir, not both');
@@ -54,7 +45,7 @@ function serviceView(f: DirFlags): ServiceView {
   if (!f.config) throw new InvalidArgumentError("give --config SERVICE_CONFIG (a service's JSON config) or --peers-dir DIR");
   let raw: Record<string, unknown>;
   try {
-    raw = JSON.parse(readText(f.config, '--config')) as Record<string, unknown>;
+    raw = JSON.parse(readFlagFile(f.config, '--config')) as Record<string, unknown>;
   } catch (err) {
     if (err instanceof InvalidArgumentError) throw err;
     throw new InvalidArgumentError(`--config ${f.config} is not JSON`);
@@ -72,16 +63,16 @@ function serviceView(f: DirFlags): ServiceView {
   return {
     peersDir,
     ...(domain ? { domain } : {}),
-    ...(cert && key ? { identity: { cert: readText(cert, 'tls.cert of --config'), key: readText(key, 'tls.key of --config') } } : {}),
+    ...(cert && key ? { identity: { cert: readFlagFile(cert, 'tls.cert of --config'), key: readFlagFile(key, 'tls.key of --config') } } : {}),
   };
 }
 
 /** The identity to dial with: `--tls-dir` or `--cert` + `--key`, else the service config's, else none. */
 function dialIdentity(f: DialFlags, view: ServiceView): DialIdentity | undefined {
-  if (f.tlsDir) return { cert: readText(join(f.tlsDir, 'cert.pem'), '--tls-dir'), key: readText(join(f.tlsDir, 'key.pem'), '--tls-dir') };
+  if (f.tlsDir) return { cert: readFlagFile(join(f.tlsDir, 'cert.pem'), '--tls-dir'), key: readFlagFile(join(f.tlsDir, 'key.pem'), '--tls-dir') };
   if (f.cert || f.key) {
     if (!f.cert || !f.key) throw new InvalidArgumentError('give --cert and --key together');
-    return { cert: readText(f.cert, '--cert'), key: readText(f.key, '--key') };
+    return { cert: readFlagFile(f.cert, '--cert'), key: readFlagFile(f.key, '--key') };
   }
   return view.identity;
 }

@@ -13,11 +13,10 @@ import { InvalidArgumentError, UnavailableError } from '../../services/core/erro
 import { parsePrivateKeyPem, privateKeyToPem, publicKeyToPem } from '../../services/core/identity/keys.js';
 import { isUrn } from '../../services/core/identity/urn.js';
 import { createClient, isServiceError } from '../../services/core/rpc/client.js';
-import type { TlsMaterial } from '../../services/core/rpc/server.js';
 import { NodeHealth, SliverIsolation, type Node } from '../../services/generated/fedlab/v1/common.js';
 import { ManagementAuthorityService } from '../../services/generated/fedlab/v1/management_authority.js';
 import { enrollNode } from '../../services/management-authority/enrolment-client.js';
-import { action, CliExit, EXIT_FAILURE, printJson } from '../cli-support.js';
+import { action, CliExit, EXIT_FAILURE, printJson, readFlagFile, tlsFrom, checkAddress } from '../cli-support.js';
 import { parseDuration } from './cred.js';
 
 interface TlsFlags {
@@ -28,32 +27,6 @@ interface TlsFlags {
   key?: string;
   ca?: string;
   timeout?: string;
-}
-
-function readFlagFile(file: string, flag: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new InvalidArgumentError(`${flag} ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
-  }
-}
-
-/** The caller's TLS material: `--tls-dir` (key.pem, cert.pem, ca.pem as `fedlab certs issue` writes them) or the three files. */
-function tlsFrom(f: TlsFlags): TlsMaterial {
-  if (f.tlsDir) {
-    return {
-      key: readFlagFile(join(f.tlsDir, 'key.pem'), '--tls-dir'),
-      cert: readFlagFile(join(f.tlsDir, 'cert.pem'), '--tls-dir'),
-      caCerts: readFlagFile(f.ca ?? join(f.tlsDir, 'ca.pem'), f.ca ? '--ca' : '--tls-dir'),
-    };
-  }
-  if (!f.cert || !f.key || !f.ca) throw new InvalidArgumentError('give --tls-dir DIR (with key.pem, cert.pem and ca.pem), or --cert, --key and --ca');
-  return { cert: readFlagFile(f.cert, '--cert'), key: readFlagFile(f.key, '--key'), caCerts: readFlagFile(f.ca, '--ca') };
-}
-
-function checkAddress(addr: string, flag: string): string {
-  if (!/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$/.test(addr)) throw new InvalidArgumentError(`${flag} must be host:port, got ${JSON.stringify(addr)}`);
-  return addr;
 }
 
 function maClient(f: TlsFlags) {

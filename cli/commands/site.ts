@@ -7,16 +7,15 @@
  * Exit codes: 0 done; 1 the MA refused or could not be reached; 2 bad input.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { InvalidArgumentError, UnavailableError } from '../../services/core/errors.js';
 import { checkEndpoint } from '../../services/core/federation/peers.js';
 import { isUrn } from '../../services/core/identity/urn.js';
 import { createClient, isServiceError } from '../../services/core/rpc/client.js';
-import type { TlsMaterial } from '../../services/core/rpc/server.js';
 import { ManagementAuthorityService } from '../../services/generated/fedlab/v1/management_authority.js';
-import { action, CliExit, EXIT_FAILURE, printJson, splitList } from '../cli-support.js';
+import { action, CliExit, EXIT_FAILURE, printJson, splitList, readFlagFile, tlsFrom } from '../cli-support.js';
 import { parseDuration, parseLimits } from './cred.js';
 
 interface TlsFlags {
@@ -27,26 +26,6 @@ interface TlsFlags {
   key?: string;
   ca?: string;
   timeout?: string;
-}
-
-function readFlagFile(file: string, flag: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new InvalidArgumentError(`${flag} ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
-  }
-}
-
-function tlsFrom(f: TlsFlags): TlsMaterial {
-  if (f.tlsDir) {
-    return {
-      key: readFlagFile(join(f.tlsDir, 'key.pem'), '--tls-dir'),
-      cert: readFlagFile(join(f.tlsDir, 'cert.pem'), '--tls-dir'),
-      caCerts: readFlagFile(f.ca ?? join(f.tlsDir, 'ca.pem'), f.ca ? '--ca' : '--tls-dir'),
-    };
-  }
-  if (!f.cert || !f.key || !f.ca) throw new InvalidArgumentError('give --tls-dir DIR (with key.pem, cert.pem and ca.pem), or --cert, --key and --ca');
-  return { cert: readFlagFile(f.cert, '--cert'), key: readFlagFile(f.key, '--key'), caCerts: readFlagFile(f.ca, '--ca') };
 }
 
 function maClient(f: TlsFlags) {

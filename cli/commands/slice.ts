@@ -9,16 +9,13 @@
  * FAILED (the message names each failed site and node and why); 2 bad input.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { InvalidArgumentError, UnavailableError } from '../../services/core/errors.js';
 import { isUrn, isValidDomain, isValidName, parseUrn } from '../../services/core/identity/urn.js';
 import { createClient, isServiceError, type PromiseClient } from '../../services/core/rpc/client.js';
-import type { TlsMaterial } from '../../services/core/rpc/server.js';
 import { AllocationState, OperationalState, SiteStyle, SliceMode, type SiteRequest } from '../../services/generated/fedlab/v1/common.js';
 import { Slice, SliceAuthorityService, SliceState, type SiteResult, type WatchSliceResponse } from '../../services/generated/fedlab/v1/slice_authority.js';
-import { action, CliExit, EXIT_FAILURE, parsePositiveInt, printJson } from '../cli-support.js';
+import { action, checkAddress, CliExit, EXIT_FAILURE, parsePositiveInt, printJson, tlsFrom } from '../cli-support.js';
 import { parseDuration } from './cred.js';
 
 interface ConnFlags {
@@ -34,29 +31,8 @@ interface ConnFlags {
 
 type Client = PromiseClient<typeof SliceAuthorityService>;
 
-function readFlagFile(file: string, flag: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new InvalidArgumentError(`${flag} ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
-  }
-}
-
-/** The caller's TLS material: `--tls-dir` (key.pem, cert.pem, ca.pem as `fedlab certs issue` writes them) or the three files. */
-function tlsFrom(f: ConnFlags): TlsMaterial {
-  if (f.tlsDir) {
-    return {
-      key: readFlagFile(join(f.tlsDir, 'key.pem'), '--tls-dir'),
-      cert: readFlagFile(join(f.tlsDir, 'cert.pem'), '--tls-dir'),
-      caCerts: readFlagFile(f.ca ?? join(f.tlsDir, 'ca.pem'), f.ca ? '--ca' : '--tls-dir'),
-    };
-  }
-  if (!f.cert || !f.key || !f.ca) throw new InvalidArgumentError('give --tls-dir DIR (with key.pem, cert.pem and ca.pem), or --cert, --key and --ca');
-  return { cert: readFlagFile(f.cert, '--cert'), key: readFlagFile(f.key, '--key'), caCerts: readFlagFile(f.ca, '--ca') };
-}
-
 function saClient(f: ConnFlags, defaultDeadlineMs = 30_000): Client {
-  if (!/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$/.test(f.sa)) throw new InvalidArgumentError(`--sa must be host:port, got ${JSON.stringify(f.sa)}`);
+  checkAddress(f.sa, '--sa');
   if (f.saUrn !== undefined && !isUrn(f.saUrn)) throw new InvalidArgumentError(`--sa-urn ${JSON.stringify(f.saUrn)} is not a URN`);
   return createClient(SliceAuthorityService, {
     address: f.sa,

@@ -16,9 +16,9 @@ import { isUrn, parseUrn } from '../../services/core/identity/urn.js';
 import { createClient } from '../../services/core/rpc/client.js';
 import type { TlsMaterial } from '../../services/core/rpc/server.js';
 import { NodeManagerService } from '../../services/generated/fedlab/v1/node_manager.js';
-import { action, printJson } from '../cli-support.js';
+import { action, checkAddress, printJson, readFlagFile, tlsFrom } from '../cli-support.js';
 import { parseDuration } from './cred.js';
-import { checkAddress, envFrom, readFlagFile, refused, tlsFrom, withTlsFlags, type TlsFlags } from './deploy.js';
+import { envFrom, refused, withTlsFlags, type TlsFlags } from './deploy.js';
 
 interface SliverFlags extends TlsFlags {
   node: string;

@@ -724,7 +724,7 @@ export class Aggregate {
       if (cur.shutDown) throw new FailedPreconditionError(`slice ${slice.urn} is shut down at this site (${cur.shutDown.reason}); ask the site's administrators`, { rule: 'shutdown' });
       const now = this.now;
       const outcomes = new Map<string, Outcome>();
-      const todo: SliverRecord[] = [];
+      const toInstantiate: SliverRecord[] = [];
       for (const s0 of slivers) {
         const s = this.book.slivers.get(s0.urn);
         if (!s) {
@@ -733,16 +733,16 @@ export class Aggregate {
         }
         const o = this.provisionable(s, access, now, asked);
         if (o === 'done') outcomes.set(s.urn, OK);
-        else if (o.ok) todo.push(s);
+        else if (o.ok) toInstantiate.push(s);
         else outcomes.set(s.urn, o);
       }
       const failures = [...outcomes].filter(([, o]) => !o.ok);
       if (!req.bestEffort && failures.length) throwFailures('Provision', failures.map(([u, o]) => ({ sliver: this.book.slivers.get(u) ?? slivers.find((s) => s.urn === u)!, outcome: o })));
-      if (todo.length) {
-        const done = await this.instantiate(cur, todo, { kind: 'provision', start: req.start, asked, deadline: ctx.deadline, allOrNothing: !req.bestEffort });
+      if (toInstantiate.length) {
+        const done = await this.instantiate(cur, toInstantiate, { kind: 'provision', start: req.start, asked, deadline: ctx.deadline, allOrNothing: !req.bestEffort });
         for (const [u, o] of done) outcomes.set(u, o);
         const bad = [...done].filter(([, o]) => !o.ok);
-        if (!req.bestEffort && bad.length) throwFailures('Provision', bad.map(([u, o]) => ({ sliver: this.book.slivers.get(u) ?? todo.find((s) => s.urn === u)!, outcome: o })));
+        if (!req.bestEffort && bad.length) throwFailures('Provision', bad.map(([u, o]) => ({ sliver: this.book.slivers.get(u) ?? toInstantiate.find((s) => s.urn === u)!, outcome: o })));
       }
       const after = this.book.slices.get(slice.urn);
       return {
@@ -780,7 +780,7 @@ export class Aggregate {
    */
   private async instantiate(
     slice: SliceRecord,
-    todo: readonly SliverRecord[],
+    candidates: readonly SliverRecord[],
     o: { kind: 'provision' | 'swap-in'; start: boolean; asked: number | undefined; deadline: number; allOrNothing: boolean; marked?: IntentRecord },
   ): Promise<Map<string, Outcome>> {
     const outcomes = new Map<string, Outcome>();
@@ -790,7 +790,7 @@ export class Aggregate {
       o.marked ??
       (await this.mutate((tx, now) => {
         const items: { sliverUrn: string; nodeUrn: string }[] = [];
-        for (const s0 of todo) {
+        for (const s0 of candidates) {
           const s = this.book.slivers.get(s0.urn);
           if (!s || s.phase || s.allocation !== 'allocated' || (s.holdExpiresAt !== undefined && s.holdExpiresAt <= now)) {
             outcomes.set(s0.urn, fail(Status.FAILED_PRECONDITION, `sliver ${s0.urn} is no longer allocated (its hold may have just expired); allocate again`));
@@ -1224,20 +1224,20 @@ export class Aggregate {
 
   private async control(slivers: readonly SliverRecord[], action: SliverAction, bestEffort: boolean, deadline: number): Promise<SliverResult[]> {
     const outcomes = new Map<string, Outcome>();
-    const todo: SliverRecord[] = [];
+    const actionable: SliverRecord[] = [];
     for (const s0 of slivers) {
       const s = this.book.slivers.get(s0.urn);
       if (!s) outcomes.set(s0.urn, fail(Status.NOT_FOUND, `sliver ${s0.urn} is gone`));
       else if (s.phase) outcomes.set(s.urn, fail(Status.UNAVAILABLE, `sliver ${s.urn} is busy (${s.phase}); try again shortly`));
       else if (s.allocation !== 'provisioned') outcomes.set(s.urn, fail(Status.FAILED_PRECONDITION, `sliver ${s.urn} is ${s.allocation}, not provisioned; provision it first`));
       else if (!this.o.registry.get(s.nodeUrn)?.up) outcomes.set(s.urn, fail(Status.UNAVAILABLE, `node ${s.nodeUrn} is DOWN; try again when it is UP`));
-      else todo.push(s);
+      else actionable.push(s);
     }
     if (!bestEffort && outcomes.size) throwFailures('the action', [...outcomes].map(([u, o]) => ({ sliver: this.book.slivers.get(u) ?? slivers.find((x) => x.urn === u)!, outcome: o })));
-    const res = await this.o.nodes.fanOut(todo, (s) => s.nodeUrn, (c, opts, s) => c.controlSliver({ sliverUrn: s.urn, action }, opts), { deadline });
+    const res = await this.o.nodes.fanOut(actionable, (s) => s.nodeUrn, (c, opts, s) => c.controlSliver({ sliverUrn: s.urn, action }, opts), { deadline });
     await this.mutate((tx, t) => {
       for (const [i, r] of res.entries()) {
-        const s = todo[i] as SliverRecord;
+        const s = actionable[i] as SliverRecord;
         if (!r.ok) {
           outcomes.set(s.urn, fail(r.code, r.reason));
           continue;
@@ -1332,10 +1332,10 @@ export class Aggregate {
       return rec;
     });
     const cur = this.book.slices.get(sliceUrn) as SliceRecord;
-    const todo = intent.items.map((i) => this.book.slivers.get(i.sliverUrn) as SliverRecord);
-    const outcomes = await this.instantiate(cur, todo, { kind: 'swap-in', start: true, asked: undefined, deadline, allOrNothing: true, marked: intent });
+    const swapIns = intent.items.map((i) => this.book.slivers.get(i.sliverUrn) as SliverRecord);
+    const outcomes = await this.instantiate(cur, swapIns, { kind: 'swap-in', start: true, asked: undefined, deadline, allOrNothing: true, marked: intent });
     const bad = [...outcomes].filter(([, o]) => !o.ok);
-    if (bad.length) throwFailures('SWAP_IN', bad.map(([u, o]) => ({ sliver: this.book.slivers.get(u) ?? todo.find((s) => s.urn === u)!, outcome: o })));
+    if (bad.length) throwFailures('SWAP_IN', bad.map(([u, o]) => ({ sliver: this.book.slivers.get(u) ?? swapIns.find((s) => s.urn === u)!, outcome: o })));
     return this.book.sliversOf(sliceUrn).map((s) => this.result(s, OK));
   }
 
