@@ -545,11 +545,14 @@ async function main(): Promise<void> {
 
     // 6. Slices through the SA.
     let sliceSeq = 0;
-    const slice = async (n: number): Promise<{ ms: number; deleteMs: number; cpu: ReturnType<typeof cpuNow> }> => {
+    // Each create's window on the profiles' (monotonic) clock, so a reader can keep just those samples.
+    const creates: { n: number; startUs: number; endUs: number }[] = [];
+    const slice = async (n: number, cold = false): Promise<{ ms: number; deleteMs: number; cpu: ReturnType<typeof cpuNow> }> => {
       const name = `bench${sliceSeq++}`;
       const counts = perSite(n);
       const before = cpuNow();
       const t = performance.now();
+      const startUs = Number(process.hrtime.bigint() / 1000n);
       const res = await saClient.createSlice({
         requestId: `r-${name}`,
         name,
@@ -570,6 +573,7 @@ async function main(): Promise<void> {
         wait: true,
       });
       const ms = performance.now() - t;
+      if (!cold) creates.push({ n, startUs, endUs: Number(process.hrtime.bigint() / 1000n) });
       const after = cpuNow();
       const cpu = { sa: after.sa - before.sa, mas: after.mas - before.mas, workers: after.workers - before.workers, self: after.self - before.self };
       const s = res.slice;
@@ -592,7 +596,7 @@ async function main(): Promise<void> {
     // The first slice pays for the MAs' channels to their nodes (TLS handshakes): shown, not counted.
     const c0 = performance.now();
     try {
-      const cold = await slice(maxN);
+      const cold = await slice(maxN, true);
       console.log(`first slice of ${maxN} nodes (cold: every MA → node channel opens): ${cold.ms.toFixed(0)} ms; setup total ${((c0 - setupStart) / 1000).toFixed(1)} s; load average ${load()}`);
     } catch (err) {
       console.log(`first slice of ${maxN} nodes (cold) failed after ${(performance.now() - c0).toFixed(0)} ms: ${(err as Error).message.slice(0, 600)}`);
@@ -633,7 +637,7 @@ async function main(): Promise<void> {
     }
     if (profileDir) {
       mkdirSync(profileDir, { recursive: true });
-      writeFileSync(join(profileDir, 'window.json'), JSON.stringify({ startUs: Number(windowStart), endUs: Number(process.hrtime.bigint() / 1000n), pids }));
+      writeFileSync(join(profileDir, 'window.json'), JSON.stringify({ startUs: Number(windowStart), endUs: Number(process.hrtime.bigint() / 1000n), pids, creates }));
     }
     if (profileDir) console.log(`CPU profiles of the SA, MAs and workers are written to ${profileDir} as the processes exit`);
   } finally {

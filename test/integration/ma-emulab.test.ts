@@ -170,6 +170,17 @@ describe.skipIf(!isRoot)('emulab site with real node managers', () => {
     expect(await site.ma!.netlab.list()).toEqual([]);
   });
 
+  it('makes no host namespace for a node that is on no link', async () => {
+    const agg = site.aggClient();
+    const slice = 'urn:fedlab:emu.test:slice:nolinks';
+    await agg.allocate({ requestId: 'nolinks-1', sliceUrn: slice, providerUrn: sp, request: request([nodes[0]!.urn, nodes[1]!.urn], [], ['a', 'b']) }, { chain });
+    const prov = await agg.provision({ urns: [slice], bestEffort: false, start: true }, { chain });
+    expect(prov.results.map((r) => r.status?.code)).toEqual([0, 0]);
+    expect(site.ma!.aggregate.hostNamespaces(slice).size).toBe(0);
+    expect(await site.ma!.netlab.list()).toEqual([]);
+    await agg.delete({ urns: [slice], bestEffort: false }, { chain });
+  });
+
   it('refuses delay and loss without netem, and links to other sites, changing nothing', async () => {
     const agg = site.aggClient();
     const slice = 'urn:fedlab:emu.test:slice:bad';
