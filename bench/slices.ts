@@ -33,6 +33,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { createTestPki, type TestIdentity, type TestPki } from '../certs/test-pki.js';
+import { quietIrrelevantWarnings } from '../cli/warnings.js';
 import { compileConfig } from '../services/core/config.js';
 import { issueRoot } from '../services/core/credentials/index.js';
 import { PeerDirectory } from '../services/core/federation/peers.js';
@@ -201,7 +202,7 @@ async function worker(): Promise<void> {
         break;
       } catch (err) {
         // Another process took the port between the probe and the bind: try another (the heartbeat reports the new endpoint).
-        if (attempt >= 3 || !/EADDRINUSE|No address added/.test(String((err as Error).message))) throw err;
+        if (attempt >= 3 || !/the port is in use/.test(String((err as Error).message))) throw err;
         port = await freePort();
       }
     }
@@ -655,6 +656,7 @@ async function main(): Promise<void> {
 }
 
 if (process.argv.includes('--worker')) {
+  quietIrrelevantWarnings();
   worker().catch((err: unknown) => {
     console.error(err);
     process.exit(1);

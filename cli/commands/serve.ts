@@ -71,16 +71,8 @@ export function registerServeCommand(program: Command): void {
           throw new InvalidArgumentError(`the config ${flags.config} is for role ${config.role}, not ${role}; use \`fedlab serve ${config.role}\``);
         }
         const log = createLogger({ name: `${role}`, level: config.log_level }).child({ urn: config.urn });
-        try {
-          await hostService(config, log, ROLE_SERVICES[role], { handleSignals: true });
-        } catch (err) {
-          const code = (err as NodeJS.ErrnoException).code;
-          if (typeof (err as Error).message === 'string' && /EADDRINUSE|address already in use/i.test((err as Error).message)) {
-            throw new InvalidArgumentError(`cannot listen on ${config.listen.host}:${config.listen.port}: the port is in use; choose another with --port`);
-          }
-          if (code === 'EACCES') throw new InvalidArgumentError(`cannot listen on ${config.listen.host}:${config.listen.port}: permission denied`);
-          throw err;
-        }
+        // A port in use or an address that cannot be bound comes back as an error naming the listener's setting.
+        await hostService(config, log, ROLE_SERVICES[role], { handleSignals: true });
       }),
     );
 }

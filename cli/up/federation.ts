@@ -361,7 +361,8 @@ export class LocalFederation {
         if (this.closed) await proc.stop();
         return;
       } catch (err) {
-        const m = /(?:in use|EADDRINUSE)/i.test((err as Error).message) ? /(?:127\.0\.0\.1|localhost):(\d+)/.exec((err as Error).message) : null;
+        // The service names the listener it could not bind (its earlier log lines name others' ports).
+        const m = /cannot listen on (?:127\.0\.0\.1|localhost|\[::1\]):(\d+): the port is in use/.exec((err as Error).message);
         if (!m || attempt >= 4) throw err;
         const taken = Number(m[1]);
         const fresh = await freePort();

@@ -94,6 +94,7 @@ export async function hostService<C extends CommonConfig>(
       {
         host: config.listen.host,
         port: config.listen.port,
+        listener: { setting: 'listen', hint: 'choose another in listen.port (or with --port)' },
         tls,
         log,
         trust: federation,

@@ -9,6 +9,7 @@ import { performance } from 'node:perf_hooks';
 import { Server, ServerCredentials, status as Status, type ServerUnaryCall, type sendUnaryData, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import type { Logger } from '../core/log.js';
+import { bindServer } from '../core/rpc/bind.js';
 import type { TlsMaterial } from '../core/rpc/server.js';
 import { toGrpcStatus } from '../core/rpc/status.js';
 import { ManagementAuthorityService, type EnrollNodeRequest, type EnrollNodeResponse } from '../generated/fedlab/v1/management_authority.js';
@@ -53,8 +54,7 @@ export async function startEnrolmentListener(o: {
   health.addToServer(server);
   // Server authentication only: no client certificate is asked for.
   const creds = ServerCredentials.createSsl(null, [{ private_key: Buffer.from(o.tls.key), cert_chain: Buffer.from(o.tls.cert) }], false);
-  const address = o.host.includes(':') ? `[${o.host}]:${o.port}` : `${o.host}:${o.port}`;
-  const port = await new Promise<number>((resolve, reject) => server.bindAsync(address, creds, (err, p) => (err ? reject(err) : resolve(p))));
+  const port = await bindServer(server, o.host, o.port, creds, { setting: 'enrolment.listen' });
   o.log.info({ address: `${o.host}:${port}` }, 'enrolment listener up (TLS server authentication; the token authenticates nodes)');
   let stopping: Promise<void> | undefined;
   return {

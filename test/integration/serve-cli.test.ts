@@ -1,6 +1,7 @@
 // `fedlab serve` as a real process: it serves Federation.GetBundle over mTLS, stops cleanly on SIGTERM,
 // and refuses a bad config with exit code 2 without touching the disk.
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -82,6 +83,31 @@ describe('fedlab serve', () => {
     expect(res.code).toBe(2);
     expect(res.stderr).toMatch(message);
     expect(existsSync(join(sub, 'data'))).toBe(false);
+  });
+
+  it.each([
+    ['its API port', (port: number) => config({ listen: { host: '127.0.0.1', port } }), /listen: cannot listen on 127\.0\.0\.1:(\d+): the port is in use/],
+    [
+      'its enrolment port',
+      (port: number) => config({ enrolment: { listen: { host: '127.0.0.1', port }, ca_dir: pki.caDir } }),
+      /enrolment\.listen: cannot listen on 127\.0\.0\.1:(\d+): the port is in use/,
+    ],
+  ])('names the listener whose port is in use (%s) and exits 2', async (_what, make, message) => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as AddressInfo).port;
+    try {
+      const sub = mkdtempSync(join(dir, 'busy-'));
+      for (const f of ['ca.pem', 'ma-cert.pem', 'ma-key.pem', 'bundle.json']) writeFileSync(join(sub, f), readFileSync(join(dir, f)));
+      const file = join(sub, 'ma.json');
+      writeFileSync(file, JSON.stringify(make(port)));
+      const res = await runCli(['serve', 'ma', '--config', file]);
+      expect(res.code).toBe(2);
+      expect(res.stderr).toMatch(message);
+      expect(Number(message.exec(res.stderr)?.[1])).toBe(port);
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
   });
 
   it('refuses an unknown role as a usage error', async () => {

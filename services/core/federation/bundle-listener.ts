@@ -9,8 +9,8 @@
 import { performance } from 'node:perf_hooks';
 import { Server, ServerCredentials, status as Status, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
 import { FederationService, type GetBundleRequest, type GetBundleResponse } from '../../generated/fedlab/v1/federation.js';
-import { InvalidArgumentError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { bindServer } from '../rpc/bind.js';
 import type { TlsMaterial } from '../rpc/server.js';
 import { toGrpcStatus } from '../rpc/status.js';
 import type { BundleSource } from './bundle-source.js';
@@ -46,12 +46,7 @@ export async function startBundleListener(o: { readonly host: string; readonly p
     },
   );
   const creds = ServerCredentials.createSsl(null, [{ private_key: Buffer.from(o.tls.key), cert_chain: Buffer.from(o.tls.cert) }], false);
-  const address = o.host.includes(':') ? `[${o.host}]:${o.port}` : `${o.host}:${o.port}`;
-  const port = await new Promise<number>((resolve, reject) => server.bindAsync(address, creds, (err, p) => (err ? reject(err) : resolve(p)))).catch((err: unknown) => {
-    const msg = (err as Error).message;
-    // Said in its own words, so that it is not taken for the main listener's port.
-    throw new InvalidArgumentError(`federation.bundle_listen: cannot listen on ${address}: ${/EADDRINUSE|address already in use/i.test(msg) ? 'the port is in use; choose another' : msg}`);
-  });
+  const port = await bindServer(server, o.host, o.port, creds, { setting: 'federation.bundle_listen' });
   o.log.info({ address: `${o.host}:${port}` }, 'bundle endpoint listening');
   let stopping: Promise<void> | undefined;
   return {

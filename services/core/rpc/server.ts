@@ -10,6 +10,7 @@ import { HealthImplementation } from 'grpc-health-check';
 import type { Logger } from '../log.js';
 import { descriptorSetPath } from '../paths.js';
 import { CallTracker, toGrpcImplementation, type ServiceRegistration } from './adapter.js';
+import { bindServer, type ListenerName } from './bind.js';
 import { addReflection } from './reflection.js';
 import type { TransportTrust } from './trust.js';
 
@@ -29,6 +30,8 @@ export interface ServerOptions {
   readonly host?: string;
   /** Port to bind; 0 picks a free one. */
   readonly port: number;
+  /** Names this listener in a bind error (default: the `listen` setting). */
+  readonly listener?: ListenerName;
   readonly tls: TlsMaterial;
   readonly log: Logger;
   /** How long stop() lets calls in flight finish before cancelling them (ms). Default 10 s. */
@@ -82,10 +85,7 @@ export async function startServer(options: ServerOptions, registrations: readonl
     options.trust?.serverCredentials() ??
     ServerCredentials.createSsl(Buffer.from(options.tls.caCerts), [{ private_key: Buffer.from(options.tls.key), cert_chain: Buffer.from(options.tls.cert) }], true);
   const host = options.host ?? '127.0.0.1';
-  const address = host.includes(':') ? `[${host}]:${options.port}` : `${host}:${options.port}`;
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(address, credentials, (err, p) => (err ? reject(err) : resolve(p)));
-  });
+  const port = await bindServer(server, host, options.port, credentials, options.listener ?? { setting: 'listen' });
   log.info({ address: `${host}:${port}`, services: names }, 'listening');
 
   const setServing = (serving: boolean): void => {
