@@ -44,4 +44,10 @@ export interface Authorizer {
   node(ctx: CallContext, privilege: NmPrivilege): Promise<Grant>;
   /** Accepts a chain rooted at the owner (on the node) or at the slice's authority (on the slice). */
   slice(ctx: CallContext, privilege: NmPrivilege, slice: SliceTrust): Promise<Grant>;
+  /**
+   * Like {@link node}, for a call on a sliver that only the owner's chain may make: a chain rooted at
+   * the sliver's slice authority is refused as PERMISSION_DENIED (it is a valid credential that does
+   * not allow this), not as an unknown anchor.
+   */
+  ownerOnly(ctx: CallContext, privilege: NmPrivilege, slice: SliceTrust | undefined, what: string): Promise<Grant>;
 }

@@ -6,6 +6,7 @@
  * root a chain over another slice or over the node.
  */
 import { authorize, parseCredential, TrustStore, type Privilege, type RevocationLookup } from '../core/credentials/index.js';
+import { PermissionDeniedError } from '../core/errors.js';
 import { parseUrn } from '../core/identity/urn.js';
 import type { CallContext } from '../core/rpc/context.js';
 import type { Authorizer, Grant, NmPrivilege, SliceTrust } from './access.js';
@@ -40,6 +41,17 @@ export class CredentialAuthorizer implements Authorizer {
     if (this.rootIssuer(ctx) !== slice.sliceAuthorityUrn) return this.node(ctx, privilege);
     const g = authorize(ctx, privilege as Privilege, slice.sliceUrn, { trust: this.trustFor(slice), revocations: this.o.revocations, now: this.now });
     return { root: 'slice_authority', holder: g.holder.urn, limits: g.limits, expiresAt: g.exp * 1000 };
+  }
+
+  async ownerOnly(ctx: CallContext, privilege: NmPrivilege, slice: SliceTrust | undefined, what: string): Promise<Grant> {
+    // Reading the root unverified only chooses the refusal's wording: this chain is refused either way.
+    if (slice && this.rootIssuer(ctx) === slice.sliceAuthorityUrn) {
+      throw new PermissionDeniedError(
+        `${what} needs a chain rooted at the node's owner (the site's management authority holds one); a chain from slice authority ${slice.sliceAuthorityUrn} cannot do it on a node — ask the slice authority (DeleteSlice) or the site instead`,
+        { rule: 'owner-rooted' },
+      );
+    }
+    return this.node(ctx, privilege);
   }
 
   /** The root link's issuer, read without trusting it: it only picks which anchor to verify against. */

@@ -406,7 +406,9 @@ export class NodeManager {
   /** DeleteSliver (sliver.delete, owner-rooted). Deleting a sliver that is gone succeeds with existed = false. */
   async deleteSliver(ctx: CallContext, sliverUrn: string): Promise<{ existed: boolean; sliver?: Sliver }> {
     urnField('sliver_urn', sliverUrn, 'sliver');
-    await this.o.authorizer.node(ctx, 'sliver.delete');
+    const rec = this.o.slivers.get(sliverUrn);
+    const slice = rec && { sliceUrn: rec.sliceUrn, sliceAuthorityUrn: rec.sliceAuthorityUrn, sliceAuthorityJwk: rec.sliceAuthorityJwk };
+    await this.o.authorizer.ownerOnly(ctx, 'sliver.delete', slice, 'DeleteSliver');
     const res = await this.o.slivers.delete(sliverUrn);
     this.output.forget(sliverUrn);
     if (!res.record) return { existed: false };

@@ -165,6 +165,13 @@ describe('node manager over mTLS (process driver)', () => {
     const memberChain = await sliceChain('urn:fedlab:plc.test:slice:q', { member });
     const out = await collectExec(h.client(member).exec({ sliverUrn: mine.urn, argv: ['echo', 'member'], env: {}, timeoutMs: 0 }, { chain: memberChain }));
     expect(out.stdout).toBe('member\n');
+
+    // Deleting takes the owner's chain: a valid slice chain is refused as not allowed (not as unknown), and nothing goes.
+    const del = await refused(h.client(member).deleteSliver({ sliverUrn: mine.urn }, { chain: memberChain }));
+    expect(del.code).toBe(Status.PERMISSION_DENIED);
+    expect(ruleOf(del)).toBe('owner-rooted');
+    expect(del.message).toMatch(/DeleteSlice/);
+    expect(h.nm.slivers.get(mine.urn)).toBeDefined();
   });
 
   it('refuses bad input with INVALID_ARGUMENT and leaves nothing on disk or in the store', async () => {
