@@ -98,6 +98,11 @@ export interface AggregateOptions {
 /** A sliver's outcome in a fan-out call. */
 type Outcome = { readonly ok: true } | { readonly ok: false; readonly code: number; readonly reason: string };
 
+/** How long an Allocate request id is remembered after its slice is gone here (a retry within it gets the same answer). */
+export const ALLOCATE_REQUEST_RETENTION_MS = 24 * 3_600_000;
+/** How often the sweeper looks for request ids to forget. */
+export const ALLOCATE_REQUEST_SCAN_MS = 10 * 60_000;
+
 const OK: Outcome = { ok: true };
 const fail = (code: number, reason: string): Outcome => ({ ok: false, code, reason });
 
@@ -151,6 +156,7 @@ export class Aggregate {
   private readonly domain: string;
   private readonly mutex = new Mutex();
   private readonly sliceLocks = new KeyedMutex();
+  private lastRequestScan = -Infinity;
   private netemKnown = false;
 
   constructor(private readonly o: AggregateOptions) {
@@ -260,7 +266,32 @@ export class Aggregate {
         }
       });
     }
+    await this.forgetAllocateRequests();
     return n;
+  }
+
+  /**
+   * Forgets Allocate request ids whose slice is gone here and that are older than
+   * {@link ALLOCATE_REQUEST_RETENTION_MS}: a retry that late gets a new allocation. The table is
+   * scanned at most every {@link ALLOCATE_REQUEST_SCAN_MS}, and one batch deletes what is due. The
+   * sweeper calls it; returns how many were forgotten.
+   */
+  async forgetAllocateRequests(): Promise<number> {
+    const now = this.now;
+    if (now - this.lastRequestScan < ALLOCATE_REQUEST_SCAN_MS) return 0;
+    this.lastRequestScan = now;
+    const due: string[] = [];
+    for await (const [key, rec] of this.book.allocationTable.entries()) {
+      if (!this.book.slices.has(rec.sliceUrn) && (rec.createdAt ?? 0) + ALLOCATE_REQUEST_RETENTION_MS <= now) due.push(key);
+    }
+    if (due.length === 0) return 0;
+    // Checked again under each slice's lock would serialise the sweep behind every busy slice; the
+    // mutex is enough: an Allocate that re-creates the slice writes its own, newer request key.
+    await this.mutate((tx) => {
+      for (const key of due) tx.delAllocation(key);
+    });
+    this.o.log.info({ forgotten: due.length }, 'old Allocate request ids forgotten');
+    return due.length;
   }
 
   // ---- GetVersion, ListResources -------------------------------------------------------------
@@ -695,7 +726,7 @@ export class Aggregate {
           tx.putSliver(rec);
           created.push(rec.urn);
         }
-        tx.putAllocation(key, { fingerprint, sliceUrn: req.sliceUrn, sliverUrns: created });
+        tx.putAllocation(key, { fingerprint, sliceUrn: req.sliceUrn, sliverUrns: created, createdAt: now });
         return created;
       });
       this.o.log.info({ slice: req.sliceUrn, slivers: urns.length, sliceAuthority: sa.urn }, 'allocated');

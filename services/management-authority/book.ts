@@ -194,6 +194,11 @@ export class BookTx {
     return this;
   }
 
+  delAllocation(key: string): this {
+    this.batch.del(this.book.allocationTable, key);
+    return this;
+  }
+
   get empty(): boolean {
     return this.batch.length === 0;
   }

@@ -232,6 +232,8 @@ export interface AllocateRequestRecord {
   readonly fingerprint: string;
   readonly sliceUrn: string;
   readonly sliverUrns: readonly string[];
+  /** When it was made (ms); absent in records written before 2026-11-26 (treated as old). */
+  readonly createdAt?: number;
 }
 
 /** Work spanning the MA and node managers, written before it starts (table `intents`, keyed by id). */

@@ -7,6 +7,7 @@ import { CompactSign } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { issueRoot } from '../../services/core/credentials/index.js';
 import { type ResourceRequest } from '../../services/generated/fedlab/v1/common.js';
+import { ALLOCATE_REQUEST_RETENTION_MS, ALLOCATE_REQUEST_SCAN_MS } from '../../services/management-authority/aggregate.js';
 import { ManualClock } from '../../services/management-authority/clock.js';
 import { termsDigest } from '../../services/management-authority/providers.js';
 import { DEFAULT_TERMS } from '../../services/management-authority/config.js';
@@ -337,6 +338,38 @@ describe('restart', () => {
     } finally {
       await second.stop();
       await first.destroy();
+    }
+  });
+});
+
+describe('Allocate request ids', () => {
+  it('are remembered for a day after their slice is gone, then forgotten', async () => {
+    const p = await siteParties('gc.test');
+    const c = new ManualClock(Date.now());
+    const s = await startSite({ parties: p, clock: c, manualTimers: true });
+    const node = await enrolFakeNode(s, 'g0');
+    try {
+      await node.beat();
+      const ch = await s.saChain({ ttlS: 30 * 86_400 });
+      const args = { requestId: 'gc-1', sliceUrn: 'urn:fedlab:gc.test:slice:g', providerUrn: 'urn:fedlab:gc.test:sp:acme', request: req([node.urn]) };
+      const first = await s.aggClient().allocate(args, { chain: ch });
+      await s.aggClient().delete({ urns: [args.sliceUrn], bestEffort: false }, { chain: ch });
+      // A retry soon after answers as the first call did (its slivers now gone), allocating nothing.
+      const retry = await s.aggClient().allocate(args, { chain: ch });
+      expect(retry.slivers.map((x) => x.urn)).toEqual(first.slivers.map((x) => x.urn));
+      expect(s.ma!.aggregate.stats().slivers).toBe(0);
+      c.advance(ALLOCATE_REQUEST_RETENTION_MS - ALLOCATE_REQUEST_SCAN_MS);
+      expect(await s.ma!.aggregate.forgetAllocateRequests()).toBe(0);
+      c.advance(ALLOCATE_REQUEST_SCAN_MS);
+      expect(await s.ma!.aggregate.forgetAllocateRequests()).toBe(1);
+      // Forgotten: the same request id now makes a new allocation.
+      await node.beat();
+      const late = await s.aggClient().allocate(args, { chain: ch });
+      expect(late.slivers.map((x) => x.urn)).not.toEqual(first.slivers.map((x) => x.urn));
+      expect(s.ma!.aggregate.stats().slivers).toBe(1);
+    } finally {
+      node.close();
+      await s.destroy();
     }
   });
 });
