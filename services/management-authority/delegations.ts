@@ -2,12 +2,23 @@
  * What this management authority signs and revokes (DESIGN §1.4, §5):
  * `MA → SA` credentials over the site's nodes for the site's own slice
  * authority or a federated peer's, and the site's revocation list (kept by
- * services/core/credentials' RevocationStore, versioned; who revoked each
- * entry is kept beside it).
+ * services/core/credentials' RevocationLedger: versioned, who revoked each
+ * entry written in the same batch).
  */
 import { createHash, type KeyObject, type X509Certificate } from 'node:crypto';
 import { canonicalJson } from '../core/canonical-json.js';
-import { issueRoot, isPrivilege, thumbprintOf, toPublicJwk, type Limits, type Privilege, type PublicJwk, type RevocationEntry as CoreEntry, type RevocationStore } from '../core/credentials/index.js';
+import {
+  issueRoot,
+  isPrivilege,
+  revocationTarget,
+  RevocationLedger,
+  toPublicJwk,
+  type LedgerEntry,
+  type Limits,
+  type Privilege,
+  type PublicJwk,
+  type RevocationStore,
+} from '../core/credentials/index.js';
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, PermissionDeniedError } from '../core/errors.js';
 import { identityFromCertificate, parseCertificate } from '../core/identity/certificate.js';
 import { parseTarget, parseUrn, urnEquals } from '../core/identity/urn.js';
@@ -25,7 +36,7 @@ import type {
 import type { Peer } from './access.js';
 import type { Clock } from './clock.js';
 import { pageSize } from './paging.js';
-import { TABLES, type DelegationRecord, type RevocationMetaRecord } from './records.js';
+import { TABLES, type DelegationRecord } from './records.js';
 import { requestId, text, urnField } from './validate.js';
 
 /** What an MA → SA credential grants when the request names no privileges: every node and sliver privilege. */
@@ -78,15 +89,19 @@ export function delegationRefusal(policy: DelegationPolicy, ownDomain: string, s
 /** MA → SA delegation and the site's revocation list. */
 export class Delegations {
   private readonly table: Table<DelegationRecord>;
-  private readonly meta: Table<RevocationMetaRecord>;
-  private readonly maJwk: PublicJwk;
-  private readonly maKid: string;
+  private readonly ledger: RevocationLedger;
 
   constructor(private readonly o: DelegationsOptions) {
     this.table = o.store.table<DelegationRecord>(TABLES.delegations);
-    this.meta = o.store.table<RevocationMetaRecord>(TABLES.revocationMeta);
-    this.maJwk = toPublicJwk(o.maKey);
-    this.maKid = thumbprintOf(this.maJwk);
+    this.ledger = new RevocationLedger({
+      store: o.store,
+      revocations: o.revocations,
+      issuerKey: o.maKey,
+      issuerUrn: o.maUrn,
+      metaTable: TABLES.revocationMeta,
+      now: () => o.clock.now(),
+      log: o.log,
+    });
   }
 
   /** DelegateToSliceAuthority (administrators only; the caller checked). Idempotent on request id. */
@@ -194,68 +209,25 @@ export class Delegations {
 
   /** The site's revocation list version. */
   get revocationVersion(): number {
-    return this.o.revocations.list(this.maKid)?.version ?? 0;
+    return this.ledger.version;
   }
 
   /** Revoke (administrators only; the caller checked). Revoking what is revoked returns the existing entry. */
   async revoke(peer: Peer, req: ManagementAuthorityRevokeRequest): Promise<ManagementAuthorityRevokeResponse> {
-    const hasJti = req.jti !== '';
-    const hasKid = req.keyThumbprint !== '';
-    if (hasJti === hasKid) throw new InvalidArgumentError('give exactly one of jti and key_thumbprint', { field: 'jti' });
-    const reason = text('reason', req.reason, 200);
-    const item: CoreEntry = hasJti
-      ? { jti: req.jti, reason, time: Math.floor(this.o.clock.now() / 1000) }
-      : { kid: req.keyThumbprint, reason, time: Math.floor(this.o.clock.now() / 1000) };
-    const list = await this.o.revocations.revoke(this.maJwk, item, this.o.maUrn);
-    const index = list.entries.findIndex((e) => (hasJti ? e.jti === req.jti : e.kid === req.keyThumbprint));
-    const entry = list.entries[index] as CoreEntry;
-    const metaKey = hasJti ? `jti:${req.jti}` : `kid:${req.keyThumbprint}`;
-    let meta = await this.meta.get(metaKey);
-    if (!meta) {
-      meta = { revokedBy: peer.urn, version: index + 1 };
-      await this.meta.put(metaKey, meta, { sync: true });
-      this.o.log.info({ jti: entry.jti, kid: entry.kid, by: peer.urn, version: list.version }, 'revoked');
-    }
-    return { entry: this.toWire(entry, index + 1, meta), version: list.version };
+    const target = revocationTarget(req.jti, req.keyThumbprint);
+    const { entry, version } = await this.ledger.revoke(target, text('reason', req.reason, 200), peer.urn);
+    return { entry: toWire(entry), version };
   }
 
   /** ListRevocations: entries in version order, optionally since a version. */
   async list(req: ManagementAuthorityListRevocationsRequest): Promise<ManagementAuthorityListRevocationsResponse> {
-    const size = pageSize(req.pageSize);
-    if (!Number.isSafeInteger(req.sinceVersion) || req.sinceVersion < 0) throw new InvalidArgumentError('since_version must be 0 or more', { field: 'since_version' });
-    let from = req.sinceVersion;
-    if (req.pageToken) {
-      const v = /^v([0-9]{1,15})$/.exec(Buffer.from(req.pageToken, 'base64url').toString());
-      if (!v) throw new InvalidArgumentError('page_token is not one this server gave out; start again with an empty token', { field: 'page_token' });
-      from = Math.max(from, Number(v[1]));
-    }
-    const list = this.o.revocations.list(this.maKid);
-    const entries = list?.entries ?? [];
-    const page = entries.slice(from, from + size);
-    const out: RevocationEntry[] = [];
-    for (const [i, e] of page.entries()) {
-      const version = from + i + 1;
-      const meta = await this.meta.get(e.jti !== undefined ? `jti:${e.jti}` : `kid:${e.kid}`);
-      out.push(this.toWire(e, version, meta));
-    }
-    const last = from + page.length;
-    return {
-      version: list?.version ?? 0,
-      entries: out,
-      nextPageToken: last < entries.length ? Buffer.from(`v${last}`).toString('base64url') : '',
-    };
+    const page = await this.ledger.page({ pageSize: pageSize(req.pageSize), sinceVersion: req.sinceVersion, pageToken: req.pageToken });
+    return { version: page.version, entries: page.entries.map(toWire), nextPageToken: page.nextPageToken };
   }
+}
 
-  private toWire(e: CoreEntry, version: number, meta: RevocationMetaRecord | undefined): RevocationEntry {
-    return {
-      jti: e.jti ?? '',
-      keyThumbprint: e.kid ?? '',
-      reason: e.reason,
-      revokedAt: new Date(e.time * 1000),
-      revokedBy: meta?.revokedBy ?? this.o.maUrn,
-      version,
-    };
-  }
+function toWire(r: LedgerEntry): RevocationEntry {
+  return { jti: r.item.jti ?? '', keyThumbprint: r.item.kid ?? '', reason: r.item.reason, revokedAt: new Date(r.item.time * 1000), revokedBy: r.revokedBy, version: r.version };
 }
 
 function limitsOf(l: ResourceLimits | undefined): Limits {

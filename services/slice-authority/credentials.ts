@@ -9,13 +9,22 @@
  * owner and MA. The provider may attenuate it for its members (`dlg`).
  *
  * Revoke and ListRevocations keep the authority's own list (services/core's
- * RevocationStore): administrators revoke anything; a provider revokes the
+ * RevocationLedger, who revoked each entry written with it): administrators revoke anything; a provider revokes the
  * credentials issued for its own slices. A provider key on the list can no
  * longer use the authority (see Accounts).
  */
 import { createHash, type KeyObject } from 'node:crypto';
 import { canonicalJson } from '../core/canonical-json.js';
-import { issueRoot, isPrivilege, type Privilege, type PublicJwk, type RevocationEntry as CoreEntry, type RevocationStore } from '../core/credentials/index.js';
+import {
+  issueRoot,
+  isPrivilege,
+  revocationTarget,
+  RevocationLedger,
+  type LedgerEntry,
+  type Privilege,
+  type PublicJwk,
+  type RevocationStore,
+} from '../core/credentials/index.js';
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, PermissionDeniedError } from '../core/errors.js';
 import { identityFromCertificate, parseCertificate } from '../core/identity/certificate.js';
 import type { Logger } from '../core/log.js';
@@ -35,11 +44,6 @@ import { pageSize, requestId, text } from './support.js';
 
 /** What a slice credential grants when the request names no privileges. */
 export const SLICE_PRIVILEGES: readonly Privilege[] = ['sliver.read', 'sliver.exec', 'sliver.control', 'sliver.renew', 'sliver.create', 'sliver.delete', 'slice.read', 'slice.renew', 'slice.delete', 'slice.create'];
-
-interface MetaRecord {
-  readonly revokedBy: string;
-  readonly version: number;
-}
 
 /** Options of {@link SliceCredentials}. */
 export interface SliceCredentialsOptions {
@@ -71,13 +75,21 @@ function limitsOf(l: ResourceLimits | undefined): Record<string, number> {
 /** Slice credentials and revocations of one slice authority. */
 export class SliceCredentials {
   private readonly issued: Table<CredentialRecord>;
-  private readonly meta: Table<MetaRecord>;
+  private readonly ledger: RevocationLedger;
   /** jti → the provider whose slice it is (who may revoke it). */
   private readonly owners = new Map<string, string>();
 
   constructor(private readonly o: SliceCredentialsOptions) {
     this.issued = o.store.table<CredentialRecord>(TABLES.credentials);
-    this.meta = o.store.table<MetaRecord>('sa-revocation-meta');
+    this.ledger = new RevocationLedger({
+      store: o.store,
+      revocations: o.revocations,
+      issuerKey: o.saJwk,
+      issuerUrn: o.saUrn,
+      metaTable: 'sa-revocation-meta',
+      now: o.now,
+      log: o.log,
+    });
   }
 
   /** Loads who owns which issued credential. */
@@ -92,7 +104,7 @@ export class SliceCredentials {
 
   /** The list's version. */
   get version(): number {
-    return this.o.revocations.list(this.o.saKid)?.version ?? 0;
+    return this.ledger.version;
   }
 
   /** IssueSliceCredential for a slice the caller owns (checked by the caller of this method). Idempotent on request_id. */
@@ -151,56 +163,28 @@ export class SliceCredentials {
 
   /** Revoke: administrators anything; providers the credentials issued for their slices. */
   async revoke(caller: Caller, req: SliceAuthorityRevokeRequest): Promise<SliceAuthorityRevokeResponse> {
-    const hasJti = req.jti !== '';
-    const hasKid = req.keyThumbprint !== '';
-    if (hasJti === hasKid) throw new InvalidArgumentError('give exactly one of jti and key_thumbprint', { field: 'jti' });
-    if (!caller.admin && !(hasJti && this.owners.get(req.jti) === caller.urn)) {
+    const target = revocationTarget(req.jti, req.keyThumbprint);
+    if (!caller.admin && !(target.jti !== undefined && this.owners.get(target.jti) === caller.urn)) {
       throw new PermissionDeniedError(`${caller.urn} may revoke only credentials issued for its own slices; administrators revoke anything else`, { rule: 'admin' });
     }
     const reason = text('reason', req.reason, 200);
-    const time = Math.floor(this.o.now() / 1000);
-    const item: CoreEntry = hasJti ? { jti: req.jti, reason, time } : { kid: req.keyThumbprint, reason, time };
-    let list;
     try {
-      list = await this.o.revocations.revoke(this.o.saJwk, item, this.o.saUrn);
+      const { entry, version } = await this.ledger.revoke(target, reason, caller.urn);
+      return { entry: toWire(entry), version };
     } catch (err) {
-      throw new InvalidArgumentError(`${hasJti ? 'jti' : 'key_thumbprint'}: ${(err as Error).message}`, { field: hasJti ? 'jti' : 'key_thumbprint' });
+      if (!(err instanceof InvalidArgumentError)) throw err;
+      const field = target.jti !== undefined ? 'jti' : 'key_thumbprint';
+      throw new InvalidArgumentError(`${field}: ${err.message}`, { field });
     }
-    const index = list.entries.findIndex((e) => (hasJti ? e.jti === req.jti : e.kid === req.keyThumbprint));
-    const entry = list.entries[index] as CoreEntry;
-    const metaKey = hasJti ? `jti:${req.jti}` : `kid:${req.keyThumbprint}`;
-    let meta = await this.meta.get(metaKey);
-    if (!meta) {
-      meta = { revokedBy: caller.urn, version: index + 1 };
-      await this.meta.put(metaKey, meta, { sync: true });
-      this.o.log.info({ jti: entry.jti, kid: entry.kid, by: caller.urn, version: list.version }, 'revoked');
-    }
-    return { entry: this.toWire(entry, index + 1, meta), version: list.version };
   }
 
   /** ListRevocations: entries in version order, optionally since a version. */
   async list(req: SliceAuthorityListRevocationsRequest): Promise<SliceAuthorityListRevocationsResponse> {
-    const size = pageSize(req.pageSize);
-    if (!Number.isSafeInteger(req.sinceVersion) || req.sinceVersion < 0) throw new InvalidArgumentError('since_version must be 0 or more', { field: 'since_version' });
-    let from = req.sinceVersion;
-    if (req.pageToken) {
-      const v = /^v([0-9]{1,15})$/.exec(Buffer.from(req.pageToken, 'base64url').toString());
-      if (!v) throw new InvalidArgumentError('page_token is not one this server gave out; start again with an empty token', { field: 'page_token' });
-      from = Math.max(from, Number(v[1]));
-    }
-    const list = this.o.revocations.list(this.o.saKid);
-    const entries = list?.entries ?? [];
-    const page = entries.slice(from, from + size);
-    const out: RevocationEntry[] = [];
-    for (const [i, e] of page.entries()) {
-      const meta = await this.meta.get(e.jti !== undefined ? `jti:${e.jti}` : `kid:${e.kid}`);
-      out.push(this.toWire(e, from + i + 1, meta));
-    }
-    const last = from + page.length;
-    return { version: list?.version ?? 0, entries: out, nextPageToken: last < entries.length ? Buffer.from(`v${last}`).toString('base64url') : '' };
+    const page = await this.ledger.page({ pageSize: pageSize(req.pageSize), sinceVersion: req.sinceVersion, pageToken: req.pageToken });
+    return { version: page.version, entries: page.entries.map(toWire), nextPageToken: page.nextPageToken };
   }
+}
 
-  private toWire(e: CoreEntry, version: number, meta: MetaRecord | undefined): RevocationEntry {
-    return { jti: e.jti ?? '', keyThumbprint: e.kid ?? '', reason: e.reason, revokedAt: new Date(e.time * 1000), revokedBy: meta?.revokedBy ?? this.o.saUrn, version };
-  }
+function toWire(r: LedgerEntry): RevocationEntry {
+  return { jti: r.item.jti ?? '', keyThumbprint: r.item.kid ?? '', reason: r.item.reason, revokedAt: new Date(r.item.time * 1000), revokedBy: r.revokedBy, version: r.version };
 }

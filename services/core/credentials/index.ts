@@ -41,6 +41,8 @@ export {
 } from './revocation.js';
 export type { RevocationEntry, RevocationIndex, RevocationList, RevocationLookup, RevokedItem } from './revocation.js';
 export { REVOCATION_TABLES, RevocationStore } from './revocation-store.js';
+export { RevocationLedger, revocationTarget } from './revocation-ledger.js';
+export type { LedgerEntry, LedgerPage, LedgerQuery, RevocationLedgerOptions, RevocationTarget } from './revocation-ledger.js';
 export { authorize } from './authorize.js';
 export type { AuthorizeContext, AuthorizeDeps } from './authorize.js';
 export { algOfJwk, thumbprintOf, toPublicJwk } from './keys.js';

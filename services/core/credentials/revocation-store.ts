@@ -7,7 +7,7 @@
  * {@link RevocationSet} so the verifier reads it synchronously.
  */
 import type { KeyObject } from 'node:crypto';
-import type { Store, Table } from '../store/store.js';
+import type { Batch, Store, Table } from '../store/store.js';
 import type { ChainCache } from './cache.js';
 import { thumbprintOf, toPublicJwk, type PublicJwk } from './keys.js';
 import {
@@ -47,7 +47,8 @@ export class RevocationStore implements RevocationLookup {
   private queue: Promise<unknown> = Promise.resolve();
 
   private constructor(
-    private readonly store: Store,
+    /** The store the lists live in (others may batch their own records with a revocation, see {@link revoke}). */
+    readonly store: Store,
     set: RevocationSet,
   ) {
     this.lists = store.table<ListRecord>(REVOCATION_TABLES.lists);
@@ -78,20 +79,23 @@ export class RevocationStore implements RevocationLookup {
    * Revokes a credential (`jti`) or key (`kid`) on the list of `issuerKey`'s
    * owner, raising its version; persists before it takes effect in memory.
    * Revoking twice is a no-op. Returns the list.
+   *
+   * `alsoWrite`, called only when the entry is new, adds the caller's own
+   * records (e.g. who revoked it) to the same atomic batch, so they land with
+   * the entry or not at all.
    */
-  revoke(issuerKey: KeyObject | PublicJwk, entry: RevocationEntry, iss?: string): Promise<RevocationList> {
+  revoke(issuerKey: KeyObject | PublicJwk, entry: RevocationEntry, iss?: string, alsoWrite?: (batch: Batch, next: RevocationList) => void): Promise<RevocationList> {
     return this.serial(async () => {
       const jwk = toPublicJwk(issuerKey as KeyObject);
       const kid = thumbprintOf(jwk);
       const current = this.set.get(kid) ?? emptyRevocationList(jwk, iss);
       const next = withRevocation(current, checkRevocationEntry(entry));
       if (next === current) return current;
+      const added = next.entries[next.entries.length - 1] as RevocationEntry;
       const rec: ListRecord = { ...(next.iss !== undefined ? { iss: next.iss } : {}), jwk: next.jwk, kid, version: next.version };
-      await this.store
-        .batch()
-        .put(this.lists, kid, rec)
-        .put(this.entries, entryKey(kid, next.entries[next.entries.length - 1] as RevocationEntry), next.entries[next.entries.length - 1] as RevocationEntry)
-        .write({ sync: true });
+      const batch = this.store.batch().put(this.lists, kid, rec).put(this.entries, entryKey(kid, added), added);
+      alsoWrite?.(batch, next);
+      await batch.write({ sync: true });
       this.set.put(next);
       return next;
     });
