@@ -20,6 +20,7 @@
 import { generateKeyPairSync, verify, type KeyObject } from 'node:crypto';
 import { ChainCache, NO_REVOCATIONS, TrustStore, delegate, issueRoot, thumbprintOf, toPublicJwk, verifyChain, type Grant } from '../services/core/credentials/index.js';
 import type { TrustBundle } from '../services/core/identity/trust-bundle.js';
+import { median } from './support.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
 const ROUND_MS = Number(process.env.BENCH_ROUND_MS ?? 400);
@@ -62,11 +63,6 @@ function compare<K extends string>(fns: Record<K, () => unknown>): { best: Recor
   const best = {} as Record<K, number>;
   for (const k of keys) best[k] = Math.max(...rounds.map((r) => r[k]));
   return { best, rounds };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? (s[(s.length - 1) / 2] as number) : ((s[s.length / 2 - 1] as number) + (s[s.length / 2] as number)) / 2;
 }
 
 /**

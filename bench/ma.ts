@@ -16,12 +16,12 @@
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { quietIrrelevantWarnings } from '../cli/warnings.js';
 import { createTestPki } from '../certs/index.js';
 import { issueRoot } from '../services/core/credentials/index.js';
 import { privateKeyToPem, publicKeyToPem } from '../services/core/identity/keys.js';
@@ -36,6 +36,10 @@ import { NodeRegistry } from '../services/management-authority/node-registry.js'
 import type { NodeRecord } from '../services/management-authority/records.js';
 import { silentLogger } from '../services/core/log.js';
 import { Store } from '../services/core/store/store.js';
+import { cpuSeconds, flagNumber, flagText, freePort, quantile } from './support.js';
+
+// An entry point: Node's DEP0123 (IP-address SNI from grpc-js) says nothing here.
+quietIrrelevantWarnings();
 
 const SELF = fileURLToPath(import.meta.url);
 const ROOT = join(SELF, '..', '..');
@@ -53,39 +57,6 @@ interface WorkerSetup {
   readonly caPem: string;
   readonly intervalMs: number;
   readonly nodes: readonly NodeIdentity[];
-}
-
-function flag(name: string, dflt: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : dflt;
-}
-function flagText(name: string, dflt: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? String(process.argv[i + 1]) : dflt;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function quantile(sorted: readonly number[], q: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number;
-}
-
-/** CPU seconds (user + system) a process has used, from /proc/<pid>/stat. */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after "pid (comm) ".
-  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 async function cpuShare(pid: number, seconds: number): Promise<number> {
@@ -244,13 +215,13 @@ async function domainOnly(n: number, intervalMs: number, dir: string): Promise<n
 }
 
 async function main(): Promise<void> {
-  const N = flag('nodes', 10_000);
-  const intervalMs = flag('interval-ms', 5000);
+  const N = flagNumber('nodes', 10_000);
+  const intervalMs = flagNumber('interval-ms', 5000);
   // This machine also runs the senders: beyond this many heartbeats a second they, not the MA, are the bottleneck.
   // The MA then runs at a longer interval, and its cost per heartbeat projects the share at --interval-ms.
-  const maxRate = flag('max-rate', 400);
-  const windowS = flag('window-s', 20);
-  const workers = Math.max(1, Math.min(16, flag('workers', 4)));
+  const maxRate = flagNumber('max-rate', 400);
+  const windowS = flagNumber('window-s', 20);
+  const workers = Math.max(1, Math.min(16, flagNumber('workers', 4)));
   const logLevel = flagText('log-level', 'warn');
   const dir = mkdtempSync(join(tmpdir(), 'fedlab-bench-ma-'));
   const domain = 'bench.test';

@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { quietIrrelevantWarnings } from '../cli/warnings.js';
 import { createTestPki } from '../certs/test-pki.js';
 import { compileConfig } from '../services/core/config.js';
 import { issueRoot } from '../services/core/credentials/index.js';
@@ -16,6 +17,10 @@ import { AllocationState } from '../services/generated/fedlab/v1/common.js';
 import { NodeManagerService, type CreateSliverRequest } from '../services/generated/fedlab/v1/node_manager.js';
 import { containerSupport, createDriver } from '../services/node-manager/drivers/select.js';
 import { instanceId, nmConfigSchema, NM_PATH_FIELDS, nodeManagerRole } from '../services/node-manager/index.js';
+import { quantile } from './support.js';
+
+// An entry point: Node's DEP0123 (IP-address SNI from grpc-js) says nothing here.
+quietIrrelevantWarnings();
 
 const DOMAIN = 'bench.test';
 const NODE = `urn:fedlab:${DOMAIN}:node:n1`;
@@ -43,9 +48,6 @@ const chain = (
 ).chain;
 const bundle = await pki.bundle();
 
-function pct(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number;
-}
 const fmt = (ms: number): string => `${ms.toFixed(1)} ms`;
 
 function request(i: number, prefix: string): CreateSliverRequest {
@@ -119,7 +121,7 @@ async function latencies(driver: 'container' | 'process'): Promise<void> {
     create.sort((a, b) => a - b);
     del.sort((a, b) => a - b);
     console.log(
-      `${driver.padEnd(9)}  create→READY median ${fmt(pct(create, 50))}, p95 ${fmt(pct(create, 95))}   delete median ${fmt(pct(del, 50))}, p95 ${fmt(pct(del, 95))}   (${LATENCY_RUNS} runs)`,
+      `${driver.padEnd(9)}  create→READY median ${fmt(quantile(create, 0.5))}, p95 ${fmt(quantile(create, 0.95))}   delete median ${fmt(quantile(del, 0.5))}, p95 ${fmt(quantile(del, 0.95))}   (${LATENCY_RUNS} runs)`,
     );
   });
 }

@@ -26,8 +26,7 @@
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -48,6 +47,10 @@ import { NodeManagerService } from '../services/generated/fedlab/v1/node_manager
 import { SliceAuthorityService, SliceState } from '../services/generated/fedlab/v1/slice_authority.js';
 import { enrollNode } from '../services/management-authority/enrolment-client.js';
 import { nmConfigSchema, NM_PATH_FIELDS, nodeManagerRole } from '../services/node-manager/index.js';
+import { cpuSeconds, flagText, freePort, loadAverage, median, pool } from './support.js';
+
+// An entry point: Node's DEP0123 (IP-address SNI from grpc-js) says nothing here.
+quietIrrelevantWarnings();
 
 const SELF = fileURLToPath(import.meta.url);
 const ROOT = join(SELF, '..', '..');
@@ -62,57 +65,10 @@ const ALL_SITES: readonly { domain: string; style: Style }[] = [
   { domain: 'geni.test', style: 'protogeni' },
 ];
 /** `--styles planetlab,protogeni` leaves sites out (e.g. to see what emulab's namespaces cost). */
-const SITES = ALL_SITES.filter((s) => flag('styles', 'planetlab,emulab,protogeni').split(',').includes(s.style));
+const SITES = ALL_SITES.filter((s) => flagText('styles', 'planetlab,emulab,protogeni').split(',').includes(s.style));
 
 // ---- small helpers ------------------------------------------------------------------------------
 
-function flag(name: string, dflt: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? String(process.argv[i + 1]) : dflt;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** CPU seconds (user + system) a process has used, from /proc/<pid>/stat. */
-function cpuSeconds(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return NaN;
-  }
-}
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  return s.length % 2 ? (s[(s.length - 1) / 2] as number) : ((s[s.length / 2 - 1] as number) + (s[s.length / 2] as number)) / 2;
-}
-
-/** Runs `fn` over `items`, at most `limit` at once. */
-async function pool<T>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        await fn(items[i] as T, i);
-      }
-    }),
-  );
-}
-
-const load = (): string => loadavg().map((x) => x.toFixed(2)).join(' ');
 
 // ---- the worker: hosts its share of the node managers ---------------------------------------------
 
@@ -254,17 +210,17 @@ async function until(what: string, child: ChildProcess, probe: () => Promise<unk
 }
 
 async function main(): Promise<void> {
-  const sizes = flag('sizes', '10,100,1000')
+  const sizes = flagText('sizes', '10,100,1000')
     .split(',')
     .map(Number)
     .filter((n) => n >= 3);
-  const runs = Math.max(1, Number(flag('runs', '3')));
-  const workers = Math.max(1, Math.min(16, Number(flag('workers', '2'))));
-  const heartbeatMs = Number(flag('heartbeat-ms', '30000'));
-  const maConcurrency = Number(flag('ma-concurrency', '64'));
-  const logLevel = flag('log-level', 'info');
-  const profileDir = process.argv.includes('--profile') ? flag('profile', join(ROOT, 'bench-profiles')) : undefined;
-  const logDir = process.argv.includes('--logs') ? flag('logs', '') : undefined;
+  const runs = Math.max(1, Number(flagText('runs', '3')));
+  const workers = Math.max(1, Math.min(16, Number(flagText('workers', '2'))));
+  const heartbeatMs = Number(flagText('heartbeat-ms', '30000'));
+  const maConcurrency = Number(flagText('ma-concurrency', '64'));
+  const logLevel = flagText('log-level', 'info');
+  const profileDir = process.argv.includes('--profile') ? flagText('profile', join(ROOT, 'bench-profiles')) : undefined;
+  const logDir = process.argv.includes('--logs') ? flagText('logs', '') : undefined;
   if (logDir) mkdirSync(logDir, { recursive: true });
   const maxN = Math.max(...sizes);
   const perSite = (n: number): number[] => SITES.map((_, i) => Math.floor(n / SITES.length) + (i < n % SITES.length ? 1 : 0));
@@ -598,7 +554,7 @@ async function main(): Promise<void> {
     const c0 = performance.now();
     try {
       const cold = await slice(maxN, true);
-      console.log(`first slice of ${maxN} nodes (cold: every MA → node channel opens): ${cold.ms.toFixed(0)} ms; setup total ${((c0 - setupStart) / 1000).toFixed(1)} s; load average ${load()}`);
+      console.log(`first slice of ${maxN} nodes (cold: every MA → node channel opens): ${cold.ms.toFixed(0)} ms; setup total ${((c0 - setupStart) / 1000).toFixed(1)} s; load average ${loadAverage()}`);
     } catch (err) {
       console.log(`first slice of ${maxN} nodes (cold) failed after ${(performance.now() - c0).toFixed(0)} ms: ${(err as Error).message.slice(0, 600)}`);
     }
@@ -622,7 +578,7 @@ async function main(): Promise<void> {
       console.log(
         `${String(n).padStart(5)} nodes (${perSite(n).join('+')}): create→READY ${last.sa.toFixed(0)} ms (${(last.sa / n).toFixed(2)} ms/node)  ` +
           `floor ${last.floor.toFixed(0)} ms (${(last.floor / n).toFixed(2)} ms/node)  ratio to floor ${(last.sa / last.floor).toFixed(2)}x  ` +
-          `[median of ${r}; runs ${saMs.map((x) => x.toFixed(0)).join(', ')} ms; delete ${last.del.toFixed(0)} ms; CPU s of the create: SA ${cpu.sa.toFixed(2)}, MAs ${cpu.mas.toFixed(2)}, nodes ${cpu.workers.toFixed(2)}; load ${load()}]`,
+          `[median of ${r}; runs ${saMs.map((x) => x.toFixed(0)).join(', ')} ms; delete ${last.del.toFixed(0)} ms; CPU s of the create: SA ${cpu.sa.toFixed(2)}, MAs ${cpu.mas.toFixed(2)}, nodes ${cpu.workers.toFixed(2)}; load ${loadAverage()}]`,
       );
     }
     console.log('');
@@ -656,7 +612,6 @@ async function main(): Promise<void> {
 }
 
 if (process.argv.includes('--worker')) {
-  quietIrrelevantWarnings();
   worker().catch((err: unknown) => {
     console.error(err);
     process.exit(1);

@@ -1,0 +1,64 @@
+/**
+ * Small pieces every benchmark uses: command-line flags, free ports, CPU time of a process, order
+ * statistics and a bounded pool. Benchmarks print figures; nothing here asserts.
+ */
+import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+
+/** The value after `--name` on the command line, or `dflt`. */
+export function flagText(name: string, dflt: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? String(process.argv[i + 1]) : dflt;
+}
+
+/** The number after `--name` on the command line, or `dflt`. */
+export function flagNumber(name: string, dflt: number): number {
+  return Number(flagText(name, String(dflt)));
+}
+
+// One way to find a free port, shared with `fedlab up`.
+export { freePort } from '../cli/up/processes.js';
+
+/** CPU seconds (user + system) a process has used, from /proc/<pid>/stat; NaN once it is gone. */
+export function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // utime and stime are fields 14 and 15 of the line: 12 and 13 after "pid (comm) ".
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+/** The median of `xs` (NaN when empty). */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  return s.length % 2 ? (s[(s.length - 1) / 2] as number) : ((s[s.length / 2 - 1] as number) + (s[s.length / 2] as number)) / 2;
+}
+
+/** The `q` quantile (0..1) of an ascending array, nearest rank (NaN when empty). */
+export function quantile(sorted: readonly number[], q: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] as number;
+}
+
+/** Runs `fn` over `items`, at most `limit` at once. */
+export async function pool<T>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        await fn(items[i] as T, i);
+      }
+    }),
+  );
+}
+
+/** The load averages, for printing beside figures. */
+export const loadAverage = (): string =>
+  loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
