@@ -14,7 +14,6 @@ import {
   RevocationLedger,
   toPublicJwk,
   type LedgerEntry,
-  type Limits,
   type Privilege,
   type PublicJwk,
   type RevocationStore,
@@ -24,7 +23,8 @@ import { identityFromCertificate, parseCertificate } from '../core/identity/cert
 import { parseTarget, parseUrn, urnEquals } from '../core/identity/urn.js';
 import type { Logger } from '../core/log.js';
 import type { Store, Table } from '../core/store/store.js';
-import type { RevocationEntry, ResourceLimits } from '../generated/fedlab/v1/common.js';
+import type { RevocationEntry } from '../generated/fedlab/v1/common.js';
+import { limitsFromWire } from '../core/rpc/limits.js';
 import type {
   DelegateToSliceAuthorityRequest,
   DelegateToSliceAuthorityResponse,
@@ -137,7 +137,7 @@ export class Delegations {
     if (!Number.isSafeInteger(ttl) || ttl < 1 || ttl > this.o.maxTtlS) {
       throw new InvalidArgumentError(`ttl_s must be 1 to ${this.o.maxTtlS} seconds (0: ${this.o.defaultTtlS})`, { field: 'ttl_s' });
     }
-    const limits = limitsOf(req.limits);
+    const limits = limitsFromWire(req.limits);
     const dlg = req.maxDelegations;
     if (!Number.isSafeInteger(dlg) || dlg < 0 || dlg > 7) throw new InvalidArgumentError('max_delegations must be 0 to 7 (a chain has at most 8 links)', { field: 'max_delegations' });
     const fingerprint = createHash('sha256')
@@ -230,17 +230,3 @@ function toWire(r: LedgerEntry): RevocationEntry {
   return { jti: r.item.jti ?? '', keyThumbprint: r.item.kid ?? '', reason: r.item.reason, revokedAt: new Date(r.item.time * 1000), revokedBy: r.revokedBy, version: r.version };
 }
 
-function limitsOf(l: ResourceLimits | undefined): Limits {
-  const out: Record<string, number> = {};
-  const put = (k: string, v: number | undefined): void => {
-    if (v === undefined) return;
-    if (!Number.isSafeInteger(v) || v < 0) throw new InvalidArgumentError(`limits.${k} must be a whole number of 0 or more`, { field: `limits.${k}` });
-    out[k] = v;
-  };
-  put('slivers', l?.slivers);
-  put('cpu_millis', l?.cpuMillis);
-  put('mem_mb', l?.memMb);
-  put('disk_mb', l?.diskMb);
-  put('ttl_s', l?.ttlS);
-  return out;
-}

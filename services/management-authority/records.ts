@@ -147,12 +147,6 @@ export interface DelegationRecord {
   readonly expiresAt: number;
 }
 
-/** Who revoked an entry and at which list version (table `revocation-meta`, keyed `jti:<id>` or `kid:<thumbprint>`). */
-export interface RevocationMetaRecord {
-  readonly revokedBy: string;
-  readonly version: number;
-}
-
 /** A link of a slice's topology as requested (emulab). */
 export interface LinkSpec {
   readonly name: string;

@@ -29,7 +29,8 @@ import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, Perm
 import { identityFromCertificate, parseCertificate } from '../core/identity/certificate.js';
 import type { Logger } from '../core/log.js';
 import type { Store, Table } from '../core/store/store.js';
-import type { ResourceLimits, RevocationEntry } from '../generated/fedlab/v1/common.js';
+import type { RevocationEntry } from '../generated/fedlab/v1/common.js';
+import { limitsFromWire } from '../core/rpc/limits.js';
 import {
   IssueSliceCredentialRequest,
   type IssueSliceCredentialResponse,
@@ -57,20 +58,6 @@ export interface SliceCredentialsOptions {
   readonly revocations: RevocationStore;
 }
 
-function limitsOf(l: ResourceLimits | undefined): Record<string, number> {
-  const out: Record<string, number> = {};
-  const put = (k: string, v: number | undefined): void => {
-    if (v === undefined) return;
-    if (!Number.isSafeInteger(v) || v < 0) throw new InvalidArgumentError(`limits.${k} must be a whole number of 0 or more`, { field: `limits.${k}` });
-    out[k] = v;
-  };
-  put('slivers', l?.slivers);
-  put('cpu_millis', l?.cpuMillis);
-  put('mem_mb', l?.memMb);
-  put('disk_mb', l?.diskMb);
-  put('ttl_s', l?.ttlS);
-  return out;
-}
 
 /** Slice credentials and revocations of one slice authority. */
 export class SliceCredentials {
@@ -137,7 +124,7 @@ export class SliceCredentials {
     }
     if (!Number.isSafeInteger(req.maxDelegations) || req.maxDelegations > 7) throw new InvalidArgumentError('max_delegations must be 0 to 7 (a chain has at most 8 links)', { field: 'max_delegations' });
     if (!Number.isSafeInteger(req.ttlS) || req.ttlS < 0) throw new InvalidArgumentError('ttl_s must be 0 or more', { field: 'ttl_s' });
-    const limits = limitsOf(req.limits);
+    const limits = limitsFromWire(req.limits);
     const now = this.o.now();
     const until = req.ttlS ? Math.min(slice.expiresAt, now + req.ttlS * 1000) : slice.expiresAt;
     const ttlSeconds = Math.floor((until - now) / 1000);
