@@ -9,13 +9,15 @@
  * FAILED (the message names each failed site and node and why); 2 bad input.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { InvalidArgumentError, UnavailableError } from '../../services/core/errors.js';
 import { isUrn, isValidDomain, isValidName, parseUrn } from '../../services/core/identity/urn.js';
 import { createClient, isServiceError, type PromiseClient } from '../../services/core/rpc/client.js';
-import { AllocationState, OperationalState, SiteStyle, SliceMode, type SiteRequest } from '../../services/generated/fedlab/v1/common.js';
+import { AllocationState, OperationalState, ResourceRequest, SiteStyle, SliceMode, type SiteRequest } from '../../services/generated/fedlab/v1/common.js';
 import { Slice, SliceAuthorityService, SliceState, type SiteResult, type WatchSliceResponse } from '../../services/generated/fedlab/v1/slice_authority.js';
 import { action, checkAddress, CliExit, EXIT_FAILURE, parsePositiveInt, printJson, tlsFrom } from '../cli-support.js';
+import { RSPEC_FORMAT } from '../../services/management-authority/requests.js';
 import { parseDuration } from './cred.js';
 
 interface ConnFlags {
@@ -228,6 +230,74 @@ export function parseSiteSpec(spec: string): { site: string; count: number; node
   return { site, count: 0, nodeUrns };
 }
 
+/** How many nodes a site request asks for (for the progress bar). */
+function expectedNodes(r: ResourceRequest | undefined): number {
+  if (!r) return 0;
+  if (r.requestDocument) {
+    const nodes = (JSON.parse(r.requestDocument) as { nodes?: unknown }).nodes;
+    return Array.isArray(nodes) ? nodes.length : 0;
+  }
+  return r.nodes ? r.nodes.nodeUrns.length || r.nodes.count : 0;
+}
+
+/** The keys a request file may use at each level (the API's JSON names, camelCase or snake_case). */
+const REQUEST_KEYS: Record<string, readonly string[]> = {
+  request: ['nodes', 'resources', 'links', 'exclusive'],
+  nodes: ['nodeUrns', 'node_urns', 'count', 'clientIds', 'client_ids', 'minFree', 'min_free'],
+  resources: ['cpuMillis', 'cpu_millis', 'memMb', 'mem_mb', 'diskMb', 'disk_mb', 'pids', 'bandwidthKbps', 'bandwidth_kbps'],
+  link: ['name', 'endpoints', 'bandwidthKbps', 'bandwidth_kbps', 'delayMs', 'delay_ms', 'lossPercent', 'loss_percent'],
+};
+
+/** Refuses keys a request file must not have (a misspelt key would otherwise be silently ignored). */
+function checkKeys(where: string, value: unknown, kind: keyof typeof REQUEST_KEYS): void {
+  if (value === undefined) return;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidArgumentError(`${where} must be a JSON object`);
+  for (const k of Object.keys(value)) {
+    if (!(REQUEST_KEYS[kind] as readonly string[]).includes(k)) throw new InvalidArgumentError(`${where}: unknown key ${JSON.stringify(k)} (allowed: ${(REQUEST_KEYS[kind] as readonly string[]).filter((x) => !x.includes('_')).join(', ')})`);
+  }
+}
+
+/**
+ * Parses `--request DOMAIN=FILE`: the file is either a site request in the API's JSON (`nodes`,
+ * `resources`, `links`, `exclusive` — links join nodes by their client ids) or a request document
+ * (`fedlab-rspec+json`, recognised by `"type": "request"`), which the site reads as it is.
+ */
+export function parseRequestSpec(spec: string, read: (file: string) => string): { site: string; request: ResourceRequest } {
+  const m = /^([^=]+)=(.+)$/.exec(spec.trim());
+  if (!m) throw new InvalidArgumentError(`--request ${JSON.stringify(spec)}: write DOMAIN=FILE (e.g. emu.test=topology.json)`);
+  const site = m[1] as string;
+  const file = m[2] as string;
+  if (!isValidDomain(site)) throw new InvalidArgumentError(`--request ${JSON.stringify(spec)}: ${JSON.stringify(site)} is not a site domain`);
+  let text: string;
+  try {
+    text = read(file);
+  } catch (err) {
+    throw new InvalidArgumentError(`--request ${site}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new InvalidArgumentError(`--request ${site}: ${file} is not JSON: ${(err as Error).message}`);
+  }
+  const empty = { nodes: { nodeUrns: [], count: 0, clientIds: [] }, links: [], exclusive: false };
+  if (typeof json === 'object' && json !== null && (json as { type?: unknown }).type === 'request') {
+    return { site, request: { ...empty, requestDocument: text, requestDocumentFormat: RSPEC_FORMAT } };
+  }
+  const where = `--request ${site} (${file})`;
+  checkKeys(where, json, 'request');
+  const o = json as Record<string, unknown>;
+  checkKeys(`${where} nodes`, o.nodes, 'nodes');
+  checkKeys(`${where} resources`, o.resources, 'resources');
+  if (o.links !== undefined && !Array.isArray(o.links)) throw new InvalidArgumentError(`${where}: links must be a list`);
+  for (const [i, l] of ((o.links as unknown[] | undefined) ?? []).entries()) checkKeys(`${where} links[${i}]`, l, 'link');
+  const request = ResourceRequest.fromJSON(o);
+  if (!request.nodes || (request.nodes.count === 0 && request.nodes.nodeUrns.length === 0)) {
+    throw new InvalidArgumentError(`${where}: say which nodes: nodes.count, or nodes.node_urns`);
+  }
+  return { site, request: { ...request, requestDocument: '', requestDocumentFormat: '' } };
+}
+
 /** A slice URN from a URN or a name (looked up among the caller's slices). */
 async function resolveSlice(client: Client, ref: string): Promise<string> {
   if (isUrn(ref)) {
@@ -247,6 +317,8 @@ async function resolveSlice(client: Client, ref: string): Promise<string> {
 
 interface CreateFlags extends ConnFlags {
   site: string[];
+  request: string[];
+  exclusive?: boolean;
   cpuMillis?: string;
   memMb?: string;
   diskMb?: string;
@@ -260,17 +332,24 @@ interface CreateFlags extends ConnFlags {
 
 async function create(name: string, f: CreateFlags): Promise<void> {
   if (!isValidName(name)) throw new InvalidArgumentError(`slice name ${JSON.stringify(name)} must match [a-z0-9][a-z0-9._-]{0,62}`);
-  if (!f.site.length) throw new InvalidArgumentError('give at least one --site DOMAIN=COUNT or DOMAIN=NODE,NODE');
+  if (!f.site.length && !f.request.length) throw new InvalidArgumentError('give at least one --site DOMAIN=COUNT or DOMAIN=NODE,NODE, or --request DOMAIN=FILE');
   const specs = f.site.map(parseSiteSpec);
+  const files = f.request.map((r) => parseRequestSpec(r, (file) => readFileSync(file, 'utf8')));
+  const named = [...specs.map((s) => s.site), ...files.map((r) => r.site)];
+  const twice = named.find((d, i) => named.indexOf(d) !== i);
+  if (twice) throw new InvalidArgumentError(`site ${twice} is given twice; give each site once, with --site or with --request`);
   const num = (v: string | undefined, flag: string): number => (v === undefined ? 0 : parsePositiveInt(v, flag));
   const resources = { cpuMillis: num(f.cpuMillis, '--cpu-millis'), memMb: num(f.memMb, '--mem-mb'), diskMb: num(f.diskMb, '--disk-mb'), pids: 0, bandwidthKbps: 0 };
   const mode = f.mode === 'all' || f.mode === 'all-or-nothing' ? SliceMode.SLICE_MODE_ALL_OR_NOTHING : f.mode === 'best-effort' ? SliceMode.SLICE_MODE_BEST_EFFORT : undefined;
   if (mode === undefined) throw new InvalidArgumentError(`--mode must be all-or-nothing or best-effort, got ${JSON.stringify(f.mode)}`);
   const expiresAt = f.lifetime ? new Date(Date.now() + parseDuration(f.lifetime, '--lifetime') * 1000) : undefined;
-  const sites: SiteRequest[] = specs.map((s) => ({
-    site: s.site,
-    request: { nodes: { nodeUrns: s.nodeUrns, count: s.count, clientIds: [] }, resources, links: [], exclusive: false, requestDocument: '', requestDocumentFormat: '' },
-  }));
+  const sites: SiteRequest[] = [
+    ...specs.map((s) => ({
+      site: s.site,
+      request: { nodes: { nodeUrns: s.nodeUrns, count: s.count, clientIds: [] }, resources, links: [], exclusive: f.exclusive === true, requestDocument: '', requestDocumentFormat: '' },
+    })),
+    ...files,
+  ];
   const client = saClient(f);
   try {
     const requestId = f.requestId ?? `cli-${randomBytes(8).toString('hex')}`;
@@ -280,7 +359,7 @@ async function create(name: string, f: CreateFlags): Promise<void> {
     let slice = res.slice as Slice;
     if (f.wait && (slice.state === SliceState.SLICE_STATE_PENDING || slice.state === SliceState.SLICE_STATE_DELETING)) {
       const progress = new Progress(!f.json && process.stdout.isTTY === true);
-      progress.expect(specs.reduce((n, s) => n + (s.nodeUrns.length || s.count), 0));
+      progress.expect(sites.reduce((n, s) => n + expectedNodes(s.request), 0));
       try {
         // Follows the slice until it is stable; no deadline beyond the sites' own (the SA bounds each site).
         // A new slice's record is event 1: replaying from there shows every node's events, even
@@ -319,6 +398,13 @@ export function registerSliceCommand(program: Command): void {
       .option('--cpu-millis <n>', 'CPU per sliver in thousandths of a core (default: each site decides)')
       .option('--mem-mb <n>', 'memory per sliver in MiB')
       .option('--disk-mb <n>', 'disk per sliver in MiB')
+      .option('--exclusive', 'whole nodes for this slice (protogeni; emulab always gives whole nodes)')
+      .option(
+        '--request <spec>',
+        'DOMAIN=FILE: the whole request for one site from a JSON file — nodes, resources, links (emulab) and exclusive in the API\'s JSON, or a fedlab-rspec+json request document; repeat per site',
+        (v: string, acc: string[]) => [...acc, v],
+        [] as string[],
+      )
       .option('--lifetime <duration>', 'how long the slice lives, e.g. 2h or 7d (default: the SA decides)')
       .addOption(new Option('--mode <mode>', 'what a partial failure does').choices(['all-or-nothing', 'all', 'best-effort']).default('all-or-nothing'))
       .option('--no-start', 'provision the slivers but do not start them')

@@ -1,6 +1,6 @@
 // `fedlab slice` pieces that need no server: reading --site specs, and rendering slices and failures.
 import { describe, expect, it } from 'vitest';
-import { failureLines, parseSiteSpec, sliceDetail, sliceTable } from '../../cli/commands/slice.js';
+import { failureLines, parseRequestSpec, parseSiteSpec, sliceDetail, sliceTable } from '../../cli/commands/slice.js';
 import { InvalidArgumentError } from '../../services/core/errors.js';
 import { AllocationState, OperationalState, SiteStyle, SliceMode } from '../../services/generated/fedlab/v1/common.js';
 import { SliceState, type Slice } from '../../services/generated/fedlab/v1/slice_authority.js';
@@ -53,5 +53,47 @@ describe('fedlab slice helpers', () => {
     expect(detail).toMatch(/emu\.test\s+emulab\s+UNAVAILABLE\s+-\s+site emu\.test: unreachable/);
     expect(detail).toMatch(/urn:fedlab:plc\.test:sliver:a\s+urn:fedlab:plc\.test:node:n1\s+provisioned\s+ready/);
     expect(failureLines(slice)).toEqual(['site emu.test: UNAVAILABLE: site emu.test: unreachable']);
+  });
+
+  it('reads --request DOMAIN=FILE: the API JSON with links, or a request document; refuses typos and files it cannot use', () => {
+    const files: Record<string, string> = {
+      'topo.json': JSON.stringify({ nodes: { count: 2, client_ids: ['a', 'b'] }, resources: { cpu_millis: 100 }, links: [{ name: 'lan0', endpoints: ['a', 'b'], bandwidth_kbps: 1000 }], exclusive: true }),
+      'rspec.json': JSON.stringify({ type: 'request', nodes: [{ client_id: 'web' }, { client_id: 'db' }] }),
+      'typo.json': JSON.stringify({ nodes: { count: 1 }, links: [{ name: 'l', endpoints: ['a', 'b'], bandwith_kbps: 5 }] }),
+      'top-typo.json': JSON.stringify({ node: { count: 1 } }),
+      'no-nodes.json': JSON.stringify({ resources: { mem_mb: 64 } }),
+      'bad.json': '{ nodes: ',
+    };
+    const read = (f: string): string => {
+      const text = files[f];
+      if (text === undefined) throw Object.assign(new Error('no such file'), { code: 'ENOENT' });
+      return text;
+    };
+    const topo = parseRequestSpec('emu.test=topo.json', read);
+    expect(topo.site).toBe('emu.test');
+    expect(topo.request.nodes).toMatchObject({ count: 2, clientIds: ['a', 'b'] });
+    expect(topo.request.links).toEqual([{ name: 'lan0', endpoints: ['a', 'b'], bandwidthKbps: 1000, delayMs: 0, lossPercent: 0 }]);
+    expect(topo.request.exclusive).toBe(true);
+    expect(topo.request.resources?.cpuMillis).toBe(100);
+    expect(topo.request.requestDocument).toBe('');
+
+    const doc = parseRequestSpec('pg.test=rspec.json', read);
+    expect(doc.request.requestDocumentFormat).toBe('fedlab-rspec+json');
+    expect(JSON.parse(doc.request.requestDocument)).toMatchObject({ type: 'request' });
+    expect(doc.request.links).toEqual([]);
+
+    const refusals: [string, RegExp][] = [
+      ['emu.test=typo.json', /links\[0\]: unknown key "bandwith_kbps"/],
+      ['emu.test=top-typo.json', /unknown key "node"/],
+      ['emu.test=no-nodes.json', /say which nodes/],
+      ['emu.test=bad.json', /is not JSON/],
+      ['emu.test=missing.json', /cannot read missing\.json: ENOENT/],
+      ['not a domain=topo.json', /is not a site domain/],
+      ['topo.json', /write DOMAIN=FILE/],
+    ];
+    for (const [spec, message] of refusals) {
+      expect(() => parseRequestSpec(spec, read), spec).toThrow(InvalidArgumentError);
+      expect(() => parseRequestSpec(spec, read), spec).toThrow(message);
+    }
   });
 });
