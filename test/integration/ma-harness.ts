@@ -2,8 +2,8 @@
 // provider and node owners; the MA hosted over mTLS on port 0 (in this process) or as `fedlab serve ma`
 // (a child process); real node managers enrolled through the MA's enrolment listener with one-time tokens
 // and served in this process; clients for every party; and cleanup of everything (clients first, then servers).
-import { createServer } from 'node:net';
-import { generateKeyPairSync } from 'node:crypto';
+import type { ChildProcess } from 'node:child_process';
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,21 +26,26 @@ import { instanceId, nmConfigSchema, NM_PATH_FIELDS, nodeManagerRole, type NmCon
 import type { NodeManager } from '../../services/node-manager/node-manager.js';
 import type { SliverDriver } from '../../services/node-manager/drivers/driver.js';
 import { createDriver } from '../../services/node-manager/drivers/select.js';
+import { freePort } from '../../cli/up/processes.js';
 import { startCli } from '../helpers/cli.js';
 import { makeTestPki, type TestIdentity, type TestPki } from '../helpers/pki.js';
 
 export const NODE_PRIVILEGES = ['node.read', 'sliver.create', 'sliver.delete', 'sliver.renew', 'sliver.control', 'sliver.read', 'sliver.exec'];
 
-/** A free TCP port on 127.0.0.1 (for servers that must know their port before they start). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
+/** A free TCP port on 127.0.0.1 (for servers that must know their port before they start): the one `fedlab up` uses. */
+export { freePort };
+
+/** Starts `fedlab serve <role> --config <configFile>` as a child process and waits until it logs `listening`. */
+export async function serveChild(role: 'ma' | 'sa' | 'sp', configFile: string, timeoutMs = 60_000): Promise<ChildProcess> {
+  return (await startCli(['serve', role, '--config', configFile], (l) => l.msg === 'listening', { timeoutMs })).child;
+}
+
+/** Sends `signal` to a child process that is still running and waits until it is gone (nothing if there is none). */
+export async function signalChild(c: ChildProcess | undefined, signal: 'SIGTERM' | 'SIGKILL'): Promise<void> {
+  if (!c || c.exitCode !== null || c.signalCode !== null) return;
+  const gone = new Promise((r) => c.once('exit', r));
+  c.kill(signal);
+  await gone;
 }
 
 /** The parties of one test site. */
@@ -110,15 +115,15 @@ export interface Site {
   readonly ma: ManagementAuthority | undefined;
   readonly service: HostedService | undefined;
   /** The child process (child MA only). */
-  child: import('node:child_process').ChildProcess | undefined;
+  child: ChildProcess | undefined;
   /** Child MA only: kill -9, then wait for the process to be gone. */
   kill9(): Promise<void>;
   /** Child MA only: starts `fedlab serve ma` again on the same config (same data, same ports). */
   restart(): Promise<void>;
   maClient(who?: TestIdentity): PromiseClient<typeof ManagementAuthorityService>;
   aggClient(who?: TestIdentity): PromiseClient<typeof AggregateService>;
-  /** An MA → SA chain for the site's slice authority (all node and sliver privileges unless given). */
-  saChain(o?: { privileges?: string[]; limits?: Record<string, number>; ttlS?: number; requestId?: string }): Promise<string[]>;
+  /** An MA → SA chain for a slice authority, the site's own unless `sa` is given (all node and sliver privileges unless given). */
+  saChain(o?: { privileges?: string[]; limits?: Record<string, number>; ttlS?: number; requestId?: string; sa?: TestIdentity }): Promise<string[]>;
   /** Stops the MA (clients first), keeping its data. */
   stop(): Promise<void>;
   /** Stops and removes the site's directory. */
@@ -164,12 +169,11 @@ export async function startSite(o: SiteOptions = {}): Promise<Site> {
 
   let ma: ManagementAuthority | undefined;
   let service: HostedService | undefined;
-  let child: import('node:child_process').ChildProcess | undefined;
+  let child: ChildProcess | undefined;
   let address: string;
   let enrolAddress: string;
   if (o.child) {
-    const started = await startCli(['serve', 'ma', '--config', configFile], (l) => l.msg === 'listening', { timeoutMs: 60_000 });
-    child = started.child;
+    child = await serveChild('ma', configFile);
     address = `127.0.0.1:${ports.main}`;
     enrolAddress = `127.0.0.1:${ports.enrol}`;
   } else {
@@ -187,8 +191,18 @@ export async function startSite(o: SiteOptions = {}): Promise<Site> {
     enrolAddress = `127.0.0.1:${(ma as unknown as ManagementAuthority).enrolmentPort}`;
   }
   const clients: { close(): void }[] = [];
-  const maClients = new Map<string, PromiseClient<typeof ManagementAuthorityService>>();
-  const aggClients = new Map<string, PromiseClient<typeof AggregateService>>();
+  // One client per service and identity, closed by stop().
+  const cached = new Map<string, { close(): void }>();
+  const clientAs = <D extends typeof ManagementAuthorityService | typeof AggregateService>(service: string, definition: D, who: TestIdentity): PromiseClient<D> => {
+    const key = `${service} ${who.urn} ${who.kid}`;
+    let c = cached.get(key) as PromiseClient<D> | undefined;
+    if (!c) {
+      c = createClient(definition, { address, tls: tlsOf(parties, who), serverUrn: parties.maUrn, deadlineMs: 30_000 });
+      clients.push(c);
+      cached.set(key, c);
+    }
+    return c;
+  };
   let stopped = false;
   const site: Site = {
     parties,
@@ -201,30 +215,14 @@ export async function startSite(o: SiteOptions = {}): Promise<Site> {
     ma,
     service,
     child,
-    maClient: (who = parties.admin) => {
-      let c = maClients.get(who.urn + who.kid);
-      if (!c) {
-        c = createClient(ManagementAuthorityService, { address, tls: tlsOf(parties, who), serverUrn: parties.maUrn, deadlineMs: 30_000 });
-        clients.push(c);
-        maClients.set(who.urn + who.kid, c);
-      }
-      return c;
-    },
-    aggClient: (who = parties.sa) => {
-      let c = aggClients.get(who.urn + who.kid);
-      if (!c) {
-        c = createClient(AggregateService, { address, tls: tlsOf(parties, who), serverUrn: parties.maUrn, deadlineMs: 30_000 });
-        clients.push(c);
-        aggClients.set(who.urn + who.kid, c);
-      }
-      return c;
-    },
+    maClient: (who = parties.admin) => clientAs('ma', ManagementAuthorityService, who),
+    aggClient: (who = parties.sa) => clientAs('aggregate', AggregateService, who),
     saChain: async (x = {}) => {
       const res = await site.maClient().delegateToSliceAuthority({
         requestId: x.requestId ?? `d-${Math.random().toString(36).slice(2)}`,
-        sliceAuthorityUrn: parties.sa.urn,
+        sliceAuthorityUrn: (x.sa ?? parties.sa).urn,
         sliceAuthorityJwk: '',
-        sliceAuthorityCertificatePem: parties.sa.certPem,
+        sliceAuthorityCertificatePem: (x.sa ?? parties.sa).certPem,
         privileges: x.privileges ?? [],
         targets: [],
         limits: x.limits ?? {},
@@ -233,29 +231,16 @@ export async function startSite(o: SiteOptions = {}): Promise<Site> {
       });
       return res.chain;
     },
-    kill9: async () => {
-      const c = site.child;
-      if (!c || c.exitCode !== null || c.signalCode !== null) return;
-      const gone = new Promise((r) => c.once('exit', r));
-      c.kill('SIGKILL');
-      await gone;
-    },
+    kill9: () => signalChild(site.child, 'SIGKILL'),
     restart: async () => {
-      const started = await startCli(['serve', 'ma', '--config', configFile], (l) => l.msg === 'listening', { timeoutMs: 60_000 });
-      site.child = started.child;
-      child = started.child;
+      site.child = await serveChild('ma', configFile);
     },
     stop: async () => {
       if (stopped) return;
       stopped = true;
       for (const c of clients) c.close();
       if (service) await service.stop();
-      const c = site.child;
-      if (c && c.exitCode === null && c.signalCode === null) {
-        const gone = new Promise((r) => c.once('exit', r));
-        c.kill('SIGTERM');
-        await gone;
-      }
+      await signalChild(site.child, 'SIGTERM');
     },
     destroy: async () => {
       await site.stop();
@@ -286,6 +271,55 @@ export interface TestNode {
   destroy(): Promise<void>;
 }
 
+/** A node's key certified by a site through its enrolment listener, the way a node owner enrols a node. */
+interface EnrolledKey {
+  readonly urn: string;
+  /** Owner → MA over the site's nodes (the chain the MA shows a node manager). */
+  readonly ownerChain: readonly string[];
+  readonly privateKey: KeyObject;
+  /** The node's certificate and the CA chain above it (PEM). */
+  readonly certificatePem: string;
+  readonly caChainPem: string[];
+}
+
+/**
+ * The admin makes a one-time token, the owner signs owner → MA over the site's nodes, and EnrollNode on
+ * the enrolment listener certifies a fresh key for a node that says it serves at `endpoint`.
+ */
+async function enrolKey(
+  site: Site,
+  o: { name: string; requestId: string; endpoint: string; capacity: { cpuMillis: number; memMb: number; diskMb: number; pids: number }; isolation: SliverIsolation; version: string },
+): Promise<EnrolledKey> {
+  const p = site.parties;
+  const { token } = await site.maClient().createEnrollmentToken({ requestId: o.requestId, nodeName: o.name, ownerUrn: p.owner.urn, ttlS: 0 });
+  const { chain: ownerChain } = await issueRoot({
+    key: p.owner.privateKey,
+    issuer: p.owner.urn,
+    subject: p.maUrn,
+    subjectKey: p.ma.jwk as Record<string, unknown>,
+    targets: [`urn:fedlab:${p.domain}:node:*`],
+    privileges: NODE_PRIVILEGES,
+    dlg: 1,
+    ttlSeconds: 90 * 86_400,
+  });
+  const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const res = await enrollNode(
+    { address: site.enrolAddress, caPem: p.pki.caPem, maUrn: p.maUrn },
+    {
+      token,
+      publicKeyPem: publicKeyToPem(keys.publicKey),
+      csrPem: '',
+      ownerCredentialChain: [...ownerChain],
+      endpoint: o.endpoint,
+      capacity: { ...o.capacity, bandwidthKbps: 0 },
+      isolation: o.isolation,
+      version: o.version,
+      netemAvailable: false,
+    },
+  );
+  return { urn: `urn:fedlab:${p.domain}:node:${o.name}`, ownerChain, privateKey: keys.privateKey, certificatePem: res.certificatePem, caChainPem: res.caChainPem };
+}
+
 /** Options of {@link enrolNode}. */
 export interface NodeOptions {
   readonly name: string;
@@ -305,43 +339,22 @@ export interface NodeOptions {
  */
 export async function enrolNode(site: Site, o: NodeOptions): Promise<TestNode> {
   const p = site.parties;
-  const urn = `urn:fedlab:${p.domain}:node:${o.name}`;
   const dir = mkdtempSync(join(tmpdir(), `fedlab-manode-${o.name}-`));
   const dataDir = join(dir, 'data');
   const port = await freePort();
   const endpoint = `127.0.0.1:${port}`;
-  const { token } = await site.maClient().createEnrollmentToken({ requestId: `t-${o.name}-${Math.random().toString(36).slice(2)}`, nodeName: o.name, ownerUrn: p.owner.urn, ttlS: 0 });
-  const ownerChain = (
-    await issueRoot({
-      key: p.owner.privateKey,
-      issuer: p.owner.urn,
-      subject: p.maUrn,
-      subjectKey: p.ma.jwk as Record<string, unknown>,
-      targets: [`urn:fedlab:${p.domain}:node:*`],
-      privileges: NODE_PRIVILEGES,
-      dlg: 1,
-      ttlSeconds: 90 * 86_400,
-    })
-  ).chain;
-  const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const capacity = { cpu_millis: 2000, mem_mb: 2048, disk_mb: 4096, pids: 1024, slivers: 20, ...o.capacity };
-  const res = await enrollNode(
-    { address: site.enrolAddress, caPem: p.pki.caPem, maUrn: p.maUrn },
-    {
-      token,
-      publicKeyPem: publicKeyToPem(keys.publicKey),
-      csrPem: '',
-      ownerCredentialChain: [...ownerChain],
-      endpoint,
-      capacity: { cpuMillis: capacity.cpu_millis, memMb: capacity.mem_mb, diskMb: capacity.disk_mb, pids: capacity.pids, bandwidthKbps: 0 },
-      isolation: o.driver === 'container' ? SliverIsolation.SLIVER_ISOLATION_CONTAINER : o.driver === 'simulated' ? SliverIsolation.SLIVER_ISOLATION_SIMULATED : SliverIsolation.SLIVER_ISOLATION_PROCESS,
-      version: '0.1.0',
-      netemAvailable: false,
-    },
-  );
-  writeFileSync(join(dir, 'key.pem'), privateKeyToPem(keys.privateKey), { mode: 0o600 });
-  writeFileSync(join(dir, 'cert.pem'), res.certificatePem);
-  writeFileSync(join(dir, 'ca.pem'), res.caChainPem.join(''));
+  const { urn, ownerChain, privateKey, certificatePem, caChainPem } = await enrolKey(site, {
+    name: o.name,
+    requestId: `t-${o.name}-${Math.random().toString(36).slice(2)}`,
+    endpoint,
+    capacity: { cpuMillis: capacity.cpu_millis, memMb: capacity.mem_mb, diskMb: capacity.disk_mb, pids: capacity.pids },
+    isolation: o.driver === 'container' ? SliverIsolation.SLIVER_ISOLATION_CONTAINER : o.driver === 'simulated' ? SliverIsolation.SLIVER_ISOLATION_SIMULATED : SliverIsolation.SLIVER_ISOLATION_PROCESS,
+    version: '0.1.0',
+  });
+  writeFileSync(join(dir, 'key.pem'), privateKeyToPem(privateKey), { mode: 0o600 });
+  writeFileSync(join(dir, 'cert.pem'), certificatePem);
+  writeFileSync(join(dir, 'ca.pem'), caChainPem.join(''));
   const style = site.config.style;
   const configFile = join(dir, 'nm.json');
   writeFileSync(
@@ -434,36 +447,8 @@ export interface FakeNode {
 /** Enrols a node through the enrolment listener (token, owner chain, key) and returns a heartbeat sender. */
 export async function enrolFakeNode(site: Site, name: string, capacity = { cpuMillis: 1000, memMb: 1024, diskMb: 1024, pids: 512 }): Promise<FakeNode> {
   const p = site.parties;
-  const urn = `urn:fedlab:${p.domain}:node:${name}`;
-  const { token } = await site.maClient().createEnrollmentToken({ requestId: `t-${name}`, nodeName: name, ownerUrn: p.owner.urn, ttlS: 0 });
-  const ownerChain = (
-    await issueRoot({
-      key: p.owner.privateKey,
-      issuer: p.owner.urn,
-      subject: p.maUrn,
-      subjectKey: p.ma.jwk as Record<string, unknown>,
-      targets: [`urn:fedlab:${p.domain}:node:*`],
-      privileges: NODE_PRIVILEGES,
-      dlg: 1,
-      ttlSeconds: 90 * 86_400,
-    })
-  ).chain;
-  const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const res = await enrollNode(
-    { address: site.enrolAddress, caPem: p.pki.caPem, maUrn: p.maUrn },
-    {
-      token,
-      publicKeyPem: publicKeyToPem(keys.publicKey),
-      csrPem: '',
-      ownerCredentialChain: [...ownerChain],
-      endpoint: '127.0.0.1:9',
-      capacity: { ...capacity, bandwidthKbps: 0 },
-      isolation: SliverIsolation.SLIVER_ISOLATION_SIMULATED,
-      version: 'test',
-      netemAvailable: false,
-    },
-  );
-  const tls = { caCerts: p.pki.caPem, cert: res.certificatePem, key: privateKeyToPem(keys.privateKey) };
+  const { urn, ownerChain, privateKey, certificatePem } = await enrolKey(site, { name, requestId: `t-${name}`, endpoint: '127.0.0.1:9', capacity, isolation: SliverIsolation.SLIVER_ISOLATION_SIMULATED, version: 'test' });
+  const tls = { caCerts: p.pki.caPem, cert: certificatePem, key: privateKeyToPem(privateKey) };
   const client = createClient(ManagementAuthorityService, { address: site.address, tls, serverUrn: p.maUrn, deadlineMs: 10_000 });
   let seq = 0;
   return {

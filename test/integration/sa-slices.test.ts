@@ -12,7 +12,8 @@ import { AllocationState, OperationalState, SliceMode } from '../../services/gen
 import { SliceState, type WatchSliceResponse } from '../../services/generated/fedlab/v1/slice_authority.js';
 import type { TestIdentity } from '../helpers/pki.js';
 import { disposeParties, freePort, until, type TestNode } from './ma-harness.js';
-import { siteRequest, startFederation, type Federation } from './sa-harness.js';
+import { siteRequest } from './federation-harness.js';
+import { startFederation, type Federation } from './sa-harness.js';
 
 let fed: Federation;
 let hang: Server;

@@ -14,6 +14,7 @@ import { DeploymentState, ServiceState, type Deployment, type DeployResponse } f
 import { SliceState } from '../../services/generated/fedlab/v1/slice_authority.js';
 import { runCli } from '../helpers/cli.js';
 import { disposeParties, until } from './ma-harness.js';
+import { siteRequest } from './federation-harness.js';
 import { startSpFederation, type SpFederation } from './sp-harness.js';
 
 const A = 'plc.test';
@@ -25,19 +26,7 @@ const running = (): number => {
 };
 const B = 'pg.test';
 
-function site(domain: string, count: number) {
-  return {
-    site: domain,
-    request: {
-      nodes: { nodeUrns: [], count, clientIds: [] },
-      resources: { cpuMillis: 100, memMb: 64, diskMb: 64, pids: 64, bandwidthKbps: 0 },
-      links: [],
-      exclusive: false,
-      requestDocument: '',
-      requestDocumentFormat: '',
-    },
-  };
-}
+const site = (domain: string, count: number) => siteRequest(domain, { count });
 
 function step(name: string, argv: string[], service: boolean, env: Record<string, string> = {}) {
   return { name, argv, env, timeoutMs: 0, service };

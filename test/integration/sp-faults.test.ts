@@ -6,24 +6,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SliceMode } from '../../services/generated/fedlab/v1/common.js';
 import { DeploymentState, type DeployResponse } from '../../services/generated/fedlab/v1/service_provider.js';
 import { disposeParties, until } from './ma-harness.js';
+import { siteRequest } from './federation-harness.js';
 import { startSpFederation, type SpFederation } from './sp-harness.js';
 
 const A = 'plc.test';
 const B = 'pg.test';
 
-function site(domain: string, count: number) {
-  return {
-    site: domain,
-    request: {
-      nodes: { nodeUrns: [], count, clientIds: [] },
-      resources: { cpuMillis: 100, memMb: 64, diskMb: 64, pids: 64, bandwidthKbps: 0 },
-      links: [],
-      exclusive: false,
-      requestDocument: '',
-      requestDocumentFormat: '',
-    },
-  };
-}
+const site = (domain: string, count: number) => siteRequest(domain, { count });
 
 const spec = (sites: ReturnType<typeof site>[], mode = SliceMode.SLICE_MODE_ALL_OR_NOTHING) => ({
   sliceUrn: '',
