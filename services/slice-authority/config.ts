@@ -74,6 +74,8 @@ export const saConfigSchema = commonConfigSchema
         max_slice_lifetime_s: int(60, 10 * 365 * DAY_S, 8 * 7 * DAY_S),
         /** Budget of one site's part of a call (Allocate + Provision + start, Renew, Delete) (ms). */
         site_deadline_ms: int(100, 600_000, 15_000),
+        /** Budget of one site's Status when GetSlice asks the sites for their slivers' current state (ms). */
+        status_deadline_ms: int(100, 600_000, 5_000),
         /** Most sites and nodes in one slice request. */
         max_sites_per_slice: int(1, 1000, 64),
         max_nodes_per_site: int(1, 100_000, 10_000),

@@ -22,7 +22,7 @@ export function sliceAuthorityService(d: SaDomain): ServiceRegistration {
       return { slice: await d.book.create(d.accounts.provider(ctx.peer), req) };
     },
     async getSlice(req, ctx) {
-      return { slice: d.book.get(d.accounts.caller(ctx.peer), req.sliceUrn) };
+      return { slice: await d.book.getLive(d.accounts.caller(ctx.peer), req.sliceUrn) };
     },
     async listSlices(req, ctx) {
       return d.book.list(d.accounts.caller(ctx.peer), req);

@@ -77,6 +77,14 @@ function isStarted(s: Sliver | undefined): boolean {
   return o === OperationalState.OPERATIONAL_STATE_CONFIGURING || o === OperationalState.OPERATIONAL_STATE_READY;
 }
 
+/** How long a GetSlice answer from the sites stays fresh enough to be given again without asking them. */
+export const STATUS_FRESH_MS = 2_000;
+
+/** Whether a sliver's state as the SA shows it differs. */
+function sliverChanged(a: Sliver, b: Sliver): boolean {
+  return a.allocationState !== b.allocationState || a.operationalState !== b.operationalState || a.error !== b.error || a.expiresAt?.getTime() !== b.expiresAt?.getTime();
+}
+
 /** A site's live slivers. */
 function liveSlivers(s: SiteRecord): Sliver[] {
   return sliversOf(s).filter(isLive);
@@ -154,6 +162,8 @@ export class SliceBook {
   private readonly admission = new Mutex();
   private readonly locks = new KeyedMutex();
   private readonly running = new Set<Promise<unknown>>();
+  /** When each slice's slivers were last asked of its sites (GetSlice). */
+  private readonly refreshedAt = new Map<string, number>();
   private readonly domain: string;
   private stopping = false;
 
@@ -191,9 +201,82 @@ export class SliceBook {
     return rec;
   }
 
-  /** GetSlice. */
+  /** GetSlice as recorded (no site is asked). */
   get(caller: Caller, urn: string): Slice {
     return sliceToWire(this.owned(caller, urn));
+  }
+
+  /**
+   * GetSlice with every sliver as its site reports it now: for a READY or PARTIAL slice each site
+   * holding slivers is asked for its Status (in parallel, within `limits.status_deadline_ms`), and
+   * what changed is recorded and published to watchers. A site that does not answer keeps its last
+   * known slivers. A slice that is being created or deleted is answered from the record (the SA is
+   * talking to its sites anyway). Asked again within {@link STATUS_FRESH_MS}, the record is fresh enough.
+   */
+  async getLive(caller: Caller, urn: string): Promise<Slice> {
+    const rec0 = this.owned(caller, urn);
+    if ((rec0.state !== 'ready' && rec0.state !== 'partial') || this.stopping || this.now - (this.refreshedAt.get(urn) ?? -Infinity) < STATUS_FRESH_MS) return sliceToWire(rec0);
+    return this.track(
+      this.locks.run(urn, async () => {
+        const rec = this.slices.get(urn) as SliceRecord;
+        if (rec.state !== 'ready' && rec.state !== 'partial') return sliceToWire(rec);
+        const answers = await Promise.all(rec.sites.map((s) => this.siteStatus(rec.urn, s)));
+        this.refreshedAt.set(urn, this.now);
+        const changed: { site: string; sliver: Sliver }[] = [];
+        const sites = rec.sites.map((s, i) => {
+          const answer = answers[i];
+          if (answer === undefined) return s;
+          const slivers = sliversOf(s).map((x) => {
+            if (x.allocationState === AllocationState.ALLOCATION_STATE_UNALLOCATED) return x;
+            const now = answer === 'gone' ? undefined : answer.get(x.urn);
+            const next = now
+              ? {
+                  ...x,
+                  allocationState: now.allocationState,
+                  operationalState: now.operationalState,
+                  ...(now.expiresAt ? { expiresAt: now.expiresAt } : {}),
+                  // A transient note (a node the site could not reach) is not a failure of the sliver.
+                  error: now.operationalState === OperationalState.OPERATIONAL_STATE_FAILED ? now.error : '',
+                }
+              : (released([x], `site ${s.site} no longer has this sliver (it expired or was deleted there)`)[0] as Sliver);
+            if (sliverChanged(x, next)) changed.push({ site: s.site, sliver: next });
+            return next;
+          });
+          return { ...s, slivers: storeSlivers(slivers) };
+        });
+        if (changed.length === 0) return sliceToWire(rec);
+        const next: SliceRecord = { ...rec, sites, updatedAt: this.now };
+        // What the sites report can be asked again at any time: no need to wait for the disk.
+        await this.sliceTable.put(urn, next);
+        this.slices.set(urn, { ...next, seq: (this.slices.get(urn) as SliceRecord).seq });
+        for (const c of changed) {
+          const o = c.sliver.operationalState;
+          this.publish(next, {
+            site: c.site,
+            nodeUrn: c.sliver.nodeUrn,
+            sliverUrn: c.sliver.urn,
+            status: o === OperationalState.OPERATIONAL_STATE_FAILED || c.sliver.allocationState === AllocationState.ALLOCATION_STATE_UNALLOCATED ? { code: Status.UNAVAILABLE, reason: c.sliver.error } : OK,
+            message: `now ${OperationalState[o].replace('OPERATIONAL_STATE_', '').toLowerCase()}${c.sliver.error ? `: ${c.sliver.error}` : ''}`,
+          });
+        }
+        return sliceToWire(this.slices.get(urn) as SliceRecord);
+      }),
+    );
+  }
+
+  /** One site's Status of a slice: its slivers by URN, 'gone' when the site no longer knows the slice, undefined when it did not answer. */
+  private async siteStatus(sliceUrn: string, s: SiteRecord): Promise<Map<string, Sliver> | 'gone' | undefined> {
+    if (!sliversOf(s).some((x) => x.allocationState !== AllocationState.ALLOCATION_STATE_UNALLOCATED)) return undefined;
+    const site = this.o.sites.get(s.site);
+    if (!site) return undefined;
+    try {
+      const res = await site.client.status({ urns: [sliceUrn] }, { chain: site.chain, deadlineMs: this.o.limits.status_deadline_ms });
+      return new Map(res.slivers.map((x) => [x.urn, x]));
+    } catch (err) {
+      if (isServiceError(err, Status.NOT_FOUND)) return 'gone';
+      this.o.log.info({ slice: sliceUrn, site: s.site, err: (err as Error).message }, 'site did not report the slice; keeping its last known slivers');
+      return undefined;
+    }
   }
 
   /** ListSlices: the caller's slices (every slice for administrators), by URN, paged. */
@@ -612,7 +695,9 @@ export class SliceBook {
     const pending = this.intentOf(urn, 'delete');
     // Sites with live slivers, and those an unfinished delete still has to clean; a site that never held
     // anything (refused, or never reached) is not asked again.
-    const sites = [...new Set([...(pending?.sites ?? []), ...rec.sites.filter((s) => liveSlivers(s).length > 0).map((s) => s.site)])];
+    // A failed sliver that its site still holds (a start that failed, or one GetSlice saw fail) is deleted too.
+    const holds = (s: SiteRecord): boolean => sliversOf(s).some((x) => x.allocationState !== AllocationState.ALLOCATION_STATE_UNALLOCATED);
+    const sites = [...new Set([...(pending?.sites ?? []), ...rec.sites.filter(holds).map((s) => s.site)])];
     if (sites.length === 0) {
       const next: SliceRecord = { ...rec, state: final, updatedAt: this.now };
       await this.sliceTable.put(urn, next, { sync: true });

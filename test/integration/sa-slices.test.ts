@@ -141,6 +141,44 @@ describe('slice authority across sites', () => {
     expect((await sa.listSlices({ pageSize: 0, pageToken: '', state: 0 })).slices.map((s) => s.urn)).not.toContain(slice.urn);
   });
 
+  it('GetSlice shows each sliver as its site reports it now (and tells watchers); DeleteSlice then removes what the site holds', async () => {
+    const sa = fed.saClient();
+    const res = await sa.createSlice({ requestId: 'r-live', name: 'live', description: '', mode: SliceMode.SLICE_MODE_ALL_OR_NOTHING, sites: [siteRequest('plc.test', { count: 2 })], start: true, wait: true });
+    const slice = res.slice!;
+    expect(slice.state).toBe(SliceState.SLICE_STATE_READY);
+    const [a, b] = slice.slivers;
+    const nodeOf = (urn: string): TestNode => plcNodes().find((n) => n.urn === urn)!;
+    // Behind the SA's back: the owner stops one sliver and deletes the other on their nodes.
+    await nodeOf(a!.nodeUrn).client().controlSliver({ sliverUrn: a!.urn, action: 2 }, { chain: nodeOf(a!.nodeUrn).ownerChain as string[] });
+    await nodeOf(b!.nodeUrn).client().deleteSliver({ sliverUrn: b!.urn }, { chain: nodeOf(b!.nodeUrn).ownerChain as string[] });
+    const watched: WatchSliceResponse[] = [];
+    const watch = (async () => {
+      for await (const e of sa.watchSlice({ sliceUrn: slice.urn, afterSequence: 0, follow: true }, { deadlineMs: 10_000 })) {
+        watched.push(e);
+        if (watched.filter((x) => x.sliverUrn).length >= 2) return;
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 200));
+    const got = (await sa.getSlice({ sliceUrn: slice.urn })).slice!;
+    const byUrn = new Map(got.slivers.map((s) => [s.urn, s]));
+    expect(byUrn.get(a!.urn)?.operationalState).toBe(OperationalState.OPERATIONAL_STATE_STOPPED);
+    expect(byUrn.get(a!.urn)?.error).toBe('');
+    expect(byUrn.get(b!.urn)?.operationalState).toBe(OperationalState.OPERATIONAL_STATE_FAILED);
+    expect(byUrn.get(b!.urn)?.error).toMatch(/no longer has this sliver/);
+    await watch;
+    expect(watched.filter((e) => e.sliverUrn).map((e) => [e.sliverUrn, e.message.split(':')[0]])).toEqual(
+      expect.arrayContaining([
+        [a!.urn, 'now stopped'],
+        [b!.urn, 'now failed'],
+      ]),
+    );
+    // The slice itself is as it was made; deleting it removes what the site still holds.
+    expect(got.state).toBe(SliceState.SLICE_STATE_READY);
+    const del = await sa.deleteSlice({ sliceUrn: slice.urn });
+    expect(del.slice?.state).toBe(SliceState.SLICE_STATE_DELETED);
+    expect((await fed.sliversOnNodes()).filter(([, sl]) => sl === slice.urn)).toEqual([]);
+  });
+
   it('streams per-node progress with increasing sequence numbers (wait = false, WatchSlice)', async () => {
     const sa = fed.saClient();
     const res = await sa.createSlice({ requestId: 'r-watch', name: 'watched', description: '', mode: 0, sites: [siteRequest('plc.test', { count: 2 })], start: true, wait: false });

@@ -62,7 +62,7 @@ async function book(): Promise<SliceBook> {
     log: silentLogger(),
     now: Date.now,
     saUrn: 'urn:fedlab:sa.test:authority:sa',
-    limits: { default_slice_lifetime_s: 3600, max_slice_lifetime_s: 86_400, site_deadline_ms: 1000, max_sites_per_slice: 8, max_nodes_per_site: 100 },
+    limits: { default_slice_lifetime_s: 3600, max_slice_lifetime_s: 86_400, site_deadline_ms: 1000, status_deadline_ms: 1000, max_sites_per_slice: 8, max_nodes_per_site: 100 },
     quotaDefaults: { cpu_millis: 100, mem_mb: 64, disk_mb: 64 },
   });
   await bk.load();
