@@ -3,6 +3,9 @@
 // tables and --json, exit 1 naming the site that failed (and the rollback), exit 2 for bad input.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { cliArgs, runCli } from '../helpers/cli.js';
 import { disposeParties, freePort } from './ma-harness.js';
 import { startFederation, type Federation } from './sa-harness.js';
@@ -105,5 +108,35 @@ describe('fedlab slice', { timeout: 180_000 }, () => {
     const missing = await runCli(['slice', 'show', 'nothing-here', ...conn]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/no live slice named nothing-here/);
+  });
+
+  it('creates from a request file (--request DOMAIN=FILE), naming the site that refuses what its style cannot do', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedlab-sa-cli-'));
+    try {
+      writeFileSync(join(dir, 'one.json'), JSON.stringify({ nodes: { count: 1, client_ids: ['w'] }, resources: { cpu_millis: 100, mem_mb: 64 } }));
+      writeFileSync(join(dir, 'links.json'), JSON.stringify({ nodes: { count: 2, client_ids: ['a', 'b'] }, links: [{ name: 'lan0', endpoints: ['a', 'b'], bandwidth_kbps: 1000 }] }));
+      writeFileSync(join(dir, 'typo.json'), JSON.stringify({ nodes: { count: 1 }, resource: { mem_mb: 64 } }));
+      const made = await runCli(['slice', 'create', 'filed', '--request', `plc.test=${join(dir, 'one.json')}`, '--json', ...conn], { timeoutMs: 60_000 });
+      expect(made.stderr).not.toMatch(/fedlab:/);
+      expect(made.code).toBe(0);
+      const slice = JSON.parse(made.stdout) as { urn: string; state: string; slivers: { clientId: string }[] };
+      expect(slice.state).toBe('SLICE_STATE_READY');
+      expect(slice.slivers.map((x) => x.clientId)).toEqual(['w']);
+      expect((await runCli(['slice', 'delete', 'filed', ...conn], { timeoutMs: 60_000 })).code).toBe(0);
+
+      // A planetlab site has no links: the site says so, and nothing is left anywhere.
+      const links = await runCli(['slice', 'create', 'linked', '--request', `plc.test=${join(dir, 'links.json')}`, ...conn], { timeoutMs: 60_000 });
+      expect(links.code).toBe(1);
+      expect(links.stderr).toMatch(/plc\.test/);
+      expect(links.stderr).toMatch(/link/i);
+      expect((await fed.sliversOnNodes()).filter(([, sl]) => sl === 'urn:fedlab:plc.test:slice:linked')).toEqual([]);
+
+      // A misspelt key is refused before anything is sent (exit 2).
+      const typo = await runCli(['slice', 'create', 'typo', '--request', `plc.test=${join(dir, 'typo.json')}`, ...conn]);
+      expect(typo.code).toBe(2);
+      expect(typo.stderr).toMatch(/unknown key "resource"/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
