@@ -678,6 +678,16 @@ export class SliceBook {
       for (const c of calls) {
         for (const r of c.results) this.publish(next, { site: c.site, nodeUrn: r.nodeUrn, sliverUrn: r.sliverUrn, status: r.status ?? OK, message: r.status?.code ? `delete failed: ${r.status.reason}` : 'deleted' });
         if (c.outcome.code !== 0) this.publish(next, { site: c.site, status: c.outcome, message: c.outcome.reason });
+        else {
+          // A site that had already let the slivers go (its own expiry sweep can come first) answers with
+          // no per-sliver results; its slivers are gone all the same, and every watcher hears so per node.
+          const told = new Set(c.results.map((r) => r.sliverUrn));
+          const before = rec.sites.find((x) => x.site === c.site);
+          for (const x of before ? sliversOf(before) : []) {
+            if (x.allocationState === AllocationState.ALLOCATION_STATE_UNALLOCATED || told.has(x.urn)) continue;
+            this.publish(next, { site: c.site, nodeUrn: x.nodeUrn, sliverUrn: x.urn, status: OK, message: 'deleted' });
+          }
+        }
       }
       this.publish(next, { message: remaining.length ? `slice ${next.state}; still to clean up at ${remaining.join(', ')}` : `slice ${next.state}`, snapshot: true });
     }
