@@ -34,7 +34,6 @@ import { pino } from 'pino';
 import { createTestPki, type TestIdentity, type TestPki } from '../certs/test-pki.js';
 import { quietIrrelevantWarnings } from '../cli/warnings.js';
 import { compileConfig } from '../services/core/config.js';
-import { issueRoot } from '../services/core/credentials/index.js';
 import { PeerDirectory } from '../services/core/federation/peers.js';
 import { hostService, type HostedService } from '../services/core/host.js';
 import { privateKeyToPem, publicKeyToPem } from '../services/core/identity/keys.js';
@@ -45,7 +44,7 @@ import { AllocationState, NodeHealth, OperationalState, SliceMode, SliverIsolati
 import { ManagementAuthorityService } from '../services/generated/fedlab/v1/management_authority.js';
 import { NodeManagerService } from '../services/generated/fedlab/v1/node_manager.js';
 import { SliceAuthorityService, SliceState } from '../services/generated/fedlab/v1/slice_authority.js';
-import { enrollNode } from '../services/management-authority/enrolment-client.js';
+import { enrollNode, issueOwnerCredential } from '../services/management-authority/enrolment-client.js';
 import { nmConfigSchema, NM_PATH_FIELDS, nodeManagerRole } from '../services/node-manager/index.js';
 import { cpuSeconds, flagText, freePort, loadAverage, median, pool } from './support.js';
 
@@ -54,7 +53,6 @@ quietIrrelevantWarnings();
 
 const SELF = fileURLToPath(import.meta.url);
 const ROOT = join(SELF, '..', '..');
-const NODE_PRIVILEGES = ['node.read', 'sliver.create', 'sliver.delete', 'sliver.renew', 'sliver.control', 'sliver.read', 'sliver.exec'];
 const RESOURCES = { cpuMillis: 100, memMb: 64, diskMb: 64, pids: 64, bandwidthKbps: 0 };
 const CAPACITY = { cpu_millis: 4000, mem_mb: 8192, disk_mb: 20_000, pids: 4096, slivers: 100 };
 
@@ -354,16 +352,7 @@ async function main(): Promise<void> {
     const tokens: { domain: string; name: string; token: string }[] = [];
     for (const [i, s] of sites.entries()) {
       s.ownerChain = (
-        await issueRoot({
-          key: s.owner.privateKey,
-          issuer: s.owner.urn,
-          subject: s.maUrn,
-          subjectKey: s.ma.jwk as Record<string, unknown>,
-          targets: [`urn:fedlab:${s.domain}:node:*`],
-          privileges: NODE_PRIVILEGES,
-          dlg: 1,
-          ttlSeconds: 30 * 86_400,
-        })
+        await issueOwnerCredential({ ownerKey: s.owner.privateKey, ownerUrn: s.owner.urn, maUrn: s.maUrn, maKey: s.ma.jwk as Record<string, unknown>, ttlSeconds: 30 * 86_400 })
       ).chain;
       const c = admins[i] as PromiseClient<typeof ManagementAuthorityService>;
       const list: { domain: string; name: string; token: string }[] = s.nodes.map((name) => ({ domain: s.domain, name, token: '' }));

@@ -14,7 +14,6 @@ import { execFile, execFileSync } from 'node:child_process';
 import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { issueRoot } from '../../services/core/credentials/index.js';
 import { FailedPreconditionError, InvalidArgumentError } from '../../services/core/errors.js';
 import { PeerDirectory } from '../../services/core/federation/peers.js';
 import { privateKeyToPem, publicKeyToPem } from '../../services/core/identity/keys.js';
@@ -25,7 +24,7 @@ import { NodeHealth, SliverIsolation, type Node } from '../../services/generated
 import { ManagementAuthorityService } from '../../services/generated/fedlab/v1/management_authority.js';
 import { DeploymentState, ServiceProviderService, type Deployment, type DeployResponse } from '../../services/generated/fedlab/v1/service_provider.js';
 import { SliceAuthorityService } from '../../services/generated/fedlab/v1/slice_authority.js';
-import { enrollNode } from '../../services/management-authority/enrolment-client.js';
+import { enrollNode, issueOwnerCredential } from '../../services/management-authority/enrolment-client.js';
 import { maInstance } from '../../services/management-authority/index.js';
 import { containerSupport, createDriver } from '../../services/node-manager/drivers/select.js';
 import { instanceId } from '../../services/node-manager/index.js';
@@ -46,9 +45,6 @@ import {
   type UpState,
 } from './plan.js';
 import { defaultFedlabArgs, freePort, portInUse, ServiceProcess } from './processes.js';
-
-/** Privileges a node owner gives its MA over its nodes. */
-export const OWNER_PRIVILEGES = ['node.read', 'sliver.create', 'sliver.delete', 'sliver.renew', 'sliver.control', 'sliver.read', 'sliver.exec'];
 
 /** Options of {@link LocalFederation.open}. */
 export interface FederationOptions {
@@ -394,14 +390,11 @@ export class LocalFederation {
     const admin = this.maClient(site);
     const { token } = await admin.createEnrollmentToken({ requestId: `up-${node.name}`, nodeName: node.name, ownerUrn: urns.owner, ttlS: 0 });
     const ownerKey = readFileSync(`${site.paths.owner}/key.pem`, 'utf8');
-    const { chain } = await issueRoot({
-      key: createPrivateKey(ownerKey),
-      issuer: urns.owner,
-      subject: urns.ma,
-      subjectKey: createPublicKey(readFileSync(`${site.paths.ma}/cert.pem`)),
-      targets: [`urn:fedlab:${site.domain}:node:*`],
-      privileges: OWNER_PRIVILEGES,
-      dlg: 1,
+    const { chain } = await issueOwnerCredential({
+      ownerKey: createPrivateKey(ownerKey),
+      ownerUrn: urns.owner,
+      maUrn: urns.ma,
+      maKey: createPublicKey(readFileSync(`${site.paths.ma}/cert.pem`)),
       ttlSeconds: 180 * 86_400,
     });
     const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });

@@ -16,7 +16,8 @@ export function defaultFedlabArgs(): string[] {
   const cliDir = join(dirname(fileURLToPath(import.meta.url)), '..');
   const compiled = join(cliDir, 'main.js');
   if (existsSync(compiled)) return [compiled];
-  return ['--import', 'tsx', join(cliDir, 'main.ts')];
+  // tsx resolved from here, not from the working directory: `fedlab up` may run from anywhere.
+  return ['--import', import.meta.resolve('tsx'), join(cliDir, 'main.ts')];
 }
 
 /** A free TCP port on 127.0.0.1 at the time of the call (servers that must know their port before they start). */

@@ -8,6 +8,9 @@ import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import type { EnrollNodeRequest, EnrollNodeResponse } from '../generated/fedlab/v1/management_authority.js';
 import { ManagementAuthorityService } from '../generated/fedlab/v1/management_authority.js';
+import { issueRoot, type IssuedCredential, type PublicJwk } from '../core/credentials/index.js';
+import { parseUrn } from '../core/identity/urn.js';
+import type { KeyObject } from 'node:crypto';
 
 /** Options of {@link enrollNode}. */
 export interface EnrollOptions {
@@ -41,4 +44,38 @@ export function enrollNode(o: EnrollOptions, request: EnrollNodeRequest): Promis
       (err: ServiceError | null, res?: EnrollNodeResponse) => (err ? reject(err) : resolve(res as EnrollNodeResponse)),
     );
   }).finally(() => client.close());
+}
+
+/** What a node's owner gives its site's MA by default: all it needs to run slivers on the owner's nodes. */
+export const OWNER_PRIVILEGES: readonly string[] = ['node.read', 'sliver.create', 'sliver.delete', 'sliver.renew', 'sliver.control', 'sliver.read', 'sliver.exec'];
+
+/** What {@link issueOwnerCredential} needs. */
+export interface OwnerCredentialOptions {
+  /** The owner's private key and URN (the root of the chain). */
+  readonly ownerKey: KeyObject;
+  readonly ownerUrn: string;
+  /** The site's MA: its URN and public key (a KeyObject, a JWK, or its certificate's key). */
+  readonly maUrn: string;
+  readonly maKey: KeyObject | PublicJwk | Record<string, unknown>;
+  readonly ttlSeconds: number;
+  /** Default {@link OWNER_PRIVILEGES}. */
+  readonly privileges?: readonly string[];
+}
+
+/**
+ * The owner → MA credential a node enrols with (EnrollNode's owner chain): over every node of the MA's
+ * domain (each node checks that it is the object), delegable once, so the MA can hand slices on.
+ */
+export function issueOwnerCredential(o: OwnerCredentialOptions): Promise<IssuedCredential> {
+  const { domain } = parseUrn(o.maUrn);
+  return issueRoot({
+    key: o.ownerKey,
+    issuer: o.ownerUrn,
+    subject: o.maUrn,
+    subjectKey: o.maKey,
+    targets: [`urn:fedlab:${domain}:node:*`],
+    privileges: o.privileges ?? OWNER_PRIVILEGES,
+    dlg: 1,
+    ttlSeconds: o.ttlSeconds,
+  });
 }

@@ -7,7 +7,6 @@ import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { issueRoot } from '../../services/core/credentials/index.js';
 import { compileConfig } from '../../services/core/config.js';
 import { hostService, type HostedService } from '../../services/core/host.js';
 import { privateKeyToPem, publicKeyToPem } from '../../services/core/identity/keys.js';
@@ -19,7 +18,7 @@ import { SliverIsolation } from '../../services/generated/fedlab/v1/common.js';
 import { ManagementAuthorityService } from '../../services/generated/fedlab/v1/management_authority.js';
 import { NodeManagerService } from '../../services/generated/fedlab/v1/node_manager.js';
 import type { Clock } from '../../services/management-authority/clock.js';
-import { enrollNode } from '../../services/management-authority/enrolment-client.js';
+import { enrollNode, issueOwnerCredential, OWNER_PRIVILEGES } from '../../services/management-authority/enrolment-client.js';
 import { maConfigSchema, MA_PATH_FIELDS, managementAuthorityRole, type ManagementAuthority, type MaConfig } from '../../services/management-authority/index.js';
 import type { CommandRunner } from '../../services/management-authority/netlab.js';
 import { instanceId, nmConfigSchema, NM_PATH_FIELDS, nodeManagerRole, type NmConfig } from '../../services/node-manager/index.js';
@@ -30,7 +29,8 @@ import { freePort } from '../../cli/up/processes.js';
 import { startCli } from '../helpers/cli.js';
 import { makeTestPki, type TestIdentity, type TestPki } from '../helpers/pki.js';
 
-export const NODE_PRIVILEGES = ['node.read', 'sliver.create', 'sliver.delete', 'sliver.renew', 'sliver.control', 'sliver.read', 'sliver.exec'];
+/** What owners give the MA in these tests: the default owner → MA privileges. */
+export const NODE_PRIVILEGES: readonly string[] = OWNER_PRIVILEGES;
 
 /** A free TCP port on 127.0.0.1 (for servers that must know their port before they start): the one `fedlab up` uses. */
 export { freePort };
@@ -292,16 +292,7 @@ async function enrolKey(
 ): Promise<EnrolledKey> {
   const p = site.parties;
   const { token } = await site.maClient().createEnrollmentToken({ requestId: o.requestId, nodeName: o.name, ownerUrn: p.owner.urn, ttlS: 0 });
-  const { chain: ownerChain } = await issueRoot({
-    key: p.owner.privateKey,
-    issuer: p.owner.urn,
-    subject: p.maUrn,
-    subjectKey: p.ma.jwk as Record<string, unknown>,
-    targets: [`urn:fedlab:${p.domain}:node:*`],
-    privileges: NODE_PRIVILEGES,
-    dlg: 1,
-    ttlSeconds: 90 * 86_400,
-  });
+  const { chain: ownerChain } = await issueOwnerCredential({ ownerKey: p.owner.privateKey, ownerUrn: p.owner.urn, maUrn: p.maUrn, maKey: p.ma.jwk as Record<string, unknown>, privileges: NODE_PRIVILEGES, ttlSeconds: 90 * 86_400 });
   const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const res = await enrollNode(
     { address: site.enrolAddress, caPem: p.pki.caPem, maUrn: p.maUrn },
