@@ -53,6 +53,7 @@ import { SliverAction } from '../generated/fedlab/v1/node_manager.js';
 import type { Access, ChainAccess, Peer } from './access.js';
 import type { Book, BookTx } from './book.js';
 import type { Clock } from './clock.js';
+import type { RevocationRelay } from './revocation-relay.js';
 import type { StyleName } from './config.js';
 import type { NetLab } from './netlab.js';
 import { linkAddress } from './netlab.js';
@@ -88,6 +89,8 @@ export interface AggregateOptions {
   readonly providers: ProviderRegistry;
   readonly netlab: NetLab;
   readonly revocations: RevocationLookup;
+  /** Slice authorities' signed revocation lists, passed on to the nodes of their slices. */
+  readonly relay: RevocationRelay;
   readonly clock: Clock;
   readonly log: Logger;
   readonly maUrn: string;
@@ -292,6 +295,39 @@ export class Aggregate {
     });
     this.o.log.info({ forgotten: due.length }, 'old Allocate request ids forgotten');
     return due.length;
+  }
+
+  // ---- UpdateRevocations -------------------------------------------------------------------
+
+  /**
+   * UpdateRevocations: a slice authority this site delegated to hands over its own signed revocation
+   * list; it is kept (when newer) and sent to every node holding slivers of that authority's slices,
+   * each call with a deadline. Nodes that could not be reached are counted as pending: the slice
+   * authority calls again until none is (and nodes that get a new sliver of it get the list then).
+   */
+  async updateRevocations(ctx: CallContext, jws: string): Promise<{ version: number; nodesUpdated: number; nodesPending: number }> {
+    const access = this.o.access.chain(ctx, 'sliver.read');
+    const sa = access.sliceAuthority;
+    const { list, newer } = await this.o.relay.accept(jws, sa.kid);
+    const nodes = new Set<string>();
+    for (const slice of this.book.slices.values()) {
+      if (slice.sliceAuthorityKid !== sa.kid) continue;
+      for (const s of this.book.sliversOf(slice.urn)) if (s.allocation === 'provisioned') nodes.add(s.nodeUrn);
+    }
+    const sent = await this.o.nodes.fanOut([...nodes], (n) => n, (c, opts) => c.updateRevocations({ signedLists: [jws] }, opts), { deadline: ctx.deadline, signal: ctx.signal });
+    const pending = sent.filter((r) => !r.ok);
+    this.o.log.info({ sa: sa.urn, version: list.version, newer, nodes: nodes.size, pending: pending.length }, 'revocation list relayed');
+    if (pending.length) this.o.log.warn({ sa: sa.urn, nodes: pending.map((r) => r.nodeUrn).slice(0, 20) }, 'revocation list not delivered to some nodes yet');
+    return { version: list.version, nodesUpdated: sent.length - pending.length, nodesPending: pending.length };
+  }
+
+  /** Gives nodes that just got slivers of a slice the revocation list of its slice authority, if it has one (best effort). */
+  private async relayTo(slice: SliceRecord, nodeUrns: readonly string[], deadline: number): Promise<void> {
+    const jws = this.o.relay.signedFor(slice.sliceAuthorityKid);
+    if (!jws || nodeUrns.length === 0) return;
+    const sent = await this.o.nodes.fanOut([...new Set(nodeUrns)], (n) => n, (c, opts) => c.updateRevocations({ signedLists: [jws] }, opts), { deadline });
+    const missed = sent.filter((r) => !r.ok);
+    if (missed.length) this.o.log.warn({ slice: slice.urn, nodes: missed.map((r) => r.nodeUrn).slice(0, 20) }, "nodes did not take the slice authority's revocation list; it relays again with its next update");
   }
 
   // ---- GetVersion, ListResources -------------------------------------------------------------
@@ -935,8 +971,10 @@ export class Aggregate {
       else if (wiringError) outcomes.set(item.sliverUrn, fail(Status.FAILED_PRECONDITION, wiringError));
       else outcomes.set(item.sliverUrn, fail(Status.ABORTED, 'not provisioned because another sliver of this all-or-nothing request failed; the others are listed with their reasons'));
     }
-    // 5. Undo what did not make it.
+    // 5. Undo what did not make it; nodes new to the slice authority get its revocation list.
     if (this.book.intents.has(intent.id)) await this.settle(intent.id, { deadline: o.deadline });
+    const kept = intent.items.filter((i) => keep(i.sliverUrn)).map((i) => i.nodeUrn);
+    if (kept.length) await this.relayTo(slice, kept, o.deadline);
     if (anyFailed) this.o.log.warn({ slice: slice.urn, failed: [...outcomes.values()].filter((x) => !x.ok).length }, `${o.kind} failed on some nodes; undone there`);
     else this.o.log.info({ slice: slice.urn, slivers: intent.items.length }, o.kind === 'provision' ? 'provisioned' : 'swapped in');
     return outcomes;

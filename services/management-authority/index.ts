@@ -12,6 +12,7 @@ import { createHash, createPublicKey } from 'node:crypto';
 import { readFileSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { RevocationStore, thumbprintOf, toPublicJwk } from '../core/credentials/index.js';
+import { RevocationRelay } from './revocation-relay.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import type { RoleDeps, RoleServices } from '../core/host.js';
 import { identityFromCertificate, parseCertificate } from '../core/identity/certificate.js';
@@ -144,6 +145,8 @@ export function managementAuthorityRole(options: MaRoleOptions = {}): (deps: Rol
     });
     const book = new Book(store);
     await book.load();
+    const relay = new RevocationRelay(store);
+    await relay.load();
     const aggregate = new Aggregate({
       book,
       registry,
@@ -152,6 +155,7 @@ export function managementAuthorityRole(options: MaRoleOptions = {}): (deps: Rol
       providers,
       netlab,
       revocations,
+      relay,
       clock,
       log,
       maUrn: config.urn,

@@ -108,5 +108,8 @@ export function aggregateService(d: MaDomain): ServiceRegistration {
     async shutdown(req, ctx) {
       return { results: await a.shutdown(ctx.peer, d.access.isAdmin(ctx.peer), req, ctx.deadline) };
     },
+    async updateRevocations(req, ctx) {
+      return a.updateRevocations(ctx, req.signedList);
+    },
   });
 }

@@ -133,6 +133,7 @@ export function nodeManagerRole(options: NodeManagerRoleOptions = {}): (deps: Ro
       },
       slivers,
       authorizer,
+      revocations,
       policy: new OwnerPolicy(config.policy),
       defaults: {
         cpuMillis: config.defaults.cpu_millis,

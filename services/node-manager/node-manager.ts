@@ -9,6 +9,7 @@ import { publicJwkMembers } from '../core/identity/keys.js';
 import { parseUrn, type Urn, type UrnKind } from '../core/identity/urn.js';
 import type { CallContext } from '../core/rpc/context.js';
 import { canonicalJson } from '../core/canonical-json.js';
+import { parseSignedRevocationList, thumbprintOf, type PublicJwk, type RevocationStore } from '../core/credentials/index.js';
 import { AllocationState, NodeHealth, SiteStyle, type Node, type ResourceSpec, type Sliver, type SliverInterface } from '../generated/fedlab/v1/common.js';
 import type { Authorizer, Grant, NmPrivilege } from './access.js';
 import type { Clock } from './clock.js';
@@ -65,6 +66,8 @@ export interface NodeManagerOptions {
   readonly identity: NodeIdentity;
   readonly slivers: SliverManager;
   readonly authorizer: Authorizer;
+  /** Where slice authorities' revocation lists are kept (the authorizer reads the same store). */
+  readonly revocations: Pick<RevocationStore, 'importList' | 'list'>;
   readonly policy: OwnerPolicy;
   readonly defaults: NodeDefaults;
   readonly exec: ExecSettings;
@@ -99,6 +102,8 @@ export interface ExecInput {
 
 /** Most output lines kept per sliver (and returned by one GetSliver). */
 export const MAX_OUTPUT_LINES = 200;
+/** Most revocation lists one UpdateRevocations call may carry. */
+const MAX_REVOCATION_LISTS = 64;
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
@@ -348,6 +353,36 @@ export class NodeManager {
     }
     await this.sliceAuth(ctx, 'sliver.read', rec);
     return this.output.last(rec.urn, lines || 50);
+  }
+
+  /**
+   * UpdateRevocations (node.read, owner-rooted: the MA relays): installs each signed list whose
+   * signature verifies under its own key, whose key is the slice authority key of a slice here, and
+   * that is newer than the one held. A list that is not even a signed list is INVALID_ARGUMENT, and
+   * then nothing of the call is installed.
+   */
+  async updateRevocations(ctx: CallContext, signedLists: readonly string[]): Promise<{ installed: number; current: number; skipped: number }> {
+    await this.o.authorizer.node(ctx, 'node.read');
+    if (signedLists.length > MAX_REVOCATION_LISTS) throw new InvalidArgumentError(`at most ${MAX_REVOCATION_LISTS} lists per call`, { field: 'signed_lists' });
+    const lists = signedLists.map((jws, i) => {
+      try {
+        return parseSignedRevocationList(jws);
+      } catch (err) {
+        throw new InvalidArgumentError(`signed_lists[${i}]: ${(err as Error).message}`, { field: 'signed_lists' });
+      }
+    });
+    const anchors = new Set(this.o.slivers.list().map((r) => thumbprintOf(r.sliceAuthorityJwk as PublicJwk)));
+    let installed = 0;
+    let current = 0;
+    let skipped = 0;
+    for (const list of lists) {
+      if (!anchors.has(list.kid)) skipped++;
+      else if (await this.o.revocations.importList(list)) {
+        installed++;
+        ctx.log.info({ issuer: list.iss ?? list.kid, version: list.version }, 'revocation list installed');
+      } else current++;
+    }
+    return { installed, current, skipped };
   }
 
   /** ListSlivers (sliver.read): every sliver with an owner-rooted chain; one slice's with that slice's chain. */

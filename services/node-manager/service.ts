@@ -66,5 +66,8 @@ export function nodeManagerService(nm: NodeManager): ServiceRegistration {
     async getSliverOutput(req, ctx) {
       return { lines: await nm.getSliverOutput(ctx, req.sliverUrn, req.lines) };
     },
+    async updateRevocations(req, ctx) {
+      return nm.updateRevocations(ctx, req.signedLists);
+    },
   });
 }

@@ -56,6 +56,8 @@ export interface SliceCredentialsOptions {
   readonly saJwk: PublicJwk;
   readonly saKid: string;
   readonly revocations: RevocationStore;
+  /** Called after a new entry is on the list (the list goes to the sites, and from them to the nodes). */
+  readonly onRevoked?: () => void;
 }
 
 
@@ -157,6 +159,7 @@ export class SliceCredentials {
     const reason = text('reason', req.reason, 200);
     try {
       const { entry, version } = await this.ledger.revoke(target, reason, caller.urn);
+      this.o.onRevoked?.();
       return { entry: toWire(entry), version };
     } catch (err) {
       if (!(err instanceof InvalidArgumentError)) throw err;

@@ -17,6 +17,7 @@ import { SliceCredentials } from './credentials.js';
 import { EventHub } from './events.js';
 import { sliceAuthorityService } from './service.js';
 import { Sites } from './sites.js';
+import { RevocationPush } from './revocation-push.js';
 import { SliceBook } from './slices.js';
 import { Periodic } from '../core/periodic.js';
 
@@ -55,7 +56,9 @@ export function sliceAuthorityRole(options: SaRoleOptions = {}): (deps: RoleDeps
 
     const sites = Sites.load(config.sites, { tls, trust: federation, self: { urn: config.urn, kid: saKid }, deadlineMs: config.limits.site_deadline_ms, now, log });
     const revocations = await RevocationStore.open(store);
-    const credentials = new SliceCredentials({ store, log, now, saUrn: config.urn, saKey, saJwk, saKid, revocations });
+    const push = new RevocationPush({ sites, revocations, saKey, saUrn: config.urn, saKid, deadlineMs: config.limits.site_deadline_ms, log });
+    // Not awaited by Revoke: the entry is on the list (and served) already; reaching every node takes its own time.
+    const credentials = new SliceCredentials({ store, log, now, saUrn: config.urn, saKey, saJwk, saKid, revocations, onRevoked: () => void push.push() });
     await credentials.load();
     const accounts = new Accounts(config.providers, config.admins, (t) => credentials.isKeyRevoked(t));
     const book = new SliceBook({ store, sites, accounts, hub: new EventHub(), log, now, saUrn: config.urn, limits: config.limits, quotaDefaults: config.quota_defaults });
@@ -74,6 +77,9 @@ export function sliceAuthorityRole(options: SaRoleOptions = {}): (deps: RoleDeps
         await book.sweep();
       }),
       new Periodic({ name: 'intent-retry', intervalMs: config.intent_retry_interval_ms, log }, () => book.retryIntents()),
+      new Periodic({ name: 'revocation-push', intervalMs: config.intent_retry_interval_ms, log }, async () => {
+        await push.push();
+      }),
     ];
     if (!options.manualTimers) for (const t of tasks) t.start();
     log.info({ sites: sites.domains(), providers: config.providers.length, ...book.stats(), recovered: recovery }, 'slice authority ready');

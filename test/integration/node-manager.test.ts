@@ -6,7 +6,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { status as Status, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { issueRoot } from '../../services/core/credentials/index.js';
+import { issueRoot, signRevocationList, thumbprintOf, toPublicJwk, type RevocationEntry } from '../../services/core/credentials/index.js';
 import { FailedPreconditionError } from '../../services/core/errors.js';
 import { silentLogger } from '../../services/core/log.js';
 import { defineService } from '../../services/core/rpc/adapter.js';
@@ -172,6 +172,40 @@ describe('node manager over mTLS (process driver)', () => {
     expect(ruleOf(del)).toBe('owner-rooted');
     expect(del.message).toMatch(/DeleteSlice/);
     expect(h.nm.slivers.get(mine.urn)).toBeDefined();
+  });
+
+  it("takes a slice authority's signed revocation list only for its slices here, and then refuses what it revoked", async () => {
+    const mine = await createSliver(h, 'rv1', { sliceUrn: 'urn:fedlab:plc.test:slice:rv' });
+    const p = await parties();
+    const chain = await sliceChain('urn:fedlab:plc.test:slice:rv');
+    const sp = h.client(p.sp);
+    await sp.getSliver({ sliverUrn: mine.urn }, { chain });
+    const jti = (JSON.parse(Buffer.from((chain[0] as string).split('.')[1] as string, 'base64url').toString()) as { jti: string }).jti;
+    const saList = (entries: RevocationEntry[], version: number): string =>
+      signRevocationList({ v: 1, iss: SA_URN, jwk: toPublicJwk(p.sa.privateKey), kid: thumbprintOf(toPublicJwk(p.sa.privateKey)), version, entries }, p.sa.privateKey);
+    const revoked = saList([{ jti, reason: 'gone', time: Math.floor(Date.now() / 1000) }], 1);
+    const stranger = await p.pki.issue('urn:fedlab:plc.test:authority:other');
+    const strangerList = signRevocationList({ v: 1, jwk: toPublicJwk(stranger.privateKey), kid: thumbprintOf(toPublicJwk(stranger.privateKey)), version: 1, entries: [] }, stranger.privateKey);
+
+    // Only the node's owner chain (the MA relays); a slice chain may not install lists.
+    const bySp = await refused(sp.updateRevocations({ signedLists: [revoked] }, { chain }));
+    expect(bySp.code).toBe(Status.UNAUTHENTICATED);
+    // Not a signed list, or a list altered after signing: INVALID_ARGUMENT, nothing installed.
+    const tampered = revoked.replace(/\.([^.]+)\./, (_m, p64: string) => `.${Buffer.from(Buffer.from(p64, 'base64url').toString().replace('"version":1', '"version":2')).toString('base64url')}.`);
+    for (const bad of ['not a jws', tampered]) {
+      const err = await refused(ma().updateRevocations({ signedLists: [revoked, bad] }, { chain: h.parties.ownerChain as string[] }));
+      expect(err.code).toBe(Status.INVALID_ARGUMENT);
+      expect(err.details).toMatch(/signed_lists\[1\]/);
+    }
+    await sp.getSliver({ sliverUrn: mine.urn }, { chain });
+    // A list of a key that roots no slice here is skipped; the slice authority's is installed once.
+    const res = await ma().updateRevocations({ signedLists: [strangerList, revoked, revoked] }, { chain: h.parties.ownerChain as string[] });
+    expect(res).toEqual({ installed: 1, current: 1, skipped: 1 });
+    const err = await refused(sp.getSliver({ sliverUrn: mine.urn }, { chain }));
+    expect(err.code).toBe(Status.UNAUTHENTICATED);
+    expect(ruleOf(err)).toBe('revoked');
+    // An older version changes nothing.
+    expect(await ma().updateRevocations({ signedLists: [saList([], 0)] }, { chain: h.parties.ownerChain as string[] })).toEqual({ installed: 0, current: 1, skipped: 0 });
   });
 
   it('refuses bad input with INVALID_ARGUMENT and leaves nothing on disk or in the store', async () => {

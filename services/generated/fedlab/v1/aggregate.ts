@@ -347,6 +347,22 @@ export interface AggregateShutdownResponse {
   results: SliverResult[];
 }
 
+/** AggregateUpdateRevocationsRequest carries the caller's signed revocation list. */
+export interface AggregateUpdateRevocationsRequest {
+  /** Compact JWS (`fedlab-revocations+jwt`) of the calling slice authority's revocation list. */
+  signedList: string;
+}
+
+/** AggregateUpdateRevocationsResponse says where the list got to. */
+export interface AggregateUpdateRevocationsResponse {
+  /** Version of the list now held by this site. */
+  version: number;
+  /** Nodes holding slivers of the caller's slices that now have the list. */
+  nodesUpdated: number;
+  /** Nodes that could not be reached; the site keeps trying them. */
+  nodesPending: number;
+}
+
 function createBaseAdvertisedNode(): AdvertisedNode {
   return {
     urn: "",
@@ -2806,6 +2822,196 @@ export const AggregateShutdownResponse: MessageFns<AggregateShutdownResponse> = 
   },
 };
 
+function createBaseAggregateUpdateRevocationsRequest(): AggregateUpdateRevocationsRequest {
+  return { signedList: "" };
+}
+
+export const AggregateUpdateRevocationsRequest: MessageFns<AggregateUpdateRevocationsRequest> = {
+  encode(message: AggregateUpdateRevocationsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.signedList !== "") {
+      writer.uint32(10).string(message.signedList);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AggregateUpdateRevocationsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAggregateUpdateRevocationsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.signedList = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AggregateUpdateRevocationsRequest {
+    return {
+      signedList: isSet(object.signedList)
+        ? globalThis.String(object.signedList)
+        : isSet(object.signed_list)
+        ? globalThis.String(object.signed_list)
+        : "",
+    };
+  },
+
+  toJSON(message: AggregateUpdateRevocationsRequest): unknown {
+    const obj: any = {};
+    if (message.signedList !== "") {
+      obj.signedList = message.signedList;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AggregateUpdateRevocationsRequest>, I>>(
+    base?: I,
+  ): AggregateUpdateRevocationsRequest {
+    return AggregateUpdateRevocationsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AggregateUpdateRevocationsRequest>, I>>(
+    object: I,
+  ): AggregateUpdateRevocationsRequest {
+    const message = createBaseAggregateUpdateRevocationsRequest();
+    message.signedList = object.signedList ?? "";
+    return message;
+  },
+};
+
+function createBaseAggregateUpdateRevocationsResponse(): AggregateUpdateRevocationsResponse {
+  return { version: 0, nodesUpdated: 0, nodesPending: 0 };
+}
+
+export const AggregateUpdateRevocationsResponse: MessageFns<AggregateUpdateRevocationsResponse> = {
+  encode(message: AggregateUpdateRevocationsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.version !== 0) {
+      writer.uint32(8).uint64(message.version);
+    }
+    if (message.nodesUpdated !== 0) {
+      writer.uint32(16).uint32(message.nodesUpdated);
+    }
+    if (message.nodesPending !== 0) {
+      writer.uint32(24).uint32(message.nodesPending);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AggregateUpdateRevocationsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAggregateUpdateRevocationsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.version = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.nodesUpdated = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.nodesPending = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AggregateUpdateRevocationsResponse {
+    return {
+      version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+      nodesUpdated: isSet(object.nodesUpdated)
+        ? globalThis.Number(object.nodesUpdated)
+        : isSet(object.nodes_updated)
+        ? globalThis.Number(object.nodes_updated)
+        : 0,
+      nodesPending: isSet(object.nodesPending)
+        ? globalThis.Number(object.nodesPending)
+        : isSet(object.nodes_pending)
+        ? globalThis.Number(object.nodes_pending)
+        : 0,
+    };
+  },
+
+  toJSON(message: AggregateUpdateRevocationsResponse): unknown {
+    const obj: any = {};
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
+    }
+    if (message.nodesUpdated !== 0) {
+      obj.nodesUpdated = Math.round(message.nodesUpdated);
+    }
+    if (message.nodesPending !== 0) {
+      obj.nodesPending = Math.round(message.nodesPending);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AggregateUpdateRevocationsResponse>, I>>(
+    base?: I,
+  ): AggregateUpdateRevocationsResponse {
+    return AggregateUpdateRevocationsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AggregateUpdateRevocationsResponse>, I>>(
+    object: I,
+  ): AggregateUpdateRevocationsResponse {
+    const message = createBaseAggregateUpdateRevocationsResponse();
+    message.version = object.version ?? 0;
+    message.nodesUpdated = object.nodesUpdated ?? 0;
+    message.nodesPending = object.nodesPending ?? 0;
+    return message;
+  },
+};
+
 /**
  * Aggregate publishes a site's resources and hands out slivers, following the GENI Aggregate
  * Manager API v3: Allocate holds resources briefly (all or nothing), Provision instantiates them,
@@ -2961,6 +3167,25 @@ export const AggregateService = {
       Buffer.from(AggregateShutdownResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): AggregateShutdownResponse => AggregateShutdownResponse.decode(value),
   },
+  /**
+   * UpdateRevocations takes a slice authority's own signed revocation list and relays it to every
+   * node that holds slivers of its slices, so that credentials it revoked stop working there too.
+   * For slice authorities this site delegated to (their MA → SA chain, any privilege); the list must
+   * be signed by the caller's own key.
+   */
+  updateRevocations: {
+    path: "/fedlab.v1.Aggregate/UpdateRevocations" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: AggregateUpdateRevocationsRequest): Buffer =>
+      Buffer.from(AggregateUpdateRevocationsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): AggregateUpdateRevocationsRequest =>
+      AggregateUpdateRevocationsRequest.decode(value),
+    responseSerialize: (value: AggregateUpdateRevocationsResponse): Buffer =>
+      Buffer.from(AggregateUpdateRevocationsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): AggregateUpdateRevocationsResponse =>
+      AggregateUpdateRevocationsResponse.decode(value),
+  },
 } as const;
 
 export interface AggregateServer extends UntypedServiceImplementation {
@@ -3003,6 +3228,13 @@ export interface AggregateServer extends UntypedServiceImplementation {
    * slice there until an administrator lifts it. For site administrators and the slice's authority.
    */
   shutdown: handleUnaryCall<AggregateShutdownRequest, AggregateShutdownResponse>;
+  /**
+   * UpdateRevocations takes a slice authority's own signed revocation list and relays it to every
+   * node that holds slivers of its slices, so that credentials it revoked stop working there too.
+   * For slice authorities this site delegated to (their MA → SA chain, any privilege); the list must
+   * be signed by the caller's own key.
+   */
+  updateRevocations: handleUnaryCall<AggregateUpdateRevocationsRequest, AggregateUpdateRevocationsResponse>;
 }
 
 export interface AggregateClient extends Client {
@@ -3181,6 +3413,27 @@ export interface AggregateClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: AggregateShutdownResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * UpdateRevocations takes a slice authority's own signed revocation list and relays it to every
+   * node that holds slivers of its slices, so that credentials it revoked stop working there too.
+   * For slice authorities this site delegated to (their MA → SA chain, any privilege); the list must
+   * be signed by the caller's own key.
+   */
+  updateRevocations(
+    request: AggregateUpdateRevocationsRequest,
+    callback: (error: ServiceError | null, response: AggregateUpdateRevocationsResponse) => void,
+  ): ClientUnaryCall;
+  updateRevocations(
+    request: AggregateUpdateRevocationsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: AggregateUpdateRevocationsResponse) => void,
+  ): ClientUnaryCall;
+  updateRevocations(
+    request: AggregateUpdateRevocationsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: AggregateUpdateRevocationsResponse) => void,
   ): ClientUnaryCall;
 }
 

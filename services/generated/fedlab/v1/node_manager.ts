@@ -298,6 +298,22 @@ export interface GetSliverOutputResponse {
   lines: string[];
 }
 
+/** UpdateRevocationsRequest carries signed revocation lists. */
+export interface UpdateRevocationsRequest {
+  /** Compact JWS of revocation lists (`fedlab-revocations+jwt`), each signed by its issuer. */
+  signedLists: string[];
+}
+
+/** UpdateRevocationsResponse says what was taken. */
+export interface UpdateRevocationsResponse {
+  /** Lists installed (newer than the ones held, of an issuer this node trusts for a slice). */
+  installed: number;
+  /** Lists already held at that version or newer. */
+  current: number;
+  /** Lists skipped: their issuer is no trust anchor here (no slice of it on this node). */
+  skipped: number;
+}
+
 function createBaseGetNodeInfoRequest(): GetNodeInfoRequest {
   return {};
 }
@@ -2322,6 +2338,180 @@ export const GetSliverOutputResponse: MessageFns<GetSliverOutputResponse> = {
   },
 };
 
+function createBaseUpdateRevocationsRequest(): UpdateRevocationsRequest {
+  return { signedLists: [] };
+}
+
+export const UpdateRevocationsRequest: MessageFns<UpdateRevocationsRequest> = {
+  encode(message: UpdateRevocationsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.signedLists) {
+      writer.uint32(10).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateRevocationsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateRevocationsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.signedLists.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateRevocationsRequest {
+    return {
+      signedLists: globalThis.Array.isArray(object?.signedLists)
+        ? object.signedLists.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.signed_lists)
+        ? object.signed_lists.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: UpdateRevocationsRequest): unknown {
+    const obj: any = {};
+    if (message.signedLists?.length) {
+      obj.signedLists = message.signedLists;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UpdateRevocationsRequest>, I>>(base?: I): UpdateRevocationsRequest {
+    return UpdateRevocationsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdateRevocationsRequest>, I>>(object: I): UpdateRevocationsRequest {
+    const message = createBaseUpdateRevocationsRequest();
+    message.signedLists = object.signedLists?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseUpdateRevocationsResponse(): UpdateRevocationsResponse {
+  return { installed: 0, current: 0, skipped: 0 };
+}
+
+export const UpdateRevocationsResponse: MessageFns<UpdateRevocationsResponse> = {
+  encode(message: UpdateRevocationsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.installed !== 0) {
+      writer.uint32(8).uint32(message.installed);
+    }
+    if (message.current !== 0) {
+      writer.uint32(16).uint32(message.current);
+    }
+    if (message.skipped !== 0) {
+      writer.uint32(24).uint32(message.skipped);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateRevocationsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateRevocationsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.installed = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.current = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.skipped = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateRevocationsResponse {
+    return {
+      installed: isSet(object.installed) ? globalThis.Number(object.installed) : 0,
+      current: isSet(object.current) ? globalThis.Number(object.current) : 0,
+      skipped: isSet(object.skipped) ? globalThis.Number(object.skipped) : 0,
+    };
+  },
+
+  toJSON(message: UpdateRevocationsResponse): unknown {
+    const obj: any = {};
+    if (message.installed !== 0) {
+      obj.installed = Math.round(message.installed);
+    }
+    if (message.current !== 0) {
+      obj.current = Math.round(message.current);
+    }
+    if (message.skipped !== 0) {
+      obj.skipped = Math.round(message.skipped);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UpdateRevocationsResponse>, I>>(base?: I): UpdateRevocationsResponse {
+    return UpdateRevocationsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdateRevocationsResponse>, I>>(object: I): UpdateRevocationsResponse {
+    const message = createBaseUpdateRevocationsResponse();
+    message.installed = object.installed ?? 0;
+    message.current = object.current ?? 0;
+    message.skipped = object.skipped ?? 0;
+    return message;
+  },
+};
+
 /**
  * NodeManager runs on each node and manages that node's slivers.
  *
@@ -2445,6 +2635,24 @@ export const NodeManagerService = {
       Buffer.from(GetSliverOutputResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetSliverOutputResponse => GetSliverOutputResponse.decode(value),
   },
+  /**
+   * UpdateRevocations installs signed revocation lists (`fedlab-revocations+jwt`) of slice
+   * authorities whose slices have slivers here, so that their revoked credentials and keys stop
+   * working on this node. A list is taken only when its signature verifies under the key it names,
+   * that key is a trust anchor of a slice here, and it is newer than the one held; others are skipped.
+   * Needs `node.read` (the management authority relays its slice authorities' lists).
+   */
+  updateRevocations: {
+    path: "/fedlab.v1.NodeManager/UpdateRevocations" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UpdateRevocationsRequest): Buffer =>
+      Buffer.from(UpdateRevocationsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UpdateRevocationsRequest => UpdateRevocationsRequest.decode(value),
+    responseSerialize: (value: UpdateRevocationsResponse): Buffer =>
+      Buffer.from(UpdateRevocationsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UpdateRevocationsResponse => UpdateRevocationsResponse.decode(value),
+  },
 } as const;
 
 export interface NodeManagerServer extends UntypedServiceImplementation {
@@ -2480,6 +2688,14 @@ export interface NodeManagerServer extends UntypedServiceImplementation {
    * forgotten when the sliver is deleted. Needs `sliver.read`.
    */
   getSliverOutput: handleUnaryCall<GetSliverOutputRequest, GetSliverOutputResponse>;
+  /**
+   * UpdateRevocations installs signed revocation lists (`fedlab-revocations+jwt`) of slice
+   * authorities whose slices have slivers here, so that their revoked credentials and keys stop
+   * working on this node. A list is taken only when its signature verifies under the key it names,
+   * that key is a trust anchor of a slice here, and it is newer than the one held; others are skipped.
+   * Needs `node.read` (the management authority relays its slice authorities' lists).
+   */
+  updateRevocations: handleUnaryCall<UpdateRevocationsRequest, UpdateRevocationsResponse>;
 }
 
 export interface NodeManagerClient extends Client {
@@ -2627,6 +2843,28 @@ export interface NodeManagerClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetSliverOutputResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * UpdateRevocations installs signed revocation lists (`fedlab-revocations+jwt`) of slice
+   * authorities whose slices have slivers here, so that their revoked credentials and keys stop
+   * working on this node. A list is taken only when its signature verifies under the key it names,
+   * that key is a trust anchor of a slice here, and it is newer than the one held; others are skipped.
+   * Needs `node.read` (the management authority relays its slice authorities' lists).
+   */
+  updateRevocations(
+    request: UpdateRevocationsRequest,
+    callback: (error: ServiceError | null, response: UpdateRevocationsResponse) => void,
+  ): ClientUnaryCall;
+  updateRevocations(
+    request: UpdateRevocationsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UpdateRevocationsResponse) => void,
+  ): ClientUnaryCall;
+  updateRevocations(
+    request: UpdateRevocationsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UpdateRevocationsResponse) => void,
   ): ClientUnaryCall;
 }
 
