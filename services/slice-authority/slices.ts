@@ -221,6 +221,8 @@ export class SliceBook {
         const rec = this.slices.get(urn) as SliceRecord;
         if (rec.state !== 'ready' && rec.state !== 'partial') return sliceToWire(rec);
         const answers = await Promise.all(rec.sites.map((s) => this.siteStatus(rec.urn, s)));
+        // Only recent reads matter: old ones are dropped before the map grows large.
+        if (this.refreshedAt.size >= 4096) for (const [k, at] of this.refreshedAt) if (this.now - at >= STATUS_FRESH_MS) this.refreshedAt.delete(k);
         this.refreshedAt.set(urn, this.now);
         const changed: { site: string; sliver: Sliver }[] = [];
         const sites = rec.sites.map((s, i) => {
