@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FedlabError, InvalidArgumentError } from '../services/core/errors.js';
+import { checkEndpoint } from '../services/core/endpoint.js';
 import type { TlsMaterial } from '../services/core/rpc/server.js';
 
 /** Exit code for bad input or usage. */
@@ -117,8 +118,7 @@ export function tlsFrom(f: TlsFileFlags): TlsMaterial {
   return { cert: readFlagFile(f.cert, '--cert'), key: readFlagFile(f.key, '--key'), caCerts: readFlagFile(f.ca, '--ca') };
 }
 
-/** A `host:port` flag value; anything else is bad input naming the flag. */
+/** A `host:port` flag value (port at most 65535); anything else is bad input naming the flag. */
 export function checkAddress(addr: string, flag: string): string {
-  if (!/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$/.test(addr)) throw new InvalidArgumentError(`${flag} must be host:port, got ${JSON.stringify(addr)}`);
-  return addr;
+  return checkEndpoint(addr, flag);
 }

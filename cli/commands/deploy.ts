@@ -11,9 +11,9 @@
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { InvalidArgumentError, UnavailableError } from '../../services/core/errors.js';
+import { InvalidArgumentError } from '../../services/core/errors.js';
 import { isUrn, isValidDomain, isValidName, parseUrn } from '../../services/core/identity/urn.js';
-import { createClient, isServiceError } from '../../services/core/rpc/client.js';
+import { createClient } from '../../services/core/rpc/client.js';
 import { SliceMode, type SiteRequest } from '../../services/generated/fedlab/v1/common.js';
 import {
   DeploymentState,
@@ -24,6 +24,7 @@ import {
   type DeployResponse,
 } from '../../services/generated/fedlab/v1/service_provider.js';
 import { action, CliExit, EXIT_FAILURE, printJson, splitList, readFlagFile, tlsFrom, checkAddress } from '../cli-support.js';
+import { refused } from '../remote.js';
 import { parseDuration } from './cred.js';
 
 /** TLS flags shared by the provider and sliver commands. */
@@ -43,15 +44,6 @@ export function withTlsFlags(cmd: Command): Command {
     .option('--key <file>', 'your private key (PEM)')
     .option('--ca <file>', 'CA certificates to trust (PEM)')
     .option('--timeout <duration>', 'deadline of the call, e.g. 30s or 5m');
-}
-
-/** A gRPC failure as the CLI reports it (exit 1, the server's own message). */
-export function refused(err: unknown, what: string): never {
-  if (isServiceError(err)) {
-    const rule = err.metadata?.get('fedlab-rule')[0];
-    throw new CliExit(EXIT_FAILURE, `${what}: ${err.details || err.message}${rule ? ` (rule ${String(rule)})` : ''}`);
-  }
-  throw new UnavailableError(`${what}: ${(err as Error).message}`);
 }
 
 interface SpFlags extends TlsFlags {

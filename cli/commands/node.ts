@@ -9,52 +9,13 @@ import { generateKeyPairSync, createPublicKey } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
-import { InvalidArgumentError, UnavailableError } from '../../services/core/errors.js';
+import { InvalidArgumentError } from '../../services/core/errors.js';
 import { parsePrivateKeyPem, privateKeyToPem, publicKeyToPem } from '../../services/core/identity/keys.js';
-import { isUrn } from '../../services/core/identity/urn.js';
-import { createClient, isServiceError } from '../../services/core/rpc/client.js';
 import { NodeHealth, SliverIsolation, type Node } from '../../services/generated/fedlab/v1/common.js';
-import { ManagementAuthorityService } from '../../services/generated/fedlab/v1/management_authority.js';
 import { enrollNode } from '../../services/management-authority/enrolment-client.js';
-import { action, CliExit, EXIT_FAILURE, printJson, readFlagFile, tlsFrom, checkAddress } from '../cli-support.js';
+import { action, printJson, readFlagFile, checkAddress } from '../cli-support.js';
+import { maClient, refused, withMaFlags, type MaFlags } from '../remote.js';
 import { parseDuration } from './cred.js';
-
-interface TlsFlags {
-  ma: string;
-  maUrn?: string;
-  tlsDir?: string;
-  cert?: string;
-  key?: string;
-  ca?: string;
-  timeout?: string;
-}
-
-function maClient(f: TlsFlags) {
-  if (f.maUrn !== undefined && !isUrn(f.maUrn)) throw new InvalidArgumentError(`--ma-urn ${JSON.stringify(f.maUrn)} is not a URN`);
-  return createClient(ManagementAuthorityService, {
-    address: checkAddress(f.ma, '--ma'),
-    tls: tlsFrom(f),
-    deadlineMs: f.timeout ? parseDuration(f.timeout, '--timeout') * 1000 : 10_000,
-    ...(f.maUrn ? { serverUrn: f.maUrn } : {}),
-  });
-}
-
-/** A gRPC failure as the CLI reports it (exit 1, the MA's own message). */
-function refused(err: unknown, what: string): never {
-  if (isServiceError(err)) throw new CliExit(EXIT_FAILURE, `${what}: ${err.details || err.message}`);
-  throw new UnavailableError(`${what}: ${(err as Error).message}`);
-}
-
-function withTls(cmd: Command): Command {
-  return cmd
-    .requiredOption('--ma <host:port>', "the management authority's address")
-    .option('--ma-urn <urn>', "pin the MA's certificate to this URN (instead of checking its host name)")
-    .option('--tls-dir <dir>', 'your key.pem, cert.pem and ca.pem (as `fedlab certs issue --out` writes them)')
-    .option('--cert <file>', 'your certificate (PEM)')
-    .option('--key <file>', 'your private key (PEM)')
-    .option('--ca <file>', "the site CA's certificate (PEM)")
-    .option('--timeout <duration>', 'deadline of the call, e.g. 10s (default 10s)');
-}
 
 function ago(d: Date | undefined, now: number): string {
   if (!d) return 'never';
@@ -124,14 +85,14 @@ function wholeNumber(v: string | undefined, flag: string): number {
 export function registerNodeCommand(program: Command): void {
   const node = program.command('node').description("a site's nodes: enrolment tokens, enrolment, listing");
 
-  withTls(node.command('token').description('make a one-time enrolment token for a node (site administrators, or an owner for its own node)'))
+  withMaFlags(node.command('token').description('make a one-time enrolment token for a node (site administrators, or an owner for its own node)'))
     .requiredOption('--name <name>', "the node's name ([a-z0-9][a-z0-9._-]{0,62}); its URN is urn:fedlab:<site>:node:<name>")
     .requiredOption('--owner <urn>', "the node owner's URN (who signs the owner → MA credential)")
     .option('--ttl <duration>', "how long the token is accepted, e.g. 1h or 2d (default: the site's, 24h)")
     .option('--request-id <id>', 'idempotency key; repeating it gives a fresh token for the same node (the old one stops working)')
     .option('--json', 'print JSON')
     .action(
-      action(async (f: TlsFlags & { name: string; owner: string; ttl?: string; requestId?: string; json?: boolean }) => {
+      action(async (f: MaFlags & { name: string; owner: string; ttl?: string; requestId?: string; json?: boolean }) => {
         const ttlS = f.ttl ? parseDuration(f.ttl) : 0;
         const c = maClient(f);
         try {
@@ -150,13 +111,13 @@ export function registerNodeCommand(program: Command): void {
       }),
     );
 
-  withTls(node.command('ls').description("list the site's nodes with their health and what is committed on them"))
+  withMaFlags(node.command('ls').description("list the site's nodes with their health and what is committed on them"))
     .addOption(new Option('--health <state>', 'only nodes in this state').choices(['up', 'down']))
     .option('--min-free-cpu <millis>', 'only nodes with at least this much CPU not committed')
     .option('--min-free-mem <mb>', 'only nodes with at least this much memory not committed')
     .option('--json', 'print JSON')
     .action(
-      action(async (f: TlsFlags & { health?: 'up' | 'down'; minFreeCpu?: string; minFreeMem?: string; json?: boolean }) => {
+      action(async (f: MaFlags & { health?: 'up' | 'down'; minFreeCpu?: string; minFreeMem?: string; json?: boolean }) => {
         const minCpu = wholeNumber(f.minFreeCpu, '--min-free-cpu');
         const minMem = wholeNumber(f.minFreeMem, '--min-free-mem');
         const c = maClient(f);

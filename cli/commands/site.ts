@@ -10,49 +10,11 @@ import { randomBytes } from 'node:crypto';
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Command } from 'commander';
-import { InvalidArgumentError, UnavailableError } from '../../services/core/errors.js';
-import { checkEndpoint } from '../../services/core/federation/peers.js';
+import { InvalidArgumentError } from '../../services/core/errors.js';
 import { isUrn } from '../../services/core/identity/urn.js';
-import { createClient, isServiceError } from '../../services/core/rpc/client.js';
-import { ManagementAuthorityService } from '../../services/generated/fedlab/v1/management_authority.js';
-import { action, CliExit, EXIT_FAILURE, printJson, splitList, readFlagFile, tlsFrom } from '../cli-support.js';
+import { action, printJson, splitList, readFlagFile } from '../cli-support.js';
+import { maClient, refused, withMaFlags, type MaFlags } from '../remote.js';
 import { parseDuration, parseLimits } from './cred.js';
-
-interface TlsFlags {
-  ma: string;
-  maUrn?: string;
-  tlsDir?: string;
-  cert?: string;
-  key?: string;
-  ca?: string;
-  timeout?: string;
-}
-
-function maClient(f: TlsFlags) {
-  if (f.maUrn !== undefined && !isUrn(f.maUrn)) throw new InvalidArgumentError(`--ma-urn ${JSON.stringify(f.maUrn)} is not a URN`);
-  return createClient(ManagementAuthorityService, {
-    address: checkEndpoint(f.ma, '--ma'),
-    tls: tlsFrom(f),
-    deadlineMs: f.timeout ? parseDuration(f.timeout, '--timeout') * 1000 : 10_000,
-    ...(f.maUrn ? { serverUrn: f.maUrn } : {}),
-  });
-}
-
-function refused(err: unknown, what: string): never {
-  if (isServiceError(err)) throw new CliExit(EXIT_FAILURE, `${what}: ${err.details || err.message}`);
-  throw new UnavailableError(`${what}: ${(err as Error).message}`);
-}
-
-function withTls(cmd: Command): Command {
-  return cmd
-    .requiredOption('--ma <host:port>', "the management authority's address")
-    .option('--ma-urn <urn>', "pin the MA's certificate to this URN (instead of checking its host name)")
-    .option('--tls-dir <dir>', 'your key.pem, cert.pem and ca.pem (as `fedlab certs issue --out` writes them)')
-    .option('--cert <file>', 'your certificate (PEM)')
-    .option('--key <file>', 'your private key (PEM)')
-    .option('--ca <file>', "the site CA's certificate (PEM)")
-    .option('--timeout <duration>', 'deadline of the call, e.g. 10s (default 10s)');
-}
 
 /** Writes the chain file whole (temporary file, then rename). */
 function writeChain(file: string, chain: readonly string[]): void {
@@ -76,7 +38,7 @@ function wholeNumber(v: string | undefined, flag: string, max: number): number {
 export function registerSiteCommand(program: Command): void {
   const site = program.command('site').description("a site administrator's delegations to slice authorities");
 
-  withTls(site.command('delegate').description('delegate slice creation over this site’s nodes to a slice authority; writes the MA → SA chain file'))
+  withMaFlags(site.command('delegate').description('delegate slice creation over this site’s nodes to a slice authority; writes the MA → SA chain file'))
     .requiredOption('--sa-urn <urn>', "the slice authority's URN (urn:fedlab:<domain>:authority:<name>)")
     .option('--sa-cert <file>', "the slice authority's certificate (PEM): its key is delegated to")
     .option('--sa-jwk <file>', "or the slice authority's public key as a JWK (JSON file)")
@@ -91,7 +53,7 @@ export function registerSiteCommand(program: Command): void {
     .action(
       action(
         async (
-          f: TlsFlags & { saUrn: string; saCert?: string; saJwk?: string; priv?: string; target?: string; lim?: string; ttl?: string; dlg?: string; requestId?: string; out: string; json?: boolean },
+          f: MaFlags & { saUrn: string; saCert?: string; saJwk?: string; priv?: string; target?: string; lim?: string; ttl?: string; dlg?: string; requestId?: string; out: string; json?: boolean },
         ) => {
           if (!isUrn(f.saUrn)) throw new InvalidArgumentError(`--sa-urn ${JSON.stringify(f.saUrn)} is not a URN`);
           if (Boolean(f.saCert) === Boolean(f.saJwk)) throw new InvalidArgumentError('give exactly one of --sa-cert and --sa-jwk');
@@ -130,13 +92,13 @@ export function registerSiteCommand(program: Command): void {
       ),
     );
 
-  withTls(site.command('revoke').description("put a credential (by jti) or a key (by thumbprint) on the site's revocation list"))
+  withMaFlags(site.command('revoke').description("put a credential (by jti) or a key (by thumbprint) on the site's revocation list"))
     .option('--jti <id>', 'the credential to revoke (as `site delegate` printed it)')
     .option('--kid <thumbprint>', 'or the key to revoke (RFC 7638 thumbprint)')
     .option('--reason <text>', 'why (kept with the entry)', 'revoked by a site administrator')
     .option('--json', 'print JSON')
     .action(
-      action(async (f: TlsFlags & { jti?: string; kid?: string; reason: string; json?: boolean }) => {
+      action(async (f: MaFlags & { jti?: string; kid?: string; reason: string; json?: boolean }) => {
         if (Boolean(f.jti) === Boolean(f.kid)) throw new InvalidArgumentError('give exactly one of --jti and --kid');
         const c = maClient(f);
         try {

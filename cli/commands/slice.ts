@@ -11,12 +11,13 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
-import { InvalidArgumentError, UnavailableError } from '../../services/core/errors.js';
+import { InvalidArgumentError } from '../../services/core/errors.js';
 import { isUrn, isValidDomain, isValidName, parseUrn } from '../../services/core/identity/urn.js';
-import { createClient, isServiceError, type PromiseClient } from '../../services/core/rpc/client.js';
+import { createClient, type PromiseClient } from '../../services/core/rpc/client.js';
 import { AllocationState, OperationalState, ResourceRequest, SiteStyle, SliceMode, type SiteRequest } from '../../services/generated/fedlab/v1/common.js';
 import { Slice, SliceAuthorityService, SliceState, type SiteResult, type WatchSliceResponse } from '../../services/generated/fedlab/v1/slice_authority.js';
 import { action, checkAddress, CliExit, EXIT_FAILURE, parsePositiveInt, printJson, tlsFrom } from '../cli-support.js';
+import { refused } from '../remote.js';
 import { RSPEC_FORMAT } from '../../services/management-authority/requests.js';
 import { parseDuration } from './cred.js';
 
@@ -42,13 +43,6 @@ function saClient(f: ConnFlags, defaultDeadlineMs = 30_000): Client {
     deadlineMs: f.timeout ? parseDuration(f.timeout, '--timeout') * 1000 : defaultDeadlineMs,
     ...(f.saUrn ? { serverUrn: f.saUrn } : {}),
   });
-}
-
-/** A gRPC failure as the CLI reports it (exit 1, the SA's own message). */
-function refused(err: unknown, what: string): never {
-  if (isServiceError(err)) throw new CliExit(EXIT_FAILURE, `${what}: ${err.details || err.message}`);
-  if (err instanceof CliExit || err instanceof InvalidArgumentError) throw err;
-  throw new UnavailableError(`${what}: ${(err as Error).message}`);
 }
 
 function withConn(cmd: Command): Command {

@@ -18,7 +18,8 @@ import type { TlsMaterial } from '../../services/core/rpc/server.js';
 import { NodeManagerService } from '../../services/generated/fedlab/v1/node_manager.js';
 import { action, checkAddress, printJson, readFlagFile, tlsFrom } from '../cli-support.js';
 import { parseDuration } from './cred.js';
-import { envFrom, refused, withTlsFlags, type TlsFlags } from './deploy.js';
+import { envFrom, withTlsFlags, type TlsFlags } from './deploy.js';
+import { refused } from '../remote.js';
 
 interface SliverFlags extends TlsFlags {
   node: string;

@@ -59,12 +59,12 @@ import type { NetLab } from './netlab.js';
 import { linkAddress } from './netlab.js';
 import type { NodeClients, NodeResult } from './node-clients.js';
 import { toSpec, type LiveNode, type NodeRegistry } from './node-registry.js';
-import { decodeToken, encodeToken, firstAfter, pageSize } from './paging.js';
+import { decodeToken, encodeToken, firstAfter } from './paging.js';
 import type { ProviderRegistry } from './providers.js';
 import { addResources, freeOf, shortfall, type InterfaceRecord, type IntentRecord, type LinkSpec, type Resources, type SliceRecord, type SliverRecord } from './records.js';
 import { MAX_LINKS, normalizeRequest, RSPEC_FORMAT, styleRules, type StyleRules, type WantedSliver } from './requests.js';
 import { KeyedMutex, Mutex } from '../core/mutex.js';
-import { requestId, text, urnField } from './validate.js';
+import { pageSize, requestId, text, urnField } from '../core/validate.js';
 import { goneSliver, linksToWire, manifestDocument, operationalOf, sliverToWire } from './wire.js';
 
 /** Site settings of the aggregate. */

@@ -35,9 +35,8 @@ import type {
 } from '../generated/fedlab/v1/management_authority.js';
 import type { Peer } from './access.js';
 import type { Clock } from './clock.js';
-import { pageSize } from './paging.js';
 import { TABLES, type DelegationRecord } from './records.js';
-import { requestId, text, urnField } from './validate.js';
+import { pageSize, requestId, text, urnField } from '../core/validate.js';
 
 /** What an MA → SA credential grants when the request names no privileges: every node and sliver privilege. */
 export const DEFAULT_SA_PRIVILEGES: readonly Privilege[] = ['node.read', 'sliver.create', 'sliver.delete', 'sliver.renew', 'sliver.control', 'sliver.read', 'sliver.exec'];

@@ -30,12 +30,12 @@ import type { CreateEnrollmentTokenRequest, EnrollNodeRequest, EnrollNodeRespons
 import type { Access, Peer } from './access.js';
 import type { Clock } from './clock.js';
 import type { StyleName } from './config.js';
-import { parseEndpoint } from './endpoint.js';
+import { parseEndpoint } from '../core/endpoint.js';
 import type { NodeRegistry } from './node-registry.js';
 import { resourcesOf, TABLES, type NodeRecord, type TokenRecord, type TokenRequestRecord } from './records.js';
 import { enrolmentKey, noCaError, type SiteCa } from './site-ca.js';
 import { Mutex } from '../core/mutex.js';
-import { requestId, text, urnField } from './validate.js';
+import { requestId, text, urnField } from '../core/validate.js';
 
 /** Privileges the owner → MA chain must grant for the MA to manage the node. */
 export const REQUIRED_OWNER_PRIVILEGES = ['sliver.create', 'sliver.delete'] as const;

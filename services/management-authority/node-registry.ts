@@ -14,8 +14,9 @@ import { NodeHealth, SiteStyle, type Node, type ResourceSpec } from '../generate
 import type { HeartbeatRequest } from '../generated/fedlab/v1/management_authority.js';
 import type { Clock } from './clock.js';
 import type { StyleName } from './config.js';
-import { parseEndpoint } from './endpoint.js';
-import { decodeToken, encodeToken, firstAfter, insertSorted, pageSize } from './paging.js';
+import { parseEndpoint } from '../core/endpoint.js';
+import { decodeToken, encodeToken, firstAfter, insertSorted } from './paging.js';
+import { pageSize } from '../core/validate.js';
 import { resourcesOf, TABLES, ZERO, type NodeHealthRecord, type NodeRecord, type Resources } from './records.js';
 
 /** Heartbeats missed in a row that make a node DOWN. */

@@ -5,17 +5,6 @@
  */
 import { InvalidArgumentError } from '../core/errors.js';
 
-/** The server's default page size. */
-export const DEFAULT_PAGE = 100;
-/** The largest page the server returns. */
-export const MAX_PAGE = 1000;
-
-/** The effective page size of a request. */
-export function pageSize(requested: number): number {
-  if (!Number.isSafeInteger(requested) || requested < 0) throw new InvalidArgumentError('page_size must be 0 or more', { field: 'page_size' });
-  return Math.min(requested || DEFAULT_PAGE, MAX_PAGE);
-}
-
 /** Encodes the key a page ended at. */
 export function encodeToken(kind: string, lastKey: string): string {
   return Buffer.from(`${kind}\n${lastKey}`).toString('base64url');

@@ -17,7 +17,7 @@ import type { ProviderRegistration, RegisterServiceProviderRequest } from '../ge
 import type { Peer } from './access.js';
 import type { Clock } from './clock.js';
 import { TABLES, type ProviderRecord } from './records.js';
-import { requestId, text, urnField } from './validate.js';
+import { requestId, text, urnField } from '../core/validate.js';
 
 /** The metadata key of an optional signed statement of acceptance. */
 export const TERMS_STATEMENT_METADATA_KEY = 'fedlab-terms-statement';

@@ -14,7 +14,7 @@ import type { Delegations } from './delegations.js';
 import type { Enrolment } from './enrolment.js';
 import type { NodeRegistry } from './node-registry.js';
 import { TERMS_STATEMENT_METADATA_KEY, type ProviderRegistry } from './providers.js';
-import { urnField } from './validate.js';
+import { urnField } from '../core/validate.js';
 
 /** What the handlers call. */
 export interface MaDomain {

@@ -6,8 +6,9 @@
 import { createHash } from 'node:crypto';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError } from '../core/errors.js';
 import { publicJwkMembers } from '../core/identity/keys.js';
-import { parseUrn, type Urn, type UrnKind } from '../core/identity/urn.js';
+import { parseUrn } from '../core/identity/urn.js';
 import type { CallContext } from '../core/rpc/context.js';
+import { requestId, urnField } from '../core/validate.js';
 import { canonicalJson } from '../core/canonical-json.js';
 import { parseSignedRevocationList, thumbprintOf, type PublicJwk, type RevocationStore } from '../core/credentials/index.js';
 import { AllocationState, NodeHealth, SiteStyle, type Node, type ResourceSpec, type Sliver, type SliverInterface } from '../generated/fedlab/v1/common.js';
@@ -105,26 +106,12 @@ export const MAX_OUTPUT_LINES = 200;
 /** Most revocation lists one UpdateRevocations call may carry. */
 const MAX_REVOCATION_LISTS = 64;
 
-const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 const STYLE: Record<NodeIdentity['style'], SiteStyle> = {
   planetlab: SiteStyle.SITE_STYLE_PLANETLAB,
   emulab: SiteStyle.SITE_STYLE_EMULAB,
   protogeni: SiteStyle.SITE_STYLE_PROTOGENI,
 };
-
-/** Parses a URN field of a request, insisting on its kind; errors name the field. */
-export function urnField(field: string, value: string, kind: UrnKind): Urn {
-  if (typeof value !== 'string' || value === '') throw new InvalidArgumentError(`${field} is required: a URN urn:fedlab:<domain>:${kind}:<name>`, { field });
-  let urn: Urn;
-  try {
-    urn = parseUrn(value);
-  } catch (err) {
-    throw new InvalidArgumentError(`${field}: ${(err as Error).message}`, { field });
-  }
-  if (urn.kind !== kind) throw new InvalidArgumentError(`${field} must name a ${kind}, not a ${urn.kind}`, { field });
-  return urn;
-}
 
 /** The node manager. */
 export class NodeManager {
@@ -207,9 +194,7 @@ export class NodeManager {
   /** CreateSliver (sliver.create, owner-rooted). */
   async createSliver(ctx: CallContext, req: CreateSliverInput): Promise<Sliver> {
     // Bad input is refused before any credential work and before anything is written.
-    if (typeof req.requestId !== 'string' || !REQUEST_ID.test(req.requestId)) {
-      throw new InvalidArgumentError('request_id must be 1 to 128 characters of [A-Za-z0-9._-]', { field: 'request_id' });
-    }
+    requestId(req.requestId);
     const sliver = urnField('sliver_urn', req.sliverUrn, 'sliver');
     if (sliver.domain !== this.nodeDomain) {
       throw new InvalidArgumentError(`sliver_urn must be in the node's domain ${this.nodeDomain}, not ${sliver.domain}`, { field: 'sliver_urn' });

@@ -41,7 +41,8 @@ import { OutputLines } from './output.js';
 import { TABLES, type DeploymentRecord, type DeploymentStateName, type ServiceStateName, type SpecRecord, type StepRecord, type TargetRecord } from './records.js';
 import type { Remotes, SiteEndpoint } from './remotes.js';
 import type { SliceCredentials } from './slice-credentials.js';
-import { describeError, nameField, requestId, urnField } from './validate.js';
+import { describeError, nameField } from './validate.js';
+import { requestId, urnField } from '../core/validate.js';
 
 const STATE: Record<DeploymentStateName, DeploymentState> = {
   pending: DeploymentState.DEPLOYMENT_STATE_PENDING,

@@ -20,7 +20,7 @@ import type { ResourceLimits } from '../generated/fedlab/v1/common.js';
 import type { Clock } from './clock.js';
 import { TABLES, type MemberRecord, type MemberRequestRecord } from './records.js';
 import type { SliceCredentials } from './slice-credentials.js';
-import { requestId, text, urnField } from './validate.js';
+import { requestId, text, urnField } from '../core/validate.js';
 
 /** Options of {@link Members}. */
 export interface MembersOptions {

@@ -41,7 +41,7 @@ import {
 } from '../generated/fedlab/v1/slice_authority.js';
 import type { Caller } from './accounts.js';
 import { TABLES, type CredentialRecord, type SliceRecord } from './records.js';
-import { pageSize, requestId, text } from './support.js';
+import { pageSize, requestId, text } from '../core/validate.js';
 
 /** What a slice credential grants when the request names no privileges. */
 export const SLICE_PRIVILEGES: readonly Privilege[] = ['sliver.read', 'sliver.exec', 'sliver.control', 'sliver.renew', 'sliver.create', 'sliver.delete', 'slice.read', 'slice.renew', 'slice.delete', 'slice.create'];

@@ -57,7 +57,8 @@ import {
 } from './records.js';
 import type { Site, Sites } from './sites.js';
 import { KeyedMutex, Mutex } from '../core/mutex.js';
-import { OK, outcomeOf, pageSize, REFUSED_CODES, requestId, text, urnField, type Outcome } from './support.js';
+import { OK, outcomeOf, REFUSED_CODES, type Outcome } from './support.js';
+import { pageSize, requestId, text, urnField } from '../core/validate.js';
 
 /**
  * How far event sequence numbers jump at a restart: events are numbered in

@@ -22,7 +22,8 @@ import { FederationService, type GetBundleResponse } from '../../generated/fedla
 import { FailedPreconditionError, InvalidArgumentError, UnauthenticatedError, UnavailableError } from '../errors.js';
 import { normalizeFingerprint, parseTrustBundle, serializeTrustBundle, type TrustBundle } from '../identity/trust-bundle.js';
 import { isValidDomain, parseUrn } from '../identity/urn.js';
-import { checkEndpoint, type PeerRecord, type RefreshOutcome } from './peers.js';
+import { checkEndpoint } from '../endpoint.js';
+import type { PeerRecord, RefreshOutcome } from './peers.js';
 
 /** Our own certificate and key, presented when dialing (a public bundle endpoint needs none). */
 export interface DialIdentity {

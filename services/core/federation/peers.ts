@@ -11,6 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { checkEndpoint } from '../endpoint.js';
 import { InvalidArgumentError } from '../errors.js';
 import { bundleFingerprint, normalizeFingerprint, parseTrustBundle, type TrustBundle } from '../identity/trust-bundle.js';
 import { isValidDomain } from '../identity/urn.js';
@@ -53,13 +54,6 @@ function bad(file: string, why: string): never {
   throw new InvalidArgumentError(`peer record ${file}: ${why}`);
 }
 
-/** Checks `host:port`. */
-export function checkEndpoint(endpoint: string, what = 'endpoint'): string {
-  if (!/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$/.test(endpoint) || Number(endpoint.slice(endpoint.lastIndexOf(':') + 1)) > 65535) {
-    throw new InvalidArgumentError(`${what} must be host:port, got ${JSON.stringify(endpoint.slice(0, 100))}`);
-  }
-  return endpoint;
-}
 
 /** Parses and checks a record (its bundle is validated, its fingerprint recomputed). */
 export async function parsePeerRecord(text: string, file = 'peer record'): Promise<PeerRecord> {

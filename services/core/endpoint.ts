@@ -1,6 +1,6 @@
-/** `host:port` endpoints of node managers. */
+/** `host:port` endpoints (node managers, sites, peers' bundle endpoints, CLI address flags); one check for all. */
 import { isIP } from 'node:net';
-import { InvalidArgumentError } from '../core/errors.js';
+import { InvalidArgumentError } from './errors.js';
 
 /** A parsed endpoint. */
 export interface Endpoint {
@@ -13,7 +13,7 @@ const HOST = /^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})$/;
 /** Parses `host:port` or `[v6]:port`; errors name `field`. */
 export function parseEndpoint(value: string, field = 'endpoint'): Endpoint {
   if (typeof value !== 'string' || value.length === 0 || value.length > 300) {
-    throw new InvalidArgumentError(`${field} must be host:port where the node manager serves gRPC`, { field });
+    throw new InvalidArgumentError(`${field} must be host:port, got ${JSON.stringify(String(value).slice(0, 80))}`, { field });
   }
   let host: string;
   let port: string;
@@ -33,4 +33,10 @@ export function parseEndpoint(value: string, field = 'endpoint'): Endpoint {
   const n = Number(port);
   if (n < 1 || n > 65535) throw new InvalidArgumentError(`${field}: port must be 1 to 65535`, { field });
   return { host, port: n };
+}
+
+/** Checks `host:port` (see {@link parseEndpoint}) and returns it as given. */
+export function checkEndpoint(value: string, field = 'endpoint'): string {
+  parseEndpoint(value, field);
+  return value;
 }

@@ -1,0 +1,59 @@
+/**
+ * What the commands that call a service share: reporting a failed call, and the flags and client of
+ * a management authority (`fedlab node`, `fedlab site`). Kept apart from cli-support.ts so that
+ * commands that call nothing do not load grpc-js.
+ */
+import type { Command } from 'commander';
+import { FedlabError, InvalidArgumentError, UnavailableError } from '../services/core/errors.js';
+import { isUrn } from '../services/core/identity/urn.js';
+import { createClient, isServiceError } from '../services/core/rpc/client.js';
+import { ManagementAuthorityService } from '../services/generated/fedlab/v1/management_authority.js';
+import { checkAddress, CliExit, EXIT_FAILURE, tlsFrom } from './cli-support.js';
+import { parseDuration } from './commands/cred.js';
+
+/**
+ * A failed call as the CLI reports it: the server's refusal is exit 1 with its own message (and the
+ * rule it names, if any); our own errors pass through; anything else (no connection) is UNAVAILABLE.
+ */
+export function refused(err: unknown, what: string): never {
+  if (isServiceError(err)) {
+    const rule = err.metadata?.get('fedlab-rule')[0];
+    throw new CliExit(EXIT_FAILURE, `${what}: ${err.details || err.message}${rule ? ` (rule ${String(rule)})` : ''}`);
+  }
+  if (err instanceof CliExit || err instanceof FedlabError) throw err;
+  throw new UnavailableError(`${what}: ${(err as Error).message}`);
+}
+
+/** The flags of a command that calls a management authority. */
+export interface MaFlags {
+  ma: string;
+  maUrn?: string;
+  tlsDir?: string;
+  cert?: string;
+  key?: string;
+  ca?: string;
+  timeout?: string;
+}
+
+/** Adds {@link MaFlags} to a command. */
+export function withMaFlags(cmd: Command): Command {
+  return cmd
+    .requiredOption('--ma <host:port>', "the management authority's address")
+    .option('--ma-urn <urn>', "pin the MA's certificate to this URN (instead of checking its host name)")
+    .option('--tls-dir <dir>', 'your key.pem, cert.pem and ca.pem (as `fedlab certs issue --out` writes them)')
+    .option('--cert <file>', 'your certificate (PEM)')
+    .option('--key <file>', 'your private key (PEM)')
+    .option('--ca <file>', "the site CA's certificate (PEM)")
+    .option('--timeout <duration>', 'deadline of the call, e.g. 10s (default 10s)');
+}
+
+/** A ManagementAuthority client from {@link MaFlags}; every call has the --timeout deadline. */
+export function maClient(f: MaFlags) {
+  if (f.maUrn !== undefined && !isUrn(f.maUrn)) throw new InvalidArgumentError(`--ma-urn ${JSON.stringify(f.maUrn)} is not a URN`);
+  return createClient(ManagementAuthorityService, {
+    address: checkAddress(f.ma, '--ma'),
+    tls: tlsFrom(f),
+    deadlineMs: f.timeout ? parseDuration(f.timeout, '--timeout') * 1000 : 10_000,
+    ...(f.maUrn ? { serverUrn: f.maUrn } : {}),
+  });
+}
