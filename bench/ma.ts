@@ -36,7 +36,7 @@ import { NodeRegistry } from '../services/management-authority/node-registry.js'
 import type { NodeRecord } from '../services/management-authority/records.js';
 import { silentLogger } from '../services/core/log.js';
 import { Store } from '../services/core/store/store.js';
-import { cpuSeconds, flagNumber, flagText, freePort, quantile } from './support.js';
+import { cpuSeconds, flagNumber, flagText, freePort, quantile, runBenchmark } from './support.js';
 
 // An entry point: Node's DEP0123 (IP-address SNI from grpc-js) says nothing here.
 quietIrrelevantWarnings();
@@ -444,17 +444,4 @@ async function main(): Promise<void> {
   }
 }
 
-if (process.argv.includes('--worker')) {
-  worker().catch((err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  });
-} else {
-  main().then(
-    () => process.exit(0),
-    (err: unknown) => {
-      console.error(err);
-      process.exit(1);
-    },
-  );
-}
+runBenchmark(main, worker);

@@ -46,7 +46,7 @@ import { NodeManagerService } from '../services/generated/fedlab/v1/node_manager
 import { SliceAuthorityService, SliceState } from '../services/generated/fedlab/v1/slice_authority.js';
 import { enrollNode, issueOwnerCredential } from '../services/management-authority/enrolment-client.js';
 import { nmConfigSchema, NM_PATH_FIELDS, nodeManagerRole } from '../services/node-manager/index.js';
-import { cpuSeconds, flagText, freePort, loadAverage, median, pool } from './support.js';
+import { cpuSeconds, flagText, freePort, loadAverage, median, pool, runBenchmark } from './support.js';
 
 // An entry point: Node's DEP0123 (IP-address SNI from grpc-js) says nothing here.
 quietIrrelevantWarnings();
@@ -600,17 +600,4 @@ async function main(): Promise<void> {
   }
 }
 
-if (process.argv.includes('--worker')) {
-  worker().catch((err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  });
-} else {
-  main().then(
-    () => process.exit(0),
-    (err: unknown) => {
-      console.error(err);
-      process.exit(1);
-    },
-  );
-}
+runBenchmark(main, worker);

@@ -62,3 +62,16 @@ export const loadAverage = (): string =>
   loadavg()
     .map((x) => x.toFixed(2))
     .join(' ');
+
+/** Runs a benchmark file as its worker (`--worker`) or as the main process, exiting 1 with the error. */
+export function runBenchmark(main: () => Promise<void>, worker: () => Promise<void>): void {
+  const run = process.argv.includes('--worker') ? worker : main;
+  run().then(
+    // The main process exits when done (workers and clients may hold handles); a worker runs until told to stop.
+    () => (run === main ? process.exit(0) : undefined),
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}
