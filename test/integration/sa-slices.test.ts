@@ -7,7 +7,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { status as Status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { delegate, thumbprintOf, type PublicJwk } from '../../services/core/credentials/index.js';
+import { delegate, signRevocationList, thumbprintOf, toPublicJwk, type PublicJwk } from '../../services/core/credentials/index.js';
 import { AllocationState, OperationalState, SliceMode } from '../../services/generated/fedlab/v1/common.js';
 import { SliceState, type WatchSliceResponse } from '../../services/generated/fedlab/v1/slice_authority.js';
 import type { TestIdentity } from '../helpers/pki.js';
@@ -409,6 +409,34 @@ describe('slice authority across sites', () => {
     expect(code(err)).toBe(Status.UNAUTHENTICATED);
     expect(String((err as Error).message)).toMatch(/revoked/);
     for (const x of [first, second]) await sa.deleteSlice({ sliceUrn: x.slice.urn });
+  });
+
+  it("reports each node deleted also when its site had already let the slice go; a site takes only a slice authority's own well-signed list", async () => {
+    const sa = fed.saClient();
+    const slice = (await sa.createSlice({ requestId: 'r-gone', name: 'gone', description: '', mode: 0, sites: [siteRequest('plc.test', { count: 2 })], start: true, wait: true })).slice!;
+    const site = fed.sites[0]!;
+    const agg = site.aggClient(fed.home.sa);
+    const chain = await site.saChain({ sa: fed.home.sa });
+    // Behind the SA's back (as the site's own expiry sweep may do first), the site deletes the slice.
+    await agg.delete({ urns: [slice.urn], bestEffort: false }, { chain });
+    const watched: WatchSliceResponse[] = [];
+    const watch = (async () => {
+      for await (const e of sa.watchSlice({ sliceUrn: slice.urn, afterSequence: 0, follow: true }, { deadlineMs: 10_000 })) watched.push(e);
+    })();
+    await new Promise((r) => setTimeout(r, 200));
+    expect((await sa.deleteSlice({ sliceUrn: slice.urn })).slice?.state).toBe(SliceState.SLICE_STATE_DELETED);
+    await watch;
+    expect(watched.filter((e) => e.message === 'deleted').map((e) => e.sliverUrn).sort()).toEqual(slice.slivers.map((x) => x.urn).sort());
+
+    // UpdateRevocations at the site: a list that is not a signed list, or is not the caller's own, is refused.
+    const garbage = await agg.updateRevocations({ signedList: 'not a list' }, { chain }).catch((e: unknown) => e);
+    expect(code(garbage)).toBe(Status.INVALID_ARGUMENT);
+    const other = await fed.home.pki.issue('urn:fedlab:plc.test:authority:other');
+    const jwk = toPublicJwk(other.privateKey);
+    const foreign = signRevocationList({ v: 1, jwk, kid: thumbprintOf(jwk), version: 1, entries: [] }, other.privateKey);
+    const notOwn = await agg.updateRevocations({ signedList: foreign }, { chain }).catch((e: unknown) => e);
+    expect(code(notOwn)).toBe(Status.PERMISSION_DENIED);
+    expect(String((notOwn as Error).message)).toMatch(/only its own revocation list/);
   });
 
   it('expires slices: a short-lived slice is deleted at every site and its slivers vanish from the nodes', async () => {
