@@ -9,6 +9,7 @@ import { REVOCATION_TABLES, RevocationLedger, RevocationStore, revocationTarget 
 import { FedlabError, InvalidArgumentError } from '../../services/core/errors.js';
 import { silentLogger } from '../../services/core/log.js';
 import { Store } from '../../services/core/store/store.js';
+import { encodePageToken } from '../../services/core/paging.js';
 import { T0, principal, testJti } from './credentials-fixtures.js';
 
 const META = 'test-revocation-meta';
@@ -98,7 +99,7 @@ describe('RevocationLedger', () => {
     expect((await ledger.revoke({ jti }, 'again', admin)).entry.revokedBy).toBe(issuer.urn);
   });
 
-  it('pages in version order with v<N> tokens, after since_version', async () => {
+  it('pages in version order with tokens naming the version a page ended at, after since_version', async () => {
     const { ledger } = await open(store);
     const jtis = Array.from({ length: 5 }, () => testJti());
     for (const [i, jti] of jtis.entries()) await ledger.revoke({ jti }, `r${i}`, i % 2 ? other : admin);
@@ -113,22 +114,22 @@ describe('RevocationLedger', () => {
       tokens.push(token);
     } while (token);
     expect(seen).toEqual(jtis.map((j, i) => `${i + 1}:${j}:${i % 2 ? other : admin}`));
-    expect(tokens.map((t) => Buffer.from(t, 'base64url').toString())).toEqual(['v2', 'v4', '']);
+    expect(tokens.map((t) => Buffer.from(t, 'base64url').toString())).toEqual(['revocations\n2', 'revocations\n4', '']);
     const since = await ledger.page({ sinceVersion: 3, pageToken: '', pageSize: 10 });
     expect(since.entries.map((e) => e.version)).toEqual([4, 5]);
     expect(since.nextPageToken).toBe('');
     // The later of since_version and the token wins.
-    const both = await ledger.page({ sinceVersion: 4, pageToken: Buffer.from('v1').toString('base64url'), pageSize: 10 });
+    const both = await ledger.page({ sinceVersion: 4, pageToken: encodePageToken('revocations', '1'), pageSize: 10 });
     expect(both.entries.map((e) => e.version)).toEqual([5]);
     expect((await ledger.page({ sinceVersion: 9, pageToken: '', pageSize: 10 })).entries).toEqual([]);
   });
 
   it('refuses bad input with a clear error and changes nothing', async () => {
     const { ledger } = await open(store);
-    for (const pageToken of ['nope', Buffer.from('v-1').toString('base64url'), Buffer.from('v1234567890123456').toString('base64url')]) {
+    for (const pageToken of ['nope', Buffer.from('v1').toString('base64url'), encodePageToken('revocations', '-1'), encodePageToken('revocations', '1234567890123456'), encodePageToken('nodes', '1')]) {
       const err = await ledger.page({ sinceVersion: 0, pageToken, pageSize: 10 }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(InvalidArgumentError);
-      expect((err as Error).message).toBe('page_token is not one this server gave out; start again with an empty token');
+      expect((err as Error).message).toMatch(/^page_token is not one this server gave out.*; start again with an empty token$/);
       expect(fieldOf(err)).toBe('page_token');
     }
     const since = await ledger.page({ sinceVersion: -1, pageToken: '', pageSize: 10 }).catch((e: unknown) => e);

@@ -8,6 +8,7 @@
  */
 import type { KeyObject } from 'node:crypto';
 import { InvalidArgumentError } from '../errors.js';
+import { decodePageToken, encodePageToken } from '../paging.js';
 import type { Logger } from '../log.js';
 import type { Store, Table } from '../store/store.js';
 import { thumbprintOf, toPublicJwk, type PublicJwk } from './keys.js';
@@ -67,7 +68,7 @@ interface MetaRecord {
   readonly version: number;
 }
 
-const TOKEN = /^v([0-9]{1,15})$/;
+const VERSION = /^[0-9]{1,15}$/;
 
 function metaKey(e: RevocationTarget): string {
   return e.jti !== undefined ? `jti:${e.jti}` : `kid:${e.kid}`;
@@ -122,15 +123,15 @@ export class RevocationLedger {
     return { entry: this.entryOf(entry, index + 1, meta), version: list.version };
   }
 
-  /** Entries in version order, optionally after a version; pages carry `v<N>` tokens. */
+  /** Entries in version order, optionally after a version; page tokens carry the version a page ended at. */
   async page(q: LedgerQuery): Promise<LedgerPage> {
     if (!Number.isSafeInteger(q.sinceVersion) || q.sinceVersion < 0) throw new InvalidArgumentError('since_version must be 0 or more', { field: 'since_version' });
     if (!Number.isSafeInteger(q.pageSize) || q.pageSize < 1) throw new RangeError('pageSize must be a whole number of 1 or more');
     let from = q.sinceVersion;
-    if (q.pageToken) {
-      const v = TOKEN.exec(Buffer.from(q.pageToken, 'base64url').toString());
-      if (!v) throw new InvalidArgumentError('page_token is not one this server gave out; start again with an empty token', { field: 'page_token' });
-      from = Math.max(from, Number(v[1]));
+    const after = decodePageToken('revocations', q.pageToken);
+    if (after !== '') {
+      if (!VERSION.test(after)) throw new InvalidArgumentError('page_token is not one this server gave out; start again with an empty token', { field: 'page_token' });
+      from = Math.max(from, Number(after));
     }
     const list = this.o.revocations.list(this.kid);
     const all = list?.entries ?? [];
@@ -140,7 +141,7 @@ export class RevocationLedger {
     return {
       version: list?.version ?? 0,
       entries: page.map((e, i) => this.entryOf(e, from + i + 1, metas[i])),
-      nextPageToken: last < all.length ? Buffer.from(`v${last}`).toString('base64url') : '',
+      nextPageToken: last < all.length ? encodePageToken('revocations', String(last)) : '',
     };
   }
 
