@@ -3,39 +3,24 @@
  * and checked against the owner's policy, then carried out by the
  * {@link SliverManager}. Handlers stay thin: they map wire messages in and out.
  */
-import { createHash } from 'node:crypto';
-import { FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError } from '../core/errors.js';
-import { publicJwkMembers } from '../core/identity/keys.js';
+import { InvalidArgumentError, NotFoundError, PermissionDeniedError } from '../core/errors.js';
 import { parseUrn } from '../core/identity/urn.js';
 import type { CallContext } from '../core/rpc/context.js';
-import { requestId, urnField } from '../core/validate.js';
-import { canonicalJson } from '../core/canonical-json.js';
+import { urnField } from '../core/validate.js';
 import { parseSignedRevocationList, thumbprintOf, type PublicJwk, type RevocationStore } from '../core/credentials/index.js';
-import { AllocationState, NodeHealth, SiteStyle, type Node, type ResourceSpec, type Sliver, type SliverInterface } from '../generated/fedlab/v1/common.js';
+import { NodeHealth, SiteStyle, type Node, type ResourceSpec, type Sliver } from '../generated/fedlab/v1/common.js';
 import type { Authorizer, Grant, NmPrivilege } from './access.js';
 import type { Clock } from './clock.js';
-import type { ExecChunk, SliverResources } from './drivers/driver.js';
+import { checkCreate, createFingerprint, type CreateSliverInput, type NodeDefaults } from './create-request.js';
+import type { ExecChunk } from './drivers/driver.js';
+import { checkArgv, checkEnv, EXEC_LIMITS, teeOutput, type ExecInput } from './exec-request.js';
 import { OutputTail } from './output-tail.js';
 import type { OwnerPolicy } from './policy.js';
 import { isolationOf, toResourceSpec, toSliver, type SliverRecord } from './records.js';
 import type { SliverAction, SliverManager } from './sliver-manager.js';
-import { ABSURD } from './config.js';
 
-/** Smallest amounts a sliver may ask for: below them nothing useful runs. */
-export const MINIMUM = { cpuMillis: 10, memMb: 16, diskMb: 1, pids: 8 } as const;
-
-/** Bounds of one Exec request. */
-export const EXEC_LIMITS = { argv: 256, argBytes: 32 * 1024, argvBytes: 256 * 1024, env: 128, envBytes: 64 * 1024, stdinBytes: 1024 * 1024 } as const;
-
-/** Defaults for zero fields and unset expiries. */
-export interface NodeDefaults {
-  readonly cpuMillis: number;
-  readonly memMb: number;
-  readonly diskMb: number;
-  readonly pids: number;
-  readonly lifetimeS: number;
-  readonly holdS: number;
-}
+export { MINIMUM, type CreateSliverInput, type NodeDefaults } from './create-request.js';
+export { EXEC_LIMITS, type ExecInput } from './exec-request.js';
 
 /** Exec bounds. */
 export interface ExecSettings {
@@ -75,38 +60,11 @@ export interface NodeManagerOptions {
   readonly clock: Clock;
 }
 
-/** A create request in domain terms (the wire's CreateSliverRequest). */
-export interface CreateSliverInput {
-  readonly requestId: string;
-  readonly sliverUrn: string;
-  readonly sliceUrn: string;
-  readonly sliceAuthorityUrn: string;
-  readonly sliceAuthorityJwk: string;
-  readonly providerUrn: string;
-  readonly resources?: ResourceSpec | undefined;
-  readonly expiresAt?: Date | undefined;
-  readonly exclusive: boolean;
-  readonly interfaces: readonly SliverInterface[];
-  readonly allocationState: AllocationState;
-  readonly clientId: string;
-  readonly start: boolean;
-}
-
-/** An exec request in domain terms. */
-export interface ExecInput {
-  readonly sliverUrn: string;
-  readonly argv: readonly string[];
-  readonly env: Readonly<Record<string, string>>;
-  readonly stdin?: Buffer | undefined;
-  readonly timeoutMs: number;
-}
-
 /** Most output lines kept per sliver (and returned by one GetSliver). */
 export const MAX_OUTPUT_LINES = 200;
 /** Most revocation lists one UpdateRevocations call may carry. */
 const MAX_REVOCATION_LISTS = 64;
 
-const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 const STYLE: Record<NodeIdentity['style'], SiteStyle> = {
   planetlab: SiteStyle.SITE_STYLE_PLANETLAB,
   emulab: SiteStyle.SITE_STYLE_EMULAB,
@@ -194,42 +152,9 @@ export class NodeManager {
   /** CreateSliver (sliver.create, owner-rooted). */
   async createSliver(ctx: CallContext, req: CreateSliverInput): Promise<Sliver> {
     // Bad input is refused before any credential work and before anything is written.
-    requestId(req.requestId);
-    const sliver = urnField('sliver_urn', req.sliverUrn, 'sliver');
-    if (sliver.domain !== this.nodeDomain) {
-      throw new InvalidArgumentError(`sliver_urn must be in the node's domain ${this.nodeDomain}, not ${sliver.domain}`, { field: 'sliver_urn' });
-    }
-    urnField('slice_urn', req.sliceUrn, 'slice');
-    urnField('slice_authority_urn', req.sliceAuthorityUrn, 'authority');
-    urnField('provider_urn', req.providerUrn, 'sp');
-    const jwk = parseJwkField(req.sliceAuthorityJwk);
-    if (typeof req.clientId !== 'string' || req.clientId.length > 128 || /[\u0000-\u001f]/.test(req.clientId)) {
-      throw new InvalidArgumentError('client_id must be at most 128 printable characters', { field: 'client_id' });
-    }
-    if (req.interfaces.length > 0) {
-      throw new FailedPreconditionError(
-        `this node manager does not wire topology interfaces (driver ${this.o.slivers.driver.kind}); the site host wires emulab links — send the sliver without interfaces`,
-        { field: 'interfaces' },
-      );
-    }
-    let allocation: 'allocated' | 'provisioned';
-    switch (req.allocationState) {
-      case AllocationState.ALLOCATION_STATE_UNSPECIFIED:
-      case AllocationState.ALLOCATION_STATE_PROVISIONED:
-        allocation = 'provisioned';
-        break;
-      case AllocationState.ALLOCATION_STATE_ALLOCATED:
-        allocation = 'allocated';
-        break;
-      default:
-        throw new InvalidArgumentError('allocation_state must be ALLOCATED or PROVISIONED (or unset)', { field: 'allocation_state' });
-    }
-    const resources = this.resolveResources(req.resources);
     const now = this.o.clock.now();
-    const asked = req.expiresAt?.getTime();
-    if (asked !== undefined && (!Number.isFinite(asked) || asked <= now)) {
-      throw new InvalidArgumentError('expires_at must be in the future', { field: 'expires_at' });
-    }
+    const checked = checkCreate(req, this.nodeDomain, this.o.defaults, this.o.slivers.driver.kind, now);
+    const { allocation, asked, resources, jwk } = checked;
 
     const grant = await this.o.authorizer.node(ctx, 'sliver.create');
     this.o.policy.checkParties(req.sliceAuthorityUrn, req.providerUrn);
@@ -246,30 +171,14 @@ export class NodeManager {
       expiresAt = Math.min(latest.at, now + (allocation === 'allocated' ? this.o.defaults.holdS : this.o.defaults.lifetimeS) * 1000);
     }
 
-    const fingerprint = createHash('sha256')
-      .update(
-        canonicalJson({
-          sliver: req.sliverUrn,
-          slice: req.sliceUrn,
-          sa: req.sliceAuthorityUrn,
-          jwk,
-          provider: req.providerUrn,
-          client: req.clientId,
-          resources,
-          exclusive: req.exclusive,
-          allocation,
-          start: req.start,
-          expires: asked ?? null,
-        }),
-      )
-      .digest('base64url');
+    const fingerprint = createFingerprint(req, checked);
 
     const rec = await this.o.slivers.create({
       requestId: req.requestId,
       fingerprint,
       caller: ctx.peer.urn,
       urn: req.sliverUrn,
-      name: sliver.name,
+      name: checked.name,
       sliceUrn: req.sliceUrn,
       sliceAuthorityUrn: req.sliceAuthorityUrn,
       sliceAuthorityJwk: jwk,
@@ -285,30 +194,6 @@ export class NodeManager {
     });
     ctx.log.info({ sliver: rec.urn, slice: rec.sliceUrn, state: rec.operational, allocation: rec.allocation }, 'sliver created');
     return this.wire(rec);
-  }
-
-  /** Zero fields take the node's defaults; negative, fractional, absurd or too-small amounts are refused. */
-  private resolveResources(spec: ResourceSpec | undefined): SliverResources {
-    const d = this.o.defaults;
-    const pick = (field: string, value: number | undefined, dflt: number, min: number, max: number): number => {
-      const v = value ?? 0;
-      if (!Number.isSafeInteger(v) || v < 0) throw new InvalidArgumentError(`resources.${field} must be a whole non-negative number, not ${v}`, { field: `resources.${field}` });
-      if (v === 0) return dflt;
-      if (v > max) throw new InvalidArgumentError(`resources.${field} ${v} is absurd (at most ${max})`, { field: `resources.${field}` });
-      if (v < min) throw new InvalidArgumentError(`resources.${field} ${v} is too small (at least ${min})`, { field: `resources.${field}` });
-      return v;
-    };
-    const bandwidth = spec?.bandwidthKbps ?? 0;
-    if (!Number.isSafeInteger(bandwidth) || bandwidth < 0 || bandwidth > 100_000_000) {
-      throw new InvalidArgumentError('resources.bandwidth_kbps must be between 0 and 100000000', { field: 'resources.bandwidth_kbps' });
-    }
-    return {
-      cpuMillis: pick('cpu_millis', spec?.cpuMillis, d.cpuMillis, MINIMUM.cpuMillis, ABSURD.cpuMillis),
-      memMb: pick('mem_mb', spec?.memMb, d.memMb, MINIMUM.memMb, ABSURD.memMb),
-      diskMb: pick('disk_mb', spec?.diskMb, d.diskMb, MINIMUM.diskMb, ABSURD.diskMb),
-      pids: pick('pids', spec?.pids, d.pids, MINIMUM.pids, ABSURD.pids),
-      bandwidthKbps: bandwidth,
-    };
   }
 
   /** The record of a sliver named in a request (NOT_FOUND when the node has none). */
@@ -458,67 +343,3 @@ export class NodeManager {
   }
 }
 
-/** Passes chunks through, copying the output into the sliver's tail. */
-async function* teeOutput(chunks: AsyncIterable<ExecChunk>, tail: ReturnType<OutputTail['writer']>): AsyncIterable<ExecChunk> {
-  try {
-    for await (const chunk of chunks) {
-      if (chunk.kind !== 'exit') tail.write(chunk.kind, chunk.data);
-      yield chunk;
-    }
-  } finally {
-    tail.end();
-  }
-}
-
-/** Parses the slice authority's JWK (JSON text); only public P-256 or Ed25519 keys. */
-function parseJwkField(text: string): Record<string, unknown> {
-  if (typeof text !== 'string' || text.length === 0) {
-    throw new InvalidArgumentError('slice_authority_jwk is required: the slice authority\'s public key as JWK JSON', { field: 'slice_authority_jwk' });
-  }
-  if (text.length > 2048) throw new InvalidArgumentError('slice_authority_jwk is too long for a public key', { field: 'slice_authority_jwk' });
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw new InvalidArgumentError('slice_authority_jwk is not JSON', { field: 'slice_authority_jwk' });
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidArgumentError('slice_authority_jwk must be a JSON object', { field: 'slice_authority_jwk' });
-  if ('d' in value) throw new InvalidArgumentError('slice_authority_jwk holds a private key; send only the public members', { field: 'slice_authority_jwk' });
-  try {
-    return publicJwkMembers(value) as Record<string, unknown>;
-  } catch (err) {
-    throw new InvalidArgumentError(`slice_authority_jwk: ${(err as Error).message}`, { field: 'slice_authority_jwk' });
-  }
-}
-
-function checkArgv(argv: readonly string[]): string[] {
-  if (!Array.isArray(argv) || argv.length === 0) throw new InvalidArgumentError('argv must name a program (argv[0]) and its arguments', { field: 'argv' });
-  if (argv.length > EXEC_LIMITS.argv) throw new InvalidArgumentError(`argv has ${argv.length} entries; at most ${EXEC_LIMITS.argv}`, { field: 'argv' });
-  let total = 0;
-  for (const [i, a] of argv.entries()) {
-    if (typeof a !== 'string') throw new InvalidArgumentError(`argv[${i}] must be a string`, { field: 'argv' });
-    if (a.includes('\0')) throw new InvalidArgumentError(`argv[${i}] contains a NUL byte`, { field: 'argv' });
-    const bytes = Buffer.byteLength(a);
-    if (bytes > EXEC_LIMITS.argBytes) throw new InvalidArgumentError(`argv[${i}] is ${bytes} bytes; at most ${EXEC_LIMITS.argBytes}`, { field: 'argv' });
-    total += bytes;
-  }
-  if (argv[0] === '') throw new InvalidArgumentError('argv[0] must name a program', { field: 'argv' });
-  if (total > EXEC_LIMITS.argvBytes) throw new InvalidArgumentError(`argv is ${total} bytes in all; at most ${EXEC_LIMITS.argvBytes}`, { field: 'argv' });
-  return [...argv];
-}
-
-function checkEnv(env: Readonly<Record<string, string>>): Record<string, string> {
-  const entries = Object.entries(env ?? {});
-  if (entries.length > EXEC_LIMITS.env) throw new InvalidArgumentError(`env has ${entries.length} variables; at most ${EXEC_LIMITS.env}`, { field: 'env' });
-  let total = 0;
-  const out: Record<string, string> = {};
-  for (const [k, v] of entries) {
-    if (!ENV_KEY.test(k)) throw new InvalidArgumentError(`env name ${JSON.stringify(k.slice(0, 80))} must match [A-Za-z_][A-Za-z0-9_]*`, { field: 'env' });
-    if (k.startsWith('FEDLAB_')) throw new InvalidArgumentError(`env name ${k} is reserved for the node manager`, { field: 'env' });
-    if (typeof v !== 'string' || v.includes('\0')) throw new InvalidArgumentError(`env ${k} must be a string without NUL bytes`, { field: 'env' });
-    total += k.length + Buffer.byteLength(v);
-    out[k] = v;
-  }
-  if (total > EXEC_LIMITS.envBytes) throw new InvalidArgumentError(`env is ${total} bytes in all; at most ${EXEC_LIMITS.envBytes}`, { field: 'env' });
-  return out;
-}

@@ -1,0 +1,192 @@
+/**
+ * Admission of a create: idempotency (per caller request id, and per sliver
+ * URN), one authority per slice, exclusivity, the owner's per-slice caps and
+ * the node's capacity; a new sliver is written with its request id and the
+ * node's new committed totals in one atomic batch. Callers serialise
+ * admissions (one mutex), so the node is never over-committed.
+ */
+import { AlreadyExistsError, NotFoundError, PermissionDeniedError, ResourceExhaustedError } from '../core/errors.js';
+import type { SliverInterface } from '../generated/fedlab/v1/common.js';
+import { describeShortfalls, shortfalls, type Capacity } from './capacity.js';
+import type { DriverKind, SliverResources } from './drivers/driver.js';
+import { addCommitted, type Allocation, type SliverRecord } from './records.js';
+import { COMMITTED_KEY, requestKey, type SliverStore } from './sliver-store.js';
+
+/** What admission needs to create a sliver (already validated and authorised). */
+export interface CreateSpec {
+  readonly requestId: string;
+  /** Hash of the request's arguments: a retry must match it. */
+  readonly fingerprint: string;
+  /** URN of the caller (idempotency is per request id; the caller is kept for diagnostics). */
+  readonly caller: string;
+  readonly urn: string;
+  readonly name: string;
+  readonly sliceUrn: string;
+  readonly sliceAuthorityUrn: string;
+  readonly sliceAuthorityJwk: Record<string, unknown>;
+  readonly providerUrn: string;
+  readonly clientId: string;
+  readonly resources: SliverResources;
+  readonly exclusive: boolean;
+  readonly interfaces: readonly SliverInterface[];
+  readonly allocation: Allocation;
+  readonly start: boolean;
+  readonly expiresAt: number;
+  /** Most the sliver's slice may hold on this node (owner policy and the chain's `lim`). */
+  readonly sliceLimits: Partial<Capacity>;
+}
+
+/** What admission decided: a new sliver was written, the sliver exists as asked, or an ALLOCATED one is to be promoted. */
+export type Admitted = 'new' | 'existing' | 'promote';
+
+/** The node-wide settings admission checks against. */
+export interface AdmissionSettings {
+  readonly capacity: Capacity;
+  /** The node is given to one slice at a time. */
+  readonly exclusiveNode: boolean;
+  readonly driverKind: DriverKind;
+  /** Container slivers run as uidBase + n. */
+  readonly uidBase: number;
+  readonly now: number;
+}
+
+/** Checks a create against what is committed and, for a new sliver, writes it in one batch. Run under the admission mutex. */
+export async function admit(state: SliverStore, spec: CreateSpec, o: AdmissionSettings): Promise<Admitted> {
+  const seen = await state.requests.get(requestKey(spec.caller, spec.requestId));
+  if (seen) {
+    if (seen.fingerprint !== spec.fingerprint || seen.sliverUrn !== spec.urn) {
+      throw new AlreadyExistsError(`request id ${spec.requestId} was already used for a different request; use a new request id for a new request`, {
+        rule: 'request_id',
+      });
+    }
+    if (state.has(spec.urn)) return 'existing';
+  }
+  const existing = state.get(spec.urn);
+  if (existing) {
+    if (existing.requestFingerprint === spec.fingerprint) return 'existing';
+    // Promotion happens under the sliver's lock (see checkPromotion), not here.
+    if (existing.allocation === 'allocated' && spec.allocation === 'provisioned') return 'promote';
+    throw new AlreadyExistsError(`sliver ${spec.urn} already exists with other parameters; delete it first or choose another sliver URN`, { rule: 'sliver_urn' });
+  }
+
+  const first = state.sliceRecords(spec.sliceUrn)[0];
+  if (first && (first.sliceAuthorityUrn !== spec.sliceAuthorityUrn || JSON.stringify(first.sliceAuthorityJwk) !== JSON.stringify(spec.sliceAuthorityJwk))) {
+    throw new PermissionDeniedError(
+      `slice ${spec.sliceUrn} already has slivers here under slice authority ${first.sliceAuthorityUrn} with another key; a slice has one authority`,
+      { rule: 'slice_authority' },
+    );
+  }
+  const others = state.count - state.sliceCount(spec.sliceUrn);
+  if (others > 0) {
+    const holder = state.exclusive().find((r) => r.sliceUrn !== spec.sliceUrn);
+    if (holder) throw new ResourceExhaustedError(`the node is held exclusively by slice ${holder.sliceUrn}; try another node`, { rule: 'exclusive' });
+    if (spec.exclusive || o.exclusiveNode) {
+      throw new ResourceExhaustedError(
+        `the node cannot be given ${spec.exclusive ? 'exclusively' : 'whole'} to slice ${spec.sliceUrn}: ${others} sliver(s) of other slices are on it; try another node`,
+        { rule: 'exclusive' },
+      );
+    }
+  }
+
+  const perSlice = shortfalls(spec.sliceLimits, state.sliceCommitted(spec.sliceUrn), spec.resources);
+  if (perSlice.length > 0) {
+    throw new PermissionDeniedError(`owner policy per_slice: slice ${spec.sliceUrn} may not hold more on this node (${describeShortfalls(perSlice)})`, {
+      rule: 'policy.per_slice',
+      resource: perSlice[0]?.resource ?? '',
+    });
+  }
+  const short = shortfalls(o.capacity, state.committed, spec.resources);
+  if (short.length > 0) {
+    throw new ResourceExhaustedError(`the node cannot fit this sliver: ${describeShortfalls(short)}; ask for less or try another node`, {
+      resource: short[0]?.resource ?? '',
+      left: short[0]?.left ?? 0,
+    });
+  }
+
+  const rec: SliverRecord = {
+    urn: spec.urn,
+    name: spec.name,
+    sliceUrn: spec.sliceUrn,
+    sliceAuthorityUrn: spec.sliceAuthorityUrn,
+    sliceAuthorityJwk: spec.sliceAuthorityJwk,
+    providerUrn: spec.providerUrn,
+    clientId: spec.clientId,
+    resources: spec.resources,
+    exclusive: spec.exclusive,
+    interfaces: spec.interfaces,
+    allocation: spec.allocation,
+    operational: 'pending',
+    wantRunning: spec.start,
+    driver: o.driverKind,
+    ...(o.driverKind === 'container' ? { uid: freeUid(state, o.uidBase) } : {}),
+    createdAt: o.now,
+    updatedAt: o.now,
+    expiresAt: spec.expiresAt,
+    error: '',
+    requestId: spec.requestId,
+    requestCaller: spec.caller,
+    requestFingerprint: spec.fingerprint,
+  };
+  const committed = addCommitted(state.committed, spec.resources, 1);
+  await state.store
+    .batch()
+    .put(state.slivers, rec.urn, rec)
+    .put(state.requests, requestKey(spec.caller, spec.requestId), { sliverUrn: spec.urn, fingerprint: spec.fingerprint, caller: spec.caller })
+    .put(state.meta, COMMITTED_KEY, committed)
+    .write({ sync: true });
+  state.put(rec);
+  state.setCommitted(committed);
+  return 'new';
+}
+
+function freeUid(state: SliverStore, uidBase: number): number {
+  const used = new Set<number>();
+  for (const r of state.all()) if (r.uid !== undefined) used.add(r.uid);
+  let uid = uidBase;
+  while (used.has(uid)) uid++;
+  return uid;
+}
+
+/**
+ * ALLOCATED → PROVISIONED for the same slice and resources: the promoted
+ * record, or undefined when it is already provisioned as asked. Throws when
+ * the request does not match the allocation.
+ */
+export function promotion(rec: SliverRecord | undefined, spec: CreateSpec, now: number): SliverRecord | undefined {
+  if (!rec) throw new NotFoundError(`sliver ${spec.urn} is gone (its allocation expired or was deleted); allocate it again`);
+  if (rec.allocation === 'provisioned') {
+    if (rec.requestFingerprint === spec.fingerprint) return undefined;
+    throw new AlreadyExistsError(`sliver ${spec.urn} is already provisioned with other parameters`, { rule: 'sliver_urn' });
+  }
+  if (rec.sliceUrn !== spec.sliceUrn || JSON.stringify(rec.resources) !== JSON.stringify(spec.resources) || rec.exclusive !== spec.exclusive) {
+    throw new AlreadyExistsError(`sliver ${spec.urn} is allocated for ${rec.sliceUrn} with other resources; provision it with the resources it was allocated with`, {
+      rule: 'sliver_urn',
+    });
+  }
+  return {
+    ...rec,
+    allocation: 'provisioned',
+    operational: 'pending',
+    wantRunning: spec.start,
+    expiresAt: spec.expiresAt,
+    requestId: spec.requestId,
+    requestCaller: spec.caller,
+    requestFingerprint: spec.fingerprint,
+    updatedAt: now,
+  };
+}
+
+/** Writes a promoted record and moves the request id from the allocation's to the provision's, in one batch. */
+export async function writePromotion(state: SliverStore, before: SliverRecord, promoted: SliverRecord): Promise<void> {
+  await state.store
+    .batch()
+    .put(state.slivers, promoted.urn, promoted)
+    .del(state.requests, requestKey(before.requestCaller, before.requestId))
+    .put(state.requests, requestKey(promoted.requestCaller, promoted.requestId), {
+      sliverUrn: promoted.urn,
+      fingerprint: promoted.requestFingerprint,
+      caller: promoted.requestCaller,
+    })
+    .write({ sync: true });
+  state.put(promoted);
+}

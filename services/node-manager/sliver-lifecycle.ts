@@ -1,0 +1,100 @@
+/**
+ * The steps of a sliver's life through the driver — provision, start, stop,
+ * remove, recover — each writing its state before the driver acts (or, for
+ * teardown, marking first and forgetting after), so a restart knows what
+ * should run. Callers hold the sliver's lock; totals change only under the
+ * admission mutex.
+ */
+import type { Logger } from '../core/log.js';
+import type { KeyedMutex, Mutex } from '../core/mutex.js';
+import type { DriverSliver, SliverDriver } from './drivers/driver.js';
+import { addCommitted, type Operational, type SliverRecord } from './records.js';
+import { COMMITTED_KEY, requestKey, type SliverStore } from './sliver-store.js';
+
+/** The driver's view of a record. */
+export function driverSliver(rec: SliverRecord): DriverSliver {
+  return { name: rec.name, urn: rec.urn, sliceUrn: rec.sliceUrn, resources: rec.resources, ...(rec.uid !== undefined ? { uid: rec.uid } : {}) };
+}
+
+/** What the lifecycle steps share with the sliver manager. */
+export interface LifecycleDeps {
+  readonly state: SliverStore;
+  readonly driver: SliverDriver;
+  readonly log: Logger;
+  /** Serialises admissions and every change of the committed totals. */
+  readonly admission: Mutex;
+  /** One lock per sliver URN. */
+  readonly locks: KeyedMutex;
+}
+
+/** Lifecycle steps over one node's slivers. */
+export class SliverLifecycle {
+  constructor(private readonly d: LifecycleDeps) {}
+
+  async provisionLocked(rec: SliverRecord): Promise<SliverRecord> {
+    await this.d.driver.provision(driverSliver(rec));
+    // A sliver about to start goes straight on to READY (written then); one that stays NOTREADY is settled now.
+    if (rec.wantRunning) return this.d.state.touch(rec.urn, { operational: 'configuring', error: '' });
+    return this.d.state.update(rec.urn, { operational: 'notready', error: '' });
+  }
+
+  async startLocked(urn: string): Promise<SliverRecord> {
+    const { state, driver } = this.d;
+    const cur = state.get(urn);
+    // The intent to run must be durable before anything starts; when it already is, CONFIGURING is only shown.
+    const rec = cur?.wantRunning ? state.touch(urn, { operational: 'configuring', error: '' }) : await state.update(urn, { operational: 'configuring', wantRunning: true, error: '' });
+    try {
+      const runtime = await driver.start(driverSliver(rec));
+      return await state.update(urn, { operational: 'ready', runtime, error: '' });
+    } catch (err) {
+      await driver.stop(driverSliver(rec), undefined).catch(() => undefined);
+      await state.update(urn, { operational: 'failed', runtime: undefined, error: `start failed: ${(err as Error).message}` });
+      throw err;
+    }
+  }
+
+  async stopLocked(urn: string, then: Operational = 'stopped', error = ''): Promise<SliverRecord> {
+    const rec = await this.d.state.update(urn, { operational: 'stopping', wantRunning: false });
+    await this.d.driver.stop(driverSliver(rec), rec.runtime);
+    return this.d.state.update(urn, { operational: then, runtime: undefined, error });
+  }
+
+  /** Tears a sliver down and forgets it: marked first, so a crash half-way finishes the job on restart. */
+  async removeLocked(urn: string): Promise<SliverRecord | undefined> {
+    const { state } = this.d;
+    const rec = state.get(urn);
+    if (!rec) return undefined;
+    const marked = rec.deleting ? rec : await state.update(urn, { operational: 'stopping', wantRunning: false, deleting: true });
+    await this.d.driver.destroy(rec.name);
+    // Totals change only under the admission mutex, so no create can read them half-updated.
+    await this.d.admission.run(async () => {
+      const committed = addCommitted(state.committed, rec.resources, -1);
+      const batch = state.store.batch().del(state.slivers, urn).put(state.meta, COMMITTED_KEY, committed);
+      const key = requestKey(rec.requestCaller, rec.requestId);
+      const req = await state.requests.get(key);
+      if (req && req.sliverUrn === urn) batch.del(state.requests, key);
+      await batch.write({ sync: true });
+      state.drop(urn);
+      state.setCommitted(committed);
+    });
+    return marked;
+  }
+
+  /** Restarts a READY sliver whose runtime is gone, or marks it FAILED with the reason. Returns true when it restarted it. */
+  async recover(urn: string): Promise<boolean> {
+    return this.d.locks.run(urn, async () => {
+      const cur = this.d.state.get(urn);
+      if (!cur || cur.operational !== 'ready' || !cur.runtime) return false;
+      if (await this.d.driver.isRunning(driverSliver(cur), cur.runtime)) return false;
+      try {
+        await this.startLocked(urn);
+        this.d.log.warn({ sliver: urn }, 'sliver stopped running unexpectedly; restarted it');
+        return true;
+      } catch (err) {
+        await this.d.state.update(urn, { error: `the sliver stopped running unexpectedly and restarting it failed: ${(err as Error).message}` });
+        this.d.log.error({ sliver: urn, err: (err as Error).message }, 'sliver stopped running unexpectedly; restarting it failed');
+        return false;
+      }
+    });
+  }
+}
