@@ -78,7 +78,7 @@ export async function hostService<C extends CommonConfig>(
     await refresher.stop();
     await federation.stop();
   };
-  const store = await Store.open(config.data_dir);
+  const store = await Store.open(config.data_dir, { log });
   let role: RoleServices;
   try {
     role = await build({ config, store, tls, bundle, log, federation, trustStore: federation.trustStore });

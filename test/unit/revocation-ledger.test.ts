@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { REVOCATION_TABLES, RevocationLedger, RevocationStore, revocationTarget } from '../../services/core/credentials/index.js';
 import { FedlabError, InvalidArgumentError } from '../../services/core/errors.js';
 import { silentLogger } from '../../services/core/log.js';
-import { Store } from '../../services/core/store/store.js';
+import { Store, type WrittenOp } from '../../services/core/store/store.js';
 import { encodePageToken } from '../../services/core/paging.js';
 import { T0, principal, testJti } from './credentials-fixtures.js';
 
@@ -58,17 +58,14 @@ describe('RevocationLedger', () => {
 
   it('writes the entry and who revoked it in one LevelDB batch; both are there after a reopen', async () => {
     const { ledger } = await open(store);
-    const root = store.table(META).sub.db;
-    const writes: { key: unknown }[][] = [];
-    const onWrite = (ops: { key: unknown }[]): void => void writes.push(ops);
-    root.on('write', onWrite);
+    const writes: (readonly WrittenOp[])[] = [];
+    const stop = store.onWrite((ops) => void writes.push(ops));
     const jti = testJti();
     await ledger.revoke({ jti }, 'member left', admin);
     await ledger.revoke({ jti }, 'repeat', other);
-    root.off('write', onWrite);
+    stop();
     expect(writes).toHaveLength(1);
-    // Keys of a root batch come prefixed with their table (sublevel) name: `!<table>!<key>`.
-    const tables = (writes[0] ?? []).map((op) => /^!([^!]+)!/.exec(String(op.key))?.[1]);
+    const tables = (writes[0] ?? []).map((op) => op.table);
     expect(tables.sort()).toEqual([META, REVOCATION_TABLES.entries, REVOCATION_TABLES.lists].sort());
 
     await store.close();

@@ -1,16 +1,32 @@
 /**
- * Each service's state in its own LevelDB (DESIGN §6): one sublevel per record
- * type ("table"), JSON values, and atomic batches that span tables. LevelDB
- * applies a write batch all or nothing, also across a crash, so a change that
- * spans records goes through {@link Store.batch}.
+ * Each service's state in its own LevelDB: one sublevel per record type
+ * ("table"), JSON values, and atomic batches that span tables. LevelDB applies
+ * a write batch all or nothing, also across a crash, so a change that spans
+ * records goes through {@link Store.batch}.
+ *
+ * The store fails safe. LevelDB's log writer advances its block offset even
+ * when an append fails (a full disk), so every record written after a failed
+ * one on the same handle is framed wrongly and silently dropped at the next
+ * open — acknowledged writes lost. So after the first write error this store
+ * attempts no further write on that handle: writes are refused with
+ * UNAVAILABLE naming the store and the cause, reads go on, and a recovery loop
+ * reopens the database (which replays the intact log and starts a fresh one)
+ * and resumes writing once a synced probe write succeeds.
+ *
+ * Writes go through one queue: while one LevelDB write is in flight, the next
+ * ones wait and are then written together as one batch (group commit at our
+ * layer). That keeps throughput, and it guarantees that no write is already
+ * queued inside LevelDB behind a failing one.
  */
 import { mkdirSync } from 'node:fs';
+import { open as openFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Level } from 'level';
-import { FailedPreconditionError } from '../errors.js';
+import { FailedPreconditionError, UnavailableError } from '../errors.js';
+import type { Logger } from '../log.js';
 
 type Db = Level<string, unknown>;
 type Sub = ReturnType<Db['sublevel']>;
-
 
 /** Options for a write. `sync: true` waits for the OS to flush (use for intents and money-like records). */
 export interface WriteOptions {
@@ -29,38 +45,72 @@ export interface RangeQuery {
   readonly reverse?: boolean;
 }
 
+/** One put or delete, by table name (bound to the open handle only when written). */
+interface Op {
+  readonly type: 'put' | 'del';
+  readonly table: string;
+  readonly key: string;
+  readonly value?: unknown;
+}
+
+/** A write waiting in the queue. */
+interface Pending {
+  readonly ops: readonly Op[];
+  readonly sync: boolean;
+  readonly resolve: () => void;
+  readonly reject: (err: unknown) => void;
+}
+
+/** How a store behaves after a write error. */
+export interface StoreOptions {
+  /** Transitions (failed, reopened, recovered) are logged here. */
+  readonly log?: Logger;
+  /** First wait before a recovery attempt; doubles up to `maxRetryMs`. Default 500 ms. */
+  readonly retryMs?: number;
+  /** Longest wait between recovery attempts. Default 10 s. */
+  readonly maxRetryMs?: number;
+}
+
+/** One operation of a LevelDB write, as {@link Store.onWrite} reports it. */
+export interface WrittenOp {
+  readonly type: 'put' | 'del';
+  readonly table: string;
+  readonly key: string;
+}
+
+/** Why writes are refused, and since when. */
+export interface StoreFailure {
+  readonly cause: string;
+  readonly since: number;
+}
+
 /** One typed record type in a store. */
 export class Table<V> {
-  /** @internal */
-  readonly sub: Sub;
-
   constructor(
     readonly name: string,
-    sub: Sub,
-  ) {
-    this.sub = sub;
-  }
+    private readonly store: Store,
+  ) {}
 
   async get(key: string): Promise<V | undefined> {
-    return (await this.sub.get(key)) as V | undefined;
+    return (await (await this.store.readHandle(this.name)).get(key)) as V | undefined;
   }
 
   /** Reads several keys at once; missing keys give `undefined`. */
   async getMany(keys: readonly string[]): Promise<(V | undefined)[]> {
     if (keys.length === 0) return [];
-    return (await this.sub.getMany([...keys])) as (V | undefined)[];
+    return (await (await this.store.readHandle(this.name)).getMany([...keys])) as (V | undefined)[];
   }
 
   async has(key: string): Promise<boolean> {
-    return (await this.sub.get(key)) !== undefined;
+    return (await this.get(key)) !== undefined;
   }
 
   async put(key: string, value: V, options: WriteOptions = {}): Promise<void> {
-    await this.sub.put(key, value, { sync: options.sync ?? false } as never);
+    await this.store.write([{ type: 'put', table: this.name, key, value }], options.sync ?? false);
   }
 
   async del(key: string, options: WriteOptions = {}): Promise<void> {
-    await this.sub.del(key, { sync: options.sync ?? false } as never);
+    await this.store.write([{ type: 'del', table: this.name, key }], options.sync ?? false);
   }
 
   /** Iterates `[key, value]` pairs in key order. */
@@ -74,7 +124,8 @@ export class Table<V> {
     for (const k of ['gt', 'gte', 'lt', 'lte'] as const) if (query[k] !== undefined) opts[k] = query[k];
     if (query.limit !== undefined) opts.limit = query.limit;
     if (query.reverse) opts.reverse = true;
-    for await (const [k, v] of this.sub.iterator(opts) as AsyncIterable<[string, unknown]>) yield [k, v as V];
+    const sub = await this.store.readHandle(this.name);
+    for await (const [k, v] of sub.iterator(opts) as AsyncIterable<[string, unknown]>) yield [k, v as V];
   }
 
   /** Collects every value of a range (use only on bounded ranges). */
@@ -94,17 +145,17 @@ export class Table<V> {
 
 /** Collects puts and deletes over any tables of one store and writes them as one atomic LevelDB batch. */
 export class Batch {
-  private readonly ops: { type: 'put' | 'del'; key: string; value?: unknown; sublevel: Sub }[] = [];
+  private readonly ops: Op[] = [];
 
-  constructor(private readonly db: Db) {}
+  constructor(private readonly store: Store) {}
 
   put<V>(table: Table<V>, key: string, value: V): this {
-    this.ops.push({ type: 'put', key, value, sublevel: table.sub });
+    this.ops.push({ type: 'put', table: table.name, key, value });
     return this;
   }
 
   del<V>(table: Table<V>, key: string): this {
-    this.ops.push({ type: 'del', key, sublevel: table.sub });
+    this.ops.push({ type: 'del', table: table.name, key });
     return this;
   }
 
@@ -115,22 +166,47 @@ export class Batch {
   /** Writes every collected operation, all or nothing. */
   async write(options: WriteOptions = {}): Promise<void> {
     if (this.ops.length === 0) return;
-    await this.db.batch(this.ops as never, { sync: options.sync ?? false } as never);
+    await this.store.write(this.ops, options.sync ?? false);
   }
+}
+
+const PROBE_TABLE = 'store-probe';
+
+/** What a failed LevelDB call says, in words an operator acts on. */
+function causeOf(err: unknown): string {
+  const e = err as { message?: string; cause?: { message?: string } };
+  const text = [e?.message, e?.cause?.message].filter(Boolean).join(': ') || String(err);
+  if (/No space left on device|ENOSPC/i.test(text)) return `disk full (${text})`;
+  if (/Read-only file system|EROFS/i.test(text)) return `read-only file system (${text})`;
+  return `I/O error (${text})`;
 }
 
 /** A service's LevelDB. Only one process may open a data directory at a time. */
 export class Store {
   private readonly tables = new Map<string, Table<unknown>>();
+  private subs = new Map<string, Sub>();
+  private queue: Pending[] = [];
+  private writing = false;
+  private failed: StoreFailure | undefined;
+  /** Set while the handle is being replaced; reads wait for it. */
+  private reopening: Promise<void> | undefined;
+  private recoveryTimer: NodeJS.Timeout | undefined;
+  private closing = false;
+  private readonly writeObservers = new Set<(ops: readonly WrittenOp[]) => void>();
 
   private constructor(
     readonly dir: string,
-    private readonly db: Db,
+    private db: Db,
+    private readonly options: StoreOptions,
   ) {}
 
   /** Opens (creating if needed) the store in `dir`; fails clearly if another process holds it. */
-  static async open(dir: string): Promise<Store> {
+  static async open(dir: string, options: StoreOptions = {}): Promise<Store> {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
+    return new Store(dir, await Store.openDb(dir), options);
+  }
+
+  private static async openDb(dir: string): Promise<Db> {
     const db: Db = new Level<string, unknown>(dir, { valueEncoding: 'json' });
     try {
       await db.open();
@@ -141,7 +217,7 @@ export class Store {
       }
       throw new FailedPreconditionError(`cannot open the store at ${dir}: ${cause?.message ?? (err as Error).message}`, {}, { cause: err });
     }
-    return new Store(dir, db);
+    return db;
   }
 
   /** The table (sublevel) for one record type; the same name always gives the same table. */
@@ -149,7 +225,7 @@ export class Store {
     if (!/^[a-z][a-z0-9_-]*$/.test(name)) throw new TypeError(`table name ${JSON.stringify(name)} must be lower-case letters, digits, _ or -`);
     let t = this.tables.get(name);
     if (!t) {
-      t = new Table<unknown>(name, this.db.sublevel<string, unknown>(name, { valueEncoding: 'json' }) as unknown as Sub);
+      t = new Table<unknown>(name, this);
       this.tables.set(name, t);
     }
     return t as Table<V>;
@@ -157,15 +233,166 @@ export class Store {
 
   /** A new atomic batch over this store's tables. */
   batch(): Batch {
-    return new Batch(this.db);
+    return new Batch(this);
   }
 
   get isOpen(): boolean {
-    return this.db.status === 'open';
+    return !this.closing && (this.db.status === 'open' || this.reopening !== undefined);
   }
 
-  /** Closes the store; pending writes are flushed first. Safe to call twice. */
+  /** Why writes are refused now, or undefined while the store accepts them. */
+  get failure(): StoreFailure | undefined {
+    return this.failed;
+  }
+
+  /**
+   * Calls `observe` with the operations of every LevelDB write from now on
+   * (one call per atomic write); returns the function that stops it. For tests
+   * that check what went into one batch.
+   */
+  onWrite(observe: (ops: readonly WrittenOp[]) => void): () => void {
+    this.writeObservers.add(observe);
+    return () => this.writeObservers.delete(observe);
+  }
+
+  /** @internal The sublevel of `table` on the current handle, once any reopen is done. */
+  async readHandle(table: string): Promise<Sub> {
+    if (this.reopening) await this.reopening;
+    return this.sub(table);
+  }
+
+  private sub(table: string): Sub {
+    let s = this.subs.get(table);
+    if (!s) {
+      s = this.db.sublevel<string, unknown>(table, { valueEncoding: 'json' }) as unknown as Sub;
+      this.subs.set(table, s);
+    }
+    return s;
+  }
+
+  private refusal(): UnavailableError {
+    const f = this.failed as StoreFailure;
+    return new UnavailableError(
+      `the store at ${this.dir} refuses writes since ${new Date(f.since).toISOString()}: ${f.cause}; nothing was changed — the service resumes by itself once the store is writable again (free disk space), so try again later`,
+      { store: this.dir },
+    );
+  }
+
+  /** @internal Queues `ops` as one atomic write; resolves once it is on disk (or in the OS, without sync). */
+  write(ops: readonly Op[], sync: boolean): Promise<void> {
+    if (this.closing) return Promise.reject(new UnavailableError(`the store at ${this.dir} is closed; the service is stopping`));
+    if (this.failed) return Promise.reject(this.refusal());
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ ops, sync, resolve, reject });
+      if (!this.writing) void this.drain();
+    });
+  }
+
+  /** Writes what is queued, as one batch at a time, until the queue is empty or the store fails. */
+  private async drain(): Promise<void> {
+    this.writing = true;
+    try {
+      while (this.queue.length > 0) {
+        const group = this.queue;
+        this.queue = [];
+        if (this.failed) {
+          for (const p of group) p.reject(this.refusal());
+          continue;
+        }
+        const ops = group.flatMap((p) => p.ops.map((op) => ({ type: op.type, key: op.key, value: op.value, sublevel: this.sub(op.table) })));
+        try {
+          await this.db.batch(ops as never, { sync: group.some((p) => p.sync) } as never);
+        } catch (err) {
+          this.fail(err);
+          // The writes of this group were not acknowledged; each learns why.
+          const refusal = this.refusal();
+          for (const p of group) p.reject(refusal);
+          continue;
+        }
+        if (this.writeObservers.size > 0) {
+          const written = group.flatMap((p) => p.ops.map(({ type, table, key }) => ({ type, table, key })));
+          for (const observe of this.writeObservers) observe(written);
+        }
+        for (const p of group) p.resolve();
+      }
+    } finally {
+      this.writing = false;
+    }
+  }
+
+  private fail(err: unknown): void {
+    if (this.failed) return;
+    this.failed = { cause: causeOf(err), since: Date.now() };
+    this.options.log?.error({ store: this.dir, cause: this.failed.cause }, 'store write failed; refusing writes until the store is reopened and a probe write succeeds');
+    this.scheduleRecovery(this.options.retryMs ?? 500);
+  }
+
+  private scheduleRecovery(waitMs: number): void {
+    if (this.closing) return;
+    this.recoveryTimer = setTimeout(() => {
+      this.recoveryTimer = undefined;
+      void this.recover(waitMs);
+    }, waitMs);
+    this.recoveryTimer.unref();
+  }
+
+  /** Reopens the database and probes it; on success writes resume, otherwise tries again later. */
+  private async recover(lastWaitMs: number): Promise<void> {
+    if (this.closing || !this.failed) return;
+    // Keep the old handle (and reads) while the disk is plainly still not writable.
+    const room = await this.hasRoom();
+    if (room !== true) {
+      this.options.log?.warn({ store: this.dir, cause: causeOf(room) }, 'store still not writable; will try again');
+      this.scheduleRecovery(Math.min(lastWaitMs * 2, this.options.maxRetryMs ?? 10_000));
+      return;
+    }
+    let done!: () => void;
+    this.reopening = new Promise<void>((r) => (done = r));
+    try {
+      await this.db.close().catch(() => undefined);
+      this.subs = new Map();
+      this.db = await Store.openDb(this.dir);
+      await this.db.sublevel<string, unknown>(PROBE_TABLE, { valueEncoding: 'json' }).put('probe', { at: Date.now() }, { sync: true } as never);
+      const was = this.failed;
+      this.failed = undefined;
+      this.options.log?.warn({ store: this.dir, failedSince: new Date(was.since).toISOString() }, 'store reopened and a probe write succeeded; writes resume');
+    } catch (err) {
+      const cause = causeOf(err);
+      this.options.log?.warn({ store: this.dir, cause }, 'store still not writable; will try again');
+      const next = Math.min(lastWaitMs * 2, this.options.maxRetryMs ?? 10_000);
+      this.scheduleRecovery(next);
+    } finally {
+      this.reopening = undefined;
+      done();
+    }
+  }
+
+  /** Whether a synced 256 KiB file can be written beside the database (true), or the error. */
+  private async hasRoom(): Promise<true | unknown> {
+    const path = join(this.dir, 'write-probe.tmp');
+    try {
+      const file = await openFile(path, 'w', 0o600);
+      try {
+        await file.write(Buffer.alloc(256 * 1024));
+        await file.sync();
+      } finally {
+        await file.close();
+      }
+      return true;
+    } catch (err) {
+      return err;
+    } finally {
+      await rm(path, { force: true }).catch(() => undefined);
+    }
+  }
+
+  /** Closes the store; writes already queued are written first. Safe to call twice. */
   async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    if (this.recoveryTimer) clearTimeout(this.recoveryTimer);
+    if (this.reopening) await this.reopening;
+    while (this.writing) await new Promise((r) => setImmediate(r));
     if (this.db.status === 'closed') return;
     await this.db.close();
   }
