@@ -20,6 +20,7 @@ import type { PeerCertificate } from 'node:tls';
 import { Client, credentials as grpcCredentials, Metadata, status as Status, type ServiceError } from '@grpc/grpc-js';
 import { FederationService, type GetBundleResponse } from '../../generated/fedlab/v1/federation.js';
 import { FailedPreconditionError, InvalidArgumentError, UnauthenticatedError, UnavailableError } from '../errors.js';
+import { fedlabUrnsOf } from '../identity/certificate.js';
 import { normalizeFingerprint, parseTrustBundle, serializeTrustBundle, type TrustBundle } from '../identity/trust-bundle.js';
 import { isValidDomain, parseUrn } from '../identity/urn.js';
 import { checkEndpoint } from '../endpoint.js';
@@ -76,10 +77,7 @@ export async function fetchBundle(o: FetchBundleOptions): Promise<FetchedBundle>
   let serverUrn: string | undefined;
   let serverProblem: string | undefined;
   const check = (_host: string, cert: PeerCertificate): Error | undefined => {
-    const urns = (cert.subjectaltname ?? '')
-      .split(', ')
-      .filter((s) => s.startsWith('URI:urn:fedlab:'))
-      .map((s) => s.slice(4));
+    const urns = fedlabUrnsOf(cert);
     if (urns.length !== 1) serverProblem = 'the server certificate does not name exactly one urn:fedlab URN';
     else if (parseUrn(urns[0] as string).domain !== o.domain) serverProblem = `the server certificate names ${urns[0]}, which is not in ${o.domain}`;
     else serverUrn = urns[0];

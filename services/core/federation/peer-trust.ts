@@ -18,7 +18,7 @@ import type { DetailedPeerCertificate, PeerCertificate, SecureContextOptions } f
 import { experimental, ServerCredentials, type ChannelCredentials } from '@grpc/grpc-js';
 import { TrustStore } from '../credentials/trust-store.js';
 import { UnauthenticatedError } from '../errors.js';
-import { splitPemCertificates, type CertIdentity } from '../identity/certificate.js';
+import { fedlabUrnsOf, splitPemCertificates, type CertIdentity } from '../identity/certificate.js';
 import { parseUrn } from '../identity/urn.js';
 import type { Logger } from '../log.js';
 import type { TlsMaterial } from '../rpc/server.js';
@@ -77,10 +77,6 @@ class ReloadableServerCredentials extends ServerCredentials {
 
 function derOf(cert: X509Certificate): string {
   return createHash('sha256').update(cert.raw).digest('hex');
-}
-
-function fedlabUrns(sans: readonly string[]): string[] {
-  return sans.filter((u) => u.startsWith('urn:fedlab:'));
 }
 
 /** Trust across domains, kept current from the peers directory. Implements the RPC layer's {@link TransportTrust}. */
@@ -270,7 +266,7 @@ export class PeerTrust implements TransportTrust {
   }
 
   checkServer(cert: PeerCertificate): Error | undefined {
-    const urns = fedlabUrns((cert.subjectaltname ?? '').split(', ').filter((s) => s.startsWith('URI:')).map((s) => s.slice(4)));
+    const urns = fedlabUrnsOf(cert);
     if (urns.length !== 1) return new Error(`the server certificate has ${urns.length === 0 ? 'no' : 'more than one'} urn:fedlab URI subjectAltName`);
     // Node gives the chain with its issuers, but links them by name only (and from what the server
     // sent): follow it only while each link's signature verifies, and let the first CA we know on it

@@ -3,7 +3,9 @@
  * and its public key. Used on every call to identify the TLS peer, and by the
  * credential verifier to check the caller holds the leaf credential.
  */
+import 'reflect-metadata';
 import { X509Certificate } from 'node:crypto';
+import { SubjectAlternativeNameExtension, X509Certificate as AsnCertificate } from '@peculiar/x509';
 import { describePublicKey, type PublicKeyInfo } from './keys.js';
 import { parseUrn, type Urn } from './urn.js';
 import { InvalidArgumentError, UnauthenticatedError } from '../errors.js';
@@ -16,15 +18,29 @@ export interface CertIdentity extends PublicKeyInfo {
   readonly certificate: X509Certificate;
 }
 
+/**
+ * Lists the URI subjectAltNames of a DER certificate, decoded from the
+ * extension's ASN.1 — never by splitting Node's printed SAN text, in which a
+ * DNS name holding `, URI:` would pass for a URI of its own.
+ */
+export function uriSansOfDer(der: Uint8Array): string[] {
+  let ext: SubjectAlternativeNameExtension | null;
+  try {
+    ext = new AsnCertificate(der).getExtension(SubjectAlternativeNameExtension);
+  } catch {
+    throw new UnauthenticatedError('the certificate could not be decoded');
+  }
+  return ext ? ext.names.items.filter((n) => n.type === 'url').map((n) => n.value) : [];
+}
+
 /** Lists the URI subjectAltNames of a certificate. */
 export function uriSans(cert: X509Certificate): string[] {
-  const san = cert.subjectAltName;
-  if (!san) return [];
-  // Node formats SANs as "URI:a, DNS:b"; URN characters never need quoting, so a split is exact for them.
-  return san
-    .split(', ')
-    .filter((entry) => entry.startsWith('URI:'))
-    .map((entry) => entry.slice(4));
+  return uriSansOfDer(cert.raw);
+}
+
+/** The `urn:fedlab:` URIs among a certificate's subjectAltNames (a TLS peer certificate or any with `raw` DER). */
+export function fedlabUrnsOf(cert: { readonly raw: Uint8Array }): string[] {
+  return uriSansOfDer(cert.raw).filter((u) => u.startsWith('urn:fedlab:'));
 }
 
 /** Extracts the Fedlab identity of a certificate; throws if it has no (or more than one) Fedlab URN. */

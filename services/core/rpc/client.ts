@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import { checkServerIdentity, createSecureContext, type PeerCertificate, type SecureContext } from 'node:tls';
 import { Client, credentials as grpcCredentials, Metadata, type CallOptions, type ServiceError } from '@grpc/grpc-js';
+import { fedlabUrnsOf } from '../identity/certificate.js';
 import { parseUrn, urnEquals } from '../identity/urn.js';
 import { CREDENTIAL_METADATA_KEY } from './context.js';
 import type { MethodDefinitionLike } from './adapter.js';
@@ -66,10 +67,7 @@ interface FullMethodDefinition extends MethodDefinitionLike {
 const DEFAULT_DEADLINE_MS = 10_000;
 
 function sanUrns(cert: PeerCertificate): string[] {
-  return (cert.subjectaltname ?? '')
-    .split(', ')
-    .filter((s) => s.startsWith('URI:urn:fedlab:'))
-    .map((s) => s.slice(4));
+  return fedlabUrnsOf(cert);
 }
 
 /** Builds the metadata of a call. */
