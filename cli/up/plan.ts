@@ -9,6 +9,7 @@ import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from
 import { join } from 'node:path';
 import { z } from 'zod';
 import { InvalidArgumentError } from '../../services/core/errors.js';
+import { freePort } from './processes.js';
 
 /** The site styles `fedlab up` knows, each with its own domain. */
 export const SITE_DOMAINS = { planetlab: 'plc.test', emulab: 'emu.test', protogeni: 'geni.test' } as const;
@@ -53,6 +54,47 @@ const stateSchema = z
 export type UpState = z.infer<typeof stateSchema>;
 /** One site of the plan. */
 export type SitePlan = UpState['sites'][number];
+
+/** A fresh plan: every site's domain, node names and ports (each a distinct free one), the SA's and SP's ports. */
+export async function planFederation(styles: readonly SiteStyleName[], nodes: number): Promise<UpState> {
+  const taken = new Set<number>();
+  const port = async (): Promise<number> => {
+    for (;;) {
+      const candidate = await freePort();
+      if (!taken.has(candidate)) {
+        taken.add(candidate);
+        return candidate;
+      }
+    }
+  };
+  const sites: SitePlan[] = [];
+  for (const style of styles) {
+    const domain = SITE_DOMAINS[style];
+    const names = Array.from({ length: nodes }, (_, i) => `${domain.split('.')[0]}${i + 1}`);
+    const planned = { style, domain, ma_port: await port(), enrol_port: await port(), bundle_port: await port(), nodes: [] as { name: string; port: number }[] };
+    for (const name of names) planned.nodes.push({ name, port: await port() });
+    sites.push(planned);
+  }
+  return { v: 1, created_at: new Date().toISOString(), complete: false, home: (sites[0] as SitePlan).domain, sites, sa_port: await port(), sp_port: await port(), pids: [], runs: 0 };
+}
+
+/** Every port of a plan. */
+export function plannedPorts(state: UpState): number[] {
+  return [state.sa_port, state.sp_port, ...state.sites.flatMap((s) => [s.ma_port, s.enrol_port, s.bundle_port, ...s.nodes.map((n) => n.port)])];
+}
+
+/** Replaces a port of the plan (in place); false when the plan has no such port. */
+export function replacePort(state: UpState, taken: number, fresh: number): boolean {
+  if (state.sa_port === taken) return (state.sa_port = fresh), true;
+  if (state.sp_port === taken) return (state.sp_port = fresh), true;
+  for (const site of state.sites) {
+    if (site.ma_port === taken) return (site.ma_port = fresh), true;
+    if (site.enrol_port === taken) return (site.enrol_port = fresh), true;
+    if (site.bundle_port === taken) return (site.bundle_port = fresh), true;
+    for (const n of site.nodes) if (n.port === taken) return (n.port = fresh), true;
+  }
+  return false;
+}
 
 /** Reads the state file, or undefined when there is none. Throws when it is unreadable. */
 export function readState(dir: string): UpState | undefined {

@@ -63,7 +63,7 @@ export class ServiceProcess {
   private exitPromise: Promise<void> | undefined;
   private lineWatchers: ((line: Record<string, unknown>) => void)[] = [];
 
-  constructor(readonly o: ServiceProcessOptions) {}
+  constructor(readonly options: ServiceProcessOptions) {}
 
   /** The process id while it runs. */
   get pid(): number | undefined {
@@ -89,16 +89,16 @@ export class ServiceProcess {
   /** Starts the service and resolves when it logs `listening`; rejects (with its last lines) if it exits or takes longer than `timeoutMs`. */
   start(timeoutMs = 60_000): Promise<void> {
     if (this.running()) return Promise.resolve();
-    this.log = createWriteStream(this.o.logFile, { flags: 'a', mode: 0o600 });
-    const args = [...this.o.fedlabArgs, 'serve', this.o.role, '--config', this.o.configFile, ...(this.o.logLevel ? ['--log-level', this.o.logLevel] : [])];
+    this.log = createWriteStream(this.options.logFile, { flags: 'a', mode: 0o600 });
+    const args = [...this.options.fedlabArgs, 'serve', this.options.role, '--config', this.options.configFile, ...(this.options.logLevel ? ['--log-level', this.options.logLevel] : [])];
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     this.child = child;
     this.exitPromise = new Promise((resolve) => child.once('exit', () => resolve()));
     const log = this.log;
     let buffered = '';
-    const onData = (d: Buffer): void => {
-      log.write(d);
-      buffered += d.toString();
+    const onData = (data: Buffer): void => {
+      log.write(data);
+      buffered += data.toString();
       let nl: number;
       while ((nl = buffered.indexOf('\n')) >= 0) {
         const text = buffered.slice(0, nl);
@@ -136,11 +136,11 @@ export class ServiceProcess {
       this.lineWatchers.push(watcher);
       const timer = setTimeout(() => {
         this.killNow();
-        finish(new Error(`${this.o.name} was not ready within ${Math.round(timeoutMs / 1000)} s; its log ${this.o.logFile} ends with:\n${this.lastLines()}`));
+        finish(new Error(`${this.options.name} was not ready within ${Math.round(timeoutMs / 1000)} s; its log ${this.options.logFile} ends with:\n${this.lastLines()}`));
       }, timeoutMs);
-      child.once('error', (err) => finish(new Error(`${this.o.name} could not start: ${err.message}`)));
+      child.once('error', (err) => finish(new Error(`${this.options.name} could not start: ${err.message}`)));
       child.once('exit', (code, signal) =>
-        finish(new Error(`${this.o.name} exited (${code ?? signal}) before it was ready; its log ${this.o.logFile} ends with:\n${this.lastLines()}`)),
+        finish(new Error(`${this.options.name} exited (${code ?? signal}) before it was ready; its log ${this.options.logFile} ends with:\n${this.lastLines()}`)),
       );
     });
   }
@@ -150,7 +150,7 @@ export class ServiceProcess {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.lineWatchers = this.lineWatchers.filter((w) => w !== watcher);
-        reject(new Error(`${this.o.name} did not log "${msg}" within ${timeoutMs} ms`));
+        reject(new Error(`${this.options.name} did not log "${msg}" within ${timeoutMs} ms`));
       }, timeoutMs);
       const watcher = (line: Record<string, unknown>): void => {
         if (line.msg !== msg) return;

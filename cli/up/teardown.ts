@@ -1,0 +1,72 @@
+/**
+ * Stopping a local federation: every process in an order in which nobody loses the party it calls
+ * mid-way, and the sweep of what a graceful stop may have left on the machine (sliver runtimes,
+ * emulab network namespaces).
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { silentLogger } from '../../services/core/log.js';
+import { maInstance } from '../../services/management-authority/index.js';
+import { createDriver } from '../../services/node-manager/drivers/select.js';
+import { instanceId } from '../../services/node-manager/index.js';
+import type { DriverChoice } from './driver-choice.js';
+import type { SiteRuntime } from './federation.js';
+import type { ServiceProcess } from './processes.js';
+
+/**
+ * Stops processes (given in start order): providers and authorities first, then node managers, then
+ * MAs, each group at once; SIGTERM, then SIGKILL after `graceMs`. Returns the names of those killed.
+ */
+export async function stopInOrder(processes: readonly ServiceProcess[], graceMs: number): Promise<string[]> {
+  const killed: string[] = [];
+  const newestFirst = [...processes].reverse();
+  const nms = newestFirst.filter((p) => p.options.role === 'nm');
+  const others = newestFirst.filter((p) => p.options.role !== 'nm' && p.options.role !== 'ma');
+  const mas = newestFirst.filter((p) => p.options.role === 'ma');
+  for (const group of [others, nms, mas]) {
+    const results = await Promise.all(group.map(async (proc) => ({ proc, result: await proc.stop(graceMs) })));
+    for (const { proc, result } of results) if (result === 'killed') killed.push(proc.options.name);
+  }
+  return killed;
+}
+
+/** Removes what a graceful stop may have left: sliver runtimes of every node, emulab namespaces. Says what it removed. */
+export async function sweepLeftovers(sites: readonly SiteRuntime[], driver: DriverChoice): Promise<string[]> {
+  const removed: string[] = [];
+  for (const site of sites) {
+    for (const node of site.nodes) {
+      const data = node.paths.data;
+      if (!existsSync(data)) continue;
+      const runtime = createDriver({ kind: driver.kind, workRoot: join(data, 'slivers'), instance: instanceId(data), netNamespace: false, log: silentLogger() });
+      const left = await runtime.listArtifacts().catch(() => [] as string[]);
+      if (left.length) {
+        await runtime.purge();
+        removed.push(`${site.domain}/${node.name}: ${left.length} sliver runtime(s)`);
+      }
+    }
+    if (site.style === 'emulab' && process.getuid?.() === 0) removed.push(...removeNamespaces(site));
+  }
+  return removed;
+}
+
+/** Deletes the network namespaces an emulab site's MA made (named after its instance). */
+function removeNamespaces(site: SiteRuntime): string[] {
+  const removed: string[] = [];
+  const prefix = `fedlab-${maInstance(site.paths.maData)}-`;
+  let list = '';
+  try {
+    list = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+  } catch {
+    list = '';
+  }
+  for (const ns of list.split('\n').map((l) => l.split(' ')[0] ?? '').filter((n) => n.startsWith(prefix))) {
+    try {
+      execFileSync('ip', ['netns', 'del', ns]);
+      removed.push(`${site.domain}: namespace ${ns}`);
+    } catch {
+      // Already gone.
+    }
+  }
+  return removed;
+}
