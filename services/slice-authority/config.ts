@@ -6,7 +6,8 @@
  * provider accounts with their quotas, administrators, and limits (slice
  * lifetimes, the per-site call deadline, background schedules). Compiled once
  * by `fedlab serve sa --config FILE`; unknown keys and bad values stop
- * start-up naming the field.
+ * start-up naming the field. `toSaSettings` turns the compiled config into
+ * what the role's parts are built from.
  */
 import { z } from 'zod';
 import { commonConfigSchema } from '../core/config.js';
@@ -120,3 +121,32 @@ export const MAX_SITES = 256;
 
 /** Config fields holding paths, resolved against the config file's folder (every site's `chain_file` and `ca`). */
 export const SA_PATH_FIELDS: readonly string[] = Array.from({ length: MAX_SITES }, (_, i) => [`sites.${i}.chain_file`, `sites.${i}.ca`]).flat();
+
+/** The slice authority's settings, resolved from its config once (see {@link toSaSettings}). */
+export interface SaSettings {
+  readonly urn: string;
+  /** Sites to load (chain files and CAs are read when the role is built). */
+  readonly sites: readonly SaSiteConfig[];
+  readonly providers: readonly SaProviderConfig[];
+  readonly admins: readonly string[];
+  /** Budget of one site's call (ms): Create, Delete, Renew, revocation pushes, GetVersion. */
+  readonly siteDeadlineMs: number;
+  /** What the slice book needs beyond its collaborators. */
+  readonly book: { readonly saUrn: string; readonly limits: SaConfig['limits']; readonly quotaDefaults: SaConfig['quota_defaults'] };
+  /** Background schedules (ms). */
+  readonly intervals: { readonly sweepMs: number; readonly intentRetryMs: number; readonly revocationPushMs: number };
+}
+
+/** Compiles a slice authority config into its settings. */
+export function toSaSettings(config: SaConfig): SaSettings {
+  return {
+    urn: config.urn,
+    sites: config.sites,
+    providers: config.providers,
+    admins: config.admins,
+    siteDeadlineMs: config.limits.site_deadline_ms,
+    book: { saUrn: config.urn, limits: config.limits, quotaDefaults: config.quota_defaults },
+    // Revocation pushes are retried on the intent schedule: both wait for a site that was down.
+    intervals: { sweepMs: config.sweep_interval_ms, intentRetryMs: config.intent_retry_interval_ms, revocationPushMs: config.intent_retry_interval_ms },
+  };
+}

@@ -68,16 +68,16 @@ export class SliceCredentials {
   /** jti → the provider whose slice it is (who may revoke it). */
   private readonly owners = new Map<string, string>();
 
-  constructor(private readonly o: SliceCredentialsOptions) {
-    this.issued = o.store.table<CredentialRecord>(TABLES.credentials);
+  constructor(private readonly deps: SliceCredentialsOptions) {
+    this.issued = deps.store.table<CredentialRecord>(TABLES.credentials);
     this.ledger = new RevocationLedger({
-      store: o.store,
-      revocations: o.revocations,
-      issuerKey: o.saJwk,
-      issuerUrn: o.saUrn,
+      store: deps.store,
+      revocations: deps.revocations,
+      issuerKey: deps.saJwk,
+      issuerUrn: deps.saUrn,
       metaTable: 'sa-revocation-meta',
-      now: o.now,
-      log: o.log,
+      now: deps.now,
+      log: deps.log,
     });
   }
 
@@ -88,7 +88,7 @@ export class SliceCredentials {
 
   /** Whether a key is on this authority's list. */
   isKeyRevoked(thumbprint: string): boolean {
-    return this.o.revocations.listFor(this.o.saKid)?.keys.has(thumbprint) ?? false;
+    return this.deps.revocations.listFor(this.deps.saKid)?.keys.has(thumbprint) ?? false;
   }
 
   /** The list's version. */
@@ -127,13 +127,13 @@ export class SliceCredentials {
     if (!Number.isSafeInteger(req.maxDelegations) || req.maxDelegations > 7) throw new InvalidArgumentError('max_delegations must be 0 to 7 (a chain has at most 8 links)', { field: 'max_delegations' });
     if (!Number.isSafeInteger(req.ttlS) || req.ttlS < 0) throw new InvalidArgumentError('ttl_s must be 0 or more', { field: 'ttl_s' });
     const limits = limitsFromWire(req.limits);
-    const now = this.o.now();
+    const now = this.deps.now();
     const until = req.ttlS ? Math.min(slice.expiresAt, now + req.ttlS * 1000) : slice.expiresAt;
     const ttlSeconds = Math.floor((until - now) / 1000);
     if (ttlSeconds <= 0) throw new FailedPreconditionError(`slice ${slice.urn} expires at ${new Date(slice.expiresAt).toISOString()}; renew it first`, { rule: 'expired' });
     const cred = await issueRoot({
-      key: this.o.saKey,
-      issuer: this.o.saUrn,
+      key: this.deps.saKey,
+      issuer: this.deps.saUrn,
       subject: holder.urn,
       subjectKey: holder.jwk as Record<string, unknown>,
       targets,
@@ -146,7 +146,7 @@ export class SliceCredentials {
     const rec: CredentialRecord = { fingerprint, chain: cred.chain, jti: cred.claims.jti, expiresAt: cred.claims.exp * 1000, sliceUrn: slice.urn };
     await this.issued.put(key, rec, { sync: true });
     this.owners.set(rec.jti, slice.providerUrn);
-    this.o.log.info({ slice: slice.urn, holder: holder.urn, jti: rec.jti, privileges, dlg: req.maxDelegations }, 'slice credential issued');
+    this.deps.log.info({ slice: slice.urn, holder: holder.urn, jti: rec.jti, privileges, dlg: req.maxDelegations }, 'slice credential issued');
     return { chain: [...cred.chain], jti: rec.jti, expiresAt: new Date(rec.expiresAt) };
   }
 
@@ -159,7 +159,7 @@ export class SliceCredentials {
     const reason = text('reason', req.reason, 200);
     try {
       const { entry, version } = await this.ledger.revoke(target, reason, caller.urn);
-      this.o.onRevoked?.();
+      this.deps.onRevoked?.();
       return { entry: toWire(entry), version };
     } catch (err) {
       if (!(err instanceof InvalidArgumentError)) throw err;

@@ -12,16 +12,16 @@ import type { RoleDeps, RoleServices } from '../core/host.js';
 import { identityFromCertificate, parseCertificate } from '../core/identity/certificate.js';
 import { parsePrivateKeyPem } from '../core/identity/keys.js';
 import { Accounts } from './accounts.js';
-import type { SaConfig } from './config.js';
+import { toSaSettings, type SaConfig } from './config.js';
 import { SliceCredentials } from './credentials.js';
 import { EventHub } from './events.js';
 import { sliceAuthorityService } from './service.js';
 import { Sites } from './sites.js';
 import { RevocationPush } from './revocation-push.js';
-import { SliceBook } from './slices.js';
-import { Periodic } from '../core/periodic.js';
+import { SliceBook } from './slices/slice-book.js';
+import { backgroundTasks } from './background-tasks.js';
 
-export { saConfigSchema, SA_PATH_FIELDS, type SaConfig } from './config.js';
+export { saConfigSchema, SA_PATH_FIELDS, toSaSettings, type SaConfig, type SaSettings } from './config.js';
 
 /** The built slice authority (tests reach its parts through this). */
 export interface SliceAuthority {
@@ -47,21 +47,23 @@ export interface SaRoleOptions {
 export function sliceAuthorityRole(options: SaRoleOptions = {}): (deps: RoleDeps<SaConfig>) => Promise<RoleServices> {
   return async ({ config, store, tls, log, federation }) => {
     const now = options.now ?? Date.now;
+    const settings = toSaSettings(config);
     const saKey = parsePrivateKeyPem(tls.key, 'tls.key');
     const self = await identityFromCertificate(parseCertificate(tls.cert, 'tls.cert'));
-    if (self.urn !== config.urn) throw new InvalidArgumentError(`tls.cert names ${self.urn}, but this slice authority is ${config.urn}`);
+    if (self.urn !== settings.urn) throw new InvalidArgumentError(`tls.cert names ${self.urn}, but this slice authority is ${settings.urn}`);
     if (!createPublicKey(saKey).equals(self.certificate.publicKey)) throw new InvalidArgumentError('tls.key is not the key of tls.cert');
     const saJwk = toPublicJwk(saKey);
     const saKid = thumbprintOf(saJwk);
+    const saUrn = settings.urn;
 
-    const sites = Sites.load(config.sites, { tls, trust: federation, self: { urn: config.urn, kid: saKid }, deadlineMs: config.limits.site_deadline_ms, now, log });
+    const sites = Sites.load(settings.sites, { tls, trust: federation, self: { urn: saUrn, kid: saKid }, deadlineMs: settings.siteDeadlineMs, now, log });
     const revocations = await RevocationStore.open(store);
-    const push = new RevocationPush({ sites, revocations, saKey, saUrn: config.urn, saKid, deadlineMs: config.limits.site_deadline_ms, log });
+    const push = new RevocationPush({ sites, revocations, saKey, saUrn, saKid, deadlineMs: settings.siteDeadlineMs, log });
     // Not awaited by Revoke: the entry is on the list (and served) already; reaching every node takes its own time.
-    const credentials = new SliceCredentials({ store, log, now, saUrn: config.urn, saKey, saJwk, saKid, revocations, onRevoked: () => void push.push() });
+    const credentials = new SliceCredentials({ store, log, now, saUrn, saKey, saJwk, saKid, revocations, onRevoked: () => void push.push() });
     await credentials.load();
-    const accounts = new Accounts(config.providers, config.admins, (t) => credentials.isKeyRevoked(t));
-    const book = new SliceBook({ store, sites, accounts, hub: new EventHub(), log, now, saUrn: config.urn, limits: config.limits, quotaDefaults: config.quota_defaults });
+    const accounts = new Accounts(settings.providers, settings.admins, (t) => credentials.isKeyRevoked(t));
+    const book = new SliceBook({ store, sites, accounts, hub: new EventHub(), log, now, ...settings.book });
     await book.load();
 
     let recovery;
@@ -72,18 +74,10 @@ export function sliceAuthorityRole(options: SaRoleOptions = {}): (deps: RoleDeps
       sites.close();
       throw err;
     }
-    const tasks = [
-      new Periodic({ name: 'expiry-sweeper', intervalMs: config.sweep_interval_ms, log }, async () => {
-        await book.sweep();
-      }),
-      new Periodic({ name: 'intent-retry', intervalMs: config.intent_retry_interval_ms, log }, () => book.retryIntents()),
-      new Periodic({ name: 'revocation-push', intervalMs: config.intent_retry_interval_ms, log }, async () => {
-        await push.push();
-      }),
-    ];
+    const tasks = backgroundTasks(book, push, settings.intervals, log);
     if (!options.manualTimers) for (const t of tasks) t.start();
-    log.info({ sites: sites.domains(), providers: config.providers.length, ...book.stats(), recovered: recovery }, 'slice authority ready');
-    options.onBuilt?.({ urn: config.urn, book, sites, credentials, recovery, sweep: () => book.sweep() });
+    log.info({ sites: sites.domains(), providers: settings.providers.length, ...book.stats(), recovered: recovery }, 'slice authority ready');
+    options.onBuilt?.({ urn: saUrn, book, sites, credentials, recovery, sweep: () => book.sweep() });
 
     return {
       registrations: [sliceAuthorityService({ accounts, book, credentials })],

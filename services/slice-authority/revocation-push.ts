@@ -30,11 +30,11 @@ export class RevocationPush {
   private readonly failing = new Set<string>();
   private readonly inFlight = new Map<string, Promise<void>>();
 
-  constructor(private readonly o: RevocationPushOptions) {}
+  constructor(private readonly deps: RevocationPushOptions) {}
 
   /** The list's version (0 while nothing is revoked). */
   get version(): number {
-    return this.o.revocations.list(this.o.saKid)?.version ?? 0;
+    return this.deps.revocations.list(this.deps.saKid)?.version ?? 0;
   }
 
   /**
@@ -45,9 +45,9 @@ export class RevocationPush {
   async push(): Promise<string[]> {
     const version = this.version;
     if (version === 0) return [];
-    const behind = this.o.sites.domains().filter((d) => (this.done.get(d) ?? 0) < version);
+    const behind = this.deps.sites.domains().filter((d) => (this.done.get(d) ?? 0) < version);
     await Promise.all(behind.map((d) => this.pushTo(d)));
-    return this.o.sites.domains().filter((d) => (this.done.get(d) ?? 0) < this.version);
+    return this.deps.sites.domains().filter((d) => (this.done.get(d) ?? 0) < this.version);
   }
 
   private pushTo(domain: string): Promise<void> {
@@ -59,21 +59,21 @@ export class RevocationPush {
   }
 
   private async send(domain: string): Promise<void> {
-    const site = this.o.sites.get(domain);
+    const site = this.deps.sites.get(domain);
     if (!site) return;
     const version = this.version;
-    const jws = this.o.revocations.exportSigned(this.o.saKey, this.o.saUrn);
+    const jws = this.deps.revocations.exportSigned(this.deps.saKey, this.deps.saUrn);
     try {
-      const res = await site.client.updateRevocations({ signedList: jws }, { chain: site.chain, deadlineMs: this.o.deadlineMs });
+      const res = await site.client.updateRevocations({ signedList: jws }, { chain: site.chain, deadlineMs: this.deps.deadlineMs });
       if (res.nodesPending === 0) {
         this.done.set(domain, Math.max(this.done.get(domain) ?? 0, version));
-        if (this.failing.delete(domain)) this.o.log.info({ site: domain, version }, 'revocation list delivered to the site again');
+        if (this.failing.delete(domain)) this.deps.log.info({ site: domain, version }, 'revocation list delivered to the site again');
       } else {
-        this.o.log.info({ site: domain, version, pending: res.nodesPending }, 'revocation list at the site; some of its nodes are still to get it');
+        this.deps.log.info({ site: domain, version, pending: res.nodesPending }, 'revocation list at the site; some of its nodes are still to get it');
       }
     } catch (err) {
       // Said once per run of failures: a site that is down would otherwise fill the log.
-      if (!this.failing.has(domain)) this.o.log.warn({ site: domain, version, err: (err as Error).message }, 'revocation list not delivered to the site; retrying');
+      if (!this.failing.has(domain)) this.deps.log.warn({ site: domain, version, err: (err as Error).message }, 'revocation list not delivered to the site; retrying');
       this.failing.add(domain);
     }
   }

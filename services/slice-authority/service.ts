@@ -6,7 +6,7 @@ import { defineService, type ServiceRegistration } from '../core/rpc/adapter.js'
 import { SliceAuthorityService } from '../generated/fedlab/v1/slice_authority.js';
 import type { Accounts } from './accounts.js';
 import type { SliceCredentials } from './credentials.js';
-import type { SliceBook } from './slices.js';
+import type { SliceBook } from './slices/slice-book.js';
 
 /** What the handlers call. */
 export interface SaDomain {
@@ -16,38 +16,38 @@ export interface SaDomain {
 }
 
 /** The SliceAuthority service over the domain. */
-export function sliceAuthorityService(d: SaDomain): ServiceRegistration {
+export function sliceAuthorityService(domain: SaDomain): ServiceRegistration {
   return defineService(SliceAuthorityService, {
     async createSlice(req, ctx) {
-      return { slice: await d.book.create(d.accounts.provider(ctx.peer), req) };
+      return { slice: await domain.book.create(domain.accounts.provider(ctx.peer), req) };
     },
     async getSlice(req, ctx) {
-      return { slice: await d.book.getLive(d.accounts.caller(ctx.peer), req.sliceUrn) };
+      return { slice: await domain.book.getLive(domain.accounts.caller(ctx.peer), req.sliceUrn) };
     },
     async listSlices(req, ctx) {
-      return d.book.list(d.accounts.caller(ctx.peer), req);
+      return domain.book.list(domain.accounts.caller(ctx.peer), req);
     },
     async renewSlice(req, ctx) {
-      return d.book.renew(d.accounts.caller(ctx.peer), req);
+      return domain.book.renew(domain.accounts.caller(ctx.peer), req);
     },
     async deleteSlice(req, ctx) {
-      return d.book.delete(d.accounts.caller(ctx.peer), req.sliceUrn);
+      return domain.book.delete(domain.accounts.caller(ctx.peer), req.sliceUrn);
     },
     watchSlice(req, ctx) {
-      return d.book.watch(d.accounts.caller(ctx.peer), req, ctx.signal);
+      return domain.book.watch(domain.accounts.caller(ctx.peer), req, ctx.signal);
     },
     async issueSliceCredential(req, ctx) {
-      const caller = d.accounts.caller(ctx.peer);
-      const slice = d.book.owned(caller, req.sliceUrn);
-      d.book.requireLive(slice);
-      return d.credentials.issue(caller, slice, req);
+      const caller = domain.accounts.caller(ctx.peer);
+      const slice = domain.book.owned(caller, req.sliceUrn);
+      domain.book.requireLive(slice);
+      return domain.credentials.issue(caller, slice, req);
     },
     async revoke(req, ctx) {
-      return d.credentials.revoke(d.accounts.caller(ctx.peer), req);
+      return domain.credentials.revoke(domain.accounts.caller(ctx.peer), req);
     },
     async listRevocations(req, ctx) {
-      d.accounts.caller(ctx.peer);
-      return d.credentials.list(req);
+      domain.accounts.caller(ctx.peer);
+      return domain.credentials.list(req);
     },
   });
 }

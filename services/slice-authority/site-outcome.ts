@@ -1,6 +1,8 @@
 /**
- * Small pieces the slice authority's domain classes share: the mapping of a
- * failed outgoing call to a per-site `ResultStatus`.
+ * What a call to a site came to, as the slice authority records it per site:
+ * the `Outcome` type, `outcomeOf` (a failed call to a site as a per-site
+ * status with a reason a person can act on) and `nothingHeld` (whether a
+ * failed Allocate certainly left nothing at the site).
  */
 import { status as Status } from '@grpc/grpc-js';
 import { isFedlabError } from '../core/errors.js';
@@ -14,8 +16,7 @@ export interface Outcome {
 }
 
 /** Success. */
-export const OK: Outcome = Object.freeze({ code: 0, reason: '' });
-
+export const OK: Outcome = Object.freeze({ code: Status.OK, reason: '' });
 
 /** The outcome of a failed call to a site, its reason prefixed with `where`. */
 export function outcomeOf(err: unknown, where: string): Outcome {
@@ -43,3 +44,10 @@ export const REFUSED_CODES: ReadonlySet<number> = new Set([
   Status.FAILED_PRECONDITION,
   Status.UNAUTHENTICATED,
 ]);
+
+/** Whether a failed Allocate certainly left nothing held (refused by the aggregate, or never connected). */
+export function nothingHeld(err: unknown): boolean {
+  if (!isServiceError(err)) return false;
+  if (REFUSED_CODES.has(err.code)) return true;
+  return err.code === Status.UNAVAILABLE && /ECONNREFUSED|No connection established|ENOTFOUND|EHOSTUNREACH/.test(`${err.details} ${err.message}`);
+}

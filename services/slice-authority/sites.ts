@@ -92,12 +92,12 @@ export class Sites {
   }
 
   /** Loads the configured sites: reads and checks every chain file, makes the clients (no connection yet). */
-  static load(configs: readonly SaSiteConfig[], o: { tls: TlsMaterial; trust?: TransportTrust; self: SelfKey; deadlineMs: number; now: () => number; log: Logger }): Sites {
+  static load(configs: readonly SaSiteConfig[], options: { tls: TlsMaterial; trust?: TransportTrust; self: SelfKey; deadlineMs: number; now: () => number; log: Logger }): Sites {
     const sites = configs.map((c, i): Site => {
       const where = `sites[${i}] (${c.domain})`;
       const chain = readChainFile(c.chain_file, `${where}.chain_file`);
-      const { expiresAt, limits } = checkSiteChain(chain, { domain: c.domain, maUrn: c.ma_urn }, o.self, where);
-      if (expiresAt <= o.now()) o.log.warn({ site: c.domain }, "the site's MA → SA chain has expired; slices there will be refused until its admin issues a new one");
+      const { expiresAt, limits } = checkSiteChain(chain, { domain: c.domain, maUrn: c.ma_urn }, options.self, where);
+      if (expiresAt <= options.now()) options.log.warn({ site: c.domain }, "the site's MA → SA chain has expired; slices there will be refused until its admin issues a new one");
       // The site's server is verified with the CAs the config names for it, or else with the federation's
       // trust (this domain's CA and the peered domains' bundles).
       let explicit: string | undefined;
@@ -110,14 +110,14 @@ export class Sites {
       }
       const client = createClient(AggregateService, {
         address: c.endpoint,
-        tls: { ...o.tls, caCerts: explicit ?? o.tls.caCerts },
-        ...(explicit === undefined && o.trust ? { trust: o.trust } : {}),
+        tls: { ...options.tls, caCerts: explicit ?? options.tls.caCerts },
+        ...(explicit === undefined && options.trust ? { trust: options.trust } : {}),
         serverUrn: c.ma_urn,
-        deadlineMs: o.deadlineMs,
+        deadlineMs: options.deadlineMs,
       });
       return { domain: c.domain, endpoint: c.endpoint, maUrn: c.ma_urn, chain, chainExpiresAt: expiresAt, limits, client };
     });
-    return new Sites(sites, o.now);
+    return new Sites(sites, options.now);
   }
 
   /** The site of a domain, if configured. */

@@ -15,7 +15,7 @@ import { Accounts } from '../../services/slice-authority/accounts.js';
 import { EventHub } from '../../services/slice-authority/events.js';
 import { NO_USE, TABLES, type IntentRecord, type SliceRecord } from '../../services/slice-authority/records.js';
 import { Sites, type Site } from '../../services/slice-authority/sites.js';
-import { SliceBook } from '../../services/slice-authority/slices.js';
+import { SliceBook } from '../../services/slice-authority/slices/slice-book.js';
 
 const SLICE = 'urn:fedlab:sa.test:slice:s1';
 const PROVIDER = 'urn:fedlab:sa.test:sp:acme';

@@ -1,0 +1,120 @@
+/**
+ * Reading slices: which slice a caller may see (its own, or any for an
+ * administrator), GetSlice as recorded or as the sites report it now, and
+ * ListSlices.
+ */
+import { status as Status } from '@grpc/grpc-js';
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../../core/errors.js';
+import { pageSize, urnField } from '../../core/validate.js';
+import { AllocationState, OperationalState, type Sliver } from '../../generated/fedlab/v1/common.js';
+import type { ListSlicesRequest, ListSlicesResponse, Slice } from '../../generated/fedlab/v1/slice_authority.js';
+import type { Caller } from '../accounts.js';
+import { sliceToWire, sliversOf, stateFromWire, storeSlivers, type SliceRecord } from '../records.js';
+import { OK } from '../site-outcome.js';
+import type { SliceBookState } from './book-state.js';
+import { statusAt } from './site-calls.js';
+import { released, sliverChanged } from './sliver-status.js';
+
+/** How long a GetSlice answer from the sites stays fresh enough to be given again without asking them. */
+export const STATUS_FRESH_MS = 2_000;
+
+/** Reads kept in the freshness map before old ones are dropped. */
+const MAX_FRESH_READS = 4096;
+
+/** A slice the caller may see: its provider's, or any for an administrator. NOT_FOUND otherwise (others' slices are not disclosed). */
+export function ownedSlice(book: SliceBookState, caller: Caller, urn: string, field = 'slice_urn'): SliceRecord {
+  urnField(field, urn, 'slice');
+  const rec = book.slices.get(urn);
+  if (!rec || (!caller.admin && rec.providerUrn !== caller.urn)) {
+    throw new NotFoundError(`no slice ${urn} of ${caller.urn} at this slice authority; list your slices with ListSlices`);
+  }
+  return rec;
+}
+
+/** Throws FAILED_PRECONDITION unless the slice is live (for credentials). */
+export function requireLive(rec: SliceRecord): void {
+  if (rec.state !== 'ready' && rec.state !== 'partial' && rec.state !== 'pending') {
+    throw new FailedPreconditionError(`slice ${rec.urn} is ${rec.state}; credentials are issued only for live slices (create it again)`, { rule: 'state' });
+  }
+}
+
+/**
+ * GetSlice with every sliver as its site reports it now: for a READY or PARTIAL slice each site
+ * holding slivers is asked for its Status (in parallel, within `limits.status_deadline_ms`), and
+ * what changed is recorded and published to watchers. A site that does not answer keeps its last
+ * known slivers. A slice that is being created or deleted is answered from the record (the SA is
+ * talking to its sites anyway). Asked again within {@link STATUS_FRESH_MS}, the record is fresh enough.
+ */
+export async function getLiveSlice(book: SliceBookState, caller: Caller, urn: string): Promise<Slice> {
+  const rec0 = ownedSlice(book, caller, urn);
+  if ((rec0.state !== 'ready' && rec0.state !== 'partial') || book.stopping || book.now - (book.refreshedAt.get(urn) ?? -Infinity) < STATUS_FRESH_MS) return sliceToWire(rec0);
+  return book.track(book.locks.run(urn, () => refreshLocked(book, urn)));
+}
+
+/** Asks the slice's sites for their slivers and records what changed; call holding the slice's lock. */
+async function refreshLocked(book: SliceBookState, urn: string): Promise<Slice> {
+  const rec = book.slices.get(urn) as SliceRecord;
+  if (rec.state !== 'ready' && rec.state !== 'partial') return sliceToWire(rec);
+  const answers = await Promise.all(rec.sites.map((s) => statusAt(book, rec.urn, s)));
+  // Only recent reads matter: old ones are dropped before the map grows large.
+  if (book.refreshedAt.size >= MAX_FRESH_READS) for (const [k, at] of book.refreshedAt) if (book.now - at >= STATUS_FRESH_MS) book.refreshedAt.delete(k);
+  book.refreshedAt.set(urn, book.now);
+  const changed: { site: string; sliver: Sliver }[] = [];
+  const sites = rec.sites.map((s, i) => {
+    const answer = answers[i];
+    if (answer === undefined) return s;
+    const slivers = sliversOf(s).map((x) => {
+      if (x.allocationState === AllocationState.ALLOCATION_STATE_UNALLOCATED) return x;
+      const now = answer === 'gone' ? undefined : answer.get(x.urn);
+      const next = now
+        ? {
+            ...x,
+            allocationState: now.allocationState,
+            operationalState: now.operationalState,
+            ...(now.expiresAt ? { expiresAt: now.expiresAt } : {}),
+            // A transient note (a node the site could not reach) is not a failure of the sliver.
+            error: now.operationalState === OperationalState.OPERATIONAL_STATE_FAILED ? now.error : '',
+          }
+        : (released([x], `site ${s.site} no longer has this sliver (it expired or was deleted there)`)[0] as Sliver);
+      if (sliverChanged(x, next)) changed.push({ site: s.site, sliver: next });
+      return next;
+    });
+    return { ...s, slivers: storeSlivers(slivers) };
+  });
+  if (changed.length === 0) return sliceToWire(rec);
+  const next: SliceRecord = { ...rec, sites, updatedAt: book.now };
+  // What the sites report can be asked again at any time: no need to wait for the disk.
+  await book.sliceTable.put(urn, next);
+  book.slices.set(urn, { ...next, seq: (book.slices.get(urn) as SliceRecord).seq });
+  for (const c of changed) {
+    const state = c.sliver.operationalState;
+    book.publish(next, {
+      site: c.site,
+      nodeUrn: c.sliver.nodeUrn,
+      sliverUrn: c.sliver.urn,
+      status: state === OperationalState.OPERATIONAL_STATE_FAILED || c.sliver.allocationState === AllocationState.ALLOCATION_STATE_UNALLOCATED ? { code: Status.UNAVAILABLE, reason: c.sliver.error } : OK,
+      message: `now ${OperationalState[state].replace('OPERATIONAL_STATE_', '').toLowerCase()}${c.sliver.error ? `: ${c.sliver.error}` : ''}`,
+    });
+  }
+  return sliceToWire(book.slices.get(urn) as SliceRecord);
+}
+
+/** ListSlices: the caller's slices (every slice for administrators), by URN, paged. */
+export function listSlices(book: SliceBookState, caller: Caller, req: ListSlicesRequest): ListSlicesResponse {
+  const size = pageSize(req.pageSize);
+  let after = '';
+  if (req.pageToken) {
+    after = Buffer.from(req.pageToken, 'base64url').toString();
+    if (!after.startsWith('urn:fedlab:')) throw new InvalidArgumentError('page_token is not one this server gave out; start again with an empty token', { field: 'page_token' });
+  }
+  const want = req.state ? stateFromWire(req.state) : undefined;
+  if (req.state && !want) throw new InvalidArgumentError('state is not a slice state', { field: 'state' });
+  const all = [...book.slices.values()]
+    .filter((s) => caller.admin || s.providerUrn === caller.urn)
+    .filter((s) => (want ? s.state === want : s.state !== 'deleted' && s.state !== 'expired'))
+    .filter((s) => s.urn > after)
+    .sort((a, b) => (a.urn < b.urn ? -1 : a.urn > b.urn ? 1 : 0));
+  const page = all.slice(0, size);
+  const last = page[page.length - 1];
+  return { slices: page.map(sliceToWire), nextPageToken: all.length > size && last ? Buffer.from(last.urn).toString('base64url') : '' };
+}
