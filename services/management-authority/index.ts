@@ -20,8 +20,7 @@ import { parsePrivateKeyPem } from '../core/identity/keys.js';
 import { parseUrn } from '../core/identity/urn.js';
 import { packageRoot } from '../core/paths.js';
 import { Access } from './access.js';
-import { Aggregate } from './aggregate.js';
-import { Book } from './book.js';
+import { Aggregate, SliceLedger } from './aggregate/index.js';
 import { systemClock, type Clock } from './clock.js';
 import type { MaConfig } from './config.js';
 import { Delegations } from './delegations.js';
@@ -143,12 +142,12 @@ export function managementAuthorityRole(options: MaRoleOptions = {}): (deps: Rol
       concurrency: config.node_calls.concurrency,
       maxChannels: config.node_calls.max_channels,
     });
-    const book = new Book(store);
-    await book.load();
+    const ledger = new SliceLedger(store);
+    await ledger.load();
     const relay = new RevocationRelay(store);
     await relay.load();
     const aggregate = new Aggregate({
-      book,
+      ledger,
       registry,
       access,
       nodes,

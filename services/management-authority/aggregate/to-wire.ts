@@ -1,7 +1,7 @@
-/** How the aggregate's records become wire messages (and GENI state names in documents). */
-import { AllocationState, OperationalState, SliverIsolation, type Link, type Sliver, type SliverInterface } from '../generated/fedlab/v1/common.js';
-import { toSpec } from './node-registry.js';
-import type { LinkSpec, Operational, SliceRecord, SliverRecord } from './records.js';
+/** Protobuf conversion: how the aggregate's records become protobuf messages, and node managers' states become records' (plus GENI state names in documents). */
+import { AllocationState, OperationalState, SliverIsolation, type Link, type Sliver, type SliverInterface } from '../../generated/fedlab/v1/common.js';
+import { toSpec } from '../node-registry.js';
+import type { LinkSpec, Operational, SliceRecord, SliverRecord } from '../records.js';
 
 const OPERATIONAL: Record<Operational, OperationalState> = {
   pending: OperationalState.OPERATIONAL_STATE_PENDING,
@@ -13,11 +13,11 @@ const OPERATIONAL: Record<Operational, OperationalState> = {
   failed: OperationalState.OPERATIONAL_STATE_FAILED,
 };
 
-const FROM_WIRE = new Map<OperationalState, Operational>(Object.entries(OPERATIONAL).map(([k, v]) => [v, k as Operational]));
+const OPERATIONAL_FROM_WIRE = new Map<OperationalState, Operational>(Object.entries(OPERATIONAL).map(([k, v]) => [v, k as Operational]));
 
-/** The operational state a node manager reported, in the aggregate's terms. */
-export function operationalOf(state: OperationalState | undefined, fallback: Operational): Operational {
-  return (state !== undefined && FROM_WIRE.get(state)) || fallback;
+/** The operational state a node manager reported (protobuf), in the aggregate's terms. */
+export function operationalFromWire(state: OperationalState | undefined, fallback: Operational): Operational {
+  return (state !== undefined && OPERATIONAL_FROM_WIRE.get(state)) || fallback;
 }
 
 /** GENI AM API v3 names of allocation states (documents). */
@@ -34,7 +34,7 @@ export const GENI_OPERATIONAL: Record<Operational, string> = {
   failed: 'geni_failed',
 };
 
-/** The wire form of a sliver record. */
+/** The protobuf form of a sliver record. */
 export function sliverToWire(s: SliverRecord, slice: SliceRecord | undefined, aggregateUrn: string, isolation: SliverIsolation): Sliver {
   const unallocated = s.allocation === 'unallocated';
   return {
@@ -66,8 +66,8 @@ export function sliverToWire(s: SliverRecord, slice: SliceRecord | undefined, ag
   };
 }
 
-/** A sliver that is gone, as results report it. */
-export function goneSliver(urn: string, sliceUrn: string, aggregateUrn: string): Sliver {
+/** The protobuf form of a sliver that is gone, as results report it. */
+export function goneSliverToWire(urn: string, sliceUrn: string, aggregateUrn: string): Sliver {
   return {
     urn,
     sliceUrn,
@@ -86,7 +86,7 @@ export function goneSliver(urn: string, sliceUrn: string, aggregateUrn: string):
   };
 }
 
-/** The wire form of a slice's links. */
+/** The protobuf form of a slice's links. */
 export function linksToWire(links: readonly LinkSpec[]): Link[] {
   return links.map((l) => ({ name: l.name, endpoints: [...l.endpoints], bandwidthKbps: l.bandwidthKbps, delayMs: l.delayMs, lossPercent: l.lossPercent }));
 }

@@ -1,13 +1,13 @@
 /**
- * The aggregate's books: slices, slivers and intents in memory (for fast
- * admission and reports) and in LevelDB (the truth across restarts), plus
- * what is committed on every node and by every slice authority, derived from
- * the sliver records. Every change goes through a {@link BookTx}: one atomic
- * batch is written first, and only then are the in-memory views updated, so
- * memory never runs ahead of the store.
+ * The aggregate's ledger of slices: slices, slivers, intents and Allocate
+ * request ids, in memory (for fast admission and reports) and in LevelDB (the
+ * truth across restarts), plus what is committed on every node and by every
+ * slice authority, derived from the sliver records. Every change goes through
+ * a {@link SliceLedgerTx}: one atomic batch is written first, and only then
+ * are the in-memory views updated, so memory never runs ahead of the store.
  */
-import type { Store, Table } from '../core/store/store.js';
-import { addResources, TABLES, ZERO, type AllocateRequestRecord, type IntentRecord, type Resources, type SliceRecord, type SliverRecord } from './records.js';
+import type { Store, Table } from '../../core/store/store.js';
+import { addResources, TABLES, ZERO, type AllocateRequestRecord, type IntentRecord, type Resources, type SliceRecord, type SliverRecord } from '../records.js';
 
 /** What is committed on one node. */
 export interface NodeUse {
@@ -30,8 +30,8 @@ export function counts(s: SliverRecord): boolean {
   return s.allocation !== 'unallocated';
 }
 
-/** The aggregate's state. */
-export class Book {
+/** The aggregate's slices, slivers and intents, and what they commit. */
+export class SliceLedger {
   readonly slices = new Map<string, SliceRecord>();
   readonly slivers = new Map<string, SliverRecord>();
   readonly intents = new Map<string, IntentRecord>();
@@ -60,8 +60,8 @@ export class Book {
   }
 
   /** A new transaction. */
-  tx(): BookTx {
-    return new BookTx(this);
+  tx(): SliceLedgerTx {
+    return new SliceLedgerTx(this);
   }
 
   /** The slivers of a slice, in URN order. */
@@ -144,58 +144,58 @@ function bump(m: Map<string, number>, k: string, by: number): void {
   else m.set(k, v);
 }
 
-/** One atomic change of the books. */
-export class BookTx {
+/** One atomic change of the ledger. */
+export class SliceLedgerTx {
   private readonly batch;
   private readonly apply: (() => void)[] = [];
 
-  constructor(private readonly book: Book) {
-    this.batch = book.store.batch();
+  constructor(private readonly ledger: SliceLedger) {
+    this.batch = ledger.store.batch();
   }
 
   putSlice(s: SliceRecord): this {
-    this.batch.put(this.book.sliceTable, s.urn, s);
-    this.apply.push(() => this.book.slices.set(s.urn, s));
+    this.batch.put(this.ledger.sliceTable, s.urn, s);
+    this.apply.push(() => this.ledger.slices.set(s.urn, s));
     return this;
   }
 
   delSlice(urn: string): this {
-    this.batch.del(this.book.sliceTable, urn);
-    this.apply.push(() => this.book.slices.delete(urn));
+    this.batch.del(this.ledger.sliceTable, urn);
+    this.apply.push(() => this.ledger.slices.delete(urn));
     return this;
   }
 
   putSliver(s: SliverRecord): this {
-    this.batch.put(this.book.sliverTable, s.urn, s);
-    this.apply.push(() => this.book.setSliver(s));
+    this.batch.put(this.ledger.sliverTable, s.urn, s);
+    this.apply.push(() => this.ledger.setSliver(s));
     return this;
   }
 
   delSliver(urn: string): this {
-    this.batch.del(this.book.sliverTable, urn);
-    this.apply.push(() => this.book.dropSliver(urn));
+    this.batch.del(this.ledger.sliverTable, urn);
+    this.apply.push(() => this.ledger.dropSliver(urn));
     return this;
   }
 
   putIntent(i: IntentRecord): this {
-    this.batch.put(this.book.intentTable, i.id, i);
-    this.apply.push(() => this.book.intents.set(i.id, i));
+    this.batch.put(this.ledger.intentTable, i.id, i);
+    this.apply.push(() => this.ledger.intents.set(i.id, i));
     return this;
   }
 
   delIntent(id: string): this {
-    this.batch.del(this.book.intentTable, id);
-    this.apply.push(() => this.book.intents.delete(id));
+    this.batch.del(this.ledger.intentTable, id);
+    this.apply.push(() => this.ledger.intents.delete(id));
     return this;
   }
 
   putAllocation(key: string, rec: AllocateRequestRecord): this {
-    this.batch.put(this.book.allocationTable, key, rec);
+    this.batch.put(this.ledger.allocationTable, key, rec);
     return this;
   }
 
   delAllocation(key: string): this {
-    this.batch.del(this.book.allocationTable, key);
+    this.batch.del(this.ledger.allocationTable, key);
     return this;
   }
 

@@ -1,0 +1,134 @@
+/**
+ * What the site advertises: GetVersion (the site's style, formats, actions,
+ * limits and terms) and ListResources (its UP nodes, paged, optionally with
+ * an advertisement document). Whether the kernel has netem is learnt once.
+ */
+import { InvalidArgumentError } from '../../core/errors.js';
+import { pageSize } from '../../core/validate.js';
+import { NodeHealth, SiteStyle } from '../../generated/fedlab/v1/common.js';
+import {
+  OperationalAction,
+  type AdvertisedNode,
+  type AggregateGetVersionResponse,
+  type AggregateListResourcesRequest,
+  type AggregateListResourcesResponse,
+} from '../../generated/fedlab/v1/aggregate.js';
+import type { StyleName } from '../config.js';
+import { toSpec, type LiveNode } from '../node-registry.js';
+import { decodeToken, encodeToken, firstAfter } from '../paging.js';
+import { freeOf } from '../records.js';
+import { RSPEC_FORMAT } from '../requests.js';
+import { isAllocatable, type AdmissionInputs } from './admission.js';
+import type { AggregateState } from './aggregate-state.js';
+
+const STYLE: Record<StyleName, SiteStyle> = {
+  planetlab: SiteStyle.SITE_STYLE_PLANETLAB,
+  emulab: SiteStyle.SITE_STYLE_EMULAB,
+  protogeni: SiteStyle.SITE_STYLE_PROTOGENI,
+};
+
+/** GetVersion and ListResources. */
+export class Advertiser {
+  private netem = false;
+  private netemKnown = false;
+
+  constructor(private readonly state: AggregateState) {}
+
+  /** Learns whether netem exists (once, at start-up). */
+  async probe(): Promise<void> {
+    this.netem = this.state.rules.links ? await this.state.deps.netlab.netemAvailable() : false;
+    this.netemKnown = true;
+  }
+
+  /** GetVersion. */
+  async getVersion(): Promise<AggregateGetVersionResponse> {
+    if (!this.netemKnown) await this.probe();
+    const { deps, rules } = this.state;
+    const s = deps.settings;
+    return {
+      apiVersion: 3,
+      aggregateUrn: deps.maUrn,
+      domain: this.state.domain,
+      style: STYLE[s.style],
+      softwareVersion: s.softwareVersion,
+      requestDocumentFormats: rules.documents ? [RSPEC_FORMAT] : [],
+      advertisementDocumentFormats: [RSPEC_FORMAT],
+      operationalActions: [
+        OperationalAction.OPERATIONAL_ACTION_START,
+        OperationalAction.OPERATIONAL_ACTION_STOP,
+        OperationalAction.OPERATIONAL_ACTION_RESTART,
+        ...(rules.swap ? [OperationalAction.OPERATIONAL_ACTION_SWAP_OUT, OperationalAction.OPERATIONAL_ACTION_SWAP_IN] : []),
+      ],
+      allocationHoldS: s.holdS,
+      defaultSliverLifetimeS: s.defaultLifetimeS,
+      maxSliverLifetimeS: s.maxLifetimeS,
+      netemAvailable: this.netem,
+      termsOfUse: s.terms,
+      termsDigest: deps.providers.termsDigest,
+      credentialTypes: ['fedlab-cred+jwt;v=1'],
+    };
+  }
+
+  /**
+   * ListResources: the UP nodes (only those allocatable now with
+   * `available_only`), paged, optionally with an advertisement document.
+   */
+  listResources(req: AggregateListResourcesRequest): AggregateListResourcesResponse {
+    const { deps } = this.state;
+    const size = pageSize(req.pageSize);
+    if (req.documentFormat !== '' && req.documentFormat !== RSPEC_FORMAT) {
+      throw new InvalidArgumentError(`document_format ${JSON.stringify(req.documentFormat.slice(0, 40))} is not offered; use ${RSPEC_FORMAT} or none`, { field: 'document_format' });
+    }
+    const after = decodeToken('resources', req.pageToken);
+    const urns = deps.registry.urns;
+    const input = this.state.admissionInputs(this.state.now);
+    const nodes: AdvertisedNode[] = [];
+    let i = firstAfter(urns, after);
+    let last = '';
+    const wanted = (n: LiveNode): boolean => n.up && (!req.availableOnly || isAllocatable(input, n));
+    for (; i < urns.length && nodes.length < size; i++) {
+      const n = deps.registry.get(urns[i] as string) as LiveNode;
+      if (!wanted(n)) continue;
+      nodes.push(this.advertise(input, n));
+      last = n.record.urn;
+    }
+    let more = false;
+    for (; i < urns.length && !more; i++) more = wanted(deps.registry.get(urns[i] as string) as LiveNode);
+    const doc =
+      req.documentFormat === RSPEC_FORMAT
+        ? JSON.stringify({
+            type: 'advertisement',
+            aggregate: deps.maUrn,
+            style: deps.settings.style,
+            nodes: nodes.map((n) => ({
+              component_id: n.urn,
+              health: n.health === NodeHealth.NODE_HEALTH_UP ? 'up' : 'down',
+              exclusive: n.exclusive,
+              allocatable: n.allocatable,
+              capacity: specJson(n.capacity),
+              available: specJson(n.available),
+            })),
+            ...(this.state.rules.links ? { links: { between: 'any two or more nodes of this site', max_bandwidth_kbps: deps.settings.maxLinkKbps, delay_and_loss: this.netem } } : {}),
+          })
+        : '';
+    return { nodes, advertisementDocument: doc, nextPageToken: more ? encodeToken('resources', last) : '' };
+  }
+
+  private advertise(input: AdmissionInputs, node: LiveNode): AdvertisedNode {
+    const use = this.state.ledger.use(node.record.urn);
+    return {
+      urn: node.record.urn,
+      health: node.up ? NodeHealth.NODE_HEALTH_UP : NodeHealth.NODE_HEALTH_DOWN,
+      capacity: toSpec(node.capacity),
+      available: toSpec(freeOf(node.capacity, use.committed)),
+      exclusive: node.record.exclusive,
+      allocatable: isAllocatable(input, node),
+      isolation: node.record.isolation,
+      netemAvailable: this.netem,
+    };
+  }
+}
+
+function specJson(r: { cpuMillis: number; memMb: number; diskMb: number; pids: number } | undefined): Record<string, number> {
+  return { cpu_millis: r?.cpuMillis ?? 0, mem_mb: r?.memMb ?? 0, disk_mb: r?.diskMb ?? 0, pids: r?.pids ?? 0 };
+}

@@ -1,0 +1,160 @@
+/**
+ * The end and the extension of slivers' lives: Delete (holds released at
+ * once, provisioned slivers deleted on their nodes through an intent that is
+ * retried until done) and Renew (never past the site maximum, the chain's
+ * expiry or ttl, or the node owner's credential).
+ */
+import { status as Status } from '@grpc/grpc-js';
+import { InvalidArgumentError } from '../../core/errors.js';
+import { parseUrn } from '../../core/identity/urn.js';
+import type { CallContext } from '../../core/rpc/context.js';
+import { urnField } from '../../core/validate.js';
+import { AllocationState, type SliverResult } from '../../generated/fedlab/v1/common.js';
+import type { AggregateRenewRequest } from '../../generated/fedlab/v1/aggregate.js';
+import type { IntentRecord, SliverRecord } from '../records.js';
+import { lifetimeCap } from './admission.js';
+import type { AggregateState } from './aggregate-state.js';
+import { requireOwnSlice, resolveTargets, targetKind } from './call-targets.js';
+import { newIntent, settle } from './intents.js';
+import { fail, OK, throwFailures, type Outcome } from './outcome.js';
+import { goneSliverToWire } from './to-wire.js';
+
+/** Delete: releases holds at once; deletes provisioned slivers on their nodes (retried until done). Always per sliver. */
+export async function deleteSlivers(state: AggregateState, ctx: CallContext, urns: readonly string[]): Promise<SliverResult[]> {
+  const { ledger, deps } = state;
+  const access = deps.access.chain(ctx, 'sliver.delete');
+  // Deleting what is already gone succeeds: gone slivers are reported UNALLOCATED.
+  const gone = Array.isArray(urns) ? urns.filter((u) => !ledger.slivers.has(u) && !ledger.slices.has(u)) : [];
+  if (gone.length === urns.length && urns.length > 0) {
+    urns.forEach((u, i) => urnField(`urns[${i}]`, u, targetKind(u, i)));
+    return gone
+      .filter((u) => parseUrn(u).kind === 'sliver')
+      .map((u) => ({ sliverUrn: u, nodeUrn: '', status: { code: 0, reason: '' }, sliver: goneSliverToWire(u, '', deps.maUrn) }));
+  }
+  const { slice, slivers } = resolveTargets(
+    ledger,
+    urns.filter((u) => !gone.includes(u)),
+  );
+  requireOwnSlice(access, slice, slivers);
+  const results = await state.sliceLocks.run(slice.urn, () => deleteLocked(state, slice.urn, slivers, ctx.deadline));
+  return [...results, ...gone.map((u) => ({ sliverUrn: u, nodeUrn: '', status: { code: 0, reason: '' }, sliver: goneSliverToWire(u, slice.urn, deps.maUrn) }))];
+}
+
+/** Deletes slivers of one slice; the caller holds the slice's lock. */
+export async function deleteLocked(state: AggregateState, sliceUrn: string, slivers: readonly SliverRecord[], deadline: number): Promise<SliverResult[]> {
+  const { ledger, deps } = state;
+  const outcomes = new Map<string, Outcome>();
+  const last = new Map<string, SliverRecord>();
+  const intent = await state.mutate((tx, now): IntentRecord => {
+    const items: { sliverUrn: string; nodeUrn: string }[] = [];
+    for (const s0 of slivers) {
+      const s = ledger.slivers.get(s0.urn);
+      if (!s) {
+        outcomes.set(s0.urn, OK);
+        continue;
+      }
+      last.set(s.urn, s);
+      if (s.phase === 'provisioning') {
+        outcomes.set(s.urn, fail(Status.UNAVAILABLE, `sliver ${s.urn} is being provisioned or recovered; try again shortly`));
+      } else if (s.phase === 'deleting' || s.phase === 'swapping-out' || s.allocation === 'provisioned') {
+        items.push({ sliverUrn: s.urn, nodeUrn: s.nodeUrn });
+        if (s.phase !== 'deleting') tx.putSliver({ ...s, phase: 'deleting', updatedAt: now });
+      } else {
+        // Held or swapped out: nothing on any node.
+        tx.delSliver(s.urn);
+        outcomes.set(s.urn, OK);
+      }
+    }
+    // Slivers of earlier unfinished deletes are taken over by this one.
+    for (const [id, i] of ledger.intents) {
+      if (i.sliceUrn === sliceUrn && (i.kind === 'delete' || i.kind === 'swap-out')) {
+        const mine = new Set(items.map((x) => x.sliverUrn));
+        const rest = i.items.filter((x) => !mine.has(x.sliverUrn));
+        if (rest.length === i.items.length) continue;
+        if (rest.length) tx.putIntent({ ...i, items: rest });
+        else tx.delIntent(id);
+      }
+    }
+    const rec = newIntent('delete', sliceUrn, items, now);
+    if (items.length) tx.putIntent(rec);
+    const remaining = ledger.sliversOf(sliceUrn).filter((s) => !outcomes.has(s.urn) || !outcomes.get(s.urn)?.ok);
+    if (items.length === 0 && remaining.length === 0 && ledger.slices.has(sliceUrn)) tx.delSlice(sliceUrn);
+    return rec;
+  });
+  if (intent.items.length) {
+    const settled = await settle(state, intent.id, { deadline });
+    for (const [u, o] of settled) outcomes.set(u, o);
+    deps.log.info({ slice: sliceUrn, deleted: [...settled.values()].filter((o) => o.ok).length, pending: [...settled.values()].filter((o) => !o.ok).length }, 'deleted');
+  }
+  return slivers.map((s) => {
+    const o = outcomes.get(s.urn) ?? OK;
+    const now = ledger.slivers.get(s.urn);
+    return {
+      sliverUrn: s.urn,
+      nodeUrn: s.nodeUrn,
+      status: o.ok ? { code: 0, reason: '' } : { code: o.code, reason: o.reason },
+      sliver: now ? state.toWire(now) : { ...state.toWire(last.get(s.urn) ?? s), allocationState: AllocationState.ALLOCATION_STATE_UNALLOCATED, nodeUrn: '' },
+    };
+  });
+}
+
+/** Renew: never past the site maximum, the chain's expiry or ttl, or the node owner's credential. */
+export async function renew(state: AggregateState, ctx: CallContext, req: AggregateRenewRequest): Promise<SliverResult[]> {
+  const { ledger, deps } = state;
+  const access = deps.access.chain(ctx, 'sliver.renew');
+  const { slice, slivers } = resolveTargets(ledger, req.urns);
+  requireOwnSlice(access, slice, slivers);
+  const at = req.expiresAt?.getTime();
+  if (at === undefined || !Number.isFinite(at)) throw new InvalidArgumentError('expires_at is required', { field: 'expires_at' });
+  if (at <= state.now) throw new InvalidArgumentError('expires_at must be in the future', { field: 'expires_at' });
+  return state.sliceLocks.run(slice.urn, async () => {
+    const now = state.now;
+    const outcomes = new Map<string, Outcome>();
+    const onNodes: SliverRecord[] = [];
+    const local: SliverRecord[] = [];
+    for (const s0 of slivers) {
+      const s = ledger.slivers.get(s0.urn);
+      if (!s) {
+        outcomes.set(s0.urn, fail(Status.NOT_FOUND, `sliver ${s0.urn} is gone`));
+        continue;
+      }
+      if (s.phase) {
+        outcomes.set(s.urn, fail(Status.UNAVAILABLE, `sliver ${s.urn} is busy (${s.phase}); try again shortly`));
+        continue;
+      }
+      const node = s.allocation === 'unallocated' ? undefined : deps.registry.get(s.nodeUrn);
+      const latest = lifetimeCap({ maxLifetimeS: deps.settings.maxLifetimeS, grant: access.grant, createdAt: s.createdAt, now, node });
+      if (at > latest.at) {
+        outcomes.set(s.urn, fail(Status.PERMISSION_DENIED, `cannot renew ${s.urn} to ${new Date(at).toISOString()}: that is past ${latest.rule} (${new Date(latest.at).toISOString()})`));
+        continue;
+      }
+      if (s.allocation === 'provisioned') onNodes.push(s);
+      else local.push(s);
+    }
+    if (!req.bestEffort && [...outcomes.values()].some((o) => !o.ok)) {
+      throwFailures(
+        'Renew',
+        [...outcomes].map(([u, o]) => ({ sliver: ledger.slivers.get(u) ?? slivers.find((x) => x.urn === u)!, outcome: o })),
+      );
+    }
+    const renewed = await deps.nodes.fanOut(onNodes, (s) => s.nodeUrn, (c, opts, s) => c.renewSliver({ sliverUrn: s.urn, expiresAt: new Date(at) }, opts), { deadline: ctx.deadline });
+    await state.mutate((tx, t) => {
+      for (const s of local) {
+        const cur = ledger.slivers.get(s.urn);
+        if (cur && !cur.phase) tx.putSliver({ ...cur, expiresAt: at, updatedAt: t });
+        outcomes.set(s.urn, OK);
+      }
+      for (const [i, r] of renewed.entries()) {
+        const s = onNodes[i] as SliverRecord;
+        if (!r.ok) {
+          outcomes.set(s.urn, fail(r.code, r.reason));
+          continue;
+        }
+        const cur = ledger.slivers.get(s.urn);
+        if (cur && !cur.phase) tx.putSliver({ ...cur, expiresAt: r.value.sliver?.expiresAt?.getTime() ?? at, updatedAt: t });
+        outcomes.set(s.urn, OK);
+      }
+    });
+    return slivers.map((s) => state.resultOf(ledger.slivers.get(s.urn) ?? s, outcomes.get(s.urn) ?? OK));
+  });
+}

@@ -1,0 +1,231 @@
+/**
+ * Provision, and the instantiation swap-in shares: the intent and the busy
+ * marks in one batch, the node managers' CreateSliver calls in parallel with
+ * deadlines (emulab: meanwhile the host namespaces, then the links), then one
+ * batch with the outcome; what did not make it is undone on its nodes.
+ */
+import { status as Status } from '@grpc/grpc-js';
+import { FailedPreconditionError, FedlabError, InvalidArgumentError, NotFoundError } from '../../core/errors.js';
+import type { CallContext } from '../../core/rpc/context.js';
+import { AllocationState, type Sliver } from '../../generated/fedlab/v1/common.js';
+import type { AggregateProvisionRequest, AggregateProvisionResponse } from '../../generated/fedlab/v1/aggregate.js';
+import type { ChainAccess } from '../access.js';
+import type { NodeResult } from '../node-clients.js';
+import { toSpec } from '../node-registry.js';
+import type { IntentRecord, SliceRecord, SliverRecord } from '../records.js';
+import { lifetimeCap, ownerProblem } from './admission.js';
+import type { AggregateState } from './aggregate-state.js';
+import { requireOwnSlice, resolveTargets } from './call-targets.js';
+import { newIntent, settle } from './intents.js';
+import { linkPlan, wireLinks } from './links.js';
+import { fail, OK, throwFailures, type Outcome } from './outcome.js';
+import { relayTo } from './revocations.js';
+import { manifestDocument, operationalFromWire } from './to-wire.js';
+
+/** How an instantiation runs. */
+export interface InstantiateOptions {
+  readonly kind: 'provision' | 'swap-in';
+  /** Start the slivers once made. */
+  readonly start: boolean;
+  /** The expiry asked for (ms), if any. */
+  readonly asked: number | undefined;
+  readonly deadline: number;
+  /** Undo every sliver when one fails. */
+  readonly allOrNothing: boolean;
+  /** The intent, when the caller already wrote it and marked the slivers (swap-in). */
+  readonly marked?: IntentRecord;
+}
+
+/** Provision: instantiates allocated slivers on their nodes. */
+export async function provision(state: AggregateState, ctx: CallContext, req: AggregateProvisionRequest): Promise<AggregateProvisionResponse> {
+  const { ledger, deps } = state;
+  const access = deps.access.chain(ctx, 'sliver.create');
+  const { slice, slivers } = resolveTargets(ledger, req.urns);
+  requireOwnSlice(access, slice, slivers);
+  const asked = req.expiresAt?.getTime();
+  if (asked !== undefined && (!Number.isFinite(asked) || asked <= state.now)) throw new InvalidArgumentError('expires_at must be in the future', { field: 'expires_at' });
+
+  return state.sliceLocks.run(slice.urn, async () => {
+    const cur = ledger.slices.get(slice.urn);
+    if (!cur) throw new NotFoundError(`slice ${slice.urn} is gone (its holds expired or it was deleted); allocate again`);
+    if (cur.shutDown) throw new FailedPreconditionError(`slice ${slice.urn} is shut down at this site (${cur.shutDown.reason}); ask the site's administrators`, { rule: 'shutdown' });
+    const now = state.now;
+    const outcomes = new Map<string, Outcome>();
+    const toInstantiate: SliverRecord[] = [];
+    for (const s0 of slivers) {
+      const s = ledger.slivers.get(s0.urn);
+      if (!s) {
+        outcomes.set(s0.urn, fail(Status.FAILED_PRECONDITION, `sliver ${s0.urn} is gone: its hold expired; allocate again`));
+        continue;
+      }
+      const ready = provisionable(state, s, access, now, asked);
+      if (ready === 'done') outcomes.set(s.urn, OK);
+      else if (ready.ok) toInstantiate.push(s);
+      else outcomes.set(s.urn, ready);
+    }
+    const failures = [...outcomes].filter(([, o]) => !o.ok);
+    if (!req.bestEffort && failures.length) throwFailures('Provision', failures.map(([u, o]) => ({ sliver: ledger.slivers.get(u) ?? slivers.find((s) => s.urn === u)!, outcome: o })));
+    if (toInstantiate.length) {
+      const done = await instantiate(state, cur, toInstantiate, { kind: 'provision', start: req.start, asked, deadline: ctx.deadline, allOrNothing: !req.bestEffort });
+      for (const [u, o] of done) outcomes.set(u, o);
+      const bad = [...done].filter(([, o]) => !o.ok);
+      if (!req.bestEffort && bad.length) throwFailures('Provision', bad.map(([u, o]) => ({ sliver: ledger.slivers.get(u) ?? toInstantiate.find((s) => s.urn === u)!, outcome: o })));
+    }
+    const after = ledger.slices.get(slice.urn);
+    return {
+      results: slivers.map((s) => state.resultOf(ledger.slivers.get(s.urn) ?? s, outcomes.get(s.urn) ?? OK)),
+      manifestDocument: after && after.documentFormat ? manifestDocument(after, ledger.sliversOf(after.urn), deps.maUrn) : '',
+    };
+  });
+}
+
+/** Whether an allocated sliver can be provisioned now. */
+function provisionable(state: AggregateState, s: SliverRecord, access: ChainAccess, now: number, asked: number | undefined): Outcome | 'done' {
+  const { deps } = state;
+  if (s.phase) return fail(Status.UNAVAILABLE, `sliver ${s.urn} is busy (${s.phase}); try again shortly`);
+  if (s.allocation === 'provisioned') return 'done';
+  if (s.allocation === 'unallocated') return fail(Status.FAILED_PRECONDITION, `sliver ${s.urn} is swapped out; swap the slice in (SWAP_IN) instead`);
+  if (s.holdExpiresAt !== undefined && s.holdExpiresAt <= now) {
+    return fail(Status.FAILED_PRECONDITION, `the hold on ${s.urn} expired at ${new Date(s.holdExpiresAt).toISOString()}; allocate again`);
+  }
+  const node = deps.registry.get(s.nodeUrn);
+  if (!node) return fail(Status.NOT_FOUND, `node ${s.nodeUrn} is no longer enrolled; allocate again`);
+  if (!node.up) return fail(Status.UNAVAILABLE, `node ${s.nodeUrn} is DOWN (no heartbeat for three intervals); try again when it is UP or allocate elsewhere`);
+  const owner = ownerProblem(node, now, state.admissionInputs(now).revoked);
+  if (owner) return fail(Status.FAILED_PRECONDITION, owner);
+  const exp = asked ?? s.expiresAt;
+  const latest = lifetimeCap({ maxLifetimeS: deps.settings.maxLifetimeS, grant: access.grant, createdAt: s.createdAt, now, node });
+  if (exp > latest.at) return fail(Status.PERMISSION_DENIED, `expiry ${new Date(exp).toISOString()} of ${s.urn} is past ${latest.rule} (${new Date(latest.at).toISOString()}); ask for an earlier one`);
+  if (exp <= now) return fail(Status.FAILED_PRECONDITION, `sliver ${s.urn} expired at ${new Date(exp).toISOString()}; renew it or allocate again`);
+  return OK;
+}
+
+/**
+ * Instantiates slivers on their nodes: intent + busy marks in one batch, the
+ * node calls in parallel, emulab namespaces and links, then one batch with
+ * the outcome. Slivers that failed (all of them when `allOrNothing` and one
+ * failed) are undone on their nodes and go back to where they were.
+ */
+export async function instantiate(state: AggregateState, slice: SliceRecord, candidates: readonly SliverRecord[], how: InstantiateOptions): Promise<Map<string, Outcome>> {
+  const { ledger, deps } = state;
+  const outcomes = new Map<string, Outcome>();
+  const wantNetns = state.rules.links && (await deps.netlab.supported()).ok;
+  // 1. The intent and the busy marks, in one batch (checked again under the mutex).
+  const intent =
+    how.marked ??
+    (await state.mutate((tx, now) => {
+      const items: { sliverUrn: string; nodeUrn: string }[] = [];
+      for (const s0 of candidates) {
+        const s = ledger.slivers.get(s0.urn);
+        if (!s || s.phase || s.allocation !== 'allocated' || (s.holdExpiresAt !== undefined && s.holdExpiresAt <= now)) {
+          outcomes.set(s0.urn, fail(Status.FAILED_PRECONDITION, `sliver ${s0.urn} is no longer allocated (its hold may have just expired); allocate again`));
+          continue;
+        }
+        items.push({ sliverUrn: s.urn, nodeUrn: s.nodeUrn });
+        tx.putSliver({
+          ...s,
+          phase: 'provisioning',
+          generation: s.generation + 1,
+          expiresAt: how.asked ?? s.expiresAt,
+          updatedAt: now,
+          ...linkPlan(state, wantNetns, slice.links, s.clientId),
+        });
+      }
+      const rec = newIntent(how.kind, slice.urn, items, now);
+      if (items.length) tx.putIntent(rec);
+      return rec;
+    }));
+  if (intent.items.length === 0) return outcomes;
+  const marked = intent.items.map((i) => ledger.slivers.get(i.sliverUrn) as SliverRecord);
+
+  // 2. The node managers, in parallel, each call with a deadline; emulab: meanwhile the namespaces (the
+  // intent names them, so undoing or recovery removes them whatever happens next).
+  const namespaces = wantNetns ? marked.map((s) => s.netns).filter((ns): ns is string => ns !== undefined) : [];
+  const madeNamespaces = namespaces.length
+    ? deps.netlab.createNamespaces(namespaces).then(
+        () => undefined,
+        (err: unknown) => {
+          deps.log.warn({ slice: slice.urn, err: (err as Error).message }, 'namespaces could not be made');
+          return err instanceof FedlabError ? err.message : `could not make the nodes' network namespaces on the site host: ${(err as Error).message}`;
+        },
+      )
+    : Promise.resolve(undefined);
+  const created = await deps.nodes.fanOut(
+    marked,
+    (s) => s.nodeUrn,
+    (c, opts, s) =>
+      c.createSliver(
+        {
+          requestId: `ma-${s.name}-g${s.generation}`,
+          sliverUrn: s.urn,
+          sliceUrn: s.sliceUrn,
+          sliceAuthorityUrn: slice.sliceAuthorityUrn,
+          sliceAuthorityJwk: JSON.stringify(slice.sliceAuthorityJwk),
+          providerUrn: slice.providerUrn,
+          resources: toSpec(s.resources),
+          expiresAt: new Date(s.expiresAt),
+          exclusive: s.exclusive,
+          interfaces: [],
+          allocationState: AllocationState.ALLOCATION_STATE_PROVISIONED,
+          clientId: s.clientId,
+          start: how.start,
+        },
+        opts,
+      ),
+    { deadline: how.deadline },
+  );
+  const reply = new Map<string, NodeResult<{ sliver?: Sliver | undefined }>>();
+  for (const [i, r] of created.entries()) reply.set((marked[i] as SliverRecord).urn, r);
+
+  // 3. Emulab: every link whose endpoints all have a namespace.
+  let linkError = await madeNamespaces;
+  if (wantNetns && linkError === undefined && [...reply.values()].some((r) => r.ok)) {
+    linkError = await wireLinks(
+      state,
+      slice,
+      marked.filter((s) => reply.get(s.urn)?.ok),
+    );
+  }
+
+  // 4. The outcome, in one batch: provisioned, or left for undoing.
+  const anyFailed = linkError !== undefined || [...reply.values()].some((r) => !r.ok);
+  const keep = (urn: string): boolean => reply.get(urn)?.ok === true && linkError === undefined && !(how.allOrNothing && anyFailed);
+  await state.mutate((tx, now) => {
+    const left = intent.items.filter((i) => !keep(i.sliverUrn));
+    for (const item of intent.items) {
+      if (!keep(item.sliverUrn)) continue;
+      const s = ledger.slivers.get(item.sliverUrn) as SliverRecord;
+      const r = reply.get(item.sliverUrn) as { ok: true; value: { sliver?: Sliver } };
+      const nm = r.value.sliver;
+      const { phase: _p, holdExpiresAt: _h, ...rest } = s;
+      tx.putSliver({
+        ...rest,
+        allocation: 'provisioned',
+        operational: operationalFromWire(nm?.operationalState, how.start ? 'configuring' : 'notready'),
+        expiresAt: nm?.expiresAt?.getTime() ?? s.expiresAt,
+        error: '',
+        updatedAt: now,
+      });
+    }
+    if (how.kind === 'swap-in' && !anyFailed) {
+      const sl = ledger.slices.get(slice.urn);
+      if (sl && sl.swappedOut) tx.putSlice({ ...sl, swappedOut: false });
+    }
+    if (left.length === 0) tx.delIntent(intent.id);
+    else tx.putIntent({ ...intent, items: left });
+  });
+  for (const item of intent.items) {
+    const r = reply.get(item.sliverUrn);
+    if (keep(item.sliverUrn)) outcomes.set(item.sliverUrn, OK);
+    else if (r && !r.ok) outcomes.set(item.sliverUrn, fail(r.code, r.reason));
+    else if (linkError) outcomes.set(item.sliverUrn, fail(Status.FAILED_PRECONDITION, linkError));
+    else outcomes.set(item.sliverUrn, fail(Status.ABORTED, 'not provisioned because another sliver of this all-or-nothing request failed; the others are listed with their reasons'));
+  }
+  // 5. Undo what did not make it; nodes new to the slice authority get its revocation list.
+  if (ledger.intents.has(intent.id)) await settle(state, intent.id, { deadline: how.deadline });
+  const kept = intent.items.filter((i) => keep(i.sliverUrn)).map((i) => i.nodeUrn);
+  if (kept.length) await relayTo(state, slice, kept, how.deadline);
+  if (anyFailed) deps.log.warn({ slice: slice.urn, failed: [...outcomes.values()].filter((x) => !x.ok).length }, `${how.kind} failed on some nodes; undone there`);
+  else deps.log.info({ slice: slice.urn, slivers: intent.items.length }, how.kind === 'provision' ? 'provisioned' : 'swapped in');
+  return outcomes;
+}
