@@ -6,16 +6,16 @@
 // home domain's slice authority, its chain written to a file an SA config names. Also the SA config itself.
 // sa-harness.ts and sp-harness.ts add only the servers that are theirs; the test owns and closes them all.
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { compileConfig } from '../../services/core/config.js';
+import { join } from 'node:path';
+import { writeChainFile } from '../../cli/kit/chain-file.js';
+import { peerEachOther } from '../../cli/kit/peering.js';
+import { saConfig, type LogLevel, type MaConfigInput, type SaConfigInput, type SaSiteInput } from '../../cli/kit/role-configs.js';
 import { issueRoot } from '../../services/core/credentials/index.js';
-import { PeerDirectory } from '../../services/core/federation/peers.js';
-import { bundleFingerprint, parseTrustBundle } from '../../services/core/identity/trust-bundle.js';
 import { NodeHealth } from '../../services/generated/fedlab/v1/common.js';
 import type { SliverDriver } from '../../services/node-manager/drivers/driver.js';
-import { saConfigSchema, SA_PATH_FIELDS, type SaConfig } from '../../services/slice-authority/index.js';
+import type { SaConfig } from '../../services/slice-authority/index.js';
 import { enrolNode, siteParties, startSite, until, type Site, type SiteParties, type TestNode } from './ma-harness.js';
 
 /** One site of a test federation: a domain with its own CA, MA and node managers. */
@@ -29,8 +29,8 @@ export interface FederationSiteOptions {
   readonly driver?: 'process' | 'simulated';
   /** A driver object per node (e.g. a slowed-down simulated driver for fault tests). */
   readonly driverObject?: () => SliverDriver;
-  /** Extra MA config (merged over the defaults). */
-  readonly config?: Record<string, unknown>;
+  /** Extra MA config (merged over the defaults, section by section). */
+  readonly config?: Partial<MaConfigInput>;
 }
 
 /**
@@ -52,12 +52,7 @@ export interface FederationSitesOptions {
 }
 
 /** One `sites` entry of a slice authority config. */
-export interface SaSiteEntry {
-  readonly domain: string;
-  readonly endpoint: string;
-  readonly ma_urn: string;
-  readonly chain_file: string;
-}
+export type SaSiteEntry = SaSiteInput;
 
 /** What every test federation shows its tests: its directory, the home domain's parties, the sites and their nodes. */
 export interface FederationParts {
@@ -87,30 +82,16 @@ export interface FederationSites extends FederationParts {
   destroy(): Promise<void>;
 }
 
-/** Writes a peer record of every other domain into each domain's peers directory (beside its trust bundle). */
-export async function peerDomains(parties: readonly SiteParties[]): Promise<void> {
-  const bundles = await Promise.all(parties.map((p) => parseTrustBundle(readFileSync(p.bundleFile, 'utf8'))));
-  const at = new Date().toISOString();
-  for (const p of parties) {
-    const peers = new PeerDirectory(join(dirname(p.bundleFile), 'peers'));
-    for (const b of bundles) {
-      if (b.domain === p.domain) continue;
-      const fp = bundleFingerprint(b);
-      await peers.put({ v: 1, domain: b.domain, endpoint: '127.0.0.1:9', pinned_fingerprint: fp, pinned_at: at, bundle: b, fingerprint: fp, accepted_at: at });
-    }
-  }
-}
-
 /** An MA → SA chain for a dead site, signed by a key that no one else has. */
-async function deadSiteChain(home: SiteParties, d: DeadSite): Promise<{ maUrn: string; chain: readonly string[] }> {
+async function deadSiteChain(home: SiteParties, dead: DeadSite): Promise<{ maUrn: string; chain: readonly string[] }> {
   const key = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const maUrn = `urn:fedlab:${d.domain}:authority:ma`;
+  const maUrn = `urn:fedlab:${dead.domain}:authority:ma`;
   const { chain } = await issueRoot({
     key: key.privateKey,
     issuer: maUrn,
     subject: home.sa.urn,
     subjectKey: home.sa.jwk as Record<string, unknown>,
-    targets: [`urn:fedlab:${d.domain}:node:*`],
+    targets: [`urn:fedlab:${dead.domain}:node:*`],
     privileges: ['sliver.create', 'sliver.delete', 'sliver.renew', 'sliver.control', 'sliver.read', 'node.read'],
     dlg: 1,
     ttlSeconds: 30 * 86_400,
@@ -123,8 +104,8 @@ async function deadSiteChain(home: SiteParties, d: DeadSite): Promise<{ maUrn: s
  * authority), node managers (waiting until every one is UP) and the MA → SA delegations. On failure
  * everything already started is stopped and removed before the error is thrown.
  */
-export async function startFederationSites(o: FederationSitesOptions): Promise<FederationSites> {
-  const dir = mkdtempSync(join(tmpdir(), o.dirPrefix));
+export async function startFederationSites(options: FederationSitesOptions): Promise<FederationSites> {
+  const dir = mkdtempSync(join(tmpdir(), options.dirPrefix));
   const sites: Site[] = [];
   const nodes = new Map<string, TestNode[]>();
   const clients: { close(): void }[] = [];
@@ -139,10 +120,11 @@ export async function startFederationSites(o: FederationSitesOptions): Promise<F
   };
   try {
     const parties: SiteParties[] = [];
-    for (const s of o.sites) parties.push(await siteParties(s.domain));
+    for (const s of options.sites) parties.push(await siteParties(s.domain));
     const home = parties[0] as SiteParties;
-    await peerDomains(parties);
-    for (const [i, s] of o.sites.entries()) {
+    // Peered the way `fedlab federation peer add` leaves them: each domain pins every other's bundle.
+    await peerEachOther(parties);
+    for (const [i, s] of options.sites.entries()) {
       const site = await startSite({ style: s.style ?? 'planetlab', parties: parties[i] as SiteParties, config: { delegation_policy: { allow_own_domain: true, allow: [home.sa.urn] }, ...s.config } });
       sites.push(site);
       const list: TestNode[] = [];
@@ -155,18 +137,14 @@ export async function startFederationSites(o: FederationSitesOptions): Promise<F
       );
     }
     const saSites: SaSiteEntry[] = [];
-    const writeChain = (domain: string, chain: readonly string[]): string => {
-      const file = join(dir, `${domain}.chain`);
-      writeFileSync(file, `${chain.join('\n')}\n`);
-      return file;
-    };
+    const chainFile = (domain: string, chain: readonly string[]): string => writeChainFile(join(dir, `${domain}.chain`), chain);
     for (const [i, site] of sites.entries()) {
       const chain = await site.saChain({ requestId: `sa-${i}`, sa: home.sa });
-      saSites.push({ domain: site.parties.domain, endpoint: site.address, ma_urn: site.parties.maUrn, chain_file: writeChain(site.parties.domain, chain) });
+      saSites.push({ domain: site.parties.domain, endpoint: site.address, ma_urn: site.parties.maUrn, chain_file: chainFile(site.parties.domain, chain) });
     }
-    for (const d of o.deadSites ?? []) {
-      const { maUrn, chain } = await deadSiteChain(home, d);
-      saSites.push({ domain: d.domain, endpoint: d.endpoint, ma_urn: maUrn, chain_file: writeChain(d.domain, chain) });
+    for (const dead of options.deadSites ?? []) {
+      const { maUrn, chain } = await deadSiteChain(home, dead);
+      saSites.push({ domain: dead.domain, endpoint: dead.endpoint, ma_urn: maUrn, chain_file: chainFile(dead.domain, chain) });
     }
     return {
       dir,
@@ -203,47 +181,48 @@ export async function startFederationSites(o: FederationSitesOptions): Promise<F
 export interface SaConfigOptions {
   /** The listening port (0: any; a fixed one for a child process or a restart on the same address). */
   readonly port: number;
-  readonly logLevel: 'info' | 'silent';
+  readonly logLevel: Extract<LogLevel, 'info' | 'silent'>;
   /** How long the SA waits for a site before it counts as failed. */
   readonly siteDeadlineMs: number;
   /** Quotas of the home provider's account. */
-  readonly quotas?: Record<string, number>;
-  /** Extra SA config (merged over the defaults). */
-  readonly extra?: Record<string, unknown>;
+  readonly quotas?: SaProviderQuotas;
+  /** Extra SA config (merged over the defaults, section by section). */
+  readonly extra?: Partial<SaConfigInput>;
 }
 
+/** The quotas of a provider account in a slice authority's config. */
+type SaProviderQuotas = NonNullable<SaConfigInput['providers']>[number]['quotas'];
+
 /** Writes the home slice authority's config (`sa.json` in the federation's directory) and compiles it. */
-export function writeSaConfig(fed: FederationSites, o: SaConfigOptions): { file: string; config: Readonly<SaConfig> } {
+export function writeSaConfig(fed: FederationSites, options: SaConfigOptions): { file: string; config: Readonly<SaConfig> } {
   const { home } = fed;
   const file = join(fed.dir, 'sa.json');
-  const raw = {
-    role: 'sa',
+  const config = saConfig({
     urn: home.sa.urn,
-    listen: { host: '127.0.0.1', port: o.port },
+    listen: { host: '127.0.0.1', port: options.port },
     tls: { ca: home.sa.caPath, cert: home.sa.certPath, key: home.sa.keyPath },
     trust_bundle: home.bundleFile,
     data_dir: join(fed.dir, 'sa-data'),
-    log_level: o.logLevel,
+    log_level: options.logLevel,
     shutdown_grace_ms: 2000,
     admins: [home.admin.urn],
-    sites: fed.saSites,
-    providers: [{ urn: home.sp.urn, quotas: o.quotas ?? {} }],
-    limits: { site_deadline_ms: o.siteDeadlineMs },
+    sites: [...fed.saSites],
+    providers: [{ urn: home.sp.urn, quotas: options.quotas ?? {} }],
+    limits: { site_deadline_ms: options.siteDeadlineMs },
     sweep_interval_ms: 200,
     intent_retry_interval_ms: 300,
-    ...o.extra,
-  };
-  writeFileSync(file, JSON.stringify(raw, null, 2));
-  return { file, config: compileConfig(saConfigSchema, { file }, SA_PATH_FIELDS) };
+    ...options.extra,
+  }).writeAndCompile(file);
+  return { file, config };
 }
 
 /** A resource request for `count` nodes the site picks (or the named nodes) with small slivers. */
-export function siteRequest(site: string, o: { count?: number; nodeUrns?: string[]; cpuMillis?: number; memMb?: number } = {}) {
+export function siteRequest(site: string, asked: { count?: number; nodeUrns?: string[]; cpuMillis?: number; memMb?: number } = {}) {
   return {
     site,
     request: {
-      nodes: { nodeUrns: o.nodeUrns ?? [], count: o.nodeUrns ? 0 : (o.count ?? 1), clientIds: [] },
-      resources: { cpuMillis: o.cpuMillis ?? 100, memMb: o.memMb ?? 64, diskMb: 64, pids: 64, bandwidthKbps: 0 },
+      nodes: { nodeUrns: asked.nodeUrns ?? [], count: asked.nodeUrns ? 0 : (asked.count ?? 1), clientIds: [] },
+      resources: { cpuMillis: asked.cpuMillis ?? 100, memMb: asked.memMb ?? 64, diskMb: 64, pids: 64, bandwidthKbps: 0 },
       links: [],
       exclusive: false,
       requestDocument: '',

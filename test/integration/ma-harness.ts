@@ -7,24 +7,24 @@ import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { compileConfig } from '../../services/core/config.js';
 import { hostService, type HostedService } from '../../services/core/host.js';
 import { privateKeyToPem, publicKeyToPem } from '../../services/core/identity/keys.js';
 import { silentLogger, type Logger } from '../../services/core/log.js';
 import { createClient, type PromiseClient } from '../../services/core/rpc/client.js';
 import type { TlsMaterial } from '../../services/core/rpc/server.js';
 import { AggregateService } from '../../services/generated/fedlab/v1/aggregate.js';
-import { SliverIsolation } from '../../services/generated/fedlab/v1/common.js';
+import { NodeHealth, SliverIsolation } from '../../services/generated/fedlab/v1/common.js';
 import { ManagementAuthorityService } from '../../services/generated/fedlab/v1/management_authority.js';
 import { NodeManagerService } from '../../services/generated/fedlab/v1/node_manager.js';
 import type { Clock } from '../../services/management-authority/clock.js';
 import { enrollNode, issueOwnerCredential, OWNER_PRIVILEGES } from '../../services/management-authority/enrolment-client.js';
-import { maConfigSchema, MA_PATH_FIELDS, managementAuthorityRole, type ManagementAuthority, type MaConfig } from '../../services/management-authority/index.js';
+import { managementAuthorityRole, type ManagementAuthority, type MaConfig } from '../../services/management-authority/index.js';
 import type { CommandRunner } from '../../services/management-authority/netlab.js';
-import { instanceId, nmConfigSchema, NM_PATH_FIELDS, nodeManagerRole, type NmConfig } from '../../services/node-manager/index.js';
+import { instanceId, nodeManagerRole, type NmConfig } from '../../services/node-manager/index.js';
 import type { NodeManager } from '../../services/node-manager/node-manager.js';
 import type { SliverDriver } from '../../services/node-manager/drivers/driver.js';
 import { createDriver } from '../../services/node-manager/drivers/select.js';
+import { maConfig, nmConfig, type MaConfigInput, type NmConfigInput } from '../../cli/kit/role-configs.js';
 import { freePort } from '../../cli/up/processes.js';
 import { startCli } from '../helpers/cli.js';
 import { makeTestPki, type TestIdentity, type TestPki } from '../helpers/pki.js';
@@ -91,8 +91,8 @@ export function tlsOf(p: SiteParties, who: TestIdentity): TlsMaterial {
 export interface SiteOptions {
   readonly style?: 'planetlab' | 'emulab' | 'protogeni';
   readonly parties?: SiteParties;
-  /** Extra MA config (merged over the defaults). */
-  readonly config?: Record<string, unknown>;
+  /** Extra MA config (merged over the defaults, section by section). */
+  readonly config?: Partial<MaConfigInput>;
   readonly dataDir?: string;
   readonly clock?: Clock;
   readonly runner?: CommandRunner;
@@ -123,7 +123,7 @@ export interface Site {
   maClient(who?: TestIdentity): PromiseClient<typeof ManagementAuthorityService>;
   aggClient(who?: TestIdentity): PromiseClient<typeof AggregateService>;
   /** An MA → SA chain for a slice authority, the site's own unless `sa` is given (all node and sliver privileges unless given). */
-  saChain(o?: { privileges?: string[]; limits?: Record<string, number>; ttlS?: number; requestId?: string; sa?: TestIdentity }): Promise<string[]>;
+  saChain(asked?: { privileges?: string[]; limits?: Record<string, number>; ttlS?: number; requestId?: string; sa?: TestIdentity }): Promise<string[]>;
   /** Stops the MA (clients first), keeping its data. */
   stop(): Promise<void>;
   /** Stops and removes the site's directory. */
@@ -132,12 +132,11 @@ export interface Site {
 
 const sites: Site[] = [];
 
-/** Writes the MA config for a site. */
-function maConfigObject(p: SiteParties, dataDir: string, o: SiteOptions, ports: { main: number; enrol: number }): Record<string, unknown> {
-  return {
-    role: 'ma',
+/** The MA config of a site: fast timers, the test's own sections over them; a child MA logs (its readiness is a log line). */
+function siteConfig(p: SiteParties, dataDir: string, options: SiteOptions, ports: { main: number; enrol: number }) {
+  return maConfig({
     urn: p.maUrn,
-    style: o.style ?? 'planetlab',
+    style: options.style ?? 'planetlab',
     listen: { host: '127.0.0.1', port: ports.main },
     tls: { ca: p.ma.caPath, cert: p.ma.certPath, key: p.ma.keyPath },
     trust_bundle: p.bundleFile,
@@ -151,40 +150,38 @@ function maConfigObject(p: SiteParties, dataDir: string, o: SiteOptions, ports: 
     sweep_interval_ms: 100,
     intent_retry_interval_ms: 500,
     node_calls: { deadline_ms: 8000 },
-    ...o.config,
-  };
+    ...options.config,
+    ...(options.child ? { log_level: 'info' } : {}),
+  });
 }
 
 /** Starts a management authority for a site. */
-export async function startSite(o: SiteOptions = {}): Promise<Site> {
-  const parties = o.parties ?? (await siteParties());
-  const dir = o.dataDir ? join(o.dataDir, '..') : mkdtempSync(join(tmpdir(), 'fedlab-ma-'));
-  const dataDir = o.dataDir ?? join(dir, 'data');
-  const ports = o.child ? { main: await freePort(), enrol: await freePort() } : { main: 0, enrol: 0 };
+export async function startSite(options: SiteOptions = {}): Promise<Site> {
+  const parties = options.parties ?? (await siteParties());
+  const dir = options.dataDir ? join(options.dataDir, '..') : mkdtempSync(join(tmpdir(), 'fedlab-ma-'));
+  const dataDir = options.dataDir ?? join(dir, 'data');
+  const ports = options.child ? { main: await freePort(), enrol: await freePort() } : { main: 0, enrol: 0 };
   const configFile = join(dir, `ma-${Math.random().toString(36).slice(2)}.json`);
-  const raw = maConfigObject(parties, dataDir, o, ports);
-  if (o.child) (raw as { log_level: string }).log_level = 'info';
-  writeFileSync(configFile, JSON.stringify(raw, null, 2));
-  const config = compileConfig(maConfigSchema, { file: configFile }, MA_PATH_FIELDS);
+  const config = siteConfig(parties, dataDir, options, ports).writeAndCompile(configFile);
 
   let ma: ManagementAuthority | undefined;
   let service: HostedService | undefined;
   let child: ChildProcess | undefined;
   let address: string;
   let enrolAddress: string;
-  if (o.child) {
+  if (options.child) {
     child = await serveChild('ma', configFile);
     address = `127.0.0.1:${ports.main}`;
     enrolAddress = `127.0.0.1:${ports.enrol}`;
   } else {
     service = await hostService(
       config,
-      o.log ?? silentLogger(),
+      options.log ?? silentLogger(),
       managementAuthorityRole({
-        ...(o.clock ? { clock: o.clock } : {}),
-        ...(o.runner ? { runner: o.runner } : {}),
-        ...(o.manualTimers ? { manualTimers: true } : {}),
-        onBuilt: (x) => (ma = x),
+        ...(options.clock ? { clock: options.clock } : {}),
+        ...(options.runner ? { runner: options.runner } : {}),
+        ...(options.manualTimers ? { manualTimers: true } : {}),
+        onBuilt: (built) => (ma = built),
       }),
     );
     address = `127.0.0.1:${service.port}`;
@@ -217,16 +214,16 @@ export async function startSite(o: SiteOptions = {}): Promise<Site> {
     child,
     maClient: (who = parties.admin) => clientAs('ma', ManagementAuthorityService, who),
     aggClient: (who = parties.sa) => clientAs('aggregate', AggregateService, who),
-    saChain: async (x = {}) => {
+    saChain: async (asked = {}) => {
       const res = await site.maClient().delegateToSliceAuthority({
-        requestId: x.requestId ?? `d-${Math.random().toString(36).slice(2)}`,
-        sliceAuthorityUrn: (x.sa ?? parties.sa).urn,
+        requestId: asked.requestId ?? `d-${Math.random().toString(36).slice(2)}`,
+        sliceAuthorityUrn: (asked.sa ?? parties.sa).urn,
         sliceAuthorityJwk: '',
-        sliceAuthorityCertificatePem: (x.sa ?? parties.sa).certPem,
-        privileges: x.privileges ?? [],
+        sliceAuthorityCertificatePem: (asked.sa ?? parties.sa).certPem,
+        privileges: asked.privileges ?? [],
         targets: [],
-        limits: x.limits ?? {},
-        ttlS: x.ttlS ?? 0,
+        limits: asked.limits ?? {},
+        ttlS: asked.ttlS ?? 0,
         maxDelegations: 1,
       });
       return res.chain;
@@ -244,7 +241,7 @@ export async function startSite(o: SiteOptions = {}): Promise<Site> {
     },
     destroy: async () => {
       await site.stop();
-      if (!o.dataDir) rmSync(dir, { recursive: true, force: true });
+      if (!options.dataDir) rmSync(dir, { recursive: true, force: true });
     },
   };
   sites.push(site);
@@ -288,10 +285,10 @@ interface EnrolledKey {
  */
 async function enrolKey(
   site: Site,
-  o: { name: string; requestId: string; endpoint: string; capacity: { cpuMillis: number; memMb: number; diskMb: number; pids: number }; isolation: SliverIsolation; version: string },
+  node: { name: string; requestId: string; endpoint: string; capacity: { cpuMillis: number; memMb: number; diskMb: number; pids: number }; isolation: SliverIsolation; version: string },
 ): Promise<EnrolledKey> {
   const p = site.parties;
-  const { token } = await site.maClient().createEnrollmentToken({ requestId: o.requestId, nodeName: o.name, ownerUrn: p.owner.urn, ttlS: 0 });
+  const { token } = await site.maClient().createEnrollmentToken({ requestId: node.requestId, nodeName: node.name, ownerUrn: p.owner.urn, ttlS: 0 });
   const { chain: ownerChain } = await issueOwnerCredential({ ownerKey: p.owner.privateKey, ownerUrn: p.owner.urn, maUrn: p.maUrn, maKey: p.ma.jwk as Record<string, unknown>, privileges: NODE_PRIVILEGES, ttlSeconds: 90 * 86_400 });
   const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const res = await enrollNode(
@@ -301,14 +298,14 @@ async function enrolKey(
       publicKeyPem: publicKeyToPem(keys.publicKey),
       csrPem: '',
       ownerCredentialChain: [...ownerChain],
-      endpoint: o.endpoint,
-      capacity: { ...o.capacity, bandwidthKbps: 0 },
-      isolation: o.isolation,
-      version: o.version,
+      endpoint: node.endpoint,
+      capacity: { ...node.capacity, bandwidthKbps: 0 },
+      isolation: node.isolation,
+      version: node.version,
       netemAvailable: false,
     },
   );
-  return { urn: `urn:fedlab:${p.domain}:node:${o.name}`, ownerChain, privateKey: keys.privateKey, certificatePem: res.certificatePem, caChainPem: res.caChainPem };
+  return { urn: `urn:fedlab:${p.domain}:node:${node.name}`, ownerChain, privateKey: keys.privateKey, certificatePem: res.certificatePem, caChainPem: res.caChainPem };
 }
 
 /** Options of {@link enrolNode}. */
@@ -316,9 +313,10 @@ export interface NodeOptions {
   readonly name: string;
   readonly driver?: 'container' | 'process' | 'simulated';
   readonly driverObject?: SliverDriver;
-  readonly capacity?: Record<string, number>;
+  readonly capacity?: NmConfigInput['capacity'];
   readonly heartbeatMs?: number;
-  readonly config?: Record<string, unknown>;
+  /** Extra node manager config (merged over the defaults, section by section). */
+  readonly config?: Partial<NmConfigInput>;
   /** Enrol only; do not start the node manager. */
   readonly noStart?: boolean;
 }
@@ -328,19 +326,19 @@ export interface NodeOptions {
  * owner → MA over the node, the node manager's key is certified through EnrollNode on the enrolment
  * listener, and the node manager starts with that certificate and pushes heartbeats to the MA.
  */
-export async function enrolNode(site: Site, o: NodeOptions): Promise<TestNode> {
+export async function enrolNode(site: Site, options: NodeOptions): Promise<TestNode> {
   const p = site.parties;
-  const dir = mkdtempSync(join(tmpdir(), `fedlab-manode-${o.name}-`));
+  const dir = mkdtempSync(join(tmpdir(), `fedlab-manode-${options.name}-`));
   const dataDir = join(dir, 'data');
   const port = await freePort();
   const endpoint = `127.0.0.1:${port}`;
-  const capacity = { cpu_millis: 2000, mem_mb: 2048, disk_mb: 4096, pids: 1024, slivers: 20, ...o.capacity };
+  const capacity = { cpu_millis: 2000, mem_mb: 2048, disk_mb: 4096, pids: 1024, slivers: 20, ...options.capacity };
   const { urn, ownerChain, privateKey, certificatePem, caChainPem } = await enrolKey(site, {
-    name: o.name,
-    requestId: `t-${o.name}-${Math.random().toString(36).slice(2)}`,
+    name: options.name,
+    requestId: `t-${options.name}-${Math.random().toString(36).slice(2)}`,
     endpoint,
     capacity: { cpuMillis: capacity.cpu_millis, memMb: capacity.mem_mb, diskMb: capacity.disk_mb, pids: capacity.pids },
-    isolation: o.driver === 'container' ? SliverIsolation.SLIVER_ISOLATION_CONTAINER : o.driver === 'simulated' ? SliverIsolation.SLIVER_ISOLATION_SIMULATED : SliverIsolation.SLIVER_ISOLATION_PROCESS,
+    isolation: options.driver === 'container' ? SliverIsolation.SLIVER_ISOLATION_CONTAINER : options.driver === 'simulated' ? SliverIsolation.SLIVER_ISOLATION_SIMULATED : SliverIsolation.SLIVER_ISOLATION_PROCESS,
     version: '0.1.0',
   });
   writeFileSync(join(dir, 'key.pem'), privateKeyToPem(privateKey), { mode: 0o600 });
@@ -348,37 +346,32 @@ export async function enrolNode(site: Site, o: NodeOptions): Promise<TestNode> {
   writeFileSync(join(dir, 'ca.pem'), caChainPem.join(''));
   const style = site.config.style;
   const configFile = join(dir, 'nm.json');
-  writeFileSync(
-    configFile,
-    JSON.stringify({
-      role: 'nm',
-      urn,
-      listen: { host: '127.0.0.1', port },
-      endpoint,
-      tls: { ca: 'ca.pem', cert: 'cert.pem', key: 'key.pem' },
-      trust_bundle: p.bundleFile,
-      data_dir: dataDir,
-      log_level: 'silent',
-      shutdown_grace_ms: 1000,
-      owner: { certificate: p.owner.certPath },
-      management_authority: { urn: p.maUrn, address: site.address },
-      style,
-      exclusive: style === 'emulab',
-      driver: o.driver ?? 'process',
-      capacity,
-      defaults: { cpu_millis: 100, mem_mb: 64, disk_mb: 64, pids: 64 },
-      reaper_interval_ms: 200,
-      disk_check_interval_ms: 60_000,
-      heartbeat_interval_ms: o.heartbeatMs ?? 200,
-      heartbeat_deadline_ms: 1000,
-      ...o.config,
-    }),
-  );
-  const config = compileConfig(nmConfigSchema, { file: configFile }, NM_PATH_FIELDS);
+  const config = nmConfig({
+    urn,
+    listen: { host: '127.0.0.1', port },
+    endpoint,
+    tls: { ca: 'ca.pem', cert: 'cert.pem', key: 'key.pem' },
+    trust_bundle: p.bundleFile,
+    data_dir: dataDir,
+    log_level: 'silent',
+    shutdown_grace_ms: 1000,
+    owner: { certificate: p.owner.certPath },
+    management_authority: { urn: p.maUrn, address: site.address },
+    style,
+    exclusive: style === 'emulab',
+    driver: options.driver ?? 'process',
+    capacity,
+    defaults: { cpu_millis: 100, mem_mb: 64, disk_mb: 64, pids: 64 },
+    reaper_interval_ms: 200,
+    disk_check_interval_ms: 60_000,
+    heartbeat_interval_ms: options.heartbeatMs ?? 200,
+    heartbeat_deadline_ms: 1000,
+    ...options.config,
+  }).writeAndCompile(configFile);
   const clients: { close(): void }[] = [];
   const node: TestNode = {
     urn,
-    name: o.name,
+    name: options.name,
     dataDir,
     config,
     endpoint,
@@ -394,7 +387,7 @@ export async function enrolNode(site: Site, o: NodeOptions): Promise<TestNode> {
       node.service = await hostService(
         config,
         silentLogger(),
-        nodeManagerRole({ ...(o.driverObject ? { driver: o.driverObject } : {}), onBuilt: (x) => (node.nm = x) }),
+        nodeManagerRole({ ...(options.driverObject ? { driver: options.driverObject } : {}), onBuilt: (built) => (node.nm = built) }),
       );
     },
     stop: async () => {
@@ -405,14 +398,14 @@ export async function enrolNode(site: Site, o: NodeOptions): Promise<TestNode> {
     },
     destroy: async () => {
       await node.stop();
-      if (config.driver !== 'simulated' && !o.driverObject) {
+      if (config.driver !== 'simulated' && !options.driverObject) {
         const driver = createDriver({ kind: config.driver, workRoot: join(dataDir, 'slivers'), instance: instanceId(dataDir), netNamespace: false, log: silentLogger() });
         await driver.purge();
       }
       rmSync(dir, { recursive: true, force: true });
     },
   };
-  if (!o.noStart) await node.start();
+  if (!options.noStart) await node.start();
   return node;
 }
 
@@ -431,7 +424,7 @@ export interface FakeNode {
   readonly ownerChain: readonly string[];
   readonly tls: TlsMaterial;
   /** Sends one heartbeat with the node's certificate. */
-  beat(o?: { capacity?: { cpuMillis: number; memMb: number; diskMb: number; pids: number } }): Promise<void>;
+  beat(asked?: { capacity?: { cpuMillis: number; memMb: number; diskMb: number; pids: number } }): Promise<void>;
   close(): void;
 }
 
@@ -446,12 +439,12 @@ export async function enrolFakeNode(site: Site, name: string, capacity = { cpuMi
     urn,
     ownerChain,
     tls,
-    beat: async (o = {}) => {
+    beat: async (asked = {}) => {
       await client.heartbeat({
         nodeUrn: urn,
         sequence: ++seq,
         sentAt: new Date(),
-        capacity: { ...(o.capacity ?? capacity), bandwidthKbps: 0 },
+        capacity: { ...(asked.capacity ?? capacity), bandwidthKbps: 0 },
         allocated: { cpuMillis: 0, memMb: 0, diskMb: 0, pids: 0, bandwidthKbps: 0 },
         usage: { cpuMillis: 0, memMb: 0, diskMb: 0, pids: 0, bandwidthKbps: 0 },
         sliverCount: 0,
@@ -468,9 +461,9 @@ export async function downAndUp(site: Site, node: TestNode, intervalMs = 200): P
   const health = async (): Promise<number | undefined> => (await site.maClient().getNode({ nodeUrn: node.urn })).node?.health;
   await node.stop();
   const stoppedAt = Date.now();
-  await until(async () => (await health()) === 2, 3 * intervalMs + 3000, `${node.name} DOWN`);
+  await until(async () => (await health()) === NodeHealth.NODE_HEALTH_DOWN, 3 * intervalMs + 3000, `${node.name} DOWN`);
   const took = Date.now() - stoppedAt;
   await node.start();
-  await until(async () => (await health()) === 1, 5000, `${node.name} UP again`);
+  await until(async () => (await health()) === NodeHealth.NODE_HEALTH_UP, 5000, `${node.name} UP again`);
   return took;
 }

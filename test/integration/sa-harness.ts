@@ -3,6 +3,7 @@
 // to the home domain's slice authority) and the slice authority itself, in this process or as `fedlab serve
 // sa` (a child process).
 import type { ChildProcess } from 'node:child_process';
+import type { SaConfigInput } from '../../cli/kit/role-configs.js';
 import { hostService, type HostedService } from '../../services/core/host.js';
 import { silentLogger } from '../../services/core/log.js';
 import { createClient, type PromiseClient } from '../../services/core/rpc/client.js';
@@ -21,10 +22,10 @@ export interface FedSiteOptions extends FederationSiteOptions {
 /** Options of {@link startFederation}. */
 export interface FederationOptions {
   readonly sites: readonly FedSiteOptions[];
-  /** Extra SA config (merged over the defaults). */
-  readonly saConfig?: Record<string, unknown>;
+  /** Extra SA config (merged over the defaults, section by section). */
+  readonly saConfig?: Partial<SaConfigInput>;
   /** Quotas of the provider account. */
-  readonly quotas?: Record<string, number>;
+  readonly quotas?: NonNullable<SaConfigInput['providers']>[number]['quotas'];
   /** Run the SA as `fedlab serve sa` in a child process. */
   readonly child?: boolean;
   /** Sites that are configured but do not work (see {@link DeadSite}). */
@@ -50,12 +51,12 @@ export interface Federation extends FederationParts {
 }
 
 /** Starts the sites, their nodes, the delegations and the slice authority. */
-export async function startFederation(o: FederationOptions): Promise<Federation> {
-  const base = await startFederationSites({ sites: o.sites, deadSites: o.deadSites ?? [], dirPrefix: 'fedlab-sa-' });
+export async function startFederation(options: FederationOptions): Promise<Federation> {
+  const base = await startFederationSites({ sites: options.sites, deadSites: options.deadSites ?? [], dirPrefix: 'fedlab-sa-' });
   try {
     const { home } = base;
-    const port = o.child ? await freePort() : 0;
-    const { file: configFile, config } = writeSaConfig(base, { port, logLevel: o.child ? 'info' : 'silent', siteDeadlineMs: 6000, quotas: o.quotas ?? {}, extra: o.saConfig ?? {} });
+    const port = options.child ? await freePort() : 0;
+    const { file: configFile, config } = writeSaConfig(base, { port, logLevel: options.child ? 'info' : 'silent', siteDeadlineMs: 6000, quotas: options.quotas ?? {}, extra: options.saConfig ?? {} });
 
     let service: HostedService | undefined;
     let address = '';
@@ -78,11 +79,11 @@ export async function startFederation(o: FederationOptions): Promise<Federation>
         base.track(createClient(NodeManagerService, { address: node.endpoint, tls: { caCerts: base.allCaPem, cert: who.certPem, key: who.keyPem }, serverUrn: node.urn, deadlineMs: 15_000 })),
       sliversOnNodes: () => base.sliversOnNodes(),
       startSa: async () => {
-        if (o.child) {
+        if (options.child) {
           fed.child = await serveChild('sa', configFile);
           address = `127.0.0.1:${port}`;
         } else {
-          service = await hostService(config, silentLogger(), sliceAuthorityRole({ onBuilt: (x) => (fed.sa = x) }));
+          service = await hostService(config, silentLogger(), sliceAuthorityRole({ onBuilt: (built) => (fed.sa = built) }));
           address = `127.0.0.1:${service.port}`;
         }
       },

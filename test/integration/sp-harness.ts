@@ -6,7 +6,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { compileConfig } from '../../services/core/config.js';
+import { spConfig, type SpConfigInput } from '../../cli/kit/role-configs.js';
 import { hostService, type HostedService } from '../../services/core/host.js';
 import { silentLogger } from '../../services/core/log.js';
 import { createClient, type PromiseClient } from '../../services/core/rpc/client.js';
@@ -14,7 +14,7 @@ import type { TlsMaterial } from '../../services/core/rpc/server.js';
 import { NodeManagerService } from '../../services/generated/fedlab/v1/node_manager.js';
 import { ServiceProviderService } from '../../services/generated/fedlab/v1/service_provider.js';
 import { SliceAuthorityService } from '../../services/generated/fedlab/v1/slice_authority.js';
-import { serviceProviderRole, spConfigSchema, SP_PATH_FIELDS, type ServiceProvider } from '../../services/service-provider/index.js';
+import { serviceProviderRole, type ServiceProvider } from '../../services/service-provider/index.js';
 import { sliceAuthorityRole } from '../../services/slice-authority/index.js';
 import type { TestIdentity } from '../helpers/pki.js';
 import { startFederationSites, writeSaConfig, type FederationParts } from './federation-harness.js';
@@ -23,8 +23,8 @@ import { freePort, serveChild, signalChild } from './ma-harness.js';
 /** Options of {@link startSpFederation}. */
 export interface SpFederationOptions {
   readonly sites: readonly { readonly domain: string; readonly nodes: number; readonly style?: 'planetlab' | 'protogeni' }[];
-  /** Extra SP config (merged over the defaults). */
-  readonly spConfig?: Record<string, unknown>;
+  /** Extra SP config (merged over the defaults, section by section). */
+  readonly spConfig?: Partial<SpConfigInput>;
   /** Run the SP as `fedlab serve sp` (a child process). */
   readonly child?: boolean;
 }
@@ -55,8 +55,8 @@ export interface SpFederation extends FederationParts {
 }
 
 /** Starts the sites, their nodes, the delegations, the slice authority and the service provider. */
-export async function startSpFederation(o: SpFederationOptions): Promise<SpFederation> {
-  const base = await startFederationSites({ sites: o.sites.map((s) => ({ ...s, driver: 'process' })), dirPrefix: 'fedlab-sp-' });
+export async function startSpFederation(options: SpFederationOptions): Promise<SpFederation> {
+  const base = await startFederationSites({ sites: options.sites.map((s) => ({ ...s, driver: 'process' })), dirPrefix: 'fedlab-sp-' });
   const { dir, home } = base;
   let sa: HostedService | undefined;
   let sp: HostedService | undefined;
@@ -75,29 +75,24 @@ export async function startSpFederation(o: SpFederationOptions): Promise<SpFeder
     sa = await hostService(saConfig, silentLogger(), sliceAuthorityRole());
     const saAddress = `127.0.0.1:${saPort}`;
 
-    const spPort = o.child ? await freePort() : 0;
+    const spPort = options.child ? await freePort() : 0;
     const spConfigFile = join(dir, 'sp.json');
-    writeFileSync(
-      spConfigFile,
-      JSON.stringify({
-        role: 'sp',
-        urn: home.sp.urn,
-        listen: { host: '127.0.0.1', port: spPort },
-        tls: { ca: home.sp.caPath, cert: home.sp.certPath, key: home.sp.keyPath },
-        trust_bundle: home.bundleFile,
-        data_dir: join(dir, 'sp-data'),
-        log_level: o.child ? 'info' : 'silent',
-        shutdown_grace_ms: 2000,
-        admins: [spAdmin.urn],
-        readers: [`urn:fedlab:${home.domain}:user:*`],
-        slice_authority: { urn: home.sa.urn, endpoint: saAddress },
-        sites: base.sites.map((s) => ({ domain: s.parties.domain, ma_urn: s.parties.maUrn, endpoint: s.address })),
-        registration: { retry_ms: 200, max_retry_ms: 1000 },
-        supervision: { backoff_initial_ms: 200, backoff_max_ms: 800, backoff_reset_ms: 5000, retry_ms: 300 },
-        ...o.spConfig,
-      }),
-    );
-    const spConfig = compileConfig(spConfigSchema, { file: spConfigFile }, SP_PATH_FIELDS);
+    const providerConfig = spConfig({
+      urn: home.sp.urn,
+      listen: { host: '127.0.0.1', port: spPort },
+      tls: { ca: home.sp.caPath, cert: home.sp.certPath, key: home.sp.keyPath },
+      trust_bundle: home.bundleFile,
+      data_dir: join(dir, 'sp-data'),
+      log_level: options.child ? 'info' : 'silent',
+      shutdown_grace_ms: 2000,
+      admins: [spAdmin.urn],
+      readers: [`urn:fedlab:${home.domain}:user:*`],
+      slice_authority: { urn: home.sa.urn, endpoint: saAddress },
+      sites: base.sites.map((s) => ({ domain: s.parties.domain, ma_urn: s.parties.maUrn, endpoint: s.address })),
+      registration: { retry_ms: 200, max_retry_ms: 1000 },
+      supervision: { backoff_initial_ms: 200, backoff_max_ms: 800, backoff_reset_ms: 5000, retry_ms: 300 },
+      ...options.spConfig,
+    }).writeAndCompile(spConfigFile);
     let spAddress = '';
     const tls = (who: TestIdentity): TlsMaterial => ({ caCerts: base.allCaPem, cert: who.certPem, key: who.keyPem });
     const fed: SpFederation = {
@@ -118,11 +113,11 @@ export async function startSpFederation(o: SpFederationOptions): Promise<SpFeder
       nodeClient: (endpoint, nodeUrn, who) => base.track(createClient(NodeManagerService, { address: endpoint, tls: tls(who), serverUrn: nodeUrn, deadlineMs: 15_000 })),
       sliversOnNodes: () => base.sliversOnNodes(),
       startSp: async () => {
-        if (o.child) {
+        if (options.child) {
           fed.child = await serveChild('sp', spConfigFile, 120_000);
           spAddress = `127.0.0.1:${spPort}`;
         } else {
-          sp = await hostService(spConfig, silentLogger(), serviceProviderRole({ onBuilt: (x) => (fed.sp = x) }));
+          sp = await hostService(providerConfig, silentLogger(), serviceProviderRole({ onBuilt: (built) => (fed.sp = built) }));
           spAddress = `127.0.0.1:${sp.port}`;
         }
       },
