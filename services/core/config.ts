@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { InvalidArgumentError } from './errors.js';
 import { isValidDomain, isUrn, parseUrn } from './identity/urn.js';
 import type { TlsMaterial } from './rpc/server.js';
+import type { ServerLimits } from './rpc/server-limits.js';
 
 /** The roles a `fedlab serve` process can take. */
 export const ROLES = ['nm', 'ma', 'sa', 'sp'] as const;
@@ -69,6 +70,29 @@ export function federationSettings(config: Pick<CommonConfig, 'trust_bundle' | '
   };
 }
 
+/** The `server` section: limits of the main listener (docs/api.md, "Limits"); absent keys keep the defaults. */
+export const serverLimitsConfigSchema = z
+  .object({
+    max_receive_bytes: z.number().int().min(4096).max(64 * 1024 * 1024).optional(),
+    max_send_bytes: z.number().int().min(4096).max(256 * 1024 * 1024).optional(),
+    max_concurrent_streams: z.number().int().min(1).max(10_000).optional(),
+    max_streams_per_caller: z.number().int().min(1).max(10_000).optional(),
+    max_connection_idle_ms: z.number().int().min(1_000).max(86_400_000).optional(),
+  })
+  .strict();
+
+/** The server limits a config sets, as `startServer` takes them (unset keys keep the defaults). */
+export function serverLimitsFromConfig(server: z.infer<typeof serverLimitsConfigSchema> | undefined): Partial<ServerLimits> {
+  if (!server) return {};
+  const out: { -readonly [K in keyof ServerLimits]?: ServerLimits[K] } = {};
+  if (server.max_receive_bytes !== undefined) out.maxReceiveBytes = server.max_receive_bytes;
+  if (server.max_send_bytes !== undefined) out.maxSendBytes = server.max_send_bytes;
+  if (server.max_concurrent_streams !== undefined) out.maxConcurrentStreams = server.max_concurrent_streams;
+  if (server.max_streams_per_caller !== undefined) out.maxStreamsPerCaller = server.max_streams_per_caller;
+  if (server.max_connection_idle_ms !== undefined) out.maxConnectionIdleMs = server.max_connection_idle_ms;
+  return out;
+}
+
 /** Settings every service has. Role-specific sections extend this schema. */
 export const commonConfigSchema = z
   .object({
@@ -94,6 +118,8 @@ export const commonConfigSchema = z
     shutdown_grace_ms: z.number().int().min(0).max(600_000).default(10_000),
     /** Federation peering (docs/federation.md). Absent: the defaults of {@link federationSettings}. */
     federation: federationConfigSchema.optional(),
+    /** Limits of the main listener: message sizes, streams, idle connections. */
+    server: serverLimitsConfigSchema.optional(),
   })
   .strict();
 

@@ -5,7 +5,7 @@
  * compiled config; tests call it with a config they build.
  */
 import { parseUrn } from './identity/urn.js';
-import { federationSettings, loadTls, type CommonConfig } from './config.js';
+import { federationSettings, loadTls, serverLimitsFromConfig, type CommonConfig } from './config.js';
 import type { TrustStore } from './credentials/trust-store.js';
 import { FileBundleSource, type BundleSource } from './federation/bundle-source.js';
 import { startBundleListener, type BundleListener } from './federation/bundle-listener.js';
@@ -99,6 +99,7 @@ export async function hostService<C extends CommonConfig>(
         log,
         trust: federation,
         shutdownGraceMs: config.shutdown_grace_ms,
+        limits: serverLimitsFromConfig(config.server),
         handleSignals: options.handleSignals ?? false,
         onStop: [async () => listener?.stop(), stopFederation, async () => role.onStop?.(), async () => store.close()],
       },

@@ -14,10 +14,12 @@ import {
   type UntypedServiceImplementation,
   type ServiceDefinition,
 } from '@grpc/grpc-js';
+import { InvalidArgumentError, ResourceExhaustedError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { peerIdentity, readCredentialChain, type CallContext } from './context.js';
 import { toGrpcStatus } from './status.js';
 import type { TransportTrust } from './trust.js';
+import { StreamQuota, type ServerLimits } from './server-limits.js';
 
 /** The shape of one method in a generated service definition. */
 export interface MethodDefinitionLike {
@@ -57,6 +59,42 @@ export function defineService<D extends Record<string, MethodDefinitionLike>>(de
   if (!first) throw new TypeError('a service definition needs at least one method');
   const name = first.path.split('/')[1] ?? '';
   return { name, definition, handlers: handlers as unknown as ServiceRegistration['handlers'] };
+}
+
+/** A request the transport could not hand to the handler, and why (decoded lazily into an error). */
+class RefusedRequest {
+  constructor(readonly error: Error) {}
+}
+
+/**
+ * The definition grpc-js serves: each method's deserializer never throws (grpc-js would answer
+ * INTERNAL), it returns a {@link RefusedRequest} the adapter answers INVALID_ARGUMENT — or
+ * RESOURCE_EXHAUSTED for a request over the method's size limit.
+ */
+export function boundedDefinition(definition: Record<string, MethodDefinitionLike>, limits: ServerLimits): Record<string, MethodDefinitionLike> {
+  const out: Record<string, MethodDefinitionLike> = {};
+  for (const [key, def] of Object.entries(definition)) {
+    const max = limits.methodReceiveBytes[def.path] ?? limits.maxReceiveBytes;
+    const messageName = def.path.split('/')[2] ?? def.path;
+    out[key] = {
+      ...def,
+      requestDeserialize: (bytes: Buffer): unknown => {
+        if (bytes.length > max) {
+          return new RefusedRequest(new ResourceExhaustedError(`the request is ${bytes.length} bytes, more than the ${max} bytes ${def.path} accepts; send less per call`, { limit: 'max_receive_bytes' }));
+        }
+        try {
+          return def.requestDeserialize(bytes);
+        } catch {
+          return new RefusedRequest(new InvalidArgumentError(`the request bytes are not a valid ${messageName} request message; send the message the API defines (see docs/api.md)`));
+        }
+      },
+    };
+  }
+  return out;
+}
+
+function admit(request: unknown): void {
+  if (request instanceof RefusedRequest) throw request.error;
 }
 
 /** Tracks the calls in flight so the server can abort them on a forced stop. */
@@ -121,7 +159,13 @@ type PeerCheck = Pick<TransportTrust, 'checkClient'> | undefined;
  * Turns a registration into a grpc-js implementation object. With `trust`, every caller's identity
  * is checked against the CA it chains to (see {@link TransportTrust.checkClient}).
  */
-export function toGrpcImplementation(reg: ServiceRegistration, log: Logger, tracker: CallTracker, trust?: Pick<TransportTrust, 'checkClient'>): UntypedServiceImplementation {
+export function toGrpcImplementation(
+  reg: ServiceRegistration,
+  log: Logger,
+  tracker: CallTracker,
+  trust?: Pick<TransportTrust, 'checkClient'>,
+  streams: StreamQuota = new StreamQuota(Infinity),
+): UntypedServiceImplementation {
   const impl: UntypedServiceImplementation = {};
   for (const [key, def] of Object.entries(reg.definition)) {
     const handler = reg.handlers[key];
@@ -129,7 +173,7 @@ export function toGrpcImplementation(reg: ServiceRegistration, log: Logger, trac
     if (def.requestStream) throw new TypeError(`${def.path}: client-streaming methods are not supported by the adapter`);
     impl[key] = def.responseStream
       ? (call: ServerWritableStream<unknown, unknown>) => {
-          void serveStream(call, def.path, handler as unknown as StreamHandler<unknown, unknown>, log, tracker, trust);
+          void serveStream(call, def.path, handler as unknown as StreamHandler<unknown, unknown>, log, tracker, trust, streams);
         }
       : (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
           void serveUnary(call, callback, def.path, handler as unknown as UnaryHandler<unknown, unknown>, log, tracker, trust);
@@ -158,6 +202,7 @@ async function serveUnary(
   try {
     const ctx = await buildContext(call, method, controller.signal, log, trust);
     caller = ctx.peer.urn;
+    admit(call.request);
     const response = await handler(call.request, ctx);
     callback(null, response);
   } catch (err) {
@@ -177,14 +222,18 @@ async function serveStream(
   log: Logger,
   tracker: CallTracker,
   trust: PeerCheck,
+  streams: StreamQuota,
 ): Promise<void> {
   const started = performance.now();
   const { controller, done } = startCall(call, tracker);
   let caller: string | undefined;
   let code = Status.OK;
+  let release: (() => void) | undefined;
   try {
     const ctx = await buildContext(call, method, controller.signal, log, trust);
     caller = ctx.peer.urn;
+    admit(call.request);
+    release = streams.acquire(caller, method);
     for await (const message of handler(call.request, ctx)) {
       if (controller.signal.aborted) break;
       // Respect backpressure: a slow reader must not make us buffer without bound.
@@ -197,6 +246,7 @@ async function serveStream(
     code = st.code;
     call.emit('error', st);
   } finally {
+    release?.();
     done();
     logCall(log, method, caller, code, started);
   }

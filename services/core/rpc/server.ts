@@ -9,10 +9,11 @@ import { Server, ServerCredentials, type ServiceDefinition } from '@grpc/grpc-js
 import { HealthImplementation } from 'grpc-health-check';
 import type { Logger } from '../log.js';
 import { descriptorSetPath } from '../paths.js';
-import { CallTracker, toGrpcImplementation, type ServiceRegistration } from './adapter.js';
+import { boundedDefinition, CallTracker, toGrpcImplementation, type ServiceRegistration } from './adapter.js';
 import { bindServer, type ListenerName } from './bind.js';
 import { addReflection } from './reflection.js';
 import type { TransportTrust } from './trust.js';
+import { grpcServerOptions, resolveServerLimits, StreamQuota, type ServerLimits } from './server-limits.js';
 
 /** PEM material for mutual TLS. */
 export interface TlsMaterial {
@@ -47,6 +48,8 @@ export interface ServerOptions {
    * for client verification, and checks that each caller's CA vouches for its URN's domain.
    */
   readonly trust?: TransportTrust;
+  /** Message sizes, streams and connection limits; defaults in server-limits.ts. */
+  readonly limits?: Partial<ServerLimits>;
 }
 
 /** A running server. */
@@ -64,18 +67,18 @@ const DEFAULT_GRACE_MS = 10_000;
 /** Starts a gRPC server with the given services. */
 export async function startServer(options: ServerOptions, registrations: readonly ServiceRegistration[]): Promise<RunningServer> {
   const log = options.log;
+  const limits = resolveServerLimits(options.limits);
   const server = new Server({
-    // Keep idle connections healthy across NATs and notice dead peers.
-    'grpc.keepalive_time_ms': 60_000,
-    'grpc.keepalive_timeout_ms': 20_000,
-    'grpc.keepalive_permit_without_calls': 1,
+    // Bounded messages and streams; keepalive notices dead peers and keeps idle connections alive across NATs.
+    ...grpcServerOptions(limits),
     // Unused here, and its per-call bookkeeping is a tenth of a small call's cost.
     'grpc.enable_channelz': 0,
   });
   const tracker = new CallTracker();
+  const streams = new StreamQuota(limits.maxStreamsPerCaller);
   const names = registrations.map((r) => r.name);
   for (const reg of registrations) {
-    server.addService(reg.definition as unknown as ServiceDefinition, toGrpcImplementation(reg, log, tracker, options.trust));
+    server.addService(boundedDefinition(reg.definition, limits) as unknown as ServiceDefinition, toGrpcImplementation(reg, log, tracker, options.trust, streams));
   }
   const health = new HealthImplementation(Object.fromEntries([['', 'SERVING'], ...names.map((n) => [n, 'SERVING'])]));
   health.addToServer(server);
