@@ -16,13 +16,14 @@
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { quietIrrelevantWarnings } from '../cli/warnings.js';
 import { createTestPki } from '../certs/index.js';
+import { maConfig, type LogLevel } from '../cli/kit/role-configs.js';
+import { quietIrrelevantWarnings } from '../cli/warnings.js';
 import { issueRoot } from '../services/core/credentials/index.js';
 import { privateKeyToPem, publicKeyToPem } from '../services/core/identity/keys.js';
 import { createClient } from '../services/core/rpc/client.js';
@@ -222,7 +223,8 @@ async function main(): Promise<void> {
   const maxRate = flagNumber('max-rate', 400);
   const windowS = flagNumber('window-s', 20);
   const workers = Math.max(1, Math.min(16, flagNumber('workers', 4)));
-  const logLevel = flagText('log-level', 'warn');
+  // Checked when the MA's config is built.
+  const logLevel = flagText('log-level', 'warn') as LogLevel;
   const dir = mkdtempSync(join(tmpdir(), 'fedlab-bench-ma-'));
   const domain = 'bench.test';
   const loadMs = Math.max(intervalMs, Math.ceil((N / maxRate) * 1000));
@@ -240,8 +242,7 @@ async function main(): Promise<void> {
   const owner = await pki.issue(`urn:fedlab:${domain}:owner:o`);
   const bundle = await pki.bundle();
   const [port, enrolPort] = [await freePort(), await freePort()];
-  const config = {
-    role: 'ma',
+  const configFile = maConfig({
     urn: maUrn,
     style: 'planetlab',
     listen: { host: '127.0.0.1', port },
@@ -252,11 +253,10 @@ async function main(): Promise<void> {
     admins: [admin.urn],
     enrolment: { listen: { host: '127.0.0.1', port: enrolPort }, ca_dir: pki.caDir },
     heartbeat: { interval_ms: loadMs },
-  };
-  writeFileSync(join(dir, 'ma.json'), JSON.stringify(config));
+  }).writeTo(join(dir, 'ma.json'));
   const startMa = async (profile: boolean): Promise<ChildProcess> => {
     const prof = profile ? ['--cpu-prof', `--cpu-prof-dir=${process.env.FEDLAB_BENCH_PROFILE_DIR}`] : [];
-    const child = spawn(process.execPath, [...prof, '--import', 'tsx', join(ROOT, 'cli/main.ts'), 'serve', 'ma', '--config', join(dir, 'ma.json')], { stdio: ['ignore', 'ignore', 'inherit'] });
+    const child = spawn(process.execPath, [...prof, '--import', 'tsx', join(ROOT, 'cli/main.ts'), 'serve', 'ma', '--config', configFile], { stdio: ['ignore', 'ignore', 'inherit'] });
     await new Promise<void>((resolve, reject) => {
       const gone = (code: number | null) => reject(new Error(`the MA exited with ${code}`));
       child.once('exit', gone);

@@ -32,12 +32,12 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { createTestPki, type TestIdentity, type TestPki } from '../certs/test-pki.js';
+import { writeChainFile } from '../cli/kit/chain-file.js';
+import { peerEachOther } from '../cli/kit/peering.js';
+import { maConfig, nmConfig, saConfig, type LogLevel } from '../cli/kit/role-configs.js';
 import { quietIrrelevantWarnings } from '../cli/warnings.js';
-import { compileConfig } from '../services/core/config.js';
-import { PeerDirectory } from '../services/core/federation/peers.js';
 import { hostService, type HostedService } from '../services/core/host.js';
 import { privateKeyToPem, publicKeyToPem } from '../services/core/identity/keys.js';
-import { bundleFingerprint, parseTrustBundle } from '../services/core/identity/trust-bundle.js';
 import { createLogger, silentLogger, type Logger } from '../services/core/log.js';
 import { createClient, type PromiseClient } from '../services/core/rpc/client.js';
 import { AllocationState, NodeHealth, OperationalState, SliceMode, SliverIsolation } from '../services/generated/fedlab/v1/common.js';
@@ -45,7 +45,7 @@ import { ManagementAuthorityService } from '../services/generated/fedlab/v1/mana
 import { NodeManagerService } from '../services/generated/fedlab/v1/node_manager.js';
 import { SliceAuthorityService, SliceState } from '../services/generated/fedlab/v1/slice_authority.js';
 import { enrollNode, issueOwnerCredential } from '../services/management-authority/enrolment-client.js';
-import { nmConfigSchema, NM_PATH_FIELDS, nodeManagerRole } from '../services/node-manager/index.js';
+import { nodeManagerRole } from '../services/node-manager/index.js';
 import { cpuSeconds, flagText, freePort, loadAverage, median, pool, runBenchmark } from './support.js';
 
 // An entry point: Node's DEP0123 (IP-address SNI from grpc-js) says nothing here.
@@ -64,9 +64,6 @@ const ALL_SITES: readonly { domain: string; style: Style }[] = [
 ];
 /** `--styles planetlab,protogeni` leaves sites out (e.g. to see what emulab's namespaces cost). */
 const SITES = ALL_SITES.filter((s) => flagText('styles', 'planetlab,emulab,protogeni').split(',').includes(s.style));
-
-// ---- small helpers ------------------------------------------------------------------------------
-
 
 // ---- the worker: hosts its share of the node managers ---------------------------------------------
 
@@ -87,7 +84,7 @@ interface WorkerSetup {
   readonly type: 'setup';
   readonly dir: string;
   readonly heartbeatMs: number;
-  readonly logLevel: string;
+  readonly logLevel: LogLevel;
   readonly sites: readonly WorkerSite[];
   readonly nodes: readonly { domain: string; name: string; token: string }[];
 }
@@ -124,33 +121,27 @@ async function worker(): Promise<void> {
     writeFileSync(join(dir, 'cert.pem'), res.certificatePem);
     writeFileSync(join(dir, 'ca.pem'), res.caChainPem.join(''));
     for (let attempt = 0; ; attempt++) {
-      const file = join(dir, 'nm.json');
-      writeFileSync(
-        file,
-        JSON.stringify({
-          role: 'nm',
-          urn,
-          listen: { host: '127.0.0.1', port },
-          endpoint: `127.0.0.1:${port}`,
-          tls: { ca: 'ca.pem', cert: 'cert.pem', key: 'key.pem' },
-          trust_bundle: site.bundleFile,
-          data_dir: join(dir, 'data'),
-          log_level: setup.logLevel,
-          owner: { certificate: site.ownerCertPath },
-          management_authority: { urn: site.maUrn, address: site.maAddress },
-          style: site.style,
-          exclusive: site.style === 'emulab',
-          driver: 'simulated',
-          capacity: CAPACITY,
-          heartbeat_interval_ms: setup.heartbeatMs,
-          // A node's own background work, which on real machines would not share these two cores: the
-          // reaper, the disk check and the peers reload run less often than their defaults here.
-          reaper_interval_ms: 30_000,
-          disk_check_interval_ms: 300_000,
-          federation: { reload_interval_ms: 60_000, refresh_interval_s: 0 },
-        }),
-      );
-      const config = compileConfig(nmConfigSchema, { file }, NM_PATH_FIELDS);
+      const config = nmConfig({
+        urn,
+        listen: { host: '127.0.0.1', port },
+        endpoint: `127.0.0.1:${port}`,
+        tls: { ca: 'ca.pem', cert: 'cert.pem', key: 'key.pem' },
+        trust_bundle: site.bundleFile,
+        data_dir: join(dir, 'data'),
+        log_level: setup.logLevel,
+        owner: { certificate: site.ownerCertPath },
+        management_authority: { urn: site.maUrn, address: site.maAddress },
+        style: site.style,
+        exclusive: site.style === 'emulab',
+        driver: 'simulated',
+        capacity: CAPACITY,
+        heartbeat_interval_ms: setup.heartbeatMs,
+        // A node's own background work, which on real machines would not share these two cores: the
+        // reaper, the disk check and the peers reload run less often than their defaults here.
+        reaper_interval_ms: 30_000,
+        disk_check_interval_ms: 300_000,
+        federation: { reload_interval_ms: 60_000, refresh_interval_s: 0 },
+      }).writeAndCompile(join(dir, 'nm.json'));
       try {
         hosted.push(await hostService(config, log.child({ node: urn }), nodeManagerRole()));
         break;
@@ -216,7 +207,8 @@ async function main(): Promise<void> {
   const workers = Math.max(1, Math.min(16, Number(flagText('workers', '2'))));
   const heartbeatMs = Number(flagText('heartbeat-ms', '30000'));
   const maConcurrency = Number(flagText('ma-concurrency', '64'));
-  const logLevel = flagText('log-level', 'info');
+  // Checked when the first config is built.
+  const logLevel = flagText('log-level', 'info') as LogLevel;
   const profileDir = process.argv.includes('--profile') ? flagText('profile', join(ROOT, 'bench-profiles')) : undefined;
   const logDir = process.argv.includes('--logs') ? flagText('logs', '') : undefined;
   if (logDir) mkdirSync(logDir, { recursive: true });
@@ -259,40 +251,26 @@ async function main(): Promise<void> {
     const sa = await home.pki.issueServer(saUrn);
     const sp = await home.pki.issue(`urn:fedlab:${home.domain}:sp:acme`);
     // Peering, as `fedlab federation peer add` leaves it: every domain pins every other's bundle.
-    const bundles = await Promise.all(sites.map(async (s) => parseTrustBundle(readFileSync(s.bundleFile, 'utf8'))));
-    const at = new Date().toISOString();
-    for (const s of sites) {
-      const peers = new PeerDirectory(join(s.pki.dir, 'peers'));
-      for (const b of bundles) {
-        if (b.domain === s.domain) continue;
-        const fp = bundleFingerprint(b);
-        await peers.put({ v: 1, domain: b.domain, endpoint: '127.0.0.1:9', pinned_fingerprint: fp, pinned_at: at, bundle: b, fingerprint: fp, accepted_at: at });
-      }
-    }
+    await peerEachOther(sites);
 
     // 2. The MAs, each its own process.
     for (const s of sites) {
-      const file = join(dir, `ma-${s.domain}.json`);
-      writeFileSync(
-        file,
-        JSON.stringify({
-          role: 'ma',
-          urn: s.maUrn,
-          style: s.style,
-          listen: { host: '127.0.0.1', port: s.port },
-          tls: { ca: s.ma.caPath, cert: s.ma.certPath, key: s.ma.keyPath },
-          trust_bundle: s.bundleFile,
-          data_dir: join(dir, `ma-${s.domain}-data`),
-          log_level: logLevel,
-          admins: [s.admin.urn],
-          enrolment: { listen: { host: '127.0.0.1', port: s.enrolPort }, ca_dir: s.pki.caDir },
-          heartbeat: { interval_ms: heartbeatMs },
-          delegation_policy: { allow_own_domain: true, allow: [saUrn] },
-          // The first slice opens every MA → node channel at once (hundreds of TLS handshakes on a shared machine).
-          node_calls: { deadline_ms: 30_000, concurrency: maConcurrency },
-          federation: { refresh_interval_s: 0 },
-        }),
-      );
+      const file = maConfig({
+        urn: s.maUrn,
+        style: s.style,
+        listen: { host: '127.0.0.1', port: s.port },
+        tls: { ca: s.ma.caPath, cert: s.ma.certPath, key: s.ma.keyPath },
+        trust_bundle: s.bundleFile,
+        data_dir: join(dir, `ma-${s.domain}-data`),
+        log_level: logLevel,
+        admins: [s.admin.urn],
+        enrolment: { listen: { host: '127.0.0.1', port: s.enrolPort }, ca_dir: s.pki.caDir },
+        heartbeat: { interval_ms: heartbeatMs },
+        delegation_policy: { allow_own_domain: true, allow: [saUrn] },
+        // The first slice opens every MA → node channel at once (hundreds of TLS handshakes on a shared machine).
+        node_calls: { deadline_ms: 30_000, concurrency: maConcurrency },
+        federation: { refresh_interval_s: 0 },
+      }).writeTo(join(dir, `ma-${s.domain}.json`));
       s.proc = spawnServe('ma', file, profileDir, logDir && join(logDir, `ma-${s.domain}.log`));
       procs.push(s.proc);
     }
@@ -318,29 +296,23 @@ async function main(): Promise<void> {
         ttlS: 0,
         maxDelegations: 1,
       });
-      const chainFile = join(dir, `${s.domain}.chain`);
-      writeFileSync(chainFile, `${res.chain.join('\n')}\n`);
+      const chainFile = writeChainFile(join(dir, `${s.domain}.chain`), res.chain);
       siteEntries.push({ domain: s.domain, endpoint: `127.0.0.1:${s.port}`, ma_urn: s.maUrn, chain_file: chainFile });
     }
     const saPort = await freePort();
-    const saFile = join(dir, 'sa.json');
-    writeFileSync(
-      saFile,
-      JSON.stringify({
-        role: 'sa',
-        urn: saUrn,
-        listen: { host: '127.0.0.1', port: saPort },
-        tls: { ca: sa.caPath, cert: sa.certPath, key: sa.keyPath },
-        trust_bundle: home.bundleFile,
-        data_dir: join(dir, 'sa-data'),
-        log_level: logLevel,
-        admins: [home.admin.urn],
-        sites: siteEntries,
-        providers: [{ urn: sp.urn, quotas: {} }],
-        limits: { site_deadline_ms: 120_000 },
-        federation: { refresh_interval_s: 0 },
-      }),
-    );
+    const saFile = saConfig({
+      urn: saUrn,
+      listen: { host: '127.0.0.1', port: saPort },
+      tls: { ca: sa.caPath, cert: sa.certPath, key: sa.keyPath },
+      trust_bundle: home.bundleFile,
+      data_dir: join(dir, 'sa-data'),
+      log_level: logLevel,
+      admins: [home.admin.urn],
+      sites: siteEntries,
+      providers: [{ urn: sp.urn, quotas: {} }],
+      limits: { site_deadline_ms: 120_000 },
+      federation: { refresh_interval_s: 0 },
+    }).writeTo(join(dir, 'sa.json'));
     const saProc = spawnServe('sa', saFile, profileDir, logDir && join(logDir, 'sa.log'));
     procs.push(saProc);
     const saClient = createClient(SliceAuthorityService, { address: `127.0.0.1:${saPort}`, tls: { caCerts: home.pki.caPem, cert: sp.certPem, key: sp.keyPem }, serverUrn: saUrn, deadlineMs: 180_000 });
