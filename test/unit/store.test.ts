@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Store } from '../../services/core/store/store.js';
-import { FailedPreconditionError } from '../../services/core/errors.js';
+import { DeadlineExceededError, FailedPreconditionError } from '../../services/core/errors.js';
 
 interface Node {
   name: string;
@@ -66,6 +66,35 @@ describe('Store', () => {
   it('refuses a second opener of the same directory with a clear error', async () => {
     await expect(Store.open(dir)).rejects.toThrow(FailedPreconditionError);
     await expect(Store.open(dir)).rejects.toThrow(/in use by another process/);
+  });
+
+  it('never commits a write whose call ended: aborted before queueing or while queued behind another', async () => {
+    const t = store.table<number>('fenced');
+    const ended = AbortSignal.abort(new Error('deadline exceeded'));
+    await expect(t.put('a', 1, { signal: ended })).rejects.toBeInstanceOf(DeadlineExceededError);
+    await expect(store.batch().put(t, 'b', 2).write({ signal: ended })).rejects.toThrow(/before its change was committed; nothing was changed/);
+    // Queued behind a write in flight, then its call ends: it is dropped, the others land as one group.
+    const ac = new AbortController();
+    const first = t.put('c', 3);
+    const late = t.put('d', 4, { signal: ac.signal });
+    const after = t.put('e', 5);
+    ac.abort();
+    await first;
+    await expect(late).rejects.toBeInstanceOf(DeadlineExceededError);
+    await after;
+    expect(await t.getMany(['a', 'b', 'c', 'd', 'e'])).toEqual([undefined, undefined, 3, undefined, 5]);
+  });
+
+  it('groups writes queued behind one in flight into one LevelDB write, each still atomic', async () => {
+    const a = store.table<number>('ga');
+    const b = store.table<number>('gb');
+    const writes: number[] = [];
+    const stop = store.onWrite((ops) => void writes.push(ops.length));
+    await Promise.all([a.put('x', 1), store.batch().put(a, 'y', 2).put(b, 'y', 2).write(), b.del('none'), a.put('z', 3)]);
+    stop();
+    expect(writes.reduce((n, w) => n + w, 0)).toBe(5);
+    expect(writes.length).toBeLessThan(4);
+    expect(await a.getMany(['x', 'y', 'z'])).toEqual([1, 2, 3]);
   });
 
   it('rejects a table name that could collide with sublevel separators', () => {

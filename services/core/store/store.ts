@@ -22,7 +22,7 @@ import { mkdirSync } from 'node:fs';
 import { open as openFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Level } from 'level';
-import { FailedPreconditionError, UnavailableError } from '../errors.js';
+import { DeadlineExceededError, FailedPreconditionError, UnavailableError } from '../errors.js';
 import type { Logger } from '../log.js';
 
 type Db = Level<string, unknown>;
@@ -31,6 +31,12 @@ type Sub = ReturnType<Db['sublevel']>;
 /** Options for a write. `sync: true` waits for the OS to flush (use for intents and money-like records). */
 export interface WriteOptions {
   readonly sync?: boolean;
+  /**
+   * The signal of the call the write belongs to (`ctx.signal`): once it has aborted — the call's
+   * deadline passed, the caller cancelled, the server is stopping — the write is not committed and
+   * rejects with DeadlineExceededError. Checked when queued and again just before LevelDB writes it.
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** A key range for {@link Table.entries}. Keys sort as UTF-8 strings. */
@@ -57,6 +63,7 @@ interface Op {
 interface Pending {
   readonly ops: readonly Op[];
   readonly sync: boolean;
+  readonly signal: AbortSignal | undefined;
   readonly resolve: () => void;
   readonly reject: (err: unknown) => void;
 }
@@ -106,11 +113,11 @@ export class Table<V> {
   }
 
   async put(key: string, value: V, options: WriteOptions = {}): Promise<void> {
-    await this.store.write([{ type: 'put', table: this.name, key, value }], options.sync ?? false);
+    await this.store.write([{ type: 'put', table: this.name, key, value }], options);
   }
 
   async del(key: string, options: WriteOptions = {}): Promise<void> {
-    await this.store.write([{ type: 'del', table: this.name, key }], options.sync ?? false);
+    await this.store.write([{ type: 'del', table: this.name, key }], options);
   }
 
   /** Iterates `[key, value]` pairs in key order. */
@@ -166,11 +173,16 @@ export class Batch {
   /** Writes every collected operation, all or nothing. */
   async write(options: WriteOptions = {}): Promise<void> {
     if (this.ops.length === 0) return;
-    await this.store.write(this.ops, options.sync ?? false);
+    await this.store.write(this.ops, options);
   }
 }
 
 const PROBE_TABLE = 'store-probe';
+
+/** The refusal of a write whose call ended before it was committed. */
+function lateWrite(): DeadlineExceededError {
+  return new DeadlineExceededError('the call ended (its deadline passed or it was cancelled) before its change was committed; nothing was changed — try again with a longer deadline');
+}
 
 /** What a failed LevelDB call says, in words an operator acts on. */
 function causeOf(err: unknown): string {
@@ -279,11 +291,12 @@ export class Store {
   }
 
   /** @internal Queues `ops` as one atomic write; resolves once it is on disk (or in the OS, without sync). */
-  write(ops: readonly Op[], sync: boolean): Promise<void> {
+  write(ops: readonly Op[], options: WriteOptions): Promise<void> {
     if (this.closing) return Promise.reject(new UnavailableError(`the store at ${this.dir} is closed; the service is stopping`));
     if (this.failed) return Promise.reject(this.refusal());
+    if (options.signal?.aborted) return Promise.reject(lateWrite());
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ ops, sync, resolve, reject });
+      this.queue.push({ ops, sync: options.sync ?? false, signal: options.signal, resolve, reject });
       if (!this.writing) void this.drain();
     });
   }
@@ -293,8 +306,14 @@ export class Store {
     this.writing = true;
     try {
       while (this.queue.length > 0) {
-        const group = this.queue;
+        // A call that ended while its write waited is not committed (fencing: no stale call lands).
+        const group: Pending[] = [];
+        for (const p of this.queue) {
+          if (p.signal?.aborted) p.reject(lateWrite());
+          else group.push(p);
+        }
         this.queue = [];
+        if (group.length === 0) continue;
         if (this.failed) {
           for (const p of group) p.reject(this.refusal());
           continue;
