@@ -44,11 +44,11 @@ export class Access {
   private readonly admins: ReadonlySet<string>;
   private readonly domain: string;
 
-  constructor(private readonly o: AccessOptions) {
-    this.domain = parseUrn(o.maUrn).domain;
+  constructor(private readonly deps: AccessOptions) {
+    this.domain = parseUrn(deps.maUrn).domain;
     // Only this MA roots aggregate chains, and only over its own site's objects.
-    this.trust.addAnchor({ urn: o.maUrn, jwk: o.maJwk, domains: [this.domain] });
-    this.admins = new Set(o.admins.map((u) => parseUrnString(u)));
+    this.trust.addAnchor({ urn: deps.maUrn, jwk: deps.maJwk, domains: [this.domain] });
+    this.admins = new Set(deps.admins.map((u) => parseUrnString(u)));
   }
 
   /** Whether the caller is one of the site's administrators. */
@@ -75,8 +75,8 @@ export class Access {
       holder: { urn: ctx.peer.urn, thumbprint: ctx.peer.thumbprint },
       privilege,
       object: null,
-      now: new Date(this.o.clock.now()),
-      revocations: this.o.revocations,
+      now: new Date(this.deps.clock.now()),
+      revocations: this.deps.revocations,
     });
     // Verified above: the first link is this MA's own, issued to the slice authority.
     const root = parseCredential(ctx.chain[0] as string, 0).claims;

@@ -90,16 +90,16 @@ export class Delegations {
   private readonly table: Table<DelegationRecord>;
   private readonly ledger: RevocationLedger;
 
-  constructor(private readonly o: DelegationsOptions) {
-    this.table = o.store.table<DelegationRecord>(TABLES.delegations);
+  constructor(private readonly deps: DelegationsOptions) {
+    this.table = deps.store.table<DelegationRecord>(TABLES.delegations);
     this.ledger = new RevocationLedger({
-      store: o.store,
-      revocations: o.revocations,
-      issuerKey: o.maKey,
-      issuerUrn: o.maUrn,
+      store: deps.store,
+      revocations: deps.revocations,
+      issuerKey: deps.maKey,
+      issuerUrn: deps.maUrn,
       metaTable: TABLES.revocationMeta,
-      now: () => o.clock.now(),
-      log: o.log,
+      now: () => deps.clock.now(),
+      log: deps.log,
     });
   }
 
@@ -107,10 +107,10 @@ export class Delegations {
   async delegate(peer: Peer, req: DelegateToSliceAuthorityRequest): Promise<DelegateToSliceAuthorityResponse> {
     const rid = requestId(req.requestId);
     urnField('slice_authority_urn', req.sliceAuthorityUrn, 'authority');
-    const refusal = delegationRefusal(this.o.policy ?? { allowOwnDomain: true, allow: [] }, this.o.domain, req.sliceAuthorityUrn);
+    const refusal = delegationRefusal(this.deps.policy ?? { allowOwnDomain: true, allow: [] }, this.deps.domain, req.sliceAuthorityUrn);
     if (refusal) throw new PermissionDeniedError(`delegation to ${req.sliceAuthorityUrn} refused: ${refusal}`, { rule: 'delegation_policy' });
     const saDomain = parseUrn(req.sliceAuthorityUrn).domain;
-    if (saDomain !== this.o.domain && this.o.peers && this.o.peers.caPemsOf(saDomain).length === 0) {
+    if (saDomain !== this.deps.domain && this.deps.peers && this.deps.peers.caPemsOf(saDomain).length === 0) {
       throw new FailedPreconditionError(`${saDomain} is not peered with this site; peer it first (\`fedlab federation peer add --domain ${saDomain} ...\`)`, { rule: 'peered' });
     }
     const jwk = await this.saKey(req);
@@ -120,7 +120,7 @@ export class Delegations {
         throw new InvalidArgumentError(`privilege ${JSON.stringify(p.slice(0, 40))} cannot be delegated over nodes; use node.read or sliver.* privileges`, { field: 'privileges' });
       }
     }
-    const targets = req.targets.length ? req.targets : [`urn:fedlab:${this.o.domain}:node:*`];
+    const targets = req.targets.length ? req.targets : [`urn:fedlab:${this.deps.domain}:node:*`];
     for (const t of targets) {
       let parsed;
       try {
@@ -128,13 +128,13 @@ export class Delegations {
       } catch (err) {
         throw new InvalidArgumentError(`targets: ${(err as Error).message}`, { field: 'targets' });
       }
-      if (parsed.domain !== this.o.domain || (parsed.kind !== 'node' && parsed.kind !== 'sliver')) {
-        throw new InvalidArgumentError(`target ${t} is not this site's nodes or slivers; this MA delegates only over urn:fedlab:${this.o.domain}:node:*`, { field: 'targets' });
+      if (parsed.domain !== this.deps.domain || (parsed.kind !== 'node' && parsed.kind !== 'sliver')) {
+        throw new InvalidArgumentError(`target ${t} is not this site's nodes or slivers; this MA delegates only over urn:fedlab:${this.deps.domain}:node:*`, { field: 'targets' });
       }
     }
-    const ttl = req.ttlS === 0 ? this.o.defaultTtlS : req.ttlS;
-    if (!Number.isSafeInteger(ttl) || ttl < 1 || ttl > this.o.maxTtlS) {
-      throw new InvalidArgumentError(`ttl_s must be 1 to ${this.o.maxTtlS} seconds (0: ${this.o.defaultTtlS})`, { field: 'ttl_s' });
+    const ttl = req.ttlS === 0 ? this.deps.defaultTtlS : req.ttlS;
+    if (!Number.isSafeInteger(ttl) || ttl < 1 || ttl > this.deps.maxTtlS) {
+      throw new InvalidArgumentError(`ttl_s must be 1 to ${this.deps.maxTtlS} seconds (0: ${this.deps.defaultTtlS})`, { field: 'ttl_s' });
     }
     const limits = limitsFromWire(req.limits);
     const dlg = req.maxDelegations;
@@ -149,8 +149,8 @@ export class Delegations {
       return { chain: [...seen.chain], jti: seen.jti, expiresAt: new Date(seen.expiresAt) };
     }
     const issued = await issueRoot({
-      key: this.o.maKey,
-      issuer: this.o.maUrn,
+      key: this.deps.maKey,
+      issuer: this.deps.maUrn,
       subject: req.sliceAuthorityUrn,
       subjectKey: jwk,
       targets,
@@ -158,7 +158,7 @@ export class Delegations {
       dlg,
       limits,
       ttlSeconds: ttl,
-      now: new Date(this.o.clock.now()),
+      now: new Date(this.deps.clock.now()),
     });
     const rec: DelegationRecord = {
       fingerprint,
@@ -169,7 +169,7 @@ export class Delegations {
       expiresAt: issued.claims.exp * 1000,
     };
     await this.table.put(key, rec, { sync: true });
-    this.o.log.info({ sliceAuthority: req.sliceAuthorityUrn, jti: rec.jti, privileges, targets, expiresAt: new Date(rec.expiresAt).toISOString() }, 'delegated to a slice authority');
+    this.deps.log.info({ sliceAuthority: req.sliceAuthorityUrn, jti: rec.jti, privileges, targets, expiresAt: new Date(rec.expiresAt).toISOString() }, 'delegated to a slice authority');
     return { chain: [...rec.chain], jti: rec.jti, expiresAt: new Date(rec.expiresAt) };
   }
 
@@ -184,7 +184,7 @@ export class Delegations {
       }
       // A peered authority's certificate must come from its own domain's CA (as pinned), not just name it.
       const saDomain = id.parsedUrn.domain;
-      if (saDomain !== this.o.domain && this.o.peers && !this.o.peers.issuerDomains(id.certificate).includes(saDomain)) {
+      if (saDomain !== this.deps.domain && this.deps.peers && !this.deps.peers.issuerDomains(id.certificate).includes(saDomain)) {
         throw new InvalidArgumentError(`slice_authority_certificate_pem is not issued by a CA of ${saDomain}'s pinned bundle`, { field: 'slice_authority_certificate_pem' });
       }
       return toPublicJwk(id.jwk as Record<string, unknown>);

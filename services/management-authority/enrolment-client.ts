@@ -24,14 +24,14 @@ export interface EnrollOptions {
 }
 
 /** Redeems an enrolment token; rejects with the gRPC error the MA returned. */
-export function enrollNode(o: EnrollOptions, request: EnrollNodeRequest): Promise<EnrollNodeResponse> {
-  const verify = o.maUrn
+export function enrollNode(options: EnrollOptions, request: EnrollNodeRequest): Promise<EnrollNodeResponse> {
+  const verify = options.maUrn
     ? (_host: string, cert: PeerCertificate): Error | undefined => {
         const urns = (cert.subjectaltname ?? '').split(', ').filter((s) => s.startsWith('URI:urn:fedlab:')).map((s) => s.slice(4));
-        return urns.length === 1 && urns[0] === o.maUrn ? undefined : new Error(`the server's certificate names ${urns.join(', ') || 'no URN'}, not ${o.maUrn}`);
+        return urns.length === 1 && urns[0] === options.maUrn ? undefined : new Error(`the server's certificate names ${urns.join(', ') || 'no URN'}, not ${options.maUrn}`);
       }
     : (host: string, cert: PeerCertificate): Error | undefined => checkServerIdentity(host, cert);
-  const client = new Client(o.address, credentials.createSsl(Buffer.from(o.caPem), null, null, { checkServerIdentity: verify }));
+  const client = new Client(options.address, credentials.createSsl(Buffer.from(options.caPem), null, null, { checkServerIdentity: verify }));
   const def = ManagementAuthorityService.enrollNode;
   return new Promise<EnrollNodeResponse>((resolve, reject) => {
     client.makeUnaryRequest(
@@ -40,7 +40,7 @@ export function enrollNode(o: EnrollOptions, request: EnrollNodeRequest): Promis
       (b: Buffer) => def.responseDeserialize(b),
       request,
       new Metadata(),
-      { deadline: Date.now() + (o.deadlineMs ?? 10_000) },
+      { deadline: Date.now() + (options.deadlineMs ?? 10_000) },
       (err: ServiceError | null, res?: EnrollNodeResponse) => (err ? reject(err) : resolve(res as EnrollNodeResponse)),
     );
   }).finally(() => client.close());
@@ -66,16 +66,16 @@ export interface OwnerCredentialOptions {
  * The owner → MA credential a node enrols with (EnrollNode's owner chain): over every node of the MA's
  * domain (each node checks that it is the object), delegable once, so the MA can hand slices on.
  */
-export function issueOwnerCredential(o: OwnerCredentialOptions): Promise<IssuedCredential> {
-  const { domain } = parseUrn(o.maUrn);
+export function issueOwnerCredential(options: OwnerCredentialOptions): Promise<IssuedCredential> {
+  const { domain } = parseUrn(options.maUrn);
   return issueRoot({
-    key: o.ownerKey,
-    issuer: o.ownerUrn,
-    subject: o.maUrn,
-    subjectKey: o.maKey,
+    key: options.ownerKey,
+    issuer: options.ownerUrn,
+    subject: options.maUrn,
+    subjectKey: options.maKey,
     targets: [`urn:fedlab:${domain}:node:*`],
-    privileges: o.privileges ?? OWNER_PRIVILEGES,
+    privileges: options.privileges ?? OWNER_PRIVILEGES,
     dlg: 1,
-    ttlSeconds: o.ttlSeconds,
+    ttlSeconds: options.ttlSeconds,
   });
 }

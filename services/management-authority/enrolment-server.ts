@@ -24,7 +24,7 @@ export interface EnrolmentListener {
 }
 
 /** Starts the enrolment listener on `host:port` (0 picks a free port). */
-export async function startEnrolmentListener(o: {
+export async function startEnrolmentListener(options: {
   readonly host: string;
   readonly port: number;
   readonly tls: TlsMaterial;
@@ -36,15 +36,15 @@ export async function startEnrolmentListener(o: {
   const impl: UntypedServiceImplementation = {
     enrollNode: (call: ServerUnaryCall<EnrollNodeRequest, EnrollNodeResponse>, callback: sendUnaryData<EnrollNodeResponse>) => {
       const started = performance.now();
-      o.enroll(call.request).then(
+      options.enroll(call.request).then(
         (res) => {
           callback(null, res);
-          o.log.info({ method, caller: call.getPeer(), code: 'OK', ms: Math.round(performance.now() - started) }, 'rpc');
+          options.log.info({ method, caller: call.getPeer(), code: 'OK', ms: Math.round(performance.now() - started) }, 'rpc');
         },
         (err: unknown) => {
-          const st = toGrpcStatus(err, o.log, method);
+          const st = toGrpcStatus(err, options.log, method);
           callback(st);
-          o.log.info({ method, caller: call.getPeer(), code: Status[st.code], ms: Math.round(performance.now() - started) }, 'rpc');
+          options.log.info({ method, caller: call.getPeer(), code: Status[st.code], ms: Math.round(performance.now() - started) }, 'rpc');
         },
       );
     },
@@ -53,9 +53,9 @@ export async function startEnrolmentListener(o: {
   const health = new HealthImplementation({ '': 'SERVING', 'fedlab.v1.ManagementAuthority': 'SERVING' });
   health.addToServer(server);
   // Server authentication only: no client certificate is asked for.
-  const creds = ServerCredentials.createSsl(null, [{ private_key: Buffer.from(o.tls.key), cert_chain: Buffer.from(o.tls.cert) }], false);
-  const port = await bindServer(server, o.host, o.port, creds, { setting: 'enrolment.listen' });
-  o.log.info({ address: `${o.host}:${port}` }, 'enrolment listener up (TLS server authentication; the token authenticates nodes)');
+  const creds = ServerCredentials.createSsl(null, [{ private_key: Buffer.from(options.tls.key), cert_chain: Buffer.from(options.tls.cert) }], false);
+  const port = await bindServer(server, options.host, options.port, creds, { setting: 'enrolment.listen' });
+  options.log.info({ address: `${options.host}:${port}` }, 'enrolment listener up (TLS server authentication; the token authenticates nodes)');
   let stopping: Promise<void> | undefined;
   return {
     port,

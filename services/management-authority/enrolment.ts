@@ -80,9 +80,9 @@ export class Enrolment {
   // The final check-and-write of a redemption or token creation; the slow work (certificate signing) happens outside it.
   private readonly mutex = new Mutex();
 
-  constructor(private readonly o: EnrolmentOptions) {
-    this.tokens = o.store.table<TokenRecord>(TABLES.tokens);
-    this.requests = o.store.table<TokenRequestRecord>(TABLES.tokenRequests);
+  constructor(private readonly deps: EnrolmentOptions) {
+    this.tokens = deps.store.table<TokenRecord>(TABLES.tokens);
+    this.requests = deps.store.table<TokenRequestRecord>(TABLES.tokenRequests);
   }
 
   /**
@@ -97,29 +97,29 @@ export class Enrolment {
       throw new InvalidArgumentError('node_name must match [a-z0-9][a-z0-9._-]{0,62}', { field: 'node_name' });
     }
     urnField('owner_urn', req.ownerUrn, 'owner');
-    if (!this.o.access.isAdmin(peer) && peer.urn !== req.ownerUrn) {
+    if (!this.deps.access.isAdmin(peer) && peer.urn !== req.ownerUrn) {
       throw new PermissionDeniedError(
         `only the site's administrators, or the owner ${req.ownerUrn} itself, may make an enrolment token for it; the caller is ${peer.urn}`,
         { rule: 'admin' },
       );
     }
-    const ttl = req.ttlS === 0 ? this.o.tokenTtlS : req.ttlS;
-    if (!Number.isSafeInteger(ttl) || ttl < 1 || ttl > this.o.maxTokenTtlS) {
-      throw new InvalidArgumentError(`ttl_s must be 1 to ${this.o.maxTokenTtlS} seconds (0: ${this.o.tokenTtlS})`, { field: 'ttl_s' });
+    const ttl = req.ttlS === 0 ? this.deps.tokenTtlS : req.ttlS;
+    if (!Number.isSafeInteger(ttl) || ttl < 1 || ttl > this.deps.maxTokenTtlS) {
+      throw new InvalidArgumentError(`ttl_s must be 1 to ${this.deps.maxTokenTtlS} seconds (0: ${this.deps.tokenTtlS})`, { field: 'ttl_s' });
     }
-    const nodeUrn = makeUrn(this.o.domain, 'node', req.nodeName);
-    if (this.o.registry.has(nodeUrn)) throw new AlreadyExistsError(`node ${nodeUrn} is already enrolled; choose another node_name`, { rule: 'node' });
+    const nodeUrn = makeUrn(this.deps.domain, 'node', req.nodeName);
+    if (this.deps.registry.has(nodeUrn)) throw new AlreadyExistsError(`node ${nodeUrn} is already enrolled; choose another node_name`, { rule: 'node' });
     // The owner's key is known when the owner asks itself: its TLS certificate's key.
     const ownerJwk = peer.urn === req.ownerUrn && peer.jwk ? (toPublicJwk(peer.jwk as Record<string, unknown>) as unknown as Record<string, unknown>) : undefined;
     const fingerprint = createHash('sha256').update(canonicalJson({ node: nodeUrn, owner: req.ownerUrn, ttl })).digest('base64url');
     const requestKey = `${peer.urn} ${rid}`;
 
     return this.mutex.run(async () => {
-      const now = this.o.clock.now();
+      const now = this.deps.clock.now();
       const token = `${TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
       const hash = tokenHash(token);
       const seen = await this.requests.get(requestKey);
-      const batch = this.o.store.batch();
+      const batch = this.deps.store.batch();
       let rec: TokenRecord;
       if (seen) {
         if (seen.fingerprint !== fingerprint) {
@@ -134,7 +134,7 @@ export class Enrolment {
         rec = { nodeUrn, ownerUrn: req.ownerUrn, ...(ownerJwk ? { ownerJwk } : {}), createdBy: peer.urn, createdAt: now, expiresAt: now + ttl * 1000, requestKey };
       }
       await batch.put(this.tokens, hash, rec).put(this.requests, requestKey, { fingerprint, tokenHash: hash }).write({ sync: true });
-      this.o.log.info({ node: nodeUrn, owner: req.ownerUrn, by: peer.urn, expiresAt: new Date(rec.expiresAt).toISOString() }, 'enrolment token made');
+      this.deps.log.info({ node: nodeUrn, owner: req.ownerUrn, by: peer.urn, expiresAt: new Date(rec.expiresAt).toISOString() }, 'enrolment token made');
       return { token, nodeUrn, expiresAt: new Date(rec.expiresAt) };
     });
   }
@@ -148,7 +148,7 @@ export class Enrolment {
     const rec = await this.tokens.get(hash);
     if (!rec) throw new UnauthenticatedError('unknown enrolment token; ask the site administrator for a new one (`fedlab node token`)', { rule: 'token' });
     if (rec.usedAt !== undefined) throw new UnauthenticatedError('this enrolment token was already used; each token enrols one node once — ask for a new one', { rule: 'token-used' });
-    if (this.o.clock.now() >= rec.expiresAt) {
+    if (this.deps.clock.now() >= rec.expiresAt) {
       throw new UnauthenticatedError(`this enrolment token expired at ${new Date(rec.expiresAt).toISOString()}; ask for a new one`, { rule: 'token-expired' });
     }
     return { hash, rec };
@@ -157,7 +157,7 @@ export class Enrolment {
   /** EnrollNode: redeems a token for the node's certificate and records the node. */
   async enroll(req: EnrollNodeRequest): Promise<EnrollNodeResponse> {
     const { hash, rec } = await this.redeemable(req.token);
-    const ca = this.o.ca;
+    const ca = this.deps.ca;
     if (!ca) throw noCaError();
     const key = await enrolmentKey(req.publicKeyPem, req.csrPem);
     const endpoint = parseEndpoint(req.endpoint);
@@ -177,8 +177,8 @@ export class Enrolment {
       // Again under the lock: another redemption of this token may have won meanwhile.
       const again = await this.redeemable(req.token);
       if (again.rec.usedAt !== undefined) throw new UnauthenticatedError('this enrolment token was already used', { rule: 'token-used' });
-      if (this.o.registry.has(rec.nodeUrn)) throw new AlreadyExistsError(`node ${rec.nodeUrn} is already enrolled`, { rule: 'node' });
-      const now = this.o.clock.now();
+      if (this.deps.registry.has(rec.nodeUrn)) throw new AlreadyExistsError(`node ${rec.nodeUrn} is already enrolled`, { rule: 'node' });
+      const now = this.deps.clock.now();
       const node: NodeRecord = {
         urn: rec.nodeUrn,
         ownerUrn: rec.ownerUrn,
@@ -194,21 +194,21 @@ export class Enrolment {
         isolation: req.isolation,
         version: req.version,
         netemAvailable: req.netemAvailable,
-        exclusive: this.o.style === 'emulab',
+        exclusive: this.deps.style === 'emulab',
       };
-      await this.o.store
+      await this.deps.store
         .batch()
         .put(this.tokens, hash, { ...again.rec, usedAt: now })
-        .put(this.o.registry.table, node.urn, node)
+        .put(this.deps.registry.table, node.urn, node)
         .write({ sync: true });
-      this.o.registry.added(node);
-      this.o.log.info({ node: node.urn, owner: node.ownerUrn, endpoint: node.endpoint }, 'node enrolled');
+      this.deps.registry.added(node);
+      this.deps.log.info({ node: node.urn, owner: node.ownerUrn, endpoint: node.endpoint }, 'node enrolled');
       return {
         nodeUrn: node.urn,
         certificatePem,
         caChainPem: [...ca.chainPem],
-        aggregateUrn: this.o.maUrn,
-        heartbeatIntervalS: Math.max(1, Math.ceil(this.o.heartbeatIntervalMs / 1000)),
+        aggregateUrn: this.deps.maUrn,
+        heartbeatIntervalS: Math.max(1, Math.ceil(this.deps.heartbeatIntervalMs / 1000)),
       };
     });
   }
@@ -218,7 +218,7 @@ export class Enrolment {
     if (!Array.isArray(chain) || chain.length === 0) {
       throw new InvalidArgumentError("owner_credential_chain is required: the owner's owner → MA credential over this node, root first", { field: 'owner_credential_chain' });
     }
-    const now = new Date(this.o.clock.now());
+    const now = new Date(this.deps.clock.now());
     let root;
     try {
       root = parseCredential(chain[0] as string, 0);
@@ -229,7 +229,7 @@ export class Enrolment {
       throw new PermissionDeniedError(`owner_credential_chain is rooted at ${root.claims.iss}, not at the node's owner ${rec.ownerUrn}`, { field: 'owner_credential_chain', rule: 'owner' });
     }
     let ownerJwk: PublicJwk | undefined = rec.ownerJwk ? toPublicJwk(rec.ownerJwk) : undefined;
-    ownerJwk ??= await this.o.ca?.certifiedKey(rec.ownerUrn, root.header.kid, now);
+    ownerJwk ??= await this.deps.ca?.certifiedKey(rec.ownerUrn, root.header.kid, now);
     if (!ownerJwk) {
       throw new FailedPreconditionError(
         `cannot find ${rec.ownerUrn}'s key to check the owner credential: have the owner make the token itself (its certificate gives its key), or give the MA the site CA directory (enrolment.ca_dir)`,
@@ -237,16 +237,16 @@ export class Enrolment {
       );
     }
     const trust = new TrustStore();
-    trust.addAnchor({ urn: rec.ownerUrn, jwk: ownerJwk, targets: [`urn:fedlab:${this.o.domain}:node:*`] });
+    trust.addAnchor({ urn: rec.ownerUrn, jwk: ownerJwk, targets: [`urn:fedlab:${this.deps.domain}:node:*`] });
     try {
       const grant = verifyChain({
         chain,
         trust,
-        holder: { urn: this.o.maUrn, thumbprint: this.o.maKid },
+        holder: { urn: this.deps.maUrn, thumbprint: this.deps.maKid },
         privilege: 'sliver.create',
         object: rec.nodeUrn,
         now,
-        revocations: this.o.revocations,
+        revocations: this.deps.revocations,
         cache: null,
       });
       const missing = REQUIRED_OWNER_PRIVILEGES.filter((p) => !grant.privileges.includes(p));

@@ -75,9 +75,9 @@ export class NetLab {
   private netem: Promise<boolean> | undefined;
   private support: Promise<{ ok: true } | { ok: false; reason: string }> | undefined;
 
-  constructor(private readonly o: NetLabOptions) {
-    this.prefix = `fedlab-${o.instance}-`;
-    this.runner = o.runner ?? systemRunner;
+  constructor(private readonly deps: NetLabOptions) {
+    this.prefix = `fedlab-${deps.instance}-`;
+    this.runner = deps.runner ?? systemRunner;
   }
 
   /** A new namespace name: the prefix and a short random id. */
@@ -235,7 +235,7 @@ export class NetLab {
       await this.deleteNamespace(ns);
       gone.push(ns);
     }
-    if (gone.length) this.o.log.warn({ namespaces: gone }, 'removed namespaces no sliver owns');
+    if (gone.length) this.deps.log.warn({ namespaces: gone }, 'removed namespaces no sliver owns');
     return gone;
   }
 

@@ -44,7 +44,7 @@ export interface FanOutOptions {
 export class NodeClients {
   private readonly channels = new Map<string, { endpoint: string; client: NmClient }>();
 
-  constructor(private readonly o: NodeClientsOptions) {}
+  constructor(private readonly deps: NodeClientsOptions) {}
 
   private clientFor(nodeUrn: string, endpoint: string): NmClient {
     const cur = this.channels.get(nodeUrn);
@@ -58,22 +58,22 @@ export class NodeClients {
       cur.client.close();
       this.channels.delete(nodeUrn);
     }
-    while (this.channels.size >= this.o.maxChannels) {
+    while (this.channels.size >= this.deps.maxChannels) {
       const [oldest, entry] = this.channels.entries().next().value as [string, { client: NmClient }];
       entry.client.close();
       this.channels.delete(oldest);
     }
-    const client = createClient(NodeManagerService, { address: endpoint, tls: this.o.tls, serverUrn: nodeUrn, deadlineMs: this.o.deadlineMs });
+    const client = createClient(NodeManagerService, { address: endpoint, tls: this.deps.tls, serverUrn: nodeUrn, deadlineMs: this.deps.deadlineMs });
     this.channels.set(nodeUrn, { endpoint, client });
     return client;
   }
 
   /** Calls one node; never throws: failures come back as a result with the gRPC code and a reason naming the node. */
   async call<T>(nodeUrn: string, fn: (client: NmClient, opts: CallOpts) => Promise<T>, options: FanOutOptions = {}): Promise<NodeResult<T>> {
-    const node = this.o.registry.get(nodeUrn);
+    const node = this.deps.registry.get(nodeUrn);
     if (!node) return { nodeUrn, ok: false, code: Status.NOT_FOUND, reason: `node ${nodeUrn} is not enrolled at this site` };
     const left = options.deadline !== undefined && Number.isFinite(options.deadline) ? options.deadline - Date.now() - 100 : Infinity;
-    const deadlineMs = Math.max(1, Math.min(this.o.deadlineMs, left));
+    const deadlineMs = Math.max(1, Math.min(this.deps.deadlineMs, left));
     try {
       const client = this.clientFor(nodeUrn, node.endpoint);
       const value = await fn(client, { chain: node.record.ownerChain, deadlineMs, ...(options.signal ? { signal: options.signal } : {}) });
@@ -94,7 +94,7 @@ export class NodeClients {
         out[i] = await this.call(nodeOf(item), (c, opts) => fn(c, opts, item), options);
       }
     };
-    await Promise.all(Array.from({ length: Math.min(this.o.concurrency, items.length) }, worker));
+    await Promise.all(Array.from({ length: Math.min(this.deps.concurrency, items.length) }, worker));
     return out;
   }
 

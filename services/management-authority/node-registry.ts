@@ -86,9 +86,9 @@ export class NodeRegistry {
   /** Heartbeats accepted since start (diagnostics and the benchmark). */
   heartbeats = 0;
 
-  constructor(private readonly o: NodeRegistryOptions) {
-    this.nodeTable = o.store.table<NodeRecord>(TABLES.nodes);
-    this.healthTable = o.store.table<NodeHealthRecord>(TABLES.nodeHealth);
+  constructor(private readonly deps: NodeRegistryOptions) {
+    this.nodeTable = deps.store.table<NodeRecord>(TABLES.nodes);
+    this.healthTable = deps.store.table<NodeHealthRecord>(TABLES.nodeHealth);
   }
 
   /** The table of enrolment records (enrolment writes it in its own batch). */
@@ -195,13 +195,13 @@ export class NodeRegistry {
     node.usage = resourcesOf(req.usage);
     node.reportedSlivers = req.sliverCount;
     node.sequence = req.sequence;
-    const now = this.o.clock.now();
+    const now = this.deps.clock.now();
     node.lastHeartbeatAt = now;
-    if (changed || !node.up || now - node.persistedAt >= PERSIST_EVERY * this.o.intervalMs) this.dirty.add(node.record.urn);
+    if (changed || !node.up || now - node.persistedAt >= PERSIST_EVERY * this.deps.intervalMs) this.dirty.add(node.record.urn);
     this.heartbeats++;
     if (!node.up) {
       node.up = true;
-      this.o.log.info({ node: node.record.urn }, 'node is UP');
+      this.deps.log.info({ node: node.record.urn }, 'node is UP');
       this.emit({ nodeUrn: node.record.urn, up: true });
     }
     return node;
@@ -210,19 +210,19 @@ export class NodeRegistry {
   /** Heartbeats missed in a row, as of now. */
   missed(node: LiveNode): number {
     const since = node.lastHeartbeatAt ?? node.record.enrolledAt;
-    return Math.max(0, Math.floor((this.o.clock.now() - since) / this.o.intervalMs));
+    return Math.max(0, Math.floor((this.deps.clock.now() - since) / this.deps.intervalMs));
   }
 
   /** The monitor tick: every UP node that missed three intervals goes DOWN. Returns the changes. */
   check(): HealthChange[] {
     const changes: HealthChange[] = [];
-    const limit = this.o.clock.now() - MISSED_FOR_DOWN * this.o.intervalMs;
+    const limit = this.deps.clock.now() - MISSED_FOR_DOWN * this.deps.intervalMs;
     for (const node of this.nodes.values()) {
       if (!node.up) continue;
       if ((node.lastHeartbeatAt ?? node.record.enrolledAt) > limit) continue;
       node.up = false;
       this.dirty.add(node.record.urn);
-      this.o.log.warn({ node: node.record.urn, lastHeartbeatAt: node.lastHeartbeatAt }, 'node is DOWN: three heartbeats missed');
+      this.deps.log.warn({ node: node.record.urn, lastHeartbeatAt: node.lastHeartbeatAt }, 'node is DOWN: three heartbeats missed');
       const change = { nodeUrn: node.record.urn, up: false };
       changes.push(change);
       this.emit(change);
@@ -239,8 +239,8 @@ export class NodeRegistry {
     if (this.dirty.size === 0) return 0;
     const urns = [...this.dirty];
     this.dirty.clear();
-    const batch = this.o.store.batch();
-    const now = this.o.clock.now();
+    const batch = this.deps.store.batch();
+    const now = this.deps.clock.now();
     for (const urn of urns) {
       const n = this.nodes.get(urn);
       if (!n) continue;
@@ -274,8 +274,8 @@ export class NodeRegistry {
     return {
       urn: n.record.urn,
       ownerUrn: n.record.ownerUrn,
-      aggregateUrn: this.o.aggregateUrn,
-      style: STYLE[this.o.style],
+      aggregateUrn: this.deps.aggregateUrn,
+      style: STYLE[this.deps.style],
       health: n.up ? NodeHealth.NODE_HEALTH_UP : NodeHealth.NODE_HEALTH_DOWN,
       endpoint: n.endpoint,
       capacity: toSpec(n.capacity),

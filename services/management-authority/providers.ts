@@ -49,10 +49,10 @@ export class ProviderRegistry {
   private readonly registered = new Set<string>();
   readonly termsDigest: string;
 
-  constructor(private readonly o: ProviderRegistryOptions) {
-    this.table = o.store.table<ProviderRecord>(TABLES.providers);
-    this.requests = o.store.table<RequestRecord>(TABLES.providerRequests);
-    this.termsDigest = termsDigest(o.terms);
+  constructor(private readonly deps: ProviderRegistryOptions) {
+    this.table = deps.store.table<ProviderRecord>(TABLES.providers);
+    this.requests = deps.store.table<RequestRecord>(TABLES.providerRequests);
+    this.termsDigest = termsDigest(deps.terms);
   }
 
   async load(): Promise<void> {
@@ -108,13 +108,13 @@ export class ProviderRegistry {
         keyThumbprint: id.thumbprint,
         contact,
         acceptedTermsDigest: req.acceptedTermsDigest,
-        registeredAt: existing?.registeredAt ?? this.o.clock.now(),
+        registeredAt: existing?.registeredAt ?? this.deps.clock.now(),
         ...(statement !== undefined ? { statement } : existing?.statement !== undefined ? { statement: existing.statement } : {}),
       };
     }
-    await this.o.store.batch().put(this.table, rec.urn, rec).put(this.requests, key, { fingerprint, providerUrn: rec.urn }).write({ sync: true });
+    await this.deps.store.batch().put(this.table, rec.urn, rec).put(this.requests, key, { fingerprint, providerUrn: rec.urn }).write({ sync: true });
     this.registered.add(rec.urn);
-    if (!same) this.o.log.info({ provider: rec.urn, terms: rec.acceptedTermsDigest, statement: rec.statement !== undefined }, 'service provider registered');
+    if (!same) this.deps.log.info({ provider: rec.urn, terms: rec.acceptedTermsDigest, statement: rec.statement !== undefined }, 'service provider registered');
     return toWire(rec);
   }
 

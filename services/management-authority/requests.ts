@@ -230,12 +230,12 @@ export function fromDocument(text: string, ctx: RequestContext): NormalRequest {
     return bad(f, `is not JSON (${RSPEC_FORMAT})`);
   }
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) bad(f, 'must be a JSON object');
-  const d = doc as Record<string, unknown>;
-  for (const k of Object.keys(d)) if (!['type', 'nodes', 'links'].includes(k)) bad(f, `unknown key ${JSON.stringify(k.slice(0, 40))} (keys: type, nodes, links)`);
-  if (d.type !== undefined && d.type !== 'request') bad(`${f}.type`, 'must be "request"');
-  if (!Array.isArray(d.nodes) || d.nodes.length === 0) bad(`${f}.nodes`, 'must list at least one node');
-  if (d.nodes.length > MAX_REQUEST_NODES) bad(`${f}.nodes`, `at most ${MAX_REQUEST_NODES} nodes`);
-  const slivers: WantedSliver[] = d.nodes.map((n: unknown, i: number) => {
+  const fields = doc as Record<string, unknown>;
+  for (const k of Object.keys(fields)) if (!['type', 'nodes', 'links'].includes(k)) bad(f, `unknown key ${JSON.stringify(k.slice(0, 40))} (keys: type, nodes, links)`);
+  if (fields.type !== undefined && fields.type !== 'request') bad(`${f}.type`, 'must be "request"');
+  if (!Array.isArray(fields.nodes) || fields.nodes.length === 0) bad(`${f}.nodes`, 'must list at least one node');
+  if (fields.nodes.length > MAX_REQUEST_NODES) bad(`${f}.nodes`, `at most ${MAX_REQUEST_NODES} nodes`);
+  const slivers: WantedSliver[] = fields.nodes.map((n: unknown, i: number) => {
     const nf = `${f}.nodes[${i}]`;
     if (typeof n !== 'object' || n === null || Array.isArray(n)) bad(nf, 'must be an object');
     const node = n as Record<string, unknown>;
@@ -260,9 +260,9 @@ export function fromDocument(text: string, ctx: RequestContext): NormalRequest {
   const named = slivers.filter((s) => s.nodeUrn).map((s) => s.nodeUrn);
   if (new Set(named).size !== named.length) bad(`${f}.nodes`, 'a component_id is named twice');
   let links: Link[] = [];
-  if (d.links !== undefined) {
-    if (!Array.isArray(d.links)) bad(`${f}.links`, 'must be a list');
-    links = d.links.map((l: unknown, i: number) => {
+  if (fields.links !== undefined) {
+    if (!Array.isArray(fields.links)) bad(`${f}.links`, 'must be a list');
+    links = fields.links.map((l: unknown, i: number) => {
       if (typeof l !== 'object' || l === null) bad(`${f}.links[${i}]`, 'must be an object');
       const x = l as Record<string, unknown>;
       return {

@@ -29,87 +29,87 @@ export interface MaDomain {
 }
 
 /** The ManagementAuthority service over the domain. */
-export function managementAuthorityService(d: MaDomain): ServiceRegistration {
-  const intervalS = Math.max(1, Math.ceil(d.heartbeatIntervalMs / 1000));
+export function managementAuthorityService(deps: MaDomain): ServiceRegistration {
+  const intervalS = Math.max(1, Math.ceil(deps.heartbeatIntervalMs / 1000));
   return defineService(ManagementAuthorityService, {
     async createEnrollmentToken(req, ctx) {
-      return d.enrolment.createToken(ctx.peer, req);
+      return deps.enrolment.createToken(ctx.peer, req);
     },
     async enrollNode(req) {
-      return d.enrolment.enroll(req);
+      return deps.enrolment.enroll(req);
     },
     async heartbeat(req, ctx) {
-      d.registry.heartbeat(ctx.peer, req);
-      return { serverTime: new Date(d.clock.now()), heartbeatIntervalS: intervalS, revocationVersion: d.delegations.revocationVersion };
+      deps.registry.heartbeat(ctx.peer, req);
+      return { serverTime: new Date(deps.clock.now()), heartbeatIntervalS: intervalS, revocationVersion: deps.delegations.revocationVersion };
     },
     async listNodes(req) {
-      return d.registry.list(req);
+      return deps.registry.list(req);
     },
     async getNode(req) {
       urnField('node_urn', req.nodeUrn, 'node');
-      const n = d.registry.get(req.nodeUrn);
+      const n = deps.registry.get(req.nodeUrn);
       if (!n) throw new NotFoundError(`node ${req.nodeUrn} is not enrolled at this site; list the site's nodes with ListNodes`);
-      return { node: d.registry.toWire(n) };
+      return { node: deps.registry.toWire(n) };
     },
     async registerServiceProvider(req, ctx) {
       const values = ctx.metadata.get(TERMS_STATEMENT_METADATA_KEY);
       const statement = values.length ? String(values[0]) : undefined;
-      return { provider: await d.providers.register(ctx.peer, req, statement) };
+      return { provider: await deps.providers.register(ctx.peer, req, statement) };
     },
     async delegateToSliceAuthority(req, ctx) {
-      d.access.requireAdmin(ctx.peer, 'delegate to slice authorities');
-      return d.delegations.delegate(ctx.peer, req);
+      deps.access.requireAdmin(ctx.peer, 'delegate to slice authorities');
+      return deps.delegations.delegate(ctx.peer, req);
     },
     async revoke(req, ctx) {
       // Owners may withdraw their own nodes: revoke a credential of their owner → MA chains, or their own key.
       const ownerMay =
-        (req.jti !== '' && d.registry.all().some((n) => n.record.ownerUrn === ctx.peer.urn && n.record.ownerJtis.includes(req.jti))) ||
-        (req.keyThumbprint !== '' && req.keyThumbprint === ctx.peer.thumbprint && d.registry.all().some((n) => n.record.ownerUrn === ctx.peer.urn));
-      if (!ownerMay) d.access.requireAdmin(ctx.peer, "revoke credentials and keys on the site's list (owners: only their own nodes' credentials and their own key)");
-      return d.delegations.revoke(ctx.peer, req);
+        (req.jti !== '' && deps.registry.all().some((n) => n.record.ownerUrn === ctx.peer.urn && n.record.ownerJtis.includes(req.jti))) ||
+        (req.keyThumbprint !== '' && req.keyThumbprint === ctx.peer.thumbprint && deps.registry.all().some((n) => n.record.ownerUrn === ctx.peer.urn));
+      if (!ownerMay) deps.access.requireAdmin(ctx.peer, "revoke credentials and keys on the site's list (owners: only their own nodes' credentials and their own key)");
+      return deps.delegations.revoke(ctx.peer, req);
     },
     async listRevocations(req) {
-      return d.delegations.list(req);
+      return deps.delegations.list(req);
     },
   });
 }
 
 /** The Aggregate service over the domain. */
-export function aggregateService(d: MaDomain): ServiceRegistration {
-  const a = d.aggregate;
+export function aggregateService(deps: MaDomain): ServiceRegistration {
+  const aggregate = deps.aggregate;
   return defineService(AggregateService, {
     async getVersion() {
-      return a.getVersion();
+      return aggregate.getVersion();
     },
     async listResources(req) {
-      return a.listResources(req);
+      return aggregate.listResources(req);
     },
     async describe(req, ctx) {
-      return a.describe(ctx, req.urns);
+      return aggregate.describe(ctx, req.urns);
     },
     async allocate(req, ctx) {
-      return a.allocate(ctx, req);
+      return aggregate.allocate(ctx, req);
     },
     async provision(req, ctx) {
-      return a.provision(ctx, req);
+      return aggregate.provision(ctx, req);
     },
     async performOperationalAction(req, ctx) {
-      return { results: await a.act(ctx, req) };
+      return { results: await aggregate.act(ctx, req) };
     },
     async status(req, ctx) {
-      return a.status(ctx, req.urns);
+      return aggregate.status(ctx, req.urns);
     },
     async renew(req, ctx) {
-      return { results: await a.renew(ctx, req) };
+      return { results: await aggregate.renew(ctx, req) };
     },
     async delete(req, ctx) {
-      return { results: await a.delete(ctx, req.urns) };
+      return { results: await aggregate.delete(ctx, req.urns) };
     },
     async shutdown(req, ctx) {
-      return { results: await a.shutdown(ctx.peer, d.access.isAdmin(ctx.peer), req, ctx.deadline) };
+      return { results: await aggregate.shutdown(ctx.peer, deps.access.isAdmin(ctx.peer), req, ctx.deadline) };
     },
     async updateRevocations(req, ctx) {
-      return a.updateRevocations(ctx, req.signedList);
+      return aggregate.updateRevocations(ctx, req.signedList);
     },
   });
 }
