@@ -5,11 +5,17 @@
  * (admins) and read it (readers), how it supervises deployed commands, the
  * member credentials it hands out, and the deadlines of its outgoing calls.
  * Compiled once by `fedlab serve sp --config FILE`; unknown keys and bad
- * values stop start-up naming the field.
+ * values stop start-up naming the field. `toSpSettings` turns the compiled
+ * config into what each of the role's parts is built from.
  */
 import { z } from 'zod';
 import { commonConfigSchema } from '../core/config.js';
 import { isUrn, isValidDomain, parseTarget, parseUrn } from '../core/identity/urn.js';
+import type { DeploymentsOptions } from './deployments/context.js';
+import type { MembersOptions } from './members.js';
+import type { RegistrationsOptions } from './registrations.js';
+import type { RemotesOptions } from './remotes.js';
+import type { SliceCredentialsOptions } from './slice-credentials.js';
 
 function isTarget(s: string): boolean {
   try {
@@ -148,3 +154,52 @@ export type SpConfig = z.infer<typeof spConfigSchema>;
 
 /** Config fields holding paths, beyond the common ones. */
 export const SP_PATH_FIELDS: readonly string[] = [];
+
+/** The service provider's settings, resolved from its config once (see {@link toSpSettings}): one group per part of the role. */
+export interface SpSettings {
+  readonly urn: string;
+  /** Who may operate (admins) and read (readers) the provider. */
+  readonly access: { readonly admins: readonly string[]; readonly readers: readonly string[] };
+  /** The clients' servers and call deadlines. */
+  readonly remotes: Omit<RemotesOptions, 'tls' | 'trust'>;
+  readonly registrations: Omit<RegistrationsOptions, 'store' | 'clock' | 'log' | 'remotes' | 'certificatePem' | 'key' | 'kid'>;
+  readonly sliceCredentials: Pick<SliceCredentialsOptions, 'ttlS' | 'deadlineMs'>;
+  readonly deployments: Omit<DeploymentsOptions, 'store' | 'clock' | 'log' | 'remotes' | 'credentials'>;
+  readonly members: Omit<MembersOptions, 'store' | 'clock' | 'log' | 'credentials' | 'key' | 'ownsSlice'>;
+}
+
+/** Compiles a service provider config into its settings. */
+export function toSpSettings(config: SpConfig): SpSettings {
+  const { calls, supervision, registration, members } = config;
+  const sites = config.sites.map((s) => ({ domain: s.domain, maUrn: s.ma_urn, endpoint: s.endpoint, acceptTermsDigest: s.accept_terms_digest }));
+  return {
+    urn: config.urn,
+    access: { admins: config.admins, readers: config.readers },
+    remotes: { sliceAuthority: config.slice_authority, deadlines: { ma: calls.ma_deadline_ms, sa: calls.sa_deadline_ms, nm: calls.nm_deadline_ms } },
+    registrations: {
+      providerUrn: config.urn,
+      contact: config.contact,
+      sites,
+      retryMs: registration.retry_ms,
+      maxRetryMs: registration.max_retry_ms,
+      refreshMs: registration.refresh_ms,
+      deadlineMs: calls.ma_deadline_ms,
+    },
+    sliceCredentials: { ttlS: config.slice_credential_ttl_s, deadlineMs: calls.sa_deadline_ms },
+    deployments: {
+      sliceAuthorityUrn: config.slice_authority.urn,
+      sites,
+      supervision: {
+        backoffInitialMs: supervision.backoff_initial_ms,
+        backoffMaxMs: supervision.backoff_max_ms,
+        backoffResetMs: supervision.backoff_reset_ms,
+        outputLines: supervision.output_lines,
+        execTimeoutMs: supervision.exec_timeout_ms,
+        retryMs: supervision.retry_ms,
+      },
+      sliceDeadlineMs: calls.slice_deadline_ms,
+      maDeadlineMs: calls.ma_deadline_ms,
+    },
+    members: { providerUrn: config.urn, defaultPrivileges: members.default_privileges, defaultTtlS: members.default_ttl_s, maxTtlS: members.max_ttl_s },
+  };
+}

@@ -43,9 +43,9 @@ export class Members {
   private readonly table: Table<MemberRecord>;
   private readonly requests: Table<MemberRequestRecord>;
 
-  constructor(private readonly o: MembersOptions) {
-    this.table = o.store.table<MemberRecord>(TABLES.members);
-    this.requests = o.store.table<MemberRequestRecord>(TABLES.memberRequests);
+  constructor(private readonly deps: MembersOptions) {
+    this.table = deps.store.table<MemberRecord>(TABLES.members);
+    this.requests = deps.store.table<MemberRequestRecord>(TABLES.memberRequests);
   }
 
   /** AddMember. Idempotent on request id, and on the member URN with the same certificate. */
@@ -72,9 +72,9 @@ export class Members {
     }
     const rec: MemberRecord = existing
       ? { ...existing, displayName }
-      : { urn: req.memberUrn, certificatePem: req.certificatePem, keyThumbprint: id.thumbprint, displayName, addedAt: this.o.clock.now() };
-    await this.o.store.batch().put(this.table, rec.urn, rec).put(this.requests, key, { fingerprint, result: rec.urn }).write({ sync: true });
-    if (!existing) this.o.log.info({ member: rec.urn }, 'member added');
+      : { urn: req.memberUrn, certificatePem: req.certificatePem, keyThumbprint: id.thumbprint, displayName, addedAt: this.deps.clock.now() };
+    await this.deps.store.batch().put(this.table, rec.urn, rec).put(this.requests, key, { fingerprint, result: rec.urn }).write({ sync: true });
+    if (!existing) this.deps.log.info({ member: rec.urn }, 'member added');
     return toWire(rec);
   }
 
@@ -93,9 +93,9 @@ export class Members {
     }
     const member = await this.table.get(req.memberUrn);
     if (!member) throw new NotFoundError(`${req.memberUrn} is not a member of this provider; add it with AddMember first`);
-    if (!this.o.ownsSlice(req.sliceUrn)) throw new NotFoundError(`slice ${req.sliceUrn} is not one of this provider's deployments`);
-    if (!Number.isSafeInteger(req.ttlS) || req.ttlS < 0 || req.ttlS > this.o.maxTtlS) {
-      throw new InvalidArgumentError(`ttl_s must be between 0 (the default, ${this.o.defaultTtlS}) and ${this.o.maxTtlS}`, { field: 'ttl_s' });
+    if (!this.deps.ownsSlice(req.sliceUrn)) throw new NotFoundError(`slice ${req.sliceUrn} is not one of this provider's deployments`);
+    if (!Number.isSafeInteger(req.ttlS) || req.ttlS < 0 || req.ttlS > this.deps.maxTtlS) {
+      throw new InvalidArgumentError(`ttl_s must be between 0 (the default, ${this.deps.defaultTtlS}) and ${this.deps.maxTtlS}`, { field: 'ttl_s' });
     }
     const targets = req.targets.length > 0 ? req.targets : [req.sliceUrn];
     for (const t of targets) {
@@ -105,17 +105,17 @@ export class Members {
         throw new InvalidArgumentError(`target ${t} is not the slice ${req.sliceUrn}`, { field: 'targets' });
       }
     }
-    const parent = await this.o.credentials.credentialFor(req.sliceUrn);
-    const now = this.o.clock.now();
+    const parent = await this.deps.credentials.credentialFor(req.sliceUrn);
+    const now = this.deps.clock.now();
     const leftS = Math.floor((parent.expiresAt - now) / 1000);
     // 0: the default lifetime, never past the provider's own credential; an explicit one is checked by the library.
-    const ttl = req.ttlS || Math.min(this.o.defaultTtlS, leftS);
+    const ttl = req.ttlS || Math.min(this.deps.defaultTtlS, leftS);
     const memberKey = createPublicKey(member.certificatePem);
     const issued = await delegate(parent.chain, {
-      key: this.o.key,
+      key: this.deps.key,
       subject: member.urn,
       subjectKey: memberKey,
-      privileges: req.privileges.length > 0 ? req.privileges : this.o.defaultPrivileges,
+      privileges: req.privileges.length > 0 ? req.privileges : this.deps.defaultPrivileges,
       targets,
       dlg: req.maxDelegations,
       limits: toLimits(req.limits),
@@ -124,7 +124,7 @@ export class Members {
     });
     const res = { chain: [...issued.chain], jti: issued.claims.jti, expiresAt: issued.claims.exp * 1000 };
     await this.requests.put(key, { fingerprint, result: res }, { sync: true });
-    this.o.log.info({ member: member.urn, slice: req.sliceUrn, jti: res.jti, privileges: issued.claims.priv }, 'credential delegated to member');
+    this.deps.log.info({ member: member.urn, slice: req.sliceUrn, jti: res.jti, privileges: issued.claims.priv }, 'credential delegated to member');
     return { chain: res.chain, jti: res.jti, expiresAt: new Date(res.expiresAt) };
   }
 }

@@ -52,6 +52,12 @@ export interface TargetRecord {
 /** Deployment states (mirror the wire enum's names). */
 export type DeploymentStateName = 'pending' | 'creating_slice' | 'running_steps' | 'ready' | 'partial' | 'failed' | 'deleting' | 'deleted';
 
+/** Deployment states after which a deployment waits for nothing (Deploy's stream ends at one). */
+export const STABLE_STATES: ReadonlySet<DeploymentStateName> = new Set(['ready', 'partial', 'failed', 'deleted']);
+
+/** Service states in which a sliver counts as settled for its deployment's READY / PARTIAL / FAILED. */
+export const SETTLED_SERVICES: ReadonlySet<ServiceStateName> = new Set(['running', 'exited', 'failed', 'stopped', 'backoff']);
+
 /** A deployment step as stored. */
 export interface StepRecord {
   readonly name: string;

@@ -18,7 +18,7 @@ import { algForKey } from '../core/identity/keys.js';
 import type { Clock } from './clock.js';
 import { TABLES, type RegistrationRecord } from './records.js';
 import type { Remotes, SiteEndpoint } from './remotes.js';
-import { describeError } from './validate.js';
+import { describeError } from './describe-error.js';
 
 /** Metadata key of the signed statement (the MA's name for it). */
 export const TERMS_STATEMENT_METADATA_KEY = 'fedlab-terms-statement';
@@ -62,14 +62,14 @@ export class Registrations {
   private readonly running = new Set<Promise<unknown>>();
   private stopped = false;
 
-  constructor(private readonly o: RegistrationsOptions) {
-    this.table = o.store.table<RegistrationRecord>(TABLES.registrations);
+  constructor(private readonly deps: RegistrationsOptions) {
+    this.table = deps.store.table<RegistrationRecord>(TABLES.registrations);
   }
 
   /** Starts registering with every site now (in the background) and keeps the schedule. */
   start(): void {
     this.stopped = false;
-    for (const site of this.o.sites) this.schedule(site, 0);
+    for (const site of this.deps.sites) this.schedule(site, 0);
   }
 
   private schedule(site: RegistrationSite, delayMs: number): void {
@@ -86,19 +86,19 @@ export class Registrations {
   /** One registration attempt with a site; schedules the next. Never throws. */
   async attempt(site: RegistrationSite): Promise<RegistrationRecord> {
     const prev = await this.table.get(site.domain);
-    const now = this.o.clock.now();
+    const now = this.deps.clock.now();
     let rec: RegistrationRecord;
     try {
       const digest = await this.register(site);
       rec = { domain: site.domain, maUrn: site.maUrn, state: 'registered', termsDigest: digest, registeredAt: now, lastAttemptAt: now, attempts: (prev?.attempts ?? 0) + 1 };
       this.failures.delete(site.domain);
-      if (prev?.state !== 'registered' || prev.termsDigest !== digest) this.o.log.info({ site: site.domain, ma: site.maUrn, terms: digest }, 'registered with site');
-      this.schedule(site, this.o.refreshMs);
+      if (prev?.state !== 'registered' || prev.termsDigest !== digest) this.deps.log.info({ site: site.domain, ma: site.maUrn, terms: digest }, 'registered with site');
+      this.schedule(site, this.deps.refreshMs);
     } catch (err) {
       const { reason } = describeError(err);
       const n = (this.failures.get(site.domain) ?? 0) + 1;
       this.failures.set(site.domain, n);
-      const delay = Math.min(this.o.retryMs * 2 ** Math.min(n - 1, 30), this.o.maxRetryMs);
+      const delay = Math.min(this.deps.retryMs * 2 ** Math.min(n - 1, 30), this.deps.maxRetryMs);
       rec = {
         domain: site.domain,
         maUrn: site.maUrn,
@@ -109,7 +109,7 @@ export class Registrations {
         lastError: reason,
         attempts: (prev?.attempts ?? 0) + 1,
       };
-      if (n === 1 || n % 10 === 0) this.o.log.warn({ site: site.domain, reason, retryInMs: delay, attempts: n }, 'registration with site failed; retrying');
+      if (n === 1 || n % 10 === 0) this.deps.log.warn({ site: site.domain, reason, retryInMs: delay, attempts: n }, 'registration with site failed; retrying');
       this.schedule(site, delay);
     }
     if (!this.stopped) await this.table.put(site.domain, rec, { sync: true });
@@ -117,25 +117,25 @@ export class Registrations {
   }
 
   private async register(site: RegistrationSite): Promise<string> {
-    const { ma, aggregate } = this.o.remotes.site(site);
-    const version = await aggregate.getVersion({}, { deadlineMs: this.o.deadlineMs });
+    const { ma, aggregate } = this.deps.remotes.site(site);
+    const version = await aggregate.getVersion({}, { deadlineMs: this.deps.deadlineMs });
     const digest = version.termsDigest;
     if (site.acceptTermsDigest !== undefined && site.acceptTermsDigest !== digest) {
       throw new Error(`site ${site.domain} shows terms ${digest}, but this provider accepts only ${site.acceptTermsDigest}; read the new terms (Aggregate.GetVersion) and update sites[].accept_terms_digest`);
     }
-    const statement = await signTermsStatement(this.o.key, this.o.kid, this.o.providerUrn, digest, this.o.clock.now());
+    const statement = await signTermsStatement(this.deps.key, this.deps.kid, this.deps.providerUrn, digest, this.deps.clock.now());
     const metadata = new Metadata();
     metadata.set(TERMS_STATEMENT_METADATA_KEY, statement);
     await ma.registerServiceProvider(
       {
         // One request id per accepted terms: a retry is idempotent, new terms are a new registration.
         requestId: `sp-register-${digest.slice(7, 39)}`,
-        providerUrn: this.o.providerUrn,
-        certificatePem: this.o.certificatePem,
-        contact: this.o.contact,
+        providerUrn: this.deps.providerUrn,
+        certificatePem: this.deps.certificatePem,
+        contact: this.deps.contact,
         acceptedTermsDigest: digest,
       },
-      { deadlineMs: this.o.deadlineMs, metadata },
+      { deadlineMs: this.deps.deadlineMs, metadata },
     );
     return digest;
   }

@@ -35,30 +35,32 @@ export interface SiteEndpoint {
  */
 const CHANNEL_OPTIONS = { 'grpc.initial_reconnect_backoff_ms': 500, 'grpc.max_reconnect_backoff_ms': 5_000 };
 
+/** What the clients are made with. */
+export interface RemotesOptions {
+  readonly tls: TlsMaterial;
+  readonly sliceAuthority: { readonly urn: string; readonly endpoint: string };
+  /** Default deadlines of calls to management authorities, the slice authority and node managers (ms). */
+  readonly deadlines: { readonly ma: number; readonly sa: number; readonly nm: number };
+  /** Peered domains' CAs (the host's federation trust), to dial servers of other domains. */
+  readonly trust?: TransportTrust;
+}
+
 /** The clients the provider uses, opened lazily and closed together. */
 export class Remotes {
   private sa: SaClient | undefined;
   private readonly mas = new Map<string, { ma: MaClient; aggregate: AggregateClient }>();
   private readonly nms = new Map<string, NmClient>();
 
-  constructor(
-    private readonly o: {
-      readonly tls: TlsMaterial;
-      readonly sliceAuthority: { readonly urn: string; readonly endpoint: string };
-      readonly deadlines: { readonly ma: number; readonly sa: number; readonly nm: number };
-      /** Peered domains' CAs (the host's federation trust), to dial servers of other domains. */
-      readonly trust?: TransportTrust;
-    },
-  ) {}
+  constructor(private readonly deps: RemotesOptions) {}
 
   /** The slice authority. */
   sliceAuthority(): SaClient {
     this.sa ??= createClient(SliceAuthorityService, {
-      address: this.o.sliceAuthority.endpoint,
-      tls: this.o.tls,
-      ...(this.o.trust ? { trust: this.o.trust } : {}),
-      serverUrn: this.o.sliceAuthority.urn,
-      deadlineMs: this.o.deadlines.sa,
+      address: this.deps.sliceAuthority.endpoint,
+      tls: this.deps.tls,
+      ...(this.deps.trust ? { trust: this.deps.trust } : {}),
+      serverUrn: this.deps.sliceAuthority.urn,
+      deadlineMs: this.deps.deadlines.sa,
       channelOptions: CHANNEL_OPTIONS,
     });
     return this.sa;
@@ -68,7 +70,7 @@ export class Remotes {
   site(site: SiteEndpoint): { ma: MaClient; aggregate: AggregateClient } {
     let c = this.mas.get(site.domain);
     if (!c) {
-      const opts = { address: site.endpoint, tls: this.o.tls, ...(this.o.trust ? { trust: this.o.trust } : {}), serverUrn: site.maUrn, deadlineMs: this.o.deadlines.ma, channelOptions: CHANNEL_OPTIONS };
+      const opts = { address: site.endpoint, tls: this.deps.tls, ...(this.deps.trust ? { trust: this.deps.trust } : {}), serverUrn: site.maUrn, deadlineMs: this.deps.deadlines.ma, channelOptions: CHANNEL_OPTIONS };
       c = { ma: createClient(ManagementAuthorityService, opts), aggregate: createClient(AggregateService, opts) };
       this.mas.set(site.domain, c);
     }
@@ -80,7 +82,7 @@ export class Remotes {
     const key = `${nodeUrn} ${endpoint}`;
     let c = this.nms.get(key);
     if (!c) {
-      c = createClient(NodeManagerService, { address: endpoint, tls: this.o.tls, ...(this.o.trust ? { trust: this.o.trust } : {}), serverUrn: nodeUrn, deadlineMs: this.o.deadlines.nm, channelOptions: CHANNEL_OPTIONS });
+      c = createClient(NodeManagerService, { address: endpoint, tls: this.deps.tls, ...(this.deps.trust ? { trust: this.deps.trust } : {}), serverUrn: nodeUrn, deadlineMs: this.deps.deadlines.nm, channelOptions: CHANNEL_OPTIONS });
       this.nms.set(key, c);
     }
     return c;

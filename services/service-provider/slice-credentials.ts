@@ -34,8 +34,8 @@ export class SliceCredentials {
   private readonly table: Table<SliceCredentialRecord>;
   private readonly inflight = new Map<string, Promise<SliceCredentialRecord>>();
 
-  constructor(private readonly o: SliceCredentialsOptions) {
-    this.table = o.store.table<SliceCredentialRecord>(TABLES.sliceCredentials);
+  constructor(private readonly deps: SliceCredentialsOptions) {
+    this.table = deps.store.table<SliceCredentialRecord>(TABLES.sliceCredentials);
   }
 
   /** A usable chain for a slice, asking the slice authority when there is none or it is running out. */
@@ -45,7 +45,7 @@ export class SliceCredentials {
 
   /** The record of a usable credential (chain, jti, expiry). */
   async credentialFor(sliceUrn: string, signal?: AbortSignal): Promise<SliceCredentialRecord> {
-    const now = this.o.clock.now();
+    const now = this.deps.clock.now();
     const cur = await this.table.get(sliceUrn);
     if (cur) {
       const life = cur.expiresAt - cur.issuedAt;
@@ -60,19 +60,19 @@ export class SliceCredentials {
   }
 
   private async issue(sliceUrn: string, signal?: AbortSignal): Promise<SliceCredentialRecord> {
-    const res = await this.o.remotes.sliceAuthority().issueSliceCredential(
+    const res = await this.deps.remotes.sliceAuthority().issueSliceCredential(
       {
         requestId: internalRequestId('sp-cred'),
         sliceUrn,
-        holderCertificatePem: this.o.certificatePem,
+        holderCertificatePem: this.deps.certificatePem,
         privileges: [...PROVIDER_SLICE_PRIVILEGES],
         targets: [],
         limits: undefined,
-        ttlS: this.o.ttlS,
+        ttlS: this.deps.ttlS,
         // One more level: the provider attenuates it for its members.
         maxDelegations: 1,
       },
-      { deadlineMs: this.o.deadlineMs, ...(signal ? { signal } : {}) },
+      { deadlineMs: this.deps.deadlineMs, ...(signal ? { signal } : {}) },
     );
     if (res.chain.length === 0) throw new Error('the slice authority returned an empty chain');
     const leaf = parseCredential(res.chain[res.chain.length - 1] as string, res.chain.length - 1);
@@ -81,10 +81,10 @@ export class SliceCredentials {
       chain: res.chain,
       jti: res.jti || leaf.claims.jti,
       expiresAt: res.expiresAt?.getTime() ?? leaf.claims.exp * 1000,
-      issuedAt: this.o.clock.now(),
+      issuedAt: this.deps.clock.now(),
     };
     await this.table.put(sliceUrn, rec, { sync: true });
-    this.o.log.info({ slice: sliceUrn, jti: rec.jti, expiresAt: new Date(rec.expiresAt).toISOString() }, 'slice credential issued');
+    this.deps.log.info({ slice: sliceUrn, jti: rec.jti, expiresAt: new Date(rec.expiresAt).toISOString() }, 'slice credential issued');
     return rec;
   }
 

@@ -9,13 +9,6 @@ export function nameField(field: string, value: string): string {
   return value;
 }
 
-/** A short description of a gRPC (or other) error for records and messages: code name and details. */
-export function describeError(err: unknown): { code: number; reason: string } {
-  const e = err as { code?: unknown; details?: unknown; message?: unknown };
-  if (typeof e?.code === 'number' && typeof e.details === 'string') return { code: e.code, reason: e.details };
-  return { code: 2, reason: typeof e?.message === 'string' ? e.message : String(err) };
-}
-
 /** A fresh request id for calls the provider makes on its own account. */
 export function internalRequestId(prefix: string): string {
   return `${prefix}.${randomBytes(9).toString('base64url')}`;

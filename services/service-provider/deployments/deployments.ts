@@ -1,0 +1,98 @@
+/**
+ * Deployments: a slice (created through the slice authority, or an existing
+ * one) and a list of steps run on every sliver through NodeManager.Exec,
+ * the last of which may be the deployment's *service*, which the provider
+ * keeps running. This is the facade the handlers and the role call; the work
+ * is in this folder: the spec's checks (deployment-spec.ts), Deploy
+ * (deploy.ts), ensuring the slice (slice-driver.ts), supervision with
+ * back-off (supervisor.ts), output (sliver-outputs.ts), records and events
+ * (deployment-store.ts, events.ts) and DeleteDeployment (delete.ts).
+ *
+ * Restart safety comes from the intent in LevelDB: every deployment records
+ * `desired` (run or delete) and each sliver's progress (steps done,
+ * restarts, last output); a restarted provider resumes every deployment from
+ * there: steps already done are not run again, and the service is started
+ * again on every sliver (its run was killed with the old provider's calls).
+ */
+import type { Deployment, DeploymentState, DeployRequest, DeployResponse } from '../../generated/fedlab/v1/service_provider.js';
+import type { DeploymentRecord } from '../records.js';
+import { DeploymentContext, type DeploymentsOptions } from './context.js';
+import { deploy } from './deploy.js';
+import { deleteDeployment, finishDelete } from './delete.js';
+import { getDeployment, listDeployments } from './read.js';
+import { driveDeployment } from './slice-driver.js';
+import { deploymentToWire } from './to-wire.js';
+
+export type { DeploymentsOptions, SupervisionSettings } from './context.js';
+
+/** The provider's deployments. */
+export class Deployments {
+  private readonly context: DeploymentContext;
+
+  constructor(deps: DeploymentsOptions) {
+    this.context = new DeploymentContext(deps);
+  }
+
+  /** Loads every deployment and resumes what the records say should be running or deleted. */
+  async start(): Promise<{ resumed: number; deleting: number }> {
+    const { records, tasks } = this.context;
+    await records.load();
+    let resumed = 0;
+    let deleting = 0;
+    for (const rec of records.all()) {
+      const name = rec.name;
+      if (rec.desired === 'delete' && rec.state !== 'deleted') {
+        deleting++;
+        tasks.spawn(name, (signal) => finishDelete(this.context, name, signal));
+      } else if (rec.desired === 'run' && rec.state !== 'failed' && rec.state !== 'deleted') {
+        resumed++;
+        tasks.spawn(name, (signal) => driveDeployment(this.context, name, signal));
+      }
+    }
+    if (resumed + deleting > 0) this.context.deps.log.info({ resumed, deleting }, 'deployments resumed');
+    return { resumed, deleting };
+  }
+
+  /** Stops every supervisor (their Exec calls are cancelled) and waits for pending writes. */
+  async stop(): Promise<void> {
+    await this.context.tasks.stopAll();
+    this.context.outputs.applyAll();
+    await this.context.records.flushed();
+  }
+
+  /** Deploy: records the deployment (or finds the one of this request id) and streams its progress until it is stable. */
+  deploy(req: DeployRequest, signal: AbortSignal): AsyncGenerator<DeployResponse> {
+    return deploy(this.context, req, signal);
+  }
+
+  /** One deployment. */
+  get(name: string): Deployment {
+    return getDeployment(this.context.records, name);
+  }
+
+  /** A page of deployments by name; UNSPECIFIED state: all but DELETED. */
+  list(pageSize: number, pageToken: string, state: DeploymentState): { deployments: Deployment[]; nextPageToken: string } {
+    return listDeployments(this.context.records, pageSize, pageToken, state);
+  }
+
+  /** DeleteDeployment: stops every sliver's service, deletes the slice if this deployment made it (unless kept). Idempotent. */
+  delete(name: string, keepSlice: boolean): Promise<Deployment> {
+    return deleteDeployment(this.context, name, keepSlice);
+  }
+
+  /** Whether a live (not deleted) deployment runs on this slice. */
+  ownsSlice(sliceUrn: string): boolean {
+    for (const r of this.context.records.all()) if (r.sliceUrn === sliceUrn && r.state !== 'deleted') return true;
+    return false;
+  }
+
+  /** The record (tests and the member service read it). */
+  record(name: string): DeploymentRecord | undefined {
+    return this.context.records.get(name);
+  }
+
+  /** The wire form of a deployment. */
+  wire(rec: DeploymentRecord): Deployment {
+    return deploymentToWire(rec);
+  }
+}
