@@ -20,6 +20,7 @@ import {
 } from "@grpc/grpc-js";
 import { Timestamp } from "../../google/protobuf/timestamp.js";
 import {
+  ImageList,
   Link,
   NodeHealth,
   nodeHealthFromJSON,
@@ -132,6 +133,8 @@ export interface AdvertisedNode {
   isolation: SliverIsolation;
   /** Whether links to this node can have delay and loss (netem). */
   netemAvailable: boolean;
+  /** Images slivers may name in ResourceSpec.image on this node. */
+  images?: ImageList | undefined;
 }
 
 /** AggregateGetVersionRequest asks for the aggregate's description. */
@@ -373,6 +376,7 @@ function createBaseAdvertisedNode(): AdvertisedNode {
     allocatable: false,
     isolation: 0,
     netemAvailable: false,
+    images: undefined,
   };
 }
 
@@ -401,6 +405,9 @@ export const AdvertisedNode: MessageFns<AdvertisedNode> = {
     }
     if (message.netemAvailable !== false) {
       writer.uint32(64).bool(message.netemAvailable);
+    }
+    if (message.images !== undefined) {
+      ImageList.encode(message.images, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -482,6 +489,14 @@ export const AdvertisedNode: MessageFns<AdvertisedNode> = {
             message.netemAvailable = reader.bool();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.images = ImageList.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -508,6 +523,7 @@ export const AdvertisedNode: MessageFns<AdvertisedNode> = {
         : isSet(object.netem_available)
         ? globalThis.Boolean(object.netem_available)
         : false,
+      images: isSet(object.images) ? ImageList.fromJSON(object.images) : undefined,
     };
   },
 
@@ -537,6 +553,9 @@ export const AdvertisedNode: MessageFns<AdvertisedNode> = {
     if (message.netemAvailable !== false) {
       obj.netemAvailable = message.netemAvailable;
     }
+    if (message.images !== undefined) {
+      obj.images = ImageList.toJSON(message.images);
+    }
     return obj;
   },
 
@@ -557,6 +576,9 @@ export const AdvertisedNode: MessageFns<AdvertisedNode> = {
     message.allocatable = object.allocatable ?? false;
     message.isolation = object.isolation ?? 0;
     message.netemAvailable = object.netemAvailable ?? false;
+    message.images = (object.images !== undefined && object.images !== null)
+      ? ImageList.fromPartial(object.images)
+      : undefined;
     return message;
   },
 };

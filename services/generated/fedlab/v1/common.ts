@@ -363,6 +363,12 @@ export interface ResourceSpec {
   pids: number;
   /** Network bandwidth in kilobits per second. */
   bandwidthKbps: number;
+  /**
+   * Root file system of a sliver: "host" (the default when empty: the host's system directories,
+   * read-only, under a private root) or "oci:<name>" (an OCI image the node offers; see
+   * Node.images). Unused in capacity, allocation and usage figures.
+   */
+  image?: string | undefined;
 }
 
 /**
@@ -613,6 +619,14 @@ export interface Node {
     | undefined;
   /** Heartbeats missed in a row (3 or more: DOWN). */
   missedHeartbeats: number;
+  /** Images slivers may name in ResourceSpec.image on this node; unset: only "host". */
+  images?: ImageList | undefined;
+}
+
+/** Names of the images a node offers to slivers ("host", "oci:<name>", ...), sorted. */
+export interface ImageList {
+  /** The image names. */
+  names: string[];
 }
 
 /**
@@ -640,7 +654,7 @@ export interface RevocationEntry {
 }
 
 function createBaseResourceSpec(): ResourceSpec {
-  return { cpuMillis: 0, memMb: 0, diskMb: 0, pids: 0, bandwidthKbps: 0 };
+  return { cpuMillis: 0, memMb: 0, diskMb: 0, pids: 0, bandwidthKbps: 0, image: undefined };
 }
 
 export const ResourceSpec: MessageFns<ResourceSpec> = {
@@ -659,6 +673,9 @@ export const ResourceSpec: MessageFns<ResourceSpec> = {
     }
     if (message.bandwidthKbps !== 0) {
       writer.uint32(40).uint64(message.bandwidthKbps);
+    }
+    if (message.image !== undefined) {
+      writer.uint32(50).string(message.image);
     }
     return writer;
   },
@@ -716,6 +733,14 @@ export const ResourceSpec: MessageFns<ResourceSpec> = {
             message.bandwidthKbps = longToNumber(reader.uint64());
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.image = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -751,6 +776,7 @@ export const ResourceSpec: MessageFns<ResourceSpec> = {
         : isSet(object.bandwidth_kbps)
         ? globalThis.Number(object.bandwidth_kbps)
         : 0,
+      image: isSet(object.image) ? globalThis.String(object.image) : undefined,
     };
   },
 
@@ -771,6 +797,9 @@ export const ResourceSpec: MessageFns<ResourceSpec> = {
     if (message.bandwidthKbps !== 0) {
       obj.bandwidthKbps = Math.round(message.bandwidthKbps);
     }
+    if (message.image !== undefined) {
+      obj.image = message.image;
+    }
     return obj;
   },
 
@@ -784,6 +813,7 @@ export const ResourceSpec: MessageFns<ResourceSpec> = {
     message.diskMb = object.diskMb ?? 0;
     message.pids = object.pids ?? 0;
     message.bandwidthKbps = object.bandwidthKbps ?? 0;
+    message.image = object.image ?? undefined;
     return message;
   },
 };
@@ -2276,6 +2306,7 @@ function createBaseNode(): Node {
     enrolledAt: undefined,
     lastHeartbeatAt: undefined,
     missedHeartbeats: 0,
+    images: undefined,
   };
 }
 
@@ -2331,6 +2362,9 @@ export const Node: MessageFns<Node> = {
     }
     if (message.missedHeartbeats !== 0) {
       writer.uint32(136).uint32(message.missedHeartbeats);
+    }
+    if (message.images !== undefined) {
+      ImageList.encode(message.images, writer.uint32(146).fork()).join();
     }
     return writer;
   },
@@ -2484,6 +2518,14 @@ export const Node: MessageFns<Node> = {
             message.missedHeartbeats = reader.uint32();
             continue;
           }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.images = ImageList.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2543,6 +2585,7 @@ export const Node: MessageFns<Node> = {
         : isSet(object.missed_heartbeats)
         ? globalThis.Number(object.missed_heartbeats)
         : 0,
+      images: isSet(object.images) ? ImageList.fromJSON(object.images) : undefined,
     };
   },
 
@@ -2599,6 +2642,9 @@ export const Node: MessageFns<Node> = {
     if (message.missedHeartbeats !== 0) {
       obj.missedHeartbeats = Math.round(message.missedHeartbeats);
     }
+    if (message.images !== undefined) {
+      obj.images = ImageList.toJSON(message.images);
+    }
     return obj;
   },
 
@@ -2630,6 +2676,76 @@ export const Node: MessageFns<Node> = {
     message.enrolledAt = object.enrolledAt ?? undefined;
     message.lastHeartbeatAt = object.lastHeartbeatAt ?? undefined;
     message.missedHeartbeats = object.missedHeartbeats ?? 0;
+    message.images = (object.images !== undefined && object.images !== null)
+      ? ImageList.fromPartial(object.images)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseImageList(): ImageList {
+  return { names: [] };
+}
+
+export const ImageList: MessageFns<ImageList> = {
+  encode(message: ImageList, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.names) {
+      writer.uint32(10).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ImageList {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseImageList();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.names.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ImageList {
+    return { names: globalThis.Array.isArray(object?.names) ? object.names.map((e: any) => globalThis.String(e)) : [] };
+  },
+
+  toJSON(message: ImageList): unknown {
+    const obj: any = {};
+    if (message.names?.length) {
+      obj.names = message.names;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ImageList>, I>>(base?: I): ImageList {
+    return ImageList.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ImageList>, I>>(object: I): ImageList {
+    const message = createBaseImageList();
+    message.names = object.names?.map((e) => e) || [];
     return message;
   },
 };

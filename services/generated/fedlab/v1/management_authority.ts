@@ -20,6 +20,7 @@ import {
 } from "@grpc/grpc-js";
 import { Timestamp } from "../../google/protobuf/timestamp.js";
 import {
+  ImageList,
   Node,
   NodeHealth,
   nodeHealthFromJSON,
@@ -146,6 +147,8 @@ export interface HeartbeatRequest {
   version: string;
   /** host:port where the node manager serves gRPC (may change between heartbeats). */
   endpoint: string;
+  /** Images slivers may name in ResourceSpec.image on the node. */
+  images?: ImageList | undefined;
 }
 
 /** HeartbeatResponse answers a heartbeat. */
@@ -1098,6 +1101,7 @@ function createBaseHeartbeatRequest(): HeartbeatRequest {
     sliverCount: 0,
     version: "",
     endpoint: "",
+    images: undefined,
   };
 }
 
@@ -1129,6 +1133,9 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
     }
     if (message.endpoint !== "") {
       writer.uint32(74).string(message.endpoint);
+    }
+    if (message.images !== undefined) {
+      ImageList.encode(message.images, writer.uint32(82).fork()).join();
     }
     return writer;
   },
@@ -1218,6 +1225,14 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
             message.endpoint = reader.string();
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.images = ImageList.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1253,6 +1268,7 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
         : 0,
       version: isSet(object.version) ? globalThis.String(object.version) : "",
       endpoint: isSet(object.endpoint) ? globalThis.String(object.endpoint) : "",
+      images: isSet(object.images) ? ImageList.fromJSON(object.images) : undefined,
     };
   },
 
@@ -1285,6 +1301,9 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
     if (message.endpoint !== "") {
       obj.endpoint = message.endpoint;
     }
+    if (message.images !== undefined) {
+      obj.images = ImageList.toJSON(message.images);
+    }
     return obj;
   },
 
@@ -1308,6 +1327,9 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
     message.sliverCount = object.sliverCount ?? 0;
     message.version = object.version ?? "";
     message.endpoint = object.endpoint ?? "";
+    message.images = (object.images !== undefined && object.images !== null)
+      ? ImageList.fromPartial(object.images)
+      : undefined;
     return message;
   },
 };
