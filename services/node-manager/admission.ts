@@ -10,6 +10,7 @@ import type { SliverInterface } from '../generated/fedlab/v1/common.js';
 import { describeShortfalls, shortfalls, type Capacity } from './capacity.js';
 import type { DriverKind, SliverResources } from './drivers/driver.js';
 import { addCommitted, type Allocation, type SliverRecord } from './records.js';
+import { allocateRange, type IdRangeSettings } from './runtime/id-ranges.js';
 import { COMMITTED_KEY, requestKey, type SliverStore } from './sliver-store.js';
 
 /** What admission needs to create a sliver (already validated and authorised). */
@@ -34,6 +35,8 @@ export interface CreateSpec {
   readonly expiresAt: number;
   /** Most the sliver's slice may hold on this node (owner policy and the chain's `lim`). */
   readonly sliceLimits: Partial<Capacity>;
+  /** The image (`host` or `oci:<name>`), already known to exist here and to be allowed. */
+  readonly image?: string;
 }
 
 /** What admission decided: a new sliver was written, the sliver exists as asked, or an ALLOCATED one is to be promoted. */
@@ -45,8 +48,8 @@ export interface AdmissionSettings {
   /** The node is given to one slice at a time. */
   readonly exclusiveNode: boolean;
   readonly driverKind: DriverKind;
-  /** Container slivers run as uidBase + n. */
-  readonly uidBase: number;
+  /** Container slivers' user namespace id ranges. */
+  readonly idRanges: IdRangeSettings;
   readonly now: number;
 }
 
@@ -118,7 +121,9 @@ export async function admit(state: SliverStore, spec: CreateSpec, o: AdmissionSe
     operational: 'pending',
     wantRunning: spec.start,
     driver: o.driverKind,
-    ...(o.driverKind === 'container' ? { uid: freeUid(state, o.uidBase) } : {}),
+    // The id range is held by the record itself: written in this batch, freed with the record.
+    ...(o.driverKind === 'container' ? { ids: allocateRange(state.usedIdSlots(), o.idRanges) } : {}),
+    image: spec.image ?? 'host',
     createdAt: o.now,
     updatedAt: o.now,
     expiresAt: spec.expiresAt,
@@ -139,14 +144,6 @@ export async function admit(state: SliverStore, spec: CreateSpec, o: AdmissionSe
   return 'new';
 }
 
-function freeUid(state: SliverStore, uidBase: number): number {
-  const used = new Set<number>();
-  for (const r of state.all()) if (r.uid !== undefined) used.add(r.uid);
-  let uid = uidBase;
-  while (used.has(uid)) uid++;
-  return uid;
-}
-
 /**
  * ALLOCATED → PROVISIONED for the same slice and resources: the promoted
  * record, or undefined when it is already provisioned as asked. Throws when
@@ -158,7 +155,7 @@ export function promotion(rec: SliverRecord | undefined, spec: CreateSpec, now: 
     if (rec.requestFingerprint === spec.fingerprint) return undefined;
     throw new AlreadyExistsError(`sliver ${spec.urn} is already provisioned with other parameters`, { rule: 'sliver_urn' });
   }
-  if (rec.sliceUrn !== spec.sliceUrn || JSON.stringify(rec.resources) !== JSON.stringify(spec.resources) || rec.exclusive !== spec.exclusive) {
+  if (rec.sliceUrn !== spec.sliceUrn || JSON.stringify(rec.resources) !== JSON.stringify(spec.resources) || rec.exclusive !== spec.exclusive || (rec.image ?? 'host') !== (spec.image ?? 'host')) {
     throw new AlreadyExistsError(`sliver ${spec.urn} is allocated for ${rec.sliceUrn} with other resources; provision it with the resources it was allocated with`, {
       rule: 'sliver_urn',
     });

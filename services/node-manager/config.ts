@@ -72,14 +72,29 @@ export const nmConfigSchema = commonConfigSchema
     driver: z.enum(['auto', 'container', 'process', 'simulated']).default('auto'),
     container: z
       .object({
-        /** Give each sliver its own network namespace (loopback only; emulab nodes). */
-        net_namespace: z.boolean().default(false),
-        /** Slivers run as uid/gid uid_base + n (one per sliver, never root). */
+        /** Every container sliver has its own network namespace (loopback only) now; the key stays for older configs. */
+        net_namespace: z.boolean().default(true),
+        /** First host id of the slivers' user namespace ranges: sliver n's root is uid_base + n * 65536. */
         uid_base: z.number().int().min(1000).max(2_000_000_000).default(200_000),
+        /** Most id ranges (so most container slivers at once); uid_base + id_ranges * 65536 must stay below 2^32. */
+        id_ranges: z.number().int().min(1).max(30_000).default(1024),
         start_timeout_ms: ms(100, 120_000, 10_000),
+        /** runc's absolute path; found in /usr/bin, /usr/sbin, /usr/local/bin when absent. */
+        runc: z.string().startsWith('/', 'must be an absolute path').optional(),
+        /** umoci's absolute path (unpacks OCI images). */
+        umoci: z.string().startsWith('/', 'must be an absolute path').default('/usr/bin/umoci'),
+        /** A static program run as each sliver's first process (busybox-static). */
+        init: z.string().startsWith('/', 'must be an absolute path').default('/bin/busybox'),
+        /** Open files of every sliver process: the hard limit cannot be raised from inside. */
+        nofile_soft: z.number().int().min(64).max(1_048_576).default(1024),
+        nofile_hard: z.number().int().min(64).max(1_048_576).default(4096),
       })
       .strict()
+      .refine((c) => c.uid_base + c.id_ranges * 65_536 < 2 ** 32, { message: 'uid_base + id_ranges * 65536 must stay below 2^32', path: ['id_ranges'] })
+      .refine((c) => c.nofile_soft <= c.nofile_hard, { message: 'nofile_soft must not exceed nofile_hard', path: ['nofile_soft'] })
       .prefault({}),
+    /** Where the node owner places OCI image layouts (one directory per image, offered as oci:<directory>). */
+    images_dir: path.optional(),
     /** What the node offers to slices; absent fields are measured from the machine. */
     capacity: capacitySchema.prefault({}),
     /** What a request's zero fields get, and lifetimes when none is asked for. */
@@ -103,6 +118,8 @@ export const nmConfigSchema = commonConfigSchema
         slice_authority_domains: z.array(z.string().refine((d) => d === '*' || isValidDomain(d), 'must be a domain or "*"')).default(['*']),
         /** Providers (URNs or target patterns such as urn:fedlab:acme.test:sp:*) whose slices may have slivers; `*` for any. */
         providers: z.array(z.string().refine(isTargetOrStar, 'must be a URN, a target pattern or "*"')).default(['*']),
+        /** Images slices may use: names ("host", "oci:debian") or "*" for every image the node has. */
+        images: z.array(z.string().refine((i) => i === '*' || i === 'host' || /^oci:[a-z0-9][a-z0-9._-]{0,62}$/.test(i), 'must be "host", "oci:<name>" or "*"')).default(['*']),
         /** Longest a sliver may live (s); 8 weeks by default. */
         max_lifetime_s: positive.default(8 * 7 * 86_400),
         /** Most one slice may hold on this node. */
@@ -134,4 +151,4 @@ export const nmConfigSchema = commonConfigSchema
 export type NmConfig = z.infer<typeof nmConfigSchema>;
 
 /** Config fields holding paths, resolved against the config file's folder. */
-export const NM_PATH_FIELDS = ['owner.certificate', 'owner.credential'] as const;
+export const NM_PATH_FIELDS = ['owner.certificate', 'owner.credential', 'images_dir'] as const;

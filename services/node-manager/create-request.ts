@@ -13,6 +13,7 @@ import { AllocationState, type ResourceSpec, type SliverInterface } from '../gen
 import { ABSURD } from './config.js';
 import type { SliverResources } from './drivers/driver.js';
 import type { Allocation } from './records.js';
+import { imageName, parseImageName } from './runtime/images.js';
 
 /** Smallest amounts a sliver may ask for: below them nothing useful runs. */
 export const MINIMUM = { cpuMillis: 10, memMb: 16, diskMb: 1, pids: 8 } as const;
@@ -53,6 +54,8 @@ export interface CheckedCreate {
   readonly resources: SliverResources;
   /** The expiry asked for (ms), if any; already known to be in the future. */
   readonly asked: number | undefined;
+  /** The image's canonical name (`host` or `oci:<name>`); not yet known to exist. */
+  readonly image: string;
 }
 
 /** Checks a create request (nothing is authorised or written yet). */
@@ -92,7 +95,8 @@ export function checkCreate(req: CreateSliverInput, nodeDomain: string, defaults
   if (asked !== undefined && (!Number.isFinite(asked) || asked <= now)) {
     throw new InvalidArgumentError('expires_at must be in the future', { field: 'expires_at' });
   }
-  return { name: sliver.name, jwk, allocation, resources, asked };
+  const image = imageName(parseImageName(req.resources?.image ?? ''));
+  return { name: sliver.name, jwk, allocation, resources, asked, image };
 }
 
 /** The fingerprint of a create's arguments: a retry under the same request id must match it. */
@@ -111,6 +115,8 @@ export function createFingerprint(req: CreateSliverInput, c: CheckedCreate): str
         allocation: c.allocation,
         start: req.start,
         expires: c.asked ?? null,
+        // Absent for host, so fingerprints of requests without an image stay what they were.
+        ...(c.image !== 'host' ? { image: c.image } : {}),
       }),
     )
     .digest('base64url');

@@ -65,6 +65,7 @@ export class HeartbeatClient {
           sliverCount: node.sliverCount,
           version: node.version,
           endpoint: node.endpoint,
+          ...(node.images ? { images: node.images } : {}),
         },
         { deadlineMs: this.o.deadlineMs, signal: ac.signal },
       );

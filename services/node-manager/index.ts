@@ -19,7 +19,7 @@ import { measureMachine, resolveCapacity } from './capacity.js';
 import { systemClock, type Clock } from './clock.js';
 import type { NmConfig } from './config.js';
 import type { SliverDriver } from './drivers/driver.js';
-import { createDriver } from './drivers/select.js';
+import { createDriver, type DriverOptions } from './drivers/select.js';
 import { HeartbeatClient } from './heartbeat.js';
 import { NodeManager } from './node-manager.js';
 import { Periodic } from '../core/periodic.js';
@@ -47,6 +47,22 @@ export function instanceId(dataDir: string): string {
     // Not created yet: the configured path is as good a name.
   }
   return `nm-${createHash('sha256').update(dir).digest('hex').slice(0, 12)}`;
+}
+
+/** The driver options a node manager's config gives (without the logger): also for tools that clean up after one. */
+export function driverOptions(config: NmConfig): Omit<DriverOptions, 'log'> {
+  const c = config.container;
+  return {
+    kind: config.driver,
+    workRoot: join(config.data_dir, 'slivers'),
+    instance: instanceId(config.data_dir),
+    ...(c.runc ? { runc: c.runc } : {}),
+    umoci: c.umoci,
+    init: c.init,
+    ...(config.images_dir ? { imagesDir: config.images_dir } : {}),
+    rlimits: { nofileSoft: c.nofile_soft, nofileHard: c.nofile_hard },
+    startTimeoutMs: c.start_timeout_ms,
+  };
 }
 
 /** The node manager's software version. */
@@ -105,14 +121,15 @@ export function nodeManagerRole(options: NodeManagerRoleOptions = {}): (deps: Ro
     await ownerTable.put('policy', { owner: owner.urn, policy: config.policy, at: new Date(clock.now()).toISOString() }, { sync: true });
     if (config.owner.credential) await ownerTable.put('owner-credential', loadOwnerCredential(config.owner.credential, owner.urn), { sync: true });
     const instance = instanceId(config.data_dir);
-    const driver =
-      options.driver ?? createDriver({ kind: config.driver, workRoot: join(config.data_dir, 'slivers'), instance, netNamespace: config.container.net_namespace, log });
+    const driver = options.driver ?? createDriver({ ...driverOptions(config), log });
     await driver.init();
     if (driver.kind === 'process' && process.getuid?.() === 0) {
       log.warn('the process driver runs sliver programs as root with no isolation; use the container driver on this machine');
     }
     const capacity = resolveCapacity(config.capacity, measureMachine(config.data_dir));
-    const slivers = new SliverManager({ store, driver, clock, log, capacity, exclusiveNode: config.exclusive, uidBase: config.container.uid_base });
+    if (driver.kind === 'container' && !config.container.net_namespace) log.warn('container.net_namespace false is ignored: every container sliver has its own network namespace');
+    const idRanges = { base: config.container.uid_base, count: config.container.id_ranges };
+    const slivers = new SliverManager({ store, driver, clock, log, capacity, exclusiveNode: config.exclusive, idRanges });
     await slivers.load();
     const report = await slivers.reconcile();
     log.info({ driver: driver.kind, isolation: driver.description, instance, capacity, ...countsOf(report) }, 'node manager ready');

@@ -116,7 +116,20 @@ export class NodeManager {
       exclusive: id.exclusive,
       netemAvailable: id.netemAvailable,
       missedHeartbeats: 0,
+      images: { names: this.images() },
     };
+  }
+
+  /** The images slices may use here: those the driver has that the owner's policy allows. */
+  images(): string[] {
+    return this.o.slivers.driver.images().filter((i) => {
+      try {
+        this.o.policy.checkImage(i);
+        return true;
+      } catch {
+        return false;
+      }
+    });
   }
 
   /** Measures usage now: CPU over the time since the last sample, memory, pids and disk (last quota check). */
@@ -155,9 +168,12 @@ export class NodeManager {
     const now = this.o.clock.now();
     const checked = checkCreate(req, this.nodeDomain, this.o.defaults, this.o.slivers.driver.kind, now);
     const { allocation, asked, resources, jwk } = checked;
+    // An image this node does not have is INVALID_ARGUMENT naming it, before anything else happens.
+    this.o.slivers.driver.checkImage(checked.image);
 
     const grant = await this.o.authorizer.node(ctx, 'sliver.create');
     this.o.policy.checkParties(req.sliceAuthorityUrn, req.providerUrn);
+    this.o.policy.checkImage(checked.image);
     const latest = this.o.policy.latestExpiry(now, grant.limits, grant.expiresAt);
     let expiresAt: number;
     if (asked !== undefined) {
@@ -191,6 +207,7 @@ export class NodeManager {
       start: req.start,
       expiresAt,
       sliceLimits: this.o.policy.perSlice(grant.limits),
+      image: checked.image,
     });
     ctx.log.info({ sliver: rec.urn, slice: rec.sliceUrn, state: rec.operational, allocation: rec.allocation }, 'sliver created');
     return this.wire(rec);

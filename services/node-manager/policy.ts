@@ -16,6 +16,8 @@ export interface PolicyConfig {
   readonly providers: readonly string[];
   readonly max_lifetime_s: number;
   readonly per_slice: Partial<Record<'slivers' | 'cpu_millis' | 'mem_mb' | 'disk_mb', number>>;
+  /** Images slices may use ("*": every image the node has); absent: every image. */
+  readonly images?: readonly string[];
 }
 
 const minDefined = (...xs: (number | undefined)[]): number | undefined => {
@@ -40,6 +42,16 @@ export class OwnerPolicy {
     const providers = this.config.providers;
     if (!providers.includes('*') && !providers.some((p) => targetCovers(p, providerUrn))) {
       throw new PermissionDeniedError(`owner policy providers: provider ${providerUrn} may not have slivers on this node`, { rule: 'policy.providers' });
+    }
+  }
+
+  /** Refuses an image the owner does not list (the image is known to exist here). */
+  checkImage(image: string): void {
+    const allowed = this.config.images ?? ['*'];
+    if (!allowed.includes('*') && !allowed.includes(image)) {
+      throw new PermissionDeniedError(`owner policy images: image ${image} may not be used on this node (allowed: ${allowed.join(', ') || 'none'})`, {
+        rule: 'policy.images',
+      });
     }
   }
 

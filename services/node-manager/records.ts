@@ -13,6 +13,7 @@ import {
   type SliverInterface,
 } from '../generated/fedlab/v1/common.js';
 import type { DriverKind, RuntimeRef, SliverResources } from './drivers/driver.js';
+import type { IdRange } from './runtime/id-ranges.js';
 
 /** Allocation states a record can have (an UNALLOCATED sliver has no record). */
 export type Allocation = 'allocated' | 'provisioned';
@@ -39,8 +40,10 @@ export interface SliverRecord {
   /** Whether the sliver should be running: what a restart restores. */
   readonly wantRunning: boolean;
   readonly driver: DriverKind;
-  /** Container driver: the uid its programs run as. */
-  readonly uid?: number;
+  /** Container driver: its user namespace's id range (held while the record exists). */
+  readonly ids?: IdRange;
+  /** The image (`host` or `oci:<name>`); `host` when absent. */
+  readonly image?: string;
   readonly runtime?: RuntimeRef;
   readonly createdAt: number;
   readonly updatedAt: number;
@@ -119,7 +122,7 @@ export function toSliver(rec: SliverRecord, nodeUrn: string, aggregateUrn: strin
     nodeUrn: unallocated ? '' : nodeUrn,
     aggregateUrn,
     clientId: rec.clientId,
-    resources: toResourceSpec(rec.resources),
+    resources: { ...toResourceSpec(rec.resources), image: rec.image ?? 'host' },
     allocationState: unallocated
       ? AllocationState.ALLOCATION_STATE_UNALLOCATED
       : rec.allocation === 'allocated'

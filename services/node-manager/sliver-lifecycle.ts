@@ -13,7 +13,7 @@ import { COMMITTED_KEY, requestKey, type SliverStore } from './sliver-store.js';
 
 /** The driver's view of a record. */
 export function driverSliver(rec: SliverRecord): DriverSliver {
-  return { name: rec.name, urn: rec.urn, sliceUrn: rec.sliceUrn, resources: rec.resources, ...(rec.uid !== undefined ? { uid: rec.uid } : {}) };
+  return { name: rec.name, urn: rec.urn, sliceUrn: rec.sliceUrn, resources: rec.resources, ...(rec.ids ? { ids: rec.ids } : {}), image: rec.image ?? 'host' };
 }
 
 /** What the lifecycle steps share with the sliver manager. */

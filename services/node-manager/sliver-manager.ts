@@ -21,6 +21,7 @@ import { checkDiskQuotas, checkLiveness, measureUse, reapExpired, type Maintenan
 import type { Committed, SliverRecord } from './records.js';
 import { reconcile, type ReconcileReport } from './reconcile.js';
 import { driverSliver, SliverLifecycle } from './sliver-lifecycle.js';
+import type { IdRangeSettings } from './runtime/id-ranges.js';
 import { SliverStore } from './sliver-store.js';
 
 export type { CreateSpec } from './admission.js';
@@ -38,8 +39,8 @@ export interface SliverManagerOptions {
   readonly capacity: Capacity;
   /** The node is given to one slice at a time. */
   readonly exclusiveNode: boolean;
-  /** Container slivers run as uidBase + n. */
-  readonly uidBase: number;
+  /** Container slivers' user namespace id ranges. */
+  readonly idRanges: IdRangeSettings;
 }
 
 /** The result of a delete. */
@@ -91,6 +92,11 @@ export class SliverManager {
     return this.state.list();
   }
 
+  /** Id range slots held by slivers now. */
+  idSlotsInUse(): number[] {
+    return [...this.state.usedIdSlots()].sort((a, b) => a - b);
+  }
+
   /** The driver's view of a record. */
   static driverSliver(rec: SliverRecord): DriverSliver {
     return driverSliver(rec);
@@ -108,7 +114,7 @@ export class SliverManager {
    */
   async create(spec: CreateSpec): Promise<SliverRecord> {
     this.state.assertLoaded();
-    const settings = { capacity: this.o.capacity, exclusiveNode: this.o.exclusiveNode, driverKind: this.o.driver.kind, uidBase: this.o.uidBase };
+    const settings = { capacity: this.o.capacity, exclusiveNode: this.o.exclusiveNode, driverKind: this.o.driver.kind, idRanges: this.o.idRanges };
     const admitted = await this.admission.run(() => admit(this.state, spec, { ...settings, now: this.o.clock.now() }));
     if (admitted === 'existing') {
       // Another call may still be provisioning it: answer with its state once that work is done.

@@ -112,6 +112,13 @@ export class SliverStore {
     return c;
   }
 
+  /** Id range slots held by records. */
+  usedIdSlots(): Set<number> {
+    const used = new Set<number>();
+    for (const r of this.records.values()) if (r.ids) used.add(r.ids.slot);
+    return used;
+  }
+
   /** The exclusive slivers. */
   exclusive(): SliverRecord[] {
     return [...this.exclusiveUrns].map((u) => this.records.get(u) as SliverRecord);

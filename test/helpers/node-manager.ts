@@ -2,7 +2,8 @@
 // authority and a provider; the owner → MA chain and slice credentials; the NM served over mTLS on port 0
 // (in this process, or as `fedlab serve nm` in a child process); clients; and a cleanup that removes every
 // sliver cgroup, process and directory of the node manager's instance even when a test failed.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { delegate, issueRoot } from '../../services/core/credentials/index.js';
@@ -180,7 +181,7 @@ export async function writeNmConfig(dataDir: string, o: StartOptions = {}): Prom
 /** Starts a node manager in this process over mTLS on port 0. */
 export async function startNodeManager(o: StartOptions = {}): Promise<NmHarness> {
   const p = await parties();
-  const root = o.dataDir ? join(o.dataDir, '..') : mkdtempSync(join(tmpdir(), 'fedlab-nm-'));
+  const root = o.dataDir ? join(o.dataDir, '..') : tempDir();
   const dataDir = o.dataDir ?? join(root, 'data');
   const configFile = await writeNmConfig(dataDir, o);
   const config = compileConfig(nmConfigSchema, { file: configFile }, NM_PATH_FIELDS);
@@ -233,6 +234,22 @@ export async function purgeInstance(dataDir: string, kind: NmConfig['driver']): 
   await driver.purge();
 }
 
+/** The containers runc knows under a node manager's data directory (its own --root). */
+export function runcList(dataDir: string): { id: string; pid: number; status: string }[] {
+  const root = join(dataDir, 'runc');
+  if (!existsSync(root) || !containerCheck.ok) return [];
+  const out = execFileSync(containerCheck.runc, ['--root', root, 'list', '--format', 'json'], { encoding: 'utf8' }).trim();
+  return out && out !== 'null' ? (JSON.parse(out) as { id: string; pid: number; status: string }[]) : [];
+}
+
+/** Mount points under a directory (from /proc/self/mountinfo). */
+export function mountsUnder(dir: string): string[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4] ?? '')
+    .filter((p) => p === dir || p.startsWith(`${dir}/`));
+}
+
 /** A CreateSliver request with test defaults. */
 export function createRequest(name: string, o: Partial<CreateSliverRequest> = {}): CreateSliverRequest {
   return {
@@ -281,7 +298,9 @@ export async function createSliver(h: NmHarness, name: string, o: Partial<Create
   return res.sliver!;
 }
 
-/** A fresh temporary directory (removed by the caller). */
+/** A fresh temporary directory (removed by the caller), traversable so that slivers' root users reach their bundles in it. */
 export function tempDir(prefix = 'fedlab-nm-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  chmodSync(dir, 0o711);
+  return dir;
 }

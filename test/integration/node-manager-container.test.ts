@@ -3,14 +3,13 @@
 // 64 MB sliver is killed by the kernel while its neighbour keeps running; CPU limits hold within 20%
 // (measured from the cgroup's CPU accounting over a window); the disk quota check fails a sliver clearly;
 // 50 concurrent creates never over-commit; and refusals and deletes leave no cgroup, process or directory.
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { status as Status, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OperationalState, SliverIsolation } from '../../services/generated/fedlab/v1/common.js';
 import type { CreateSliverResponse } from '../../services/generated/fedlab/v1/node_manager.js';
 import { Cgroups } from '../../services/node-manager/drivers/cgroups.js';
-import { findMarkedProcesses } from '../../services/node-manager/drivers/procfs.js';
 import { instanceId } from '../../services/node-manager/index.js';
 import {
   canContain,
@@ -19,6 +18,7 @@ import {
   containerCheck,
   createRequest,
   createSliver,
+  runcList,
   startNodeManager,
   withSaJwk,
   type NmHarness,
@@ -35,7 +35,7 @@ describe.skipIf(!canContain)('container driver through the node manager', () => 
   const run = async (urn: string, script: string, timeoutMs = 0) =>
     collectExec(h.client().exec({ sliverUrn: urn, argv: ['sh', '-c', script], env: {}, timeoutMs }, { chain: h.parties.ownerChain }));
   const cgroupNames = async () => (await cgroups.list()).sort();
-  const markedNames = async () => [...new Set((await findMarkedProcesses(instanceId(h.dataDir))).map((p) => p.sliver))].sort();
+  const runcNames = () => runcList(h.dataDir).map((c) => c.id).sort();
   const dirNames = () => (existsSync(join(h.dataDir, 'slivers')) ? readdirSync(join(h.dataDir, 'slivers')).sort() : []);
 
   beforeAll(async () => {
@@ -50,36 +50,41 @@ describe.skipIf(!canContain)('container driver through the node manager', () => 
     await h?.destroy();
   });
 
-  it('two slivers of different slices see neither each other\'s processes nor files, and run as their own unprivileged users', async () => {
+  it('two slivers of different slices see neither each other\'s processes nor files, and each runs as root of its own user namespace', async () => {
     const a = await createSliver(h, 'iso-a', { sliceUrn: 'urn:fedlab:plc.test:slice:alpha' });
     const b = await createSliver(h, 'iso-b', { sliceUrn: 'urn:fedlab:plc.test:slice:beta' });
     expect(a.isolation).toBe(SliverIsolation.SLIVER_ISOLATION_CONTAINER);
+    expect(a.workDir).toBe('/root');
 
     await run(a.urn, 'sleep 300 >/dev/null 2>&1 & echo secret > mine.txt; echo private > /tmp/a-tmp; echo started');
-    const comms = 'for p in /proc/[0-9]*; do cat $p/comm; done 2>/dev/null | sort | tr "\\n" " "';
-    const inA = await run(a.urn, comms);
-    const inB = await run(b.urn, comms);
-    expect(inA.stdout).toMatch(/\bsleep\b/);
-    // B's PID namespace holds its keeper and this command, nothing of A (and nothing of the host).
-    expect(inB.stdout.split(' ').filter((c) => c === 'sleep').length).toBe(1); // its own keeper's sleep only
-    expect(inB.stdout).not.toMatch(/node|vitest/);
-    const bPids = await run(b.urn, 'ls -d /proc/[0-9]* | wc -l');
-    expect(Number(bPids.stdout.trim())).toBeLessThan(10);
+    const cmdlines = 'for p in /proc/[0-9]*; do tr "\\0" " " < $p/cmdline; echo; done 2>/dev/null';
+    const inA = await run(a.urn, cmdlines);
+    const inB = await run(b.urn, cmdlines);
+    expect(inA.stdout).toMatch(/^sleep 300/m);
+    // B's PID namespace holds its keeper and this command, nothing of A's and nothing of the host's.
+    expect(inB.stdout).not.toMatch(/^sleep 300|node|vitest/m);
+    expect(Number((await run(b.urn, 'ls -d /proc/[0-9]* | wc -l')).stdout.trim())).toBeLessThan(10);
 
-    const peek = await run(b.urn, `cat ${a.workDir}/mine.txt; ls ${h.dataDir}; cat /tmp/a-tmp; echo "uid=$(id -u) host=$(hostname)"; grep NoNewPrivs /proc/self/status`);
+    const peek = await run(b.urn, `cat /root/mine.txt; ls ${h.dataDir}; cat /tmp/a-tmp; echo "uid=$(id -u) host=$(hostname)"; grep NoNewPrivs /proc/self/status`);
     expect(peek.stdout).not.toMatch(/secret|private/);
-    // The node manager's data dir is hidden: only B's own work dir shows through it.
-    expect(peek.stdout).toMatch(/^slivers$/m);
-    expect(peek.stdout).toMatch(/uid=2000\d\d host=iso-b/);
+    expect(peek.stdout).toMatch(/uid=0 host=iso-b/);
     expect(peek.stdout).toMatch(/NoNewPrivs:\s+1/);
     expect(peek.stderr).toMatch(/No such file/);
-    const own = await run(a.urn, 'cat mine.txt /tmp/a-tmp; id -u');
-    expect(own.stdout).toMatch(/secret\nprivate\n2000\d\d/);
-    expect(own.stdout.split('\n')[2]).not.toBe(peek.stdout.match(/uid=(\d+)/)?.[1]);
+    expect((await run(a.urn, 'cat mine.txt /tmp/a-tmp')).stdout).toBe('secret\nprivate\n');
+    // Outside, each sliver's root is the first id of its own range: never the host's root, never shared.
+    const [ua, ub] = [h.nm.slivers.get(a.urn)?.ids?.hostId, h.nm.slivers.get(b.urn)?.ids?.hostId];
+    expect(ua).toBeGreaterThanOrEqual(200_000);
+    expect(ub).not.toBe(ua);
+    const keeperUid = (urn: string) => {
+      const pid = h.nm.slivers.get(urn)?.runtime?.pid;
+      return Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+    };
+    expect(keeperUid(a.urn)).toBe(ua);
+    expect(keeperUid(b.urn)).toBe(ub);
 
     for (const s of [a, b]) await h.client().deleteSliver({ sliverUrn: s.urn }, { chain: h.parties.ownerChain });
     expect(await cgroupNames()).not.toEqual(expect.arrayContaining(['iso-a']));
-    expect(await markedNames()).toEqual([]);
+    expect(runcNames()).toEqual([]);
     expect(dirNames()).toEqual([]);
   });
 
@@ -152,7 +157,7 @@ describe.skipIf(!canContain)('container driver through the node manager', () => 
 
     await Promise.all(ok.map((r) => h.client().deleteSliver({ sliverUrn: r.value.sliver!.urn }, { chain: h.parties.ownerChain })));
     expect(await cgroupNames()).toEqual([]);
-    expect(await markedNames()).toEqual([]);
+    expect(runcNames()).toEqual([]);
     expect(dirNames()).toEqual([]);
     expect(h.nm.slivers.committed.slivers).toBe(0);
   });

@@ -236,7 +236,7 @@ describe('sliver manager over LevelDB', () => {
   let driver: ScriptedDriver;
   const clock = { now: () => now };
   const capacity = { cpuMillis: 2000, memMb: 2048, diskMb: 10_000, pids: 10_000, slivers: 100 };
-  const manager = (s = store, d = driver) => new SliverManager({ store: s, driver: d, clock, log: silentLogger(), capacity, exclusiveNode: false, uidBase: 300_000 });
+  const manager = (s = store, d = driver) => new SliverManager({ store: s, driver: d, clock, log: silentLogger(), capacity, exclusiveNode: false, idRanges: { base: 300_000, count: 64 } });
   const spec = (name: string, o: Partial<CreateSpec> = {}): CreateSpec => ({
     requestId: `r-${name}`,
     fingerprint: `f-${name}`,

@@ -177,6 +177,9 @@ async function readPids(file: string): Promise<number[]> {
   }
 }
 
+/** Where runc expects the unified hierarchy. */
+const V2_MOUNT = '/sys/fs/cgroup';
+
 const CFS_PERIOD_US = 100_000;
 /** The kernel refuses CFS quotas under 1 ms. */
 const MIN_QUOTA_US = 1_000;
@@ -211,6 +214,30 @@ export class Cgroups {
   dirs(name: string): string[] {
     assertSafeName(name, 'sliver name');
     return this.bases.map((b) => join(b, name));
+  }
+
+  /**
+   * The sliver's cgroup as runc's cgroupsPath: on v1 relative (runc puts it
+   * below its own cgroup in every hierarchy, which is ours); on v2 absolute
+   * below the unified mount.
+   */
+  runcPath(name: string): string {
+    assertSafeName(name, 'sliver name');
+    if (this.layout.version === 1) return `fedlab/${this.instance}/${name}`;
+    const own = this.layout.own.startsWith(V2_MOUNT) ? this.layout.own.slice(V2_MOUNT.length) : this.layout.own;
+    return join('/', own, 'fedlab', this.instance, name);
+  }
+
+  /** Whether the kernel offers a block IO weight (v1 only with a proportional I/O scheduler). */
+  hasBlkioWeight(): boolean {
+    if (this.layout.version === 2) {
+      try {
+        return readFileSync(join(this.layout.own, 'cgroup.controllers'), 'utf8').split(/\s+/).includes('io');
+      } catch {
+        return false;
+      }
+    }
+    return ['blkio.weight', 'blkio.bfq.weight'].some((f) => existsSync(join('/sys/fs/cgroup/blkio', f)));
   }
 
   /** Files a process writes its pid to in order to join the sliver's cgroup(s). */

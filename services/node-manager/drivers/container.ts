@@ -1,199 +1,185 @@
 /**
- * The `container` driver: real isolation with namespaces and cgroups (root only).
- *
- * Each sliver gets a cgroup (CPU quota, memory without swap, pids) and a
- * keeper process, PID 1 of its own PID, mount, UTS and IPC namespaces (and
- * optionally a network namespace), started inside the cgroup so everything it
- * forks is limited from birth. Commands run through `nsenter` into the
- * keeper's namespaces after joining the cgroup, then drop to the sliver's own
- * unprivileged uid with no capabilities and no_new_privs, so setuid programs
- * cannot win root back. Killing the keeper kills the whole namespace.
+ * The `container` driver: every sliver is an OCI container run by runc (root
+ * only), one bundle per sliver under the node's data directory and runc's
+ * state under `<data_dir>/runc`. The container has a user namespace over the
+ * sliver's own id range, its own PID, mount, UTS, IPC, network and cgroup
+ * namespaces, no_new_privs, the default capability set, the seccomp profile,
+ * a devices cgroup and the sliver's CPU, memory, pids and block IO limits (see
+ * oci-spec.ts). Commands run through `runc exec` with the process given as
+ * OCI process JSON: nothing of the caller's is run or looked up on the host.
+ * Containers outlive the node manager on purpose; a restarted one adopts them.
  */
-import { spawn } from 'node:child_process';
-import { stat } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { FailedPreconditionError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { assertSafeName } from '../names.js';
+import type { IdRange } from '../runtime/id-ranges.js';
+import { imageName, parseImageName, type ImageStore } from '../runtime/images.js';
+import { ociProcess, sliverSpec, SLIVER_PATH, type ProcessSpec, type SliverRlimits } from '../runtime/oci-spec.js';
+import { HOST_TOOL_ENV, type Runc } from '../runtime/runc.js';
+import { sliverSeccomp } from '../runtime/seccomp.js';
+import { INIT_PATH, SLIVER_HOME, type SliverFiles } from '../runtime/sliver-files.js';
 import type { Cgroups } from './cgroups.js';
-import { JOIN_SCRIPT, KEEPER_SCRIPT } from './container-scripts.js';
 import type { DriverSliver, ExecChunk, ExecSpec, RuntimeRef, SliverDriver, SliverMeasure } from './driver.js';
 import { streamProcess } from './exec-stream.js';
-import { childrenOf, findMarkedProcesses, INSTANCE_ENV, isSameProcessAlive, signalQuietly, SLIVER_ENV } from './procfs.js';
-import type { WorkDirs } from './work-dirs.js';
+import { isSameProcessAlive, readStat } from './procfs.js';
 
-/** The PATH sliver programs see. */
-export const SLIVER_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+export { SLIVER_PATH } from '../runtime/oci-spec.js';
+
+/** The first process of every sliver: a shell loop that reaps orphans (PID 1's duty) and otherwise sleeps. */
+const KEEPER: readonly string[] = [INIT_PATH, 'sh', '-c', `trap '' HUP; while :; do ${INIT_PATH} sleep 2147483647 & wait $!; done`];
 
 /** Options of {@link ContainerDriver}. */
 export interface ContainerDriverOptions {
+  readonly runc: Runc;
+  readonly files: SliverFiles;
+  readonly images: ImageStore;
   readonly cgroups: Cgroups;
-  readonly workDirs: WorkDirs;
-  /** This node manager's instance id (the environment marker of its processes). */
-  readonly instance: string;
-  /** Give each sliver its own network namespace (loopback only) instead of the host's network. */
-  readonly netNamespace: boolean;
+  readonly rlimits: SliverRlimits;
   readonly log: Logger;
-  /** How long a keeper may take to say it is ready. */
+  /** How long runc may take to create and start a container. */
   readonly startTimeoutMs?: number;
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** The container driver. */
 export class ContainerDriver implements SliverDriver {
   readonly kind = 'container' as const;
   readonly description: string;
+  private blkioWeight = false;
 
   constructor(private readonly o: ContainerDriverOptions) {
-    this.description = `container: own PID/mount/UTS/IPC${o.netNamespace ? '/network' : ''} namespaces, cgroup v${o.cgroups.version} CPU, memory (no swap) and pids limits, private work dir and /tmp, unprivileged uid`;
+    this.description = `container (runc): user namespace with its own id range; own PID, mount, UTS, IPC, network and cgroup namespaces; seccomp; default capabilities only; no_new_privs; cgroup v${o.cgroups.version} CPU, memory (no swap), pids and devices limits; own root file system`;
   }
 
   async init(): Promise<void> {
-    await this.checkTraversable();
+    const version = await this.o.runc.version();
+    await mkdir(this.o.runc.root, { recursive: true, mode: 0o700 });
+    await this.o.files.setup();
+    await this.o.images.init();
     await this.o.cgroups.init();
-    await this.o.workDirs.init();
+    // Loads and checks the profile now: a broken one stops start-up, not a create.
+    sliverSeccomp();
+    this.blkioWeight = this.o.cgroups.hasBlkioWeight();
+    this.o.log.debug({ runc: this.o.runc.binary, version, blkioWeight: this.blkioWeight }, 'container runtime ready');
   }
 
-  /**
-   * Sliver users (unprivileged uids) must reach their work directory through
-   * the directories above the data dir; inside a sliver the data dir itself is
-   * replaced by a tmpfs, and /tmp and /var/tmp are private, so only what lies
-   * above the data dir outside those matters.
-   */
-  private async checkTraversable(): Promise<void> {
-    const dataDir = dirname(this.o.workDirs.root);
-    if (/^\/(var\/)?tmp\//.test(dataDir)) return;
-    for (let d = dirname(dataDir); ; d = dirname(d)) {
-      const st = await stat(d);
-      if ((st.mode & 0o001) === 0) {
-        throw new FailedPreconditionError(
-          `sliver users cannot traverse ${d} (mode ${(st.mode & 0o777).toString(8)}) to reach their work directories under ${dataDir}; run "chmod o+x ${d}" or choose a data_dir under /var/lib`,
-        );
-      }
-      if (d === dirname(d)) return;
-    }
+  /** The sliver's home inside it: where its commands start. */
+  workDir(): string {
+    return SLIVER_HOME;
   }
 
-  workDir(name: string): string {
-    return this.o.workDirs.path(name);
+  images(): string[] {
+    return this.o.images.list();
   }
 
+  checkImage(image: string): void {
+    this.o.images.check(parseImageName(image));
+  }
+
+  private idsOf(s: DriverSliver): IdRange {
+    if (!s.ids) throw new FailedPreconditionError(`sliver ${s.name} has no user id range; delete it and create it again`);
+    return s.ids;
+  }
+
+  /** Writes the bundle (root file system ready, config.json replaced whole). Idempotent. */
   async provision(s: DriverSliver): Promise<void> {
     assertSafeName(s.name, 'sliver name');
-    if (s.uid === undefined) throw new FailedPreconditionError(`sliver ${s.name} has no uid; the container driver runs every sliver under its own uid`);
-    await this.o.cgroups.create(s.name, { cpuMillis: s.resources.cpuMillis, memMb: s.resources.memMb, pids: s.resources.pids });
-    await this.o.workDirs.create(s.name, s.uid);
-  }
-
-  private markerEnv(name: string): NodeJS.ProcessEnv {
-    return { [INSTANCE_ENV]: this.o.instance, [SLIVER_ENV]: name };
+    const ids = this.idsOf(s);
+    const root = await this.o.files.prepare(s.name, parseImageName(s.image ?? ''), ids);
+    const spec = sliverSpec({
+      hostname: s.name,
+      ids,
+      resources: s.resources,
+      cgroupsPath: this.o.cgroups.runcPath(s.name),
+      rootfs: root.rootfs,
+      rootReadonly: root.readonly,
+      mounts: root.mounts,
+      init: { args: KEEPER, env: [`PATH=${SLIVER_PATH}`], cwd: '/' },
+      seccomp: sliverSeccomp(),
+      rlimits: this.o.rlimits,
+      blkioWeight: this.blkioWeight,
+      cgroupVersion: this.o.cgroups.version,
+    });
+    // A crash mid-write leaves the old file or a stray temporary one, never half a config.
+    const dir = this.o.files.dir(s.name);
+    const tmp = join(dir, `config.json.${randomBytes(4).toString('hex')}`);
+    await writeFile(tmp, JSON.stringify(spec), { mode: 0o600 });
+    await rename(tmp, join(dir, 'config.json'));
   }
 
   async start(s: DriverSliver): Promise<RuntimeRef> {
     await this.provision(s);
-    // A keeper left from an earlier start would hold the old namespaces: start from an empty cgroup.
-    await this.o.cgroups.killAll(s.name);
-    const work = this.workDir(s.name);
-    const tmpMb = String(Math.max(16, s.resources.memMb));
-    const unshare = ['unshare', '--fork', '--pid', '--mount', '--uts', '--ipc', ...(this.o.netNamespace ? ['--net'] : []), '--mount-proc', '--'];
-    const keeper = ['/bin/sh', '-c', KEEPER_SCRIPT, 'fedlab-keeper', work, s.name, dirname(this.o.workDirs.root), tmpMb, this.o.netNamespace ? 'net' : 'host'];
-    const child = spawn('/bin/sh', ['-c', JOIN_SCRIPT, 'fedlab-join', ...this.o.cgroups.procsFiles(s.name), '--', ...unshare, ...keeper], {
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { PATH: SLIVER_PATH, ...this.markerEnv(s.name) },
-    });
-    // The keeper outlives this process on purpose: a restarted node manager adopts it.
-    child.unref();
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
-    const timeoutMs = this.o.startTimeoutMs ?? 10_000;
+    // A container left from an earlier start (stopped, or half-created by a crash) goes first: one container per sliver.
+    await this.o.runc.delete(s.name, true);
+    const dir = this.o.files.dir(s.name);
+    const log = join(dir, 'runc.log');
+    await rm(log, { force: true });
     try {
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new FailedPreconditionError(`the keeper of sliver ${s.name} did not start within ${timeoutMs} ms`)), timeoutMs);
-        const check = (): void => {
-          if (stdout.includes('ready\n')) {
-            clearTimeout(timer);
-            resolve();
-          }
-        };
-        child.stdout.on('data', check);
-        child.on('error', (err) => {
-          clearTimeout(timer);
-          reject(new FailedPreconditionError(`cannot start the keeper of sliver ${s.name}: ${err.message}`, {}, { cause: err }));
-        });
-        child.on('exit', (code, signal) => {
-          clearTimeout(timer);
-          reject(new FailedPreconditionError(`the keeper of sliver ${s.name} failed to start (${signal ?? `exit ${code}`}): ${stderr.trim() || 'no message'}`));
-        });
-      });
-      if (child.pid === undefined) throw new FailedPreconditionError(`the keeper of sliver ${s.name} has no pid`);
-      // unshare --fork waits for its child, the namespace's PID 1: that child is the keeper.
-      let keeper: RuntimeRef | undefined;
-      for (let i = 0; i < 200 && !keeper; i++) {
-        const kids = await childrenOf(child.pid);
-        if (kids[0]) keeper = { pid: kids[0].pid, startTicks: kids[0].startTicks };
-        else await sleep(5);
-      }
-      if (!keeper) throw new FailedPreconditionError(`the keeper of sliver ${s.name} said ready but cannot be found`);
-      return keeper;
+      await this.o.runc.create(s.name, dir, log, this.o.startTimeoutMs ?? 30_000);
+      await this.o.runc.start(s.name);
+      const state = await this.o.runc.state(s.name);
+      if (!state || state.status !== 'running' || !state.pid) throw new FailedPreconditionError(`the container of sliver ${s.name} is ${state?.status ?? 'gone'} right after its start`);
+      const stat = await readStat(state.pid);
+      if (!stat) throw new FailedPreconditionError(`the container of sliver ${s.name} exited right after its start`);
+      return { pid: state.pid, startTicks: stat.startTicks };
     } catch (err) {
-      await this.o.cgroups.killAll(s.name).catch(() => undefined);
-      throw err;
-    } finally {
-      child.stdout.destroy();
-      child.stderr.destroy();
-      child.removeAllListeners('exit');
-      child.removeAllListeners('error');
+      await this.o.runc.delete(s.name, true).catch(() => undefined);
+      if (err instanceof FailedPreconditionError) throw err;
+      throw new FailedPreconditionError(`cannot start the container of sliver ${s.name}: ${(err as Error).message}`, {}, { cause: err });
     }
   }
 
-  async isRunning(s: DriverSliver, ref: RuntimeRef): Promise<boolean> {
-    return this.o.cgroups.exists(s.name) && (await isSameProcessAlive(ref.pid, ref.startTicks));
+  async isRunning(_s: DriverSliver, ref: RuntimeRef): Promise<boolean> {
+    return isSameProcessAlive(ref.pid, ref.startTicks);
   }
 
-  async stop(s: DriverSliver, ref: RuntimeRef | undefined): Promise<void> {
-    // PID 1 dying takes the whole namespace with it; the cgroup sweep catches what is outside (nsenter, unshare).
-    if (ref && (await isSameProcessAlive(ref.pid, ref.startTicks))) signalQuietly(ref.pid, 'SIGKILL');
-    if (this.o.cgroups.exists(s.name)) await this.o.cgroups.killAll(s.name);
-    await this.killMarked(s.name);
+  async stop(s: DriverSliver, _ref: RuntimeRef | undefined): Promise<void> {
+    // delete --force kills every process of the container (its init first: the PID namespace goes with it).
+    await this.o.runc.delete(s.name, true);
   }
 
   async destroy(name: string): Promise<void> {
     assertSafeName(name, 'sliver name');
+    await this.o.runc.delete(name, true);
+    await this.o.files.remove(name);
+    // runc removes the cgroups it made; one left by a crash between mkdir and delete goes here.
     await this.o.cgroups.remove(name);
-    await this.killMarked(name);
-    await this.o.workDirs.remove(name);
   }
 
-  /** Kills processes that carry the sliver's marker but escaped its cgroup (none should). */
-  private async killMarked(name: string): Promise<void> {
-    for (const p of await findMarkedProcesses(this.o.instance)) if (p.sliver === name) signalQuietly(p.pid, 'SIGKILL');
+  exec(s: DriverSliver, _ref: RuntimeRef, spec: ExecSpec, signal: AbortSignal): AsyncIterable<ExecChunk> {
+    return this.execStream(s, spec, signal);
   }
 
-  exec(s: DriverSliver, ref: RuntimeRef, spec: ExecSpec, signal: AbortSignal): AsyncIterable<ExecChunk> {
-    const work = this.workDir(s.name);
-    const uid = String(s.uid);
-    const enter = ['nsenter', '-t', String(ref.pid), '-p', '-m', '-u', '-i', ...(this.o.netNamespace ? ['-n'] : []), `--wdns=${work}`, '--'];
-    const drop = ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--no-new-privs', '--bounding-set=-all', '--'];
-    const env: NodeJS.ProcessEnv = {
-      PATH: SLIVER_PATH,
-      HOME: work,
-      LANG: 'C.UTF-8',
-      ...spec.env,
-      ...this.markerEnv(s.name),
-      FEDLAB_SLIVER_URN: s.urn,
-      FEDLAB_SLICE_URN: s.sliceUrn,
-    };
-    return streamProcess('/bin/sh', ['-c', JOIN_SCRIPT, 'fedlab-join', ...this.o.cgroups.procsFiles(s.name), '--', ...enter, ...drop, ...spec.argv], {
-      env,
-      stdin: spec.stdin,
-      timeoutMs: spec.timeoutMs,
-      maxOutputBytes: spec.maxOutputBytes,
-      signal,
-    });
+  private async *execStream(s: DriverSliver, spec: ExecSpec, signal: AbortSignal): AsyncIterable<ExecChunk> {
+    const file = await this.writeProcess(s, { args: spec.argv, env: this.envOf(s, spec.env), cwd: spec.cwd ?? SLIVER_HOME });
+    try {
+      yield* streamProcess(this.o.runc.binary, this.o.runc.execArgs(s.name, file), {
+        env: HOST_TOOL_ENV,
+        stdin: spec.stdin,
+        timeoutMs: spec.timeoutMs,
+        maxOutputBytes: spec.maxOutputBytes,
+        signal,
+      });
+    } finally {
+      await rm(file, { force: true });
+    }
+  }
+
+  /** The environment of a sliver process: the base, then the caller's (which applies inside the sliver only), then the sliver's names. */
+  envOf(s: DriverSliver, env: Readonly<Record<string, string>>, extra: Readonly<Record<string, string>> = {}): string[] {
+    const all: Record<string, string> = { PATH: SLIVER_PATH, HOME: SLIVER_HOME, LANG: 'C.UTF-8', ...extra, ...env, FEDLAB_SLIVER_URN: s.urn, FEDLAB_SLICE_URN: s.sliceUrn };
+    return Object.entries(all).map(([k, v]) => `${k}=${v}`);
+  }
+
+  /** Writes a process spec for `runc exec --process` (root-only directory; the caller removes it). */
+  async writeProcess(s: DriverSliver, p: ProcessSpec): Promise<string> {
+    const dir = join(this.o.files.dir(s.name), 'exec');
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const file = join(dir, `${randomBytes(8).toString('hex')}.json`);
+    await writeFile(file, JSON.stringify(ociProcess(p, this.o.rlimits)), { mode: 0o600 });
+    return file;
   }
 
   async measure(s: DriverSliver): Promise<SliverMeasure | undefined> {
@@ -202,17 +188,22 @@ export class ContainerDriver implements SliverDriver {
   }
 
   async diskUsageBytes(name: string): Promise<number> {
-    return this.o.workDirs.usageBytes(name);
+    return this.o.files.usageBytes(name);
   }
 
   async listArtifacts(): Promise<string[]> {
-    const names = new Set<string>([...(await this.o.cgroups.list()), ...(await this.o.workDirs.list())]);
-    for (const p of await findMarkedProcesses(this.o.instance)) names.add(p.sliver);
+    const names = new Set<string>([...(await this.o.files.list()), ...(await this.o.cgroups.list())]);
+    for (const c of await this.o.runc.list()) names.add(c.id);
     return [...names];
   }
 
   async purge(): Promise<void> {
     for (const name of await this.listArtifacts()) await this.destroy(name);
     await this.o.cgroups.removeInstance();
+  }
+
+  /** The image of a sliver, by its canonical name. */
+  static imageOf(s: DriverSliver): string {
+    return imageName(parseImageName(s.image ?? ''));
   }
 }

@@ -6,6 +6,9 @@
  * manager can remove what no record explains.
  */
 
+import { InvalidArgumentError } from '../../core/errors.js';
+import type { IdRange } from '../runtime/id-ranges.js';
+
 /** The three drivers (DESIGN §3). */
 export type DriverKind = 'container' | 'process' | 'simulated';
 
@@ -26,8 +29,10 @@ export interface DriverSliver {
   readonly urn: string;
   readonly sliceUrn: string;
   readonly resources: SliverResources;
-  /** Container driver: the unprivileged uid (and gid) the sliver's programs run as. */
-  readonly uid?: number;
+  /** Container driver: the sliver's user namespace id range (its root is the range's first host id). */
+  readonly ids?: IdRange;
+  /** Container driver: the image (`host` or `oci:<name>`); `host` when absent. */
+  readonly image?: string;
 }
 
 /** How a running sliver is found again, also after a restart: a pid and its start time (pids get reused). */
@@ -44,6 +49,8 @@ export interface ExecSpec {
   readonly env: Readonly<Record<string, string>>;
   /** Written to the command's standard input, which is then closed. */
   readonly stdin?: Buffer;
+  /** Working directory inside the sliver (the driver's default when absent). */
+  readonly cwd?: string;
   /** The command is killed after this long. */
   readonly timeoutMs: number;
   /** Output (stdout + stderr) above this many bytes kills the command and fails the call. */
@@ -91,8 +98,19 @@ export interface SliverDriver {
   measure(s: DriverSliver): Promise<SliverMeasure | undefined>;
   /** Bytes the sliver's work directory takes on disk (du-style). */
   diskUsageBytes(name: string): Promise<number>;
+  /** The images slivers may name (`host` and those the driver can run); the process and simulated drivers offer `host` only. */
+  images(): string[];
+  /** Checks that an image can be used here (INVALID_ARGUMENT naming it when not); nothing is created. */
+  checkImage(image: string): void;
   /** Names of slivers that have anything on the node: cgroups, work dirs, marked processes. */
   listArtifacts(): Promise<string[]>;
   /** Removes everything this node manager instance has on the node (uninstall, tests). */
   purge(): Promise<void>;
+}
+
+/** For drivers without images: only `host` (or no image named) is accepted, anything else is INVALID_ARGUMENT naming it. */
+export function checkHostOnlyImage(kind: DriverKind, image: string): void {
+  if (image !== '' && image !== 'host') {
+    throw new InvalidArgumentError(`image ${JSON.stringify(image.slice(0, 80))} is unknown on this node: its ${kind} driver offers only "host"`, { field: 'resources.image' });
+  }
 }

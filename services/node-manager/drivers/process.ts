@@ -10,8 +10,8 @@
 import { spawn } from 'node:child_process';
 import { FailedPreconditionError } from '../../core/errors.js';
 import { assertSafeName } from '../names.js';
-import { SLIVER_PATH } from './container.js';
-import type { DriverSliver, ExecChunk, ExecSpec, RuntimeRef, SliverDriver, SliverMeasure } from './driver.js';
+import { SLIVER_PATH } from '../runtime/oci-spec.js';
+import { checkHostOnlyImage, type DriverSliver, type ExecChunk, type ExecSpec, type RuntimeRef, type SliverDriver, type SliverMeasure } from './driver.js';
 import { streamProcess } from './exec-stream.js';
 import { findMarkedProcesses, INSTANCE_ENV, isSameProcessAlive, readStat, signalQuietly, SLIVER_ENV } from './procfs.js';
 import type { WorkDirs } from './work-dirs.js';
@@ -107,6 +107,14 @@ export class ProcessDriver implements SliverDriver {
 
   async diskUsageBytes(name: string): Promise<number> {
     return this.o.workDirs.usageBytes(name);
+  }
+
+  images(): string[] {
+    return ['host'];
+  }
+
+  checkImage(image: string): void {
+    checkHostOnlyImage(this.kind, image);
   }
 
   async listArtifacts(): Promise<string[]> {

@@ -4,7 +4,7 @@
  * are labelled SIMULATED everywhere, and the driver is never chosen by default.
  */
 import { FailedPreconditionError } from '../../core/errors.js';
-import type { DriverSliver, ExecChunk, RuntimeRef, SliverDriver, SliverMeasure } from './driver.js';
+import { checkHostOnlyImage, type DriverSliver, type ExecChunk, type RuntimeRef, type SliverDriver, type SliverMeasure } from './driver.js';
 
 /** The simulated driver. */
 export class SimulatedDriver implements SliverDriver {
@@ -41,6 +41,14 @@ export class SimulatedDriver implements SliverDriver {
 
   async diskUsageBytes(_name: string): Promise<number> {
     return 0;
+  }
+
+  images(): string[] {
+    return ['host'];
+  }
+
+  checkImage(image: string): void {
+    checkHostOnlyImage(this.kind, image);
   }
 
   async listArtifacts(): Promise<string[]> {
