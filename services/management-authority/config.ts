@@ -2,13 +2,17 @@
  * The management authority's configuration: the common service settings plus
  * the site's style, its administrators, the enrolment listener and CA, the
  * heartbeat schedule, allocation and lifetime limits, resource defaults, the
- * site policy and terms, and the bounds of calls to node managers. Compiled
- * once by `fedlab serve ma --config FILE`; unknown keys and bad values stop
- * start-up naming the field.
+ * site policy and terms, and the bounds of calls to node managers. Parsed
+ * once by `fedlab serve ma --config FILE` (unknown keys and bad values stop
+ * start-up naming the field), then compiled by {@link toMaSettings} into the
+ * settings the role builds from.
  */
 import { z } from 'zod';
 import { commonConfigSchema } from '../core/config.js';
 import { isUrn, isValidDomain, parseUrn } from '../core/identity/urn.js';
+import type { AggregateSettings } from './aggregate/index.js';
+import type { DelegationPolicy } from './delegations.js';
+import { maInstance, maVersion } from './instance.js';
 
 const path = z.string().min(1, 'must be a non-empty path');
 const positive = z.number().int().positive();
@@ -113,7 +117,12 @@ export const maConfigSchema = commonConfigSchema
         allow_own_domain: z.boolean().default(true),
         allow: z
           .array(
-            z.string().refine((v) => isValidDomain(v) || (isUrn(v) && parseUrn(v).kind === 'authority'), 'must be a domain (e.g. emu.test) or an authority URN urn:fedlab:<domain>:authority:<name>'),
+            z
+              .string()
+              .refine(
+                (v) => isValidDomain(v) || (isUrn(v) && parseUrn(v).kind === 'authority'),
+                'must be a domain (e.g. emu.test) or an authority URN urn:fedlab:<domain>:authority:<name>',
+              ),
           )
           .default([]),
       })
@@ -154,3 +163,97 @@ export type MaConfig = z.infer<typeof maConfigSchema>;
 
 /** Config fields holding paths, resolved against the config file's folder. */
 export const MA_PATH_FIELDS = ['enrolment.ca_dir', 'enrolment.ca_cert', 'enrolment.ca_key', 'enrolment.ca_chain'] as const;
+
+/** Where the CA that certifies enrolling nodes comes from (paths already resolved). */
+export interface SiteCaSettings {
+  /** The site CA directory, or ... */
+  readonly caDir?: string | undefined;
+  /** ... an intermediate CA's certificate and key, and the certificates above it. */
+  readonly caCert?: string | undefined;
+  readonly caKey?: string | undefined;
+  readonly caChain?: string | undefined;
+  /** Validity of node certificates (days). */
+  readonly certDays: number;
+}
+
+/** The management authority's settings, compiled once from its config: defaults applied, names and units as the domain classes take them. */
+export interface MaSettings {
+  readonly urn: string;
+  readonly domain: string;
+  readonly style: StyleName;
+  readonly admins: readonly string[];
+  /** The short id of this instance (from the data directory); part of the names of the namespaces it makes. */
+  readonly instance: string;
+  readonly heartbeat: { readonly intervalMs: number; readonly flushIntervalMs: number };
+  readonly enrolment: {
+    readonly listen: { readonly host: string; readonly port: number };
+    readonly tokenTtlS: number;
+    readonly maxTokenTtlS: number;
+    readonly ca: SiteCaSettings;
+  };
+  readonly delegation: { readonly defaultTtlS: number; readonly maxTtlS: number; readonly policy: DelegationPolicy };
+  readonly termsOfUse: string;
+  readonly nodeCalls: { readonly deadlineMs: number; readonly concurrency: number; readonly maxChannels: number };
+  readonly aggregate: AggregateSettings;
+  /** Intervals of the background tasks (ms). */
+  readonly tasks: {
+    readonly healthMonitorMs: number;
+    readonly healthFlushMs: number;
+    readonly sweepMs: number;
+    readonly intentRetryMs: number;
+  };
+}
+
+/** Compiles a parsed config into the role's settings (once, at start-up). */
+export function toMaSettings(config: MaConfig): MaSettings {
+  const interval = config.heartbeat.interval_ms;
+  const e = config.enrolment;
+  return {
+    urn: config.urn,
+    domain: parseUrn(config.urn).domain,
+    style: config.style,
+    admins: config.admins,
+    instance: maInstance(config.data_dir),
+    heartbeat: { intervalMs: interval, flushIntervalMs: config.heartbeat.flush_interval_ms },
+    enrolment: {
+      listen: { host: e.listen.host, port: e.listen.port },
+      tokenTtlS: e.token_ttl_s,
+      maxTokenTtlS: e.max_token_ttl_s,
+      ca: { caDir: e.ca_dir, caCert: e.ca_cert, caKey: e.ca_key, caChain: e.ca_chain, certDays: e.cert_days },
+    },
+    delegation: {
+      defaultTtlS: config.delegation_ttl_s,
+      maxTtlS: config.max_delegation_ttl_s,
+      policy: { allowOwnDomain: config.delegation_policy.allow_own_domain, allow: config.delegation_policy.allow },
+    },
+    termsOfUse: config.policy.terms_of_use,
+    nodeCalls: {
+      deadlineMs: config.node_calls.deadline_ms,
+      concurrency: config.node_calls.concurrency,
+      maxChannels: config.node_calls.max_channels,
+    },
+    aggregate: {
+      style: config.style,
+      holdS: config.allocation_hold_s,
+      defaultLifetimeS: config.default_sliver_lifetime_s,
+      maxLifetimeS: config.max_sliver_lifetime_s,
+      defaults: {
+        cpuMillis: config.defaults.cpu_millis,
+        memMb: config.defaults.mem_mb,
+        diskMb: config.defaults.disk_mb,
+        pids: config.defaults.pids,
+      },
+      maxLinkKbps: config.emulab.max_link_kbps,
+      requireRegisteredProviders: config.policy.require_registered_providers,
+      terms: config.policy.terms_of_use,
+      softwareVersion: maVersion(),
+    },
+    tasks: {
+      // The monitor checks four times per heartbeat interval.
+      healthMonitorMs: Math.max(10, Math.floor(interval / 4)),
+      healthFlushMs: config.heartbeat.flush_interval_ms,
+      sweepMs: config.sweep_interval_ms,
+      intentRetryMs: config.intent_retry_interval_ms,
+    },
+  };
+}

@@ -16,7 +16,7 @@ import { thumbprintOf, toPublicJwk, type PublicJwk } from '../core/credentials/i
 import { FailedPreconditionError, InvalidArgumentError } from '../core/errors.js';
 import { parseCertificate, splitPemCertificates } from '../core/identity/certificate.js';
 import { algForKey, parsePrivateKeyPem } from '../core/identity/keys.js';
-import type { MaConfig } from './config.js';
+import type { SiteCaSettings } from './config.js';
 
 /** A CA able to sign node certificates. */
 export class SiteCa {
@@ -29,28 +29,34 @@ export class SiteCa {
     private readonly certDays: number,
   ) {}
 
-  /** Loads the CA the config names, or undefined when it names none (enrolment is then refused). */
-  static async load(config: Pick<MaConfig, 'enrolment'>, domain: string): Promise<SiteCa | undefined> {
-    const e = config.enrolment;
-    if (e.ca_dir) {
-      const ca = await loadCa(e.ca_dir);
-      if (ca.domain !== domain) throw new InvalidArgumentError(`enrolment.ca_dir is the CA of ${ca.domain}, not of this site's domain ${domain}`);
-      return new SiteCa(ca, [ca.certPem], ca.dir, e.cert_days);
+  /** Loads the CA the settings name, or undefined when it names none (enrolment is then refused). */
+  static async load(from: SiteCaSettings, domain: string): Promise<SiteCa | undefined> {
+    if (from.caDir) {
+      const ca = await loadCa(from.caDir);
+      if (ca.domain !== domain)
+        throw new InvalidArgumentError(`enrolment.ca_dir is the CA of ${ca.domain}, not of this site's domain ${domain}`);
+      return new SiteCa(ca, [ca.certPem], ca.dir, from.certDays);
     }
-    if (e.ca_cert && e.ca_key) {
-      const certPem = await readFile(e.ca_cert, 'utf8').catch((err: NodeJS.ErrnoException) => {
-        throw new InvalidArgumentError(`enrolment.ca_cert: cannot read ${e.ca_cert}: ${err.code ?? err.message}`);
+    if (from.caCert && from.caKey) {
+      const certPem = await readFile(from.caCert, 'utf8').catch((err: NodeJS.ErrnoException) => {
+        throw new InvalidArgumentError(`enrolment.ca_cert: cannot read ${from.caCert}: ${err.code ?? err.message}`);
       });
-      const keyPem = await readFile(e.ca_key, 'utf8').catch((err: NodeJS.ErrnoException) => {
-        throw new InvalidArgumentError(`enrolment.ca_key: cannot read ${e.ca_key}: ${err.code ?? err.message}`);
+      const keyPem = await readFile(from.caKey, 'utf8').catch((err: NodeJS.ErrnoException) => {
+        throw new InvalidArgumentError(`enrolment.ca_key: cannot read ${from.caKey}: ${err.code ?? err.message}`);
       });
       const cert = parseCertificate(certPem, 'enrolment.ca_cert');
       if (!cert.ca) throw new InvalidArgumentError('enrolment.ca_cert is not a CA certificate (basicConstraints CA:TRUE)');
       const privateKey = parsePrivateKeyPem(keyPem, 'enrolment.ca_key');
-      if (!createPublicKey(privateKey).equals(cert.publicKey)) throw new InvalidArgumentError('enrolment.ca_key is not the key of enrolment.ca_cert');
-      const above = e.ca_chain ? splitPemCertificates(await readFile(e.ca_chain, 'utf8')) : [];
+      if (!createPublicKey(privateKey).equals(cert.publicKey))
+        throw new InvalidArgumentError('enrolment.ca_key is not the key of enrolment.ca_cert');
+      const above = from.caChain ? splitPemCertificates(await readFile(from.caChain, 'utf8')) : [];
       const alg = algForKey(privateKey) === 'ES256' ? 'p256' : 'ed25519';
-      return new SiteCa({ domain, alg, certPem: `${certPem.trim()}\n`, cert, privateKey }, [`${certPem.trim()}\n`, ...above], undefined, e.cert_days);
+      return new SiteCa(
+        { domain, alg, certPem: `${certPem.trim()}\n`, cert, privateKey },
+        [`${certPem.trim()}\n`, ...above],
+        undefined,
+        from.certDays,
+      );
     }
     return undefined;
   }
@@ -102,8 +108,10 @@ export async function enrolmentKey(publicKeyPem: string, csrPem: string): Promis
   if (hasKey === hasCsr) throw new InvalidArgumentError('give exactly one of public_key_pem and csr_pem', { field: 'public_key_pem' });
   let key: KeyObject;
   if (hasKey) {
-    if (publicKeyPem.length > 8192) throw new InvalidArgumentError('public_key_pem is too long for a public key', { field: 'public_key_pem' });
-    if (/PRIVATE KEY/.test(publicKeyPem)) throw new InvalidArgumentError('public_key_pem holds a private key; send only the public key', { field: 'public_key_pem' });
+    if (publicKeyPem.length > 8192)
+      throw new InvalidArgumentError('public_key_pem is too long for a public key', { field: 'public_key_pem' });
+    if (/PRIVATE KEY/.test(publicKeyPem))
+      throw new InvalidArgumentError('public_key_pem holds a private key; send only the public key', { field: 'public_key_pem' });
     try {
       key = createPublicKey(publicKeyPem);
     } catch {
@@ -117,7 +125,8 @@ export async function enrolmentKey(publicKeyPem: string, csrPem: string): Promis
     } catch {
       throw new InvalidArgumentError('csr_pem is not a PEM PKCS#10 certificate signing request', { field: 'csr_pem' });
     }
-    if (!(await csr.verify())) throw new InvalidArgumentError("csr_pem's signature does not verify: sign the request with the node's key", { field: 'csr_pem' });
+    if (!(await csr.verify()))
+      throw new InvalidArgumentError("csr_pem's signature does not verify: sign the request with the node's key", { field: 'csr_pem' });
     key = createPublicKey({ key: Buffer.from(csr.publicKey.rawData), format: 'der', type: 'spki' });
   }
   try {
