@@ -65,7 +65,7 @@ const STYLE: Record<StyleName, SiteStyle> = {
   protogeni: SiteStyle.SITE_STYLE_PROTOGENI,
 };
 
-/** Wire form of resources. */
+/** Protobuf form of resources. */
 export function toSpec(r: Resources, bandwidthKbps = 0): ResourceSpec {
   return { cpuMillis: r.cpuMillis, memMb: r.memMb, diskMb: r.diskMb, pids: r.pids, bandwidthKbps };
 }
@@ -268,7 +268,7 @@ export class NodeRegistry {
     return urns.length;
   }
 
-  /** The wire form of a node. */
+  /** The protobuf form of a node. */
   toWire(n: LiveNode): Node {
     const { committed, slivers } = this.committedOf(n.record.urn);
     return {

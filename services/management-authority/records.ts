@@ -58,11 +58,11 @@ export function freeOf(capacity: Resources, committed: Resources): Resources {
 
 /** The first field where `want` exceeds `have`, with both amounts; undefined when it fits. */
 export function shortfall(have: Resources, want: Resources): { field: string; have: number; want: number } | undefined {
-  for (const [k, wire] of RESOURCE_FIELDS) if (want[k] > have[k]) return { field: wire, have: have[k], want: want[k] };
+  for (const [k, protoField] of RESOURCE_FIELDS) if (want[k] > have[k]) return { field: protoField, have: have[k], want: want[k] };
   return undefined;
 }
 
-/** Lenient reading of a wire ResourceSpec (absent fields are 0). */
+/** Lenient reading of a protobuf ResourceSpec (absent fields are 0). */
 export function resourcesOf(spec: { cpuMillis?: number; memMb?: number; diskMb?: number; pids?: number } | undefined): Resources {
   return { cpuMillis: spec?.cpuMillis ?? 0, memMb: spec?.memMb ?? 0, diskMb: spec?.diskMb ?? 0, pids: spec?.pids ?? 0 };
 }

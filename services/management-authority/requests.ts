@@ -92,10 +92,10 @@ function bad(field: string, why: string): never {
 export function resolveResources(spec: ResourceSpec | undefined, defaults: Resources, field = 'request.resources'): Resources {
   const r = resourcesOf(spec);
   const out: Record<string, number> = {};
-  for (const [k, wire] of RESOURCE_FIELDS) {
+  for (const [k, protoField] of RESOURCE_FIELDS) {
     const v = r[k];
-    if (!Number.isSafeInteger(v) || v < 0) bad(`${field}.${wire}`, 'must be a whole number of 0 or more');
-    if (v > ABSURD[k]) bad(`${field}.${wire}`, `${v} is absurd (at most ${ABSURD[k]})`);
+    if (!Number.isSafeInteger(v) || v < 0) bad(`${field}.${protoField}`, 'must be a whole number of 0 or more');
+    if (v > ABSURD[k]) bad(`${field}.${protoField}`, `${v} is absurd (at most ${ABSURD[k]})`);
     out[k] = v === 0 ? defaults[k] : v;
   }
   return out as unknown as Resources;

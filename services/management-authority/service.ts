@@ -1,6 +1,6 @@
 /**
  * The gRPC handlers of the management authority: ManagementAuthority and
- * Aggregate. Wire messages in, domain calls, wire messages out; everything
+ * Aggregate. Protobuf messages in, domain calls, protobuf messages out; everything
  * else lives in the domain classes.
  */
 import { NotFoundError } from '../core/errors.js';
