@@ -10,7 +10,7 @@
 import { parseCredential, thumbprintOf, TrustStore, verifyChain, CredentialDeniedError, type Grant, type Privilege, type PublicJwk, type RevocationLookup } from '../core/credentials/index.js';
 import { PermissionDeniedError } from '../core/errors.js';
 import { parseTarget, parseUrn, targetContains, type Target } from '../core/identity/urn.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '../core/clock.js';
 
 /** The caller as TLS identifies it. */
 export interface Peer {

@@ -1,33 +1,6 @@
 /**
- * Time as the management authority sees it. Every timer-driven decision (a
- * node going DOWN, a hold expiring, a token expiring) reads this clock, passed
- * through constructors, so tests can move time instead of waiting for it.
+ * The management authority's clock is core's (services/core/clock.ts): this
+ * re-export keeps the tests' and benchmarks' imports of it working; new code
+ * imports core's.
  */
-
-/** A source of the current time. */
-export interface Clock {
-  /** Milliseconds since the epoch. */
-  now(): number;
-}
-
-/** The system clock. */
-export const systemClock: Clock = { now: () => Date.now() };
-
-/** A clock that moves only when told to (tests, benchmarks). */
-export class ManualClock implements Clock {
-  constructor(private t: number = Date.UTC(2026, 0, 1)) {}
-
-  now(): number {
-    return this.t;
-  }
-
-  /** Moves the clock forward by `ms`. */
-  advance(ms: number): void {
-    this.t += ms;
-  }
-
-  /** Sets the clock. */
-  set(ms: number): void {
-    this.t = ms;
-  }
-}
+export { ManualClock, systemClock, type Clock } from '../core/clock.js';

@@ -34,7 +34,7 @@ import type {
   ManagementAuthorityRevokeResponse,
 } from '../generated/fedlab/v1/management_authority.js';
 import type { Peer } from './access.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '../core/clock.js';
 import { TABLES, type DelegationRecord } from './records.js';
 import { pageSize, requestId, text, urnField } from '../core/validate.js';
 

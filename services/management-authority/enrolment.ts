@@ -28,7 +28,7 @@ import type { Store, Table } from '../core/store/store.js';
 import { SliverIsolation } from '../generated/fedlab/v1/common.js';
 import type { CreateEnrollmentTokenRequest, EnrollNodeRequest, EnrollNodeResponse } from '../generated/fedlab/v1/management_authority.js';
 import type { Access, Peer } from './access.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '../core/clock.js';
 import type { StyleName } from './config.js';
 import { parseEndpoint } from '../core/endpoint.js';
 import type { NodeRegistry } from './node-registry.js';

@@ -13,7 +13,7 @@ import type { RoleDeps, RoleServices } from '../core/host.js';
 import { Access } from './access.js';
 import { Aggregate, SliceLedger } from './aggregate/index.js';
 import { backgroundTasks } from './background-tasks.js';
-import { systemClock, type Clock } from './clock.js';
+import { systemClock, type Clock } from '../core/clock.js';
 import { toMaSettings, type MaConfig } from './config.js';
 import { Delegations } from './delegations.js';
 import { Enrolment } from './enrolment.js';

@@ -12,10 +12,10 @@ import type { Logger } from '../core/log.js';
 import type { Store, Table } from '../core/store/store.js';
 import { NodeHealth, SiteStyle, type Node, type ResourceSpec } from '../generated/fedlab/v1/common.js';
 import type { HeartbeatRequest } from '../generated/fedlab/v1/management_authority.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '../core/clock.js';
 import type { StyleName } from './config.js';
 import { parseEndpoint } from '../core/endpoint.js';
-import { decodeToken, encodeToken, firstAfter, insertSorted } from './paging.js';
+import { decodePageToken, encodePageToken, firstAfter, insertSorted } from '../core/paging.js';
 import { pageSize } from '../core/validate.js';
 import { resourcesOf, TABLES, ZERO, type NodeHealthRecord, type NodeRecord, type Resources } from './records.js';
 
@@ -298,7 +298,7 @@ export class NodeRegistry {
     if (![NodeHealth.NODE_HEALTH_UNSPECIFIED, NodeHealth.NODE_HEALTH_UP, NodeHealth.NODE_HEALTH_DOWN].includes(req.health)) {
       throw new InvalidArgumentError('health must be UP, DOWN or unset', { field: 'health' });
     }
-    const after = decodeToken('nodes', req.pageToken);
+    const after = decodePageToken('nodes', req.pageToken);
     const want = req.health === NodeHealth.NODE_HEALTH_UNSPECIFIED ? undefined : req.health === NodeHealth.NODE_HEALTH_UP;
     const out: Node[] = [];
     let i = firstAfter(this.sorted, after);
@@ -318,7 +318,7 @@ export class NodeRegistry {
         break;
       }
     }
-    return { nodes: out, nextPageToken: more ? encodeToken('nodes', last) : '' };
+    return { nodes: out, nextPageToken: more ? encodePageToken('nodes', last) : '' };
   }
 
   /** Sorted URNs (for paging elsewhere). */

@@ -15,7 +15,7 @@ import type { Logger } from '../core/log.js';
 import type { Store, Table } from '../core/store/store.js';
 import type { ProviderRegistration, RegisterServiceProviderRequest } from '../generated/fedlab/v1/management_authority.js';
 import type { Peer } from './access.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '../core/clock.js';
 import { TABLES, type ProviderRecord } from './records.js';
 import { requestId, text, urnField } from '../core/validate.js';
 

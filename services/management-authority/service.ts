@@ -9,7 +9,7 @@ import { AggregateService } from '../generated/fedlab/v1/aggregate.js';
 import { ManagementAuthorityService } from '../generated/fedlab/v1/management_authority.js';
 import type { Access } from './access.js';
 import type { Aggregate } from './aggregate/index.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '../core/clock.js';
 import type { Delegations } from './delegations.js';
 import type { Enrolment } from './enrolment.js';
 import type { NodeRegistry } from './node-registry.js';

@@ -15,7 +15,7 @@ import {
 } from '../../generated/fedlab/v1/aggregate.js';
 import type { StyleName } from '../config.js';
 import { toSpec, type LiveNode } from '../node-registry.js';
-import { decodeToken, encodeToken, firstAfter } from '../paging.js';
+import { decodePageToken, encodePageToken, firstAfter } from '../../core/paging.js';
 import { freeOf } from '../records.js';
 import { RSPEC_FORMAT } from '../requests.js';
 import { isAllocatable, type AdmissionInputs } from './admission.js';
@@ -79,7 +79,7 @@ export class Advertiser {
     if (req.documentFormat !== '' && req.documentFormat !== RSPEC_FORMAT) {
       throw new InvalidArgumentError(`document_format ${JSON.stringify(req.documentFormat.slice(0, 40))} is not offered; use ${RSPEC_FORMAT} or none`, { field: 'document_format' });
     }
-    const after = decodeToken('resources', req.pageToken);
+    const after = decodePageToken('resources', req.pageToken);
     const urns = deps.registry.urns;
     const input = this.state.admissionInputs(this.state.now);
     const nodes: AdvertisedNode[] = [];
@@ -111,7 +111,7 @@ export class Advertiser {
             ...(this.state.rules.links ? { links: { between: 'any two or more nodes of this site', max_bandwidth_kbps: deps.settings.maxLinkKbps, delay_and_loss: this.netem } } : {}),
           })
         : '';
-    return { nodes, advertisementDocument: doc, nextPageToken: more ? encodeToken('resources', last) : '' };
+    return { nodes, advertisementDocument: doc, nextPageToken: more ? encodePageToken('resources', last) : '' };
   }
 
   private advertise(input: AdmissionInputs, node: LiveNode): AdvertisedNode {

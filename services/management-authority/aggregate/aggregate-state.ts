@@ -10,7 +10,7 @@ import type { Logger } from '../../core/log.js';
 import { KeyedMutex, Mutex } from '../../core/mutex.js';
 import type { Sliver, SliverResult } from '../../generated/fedlab/v1/common.js';
 import type { Access } from '../access.js';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../../core/clock.js';
 import type { StyleName } from '../config.js';
 import type { NetLab } from '../netlab.js';
 import type { NodeClients } from '../node-clients.js';
