@@ -3,7 +3,7 @@
 // (in this process, or as `fedlab serve nm` in a child process); clients; and a cleanup that removes every
 // sliver cgroup, process and directory of the node manager's instance even when a test failed.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { delegate, issueRoot } from '../../services/core/credentials/index.js';
@@ -240,6 +240,33 @@ export function runcList(dataDir: string): { id: string; pid: number; status: st
   if (!existsSync(root) || !containerCheck.ok) return [];
   const out = execFileSync(containerCheck.runc, ['--root', root, 'list', '--format', 'json'], { encoding: 'utf8' }).trim();
   return out && out !== 'null' ? (JSON.parse(out) as { id: string; pid: number; status: string }[]) : [];
+}
+
+/**
+ * Builds a small OCI image layout `<imagesDir>/<name>` from the host's static busybox with umoci (nothing is
+ * downloaded): busybox and its applets under /bin, and an /etc/os-release naming the image.
+ */
+export function buildBusyboxImage(imagesDir: string, name: string): string {
+  const layout = join(imagesDir, name);
+  const work = mkdtempSync(join(tmpdir(), 'fedlab-img-'));
+  const umoci = (...args: string[]) => execFileSync('/usr/bin/umoci', args, { stdio: 'pipe' });
+  try {
+    mkdirSync(imagesDir, { recursive: true });
+    umoci('init', '--layout', layout);
+    umoci('new', '--image', `${layout}:latest`);
+    umoci('unpack', '--image', `${layout}:latest`, join(work, 'b'));
+    const rootfs = join(work, 'b', 'rootfs');
+    for (const d of ['bin', 'etc', 'root', 'tmp', 'proc', 'dev', 'sys']) mkdirSync(join(rootfs, d), { recursive: true });
+    copyFileSync('/bin/busybox', join(rootfs, 'bin', 'busybox'));
+    chmodSync(join(rootfs, 'bin', 'busybox'), 0o755);
+    for (const applet of ['sh', 'cat', 'ls', 'echo', 'id', 'touch', 'rm', 'sleep', 'mkdir', 'hostname', 'head', 'wc', 'stat']) symlinkSync('busybox', join(rootfs, 'bin', applet));
+    writeFileSync(join(rootfs, 'etc', 'os-release'), `ID=fedlab-${name}\nPRETTY_NAME="Fedlab test image ${name}"\n`);
+    writeFileSync(join(rootfs, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
+    umoci('repack', '--image', `${layout}:latest`, join(work, 'b'));
+    return layout;
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
 }
 
 /** Mount points under a directory (from /proc/self/mountinfo). */

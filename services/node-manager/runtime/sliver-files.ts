@@ -203,8 +203,10 @@ export class SliverFiles {
     const marker = join(dir, 'ids');
     const shifted = await readFile(marker, 'utf8').catch(() => '');
     if (shifted !== String(ids.hostId)) {
-      await shiftIds(rootfs, ids);
+      // The init's mount point, made before the ids move so that it is the sliver's too.
       await mkdir(join(rootfs, '.fedlab'), { recursive: true, mode: 0o755 });
+      if (!existsSync(join(rootfs, '.fedlab', 'init'))) await writeFile(join(rootfs, '.fedlab', 'init'), '', { mode: 0o755 });
+      await shiftIds(rootfs, ids);
       await writeFile(marker, String(ids.hostId));
     }
     return { rootfs, readonly: false, mounts: [initMount] };
