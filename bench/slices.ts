@@ -32,7 +32,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { createTestPki, type TestIdentity, type TestPki } from '../certs/test-pki.js';
-import { writeChainFile } from '../cli/kit/chain-file.js';
+import { writeChainFile } from '../cli/chain-file.js';
 import { peerEachOther } from '../cli/kit/peering.js';
 import { maConfig, nmConfig, saConfig, type LogLevel } from '../cli/kit/role-configs.js';
 import { quietIrrelevantWarnings } from '../cli/warnings.js';

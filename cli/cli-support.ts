@@ -1,6 +1,8 @@
 /**
  * What every `fedlab` command shares: turning errors into a one-line message
- * on stderr and an exit code, and printing JSON for `--json`.
+ * on stderr and an exit code, printing JSON for `--json`, reading the files
+ * flags name and the caller's TLS material. Flag values are parsed in
+ * flag-values.ts.
  *
  * Exit codes: 0 success; 1 the operation ran and said no (e.g. an invalid
  * credential in `cred verify`, a refused call); 2 bad input or usage (a
@@ -71,23 +73,6 @@ export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
 
-/** Parses a comma-separated list option (`--priv a,b`), dropping empties. */
-export function splitList(value: string | undefined): string[] {
-  if (!value) return [];
-  return value
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s.length > 0);
-}
-
-/** Parses a positive integer option or throws an InvalidArgumentError naming the flag. */
-export function parsePositiveInt(value: string, flag: string): number {
-  if (!/^[0-9]+$/.test(value) || Number(value) <= 0 || !Number.isSafeInteger(Number(value))) {
-    throw new InvalidArgumentError(`${flag} must be a positive whole number, got ${JSON.stringify(value)}`);
-  }
-  return Number(value);
-}
-
 /** Reads a file named by a flag; a failure names the flag (bad input: exit 2). */
 export function readFlagFile(file: string, flag: string): string {
   try {
@@ -106,16 +91,16 @@ export interface TlsFileFlags {
 }
 
 /** The caller's TLS material: `--tls-dir` (key.pem, cert.pem, ca.pem as `fedlab certs issue` writes them; `--ca` overrides ca.pem) or the three files. */
-export function tlsFrom(f: TlsFileFlags): TlsMaterial {
-  if (f.tlsDir) {
+export function tlsFrom(flags: TlsFileFlags): TlsMaterial {
+  if (flags.tlsDir) {
     return {
-      key: readFlagFile(join(f.tlsDir, 'key.pem'), '--tls-dir'),
-      cert: readFlagFile(join(f.tlsDir, 'cert.pem'), '--tls-dir'),
-      caCerts: readFlagFile(f.ca ?? join(f.tlsDir, 'ca.pem'), f.ca ? '--ca' : '--tls-dir'),
+      key: readFlagFile(join(flags.tlsDir, 'key.pem'), '--tls-dir'),
+      cert: readFlagFile(join(flags.tlsDir, 'cert.pem'), '--tls-dir'),
+      caCerts: readFlagFile(flags.ca ?? join(flags.tlsDir, 'ca.pem'), flags.ca ? '--ca' : '--tls-dir'),
     };
   }
-  if (!f.cert || !f.key || !f.ca) throw new InvalidArgumentError('give --tls-dir DIR (with key.pem, cert.pem and ca.pem), or --cert, --key and --ca');
-  return { cert: readFlagFile(f.cert, '--cert'), key: readFlagFile(f.key, '--key'), caCerts: readFlagFile(f.ca, '--ca') };
+  if (!flags.cert || !flags.key || !flags.ca) throw new InvalidArgumentError('give --tls-dir DIR (with key.pem, cert.pem and ca.pem), or --cert, --key and --ca');
+  return { cert: readFlagFile(flags.cert, '--cert'), key: readFlagFile(flags.key, '--key'), caCerts: readFlagFile(flags.ca, '--ca') };
 }
 
 /** A `host:port` flag value (port at most 65535); anything else is bad input naming the flag. */

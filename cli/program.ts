@@ -1,6 +1,8 @@
 /**
- * The `fedlab` command tree. Each command group lives in
- * `cli/commands/<group>.ts` and is listed here, one line each.
+ * The `fedlab` command tree. Each command group lives in its folder
+ * `cli/commands/<group>/` (index.ts registers the group, one file per
+ * subcommand); a single command is one file (`serve.ts`, `up.ts`). Each
+ * group is listed here, one line each.
  *
  * Groups are loaded on demand: a run of `fedlab cred verify` should not pay
  * for loading the gRPC stack, the node manager and the management authority
@@ -15,15 +17,15 @@ type Register = (program: Command) => void;
 /** Command group names → the module that registers them (a module may register several groups). */
 const GROUPS: ReadonlyArray<readonly [readonly string[], () => Promise<Register>]> = [
   [['serve'], async () => (await import('./commands/serve.js')).registerServeCommand],
-  [['certs'], async () => (await import('./commands/certs.js')).registerCertsCommand],
-  [['cred'], async () => (await import('./commands/cred.js')).registerCredCommand],
-  [['node'], async () => (await import('./commands/node.js')).registerNodeCommand],
-  [['federation'], async () => (await import('./commands/federation.js')).registerFederationCommand],
-  [['site'], async () => (await import('./commands/site.js')).registerSiteCommand],
+  [['certs'], async () => (await import('./commands/certs/index.js')).registerCertsCommand],
+  [['cred'], async () => (await import('./commands/cred/index.js')).registerCredCommand],
+  [['node'], async () => (await import('./commands/node/index.js')).registerNodeCommand],
+  [['federation'], async () => (await import('./commands/federation/index.js')).registerFederationCommand],
+  [['site'], async () => (await import('./commands/site/index.js')).registerSiteCommand],
   [['up'], async () => (await import('./commands/up.js')).registerUpCommand],
-  [['deploy', 'deployment', 'member'], async () => (await import('./commands/deploy.js')).registerDeployCommands],
-  [['sliver'], async () => (await import('./commands/sliver.js')).registerSliverCommand],
-  [['slice'], async () => (await import('./commands/slice.js')).registerSliceCommand],
+  [['deploy', 'deployment', 'member'], async () => (await import('./commands/provider/index.js')).registerDeployCommands],
+  [['sliver'], async () => (await import('./commands/sliver/index.js')).registerSliverCommand],
+  [['slice'], async () => (await import('./commands/slice/index.js')).registerSliceCommand],
 ];
 
 function packageVersion(): string {

@@ -1,7 +1,7 @@
 /**
- * What the commands that call a service share: reporting a failed call, and the flags and client of
- * a management authority (`fedlab node`, `fedlab site`). Kept apart from cli-support.ts so that
- * commands that call nothing do not load grpc-js.
+ * What the commands that call a service share: reporting a failed call, the caller's TLS flags, and
+ * the flags and client of a management authority (`fedlab node`, `fedlab site`). Kept apart from
+ * cli-support.ts so that commands that call nothing do not load grpc-js.
  */
 import type { Command } from 'commander';
 import { FedlabError, InvalidArgumentError, UnavailableError } from '../services/core/errors.js';
@@ -9,7 +9,7 @@ import { isUrn } from '../services/core/identity/urn.js';
 import { createClient, isServiceError } from '../services/core/rpc/client.js';
 import { ManagementAuthorityService } from '../services/generated/fedlab/v1/management_authority.js';
 import { checkAddress, CliExit, EXIT_FAILURE, tlsFrom } from './cli-support.js';
-import { parseDuration } from './commands/cred.js';
+import { parseDuration } from './flag-values.js';
 
 /**
  * A failed call as the CLI reports it: the server's refusal is exit 1 with its own message (and the
@@ -22,6 +22,25 @@ export function refused(err: unknown, what: string): never {
   }
   if (err instanceof CliExit || err instanceof FedlabError) throw err;
   throw new UnavailableError(`${what}: ${(err as Error).message}`);
+}
+
+/** TLS flags shared by the provider and sliver commands. */
+export interface TlsFlags {
+  tlsDir?: string;
+  cert?: string;
+  key?: string;
+  ca?: string;
+  timeout?: string;
+}
+
+/** Adds the TLS flags to a command. */
+export function withTlsFlags(cmd: Command): Command {
+  return cmd
+    .option('--tls-dir <dir>', 'your key.pem, cert.pem and ca.pem (as `fedlab certs issue --out` writes them)')
+    .option('--cert <file>', 'your certificate (PEM)')
+    .option('--key <file>', 'your private key (PEM)')
+    .option('--ca <file>', 'CA certificates to trust (PEM)')
+    .option('--timeout <duration>', 'deadline of the call, e.g. 30s or 5m');
 }
 
 /** The flags of a command that calls a management authority. */
@@ -48,12 +67,12 @@ export function withMaFlags(cmd: Command): Command {
 }
 
 /** A ManagementAuthority client from {@link MaFlags}; every call has the --timeout deadline. */
-export function maClient(f: MaFlags) {
-  if (f.maUrn !== undefined && !isUrn(f.maUrn)) throw new InvalidArgumentError(`--ma-urn ${JSON.stringify(f.maUrn)} is not a URN`);
+export function maClient(flags: MaFlags) {
+  if (flags.maUrn !== undefined && !isUrn(flags.maUrn)) throw new InvalidArgumentError(`--ma-urn ${JSON.stringify(flags.maUrn)} is not a URN`);
   return createClient(ManagementAuthorityService, {
-    address: checkAddress(f.ma, '--ma'),
-    tls: tlsFrom(f),
-    deadlineMs: f.timeout ? parseDuration(f.timeout, '--timeout') * 1000 : 10_000,
-    ...(f.maUrn ? { serverUrn: f.maUrn } : {}),
+    address: checkAddress(flags.ma, '--ma'),
+    tls: tlsFrom(flags),
+    deadlineMs: flags.timeout ? parseDuration(flags.timeout, '--timeout') * 1000 : 10_000,
+    ...(flags.maUrn ? { serverUrn: flags.maUrn } : {}),
   });
 }

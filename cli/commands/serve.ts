@@ -13,7 +13,8 @@ import { buildManagementAuthority, maConfigSchema, MA_PATH_FIELDS } from '../../
 import { buildNodeManager, nmConfigSchema, NM_PATH_FIELDS } from '../../services/node-manager/index.js';
 import { buildServiceProvider, spConfigSchema, SP_PATH_FIELDS } from '../../services/service-provider/index.js';
 import { buildSliceAuthority, saConfigSchema, SA_PATH_FIELDS } from '../../services/slice-authority/index.js';
-import { action, parsePositiveInt } from '../cli-support.js';
+import { action } from '../cli-support.js';
+import { parsePositiveInt } from '../flag-values.js';
 
 /**
  * Each role's own services. Every role serves Federation, health and

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { SliceMode } from '../../services/generated/fedlab/v1/common.js';
 import { DeploymentState, type Deployment, type DeployResponse } from '../../services/generated/fedlab/v1/service_provider.js';
-import { writeChainFile } from '../kit/chain-file.js';
+import { writeChainFile } from '../chain-file.js';
 import type { LocalFederation } from './federation.js';
 import { homeUrns } from './pki.js';
 import { sleep } from './sleep.js';

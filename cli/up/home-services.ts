@@ -4,7 +4,7 @@
  * slice authority and the service provider start, each with a config built from its schema.
  */
 import { mkdirSync, readFileSync } from 'node:fs';
-import { writeChainFile } from '../kit/chain-file.js';
+import { writeChainFile } from '../chain-file.js';
 import type { LocalFederation } from './federation.js';
 import { homeUrns } from './pki.js';
 import { logFile } from './plan.js';

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { privateKeyToPem, publicKeyToPem } from '../../services/core/identity/keys.js';
 import { NodeHealth, SliverIsolation, type Node } from '../../services/generated/fedlab/v1/common.js';
 import { enrollNode, issueOwnerCredential } from '../../services/management-authority/enrolment-client.js';
-import { writeChainFile } from '../kit/chain-file.js';
+import { writeChainFile } from '../chain-file.js';
 import type { LocalFederation, SiteRuntime } from './federation.js';
 import { inBatches } from './in-batches.js';
 import { siteUrns } from './pki.js';

@@ -9,7 +9,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeChainFile } from '../../cli/kit/chain-file.js';
+import { writeChainFile } from '../../cli/chain-file.js';
 import { peerEachOther } from '../../cli/kit/peering.js';
 import { saConfig, type LogLevel, type MaConfigInput, type SaConfigInput, type SaSiteInput } from '../../cli/kit/role-configs.js';
 import { issueRoot } from '../../services/core/credentials/index.js';

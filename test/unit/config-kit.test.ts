@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { writeChainFile } from '../../cli/kit/chain-file.js';
+import { writeChainFile } from '../../cli/chain-file.js';
 import { NO_BUNDLE_ENDPOINT, peerEachOther } from '../../cli/kit/peering.js';
 import { maConfig, nmConfig, saConfig, spConfig, type MaConfigInput } from '../../cli/kit/role-configs.js';
 import { InvalidArgumentError } from '../../services/core/errors.js';

@@ -1,6 +1,7 @@
 // `fedlab slice` pieces that need no server: reading --site specs, and rendering slices and failures.
 import { describe, expect, it } from 'vitest';
-import { failureLines, parseRequestSpec, parseSiteSpec, sliceDetail, sliceTable } from '../../cli/commands/slice.js';
+import { parseRequestSpec, parseSiteSpec } from '../../cli/commands/slice/request-specs.js';
+import { failureLines, sliceDetail, sliceTable } from '../../cli/commands/slice/slice-view.js';
 import { InvalidArgumentError } from '../../services/core/errors.js';
 import { AllocationState, OperationalState, SiteStyle, SliceMode } from '../../services/generated/fedlab/v1/common.js';
 import { SliceState, type Slice } from '../../services/generated/fedlab/v1/slice_authority.js';

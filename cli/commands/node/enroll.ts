@@ -1,0 +1,94 @@
+/** `fedlab node enroll`: an enrolment token redeemed for the node's certificate (by the owner, on the node). */
+import { createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Option, type Command } from 'commander';
+import { InvalidArgumentError } from '../../../services/core/errors.js';
+import { parsePrivateKeyPem, privateKeyToPem, publicKeyToPem } from '../../../services/core/identity/keys.js';
+import { SliverIsolation } from '../../../services/generated/fedlab/v1/common.js';
+import { enrollNode } from '../../../services/management-authority/enrolment-client.js';
+import { action, checkAddress, printJson, readFlagFile } from '../../cli-support.js';
+import { parseWholeNumber } from '../../flag-values.js';
+import { refused } from '../../remote.js';
+
+interface EnrollFlags {
+  enrol: string;
+  ca: string;
+  maUrn?: string;
+  token?: string;
+  tokenFile?: string;
+  ownerChain: string;
+  endpoint: string;
+  out: string;
+  key?: string;
+  cpuMillis: string;
+  memMb: string;
+  diskMb: string;
+  pids: string;
+  isolation: 'container' | 'process' | 'simulated';
+  json?: boolean;
+}
+
+/** Registers `fedlab node enroll`. */
+export function registerNodeEnroll(node: Command): void {
+  node
+    .command('enroll')
+    .description("redeem an enrolment token for this node's certificate (run by the node's owner on the node)")
+    .requiredOption('--enrol <host:port>', "the MA's enrolment listener (enrolment.listen in its config)")
+    .requiredOption('--ca <file>', "the site CA's certificate (PEM), given out of band")
+    .option('--ma-urn <urn>', "pin the MA's certificate to this URN (instead of checking its host name)")
+    .option('--token <token>', 'the enrolment token (prefer --token-file: command lines are visible to other users)')
+    .option('--token-file <file>', "a file holding the token ('-' for standard input)")
+    .requiredOption('--owner-chain <file>', "the owner's owner → MA credential chain file (one compact JWS per line)")
+    .requiredOption('--endpoint <host:port>', 'where this node manager serves gRPC')
+    .requiredOption('--out <dir>', 'where to write key.pem, cert.pem and ca.pem')
+    .option('--key <file>', 'certify this existing private key instead of making one')
+    .option('--cpu-millis <n>', 'CPU the node offers, in thousandths of a core', '1000')
+    .option('--mem-mb <n>', 'memory the node offers (MiB)', '1024')
+    .option('--disk-mb <n>', 'disk the node offers (MiB)', '10240')
+    .option('--pids <n>', 'processes the node offers', '4096')
+    .addOption(new Option('--isolation <kind>', "the node manager's sliver driver").choices(['container', 'process', 'simulated']).default('container'))
+    .option('--json', 'print JSON')
+    .action(action(async (flags: EnrollFlags) => enroll(flags)));
+}
+
+async function enroll(flags: EnrollFlags): Promise<void> {
+  if ((flags.token === undefined) === (flags.tokenFile === undefined)) throw new InvalidArgumentError('give the token with --token or --token-file (one of them)');
+  const token = (flags.token ?? (flags.tokenFile === '-' ? readFileSync(0, 'utf8') : readFlagFile(flags.tokenFile as string, '--token-file'))).trim();
+  const chain = readFlagFile(flags.ownerChain, '--owner-chain')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
+  if (chain.length === 0) throw new InvalidArgumentError(`--owner-chain ${flags.ownerChain} holds no credential`);
+  const keyPath = join(flags.out, 'key.pem');
+  if (!flags.key && existsSync(keyPath)) throw new InvalidArgumentError(`${keyPath} already exists; choose another --out, or pass it as --key to certify it`);
+  const privateKey = flags.key ? parsePrivateKeyPem(readFlagFile(flags.key, '--key'), `--key ${flags.key}`) : generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+  const isolation = { container: SliverIsolation.SLIVER_ISOLATION_CONTAINER, process: SliverIsolation.SLIVER_ISOLATION_PROCESS, simulated: SliverIsolation.SLIVER_ISOLATION_SIMULATED }[flags.isolation];
+  const res = await enrollNode(
+    { address: checkAddress(flags.enrol, '--enrol'), caPem: readFlagFile(flags.ca, '--ca'), ...(flags.maUrn ? { maUrn: flags.maUrn } : {}) },
+    {
+      token,
+      publicKeyPem: publicKeyToPem(createPublicKey(privateKey)),
+      csrPem: '',
+      ownerCredentialChain: chain,
+      endpoint: checkAddress(flags.endpoint, '--endpoint'),
+      capacity: {
+        cpuMillis: parseWholeNumber(flags.cpuMillis, '--cpu-millis'),
+        memMb: parseWholeNumber(flags.memMb, '--mem-mb'),
+        diskMb: parseWholeNumber(flags.diskMb, '--disk-mb'),
+        pids: parseWholeNumber(flags.pids, '--pids'),
+        bandwidthKbps: 0,
+      },
+      isolation,
+      version: '',
+      netemAvailable: false,
+    },
+  ).catch((err: unknown) => refused(err, 'enrolment refused'));
+  mkdirSync(flags.out, { recursive: true, mode: 0o700 });
+  if (!flags.key) writeFileSync(keyPath, privateKeyToPem(privateKey), { mode: 0o600 });
+  writeFileSync(join(flags.out, 'cert.pem'), res.certificatePem);
+  writeFileSync(join(flags.out, 'ca.pem'), res.caChainPem.join(''));
+  const out = { node_urn: res.nodeUrn, aggregate_urn: res.aggregateUrn, heartbeat_interval_s: res.heartbeatIntervalS, dir: flags.out };
+  if (flags.json) printJson(out);
+  else process.stdout.write(`enrolled ${res.nodeUrn} with ${res.aggregateUrn}; certificate in ${flags.out} (heartbeat every ${res.heartbeatIntervalS}s)\n`);
+}

@@ -1,0 +1,58 @@
+/** `fedlab member delegate`: a member's credential on a slice, written as the chain file `fedlab sliver exec|logs` uses. */
+import { randomBytes } from 'node:crypto';
+import type { Command } from 'commander';
+import { writeChainFile } from '../../chain-file.js';
+import { action, printJson } from '../../cli-support.js';
+import { parseDuration, parseWholeNumber, repeatable, splitList } from '../../flag-values.js';
+import { refused } from '../../remote.js';
+import { spClient, withSp, type SpFlags } from './provider-client.js';
+
+interface DelegateFlags extends SpFlags {
+  urn: string;
+  slice: string;
+  out: string;
+  priv?: string;
+  target: string[];
+  ttl?: string;
+  dlg?: string;
+  requestId?: string;
+  json?: boolean;
+}
+
+/** Registers `fedlab member delegate`. */
+export function registerMemberDelegate(member: Command): void {
+  withSp(member.command('delegate').description("give a member a credential on a slice: writes the chain file for `fedlab sliver exec|logs`"))
+    .requiredOption('--urn <urn>', "the member's URN")
+    .requiredOption('--slice <urn>', 'the slice')
+    .requiredOption('--out <file>', 'where to write the chain (one compact JWS per line, root first)')
+    .option('--priv <list>', "privileges, comma-separated (default: the provider's member default, sliver.exec,sliver.read)")
+    .option('--target <urn>', 'a target: the slice or one of its slivers (repeatable; default: the slice)', repeatable, [])
+    .option('--ttl <duration>', "lifetime, e.g. 1h (default: the provider's member default)")
+    .option('--dlg <n>', 'how many more delegations may follow (default 0)')
+    .option('--request-id <id>', 'idempotency key')
+    .option('--json', 'print JSON')
+    .action(
+      action(async (flags: DelegateFlags) => {
+        const client = spClient(flags);
+        try {
+          const res = await client
+            .delegateToMember({
+              requestId: flags.requestId ?? `cli-delegate-${randomBytes(6).toString('hex')}`,
+              memberUrn: flags.urn,
+              sliceUrn: flags.slice,
+              privileges: splitList(flags.priv),
+              targets: flags.target,
+              limits: undefined,
+              ttlS: flags.ttl ? parseDuration(flags.ttl) : 0,
+              maxDelegations: parseWholeNumber(flags.dlg, '--dlg'),
+            })
+            .catch((err: unknown) => refused(err, 'the provider refused the delegation'));
+          writeChainFile(flags.out, res.chain);
+          if (flags.json) printJson({ chain_file: flags.out, jti: res.jti, expires_at: res.expiresAt?.toISOString(), links: res.chain.length });
+          else process.stdout.write(`wrote ${flags.out}: ${res.chain.length} links, credential ${res.jti}, valid until ${res.expiresAt?.toISOString()}\n`);
+        } finally {
+          client.close();
+        }
+      }),
+    );
+}

@@ -1,0 +1,19 @@
+/**
+ * `fedlab sliver exec|logs`: a slice's provider or member, directly against a
+ * node manager, with a slice credential chain file (`fedlab member delegate`)
+ * held by the caller's own certificate. `exec` streams the command's output
+ * and exits with its exit code; `logs` prints the last output lines the node
+ * manager kept for the sliver (GetSliverOutput).
+ * Exit codes: exec — the command's own (128 + n when killed by signal n);
+ * otherwise 0 done, 1 refused or unreachable, 2 bad input.
+ */
+import type { Command } from 'commander';
+import { registerSliverExec } from './exec.js';
+import { registerSliverLogs } from './logs.js';
+
+/** Registers `fedlab sliver`. */
+export function registerSliverCommand(program: Command): void {
+  const sliver = program.command('sliver').description('use a sliver directly on its node manager with a slice credential');
+  registerSliverExec(sliver);
+  registerSliverLogs(sliver);
+}
