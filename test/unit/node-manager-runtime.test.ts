@@ -1,0 +1,104 @@
+// The container runtime's pure parts: the seccomp profile (the data file loads, is consistent and refuses what
+// the issue lists), the OCI spec of a sliver (namespaces, id mapping, capabilities, devices, limits, masked
+// paths), id range allocation, image names and runc's version line.
+import { describe, expect, it } from 'vitest';
+import { ResourceExhaustedError } from '../../services/core/errors.js';
+import { allocateRange, IDS_PER_SLIVER } from '../../services/node-manager/runtime/id-ranges.js';
+import { imageName, parseImageName } from '../../services/node-manager/runtime/images.js';
+import { ALLOWED_DEVICES, DEFAULT_CAPABILITIES, ociProcess, sliverSpec } from '../../services/node-manager/runtime/oci-spec.js';
+import { parseRuncVersion } from '../../services/node-manager/runtime/runc.js';
+import { loadSeccompProfile, toOciSeccomp } from '../../services/node-manager/runtime/seccomp.js';
+
+describe('the seccomp profile', () => {
+  const profile = loadSeccompProfile();
+  const oci = toOciSeccomp(profile, 'x86_64');
+  const allowed = new Set(oci.syscalls.filter((r) => r.action === 'SCMP_ACT_ALLOW' && !r.args).flatMap((r) => r.names));
+
+  it('loads from its data file and refuses by default', () => {
+    expect(oci.defaultAction).toBe('SCMP_ACT_ERRNO');
+    expect(oci.defaultErrnoRet).toBe(1);
+    expect(oci.architectures).toContain('SCMP_ARCH_X86_64');
+    expect(allowed.size).toBeGreaterThan(250);
+    for (const c of ['read', 'write', 'openat', 'execve', 'mmap', 'futex', 'epoll_wait', 'socket'].filter((c) => c !== 'socket')) expect(allowed.has(c), c).toBe(true);
+  });
+
+  it('refuses mounts, the keyring, bpf, perf, modules, clocks, namespaces and file handles', () => {
+    for (const c of ['mount', 'umount2', 'pivot_root', 'keyctl', 'add_key', 'request_key', 'bpf', 'perf_event_open', 'init_module', 'finit_module', 'delete_module', 'kexec_load', 'clock_settime', 'settimeofday', 'adjtimex', 'unshare', 'setns', 'open_by_handle_at', 'userfaultfd', 'io_uring_setup', 'reboot', 'swapon']) {
+      expect(allowed.has(c), c).toBe(false);
+      expect(profile.deny[c], c).toBeTruthy();
+    }
+  });
+
+  it('allows clone only without namespace flags, socket without AF_VSOCK, and answers clone3 with ENOSYS', () => {
+    const clone = oci.syscalls.find((r) => r.names.includes('clone'));
+    expect(clone?.args).toEqual([{ index: 0, value: 0x7e020080, valueTwo: 0, op: 'SCMP_CMP_MASKED_EQ' }]);
+    expect(oci.syscalls.find((r) => r.names.includes('socket'))?.args?.[0]).toMatchObject({ op: 'SCMP_CMP_NE', value: 40 });
+    expect(oci.syscalls.find((r) => r.names.includes('clone3'))).toMatchObject({ action: 'SCMP_ACT_ERRNO', errnoRet: 38 });
+  });
+});
+
+describe('the OCI spec of a sliver', () => {
+  const resources = { cpuMillis: 250, memMb: 64, diskMb: 10, pids: 32, bandwidthKbps: 0 };
+  const spec = sliverSpec({
+    hostname: 's1',
+    ids: { slot: 2, hostId: 200_000 + 2 * IDS_PER_SLIVER, size: IDS_PER_SLIVER },
+    resources,
+    cgroupsPath: 'fedlab/nm-x/s1',
+    rootfs: '/data/slivers/s1/rootfs',
+    rootReadonly: true,
+    mounts: [],
+    init: { args: ['/.fedlab/init'], env: [], cwd: '/' },
+    seccomp: toOciSeccomp(loadSeccompProfile(), 'x86_64'),
+    rlimits: { nofileSoft: 1024, nofileHard: 4096 },
+    blkioWeight: true,
+    cgroupVersion: 1,
+  }) as { linux: Record<string, unknown>; process: Record<string, unknown> };
+
+  it('has every namespace and maps the sliver\'s ids onto its own range', () => {
+    expect((spec.linux.namespaces as { type: string }[]).map((n) => n.type).sort()).toEqual(['cgroup', 'ipc', 'mount', 'network', 'pid', 'user', 'uts']);
+    expect(spec.linux.uidMappings).toEqual([{ containerID: 0, hostID: 331_072, size: 65_536 }]);
+    expect(spec.linux.gidMappings).toEqual(spec.linux.uidMappings);
+  });
+
+  it('limits CPU, memory without swap, pids, block IO and devices', () => {
+    const r = spec.linux.resources as Record<string, Record<string, unknown> & { length?: number }>;
+    expect(r.cpu).toEqual({ quota: 25_000, period: 100_000, shares: 256 });
+    expect(r.memory).toEqual({ limit: 64 * 1024 * 1024, swap: 64 * 1024 * 1024, swappiness: 0 });
+    expect(r.pids).toEqual({ limit: 32 });
+    expect(r.blockIO).toEqual({ weight: 125 });
+    const devices = r.devices as unknown as { allow: boolean; major?: number; minor?: number }[];
+    expect(devices[0]).toEqual({ allow: false, access: 'rwm' });
+    expect(devices.slice(1).map((d) => `${d.major}:${d.minor}`)).toEqual(ALLOWED_DEVICES.map((d) => `${d.major}:${d.minor}`));
+  });
+
+  it('runs processes with no_new_privs, the default capabilities only and the owner\'s rlimits; masks kernel files', () => {
+    const p = ociProcess({ args: ['id'], env: ['A=1'], cwd: '/root' }, { nofileSoft: 10, nofileHard: 20 }) as { capabilities: Record<string, string[]>; noNewPrivileges: boolean; rlimits: unknown[]; user: unknown };
+    expect(p.noNewPrivileges).toBe(true);
+    expect(p.user).toEqual({ uid: 0, gid: 0, additionalGids: [] });
+    expect(p.capabilities.bounding).toEqual([...DEFAULT_CAPABILITIES]);
+    expect(p.capabilities).not.toHaveProperty('ambient');
+    expect(p.capabilities.bounding).not.toContain('CAP_SYS_ADMIN');
+    expect(p.rlimits).toEqual([{ type: 'RLIMIT_NOFILE', soft: 10, hard: 20 }]);
+    expect(spec.linux.maskedPaths).toEqual(expect.arrayContaining(['/proc/kcore', '/sys/firmware', '/proc/keys']));
+    expect(spec.linux.readonlyPaths).toEqual(expect.arrayContaining(['/proc/sys', '/proc/sysrq-trigger']));
+  });
+});
+
+describe('id ranges, image names, runc versions', () => {
+  it('gives the lowest free range and says when none is left', () => {
+    expect(allocateRange(new Set([0, 2]), { base: 100_000, count: 4 })).toEqual({ slot: 1, hostId: 165_536, size: 65_536 });
+    expect(() => allocateRange(new Set([0, 1]), { base: 100_000, count: 2 })).toThrow(ResourceExhaustedError);
+    expect(() => allocateRange(new Set([0, 1]), { base: 100_000, count: 2 })).toThrow(/all 2 ranges/);
+  });
+
+  it('parses image names', () => {
+    expect(parseImageName('')).toEqual({ kind: 'host' });
+    expect(imageName(parseImageName('oci:debian-12'))).toBe('oci:debian-12');
+    for (const bad of ['oci:', 'oci:../x', 'docker://x', 'oci:A', 'oci:a/b', 'host ']) expect(() => parseImageName(bad), bad).toThrow(/not an image name/);
+  });
+
+  it('reads runc\'s version line', () => {
+    expect(parseRuncVersion('runc version 1.1.5+ds1\ncommit: x\nspec: 1.0.2-dev')).toEqual([1, 1, 5]);
+    expect(parseRuncVersion('crun version 1.8')).toBeUndefined();
+  });
+});
