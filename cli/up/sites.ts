@@ -4,7 +4,7 @@
  * run only), its node managers, and the wait until the MA sees every node UP.
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { privateKeyToPem, publicKeyToPem } from '../../services/core/identity/keys.js';
 import { NodeHealth, SliverIsolation, type Node } from '../../services/generated/fedlab/v1/common.js';
 import { enrollNode, issueOwnerCredential } from '../../services/management-authority/enrolment-client.js';
@@ -56,6 +56,7 @@ export async function startSites(fed: LocalFederation): Promise<void> {
     fed.saveState();
   }
   const all = fed.sites.flatMap((s) => s.nodes);
+  for (const site of fed.sites) for (const n of site.nodes) makeTraversable(fed, site, n.paths.root);
   fed.say(`starting ${all.length} node managers (${fed.driver.kind} driver)`);
   // A few at a time: a node manager's start is mostly CPU on this machine.
   await inBatches(all, 4, async (n) => {
@@ -69,6 +70,15 @@ export async function startSites(fed: LocalFederation): Promise<void> {
   });
   fed.savePids();
   await waitNodesUp(fed);
+}
+
+/**
+ * A container sliver's root user (runc) must reach its bundle under the node's data directory, so
+ * every directory on the way from the federation's is made traversable by others (mode 711: not
+ * listable; the keys in them are 0600 themselves).
+ */
+function makeTraversable(fed: LocalFederation, site: SiteRuntime, nodeRoot: string): void {
+  for (const dir of [fed.dir, site.paths.root, site.paths.nodes, nodeRoot]) chmodSync(dir, 0o711);
 }
 
 /** Enrols one node as its owner would: admin token, owner → MA chain, EnrollNode for a fresh key. */

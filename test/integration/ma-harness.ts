@@ -4,7 +4,7 @@
 // and served in this process; clients for every party; and cleanup of everything (clients first, then servers).
 import type { ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hostService, type HostedService } from '../../services/core/host.js';
@@ -329,6 +329,8 @@ export interface NodeOptions {
 export async function enrolNode(site: Site, options: NodeOptions): Promise<TestNode> {
   const p = site.parties;
   const dir = mkdtempSync(join(tmpdir(), `fedlab-manode-${options.name}-`));
+  // A container sliver's root user must traverse it to reach its bundle under the data directory.
+  chmodSync(dir, 0o711);
   const dataDir = join(dir, 'data');
   const port = await freePort();
   const endpoint = `127.0.0.1:${port}`;
