@@ -50,7 +50,7 @@ export interface PeeringDomain {
 
 /** Peers every domain with every other: each one's peers directory gets a record of every other's bundle. */
 export async function peerEachOther(domains: readonly PeeringDomain[], options: Omit<PeerRecordOptions, 'endpoint'> = {}): Promise<void> {
-  const bundles = await Promise.all(domains.map(async (d) => parseTrustBundle(readFileSync(d.bundleFile, 'utf8'))));
+  const bundles = await Promise.all(domains.map(async (domain) => parseTrustBundle(readFileSync(domain.bundleFile, 'utf8'))));
   const at = options.at ?? new Date();
   for (const [i, domain] of domains.entries()) {
     const peersDir = domain.peersDir ?? federationSettings({ trust_bundle: domain.bundleFile }).peersDir;

@@ -25,7 +25,7 @@ export function registerDeploymentLs(deployment: Command): void {
           client.close();
         }
         if (flags.json) return printJson(all.map(deploymentJson));
-        const rows = all.map((d) => [d.name, stateName(d.state), d.sliceUrn, String(d.targets.length), String(d.targets.reduce((n, t) => n + t.restarts, 0))]);
+        const rows = all.map((shown) => [shown.name, stateName(shown.state), shown.sliceUrn, String(shown.targets.length), String(shown.targets.reduce((n, t) => n + t.restarts, 0))]);
         const head = ['NAME', 'STATE', 'SLICE', 'SLIVERS', 'RESTARTS'];
         const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
         const line = (cells: readonly string[]) => cells.map((x, i) => x.padEnd(widths[i] as number)).join('  ').trimEnd();
