@@ -31,7 +31,7 @@ import type { TlsMaterial } from '../services/core/rpc/server.js';
 import { AggregateService } from '../services/generated/fedlab/v1/aggregate.js';
 import { NodeHealth, SliverIsolation } from '../services/generated/fedlab/v1/common.js';
 import { ManagementAuthorityService } from '../services/generated/fedlab/v1/management_authority.js';
-import { ManualClock } from '../services/management-authority/clock.js';
+import { ManualClock } from '../services/core/clock.js';
 import { enrollNode } from '../services/management-authority/enrolment-client.js';
 import { NodeRegistry } from '../services/management-authority/node-registry.js';
 import type { NodeRecord } from '../services/management-authority/records.js';

@@ -46,7 +46,8 @@ import { NodeManagerService } from '../services/generated/fedlab/v1/node_manager
 import { SliceAuthorityService, SliceState } from '../services/generated/fedlab/v1/slice_authority.js';
 import { enrollNode, issueOwnerCredential } from '../services/management-authority/enrolment-client.js';
 import { nodeManagerRole } from '../services/node-manager/index.js';
-import { cpuSeconds, flagText, freePort, loadAverage, median, pool, runBenchmark } from './support.js';
+import { pool } from '../services/core/timing.js';
+import { cpuSeconds, flagText, freePort, loadAverage, median, runBenchmark } from './support.js';
 
 // An entry point: Node's DEP0123 (IP-address SNI from grpc-js) says nothing here.
 quietIrrelevantWarnings();

@@ -14,11 +14,11 @@ import type { Deployment } from '../../services/generated/fedlab/v1/service_prov
 import { action, CliExit, EXIT_FAILURE } from '../cli-support.js';
 import { parseDuration, parsePositiveInt } from '../flag-values.js';
 import { LocalFederation } from '../up/federation.js';
-import { sleep } from '../up/sleep.js';
 import { homeUrns } from '../up/pki.js';
 import { ALL_STYLES, parseSites } from '../up/plan.js';
 import { defaultFedlabArgs } from '../up/processes.js';
 import { collectStatus, readiness, renderStatus, statusLine } from '../up/status.js';
+import { sleep } from '../../services/core/timing.js';
 
 /** The demo service: a shell loop that prints a line every second. */
 export const DEMO_COMMAND = ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo "hello from $(hostname) #$i"; sleep 1; done'];

@@ -8,7 +8,7 @@ import { DeploymentState, type Deployment, type DeployResponse } from '../../ser
 import { writeChainFile } from '../chain-file.js';
 import type { LocalFederation } from './federation.js';
 import { homeUrns } from './pki.js';
-import { sleep } from './sleep.js';
+import { sleep } from '../../services/core/timing.js';
 
 /** Options of {@link deploy}. */
 export interface DeployOptions {

@@ -9,8 +9,7 @@ import { readFileSync } from 'node:fs';
 import { PeerDirectory } from '../../services/core/federation/peers.js';
 import { bundleFingerprint, parseTrustBundle } from '../../services/core/identity/trust-bundle.js';
 import type { LocalFederation, SiteRuntime } from './federation.js';
-import { inBatches } from './in-batches.js';
-import { sleep } from './sleep.js';
+import { pool, sleep } from '../../services/core/timing.js';
 
 /** Peers every domain of the federation with every other. */
 export async function peerDomains(fed: LocalFederation): Promise<void> {
@@ -25,7 +24,7 @@ export async function peerDomains(fed: LocalFederation): Promise<void> {
       if (!have || have.pinned_fingerprint !== fingerprints.get(b.domain)) pairs.push([a, b]);
     }
   }
-  await inBatches(pairs, 3, async ([a, b]) => {
+  await pool(pairs, 3, async ([a, b]) => {
     const args = [
       ...fed.fedlabArgs,
       'federation', 'peer', 'add',

@@ -10,12 +10,11 @@ import { NodeHealth, SliverIsolation, type Node } from '../../services/generated
 import { enrollNode, issueOwnerCredential } from '../../services/management-authority/enrolment-client.js';
 import { writeChainFile } from '../chain-file.js';
 import type { LocalFederation, SiteRuntime } from './federation.js';
-import { inBatches } from './in-batches.js';
 import { siteUrns } from './pki.js';
 import { logFile, nodePaths, sitePaths } from './plan.js';
 import { ServiceProcess } from './processes.js';
 import { maConfigOf, nmConfigOf } from './service-configs.js';
-import { sleep } from './sleep.js';
+import { pool, sleep } from '../../services/core/timing.js';
 
 /**
  * Starts every site's MA, enrols its nodes (first run only), starts the node managers and waits until
@@ -59,7 +58,7 @@ export async function startSites(fed: LocalFederation): Promise<void> {
   for (const site of fed.sites) for (const n of site.nodes) makeTraversable(fed, site, n.paths.root);
   fed.say(`starting ${all.length} node managers (${fed.driver.kind} driver)`);
   // A few at a time: a node manager's start is mostly CPU on this machine.
-  await inBatches(all, 4, async (n) => {
+  await pool(all, 4, async (n) => {
     const site = fed.sites.find((x) => x.nodes.includes(n)) as SiteRuntime;
     const plan = site.plan.nodes.find((x) => x.name === n.name) as { name: string; port: number };
     await fed.startOnFreePorts(n.proc, () => {

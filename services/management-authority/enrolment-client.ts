@@ -11,6 +11,7 @@ import { ManagementAuthorityService } from '../generated/fedlab/v1/management_au
 import { issueRoot, type IssuedCredential, type PublicJwk } from '../core/credentials/index.js';
 import { parseUrn } from '../core/identity/urn.js';
 import type { KeyObject } from 'node:crypto';
+import { fedlabUrnsOf } from '../core/identity/certificate.js';
 
 /** Options of {@link enrollNode}. */
 export interface EnrollOptions {
@@ -27,7 +28,7 @@ export interface EnrollOptions {
 export function enrollNode(options: EnrollOptions, request: EnrollNodeRequest): Promise<EnrollNodeResponse> {
   const verify = options.maUrn
     ? (_host: string, cert: PeerCertificate): Error | undefined => {
-        const urns = (cert.subjectaltname ?? '').split(', ').filter((s) => s.startsWith('URI:urn:fedlab:')).map((s) => s.slice(4));
+        const urns = fedlabUrnsOf(cert);
         return urns.length === 1 && urns[0] === options.maUrn ? undefined : new Error(`the server's certificate names ${urns.join(', ') || 'no URN'}, not ${options.maUrn}`);
       }
     : (host: string, cert: PeerCertificate): Error | undefined => checkServerIdentity(host, cert);

@@ -24,7 +24,7 @@ import { NodeRegistry } from './node-registry.js';
 import { ProviderRegistry } from './providers.js';
 import { RevocationRelay } from './revocation-relay.js';
 import { aggregateService, managementAuthorityService } from './service.js';
-import { maSigningKey } from './signing-key.js';
+import { signingKeyOf } from '../core/identity/signing-key.js';
 import { SiteCa } from './site-ca.js';
 
 export { maConfigSchema, MA_PATH_FIELDS, toMaSettings, type MaConfig, type MaSettings } from './config.js';
@@ -61,7 +61,7 @@ export function managementAuthorityRole(options: MaRoleOptions = {}): (deps: Rol
     const clock = options.clock ?? systemClock;
     const settings = toMaSettings(config);
     const { urn, domain, style } = settings;
-    const ma = await maSigningKey(tls, urn);
+    const ma = await signingKeyOf(tls, urn, 'this MA');
 
     const revocations = await RevocationStore.open(store);
     const registry = new NodeRegistry({ store, clock, log, intervalMs: settings.heartbeat.intervalMs, style, aggregateUrn: urn });

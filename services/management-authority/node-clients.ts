@@ -7,9 +7,8 @@
  * each with a deadline, and reports every node's result or failure reason.
  */
 import { status as Status } from '@grpc/grpc-js';
-import { isFedlabError } from '../core/errors.js';
-import { codeForKind } from '../core/rpc/status.js';
-import { createClient, isServiceError, type CallOpts, type PromiseClient } from '../core/rpc/client.js';
+import { createClient, type CallOpts, type PromiseClient } from '../core/rpc/client.js';
+import { outcomeOf, type Result } from '../core/rpc/outcome.js';
 import type { TlsMaterial } from '../core/rpc/server.js';
 import type { Logger } from '../core/log.js';
 import { NodeManagerService } from '../generated/fedlab/v1/node_manager.js';
@@ -19,9 +18,7 @@ import type { NodeRegistry } from './node-registry.js';
 export type NmClient = PromiseClient<typeof NodeManagerService>;
 
 /** One node's outcome. */
-export type NodeResult<T> =
-  | { readonly nodeUrn: string; readonly ok: true; readonly value: T }
-  | { readonly nodeUrn: string; readonly ok: false; readonly code: number; readonly reason: string };
+export type NodeResult<T> = { readonly nodeUrn: string } & Result<T>;
 
 /** Options of {@link NodeClients}. */
 export interface NodeClientsOptions {
@@ -79,7 +76,8 @@ export class NodeClients {
       const value = await fn(client, { chain: node.record.ownerChain, deadlineMs, ...(options.signal ? { signal: options.signal } : {}) });
       return { nodeUrn, ok: true, value };
     } catch (err) {
-      return { nodeUrn, ok: false, ...describe(err, nodeUrn, node.endpoint, deadlineMs) };
+      const callee = { name: `node ${nodeUrn} (${node.endpoint})`, advice: 'it may be down — try again later or choose another node', deadlineMs };
+      return { nodeUrn, ok: false, ...outcomeOf(err, callee) };
     }
   }
 
@@ -105,13 +103,3 @@ export class NodeClients {
   }
 }
 
-function describe(err: unknown, nodeUrn: string, endpoint: string, deadlineMs: number): { code: number; reason: string } {
-  if (isServiceError(err)) {
-    if (err.code === Status.DEADLINE_EXCEEDED) return { code: err.code, reason: `node ${nodeUrn} (${endpoint}) did not answer within ${deadlineMs} ms; it may be down — try again or choose another node` };
-    if (err.code === Status.UNAVAILABLE) return { code: err.code, reason: `node ${nodeUrn} (${endpoint}) is unreachable: ${err.details}; try again later or choose another node` };
-    if (err.code === Status.CANCELLED) return { code: err.code, reason: `the call to node ${nodeUrn} was cancelled` };
-    return { code: err.code, reason: `node ${nodeUrn}: ${err.details}` };
-  }
-  if (isFedlabError(err)) return { code: codeForKind(err.kind), reason: `node ${nodeUrn}: ${err.message}` };
-  return { code: Status.INTERNAL, reason: `node ${nodeUrn}: ${(err as Error)?.message ?? String(err)}` };
-}

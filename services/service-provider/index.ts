@@ -6,14 +6,10 @@
  * Stopping stops supervision (cancelling the Exec calls) and registration,
  * and closes the channels; the host then closes the store.
  */
-import { createPublicKey } from 'node:crypto';
-import { thumbprintOf, toPublicJwk } from '../core/credentials/index.js';
-import { InvalidArgumentError } from '../core/errors.js';
 import type { RoleDeps, RoleServices } from '../core/host.js';
-import { identityFromCertificate, parseCertificate } from '../core/identity/certificate.js';
-import { parsePrivateKeyPem } from '../core/identity/keys.js';
+import { signingKeyOf } from '../core/identity/signing-key.js';
 import { Access } from './access.js';
-import { systemClock, type Clock } from './clock.js';
+import { systemClock, type Clock } from '../core/clock.js';
 import { toSpSettings, type SpConfig } from './config.js';
 import { Deployments } from './deployments/deployments.js';
 import { Members } from './members.js';
@@ -44,11 +40,7 @@ export function serviceProviderRole(options: SpRoleOptions = {}): (deps: RoleDep
   return async ({ config, store, tls, log, federation }) => {
     const clock = options.clock ?? systemClock;
     const settings = toSpSettings(config);
-    const key = parsePrivateKeyPem(tls.key, 'tls.key');
-    const self = await identityFromCertificate(parseCertificate(tls.cert, 'tls.cert'));
-    if (self.urn !== settings.urn) throw new InvalidArgumentError(`tls.cert names ${self.urn}, but this provider is ${settings.urn}`);
-    if (!createPublicKey(key).equals(self.certificate.publicKey)) throw new InvalidArgumentError('tls.key is not the key of tls.cert');
-    const kid = thumbprintOf(toPublicJwk(key));
+    const { key, kid, self } = await signingKeyOf(tls, settings.urn, 'this provider');
     // The provider's own certificate alone (tls.cert may carry a chain after it).
     const certificatePem = self.certificate.toString();
 

@@ -17,7 +17,7 @@ import type { Logger } from '../core/log.js';
 import type { Store, Table } from '../core/store/store.js';
 import type { DelegateToMemberRequest, DelegateToMemberResponse, Member, AddMemberRequest } from '../generated/fedlab/v1/service_provider.js';
 import type { ResourceLimits } from '../generated/fedlab/v1/common.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '../core/clock.js';
 import { TABLES, type MemberRecord, type MemberRequestRecord } from './records.js';
 import type { SliceCredentials } from './slice-credentials.js';
 import { requestId, text, urnField } from '../core/validate.js';

@@ -15,10 +15,10 @@ import { CompactSign } from 'jose';
 import type { Logger } from '../core/log.js';
 import type { Store, Table } from '../core/store/store.js';
 import { algForKey } from '../core/identity/keys.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '../core/clock.js';
 import { TABLES, type RegistrationRecord } from './records.js';
 import type { Remotes, SiteEndpoint } from './remotes.js';
-import { describeError } from './describe-error.js';
+import { plainOutcome } from '../core/rpc/outcome.js';
 
 /** Metadata key of the signed statement (the MA's name for it). */
 export const TERMS_STATEMENT_METADATA_KEY = 'fedlab-terms-statement';
@@ -95,7 +95,7 @@ export class Registrations {
       if (prev?.state !== 'registered' || prev.termsDigest !== digest) this.deps.log.info({ site: site.domain, ma: site.maUrn, terms: digest }, 'registered with site');
       this.schedule(site, this.deps.refreshMs);
     } catch (err) {
-      const { reason } = describeError(err);
+      const { reason } = plainOutcome(err);
       const n = (this.failures.get(site.domain) ?? 0) + 1;
       this.failures.set(site.domain, n);
       const delay = Math.min(this.deps.retryMs * 2 ** Math.min(n - 1, 30), this.deps.maxRetryMs);

@@ -8,7 +8,7 @@
 import { parseCredential } from '../core/credentials/index.js';
 import type { Logger } from '../core/log.js';
 import type { Store, Table } from '../core/store/store.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '../core/clock.js';
 import { TABLES, type SliceCredentialRecord } from './records.js';
 import type { Remotes } from './remotes.js';
 import { internalRequestId } from './validate.js';

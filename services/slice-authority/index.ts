@@ -5,12 +5,9 @@
  * the revocation list, the slice books; recovery of unfinished intents before
  * the first call; the background tasks (expiry sweeper, intent retries).
  */
-import { createPublicKey } from 'node:crypto';
-import { RevocationStore, thumbprintOf, toPublicJwk } from '../core/credentials/index.js';
-import { InvalidArgumentError } from '../core/errors.js';
+import { RevocationStore } from '../core/credentials/index.js';
 import type { RoleDeps, RoleServices } from '../core/host.js';
-import { identityFromCertificate, parseCertificate } from '../core/identity/certificate.js';
-import { parsePrivateKeyPem } from '../core/identity/keys.js';
+import { signingKeyOf } from '../core/identity/signing-key.js';
 import { Accounts } from './accounts.js';
 import { toSaSettings, type SaConfig } from './config.js';
 import { SliceCredentials } from './credentials.js';
@@ -48,12 +45,7 @@ export function sliceAuthorityRole(options: SaRoleOptions = {}): (deps: RoleDeps
   return async ({ config, store, tls, log, federation }) => {
     const now = options.now ?? Date.now;
     const settings = toSaSettings(config);
-    const saKey = parsePrivateKeyPem(tls.key, 'tls.key');
-    const self = await identityFromCertificate(parseCertificate(tls.cert, 'tls.cert'));
-    if (self.urn !== settings.urn) throw new InvalidArgumentError(`tls.cert names ${self.urn}, but this slice authority is ${settings.urn}`);
-    if (!createPublicKey(saKey).equals(self.certificate.publicKey)) throw new InvalidArgumentError('tls.key is not the key of tls.cert');
-    const saJwk = toPublicJwk(saKey);
-    const saKid = thumbprintOf(saJwk);
+    const { key: saKey, jwk: saJwk, kid: saKid } = await signingKeyOf(tls, settings.urn, 'this slice authority');
     const saUrn = settings.urn;
 
     const sites = Sites.load(settings.sites, { tls, trust: federation, self: { urn: saUrn, kid: saKid }, deadlineMs: settings.siteDeadlineMs, now, log });

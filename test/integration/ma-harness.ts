@@ -16,7 +16,7 @@ import { AggregateService } from '../../services/generated/fedlab/v1/aggregate.j
 import { NodeHealth, SliverIsolation } from '../../services/generated/fedlab/v1/common.js';
 import { ManagementAuthorityService } from '../../services/generated/fedlab/v1/management_authority.js';
 import { NodeManagerService } from '../../services/generated/fedlab/v1/node_manager.js';
-import type { Clock } from '../../services/management-authority/clock.js';
+import type { Clock } from '../../services/core/clock.js';
 import { enrollNode, issueOwnerCredential, OWNER_PRIVILEGES } from '../../services/management-authority/enrolment-client.js';
 import { managementAuthorityRole, type ManagementAuthority, type MaConfig } from '../../services/management-authority/index.js';
 import type { CommandRunner } from '../../services/management-authority/netlab.js';

@@ -16,7 +16,7 @@ import {
   type AdmissionInputs,
   type CommittedAtSite,
 } from '../../services/management-authority/aggregate/admission.js';
-import { ManualClock } from '../../services/management-authority/clock.js';
+import { ManualClock } from '../../services/core/clock.js';
 import type { LiveNode } from '../../services/management-authority/node-registry.js';
 import { ZERO, type Resources } from '../../services/management-authority/records.js';
 import type { WantedSliver } from '../../services/management-authority/requests.js';

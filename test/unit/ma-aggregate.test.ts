@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { issueRoot } from '../../services/core/credentials/index.js';
 import { type ResourceRequest } from '../../services/generated/fedlab/v1/common.js';
 import { ALLOCATE_REQUEST_RETENTION_MS, ALLOCATE_REQUEST_SCAN_MS } from '../../services/management-authority/aggregate/index.js';
-import { ManualClock } from '../../services/management-authority/clock.js';
+import { ManualClock } from '../../services/core/clock.js';
 import { termsDigest } from '../../services/management-authority/providers.js';
 import { DEFAULT_TERMS } from '../../services/management-authority/config.js';
 import { makeTestPki } from '../helpers/pki.js';

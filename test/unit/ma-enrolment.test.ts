@@ -9,7 +9,7 @@ import { issueRoot } from '../../services/core/credentials/index.js';
 import { publicKeyToPem } from '../../services/core/identity/keys.js';
 import { SliverIsolation } from '../../services/generated/fedlab/v1/common.js';
 import type { EnrollNodeRequest } from '../../services/generated/fedlab/v1/management_authority.js';
-import { ManualClock } from '../../services/management-authority/clock.js';
+import { ManualClock } from '../../services/core/clock.js';
 import { enrollNode } from '../../services/management-authority/enrolment-client.js';
 import { tokenHash } from '../../services/management-authority/enrolment.js';
 import { TABLES } from '../../services/management-authority/records.js';

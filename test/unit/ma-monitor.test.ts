@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from '../../services/core/rpc/client.js';
 import { NodeHealth } from '../../services/generated/fedlab/v1/common.js';
 import { ManagementAuthorityService } from '../../services/generated/fedlab/v1/management_authority.js';
-import { ManualClock } from '../../services/management-authority/clock.js';
+import { ManualClock } from '../../services/core/clock.js';
 import { TABLES, type NodeHealthRecord } from '../../services/management-authority/records.js';
 import { enrolFakeNode, siteParties, startSite, type FakeNode, type Site, type SiteParties, disposeParties } from '../integration/ma-harness.js';
 

@@ -33,6 +33,27 @@ export interface Outcome {
 /** Success. */
 export const OK: Outcome = Object.freeze({ code: Status.OK, reason: '' });
 
+/** A part that failed: its code and why. */
+export interface Failure extends Outcome {
+  readonly ok: false;
+}
+
+/** The result of one part that yields a value (a call to one node, one sliver's admission). */
+export type Result<T = undefined> = { readonly ok: true; readonly value: T } | Failure;
+
+/** A failed part. */
+export function failure(code: Status, reason: string): Failure {
+  return { ok: false, code, reason };
+}
+
+/** A successful part with its value. */
+export function success<T>(value: T): Result<T> {
+  return { ok: true, value };
+}
+
+/** A successful part without a value. */
+export const SUCCESS: Result = Object.freeze({ ok: true, value: undefined });
+
 /** Who was called, as messages name it, and what the caller can do when it is down. */
 export interface Callee {
   /** E.g. `site plc.test` or `node urn:… (host:port)`; prefixes every reason. */

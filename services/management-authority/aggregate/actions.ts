@@ -14,7 +14,8 @@ import type { Peer } from '../access.js';
 import type { SliverRecord } from '../records.js';
 import type { AggregateState } from './aggregate-state.js';
 import { requireOwnSlice, resolveTargets } from './call-targets.js';
-import { fail, OK, throwFailures, type Outcome } from './outcome.js';
+import { SUCCESS, failure } from '../../core/rpc/outcome.js';
+import { throwFailures, type Outcome } from './outcome.js';
 import { swapIn, swapOut } from './swap.js';
 import { operationalFromWire } from './to-wire.js';
 
@@ -60,10 +61,10 @@ async function control(state: AggregateState, slivers: readonly SliverRecord[], 
   const actionable: SliverRecord[] = [];
   for (const s0 of slivers) {
     const s = ledger.slivers.get(s0.urn);
-    if (!s) outcomes.set(s0.urn, fail(Status.NOT_FOUND, `sliver ${s0.urn} is gone`));
-    else if (s.phase) outcomes.set(s.urn, fail(Status.UNAVAILABLE, `sliver ${s.urn} is busy (${s.phase}); try again shortly`));
-    else if (s.allocation !== 'provisioned') outcomes.set(s.urn, fail(Status.FAILED_PRECONDITION, `sliver ${s.urn} is ${s.allocation}, not provisioned; provision it first`));
-    else if (!deps.registry.get(s.nodeUrn)?.up) outcomes.set(s.urn, fail(Status.UNAVAILABLE, `node ${s.nodeUrn} is DOWN; try again when it is UP`));
+    if (!s) outcomes.set(s0.urn, failure(Status.NOT_FOUND, `sliver ${s0.urn} is gone`));
+    else if (s.phase) outcomes.set(s.urn, failure(Status.UNAVAILABLE, `sliver ${s.urn} is busy (${s.phase}); try again shortly`));
+    else if (s.allocation !== 'provisioned') outcomes.set(s.urn, failure(Status.FAILED_PRECONDITION, `sliver ${s.urn} is ${s.allocation}, not provisioned; provision it first`));
+    else if (!deps.registry.get(s.nodeUrn)?.up) outcomes.set(s.urn, failure(Status.UNAVAILABLE, `node ${s.nodeUrn} is DOWN; try again when it is UP`));
     else actionable.push(s);
   }
   if (!bestEffort && outcomes.size) {
@@ -77,16 +78,16 @@ async function control(state: AggregateState, slivers: readonly SliverRecord[], 
     for (const [i, r] of res.entries()) {
       const s = actionable[i] as SliverRecord;
       if (!r.ok) {
-        outcomes.set(s.urn, fail(r.code, r.reason));
+        outcomes.set(s.urn, failure(r.code, r.reason));
         continue;
       }
-      outcomes.set(s.urn, OK);
+      outcomes.set(s.urn, SUCCESS);
       const cur = ledger.slivers.get(s.urn);
       const nm = r.value.sliver;
       if (cur && !cur.phase) tx.putSliver({ ...cur, operational: operationalFromWire(nm?.operationalState, cur.operational), error: nm?.error ?? '', updatedAt: t });
     }
   });
-  return slivers.map((s) => state.resultOf(ledger.slivers.get(s.urn) ?? s, outcomes.get(s.urn) ?? OK));
+  return slivers.map((s) => state.resultOf(ledger.slivers.get(s.urn) ?? s, outcomes.get(s.urn) ?? SUCCESS));
 }
 
 /** Shutdown: stops every sliver of the slice here and freezes the slice (administrators and the slice's authority). */

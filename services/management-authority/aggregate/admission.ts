@@ -12,7 +12,8 @@ import { ResourceExhaustedError } from '../../core/errors.js';
 import type { LiveNode } from '../node-registry.js';
 import { addResources, freeOf, shortfall, type Resources, type SliverRecord } from '../records.js';
 import type { WantedSliver } from '../requests.js';
-import { fail, OK, type Outcome } from './outcome.js';
+import { SUCCESS, failure } from '../../core/rpc/outcome.js';
+import { type Outcome } from './outcome.js';
 import type { AuthorityUse, NodeUse } from './slice-ledger.js';
 
 /** What is committed at the site, as admission reads it (the slice ledger is one). */
@@ -59,34 +60,34 @@ export function isAllocatable(input: AdmissionInputs, node: LiveNode): boolean {
 }
 
 /**
- * Whether a node can take a sliver of `sliceUrn` now: OK, or the failure with its gRPC code. `pending`
+ * Whether a node can take a sliver of `sliceUrn` now: success, or the failure with its gRPC code. `pending`
  * holds what this admission already placed on the node.
  */
 export function nodeFit(input: AdmissionInputs, node: LiveNode | undefined, nodeUrn: string, sliceUrn: string, want: Placement, pending?: Resources): Outcome {
-  if (!node) return fail(Status.NOT_FOUND, `node ${nodeUrn} is not enrolled at this site; see ListResources`);
+  if (!node) return failure(Status.NOT_FOUND, `node ${nodeUrn} is not enrolled at this site; see ListResources`);
   if (!node.up) {
     const last = node.lastHeartbeatAt ? new Date(node.lastHeartbeatAt).toISOString() : 'never';
-    return fail(Status.UNAVAILABLE, `node ${nodeUrn} is DOWN (last heartbeat: ${last}); choose another node`);
+    return failure(Status.UNAVAILABLE, `node ${nodeUrn} is DOWN (last heartbeat: ${last}); choose another node`);
   }
   const owner = ownerProblem(node, input.now, input.revoked);
-  if (owner) return fail(Status.FAILED_PRECONDITION, owner);
+  if (owner) return failure(Status.FAILED_PRECONDITION, owner);
   const use = input.site.use(nodeUrn);
   const holder = input.site.exclusiveHolder(nodeUrn);
-  if (holder && holder !== sliceUrn) return fail(Status.RESOURCE_EXHAUSTED, `node ${nodeUrn} is held whole by another slice; choose another node`);
+  if (holder && holder !== sliceUrn) return failure(Status.RESOURCE_EXHAUSTED, `node ${nodeUrn} is held whole by another slice; choose another node`);
   const exclusive = want.exclusive || node.record.exclusive;
   if (exclusive) {
     const others = [...use.slices.keys()].filter((s) => s !== sliceUrn).length;
-    if (others > 0) return fail(Status.RESOURCE_EXHAUSTED, `node ${nodeUrn} cannot be given whole to ${sliceUrn}: ${others} other slice(s) use it; choose another node`);
+    if (others > 0) return failure(Status.RESOURCE_EXHAUSTED, `node ${nodeUrn} cannot be given whole to ${sliceUrn}: ${others} other slice(s) use it; choose another node`);
   }
   const committed = pending ? addResources(use.committed, pending) : use.committed;
   const free = freeOf(node.capacity, committed);
   const short = shortfall(free, want.resources);
-  if (short) return fail(Status.RESOURCE_EXHAUSTED, `node ${nodeUrn} has ${short.have} ${short.field} free, the sliver needs ${short.want}; ask for less or choose another node`);
+  if (short) return failure(Status.RESOURCE_EXHAUSTED, `node ${nodeUrn} has ${short.have} ${short.field} free, the sliver needs ${short.want}; ask for less or choose another node`);
   if ('minFree' in want) {
     const lacking = shortfall(free, want.minFree);
-    if (lacking) return fail(Status.RESOURCE_EXHAUSTED, `node ${nodeUrn} has ${lacking.have} ${lacking.field} free, less than min_free ${lacking.want}`);
+    if (lacking) return failure(Status.RESOURCE_EXHAUSTED, `node ${nodeUrn} has ${lacking.have} ${lacking.field} free, less than min_free ${lacking.want}`);
   }
-  return OK;
+  return SUCCESS;
 }
 
 /**

@@ -16,7 +16,7 @@ import { addResources, type Resources, type SliceRecord, type SliverRecord } fro
 import { MAX_LINKS, normalizeRequest, type NormalRequest } from '../requests.js';
 import { checkQuota, lifetimeCap, nodeFit, pickNode, pickOrder } from './admission.js';
 import type { AggregateState } from './aggregate-state.js';
-import { errorFor } from './error-for.js';
+import { errorForCode } from '../../core/rpc/outcome.js';
 import type { SliceLedgerTx } from './slice-ledger.js';
 import { releaseExpiredHolds } from './sweepers.js';
 import { goneSliverToWire, manifestDocument } from './to-wire.js';
@@ -133,7 +133,7 @@ function admit(state: AggregateState, tx: SliceLedgerTx, now: number, req: Aggre
   for (const [i, w] of normal.slivers.entries()) {
     if (!w.nodeUrn) continue;
     const fit = nodeFit(input, deps.registry.get(w.nodeUrn), w.nodeUrn, req.sliceUrn, w, placed.get(w.nodeUrn));
-    if (!fit.ok) throw errorFor(fit.code, `cannot allocate ${w.clientId}: ${fit.reason}. Nothing was allocated.`);
+    if (!fit.ok) throw errorForCode(fit.code, `cannot allocate ${w.clientId}: ${fit.reason}. Nothing was allocated.`);
     placed.set(w.nodeUrn, addResources(placed.get(w.nodeUrn) ?? { cpuMillis: 0, memMb: 0, diskMb: 0, pids: 0 }, w.resources));
     nodeOf[i] = w.nodeUrn;
   }

@@ -10,7 +10,8 @@ import { randomBytes } from 'node:crypto';
 import { status as Status } from '@grpc/grpc-js';
 import type { IntentRecord } from '../records.js';
 import type { AggregateState } from './aggregate-state.js';
-import { fail, OK, type Outcome } from './outcome.js';
+import { SUCCESS, failure } from '../../core/rpc/outcome.js';
+import { type Outcome } from './outcome.js';
 
 /** A new intent record (written by the caller, in the batch that marks its slivers busy). */
 export function newIntent(kind: IntentRecord['kind'], sliceUrn: string, items: IntentRecord['items'], now: number): IntentRecord {
@@ -45,16 +46,16 @@ export async function settle(state: AggregateState, id: string, bounds: { deadli
     const item = items[k] as (typeof items)[number];
     const s = ledger.slivers.get(item.sliverUrn);
     if (r.ok && s?.netns && stuck.has(s.netns)) {
-      out.set(item.sliverUrn, fail(Status.INTERNAL, `could not remove namespace ${s.netns}: ${stuck.get(s.netns)}; the MA retries`));
+      out.set(item.sliverUrn, failure(Status.INTERNAL, `could not remove namespace ${s.netns}: ${stuck.get(s.netns)}; the MA retries`));
       continue;
     }
     if (r.ok) {
       ok.add(item.sliverUrn);
-      out.set(item.sliverUrn, OK);
+      out.set(item.sliverUrn, SUCCESS);
     } else {
       // A node that no longer knows the MA's sliver has nothing to undo.
       if (r.code === Status.NOT_FOUND && !deps.registry.has(item.nodeUrn)) ok.add(item.sliverUrn);
-      else out.set(item.sliverUrn, fail(r.code, `${r.reason} (the MA keeps trying; the node also reaps the sliver when it expires)`));
+      else out.set(item.sliverUrn, failure(r.code, `${r.reason} (the MA keeps trying; the node also reaps the sliver when it expires)`));
     }
   }
   await state.mutate((tx, now) => {

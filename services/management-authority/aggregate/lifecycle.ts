@@ -16,7 +16,8 @@ import { lifetimeCap } from './admission.js';
 import type { AggregateState } from './aggregate-state.js';
 import { requireOwnSlice, resolveTargets, targetKind } from './call-targets.js';
 import { newIntent, settle } from './intents.js';
-import { fail, OK, throwFailures, type Outcome } from './outcome.js';
+import { SUCCESS, failure } from '../../core/rpc/outcome.js';
+import { throwFailures, type Outcome } from './outcome.js';
 import { goneSliverToWire } from './to-wire.js';
 
 /** Delete: releases holds at once; deletes provisioned slivers on their nodes (retried until done). Always per sliver. */
@@ -50,19 +51,19 @@ export async function deleteLocked(state: AggregateState, sliceUrn: string, sliv
     for (const s0 of slivers) {
       const s = ledger.slivers.get(s0.urn);
       if (!s) {
-        outcomes.set(s0.urn, OK);
+        outcomes.set(s0.urn, SUCCESS);
         continue;
       }
       last.set(s.urn, s);
       if (s.phase === 'provisioning') {
-        outcomes.set(s.urn, fail(Status.UNAVAILABLE, `sliver ${s.urn} is being provisioned or recovered; try again shortly`));
+        outcomes.set(s.urn, failure(Status.UNAVAILABLE, `sliver ${s.urn} is being provisioned or recovered; try again shortly`));
       } else if (s.phase === 'deleting' || s.phase === 'swapping-out' || s.allocation === 'provisioned') {
         items.push({ sliverUrn: s.urn, nodeUrn: s.nodeUrn });
         if (s.phase !== 'deleting') tx.putSliver({ ...s, phase: 'deleting', updatedAt: now });
       } else {
         // Held or swapped out: nothing on any node.
         tx.delSliver(s.urn);
-        outcomes.set(s.urn, OK);
+        outcomes.set(s.urn, SUCCESS);
       }
     }
     // Slivers of earlier unfinished deletes are taken over by this one.
@@ -87,7 +88,7 @@ export async function deleteLocked(state: AggregateState, sliceUrn: string, sliv
     deps.log.info({ slice: sliceUrn, deleted: [...settled.values()].filter((o) => o.ok).length, pending: [...settled.values()].filter((o) => !o.ok).length }, 'deleted');
   }
   return slivers.map((s) => {
-    const o = outcomes.get(s.urn) ?? OK;
+    const o = outcomes.get(s.urn) ?? SUCCESS;
     const now = ledger.slivers.get(s.urn);
     return {
       sliverUrn: s.urn,
@@ -115,17 +116,17 @@ export async function renew(state: AggregateState, ctx: CallContext, req: Aggreg
     for (const s0 of slivers) {
       const s = ledger.slivers.get(s0.urn);
       if (!s) {
-        outcomes.set(s0.urn, fail(Status.NOT_FOUND, `sliver ${s0.urn} is gone`));
+        outcomes.set(s0.urn, failure(Status.NOT_FOUND, `sliver ${s0.urn} is gone`));
         continue;
       }
       if (s.phase) {
-        outcomes.set(s.urn, fail(Status.UNAVAILABLE, `sliver ${s.urn} is busy (${s.phase}); try again shortly`));
+        outcomes.set(s.urn, failure(Status.UNAVAILABLE, `sliver ${s.urn} is busy (${s.phase}); try again shortly`));
         continue;
       }
       const node = s.allocation === 'unallocated' ? undefined : deps.registry.get(s.nodeUrn);
       const latest = lifetimeCap({ maxLifetimeS: deps.settings.maxLifetimeS, grant: access.grant, createdAt: s.createdAt, now, node });
       if (at > latest.at) {
-        outcomes.set(s.urn, fail(Status.PERMISSION_DENIED, `cannot renew ${s.urn} to ${new Date(at).toISOString()}: that is past ${latest.rule} (${new Date(latest.at).toISOString()})`));
+        outcomes.set(s.urn, failure(Status.PERMISSION_DENIED, `cannot renew ${s.urn} to ${new Date(at).toISOString()}: that is past ${latest.rule} (${new Date(latest.at).toISOString()})`));
         continue;
       }
       if (s.allocation === 'provisioned') onNodes.push(s);
@@ -142,19 +143,19 @@ export async function renew(state: AggregateState, ctx: CallContext, req: Aggreg
       for (const s of local) {
         const cur = ledger.slivers.get(s.urn);
         if (cur && !cur.phase) tx.putSliver({ ...cur, expiresAt: at, updatedAt: t });
-        outcomes.set(s.urn, OK);
+        outcomes.set(s.urn, SUCCESS);
       }
       for (const [i, r] of renewed.entries()) {
         const s = onNodes[i] as SliverRecord;
         if (!r.ok) {
-          outcomes.set(s.urn, fail(r.code, r.reason));
+          outcomes.set(s.urn, failure(r.code, r.reason));
           continue;
         }
         const cur = ledger.slivers.get(s.urn);
         if (cur && !cur.phase) tx.putSliver({ ...cur, expiresAt: r.value.sliver?.expiresAt?.getTime() ?? at, updatedAt: t });
-        outcomes.set(s.urn, OK);
+        outcomes.set(s.urn, SUCCESS);
       }
     });
-    return slivers.map((s) => state.resultOf(ledger.slivers.get(s.urn) ?? s, outcomes.get(s.urn) ?? OK));
+    return slivers.map((s) => state.resultOf(ledger.slivers.get(s.urn) ?? s, outcomes.get(s.urn) ?? SUCCESS));
   });
 }

@@ -18,7 +18,8 @@ import type { AggregateState } from './aggregate-state.js';
 import { requireOwnSlice, resolveTargets } from './call-targets.js';
 import { newIntent, settle } from './intents.js';
 import { linkPlan, wireLinks } from './links.js';
-import { fail, OK, throwFailures, type Outcome } from './outcome.js';
+import { SUCCESS, failure } from '../../core/rpc/outcome.js';
+import { throwFailures, type Outcome } from './outcome.js';
 import { relayTo } from './revocations.js';
 import { manifestDocument, operationalFromWire } from './to-wire.js';
 
@@ -55,11 +56,11 @@ export async function provision(state: AggregateState, ctx: CallContext, req: Ag
     for (const s0 of slivers) {
       const s = ledger.slivers.get(s0.urn);
       if (!s) {
-        outcomes.set(s0.urn, fail(Status.FAILED_PRECONDITION, `sliver ${s0.urn} is gone: its hold expired; allocate again`));
+        outcomes.set(s0.urn, failure(Status.FAILED_PRECONDITION, `sliver ${s0.urn} is gone: its hold expired; allocate again`));
         continue;
       }
       const ready = provisionable(state, s, access, now, asked);
-      if (ready === 'done') outcomes.set(s.urn, OK);
+      if (ready === 'done') outcomes.set(s.urn, SUCCESS);
       else if (ready.ok) toInstantiate.push(s);
       else outcomes.set(s.urn, ready);
     }
@@ -73,7 +74,7 @@ export async function provision(state: AggregateState, ctx: CallContext, req: Ag
     }
     const after = ledger.slices.get(slice.urn);
     return {
-      results: slivers.map((s) => state.resultOf(ledger.slivers.get(s.urn) ?? s, outcomes.get(s.urn) ?? OK)),
+      results: slivers.map((s) => state.resultOf(ledger.slivers.get(s.urn) ?? s, outcomes.get(s.urn) ?? SUCCESS)),
       manifestDocument: after && after.documentFormat ? manifestDocument(after, ledger.sliversOf(after.urn), deps.maUrn) : '',
     };
   });
@@ -82,22 +83,22 @@ export async function provision(state: AggregateState, ctx: CallContext, req: Ag
 /** Whether an allocated sliver can be provisioned now. */
 function provisionable(state: AggregateState, s: SliverRecord, access: ChainAccess, now: number, asked: number | undefined): Outcome | 'done' {
   const { deps } = state;
-  if (s.phase) return fail(Status.UNAVAILABLE, `sliver ${s.urn} is busy (${s.phase}); try again shortly`);
+  if (s.phase) return failure(Status.UNAVAILABLE, `sliver ${s.urn} is busy (${s.phase}); try again shortly`);
   if (s.allocation === 'provisioned') return 'done';
-  if (s.allocation === 'unallocated') return fail(Status.FAILED_PRECONDITION, `sliver ${s.urn} is swapped out; swap the slice in (SWAP_IN) instead`);
+  if (s.allocation === 'unallocated') return failure(Status.FAILED_PRECONDITION, `sliver ${s.urn} is swapped out; swap the slice in (SWAP_IN) instead`);
   if (s.holdExpiresAt !== undefined && s.holdExpiresAt <= now) {
-    return fail(Status.FAILED_PRECONDITION, `the hold on ${s.urn} expired at ${new Date(s.holdExpiresAt).toISOString()}; allocate again`);
+    return failure(Status.FAILED_PRECONDITION, `the hold on ${s.urn} expired at ${new Date(s.holdExpiresAt).toISOString()}; allocate again`);
   }
   const node = deps.registry.get(s.nodeUrn);
-  if (!node) return fail(Status.NOT_FOUND, `node ${s.nodeUrn} is no longer enrolled; allocate again`);
-  if (!node.up) return fail(Status.UNAVAILABLE, `node ${s.nodeUrn} is DOWN (no heartbeat for three intervals); try again when it is UP or allocate elsewhere`);
+  if (!node) return failure(Status.NOT_FOUND, `node ${s.nodeUrn} is no longer enrolled; allocate again`);
+  if (!node.up) return failure(Status.UNAVAILABLE, `node ${s.nodeUrn} is DOWN (no heartbeat for three intervals); try again when it is UP or allocate elsewhere`);
   const owner = ownerProblem(node, now, state.admissionInputs(now).revoked);
-  if (owner) return fail(Status.FAILED_PRECONDITION, owner);
+  if (owner) return failure(Status.FAILED_PRECONDITION, owner);
   const exp = asked ?? s.expiresAt;
   const latest = lifetimeCap({ maxLifetimeS: deps.settings.maxLifetimeS, grant: access.grant, createdAt: s.createdAt, now, node });
-  if (exp > latest.at) return fail(Status.PERMISSION_DENIED, `expiry ${new Date(exp).toISOString()} of ${s.urn} is past ${latest.rule} (${new Date(latest.at).toISOString()}); ask for an earlier one`);
-  if (exp <= now) return fail(Status.FAILED_PRECONDITION, `sliver ${s.urn} expired at ${new Date(exp).toISOString()}; renew it or allocate again`);
-  return OK;
+  if (exp > latest.at) return failure(Status.PERMISSION_DENIED, `expiry ${new Date(exp).toISOString()} of ${s.urn} is past ${latest.rule} (${new Date(latest.at).toISOString()}); ask for an earlier one`);
+  if (exp <= now) return failure(Status.FAILED_PRECONDITION, `sliver ${s.urn} expired at ${new Date(exp).toISOString()}; renew it or allocate again`);
+  return SUCCESS;
 }
 
 /**
@@ -118,7 +119,7 @@ export async function instantiate(state: AggregateState, slice: SliceRecord, can
       for (const s0 of candidates) {
         const s = ledger.slivers.get(s0.urn);
         if (!s || s.phase || s.allocation !== 'allocated' || (s.holdExpiresAt !== undefined && s.holdExpiresAt <= now)) {
-          outcomes.set(s0.urn, fail(Status.FAILED_PRECONDITION, `sliver ${s0.urn} is no longer allocated (its hold may have just expired); allocate again`));
+          outcomes.set(s0.urn, failure(Status.FAILED_PRECONDITION, `sliver ${s0.urn} is no longer allocated (its hold may have just expired); allocate again`));
           continue;
         }
         items.push({ sliverUrn: s.urn, nodeUrn: s.nodeUrn });
@@ -216,10 +217,10 @@ export async function instantiate(state: AggregateState, slice: SliceRecord, can
   });
   for (const item of intent.items) {
     const r = reply.get(item.sliverUrn);
-    if (keep(item.sliverUrn)) outcomes.set(item.sliverUrn, OK);
-    else if (r && !r.ok) outcomes.set(item.sliverUrn, fail(r.code, r.reason));
-    else if (linkError) outcomes.set(item.sliverUrn, fail(Status.FAILED_PRECONDITION, linkError));
-    else outcomes.set(item.sliverUrn, fail(Status.ABORTED, 'not provisioned because another sliver of this all-or-nothing request failed; the others are listed with their reasons'));
+    if (keep(item.sliverUrn)) outcomes.set(item.sliverUrn, SUCCESS);
+    else if (r && !r.ok) outcomes.set(item.sliverUrn, failure(r.code, r.reason));
+    else if (linkError) outcomes.set(item.sliverUrn, failure(Status.FAILED_PRECONDITION, linkError));
+    else outcomes.set(item.sliverUrn, failure(Status.ABORTED, 'not provisioned because another sliver of this all-or-nothing request failed; the others are listed with their reasons'));
   }
   // 5. Undo what did not make it; nodes new to the slice authority get its revocation list.
   if (ledger.intents.has(intent.id)) await settle(state, intent.id, { deadline: how.deadline });

@@ -12,10 +12,11 @@ import type { SliceRecord, SliverRecord } from '../records.js';
 import type { WantedSliver } from '../requests.js';
 import { checkQuota, nodeFit, pickNode, pickOrder } from './admission.js';
 import type { AggregateState } from './aggregate-state.js';
-import { errorFor } from './error-for.js';
+import { errorForCode } from '../../core/rpc/outcome.js';
 import { newIntent, settle } from './intents.js';
 import { linkPlan } from './links.js';
-import { OK, throwFailures, type Outcome } from './outcome.js';
+import { SUCCESS } from '../../core/rpc/outcome.js';
+import { throwFailures, type Outcome } from './outcome.js';
 import { instantiate } from './provision.js';
 import { releaseExpiredHolds } from './sweepers.js';
 
@@ -43,7 +44,7 @@ export async function swapOut(state: AggregateState, sliceUrn: string, deadline:
   });
   const outcomes = intent.items.length ? await settle(state, intent.id, { deadline }) : new Map<string, Outcome>();
   deps.log.info({ slice: sliceUrn, slivers: intent.items.length }, 'swapped out');
-  return slivers.map((s) => state.resultOf(ledger.slivers.get(s.urn) ?? s, outcomes.get(s.urn) ?? OK));
+  return slivers.map((s) => state.resultOf(ledger.slivers.get(s.urn) ?? s, outcomes.get(s.urn) ?? SUCCESS));
 }
 
 /** Emulab swap-in: nodes allocated again (named nodes must be free) and provisioned and started, all or nothing. */
@@ -64,7 +65,7 @@ export async function swapIn(state: AggregateState, access: ChainAccess, sliceUr
       if (s.expiresAt <= now) throw new FailedPreconditionError(`sliver ${s.urn} expired at ${new Date(s.expiresAt).toISOString()}; the experiment cannot be swapped in`, { rule: 'expired' });
       if (s.explicitNode) {
         const fit = nodeFit(input, deps.registry.get(s.nodeUrn), s.nodeUrn, sliceUrn, s);
-        if (!fit.ok) throw errorFor(fit.code === Status.UNAVAILABLE ? Status.RESOURCE_EXHAUSTED : fit.code, `cannot swap in: ${fit.reason}. Nothing changed.`);
+        if (!fit.ok) throw errorForCode(fit.code === Status.UNAVAILABLE ? Status.RESOURCE_EXHAUSTED : fit.code, `cannot swap in: ${fit.reason}. Nothing changed.`);
         if (!access.covers(s.nodeUrn)) throw new PermissionDeniedError(`the chain does not cover node ${s.nodeUrn}`, { rule: 'grant-object' });
         taken.add(s.nodeUrn);
         placed.push({ s, node: s.nodeUrn });
@@ -103,5 +104,5 @@ export async function swapIn(state: AggregateState, access: ChainAccess, sliceUr
   const outcomes = await instantiate(state, cur, swapIns, { kind: 'swap-in', start: true, asked: undefined, deadline, allOrNothing: true, marked: intent });
   const bad = [...outcomes].filter(([, o]) => !o.ok);
   if (bad.length) throwFailures('SWAP_IN', bad.map(([u, o]) => ({ sliver: ledger.slivers.get(u) ?? swapIns.find((s) => s.urn === u)!, outcome: o })));
-  return ledger.sliversOf(sliceUrn).map((s) => state.resultOf(s, OK));
+  return ledger.sliversOf(sliceUrn).map((s) => state.resultOf(s, SUCCESS));
 }

@@ -6,7 +6,7 @@
 import type { Logger } from '../../core/log.js';
 import { Mutex } from '../../core/mutex.js';
 import type { Store } from '../../core/store/store.js';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../../core/clock.js';
 import type { Remotes, SiteEndpoint } from '../remotes.js';
 import type { SliceCredentials } from '../slice-credentials.js';
 import { DeploymentStore } from './deployment-store.js';

@@ -9,7 +9,7 @@ import { status as Status } from '@grpc/grpc-js';
 import { NotFoundError } from '../../core/errors.js';
 import type { Deployment } from '../../generated/fedlab/v1/service_provider.js';
 import { SliceState } from '../../generated/fedlab/v1/slice_authority.js';
-import { callError, describeError } from '../describe-error.js';
+import { errorForCode, plainOutcome } from '../../core/rpc/outcome.js';
 import type { DeploymentRecord } from '../records.js';
 import { nameField } from '../validate.js';
 import type { DeploymentContext } from './context.js';
@@ -42,11 +42,11 @@ export async function finishDelete(context: DeploymentContext, name: string, sig
   if (rec.deleteSlice) {
     try {
       const sliceUrn = rec.sliceUrn || (await findOwnSlice(context, rec, signal));
-      if (!sliceUrn) throw callError('no slice', Status.NOT_FOUND, 'no slice was made for this deployment');
+      if (!sliceUrn) throw errorForCode(Status.NOT_FOUND, 'no slice was made for this deployment');
       const res = await remotes.sliceAuthority().deleteSlice({ sliceUrn }, { deadlineMs: sliceDeadlineMs, signal });
       log.info({ deployment: name, slice: rec.sliceUrn, state: res.slice?.state }, 'slice deleted');
     } catch (err) {
-      const { code, reason } = describeError(err);
+      const { code, reason } = plainOutcome(err);
       if (code !== Status.NOT_FOUND) {
         await records.update(name, (r) => ({ ...r, error: `deleting slice ${r.sliceUrn}: ${reason}` }), { message: `slice not deleted yet (${reason}); retrying` });
         if (!tasks.stopped && !signal.aborted) {

@@ -7,7 +7,7 @@
 import type { Logger } from '../../core/log.js';
 import type { Store, Table } from '../../core/store/store.js';
 import type { ResultStatus } from '../../generated/fedlab/v1/common.js';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../../core/clock.js';
 import { STABLE_STATES, TABLES, type DeploymentRecord, type TargetRecord } from '../records.js';
 import type { DeploymentEvents } from './events.js';
 

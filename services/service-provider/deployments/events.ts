@@ -5,7 +5,7 @@
  */
 import type { ResultStatus } from '../../generated/fedlab/v1/common.js';
 import type { DeployResponse } from '../../generated/fedlab/v1/service_provider.js';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../../core/clock.js';
 import type { DeploymentRecord } from '../records.js';
 import { deploymentStateToWire, deploymentToWire } from './to-wire.js';
 

@@ -10,7 +10,7 @@ import { parseUrn } from '../../core/identity/urn.js';
 import { sleep } from '../../core/timing.js';
 import { AllocationState, SiteRequest, SliceMode } from '../../generated/fedlab/v1/common.js';
 import { SliceState, type Slice } from '../../generated/fedlab/v1/slice_authority.js';
-import { callError, describeError } from '../describe-error.js';
+import { errorForCode, plainOutcome } from '../../core/rpc/outcome.js';
 import { STABLE_STATES, type DeploymentRecord, type TargetRecord } from '../records.js';
 import type { DeploymentContext } from './context.js';
 import { settleWhenReady } from './settle.js';
@@ -35,7 +35,7 @@ export async function driveDeployment(context: DeploymentContext, name: string, 
       slice = await ensureSlice(context, rec, signal);
     } catch (err) {
       if (signal.aborted) return;
-      const { code, reason } = describeError(err);
+      const { code, reason } = plainOutcome(err);
       if (code === Status.UNAVAILABLE || code === Status.DEADLINE_EXCEEDED) {
         // The slice authority is unreachable: the intent stays, and the provider tries again.
         await records.update(name, (r) => ({ ...r, error: `slice authority: ${reason}` }), { message: `slice authority unreachable (${reason}); retrying`, status: { code, reason } });
@@ -48,7 +48,7 @@ export async function driveDeployment(context: DeploymentContext, name: string, 
     const targets = await targetsOf(context, slice, signal);
     if (signal.aborted) return;
     const problems = slice.sites
-      .filter((x) => (x.status?.code ?? 0) !== 0)
+      .filter((x) => (x.status?.code ?? Status.OK) !== Status.OK)
       .map((x) => `${x.site}: ${x.status?.reason ?? ''}`)
       .join('; ');
     await records.update(name, (r) => ({ ...r, sliceUrn: slice.urn, targets, ...(problems ? { sliceProblems: problems } : {}) }), {
@@ -98,7 +98,7 @@ async function ensureSlice(context: DeploymentContext, rec: DeploymentRecord, si
   }
   const deadline = context.now() + sliceDeadlineMs;
   while (slice && (slice.state === SliceState.SLICE_STATE_PENDING || slice.state === SliceState.SLICE_STATE_UNSPECIFIED)) {
-    if (context.now() > deadline) throw callError(`slice ${slice.urn} is still PENDING after ${sliceDeadlineMs} ms`, Status.DEADLINE_EXCEEDED, `slice ${slice.urn} is still PENDING`);
+    if (context.now() > deadline) throw errorForCode(Status.DEADLINE_EXCEEDED, `slice ${slice.urn} is still PENDING`);
     await sleep(SLICE_POLL_MS, signal);
     if (signal.aborted) throw new Error('stopped');
     slice = (await sa.getSlice({ sliceUrn: slice.urn }, { signal })).slice;
@@ -106,11 +106,10 @@ async function ensureSlice(context: DeploymentContext, rec: DeploymentRecord, si
   if (!slice) throw new Error('the slice authority returned no slice');
   if (slice.state !== SliceState.SLICE_STATE_READY && slice.state !== SliceState.SLICE_STATE_PARTIAL) {
     const why = slice.sites
-      .filter((s) => (s.status?.code ?? 0) !== 0)
+      .filter((s) => (s.status?.code ?? Status.OK) !== Status.OK)
       .map((s) => `${s.site}: ${s.status?.reason ?? ''}`)
       .join('; ');
-    throw callError(
-      `slice ${slice.urn} is ${SliceState[slice.state]}${why ? ` (${why})` : ''}`,
+    throw errorForCode(
       Status.FAILED_PRECONDITION,
       `slice ${slice.urn} is ${SliceState[slice.state].replace('SLICE_STATE_', '')}${why ? ` (${why})` : ''}`,
     );
@@ -147,12 +146,12 @@ async function targetsOf(context: DeploymentContext, slice: Slice, signal: Abort
         try {
           const { ma } = context.deps.remotes.site(siteEp);
           const node = (await ma.getNode({ nodeUrn: s.nodeUrn }, { deadlineMs: context.deps.maDeadlineMs, signal })).node;
-          if (!node?.endpoint) throw callError('no endpoint', Status.FAILED_PRECONDITION, `the site does not know ${s.nodeUrn}'s endpoint`);
+          if (!node?.endpoint) throw errorForCode(Status.FAILED_PRECONDITION, `the site does not know ${s.nodeUrn}'s endpoint`);
           out.push({ ...base, endpoint: node.endpoint });
         } catch (err) {
           // The endpoint is looked up again when the sliver is supervised.
           out.push(base);
-          context.deps.log.warn({ sliver: s.urn, reason: describeError(err).reason }, 'node endpoint not known yet');
+          context.deps.log.warn({ sliver: s.urn, reason: plainOutcome(err).reason }, 'node endpoint not known yet');
         }
       }),
   );

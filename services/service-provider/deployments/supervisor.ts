@@ -18,7 +18,7 @@
 import { status as Status } from '@grpc/grpc-js';
 import { parseUrn } from '../../core/identity/urn.js';
 import { sleep } from '../../core/timing.js';
-import { callError, describeError } from '../describe-error.js';
+import { errorForCode, plainOutcome } from '../../core/rpc/outcome.js';
 import type { DeploymentRecord, StepRecord, TargetRecord } from '../records.js';
 import type { DeploymentContext } from './context.js';
 import { settleWhenReady } from './settle.js';
@@ -62,7 +62,7 @@ export async function superviseSliver(context: DeploymentContext, name: string, 
         endpoint = await lookupEndpoint(context, t, signal);
         await records.patchTarget(name, sliverUrn, { endpoint }, undefined);
       } catch (err) {
-        const { code, reason } = describeError(err);
+        const { code, reason } = plainOutcome(err);
         await records.patchTarget(name, sliverUrn, { code, reason: `node endpoint: ${reason}` }, `cannot find ${t.nodeUrn}'s node manager (${reason}); retrying`);
         await sleep(settings.retryMs, signal);
         continue;
@@ -81,7 +81,7 @@ export async function superviseSliver(context: DeploymentContext, name: string, 
     try {
       result = { exit: await runExec(context, rec, t, endpoint, step, signal) };
     } catch (err) {
-      result = { error: describeError(err) };
+      result = { error: plainOutcome(err) };
     }
     outputs.flush(name, sliverUrn);
     if (signal.aborted || tasks.stopped) return;
@@ -139,9 +139,9 @@ export async function superviseSliver(context: DeploymentContext, name: string, 
 /** The endpoint of a sliver's node manager, as its site's MA knows it. */
 async function lookupEndpoint(context: DeploymentContext, t: TargetRecord, signal: AbortSignal): Promise<string> {
   const siteEp = context.siteByDomain.get(parseUrn(t.nodeUrn).domain);
-  if (!siteEp) throw callError('unknown site', Status.FAILED_PRECONDITION, `site ${t.site} is not in this provider's config (sites[])`);
+  if (!siteEp) throw errorForCode(Status.FAILED_PRECONDITION, `site ${t.site} is not in this provider's config (sites[])`);
   const node = (await context.deps.remotes.site(siteEp).ma.getNode({ nodeUrn: t.nodeUrn }, { deadlineMs: context.deps.maDeadlineMs, signal })).node;
-  if (!node?.endpoint) throw callError('no endpoint', Status.FAILED_PRECONDITION, `the site does not know ${t.nodeUrn}'s endpoint`);
+  if (!node?.endpoint) throw errorForCode(Status.FAILED_PRECONDITION, `the site does not know ${t.nodeUrn}'s endpoint`);
   return node.endpoint;
 }
 
@@ -178,5 +178,5 @@ async function runExec(context: DeploymentContext, rec: DeploymentRecord, t: Tar
   } finally {
     out.end();
   }
-  throw callError('the exec stream ended without an exit', Status.UNAVAILABLE, 'the exec stream ended without an exit');
+  throw errorForCode(Status.UNAVAILABLE, 'the exec stream ended without an exit');
 }

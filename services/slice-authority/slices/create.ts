@@ -16,7 +16,7 @@ import { SliceMode } from '../../generated/fedlab/v1/common.js';
 import { CreateSliceRequest, type Slice } from '../../generated/fedlab/v1/slice_authority.js';
 import { checkQuotas, type Caller } from '../accounts.js';
 import { addUse, ENDED, LIVE, NO_USE, sliceToWire, storeSlivers, type IntentRecord, type SiteRecord, type SliceRecord, type StateName, type Use } from '../records.js';
-import { OK } from '../site-outcome.js';
+import { OK } from '../../core/rpc/outcome.js';
 import type { SliceBookState } from './book-state.js';
 import { checkCreateRequest } from './create-request.js';
 import { createAt, deleteAt, type SiteCreate } from './site-calls.js';
@@ -158,7 +158,7 @@ async function carryOut(book: SliceBookState, intent: IntentRecord): Promise<voi
     ...undone.filter((d) => d.outcome.code !== 0 && undoNow.find((u) => u.site === d.site)?.urns[0] === rec.urn).map((d) => d.site),
   ];
   for (const d of undone) {
-    if (d.outcome.code === 0) continue;
+    if (d.outcome.code === Status.OK) continue;
     book.deps.log.warn({ slice: rec.urn, site: d.site, reason: d.outcome.reason }, 'rollback at a site did not finish; it will be retried');
   }
   const withSlivers = sites.filter((s) => liveSlivers(s).length > 0);
@@ -180,7 +180,7 @@ async function carryOut(book: SliceBookState, intent: IntentRecord): Promise<voi
   book.intents.delete(intent.id);
   if (retry) book.intents.set(retry.id, retry);
   book.slices.set(rec.urn, next);
-  const summary = sites.map((s) => `${s.site} ${s.code === 0 ? 'ok' : Status[s.code] ?? s.code}`).join(', ');
+  const summary = sites.map((s) => `${s.site} ${s.code === Status.OK ? 'ok' : Status[s.code] ?? s.code}`).join(', ');
   book.publish(next, { message: `slice ${state}: ${summary}`, snapshot: true, status: state === 'failed' ? { code: Status.ABORTED, reason: failed.join(', ') } : OK });
   book.deps.log.info({ slice: rec.urn, state, failed }, 'slice settled');
 }

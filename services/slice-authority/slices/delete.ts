@@ -5,12 +5,13 @@
  * (DELETED, EXPIRED or FAILED). A site that is down stays in the intent and
  * is retried.
  */
+import { status as Status } from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
 import { AllocationState } from '../../generated/fedlab/v1/common.js';
 import { FailedPreconditionError } from '../../core/errors.js';
 import type { Caller } from '../accounts.js';
 import { sliceToWire, sliversOf, type IntentRecord, type SiteRecord, type SliceRecord, type StateName } from '../records.js';
-import { OK } from '../site-outcome.js';
+import { OK } from '../../core/rpc/outcome.js';
 import type { SliceBookState } from './book-state.js';
 import { ownedSlice } from './read.js';
 import { deleteAt, siteResult, type SiteCall, type SliceWithResults } from './site-calls.js';
@@ -61,7 +62,7 @@ export async function finishDelete(book: SliceBookState, intent: IntentRecord): 
   const batch = book.deps.store.batch();
   let next: SliceRecord | undefined;
   if (rec) {
-    const cleaned = new Set(calls.filter((c) => c.outcome.code === 0).map((c) => c.site));
+    const cleaned = new Set(calls.filter((c) => c.outcome.code === Status.OK).map((c) => c.site));
     const sites = rec.sites.map((s) => {
       const call = calls.find((c) => c.site === s.site);
       if (!call) return s;

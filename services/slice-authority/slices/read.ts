@@ -10,7 +10,8 @@ import { AllocationState, OperationalState, type Sliver } from '../../generated/
 import type { ListSlicesRequest, ListSlicesResponse, Slice } from '../../generated/fedlab/v1/slice_authority.js';
 import type { Caller } from '../accounts.js';
 import { sliceToWire, sliversOf, stateFromWire, storeSlivers, type SliceRecord } from '../records.js';
-import { OK } from '../site-outcome.js';
+import { OK } from '../../core/rpc/outcome.js';
+import { decodePageToken, encodePageToken } from '../../core/paging.js';
 import type { SliceBookState } from './book-state.js';
 import { statusAt } from './site-calls.js';
 import { released, sliverChanged } from './sliver-status.js';
@@ -102,11 +103,7 @@ async function refreshLocked(book: SliceBookState, urn: string): Promise<Slice> 
 /** ListSlices: the caller's slices (every slice for administrators), by URN, paged. */
 export function listSlices(book: SliceBookState, caller: Caller, req: ListSlicesRequest): ListSlicesResponse {
   const size = pageSize(req.pageSize);
-  let after = '';
-  if (req.pageToken) {
-    after = Buffer.from(req.pageToken, 'base64url').toString();
-    if (!after.startsWith('urn:fedlab:')) throw new InvalidArgumentError('page_token is not one this server gave out; start again with an empty token', { field: 'page_token' });
-  }
+  const after = decodePageToken('slices', req.pageToken);
   const want = req.state ? stateFromWire(req.state) : undefined;
   if (req.state && !want) throw new InvalidArgumentError('state is not a slice state', { field: 'state' });
   const all = [...book.slices.values()]
@@ -116,5 +113,5 @@ export function listSlices(book: SliceBookState, caller: Caller, req: ListSlices
     .sort((a, b) => (a.urn < b.urn ? -1 : a.urn > b.urn ? 1 : 0));
   const page = all.slice(0, size);
   const last = page[page.length - 1];
-  return { slices: page.map(sliceToWire), nextPageToken: all.length > size && last ? Buffer.from(last.urn).toString('base64url') : '' };
+  return { slices: page.map(sliceToWire), nextPageToken: all.length > size && last ? encodePageToken('slices', last.urn) : '' };
 }

@@ -11,7 +11,8 @@ import { OperationalAction } from '../../generated/fedlab/v1/aggregate.js';
 import { ResourceRequest, SiteStyle, type Sliver, type SliverResult } from '../../generated/fedlab/v1/common.js';
 import type { SiteResult, Slice } from '../../generated/fedlab/v1/slice_authority.js';
 import type { IntentRecord, SiteRecord, SliceRecord } from '../records.js';
-import { nothingHeld, OK, outcomeOf, type Outcome } from '../site-outcome.js';
+import { certainlyChangedNothing, OK, type Outcome } from '../../core/rpc/outcome.js';
+import { siteOutcome } from '../site-outcome.js';
 import type { Site } from '../sites.js';
 import type { SliceBookState } from './book-state.js';
 import { failedOf, holdsSlivers, isStarted, liveSlivers, sliverLine } from './sliver-status.js';
@@ -81,7 +82,7 @@ export async function createAt(book: SliceBookState, rec: SliceRecord, intent: I
         { chain: site.chain, deadlineMs: left('Allocate') },
       );
     } catch (err) {
-      if (nothingHeld(err)) mayHold = false;
+      if (certainlyChangedNothing(err)) mayHold = false;
       throw err;
     }
     slivers = alloc.slivers;
@@ -116,7 +117,7 @@ export async function createAt(book: SliceBookState, rec: SliceRecord, intent: I
     book.publish(rec, { site: sr.site, status: outcome, message: bad.length ? outcome.reason : `site ${sr.site}: ${all.length} slivers ${rec.start ? 'started' : 'provisioned'}` });
     return { outcome, slivers, manifest: prov.manifestDocument || alloc.manifestDocument, expiresAt: expiries.length ? Math.min(...expiries) : expiresAt, mayHold, style };
   } catch (err) {
-    const outcome = outcomeOf(err, `site ${sr.site}`);
+    const outcome = siteOutcome(err, sr.site);
     book.publish(rec, { site: sr.site, status: outcome, message: outcome.reason });
     return { outcome, slivers: slivers.map((s) => ({ ...s, error: outcome.reason })), manifest: '', mayHold, style };
   }
@@ -134,7 +135,7 @@ export async function deleteAt(book: SliceBookState, sliceUrn: string, domain: s
   } catch (err) {
     // A slice the site no longer knows is deleted there.
     if (isServiceError(err, Status.NOT_FOUND) && urns.length === 1 && urns[0] === sliceUrn) return { site: domain, outcome: OK, results: [] };
-    return { site: domain, outcome: outcomeOf(err, `site ${domain}`), results: [] };
+    return { site: domain, outcome: siteOutcome(err, domain), results: [] };
   }
 }
 
@@ -157,7 +158,7 @@ export async function renewAt(book: SliceBookState, rec: SliceRecord, s: SiteRec
     const outcome: Outcome = bad.length ? { code: bad[0]?.status?.code ?? Status.UNKNOWN, reason: `site ${s.site}: ${bad.length} slivers not renewed: ${bad.map(sliverLine).join('; ')}` } : OK;
     return { site: s.site, outcome, results: res.results, ...(bad.length < res.results.length ? { granted } : {}) };
   } catch (err) {
-    return { site: s.site, outcome: outcomeOf(err, `site ${s.site}`), results: [] };
+    return { site: s.site, outcome: siteOutcome(err, s.site), results: [] };
   }
 }
 
