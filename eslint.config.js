@@ -20,7 +20,14 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: [{ group: ['**/node-manager/**', '**/management-authority/**', '**/slice-authority/**', '**/service-provider/**', '**/cli/**'], message: 'services/core must not import a role folder or the CLI' }] },
+        {
+          patterns: [
+            {
+              group: ['**/node-manager/**', '**/management-authority/**', '**/slice-authority/**', '**/service-provider/**', '**/cli/**'],
+              message: 'services/core must not import a role folder or the CLI',
+            },
+          ],
+        },
       ],
     },
   },

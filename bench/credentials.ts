@@ -18,7 +18,17 @@
  * prints the figures as JSON too.
  */
 import { generateKeyPairSync, verify, type KeyObject } from 'node:crypto';
-import { ChainCache, NO_REVOCATIONS, TrustStore, delegate, issueRoot, thumbprintOf, toPublicJwk, verifyChain, type Grant } from '../services/core/credentials/index.js';
+import {
+  ChainCache,
+  NO_REVOCATIONS,
+  TrustStore,
+  delegate,
+  issueRoot,
+  thumbprintOf,
+  toPublicJwk,
+  verifyChain,
+  type Grant,
+} from '../services/core/credentials/index.js';
 import type { TrustBundle } from '../services/core/identity/trust-bundle.js';
 import { median } from './support.js';
 
@@ -78,7 +88,8 @@ function rawVerify(alg: Alg, chain: readonly string[], signers: readonly KeyObje
   let i = 0;
   return () => {
     const p = prepared[i++ & 3] as (typeof prepared)[number];
-    const ok = alg === 'ES256' ? verify('sha256', p.data, { key: p.key, dsaEncoding: 'ieee-p1363' }, p.sig) : verify(null, p.data, p.key, p.sig);
+    const ok =
+      alg === 'ES256' ? verify('sha256', p.data, { key: p.key, dsaEncoding: 'ieee-p1363' }, p.sig) : verify(null, p.data, p.key, p.sig);
     if (!ok) throw new Error('bad signature in the floor benchmark');
   };
 }
@@ -106,10 +117,35 @@ async function fourLinkChain(alg: Alg) {
     })
   ).chain;
   chain = (await delegate(chain, { key: sa.privateKey, subject: sp.urn, subjectKey: sp.publicKey, limits: { slivers: 20 }, now })).chain;
-  chain = (await delegate(chain, { key: sp.privateKey, subject: member.urn, subjectKey: member.publicKey, privileges: ['sliver.create', 'sliver.exec', 'node.read'], now })).chain;
-  chain = (await delegate(chain, { key: member.privateKey, subject: user.urn, subjectKey: user.publicKey, targets: ['urn:fedlab:plc.test:node:n1'], ttlSeconds: 86_400, now })).chain;
+  chain = (
+    await delegate(chain, {
+      key: sp.privateKey,
+      subject: member.urn,
+      subjectKey: member.publicKey,
+      privileges: ['sliver.create', 'sliver.exec', 'node.read'],
+      now,
+    })
+  ).chain;
+  chain = (
+    await delegate(chain, {
+      key: member.privateKey,
+      subject: user.urn,
+      subjectKey: user.publicKey,
+      targets: ['urn:fedlab:plc.test:node:n1'],
+      ttlSeconds: 86_400,
+      now,
+    })
+  ).chain;
   const jwk = toPublicJwk(ma.publicKey);
-  const bundle: TrustBundle = { v: 1, domain: 'plc.test', serial: 1, issued_at: now.toISOString(), ca_certs: [], authorities: [{ urn: ma.urn, jwk: jwk as never, kid: thumbprintOf(jwk) }], revocation_version: 0 };
+  const bundle: TrustBundle = {
+    v: 1,
+    domain: 'plc.test',
+    serial: 1,
+    issued_at: now.toISOString(),
+    ca_certs: [],
+    authorities: [{ urn: ma.urn, jwk: jwk as never, kid: thumbprintOf(jwk) }],
+    revocation_version: 0,
+  };
   const trust = new TrustStore();
   trust.addBundle(bundle);
   const holder = { urn: user.urn, thumbprint: thumbprintOf(toPublicJwk(user.publicKey)) };
@@ -132,7 +168,15 @@ interface Figures {
 
 async function measure(alg: Alg): Promise<Figures> {
   const { chain, trust, holder, now, signers } = await fourLinkChain(alg);
-  const input = { chain, trust, holder, privilege: 'sliver.exec' as const, object: 'urn:fedlab:plc.test:node:n1', now, revocations: NO_REVOCATIONS };
+  const input = {
+    chain,
+    trust,
+    holder,
+    privilege: 'sliver.exec' as const,
+    object: 'urn:fedlab:plc.test:node:n1',
+    now,
+    revocations: NO_REVOCATIONS,
+  };
   const cache = new ChainCache();
   let grant: Grant | undefined;
   const { best, rounds } = compare({
@@ -166,7 +210,9 @@ const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 const results: Figures[] = [];
 for (const alg of ['ES256', 'EdDSA'] as const) results.push(await measure(alg));
 
-process.stdout.write(`credential verification, node ${process.version}, ${ROUNDS} alternating rounds of ${ROUND_MS} ms per workload (rates: best round; ratio: median of per-round ratios)\n\n`);
+process.stdout.write(
+  `credential verification, node ${process.version}, ${ROUNDS} alternating rounds of ${ROUND_MS} ms per workload (rates: best round; ratio: median of per-round ratios)\n\n`,
+);
 for (const f of results) {
   process.stdout.write(
     [

@@ -168,7 +168,14 @@ function ask<T>(w: ChildProcess, type: string, msg: object = { type }): Promise<
 async function domainOnly(n: number, intervalMs: number, dir: string): Promise<number> {
   const store = await Store.open(join(dir, 'domain-only'));
   const clock = new ManualClock(Date.now());
-  const reg = new NodeRegistry({ store, clock, log: silentLogger(), intervalMs, style: 'planetlab', aggregateUrn: 'urn:fedlab:bench.test:authority:ma' });
+  const reg = new NodeRegistry({
+    store,
+    clock,
+    log: silentLogger(),
+    intervalMs,
+    style: 'planetlab',
+    aggregateUrn: 'urn:fedlab:bench.test:authority:ma',
+  });
   const zero = { cpuMillis: 0, memMb: 0, diskMb: 0, pids: 0 };
   for (let i = 0; i < n; i++) {
     const urn = `urn:fedlab:bench.test:node:n${i}`;
@@ -198,7 +205,16 @@ async function domainOnly(n: number, intervalMs: number, dir: string): Promise<n
     for (let i = 0; i < n; i++) {
       reg.heartbeat(
         { urn: `urn:fedlab:bench.test:node:n${i}`, thumbprint: `k${i}` },
-        { nodeUrn: `urn:fedlab:bench.test:node:n${i}`, sequence: r, capacity: spec({ cpuMillis: 4000, memMb: 8192, diskMb: 20_000, pids: 4096 }), allocated: spec(zero), usage: spec(zero), sliverCount: 0, version: 'bench', endpoint: '127.0.0.1:9' },
+        {
+          nodeUrn: `urn:fedlab:bench.test:node:n${i}`,
+          sequence: r,
+          capacity: spec({ cpuMillis: 4000, memMb: 8192, diskMb: 20_000, pids: 4096 }),
+          allocated: spec(zero),
+          usage: spec(zero),
+          sliverCount: 0,
+          version: 'bench',
+          endpoint: '127.0.0.1:9',
+        },
       );
       if (i % Math.max(1, Math.floor(n / 5)) === 0) clock.advance(intervalMs / 5);
     }
@@ -230,7 +246,9 @@ async function main(): Promise<void> {
   const loadMs = Math.max(intervalMs, Math.ceil((N / maxRate) * 1000));
   console.log(
     `bench:ma — ${N} simulated nodes, heartbeat every ${intervalMs} ms` +
-      (loadMs > intervalMs ? ` (measured at every ${loadMs} ms = ${maxRate}/s, what this machine can also send, and projected to ${intervalMs} ms)` : '') +
+      (loadMs > intervalMs
+        ? ` (measured at every ${loadMs} ms = ${maxRate}/s, what this machine can also send, and projected to ${intervalMs} ms)`
+        : '') +
       `, ${workers} sender processes, MA log level ${logLevel}`,
   );
   const domainUs = await domainOnly(N, intervalMs, dir);
@@ -256,13 +274,20 @@ async function main(): Promise<void> {
   }).writeTo(join(dir, 'ma.json'));
   const startMa = async (profile: boolean): Promise<ChildProcess> => {
     const prof = profile ? ['--cpu-prof', `--cpu-prof-dir=${process.env.FEDLAB_BENCH_PROFILE_DIR}`] : [];
-    const child = spawn(process.execPath, [...prof, '--import', 'tsx', join(ROOT, 'cli/main.ts'), 'serve', 'ma', '--config', configFile], { stdio: ['ignore', 'ignore', 'inherit'] });
+    const child = spawn(process.execPath, [...prof, '--import', 'tsx', join(ROOT, 'cli/main.ts'), 'serve', 'ma', '--config', configFile], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
     await new Promise<void>((resolve, reject) => {
       const gone = (code: number | null) => reject(new Error(`the MA exited with ${code}`));
       child.once('exit', gone);
       // With log level warn the MA prints nothing when ready: poll it instead.
       const poll = setInterval(() => {
-        const c = createClient(ManagementAuthorityService, { address: `127.0.0.1:${port}`, tls: { caCerts: pki.caPem, cert: admin.certPem, key: admin.keyPem }, serverUrn: maUrn, deadlineMs: 500 });
+        const c = createClient(ManagementAuthorityService, {
+          address: `127.0.0.1:${port}`,
+          tls: { caCerts: pki.caPem, cert: admin.certPem, key: admin.keyPem },
+          serverUrn: maUrn,
+          deadlineMs: 500,
+        });
         c.listNodes({ pageSize: 1, pageToken: '', health: 0 }).then(
           () => {
             clearInterval(poll);
@@ -278,7 +303,12 @@ async function main(): Promise<void> {
   };
   let maProc = await startMa(false);
   const address = `127.0.0.1:${port}`;
-  const adminClient = createClient(ManagementAuthorityService, { address, tls: { caCerts: pki.caPem, cert: admin.certPem, key: admin.keyPem }, serverUrn: maUrn, deadlineMs: 30_000 });
+  const adminClient = createClient(ManagementAuthorityService, {
+    address,
+    tls: { caCerts: pki.caPem, cert: admin.certPem, key: admin.keyPem },
+    serverUrn: maUrn,
+    deadlineMs: 30_000,
+  });
   const sender: ChildProcess[] = [];
   try {
     const idle = await cpuShare(maProc.pid as number, 5);
@@ -326,7 +356,9 @@ async function main(): Promise<void> {
       }),
     );
     const enrolS = (performance.now() - t0) / 1000;
-    console.log(`enrolment: ${N} nodes in ${enrolS.toFixed(1)} s (${(N / enrolS).toFixed(0)} per second, token + EnrollNode with a signed certificate each)`);
+    console.log(
+      `enrolment: ${N} nodes in ${enrolS.toFixed(1)} s (${(N / enrolS).toFixed(0)} per second, token + EnrollNode with a signed certificate each)`,
+    );
     if (process.env.FEDLAB_BENCH_PROFILE_DIR) {
       // Profile the heartbeat phase only: restart the MA (same data) with the CPU profiler on.
       maProc.kill('SIGTERM');
@@ -335,14 +367,20 @@ async function main(): Promise<void> {
       console.log(`MA restarted with --cpu-prof into ${process.env.FEDLAB_BENCH_PROFILE_DIR}`);
     }
 
-    const agg = createClient(AggregateService, { address, tls: { caCerts: pki.caPem, cert: sa.certPem, key: sa.keyPem }, serverUrn: maUrn, deadlineMs: 30_000 });
+    const agg = createClient(AggregateService, {
+      address,
+      tls: { caCerts: pki.caPem, cert: sa.certPem, key: sa.keyPem },
+      serverUrn: maUrn,
+      deadlineMs: 30_000,
+    });
     const measureList = async (label: string, count: number): Promise<{ p50: number; p95: number; walk: number }> => {
       const lat: number[] = [];
       for (let i = 0; i < 200; i++) {
         const t = performance.now();
         const page = await agg.listResources({ pageSize: 0, pageToken: '', availableOnly: i % 2 === 1, documentFormat: '' });
         lat.push(performance.now() - t);
-        if (i === 0 && page.nodes.length !== Math.min(100, count)) console.log(`  (warning: a page held ${page.nodes.length} nodes, expected ${Math.min(100, count)})`);
+        if (i === 0 && page.nodes.length !== Math.min(100, count))
+          console.log(`  (warning: a page held ${page.nodes.length} nodes, expected ${Math.min(100, count)})`);
       }
       const t = performance.now();
       let token = '';
@@ -355,7 +393,9 @@ async function main(): Promise<void> {
       const walk = performance.now() - t;
       lat.sort((a, b) => a - b);
       const r = { p50: quantile(lat, 0.5), p95: quantile(lat, 0.95), walk };
-      console.log(`ListResources, ${label} (${seen} UP): page of 100 p50 ${r.p50.toFixed(2)} ms, p95 ${r.p95.toFixed(2)} ms; all ${seen} in pages of 1000: ${walk.toFixed(1)} ms`);
+      console.log(
+        `ListResources, ${label} (${seen} UP): page of 100 p50 ${r.p50.toFixed(2)} ms, p95 ${r.p95.toFixed(2)} ms; all ${seen} in pages of 1000: ${walk.toFixed(1)} ms`,
+      );
       return r;
     };
 
@@ -379,7 +419,9 @@ async function main(): Promise<void> {
     const measureWindow = async (): Promise<Window> => {
       await Promise.all(sender.map((w) => ask(w, 'stats')));
       const share = await cpuShare(maProc.pid as number, windowS);
-      const stats = await Promise.all(sender.map((w) => ask<{ ok: number; failed: number; errors: Record<string, number>; p50: number; p95: number }>(w, 'stats')));
+      const stats = await Promise.all(
+        sender.map((w) => ask<{ ok: number; failed: number; errors: Record<string, number>; p50: number; p95: number }>(w, 'stats')),
+      );
       const errors: Record<string, number> = {};
       for (const x of stats) for (const [k, v] of Object.entries(x.errors)) errors[k] = (errors[k] ?? 0) + v;
       return {
@@ -396,7 +438,10 @@ async function main(): Promise<void> {
         let token = '';
         let up = 0;
         do {
-          const page = await adminClient.listNodes({ pageSize: 1000, pageToken: token, health: NodeHealth.NODE_HEALTH_UP }, { deadlineMs: 60_000 });
+          const page = await adminClient.listNodes(
+            { pageSize: 1000, pageToken: token, health: NodeHealth.NODE_HEALTH_UP },
+            { deadlineMs: 60_000 },
+          );
           up += page.nodes.length;
           token = page.nextPageToken;
         } while (token);
@@ -412,7 +457,9 @@ async function main(): Promise<void> {
       const tc = performance.now();
       const c0 = cpuSeconds(maProc.pid as number);
       await startSenders(100, N, workers);
-      console.log(`connected ${N} nodes (mTLS handshake + first heartbeat each) in ${((performance.now() - tc) / 1000).toFixed(1)} s, costing the MA ${(cpuSeconds(maProc.pid as number) - c0).toFixed(1)} CPU s`);
+      console.log(
+        `connected ${N} nodes (mTLS handshake + first heartbeat each) in ${((performance.now() - tc) / 1000).toFixed(1)} s, costing the MA ${(cpuSeconds(maProc.pid as number) - c0).toFixed(1)} CPU s`,
+      );
     }
     console.log(`nodes UP at the MA: ${await upCount()} of ${N}`);
     await new Promise((r) => setTimeout(r, loadMs));
@@ -433,7 +480,9 @@ async function main(): Promise<void> {
     for (const w of sender.splice(0)) w.send({ type: 'stop' });
     await new Promise((r) => setTimeout(r, 3000));
     const big = await measureList(`${N} nodes`, N);
-    console.log(`ListResources ratio ${N} / 100 nodes: page p50 ${(big.p50 / small.p50).toFixed(2)}x, p95 ${(big.p95 / small.p95).toFixed(2)}x (paging keeps a page O(page size))`);
+    console.log(
+      `ListResources ratio ${N} / 100 nodes: page p50 ${(big.p50 / small.p50).toFixed(2)}x, p95 ${(big.p95 / small.p95).toFixed(2)}x (paging keeps a page O(page size))`,
+    );
     agg.close();
   } finally {
     for (const w of sender) w.send({ type: 'stop' });

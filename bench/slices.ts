@@ -94,7 +94,10 @@ async function worker(): Promise<void> {
   const setup = await new Promise<WorkerSetup>((resolve) => process.once('message', (m) => resolve(m as WorkerSetup)));
   const sites = new Map(setup.sites.map((s) => [s.domain, s]));
   // One log destination for every node manager here: their per-call lines cost what they cost in production.
-  const log: Logger = setup.logLevel === 'silent' ? silentLogger() : createLogger({ level: setup.logLevel as 'info', destination: pino.destination({ dest: '/dev/null', sync: false }) });
+  const log: Logger =
+    setup.logLevel === 'silent'
+      ? silentLogger()
+      : createLogger({ level: setup.logLevel as 'info', destination: pino.destination({ dest: '/dev/null', sync: false }) });
   const hosted: HostedService[] = [];
   const t0 = performance.now();
   await pool(setup.nodes, 16, async (n) => {
@@ -112,7 +115,13 @@ async function worker(): Promise<void> {
         csrPem: '',
         ownerCredentialChain: [...site.ownerChain],
         endpoint: `127.0.0.1:${port}`,
-        capacity: { cpuMillis: CAPACITY.cpu_millis, memMb: CAPACITY.mem_mb, diskMb: CAPACITY.disk_mb, pids: CAPACITY.pids, bandwidthKbps: 0 },
+        capacity: {
+          cpuMillis: CAPACITY.cpu_millis,
+          memMb: CAPACITY.mem_mb,
+          diskMb: CAPACITY.disk_mb,
+          pids: CAPACITY.pids,
+          bandwidthKbps: 0,
+        },
         isolation: SliverIsolation.SLIVER_ISOLATION_SIMULATED,
         version: 'bench',
         netemAvailable: false,
@@ -181,7 +190,9 @@ interface SiteRun {
 function spawnServe(role: 'ma' | 'sa', configFile: string, profileDir: string | undefined, logFile: string | undefined): ChildProcess {
   const prof = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
   const out = logFile ? openSync(logFile, 'a') : 'ignore';
-  return spawn(process.execPath, [...prof, '--import', 'tsx', join(ROOT, 'cli/main.ts'), 'serve', role, '--config', configFile], { stdio: ['ignore', out, 'inherit'] });
+  return spawn(process.execPath, [...prof, '--import', 'tsx', join(ROOT, 'cli/main.ts'), 'serve', role, '--config', configFile], {
+    stdio: ['ignore', out, 'inherit'],
+  });
 }
 
 /** Polls `probe` until it succeeds (the process logs nothing we read). */
@@ -221,7 +232,8 @@ async function main(): Promise<void> {
     `bench:slices — ${SITES.map((s) => `${s.domain} (${s.style})`).join(', ')}; ${maxN} node managers (simulated driver; each its own mTLS gRPC server, key, certificate and LevelDB) in ${workers} worker processes; ` +
       `${SITES.length} MAs and the SA each its own process; ${availableParallelism()} cores; heartbeats every ${heartbeatMs / 1000} s; logs at ${logLevel} to /dev/null; open-file limit ${fdLimit ?? '?'}`,
   );
-  if (fdLimit && Number(fdLimit) < maxN * 12) console.log(`  (warning: ${maxN} nodes need about ${maxN * 12} open files; raise the limit with ulimit -n)`);
+  if (fdLimit && Number(fdLimit) < maxN * 12)
+    console.log(`  (warning: ${maxN} nodes need about ${maxN * 12} open files; raise the limit with ulimit -n)`);
 
   const dir = mkdtempSync(join(tmpdir(), 'fedlab-bench-slices-'));
   const procs: ChildProcess[] = [];
@@ -276,12 +288,23 @@ async function main(): Promise<void> {
       procs.push(s.proc);
     }
     const admin = (s: SiteRun): PromiseClient<typeof ManagementAuthorityService> => {
-      const c = createClient(ManagementAuthorityService, { address: `127.0.0.1:${s.port}`, tls: { caCerts: s.pki.caPem, cert: s.admin.certPem, key: s.admin.keyPem }, serverUrn: s.maUrn, deadlineMs: 30_000 });
+      const c = createClient(ManagementAuthorityService, {
+        address: `127.0.0.1:${s.port}`,
+        tls: { caCerts: s.pki.caPem, cert: s.admin.certPem, key: s.admin.keyPem },
+        serverUrn: s.maUrn,
+        deadlineMs: 30_000,
+      });
       clients.push(c);
       return c;
     };
     const admins = sites.map(admin);
-    await Promise.all(sites.map((s, i) => until(`the MA of ${s.domain}`, s.proc as ChildProcess, () => (admins[i] as PromiseClient<typeof ManagementAuthorityService>).listNodes({ pageSize: 1, pageToken: '', health: 0 }))));
+    await Promise.all(
+      sites.map((s, i) =>
+        until(`the MA of ${s.domain}`, s.proc as ChildProcess, () =>
+          (admins[i] as PromiseClient<typeof ManagementAuthorityService>).listNodes({ pageSize: 1, pageToken: '', health: 0 }),
+        ),
+      ),
+    );
 
     // 3. Delegation MA → SA at every site, and the SA.
     const siteEntries = [];
@@ -316,7 +339,12 @@ async function main(): Promise<void> {
     }).writeTo(join(dir, 'sa.json'));
     const saProc = spawnServe('sa', saFile, profileDir, logDir && join(logDir, 'sa.log'));
     procs.push(saProc);
-    const saClient = createClient(SliceAuthorityService, { address: `127.0.0.1:${saPort}`, tls: { caCerts: home.pki.caPem, cert: sp.certPem, key: sp.keyPem }, serverUrn: saUrn, deadlineMs: 180_000 });
+    const saClient = createClient(SliceAuthorityService, {
+      address: `127.0.0.1:${saPort}`,
+      tls: { caCerts: home.pki.caPem, cert: sp.certPem, key: sp.keyPem },
+      serverUrn: saUrn,
+      deadlineMs: 180_000,
+    });
     clients.push(saClient);
     await until('the SA', saProc, () => saClient.listSlices({ pageSize: 1, pageToken: '', state: 0 }));
     const pkiS = (performance.now() - setupStart) / 1000;
@@ -325,7 +353,13 @@ async function main(): Promise<void> {
     const tokens: { domain: string; name: string; token: string }[] = [];
     for (const [i, s] of sites.entries()) {
       s.ownerChain = (
-        await issueOwnerCredential({ ownerKey: s.owner.privateKey, ownerUrn: s.owner.urn, maUrn: s.maUrn, maKey: s.ma.jwk as Record<string, unknown>, ttlSeconds: 30 * 86_400 })
+        await issueOwnerCredential({
+          ownerKey: s.owner.privateKey,
+          ownerUrn: s.owner.urn,
+          maUrn: s.maUrn,
+          maKey: s.ma.jwk as Record<string, unknown>,
+          ttlSeconds: 30 * 86_400,
+        })
       ).chain;
       const c = admins[i] as PromiseClient<typeof ManagementAuthorityService>;
       const list: { domain: string; name: string; token: string }[] = s.nodes.map((name) => ({ domain: s.domain, name, token: '' }));
@@ -353,7 +387,11 @@ async function main(): Promise<void> {
       const part = tokens.filter((_, i) => i % workers === w);
       if (part.length === 0) continue;
       const execArgv = ['--import', 'tsx', ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])];
-      const child = fork(SELF, ['--worker'], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? '8' } });
+      const child = fork(SELF, ['--worker'], {
+        execArgv,
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        env: { ...process.env, UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? '8' },
+      });
       workerProcs.push(child);
       procs.push(child);
       ready.push(
@@ -364,7 +402,14 @@ async function main(): Promise<void> {
           });
         }),
       );
-      child.send({ type: 'setup', dir: join(dir, `nodes-${w}`), heartbeatMs, logLevel, sites: workerSites, nodes: part } satisfies WorkerSetup);
+      child.send({
+        type: 'setup',
+        dir: join(dir, `nodes-${w}`),
+        heartbeatMs,
+        logLevel,
+        sites: workerSites,
+        nodes: part,
+      } satisfies WorkerSetup);
     }
     await Promise.all(ready);
     const enrolS = (performance.now() - tEnrol) / 1000;
@@ -392,13 +437,22 @@ async function main(): Promise<void> {
       const endpoints = new Map<string, string>();
       let token = '';
       do {
-        const page = await (admins[sites.indexOf(s)] as PromiseClient<typeof ManagementAuthorityService>).listNodes({ pageSize: 1000, pageToken: token, health: 0 });
+        const page = await (admins[sites.indexOf(s)] as PromiseClient<typeof ManagementAuthorityService>).listNodes({
+          pageSize: 1000,
+          pageToken: token,
+          health: 0,
+        });
         for (const n of page.nodes) endpoints.set(n.urn, n.endpoint);
         token = page.nextPageToken;
       } while (token);
       for (const name of s.nodes) {
         const urn = `urn:fedlab:${s.domain}:node:${name}`;
-        const c = createClient(NodeManagerService, { address: endpoints.get(urn) as string, tls: { caCerts: s.pki.caPem, cert: s.ma.certPem, key: s.ma.keyPem }, serverUrn: urn, deadlineMs: 60_000 });
+        const c = createClient(NodeManagerService, {
+          address: endpoints.get(urn) as string,
+          tls: { caCerts: s.pki.caPem, cert: s.ma.certPem, key: s.ma.keyPem },
+          serverUrn: urn,
+          deadlineMs: 60_000,
+        });
         nodeClients.set(urn, c);
         clients.push(c);
       }
@@ -409,7 +463,9 @@ async function main(): Promise<void> {
       const s = sites.find((x) => urn.includes(`:${x.domain}:`)) as SiteRun;
       await c.getNodeInfo({}, { chain: s.ownerChain as string[] });
     });
-    console.log(`floor client: ${nodeClients.size} channels opened (TLS handshake + GetNodeInfo each, 64 at once) in ${(performance.now() - tWarm).toFixed(0)} ms`);
+    console.log(
+      `floor client: ${nodeClients.size} channels opened (TLS handshake + GetNodeInfo each, 64 at once) in ${(performance.now() - tWarm).toFixed(0)} ms`,
+    );
     let floorSeq = 0;
     const floor = async (n: number): Promise<number> => {
       const id = `floor${floorSeq++}`;
@@ -438,7 +494,8 @@ async function main(): Promise<void> {
               },
               { chain: s.ownerChain as string[] },
             );
-            if (res.sliver?.operationalState !== OperationalState.OPERATIONAL_STATE_READY) throw new Error(`floor: sliver on ${urn} is not READY`);
+            if (res.sliver?.operationalState !== OperationalState.OPERATIONAL_STATE_READY)
+              throw new Error(`floor: sliver on ${urn} is not READY`);
           }),
         ),
       );
@@ -447,14 +504,21 @@ async function main(): Promise<void> {
         plan.map(({ s, nodes }) =>
           pool(nodes, 64, async (name, k) => {
             const urn = `urn:fedlab:${s.domain}:node:${name}`;
-            await (nodeClients.get(urn) as PromiseClient<typeof NodeManagerService>).deleteSliver({ sliverUrn: `urn:fedlab:${s.domain}:sliver:${id}-${k}` }, { chain: s.ownerChain as string[] });
+            await (nodeClients.get(urn) as PromiseClient<typeof NodeManagerService>).deleteSliver(
+              { sliverUrn: `urn:fedlab:${s.domain}:sliver:${id}-${k}` },
+              { chain: s.ownerChain as string[] },
+            );
           }),
         ),
       );
       return ms;
     };
 
-    const pids = { sa: saProc.pid as number, mas: sites.map((s) => s.proc?.pid as number), workers: workerProcs.map((w) => w.pid as number) };
+    const pids = {
+      sa: saProc.pid as number,
+      mas: sites.map((s) => s.proc?.pid as number),
+      workers: workerProcs.map((w) => w.pid as number),
+    };
     const cpuNow = (): { sa: number; mas: number; workers: number; self: number } => ({
       sa: cpuSeconds(pids.sa),
       mas: pids.mas.reduce((a, p) => a + cpuSeconds(p), 0),
@@ -494,7 +558,12 @@ async function main(): Promise<void> {
       const ms = performance.now() - t;
       if (!cold) creates.push({ n, startUs, endUs: Number(process.hrtime.bigint() / 1000n) });
       const after = cpuNow();
-      const cpu = { sa: after.sa - before.sa, mas: after.mas - before.mas, workers: after.workers - before.workers, self: after.self - before.self };
+      const cpu = {
+        sa: after.sa - before.sa,
+        mas: after.mas - before.mas,
+        workers: after.workers - before.workers,
+        self: after.self - before.self,
+      };
       const s = res.slice;
       const readyCount = s?.slivers.filter((x) => x.operationalState === OperationalState.OPERATIONAL_STATE_READY).length ?? 0;
       if (s?.state !== SliceState.SLICE_STATE_READY || readyCount !== n) {
@@ -516,9 +585,13 @@ async function main(): Promise<void> {
     const c0 = performance.now();
     try {
       const cold = await slice(maxN, true);
-      console.log(`first slice of ${maxN} nodes (cold: every MA → node channel opens): ${cold.ms.toFixed(0)} ms; setup total ${((c0 - setupStart) / 1000).toFixed(1)} s; load average ${loadAverage()}`);
+      console.log(
+        `first slice of ${maxN} nodes (cold: every MA → node channel opens): ${cold.ms.toFixed(0)} ms; setup total ${((c0 - setupStart) / 1000).toFixed(1)} s; load average ${loadAverage()}`,
+      );
     } catch (err) {
-      console.log(`first slice of ${maxN} nodes (cold) failed after ${(performance.now() - c0).toFixed(0)} ms: ${(err as Error).message.slice(0, 600)}`);
+      console.log(
+        `first slice of ${maxN} nodes (cold) failed after ${(performance.now() - c0).toFixed(0)} ms: ${(err as Error).message.slice(0, 600)}`,
+      );
     }
     console.log('');
     const rows: { n: number; sa: number; floor: number; del: number; cpu: Record<string, number>; runs: number }[] = [];
@@ -556,7 +629,10 @@ async function main(): Promise<void> {
     }
     if (profileDir) {
       mkdirSync(profileDir, { recursive: true });
-      writeFileSync(join(profileDir, 'window.json'), JSON.stringify({ startUs: Number(windowStart), endUs: Number(process.hrtime.bigint() / 1000n), pids, creates }));
+      writeFileSync(
+        join(profileDir, 'window.json'),
+        JSON.stringify({ startUs: Number(windowStart), endUs: Number(process.hrtime.bigint() / 1000n), pids, creates }),
+      );
     }
     if (profileDir) console.log(`CPU profiles of the SA, MAs and workers are written to ${profileDir} as the processes exit`);
   } finally {

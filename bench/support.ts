@@ -44,7 +44,6 @@ export function quantile(sorted: readonly number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] as number;
 }
 
-
 /** The load averages, for printing beside figures. */
 export const loadAverage = (): string =>
   loadavg()

@@ -11,7 +11,13 @@ import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { FedlabError, InvalidArgumentError } from '../services/core/errors.js';
 import { identityFromCertificate, parseCertificate, splitPemCertificates } from '../services/core/identity/certificate.js';
-import { bundleFingerprint, parseTrustBundle, serializeTrustBundle, type BundleAuthority, type TrustBundle } from '../services/core/identity/trust-bundle.js';
+import {
+  bundleFingerprint,
+  parseTrustBundle,
+  serializeTrustBundle,
+  type BundleAuthority,
+  type TrustBundle,
+} from '../services/core/identity/trust-bundle.js';
 import { CA_FILES, loadCa, readCaState, stageState, type LoadedCa } from './ca.js';
 import { normalizeSerial } from './names.js';
 import { inTransaction, PUBLIC_MODE, withDirLock } from './files.js';
@@ -60,9 +66,10 @@ function badAuthority(source: string, why: string): never {
 
 /** Checks one authority certificate against the CA and returns its bundle entry. */
 async function authorityFrom(ca: LoadedCa, cert: X509Certificate, source: string, now: Date): Promise<BundleAuthoritySource> {
-  if (cert.ca) badAuthority(source, 'is a CA certificate, not a principal\'s');
+  if (cert.ca) badAuthority(source, "is a CA certificate, not a principal's");
   // Both checks: issuer name and a signature by this CA's key (a same-named foreign CA fails the second).
-  if (!cert.checkIssued(ca.cert) || !cert.verify(ca.cert.publicKey)) badAuthority(source, `is not issued by the CA of ${ca.domain} in ${ca.dir}`);
+  if (!cert.checkIssued(ca.cert) || !cert.verify(ca.cert.publicKey))
+    badAuthority(source, `is not issued by the CA of ${ca.domain} in ${ca.dir}`);
   if (now.getTime() >= Date.parse(cert.validTo)) badAuthority(source, `expired on ${new Date(cert.validTo).toISOString()}`);
   if (now.getTime() < Date.parse(cert.validFrom)) badAuthority(source, `is not valid before ${new Date(cert.validFrom).toISOString()}`);
   let id;
@@ -98,20 +105,27 @@ async function buildFrom(ca: LoadedCa, options: BuildBundleOptions): Promise<Bui
   const now = options.now ?? new Date();
   const last = ca.state.bundle;
   const serial = options.serial ?? (last ? last.serial + 1 : 1);
-  if (!Number.isSafeInteger(serial) || serial < 0) throw new InvalidArgumentError(`--serial must be a non-negative whole number, got ${String(serial)}`);
+  if (!Number.isSafeInteger(serial) || serial < 0)
+    throw new InvalidArgumentError(`--serial must be a non-negative whole number, got ${String(serial)}`);
   if (last && serial <= last.serial) {
-    throw new InvalidArgumentError(`--serial ${serial} does not increase: the last bundle of ${ca.domain} had serial ${last.serial}; peers would not take it as newer`, {
-      rule: 'serial',
-    });
+    throw new InvalidArgumentError(
+      `--serial ${serial} does not increase: the last bundle of ${ca.domain} had serial ${last.serial}; peers would not take it as newer`,
+      {
+        rule: 'serial',
+      },
+    );
   }
   const revocationVersion = options.revocationVersion ?? last?.revocation_version ?? 0;
   if (!Number.isSafeInteger(revocationVersion) || revocationVersion < 0) {
     throw new InvalidArgumentError(`--revocation-version must be a non-negative whole number, got ${String(revocationVersion)}`);
   }
   if (last && revocationVersion < last.revocation_version) {
-    throw new InvalidArgumentError(`--revocation-version ${revocationVersion} is older than the last bundle's ${last.revocation_version}; it never goes back`, {
-      rule: 'revocation_version',
-    });
+    throw new InvalidArgumentError(
+      `--revocation-version ${revocationVersion} is older than the last bundle's ${last.revocation_version}; it never goes back`,
+      {
+        rule: 'revocation_version',
+      },
+    );
   }
 
   const found: BundleAuthoritySource[] = [];
@@ -122,10 +136,13 @@ async function buildFrom(ca: LoadedCa, options: BuildBundleOptions): Promise<Bui
     try {
       pem = await readFile(join(ca.dir, r.file), 'utf8');
     } catch {
-      throw new InvalidArgumentError(`${join(ca.dir, r.file)} (issued to ${r.urn}) is missing; restore it or pass the certificate with --authority`);
+      throw new InvalidArgumentError(
+        `${join(ca.dir, r.file)} (issued to ${r.urn}) is missing; restore it or pass the certificate with --authority`,
+      );
     }
     const entry = await authorityFrom(ca, parseCertificate(pem, r.file), `${r.file} (ca.json)`, now);
-    if (entry.urn !== r.urn || entry.kid !== r.kid) throw new InvalidArgumentError(`${r.file} does not match its record in ca.json (${r.urn})`);
+    if (entry.urn !== r.urn || entry.kid !== r.kid)
+      throw new InvalidArgumentError(`${r.file} does not match its record in ca.json (${r.urn})`);
     found.push(entry);
   }
   for (const file of options.authorityFiles ?? []) found.push(await authorityFrom(ca, await readCertFile(file), file, now));
@@ -138,7 +155,9 @@ async function buildFrom(ca: LoadedCa, options: BuildBundleOptions): Promise<Bui
   for (const a of found) {
     const seen = byKid.get(a.kid);
     if (seen && seen.urn !== a.urn) {
-      throw new InvalidArgumentError(`one key (${a.kid}) is certified for both ${seen.urn} and ${a.urn}; an authority key belongs to one authority`);
+      throw new InvalidArgumentError(
+        `one key (${a.kid}) is certified for both ${seen.urn} and ${a.urn}; an authority key belongs to one authority`,
+      );
     }
     if (!seen) byKid.set(a.kid, a);
   }
@@ -167,14 +186,20 @@ export async function writeBundle(options: WriteBundleOptions): Promise<BuiltBun
   await readCaState(options.caDir);
   return withDirLock(options.caDir, async () => {
     const ca = await loadCa(options.caDir);
-    if (Object.values(CA_FILES).some((f) => join(ca.dir, f) === file)) throw new InvalidArgumentError(`--out ${options.outFile} would replace one of the CA's own files`);
+    if (Object.values(CA_FILES).some((f) => join(ca.dir, f) === file))
+      throw new InvalidArgumentError(`--out ${options.outFile} would replace one of the CA's own files`);
     const built = await buildFrom(ca, options);
     await inTransaction(async (tx) => {
       await tx.ensureDir(dirname(file), 0o755);
       await tx.stage(file, built.json, PUBLIC_MODE);
       await stageState(tx, ca.dir, {
         ...ca.state,
-        bundle: { serial: built.bundle.serial, revocation_version: built.bundle.revocation_version, issued_at: built.bundle.issued_at, fingerprint: built.fingerprint },
+        bundle: {
+          serial: built.bundle.serial,
+          revocation_version: built.bundle.revocation_version,
+          issued_at: built.bundle.issued_at,
+          fingerprint: built.fingerprint,
+        },
       });
     });
     return { ...built, file };

@@ -56,7 +56,12 @@ const caStateSchema = z.strictObject({
   issued: z.array(issuedRecordSchema),
   /** The last trust bundle made from this CA, or null before the first. */
   bundle: z
-    .strictObject({ serial: z.number().int().nonnegative(), revocation_version: z.number().int().nonnegative(), issued_at: isoTime, fingerprint: z.string() })
+    .strictObject({
+      serial: z.number().int().nonnegative(),
+      revocation_version: z.number().int().nonnegative(),
+      issued_at: isoTime,
+      fingerprint: z.string(),
+    })
     .nullable(),
 });
 
@@ -116,7 +121,9 @@ export function caCommonName(domain: string): string {
 
 function checkDomain(domain: string): string {
   if (typeof domain !== 'string' || !isValidDomain(domain)) {
-    throw new InvalidArgumentError(`--domain ${JSON.stringify(String(domain).slice(0, 80))} is not a lower-case DNS name (e.g. plc.test)`, { rule: 'domain' });
+    throw new InvalidArgumentError(`--domain ${JSON.stringify(String(domain).slice(0, 80))} is not a lower-case DNS name (e.g. plc.test)`, {
+      rule: 'domain',
+    });
   }
   return domain;
 }
@@ -172,7 +179,10 @@ export async function initCa(options: InitCaOptions): Promise<InitCaResult> {
   if (await exists(dir)) {
     if (!(await stat(dir)).isDirectory()) throw new InvalidArgumentError(`--out ${options.outDir} exists and is not a directory`);
     if (await holdsCa(dir)) {
-      throw new InvalidArgumentError(`--out ${options.outDir} already holds a CA; choose another directory (an existing CA is never overwritten)`, { rule: 'exists' });
+      throw new InvalidArgumentError(
+        `--out ${options.outDir} already holds a CA; choose another directory (an existing CA is never overwritten)`,
+        { rule: 'exists' },
+      );
     }
   }
   const now = options.now ?? new Date();
@@ -205,7 +215,9 @@ export async function stageState(tx: FileTransaction, dir: string, state: CaStat
 }
 
 function notACa(dir: string, why: string): never {
-  throw new InvalidArgumentError(`--ca ${dir} is not a usable Fedlab CA directory: ${why}; create one with \`fedlab certs init-ca\``, { rule: 'ca' });
+  throw new InvalidArgumentError(`--ca ${dir} is not a usable Fedlab CA directory: ${why}; create one with \`fedlab certs init-ca\``, {
+    rule: 'ca',
+  });
 }
 
 async function readIn(dir: string, name: string): Promise<string> {
@@ -248,6 +260,7 @@ export async function loadCa(caDir: string): Promise<LoadedCa> {
   if (!createPublicKey(privateKey).equals(cert.publicKey)) notACa(caDir, `${CA_FILES.key} is not the key of ${CA_FILES.cert}`);
   const alg = algNameForKey(privateKey);
   if (alg !== state.alg) notACa(caDir, `${CA_FILES.state} says ${state.alg} but the key is ${alg}`);
-  if (normalizeSerial(cert.serialNumber) !== state.serial) notACa(caDir, `${CA_FILES.cert} is not the certificate ${CA_FILES.state} records`);
+  if (normalizeSerial(cert.serialNumber) !== state.serial)
+    notACa(caDir, `${CA_FILES.cert} is not the certificate ${CA_FILES.state} records`);
   return { dir, domain: state.domain, alg, certPem, cert, privateKey, state };
 }

@@ -156,14 +156,16 @@ async function acquire(dir: string, waitMs: number): Promise<() => Promise<void>
 export async function withDirLock<T>(dir: string, fn: () => Promise<T>, options: { readonly waitMs?: number } = {}): Promise<T> {
   const key = resolve(dir);
   const previous = inProcess.get(key) ?? Promise.resolve();
-  const run = previous.catch(() => undefined).then(async () => {
-    const release = await acquire(key, options.waitMs ?? LOCK_WAIT_MS);
-    try {
-      return await fn();
-    } finally {
-      await release();
-    }
-  });
+  const run = previous
+    .catch(() => undefined)
+    .then(async () => {
+      const release = await acquire(key, options.waitMs ?? LOCK_WAIT_MS);
+      try {
+        return await fn();
+      } finally {
+        await release();
+      }
+    });
   inProcess.set(key, run);
   try {
     return await run;

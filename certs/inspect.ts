@@ -54,7 +54,16 @@ export interface BundleReport {
 /** What `inspect` says about a file: a bundle, or the certificates it holds. */
 export type InspectReport = BundleReport | { readonly type: 'certificates'; readonly certificates: readonly CertificateReport[] };
 
-const SAN_PREFIX: Record<string, string> = { url: 'URI', dns: 'DNS', ip: 'IP', email: 'email', dn: 'DirName', guid: 'GUID', upn: 'UPN', id: 'RID' };
+const SAN_PREFIX: Record<string, string> = {
+  url: 'URI',
+  dns: 'DNS',
+  ip: 'IP',
+  email: 'email',
+  dn: 'DirName',
+  guid: 'GUID',
+  upn: 'UPN',
+  id: 'RID',
+};
 
 /** Describes one certificate. */
 export async function inspectCertificate(cert: X509Certificate): Promise<CertificateReport> {
@@ -123,7 +132,8 @@ export async function inspectFile(path: string): Promise<InspectReport> {
     throw new InvalidArgumentError(`${path} holds a private key; inspect describes certificates and trust bundles, and never prints keys`);
   }
   const pems = splitPemCertificates(text);
-  const certs = pems.length > 0 ? pems.map((p, i) => parseCertificate(p, `${path} (certificate ${i + 1})`)) : [parseCertificate(data, path)];
+  const certs =
+    pems.length > 0 ? pems.map((p, i) => parseCertificate(p, `${path} (certificate ${i + 1})`)) : [parseCertificate(data, path)];
   const certificates: CertificateReport[] = [];
   for (const c of certs) certificates.push(await inspectCertificate(c));
   return { type: 'certificates', certificates };

@@ -13,7 +13,13 @@ import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFile, realpath } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { FailedPreconditionError, InvalidArgumentError } from '../services/core/errors.js';
-import { describePublicKey, generateKeyPair, parsePrivateKeyPem, privateKeyToPem, type KeyAlgName } from '../services/core/identity/keys.js';
+import {
+  describePublicKey,
+  generateKeyPair,
+  parsePrivateKeyPem,
+  privateKeyToPem,
+  type KeyAlgName,
+} from '../services/core/identity/keys.js';
 import { parseUrn, type Urn } from '../services/core/identity/urn.js';
 import { CA_FILES, evenHex, loadCa, readCaState, stageState, type CaMaterial, type IssuedRecord } from './ca.js';
 import { exists, inTransaction, PRIVATE_MODE, PUBLIC_MODE, withDirLock } from './files.js';
@@ -62,9 +68,12 @@ export interface SignedLeaf {
 export async function signLeafCertificate(ca: CaMaterial, req: LeafRequest): Promise<SignedLeaf> {
   const urn = parseUrn(req.urn);
   if (urn.domain !== ca.domain) {
-    throw new InvalidArgumentError(`${req.urn} is in domain ${urn.domain}, but this CA is for ${ca.domain}; a CA only certifies its own domain's principals`, {
-      rule: 'domain',
-    });
+    throw new InvalidArgumentError(
+      `${req.urn} is in domain ${urn.domain}, but this CA is for ${ca.domain}; a CA only certifies its own domain's principals`,
+      {
+        rule: 'domain',
+      },
+    );
   }
   const dns = checkDnsNames(req.dns);
   const ip = checkIpAddresses(req.ip);
@@ -75,7 +84,8 @@ export async function signLeafCertificate(ca: CaMaterial, req: LeafRequest): Pro
   if (now.getTime() >= caTo.getTime()) {
     throw new FailedPreconditionError(`the CA of ${ca.domain} expired on ${caTo.toISOString()}; make a new CA and reissue`);
   }
-  if (now.getTime() < caFrom.getTime()) throw new FailedPreconditionError(`the CA of ${ca.domain} is not valid before ${caFrom.toISOString()}`);
+  if (now.getTime() < caFrom.getTime())
+    throw new FailedPreconditionError(`the CA of ${ca.domain} is not valid before ${caFrom.toISOString()}`);
   const wanted = addDays(now, days);
   const clipped = wanted.getTime() > caTo.getTime();
   // Whole seconds, as X.509 stores them, so that what is returned and recorded is what the certificate says.
@@ -196,10 +206,14 @@ export async function issueCertificate(options: IssueOptions): Promise<IssueResu
   if (!options.force && !reusesOutKey && (await exists(keyPath))) {
     throw new InvalidArgumentError(`${keyPath} already exists; choose another --out, or pass --force to replace it`, { rule: 'exists' });
   }
-  if (options.privateKey && options.privateKey.type !== 'private') throw new InvalidArgumentError('privateKey must be a private key (the key written to key.pem)');
-  const privateKey = options.privateKey ?? (options.keyFile !== undefined ? await readKeyFile(options.keyFile) : generateKeyPair(askedAlg ?? 'p256').privateKey);
+  if (options.privateKey && options.privateKey.type !== 'private')
+    throw new InvalidArgumentError('privateKey must be a private key (the key written to key.pem)');
+  const privateKey =
+    options.privateKey ??
+    (options.keyFile !== undefined ? await readKeyFile(options.keyFile) : generateKeyPair(askedAlg ?? 'p256').privateKey);
   const alg = algNameForKey(privateKey);
-  if (askedAlg !== undefined && askedAlg !== alg) throw new InvalidArgumentError(`--alg ${askedAlg} does not match the given key, which is ${alg}`);
+  if (askedAlg !== undefined && askedAlg !== alg)
+    throw new InvalidArgumentError(`--alg ${askedAlg} does not match the given key, which is ${alg}`);
   const key = await describePublicKey(privateKey);
   // Fail on a directory that is no CA before creating a lock file in it.
   await readCaState(options.caDir);
@@ -229,7 +243,12 @@ export async function issueCertificate(options: IssueOptions): Promise<IssueResu
       not_after: leaf.notAfter.toISOString(),
       file: issuedRel,
     };
-    const paths = { key: keyPath, cert: join(outDir, ISSUED_FILES.cert), ca: join(outDir, ISSUED_FILES.ca), issued: join(ca.dir, issuedRel) };
+    const paths = {
+      key: keyPath,
+      cert: join(outDir, ISSUED_FILES.cert),
+      ca: join(outDir, ISSUED_FILES.ca),
+      issued: join(ca.dir, issuedRel),
+    };
     await inTransaction(async (tx) => {
       await tx.ensureDir(outDir);
       if (!reusesOutKey) await tx.stage(paths.key, privateKeyToPem(privateKey), PRIVATE_MODE);

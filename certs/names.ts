@@ -54,7 +54,10 @@ export function checkDnsNames(names: readonly string[] = []): string[] {
     const labels = name.split('.');
     const plain = labels[0] === '*' && labels.length > 2 ? labels.slice(1) : labels;
     if (name.length === 0 || name.length > 253 || !plain.every((l) => DNS_LABEL.test(l))) {
-      throw new InvalidArgumentError(`--dns ${JSON.stringify(raw.slice(0, 80))} is not a DNS name (e.g. localhost, ma.plc.test, *.plc.test)`, { rule: 'dns' });
+      throw new InvalidArgumentError(
+        `--dns ${JSON.stringify(raw.slice(0, 80))} is not a DNS name (e.g. localhost, ma.plc.test, *.plc.test)`,
+        { rule: 'dns' },
+      );
     }
     if (!out.includes(name)) out.push(name);
   }
@@ -66,7 +69,8 @@ export function checkIpAddresses(addrs: readonly string[] = []): string[] {
   const out: string[] = [];
   for (const raw of addrs) {
     const addr = raw.trim();
-    if (isIP(addr) === 0) throw new InvalidArgumentError(`--ip ${JSON.stringify(raw.slice(0, 80))} is not an IPv4 or IPv6 address`, { rule: 'ip' });
+    if (isIP(addr) === 0)
+      throw new InvalidArgumentError(`--ip ${JSON.stringify(raw.slice(0, 80))} is not an IPv4 or IPv6 address`, { rule: 'ip' });
     if (!out.includes(addr)) out.push(addr);
   }
   return out;

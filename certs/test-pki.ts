@@ -79,7 +79,11 @@ export interface TestPki {
   /** Issues a server certificate valid for localhost, 127.0.0.1 and ::1 (plus any names given). */
   issueServer(urn: string, options?: TestIssueOptions): Promise<TestIdentity>;
   /** Writes the domain's next trust bundle (into `<dir>/bundle.json` by default). */
-  bundle(options?: { readonly file?: string; readonly authorityPems?: readonly string[]; readonly revocationVersion?: number }): Promise<BuiltBundle & { readonly file: string }>;
+  bundle(options?: {
+    readonly file?: string;
+    readonly authorityPems?: readonly string[];
+    readonly revocationVersion?: number;
+  }): Promise<BuiltBundle & { readonly file: string }>;
   /** Removes the whole directory. */
   cleanup(): Promise<void>;
 }
@@ -142,7 +146,13 @@ export async function createTestPki(options: TestPkiOptions = {}): Promise<TestP
     caKeyPem,
     issue,
     issueServer: (urn, o = {}) => issue(urn, { ...o, dns: ['localhost', ...(o.dns ?? [])], ip: ['127.0.0.1', '::1', ...(o.ip ?? [])] }),
-    bundle: (o = {}) => writeBundle({ caDir, outFile: o.file ?? join(dir, 'bundle.json'), authorityPems: o.authorityPems, revocationVersion: o.revocationVersion }),
+    bundle: (o = {}) =>
+      writeBundle({
+        caDir,
+        outFile: o.file ?? join(dir, 'bundle.json'),
+        authorityPems: o.authorityPems,
+        revocationVersion: o.revocationVersion,
+      }),
     cleanup: () => rm(dir, { recursive: true, force: true }),
   };
 }

@@ -37,7 +37,9 @@ export async function toCryptoKeyPair(privateKey: KeyObject): Promise<webcrypto.
   const alg = algNameForKey(privateKey);
   const subtle = webcrypto.subtle;
   const priv = await subtle.importKey('pkcs8', privateKey.export({ format: 'der', type: 'pkcs8' }), importParams(alg), false, ['sign']);
-  const pub = await subtle.importKey('spki', createPublicKey(privateKey).export({ format: 'der', type: 'spki' }), importParams(alg), true, ['verify']);
+  const pub = await subtle.importKey('spki', createPublicKey(privateKey).export({ format: 'der', type: 'spki' }), importParams(alg), true, [
+    'verify',
+  ]);
   return { privateKey: priv, publicKey: pub };
 }
 

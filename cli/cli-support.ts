@@ -99,7 +99,8 @@ export function tlsFrom(flags: TlsFileFlags): TlsMaterial {
       caCerts: readFlagFile(flags.ca ?? join(flags.tlsDir, 'ca.pem'), flags.ca ? '--ca' : '--tls-dir'),
     };
   }
-  if (!flags.cert || !flags.key || !flags.ca) throw new InvalidArgumentError('give --tls-dir DIR (with key.pem, cert.pem and ca.pem), or --cert, --key and --ca');
+  if (!flags.cert || !flags.key || !flags.ca)
+    throw new InvalidArgumentError('give --tls-dir DIR (with key.pem, cert.pem and ca.pem), or --cert, --key and --ca');
   return { cert: readFlagFile(flags.cert, '--cert'), key: readFlagFile(flags.key, '--key'), caCerts: readFlagFile(flags.ca, '--ca') };
 }
 

@@ -34,7 +34,8 @@ export function parsePositiveInt(value: string, flag: string): number {
 /** Parses a whole number option (0 when absent) or throws an InvalidArgumentError naming the flag. */
 export function parseWholeNumber(value: string | undefined, flag: string): number {
   if (value === undefined) return 0;
-  if (!/^[0-9]+$/.test(value) || !Number.isSafeInteger(Number(value))) throw new InvalidArgumentError(`${flag} must be a whole number, got ${JSON.stringify(value)}`);
+  if (!/^[0-9]+$/.test(value) || !Number.isSafeInteger(Number(value)))
+    throw new InvalidArgumentError(`${flag} must be a whole number, got ${JSON.stringify(value)}`);
   return Number(value);
 }
 
@@ -44,7 +45,8 @@ const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400, w: 604_
 export function parseDuration(value: string, flag = '--ttl'): number {
   const m = /^([0-9]+)([smhdw])$/.exec(value.trim());
   const n = m ? Number(m[1]) * (UNITS[m[2] as string] as number) : NaN;
-  if (!m || !Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError(`${flag} must be a positive duration such as 45s, 90m, 12h, 30d or 2w, got ${JSON.stringify(value)}`);
+  if (!m || !Number.isSafeInteger(n) || n <= 0)
+    throw new InvalidArgumentError(`${flag} must be a positive duration such as 45s, 90m, 12h, 30d or 2w, got ${JSON.stringify(value)}`);
   return n;
 }
 
@@ -52,7 +54,9 @@ export function parseDuration(value: string, flag = '--ttl'): number {
 export function parseTime(value: string, flag: string): Date {
   const time = /^[0-9]+$/.test(value) ? new Date(Number(value) * 1000) : new Date(value);
   if (Number.isNaN(time.getTime()) || !/^[0-9]+$|^\d{4}-\d{2}-\d{2}/.test(value)) {
-    throw new InvalidArgumentError(`${flag} must be an RFC 3339 time (2026-05-01T12:00:00Z) or seconds since the epoch, got ${JSON.stringify(value)}`);
+    throw new InvalidArgumentError(
+      `${flag} must be an RFC 3339 time (2026-05-01T12:00:00Z) or seconds since the epoch, got ${JSON.stringify(value)}`,
+    );
   }
   return time;
 }
@@ -62,7 +66,8 @@ export function envFrom(list: readonly string[]): Record<string, string> {
   const env: Record<string, string> = {};
   for (const entry of list) {
     const i = entry.indexOf('=');
-    if (i <= 0 || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(entry.slice(0, i))) throw new InvalidArgumentError(`--env must be NAME=VALUE, got ${JSON.stringify(entry)}`);
+    if (i <= 0 || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(entry.slice(0, i)))
+      throw new InvalidArgumentError(`--env must be NAME=VALUE, got ${JSON.stringify(entry)}`);
     env[entry.slice(0, i)] = entry.slice(i + 1);
   }
   return env;

@@ -68,7 +68,8 @@ export function withMaFlags(cmd: Command): Command {
 
 /** A ManagementAuthority client from {@link MaFlags}; every call has the --timeout deadline. */
 export function maClient(flags: MaFlags) {
-  if (flags.maUrn !== undefined && !isUrn(flags.maUrn)) throw new InvalidArgumentError(`--ma-urn ${JSON.stringify(flags.maUrn)} is not a URN`);
+  if (flags.maUrn !== undefined && !isUrn(flags.maUrn))
+    throw new InvalidArgumentError(`--ma-urn ${JSON.stringify(flags.maUrn)} is not a URN`);
   return createClient(ManagementAuthorityService, {
     address: checkAddress(flags.ma, '--ma'),
     tls: tlsFrom(flags),

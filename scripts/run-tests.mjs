@@ -20,7 +20,9 @@ try {
   passed = r.numPassedTests ?? 0;
   skipped = (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
   // A file that failed to load has no failed test but is a failure all the same.
-  const brokenSuites = (r.testResults ?? []).filter((s) => s.status === 'failed' && (s.assertionResults ?? []).every((a) => a.status !== 'failed')).length;
+  const brokenSuites = (r.testResults ?? []).filter(
+    (s) => s.status === 'failed' && (s.assertionResults ?? []).every((a) => a.status !== 'failed'),
+  ).length;
   failed = (r.numFailedTests ?? 0) + brokenSuites;
 } catch {
   failed = Math.max(failed, 1);

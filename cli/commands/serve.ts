@@ -55,7 +55,9 @@ export function registerServeCommand(program: Command): void {
     .option('--host <host>', 'address to listen on (overrides listen.host)')
     .option('--port <port>', 'port to listen on, 0 for any free port (overrides listen.port)')
     .option('--data-dir <dir>', 'data directory (overrides data_dir)')
-    .addOption(new Option('--log-level <level>', 'log level (overrides log_level)').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']))
+    .addOption(
+      new Option('--log-level <level>', 'log level (overrides log_level)').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']),
+    )
     .action(
       action(async (role: Role, flags: ServeFlags) => {
         const port = flags.port === undefined ? undefined : flags.port === '0' ? 0 : parsePositiveInt(flags.port, '--port');
@@ -69,7 +71,9 @@ export function registerServeCommand(program: Command): void {
           ROLE_CONFIGS[role].pathFields,
         );
         if (config.role !== role) {
-          throw new InvalidArgumentError(`the config ${flags.config} is for role ${config.role}, not ${role}; use \`fedlab serve ${config.role}\``);
+          throw new InvalidArgumentError(
+            `the config ${flags.config} is for role ${config.role}, not ${role}; use \`fedlab serve ${config.role}\``,
+          );
         }
         const log = createLogger({ name: `${role}`, level: config.log_level }).child({ urn: config.urn });
         // A port in use or an address that cannot be bound comes back as an error naming the listener's setting.

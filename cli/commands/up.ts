@@ -49,7 +49,11 @@ export function usageText(fed: LocalFederation, dep?: Deployment): string {
   const h = fed.homePaths;
   const sa = `--sa ${fed.saAddress} --tls-dir ${h.sp}`;
   const sp = `--sp ${fed.spAddress} --tls-dir ${h.operator}`;
-  const lines = ['How to use it (from any directory, while it runs):', `  alias fedlab="node ${cli}"`, '  # each site, as its administrator'];
+  const lines = [
+    'How to use it (from any directory, while it runs):',
+    `  alias fedlab="node ${cli}"`,
+    '  # each site, as its administrator',
+  ];
   for (const s of fed.sites) lines.push(`  fedlab node ls --ma ${s.address} --tls-dir ${s.paths.admin}`);
   lines.push(
     `  # the slice authority, as the provider ${homeUrns(fed.home).sp}`,
@@ -84,7 +88,9 @@ export async function runUp(f: UpFlags, out: NodeJS.WriteStream = process.stdout
   const fed = await LocalFederation.open({ dir: resolve(f.dir), sites: styles, nodes, driver: f.driver, say });
   if (!fed.fresh) say(`reusing the federation in ${fed.dir}`);
   if (fed.driver.kind === 'process') {
-    say(`WARNING: slivers use the process driver and are NOT isolated (${fed.driver.reason}); run as root on a machine with cgroups for containers.`);
+    say(
+      `WARNING: slivers use the process driver and are NOT isolated (${fed.driver.reason}); run as root on a machine with cgroups for containers.`,
+    );
   }
   let stopping: Promise<number> | undefined;
   let deployed = false;
@@ -124,11 +130,18 @@ export async function runUp(f: UpFlags, out: NodeJS.WriteStream = process.stdout
     const saReady = serves(fed.sa?.seen('listening'), 'fedlab.v1.SliceAuthority');
     const spReady = serves(fed.sp?.seen('listening'), 'fedlab.v1.ServiceProvider');
     if (!saReady || !spReady) {
-      const missing = [!saReady ? 'the slice authority (fedlab serve sa)' : '', !spReady ? 'the service provider (fedlab serve sp)' : ''].filter(Boolean).join(' and ');
-      throw new CliExit(EXIT_FAILURE, `${missing} does not serve its API in this build, so no slice can be made; the sites run (see above)`);
+      const missing = [!saReady ? 'the slice authority (fedlab serve sa)' : '', !spReady ? 'the service provider (fedlab serve sp)' : '']
+        .filter(Boolean)
+        .join(' and ');
+      throw new CliExit(
+        EXIT_FAILURE,
+        `${missing} does not serve its API in this build, so no slice can be made; the sites run (see above)`,
+      );
     }
     if (stopRequested()) return await (stopRequested() as Promise<number>);
-    say(`deploying "${demoDeployment(fed.run)}" (${DEMO_COMMAND.slice(2).join(' ')}) on every node of ${fed.sites.map((s) => s.domain).join(', ')}`);
+    say(
+      `deploying "${demoDeployment(fed.run)}" (${DEMO_COMMAND.slice(2).join(' ')}) on every node of ${fed.sites.map((s) => s.domain).join(', ')}`,
+    );
     deployed = true;
     // The deployment runs on; its progress is followed through the table below.
     const deploying = fed
@@ -155,7 +168,10 @@ export async function runUp(f: UpFlags, out: NodeJS.WriteStream = process.stdout
       const status = await collectStatus(fed, demoDeployment(fed.run));
       const r = readiness(status, expected);
       if (tty) {
-        const lines = [...renderStatus(status, `fedlab up: ${fed.dir} (${fed.driver.kind} driver)${f.once ? '' : ' — Ctrl-C stops it'}`), ...(usage ? ['', ...usage.split('\n')] : [])];
+        const lines = [
+          ...renderStatus(status, `fedlab up: ${fed.dir} (${fed.driver.kind} driver)${f.once ? '' : ' — Ctrl-C stops it'}`),
+          ...(usage ? ['', ...usage.split('\n')] : []),
+        ];
         // Redraw in place: move up over the previous table and clear to the end of the screen
         // (a table taller than the terminal cannot be reached by moving up: clear the screen then).
         const tall = lines.length >= (out.rows || 24) - 1;
@@ -182,7 +198,9 @@ export async function runUp(f: UpFlags, out: NodeJS.WriteStream = process.stdout
       }
       if (f.once && r.ready) {
         if (!tty) say(renderStatus(status, `fedlab up: ${fed.dir}`).join('\n'));
-        say(`ready: the service runs in all ${expected} slivers on ${fed.sites.length} sites, ${((Date.now() - started) / 1000).toFixed(1)} s after start`);
+        say(
+          `ready: the service runs in all ${expected} slivers on ${fed.sites.length} sites, ${((Date.now() - started) / 1000).toFixed(1)} s after start`,
+        );
         say(usageText(fed, status.deployment));
         return await (stopping ?? (stopping = shutdown(0)));
       }
@@ -210,13 +228,19 @@ export function registerUpCommand(program: Command): void {
   program
     .command('up')
     .description('run a whole federation on this machine (three sites, a slice authority, a provider) and deploy a service across it')
-    .option('--sites <styles>', 'site styles, comma-separated (the first is the home of the slice authority and provider)', ALL_STYLES.join(','))
+    .option(
+      '--sites <styles>',
+      'site styles, comma-separated (the first is the home of the slice authority and provider)',
+      ALL_STYLES.join(','),
+    )
     .option('--nodes <n>', 'node managers per site', '3')
     .option('--dir <dir>', 'where certificates, configs, data and logs live (reused when run again)', 'fedlab-up')
     .option('--once', 'exit 0 once every sliver runs the service (then stop everything), non-zero if not within --timeout')
     .option('--timeout <duration>', 'how long --once waits, e.g. 120s', '180s')
     .option('--interval <duration>', 'how often the table is refreshed', '1s')
-    .addOption(new Option('--driver <kind>', 'sliver driver of the node managers').choices(['auto', 'container', 'process']).default('auto'))
+    .addOption(
+      new Option('--driver <kind>', 'sliver driver of the node managers').choices(['auto', 'container', 'process']).default('auto'),
+    )
     .action(
       action(async (f: UpFlags) => {
         const code = await runUp(f);

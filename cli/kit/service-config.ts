@@ -50,7 +50,9 @@ export function buildServiceConfig<S extends z.ZodType<CommonConfig>>(spec: Role
   const checked = spec.schema.safeParse(content);
   if (!checked.success) {
     const problems = checked.error.issues.map((issue) => `${issue.path.length ? issue.path.join('.') : '(top level)'}: ${issue.message}`);
-    throw new InvalidArgumentError(`invalid ${spec.role} config: ${problems.join('; ')}`, { field: checked.error.issues[0]?.path.join('.') ?? '' });
+    throw new InvalidArgumentError(`invalid ${spec.role} config: ${problems.join('; ')}`, {
+      field: checked.error.issues[0]?.path.join('.') ?? '',
+    });
   }
   return new ServiceConfig(spec, content);
 }

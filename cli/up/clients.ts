@@ -18,17 +18,38 @@ export class FederationClients {
 
   /** An admin client of a site's MA. */
   ma(site: SiteRuntime): PromiseClient<typeof ManagementAuthorityService> {
-    return this.keep(createClient(ManagementAuthorityService, { address: site.address, tls: tlsOfDir(site.paths.admin), serverUrn: site.maUrn, deadlineMs: 10_000 }));
+    return this.keep(
+      createClient(ManagementAuthorityService, {
+        address: site.address,
+        tls: tlsOfDir(site.paths.admin),
+        serverUrn: site.maUrn,
+        deadlineMs: 10_000,
+      }),
+    );
   }
 
   /** A client of the slice authority as `who` (an identity directory). */
   sa(who: string, deadlineMs: number): PromiseClient<typeof SliceAuthorityService> {
-    return this.keep(createClient(SliceAuthorityService, { address: this.fed.saAddress, tls: tlsOfDir(who), serverUrn: homeUrns(this.fed.home).sa, deadlineMs }));
+    return this.keep(
+      createClient(SliceAuthorityService, {
+        address: this.fed.saAddress,
+        tls: tlsOfDir(who),
+        serverUrn: homeUrns(this.fed.home).sa,
+        deadlineMs,
+      }),
+    );
   }
 
   /** A client of the service provider as `who` (an identity directory). */
   sp(who: string, deadlineMs: number): PromiseClient<typeof ServiceProviderService> {
-    return this.keep(createClient(ServiceProviderService, { address: this.fed.spAddress, tls: tlsOfDir(who), serverUrn: homeUrns(this.fed.home).sp, deadlineMs }));
+    return this.keep(
+      createClient(ServiceProviderService, {
+        address: this.fed.spAddress,
+        tls: tlsOfDir(who),
+        serverUrn: homeUrns(this.fed.home).sp,
+        deadlineMs,
+      }),
+    );
   }
 
   /** Closes every client handed out (closing one twice does no harm). */

@@ -24,7 +24,12 @@ export interface DeployOptions {
  * The provider deploys `command` (a service it keeps running) on `perSite` nodes of every site; the
  * progress events go to `onEvent`. Resolves with the deployment once it reaches a stable state.
  */
-export async function deploy(fed: LocalFederation, name: string, command: readonly string[], options: DeployOptions = {}): Promise<Deployment | undefined> {
+export async function deploy(
+  fed: LocalFederation,
+  name: string,
+  command: readonly string[],
+  options: DeployOptions = {},
+): Promise<Deployment | undefined> {
   const client = fed.spClient(fed.homePaths.operator, options.timeoutMs ?? 120_000);
   let last: Deployment | undefined;
   const stream = client.deploy({
@@ -74,7 +79,12 @@ export async function prepareMember(fed: LocalFederation, sliceUrn: string): Pro
   const client = fed.spClient(fed.homePaths.operator, 10_000);
   const member = homeUrns(fed.home).member;
   try {
-    await client.addMember({ requestId: 'up-member', memberUrn: member, certificatePem: readFileSync(`${fed.homePaths.member}/cert.pem`, 'utf8'), displayName: 'member' });
+    await client.addMember({
+      requestId: 'up-member',
+      memberUrn: member,
+      certificatePem: readFileSync(`${fed.homePaths.member}/cert.pem`, 'utf8'),
+      displayName: 'member',
+    });
     const res = await client.delegateToMember({
       requestId: `up-member-${sliceUrn.split(':').pop() ?? 'slice'}-${Date.now()}`,
       memberUrn: member,

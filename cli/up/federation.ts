@@ -135,7 +135,8 @@ export class LocalFederation {
     const dir = resolve(options.dir);
     const styles = options.sites ?? ALL_STYLES;
     const nodes = options.nodes ?? 3;
-    if (!Number.isInteger(nodes) || nodes < 1 || nodes > 64) throw new InvalidArgumentError(`--nodes must be between 1 and 64, got ${nodes}`);
+    if (!Number.isInteger(nodes) || nodes < 1 || nodes > 64)
+      throw new InvalidArgumentError(`--nodes must be between 1 and 64, got ${nodes}`);
     const existing = readState(dir);
     if (existing) {
       const want = styles.join(',');
@@ -148,17 +149,25 @@ export class LocalFederation {
       }
       const alive = existing.pids.filter((pid) => isOurProcess(pid, dir));
       if (alive.length) {
-        throw new FailedPreconditionError(`a fedlab up of ${dir} still runs (processes ${alive.join(', ')}); stop it (Ctrl-C there, or kill ${alive.join(' ')}) before starting it again`);
+        throw new FailedPreconditionError(
+          `a fedlab up of ${dir} still runs (processes ${alive.join(', ')}); stop it (Ctrl-C there, or kill ${alive.join(' ')}) before starting it again`,
+        );
       }
       if (!existing.complete) {
-        throw new FailedPreconditionError(`${dir} holds a federation whose set-up did not finish; remove the directory (rm -r ${dir}) and run again`);
+        throw new FailedPreconditionError(
+          `${dir} holds a federation whose set-up did not finish; remove the directory (rm -r ${dir}) and run again`,
+        );
       }
       const busy: number[] = [];
       for (const port of plannedPorts(existing)) if (await portInUse(port)) busy.push(port);
-      if (busy.length) throw new FailedPreconditionError(`ports ${busy.join(', ')} of the federation in ${dir} are taken by other programs; free them or choose another --dir`);
+      if (busy.length)
+        throw new FailedPreconditionError(
+          `ports ${busy.join(', ')} of the federation in ${dir} are taken by other programs; free them or choose another --dir`,
+        );
       return new LocalFederation(dir, existing, false, options);
     }
-    if (!isFreshDir(dir)) throw new InvalidArgumentError(`${dir} exists and is not a fedlab up directory; choose another --dir (an empty or missing one)`);
+    if (!isFreshDir(dir))
+      throw new InvalidArgumentError(`${dir} exists and is not a fedlab up directory; choose another --dir (an empty or missing one)`);
     const fed = new LocalFederation(dir, await planFederation(styles, nodes), true, options);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     mkdirSync(`${dir}/logs`, { recursive: true, mode: 0o700 });

@@ -40,7 +40,15 @@ export async function delegateToSliceAuthority(fed: LocalFederation): Promise<vo
 /** Starts the slice authority (`fed.sa`). */
 export async function startSliceAuthority(fed: LocalFederation): Promise<void> {
   const paths = fed.homePaths;
-  const proc = fed.track(new ServiceProcess({ name: `${fed.home} SA`, role: 'sa', configFile: paths.saConfig, logFile: logFile(fed.dir, `${fed.home}-sa`), fedlabArgs: fed.fedlabArgs }));
+  const proc = fed.track(
+    new ServiceProcess({
+      name: `${fed.home} SA`,
+      role: 'sa',
+      configFile: paths.saConfig,
+      logFile: logFile(fed.dir, `${fed.home}-sa`),
+      fedlabArgs: fed.fedlabArgs,
+    }),
+  );
   fed.sa = proc;
   await fed.startOnFreePorts(proc, () => saConfigOf(fed).writeTo(paths.saConfig));
   fed.savePids();
@@ -50,7 +58,15 @@ export async function startSliceAuthority(fed: LocalFederation): Promise<void> {
 /** Starts the service provider (`fed.sp`). */
 export async function startServiceProvider(fed: LocalFederation): Promise<void> {
   const paths = fed.homePaths;
-  const proc = fed.track(new ServiceProcess({ name: `${fed.home} SP`, role: 'sp', configFile: paths.spConfig, logFile: logFile(fed.dir, `${fed.home}-sp`), fedlabArgs: fed.fedlabArgs }));
+  const proc = fed.track(
+    new ServiceProcess({
+      name: `${fed.home} SP`,
+      role: 'sp',
+      configFile: paths.spConfig,
+      logFile: logFile(fed.dir, `${fed.home}-sp`),
+      fedlabArgs: fed.fedlabArgs,
+    }),
+  );
   fed.sp = proc;
   await fed.startOnFreePorts(proc, () => spConfigOf(fed).writeTo(paths.spConfig));
   fed.savePids();

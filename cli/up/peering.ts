@@ -27,15 +27,22 @@ export async function peerDomains(fed: LocalFederation): Promise<void> {
   await pool(pairs, 3, async ([a, b]) => {
     const args = [
       ...fed.fedlabArgs,
-      'federation', 'peer', 'add',
-      '--config', a.paths.maConfig,
-      '--domain', b.domain,
-      '--endpoint', `localhost:${b.plan.bundle_port}`,
-      '--fingerprint', fingerprints.get(b.domain) as string,
+      'federation',
+      'peer',
+      'add',
+      '--config',
+      a.paths.maConfig,
+      '--domain',
+      b.domain,
+      '--endpoint',
+      `localhost:${b.plan.bundle_port}`,
+      '--fingerprint',
+      fingerprints.get(b.domain) as string,
     ];
     await new Promise<void>((resolve, reject) => {
       execFile(process.execPath, args, { timeout: 30_000 }, (err, _stdout, stderr) => {
-        if (err) reject(new Error(`fedlab federation peer add --domain ${b.domain} for ${a.domain} failed: ${stderr.trim() || err.message}`));
+        if (err)
+          reject(new Error(`fedlab federation peer add --domain ${b.domain} for ${a.domain} failed: ${stderr.trim() || err.message}`));
         else resolve();
       });
     });

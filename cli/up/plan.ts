@@ -71,27 +71,48 @@ export async function planFederation(styles: readonly SiteStyleName[], nodes: nu
   for (const style of styles) {
     const domain = SITE_DOMAINS[style];
     const names = Array.from({ length: nodes }, (_, i) => `${domain.split('.')[0]}${i + 1}`);
-    const planned = { style, domain, ma_port: await port(), enrol_port: await port(), bundle_port: await port(), nodes: [] as { name: string; port: number }[] };
+    const planned = {
+      style,
+      domain,
+      ma_port: await port(),
+      enrol_port: await port(),
+      bundle_port: await port(),
+      nodes: [] as { name: string; port: number }[],
+    };
     for (const name of names) planned.nodes.push({ name, port: await port() });
     sites.push(planned);
   }
-  return { v: 1, created_at: new Date().toISOString(), complete: false, home: (sites[0] as SitePlan).domain, sites, sa_port: await port(), sp_port: await port(), pids: [], runs: 0 };
+  return {
+    v: 1,
+    created_at: new Date().toISOString(),
+    complete: false,
+    home: (sites[0] as SitePlan).domain,
+    sites,
+    sa_port: await port(),
+    sp_port: await port(),
+    pids: [],
+    runs: 0,
+  };
 }
 
 /** Every port of a plan. */
 export function plannedPorts(state: UpState): number[] {
-  return [state.sa_port, state.sp_port, ...state.sites.flatMap((s) => [s.ma_port, s.enrol_port, s.bundle_port, ...s.nodes.map((n) => n.port)])];
+  return [
+    state.sa_port,
+    state.sp_port,
+    ...state.sites.flatMap((s) => [s.ma_port, s.enrol_port, s.bundle_port, ...s.nodes.map((n) => n.port)]),
+  ];
 }
 
 /** Replaces a port of the plan (in place); false when the plan has no such port. */
 export function replacePort(state: UpState, taken: number, fresh: number): boolean {
-  if (state.sa_port === taken) return (state.sa_port = fresh), true;
-  if (state.sp_port === taken) return (state.sp_port = fresh), true;
+  if (state.sa_port === taken) return ((state.sa_port = fresh), true);
+  if (state.sp_port === taken) return ((state.sp_port = fresh), true);
   for (const site of state.sites) {
-    if (site.ma_port === taken) return (site.ma_port = fresh), true;
-    if (site.enrol_port === taken) return (site.enrol_port = fresh), true;
-    if (site.bundle_port === taken) return (site.bundle_port = fresh), true;
-    for (const n of site.nodes) if (n.port === taken) return (n.port = fresh), true;
+    if (site.ma_port === taken) return ((site.ma_port = fresh), true);
+    if (site.enrol_port === taken) return ((site.enrol_port = fresh), true);
+    if (site.bundle_port === taken) return ((site.bundle_port = fresh), true);
+    for (const n of site.nodes) if (n.port === taken) return ((n.port = fresh), true);
   }
   return false;
 }
@@ -104,10 +125,15 @@ export function readState(dir: string): UpState | undefined {
   try {
     raw = JSON.parse(readFileSync(file, 'utf8'));
   } catch (err) {
-    throw new InvalidArgumentError(`${file} is not readable JSON (${(err as Error).message}); remove the directory ${dir} or choose another --dir`);
+    throw new InvalidArgumentError(
+      `${file} is not readable JSON (${(err as Error).message}); remove the directory ${dir} or choose another --dir`,
+    );
   }
   const parsed = stateSchema.safeParse(raw);
-  if (!parsed.success) throw new InvalidArgumentError(`${file} is not a fedlab up state file (${parsed.error.issues[0]?.message ?? 'bad shape'}); remove ${dir} or choose another --dir`);
+  if (!parsed.success)
+    throw new InvalidArgumentError(
+      `${file} is not a fedlab up state file (${parsed.error.issues[0]?.message ?? 'bad shape'}); remove ${dir} or choose another --dir`,
+    );
   return parsed.data;
 }
 
@@ -142,7 +168,8 @@ export function parseSites(value: string): SiteStyleName[] {
   if (names.length === 0) throw new InvalidArgumentError('--sites needs at least one of planetlab, emulab, protogeni');
   const out: SiteStyleName[] = [];
   for (const n of names) {
-    if (!(n in SITE_DOMAINS)) throw new InvalidArgumentError(`--sites: unknown site style ${JSON.stringify(n)}; choose among planetlab, emulab, protogeni`);
+    if (!(n in SITE_DOMAINS))
+      throw new InvalidArgumentError(`--sites: unknown site style ${JSON.stringify(n)}; choose among planetlab, emulab, protogeni`);
     if (out.includes(n as SiteStyleName)) throw new InvalidArgumentError(`--sites names ${n} twice`);
     out.push(n as SiteStyleName);
   }
@@ -170,7 +197,15 @@ export function sitePaths(dir: string, domain: string) {
 /** Paths of one node's files. */
 export function nodePaths(dir: string, domain: string, name: string) {
   const root = join(sitePaths(dir, domain).nodes, name);
-  return { root, key: join(root, 'key.pem'), cert: join(root, 'cert.pem'), ca: join(root, 'ca.pem'), ownerChain: join(root, 'owner-ma.chain'), config: join(root, 'nm.json'), data: join(root, 'data') };
+  return {
+    root,
+    key: join(root, 'key.pem'),
+    cert: join(root, 'cert.pem'),
+    ca: join(root, 'ca.pem'),
+    ownerChain: join(root, 'owner-ma.chain'),
+    config: join(root, 'nm.json'),
+    data: join(root, 'data'),
+  };
 }
 
 /** Paths of the slice authority's and service provider's files (in the home domain). */

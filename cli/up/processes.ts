@@ -90,7 +90,14 @@ export class ServiceProcess {
   start(timeoutMs = 60_000): Promise<void> {
     if (this.running()) return Promise.resolve();
     this.log = createWriteStream(this.options.logFile, { flags: 'a', mode: 0o600 });
-    const args = [...this.options.fedlabArgs, 'serve', this.options.role, '--config', this.options.configFile, ...(this.options.logLevel ? ['--log-level', this.options.logLevel] : [])];
+    const args = [
+      ...this.options.fedlabArgs,
+      'serve',
+      this.options.role,
+      '--config',
+      this.options.configFile,
+      ...(this.options.logLevel ? ['--log-level', this.options.logLevel] : []),
+    ];
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     this.child = child;
     this.exitPromise = new Promise((resolve) => child.once('exit', () => resolve()));
@@ -136,11 +143,19 @@ export class ServiceProcess {
       this.lineWatchers.push(watcher);
       const timer = setTimeout(() => {
         this.killNow();
-        finish(new Error(`${this.options.name} was not ready within ${Math.round(timeoutMs / 1000)} s; its log ${this.options.logFile} ends with:\n${this.lastLines()}`));
+        finish(
+          new Error(
+            `${this.options.name} was not ready within ${Math.round(timeoutMs / 1000)} s; its log ${this.options.logFile} ends with:\n${this.lastLines()}`,
+          ),
+        );
       }, timeoutMs);
       child.once('error', (err) => finish(new Error(`${this.options.name} could not start: ${err.message}`)));
       child.once('exit', (code, signal) =>
-        finish(new Error(`${this.options.name} exited (${code ?? signal}) before it was ready; its log ${this.options.logFile} ends with:\n${this.lastLines()}`)),
+        finish(
+          new Error(
+            `${this.options.name} exited (${code ?? signal}) before it was ready; its log ${this.options.logFile} ends with:\n${this.lastLines()}`,
+          ),
+        ),
       );
     });
   }
@@ -193,7 +208,10 @@ export class ServiceProcess {
     const gone = this.exited();
     c.kill('SIGTERM');
     let timer: NodeJS.Timeout | undefined;
-    const timedOut = await Promise.race([gone.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), graceMs)))]);
+    const timedOut = await Promise.race([
+      gone.then(() => false),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(true), graceMs))),
+    ]);
     clearTimeout(timer);
     if (!timedOut) return 'stopped';
     this.killNow();

@@ -25,8 +25,25 @@ export async function startSites(fed: LocalFederation): Promise<void> {
   fed.saveState();
   for (const plan of fed.state.sites) {
     const paths = sitePaths(fed.dir, plan.domain);
-    const ma = fed.track(new ServiceProcess({ name: `${plan.domain} MA`, role: 'ma', configFile: paths.maConfig, logFile: logFile(fed.dir, `${plan.domain}-ma`), fedlabArgs: fed.fedlabArgs }));
-    fed.sites.push({ plan, style: plan.style, domain: plan.domain, maUrn: siteUrns(plan.domain).ma, address: `localhost:${plan.ma_port}`, paths, ma, nodes: [] });
+    const ma = fed.track(
+      new ServiceProcess({
+        name: `${plan.domain} MA`,
+        role: 'ma',
+        configFile: paths.maConfig,
+        logFile: logFile(fed.dir, `${plan.domain}-ma`),
+        fedlabArgs: fed.fedlabArgs,
+      }),
+    );
+    fed.sites.push({
+      plan,
+      style: plan.style,
+      domain: plan.domain,
+      maUrn: siteUrns(plan.domain).ma,
+      address: `localhost:${plan.ma_port}`,
+      paths,
+      ma,
+      nodes: [],
+    });
   }
   writeFileSync(fed.allCaFile, fed.state.sites.map((p) => readFileSync(`${sitePaths(fed.dir, p.domain).ca}/ca.pem`, 'utf8')).join(''));
   // MAs start in parallel: each process spends most of a second loading.
@@ -45,7 +62,13 @@ export async function startSites(fed: LocalFederation): Promise<void> {
       const paths = nodePaths(fed.dir, site.domain, node.name);
       if (!existsSync(paths.cert)) await enrol(fed, site, node);
       const proc = fed.track(
-        new ServiceProcess({ name: `${site.domain} node ${node.name}`, role: 'nm', configFile: paths.config, logFile: logFile(fed.dir, `${site.domain}-${node.name}`), fedlabArgs: fed.fedlabArgs }),
+        new ServiceProcess({
+          name: `${site.domain} node ${node.name}`,
+          role: 'nm',
+          configFile: paths.config,
+          logFile: logFile(fed.dir, `${site.domain}-${node.name}`),
+          fedlabArgs: fed.fedlabArgs,
+        }),
       );
       site.nodes.push({ name: node.name, urn: siteUrns(site.domain).node(node.name), endpoint: `localhost:${node.port}`, paths, proc });
     }
@@ -123,7 +146,10 @@ export async function listSiteNodes(fed: LocalFederation, site: SiteRuntime): Pr
     const out: Node[] = [];
     let token = '';
     do {
-      const page = await client.listNodes({ pageSize: 1000, pageToken: token, health: NodeHealth.NODE_HEALTH_UNSPECIFIED }, { deadlineMs: 3000 });
+      const page = await client.listNodes(
+        { pageSize: 1000, pageToken: token, health: NodeHealth.NODE_HEALTH_UNSPECIFIED },
+        { deadlineMs: 3000 },
+      );
       out.push(...page.nodes);
       token = page.nextPageToken;
     } while (token);
@@ -142,8 +168,12 @@ export async function waitNodesUp(fed: LocalFederation, timeoutMs = 60_000): Pro
       const up = nodes.filter((n) => n.health === NodeHealth.NODE_HEALTH_UP).length;
       if (up >= site.nodes.length) break;
       if (Date.now() > end) {
-        const down = site.nodes.filter((n) => !nodes.some((x) => x.urn === n.urn && x.health === NodeHealth.NODE_HEALTH_UP)).map((n) => n.name);
-        throw new Error(`${site.domain}: nodes ${down.join(', ')} are not UP after ${Math.round(timeoutMs / 1000)} s; see their logs in ${fed.dir}/logs`);
+        const down = site.nodes
+          .filter((n) => !nodes.some((x) => x.urn === n.urn && x.health === NodeHealth.NODE_HEALTH_UP))
+          .map((n) => n.name);
+        throw new Error(
+          `${site.domain}: nodes ${down.join(', ')} are not UP after ${Math.round(timeoutMs / 1000)} s; see their logs in ${fed.dir}/logs`,
+        );
       }
       await sleep(200);
     }

@@ -48,9 +48,22 @@ export async function collectStatus(fed: LocalFederation, deployment: string | u
     fed.sites.map(async (s): Promise<SiteStatus> => {
       try {
         const nodes = await fed.listNodes(s);
-        return { domain: s.domain, style: s.style, address: s.address, up: nodes.filter((n) => n.health === NodeHealth.NODE_HEALTH_UP).length, total: s.nodes.length };
+        return {
+          domain: s.domain,
+          style: s.style,
+          address: s.address,
+          up: nodes.filter((n) => n.health === NodeHealth.NODE_HEALTH_UP).length,
+          total: s.nodes.length,
+        };
       } catch (err) {
-        return { domain: s.domain, style: s.style, address: s.address, up: 0, total: s.nodes.length, error: (err as Error).message.split('\n')[0] ?? 'no answer' };
+        return {
+          domain: s.domain,
+          style: s.style,
+          address: s.address,
+          up: 0,
+          total: s.nodes.length,
+          error: (err as Error).message.split('\n')[0] ?? 'no answer',
+        };
       }
     }),
   );
@@ -95,19 +108,30 @@ export function sliverRows(s: FederationStatus): string[][] {
 
 function table(head: readonly string[], rows: readonly (readonly string[])[]): string[] {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: readonly string[]): string => cells.map((c, i) => c.padEnd(widths[i] as number)).join('  ').trimEnd();
+  const line = (cells: readonly string[]): string =>
+    cells
+      .map((c, i) => c.padEnd(widths[i] as number))
+      .join('  ')
+      .trimEnd();
   return [line(head), ...rows.map(line)];
 }
 
 /** The whole table, as lines. */
 export function renderStatus(s: FederationStatus, title: string): string[] {
   const out = [`${title}   ${s.at.toISOString().slice(11, 19)} UTC`, ''];
-  out.push(...table(['SITE', 'STYLE', 'MA', 'NODES UP'], s.sites.map((x) => [x.domain, x.style, x.address, x.error ? `? (${x.error.slice(0, 50)})` : `${x.up}/${x.total}`])));
+  out.push(
+    ...table(
+      ['SITE', 'STYLE', 'MA', 'NODES UP'],
+      s.sites.map((x) => [x.domain, x.style, x.address, x.error ? `? (${x.error.slice(0, 50)})` : `${x.up}/${x.total}`]),
+    ),
+  );
   out.push('');
   const dep = s.deployment;
   if (dep) {
     const sliceState = s.slice ? enumName(SliceState as unknown as Record<string, string | number>, s.slice.state, 'SLICE_STATE_') : '?';
-    out.push(`slice ${dep.sliceUrn || '(not yet created)'}  ${sliceState}   deployment ${dep.name}  ${enumName(DeploymentState as unknown as Record<string, string | number>, dep.state, 'DEPLOYMENT_STATE_')}${dep.error ? `: ${dep.error}` : ''}`);
+    out.push(
+      `slice ${dep.sliceUrn || '(not yet created)'}  ${sliceState}   deployment ${dep.name}  ${enumName(DeploymentState as unknown as Record<string, string | number>, dep.state, 'DEPLOYMENT_STATE_')}${dep.error ? `: ${dep.error}` : ''}`,
+    );
     out.push(...table(['SITE', 'NODE', 'SLIVER', 'STATE', 'SERVICE', 'RESTARTS', 'LAST OUTPUT'], sliverRows(s)));
   } else {
     out.push('no deployment yet');
@@ -136,14 +160,20 @@ export function readiness(s: FederationStatus, expectedSlivers: number): { ready
   const dep = s.deployment;
   if (!dep) problems.push('no deployment');
   else {
-    if (dep.state !== DeploymentState.DEPLOYMENT_STATE_READY) problems.push(`deployment ${dep.name} is ${enumName(DeploymentState as unknown as Record<string, string | number>, dep.state, 'DEPLOYMENT_STATE_')}${dep.error ? `: ${dep.error}` : ''}`);
+    if (dep.state !== DeploymentState.DEPLOYMENT_STATE_READY)
+      problems.push(
+        `deployment ${dep.name} is ${enumName(DeploymentState as unknown as Record<string, string | number>, dep.state, 'DEPLOYMENT_STATE_')}${dep.error ? `: ${dep.error}` : ''}`,
+      );
     if (dep.targets.length < expectedSlivers) problems.push(`${dep.targets.length} of ${expectedSlivers} slivers`);
     const slivers = new Map((s.slice?.slivers ?? []).map((x) => [x.urn, x]));
     for (const t of dep.targets) {
       const st = slivers.get(t.sliverUrn);
-      if (st?.operationalState !== OperationalState.OPERATIONAL_STATE_READY) problems.push(`${t.site} ${short(t.sliverUrn)}: sliver ${opState(st)}${st?.error ? ` (${st.error})` : ''}`);
+      if (st?.operationalState !== OperationalState.OPERATIONAL_STATE_READY)
+        problems.push(`${t.site} ${short(t.sliverUrn)}: sliver ${opState(st)}${st?.error ? ` (${st.error})` : ''}`);
       if (t.serviceState !== ServiceState.SERVICE_STATE_RUNNING) {
-        problems.push(`${t.site} ${short(t.sliverUrn)}: service ${enumName(ServiceState as unknown as Record<string, string | number>, t.serviceState, 'SERVICE_STATE_')}${t.status?.reason ? ` (${t.status.reason})` : ''}`);
+        problems.push(
+          `${t.site} ${short(t.sliverUrn)}: service ${enumName(ServiceState as unknown as Record<string, string | number>, t.serviceState, 'SERVICE_STATE_')}${t.status?.reason ? ` (${t.status.reason})` : ''}`,
+        );
       } else if (t.lastOutput.length === 0) {
         problems.push(`${t.site} ${short(t.sliverUrn)}: the service has printed nothing yet`);
       }

@@ -38,7 +38,13 @@ export async function sweepLeftovers(sites: readonly SiteRuntime[], driver: Driv
     for (const node of site.nodes) {
       const data = node.paths.data;
       if (!existsSync(data)) continue;
-      const runtime = createDriver({ kind: driver.kind, workRoot: join(data, 'slivers'), instance: instanceId(data), netNamespace: false, log: silentLogger() });
+      const runtime = createDriver({
+        kind: driver.kind,
+        workRoot: join(data, 'slivers'),
+        instance: instanceId(data),
+        netNamespace: false,
+        log: silentLogger(),
+      });
       const left = await runtime.listArtifacts().catch(() => [] as string[]);
       if (left.length) {
         await runtime.purge();
@@ -60,7 +66,10 @@ function removeNamespaces(site: SiteRuntime): string[] {
   } catch {
     list = '';
   }
-  for (const ns of list.split('\n').map((l) => l.split(' ')[0] ?? '').filter((n) => n.startsWith(prefix))) {
+  for (const ns of list
+    .split('\n')
+    .map((l) => l.split(' ')[0] ?? '')
+    .filter((n) => n.startsWith(prefix))) {
     try {
       execFileSync('ip', ['netns', 'del', ns]);
       removed.push(`${site.domain}: namespace ${ns}`);

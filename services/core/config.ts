@@ -43,7 +43,12 @@ export const federationConfigSchema = z
     /** How often the peers directory and the own bundle are checked for changes (ms); 2000 by default. */
     reload_interval_ms: z.number().int().min(50).max(600_000).optional(),
     /** How often peers' bundles are refreshed over Federation.GetBundle (s); 0 turns refreshing off; 900 by default. */
-    refresh_interval_s: z.number().int().min(0).max(30 * 86_400).optional(),
+    refresh_interval_s: z
+      .number()
+      .int()
+      .min(0)
+      .max(30 * 86_400)
+      .optional(),
     /** Deadline of one refresh call (ms); 10000 by default. */
     refresh_deadline_ms: z.number().int().min(100).max(120_000).optional(),
   })
@@ -73,8 +78,18 @@ export function federationSettings(config: Pick<CommonConfig, 'trust_bundle' | '
 /** The `server` section: limits of the main listener (docs/api.md, "Limits"); absent keys keep the defaults. */
 export const serverLimitsConfigSchema = z
   .object({
-    max_receive_bytes: z.number().int().min(4096).max(64 * 1024 * 1024).optional(),
-    max_send_bytes: z.number().int().min(4096).max(256 * 1024 * 1024).optional(),
+    max_receive_bytes: z
+      .number()
+      .int()
+      .min(4096)
+      .max(64 * 1024 * 1024)
+      .optional(),
+    max_send_bytes: z
+      .number()
+      .int()
+      .min(4096)
+      .max(256 * 1024 * 1024)
+      .optional(),
     max_concurrent_streams: z.number().int().min(1).max(10_000).optional(),
     max_streams_per_caller: z.number().int().min(1).max(10_000).optional(),
     max_connection_idle_ms: z.number().int().min(1_000).max(86_400_000).optional(),
@@ -184,7 +199,11 @@ function formatIssue(issue: z.core.$ZodIssue): string {
  * `schema`, resolves relative paths against the file's directory, and freezes it.
  * `pathFields` names a role's own path fields (dotted), resolved like the common ones.
  */
-export function compileConfig<S extends z.ZodType<CommonConfig>>(schema: S, sources: ConfigSources, pathFields: readonly string[] = []): Readonly<z.infer<S>> {
+export function compileConfig<S extends z.ZodType<CommonConfig>>(
+  schema: S,
+  sources: ConfigSources,
+  pathFields: readonly string[] = [],
+): Readonly<z.infer<S>> {
   let raw: Record<string, unknown> = {};
   const where = sources.file ?? '(no file)';
   if (sources.file) {
@@ -192,7 +211,9 @@ export function compileConfig<S extends z.ZodType<CommonConfig>>(schema: S, sour
     try {
       text = readFileSync(sources.file, 'utf8');
     } catch (err) {
-      throw new InvalidArgumentError(`cannot read config file ${sources.file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new InvalidArgumentError(
+        `cannot read config file ${sources.file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      );
     }
     try {
       const parsed: unknown = JSON.parse(text);
@@ -211,7 +232,9 @@ export function compileConfig<S extends z.ZodType<CommonConfig>>(schema: S, sour
   const result = schema.safeParse(raw);
   if (!result.success) {
     const lines = result.error.issues.map(formatIssue);
-    throw new InvalidArgumentError(`invalid config ${where}: ${lines.join('; ')}`, { field: String(result.error.issues[0]?.path.join('.') ?? '') });
+    throw new InvalidArgumentError(`invalid config ${where}: ${lines.join('; ')}`, {
+      field: String(result.error.issues[0]?.path.join('.') ?? ''),
+    });
   }
   const config = result.data as Record<string, unknown>;
   const base = sources.file ? dirname(resolve(sources.file)) : process.cwd();

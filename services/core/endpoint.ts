@@ -21,7 +21,8 @@ export function parseEndpoint(value: string, field = 'endpoint'): Endpoint {
   if (v6) {
     host = v6[1] as string;
     port = v6[2] as string;
-    if (isIP(host) !== 6) throw new InvalidArgumentError(`${field}: ${JSON.stringify(value.slice(0, 80))} has no valid IPv6 address`, { field });
+    if (isIP(host) !== 6)
+      throw new InvalidArgumentError(`${field}: ${JSON.stringify(value.slice(0, 80))} has no valid IPv6 address`, { field });
   } else {
     const i = value.lastIndexOf(':');
     host = value.slice(0, i);

@@ -88,7 +88,8 @@ export async function hostService<C extends CommonConfig>(
   }
   let bundleListener: BundleListener | undefined;
   try {
-    if (fed.bundleListen) bundleListener = await startBundleListener({ host: fed.bundleListen.host, port: fed.bundleListen.port, tls, bundle, log });
+    if (fed.bundleListen)
+      bundleListener = await startBundleListener({ host: fed.bundleListen.host, port: fed.bundleListen.port, tls, bundle, log });
     const listener = bundleListener;
     const server = await startServer(
       {

@@ -17,7 +17,9 @@ export function decodePageToken(list: string, token: string): string {
   const text = Buffer.from(token, 'base64url').toString();
   const nl = text.indexOf('\n');
   if (nl < 0 || text.slice(0, nl) !== list) {
-    throw new InvalidArgumentError('page_token is not one this server gave out for this list; start again with an empty token', { field: 'page_token' });
+    throw new InvalidArgumentError('page_token is not one this server gave out for this list; start again with an empty token', {
+      field: 'page_token',
+    });
   }
   return text.slice(nl + 1);
 }
@@ -52,7 +54,12 @@ export function removeSorted(keys: string[], key: string): void {
  * One page of a sorted key list: the keys after the token's, at most `size`,
  * and the token of the next page ('' at the end).
  */
-export function pageOf(list: string, keys: readonly string[], token: string, size: number): { keys: readonly string[]; nextPageToken: string } {
+export function pageOf(
+  list: string,
+  keys: readonly string[],
+  token: string,
+  size: number,
+): { keys: readonly string[]; nextPageToken: string } {
   const start = firstAfter(keys, decodePageToken(list, token));
   const page = keys.slice(start, start + size);
   const more = start + size < keys.length && page.length > 0;

@@ -7,7 +7,17 @@
  * The chain's first link names the slice authority (its `sub` and `cnf`):
  * that is the authority a slice belongs to, and whose key node managers learn.
  */
-import { parseCredential, thumbprintOf, TrustStore, verifyChain, CredentialDeniedError, type Grant, type Privilege, type PublicJwk, type RevocationLookup } from '../core/credentials/index.js';
+import {
+  parseCredential,
+  thumbprintOf,
+  TrustStore,
+  verifyChain,
+  CredentialDeniedError,
+  type Grant,
+  type Privilege,
+  type PublicJwk,
+  type RevocationLookup,
+} from '../core/credentials/index.js';
 import { PermissionDeniedError } from '../core/errors.js';
 import { parseTarget, parseUrn, targetContains, type Target } from '../core/identity/urn.js';
 import type { Clock } from '../core/clock.js';
@@ -59,7 +69,10 @@ export class Access {
   /** Throws PERMISSION_DENIED unless the caller is an administrator. */
   requireAdmin(peer: Peer, what: string): void {
     if (!this.isAdmin(peer)) {
-      throw new PermissionDeniedError(`only the site's administrators may ${what}; ${peer.urn} is not one (see admins in the MA's config)`, { rule: 'admin' });
+      throw new PermissionDeniedError(
+        `only the site's administrators may ${what}; ${peer.urn} is not one (see admins in the MA's config)`,
+        { rule: 'admin' },
+      );
     }
   }
 
@@ -91,7 +104,11 @@ export class Access {
       covers,
       requireNode: (nodeUrn) => {
         if (!covers(nodeUrn)) {
-          throw new CredentialDeniedError(ctx.chain.length - 1, 'grant-object', `the chain's targets (${grant.targets.join(', ')}) do not cover node ${nodeUrn}`);
+          throw new CredentialDeniedError(
+            ctx.chain.length - 1,
+            'grant-object',
+            `the chain's targets (${grant.targets.join(', ')}) do not cover node ${nodeUrn}`,
+          );
         }
       },
     };

@@ -39,7 +39,15 @@ import { TABLES, type DelegationRecord } from './records.js';
 import { pageSize, requestId, text, urnField } from '../core/validate.js';
 
 /** What an MA → SA credential grants when the request names no privileges: every node and sliver privilege. */
-export const DEFAULT_SA_PRIVILEGES: readonly Privilege[] = ['node.read', 'sliver.create', 'sliver.delete', 'sliver.renew', 'sliver.control', 'sliver.read', 'sliver.exec'];
+export const DEFAULT_SA_PRIVILEGES: readonly Privilege[] = [
+  'node.read',
+  'sliver.create',
+  'sliver.delete',
+  'sliver.renew',
+  'sliver.control',
+  'sliver.read',
+  'sliver.exec',
+];
 
 /** Options of {@link Delegations}. */
 export interface DelegationsOptions {
@@ -80,7 +88,9 @@ export function delegationRefusal(policy: DelegationPolicy, ownDomain: string, s
   const listed = policy.allow.some((entry) => (entry.startsWith('urn:') ? urnEquals(entry, saUrn) : entry === domain));
   if (listed) return undefined;
   if (domain === ownDomain) {
-    return policy.allowOwnDomain ? undefined : `delegation_policy.allow_own_domain is false and delegation_policy.allow does not list ${saUrn}`;
+    return policy.allowOwnDomain
+      ? undefined
+      : `delegation_policy.allow_own_domain is false and delegation_policy.allow does not list ${saUrn}`;
   }
   return `delegation_policy.allow lists neither ${domain} nor ${saUrn}; add one of them to the MA's config to let this site delegate to that slice authority`;
 }
@@ -108,16 +118,23 @@ export class Delegations {
     const rid = requestId(req.requestId);
     urnField('slice_authority_urn', req.sliceAuthorityUrn, 'authority');
     const refusal = delegationRefusal(this.deps.policy ?? { allowOwnDomain: true, allow: [] }, this.deps.domain, req.sliceAuthorityUrn);
-    if (refusal) throw new PermissionDeniedError(`delegation to ${req.sliceAuthorityUrn} refused: ${refusal}`, { rule: 'delegation_policy' });
+    if (refusal)
+      throw new PermissionDeniedError(`delegation to ${req.sliceAuthorityUrn} refused: ${refusal}`, { rule: 'delegation_policy' });
     const saDomain = parseUrn(req.sliceAuthorityUrn).domain;
     if (saDomain !== this.deps.domain && this.deps.peers && this.deps.peers.caPemsOf(saDomain).length === 0) {
-      throw new FailedPreconditionError(`${saDomain} is not peered with this site; peer it first (\`fedlab federation peer add --domain ${saDomain} ...\`)`, { rule: 'peered' });
+      throw new FailedPreconditionError(
+        `${saDomain} is not peered with this site; peer it first (\`fedlab federation peer add --domain ${saDomain} ...\`)`,
+        { rule: 'peered' },
+      );
     }
     const jwk = await this.saKey(req);
     const privileges = req.privileges.length ? req.privileges : [...DEFAULT_SA_PRIVILEGES];
     for (const p of privileges) {
       if (!isPrivilege(p) || !(p.startsWith('sliver.') || p.startsWith('node.'))) {
-        throw new InvalidArgumentError(`privilege ${JSON.stringify(p.slice(0, 40))} cannot be delegated over nodes; use node.read or sliver.* privileges`, { field: 'privileges' });
+        throw new InvalidArgumentError(
+          `privilege ${JSON.stringify(p.slice(0, 40))} cannot be delegated over nodes; use node.read or sliver.* privileges`,
+          { field: 'privileges' },
+        );
       }
     }
     const targets = req.targets.length ? req.targets : [`urn:fedlab:${this.deps.domain}:node:*`];
@@ -129,7 +146,10 @@ export class Delegations {
         throw new InvalidArgumentError(`targets: ${(err as Error).message}`, { field: 'targets' });
       }
       if (parsed.domain !== this.deps.domain || (parsed.kind !== 'node' && parsed.kind !== 'sliver')) {
-        throw new InvalidArgumentError(`target ${t} is not this site's nodes or slivers; this MA delegates only over urn:fedlab:${this.deps.domain}:node:*`, { field: 'targets' });
+        throw new InvalidArgumentError(
+          `target ${t} is not this site's nodes or slivers; this MA delegates only over urn:fedlab:${this.deps.domain}:node:*`,
+          { field: 'targets' },
+        );
       }
     }
     const ttl = req.ttlS === 0 ? this.deps.defaultTtlS : req.ttlS;
@@ -138,14 +158,28 @@ export class Delegations {
     }
     const limits = limitsFromWire(req.limits);
     const dlg = req.maxDelegations;
-    if (!Number.isSafeInteger(dlg) || dlg < 0 || dlg > 7) throw new InvalidArgumentError('max_delegations must be 0 to 7 (a chain has at most 8 links)', { field: 'max_delegations' });
+    if (!Number.isSafeInteger(dlg) || dlg < 0 || dlg > 7)
+      throw new InvalidArgumentError('max_delegations must be 0 to 7 (a chain has at most 8 links)', { field: 'max_delegations' });
     const fingerprint = createHash('sha256')
-      .update(canonicalJson({ sa: req.sliceAuthorityUrn, jwk, privileges: [...privileges].sort(), targets: [...targets].sort(), limits, ttl, dlg }))
+      .update(
+        canonicalJson({
+          sa: req.sliceAuthorityUrn,
+          jwk,
+          privileges: [...privileges].sort(),
+          targets: [...targets].sort(),
+          limits,
+          ttl,
+          dlg,
+        }),
+      )
       .digest('base64url');
     const key = `${peer.urn} ${rid}`;
     const seen = await this.table.get(key);
     if (seen) {
-      if (seen.fingerprint !== fingerprint) throw new AlreadyExistsError(`request id ${rid} was already used for another delegation; use a new request id`, { rule: 'request_id' });
+      if (seen.fingerprint !== fingerprint)
+        throw new AlreadyExistsError(`request id ${rid} was already used for another delegation; use a new request id`, {
+          rule: 'request_id',
+        });
       return { chain: [...seen.chain], jti: seen.jti, expiresAt: new Date(seen.expiresAt) };
     }
     const issued = await issueRoot({
@@ -169,27 +203,38 @@ export class Delegations {
       expiresAt: issued.claims.exp * 1000,
     };
     await this.table.put(key, rec, { sync: true });
-    this.deps.log.info({ sliceAuthority: req.sliceAuthorityUrn, jti: rec.jti, privileges, targets, expiresAt: new Date(rec.expiresAt).toISOString() }, 'delegated to a slice authority');
+    this.deps.log.info(
+      { sliceAuthority: req.sliceAuthorityUrn, jti: rec.jti, privileges, targets, expiresAt: new Date(rec.expiresAt).toISOString() },
+      'delegated to a slice authority',
+    );
     return { chain: [...rec.chain], jti: rec.jti, expiresAt: new Date(rec.expiresAt) };
   }
 
   private async saKey(req: DelegateToSliceAuthorityRequest): Promise<PublicJwk> {
     const hasJwk = req.sliceAuthorityJwk !== '';
     const hasCert = req.sliceAuthorityCertificatePem !== '';
-    if (hasJwk === hasCert) throw new InvalidArgumentError('give exactly one of slice_authority_jwk and slice_authority_certificate_pem', { field: 'slice_authority_jwk' });
+    if (hasJwk === hasCert)
+      throw new InvalidArgumentError('give exactly one of slice_authority_jwk and slice_authority_certificate_pem', {
+        field: 'slice_authority_jwk',
+      });
     if (hasCert) {
       const id = await identityFromCertificate(parseCertificate(req.sliceAuthorityCertificatePem, 'slice_authority_certificate_pem'));
       if (id.urn !== req.sliceAuthorityUrn) {
-        throw new InvalidArgumentError(`slice_authority_certificate_pem names ${id.urn}, not ${req.sliceAuthorityUrn}`, { field: 'slice_authority_certificate_pem' });
+        throw new InvalidArgumentError(`slice_authority_certificate_pem names ${id.urn}, not ${req.sliceAuthorityUrn}`, {
+          field: 'slice_authority_certificate_pem',
+        });
       }
       // A peered authority's certificate must come from its own domain's CA (as pinned), not just name it.
       const saDomain = id.parsedUrn.domain;
       if (saDomain !== this.deps.domain && this.deps.peers && !this.deps.peers.issuerDomains(id.certificate).includes(saDomain)) {
-        throw new InvalidArgumentError(`slice_authority_certificate_pem is not issued by a CA of ${saDomain}'s pinned bundle`, { field: 'slice_authority_certificate_pem' });
+        throw new InvalidArgumentError(`slice_authority_certificate_pem is not issued by a CA of ${saDomain}'s pinned bundle`, {
+          field: 'slice_authority_certificate_pem',
+        });
       }
       return toPublicJwk(id.jwk as Record<string, unknown>);
     }
-    if (req.sliceAuthorityJwk.length > 2048) throw new InvalidArgumentError('slice_authority_jwk is too long for a public key', { field: 'slice_authority_jwk' });
+    if (req.sliceAuthorityJwk.length > 2048)
+      throw new InvalidArgumentError('slice_authority_jwk is too long for a public key', { field: 'slice_authority_jwk' });
     let value: unknown;
     try {
       value = JSON.parse(req.sliceAuthorityJwk);
@@ -226,6 +271,12 @@ export class Delegations {
 }
 
 function toWire(r: LedgerEntry): RevocationEntry {
-  return { jti: r.item.jti ?? '', keyThumbprint: r.item.kid ?? '', reason: r.item.reason, revokedAt: new Date(r.item.time * 1000), revokedBy: r.revokedBy, version: r.version };
+  return {
+    jti: r.item.jti ?? '',
+    keyThumbprint: r.item.kid ?? '',
+    reason: r.item.reason,
+    revokedAt: new Date(r.item.time * 1000),
+    revokedBy: r.revokedBy,
+    version: r.version,
+  };
 }
-

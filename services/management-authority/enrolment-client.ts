@@ -29,10 +29,15 @@ export function enrollNode(options: EnrollOptions, request: EnrollNodeRequest): 
   const verify = options.maUrn
     ? (_host: string, cert: PeerCertificate): Error | undefined => {
         const urns = fedlabUrnsOf(cert);
-        return urns.length === 1 && urns[0] === options.maUrn ? undefined : new Error(`the server's certificate names ${urns.join(', ') || 'no URN'}, not ${options.maUrn}`);
+        return urns.length === 1 && urns[0] === options.maUrn
+          ? undefined
+          : new Error(`the server's certificate names ${urns.join(', ') || 'no URN'}, not ${options.maUrn}`);
       }
     : (host: string, cert: PeerCertificate): Error | undefined => checkServerIdentity(host, cert);
-  const client = new Client(options.address, credentials.createSsl(Buffer.from(options.caPem), null, null, { checkServerIdentity: verify }));
+  const client = new Client(
+    options.address,
+    credentials.createSsl(Buffer.from(options.caPem), null, null, { checkServerIdentity: verify }),
+  );
   const def = ManagementAuthorityService.enrollNode;
   return new Promise<EnrollNodeResponse>((resolve, reject) => {
     client.makeUnaryRequest(
@@ -48,7 +53,15 @@ export function enrollNode(options: EnrollOptions, request: EnrollNodeRequest): 
 }
 
 /** What a node's owner gives its site's MA by default: all it needs to run slivers on the owner's nodes. */
-export const OWNER_PRIVILEGES: readonly string[] = ['node.read', 'sliver.create', 'sliver.delete', 'sliver.renew', 'sliver.control', 'sliver.read', 'sliver.exec'];
+export const OWNER_PRIVILEGES: readonly string[] = [
+  'node.read',
+  'sliver.create',
+  'sliver.delete',
+  'sliver.renew',
+  'sliver.control',
+  'sliver.read',
+  'sliver.exec',
+];
 
 /** What {@link issueOwnerCredential} needs. */
 export interface OwnerCredentialOptions {

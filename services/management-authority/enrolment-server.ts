@@ -8,7 +8,11 @@
 import type { Logger } from '../core/log.js';
 import { startPublicListener, type PublicListener } from '../core/rpc/public-listener.js';
 import type { TlsMaterial } from '../core/rpc/server.js';
-import { ManagementAuthorityService, type EnrollNodeRequest, type EnrollNodeResponse } from '../generated/fedlab/v1/management_authority.js';
+import {
+  ManagementAuthorityService,
+  type EnrollNodeRequest,
+  type EnrollNodeResponse,
+} from '../generated/fedlab/v1/management_authority.js';
 
 /** A running enrolment listener. */
 export type EnrolmentListener = PublicListener;
@@ -33,6 +37,9 @@ export async function startEnrolmentListener(options: {
     methods: { enrollNode: { definition: ManagementAuthorityService.enrollNode, originalName: 'EnrollNode', handle: options.enroll } },
     health: { '': 'SERVING', 'fedlab.v1.ManagementAuthority': 'SERVING' },
   });
-  options.log.info({ address: `${options.host}:${listener.port}` }, 'enrolment listener up (TLS server authentication; the token authenticates nodes)');
+  options.log.info(
+    { address: `${options.host}:${listener.port}` },
+    'enrolment listener up (TLS server authentication; the token authenticates nodes)',
+  );
   return listener;
 }

@@ -21,7 +21,13 @@ import {
   type PublicJwk,
   type RevocationLookup,
 } from '../core/credentials/index.js';
-import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, PermissionDeniedError, UnauthenticatedError } from '../core/errors.js';
+import {
+  AlreadyExistsError,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  PermissionDeniedError,
+  UnauthenticatedError,
+} from '../core/errors.js';
 import { isValidName, makeUrn } from '../core/identity/urn.js';
 import type { Logger } from '../core/log.js';
 import type { Store, Table } from '../core/store/store.js';
@@ -105,13 +111,21 @@ export class Enrolment {
     }
     const ttl = req.ttlS === 0 ? this.deps.tokenTtlS : req.ttlS;
     if (!Number.isSafeInteger(ttl) || ttl < 1 || ttl > this.deps.maxTokenTtlS) {
-      throw new InvalidArgumentError(`ttl_s must be 1 to ${this.deps.maxTokenTtlS} seconds (0: ${this.deps.tokenTtlS})`, { field: 'ttl_s' });
+      throw new InvalidArgumentError(`ttl_s must be 1 to ${this.deps.maxTokenTtlS} seconds (0: ${this.deps.tokenTtlS})`, {
+        field: 'ttl_s',
+      });
     }
     const nodeUrn = makeUrn(this.deps.domain, 'node', req.nodeName);
-    if (this.deps.registry.has(nodeUrn)) throw new AlreadyExistsError(`node ${nodeUrn} is already enrolled; choose another node_name`, { rule: 'node' });
+    if (this.deps.registry.has(nodeUrn))
+      throw new AlreadyExistsError(`node ${nodeUrn} is already enrolled; choose another node_name`, { rule: 'node' });
     // The owner's key is known when the owner asks itself: its TLS certificate's key.
-    const ownerJwk = peer.urn === req.ownerUrn && peer.jwk ? (toPublicJwk(peer.jwk as Record<string, unknown>) as unknown as Record<string, unknown>) : undefined;
-    const fingerprint = createHash('sha256').update(canonicalJson({ node: nodeUrn, owner: req.ownerUrn, ttl })).digest('base64url');
+    const ownerJwk =
+      peer.urn === req.ownerUrn && peer.jwk
+        ? (toPublicJwk(peer.jwk as Record<string, unknown>) as unknown as Record<string, unknown>)
+        : undefined;
+    const fingerprint = createHash('sha256')
+      .update(canonicalJson({ node: nodeUrn, owner: req.ownerUrn, ttl }))
+      .digest('base64url');
     const requestKey = `${peer.urn} ${rid}`;
 
     return this.mutex.run(async () => {
@@ -123,18 +137,35 @@ export class Enrolment {
       let rec: TokenRecord;
       if (seen) {
         if (seen.fingerprint !== fingerprint) {
-          throw new AlreadyExistsError(`request id ${rid} was already used for another token; use a new request id`, { rule: 'request_id' });
+          throw new AlreadyExistsError(`request id ${rid} was already used for another token; use a new request id`, {
+            rule: 'request_id',
+          });
         }
         const old = await this.tokens.get(seen.tokenHash);
-        if (!old || old.usedAt !== undefined) throw new AlreadyExistsError(`the token of request ${rid} was already redeemed: ${nodeUrn} is enrolled`, { rule: 'request_id' });
-        if (now >= old.expiresAt) throw new FailedPreconditionError(`the token of request ${rid} expired; make a new one with a new request id`, { rule: 'expired' });
+        if (!old || old.usedAt !== undefined)
+          throw new AlreadyExistsError(`the token of request ${rid} was already redeemed: ${nodeUrn} is enrolled`, { rule: 'request_id' });
+        if (now >= old.expiresAt)
+          throw new FailedPreconditionError(`the token of request ${rid} expired; make a new one with a new request id`, {
+            rule: 'expired',
+          });
         rec = { ...old, ...(ownerJwk ? { ownerJwk } : {}) };
         batch.del(this.tokens, seen.tokenHash);
       } else {
-        rec = { nodeUrn, ownerUrn: req.ownerUrn, ...(ownerJwk ? { ownerJwk } : {}), createdBy: peer.urn, createdAt: now, expiresAt: now + ttl * 1000, requestKey };
+        rec = {
+          nodeUrn,
+          ownerUrn: req.ownerUrn,
+          ...(ownerJwk ? { ownerJwk } : {}),
+          createdBy: peer.urn,
+          createdAt: now,
+          expiresAt: now + ttl * 1000,
+          requestKey,
+        };
       }
       await batch.put(this.tokens, hash, rec).put(this.requests, requestKey, { fingerprint, tokenHash: hash }).write({ sync: true });
-      this.deps.log.info({ node: nodeUrn, owner: req.ownerUrn, by: peer.urn, expiresAt: new Date(rec.expiresAt).toISOString() }, 'enrolment token made');
+      this.deps.log.info(
+        { node: nodeUrn, owner: req.ownerUrn, by: peer.urn, expiresAt: new Date(rec.expiresAt).toISOString() },
+        'enrolment token made',
+      );
       return { token, nodeUrn, expiresAt: new Date(rec.expiresAt) };
     });
   }
@@ -142,14 +173,24 @@ export class Enrolment {
   /** Looks a token up; UNAUTHENTICATED for an unknown, used or expired one. */
   private async redeemable(token: string): Promise<{ hash: string; rec: TokenRecord }> {
     if (typeof token !== 'string' || token.length === 0 || token.length > 256) {
-      throw new UnauthenticatedError('an enrolment token is required: ask the site administrator for one (`fedlab node token`)', { rule: 'token' });
+      throw new UnauthenticatedError('an enrolment token is required: ask the site administrator for one (`fedlab node token`)', {
+        rule: 'token',
+      });
     }
     const hash = tokenHash(token);
     const rec = await this.tokens.get(hash);
-    if (!rec) throw new UnauthenticatedError('unknown enrolment token; ask the site administrator for a new one (`fedlab node token`)', { rule: 'token' });
-    if (rec.usedAt !== undefined) throw new UnauthenticatedError('this enrolment token was already used; each token enrols one node once — ask for a new one', { rule: 'token-used' });
+    if (!rec)
+      throw new UnauthenticatedError('unknown enrolment token; ask the site administrator for a new one (`fedlab node token`)', {
+        rule: 'token',
+      });
+    if (rec.usedAt !== undefined)
+      throw new UnauthenticatedError('this enrolment token was already used; each token enrols one node once — ask for a new one', {
+        rule: 'token-used',
+      });
     if (this.deps.clock.now() >= rec.expiresAt) {
-      throw new UnauthenticatedError(`this enrolment token expired at ${new Date(rec.expiresAt).toISOString()}; ask for a new one`, { rule: 'token-expired' });
+      throw new UnauthenticatedError(`this enrolment token expired at ${new Date(rec.expiresAt).toISOString()}; ask for a new one`, {
+        rule: 'token-expired',
+      });
     }
     return { hash, rec };
   }
@@ -165,8 +206,17 @@ export class Enrolment {
     if (capacity.cpuMillis <= 0 || capacity.memMb <= 0) {
       throw new InvalidArgumentError('capacity must offer some CPU (cpu_millis) and memory (mem_mb)', { field: 'capacity' });
     }
-    if (![SliverIsolation.SLIVER_ISOLATION_CONTAINER, SliverIsolation.SLIVER_ISOLATION_PROCESS, SliverIsolation.SLIVER_ISOLATION_SIMULATED, SliverIsolation.SLIVER_ISOLATION_NONE].includes(req.isolation)) {
-      throw new InvalidArgumentError('isolation must say how the node isolates slivers (CONTAINER, PROCESS, SIMULATED or NONE)', { field: 'isolation' });
+    if (
+      ![
+        SliverIsolation.SLIVER_ISOLATION_CONTAINER,
+        SliverIsolation.SLIVER_ISOLATION_PROCESS,
+        SliverIsolation.SLIVER_ISOLATION_SIMULATED,
+        SliverIsolation.SLIVER_ISOLATION_NONE,
+      ].includes(req.isolation)
+    ) {
+      throw new InvalidArgumentError('isolation must say how the node isolates slivers (CONTAINER, PROCESS, SIMULATED or NONE)', {
+        field: 'isolation',
+      });
     }
     text('version', req.version, 64);
     const owner = await this.checkOwnerChain(rec, req.ownerCredentialChain);
@@ -214,9 +264,14 @@ export class Enrolment {
   }
 
   /** Verifies the owner → MA chain: rooted at the token's owner, held by this MA, covering the node with the privileges the MA needs. */
-  private async checkOwnerChain(rec: TokenRecord, chain: readonly string[]): Promise<{ jtis: string[]; limits: ReturnType<typeof effectiveLimits>; expiresAt: number }> {
+  private async checkOwnerChain(
+    rec: TokenRecord,
+    chain: readonly string[],
+  ): Promise<{ jtis: string[]; limits: ReturnType<typeof effectiveLimits>; expiresAt: number }> {
     if (!Array.isArray(chain) || chain.length === 0) {
-      throw new InvalidArgumentError("owner_credential_chain is required: the owner's owner → MA credential over this node, root first", { field: 'owner_credential_chain' });
+      throw new InvalidArgumentError("owner_credential_chain is required: the owner's owner → MA credential over this node, root first", {
+        field: 'owner_credential_chain',
+      });
     }
     const now = new Date(this.deps.clock.now());
     let root;
@@ -226,7 +281,10 @@ export class Enrolment {
       throw new InvalidArgumentError(`owner_credential_chain: ${(err as Error).message}`, { field: 'owner_credential_chain' });
     }
     if (root.claims.iss !== rec.ownerUrn) {
-      throw new PermissionDeniedError(`owner_credential_chain is rooted at ${root.claims.iss}, not at the node's owner ${rec.ownerUrn}`, { field: 'owner_credential_chain', rule: 'owner' });
+      throw new PermissionDeniedError(`owner_credential_chain is rooted at ${root.claims.iss}, not at the node's owner ${rec.ownerUrn}`, {
+        field: 'owner_credential_chain',
+        rule: 'owner',
+      });
     }
     let ownerJwk: PublicJwk | undefined = rec.ownerJwk ? toPublicJwk(rec.ownerJwk) : undefined;
     ownerJwk ??= await this.deps.ca?.certifiedKey(rec.ownerUrn, root.header.kid, now);
@@ -251,18 +309,29 @@ export class Enrolment {
       });
       const missing = REQUIRED_OWNER_PRIVILEGES.filter((p) => !grant.privileges.includes(p));
       if (missing.length) {
-        throw new PermissionDeniedError(`owner_credential_chain does not grant ${missing.join(', ')}; the MA needs ${REQUIRED_OWNER_PRIVILEGES.join(' and ')} at least`, {
-          field: 'owner_credential_chain',
-          rule: 'grant-privilege',
-        });
+        throw new PermissionDeniedError(
+          `owner_credential_chain does not grant ${missing.join(', ')}; the MA needs ${REQUIRED_OWNER_PRIVILEGES.join(' and ')} at least`,
+          {
+            field: 'owner_credential_chain',
+            rule: 'grant-privilege',
+          },
+        );
       }
       return { jtis: [...grant.jtis], limits: grant.limits, expiresAt: grant.exp * 1000 };
     } catch (err) {
       if (err instanceof CredentialInvalidError) {
-        throw new InvalidArgumentError(`owner_credential_chain: ${err.message}`, { field: 'owner_credential_chain', link: err.link, rule: err.rule });
+        throw new InvalidArgumentError(`owner_credential_chain: ${err.message}`, {
+          field: 'owner_credential_chain',
+          link: err.link,
+          rule: err.rule,
+        });
       }
       if (err instanceof CredentialDeniedError) {
-        throw new PermissionDeniedError(`owner_credential_chain: ${err.message}`, { field: 'owner_credential_chain', link: err.link, rule: err.rule });
+        throw new PermissionDeniedError(`owner_credential_chain: ${err.message}`, {
+          field: 'owner_credential_chain',
+          link: err.link,
+          rule: err.rule,
+        });
       }
       throw err;
     }

@@ -31,7 +31,7 @@ export const systemRunner: CommandRunner = {
   run: (argv) =>
     new Promise((resolve) => {
       execFile(argv[0] as string, argv.slice(1), { timeout: 15_000, maxBuffer: 1024 * 1024 }, (err, stdout, stderr) => {
-        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 127) : 0;
+        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 127) : 0;
         resolve({ code, stdout: String(stdout), stderr: String(stderr) });
       });
     }),
@@ -89,7 +89,10 @@ export class NetLab {
   supported(): Promise<{ ok: true } | { ok: false; reason: string }> {
     this.support ??= (async () => {
       if (typeof process.getuid === 'function' && process.getuid() !== 0) {
-        return { ok: false as const, reason: 'the management authority does not run as root, so it cannot make network namespaces for emulab nodes' };
+        return {
+          ok: false as const,
+          reason: 'the management authority does not run as root, so it cannot make network namespaces for emulab nodes',
+        };
       }
       const ip = await this.runner.run(['ip', '-V']);
       if (ip.code !== 0) return { ok: false as const, reason: 'the `ip` command (iproute2) is missing on the site host' };
@@ -164,7 +167,9 @@ export class NetLab {
         while (next < chunks.length) {
           const k = next++;
           const file = join(dir, `namespaces-${k}.batch`);
-          await writeFile(file, (chunks[k] as string[]).map((ns) => `netns add ${ns}\nnetns exec ${ns} ip link set lo up\n`).join(''), { mode: 0o600 });
+          await writeFile(file, (chunks[k] as string[]).map((ns) => `netns add ${ns}\nnetns exec ${ns} ip link set lo up\n`).join(''), {
+            mode: 0o600,
+          });
           await this.must(['ip', '-batch', file]);
         }
       };
@@ -195,7 +200,14 @@ export class NetLab {
       let stderr = '';
       for (let i = 0; i < names.length; i += BATCH_SIZE * 4) {
         const file = join(dir, `delete-${i}.batch`);
-        await writeFile(file, names.slice(i, i + BATCH_SIZE * 4).map((ns) => `netns del ${ns}\n`).join(''), { mode: 0o600 });
+        await writeFile(
+          file,
+          names
+            .slice(i, i + BATCH_SIZE * 4)
+            .map((ns) => `netns del ${ns}\n`)
+            .join(''),
+          { mode: 0o600 },
+        );
         // -force: go on past a namespace that is already gone; what is left is checked below.
         const r = await this.runner.run(['ip', '-force', '-batch', file]);
         if (r.code !== 0) stderr ||= r.stderr.trim().slice(0, 200);
@@ -242,7 +254,10 @@ export class NetLab {
   /** Wires one link; on failure removes the interfaces it made (the namespaces stay, their owners delete them). */
   async createLink(link: LinkWiring): Promise<void> {
     if ((link.delayMs > 0 || link.lossPercent > 0) && !(await this.netemAvailable())) {
-      throw new FailedPreconditionError(`link ${link.name} asks for delay or loss, but this site's kernel has no netem; ask for bandwidth only or use another site`, { rule: 'netem' });
+      throw new FailedPreconditionError(
+        `link ${link.name} asks for delay or loss, but this site's kernel has no netem; ask for bandwidth only or use another site`,
+        { rule: 'netem' },
+      );
     }
     const made: { ns: string; dev: string }[] = [];
     try {
@@ -284,14 +299,50 @@ export class NetLab {
   private async shape(ns: string, dev: string, link: LinkWiring): Promise<void> {
     const rate = link.bandwidthKbps;
     const netem = link.delayMs > 0 || link.lossPercent > 0;
-    const netemArgs = [...(link.delayMs > 0 ? ['delay', `${link.delayMs}ms`] : []), ...(link.lossPercent > 0 ? ['loss', `${link.lossPercent}%`] : [])];
+    const netemArgs = [
+      ...(link.delayMs > 0 ? ['delay', `${link.delayMs}ms`] : []),
+      ...(link.lossPercent > 0 ? ['loss', `${link.lossPercent}%`] : []),
+    ];
     if (rate > 0 && !netem) {
       // Burst of at least 10 ms of traffic (and a few full frames), so the rate holds with coarse timers.
       const burst = Math.max(16_000, Math.ceil((rate * 1000) / 8 / 100));
-      await this.must(['tc', '-n', ns, 'qdisc', 'replace', 'dev', dev, 'root', 'tbf', 'rate', `${rate}kbit`, 'burst', String(burst), 'latency', '50ms']);
+      await this.must([
+        'tc',
+        '-n',
+        ns,
+        'qdisc',
+        'replace',
+        'dev',
+        dev,
+        'root',
+        'tbf',
+        'rate',
+        `${rate}kbit`,
+        'burst',
+        String(burst),
+        'latency',
+        '50ms',
+      ]);
     } else if (rate > 0) {
       await this.must(['tc', '-n', ns, 'qdisc', 'replace', 'dev', dev, 'root', 'handle', '1:', 'htb', 'default', '1']);
-      await this.must(['tc', '-n', ns, 'class', 'add', 'dev', dev, 'parent', '1:', 'classid', '1:1', 'htb', 'rate', `${rate}kbit`, 'ceil', `${rate}kbit`]);
+      await this.must([
+        'tc',
+        '-n',
+        ns,
+        'class',
+        'add',
+        'dev',
+        dev,
+        'parent',
+        '1:',
+        'classid',
+        '1:1',
+        'htb',
+        'rate',
+        `${rate}kbit`,
+        'ceil',
+        `${rate}kbit`,
+      ]);
       await this.must(['tc', '-n', ns, 'qdisc', 'add', 'dev', dev, 'parent', '1:1', 'handle', '10:', 'netem', ...netemArgs]);
     } else if (netem) {
       await this.must(['tc', '-n', ns, 'qdisc', 'replace', 'dev', dev, 'root', 'netem', ...netemArgs]);
@@ -300,6 +351,7 @@ export class NetLab {
 
   private checkName(ns: string): void {
     // Only ever touch this instance's own namespaces.
-    if (!ns.startsWith(this.prefix) || !/^[a-z0-9-]{1,60}$/.test(ns)) throw new Error(`refusing to touch namespace ${JSON.stringify(ns)}: it is not this MA's`);
+    if (!ns.startsWith(this.prefix) || !/^[a-z0-9-]{1,60}$/.test(ns))
+      throw new Error(`refusing to touch namespace ${JSON.stringify(ns)}: it is not this MA's`);
   }
 }

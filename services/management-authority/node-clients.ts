@@ -60,13 +60,22 @@ export class NodeClients {
       entry.client.close();
       this.channels.delete(oldest);
     }
-    const client = createClient(NodeManagerService, { address: endpoint, tls: this.deps.tls, serverUrn: nodeUrn, deadlineMs: this.deps.deadlineMs });
+    const client = createClient(NodeManagerService, {
+      address: endpoint,
+      tls: this.deps.tls,
+      serverUrn: nodeUrn,
+      deadlineMs: this.deps.deadlineMs,
+    });
     this.channels.set(nodeUrn, { endpoint, client });
     return client;
   }
 
   /** Calls one node; never throws: failures come back as a result with the gRPC code and a reason naming the node. */
-  async call<T>(nodeUrn: string, fn: (client: NmClient, opts: CallOpts) => Promise<T>, options: FanOutOptions = {}): Promise<NodeResult<T>> {
+  async call<T>(
+    nodeUrn: string,
+    fn: (client: NmClient, opts: CallOpts) => Promise<T>,
+    options: FanOutOptions = {},
+  ): Promise<NodeResult<T>> {
     const node = this.deps.registry.get(nodeUrn);
     if (!node) return { nodeUrn, ok: false, code: Status.NOT_FOUND, reason: `node ${nodeUrn} is not enrolled at this site` };
     const left = options.deadline !== undefined && Number.isFinite(options.deadline) ? options.deadline - Date.now() - 100 : Infinity;
@@ -76,13 +85,22 @@ export class NodeClients {
       const value = await fn(client, { chain: node.record.ownerChain, deadlineMs, ...(options.signal ? { signal: options.signal } : {}) });
       return { nodeUrn, ok: true, value };
     } catch (err) {
-      const callee = { name: `node ${nodeUrn} (${node.endpoint})`, advice: 'it may be down — try again later or choose another node', deadlineMs };
+      const callee = {
+        name: `node ${nodeUrn} (${node.endpoint})`,
+        advice: 'it may be down — try again later or choose another node',
+        deadlineMs,
+      };
       return { nodeUrn, ok: false, ...outcomeOf(err, callee) };
     }
   }
 
   /** Calls many nodes in parallel (at most `concurrency` at once); results in the order of `items`. */
-  async fanOut<I, T>(items: readonly I[], nodeOf: (item: I) => string, fn: (client: NmClient, opts: CallOpts, item: I) => Promise<T>, options: FanOutOptions = {}): Promise<NodeResult<T>[]> {
+  async fanOut<I, T>(
+    items: readonly I[],
+    nodeOf: (item: I) => string,
+    fn: (client: NmClient, opts: CallOpts, item: I) => Promise<T>,
+    options: FanOutOptions = {},
+  ): Promise<NodeResult<T>[]> {
     const out = new Array<NodeResult<T>>(items.length);
     let next = 0;
     const worker = async (): Promise<void> => {
@@ -102,4 +120,3 @@ export class NodeClients {
     this.channels.clear();
   }
 }
-

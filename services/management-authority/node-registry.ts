@@ -166,12 +166,18 @@ export class NodeRegistry {
    */
   heartbeat(peer: { readonly urn: string; readonly thumbprint: string }, req: HeartbeatRequest): LiveNode {
     if (req.nodeUrn !== peer.urn) {
-      throw new PermissionDeniedError(`the caller is ${peer.urn}, not ${req.nodeUrn}: a node sends its own heartbeats with its own certificate`, { rule: 'node_urn' });
+      throw new PermissionDeniedError(
+        `the caller is ${peer.urn}, not ${req.nodeUrn}: a node sends its own heartbeats with its own certificate`,
+        { rule: 'node_urn' },
+      );
     }
     const node = this.nodes.get(req.nodeUrn);
     if (!node) throw new NotFoundError(`node ${req.nodeUrn} is not enrolled here; enrol it with a token from \`fedlab node token\``);
     if (node.record.keyThumbprint !== peer.thumbprint) {
-      throw new PermissionDeniedError(`the caller's key is not the key ${req.nodeUrn} enrolled with; use the certificate the enrolment returned`, { rule: 'node_key' });
+      throw new PermissionDeniedError(
+        `the caller's key is not the key ${req.nodeUrn} enrolled with; use the certificate the enrolment returned`,
+        { rule: 'node_key' },
+      );
     }
     // What matters after a restart (endpoint, capacity, version, health) is written at the next flush; the
     // rest of a routine heartbeat (usage, time, sequence) at most once per PERSIST_EVERY intervals.

@@ -69,28 +69,43 @@ export class ProviderRegistry {
     const rid = requestId(req.requestId);
     urnField('provider_urn', req.providerUrn, 'sp');
     if (peer.urn !== req.providerUrn) {
-      throw new PermissionDeniedError(`a provider registers itself: the caller is ${peer.urn}, not ${req.providerUrn}`, { rule: 'provider_urn' });
+      throw new PermissionDeniedError(`a provider registers itself: the caller is ${peer.urn}, not ${req.providerUrn}`, {
+        rule: 'provider_urn',
+      });
     }
     if (typeof req.certificatePem !== 'string' || req.certificatePem.length === 0 || req.certificatePem.length > 16_384) {
-      throw new InvalidArgumentError('certificate_pem is required: the PEM certificate the provider authenticates with', { field: 'certificate_pem' });
+      throw new InvalidArgumentError('certificate_pem is required: the PEM certificate the provider authenticates with', {
+        field: 'certificate_pem',
+      });
     }
     const id = await identityFromCertificate(parseCertificate(req.certificatePem, 'certificate_pem'));
-    if (id.urn !== req.providerUrn) throw new InvalidArgumentError(`certificate_pem names ${id.urn}, not ${req.providerUrn}`, { field: 'certificate_pem' });
+    if (id.urn !== req.providerUrn)
+      throw new InvalidArgumentError(`certificate_pem names ${id.urn}, not ${req.providerUrn}`, { field: 'certificate_pem' });
     if (id.thumbprint !== peer.thumbprint) {
-      throw new InvalidArgumentError('certificate_pem is not the certificate this connection is authenticated with; send your own TLS certificate', { field: 'certificate_pem' });
+      throw new InvalidArgumentError(
+        'certificate_pem is not the certificate this connection is authenticated with; send your own TLS certificate',
+        { field: 'certificate_pem' },
+      );
     }
     const contact = text('contact', req.contact, 256);
     if (req.acceptedTermsDigest !== this.termsDigest) {
-      throw new FailedPreconditionError(`accepted_terms_digest is not the digest of this site's current terms (${this.termsDigest}); read them with Aggregate.GetVersion and accept them`, {
-        rule: 'terms',
-      });
+      throw new FailedPreconditionError(
+        `accepted_terms_digest is not the digest of this site's current terms (${this.termsDigest}); read them with Aggregate.GetVersion and accept them`,
+        {
+          rule: 'terms',
+        },
+      );
     }
     if (statement !== undefined) await this.checkStatement(statement, req.certificatePem, req.providerUrn, peer.thumbprint);
-    const fingerprint = createHash('sha256').update(canonicalJson({ p: req.providerUrn, c: req.certificatePem, contact, t: req.acceptedTermsDigest })).digest('base64url');
+    const fingerprint = createHash('sha256')
+      .update(canonicalJson({ p: req.providerUrn, c: req.certificatePem, contact, t: req.acceptedTermsDigest }))
+      .digest('base64url');
     const key = `${peer.urn} ${rid}`;
     const seen = await this.requests.get(key);
     if (seen && seen.fingerprint !== fingerprint) {
-      throw new AlreadyExistsError(`request id ${rid} was already used for another registration; use a new request id`, { rule: 'request_id' });
+      throw new AlreadyExistsError(`request id ${rid} was already used for another registration; use a new request id`, {
+        rule: 'request_id',
+      });
     }
     const existing = await this.table.get(req.providerUrn);
     const same =
@@ -112,9 +127,17 @@ export class ProviderRegistry {
         ...(statement !== undefined ? { statement } : existing?.statement !== undefined ? { statement: existing.statement } : {}),
       };
     }
-    await this.deps.store.batch().put(this.table, rec.urn, rec).put(this.requests, key, { fingerprint, providerUrn: rec.urn }).write({ sync: true });
+    await this.deps.store
+      .batch()
+      .put(this.table, rec.urn, rec)
+      .put(this.requests, key, { fingerprint, providerUrn: rec.urn })
+      .write({ sync: true });
     this.registered.add(rec.urn);
-    if (!same) this.deps.log.info({ provider: rec.urn, terms: rec.acceptedTermsDigest, statement: rec.statement !== undefined }, 'service provider registered');
+    if (!same)
+      this.deps.log.info(
+        { provider: rec.urn, terms: rec.acceptedTermsDigest, statement: rec.statement !== undefined },
+        'service provider registered',
+      );
     return toWire(rec);
   }
 

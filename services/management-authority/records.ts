@@ -43,7 +43,12 @@ export const RESOURCE_FIELDS = [
 
 /** `a + sign * b`, field by field. */
 export function addResources(a: Resources, b: Resources, sign: 1 | -1 = 1): Resources {
-  return { cpuMillis: a.cpuMillis + sign * b.cpuMillis, memMb: a.memMb + sign * b.memMb, diskMb: a.diskMb + sign * b.diskMb, pids: a.pids + sign * b.pids };
+  return {
+    cpuMillis: a.cpuMillis + sign * b.cpuMillis,
+    memMb: a.memMb + sign * b.memMb,
+    diskMb: a.diskMb + sign * b.diskMb,
+    pids: a.pids + sign * b.pids,
+  };
 }
 
 /** What is free: capacity minus committed, never negative. */

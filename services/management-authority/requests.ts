@@ -102,7 +102,12 @@ export function resolveResources(spec: ResourceSpec | undefined, defaults: Resou
 }
 
 function maxOf(a: Resources, b: Resources): Resources {
-  return { cpuMillis: Math.max(a.cpuMillis, b.cpuMillis), memMb: Math.max(a.memMb, b.memMb), diskMb: Math.max(a.diskMb, b.diskMb), pids: Math.max(a.pids, b.pids) };
+  return {
+    cpuMillis: Math.max(a.cpuMillis, b.cpuMillis),
+    memMb: Math.max(a.memMb, b.memMb),
+    diskMb: Math.max(a.diskMb, b.diskMb),
+    pids: Math.max(a.pids, b.pids),
+  };
 }
 
 function nodeUrnAt(value: string, field: string, domain: string): string {
@@ -113,7 +118,11 @@ function nodeUrnAt(value: string, field: string, domain: string): string {
     return bad(field, (err as Error).message);
   }
   if (urn.kind !== 'node') bad(field, `${value} is not a node URN`);
-  if (urn.domain !== domain) bad(field, `node ${value} is not at this site (its domain is ${urn.domain}, this site's is ${domain}); ask that site's aggregate for it`);
+  if (urn.domain !== domain)
+    bad(
+      field,
+      `node ${value} is not at this site (its domain is ${urn.domain}, this site's is ${domain}); ask that site's aggregate for it`,
+    );
   return value;
 }
 
@@ -123,17 +132,27 @@ export function normalizeRequest(req: ResourceRequest | undefined, ctx: RequestC
   const rules = ctx.rules;
   if (req.requestDocument !== '') {
     if (!rules.documents) {
-      throw new FailedPreconditionError(`this is a ${rules.style}-style site; it takes no request documents — send nodes, resources and links instead`, { rule: 'style' });
+      throw new FailedPreconditionError(
+        `this is a ${rules.style}-style site; it takes no request documents — send nodes, resources and links instead`,
+        { rule: 'style' },
+      );
     }
     if (req.nodes || req.resources || req.links.length || req.exclusive) {
-      bad('request.request_document', 'when a request document is given, it is authoritative: leave nodes, resources, links and exclusive unset');
+      bad(
+        'request.request_document',
+        'when a request document is given, it is authoritative: leave nodes, resources, links and exclusive unset',
+      );
     }
-    if (req.requestDocumentFormat !== RSPEC_FORMAT) bad('request.request_document_format', `must be ${RSPEC_FORMAT} (see GetVersion.request_document_formats)`);
+    if (req.requestDocumentFormat !== RSPEC_FORMAT)
+      bad('request.request_document_format', `must be ${RSPEC_FORMAT} (see GetVersion.request_document_formats)`);
     return fromDocument(req.requestDocument, ctx);
   }
   if (req.requestDocumentFormat !== '') bad('request.request_document_format', 'is set but request_document is empty');
   if (req.exclusive && rules.style === 'planetlab') {
-    throw new FailedPreconditionError('this is a planetlab-style site: nodes are shared, never given whole to one slice; ask without exclusive', { rule: 'style' });
+    throw new FailedPreconditionError(
+      'this is a planetlab-style site: nodes are shared, never given whole to one slice; ask without exclusive',
+      { rule: 'style' },
+    );
   }
   const exclusive = !rules.sharedNodes || req.exclusive;
   const resources = resolveResources(req.resources, ctx.defaults);
@@ -142,8 +161,10 @@ export function normalizeRequest(req: ResourceRequest | undefined, ctx: RequestC
   const minFree = maxOf(resources, resourcesOf(sel.minFree));
   const slivers: WantedSliver[] = [];
   if (sel.nodeUrns.length > 0) {
-    if (sel.count !== 0 && sel.count !== sel.nodeUrns.length) bad('request.nodes.count', `must be 0 or ${sel.nodeUrns.length} (the number of node_urns)`);
-    if (sel.clientIds.length !== 0 && sel.clientIds.length !== sel.nodeUrns.length) bad('request.nodes.client_ids', 'must be empty or one per node URN');
+    if (sel.count !== 0 && sel.count !== sel.nodeUrns.length)
+      bad('request.nodes.count', `must be 0 or ${sel.nodeUrns.length} (the number of node_urns)`);
+    if (sel.clientIds.length !== 0 && sel.clientIds.length !== sel.nodeUrns.length)
+      bad('request.nodes.client_ids', 'must be empty or one per node URN');
     if (sel.nodeUrns.length > MAX_REQUEST_NODES) bad('request.nodes.node_urns', `at most ${MAX_REQUEST_NODES} nodes per request`);
     const seen = new Set<string>();
     for (const [i, u] of sel.nodeUrns.entries()) {
@@ -155,7 +176,8 @@ export function normalizeRequest(req: ResourceRequest | undefined, ctx: RequestC
   } else {
     if (sel.count === 0) bad('request.nodes', 'name nodes (node_urns) or ask for a count of nodes');
     if (sel.count > MAX_REQUEST_NODES) bad('request.nodes.count', `at most ${MAX_REQUEST_NODES} nodes per request`);
-    if (sel.clientIds.length !== 0 && sel.clientIds.length !== sel.count) bad('request.nodes.client_ids', 'must be empty or one per node (count)');
+    if (sel.clientIds.length !== 0 && sel.clientIds.length !== sel.count)
+      bad('request.nodes.client_ids', 'must be empty or one per node (count)');
     for (let i = 0; i < sel.count; i++) slivers.push({ clientId: sel.clientIds[i] ?? String(i), resources, minFree, exclusive });
   }
   checkClientIds(slivers);
@@ -166,7 +188,11 @@ export function normalizeRequest(req: ResourceRequest | undefined, ctx: RequestC
 function checkClientIds(slivers: readonly WantedSliver[]): void {
   const seen = new Set<string>();
   for (const s of slivers) {
-    if (!CLIENT_ID.test(s.clientId)) bad('request.nodes.client_ids', `client id ${JSON.stringify(s.clientId.slice(0, 40))} must be 1 to 128 characters of [A-Za-z0-9._:-]`);
+    if (!CLIENT_ID.test(s.clientId))
+      bad(
+        'request.nodes.client_ids',
+        `client id ${JSON.stringify(s.clientId.slice(0, 40))} must be 1 to 128 characters of [A-Za-z0-9._:-]`,
+      );
     if (seen.has(s.clientId)) bad('request.nodes.client_ids', `client id ${s.clientId} is used twice`);
     seen.add(s.clientId);
   }
@@ -176,7 +202,10 @@ function checkClientIds(slivers: readonly WantedSliver[]): void {
 export function checkLinks(links: readonly Link[], slivers: readonly WantedSliver[], ctx: RequestContext): WantedLink[] {
   if (links.length === 0) return [];
   if (!ctx.rules.links) {
-    throw new FailedPreconditionError(`this is a ${ctx.rules.style}-style site: it has no topology links; ask an emulab-style site for links`, { rule: 'style' });
+    throw new FailedPreconditionError(
+      `this is a ${ctx.rules.style}-style site: it has no topology links; ask an emulab-style site for links`,
+      { rule: 'style' },
+    );
   }
   if (links.length > MAX_LINKS) bad('request.links', `at most ${MAX_LINKS} links per slice`);
   const ids = new Set(slivers.map((s) => s.clientId));
@@ -231,7 +260,8 @@ export function fromDocument(text: string, ctx: RequestContext): NormalRequest {
   }
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) bad(f, 'must be a JSON object');
   const fields = doc as Record<string, unknown>;
-  for (const k of Object.keys(fields)) if (!['type', 'nodes', 'links'].includes(k)) bad(f, `unknown key ${JSON.stringify(k.slice(0, 40))} (keys: type, nodes, links)`);
+  for (const k of Object.keys(fields))
+    if (!['type', 'nodes', 'links'].includes(k)) bad(f, `unknown key ${JSON.stringify(k.slice(0, 40))} (keys: type, nodes, links)`);
   if (fields.type !== undefined && fields.type !== 'request') bad(`${f}.type`, 'must be "request"');
   if (!Array.isArray(fields.nodes) || fields.nodes.length === 0) bad(`${f}.nodes`, 'must list at least one node');
   if (fields.nodes.length > MAX_REQUEST_NODES) bad(`${f}.nodes`, `at most ${MAX_REQUEST_NODES} nodes`);
@@ -250,11 +280,23 @@ export function fromDocument(text: string, ctx: RequestContext): NormalRequest {
         if (!DOC_RES_KEYS.has(k)) bad(`${nf}.resources`, `unknown key ${JSON.stringify(k.slice(0, 40))}`);
         if (!Number.isSafeInteger(v) || (v as number) < 0) bad(`${nf}.resources.${k}`, 'must be a whole number of 0 or more');
       }
-      spec = { cpuMillis: (r.cpu_millis as number) ?? 0, memMb: (r.mem_mb as number) ?? 0, diskMb: (r.disk_mb as number) ?? 0, pids: (r.pids as number) ?? 0, bandwidthKbps: 0 };
+      spec = {
+        cpuMillis: (r.cpu_millis as number) ?? 0,
+        memMb: (r.mem_mb as number) ?? 0,
+        diskMb: (r.disk_mb as number) ?? 0,
+        pids: (r.pids as number) ?? 0,
+        bandwidthKbps: 0,
+      };
     }
     const resources = resolveResources(spec, ctx.defaults, `${nf}.resources`);
     const nodeUrn = node.component_id === undefined ? undefined : nodeUrnAt(String(node.component_id), `${nf}.component_id`, ctx.domain);
-    return { clientId: node.client_id, ...(nodeUrn ? { nodeUrn } : {}), resources, minFree: resources, exclusive: !ctx.rules.sharedNodes || node.exclusive === true };
+    return {
+      clientId: node.client_id,
+      ...(nodeUrn ? { nodeUrn } : {}),
+      resources,
+      minFree: resources,
+      exclusive: !ctx.rules.sharedNodes || node.exclusive === true,
+    };
   });
   checkClientIds(slivers);
   const named = slivers.filter((s) => s.nodeUrn).map((s) => s.nodeUrn);

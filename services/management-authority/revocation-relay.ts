@@ -47,7 +47,10 @@ export class RevocationRelay {
       throw new InvalidArgumentError(`signed_list: ${(err as Error).message}`, { field: 'signed_list' });
     }
     if (list.kid !== callerKid) {
-      throw new PermissionDeniedError("a slice authority relays only its own revocation list (signed with the key its MA → SA chain names)", { rule: 'own-list' });
+      throw new PermissionDeniedError(
+        'a slice authority relays only its own revocation list (signed with the key its MA → SA chain names)',
+        { rule: 'own-list' },
+      );
     }
     const held = this.lists.get(list.kid);
     if (held && held.version >= list.version) return { list, newer: false };

@@ -40,7 +40,11 @@ export function managementAuthorityService(deps: MaDomain): ServiceRegistration 
     },
     async heartbeat(req, ctx) {
       deps.registry.heartbeat(ctx.peer, req);
-      return { serverTime: new Date(deps.clock.now()), heartbeatIntervalS: intervalS, revocationVersion: deps.delegations.revocationVersion };
+      return {
+        serverTime: new Date(deps.clock.now()),
+        heartbeatIntervalS: intervalS,
+        revocationVersion: deps.delegations.revocationVersion,
+      };
     },
     async listNodes(req) {
       return deps.registry.list(req);
@@ -64,8 +68,14 @@ export function managementAuthorityService(deps: MaDomain): ServiceRegistration 
       // Owners may withdraw their own nodes: revoke a credential of their owner → MA chains, or their own key.
       const ownerMay =
         (req.jti !== '' && deps.registry.all().some((n) => n.record.ownerUrn === ctx.peer.urn && n.record.ownerJtis.includes(req.jti))) ||
-        (req.keyThumbprint !== '' && req.keyThumbprint === ctx.peer.thumbprint && deps.registry.all().some((n) => n.record.ownerUrn === ctx.peer.urn));
-      if (!ownerMay) deps.access.requireAdmin(ctx.peer, "revoke credentials and keys on the site's list (owners: only their own nodes' credentials and their own key)");
+        (req.keyThumbprint !== '' &&
+          req.keyThumbprint === ctx.peer.thumbprint &&
+          deps.registry.all().some((n) => n.record.ownerUrn === ctx.peer.urn));
+      if (!ownerMay)
+        deps.access.requireAdmin(
+          ctx.peer,
+          "revoke credentials and keys on the site's list (owners: only their own nodes' credentials and their own key)",
+        );
       return deps.delegations.revoke(ctx.peer, req);
     },
     async listRevocations(req) {

@@ -27,7 +27,9 @@ export class Access {
   /** Throws PERMISSION_DENIED unless the caller is an administrator. */
   requireAdmin(caller: Caller, what: string): void {
     if (!this.isAdmin(caller)) {
-      throw new PermissionDeniedError(`${caller.urn} may not ${what}: only this provider's administrators (config admins) may`, { rule: 'admin' });
+      throw new PermissionDeniedError(`${caller.urn} may not ${what}: only this provider's administrators (config admins) may`, {
+        rule: 'admin',
+      });
     }
   }
 
@@ -35,6 +37,9 @@ export class Access {
   requireReader(caller: Caller, what: string): void {
     if (this.isAdmin(caller)) return;
     if (this.readers.some((r) => targetCovers(r, caller.urn))) return;
-    throw new PermissionDeniedError(`${caller.urn} may not ${what}: only this provider's administrators and readers (config admins, readers) may`, { rule: 'reader' });
+    throw new PermissionDeniedError(
+      `${caller.urn} may not ${what}: only this provider's administrators and readers (config admins, readers) may`,
+      { rule: 'reader' },
+    );
   }
 }

@@ -141,13 +141,19 @@ export const spConfigSchema = commonConfigSchema
     message: 'a service provider runs as a provider: urn must be urn:fedlab:<domain>:sp:<name>',
     path: ['urn'],
   })
-  .refine((c) => c.registration.retry_ms <= c.registration.max_retry_ms, { message: 'retry_ms must not exceed max_retry_ms', path: ['registration'] })
+  .refine((c) => c.registration.retry_ms <= c.registration.max_retry_ms, {
+    message: 'retry_ms must not exceed max_retry_ms',
+    path: ['registration'],
+  })
   .refine((c) => c.supervision.backoff_initial_ms <= c.supervision.backoff_max_ms, {
     message: 'backoff_initial_ms must not exceed backoff_max_ms',
     path: ['supervision'],
   })
   .refine((c) => c.members.default_ttl_s <= c.members.max_ttl_s, { message: 'default_ttl_s must not exceed max_ttl_s', path: ['members'] })
-  .refine((c) => new Set(c.sites.map((s) => s.domain)).size === c.sites.length, { message: 'a site domain appears at most once', path: ['sites'] });
+  .refine((c) => new Set(c.sites.map((s) => s.domain)).size === c.sites.length, {
+    message: 'a site domain appears at most once',
+    path: ['sites'],
+  });
 
 /** The compiled service provider config. */
 export type SpConfig = z.infer<typeof spConfigSchema>;
@@ -171,11 +177,19 @@ export interface SpSettings {
 /** Compiles a service provider config into its settings. */
 export function toSpSettings(config: SpConfig): SpSettings {
   const { calls, supervision, registration, members } = config;
-  const sites = config.sites.map((s) => ({ domain: s.domain, maUrn: s.ma_urn, endpoint: s.endpoint, acceptTermsDigest: s.accept_terms_digest }));
+  const sites = config.sites.map((s) => ({
+    domain: s.domain,
+    maUrn: s.ma_urn,
+    endpoint: s.endpoint,
+    acceptTermsDigest: s.accept_terms_digest,
+  }));
   return {
     urn: config.urn,
     access: { admins: config.admins, readers: config.readers },
-    remotes: { sliceAuthority: config.slice_authority, deadlines: { ma: calls.ma_deadline_ms, sa: calls.sa_deadline_ms, nm: calls.nm_deadline_ms } },
+    remotes: {
+      sliceAuthority: config.slice_authority,
+      deadlines: { ma: calls.ma_deadline_ms, sa: calls.sa_deadline_ms, nm: calls.nm_deadline_ms },
+    },
     registrations: {
       providerUrn: config.urn,
       contact: config.contact,
@@ -200,6 +214,11 @@ export function toSpSettings(config: SpConfig): SpSettings {
       sliceDeadlineMs: calls.slice_deadline_ms,
       maDeadlineMs: calls.ma_deadline_ms,
     },
-    members: { providerUrn: config.urn, defaultPrivileges: members.default_privileges, defaultTtlS: members.default_ttl_s, maxTtlS: members.max_ttl_s },
+    members: {
+      providerUrn: config.urn,
+      defaultPrivileges: members.default_privileges,
+      defaultTtlS: members.default_ttl_s,
+      maxTtlS: members.max_ttl_s,
+    },
   };
 }

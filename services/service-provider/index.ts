@@ -48,12 +48,23 @@ export function serviceProviderRole(options: SpRoleOptions = {}): (deps: RoleDep
     const registrations = new Registrations({ store, clock, log, remotes, certificatePem, key, kid, ...settings.registrations });
     const credentials = new SliceCredentials({ store, clock, log, remotes, certificatePem, ...settings.sliceCredentials });
     const deployments = new Deployments({ store, clock, log, remotes, credentials, ...settings.deployments });
-    const members = new Members({ store, clock, log, credentials, key, ...settings.members, ownsSlice: (slice) => deployments.ownsSlice(slice) });
+    const members = new Members({
+      store,
+      clock,
+      log,
+      credentials,
+      key,
+      ...settings.members,
+      ownsSlice: (slice) => deployments.ownsSlice(slice),
+    });
     const access = new Access(settings.access.admins, settings.access.readers);
 
     const resumed = await deployments.start();
     registrations.start();
-    log.info({ sites: settings.deployments.sites.length, sliceAuthority: settings.deployments.sliceAuthorityUrn, ...resumed }, 'service provider ready');
+    log.info(
+      { sites: settings.deployments.sites.length, sliceAuthority: settings.deployments.sliceAuthorityUrn, ...resumed },
+      'service provider ready',
+    );
     options.onBuilt?.({ urn: settings.urn, deployments, members, registrations, credentials });
     return {
       registrations: [serviceProviderService({ access, deployments, members })],

@@ -15,7 +15,12 @@ import { identityFromCertificate, parseCertificate } from '../core/identity/cert
 import { parseTarget, targetContains } from '../core/identity/urn.js';
 import type { Logger } from '../core/log.js';
 import type { Store, Table } from '../core/store/store.js';
-import type { DelegateToMemberRequest, DelegateToMemberResponse, Member, AddMemberRequest } from '../generated/fedlab/v1/service_provider.js';
+import type {
+  DelegateToMemberRequest,
+  DelegateToMemberResponse,
+  Member,
+  AddMemberRequest,
+} from '../generated/fedlab/v1/service_provider.js';
 import type { ResourceLimits } from '../generated/fedlab/v1/common.js';
 import type { Clock } from '../core/clock.js';
 import { TABLES, type MemberRecord, type MemberRequestRecord } from './records.js';
@@ -54,15 +59,19 @@ export class Members {
     urnField('member_urn', req.memberUrn, 'user');
     const displayName = text('display_name', req.displayName, 128);
     if (typeof req.certificatePem !== 'string' || req.certificatePem.length === 0 || req.certificatePem.length > 16_384) {
-      throw new InvalidArgumentError('certificate_pem is required: the member\'s PEM certificate (fedlab certs issue)', { field: 'certificate_pem' });
+      throw new InvalidArgumentError("certificate_pem is required: the member's PEM certificate (fedlab certs issue)", {
+        field: 'certificate_pem',
+      });
     }
     const id = await identityFromCertificate(parseCertificate(req.certificatePem, 'certificate_pem'));
-    if (id.urn !== req.memberUrn) throw new InvalidArgumentError(`certificate_pem names ${id.urn}, not ${req.memberUrn}`, { field: 'certificate_pem' });
+    if (id.urn !== req.memberUrn)
+      throw new InvalidArgumentError(`certificate_pem names ${id.urn}, not ${req.memberUrn}`, { field: 'certificate_pem' });
     const fingerprint = hash({ m: req.memberUrn, c: req.certificatePem, d: displayName });
     const key = `add ${rid}`;
     const seen = await this.requests.get(key);
     if (seen) {
-      if (seen.fingerprint !== fingerprint) throw new AlreadyExistsError(`request id ${rid} was already used for another member; use a new request id`, { rule: 'request_id' });
+      if (seen.fingerprint !== fingerprint)
+        throw new AlreadyExistsError(`request id ${rid} was already used for another member; use a new request id`, { rule: 'request_id' });
       const cur = await this.table.get(req.memberUrn);
       if (cur) return toWire(cur);
     }
@@ -72,8 +81,18 @@ export class Members {
     }
     const rec: MemberRecord = existing
       ? { ...existing, displayName }
-      : { urn: req.memberUrn, certificatePem: req.certificatePem, keyThumbprint: id.thumbprint, displayName, addedAt: this.deps.clock.now() };
-    await this.deps.store.batch().put(this.table, rec.urn, rec).put(this.requests, key, { fingerprint, result: rec.urn }).write({ sync: true });
+      : {
+          urn: req.memberUrn,
+          certificatePem: req.certificatePem,
+          keyThumbprint: id.thumbprint,
+          displayName,
+          addedAt: this.deps.clock.now(),
+        };
+    await this.deps.store
+      .batch()
+      .put(this.table, rec.urn, rec)
+      .put(this.requests, key, { fingerprint, result: rec.urn })
+      .write({ sync: true });
     if (!existing) this.deps.log.info({ member: rec.urn }, 'member added');
     return toWire(rec);
   }
@@ -87,7 +106,10 @@ export class Members {
     const key = `delegate ${rid}`;
     const seen = await this.requests.get(key);
     if (seen) {
-      if (seen.fingerprint !== fingerprint) throw new AlreadyExistsError(`request id ${rid} was already used for another delegation; use a new request id`, { rule: 'request_id' });
+      if (seen.fingerprint !== fingerprint)
+        throw new AlreadyExistsError(`request id ${rid} was already used for another delegation; use a new request id`, {
+          rule: 'request_id',
+        });
       const r = seen.result as { chain: string[]; jti: string; expiresAt: number };
       return { chain: r.chain, jti: r.jti, expiresAt: new Date(r.expiresAt) };
     }
@@ -95,7 +117,9 @@ export class Members {
     if (!member) throw new NotFoundError(`${req.memberUrn} is not a member of this provider; add it with AddMember first`);
     if (!this.deps.ownsSlice(req.sliceUrn)) throw new NotFoundError(`slice ${req.sliceUrn} is not one of this provider's deployments`);
     if (!Number.isSafeInteger(req.ttlS) || req.ttlS < 0 || req.ttlS > this.deps.maxTtlS) {
-      throw new InvalidArgumentError(`ttl_s must be between 0 (the default, ${this.deps.defaultTtlS}) and ${this.deps.maxTtlS}`, { field: 'ttl_s' });
+      throw new InvalidArgumentError(`ttl_s must be between 0 (the default, ${this.deps.defaultTtlS}) and ${this.deps.maxTtlS}`, {
+        field: 'ttl_s',
+      });
     }
     const targets = req.targets.length > 0 ? req.targets : [req.sliceUrn];
     for (const t of targets) {
@@ -124,13 +148,18 @@ export class Members {
     });
     const res = { chain: [...issued.chain], jti: issued.claims.jti, expiresAt: issued.claims.exp * 1000 };
     await this.requests.put(key, { fingerprint, result: res }, { sync: true });
-    this.deps.log.info({ member: member.urn, slice: req.sliceUrn, jti: res.jti, privileges: issued.claims.priv }, 'credential delegated to member');
+    this.deps.log.info(
+      { member: member.urn, slice: req.sliceUrn, jti: res.jti, privileges: issued.claims.priv },
+      'credential delegated to member',
+    );
     return { chain: res.chain, jti: res.jti, expiresAt: new Date(res.expiresAt) };
   }
 }
 
 function hash(v: unknown): string {
-  return createHash('sha256').update(canonicalJson(JSON.parse(JSON.stringify(v)) as unknown)).digest('base64url');
+  return createHash('sha256')
+    .update(canonicalJson(JSON.parse(JSON.stringify(v)) as unknown))
+    .digest('base64url');
 }
 
 function toLimits(l: ResourceLimits | undefined): Limits | undefined {
@@ -145,5 +174,11 @@ function toLimits(l: ResourceLimits | undefined): Limits | undefined {
 }
 
 function toWire(rec: MemberRecord): Member {
-  return { urn: rec.urn, certificatePem: rec.certificatePem, keyThumbprint: rec.keyThumbprint, displayName: rec.displayName, addedAt: new Date(rec.addedAt) };
+  return {
+    urn: rec.urn,
+    certificatePem: rec.certificatePem,
+    keyThumbprint: rec.keyThumbprint,
+    displayName: rec.displayName,
+    addedAt: new Date(rec.addedAt),
+  };
 }

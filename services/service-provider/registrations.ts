@@ -49,7 +49,13 @@ export interface RegistrationsOptions {
 }
 
 /** Signs `{"sub", "terms", "iat"}` as a compact JWS with header exactly {alg, typ, kid}. */
-export async function signTermsStatement(key: KeyObject, kid: string, providerUrn: string, termsDigest: string, nowMs: number): Promise<string> {
+export async function signTermsStatement(
+  key: KeyObject,
+  kid: string,
+  providerUrn: string,
+  termsDigest: string,
+  nowMs: number,
+): Promise<string> {
   const payload = Buffer.from(JSON.stringify({ sub: providerUrn, terms: termsDigest, iat: Math.floor(nowMs / 1000) }));
   return new CompactSign(payload).setProtectedHeader({ alg: algForKey(key), typ: TERMS_STATEMENT_TYP, kid }).sign(key);
 }
@@ -90,9 +96,18 @@ export class Registrations {
     let rec: RegistrationRecord;
     try {
       const digest = await this.register(site);
-      rec = { domain: site.domain, maUrn: site.maUrn, state: 'registered', termsDigest: digest, registeredAt: now, lastAttemptAt: now, attempts: (prev?.attempts ?? 0) + 1 };
+      rec = {
+        domain: site.domain,
+        maUrn: site.maUrn,
+        state: 'registered',
+        termsDigest: digest,
+        registeredAt: now,
+        lastAttemptAt: now,
+        attempts: (prev?.attempts ?? 0) + 1,
+      };
       this.failures.delete(site.domain);
-      if (prev?.state !== 'registered' || prev.termsDigest !== digest) this.deps.log.info({ site: site.domain, ma: site.maUrn, terms: digest }, 'registered with site');
+      if (prev?.state !== 'registered' || prev.termsDigest !== digest)
+        this.deps.log.info({ site: site.domain, ma: site.maUrn, terms: digest }, 'registered with site');
       this.schedule(site, this.deps.refreshMs);
     } catch (err) {
       const { reason } = plainOutcome(err);
@@ -109,7 +124,8 @@ export class Registrations {
         lastError: reason,
         attempts: (prev?.attempts ?? 0) + 1,
       };
-      if (n === 1 || n % 10 === 0) this.deps.log.warn({ site: site.domain, reason, retryInMs: delay, attempts: n }, 'registration with site failed; retrying');
+      if (n === 1 || n % 10 === 0)
+        this.deps.log.warn({ site: site.domain, reason, retryInMs: delay, attempts: n }, 'registration with site failed; retrying');
       this.schedule(site, delay);
     }
     if (!this.stopped) await this.table.put(site.domain, rec, { sync: true });
@@ -121,7 +137,9 @@ export class Registrations {
     const version = await aggregate.getVersion({}, { deadlineMs: this.deps.deadlineMs });
     const digest = version.termsDigest;
     if (site.acceptTermsDigest !== undefined && site.acceptTermsDigest !== digest) {
-      throw new Error(`site ${site.domain} shows terms ${digest}, but this provider accepts only ${site.acceptTermsDigest}; read the new terms (Aggregate.GetVersion) and update sites[].accept_terms_digest`);
+      throw new Error(
+        `site ${site.domain} shows terms ${digest}, but this provider accepts only ${site.acceptTermsDigest}; read the new terms (Aggregate.GetVersion) and update sites[].accept_terms_digest`,
+      );
     }
     const statement = await signTermsStatement(this.deps.key, this.deps.kid, this.deps.providerUrn, digest, this.deps.clock.now());
     const metadata = new Metadata();

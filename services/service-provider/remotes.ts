@@ -70,7 +70,14 @@ export class Remotes {
   site(site: SiteEndpoint): { ma: MaClient; aggregate: AggregateClient } {
     let c = this.mas.get(site.domain);
     if (!c) {
-      const opts = { address: site.endpoint, tls: this.deps.tls, ...(this.deps.trust ? { trust: this.deps.trust } : {}), serverUrn: site.maUrn, deadlineMs: this.deps.deadlines.ma, channelOptions: CHANNEL_OPTIONS };
+      const opts = {
+        address: site.endpoint,
+        tls: this.deps.tls,
+        ...(this.deps.trust ? { trust: this.deps.trust } : {}),
+        serverUrn: site.maUrn,
+        deadlineMs: this.deps.deadlines.ma,
+        channelOptions: CHANNEL_OPTIONS,
+      };
       c = { ma: createClient(ManagementAuthorityService, opts), aggregate: createClient(AggregateService, opts) };
       this.mas.set(site.domain, c);
     }
@@ -82,7 +89,14 @@ export class Remotes {
     const key = `${nodeUrn} ${endpoint}`;
     let c = this.nms.get(key);
     if (!c) {
-      c = createClient(NodeManagerService, { address: endpoint, tls: this.deps.tls, ...(this.deps.trust ? { trust: this.deps.trust } : {}), serverUrn: nodeUrn, deadlineMs: this.deps.deadlines.nm, channelOptions: CHANNEL_OPTIONS });
+      c = createClient(NodeManagerService, {
+        address: endpoint,
+        tls: this.deps.tls,
+        ...(this.deps.trust ? { trust: this.deps.trust } : {}),
+        serverUrn: nodeUrn,
+        deadlineMs: this.deps.deadlines.nm,
+        channelOptions: CHANNEL_OPTIONS,
+      });
       this.nms.set(key, c);
     }
     return c;

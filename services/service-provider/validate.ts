@@ -5,7 +5,8 @@ import { isValidName } from '../core/identity/urn.js';
 
 /** A name (`[a-z0-9][a-z0-9._-]{0,62}`). */
 export function nameField(field: string, value: string): string {
-  if (typeof value !== 'string' || !isValidName(value)) throw new InvalidArgumentError(`${field} must match [a-z0-9][a-z0-9._-]{0,62}`, { field });
+  if (typeof value !== 'string' || !isValidName(value))
+    throw new InvalidArgumentError(`${field} must match [a-z0-9][a-z0-9._-]{0,62}`, { field });
   return value;
 }
 

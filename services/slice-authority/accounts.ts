@@ -43,9 +43,12 @@ export class Accounts {
   /** The caller, or PERMISSION_DENIED when it has no account or its key is revoked. */
   caller(peer: Peer): Caller {
     if (this.isKeyRevoked(peer.thumbprint)) {
-      throw new PermissionDeniedError(`the key of ${peer.urn} (${peer.thumbprint}) is revoked at this slice authority; get a new certificate and ask the authority's admin to reinstate the account`, {
-        rule: 'revoked-key',
-      });
+      throw new PermissionDeniedError(
+        `the key of ${peer.urn} (${peer.thumbprint}) is revoked at this slice authority; get a new certificate and ask the authority's admin to reinstate the account`,
+        {
+          rule: 'revoked-key',
+        },
+      );
     }
     const admin = this.admins.has(peer.urn);
     const account = this.providers.get(peer.urn);
@@ -61,7 +64,10 @@ export class Accounts {
   /** A provider caller (for CreateSlice): administrators without an account cannot own slices. */
   provider(peer: Peer): Caller & { account: SaProviderConfig } {
     const c = this.caller(peer);
-    if (!c.account) throw new PermissionDeniedError(`${peer.urn} is an administrator but has no provider account; slices are created by providers`, { rule: 'account' });
+    if (!c.account)
+      throw new PermissionDeniedError(`${peer.urn} is an administrator but has no provider account; slices are created by providers`, {
+        rule: 'account',
+      });
     return c as Caller & { account: SaProviderConfig };
   }
 }

@@ -15,7 +15,8 @@ import { isUrn, isValidDomain, parseUrn } from '../core/identity/urn.js';
 
 const path = z.string().min(1, 'must be a non-empty path');
 const int = (min: number, max: number, dflt: number) => z.number().int().min(min).max(max).default(dflt);
-const urnOf = (kind: string) => z.string().refine((u) => isUrn(u) && parseUrn(u).kind === kind, `must be a URN urn:fedlab:<domain>:${kind}:<name>`);
+const urnOf = (kind: string) =>
+  z.string().refine((u) => isUrn(u) && parseUrn(u).kind === kind, `must be a URN urn:fedlab:<domain>:${kind}:<name>`);
 const quota = (max: number) => z.number().int().min(0).max(max).optional();
 
 const DAY_S = 86_400;
@@ -102,8 +103,14 @@ export const saConfigSchema = commonConfigSchema
     message: 'a slice authority runs as an authority: urn must be urn:fedlab:<domain>:authority:<name>',
     path: ['urn'],
   })
-  .refine((c) => new Set(c.sites.map((s) => s.domain)).size === c.sites.length, { message: 'each site may be listed once', path: ['sites'] })
-  .refine((c) => new Set(c.providers.map((p) => p.urn)).size === c.providers.length, { message: 'each provider may be listed once', path: ['providers'] })
+  .refine((c) => new Set(c.sites.map((s) => s.domain)).size === c.sites.length, {
+    message: 'each site may be listed once',
+    path: ['sites'],
+  })
+  .refine((c) => new Set(c.providers.map((p) => p.urn)).size === c.providers.length, {
+    message: 'each provider may be listed once',
+    path: ['providers'],
+  })
   .refine((c) => c.limits.default_slice_lifetime_s <= c.limits.max_slice_lifetime_s, {
     message: 'default_slice_lifetime_s must not exceed max_slice_lifetime_s',
     path: ['limits', 'default_slice_lifetime_s'],
@@ -120,7 +127,10 @@ export type SaProviderConfig = SaConfig['providers'][number];
 export const MAX_SITES = 256;
 
 /** Config fields holding paths, resolved against the config file's folder (every site's `chain_file` and `ca`). */
-export const SA_PATH_FIELDS: readonly string[] = Array.from({ length: MAX_SITES }, (_, i) => [`sites.${i}.chain_file`, `sites.${i}.ca`]).flat();
+export const SA_PATH_FIELDS: readonly string[] = Array.from({ length: MAX_SITES }, (_, i) => [
+  `sites.${i}.chain_file`,
+  `sites.${i}.ca`,
+]).flat();
 
 /** The slice authority's settings, resolved from its config once (see {@link toSaSettings}). */
 export interface SaSettings {
@@ -147,6 +157,10 @@ export function toSaSettings(config: SaConfig): SaSettings {
     siteDeadlineMs: config.limits.site_deadline_ms,
     book: { saUrn: config.urn, limits: config.limits, quotaDefaults: config.quota_defaults },
     // Revocation pushes are retried on the intent schedule: both wait for a site that was down.
-    intervals: { sweepMs: config.sweep_interval_ms, intentRetryMs: config.intent_retry_interval_ms, revocationPushMs: config.intent_retry_interval_ms },
+    intervals: {
+      sweepMs: config.sweep_interval_ms,
+      intentRetryMs: config.intent_retry_interval_ms,
+      revocationPushMs: config.intent_retry_interval_ms,
+    },
   };
 }

@@ -44,7 +44,18 @@ import { TABLES, type CredentialRecord, type SliceRecord } from './records.js';
 import { pageSize, requestId, text } from '../core/validate.js';
 
 /** What a slice credential grants when the request names no privileges. */
-export const SLICE_PRIVILEGES: readonly Privilege[] = ['sliver.read', 'sliver.exec', 'sliver.control', 'sliver.renew', 'sliver.create', 'sliver.delete', 'slice.read', 'slice.renew', 'slice.delete', 'slice.create'];
+export const SLICE_PRIVILEGES: readonly Privilege[] = [
+  'sliver.read',
+  'sliver.exec',
+  'sliver.control',
+  'sliver.renew',
+  'sliver.create',
+  'sliver.delete',
+  'slice.read',
+  'slice.renew',
+  'slice.delete',
+  'slice.create',
+];
 
 /** Options of {@link SliceCredentials}. */
 export interface SliceCredentialsOptions {
@@ -59,7 +70,6 @@ export interface SliceCredentialsOptions {
   /** Called after a new entry is on the list (the list goes to the sites, and from them to the nodes). */
   readonly onRevoked?: () => void;
 }
-
 
 /** Slice credentials and revocations of one slice authority. */
 export class SliceCredentials {
@@ -105,10 +115,16 @@ export class SliceCredentials {
       .digest('base64url');
     const prior = await this.issued.get(key);
     if (prior) {
-      if (prior.fingerprint !== fingerprint) throw new AlreadyExistsError(`request id ${rid} was already used for another IssueSliceCredential; use a new request id`, { rule: 'request_id' });
+      if (prior.fingerprint !== fingerprint)
+        throw new AlreadyExistsError(`request id ${rid} was already used for another IssueSliceCredential; use a new request id`, {
+          rule: 'request_id',
+        });
       return { chain: [...prior.chain], jti: prior.jti, expiresAt: new Date(prior.expiresAt) };
     }
-    if (!req.holderCertificatePem) throw new InvalidArgumentError("holder_certificate_pem is required: the holder's X.509 certificate (PEM)", { field: 'holder_certificate_pem' });
+    if (!req.holderCertificatePem)
+      throw new InvalidArgumentError("holder_certificate_pem is required: the holder's X.509 certificate (PEM)", {
+        field: 'holder_certificate_pem',
+      });
     let holder;
     try {
       holder = await identityFromCertificate(parseCertificate(req.holderCertificatePem, 'holder_certificate_pem'));
@@ -118,19 +134,30 @@ export class SliceCredentials {
     const privileges = req.privileges.length ? [...new Set(req.privileges)] : [...SLICE_PRIVILEGES];
     for (const p of privileges) {
       if (!isPrivilege(p)) throw new InvalidArgumentError(`unknown privilege ${JSON.stringify(p.slice(0, 40))}`, { field: 'privileges' });
-      if (!p.startsWith('sliver.') && !p.startsWith('slice.')) throw new InvalidArgumentError(`privilege ${p} is not a slice privilege; a slice credential grants sliver.* and slice.* privileges`, { field: 'privileges' });
+      if (!p.startsWith('sliver.') && !p.startsWith('slice.'))
+        throw new InvalidArgumentError(
+          `privilege ${p} is not a slice privilege; a slice credential grants sliver.* and slice.* privileges`,
+          { field: 'privileges' },
+        );
     }
     const targets = req.targets.length ? [...new Set(req.targets)] : [slice.urn];
     for (const t of targets) {
-      if (t !== slice.urn) throw new InvalidArgumentError(`target ${t.slice(0, 120)} is not the slice ${slice.urn}; a slice credential targets its slice`, { field: 'targets' });
+      if (t !== slice.urn)
+        throw new InvalidArgumentError(`target ${t.slice(0, 120)} is not the slice ${slice.urn}; a slice credential targets its slice`, {
+          field: 'targets',
+        });
     }
-    if (!Number.isSafeInteger(req.maxDelegations) || req.maxDelegations > 7) throw new InvalidArgumentError('max_delegations must be 0 to 7 (a chain has at most 8 links)', { field: 'max_delegations' });
+    if (!Number.isSafeInteger(req.maxDelegations) || req.maxDelegations > 7)
+      throw new InvalidArgumentError('max_delegations must be 0 to 7 (a chain has at most 8 links)', { field: 'max_delegations' });
     if (!Number.isSafeInteger(req.ttlS) || req.ttlS < 0) throw new InvalidArgumentError('ttl_s must be 0 or more', { field: 'ttl_s' });
     const limits = limitsFromWire(req.limits);
     const now = this.deps.now();
     const until = req.ttlS ? Math.min(slice.expiresAt, now + req.ttlS * 1000) : slice.expiresAt;
     const ttlSeconds = Math.floor((until - now) / 1000);
-    if (ttlSeconds <= 0) throw new FailedPreconditionError(`slice ${slice.urn} expires at ${new Date(slice.expiresAt).toISOString()}; renew it first`, { rule: 'expired' });
+    if (ttlSeconds <= 0)
+      throw new FailedPreconditionError(`slice ${slice.urn} expires at ${new Date(slice.expiresAt).toISOString()}; renew it first`, {
+        rule: 'expired',
+      });
     const cred = await issueRoot({
       key: this.deps.saKey,
       issuer: this.deps.saUrn,
@@ -143,10 +170,19 @@ export class SliceCredentials {
       ttlSeconds,
       now: new Date(now),
     });
-    const rec: CredentialRecord = { fingerprint, chain: cred.chain, jti: cred.claims.jti, expiresAt: cred.claims.exp * 1000, sliceUrn: slice.urn };
+    const rec: CredentialRecord = {
+      fingerprint,
+      chain: cred.chain,
+      jti: cred.claims.jti,
+      expiresAt: cred.claims.exp * 1000,
+      sliceUrn: slice.urn,
+    };
     await this.issued.put(key, rec, { sync: true });
     this.owners.set(rec.jti, slice.providerUrn);
-    this.deps.log.info({ slice: slice.urn, holder: holder.urn, jti: rec.jti, privileges, dlg: req.maxDelegations }, 'slice credential issued');
+    this.deps.log.info(
+      { slice: slice.urn, holder: holder.urn, jti: rec.jti, privileges, dlg: req.maxDelegations },
+      'slice credential issued',
+    );
     return { chain: [...cred.chain], jti: rec.jti, expiresAt: new Date(rec.expiresAt) };
   }
 
@@ -154,7 +190,10 @@ export class SliceCredentials {
   async revoke(caller: Caller, req: SliceAuthorityRevokeRequest): Promise<SliceAuthorityRevokeResponse> {
     const target = revocationTarget(req.jti, req.keyThumbprint);
     if (!caller.admin && !(target.jti !== undefined && this.owners.get(target.jti) === caller.urn)) {
-      throw new PermissionDeniedError(`${caller.urn} may revoke only credentials issued for its own slices; administrators revoke anything else`, { rule: 'admin' });
+      throw new PermissionDeniedError(
+        `${caller.urn} may revoke only credentials issued for its own slices; administrators revoke anything else`,
+        { rule: 'admin' },
+      );
     }
     const reason = text('reason', req.reason, 200);
     try {
@@ -176,5 +215,12 @@ export class SliceCredentials {
 }
 
 function toWire(r: LedgerEntry): RevocationEntry {
-  return { jti: r.item.jti ?? '', keyThumbprint: r.item.kid ?? '', reason: r.item.reason, revokedAt: new Date(r.item.time * 1000), revokedBy: r.revokedBy, version: r.version };
+  return {
+    jti: r.item.jti ?? '',
+    keyThumbprint: r.item.kid ?? '',
+    reason: r.item.reason,
+    revokedAt: new Date(r.item.time * 1000),
+    revokedBy: r.revokedBy,
+    version: r.version,
+  };
 }

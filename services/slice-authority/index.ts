@@ -48,11 +48,28 @@ export function sliceAuthorityRole(options: SaRoleOptions = {}): (deps: RoleDeps
     const { key: saKey, jwk: saJwk, kid: saKid } = await signingKeyOf(tls, settings.urn, 'this slice authority');
     const saUrn = settings.urn;
 
-    const sites = Sites.load(settings.sites, { tls, trust: federation, self: { urn: saUrn, kid: saKid }, deadlineMs: settings.siteDeadlineMs, now, log });
+    const sites = Sites.load(settings.sites, {
+      tls,
+      trust: federation,
+      self: { urn: saUrn, kid: saKid },
+      deadlineMs: settings.siteDeadlineMs,
+      now,
+      log,
+    });
     const revocations = await RevocationStore.open(store);
     const push = new RevocationPush({ sites, revocations, saKey, saUrn, saKid, deadlineMs: settings.siteDeadlineMs, log });
     // Not awaited by Revoke: the entry is on the list (and served) already; reaching every node takes its own time.
-    const credentials = new SliceCredentials({ store, log, now, saUrn, saKey, saJwk, saKid, revocations, onRevoked: () => void push.push() });
+    const credentials = new SliceCredentials({
+      store,
+      log,
+      now,
+      saUrn,
+      saKey,
+      saJwk,
+      saKid,
+      revocations,
+      onRevoked: () => void push.push(),
+    });
     await credentials.load();
     const accounts = new Accounts(settings.providers, settings.admins, (t) => credentials.isKeyRevoked(t));
     const book = new SliceBook({ store, sites, accounts, hub: new EventHub(), log, now, ...settings.book });
@@ -68,7 +85,10 @@ export function sliceAuthorityRole(options: SaRoleOptions = {}): (deps: RoleDeps
     }
     const tasks = backgroundTasks(book, push, settings.intervals, log);
     if (!options.manualTimers) for (const t of tasks) t.start();
-    log.info({ sites: sites.domains(), providers: settings.providers.length, ...book.stats(), recovered: recovery }, 'slice authority ready');
+    log.info(
+      { sites: sites.domains(), providers: settings.providers.length, ...book.stats(), recovered: recovery },
+      'slice authority ready',
+    );
     options.onBuilt?.({ urn: saUrn, book, sites, credentials, recovery, sweep: () => book.sweep() });
 
     return {

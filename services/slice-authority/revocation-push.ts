@@ -69,11 +69,15 @@ export class RevocationPush {
         this.done.set(domain, Math.max(this.done.get(domain) ?? 0, version));
         if (this.failing.delete(domain)) this.deps.log.info({ site: domain, version }, 'revocation list delivered to the site again');
       } else {
-        this.deps.log.info({ site: domain, version, pending: res.nodesPending }, 'revocation list at the site; some of its nodes are still to get it');
+        this.deps.log.info(
+          { site: domain, version, pending: res.nodesPending },
+          'revocation list at the site; some of its nodes are still to get it',
+        );
       }
     } catch (err) {
       // Said once per run of failures: a site that is down would otherwise fill the log.
-      if (!this.failing.has(domain)) this.deps.log.warn({ site: domain, version, err: (err as Error).message }, 'revocation list not delivered to the site; retrying');
+      if (!this.failing.has(domain))
+        this.deps.log.warn({ site: domain, version, err: (err as Error).message }, 'revocation list not delivered to the site; retrying');
       this.failing.add(domain);
     }
   }

@@ -49,12 +49,20 @@ export function readChainFile(file: string, where: string): string[] {
     .split(/\r?\n/)
     .map((l) => l.trim())
     .filter((l) => l.length > 0);
-  if (links.length === 0) throw new InvalidArgumentError(`${where}: ${file} holds no credential; put the MA → SA chain there, one compact JWS per line, root first`);
+  if (links.length === 0)
+    throw new InvalidArgumentError(
+      `${where}: ${file} holds no credential; put the MA → SA chain there, one compact JWS per line, root first`,
+    );
   return links;
 }
 
 /** Checks an `MA → SA` chain's shape: rooted at the site's MA, held by this SA. Returns its expiry and limits. */
-export function checkSiteChain(chain: readonly string[], site: { domain: string; maUrn: string }, self: SelfKey, where: string): { expiresAt: number; limits: Limits } {
+export function checkSiteChain(
+  chain: readonly string[],
+  site: { domain: string; maUrn: string },
+  self: SelfKey,
+  where: string,
+): { expiresAt: number; limits: Limits } {
   let limits: Limits | undefined;
   let exp = Infinity;
   const links = chain.map((t, i) => {
@@ -71,10 +79,16 @@ export function checkSiteChain(chain: readonly string[], site: { domain: string;
   const root = links[0]?.claims;
   const leaf = links[links.length - 1];
   if (!root || !leaf) throw new InvalidArgumentError(`${where}: the chain is empty`);
-  if (root.iss !== site.maUrn) throw new InvalidArgumentError(`${where}: the chain is rooted at ${root.iss}, not at the site's MA ${site.maUrn}; ask ${site.domain}'s admin for a chain from its MA`);
-  if (root.sub !== self.urn) throw new InvalidArgumentError(`${where}: the chain was issued to ${root.sub}, not to this slice authority ${self.urn}`);
+  if (root.iss !== site.maUrn)
+    throw new InvalidArgumentError(
+      `${where}: the chain is rooted at ${root.iss}, not at the site's MA ${site.maUrn}; ask ${site.domain}'s admin for a chain from its MA`,
+    );
+  if (root.sub !== self.urn)
+    throw new InvalidArgumentError(`${where}: the chain was issued to ${root.sub}, not to this slice authority ${self.urn}`);
   if (leaf.claims.sub !== self.urn || leaf.holderKid !== self.kid) {
-    throw new InvalidArgumentError(`${where}: the chain's last link is not held by this slice authority's key (${self.kid}); it must be issued to the key of tls.cert`);
+    throw new InvalidArgumentError(
+      `${where}: the chain's last link is not held by this slice authority's key (${self.kid}); it must be issued to the key of tls.cert`,
+    );
   }
   return { expiresAt: exp, limits: limits ?? {} };
 }
@@ -92,12 +106,19 @@ export class Sites {
   }
 
   /** Loads the configured sites: reads and checks every chain file, makes the clients (no connection yet). */
-  static load(configs: readonly SaSiteConfig[], options: { tls: TlsMaterial; trust?: TransportTrust; self: SelfKey; deadlineMs: number; now: () => number; log: Logger }): Sites {
+  static load(
+    configs: readonly SaSiteConfig[],
+    options: { tls: TlsMaterial; trust?: TransportTrust; self: SelfKey; deadlineMs: number; now: () => number; log: Logger },
+  ): Sites {
     const sites = configs.map((c, i): Site => {
       const where = `sites[${i}] (${c.domain})`;
       const chain = readChainFile(c.chain_file, `${where}.chain_file`);
       const { expiresAt, limits } = checkSiteChain(chain, { domain: c.domain, maUrn: c.ma_urn }, options.self, where);
-      if (expiresAt <= options.now()) options.log.warn({ site: c.domain }, "the site's MA → SA chain has expired; slices there will be refused until its admin issues a new one");
+      if (expiresAt <= options.now())
+        options.log.warn(
+          { site: c.domain },
+          "the site's MA → SA chain has expired; slices there will be refused until its admin issues a new one",
+        );
       // The site's server is verified with the CAs the config names for it, or else with the federation's
       // trust (this domain's CA and the peered domains' bundles).
       let explicit: string | undefined;
@@ -105,7 +126,9 @@ export class Sites {
         try {
           explicit = readFileSync(c.ca, 'utf8');
         } catch (err) {
-          throw new InvalidArgumentError(`${where}.ca: cannot read ${c.ca}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+          throw new InvalidArgumentError(
+            `${where}.ca: cannot read ${c.ca}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+          );
         }
       }
       const client = createClient(AggregateService, {
@@ -147,8 +170,16 @@ export class Sites {
   latest(site: Site, version: AggregateGetVersionResponse | undefined, createdAt: number): { at: number; rule: string } {
     const now = this.now();
     const caps = [{ at: site.chainExpiresAt, rule: `the expiry of ${site.domain}'s MA → SA chain` }];
-    if (version && version.maxSliverLifetimeS > 0) caps.push({ at: now + version.maxSliverLifetimeS * 1000, rule: `${site.domain}'s maximum sliver lifetime (${version.maxSliverLifetimeS} s from now)` });
-    if (site.limits.ttl_s !== undefined) caps.push({ at: createdAt + site.limits.ttl_s * 1000, rule: `the ttl_s of ${site.domain}'s chain (${site.limits.ttl_s} s from creation)` });
+    if (version && version.maxSliverLifetimeS > 0)
+      caps.push({
+        at: now + version.maxSliverLifetimeS * 1000,
+        rule: `${site.domain}'s maximum sliver lifetime (${version.maxSliverLifetimeS} s from now)`,
+      });
+    if (site.limits.ttl_s !== undefined)
+      caps.push({
+        at: createdAt + site.limits.ttl_s * 1000,
+        rule: `the ttl_s of ${site.domain}'s chain (${site.limits.ttl_s} s from creation)`,
+      });
     return caps.reduce((a, b) => (b.at < a.at ? b : a));
   }
 

@@ -319,7 +319,12 @@ describe('adversarial: attenuation', () => {
     const trust = new TrustStore();
     trust.addBundle(fakeBundle('plc.prince', [ma]));
     const chain = forgeChain([{ iss: ma, sub: alice, claims: { tgt: ['urn:fedlab:plc.prince:*'] } }]);
-    expectRule(() => verifyAs({ ...cast(), trust, alice }, chain, { object: 'urn:fedlab:plc.princeton:node:n1' }), 0, 'grant-object', 'permission_denied');
+    expectRule(
+      () => verifyAs({ ...cast(), trust, alice }, chain, { object: 'urn:fedlab:plc.princeton:node:n1' }),
+      0,
+      'grant-object',
+      'permission_denied',
+    );
   });
 
   it('41. a domain-wide wildcard under a kind wildcard', () => {
@@ -474,7 +479,9 @@ describe('adversarial: linkage and signatures', () => {
   it('66. a flipped bit in the signed payload', () => {
     const c = cast();
     const chain = forgeChain(standardSpecs(c));
-    const payload = Buffer.from((chain[2] as string).split('.')[1] as string, 'base64url').toString().replace('"dlg":4', '"dlg":3');
+    const payload = Buffer.from((chain[2] as string).split('.')[1] as string, 'base64url')
+      .toString()
+      .replace('"dlg":4', '"dlg":3');
     chain[2] = withPart(chain[2] as string, 1, b64(payload));
     expectRule(() => verifyAs(c, chain), 2, 'signature');
   });
@@ -611,10 +618,14 @@ describe('adversarial: revocation', () => {
   it("83. a revoked key (the SA's key, revoked by the MA)", () => {
     const c = cast();
     const chain = forgeChain(standardSpecs(c));
-    expectRule(() => verifyAs(c, chain, { revocations: revoked(c.ma, [{ kid: c.sa.kid, reason: 'key lost', time: T0 }]) }), 0, 'revoked-key');
+    expectRule(
+      () => verifyAs(c, chain, { revocations: revoked(c.ma, [{ kid: c.sa.kid, reason: 'key lost', time: T0 }]) }),
+      0,
+      'revoked-key',
+    );
   });
 
-  it("84. a list of a key outside the chain is not consulted", () => {
+  it('84. a list of a key outside the chain is not consulted', () => {
     const c = cast();
     const chain = forgeChain(standardSpecs(c));
     const jti = JSON.parse(Buffer.from((chain[2] as string).split('.')[1] as string, 'base64url').toString()).jti as string;
@@ -630,7 +641,11 @@ describe('adversarial: the caller', () => {
 
   it('86. a peer whose URI SAN is not the leaf sub', () => {
     const c = cast();
-    expectRule(() => verifyAs(c, forgeChain(standardSpecs(c)), { holder: { urn: 'urn:fedlab:plc.test:user:mallory', jwk: c.alice.jwk } }), 2, 'holder-urn');
+    expectRule(
+      () => verifyAs(c, forgeChain(standardSpecs(c)), { holder: { urn: 'urn:fedlab:plc.test:user:mallory', jwk: c.alice.jwk } }),
+      2,
+      'holder-urn',
+    );
   });
 
   it('87. a valid chain without the needed privilege', () => {
@@ -640,7 +655,12 @@ describe('adversarial: the caller', () => {
 
   it('88. a valid chain on another object', () => {
     const c = cast();
-    expectRule(() => verifyAs(c, forgeChain(standardSpecs(c)), { object: 'urn:fedlab:plc.test:slice:s1' }), 2, 'grant-object', 'permission_denied');
+    expectRule(
+      () => verifyAs(c, forgeChain(standardSpecs(c)), { object: 'urn:fedlab:plc.test:slice:s1' }),
+      2,
+      'grant-object',
+      'permission_denied',
+    );
   });
 
   it('89. a correctly forged single link does not help an outsider', () => {

@@ -14,7 +14,12 @@ import { createClient, isServiceError, type PromiseClient } from '../../services
 import { OperationalState, SliceMode } from '../../services/generated/fedlab/v1/common.js';
 import { NodeManagerService, SliverAction } from '../../services/generated/fedlab/v1/node_manager.js';
 import { ServiceState } from '../../services/generated/fedlab/v1/service_provider.js';
-import { SliceAuthorityService, SliceState, type CreateSliceRequest, type Slice } from '../../services/generated/fedlab/v1/slice_authority.js';
+import {
+  SliceAuthorityService,
+  SliceState,
+  type CreateSliceRequest,
+  type Slice,
+} from '../../services/generated/fedlab/v1/slice_authority.js';
 import type { NodeRuntime, SiteRuntime } from '../../cli/up/federation.js';
 import { runCli } from '../helpers/cli.js';
 import { openFederation, type TestFederation } from '../helpers/federation.js';
@@ -29,7 +34,12 @@ function allCas(): string {
 
 /** A node manager client as the node's MA, holding the owner → MA chain: sees what really runs on the node. */
 function asMa(site: SiteRuntime, node: NodeRuntime): { client: PromiseClient<typeof NodeManagerService>; chain: string[] } {
-  const client = createClient(NodeManagerService, { address: node.endpoint, tls: tlsOfDir(site.paths.ma), serverUrn: node.urn, deadlineMs: 5000 });
+  const client = createClient(NodeManagerService, {
+    address: node.endpoint,
+    tls: tlsOfDir(site.paths.ma),
+    serverUrn: node.urn,
+    deadlineMs: 5000,
+  });
   const chain = readFileSync(node.paths.ownerChain, 'utf8').split('\n').filter(Boolean);
   return { client, chain };
 }
@@ -51,7 +61,10 @@ async function sliversOnNodes(sliceUrn: string): Promise<string[]> {
   return out;
 }
 
-function sliceRequest(name: string, o: { domains?: string[]; mode?: SliceMode; expiresAt?: Date; wait?: boolean } = {}): CreateSliceRequest {
+function sliceRequest(
+  name: string,
+  o: { domains?: string[]; mode?: SliceMode; expiresAt?: Date; wait?: boolean } = {},
+): CreateSliceRequest {
   const sites = tf.fed.sites.filter((s) => !o.domains || o.domains.includes(s.domain));
   return {
     requestId: `req-${name}`,
@@ -99,10 +112,14 @@ async function getSlice(urn: string): Promise<Slice | undefined> {
 }
 
 async function deleteSlice(urn: string): Promise<void> {
-  await until(async () => {
-    const res = await sa().deleteSlice({ sliceUrn: urn });
-    return res.slice?.state === SliceState.SLICE_STATE_DELETED ? true : undefined;
-  }, 20_000, `slice ${urn} deleted`);
+  await until(
+    async () => {
+      const res = await sa().deleteSlice({ sliceUrn: urn });
+      return res.slice?.state === SliceState.SLICE_STATE_DELETED ? true : undefined;
+    },
+    20_000,
+    `slice ${urn} deleted`,
+  );
 }
 
 // Generous budgets: the machine has two cores and other suites may run beside this one.
@@ -115,7 +132,9 @@ describe('a three-site federation as separate processes', { timeout: 90_000 }, (
     await tf.fed.delegateToSliceAuthority();
     await tf.fed.startSliceAuthority();
     await tf.fed.startServiceProvider();
-    console.log(`federation of ${tf.fed.sites.length} sites x ${NODES} nodes + SA + SP up in ${((Date.now() - t0) / 1000).toFixed(1)} s (${tf.fed.driver.kind} driver)`);
+    console.log(
+      `federation of ${tf.fed.sites.length} sites x ${NODES} nodes + SA + SP up in ${((Date.now() - t0) / 1000).toFixed(1)} s (${tf.fed.driver.kind} driver)`,
+    );
   }, 240_000);
 
   afterAll(async () => {
@@ -144,15 +163,28 @@ describe('a three-site federation as separate processes', { timeout: 90_000 }, (
     expect(dep?.sliceUrn).toMatch(/^urn:fedlab:plc\.test:slice:/);
     const sliceUrn = dep?.sliceUrn as string;
     // The service runs in every sliver, on all three sites, and its output reaches the provider.
-    const running = await until(async () => {
-      const d = await tf.fed.getDeployment('svc');
-      return d && d.targets.length === 3 && d.targets.every((t) => t.serviceState === ServiceState.SERVICE_STATE_RUNNING && t.lastOutput.some((l) => l.includes('tick'))) ? d : undefined;
-    }, 30_000, 'the service running with output in 3 slivers');
+    const running = await until(
+      async () => {
+        const d = await tf.fed.getDeployment('svc');
+        return d &&
+          d.targets.length === 3 &&
+          d.targets.every((t) => t.serviceState === ServiceState.SERVICE_STATE_RUNNING && t.lastOutput.some((l) => l.includes('tick')))
+          ? d
+          : undefined;
+      },
+      30_000,
+      'the service running with output in 3 slivers',
+    );
     expect(new Set(running.targets.map((t) => t.site))).toEqual(new Set(tf.fed.sites.map((s) => s.domain)));
 
     const sp = tf.fed.spClient();
     const memberDir = tf.fed.homePaths.member;
-    await sp.addMember({ requestId: 'm-1', memberUrn: homeUrns(tf.fed.home).member, certificatePem: readFileSync(`${memberDir}/cert.pem`, 'utf8'), displayName: 'member' });
+    await sp.addMember({
+      requestId: 'm-1',
+      memberUrn: homeUrns(tf.fed.home).member,
+      certificatePem: readFileSync(`${memberDir}/cert.pem`, 'utf8'),
+      displayName: 'member',
+    });
     const { chain } = await sp.delegateToMember({
       requestId: 'd-1',
       memberUrn: homeUrns(tf.fed.home).member,
@@ -170,7 +202,10 @@ describe('a three-site federation as separate processes', { timeout: 90_000 }, (
       try {
         let stdout = '';
         let exit: number | undefined;
-        for await (const c of nm.exec({ sliverUrn: t.sliverUrn, argv: ['sh', '-c', 'echo member-was-here'], env: {}, timeoutMs: 5000 }, { chain })) {
+        for await (const c of nm.exec(
+          { sliverUrn: t.sliverUrn, argv: ['sh', '-c', 'echo member-was-here'], env: {}, timeoutMs: 5000 },
+          { chain },
+        )) {
           if (c.chunk?.$case === 'stdout') stdout += c.chunk.stdout.toString();
           if (c.chunk?.$case === 'exit' && c.chunk.exit.status?.$case === 'code') exit = c.chunk.exit.status.code;
         }
@@ -204,7 +239,12 @@ describe('a three-site federation as separate processes', { timeout: 90_000 }, (
       const { initCa } = await import('../../certs/index.js');
       await initCa({ domain: 'rogue.test', outDir: join(rogueDir, 'ca') });
       await issueCertificate({ caDir: join(rogueDir, 'ca'), urn: 'urn:fedlab:rogue.test:sp:evil', outDir: join(rogueDir, 'evil') });
-      const rogue = createClient(SliceAuthorityService, { address: tf.fed.saAddress, tls: tlsOfDir(join(rogueDir, 'evil'), allCas()), serverUrn: homeUrns(tf.fed.home).sa, deadlineMs: 5000 });
+      const rogue = createClient(SliceAuthorityService, {
+        address: tf.fed.saAddress,
+        tls: tlsOfDir(join(rogueDir, 'evil'), allCas()),
+        serverUrn: homeUrns(tf.fed.home).sa,
+        deadlineMs: 5000,
+      });
       const err = await rogue.createSlice(sliceRequest('rogue')).then(
         () => undefined,
         (e: unknown) => e,
@@ -215,7 +255,12 @@ describe('a three-site federation as separate processes', { timeout: 90_000 }, (
 
       const homeCa = join(tf.dir, tf.fed.home, 'ca');
       await issueCertificate({ caDir: homeCa, urn: `urn:fedlab:${tf.fed.home}:sp:stranger`, outDir: join(rogueDir, 'stranger') });
-      const stranger = createClient(SliceAuthorityService, { address: tf.fed.saAddress, tls: tlsOfDir(join(rogueDir, 'stranger')), serverUrn: homeUrns(tf.fed.home).sa, deadlineMs: 5000 });
+      const stranger = createClient(SliceAuthorityService, {
+        address: tf.fed.saAddress,
+        tls: tlsOfDir(join(rogueDir, 'stranger')),
+        serverUrn: homeUrns(tf.fed.home).sa,
+        deadlineMs: 5000,
+      });
       const err2 = await stranger.createSlice(sliceRequest('stranger')).then(
         () => undefined,
         (e: unknown) => e,
@@ -285,7 +330,14 @@ describe('a three-site federation as separate processes', { timeout: 90_000 }, (
       try {
         const end = Date.now() + delayMs;
         while (Date.now() < end && !settled) {
-          const found = await Promise.all(watchers.map((w) => w.client.listSlivers({ pageSize: 10, pageToken: '', sliceUrn: urn }, { chain: w.chain }).then((r) => r.slivers.length, () => 0)));
+          const found = await Promise.all(
+            watchers.map((w) =>
+              w.client.listSlivers({ pageSize: 10, pageToken: '', sliceUrn: urn }, { chain: w.chain }).then(
+                (r) => r.slivers.length,
+                () => 0,
+              ),
+            ),
+          );
           if (found.some((n) => n > 0)) break;
         }
       } finally {
@@ -306,13 +358,16 @@ describe('a three-site federation as separate processes', { timeout: 90_000 }, (
         const onNodes = await sliversOnNodes(urn);
         const state = slice ? SliceState[slice.state] : 'NONE';
         if (state === 'SLICE_STATE_READY') return onNodes.length === slice?.slivers.length ? { state, onNodes } : undefined;
-        if (['NONE', 'SLICE_STATE_FAILED', 'SLICE_STATE_DELETED'].includes(state)) return onNodes.length === 0 ? { state, onNodes } : undefined;
+        if (['NONE', 'SLICE_STATE_FAILED', 'SLICE_STATE_DELETED'].includes(state))
+          return onNodes.length === 0 ? { state, onNodes } : undefined;
         return undefined;
       },
       30_000,
       'the interrupted CreateSlice settled',
     );
-    console.log(`after kill -9 mid-CreateSlice the SA ${outcome.state === 'SLICE_STATE_READY' ? 'finished' : 'undid'} it (${outcome.state}, ${outcome.onNodes.length} slivers on nodes)`);
+    console.log(
+      `after kill -9 mid-CreateSlice the SA ${outcome.state === 'SLICE_STATE_READY' ? 'finished' : 'undid'} it (${outcome.state}, ${outcome.onNodes.length} slivers on nodes)`,
+    );
     if (outcome.state === 'SLICE_STATE_READY') await deleteSlice(urn);
     expect(await sliversOnNodes(urn)).toEqual([]);
   });
@@ -322,11 +377,23 @@ describe('a three-site federation as separate processes', { timeout: 90_000 }, (
     const slice = res.slice as Slice;
     expect(SliceState[slice.state]).toBe('SLICE_STATE_READY');
     expect(await sliversOnNodes(slice.urn)).toHaveLength(3);
-    await until(async () => ((await sliversOnNodes(slice.urn)).length === 0 ? true : undefined), 25_000, 'the expired slice gone from every node');
-    const after = await until(async () => {
-      const s = await getSlice(slice.urn);
-      return !s || [SliceState.SLICE_STATE_EXPIRED, SliceState.SLICE_STATE_DELETED].includes(s.state) ? (s ? SliceState[s.state] : 'NONE') : undefined;
-    }, 10_000, 'the slice record expired');
+    await until(
+      async () => ((await sliversOnNodes(slice.urn)).length === 0 ? true : undefined),
+      25_000,
+      'the expired slice gone from every node',
+    );
+    const after = await until(
+      async () => {
+        const s = await getSlice(slice.urn);
+        return !s || [SliceState.SLICE_STATE_EXPIRED, SliceState.SLICE_STATE_DELETED].includes(s.state)
+          ? s
+            ? SliceState[s.state]
+            : 'NONE'
+          : undefined;
+      },
+      10_000,
+      'the slice record expired',
+    );
     expect(after).not.toBe('SLICE_STATE_READY');
   });
 
@@ -337,7 +404,8 @@ describe('a three-site federation as separate processes', { timeout: 90_000 }, (
         const { client, chain } = asMa(site, node);
         try {
           const res = await client.listSlivers({ pageSize: 1000, pageToken: '', sliceUrn: '' }, { chain });
-          for (const s of res.slivers) all.push(`${site.domain}/${node.name}: ${s.urn} of ${s.sliceUrn} (${OperationalState[s.operationalState]})`);
+          for (const s of res.slivers)
+            all.push(`${site.domain}/${node.name}: ${s.urn} of ${s.sliceUrn} (${OperationalState[s.operationalState]})`);
         } finally {
           client.close();
         }

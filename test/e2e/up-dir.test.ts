@@ -27,13 +27,20 @@ describe('fedlab up: its directory', () => {
     expect(state?.sites.every((s) => s.nodes.length === 2)).toBe(true);
     expect(state?.home).toBe('plc.test');
     // Every port of the plan is distinct.
-    const ports = [state?.sa_port, state?.sp_port, ...(state?.sites.flatMap((s) => [s.ma_port, s.enrol_port, s.bundle_port, ...s.nodes.map((n) => n.port)]) ?? [])];
+    const ports = [
+      state?.sa_port,
+      state?.sp_port,
+      ...(state?.sites.flatMap((s) => [s.ma_port, s.enrol_port, s.bundle_port, ...s.nodes.map((n) => n.port)]) ?? []),
+    ];
     expect(new Set(ports).size).toBe(ports.length);
-    for (const d of ['plc.test', 'emu.test', 'geni.test']) expect(readdirSync(join(dir, d)).sort()).toEqual(expect.arrayContaining(['admin', 'bundle.json', 'ca', 'ma', 'owner']));
+    for (const d of ['plc.test', 'emu.test', 'geni.test'])
+      expect(readdirSync(join(dir, d)).sort()).toEqual(expect.arrayContaining(['admin', 'bundle.json', 'ca', 'ma', 'owner']));
     expect(readdirSync(join(dir, 'plc.test'))).toEqual(expect.arrayContaining(['sa', 'sp', 'operator', 'member']));
     // Nodes are not enrolled yet, so the set-up is not complete: a second run refuses and changes nothing.
     const before = snapshotTree(dir);
-    await expect(LocalFederation.open({ dir, nodes: 2, fedlabArgs: cliArgs(), driver: 'process' })).rejects.toThrow(/did not finish; remove the directory/);
+    await expect(LocalFederation.open({ dir, nodes: 2, fedlabArgs: cliArgs(), driver: 'process' })).rejects.toThrow(
+      /did not finish; remove the directory/,
+    );
     expect(snapshotTree(dir)).toEqual(before);
   });
 
@@ -45,13 +52,19 @@ describe('fedlab up: its directory', () => {
     writeState(dir, { ...state, complete: true });
     const before = snapshotTree(dir);
     await expect(LocalFederation.open({ dir, nodes: 3, driver: 'process' })).rejects.toThrow(InvalidArgumentError);
-    await expect(LocalFederation.open({ dir, nodes: 1, sites: ['planetlab'], driver: 'process' })).rejects.toThrow(/holds a federation of planetlab,emulab,protogeni with 1 nodes per site/);
+    await expect(LocalFederation.open({ dir, nodes: 1, sites: ['planetlab'], driver: 'process' })).rejects.toThrow(
+      /holds a federation of planetlab,emulab,protogeni with 1 nodes per site/,
+    );
     // A live `fedlab serve` of this directory (a previous run still going): refused, naming its pid.
-    const fake = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)', 'serve', join(dir, 'plc.test/ma.json')], { stdio: 'ignore' });
+    const fake = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)', 'serve', join(dir, 'plc.test/ma.json')], {
+      stdio: 'ignore',
+    });
     try {
       writeState(dir, { ...state, complete: true, pids: [fake.pid as number] });
       await expect(LocalFederation.open({ dir, nodes: 1, driver: 'process' })).rejects.toThrow(FailedPreconditionError);
-      await expect(LocalFederation.open({ dir, nodes: 1, driver: 'process' })).rejects.toThrow(new RegExp(`still runs \\(processes ${fake.pid}\\)`));
+      await expect(LocalFederation.open({ dir, nodes: 1, driver: 'process' })).rejects.toThrow(
+        new RegExp(`still runs \\(processes ${fake.pid}\\)`),
+      );
     } finally {
       fake.kill('SIGKILL');
     }
@@ -104,7 +117,14 @@ describe('fedlab up: when it is ready', () => {
     at: new Date(),
     sites: ['a.test', 'b.test'].map((d) => ({ domain: d, style: 'planetlab', address: 'localhost:1', up: 1, total: 1 })),
     errors: [],
-    deployment: { name: 'hello', sliceUrn: 'urn:fedlab:a.test:slice:hello', state: DeploymentState.DEPLOYMENT_STATE_READY, targets, error: '', requestId: 'r' },
+    deployment: {
+      name: 'hello',
+      sliceUrn: 'urn:fedlab:a.test:slice:hello',
+      state: DeploymentState.DEPLOYMENT_STATE_READY,
+      targets,
+      error: '',
+      requestId: 'r',
+    },
     slice: {
       urn: 'urn:fedlab:a.test:slice:hello',
       slivers: targets.map((t) => ({ urn: t.sliverUrn, operationalState: OperationalState.OPERATIONAL_STATE_READY })),
@@ -115,12 +135,22 @@ describe('fedlab up: when it is ready', () => {
   it('is ready only when every sliver is READY and its service RUNNING and printing, on every site with every node UP', () => {
     expect(readiness(status([target('a.test'), target('b.test')]), 2)).toEqual({ ready: true, problems: [] });
     expect(readiness(status([target('a.test')]), 2).problems).toContain('1 of 2 slivers');
-    expect(readiness(status([target('a.test'), target('b.test', { serviceState: ServiceState.SERVICE_STATE_BACKOFF, status: { code: 14, reason: 'node down' } })]), 2).problems).toEqual([
-      'b.test s1: service BACKOFF (node down)',
+    expect(
+      readiness(
+        status([
+          target('a.test'),
+          target('b.test', { serviceState: ServiceState.SERVICE_STATE_BACKOFF, status: { code: 14, reason: 'node down' } }),
+        ]),
+        2,
+      ).problems,
+    ).toEqual(['b.test s1: service BACKOFF (node down)']);
+    expect(readiness(status([target('a.test'), target('b.test', { lastOutput: [] })]), 2).problems).toEqual([
+      'b.test s1: the service has printed nothing yet',
     ]);
-    expect(readiness(status([target('a.test'), target('b.test', { lastOutput: [] })]), 2).problems).toEqual(['b.test s1: the service has printed nothing yet']);
     const oneDown = status([target('a.test'), target('b.test')]);
-    expect(readiness({ ...oneDown, sites: [{ ...(oneDown.sites[0] as FederationStatus['sites'][number]), up: 0 }] }, 2).problems).toEqual(['a.test: 0/1 nodes UP']);
+    expect(readiness({ ...oneDown, sites: [{ ...(oneDown.sites[0] as FederationStatus['sites'][number]), up: 0 }] }, 2).problems).toEqual([
+      'a.test: 0/1 nodes UP',
+    ]);
     expect(readiness({ ...oneDown, deployment: undefined }, 2).problems).toEqual(['no deployment']);
   });
 });

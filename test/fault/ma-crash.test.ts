@@ -35,7 +35,12 @@ async function onNodes(): Promise<string[]> {
 }
 
 async function allUp(): Promise<void> {
-  await until(async () => (await site.maClient().listNodes({ pageSize: 0, pageToken: '', health: NodeHealth.NODE_HEALTH_UP })).nodes.length === nodes.length, 15_000, 'every node UP');
+  await until(
+    async () =>
+      (await site.maClient().listNodes({ pageSize: 0, pageToken: '', health: NodeHealth.NODE_HEALTH_UP })).nodes.length === nodes.length,
+    15_000,
+    'every node UP',
+  );
 }
 
 beforeAll(async () => {
@@ -57,12 +62,25 @@ describe('management authority killed with SIGKILL', () => {
     const slice = 'urn:fedlab:crash.test:slice:p';
     const agg = site.aggClient();
     const alloc = await agg.allocate(
-      { requestId: 'p1', sliceUrn: slice, providerUrn: sp, request: { nodes: { nodeUrns: nodes.map((n) => n.urn), count: 0, clientIds: [] }, links: [], exclusive: false, requestDocument: '', requestDocumentFormat: '' } },
+      {
+        requestId: 'p1',
+        sliceUrn: slice,
+        providerUrn: sp,
+        request: {
+          nodes: { nodeUrns: nodes.map((n) => n.urn), count: 0, clientIds: [] },
+          links: [],
+          exclusive: false,
+          requestDocument: '',
+          requestDocumentFormat: '',
+        },
+      },
       { chain },
     );
     const mine = alloc.slivers.map((s) => s.urn).sort();
     SlowDriver.provisionMs = 2500;
-    const pending = agg.provision({ urns: [slice], bestEffort: false, start: true }, { chain, deadlineMs: 20_000 }).catch((e: unknown) => e);
+    const pending = agg
+      .provision({ urns: [slice], bestEffort: false, start: true }, { chain, deadlineMs: 20_000 })
+      .catch((e: unknown) => e);
     // Kill once every node manager has admitted its sliver and is busy making it.
     await until(async () => (await onNodes()).length === 3, 10_000, 'the node managers to start provisioning');
     await site.kill9();
@@ -86,7 +104,11 @@ describe('management authority killed with SIGKILL', () => {
     const agg = site.aggClient();
     SlowDriver.destroyMs = 2500;
     const pending = agg.delete({ urns: [slice], bestEffort: false }, { chain, deadlineMs: 20_000 }).catch((e: unknown) => e);
-    await until(async () => nodes.every((n) => (n.nm?.slivers.list() ?? []).some((s) => s.deleting)), 10_000, 'the node managers to start deleting');
+    await until(
+      async () => nodes.every((n) => (n.nm?.slivers.list() ?? []).some((s) => s.deleting)),
+      10_000,
+      'the node managers to start deleting',
+    );
     await site.kill9();
     expect(await pending).toBeInstanceOf(Error);
     SlowDriver.destroyMs = 0;

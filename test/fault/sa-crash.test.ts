@@ -25,7 +25,12 @@ class SlowDriver extends SimulatedDriver {
 }
 
 let fed: Federation;
-const LIVE = [SliceState.SLICE_STATE_READY, SliceState.SLICE_STATE_PARTIAL, SliceState.SLICE_STATE_PENDING, SliceState.SLICE_STATE_DELETING];
+const LIVE = [
+  SliceState.SLICE_STATE_READY,
+  SliceState.SLICE_STATE_PARTIAL,
+  SliceState.SLICE_STATE_PENDING,
+  SliceState.SLICE_STATE_DELETING,
+];
 
 beforeAll(async () => {
   fed = await startFederation({
@@ -54,12 +59,16 @@ async function broken(): Promise<string[]> {
   const slices = new Map<string, { state: number; slivers: string[] }>();
   for (const state of [0, SliceState.SLICE_STATE_FAILED, SliceState.SLICE_STATE_DELETED]) {
     for (const s of (await sa.listSlices({ pageSize: 1000, pageToken: '', state })).slices) {
-      slices.set(s.urn, { state: s.state, slivers: s.slivers.filter((x) => x.allocationState === AllocationState.ALLOCATION_STATE_PROVISIONED).map((x) => x.urn) });
+      slices.set(s.urn, {
+        state: s.state,
+        slivers: s.slivers.filter((x) => x.allocationState === AllocationState.ALLOCATION_STATE_PROVISIONED).map((x) => x.urn),
+      });
     }
   }
   for (const [node, slice, sliver] of onNodes) {
     const rec = slices.get(slice);
-    if (!rec || !LIVE.includes(rec.state)) problems.push(`orphan sliver ${sliver} on ${node} (slice ${slice} is ${rec ? SliceState[rec.state] : 'unknown'})`);
+    if (!rec || !LIVE.includes(rec.state))
+      problems.push(`orphan sliver ${sliver} on ${node} (slice ${slice} is ${rec ? SliceState[rec.state] : 'unknown'})`);
   }
   const present = new Set(onNodes.map(([, , s]) => s));
   for (const [urn, rec] of slices) {
@@ -74,7 +83,12 @@ async function settled(what: string): Promise<void> {
   await until(
     async () => {
       last = await broken();
-      return last.length === 0 && [...(await fed.saClient().listSlices({ pageSize: 1000, pageToken: '', state: 0 })).slices].every((s) => s.state !== SliceState.SLICE_STATE_PENDING && s.state !== SliceState.SLICE_STATE_DELETING);
+      return (
+        last.length === 0 &&
+        [...(await fed.saClient().listSlices({ pageSize: 1000, pageToken: '', state: 0 })).slices].every(
+          (s) => s.state !== SliceState.SLICE_STATE_PENDING && s.state !== SliceState.SLICE_STATE_DELETING,
+        )
+      );
     },
     30_000,
     `${what}: ${last.join('; ')}`,
@@ -120,7 +134,15 @@ describe('slice authority killed with SIGKILL', { timeout: 180_000 }, () => {
 
   it('mid-DeleteSlice: the restarted SA finishes the delete at every site', async () => {
     const sa = fed.saClient();
-    const res = await sa.createSlice({ requestId: 'del-1', name: 'del-1', description: '', mode: 0, sites: [siteRequest('plc.test', { count: 2 }), siteRequest('pg.test', { count: 1 })], start: false, wait: true });
+    const res = await sa.createSlice({
+      requestId: 'del-1',
+      name: 'del-1',
+      description: '',
+      mode: 0,
+      sites: [siteRequest('plc.test', { count: 2 }), siteRequest('pg.test', { count: 1 })],
+      start: false,
+      wait: true,
+    });
     expect(res.slice?.state).toBe(SliceState.SLICE_STATE_READY);
     expect((await fed.sliversOnNodes()).filter(([, s]) => s === res.slice?.urn)).toHaveLength(3);
     const pending = sa.deleteSlice({ sliceUrn: res.slice!.urn }).catch(() => undefined);

@@ -40,7 +40,8 @@ describe.skipIf(skip !== undefined)('store on a full disk', () => {
 
     fs.fill(16 * 1024);
     // Many writes at once, so some are queued behind the one that fails.
-    for (let round = 0; round < 10; round++) await Promise.all(Array.from({ length: 20 }, (_, i) => attempt(`full.${round}.${i}`, i, i % 3 === 0)));
+    for (let round = 0; round < 10; round++)
+      await Promise.all(Array.from({ length: 20 }, (_, i) => attempt(`full.${round}.${i}`, i, i % 3 === 0)));
     expect(refused.size).toBeGreaterThan(0);
     expect(store.failure?.cause).toMatch(/disk full/);
     // Reads go on while writes are refused.
@@ -73,7 +74,11 @@ describe.skipIf(skip !== undefined)('store on a full disk', () => {
     await t.put('a', 'kept');
     fs.fill(0);
     let refusedOnce = false;
-    for (let i = 0; i < 400 && !refusedOnce; i++) refusedOnce = await t.put(`k${i}`, 'y'.repeat(2000)).then(() => false, () => true);
+    for (let i = 0; i < 400 && !refusedOnce; i++)
+      refusedOnce = await t.put(`k${i}`, 'y'.repeat(2000)).then(
+        () => false,
+        () => true,
+      );
     expect(refusedOnce).toBe(true);
     await new Promise((r) => setTimeout(r, 200));
     await expect(t.put('later', 'no')).rejects.toThrow(/refuses writes/);

@@ -91,7 +91,22 @@ describe('fedlab certs', { timeout: 120_000 }, () => {
 
   it('issue writes key (0600), certificate and CA copy; inspect shows the URN and names', async () => {
     const out = join(dir, 'ma');
-    const r = await fedlab('certs', 'issue', '--ca', ca, '--urn', 'urn:fedlab:plc.test:authority:ma', '--out', out, '--dns', 'localhost', '--ip', '127.0.0.1', '--ip', '::1');
+    const r = await fedlab(
+      'certs',
+      'issue',
+      '--ca',
+      ca,
+      '--urn',
+      'urn:fedlab:plc.test:authority:ma',
+      '--out',
+      out,
+      '--dns',
+      'localhost',
+      '--ip',
+      '127.0.0.1',
+      '--ip',
+      '::1',
+    );
     expect(r.code, r.stderr).toBe(0);
     expect(mode(join(out, 'key.pem'))).toBe(0o600);
     expect(readFileSync(join(out, 'ca.pem'), 'utf8')).toBe(readFileSync(join(ca, 'ca.pem'), 'utf8'));
@@ -100,11 +115,16 @@ describe('fedlab certs', { timeout: 120_000 }, () => {
 
     const i = await fedlab('certs', 'inspect', join(out, 'cert.pem'), '--json');
     expect(i.code, i.stderr).toBe(0);
-    const report = JSON.parse(i.stdout) as { type: string; certificates: { urn: string; sans: string[]; ca: boolean; subject: string; key_alg: string; fingerprint_sha256: string }[] };
+    const report = JSON.parse(i.stdout) as {
+      type: string;
+      certificates: { urn: string; sans: string[]; ca: boolean; subject: string; key_alg: string; fingerprint_sha256: string }[];
+    };
     const c = report.certificates[0];
     expect(c).toMatchObject({ urn: 'urn:fedlab:plc.test:authority:ma', subject: 'CN=ma', ca: false, key_alg: 'ES256' });
     expect(c?.sans).toEqual(['URI:urn:fedlab:plc.test:authority:ma', 'DNS:localhost', 'IP:127.0.0.1', 'IP:::1']);
-    expect(`sha256 Fingerprint=${c?.fingerprint_sha256}`).toBe(openssl('x509', '-in', join(out, 'cert.pem'), '-noout', '-fingerprint', '-sha256').out.trim());
+    expect(`sha256 Fingerprint=${c?.fingerprint_sha256}`).toBe(
+      openssl('x509', '-in', join(out, 'cert.pem'), '-noout', '-fingerprint', '-sha256').out.trim(),
+    );
     const text = await fedlab('certs', 'inspect', join(out, 'cert.pem'));
     expect(text.stdout).toMatch(/^urn: +urn:fedlab:plc.test:authority:ma$/m);
     expect(text.stdout).toMatch(/^key: +ES256, thumbprint [A-Za-z0-9_-]{43}$/m);
@@ -130,7 +150,11 @@ describe('fedlab certs', { timeout: 120_000 }, () => {
         expect(() => statSync(out)).toThrow();
       }),
       (async () => {
-        expectOneLineError(await fedlab('certs', 'issue', '--ca', ca, '--urn', 'urn:fedlab:plc.test:authority:ma', '--out', ma), 2, /already exists.*--force/);
+        expectOneLineError(
+          await fedlab('certs', 'issue', '--ca', ca, '--urn', 'urn:fedlab:plc.test:authority:ma', '--out', ma),
+          2,
+          /already exists.*--force/,
+        );
       })(),
     ]);
     expect(snapshotTree(ma)).toEqual(maBefore);
@@ -141,12 +165,26 @@ describe('fedlab certs', { timeout: 120_000 }, () => {
   it('issue --key certifies an existing key; --force replaces key.pem', async () => {
     const out = join(dir, 'acme');
     expect((await fedlab('certs', 'issue', '--ca', ca, '--urn', 'urn:fedlab:plc.test:sp:acme', '--out', out)).code).toBe(0);
-    const first = JSON.parse((await fedlab('certs', 'inspect', join(out, 'cert.pem'), '--json')).stdout) as { certificates: { key_thumbprint: string }[] };
+    const first = JSON.parse((await fedlab('certs', 'inspect', join(out, 'cert.pem'), '--json')).stdout) as {
+      certificates: { key_thumbprint: string }[];
+    };
     const keyCopy = join(dir, 'acme-key.pem');
     writeFileSync(keyCopy, readFileSync(join(out, 'key.pem')), { mode: 0o600 });
 
     const other = join(dir, 'acme-renewed');
-    const r = await fedlab('certs', 'issue', '--ca', ca, '--urn', 'urn:fedlab:plc.test:sp:acme', '--out', other, '--key', keyCopy, '--json');
+    const r = await fedlab(
+      'certs',
+      'issue',
+      '--ca',
+      ca,
+      '--urn',
+      'urn:fedlab:plc.test:sp:acme',
+      '--out',
+      other,
+      '--key',
+      keyCopy,
+      '--json',
+    );
     expect(r.code, r.stderr).toBe(0);
     expect((JSON.parse(r.stdout) as { kid: string }).kid).toBe(first.certificates[0]?.key_thumbprint);
 
@@ -173,7 +211,11 @@ describe('fedlab certs', { timeout: 120_000 }, () => {
     const j = JSON.parse((await fedlab('certs', 'inspect', file, '--json')).stdout) as { fingerprint: string; serial: number };
     expect(j).toMatchObject({ fingerprint: printed, serial: 1 });
 
-    const r2 = JSON.parse((await fedlab('certs', 'bundle', '--ca', ca, '--out', file, '--revocation-version', '3', '--json')).stdout) as { serial: number; revocation_version: number; fingerprint: string };
+    const r2 = JSON.parse((await fedlab('certs', 'bundle', '--ca', ca, '--out', file, '--revocation-version', '3', '--json')).stdout) as {
+      serial: number;
+      revocation_version: number;
+      fingerprint: string;
+    };
     expect(r2).toMatchObject({ serial: 2, revocation_version: 3 });
     expect(bundleFingerprint(await parseTrustBundle(readFileSync(file, 'utf8')))).toBe(r2.fingerprint);
   });
@@ -219,7 +261,9 @@ describe('fedlab certs', { timeout: 120_000 }, () => {
   });
 
   it('never printed key material', async () => {
-    const keys = [join(ca, 'ca.key'), join(dir, 'ma', 'key.pem'), join(dir, 'acme', 'key.pem'), join(dir, 'ed-node', 'key.pem')].map((p) => readFileSync(p, 'utf8'));
+    const keys = [join(ca, 'ca.key'), join(dir, 'ma', 'key.pem'), join(dir, 'acme', 'key.pem'), join(dir, 'ed-node', 'key.pem')].map((p) =>
+      readFileSync(p, 'utf8'),
+    );
     const all = outputs.join('\n');
     expect(all).not.toMatch(/PRIVATE KEY/);
     for (const pem of keys) {

@@ -125,13 +125,25 @@ export async function startFederationSites(options: FederationSitesOptions): Pro
     // Peered the way `fedlab federation peer add` leaves them: each domain pins every other's bundle.
     await peerEachOther(parties);
     for (const [i, s] of options.sites.entries()) {
-      const site = await startSite({ style: s.style ?? 'planetlab', parties: parties[i] as SiteParties, config: { delegation_policy: { allow_own_domain: true, allow: [home.sa.urn] }, ...s.config } });
+      const site = await startSite({
+        style: s.style ?? 'planetlab',
+        parties: parties[i] as SiteParties,
+        config: { delegation_policy: { allow_own_domain: true, allow: [home.sa.urn] }, ...s.config },
+      });
       sites.push(site);
       const list: TestNode[] = [];
       nodes.set(s.domain, list);
-      for (let n = 1; n <= s.nodes; n++) list.push(await enrolNode(site, { name: `n${n}`, driver: s.driver ?? 'process', ...(s.driverObject ? { driverObject: s.driverObject() } : {}) }));
+      for (let n = 1; n <= s.nodes; n++)
+        list.push(
+          await enrolNode(site, {
+            name: `n${n}`,
+            driver: s.driver ?? 'process',
+            ...(s.driverObject ? { driverObject: s.driverObject() } : {}),
+          }),
+        );
       await until(
-        async () => (await site.maClient().listNodes({ pageSize: 0, pageToken: '', health: NodeHealth.NODE_HEALTH_UP })).nodes.length === s.nodes,
+        async () =>
+          (await site.maClient().listNodes({ pageSize: 0, pageToken: '', health: NodeHealth.NODE_HEALTH_UP })).nodes.length === s.nodes,
         15_000,
         `${s.domain}: ${s.nodes} nodes UP`,
       );
@@ -140,7 +152,12 @@ export async function startFederationSites(options: FederationSitesOptions): Pro
     const chainFile = (domain: string, chain: readonly string[]): string => writeChainFile(join(dir, `${domain}.chain`), chain);
     for (const [i, site] of sites.entries()) {
       const chain = await site.saChain({ requestId: `sa-${i}`, sa: home.sa });
-      saSites.push({ domain: site.parties.domain, endpoint: site.address, ma_urn: site.parties.maUrn, chain_file: chainFile(site.parties.domain, chain) });
+      saSites.push({
+        domain: site.parties.domain,
+        endpoint: site.address,
+        ma_urn: site.parties.maUrn,
+        chain_file: chainFile(site.parties.domain, chain),
+      });
     }
     for (const dead of options.deadSites ?? []) {
       const { maUrn, chain } = await deadSiteChain(home, dead);

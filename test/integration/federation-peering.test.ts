@@ -38,7 +38,13 @@ let a: HostedService;
 let b: HostedService;
 const peersA = () => join(tmp, 'a-peers');
 
-function config(pki: TestPki, id: TestIdentity, bundleFile: string, name: string, extra: Partial<NonNullable<CommonConfig['federation']>> = {}): CommonConfig {
+function config(
+  pki: TestPki,
+  id: TestIdentity,
+  bundleFile: string,
+  name: string,
+  extra: Partial<NonNullable<CommonConfig['federation']>> = {},
+): CommonConfig {
   return {
     role: 'sa',
     urn: id.urn,
@@ -48,7 +54,13 @@ function config(pki: TestPki, id: TestIdentity, bundleFile: string, name: string
     data_dir: join(tmp, `${name}-data`),
     log_level: 'silent',
     shutdown_grace_ms: 500,
-    federation: { peers_dir: join(tmp, `${name}-peers`), reload_interval_ms: 100, refresh_interval_s: 0, refresh_deadline_ms: 5000, ...extra },
+    federation: {
+      peers_dir: join(tmp, `${name}-peers`),
+      reload_interval_ms: 100,
+      refresh_interval_s: 0,
+      refresh_deadline_ms: 5000,
+      ...extra,
+    },
   };
 }
 
@@ -58,7 +70,12 @@ function tlsOf(id: TestIdentity, caPem: string): TlsMaterial {
 
 /** Calls A's GetBundle as `id` (trusting A's CA); resolves to the gRPC code (0 = OK). */
 async function callA(id: { certPem: string; keyPem: string }): Promise<number> {
-  const c = createClient(FederationService, { address: `127.0.0.1:${a.port}`, tls: { caCerts: plc.caPem, cert: id.certPem, key: id.keyPem }, deadlineMs: 3000, channelOptions: { 'grpc.use_local_subchannel_pool': 1 } });
+  const c = createClient(FederationService, {
+    address: `127.0.0.1:${a.port}`,
+    tls: { caCerts: plc.caPem, cert: id.certPem, key: id.keyPem },
+    deadlineMs: 3000,
+    channelOptions: { 'grpc.use_local_subchannel_pool': 1 },
+  });
   try {
     await c.getBundle({ domain: '' });
     return Status.OK;
@@ -81,7 +98,9 @@ beforeAll(async () => {
   plcFingerprint = plcBundle.fingerprint;
   emuBundle = await emu.bundle({ file: join(tmp, 'emu-bundle.json') });
   a = await hostService(config(plc, plcSa, plcBundle.file, 'a'), silent, () => ({ registrations: [] }));
-  b = await hostService(config(emu, emuMa, emuBundle.file, 'b', { bundle_listen: { host: '127.0.0.1', port: 0 } }), silent, () => ({ registrations: [] }));
+  b = await hostService(config(emu, emuMa, emuBundle.file, 'b', { bundle_listen: { host: '127.0.0.1', port: 0 } }), silent, () => ({
+    registrations: [],
+  }));
 }, 60_000);
 
 afterAll(async () => {
@@ -96,25 +115,69 @@ describe('federation peering', () => {
   it('refuses a bad pin, a domain mismatch and an unreachable peer, storing nothing', async () => {
     const before = snapshotTree(peersA());
     const wrong = `sha256:${'0'.repeat(64)}`;
-    const bad = await runCli(['federation', 'peer', 'add', '--domain', 'emu.test', '--endpoint', `127.0.0.1:${b.bundlePort}`, '--fingerprint', wrong, '--peers-dir', peersA()]);
+    const bad = await runCli([
+      'federation',
+      'peer',
+      'add',
+      '--domain',
+      'emu.test',
+      '--endpoint',
+      `127.0.0.1:${b.bundlePort}`,
+      '--fingerprint',
+      wrong,
+      '--peers-dir',
+      peersA(),
+    ]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/not the pinned sha256:0000/);
     // The same checks through the library the command uses (a CLI start costs seconds on a busy machine).
-    await expect(pinPeer({ domain: 'other.test', endpoint: `127.0.0.1:${b.bundlePort}`, fingerprint: emuBundle.fingerprint })).rejects.toThrow(/only the bundle of emu\.test/);
-    await expect(pinPeer({ domain: 'emu.test', endpoint: '127.0.0.1:1', fingerprint: emuBundle.fingerprint, deadlineMs: 3000 })).rejects.toThrow(/unreachable|did not answer/);
-    await expect(pinPeer({ domain: 'emu.test', endpoint: 'nope', fingerprint: emuBundle.fingerprint })).rejects.toBeInstanceOf(InvalidArgumentError);
-    await expect(pinPeer({ domain: 'emu.test', endpoint: `127.0.0.1:${b.bundlePort}`, fingerprint: 'abc' })).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(
+      pinPeer({ domain: 'other.test', endpoint: `127.0.0.1:${b.bundlePort}`, fingerprint: emuBundle.fingerprint }),
+    ).rejects.toThrow(/only the bundle of emu\.test/);
+    await expect(
+      pinPeer({ domain: 'emu.test', endpoint: '127.0.0.1:1', fingerprint: emuBundle.fingerprint, deadlineMs: 3000 }),
+    ).rejects.toThrow(/unreachable|did not answer/);
+    await expect(pinPeer({ domain: 'emu.test', endpoint: 'nope', fingerprint: emuBundle.fingerprint })).rejects.toBeInstanceOf(
+      InvalidArgumentError,
+    );
+    await expect(pinPeer({ domain: 'emu.test', endpoint: `127.0.0.1:${b.bundlePort}`, fingerprint: 'abc' })).rejects.toBeInstanceOf(
+      InvalidArgumentError,
+    );
     // A server of another domain that serves a copy of emu.test's bundle (with the right pin) is not a server of emu.test.
-    await expect(pinPeer({ domain: 'emu.test', endpoint: `127.0.0.1:${a.port}`, fingerprint: emuBundle.fingerprint, identity: { cert: plcSa.certPem, key: plcSa.keyPem } })).rejects.toThrow(/only the bundle of plc\.test/);
+    await expect(
+      pinPeer({
+        domain: 'emu.test',
+        endpoint: `127.0.0.1:${a.port}`,
+        fingerprint: emuBundle.fingerprint,
+        identity: { cert: plcSa.certPem, key: plcSa.keyPem },
+      }),
+    ).rejects.toThrow(/only the bundle of plc\.test/);
     expect(snapshotTree(peersA())).toEqual(before);
   }, 120_000);
 
   it('refuses a client of the unpeered domain at TLS, and accepts it after peer add without a restart', async () => {
     expect(await callA(emuSa)).toBe(Status.UNAVAILABLE);
-    const add = await runCli(['federation', 'peer', 'add', '--domain', 'emu.test', '--endpoint', `127.0.0.1:${b.bundlePort}`, '--fingerprint', emuBundle.fingerprint, '--peers-dir', peersA(), '--json']);
+    const add = await runCli([
+      'federation',
+      'peer',
+      'add',
+      '--domain',
+      'emu.test',
+      '--endpoint',
+      `127.0.0.1:${b.bundlePort}`,
+      '--fingerprint',
+      emuBundle.fingerprint,
+      '--peers-dir',
+      peersA(),
+      '--json',
+    ]);
     expect(add.stderr).toBe('');
     expect(add.code).toBe(0);
-    expect(JSON.parse(add.stdout)).toMatchObject({ domain: 'emu.test', fingerprint: emuBundle.fingerprint, pinned_fingerprint: emuBundle.fingerprint });
+    expect(JSON.parse(add.stdout)).toMatchObject({
+      domain: 'emu.test',
+      fingerprint: emuBundle.fingerprint,
+      pinned_fingerprint: emuBundle.fingerprint,
+    });
     await waitFor(async () => (await callA(emuSa)) === Status.OK, 10_000, 'the peered client to be accepted');
     const ls = await runCli(['federation', 'peer', 'ls', '--peers-dir', peersA(), '--json']);
     expect(JSON.parse(ls.stdout).peers.map((p: { domain: string }) => p.domain)).toEqual(['emu.test']);
@@ -123,7 +186,12 @@ describe('federation peering', () => {
     // The credentials TrustStore got the peer's bundle too.
     expect(a.federation.trustStore.domains()).toEqual(['emu.test', 'plc.test']);
     // A's clients trust B's servers now (through the federation trust), and B's server must be of emu.test.
-    const toB = createClient(FederationService, { address: `127.0.0.1:${b.port}`, tls: tlsOf(plcSa, plc.caPem), trust: a.federation, deadlineMs: 3000 });
+    const toB = createClient(FederationService, {
+      address: `127.0.0.1:${b.port}`,
+      tls: tlsOf(plcSa, plc.caPem),
+      trust: a.federation,
+      deadlineMs: 3000,
+    });
     try {
       // B has not peered with A: B refuses A's certificate at TLS.
       await expect(toB.getBundle({ domain: '' })).rejects.toMatchObject({ code: Status.UNAVAILABLE });
@@ -136,17 +204,60 @@ describe('federation peering', () => {
     await waitFor(async () => (await callA(emuSa)) === Status.OK, 10_000, 'peering');
     const bConfig = join(tmp, 'b.json');
     writeFileSync(bConfig, JSON.stringify(config(emu, emuMa, emuBundle.file, 'b')));
-    const add = await runCli(['federation', 'peer', 'add', '--domain', 'plc.test', '--endpoint', `127.0.0.1:${a.port}`, '--fingerprint', plcFingerprint, '--config', bConfig]);
+    const add = await runCli([
+      'federation',
+      'peer',
+      'add',
+      '--domain',
+      'plc.test',
+      '--endpoint',
+      `127.0.0.1:${a.port}`,
+      '--fingerprint',
+      plcFingerprint,
+      '--config',
+      bConfig,
+    ]);
     expect(add.code, add.stderr).toBe(0);
     expect(add.stdout).toMatch(/^peered with plc\.test/);
-    const self = await runCli(['federation', 'peer', 'add', '--domain', 'emu.test', '--endpoint', `127.0.0.1:${b.bundlePort}`, '--fingerprint', emuBundle.fingerprint, '--config', bConfig]);
+    const self = await runCli([
+      'federation',
+      'peer',
+      'add',
+      '--domain',
+      'emu.test',
+      '--endpoint',
+      `127.0.0.1:${b.bundlePort}`,
+      '--fingerprint',
+      emuBundle.fingerprint,
+      '--config',
+      bConfig,
+    ]);
     expect(self.code).toBe(2);
     expect(self.stderr).toMatch(/own domain/);
     await waitFor(() => b.federation.peers().length === 1, 10_000, 'B to load its peer');
-    const toB = createClient(FederationService, { address: `127.0.0.1:${b.port}`, tls: tlsOf(plcSa, plc.caPem), trust: a.federation, serverUrn: emuMa.urn, deadlineMs: 3000 });
-    const plain = createClient(FederationService, { address: `127.0.0.1:${b.port}`, tls: tlsOf(plcSa, plc.caPem), serverUrn: emuMa.urn, deadlineMs: 3000 });
+    const toB = createClient(FederationService, {
+      address: `127.0.0.1:${b.port}`,
+      tls: tlsOf(plcSa, plc.caPem),
+      trust: a.federation,
+      serverUrn: emuMa.urn,
+      deadlineMs: 3000,
+    });
+    const plain = createClient(FederationService, {
+      address: `127.0.0.1:${b.port}`,
+      tls: tlsOf(plcSa, plc.caPem),
+      serverUrn: emuMa.urn,
+      deadlineMs: 3000,
+    });
     try {
-      await waitFor(async () => (await toB.getBundle({ domain: '' }).then(() => true, () => false)), 10_000, 'A to reach B');
+      await waitFor(
+        async () =>
+          await toB.getBundle({ domain: '' }).then(
+            () => true,
+            () => false,
+          ),
+        10_000,
+        'A to reach B',
+      );
       // Without the federation trust, A's client knows only A's CA and refuses B's server.
       await expect(plain.getBundle({ domain: '' })).rejects.toMatchObject({ code: Status.UNAVAILABLE });
     } finally {
@@ -161,7 +272,10 @@ describe('federation peering', () => {
     for (const urn of ['urn:fedlab:zzz.test:sp:mallory', 'urn:fedlab:plc.test:authority:ma']) {
       const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
       // B's CA refuses to do this; a malicious B would not: sign it with B's CA key directly.
-      const forged = await signLeafCertificate({ ...ca, domain: parseDomain(urn) }, { urn, publicKey: keys.publicKey, dns: [], ip: [], days: 1 });
+      const forged = await signLeafCertificate(
+        { ...ca, domain: parseDomain(urn) },
+        { urn, publicKey: keys.publicKey, dns: [], ip: [], days: 1 },
+      );
       const keyPem = keys.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
       expect(await callA({ certPem: forged.certPem, keyPem })).toBe(Status.UNAUTHENTICATED);
     }
@@ -185,7 +299,16 @@ describe('federation peering', () => {
     const holderInfo = { urn: holder.urn, thumbprint: holder.kid };
     const check = async (target: string) => {
       const chain = await over(target);
-      return verifyChain({ chain, trust: a.federation.trustStore, holder: holderInfo, privilege: 'sliver.create', object: target, now, revocations: NO_REVOCATIONS, cache: null });
+      return verifyChain({
+        chain,
+        trust: a.federation.trustStore,
+        holder: holderInfo,
+        privilege: 'sliver.create',
+        object: target,
+        now,
+        revocations: NO_REVOCATIONS,
+        cache: null,
+      });
     };
     await expect(check('urn:fedlab:plc.test:node:n1')).rejects.toMatchObject({ rule: 'trust-anchor' });
     await expect(check('urn:fedlab:plc.test:node:n1')).rejects.toThrow(/anchor of emu\.test, not of plc\.test/);
@@ -195,7 +318,13 @@ describe('federation peering', () => {
 
   it('refreshes: a bundle that chains from the trusted one is accepted, one with an unrelated CA is refused until re-pinned', async () => {
     const dir = new PeerDirectory(peersA());
-    const refresher = new BundleRefresher({ peersDir: peersA(), log: silent, identity: { cert: plcSa.certPem, key: plcSa.keyPem }, intervalMs: 0, deadlineMs: 5000 });
+    const refresher = new BundleRefresher({
+      peersDir: peersA(),
+      log: silent,
+      identity: { cert: plcSa.certPem, key: plcSa.keyPem },
+      intervalMs: 0,
+      deadlineMs: 5000,
+    });
     const record = await dir.get('emu.test');
     expect(record).toBeDefined();
     // Same CA, a new authority, higher serial: accepted.
@@ -206,7 +335,11 @@ describe('federation peering', () => {
     const accepted = await dir.get('emu.test');
     expect(accepted?.fingerprint).toBe(next.fingerprint);
     expect(accepted?.pinned_fingerprint).toBe(emuBundle.fingerprint);
-    await waitFor(() => a.federation.trustStore.bundle('emu.test')?.serial === next.bundle.serial, 10_000, 'the refreshed bundle to be trusted');
+    await waitFor(
+      () => a.federation.trustStore.bundle('emu.test')?.serial === next.bundle.serial,
+      10_000,
+      'the refreshed bundle to be trusted',
+    );
     // A new CA that the trusted one never signed, with a higher serial: refused, nothing changes.
     const rogue = await makeTestPki('emu.test');
     try {
@@ -229,12 +362,26 @@ describe('federation peering', () => {
 
   it("refreshes on a schedule: another service of A's domain refreshes the shared peers directory, and A follows", async () => {
     const plcSa2 = await plc.issueServer('urn:fedlab:plc.test:authority:sa2');
-    const c = await hostService({ ...config(plc, plcSa2, join(plc.dir, 'bundle.json'), 'c'), federation: { peers_dir: peersA(), reload_interval_ms: 100, refresh_interval_s: 1 } }, silent, () => ({ registrations: [] }));
+    const c = await hostService(
+      {
+        ...config(plc, plcSa2, join(plc.dir, 'bundle.json'), 'c'),
+        federation: { peers_dir: peersA(), reload_interval_ms: 100, refresh_interval_s: 1 },
+      },
+      silent,
+      () => ({ registrations: [] }),
+    );
     try {
       await emu.issue('urn:fedlab:emu.test:authority:sa3');
       const next = await emu.bundle({ file: emuBundle.file });
-      await waitFor(() => a.federation.trustStore.bundle('emu.test')?.serial === next.bundle.serial, 15_000, 'the scheduled refresh to reach A');
-      expect((await new PeerDirectory(peersA()).get('emu.test'))?.last_refresh).toMatchObject({ result: 'accepted', fingerprint: next.fingerprint });
+      await waitFor(
+        () => a.federation.trustStore.bundle('emu.test')?.serial === next.bundle.serial,
+        15_000,
+        'the scheduled refresh to reach A',
+      );
+      expect((await new PeerDirectory(peersA()).get('emu.test'))?.last_refresh).toMatchObject({
+        result: 'accepted',
+        fingerprint: next.fingerprint,
+      });
     } finally {
       await c.stop();
     }

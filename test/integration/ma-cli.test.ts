@@ -23,7 +23,20 @@ afterAll(async () => {
 describe('fedlab node', () => {
   it('makes a token, enrols a node with it once, and lists the node', async () => {
     const p = site.parties;
-    const tok = await runCli(['node', 'token', '--ma', site.address, '--tls-dir', p.admin.dir, '--name', 'cli1', '--owner', p.owner.urn, '--ttl', '1h']);
+    const tok = await runCli([
+      'node',
+      'token',
+      '--ma',
+      site.address,
+      '--tls-dir',
+      p.admin.dir,
+      '--name',
+      'cli1',
+      '--owner',
+      p.owner.urn,
+      '--ttl',
+      '1h',
+    ]);
     expect(tok.code, tok.stderr).toBe(0);
     const token = tok.stdout.trim();
     expect(token).toMatch(/^fedlab-enrol\./);
@@ -40,7 +53,25 @@ describe('fedlab node', () => {
     writeFileSync(join(dir, 'owner.chain'), `${chain.chain.join('\n')}\n`);
     writeFileSync(join(dir, 'token'), token);
     const out = join(dir, 'node');
-    const args = ['node', 'enroll', '--enrol', site.enrolAddress, '--ca', p.pki.caCertPath, '--ma-urn', p.maUrn, '--token-file', join(dir, 'token'), '--owner-chain', join(dir, 'owner.chain'), '--endpoint', '127.0.0.1:7555', '--out', out, '--json'];
+    const args = [
+      'node',
+      'enroll',
+      '--enrol',
+      site.enrolAddress,
+      '--ca',
+      p.pki.caCertPath,
+      '--ma-urn',
+      p.maUrn,
+      '--token-file',
+      join(dir, 'token'),
+      '--owner-chain',
+      join(dir, 'owner.chain'),
+      '--endpoint',
+      '127.0.0.1:7555',
+      '--out',
+      out,
+      '--json',
+    ];
     const enrolled = await runCli(args);
     expect(enrolled.code, enrolled.stderr).toBe(0);
     expect(JSON.parse(enrolled.stdout).node_urn).toBe('urn:fedlab:cli.test:node:cli1');

@@ -14,7 +14,8 @@ const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 const support = containerSupport();
 const driver = support.ok ? 'container' : 'process';
 if (!isRoot) console.log('ma-emulab: skipped — needs root to make network namespaces and shape links with tc');
-else if (!support.ok) console.log(`ma-emulab: container driver unavailable (${support.reason}); node managers use the process driver, which does not isolate`);
+else if (!support.ok)
+  console.log(`ma-emulab: container driver unavailable (${support.reason}); node managers use the process driver, which does not isolate`);
 
 const RATE_KBPS = 8000;
 const sp = 'urn:fedlab:emu.test:sp:acme';
@@ -113,7 +114,10 @@ describe.skipIf(!isRoot)('emulab site with real node managers', () => {
     const version = await agg.getVersion({});
     expect(version.operationalActions).toContain(OperationalAction.OPERATIONAL_ACTION_SWAP_OUT);
     const links = [{ name: 'lan0', endpoints: ['a', 'b'], bandwidthKbps: RATE_KBPS, delayMs: 0, lossPercent: 0 }];
-    const alloc = await agg.allocate({ requestId: 'topo-1', sliceUrn: slice, providerUrn: sp, request: request([nodes[0]!.urn, nodes[1]!.urn], links, ['a', 'b']) }, { chain });
+    const alloc = await agg.allocate(
+      { requestId: 'topo-1', sliceUrn: slice, providerUrn: sp, request: request([nodes[0]!.urn, nodes[1]!.urn], links, ['a', 'b']) },
+      { chain },
+    );
     expect(alloc.slivers.every((s) => s.exclusive)).toBe(true);
     const prov = await agg.provision({ urns: [slice], bestEffort: false, start: true }, { chain });
     expect(prov.results.map((r) => r.status?.code)).toEqual([0, 0]);
@@ -132,33 +136,63 @@ describe.skipIf(!isRoot)('emulab site with real node managers', () => {
 
     // Exclusive nodes refuse a second slice, and nothing is held by the refused request.
     const other = 'urn:fedlab:emu.test:slice:other';
-    const refused = await agg.allocate({ requestId: 'other-1', sliceUrn: other, providerUrn: sp, request: request([nodes[0]!.urn]) }, { chain }).catch((e: unknown) => e);
+    const refused = await agg
+      .allocate({ requestId: 'other-1', sliceUrn: other, providerUrn: sp, request: request([nodes[0]!.urn]) }, { chain })
+      .catch((e: unknown) => e);
     expect((refused as { code: number }).code).toBe(Status.RESOURCE_EXHAUSTED);
     expect((refused as Error).message).toMatch(nodes[0]!.urn);
     const byCount = await agg
-      .allocate({ requestId: 'other-2', sliceUrn: other, providerUrn: sp, request: { ...request([]), nodes: { nodeUrns: [], count: 2, clientIds: [] } } }, { chain })
+      .allocate(
+        {
+          requestId: 'other-2',
+          sliceUrn: other,
+          providerUrn: sp,
+          request: { ...request([]), nodes: { nodeUrns: [], count: 2, clientIds: [] } },
+        },
+        { chain },
+      )
       .catch((e: unknown) => e);
     expect((byCount as { code: number }).code).toBe(Status.RESOURCE_EXHAUSTED);
 
     // Swap-out releases the nodes and the namespaces, keeping the experiment.
-    const out = await agg.performOperationalAction({ urns: [slice], action: OperationalAction.OPERATIONAL_ACTION_SWAP_OUT, bestEffort: false }, { chain });
-    expect(out.results.every((r) => r.status?.code === 0 && r.sliver?.allocationState === AllocationState.ALLOCATION_STATE_UNALLOCATED)).toBe(true);
+    const out = await agg.performOperationalAction(
+      { urns: [slice], action: OperationalAction.OPERATIONAL_ACTION_SWAP_OUT, bestEffort: false },
+      { chain },
+    );
+    expect(
+      out.results.every((r) => r.status?.code === 0 && r.sliver?.allocationState === AllocationState.ALLOCATION_STATE_UNALLOCATED),
+    ).toBe(true);
     expect(await site.ma!.netlab.list()).toEqual([]);
-    for (const n of nodes) expect((await n.client().listSlivers({ pageSize: 0, pageToken: '', sliceUrn: '' }, { chain: n.ownerChain })).slivers).toHaveLength(0);
+    for (const n of nodes)
+      expect((await n.client().listSlivers({ pageSize: 0, pageToken: '', sliceUrn: '' }, { chain: n.ownerChain })).slivers).toHaveLength(0);
     const st = await agg.status({ urns: [slice] }, { chain });
     expect(st.swappedOut).toBe(true);
     expect(st.slivers.map((s) => s.clientId).sort()).toEqual(['a', 'b']);
 
     // While swapped out, another slice may take a node; swap-in of the named node is then refused, changing nothing.
     await agg.allocate({ requestId: 'other-3', sliceUrn: other, providerUrn: sp, request: request([nodes[1]!.urn]) }, { chain });
-    const blocked = await agg.performOperationalAction({ urns: [slice], action: OperationalAction.OPERATIONAL_ACTION_SWAP_IN, bestEffort: false }, { chain }).catch((e: unknown) => e);
+    const blocked = await agg
+      .performOperationalAction({ urns: [slice], action: OperationalAction.OPERATIONAL_ACTION_SWAP_IN, bestEffort: false }, { chain })
+      .catch((e: unknown) => e);
     expect((blocked as { code: number }).code).toBe(Status.RESOURCE_EXHAUSTED);
     expect((await agg.status({ urns: [slice] }, { chain })).swappedOut).toBe(true);
     await agg.delete({ urns: [other], bestEffort: false }, { chain });
 
-    const back = await agg.performOperationalAction({ urns: [slice], action: OperationalAction.OPERATIONAL_ACTION_SWAP_IN, bestEffort: false }, { chain });
-    expect(back.results.every((r) => r.status?.code === 0 && r.sliver?.allocationState === AllocationState.ALLOCATION_STATE_PROVISIONED)).toBe(true);
-    await until(async () => (await agg.status({ urns: [slice] }, { chain })).slivers.every((s) => s.operationalState === OperationalState.OPERATIONAL_STATE_READY), 15_000, 'READY after swap-in');
+    const back = await agg.performOperationalAction(
+      { urns: [slice], action: OperationalAction.OPERATIONAL_ACTION_SWAP_IN, bestEffort: false },
+      { chain },
+    );
+    expect(
+      back.results.every((r) => r.status?.code === 0 && r.sliver?.allocationState === AllocationState.ALLOCATION_STATE_PROVISIONED),
+    ).toBe(true);
+    await until(
+      async () =>
+        (await agg.status({ urns: [slice] }, { chain })).slivers.every(
+          (s) => s.operationalState === OperationalState.OPERATIONAL_STATE_READY,
+        ),
+      15_000,
+      'READY after swap-in',
+    );
     const ns2 = site.ma!.aggregate.hostNamespaces(slice);
     expect(ns2.size).toBe(2);
     const again = await measureKbps(ns2.get('a')!, ns2.get('b')!, b.interfaces[0]!.address);
@@ -173,7 +207,10 @@ describe.skipIf(!isRoot)('emulab site with real node managers', () => {
   it('makes no host namespace for a node that is on no link', async () => {
     const agg = site.aggClient();
     const slice = 'urn:fedlab:emu.test:slice:nolinks';
-    await agg.allocate({ requestId: 'nolinks-1', sliceUrn: slice, providerUrn: sp, request: request([nodes[0]!.urn, nodes[1]!.urn], [], ['a', 'b']) }, { chain });
+    await agg.allocate(
+      { requestId: 'nolinks-1', sliceUrn: slice, providerUrn: sp, request: request([nodes[0]!.urn, nodes[1]!.urn], [], ['a', 'b']) },
+      { chain },
+    );
     const prov = await agg.provision({ urns: [slice], bestEffort: false, start: true }, { chain });
     expect(prov.results.map((r) => r.status?.code)).toEqual([0, 0]);
     expect(site.ma!.aggregate.hostNamespaces(slice).size).toBe(0);
@@ -188,14 +225,34 @@ describe.skipIf(!isRoot)('emulab site with real node managers', () => {
     if (netem) console.log('ma-emulab: this kernel has netem; the no-netem refusal is not exercised here');
     else {
       const delayed = await agg
-        .allocate({ requestId: 'bad-1', sliceUrn: slice, providerUrn: sp, request: request([nodes[0]!.urn, nodes[1]!.urn], [{ name: 'l', endpoints: ['a', 'b'], bandwidthKbps: 1000, delayMs: 20, lossPercent: 0 }], ['a', 'b']) }, { chain })
+        .allocate(
+          {
+            requestId: 'bad-1',
+            sliceUrn: slice,
+            providerUrn: sp,
+            request: request(
+              [nodes[0]!.urn, nodes[1]!.urn],
+              [{ name: 'l', endpoints: ['a', 'b'], bandwidthKbps: 1000, delayMs: 20, lossPercent: 0 }],
+              ['a', 'b'],
+            ),
+          },
+          { chain },
+        )
         .catch((e: unknown) => e);
       expect((delayed as { code: number }).code).toBe(Status.FAILED_PRECONDITION);
       expect((delayed as Error).message).toMatch(/netem/);
     }
     const foreign = await agg
       .allocate(
-        { requestId: 'bad-2', sliceUrn: slice, providerUrn: sp, request: request([nodes[0]!.urn], [{ name: 'l', endpoints: [nodes[0]!.urn, 'urn:fedlab:plc.test:node:n1'], bandwidthKbps: 1000, delayMs: 0, lossPercent: 0 }]) },
+        {
+          requestId: 'bad-2',
+          sliceUrn: slice,
+          providerUrn: sp,
+          request: request(
+            [nodes[0]!.urn],
+            [{ name: 'l', endpoints: [nodes[0]!.urn, 'urn:fedlab:plc.test:node:n1'], bandwidthKbps: 1000, delayMs: 0, lossPercent: 0 }],
+          ),
+        },
         { chain },
       )
       .catch((e: unknown) => e);

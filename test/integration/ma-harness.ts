@@ -123,7 +123,13 @@ export interface Site {
   maClient(who?: TestIdentity): PromiseClient<typeof ManagementAuthorityService>;
   aggClient(who?: TestIdentity): PromiseClient<typeof AggregateService>;
   /** An MA → SA chain for a slice authority, the site's own unless `sa` is given (all node and sliver privileges unless given). */
-  saChain(asked?: { privileges?: string[]; limits?: Record<string, number>; ttlS?: number; requestId?: string; sa?: TestIdentity }): Promise<string[]>;
+  saChain(asked?: {
+    privileges?: string[];
+    limits?: Record<string, number>;
+    ttlS?: number;
+    requestId?: string;
+    sa?: TestIdentity;
+  }): Promise<string[]>;
   /** Stops the MA (clients first), keeping its data. */
   stop(): Promise<void>;
   /** Stops and removes the site's directory. */
@@ -190,7 +196,11 @@ export async function startSite(options: SiteOptions = {}): Promise<Site> {
   const clients: { close(): void }[] = [];
   // One client per service and identity, closed by stop().
   const cached = new Map<string, { close(): void }>();
-  const clientAs = <D extends typeof ManagementAuthorityService | typeof AggregateService>(service: string, definition: D, who: TestIdentity): PromiseClient<D> => {
+  const clientAs = <D extends typeof ManagementAuthorityService | typeof AggregateService>(
+    service: string,
+    definition: D,
+    who: TestIdentity,
+  ): PromiseClient<D> => {
     const key = `${service} ${who.urn} ${who.kid}`;
     let c = cached.get(key) as PromiseClient<D> | undefined;
     if (!c) {
@@ -285,11 +295,27 @@ interface EnrolledKey {
  */
 async function enrolKey(
   site: Site,
-  node: { name: string; requestId: string; endpoint: string; capacity: { cpuMillis: number; memMb: number; diskMb: number; pids: number }; isolation: SliverIsolation; version: string },
+  node: {
+    name: string;
+    requestId: string;
+    endpoint: string;
+    capacity: { cpuMillis: number; memMb: number; diskMb: number; pids: number };
+    isolation: SliverIsolation;
+    version: string;
+  },
 ): Promise<EnrolledKey> {
   const p = site.parties;
-  const { token } = await site.maClient().createEnrollmentToken({ requestId: node.requestId, nodeName: node.name, ownerUrn: p.owner.urn, ttlS: 0 });
-  const { chain: ownerChain } = await issueOwnerCredential({ ownerKey: p.owner.privateKey, ownerUrn: p.owner.urn, maUrn: p.maUrn, maKey: p.ma.jwk as Record<string, unknown>, privileges: NODE_PRIVILEGES, ttlSeconds: 90 * 86_400 });
+  const { token } = await site
+    .maClient()
+    .createEnrollmentToken({ requestId: node.requestId, nodeName: node.name, ownerUrn: p.owner.urn, ttlS: 0 });
+  const { chain: ownerChain } = await issueOwnerCredential({
+    ownerKey: p.owner.privateKey,
+    ownerUrn: p.owner.urn,
+    maUrn: p.maUrn,
+    maKey: p.ma.jwk as Record<string, unknown>,
+    privileges: NODE_PRIVILEGES,
+    ttlSeconds: 90 * 86_400,
+  });
   const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const res = await enrollNode(
     { address: site.enrolAddress, caPem: p.pki.caPem, maUrn: p.maUrn },
@@ -305,7 +331,13 @@ async function enrolKey(
       netemAvailable: false,
     },
   );
-  return { urn: `urn:fedlab:${p.domain}:node:${node.name}`, ownerChain, privateKey: keys.privateKey, certificatePem: res.certificatePem, caChainPem: res.caChainPem };
+  return {
+    urn: `urn:fedlab:${p.domain}:node:${node.name}`,
+    ownerChain,
+    privateKey: keys.privateKey,
+    certificatePem: res.certificatePem,
+    caChainPem: res.caChainPem,
+  };
 }
 
 /** Options of {@link enrolNode}. */
@@ -340,7 +372,12 @@ export async function enrolNode(site: Site, options: NodeOptions): Promise<TestN
     requestId: `t-${options.name}-${Math.random().toString(36).slice(2)}`,
     endpoint,
     capacity: { cpuMillis: capacity.cpu_millis, memMb: capacity.mem_mb, diskMb: capacity.disk_mb, pids: capacity.pids },
-    isolation: options.driver === 'container' ? SliverIsolation.SLIVER_ISOLATION_CONTAINER : options.driver === 'simulated' ? SliverIsolation.SLIVER_ISOLATION_SIMULATED : SliverIsolation.SLIVER_ISOLATION_PROCESS,
+    isolation:
+      options.driver === 'container'
+        ? SliverIsolation.SLIVER_ISOLATION_CONTAINER
+        : options.driver === 'simulated'
+          ? SliverIsolation.SLIVER_ISOLATION_SIMULATED
+          : SliverIsolation.SLIVER_ISOLATION_PROCESS,
     version: '0.1.0',
   });
   writeFileSync(join(dir, 'key.pem'), privateKeyToPem(privateKey), { mode: 0o600 });
@@ -401,7 +438,13 @@ export async function enrolNode(site: Site, options: NodeOptions): Promise<TestN
     destroy: async () => {
       await node.stop();
       if (config.driver !== 'simulated' && !options.driverObject) {
-        const driver = createDriver({ kind: config.driver, workRoot: join(dataDir, 'slivers'), instance: instanceId(dataDir), netNamespace: false, log: silentLogger() });
+        const driver = createDriver({
+          kind: config.driver,
+          workRoot: join(dataDir, 'slivers'),
+          instance: instanceId(dataDir),
+          netNamespace: false,
+          log: silentLogger(),
+        });
         await driver.purge();
       }
       rmSync(dir, { recursive: true, force: true });
@@ -431,9 +474,20 @@ export interface FakeNode {
 }
 
 /** Enrols a node through the enrolment listener (token, owner chain, key) and returns a heartbeat sender. */
-export async function enrolFakeNode(site: Site, name: string, capacity = { cpuMillis: 1000, memMb: 1024, diskMb: 1024, pids: 512 }): Promise<FakeNode> {
+export async function enrolFakeNode(
+  site: Site,
+  name: string,
+  capacity = { cpuMillis: 1000, memMb: 1024, diskMb: 1024, pids: 512 },
+): Promise<FakeNode> {
   const p = site.parties;
-  const { urn, ownerChain, privateKey, certificatePem } = await enrolKey(site, { name, requestId: `t-${name}`, endpoint: '127.0.0.1:9', capacity, isolation: SliverIsolation.SLIVER_ISOLATION_SIMULATED, version: 'test' });
+  const { urn, ownerChain, privateKey, certificatePem } = await enrolKey(site, {
+    name,
+    requestId: `t-${name}`,
+    endpoint: '127.0.0.1:9',
+    capacity,
+    isolation: SliverIsolation.SLIVER_ISOLATION_SIMULATED,
+    version: 'test',
+  });
   const tls = { caCerts: p.pki.caPem, cert: certificatePem, key: privateKeyToPem(privateKey) };
   const client = createClient(ManagementAuthorityService, { address: site.address, tls, serverUrn: p.maUrn, deadlineMs: 10_000 });
   let seq = 0;

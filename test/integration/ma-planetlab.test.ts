@@ -11,7 +11,8 @@ import { enrolNode, startSite, until, type Site, type TestNode, disposeParties }
 
 const support = containerSupport();
 const driver = support.ok ? 'container' : 'process';
-if (!support.ok) console.log(`ma-planetlab: container driver unavailable (${support.reason}); using the process driver, which does not isolate`);
+if (!support.ok)
+  console.log(`ma-planetlab: container driver unavailable (${support.reason}); using the process driver, which does not isolate`);
 
 let site: Site;
 let nodes: TestNode[] = [];
@@ -34,18 +35,30 @@ afterAll(async () => {
 
 describe('planetlab site with real node managers', () => {
   it('sees three enrolled nodes UP, and one stopped node DOWN within three heartbeats', async () => {
-    await until(async () => (await site.maClient().listNodes({ pageSize: 0, pageToken: '', health: NodeHealth.NODE_HEALTH_UP })).nodes.length === 3, 10_000, 'three nodes UP');
+    await until(
+      async () => (await site.maClient().listNodes({ pageSize: 0, pageToken: '', health: NodeHealth.NODE_HEALTH_UP })).nodes.length === 3,
+      10_000,
+      'three nodes UP',
+    );
     const n3 = nodes[2] as TestNode;
     await n3.stop();
     const stoppedAt = Date.now();
-    await until(async () => (await site.maClient().getNode({ nodeUrn: n3.urn })).node?.health === NodeHealth.NODE_HEALTH_DOWN, 5_000, 'n3 DOWN');
+    await until(
+      async () => (await site.maClient().getNode({ nodeUrn: n3.urn })).node?.health === NodeHealth.NODE_HEALTH_DOWN,
+      5_000,
+      'n3 DOWN',
+    );
     const took = Date.now() - stoppedAt;
     // Three intervals of 200 ms plus the monitor's tick; generous bound for a loaded machine.
     expect(took).toBeLessThan(3 * 200 + 1500);
     const down = await site.maClient().getNode({ nodeUrn: n3.urn });
     expect(down.node?.missedHeartbeats).toBeGreaterThanOrEqual(3);
     await n3.start();
-    await until(async () => (await site.maClient().getNode({ nodeUrn: n3.urn })).node?.health === NodeHealth.NODE_HEALTH_UP, 5_000, 'n3 UP again');
+    await until(
+      async () => (await site.maClient().getNode({ nodeUrn: n3.urn })).node?.health === NodeHealth.NODE_HEALTH_UP,
+      5_000,
+      'n3 UP again',
+    );
   });
 
   it('allocates, provisions, starts, reports, renews and deletes a slice across the nodes', async () => {
@@ -54,7 +67,18 @@ describe('planetlab site with real node managers', () => {
     expect(version.apiVersion).toBe(3);
     expect(version.requestDocumentFormats).toEqual([]);
     const alloc = await agg.allocate(
-      { requestId: 'a1', sliceUrn: slice, providerUrn: sp, request: { nodes: { nodeUrns: nodes.map((n) => n.urn), count: 0, clientIds: [] }, links: [], exclusive: false, requestDocument: '', requestDocumentFormat: '' } },
+      {
+        requestId: 'a1',
+        sliceUrn: slice,
+        providerUrn: sp,
+        request: {
+          nodes: { nodeUrns: nodes.map((n) => n.urn), count: 0, clientIds: [] },
+          links: [],
+          exclusive: false,
+          requestDocument: '',
+          requestDocumentFormat: '',
+        },
+      },
       { chain },
     );
     expect(alloc.slivers).toHaveLength(3);
@@ -63,10 +87,22 @@ describe('planetlab site with real node managers', () => {
       expect(s.operationalState).toBe(OperationalState.OPERATIONAL_STATE_PENDING);
     }
     // Nothing on the nodes yet: a hold lives in the MA's books only.
-    for (const n of nodes) expect((await n.client().listSlivers({ pageSize: 0, pageToken: '', sliceUrn: '' }, { chain: n.ownerChain })).slivers).toHaveLength(0);
+    for (const n of nodes)
+      expect((await n.client().listSlivers({ pageSize: 0, pageToken: '', sliceUrn: '' }, { chain: n.ownerChain })).slivers).toHaveLength(0);
     // Idempotent on request_id.
     const again = await agg.allocate(
-      { requestId: 'a1', sliceUrn: slice, providerUrn: sp, request: { nodes: { nodeUrns: nodes.map((n) => n.urn), count: 0, clientIds: [] }, links: [], exclusive: false, requestDocument: '', requestDocumentFormat: '' } },
+      {
+        requestId: 'a1',
+        sliceUrn: slice,
+        providerUrn: sp,
+        request: {
+          nodes: { nodeUrns: nodes.map((n) => n.urn), count: 0, clientIds: [] },
+          links: [],
+          exclusive: false,
+          requestDocument: '',
+          requestDocumentFormat: '',
+        },
+      },
       { chain },
     );
     expect(again.slivers.map((s) => s.urn)).toEqual(alloc.slivers.map((s) => s.urn));
@@ -77,10 +113,16 @@ describe('planetlab site with real node managers', () => {
       expect(r.sliver?.allocationState).toBe(AllocationState.ALLOCATION_STATE_PROVISIONED);
       expect(r.sliver?.operationalState).toBe(OperationalState.OPERATIONAL_STATE_NOTREADY);
     }
-    const started = await agg.performOperationalAction({ urns: [slice], action: OperationalAction.OPERATIONAL_ACTION_START, bestEffort: false }, { chain });
+    const started = await agg.performOperationalAction(
+      { urns: [slice], action: OperationalAction.OPERATIONAL_ACTION_START, bestEffort: false },
+      { chain },
+    );
     expect(started.results.every((r) => r.status?.code === 0)).toBe(true);
     await until(
-      async () => (await agg.status({ urns: [slice] }, { chain })).slivers.every((s) => s.operationalState === OperationalState.OPERATIONAL_STATE_READY),
+      async () =>
+        (await agg.status({ urns: [slice] }, { chain })).slivers.every(
+          (s) => s.operationalState === OperationalState.OPERATIONAL_STATE_READY,
+        ),
       15_000,
       'every sliver READY',
     );
@@ -100,17 +142,22 @@ describe('planetlab site with real node managers', () => {
     expect(renewed.results.every((r) => r.status?.code === 0)).toBe(true);
     expect(renewed.results[0]?.sliver?.expiresAt?.getTime()).toBeGreaterThan(before);
     // Never past the site maximum (8 weeks).
-    const tooLate = await agg.renew({ urns: [slice], expiresAt: new Date(Date.now() + 70 * 86_400_000), bestEffort: false }, { chain }).catch((e: unknown) => e);
+    const tooLate = await agg
+      .renew({ urns: [slice], expiresAt: new Date(Date.now() + 70 * 86_400_000), bestEffort: false }, { chain })
+      .catch((e: unknown) => e);
     expect((tooLate as { code: number }).code).toBe(Status.PERMISSION_DENIED);
     expect((tooLate as Error).message).toMatch(/site maximum/);
 
     const del = await agg.delete({ urns: [slice], bestEffort: false }, { chain });
     expect(del.results.every((r) => r.status?.code === 0)).toBe(true);
-    for (const n of nodes) expect((await n.client().listSlivers({ pageSize: 0, pageToken: '', sliceUrn: '' }, { chain: n.ownerChain })).slivers).toHaveLength(0);
+    for (const n of nodes)
+      expect((await n.client().listSlivers({ pageSize: 0, pageToken: '', sliceUrn: '' }, { chain: n.ownerChain })).slivers).toHaveLength(0);
     const gone = await agg.status({ urns: [slice] }, { chain }).catch((e: unknown) => e);
     expect((gone as { code: number }).code).toBe(Status.NOT_FOUND);
     // Deleting what is gone succeeds (by sliver URN).
     const delAgain = await agg.delete({ urns: alloc.slivers.map((s) => s.urn), bestEffort: false }, { chain });
-    expect(delAgain.results.map((r) => [r.status?.code, r.sliver?.allocationState])).toEqual(alloc.slivers.map(() => [0, AllocationState.ALLOCATION_STATE_UNALLOCATED]));
+    expect(delAgain.results.map((r) => [r.status?.code, r.sliver?.allocationState])).toEqual(
+      alloc.slivers.map(() => [0, AllocationState.ALLOCATION_STATE_UNALLOCATED]),
+    );
   });
 });

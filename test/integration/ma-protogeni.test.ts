@@ -10,7 +10,8 @@ import { downAndUp, enrolNode, siteParties, startSite, until, type Site, type Te
 
 const support = containerSupport();
 const driver = support.ok ? 'container' : 'process';
-if (!support.ok) console.log(`ma-protogeni: container driver unavailable (${support.reason}); using the process driver, which does not isolate`);
+if (!support.ok)
+  console.log(`ma-protogeni: container driver unavailable (${support.reason}); using the process driver, which does not isolate`);
 
 const HOLD_S = 2;
 const sp = 'urn:fedlab:pg.test:sp:acme';
@@ -63,7 +64,9 @@ describe('protogeni site with real node managers', () => {
     expect(web.nodeUrn).toBe(nodes[0]!.urn);
     expect(web.exclusive).toBe(true);
     expect(web.resources).toMatchObject({ cpuMillis: 200, memMb: 128 });
-    const held = JSON.parse(alloc.manifestDocument) as { nodes: { client_id: string; allocation_state: string; operational_state: string; sliver_id: string }[] };
+    const held = JSON.parse(alloc.manifestDocument) as {
+      nodes: { client_id: string; allocation_state: string; operational_state: string; sliver_id: string }[];
+    };
     expect(held.nodes.map((n) => [n.client_id, n.allocation_state, n.operational_state])).toEqual([
       ['web', 'geni_allocated', 'geni_pending_allocation'],
       ['db', 'geni_allocated', 'geni_pending_allocation'],
@@ -73,7 +76,15 @@ describe('protogeni site with real node managers', () => {
 
     // An exclusive node refuses another slice.
     const refused = await agg
-      .allocate({ requestId: 'g2', sliceUrn: 'urn:fedlab:pg.test:slice:other', providerUrn: sp, request: docRequest({ nodes: [{ client_id: 'x', component_id: nodes[0]!.urn }] }) }, { chain })
+      .allocate(
+        {
+          requestId: 'g2',
+          sliceUrn: 'urn:fedlab:pg.test:slice:other',
+          providerUrn: sp,
+          request: docRequest({ nodes: [{ client_id: 'x', component_id: nodes[0]!.urn }] }),
+        },
+        { chain },
+      )
       .catch((e: unknown) => e);
     expect((refused as { code: number }).code).toBe(Status.RESOURCE_EXHAUSTED);
 
@@ -87,16 +98,30 @@ describe('protogeni site with real node managers', () => {
     // Provisioned slivers outlive the hold.
     await new Promise((r) => setTimeout(r, HOLD_S * 1000 + 300));
     await agg.performOperationalAction({ urns: [slice], action: OperationalAction.OPERATIONAL_ACTION_START, bestEffort: false }, { chain });
-    await until(async () => (await agg.status({ urns: [slice] }, { chain })).slivers.every((s) => s.operationalState === OperationalState.OPERATIONAL_STATE_READY), 15_000, 'READY');
+    await until(
+      async () =>
+        (await agg.status({ urns: [slice] }, { chain })).slivers.every(
+          (s) => s.operationalState === OperationalState.OPERATIONAL_STATE_READY,
+        ),
+      15_000,
+      'READY',
+    );
     const described = await agg.describe({ urns: [slice] }, { chain });
-    const manifest = JSON.parse(described.manifestDocument) as { nodes: { allocation_state: string; operational_state: string; sliver_id: string }[] };
+    const manifest = JSON.parse(described.manifestDocument) as {
+      nodes: { allocation_state: string; operational_state: string; sliver_id: string }[];
+    };
     expect(manifest.nodes.every((n) => n.allocation_state === 'geni_provisioned' && n.operational_state === 'geni_ready')).toBe(true);
-    const stopped = await agg.performOperationalAction({ urns: [slice], action: OperationalAction.OPERATIONAL_ACTION_STOP, bestEffort: false }, { chain });
+    const stopped = await agg.performOperationalAction(
+      { urns: [slice], action: OperationalAction.OPERATIONAL_ACTION_STOP, bestEffort: false },
+      { chain },
+    );
     expect(stopped.results.every((r) => r.sliver?.operationalState === OperationalState.OPERATIONAL_STATE_STOPPED)).toBe(true);
     const renewed = await agg.renew({ urns: [slice], expiresAt: new Date(Date.now() + 2 * 86_400_000), bestEffort: false }, { chain });
     expect(renewed.results.every((r) => r.status?.code === 0 && r.sliver!.expiresAt!.getTime() > Date.now() + 86_400_000)).toBe(true);
     // Swap-out is an emulab action.
-    const swap = await agg.performOperationalAction({ urns: [slice], action: OperationalAction.OPERATIONAL_ACTION_SWAP_OUT, bestEffort: false }, { chain }).catch((e: unknown) => e);
+    const swap = await agg
+      .performOperationalAction({ urns: [slice], action: OperationalAction.OPERATIONAL_ACTION_SWAP_OUT, bestEffort: false }, { chain })
+      .catch((e: unknown) => e);
     expect((swap as { code: number }).code).toBe(Status.FAILED_PRECONDITION);
     await agg.delete({ urns: [slice], bestEffort: false }, { chain });
   });
@@ -104,20 +129,45 @@ describe('protogeni site with real node managers', () => {
   it('lets a hold expire when nobody provisions it, releasing its capacity', async () => {
     const agg = site.aggClient();
     const slice = 'urn:fedlab:pg.test:slice:late';
-    const alloc = await agg.allocate({ requestId: 'late-1', sliceUrn: slice, providerUrn: sp, request: docRequest({ nodes: [{ client_id: 'a', component_id: nodes[1]!.urn, exclusive: true }] }) }, { chain });
+    const alloc = await agg.allocate(
+      {
+        requestId: 'late-1',
+        sliceUrn: slice,
+        providerUrn: sp,
+        request: docRequest({ nodes: [{ client_id: 'a', component_id: nodes[1]!.urn, exclusive: true }] }),
+      },
+      { chain },
+    );
     expect(alloc.slivers[0]?.allocationState).toBe(AllocationState.ALLOCATION_STATE_ALLOCATED);
     await until(() => site.ma!.aggregate.stats().holds === 0, (HOLD_S + 3) * 1000, 'the hold to expire');
-    const late = await agg.provision({ urns: [alloc.slivers[0]!.urn], bestEffort: false, start: false }, { chain }).catch((e: unknown) => e);
+    const late = await agg
+      .provision({ urns: [alloc.slivers[0]!.urn], bestEffort: false, start: false }, { chain })
+      .catch((e: unknown) => e);
     expect((late as { code: number }).code).toBe(Status.NOT_FOUND);
     expect((late as Error).message).toMatch(/expired/);
     // The node is free again: another slice may have it whole.
-    const next = await agg.allocate({ requestId: 'late-2', sliceUrn: 'urn:fedlab:pg.test:slice:next', providerUrn: sp, request: docRequest({ nodes: [{ client_id: 'a', component_id: nodes[1]!.urn, exclusive: true }] }) }, { chain });
+    const next = await agg.allocate(
+      {
+        requestId: 'late-2',
+        sliceUrn: 'urn:fedlab:pg.test:slice:next',
+        providerUrn: sp,
+        request: docRequest({ nodes: [{ client_id: 'a', component_id: nodes[1]!.urn, exclusive: true }] }),
+      },
+      { chain },
+    );
     expect(next.slivers).toHaveLength(1);
     await agg.delete({ urns: ['urn:fedlab:pg.test:slice:next'], bestEffort: false }, { chain });
     // Never allocated: a Provision of it is NOT_FOUND, and a malformed document is INVALID_ARGUMENT; nothing held.
-    const never = await agg.provision({ urns: ['urn:fedlab:pg.test:slice:never'], bestEffort: false, start: false }, { chain }).catch((e: unknown) => e);
+    const never = await agg
+      .provision({ urns: ['urn:fedlab:pg.test:slice:never'], bestEffort: false, start: false }, { chain })
+      .catch((e: unknown) => e);
     expect((never as { code: number }).code).toBe(Status.NOT_FOUND);
-    const badDoc = await agg.allocate({ requestId: 'late-3', sliceUrn: slice, providerUrn: sp, request: docRequest({ nodes: [{ client_id: 'a', colour: 'red' }] }) }, { chain }).catch((e: unknown) => e);
+    const badDoc = await agg
+      .allocate(
+        { requestId: 'late-3', sliceUrn: slice, providerUrn: sp, request: docRequest({ nodes: [{ client_id: 'a', colour: 'red' }] }) },
+        { chain },
+      )
+      .catch((e: unknown) => e);
     expect((badDoc as { code: number }).code).toBe(Status.INVALID_ARGUMENT);
     expect(site.ma!.aggregate.stats()).toMatchObject({ slivers: 0, holds: 0 });
   });

@@ -37,7 +37,15 @@ beforeAll(async () => {
   writeFileSync(join(dir, 'key.pem'), c.keyPem, { mode: 0o600 });
   flags = ['--protocol', 'grpc', '--cacert', join(dir, 'ca.pem'), '--cert', join(dir, 'cert.pem'), '--key', join(dir, 'key.pem')];
   const bundle = publish(
-    await parseTrustBundle({ v: 1, domain: 'plc.test', serial: 3, issued_at: new Date(0).toISOString(), ca_certs: [pki.caPem], authorities: [], revocation_version: 0 }),
+    await parseTrustBundle({
+      v: 1,
+      domain: 'plc.test',
+      serial: 3,
+      issued_at: new Date(0).toISOString(),
+      ca_certs: [pki.caPem],
+      authorities: [],
+      revocation_version: 0,
+    }),
   );
   server = await startServer({ port: 0, tls: { caCerts: pki.caPem, cert: s.certPem, key: s.keyPem }, log: silentLogger() }, [
     federationService({ domain: 'plc.test', current: async () => bundle }),
@@ -70,7 +78,10 @@ describe('server reflection', () => {
 
   it('describes a message that imports another file, with every file it needs', async () => {
     // Pick, from the API itself, a message with a field whose type is defined in another file.
-    const set = fromBinary(FileDescriptorSetSchema, (await import('node:fs')).readFileSync(join(import.meta.dirname, '../../services/generated/fedlab.binpb')));
+    const set = fromBinary(
+      FileDescriptorSetSchema,
+      (await import('node:fs')).readFileSync(join(import.meta.dirname, '../../services/generated/fedlab.binpb')),
+    );
     const target = findCrossFileMessage(set.file);
     expect(target, 'the API should have a message using a type from another file').toBeDefined();
     const files = await reflect(server.port, clientTls, target!.message);
@@ -101,7 +112,8 @@ function findCrossFileMessage(files: FileDescriptorProto[]): { message: string; 
       for (const fld of m.field) {
         const type = fld.typeName.replace(/^\./, '');
         const other = fileOf.get(type);
-        if (type.startsWith('fedlab.') && other && other !== f.name) return { message: `${f.package}.${m.name}`, field: fld.name, fieldType: type };
+        if (type.startsWith('fedlab.') && other && other !== f.name)
+          return { message: `${f.package}.${m.name}`, field: fld.name, fieldType: type };
       }
     }
   }
@@ -110,7 +122,10 @@ function findCrossFileMessage(files: FileDescriptorProto[]): { message: string; 
 
 /** A minimal grpc.reflection.v1 client: asks for the file containing `symbol`. */
 async function reflect(port: number, tls: { ca: string; cert: string; key: string }, symbol: string): Promise<FileDescriptorProto[]> {
-  const client = new Client(`localhost:${port}`, grpcCredentials.createSsl(Buffer.from(tls.ca), Buffer.from(tls.key), Buffer.from(tls.cert)));
+  const client = new Client(
+    `localhost:${port}`,
+    grpcCredentials.createSsl(Buffer.from(tls.ca), Buffer.from(tls.key), Buffer.from(tls.cert)),
+  );
   try {
     const call = client.makeBidiStreamRequest(
       '/grpc.reflection.v1.ServerReflection/ServerReflectionInfo',

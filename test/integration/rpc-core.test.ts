@@ -54,7 +54,10 @@ function trickyFederation(gate: { release?: () => void; started?: () => void }) 
     async getBundle(request, ctx) {
       switch (request.domain) {
         case 'denied.test':
-          throw new PermissionDeniedError('the leaf does not grant slice.read on this slice; ask the slice authority for a credential that does', { link: 2, rule: 'privilege' });
+          throw new PermissionDeniedError(
+            'the leaf does not grant slice.read on this slice; ask the slice authority for a credential that does',
+            { link: 2, rule: 'privilege' },
+          );
         case 'full.test':
           throw new ResourceExhaustedError('node n1 has 100 cpu_millis left; ask for less');
         case 'boom.test':
@@ -86,7 +89,9 @@ describe('RPC core over mutual TLS', () => {
   const logs = capturingLogger();
 
   beforeAll(async () => {
-    server = await startServer({ port: 0, tls: serverTls, log: logs.log }, [federationService({ domain: DOMAIN, current: async () => bundleFor(pki) })]);
+    server = await startServer({ port: 0, tls: serverTls, log: logs.log }, [
+      federationService({ domain: DOMAIN, current: async () => bundleFor(pki) }),
+    ]);
     tricky = await startServer({ port: 0, tls: serverTls, log: logs.log, shutdownGraceMs: 5000 }, [trickyFederation(gate)]);
     client = createClient(FederationService, { address: `localhost:${server.port}`, tls: clientTls });
     trickyClient = createClient(FederationService, { address: `127.0.0.1:${tricky.port}`, tls: clientTls, deadlineMs: 5000 });
@@ -223,7 +228,9 @@ describe('RPC core over mutual TLS', () => {
 
   it('gives every call a deadline and aborts the handler signal when it passes', async () => {
     const started = Date.now();
-    await expect(trickyClient.getBundle({ domain: 'wait.test' }, { deadlineMs: 300 })).rejects.toMatchObject({ code: Status.DEADLINE_EXCEEDED });
+    await expect(trickyClient.getBundle({ domain: 'wait.test' }, { deadlineMs: 300 })).rejects.toMatchObject({
+      code: Status.DEADLINE_EXCEEDED,
+    });
     expect(Date.now() - started).toBeLessThan(3000);
   });
 

@@ -30,7 +30,10 @@ afterAll(async () => {
 // Each CLI run starts a Node process (a few seconds each on a loaded machine).
 describe('fedlab slice', { timeout: 180_000 }, () => {
   it('creates with per-node progress, lists, shows, renews and deletes', async () => {
-    const created = await runCli(['slice', 'create', 'web', '--site', 'plc.test=n1,n2', '--lifetime', '2h', '--mem-mb', '64', '--cpu-millis', '100', ...conn], { timeoutMs: 60_000 });
+    const created = await runCli(
+      ['slice', 'create', 'web', '--site', 'plc.test=n1,n2', '--lifetime', '2h', '--mem-mb', '64', '--cpu-millis', '100', ...conn],
+      { timeoutMs: 60_000 },
+    );
     expect(created.stderr).not.toMatch(/fedlab:/);
     expect(created.code).toBe(0);
     expect(created.stdout).toMatch(/urn:fedlab:plc\.test:node:n1 allocated/);
@@ -76,7 +79,9 @@ describe('fedlab slice', { timeout: 180_000 }, () => {
       console.log('sa-cli: no `script` command; the terminal progress display is not checked');
       return;
     }
-    const cmd = [process.execPath, ...cliArgs(), 'slice', 'create', 'tty', '--site', 'plc.test=2', ...conn].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+    const cmd = [process.execPath, ...cliArgs(), 'slice', 'create', 'tty', '--site', 'plc.test=2', ...conn]
+      .map((a) => `'${a.replace(/'/g, `'\\''`)}'`)
+      .join(' ');
     const r = await run('script', ['-qec', cmd, '/dev/null']);
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/\r\x1b\[2K\[#*-*\] \d\/2 nodes/);
@@ -86,7 +91,9 @@ describe('fedlab slice', { timeout: 180_000 }, () => {
   });
 
   it('says which site failed and why (exit 1), and refuses bad input (exit 2)', async () => {
-    const failed = await runCli(['slice', 'create', 'aon', '--site', 'plc.test=1', '--site', 'down.test=1', ...conn], { timeoutMs: 60_000 });
+    const failed = await runCli(['slice', 'create', 'aon', '--site', 'plc.test=1', '--site', 'down.test=1', ...conn], {
+      timeoutMs: 60_000,
+    });
     expect(failed.code).toBe(1);
     expect(failed.stderr).toMatch(/FAILED \(all or nothing: every site was rolled back\)/);
     expect(failed.stderr).toMatch(/site down\.test: UNAVAILABLE/);
@@ -113,10 +120,21 @@ describe('fedlab slice', { timeout: 180_000 }, () => {
   it('creates from a request file (--request DOMAIN=FILE), naming the site that refuses what its style cannot do', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'fedlab-sa-cli-'));
     try {
-      writeFileSync(join(dir, 'one.json'), JSON.stringify({ nodes: { count: 1, client_ids: ['w'] }, resources: { cpu_millis: 100, mem_mb: 64 } }));
-      writeFileSync(join(dir, 'links.json'), JSON.stringify({ nodes: { count: 2, client_ids: ['a', 'b'] }, links: [{ name: 'lan0', endpoints: ['a', 'b'], bandwidth_kbps: 1000 }] }));
+      writeFileSync(
+        join(dir, 'one.json'),
+        JSON.stringify({ nodes: { count: 1, client_ids: ['w'] }, resources: { cpu_millis: 100, mem_mb: 64 } }),
+      );
+      writeFileSync(
+        join(dir, 'links.json'),
+        JSON.stringify({
+          nodes: { count: 2, client_ids: ['a', 'b'] },
+          links: [{ name: 'lan0', endpoints: ['a', 'b'], bandwidth_kbps: 1000 }],
+        }),
+      );
       writeFileSync(join(dir, 'typo.json'), JSON.stringify({ nodes: { count: 1 }, resource: { mem_mb: 64 } }));
-      const made = await runCli(['slice', 'create', 'filed', '--request', `plc.test=${join(dir, 'one.json')}`, '--json', ...conn], { timeoutMs: 60_000 });
+      const made = await runCli(['slice', 'create', 'filed', '--request', `plc.test=${join(dir, 'one.json')}`, '--json', ...conn], {
+        timeoutMs: 60_000,
+      });
       expect(made.stderr).not.toMatch(/fedlab:/);
       expect(made.code).toBe(0);
       const slice = JSON.parse(made.stdout) as { urn: string; state: string; slivers: { clientId: string }[] };
@@ -125,7 +143,9 @@ describe('fedlab slice', { timeout: 180_000 }, () => {
       expect((await runCli(['slice', 'delete', 'filed', ...conn], { timeoutMs: 60_000 })).code).toBe(0);
 
       // A planetlab site has no links: the site says so, and nothing is left anywhere.
-      const links = await runCli(['slice', 'create', 'linked', '--request', `plc.test=${join(dir, 'links.json')}`, ...conn], { timeoutMs: 60_000 });
+      const links = await runCli(['slice', 'create', 'linked', '--request', `plc.test=${join(dir, 'links.json')}`, ...conn], {
+        timeoutMs: 60_000,
+      });
       expect(links.code).toBe(1);
       expect(links.stderr).toMatch(/site plc\.test: FAILED_PRECONDITION: .*planetlab-style site: it has no topology links/);
       expect((await fed.sliversOnNodes()).filter(([, sl]) => sl === 'urn:fedlab:plc.test:slice:linked')).toEqual([]);

@@ -11,7 +11,13 @@ import { NodeManagerService } from '../../services/generated/fedlab/v1/node_mana
 import { SliceAuthorityService } from '../../services/generated/fedlab/v1/slice_authority.js';
 import { sliceAuthorityRole, type SliceAuthority } from '../../services/slice-authority/index.js';
 import type { TestIdentity } from '../helpers/pki.js';
-import { startFederationSites, writeSaConfig, type DeadSite, type FederationParts, type FederationSiteOptions } from './federation-harness.js';
+import {
+  startFederationSites,
+  writeSaConfig,
+  type DeadSite,
+  type FederationParts,
+  type FederationSiteOptions,
+} from './federation-harness.js';
 import { freePort, serveChild, signalChild, type TestNode } from './ma-harness.js';
 
 /** One site of the federation. */
@@ -56,7 +62,13 @@ export async function startFederation(options: FederationOptions): Promise<Feder
   try {
     const { home } = base;
     const port = options.child ? await freePort() : 0;
-    const { file: configFile, config } = writeSaConfig(base, { port, logLevel: options.child ? 'info' : 'silent', siteDeadlineMs: 6000, quotas: options.quotas ?? {}, extra: options.saConfig ?? {} });
+    const { file: configFile, config } = writeSaConfig(base, {
+      port,
+      logLevel: options.child ? 'info' : 'silent',
+      siteDeadlineMs: 6000,
+      quotas: options.quotas ?? {},
+      extra: options.saConfig ?? {},
+    });
 
     let service: HostedService | undefined;
     let address = '';
@@ -71,12 +83,24 @@ export async function startFederation(options: FederationOptions): Promise<Feder
       sa: undefined,
       child: undefined,
       saClient: (who = home.sp) => {
-        const c = createClient(SliceAuthorityService, { address, tls: { caCerts: home.pki.caPem, cert: who.certPem, key: who.keyPem }, serverUrn: home.sa.urn, deadlineMs: 60_000 });
+        const c = createClient(SliceAuthorityService, {
+          address,
+          tls: { caCerts: home.pki.caPem, cert: who.certPem, key: who.keyPem },
+          serverUrn: home.sa.urn,
+          deadlineMs: 60_000,
+        });
         saClients.push(c);
         return c;
       },
       nodeClient: (node, who) =>
-        base.track(createClient(NodeManagerService, { address: node.endpoint, tls: { caCerts: base.allCaPem, cert: who.certPem, key: who.keyPem }, serverUrn: node.urn, deadlineMs: 15_000 })),
+        base.track(
+          createClient(NodeManagerService, {
+            address: node.endpoint,
+            tls: { caCerts: base.allCaPem, cert: who.certPem, key: who.keyPem },
+            serverUrn: node.urn,
+            deadlineMs: 15_000,
+          }),
+        ),
       sliversOnNodes: () => base.sliversOnNodes(),
       startSa: async () => {
         if (options.child) {
@@ -110,4 +134,3 @@ export async function startFederation(options: FederationOptions): Promise<Feder
     throw err;
   }
 }
-

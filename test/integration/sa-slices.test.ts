@@ -110,11 +110,16 @@ describe('slice authority across sites', () => {
     } while (token);
     expect(urns).toEqual(listed.slices.map((s) => s.urn));
     // Another provider does not see it.
-    const other = await fed.saClient(beta).getSlice({ sliceUrn: slice.urn }).catch((e: unknown) => e);
+    const other = await fed
+      .saClient(beta)
+      .getSlice({ sliceUrn: slice.urn })
+      .catch((e: unknown) => e);
     expect(code(other)).toBe(Status.NOT_FOUND);
     expect((await fed.saClient(beta).listSlices({ pageSize: 0, pageToken: '', state: 0 })).slices).toHaveLength(0);
     // Administrators see every slice.
-    expect((await fed.saClient(fed.home.admin).listSlices({ pageSize: 0, pageToken: '', state: 0 })).slices.map((s) => s.urn)).toContain(slice.urn);
+    expect((await fed.saClient(fed.home.admin).listSlices({ pageSize: 0, pageToken: '', state: 0 })).slices.map((s) => s.urn)).toContain(
+      slice.urn,
+    );
 
     // Renew to 10 days: plc grants it, pg (3-day maximum) grants at most 3 days; the slice expires with the earliest.
     const asked = Date.now() + 10 * 86_400_000;
@@ -143,14 +148,26 @@ describe('slice authority across sites', () => {
 
   it('GetSlice shows each sliver as its site reports it now (and tells watchers); DeleteSlice then removes what the site holds', async () => {
     const sa = fed.saClient();
-    const res = await sa.createSlice({ requestId: 'r-live', name: 'live', description: '', mode: SliceMode.SLICE_MODE_ALL_OR_NOTHING, sites: [siteRequest('plc.test', { count: 2 })], start: true, wait: true });
+    const res = await sa.createSlice({
+      requestId: 'r-live',
+      name: 'live',
+      description: '',
+      mode: SliceMode.SLICE_MODE_ALL_OR_NOTHING,
+      sites: [siteRequest('plc.test', { count: 2 })],
+      start: true,
+      wait: true,
+    });
     const slice = res.slice!;
     expect(slice.state).toBe(SliceState.SLICE_STATE_READY);
     const [a, b] = slice.slivers;
     const nodeOf = (urn: string): TestNode => plcNodes().find((n) => n.urn === urn)!;
     // Behind the SA's back: the owner stops one sliver and deletes the other on their nodes.
-    await nodeOf(a!.nodeUrn).client().controlSliver({ sliverUrn: a!.urn, action: 2 }, { chain: nodeOf(a!.nodeUrn).ownerChain as string[] });
-    await nodeOf(b!.nodeUrn).client().deleteSliver({ sliverUrn: b!.urn }, { chain: nodeOf(b!.nodeUrn).ownerChain as string[] });
+    await nodeOf(a!.nodeUrn)
+      .client()
+      .controlSliver({ sliverUrn: a!.urn, action: 2 }, { chain: nodeOf(a!.nodeUrn).ownerChain as string[] });
+    await nodeOf(b!.nodeUrn)
+      .client()
+      .deleteSliver({ sliverUrn: b!.urn }, { chain: nodeOf(b!.nodeUrn).ownerChain as string[] });
     const watched: WatchSliceResponse[] = [];
     const watch = (async () => {
       for await (const e of sa.watchSlice({ sliceUrn: slice.urn, afterSequence: 0, follow: true }, { deadlineMs: 10_000 })) {
@@ -181,7 +198,15 @@ describe('slice authority across sites', () => {
 
   it('streams per-node progress with increasing sequence numbers (wait = false, WatchSlice)', async () => {
     const sa = fed.saClient();
-    const res = await sa.createSlice({ requestId: 'r-watch', name: 'watched', description: '', mode: 0, sites: [siteRequest('plc.test', { count: 2 })], start: true, wait: false });
+    const res = await sa.createSlice({
+      requestId: 'r-watch',
+      name: 'watched',
+      description: '',
+      mode: 0,
+      sites: [siteRequest('plc.test', { count: 2 })],
+      start: true,
+      wait: false,
+    });
     expect(res.slice?.state).toBe(SliceState.SLICE_STATE_PENDING);
     const events: WatchSliceResponse[] = [];
     for await (const e of sa.watchSlice({ sliceUrn: res.slice!.urn, afterSequence: 0, follow: false })) events.push(e);
@@ -233,7 +258,9 @@ describe('slice authority across sites', () => {
       expect(slice.slivers.every((s) => s.allocationState === AllocationState.ALLOCATION_STATE_UNALLOCATED && s.error !== '')).toBe(true);
       expect((await fed.sliversOnNodes()).filter(([, sl]) => sl === slice.urn)).toEqual([]);
       // The name is free again once nothing is left anywhere.
-      expect((await sa.listSlices({ pageSize: 0, pageToken: '', state: SliceState.SLICE_STATE_FAILED })).slices.map((s) => s.urn)).toContain(slice.urn);
+      expect(
+        (await sa.listSlices({ pageSize: 0, pageToken: '', state: SliceState.SLICE_STATE_FAILED })).slices.map((s) => s.urn),
+      ).toContain(slice.urn);
     }
   });
 
@@ -265,25 +292,70 @@ describe('slice authority across sites', () => {
     const sa = fed.saClient();
     // Quotas: 12 slivers at most.
     const tooMany = await sa
-      .createSlice({ requestId: 'r-q', name: 'big', description: '', mode: 0, sites: [siteRequest('plc.test', { count: 13 })], start: false, wait: true })
+      .createSlice({
+        requestId: 'r-q',
+        name: 'big',
+        description: '',
+        mode: 0,
+        sites: [siteRequest('plc.test', { count: 13 })],
+        start: false,
+        wait: true,
+      })
       .catch((e: unknown) => e);
     expect(code(tooMany)).toBe(Status.RESOURCE_EXHAUSTED);
     expect((tooMany as Error).message).toMatch(/quota slivers.*left/);
     // Unknown provider.
-    const unknown = await fed.saClient(stranger).listSlices({ pageSize: 0, pageToken: '', state: 0 }).catch((e: unknown) => e);
+    const unknown = await fed
+      .saClient(stranger)
+      .listSlices({ pageSize: 0, pageToken: '', state: 0 })
+      .catch((e: unknown) => e);
     expect(code(unknown)).toBe(Status.PERMISSION_DENIED);
     expect((unknown as Error).message).toMatch(/no provider account/);
     // Request ids: a retry returns the same slice; the same id with other arguments is ALREADY_EXISTS.
-    const first = await sa.createSlice({ requestId: 'r-idem', name: 'idem', description: '', mode: 0, sites: [siteRequest('plc.test')], start: false, wait: true });
-    const retry = await sa.createSlice({ requestId: 'r-idem', name: 'idem', description: '', mode: 0, sites: [siteRequest('plc.test')], start: false, wait: true });
+    const first = await sa.createSlice({
+      requestId: 'r-idem',
+      name: 'idem',
+      description: '',
+      mode: 0,
+      sites: [siteRequest('plc.test')],
+      start: false,
+      wait: true,
+    });
+    const retry = await sa.createSlice({
+      requestId: 'r-idem',
+      name: 'idem',
+      description: '',
+      mode: 0,
+      sites: [siteRequest('plc.test')],
+      start: false,
+      wait: true,
+    });
     expect(retry.slice?.urn).toBe(first.slice?.urn);
     expect(retry.slice?.slivers.map((s) => s.urn)).toEqual(first.slice?.slivers.map((s) => s.urn));
     expect((await fed.sliversOnNodes()).filter(([, sl]) => sl === first.slice?.urn)).toHaveLength(1);
     const reused = await sa
-      .createSlice({ requestId: 'r-idem', name: 'idem', description: 'other', mode: 0, sites: [siteRequest('plc.test')], start: false, wait: true })
+      .createSlice({
+        requestId: 'r-idem',
+        name: 'idem',
+        description: 'other',
+        mode: 0,
+        sites: [siteRequest('plc.test')],
+        start: false,
+        wait: true,
+      })
       .catch((e: unknown) => e);
     expect(code(reused)).toBe(Status.ALREADY_EXISTS);
-    const taken = await sa.createSlice({ requestId: 'r-idem2', name: 'idem', description: '', mode: 0, sites: [siteRequest('plc.test')], start: false, wait: true }).catch((e: unknown) => e);
+    const taken = await sa
+      .createSlice({
+        requestId: 'r-idem2',
+        name: 'idem',
+        description: '',
+        mode: 0,
+        sites: [siteRequest('plc.test')],
+        start: false,
+        wait: true,
+      })
+      .catch((e: unknown) => e);
     expect(code(taken)).toBe(Status.ALREADY_EXISTS);
     expect((taken as Error).message).toMatch(/taken/);
     // Bad input changes nothing.
@@ -294,12 +366,29 @@ describe('slice authority across sites', () => {
       { name: 'x', sites: [] },
       { name: 'x', sites: [siteRequest('plc.test', { nodeUrns: ['urn:fedlab:pg.test:node:n1'] })] },
     ]) {
-      const e = await sa.createSlice({ requestId: `r-bad-${Math.random().toString(36).slice(2)}`, description: '', mode: 0, start: false, wait: true, ...bad }).catch((x: unknown) => x);
+      const e = await sa
+        .createSlice({
+          requestId: `r-bad-${Math.random().toString(36).slice(2)}`,
+          description: '',
+          mode: 0,
+          start: false,
+          wait: true,
+          ...bad,
+        })
+        .catch((x: unknown) => x);
       expect(code(e)).toBe(Status.INVALID_ARGUMENT);
     }
     expect((await sa.listSlices({ pageSize: 0, pageToken: '', state: 0 })).slices.length).toBe(before);
     // A node that does not exist: the site says so, the slice FAILED, nothing is left on any node.
-    const ghost = await sa.createSlice({ requestId: 'r-ghost', name: 'ghost', description: '', mode: 0, sites: [siteRequest('plc.test', { nodeUrns: ['urn:fedlab:plc.test:node:nope'] })], start: false, wait: true });
+    const ghost = await sa.createSlice({
+      requestId: 'r-ghost',
+      name: 'ghost',
+      description: '',
+      mode: 0,
+      sites: [siteRequest('plc.test', { nodeUrns: ['urn:fedlab:plc.test:node:nope'] })],
+      start: false,
+      wait: true,
+    });
     expect(ghost.slice?.state).toBe(SliceState.SLICE_STATE_FAILED);
     expect(ghost.slice?.sites[0]?.status?.code).toBe(Status.NOT_FOUND);
     expect(ghost.slice?.sites[0]?.status?.reason).toContain('nope');
@@ -308,7 +397,10 @@ describe('slice authority across sites', () => {
     await fed.saClient(beta).listSlices({ pageSize: 0, pageToken: '', state: 0 });
     const revoked = await fed.saClient(fed.home.admin).revoke({ jti: '', keyThumbprint: beta.kid, reason: 'left the federation' });
     expect(revoked.version).toBeGreaterThan(0);
-    const refused = await fed.saClient(beta).listSlices({ pageSize: 0, pageToken: '', state: 0 }).catch((e: unknown) => e);
+    const refused = await fed
+      .saClient(beta)
+      .listSlices({ pageSize: 0, pageToken: '', state: 0 })
+      .catch((e: unknown) => e);
     expect(code(refused)).toBe(Status.PERMISSION_DENIED);
     expect((refused as Error).message).toMatch(/revoked/);
     const list = await fed.saClient(fed.home.admin).listRevocations({ pageSize: 0, pageToken: '', sinceVersion: 0 });
@@ -321,26 +413,68 @@ describe('slice authority across sites', () => {
 
   it('a slice credential, delegated to a member, execs and reads on node managers of both domains and cannot delete', async () => {
     const sa = fed.saClient();
-    const res = await sa.createSlice({ requestId: 'r-cred', name: 'cred', description: '', mode: 0, sites: [siteRequest('plc.test', { count: 1 }), siteRequest('pg.test', { count: 1 })], start: true, wait: true });
+    const res = await sa.createSlice({
+      requestId: 'r-cred',
+      name: 'cred',
+      description: '',
+      mode: 0,
+      sites: [siteRequest('plc.test', { count: 1 }), siteRequest('pg.test', { count: 1 })],
+      start: true,
+      wait: true,
+    });
     const slice = res.slice!;
     const sliver = slice.slivers.find((x) => x.nodeUrn.startsWith('urn:fedlab:plc.test:'))!;
     const node = plcNodes().find((n) => n.urn === sliver.nodeUrn)!;
-    const issued = await sa.issueSliceCredential({ requestId: 'c1', sliceUrn: slice.urn, holderCertificatePem: fed.home.sp.certPem, privileges: [], targets: [], maxDelegations: 1, ttlS: 0 });
+    const issued = await sa.issueSliceCredential({
+      requestId: 'c1',
+      sliceUrn: slice.urn,
+      holderCertificatePem: fed.home.sp.certPem,
+      privileges: [],
+      targets: [],
+      maxDelegations: 1,
+      ttlS: 0,
+    });
     expect(issued.chain).toHaveLength(1);
     expect(issued.expiresAt?.getTime()).toBeLessThanOrEqual(slice.expiresAt!.getTime());
     // Idempotent on request id.
-    expect((await sa.issueSliceCredential({ requestId: 'c1', sliceUrn: slice.urn, holderCertificatePem: fed.home.sp.certPem, privileges: [], targets: [], maxDelegations: 1, ttlS: 0 })).jti).toBe(issued.jti);
+    expect(
+      (
+        await sa.issueSliceCredential({
+          requestId: 'c1',
+          sliceUrn: slice.urn,
+          holderCertificatePem: fed.home.sp.certPem,
+          privileges: [],
+          targets: [],
+          maxDelegations: 1,
+          ttlS: 0,
+        })
+      ).jti,
+    ).toBe(issued.jti);
     // The provider attenuates it for a member: exec and read only.
     const memberChain = (
-      await delegate(issued.chain, { key: fed.home.sp.privateKey, subject: member.urn, subjectKey: member.jwk as Record<string, unknown>, privileges: ['sliver.exec', 'sliver.read'] })
+      await delegate(issued.chain, {
+        key: fed.home.sp.privateKey,
+        subject: member.urn,
+        subjectKey: member.jwk as Record<string, unknown>,
+        privileges: ['sliver.exec', 'sliver.read'],
+      })
     ).chain;
     const nm = fed.nodeClient(node, member);
     const got = await nm.getSliver({ sliverUrn: sliver.urn }, { chain: memberChain });
     expect(got.sliver?.sliceUrn).toBe(slice.urn);
-    await until(async () => (await nm.getSliver({ sliverUrn: sliver.urn }, { chain: memberChain })).sliver?.operationalState === OperationalState.OPERATIONAL_STATE_READY, 10_000, 'sliver READY');
+    await until(
+      async () =>
+        (await nm.getSliver({ sliverUrn: sliver.urn }, { chain: memberChain })).sliver?.operationalState ===
+        OperationalState.OPERATIONAL_STATE_READY,
+      10_000,
+      'sliver READY',
+    );
     let out = '';
     let exit: unknown;
-    for await (const chunk of nm.exec({ sliverUrn: sliver.urn, argv: ['echo', 'hello from the slice'], env: {}, timeoutMs: 5000 }, { chain: memberChain })) {
+    for await (const chunk of nm.exec(
+      { sliverUrn: sliver.urn, argv: ['echo', 'hello from the slice'], env: {}, timeoutMs: 5000 },
+      { chain: memberChain },
+    )) {
       if (chunk.chunk?.$case === 'stdout') out += chunk.chunk.stdout.toString();
       if (chunk.chunk?.$case === 'exit') exit = chunk.chunk.exit;
     }
@@ -356,17 +490,45 @@ describe('slice authority across sites', () => {
     const remote = slice.slivers.find((x) => x.nodeUrn.startsWith('urn:fedlab:pg.test:'))!;
     const pgNode = (fed.nodes.get('pg.test') ?? []).find((n) => n.urn === remote.nodeUrn)!;
     const pg = fed.nodeClient(pgNode, member);
-    await until(async () => (await pg.getSliver({ sliverUrn: remote.urn }, { chain: memberChain })).sliver?.operationalState === OperationalState.OPERATIONAL_STATE_READY, 10_000, 'pg sliver READY');
+    await until(
+      async () =>
+        (await pg.getSliver({ sliverUrn: remote.urn }, { chain: memberChain })).sliver?.operationalState ===
+        OperationalState.OPERATIONAL_STATE_READY,
+      10_000,
+      'pg sliver READY',
+    );
     let pgOut = '';
-    for await (const chunk of pg.exec({ sliverUrn: remote.urn, argv: ['echo', 'hello from pg'], env: {}, timeoutMs: 5000 }, { chain: memberChain })) {
+    for await (const chunk of pg.exec(
+      { sliverUrn: remote.urn, argv: ['echo', 'hello from pg'], env: {}, timeoutMs: 5000 },
+      { chain: memberChain },
+    )) {
       if (chunk.chunk?.$case === 'stdout') pgOut += chunk.chunk.stdout.toString();
     }
     expect(pgOut).toContain('hello from pg');
     // A credential for a slice of another provider is not issued; a wider target is refused.
-    const foreign = await fed.saClient(beta).issueSliceCredential({ requestId: 'c2', sliceUrn: slice.urn, holderCertificatePem: beta.certPem, privileges: [], targets: [], maxDelegations: 0, ttlS: 0 }).catch((e: unknown) => e);
+    const foreign = await fed
+      .saClient(beta)
+      .issueSliceCredential({
+        requestId: 'c2',
+        sliceUrn: slice.urn,
+        holderCertificatePem: beta.certPem,
+        privileges: [],
+        targets: [],
+        maxDelegations: 0,
+        ttlS: 0,
+      })
+      .catch((e: unknown) => e);
     expect([Status.NOT_FOUND, Status.PERMISSION_DENIED]).toContain(code(foreign));
     const wide = await sa
-      .issueSliceCredential({ requestId: 'c3', sliceUrn: slice.urn, holderCertificatePem: fed.home.sp.certPem, privileges: [], targets: ['urn:fedlab:plc.test:node:*'], maxDelegations: 0, ttlS: 0 })
+      .issueSliceCredential({
+        requestId: 'c3',
+        sliceUrn: slice.urn,
+        holderCertificatePem: fed.home.sp.certPem,
+        privileges: [],
+        targets: ['urn:fedlab:plc.test:node:*'],
+        maxDelegations: 0,
+        ttlS: 0,
+      })
       .catch((e: unknown) => e);
     expect(code(wide)).toBe(Status.INVALID_ARGUMENT);
     // The provider revokes what it was issued: the SA hands its list to both sites, they pass it to the
@@ -377,7 +539,12 @@ describe('slice authority across sites', () => {
       [nm, sliver.urn],
       [pg, remote.urn],
     ] as const) {
-      await until(async () => code(await client.getSliver({ sliverUrn: urn }, { chain: memberChain }).catch((e: unknown) => e)) === Status.UNAUTHENTICATED, 15_000, `revoked chain refused for ${urn}`);
+      await until(
+        async () =>
+          code(await client.getSliver({ sliverUrn: urn }, { chain: memberChain }).catch((e: unknown) => e)) === Status.UNAUTHENTICATED,
+        15_000,
+        `revoked chain refused for ${urn}`,
+      );
       const refusedExec = await (async () => {
         for await (const _ of client.exec({ sliverUrn: urn, argv: ['true'], env: {}, timeoutMs: 5000 }, { chain: memberChain })) void _;
       })().catch((e: unknown) => e);
@@ -392,17 +559,48 @@ describe('slice authority across sites', () => {
     const carol = await fed.home.pki.issue('urn:fedlab:plc.test:user:carol');
     const [n1, n2] = plcNodes();
     const make = async (name: string, node: TestNode) => {
-      const slice = (await sa.createSlice({ requestId: `r-${name}`, name, description: '', mode: 0, sites: [siteRequest('plc.test', { nodeUrns: [node.urn] })], start: true, wait: true })).slice!;
+      const slice = (
+        await sa.createSlice({
+          requestId: `r-${name}`,
+          name,
+          description: '',
+          mode: 0,
+          sites: [siteRequest('plc.test', { nodeUrns: [node.urn] })],
+          start: true,
+          wait: true,
+        })
+      ).slice!;
       expect(slice.state).toBe(SliceState.SLICE_STATE_READY);
-      const issued = await sa.issueSliceCredential({ requestId: `c-${name}`, sliceUrn: slice.urn, holderCertificatePem: fed.home.sp.certPem, privileges: [], targets: [], maxDelegations: 1, ttlS: 0 });
-      const chain = (await delegate(issued.chain, { key: fed.home.sp.privateKey, subject: carol.urn, subjectKey: carol.jwk as Record<string, unknown>, privileges: ['sliver.read'] })).chain;
+      const issued = await sa.issueSliceCredential({
+        requestId: `c-${name}`,
+        sliceUrn: slice.urn,
+        holderCertificatePem: fed.home.sp.certPem,
+        privileges: [],
+        targets: [],
+        maxDelegations: 1,
+        ttlS: 0,
+      });
+      const chain = (
+        await delegate(issued.chain, {
+          key: fed.home.sp.privateKey,
+          subject: carol.urn,
+          subjectKey: carol.jwk as Record<string, unknown>,
+          privileges: ['sliver.read'],
+        })
+      ).chain;
       return { slice, sliver: slice.slivers[0]!, chain, nm: fed.nodeClient(node, carol) };
     };
     const first = await make('rk-one', n1!);
     await first.nm.getSliver({ sliverUrn: first.sliver.urn }, { chain: first.chain });
     // An administrator revokes carol's key: every chain carol holds for this SA's slices stops working.
     await fed.saClient(fed.home.admin).revoke({ jti: '', keyThumbprint: thumbprintOf(carol.jwk as PublicJwk), reason: 'key lost' });
-    await until(async () => code(await first.nm.getSliver({ sliverUrn: first.sliver.urn }, { chain: first.chain }).catch((e: unknown) => e)) === Status.UNAUTHENTICATED, 15_000, 'revoked key refused on the first node');
+    await until(
+      async () =>
+        code(await first.nm.getSliver({ sliverUrn: first.sliver.urn }, { chain: first.chain }).catch((e: unknown) => e)) ===
+        Status.UNAUTHENTICATED,
+      15_000,
+      'revoked key refused on the first node',
+    );
     // A node that held nothing of this SA when the list went out gets it with its first sliver of it.
     const second = await make('rk-two', n2!);
     const err = await second.nm.getSliver({ sliverUrn: second.sliver.urn }, { chain: second.chain }).catch((e: unknown) => e);
@@ -413,7 +611,17 @@ describe('slice authority across sites', () => {
 
   it("reports each node deleted also when its site had already let the slice go; a site takes only a slice authority's own well-signed list", async () => {
     const sa = fed.saClient();
-    const slice = (await sa.createSlice({ requestId: 'r-gone', name: 'gone', description: '', mode: 0, sites: [siteRequest('plc.test', { count: 2 })], start: true, wait: true })).slice!;
+    const slice = (
+      await sa.createSlice({
+        requestId: 'r-gone',
+        name: 'gone',
+        description: '',
+        mode: 0,
+        sites: [siteRequest('plc.test', { count: 2 })],
+        start: true,
+        wait: true,
+      })
+    ).slice!;
     const site = fed.sites[0]!;
     const agg = site.aggClient(fed.home.sa);
     const chain = await site.saChain({ sa: fed.home.sa });
@@ -426,7 +634,12 @@ describe('slice authority across sites', () => {
     await new Promise((r) => setTimeout(r, 200));
     expect((await sa.deleteSlice({ sliceUrn: slice.urn })).slice?.state).toBe(SliceState.SLICE_STATE_DELETED);
     await watch;
-    expect(watched.filter((e) => e.message === 'deleted').map((e) => e.sliverUrn).sort()).toEqual(slice.slivers.map((x) => x.urn).sort());
+    expect(
+      watched
+        .filter((e) => e.message === 'deleted')
+        .map((e) => e.sliverUrn)
+        .sort(),
+    ).toEqual(slice.slivers.map((x) => x.urn).sort());
 
     // UpdateRevocations at the site: a list that is not a signed list, or is not the caller's own, is refused.
     const garbage = await agg.updateRevocations({ signedList: 'not a list' }, { chain }).catch((e: unknown) => e);
@@ -458,10 +671,18 @@ describe('slice authority across sites', () => {
     const follow = (async () => {
       for await (const e of sa.watchSlice({ sliceUrn: res.slice!.urn, afterSequence: 0, follow: true })) followed.push(e);
     })();
-    await until(async () => (await sa.getSlice({ sliceUrn: res.slice!.urn })).slice?.state === SliceState.SLICE_STATE_EXPIRED, 15_000, 'slice EXPIRED');
+    await until(
+      async () => (await sa.getSlice({ sliceUrn: res.slice!.urn })).slice?.state === SliceState.SLICE_STATE_EXPIRED,
+      15_000,
+      'slice EXPIRED',
+    );
     await follow;
     expect(followed[followed.length - 1]?.state).toBe(SliceState.SLICE_STATE_EXPIRED);
     expect(followed.filter((e) => e.message === 'deleted').map((e) => e.nodeUrn)).toHaveLength(2);
-    await until(async () => (await fed.sliversOnNodes()).filter(([, sl]) => sl === res.slice?.urn).length === 0, 10_000, 'slivers gone from the nodes');
+    await until(
+      async () => (await fed.sliversOnNodes()).filter(([, sl]) => sl === res.slice?.urn).length === 0,
+      10_000,
+      'slivers gone from the nodes',
+    );
   });
 });

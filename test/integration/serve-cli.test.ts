@@ -35,7 +35,15 @@ beforeAll(async () => {
   writeFileSync(join(dir, 'ca.pem'), pki.caPem);
   writeFileSync(join(dir, 'ma-cert.pem'), ma.certPem);
   writeFileSync(join(dir, 'ma-key.pem'), ma.keyPem, { mode: 0o600 });
-  const bundle = await parseTrustBundle({ v: 1, domain: 'plc.test', serial: 5, issued_at: '2026-01-01T00:00:00Z', ca_certs: [pki.caPem], authorities: [], revocation_version: 0 });
+  const bundle = await parseTrustBundle({
+    v: 1,
+    domain: 'plc.test',
+    serial: 5,
+    issued_at: '2026-01-01T00:00:00Z',
+    ca_certs: [pki.caPem],
+    authorities: [],
+    revocation_version: 0,
+  });
   writeFileSync(join(dir, 'bundle.json'), serializeTrustBundle(bundle));
   fingerprint = bundleFingerprint(bundle);
   client = { ca: pki.caPem, cert: sp.certPem, key: sp.keyPem };
@@ -53,7 +61,10 @@ describe('fedlab serve', () => {
     try {
       const port = Number(String(line.address).split(':').pop());
       expect(port).toBeGreaterThan(0);
-      const c = createClient(FederationService, { address: `localhost:${port}`, tls: { caCerts: client.ca, cert: client.cert, key: client.key } });
+      const c = createClient(FederationService, {
+        address: `localhost:${port}`,
+        tls: { caCerts: client.ca, cert: client.cert, key: client.key },
+      });
       try {
         const res = await c.getBundle({ domain: '' });
         expect(res.fingerprint).toBe(fingerprint);
@@ -72,11 +83,20 @@ describe('fedlab serve', () => {
     ['an unknown key', config({ colour: 'blue' }), /unknown key "colour"/],
     ['a bad port', config({ listen: { host: '127.0.0.1', port: -1 } }), /listen\.port/],
     ['another role', config({ role: 'sa' }), /for role sa, not ma/],
-    ['a missing certificate file', config({ tls: { ca: 'ca.pem', cert: 'nope.pem', key: 'ma-key.pem' } }), /tls\.cert: cannot read .*ENOENT/],
-    ['a bundle of another domain', config({ urn: 'urn:fedlab:other.test:authority:ma' }), /for domain plc\.test, but this service is in other\.test/],
+    [
+      'a missing certificate file',
+      config({ tls: { ca: 'ca.pem', cert: 'nope.pem', key: 'ma-key.pem' } }),
+      /tls\.cert: cannot read .*ENOENT/,
+    ],
+    [
+      'a bundle of another domain',
+      config({ urn: 'urn:fedlab:other.test:authority:ma' }),
+      /for domain plc\.test, but this service is in other\.test/,
+    ],
   ])('refuses %s with exit 2 and writes nothing', async (_what, value, message) => {
     const sub = mkdtempSync(join(dir, 'bad-'));
-    for (const f of ['ca.pem', 'ma-cert.pem', 'ma-key.pem', 'bundle.json']) writeFileSync(join(sub, f), (await import('node:fs')).readFileSync(join(dir, f)));
+    for (const f of ['ca.pem', 'ma-cert.pem', 'ma-key.pem', 'bundle.json'])
+      writeFileSync(join(sub, f), (await import('node:fs')).readFileSync(join(dir, f)));
     const file = join(sub, 'ma.json');
     writeFileSync(file, JSON.stringify(value));
     const res = await runCli(['serve', 'ma', '--config', file]);
@@ -86,7 +106,11 @@ describe('fedlab serve', () => {
   });
 
   it.each([
-    ['its API port', (port: number) => config({ listen: { host: '127.0.0.1', port } }), /listen: cannot listen on 127\.0\.0\.1:(\d+): the port is in use/],
+    [
+      'its API port',
+      (port: number) => config({ listen: { host: '127.0.0.1', port } }),
+      /listen: cannot listen on 127\.0\.0\.1:(\d+): the port is in use/,
+    ],
     [
       'its enrolment port',
       (port: number) => config({ enrolment: { listen: { host: '127.0.0.1', port }, ca_dir: pki.caDir } }),

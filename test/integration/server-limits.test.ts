@@ -75,14 +75,20 @@ afterAll(async () => {
 });
 
 function rawClient(): Client {
-  return new Client(`localhost:${server.port}`, grpcCredentials.createSsl(Buffer.from(clientTls.caCerts), Buffer.from(clientTls.key), Buffer.from(clientTls.cert)));
+  return new Client(
+    `localhost:${server.port}`,
+    grpcCredentials.createSsl(Buffer.from(clientTls.caCerts), Buffer.from(clientTls.key), Buffer.from(clientTls.cert)),
+  );
 }
 
 describe('bounded servers', () => {
   it('refuses a request over the size limit with RESOURCE_EXHAUSTED naming the limit', async () => {
     const client = createClient(FederationService, { address: `localhost:${server.port}`, tls: clientTls });
     try {
-      await expect(client.getBundle({ domain: 'a'.repeat(100 * 1024) })).rejects.toMatchObject({ code: Status.RESOURCE_EXHAUSTED, details: expect.stringMatching(/more than the 65536 bytes/) });
+      await expect(client.getBundle({ domain: 'a'.repeat(100 * 1024) })).rejects.toMatchObject({
+        code: Status.RESOURCE_EXHAUSTED,
+        details: expect.stringMatching(/more than the 65536 bytes/),
+      });
       expect((await client.getBundle({ domain: 'ok.test' })).domain).toBe('ok.test');
     } finally {
       client.close();
@@ -94,7 +100,13 @@ describe('bounded servers', () => {
     try {
       for (const bytes of [Buffer.from([0xff, 0xff, 0xff, 0xff]), Buffer.from([0x0a, 0x7f, 0x41])]) {
         const err = await new Promise<ServiceError>((resolve) => {
-          raw.makeUnaryRequest(FederationService.getBundle.path, (b: Buffer) => b, (b: Buffer) => b, bytes, (e) => resolve(e as ServiceError));
+          raw.makeUnaryRequest(
+            FederationService.getBundle.path,
+            (b: Buffer) => b,
+            (b: Buffer) => b,
+            bytes,
+            (e) => resolve(e as ServiceError),
+          );
         });
         expect(err.code).toBe(Status.INVALID_ARGUMENT);
         expect(err.details).toMatch(/not a valid GetBundle request message/);
@@ -114,7 +126,9 @@ describe('bounded servers', () => {
   });
 
   it('caps open streams per caller and frees the slot when one closes', async () => {
-    const clients = [0, 1, 2].map(() => createClient(SliceAuthorityService, { address: `localhost:${server.port}`, tls: clientTls, deadlineMs: 20_000 }));
+    const clients = [0, 1, 2].map(() =>
+      createClient(SliceAuthorityService, { address: `localhost:${server.port}`, tls: clientTls, deadlineMs: 20_000 }),
+    );
     const controllers = [0, 1].map(() => new AbortController());
     try {
       const open = controllers.map((ac, i) => (clients[i] as (typeof clients)[0]).watchSlice(WATCH, { signal: ac.signal }));
@@ -123,7 +137,10 @@ describe('bounded servers', () => {
       for (const stream of open) await stream[Symbol.asyncIterator]().next();
       expect(watching).toBe(2);
       const third = (clients[2] as (typeof clients)[0]).watchSlice(WATCH);
-      await expect(third[Symbol.asyncIterator]().next()).rejects.toMatchObject({ code: Status.RESOURCE_EXHAUSTED, details: expect.stringMatching(/2 per caller/) });
+      await expect(third[Symbol.asyncIterator]().next()).rejects.toMatchObject({
+        code: Status.RESOURCE_EXHAUSTED,
+        details: expect.stringMatching(/2 per caller/),
+      });
       controllers[0]?.abort();
       await waitFor(() => watching === 1, 5_000, 'the cancelled stream to end');
       const again = (clients[2] as (typeof clients)[0]).watchSlice(WATCH, { signal: controllers[1]?.signal });

@@ -10,7 +10,12 @@ import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { SliceMode } from '../../services/generated/fedlab/v1/common.js';
 import { SliverAction } from '../../services/generated/fedlab/v1/node_manager.js';
-import { DeploymentState, ServiceState, type Deployment, type DeployResponse } from '../../services/generated/fedlab/v1/service_provider.js';
+import {
+  DeploymentState,
+  ServiceState,
+  type Deployment,
+  type DeployResponse,
+} from '../../services/generated/fedlab/v1/service_provider.js';
 import { SliceState } from '../../services/generated/fedlab/v1/slice_authority.js';
 import { runCli } from '../helpers/cli.js';
 import { disposeParties, until } from './ma-harness.js';
@@ -53,7 +58,13 @@ describe('service provider', () => {
   let web: Deployment;
 
   beforeAll(async () => {
-    fed = await startSpFederation({ sites: [{ domain: A, nodes: 2 }, { domain: B, nodes: 1, style: 'protogeni' }], child: true });
+    fed = await startSpFederation({
+      sites: [
+        { domain: A, nodes: 2 },
+        { domain: B, nodes: 1, style: 'protogeni' },
+      ],
+      child: true,
+    });
   }, 180_000);
 
   afterAll(async () => {
@@ -64,7 +75,8 @@ describe('service provider', () => {
   const get = async (name: string) => (await fed.spClient().getDeployment({ name })).deployment as Deployment;
 
   it('registers with every site, accepting its terms with a signed statement', async () => {
-    for (const s of fed.sites) await until(() => s.ma?.providers.isRegistered(fed.home.sp.urn) ?? false, 15_000, `registered at ${s.parties.domain}`);
+    for (const s of fed.sites)
+      await until(() => s.ma?.providers.isRegistered(fed.home.sp.urn) ?? false, 15_000, `registered at ${s.parties.domain}`);
   }, 30_000);
 
   it('deploys across two sites through the slice authority and runs the service in every sliver', async () => {
@@ -78,7 +90,10 @@ describe('service provider', () => {
         mode: SliceMode.SLICE_MODE_ALL_OR_NOTHING,
         sites: [site(A, 2), site(B, 1)],
         expiresAt: undefined,
-        steps: [step('setup', ['sh', '-c', 'echo setup done'], false), step('serve', ['sh', '-c', `echo "hello $GREETING"; exec sleep ${SLEEP}`], true, { GREETING: 'world' })],
+        steps: [
+          step('setup', ['sh', '-c', 'echo setup done'], false),
+          step('serve', ['sh', '-c', `echo "hello $GREETING"; exec sleep ${SLEEP}`], true, { GREETING: 'world' }),
+        ],
       },
     };
     const events = await collect(fed.spClient().deploy(webReq));
@@ -91,7 +106,14 @@ describe('service provider', () => {
     expect(web.targets.map((t) => t.site).sort()).toEqual([A, A, B].sort());
     // Per-sliver progress was streamed.
     expect(new Set(events.filter((e) => e.sliverUrn).map((e) => e.sliverUrn)).size).toBe(3);
-    await until(async () => (await get('web')).targets.every((t) => t.serviceState === ServiceState.SERVICE_STATE_RUNNING && t.lastOutput.includes('hello world')), 15_000, 'hello world on every sliver');
+    await until(
+      async () =>
+        (await get('web')).targets.every(
+          (t) => t.serviceState === ServiceState.SERVICE_STATE_RUNNING && t.lastOutput.includes('hello world'),
+        ),
+      15_000,
+      'hello world on every sliver',
+    );
     expect(running()).toBe(3);
     const now = await get('web');
     for (const t of now.targets) {
@@ -128,7 +150,11 @@ describe('service provider', () => {
       }),
     );
     expect(events[events.length - 1]?.deployment?.targets.length).toBe(1);
-    const delaysOf = (lines: readonly string[]) => lines.map((l) => /restarting in (\d+) ms/.exec(l)?.[1]).filter(Boolean).map(Number);
+    const delaysOf = (lines: readonly string[]) =>
+      lines
+        .map((l) => /restarting in (\d+) ms/.exec(l)?.[1])
+        .filter(Boolean)
+        .map(Number);
     // (Output reaches the record a little after the restart count.)
     await until(async () => delaysOf((await get('flaky')).targets[0]?.lastOutput ?? []).length >= 4, 20_000, 'four restarts');
     const t = (await get('flaky')).targets[0];
@@ -142,17 +168,38 @@ describe('service provider', () => {
     const sp = fed.spClient();
     const member = fed.member;
     await sp.addMember({ requestId: 'bob-1', memberUrn: member.urn, certificatePem: member.certPem, displayName: 'Bob' });
-    const res = await sp.delegateToMember({ requestId: 'bob-web', memberUrn: member.urn, sliceUrn: web.sliceUrn, privileges: [], targets: [], limits: undefined, ttlS: 3600, maxDelegations: 0 });
+    const res = await sp.delegateToMember({
+      requestId: 'bob-web',
+      memberUrn: member.urn,
+      sliceUrn: web.sliceUrn,
+      privileges: [],
+      targets: [],
+      limits: undefined,
+      ttlS: 3600,
+      maxDelegations: 0,
+    });
     expect(res.chain).toHaveLength(2);
     // The same request id returns the same chain.
-    const again = await sp.delegateToMember({ requestId: 'bob-web', memberUrn: member.urn, sliceUrn: web.sliceUrn, privileges: [], targets: [], limits: undefined, ttlS: 3600, maxDelegations: 0 });
+    const again = await sp.delegateToMember({
+      requestId: 'bob-web',
+      memberUrn: member.urn,
+      sliceUrn: web.sliceUrn,
+      privileges: [],
+      targets: [],
+      limits: undefined,
+      ttlS: 3600,
+      maxDelegations: 0,
+    });
     expect(again.jti).toBe(res.jti);
 
     const target = web.targets.find((t) => t.site === B) as Deployment['targets'][number];
     const nm = fed.nodeClient(target.nodeEndpoint, target.nodeUrn, member);
     let out = '';
     let exit: unknown;
-    for await (const m of nm.exec({ sliverUrn: target.sliverUrn, argv: ['sh', '-c', 'echo member was here'], env: {}, timeoutMs: 5000 }, { chain: res.chain })) {
+    for await (const m of nm.exec(
+      { sliverUrn: target.sliverUrn, argv: ['sh', '-c', 'echo member was here'], env: {}, timeoutMs: 5000 },
+      { chain: res.chain },
+    )) {
       if (m.chunk?.$case === 'stdout') out += m.chunk.stdout.toString();
       if (m.chunk?.$case === 'exit') exit = m.chunk.exit.status;
     }
@@ -164,7 +211,9 @@ describe('service provider', () => {
     expect(sliver.sliver?.urn).toBe(target.sliverUrn);
 
     // Beyond its privileges: PERMISSION_DENIED naming the rule.
-    const stop = await rejection(nm.controlSliver({ sliverUrn: target.sliverUrn, action: SliverAction.SLIVER_ACTION_STOP }, { chain: res.chain }));
+    const stop = await rejection(
+      nm.controlSliver({ sliverUrn: target.sliverUrn, action: SliverAction.SLIVER_ACTION_STOP }, { chain: res.chain }),
+    );
     expect(stop.code).toBe(status.PERMISSION_DENIED);
     expect(stop.rule).toBe('grant-privilege');
     const del = await rejection(fed.spClient(member).deleteDeployment({ name: 'web', keepSlice: false }));
@@ -172,25 +221,78 @@ describe('service provider', () => {
     // The member may read the provider's deployments (a reader), not change them.
     expect((await fed.spClient(member).getDeployment({ name: 'web' })).deployment?.name).toBe('web');
     // Widenings are refused by the credentials library, naming the rule.
-    const wider = await rejection(sp.delegateToMember({ requestId: 'bob-wide', memberUrn: member.urn, sliceUrn: web.sliceUrn, privileges: ['sliver.delete'], targets: [], limits: undefined, ttlS: 0, maxDelegations: 0 }));
+    const wider = await rejection(
+      sp.delegateToMember({
+        requestId: 'bob-wide',
+        memberUrn: member.urn,
+        sliceUrn: web.sliceUrn,
+        privileges: ['sliver.delete'],
+        targets: [],
+        limits: undefined,
+        ttlS: 0,
+        maxDelegations: 0,
+      }),
+    );
     expect(wider.code).toBe(status.PERMISSION_DENIED);
     expect(wider.details).toMatch(/rule priv/);
-    const deeper = await rejection(sp.delegateToMember({ requestId: 'bob-deep', memberUrn: member.urn, sliceUrn: web.sliceUrn, privileges: [], targets: [], limits: undefined, ttlS: 0, maxDelegations: 1 }));
+    const deeper = await rejection(
+      sp.delegateToMember({
+        requestId: 'bob-deep',
+        memberUrn: member.urn,
+        sliceUrn: web.sliceUrn,
+        privileges: [],
+        targets: [],
+        limits: undefined,
+        ttlS: 0,
+        maxDelegations: 1,
+      }),
+    );
     expect(deeper.code).toBe(status.PERMISSION_DENIED);
     expect(deeper.details).toMatch(/rule dlg/);
-    const stranger = await rejection(sp.delegateToMember({ requestId: 'x-1', memberUrn: `urn:fedlab:${A}:user:nobody`, sliceUrn: web.sliceUrn, privileges: [], targets: [], limits: undefined, ttlS: 0, maxDelegations: 0 }));
+    const stranger = await rejection(
+      sp.delegateToMember({
+        requestId: 'x-1',
+        memberUrn: `urn:fedlab:${A}:user:nobody`,
+        sliceUrn: web.sliceUrn,
+        privileges: [],
+        targets: [],
+        limits: undefined,
+        ttlS: 0,
+        maxDelegations: 0,
+      }),
+    );
     expect(stranger.code).toBe(status.NOT_FOUND);
 
     // The same through the CLI: exec exits with the command's code; logs prints the service's output.
     const chainFile = join(fed.dir, 'bob.chain');
     writeFileSync(chainFile, `${res.chain.join('\n')}\n`);
     const tlsFlags = ['--cert', member.certPath, '--key', member.keyPath, '--ca', fed.caFile];
-    const ex = await runCli(['sliver', 'exec', '--node', target.nodeEndpoint, '--sliver', target.sliverUrn, '--chain', chainFile, ...tlsFlags, '--', 'sh', '-c', 'echo out; echo err >&2; exit 7'], { timeoutMs: 30_000 });
+    const ex = await runCli(
+      [
+        'sliver',
+        'exec',
+        '--node',
+        target.nodeEndpoint,
+        '--sliver',
+        target.sliverUrn,
+        '--chain',
+        chainFile,
+        ...tlsFlags,
+        '--',
+        'sh',
+        '-c',
+        'echo out; echo err >&2; exit 7',
+      ],
+      { timeoutMs: 30_000 },
+    );
     expect(ex.stdout).toBe('out\n');
     // (Node may warn about TLS server names that are IP addresses; that is not the command's output.)
     expect(ex.stderr.replace(/^.*(DeprecationWarning|--trace-deprecation).*\n/gm, '')).toBe('err\n');
     expect(ex.code).toBe(7);
-    const lg = await runCli(['sliver', 'logs', '--node', target.nodeEndpoint, '--sliver', target.sliverUrn, '--chain', chainFile, ...tlsFlags, '--lines', '50'], { timeoutMs: 30_000 });
+    const lg = await runCli(
+      ['sliver', 'logs', '--node', target.nodeEndpoint, '--sliver', target.sliverUrn, '--chain', chainFile, ...tlsFlags, '--lines', '50'],
+      { timeoutMs: 30_000 },
+    );
     expect(lg.code, lg.stderr).toBe(0);
     expect(lg.stdout).toContain('hello world');
   }, 90_000);
@@ -206,7 +308,11 @@ describe('service provider', () => {
     await until(
       async () => {
         const d = await get('web');
-        return d.targets.every((t) => t.serviceState === ServiceState.SERVICE_STATE_RUNNING && hellos(t) > hellos(webBefore.targets.find((x) => x.sliverUrn === t.sliverUrn) as never));
+        return d.targets.every(
+          (t) =>
+            t.serviceState === ServiceState.SERVICE_STATE_RUNNING &&
+            hellos(t) > hellos(webBefore.targets.find((x) => x.sliverUrn === t.sliverUrn) as never),
+        );
       },
       20_000,
       'web resumed',
@@ -241,7 +347,9 @@ describe('service provider', () => {
     await fed.kill9Sp();
     await fed.startSp();
     await until(async () => (await get('mid')).state === DeploymentState.DEPLOYMENT_STATE_READY, 30_000, 'mid READY after the restart');
-    const slices = (await fed.saClient().listSlices({ pageSize: 0, pageToken: '', state: SliceState.SLICE_STATE_UNSPECIFIED })).slices.filter((x) => x.urn.endsWith(':slice:mid'));
+    const slices = (
+      await fed.saClient().listSlices({ pageSize: 0, pageToken: '', state: SliceState.SLICE_STATE_UNSPECIFIED })
+    ).slices.filter((x) => x.urn.endsWith(':slice:mid'));
     expect(slices).toHaveLength(1);
     expect(slices[0]?.requestId).toBe('deploy.mid-1');
     await fed.spClient().deleteDeployment({ name: 'mid', keepSlice: false });
@@ -258,7 +366,11 @@ describe('service provider', () => {
     await until(() => running() === 0, 10_000, 'no service process left');
     const again = await sp.deleteDeployment({ name: 'web', keepSlice: false });
     expect(again.deployment?.state).toBe(DeploymentState.DEPLOYMENT_STATE_DELETED);
-    expect((await sp.listDeployments({ pageSize: 0, pageToken: '', state: DeploymentState.DEPLOYMENT_STATE_UNSPECIFIED })).deployments.map((x) => x.name)).toEqual(['flaky']);
+    expect(
+      (await sp.listDeployments({ pageSize: 0, pageToken: '', state: DeploymentState.DEPLOYMENT_STATE_UNSPECIFIED })).deployments.map(
+        (x) => x.name,
+      ),
+    ).toEqual(['flaky']);
     await sp.deleteDeployment({ name: 'flaky', keepSlice: false });
     await until(async () => (await fed.sliversOnNodes()).length === 0, 15_000, 'no sliver left');
     const missing = await rejection(sp.deleteDeployment({ name: 'nothing', keepSlice: false }));
@@ -267,16 +379,38 @@ describe('service provider', () => {
 
   it('fedlab deploy shows per-sliver progress and exits 0 when ready; deployment show and delete', async () => {
     const tlsFlags = ['--cert', fed.spAdmin.certPath, '--key', fed.spAdmin.keyPath, '--ca', fed.caFile, '--sp-urn', fed.home.sp.urn];
-    const dep = await runCli(['deploy', '--sp', fed.spAddress(), ...tlsFlags, '--name', 'cli-app', '--site', `${A}=1`, '--site', `${B}=1`, '--env', 'WHO=cli', '--', 'sh', '-c', 'echo "up $WHO"; exec sleep 600'], {
-      timeoutMs: 60_000,
-    });
+    const dep = await runCli(
+      [
+        'deploy',
+        '--sp',
+        fed.spAddress(),
+        ...tlsFlags,
+        '--name',
+        'cli-app',
+        '--site',
+        `${A}=1`,
+        '--site',
+        `${B}=1`,
+        '--env',
+        'WHO=cli',
+        '--',
+        'sh',
+        '-c',
+        'echo "up $WHO"; exec sleep 600',
+      ],
+      {
+        timeoutMs: 60_000,
+      },
+    );
     expect(dep.code, dep.stderr).toBe(0);
     expect(dep.stdout).toMatch(/READY/);
     expect(dep.stdout).toMatch(/SITE\s+SLIVER/);
     const show = await runCli(['deployment', 'show', 'cli-app', '--sp', fed.spAddress(), ...tlsFlags, '--json'], { timeoutMs: 30_000 });
     expect(show.code, show.stderr).toBe(0);
     expect((JSON.parse(show.stdout) as { targets: unknown[] }).targets).toHaveLength(2);
-    const bad = await runCli(['deploy', '--sp', fed.spAddress(), ...tlsFlags, '--name', 'Bad Name', '--site', A, '--', 'true'], { timeoutMs: 30_000 });
+    const bad = await runCli(['deploy', '--sp', fed.spAddress(), ...tlsFlags, '--name', 'Bad Name', '--site', A, '--', 'true'], {
+      timeoutMs: 30_000,
+    });
     expect(bad.code).toBe(2);
     const del = await runCli(['deployment', 'delete', 'cli-app', '--sp', fed.spAddress(), ...tlsFlags], { timeoutMs: 60_000 });
     expect(del.code, del.stderr).toBe(0);

@@ -28,7 +28,12 @@ describe('service provider faults', () => {
   let fed: SpFederation;
 
   beforeAll(async () => {
-    fed = await startSpFederation({ sites: [{ domain: A, nodes: 1 }, { domain: B, nodes: 1 }] });
+    fed = await startSpFederation({
+      sites: [
+        { domain: A, nodes: 1 },
+        { domain: B, nodes: 1 },
+      ],
+    });
   }, 120_000);
 
   afterAll(async () => {
@@ -57,14 +62,21 @@ describe('service provider faults', () => {
     expect(res.deployment?.state).toBe(DeploymentState.DEPLOYMENT_STATE_DELETING);
     expect(res.deployment?.error).toMatch(/deleting slice urn:fedlab:plc\.test:slice:late/);
     await fed.startSa();
-    await until(async () => (await fed.spClient().getDeployment({ name: 'late' })).deployment?.state === DeploymentState.DEPLOYMENT_STATE_DELETED, 30_000, 'deleted');
+    await until(
+      async () => (await fed.spClient().getDeployment({ name: 'late' })).deployment?.state === DeploymentState.DEPLOYMENT_STATE_DELETED,
+      30_000,
+      'deleted',
+    );
     await until(async () => (await fed.sliversOnNodes()).length === 0, 15_000, 'no sliver left');
   }, 60_000);
 
   it('ends PARTIAL, naming the site, when a best-effort slice gets only some sites', async () => {
     const events: DeployResponse[] = [];
     // pg.test has one node: asking for three there cannot be met; plc.test can.
-    for await (const e of fed.spClient().deploy({ requestId: 'half-1', name: 'half', spec: spec([site(A, 1), site(B, 3)], SliceMode.SLICE_MODE_BEST_EFFORT) })) events.push(e);
+    for await (const e of fed
+      .spClient()
+      .deploy({ requestId: 'half-1', name: 'half', spec: spec([site(A, 1), site(B, 3)], SliceMode.SLICE_MODE_BEST_EFFORT) }))
+      events.push(e);
     const last = events.at(-1)?.deployment;
     expect(last?.state, last?.error).toBe(DeploymentState.DEPLOYMENT_STATE_PARTIAL);
     expect(last?.error).toMatch(/^pg\.test: /);

@@ -108,9 +108,12 @@ export async function startSpFederation(options: SpFederationOptions): Promise<S
       child: undefined,
       spAddress: () => spAddress,
       tls,
-      spClient: (who = spAdmin) => base.track(createClient(ServiceProviderService, { address: spAddress, tls: tls(who), serverUrn: home.sp.urn, deadlineMs: 60_000 })),
-      saClient: (who = home.sp) => base.track(createClient(SliceAuthorityService, { address: saAddress, tls: tls(who), serverUrn: home.sa.urn, deadlineMs: 30_000 })),
-      nodeClient: (endpoint, nodeUrn, who) => base.track(createClient(NodeManagerService, { address: endpoint, tls: tls(who), serverUrn: nodeUrn, deadlineMs: 15_000 })),
+      spClient: (who = spAdmin) =>
+        base.track(createClient(ServiceProviderService, { address: spAddress, tls: tls(who), serverUrn: home.sp.urn, deadlineMs: 60_000 })),
+      saClient: (who = home.sp) =>
+        base.track(createClient(SliceAuthorityService, { address: saAddress, tls: tls(who), serverUrn: home.sa.urn, deadlineMs: 30_000 })),
+      nodeClient: (endpoint, nodeUrn, who) =>
+        base.track(createClient(NodeManagerService, { address: endpoint, tls: tls(who), serverUrn: nodeUrn, deadlineMs: 15_000 })),
       sliversOnNodes: () => base.sliversOnNodes(),
       startSp: async () => {
         if (options.child) {

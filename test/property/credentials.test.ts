@@ -4,7 +4,16 @@
 // objects, not by the URN pattern code the verifier uses. Cached and uncached verification always agree.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ChainCache, CredentialDeniedError, CredentialInvalidError, NO_REVOCATIONS, PRIVILEGES, TrustStore, verifyChain, type Grant } from '../../services/core/credentials/index.js';
+import {
+  ChainCache,
+  CredentialDeniedError,
+  CredentialInvalidError,
+  NO_REVOCATIONS,
+  PRIVILEGES,
+  TrustStore,
+  verifyChain,
+  type Grant,
+} from '../../services/core/credentials/index.js';
 import { NOW, T0, fakeBundle, forgeLink, principal, type Principal } from '../unit/credentials-fixtures.js';
 
 const LIMITS = ['slivers', 'cpu_millis', 'mem_mb', 'disk_mb', 'ttl_s'] as const;
@@ -21,7 +30,9 @@ const TARGETS = [
 ];
 // Every object the targets can name, plus a name no exact target uses ("zz"), so a wildcard is never
 // contained in an exact target.
-const OBJECTS = ['a.test', 'b.test'].flatMap((d) => ['node', 'slice'].flatMap((k) => ['n1', 'n2', 'zz'].map((n) => `urn:fedlab:${d}:${k}:${n}`)));
+const OBJECTS = ['a.test', 'b.test'].flatMap((d) =>
+  ['node', 'slice'].flatMap((k) => ['n1', 'n2', 'zz'].map((n) => `urn:fedlab:${d}:${k}:${n}`)),
+);
 
 /** The objects a target names, decided by splitting strings (independent of the URN module). */
 function cover(target: string): Set<string> {
@@ -85,7 +96,8 @@ function model(chain: Claims[]): { link: number; rule: string } | null {
     if (p.dlg < 1 || c.dlg > p.dlg - 1) return { link: k, rule: 'dlg' };
     if (!c.priv.every((x) => p.priv.includes(x))) return { link: k, rule: 'priv' };
     if (!c.tgt.every((t) => p.tgt.some((pt) => subset(cover(t), cover(pt))))) return { link: k, rule: 'tgt' };
-    if (LIMITS.some((l) => eff[l] !== undefined && c.lim[l] !== undefined && (c.lim[l] as number) > (eff[l] as number))) return { link: k, rule: 'lim' };
+    if (LIMITS.some((l) => eff[l] !== undefined && c.lim[l] !== undefined && (c.lim[l] as number) > (eff[l] as number)))
+      return { link: k, rule: 'lim' };
     if (c.exp > p.exp) return { link: k, rule: 'exp' };
     if (c.nbf < p.nbf) return { link: k, rule: 'nbf' };
     const next: Claims['lim'] = {};
@@ -96,7 +108,21 @@ function model(chain: Claims[]): { link: number; rule: string } | null {
 }
 
 /** How a child is made: a true attenuation, one possible widening of one, or anything at all. */
-const MODES = ['attenuate', 'attenuate', 'attenuate', 'attenuate', 'attenuate', 'attenuate', 'priv', 'tgt', 'lim', 'dlg', 'exp', 'nbf', 'random'] as const;
+const MODES = [
+  'attenuate',
+  'attenuate',
+  'attenuate',
+  'attenuate',
+  'attenuate',
+  'attenuate',
+  'priv',
+  'tgt',
+  'lim',
+  'dlg',
+  'exp',
+  'nbf',
+  'random',
+] as const;
 type Mode = (typeof MODES)[number];
 
 /** Applies the widening attempt `mode` (which may or may not actually widen) to an attenuation `a`. */
@@ -125,16 +151,21 @@ function mutate(mode: Mode, a: Claims, p: Claims, pLim: Claims['lim'], c: Claims
   }
 }
 
-const rootArb: fc.Arbitrary<Claims> = fc.record({
-  claims: claimsArb,
-  // Most roots stay inside the anchor's domain; some reach into another.
-  tgt: fc.oneof(
-    { weight: 9, arbitrary: fc.uniqueArray(fc.constantFrom(...TARGETS.filter((t) => t.includes(':a.test:'))), { minLength: 1, maxLength: 3 }) },
-    { weight: 1, arbitrary: fc.uniqueArray(fc.constantFrom(...TARGETS), { minLength: 1, maxLength: 3 }) },
-  ),
-  dlg: fc.integer({ min: 1, max: 7 }),
-  priv: fc.uniqueArray(fc.constantFrom(...PRIVILEGES), { minLength: 3, maxLength: 11 }),
-}).map(({ claims, tgt, dlg, priv }) => ({ ...claims, tgt, dlg, priv }));
+const rootArb: fc.Arbitrary<Claims> = fc
+  .record({
+    claims: claimsArb,
+    // Most roots stay inside the anchor's domain; some reach into another.
+    tgt: fc.oneof(
+      {
+        weight: 9,
+        arbitrary: fc.uniqueArray(fc.constantFrom(...TARGETS.filter((t) => t.includes(':a.test:'))), { minLength: 1, maxLength: 3 }),
+      },
+      { weight: 1, arbitrary: fc.uniqueArray(fc.constantFrom(...TARGETS), { minLength: 1, maxLength: 3 }) },
+    ),
+    dlg: fc.integer({ min: 1, max: 7 }),
+    priv: fc.uniqueArray(fc.constantFrom(...PRIVILEGES), { minLength: 3, maxLength: 11 }),
+  })
+  .map(({ claims, tgt, dlg, priv }) => ({ ...claims, tgt, dlg, priv }));
 
 const nodeArb = fc.record({ parent: fc.nat(), holder: fc.nat({ max: 3 }), mode: fc.constantFrom(...MODES), claims: claimsArb });
 const treeArb = fc.record({ root: rootArb, nodes: fc.array(nodeArb, { minLength: 1, maxLength: 12 }) });
@@ -153,7 +184,9 @@ interface Built {
 /** Builds every root-to-node chain of a tree, signed link by link by the parent's holder. */
 function build(tree: { root: Claims; nodes: { parent: number; holder: number; mode: Mode; claims: Claims }[] }): Built[] {
   const rootHolder = people[0] as Principal;
-  const out: Built[] = [{ claims: [tree.root], tokens: [forgeLink({ iss: ma, sub: rootHolder, claims: { ...tree.root } }, 0)], holder: rootHolder }];
+  const out: Built[] = [
+    { claims: [tree.root], tokens: [forgeLink({ iss: ma, sub: rootHolder, claims: { ...tree.root } }, 0)], holder: rootHolder },
+  ];
   const lims: Claims['lim'][] = [{ ...tree.root.lim }];
   tree.nodes.forEach((n, i) => {
     // Parents are mostly the latest nodes, so trees grow deep as well as wide.
@@ -162,20 +195,40 @@ function build(tree: { root: Claims; nodes: { parent: number; holder: number; mo
     const pc = parent.claims[parent.claims.length - 1] as Claims;
     const c = mutate(n.mode, attenuate(pc, lims[pi] as Claims['lim'], n.claims), pc, lims[pi] as Claims['lim'], n.claims);
     const holder = people[n.holder] as Principal;
-    const token = forgeLink({ iss: parent.holder, sub: holder, claims: { ...c } }, parent.tokens.length, parent.tokens[parent.tokens.length - 1]);
+    const token = forgeLink(
+      { iss: parent.holder, sub: holder, claims: { ...c } },
+      parent.tokens.length,
+      parent.tokens[parent.tokens.length - 1],
+    );
     const eff: Claims['lim'] = {};
-    for (const l of LIMITS) if ((c.lim[l] ?? (lims[pi] as Claims['lim'])[l]) !== undefined) eff[l] = (c.lim[l] ?? (lims[pi] as Claims['lim'])[l]) as number;
+    for (const l of LIMITS)
+      if ((c.lim[l] ?? (lims[pi] as Claims['lim'])[l]) !== undefined) eff[l] = (c.lim[l] ?? (lims[pi] as Claims['lim'])[l]) as number;
     lims.push(eff);
     out.push({ claims: [...parent.claims, c], tokens: [...parent.tokens, token], holder });
   });
   return out;
 }
 
-function run(b: Built, cache: ChainCache | null, privilege: (typeof PRIVILEGES)[number] | null = null, object: string | null = null): Grant | { link: number; rule: string; denied: boolean } {
+function run(
+  b: Built,
+  cache: ChainCache | null,
+  privilege: (typeof PRIVILEGES)[number] | null = null,
+  object: string | null = null,
+): Grant | { link: number; rule: string; denied: boolean } {
   try {
-    return verifyChain({ chain: b.tokens, trust, holder: { urn: b.holder.urn, thumbprint: b.holder.kid }, privilege, object, now: NOW, revocations: NO_REVOCATIONS, cache });
+    return verifyChain({
+      chain: b.tokens,
+      trust,
+      holder: { urn: b.holder.urn, thumbprint: b.holder.kid },
+      privilege,
+      object,
+      now: NOW,
+      revocations: NO_REVOCATIONS,
+      cache,
+    });
   } catch (err) {
-    if (err instanceof CredentialInvalidError || err instanceof CredentialDeniedError) return { link: err.link, rule: err.rule, denied: err instanceof CredentialDeniedError };
+    if (err instanceof CredentialInvalidError || err instanceof CredentialDeniedError)
+      return { link: err.link, rule: err.rule, denied: err instanceof CredentialDeniedError };
     throw err;
   }
 }
@@ -217,7 +270,12 @@ describe('random delegation trees', () => {
           const got = run(b, null, privilege, object);
           const allowed = leaf.priv.includes(privilege) && leaf.tgt.some((t) => cover(t).has(object));
           if (allowed) expect('privileges' in got).toBe(true);
-          else expect(got).toMatchObject({ link: b.tokens.length - 1, denied: true, rule: leaf.priv.includes(privilege) ? 'grant-object' : 'grant-privilege' });
+          else
+            expect(got).toMatchObject({
+              link: b.tokens.length - 1,
+              denied: true,
+              rule: leaf.priv.includes(privilege) ? 'grant-object' : 'grant-privilege',
+            });
         }
       }),
       { numRuns: 100 },

@@ -32,11 +32,14 @@ interface Handshake {
 async function handshake(server: TestIdentity, client: TestIdentity, serverCa: string, clientCa: string): Promise<Handshake> {
   let seen: string | undefined;
   let serverError: string | undefined;
-  const srv = createServer({ key: server.keyPem, cert: server.certPem, ca: serverCa, requestCert: true, rejectUnauthorized: true }, (sock: TLSSocket) => {
-    const peer = sock.getPeerX509Certificate();
-    seen = peer ? (peer.subjectAltName ?? '') : undefined;
-    sock.end('hi');
-  });
+  const srv = createServer(
+    { key: server.keyPem, cert: server.certPem, ca: serverCa, requestCert: true, rejectUnauthorized: true },
+    (sock: TLSSocket) => {
+      const peer = sock.getPeerX509Certificate();
+      seen = peer ? (peer.subjectAltName ?? '') : undefined;
+      sock.end('hi');
+    },
+  );
   srv.on('tlsClientError', (e) => {
     serverError = e.message;
   });

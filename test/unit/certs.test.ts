@@ -135,7 +135,10 @@ describe('issueCertificate', () => {
     const ku = cert.getExtension(x509.KeyUsagesExtension);
     expect(ku?.usages).toBe(x509.KeyUsageFlags.digitalSignature);
     expect(ku?.critical).toBe(true);
-    expect(cert.getExtension(x509.ExtendedKeyUsageExtension)?.usages).toEqual([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]);
+    expect(cert.getExtension(x509.ExtendedKeyUsageExtension)?.usages).toEqual([
+      x509.ExtendedKeyUsage.serverAuth,
+      x509.ExtendedKeyUsage.clientAuth,
+    ]);
     expect(cert.getExtension(x509.AuthorityKeyIdentifierExtension)?.keyId).toBe(ca.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId);
     expect(cert.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId).toMatch(/^[0-9a-f]{40}$/);
     const names = cert.getExtension(x509.SubjectAlternativeNameExtension)?.names.toJSON();
@@ -150,7 +153,13 @@ describe('issueCertificate', () => {
     expect(BigInt(`0x${r.serial}`) > 0n).toBe(true);
     expect(r.serial.length).toBeLessThanOrEqual(32);
     const state = await readCaState(caDir);
-    expect(state.issued.find((i) => i.serial === r.serial)).toMatchObject({ urn, kind: 'authority', alg, kid: r.kid, not_after: r.notAfter.toISOString() });
+    expect(state.issued.find((i) => i.serial === r.serial)).toMatchObject({
+      urn,
+      kind: 'authority',
+      alg,
+      kid: r.kid,
+      not_after: r.notAfter.toISOString(),
+    });
 
     // The identity the RPC layer reads from it is the URN and the key written beside it.
     const id = await identityFromCertificate(new X509Certificate(r.certPem));
@@ -182,12 +191,17 @@ describe('issueCertificate', () => {
     expect(r.kid).toBe((await describePublicKey(privateKey)).thumbprint);
     expect(r.alg).toBe('ed25519');
     // Renewal: the same key, from --out itself, needs no --force.
-    const again = await issueCertificate({ caDir: cas.p256 as string, urn: 'urn:fedlab:plc.test:node:n1', outDir: out, keyFile: join(out, 'key.pem') });
+    const again = await issueCertificate({
+      caDir: cas.p256 as string,
+      urn: 'urn:fedlab:plc.test:node:n1',
+      outDir: out,
+      keyFile: join(out, 'key.pem'),
+    });
     expect(again.kid).toBe(r.kid);
     expect(again.serial).not.toBe(r.serial);
-    await expect(issueCertificate({ caDir: cas.p256 as string, urn: 'urn:fedlab:plc.test:node:n2', outDir: fresh('leaf'), keyFile, alg: 'p256' })).rejects.toThrow(
-      /does not match the given key/,
-    );
+    await expect(
+      issueCertificate({ caDir: cas.p256 as string, urn: 'urn:fedlab:plc.test:node:n2', outDir: fresh('leaf'), keyFile, alg: 'p256' }),
+    ).rejects.toThrow(/does not match the given key/);
   });
 
   it.each([
@@ -203,7 +217,9 @@ describe('issueCertificate', () => {
     const caDir = cas.p256 as string;
     const out = fresh('leaf');
     const before = snapshotTree(caDir);
-    const err = await issueCertificate({ caDir, urn: 'urn:fedlab:plc.test:sp:acme', outDir: out, ...(bad as object) }).catch((e: unknown) => e);
+    const err = await issueCertificate({ caDir, urn: 'urn:fedlab:plc.test:sp:acme', outDir: out, ...(bad as object) }).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(InvalidArgumentError);
     expect((err as Error).message).toMatch(why);
     expect(snapshotTree(caDir)).toEqual(before);
@@ -213,7 +229,12 @@ describe('issueCertificate', () => {
   it('refuses a key file that holds no private key, without echoing it', async () => {
     const keyFile = fresh('notkey');
     writeFileSync(keyFile, 'SECRET-LOOKING-GARBAGE');
-    const err = (await issueCertificate({ caDir: cas.p256 as string, urn: 'urn:fedlab:plc.test:sp:x', outDir: fresh('leaf'), keyFile }).catch((e: unknown) => e)) as Error;
+    const err = (await issueCertificate({
+      caDir: cas.p256 as string,
+      urn: 'urn:fedlab:plc.test:sp:x',
+      outDir: fresh('leaf'),
+      keyFile,
+    }).catch((e: unknown) => e)) as Error;
     expect(err).toBeInstanceOf(InvalidArgumentError);
     expect(err.message).not.toMatch(/SECRET/);
   });
@@ -234,10 +255,14 @@ describe('issueCertificate', () => {
 
   it('refuses --out equal to the CA directory and a directory that is not a CA', async () => {
     const caDir = cas.p256 as string;
-    await expect(issueCertificate({ caDir, urn: 'urn:fedlab:plc.test:sp:acme', outDir: caDir })).rejects.toThrow(/must not be the CA directory/);
+    await expect(issueCertificate({ caDir, urn: 'urn:fedlab:plc.test:sp:acme', outDir: caDir })).rejects.toThrow(
+      /must not be the CA directory/,
+    );
     const empty = fresh('empty');
     mkdirSync(empty);
-    await expect(issueCertificate({ caDir: empty, urn: 'urn:fedlab:plc.test:sp:acme', outDir: fresh('leaf') })).rejects.toThrow(/not a usable Fedlab CA directory.*ca.json is missing/);
+    await expect(issueCertificate({ caDir: empty, urn: 'urn:fedlab:plc.test:sp:acme', outDir: fresh('leaf') })).rejects.toThrow(
+      /not a usable Fedlab CA directory.*ca.json is missing/,
+    );
   });
 
   it('refuses to use a CA whose key and certificate do not match', async () => {
@@ -253,13 +278,17 @@ describe('issueCertificate', () => {
     const caDir = fresh('ca');
     const then = new Date(Date.now() - 10 * DAY);
     await initCa({ domain: 'plc.test', outDir: caDir, days: 2, now: then });
-    await expect(issueCertificate({ caDir, urn: 'urn:fedlab:plc.test:sp:acme', outDir: fresh('leaf') })).rejects.toThrow(FailedPreconditionError);
+    await expect(issueCertificate({ caDir, urn: 'urn:fedlab:plc.test:sp:acme', outDir: fresh('leaf') })).rejects.toThrow(
+      FailedPreconditionError,
+    );
   });
 
   it('serialises concurrent issuances: every one is recorded', async () => {
     const caDir = fresh('ca');
     await initCa({ domain: 'plc.test', outDir: caDir });
-    const results = await Promise.all(Array.from({ length: 8 }, (_, i) => issueCertificate({ caDir, urn: `urn:fedlab:plc.test:node:n${i}`, outDir: fresh('leaf') })));
+    const results = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => issueCertificate({ caDir, urn: `urn:fedlab:plc.test:node:n${i}`, outDir: fresh('leaf') })),
+    );
     const state = await readCaState(caDir);
     expect(state.issued.map((r) => r.serial).sort()).toEqual(results.map((r) => r.serial).sort());
     expect(new Set(results.map((r) => r.serial)).size).toBe(8);
@@ -321,7 +350,13 @@ describe('bundles', () => {
     saCert = (await issueCertificate({ caDir, urn: 'urn:fedlab:plc.test:authority:sa', outDir: fresh('sa'), alg: 'ed25519' })).paths.cert;
     await issueCertificate({ caDir, urn: 'urn:fedlab:plc.test:sp:acme', outDir: fresh('sp') });
     // An authority whose certificate has expired no longer vouches for its key.
-    await issueCertificate({ caDir, urn: 'urn:fedlab:plc.test:authority:old', outDir: fresh('old'), days: 1, now: new Date(Date.now() - 2 * DAY) });
+    await issueCertificate({
+      caDir,
+      urn: 'urn:fedlab:plc.test:authority:old',
+      outDir: fresh('old'),
+      days: 1,
+      now: new Date(Date.now() - 2 * DAY),
+    });
   });
 
   it('holds the CA and every unexpired authority the CA recorded, and parses strictly', async () => {
@@ -401,11 +436,19 @@ describe('inspectFile', () => {
   it('describes a certificate the way openssl does', async () => {
     const caDir = fresh('ca');
     await initCa({ domain: 'plc.test', outDir: caDir, alg: 'ed25519' });
-    const r = await issueCertificate({ caDir, urn: 'urn:fedlab:plc.test:sp:acme', outDir: fresh('sp'), dns: ['localhost'], ip: ['127.0.0.1'] });
+    const r = await issueCertificate({
+      caDir,
+      urn: 'urn:fedlab:plc.test:sp:acme',
+      outDir: fresh('sp'),
+      dns: ['localhost'],
+      ip: ['127.0.0.1'],
+    });
     const report = await inspectFile(r.paths.cert);
     if (report.type !== 'certificates') throw new Error('expected certificates');
     const c = report.certificates[0];
-    const fp = spawnSync('openssl', ['x509', '-in', r.paths.cert, '-noout', '-fingerprint', '-sha256'], { encoding: 'utf8' }).stdout.trim().split('=')[1];
+    const fp = spawnSync('openssl', ['x509', '-in', r.paths.cert, '-noout', '-fingerprint', '-sha256'], { encoding: 'utf8' })
+      .stdout.trim()
+      .split('=')[1];
     expect(c).toEqual({
       type: 'certificate',
       subject: 'CN=acme',

@@ -35,9 +35,18 @@ describe('role configs', () => {
     expect(compiled.heartbeat).toEqual({ interval_ms: 200, flush_interval_ms: 1000 });
     expect(Object.isFrozen(compiled)).toBe(true);
 
-    expect(nmConfig({ ...common, urn: 'urn:fedlab:plc.test:node:n1', owner: { certificate: 'owner.pem' }, driver: 'simulated' }).content.role).toBe('nm');
+    expect(
+      nmConfig({ ...common, urn: 'urn:fedlab:plc.test:node:n1', owner: { certificate: 'owner.pem' }, driver: 'simulated' }).content.role,
+    ).toBe('nm');
     expect(saConfig({ ...common, urn: 'urn:fedlab:plc.test:authority:sa', limits: { site_deadline_ms: 5000 } }).content.role).toBe('sa');
-    expect(spConfig({ ...common, urn: 'urn:fedlab:plc.test:sp:acme', admins: ['urn:fedlab:plc.test:user:op'], slice_authority: { urn: 'urn:fedlab:plc.test:authority:sa', endpoint: 'localhost:7002' } }).content.role).toBe('sp');
+    expect(
+      spConfig({
+        ...common,
+        urn: 'urn:fedlab:plc.test:sp:acme',
+        admins: ['urn:fedlab:plc.test:user:op'],
+        slice_authority: { urn: 'urn:fedlab:plc.test:authority:sa', endpoint: 'localhost:7002' },
+      }).content.role,
+    ).toBe('sp');
   });
 
   it('refuses a bad value when the config is built, naming the field, and writes nothing', () => {
@@ -58,8 +67,15 @@ describe('role configs', () => {
         heartbeat: { intervall_ms: 200 },
       }),
     ).toThrow(/heartbeat: .*intervall_ms/);
-    // @ts-expect-error -- `log_levle` is not a config key
-    expect(() => nmConfig({ ...common, urn: 'urn:fedlab:plc.test:node:n1', owner: { certificate: 'owner.pem' }, log_levle: 'info' })).toThrow(/log_levle/);
+    const misspelt = () =>
+      nmConfig({
+        ...common,
+        urn: 'urn:fedlab:plc.test:node:n1',
+        owner: { certificate: 'owner.pem' },
+        // @ts-expect-error -- `log_levle` is not a config key
+        log_levle: 'info',
+      });
+    expect(misspelt).toThrow(/log_levle/);
   });
 });
 
@@ -71,11 +87,18 @@ describe('peering and chain files', () => {
     for (const [i, pki] of pkis.entries()) {
       const { records, errors } = await new PeerDirectory(join(pki.dir, 'peers')).list();
       expect(errors).toEqual([]);
-      const others = pkis.filter((_, j) => j !== i).map((p) => p.domain).sort();
+      const others = pkis
+        .filter((_, j) => j !== i)
+        .map((p) => p.domain)
+        .sort();
       expect(records.map((r) => r.domain).sort()).toEqual(others);
       for (const r of records) {
         const bundle = await parseTrustBundle(readFileSync(bundles[pkis.findIndex((p) => p.domain === r.domain)] as string, 'utf8'));
-        expect(r).toMatchObject({ endpoint: NO_BUNDLE_ENDPOINT, pinned_fingerprint: bundleFingerprint(bundle), fingerprint: bundleFingerprint(bundle) });
+        expect(r).toMatchObject({
+          endpoint: NO_BUNDLE_ENDPOINT,
+          pinned_fingerprint: bundleFingerprint(bundle),
+          fingerprint: bundleFingerprint(bundle),
+        });
       }
     }
     for (const p of pkis) await p.cleanup();

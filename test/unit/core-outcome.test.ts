@@ -2,7 +2,15 @@
 import { Metadata, status as Status, type ServiceError } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { FedlabError, NotFoundError, type ErrorKind } from '../../services/core/errors.js';
-import { certainlyChangedNothing, errorForCode, errorFromCall, isUnreachable, OK, outcomeOf, plainOutcome } from '../../services/core/rpc/outcome.js';
+import {
+  certainlyChangedNothing,
+  errorForCode,
+  errorFromCall,
+  isUnreachable,
+  OK,
+  outcomeOf,
+  plainOutcome,
+} from '../../services/core/rpc/outcome.js';
 import { codeForKind } from '../../services/core/rpc/status.js';
 
 function serviceError(code: Status, details: string, rule?: string): ServiceError {
@@ -15,14 +23,24 @@ const site = { name: 'site emu.test', advice: 'try again later or leave it out',
 
 describe('outcome', () => {
   it('tells a transport failure (unreachable) from an UNAVAILABLE the callee sent', () => {
-    expect(isUnreachable(serviceError(Status.UNAVAILABLE, 'No connection established. Last error: connect ECONNREFUSED 127.0.0.1:1'))).toBe(true);
+    expect(isUnreachable(serviceError(Status.UNAVAILABLE, 'No connection established. Last error: connect ECONNREFUSED 127.0.0.1:1'))).toBe(
+      true,
+    );
     expect(isUnreachable(serviceError(Status.UNAVAILABLE, 'the store is failed: disk full'))).toBe(false);
     expect(isUnreachable(serviceError(Status.NOT_FOUND, 'ECONNREFUSED'))).toBe(false);
     expect(isUnreachable(new Error('ECONNREFUSED'))).toBe(false);
   });
 
   it('knows which failures certainly changed nothing at the callee', () => {
-    for (const code of [Status.INVALID_ARGUMENT, Status.NOT_FOUND, Status.PERMISSION_DENIED, Status.RESOURCE_EXHAUSTED, Status.FAILED_PRECONDITION, Status.UNAUTHENTICATED, Status.ALREADY_EXISTS]) {
+    for (const code of [
+      Status.INVALID_ARGUMENT,
+      Status.NOT_FOUND,
+      Status.PERMISSION_DENIED,
+      Status.RESOURCE_EXHAUSTED,
+      Status.FAILED_PRECONDITION,
+      Status.UNAUTHENTICATED,
+      Status.ALREADY_EXISTS,
+    ]) {
       expect(certainlyChangedNothing(serviceError(code, 'no'))).toBe(true);
     }
     expect(certainlyChangedNothing(serviceError(Status.UNAVAILABLE, 'connect ECONNREFUSED 127.0.0.1:9'))).toBe(true);
@@ -52,7 +70,18 @@ describe('outcome', () => {
   });
 
   it('errorForCode is the inverse of codeForKind for every kind', () => {
-    const kinds: ErrorKind[] = ['invalid_argument', 'unauthenticated', 'permission_denied', 'not_found', 'already_exists', 'failed_precondition', 'resource_exhausted', 'deadline_exceeded', 'unavailable', 'aborted'];
+    const kinds: ErrorKind[] = [
+      'invalid_argument',
+      'unauthenticated',
+      'permission_denied',
+      'not_found',
+      'already_exists',
+      'failed_precondition',
+      'resource_exhausted',
+      'deadline_exceeded',
+      'unavailable',
+      'aborted',
+    ];
     for (const kind of kinds) expect(errorForCode(codeForKind(kind), 'm').kind).toBe(kind);
     // Codes without a kind of their own are a passing failure of the other side.
     expect(errorForCode(Status.INTERNAL, 'm').kind).toBe('unavailable');

@@ -14,23 +14,27 @@ describe('paging', () => {
 
   it('keeps an index sorted and pages through every key exactly once', () => {
     fc.assert(
-      fc.property(fc.uniqueArray(fc.string({ minLength: 1, maxLength: 6 }), { maxLength: 60 }), fc.integer({ min: 1, max: 7 }), (keys, size) => {
-        const index: string[] = [];
-        for (const k of keys) insertSorted(index, k);
-        insertSorted(index, keys[0] ?? 'a');
-        expect(index).toEqual([...new Set([...keys, keys[0] ?? 'a'])].sort());
-        const seen: string[] = [];
-        let token = '';
-        do {
-          const page = pageOf('t', index, token, size);
-          expect(page.keys.length).toBeLessThanOrEqual(size);
-          seen.push(...page.keys);
-          token = page.nextPageToken;
-        } while (token);
-        expect(seen).toEqual(index);
-        for (const k of keys) removeSorted(index, k);
-        expect(index.filter((k) => keys.includes(k))).toEqual([]);
-      }),
+      fc.property(
+        fc.uniqueArray(fc.string({ minLength: 1, maxLength: 6 }), { maxLength: 60 }),
+        fc.integer({ min: 1, max: 7 }),
+        (keys, size) => {
+          const index: string[] = [];
+          for (const k of keys) insertSorted(index, k);
+          insertSorted(index, keys[0] ?? 'a');
+          expect(index).toEqual([...new Set([...keys, keys[0] ?? 'a'])].sort());
+          const seen: string[] = [];
+          let token = '';
+          do {
+            const page = pageOf('t', index, token, size);
+            expect(page.keys.length).toBeLessThanOrEqual(size);
+            seen.push(...page.keys);
+            token = page.nextPageToken;
+          } while (token);
+          expect(seen).toEqual(index);
+          for (const k of keys) removeSorted(index, k);
+          expect(index.filter((k) => keys.includes(k))).toEqual([]);
+        },
+      ),
     );
     expect(firstAfter(['a', 'b', 'c'], 'b')).toBe(2);
   });

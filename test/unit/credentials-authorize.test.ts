@@ -40,7 +40,15 @@ beforeAll(async () => {
   deps = { trust, revocations: NO_REVOCATIONS, cache: null };
   spPeer = await identityFromCertificate(new X509Certificate(sp.certPem));
   otherPeer = await identityFromCertificate(new X509Certificate(other.certPem));
-  const root = await issueRoot({ key: ma.privateKey, issuer: ma.urn, subject: sa.urn, subjectKey: sa.jwk, targets: ['urn:fedlab:plc.test:node:*'], privileges: ['sliver.create', 'node.read'], dlg: 1 });
+  const root = await issueRoot({
+    key: ma.privateKey,
+    issuer: ma.urn,
+    subject: sa.urn,
+    subjectKey: sa.jwk,
+    targets: ['urn:fedlab:plc.test:node:*'],
+    privileges: ['sliver.create', 'node.read'],
+    dlg: 1,
+  });
   chain = (await delegate(root.chain, { key: sa.privateKey, subject: sp.urn, subjectKey: sp.jwk, privileges: ['sliver.create'] })).chain;
 });
 
@@ -62,15 +70,27 @@ describe('authorize', () => {
   });
 
   it('UNAUTHENTICATED when no chain was sent', () => {
-    expect(failure(() => authorize({ peer: spPeer, chain: [] }, 'sliver.create', NODE, deps))).toEqual({ code: status.UNAUTHENTICATED, link: 0, rule: 'missing' });
+    expect(failure(() => authorize({ peer: spPeer, chain: [] }, 'sliver.create', NODE, deps))).toEqual({
+      code: status.UNAUTHENTICATED,
+      link: 0,
+      rule: 'missing',
+    });
   });
 
   it("UNAUTHENTICATED when another principal presents the provider's chain", () => {
-    expect(failure(() => authorize({ peer: otherPeer, chain }, 'sliver.create', NODE, deps))).toEqual({ code: status.UNAUTHENTICATED, link: 1, rule: 'holder-key' });
+    expect(failure(() => authorize({ peer: otherPeer, chain }, 'sliver.create', NODE, deps))).toEqual({
+      code: status.UNAUTHENTICATED,
+      link: 1,
+      rule: 'holder-key',
+    });
   });
 
   it('PERMISSION_DENIED when the chain does not grant the call', () => {
-    expect(failure(() => authorize({ peer: spPeer, chain }, 'node.read', NODE, deps))).toEqual({ code: status.PERMISSION_DENIED, link: 1, rule: 'grant-privilege' });
+    expect(failure(() => authorize({ peer: spPeer, chain }, 'node.read', NODE, deps))).toEqual({
+      code: status.PERMISSION_DENIED,
+      link: 1,
+      rule: 'grant-privilege',
+    });
     expect(failure(() => authorize({ peer: spPeer, chain }, 'sliver.create', 'urn:fedlab:emulab.test:node:n1', deps))).toEqual({
       code: status.PERMISSION_DENIED,
       link: 1,
@@ -84,6 +104,10 @@ describe('authorize', () => {
 
   it('uses the clock it is given', () => {
     const late = { ...deps, now: () => new Date(Date.now() + 40 * 86_400_000) };
-    expect(failure(() => authorize({ peer: spPeer, chain }, 'sliver.create', NODE, late))).toEqual({ code: status.UNAUTHENTICATED, link: 0, rule: 'expired' });
+    expect(failure(() => authorize({ peer: spPeer, chain }, 'sliver.create', NODE, late))).toEqual({
+      code: status.UNAUTHENTICATED,
+      link: 0,
+      rule: 'expired',
+    });
   });
 });

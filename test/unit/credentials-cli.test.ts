@@ -36,22 +36,51 @@ const chainFile = (name: string) => join(dir, name);
 describe('fedlab cred', { timeout: 120_000 }, () => {
   it('issues and delegates owner → MA → SA → SP, inspects and verifies the chain', async () => {
     const root = await runCli([
-      'cred', 'issue', '--key', owner.keyPath, '--subject-cert', ma.certPath, '--target', NODE,
-      '--priv', 'sliver.create,sliver.delete,node.read', '--dlg', '2', '--ttl', '30d', '--lim', 'slivers=10,mem_mb=4096',
-      '--out', chainFile('owner-ma.chain'),
+      'cred',
+      'issue',
+      '--key',
+      owner.keyPath,
+      '--subject-cert',
+      ma.certPath,
+      '--target',
+      NODE,
+      '--priv',
+      'sliver.create,sliver.delete,node.read',
+      '--dlg',
+      '2',
+      '--ttl',
+      '30d',
+      '--lim',
+      'slivers=10,mem_mb=4096',
+      '--out',
+      chainFile('owner-ma.chain'),
     ]);
     expect(root.code, root.stderr).toBe(0);
     expect(root.stdout).toContain('wrote a chain of 1 link');
 
-    const toSa = await runCli(['cred', 'delegate', '--chain', chainFile('owner-ma.chain'), '--key', ma.keyPath, '--subject-cert', sa.certPath, '--lim', 'slivers=5']);
+    const toSa = await runCli([
+      'cred',
+      'delegate',
+      '--chain',
+      chainFile('owner-ma.chain'),
+      '--key',
+      ma.keyPath,
+      '--subject-cert',
+      sa.certPath,
+      '--lim',
+      'slivers=5',
+    ]);
     expect(toSa.code, toSa.stderr).toBe(0);
     expect(toSa.stdout.trim().split('\n')).toHaveLength(2);
     writeFileSync(chainFile('ma-sa.chain'), toSa.stdout);
 
     // The parent chain can come on standard input.
-    const toSp = await runCli(['cred', 'delegate', '--chain', '-', '--key', sa.keyPath, '--subject-cert', sp.certPath, '--priv', 'sliver.create', '--ttl', '7d'], {
-      input: toSa.stdout,
-    });
+    const toSp = await runCli(
+      ['cred', 'delegate', '--chain', '-', '--key', sa.keyPath, '--subject-cert', sp.certPath, '--priv', 'sliver.create', '--ttl', '7d'],
+      {
+        input: toSa.stdout,
+      },
+    );
     expect(toSp.code, toSp.stderr).toBe(0);
     writeFileSync(chainFile('sp.chain'), toSp.stdout);
 
@@ -71,14 +100,45 @@ describe('fedlab cred', { timeout: 120_000 }, () => {
       [sa.urn, sp.urn, 0],
     ]);
 
-    const ok = await runCli(['cred', 'verify', chainFile('sp.chain'), '--trust', bundle, '--anchor', anchor(), '--holder-cert', sp.certPath, '--priv', 'sliver.create', '--target', NODE]);
+    const ok = await runCli([
+      'cred',
+      'verify',
+      chainFile('sp.chain'),
+      '--trust',
+      bundle,
+      '--anchor',
+      anchor(),
+      '--holder-cert',
+      sp.certPath,
+      '--priv',
+      'sliver.create',
+      '--target',
+      NODE,
+    ]);
     expect(ok.code, ok.stderr).toBe(0);
     expect(ok.stdout).toContain(`valid: ${sp.urn} holds a chain of 3 links rooted at ${owner.urn}`);
     expect(ok.stdout).toContain('limits      slivers=5 mem_mb=4096');
 
-    const okJson = await runCli(['cred', 'verify', chainFile('sp.chain'), '--trust', dir, '--anchor', anchor(), '--holder-cert', sp.certPath, '--json']);
+    const okJson = await runCli([
+      'cred',
+      'verify',
+      chainFile('sp.chain'),
+      '--trust',
+      dir,
+      '--anchor',
+      anchor(),
+      '--holder-cert',
+      sp.certPath,
+      '--json',
+    ]);
     expect(okJson.code, okJson.stderr).toBe(0);
-    expect(JSON.parse(okJson.stdout)).toMatchObject({ valid: true, holder: sp.urn, root_issuer: owner.urn, privileges: ['sliver.create'], delegations_left: 0 });
+    expect(JSON.parse(okJson.stdout)).toMatchObject({
+      valid: true,
+      holder: sp.urn,
+      root_issuer: owner.urn,
+      privileges: ['sliver.create'],
+      delegations_left: 0,
+    });
   });
 
   it('exit 1 naming link and rule for an invalid chain or a call it does not grant', async () => {
@@ -86,31 +146,96 @@ describe('fedlab cred', { timeout: 120_000 }, () => {
     expect(untrusted.code).toBe(1);
     expect(untrusted.stderr).toMatch(/credential link 0 fails rule trust-anchor/);
 
-    const notHolder = await runCli(['cred', 'verify', chainFile('sp.chain'), '--trust', bundle, '--anchor', anchor(), '--holder-cert', alice.certPath, '--json']);
+    const notHolder = await runCli([
+      'cred',
+      'verify',
+      chainFile('sp.chain'),
+      '--trust',
+      bundle,
+      '--anchor',
+      anchor(),
+      '--holder-cert',
+      alice.certPath,
+      '--json',
+    ]);
     expect(notHolder.code).toBe(1);
     expect(JSON.parse(notHolder.stdout)).toMatchObject({ valid: false, link: 2, rule: 'holder-key' });
 
-    const denied = await runCli(['cred', 'verify', chainFile('sp.chain'), '--trust', bundle, '--anchor', anchor(), '--holder-cert', sp.certPath, '--priv', 'sliver.delete']);
+    const denied = await runCli([
+      'cred',
+      'verify',
+      chainFile('sp.chain'),
+      '--trust',
+      bundle,
+      '--anchor',
+      anchor(),
+      '--holder-cert',
+      sp.certPath,
+      '--priv',
+      'sliver.delete',
+    ]);
     expect(denied.code).toBe(1);
     expect(denied.stderr).toMatch(/credential link 2 fails rule grant-privilege/);
 
-    const later = await runCli(['cred', 'verify', chainFile('sp.chain'), '--trust', bundle, '--anchor', anchor(), '--holder-cert', sp.certPath, '--at', '2099-01-01T00:00:00Z']);
+    const later = await runCli([
+      'cred',
+      'verify',
+      chainFile('sp.chain'),
+      '--trust',
+      bundle,
+      '--anchor',
+      anchor(),
+      '--holder-cert',
+      sp.certPath,
+      '--at',
+      '2099-01-01T00:00:00Z',
+    ]);
     expect(later.code).toBe(1);
     expect(later.stderr).toMatch(/credential link 0 fails rule expired/);
 
     const lines = readFileSync(chainFile('sp.chain'), 'utf8').trim().split('\n');
     writeFileSync(chainFile('reordered.chain'), `${[lines[0], lines[2], lines[1]].join('\n')}\n`);
-    const reordered = await runCli(['cred', 'verify', chainFile('reordered.chain'), '--trust', bundle, '--anchor', anchor(), '--holder-cert', sp.certPath]);
+    const reordered = await runCli([
+      'cred',
+      'verify',
+      chainFile('reordered.chain'),
+      '--trust',
+      bundle,
+      '--anchor',
+      anchor(),
+      '--holder-cert',
+      sp.certPath,
+    ]);
     expect(reordered.code).toBe(1);
     expect(reordered.stderr).toMatch(/credential link 1 fails rule prf/);
   });
 
   it('refuses a delegation wider than its parent (exit 1, nothing printed)', async () => {
-    const r = await runCli(['cred', 'delegate', '--chain', chainFile('ma-sa.chain'), '--key', sa.keyPath, '--subject-cert', sp.certPath, '--priv', 'sliver.exec']);
+    const r = await runCli([
+      'cred',
+      'delegate',
+      '--chain',
+      chainFile('ma-sa.chain'),
+      '--key',
+      sa.keyPath,
+      '--subject-cert',
+      sp.certPath,
+      '--priv',
+      'sliver.exec',
+    ]);
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
     expect(r.stderr).toMatch(/delegation refused \(would be link 2\), rule priv/);
-    const wrongKey = await runCli(['cred', 'delegate', '--chain', chainFile('ma-sa.chain'), '--key', sp.keyPath, '--subject-cert', alice.certPath]);
+    const wrongKey = await runCli([
+      'cred',
+      'delegate',
+      '--chain',
+      chainFile('ma-sa.chain'),
+      '--key',
+      sp.keyPath,
+      '--subject-cert',
+      alice.certPath,
+    ]);
     expect(wrongKey.code).toBe(1);
     expect(wrongKey.stderr).toMatch(/rule signer/);
   });
@@ -137,18 +262,56 @@ describe('fedlab cred', { timeout: 120_000 }, () => {
     const r = await runCli(['cred', 'issue', '--key', lone, '--subject-cert', ma.certPath, '--target', NODE, '--priv', 'node.read']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--issuer-cert/);
-    const ok = await runCli(['cred', 'issue', '--key', lone, '--issuer-cert', owner.certPath, '--subject-cert', ma.certPath, '--target', NODE, '--priv', 'node.read']);
+    const ok = await runCli([
+      'cred',
+      'issue',
+      '--key',
+      lone,
+      '--issuer-cert',
+      owner.certPath,
+      '--subject-cert',
+      ma.certPath,
+      '--target',
+      NODE,
+      '--priv',
+      'node.read',
+    ]);
     expect(ok.code, ok.stderr).toBe(0);
   });
 
   it('revokes into a signed list that verify consults', async () => {
     const links = JSON.parse((await runCli(['cred', 'inspect', chainFile('sp.chain'), '--json'])).stdout) as { jti: string }[];
     const list = join(dir, 'ma-revocations.jws');
-    const r = await runCli(['cred', 'revoke', '--jti', links[1]?.jti as string, '--list', list, '--key', ma.keyPath, '--reason', 'SA retired', '--issuer', ma.urn]);
+    const r = await runCli([
+      'cred',
+      'revoke',
+      '--jti',
+      links[1]?.jti as string,
+      '--list',
+      list,
+      '--key',
+      ma.keyPath,
+      '--reason',
+      'SA retired',
+      '--issuer',
+      ma.urn,
+    ]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/is now version 1 with 1 entry/);
 
-    const v = await runCli(['cred', 'verify', chainFile('sp.chain'), '--trust', bundle, '--anchor', anchor(), '--holder-cert', sp.certPath, '--revocations', list]);
+    const v = await runCli([
+      'cred',
+      'verify',
+      chainFile('sp.chain'),
+      '--trust',
+      bundle,
+      '--anchor',
+      anchor(),
+      '--holder-cert',
+      sp.certPath,
+      '--revocations',
+      list,
+    ]);
     expect(v.code).toBe(1);
     expect(v.stderr).toMatch(/credential link 1 fails rule revoked/);
 
@@ -161,7 +324,19 @@ describe('fedlab cred', { timeout: 120_000 }, () => {
     const altered = JSON.parse(Buffer.from(p as string, 'base64url').toString()) as { entries: unknown[] };
     altered.entries = [];
     writeFileSync(join(dir, 'altered.jws'), `${h}.${Buffer.from(JSON.stringify(altered)).toString('base64url')}.${s}\n`);
-    const tampered = await runCli(['cred', 'verify', chainFile('sp.chain'), '--trust', bundle, '--anchor', anchor(), '--holder-cert', sp.certPath, '--revocations', join(dir, 'altered.jws')]);
+    const tampered = await runCli([
+      'cred',
+      'verify',
+      chainFile('sp.chain'),
+      '--trust',
+      bundle,
+      '--anchor',
+      anchor(),
+      '--holder-cert',
+      sp.certPath,
+      '--revocations',
+      join(dir, 'altered.jws'),
+    ]);
     expect(tampered.code).toBe(2);
     expect(tampered.stderr).toMatch(/does not verify/);
   });

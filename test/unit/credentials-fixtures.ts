@@ -63,7 +63,8 @@ export function signCompact(header: object | string, payload: object | string, k
   const h = b64(typeof header === 'string' ? header : JSON.stringify(header));
   const p = b64(typeof payload === 'string' ? payload : JSON.stringify(payload));
   const input = `${h}.${p}`;
-  const sig = alg === 'ES256' ? sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' }) : sign(null, Buffer.from(input), key);
+  const sig =
+    alg === 'ES256' ? sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' }) : sign(null, Buffer.from(input), key);
   return `${input}.${b64(sig)}`;
 }
 
@@ -181,7 +182,12 @@ export function verifyAs(c: Cast, chain: readonly string[], over: Partial<Verify
 }
 
 /** Asserts that `fn` throws a credential error with exactly this link, rule and kind. */
-export function expectRule(fn: () => unknown, link: number, rule: string, kind: 'unauthenticated' | 'permission_denied' = 'unauthenticated'): void {
+export function expectRule(
+  fn: () => unknown,
+  link: number,
+  rule: string,
+  kind: 'unauthenticated' | 'permission_denied' = 'unauthenticated',
+): void {
   let thrown: unknown;
   try {
     fn();

@@ -3,7 +3,12 @@
 import { calculateJwkThumbprint, compactVerify, decodeProtectedHeader } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { decodeBase64url, isCanonicalBase64url } from '../../services/core/credentials/base64url.js';
-import { countMembersInText, countMembersInValue, findDuplicateKey, parseStrictJsonObject } from '../../services/core/credentials/strict-json.js';
+import {
+  countMembersInText,
+  countMembersInValue,
+  findDuplicateKey,
+  parseStrictJsonObject,
+} from '../../services/core/credentials/strict-json.js';
 import { CREDENTIAL_TYP, credentialHash, issueRoot, parseCredential, thumbprintOf } from '../../services/core/credentials/index.js';
 import { ALL_NODES, NOW, SLIVER_PRIVS, principal } from './credentials-fixtures.js';
 
@@ -100,7 +105,15 @@ describe('issued credentials', () => {
       now: NOW,
     });
     const p = parseCredential(issued.token, 0);
-    expect(p.claims).toMatchObject({ v: 1, iss: ma.urn, sub: sa.urn, priv: ['node.read'], dlg: 0, lim: { slivers: 3 }, exp: p.claims.nbf + 3600 });
+    expect(p.claims).toMatchObject({
+      v: 1,
+      iss: ma.urn,
+      sub: sa.urn,
+      priv: ['node.read'],
+      dlg: 0,
+      lim: { slivers: 3 },
+      exp: p.claims.nbf + 3600,
+    });
     expect(p.holderKid).toBe(sa.kid);
     expect(p.targets.map((t) => t.kind)).toEqual(['node', 'slice']);
   });

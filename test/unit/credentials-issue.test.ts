@@ -1,7 +1,13 @@
 // Issuing and delegating: defaults inherited from the parent, and every delegation wider than its parent
 // refused before signing, naming the rule.
 import { describe, expect, it } from 'vitest';
-import { DelegationRefusedError, delegate, issueRoot, parseCredential, type IssuedCredential } from '../../services/core/credentials/index.js';
+import {
+  DelegationRefusedError,
+  delegate,
+  issueRoot,
+  parseCredential,
+  type IssuedCredential,
+} from '../../services/core/credentials/index.js';
 import { InvalidArgumentError } from '../../services/core/errors.js';
 import { ALL_NODES, NODE_N1, NOW, SLIVER_PRIVS, T0, cast, verifyAs, type Cast } from './credentials-fixtures.js';
 
@@ -27,7 +33,11 @@ async function refused(p: Promise<unknown>, link: number, rule: string): Promise
     (e: unknown) => e,
   );
   expect(err).toBeInstanceOf(DelegationRefusedError);
-  expect({ link: (err as DelegationRefusedError).link, rule: (err as DelegationRefusedError).rule, kind: (err as DelegationRefusedError).kind }).toEqual({
+  expect({
+    link: (err as DelegationRefusedError).link,
+    rule: (err as DelegationRefusedError).rule,
+    kind: (err as DelegationRefusedError).kind,
+  }).toEqual({
     link,
     rule,
     kind: 'permission_denied',
@@ -39,7 +49,13 @@ describe('issueRoot', () => {
     const c = cast();
     const r = await root(c, { subject: c.alice.urn, subjectKey: c.alice.jwk });
     const g = verifyAs(c, r.chain);
-    expect(g).toMatchObject({ privileges: SLIVER_PRIVS, targets: [ALL_NODES], limits: { slivers: 100, mem_mb: 8192 }, delegationsLeft: 3, exp: T0 + 86400 });
+    expect(g).toMatchObject({
+      privileges: SLIVER_PRIVS,
+      targets: [ALL_NODES],
+      limits: { slivers: 100, mem_mb: 8192 },
+      delegationsLeft: 3,
+      exp: T0 + 86400,
+    });
     expect(g.root).toEqual({ issuer: c.ma.urn, kid: c.ma.kid });
   });
 
@@ -62,10 +78,34 @@ describe('delegate', () => {
     const r = await root(c);
     const d = await delegate(r.chain, { key: c.sa.privateKey, subject: c.sp.urn, subjectKey: c.sp.publicKey, now: NOW });
     expect(d.chain).toEqual([r.token, d.token]);
-    expect(d.claims).toMatchObject({ iss: c.sa.urn, sub: c.sp.urn, priv: SLIVER_PRIVS, tgt: [ALL_NODES], dlg: 2, exp: r.claims.exp, prf: r.hash, lim: {} });
-    const e = await delegate(d.chain, { key: c.sp.privateKey, subject: c.alice.urn, subjectKey: c.alice.jwk, privileges: ['sliver.create'], targets: [NODE_N1], limits: { slivers: 5 }, ttlSeconds: 600, now: NOW });
+    expect(d.claims).toMatchObject({
+      iss: c.sa.urn,
+      sub: c.sp.urn,
+      priv: SLIVER_PRIVS,
+      tgt: [ALL_NODES],
+      dlg: 2,
+      exp: r.claims.exp,
+      prf: r.hash,
+      lim: {},
+    });
+    const e = await delegate(d.chain, {
+      key: c.sp.privateKey,
+      subject: c.alice.urn,
+      subjectKey: c.alice.jwk,
+      privileges: ['sliver.create'],
+      targets: [NODE_N1],
+      limits: { slivers: 5 },
+      ttlSeconds: 600,
+      now: NOW,
+    });
     const g = verifyAs(c, e.chain);
-    expect(g).toMatchObject({ privileges: ['sliver.create'], targets: [NODE_N1], limits: { slivers: 5, mem_mb: 8192 }, delegationsLeft: 1, exp: T0 + 600 });
+    expect(g).toMatchObject({
+      privileges: ['sliver.create'],
+      targets: [NODE_N1],
+      limits: { slivers: 5, mem_mb: 8192 },
+      delegationsLeft: 1,
+      exp: T0 + 600,
+    });
     expect(g.hashes).toHaveLength(3);
   });
 
@@ -79,13 +119,21 @@ describe('delegate', () => {
   it('refuses a privilege the parent does not hold (rule priv)', async () => {
     const c = cast();
     const r = await root(c);
-    await refused(delegate(r.chain, { key: c.sa.privateKey, subject: c.sp.urn, subjectKey: c.sp.publicKey, privileges: ['sliver.exec'], now: NOW }), 1, 'priv');
+    await refused(
+      delegate(r.chain, { key: c.sa.privateKey, subject: c.sp.urn, subjectKey: c.sp.publicKey, privileges: ['sliver.exec'], now: NOW }),
+      1,
+      'priv',
+    );
   });
 
   it('refuses a wider target (rule tgt)', async () => {
     const c = cast();
     const r = await root(c, { targets: [NODE_N1] });
-    await refused(delegate(r.chain, { key: c.sa.privateKey, subject: c.sp.urn, subjectKey: c.sp.publicKey, targets: [ALL_NODES], now: NOW }), 1, 'tgt');
+    await refused(
+      delegate(r.chain, { key: c.sa.privateKey, subject: c.sp.urn, subjectKey: c.sp.publicKey, targets: [ALL_NODES], now: NOW }),
+      1,
+      'tgt',
+    );
   });
 
   it('refuses when dlg is exhausted or not lowered (rule dlg)', async () => {
@@ -99,19 +147,41 @@ describe('delegate', () => {
   it('refuses a raised limit, also against an inherited one (rule lim)', async () => {
     const c = cast();
     const r = await root(c);
-    await refused(delegate(r.chain, { key: c.sa.privateKey, subject: c.sp.urn, subjectKey: c.sp.publicKey, limits: { slivers: 101 }, now: NOW }), 1, 'lim');
+    await refused(
+      delegate(r.chain, { key: c.sa.privateKey, subject: c.sp.urn, subjectKey: c.sp.publicKey, limits: { slivers: 101 }, now: NOW }),
+      1,
+      'lim',
+    );
     const d = await delegate(r.chain, { key: c.sa.privateKey, subject: c.sp.urn, subjectKey: c.sp.publicKey, now: NOW });
-    await refused(delegate(d.chain, { key: c.sp.privateKey, subject: c.alice.urn, subjectKey: c.alice.jwk, limits: { mem_mb: 9000 }, now: NOW }), 2, 'lim');
+    await refused(
+      delegate(d.chain, { key: c.sp.privateKey, subject: c.alice.urn, subjectKey: c.alice.jwk, limits: { mem_mb: 9000 }, now: NOW }),
+      2,
+      'lim',
+    );
   });
 
   it('refuses to outlive the parent (rule exp) or start before it (rule nbf)', async () => {
     const c = cast();
     const r = await root(c);
-    await refused(delegate(r.chain, { key: c.sa.privateKey, subject: c.sp.urn, subjectKey: c.sp.publicKey, ttlSeconds: 2 * 86400, now: NOW }), 1, 'exp');
-    await refused(delegate(r.chain, { key: c.sa.privateKey, subject: c.sp.urn, subjectKey: c.sp.publicKey, notBefore: new Date((T0 - 10) * 1000), now: NOW }), 1, 'nbf');
+    await refused(
+      delegate(r.chain, { key: c.sa.privateKey, subject: c.sp.urn, subjectKey: c.sp.publicKey, ttlSeconds: 2 * 86400, now: NOW }),
+      1,
+      'exp',
+    );
+    await refused(
+      delegate(r.chain, {
+        key: c.sa.privateKey,
+        subject: c.sp.urn,
+        subjectKey: c.sp.publicKey,
+        notBefore: new Date((T0 - 10) * 1000),
+        now: NOW,
+      }),
+      1,
+      'nbf',
+    );
   });
 
-  it("refuses a signer that does not hold the parent (rule signer)", async () => {
+  it('refuses a signer that does not hold the parent (rule signer)', async () => {
     const c = cast();
     const r = await root(c);
     await refused(delegate(r.chain, { key: c.bob.privateKey, subject: c.sp.urn, subjectKey: c.sp.publicKey, now: NOW }), 1, 'signer');
@@ -120,7 +190,11 @@ describe('delegate', () => {
   it('refuses an expired parent (rule expired) and a broken parent chain', async () => {
     const c = cast();
     const r = await root(c);
-    await refused(delegate(r.chain, { key: c.sa.privateKey, subject: c.sp.urn, subjectKey: c.sp.publicKey, now: new Date((T0 + 2 * 86400) * 1000) }), 0, 'expired');
+    await refused(
+      delegate(r.chain, { key: c.sa.privateKey, subject: c.sp.urn, subjectKey: c.sp.publicKey, now: new Date((T0 + 2 * 86400) * 1000) }),
+      0,
+      'expired',
+    );
     const d = await delegate(r.chain, { key: c.sa.privateKey, subject: c.sp.urn, subjectKey: c.sp.publicKey, now: NOW });
     await refused(delegate([d.token], { key: c.sp.privateKey, subject: c.alice.urn, subjectKey: c.alice.jwk, now: NOW }), 0, 'prf');
   });
@@ -128,7 +202,8 @@ describe('delegate', () => {
   it('refuses a ninth link (rule size)', async () => {
     const c = cast();
     let chain = (await root(c, { dlg: 10, subject: c.alice.urn, subjectKey: c.alice.jwk })).chain;
-    for (let i = 1; i < 8; i++) chain = (await delegate(chain, { key: c.alice.privateKey, subject: c.alice.urn, subjectKey: c.alice.jwk, now: NOW })).chain;
+    for (let i = 1; i < 8; i++)
+      chain = (await delegate(chain, { key: c.alice.privateKey, subject: c.alice.urn, subjectKey: c.alice.jwk, now: NOW })).chain;
     expect(chain).toHaveLength(8);
     verifyAs(c, chain);
     await refused(delegate(chain, { key: c.alice.privateKey, subject: c.alice.urn, subjectKey: c.alice.jwk, now: NOW }), 8, 'size');

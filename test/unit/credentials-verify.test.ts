@@ -13,7 +13,21 @@ import {
   withRevocation,
 } from '../../services/core/credentials/index.js';
 import { InvalidArgumentError, PermissionDeniedError, UnauthenticatedError } from '../../services/core/errors.js';
-import { ALL_NODES, NODE_N1, NOW, T0, cast, expectRule, fakeBundle, forgeChain, forgeLink, principal, standardSpecs, verifyAs, type LinkSpec } from './credentials-fixtures.js';
+import {
+  ALL_NODES,
+  NODE_N1,
+  NOW,
+  T0,
+  cast,
+  expectRule,
+  fakeBundle,
+  forgeChain,
+  forgeLink,
+  principal,
+  standardSpecs,
+  verifyAs,
+  type LinkSpec,
+} from './credentials-fixtures.js';
 
 describe('the grant', () => {
   it('gives the leaf privileges and targets, effective limits, validity, holder, root and hashes', () => {
@@ -63,7 +77,11 @@ describe('the grant', () => {
   it('never puts a whole credential or key into an error message', () => {
     const c = cast();
     const chain = forgeChain(standardSpecs(c));
-    for (const over of [{ privilege: 'slice.delete' as const }, { holder: { urn: c.bob.urn, thumbprint: c.bob.kid } }, { trust: new TrustStore() }]) {
+    for (const over of [
+      { privilege: 'slice.delete' as const },
+      { holder: { urn: c.bob.urn, thumbprint: c.bob.kid } },
+      { trust: new TrustStore() },
+    ]) {
       try {
         verifyAs(c, chain, over);
       } catch (e) {
@@ -179,9 +197,21 @@ describe('the prefix cache', () => {
     const specs = standardSpecs(c);
     const chain = forgeChain(specs);
     verifyAs(c, chain, { cache });
-    const bad = [chain[0] as string, chain[1] as string, forgeChain([specs[0] as LinkSpec, specs[1] as LinkSpec, { ...(specs[2] as LinkSpec), claims: { priv: ['sliver.exec'] } }])[2] as string];
+    const bad = [
+      chain[0] as string,
+      chain[1] as string,
+      forgeChain([
+        specs[0] as LinkSpec,
+        specs[1] as LinkSpec,
+        { ...(specs[2] as LinkSpec), claims: { priv: ['sliver.exec'] } },
+      ])[2] as string,
+    ];
     expectRule(() => verifyAs(c, bad, { cache }), 2, 'prf');
-    const widened = [chain[0] as string, chain[1] as string, forgeLink({ ...(specs[2] as LinkSpec), claims: { priv: ['sliver.exec'] } }, 2, chain[1])];
+    const widened = [
+      chain[0] as string,
+      chain[1] as string,
+      forgeLink({ ...(specs[2] as LinkSpec), claims: { priv: ['sliver.exec'] } }, 2, chain[1]),
+    ];
     expectRule(() => verifyAs(c, widened, { cache }), 2, 'priv');
   });
 
@@ -237,17 +267,27 @@ describe('the trust store', () => {
     const c = cast();
     const seen: unknown[] = [];
     c.trust.setPeeringPolicy((q) => {
-      seen.push({ anchor: q.anchor.urn, anchorDomain: q.anchorDomain, target: q.target, targetDomain: q.targetDomain, privilege: q.privilege });
+      seen.push({
+        anchor: q.anchor.urn,
+        anchorDomain: q.anchorDomain,
+        target: q.target,
+        targetDomain: q.targetDomain,
+        privilege: q.privilege,
+      });
       return true;
     });
     const chain = forgeChain([{ iss: c.otherMa, sub: c.alice }]);
     verifyAs(c, chain);
-    expect(seen).toEqual([{ anchor: c.otherMa.urn, anchorDomain: 'emulab.test', target: ALL_NODES, targetDomain: 'plc.test', privilege: 'sliver.create' }]);
+    expect(seen).toEqual([
+      { anchor: c.otherMa.urn, anchorDomain: 'emulab.test', target: ALL_NODES, targetDomain: 'plc.test', privilege: 'sliver.create' },
+    ]);
   });
 
   it('refuses an anchor without scope', () => {
     const t = new TrustStore();
-    expect(() => t.addAnchor({ urn: 'urn:fedlab:plc.test:owner:o', jwk: principal('urn:fedlab:plc.test:owner:o').jwk })).toThrow(InvalidArgumentError);
+    expect(() => t.addAnchor({ urn: 'urn:fedlab:plc.test:owner:o', jwk: principal('urn:fedlab:plc.test:owner:o').jwk })).toThrow(
+      InvalidArgumentError,
+    );
     expect(t.isEmpty).toBe(true);
   });
 });
@@ -256,7 +296,16 @@ describe('verifyChain input', () => {
   it('takes the holder by JWK as well as by thumbprint', () => {
     const c = cast();
     const chain = forgeChain(standardSpecs(c));
-    const g = verifyChain({ chain, trust: c.trust, holder: { urn: c.alice.urn, jwk: c.alice.jwk }, privilege: null, object: null, now: NOW, revocations: new RevocationSet({ cache: null }), cache: null });
+    const g = verifyChain({
+      chain,
+      trust: c.trust,
+      holder: { urn: c.alice.urn, jwk: c.alice.jwk },
+      privilege: null,
+      object: null,
+      now: NOW,
+      revocations: new RevocationSet({ cache: null }),
+      cache: null,
+    });
     expect(g.holder.thumbprint).toBe(c.alice.kid);
   });
 });

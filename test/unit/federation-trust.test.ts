@@ -39,7 +39,11 @@ async function crossSigned(pki: TestPki): Promise<string> {
     publicKey: nextKeys.publicKey,
     signingKey: rootKeys.privateKey,
     signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
-    extensions: [new lib.BasicConstraintsExtension(true, undefined, true), new lib.KeyUsagesExtension(lib.KeyUsageFlags.keyCertSign, true), await lib.SubjectKeyIdentifierExtension.create(nextKeys.publicKey)],
+    extensions: [
+      new lib.BasicConstraintsExtension(true, undefined, true),
+      new lib.KeyUsagesExtension(lib.KeyUsageFlags.keyCertSign, true),
+      await lib.SubjectKeyIdentifierExtension.create(nextKeys.publicKey),
+    ],
   });
   return cert.toString('pem');
 }
@@ -47,7 +51,16 @@ async function crossSigned(pki: TestPki): Promise<string> {
 function record(bundle: TrustBundle): PeerRecord {
   const fp = bundleFingerprint(bundle);
   const now = new Date().toISOString();
-  return { v: 1, domain: bundle.domain, endpoint: '127.0.0.1:7000', pinned_fingerprint: fp, pinned_at: now, bundle, fingerprint: fp, accepted_at: now };
+  return {
+    v: 1,
+    domain: bundle.domain,
+    endpoint: '127.0.0.1:7000',
+    pinned_fingerprint: fp,
+    pinned_at: now,
+    bundle,
+    fingerprint: fp,
+    accepted_at: now,
+  };
 }
 
 beforeAll(async () => {
@@ -79,7 +92,9 @@ describe('bundleSucceeds (what a refresh accepts)', () => {
     try {
       expect(bundleSucceeds(emuBundle, { ...emuBundle, serial: emuBundle.serial + 1, ca_certs: [other.caPem] })).toMatch(/re-pin/);
       // A CA that is signed by an unrelated CA does not chain either.
-      expect(bundleSucceeds(emuBundle, { ...emuBundle, serial: emuBundle.serial + 1, ca_certs: [await crossSigned(other)] })).toMatch(/re-pin/);
+      expect(bundleSucceeds(emuBundle, { ...emuBundle, serial: emuBundle.serial + 1, ca_certs: [await crossSigned(other)] })).toMatch(
+        /re-pin/,
+      );
     } finally {
       await other.cleanup();
     }
@@ -107,7 +122,12 @@ describe('PeerTrust', () => {
   it('attributes a certificate to the domain of the CA that issued it, and refuses names of other domains', async () => {
     const self = await plc.issueServer('urn:fedlab:plc.test:authority:sa');
     const peersDir = join(dir, 'p2');
-    const trust = await PeerTrust.open({ domain: 'plc.test', tls: { caCerts: plc.caPem, cert: self.certPem, key: self.keyPem }, peersDir, log: silent });
+    const trust = await PeerTrust.open({
+      domain: 'plc.test',
+      tls: { caCerts: plc.caPem, cert: self.certPem, key: self.keyPem },
+      peersDir,
+      log: silent,
+    });
     const emuSa = await emu.issue('urn:fedlab:emu.test:authority:sa');
     // Not peered: emu's CA vouches for nothing here.
     expect(trust.checkClient.bind(trust, await idOf(emuSa.certPem))).toThrow();
@@ -119,8 +139,13 @@ describe('PeerTrust', () => {
     expect(trust.checkClient.bind(trust, await idOf(self.certPem))).not.toThrow();
     const ca = await loadCa(emu.caDir);
     const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    const forged = await signLeafCertificate({ ...ca, domain: 'plc.test' }, { urn: 'urn:fedlab:plc.test:authority:ma', publicKey: keys.publicKey, dns: [], ip: [], days: 1 });
-    expect(trust.checkClient.bind(trust, await idOf(forged.certPem))).toThrow(/issued by the CA of emu\.test; a domain's CA vouches only for its own domain's names/);
+    const forged = await signLeafCertificate(
+      { ...ca, domain: 'plc.test' },
+      { urn: 'urn:fedlab:plc.test:authority:ma', publicKey: keys.publicKey, dns: [], ip: [], days: 1 },
+    );
+    expect(trust.checkClient.bind(trust, await idOf(forged.certPem))).toThrow(
+      /issued by the CA of emu\.test; a domain's CA vouches only for its own domain's names/,
+    );
     expect(trust.trustStore.domains()).toEqual(['emu.test']);
 
     // The same check on a server certificate, over a real TLS connection: the chain verifies, the name does not.
@@ -130,10 +155,19 @@ describe('PeerTrust', () => {
       const port = (server.address() as { port: number }).port;
       try {
         return await new Promise<Error | undefined>((resolve) => {
-          const sock = tlsConnect({ host: '127.0.0.1', port, ca: trust.caPem(), servername: 'localhost', checkServerIdentity: (_h, cert) => trust.checkServer(cert) }, () => {
-            sock.end();
-            resolve(undefined);
-          });
+          const sock = tlsConnect(
+            {
+              host: '127.0.0.1',
+              port,
+              ca: trust.caPem(),
+              servername: 'localhost',
+              checkServerIdentity: (_h, cert) => trust.checkServer(cert),
+            },
+            () => {
+              sock.end();
+              resolve(undefined);
+            },
+          );
           sock.on('error', (err) => resolve(err));
         });
       } finally {
@@ -143,7 +177,9 @@ describe('PeerTrust', () => {
     const emuServer = await emu.issueServer('urn:fedlab:emu.test:authority:ma');
     expect(await serve(emuServer.certPem, emuServer.keyPem)).toBeUndefined();
     const forgedKey = keys.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
-    expect((await serve(forged.certPem, forgedKey))?.message).toMatch(/server certificate names urn:fedlab:plc\.test:authority:ma, but it is issued by the CA of emu\.test/);
+    expect((await serve(forged.certPem, forgedKey))?.message).toMatch(
+      /server certificate names urn:fedlab:plc\.test:authority:ma, but it is issued by the CA of emu\.test/,
+    );
     await trust.stop();
   });
 });
@@ -164,7 +200,10 @@ describe('PeerTrust server check', () => {
       publicKey: evilKeys.publicKey,
       signingKey: evilKeys.privateKey,
       signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
-      extensions: [new lib.BasicConstraintsExtension(true, undefined, true), new lib.KeyUsagesExtension(lib.KeyUsageFlags.keyCertSign, true)],
+      extensions: [
+        new lib.BasicConstraintsExtension(true, undefined, true),
+        new lib.KeyUsagesExtension(lib.KeyUsageFlags.keyCertSign, true),
+      ],
     });
     const leafKeys = await toCryptoKeyPair(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey);
     const leaf = await lib.X509CertificateGenerator.create({
@@ -176,18 +215,32 @@ describe('PeerTrust server check', () => {
       publicKey: leafKeys.publicKey,
       signingKey: evilKeys.privateKey,
       signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
-      extensions: [new lib.BasicConstraintsExtension(false, undefined, true), new lib.SubjectAlternativeNameExtension([{ type: 'url', value: 'urn:fedlab:plc.test:authority:ma' }])],
+      extensions: [
+        new lib.BasicConstraintsExtension(false, undefined, true),
+        new lib.SubjectAlternativeNameExtension([{ type: 'url', value: 'urn:fedlab:plc.test:authority:ma' }]),
+      ],
     });
     const self = await plc.issueServer('urn:fedlab:plc.test:authority:sa');
     const peersDir = join(dir, 'p3');
     await new PeerDirectory(peersDir).put(record({ ...emuBundle, ca_certs: [evilCa.toString('pem')] }));
-    const trust = await PeerTrust.open({ domain: 'plc.test', tls: { caCerts: plc.caPem, cert: self.certPem, key: self.keyPem }, peersDir, log: silent });
+    const trust = await PeerTrust.open({
+      domain: 'plc.test',
+      tls: { caCerts: plc.caPem, cert: self.certPem, key: self.keyPem },
+      peersDir,
+      log: silent,
+    });
     try {
       const ourCa = { raw: new X509Certificate(plc.caPem).raw } as Record<string, unknown>;
       ourCa.issuerCertificate = ourCa;
       // What Node's getPeerCertificate(true) gives when it links the leaf to our CA by name.
-      const peerCert = { raw: Buffer.from(leaf.rawData), subjectaltname: 'URI:urn:fedlab:plc.test:authority:ma', issuerCertificate: ourCa } as never;
-      expect(trust.checkServer(peerCert)?.message).toMatch(/issued by the CA of emu\.test; a domain's CA vouches only for its own domain's names/);
+      const peerCert = {
+        raw: Buffer.from(leaf.rawData),
+        subjectaltname: 'URI:urn:fedlab:plc.test:authority:ma',
+        issuerCertificate: ourCa,
+      } as never;
+      expect(trust.checkServer(peerCert)?.message).toMatch(
+        /issued by the CA of emu\.test; a domain's CA vouches only for its own domain's names/,
+      );
       // A genuine server of ours passes the same check.
       const ours = { raw: new X509Certificate(self.certPem).raw, subjectaltname: `URI:${self.urn}`, issuerCertificate: ourCa } as never;
       expect(trust.checkServer(ours)).toBeUndefined();
@@ -201,13 +254,31 @@ describe('federation config', () => {
   it('is optional, defaults the peers directory beside the trust bundle, and refuses unknown keys', () => {
     const cfgDir = mkdtempSync(join(tmpdir(), 'fedlab-fed-cfg-'));
     try {
-      const base = { role: 'sa', urn: 'urn:fedlab:plc.test:authority:sa', listen: { port: 0 }, tls: { ca: 'ca.pem', cert: 'c.pem', key: 'k.pem' }, trust_bundle: 'pki/bundle.json', data_dir: 'data' };
+      const base = {
+        role: 'sa',
+        urn: 'urn:fedlab:plc.test:authority:sa',
+        listen: { port: 0 },
+        tls: { ca: 'ca.pem', cert: 'c.pem', key: 'k.pem' },
+        trust_bundle: 'pki/bundle.json',
+        data_dir: 'data',
+      };
       writeFileSync(join(cfgDir, 'a.json'), JSON.stringify(base));
       const a = compileConfig(commonConfigSchema, { file: join(cfgDir, 'a.json') });
-      expect(federationSettings(a)).toMatchObject({ peersDir: join(cfgDir, 'pki', 'peers'), reloadIntervalMs: 2000, refreshIntervalS: 900 });
-      writeFileSync(join(cfgDir, 'b.json'), JSON.stringify({ ...base, federation: { peers_dir: 'shared/peers', bundle_listen: { port: 7009 }, refresh_interval_s: 0 } }));
+      expect(federationSettings(a)).toMatchObject({
+        peersDir: join(cfgDir, 'pki', 'peers'),
+        reloadIntervalMs: 2000,
+        refreshIntervalS: 900,
+      });
+      writeFileSync(
+        join(cfgDir, 'b.json'),
+        JSON.stringify({ ...base, federation: { peers_dir: 'shared/peers', bundle_listen: { port: 7009 }, refresh_interval_s: 0 } }),
+      );
       const b = compileConfig(commonConfigSchema, { file: join(cfgDir, 'b.json') });
-      expect(federationSettings(b)).toMatchObject({ peersDir: join(cfgDir, 'shared', 'peers'), bundleListen: { host: '127.0.0.1', port: 7009 }, refreshIntervalS: 0 });
+      expect(federationSettings(b)).toMatchObject({
+        peersDir: join(cfgDir, 'shared', 'peers'),
+        bundleListen: { host: '127.0.0.1', port: 7009 },
+        refreshIntervalS: 0,
+      });
       writeFileSync(join(cfgDir, 'c.json'), JSON.stringify({ ...base, federation: { peer_dir: 'x' } }));
       expect(() => compileConfig(commonConfigSchema, { file: join(cfgDir, 'c.json') })).toThrow(/unknown key "peer_dir" in federation/);
     } finally {
@@ -223,7 +294,9 @@ describe('delegation policy', () => {
     expect(delegationRefusal(policy, 'plc.test', 'urn:fedlab:emu.test:authority:any')).toBeUndefined();
     expect(delegationRefusal(policy, 'plc.test', 'urn:fedlab:geni.test:authority:sa')).toBeUndefined();
     expect(delegationRefusal(policy, 'plc.test', 'urn:fedlab:geni.test:authority:sa2')).toMatch(/lists neither geni\.test nor/);
-    expect(delegationRefusal({ allowOwnDomain: false, allow: [] }, 'plc.test', 'urn:fedlab:plc.test:authority:sa')).toMatch(/allow_own_domain is false/);
+    expect(delegationRefusal({ allowOwnDomain: false, allow: [] }, 'plc.test', 'urn:fedlab:plc.test:authority:sa')).toMatch(
+      /allow_own_domain is false/,
+    );
   });
 });
 

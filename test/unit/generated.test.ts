@@ -67,7 +67,9 @@ describe('generated fedlab.v1 code', () => {
     const out = ExecResponse.decode(ExecResponse.encode({ chunk: { $case: 'stdout', stdout: Buffer.from('hi') } }).finish());
     expect(out.chunk?.$case).toBe('stdout');
     const exit = ExecResponse.decode(
-      ExecResponse.encode({ chunk: { $case: 'exit', exit: { status: { $case: 'code', code: 0 }, timedOut: false, durationMs: 12 } } }).finish(),
+      ExecResponse.encode({
+        chunk: { $case: 'exit', exit: { status: { $case: 'code', code: 0 }, timedOut: false, durationMs: 12 } },
+      }).finish(),
     );
     expect(exit.chunk).toEqual({ $case: 'exit', exit: { status: { $case: 'code', code: 0 }, timedOut: false, durationMs: 12 } });
   });
@@ -76,7 +78,12 @@ describe('generated fedlab.v1 code', () => {
     const request = CreateSliceRequest.fromPartial({
       requestId: 'r',
       name: 'demo',
-      sites: [{ site: 'emu.test', request: { nodes: { count: 2, clientIds: ['a', 'b'] }, links: [{ name: 'l', endpoints: ['a', 'b'], bandwidthKbps: 1000 }] } }],
+      sites: [
+        {
+          site: 'emu.test',
+          request: { nodes: { count: 2, clientIds: ['a', 'b'] }, links: [{ name: 'l', endpoints: ['a', 'b'], bandwidthKbps: 1000 }] },
+        },
+      ],
     });
     expect(CreateSliceRequest.decode(CreateSliceRequest.encode(request).finish())).toEqual(request);
   });

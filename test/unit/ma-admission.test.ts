@@ -27,7 +27,11 @@ const urn = (name: string) => `urn:fedlab:${D}:node:${name}`;
 const slice = (name: string) => `urn:fedlab:${D}:slice:${name}`;
 const res = (cpuMillis: number, memMb = 64): Resources => ({ cpuMillis, memMb, diskMb: 64, pids: 32 });
 
-function node(name: string, clock: ManualClock, o: { up?: boolean; cpu?: number; exclusive?: boolean; ownerExpiresInMs?: number; jtis?: string[]; ownerTtlS?: number } = {}): LiveNode {
+function node(
+  name: string,
+  clock: ManualClock,
+  o: { up?: boolean; cpu?: number; exclusive?: boolean; ownerExpiresInMs?: number; jtis?: string[]; ownerTtlS?: number } = {},
+): LiveNode {
   const capacity: Resources = { cpuMillis: o.cpu ?? 1000, memMb: 1024, diskMb: 1024, pids: 1024 };
   return {
     record: {
@@ -61,7 +65,10 @@ function node(name: string, clock: ManualClock, o: { up?: boolean; cpu?: number;
 }
 
 /** What is committed at a site, given per node: resources, and slivers per slice; `whole` holds nodes exclusively. */
-function site(committed: Record<string, { resources: Resources; slices: Record<string, number> }> = {}, whole: Record<string, string> = {}): CommittedAtSite {
+function site(
+  committed: Record<string, { resources: Resources; slices: Record<string, number> }> = {},
+  whole: Record<string, string> = {},
+): CommittedAtSite {
   return {
     use: (nodeUrn) => {
       const c = committed[nodeUrn];
@@ -72,8 +79,18 @@ function site(committed: Record<string, { resources: Resources; slices: Record<s
   };
 }
 
-const want = (cpu: number, o: Partial<WantedSliver> = {}): WantedSliver => ({ clientId: 'c', resources: res(cpu), minFree: res(0, 0), exclusive: false, ...o });
-const inputs = (clock: ManualClock, s: CommittedAtSite = site(), revoked?: ReadonlySet<string>): AdmissionInputs => ({ site: s, revoked, now: clock.now() });
+const want = (cpu: number, o: Partial<WantedSliver> = {}): WantedSliver => ({
+  clientId: 'c',
+  resources: res(cpu),
+  minFree: res(0, 0),
+  exclusive: false,
+  ...o,
+});
+const inputs = (clock: ManualClock, s: CommittedAtSite = site(), revoked?: ReadonlySet<string>): AdmissionInputs => ({
+  site: s,
+  revoked,
+  now: clock.now(),
+});
 
 describe('nodeFit', () => {
   it('fits a sliver on an UP node with the resources free', () => {
@@ -110,13 +127,18 @@ describe('nodeFit', () => {
     expect(nodeFit(inputs(clock, s), node('a', clock), urn('a'), slice('s'), want(400)).ok).toBe(true);
     const short = nodeFit(inputs(clock, s), node('a', clock), urn('a'), slice('s'), want(300), res(200));
     expect(short).toMatchObject({ ok: false, code: Status.RESOURCE_EXHAUSTED });
-    expect(short.ok ? '' : short.reason).toBe(`node ${urn('a')} has 200 cpu_millis free, the sliver needs 300; ask for less or choose another node`);
+    expect(short.ok ? '' : short.reason).toBe(
+      `node ${urn('a')} has 200 cpu_millis free, the sliver needs 300; ask for less or choose another node`,
+    );
   });
 
   it('keeps nodes held whole to their slice, and gives a node whole only when no other slice uses it', () => {
     const clock = new ManualClock();
     const held = site({}, { [urn('a')]: slice('mine') });
-    expect(nodeFit(inputs(clock, held), node('a', clock), urn('a'), slice('s'), want(1))).toMatchObject({ ok: false, code: Status.RESOURCE_EXHAUSTED });
+    expect(nodeFit(inputs(clock, held), node('a', clock), urn('a'), slice('s'), want(1))).toMatchObject({
+      ok: false,
+      code: Status.RESOURCE_EXHAUSTED,
+    });
     expect(nodeFit(inputs(clock, held), node('a', clock), urn('a'), slice('mine'), want(1)).ok).toBe(true);
     const shared = site({ [urn('b')]: { resources: res(1), slices: { [slice('other')]: 1 } } });
     const whole = nodeFit(inputs(clock, shared), node('b', clock), urn('b'), slice('s'), want(1, { exclusive: true }));
@@ -168,14 +190,22 @@ describe('lifetimeCap', () => {
     const clock = new ManualClock();
     const now = clock.now();
     const grant = { exp: (now + 30 * 24 * HOUR) / 1000, limits: {} };
-    expect(lifetimeCap({ maxLifetimeS: 3600, grant, createdAt: now, now })).toEqual({ at: now + HOUR, rule: 'the site maximum (3600 s from now)' });
+    expect(lifetimeCap({ maxLifetimeS: 3600, grant, createdAt: now, now })).toEqual({
+      at: now + HOUR,
+      rule: 'the site maximum (3600 s from now)',
+    });
     expect(lifetimeCap({ maxLifetimeS: 1e9, grant, createdAt: now, now }).rule).toBe('the expiry of the MA → SA chain');
     const ttl = lifetimeCap({ maxLifetimeS: 1e9, grant: { ...grant, limits: { ttl_s: 600 } }, createdAt: now - 60_000, now });
     expect(ttl).toEqual({ at: now + 540_000, rule: "the chain's ttl_s (600 s from creation)" });
     const n = node('a', clock, { ownerExpiresInMs: 2 * HOUR });
-    expect(lifetimeCap({ maxLifetimeS: 1e9, grant, createdAt: now, now, node: n })).toEqual({ at: now + 2 * HOUR, rule: `the expiry of ${urn('a')}'s owner credential` });
+    expect(lifetimeCap({ maxLifetimeS: 1e9, grant, createdAt: now, now, node: n })).toEqual({
+      at: now + 2 * HOUR,
+      rule: `the expiry of ${urn('a')}'s owner credential`,
+    });
     const owned = node('b', clock, { ownerTtlS: 60 });
-    expect(lifetimeCap({ maxLifetimeS: 1e9, grant, createdAt: now, now, node: owned }).rule).toBe(`the ttl_s of ${urn('b')}'s owner credential`);
+    expect(lifetimeCap({ maxLifetimeS: 1e9, grant, createdAt: now, now, node: owned }).rule).toBe(
+      `the ttl_s of ${urn('b')}'s owner credential`,
+    );
     // The site maximum moves with the clock; a chain's ttl_s counts from the sliver's creation.
     clock.advance(HOUR);
     expect(lifetimeCap({ maxLifetimeS: 3600, grant, createdAt: now, now: clock.now() }).at).toBe(now + 2 * HOUR);
@@ -198,7 +228,11 @@ describe('checkQuota', () => {
     expect(count).toBeInstanceOf(ResourceExhaustedError);
     expect((count as ResourceExhaustedError).details).toEqual({ rule: 'lim', resource: 'slivers' });
     expect((count as Error).message).toMatch(/allows 4 slivers at this site; this request would make it 5/);
-    expect(() => checkQuota({ sliceAuthorityUrn: sa, limits: { cpu_millis: 350 }, held, adding: [res(100)] })).toThrow(/allows 350 cpu_millis/);
-    expect(() => checkQuota({ sliceAuthorityUrn: sa, limits: { mem_mb: 200 }, held: { committed: res(0, 150), slivers: 0 }, adding: [res(0, 64)] })).toThrow(/mem_mb/);
+    expect(() => checkQuota({ sliceAuthorityUrn: sa, limits: { cpu_millis: 350 }, held, adding: [res(100)] })).toThrow(
+      /allows 350 cpu_millis/,
+    );
+    expect(() =>
+      checkQuota({ sliceAuthorityUrn: sa, limits: { mem_mb: 200 }, held: { committed: res(0, 150), slivers: 0 }, adding: [res(0, 64)] }),
+    ).toThrow(/mem_mb/);
   });
 });

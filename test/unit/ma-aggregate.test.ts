@@ -12,7 +12,15 @@ import { ManualClock } from '../../services/core/clock.js';
 import { termsDigest } from '../../services/management-authority/providers.js';
 import { DEFAULT_TERMS } from '../../services/management-authority/config.js';
 import { makeTestPki } from '../helpers/pki.js';
-import { enrolFakeNode, siteParties, startSite, type FakeNode, type Site, type SiteParties, disposeParties } from '../integration/ma-harness.js';
+import {
+  enrolFakeNode,
+  siteParties,
+  startSite,
+  type FakeNode,
+  type Site,
+  type SiteParties,
+  disposeParties,
+} from '../integration/ma-harness.js';
 
 const clock = new ManualClock(Date.now());
 let parties: SiteParties;
@@ -81,7 +89,11 @@ describe('Allocate', () => {
     expect(site.ma!.aggregate.committedOn(node.urn).committed.cpuMillis).toBe(1000);
     const listed = await site.aggClient().listResources({ pageSize: 0, pageToken: '', availableOnly: true, documentFormat: '' });
     expect(listed.nodes.map((x) => x.urn)).not.toContain(node.urn);
-    for (let i = 0; i < 50; i++) await site.aggClient().delete({ urns: [`urn:fedlab:${D}:slice:race${i}`], bestEffort: false }, { chain }).catch(() => undefined);
+    for (let i = 0; i < 50; i++)
+      await site
+        .aggClient()
+        .delete({ urns: [`urn:fedlab:${D}:slice:race${i}`], bestEffort: false }, { chain })
+        .catch(() => undefined);
     expect(site.ma!.aggregate.committedOn(node.urn).committed.cpuMillis).toBe(0);
   });
 
@@ -103,11 +115,17 @@ describe('Allocate', () => {
     expect(await site.ma!.aggregate.sweep()).toBe(0);
     clock.advance(1);
     // Expired but not yet swept: FAILED_PRECONDITION saying so.
-    const late = await site.aggClient().provision({ urns: [urn], bestEffort: false, start: false }, { chain }).catch((e: unknown) => e);
+    const late = await site
+      .aggClient()
+      .provision({ urns: [urn], bestEffort: false, start: false }, { chain })
+      .catch((e: unknown) => e);
     expect(codeOf(late)).toBe(Status.FAILED_PRECONDITION);
     expect((late as Error).message).toMatch(/hold on .* expired/);
     expect(await site.ma!.aggregate.sweep()).toBe(1);
-    const gone = await site.aggClient().provision({ urns: [urn], bestEffort: false, start: false }, { chain }).catch((e: unknown) => e);
+    const gone = await site
+      .aggClient()
+      .provision({ urns: [urn], bestEffort: false, start: false }, { chain })
+      .catch((e: unknown) => e);
     expect(codeOf(gone)).toBe(Status.NOT_FOUND);
     expect(site.ma!.aggregate.committedOn(nodes[0]!.urn).slivers).toBe(0);
   });
@@ -124,27 +142,52 @@ describe('Allocate', () => {
         targets: [`urn:fedlab:${D}:node:*`],
         privileges: ['sliver.create'],
         ttlSeconds: 3600,
-      })
+      }),
     ].flatMap((x) => x.chain);
     const readOnly = await site.saChain({ privileges: ['sliver.read'] });
     const before = site.ma!.aggregate.stats();
     const cases: [string, () => Promise<unknown>, number, RegExp][] = [
       ['an unknown node', () => allocate('bad', req([`urn:fedlab:${D}:node:nope`])), Status.NOT_FOUND, /node:nope/],
-      ['a node of another site', () => allocate('bad', req(['urn:fedlab:other.test:node:n1'])), Status.INVALID_ARGUMENT, /not at this site/],
+      [
+        'a node of another site',
+        () => allocate('bad', req(['urn:fedlab:other.test:node:n1'])),
+        Status.INVALID_ARGUMENT,
+        /not at this site/,
+      ],
       ['more than a node has', () => allocate('bad', req([nodes[1]!.urn], { cpu: 5000 })), Status.RESOURCE_EXHAUSTED, /a1.*cpu_millis/],
       ['exclusive on planetlab', () => allocate('bad', req([nodes[1]!.urn], { exclusive: true })), Status.FAILED_PRECONDITION, /planetlab/],
-      ['links on planetlab', () => allocate('bad', req([nodes[1]!.urn], { links: [{ name: 'l', endpoints: ['a', 'b'], bandwidthKbps: 1, delayMs: 0, lossPercent: 0 }] })), Status.FAILED_PRECONDITION, /links/],
+      [
+        'links on planetlab',
+        () =>
+          allocate(
+            'bad',
+            req([nodes[1]!.urn], { links: [{ name: 'l', endpoints: ['a', 'b'], bandwidthKbps: 1, delayMs: 0, lossPercent: 0 }] }),
+          ),
+        Status.FAILED_PRECONDITION,
+        /links/,
+      ],
       ['no nodes', () => allocate('bad', req([])), Status.INVALID_ARGUMENT, /count/],
       ['a chain rooted at another site', () => allocate('bad', req([nodes[1]!.urn]), foreignChain), Status.UNAUTHENTICATED, /trust-anchor/],
       ['no chain', () => allocate('bad', req([nodes[1]!.urn]), []), Status.UNAUTHENTICATED, /missing/],
       ['a chain without sliver.create', () => allocate('bad', req([nodes[1]!.urn]), readOnly), Status.PERMISSION_DENIED, /sliver\.create/],
       [
-        'a slice outside the slice authority\'s domain',
-        () => site.aggClient().allocate({ requestId: 'x', sliceUrn: 'urn:fedlab:other.test:slice:s', providerUrn: sp, request: req([nodes[1]!.urn]) }, { chain }),
+        "a slice outside the slice authority's domain",
+        () =>
+          site
+            .aggClient()
+            .allocate(
+              { requestId: 'x', sliceUrn: 'urn:fedlab:other.test:slice:s', providerUrn: sp, request: req([nodes[1]!.urn]) },
+              { chain },
+            ),
         Status.PERMISSION_DENIED,
         /domain/,
       ],
-      ['a Provision of something never allocated', () => site.aggClient().provision({ urns: [`urn:fedlab:${D}:slice:never`], bestEffort: false, start: false }, { chain }), Status.NOT_FOUND, /never/],
+      [
+        'a Provision of something never allocated',
+        () => site.aggClient().provision({ urns: [`urn:fedlab:${D}:slice:never`], bestEffort: false, start: false }, { chain }),
+        Status.NOT_FOUND,
+        /never/,
+      ],
       ['a malformed URN', () => site.aggClient().status({ urns: ['urn:fedlab:x'] }, { chain }), Status.INVALID_ARGUMENT, /urns\[0\]/],
     ];
     for (const [what, call, code, msg] of cases) {
@@ -175,8 +218,16 @@ describe('Allocate', () => {
     const denied = await agg2.delete({ urns: [slice], bestEffort: false }, { chain: res.chain }).catch((e: unknown) => e);
     expect(codeOf(denied)).toBe(Status.PERMISSION_DENIED);
     expect((denied as Error).message).toMatch(/created here by/);
-    await agg2.allocate({ requestId: 'q1', sliceUrn: `urn:fedlab:${D}:slice:q1`, providerUrn: sp, request: req([nodes[1]!.urn]) }, { chain: res.chain });
-    const over = await agg2.allocate({ requestId: 'q2', sliceUrn: `urn:fedlab:${D}:slice:q2`, providerUrn: sp, request: req([nodes[1]!.urn]) }, { chain: res.chain }).catch((e: unknown) => e);
+    await agg2.allocate(
+      { requestId: 'q1', sliceUrn: `urn:fedlab:${D}:slice:q1`, providerUrn: sp, request: req([nodes[1]!.urn]) },
+      { chain: res.chain },
+    );
+    const over = await agg2
+      .allocate(
+        { requestId: 'q2', sliceUrn: `urn:fedlab:${D}:slice:q2`, providerUrn: sp, request: req([nodes[1]!.urn]) },
+        { chain: res.chain },
+      )
+      .catch((e: unknown) => e);
     expect(codeOf(over)).toBe(Status.RESOURCE_EXHAUSTED);
     expect((over as Error).message).toMatch(/allows 1 slivers/);
     await agg2.delete({ urns: [`urn:fedlab:${D}:slice:q1`], bestEffort: false }, { chain: res.chain });
@@ -189,10 +240,14 @@ describe('Allocate', () => {
     const err = await allocate('down', req([nodes[0]!.urn])).catch((e: unknown) => e);
     expect(codeOf(err)).toBe(Status.UNAVAILABLE);
     expect((err as Error).message).toMatch(/a0 is DOWN/);
-    const listed = await site.aggClient().listResources({ pageSize: 0, pageToken: '', availableOnly: false, documentFormat: 'fedlab-rspec+json' });
+    const listed = await site
+      .aggClient()
+      .listResources({ pageSize: 0, pageToken: '', availableOnly: false, documentFormat: 'fedlab-rspec+json' });
     expect(listed.nodes).toHaveLength(0);
     for (const x of nodes) await x.beat();
-    const again = await site.aggClient().listResources({ pageSize: 2, pageToken: '', availableOnly: false, documentFormat: 'fedlab-rspec+json' });
+    const again = await site
+      .aggClient()
+      .listResources({ pageSize: 2, pageToken: '', availableOnly: false, documentFormat: 'fedlab-rspec+json' });
     expect(again.nodes).toHaveLength(2);
     expect(again.nextPageToken).not.toBe('');
     expect(JSON.parse(again.advertisementDocument).nodes).toHaveLength(2);
@@ -203,12 +258,18 @@ describe('Shutdown', () => {
   it('freezes a slice for administrators and its slice authority only', async () => {
     const slice = `urn:fedlab:${D}:slice:frozen`;
     await allocate('frozen', req([nodes[1]!.urn]));
-    const stranger = await site.aggClient(parties.sp).shutdown({ sliceUrn: slice, reason: 'x' }).catch((e: unknown) => e);
+    const stranger = await site
+      .aggClient(parties.sp)
+      .shutdown({ sliceUrn: slice, reason: 'x' })
+      .catch((e: unknown) => e);
     expect(codeOf(stranger)).toBe(Status.PERMISSION_DENIED);
     await site.aggClient(parties.sa).shutdown({ sliceUrn: slice, reason: 'abuse report' });
     const byAdmin = await site.aggClient(parties.admin).shutdown({ sliceUrn: slice, reason: 'abuse report, confirmed' });
     expect(byAdmin.results).toEqual([]);
-    const prov = await site.aggClient().provision({ urns: [slice], bestEffort: false, start: false }, { chain }).catch((e: unknown) => e);
+    const prov = await site
+      .aggClient()
+      .provision({ urns: [slice], bestEffort: false, start: false }, { chain })
+      .catch((e: unknown) => e);
     expect(codeOf(prov)).toBe(Status.FAILED_PRECONDITION);
     expect((prov as Error).message).toMatch(/shut down .*confirmed/);
     const more = await allocate('frozen', req([nodes[2]!.urn])).catch((e: unknown) => e);
@@ -224,7 +285,17 @@ describe('delegation, revocation, providers', () => {
     const mk = (who = parties.admin, targets: string[] = []) =>
       site
         .maClient(who)
-        .delegateToSliceAuthority({ requestId: `d${Math.random()}`, sliceAuthorityUrn: parties.sa.urn, sliceAuthorityJwk: '', sliceAuthorityCertificatePem: parties.sa.certPem, privileges: [], targets, limits: {}, ttlS: 0, maxDelegations: 0 })
+        .delegateToSliceAuthority({
+          requestId: `d${Math.random()}`,
+          sliceAuthorityUrn: parties.sa.urn,
+          sliceAuthorityJwk: '',
+          sliceAuthorityCertificatePem: parties.sa.certPem,
+          privileges: [],
+          targets,
+          limits: {},
+          ttlS: 0,
+          maxDelegations: 0,
+        })
         .catch((e: unknown) => e);
     expect(codeOf(await mk(parties.sa))).toBe(Status.PERMISSION_DENIED);
     expect(codeOf(await mk(parties.admin, ['urn:fedlab:other.test:node:*']))).toBe(Status.INVALID_ARGUMENT);
@@ -245,7 +316,10 @@ describe('delegation, revocation, providers', () => {
       maxDelegations: 0,
     });
     await allocate('rev', req([nodes[1]!.urn]), res.chain);
-    const notAdmin = await site.maClient(parties.sa).revoke({ jti: res.jti, keyThumbprint: '', reason: 'x' }).catch((e: unknown) => e);
+    const notAdmin = await site
+      .maClient(parties.sa)
+      .revoke({ jti: res.jti, keyThumbprint: '', reason: 'x' })
+      .catch((e: unknown) => e);
     expect(codeOf(notAdmin)).toBe(Status.PERMISSION_DENIED);
     const r1 = await site.maClient().revoke({ jti: res.jti, keyThumbprint: '', reason: 'compromised' });
     const r2 = await site.maClient().revoke({ jti: res.jti, keyThumbprint: '', reason: 'again' });
@@ -262,9 +336,12 @@ describe('delegation, revocation, providers', () => {
     await site.aggClient().delete({ urns: [`urn:fedlab:${D}:slice:rev`], bestEffort: false }, { chain });
   });
 
-  it("lets an owner withdraw its node by revoking its owner credential, and nothing else", async () => {
+  it('lets an owner withdraw its node by revoking its owner credential, and nothing else', async () => {
     const jti = site.ma!.registry.get(nodes[2]!.urn)!.record.ownerJtis[0]!;
-    const stranger = await site.maClient(parties.sp).revoke({ jti, keyThumbprint: '', reason: 'mine' }).catch((e: unknown) => e);
+    const stranger = await site
+      .maClient(parties.sp)
+      .revoke({ jti, keyThumbprint: '', reason: 'mine' })
+      .catch((e: unknown) => e);
     expect(codeOf(stranger)).toBe(Status.PERMISSION_DENIED);
     await site.maClient(parties.owner).revoke({ jti, keyThumbprint: '', reason: 'withdrawn' });
     const err = await allocate('withdrawn', req([nodes[2]!.urn])).catch((e: unknown) => e);
@@ -274,10 +351,19 @@ describe('delegation, revocation, providers', () => {
 
   it('registers providers that accept the current terms, with their own certificate', async () => {
     const c = site.maClient(parties.sp);
-    const base = { requestId: 'reg1', providerUrn: parties.sp.urn, certificatePem: parties.sp.certPem, contact: 'ops@acme.test', acceptedTermsDigest: termsDigest(DEFAULT_TERMS) };
+    const base = {
+      requestId: 'reg1',
+      providerUrn: parties.sp.urn,
+      certificatePem: parties.sp.certPem,
+      contact: 'ops@acme.test',
+      acceptedTermsDigest: termsDigest(DEFAULT_TERMS),
+    };
     const wrongTerms = await c.registerServiceProvider({ ...base, acceptedTermsDigest: 'sha256:00' }).catch((e: unknown) => e);
     expect(codeOf(wrongTerms)).toBe(Status.FAILED_PRECONDITION);
-    const notMe = await site.maClient(parties.sa).registerServiceProvider(base).catch((e: unknown) => e);
+    const notMe = await site
+      .maClient(parties.sa)
+      .registerServiceProvider(base)
+      .catch((e: unknown) => e);
     expect(codeOf(notMe)).toBe(Status.PERMISSION_DENIED);
     const reg = await c.registerServiceProvider(base);
     expect(reg.provider?.urn).toBe(parties.sp.urn);
@@ -286,7 +372,9 @@ describe('delegation, revocation, providers', () => {
     // With a signed statement of acceptance (metadata), checked against the provider's key.
     const digest = termsDigest(DEFAULT_TERMS);
     const sign = (payload: object, key = parties.sp.privateKey) =>
-      new CompactSign(Buffer.from(JSON.stringify(payload))).setProtectedHeader({ alg: 'ES256', typ: 'fedlab-terms+jwt', kid: parties.sp.kid }).sign(key);
+      new CompactSign(Buffer.from(JSON.stringify(payload)))
+        .setProtectedHeader({ alg: 'ES256', typ: 'fedlab-terms+jwt', kid: parties.sp.kid })
+        .sign(key);
     const md = (v: string) => {
       const m = new Metadata();
       m.set('fedlab-terms-statement', v);
@@ -308,7 +396,10 @@ describe('delegation, revocation, providers', () => {
       const c = await strict.saChain();
       const err = await strict
         .aggClient()
-        .allocate({ requestId: 's1', sliceUrn: `urn:fedlab:${D}:slice:s`, providerUrn: `urn:fedlab:${D}:sp:nobody`, request: req([node.urn]) }, { chain: c })
+        .allocate(
+          { requestId: 's1', sliceUrn: `urn:fedlab:${D}:slice:s`, providerUrn: `urn:fedlab:${D}:sp:nobody`, request: req([node.urn]) },
+          { chain: c },
+        )
         .catch((e: unknown) => e);
       expect(codeOf(err)).toBe(Status.PERMISSION_DENIED);
       expect((err as Error).message).toMatch(/has not registered/);
@@ -327,7 +418,17 @@ describe('restart', () => {
     const node = await enrolFakeNode(first, 'r0');
     await node.beat();
     const ch = await first.saChain();
-    await first.aggClient().allocate({ requestId: 'h', sliceUrn: 'urn:fedlab:restart.test:slice:s', providerUrn: 'urn:fedlab:restart.test:sp:acme', request: req([node.urn]) }, { chain: ch });
+    await first
+      .aggClient()
+      .allocate(
+        {
+          requestId: 'h',
+          sliceUrn: 'urn:fedlab:restart.test:slice:s',
+          providerUrn: 'urn:fedlab:restart.test:sp:acme',
+          request: req([node.urn]),
+        },
+        { chain: ch },
+      );
     node.close();
     await first.stop();
     c2.advance(600_000);
@@ -351,7 +452,12 @@ describe('Allocate request ids', () => {
     try {
       await node.beat();
       const ch = await s.saChain({ ttlS: 30 * 86_400 });
-      const args = { requestId: 'gc-1', sliceUrn: 'urn:fedlab:gc.test:slice:g', providerUrn: 'urn:fedlab:gc.test:sp:acme', request: req([node.urn]) };
+      const args = {
+        requestId: 'gc-1',
+        sliceUrn: 'urn:fedlab:gc.test:slice:g',
+        providerUrn: 'urn:fedlab:gc.test:sp:acme',
+        request: req([node.urn]),
+      };
       const first = await s.aggClient().allocate(args, { chain: ch });
       await s.aggClient().delete({ urns: [args.sliceUrn], bestEffort: false }, { chain: ch });
       // A retry soon after answers as the first call did (its slivers now gone), allocating nothing.

@@ -28,7 +28,9 @@ afterAll(async () => {
   await disposeParties();
 });
 
-async function ownerChain(o: { issuer?: typeof parties.owner; subjectKey?: Record<string, unknown>; privileges?: string[]; ttl?: number } = {}): Promise<string[]> {
+async function ownerChain(
+  o: { issuer?: typeof parties.owner; subjectKey?: Record<string, unknown>; privileges?: string[]; ttl?: number } = {},
+): Promise<string[]> {
   const issuer = o.issuer ?? parties.owner;
   return [
     ...(
@@ -71,7 +73,11 @@ async function tableSizes(): Promise<Record<string, number>> {
 }
 
 async function newToken(name: string, ttlS = 0, who = parties.admin): Promise<string> {
-  return (await site.maClient(who).createEnrollmentToken({ requestId: `r-${name}-${Math.random()}`, nodeName: name, ownerUrn: parties.owner.urn, ttlS })).token;
+  return (
+    await site
+      .maClient(who)
+      .createEnrollmentToken({ requestId: `r-${name}-${Math.random()}`, nodeName: name, ownerUrn: parties.owner.urn, ttlS })
+  ).token;
 }
 
 describe('enrolment tokens', () => {
@@ -126,9 +132,24 @@ describe('enrolment tokens', () => {
     const stranger = await parties.pki.issue('urn:fedlab:enrol.test:owner:mallory');
     const cases: [string, EnrollNodeRequest, number, RegExp][] = [
       ['no chain', request(token, []), Status.INVALID_ARGUMENT, /owner_credential_chain is required/],
-      ['rooted at another owner', request(token, await ownerChain({ issuer: stranger })), Status.PERMISSION_DENIED, /not at the node's owner/],
-      ['issued to someone else', request(token, await ownerChain({ subjectKey: stranger.jwk as Record<string, unknown> })), Status.INVALID_ARGUMENT, /holder/],
-      ['without sliver.delete', request(token, await ownerChain({ privileges: ['sliver.create', 'node.read'] })), Status.PERMISSION_DENIED, /sliver\.delete/],
+      [
+        'rooted at another owner',
+        request(token, await ownerChain({ issuer: stranger })),
+        Status.PERMISSION_DENIED,
+        /not at the node's owner/,
+      ],
+      [
+        'issued to someone else',
+        request(token, await ownerChain({ subjectKey: stranger.jwk as Record<string, unknown> })),
+        Status.INVALID_ARGUMENT,
+        /holder/,
+      ],
+      [
+        'without sliver.delete',
+        request(token, await ownerChain({ privileges: ['sliver.create', 'node.read'] })),
+        Status.PERMISSION_DENIED,
+        /sliver\.delete/,
+      ],
       ['a private key', request(token, await ownerChain(), { publicKeyPem: parties.owner.keyPem }), Status.INVALID_ARGUMENT, /private key/],
       ['both key and CSR', request(token, await ownerChain(), { csrPem: 'x' }), Status.INVALID_ARGUMENT, /exactly one/],
       ['a bad endpoint', request(token, await ownerChain(), { endpoint: 'no-port' }), Status.INVALID_ARGUMENT, /endpoint/],
@@ -165,7 +186,10 @@ describe('enrolment tokens', () => {
     const owner = site.maClient(parties.owner);
     const first = await owner.createEnrollmentToken({ requestId: 'own-1', nodeName: 'mine', ownerUrn: parties.owner.urn, ttlS: 0 });
     const stranger = await parties.pki.issue('urn:fedlab:enrol.test:owner:eve');
-    const denied = await site.maClient(stranger).createEnrollmentToken({ requestId: 'own-2', nodeName: 'theirs', ownerUrn: parties.owner.urn, ttlS: 0 }).catch((e: unknown) => e);
+    const denied = await site
+      .maClient(stranger)
+      .createEnrollmentToken({ requestId: 'own-2', nodeName: 'theirs', ownerUrn: parties.owner.urn, ttlS: 0 })
+      .catch((e: unknown) => e);
     expect(codeOf(denied)).toBe(Status.PERMISSION_DENIED);
     // The same request id again: a new token for the same node and expiry; the first one stops working.
     const second = await owner.createEnrollmentToken({ requestId: 'own-1', nodeName: 'mine', ownerUrn: parties.owner.urn, ttlS: 0 });
@@ -173,9 +197,13 @@ describe('enrolment tokens', () => {
     expect(second.expiresAt?.getTime()).toBe(first.expiresAt?.getTime());
     expect(codeOf(await enrol(request(first.token, await ownerChain())).catch((e: unknown) => e))).toBe(Status.UNAUTHENTICATED);
     expect((await enrol(request(second.token, await ownerChain()))).nodeUrn).toMatch(/node:mine$/);
-    const other = await owner.createEnrollmentToken({ requestId: 'own-1', nodeName: 'other', ownerUrn: parties.owner.urn, ttlS: 0 }).catch((e: unknown) => e);
+    const other = await owner
+      .createEnrollmentToken({ requestId: 'own-1', nodeName: 'other', ownerUrn: parties.owner.urn, ttlS: 0 })
+      .catch((e: unknown) => e);
     expect(codeOf(other)).toBe(Status.ALREADY_EXISTS);
-    const badName = await owner.createEnrollmentToken({ requestId: 'own-3', nodeName: '../etc', ownerUrn: parties.owner.urn, ttlS: 0 }).catch((e: unknown) => e);
+    const badName = await owner
+      .createEnrollmentToken({ requestId: 'own-3', nodeName: '../etc', ownerUrn: parties.owner.urn, ttlS: 0 })
+      .catch((e: unknown) => e);
     expect(codeOf(badName)).toBe(Status.INVALID_ARGUMENT);
   });
 });
@@ -212,18 +240,33 @@ describe('enrolment with an intermediate CA given to the MA', () => {
     writeFileSync(join(dir, 'inter.pem'), cert.toString('pem'));
     writeFileSync(join(dir, 'inter.key'), inter.privateKey.export({ format: 'pem', type: 'pkcs8' }));
     writeFileSync(join(dir, 'root.pem'), root.certPem);
-    const other = await startSite({ parties, clock, manualTimers: true, config: { enrolment: { ca_cert: join(dir, 'inter.pem'), ca_key: join(dir, 'inter.key'), ca_chain: join(dir, 'root.pem') } } });
+    const other = await startSite({
+      parties,
+      clock,
+      manualTimers: true,
+      config: { enrolment: { ca_cert: join(dir, 'inter.pem'), ca_key: join(dir, 'inter.key'), ca_chain: join(dir, 'root.pem') } },
+    });
     try {
       // The owner makes the token itself, so its key is known without the CA directory.
-      const { token } = await other.maClient(parties.owner).createEnrollmentToken({ requestId: 'i1', nodeName: 'inter', ownerUrn: parties.owner.urn, ttlS: 0 });
-      const res = await enrollNode({ address: other.enrolAddress, caPem: parties.pki.caPem, maUrn: parties.maUrn }, request(token, await ownerChain()));
+      const { token } = await other
+        .maClient(parties.owner)
+        .createEnrollmentToken({ requestId: 'i1', nodeName: 'inter', ownerUrn: parties.owner.urn, ttlS: 0 });
+      const res = await enrollNode(
+        { address: other.enrolAddress, caPem: parties.pki.caPem, maUrn: parties.maUrn },
+        request(token, await ownerChain()),
+      );
       expect(res.caChainPem).toHaveLength(2);
       const leaf = new Cert(res.certificatePem);
       expect(leaf.verify(new Cert(res.caChainPem[0]!).publicKey)).toBe(true);
       expect(new Cert(res.caChainPem[0]!).verify(new Cert(res.caChainPem[1]!).publicKey)).toBe(true);
       // An admin-made token cannot be checked here: the MA holds no CA directory to find the owner's key in.
-      const adminToken = (await other.maClient().createEnrollmentToken({ requestId: 'i2', nodeName: 'inter2', ownerUrn: parties.owner.urn, ttlS: 0 })).token;
-      const err = await enrollNode({ address: other.enrolAddress, caPem: parties.pki.caPem, maUrn: parties.maUrn }, request(adminToken, await ownerChain())).catch((e: unknown) => e);
+      const adminToken = (
+        await other.maClient().createEnrollmentToken({ requestId: 'i2', nodeName: 'inter2', ownerUrn: parties.owner.urn, ttlS: 0 })
+      ).token;
+      const err = await enrollNode(
+        { address: other.enrolAddress, caPem: parties.pki.caPem, maUrn: parties.maUrn },
+        request(adminToken, await ownerChain()),
+      ).catch((e: unknown) => e);
       expect(codeOf(err)).toBe(Status.FAILED_PRECONDITION);
       expect((err as Error).message).toMatch(/owner make the token itself/);
     } finally {

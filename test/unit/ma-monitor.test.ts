@@ -8,7 +8,15 @@ import { NodeHealth } from '../../services/generated/fedlab/v1/common.js';
 import { ManagementAuthorityService } from '../../services/generated/fedlab/v1/management_authority.js';
 import { ManualClock } from '../../services/core/clock.js';
 import { TABLES, type NodeHealthRecord } from '../../services/management-authority/records.js';
-import { enrolFakeNode, siteParties, startSite, type FakeNode, type Site, type SiteParties, disposeParties } from '../integration/ma-harness.js';
+import {
+  enrolFakeNode,
+  siteParties,
+  startSite,
+  type FakeNode,
+  type Site,
+  type SiteParties,
+  disposeParties,
+} from '../integration/ma-harness.js';
 
 const INTERVAL = 200;
 let parties: SiteParties;
@@ -65,7 +73,9 @@ describe('node health', () => {
     expect(((await beat(nodes[2]!.tls, nodes[3]!.urn)) as { code: number }).code).toBe(Status.PERMISSION_DENIED);
     // A certificate for a node that never enrolled (issued straight by the CA).
     const rogue = await parties.pki.issue('urn:fedlab:mon.test:node:rogue');
-    expect(((await beat({ caCerts: parties.pki.caPem, cert: rogue.certPem, key: rogue.keyPem }, rogue.urn)) as { code: number }).code).toBe(Status.NOT_FOUND);
+    expect(((await beat({ caCerts: parties.pki.caPem, cert: rogue.certPem, key: rogue.keyPem }, rogue.urn)) as { code: number }).code).toBe(
+      Status.NOT_FOUND,
+    );
     // The right URN but another key than the one enrolled.
     const twin = await parties.pki.issue(nodes[4]!.urn);
     const err = (await beat({ caCerts: parties.pki.caPem, cert: twin.certPem, key: twin.keyPem }, nodes[4]!.urn)) as Error;

@@ -9,10 +9,22 @@ import { NetLab, type CommandRunner } from '../../services/management-authority/
 import { normalizeRequest, styleRules, type RequestContext } from '../../services/management-authority/requests.js';
 
 const defaults = { cpuMillis: 250, memMb: 256, diskMb: 1024, pids: 256 };
-const ctx = (style: 'planetlab' | 'emulab' | 'protogeni'): RequestContext => ({ rules: styleRules(style), domain: 'x.test', defaults, maxLinkKbps: 1_000_000 });
+const ctx = (style: 'planetlab' | 'emulab' | 'protogeni'): RequestContext => ({
+  rules: styleRules(style),
+  domain: 'x.test',
+  defaults,
+  maxLinkKbps: 1_000_000,
+});
 const n = (name: string) => `urn:fedlab:x.test:node:${name}`;
 function req(o: Partial<ResourceRequest> = {}): ResourceRequest {
-  return { nodes: { nodeUrns: [n('a'), n('b')], count: 0, clientIds: ['a', 'b'] }, links: [], exclusive: false, requestDocument: '', requestDocumentFormat: '', ...o };
+  return {
+    nodes: { nodeUrns: [n('a'), n('b')], count: 0, clientIds: ['a', 'b'] },
+    links: [],
+    exclusive: false,
+    requestDocument: '',
+    requestDocumentFormat: '',
+    ...o,
+  };
 }
 
 describe('request reading', () => {
@@ -24,7 +36,12 @@ describe('request reading', () => {
     ]);
     const shared = normalizeRequest(req(), ctx('planetlab'));
     expect(shared.slivers.every((s) => !s.exclusive)).toBe(true);
-    const counted = normalizeRequest(req({ nodes: { nodeUrns: [], count: 3, clientIds: [], minFree: { cpuMillis: 1000, memMb: 0, diskMb: 0, pids: 0, bandwidthKbps: 0 } } }), ctx('planetlab'));
+    const counted = normalizeRequest(
+      req({
+        nodes: { nodeUrns: [], count: 3, clientIds: [], minFree: { cpuMillis: 1000, memMb: 0, diskMb: 0, pids: 0, bandwidthKbps: 0 } },
+      }),
+      ctx('planetlab'),
+    );
     expect(counted.slivers.map((s) => s.clientId)).toEqual(['0', '1', '2']);
     expect(counted.slivers[0]?.minFree.cpuMillis).toBe(1000);
   });
@@ -35,8 +52,10 @@ describe('request reading', () => {
     expect(() => normalizeRequest(req({ links: [link] }), ctx('planetlab'))).toThrow(FailedPreconditionError);
     expect(() => normalizeRequest(req({ links: [link] }), ctx('protogeni'))).toThrow(/emulab-style/);
     expect(() => normalizeRequest(req({ exclusive: true }), ctx('planetlab'))).toThrow(/never given whole/);
-    expect(() => normalizeRequest(req({ requestDocument: '{}', requestDocumentFormat: 'fedlab-rspec+json', nodes: undefined }), ctx('emulab'))).toThrow(/takes no request documents/);
-    const bad: [Partial<(typeof link)>, RegExp][] = [
+    expect(() =>
+      normalizeRequest(req({ requestDocument: '{}', requestDocumentFormat: 'fedlab-rspec+json', nodes: undefined }), ctx('emulab')),
+    ).toThrow(/takes no request documents/);
+    const bad: [Partial<typeof link>, RegExp][] = [
       [{ endpoints: ['a'] }, /at least two/],
       [{ endpoints: ['a', 'zz'] }, /not a client id/],
       [{ endpoints: ['a', 'urn:fedlab:y.test:node:q'] }, /another site \(y\.test\)/],
@@ -63,20 +82,31 @@ describe('request reading', () => {
   });
 
   it('reads protogeni request documents strictly', () => {
-    const doc = { type: 'request', nodes: [{ client_id: 'w', component_id: n('a'), exclusive: true, resources: { mem_mb: 128 } }, { client_id: 'd' }] };
-    const r = normalizeRequest(req({ nodes: undefined, requestDocument: JSON.stringify(doc), requestDocumentFormat: 'fedlab-rspec+json' }), ctx('protogeni'));
+    const doc = {
+      type: 'request',
+      nodes: [{ client_id: 'w', component_id: n('a'), exclusive: true, resources: { mem_mb: 128 } }, { client_id: 'd' }],
+    };
+    const r = normalizeRequest(
+      req({ nodes: undefined, requestDocument: JSON.stringify(doc), requestDocumentFormat: 'fedlab-rspec+json' }),
+      ctx('protogeni'),
+    );
     expect(r.documentFormat).toBe('fedlab-rspec+json');
     expect(r.slivers.map((s) => [s.clientId, s.nodeUrn, s.exclusive, s.resources.memMb])).toEqual([
       ['w', n('a'), true, 128],
       ['d', undefined, false, 256],
     ]);
-    const docReq = (d: unknown, fmt = 'fedlab-rspec+json') => req({ nodes: undefined, requestDocument: typeof d === 'string' ? d : JSON.stringify(d), requestDocumentFormat: fmt });
+    const docReq = (d: unknown, fmt = 'fedlab-rspec+json') =>
+      req({ nodes: undefined, requestDocument: typeof d === 'string' ? d : JSON.stringify(d), requestDocumentFormat: fmt });
     expect(() => normalizeRequest(docReq(doc, 'rspec-v3'), ctx('protogeni'))).toThrow(/request_document_format/);
     expect(() => normalizeRequest(docReq('{nope'), ctx('protogeni'))).toThrow(/not JSON/);
     expect(() => normalizeRequest(docReq({ nodes: [] }), ctx('protogeni'))).toThrow(/at least one node/);
     expect(() => normalizeRequest(docReq({ nodes: [{ client_id: 'a', colour: 1 }] }), ctx('protogeni'))).toThrow(/unknown key "colour"/);
-    expect(() => normalizeRequest(docReq({ nodes: [{ client_id: 'a', resources: { cpu_millis: -1 } }] }), ctx('protogeni'))).toThrow(InvalidArgumentError);
-    expect(() => normalizeRequest(req({ requestDocument: JSON.stringify(doc), requestDocumentFormat: 'fedlab-rspec+json' }), ctx('protogeni'))).toThrow(/authoritative/);
+    expect(() => normalizeRequest(docReq({ nodes: [{ client_id: 'a', resources: { cpu_millis: -1 } }] }), ctx('protogeni'))).toThrow(
+      InvalidArgumentError,
+    );
+    expect(() =>
+      normalizeRequest(req({ requestDocument: JSON.stringify(doc), requestDocumentFormat: 'fedlab-rspec+json' }), ctx('protogeni')),
+    ).toThrow(/authoritative/);
   });
 });
 
@@ -90,7 +120,8 @@ function recorder(o: { failOn?: RegExp; netem?: boolean } = {}): CommandRunner &
       calls.push(line);
       if (o.failOn?.test(line)) return { code: 2, stdout: '', stderr: 'RTNETLINK answers: Operation not permitted' };
       if (/ netem /.test(line) && !o.netem) return { code: 2, stdout: '', stderr: 'Error: Specified qdisc kind is unknown.' };
-      if (line === 'ip netns list') return { code: 0, stdout: 'fedlab-abcd-00000001 (id: 3)\nfedlab-ffff-00000002\nsomeone-else\n', stderr: '' };
+      if (line === 'ip netns list')
+        return { code: 0, stdout: 'fedlab-abcd-00000001 (id: 3)\nfedlab-ffff-00000002\nsomeone-else\n', stderr: '' };
       return { code: 0, stdout: '', stderr: '' };
     },
   };
@@ -106,7 +137,11 @@ describe.skipIf(!isRoot)('the link lab', () => {
     bandwidthKbps: 8000,
     delayMs: o.delayMs ?? 0,
     lossPercent: 0,
-    endpoints: Array.from({ length: endpoints }, (_, j) => ({ netns: `fedlab-abcd-0000000${j + 1}`, ifname: 'eth1', address: `10.200.0.${j + 1}/24` })),
+    endpoints: Array.from({ length: endpoints }, (_, j) => ({
+      netns: `fedlab-abcd-0000000${j + 1}`,
+      ifname: 'eth1',
+      address: `10.200.0.${j + 1}/24`,
+    })),
   });
 
   it('makes a veth pair inside the two namespaces and shapes both ends with tbf', async () => {

@@ -28,7 +28,15 @@ describe('RevocationLedger', () => {
 
   const open = async (s: Store): Promise<{ rs: RevocationStore; ledger: RevocationLedger }> => {
     const rs = await RevocationStore.open(s, { cache: null });
-    const ledger = new RevocationLedger({ store: s, revocations: rs, issuerKey: issuer.privateKey, issuerUrn: issuer.urn, metaTable: META, now: () => now, log: silentLogger() });
+    const ledger = new RevocationLedger({
+      store: s,
+      revocations: rs,
+      issuerKey: issuer.privateKey,
+      issuerUrn: issuer.urn,
+      metaTable: META,
+      now: () => now,
+      log: silentLogger(),
+    });
     return { rs, ledger };
   };
 
@@ -123,24 +131,41 @@ describe('RevocationLedger', () => {
 
   it('refuses bad input with a clear error and changes nothing', async () => {
     const { ledger } = await open(store);
-    for (const pageToken of ['nope', Buffer.from('v1').toString('base64url'), encodePageToken('revocations', '-1'), encodePageToken('revocations', '1234567890123456'), encodePageToken('nodes', '1')]) {
+    for (const pageToken of [
+      'nope',
+      Buffer.from('v1').toString('base64url'),
+      encodePageToken('revocations', '-1'),
+      encodePageToken('revocations', '1234567890123456'),
+      encodePageToken('nodes', '1'),
+    ]) {
       const err = await ledger.page({ sinceVersion: 0, pageToken, pageSize: 10 }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(InvalidArgumentError);
       expect((err as Error).message).toMatch(/^page_token is not one this server gave out.*; start again with an empty token$/);
       expect(fieldOf(err)).toBe('page_token');
     }
     const since = await ledger.page({ sinceVersion: -1, pageToken: '', pageSize: 10 }).catch((e: unknown) => e);
-    expect([since instanceof InvalidArgumentError, (since as Error).message, fieldOf(since)]).toEqual([true, 'since_version must be 0 or more', 'since_version']);
+    expect([since instanceof InvalidArgumentError, (since as Error).message, fieldOf(since)]).toEqual([
+      true,
+      'since_version must be 0 or more',
+      'since_version',
+    ]);
     await expect(ledger.page({ sinceVersion: 0, pageToken: '', pageSize: 0 })).rejects.toThrow(RangeError);
 
-    for (const [jti, kid] of [['', ''], [testJti(), issuer.kid]] as const) {
+    for (const [jti, kid] of [
+      ['', ''],
+      [testJti(), issuer.kid],
+    ] as const) {
       let err: unknown;
       try {
         revocationTarget(jti, kid);
       } catch (e) {
         err = e;
       }
-      expect([err instanceof InvalidArgumentError, (err as Error).message, fieldOf(err)]).toEqual([true, 'give exactly one of jti and key_thumbprint', 'jti']);
+      expect([err instanceof InvalidArgumentError, (err as Error).message, fieldOf(err)]).toEqual([
+        true,
+        'give exactly one of jti and key_thumbprint',
+        'jti',
+      ]);
     }
     expect(revocationTarget('', issuer.kid)).toEqual({ kid: issuer.kid });
 

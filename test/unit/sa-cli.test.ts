@@ -13,8 +13,23 @@ const slice: Slice = {
   mode: SliceMode.SLICE_MODE_BEST_EFFORT,
   state: SliceState.SLICE_STATE_PARTIAL,
   sites: [
-    { site: 'plc.test', aggregateUrn: 'urn:fedlab:plc.test:authority:ma', style: SiteStyle.SITE_STYLE_PLANETLAB, status: { code: 0, reason: '' }, manifestDocument: '', swappedOut: false, expiresAt: new Date('2026-12-01T00:00:00Z') },
-    { site: 'emu.test', aggregateUrn: 'urn:fedlab:emu.test:authority:ma', style: SiteStyle.SITE_STYLE_EMULAB, status: { code: 14, reason: 'site emu.test: unreachable' }, manifestDocument: '', swappedOut: false },
+    {
+      site: 'plc.test',
+      aggregateUrn: 'urn:fedlab:plc.test:authority:ma',
+      style: SiteStyle.SITE_STYLE_PLANETLAB,
+      status: { code: 0, reason: '' },
+      manifestDocument: '',
+      swappedOut: false,
+      expiresAt: new Date('2026-12-01T00:00:00Z'),
+    },
+    {
+      site: 'emu.test',
+      aggregateUrn: 'urn:fedlab:emu.test:authority:ma',
+      style: SiteStyle.SITE_STYLE_EMULAB,
+      status: { code: 14, reason: 'site emu.test: unreachable' },
+      manifestDocument: '',
+      swappedOut: false,
+    },
   ],
   slivers: [
     {
@@ -43,8 +58,13 @@ const slice: Slice = {
 describe('fedlab slice helpers', () => {
   it('reads --site DOMAIN=COUNT and DOMAIN=NODE,NODE, refusing anything else', () => {
     expect(parseSiteSpec('plc.test=3')).toEqual({ site: 'plc.test', count: 3, nodeUrns: [] });
-    expect(parseSiteSpec('plc.test=n1,urn:fedlab:plc.test:node:n2')).toEqual({ site: 'plc.test', count: 0, nodeUrns: ['urn:fedlab:plc.test:node:n1', 'urn:fedlab:plc.test:node:n2'] });
-    for (const bad of ['plc.test', 'plc.test=0', 'PLC=1', 'plc.test=urn:fedlab:pg.test:node:n1', 'plc.test=Bad Name']) expect(() => parseSiteSpec(bad)).toThrow(InvalidArgumentError);
+    expect(parseSiteSpec('plc.test=n1,urn:fedlab:plc.test:node:n2')).toEqual({
+      site: 'plc.test',
+      count: 0,
+      nodeUrns: ['urn:fedlab:plc.test:node:n1', 'urn:fedlab:plc.test:node:n2'],
+    });
+    for (const bad of ['plc.test', 'plc.test=0', 'PLC=1', 'plc.test=urn:fedlab:pg.test:node:n1', 'plc.test=Bad Name'])
+      expect(() => parseSiteSpec(bad)).toThrow(InvalidArgumentError);
   });
 
   it('renders slices, and says what failed per site and node', () => {
@@ -58,7 +78,12 @@ describe('fedlab slice helpers', () => {
 
   it('reads --request DOMAIN=FILE: the API JSON with links, or a request document; refuses typos and files it cannot use', () => {
     const files: Record<string, string> = {
-      'topo.json': JSON.stringify({ nodes: { count: 2, client_ids: ['a', 'b'] }, resources: { cpu_millis: 100 }, links: [{ name: 'lan0', endpoints: ['a', 'b'], bandwidth_kbps: 1000 }], exclusive: true }),
+      'topo.json': JSON.stringify({
+        nodes: { count: 2, client_ids: ['a', 'b'] },
+        resources: { cpu_millis: 100 },
+        links: [{ name: 'lan0', endpoints: ['a', 'b'], bandwidth_kbps: 1000 }],
+        exclusive: true,
+      }),
       'rspec.json': JSON.stringify({ type: 'request', nodes: [{ client_id: 'web' }, { client_id: 'db' }] }),
       'typo.json': JSON.stringify({ nodes: { count: 1 }, links: [{ name: 'l', endpoints: ['a', 'b'], bandwith_kbps: 5 }] }),
       'top-typo.json': JSON.stringify({ node: { count: 1 } }),

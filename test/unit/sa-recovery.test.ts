@@ -31,15 +31,36 @@ function fakeSite(domain: string, f: FakeSite): Site {
     delete: async (req: { urns: string[] }) => {
       f.deletes.push(req.urns);
       if (f.mode === 'down') {
-        const err = Object.assign(new Error('14 UNAVAILABLE: connect ECONNREFUSED'), { code: Status.UNAVAILABLE, details: 'connect ECONNREFUSED', metadata: new Metadata() });
+        const err = Object.assign(new Error('14 UNAVAILABLE: connect ECONNREFUSED'), {
+          code: Status.UNAVAILABLE,
+          details: 'connect ECONNREFUSED',
+          metadata: new Metadata(),
+        });
         throw err as ServiceError;
       }
-      if (f.mode === 'busy') return { results: [{ sliverUrn: `urn:fedlab:${domain}:sliver:x`, nodeUrn: `urn:fedlab:${domain}:node:n1`, status: { code: Status.UNAVAILABLE, reason: 'being provisioned' } }] };
+      if (f.mode === 'busy')
+        return {
+          results: [
+            {
+              sliverUrn: `urn:fedlab:${domain}:sliver:x`,
+              nodeUrn: `urn:fedlab:${domain}:node:n1`,
+              status: { code: Status.UNAVAILABLE, reason: 'being provisioned' },
+            },
+          ],
+        };
       return { results: [] };
     },
     close: () => undefined,
   };
-  return { domain, endpoint: '127.0.0.1:1', maUrn: `urn:fedlab:${domain}:authority:ma`, chain: ['x'], chainExpiresAt: Date.now() + 86_400_000, limits: {}, client: client as unknown as Site['client'] };
+  return {
+    domain,
+    endpoint: '127.0.0.1:1',
+    maUrn: `urn:fedlab:${domain}:authority:ma`,
+    chain: ['x'],
+    chainExpiresAt: Date.now() + 86_400_000,
+    limits: {},
+    client: client as unknown as Site['client'],
+  };
 }
 
 let dir: string;
@@ -48,8 +69,33 @@ let a: FakeSite;
 let b: FakeSite;
 
 function slice(state: SliceRecord['state']): SliceRecord {
-  const site = (d: string) => ({ site: d, aggregateUrn: `urn:fedlab:${d}:authority:ma`, style: 1, request: {}, code: 0, reason: '', manifest: '', swappedOut: false, slivers: [], use: NO_USE });
-  return { urn: SLICE, name: 's1', providerUrn: PROVIDER, description: '', mode: 'all_or_nothing', state, start: true, requestId: 'r1', createdAt: Date.now(), updatedAt: Date.now(), expiresAt: Date.now() + 3_600_000, seq: 7, sites: [site('a.test'), site('b.test')] };
+  const site = (d: string) => ({
+    site: d,
+    aggregateUrn: `urn:fedlab:${d}:authority:ma`,
+    style: 1,
+    request: {},
+    code: 0,
+    reason: '',
+    manifest: '',
+    swappedOut: false,
+    slivers: [],
+    use: NO_USE,
+  });
+  return {
+    urn: SLICE,
+    name: 's1',
+    providerUrn: PROVIDER,
+    description: '',
+    mode: 'all_or_nothing',
+    state,
+    start: true,
+    requestId: 'r1',
+    createdAt: Date.now(),
+    updatedAt: Date.now(),
+    expiresAt: Date.now() + 3_600_000,
+    seq: 7,
+    sites: [site('a.test'), site('b.test')],
+  };
 }
 
 async function book(): Promise<SliceBook> {
@@ -62,7 +108,14 @@ async function book(): Promise<SliceBook> {
     log: silentLogger(),
     now: Date.now,
     saUrn: 'urn:fedlab:sa.test:authority:sa',
-    limits: { default_slice_lifetime_s: 3600, max_slice_lifetime_s: 86_400, site_deadline_ms: 1000, status_deadline_ms: 1000, max_sites_per_slice: 8, max_nodes_per_site: 100 },
+    limits: {
+      default_slice_lifetime_s: 3600,
+      max_slice_lifetime_s: 86_400,
+      site_deadline_ms: 1000,
+      status_deadline_ms: 1000,
+      max_sites_per_slice: 8,
+      max_nodes_per_site: 100,
+    },
     quotaDefaults: { cpu_millis: 100, mem_mb: 64, disk_mb: 64 },
   });
   await bk.load();
@@ -72,7 +125,11 @@ async function book(): Promise<SliceBook> {
 const caller = { urn: PROVIDER, thumbprint: 'x', admin: false };
 
 async function seed(rec: SliceRecord, intent: IntentRecord): Promise<void> {
-  await store.batch().put(store.table<SliceRecord>(TABLES.slices), rec.urn, rec).put(store.table<IntentRecord>(TABLES.intents), intent.id, intent).write({ sync: true });
+  await store
+    .batch()
+    .put(store.table<SliceRecord>(TABLES.slices), rec.urn, rec)
+    .put(store.table<IntentRecord>(TABLES.intents), intent.id, intent)
+    .write({ sync: true });
 }
 
 beforeEach(async () => {
@@ -126,7 +183,14 @@ describe('slice authority intent recovery', () => {
   });
 
   it('finishes an interrupted delete: the slice becomes DELETED', async () => {
-    await seed(slice('deleting'), { id: 'int-2', kind: 'delete', sliceUrn: SLICE, sites: ['a.test', 'b.test'], final: 'deleted', createdAt: Date.now() });
+    await seed(slice('deleting'), {
+      id: 'int-2',
+      kind: 'delete',
+      sliceUrn: SLICE,
+      sites: ['a.test', 'b.test'],
+      final: 'deleted',
+      createdAt: Date.now(),
+    });
     const bk = await book();
     expect(await bk.recover()).toEqual({ rolledBack: 0, finished: 1, pending: 0 });
     expect(bk.get(caller, SLICE).state).toBe(SliceState.SLICE_STATE_DELETED);
@@ -134,7 +198,14 @@ describe('slice authority intent recovery', () => {
   });
 
   it('numbers events above anything given out before a restart', async () => {
-    await seed(slice('ready'), { id: 'int-3', kind: 'delete', sliceUrn: SLICE, sites: ['a.test'], final: 'deleted', createdAt: Date.now() });
+    await seed(slice('ready'), {
+      id: 'int-3',
+      kind: 'delete',
+      sliceUrn: SLICE,
+      sites: ['a.test'],
+      final: 'deleted',
+      createdAt: Date.now(),
+    });
     const bk = await book();
     const ctrl = new AbortController();
     const events = bk.watch(caller, { sliceUrn: SLICE, afterSequence: 0, follow: true }, ctrl.signal);

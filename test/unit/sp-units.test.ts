@@ -123,7 +123,9 @@ describe('access', () => {
     expect(() => access.requireAdmin({ urn: 'urn:fedlab:acme.test:user:alice' }, 'deploy')).not.toThrow();
     expect(() => access.requireReader({ urn: 'urn:fedlab:acme.test:user:bob' }, 'read')).not.toThrow();
     expect(() => access.requireAdmin({ urn: 'urn:fedlab:acme.test:user:bob' }, 'deploy')).toThrow(PermissionDeniedError);
-    expect(() => access.requireReader({ urn: 'urn:fedlab:acme.testx:user:bob' }, 'read')).toThrow(/only this provider's administrators and readers/);
+    expect(() => access.requireReader({ urn: 'urn:fedlab:acme.testx:user:bob' }, 'read')).toThrow(
+      /only this provider's administrators and readers/,
+    );
   });
 });
 
@@ -133,7 +135,11 @@ describe('terms statement', () => {
     const jws = await signTermsStatement(privateKey, 'kid-1', 'urn:fedlab:acme.test:sp:acme', 'sha256:abc', 1_764_000_000_500);
     expect(decodeProtectedHeader(jws)).toEqual({ alg: 'ES256', typ: TERMS_STATEMENT_TYP, kid: 'kid-1' });
     const { payload } = await compactVerify(jws, publicKey);
-    expect(JSON.parse(Buffer.from(payload).toString())).toEqual({ sub: 'urn:fedlab:acme.test:sp:acme', terms: 'sha256:abc', iat: 1_764_000_000 });
+    expect(JSON.parse(Buffer.from(payload).toString())).toEqual({
+      sub: 'urn:fedlab:acme.test:sp:acme',
+      terms: 'sha256:abc',
+      iat: 1_764_000_000,
+    });
   });
 });
 
@@ -151,7 +157,9 @@ describe('Deploy refuses bad input and changes nothing', () => {
       calls.push(what);
       return Promise.reject(Object.assign(new Error('down'), { code: 14, details: 'connection refused' }));
     };
-    const remotes = { sliceAuthority: () => ({ createSlice: unreachable('createSlice'), getSlice: unreachable('getSlice') }) } as unknown as Remotes;
+    const remotes = {
+      sliceAuthority: () => ({ createSlice: unreachable('createSlice'), getSlice: unreachable('getSlice') }),
+    } as unknown as Remotes;
     deployments = new Deployments({
       store,
       clock: { now: () => Date.now() },
@@ -172,7 +180,9 @@ describe('Deploy refuses bad input and changes nothing', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const request = (o: Partial<DeployRequest> & { steps?: { argv: string[]; service: boolean }[]; sites?: string[]; sliceUrn?: string } = {}): DeployRequest => ({
+  const request = (
+    o: Partial<DeployRequest> & { steps?: { argv: string[]; service: boolean }[]; sites?: string[]; sliceUrn?: string } = {},
+  ): DeployRequest => ({
     requestId: o.requestId ?? 'r1',
     name: o.name ?? 'web',
     spec: {
@@ -199,7 +209,15 @@ describe('Deploy refuses bad input and changes nothing', () => {
     [{ name: 'Web' }, /name must match/],
     [{ steps: [] }, /spec.steps is empty/],
     [{ steps: [{ argv: [], service: false }] }, /argv is empty/],
-    [{ steps: [{ argv: ['a'], service: true }, { argv: ['b'], service: false }] }, /the service must be the last step/],
+    [
+      {
+        steps: [
+          { argv: ['a'], service: true },
+          { argv: ['b'], service: false },
+        ],
+      },
+      /the service must be the last step/,
+    ],
     [{ sites: ['emu.test'] }, /site emu.test is not one this provider knows/],
     [{ sites: [] }, /spec.sites is empty/],
     [{ sliceUrn: 'urn:fedlab:plc.test:slice:s' }, /give spec.slice_urn or spec.sites, not both/],
@@ -235,7 +253,10 @@ describe('registrations', () => {
         aggregate: { getVersion: () => Promise.resolve({ termsDigest: digest }) },
         ma: {
           registerServiceProvider: (req: { acceptedTermsDigest: string }, opts: { metadata: { get(k: string): unknown[] } }) => {
-            registered.push({ digest: req.acceptedTermsDigest, statement: opts.metadata.get('fedlab-terms-statement')[0] as string | undefined });
+            registered.push({
+              digest: req.acceptedTermsDigest,
+              statement: opts.metadata.get('fedlab-terms-statement')[0] as string | undefined,
+            });
             return Promise.resolve({});
           },
         },

@@ -72,7 +72,9 @@ describe('Store', () => {
     const t = store.table<number>('fenced');
     const ended = AbortSignal.abort(new Error('deadline exceeded'));
     await expect(t.put('a', 1, { signal: ended })).rejects.toBeInstanceOf(DeadlineExceededError);
-    await expect(store.batch().put(t, 'b', 2).write({ signal: ended })).rejects.toThrow(/before its change was committed; nothing was changed/);
+    await expect(store.batch().put(t, 'b', 2).write({ signal: ended })).rejects.toThrow(
+      /before its change was committed; nothing was changed/,
+    );
     // Queued behind a write in flight, then its call ends: it is dropped, the others land as one group.
     const ac = new AbortController();
     const first = t.put('c', 3);

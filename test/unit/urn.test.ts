@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { formatTarget, isUrn, makeUrn, parseTarget, parseUrn, targetContains, targetCovers, urnEquals } from '../../services/core/identity/urn.js';
+import {
+  formatTarget,
+  isUrn,
+  makeUrn,
+  parseTarget,
+  parseUrn,
+  targetContains,
+  targetCovers,
+  urnEquals,
+} from '../../services/core/identity/urn.js';
 import { InvalidArgumentError } from '../../services/core/errors.js';
 
 describe('URNs', () => {

@@ -58,7 +58,9 @@ export function registerCertsBundle(certs: Command): void {
           `wrote the trust bundle of ${r.bundle.domain} to ${r.file}\n` +
             line('serial', String(r.bundle.serial)) +
             line('revocation version', String(r.bundle.revocation_version)) +
-            (r.authorities.length > 0 ? r.authorities.map((a) => line('authority', `${a.urn} (kid ${a.kid})`)).join('') : line('authorities', '(none)')) +
+            (r.authorities.length > 0
+              ? r.authorities.map((a) => line('authority', `${a.urn} (kid ${a.kid})`)).join('')
+              : line('authorities', '(none)')) +
             line('fingerprint', r.fingerprint),
         );
       }),

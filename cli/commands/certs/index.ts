@@ -11,7 +11,7 @@ import { registerCertsIssue } from './issue.js';
 
 /** Registers `fedlab certs` and its subcommands. */
 export function registerCertsCommand(program: Command): void {
-  const certs = program.command('certs').description('domain CAs, principals\' certificates and trust bundles');
+  const certs = program.command('certs').description("domain CAs, principals' certificates and trust bundles");
   registerCertsInitCa(certs);
   registerCertsIssue(certs);
   registerCertsBundle(certs);

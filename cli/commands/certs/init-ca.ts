@@ -27,7 +27,15 @@ export function registerCertsInitCa(certs: Command): void {
       action(async (flags: InitCaFlags) => {
         const r = await initCa({ domain: flags.domain, outDir: flags.out, alg: checkAlg(flags.alg), days: parseDays(flags.days) });
         if (flags.json) {
-          printJson({ dir: r.dir, domain: r.domain, alg: r.alg, serial: r.serial, not_before: r.notBefore.toISOString(), not_after: r.notAfter.toISOString(), files: r.paths });
+          printJson({
+            dir: r.dir,
+            domain: r.domain,
+            alg: r.alg,
+            serial: r.serial,
+            not_before: r.notBefore.toISOString(),
+            not_after: r.notAfter.toISOString(),
+            files: r.paths,
+          });
           return;
         }
         process.stdout.write(

@@ -27,7 +27,9 @@ function printBundle(b: BundleReport): void {
       line('fingerprint', b.fingerprint) +
       line('revocation version', String(b.revocation_version)) +
       b.ca_subjects.map((s) => line('ca certificate', s)).join('') +
-      (b.authorities.length > 0 ? b.authorities.map((a) => line('authority', `${a.urn} (kid ${a.kid})`)).join('') : line('authorities', '(none)')) +
+      (b.authorities.length > 0
+        ? b.authorities.map((a) => line('authority', `${a.urn} (kid ${a.kid})`)).join('')
+        : line('authorities', '(none)')) +
       (b.canonical ? '' : 'note: the file is not in canonical form; the fingerprint is of its canonical JSON\n'),
   );
 }

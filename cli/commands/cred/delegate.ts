@@ -17,8 +17,8 @@ export function registerCredDelegate(cred: Command): void {
     .option('--priv <list>', "privileges to pass on (default: all of the parent's)")
     .option('--target <urn>', "targets to pass on (default: the parent's; repeat or comma-separate)", repeatableList)
     .option('--dlg <n>', "further delegations allowed (default: the parent's minus one)")
-    .option('--ttl <duration>', "lifetime such as 12h or 7d (default: until the parent expires)")
-    .option('--lim <list>', 'resource caps, at most the parent\'s (e.g. slivers=10,mem_mb=512)')
+    .option('--ttl <duration>', 'lifetime such as 12h or 7d (default: until the parent expires)')
+    .option('--lim <list>', "resource caps, at most the parent's (e.g. slivers=10,mem_mb=512)")
     .option('--not-before <time>', 'start of validity (default now)')
     .option('--out <file>', 'write the chain file here instead of standard output')
     .action(

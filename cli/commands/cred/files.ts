@@ -16,7 +16,8 @@ export function readChainFile(file: string): string[] {
     .split(/\r?\n/)
     .map((l) => l.trim())
     .filter((l) => l.length > 0);
-  if (links.length === 0) throw new InvalidArgumentError(`${file} holds no credential (a chain file has one compact JWS per line, root first)`);
+  if (links.length === 0)
+    throw new InvalidArgumentError(`${file} holds no credential (a chain file has one compact JWS per line, root first)`);
   return links;
 }
 

@@ -14,7 +14,9 @@ import { registerCredVerify } from './verify.js';
 
 /** Registers `fedlab cred`. */
 export function registerCredCommand(program: Command): void {
-  const cred = program.command('cred').description('issue, delegate, inspect, verify and revoke delegation credentials (chain files: one compact JWS per line, root first)');
+  const cred = program
+    .command('cred')
+    .description('issue, delegate, inspect, verify and revoke delegation credentials (chain files: one compact JWS per line, root first)');
   registerCredIssue(cred);
   registerCredDelegate(cred);
   registerCredInspect(cred);

@@ -19,7 +19,8 @@ export interface IssueFlags {
 
 function dlgFlag(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
-  if (!/^[0-9]+$/.test(value)) throw new InvalidArgumentError(`--dlg must be a whole number (0: no further delegation), got ${JSON.stringify(value)}`);
+  if (!/^[0-9]+$/.test(value))
+    throw new InvalidArgumentError(`--dlg must be a whole number (0: no further delegation), got ${JSON.stringify(value)}`);
   return Number(value);
 }
 

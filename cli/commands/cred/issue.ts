@@ -19,7 +19,9 @@ async function issuerUrn(keyFile: string, issuerCert: string | undefined, key: R
     cert = parseCertificate(readFileSync(certFile), certFile);
   } catch (err) {
     if (issuerCert === undefined) {
-      throw new InvalidArgumentError(`cannot tell who issues: no certificate beside ${basename(keyFile)} (${certFile}); give --issuer-cert`);
+      throw new InvalidArgumentError(
+        `cannot tell who issues: no certificate beside ${basename(keyFile)} (${certFile}); give --issuer-cert`,
+      );
     }
     throw err;
   }
@@ -34,7 +36,11 @@ export function registerCredIssue(cred: Command): void {
     .description('issue a root credential, signed with your key, to the holder of a certificate')
     .requiredOption('--key <file>', "the issuer's private key (PEM); its certificate is looked up as cert.pem beside it")
     .requiredOption('--subject-cert <file>', "the holder's certificate (its URN and key go into the credential)")
-    .requiredOption('--target <urn>', 'target: an exact URN, urn:fedlab:<domain>:<kind>:* or urn:fedlab:<domain>:* (repeat or comma-separate)', repeatableList)
+    .requiredOption(
+      '--target <urn>',
+      'target: an exact URN, urn:fedlab:<domain>:<kind>:* or urn:fedlab:<domain>:* (repeat or comma-separate)',
+      repeatableList,
+    )
     .requiredOption('--priv <list>', 'privileges, comma-separated (e.g. sliver.create,sliver.delete)')
     .option('--dlg <n>', 'how many more delegations may follow (default 0)')
     .option('--ttl <duration>', 'lifetime such as 12h, 30d, 2w (default 30d)')

@@ -9,7 +9,9 @@ export function parseLimits(value: string | undefined): Limits {
   for (const item of splitList(value)) {
     const m = /^([a-z_]+)=([0-9]+)$/.exec(item);
     if (!m || !(LIMIT_KEYS as readonly string[]).includes(m[1] as string) || !Number.isSafeInteger(Number(m[2]))) {
-      throw new InvalidArgumentError(`--lim takes key=value pairs with keys ${LIMIT_KEYS.join(', ')} and whole numbers, got ${JSON.stringify(item)}`);
+      throw new InvalidArgumentError(
+        `--lim takes key=value pairs with keys ${LIMIT_KEYS.join(', ')} and whole numbers, got ${JSON.stringify(item)}`,
+      );
     }
     out[m[1] as string] = Number(m[2]);
   }

@@ -3,7 +3,15 @@ import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from '../../../services/core/errors.js';
-import { emptyRevocationList, parseSignedRevocationList, signRevocationList, thumbprintOf, toPublicJwk, withRevocation, type RevocationEntry } from '../../../services/core/credentials/index.js';
+import {
+  emptyRevocationList,
+  parseSignedRevocationList,
+  signRevocationList,
+  thumbprintOf,
+  toPublicJwk,
+  withRevocation,
+  type RevocationEntry,
+} from '../../../services/core/credentials/index.js';
 import { action, printJson } from '../../cli-support.js';
 import { readKey } from './files.js';
 
@@ -31,7 +39,8 @@ export function registerCredRevoke(cred: Command): void {
     .option('--json', 'print JSON')
     .action(
       action((flags: RevokeFlags) => {
-        if ((flags.jti === undefined) === (flags.thumbprint === undefined)) throw new InvalidArgumentError('give exactly one of --jti or --thumbprint');
+        if ((flags.jti === undefined) === (flags.thumbprint === undefined))
+          throw new InvalidArgumentError('give exactly one of --jti or --thumbprint');
         const key = readKey(flags.key);
         let list;
         let text: string | undefined;
@@ -44,11 +53,16 @@ export function registerCredRevoke(cred: Command): void {
         else {
           list = parseSignedRevocationList(text);
           if (list.kid !== thumbprintOf(toPublicJwk(key))) {
-            throw new InvalidArgumentError(`${flags.list} is the list of key ${list.kid}${list.iss ? ` (${list.iss})` : ''}; sign it with that key`);
+            throw new InvalidArgumentError(
+              `${flags.list} is the list of key ${list.kid}${list.iss ? ` (${list.iss})` : ''}; sign it with that key`,
+            );
           }
         }
         const time = Math.floor(Date.now() / 1000);
-        const entry: RevocationEntry = flags.jti !== undefined ? { jti: flags.jti, reason: flags.reason, time } : { kid: flags.thumbprint as string, reason: flags.reason, time };
+        const entry: RevocationEntry =
+          flags.jti !== undefined
+            ? { jti: flags.jti, reason: flags.reason, time }
+            : { kid: flags.thumbprint as string, reason: flags.reason, time };
         const next = withRevocation(list, entry);
         if (next !== list || text === undefined) {
           const tmp = join(dirname(flags.list), `.${basename(flags.list)}.${process.pid}.tmp`);
@@ -56,8 +70,20 @@ export function registerCredRevoke(cred: Command): void {
           renameSync(tmp, flags.list);
         }
         const what = flags.jti !== undefined ? `credential ${flags.jti}` : `key ${flags.thumbprint as string}`;
-        if (flags.json) printJson({ revoked: flags.jti ?? flags.thumbprint, list: flags.list, version: next.version, entries: next.entries.length, changed: next !== list });
-        else process.stdout.write(next === list ? `${what} was already revoked (list version ${next.version})\n` : `revoked ${what}; ${flags.list} is now version ${next.version} with ${next.entries.length} entr${next.entries.length === 1 ? 'y' : 'ies'}\n`);
+        if (flags.json)
+          printJson({
+            revoked: flags.jti ?? flags.thumbprint,
+            list: flags.list,
+            version: next.version,
+            entries: next.entries.length,
+            changed: next !== list,
+          });
+        else
+          process.stdout.write(
+            next === list
+              ? `${what} was already revoked (list version ${next.version})\n`
+              : `revoked ${what}; ${flags.list} is now version ${next.version} with ${next.entries.length} entr${next.entries.length === 1 ? 'y' : 'ies'}\n`,
+          );
       }),
     );
 }

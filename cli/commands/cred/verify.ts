@@ -2,7 +2,14 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from '../../../services/core/errors.js';
-import { RevocationSet, isCredentialError, parseSignedRevocationList, verifyChain, type Grant, type Privilege } from '../../../services/core/credentials/index.js';
+import {
+  RevocationSet,
+  isCredentialError,
+  parseSignedRevocationList,
+  verifyChain,
+  type Grant,
+  type Privilege,
+} from '../../../services/core/credentials/index.js';
 import { action, CliExit, EXIT_FAILURE, printJson } from '../../cli-support.js';
 import { parseTime, repeatable, splitList } from '../../flag-values.js';
 import { readChainFile, readIdentity } from './files.js';
@@ -49,7 +56,11 @@ export function registerCredVerify(cred: Command): void {
     .option('--priv <privilege>', 'the privilege the call needs')
     .option('--target <urn>', 'the object the call is on (a URN, or a pattern the grant must cover whole)')
     .option('--at <time>', 'verify at this time instead of now (RFC 3339 or epoch seconds)')
-    .option('--anchor <cert=targets>', "also trust this certificate's key to root chains over these targets, e.g. owner/cert.pem=urn:fedlab:plc.test:node:n1 (repeatable)", repeatable)
+    .option(
+      '--anchor <cert=targets>',
+      "also trust this certificate's key to root chains over these targets, e.g. owner/cert.pem=urn:fedlab:plc.test:node:n1 (repeatable)",
+      repeatable,
+    )
     .option('--revocations <file>', 'a signed revocation list to consult (repeatable)', repeatable)
     .option('--json', 'print JSON')
     .action(

@@ -8,10 +8,18 @@ import { dialIdentity, domainArg, serviceView, summary, withDial, type DialFlags
 
 /** Registers `fedlab federation peer add`. */
 export function registerPeerAdd(peer: Command): void {
-  withDial(peer.command('add').description("fetch a peer's bundle, check it against the pinned fingerprint, and store it (re-running it re-pins)"))
+  withDial(
+    peer.command('add').description("fetch a peer's bundle, check it against the pinned fingerprint, and store it (re-running it re-pins)"),
+  )
     .requiredOption('--domain <domain>', "the peer's domain (e.g. emu.test)")
-    .requiredOption('--endpoint <host:port>', "a server of the peer serving Federation.GetBundle (its public bundle endpoint, or its mutual-TLS port if it already trusts you)")
-    .requiredOption('--fingerprint <sha256>', "the peer bundle's fingerprint, given by its admin out of band (`fedlab certs bundle` prints it)")
+    .requiredOption(
+      '--endpoint <host:port>',
+      'a server of the peer serving Federation.GetBundle (its public bundle endpoint, or its mutual-TLS port if it already trusts you)',
+    )
+    .requiredOption(
+      '--fingerprint <sha256>',
+      "the peer bundle's fingerprint, given by its admin out of band (`fedlab certs bundle` prints it)",
+    )
     .option('--json', 'print JSON')
     .action(
       action(async (flags: DialFlags & { domain: string; endpoint: string; fingerprint: string; json?: boolean }) => {

@@ -6,7 +6,14 @@ import { serviceView, summary, withDir, type DirFlags } from './peers-flags.js';
 
 function table(rows: readonly (readonly string[])[]): string {
   const widths = (rows[0] ?? []).map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n');
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i] ?? 0))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 /** Registers `fedlab federation peer ls`. */
@@ -23,7 +30,16 @@ export function registerPeerLs(peer: Command): void {
         }
         if (records.length === 0) process.stdout.write(`no peers in ${view.peersDir}\n`);
         else {
-          const rows = [['DOMAIN', 'ENDPOINT', 'SERIAL', 'FINGERPRINT', 'LAST REFRESH'], ...records.map((r) => [r.domain, r.endpoint, String(r.bundle.serial), r.fingerprint, r.last_refresh ? `${r.last_refresh.result} ${r.last_refresh.at}` : 'never'])];
+          const rows = [
+            ['DOMAIN', 'ENDPOINT', 'SERIAL', 'FINGERPRINT', 'LAST REFRESH'],
+            ...records.map((r) => [
+              r.domain,
+              r.endpoint,
+              String(r.bundle.serial),
+              r.fingerprint,
+              r.last_refresh ? `${r.last_refresh.result} ${r.last_refresh.at}` : 'never',
+            ]),
+          ];
           process.stdout.write(`${table(rows)}\n`);
         }
         for (const e of errors) process.stderr.write(`fedlab: ${e.error} (not trusted)\n`);

@@ -10,14 +10,21 @@ import { dialIdentity, domainArg, serviceView, withDial, type DialFlags } from '
 
 /** Registers `fedlab federation peer refresh`. */
 export function registerPeerRefresh(peer: Command): void {
-  withDial(peer.command('refresh').description("refresh peers' bundles now (a changed bundle is accepted only if it chains from the trusted one)").argument('[domain]'))
+  withDial(
+    peer
+      .command('refresh')
+      .description("refresh peers' bundles now (a changed bundle is accepted only if it chains from the trusted one)")
+      .argument('[domain]'),
+  )
     .option('--json', 'print JSON')
     .action(
       action(async (domain: string | undefined, flags: DialFlags & { json?: boolean }) => {
         const view = serviceView(flags);
         const identity = dialIdentity(flags, view);
         const dir = new PeerDirectory(view.peersDir);
-        const records = domain ? [await dir.get(domainArg(domain))].filter((r): r is PeerRecord => r !== undefined) : (await dir.list()).records;
+        const records = domain
+          ? [await dir.get(domainArg(domain))].filter((r): r is PeerRecord => r !== undefined)
+          : (await dir.list()).records;
         if (domain && records.length === 0) throw new NotFoundError(`${domain} is not peered in ${view.peersDir}`);
         const refresher = new BundleRefresher({
           peersDir: view.peersDir,
@@ -29,8 +36,13 @@ export function registerPeerRefresh(peer: Command): void {
         const results = [];
         for (const r of records) results.push({ domain: r.domain, ...(await refresher.refreshOne(r)) });
         if (flags.json) printJson(results);
-        else for (const r of results) process.stdout.write(`${r.domain}: ${r.result}${r.fingerprint ? ` ${r.fingerprint}` : ''}${r.detail ? ` (${r.detail})` : ''}\n`);
-        if (results.some((r) => r.result === 'refused' || r.result === 'unreachable')) throw new CliExit(EXIT_FAILURE, 'some peers were not refreshed; see above');
+        else
+          for (const r of results)
+            process.stdout.write(
+              `${r.domain}: ${r.result}${r.fingerprint ? ` ${r.fingerprint}` : ''}${r.detail ? ` (${r.detail})` : ''}\n`,
+            );
+        if (results.some((r) => r.result === 'refused' || r.result === 'unreachable'))
+          throw new CliExit(EXIT_FAILURE, 'some peers were not refreshed; see above');
       }),
     );
 }

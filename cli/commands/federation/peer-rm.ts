@@ -7,13 +7,17 @@ import { domainArg, serviceView, withDir, type DirFlags } from './peers-flags.js
 
 /** Registers `fedlab federation peer rm`. */
 export function registerPeerRm(peer: Command): void {
-  withDir(peer.command('rm').description('stop trusting a peered domain (running services drop it within their reload interval)').argument('<domain>'))
-    .action(
-      action(async (domain: string, flags: DirFlags) => {
-        const view = serviceView(flags);
-        const removed = await new PeerDirectory(view.peersDir).remove(domainArg(domain));
-        if (!removed) throw new NotFoundError(`${domain} is not peered in ${view.peersDir}`);
-        process.stdout.write(`removed ${domain} from ${view.peersDir}\n`);
-      }),
-    );
+  withDir(
+    peer
+      .command('rm')
+      .description('stop trusting a peered domain (running services drop it within their reload interval)')
+      .argument('<domain>'),
+  ).action(
+    action(async (domain: string, flags: DirFlags) => {
+      const view = serviceView(flags);
+      const removed = await new PeerDirectory(view.peersDir).remove(domainArg(domain));
+      if (!removed) throw new NotFoundError(`${domain} is not peered in ${view.peersDir}`);
+      process.stdout.write(`removed ${domain} from ${view.peersDir}\n`);
+    }),
+  );
 }

@@ -56,13 +56,19 @@ export function serviceView(flags: DirFlags): ServiceView {
   return {
     peersDir,
     ...(domain ? { domain } : {}),
-    ...(cert && key ? { identity: { cert: readFlagFile(cert, 'tls.cert of --config'), key: readFlagFile(key, 'tls.key of --config') } } : {}),
+    ...(cert && key
+      ? { identity: { cert: readFlagFile(cert, 'tls.cert of --config'), key: readFlagFile(key, 'tls.key of --config') } }
+      : {}),
   };
 }
 
 /** The identity to dial with: `--tls-dir` or `--cert` + `--key`, else the service config's, else none. */
 export function dialIdentity(flags: DialFlags, view: ServiceView): DialIdentity | undefined {
-  if (flags.tlsDir) return { cert: readFlagFile(join(flags.tlsDir, 'cert.pem'), '--tls-dir'), key: readFlagFile(join(flags.tlsDir, 'key.pem'), '--tls-dir') };
+  if (flags.tlsDir)
+    return {
+      cert: readFlagFile(join(flags.tlsDir, 'cert.pem'), '--tls-dir'),
+      key: readFlagFile(join(flags.tlsDir, 'key.pem'), '--tls-dir'),
+    };
   if (flags.cert || flags.key) {
     if (!flags.cert || !flags.key) throw new InvalidArgumentError('give --cert and --key together');
     return { cert: readFlagFile(flags.cert, '--cert'), key: readFlagFile(flags.key, '--key') };
@@ -96,7 +102,10 @@ export function summary(r: PeerRecord): Record<string, unknown> {
 /** Adds {@link DirFlags} to a command. */
 export function withDir(cmd: Command): Command {
   return cmd
-    .option('--config <file>', "a service's JSON config: its federation.peers_dir (default: peers/ beside its trust_bundle), domain and TLS identity")
+    .option(
+      '--config <file>',
+      "a service's JSON config: its federation.peers_dir (default: peers/ beside its trust_bundle), domain and TLS identity",
+    )
     .option('--peers-dir <dir>', 'the peers directory itself');
 }
 

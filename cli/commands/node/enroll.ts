@@ -47,25 +47,43 @@ export function registerNodeEnroll(node: Command): void {
     .option('--mem-mb <n>', 'memory the node offers (MiB)', '1024')
     .option('--disk-mb <n>', 'disk the node offers (MiB)', '10240')
     .option('--pids <n>', 'processes the node offers', '4096')
-    .addOption(new Option('--isolation <kind>', "the node manager's sliver driver").choices(['container', 'process', 'simulated']).default('container'))
+    .addOption(
+      new Option('--isolation <kind>', "the node manager's sliver driver")
+        .choices(['container', 'process', 'simulated'])
+        .default('container'),
+    )
     .option('--json', 'print JSON')
     .action(action(async (flags: EnrollFlags) => enroll(flags)));
 }
 
 async function enroll(flags: EnrollFlags): Promise<void> {
-  if ((flags.token === undefined) === (flags.tokenFile === undefined)) throw new InvalidArgumentError('give the token with --token or --token-file (one of them)');
-  const token = (flags.token ?? (flags.tokenFile === '-' ? readFileSync(0, 'utf8') : readFlagFile(flags.tokenFile as string, '--token-file'))).trim();
+  if ((flags.token === undefined) === (flags.tokenFile === undefined))
+    throw new InvalidArgumentError('give the token with --token or --token-file (one of them)');
+  const token = (
+    flags.token ?? (flags.tokenFile === '-' ? readFileSync(0, 'utf8') : readFlagFile(flags.tokenFile as string, '--token-file'))
+  ).trim();
   const chain = readFlagFile(flags.ownerChain, '--owner-chain')
     .split('\n')
     .map((l) => l.trim())
     .filter(Boolean);
   if (chain.length === 0) throw new InvalidArgumentError(`--owner-chain ${flags.ownerChain} holds no credential`);
   const keyPath = join(flags.out, 'key.pem');
-  if (!flags.key && existsSync(keyPath)) throw new InvalidArgumentError(`${keyPath} already exists; choose another --out, or pass it as --key to certify it`);
-  const privateKey = flags.key ? parsePrivateKeyPem(readFlagFile(flags.key, '--key'), `--key ${flags.key}`) : generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
-  const isolation = { container: SliverIsolation.SLIVER_ISOLATION_CONTAINER, process: SliverIsolation.SLIVER_ISOLATION_PROCESS, simulated: SliverIsolation.SLIVER_ISOLATION_SIMULATED }[flags.isolation];
+  if (!flags.key && existsSync(keyPath))
+    throw new InvalidArgumentError(`${keyPath} already exists; choose another --out, or pass it as --key to certify it`);
+  const privateKey = flags.key
+    ? parsePrivateKeyPem(readFlagFile(flags.key, '--key'), `--key ${flags.key}`)
+    : generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+  const isolation = {
+    container: SliverIsolation.SLIVER_ISOLATION_CONTAINER,
+    process: SliverIsolation.SLIVER_ISOLATION_PROCESS,
+    simulated: SliverIsolation.SLIVER_ISOLATION_SIMULATED,
+  }[flags.isolation];
   const res = await enrollNode(
-    { address: checkAddress(flags.enrol, '--enrol'), caPem: readFlagFile(flags.ca, '--ca'), ...(flags.maUrn ? { maUrn: flags.maUrn } : {}) },
+    {
+      address: checkAddress(flags.enrol, '--enrol'),
+      caPem: readFlagFile(flags.ca, '--ca'),
+      ...(flags.maUrn ? { maUrn: flags.maUrn } : {}),
+    },
     {
       token,
       publicKeyPem: publicKeyToPem(createPublicKey(privateKey)),
@@ -90,5 +108,8 @@ async function enroll(flags: EnrollFlags): Promise<void> {
   writeFileSync(join(flags.out, 'ca.pem'), res.caChainPem.join(''));
   const out = { node_urn: res.nodeUrn, aggregate_urn: res.aggregateUrn, heartbeat_interval_s: res.heartbeatIntervalS, dir: flags.out };
   if (flags.json) printJson(out);
-  else process.stdout.write(`enrolled ${res.nodeUrn} with ${res.aggregateUrn}; certificate in ${flags.out} (heartbeat every ${res.heartbeatIntervalS}s)\n`);
+  else
+    process.stdout.write(
+      `enrolled ${res.nodeUrn} with ${res.aggregateUrn}; certificate in ${flags.out} (heartbeat every ${res.heartbeatIntervalS}s)\n`,
+    );
 }

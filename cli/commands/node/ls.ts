@@ -23,7 +23,16 @@ export function registerNodeLs(node: Command): void {
           let token = '';
           do {
             const page = await client
-              .listNodes({ pageSize: 1000, pageToken: token, health: flags.health === 'up' ? NodeHealth.NODE_HEALTH_UP : flags.health === 'down' ? NodeHealth.NODE_HEALTH_DOWN : NodeHealth.NODE_HEALTH_UNSPECIFIED })
+              .listNodes({
+                pageSize: 1000,
+                pageToken: token,
+                health:
+                  flags.health === 'up'
+                    ? NodeHealth.NODE_HEALTH_UP
+                    : flags.health === 'down'
+                      ? NodeHealth.NODE_HEALTH_DOWN
+                      : NodeHealth.NODE_HEALTH_UNSPECIFIED,
+              })
               .catch((err: unknown) => refused(err, 'could not list the nodes'));
             all.push(...page.nodes);
             token = page.nextPageToken;
@@ -32,7 +41,9 @@ export function registerNodeLs(node: Command): void {
           client.close();
         }
         const nodes = all.filter(
-          (n) => (n.capacity?.cpuMillis ?? 0) - (n.allocated?.cpuMillis ?? 0) >= minCpu && (n.capacity?.memMb ?? 0) - (n.allocated?.memMb ?? 0) >= minMem,
+          (n) =>
+            (n.capacity?.cpuMillis ?? 0) - (n.allocated?.cpuMillis ?? 0) >= minCpu &&
+            (n.capacity?.memMb ?? 0) - (n.allocated?.memMb ?? 0) >= minMem,
         );
         if (flags.json) printJson({ nodes: nodes.map(nodeJson) });
         else process.stdout.write(`${nodes.length ? nodeTable(nodes) : 'no nodes'}\n`);

@@ -35,7 +35,11 @@ export function nodeTable(nodes: readonly Node[], now = Date.now()): string {
   });
   const head = ['NODE', 'HEALTH', 'ENDPOINT', 'CPU m (used/cap)', 'MEM MB (used/cap)', 'SLIVERS', 'WHOLE', 'ISOLATION', 'LAST HEARTBEAT'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
-  const line = (cells: readonly string[]) => cells.map((c, i) => c.padEnd(widths[i] as number)).join('  ').trimEnd();
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i] as number))
+      .join('  ')
+      .trimEnd();
   return [line(head), ...rows.map(line)].join('\n');
 }
 

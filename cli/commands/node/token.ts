@@ -6,7 +6,9 @@ import { maClient, refused, withMaFlags, type MaFlags } from '../../remote.js';
 
 /** Registers `fedlab node token`. */
 export function registerNodeToken(node: Command): void {
-  withMaFlags(node.command('token').description('make a one-time enrolment token for a node (site administrators, or an owner for its own node)'))
+  withMaFlags(
+    node.command('token').description('make a one-time enrolment token for a node (site administrators, or an owner for its own node)'),
+  )
     .requiredOption('--name <name>', "the node's name ([a-z0-9][a-z0-9._-]{0,62}); its URN is urn:fedlab:<site>:node:<name>")
     .requiredOption('--owner <urn>', "the node owner's URN (who signs the owner → MA credential)")
     .option('--ttl <duration>', "how long the token is accepted, e.g. 1h or 2d (default: the site's, 24h)")
@@ -18,7 +20,12 @@ export function registerNodeToken(node: Command): void {
         const client = maClient(flags);
         try {
           const res = await client
-            .createEnrollmentToken({ requestId: flags.requestId ?? `cli-${flags.name}-${Date.now()}`, nodeName: flags.name, ownerUrn: flags.owner, ttlS })
+            .createEnrollmentToken({
+              requestId: flags.requestId ?? `cli-${flags.name}-${Date.now()}`,
+              nodeName: flags.name,
+              ownerUrn: flags.owner,
+              ttlS,
+            })
             .catch((err: unknown) => refused(err, 'the management authority refused the token'));
           if (flags.json) printJson({ token: res.token, node_urn: res.nodeUrn, expires_at: res.expiresAt?.toISOString() });
           else {

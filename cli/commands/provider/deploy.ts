@@ -43,7 +43,12 @@ export function registerDeploy(program: Command): void {
     .option('--node <urn>', 'a node by URN (repeatable)', repeatable, [])
     .option('--slice <urn>', 'deploy onto this existing slice instead of making one')
     .option('--env <name=value>', 'environment variable of the command (repeatable)', repeatable, [])
-    .option('--setup <command>', 'a setup command run once before the service on every sliver (split on spaces; repeatable)', repeatable, [])
+    .option(
+      '--setup <command>',
+      'a setup command run once before the service on every sliver (split on spaces; repeatable)',
+      repeatable,
+      [],
+    )
     .option('--cpu-millis <n>', 'CPU per sliver in thousandths of a core (default: the site default)')
     .option('--mem-mb <n>', 'memory per sliver in MiB (default: the site default)')
     .option('--disk-mb <n>', 'disk per sliver in MiB (default: the site default)')
@@ -56,10 +61,16 @@ export function registerDeploy(program: Command): void {
 }
 
 async function deploy(argv: string[], flags: DeployFlags): Promise<void> {
-  if (!isValidName(flags.name)) throw new InvalidArgumentError(`--name must match [a-z0-9][a-z0-9._-]{0,62}, got ${JSON.stringify(flags.name)}`);
+  if (!isValidName(flags.name))
+    throw new InvalidArgumentError(`--name must match [a-z0-9][a-z0-9._-]{0,62}, got ${JSON.stringify(flags.name)}`);
   if (argv.length === 0) throw new InvalidArgumentError('give the command to run after --');
-  const resources = { cpuMillis: parseWholeNumber(flags.cpuMillis, '--cpu-millis'), memMb: parseWholeNumber(flags.memMb, '--mem-mb'), diskMb: parseWholeNumber(flags.diskMb, '--disk-mb') };
-  if (flags.slice !== undefined && (!isUrn(flags.slice) || parseUrn(flags.slice).kind !== 'slice')) throw new InvalidArgumentError(`--slice must be a slice URN, got ${JSON.stringify(flags.slice)}`);
+  const resources = {
+    cpuMillis: parseWholeNumber(flags.cpuMillis, '--cpu-millis'),
+    memMb: parseWholeNumber(flags.memMb, '--mem-mb'),
+    diskMb: parseWholeNumber(flags.diskMb, '--disk-mb'),
+  };
+  if (flags.slice !== undefined && (!isUrn(flags.slice) || parseUrn(flags.slice).kind !== 'slice'))
+    throw new InvalidArgumentError(`--slice must be a slice URN, got ${JSON.stringify(flags.slice)}`);
   const sites = flags.slice ? [] : siteRequests(flags.site, flags.node, resources);
   const env = envFrom(flags.env);
   const ttlS = flags.ttl ? parseDuration(flags.ttl) : 0;
@@ -86,7 +97,10 @@ async function deploy(argv: string[], flags: DeployFlags): Promise<void> {
     });
     for await (const event of stream) {
       if (event.deployment) last = event.deployment;
-      if (flags.json) process.stdout.write(`${JSON.stringify({ ...event, deployment: event.deployment ? deploymentJson(event.deployment) : undefined, state: stateName(event.state) })}\n`);
+      if (flags.json)
+        process.stdout.write(
+          `${JSON.stringify({ ...event, deployment: event.deployment ? deploymentJson(event.deployment) : undefined, state: stateName(event.state) })}\n`,
+        );
       else progress.event(event);
     }
   } catch (err) {

@@ -15,7 +15,11 @@ export function registerDeploymentDelete(deployment: Command): void {
       action(async (name: string, flags: SpFlags & { keepSlice?: boolean; json?: boolean }) => {
         const client = spClient(flags, 120);
         try {
-          const deleted = (await client.deleteDeployment({ name, keepSlice: flags.keepSlice === true }).catch((err: unknown) => refused(err, `could not delete deployment ${name}`))).deployment as Deployment;
+          const deleted = (
+            await client
+              .deleteDeployment({ name, keepSlice: flags.keepSlice === true })
+              .catch((err: unknown) => refused(err, `could not delete deployment ${name}`))
+          ).deployment as Deployment;
           if (flags.json) printJson(deploymentJson(deleted));
           else process.stdout.write(`${deleted.name}: ${stateName(deleted.state)}${deleted.error ? ` (${deleted.error})` : ''}\n`);
         } finally {

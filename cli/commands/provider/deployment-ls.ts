@@ -17,7 +17,9 @@ export function registerDeploymentLs(deployment: Command): void {
         try {
           let token = '';
           do {
-            const page = await client.listDeployments({ pageSize: 1000, pageToken: token, state: DeploymentState.DEPLOYMENT_STATE_UNSPECIFIED }).catch((err: unknown) => refused(err, 'could not list deployments'));
+            const page = await client
+              .listDeployments({ pageSize: 1000, pageToken: token, state: DeploymentState.DEPLOYMENT_STATE_UNSPECIFIED })
+              .catch((err: unknown) => refused(err, 'could not list deployments'));
             all.push(...page.deployments);
             token = page.nextPageToken;
           } while (token);
@@ -25,10 +27,20 @@ export function registerDeploymentLs(deployment: Command): void {
           client.close();
         }
         if (flags.json) return printJson(all.map(deploymentJson));
-        const rows = all.map((shown) => [shown.name, stateName(shown.state), shown.sliceUrn, String(shown.targets.length), String(shown.targets.reduce((n, t) => n + t.restarts, 0))]);
+        const rows = all.map((shown) => [
+          shown.name,
+          stateName(shown.state),
+          shown.sliceUrn,
+          String(shown.targets.length),
+          String(shown.targets.reduce((n, t) => n + t.restarts, 0)),
+        ]);
         const head = ['NAME', 'STATE', 'SLICE', 'SLIVERS', 'RESTARTS'];
         const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
-        const line = (cells: readonly string[]) => cells.map((x, i) => x.padEnd(widths[i] as number)).join('  ').trimEnd();
+        const line = (cells: readonly string[]) =>
+          cells
+            .map((x, i) => x.padEnd(widths[i] as number))
+            .join('  ')
+            .trimEnd();
         process.stdout.write(`${[line(head), ...rows.map(line)].join('\n')}\n`);
       }),
     );

@@ -8,15 +8,20 @@ import { spClient, withSp, type SpFlags } from './provider-client.js';
 
 /** Registers `fedlab deployment show`. */
 export function registerDeploymentShow(deployment: Command): void {
-  withSp(deployment.command('show').description("one deployment with every sliver's service state, restarts and last output").argument('<name>'))
+  withSp(
+    deployment.command('show').description("one deployment with every sliver's service state, restarts and last output").argument('<name>'),
+  )
     .option('--json', 'print JSON')
     .action(
       action(async (name: string, flags: SpFlags & { json?: boolean }) => {
         const client = spClient(flags);
         try {
-          const shown = (await client.getDeployment({ name }).catch((err: unknown) => refused(err, `could not read deployment ${name}`))).deployment as Deployment;
+          const shown = (await client.getDeployment({ name }).catch((err: unknown) => refused(err, `could not read deployment ${name}`)))
+            .deployment as Deployment;
           if (flags.json) return printJson(deploymentJson(shown));
-          process.stdout.write(`${shown.name}: ${stateName(shown.state)}  slice ${shown.sliceUrn || '-'}${shown.error ? `\nerror: ${shown.error}` : ''}\n${targetTable(shown.targets)}\n`);
+          process.stdout.write(
+            `${shown.name}: ${stateName(shown.state)}  slice ${shown.sliceUrn || '-'}${shown.error ? `\nerror: ${shown.error}` : ''}\n${targetTable(shown.targets)}\n`,
+          );
           for (const t of shown.targets) {
             if (t.lastOutput.length === 0) continue;
             process.stdout.write(`\n--- ${t.sliverUrn} (${t.nodeEndpoint || 'endpoint unknown'})\n${t.lastOutput.join('\n')}\n`);

@@ -1,6 +1,11 @@
 /** How the provider commands show a deployment: state names, JSON for scripts, the per-sliver table. */
 import { parseUrn } from '../../../services/core/identity/urn.js';
-import { DeploymentState, ServiceState, type Deployment, type DeploymentTarget } from '../../../services/generated/fedlab/v1/service_provider.js';
+import {
+  DeploymentState,
+  ServiceState,
+  type Deployment,
+  type DeploymentTarget,
+} from '../../../services/generated/fedlab/v1/service_provider.js';
 
 const STATE_NAMES: Record<number, string> = {
   [DeploymentState.DEPLOYMENT_STATE_PENDING]: 'PENDING',
@@ -71,12 +76,18 @@ export function targetTable(targets: readonly DeploymentTarget[]): string {
     t.site,
     shortName(t.sliverUrn),
     shortName(t.nodeUrn),
-    (t.status?.code ?? 0) !== 0 && t.serviceState === ServiceState.SERVICE_STATE_FAILED ? `failed: ${t.status?.reason ?? ''}`.slice(0, 60) : (SERVICE_NAMES[t.serviceState] ?? '-'),
+    (t.status?.code ?? 0) !== 0 && t.serviceState === ServiceState.SERVICE_STATE_FAILED
+      ? `failed: ${t.status?.reason ?? ''}`.slice(0, 60)
+      : (SERVICE_NAMES[t.serviceState] ?? '-'),
     String(t.restarts),
     t.lastExit || '-',
     (t.lastOutput[t.lastOutput.length - 1] ?? '').slice(0, 60),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
-  const line = (cells: readonly string[]) => cells.map((c, i) => c.padEnd(widths[i] as number)).join('  ').trimEnd();
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i] as number))
+      .join('  ')
+      .trimEnd();
   return [line(head), ...rows.map(line)].join('\n');
 }

@@ -20,10 +20,16 @@ export function registerMemberAdd(member: Command): void {
         try {
           const m = (
             await client
-              .addMember({ requestId: flags.requestId ?? `cli-member-${randomBytes(6).toString('hex')}`, memberUrn: flags.urn, certificatePem: pem, displayName: flags.displayName })
+              .addMember({
+                requestId: flags.requestId ?? `cli-member-${randomBytes(6).toString('hex')}`,
+                memberUrn: flags.urn,
+                certificatePem: pem,
+                displayName: flags.displayName,
+              })
               .catch((err: unknown) => refused(err, 'the provider refused the member'))
           ).member;
-          if (flags.json) printJson({ urn: m?.urn, key_thumbprint: m?.keyThumbprint, display_name: m?.displayName, added_at: m?.addedAt?.toISOString() });
+          if (flags.json)
+            printJson({ urn: m?.urn, key_thumbprint: m?.keyThumbprint, display_name: m?.displayName, added_at: m?.addedAt?.toISOString() });
           else process.stdout.write(`member ${m?.urn} (key ${m?.keyThumbprint})\n`);
         } finally {
           client.close();

@@ -21,7 +21,9 @@ interface DelegateFlags extends SpFlags {
 
 /** Registers `fedlab member delegate`. */
 export function registerMemberDelegate(member: Command): void {
-  withSp(member.command('delegate').description("give a member a credential on a slice: writes the chain file for `fedlab sliver exec|logs`"))
+  withSp(
+    member.command('delegate').description('give a member a credential on a slice: writes the chain file for `fedlab sliver exec|logs`'),
+  )
     .requiredOption('--urn <urn>', "the member's URN")
     .requiredOption('--slice <urn>', 'the slice')
     .requiredOption('--out <file>', 'where to write the chain (one compact JWS per line, root first)')
@@ -48,8 +50,12 @@ export function registerMemberDelegate(member: Command): void {
             })
             .catch((err: unknown) => refused(err, 'the provider refused the delegation'));
           writeChainFile(flags.out, res.chain);
-          if (flags.json) printJson({ chain_file: flags.out, jti: res.jti, expires_at: res.expiresAt?.toISOString(), links: res.chain.length });
-          else process.stdout.write(`wrote ${flags.out}: ${res.chain.length} links, credential ${res.jti}, valid until ${res.expiresAt?.toISOString()}\n`);
+          if (flags.json)
+            printJson({ chain_file: flags.out, jti: res.jti, expires_at: res.expiresAt?.toISOString(), links: res.chain.length });
+          else
+            process.stdout.write(
+              `wrote ${flags.out}: ${res.chain.length} links, credential ${res.jti}, valid until ${res.expiresAt?.toISOString()}\n`,
+            );
         } finally {
           client.close();
         }

@@ -16,7 +16,8 @@ export interface SpFlags extends TlsFlags {
 
 /** A ServiceProvider client from {@link SpFlags}; every call has the --timeout deadline (`defaultTimeoutS` without one). */
 export function spClient(flags: SpFlags, defaultTimeoutS = 30) {
-  if (flags.spUrn !== undefined && !isUrn(flags.spUrn)) throw new InvalidArgumentError(`--sp-urn ${JSON.stringify(flags.spUrn)} is not a URN`);
+  if (flags.spUrn !== undefined && !isUrn(flags.spUrn))
+    throw new InvalidArgumentError(`--sp-urn ${JSON.stringify(flags.spUrn)} is not a URN`);
   return createClient(ServiceProviderService, {
     address: checkAddress(flags.sp, '--sp'),
     tls: tlsFrom(flags),
@@ -28,6 +29,8 @@ export function spClient(flags: SpFlags, defaultTimeoutS = 30) {
 /** Adds {@link SpFlags} to a command. */
 export function withSp(cmd: Command): Command {
   return withTlsFlags(
-    cmd.requiredOption('--sp <host:port>', "the service provider's address").option('--sp-urn <urn>', "pin the provider's certificate to this URN (instead of its host name)"),
+    cmd
+      .requiredOption('--sp <host:port>', "the service provider's address")
+      .option('--sp-urn <urn>', "pin the provider's certificate to this URN (instead of its host name)"),
   );
 }

@@ -34,11 +34,13 @@ export function siteRequests(
       throw new InvalidArgumentError(`--site must be DOMAIN or DOMAIN=COUNT (e.g. plc.test=2), got ${JSON.stringify(s)}`);
     }
     const r = req(m[1] as string);
-    if ((r.request?.nodes?.nodeUrns.length ?? 0) > 0) throw new InvalidArgumentError(`--site ${m[1]}: give a count or --node URNs for a site, not both`);
+    if ((r.request?.nodes?.nodeUrns.length ?? 0) > 0)
+      throw new InvalidArgumentError(`--site ${m[1]}: give a count or --node URNs for a site, not both`);
     (r.request?.nodes as { count: number }).count = Number(m[2] ?? 1);
   }
   for (const n of nodes) {
-    if (!isUrn(n) || parseUrn(n).kind !== 'node') throw new InvalidArgumentError(`--node must be a node URN urn:fedlab:<site>:node:<name>, got ${JSON.stringify(n)}`);
+    if (!isUrn(n) || parseUrn(n).kind !== 'node')
+      throw new InvalidArgumentError(`--node must be a node URN urn:fedlab:<site>:node:<name>, got ${JSON.stringify(n)}`);
     const r = req(parseUrn(n).domain);
     if ((r.request?.nodes?.count ?? 0) > 0) throw new InvalidArgumentError(`--node ${n}: its site already has --site with a count`);
     r.request?.nodes?.nodeUrns.push(n);

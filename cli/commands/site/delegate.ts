@@ -26,18 +26,23 @@ interface DelegateFlags extends MaFlags {
 
 function wholeNumber(value: string | undefined, flag: string, max: number): number {
   if (value === undefined) return 0;
-  if (!/^[0-9]+$/.test(value) || Number(value) > max) throw new InvalidArgumentError(`${flag} must be a whole number from 0 to ${max}, got ${JSON.stringify(value)}`);
+  if (!/^[0-9]+$/.test(value) || Number(value) > max)
+    throw new InvalidArgumentError(`${flag} must be a whole number from 0 to ${max}, got ${JSON.stringify(value)}`);
   return Number(value);
 }
 
 /** Registers `fedlab site delegate`. */
 export function registerSiteDelegate(site: Command): void {
-  withMaFlags(site.command('delegate').description('delegate slice creation over this site’s nodes to a slice authority; writes the MA → SA chain file'))
+  withMaFlags(
+    site
+      .command('delegate')
+      .description('delegate slice creation over this site’s nodes to a slice authority; writes the MA → SA chain file'),
+  )
     .requiredOption('--sa-urn <urn>', "the slice authority's URN (urn:fedlab:<domain>:authority:<name>)")
     .option('--sa-cert <file>', "the slice authority's certificate (PEM): its key is delegated to")
     .option('--sa-jwk <file>', "or the slice authority's public key as a JWK (JSON file)")
     .option('--priv <list>', 'privileges, comma-separated (default: every node and sliver privilege)')
-    .option('--target <list>', "targets, comma-separated (default: urn:fedlab:<site>:node:*)")
+    .option('--target <list>', 'targets, comma-separated (default: urn:fedlab:<site>:node:*)')
     .option('--lim <pairs>', 'resource caps, e.g. slivers=200,cpu_millis=8000,mem_mb=16384,disk_mb=65536,ttl_s=604800')
     .option('--ttl <duration>', "lifetime, e.g. 30d (default: the site's delegation_ttl_s)")
     .option('--dlg <n>', 'how many more delegations may follow (default 0)')
@@ -74,10 +79,22 @@ async function delegate(flags: DelegateFlags): Promise<void> {
   checkWritable(flags.out);
   const client = maClient(flags);
   try {
-    const res = await client.delegateToSliceAuthority(request).catch((err: unknown) => refused(err, 'the management authority refused the delegation'));
+    const res = await client
+      .delegateToSliceAuthority(request)
+      .catch((err: unknown) => refused(err, 'the management authority refused the delegation'));
     writeChainFile(flags.out, res.chain);
-    if (flags.json) printJson({ jti: res.jti, expires_at: res.expiresAt?.toISOString(), links: res.chain.length, out: flags.out, request_id: request.requestId });
-    else process.stdout.write(`delegated to ${flags.saUrn}: credential ${res.jti}, valid until ${res.expiresAt?.toISOString()}; wrote the chain to ${flags.out}\n`);
+    if (flags.json)
+      printJson({
+        jti: res.jti,
+        expires_at: res.expiresAt?.toISOString(),
+        links: res.chain.length,
+        out: flags.out,
+        request_id: request.requestId,
+      });
+    else
+      process.stdout.write(
+        `delegated to ${flags.saUrn}: credential ${res.jti}, valid until ${res.expiresAt?.toISOString()}; wrote the chain to ${flags.out}\n`,
+      );
   } finally {
     client.close();
   }

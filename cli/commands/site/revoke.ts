@@ -20,7 +20,10 @@ export function registerSiteRevoke(site: Command): void {
             .revoke({ jti: flags.jti ?? '', keyThumbprint: flags.kid ?? '', reason: flags.reason })
             .catch((err: unknown) => refused(err, 'the management authority refused the revocation'));
           if (flags.json) printJson({ version: res.version, entry: res.entry });
-          else process.stdout.write(`revoked ${flags.jti ? `credential ${flags.jti}` : `key ${flags.kid}`}; the site's revocation list is at version ${res.version}\n`);
+          else
+            process.stdout.write(
+              `revoked ${flags.jti ? `credential ${flags.jti}` : `key ${flags.kid}`}; the site's revocation list is at version ${res.version}\n`,
+            );
         } finally {
           client.close();
         }

@@ -35,19 +35,28 @@ export function registerSliceCreate(slice: Command): void {
     slice
       .command('create <name>')
       .description('create a slice over nodes of one or more sites, showing progress per node')
-      .option('--site <spec>', 'DOMAIN=COUNT (nodes the site picks) or DOMAIN=NODE,NODE (named nodes); repeat per site', repeatable, [] as string[])
+      .option(
+        '--site <spec>',
+        'DOMAIN=COUNT (nodes the site picks) or DOMAIN=NODE,NODE (named nodes); repeat per site',
+        repeatable,
+        [] as string[],
+      )
       .option('--cpu-millis <n>', 'CPU per sliver in thousandths of a core (default: each site decides)')
       .option('--mem-mb <n>', 'memory per sliver in MiB')
       .option('--disk-mb <n>', 'disk per sliver in MiB')
       .option('--exclusive', 'whole nodes for this slice (protogeni; emulab always gives whole nodes)')
       .option(
         '--request <spec>',
-        'DOMAIN=FILE: the whole request for one site from a JSON file — nodes, resources, links (emulab) and exclusive in the API\'s JSON, or a fedlab-rspec+json request document; repeat per site',
+        "DOMAIN=FILE: the whole request for one site from a JSON file — nodes, resources, links (emulab) and exclusive in the API's JSON, or a fedlab-rspec+json request document; repeat per site",
         repeatable,
         [] as string[],
       )
       .option('--lifetime <duration>', 'how long the slice lives, e.g. 2h or 7d (default: the SA decides)')
-      .addOption(new Option('--mode <mode>', 'what a partial failure does').choices(['all-or-nothing', 'all', 'best-effort']).default('all-or-nothing'))
+      .addOption(
+        new Option('--mode <mode>', 'what a partial failure does')
+          .choices(['all-or-nothing', 'all', 'best-effort'])
+          .default('all-or-nothing'),
+      )
       .option('--no-start', 'provision the slivers but do not start them')
       .option('--no-wait', 'return once the SA recorded the request (follow it with `fedlab slice show`)')
       .option('--request-id <id>', 'idempotency key (a retry with the same id returns the same slice)')
@@ -57,21 +66,40 @@ export function registerSliceCreate(slice: Command): void {
 
 async function create(name: string, flags: CreateFlags): Promise<void> {
   if (!isValidName(name)) throw new InvalidArgumentError(`slice name ${JSON.stringify(name)} must match [a-z0-9][a-z0-9._-]{0,62}`);
-  if (!flags.site.length && !flags.request.length) throw new InvalidArgumentError('give at least one --site DOMAIN=COUNT or DOMAIN=NODE,NODE, or --request DOMAIN=FILE');
+  if (!flags.site.length && !flags.request.length)
+    throw new InvalidArgumentError('give at least one --site DOMAIN=COUNT or DOMAIN=NODE,NODE, or --request DOMAIN=FILE');
   const specs = flags.site.map(parseSiteSpec);
   const files = flags.request.map((r) => parseRequestSpec(r, (file) => readFileSync(file, 'utf8')));
   const named = [...specs.map((s) => s.site), ...files.map((r) => r.site)];
   const twice = named.find((domain, i) => named.indexOf(domain) !== i);
   if (twice) throw new InvalidArgumentError(`site ${twice} is given twice; give each site once, with --site or with --request`);
   const num = (value: string | undefined, flag: string): number => (value === undefined ? 0 : parsePositiveInt(value, flag));
-  const resources = { cpuMillis: num(flags.cpuMillis, '--cpu-millis'), memMb: num(flags.memMb, '--mem-mb'), diskMb: num(flags.diskMb, '--disk-mb'), pids: 0, bandwidthKbps: 0 };
-  const mode = flags.mode === 'all' || flags.mode === 'all-or-nothing' ? SliceMode.SLICE_MODE_ALL_OR_NOTHING : flags.mode === 'best-effort' ? SliceMode.SLICE_MODE_BEST_EFFORT : undefined;
+  const resources = {
+    cpuMillis: num(flags.cpuMillis, '--cpu-millis'),
+    memMb: num(flags.memMb, '--mem-mb'),
+    diskMb: num(flags.diskMb, '--disk-mb'),
+    pids: 0,
+    bandwidthKbps: 0,
+  };
+  const mode =
+    flags.mode === 'all' || flags.mode === 'all-or-nothing'
+      ? SliceMode.SLICE_MODE_ALL_OR_NOTHING
+      : flags.mode === 'best-effort'
+        ? SliceMode.SLICE_MODE_BEST_EFFORT
+        : undefined;
   if (mode === undefined) throw new InvalidArgumentError(`--mode must be all-or-nothing or best-effort, got ${JSON.stringify(flags.mode)}`);
   const expiresAt = flags.lifetime ? new Date(Date.now() + parseDuration(flags.lifetime, '--lifetime') * 1000) : undefined;
   const sites: SiteRequest[] = [
     ...specs.map((s) => ({
       site: s.site,
-      request: { nodes: { nodeUrns: s.nodeUrns, count: s.count, clientIds: [] }, resources, links: [], exclusive: flags.exclusive === true, requestDocument: '', requestDocumentFormat: '' },
+      request: {
+        nodes: { nodeUrns: s.nodeUrns, count: s.count, clientIds: [] },
+        resources,
+        links: [],
+        exclusive: flags.exclusive === true,
+        requestDocument: '',
+        requestDocumentFormat: '',
+      },
     })),
     ...files,
   ];
@@ -79,7 +107,16 @@ async function create(name: string, flags: CreateFlags): Promise<void> {
   try {
     const requestId = flags.requestId ?? `cli-${randomBytes(8).toString('hex')}`;
     const res = await client
-      .createSlice({ requestId, name, description: flags.description ?? '', mode, sites, start: flags.start, wait: false, ...(expiresAt ? { expiresAt } : {}) })
+      .createSlice({
+        requestId,
+        name,
+        description: flags.description ?? '',
+        mode,
+        sites,
+        start: flags.start,
+        wait: false,
+        ...(expiresAt ? { expiresAt } : {}),
+      })
       .catch((err: unknown) => refused(err, `cannot create slice ${name}`));
     let slice = res.slice as Slice;
     if (flags.wait && (slice.state === SliceState.SLICE_STATE_PENDING || slice.state === SliceState.SLICE_STATE_DELETING)) {
@@ -89,7 +126,10 @@ async function create(name: string, flags: CreateFlags): Promise<void> {
         // Follows the slice until it is stable; no deadline beyond the sites' own (the SA bounds each site).
         // A new slice's record is event 1: replaying from there shows every node's events, even
         // those that happened before the watch was opened (a snapshot would skip them).
-        for await (const event of client.watchSlice({ sliceUrn: slice.urn, afterSequence: 1, follow: false }, { deadlineMs: 24 * 3_600_000 })) {
+        for await (const event of client.watchSlice(
+          { sliceUrn: slice.urn, afterSequence: 1, follow: false },
+          { deadlineMs: 24 * 3_600_000 },
+        )) {
           if (!flags.json && event.sequence > 0 && !(event.slice && event.message === 'snapshot')) progress.event(event);
           if (event.slice) slice = event.slice;
         }
@@ -98,14 +138,19 @@ async function create(name: string, flags: CreateFlags): Promise<void> {
       } finally {
         progress.end();
       }
-      slice = (await client.getSlice({ sliceUrn: slice.urn }).catch((err: unknown) => refused(err, `cannot read slice ${slice.urn}`))).slice as Slice;
+      slice = (await client.getSlice({ sliceUrn: slice.urn }).catch((err: unknown) => refused(err, `cannot read slice ${slice.urn}`)))
+        .slice as Slice;
     }
     if (flags.json) printJson(Slice.toJSON(slice));
     else process.stdout.write(`${sliceDetail(slice)}\n`);
     if (slice.state === SliceState.SLICE_STATE_FAILED) {
-      throw new CliExit(EXIT_FAILURE, `slice ${slice.urn} FAILED${slice.mode === SliceMode.SLICE_MODE_ALL_OR_NOTHING ? ' (all or nothing: every site was rolled back)' : ''}:\n  ${failureLines(slice).join('\n  ')}`);
+      throw new CliExit(
+        EXIT_FAILURE,
+        `slice ${slice.urn} FAILED${slice.mode === SliceMode.SLICE_MODE_ALL_OR_NOTHING ? ' (all or nothing: every site was rolled back)' : ''}:\n  ${failureLines(slice).join('\n  ')}`,
+      );
     }
-    if (slice.state === SliceState.SLICE_STATE_PARTIAL) process.stderr.write(`fedlab: slice ${slice.urn} is PARTIAL:\n  ${failureLines(slice).join('\n  ')}\n`);
+    if (slice.state === SliceState.SLICE_STATE_PARTIAL)
+      process.stderr.write(`fedlab: slice ${slice.urn} is PARTIAL:\n  ${failureLines(slice).join('\n  ')}\n`);
   } finally {
     client.close();
   }

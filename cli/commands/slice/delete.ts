@@ -15,10 +15,19 @@ export function registerSliceDelete(slice: Command): void {
         const urn = await resolveSlice(client, ref);
         const res = await client.deleteSlice({ sliceUrn: urn }).catch((err: unknown) => refused(err, `cannot delete slice ${urn}`));
         const deleted = res.slice as Slice;
-        if (flags.json) printJson({ slice: Slice.toJSON(deleted), results: res.results.map((r) => ({ site: r.site, code: r.status?.code ?? 0, reason: r.status?.reason ?? '' })) });
-        else process.stdout.write(`${res.results.length ? `${resultsTable(res.results)}\n` : ''}slice ${deleted.urn} is ${STATE[deleted.state] ?? '?'}\n`);
+        if (flags.json)
+          printJson({
+            slice: Slice.toJSON(deleted),
+            results: res.results.map((r) => ({ site: r.site, code: r.status?.code ?? 0, reason: r.status?.reason ?? '' })),
+          });
+        else
+          process.stdout.write(
+            `${res.results.length ? `${resultsTable(res.results)}\n` : ''}slice ${deleted.urn} is ${STATE[deleted.state] ?? '?'}\n`,
+          );
         if (deleted.state === SliceState.SLICE_STATE_DELETING) {
-          process.stderr.write(`fedlab: some sites have not confirmed yet; the slice authority keeps retrying:\n  ${failureLines(deleted).join('\n  ')}\n`);
+          process.stderr.write(
+            `fedlab: some sites have not confirmed yet; the slice authority keeps retrying:\n  ${failureLines(deleted).join('\n  ')}\n`,
+          );
         }
       } finally {
         client.close();

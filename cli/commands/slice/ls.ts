@@ -12,16 +12,30 @@ export function registerSliceLs(slice: Command): void {
     slice
       .command('ls')
       .description('list your slices (all slices for administrators)')
-      .addOption(new Option('--state <state>', 'only slices in this state (default: all but deleted and expired)').choices(['pending', 'ready', 'partial', 'failed', 'deleting', 'deleted', 'expired'])),
+      .addOption(
+        new Option('--state <state>', 'only slices in this state (default: all but deleted and expired)').choices([
+          'pending',
+          'ready',
+          'partial',
+          'failed',
+          'deleting',
+          'deleted',
+          'expired',
+        ]),
+      ),
   ).action(
     action(async (flags: ConnFlags & { state?: string }) => {
       const client = saClient(flags);
       try {
-        const state = flags.state ? (SliceState[`SLICE_STATE_${flags.state.toUpperCase()}` as keyof typeof SliceState] as SliceState) : SliceState.SLICE_STATE_UNSPECIFIED;
+        const state = flags.state
+          ? (SliceState[`SLICE_STATE_${flags.state.toUpperCase()}` as keyof typeof SliceState] as SliceState)
+          : SliceState.SLICE_STATE_UNSPECIFIED;
         const all: Slice[] = [];
         let token = '';
         do {
-          const page = await client.listSlices({ pageSize: 1000, pageToken: token, state }).catch((err: unknown) => refused(err, 'cannot list slices'));
+          const page = await client
+            .listSlices({ pageSize: 1000, pageToken: token, state })
+            .catch((err: unknown) => refused(err, 'cannot list slices'));
           all.push(...page.slices);
           token = page.nextPageToken;
         } while (token);

@@ -19,27 +19,41 @@ export function registerSliceRenew(slice: Command): void {
       .option('--best-effort', 'renew where possible and report the rest'),
   ).action(
     action(async (ref: string, flags: ConnFlags & { lifetime?: string; until?: string; bestEffort?: boolean }) => {
-      if ((flags.lifetime === undefined) === (flags.until === undefined)) throw new InvalidArgumentError('give exactly one of --lifetime and --until');
+      if ((flags.lifetime === undefined) === (flags.until === undefined))
+        throw new InvalidArgumentError('give exactly one of --lifetime and --until');
       const at = flags.lifetime ? Date.now() + parseDuration(flags.lifetime, '--lifetime') * 1000 : Date.parse(flags.until as string);
-      if (!Number.isFinite(at)) throw new InvalidArgumentError(`--until ${JSON.stringify(flags.until)} is not a time (e.g. 2026-12-01T00:00:00Z)`);
+      if (!Number.isFinite(at))
+        throw new InvalidArgumentError(`--until ${JSON.stringify(flags.until)} is not a time (e.g. 2026-12-01T00:00:00Z)`);
       const client = saClient(flags);
       try {
         const urn = await resolveSlice(client, ref);
-        const res = await client.renewSlice({ sliceUrn: urn, expiresAt: new Date(at), bestEffort: flags.bestEffort ?? false }).catch((err: unknown) => refused(err, `cannot renew slice ${urn}`));
+        const res = await client
+          .renewSlice({ sliceUrn: urn, expiresAt: new Date(at), bestEffort: flags.bestEffort ?? false })
+          .catch((err: unknown) => refused(err, `cannot renew slice ${urn}`));
         const renewed = res.slice as Slice;
         if (flags.json) {
-          printJson({ slice: Slice.toJSON(renewed), results: res.results.map((r) => ({ site: r.site, code: r.status?.code ?? 0, reason: r.status?.reason ?? '' })) });
+          printJson({
+            slice: Slice.toJSON(renewed),
+            results: res.results.map((r) => ({ site: r.site, code: r.status?.code ?? 0, reason: r.status?.reason ?? '' })),
+          });
         } else {
           const rows = renewed.sites.map((x) => {
             const r = res.results.find((y) => y.site === x.site);
             const granted = x.expiresAt?.getTime();
-            const note = r?.status?.code ? `${codeName(r.status.code)}: ${r.status.reason}` : granted !== undefined && granted < at - 1000 ? 'capped by the site (its maximum or its MA → SA chain)' : '';
+            const note = r?.status?.code
+              ? `${codeName(r.status.code)}: ${r.status.reason}`
+              : granted !== undefined && granted < at - 1000
+                ? 'capped by the site (its maximum or its MA → SA chain)'
+                : '';
             return [x.site, time(x.expiresAt), note];
           });
-          process.stdout.write(`${table(['SITE', 'EXPIRES (granted)', 'NOTE'], rows)}\nslice ${renewed.urn} now expires ${time(renewed.expiresAt)}\n`);
+          process.stdout.write(
+            `${table(['SITE', 'EXPIRES (granted)', 'NOTE'], rows)}\nslice ${renewed.urn} now expires ${time(renewed.expiresAt)}\n`,
+          );
         }
         const failed = res.results.filter((r) => r.status?.code);
-        if (failed.length) throw new CliExit(EXIT_FAILURE, `not renewed at ${failed.map((r) => `${r.site} (${r.status?.reason})`).join('; ')}`);
+        if (failed.length)
+          throw new CliExit(EXIT_FAILURE, `not renewed at ${failed.map((r) => `${r.site} (${r.status?.reason})`).join('; ')}`);
       } finally {
         client.close();
       }

@@ -11,7 +11,10 @@ import { parsePositiveInt } from '../../flag-values.js';
 /** Parses `--site DOMAIN=COUNT` or `--site DOMAIN=NODE[,NODE...]` (node names or URNs). */
 export function parseSiteSpec(spec: string): { site: string; count: number; nodeUrns: string[] } {
   const m = /^([^=]+)=(.+)$/.exec(spec.trim());
-  if (!m) throw new InvalidArgumentError(`--site ${JSON.stringify(spec)}: write DOMAIN=COUNT (e.g. plc.test=3) or DOMAIN=NODE,NODE (e.g. plc.test=n1,n2)`);
+  if (!m)
+    throw new InvalidArgumentError(
+      `--site ${JSON.stringify(spec)}: write DOMAIN=COUNT (e.g. plc.test=3) or DOMAIN=NODE,NODE (e.g. plc.test=n1,n2)`,
+    );
   const site = m[1] as string;
   if (!isValidDomain(site)) throw new InvalidArgumentError(`--site ${JSON.stringify(spec)}: ${JSON.stringify(site)} is not a site domain`);
   const rest = m[2] as string;
@@ -52,7 +55,10 @@ function checkKeys(where: string, value: unknown, kind: keyof typeof REQUEST_KEY
   if (value === undefined) return;
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidArgumentError(`${where} must be a JSON object`);
   for (const k of Object.keys(value)) {
-    if (!(REQUEST_KEYS[kind] as readonly string[]).includes(k)) throw new InvalidArgumentError(`${where}: unknown key ${JSON.stringify(k)} (allowed: ${(REQUEST_KEYS[kind] as readonly string[]).filter((x) => !x.includes('_')).join(', ')})`);
+    if (!(REQUEST_KEYS[kind] as readonly string[]).includes(k))
+      throw new InvalidArgumentError(
+        `${where}: unknown key ${JSON.stringify(k)} (allowed: ${(REQUEST_KEYS[kind] as readonly string[]).filter((x) => !x.includes('_')).join(', ')})`,
+      );
   }
 }
 
@@ -66,12 +72,15 @@ export function parseRequestSpec(spec: string, read: (file: string) => string): 
   if (!m) throw new InvalidArgumentError(`--request ${JSON.stringify(spec)}: write DOMAIN=FILE (e.g. emu.test=topology.json)`);
   const site = m[1] as string;
   const file = m[2] as string;
-  if (!isValidDomain(site)) throw new InvalidArgumentError(`--request ${JSON.stringify(spec)}: ${JSON.stringify(site)} is not a site domain`);
+  if (!isValidDomain(site))
+    throw new InvalidArgumentError(`--request ${JSON.stringify(spec)}: ${JSON.stringify(site)} is not a site domain`);
   let text: string;
   try {
     text = read(file);
   } catch (err) {
-    throw new InvalidArgumentError(`--request ${site}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new InvalidArgumentError(
+      `--request ${site}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
   }
   let json: unknown;
   try {

@@ -26,7 +26,8 @@ export type SaClient = PromiseClient<typeof SliceAuthorityService>;
 /** A client from {@link ConnFlags}; every call has the --timeout deadline (`defaultDeadlineMs` without one). */
 export function saClient(flags: ConnFlags, defaultDeadlineMs = 30_000): SaClient {
   checkAddress(flags.sa, '--sa');
-  if (flags.saUrn !== undefined && !isUrn(flags.saUrn)) throw new InvalidArgumentError(`--sa-urn ${JSON.stringify(flags.saUrn)} is not a URN`);
+  if (flags.saUrn !== undefined && !isUrn(flags.saUrn))
+    throw new InvalidArgumentError(`--sa-urn ${JSON.stringify(flags.saUrn)} is not a URN`);
   return createClient(SliceAuthorityService, {
     address: flags.sa,
     tls: tlsFrom(flags),
@@ -43,7 +44,7 @@ export function withConn(cmd: Command): Command {
     .option('--tls-dir <dir>', 'your key.pem, cert.pem and ca.pem (as `fedlab certs issue --out` writes them)')
     .option('--cert <file>', 'your certificate (PEM)')
     .option('--key <file>', 'your private key (PEM)')
-    .option('--ca <file>', "the CA certificate that verifies the SA (PEM)")
+    .option('--ca <file>', 'the CA certificate that verifies the SA (PEM)')
     .option('--timeout <duration>', 'deadline of each call, e.g. 30s (default 30s; create waits as long as the sites take)')
     .option('--json', 'print JSON instead of tables and progress');
 }
@@ -57,7 +58,9 @@ export async function resolveSlice(client: SaClient, ref: string): Promise<strin
   if (!isValidName(ref)) throw new InvalidArgumentError(`${JSON.stringify(ref)} is neither a slice URN nor a slice name`);
   let token = '';
   do {
-    const page = await client.listSlices({ pageSize: 1000, pageToken: token, state: SliceState.SLICE_STATE_UNSPECIFIED }).catch((err: unknown) => refused(err, 'cannot list slices'));
+    const page = await client
+      .listSlices({ pageSize: 1000, pageToken: token, state: SliceState.SLICE_STATE_UNSPECIFIED })
+      .catch((err: unknown) => refused(err, 'cannot list slices'));
     const hit = page.slices.find((s) => parseUrn(s.urn).name === ref);
     if (hit) return hit.urn;
     token = page.nextPageToken;

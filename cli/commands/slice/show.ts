@@ -13,7 +13,8 @@ export function registerSliceShow(slice: Command): void {
       const client = saClient(flags);
       try {
         const urn = await resolveSlice(client, ref);
-        const shown = (await client.getSlice({ sliceUrn: urn }).catch((err: unknown) => refused(err, `cannot read slice ${urn}`))).slice as Slice;
+        const shown = (await client.getSlice({ sliceUrn: urn }).catch((err: unknown) => refused(err, `cannot read slice ${urn}`)))
+          .slice as Slice;
         if (flags.json) printJson(Slice.toJSON(shown));
         else process.stdout.write(`${sliceDetail(shown)}\n`);
       } finally {

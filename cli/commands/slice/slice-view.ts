@@ -13,7 +13,11 @@ export const STATE: Record<number, string> = {
   [SliceState.SLICE_STATE_DELETED]: 'DELETED',
   [SliceState.SLICE_STATE_EXPIRED]: 'EXPIRED',
 };
-const STYLE: Record<number, string> = { [SiteStyle.SITE_STYLE_PLANETLAB]: 'planetlab', [SiteStyle.SITE_STYLE_EMULAB]: 'emulab', [SiteStyle.SITE_STYLE_PROTOGENI]: 'protogeni' };
+const STYLE: Record<number, string> = {
+  [SiteStyle.SITE_STYLE_PLANETLAB]: 'planetlab',
+  [SiteStyle.SITE_STYLE_EMULAB]: 'emulab',
+  [SiteStyle.SITE_STYLE_PROTOGENI]: 'protogeni',
+};
 const ALLOC: Record<number, string> = {
   [AllocationState.ALLOCATION_STATE_UNALLOCATED]: 'unallocated',
   [AllocationState.ALLOCATION_STATE_ALLOCATED]: 'allocated',
@@ -37,7 +41,11 @@ export function codeName(code: number): string {
 /** Rows under a head, columns padded to their widest cell. */
 export function table(head: readonly string[], rows: readonly (readonly string[])[]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: readonly string[]) => cells.map((c, i) => c.padEnd(widths[i] as number)).join('  ').trimEnd();
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i] as number))
+      .join('  ')
+      .trimEnd();
   return [line(head), ...rows.map(line)].join('\n');
 }
 
@@ -82,7 +90,14 @@ export function sliceDetail(s: Slice): string {
   );
   const slivers = table(
     ['SLIVER', 'NODE', 'ALLOCATION', 'STATE', 'EXPIRES', 'ERROR'],
-    s.slivers.map((x) => [x.urn, x.nodeUrn || '-', ALLOC[x.allocationState] ?? '-', OPSTATE[x.operationalState] ?? '-', time(x.expiresAt), x.error]),
+    s.slivers.map((x) => [
+      x.urn,
+      x.nodeUrn || '-',
+      ALLOC[x.allocationState] ?? '-',
+      OPSTATE[x.operationalState] ?? '-',
+      time(x.expiresAt),
+      x.error,
+    ]),
   );
   return `${head}\n\n${sites}\n\n${slivers.split('\n').length > 1 ? slivers : 'no slivers'}`;
 }
@@ -91,7 +106,12 @@ export function sliceDetail(s: Slice): string {
 export function resultsTable(results: readonly SiteResult[]): string {
   return table(
     ['SITE', 'STATUS', 'SLIVERS OK', 'REASON'],
-    results.map((r) => [r.site, codeName(r.status?.code ?? status.OK), `${r.slivers.filter((x) => !x.status?.code).length}/${r.slivers.length}`, r.status?.reason ?? '']),
+    results.map((r) => [
+      r.site,
+      codeName(r.status?.code ?? status.OK),
+      `${r.slivers.filter((x) => !x.status?.code).length}/${r.slivers.length}`,
+      r.status?.reason ?? '',
+    ]),
   );
 }
 

@@ -9,9 +9,14 @@ import { nodeClient, withSliver, type SliverFlags } from './node-client.js';
 
 /** Registers `fedlab sliver exec`. */
 export function registerSliverExec(sliver: Command): void {
-  withSliver(sliver.command('exec').description('run a command in a sliver, stream its output, exit with its exit code').argument('<command...>', 'the program and its arguments (after --)'))
+  withSliver(
+    sliver
+      .command('exec')
+      .description('run a command in a sliver, stream its output, exit with its exit code')
+      .argument('<command...>', 'the program and its arguments (after --)'),
+  )
     .option('--env <name=value>', 'environment variable (repeatable)', repeatable, [])
-    .option('--stdin', 'send this process\'s standard input to the command')
+    .option('--stdin', "send this process's standard input to the command")
     .action(
       action(async (argv: string[], flags: SliverFlags & { env: string[]; stdin?: boolean }) => {
         const env = envFrom(flags.env);
@@ -24,7 +29,10 @@ export function registerSliverExec(sliver: Command): void {
         const { client, chain, timeoutS } = await nodeClient(flags, 60);
         let code: number | undefined;
         try {
-          const stream = client.exec({ sliverUrn: flags.sliver, argv, env, ...(stdin ? { stdin } : {}), timeoutMs: Math.min(timeoutS * 1000, 86_400_000) }, { chain, deadlineMs: timeoutS * 1000 + 5_000 });
+          const stream = client.exec(
+            { sliverUrn: flags.sliver, argv, env, ...(stdin ? { stdin } : {}), timeoutMs: Math.min(timeoutS * 1000, 86_400_000) },
+            { chain, deadlineMs: timeoutS * 1000 + 5_000 },
+          );
           for await (const msg of stream) {
             const chunk = msg.chunk;
             if (!chunk) continue;

@@ -7,16 +7,23 @@ import { nodeClient, withSliver, type SliverFlags } from './node-client.js';
 
 /** Registers `fedlab sliver logs`. */
 export function registerSliverLogs(sliver: Command): void {
-  withSliver(sliver.command('logs').description("the last output lines of the sliver's commands (its service's included), as its node manager kept them"))
+  withSliver(
+    sliver
+      .command('logs')
+      .description("the last output lines of the sliver's commands (its service's included), as its node manager kept them"),
+  )
     .option('--lines <n>', 'how many lines (1 to 200)', '50')
     .option('--json', 'print JSON')
     .action(
       action(async (flags: SliverFlags & { lines: string; json?: boolean }) => {
         const n = Number(flags.lines);
-        if (!/^[0-9]+$/.test(flags.lines) || n < 1 || n > 200) throw new InvalidArgumentError(`--lines must be between 1 and 200, got ${JSON.stringify(flags.lines)}`);
+        if (!/^[0-9]+$/.test(flags.lines) || n < 1 || n > 200)
+          throw new InvalidArgumentError(`--lines must be between 1 and 200, got ${JSON.stringify(flags.lines)}`);
         const { client, chain } = await nodeClient(flags, 10);
         try {
-          const res = await client.getSliverOutput({ sliverUrn: flags.sliver, lines: n }, { chain }).catch((err: unknown) => refused(err, 'could not read the output'));
+          const res = await client
+            .getSliverOutput({ sliverUrn: flags.sliver, lines: n }, { chain })
+            .catch((err: unknown) => refused(err, 'could not read the output'));
           if (flags.json) printJson({ sliver_urn: flags.sliver, lines: res.lines });
           else if (res.lines.length > 0) process.stdout.write(`${res.lines.join('\n')}\n`);
         } finally {

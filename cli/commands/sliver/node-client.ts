@@ -26,7 +26,8 @@ export function readChainFlag(file: string): string[] {
     .map((l) => l.trim())
     .filter((l) => l.length > 0);
   if (links.length === 0) throw new InvalidArgumentError(`--chain ${file} holds no credential`);
-  if (links.some((l) => !/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(l))) throw new InvalidArgumentError(`--chain ${file}: every line must be one compact JWS`);
+  if (links.some((l) => !/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(l)))
+    throw new InvalidArgumentError(`--chain ${file}: every line must be one compact JWS`);
   return links;
 }
 
@@ -41,7 +42,17 @@ export function nodeUrnAt(address: string, tls: TlsMaterial, siteDomain: string,
   const port = Number(address.slice(i + 1));
   return new Promise((resolve, reject) => {
     // No SNI for an IP address (RFC 6066); the certificate is checked by URN below, not by name.
-    const socket = connect({ host, port, servername: isIP(host) ? '' : host, ca: tls.caCerts, cert: tls.cert, key: tls.key, ALPNProtocols: ['h2'], checkServerIdentity: () => undefined, rejectUnauthorized: true });
+    const socket = connect({
+      host,
+      port,
+      servername: isIP(host) ? '' : host,
+      ca: tls.caCerts,
+      cert: tls.cert,
+      key: tls.key,
+      ALPNProtocols: ['h2'],
+      checkServerIdentity: () => undefined,
+      rejectUnauthorized: true,
+    });
     const timer = setTimeout(() => {
       socket.destroy();
       reject(new UnavailableError(`the node manager at ${address} did not answer within ${timeoutMs} ms`));
@@ -56,7 +67,11 @@ export function nodeUrnAt(address: string, tls: TlsMaterial, siteDomain: string,
         .map((s) => s.slice(4));
       const urn = urns.length === 1 ? (urns[0] as string) : '';
       if (!urn || !isUrn(urn) || parseUrn(urn).kind !== 'node' || parseUrn(urn).domain !== siteDomain) {
-        reject(new UnavailableError(`the server at ${address} is not a node manager of ${siteDomain} (its certificate names ${urns.join(', ') || 'no URN'}); check --node, or pin it with --node-urn`));
+        reject(
+          new UnavailableError(
+            `the server at ${address} is not a node manager of ${siteDomain} (its certificate names ${urns.join(', ') || 'no URN'}); check --node, or pin it with --node-urn`,
+          ),
+        );
         return;
       }
       resolve(urn);
@@ -70,8 +85,10 @@ export function nodeUrnAt(address: string, tls: TlsMaterial, siteDomain: string,
 
 /** A NodeManager client pinned to the node the sliver is on, the caller's chain, and the call's timeout (s). */
 export async function nodeClient(flags: SliverFlags, defaultTimeoutS: number) {
-  if (!isUrn(flags.sliver) || parseUrn(flags.sliver).kind !== 'sliver') throw new InvalidArgumentError(`--sliver must be a sliver URN urn:fedlab:<site>:sliver:<name>, got ${JSON.stringify(flags.sliver)}`);
-  if (flags.nodeUrn !== undefined && (!isUrn(flags.nodeUrn) || parseUrn(flags.nodeUrn).kind !== 'node')) throw new InvalidArgumentError(`--node-urn must be a node URN, got ${JSON.stringify(flags.nodeUrn)}`);
+  if (!isUrn(flags.sliver) || parseUrn(flags.sliver).kind !== 'sliver')
+    throw new InvalidArgumentError(`--sliver must be a sliver URN urn:fedlab:<site>:sliver:<name>, got ${JSON.stringify(flags.sliver)}`);
+  if (flags.nodeUrn !== undefined && (!isUrn(flags.nodeUrn) || parseUrn(flags.nodeUrn).kind !== 'node'))
+    throw new InvalidArgumentError(`--node-urn must be a node URN, got ${JSON.stringify(flags.nodeUrn)}`);
   const address = checkAddress(flags.node, '--node');
   const chain = readChainFlag(flags.chain);
   const tls = tlsFrom(flags);

@@ -39,7 +39,8 @@ export function attenuationProblem(
   childTargets: readonly Target[] = child.tgt.map((t) => parseTarget(t)),
 ): RuleProblem | undefined {
   if (parent.dlg < 1) return { rule: 'dlg', why: 'the parent allows no further delegation (its dlg is 0)' };
-  if (child.dlg > parent.dlg - 1) return { rule: 'dlg', why: `dlg must be at most ${parent.dlg - 1} (the parent's dlg minus one), it is ${child.dlg}` };
+  if (child.dlg > parent.dlg - 1)
+    return { rule: 'dlg', why: `dlg must be at most ${parent.dlg - 1} (the parent's dlg minus one), it is ${child.dlg}` };
   for (const p of child.priv) {
     if (!parent.priv.includes(p)) return { rule: 'priv', why: `it grants ${p}, which its parent does not hold` };
   }

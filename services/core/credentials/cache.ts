@@ -82,7 +82,9 @@ export class ChainCache {
     let n = 0;
     for (const [key, e] of this.entries) {
       const touched = e.links.some(
-        (l) => (match.jti !== undefined && l.claims.jti === match.jti) || (match.kid !== undefined && (l.header.kid === match.kid || l.holderKid === match.kid)),
+        (l) =>
+          (match.jti !== undefined && l.claims.jti === match.jti) ||
+          (match.kid !== undefined && (l.header.kid === match.kid || l.holderKid === match.kid)),
       );
       if (touched) {
         this.bytes -= e.bytes;

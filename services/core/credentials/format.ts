@@ -148,15 +148,21 @@ function isNumericDate(v: unknown): v is number {
 export function parseCredential(token: string, link: number): ParsedCredential {
   if (typeof token !== 'string' || token.length === 0) fail(link, 'format', 'the link is empty');
   if (token.charCodeAt(0) === 0x7b /* { */) {
-    fail(link, 'format', 'this is a JWS JSON serialization; only the compact serialization (three base64url parts joined by dots) is accepted');
+    fail(
+      link,
+      'format',
+      'this is a JWS JSON serialization; only the compact serialization (three base64url parts joined by dots) is accepted',
+    );
   }
   const d1 = token.indexOf('.');
   const d2 = d1 < 0 ? -1 : token.indexOf('.', d1 + 1);
-  if (d1 < 0 || d2 < 0 || token.indexOf('.', d2 + 1) >= 0) fail(link, 'format', 'a compact JWS has exactly three parts separated by dots (is it truncated?)');
+  if (d1 < 0 || d2 < 0 || token.indexOf('.', d2 + 1) >= 0)
+    fail(link, 'format', 'a compact JWS has exactly three parts separated by dots (is it truncated?)');
   const h64 = token.slice(0, d1);
   const p64 = token.slice(d1 + 1, d2);
   const s64 = token.slice(d2 + 1);
-  if (h64.length === 0 || p64.length === 0) fail(link, 'format', 'the header or payload part of the compact JWS is empty (is it truncated?)');
+  if (h64.length === 0 || p64.length === 0)
+    fail(link, 'format', 'the header or payload part of the compact JWS is empty (is it truncated?)');
 
   const hr = headers.get(h64, readHeader);
   if (!hr.ok) fail(link, hr.rule, hr.why);
@@ -202,12 +208,18 @@ function readHeader(h64: string): HeaderResult {
   const h = parsed.value;
   const extra = Object.keys(h).filter((k) => !HEADER_KEYS.includes(k));
   if (extra.length > 0) {
-    return no('header', `the header carries ${extra.map((k) => JSON.stringify(k.slice(0, 20))).join(', ')}; exactly alg, typ and kid are allowed`);
+    return no(
+      'header',
+      `the header carries ${extra.map((k) => JSON.stringify(k.slice(0, 20))).join(', ')}; exactly alg, typ and kid are allowed`,
+    );
   }
-  for (const k of HEADER_KEYS) if (!Object.hasOwn(h, k)) return no('header', `the header has no ${k}; exactly alg, typ and kid are required`);
-  if (h.alg !== 'ES256' && h.alg !== 'EdDSA') return no('alg', `alg ${JSON.stringify(String(h.alg).slice(0, 20))} is not accepted; use ES256 or EdDSA`);
+  for (const k of HEADER_KEYS)
+    if (!Object.hasOwn(h, k)) return no('header', `the header has no ${k}; exactly alg, typ and kid are required`);
+  if (h.alg !== 'ES256' && h.alg !== 'EdDSA')
+    return no('alg', `alg ${JSON.stringify(String(h.alg).slice(0, 20))} is not accepted; use ES256 or EdDSA`);
   if (h.typ !== CREDENTIAL_TYP) return no('typ', `typ must be ${CREDENTIAL_TYP}`);
-  if (typeof h.kid !== 'string' || !SHA256_B64URL.test(h.kid)) return no('header', 'kid must be the RFC 7638 SHA-256 thumbprint of the signing key (43 base64url characters)');
+  if (typeof h.kid !== 'string' || !SHA256_B64URL.test(h.kid))
+    return no('header', 'kid must be the RFC 7638 SHA-256 thumbprint of the signing key (43 base64url characters)');
   return { ok: true, header: Object.freeze({ alg: h.alg, typ: CREDENTIAL_TYP, kid: h.kid }) };
 }
 
@@ -218,7 +230,8 @@ function claimError(link: number, why: string): never {
 function readClaims(c: Record<string, unknown>, link: number, targets: Target[]): CredentialClaims {
   // The version decides what the other claims mean, so it is read first.
   if (!Object.hasOwn(c, 'v')) claimError(link, 'claim v is missing');
-  if (c.v !== CREDENTIAL_VERSION) fail(link, 'version', `v is ${JSON.stringify(c.v)}; this Fedlab reads version ${CREDENTIAL_VERSION} only`);
+  if (c.v !== CREDENTIAL_VERSION)
+    fail(link, 'version', `v is ${JSON.stringify(c.v)}; this Fedlab reads version ${CREDENTIAL_VERSION} only`);
   for (const k of Object.keys(c)) if (!CLAIM_SET.has(k)) claimError(link, `unknown claim ${JSON.stringify(k.slice(0, 20))}`);
   for (const k of CLAIM_KEYS) if (k !== 'prf' && !Object.hasOwn(c, k)) claimError(link, `claim ${k} is missing`);
 
@@ -233,12 +246,14 @@ function readClaims(c: Record<string, unknown>, link: number, targets: Target[])
   const jwkProblem = publicJwkProblem((cnf as Record<string, unknown>).jwk);
   if (jwkProblem) claimError(link, `cnf.jwk ${jwkProblem}`);
 
-  if (!Array.isArray(c.tgt) || c.tgt.length === 0 || c.tgt.length > MAX_TARGETS) claimError(link, `tgt must list 1 to ${MAX_TARGETS} targets`);
+  if (!Array.isArray(c.tgt) || c.tgt.length === 0 || c.tgt.length > MAX_TARGETS)
+    claimError(link, `tgt must list 1 to ${MAX_TARGETS} targets`);
   const seenTargets = new Set<string>();
   for (const t of c.tgt as unknown[]) {
     if (typeof t !== 'string') claimError(link, 'every tgt entry must be a string');
     const parsed = targetOf(t);
-    if (parsed === null) claimError(link, `tgt ${JSON.stringify(t.slice(0, 80))} is not a URN, urn:fedlab:<domain>:<kind>:* or urn:fedlab:<domain>:*`);
+    if (parsed === null)
+      claimError(link, `tgt ${JSON.stringify(t.slice(0, 80))} is not a URN, urn:fedlab:<domain>:<kind>:* or urn:fedlab:<domain>:*`);
     targets.push(parsed);
     if (seenTargets.has(t)) claimError(link, `tgt lists ${t} twice`);
     seenTargets.add(t);
@@ -248,7 +263,8 @@ function readClaims(c: Record<string, unknown>, link: number, targets: Target[])
   const seenPriv = new Set<string>();
   for (const p of c.priv as unknown[]) {
     if (typeof p !== 'string') claimError(link, 'every priv entry must be a string');
-    if (!PRIVILEGE_SET.has(p)) fail(link, 'privilege', `unknown privilege ${JSON.stringify(p.slice(0, 40))}; the privileges are ${PRIVILEGES.join(' ')}`);
+    if (!PRIVILEGE_SET.has(p))
+      fail(link, 'privilege', `unknown privilege ${JSON.stringify(p.slice(0, 40))}; the privileges are ${PRIVILEGES.join(' ')}`);
     if (seenPriv.has(p)) claimError(link, `priv lists ${p} twice`);
     seenPriv.add(p);
   }

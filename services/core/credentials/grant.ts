@@ -49,7 +49,11 @@ export class VerifiedPrefix {
   ) {
     this.links = parent ? [...parent.links, cred] : [cred];
     this.index = this.links.length - 1;
-    this.issuerKids = parent ? (parent.issuerKids.includes(cred.header.kid) ? parent.issuerKids : [...parent.issuerKids, cred.header.kid]) : [cred.header.kid];
+    this.issuerKids = parent
+      ? parent.issuerKids.includes(cred.header.kid)
+        ? parent.issuerKids
+        : [...parent.issuerKids, cred.header.kid]
+      : [cred.header.kid];
     this.bytes = (parent?.bytes ?? 0) + cred.token.length + 512;
   }
 

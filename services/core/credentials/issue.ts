@@ -88,7 +88,10 @@ function refuse(link: number, rule: CredentialRule, why: string): never {
 function checkPrivileges(list: readonly string[]): Privilege[] {
   if (list.length === 0) throw new InvalidArgumentError('give at least one privilege', { rule: 'privilege' });
   for (const p of list) {
-    if (!isPrivilege(p)) throw new InvalidArgumentError(`unknown privilege ${JSON.stringify(p.slice(0, 40))}; the privileges are ${PRIVILEGES.join(' ')}`, { rule: 'privilege' });
+    if (!isPrivilege(p))
+      throw new InvalidArgumentError(`unknown privilege ${JSON.stringify(p.slice(0, 40))}; the privileges are ${PRIVILEGES.join(' ')}`, {
+        rule: 'privilege',
+      });
   }
   return [...new Set(list)] as Privilege[];
 }
@@ -102,9 +105,11 @@ function checkTargets(list: readonly string[]): { tgt: string[]; parsed: Target[
 function checkLimits(limits: Limits | undefined): Limits {
   const out: Record<string, number> = {};
   for (const [k, v] of Object.entries(limits ?? {})) {
-    if (!(LIMIT_KEYS as readonly string[]).includes(k)) throw new InvalidArgumentError(`unknown limit ${JSON.stringify(k)}; limits are ${LIMIT_KEYS.join(', ')}`, { rule: 'lim' });
+    if (!(LIMIT_KEYS as readonly string[]).includes(k))
+      throw new InvalidArgumentError(`unknown limit ${JSON.stringify(k)}; limits are ${LIMIT_KEYS.join(', ')}`, { rule: 'lim' });
     if (v === undefined) continue;
-    if (!Number.isSafeInteger(v) || v < 0) throw new InvalidArgumentError(`limit ${k} must be a non-negative whole number`, { rule: 'lim' });
+    if (!Number.isSafeInteger(v) || v < 0)
+      throw new InvalidArgumentError(`limit ${k} must be a non-negative whole number`, { rule: 'lim' });
     out[k] = v;
   }
   return out;
@@ -122,7 +127,8 @@ function seconds(d: Date, what: string): number {
 }
 
 function checkTtl(ttl: number): number {
-  if (!Number.isSafeInteger(ttl) || ttl <= 0) throw new InvalidArgumentError('the lifetime must be a positive whole number of seconds', { rule: 'exp' });
+  if (!Number.isSafeInteger(ttl) || ttl <= 0)
+    throw new InvalidArgumentError('the lifetime must be a positive whole number of seconds', { rule: 'exp' });
   return ttl;
 }
 
@@ -183,15 +189,19 @@ export async function delegate(parentChain: readonly string[], options: Delegate
   for (let i = 0; i < n; i++) {
     const cur = links[i] as ParsedCredential;
     // A parent that is not valid yet may still be delegated (the child starts no earlier); an expired one may not.
-    if (timeProblem(cur.claims, iat) === 'expired') refuse(i, 'expired', `link ${i} (credential ${cur.claims.jti}) has expired; ask its issuer for a new one`);
+    if (timeProblem(cur.claims, iat) === 'expired')
+      refuse(i, 'expired', `link ${i} (credential ${cur.claims.jti}) has expired; ask its issuer for a new one`);
     if (i === 0) {
-      if (cur.claims.prf !== undefined) refuse(0, 'prf', 'the first link of the parent chain is not a root; give the whole chain, root first');
+      if (cur.claims.prf !== undefined)
+        refuse(0, 'prf', 'the first link of the parent chain is not a root; give the whole chain, root first');
       continue;
     }
     const prev = links[i - 1] as ParsedCredential;
     if (cur.claims.prf !== prev.hash) refuse(i, 'prf', `link ${i} of the parent chain does not follow link ${i - 1}`);
-    if (cur.claims.iss !== prev.claims.sub) refuse(i, 'issuer', `link ${i} of the parent chain is not issued by the subject of link ${i - 1}`);
-    if (cur.header.kid !== prev.holderKid || algOfJwk(prev.claims.cnf.jwk) !== cur.header.alg) refuse(i, 'signer', `link ${i} of the parent chain is not signed by the holder of link ${i - 1}`);
+    if (cur.claims.iss !== prev.claims.sub)
+      refuse(i, 'issuer', `link ${i} of the parent chain is not issued by the subject of link ${i - 1}`);
+    if (cur.header.kid !== prev.holderKid || algOfJwk(prev.claims.cnf.jwk) !== cur.header.alg)
+      refuse(i, 'signer', `link ${i} of the parent chain is not signed by the holder of link ${i - 1}`);
     if (!verifySignature(cur.header.alg, keyObjectFor(prev.claims.cnf.jwk, prev.holderKid), cur.signingInput, cur.signature)) {
       refuse(i, 'signature', `link ${i} of the parent chain has a bad signature`);
     }
@@ -205,7 +215,11 @@ export async function delegate(parentChain: readonly string[], options: Delegate
   // The signer must hold the parent.
   const signerKid = thumbprintOf(toPublicJwk(options.key));
   if (signerKid !== parent.holderKid) {
-    refuse(n, 'signer', `the signing key (${signerKid}) is not the key the parent credential was issued to (${parent.holderKid}); sign with ${pc.sub}'s key`);
+    refuse(
+      n,
+      'signer',
+      `the signing key (${signerKid}) is not the key the parent credential was issued to (${parent.holderKid}); sign with ${pc.sub}'s key`,
+    );
   }
   parseUrn(options.subject);
   const jwk = toPublicJwk(options.subjectKey as KeyObject);

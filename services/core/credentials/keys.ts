@@ -43,7 +43,8 @@ function isCoordinate(v: unknown): v is string {
 /** RFC 7638 SHA-256 thumbprint (base64url) of a strict public JWK, computed synchronously. */
 export function thumbprintOf(jwk: PublicJwk): string {
   // Required members only, in lexicographic order, no white space (RFC 7638 §3.2).
-  const input = jwk.kty === 'EC' ? `{"crv":"P-256","kty":"EC","x":"${jwk.x}","y":"${jwk.y}"}` : `{"crv":"Ed25519","kty":"OKP","x":"${jwk.x}"}`;
+  const input =
+    jwk.kty === 'EC' ? `{"crv":"P-256","kty":"EC","x":"${jwk.x}","y":"${jwk.y}"}` : `{"crv":"Ed25519","kty":"OKP","x":"${jwk.x}"}`;
   return hash('sha256', input, 'base64url');
 }
 

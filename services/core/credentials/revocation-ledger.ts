@@ -79,7 +79,8 @@ function metaKey(e: RevocationTarget): string {
  * (InvalidArgumentError on field `jti` otherwise).
  */
 export function revocationTarget(jti: string, keyThumbprint: string): RevocationTarget {
-  if ((jti !== '') === (keyThumbprint !== '')) throw new InvalidArgumentError('give exactly one of jti and key_thumbprint', { field: 'jti' });
+  if ((jti !== '') === (keyThumbprint !== ''))
+    throw new InvalidArgumentError('give exactly one of jti and key_thumbprint', { field: 'jti' });
   return jti !== '' ? { jti } : { kid: keyThumbprint };
 }
 
@@ -125,12 +126,16 @@ export class RevocationLedger {
 
   /** Entries in version order, optionally after a version; page tokens carry the version a page ended at. */
   async page(q: LedgerQuery): Promise<LedgerPage> {
-    if (!Number.isSafeInteger(q.sinceVersion) || q.sinceVersion < 0) throw new InvalidArgumentError('since_version must be 0 or more', { field: 'since_version' });
+    if (!Number.isSafeInteger(q.sinceVersion) || q.sinceVersion < 0)
+      throw new InvalidArgumentError('since_version must be 0 or more', { field: 'since_version' });
     if (!Number.isSafeInteger(q.pageSize) || q.pageSize < 1) throw new RangeError('pageSize must be a whole number of 1 or more');
     let from = q.sinceVersion;
     const after = decodePageToken('revocations', q.pageToken);
     if (after !== '') {
-      if (!VERSION.test(after)) throw new InvalidArgumentError('page_token is not one this server gave out; start again with an empty token', { field: 'page_token' });
+      if (!VERSION.test(after))
+        throw new InvalidArgumentError('page_token is not one this server gave out; start again with an empty token', {
+          field: 'page_token',
+        });
       from = Math.max(from, Number(after));
     }
     const list = this.o.revocations.list(this.kid);

@@ -61,7 +61,16 @@ export class RevocationStore implements RevocationLookup {
     const rs = new RevocationStore(store, new RevocationSet(options.cache === undefined ? {} : { cache: options.cache }));
     for await (const [kid, rec] of rs.lists.entries()) {
       const entries = await rs.entries.values({ prefix: `${kid}/` });
-      rs.set.put(checkRevocationList({ v: 1, ...(rec.iss !== undefined ? { iss: rec.iss } : {}), jwk: rec.jwk, kid: rec.kid, version: rec.version, entries }));
+      rs.set.put(
+        checkRevocationList({
+          v: 1,
+          ...(rec.iss !== undefined ? { iss: rec.iss } : {}),
+          jwk: rec.jwk,
+          kid: rec.kid,
+          version: rec.version,
+          entries,
+        }),
+      );
     }
     return rs;
   }
@@ -84,7 +93,12 @@ export class RevocationStore implements RevocationLookup {
    * records (e.g. who revoked it) to the same atomic batch, so they land with
    * the entry or not at all.
    */
-  revoke(issuerKey: KeyObject | PublicJwk, entry: RevocationEntry, iss?: string, alsoWrite?: (batch: Batch, next: RevocationList) => void): Promise<RevocationList> {
+  revoke(
+    issuerKey: KeyObject | PublicJwk,
+    entry: RevocationEntry,
+    iss?: string,
+    alsoWrite?: (batch: Batch, next: RevocationList) => void,
+  ): Promise<RevocationList> {
     return this.serial(async () => {
       const jwk = toPublicJwk(issuerKey as KeyObject);
       const kid = thumbprintOf(jwk);
@@ -113,7 +127,12 @@ export class RevocationStore implements RevocationLookup {
       const batch = this.store.batch();
       for (const e of old?.entries ?? []) batch.del(this.entries, entryKey(checked.kid, e));
       for (const e of checked.entries) batch.put(this.entries, entryKey(checked.kid, e), e);
-      batch.put(this.lists, checked.kid, { ...(checked.iss !== undefined ? { iss: checked.iss } : {}), jwk: checked.jwk, kid: checked.kid, version: checked.version });
+      batch.put(this.lists, checked.kid, {
+        ...(checked.iss !== undefined ? { iss: checked.iss } : {}),
+        jwk: checked.jwk,
+        kid: checked.kid,
+        version: checked.version,
+      });
       await batch.write({ sync: true });
       return this.set.put(checked);
     });

@@ -62,11 +62,16 @@ export function checkRevocationEntry(e: unknown, where = 'entry'): RevocationEnt
   if (typeof e !== 'object' || e === null || Array.isArray(e)) throw new InvalidArgumentError(`${where} must be an object`);
   const r = e as Record<string, unknown>;
   const keys = Object.keys(r).sort().join(',');
-  if (keys !== 'jti,reason,time' && keys !== 'kid,reason,time') throw new InvalidArgumentError(`${where} must hold exactly jti or kid, reason and time`);
-  if (r.jti !== undefined && (typeof r.jti !== 'string' || !JTI.test(r.jti))) throw new InvalidArgumentError(`${where}: jti must be a credential id (22 base64url characters)`);
-  if (r.kid !== undefined && (typeof r.kid !== 'string' || !KID.test(r.kid))) throw new InvalidArgumentError(`${where}: kid must be a key thumbprint (43 base64url characters)`);
-  if (typeof r.reason !== 'string' || r.reason.length > MAX_REASON) throw new InvalidArgumentError(`${where}: reason must be text of at most ${MAX_REASON} characters`);
-  if (!Number.isSafeInteger(r.time) || (r.time as number) < 0) throw new InvalidArgumentError(`${where}: time must be whole seconds since the epoch`);
+  if (keys !== 'jti,reason,time' && keys !== 'kid,reason,time')
+    throw new InvalidArgumentError(`${where} must hold exactly jti or kid, reason and time`);
+  if (r.jti !== undefined && (typeof r.jti !== 'string' || !JTI.test(r.jti)))
+    throw new InvalidArgumentError(`${where}: jti must be a credential id (22 base64url characters)`);
+  if (r.kid !== undefined && (typeof r.kid !== 'string' || !KID.test(r.kid)))
+    throw new InvalidArgumentError(`${where}: kid must be a key thumbprint (43 base64url characters)`);
+  if (typeof r.reason !== 'string' || r.reason.length > MAX_REASON)
+    throw new InvalidArgumentError(`${where}: reason must be text of at most ${MAX_REASON} characters`);
+  if (!Number.isSafeInteger(r.time) || (r.time as number) < 0)
+    throw new InvalidArgumentError(`${where}: time must be whole seconds since the epoch`);
   return r.jti !== undefined
     ? { jti: r.jti as string, reason: r.reason, time: r.time as number }
     : { kid: r.kid as string, reason: r.reason, time: r.time as number };
@@ -74,19 +79,31 @@ export function checkRevocationEntry(e: unknown, where = 'entry'): RevocationEnt
 
 /** Checks a whole list (throws InvalidArgumentError). */
 export function checkRevocationList(value: unknown): RevocationList {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidArgumentError('a revocation list must be an object');
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new InvalidArgumentError('a revocation list must be an object');
   const l = value as Record<string, unknown>;
-  for (const k of Object.keys(l)) if (!['v', 'iss', 'jwk', 'kid', 'version', 'entries'].includes(k)) throw new InvalidArgumentError(`revocation list: unknown field ${JSON.stringify(k.slice(0, 20))}`);
+  for (const k of Object.keys(l))
+    if (!['v', 'iss', 'jwk', 'kid', 'version', 'entries'].includes(k))
+      throw new InvalidArgumentError(`revocation list: unknown field ${JSON.stringify(k.slice(0, 20))}`);
   if (l.v !== 1) throw new InvalidArgumentError('revocation list: v must be 1');
-  if (l.iss !== undefined && (typeof l.iss !== 'string' || !isUrn(l.iss))) throw new InvalidArgumentError('revocation list: iss must be a Fedlab URN');
+  if (l.iss !== undefined && (typeof l.iss !== 'string' || !isUrn(l.iss)))
+    throw new InvalidArgumentError('revocation list: iss must be a Fedlab URN');
   const problem = publicJwkProblem(l.jwk);
   if (problem) throw new InvalidArgumentError(`revocation list: jwk ${problem}`);
   const jwk = l.jwk as PublicJwk;
   if (l.kid !== thumbprintOf(jwk)) throw new InvalidArgumentError("revocation list: kid is not the thumbprint of the list's key");
-  if (!Number.isSafeInteger(l.version) || (l.version as number) < 0) throw new InvalidArgumentError('revocation list: version must be a non-negative integer');
+  if (!Number.isSafeInteger(l.version) || (l.version as number) < 0)
+    throw new InvalidArgumentError('revocation list: version must be a non-negative integer');
   if (!Array.isArray(l.entries)) throw new InvalidArgumentError('revocation list: entries must be a list');
   const entries = l.entries.map((e, i) => checkRevocationEntry(e, `revocation list entry ${i}`));
-  return { v: 1, ...(l.iss !== undefined ? { iss: l.iss as string } : {}), jwk, kid: l.kid as string, version: l.version as number, entries };
+  return {
+    v: 1,
+    ...(l.iss !== undefined ? { iss: l.iss as string } : {}),
+    jwk,
+    kid: l.kid as string,
+    version: l.version as number,
+    entries,
+  };
 }
 
 /** A new, empty list for the issuer whose private (or public) key is given. */
@@ -128,9 +145,11 @@ export function parseSignedRevocationList(jws: string): RevocationList {
   const p = parseStrictJsonObject(pb);
   if (!h.ok || !p.ok) throw new InvalidArgumentError('revocation list: header or payload is not strict JSON');
   const header = h.value;
-  if (Object.keys(header).sort().join(',') !== 'alg,kid,typ' || header.typ !== REVOCATION_TYP) throw new InvalidArgumentError(`revocation list: header must be exactly alg, typ ${REVOCATION_TYP}, kid`);
+  if (Object.keys(header).sort().join(',') !== 'alg,kid,typ' || header.typ !== REVOCATION_TYP)
+    throw new InvalidArgumentError(`revocation list: header must be exactly alg, typ ${REVOCATION_TYP}, kid`);
   const list = checkRevocationList(p.value);
-  if (header.kid !== list.kid || header.alg !== algOfJwk(list.jwk)) throw new InvalidArgumentError("revocation list: header does not match the list's key");
+  if (header.kid !== list.kid || header.alg !== algOfJwk(list.jwk))
+    throw new InvalidArgumentError("revocation list: header does not match the list's key");
   if (!verifySignature(algOfJwk(list.jwk), keyObjectFor(list.jwk, list.kid), `${h64}.${p64}`, sig)) {
     throw new InvalidArgumentError('revocation list: the signature does not verify; the file was altered or not signed by its issuer');
   }

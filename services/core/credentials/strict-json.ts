@@ -114,7 +114,8 @@ export function parseStrictJsonObject(bytes: Buffer): StrictJsonResult {
   } catch {
     return { ok: false, problem: 'json', why: 'is not JSON' };
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { ok: false, problem: 'json', why: 'is not a JSON object' };
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    return { ok: false, problem: 'json', why: 'is not a JSON object' };
   if (countMembersInText(text) === countMembersInValue(value)) return { ok: true, value: value as Record<string, unknown> };
   const dup = findDuplicateKey(text) ?? '?';
   return { ok: false, problem: 'duplicate-key', why: `repeats the key ${JSON.stringify(dup.slice(0, 40))}` };

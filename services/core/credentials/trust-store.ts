@@ -57,7 +57,8 @@ export interface PeeringQuery {
 export type PeeringPolicy = (query: PeeringQuery) => boolean;
 
 /** Result of {@link TrustStore.checkRoot}. */
-export type RootCheck = { readonly ok: true; readonly anchor: Anchor; readonly peered: boolean } | { readonly ok: false; readonly why: string };
+export type RootCheck =
+  { readonly ok: true; readonly anchor: Anchor; readonly peered: boolean } | { readonly ok: false; readonly why: string };
 
 const denyAll: PeeringPolicy = () => false;
 
@@ -80,11 +81,14 @@ export class TrustStore {
   addBundle(bundle: TrustBundle): void {
     const previous = this.bundles.get(bundle.domain);
     if (previous && bundle.serial < previous.bundle.serial) {
-      throw new InvalidArgumentError(`bundle serial ${bundle.serial} of ${bundle.domain} is older than the trusted serial ${previous.bundle.serial}`);
+      throw new InvalidArgumentError(
+        `bundle serial ${bundle.serial} of ${bundle.domain} is older than the trusted serial ${previous.bundle.serial}`,
+      );
     }
     const scope = parseTarget(`urn:fedlab:${bundle.domain}:*`);
     const anchors = bundle.authorities.map((a): Anchor => {
-      if (parseUrn(a.urn).domain !== bundle.domain) throw new InvalidArgumentError(`bundle of ${bundle.domain} lists ${a.urn} of another domain`);
+      if (parseUrn(a.urn).domain !== bundle.domain)
+        throw new InvalidArgumentError(`bundle of ${bundle.domain} lists ${a.urn} of another domain`);
       const jwk = toPublicJwk(a.jwk as Record<string, unknown>);
       const kid = thumbprintOf(jwk);
       if (kid !== a.kid) throw new InvalidArgumentError(`bundle of ${bundle.domain}: kid of ${a.urn} is not its key's thumbprint`);
@@ -114,7 +118,10 @@ export class TrustStore {
   /** Trusts one key to root chains over the given domains and/or targets (at least one). */
   addAnchor(options: AddAnchorOptions): Anchor {
     parseUrn(options.urn);
-    const scopes = [...(options.domains ?? []).map((d) => parseTarget(`urn:fedlab:${d}:*`)), ...(options.targets ?? []).map((t) => parseTarget(t))];
+    const scopes = [
+      ...(options.domains ?? []).map((d) => parseTarget(`urn:fedlab:${d}:*`)),
+      ...(options.targets ?? []).map((t) => parseTarget(t)),
+    ];
     if (scopes.length === 0) throw new InvalidArgumentError(`an anchor needs the domains or targets it may root (anchor ${options.urn})`);
     const jwk = toPublicJwk(options.jwk as Record<string, unknown>);
     const anchor: Anchor = Object.freeze({ urn: options.urn, jwk, kid: thumbprintOf(jwk), scopes, source: 'explicit' });
@@ -162,11 +169,13 @@ export class TrustStore {
    * one of `targets` for `privilege`? Own scopes first, then the peering policy.
    */
   checkRoot(kid: string, iss: string, targets: readonly Target[], privilege: Privilege | null): RootCheck {
-    if (this.byKid.size === 0) return { ok: false, why: 'the trust store is empty: add the domain trust bundles or anchors this service trusts' };
+    if (this.byKid.size === 0)
+      return { ok: false, why: 'the trust store is empty: add the domain trust bundles or anchors this service trusts' };
     const candidates = this.byKid.get(kid);
     if (!candidates) return { ok: false, why: `the root is signed by key ${kid}, which is not a trust anchor here` };
     const named = candidates.filter((a) => a.urn === iss);
-    if (named.length === 0) return { ok: false, why: `key ${kid} is trusted as ${candidates[0]?.urn ?? '?'}, not as the root's issuer ${iss}` };
+    if (named.length === 0)
+      return { ok: false, why: `key ${kid} is trusted as ${candidates[0]?.urn ?? '?'}, not as the root's issuer ${iss}` };
     let lastWhy = '';
     for (const anchor of named) {
       let peered = false;

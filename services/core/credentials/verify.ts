@@ -25,7 +25,17 @@ import { InvalidArgumentError } from '../errors.js';
 import { attenuationProblem, effectiveLimits } from './attenuation.js';
 import { defaultChainCache, type ChainCache } from './cache.js';
 import { CredentialDeniedError, CredentialInvalidError, type CredentialRule } from './errors.js';
-import { isPrivilege, MAX_CHAIN_BYTES, MAX_CHAIN_LINKS, parseCredential, PRIVILEGES, timeMessage, timeProblem, type ParsedCredential, type Privilege } from './format.js';
+import {
+  isPrivilege,
+  MAX_CHAIN_BYTES,
+  MAX_CHAIN_LINKS,
+  parseCredential,
+  PRIVILEGES,
+  timeMessage,
+  timeProblem,
+  type ParsedCredential,
+  type Privilege,
+} from './format.js';
 import { extendPrefix, type Grant, type VerifiedPrefix } from './grant.js';
 import { algOfJwk, keyObjectFor, publicJwkProblem, thumbprintOf, verifySignature, type PublicJwk } from './keys.js';
 import type { RevocationIndex, RevocationLookup } from './revocation.js';
@@ -74,7 +84,8 @@ export function verifyChain(input: VerifyChainInput): Grant {
   if (!Array.isArray(chain) || chain.length === 0) {
     invalid(0, 'missing', 'no credential chain was presented; send one in metadata fedlab-credential, one value per link, root first');
   }
-  if (chain.length > MAX_CHAIN_LINKS) invalid(MAX_CHAIN_LINKS, 'size', `the chain has ${chain.length} links; at most ${MAX_CHAIN_LINKS} are accepted`);
+  if (chain.length > MAX_CHAIN_LINKS)
+    invalid(MAX_CHAIN_LINKS, 'size', `the chain has ${chain.length} links; at most ${MAX_CHAIN_LINKS} are accepted`);
   let units = 0;
   for (let i = 0; i < chain.length; i++) {
     const link = chain[i];
@@ -86,7 +97,8 @@ export function verifyChain(input: VerifyChainInput): Grant {
     let bytes = 0;
     for (let i = 0; i < chain.length; i++) {
       bytes += Buffer.byteLength(chain[i] as string, 'utf8');
-      if (bytes > MAX_CHAIN_BYTES) invalid(i, 'size', `the chain is larger than ${MAX_CHAIN_BYTES} bytes at this link; present a shorter chain`);
+      if (bytes > MAX_CHAIN_BYTES)
+        invalid(i, 'size', `the chain is larger than ${MAX_CHAIN_BYTES} bytes at this link; present a shorter chain`);
     }
   }
 
@@ -139,16 +151,29 @@ export function verifyChain(input: VerifyChainInput): Grant {
   // 5. The caller holds the leaf.
   const leaf = verified.cred;
   if (holderKid !== leaf.holderKid) {
-    invalid(n - 1, 'holder-key', `the caller's key is not the key credential ${leaf.claims.jti} was issued to; present a chain delegated to your own key`);
+    invalid(
+      n - 1,
+      'holder-key',
+      `the caller's key is not the key credential ${leaf.claims.jti} was issued to; present a chain delegated to your own key`,
+    );
   }
-  if (holder.urn !== leaf.claims.sub) invalid(n - 1, 'holder-urn', `the caller is ${String(holder.urn)}, but credential ${leaf.claims.jti} was issued to ${leaf.claims.sub}`);
+  if (holder.urn !== leaf.claims.sub)
+    invalid(n - 1, 'holder-urn', `the caller is ${String(holder.urn)}, but credential ${leaf.claims.jti} was issued to ${leaf.claims.sub}`);
 
   // 6. The leaf grants the call.
   if (privilege !== null && !leaf.claims.priv.includes(privilege)) {
-    throw new CredentialDeniedError(n - 1, 'grant-privilege', `the chain grants ${leaf.claims.priv.join(', ')}, not ${privilege}; ask for a credential with ${privilege}`);
+    throw new CredentialDeniedError(
+      n - 1,
+      'grant-privilege',
+      `the chain grants ${leaf.claims.priv.join(', ')}, not ${privilege}; ask for a credential with ${privilege}`,
+    );
   }
   if (object !== null && !verified.leafTargets.some((t) => targetContains(t, object.target))) {
-    throw new CredentialDeniedError(n - 1, 'grant-object', `the chain's targets (${leaf.claims.tgt.join(', ')}) do not cover ${object.text}`);
+    throw new CredentialDeniedError(
+      n - 1,
+      'grant-object',
+      `the chain's targets (${leaf.claims.tgt.join(', ')}) do not cover ${object.text}`,
+    );
   }
   return verified.grant;
 }
@@ -159,7 +184,9 @@ const objects = new Memo<Target>();
 function checkCall(input: VerifyChainInput): { privilege: Privilege | null; object: { text: string; target: Target } | null } {
   const privilege = input.privilege;
   if (privilege !== null && !isPrivilege(privilege)) {
-    throw new InvalidArgumentError(`unknown privilege ${JSON.stringify(String(privilege).slice(0, 40))}; the privileges are ${PRIVILEGES.join(' ')}`);
+    throw new InvalidArgumentError(
+      `unknown privilege ${JSON.stringify(String(privilege).slice(0, 40))}; the privileges are ${PRIVILEGES.join(' ')}`,
+    );
   }
   if (input.object === null) return { privilege, object: null };
   return { privilege, object: { text: input.object, target: objects.get(input.object, parseTarget) } };
@@ -178,9 +205,11 @@ function extendLink(parent: VerifiedPrefix, cur: ParsedCredential, k: number): V
   const prev = parent.cred;
   const c = cur.claims;
   if (c.prf === undefined) invalid(k, 'prf', 'this link has no prf, so it is a root; a root can only be the first link');
-  if (c.prf !== prev.hash) invalid(k, 'prf', `its prf is not the hash of link ${k - 1}: links are missing, reordered or taken from another chain`);
+  if (c.prf !== prev.hash)
+    invalid(k, 'prf', `its prf is not the hash of link ${k - 1}: links are missing, reordered or taken from another chain`);
   if (c.iss !== prev.claims.sub) invalid(k, 'issuer', `its issuer ${c.iss} is not the subject of link ${k - 1} (${prev.claims.sub})`);
-  if (cur.header.kid !== prev.holderKid) invalid(k, 'signer', `it is signed by key ${cur.header.kid}, not by the key link ${k - 1} was issued to (${prev.holderKid})`);
+  if (cur.header.kid !== prev.holderKid)
+    invalid(k, 'signer', `it is signed by key ${cur.header.kid}, not by the key link ${k - 1} was issued to (${prev.holderKid})`);
   const jwk = prev.claims.cnf.jwk;
   if (algOfJwk(jwk) !== cur.header.alg) invalid(k, 'alg', `alg ${cur.header.alg} does not match the signer's ${jwk.kty} key`);
   let key;
@@ -216,7 +245,11 @@ function checkRevocations(prefix: VerifiedPrefix, revocations: RevocationLookup,
       for (const kid of [link.header.kid, link.holderKid]) {
         if (l.keys.has(kid)) {
           cache?.evict({ kid });
-          invalid(i, 'revoked-key', `key ${kid} ${kid === link.header.kid ? 'that signed' : 'that holds'} credential ${link.claims.jti} is revoked`);
+          invalid(
+            i,
+            'revoked-key',
+            `key ${kid} ${kid === link.header.kid ? 'that signed' : 'that holds'} credential ${link.claims.jti} is revoked`,
+          );
         }
       }
     }

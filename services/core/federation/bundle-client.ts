@@ -79,7 +79,8 @@ export async function fetchBundle(o: FetchBundleOptions): Promise<FetchedBundle>
   const check = (_host: string, cert: PeerCertificate): Error | undefined => {
     const urns = fedlabUrnsOf(cert);
     if (urns.length !== 1) serverProblem = 'the server certificate does not name exactly one urn:fedlab URN';
-    else if (parseUrn(urns[0] as string).domain !== o.domain) serverProblem = `the server certificate names ${urns[0]}, which is not in ${o.domain}`;
+    else if (parseUrn(urns[0] as string).domain !== o.domain)
+      serverProblem = `the server certificate names ${urns[0]}, which is not in ${o.domain}`;
     else serverUrn = urns[0];
     return serverProblem ? new Error(serverProblem) : undefined;
   };
@@ -91,7 +92,9 @@ export async function fetchBundle(o: FetchBundleOptions): Promise<FetchedBundle>
   );
   const host = o.endpoint.slice(0, o.endpoint.lastIndexOf(':')).replace(/^\[|\]$/g, '');
   // TLS sends no IP address as a server name (RFC 6066); the server's identity is checked by URN, not name.
-  const channelOptions = isIP(host) ? { 'grpc.enable_channelz': 0, 'grpc.ssl_target_name_override': 'fedlab-peer.invalid' } : { 'grpc.enable_channelz': 0 };
+  const channelOptions = isIP(host)
+    ? { 'grpc.enable_channelz': 0, 'grpc.ssl_target_name_override': 'fedlab-peer.invalid' }
+    : { 'grpc.enable_channelz': 0 };
   const client = new Client(o.endpoint, creds, channelOptions);
   const def = FederationService.getBundle;
   let res: GetBundleResponse;
@@ -111,7 +114,8 @@ export async function fetchBundle(o: FetchBundleOptions): Promise<FetchedBundle>
     if (serverProblem) throw new UnauthenticatedError(`${o.endpoint}: ${serverProblem}`);
     if (typeof err === 'object' && err !== null && 'code' in err) {
       const e = err as ServiceError;
-      if (e.code === Status.NOT_FOUND || e.code === Status.INVALID_ARGUMENT) throw new FailedPreconditionError(describeGrpcError(e, o.endpoint));
+      if (e.code === Status.NOT_FOUND || e.code === Status.INVALID_ARGUMENT)
+        throw new FailedPreconditionError(describeGrpcError(e, o.endpoint));
       throw new UnavailableError(describeGrpcError(e, o.endpoint));
     }
     throw new UnavailableError(`${o.endpoint}: ${(err as Error).message}`);
@@ -119,16 +123,20 @@ export async function fetchBundle(o: FetchBundleOptions): Promise<FetchedBundle>
     client.close();
   }
   const fingerprint = sha256(res.bundleJson);
-  if (res.fingerprint !== fingerprint) throw new UnauthenticatedError(`${o.endpoint} served a bundle whose stated fingerprint is not the hash of its bytes`);
+  if (res.fingerprint !== fingerprint)
+    throw new UnauthenticatedError(`${o.endpoint} served a bundle whose stated fingerprint is not the hash of its bytes`);
   let bundle: TrustBundle;
   try {
     bundle = await parseTrustBundle(res.bundleJson);
   } catch (err) {
     throw new FailedPreconditionError(`${o.endpoint} served an invalid bundle: ${(err as Error).message}`);
   }
-  if (serializeTrustBundle(bundle) !== res.bundleJson) throw new FailedPreconditionError(`${o.endpoint} served a bundle that is not in canonical form`);
+  if (serializeTrustBundle(bundle) !== res.bundleJson)
+    throw new FailedPreconditionError(`${o.endpoint} served a bundle that is not in canonical form`);
   if (bundle.domain !== o.domain || res.domain !== o.domain) {
-    throw new FailedPreconditionError(`${o.endpoint} serves the bundle of ${bundle.domain}, not of ${o.domain}; check --domain and --endpoint`);
+    throw new FailedPreconditionError(
+      `${o.endpoint} serves the bundle of ${bundle.domain}, not of ${o.domain}; check --domain and --endpoint`,
+    );
   }
   return { bundle, fingerprint, ...(serverUrn ? { serverUrn } : {}) };
 }
@@ -148,8 +156,10 @@ export interface PinPeerOptions {
 
 /** Fetches a peer's bundle, authenticated by the pinned fingerprint, and returns the record to store (nothing is written here). */
 export async function pinPeer(o: PinPeerOptions): Promise<PeerRecord> {
-  if (!isValidDomain(o.domain)) throw new InvalidArgumentError(`--domain ${JSON.stringify(o.domain.slice(0, 80))} is not a lower-case DNS name`);
-  if (o.ownDomain !== undefined && o.domain === o.ownDomain) throw new InvalidArgumentError(`${o.domain} is this service's own domain; peer with other domains only`);
+  if (!isValidDomain(o.domain))
+    throw new InvalidArgumentError(`--domain ${JSON.stringify(o.domain.slice(0, 80))} is not a lower-case DNS name`);
+  if (o.ownDomain !== undefined && o.domain === o.ownDomain)
+    throw new InvalidArgumentError(`${o.domain} is this service's own domain; peer with other domains only`);
   const pin = normalizeFingerprint(o.fingerprint);
   checkEndpoint(o.endpoint, '--endpoint');
   const deadlineMs = o.deadlineMs ?? 10_000;
@@ -169,7 +179,16 @@ export async function pinPeer(o: PinPeerOptions): Promise<PeerRecord> {
   });
   if (second.fingerprint !== pin) throw new UnauthenticatedError(`${o.endpoint} changed its bundle between two calls; try again`);
   const now = (o.now ?? new Date()).toISOString();
-  return { v: 1, domain: o.domain, endpoint: o.endpoint, pinned_fingerprint: pin, pinned_at: now, bundle: first.bundle, fingerprint: pin, accepted_at: now };
+  return {
+    v: 1,
+    domain: o.domain,
+    endpoint: o.endpoint,
+    pinned_fingerprint: pin,
+    pinned_at: now,
+    bundle: first.bundle,
+    fingerprint: pin,
+    accepted_at: now,
+  };
 }
 
 /**
@@ -199,7 +218,10 @@ export interface RefreshResult {
 }
 
 /** Fetches a peer's bundle again and decides whether to accept it (nothing is written here). */
-export async function refreshPeer(record: PeerRecord, o: { readonly identity?: DialIdentity; readonly deadlineMs: number; readonly now?: Date }): Promise<RefreshResult> {
+export async function refreshPeer(
+  record: PeerRecord,
+  o: { readonly identity?: DialIdentity; readonly deadlineMs: number; readonly now?: Date },
+): Promise<RefreshResult> {
   const at = (o.now ?? new Date()).toISOString();
   let fetched: FetchedBundle;
   try {
@@ -217,5 +239,8 @@ export async function refreshPeer(record: PeerRecord, o: { readonly identity?: D
   const why = bundleSucceeds(record.bundle, fetched.bundle);
   if (why) return { outcome: { at, result: 'refused', fingerprint: fetched.fingerprint, detail: why } };
   const outcome: RefreshOutcome = { at, result: 'accepted', fingerprint: fetched.fingerprint };
-  return { outcome, record: { ...record, bundle: fetched.bundle, fingerprint: fetched.fingerprint, accepted_at: at, last_refresh: outcome } };
+  return {
+    outcome,
+    record: { ...record, bundle: fetched.bundle, fingerprint: fetched.fingerprint, accepted_at: at, last_refresh: outcome },
+  };
 }

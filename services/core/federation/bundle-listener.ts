@@ -32,7 +32,11 @@ export async function startBundleListener(options: {
     setting: 'federation.bundle_listen',
     name: 'bundle',
     methods: {
-      getBundle: { definition: FederationService.getBundle, originalName: 'GetBundle', handle: (req: GetBundleRequest) => bundleResponse(options.bundle, req) },
+      getBundle: {
+        definition: FederationService.getBundle,
+        originalName: 'GetBundle',
+        handle: (req: GetBundleRequest) => bundleResponse(options.bundle, req),
+      },
     },
   });
   options.log.info({ address: `${options.host}:${listener.port}` }, 'bundle endpoint listening');

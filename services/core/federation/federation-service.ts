@@ -9,7 +9,9 @@ import type { BundleSource } from './bundle-source.js';
 export async function bundleResponse(source: BundleSource, request: GetBundleRequest): Promise<GetBundleResponse> {
   const domain = request.domain.trim();
   if (domain !== '' && !isValidDomain(domain)) {
-    throw new InvalidArgumentError(`domain ${JSON.stringify(domain.slice(0, 80))} is not a lower-case DNS name; leave it empty for this server's own bundle`);
+    throw new InvalidArgumentError(
+      `domain ${JSON.stringify(domain.slice(0, 80))} is not a lower-case DNS name; leave it empty for this server's own bundle`,
+    );
   }
   if (domain !== '' && domain !== source.domain) {
     throw new NotFoundError(`this server publishes only the bundle of ${source.domain}; ask a server of ${domain} for its own`);

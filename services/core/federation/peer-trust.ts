@@ -193,7 +193,10 @@ export class PeerTrust implements TransportTrust {
     this.ownBundle = own;
     this.peerRecords = peers;
     this.rebuild();
-    this.o.log.info({ peers: peers.map((p) => ({ domain: p.domain, fingerprint: p.fingerprint, serial: p.bundle.serial })) }, 'federation trust loaded');
+    this.o.log.info(
+      { peers: peers.map((p) => ({ domain: p.domain, fingerprint: p.fingerprint, serial: p.bundle.serial })) },
+      'federation trust loaded',
+    );
     return true;
   }
 
@@ -267,7 +270,8 @@ export class PeerTrust implements TransportTrust {
 
   checkServer(cert: PeerCertificate): Error | undefined {
     const urns = fedlabUrnsOf(cert);
-    if (urns.length !== 1) return new Error(`the server certificate has ${urns.length === 0 ? 'no' : 'more than one'} urn:fedlab URI subjectAltName`);
+    if (urns.length !== 1)
+      return new Error(`the server certificate has ${urns.length === 0 ? 'no' : 'more than one'} urn:fedlab URI subjectAltName`);
     // Node gives the chain with its issuers, but links them by name only (and from what the server
     // sent): follow it only while each link's signature verifies, and let the first CA we know on it
     // say which domain vouches.

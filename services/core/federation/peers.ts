@@ -47,13 +47,22 @@ export interface PeerRecord {
   readonly last_refresh?: RefreshOutcome;
 }
 
-const RECORD_KEYS = new Set(['v', 'domain', 'endpoint', 'pinned_fingerprint', 'pinned_at', 'bundle', 'fingerprint', 'accepted_at', 'last_refresh']);
+const RECORD_KEYS = new Set([
+  'v',
+  'domain',
+  'endpoint',
+  'pinned_fingerprint',
+  'pinned_at',
+  'bundle',
+  'fingerprint',
+  'accepted_at',
+  'last_refresh',
+]);
 const RESULTS = new Set(['accepted', 'unchanged', 'refused', 'unreachable']);
 
 function bad(file: string, why: string): never {
   throw new InvalidArgumentError(`peer record ${file}: ${why}`);
 }
-
 
 /** Parses and checks a record (its bundle is validated, its fingerprint recomputed). */
 export async function parsePeerRecord(text: string, file = 'peer record'): Promise<PeerRecord> {
@@ -82,7 +91,8 @@ export async function parsePeerRecord(text: string, file = 'peer record'): Promi
   let last: RefreshOutcome | undefined;
   if (r.last_refresh !== undefined) {
     const l = r.last_refresh as Record<string, unknown>;
-    if (typeof l !== 'object' || l === null || typeof l.at !== 'string' || typeof l.result !== 'string' || !RESULTS.has(l.result)) bad(file, 'last_refresh is malformed');
+    if (typeof l !== 'object' || l === null || typeof l.at !== 'string' || typeof l.result !== 'string' || !RESULTS.has(l.result))
+      bad(file, 'last_refresh is malformed');
     last = {
       at: l.at,
       result: l.result as RefreshOutcome['result'],
@@ -147,7 +157,8 @@ export class PeerDirectory {
       const file = join(this.dir, n);
       try {
         const rec = await parsePeerRecord(await readFile(file, 'utf8'), file);
-        if (`${rec.domain}.json` !== n) throw new InvalidArgumentError(`peer record ${file} is for ${rec.domain}; its file must be ${rec.domain}.json`);
+        if (`${rec.domain}.json` !== n)
+          throw new InvalidArgumentError(`peer record ${file} is for ${rec.domain}; its file must be ${rec.domain}.json`);
         records.push(rec);
       } catch (err) {
         errors.push({ file, error: (err as Error).message });

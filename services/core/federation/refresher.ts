@@ -72,17 +72,31 @@ export class BundleRefresher {
 
   /** Refreshes one peer and writes the outcome; returns it. */
   async refreshOne(record: PeerRecord): Promise<RefreshOutcome> {
-    const { outcome, record: accepted } = await refreshPeer(record, { deadlineMs: this.o.deadlineMs, ...(this.o.identity ? { identity: this.o.identity } : {}) });
+    const { outcome, record: accepted } = await refreshPeer(record, {
+      deadlineMs: this.o.deadlineMs,
+      ...(this.o.identity ? { identity: this.o.identity } : {}),
+    });
     const log = this.o.log.child({ peer: record.domain, endpoint: record.endpoint });
-    if (outcome.result === 'accepted') log.info({ from: record.fingerprint, to: outcome.fingerprint, serial: accepted?.bundle.serial }, 'peer bundle refreshed: accepted');
-    else if (outcome.result === 'refused') log.warn({ trusted: record.fingerprint, served: outcome.fingerprint, why: outcome.detail }, 'peer bundle refresh refused: it does not chain from the trusted bundle; re-pin with `fedlab federation peer add`');
-    else if (outcome.result === 'unreachable') log.warn({ why: outcome.detail }, 'peer bundle refresh: peer unreachable; keeping the trusted bundle');
+    if (outcome.result === 'accepted')
+      log.info({ from: record.fingerprint, to: outcome.fingerprint, serial: accepted?.bundle.serial }, 'peer bundle refreshed: accepted');
+    else if (outcome.result === 'refused')
+      log.warn(
+        { trusted: record.fingerprint, served: outcome.fingerprint, why: outcome.detail },
+        'peer bundle refresh refused: it does not chain from the trusted bundle; re-pin with `fedlab federation peer add`',
+      );
+    else if (outcome.result === 'unreachable')
+      log.warn({ why: outcome.detail }, 'peer bundle refresh: peer unreachable; keeping the trusted bundle');
     else log.debug('peer bundle unchanged');
     const next = accepted ?? (sameOutcome(record.last_refresh, outcome) ? undefined : { ...record, last_refresh: outcome });
     if (!next) return outcome;
     // Compare and swap: an admin may have re-pinned or removed the peer while we were asking.
     const now = await this.directory.get(record.domain).catch(() => undefined);
-    if (!now || now.fingerprint !== record.fingerprint || now.pinned_fingerprint !== record.pinned_fingerprint || now.endpoint !== record.endpoint) {
+    if (
+      !now ||
+      now.fingerprint !== record.fingerprint ||
+      now.pinned_fingerprint !== record.pinned_fingerprint ||
+      now.endpoint !== record.endpoint
+    ) {
       log.info('peer record changed meanwhile; refresh result not written');
       return outcome;
     }

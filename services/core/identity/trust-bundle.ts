@@ -132,7 +132,11 @@ export function bundleFingerprint(bundle: TrustBundle): string {
 
 /** Normalises a fingerprint given by a user (accepts `sha256:` or `SHA256:` prefix, upper or lower hex, colons). */
 export function normalizeFingerprint(input: string): string {
-  const hex = input.trim().replace(/^sha256:/i, '').replace(/:/g, '').toLowerCase();
+  const hex = input
+    .trim()
+    .replace(/^sha256:/i, '')
+    .replace(/:/g, '')
+    .toLowerCase();
   if (!/^[0-9a-f]{64}$/.test(hex)) {
     throw new InvalidArgumentError('a fingerprint is 64 hex digits, optionally prefixed sha256: (see `fedlab certs inspect BUNDLE`)');
   }

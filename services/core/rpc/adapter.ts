@@ -54,7 +54,10 @@ export interface ServiceRegistration {
 }
 
 /** Pairs a generated service definition with its handlers, type-checked against each other. */
-export function defineService<D extends Record<string, MethodDefinitionLike>>(definition: D, handlers: ServiceHandlers<D>): ServiceRegistration {
+export function defineService<D extends Record<string, MethodDefinitionLike>>(
+  definition: D,
+  handlers: ServiceHandlers<D>,
+): ServiceRegistration {
   const first = Object.values(definition)[0];
   if (!first) throw new TypeError('a service definition needs at least one method');
   const name = first.path.split('/')[1] ?? '';
@@ -71,7 +74,10 @@ class RefusedRequest {
  * INTERNAL), it returns a {@link RefusedRequest} the adapter answers INVALID_ARGUMENT — or
  * RESOURCE_EXHAUSTED for a request over the method's size limit.
  */
-export function boundedDefinition(definition: Record<string, MethodDefinitionLike>, limits: ServerLimits): Record<string, MethodDefinitionLike> {
+export function boundedDefinition(
+  definition: Record<string, MethodDefinitionLike>,
+  limits: ServerLimits,
+): Record<string, MethodDefinitionLike> {
   const out: Record<string, MethodDefinitionLike> = {};
   for (const [key, def] of Object.entries(definition)) {
     const max = limits.methodReceiveBytes[def.path] ?? limits.maxReceiveBytes;
@@ -80,12 +86,21 @@ export function boundedDefinition(definition: Record<string, MethodDefinitionLik
       ...def,
       requestDeserialize: (bytes: Buffer): unknown => {
         if (bytes.length > max) {
-          return new RefusedRequest(new ResourceExhaustedError(`the request is ${bytes.length} bytes, more than the ${max} bytes ${def.path} accepts; send less per call`, { limit: 'max_receive_bytes' }));
+          return new RefusedRequest(
+            new ResourceExhaustedError(
+              `the request is ${bytes.length} bytes, more than the ${max} bytes ${def.path} accepts; send less per call`,
+              { limit: 'max_receive_bytes' },
+            ),
+          );
         }
         try {
           return def.requestDeserialize(bytes);
         } catch {
-          return new RefusedRequest(new InvalidArgumentError(`the request bytes are not a valid ${messageName} request message; send the message the API defines (see docs/api.md)`));
+          return new RefusedRequest(
+            new InvalidArgumentError(
+              `the request bytes are not a valid ${messageName} request message; send the message the API defines (see docs/api.md)`,
+            ),
+          );
         }
       },
     };

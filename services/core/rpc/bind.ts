@@ -24,10 +24,18 @@ export function listenAddress(host: string, port: number): string {
  * Binds `server` to `host:port` (0: any free port) and resolves with the port bound. A port in use or
  * an address that cannot be bound is an {@link InvalidArgumentError} naming the setting and the address.
  */
-export async function bindServer(server: Server, host: string, port: number, credentials: ServerCredentials, name: ListenerName): Promise<number> {
+export async function bindServer(
+  server: Server,
+  host: string,
+  port: number,
+  credentials: ServerCredentials,
+  name: ListenerName,
+): Promise<number> {
   const address = listenAddress(host, port);
   try {
-    return await new Promise<number>((resolve, reject) => server.bindAsync(address, credentials, (err, p) => (err ? reject(err) : resolve(p))));
+    return await new Promise<number>((resolve, reject) =>
+      server.bindAsync(address, credentials, (err, p) => (err ? reject(err) : resolve(p))),
+    );
   } catch (err) {
     const msg = (err as Error).message;
     const why = /EADDRINUSE|address already in use/i.test(msg)
@@ -37,6 +45,10 @@ export async function bindServer(server: Server, host: string, port: number, cre
         : /EADDRNOTAVAIL|address not available/i.test(msg)
           ? 'this host has no such address; check the host'
           : msg;
-    throw new InvalidArgumentError(`${name.setting}: cannot listen on ${address}: ${why}`, { setting: name.setting, address }, { cause: err });
+    throw new InvalidArgumentError(
+      `${name.setting}: cannot listen on ${address}: ${why}`,
+      { setting: name.setting, address },
+      { cause: err },
+    );
   }
 }

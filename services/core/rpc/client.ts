@@ -133,11 +133,19 @@ export function createClient<D extends Record<string, MethodDefinitionLike>>(def
       out[key] = (request: unknown, opts: CallOpts = {}) =>
         new Promise((resolve, reject) => {
           let unbind = (): void => undefined;
-          const call = raw.makeUnaryRequest(def.path, serialize, deserialize, request, callMetadata(opts), callOptions(opts), (err: ServiceError | null, res?: unknown) => {
-            unbind();
-            if (err) reject(err);
-            else resolve(res);
-          });
+          const call = raw.makeUnaryRequest(
+            def.path,
+            serialize,
+            deserialize,
+            request,
+            callMetadata(opts),
+            callOptions(opts),
+            (err: ServiceError | null, res?: unknown) => {
+              unbind();
+              if (err) reject(err);
+              else resolve(res);
+            },
+          );
           unbind = bindSignal(opts.signal, () => call.cancel());
         });
     }
@@ -163,5 +171,11 @@ function bindSignal(signal: AbortSignal | undefined, cancel: () => void): () => 
 
 /** True when `err` is a gRPC error with the given code (or any gRPC error when no code is given). */
 export function isServiceError(err: unknown, code?: number): err is ServiceError {
-  return typeof err === 'object' && err !== null && 'code' in err && 'details' in err && (code === undefined || (err as ServiceError).code === code);
+  return (
+    typeof err === 'object' &&
+    err !== null &&
+    'code' in err &&
+    'details' in err &&
+    (code === undefined || (err as ServiceError).code === code)
+  );
 }

@@ -43,7 +43,9 @@ export function readCredentialChain(metadata: Metadata): string[] {
     .map((v) => v.trim())
     .filter((v) => v.length > 0);
   if (values.length > MAX_CHAIN_LINKS) {
-    throw new UnauthenticatedError(`credential chain has ${values.length} links; at most ${MAX_CHAIN_LINKS} are accepted`, { rule: 'size' });
+    throw new UnauthenticatedError(`credential chain has ${values.length} links; at most ${MAX_CHAIN_LINKS} are accepted`, {
+      rule: 'size',
+    });
   }
   let total = 0;
   const chain: string[] = [];
@@ -66,7 +68,10 @@ const IDENTITY_CACHE_MAX = 16_384;
  * The verified TLS client certificate's identity; TLS has already checked it chains to a trusted CA.
  * With `trust`, the identity is accepted only if the CA it chains to vouches for its URN's domain.
  */
-export async function peerIdentity(call: Pick<ServerUnaryCall<unknown, unknown>, 'getAuthContext'>, trust?: Pick<TransportTrust, 'checkClient'>): Promise<CertIdentity> {
+export async function peerIdentity(
+  call: Pick<ServerUnaryCall<unknown, unknown>, 'getAuthContext'>,
+  trust?: Pick<TransportTrust, 'checkClient'>,
+): Promise<CertIdentity> {
   const identity = await cachedIdentity(call);
   trust?.checkClient(identity);
   return identity;

@@ -11,7 +11,8 @@ export function limitsFromWire(l: ResourceLimits | undefined): Limits {
   const out: Record<string, number> = {};
   const put = (k: string, v: number | undefined): void => {
     if (v === undefined) return;
-    if (!Number.isSafeInteger(v) || v < 0) throw new InvalidArgumentError(`limits.${k} must be a whole number of 0 or more`, { field: `limits.${k}` });
+    if (!Number.isSafeInteger(v) || v < 0)
+      throw new InvalidArgumentError(`limits.${k} must be a whole number of 0 or more`, { field: `limits.${k}` });
     out[k] = v;
   };
   put('slivers', l?.slivers);

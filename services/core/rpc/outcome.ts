@@ -67,7 +67,8 @@ export interface Callee {
 // What grpc-js and Node say when a call never reached a server: nothing was done there.
 const NEVER_CONNECTED = /ECONNREFUSED|No connection established|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|Failed to connect/i;
 // Broader: the connection failed or broke; the callee may or may not have acted.
-const TRANSPORT_FAILURE = /No connection established|ECONNREFUSED|ECONNRESET|Connection dropped|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|Failed to connect|handshake/i;
+const TRANSPORT_FAILURE =
+  /No connection established|ECONNREFUSED|ECONNRESET|Connection dropped|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|Failed to connect|handshake/i;
 
 /** Codes with which a call certainly changed nothing: the callee refused before acting. */
 export const REFUSED_CODES: ReadonlySet<Status> = new Set([

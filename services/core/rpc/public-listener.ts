@@ -6,7 +6,14 @@
  * with the same error mapping and one log line per call as the main server.
  */
 import { performance } from 'node:perf_hooks';
-import { Server, ServerCredentials, status as Status, type sendUnaryData, type ServerUnaryCall, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import {
+  Server,
+  ServerCredentials,
+  status as Status,
+  type sendUnaryData,
+  type ServerUnaryCall,
+  type UntypedServiceImplementation,
+} from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import type { Logger } from '../log.js';
 import { bindServer } from './bind.js';
@@ -78,7 +85,11 @@ export async function startPublicListener(options: PublicListenerOptions): Promi
   const health = options.health ? new HealthImplementation({ ...options.health }) : undefined;
   health?.addToServer(server);
   // Server authentication only: no client certificate is asked for.
-  const creds = ServerCredentials.createSsl(null, [{ private_key: Buffer.from(options.tls.key), cert_chain: Buffer.from(options.tls.cert) }], false);
+  const creds = ServerCredentials.createSsl(
+    null,
+    [{ private_key: Buffer.from(options.tls.key), cert_chain: Buffer.from(options.tls.cert) }],
+    false,
+  );
   const port = await bindServer(server, options.host, options.port, creds, { setting: options.setting });
   let stopping: Promise<void> | undefined;
   return {

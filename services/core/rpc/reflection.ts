@@ -7,12 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { fromBinary, toBinary } from '@bufbuild/protobuf';
-import {
-  FileDescriptorSetSchema,
-  FileDescriptorProtoSchema,
-  type FileDescriptorProto,
-  type DescriptorProto,
-} from '@bufbuild/protobuf/wkt';
+import { FileDescriptorSetSchema, FileDescriptorProtoSchema, type FileDescriptorProto, type DescriptorProto } from '@bufbuild/protobuf/wkt';
 import { BinaryReader, BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
 import type { Server, ServerDuplexStream, ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
 import { status as Status } from '@grpc/grpc-js';
@@ -94,7 +89,13 @@ export class DescriptorIndex {
 
 interface ParsedRequest {
   host: string;
-  kind: 'file_by_filename' | 'file_containing_symbol' | 'file_containing_extension' | 'all_extension_numbers_of_type' | 'list_services' | 'none';
+  kind:
+    | 'file_by_filename'
+    | 'file_containing_symbol'
+    | 'file_containing_extension'
+    | 'all_extension_numbers_of_type'
+    | 'list_services'
+    | 'none';
   value: string;
   extensionNumber: number;
 }

@@ -55,7 +55,11 @@ export const DEFAULT_SERVER_LIMITS: ServerLimits = Object.freeze({
 
 /** Resolves partial limits over the defaults. */
 export function resolveServerLimits(partial: Partial<ServerLimits> = {}): ServerLimits {
-  return Object.freeze({ ...DEFAULT_SERVER_LIMITS, ...partial, methodReceiveBytes: Object.freeze({ ...DEFAULT_SERVER_LIMITS.methodReceiveBytes, ...partial.methodReceiveBytes }) });
+  return Object.freeze({
+    ...DEFAULT_SERVER_LIMITS,
+    ...partial,
+    methodReceiveBytes: Object.freeze({ ...DEFAULT_SERVER_LIMITS.methodReceiveBytes, ...partial.methodReceiveBytes }),
+  });
 }
 
 /** grpc-js server options for `limits` (the transport enforces the largest per-method size; the adapter the rest). */
@@ -82,9 +86,12 @@ export class StreamQuota {
   acquire(caller: string, method: string): () => void {
     const n = this.open.get(caller) ?? 0;
     if (n >= this.cap) {
-      throw new ResourceExhaustedError(`${caller} already holds ${n} open streams on this server, the most allowed (limits: ${this.cap} per caller); close one before opening ${method}`, {
-        limit: 'streams_per_caller',
-      });
+      throw new ResourceExhaustedError(
+        `${caller} already holds ${n} open streams on this server, the most allowed (limits: ${this.cap} per caller); close one before opening ${method}`,
+        {
+          limit: 'streams_per_caller',
+        },
+      );
     }
     this.open.set(caller, n + 1);
     let released = false;

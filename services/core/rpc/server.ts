@@ -78,7 +78,10 @@ export async function startServer(options: ServerOptions, registrations: readonl
   const streams = new StreamQuota(limits.maxStreamsPerCaller);
   const names = registrations.map((r) => r.name);
   for (const reg of registrations) {
-    server.addService(boundedDefinition(reg.definition, limits) as unknown as ServiceDefinition, toGrpcImplementation(reg, log, tracker, options.trust, streams));
+    server.addService(
+      boundedDefinition(reg.definition, limits) as unknown as ServiceDefinition,
+      toGrpcImplementation(reg, log, tracker, options.trust, streams),
+    );
   }
   const health = new HealthImplementation(Object.fromEntries([['', 'SERVING'], ...names.map((n) => [n, 'SERVING'])]));
   health.addToServer(server);
@@ -86,7 +89,11 @@ export async function startServer(options: ServerOptions, registrations: readonl
 
   const credentials =
     options.trust?.serverCredentials() ??
-    ServerCredentials.createSsl(Buffer.from(options.tls.caCerts), [{ private_key: Buffer.from(options.tls.key), cert_chain: Buffer.from(options.tls.cert) }], true);
+    ServerCredentials.createSsl(
+      Buffer.from(options.tls.caCerts),
+      [{ private_key: Buffer.from(options.tls.key), cert_chain: Buffer.from(options.tls.cert) }],
+      true,
+    );
   const host = options.host ?? '127.0.0.1';
   const port = await bindServer(server, host, options.port, credentials, options.listener ?? { setting: 'listen' });
   log.info({ address: `${host}:${port}`, services: names }, 'listening');

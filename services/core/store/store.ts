@@ -181,7 +181,9 @@ const PROBE_TABLE = 'store-probe';
 
 /** The refusal of a write whose call ended before it was committed. */
 function lateWrite(): DeadlineExceededError {
-  return new DeadlineExceededError('the call ended (its deadline passed or it was cancelled) before its change was committed; nothing was changed — try again with a longer deadline');
+  return new DeadlineExceededError(
+    'the call ended (its deadline passed or it was cancelled) before its change was committed; nothing was changed — try again with a longer deadline',
+  );
 }
 
 /** What a failed LevelDB call says, in words an operator acts on. */
@@ -225,7 +227,11 @@ export class Store {
     } catch (err) {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
       if (cause?.code === 'LEVEL_LOCKED' || /lock/i.test(cause?.message ?? '')) {
-        throw new FailedPreconditionError(`the store at ${dir} is in use by another process; stop it or choose another data directory`, {}, { cause: err });
+        throw new FailedPreconditionError(
+          `the store at ${dir} is in use by another process; stop it or choose another data directory`,
+          {},
+          { cause: err },
+        );
       }
       throw new FailedPreconditionError(`cannot open the store at ${dir}: ${cause?.message ?? (err as Error).message}`, {}, { cause: err });
     }
@@ -234,7 +240,8 @@ export class Store {
 
   /** The table (sublevel) for one record type; the same name always gives the same table. */
   table<V>(name: string): Table<V> {
-    if (!/^[a-z][a-z0-9_-]*$/.test(name)) throw new TypeError(`table name ${JSON.stringify(name)} must be lower-case letters, digits, _ or -`);
+    if (!/^[a-z][a-z0-9_-]*$/.test(name))
+      throw new TypeError(`table name ${JSON.stringify(name)} must be lower-case letters, digits, _ or -`);
     let t = this.tables.get(name);
     if (!t) {
       t = new Table<unknown>(name, this);
@@ -318,7 +325,9 @@ export class Store {
           for (const p of group) p.reject(this.refusal());
           continue;
         }
-        const ops = group.flatMap((p) => p.ops.map((op) => ({ type: op.type, key: op.key, value: op.value, sublevel: this.sub(op.table) })));
+        const ops = group.flatMap((p) =>
+          p.ops.map((op) => ({ type: op.type, key: op.key, value: op.value, sublevel: this.sub(op.table) })),
+        );
         try {
           await this.db.batch(ops as never, { sync: group.some((p) => p.sync) } as never);
         } catch (err) {
@@ -342,7 +351,10 @@ export class Store {
   private fail(err: unknown): void {
     if (this.failed) return;
     this.failed = { cause: causeOf(err), since: Date.now() };
-    this.options.log?.error({ store: this.dir, cause: this.failed.cause }, 'store write failed; refusing writes until the store is reopened and a probe write succeeds');
+    this.options.log?.error(
+      { store: this.dir, cause: this.failed.cause },
+      'store write failed; refusing writes until the store is reopened and a probe write succeeds',
+    );
     this.scheduleRecovery(this.options.retryMs ?? 500);
   }
 
@@ -371,10 +383,15 @@ export class Store {
       await this.db.close().catch(() => undefined);
       this.subs = new Map();
       this.db = await Store.openDb(this.dir);
-      await this.db.sublevel<string, unknown>(PROBE_TABLE, { valueEncoding: 'json' }).put('probe', { at: Date.now() }, { sync: true } as never);
+      await this.db
+        .sublevel<string, unknown>(PROBE_TABLE, { valueEncoding: 'json' })
+        .put('probe', { at: Date.now() }, { sync: true } as never);
       const was = this.failed;
       this.failed = undefined;
-      this.options.log?.warn({ store: this.dir, failedSince: new Date(was.since).toISOString() }, 'store reopened and a probe write succeeded; writes resume');
+      this.options.log?.warn(
+        { store: this.dir, failedSince: new Date(was.since).toISOString() },
+        'store reopened and a probe write succeeded; writes resume',
+      );
     } catch (err) {
       const cause = causeOf(err);
       this.options.log?.warn({ store: this.dir, cause }, 'store still not writable; will try again');

@@ -8,7 +8,11 @@ import { FailedPreconditionError, InvalidArgumentError, NotFoundError, Permissio
 import type { CallContext } from '../../core/rpc/context.js';
 import { text, urnField } from '../../core/validate.js';
 import type { SliverResult } from '../../generated/fedlab/v1/common.js';
-import { OperationalAction, type AggregatePerformOperationalActionRequest, type AggregateShutdownRequest } from '../../generated/fedlab/v1/aggregate.js';
+import {
+  OperationalAction,
+  type AggregatePerformOperationalActionRequest,
+  type AggregateShutdownRequest,
+} from '../../generated/fedlab/v1/aggregate.js';
 import { SliverAction } from '../../generated/fedlab/v1/node_manager.js';
 import type { Peer } from '../access.js';
 import type { SliverRecord } from '../records.js';
@@ -27,35 +31,58 @@ const NODE_ACTION = new Map<OperationalAction, SliverAction>([
 ]);
 
 /** PerformOperationalAction: start, stop, restart; emulab swap-out and swap-in. */
-export async function performAction(state: AggregateState, ctx: CallContext, req: AggregatePerformOperationalActionRequest): Promise<SliverResult[]> {
+export async function performAction(
+  state: AggregateState,
+  ctx: CallContext,
+  req: AggregatePerformOperationalActionRequest,
+): Promise<SliverResult[]> {
   const { ledger, deps } = state;
   const action = req.action;
   if (action === OperationalAction.OPERATIONAL_ACTION_SWAP_OUT || action === OperationalAction.OPERATIONAL_ACTION_SWAP_IN) {
-    if (!state.rules.swap) throw new FailedPreconditionError(`this is a ${deps.settings.style}-style site; swap-out and swap-in are emulab actions`, { rule: 'style' });
+    if (!state.rules.swap)
+      throw new FailedPreconditionError(`this is a ${deps.settings.style}-style site; swap-out and swap-in are emulab actions`, {
+        rule: 'style',
+      });
     const access = deps.access.chain(ctx, 'sliver.control');
     if (action === OperationalAction.OPERATIONAL_ACTION_SWAP_IN) deps.access.chain(ctx, 'sliver.create');
     const { slice } = resolveTargets(ledger, req.urns);
-    if (req.urns.length !== 1 || req.urns[0] !== slice.urn) throw new InvalidArgumentError('swap-out and swap-in act on a whole slice: name the slice URN alone', { field: 'urns' });
+    if (req.urns.length !== 1 || req.urns[0] !== slice.urn)
+      throw new InvalidArgumentError('swap-out and swap-in act on a whole slice: name the slice URN alone', { field: 'urns' });
     requireOwnSlice(access, slice, ledger.sliversOf(slice.urn));
-    return state.sliceLocks.run(slice.urn, () => (action === OperationalAction.OPERATIONAL_ACTION_SWAP_OUT ? swapOut(state, slice.urn, ctx.deadline) : swapIn(state, access, slice.urn, ctx.deadline)));
+    return state.sliceLocks.run(slice.urn, () =>
+      action === OperationalAction.OPERATIONAL_ACTION_SWAP_OUT
+        ? swapOut(state, slice.urn, ctx.deadline)
+        : swapIn(state, access, slice.urn, ctx.deadline),
+    );
   }
   const nodeAction = NODE_ACTION.get(action);
-  if (nodeAction === undefined) throw new InvalidArgumentError('action must be START, STOP, RESTART, SWAP_OUT or SWAP_IN', { field: 'action' });
+  if (nodeAction === undefined)
+    throw new InvalidArgumentError('action must be START, STOP, RESTART, SWAP_OUT or SWAP_IN', { field: 'action' });
   const access = deps.access.chain(ctx, 'sliver.control');
   const { slice, slivers } = resolveTargets(ledger, req.urns);
   requireOwnSlice(access, slice, slivers);
   return state.sliceLocks.run(slice.urn, async () => {
     const cur = ledger.slices.get(slice.urn) ?? slice;
     if (cur.shutDown && nodeAction !== SliverAction.SLIVER_ACTION_STOP) {
-      throw new FailedPreconditionError(`slice ${slice.urn} is shut down at this site (${cur.shutDown.reason}); only the site's administrators can lift that`, { rule: 'shutdown' });
+      throw new FailedPreconditionError(
+        `slice ${slice.urn} is shut down at this site (${cur.shutDown.reason}); only the site's administrators can lift that`,
+        { rule: 'shutdown' },
+      );
     }
-    if (cur.swappedOut) throw new FailedPreconditionError(`slice ${slice.urn} is swapped out; swap it in first (SWAP_IN)`, { rule: 'swapped-out' });
+    if (cur.swappedOut)
+      throw new FailedPreconditionError(`slice ${slice.urn} is swapped out; swap it in first (SWAP_IN)`, { rule: 'swapped-out' });
     return control(state, slivers, nodeAction, req.bestEffort, ctx.deadline);
   });
 }
 
 /** Runs a node manager action on provisioned slivers; the caller holds the slice's lock. */
-async function control(state: AggregateState, slivers: readonly SliverRecord[], action: SliverAction, bestEffort: boolean, deadline: number): Promise<SliverResult[]> {
+async function control(
+  state: AggregateState,
+  slivers: readonly SliverRecord[],
+  action: SliverAction,
+  bestEffort: boolean,
+  deadline: number,
+): Promise<SliverResult[]> {
   const { ledger, deps } = state;
   const outcomes = new Map<string, Outcome>();
   const actionable: SliverRecord[] = [];
@@ -63,8 +90,10 @@ async function control(state: AggregateState, slivers: readonly SliverRecord[], 
     const s = ledger.slivers.get(s0.urn);
     if (!s) outcomes.set(s0.urn, failure(Status.NOT_FOUND, `sliver ${s0.urn} is gone`));
     else if (s.phase) outcomes.set(s.urn, failure(Status.UNAVAILABLE, `sliver ${s.urn} is busy (${s.phase}); try again shortly`));
-    else if (s.allocation !== 'provisioned') outcomes.set(s.urn, failure(Status.FAILED_PRECONDITION, `sliver ${s.urn} is ${s.allocation}, not provisioned; provision it first`));
-    else if (!deps.registry.get(s.nodeUrn)?.up) outcomes.set(s.urn, failure(Status.UNAVAILABLE, `node ${s.nodeUrn} is DOWN; try again when it is UP`));
+    else if (s.allocation !== 'provisioned')
+      outcomes.set(s.urn, failure(Status.FAILED_PRECONDITION, `sliver ${s.urn} is ${s.allocation}, not provisioned; provision it first`));
+    else if (!deps.registry.get(s.nodeUrn)?.up)
+      outcomes.set(s.urn, failure(Status.UNAVAILABLE, `node ${s.nodeUrn} is DOWN; try again when it is UP`));
     else actionable.push(s);
   }
   if (!bestEffort && outcomes.size) {
@@ -73,7 +102,12 @@ async function control(state: AggregateState, slivers: readonly SliverRecord[], 
       [...outcomes].map(([u, o]) => ({ sliver: ledger.slivers.get(u) ?? slivers.find((x) => x.urn === u)!, outcome: o })),
     );
   }
-  const res = await deps.nodes.fanOut(actionable, (s) => s.nodeUrn, (c, opts, s) => c.controlSliver({ sliverUrn: s.urn, action }, opts), { deadline });
+  const res = await deps.nodes.fanOut(
+    actionable,
+    (s) => s.nodeUrn,
+    (c, opts, s) => c.controlSliver({ sliverUrn: s.urn, action }, opts),
+    { deadline },
+  );
   await state.mutate((tx, t) => {
     for (const [i, r] of res.entries()) {
       const s = actionable[i] as SliverRecord;
@@ -84,21 +118,36 @@ async function control(state: AggregateState, slivers: readonly SliverRecord[], 
       outcomes.set(s.urn, SUCCESS);
       const cur = ledger.slivers.get(s.urn);
       const nm = r.value.sliver;
-      if (cur && !cur.phase) tx.putSliver({ ...cur, operational: operationalFromWire(nm?.operationalState, cur.operational), error: nm?.error ?? '', updatedAt: t });
+      if (cur && !cur.phase)
+        tx.putSliver({
+          ...cur,
+          operational: operationalFromWire(nm?.operationalState, cur.operational),
+          error: nm?.error ?? '',
+          updatedAt: t,
+        });
     }
   });
   return slivers.map((s) => state.resultOf(ledger.slivers.get(s.urn) ?? s, outcomes.get(s.urn) ?? SUCCESS));
 }
 
 /** Shutdown: stops every sliver of the slice here and freezes the slice (administrators and the slice's authority). */
-export async function shutdown(state: AggregateState, peer: Peer, isAdmin: boolean, req: AggregateShutdownRequest, deadline: number): Promise<SliverResult[]> {
+export async function shutdown(
+  state: AggregateState,
+  peer: Peer,
+  isAdmin: boolean,
+  req: AggregateShutdownRequest,
+  deadline: number,
+): Promise<SliverResult[]> {
   const { ledger, deps } = state;
   urnField('slice_urn', req.sliceUrn, 'slice');
   const reason = text('reason', req.reason, 500);
   const slice = ledger.slices.get(req.sliceUrn);
   if (!slice) throw new NotFoundError(`no slice ${req.sliceUrn} at this site`);
   if (!isAdmin && !(peer.urn === slice.sliceAuthorityUrn && peer.thumbprint === slice.sliceAuthorityKid)) {
-    throw new PermissionDeniedError(`only the site's administrators and the slice's authority (${slice.sliceAuthorityUrn}) may shut ${req.sliceUrn} down`, { rule: 'shutdown' });
+    throw new PermissionDeniedError(
+      `only the site's administrators and the slice's authority (${slice.sliceAuthorityUrn}) may shut ${req.sliceUrn} down`,
+      { rule: 'shutdown' },
+    );
   }
   return state.sliceLocks.run(slice.urn, async () => {
     await state.mutate((tx, now) => {

@@ -44,8 +44,10 @@ export interface PickCandidate {
 
 /** Whether a node's owner credential still lets the MA use it (unexpired, not revoked), and if not why. */
 export function ownerProblem(node: LiveNode, now: number, revoked: ReadonlySet<string> | undefined): string | undefined {
-  if (node.record.ownerChainExpiresAt <= now) return `the owner credential of ${node.record.urn} expired; its owner must give the MA a new one (re-enrol the node)`;
-  if (revoked && node.record.ownerJtis.some((j) => revoked.has(j))) return `the owner credential of ${node.record.urn} is revoked at this site`;
+  if (node.record.ownerChainExpiresAt <= now)
+    return `the owner credential of ${node.record.urn} expired; its owner must give the MA a new one (re-enrol the node)`;
+  if (revoked && node.record.ownerJtis.some((j) => revoked.has(j)))
+    return `the owner credential of ${node.record.urn} is revoked at this site`;
   return undefined;
 }
 
@@ -63,7 +65,14 @@ export function isAllocatable(input: AdmissionInputs, node: LiveNode): boolean {
  * Whether a node can take a sliver of `sliceUrn` now: success, or the failure with its gRPC code. `pending`
  * holds what this admission already placed on the node.
  */
-export function nodeFit(input: AdmissionInputs, node: LiveNode | undefined, nodeUrn: string, sliceUrn: string, want: Placement, pending?: Resources): Outcome {
+export function nodeFit(
+  input: AdmissionInputs,
+  node: LiveNode | undefined,
+  nodeUrn: string,
+  sliceUrn: string,
+  want: Placement,
+  pending?: Resources,
+): Outcome {
   if (!node) return failure(Status.NOT_FOUND, `node ${nodeUrn} is not enrolled at this site; see ListResources`);
   if (!node.up) {
     const last = node.lastHeartbeatAt ? new Date(node.lastHeartbeatAt).toISOString() : 'never';
@@ -73,19 +82,32 @@ export function nodeFit(input: AdmissionInputs, node: LiveNode | undefined, node
   if (owner) return failure(Status.FAILED_PRECONDITION, owner);
   const use = input.site.use(nodeUrn);
   const holder = input.site.exclusiveHolder(nodeUrn);
-  if (holder && holder !== sliceUrn) return failure(Status.RESOURCE_EXHAUSTED, `node ${nodeUrn} is held whole by another slice; choose another node`);
+  if (holder && holder !== sliceUrn)
+    return failure(Status.RESOURCE_EXHAUSTED, `node ${nodeUrn} is held whole by another slice; choose another node`);
   const exclusive = want.exclusive || node.record.exclusive;
   if (exclusive) {
     const others = [...use.slices.keys()].filter((s) => s !== sliceUrn).length;
-    if (others > 0) return failure(Status.RESOURCE_EXHAUSTED, `node ${nodeUrn} cannot be given whole to ${sliceUrn}: ${others} other slice(s) use it; choose another node`);
+    if (others > 0)
+      return failure(
+        Status.RESOURCE_EXHAUSTED,
+        `node ${nodeUrn} cannot be given whole to ${sliceUrn}: ${others} other slice(s) use it; choose another node`,
+      );
   }
   const committed = pending ? addResources(use.committed, pending) : use.committed;
   const free = freeOf(node.capacity, committed);
   const short = shortfall(free, want.resources);
-  if (short) return failure(Status.RESOURCE_EXHAUSTED, `node ${nodeUrn} has ${short.have} ${short.field} free, the sliver needs ${short.want}; ask for less or choose another node`);
+  if (short)
+    return failure(
+      Status.RESOURCE_EXHAUSTED,
+      `node ${nodeUrn} has ${short.have} ${short.field} free, the sliver needs ${short.want}; ask for less or choose another node`,
+    );
   if ('minFree' in want) {
     const lacking = shortfall(free, want.minFree);
-    if (lacking) return failure(Status.RESOURCE_EXHAUSTED, `node ${nodeUrn} has ${lacking.have} ${lacking.field} free, less than min_free ${lacking.want}`);
+    if (lacking)
+      return failure(
+        Status.RESOURCE_EXHAUSTED,
+        `node ${nodeUrn} has ${lacking.have} ${lacking.field} free, less than min_free ${lacking.want}`,
+      );
   }
   return SUCCESS;
 }
@@ -106,7 +128,13 @@ export function pickOrder(nodes: Iterable<LiveNode>, covers: (nodeUrn: string) =
 }
 
 /** Picks a node for a sliver the site may place anywhere: the first of {@link pickOrder} not taken that can take it. */
-export function pickNode(input: AdmissionInputs, order: readonly PickCandidate[], sliceUrn: string, want: WantedSliver, taken: ReadonlySet<string>): string | undefined {
+export function pickNode(
+  input: AdmissionInputs,
+  order: readonly PickCandidate[],
+  sliceUrn: string,
+  want: WantedSliver,
+  taken: ReadonlySet<string>,
+): string | undefined {
   for (const c of order) {
     if (taken.has(c.urn)) continue;
     if (nodeFit(input, c.node, c.urn, sliceUrn, want).ok) return c.urn;
@@ -138,7 +166,8 @@ export function lifetimeCap(q: LifetimeQuery): { at: number; rule: string } {
   if (q.node) {
     caps.push({ at: q.node.record.ownerChainExpiresAt, rule: `the expiry of ${q.node.record.urn}'s owner credential` });
     const ownerTtl = q.node.record.ownerLimits.ttl_s;
-    if (ownerTtl !== undefined) caps.push({ at: q.createdAt + ownerTtl * 1000, rule: `the ttl_s of ${q.node.record.urn}'s owner credential` });
+    if (ownerTtl !== undefined)
+      caps.push({ at: q.createdAt + ownerTtl * 1000, rule: `the ttl_s of ${q.node.record.urn}'s owner credential` });
   }
   return caps.reduce((a, b) => (b.at < a.at ? b : a));
 }

@@ -77,7 +77,10 @@ export class Advertiser {
     const { deps } = this.state;
     const size = pageSize(req.pageSize);
     if (req.documentFormat !== '' && req.documentFormat !== RSPEC_FORMAT) {
-      throw new InvalidArgumentError(`document_format ${JSON.stringify(req.documentFormat.slice(0, 40))} is not offered; use ${RSPEC_FORMAT} or none`, { field: 'document_format' });
+      throw new InvalidArgumentError(
+        `document_format ${JSON.stringify(req.documentFormat.slice(0, 40))} is not offered; use ${RSPEC_FORMAT} or none`,
+        { field: 'document_format' },
+      );
     }
     const after = decodePageToken('resources', req.pageToken);
     const urns = deps.registry.urns;
@@ -108,7 +111,15 @@ export class Advertiser {
               capacity: specJson(n.capacity),
               available: specJson(n.available),
             })),
-            ...(this.state.rules.links ? { links: { between: 'any two or more nodes of this site', max_bandwidth_kbps: deps.settings.maxLinkKbps, delay_and_loss: this.netem } } : {}),
+            ...(this.state.rules.links
+              ? {
+                  links: {
+                    between: 'any two or more nodes of this site',
+                    max_bandwidth_kbps: deps.settings.maxLinkKbps,
+                    delay_and_loss: this.netem,
+                  },
+                }
+              : {}),
           })
         : '';
     return { nodes, advertisementDocument: doc, nextPageToken: more ? encodePageToken('resources', last) : '' };

@@ -6,7 +6,14 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { canonicalJson } from '../../core/canonical-json.js';
-import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError, ResourceExhaustedError } from '../../core/errors.js';
+import {
+  AlreadyExistsError,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  NotFoundError,
+  PermissionDeniedError,
+  ResourceExhaustedError,
+} from '../../core/errors.js';
 import { parseUrn } from '../../core/identity/urn.js';
 import type { CallContext } from '../../core/rpc/context.js';
 import { requestId, urnField } from '../../core/validate.js';
@@ -39,7 +46,10 @@ export async function allocate(state: AggregateState, ctx: CallContext, req: Agg
   return state.sliceLocks.run(req.sliceUrn, async () => {
     const seen = await state.ledger.allocationTable.get(key);
     if (seen) {
-      if (seen.fingerprint !== fingerprint) throw new AlreadyExistsError(`request id ${req.requestId} was already used for another Allocate; use a new request id`, { rule: 'request_id' });
+      if (seen.fingerprint !== fingerprint)
+        throw new AlreadyExistsError(`request id ${req.requestId} was already used for another Allocate; use a new request id`, {
+          rule: 'request_id',
+        });
       return allocationAnswer(state, seen.sliceUrn, seen.sliverUrns);
     }
     const urns = await state.mutate((tx, now) => admit(state, tx, now, req, checked));
@@ -57,7 +67,10 @@ async function checkAllocate(state: AggregateState, ctx: CallContext, req: Aggre
   const access = deps.access.chain(ctx, 'sliver.create');
   const sa = access.sliceAuthority;
   if (sliceUrn.domain !== parseUrn(sa.urn).domain) {
-    throw new PermissionDeniedError(`slice ${req.sliceUrn} is not in the domain of its slice authority ${sa.urn}; a slice authority names slices in its own domain`, { rule: 'slice-domain' });
+    throw new PermissionDeniedError(
+      `slice ${req.sliceUrn} is not in the domain of its slice authority ${sa.urn}; a slice authority names slices in its own domain`,
+      { rule: 'slice-domain' },
+    );
   }
   const normal = normalizeRequest(req.request, {
     rules: state.rules,
@@ -77,16 +90,21 @@ async function checkAllocate(state: AggregateState, ctx: CallContext, req: Aggre
   }
   for (const w of normal.slivers) {
     if (!w.nodeUrn) continue;
-    if (!deps.registry.has(w.nodeUrn)) throw new NotFoundError(`node ${w.nodeUrn} is not enrolled at this site; see ListResources`, { node: w.nodeUrn });
+    if (!deps.registry.has(w.nodeUrn))
+      throw new NotFoundError(`node ${w.nodeUrn} is not enrolled at this site; see ListResources`, { node: w.nodeUrn });
     access.requireNode(w.nodeUrn);
   }
   if (deps.settings.requireRegisteredProviders && !deps.providers.isRegistered(req.providerUrn)) {
-    throw new PermissionDeniedError(`provider ${req.providerUrn} has not registered with this site, and the site's policy requires it; the provider registers with RegisterServiceProvider`, {
-      rule: 'provider-registration',
-    });
+    throw new PermissionDeniedError(
+      `provider ${req.providerUrn} has not registered with this site, and the site's policy requires it; the provider registers with RegisterServiceProvider`,
+      {
+        rule: 'provider-registration',
+      },
+    );
   }
   const asked = req.expiresAt?.getTime();
-  if (asked !== undefined && (!Number.isFinite(asked) || asked <= state.now)) throw new InvalidArgumentError('expires_at must be in the future', { field: 'expires_at' });
+  if (asked !== undefined && (!Number.isFinite(asked) || asked <= state.now))
+    throw new InvalidArgumentError('expires_at must be in the future', { field: 'expires_at' });
   const key = `${sa.urn} ${rid}`;
   const fingerprint = createHash('sha256')
     .update(canonicalJson({ slice: req.sliceUrn, provider: req.providerUrn, request: normal, expires: asked ?? null }))
@@ -104,27 +122,54 @@ function admit(state: AggregateState, tx: SliceLedgerTx, now: number, req: Aggre
   const existing = ledger.slices.get(req.sliceUrn);
   if (existing) {
     if (existing.sliceAuthorityUrn !== sa.urn || existing.sliceAuthorityKid !== sa.kid) {
-      throw new PermissionDeniedError(`slice ${req.sliceUrn} exists here under another slice authority (${existing.sliceAuthorityUrn})`, { rule: 'slice-authority' });
+      throw new PermissionDeniedError(`slice ${req.sliceUrn} exists here under another slice authority (${existing.sliceAuthorityUrn})`, {
+        rule: 'slice-authority',
+      });
     }
     if (existing.providerUrn !== req.providerUrn) {
-      throw new InvalidArgumentError(`slice ${req.sliceUrn} belongs to provider ${existing.providerUrn} here, not ${req.providerUrn}`, { field: 'provider_urn' });
+      throw new InvalidArgumentError(`slice ${req.sliceUrn} belongs to provider ${existing.providerUrn} here, not ${req.providerUrn}`, {
+        field: 'provider_urn',
+      });
     }
-    if (existing.shutDown) throw new FailedPreconditionError(`slice ${req.sliceUrn} is shut down at this site (${existing.shutDown.reason}); ask the site's administrators`, { rule: 'shutdown' });
-    if (existing.swappedOut) throw new FailedPreconditionError(`slice ${req.sliceUrn} is swapped out; swap it in (PerformOperationalAction SWAP_IN) before allocating more`, { rule: 'swapped-out' });
+    if (existing.shutDown)
+      throw new FailedPreconditionError(
+        `slice ${req.sliceUrn} is shut down at this site (${existing.shutDown.reason}); ask the site's administrators`,
+        { rule: 'shutdown' },
+      );
+    if (existing.swappedOut)
+      throw new FailedPreconditionError(
+        `slice ${req.sliceUrn} is swapped out; swap it in (PerformOperationalAction SWAP_IN) before allocating more`,
+        { rule: 'swapped-out' },
+      );
   }
   const present = existing ? ledger.sliversOf(existing.urn) : [];
   const ids = new Set(present.map((s) => s.clientId));
-  for (const w of normal.slivers) if (ids.has(w.clientId)) throw new InvalidArgumentError(`client id ${w.clientId} is already used in slice ${req.sliceUrn}; choose other client ids`, { field: 'request.nodes.client_ids' });
+  for (const w of normal.slivers)
+    if (ids.has(w.clientId))
+      throw new InvalidArgumentError(`client id ${w.clientId} is already used in slice ${req.sliceUrn}; choose other client ids`, {
+        field: 'request.nodes.client_ids',
+      });
   const oldLinks = existing?.links ?? [];
-  for (const l of normal.links) if (oldLinks.some((x) => x.name === l.name)) throw new InvalidArgumentError(`slice ${req.sliceUrn} already has a link ${l.name}`, { field: 'request.links' });
-  if (oldLinks.length + normal.links.length > MAX_LINKS) throw new InvalidArgumentError(`a slice has at most ${MAX_LINKS} links`, { field: 'request.links' });
+  for (const l of normal.links)
+    if (oldLinks.some((x) => x.name === l.name))
+      throw new InvalidArgumentError(`slice ${req.sliceUrn} already has a link ${l.name}`, { field: 'request.links' });
+  if (oldLinks.length + normal.links.length > MAX_LINKS)
+    throw new InvalidArgumentError(`a slice has at most ${MAX_LINKS} links`, { field: 'request.links' });
   const latest = lifetimeCap({ maxLifetimeS: deps.settings.maxLifetimeS, grant: access.grant, createdAt: now, now });
   let expiresAt = asked ?? now + deps.settings.defaultLifetimeS * 1000;
   if (asked !== undefined && asked > latest.at) {
-    throw new PermissionDeniedError(`expires_at ${new Date(asked).toISOString()} is past ${latest.rule} (${new Date(latest.at).toISOString()}); ask for an earlier expiry`, { rule: 'lifetime' });
+    throw new PermissionDeniedError(
+      `expires_at ${new Date(asked).toISOString()} is past ${latest.rule} (${new Date(latest.at).toISOString()}); ask for an earlier expiry`,
+      { rule: 'lifetime' },
+    );
   }
   expiresAt = Math.min(expiresAt, latest.at);
-  checkQuota({ sliceAuthorityUrn: sa.urn, limits: access.grant.limits, held: ledger.authorityUse(sa.urn), adding: normal.slivers.map((w) => w.resources) });
+  checkQuota({
+    sliceAuthorityUrn: sa.urn,
+    limits: access.grant.limits,
+    held: ledger.authorityUse(sa.urn),
+    adding: normal.slivers.map((w) => w.resources),
+  });
 
   // Admission: explicit nodes first (their failure names the node), then the site's picks.
   const input = state.admissionInputs(now);
@@ -211,6 +256,13 @@ function allocationAnswer(state: AggregateState, sliceUrn: string, urns: readonl
     const s = ledger.slivers.get(u);
     return s ? state.toWire(s) : goneSliverToWire(u, sliceUrn, deps.maUrn);
   });
-  const manifest = slice && slice.documentFormat ? manifestDocument(slice, urns.map((u) => ledger.slivers.get(u)).filter((s): s is SliverRecord => !!s), deps.maUrn) : '';
+  const manifest =
+    slice && slice.documentFormat
+      ? manifestDocument(
+          slice,
+          urns.map((u) => ledger.slivers.get(u)).filter((s): s is SliverRecord => !!s),
+          deps.maUrn,
+        )
+      : '';
   return { sliceUrn, slivers, manifestDocument: manifest };
 }

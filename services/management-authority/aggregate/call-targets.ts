@@ -12,11 +12,13 @@ import type { SliceLedger } from './slice-ledger.js';
 
 /** `urns`: one slice URN, or sliver URNs of one slice; NOT_FOUND for what this site does not hold. */
 export function resolveTargets(ledger: SliceLedger, urns: readonly string[]): { slice: SliceRecord; slivers: SliverRecord[] } {
-  if (!Array.isArray(urns) || urns.length === 0) throw new InvalidArgumentError('urns must name one slice, or slivers of one slice', { field: 'urns' });
+  if (!Array.isArray(urns) || urns.length === 0)
+    throw new InvalidArgumentError('urns must name one slice, or slivers of one slice', { field: 'urns' });
   if (urns.length > 10_000) throw new InvalidArgumentError('at most 10000 urns per call', { field: 'urns' });
   const parsed = urns.map((u, i) => urnField(`urns[${i}]`, u, targetKind(u, i)));
   if (parsed.some((p) => p.kind === 'slice')) {
-    if (urns.length !== 1) throw new InvalidArgumentError('urns holds a slice URN: name that one slice alone, or only sliver URNs', { field: 'urns' });
+    if (urns.length !== 1)
+      throw new InvalidArgumentError('urns holds a slice URN: name that one slice alone, or only sliver URNs', { field: 'urns' });
     const slice = ledger.slices.get(urns[0] as string);
     if (!slice) throw new NotFoundError(`no slice ${urns[0]} at this site; allocate it first`);
     return { slice, slivers: ledger.sliversOf(slice.urn) };
@@ -28,7 +30,8 @@ export function resolveTargets(ledger: SliceLedger, urns: readonly string[]): { 
     slivers.push(s);
   }
   const sliceUrn = (slivers[0] as SliverRecord).sliceUrn;
-  if (slivers.some((s) => s.sliceUrn !== sliceUrn)) throw new InvalidArgumentError('urns names slivers of more than one slice; name slivers of one slice per call', { field: 'urns' });
+  if (slivers.some((s) => s.sliceUrn !== sliceUrn))
+    throw new InvalidArgumentError('urns names slivers of more than one slice; name slivers of one slice per call', { field: 'urns' });
   const slice = ledger.slices.get(sliceUrn);
   if (!slice) throw new NotFoundError(`no slice ${sliceUrn} at this site`);
   return { slice, slivers: [...new Set(slivers)] };
@@ -38,7 +41,10 @@ export function resolveTargets(ledger: SliceLedger, urns: readonly string[]): { 
 export function requireOwnSlice(access: ChainAccess, slice: SliceRecord, slivers: readonly SliverRecord[]): void {
   const sa = access.sliceAuthority;
   if (sa.urn !== slice.sliceAuthorityUrn || sa.kid !== slice.sliceAuthorityKid) {
-    throw new PermissionDeniedError(`slice ${slice.urn} was created here by ${slice.sliceAuthorityUrn}; a chain issued to ${sa.urn} cannot act on it`, { rule: 'slice-authority' });
+    throw new PermissionDeniedError(
+      `slice ${slice.urn} was created here by ${slice.sliceAuthorityUrn}; a chain issued to ${sa.urn} cannot act on it`,
+      { rule: 'slice-authority' },
+    );
   }
   for (const s of slivers) if (s.allocation !== 'unallocated') access.requireNode(s.nodeUrn);
 }

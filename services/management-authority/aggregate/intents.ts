@@ -30,7 +30,8 @@ export async function settle(state: AggregateState, id: string, bounds: { deadli
   const out = new Map<string, Outcome>();
   const intent = ledger.intents.get(id);
   if (!intent) return out;
-  const phase = intent.kind === 'provision' || intent.kind === 'swap-in' ? 'provisioning' : intent.kind === 'delete' ? 'deleting' : 'swapping-out';
+  const phase =
+    intent.kind === 'provision' || intent.kind === 'swap-in' ? 'provisioning' : intent.kind === 'delete' ? 'deleting' : 'swapping-out';
   const items = intent.items.filter((i) => ledger.slivers.get(i.sliverUrn)?.phase === phase);
   const deleted = await deps.nodes.fanOut(
     items,
@@ -40,8 +41,12 @@ export async function settle(state: AggregateState, id: string, bounds: { deadli
   );
   const ok = new Set<string>();
   // The namespaces of the slivers deleted on their nodes, all at once.
-  const namespaces = items.map((item, k) => (deleted[k]?.ok ? ledger.slivers.get(item.sliverUrn)?.netns : undefined)).filter((ns): ns is string => ns !== undefined);
-  const stuck = namespaces.length ? await deps.netlab.deleteNamespaces(namespaces).catch((err: unknown) => new Map(namespaces.map((ns) => [ns, (err as Error).message]))) : new Map<string, string>();
+  const namespaces = items
+    .map((item, k) => (deleted[k]?.ok ? ledger.slivers.get(item.sliverUrn)?.netns : undefined))
+    .filter((ns): ns is string => ns !== undefined);
+  const stuck = namespaces.length
+    ? await deps.netlab.deleteNamespaces(namespaces).catch((err: unknown) => new Map(namespaces.map((ns) => [ns, (err as Error).message])))
+    : new Map<string, string>();
   for (const [k, r] of deleted.entries()) {
     const item = items[k] as (typeof items)[number];
     const s = ledger.slivers.get(item.sliverUrn);
@@ -66,7 +71,8 @@ export async function settle(state: AggregateState, id: string, bounds: { deadli
       const base = { ...rest, interfaces: [], updatedAt: now };
       if (intent.kind === 'delete') tx.delSliver(urn);
       else if (intent.kind === 'provision') {
-        if (s.holdExpiresAt !== undefined && s.holdExpiresAt > now) tx.putSliver({ ...base, allocation: 'allocated', operational: 'pending' });
+        if (s.holdExpiresAt !== undefined && s.holdExpiresAt > now)
+          tx.putSliver({ ...base, allocation: 'allocated', operational: 'pending' });
         else tx.delSliver(urn);
       } else {
         const { holdExpiresAt: _h, ...unheld } = base;
@@ -82,7 +88,15 @@ export async function settle(state: AggregateState, id: string, bounds: { deadli
     const slice = ledger.slices.get(intent.sliceUrn);
     if (slice && intent.kind === 'swap-in') tx.putSlice({ ...slice, swappedOut: true });
     // A slice with no sliver left is gone.
-    const remaining = ledger.sliversOf(intent.sliceUrn).filter((s) => !(ok.has(s.urn) && (intent.kind === 'delete' || (intent.kind === 'provision' && !(s.holdExpiresAt !== undefined && s.holdExpiresAt > now)))));
+    const remaining = ledger
+      .sliversOf(intent.sliceUrn)
+      .filter(
+        (s) =>
+          !(
+            ok.has(s.urn) &&
+            (intent.kind === 'delete' || (intent.kind === 'provision' && !(s.holdExpiresAt !== undefined && s.holdExpiresAt > now)))
+          ),
+      );
     if (slice && remaining.length === 0) tx.delSlice(slice.urn);
   });
   return out;
@@ -93,7 +107,10 @@ export async function settle(state: AggregateState, id: string, bounds: { deadli
  * process, runs `sweep` (expired holds), and removes network namespaces no
  * sliver owns. Intents whose nodes cannot be reached stay and are retried.
  */
-export async function recover(state: AggregateState, sweep: () => Promise<unknown>): Promise<{ settled: number; pending: number; orphans: string[] }> {
+export async function recover(
+  state: AggregateState,
+  sweep: () => Promise<unknown>,
+): Promise<{ settled: number; pending: number; orphans: string[] }> {
   const { ledger, deps } = state;
   let settled = 0;
   for (const id of [...ledger.intents.keys()]) {

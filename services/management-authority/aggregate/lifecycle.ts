@@ -38,11 +38,24 @@ export async function deleteSlivers(state: AggregateState, ctx: CallContext, urn
   );
   requireOwnSlice(access, slice, slivers);
   const results = await state.sliceLocks.run(slice.urn, () => deleteLocked(state, slice.urn, slivers, ctx.deadline));
-  return [...results, ...gone.map((u) => ({ sliverUrn: u, nodeUrn: '', status: { code: 0, reason: '' }, sliver: goneSliverToWire(u, slice.urn, deps.maUrn) }))];
+  return [
+    ...results,
+    ...gone.map((u) => ({
+      sliverUrn: u,
+      nodeUrn: '',
+      status: { code: 0, reason: '' },
+      sliver: goneSliverToWire(u, slice.urn, deps.maUrn),
+    })),
+  ];
 }
 
 /** Deletes slivers of one slice; the caller holds the slice's lock. */
-export async function deleteLocked(state: AggregateState, sliceUrn: string, slivers: readonly SliverRecord[], deadline: number): Promise<SliverResult[]> {
+export async function deleteLocked(
+  state: AggregateState,
+  sliceUrn: string,
+  slivers: readonly SliverRecord[],
+  deadline: number,
+): Promise<SliverResult[]> {
   const { ledger, deps } = state;
   const outcomes = new Map<string, Outcome>();
   const last = new Map<string, SliverRecord>();
@@ -85,7 +98,14 @@ export async function deleteLocked(state: AggregateState, sliceUrn: string, sliv
   if (intent.items.length) {
     const settled = await settle(state, intent.id, { deadline });
     for (const [u, o] of settled) outcomes.set(u, o);
-    deps.log.info({ slice: sliceUrn, deleted: [...settled.values()].filter((o) => o.ok).length, pending: [...settled.values()].filter((o) => !o.ok).length }, 'deleted');
+    deps.log.info(
+      {
+        slice: sliceUrn,
+        deleted: [...settled.values()].filter((o) => o.ok).length,
+        pending: [...settled.values()].filter((o) => !o.ok).length,
+      },
+      'deleted',
+    );
   }
   return slivers.map((s) => {
     const o = outcomes.get(s.urn) ?? SUCCESS;
@@ -94,7 +114,9 @@ export async function deleteLocked(state: AggregateState, sliceUrn: string, sliv
       sliverUrn: s.urn,
       nodeUrn: s.nodeUrn,
       status: o.ok ? { code: 0, reason: '' } : { code: o.code, reason: o.reason },
-      sliver: now ? state.toWire(now) : { ...state.toWire(last.get(s.urn) ?? s), allocationState: AllocationState.ALLOCATION_STATE_UNALLOCATED, nodeUrn: '' },
+      sliver: now
+        ? state.toWire(now)
+        : { ...state.toWire(last.get(s.urn) ?? s), allocationState: AllocationState.ALLOCATION_STATE_UNALLOCATED, nodeUrn: '' },
     };
   });
 }
@@ -126,7 +148,13 @@ export async function renew(state: AggregateState, ctx: CallContext, req: Aggreg
       const node = s.allocation === 'unallocated' ? undefined : deps.registry.get(s.nodeUrn);
       const latest = lifetimeCap({ maxLifetimeS: deps.settings.maxLifetimeS, grant: access.grant, createdAt: s.createdAt, now, node });
       if (at > latest.at) {
-        outcomes.set(s.urn, failure(Status.PERMISSION_DENIED, `cannot renew ${s.urn} to ${new Date(at).toISOString()}: that is past ${latest.rule} (${new Date(latest.at).toISOString()})`));
+        outcomes.set(
+          s.urn,
+          failure(
+            Status.PERMISSION_DENIED,
+            `cannot renew ${s.urn} to ${new Date(at).toISOString()}: that is past ${latest.rule} (${new Date(latest.at).toISOString()})`,
+          ),
+        );
         continue;
       }
       if (s.allocation === 'provisioned') onNodes.push(s);
@@ -138,7 +166,12 @@ export async function renew(state: AggregateState, ctx: CallContext, req: Aggreg
         [...outcomes].map(([u, o]) => ({ sliver: ledger.slivers.get(u) ?? slivers.find((x) => x.urn === u)!, outcome: o })),
       );
     }
-    const renewed = await deps.nodes.fanOut(onNodes, (s) => s.nodeUrn, (c, opts, s) => c.renewSliver({ sliverUrn: s.urn, expiresAt: new Date(at) }, opts), { deadline: ctx.deadline });
+    const renewed = await deps.nodes.fanOut(
+      onNodes,
+      (s) => s.nodeUrn,
+      (c, opts, s) => c.renewSliver({ sliverUrn: s.urn, expiresAt: new Date(at) }, opts),
+      { deadline: ctx.deadline },
+    );
     await state.mutate((tx, t) => {
       for (const s of local) {
         const cur = ledger.slivers.get(s.urn);

@@ -14,7 +14,14 @@ export function linkInterfaces(links: readonly LinkSpec[], clientId: string): In
   for (const l of links) {
     const j = l.endpoints.indexOf(clientId);
     if (j < 0) continue;
-    out.push({ link: l.name, name: `eth${out.length + 1}`, address: linkAddress(l.subnet, j), bandwidthKbps: l.bandwidthKbps, delayMs: l.delayMs, lossPercent: l.lossPercent });
+    out.push({
+      link: l.name,
+      name: `eth${out.length + 1}`,
+      address: linkAddress(l.subnet, j),
+      bandwidthKbps: l.bandwidthKbps,
+      delayMs: l.delayMs,
+      lossPercent: l.lossPercent,
+    });
   }
   return out;
 }
@@ -25,7 +32,12 @@ export function linkInterfaces(links: readonly LinkSpec[], clientId: string): In
  * host about 4 ms of kernel time (a slice of 1,000 unlinked nodes would pay seconds for nothing).
  * Links join slivers of one request only, so a sliver never joins a link after it was made.
  */
-export function linkPlan(state: AggregateState, wantNetns: boolean, links: readonly LinkSpec[], clientId: string): { interfaces: InterfaceRecord[]; netns: string | undefined } {
+export function linkPlan(
+  state: AggregateState,
+  wantNetns: boolean,
+  links: readonly LinkSpec[],
+  clientId: string,
+): { interfaces: InterfaceRecord[]; netns: string | undefined } {
   const interfaces = linkInterfaces(links, clientId);
   // `netns: undefined` also clears a name left from an earlier instantiation.
   return { interfaces, netns: wantNetns && interfaces.length > 0 ? state.deps.netlab.newName() : undefined };

@@ -14,5 +14,8 @@ export function throwFailures(what: string, failures: readonly { sliver: SliverR
   const first = bad[0] as (typeof bad)[number];
   const lines = bad.slice(0, 10).map((f) => `${f.sliver.urn} on ${f.sliver.nodeUrn}: ${f.outcome.reason}`);
   const more = bad.length > 10 ? `; and ${bad.length - 10} more` : '';
-  throw errorForCode(first.outcome.code, `${what} failed for ${bad.length} sliver(s), so nothing was done (ask with best_effort to keep what works): ${lines.join('; ')}${more}`);
+  throw errorForCode(
+    first.outcome.code,
+    `${what} failed for ${bad.length} sliver(s), so nothing was done (ask with best_effort to keep what works): ${lines.join('; ')}${more}`,
+  );
 }

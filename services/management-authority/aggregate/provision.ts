@@ -38,18 +38,27 @@ export interface InstantiateOptions {
 }
 
 /** Provision: instantiates allocated slivers on their nodes. */
-export async function provision(state: AggregateState, ctx: CallContext, req: AggregateProvisionRequest): Promise<AggregateProvisionResponse> {
+export async function provision(
+  state: AggregateState,
+  ctx: CallContext,
+  req: AggregateProvisionRequest,
+): Promise<AggregateProvisionResponse> {
   const { ledger, deps } = state;
   const access = deps.access.chain(ctx, 'sliver.create');
   const { slice, slivers } = resolveTargets(ledger, req.urns);
   requireOwnSlice(access, slice, slivers);
   const asked = req.expiresAt?.getTime();
-  if (asked !== undefined && (!Number.isFinite(asked) || asked <= state.now)) throw new InvalidArgumentError('expires_at must be in the future', { field: 'expires_at' });
+  if (asked !== undefined && (!Number.isFinite(asked) || asked <= state.now))
+    throw new InvalidArgumentError('expires_at must be in the future', { field: 'expires_at' });
 
   return state.sliceLocks.run(slice.urn, async () => {
     const cur = ledger.slices.get(slice.urn);
     if (!cur) throw new NotFoundError(`slice ${slice.urn} is gone (its holds expired or it was deleted); allocate again`);
-    if (cur.shutDown) throw new FailedPreconditionError(`slice ${slice.urn} is shut down at this site (${cur.shutDown.reason}); ask the site's administrators`, { rule: 'shutdown' });
+    if (cur.shutDown)
+      throw new FailedPreconditionError(
+        `slice ${slice.urn} is shut down at this site (${cur.shutDown.reason}); ask the site's administrators`,
+        { rule: 'shutdown' },
+      );
     const now = state.now;
     const outcomes = new Map<string, Outcome>();
     const toInstantiate: SliverRecord[] = [];
@@ -65,12 +74,26 @@ export async function provision(state: AggregateState, ctx: CallContext, req: Ag
       else outcomes.set(s.urn, ready);
     }
     const failures = [...outcomes].filter(([, o]) => !o.ok);
-    if (!req.bestEffort && failures.length) throwFailures('Provision', failures.map(([u, o]) => ({ sliver: ledger.slivers.get(u) ?? slivers.find((s) => s.urn === u)!, outcome: o })));
+    if (!req.bestEffort && failures.length)
+      throwFailures(
+        'Provision',
+        failures.map(([u, o]) => ({ sliver: ledger.slivers.get(u) ?? slivers.find((s) => s.urn === u)!, outcome: o })),
+      );
     if (toInstantiate.length) {
-      const done = await instantiate(state, cur, toInstantiate, { kind: 'provision', start: req.start, asked, deadline: ctx.deadline, allOrNothing: !req.bestEffort });
+      const done = await instantiate(state, cur, toInstantiate, {
+        kind: 'provision',
+        start: req.start,
+        asked,
+        deadline: ctx.deadline,
+        allOrNothing: !req.bestEffort,
+      });
       for (const [u, o] of done) outcomes.set(u, o);
       const bad = [...done].filter(([, o]) => !o.ok);
-      if (!req.bestEffort && bad.length) throwFailures('Provision', bad.map(([u, o]) => ({ sliver: ledger.slivers.get(u) ?? toInstantiate.find((s) => s.urn === u)!, outcome: o })));
+      if (!req.bestEffort && bad.length)
+        throwFailures(
+          'Provision',
+          bad.map(([u, o]) => ({ sliver: ledger.slivers.get(u) ?? toInstantiate.find((s) => s.urn === u)!, outcome: o })),
+        );
     }
     const after = ledger.slices.get(slice.urn);
     return {
@@ -81,23 +104,42 @@ export async function provision(state: AggregateState, ctx: CallContext, req: Ag
 }
 
 /** Whether an allocated sliver can be provisioned now. */
-function provisionable(state: AggregateState, s: SliverRecord, access: ChainAccess, now: number, asked: number | undefined): Outcome | 'done' {
+function provisionable(
+  state: AggregateState,
+  s: SliverRecord,
+  access: ChainAccess,
+  now: number,
+  asked: number | undefined,
+): Outcome | 'done' {
   const { deps } = state;
   if (s.phase) return failure(Status.UNAVAILABLE, `sliver ${s.urn} is busy (${s.phase}); try again shortly`);
   if (s.allocation === 'provisioned') return 'done';
-  if (s.allocation === 'unallocated') return failure(Status.FAILED_PRECONDITION, `sliver ${s.urn} is swapped out; swap the slice in (SWAP_IN) instead`);
+  if (s.allocation === 'unallocated')
+    return failure(Status.FAILED_PRECONDITION, `sliver ${s.urn} is swapped out; swap the slice in (SWAP_IN) instead`);
   if (s.holdExpiresAt !== undefined && s.holdExpiresAt <= now) {
-    return failure(Status.FAILED_PRECONDITION, `the hold on ${s.urn} expired at ${new Date(s.holdExpiresAt).toISOString()}; allocate again`);
+    return failure(
+      Status.FAILED_PRECONDITION,
+      `the hold on ${s.urn} expired at ${new Date(s.holdExpiresAt).toISOString()}; allocate again`,
+    );
   }
   const node = deps.registry.get(s.nodeUrn);
   if (!node) return failure(Status.NOT_FOUND, `node ${s.nodeUrn} is no longer enrolled; allocate again`);
-  if (!node.up) return failure(Status.UNAVAILABLE, `node ${s.nodeUrn} is DOWN (no heartbeat for three intervals); try again when it is UP or allocate elsewhere`);
+  if (!node.up)
+    return failure(
+      Status.UNAVAILABLE,
+      `node ${s.nodeUrn} is DOWN (no heartbeat for three intervals); try again when it is UP or allocate elsewhere`,
+    );
   const owner = ownerProblem(node, now, state.admissionInputs(now).revoked);
   if (owner) return failure(Status.FAILED_PRECONDITION, owner);
   const exp = asked ?? s.expiresAt;
   const latest = lifetimeCap({ maxLifetimeS: deps.settings.maxLifetimeS, grant: access.grant, createdAt: s.createdAt, now, node });
-  if (exp > latest.at) return failure(Status.PERMISSION_DENIED, `expiry ${new Date(exp).toISOString()} of ${s.urn} is past ${latest.rule} (${new Date(latest.at).toISOString()}); ask for an earlier one`);
-  if (exp <= now) return failure(Status.FAILED_PRECONDITION, `sliver ${s.urn} expired at ${new Date(exp).toISOString()}; renew it or allocate again`);
+  if (exp > latest.at)
+    return failure(
+      Status.PERMISSION_DENIED,
+      `expiry ${new Date(exp).toISOString()} of ${s.urn} is past ${latest.rule} (${new Date(latest.at).toISOString()}); ask for an earlier one`,
+    );
+  if (exp <= now)
+    return failure(Status.FAILED_PRECONDITION, `sliver ${s.urn} expired at ${new Date(exp).toISOString()}; renew it or allocate again`);
   return SUCCESS;
 }
 
@@ -107,7 +149,12 @@ function provisionable(state: AggregateState, s: SliverRecord, access: ChainAcce
  * the outcome. Slivers that failed (all of them when `allOrNothing` and one
  * failed) are undone on their nodes and go back to where they were.
  */
-export async function instantiate(state: AggregateState, slice: SliceRecord, candidates: readonly SliverRecord[], how: InstantiateOptions): Promise<Map<string, Outcome>> {
+export async function instantiate(
+  state: AggregateState,
+  slice: SliceRecord,
+  candidates: readonly SliverRecord[],
+  how: InstantiateOptions,
+): Promise<Map<string, Outcome>> {
   const { ledger, deps } = state;
   const outcomes = new Map<string, Outcome>();
   const wantNetns = state.rules.links && (await deps.netlab.supported()).ok;
@@ -119,7 +166,10 @@ export async function instantiate(state: AggregateState, slice: SliceRecord, can
       for (const s0 of candidates) {
         const s = ledger.slivers.get(s0.urn);
         if (!s || s.phase || s.allocation !== 'allocated' || (s.holdExpiresAt !== undefined && s.holdExpiresAt <= now)) {
-          outcomes.set(s0.urn, failure(Status.FAILED_PRECONDITION, `sliver ${s0.urn} is no longer allocated (its hold may have just expired); allocate again`));
+          outcomes.set(
+            s0.urn,
+            failure(Status.FAILED_PRECONDITION, `sliver ${s0.urn} is no longer allocated (its hold may have just expired); allocate again`),
+          );
           continue;
         }
         items.push({ sliverUrn: s.urn, nodeUrn: s.nodeUrn });
@@ -147,7 +197,9 @@ export async function instantiate(state: AggregateState, slice: SliceRecord, can
         () => undefined,
         (err: unknown) => {
           deps.log.warn({ slice: slice.urn, err: (err as Error).message }, 'namespaces could not be made');
-          return err instanceof FedlabError ? err.message : `could not make the nodes' network namespaces on the site host: ${(err as Error).message}`;
+          return err instanceof FedlabError
+            ? err.message
+            : `could not make the nodes' network namespaces on the site host: ${(err as Error).message}`;
         },
       )
     : Promise.resolve(undefined);
@@ -220,13 +272,24 @@ export async function instantiate(state: AggregateState, slice: SliceRecord, can
     if (keep(item.sliverUrn)) outcomes.set(item.sliverUrn, SUCCESS);
     else if (r && !r.ok) outcomes.set(item.sliverUrn, failure(r.code, r.reason));
     else if (linkError) outcomes.set(item.sliverUrn, failure(Status.FAILED_PRECONDITION, linkError));
-    else outcomes.set(item.sliverUrn, failure(Status.ABORTED, 'not provisioned because another sliver of this all-or-nothing request failed; the others are listed with their reasons'));
+    else
+      outcomes.set(
+        item.sliverUrn,
+        failure(
+          Status.ABORTED,
+          'not provisioned because another sliver of this all-or-nothing request failed; the others are listed with their reasons',
+        ),
+      );
   }
   // 5. Undo what did not make it; nodes new to the slice authority get its revocation list.
   if (ledger.intents.has(intent.id)) await settle(state, intent.id, { deadline: how.deadline });
   const kept = intent.items.filter((i) => keep(i.sliverUrn)).map((i) => i.nodeUrn);
   if (kept.length) await relayTo(state, slice, kept, how.deadline);
-  if (anyFailed) deps.log.warn({ slice: slice.urn, failed: [...outcomes.values()].filter((x) => !x.ok).length }, `${how.kind} failed on some nodes; undone there`);
+  if (anyFailed)
+    deps.log.warn(
+      { slice: slice.urn, failed: [...outcomes.values()].filter((x) => !x.ok).length },
+      `${how.kind} failed on some nodes; undone there`,
+    );
   else deps.log.info({ slice: slice.urn, slivers: intent.items.length }, how.kind === 'provision' ? 'provisioned' : 'swapped in');
   return outcomes;
 }

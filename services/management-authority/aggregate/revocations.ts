@@ -14,7 +14,11 @@ import type { AggregateState } from './aggregate-state.js';
  * each call with a deadline. Nodes that could not be reached are counted as pending: the slice
  * authority calls again until none is (and nodes that get a new sliver of it get the list then).
  */
-export async function updateRevocations(state: AggregateState, ctx: CallContext, jws: string): Promise<{ version: number; nodesUpdated: number; nodesPending: number }> {
+export async function updateRevocations(
+  state: AggregateState,
+  ctx: CallContext,
+  jws: string,
+): Promise<{ version: number; nodesUpdated: number; nodesPending: number }> {
   const { ledger, deps } = state;
   const access = deps.access.chain(ctx, 'sliver.read');
   const sa = access.sliceAuthority;
@@ -24,10 +28,16 @@ export async function updateRevocations(state: AggregateState, ctx: CallContext,
     if (slice.sliceAuthorityKid !== sa.kid) continue;
     for (const s of ledger.sliversOf(slice.urn)) if (s.allocation === 'provisioned') nodes.add(s.nodeUrn);
   }
-  const sent = await deps.nodes.fanOut([...nodes], (n) => n, (c, opts) => c.updateRevocations({ signedLists: [jws] }, opts), { deadline: ctx.deadline, signal: ctx.signal });
+  const sent = await deps.nodes.fanOut(
+    [...nodes],
+    (n) => n,
+    (c, opts) => c.updateRevocations({ signedLists: [jws] }, opts),
+    { deadline: ctx.deadline, signal: ctx.signal },
+  );
   const pending = sent.filter((r) => !r.ok);
   deps.log.info({ sa: sa.urn, version: list.version, newer, nodes: nodes.size, pending: pending.length }, 'revocation list relayed');
-  if (pending.length) deps.log.warn({ sa: sa.urn, nodes: pending.map((r) => r.nodeUrn).slice(0, 20) }, 'revocation list not delivered to some nodes yet');
+  if (pending.length)
+    deps.log.warn({ sa: sa.urn, nodes: pending.map((r) => r.nodeUrn).slice(0, 20) }, 'revocation list not delivered to some nodes yet');
   return { version: list.version, nodesUpdated: sent.length - pending.length, nodesPending: pending.length };
 }
 
@@ -36,7 +46,16 @@ export async function relayTo(state: AggregateState, slice: SliceRecord, nodeUrn
   const { deps } = state;
   const jws = deps.relay.signedFor(slice.sliceAuthorityKid);
   if (!jws || nodeUrns.length === 0) return;
-  const sent = await deps.nodes.fanOut([...new Set(nodeUrns)], (n) => n, (c, opts) => c.updateRevocations({ signedLists: [jws] }, opts), { deadline });
+  const sent = await deps.nodes.fanOut(
+    [...new Set(nodeUrns)],
+    (n) => n,
+    (c, opts) => c.updateRevocations({ signedLists: [jws] }, opts),
+    { deadline },
+  );
   const missed = sent.filter((r) => !r.ok);
-  if (missed.length) deps.log.warn({ slice: slice.urn, nodes: missed.map((r) => r.nodeUrn).slice(0, 20) }, "nodes did not take the slice authority's revocation list; it relays again with its next update");
+  if (missed.length)
+    deps.log.warn(
+      { slice: slice.urn, nodes: missed.map((r) => r.nodeUrn).slice(0, 20) },
+      "nodes did not take the slice authority's revocation list; it relays again with its next update",
+    );
 }

@@ -7,7 +7,16 @@
  * are the in-memory views updated, so memory never runs ahead of the store.
  */
 import type { Store, Table } from '../../core/store/store.js';
-import { addResources, TABLES, ZERO, type AllocateRequestRecord, type IntentRecord, type Resources, type SliceRecord, type SliverRecord } from '../records.js';
+import {
+  addResources,
+  TABLES,
+  ZERO,
+  type AllocateRequestRecord,
+  type IntentRecord,
+  type Resources,
+  type SliceRecord,
+  type SliverRecord,
+} from '../records.js';
 
 /** What is committed on one node. */
 export interface NodeUse {

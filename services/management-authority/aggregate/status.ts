@@ -17,7 +17,12 @@ export async function status(state: AggregateState, ctx: CallContext, urns: read
   const { slice, slivers } = resolveTargets(ledger, urns);
   requireOwnSlice(access, slice, slivers);
   const live = slivers.filter((s) => s.allocation === 'provisioned' && !s.phase);
-  const got = await deps.nodes.fanOut(live, (s) => s.nodeUrn, (c, opts, s) => c.getSliver({ sliverUrn: s.urn }, opts), { deadline: ctx.deadline, signal: ctx.signal });
+  const got = await deps.nodes.fanOut(
+    live,
+    (s) => s.nodeUrn,
+    (c, opts, s) => c.getSliver({ sliverUrn: s.urn }, opts),
+    { deadline: ctx.deadline, signal: ctx.signal },
+  );
   const errors = new Map<string, string>();
   await state.mutate((tx, t) => {
     for (const [i, r] of got.entries()) {
@@ -26,7 +31,12 @@ export async function status(state: AggregateState, ctx: CallContext, urns: read
       if (!cur || cur.phase || cur.allocation !== 'provisioned') continue;
       if (!r.ok) {
         if (r.code === Status.NOT_FOUND) {
-          tx.putSliver({ ...cur, operational: 'failed', error: `the node no longer has this sliver (${r.reason}); delete it and allocate again`, updatedAt: t });
+          tx.putSliver({
+            ...cur,
+            operational: 'failed',
+            error: `the node no longer has this sliver (${r.reason}); delete it and allocate again`,
+            updatedAt: t,
+          });
         } else errors.set(s.urn, `last known state; ${r.reason}`);
         continue;
       }
@@ -34,7 +44,8 @@ export async function status(state: AggregateState, ctx: CallContext, urns: read
       const operational = operationalFromWire(nm?.operationalState, cur.operational);
       const expiresAt = nm?.expiresAt?.getTime() ?? cur.expiresAt;
       const error = nm?.error ?? '';
-      if (operational !== cur.operational || expiresAt !== cur.expiresAt || error !== cur.error) tx.putSliver({ ...cur, operational, expiresAt, error, updatedAt: t });
+      if (operational !== cur.operational || expiresAt !== cur.expiresAt || error !== cur.error)
+        tx.putSliver({ ...cur, operational, expiresAt, error, updatedAt: t });
     }
   });
   const after = ledger.slices.get(slice.urn) ?? slice;

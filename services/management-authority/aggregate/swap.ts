@@ -24,7 +24,8 @@ import { releaseExpiredHolds } from './sweepers.js';
 export async function swapOut(state: AggregateState, sliceUrn: string, deadline: number): Promise<SliverResult[]> {
   const { ledger, deps } = state;
   const slivers = ledger.sliversOf(sliceUrn);
-  if (slivers.some((s) => s.phase === 'provisioning')) throw new UnavailableError(`slice ${sliceUrn} is being provisioned or recovered; try again shortly`);
+  if (slivers.some((s) => s.phase === 'provisioning'))
+    throw new UnavailableError(`slice ${sliceUrn} is being provisioned or recovered; try again shortly`);
   const intent = await state.mutate((tx, now) => {
     const slice = ledger.slices.get(sliceUrn) as SliceRecord;
     tx.putSlice({ ...slice, swappedOut: true });
@@ -52,21 +53,32 @@ export async function swapIn(state: AggregateState, access: ChainAccess, sliceUr
   const { ledger, deps } = state;
   const slice = ledger.slices.get(sliceUrn) as SliceRecord;
   if (!slice.swappedOut) throw new FailedPreconditionError(`slice ${sliceUrn} is not swapped out`, { rule: 'swapped-out' });
-  if (slice.shutDown) throw new FailedPreconditionError(`slice ${sliceUrn} is shut down at this site (${slice.shutDown.reason})`, { rule: 'shutdown' });
+  if (slice.shutDown)
+    throw new FailedPreconditionError(`slice ${sliceUrn} is shut down at this site (${slice.shutDown.reason})`, { rule: 'shutdown' });
   const wantNetns = state.rules.links && (await deps.netlab.supported()).ok;
   const intent = await state.mutate((tx, now) => {
     const slivers = ledger.sliversOf(sliceUrn);
-    if (slivers.some((s) => s.phase)) throw new UnavailableError(`slice ${sliceUrn} is still being swapped out on some node; try again shortly`);
+    if (slivers.some((s) => s.phase))
+      throw new UnavailableError(`slice ${sliceUrn} is still being swapped out on some node; try again shortly`);
     releaseExpiredHolds(ledger, tx, now);
     const input = state.admissionInputs(now);
     const taken = new Set<string>();
     const placed: { s: SliverRecord; node: string }[] = [];
     for (const s of slivers) {
-      if (s.expiresAt <= now) throw new FailedPreconditionError(`sliver ${s.urn} expired at ${new Date(s.expiresAt).toISOString()}; the experiment cannot be swapped in`, { rule: 'expired' });
+      if (s.expiresAt <= now)
+        throw new FailedPreconditionError(
+          `sliver ${s.urn} expired at ${new Date(s.expiresAt).toISOString()}; the experiment cannot be swapped in`,
+          { rule: 'expired' },
+        );
       if (s.explicitNode) {
         const fit = nodeFit(input, deps.registry.get(s.nodeUrn), s.nodeUrn, sliceUrn, s);
-        if (!fit.ok) throw errorForCode(fit.code === Status.UNAVAILABLE ? Status.RESOURCE_EXHAUSTED : fit.code, `cannot swap in: ${fit.reason}. Nothing changed.`);
-        if (!access.covers(s.nodeUrn)) throw new PermissionDeniedError(`the chain does not cover node ${s.nodeUrn}`, { rule: 'grant-object' });
+        if (!fit.ok)
+          throw errorForCode(
+            fit.code === Status.UNAVAILABLE ? Status.RESOURCE_EXHAUSTED : fit.code,
+            `cannot swap in: ${fit.reason}. Nothing changed.`,
+          );
+        if (!access.covers(s.nodeUrn))
+          throw new PermissionDeniedError(`the chain does not cover node ${s.nodeUrn}`, { rule: 'grant-object' });
         taken.add(s.nodeUrn);
         placed.push({ s, node: s.nodeUrn });
       }
@@ -76,11 +88,19 @@ export async function swapIn(state: AggregateState, access: ChainAccess, sliceUr
       if (s.explicitNode) continue;
       const want: WantedSliver = { clientId: s.clientId, resources: s.resources, minFree: s.resources, exclusive: s.exclusive };
       const node = pickNode(input, order, sliceUrn, want, taken);
-      if (!node) throw new ResourceExhaustedError(`cannot swap in ${sliceUrn}: no free node for ${s.clientId}. Nothing changed.`, { rule: 'selector' });
+      if (!node)
+        throw new ResourceExhaustedError(`cannot swap in ${sliceUrn}: no free node for ${s.clientId}. Nothing changed.`, {
+          rule: 'selector',
+        });
       taken.add(node);
       placed.push({ s, node });
     }
-    checkQuota({ sliceAuthorityUrn: access.sliceAuthority.urn, limits: access.grant.limits, held: ledger.authorityUse(access.sliceAuthority.urn), adding: slivers.map((s) => s.resources) });
+    checkQuota({
+      sliceAuthorityUrn: access.sliceAuthority.urn,
+      limits: access.grant.limits,
+      held: ledger.authorityUse(access.sliceAuthority.urn),
+      adding: slivers.map((s) => s.resources),
+    });
     const items: { sliverUrn: string; nodeUrn: string }[] = [];
     for (const { s, node } of placed) {
       tx.putSliver({
@@ -101,8 +121,19 @@ export async function swapIn(state: AggregateState, access: ChainAccess, sliceUr
   });
   const cur = ledger.slices.get(sliceUrn) as SliceRecord;
   const swapIns = intent.items.map((i) => ledger.slivers.get(i.sliverUrn) as SliverRecord);
-  const outcomes = await instantiate(state, cur, swapIns, { kind: 'swap-in', start: true, asked: undefined, deadline, allOrNothing: true, marked: intent });
+  const outcomes = await instantiate(state, cur, swapIns, {
+    kind: 'swap-in',
+    start: true,
+    asked: undefined,
+    deadline,
+    allOrNothing: true,
+    marked: intent,
+  });
   const bad = [...outcomes].filter(([, o]) => !o.ok);
-  if (bad.length) throwFailures('SWAP_IN', bad.map(([u, o]) => ({ sliver: ledger.slivers.get(u) ?? swapIns.find((s) => s.urn === u)!, outcome: o })));
+  if (bad.length)
+    throwFailures(
+      'SWAP_IN',
+      bad.map(([u, o]) => ({ sliver: ledger.slivers.get(u) ?? swapIns.find((s) => s.urn === u)!, outcome: o })),
+    );
   return ledger.sliversOf(sliceUrn).map((s) => state.resultOf(s, SUCCESS));
 }

@@ -53,12 +53,18 @@ export class Sweeper {
         for (const urn of direct) {
           const s = ledger.slivers.get(urn);
           if (!s || s.phase) continue;
-          const expired = s.allocation === 'allocated' ? s.holdExpiresAt !== undefined && s.holdExpiresAt <= t : s.allocation === 'unallocated' && s.expiresAt <= t;
+          const expired =
+            s.allocation === 'allocated'
+              ? s.holdExpiresAt !== undefined && s.holdExpiresAt <= t
+              : s.allocation === 'unallocated' && s.expiresAt <= t;
           if (!expired) continue;
           tx.delSliver(urn);
           gone.add(urn);
           touched.add(s.sliceUrn);
-          deps.log.info({ sliver: urn, slice: s.sliceUrn, node: s.nodeUrn }, s.allocation === 'allocated' ? 'allocation hold expired; released' : 'swapped-out sliver expired; forgotten');
+          deps.log.info(
+            { sliver: urn, slice: s.sliceUrn, node: s.nodeUrn },
+            s.allocation === 'allocated' ? 'allocation hold expired; released' : 'swapped-out sliver expired; forgotten',
+          );
         }
         for (const slice of touched) if (ledger.sliversOf(slice).every((s) => gone.has(s.urn))) tx.delSlice(slice);
         return gone.size;

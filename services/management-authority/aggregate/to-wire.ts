@@ -1,5 +1,12 @@
 /** Protobuf conversion: how the aggregate's records become protobuf messages, and node managers' states become records' (plus GENI state names in documents). */
-import { AllocationState, OperationalState, SliverIsolation, type Link, type Sliver, type SliverInterface } from '../../generated/fedlab/v1/common.js';
+import {
+  AllocationState,
+  OperationalState,
+  SliverIsolation,
+  type Link,
+  type Sliver,
+  type SliverInterface,
+} from '../../generated/fedlab/v1/common.js';
 import { toSpec } from '../node-registry.js';
 import type { LinkSpec, Operational, SliceRecord, SliverRecord } from '../records.js';
 
@@ -53,9 +60,14 @@ export function sliverToWire(s: SliverRecord, slice: SliceRecord | undefined, ag
     operationalState: unallocated ? OperationalState.OPERATIONAL_STATE_UNSPECIFIED : OPERATIONAL[s.operational],
     isolation: unallocated ? SliverIsolation.SLIVER_ISOLATION_UNSPECIFIED : isolation,
     exclusive: s.exclusive,
-    interfaces: s.interfaces.map(
-      (i): SliverInterface => ({ link: i.link, name: i.name, address: i.address, bandwidthKbps: i.bandwidthKbps, delayMs: i.delayMs, lossPercent: i.lossPercent }),
-    ),
+    interfaces: s.interfaces.map((i): SliverInterface => ({
+      link: i.link,
+      name: i.name,
+      address: i.address,
+      bandwidthKbps: i.bandwidthKbps,
+      delayMs: i.delayMs,
+      lossPercent: i.lossPercent,
+    })),
     createdAt: new Date(s.createdAt),
     updatedAt: new Date(s.updatedAt),
     expiresAt: new Date(s.allocation === 'allocated' && s.holdExpiresAt !== undefined ? s.holdExpiresAt : s.expiresAt),
@@ -88,7 +100,13 @@ export function goneSliverToWire(urn: string, sliceUrn: string, aggregateUrn: st
 
 /** The protobuf form of a slice's links. */
 export function linksToWire(links: readonly LinkSpec[]): Link[] {
-  return links.map((l) => ({ name: l.name, endpoints: [...l.endpoints], bandwidthKbps: l.bandwidthKbps, delayMs: l.delayMs, lossPercent: l.lossPercent }));
+  return links.map((l) => ({
+    name: l.name,
+    endpoints: [...l.endpoints],
+    bandwidthKbps: l.bandwidthKbps,
+    delayMs: l.delayMs,
+    lossPercent: l.lossPercent,
+  }));
 }
 
 /** A `fedlab-rspec+json` manifest of a slice's slivers at this site, with GENI state names. */
@@ -105,12 +123,19 @@ export function manifestDocument(slice: SliceRecord, slivers: readonly SliverRec
       exclusive: s.exclusive,
       resources: { cpu_millis: s.resources.cpuMillis, mem_mb: s.resources.memMb, disk_mb: s.resources.diskMb, pids: s.resources.pids },
       allocation_state: GENI_ALLOCATION[s.allocation],
-      operational_state: s.allocation === 'unallocated' ? null : s.allocation === 'allocated' ? GENI_OPERATIONAL.pending : GENI_OPERATIONAL[s.operational],
+      operational_state:
+        s.allocation === 'unallocated' ? null : s.allocation === 'allocated' ? GENI_OPERATIONAL.pending : GENI_OPERATIONAL[s.operational],
       expires: new Date(s.allocation === 'allocated' && s.holdExpiresAt !== undefined ? s.holdExpiresAt : s.expiresAt).toISOString(),
       ...(s.netns ? { host_netns: s.netns } : {}),
       interfaces: s.interfaces.map((i) => ({ link: i.link, name: i.name, address: i.address })),
       ...(s.error ? { error: s.error } : {}),
     })),
-    links: slice.links.map((l) => ({ name: l.name, endpoints: l.endpoints, bandwidth_kbps: l.bandwidthKbps, delay_ms: l.delayMs, loss_percent: l.lossPercent })),
+    links: slice.links.map((l) => ({
+      name: l.name,
+      endpoints: l.endpoints,
+      bandwidth_kbps: l.bandwidthKbps,
+      delay_ms: l.delayMs,
+      loss_percent: l.lossPercent,
+    })),
   });
 }

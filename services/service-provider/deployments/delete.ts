@@ -24,7 +24,11 @@ export async function deleteDeployment(context: DeploymentContext, name: string,
   if (rec.state === 'deleted') return deploymentToWire(rec);
   if (rec.desired !== 'delete') {
     // A deployment that asked for its own slice deletes it, even if the answer to CreateSlice never arrived.
-    await context.records.update(name, (r) => ({ ...r, desired: 'delete', state: 'deleting', deleteSlice: !r.spec.sliceUrn && !keepSlice }), { message: 'deleting', sync: true });
+    await context.records.update(
+      name,
+      (r) => ({ ...r, desired: 'delete', state: 'deleting', deleteSlice: !r.spec.sliceUrn && !keepSlice }),
+      { message: 'deleting', sync: true },
+    );
   }
   // Stop supervision first: cancelling the Exec calls makes the nodes kill the commands.
   await context.tasks.stopLive(name);
@@ -48,7 +52,9 @@ export async function finishDelete(context: DeploymentContext, name: string, sig
     } catch (err) {
       const { code, reason } = plainOutcome(err);
       if (code !== Status.NOT_FOUND) {
-        await records.update(name, (r) => ({ ...r, error: `deleting slice ${r.sliceUrn}: ${reason}` }), { message: `slice not deleted yet (${reason}); retrying` });
+        await records.update(name, (r) => ({ ...r, error: `deleting slice ${r.sliceUrn}: ${reason}` }), {
+          message: `slice not deleted yet (${reason}); retrying`,
+        });
         if (!tasks.stopped && !signal.aborted) {
           tasks.spawnLater(name, supervision.retryMs, (s) => finishDelete(context, name, s));
         }
@@ -59,7 +65,16 @@ export async function finishDelete(context: DeploymentContext, name: string, sig
   }
   await records.update(
     name,
-    (r) => ({ ...r, state: 'deleted', error: '', targets: r.targets.map((t) => ({ ...t, service: t.service === 'failed' ? t.service : ('stopped' as const), nextRestartAt: undefined })) }),
+    (r) => ({
+      ...r,
+      state: 'deleted',
+      error: '',
+      targets: r.targets.map((t) => ({
+        ...t,
+        service: t.service === 'failed' ? t.service : ('stopped' as const),
+        nextRestartAt: undefined,
+      })),
+    }),
     { message: 'deployment deleted', sync: true, snapshot: true },
   );
 }
@@ -69,7 +84,9 @@ async function findOwnSlice(context: DeploymentContext, rec: DeploymentRecord, s
   const rid = sliceRequestId(rec.requestId);
   let token = '';
   do {
-    const page = await context.deps.remotes.sliceAuthority().listSlices({ pageSize: 1000, pageToken: token, state: SliceState.SLICE_STATE_UNSPECIFIED }, { signal });
+    const page = await context.deps.remotes
+      .sliceAuthority()
+      .listSlices({ pageSize: 1000, pageToken: token, state: SliceState.SLICE_STATE_UNSPECIFIED }, { signal });
     const hit = page.slices.find((x) => x.requestId === rid);
     if (hit) return hit.urn;
     token = page.nextPageToken;

@@ -20,7 +20,11 @@ import { driveDeployment } from './slice-driver.js';
 export async function* deploy(context: DeploymentContext, req: DeployRequest, signal: AbortSignal): AsyncGenerator<DeployResponse> {
   const rid = requestId(req.requestId);
   const name = nameField('name', req.name);
-  const spec = checkSpec(req.spec, { sliceAuthorityUrn: context.deps.sliceAuthorityUrn, knownSites: context.siteByDomain, now: context.now() });
+  const spec = checkSpec(req.spec, {
+    sliceAuthorityUrn: context.deps.sliceAuthorityUrn,
+    knownSites: context.siteByDomain,
+    now: context.now(),
+  });
   const fingerprint = createHash('sha256').update(canonicalJson({ name, spec })).digest('base64url');
   const events: DeployResponse[] = [];
   let wake: (() => void) | undefined;
@@ -67,7 +71,9 @@ function admit(
     const seen = await records.request(rid);
     if (seen) {
       if (seen.fingerprint !== fingerprint || seen.name !== name) {
-        throw new AlreadyExistsError(`request id ${rid} was already used for another deployment (${seen.name}); use a new request id`, { rule: 'request_id' });
+        throw new AlreadyExistsError(`request id ${rid} was already used for another deployment (${seen.name}); use a new request id`, {
+          rule: 'request_id',
+        });
       }
       const existing = records.get(name);
       if (!existing) throw new NotFoundError(`deployment ${name} of request ${rid} is gone`);
@@ -76,7 +82,10 @@ function admit(
     }
     const existing = records.get(name);
     if (existing && existing.state !== 'deleted') {
-      throw new AlreadyExistsError(`deployment ${name} already exists (request ${existing.requestId}); delete it first or choose another name`, { field: 'name' });
+      throw new AlreadyExistsError(
+        `deployment ${name} already exists (request ${existing.requestId}); delete it first or choose another name`,
+        { field: 'name' },
+      );
     }
     if (context.tasks.stopped) throw new FailedPreconditionError('the service provider is stopping; try again');
     const now = context.now();

@@ -70,7 +70,11 @@ export class DeploymentStore {
 
   /** Records a new deployment and its request id in one atomic write: a crash leaves both or neither. */
   async insert(rec: DeploymentRecord): Promise<void> {
-    await this.deps.store.batch().put(this.table, rec.name, rec).put(this.requests, rec.requestId, { name: rec.name, fingerprint: rec.fingerprint }).write({ sync: true });
+    await this.deps.store
+      .batch()
+      .put(this.table, rec.name, rec)
+      .put(this.requests, rec.requestId, { name: rec.name, fingerprint: rec.fingerprint })
+      .write({ sync: true });
     this.recs.set(rec.name, rec);
   }
 
@@ -84,14 +88,27 @@ export class DeploymentStore {
     this.writes = write.catch((err: unknown) => this.deps.log.error({ err, deployment: name }, 'deployment record not written'));
     if (!ev.quiet) {
       const snapshot = ev.snapshot ?? (STABLE_STATES.has(next.state) && next.state !== cur.state);
-      const e = this.deps.events.make(next, { message: ev.message ?? '', sliverUrn: ev.sliverUrn ?? '', step: ev.step ?? '', status: ev.status, snapshot });
+      const e = this.deps.events.make(next, {
+        message: ev.message ?? '',
+        sliverUrn: ev.sliverUrn ?? '',
+        step: ev.step ?? '',
+        status: ev.status,
+        snapshot,
+      });
       this.deps.events.emit(name, e);
     }
     await write;
   }
 
   /** Changes one sliver of a deployment; an event says `message` unless it is undefined. */
-  async patchTarget(name: string, sliverUrn: string, patch: Partial<TargetRecord>, message: string | undefined, step = '', status?: ResultStatus): Promise<void> {
+  async patchTarget(
+    name: string,
+    sliverUrn: string,
+    patch: Partial<TargetRecord>,
+    message: string | undefined,
+    step = '',
+    status?: ResultStatus,
+  ): Promise<void> {
     await this.update(
       name,
       (r) => ({ ...r, targets: r.targets.map((t) => (t.sliverUrn === sliverUrn ? { ...t, ...patch } : t)) }),

@@ -17,16 +17,25 @@ export function getDeployment(records: DeploymentStore, name: string): Deploymen
 }
 
 /** A page of deployments by name; UNSPECIFIED state: all but DELETED. */
-export function listDeployments(records: DeploymentStore, requestedSize: number, pageToken: string, state: DeploymentState): { deployments: Deployment[]; nextPageToken: string } {
+export function listDeployments(
+  records: DeploymentStore,
+  requestedSize: number,
+  pageToken: string,
+  state: DeploymentState,
+): { deployments: Deployment[]; nextPageToken: string } {
   const size = pageSize(requestedSize);
   const after = decodePageToken('deployments', pageToken);
-  const names = records.names().sort().filter((n) => n > after);
+  const names = records
+    .names()
+    .sort()
+    .filter((n) => n > after);
   const out: DeploymentRecord[] = [];
   let last = '';
   let more = false;
   for (const n of names) {
     const rec = records.get(n) as DeploymentRecord;
-    const keep = state === DeploymentState.DEPLOYMENT_STATE_UNSPECIFIED ? rec.state !== 'deleted' : deploymentStateToWire(rec.state) === state;
+    const keep =
+      state === DeploymentState.DEPLOYMENT_STATE_UNSPECIFIED ? rec.state !== 'deleted' : deploymentStateToWire(rec.state) === state;
     if (!keep) continue;
     if (out.length === size) {
       more = true;

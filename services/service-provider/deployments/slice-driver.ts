@@ -29,7 +29,9 @@ export async function driveDeployment(context: DeploymentContext, name: string, 
   const { records, tasks } = context;
   let rec = records.get(name) as DeploymentRecord;
   if (rec.targets.length === 0) {
-    await records.update(name, (r) => ({ ...r, state: 'creating_slice' }), { message: rec.spec.sliceUrn ? `checking slice ${rec.spec.sliceUrn}` : 'creating the slice' });
+    await records.update(name, (r) => ({ ...r, state: 'creating_slice' }), {
+      message: rec.spec.sliceUrn ? `checking slice ${rec.spec.sliceUrn}` : 'creating the slice',
+    });
     let slice: Slice;
     try {
       slice = await ensureSlice(context, rec, signal);
@@ -38,11 +40,19 @@ export async function driveDeployment(context: DeploymentContext, name: string, 
       const { code, reason } = plainOutcome(err);
       if (code === Status.UNAVAILABLE || code === Status.DEADLINE_EXCEEDED) {
         // The slice authority is unreachable: the intent stays, and the provider tries again.
-        await records.update(name, (r) => ({ ...r, error: `slice authority: ${reason}` }), { message: `slice authority unreachable (${reason}); retrying`, status: { code, reason } });
+        await records.update(name, (r) => ({ ...r, error: `slice authority: ${reason}` }), {
+          message: `slice authority unreachable (${reason}); retrying`,
+          status: { code, reason },
+        });
         tasks.spawnLater(name, context.deps.supervision.retryMs, (s) => driveDeployment(context, name, s));
         return;
       }
-      await records.update(name, (r) => ({ ...r, state: 'failed', error: `slice: ${reason}` }), { message: `slice failed: ${reason}`, status: { code, reason }, snapshot: true, sync: true });
+      await records.update(name, (r) => ({ ...r, state: 'failed', error: `slice: ${reason}` }), {
+        message: `slice failed: ${reason}`,
+        status: { code, reason },
+        snapshot: true,
+        sync: true,
+      });
       return;
     }
     const targets = await targetsOf(context, slice, signal);
@@ -57,11 +67,16 @@ export async function driveDeployment(context: DeploymentContext, name: string, 
     });
     rec = records.get(name) as DeploymentRecord;
     if (targets.length === 0) {
-      await records.update(name, (r) => ({ ...r, state: 'failed', error: `slice ${slice.urn} has no provisioned sliver` }), { message: 'no sliver to deploy to', snapshot: true, sync: true });
+      await records.update(name, (r) => ({ ...r, state: 'failed', error: `slice ${slice.urn} has no provisioned sliver` }), {
+        message: 'no sliver to deploy to',
+        snapshot: true,
+        sync: true,
+      });
       return;
     }
   }
-  if (!STABLE_STATES.has(rec.state)) await records.update(name, (r) => ({ ...r, state: 'running_steps' }), { message: 'running the steps on every sliver' });
+  if (!STABLE_STATES.has(rec.state))
+    await records.update(name, (r) => ({ ...r, state: 'running_steps' }), { message: 'running the steps on every sliver' });
   for (const t of rec.targets) {
     if (t.service === 'failed' || t.service === 'exited' || t.service === 'stopped') continue;
     tasks.spawn(name, (s) => superviseSliver(context, name, t.sliverUrn, s));
@@ -93,7 +108,10 @@ async function ensureSlice(context: DeploymentContext, rec: DeploymentRecord, si
     slice = res.slice;
     if (slice) {
       const made = slice;
-      await context.records.update(rec.name, (r) => ({ ...r, sliceUrn: made.urn, createdSlice: true }), { message: `slice ${made.urn} is ${SliceState[made.state]}`, sync: true });
+      await context.records.update(rec.name, (r) => ({ ...r, sliceUrn: made.urn, createdSlice: true }), {
+        message: `slice ${made.urn} is ${SliceState[made.state]}`,
+        sync: true,
+      });
     }
   }
   const deadline = context.now() + sliceDeadlineMs;
@@ -140,7 +158,12 @@ async function targetsOf(context: DeploymentContext, slice: Slice, signal: Abort
         };
         const siteEp = context.siteByDomain.get(parseUrn(s.nodeUrn).domain);
         if (!siteEp) {
-          out.push({ ...base, service: 'failed', code: Status.FAILED_PRECONDITION, reason: `site ${site} is not in this provider's config (sites[]): its node managers cannot be found` });
+          out.push({
+            ...base,
+            service: 'failed',
+            code: Status.FAILED_PRECONDITION,
+            reason: `site ${site} is not in this provider's config (sites[]): its node managers cannot be found`,
+          });
           return;
         }
         try {

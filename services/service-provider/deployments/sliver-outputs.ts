@@ -63,6 +63,13 @@ export class SliverOutputs {
       if (out?.changed) lines.set(sliverUrn, out.take());
     }
     if (lines.size === 0) return;
-    void this.records.update(name, (r) => ({ ...r, targets: r.targets.map((t) => (lines.has(t.sliverUrn) ? { ...t, lastOutput: lines.get(t.sliverUrn) as string[] } : t)) }), { quiet: true });
+    void this.records.update(
+      name,
+      (r) => ({
+        ...r,
+        targets: r.targets.map((t) => (lines.has(t.sliverUrn) ? { ...t, lastOutput: lines.get(t.sliverUrn) as string[] } : t)),
+      }),
+      { quiet: true },
+    );
   }
 }

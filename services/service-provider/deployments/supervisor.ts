@@ -63,7 +63,12 @@ export async function superviseSliver(context: DeploymentContext, name: string, 
         await records.patchTarget(name, sliverUrn, { endpoint }, undefined);
       } catch (err) {
         const { code, reason } = plainOutcome(err);
-        await records.patchTarget(name, sliverUrn, { code, reason: `node endpoint: ${reason}` }, `cannot find ${t.nodeUrn}'s node manager (${reason}); retrying`);
+        await records.patchTarget(
+          name,
+          sliverUrn,
+          { code, reason: `node endpoint: ${reason}` },
+          `cannot find ${t.nodeUrn}'s node manager (${reason}); retrying`,
+        );
         await sleep(settings.retryMs, signal);
         continue;
       }
@@ -89,7 +94,13 @@ export async function superviseSliver(context: DeploymentContext, name: string, 
     if (result.exit && !result.exit.signal && (result.exit.code ?? 0) === 0 && !result.exit.timedOut) {
       failuresInRow = 0;
       if (step.service) {
-        await records.patchTarget(name, sliverUrn, { service: 'exited', stepsDone: t.stepsDone + 1, lastExit: 'exit code 0' }, `service ${step.name} exited 0 on ${sliverUrn}; not restarted`, step.name);
+        await records.patchTarget(
+          name,
+          sliverUrn,
+          { service: 'exited', stepsDone: t.stepsDone + 1, lastExit: 'exit code 0' },
+          `service ${step.name} exited 0 on ${sliverUrn}; not restarted`,
+          step.name,
+        );
         settleWhenReady(context, name);
         return;
       }
@@ -99,22 +110,44 @@ export async function superviseSliver(context: DeploymentContext, name: string, 
     const why = result.exit ? exitText(result.exit) : (result.error?.reason ?? 'unknown error');
     const code = result.error?.code ?? Status.FAILED_PRECONDITION;
     if (result.error && code === Status.NOT_FOUND) {
-      await records.patchTarget(name, sliverUrn, { service: 'failed', code, reason: `the sliver is gone: ${why}` }, `sliver ${sliverUrn} is gone`, step.name, { code, reason: why });
+      await records.patchTarget(
+        name,
+        sliverUrn,
+        { service: 'failed', code, reason: `the sliver is gone: ${why}` },
+        `sliver ${sliverUrn} is gone`,
+        step.name,
+        { code, reason: why },
+      );
       settleWhenReady(context, name);
       return;
     }
-    if (result.error && (code === Status.UNAUTHENTICATED || code === Status.PERMISSION_DENIED)) await context.deps.credentials.forget(rec.sliceUrn);
+    if (result.error && (code === Status.UNAUTHENTICATED || code === Status.PERMISSION_DENIED))
+      await context.deps.credentials.forget(rec.sliceUrn);
     // A node that cannot be reached may have moved: ask its site for the endpoint again next time.
     if (result.error && code === Status.UNAVAILABLE) await records.patchTarget(name, sliverUrn, { endpoint: '' }, undefined);
     if (!step.service) {
       if (result.exit) {
         const reason = `step ${step.name} failed: ${why}`;
-        await records.patchTarget(name, sliverUrn, { service: 'failed', code: Status.FAILED_PRECONDITION, reason }, `${reason} on ${sliverUrn}`, step.name, { code: Status.FAILED_PRECONDITION, reason });
+        await records.patchTarget(
+          name,
+          sliverUrn,
+          { service: 'failed', code: Status.FAILED_PRECONDITION, reason },
+          `${reason} on ${sliverUrn}`,
+          step.name,
+          { code: Status.FAILED_PRECONDITION, reason },
+        );
         settleWhenReady(context, name);
         return;
       }
       // The node could not be reached (or refused the credential): try the step again.
-      await records.patchTarget(name, sliverUrn, { code, reason: `step ${step.name}: ${why}` }, `step ${step.name} on ${sliverUrn} could not run (${why}); retrying`, step.name, { code, reason: why });
+      await records.patchTarget(
+        name,
+        sliverUrn,
+        { code, reason: `step ${step.name}: ${why}` },
+        `step ${step.name} on ${sliverUrn} could not run (${why}); retrying`,
+        step.name,
+        { code, reason: why },
+      );
       await sleep(settings.retryMs, signal);
       continue;
     }
@@ -126,7 +159,14 @@ export async function superviseSliver(context: DeploymentContext, name: string, 
     await records.patchTarget(
       name,
       sliverUrn,
-      { service: 'backoff', restarts: t.restarts + 1, lastExit: why, nextRestartAt: context.now() + delay, code: result.error ? code : 0, reason: result.error ? why : '' },
+      {
+        service: 'backoff',
+        restarts: t.restarts + 1,
+        lastExit: why,
+        nextRestartAt: context.now() + delay,
+        code: result.error ? code : 0,
+        reason: result.error ? why : '',
+      },
       `service ${step.name} on ${sliverUrn} ended (${why}); restart ${t.restarts + 1} in ${delay} ms`,
       step.name,
       { code, reason: why },
@@ -140,13 +180,22 @@ export async function superviseSliver(context: DeploymentContext, name: string, 
 async function lookupEndpoint(context: DeploymentContext, t: TargetRecord, signal: AbortSignal): Promise<string> {
   const siteEp = context.siteByDomain.get(parseUrn(t.nodeUrn).domain);
   if (!siteEp) throw errorForCode(Status.FAILED_PRECONDITION, `site ${t.site} is not in this provider's config (sites[])`);
-  const node = (await context.deps.remotes.site(siteEp).ma.getNode({ nodeUrn: t.nodeUrn }, { deadlineMs: context.deps.maDeadlineMs, signal })).node;
+  const node = (
+    await context.deps.remotes.site(siteEp).ma.getNode({ nodeUrn: t.nodeUrn }, { deadlineMs: context.deps.maDeadlineMs, signal })
+  ).node;
   if (!node?.endpoint) throw errorForCode(Status.FAILED_PRECONDITION, `the site does not know ${t.nodeUrn}'s endpoint`);
   return node.endpoint;
 }
 
 /** One Exec of a step on a sliver, output into the sliver's lines; resolves with the exit. */
-async function runExec(context: DeploymentContext, rec: DeploymentRecord, t: TargetRecord, endpoint: string, step: StepRecord, signal: AbortSignal): Promise<Exit> {
+async function runExec(
+  context: DeploymentContext,
+  rec: DeploymentRecord,
+  t: TargetRecord,
+  endpoint: string,
+  step: StepRecord,
+  signal: AbortSignal,
+): Promise<Exit> {
   const { credentials, remotes, supervision } = context.deps;
   const chain = await credentials.chainFor(rec.sliceUrn, signal);
   const nm = remotes.nodeManager(endpoint, t.nodeUrn);
@@ -171,7 +220,10 @@ async function runExec(context: DeploymentContext, rec: DeploymentRecord, t: Tar
       else if (c.$case === 'stderr') out.write('stderr', c.stderr);
       else {
         const st = c.exit.status;
-        return { ...(st?.$case === 'signal' ? { signal: st.signal } : { code: st?.$case === 'code' ? st.code : 0 }), timedOut: c.exit.timedOut };
+        return {
+          ...(st?.$case === 'signal' ? { signal: st.signal } : { code: st?.$case === 'code' ? st.code : 0 }),
+          timedOut: c.exit.timedOut,
+        };
       }
       context.outputs.flush(rec.name, t.sliverUrn);
     }

@@ -1,6 +1,12 @@
 /** The wire form of a deployment and of its states, from its record. */
 import { SiteRequest } from '../../generated/fedlab/v1/common.js';
-import { DeploymentState, ServiceState, type Deployment, type DeploymentTarget, type DeployStep } from '../../generated/fedlab/v1/service_provider.js';
+import {
+  DeploymentState,
+  ServiceState,
+  type Deployment,
+  type DeploymentTarget,
+  type DeployStep,
+} from '../../generated/fedlab/v1/service_provider.js';
 import type { DeploymentRecord, DeploymentStateName, ServiceStateName } from '../records.js';
 
 const STATE: Record<DeploymentStateName, DeploymentState> = {
@@ -40,34 +46,30 @@ export function deploymentToWire(rec: DeploymentRecord): Deployment {
       mode: rec.spec.mode,
       sites: rec.spec.sites.map((s) => SiteRequest.fromJSON(s)),
       expiresAt: rec.spec.expiresAt !== undefined ? new Date(rec.spec.expiresAt) : undefined,
-      steps: rec.spec.steps.map(
-        (s): DeployStep => ({
-          name: s.name,
-          argv: [...s.argv],
-          env: { ...s.env },
-          ...(s.stdin !== undefined ? { stdin: Buffer.from(s.stdin, 'base64') } : {}),
-          timeoutMs: s.timeoutMs,
-          service: s.service,
-        }),
-      ),
+      steps: rec.spec.steps.map((s): DeployStep => ({
+        name: s.name,
+        argv: [...s.argv],
+        env: { ...s.env },
+        ...(s.stdin !== undefined ? { stdin: Buffer.from(s.stdin, 'base64') } : {}),
+        timeoutMs: s.timeoutMs,
+        service: s.service,
+      })),
     },
     sliceUrn: rec.sliceUrn,
     state: STATE[rec.state],
-    targets: rec.targets.map(
-      (t): DeploymentTarget => ({
-        sliverUrn: t.sliverUrn,
-        nodeUrn: t.nodeUrn,
-        site: t.site,
-        stepsDone: t.stepsDone,
-        status: { code: t.code, reason: t.reason },
-        serviceState: SERVICE[t.service],
-        restarts: t.restarts,
-        lastOutput: [...t.lastOutput],
-        lastExit: t.lastExit,
-        nextRestartAt: t.nextRestartAt !== undefined ? new Date(t.nextRestartAt) : undefined,
-        nodeEndpoint: t.endpoint,
-      }),
-    ),
+    targets: rec.targets.map((t): DeploymentTarget => ({
+      sliverUrn: t.sliverUrn,
+      nodeUrn: t.nodeUrn,
+      site: t.site,
+      stepsDone: t.stepsDone,
+      status: { code: t.code, reason: t.reason },
+      serviceState: SERVICE[t.service],
+      restarts: t.restarts,
+      lastOutput: [...t.lastOutput],
+      lastExit: t.lastExit,
+      nextRestartAt: t.nextRestartAt !== undefined ? new Date(t.nextRestartAt) : undefined,
+      nodeEndpoint: t.endpoint,
+    })),
     createdAt: new Date(rec.createdAt),
     updatedAt: new Date(rec.updatedAt),
     error: rec.error,

@@ -91,7 +91,11 @@ export class SliceBookState {
 
   /** Counts for the start-up log. */
   stats(): { slices: number; live: number; intents: number } {
-    return { slices: this.slices.size, live: [...this.slices.values()].filter((s) => LIVE.has(s.state)).length, intents: this.intents.size };
+    return {
+      slices: this.slices.size,
+      live: [...this.slices.values()].filter((s) => LIVE.has(s.state)).length,
+      intents: this.intents.size,
+    };
   }
 
   /** Keeps `p` among the work a stop waits for. */

@@ -15,7 +15,19 @@ import { makeUrn } from '../../core/identity/urn.js';
 import { SliceMode } from '../../generated/fedlab/v1/common.js';
 import { CreateSliceRequest, type Slice } from '../../generated/fedlab/v1/slice_authority.js';
 import { checkQuotas, type Caller } from '../accounts.js';
-import { addUse, ENDED, LIVE, NO_USE, sliceToWire, storeSlivers, type IntentRecord, type SiteRecord, type SliceRecord, type StateName, type Use } from '../records.js';
+import {
+  addUse,
+  ENDED,
+  LIVE,
+  NO_USE,
+  sliceToWire,
+  storeSlivers,
+  type IntentRecord,
+  type SiteRecord,
+  type SliceRecord,
+  type StateName,
+  type Use,
+} from '../records.js';
 import { OK } from '../../core/rpc/outcome.js';
 import type { SliceBookState } from './book-state.js';
 import { checkCreateRequest } from './create-request.js';
@@ -32,7 +44,11 @@ function useOf(rec: SliceRecord): Use {
  * the sites (waiting for the outcome when `wait`). A retry with the same
  * request id returns the slice as it is now.
  */
-export async function createSlice(book: SliceBookState, caller: Caller & { account: NonNullable<Caller['account']> }, req: CreateSliceRequest): Promise<Slice> {
+export async function createSlice(
+  book: SliceBookState,
+  caller: Caller & { account: NonNullable<Caller['account']> },
+  req: CreateSliceRequest,
+): Promise<Slice> {
   if (book.stopping) throw new FailedPreconditionError('the slice authority is stopping; try again shortly');
   const now = book.now;
   const { requestId: rid, description, sites, expiresAt } = checkCreateRequest(book, req, now);
@@ -45,17 +61,28 @@ export async function createSlice(book: SliceBookState, caller: Caller & { accou
   const admitted = await book.admission.run(async (): Promise<{ rec: SliceRecord; intent?: IntentRecord }> => {
     const prior = await book.requestTable.get(requestKey);
     if (prior) {
-      if (prior.fingerprint !== fingerprint) throw new AlreadyExistsError(`request id ${rid} was already used for another CreateSlice; use a new request id`, { rule: 'request_id' });
+      if (prior.fingerprint !== fingerprint)
+        throw new AlreadyExistsError(`request id ${rid} was already used for another CreateSlice; use a new request id`, {
+          rule: 'request_id',
+        });
       const rec = book.slices.get(prior.sliceUrn);
-      if (!rec || rec.requestId !== rid) throw new FailedPreconditionError(`request id ${rid} made slice ${prior.sliceUrn}, which has since been replaced by another request`);
+      if (!rec || rec.requestId !== rid)
+        throw new FailedPreconditionError(
+          `request id ${rid} made slice ${prior.sliceUrn}, which has since been replaced by another request`,
+        );
       return { rec };
     }
     const existing = book.slices.get(urn);
     if (existing && !ENDED.has(existing.state)) {
-      throw new AlreadyExistsError(`slice name ${req.name} is taken (${urn} is ${existing.state}); choose another name or delete that slice first`, { rule: 'name' });
+      throw new AlreadyExistsError(
+        `slice name ${req.name} is taken (${urn} is ${existing.state}); choose another name or delete that slice first`,
+        { rule: 'name' },
+      );
     }
     if (existing && [...book.intents.values()].some((i) => i.sliceUrn === urn)) {
-      throw new AlreadyExistsError(`slice ${urn} is still being cleaned up at some site; choose another name or try again later`, { rule: 'name' });
+      throw new AlreadyExistsError(`slice ${urn} is still being cleaned up at some site; choose another name or try again later`, {
+        rule: 'name',
+      });
     }
     const mine = [...book.slices.values()].filter((s) => s.providerUrn === caller.urn && LIVE.has(s.state));
     const used = mine.reduce((a, s) => addUse(a, useOf(s)), NO_USE);
@@ -76,7 +103,13 @@ export async function createSlice(book: SliceBookState, caller: Caller & { accou
       seq: (existing?.seq ?? 0) + 1,
       sites,
     };
-    const intent: IntentRecord = { id: `int-${randomBytes(8).toString('hex')}`, kind: 'create', sliceUrn: urn, sites: sites.map((s) => s.site), createdAt: now };
+    const intent: IntentRecord = {
+      id: `int-${randomBytes(8).toString('hex')}`,
+      kind: 'create',
+      sliceUrn: urn,
+      sites: sites.map((s) => s.site),
+      createdAt: now,
+    };
     await book.deps.store
       .batch()
       .put(book.sliceTable, urn, rec)
@@ -120,7 +153,15 @@ async function carryOut(book: SliceBookState, intent: IntentRecord): Promise<voi
     sites = rec.sites.map((s, i) => {
       const o = outcomes[i] as SiteCreate;
       const reason = o.outcome.code ? o.outcome.reason : why;
-      return { ...s, style: o.style, code: o.outcome.code || Status.ABORTED, reason, slivers: storeSlivers(released(o.slivers, reason)), manifest: '', expiresAt: undefined } as SiteRecord;
+      return {
+        ...s,
+        style: o.style,
+        code: o.outcome.code || Status.ABORTED,
+        reason,
+        slivers: storeSlivers(released(o.slivers, reason)),
+        manifest: '',
+        expiresAt: undefined,
+      } as SiteRecord;
     });
     undo = rec.sites.filter((_, i) => (outcomes[i] as SiteCreate).mayHold).map((s) => ({ site: s.site, urns: [rec.urn] }));
   } else {
@@ -130,7 +171,15 @@ async function carryOut(book: SliceBookState, intent: IntentRecord): Promise<voi
       const bad = o.slivers.filter((x) => x.error);
       if (ok.length === 0) {
         if (o.mayHold) undo.push({ site: s.site, urns: [rec.urn] });
-        return { ...s, style: o.style, code: o.outcome.code || Status.UNKNOWN, reason: o.outcome.reason, slivers: storeSlivers(released(o.slivers, o.outcome.reason)), manifest: '', expiresAt: undefined } as SiteRecord;
+        return {
+          ...s,
+          style: o.style,
+          code: o.outcome.code || Status.UNKNOWN,
+          reason: o.outcome.reason,
+          slivers: storeSlivers(released(o.slivers, o.outcome.reason)),
+          manifest: '',
+          expiresAt: undefined,
+        } as SiteRecord;
       }
       // Best effort: failed slivers are released at once (they would hold capacity until the hold ends).
       if (bad.length) undo.push({ site: s.site, urns: bad.map((x) => x.urn).filter((u) => u) });
@@ -150,7 +199,11 @@ async function carryOut(book: SliceBookState, intent: IntentRecord): Promise<voi
   // Rollbacks run before the outcome is written: until then the create intent covers them. A site that
   // did not answer is not waited for again: its Delete is left to the retried intent, so the answer comes
   // within one site deadline.
-  const unreachable = new Set(rec.sites.filter((_, i) => [Status.UNAVAILABLE, Status.DEADLINE_EXCEEDED].includes((outcomes[i] as SiteCreate).outcome.code)).map((s) => s.site));
+  const unreachable = new Set(
+    rec.sites
+      .filter((_, i) => [Status.UNAVAILABLE, Status.DEADLINE_EXCEEDED].includes((outcomes[i] as SiteCreate).outcome.code))
+      .map((s) => s.site),
+  );
   const undoNow = undo.filter((u) => !(unreachable.has(u.site) && u.urns[0] === rec.urn));
   const undone = await Promise.all(undoNow.map((u) => deleteAt(book, rec.urn, u.site, u.urns)));
   const stillHeld = [
@@ -162,14 +215,29 @@ async function carryOut(book: SliceBookState, intent: IntentRecord): Promise<voi
     book.deps.log.warn({ slice: rec.urn, site: d.site, reason: d.outcome.reason }, 'rollback at a site did not finish; it will be retried');
   }
   const withSlivers = sites.filter((s) => liveSlivers(s).length > 0);
-  const state: StateName = allOrNothing ? (failed.length ? 'failed' : 'ready') : withSlivers.length === 0 ? 'failed' : failed.length || sites.some((s) => s.code !== 0) ? 'partial' : 'ready';
+  const state: StateName = allOrNothing
+    ? failed.length
+      ? 'failed'
+      : 'ready'
+    : withSlivers.length === 0
+      ? 'failed'
+      : failed.length || sites.some((s) => s.code !== 0)
+        ? 'partial'
+        : 'ready';
   const expiries = withSlivers.filter((s) => s.expiresAt !== undefined).map((s) => s.expiresAt as number);
   const expiresAt = expiries.length ? Math.min(rec.expiresAt, ...expiries) : rec.expiresAt;
   const next: SliceRecord = { ...rec, state, sites, expiresAt, updatedAt: book.now };
   const batch = book.deps.store.batch().put(book.sliceTable, rec.urn, next).del(book.intentTable, intent.id);
   let retry: IntentRecord | undefined;
   if (stillHeld.length) {
-    retry = { id: `int-${randomBytes(8).toString('hex')}`, kind: 'delete', sliceUrn: rec.urn, sites: stillHeld, final: state === 'failed' ? 'failed' : 'deleted', createdAt: book.now };
+    retry = {
+      id: `int-${randomBytes(8).toString('hex')}`,
+      kind: 'delete',
+      sliceUrn: rec.urn,
+      sites: stillHeld,
+      final: state === 'failed' ? 'failed' : 'deleted',
+      createdAt: book.now,
+    };
     if (state !== 'failed') {
       // A best-effort slice whose site could not be rolled back keeps that site listed as failed; the retry only cleans it.
       retry = { ...retry, final: undefined };
@@ -180,7 +248,11 @@ async function carryOut(book: SliceBookState, intent: IntentRecord): Promise<voi
   book.intents.delete(intent.id);
   if (retry) book.intents.set(retry.id, retry);
   book.slices.set(rec.urn, next);
-  const summary = sites.map((s) => `${s.site} ${s.code === Status.OK ? 'ok' : Status[s.code] ?? s.code}`).join(', ');
-  book.publish(next, { message: `slice ${state}: ${summary}`, snapshot: true, status: state === 'failed' ? { code: Status.ABORTED, reason: failed.join(', ') } : OK });
+  const summary = sites.map((s) => `${s.site} ${s.code === Status.OK ? 'ok' : (Status[s.code] ?? s.code)}`).join(', ');
+  book.publish(next, {
+    message: `slice ${state}: ${summary}`,
+    snapshot: true,
+    status: state === 'failed' ? { code: Status.ABORTED, reason: failed.join(', ') } : OK,
+  });
   book.deps.log.info({ slice: rec.urn, state, failed }, 'slice settled');
 }

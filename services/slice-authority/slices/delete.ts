@@ -41,7 +41,14 @@ export async function deleteLocked(book: SliceBookState, urn: string, final: 'de
     book.publish(next, { message: `slice ${final}`, snapshot: true });
     return [];
   }
-  const intent: IntentRecord = { id: pending?.id ?? `int-${randomBytes(8).toString('hex')}`, kind: 'delete', sliceUrn: urn, sites, final, createdAt: pending?.createdAt ?? book.now };
+  const intent: IntentRecord = {
+    id: pending?.id ?? `int-${randomBytes(8).toString('hex')}`,
+    kind: 'delete',
+    sliceUrn: urn,
+    sites,
+    final,
+    createdAt: pending?.createdAt ?? book.now,
+  };
   const next: SliceRecord = { ...rec, state: 'deleting', updatedAt: book.now };
   await book.deps.store.batch().put(book.intentTable, intent.id, intent).put(book.sliceTable, urn, next).write({ sync: true });
   book.intents.set(intent.id, intent);
@@ -81,7 +88,10 @@ export async function finishDelete(book: SliceBookState, intent: IntentRecord): 
   if (next && rec) {
     book.slices.set(rec.urn, next);
     publishDeleted(book, rec, next, calls);
-    book.publish(next, { message: remaining.length ? `slice ${next.state}; still to clean up at ${remaining.join(', ')}` : `slice ${next.state}`, snapshot: true });
+    book.publish(next, {
+      message: remaining.length ? `slice ${next.state}; still to clean up at ${remaining.join(', ')}` : `slice ${next.state}`,
+      snapshot: true,
+    });
   }
   return calls;
 }
@@ -89,7 +99,14 @@ export async function finishDelete(book: SliceBookState, intent: IntentRecord): 
 /** Tells watchers what each site's Delete did, per sliver. */
 function publishDeleted(book: SliceBookState, before: SliceRecord, next: SliceRecord, calls: readonly SiteCall[]): void {
   for (const c of calls) {
-    for (const r of c.results) book.publish(next, { site: c.site, nodeUrn: r.nodeUrn, sliverUrn: r.sliverUrn, status: r.status ?? OK, message: r.status?.code ? `delete failed: ${r.status.reason}` : 'deleted' });
+    for (const r of c.results)
+      book.publish(next, {
+        site: c.site,
+        nodeUrn: r.nodeUrn,
+        sliverUrn: r.sliverUrn,
+        status: r.status ?? OK,
+        message: r.status?.code ? `delete failed: ${r.status.reason}` : 'deleted',
+      });
     if (c.outcome.code !== 0) {
       book.publish(next, { site: c.site, status: c.outcome, message: c.outcome.reason });
       continue;

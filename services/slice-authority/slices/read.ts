@@ -35,7 +35,9 @@ export function ownedSlice(book: SliceBookState, caller: Caller, urn: string, fi
 /** Throws FAILED_PRECONDITION unless the slice is live (for credentials). */
 export function requireLive(rec: SliceRecord): void {
   if (rec.state !== 'ready' && rec.state !== 'partial' && rec.state !== 'pending') {
-    throw new FailedPreconditionError(`slice ${rec.urn} is ${rec.state}; credentials are issued only for live slices (create it again)`, { rule: 'state' });
+    throw new FailedPreconditionError(`slice ${rec.urn} is ${rec.state}; credentials are issued only for live slices (create it again)`, {
+      rule: 'state',
+    });
   }
 }
 
@@ -48,7 +50,12 @@ export function requireLive(rec: SliceRecord): void {
  */
 export async function getLiveSlice(book: SliceBookState, caller: Caller, urn: string): Promise<Slice> {
   const rec0 = ownedSlice(book, caller, urn);
-  if ((rec0.state !== 'ready' && rec0.state !== 'partial') || book.stopping || book.now - (book.refreshedAt.get(urn) ?? -Infinity) < STATUS_FRESH_MS) return sliceToWire(rec0);
+  if (
+    (rec0.state !== 'ready' && rec0.state !== 'partial') ||
+    book.stopping ||
+    book.now - (book.refreshedAt.get(urn) ?? -Infinity) < STATUS_FRESH_MS
+  )
+    return sliceToWire(rec0);
   return book.track(book.locks.run(urn, () => refreshLocked(book, urn)));
 }
 
@@ -58,7 +65,8 @@ async function refreshLocked(book: SliceBookState, urn: string): Promise<Slice> 
   if (rec.state !== 'ready' && rec.state !== 'partial') return sliceToWire(rec);
   const answers = await Promise.all(rec.sites.map((s) => statusAt(book, rec.urn, s)));
   // Only recent reads matter: old ones are dropped before the map grows large.
-  if (book.refreshedAt.size >= MAX_FRESH_READS) for (const [k, at] of book.refreshedAt) if (book.now - at >= STATUS_FRESH_MS) book.refreshedAt.delete(k);
+  if (book.refreshedAt.size >= MAX_FRESH_READS)
+    for (const [k, at] of book.refreshedAt) if (book.now - at >= STATUS_FRESH_MS) book.refreshedAt.delete(k);
   book.refreshedAt.set(urn, book.now);
   const changed: { site: string; sliver: Sliver }[] = [];
   const sites = rec.sites.map((s, i) => {
@@ -93,7 +101,10 @@ async function refreshLocked(book: SliceBookState, urn: string): Promise<Slice> 
       site: c.site,
       nodeUrn: c.sliver.nodeUrn,
       sliverUrn: c.sliver.urn,
-      status: state === OperationalState.OPERATIONAL_STATE_FAILED || c.sliver.allocationState === AllocationState.ALLOCATION_STATE_UNALLOCATED ? { code: Status.UNAVAILABLE, reason: c.sliver.error } : OK,
+      status:
+        state === OperationalState.OPERATIONAL_STATE_FAILED || c.sliver.allocationState === AllocationState.ALLOCATION_STATE_UNALLOCATED
+          ? { code: Status.UNAVAILABLE, reason: c.sliver.error }
+          : OK,
       message: `now ${OperationalState[state].replace('OPERATIONAL_STATE_', '').toLowerCase()}${c.sliver.error ? `: ${c.sliver.error}` : ''}`,
     });
   }

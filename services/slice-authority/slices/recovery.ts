@@ -17,7 +17,9 @@ import { deleteLocked, finishDelete } from './delete.js';
  */
 export async function sweepExpired(book: SliceBookState): Promise<number> {
   const now = book.now;
-  const due = [...book.slices.values()].filter((s) => (s.state === 'ready' || s.state === 'partial' || s.state === 'failed') && s.expiresAt <= now && !book.locks.busy(s.urn));
+  const due = [...book.slices.values()].filter(
+    (s) => (s.state === 'ready' || s.state === 'partial' || s.state === 'failed') && s.expiresAt <= now && !book.locks.busy(s.urn),
+  );
   await Promise.all(due.map((s) => book.track(book.locks.run(s.urn, () => deleteLocked(book, s.urn, 'expired')))));
   if (due.length) book.deps.log.info({ slices: due.map((s) => s.urn) }, 'expired slices deleted');
   return due.length;
@@ -49,7 +51,14 @@ export async function recoverIntents(book: SliceBookState): Promise<{ rolledBack
   for (const intent of [...book.intents.values()]) {
     if (intent.kind !== 'create') continue;
     const rec = book.slices.get(intent.sliceUrn);
-    const del: IntentRecord = { id: intent.id, kind: 'delete', sliceUrn: intent.sliceUrn, sites: intent.sites, final: 'failed', createdAt: book.now };
+    const del: IntentRecord = {
+      id: intent.id,
+      kind: 'delete',
+      sliceUrn: intent.sliceUrn,
+      sites: intent.sites,
+      final: 'failed',
+      createdAt: book.now,
+    };
     const batch = book.deps.store.batch().put(book.intentTable, intent.id, del);
     let next: SliceRecord | undefined;
     if (rec) {
@@ -58,7 +67,9 @@ export async function recoverIntents(book: SliceBookState): Promise<{ rolledBack
         ...rec,
         state: 'failed',
         updatedAt: book.now,
-        sites: rec.sites.map((s) => ({ ...s, code: Status.ABORTED, reason: why, slivers: [], manifest: '', expiresAt: undefined }) as SiteRecord),
+        sites: rec.sites.map(
+          (s) => ({ ...s, code: Status.ABORTED, reason: why, slivers: [], manifest: '', expiresAt: undefined }) as SiteRecord,
+        ),
       };
       batch.put(book.sliceTable, rec.urn, next);
     }

@@ -48,7 +48,10 @@ export async function renewSlice(book: SliceBookState, caller: Caller, req: Rene
       await book.sliceTable.put(rec.urn, next, { sync: true });
       book.slices.set(rec.urn, next);
       const failed = calls.filter((c) => c.outcome.code !== 0).map((c) => c.site);
-      book.publish(next, { message: `renewed until ${new Date(next.expiresAt).toISOString()}${failed.length ? `; not at ${failed.join(', ')}` : ''}`, snapshot: true });
+      book.publish(next, {
+        message: `renewed until ${new Date(next.expiresAt).toISOString()}${failed.length ? `; not at ${failed.join(', ')}` : ''}`,
+        snapshot: true,
+      });
       return { slice: sliceToWire(next), results: calls.map((c) => siteResult(book, c)) };
     }),
   );

@@ -49,11 +49,22 @@ export interface SliceWithResults {
 /** The wire form of one site's part of a call. */
 export function siteResult(book: SliceBookState, c: SiteCall): SiteResult {
   const site = book.deps.sites.get(c.site);
-  return { site: c.site, aggregateUrn: site?.maUrn ?? '', status: { code: c.outcome.code, reason: c.outcome.reason }, slivers: [...c.results] };
+  return {
+    site: c.site,
+    aggregateUrn: site?.maUrn ?? '',
+    status: { code: c.outcome.code, reason: c.outcome.reason },
+    slivers: [...c.results],
+  };
 }
 
 /** One site's part of a CreateSlice: Allocate, Provision, start, within the site's deadline. */
-export async function createAt(book: SliceBookState, rec: SliceRecord, intent: IntentRecord, index: number, sr: SiteRecord): Promise<SiteCreate> {
+export async function createAt(
+  book: SliceBookState,
+  rec: SliceRecord,
+  intent: IntentRecord,
+  index: number,
+  sr: SiteRecord,
+): Promise<SiteCreate> {
   const { sites, limits } = book.deps;
   const site = sites.get(sr.site) as Site;
   const end = book.now + limits.site_deadline_ms;
@@ -72,13 +83,21 @@ export async function createAt(book: SliceBookState, rec: SliceRecord, intent: I
     const latest = sites.latest(site, version, rec.createdAt);
     const expiresAt = Math.min(rec.expiresAt, latest.at);
     if (expiresAt <= book.now + 1000) {
-      throw new FailedPreconditionError(`nothing can be created there: ${latest.rule} ends at ${new Date(latest.at).toISOString()}; ask the site's admin for a new MA → SA chain`);
+      throw new FailedPreconditionError(
+        `nothing can be created there: ${latest.rule} ends at ${new Date(latest.at).toISOString()}; ask the site's admin for a new MA → SA chain`,
+      );
     }
     mayHold = true;
     let alloc;
     try {
       alloc = await site.client.allocate(
-        { requestId: `${intent.id}.${index}`, sliceUrn: rec.urn, providerUrn: rec.providerUrn, request: ResourceRequest.fromJSON(sr.request), expiresAt: new Date(expiresAt) },
+        {
+          requestId: `${intent.id}.${index}`,
+          sliceUrn: rec.urn,
+          providerUrn: rec.providerUrn,
+          request: ResourceRequest.fromJSON(sr.request),
+          expiresAt: new Date(expiresAt),
+        },
         { chain: site.chain, deadlineMs: left('Allocate') },
       );
     } catch (err) {
@@ -88,11 +107,21 @@ export async function createAt(book: SliceBookState, rec: SliceRecord, intent: I
     slivers = alloc.slivers;
     for (const s of alloc.slivers) book.publish(rec, { site: sr.site, nodeUrn: s.nodeUrn, sliverUrn: s.urn, message: 'allocated' });
     // Provision starts the slivers too (one node call each instead of two); a start the site did not do is asked for below.
-    const prov = await site.client.provision({ urns: [rec.urn], bestEffort, expiresAt: new Date(expiresAt), start: rec.start }, { chain: site.chain, deadlineMs: left('Provision') });
+    const prov = await site.client.provision(
+      { urns: [rec.urn], bestEffort, expiresAt: new Date(expiresAt), start: rec.start },
+      { chain: site.chain, deadlineMs: left('Provision') },
+    );
     const results = new Map(prov.results.map((r) => [r.sliverUrn, r]));
     for (const r of prov.results) {
-      book.publish(rec, { site: sr.site, nodeUrn: r.nodeUrn, sliverUrn: r.sliverUrn, status: r.status ?? OK, message: r.status?.code ? `provision failed: ${r.status.reason}` : 'provisioned' });
-      if (rec.start && !r.status?.code && isStarted(r.sliver)) book.publish(rec, { site: sr.site, nodeUrn: r.nodeUrn, sliverUrn: r.sliverUrn, status: OK, message: 'started' });
+      book.publish(rec, {
+        site: sr.site,
+        nodeUrn: r.nodeUrn,
+        sliverUrn: r.sliverUrn,
+        status: r.status ?? OK,
+        message: r.status?.code ? `provision failed: ${r.status.reason}` : 'provisioned',
+      });
+      if (rec.start && !r.status?.code && isStarted(r.sliver))
+        book.publish(rec, { site: sr.site, nodeUrn: r.nodeUrn, sliverUrn: r.sliverUrn, status: OK, message: 'started' });
     }
     if (rec.start) {
       const ok = prov.results.filter((r) => !r.status?.code && !isStarted(r.sliver)).map((r) => r.sliverUrn);
@@ -103,19 +132,44 @@ export async function createAt(book: SliceBookState, rec: SliceRecord, intent: I
         );
         for (const r of act.results) {
           results.set(r.sliverUrn, r);
-          book.publish(rec, { site: sr.site, nodeUrn: r.nodeUrn, sliverUrn: r.sliverUrn, status: r.status ?? OK, message: r.status?.code ? `start failed: ${r.status.reason}` : 'started' });
+          book.publish(rec, {
+            site: sr.site,
+            nodeUrn: r.nodeUrn,
+            sliverUrn: r.sliverUrn,
+            status: r.status ?? OK,
+            message: r.status?.code ? `start failed: ${r.status.reason}` : 'started',
+          });
         }
       }
     }
     const all = [...results.values()];
     const bad = failedOf(all);
-    slivers = all.map((r) => ({ ...(r.sliver as Sliver), urn: r.sliverUrn, nodeUrn: r.nodeUrn || r.sliver?.nodeUrn || '', error: r.status?.code ? r.status.reason : (r.sliver?.error ?? '') }));
+    slivers = all.map((r) => ({
+      ...(r.sliver as Sliver),
+      urn: r.sliverUrn,
+      nodeUrn: r.nodeUrn || r.sliver?.nodeUrn || '',
+      error: r.status?.code ? r.status.reason : (r.sliver?.error ?? ''),
+    }));
     const outcome: Outcome = bad.length
-      ? { code: bad[0]?.status?.code ?? Status.UNKNOWN, reason: `site ${sr.site}: ${bad.length} of ${all.length} slivers failed: ${bad.map(sliverLine).join('; ')}` }
+      ? {
+          code: bad[0]?.status?.code ?? Status.UNKNOWN,
+          reason: `site ${sr.site}: ${bad.length} of ${all.length} slivers failed: ${bad.map(sliverLine).join('; ')}`,
+        }
       : OK;
     const expiries = slivers.filter((s) => !s.error && s.expiresAt).map((s) => (s.expiresAt as Date).getTime());
-    book.publish(rec, { site: sr.site, status: outcome, message: bad.length ? outcome.reason : `site ${sr.site}: ${all.length} slivers ${rec.start ? 'started' : 'provisioned'}` });
-    return { outcome, slivers, manifest: prov.manifestDocument || alloc.manifestDocument, expiresAt: expiries.length ? Math.min(...expiries) : expiresAt, mayHold, style };
+    book.publish(rec, {
+      site: sr.site,
+      status: outcome,
+      message: bad.length ? outcome.reason : `site ${sr.site}: ${all.length} slivers ${rec.start ? 'started' : 'provisioned'}`,
+    });
+    return {
+      outcome,
+      slivers,
+      manifest: prov.manifestDocument || alloc.manifestDocument,
+      expiresAt: expiries.length ? Math.min(...expiries) : expiresAt,
+      mayHold,
+      style,
+    };
   } catch (err) {
     const outcome = siteOutcome(err, sr.site);
     book.publish(rec, { site: sr.site, status: outcome, message: outcome.reason });
@@ -126,15 +180,29 @@ export async function createAt(book: SliceBookState, rec: SliceRecord, intent: I
 /** Delete at one site (the whole slice, or some slivers), within the site's deadline; OK only when every sliver is gone. */
 export async function deleteAt(book: SliceBookState, sliceUrn: string, domain: string, urns: readonly string[]): Promise<SiteCall> {
   const site = book.deps.sites.get(domain);
-  if (!site) return { site: domain, outcome: { code: Status.FAILED_PRECONDITION, reason: `site ${domain} is no longer configured here; its slivers expire on their own` }, results: [] };
+  if (!site)
+    return {
+      site: domain,
+      outcome: { code: Status.FAILED_PRECONDITION, reason: `site ${domain} is no longer configured here; its slivers expire on their own` },
+      results: [],
+    };
   try {
-    const res = await site.client.delete({ urns: [...urns], bestEffort: true }, { chain: site.chain, deadlineMs: book.deps.limits.site_deadline_ms });
+    const res = await site.client.delete(
+      { urns: [...urns], bestEffort: true },
+      { chain: site.chain, deadlineMs: book.deps.limits.site_deadline_ms },
+    );
     const bad = failedOf(res.results);
-    const outcome: Outcome = bad.length ? { code: bad[0]?.status?.code ?? Status.UNKNOWN, reason: `site ${domain}: ${bad.length} slivers not deleted yet: ${bad.map(sliverLine).join('; ')}` } : OK;
+    const outcome: Outcome = bad.length
+      ? {
+          code: bad[0]?.status?.code ?? Status.UNKNOWN,
+          reason: `site ${domain}: ${bad.length} slivers not deleted yet: ${bad.map(sliverLine).join('; ')}`,
+        }
+      : OK;
     return { site: domain, outcome, results: res.results };
   } catch (err) {
     // A slice the site no longer knows is deleted there.
-    if (isServiceError(err, Status.NOT_FOUND) && urns.length === 1 && urns[0] === sliceUrn) return { site: domain, outcome: OK, results: [] };
+    if (isServiceError(err, Status.NOT_FOUND) && urns.length === 1 && urns[0] === sliceUrn)
+      return { site: domain, outcome: OK, results: [] };
     return { site: domain, outcome: siteOutcome(err, domain), results: [] };
   }
 }
@@ -143,19 +211,44 @@ export async function deleteAt(book: SliceBookState, sliceUrn: string, domain: s
  * Renew at one site: the expiry asked for, capped by `maxAt` (this authority's maximum), the site's
  * maximum and its chain's expiry and ttl. A site with no live sliver keeps its outcome.
  */
-export async function renewAt(book: SliceBookState, rec: SliceRecord, s: SiteRecord, at: number, maxAt: number, bestEffort: boolean): Promise<SiteRenewal> {
+export async function renewAt(
+  book: SliceBookState,
+  rec: SliceRecord,
+  s: SiteRecord,
+  at: number,
+  maxAt: number,
+  bestEffort: boolean,
+): Promise<SiteRenewal> {
   const { sites, limits } = book.deps;
   if (liveSlivers(s).length === 0) return { site: s.site, outcome: s.code ? { code: s.code, reason: s.reason } : OK, results: [] };
   const site = sites.get(s.site);
-  if (!site) return { site: s.site, outcome: { code: Status.FAILED_PRECONDITION, reason: `site ${s.site} is no longer configured here` }, results: [] };
+  if (!site)
+    return {
+      site: s.site,
+      outcome: { code: Status.FAILED_PRECONDITION, reason: `site ${s.site} is no longer configured here` },
+      results: [],
+    };
   try {
     const version = await sites.version(site, limits.site_deadline_ms).catch(() => undefined);
     const latest = sites.latest(site, version, rec.createdAt);
     const granted = Math.min(at, maxAt, latest.at);
-    if (granted <= book.now) return { site: s.site, outcome: { code: Status.PERMISSION_DENIED, reason: `site ${s.site}: cannot renew, ${latest.rule} has passed` }, results: [] };
-    const res = await site.client.renew({ urns: [rec.urn], expiresAt: new Date(granted), bestEffort }, { chain: site.chain, deadlineMs: limits.site_deadline_ms });
+    if (granted <= book.now)
+      return {
+        site: s.site,
+        outcome: { code: Status.PERMISSION_DENIED, reason: `site ${s.site}: cannot renew, ${latest.rule} has passed` },
+        results: [],
+      };
+    const res = await site.client.renew(
+      { urns: [rec.urn], expiresAt: new Date(granted), bestEffort },
+      { chain: site.chain, deadlineMs: limits.site_deadline_ms },
+    );
     const bad = failedOf(res.results);
-    const outcome: Outcome = bad.length ? { code: bad[0]?.status?.code ?? Status.UNKNOWN, reason: `site ${s.site}: ${bad.length} slivers not renewed: ${bad.map(sliverLine).join('; ')}` } : OK;
+    const outcome: Outcome = bad.length
+      ? {
+          code: bad[0]?.status?.code ?? Status.UNKNOWN,
+          reason: `site ${s.site}: ${bad.length} slivers not renewed: ${bad.map(sliverLine).join('; ')}`,
+        }
+      : OK;
     return { site: s.site, outcome, results: res.results, ...(bad.length < res.results.length ? { granted } : {}) };
   } catch (err) {
     return { site: s.site, outcome: siteOutcome(err, s.site), results: [] };
@@ -172,7 +265,10 @@ export async function statusAt(book: SliceBookState, sliceUrn: string, s: SiteRe
     return new Map(res.slivers.map((x) => [x.urn, x]));
   } catch (err) {
     if (isServiceError(err, Status.NOT_FOUND)) return 'gone';
-    book.deps.log.info({ slice: sliceUrn, site: s.site, err: (err as Error).message }, 'site did not report the slice; keeping its last known slivers');
+    book.deps.log.info(
+      { slice: sliceUrn, site: s.site, err: (err as Error).message },
+      'site did not report the slice; keeping its last known slivers',
+    );
     return undefined;
   }
 }

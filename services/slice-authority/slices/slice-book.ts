@@ -13,7 +13,15 @@
  * (delete.ts). A restart rolls back every `create` intent and finishes every
  * `delete` intent (recovery.ts).
  */
-import type { CreateSliceRequest, ListSlicesRequest, ListSlicesResponse, RenewSliceRequest, Slice, WatchSliceRequest, WatchSliceResponse } from '../../generated/fedlab/v1/slice_authority.js';
+import type {
+  CreateSliceRequest,
+  ListSlicesRequest,
+  ListSlicesResponse,
+  RenewSliceRequest,
+  Slice,
+  WatchSliceRequest,
+  WatchSliceResponse,
+} from '../../generated/fedlab/v1/slice_authority.js';
 import type { Caller } from '../accounts.js';
 import { sliceToWire, type SliceRecord } from '../records.js';
 import { SliceBookState, type SliceBookOptions } from './book-state.js';

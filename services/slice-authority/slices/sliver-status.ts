@@ -20,7 +20,12 @@ export function isStarted(s: Sliver | undefined): boolean {
 
 /** Whether a sliver's state as the SA shows it differs. */
 export function sliverChanged(a: Sliver, b: Sliver): boolean {
-  return a.allocationState !== b.allocationState || a.operationalState !== b.operationalState || a.error !== b.error || a.expiresAt?.getTime() !== b.expiresAt?.getTime();
+  return (
+    a.allocationState !== b.allocationState ||
+    a.operationalState !== b.operationalState ||
+    a.error !== b.error ||
+    a.expiresAt?.getTime() !== b.expiresAt?.getTime()
+  );
 }
 
 /** A site's live slivers. */

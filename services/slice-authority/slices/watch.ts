@@ -11,9 +11,15 @@ import type { SliceBookState } from './book-state.js';
 import { ownedSlice } from './read.js';
 
 /** The events of a slice for one watcher, until the slice is done or `signal` aborts. */
-export async function* watchSlice(book: SliceBookState, caller: Caller, req: WatchSliceRequest, signal: AbortSignal): AsyncGenerator<WatchSliceResponse> {
+export async function* watchSlice(
+  book: SliceBookState,
+  caller: Caller,
+  req: WatchSliceRequest,
+  signal: AbortSignal,
+): AsyncGenerator<WatchSliceResponse> {
   const rec = ownedSlice(book, caller, req.sliceUrn);
-  if (!Number.isSafeInteger(req.afterSequence) || req.afterSequence < 0) throw new InvalidArgumentError('after_sequence must be 0 or more', { field: 'after_sequence' });
+  if (!Number.isSafeInteger(req.afterSequence) || req.afterSequence < 0)
+    throw new InvalidArgumentError('after_sequence must be 0 or more', { field: 'after_sequence' });
   const queue: WatchSliceResponse[] = [];
   let wake: (() => void) | undefined;
   const unsubscribe = book.deps.hub.subscribe(rec.urn, (e) => {
