@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AllocationState, NodeHealth } from '../../services/generated/fedlab/v1/common.js';
 import { SimulatedDriver } from '../../services/node-manager/drivers/simulated.js';
 import type { DriverSliver } from '../../services/node-manager/drivers/driver.js';
-import { enrolNode, siteParties, startSite, until, type Site, type TestNode, disposeParties } from '../integration/ma-harness.js';
+import { enrolNode, siteParties, startSite, until, type Site, type TestNode, disposeParties } from '../helpers/ma-harness.js';
 
 /** The simulated driver, slowed down where the test wants the MA killed. */
 class SlowDriver extends SimulatedDriver {

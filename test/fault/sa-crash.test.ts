@@ -8,9 +8,9 @@ import { SimulatedDriver } from '../../services/node-manager/drivers/simulated.j
 import type { DriverSliver } from '../../services/node-manager/drivers/driver.js';
 import { AllocationState } from '../../services/generated/fedlab/v1/common.js';
 import { SliceState } from '../../services/generated/fedlab/v1/slice_authority.js';
-import { disposeParties, until } from '../integration/ma-harness.js';
-import { siteRequest } from '../integration/federation-harness.js';
-import { startFederation, type Federation } from '../integration/sa-harness.js';
+import { disposeParties, until } from '../helpers/ma-harness.js';
+import { siteRequest } from '../helpers/federation-harness.js';
+import { startFederation, type Federation } from '../helpers/sa-harness.js';
 
 /** The simulated driver, slowed down so that a kill lands mid-work. */
 class SlowDriver extends SimulatedDriver {

@@ -1,6 +1,7 @@
 // Helpers that tests use to start real servers over mTLS on port 0 and to capture their log lines.
 import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
+import { until } from '../../services/core/timing.js';
 
 /** A logger whose JSON lines are collected in memory (for asserting on per-call log lines). */
 export function capturingLogger(): { log: Logger; lines: () => Record<string, unknown>[] } {
@@ -24,10 +25,6 @@ export function capturingLogger(): { log: Logger; lines: () => Record<string, un
 }
 
 /** Waits until `predicate` holds, polling every 10 ms, or throws after `ms`. */
-export async function waitFor(predicate: () => boolean | Promise<boolean>, ms = 5000, what = 'condition'): Promise<void> {
-  const until = Date.now() + ms;
-  while (!(await predicate())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+export function waitFor(predicate: () => boolean | Promise<boolean>, ms = 5000, what = 'condition'): Promise<void> {
+  return until(predicate, ms, what, 10);
 }

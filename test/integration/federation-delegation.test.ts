@@ -11,7 +11,7 @@ import { bundleFingerprint, parseTrustBundle } from '../../services/core/identit
 import { PeerDirectory } from '../../services/core/federation/peers.js';
 import { runCli } from '../helpers/cli.js';
 import { waitFor } from '../helpers/servers.js';
-import { disposeParties, siteParties, startSite, type Site, type SiteParties } from './ma-harness.js';
+import { disposeParties, siteParties, startSite, type Site, type SiteParties } from '../helpers/ma-harness.js';
 
 let site: Site;
 let emu: SiteParties;

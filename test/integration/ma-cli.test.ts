@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { issueRoot } from '../../services/core/credentials/index.js';
 import { runCli } from '../helpers/cli.js';
-import { NODE_PRIVILEGES, siteParties, startSite, type Site, disposeParties } from './ma-harness.js';
+import { NODE_PRIVILEGES, siteParties, startSite, type Site, disposeParties } from '../helpers/ma-harness.js';
 
 let site: Site;
 let dir: string;

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AllocationState, OperationalState, type ResourceRequest } from '../../services/generated/fedlab/v1/common.js';
 import { OperationalAction } from '../../services/generated/fedlab/v1/aggregate.js';
 import { containerSupport } from '../../services/node-manager/drivers/select.js';
-import { downAndUp, enrolNode, startSite, until, type Site, type TestNode, disposeParties } from './ma-harness.js';
+import { downAndUp, enrolNode, startSite, until, type Site, type TestNode, disposeParties } from '../helpers/ma-harness.js';
 
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 const support = containerSupport();
@@ -90,7 +90,7 @@ async function measureKbps(fromNs: string, toNs: string, toAddress: string): Pro
 
 describe.skipIf(!isRoot)('emulab site with real node managers', () => {
   beforeAll(async () => {
-    const { siteParties } = await import('./ma-harness.js');
+    const { siteParties } = await import('../helpers/ma-harness.js');
     site = await startSite({ style: 'emulab', parties: await siteParties('emu.test') });
     nodes = [];
     for (const name of ['e1', 'e2', 'e3']) nodes.push(await enrolNode(site, { name, driver }));

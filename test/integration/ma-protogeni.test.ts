@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AllocationState, OperationalState, type ResourceRequest } from '../../services/generated/fedlab/v1/common.js';
 import { OperationalAction } from '../../services/generated/fedlab/v1/aggregate.js';
 import { containerSupport } from '../../services/node-manager/drivers/select.js';
-import { downAndUp, enrolNode, siteParties, startSite, until, type Site, type TestNode, disposeParties } from './ma-harness.js';
+import { downAndUp, enrolNode, siteParties, startSite, until, type Site, type TestNode, disposeParties } from '../helpers/ma-harness.js';
 
 const support = containerSupport();
 const driver = support.ok ? 'container' : 'process';

@@ -7,8 +7,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cliArgs, runCli } from '../helpers/cli.js';
-import { disposeParties, freePort } from './ma-harness.js';
-import { startFederation, type Federation } from './sa-harness.js';
+import { disposeParties, freePort } from '../helpers/ma-harness.js';
+import { startFederation, type Federation } from '../helpers/sa-harness.js';
 
 let fed: Federation;
 let conn: string[];

@@ -11,9 +11,9 @@ import { delegate, signRevocationList, thumbprintOf, toPublicJwk, type PublicJwk
 import { AllocationState, OperationalState, SliceMode } from '../../services/generated/fedlab/v1/common.js';
 import { SliceState, type WatchSliceResponse } from '../../services/generated/fedlab/v1/slice_authority.js';
 import type { TestIdentity } from '../helpers/pki.js';
-import { disposeParties, freePort, until, type TestNode } from './ma-harness.js';
-import { siteRequest } from './federation-harness.js';
-import { startFederation, type Federation } from './sa-harness.js';
+import { disposeParties, freePort, until, type TestNode } from '../helpers/ma-harness.js';
+import { siteRequest } from '../helpers/federation-harness.js';
+import { startFederation, type Federation } from '../helpers/sa-harness.js';
 
 let fed: Federation;
 let hang: Server;

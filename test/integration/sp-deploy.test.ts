@@ -18,9 +18,9 @@ import {
 } from '../../services/generated/fedlab/v1/service_provider.js';
 import { SliceState } from '../../services/generated/fedlab/v1/slice_authority.js';
 import { runCli } from '../helpers/cli.js';
-import { disposeParties, until } from './ma-harness.js';
-import { siteRequest } from './federation-harness.js';
-import { startSpFederation, type SpFederation } from './sp-harness.js';
+import { disposeParties, until } from '../helpers/ma-harness.js';
+import { siteRequest } from '../helpers/federation-harness.js';
+import { startSpFederation, type SpFederation } from '../helpers/sp-harness.js';
 
 const A = 'plc.test';
 // A sleep length no other test uses, so that the service's processes can be counted on this machine.

@@ -5,9 +5,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SliceMode } from '../../services/generated/fedlab/v1/common.js';
 import { DeploymentState, type DeployResponse } from '../../services/generated/fedlab/v1/service_provider.js';
-import { disposeParties, until } from './ma-harness.js';
-import { siteRequest } from './federation-harness.js';
-import { startSpFederation, type SpFederation } from './sp-harness.js';
+import { disposeParties, until } from '../helpers/ma-harness.js';
+import { siteRequest } from '../helpers/federation-harness.js';
+import { startSpFederation, type SpFederation } from '../helpers/sp-harness.js';
 
 const A = 'plc.test';
 const B = 'pg.test';
