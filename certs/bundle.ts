@@ -1,5 +1,5 @@
 /**
- * Building a domain's trust bundle (DESIGN §4) from its CA directory: the CA
+ * Building a domain's trust bundle (docs/design.md §4) from its CA directory: the CA
  * certificate, the public keys of the domain's authorities (every unexpired
  * `authority` certificate the CA recorded, plus certificates named
  * explicitly), and the revocation list's version. The bundle file holds

@@ -1,5 +1,5 @@
 /**
- * A domain's certificate authority (DESIGN §4): a self-signed CA certificate,
+ * A domain's certificate authority (docs/design.md §4): a self-signed CA certificate,
  * its private key, and a record (`ca.json`) of what it issued and which trust
  * bundle serial it last published. Layout of a CA directory:
  *

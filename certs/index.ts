@@ -1,5 +1,5 @@
 /**
- * The admin certificate tooling as a library (DESIGN §4): domain CAs,
+ * The admin certificate tooling as a library (docs/design.md §4): domain CAs,
  * principals' certificates, trust bundles, inspection, and a one-call test PKI.
  * `fedlab certs` (cli/commands/certs.ts) is a thin layer over these.
  */

@@ -1,5 +1,5 @@
 /**
- * Issuing principals' certificates (DESIGN §4): a leaf certificate signed by
+ * Issuing principals' certificates (docs/design.md §4): a leaf certificate signed by
  * the domain CA, naming the principal by its URN as the one `urn:fedlab` URI
  * subjectAltName, usable for both TLS server and client authentication, and
  * holding the same key the principal signs its credentials with.

@@ -25,7 +25,7 @@ export const DEFAULT_TERMS =
   'Slivers at this site are for research and testing. Do not attack other hosts, do not send unsolicited traffic, ' +
   'and stop any experiment when the site administrators ask. The site may stop slices that break these terms.';
 
-/** Site styles (DESIGN §3). */
+/** Site styles (docs/design.md §3). */
 export const STYLES = ['planetlab', 'emulab', 'protogeni'] as const;
 /** One site style. */
 export type StyleName = (typeof STYLES)[number];

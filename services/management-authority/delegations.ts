@@ -1,5 +1,5 @@
 /**
- * What this management authority signs and revokes (DESIGN §1.4, §5):
+ * What this management authority signs and revokes (docs/design.md §1.4, §5):
  * `MA → SA` credentials over the site's nodes for the site's own slice
  * authority or a federated peer's, and the site's revocation list (kept by
  * services/core/credentials' RevocationLedger: versioned, who revoked each

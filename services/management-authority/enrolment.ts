@@ -1,5 +1,5 @@
 /**
- * Node enrolment (DESIGN §1.2). An administrator (or the node's owner) makes a
+ * Node enrolment (docs/design.md §1.2). An administrator (or the node's owner) makes a
  * one-time, expiring token; the node manager redeems it with its public key
  * and the owner → MA credential over the node, and gets its certificate from
  * the site CA. A token is 256 random bits, shown once and stored only as its

@@ -1,5 +1,5 @@
 /**
- * Emulab-style links on the site host (DESIGN §3): every node of an emulab
+ * Emulab-style links on the site host (docs/design.md §3): every node of an emulab
  * slice is a network namespace on the site host, named with this MA's prefix
  * (`fedlab-<instance>-<id>`), and every link between the slice's nodes is real:
  * a veth pair created directly inside the two namespaces (nothing is ever left

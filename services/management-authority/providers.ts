@@ -1,5 +1,5 @@
 /**
- * Service providers registered with the site (DESIGN §1.3). A provider
+ * Service providers registered with the site (docs/design.md §1.3). A provider
  * registers itself over mutual TLS with the certificate it authenticates
  * with, accepting the site's current terms by their digest. It may also send
  * a statement signed with its key (metadata `fedlab-terms-statement`, a

@@ -2,7 +2,7 @@
  * Reading an aggregate request into one normal form, whatever the style: the
  * slivers wanted (a named node, or "any node with this much free"), their
  * resources, exclusivity and the links between them. Each style's rules are
- * here (DESIGN §3): planetlab shares nodes and has no links; emulab gives
+ * here (docs/design.md §3): planetlab shares nodes and has no links; emulab gives
  * whole nodes and wires links; protogeni takes request documents
  * (`fedlab-rspec+json`) and may ask for whole nodes. Everything is checked
  * before anything is held, so bad input changes nothing.

@@ -18,7 +18,7 @@ import type { IdRange } from './runtime/id-ranges.js';
 /** Allocation states a record can have (an UNALLOCATED sliver has no record). */
 export type Allocation = 'allocated' | 'provisioned';
 
-/** Operational states (DESIGN §2). */
+/** Operational states (docs/design.md §2). */
 export type Operational = 'pending' | 'notready' | 'configuring' | 'ready' | 'stopping' | 'stopped' | 'failed';
 
 /** One sliver as stored (table `slivers`, keyed by sliver URN). */

@@ -1,5 +1,5 @@
 /**
- * Registration with the sites' management authorities (DESIGN §1.3). For
+ * Registration with the sites' management authorities (docs/design.md §1.3). For
  * each configured site the provider reads the site's terms
  * (Aggregate.GetVersion), checks them against the digest it was told to
  * accept (if any), signs a statement of acceptance with its key (metadata

@@ -1,5 +1,5 @@
 // Adversarial suite of the credential verifier: one test per attack, each asserting the exact link and
-// rule of the refusal (DESIGN §5). Every forged link is properly signed unless the attack is the signature
+// rule of the refusal (docs/design.md §5). Every forged link is properly signed unless the attack is the signature
 // itself, so each test isolates the one rule under attack.
 import { createHmac, createPublicKey } from 'node:crypto';
 import { describe, expect, it } from 'vitest';

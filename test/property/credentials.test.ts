@@ -1,6 +1,6 @@
 // Property tests over random delegation trees: a chain verifies exactly when every link is a true
 // attenuation of its parent, and when it does not, the verifier names the same first link and rule as an
-// independent model of DESIGN §5. The model decides containment by enumerating a small universe of
+// independent model of docs/design.md §5. The model decides containment by enumerating a small universe of
 // objects, not by the URN pattern code the verifier uses. Cached and uncached verification always agree.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';

@@ -1,5 +1,5 @@
 /**
- * `fedlab certs`: the admin certificate tooling (DESIGN §4). A thin layer over
+ * `fedlab certs`: the admin certificate tooling (docs/design.md §4). A thin layer over
  * certs/: parse flags, call the library, print a summary (or `--json`).
  * Bad input exits 2 and writes nothing; no command ever prints key material.
  */

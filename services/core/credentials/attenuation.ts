@@ -1,5 +1,5 @@
 /**
- * What makes a child a true attenuation of its parent (DESIGN §5 rule 3, the
+ * What makes a child a true attenuation of its parent (docs/design.md §5 rule 3, the
  * part that needs no signature). Shared by the verifier and by issuance, so a
  * delegation that would not verify is refused before it is signed.
  */

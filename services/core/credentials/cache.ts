@@ -1,5 +1,5 @@
 /**
- * Cache of verified chain prefixes (DESIGN §5: "verified chain prefixes may
+ * Cache of verified chain prefixes (docs/design.md §5: "verified chain prefixes may
  * be cached by hash"). An entry records that a prefix passed the rules that
  * depend only on its own bytes: encoding, claims, signatures and attenuation.
  * The clock, the trust anchors, revocations, the caller and the grant are

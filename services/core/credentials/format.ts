@@ -1,5 +1,5 @@
 /**
- * Credential format v1 (DESIGN §5): one compact JWS with the protected header
+ * Credential format v1 (docs/design.md §5): one compact JWS with the protected header
  * exactly `{alg, typ: "fedlab-cred+jwt", kid}` and the claims below. This
  * module reads one link strictly, without any signature work: everything a
  * link can get wrong on its own (encoding, header, claims) is found here and
@@ -63,7 +63,7 @@ export interface CredentialHeader {
   readonly kid: string;
 }
 
-/** The claims of a credential (DESIGN §5). */
+/** The claims of a credential (docs/design.md §5). */
 export interface CredentialClaims {
   readonly v: 1;
   /** 128-bit random id (22 base64url characters); also what revocation names. */

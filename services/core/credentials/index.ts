@@ -1,5 +1,5 @@
 /**
- * Delegation credentials (DESIGN §5): format v1, issuance, the one chain
+ * Delegation credentials (docs/design.md §5): format v1, issuance, the one chain
  * verifier, trust anchors, revocation and the handler-side `authorize`.
  */
 export { CREDENTIAL_RULES, CredentialDeniedError, CredentialInvalidError, DelegationRefusedError, isCredentialError } from './errors.js';

@@ -1,5 +1,5 @@
 /**
- * Whose keys may root a credential chain, and for which objects (DESIGN §5
+ * Whose keys may root a credential chain, and for which objects (docs/design.md §5
  * rule 2). Anchors come from two places:
  *
  * - a domain's trust bundle: each of its authorities may root chains over

@@ -1,5 +1,5 @@
 /**
- * The one chain verifier every service uses (DESIGN §5). Rules in order:
+ * The one chain verifier every service uses (docs/design.md §5). Rules in order:
  *
  * 0. sizes: at least one link, at most 8 links and 16 KiB, before anything else;
  * 1. every link on its own: compact JWS in canonical base64url, header exactly

@@ -1,5 +1,5 @@
 /**
- * A domain's trust bundle (DESIGN §4): its CA certificates, the public keys of
+ * A domain's trust bundle (docs/design.md §4): its CA certificates, the public keys of
  * its authorities, and its revocation list's version. Bundles of different
  * domains are never merged; a key in a bundle is trusted only for objects of
  * that bundle's domain. The fingerprint is SHA-256 over the canonical JSON and

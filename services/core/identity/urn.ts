@@ -1,5 +1,5 @@
 /**
- * Fedlab names: `urn:fedlab:<domain>:<kind>:<name>` (DESIGN §4) and the target
+ * Fedlab names: `urn:fedlab:<domain>:<kind>:<name>` (docs/design.md §4) and the target
  * patterns credentials use. URNs are always compared by parsed components,
  * never by string prefix, so `plc.prince` never matches `plc.princeton`.
  */

@@ -12,7 +12,7 @@ import type { TransportTrust } from './trust.js';
 
 /** The metadata key that carries a credential chain, one value per link, root first. */
 export const CREDENTIAL_METADATA_KEY = 'fedlab-credential';
-/** DESIGN §5: at most 8 links ... */
+/** docs/design.md §5: at most 8 links ... */
 export const MAX_CHAIN_LINKS = 8;
 /** ... and 16 KiB in all, checked before any signature work. */
 export const MAX_CHAIN_BYTES = 16 * 1024;
@@ -34,7 +34,7 @@ export interface CallContext {
   readonly log: Logger;
 }
 
-/** Reads the chain from metadata, enforcing the DESIGN §5 size limits first. */
+/** Reads the chain from metadata, enforcing the docs/design.md §5 size limits first. */
 export function readCredentialChain(metadata: Metadata): string[] {
   // HTTP/2 may deliver repeated metadata as one comma-joined value; compact JWS never contains a comma.
   const values = metadata

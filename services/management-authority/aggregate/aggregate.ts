@@ -1,5 +1,5 @@
 /**
- * The site's Aggregate API (GENI AM API v3 semantics, DESIGN §2–§3, §6): the
+ * The site's Aggregate API (GENI AM API v3 semantics, docs/design.md §2–§3, §6): the
  * facade the handlers and the role call. It holds the shared state and locks
  * ({@link AggregateState}) and hands each call to the module that does it:
  *

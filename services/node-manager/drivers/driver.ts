@@ -9,7 +9,7 @@
 import { InvalidArgumentError } from '../../core/errors.js';
 import type { IdRange } from '../runtime/id-ranges.js';
 
-/** The three drivers (DESIGN §3). */
+/** The three drivers (docs/design.md §3). */
 export type DriverKind = 'container' | 'process' | 'simulated';
 
 /** Resources of one sliver, as granted. */
