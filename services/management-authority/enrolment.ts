@@ -28,7 +28,7 @@ import {
   PermissionDeniedError,
   UnauthenticatedError,
 } from '../core/errors.js';
-import { isValidName, makeUrn } from '../core/identity/urn.js';
+import { isValidName, makeUrn, parseUrn } from '../core/identity/urn.js';
 import type { Logger } from '../core/log.js';
 import type { Store, Table } from '../core/store/store.js';
 import { SliverIsolation } from '../generated/fedlab/v1/common.js';
@@ -102,7 +102,14 @@ export class Enrolment {
     if (typeof req.nodeName !== 'string' || !isValidName(req.nodeName)) {
       throw new InvalidArgumentError('node_name must match [a-z0-9][a-z0-9._-]{0,62}', { field: 'node_name' });
     }
-    urnField('owner_urn', req.ownerUrn, 'owner');
+    const owner = urnField('owner_urn', req.ownerUrn, 'owner');
+    // A peered domain's owner could otherwise have our CA certify a node of ours (issue 15).
+    if (owner.domain !== this.deps.domain) {
+      throw new PermissionDeniedError(
+        `the owner ${req.ownerUrn} is not of this site's domain ${this.deps.domain}: only owners of ${this.deps.domain} enrol nodes here`,
+        { field: 'owner_urn', rule: 'owner-domain' },
+      );
+    }
     if (!this.deps.access.isAdmin(peer) && peer.urn !== req.ownerUrn) {
       throw new PermissionDeniedError(
         `only the site's administrators, or the owner ${req.ownerUrn} itself, may make an enrolment token for it; the caller is ${peer.urn}`,
@@ -280,6 +287,13 @@ export class Enrolment {
     } catch (err) {
       throw new InvalidArgumentError(`owner_credential_chain: ${(err as Error).message}`, { field: 'owner_credential_chain' });
     }
+    // Also for a token recorded before owners were held to the site's domain.
+    if (!inDomain(root.claims.iss, this.deps.domain) || !inDomain(rec.ownerUrn, this.deps.domain)) {
+      throw new PermissionDeniedError(
+        `owner_credential_chain is rooted at ${root.claims.iss}, who is not an owner of this site's domain ${this.deps.domain}`,
+        { field: 'owner_credential_chain', rule: 'owner-domain' },
+      );
+    }
     if (root.claims.iss !== rec.ownerUrn) {
       throw new PermissionDeniedError(`owner_credential_chain is rooted at ${root.claims.iss}, not at the node's owner ${rec.ownerUrn}`, {
         field: 'owner_credential_chain',
@@ -335,5 +349,15 @@ export class Enrolment {
       }
       throw err;
     }
+  }
+}
+
+/** Whether `urn` parses and names an object of `domain` (a malformed URN is in no domain). */
+function inDomain(urn: unknown, domain: string): boolean {
+  if (typeof urn !== 'string') return false;
+  try {
+    return parseUrn(urn).domain === domain;
+  } catch {
+    return false;
   }
 }
