@@ -2,7 +2,7 @@
 // the driver): CreateSliver-to-READY and DeleteSliver latency (median, p95) for the container and process
 // drivers, and CreateSliver throughput for the simulated driver. Prints figures; asserts nothing.
 import 'reflect-metadata';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -17,6 +17,7 @@ import { AllocationState } from '../services/generated/fedlab/v1/common.js';
 import { NodeManagerService, type CreateSliverRequest } from '../services/generated/fedlab/v1/node_manager.js';
 import { containerSupport, createDriver } from '../services/node-manager/drivers/select.js';
 import { instanceId, nmConfigSchema, NM_PATH_FIELDS, nodeManagerRole } from '../services/node-manager/index.js';
+import { compareWithRunc } from './node-vs-runc.js';
 import { quantile } from './support.js';
 
 // An entry point: Node's DEP0123 (IP-address SNI from grpc-js) says nothing here.
@@ -30,6 +31,8 @@ const SA = `urn:fedlab:${DOMAIN}:authority:sa`;
 const LATENCY_RUNS = Number(process.env.BENCH_NODE_RUNS ?? 40);
 const SIM_CREATES = Number(process.env.BENCH_NODE_SIM ?? 2000);
 const SIM_CONCURRENCY = 32;
+const RUNC_SLIVERS = Number(process.env.BENCH_NODE_RUNC ?? 50);
+const RUNC_PARALLEL = 4;
 
 const pki = await createTestPki({ domain: DOMAIN });
 const node = await pki.issueServer(NODE);
@@ -43,7 +46,7 @@ const chain = (
     subject: MA,
     subjectKey: ma.jwk as Record<string, unknown>,
     targets: [`urn:fedlab:${DOMAIN}:node:*`],
-    privileges: ['node.read', 'sliver.create', 'sliver.delete', 'sliver.control', 'sliver.read'],
+    privileges: ['node.read', 'sliver.create', 'sliver.delete', 'sliver.control', 'sliver.read', 'sliver.exec'],
   })
 ).chain;
 const bundle = await pki.bundle();
@@ -67,8 +70,13 @@ function request(i: number, prefix: string): CreateSliverRequest {
   };
 }
 
-async function withNode<T>(driver: 'container' | 'process' | 'simulated', fn: (client: ReturnType<typeof createClient<typeof NodeManagerService>>) => Promise<T>): Promise<T> {
+async function withNode<T>(
+  driver: 'container' | 'process' | 'simulated',
+  fn: (client: ReturnType<typeof createClient<typeof NodeManagerService>>) => Promise<T>,
+): Promise<T> {
   const root = mkdtempSync(join(tmpdir(), `fedlab-bench-nm-${driver}-`));
+  // Slivers' root users reach their bundles through it.
+  chmodSync(root, 0o711);
   const dataDir = join(root, 'data');
   const file = join(root, 'nm.json');
   writeFileSync(
@@ -88,14 +96,19 @@ async function withNode<T>(driver: 'container' | 'process' | 'simulated', fn: (c
   );
   const config = compileConfig(nmConfigSchema, { file }, NM_PATH_FIELDS);
   const service = await hostService(config, silentLogger(), nodeManagerRole());
-  const client = createClient(NodeManagerService, { address: `127.0.0.1:${service.port}`, tls: { caCerts: pki.caPem, cert: ma.certPem, key: ma.keyPem }, serverUrn: NODE, deadlineMs: 60_000 });
+  const client = createClient(NodeManagerService, {
+    address: `127.0.0.1:${service.port}`,
+    tls: { caCerts: pki.caPem, cert: ma.certPem, key: ma.keyPem },
+    serverUrn: NODE,
+    deadlineMs: 60_000,
+  });
   try {
     return await fn(client);
   } finally {
     client.close();
     await service.stop();
     if (driver !== 'simulated') {
-      await createDriver({ kind: driver, workRoot: join(dataDir, 'slivers'), instance: instanceId(dataDir), netNamespace: false, log: silentLogger() }).purge();
+      await createDriver({ kind: driver, workRoot: join(dataDir, 'slivers'), instance: instanceId(dataDir), log: silentLogger() }).purge();
     }
     rmSync(root, { recursive: true, force: true });
   }
@@ -137,14 +150,33 @@ async function throughput(): Promise<void> {
       }),
     );
     const s = (performance.now() - t) / 1000;
-    console.log(`simulated  ${(SIM_CREATES / s).toFixed(0)} creates/s (${SIM_CREATES} CreateSliver calls, ${SIM_CONCURRENCY} in flight, each one credential check + one atomic LevelDB batch)`);
+    console.log(
+      `simulated  ${(SIM_CREATES / s).toFixed(0)} creates/s (${SIM_CREATES} CreateSliver calls, ${SIM_CONCURRENCY} in flight, each one credential check + one atomic LevelDB batch)`,
+    );
   });
 }
 
-console.log(`node manager benchmark — ${availableParallelism()} cores, Node ${process.version}; every figure is a full gRPC call over mTLS with a credential chain\n`);
+/** create → READY, one exec of /usr/bin/true, delete, through the API; i < 0 is a warm-up. */
+async function runcComparison(runcPath: string): Promise<void> {
+  await withNode('container', async (client) => {
+    await compareWithRunc(runcPath, RUNC_SLIVERS, RUNC_PARALLEL, async (i) => {
+      const req = request(i < 0 ? 0 : i, i < 0 ? 'cmpwarm' : 'cmp');
+      const res = await client.createSliver(req, { chain });
+      if (res.sliver?.operationalState !== 4) throw new Error(`sliver ${req.sliverUrn} is not READY`);
+      for await (const m of client.exec({ sliverUrn: req.sliverUrn, argv: ['/usr/bin/true'], env: {}, timeoutMs: 0 }, { chain })) void m;
+      await client.deleteSliver({ sliverUrn: req.sliverUrn }, { chain });
+    });
+  });
+}
+
+console.log(
+  `node manager benchmark — ${availableParallelism()} cores, Node ${process.version}; every figure is a full gRPC call over mTLS with a credential chain\n`,
+);
 const support = containerSupport();
-if (support.ok) await latencies('container');
-else console.log(`container  skipped: ${support.reason}`);
+if (support.ok) {
+  await latencies('container');
+  await runcComparison(support.runc);
+} else console.log(`container  skipped: ${support.reason}`);
 await latencies('process');
 await throughput();
 await pki.cleanup();

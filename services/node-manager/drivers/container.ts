@@ -10,7 +10,8 @@
  * Containers outlive the node manager on purpose; a restarted one adopts them.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FailedPreconditionError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
@@ -110,20 +111,22 @@ export class ContainerDriver implements SliverDriver {
   }
 
   async start(s: DriverSliver): Promise<RuntimeRef> {
-    await this.provision(s);
-    // A container left from an earlier start (stopped, or half-created by a crash) goes first: one container per sliver.
-    await this.o.runc.delete(s.name, true);
     const dir = this.o.files.dir(s.name);
+    // The sliver manager provisions before every first start; a later start (restart, recovery) reuses the bundle.
+    if (!existsSync(join(dir, 'config.json'))) await this.provision(s);
+    // A container left from an earlier start (stopped, or half-created by a crash) goes first: one container per sliver.
+    if (existsSync(join(this.o.runc.root, s.name))) await this.o.runc.delete(s.name, true);
     const log = join(dir, 'runc.log');
+    const pidFile = join(dir, 'init.pid');
     await rm(log, { force: true });
+    await rm(pidFile, { force: true });
     try {
-      await this.o.runc.create(s.name, dir, log, this.o.startTimeoutMs ?? 30_000);
+      await this.o.runc.create(s.name, dir, log, this.o.startTimeoutMs ?? 30_000, pidFile);
+      const pid = Number((await readFile(pidFile, 'utf8')).trim());
       await this.o.runc.start(s.name);
-      const state = await this.o.runc.state(s.name);
-      if (!state || state.status !== 'running' || !state.pid) throw new FailedPreconditionError(`the container of sliver ${s.name} is ${state?.status ?? 'gone'} right after its start`);
-      const stat = await readStat(state.pid);
-      if (!stat) throw new FailedPreconditionError(`the container of sliver ${s.name} exited right after its start`);
-      return { pid: state.pid, startTicks: stat.startTicks };
+      const stat = Number.isSafeInteger(pid) && pid > 0 ? await readStat(pid) : undefined;
+      if (!stat || stat.state === 'Z') throw new FailedPreconditionError(`the container of sliver ${s.name} exited right after its start`);
+      return { pid, startTicks: stat.startTicks };
     } catch (err) {
       await this.o.runc.delete(s.name, true).catch(() => undefined);
       if (err instanceof FailedPreconditionError) throw err;

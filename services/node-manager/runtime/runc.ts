@@ -125,10 +125,11 @@ export class Runc {
    * `runc create`: the container's init waits, its stdio on /dev/null (it
    * must hold no pipe of ours open); errors are read from runc's JSON log.
    */
-  create(id: string, bundle: string, logFile: string, timeoutMs = 30_000): Promise<void> {
+  create(id: string, bundle: string, logFile: string, timeoutMs = 30_000, pidFile?: string): Promise<void> {
     assertSafeName(id, 'container id');
     return new Promise((resolve, reject) => {
-      const child = spawn(this.binary, [...this.globalArgs(logFile), 'create', '--bundle', bundle, id], { env: HOST_TOOL_ENV, stdio: 'ignore' });
+      const args = [...this.globalArgs(logFile), 'create', '--bundle', bundle, ...(pidFile ? ['--pid-file', pidFile] : []), id];
+      const child = spawn(this.binary, args, { env: HOST_TOOL_ENV, stdio: 'ignore' });
       const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
       child.on('error', (err) => {
         clearTimeout(timer);
