@@ -22,6 +22,14 @@ export const STATUS_FRESH_MS = 2_000;
 /** Reads kept in the freshness map before old ones are dropped. */
 const MAX_FRESH_READS = 4096;
 
+/**
+ * How close to its expiry a slice is answered from the record. From its expiry on, the sites let its
+ * slivers go on their own (their sweepers, the node managers' reapers); asked then, a site says it no
+ * longer has them, and recording that as a failure would take the sites out of the expiry's delete, so
+ * no node would be reported deleted. The margin covers clocks of sites that run a little ahead.
+ */
+export const EXPIRY_MARGIN_MS = 1_000;
+
 /** A slice the caller may see: its provider's, or any for an administrator. NOT_FOUND otherwise (others' slices are not disclosed). */
 export function ownedSlice(book: SliceBookState, caller: Caller, urn: string, field = 'slice_urn'): SliceRecord {
   urnField(field, urn, 'slice');
@@ -41,20 +49,22 @@ export function requireLive(rec: SliceRecord): void {
   }
 }
 
+/** Whether GetSlice asks the sites about a slice now, rather than answering from the record. */
+function worthAsking(book: SliceBookState, rec: SliceRecord): boolean {
+  return (rec.state === 'ready' || rec.state === 'partial') && rec.expiresAt - EXPIRY_MARGIN_MS > book.now;
+}
+
 /**
  * GetSlice with every sliver as its site reports it now: for a READY or PARTIAL slice each site
  * holding slivers is asked for its Status (in parallel, within `limits.status_deadline_ms`), and
  * what changed is recorded and published to watchers. A site that does not answer keeps its last
  * known slivers. A slice that is being created or deleted is answered from the record (the SA is
- * talking to its sites anyway). Asked again within {@link STATUS_FRESH_MS}, the record is fresh enough.
+ * talking to its sites anyway), and so is one at its expiry (the expiry sweep deletes it at every
+ * site: see {@link EXPIRY_MARGIN_MS}). Asked again within {@link STATUS_FRESH_MS}, the record is fresh enough.
  */
 export async function getLiveSlice(book: SliceBookState, caller: Caller, urn: string): Promise<Slice> {
   const rec0 = ownedSlice(book, caller, urn);
-  if (
-    (rec0.state !== 'ready' && rec0.state !== 'partial') ||
-    book.stopping ||
-    book.now - (book.refreshedAt.get(urn) ?? -Infinity) < STATUS_FRESH_MS
-  )
+  if (!worthAsking(book, rec0) || book.stopping || book.now - (book.refreshedAt.get(urn) ?? -Infinity) < STATUS_FRESH_MS)
     return sliceToWire(rec0);
   return book.track(book.locks.run(urn, () => refreshLocked(book, urn)));
 }
@@ -62,7 +72,7 @@ export async function getLiveSlice(book: SliceBookState, caller: Caller, urn: st
 /** Asks the slice's sites for their slivers and records what changed; call holding the slice's lock. */
 async function refreshLocked(book: SliceBookState, urn: string): Promise<Slice> {
   const rec = book.slices.get(urn) as SliceRecord;
-  if (rec.state !== 'ready' && rec.state !== 'partial') return sliceToWire(rec);
+  if (!worthAsking(book, rec)) return sliceToWire(rec);
   const answers = await Promise.all(rec.sites.map((s) => statusAt(book, rec.urn, s)));
   // Only recent reads matter: old ones are dropped before the map grows large.
   if (book.refreshedAt.size >= MAX_FRESH_READS)
