@@ -135,6 +135,13 @@ export const commonConfigSchema = z
     federation: federationConfigSchema.optional(),
     /** Limits of the main listener: message sizes, streams, idle connections. */
     server: serverLimitsConfigSchema.optional(),
+    /** Prometheus metrics over plain HTTP (`GET /metrics`); off unless `listen` is set. */
+    metrics: z
+      .object({
+        listen: z.object({ host: z.string().min(1).default('127.0.0.1'), port: z.number().int().min(0).max(65535) }).strict(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 

@@ -16,6 +16,8 @@ import type { Logger } from './log.js';
 import type { ServiceRegistration } from './rpc/adapter.js';
 import { startServer, type TlsMaterial } from './rpc/server.js';
 import { Store } from './store/store.js';
+import { startMetricsListener, type MetricsListener } from './metrics/metrics-listener.js';
+import { ServiceMetrics } from './metrics/service-metrics.js';
 
 /** What a role gets to build its services from. */
 export interface RoleDeps<C extends CommonConfig> {
@@ -34,6 +36,8 @@ export interface RoleDeps<C extends CommonConfig> {
    * domain's objects (kept current; the peering policy is the role's to set).
    */
   readonly trustStore: TrustStore;
+  /** The service's metrics, when `metrics.listen` is set: roles register their gauges here. */
+  readonly metrics?: ServiceMetrics;
 }
 
 /** A role's services plus what to do when the process stops. */
@@ -48,6 +52,8 @@ export interface HostedService {
   readonly port: number;
   /** Port of the public bundle endpoint, when `federation.bundle_listen` is set. */
   readonly bundlePort?: number;
+  /** Port of the metrics listener, when `metrics.listen` is set. */
+  readonly metricsPort?: number;
   readonly store: Store;
   /** The service's federation trust (peers, CA set, credentials TrustStore). */
   readonly federation: PeerTrust;
@@ -79,15 +85,19 @@ export async function hostService<C extends CommonConfig>(
     await federation.stop();
   };
   const store = await Store.open(config.data_dir, { log });
+  const metrics = config.metrics ? new ServiceMetrics(config.role) : undefined;
   let role: RoleServices;
   try {
-    role = await build({ config, store, tls, bundle, log, federation, trustStore: federation.trustStore });
+    role = await build({ config, store, tls, bundle, log, federation, trustStore: federation.trustStore, ...(metrics ? { metrics } : {}) });
   } catch (err) {
     await store.close();
     throw err;
   }
   let bundleListener: BundleListener | undefined;
+  let metricsListener: MetricsListener | undefined;
   try {
+    if (metrics && config.metrics) metricsListener = await startMetricsListener({ ...config.metrics.listen, metrics, log });
+    const metricsServer = metricsListener;
     if (fed.bundleListen)
       bundleListener = await startBundleListener({ host: fed.bundleListen.host, port: fed.bundleListen.port, tls, bundle, log });
     const listener = bundleListener;
@@ -101,16 +111,31 @@ export async function hostService<C extends CommonConfig>(
         trust: federation,
         shutdownGraceMs: config.shutdown_grace_ms,
         limits: serverLimitsFromConfig(config.server),
+        ...(metrics ? { metrics } : {}),
         handleSignals: options.handleSignals ?? false,
-        onStop: [async () => listener?.stop(), stopFederation, async () => role.onStop?.(), async () => store.close()],
+        onStop: [
+          async () => listener?.stop(),
+          async () => metricsServer?.stop(),
+          stopFederation,
+          async () => role.onStop?.(),
+          async () => store.close(),
+        ],
       },
       [federationService(bundle), ...role.registrations],
     );
     federation.start();
     refresher.start();
-    return { port: server.port, ...(listener ? { bundlePort: listener.port } : {}), store, federation, stop: server.stop };
+    return {
+      port: server.port,
+      ...(listener ? { bundlePort: listener.port } : {}),
+      ...(metricsServer ? { metricsPort: metricsServer.port } : {}),
+      store,
+      federation,
+      stop: server.stop,
+    };
   } catch (err) {
     await bundleListener?.stop();
+    await metricsListener?.stop();
     await stopFederation();
     await role.onStop?.();
     await store.close();

@@ -25,6 +25,7 @@ import { ProviderRegistry } from './providers.js';
 import { RevocationRelay } from './revocation-relay.js';
 import { aggregateService, managementAuthorityService } from './service.js';
 import { signingKeyOf } from '../core/identity/signing-key.js';
+import { registerMaMetrics } from './ma-metrics.js';
 import { SiteCa } from './site-ca.js';
 
 export { maConfigSchema, MA_PATH_FIELDS, toMaSettings, type MaConfig, type MaSettings } from './config.js';
@@ -57,7 +58,7 @@ export interface MaRoleOptions {
 
 /** The management authority role, for `hostService`. */
 export function managementAuthorityRole(options: MaRoleOptions = {}): (deps: RoleDeps<MaConfig>) => Promise<RoleServices> {
-  return async ({ config, store, tls, log, federation }) => {
+  return async ({ config, store, tls, log, federation, metrics }) => {
     const clock = options.clock ?? systemClock;
     const settings = toMaSettings(config);
     const { urn, domain, style } = settings;
@@ -125,6 +126,7 @@ export function managementAuthorityRole(options: MaRoleOptions = {}): (deps: Rol
     });
 
     // Work the previous process left unfinished is settled before the first call is taken.
+    if (metrics) registerMaMetrics(metrics, registry, ledger);
     const recovery = await aggregate.recover();
     await aggregate.probe();
 

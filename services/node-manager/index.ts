@@ -26,6 +26,7 @@ import { Periodic } from '../core/periodic.js';
 import { OwnerPolicy } from './policy.js';
 import { nodeManagerService } from './service.js';
 import { SliverManager } from './sliver-manager.js';
+import { registerNmMetrics } from './nm-metrics.js';
 
 export { nmConfigSchema, NM_PATH_FIELDS, type NmConfig } from './config.js';
 
@@ -113,7 +114,7 @@ function loadOwnerCredential(file: string, ownerUrn: string): string[] {
 
 /** The node manager role, for `hostService`. */
 export function nodeManagerRole(options: NodeManagerRoleOptions = {}): (deps: RoleDeps<NmConfig>) => Promise<RoleServices> {
-  return async ({ config, store, tls, log }) => {
+  return async ({ config, store, tls, log, metrics }) => {
     const clock = options.clock ?? systemClock;
     const owner = await loadOwner(config);
     // The node keeps its owner's side of the arrangement: the policy in force and the owner → MA chain (for enrolment).
@@ -131,6 +132,7 @@ export function nodeManagerRole(options: NodeManagerRoleOptions = {}): (deps: Ro
     const idRanges = { base: config.container.uid_base, count: config.container.id_ranges };
     const slivers = new SliverManager({ store, driver, clock, log, capacity, exclusiveNode: config.exclusive, idRanges });
     await slivers.load();
+    if (metrics) registerNmMetrics(metrics, slivers);
     const report = await slivers.reconcile();
     log.info({ driver: driver.kind, isolation: driver.description, instance, capacity, ...countsOf(report) }, 'node manager ready');
     if (report.failed.length) log.warn({ failed: report.failed }, 'slivers that should run could not be restarted; they are FAILED with the reason');

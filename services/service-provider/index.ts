@@ -8,6 +8,7 @@
  */
 import type { RoleDeps, RoleServices } from '../core/host.js';
 import { signingKeyOf } from '../core/identity/signing-key.js';
+import { registerSpMetrics } from './sp-metrics.js';
 import { Access } from './access.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { toSpSettings, type SpConfig } from './config.js';
@@ -37,7 +38,7 @@ export interface SpRoleOptions {
 
 /** The service provider role, for `hostService`. */
 export function serviceProviderRole(options: SpRoleOptions = {}): (deps: RoleDeps<SpConfig>) => Promise<RoleServices> {
-  return async ({ config, store, tls, log, federation }) => {
+  return async ({ config, store, tls, log, federation, metrics }) => {
     const clock = options.clock ?? systemClock;
     const settings = toSpSettings(config);
     const { key, kid, self } = await signingKeyOf(tls, settings.urn, 'this provider');
@@ -48,6 +49,7 @@ export function serviceProviderRole(options: SpRoleOptions = {}): (deps: RoleDep
     const registrations = new Registrations({ store, clock, log, remotes, certificatePem, key, kid, ...settings.registrations });
     const credentials = new SliceCredentials({ store, clock, log, remotes, certificatePem, ...settings.sliceCredentials });
     const deployments = new Deployments({ store, clock, log, remotes, credentials, ...settings.deployments });
+    if (metrics) registerSpMetrics(metrics, deployments);
     const members = new Members({
       store,
       clock,

@@ -8,6 +8,7 @@
 import { RevocationStore } from '../core/credentials/index.js';
 import type { RoleDeps, RoleServices } from '../core/host.js';
 import { signingKeyOf } from '../core/identity/signing-key.js';
+import { registerSaMetrics } from './sa-metrics.js';
 import { Accounts } from './accounts.js';
 import { toSaSettings, type SaConfig } from './config.js';
 import { SliceCredentials } from './credentials.js';
@@ -42,12 +43,14 @@ export interface SaRoleOptions {
 
 /** The slice authority role, for `hostService`. */
 export function sliceAuthorityRole(options: SaRoleOptions = {}): (deps: RoleDeps<SaConfig>) => Promise<RoleServices> {
-  return async ({ config, store, tls, log, federation }) => {
+  return async ({ config, store, tls, log, federation, metrics }) => {
     const now = options.now ?? Date.now;
     const settings = toSaSettings(config);
     const { key: saKey, jwk: saJwk, kid: saKid } = await signingKeyOf(tls, settings.urn, 'this slice authority');
     const saUrn = settings.urn;
 
+    let bookForMetrics: SliceBook | undefined;
+    const observe = metrics ? registerSaMetrics(metrics, () => bookForMetrics) : undefined;
     const sites = Sites.load(settings.sites, {
       tls,
       trust: federation,
@@ -55,6 +58,7 @@ export function sliceAuthorityRole(options: SaRoleOptions = {}): (deps: RoleDeps
       deadlineMs: settings.siteDeadlineMs,
       now,
       log,
+      ...(observe ? { observe } : {}),
     });
     const revocations = await RevocationStore.open(store);
     const push = new RevocationPush({ sites, revocations, saKey, saUrn, saKid, deadlineMs: settings.siteDeadlineMs, log });
@@ -73,6 +77,7 @@ export function sliceAuthorityRole(options: SaRoleOptions = {}): (deps: RoleDeps
     await credentials.load();
     const accounts = new Accounts(settings.providers, settings.admins, (t) => credentials.isKeyRevoked(t));
     const book = new SliceBook({ store, sites, accounts, hub: new EventHub(), log, now, ...settings.book });
+    bookForMetrics = book;
     await book.load();
 
     let recovery;

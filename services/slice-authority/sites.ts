@@ -108,7 +108,16 @@ export class Sites {
   /** Loads the configured sites: reads and checks every chain file, makes the clients (no connection yet). */
   static load(
     configs: readonly SaSiteConfig[],
-    options: { tls: TlsMaterial; trust?: TransportTrust; self: SelfKey; deadlineMs: number; now: () => number; log: Logger },
+    options: {
+      tls: TlsMaterial;
+      trust?: TransportTrust;
+      self: SelfKey;
+      deadlineMs: number;
+      now: () => number;
+      log: Logger;
+      /** Told of every finished call to a site (for metrics; the site is bounded by this config). */
+      observe?: (site: string, method: string, code: string, seconds: number) => void;
+    },
   ): Sites {
     const sites = configs.map((c, i): Site => {
       const where = `sites[${i}] (${c.domain})`;
@@ -137,6 +146,9 @@ export class Sites {
         ...(explicit === undefined && options.trust ? { trust: options.trust } : {}),
         serverUrn: c.ma_urn,
         deadlineMs: options.deadlineMs,
+        ...(options.observe
+          ? { observe: (method: string, code: string, seconds: number) => options.observe?.(c.domain, method, code, seconds) }
+          : {}),
       });
       return { domain: c.domain, endpoint: c.endpoint, maUrn: c.ma_urn, chain, chainExpiresAt: expiresAt, limits, client };
     });

@@ -6,7 +6,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { spConfig, type SpConfigInput } from '../../cli/kit/role-configs.js';
+import { spConfig, type SaConfigInput, type SpConfigInput } from '../../cli/kit/role-configs.js';
 import { hostService, type HostedService } from '../../services/core/host.js';
 import { silentLogger } from '../../services/core/log.js';
 import { createClient, type PromiseClient } from '../../services/core/rpc/client.js';
@@ -25,6 +25,8 @@ export interface SpFederationOptions {
   readonly sites: readonly { readonly domain: string; readonly nodes: number; readonly style?: 'planetlab' | 'protogeni' }[];
   /** Extra SP config (merged over the defaults, section by section). */
   readonly spConfig?: Partial<SpConfigInput>;
+  /** Extra SA config (merged over the defaults). */
+  readonly saConfig?: Partial<SaConfigInput>;
   /** Run the SP as `fedlab serve sp` (a child process). */
   readonly child?: boolean;
 }
@@ -71,7 +73,12 @@ export async function startSpFederation(options: SpFederationOptions): Promise<S
     const member = await home.pki.issue(`urn:fedlab:${home.domain}:user:bob`);
 
     const saPort = await freePort();
-    const { config: saConfig } = writeSaConfig(base, { port: saPort, logLevel: 'silent', siteDeadlineMs: 8000 });
+    const { config: saConfig } = writeSaConfig(base, {
+      port: saPort,
+      logLevel: 'silent',
+      siteDeadlineMs: 8000,
+      ...(options.saConfig ? { extra: options.saConfig } : {}),
+    });
     sa = await hostService(saConfig, silentLogger(), sliceAuthorityRole());
     const saAddress = `127.0.0.1:${saPort}`;
 

@@ -13,8 +13,10 @@ import {
   type sendUnaryData,
   type UntypedServiceImplementation,
   type ServiceDefinition,
+  type StatusObject,
 } from '@grpc/grpc-js';
 import { InvalidArgumentError, ResourceExhaustedError } from '../errors.js';
+import type { ServiceMetrics } from '../metrics/service-metrics.js';
 import type { Logger } from '../log.js';
 import { peerIdentity, readCredentialChain, type CallContext } from './context.js';
 import { toGrpcStatus } from './status.js';
@@ -170,17 +172,21 @@ async function buildContext(call: AnyCall, method: string, signal: AbortSignal, 
 
 type PeerCheck = Pick<TransportTrust, 'checkClient'> | undefined;
 
-/**
- * Turns a registration into a grpc-js implementation object. With `trust`, every caller's identity
- * is checked against the CA it chains to (see {@link TransportTrust.checkClient}).
- */
-export function toGrpcImplementation(
-  reg: ServiceRegistration,
-  log: Logger,
-  tracker: CallTracker,
-  trust?: Pick<TransportTrust, 'checkClient'>,
-  streams: StreamQuota = new StreamQuota(Infinity),
-): UntypedServiceImplementation {
+/** What the adapter serves calls with: one set per server. */
+export interface AdapterDeps {
+  readonly log: Logger;
+  readonly tracker: CallTracker;
+  /** With it, every caller's identity is checked against the CA it chains to ({@link TransportTrust.checkClient}). */
+  readonly trust?: Pick<TransportTrust, 'checkClient'>;
+  /** Open server streams per caller; unbounded without it. */
+  readonly streams?: StreamQuota;
+  /** Call counts and latencies, when the server exports metrics. */
+  readonly metrics?: ServiceMetrics;
+}
+
+/** Turns a registration into a grpc-js implementation object. */
+export function toGrpcImplementation(reg: ServiceRegistration, deps: AdapterDeps): UntypedServiceImplementation {
+  const resolved = { ...deps, streams: deps.streams ?? new StreamQuota(Infinity) };
   const impl: UntypedServiceImplementation = {};
   for (const [key, def] of Object.entries(reg.definition)) {
     const handler = reg.handlers[key];
@@ -188,17 +194,25 @@ export function toGrpcImplementation(
     if (def.requestStream) throw new TypeError(`${def.path}: client-streaming methods are not supported by the adapter`);
     impl[key] = def.responseStream
       ? (call: ServerWritableStream<unknown, unknown>) => {
-          void serveStream(call, def.path, handler as unknown as StreamHandler<unknown, unknown>, log, tracker, trust, streams);
+          void serveStream(call, def.path, handler as unknown as StreamHandler<unknown, unknown>, resolved);
         }
       : (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
-          void serveUnary(call, callback, def.path, handler as unknown as UnaryHandler<unknown, unknown>, log, tracker, trust);
+          void serveUnary(call, callback, def.path, handler as unknown as UnaryHandler<unknown, unknown>, resolved);
         };
   }
   return impl;
 }
 
-function logCall(log: Logger, method: string, caller: string | undefined, code: Status, started: number): void {
-  log.info({ method, caller, code: Status[code], ms: Math.round((performance.now() - started) * 10) / 10 }, 'rpc');
+/** One log line and the metrics of a finished call. */
+function finishCall(deps: AdapterDeps, method: string, caller: string | undefined, code: Status, started: number, rule?: string): void {
+  const ms = performance.now() - started;
+  deps.log.info({ method, caller, code: Status[code], ms: Math.round(ms * 10) / 10 }, 'rpc');
+  deps.metrics?.observeCall(method, Status[code] ?? String(code), ms / 1000, rule);
+}
+
+function ruleOf(st: StatusObject): string | undefined {
+  const rule = st.metadata?.get('fedlab-rule')[0];
+  return rule === undefined ? undefined : String(rule);
 }
 
 async function serveUnary(
@@ -206,27 +220,27 @@ async function serveUnary(
   callback: sendUnaryData<unknown>,
   method: string,
   handler: UnaryHandler<unknown, unknown>,
-  log: Logger,
-  tracker: CallTracker,
-  trust: PeerCheck,
+  deps: AdapterDeps,
 ): Promise<void> {
   const started = performance.now();
-  const { controller, done } = startCall(call, tracker);
+  const { controller, done } = startCall(call, deps.tracker);
   let caller: string | undefined;
   let code = Status.OK;
+  let rule: string | undefined;
   try {
-    const ctx = await buildContext(call, method, controller.signal, log, trust);
+    const ctx = await buildContext(call, method, controller.signal, deps.log, deps.trust);
     caller = ctx.peer.urn;
     admit(call.request);
     const response = await handler(call.request, ctx);
     callback(null, response);
   } catch (err) {
-    const st = toGrpcStatus(err, log, method);
+    const st = toGrpcStatus(err, deps.log, method);
     code = st.code;
+    rule = ruleOf(st);
     callback(st);
   } finally {
     done();
-    logCall(log, method, caller, code, started);
+    finishCall(deps, method, caller, code, started, rule);
   }
 }
 
@@ -234,21 +248,19 @@ async function serveStream(
   call: ServerWritableStream<unknown, unknown>,
   method: string,
   handler: StreamHandler<unknown, unknown>,
-  log: Logger,
-  tracker: CallTracker,
-  trust: PeerCheck,
-  streams: StreamQuota,
+  deps: AdapterDeps & { readonly streams: StreamQuota },
 ): Promise<void> {
   const started = performance.now();
-  const { controller, done } = startCall(call, tracker);
+  const { controller, done } = startCall(call, deps.tracker);
   let caller: string | undefined;
   let code = Status.OK;
+  let rule: string | undefined;
   let release: (() => void) | undefined;
   try {
-    const ctx = await buildContext(call, method, controller.signal, log, trust);
+    const ctx = await buildContext(call, method, controller.signal, deps.log, deps.trust);
     caller = ctx.peer.urn;
     admit(call.request);
-    release = streams.acquire(caller, method);
+    release = deps.streams.acquire(caller, method);
     for await (const message of handler(call.request, ctx)) {
       if (controller.signal.aborted) break;
       // Respect backpressure: a slow reader must not make us buffer without bound.
@@ -257,13 +269,14 @@ async function serveStream(
     if (controller.signal.aborted && call.cancelled) code = Status.CANCELLED;
     else call.end();
   } catch (err) {
-    const st = toGrpcStatus(err, log, method);
+    const st = toGrpcStatus(err, deps.log, method);
     code = st.code;
+    rule = ruleOf(st);
     call.emit('error', st);
   } finally {
     release?.();
     done();
-    logCall(log, method, caller, code, started);
+    finishCall(deps, method, caller, code, started, rule);
   }
 }
 

@@ -6,7 +6,8 @@
  */
 import { createHash } from 'node:crypto';
 import { checkServerIdentity, createSecureContext, type PeerCertificate, type SecureContext } from 'node:tls';
-import { Client, credentials as grpcCredentials, Metadata, type CallOptions, type ServiceError } from '@grpc/grpc-js';
+import { performance } from 'node:perf_hooks';
+import { Client, credentials as grpcCredentials, Metadata, status as Status, type CallOptions, type ServiceError } from '@grpc/grpc-js';
 import { fedlabUrnsOf } from '../identity/certificate.js';
 import { parseUrn, urnEquals } from '../identity/urn.js';
 import { CREDENTIAL_METADATA_KEY } from './context.js';
@@ -30,6 +31,8 @@ export interface ClientOptions {
    * `tls.caCerts`; the server's URN must also be one its CA vouches for (its own domain).
    */
   readonly trust?: TransportTrust;
+  /** Told of every finished unary call: method path, status code name, seconds (for metrics). */
+  readonly observe?: (method: string, code: string, seconds: number) => void;
 }
 
 /** Per-call options. */
@@ -133,6 +136,7 @@ export function createClient<D extends Record<string, MethodDefinitionLike>>(def
       out[key] = (request: unknown, opts: CallOpts = {}) =>
         new Promise((resolve, reject) => {
           let unbind = (): void => undefined;
+          const started = performance.now();
           const call = raw.makeUnaryRequest(
             def.path,
             serialize,
@@ -142,6 +146,7 @@ export function createClient<D extends Record<string, MethodDefinitionLike>>(def
             callOptions(opts),
             (err: ServiceError | null, res?: unknown) => {
               unbind();
+              options.observe?.(def.path, err ? (Status[err.code] ?? String(err.code)) : 'OK', (performance.now() - started) / 1000);
               if (err) reject(err);
               else resolve(res);
             },

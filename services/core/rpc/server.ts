@@ -13,6 +13,7 @@ import { boundedDefinition, CallTracker, toGrpcImplementation, type ServiceRegis
 import { bindServer, type ListenerName } from './bind.js';
 import { addReflection } from './reflection.js';
 import type { TransportTrust } from './trust.js';
+import type { ServiceMetrics } from '../metrics/service-metrics.js';
 import { grpcServerOptions, resolveServerLimits, StreamQuota, type ServerLimits } from './server-limits.js';
 
 /** PEM material for mutual TLS. */
@@ -50,6 +51,8 @@ export interface ServerOptions {
   readonly trust?: TransportTrust;
   /** Message sizes, streams and connection limits; defaults in server-limits.ts. */
   readonly limits?: Partial<ServerLimits>;
+  /** Where call counts and latencies go (the host's metrics, when `metrics.listen` is set). */
+  readonly metrics?: ServiceMetrics;
 }
 
 /** A running server. */
@@ -80,7 +83,7 @@ export async function startServer(options: ServerOptions, registrations: readonl
   for (const reg of registrations) {
     server.addService(
       boundedDefinition(reg.definition, limits) as unknown as ServiceDefinition,
-      toGrpcImplementation(reg, log, tracker, options.trust, streams),
+      toGrpcImplementation(reg, { log, tracker, trust: options.trust, streams, metrics: options.metrics }),
     );
   }
   const health = new HealthImplementation(Object.fromEntries([['', 'SERVING'], ...names.map((n) => [n, 'SERVING'])]));

@@ -56,6 +56,13 @@ export class SliceBook {
   }
 
   /** A slice the caller may see: its provider's, or any for an administrator. NOT_FOUND otherwise. */
+  /** How many slices the book holds in each state (for metrics). */
+  countByState(): Map<string, number> {
+    const by = new Map<string, number>();
+    for (const s of this.book.slices.values()) by.set(s.state, (by.get(s.state) ?? 0) + 1);
+    return by;
+  }
+
   owned(caller: Caller, urn: string, field = 'slice_urn'): SliceRecord {
     return ownedSlice(this.book, caller, urn, field);
   }
