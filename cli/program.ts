@@ -26,6 +26,7 @@ const GROUPS: ReadonlyArray<readonly [readonly string[], () => Promise<Register>
   [['deploy', 'deployment', 'member'], async () => (await import('./commands/provider/index.js')).registerDeployCommands],
   [['sliver'], async () => (await import('./commands/sliver/index.js')).registerSliverCommand],
   [['slice'], async () => (await import('./commands/slice/index.js')).registerSliceCommand],
+  [['backup', 'restore'], async () => (await import('./commands/backup/index.js')).registerBackupCommands],
 ];
 
 function packageVersion(): string {

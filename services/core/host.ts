@@ -10,6 +10,7 @@ import type { TrustStore } from './credentials/trust-store.js';
 import { FileBundleSource, type BundleSource } from './federation/bundle-source.js';
 import { startBundleListener, type BundleListener } from './federation/bundle-listener.js';
 import { federationService } from './federation/federation-service.js';
+import { adminService } from './admin/admin-service.js';
 import { PeerTrust } from './federation/peer-trust.js';
 import { BundleRefresher } from './federation/refresher.js';
 import type { Logger } from './log.js';
@@ -60,7 +61,7 @@ export interface HostedService {
   stop(): Promise<void>;
 }
 
-/** Starts a service: Federation, health and reflection always; the role's services from `build`. */
+/** Starts a service: Federation, Admin (store snapshots), health and reflection always; the role's services from `build`. */
 export async function hostService<C extends CommonConfig>(
   config: Readonly<C>,
   log: Logger,
@@ -121,7 +122,7 @@ export async function hostService<C extends CommonConfig>(
           async () => store.close(),
         ],
       },
-      [federationService(bundle), ...role.registrations],
+      [federationService(bundle), adminService({ config, store, tls }), ...role.registrations],
     );
     federation.start();
     refresher.start();
