@@ -6,6 +6,13 @@
  * calls a second): a heartbeat updates a few fields in place and marks the
  * node dirty, nothing more. A monitor tick marks a node DOWN once three
  * intervals passed without a heartbeat; the next heartbeat makes it UP again.
+ *
+ * Restart grace: what the store says of a node's health was true when the
+ * previous process last wrote it. So a node loaded at start-up is *unheard*
+ * (UNKNOWN: not UP, and not known to be down) until its first heartbeat to
+ * this process, or until the grace period (`restartGraceMs`, three heartbeat
+ * intervals by default) has passed, when it becomes DOWN. The aggregate
+ * answers UNAVAILABLE with a retry hint instead of "no node is UP" meanwhile.
  */
 import { PermissionDeniedError, NotFoundError, InvalidArgumentError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
@@ -38,6 +45,8 @@ export interface LiveNode {
   version: string;
   /** When health was last written (ms, MA clock). */
   persistedAt: number;
+  /** Loaded at start-up and not heard from since (UNKNOWN during the restart grace; see the module's notes). */
+  unheard?: boolean;
 }
 
 /** What the aggregate has committed on a node (holds and slivers), for reports. */
@@ -51,6 +60,11 @@ export interface NodeRegistryOptions {
   readonly intervalMs: number;
   readonly style: StyleName;
   readonly aggregateUrn: string;
+  /**
+   * How long after start-up nodes that have not sent a heartbeat yet are UNKNOWN rather than DOWN
+   * (ms). Default {@link MISSED_FOR_DOWN} heartbeat intervals: a node that is up beats within one.
+   */
+  readonly restartGraceMs?: number;
 }
 
 /** A health change the monitor or a heartbeat made. */
@@ -85,10 +99,30 @@ export class NodeRegistry {
   private committedOf: CommittedOf = () => ({ committed: ZERO, slivers: 0 });
   /** Heartbeats accepted since start (diagnostics and the benchmark). */
   heartbeats = 0;
+  /** When this process started (MA clock): the restart grace runs from here. */
+  private readonly startedAt: number;
+  private readonly graceMs: number;
 
   constructor(private readonly deps: NodeRegistryOptions) {
     this.nodeTable = deps.store.table<NodeRecord>(TABLES.nodes);
     this.healthTable = deps.store.table<NodeHealthRecord>(TABLES.nodeHealth);
+    this.startedAt = deps.clock.now();
+    this.graceMs = deps.restartGraceMs ?? MISSED_FOR_DOWN * deps.intervalMs;
+  }
+
+  /** The heartbeat interval nodes are asked to keep (ms). */
+  get intervalMs(): number {
+    return this.deps.intervalMs;
+  }
+
+  /** What is left of the restart grace (ms; 0 once it is over). */
+  graceLeftMs(): number {
+    return Math.max(0, this.startedAt + this.graceMs - this.deps.clock.now());
+  }
+
+  /** Whether a node is UNKNOWN now: loaded at start-up, not heard from since, and the grace still running. */
+  isUnknown(urn: string): boolean {
+    return this.nodes.get(urn)?.unheard === true && this.graceLeftMs() > 0;
   }
 
   /** The table of enrolment records (enrolment writes it in its own batch). */
@@ -115,14 +149,15 @@ export class NodeRegistry {
   async load(): Promise<void> {
     for await (const [urn, rec] of this.nodeTable.entries()) {
       const h = await this.healthTable.get(urn);
-      this.install(rec, h);
+      this.install(rec, h, this.graceMs > 0);
     }
   }
 
-  private install(rec: NodeRecord, h: NodeHealthRecord | undefined): LiveNode {
+  private install(rec: NodeRecord, h: NodeHealthRecord | undefined, unheard: boolean): LiveNode {
     const live: LiveNode = {
       record: rec,
-      up: h?.up ?? false,
+      // An unheard node is not UP: its last known health is the previous process's.
+      up: unheard ? false : (h?.up ?? false),
       lastHeartbeatAt: h?.lastHeartbeatAt,
       sequence: h?.sequence ?? 0,
       endpoint: h?.endpoint ?? rec.endpoint,
@@ -132,6 +167,7 @@ export class NodeRegistry {
       reportedSlivers: h?.sliverCount ?? 0,
       version: h?.version ?? rec.version,
       persistedAt: 0,
+      unheard,
     };
     this.nodes.set(rec.urn, live);
     insertSorted(this.sorted, rec.urn);
@@ -140,7 +176,7 @@ export class NodeRegistry {
 
   /** Adds a node whose enrolment batch was written. It is DOWN until its first heartbeat. */
   added(rec: NodeRecord): void {
-    this.install(rec, undefined);
+    this.install(rec, undefined, false);
   }
 
   get size(): number {
@@ -203,6 +239,7 @@ export class NodeRegistry {
     node.sequence = req.sequence;
     const now = this.deps.clock.now();
     node.lastHeartbeatAt = now;
+    node.unheard = false;
     if (changed || !node.up || now - node.persistedAt >= PERSIST_EVERY * this.deps.intervalMs) this.dirty.add(node.record.urn);
     this.heartbeats++;
     if (!node.up) {
@@ -219,11 +256,27 @@ export class NodeRegistry {
     return Math.max(0, Math.floor((this.deps.clock.now() - since) / this.deps.intervalMs));
   }
 
-  /** The monitor tick: every UP node that missed three intervals goes DOWN. Returns the changes. */
+  /**
+   * The monitor tick: every UP node that missed three intervals goes DOWN, and once the restart grace
+   * is over so does every node not heard from since start-up. Returns the changes.
+   */
   check(): HealthChange[] {
     const changes: HealthChange[] = [];
     const limit = this.deps.clock.now() - MISSED_FOR_DOWN * this.deps.intervalMs;
+    const graceOver = this.graceLeftMs() === 0;
     for (const node of this.nodes.values()) {
+      if (node.unheard && graceOver) {
+        node.unheard = false;
+        this.dirty.add(node.record.urn);
+        this.deps.log.warn(
+          { node: node.record.urn, lastHeartbeatAt: node.lastHeartbeatAt, graceMs: this.graceMs },
+          'node is DOWN: no heartbeat within the restart grace',
+        );
+        const change = { nodeUrn: node.record.urn, up: false };
+        changes.push(change);
+        this.emit(change);
+        continue;
+      }
       if (!node.up) continue;
       if ((node.lastHeartbeatAt ?? node.record.enrolledAt) > limit) continue;
       node.up = false;
@@ -262,7 +315,6 @@ export class NodeRegistry {
         version: n.version,
       };
       batch.put(this.healthTable, urn, rec);
-      n.persistedAt = now;
     }
     try {
       await batch.write();
@@ -270,6 +322,10 @@ export class NodeRegistry {
       // Not written: try again at the next flush.
       for (const u of urns) this.dirty.add(u);
       throw err;
+    }
+    for (const urn of urns) {
+      const n = this.nodes.get(urn);
+      if (n) n.persistedAt = now;
     }
     return urns.length;
   }

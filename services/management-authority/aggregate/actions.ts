@@ -22,6 +22,7 @@ import { SUCCESS, failure } from '../../core/rpc/outcome.js';
 import { throwFailures, type Outcome } from './outcome.js';
 import { swapIn, swapOut } from './swap.js';
 import { operationalFromWire } from './to-wire.js';
+import { duringGrace } from './grace.js';
 
 /** The node manager's action for an aggregate action (swaps are the aggregate's own). */
 const NODE_ACTION = new Map<OperationalAction, SliverAction>([
@@ -51,8 +52,8 @@ export async function performAction(
     requireOwnSlice(access, slice, ledger.sliversOf(slice.urn));
     return state.sliceLocks.run(slice.urn, () =>
       action === OperationalAction.OPERATIONAL_ACTION_SWAP_OUT
-        ? swapOut(state, slice.urn, ctx.deadline)
-        : swapIn(state, access, slice.urn, ctx.deadline),
+        ? swapOut(state, slice.urn, ctx.deadline, ctx.signal)
+        : swapIn(state, access, slice.urn, ctx.deadline, ctx.signal),
     );
   }
   const nodeAction = NODE_ACTION.get(action);
@@ -71,19 +72,29 @@ export async function performAction(
     }
     if (cur.swappedOut)
       throw new FailedPreconditionError(`slice ${slice.urn} is swapped out; swap it in first (SWAP_IN)`, { rule: 'swapped-out' });
-    return control(state, slivers, nodeAction, req.bestEffort, ctx.deadline);
+    return control(state, slivers, nodeAction, req.bestEffort, ctx.deadline, ctx.signal);
   });
 }
 
-/** Runs a node manager action on provisioned slivers; the caller holds the slice's lock. */
+/**
+ * Runs a node manager action on provisioned slivers; the caller holds the slice's lock. With the
+ * call's `signal`, the states the nodes report are not recorded once the call has ended.
+ */
 async function control(
   state: AggregateState,
   slivers: readonly SliverRecord[],
   action: SliverAction,
   bestEffort: boolean,
   deadline: number,
+  signal?: AbortSignal,
 ): Promise<SliverResult[]> {
   const { ledger, deps } = state;
+  if (!bestEffort)
+    duringGrace(
+      state,
+      slivers.map((s) => ledger.slivers.get(s.urn)?.nodeUrn ?? s.nodeUrn),
+      'cannot act on the slivers',
+    );
   const outcomes = new Map<string, Outcome>();
   const actionable: SliverRecord[] = [];
   for (const s0 of slivers) {
@@ -108,25 +119,28 @@ async function control(
     (c, opts, s) => c.controlSliver({ sliverUrn: s.urn, action }, opts),
     { deadline },
   );
-  await state.mutate((tx, t) => {
-    for (const [i, r] of res.entries()) {
-      const s = actionable[i] as SliverRecord;
-      if (!r.ok) {
-        outcomes.set(s.urn, failure(r.code, r.reason));
-        continue;
+  await state.mutate(
+    (tx, t) => {
+      for (const [i, r] of res.entries()) {
+        const s = actionable[i] as SliverRecord;
+        if (!r.ok) {
+          outcomes.set(s.urn, failure(r.code, r.reason));
+          continue;
+        }
+        outcomes.set(s.urn, SUCCESS);
+        const cur = ledger.slivers.get(s.urn);
+        const nm = r.value.sliver;
+        if (cur && !cur.phase)
+          tx.putSliver({
+            ...cur,
+            operational: operationalFromWire(nm?.operationalState, cur.operational),
+            error: nm?.error ?? '',
+            updatedAt: t,
+          });
       }
-      outcomes.set(s.urn, SUCCESS);
-      const cur = ledger.slivers.get(s.urn);
-      const nm = r.value.sliver;
-      if (cur && !cur.phase)
-        tx.putSliver({
-          ...cur,
-          operational: operationalFromWire(nm?.operationalState, cur.operational),
-          error: nm?.error ?? '',
-          updatedAt: t,
-        });
-    }
-  });
+    },
+    signal ? { signal } : {},
+  );
   return slivers.map((s) => state.resultOf(ledger.slivers.get(s.urn) ?? s, outcomes.get(s.urn) ?? SUCCESS));
 }
 
@@ -142,13 +156,13 @@ export async function shutdown(
   urnField('slice_urn', req.sliceUrn, 'slice');
   const reason = text('reason', req.reason, 500);
   const slice = ledger.slices.get(req.sliceUrn);
-  if (!slice) throw new NotFoundError(`no slice ${req.sliceUrn} at this site`);
-  if (!isAdmin && !(peer.urn === slice.sliceAuthorityUrn && peer.thumbprint === slice.sliceAuthorityKid)) {
-    throw new PermissionDeniedError(
-      `only the site's administrators and the slice's authority (${slice.sliceAuthorityUrn}) may shut ${req.sliceUrn} down`,
-      { rule: 'shutdown' },
-    );
+  // Refused alike whether or not the slice exists here: a stranger learns nothing of it (docs/api.md, Access rules).
+  if (!isAdmin && !(slice && peer.urn === slice.sliceAuthorityUrn && peer.thumbprint === slice.sliceAuthorityKid)) {
+    throw new PermissionDeniedError(`only the site's administrators and the slice's own authority may shut ${req.sliceUrn} down`, {
+      rule: 'shutdown',
+    });
   }
+  if (!slice) throw new NotFoundError(`no slice ${req.sliceUrn} at this site`);
   return state.sliceLocks.run(slice.urn, async () => {
     await state.mutate((tx, now) => {
       const cur = ledger.slices.get(slice.urn);

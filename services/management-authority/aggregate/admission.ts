@@ -74,6 +74,11 @@ export function nodeFit(
   pending?: Resources,
 ): Outcome {
   if (!node) return failure(Status.NOT_FOUND, `node ${nodeUrn} is not enrolled at this site; see ListResources`);
+  if (!node.up && node.unheard)
+    return failure(
+      Status.UNAVAILABLE,
+      `node ${nodeUrn} has not sent a heartbeat since this management authority restarted; try again shortly`,
+    );
   if (!node.up) {
     const last = node.lastHeartbeatAt ? new Date(node.lastHeartbeatAt).toISOString() : 'never';
     return failure(Status.UNAVAILABLE, `node ${nodeUrn} is DOWN (last heartbeat: ${last}); choose another node`);

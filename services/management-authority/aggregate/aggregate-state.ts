@@ -2,7 +2,9 @@
  * What every Aggregate operation shares: its dependencies, the slice ledger,
  * the site's style rules, and the two locks. Every change of the ledger goes
  * through {@link AggregateState.mutate} (one mutex, one batch); work on one
- * slice, node calls included, is serialised by that slice's lock.
+ * slice, node calls included, is serialised by that slice's lock. Calls are
+ * numbered as they arrive, so a Delete's tombstone can tell calls that came
+ * before it from calls that came after.
  */
 import type { RevocationLookup } from '../../core/credentials/index.js';
 import { parseUrn } from '../../core/identity/urn.js';
@@ -63,6 +65,7 @@ export class AggregateState {
   /** Serialises work on one slice (its node calls included). */
   readonly sliceLocks = new KeyedMutex();
   private readonly mutex = new Mutex();
+  private arrivals = 0;
 
   constructor(readonly deps: AggregateDeps) {
     this.ledger = deps.ledger;
@@ -75,12 +78,24 @@ export class AggregateState {
     return this.deps.clock.now();
   }
 
-  /** Runs a change of the ledger: under the mutex, one batch, then memory. */
-  mutate<T>(fn: (tx: SliceLedgerTx, now: number) => T | Promise<T>): Promise<T> {
+  /**
+   * Numbers a call as it arrives (take it before the first await of the handler): later calls get
+   * higher numbers, in this process; tombstones loaded from disk count as older than every one.
+   */
+  arrive(): number {
+    return ++this.arrivals;
+  }
+
+  /**
+   * Runs a change of the ledger: under the mutex, one batch, then memory. With the call's `signal`
+   * the batch is not committed once the call has ended (DEADLINE_EXCEEDED, nothing changed); a store
+   * that cannot write refuses it (UNAVAILABLE naming the store). Either way memory is untouched.
+   */
+  mutate<T>(fn: (tx: SliceLedgerTx, now: number) => T | Promise<T>, options: { signal?: AbortSignal } = {}): Promise<T> {
     return this.mutex.run(async () => {
       const tx = this.ledger.tx();
       const result = await fn(tx, this.now);
-      await tx.commit();
+      await tx.commit(options);
       return result;
     });
   }

@@ -159,6 +159,11 @@ export class Aggregate {
     return { slices: ledger.slices.size, slivers: ledger.slivers.size, holds: ledger.holds.size, intents: ledger.intents.size };
   }
 
+  /** The tombstones slices' Deletes left here, by slice URN (diagnostics and tests). */
+  tombstones(): Map<string, { sliceAuthorityUrn: string; deletedAt: number }> {
+    return new Map([...this.state.ledger.tombstones].map(([k, t]) => [k, t.record]));
+  }
+
   /** What is committed on a node, and by how many slivers (reports and tests). */
   committedOn(nodeUrn: string): { committed: Resources; slivers: number } {
     const u = this.state.ledger.use(nodeUrn);

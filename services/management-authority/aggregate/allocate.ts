@@ -2,7 +2,9 @@
  * Allocate: holds capacity in the MA's own ledger only, all or nothing, in
  * one atomic batch (slice, slivers, request id) after an admission that runs
  * under the ledger's mutex, so no node is ever over-committed. Idempotent on
- * request_id; holds end after `allocation_hold_s` unless provisioned.
+ * request_id; holds end after `allocation_hold_s` unless provisioned. Fenced:
+ * the batch is not committed once the call has ended, nor when a Delete of
+ * the slice superseded the request (tombstones.ts).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { canonicalJson } from '../../core/canonical-json.js';
@@ -27,6 +29,8 @@ import { errorForCode } from '../../core/rpc/outcome.js';
 import type { SliceLedgerTx } from './slice-ledger.js';
 import { releaseExpiredHolds } from './sweepers.js';
 import { goneSliverToWire, manifestDocument } from './to-wire.js';
+import { refuseSuperseded, type FencedCall } from './tombstones.js';
+import { duringGrace } from './grace.js';
 
 /** An Allocate request checked before the slice's lock is taken. */
 interface CheckedAllocate {
@@ -37,13 +41,18 @@ interface CheckedAllocate {
   /** `<slice authority> <request id>`: the idempotency key. */
   readonly key: string;
   readonly fingerprint: string;
+  /** What a tombstone of the slice is checked against. */
+  readonly fence: FencedCall;
 }
 
 /** Allocate: all or nothing, idempotent on request_id; holds end after `allocation_hold_s`. */
 export async function allocate(state: AggregateState, ctx: CallContext, req: AggregateAllocateRequest): Promise<AggregateAllocateResponse> {
-  const checked = await checkAllocate(state, ctx, req);
+  const arrival = state.arrive();
+  const checked = await checkAllocate(state, ctx, req, arrival);
   const { key, fingerprint } = checked;
   return state.sliceLocks.run(req.sliceUrn, async () => {
+    refuseSuperseded(state.ledger, checked.fence, `Allocate request ${req.requestId}`);
+    // A repeated request id gets its first answer (if its slice was deleted since, that allocates nothing).
     const seen = await state.ledger.allocationTable.get(key);
     if (seen) {
       if (seen.fingerprint !== fingerprint)
@@ -52,14 +61,19 @@ export async function allocate(state: AggregateState, ctx: CallContext, req: Agg
         });
       return allocationAnswer(state, seen.sliceUrn, seen.sliverUrns);
     }
-    const urns = await state.mutate((tx, now) => admit(state, tx, now, req, checked));
+    const urns = await state.mutate((tx, now) => admit(state, tx, now, req, checked), { signal: ctx.signal });
     state.deps.log.info({ slice: req.sliceUrn, slivers: urns.length, sliceAuthority: checked.access.sliceAuthority.urn }, 'allocated');
     return allocationAnswer(state, req.sliceUrn, urns);
   });
 }
 
 /** What can be checked without the ledger: the fields, the chain, the request itself, links, named nodes, the provider. */
-async function checkAllocate(state: AggregateState, ctx: CallContext, req: AggregateAllocateRequest): Promise<CheckedAllocate> {
+async function checkAllocate(
+  state: AggregateState,
+  ctx: CallContext,
+  req: AggregateAllocateRequest,
+  arrival: number,
+): Promise<CheckedAllocate> {
   const { deps } = state;
   const rid = requestId(req.requestId);
   const sliceUrn = urnField('slice_urn', req.sliceUrn, 'slice');
@@ -109,7 +123,7 @@ async function checkAllocate(state: AggregateState, ctx: CallContext, req: Aggre
   const fingerprint = createHash('sha256')
     .update(canonicalJson({ slice: req.sliceUrn, provider: req.providerUrn, request: normal, expires: asked ?? null }))
     .digest('base64url');
-  return { access, normal, asked, key, fingerprint };
+  return { access, normal, asked, key, fingerprint, fence: { sliceUrn: req.sliceUrn, sliceAuthorityUrn: sa.urn, arrival } };
 }
 
 /** The admission and the records, in `tx` under the ledger's mutex; returns the new slivers' URNs. */
@@ -117,6 +131,8 @@ function admit(state: AggregateState, tx: SliceLedgerTx, now: number, req: Aggre
   const { ledger, deps } = state;
   const { access, normal, asked, key, fingerprint } = checked;
   const sa = access.sliceAuthority;
+  // Checked again under the mutex: a Delete that committed its tombstone meanwhile wins.
+  refuseSuperseded(ledger, checked.fence, `Allocate request ${req.requestId}`);
   // Holds that ended are released first, so that they do not block this admission.
   releaseExpiredHolds(ledger, tx, now);
   const existing = ledger.slices.get(req.sliceUrn);
@@ -178,7 +194,10 @@ function admit(state: AggregateState, tx: SliceLedgerTx, now: number, req: Aggre
   for (const [i, w] of normal.slivers.entries()) {
     if (!w.nodeUrn) continue;
     const fit = nodeFit(input, deps.registry.get(w.nodeUrn), w.nodeUrn, req.sliceUrn, w, placed.get(w.nodeUrn));
-    if (!fit.ok) throw errorForCode(fit.code, `cannot allocate ${w.clientId}: ${fit.reason}. Nothing was allocated.`);
+    if (!fit.ok) {
+      duringGrace(state, [w.nodeUrn], `cannot allocate ${w.clientId}`);
+      throw errorForCode(fit.code, `cannot allocate ${w.clientId}: ${fit.reason}. Nothing was allocated.`);
+    }
     placed.set(w.nodeUrn, addResources(placed.get(w.nodeUrn) ?? { cpuMillis: 0, memMb: 0, diskMb: 0, pids: 0 }, w.resources));
     nodeOf[i] = w.nodeUrn;
   }
@@ -191,6 +210,12 @@ function admit(state: AggregateState, tx: SliceLedgerTx, now: number, req: Aggre
       if (w.nodeUrn) continue;
       const urn = pickNode(input, order, req.sliceUrn, w, taken);
       if (!urn) {
+        // Right after a restart, nodes not heard from yet may fit: a passing state, not exhaustion.
+        duringGrace(
+          state,
+          order.filter((c) => !taken.has(c.urn)).map((c) => c.urn),
+          `cannot place ${w.clientId}`,
+        );
         const min = w.minFree;
         throw new ResourceExhaustedError(
           `the selector asks for ${picks.length} node(s) with at least ${min.cpuMillis} cpu_millis, ${min.memMb} mem_mb, ${min.diskMb} disk_mb and ${min.pids} pids free${w.exclusive ? ', whole' : ''}; only ${found} such node(s) are UP and free. Nothing was allocated.`,

@@ -2,7 +2,9 @@
  * Provision, and the instantiation swap-in shares: the intent and the busy
  * marks in one batch, the node managers' CreateSliver calls in parallel with
  * deadlines (emulab: meanwhile the host namespaces, then the links), then one
- * batch with the outcome; what did not make it is undone on its nodes.
+ * batch with the outcome; what did not make it is undone on its nodes. Both
+ * batches are fenced by the call: once it has ended nothing more is committed,
+ * and what the nodes made is undone.
  */
 import { status as Status } from '@grpc/grpc-js';
 import { FailedPreconditionError, FedlabError, InvalidArgumentError, NotFoundError } from '../../core/errors.js';
@@ -22,6 +24,8 @@ import { SUCCESS, failure } from '../../core/rpc/outcome.js';
 import { throwFailures, type Outcome } from './outcome.js';
 import { relayTo } from './revocations.js';
 import { manifestDocument, operationalFromWire } from './to-wire.js';
+import { duringGrace } from './grace.js';
+import { refuseSuperseded } from './tombstones.js';
 
 /** How an instantiation runs. */
 export interface InstantiateOptions {
@@ -35,6 +39,8 @@ export interface InstantiateOptions {
   readonly allOrNothing: boolean;
   /** The intent, when the caller already wrote it and marked the slivers (swap-in). */
   readonly marked?: IntentRecord;
+  /** The call's signal: once it aborts, nothing more is committed and what the nodes made is undone. */
+  readonly signal?: AbortSignal;
 }
 
 /** Provision: instantiates allocated slivers on their nodes. */
@@ -44,6 +50,7 @@ export async function provision(
   req: AggregateProvisionRequest,
 ): Promise<AggregateProvisionResponse> {
   const { ledger, deps } = state;
+  const arrival = state.arrive();
   const access = deps.access.chain(ctx, 'sliver.create');
   const { slice, slivers } = resolveTargets(ledger, req.urns);
   requireOwnSlice(access, slice, slivers);
@@ -52,6 +59,7 @@ export async function provision(
     throw new InvalidArgumentError('expires_at must be in the future', { field: 'expires_at' });
 
   return state.sliceLocks.run(slice.urn, async () => {
+    refuseSuperseded(ledger, { sliceUrn: slice.urn, sliceAuthorityUrn: access.sliceAuthority.urn, arrival }, 'Provision');
     const cur = ledger.slices.get(slice.urn);
     if (!cur) throw new NotFoundError(`slice ${slice.urn} is gone (its holds expired or it was deleted); allocate again`);
     if (cur.shutDown)
@@ -59,6 +67,11 @@ export async function provision(
         `slice ${slice.urn} is shut down at this site (${cur.shutDown.reason}); ask the site's administrators`,
         { rule: 'shutdown' },
       );
+    duringGrace(
+      state,
+      slivers.filter((s) => ledger.slivers.get(s.urn)?.allocation === 'allocated').map((s) => s.nodeUrn),
+      'cannot provision',
+    );
     const now = state.now;
     const outcomes = new Map<string, Outcome>();
     const toInstantiate: SliverRecord[] = [];
@@ -86,6 +99,7 @@ export async function provision(
         asked,
         deadline: ctx.deadline,
         allOrNothing: !req.bestEffort,
+        signal: ctx.signal,
       });
       for (const [u, o] of done) outcomes.set(u, o);
       const bad = [...done].filter(([, o]) => !o.ok);
@@ -127,7 +141,9 @@ function provisionable(
   if (!node.up)
     return failure(
       Status.UNAVAILABLE,
-      `node ${s.nodeUrn} is DOWN (no heartbeat for three intervals); try again when it is UP or allocate elsewhere`,
+      node.unheard
+        ? `node ${s.nodeUrn} has not sent a heartbeat since this management authority restarted; try again shortly`
+        : `node ${s.nodeUrn} is DOWN (no heartbeat for three intervals); try again when it is UP or allocate elsewhere`,
     );
   const owner = ownerProblem(node, now, state.admissionInputs(now).revoked);
   if (owner) return failure(Status.FAILED_PRECONDITION, owner);
@@ -161,31 +177,37 @@ export async function instantiate(
   // 1. The intent and the busy marks, in one batch (checked again under the mutex).
   const intent =
     how.marked ??
-    (await state.mutate((tx, now) => {
-      const items: { sliverUrn: string; nodeUrn: string }[] = [];
-      for (const s0 of candidates) {
-        const s = ledger.slivers.get(s0.urn);
-        if (!s || s.phase || s.allocation !== 'allocated' || (s.holdExpiresAt !== undefined && s.holdExpiresAt <= now)) {
-          outcomes.set(
-            s0.urn,
-            failure(Status.FAILED_PRECONDITION, `sliver ${s0.urn} is no longer allocated (its hold may have just expired); allocate again`),
-          );
-          continue;
+    (await state.mutate(
+      (tx, now) => {
+        const items: { sliverUrn: string; nodeUrn: string }[] = [];
+        for (const s0 of candidates) {
+          const s = ledger.slivers.get(s0.urn);
+          if (!s || s.phase || s.allocation !== 'allocated' || (s.holdExpiresAt !== undefined && s.holdExpiresAt <= now)) {
+            outcomes.set(
+              s0.urn,
+              failure(
+                Status.FAILED_PRECONDITION,
+                `sliver ${s0.urn} is no longer allocated (its hold may have just expired); allocate again`,
+              ),
+            );
+            continue;
+          }
+          items.push({ sliverUrn: s.urn, nodeUrn: s.nodeUrn });
+          tx.putSliver({
+            ...s,
+            phase: 'provisioning',
+            generation: s.generation + 1,
+            expiresAt: how.asked ?? s.expiresAt,
+            updatedAt: now,
+            ...linkPlan(state, wantNetns, slice.links, s.clientId),
+          });
         }
-        items.push({ sliverUrn: s.urn, nodeUrn: s.nodeUrn });
-        tx.putSliver({
-          ...s,
-          phase: 'provisioning',
-          generation: s.generation + 1,
-          expiresAt: how.asked ?? s.expiresAt,
-          updatedAt: now,
-          ...linkPlan(state, wantNetns, slice.links, s.clientId),
-        });
-      }
-      const rec = newIntent(how.kind, slice.urn, items, now);
-      if (items.length) tx.putIntent(rec);
-      return rec;
-    }));
+        const rec = newIntent(how.kind, slice.urn, items, now);
+        if (items.length) tx.putIntent(rec);
+        return rec;
+      },
+      how.signal ? { signal: how.signal } : {},
+    ));
   if (intent.items.length === 0) return outcomes;
   const marked = intent.items.map((i) => ledger.slivers.get(i.sliverUrn) as SliverRecord);
 
@@ -243,30 +265,35 @@ export async function instantiate(
   // 4. The outcome, in one batch: provisioned, or left for undoing.
   const anyFailed = linkError !== undefined || [...reply.values()].some((r) => !r.ok);
   const keep = (urn: string): boolean => reply.get(urn)?.ok === true && linkError === undefined && !(how.allOrNothing && anyFailed);
-  await state.mutate((tx, now) => {
-    const left = intent.items.filter((i) => !keep(i.sliverUrn));
-    for (const item of intent.items) {
-      if (!keep(item.sliverUrn)) continue;
-      const s = ledger.slivers.get(item.sliverUrn) as SliverRecord;
-      const r = reply.get(item.sliverUrn) as { ok: true; value: { sliver?: Sliver } };
-      const nm = r.value.sliver;
-      const { phase: _p, holdExpiresAt: _h, ...rest } = s;
-      tx.putSliver({
-        ...rest,
-        allocation: 'provisioned',
-        operational: operationalFromWire(nm?.operationalState, how.start ? 'configuring' : 'notready'),
-        expiresAt: nm?.expiresAt?.getTime() ?? s.expiresAt,
-        error: '',
-        updatedAt: now,
-      });
-    }
-    if (how.kind === 'swap-in' && !anyFailed) {
-      const sl = ledger.slices.get(slice.urn);
-      if (sl && sl.swappedOut) tx.putSlice({ ...sl, swappedOut: false });
-    }
-    if (left.length === 0) tx.delIntent(intent.id);
-    else tx.putIntent({ ...intent, items: left });
-  });
+  await recordOutcome(state, intent, how, () =>
+    state.mutate(
+      (tx, now) => {
+        const left = intent.items.filter((i) => !keep(i.sliverUrn));
+        for (const item of intent.items) {
+          if (!keep(item.sliverUrn)) continue;
+          const s = ledger.slivers.get(item.sliverUrn) as SliverRecord;
+          const r = reply.get(item.sliverUrn) as { ok: true; value: { sliver?: Sliver } };
+          const nm = r.value.sliver;
+          const { phase: _p, holdExpiresAt: _h, ...rest } = s;
+          tx.putSliver({
+            ...rest,
+            allocation: 'provisioned',
+            operational: operationalFromWire(nm?.operationalState, how.start ? 'configuring' : 'notready'),
+            expiresAt: nm?.expiresAt?.getTime() ?? s.expiresAt,
+            error: '',
+            updatedAt: now,
+          });
+        }
+        if (how.kind === 'swap-in' && !anyFailed) {
+          const sl = ledger.slices.get(slice.urn);
+          if (sl && sl.swappedOut) tx.putSlice({ ...sl, swappedOut: false });
+        }
+        if (left.length === 0) tx.delIntent(intent.id);
+        else tx.putIntent({ ...intent, items: left });
+      },
+      how.signal ? { signal: how.signal } : {},
+    ),
+  );
   for (const item of intent.items) {
     const r = reply.get(item.sliverUrn);
     if (keep(item.sliverUrn)) outcomes.set(item.sliverUrn, SUCCESS);
@@ -292,4 +319,27 @@ export async function instantiate(
     );
   else deps.log.info({ slice: slice.urn, slivers: intent.items.length }, how.kind === 'provision' ? 'provisioned' : 'swapped in');
   return outcomes;
+}
+
+/**
+ * Writes an instantiation's outcome. When that is refused — the call ended meanwhile, or the store
+ * cannot write — nothing of it is committed: the intent still names every sliver, so it is settled
+ * now (deleted on the nodes, back to allocated) and the refusal goes to the caller. What cannot be
+ * settled now stays in the intent, which is retried.
+ */
+async function recordOutcome(
+  state: AggregateState,
+  intent: IntentRecord,
+  how: InstantiateOptions,
+  write: () => Promise<void>,
+): Promise<void> {
+  try {
+    await write();
+  } catch (err) {
+    state.deps.log.warn({ slice: intent.sliceUrn, err: (err as Error).message }, `${how.kind} not recorded; undoing it on the nodes`);
+    await settle(state, intent.id, {}).catch((e: unknown) =>
+      state.deps.log.warn({ slice: intent.sliceUrn, err: (e as Error).message }, 'undo not recorded yet; the intent is retried'),
+    );
+    throw err;
+  }
 }

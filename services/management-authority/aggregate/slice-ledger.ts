@@ -5,8 +5,10 @@
  * slice authority, derived from the sliver records. Every change goes through
  * a {@link SliceLedgerTx}: one atomic batch is written first, and only then
  * are the in-memory views updated, so memory never runs ahead of the store.
+ * The ledger also keeps the tombstones of slices their authority deleted
+ * here (see tombstones.ts), written in the same batches.
  */
-import type { Store, Table } from '../../core/store/store.js';
+import type { Store, Table, WriteOptions } from '../../core/store/store.js';
 import {
   addResources,
   TABLES,
@@ -34,6 +36,27 @@ export interface AuthorityUse {
   slivers: number;
 }
 
+/** The table of tombstones (keyed by slice URN). */
+export const TOMBSTONE_TABLE = 'slice-tombstones';
+
+/**
+ * What a Delete of a whole slice by its slice authority leaves (table `slice-tombstones`, keyed by
+ * slice URN): Allocates and Provisions of the slice that arrived before it are refused with it.
+ */
+export interface TombstoneRecord {
+  readonly sliceUrn: string;
+  /** The slice authority whose Delete it was: only its calls are fenced. */
+  readonly sliceAuthorityUrn: string;
+  /** When the Delete was committed (ms, MA clock); swept a retention period later. */
+  readonly deletedAt: number;
+}
+
+/** A tombstone in memory: its record, and the arrival number of its Delete in this process (0: an earlier process). */
+export interface Tombstone {
+  readonly record: TombstoneRecord;
+  readonly arrival: number;
+}
+
 /** Whether a sliver counts against its node's capacity (anything but swapped out). */
 export function counts(s: SliverRecord): boolean {
   return s.allocation !== 'unallocated';
@@ -44,6 +67,8 @@ export class SliceLedger {
   readonly slices = new Map<string, SliceRecord>();
   readonly slivers = new Map<string, SliverRecord>();
   readonly intents = new Map<string, IntentRecord>();
+  /** Tombstones of slices deleted by their authority, by slice URN. */
+  readonly tombstones = new Map<string, Tombstone>();
   /** Slivers that are ALLOCATED (holding capacity until their hold ends). */
   readonly holds = new Set<string>();
   private readonly bySlice = new Map<string, Set<string>>();
@@ -53,12 +78,14 @@ export class SliceLedger {
   readonly sliverTable: Table<SliverRecord>;
   readonly intentTable: Table<IntentRecord>;
   readonly allocationTable: Table<AllocateRequestRecord>;
+  readonly tombstoneTable: Table<TombstoneRecord>;
 
   constructor(readonly store: Store) {
     this.sliceTable = store.table<SliceRecord>(TABLES.slices);
     this.sliverTable = store.table<SliverRecord>(TABLES.slivers);
     this.intentTable = store.table<IntentRecord>(TABLES.intents);
     this.allocationTable = store.table<AllocateRequestRecord>(TABLES.allocations);
+    this.tombstoneTable = store.table<TombstoneRecord>(TOMBSTONE_TABLE);
   }
 
   /** Loads everything from the store. */
@@ -66,6 +93,7 @@ export class SliceLedger {
     for await (const [, s] of this.sliceTable.entries()) this.slices.set(s.urn, s);
     for await (const [, s] of this.sliverTable.entries()) this.setSliver(s);
     for await (const [, i] of this.intentTable.entries()) this.intents.set(i.id, i);
+    for await (const [, t] of this.tombstoneTable.entries()) this.tombstones.set(t.sliceUrn, { record: t, arrival: 0 });
   }
 
   /** A new transaction. */
@@ -208,13 +236,29 @@ export class SliceLedgerTx {
     return this;
   }
 
+  /** Puts a tombstone; `arrival` is the arrival number of the Delete that leaves it. */
+  putTombstone(t: TombstoneRecord, arrival: number): this {
+    this.batch.put(this.ledger.tombstoneTable, t.sliceUrn, t);
+    this.apply.push(() => this.ledger.tombstones.set(t.sliceUrn, { record: t, arrival }));
+    return this;
+  }
+
+  delTombstone(sliceUrn: string): this {
+    this.batch.del(this.ledger.tombstoneTable, sliceUrn);
+    this.apply.push(() => this.ledger.tombstones.delete(sliceUrn));
+    return this;
+  }
+
   get empty(): boolean {
     return this.batch.length === 0;
   }
 
-  /** Writes the batch (synced: holds and intents must survive a crash), then updates memory. */
-  async commit(): Promise<void> {
-    if (this.batch.length > 0) await this.batch.write({ sync: true });
+  /**
+   * Writes the batch (synced: holds and intents must survive a crash), then updates memory. With
+   * the call's `signal`, a call that has ended is not committed (DEADLINE_EXCEEDED, nothing changed).
+   */
+  async commit(options: Pick<WriteOptions, 'signal'> = {}): Promise<void> {
+    if (this.batch.length > 0) await this.batch.write({ sync: true, ...(options.signal ? { signal: options.signal } : {}) });
     for (const f of this.apply) f();
   }
 }

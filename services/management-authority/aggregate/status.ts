@@ -24,30 +24,33 @@ export async function status(state: AggregateState, ctx: CallContext, urns: read
     { deadline: ctx.deadline, signal: ctx.signal },
   );
   const errors = new Map<string, string>();
-  await state.mutate((tx, t) => {
-    for (const [i, r] of got.entries()) {
-      const s = live[i] as SliverRecord;
-      const cur = ledger.slivers.get(s.urn);
-      if (!cur || cur.phase || cur.allocation !== 'provisioned') continue;
-      if (!r.ok) {
-        if (r.code === Status.NOT_FOUND) {
-          tx.putSliver({
-            ...cur,
-            operational: 'failed',
-            error: `the node no longer has this sliver (${r.reason}); delete it and allocate again`,
-            updatedAt: t,
-          });
-        } else errors.set(s.urn, `last known state; ${r.reason}`);
-        continue;
+  // What the nodes said is recorded when the store can; a store that refuses writes does not stop the answer.
+  await state
+    .mutate((tx, t) => {
+      for (const [i, r] of got.entries()) {
+        const s = live[i] as SliverRecord;
+        const cur = ledger.slivers.get(s.urn);
+        if (!cur || cur.phase || cur.allocation !== 'provisioned') continue;
+        if (!r.ok) {
+          if (r.code === Status.NOT_FOUND) {
+            tx.putSliver({
+              ...cur,
+              operational: 'failed',
+              error: `the node no longer has this sliver (${r.reason}); delete it and allocate again`,
+              updatedAt: t,
+            });
+          } else errors.set(s.urn, `last known state; ${r.reason}`);
+          continue;
+        }
+        const nm = r.value.sliver;
+        const operational = operationalFromWire(nm?.operationalState, cur.operational);
+        const expiresAt = nm?.expiresAt?.getTime() ?? cur.expiresAt;
+        const error = nm?.error ?? '';
+        if (operational !== cur.operational || expiresAt !== cur.expiresAt || error !== cur.error)
+          tx.putSliver({ ...cur, operational, expiresAt, error, updatedAt: t });
       }
-      const nm = r.value.sliver;
-      const operational = operationalFromWire(nm?.operationalState, cur.operational);
-      const expiresAt = nm?.expiresAt?.getTime() ?? cur.expiresAt;
-      const error = nm?.error ?? '';
-      if (operational !== cur.operational || expiresAt !== cur.expiresAt || error !== cur.error)
-        tx.putSliver({ ...cur, operational, expiresAt, error, updatedAt: t });
-    }
-  });
+    })
+    .catch((err: unknown) => deps.log.warn({ slice: slice.urn, err: (err as Error).message }, "slivers' states not recorded"));
   const after = ledger.slices.get(slice.urn) ?? slice;
   return {
     sliceUrn: slice.urn,

@@ -1,12 +1,13 @@
 /**
  * The aggregate's sweepers: holds whose time ran out are released, slivers
  * past their expiry are forgotten (deleted first where the MA made something
- * for them), and old Allocate request ids are forgotten.
+ * for them), and old Allocate request ids and slice tombstones are forgotten.
  */
 import type { SliverRecord } from '../records.js';
 import type { AggregateState } from './aggregate-state.js';
 import { deleteLocked } from './lifecycle.js';
 import type { SliceLedger, SliceLedgerTx } from './slice-ledger.js';
+import { sweepTombstones } from './tombstones.js';
 
 /** How long an Allocate request id is remembered after its slice is gone here (a retry within it gets the same answer). */
 export const ALLOCATE_REQUEST_RETENTION_MS = 24 * 3_600_000;
@@ -85,6 +86,7 @@ export class Sweeper {
       });
     }
     await this.forgetAllocateRequests();
+    await sweepTombstones(this.state);
     return n;
   }
 
