@@ -46,7 +46,9 @@ export function managementAuthorityService(deps: MaDomain): ServiceRegistration 
         revocationVersion: deps.delegations.revocationVersion,
       };
     },
-    async listNodes(req) {
+    async listNodes(req, ctx) {
+      // Every node's owner and endpoint at once is the site's business; GetNode answers for one node (docs/api.md, Access rules).
+      deps.access.requireAdmin(ctx.peer, "list the site's nodes");
       return deps.registry.list(req);
     },
     async getNode(req) {
