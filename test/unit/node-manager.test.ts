@@ -16,6 +16,7 @@ import type { DriverSliver, RuntimeRef } from '../../services/node-manager/drive
 import { streamProcess } from '../../services/node-manager/drivers/exec-stream.js';
 import { parseEnviron, parseStat } from '../../services/node-manager/drivers/procfs.js';
 import { SimulatedDriver } from '../../services/node-manager/drivers/simulated.js';
+import { TerminalControl, type TerminalInput } from '../../services/node-manager/drivers/terminal-control.js';
 import { KeyedMutex, Mutex } from '../../services/core/mutex.js';
 import { assertSafeName } from '../../services/node-manager/names.js';
 import { OwnerPolicy } from '../../services/node-manager/policy.js';
@@ -172,6 +173,39 @@ describe('exec stream', () => {
     const r = await run('sh', ['-c', 'sleep 5 & echo done']);
     expect(r.out).toBe('done\n');
     expect(Date.now() - started).toBeLessThan(4000);
+  });
+});
+
+describe('terminal control channel', () => {
+  it('keeps what comes before the driver attaches, then forwards in order, and drops what comes after the end', () => {
+    const c = new TerminalControl();
+    c.write('ls\r');
+    c.resize(30, 100);
+    const got: TerminalInput[] = [];
+    const detach = c.attach((i) => got.push(i));
+    c.signal('INT');
+    expect(got).toEqual([
+      { kind: 'data', data: Buffer.from('ls\r') },
+      { kind: 'resize', rows: 30, cols: 100 },
+      { kind: 'signal', signal: 'SIGINT' },
+    ]);
+    expect(() => c.attach(() => undefined)).toThrow(/serves one command/);
+    detach();
+    c.write('late');
+    expect(got).toHaveLength(3);
+    expect(c.closed).toBe(true);
+  });
+
+  it('refuses bad sizes and signals before anything is sent', () => {
+    const c = new TerminalControl();
+    for (const [r, k] of [
+      [0, 80],
+      [24, 5000],
+      [1.5, 80],
+    ] as const)
+      expect(() => c.resize(r, k)).toThrow(/must be a whole number from 1 to 4096/);
+    expect(() => c.signal('SIGSYS')).toThrow(/cannot be sent/);
+    expect(() => c.write(Buffer.alloc(2 * 1024 * 1024))).toThrow(/typed before the terminal's command started/);
   });
 });
 

@@ -23,9 +23,12 @@ import { HOST_TOOL_ENV, type Runc } from '../runtime/runc.js';
 import { sliverSeccomp } from '../runtime/seccomp.js';
 import { INIT_PATH, SLIVER_HOME, type SliverFiles } from '../runtime/sliver-files.js';
 import type { Cgroups } from './cgroups.js';
-import type { DriverSliver, ExecChunk, ExecSpec, RuntimeRef, SliverDriver, SliverMeasure } from './driver.js';
+import type { DriverSliver, ExecChunk, ExecSpec, ExecTty, RuntimeRef, SliverDriver, SliverMeasure } from './driver.js';
+import { ExecPid } from './exec-pid.js';
 import { streamProcess } from './exec-stream.js';
-import { isSameProcessAlive, readStat } from './procfs.js';
+import { streamTerminal } from './exec-terminal.js';
+import { isSameProcessAlive, readStat, signalQuietly } from './procfs.js';
+import { checkTerminalSize } from './terminal-control.js';
 
 export { SLIVER_PATH } from '../runtime/oci-spec.js';
 
@@ -156,6 +159,10 @@ export class ContainerDriver implements SliverDriver {
   }
 
   private async *execStream(s: DriverSliver, spec: ExecSpec, signal: AbortSignal): AsyncIterable<ExecChunk> {
+    if (spec.tty) {
+      yield* this.execTerminal(s, spec, spec.tty, signal);
+      return;
+    }
     const file = await this.writeProcess(s, { args: spec.argv, env: this.envOf(s, spec.env), cwd: spec.cwd ?? SLIVER_HOME });
     try {
       yield* streamProcess(this.o.runc.binary, this.o.runc.execArgs(s.name, file), {
@@ -167,6 +174,40 @@ export class ContainerDriver implements SliverDriver {
       });
     } finally {
       await rm(file, { force: true });
+    }
+  }
+
+  /**
+   * PTY mode: `runc exec --tty` in the foreground on a host terminal. runc
+   * makes the container's own terminal, copies it to and from ours, resizes it
+   * when ours is resized (SIGWINCH) and puts it in raw mode, so echo and line
+   * editing happen inside the sliver. Signals go straight to the command's
+   * host pid (from runc's pid file; runc forwards them until that exists), and
+   * a kill reaches the command's whole session, which runc starts apart from
+   * its own process group.
+   */
+  private async *execTerminal(s: DriverSliver, spec: ExecSpec, tty: ExecTty, signal: AbortSignal): AsyncIterable<ExecChunk> {
+    checkTerminalSize(tty.rows, tty.cols);
+    const env = this.envOf(s, spec.env, { TERM: tty.term ?? 'xterm' });
+    const file = await this.writeProcess(s, { args: spec.argv, env, cwd: spec.cwd ?? SLIVER_HOME, terminal: { rows: tty.rows, cols: tty.cols } });
+    const pidFile = `${file}.pid`;
+    const command = new ExecPid(pidFile);
+    try {
+      yield* streamTerminal(this.o.runc.binary, this.o.runc.execArgs(s.name, file, { tty: true, pidFile }), {
+        env: HOST_TOOL_ENV,
+        rows: tty.rows,
+        cols: tty.cols,
+        ...(spec.stdin ? { stdin: spec.stdin } : {}),
+        ...(tty.control ? { control: tty.control } : {}),
+        timeoutMs: spec.timeoutMs,
+        maxOutputBytes: spec.maxOutputBytes,
+        signal,
+        sendSignal: async (sig, runcPid) => signalQuietly((await command.pid()) ?? runcPid, sig),
+        killAll: () => command.killSession(),
+      });
+    } finally {
+      await rm(file, { force: true });
+      await rm(pidFile, { force: true });
     }
   }
 

@@ -8,6 +8,7 @@
 
 import { InvalidArgumentError } from '../../core/errors.js';
 import type { IdRange } from '../runtime/id-ranges.js';
+import type { TerminalControl } from './terminal-control.js';
 
 /** The three drivers (docs/design.md §3). */
 export type DriverKind = 'container' | 'process' | 'simulated';
@@ -55,6 +56,23 @@ export interface ExecSpec {
   readonly timeoutMs: number;
   /** Output (stdout + stderr) above this many bytes kills the command and fails the call. */
   readonly maxOutputBytes: number;
+  /** Runs the command on a terminal instead of pipes (see {@link ExecTty}). */
+  readonly tty?: ExecTty;
+}
+
+/**
+ * PTY mode: the command's standard input, output and error are one terminal
+ * of this size; its output comes as `stdout` chunks (a terminal has no
+ * separate error stream), `stdin` is typed into it and not closed, and the
+ * control channel carries further keystrokes, window size changes and signals.
+ */
+export interface ExecTty {
+  readonly rows: number;
+  readonly cols: number;
+  /** TERM inside the sliver; `xterm` when absent (a caller's `env.TERM` wins). */
+  readonly term?: string;
+  /** Input, resizes and signals while the command runs. */
+  readonly control?: TerminalControl;
 }
 
 /** A piece of a running command's output, or its end. */

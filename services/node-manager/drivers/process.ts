@@ -13,6 +13,7 @@ import { assertSafeName } from '../names.js';
 import { SLIVER_PATH } from '../runtime/oci-spec.js';
 import { checkHostOnlyImage, type DriverSliver, type ExecChunk, type ExecSpec, type RuntimeRef, type SliverDriver, type SliverMeasure } from './driver.js';
 import { streamProcess } from './exec-stream.js';
+import { streamTerminal } from './exec-terminal.js';
 import { findMarkedProcesses, INSTANCE_ENV, isSameProcessAlive, readStat, signalQuietly, SLIVER_ENV } from './procfs.js';
 import type { WorkDirs } from './work-dirs.js';
 
@@ -91,9 +92,25 @@ export class ProcessDriver implements SliverDriver {
   exec(s: DriverSliver, _ref: RuntimeRef, spec: ExecSpec, signal: AbortSignal): AsyncIterable<ExecChunk> {
     const work = this.workDir(s.name);
     const [program, ...args] = spec.argv as [string, ...string[]];
+    const env = { PATH: SLIVER_PATH, HOME: work, LANG: 'C.UTF-8', ...spec.env, ...this.env(s.name), FEDLAB_SLIVER_URN: s.urn, FEDLAB_SLICE_URN: s.sliceUrn };
+    if (spec.tty) {
+      // On a terminal too: a plain child of the node manager, nothing isolated.
+      return streamTerminal(program, args, {
+        cwd: work,
+        env: { TERM: spec.tty.term ?? 'xterm', ...env },
+        rows: spec.tty.rows,
+        cols: spec.tty.cols,
+        term: spec.env.TERM ?? spec.tty.term ?? 'xterm',
+        ...(spec.stdin ? { stdin: spec.stdin } : {}),
+        ...(spec.tty.control ? { control: spec.tty.control } : {}),
+        timeoutMs: spec.timeoutMs,
+        maxOutputBytes: spec.maxOutputBytes,
+        signal,
+      });
+    }
     return streamProcess(program, args, {
       cwd: work,
-      env: { PATH: SLIVER_PATH, HOME: work, LANG: 'C.UTF-8', ...spec.env, ...this.env(s.name), FEDLAB_SLIVER_URN: s.urn, FEDLAB_SLICE_URN: s.sliceUrn },
+      env,
       stdin: spec.stdin,
       timeoutMs: spec.timeoutMs,
       maxOutputBytes: spec.maxOutputBytes,
