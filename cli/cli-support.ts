@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { FedlabError, InvalidArgumentError } from '../services/core/errors.js';
 import { checkEndpoint } from '../services/core/endpoint.js';
 import type { TlsMaterial } from '../services/core/rpc/server.js';
+import { printableJson, writeErr } from './printable.js';
 
 /** Exit code for bad input or usage. */
 export const EXIT_USAGE = 2;
@@ -59,18 +60,19 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<void> | 
     try {
       await fn(...args);
     } catch (err) {
-      process.stderr.write(`fedlab: ${messageFor(err)}\n`);
+      // A refusal's message is the server's text: shown printable.
+      writeErr(`fedlab: ${messageFor(err)}\n`);
       if (!(err instanceof FedlabError) && !(err instanceof CliExit) && process.env.FEDLAB_DEBUG && err instanceof Error) {
-        process.stderr.write(`${err.stack ?? ''}\n`);
+        writeErr(`${err.stack ?? ''}\n`);
       }
       process.exitCode = exitCodeFor(err);
     }
   };
 }
 
-/** Prints a value as indented JSON on stdout. */
+/** Prints a value as indented JSON on stdout (control characters escaped, C1 and DEL included). */
 export function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  process.stdout.write(`${printableJson(value, 2)}\n`);
 }
 
 /** Reads a file named by a flag; a failure names the flag (bad input: exit 2). */

@@ -13,6 +13,7 @@ import { InvalidArgumentError } from '../../services/core/errors.js';
 import type { Deployment } from '../../services/generated/fedlab/v1/service_provider.js';
 import { action, CliExit, EXIT_FAILURE } from '../cli-support.js';
 import { parseDuration, parsePositiveInt } from '../flag-values.js';
+import { printableText, writeErr } from '../printable.js';
 import { LocalFederation } from '../up/federation.js';
 import { homeUrns } from '../up/pki.js';
 import { ALL_STYLES, parseSites } from '../up/plan.js';
@@ -83,7 +84,7 @@ export async function runUp(f: UpFlags, out: NodeJS.WriteStream = process.stdout
   const timeoutMs = parseDuration(f.timeout, '--timeout') * 1000;
   const intervalMs = Math.max(250, parseDuration(f.interval, '--interval') * 1000);
   const tty = out.isTTY === true;
-  const say = (l: string): void => void out.write(`${l}\n`);
+  const say = (l: string): void => void out.write(`${printableText(l)}\n`);
   const started = Date.now();
   const fed = await LocalFederation.open({ dir: resolve(f.dir), sites: styles, nodes, driver: f.driver, say });
   if (!fed.fresh) say(`reusing the federation in ${fed.dir}`);
@@ -175,7 +176,8 @@ export async function runUp(f: UpFlags, out: NodeJS.WriteStream = process.stdout
         // Redraw in place: move up over the previous table and clear to the end of the screen
         // (a table taller than the terminal cannot be reached by moving up: clear the screen then).
         const tall = lines.length >= (out.rows || 24) - 1;
-        out.write(`${tall ? '\x1b[H\x1b[2J' : drawn ? `\x1b[${drawn}A` : ''}\x1b[0J${lines.join('\n')}\n`);
+        // The escapes are ours alone: whatever the services said is printable.
+        out.write(`${tall ? '\x1b[H\x1b[2J' : drawn ? `\x1b[${drawn}A` : ''}\x1b[0J${printableText(lines.join('\n'))}\n`);
         drawn = lines.length;
       } else {
         // A line when something other than the output sample changed, else one every 10 s.
@@ -213,7 +215,7 @@ export async function runUp(f: UpFlags, out: NodeJS.WriteStream = process.stdout
     }
   } catch (err) {
     if (!stopping) {
-      process.stderr.write(`fedlab: ${(err as Error).message}\n`);
+      writeErr(`fedlab: ${(err as Error).message}\n`);
       stopping = shutdown(err instanceof CliExit ? err.exitCode : err instanceof InvalidArgumentError ? 2 : EXIT_FAILURE);
     }
     return await stopping;

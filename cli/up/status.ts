@@ -10,6 +10,7 @@ import { isServiceError } from '../../services/core/rpc/client.js';
 import { NodeHealth, OperationalState, type Sliver } from '../../services/generated/fedlab/v1/common.js';
 import { DeploymentState, ServiceState, type Deployment } from '../../services/generated/fedlab/v1/service_provider.js';
 import { SliceState, type Slice } from '../../services/generated/fedlab/v1/slice_authority.js';
+import { printable } from '../printable.js';
 import type { LocalFederation } from './federation.js';
 
 /** One site's line. */
@@ -102,11 +103,13 @@ export function sliverRows(s: FederationStatus): string[][] {
     opState(slivers.get(t.sliverUrn)),
     enumName(ServiceState as unknown as Record<string, string | number>, t.serviceState, 'SERVICE_STATE_'),
     String(t.restarts),
-    (t.lastOutput[t.lastOutput.length - 1] ?? (t.status?.reason || '')).slice(0, 60),
+    printable(t.lastOutput[t.lastOutput.length - 1] ?? (t.status?.reason || '')).slice(0, 60),
   ]);
 }
 
-function table(head: readonly string[], rows: readonly (readonly string[])[]): string[] {
+/** A table; every cell printable (cells hold what servers, nodes and slivers said). */
+function table(head: readonly string[], raw: readonly (readonly string[])[]): string[] {
+  const rows = raw.map((r) => r.map(printable));
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: readonly string[]): string =>
     cells
@@ -122,7 +125,7 @@ export function renderStatus(s: FederationStatus, title: string): string[] {
   out.push(
     ...table(
       ['SITE', 'STYLE', 'MA', 'NODES UP'],
-      s.sites.map((x) => [x.domain, x.style, x.address, x.error ? `? (${x.error.slice(0, 50)})` : `${x.up}/${x.total}`]),
+      s.sites.map((x) => [x.domain, x.style, x.address, x.error ? `? (${printable(x.error).slice(0, 50)})` : `${x.up}/${x.total}`]),
     ),
   );
   out.push('');
@@ -130,13 +133,15 @@ export function renderStatus(s: FederationStatus, title: string): string[] {
   if (dep) {
     const sliceState = s.slice ? enumName(SliceState as unknown as Record<string, string | number>, s.slice.state, 'SLICE_STATE_') : '?';
     out.push(
-      `slice ${dep.sliceUrn || '(not yet created)'}  ${sliceState}   deployment ${dep.name}  ${enumName(DeploymentState as unknown as Record<string, string | number>, dep.state, 'DEPLOYMENT_STATE_')}${dep.error ? `: ${dep.error}` : ''}`,
+      printable(
+        `slice ${dep.sliceUrn || '(not yet created)'}  ${sliceState}   deployment ${dep.name}  ${enumName(DeploymentState as unknown as Record<string, string | number>, dep.state, 'DEPLOYMENT_STATE_')}${dep.error ? `: ${dep.error}` : ''}`,
+      ),
     );
     out.push(...table(['SITE', 'NODE', 'SLIVER', 'STATE', 'SERVICE', 'RESTARTS', 'LAST OUTPUT'], sliverRows(s)));
   } else {
     out.push('no deployment yet');
   }
-  for (const e of s.errors) out.push(`! ${e}`);
+  for (const e of s.errors) out.push(`! ${printable(e)}`);
   return out;
 }
 
@@ -144,10 +149,12 @@ export function renderStatus(s: FederationStatus, title: string): string[] {
 export function statusLine(s: FederationStatus): string {
   const sites = s.sites.map((x) => `${x.domain} ${x.error ? '?' : `${x.up}/${x.total}`} up`).join(', ');
   const dep = s.deployment;
-  if (!dep) return `${s.at.toISOString()} ${sites}; no deployment${s.errors.length ? `; ${s.errors.join('; ')}` : ''}`;
+  if (!dep) return printable(`${s.at.toISOString()} ${sites}; no deployment${s.errors.length ? `; ${s.errors.join('; ')}` : ''}`);
   const running = dep.targets.filter((t) => t.serviceState === ServiceState.SERVICE_STATE_RUNNING).length;
   const last = dep.targets.map((t) => t.lastOutput[t.lastOutput.length - 1]).filter(Boolean)[0] ?? '';
-  return `${s.at.toISOString()} ${sites}; ${dep.name} ${enumName(DeploymentState as unknown as Record<string, string | number>, dep.state, 'DEPLOYMENT_STATE_')}, service running on ${running}/${dep.targets.length} slivers${last ? `; e.g. "${last.slice(0, 60)}"` : ''}`;
+  return printable(
+    `${s.at.toISOString()} ${sites}; ${dep.name} ${enumName(DeploymentState as unknown as Record<string, string | number>, dep.state, 'DEPLOYMENT_STATE_')}, service running on ${running}/${dep.targets.length} slivers${last ? `; e.g. "${printable(last).slice(0, 60)}"` : ''}`,
+  );
 }
 
 /**

@@ -1,8 +1,8 @@
 /**
  * Who may call the provider: its administrators (by the URN of their TLS
  * certificate) may call everything; readers (URNs or patterns) may only read
- * deployments. Anyone else is PERMISSION_DENIED, naming who they are and what
- * they lack.
+ * deployments, and never see a step's env or stdin (where secrets go). Anyone
+ * else is PERMISSION_DENIED, naming who they are and what they lack.
  */
 import { PermissionDeniedError } from '../core/errors.js';
 import { targetCovers, urnEquals } from '../core/identity/urn.js';
@@ -22,6 +22,11 @@ export class Access {
   /** Whether the caller is an administrator. */
   isAdmin(caller: Caller): boolean {
     return this.admins.some((a) => urnEquals(a, caller.urn));
+  }
+
+  /** What of a deployment the caller sees: everything (administrators), or all but env and stdin (readers). */
+  viewOf(caller: Caller): 'admin' | 'reader' {
+    return this.isAdmin(caller) ? 'admin' : 'reader';
   }
 
   /** Throws PERMISSION_DENIED unless the caller is an administrator. */

@@ -16,11 +16,11 @@ export function serviceProviderService(domain: { access: Access; deployments: De
     },
     async getDeployment(req, ctx) {
       domain.access.requireReader(ctx.peer, 'read deployments');
-      return { deployment: domain.deployments.get(req.name) };
+      return { deployment: domain.deployments.get(req.name, domain.access.viewOf(ctx.peer)) };
     },
     async listDeployments(req, ctx) {
       domain.access.requireReader(ctx.peer, 'list deployments');
-      return domain.deployments.list(req.pageSize, req.pageToken, req.state);
+      return domain.deployments.list(req.pageSize, req.pageToken, req.state, domain.access.viewOf(ctx.peer));
     },
     async deleteDeployment(req, ctx) {
       domain.access.requireAdmin(ctx.peer, 'delete deployments');

@@ -5,6 +5,7 @@ import { InvalidArgumentError } from '../../../services/core/errors.js';
 import { action, printJson } from '../../cli-support.js';
 import { repeatableList } from '../../flag-values.js';
 import { line } from './report-line.js';
+import { writeOut } from '../../printable.js';
 
 interface BundleFlags {
   ca: string;
@@ -54,7 +55,7 @@ export function registerCertsBundle(certs: Command): void {
           });
           return;
         }
-        process.stdout.write(
+        writeOut(
           `wrote the trust bundle of ${r.bundle.domain} to ${r.file}\n` +
             line('serial', String(r.bundle.serial)) +
             line('revocation version', String(r.bundle.revocation_version)) +

@@ -4,6 +4,7 @@ import { initCa } from '../../../certs/ca.js';
 import { checkAlg } from '../../../certs/names.js';
 import { action, printJson } from '../../cli-support.js';
 import { line, parseDays } from './report-line.js';
+import { writeOut } from '../../printable.js';
 
 interface InitCaFlags {
   domain: string;
@@ -38,7 +39,7 @@ export function registerCertsInitCa(certs: Command): void {
           });
           return;
         }
-        process.stdout.write(
+        writeOut(
           `created the CA of ${r.domain} in ${r.dir}\n` +
             line('algorithm', r.alg) +
             line('valid until', r.notAfter.toISOString()) +

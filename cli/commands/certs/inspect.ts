@@ -3,9 +3,10 @@ import type { Command } from 'commander';
 import { inspectFile, type BundleReport, type CertificateReport } from '../../../certs/inspect.js';
 import { action, printJson } from '../../cli-support.js';
 import { line } from './report-line.js';
+import { writeOut } from '../../printable.js';
 
 function printCertificate(c: CertificateReport): void {
-  process.stdout.write(
+  writeOut(
     line('subject', c.subject) +
       line('issuer', c.issuer) +
       line('urn', c.urn ?? '(none)') +
@@ -20,7 +21,7 @@ function printCertificate(c: CertificateReport): void {
 }
 
 function printBundle(b: BundleReport): void {
-  process.stdout.write(
+  writeOut(
     line('trust bundle of', b.domain) +
       line('serial', String(b.serial)) +
       line('issued at', b.issued_at) +
@@ -53,7 +54,7 @@ export function registerCertsInspect(certs: Command): void {
           return;
         }
         report.certificates.forEach((c, i) => {
-          if (i > 0) process.stdout.write('\n');
+          if (i > 0) writeOut('\n');
           printCertificate(c);
         });
       }),

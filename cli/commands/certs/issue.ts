@@ -5,6 +5,7 @@ import { checkAlg } from '../../../certs/names.js';
 import { action, printJson } from '../../cli-support.js';
 import { repeatableList } from '../../flag-values.js';
 import { line, parseDays } from './report-line.js';
+import { writeOut, writeErr } from '../../printable.js';
 
 interface IssueFlags {
   ca: string;
@@ -47,7 +48,7 @@ export function registerCertsIssue(certs: Command): void {
           keyFile: flags.key,
           force: flags.force === true,
         });
-        if (r.clipped) process.stderr.write(`fedlab: note: the validity was cut to end with the CA's, on ${r.notAfter.toISOString()}\n`);
+        if (r.clipped) writeErr(`fedlab: note: the validity was cut to end with the CA's, on ${r.notAfter.toISOString()}\n`);
         if (flags.json) {
           printJson({
             urn: r.urn,
@@ -62,7 +63,7 @@ export function registerCertsIssue(certs: Command): void {
           });
           return;
         }
-        process.stdout.write(
+        writeOut(
           `issued ${r.urn} into ${r.dir}\n` +
             line('serial', r.serial) +
             line('valid until', r.notAfter.toISOString()) +

@@ -4,6 +4,7 @@ import { parseCredential, type ParsedCredential } from '../../../services/core/c
 import { action, printJson } from '../../cli-support.js';
 import { readChainFile } from './files.js';
 import { formatLimits, formatTime } from './report-format.js';
+import { writeOut } from '../../printable.js';
 
 function linkJson(p: ParsedCredential, i: number) {
   const c = p.claims;
@@ -57,7 +58,7 @@ export function registerCredInspect(cred: Command): void {
           out.push(`  hash        ${p.hash}`);
           if (i < links.length - 1) out.push('');
         });
-        process.stdout.write(`${out.join('\n')}\n`);
+        writeOut(`${out.join('\n')}\n`);
       }),
     );
 }

@@ -15,6 +15,7 @@ import { parseTime, repeatable, splitList } from '../../flag-values.js';
 import { readChainFile, readIdentity } from './files.js';
 import { formatLimits, formatTime } from './report-format.js';
 import { loadTrust } from './trust.js';
+import { writeOut } from '../../printable.js';
 
 interface VerifyFlags {
   trust: string[];
@@ -103,7 +104,7 @@ export function registerCredVerify(cred: Command): void {
           printJson(grantJson(grant));
           return;
         }
-        process.stdout.write(
+        writeOut(
           [
             `valid: ${grant.holder.urn} holds a chain of ${grant.hashes.length} link${grant.hashes.length === 1 ? '' : 's'} rooted at ${grant.root.issuer}`,
             `  privileges  ${grant.privileges.join(', ')}`,

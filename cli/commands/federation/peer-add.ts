@@ -5,6 +5,7 @@ import { PeerDirectory } from '../../../services/core/federation/peers.js';
 import { action, printJson } from '../../cli-support.js';
 import { parseDuration } from '../../flag-values.js';
 import { dialIdentity, domainArg, serviceView, summary, withDial, type DialFlags } from './peers-flags.js';
+import { writeOut } from '../../printable.js';
 
 /** Registers `fedlab federation peer add`. */
 export function registerPeerAdd(peer: Command): void {
@@ -38,7 +39,7 @@ export function registerPeerAdd(peer: Command): void {
         await dir.put(record);
         if (flags.json) printJson({ ...summary(record), peers_dir: view.peersDir, repinned: before !== undefined });
         else {
-          process.stdout.write(
+          writeOut(
             `${before ? 're-pinned' : 'peered with'} ${record.domain}: bundle ${record.fingerprint} (serial ${record.bundle.serial}, ${record.bundle.ca_certs.length} CA certificate(s), ${record.bundle.authorities.length} authorit${record.bundle.authorities.length === 1 ? 'y' : 'ies'})\n` +
               `stored in ${view.peersDir}; running services pick it up within their reload interval\n`,
           );

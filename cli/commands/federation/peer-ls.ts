@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { PeerDirectory } from '../../../services/core/federation/peers.js';
 import { action, printJson } from '../../cli-support.js';
 import { serviceView, summary, withDir, type DirFlags } from './peers-flags.js';
+import { writeOut, writeErr } from '../../printable.js';
 
 function table(rows: readonly (readonly string[])[]): string {
   const widths = (rows[0] ?? []).map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
@@ -28,7 +29,7 @@ export function registerPeerLs(peer: Command): void {
           printJson({ peers_dir: view.peersDir, peers: records.map(summary), unreadable: errors });
           return;
         }
-        if (records.length === 0) process.stdout.write(`no peers in ${view.peersDir}\n`);
+        if (records.length === 0) writeOut(`no peers in ${view.peersDir}\n`);
         else {
           const rows = [
             ['DOMAIN', 'ENDPOINT', 'SERIAL', 'FINGERPRINT', 'LAST REFRESH'],
@@ -40,9 +41,9 @@ export function registerPeerLs(peer: Command): void {
               r.last_refresh ? `${r.last_refresh.result} ${r.last_refresh.at}` : 'never',
             ]),
           ];
-          process.stdout.write(`${table(rows)}\n`);
+          writeOut(`${table(rows)}\n`);
         }
-        for (const e of errors) process.stderr.write(`fedlab: ${e.error} (not trusted)\n`);
+        for (const e of errors) writeErr(`fedlab: ${e.error} (not trusted)\n`);
       }),
     );
 }

@@ -7,6 +7,7 @@ import { createLogger } from '../../../services/core/log.js';
 import { action, CliExit, EXIT_FAILURE, printJson } from '../../cli-support.js';
 import { parseDuration } from '../../flag-values.js';
 import { dialIdentity, domainArg, serviceView, withDial, type DialFlags } from './peers-flags.js';
+import { writeOut } from '../../printable.js';
 
 /** Registers `fedlab federation peer refresh`. */
 export function registerPeerRefresh(peer: Command): void {
@@ -38,9 +39,7 @@ export function registerPeerRefresh(peer: Command): void {
         if (flags.json) printJson(results);
         else
           for (const r of results)
-            process.stdout.write(
-              `${r.domain}: ${r.result}${r.fingerprint ? ` ${r.fingerprint}` : ''}${r.detail ? ` (${r.detail})` : ''}\n`,
-            );
+            writeOut(`${r.domain}: ${r.result}${r.fingerprint ? ` ${r.fingerprint}` : ''}${r.detail ? ` (${r.detail})` : ''}\n`);
         if (results.some((r) => r.result === 'refused' || r.result === 'unreachable'))
           throw new CliExit(EXIT_FAILURE, 'some peers were not refreshed; see above');
       }),

@@ -4,6 +4,7 @@ import { NotFoundError } from '../../../services/core/errors.js';
 import { PeerDirectory } from '../../../services/core/federation/peers.js';
 import { action } from '../../cli-support.js';
 import { domainArg, serviceView, withDir, type DirFlags } from './peers-flags.js';
+import { writeOut } from '../../printable.js';
 
 /** Registers `fedlab federation peer rm`. */
 export function registerPeerRm(peer: Command): void {
@@ -17,7 +18,7 @@ export function registerPeerRm(peer: Command): void {
       const view = serviceView(flags);
       const removed = await new PeerDirectory(view.peersDir).remove(domainArg(domain));
       if (!removed) throw new NotFoundError(`${domain} is not peered in ${view.peersDir}`);
-      process.stdout.write(`removed ${domain} from ${view.peersDir}\n`);
+      writeOut(`removed ${domain} from ${view.peersDir}\n`);
     }),
   );
 }

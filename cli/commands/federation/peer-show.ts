@@ -4,6 +4,7 @@ import { NotFoundError } from '../../../services/core/errors.js';
 import { PeerDirectory } from '../../../services/core/federation/peers.js';
 import { action, printJson } from '../../cli-support.js';
 import { domainArg, serviceView, summary, withDir, type DirFlags } from './peers-flags.js';
+import { writeOut } from '../../printable.js';
 
 /** Registers `fedlab federation peer show`. */
 export function registerPeerShow(peer: Command): void {
@@ -28,7 +29,7 @@ export function registerPeerShow(peer: Command): void {
           `revocation version  ${r.bundle.revocation_version}`,
           `last refresh        ${r.last_refresh ? `${r.last_refresh.result} at ${r.last_refresh.at}${r.last_refresh.fingerprint ? ` (${r.last_refresh.fingerprint})` : ''}${r.last_refresh.detail ? `: ${r.last_refresh.detail}` : ''}` : 'never'}`,
         ];
-        process.stdout.write(`${lines.join('\n')}\n`);
+        writeOut(`${lines.join('\n')}\n`);
       }),
     );
 }

@@ -5,6 +5,7 @@ import { action, printJson } from '../../cli-support.js';
 import { parseWholeNumber } from '../../flag-values.js';
 import { maClient, refused, withMaFlags, type MaFlags } from '../../remote.js';
 import { nodeJson, nodeTable } from './node-view.js';
+import { writeOut } from '../../printable.js';
 
 /** Registers `fedlab node ls`. */
 export function registerNodeLs(node: Command): void {
@@ -46,7 +47,7 @@ export function registerNodeLs(node: Command): void {
             (n.capacity?.memMb ?? 0) - (n.allocated?.memMb ?? 0) >= minMem,
         );
         if (flags.json) printJson({ nodes: nodes.map(nodeJson) });
-        else process.stdout.write(`${nodes.length ? nodeTable(nodes) : 'no nodes'}\n`);
+        else writeOut(`${nodes.length ? nodeTable(nodes) : 'no nodes'}\n`);
       }),
     );
 }

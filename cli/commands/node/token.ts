@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { action, printJson } from '../../cli-support.js';
 import { parseDuration } from '../../flag-values.js';
 import { maClient, refused, withMaFlags, type MaFlags } from '../../remote.js';
+import { writeOut, writeErr } from '../../printable.js';
 
 /** Registers `fedlab node token`. */
 export function registerNodeToken(node: Command): void {
@@ -30,8 +31,8 @@ export function registerNodeToken(node: Command): void {
           if (flags.json) printJson({ token: res.token, node_urn: res.nodeUrn, expires_at: res.expiresAt?.toISOString() });
           else {
             // The token alone on stdout, so that TOKEN=$(fedlab node token ...) works; the rest for the person.
-            process.stdout.write(`${res.token}\n`);
-            process.stderr.write(`token for ${res.nodeUrn}, valid once until ${res.expiresAt?.toISOString()}; it is shown only now\n`);
+            writeOut(`${res.token}\n`);
+            writeErr(`token for ${res.nodeUrn}, valid once until ${res.expiresAt?.toISOString()}; it is shown only now\n`);
           }
         } finally {
           client.close();

@@ -12,6 +12,7 @@ import { DeployProgress } from './deploy-progress.js';
 import { deploymentJson, stateName, targetTable } from './deployment-view.js';
 import { spClient, withSp, type SpFlags } from './provider-client.js';
 import { siteRequests } from './site-requests.js';
+import { printableJson, writeOut } from '../../printable.js';
 
 interface DeployFlags extends SpFlags {
   name: string;
@@ -98,8 +99,8 @@ async function deploy(argv: string[], flags: DeployFlags): Promise<void> {
     for await (const event of stream) {
       if (event.deployment) last = event.deployment;
       if (flags.json)
-        process.stdout.write(
-          `${JSON.stringify({ ...event, deployment: event.deployment ? deploymentJson(event.deployment) : undefined, state: stateName(event.state) })}\n`,
+        writeOut(
+          `${printableJson({ ...event, deployment: event.deployment ? deploymentJson(event.deployment) : undefined, state: stateName(event.state) })}\n`,
         );
       else progress.event(event);
     }
@@ -109,7 +110,7 @@ async function deploy(argv: string[], flags: DeployFlags): Promise<void> {
     client.close();
   }
   if (!last) throw new CliExit(EXIT_FAILURE, 'the provider ended the stream without a final state');
-  if (!flags.json && !process.stdout.isTTY) process.stdout.write(`${targetTable(last.targets)}\n`);
+  if (!flags.json && !process.stdout.isTTY) writeOut(`${targetTable(last.targets)}\n`);
   if (last.state !== DeploymentState.DEPLOYMENT_STATE_READY) {
     throw new CliExit(EXIT_FAILURE, `deployment ${last.name} is ${stateName(last.state)}${last.error ? `: ${last.error}` : ''}`);
   }

@@ -5,6 +5,7 @@ import { action, printJson } from '../../cli-support.js';
 import { refused } from '../../remote.js';
 import { deploymentJson, stateName } from './deployment-view.js';
 import { spClient, withSp, type SpFlags } from './provider-client.js';
+import { writeOut } from '../../printable.js';
 
 /** Registers `fedlab deployment delete`. */
 export function registerDeploymentDelete(deployment: Command): void {
@@ -21,7 +22,7 @@ export function registerDeploymentDelete(deployment: Command): void {
               .catch((err: unknown) => refused(err, `could not delete deployment ${name}`))
           ).deployment as Deployment;
           if (flags.json) printJson(deploymentJson(deleted));
-          else process.stdout.write(`${deleted.name}: ${stateName(deleted.state)}${deleted.error ? ` (${deleted.error})` : ''}\n`);
+          else writeOut(`${deleted.name}: ${stateName(deleted.state)}${deleted.error ? ` (${deleted.error})` : ''}\n`);
         } finally {
           client.close();
         }

@@ -5,6 +5,7 @@ import { action, printJson } from '../../cli-support.js';
 import { refused } from '../../remote.js';
 import { deploymentJson, stateName } from './deployment-view.js';
 import { spClient, withSp, type SpFlags } from './provider-client.js';
+import { writeOut } from '../../printable.js';
 
 /** Registers `fedlab deployment ls`. */
 export function registerDeploymentLs(deployment: Command): void {
@@ -41,7 +42,7 @@ export function registerDeploymentLs(deployment: Command): void {
             .map((x, i) => x.padEnd(widths[i] as number))
             .join('  ')
             .trimEnd();
-        process.stdout.write(`${[line(head), ...rows.map(line)].join('\n')}\n`);
+        writeOut(`${[line(head), ...rows.map(line)].join('\n')}\n`);
       }),
     );
 }

@@ -5,6 +5,7 @@ import { action, printJson } from '../../cli-support.js';
 import { refused } from '../../remote.js';
 import { deploymentJson, stateName, targetTable } from './deployment-view.js';
 import { spClient, withSp, type SpFlags } from './provider-client.js';
+import { printable, printableLine, writeOut } from '../../printable.js';
 
 /** Registers `fedlab deployment show`. */
 export function registerDeploymentShow(deployment: Command): void {
@@ -19,12 +20,15 @@ export function registerDeploymentShow(deployment: Command): void {
           const shown = (await client.getDeployment({ name }).catch((err: unknown) => refused(err, `could not read deployment ${name}`)))
             .deployment as Deployment;
           if (flags.json) return printJson(deploymentJson(shown));
-          process.stdout.write(
-            `${shown.name}: ${stateName(shown.state)}  slice ${shown.sliceUrn || '-'}${shown.error ? `\nerror: ${shown.error}` : ''}\n${targetTable(shown.targets)}\n`,
+          writeOut(
+            `${printable(shown.name)}: ${stateName(shown.state)}  slice ${printable(shown.sliceUrn) || '-'}${shown.error ? `\nerror: ${printable(shown.error)}` : ''}\n${targetTable(shown.targets)}\n`,
           );
           for (const t of shown.targets) {
             if (t.lastOutput.length === 0) continue;
-            process.stdout.write(`\n--- ${t.sliverUrn} (${t.nodeEndpoint || 'endpoint unknown'})\n${t.lastOutput.join('\n')}\n`);
+            // Each line of a sliver's output printable on its own: a line cannot fake another.
+            writeOut(
+              `\n--- ${printable(t.sliverUrn)} (${printable(t.nodeEndpoint) || 'endpoint unknown'})\n${t.lastOutput.map(printableLine).join('\n')}\n`,
+            );
           }
         } finally {
           client.close();

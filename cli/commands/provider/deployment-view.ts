@@ -6,6 +6,7 @@ import {
   type Deployment,
   type DeploymentTarget,
 } from '../../../services/generated/fedlab/v1/service_provider.js';
+import { printable } from '../../printable.js';
 
 const STATE_NAMES: Record<number, string> = {
   [DeploymentState.DEPLOYMENT_STATE_PENDING]: 'PENDING',
@@ -69,20 +70,22 @@ export function shortName(urn: string): string {
   }
 }
 
-/** The per-sliver table of a deployment. */
+/** The per-sliver table of a deployment; every cell printable (it holds what slivers and nodes wrote). */
 export function targetTable(targets: readonly DeploymentTarget[]): string {
   const head = ['SITE', 'SLIVER', 'NODE', 'SERVICE', 'RESTARTS', 'LAST EXIT', 'LAST OUTPUT'];
-  const rows = targets.map((t) => [
-    t.site,
-    shortName(t.sliverUrn),
-    shortName(t.nodeUrn),
-    (t.status?.code ?? 0) !== 0 && t.serviceState === ServiceState.SERVICE_STATE_FAILED
-      ? `failed: ${t.status?.reason ?? ''}`.slice(0, 60)
-      : (SERVICE_NAMES[t.serviceState] ?? '-'),
-    String(t.restarts),
-    t.lastExit || '-',
-    (t.lastOutput[t.lastOutput.length - 1] ?? '').slice(0, 60),
-  ]);
+  const rows = targets
+    .map((t) => [
+      t.site,
+      shortName(t.sliverUrn),
+      shortName(t.nodeUrn),
+      (t.status?.code ?? 0) !== 0 && t.serviceState === ServiceState.SERVICE_STATE_FAILED
+        ? `failed: ${t.status?.reason ?? ''}`
+        : (SERVICE_NAMES[t.serviceState] ?? '-'),
+      String(t.restarts),
+      t.lastExit || '-',
+      t.lastOutput[t.lastOutput.length - 1] ?? '',
+    ])
+    .map((cells) => cells.map((c, i) => (i === 3 || i === 6 ? printable(c).slice(0, 60) : printable(c))));
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
   const line = (cells: readonly string[]) =>
     cells

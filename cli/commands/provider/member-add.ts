@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { action, printJson, readFlagFile } from '../../cli-support.js';
 import { refused } from '../../remote.js';
 import { spClient, withSp, type SpFlags } from './provider-client.js';
+import { writeOut } from '../../printable.js';
 
 /** Registers `fedlab member add`. */
 export function registerMemberAdd(member: Command): void {
@@ -30,7 +31,7 @@ export function registerMemberAdd(member: Command): void {
           ).member;
           if (flags.json)
             printJson({ urn: m?.urn, key_thumbprint: m?.keyThumbprint, display_name: m?.displayName, added_at: m?.addedAt?.toISOString() });
-          else process.stdout.write(`member ${m?.urn} (key ${m?.keyThumbprint})\n`);
+          else writeOut(`member ${m?.urn} (key ${m?.keyThumbprint})\n`);
         } finally {
           client.close();
         }

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from '../../../services/core/errors.js';
 import { action, printJson } from '../../cli-support.js';
 import { maClient, refused, withMaFlags, type MaFlags } from '../../remote.js';
+import { writeOut } from '../../printable.js';
 
 /** Registers `fedlab site revoke`. */
 export function registerSiteRevoke(site: Command): void {
@@ -21,7 +22,7 @@ export function registerSiteRevoke(site: Command): void {
             .catch((err: unknown) => refused(err, 'the management authority refused the revocation'));
           if (flags.json) printJson({ version: res.version, entry: res.entry });
           else
-            process.stdout.write(
+            writeOut(
               `revoked ${flags.jti ? `credential ${flags.jti}` : `key ${flags.kid}`}; the site's revocation list is at version ${res.version}\n`,
             );
         } finally {

@@ -1,5 +1,6 @@
 /** Progress of `fedlab slice create`. */
 import type { WatchSliceResponse } from '../../../services/generated/fedlab/v1/slice_authority.js';
+import { printable } from '../../printable.js';
 
 /** Progress of a slice being made: a bar redrawn in place on a terminal, one plain line per event otherwise. */
 export class CreateProgress {
@@ -18,7 +19,9 @@ export class CreateProgress {
   }
 
   /** Shows one event of the slice's watch. */
-  event(e: WatchSliceResponse): void {
+  event(raw: WatchSliceResponse): void {
+    // What the slice authority says is shown printable; the only escapes written are the bar's own.
+    const e = { ...raw, site: printable(raw.site), nodeUrn: printable(raw.nodeUrn), message: printable(raw.message) };
     if (e.nodeUrn) this.done.set(e.nodeUrn, e.message);
     if (this.tty) {
       if (e.status?.code && e.site) this.line(`${e.site}: ${e.message}`);

@@ -13,6 +13,7 @@ import { CreateProgress } from './create-progress.js';
 import { expectedNodes, parseRequestSpec, parseSiteSpec } from './request-specs.js';
 import { saClient, withConn, type ConnFlags } from './sa-client.js';
 import { failureLines, sliceDetail } from './slice-view.js';
+import { writeOut, writeErr } from '../../printable.js';
 
 interface CreateFlags extends ConnFlags {
   site: string[];
@@ -142,7 +143,7 @@ async function create(name: string, flags: CreateFlags): Promise<void> {
         .slice as Slice;
     }
     if (flags.json) printJson(Slice.toJSON(slice));
-    else process.stdout.write(`${sliceDetail(slice)}\n`);
+    else writeOut(`${sliceDetail(slice)}\n`);
     if (slice.state === SliceState.SLICE_STATE_FAILED) {
       throw new CliExit(
         EXIT_FAILURE,
@@ -150,7 +151,7 @@ async function create(name: string, flags: CreateFlags): Promise<void> {
       );
     }
     if (slice.state === SliceState.SLICE_STATE_PARTIAL)
-      process.stderr.write(`fedlab: slice ${slice.urn} is PARTIAL:\n  ${failureLines(slice).join('\n  ')}\n`);
+      writeErr(`fedlab: slice ${slice.urn} is PARTIAL:\n  ${failureLines(slice).join('\n  ')}\n`);
   } finally {
     client.close();
   }

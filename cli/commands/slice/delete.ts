@@ -5,6 +5,7 @@ import { action, printJson } from '../../cli-support.js';
 import { refused } from '../../remote.js';
 import { resolveSlice, saClient, withConn, type ConnFlags } from './sa-client.js';
 import { failureLines, resultsTable, STATE } from './slice-view.js';
+import { writeOut, writeErr } from '../../printable.js';
 
 /** Registers `fedlab slice delete`. */
 export function registerSliceDelete(slice: Command): void {
@@ -21,11 +22,9 @@ export function registerSliceDelete(slice: Command): void {
             results: res.results.map((r) => ({ site: r.site, code: r.status?.code ?? 0, reason: r.status?.reason ?? '' })),
           });
         else
-          process.stdout.write(
-            `${res.results.length ? `${resultsTable(res.results)}\n` : ''}slice ${deleted.urn} is ${STATE[deleted.state] ?? '?'}\n`,
-          );
+          writeOut(`${res.results.length ? `${resultsTable(res.results)}\n` : ''}slice ${deleted.urn} is ${STATE[deleted.state] ?? '?'}\n`);
         if (deleted.state === SliceState.SLICE_STATE_DELETING) {
-          process.stderr.write(
+          writeErr(
             `fedlab: some sites have not confirmed yet; the slice authority keeps retrying:\n  ${failureLines(deleted).join('\n  ')}\n`,
           );
         }

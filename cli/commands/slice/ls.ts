@@ -5,6 +5,7 @@ import { action, printJson } from '../../cli-support.js';
 import { refused } from '../../remote.js';
 import { saClient, withConn, type ConnFlags } from './sa-client.js';
 import { sliceTable } from './slice-view.js';
+import { writeOut } from '../../printable.js';
 
 /** Registers `fedlab slice ls`. */
 export function registerSliceLs(slice: Command): void {
@@ -40,7 +41,7 @@ export function registerSliceLs(slice: Command): void {
           token = page.nextPageToken;
         } while (token);
         if (flags.json) printJson(all.map((s) => Slice.toJSON(s)));
-        else process.stdout.write(`${all.length ? sliceTable(all) : 'no slices'}\n`);
+        else writeOut(`${all.length ? sliceTable(all) : 'no slices'}\n`);
       } finally {
         client.close();
       }

@@ -7,6 +7,7 @@ import { parseDuration } from '../../flag-values.js';
 import { refused } from '../../remote.js';
 import { resolveSlice, saClient, withConn, type ConnFlags } from './sa-client.js';
 import { codeName, table, time } from './slice-view.js';
+import { writeOut } from '../../printable.js';
 
 /** Registers `fedlab slice renew`. */
 export function registerSliceRenew(slice: Command): void {
@@ -47,9 +48,7 @@ export function registerSliceRenew(slice: Command): void {
                 : '';
             return [x.site, time(x.expiresAt), note];
           });
-          process.stdout.write(
-            `${table(['SITE', 'EXPIRES (granted)', 'NOTE'], rows)}\nslice ${renewed.urn} now expires ${time(renewed.expiresAt)}\n`,
-          );
+          writeOut(`${table(['SITE', 'EXPIRES (granted)', 'NOTE'], rows)}\nslice ${renewed.urn} now expires ${time(renewed.expiresAt)}\n`);
         }
         const failed = res.results.filter((r) => r.status?.code);
         if (failed.length)

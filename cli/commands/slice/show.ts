@@ -5,6 +5,7 @@ import { action, printJson } from '../../cli-support.js';
 import { refused } from '../../remote.js';
 import { resolveSlice, saClient, withConn, type ConnFlags } from './sa-client.js';
 import { sliceDetail } from './slice-view.js';
+import { writeOut } from '../../printable.js';
 
 /** Registers `fedlab slice show`. */
 export function registerSliceShow(slice: Command): void {
@@ -16,7 +17,7 @@ export function registerSliceShow(slice: Command): void {
         const shown = (await client.getSlice({ sliceUrn: urn }).catch((err: unknown) => refused(err, `cannot read slice ${urn}`)))
           .slice as Slice;
         if (flags.json) printJson(Slice.toJSON(shown));
-        else process.stdout.write(`${sliceDetail(shown)}\n`);
+        else writeOut(`${sliceDetail(shown)}\n`);
       } finally {
         client.close();
       }

@@ -4,6 +4,7 @@ import { InvalidArgumentError } from '../../../services/core/errors.js';
 import { action, printJson } from '../../cli-support.js';
 import { refused } from '../../remote.js';
 import { nodeClient, withSliver, type SliverFlags } from './node-client.js';
+import { printableLine, writeOut } from '../../printable.js';
 
 /** Registers `fedlab sliver logs`. */
 export function registerSliverLogs(sliver: Command): void {
@@ -25,7 +26,7 @@ export function registerSliverLogs(sliver: Command): void {
             .getSliverOutput({ sliverUrn: flags.sliver, lines: n }, { chain })
             .catch((err: unknown) => refused(err, 'could not read the output'));
           if (flags.json) printJson({ sliver_urn: flags.sliver, lines: res.lines });
-          else if (res.lines.length > 0) process.stdout.write(`${res.lines.join('\n')}\n`);
+          else if (res.lines.length > 0) writeOut(`${res.lines.map(printableLine).join('\n')}\n`);
         } finally {
           client.close();
         }

@@ -21,9 +21,10 @@ import { deploy } from './deploy.js';
 import { deleteDeployment, finishDelete } from './delete.js';
 import { getDeployment, listDeployments } from './read.js';
 import { driveDeployment } from './slice-driver.js';
-import { deploymentToWire } from './to-wire.js';
+import { deploymentToWire, type DeploymentView } from './to-wire.js';
 
 export type { DeploymentsOptions, SupervisionSettings } from './context.js';
+export type { DeploymentView } from './to-wire.js';
 
 /** The provider's deployments. */
 export class Deployments {
@@ -65,14 +66,19 @@ export class Deployments {
     return deploy(this.context, req, signal);
   }
 
-  /** One deployment. */
-  get(name: string): Deployment {
-    return getDeployment(this.context.records, name);
+  /** One deployment, as `view` may see it (readers: no env, no stdin). */
+  get(name: string, view: DeploymentView): Deployment {
+    return getDeployment(this.context.records, name, view);
   }
 
-  /** A page of deployments by name; UNSPECIFIED state: all but DELETED. */
-  list(pageSize: number, pageToken: string, state: DeploymentState): { deployments: Deployment[]; nextPageToken: string } {
-    return listDeployments(this.context.records, pageSize, pageToken, state);
+  /** A page of deployments by name, as `view` may see them; UNSPECIFIED state: all but DELETED. */
+  list(
+    pageSize: number,
+    pageToken: string,
+    state: DeploymentState,
+    view: DeploymentView,
+  ): { deployments: Deployment[]; nextPageToken: string } {
+    return listDeployments(this.context.records, pageSize, pageToken, state, view);
   }
 
   /** DeleteDeployment: stops every sliver's service, deletes the slice if this deployment made it (unless kept). Idempotent. */
@@ -84,6 +90,11 @@ export class Deployments {
   ownsSlice(sliceUrn: string): boolean {
     for (const r of this.context.records.all()) if (r.sliceUrn === sliceUrn && r.state !== 'deleted') return true;
     return false;
+  }
+
+  /** Every deployment's record (metrics read them). */
+  records(): IterableIterator<DeploymentRecord> {
+    return this.context.records.all();
   }
 
   /** The record (tests and the member service read it). */

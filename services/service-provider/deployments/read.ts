@@ -6,22 +6,23 @@ import { DeploymentState, type Deployment } from '../../generated/fedlab/v1/serv
 import type { DeploymentRecord } from '../records.js';
 import { nameField } from '../validate.js';
 import type { DeploymentStore } from './deployment-store.js';
-import { deploymentStateToWire, deploymentToWire } from './to-wire.js';
+import { deploymentStateToWire, deploymentToWire, forView, type DeploymentView } from './to-wire.js';
 
-/** One deployment. */
-export function getDeployment(records: DeploymentStore, name: string): Deployment {
+/** One deployment, as `view` may see it. */
+export function getDeployment(records: DeploymentStore, name: string, view: DeploymentView): Deployment {
   nameField('name', name);
   const rec = records.get(name);
   if (!rec) throw new NotFoundError(`no deployment ${name}; list them with ListDeployments`);
-  return deploymentToWire(rec);
+  return forView(deploymentToWire(rec), view);
 }
 
-/** A page of deployments by name; UNSPECIFIED state: all but DELETED. */
+/** A page of deployments by name, as `view` may see them; UNSPECIFIED state: all but DELETED. */
 export function listDeployments(
   records: DeploymentStore,
   requestedSize: number,
   pageToken: string,
   state: DeploymentState,
+  view: DeploymentView,
 ): { deployments: Deployment[]; nextPageToken: string } {
   const size = pageSize(requestedSize);
   const after = decodePageToken('deployments', pageToken);
@@ -44,5 +45,8 @@ export function listDeployments(
     out.push(rec);
     last = n;
   }
-  return { deployments: out.map(deploymentToWire), nextPageToken: more ? encodePageToken('deployments', last) : '' };
+  return {
+    deployments: out.map((r) => forView(deploymentToWire(r), view)),
+    nextPageToken: more ? encodePageToken('deployments', last) : '',
+  };
 }

@@ -5,6 +5,7 @@
  * sliver's node manager, then supervise every sliver. A slice authority
  * that cannot be reached leaves the intent in place and is tried again.
  */
+import { createHash } from 'node:crypto';
 import { status as Status } from '@grpc/grpc-js';
 import { parseUrn } from '../../core/identity/urn.js';
 import { sleep } from '../../core/timing.js';
@@ -19,9 +20,17 @@ import { superviseSliver } from './supervisor.js';
 /** How often a PENDING slice is asked again (ms). */
 const SLICE_POLL_MS = 250;
 
-/** The CreateSlice request id of a deployment: derived from its own, so a retry after a crash is the same request. */
+/**
+ * The CreateSlice request id of a deployment: derived from its own, so a retry after a crash is the
+ * same request, and one-to-one, so two deployments never share a slice. `deploy.<id>` when that fits
+ * the 128 characters of a request id (as before, so deployments recorded earlier keep their slice);
+ * longer ids become `deploy-sha256.<SHA-256 of the whole id, base64url>` — never a truncation, and
+ * never equal to a short form (which always starts with `deploy.`).
+ */
 export function sliceRequestId(deployRequestId: string): string {
-  return `deploy.${deployRequestId}`.slice(0, 128);
+  const plain = `deploy.${deployRequestId}`;
+  if (plain.length <= 128) return plain;
+  return `deploy-sha256.${createHash('sha256').update(deployRequestId, 'utf8').digest('base64url')}`;
 }
 
 /** Carries a deployment forward from wherever its record says it is. */

@@ -53,6 +53,8 @@ export async function superviseSliver(context: DeploymentContext, name: string, 
     const steps = rec.spec.steps;
     if (t.stepsDone >= steps.length) {
       await records.patchTarget(name, sliverUrn, { service: 'exited' }, `all steps done on ${sliverUrn}`);
+      // A deployment without a service settles here (READY once every sliver is done).
+      settleWhenReady(context, name);
       return;
     }
     const step = steps[t.stepsDone] as StepRecord;

@@ -76,3 +76,18 @@ export function deploymentToWire(rec: DeploymentRecord): Deployment {
     requestId: rec.requestId,
   };
 }
+
+/** Who reads a deployment: its provider's administrators see everything, readers no step's env or stdin. */
+export type DeploymentView = 'admin' | 'reader';
+
+/**
+ * A deployment as a reader may see it: every step's `env` empty and `stdin` unset, since that is
+ * where secrets go (a reader cannot tell them from a step that has none).
+ */
+export function forView(deployment: Deployment, view: DeploymentView): Deployment {
+  if (view === 'admin' || !deployment.spec) return deployment;
+  return {
+    ...deployment,
+    spec: { ...deployment.spec, steps: deployment.spec.steps.map(({ stdin: _stdin, ...step }): DeployStep => ({ ...step, env: {} })) },
+  };
+}
