@@ -53,6 +53,8 @@ export interface SiteRecord {
   readonly slivers: readonly unknown[];
   /** What the request counts against quotas. */
   readonly use: Use;
+  /** The site's own outcome while a cleanup note (an unfinished Delete) is added to its status. */
+  readonly cause?: { readonly code: number; readonly reason: string };
 }
 
 /** A slice. */

@@ -19,7 +19,7 @@ export interface SaDomain {
 export function sliceAuthorityService(domain: SaDomain): ServiceRegistration {
   return defineService(SliceAuthorityService, {
     async createSlice(req, ctx) {
-      return { slice: await domain.book.create(domain.accounts.provider(ctx.peer), req) };
+      return { slice: await domain.book.create(domain.accounts.provider(ctx.peer), req, ctx.signal) };
     },
     async getSlice(req, ctx) {
       return { slice: await domain.book.getLive(domain.accounts.caller(ctx.peer), req.sliceUrn) };
@@ -28,10 +28,10 @@ export function sliceAuthorityService(domain: SaDomain): ServiceRegistration {
       return domain.book.list(domain.accounts.caller(ctx.peer), req);
     },
     async renewSlice(req, ctx) {
-      return domain.book.renew(domain.accounts.caller(ctx.peer), req);
+      return domain.book.renew(domain.accounts.caller(ctx.peer), req, ctx.signal);
     },
     async deleteSlice(req, ctx) {
-      return domain.book.delete(domain.accounts.caller(ctx.peer), req.sliceUrn);
+      return domain.book.delete(domain.accounts.caller(ctx.peer), req.sliceUrn, ctx.signal);
     },
     watchSlice(req, ctx) {
       return domain.book.watch(domain.accounts.caller(ctx.peer), req, ctx.signal);

@@ -59,6 +59,8 @@ export class SliceBookState {
   readonly admission = new Mutex();
   /** One piece of work per slice at a time. */
   readonly locks = new KeyedMutex();
+  /** Create intents whose outcome the store refused: the intent retries roll them back. */
+  readonly stranded = new Set<string>();
   /** When each slice's slivers were last asked of its sites (GetSlice). */
   readonly refreshedAt = new Map<string, number>();
   /** The domain slice URNs are made in. */

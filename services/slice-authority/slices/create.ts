@@ -5,7 +5,9 @@
  * or nothing rolls back every site that may hold something, best effort
  * keeps what worked and releases what failed. The outcome and the removal of
  * the intent are one batch; a rollback that a site did not confirm is left
- * to a `delete` intent that is retried.
+ * to a `delete` intent that is retried. The first batch is fenced by the
+ * call (not committed once it has ended); an outcome the store refuses
+ * leaves the intent stranded, and the retries roll it back (recovery.ts).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { status as Status } from '@grpc/grpc-js';
@@ -48,6 +50,7 @@ export async function createSlice(
   book: SliceBookState,
   caller: Caller & { account: NonNullable<Caller['account']> },
   req: CreateSliceRequest,
+  signal?: AbortSignal,
 ): Promise<Slice> {
   if (book.stopping) throw new FailedPreconditionError('the slice authority is stopping; try again shortly');
   const now = book.now;
@@ -115,7 +118,7 @@ export async function createSlice(
       .put(book.sliceTable, urn, rec)
       .put(book.requestTable, requestKey, { sliceUrn: urn, fingerprint, createdAt: now })
       .put(book.intentTable, intent.id, intent)
-      .write({ sync: true });
+      .write({ sync: true, ...(signal ? { signal } : {}) });
     book.slices.set(urn, rec);
     book.intents.set(intent.id, intent);
     book.deps.log.info({ slice: urn, provider: caller.urn, sites: intent.sites, mode: rec.mode }, 'slice requested');
@@ -244,7 +247,17 @@ async function carryOut(book: SliceBookState, intent: IntentRecord): Promise<voi
     }
     batch.put(book.intentTable, retry.id, retry);
   }
-  await batch.write({ sync: true });
+  try {
+    await batch.write({ sync: true });
+  } catch (err) {
+    // Nothing of the outcome is recorded: the create intent stands, and the intent retries roll it back.
+    book.stranded.add(intent.id);
+    book.deps.log.error(
+      { slice: rec.urn, err: (err as Error).message },
+      'the outcome of a slice creation was not recorded; it is rolled back',
+    );
+    throw err;
+  }
   book.intents.delete(intent.id);
   if (retry) book.intents.set(retry.id, retry);
   book.slices.set(rec.urn, next);

@@ -3,7 +3,10 @@
  * site that holds something of the slice; each site leaves the intent as it
  * confirms, and when none is left the slice takes the intent's final state
  * (DELETED, EXPIRED or FAILED). A site that is down stays in the intent and
- * is retried.
+ * is retried. A site's status keeps its own cause through the cleanup: while
+ * the Delete there is unfinished it adds "delete not finished, retrying",
+ * and once it is done "cleaned up" (a site that had worked shows its status
+ * again).
  */
 import { status as Status } from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
@@ -18,15 +21,23 @@ import { deleteAt, siteResult, type SiteCall, type SliceWithResults } from './si
 import { holdsSlivers } from './sliver-status.js';
 
 /** DeleteSlice: every site, idempotent. DELETED, or DELETING while a site still has to confirm (retried in the background). */
-export async function deleteSlice(book: SliceBookState, caller: Caller, urn: string): Promise<SliceWithResults> {
+export async function deleteSlice(book: SliceBookState, caller: Caller, urn: string, signal?: AbortSignal): Promise<SliceWithResults> {
   ownedSlice(book, caller, urn);
   if (book.stopping) throw new FailedPreconditionError('the slice authority is stopping; try again shortly');
-  const calls = await book.track(book.locks.run(urn, () => deleteLocked(book, urn, 'deleted')));
+  const calls = await book.track(book.locks.run(urn, () => deleteLocked(book, urn, 'deleted', signal)));
   return { slice: sliceToWire(book.slices.get(urn) as SliceRecord), results: calls.map((c) => siteResult(book, c)) };
 }
 
-/** Starts deleting a slice everywhere (`final`: deleted or expired); call holding the slice's lock. */
-export async function deleteLocked(book: SliceBookState, urn: string, final: 'deleted' | 'expired'): Promise<SiteCall[]> {
+/**
+ * Starts deleting a slice everywhere (`final`: deleted or expired); call holding the slice's lock.
+ * With the call's `signal`, the first batch is not committed once the call has ended.
+ */
+export async function deleteLocked(
+  book: SliceBookState,
+  urn: string,
+  final: 'deleted' | 'expired',
+  signal?: AbortSignal,
+): Promise<SiteCall[]> {
   const rec = book.slices.get(urn) as SliceRecord;
   if (rec.state === 'deleted' || rec.state === 'expired') return [];
   const pending = book.intentOf(urn, 'delete');
@@ -36,7 +47,7 @@ export async function deleteLocked(book: SliceBookState, urn: string, final: 'de
   const sites = [...new Set([...(pending?.sites ?? []), ...rec.sites.filter(holdsSlivers).map((s) => s.site)])];
   if (sites.length === 0) {
     const next: SliceRecord = { ...rec, state: final, updatedAt: book.now };
-    await book.sliceTable.put(urn, next, { sync: true });
+    await book.sliceTable.put(urn, next, { sync: true, ...(signal ? { signal } : {}) });
     book.slices.set(urn, next);
     book.publish(next, { message: `slice ${final}`, snapshot: true });
     return [];
@@ -50,7 +61,11 @@ export async function deleteLocked(book: SliceBookState, urn: string, final: 'de
     createdAt: pending?.createdAt ?? book.now,
   };
   const next: SliceRecord = { ...rec, state: 'deleting', updatedAt: book.now };
-  await book.deps.store.batch().put(book.intentTable, intent.id, intent).put(book.sliceTable, urn, next).write({ sync: true });
+  await book.deps.store
+    .batch()
+    .put(book.intentTable, intent.id, intent)
+    .put(book.sliceTable, urn, next)
+    .write({ sync: true, ...(signal ? { signal } : {}) });
   book.intents.set(intent.id, intent);
   book.slices.set(urn, next);
   book.publish(next, { message: final === 'expired' ? 'slice expired: deleting it at every site' : 'deleting the slice at every site' });
@@ -69,12 +84,9 @@ export async function finishDelete(book: SliceBookState, intent: IntentRecord): 
   const batch = book.deps.store.batch();
   let next: SliceRecord | undefined;
   if (rec) {
-    const cleaned = new Set(calls.filter((c) => c.outcome.code === Status.OK).map((c) => c.site));
     const sites = rec.sites.map((s) => {
       const call = calls.find((c) => c.site === s.site);
-      if (!call) return s;
-      if (cleaned.has(s.site)) return { ...s, slivers: [] };
-      return { ...s, code: call.outcome.code, reason: `delete not finished, retrying: ${call.outcome.reason}` };
+      return call ? cleanupStatus(s, call) : s;
     });
     const state: StateName = remaining.length === 0 && intent.final ? intent.final : rec.state;
     next = { ...rec, sites, state, updatedAt: book.now };
@@ -94,6 +106,26 @@ export async function finishDelete(book: SliceBookState, intent: IntentRecord): 
     });
   }
   return calls;
+}
+
+/** What a site's status gets once the cleanup there is done. */
+const CLEANED = '; cleaned up';
+
+/**
+ * A site's record after a Delete there: its own cause (what it said before any cleanup) is kept, with
+ * "cleaned up" once the Delete is done, or "delete not finished, retrying" while it is not.
+ */
+function cleanupStatus(s: SiteRecord, call: SiteCall): SiteRecord {
+  const { cause: kept, ...rest } = s;
+  const cause = kept ?? { code: s.code, reason: s.reason };
+  if (call.outcome.code === Status.OK) {
+    const reason = cause.code === Status.OK || cause.reason.endsWith(CLEANED) ? cause.reason : `${cause.reason}${CLEANED}`;
+    return { ...rest, code: cause.code, reason, slivers: [] };
+  }
+  const pending = `delete not finished, retrying: ${call.outcome.reason}`;
+  return cause.code === Status.OK
+    ? { ...rest, cause, code: call.outcome.code, reason: pending }
+    : { ...rest, cause, code: cause.code, reason: `${cause.reason}; ${pending}` };
 }
 
 /** Tells watchers what each site's Delete did, per sliver. */

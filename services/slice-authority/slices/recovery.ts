@@ -1,10 +1,11 @@
 /**
  * The slice authority's background work and its recovery at start-up:
  * expiry (live slices past their expiry are deleted at every site), retries
- * of delete intents whose sites did not confirm yet, and settling what a
- * previous process left unfinished — every `create` intent is rolled back,
- * every `delete` intent is worked — so no site keeps slivers of a slice
- * without a live record here, and no record points at slivers that are gone.
+ * of delete intents whose sites did not confirm yet (and roll-backs of
+ * creations whose outcome the store refused), and settling what a previous
+ * process left unfinished — every `create` intent is rolled back, every
+ * `delete` intent is worked — so no site keeps slivers of a slice without a
+ * live record here, and no record points at slivers that are gone.
  */
 import { status as Status } from '@grpc/grpc-js';
 import type { IntentRecord, SiteRecord, SliceRecord } from '../records.js';
@@ -25,19 +26,61 @@ export async function sweepExpired(book: SliceBookState): Promise<number> {
   return due.length;
 }
 
-/** Retries delete intents whose sites did not confirm yet. */
+/** Retries delete intents whose sites did not confirm yet, and rolls back stranded creations. */
 export async function retryIntents(book: SliceBookState): Promise<void> {
   const work = [...book.intents.values()]
-    .filter((i) => i.kind === 'delete' && !book.locks.busy(i.sliceUrn))
+    .filter((i) => (i.kind === 'delete' || book.stranded.has(i.id)) && !book.locks.busy(i.sliceUrn))
     .map((i) =>
       book.track(
         book.locks.run(i.sliceUrn, async () => {
-          const cur = book.intents.get(i.id);
+          let cur = book.intents.get(i.id);
+          if (cur?.kind === 'create') {
+            cur = await rollBack(
+              book,
+              cur,
+              'rolled back: the slice authority could not record the outcome of its creation; create it again',
+            );
+            book.stranded.delete(i.id);
+          }
           if (cur) await finishDelete(book, cur);
         }),
       ),
     );
   await Promise.all(work);
+}
+
+/**
+ * Turns a `create` intent into a `delete` intent over all its sites (final FAILED), the slice FAILED
+ * with `why` at every site, in one batch; returns the delete intent.
+ */
+async function rollBack(book: SliceBookState, intent: IntentRecord, why: string): Promise<IntentRecord> {
+  const rec = book.slices.get(intent.sliceUrn);
+  const del: IntentRecord = {
+    id: intent.id,
+    kind: 'delete',
+    sliceUrn: intent.sliceUrn,
+    sites: intent.sites,
+    final: 'failed',
+    createdAt: book.now,
+  };
+  const batch = book.deps.store.batch().put(book.intentTable, intent.id, del);
+  let next: SliceRecord | undefined;
+  if (rec) {
+    next = {
+      ...rec,
+      state: 'failed',
+      updatedAt: book.now,
+      sites: rec.sites.map(
+        (s) => ({ ...s, code: Status.ABORTED, reason: why, slivers: [], manifest: '', expiresAt: undefined }) as SiteRecord,
+      ),
+    };
+    batch.put(book.sliceTable, rec.urn, next);
+  }
+  await batch.write({ sync: true });
+  book.intents.set(intent.id, del);
+  if (next) book.slices.set(next.urn, next);
+  book.deps.log.warn({ slice: intent.sliceUrn, sites: intent.sites }, why);
+  return del;
 }
 
 /**
@@ -50,34 +93,8 @@ export async function recoverIntents(book: SliceBookState): Promise<{ rolledBack
   let rolledBack = 0;
   for (const intent of [...book.intents.values()]) {
     if (intent.kind !== 'create') continue;
-    const rec = book.slices.get(intent.sliceUrn);
-    const del: IntentRecord = {
-      id: intent.id,
-      kind: 'delete',
-      sliceUrn: intent.sliceUrn,
-      sites: intent.sites,
-      final: 'failed',
-      createdAt: book.now,
-    };
-    const batch = book.deps.store.batch().put(book.intentTable, intent.id, del);
-    let next: SliceRecord | undefined;
-    if (rec) {
-      const why = 'rolled back: the slice authority restarted while creating the slice; create it again';
-      next = {
-        ...rec,
-        state: 'failed',
-        updatedAt: book.now,
-        sites: rec.sites.map(
-          (s) => ({ ...s, code: Status.ABORTED, reason: why, slivers: [], manifest: '', expiresAt: undefined }) as SiteRecord,
-        ),
-      };
-      batch.put(book.sliceTable, rec.urn, next);
-    }
-    await batch.write({ sync: true });
-    book.intents.set(intent.id, del);
-    if (next) book.slices.set(next.urn, next);
+    await rollBack(book, intent, 'rolled back: the slice authority restarted while creating the slice; create it again');
     rolledBack++;
-    book.deps.log.warn({ slice: intent.sliceUrn, sites: intent.sites }, 'rolling back a slice creation interrupted by a restart');
   }
   const before = book.intents.size;
   await Promise.all([...book.intents.values()].map((i) => book.locks.run(i.sliceUrn, () => finishDelete(book, i))));

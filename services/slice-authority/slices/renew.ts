@@ -22,7 +22,12 @@ function requireRenewable(rec: SliceRecord): void {
 }
 
 /** RenewSlice: asks every site, records what each granted, and publishes the new expiry. */
-export async function renewSlice(book: SliceBookState, caller: Caller, req: RenewSliceRequest): Promise<SliceWithResults> {
+export async function renewSlice(
+  book: SliceBookState,
+  caller: Caller,
+  req: RenewSliceRequest,
+  signal?: AbortSignal,
+): Promise<SliceWithResults> {
   const rec0 = ownedSlice(book, caller, req.sliceUrn);
   const at = req.expiresAt?.getTime();
   if (at === undefined || !Number.isFinite(at)) throw new InvalidArgumentError('expires_at is required', { field: 'expires_at' });
@@ -45,7 +50,8 @@ export async function renewSlice(book: SliceBookState, caller: Caller, req: Rene
       });
       const expiries = sites.filter((s) => liveSlivers(s).length > 0 && s.expiresAt !== undefined).map((s) => s.expiresAt as number);
       const next: SliceRecord = { ...rec, sites, expiresAt: expiries.length ? Math.min(...expiries) : rec.expiresAt, updatedAt: book.now };
-      await book.sliceTable.put(rec.urn, next, { sync: true });
+      // Not recorded once the call has ended: the sites' longer expiries then end with the slice's.
+      await book.sliceTable.put(rec.urn, next, { sync: true, ...(signal ? { signal } : {}) });
       book.slices.set(rec.urn, next);
       const failed = calls.filter((c) => c.outcome.code !== 0).map((c) => c.site);
       book.publish(next, {

@@ -2,10 +2,13 @@
  * The calls the slice authority makes to one site for one slice: its part of
  * a CreateSlice (Allocate, Provision, start), a Delete, a Renew and a Status,
  * each within its deadline and showing the site's `MA → SA` chain, each
- * answering with that site's outcome instead of throwing.
+ * answering with that site's outcome instead of throwing. The steps of one
+ * part share one budget: each call's deadline is what is left of it, so no
+ * call outlives the SA's wait for it. A site's passing UNAVAILABLE (with a
+ * retry hint) is asked again within that budget (site-retry.ts).
  */
 import { status as Status } from '@grpc/grpc-js';
-import { DeadlineExceededError, FailedPreconditionError } from '../../core/errors.js';
+import { FailedPreconditionError } from '../../core/errors.js';
 import { isServiceError } from '../../core/rpc/client.js';
 import { OperationalAction } from '../../generated/fedlab/v1/aggregate.js';
 import { ResourceRequest, SiteStyle, type Sliver, type SliverResult } from '../../generated/fedlab/v1/common.js';
@@ -16,6 +19,7 @@ import { siteOutcome } from '../site-outcome.js';
 import type { Site } from '../sites.js';
 import type { SliceBookState } from './book-state.js';
 import { failedOf, holdsSlivers, isStarted, liveSlivers, sliverLine } from './sliver-status.js';
+import { budget, withRetries } from './site-retry.js';
 
 /** What one site did for a CreateSlice. */
 export interface SiteCreate {
@@ -67,18 +71,13 @@ export async function createAt(
 ): Promise<SiteCreate> {
   const { sites, limits } = book.deps;
   const site = sites.get(sr.site) as Site;
-  const end = book.now + limits.site_deadline_ms;
-  const left = (step: string): number => {
-    const ms = end - book.now;
-    if (ms <= 0) throw new DeadlineExceededError(`${step} not done within the site's deadline of ${limits.site_deadline_ms} ms`);
-    return ms;
-  };
+  const within = budget(book.now + limits.site_deadline_ms, () => book.now, limits.site_deadline_ms);
   const bestEffort = rec.mode === 'best_effort';
   let mayHold = false;
   let style: number = SiteStyle.SITE_STYLE_UNSPECIFIED;
   let slivers: Sliver[] = [];
   try {
-    const version = await sites.version(site, left('GetVersion'));
+    const version = await sites.version(site, within.left('GetVersion'));
     style = version.style;
     const latest = sites.latest(site, version, rec.createdAt);
     const expiresAt = Math.min(rec.expiresAt, latest.at);
@@ -90,15 +89,17 @@ export async function createAt(
     mayHold = true;
     let alloc;
     try {
-      alloc = await site.client.allocate(
-        {
-          requestId: `${intent.id}.${index}`,
-          sliceUrn: rec.urn,
-          providerUrn: rec.providerUrn,
-          request: ResourceRequest.fromJSON(sr.request),
-          expiresAt: new Date(expiresAt),
-        },
-        { chain: site.chain, deadlineMs: left('Allocate') },
+      alloc = await withRetries('Allocate', within, (deadlineMs) =>
+        site.client.allocate(
+          {
+            requestId: `${intent.id}.${index}`,
+            sliceUrn: rec.urn,
+            providerUrn: rec.providerUrn,
+            request: ResourceRequest.fromJSON(sr.request),
+            expiresAt: new Date(expiresAt),
+          },
+          { chain: site.chain, deadlineMs },
+        ),
       );
     } catch (err) {
       if (certainlyChangedNothing(err)) mayHold = false;
@@ -107,9 +108,11 @@ export async function createAt(
     slivers = alloc.slivers;
     for (const s of alloc.slivers) book.publish(rec, { site: sr.site, nodeUrn: s.nodeUrn, sliverUrn: s.urn, message: 'allocated' });
     // Provision starts the slivers too (one node call each instead of two); a start the site did not do is asked for below.
-    const prov = await site.client.provision(
-      { urns: [rec.urn], bestEffort, expiresAt: new Date(expiresAt), start: rec.start },
-      { chain: site.chain, deadlineMs: left('Provision') },
+    const prov = await withRetries('Provision', within, (deadlineMs) =>
+      site.client.provision(
+        { urns: [rec.urn], bestEffort, expiresAt: new Date(expiresAt), start: rec.start },
+        { chain: site.chain, deadlineMs },
+      ),
     );
     const results = new Map(prov.results.map((r) => [r.sliverUrn, r]));
     for (const r of prov.results) {
@@ -126,9 +129,11 @@ export async function createAt(
     if (rec.start) {
       const ok = prov.results.filter((r) => !r.status?.code && !isStarted(r.sliver)).map((r) => r.sliverUrn);
       if (ok.length) {
-        const act = await site.client.performOperationalAction(
-          { urns: ok.length === prov.results.length ? [rec.urn] : ok, action: OperationalAction.OPERATIONAL_ACTION_START, bestEffort },
-          { chain: site.chain, deadlineMs: left('start') },
+        const act = await withRetries('start', within, (deadlineMs) =>
+          site.client.performOperationalAction(
+            { urns: ok.length === prov.results.length ? [rec.urn] : ok, action: OperationalAction.OPERATIONAL_ACTION_START, bestEffort },
+            { chain: site.chain, deadlineMs },
+          ),
         );
         for (const r of act.results) {
           results.set(r.sliverUrn, r);
@@ -186,10 +191,12 @@ export async function deleteAt(book: SliceBookState, sliceUrn: string, domain: s
       outcome: { code: Status.FAILED_PRECONDITION, reason: `site ${domain} is no longer configured here; its slivers expire on their own` },
       results: [],
     };
+  const { site_deadline_ms: deadlineMs } = book.deps.limits;
   try {
-    const res = await site.client.delete(
-      { urns: [...urns], bestEffort: true },
-      { chain: site.chain, deadlineMs: book.deps.limits.site_deadline_ms },
+    const res = await withRetries(
+      'Delete',
+      budget(book.now + deadlineMs, () => book.now, deadlineMs),
+      (ms) => site.client.delete({ urns: [...urns], bestEffort: true }, { chain: site.chain, deadlineMs: ms }),
     );
     const bad = failedOf(res.results);
     const outcome: Outcome = bad.length
@@ -228,8 +235,10 @@ export async function renewAt(
       outcome: { code: Status.FAILED_PRECONDITION, reason: `site ${s.site} is no longer configured here` },
       results: [],
     };
+  // GetVersion and Renew share the site's budget.
+  const within = budget(book.now + limits.site_deadline_ms, () => book.now, limits.site_deadline_ms);
   try {
-    const version = await sites.version(site, limits.site_deadline_ms).catch(() => undefined);
+    const version = await sites.version(site, within.left('GetVersion')).catch(() => undefined);
     const latest = sites.latest(site, version, rec.createdAt);
     const granted = Math.min(at, maxAt, latest.at);
     if (granted <= book.now)
@@ -238,9 +247,8 @@ export async function renewAt(
         outcome: { code: Status.PERMISSION_DENIED, reason: `site ${s.site}: cannot renew, ${latest.rule} has passed` },
         results: [],
       };
-    const res = await site.client.renew(
-      { urns: [rec.urn], expiresAt: new Date(granted), bestEffort },
-      { chain: site.chain, deadlineMs: limits.site_deadline_ms },
+    const res = await withRetries('Renew', within, (deadlineMs) =>
+      site.client.renew({ urns: [rec.urn], expiresAt: new Date(granted), bestEffort }, { chain: site.chain, deadlineMs }),
     );
     const bad = failedOf(res.results);
     const outcome: Outcome = bad.length

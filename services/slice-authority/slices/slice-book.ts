@@ -82,19 +82,19 @@ export class SliceBook {
     return listSlices(this.book, caller, req);
   }
 
-  /** CreateSlice (see create.ts). */
-  create(caller: Caller & { account: NonNullable<Caller['account']> }, req: CreateSliceRequest): Promise<Slice> {
-    return createSlice(this.book, caller, req);
+  /** CreateSlice (see create.ts); `signal` is the call's: an ended call records nothing. */
+  create(caller: Caller & { account: NonNullable<Caller['account']> }, req: CreateSliceRequest, signal?: AbortSignal): Promise<Slice> {
+    return createSlice(this.book, caller, req, signal);
   }
 
   /** DeleteSlice: every site, idempotent. DELETED, or DELETING while a site still has to confirm. */
-  delete(caller: Caller, urn: string): Promise<SliceWithResults> {
-    return deleteSlice(this.book, caller, urn);
+  delete(caller: Caller, urn: string, signal?: AbortSignal): Promise<SliceWithResults> {
+    return deleteSlice(this.book, caller, urn, signal);
   }
 
   /** RenewSlice (see renew.ts). */
-  renew(caller: Caller, req: RenewSliceRequest): Promise<SliceWithResults> {
-    return renewSlice(this.book, caller, req);
+  renew(caller: Caller, req: RenewSliceRequest, signal?: AbortSignal): Promise<SliceWithResults> {
+    return renewSlice(this.book, caller, req, signal);
   }
 
   /** WatchSlice: a snapshot (or the retained events after `after_sequence`), then each event. */
