@@ -27,6 +27,7 @@ const GROUPS: ReadonlyArray<readonly [readonly string[], () => Promise<Register>
   [['sliver'], async () => (await import('./commands/sliver/index.js')).registerSliverCommand],
   [['slice'], async () => (await import('./commands/slice/index.js')).registerSliceCommand],
   [['backup', 'restore'], async () => (await import('./commands/backup/index.js')).registerBackupCommands],
+  [['audit'], async () => (await import('./commands/audit/index.js')).registerAuditCommand],
 ];
 
 function packageVersion(): string {

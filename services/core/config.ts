@@ -135,6 +135,11 @@ export const commonConfigSchema = z
     federation: federationConfigSchema.optional(),
     /** Limits of the main listener: message sizes, streams, idle connections. */
     server: serverLimitsConfigSchema.optional(),
+    /** The audit log: how long records are kept (days; 0 keeps them all). */
+    audit: z
+      .object({ retention_days: z.number().int().min(0).max(36_500).default(90) })
+      .strict()
+      .optional(),
     /** Prometheus metrics over plain HTTP (`GET /metrics`); off unless `listen` is set. */
     metrics: z
       .object({

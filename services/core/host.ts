@@ -19,6 +19,9 @@ import { startServer, type TlsMaterial } from './rpc/server.js';
 import { Store } from './store/store.js';
 import { startMetricsListener, type MetricsListener } from './metrics/metrics-listener.js';
 import { ServiceMetrics } from './metrics/service-metrics.js';
+import { AuditLog } from './audit/audit-log.js';
+import { CallAudit } from './audit/call-audit.js';
+import { Periodic } from './periodic.js';
 
 /** What a role gets to build its services from. */
 export interface RoleDeps<C extends CommonConfig> {
@@ -87,6 +90,19 @@ export async function hostService<C extends CommonConfig>(
   };
   const store = await Store.open(config.data_dir, { log });
   const metrics = config.metrics ? new ServiceMetrics(config.role) : undefined;
+  const auditLog = await AuditLog.open(store, {
+    now: () => Date.now(),
+    log,
+    retentionMs: (config.audit?.retention_days ?? 90) * 86_400_000,
+  });
+  // A broken chain is reported, not fatal: the service must still run, and the operator must know.
+  const chain = await auditLog.verify();
+  if (!chain.ok)
+    log.error(
+      { record: chain.seq, key: chain.key, why: chain.why },
+      'the audit log does not verify; run `fedlab audit verify` with the service stopped',
+    );
+  const auditPrune = new Periodic({ name: 'audit-prune', intervalMs: 3_600_000, log }, async () => void (await auditLog.prune()));
   let role: RoleServices;
   try {
     role = await build({ config, store, tls, bundle, log, federation, trustStore: federation.trustStore, ...(metrics ? { metrics } : {}) });
@@ -113,6 +129,7 @@ export async function hostService<C extends CommonConfig>(
         shutdownGraceMs: config.shutdown_grace_ms,
         limits: serverLimitsFromConfig(config.server),
         ...(metrics ? { metrics } : {}),
+        audit: new CallAudit(auditLog),
         handleSignals: options.handleSignals ?? false,
         onStop: [
           async () => listener?.stop(),
@@ -126,6 +143,7 @@ export async function hostService<C extends CommonConfig>(
     );
     federation.start();
     refresher.start();
+    auditPrune.start();
     return {
       port: server.port,
       ...(listener ? { bundlePort: listener.port } : {}),

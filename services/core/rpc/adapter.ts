@@ -16,6 +16,7 @@ import {
   type StatusObject,
 } from '@grpc/grpc-js';
 import { InvalidArgumentError, ResourceExhaustedError } from '../errors.js';
+import type { CallAudit } from '../audit/call-audit.js';
 import type { ServiceMetrics } from '../metrics/service-metrics.js';
 import type { Logger } from '../log.js';
 import { peerIdentity, readCredentialChain, type CallContext } from './context.js';
@@ -182,6 +183,8 @@ export interface AdapterDeps {
   readonly streams?: StreamQuota;
   /** Call counts and latencies, when the server exports metrics. */
   readonly metrics?: ServiceMetrics;
+  /** The audit log: calls that may change state are recorded, allowed or refused. */
+  readonly audit?: CallAudit;
 }
 
 /** Turns a registration into a grpc-js implementation object. */
@@ -204,8 +207,18 @@ export function toGrpcImplementation(reg: ServiceRegistration, deps: AdapterDeps
 }
 
 /** One log line and the metrics of a finished call. */
-function finishCall(deps: AdapterDeps, method: string, caller: string | undefined, code: Status, started: number, rule?: string): void {
+function finishCall(
+  deps: AdapterDeps,
+  method: string,
+  caller: string | undefined,
+  code: Status,
+  started: number,
+  rule: string | undefined,
+  signal: AbortSignal,
+): void {
   const ms = performance.now() - started;
+  // finish() logs its own failures: the answer has gone already, so a failed append must not fail the call.
+  if (caller !== undefined) void deps.audit?.finish(signal, Status[code] ?? String(code), rule);
   deps.log.info({ method, caller, code: Status[code], ms: Math.round(ms * 10) / 10 }, 'rpc');
   deps.metrics?.observeCall(method, Status[code] ?? String(code), ms / 1000, rule);
 }
@@ -230,6 +243,7 @@ async function serveUnary(
   try {
     const ctx = await buildContext(call, method, controller.signal, deps.log, deps.trust);
     caller = ctx.peer.urn;
+    deps.audit?.begin(ctx, call.request);
     admit(call.request);
     const response = await handler(call.request, ctx);
     callback(null, response);
@@ -240,7 +254,7 @@ async function serveUnary(
     callback(st);
   } finally {
     done();
-    finishCall(deps, method, caller, code, started, rule);
+    finishCall(deps, method, caller, code, started, rule, controller.signal);
   }
 }
 
@@ -259,6 +273,7 @@ async function serveStream(
   try {
     const ctx = await buildContext(call, method, controller.signal, deps.log, deps.trust);
     caller = ctx.peer.urn;
+    deps.audit?.begin(ctx, call.request);
     admit(call.request);
     release = deps.streams.acquire(caller, method);
     for await (const message of handler(call.request, ctx)) {
@@ -276,7 +291,7 @@ async function serveStream(
   } finally {
     release?.();
     done();
-    finishCall(deps, method, caller, code, started, rule);
+    finishCall(deps, method, caller, code, started, rule, controller.signal);
   }
 }
 

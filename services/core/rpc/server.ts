@@ -14,6 +14,7 @@ import { bindServer, type ListenerName } from './bind.js';
 import { addReflection } from './reflection.js';
 import type { TransportTrust } from './trust.js';
 import type { ServiceMetrics } from '../metrics/service-metrics.js';
+import type { CallAudit } from '../audit/call-audit.js';
 import { grpcServerOptions, resolveServerLimits, StreamQuota, type ServerLimits } from './server-limits.js';
 
 /** PEM material for mutual TLS. */
@@ -53,6 +54,8 @@ export interface ServerOptions {
   readonly limits?: Partial<ServerLimits>;
   /** Where call counts and latencies go (the host's metrics, when `metrics.listen` is set). */
   readonly metrics?: ServiceMetrics;
+  /** The service's audit log, when it keeps one. */
+  readonly audit?: CallAudit;
 }
 
 /** A running server. */
@@ -83,7 +86,7 @@ export async function startServer(options: ServerOptions, registrations: readonl
   for (const reg of registrations) {
     server.addService(
       boundedDefinition(reg.definition, limits) as unknown as ServiceDefinition,
-      toGrpcImplementation(reg, { log, tracker, trust: options.trust, streams, metrics: options.metrics }),
+      toGrpcImplementation(reg, { log, tracker, trust: options.trust, streams, metrics: options.metrics, audit: options.audit }),
     );
   }
   const health = new HealthImplementation(Object.fromEntries([['', 'SERVING'], ...names.map((n) => [n, 'SERVING'])]));

@@ -25,39 +25,12 @@ import { Level } from 'level';
 import { DeadlineExceededError, FailedPreconditionError, UnavailableError } from '../errors.js';
 import type { Logger } from '../log.js';
 
+import { Batch, Table, type Op, type StoreAccess, type Sublevel, type WriteOptions } from './table.js';
+
 type Db = Level<string, unknown>;
-type Sub = ReturnType<Db['sublevel']>;
+type Sub = Sublevel;
 
-/** Options for a write. `sync: true` waits for the OS to flush (use for intents and money-like records). */
-export interface WriteOptions {
-  readonly sync?: boolean;
-  /**
-   * The signal of the call the write belongs to (`ctx.signal`): once it has aborted — the call's
-   * deadline passed, the caller cancelled, the server is stopping — the write is not committed and
-   * rejects with DeadlineExceededError. Checked when queued and again just before LevelDB writes it.
-   */
-  readonly signal?: AbortSignal;
-}
-
-/** A key range for {@link Table.entries}. Keys sort as UTF-8 strings. */
-export interface RangeQuery {
-  readonly gt?: string;
-  readonly gte?: string;
-  readonly lt?: string;
-  readonly lte?: string;
-  /** Only keys that start with this (combined with the bounds above). */
-  readonly prefix?: string;
-  readonly limit?: number;
-  readonly reverse?: boolean;
-}
-
-/** One put or delete, by table name (bound to the open handle only when written). */
-interface Op {
-  readonly type: 'put' | 'del';
-  readonly table: string;
-  readonly key: string;
-  readonly value?: unknown;
-}
+export { Batch, Table, type Op, type RangeQuery, type WriteOptions } from './table.js';
 
 /** A write waiting in the queue. */
 interface Pending {
@@ -85,96 +58,28 @@ export interface WrittenOp {
   readonly key: string;
 }
 
+/** A put a {@link WriteDecorator} adds to a write. */
+export interface WrittenExtra {
+  readonly table: string;
+  readonly key: string;
+  readonly value: unknown;
+}
+
+/**
+ * Adds puts to writes just before they go to LevelDB, in the same atomic batch and in write order
+ * (the audit log adds its record to the write of the call it audits).
+ */
+export interface WriteDecorator {
+  /** The puts to add to one queued write, by the signal it was written with. */
+  extras(signal: AbortSignal | undefined): readonly WrittenExtra[];
+  /** Told whether the group those puts went into was written. */
+  settle(written: boolean): void;
+}
+
 /** Why writes are refused, and since when. */
 export interface StoreFailure {
   readonly cause: string;
   readonly since: number;
-}
-
-/** One typed record type in a store. */
-export class Table<V> {
-  constructor(
-    readonly name: string,
-    private readonly store: Store,
-  ) {}
-
-  async get(key: string): Promise<V | undefined> {
-    return (await (await this.store.readHandle(this.name)).get(key)) as V | undefined;
-  }
-
-  /** Reads several keys at once; missing keys give `undefined`. */
-  async getMany(keys: readonly string[]): Promise<(V | undefined)[]> {
-    if (keys.length === 0) return [];
-    return (await (await this.store.readHandle(this.name)).getMany([...keys])) as (V | undefined)[];
-  }
-
-  async has(key: string): Promise<boolean> {
-    return (await this.get(key)) !== undefined;
-  }
-
-  async put(key: string, value: V, options: WriteOptions = {}): Promise<void> {
-    await this.store.write([{ type: 'put', table: this.name, key, value }], options);
-  }
-
-  async del(key: string, options: WriteOptions = {}): Promise<void> {
-    await this.store.write([{ type: 'del', table: this.name, key }], options);
-  }
-
-  /** Iterates `[key, value]` pairs in key order. */
-  async *entries(query: RangeQuery = {}): AsyncGenerator<[string, V]> {
-    const opts: Record<string, unknown> = {};
-    if (query.prefix !== undefined) {
-      opts.gte = query.prefix;
-      // U+FFFF sorts after every character that can appear in our keys.
-      opts.lt = `${query.prefix}\uffff`;
-    }
-    for (const k of ['gt', 'gte', 'lt', 'lte'] as const) if (query[k] !== undefined) opts[k] = query[k];
-    if (query.limit !== undefined) opts.limit = query.limit;
-    if (query.reverse) opts.reverse = true;
-    const sub = await this.store.readHandle(this.name);
-    for await (const [k, v] of sub.iterator(opts) as AsyncIterable<[string, unknown]>) yield [k, v as V];
-  }
-
-  /** Collects every value of a range (use only on bounded ranges). */
-  async values(query: RangeQuery = {}): Promise<V[]> {
-    const out: V[] = [];
-    for await (const [, v] of this.entries(query)) out.push(v);
-    return out;
-  }
-
-  /** Counts the records of a range. */
-  async count(query: RangeQuery = {}): Promise<number> {
-    let n = 0;
-    for await (const _ of this.entries(query)) n++;
-    return n;
-  }
-}
-
-/** Collects puts and deletes over any tables of one store and writes them as one atomic LevelDB batch. */
-export class Batch {
-  private readonly ops: Op[] = [];
-
-  constructor(private readonly store: Store) {}
-
-  put<V>(table: Table<V>, key: string, value: V): this {
-    this.ops.push({ type: 'put', table: table.name, key, value });
-    return this;
-  }
-
-  del<V>(table: Table<V>, key: string): this {
-    this.ops.push({ type: 'del', table: table.name, key });
-    return this;
-  }
-
-  get length(): number {
-    return this.ops.length;
-  }
-
-  /** Writes every collected operation, all or nothing. */
-  async write(options: WriteOptions = {}): Promise<void> {
-    if (this.ops.length === 0) return;
-    await this.store.write(this.ops, options);
-  }
 }
 
 const PROBE_TABLE = 'store-probe';
@@ -196,7 +101,7 @@ function causeOf(err: unknown): string {
 }
 
 /** A service's LevelDB. Only one process may open a data directory at a time. */
-export class Store {
+export class Store implements StoreAccess {
   private readonly tables = new Map<string, Table<unknown>>();
   private subs = new Map<string, Sub>();
   private queue: Pending[] = [];
@@ -207,6 +112,7 @@ export class Store {
   private recoveryTimer: NodeJS.Timeout | undefined;
   private closing = false;
   private readonly writeObservers = new Set<(ops: readonly WrittenOp[]) => void>();
+  private decorator: WriteDecorator | undefined;
 
   private constructor(
     readonly dir: string,
@@ -274,6 +180,16 @@ export class Store {
     return () => this.writeObservers.delete(observe);
   }
 
+  /** Installs the decorator that adds puts to every write (one per store: the audit log). */
+  setWriteDecorator(decorator: WriteDecorator): void {
+    this.decorator = decorator;
+  }
+
+  /** @internal A write of nothing but what the decorator adds for `signal` (an audit record of its own). */
+  writeExtrasOnly(signal: AbortSignal): Promise<void> {
+    return this.write([], { signal });
+  }
+
   /** @internal The sublevel of `table` on the current handle, once any reopen is done. */
   async readHandle(table: string): Promise<Sub> {
     if (this.reopening) await this.reopening;
@@ -325,12 +241,16 @@ export class Store {
           for (const p of group) p.reject(this.refusal());
           continue;
         }
-        const ops = group.flatMap((p) =>
-          p.ops.map((op) => ({ type: op.type, key: op.key, value: op.value, sublevel: this.sub(op.table) })),
-        );
+        const extras = this.decorator ? group.map((p) => this.decorator?.extras(p.signal) ?? []) : [];
+        const ops = group.flatMap((p, i) => [
+          ...p.ops.map((op) => ({ type: op.type, key: op.key, value: op.value, sublevel: this.sub(op.table) })),
+          ...(extras[i] ?? []).map((x) => ({ type: 'put', key: x.key, value: x.value, sublevel: this.sub(x.table) })),
+        ]);
         try {
-          await this.db.batch(ops as never, { sync: group.some((p) => p.sync) } as never);
+          if (ops.length > 0) await this.db.batch(ops as never, { sync: group.some((p) => p.sync) } as never);
+          this.decorator?.settle(true);
         } catch (err) {
+          this.decorator?.settle(false);
           this.fail(err);
           // The writes of this group were not acknowledged; each learns why.
           const refusal = this.refusal();
@@ -338,7 +258,10 @@ export class Store {
           continue;
         }
         if (this.writeObservers.size > 0) {
-          const written = group.flatMap((p) => p.ops.map(({ type, table, key }) => ({ type, table, key })));
+          const written = group.flatMap((p, i) => [
+            ...p.ops.map(({ type, table, key }) => ({ type, table, key })),
+            ...(extras[i] ?? []).map(({ table, key }) => ({ type: 'put' as const, table, key })),
+          ]);
           for (const observe of this.writeObservers) observe(written);
         }
         for (const p of group) p.resolve();
