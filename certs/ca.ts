@@ -202,7 +202,7 @@ export async function initCa(options: InitCaOptions): Promise<InitCaResult> {
   const paths = { key: join(dir, CA_FILES.key), cert: join(dir, CA_FILES.cert), state: join(dir, CA_FILES.state) };
   await inTransaction(async (tx) => {
     await tx.ensureDir(dir, DIR_MODE);
-    await tx.stage(paths.key, privateKeyToPem(ca.privateKey), PRIVATE_MODE);
+    await tx.stage(paths.key, privateKeyToPem(ca.privateKey), PRIVATE_MODE, { exclusive: true });
     await tx.stage(paths.cert, ca.certPem, PUBLIC_MODE);
     await stageState(tx, dir, state);
   });

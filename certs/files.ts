@@ -4,13 +4,16 @@
  * target (with its final mode, fsynced), and only when every file is staged
  * are they renamed into place. Any failure removes the temporaries, the
  * targets already renamed that did not exist before, and the directories the
- * transaction created. Also a lock so that two issuances never interleave
- * their read-modify-write of a CA's ca.json.
+ * transaction created. Nothing is ever written through a symbolic link (one at
+ * a target is refused and left as it was), and a file that must be new (a key
+ * without --force) is hard-linked into place, which refuses a name made
+ * meanwhile. Also a lock so that two issuances never interleave their
+ * read-modify-write of a CA's ca.json.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { link, lstat, mkdir, open, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { AbortedError } from '../services/core/errors.js';
+import { AbortedError, InvalidArgumentError } from '../services/core/errors.js';
 
 /** File mode of private keys. */
 export const PRIVATE_MODE = 0o600;
@@ -22,8 +25,37 @@ export const DIR_MODE = 0o700;
 interface Staged {
   readonly target: string;
   readonly tmp: string;
+  /** The target must not exist: put in place with a hard link, which refuses an existing name. */
+  readonly exclusive: boolean;
   existed: boolean;
   committed: boolean;
+}
+
+/** Options of {@link FileTransaction.stage}. */
+export interface StageOptions {
+  /** Refuse an existing target, also one made between staging and commit (default: replace it). */
+  readonly exclusive?: boolean;
+}
+
+/** What is at `path` without following a link, or undefined. */
+async function lstatOrUndefined(path: string) {
+  try {
+    return await lstat(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/** A symbolic link at a target is refused: nothing is written through one, and the link stays as it was. */
+function symlinkRefused(target: string): InvalidArgumentError {
+  return new InvalidArgumentError(`${target} is a symbolic link; files are never written through one: remove it or choose another path`, {
+    rule: 'symlink',
+  });
+}
+
+function existingRefused(target: string): InvalidArgumentError {
+  return new InvalidArgumentError(`${target} already exists; choose another path, or pass --force to replace it`, { rule: 'exists' });
 }
 
 /** True when `path` exists (of any type). */
@@ -49,12 +81,18 @@ export class FileTransaction {
     if (first !== undefined) this.createdDirs.push(first);
   }
 
-  /** Writes `data` to a temporary file beside `target` with its final `mode`; nothing is visible at `target` yet. */
-  async stage(target: string, data: string | Uint8Array, mode: number): Promise<void> {
+  /**
+   * Writes `data` to a temporary file beside `target` with its final `mode`; nothing is visible at
+   * `target` yet. A symbolic link at `target` is refused, and with `exclusive` an existing target.
+   */
+  async stage(target: string, data: string | Uint8Array, mode: number, options: StageOptions = {}): Promise<void> {
     const abs = resolve(target);
+    const there = await lstatOrUndefined(abs);
+    if (there?.isSymbolicLink()) throw symlinkRefused(target);
+    if (there && options.exclusive) throw existingRefused(target);
     // Same directory as the target, so the final rename is atomic on one file system.
     const tmp = join(dirname(abs), `.${basename(abs)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-    const entry: Staged = { target: abs, tmp, existed: false, committed: false };
+    const entry: Staged = { target: abs, tmp, exclusive: options.exclusive === true, existed: false, committed: false };
     this.staged.push(entry);
     // `wx` never follows or reuses an existing file; the mode is set at creation, so the key is never readable by others.
     const fh = await open(tmp, 'wx', mode);
@@ -71,7 +109,20 @@ export class FileTransaction {
   async commit(): Promise<void> {
     try {
       for (const s of this.staged) {
-        s.existed = await exists(s.target);
+        if (s.exclusive) {
+          // link() fails on any existing name (a link planted meanwhile too): never overwrites.
+          await link(s.tmp, s.target).catch(async (err: NodeJS.ErrnoException) => {
+            if (err.code === 'EEXIST')
+              throw (await lstatOrUndefined(s.target))?.isSymbolicLink() ? symlinkRefused(s.target) : existingRefused(s.target);
+            throw err;
+          });
+          s.committed = true;
+          await unlink(s.tmp);
+          continue;
+        }
+        const there = await lstatOrUndefined(s.target);
+        if (there?.isSymbolicLink()) throw symlinkRefused(s.target);
+        s.existed = there !== undefined;
         await rename(s.tmp, s.target);
         s.committed = true;
       }

@@ -14,3 +14,5 @@ export type { BundleReport, CertificateReport, InspectReport } from './inspect.j
 export { createTestPki } from './test-pki.js';
 export type { TestIdentity, TestIssueOptions, TestPki, TestPkiOptions } from './test-pki.js';
 export { KEY_ALG_NAMES, MAX_DAYS, checkAlg, checkDays, checkDnsNames, checkIpAddresses, normalizeSerial, randomSerial } from './names.js';
+export { checkOutputFile, writeOutputFile } from './output-file.js';
+export type { OutputFileOptions } from './output-file.js';

@@ -23,6 +23,7 @@ import {
 import { parseUrn, type Urn } from '../services/core/identity/urn.js';
 import { CA_FILES, evenHex, loadCa, readCaState, stageState, type CaMaterial, type IssuedRecord } from './ca.js';
 import { exists, inTransaction, PRIVATE_MODE, PUBLIC_MODE, withDirLock } from './files.js';
+import { checkOutputFile } from './output-file.js';
 import { addDays, BACKDATE_MS, checkAlg, checkDays, checkDnsNames, checkIpAddresses, normalizeSerial, randomSerial } from './names.js';
 import { algNameForKey, signingAlgorithm, toCryptoKeyPair, toCryptoPublicKey, x509 } from './x509-provider.js';
 
@@ -203,6 +204,8 @@ export async function issueCertificate(options: IssueOptions): Promise<IssueResu
   const outDir = resolve(options.outDir);
   const keyPath = join(outDir, ISSUED_FILES.key);
   const reusesOutKey = options.keyFile !== undefined && (await sameFile(options.keyFile, keyPath));
+  // A symbolic link at key.pem is refused even with --force, and called what it is.
+  if (!reusesOutKey) checkOutputFile(keyPath, { replace: true });
   if (!options.force && !reusesOutKey && (await exists(keyPath))) {
     throw new InvalidArgumentError(`${keyPath} already exists; choose another --out, or pass --force to replace it`, { rule: 'exists' });
   }
@@ -251,7 +254,8 @@ export async function issueCertificate(options: IssueOptions): Promise<IssueResu
     };
     await inTransaction(async (tx) => {
       await tx.ensureDir(outDir);
-      if (!reusesOutKey) await tx.stage(paths.key, privateKeyToPem(privateKey), PRIVATE_MODE);
+      // Without --force a key.pem made meanwhile is refused, not overwritten; with it, a new file (never the old one's mode).
+      if (!reusesOutKey) await tx.stage(paths.key, privateKeyToPem(privateKey), PRIVATE_MODE, { exclusive: options.force !== true });
       await tx.stage(paths.cert, leaf.certPem, PUBLIC_MODE);
       await tx.stage(paths.ca, ca.certPem, PUBLIC_MODE);
       await tx.ensureDir(join(ca.dir, CA_FILES.issuedDir));

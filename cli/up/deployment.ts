@@ -94,7 +94,7 @@ export async function prepareMember(fed: LocalFederation, sliceUrn: string): Pro
       ttlS: 0,
       maxDelegations: 0,
     });
-    writeChainFile(fed.memberChainFile, res.chain);
+    writeChainFile(fed.memberChainFile, res.chain, { replace: true });
     return res.chain;
   } finally {
     client.close();

@@ -29,7 +29,7 @@ export async function delegateToSliceAuthority(fed: LocalFederation): Promise<vo
         ttlS: 0,
         maxDelegations: 1,
       });
-      writeChainFile(fed.chainFile(site.domain), res.chain);
+      writeChainFile(fed.chainFile(site.domain), res.chain, { replace: true });
     } finally {
       client.close();
     }

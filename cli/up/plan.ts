@@ -5,10 +5,11 @@
  * front, and the state file that lets a second `fedlab up` on the same
  * directory reuse it (or refuse, saying why).
  */
-import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { InvalidArgumentError } from '../../services/core/errors.js';
+import { writeOutputFile } from '../../certs/output-file.js';
 import { freePort } from './processes.js';
 
 /** The site styles `fedlab up` knows, each with its own domain. */
@@ -137,11 +138,9 @@ export function readState(dir: string): UpState | undefined {
   return parsed.data;
 }
 
-/** Writes the state file atomically. */
+/** Writes the state file atomically (0600, never through a symbolic link). */
 export function writeState(dir: string, state: UpState): void {
-  const file = join(dir, STATE_FILE);
-  writeFileSync(`${file}.tmp`, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
-  renameSync(`${file}.tmp`, file);
+  writeOutputFile(join(dir, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600, replace: true });
 }
 
 /** Whether a directory is missing or empty (a fresh federation may be made there). */

@@ -8,6 +8,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { privateKeyToPem, publicKeyToPem } from '../../services/core/identity/keys.js';
 import { NodeHealth, SliverIsolation, type Node } from '../../services/generated/fedlab/v1/common.js';
 import { enrollNode, issueOwnerCredential } from '../../services/management-authority/enrolment-client.js';
+import { writeOutputFile } from '../../certs/output-file.js';
 import { writeChainFile } from '../chain-file.js';
 import type { LocalFederation, SiteRuntime } from './federation.js';
 import { siteUrns } from './pki.js';
@@ -133,10 +134,11 @@ async function enrol(fed: LocalFederation, site: SiteRuntime, node: { name: stri
     },
   );
   mkdirSync(paths.root, { recursive: true, mode: 0o700 });
-  writeFileSync(paths.key, privateKeyToPem(keys.privateKey), { mode: 0o600 });
-  writeFileSync(paths.cert, res.certificatePem);
-  writeFileSync(paths.ca, res.caChainPem.join(''));
-  writeChainFile(paths.ownerChain, chain);
+  // The federation's own directory: a re-run replaces its files, never through a symbolic link.
+  writeOutputFile(paths.key, privateKeyToPem(keys.privateKey), { mode: 0o600, replace: true });
+  writeOutputFile(paths.cert, res.certificatePem, { mode: 0o644, replace: true });
+  writeOutputFile(paths.ca, res.caChainPem.join(''), { mode: 0o644, replace: true });
+  writeChainFile(paths.ownerChain, chain, { replace: true });
 }
 
 /** A site's nodes as its MA sees them. */

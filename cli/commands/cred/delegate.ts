@@ -20,7 +20,8 @@ export function registerCredDelegate(cred: Command): void {
     .option('--ttl <duration>', 'lifetime such as 12h or 7d (default: until the parent expires)')
     .option('--lim <list>', "resource caps, at most the parent's (e.g. slivers=10,mem_mb=512)")
     .option('--not-before <time>', 'start of validity (default now)')
-    .option('--out <file>', 'write the chain file here instead of standard output')
+    .option('--out <file>', 'write the chain file here (0600; an existing file is refused) instead of standard output')
+    .option('--force', 'replace an existing --out file (never a symbolic link)')
     .action(
       action(async (flags: IssueFlags & { chain: string }) => {
         const parent = readChainFile(flags.chain);
@@ -34,7 +35,7 @@ export function registerCredDelegate(cred: Command): void {
           ...(flags.target !== undefined ? { targets: flags.target } : {}),
           ...credentialFields(flags),
         });
-        writeChainOut(flags.out, issued.chain);
+        writeChainOut(flags.out, issued.chain, flags.force === true);
       }),
     );
 }

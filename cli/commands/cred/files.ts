@@ -4,6 +4,7 @@ import { InvalidArgumentError } from '../../../services/core/errors.js';
 import { identityFromCertificate, parseCertificate } from '../../../services/core/identity/certificate.js';
 import { parsePrivateKeyPem } from '../../../services/core/identity/keys.js';
 import { writeChainFile } from '../../chain-file.js';
+import { writeOut } from '../../printable.js';
 
 /** A file's text; `-` is standard input. */
 function readText(file: string): string {
@@ -31,12 +32,12 @@ export async function readIdentity(file: string) {
   return identityFromCertificate(parseCertificate(readFileSync(file), file));
 }
 
-/** Writes a chain to `file` whole, or to standard output without one. */
-export function writeChainOut(file: string | undefined, chain: readonly string[]): void {
+/** Writes a chain to `file` whole (an existing file only with `replace`, never through a symbolic link), or to standard output without one. */
+export function writeChainOut(file: string | undefined, chain: readonly string[], replace = false): void {
   if (!file) {
-    process.stdout.write(`${chain.join('\n')}\n`);
+    writeOut(`${chain.join('\n')}\n`);
     return;
   }
-  writeChainFile(file, chain);
-  process.stdout.write(`wrote a chain of ${chain.length} link${chain.length === 1 ? '' : 's'} to ${file}\n`);
+  writeChainFile(file, chain, { replace });
+  writeOut(`wrote a chain of ${chain.length} link${chain.length === 1 ? '' : 's'} to ${file}\n`);
 }

@@ -15,6 +15,8 @@ export interface IssueFlags {
   issuerCert?: string;
   notBefore?: string;
   out?: string;
+  /** Replace an existing --out file. */
+  force?: boolean;
 }
 
 function dlgFlag(value: string | undefined): number | undefined {

@@ -47,7 +47,8 @@ export function registerCredIssue(cred: Command): void {
     .option('--lim <list>', `resource caps, e.g. slivers=10,mem_mb=512 (keys: ${LIMIT_KEYS.join(', ')})`)
     .option('--issuer-cert <file>', "the issuer's certificate, when it is not cert.pem beside the key")
     .option('--not-before <time>', 'start of validity (RFC 3339 or epoch seconds; default now)')
-    .option('--out <file>', 'write the chain file here instead of standard output')
+    .option('--out <file>', 'write the chain file here (0600; an existing file is refused) instead of standard output')
+    .option('--force', 'replace an existing --out file (never a symbolic link)')
     .action(
       action(async (flags: IssueFlags) => {
         const key = readKey(flags.key);
@@ -62,7 +63,7 @@ export function registerCredIssue(cred: Command): void {
           privileges: splitList(flags.priv),
           ...credentialFields(flags),
         });
-        writeChainOut(flags.out, issued.chain);
+        writeChainOut(flags.out, issued.chain, flags.force === true);
       }),
     );
 }

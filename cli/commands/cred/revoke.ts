@@ -1,6 +1,6 @@
 /** `fedlab cred revoke`: a credential (or a key) added to your signed revocation list file. */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { checkOutputFile, writeOutputFile } from '../../../certs/output-file.js';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from '../../../services/core/errors.js';
 import {
@@ -14,6 +14,7 @@ import {
 } from '../../../services/core/credentials/index.js';
 import { action, printJson } from '../../cli-support.js';
 import { readKey } from './files.js';
+import { writeOut } from '../../printable.js';
 
 interface RevokeFlags {
   jti?: string;
@@ -42,6 +43,7 @@ export function registerCredRevoke(cred: Command): void {
         if ((flags.jti === undefined) === (flags.thumbprint === undefined))
           throw new InvalidArgumentError('give exactly one of --jti or --thumbprint');
         const key = readKey(flags.key);
+        checkOutputFile(flags.list, { replace: true });
         let list;
         let text: string | undefined;
         try {
@@ -65,9 +67,8 @@ export function registerCredRevoke(cred: Command): void {
             : { kid: flags.thumbprint as string, reason: flags.reason, time };
         const next = withRevocation(list, entry);
         if (next !== list || text === undefined) {
-          const tmp = join(dirname(flags.list), `.${basename(flags.list)}.${process.pid}.tmp`);
-          writeFileSync(tmp, `${signRevocationList(next, key)}\n`, { mode: 0o644 });
-          renameSync(tmp, flags.list);
+          // Replaced whole under an unpredictable name, never through a symbolic link.
+          writeOutputFile(flags.list, `${signRevocationList(next, key)}\n`, { mode: 0o644, replace: true });
         }
         const what = flags.jti !== undefined ? `credential ${flags.jti}` : `key ${flags.thumbprint as string}`;
         if (flags.json)
@@ -79,7 +80,7 @@ export function registerCredRevoke(cred: Command): void {
             changed: next !== list,
           });
         else
-          process.stdout.write(
+          writeOut(
             next === list
               ? `${what} was already revoked (list version ${next.version})\n`
               : `revoked ${what}; ${flags.list} is now version ${next.version} with ${next.entries.length} entr${next.entries.length === 1 ? 'y' : 'ies'}\n`,

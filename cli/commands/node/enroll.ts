@@ -1,8 +1,9 @@
 /** `fedlab node enroll`: an enrolment token redeemed for the node's certificate (by the owner, on the node). */
 import { createPublicKey, generateKeyPairSync } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
+import { checkOutputFile, writeOutputFile } from '../../../certs/output-file.js';
 import { InvalidArgumentError } from '../../../services/core/errors.js';
 import { parsePrivateKeyPem, privateKeyToPem, publicKeyToPem } from '../../../services/core/identity/keys.js';
 import { SliverIsolation } from '../../../services/generated/fedlab/v1/common.js';
@@ -10,6 +11,7 @@ import { enrollNode } from '../../../services/management-authority/enrolment-cli
 import { action, checkAddress, printJson, readFlagFile } from '../../cli-support.js';
 import { parseWholeNumber } from '../../flag-values.js';
 import { refused } from '../../remote.js';
+import { writeOut } from '../../printable.js';
 
 interface EnrollFlags {
   enrol: string;
@@ -56,6 +58,15 @@ export function registerNodeEnroll(node: Command): void {
     .action(action(async (flags: EnrollFlags) => enroll(flags)));
 }
 
+/** Whether anything (a dangling symbolic link too) is at `path`. */
+function lstatOrUndefined(path: string) {
+  try {
+    return lstatSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
 async function enroll(flags: EnrollFlags): Promise<void> {
   if ((flags.token === undefined) === (flags.tokenFile === undefined))
     throw new InvalidArgumentError('give the token with --token or --token-file (one of them)');
@@ -68,8 +79,10 @@ async function enroll(flags: EnrollFlags): Promise<void> {
     .filter(Boolean);
   if (chain.length === 0) throw new InvalidArgumentError(`--owner-chain ${flags.ownerChain} holds no credential`);
   const keyPath = join(flags.out, 'key.pem');
-  if (!flags.key && existsSync(keyPath))
+  if (!flags.key && lstatOrUndefined(keyPath))
     throw new InvalidArgumentError(`${keyPath} already exists; choose another --out, or pass it as --key to certify it`);
+  // Before the token is spent: the certificate files may be replaced, never through a symbolic link.
+  for (const f of ['cert.pem', 'ca.pem']) checkOutputFile(join(flags.out, f), { replace: true });
   const privateKey = flags.key
     ? parsePrivateKeyPem(readFlagFile(flags.key, '--key'), `--key ${flags.key}`)
     : generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
@@ -103,13 +116,13 @@ async function enroll(flags: EnrollFlags): Promise<void> {
     },
   ).catch((err: unknown) => refused(err, 'enrolment refused'));
   mkdirSync(flags.out, { recursive: true, mode: 0o700 });
-  if (!flags.key) writeFileSync(keyPath, privateKeyToPem(privateKey), { mode: 0o600 });
-  writeFileSync(join(flags.out, 'cert.pem'), res.certificatePem);
-  writeFileSync(join(flags.out, 'ca.pem'), res.caChainPem.join(''));
+  if (!flags.key) writeOutputFile(keyPath, privateKeyToPem(privateKey), { mode: 0o600 });
+  writeOutputFile(join(flags.out, 'cert.pem'), res.certificatePem, { mode: 0o644, replace: true });
+  writeOutputFile(join(flags.out, 'ca.pem'), res.caChainPem.join(''), { mode: 0o644, replace: true });
   const out = { node_urn: res.nodeUrn, aggregate_urn: res.aggregateUrn, heartbeat_interval_s: res.heartbeatIntervalS, dir: flags.out };
   if (flags.json) printJson(out);
   else
-    process.stdout.write(
+    writeOut(
       `enrolled ${res.nodeUrn} with ${res.aggregateUrn}; certificate in ${flags.out} (heartbeat every ${res.heartbeatIntervalS}s)\n`,
     );
 }

@@ -1,11 +1,13 @@
 /** `fedlab member delegate`: a member's credential on a slice, written as the chain file `fedlab sliver exec|logs` uses. */
 import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
+import { checkOutputFile } from '../../../certs/output-file.js';
 import { writeChainFile } from '../../chain-file.js';
 import { action, printJson } from '../../cli-support.js';
 import { parseDuration, parseWholeNumber, repeatable, splitList } from '../../flag-values.js';
 import { refused } from '../../remote.js';
 import { spClient, withSp, type SpFlags } from './provider-client.js';
+import { writeOut } from '../../printable.js';
 
 interface DelegateFlags extends SpFlags {
   urn: string;
@@ -17,6 +19,7 @@ interface DelegateFlags extends SpFlags {
   dlg?: string;
   requestId?: string;
   json?: boolean;
+  force?: boolean;
 }
 
 /** Registers `fedlab member delegate`. */
@@ -26,7 +29,8 @@ export function registerMemberDelegate(member: Command): void {
   )
     .requiredOption('--urn <urn>', "the member's URN")
     .requiredOption('--slice <urn>', 'the slice')
-    .requiredOption('--out <file>', 'where to write the chain (one compact JWS per line, root first)')
+    .requiredOption('--out <file>', 'where to write the chain (one compact JWS per line, root first; 0600; an existing file is refused)')
+    .option('--force', 'replace an existing --out file (never a symbolic link)')
     .option('--priv <list>', "privileges, comma-separated (default: the provider's member default, sliver.exec,sliver.read)")
     .option('--target <urn>', 'a target: the slice or one of its slivers (repeatable; default: the slice)', repeatable, [])
     .option('--ttl <duration>', "lifetime, e.g. 1h (default: the provider's member default)")
@@ -35,6 +39,8 @@ export function registerMemberDelegate(member: Command): void {
     .option('--json', 'print JSON')
     .action(
       action(async (flags: DelegateFlags) => {
+        // Before asking the provider, so that a refused --out is found first.
+        checkOutputFile(flags.out, { replace: flags.force === true });
         const client = spClient(flags);
         try {
           const res = await client
@@ -49,13 +55,11 @@ export function registerMemberDelegate(member: Command): void {
               maxDelegations: parseWholeNumber(flags.dlg, '--dlg'),
             })
             .catch((err: unknown) => refused(err, 'the provider refused the delegation'));
-          writeChainFile(flags.out, res.chain);
+          writeChainFile(flags.out, res.chain, { replace: flags.force === true });
           if (flags.json)
             printJson({ chain_file: flags.out, jti: res.jti, expires_at: res.expiresAt?.toISOString(), links: res.chain.length });
           else
-            process.stdout.write(
-              `wrote ${flags.out}: ${res.chain.length} links, credential ${res.jti}, valid until ${res.expiresAt?.toISOString()}\n`,
-            );
+            writeOut(`wrote ${flags.out}: ${res.chain.length} links, credential ${res.jti}, valid until ${res.expiresAt?.toISOString()}\n`);
         } finally {
           client.close();
         }

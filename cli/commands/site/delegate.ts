@@ -9,6 +9,7 @@ import { maClient, refused, withMaFlags, type MaFlags } from '../../remote.js';
 import { parseLimits } from '../cred/limits-flag.js';
 import { writeChainFile } from '../../chain-file.js';
 import { checkWritable } from './out-file.js';
+import { writeOut } from '../../printable.js';
 
 interface DelegateFlags extends MaFlags {
   saUrn: string;
@@ -22,6 +23,7 @@ interface DelegateFlags extends MaFlags {
   requestId?: string;
   out: string;
   json?: boolean;
+  force?: boolean;
 }
 
 function wholeNumber(value: string | undefined, flag: string, max: number): number {
@@ -47,7 +49,8 @@ export function registerSiteDelegate(site: Command): void {
     .option('--ttl <duration>', "lifetime, e.g. 30d (default: the site's delegation_ttl_s)")
     .option('--dlg <n>', 'how many more delegations may follow (default 0)')
     .option('--request-id <id>', 'idempotency key (default: derived from the SA URN and the time)')
-    .requiredOption('--out <file>', 'where to write the chain (one compact JWS per line, root first)')
+    .requiredOption('--out <file>', 'where to write the chain (one compact JWS per line, root first; 0600; an existing file is refused)')
+    .option('--force', 'replace an existing --out file (never a symbolic link)')
     .option('--json', 'print JSON')
     .action(action(async (flags: DelegateFlags) => delegate(flags)));
 }
@@ -76,13 +79,13 @@ async function delegate(flags: DelegateFlags): Promise<void> {
     maxDelegations: dlg,
   };
   // Check the output location before asking the MA for anything.
-  checkWritable(flags.out);
+  checkWritable(flags.out, flags.force === true);
   const client = maClient(flags);
   try {
     const res = await client
       .delegateToSliceAuthority(request)
       .catch((err: unknown) => refused(err, 'the management authority refused the delegation'));
-    writeChainFile(flags.out, res.chain);
+    writeChainFile(flags.out, res.chain, { replace: flags.force === true });
     if (flags.json)
       printJson({
         jti: res.jti,
@@ -92,7 +95,7 @@ async function delegate(flags: DelegateFlags): Promise<void> {
         request_id: request.requestId,
       });
     else
-      process.stdout.write(
+      writeOut(
         `delegated to ${flags.saUrn}: credential ${res.jti}, valid until ${res.expiresAt?.toISOString()}; wrote the chain to ${flags.out}\n`,
       );
   } finally {
