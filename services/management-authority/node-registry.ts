@@ -43,6 +43,8 @@ export interface LiveNode {
   usage: Resources;
   reportedSlivers: number;
   version: string;
+  /** Images the node offers slivers, sorted (its heartbeats say); absent: only `host` ({@link imagesOfNode}). */
+  images?: readonly string[];
   /** When health was last written (ms, MA clock). */
   persistedAt: number;
   /** Loaded at start-up and not heard from since (UNKNOWN during the restart grace; see the module's notes). */
@@ -79,9 +81,32 @@ const STYLE: Record<StyleName, SiteStyle> = {
   protogeni: SiteStyle.SITE_STYLE_PROTOGENI,
 };
 
-/** Protobuf form of resources. */
-export function toSpec(r: Resources, bandwidthKbps = 0): ResourceSpec {
-  return { cpuMillis: r.cpuMillis, memMb: r.memMb, diskMb: r.diskMb, pids: r.pids, bandwidthKbps };
+/** What a node offers before it says otherwise (ImageList unset: only `host`). */
+export const DEFAULT_IMAGES: readonly string[] = Object.freeze(['host']);
+/** Most image names one node may advertise, and the longest name. */
+const MAX_IMAGES = 256;
+const MAX_IMAGE_NAME = 80;
+
+/** Protobuf form of resources (with the image a sliver asked for, if any). */
+export function toSpec(r: Resources, bandwidthKbps = 0, image?: string): ResourceSpec {
+  return { cpuMillis: r.cpuMillis, memMb: r.memMb, diskMb: r.diskMb, pids: r.pids, bandwidthKbps, ...(image ? { image } : {}) };
+}
+
+/** The images a node offers slivers. */
+export function imagesOfNode(n: Pick<LiveNode, 'images'>): readonly string[] {
+  return n.images ?? DEFAULT_IMAGES;
+}
+
+/** The images of a heartbeat, checked and sorted; undefined when it names none (the node keeps what it had). */
+function imagesOf(list: { names: string[] } | undefined): string[] | undefined {
+  if (!list) return undefined;
+  if (list.names.length > MAX_IMAGES) throw new InvalidArgumentError(`images lists at most ${MAX_IMAGES} names`, { field: 'images' });
+  for (const n of list.names) {
+    if (typeof n !== 'string' || n === '' || n.length > MAX_IMAGE_NAME || !/^[\x21-\x7e]+$/.test(n)) {
+      throw new InvalidArgumentError(`images: ${JSON.stringify(String(n).slice(0, 40))} is not an image name`, { field: 'images' });
+    }
+  }
+  return [...new Set(list.names)].sort();
 }
 
 function sameResources(a: Resources, b: Resources): boolean {
@@ -166,6 +191,7 @@ export class NodeRegistry {
       usage: h?.usage ?? ZERO,
       reportedSlivers: h?.sliverCount ?? 0,
       version: h?.version ?? rec.version,
+      ...(h?.images ? { images: [...h.images] } : {}),
       persistedAt: 0,
       unheard,
     };
@@ -231,6 +257,11 @@ export class NodeRegistry {
     if (req.version && req.version !== node.version) {
       if (req.version.length > 64) throw new InvalidArgumentError('version is at most 64 characters', { field: 'version' });
       node.version = req.version;
+      changed = true;
+    }
+    const images = imagesOf(req.images);
+    if (images && images.join('\n') !== imagesOfNode(node).join('\n')) {
+      node.images = images;
       changed = true;
     }
     node.reportedAllocated = resourcesOf(req.allocated);
@@ -313,6 +344,7 @@ export class NodeRegistry {
         usage: n.usage,
         sliverCount: n.reportedSlivers,
         version: n.version,
+        ...(n.images ? { images: n.images } : {}),
       };
       batch.put(this.healthTable, urn, rec);
     }
@@ -351,6 +383,7 @@ export class NodeRegistry {
       enrolledAt: new Date(n.record.enrolledAt),
       ...(n.lastHeartbeatAt !== undefined ? { lastHeartbeatAt: new Date(n.lastHeartbeatAt) } : {}),
       missedHeartbeats: this.missed(n),
+      images: { names: [...imagesOfNode(n)] },
     };
   }
 

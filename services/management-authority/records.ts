@@ -109,6 +109,8 @@ export interface NodeHealthRecord {
   readonly usage: Resources;
   readonly sliverCount: number;
   readonly version: string;
+  /** Images the node offers (its last heartbeat's); absent in records written before nodes sent them. */
+  readonly images?: readonly string[];
 }
 
 /** An enrolment token (table `enrol-tokens`, keyed by the SHA-256 of the token: the token itself is never stored). */
@@ -204,6 +206,8 @@ export interface SliverRecord {
   /** Whether the request named the node (swap-in must then get the same node back). */
   readonly explicitNode: boolean;
   readonly resources: Resources;
+  /** The image asked for (`oci:<name>`); absent: `host`, the node's default. */
+  readonly image?: string;
   readonly exclusive: boolean;
   /** GENI allocation state (unallocated: swapped out, the record kept for swap-in). */
   readonly allocation: 'allocated' | 'provisioned' | 'unallocated';

@@ -33,6 +33,8 @@ export interface WantedSliver {
   /** Least a picked node must have free. */
   readonly minFree: Resources;
   readonly exclusive: boolean;
+  /** The image asked for (`oci:<name>`); absent: `host`, every node's default. */
+  readonly image?: string;
 }
 
 /** A link wanted (before it gets a subnet). */
@@ -101,6 +103,16 @@ export function resolveResources(spec: ResourceSpec | undefined, defaults: Resou
   return out as unknown as Resources;
 }
 
+/** An image name as nodes take it: `host` or `oci:<name>`. */
+const IMAGE_NAME = /^(host|oci:[a-z0-9][a-z0-9._-]{0,62})$/;
+
+/** The image a request names: undefined for none or `host` (the default), `oci:<name>` as given; anything else is INVALID_ARGUMENT. */
+export function imageOf(image: string | undefined, field = 'request.resources.image'): string | undefined {
+  if (image === undefined || image === '' || image === 'host') return undefined;
+  if (!IMAGE_NAME.test(image)) bad(field, `${JSON.stringify(image.slice(0, 80))} is not an image name: "host" or "oci:<name>" (see ListResources)`);
+  return image;
+}
+
 function maxOf(a: Resources, b: Resources): Resources {
   return {
     cpuMillis: Math.max(a.cpuMillis, b.cpuMillis),
@@ -156,6 +168,7 @@ export function normalizeRequest(req: ResourceRequest | undefined, ctx: RequestC
   }
   const exclusive = !rules.sharedNodes || req.exclusive;
   const resources = resolveResources(req.resources, ctx.defaults);
+  const image = imageOf(req.resources?.image);
   const sel = req.nodes;
   if (!sel) bad('request.nodes', 'is required: name nodes (node_urns) or ask for a count');
   const minFree = maxOf(resources, resourcesOf(sel.minFree));
@@ -171,14 +184,15 @@ export function normalizeRequest(req: ResourceRequest | undefined, ctx: RequestC
       const nodeUrn = nodeUrnAt(u, `request.nodes.node_urns[${i}]`, ctx.domain);
       if (seen.has(nodeUrn)) bad('request.nodes.node_urns', `${nodeUrn} is named twice`);
       seen.add(nodeUrn);
-      slivers.push({ clientId: sel.clientIds[i] ?? nodeUrn, nodeUrn, resources, minFree, exclusive });
+      slivers.push({ clientId: sel.clientIds[i] ?? nodeUrn, nodeUrn, resources, minFree, exclusive, ...(image ? { image } : {}) });
     }
   } else {
     if (sel.count === 0) bad('request.nodes', 'name nodes (node_urns) or ask for a count of nodes');
     if (sel.count > MAX_REQUEST_NODES) bad('request.nodes.count', `at most ${MAX_REQUEST_NODES} nodes per request`);
     if (sel.clientIds.length !== 0 && sel.clientIds.length !== sel.count)
       bad('request.nodes.client_ids', 'must be empty or one per node (count)');
-    for (let i = 0; i < sel.count; i++) slivers.push({ clientId: sel.clientIds[i] ?? String(i), resources, minFree, exclusive });
+    for (let i = 0; i < sel.count; i++)
+      slivers.push({ clientId: sel.clientIds[i] ?? String(i), resources, minFree, exclusive, ...(image ? { image } : {}) });
   }
   checkClientIds(slivers);
   const links = checkLinks(req.links, slivers, ctx);
@@ -242,12 +256,13 @@ export function checkLinks(links: readonly Link[], slivers: readonly WantedSlive
 }
 
 const DOC_NODE_KEYS = new Set(['client_id', 'component_id', 'exclusive', 'resources']);
-const DOC_RES_KEYS = new Set(['cpu_millis', 'mem_mb', 'disk_mb', 'pids']);
+const DOC_RES_KEYS = new Set(['cpu_millis', 'mem_mb', 'disk_mb', 'pids', 'image']);
 
 /**
  * Reads a `fedlab-rspec+json` request document:
  * `{"type":"request","nodes":[{"client_id":"a","component_id":"urn:...:node:n1","exclusive":false,"resources":{"cpu_millis":500}}],"links":[...]}`.
- * `component_id` is optional (the site picks a node); links use the Link field names.
+ * `component_id` is optional (the site picks a node); `resources.image` names an image (`oci:<name>`);
+ * links use the Link field names.
  */
 export function fromDocument(text: string, ctx: RequestContext): NormalRequest {
   const f = 'request.request_document';
@@ -273,11 +288,17 @@ export function fromDocument(text: string, ctx: RequestContext): NormalRequest {
     if (typeof node.client_id !== 'string') bad(`${nf}.client_id`, 'is required');
     if (node.exclusive !== undefined && typeof node.exclusive !== 'boolean') bad(`${nf}.exclusive`, 'must be true or false');
     let spec: ResourceSpec | undefined;
+    let image: string | undefined;
     if (node.resources !== undefined) {
       if (typeof node.resources !== 'object' || node.resources === null) bad(`${nf}.resources`, 'must be an object');
       const r = node.resources as Record<string, unknown>;
       for (const [k, v] of Object.entries(r)) {
         if (!DOC_RES_KEYS.has(k)) bad(`${nf}.resources`, `unknown key ${JSON.stringify(k.slice(0, 40))}`);
+        if (k === 'image') {
+          if (typeof v !== 'string') bad(`${nf}.resources.image`, 'must be a string: "host" or "oci:<name>"');
+          image = imageOf(v, `${nf}.resources.image`);
+          continue;
+        }
         if (!Number.isSafeInteger(v) || (v as number) < 0) bad(`${nf}.resources.${k}`, 'must be a whole number of 0 or more');
       }
       spec = {
@@ -296,6 +317,7 @@ export function fromDocument(text: string, ctx: RequestContext): NormalRequest {
       resources,
       minFree: resources,
       exclusive: !ctx.rules.sharedNodes || node.exclusive === true,
+      ...(image ? { image } : {}),
     };
   });
   checkClientIds(slivers);

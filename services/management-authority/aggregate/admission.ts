@@ -9,7 +9,7 @@
 import { status as Status } from '@grpc/grpc-js';
 import type { Grant } from '../../core/credentials/index.js';
 import { ResourceExhaustedError } from '../../core/errors.js';
-import type { LiveNode } from '../node-registry.js';
+import { imagesOfNode, type LiveNode } from '../node-registry.js';
 import { addResources, freeOf, shortfall, type Resources, type SliverRecord } from '../records.js';
 import type { WantedSliver } from '../requests.js';
 import { SUCCESS, failure } from '../../core/rpc/outcome.js';
@@ -85,6 +85,13 @@ export function nodeFit(
   }
   const owner = ownerProblem(node, input.now, input.revoked);
   if (owner) return failure(Status.FAILED_PRECONDITION, owner);
+  const image = want.image ?? 'host';
+  const offered = imagesOfNode(node);
+  if (!offered.includes(image))
+    return failure(
+      Status.FAILED_PRECONDITION,
+      `node ${nodeUrn} does not offer image ${image} (it offers ${offered.join(', ') || 'none'}); see ListResources`,
+    );
   const use = input.site.use(nodeUrn);
   const holder = input.site.exclusiveHolder(nodeUrn);
   if (holder && holder !== sliceUrn)

@@ -14,7 +14,7 @@ import {
   type AggregateListResourcesResponse,
 } from '../../generated/fedlab/v1/aggregate.js';
 import type { StyleName } from '../config.js';
-import { toSpec, type LiveNode } from '../node-registry.js';
+import { imagesOfNode, toSpec, type LiveNode } from '../node-registry.js';
 import { decodePageToken, encodePageToken, firstAfter } from '../../core/paging.js';
 import { freeOf } from '../records.js';
 import { RSPEC_FORMAT } from '../requests.js';
@@ -110,6 +110,7 @@ export class Advertiser {
               allocatable: n.allocatable,
               capacity: specJson(n.capacity),
               available: specJson(n.available),
+              images: n.images?.names ?? [],
             })),
             ...(this.state.rules.links
               ? {
@@ -136,6 +137,7 @@ export class Advertiser {
       allocatable: isAllocatable(input, node),
       isolation: node.record.isolation,
       netemAvailable: this.netem,
+      images: { names: [...imagesOfNode(node)] },
     };
   }
 }

@@ -218,7 +218,7 @@ function admit(state: AggregateState, tx: SliceLedgerTx, now: number, req: Aggre
         );
         const min = w.minFree;
         throw new ResourceExhaustedError(
-          `the selector asks for ${picks.length} node(s) with at least ${min.cpuMillis} cpu_millis, ${min.memMb} mem_mb, ${min.diskMb} disk_mb and ${min.pids} pids free${w.exclusive ? ', whole' : ''}; only ${found} such node(s) are UP and free. Nothing was allocated.`,
+          `the selector asks for ${picks.length} node(s) with at least ${min.cpuMillis} cpu_millis, ${min.memMb} mem_mb, ${min.diskMb} disk_mb and ${min.pids} pids free${w.exclusive ? ', whole' : ''}${w.image ? `, offering image ${w.image}` : ''}; only ${found} such node(s) are UP and free. Nothing was allocated.`,
           { rule: 'selector' },
         );
       }
@@ -254,6 +254,7 @@ function admit(state: AggregateState, tx: SliceLedgerTx, now: number, req: Aggre
       clientId: w.clientId,
       explicitNode: w.nodeUrn !== undefined,
       resources: w.resources,
+      ...(w.image ? { image: w.image } : {}),
       exclusive: w.exclusive || (deps.registry.get(nodeOf[i] as string)?.record.exclusive ?? false),
       allocation: 'allocated',
       operational: 'pending',

@@ -237,7 +237,7 @@ export async function instantiate(
           sliceAuthorityUrn: slice.sliceAuthorityUrn,
           sliceAuthorityJwk: JSON.stringify(slice.sliceAuthorityJwk),
           providerUrn: slice.providerUrn,
-          resources: toSpec(s.resources),
+          resources: toSpec(s.resources, 0, s.image),
           expiresAt: new Date(s.expiresAt),
           exclusive: s.exclusive,
           interfaces: [],

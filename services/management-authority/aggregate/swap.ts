@@ -96,7 +96,13 @@ export async function swapIn(
       const order = pickOrder(deps.registry.all(), access.covers, ledger);
       for (const s of slivers) {
         if (s.explicitNode) continue;
-        const want: WantedSliver = { clientId: s.clientId, resources: s.resources, minFree: s.resources, exclusive: s.exclusive };
+        const want: WantedSliver = {
+          clientId: s.clientId,
+          resources: s.resources,
+          minFree: s.resources,
+          exclusive: s.exclusive,
+          ...(s.image ? { image: s.image } : {}),
+        };
         const node = pickNode(input, order, sliceUrn, want, taken);
         if (!node)
           throw new ResourceExhaustedError(`cannot swap in ${sliceUrn}: no free node for ${s.clientId}. Nothing changed.`, {

@@ -50,7 +50,7 @@ export function sliverToWire(s: SliverRecord, slice: SliceRecord | undefined, ag
     nodeUrn: unallocated ? '' : s.nodeUrn,
     aggregateUrn,
     clientId: s.clientId,
-    resources: toSpec(s.resources),
+    resources: toSpec(s.resources, 0, s.image),
     allocationState:
       s.allocation === 'allocated'
         ? AllocationState.ALLOCATION_STATE_ALLOCATED
@@ -121,7 +121,13 @@ export function manifestDocument(slice: SliceRecord, slivers: readonly SliverRec
       component_id: s.allocation === 'unallocated' ? null : s.nodeUrn,
       sliver_id: s.urn,
       exclusive: s.exclusive,
-      resources: { cpu_millis: s.resources.cpuMillis, mem_mb: s.resources.memMb, disk_mb: s.resources.diskMb, pids: s.resources.pids },
+      resources: {
+        cpu_millis: s.resources.cpuMillis,
+        mem_mb: s.resources.memMb,
+        disk_mb: s.resources.diskMb,
+        pids: s.resources.pids,
+        ...(s.image ? { image: s.image } : {}),
+      },
       allocation_state: GENI_ALLOCATION[s.allocation],
       operational_state:
         s.allocation === 'unallocated' ? null : s.allocation === 'allocated' ? GENI_OPERATIONAL.pending : GENI_OPERATIONAL[s.operational],
