@@ -12,7 +12,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { status as Status } from '@grpc/grpc-js';
 import { canonicalJson } from '../../core/canonical-json.js';
-import { AlreadyExistsError, FailedPreconditionError } from '../../core/errors.js';
+import { AlreadyExistsError, FailedPreconditionError, UnavailableError } from '../../core/errors.js';
 import { makeUrn } from '../../core/identity/urn.js';
 import { SliceMode } from '../../generated/fedlab/v1/common.js';
 import { CreateSliceRequest, type Slice } from '../../generated/fedlab/v1/slice_authority.js';
@@ -134,7 +134,16 @@ export async function createSlice(
   book.publish(admitted.rec, { message: `slice requested on ${intent.sites.join(', ')}`, snapshot: true });
   const work = book.track(book.locks.run(urn, () => carryOut(book, intent)));
   if (req.wait) {
-    await work;
+    try {
+      await work;
+    } catch (err) {
+      if (!book.stranded.has(intent.id)) throw err;
+      // The slice was recorded (PENDING) and the sites asked: the caller must not read "nothing was changed".
+      throw new UnavailableError(
+        `slice ${urn} was requested, but the outcome of its creation could not be recorded (${book.deps.store.failure?.cause ?? (err as Error).message}); the slice authority rolls it back at every site — GetSlice shows it FAILED once that is done; create it again later`,
+        { slice: urn },
+      );
+    }
     return sliceToWire(book.slices.get(urn) as SliceRecord);
   }
   work.catch((err: unknown) => book.deps.log.error({ err, slice: urn }, 'slice creation failed'));
