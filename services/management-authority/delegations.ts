@@ -10,20 +10,20 @@ import { canonicalJson } from '../core/canonical-json.js';
 import {
   issueRoot,
   isPrivilege,
+  NODE_PRIVILEGES,
   revocationTarget,
   RevocationLedger,
   toPublicJwk,
-  type LedgerEntry,
+  ledgerEntryToWire,
   type Privilege,
   type PublicJwk,
   type RevocationStore,
 } from '../core/credentials/index.js';
-import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, PermissionDeniedError } from '../core/errors.js';
+import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, isFedlabError, PermissionDeniedError } from '../core/errors.js';
 import { identityFromCertificate, parseCertificate } from '../core/identity/certificate.js';
 import { parseTarget, parseUrn, urnEquals } from '../core/identity/urn.js';
 import type { Logger } from '../core/log.js';
 import type { Store, Table } from '../core/store/store.js';
-import type { RevocationEntry } from '../generated/fedlab/v1/common.js';
 import { limitsFromWire } from '../core/rpc/limits.js';
 import type {
   DelegateToSliceAuthorityRequest,
@@ -36,18 +36,10 @@ import type {
 import type { Peer } from './access.js';
 import type { Clock } from '../core/clock.js';
 import { TABLES, type DelegationRecord } from './records.js';
-import { pageSize, requestId, text, urnField } from '../core/validate.js';
+import { requestId, text, urnField } from '../core/validate.js';
 
 /** What an MA → SA credential grants when the request names no privileges: every node and sliver privilege. */
-export const DEFAULT_SA_PRIVILEGES: readonly Privilege[] = [
-  'node.read',
-  'sliver.create',
-  'sliver.delete',
-  'sliver.renew',
-  'sliver.control',
-  'sliver.read',
-  'sliver.exec',
-];
+export const DEFAULT_SA_PRIVILEGES: readonly Privilege[] = NODE_PRIVILEGES;
 
 /** Options of {@link Delegations}. */
 export interface DelegationsOptions {
@@ -218,7 +210,16 @@ export class Delegations {
         field: 'slice_authority_jwk',
       });
     if (hasCert) {
-      const id = await identityFromCertificate(parseCertificate(req.sliceAuthorityCertificatePem, 'slice_authority_certificate_pem'));
+      let id;
+      try {
+        id = await identityFromCertificate(parseCertificate(req.sliceAuthorityCertificatePem, 'slice_authority_certificate_pem'));
+      } catch (err) {
+        // A certificate that parses but whose key does not is the caller's mistake, not INTERNAL.
+        if (isFedlabError(err)) throw err;
+        throw new InvalidArgumentError(`slice_authority_certificate_pem: its public key cannot be read (${(err as Error).message})`, {
+          field: 'slice_authority_certificate_pem',
+        });
+      }
       if (id.urn !== req.sliceAuthorityUrn) {
         throw new InvalidArgumentError(`slice_authority_certificate_pem names ${id.urn}, not ${req.sliceAuthorityUrn}`, {
           field: 'slice_authority_certificate_pem',
@@ -260,23 +261,11 @@ export class Delegations {
   async revoke(peer: Peer, req: ManagementAuthorityRevokeRequest): Promise<ManagementAuthorityRevokeResponse> {
     const target = revocationTarget(req.jti, req.keyThumbprint);
     const { entry, version } = await this.ledger.revoke(target, text('reason', req.reason, 200), peer.urn);
-    return { entry: toWire(entry), version };
+    return { entry: ledgerEntryToWire(entry), version };
   }
 
   /** ListRevocations: entries in version order, optionally since a version. */
   async list(req: ManagementAuthorityListRevocationsRequest): Promise<ManagementAuthorityListRevocationsResponse> {
-    const page = await this.ledger.page({ pageSize: pageSize(req.pageSize), sinceVersion: req.sinceVersion, pageToken: req.pageToken });
-    return { version: page.version, entries: page.entries.map(toWire), nextPageToken: page.nextPageToken };
+    return this.ledger.listPage(req);
   }
-}
-
-function toWire(r: LedgerEntry): RevocationEntry {
-  return {
-    jti: r.item.jti ?? '',
-    keyThumbprint: r.item.kid ?? '',
-    reason: r.item.reason,
-    revokedAt: new Date(r.item.time * 1000),
-    revokedBy: r.revokedBy,
-    version: r.version,
-  };
 }

@@ -8,7 +8,7 @@ import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import type { EnrollNodeRequest, EnrollNodeResponse } from '../generated/fedlab/v1/management_authority.js';
 import { ManagementAuthorityService } from '../generated/fedlab/v1/management_authority.js';
-import { issueRoot, type IssuedCredential, type PublicJwk } from '../core/credentials/index.js';
+import { issueRoot, NODE_PRIVILEGES, type IssuedCredential, type PublicJwk } from '../core/credentials/index.js';
 import { parseUrn } from '../core/identity/urn.js';
 import type { KeyObject } from 'node:crypto';
 import { fedlabUrnsOf } from '../core/identity/certificate.js';
@@ -53,15 +53,7 @@ export function enrollNode(options: EnrollOptions, request: EnrollNodeRequest): 
 }
 
 /** What a node's owner gives its site's MA by default: all it needs to run slivers on the owner's nodes. */
-export const OWNER_PRIVILEGES: readonly string[] = [
-  'node.read',
-  'sliver.create',
-  'sliver.delete',
-  'sliver.renew',
-  'sliver.control',
-  'sliver.read',
-  'sliver.exec',
-];
+export const OWNER_PRIVILEGES: readonly string[] = NODE_PRIVILEGES;
 
 /** What {@link issueOwnerCredential} needs. */
 export interface OwnerCredentialOptions {

@@ -20,7 +20,7 @@ import {
   isPrivilege,
   revocationTarget,
   RevocationLedger,
-  type LedgerEntry,
+  ledgerEntryToWire,
   type Privilege,
   type PublicJwk,
   type RevocationStore,
@@ -29,7 +29,6 @@ import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, Perm
 import { identityFromCertificate, parseCertificate } from '../core/identity/certificate.js';
 import type { Logger } from '../core/log.js';
 import type { Store, Table } from '../core/store/store.js';
-import type { RevocationEntry } from '../generated/fedlab/v1/common.js';
 import { limitsFromWire } from '../core/rpc/limits.js';
 import {
   IssueSliceCredentialRequest,
@@ -41,7 +40,7 @@ import {
 } from '../generated/fedlab/v1/slice_authority.js';
 import type { Caller } from './accounts.js';
 import { TABLES, type CredentialRecord, type SliceRecord } from './records.js';
-import { pageSize, requestId, text } from '../core/validate.js';
+import { requestId, text } from '../core/validate.js';
 
 /** What a slice credential grants when the request names no privileges. */
 export const SLICE_PRIVILEGES: readonly Privilege[] = [
@@ -199,7 +198,7 @@ export class SliceCredentials {
     try {
       const { entry, version } = await this.ledger.revoke(target, reason, caller.urn);
       this.deps.onRevoked?.();
-      return { entry: toWire(entry), version };
+      return { entry: ledgerEntryToWire(entry), version };
     } catch (err) {
       if (!(err instanceof InvalidArgumentError)) throw err;
       const field = target.jti !== undefined ? 'jti' : 'key_thumbprint';
@@ -209,18 +208,6 @@ export class SliceCredentials {
 
   /** ListRevocations: entries in version order, optionally since a version. */
   async list(req: SliceAuthorityListRevocationsRequest): Promise<SliceAuthorityListRevocationsResponse> {
-    const page = await this.ledger.page({ pageSize: pageSize(req.pageSize), sinceVersion: req.sinceVersion, pageToken: req.pageToken });
-    return { version: page.version, entries: page.entries.map(toWire), nextPageToken: page.nextPageToken };
+    return this.ledger.listPage(req);
   }
-}
-
-function toWire(r: LedgerEntry): RevocationEntry {
-  return {
-    jti: r.item.jti ?? '',
-    keyThumbprint: r.item.kid ?? '',
-    reason: r.item.reason,
-    revokedAt: new Date(r.item.time * 1000),
-    revokedBy: r.revokedBy,
-    version: r.version,
-  };
 }

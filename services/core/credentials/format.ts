@@ -39,6 +39,19 @@ export const PRIVILEGES = [
   'slice.delete',
   'slice.read',
 ] as const;
+/**
+ * Every privilege over a node and its slivers: what a node's owner gives its MA by default, and what
+ * an MA gives a slice authority when the request names none.
+ */
+export const NODE_PRIVILEGES: readonly Privilege[] = [
+  'node.read',
+  'sliver.create',
+  'sliver.delete',
+  'sliver.renew',
+  'sliver.control',
+  'sliver.read',
+  'sliver.exec',
+];
 /** One privilege of {@link PRIVILEGES}. */
 export type Privilege = (typeof PRIVILEGES)[number];
 const PRIVILEGE_SET: ReadonlySet<string> = new Set(PRIVILEGES);

@@ -11,6 +11,7 @@ export {
   LIMIT_KEYS,
   MAX_CHAIN_BYTES,
   MAX_CHAIN_LINKS,
+  NODE_PRIVILEGES,
   PRIVILEGES,
   chainBytes,
   credentialHash,
@@ -41,7 +42,7 @@ export {
 } from './revocation.js';
 export type { RevocationEntry, RevocationIndex, RevocationList, RevocationLookup, RevokedItem } from './revocation.js';
 export { REVOCATION_TABLES, RevocationStore } from './revocation-store.js';
-export { RevocationLedger, revocationTarget } from './revocation-ledger.js';
+export { ledgerEntryToWire, RevocationLedger, revocationTarget } from './revocation-ledger.js';
 export type { LedgerEntry, LedgerPage, LedgerQuery, RevocationLedgerOptions, RevocationTarget } from './revocation-ledger.js';
 export { authorize } from './authorize.js';
 export type { AuthorizeContext, AuthorizeDeps } from './authorize.js';

@@ -14,6 +14,8 @@ import type { Store, Table } from '../store/store.js';
 import { thumbprintOf, toPublicJwk, type PublicJwk } from './keys.js';
 import type { RevocationEntry } from './revocation.js';
 import type { RevocationStore } from './revocation-store.js';
+import type { RevocationEntry as RevocationEntryMessage } from '../../generated/fedlab/v1/common.js';
+import { pageSize } from '../validate.js';
 
 /** What a Revoke names: a credential (`jti`) or a key (`kid`, its RFC 7638 thumbprint). */
 export type RevocationTarget = { readonly jti: string; readonly kid?: undefined } | { readonly kid: string; readonly jti?: undefined };
@@ -150,7 +152,29 @@ export class RevocationLedger {
     };
   }
 
+  /** A page as the ListRevocations RPCs answer it (the MA's and the SA's alike). */
+  async listPage(req: { readonly pageSize: number; readonly sinceVersion: number; readonly pageToken: string }): Promise<{
+    version: number;
+    entries: RevocationEntryMessage[];
+    nextPageToken: string;
+  }> {
+    const page = await this.page({ pageSize: pageSize(req.pageSize), sinceVersion: req.sinceVersion, pageToken: req.pageToken });
+    return { version: page.version, entries: page.entries.map(ledgerEntryToWire), nextPageToken: page.nextPageToken };
+  }
+
   private entryOf(item: RevocationEntry, version: number, meta: MetaRecord | undefined): LedgerEntry {
     return { item, revokedBy: meta?.revokedBy ?? this.o.issuerUrn, version };
   }
+}
+
+/** A ledger entry as the API's RevocationEntry. */
+export function ledgerEntryToWire(r: LedgerEntry): RevocationEntryMessage {
+  return {
+    jti: r.item.jti ?? '',
+    keyThumbprint: r.item.kid ?? '',
+    reason: r.item.reason,
+    revokedAt: new Date(r.item.time * 1000),
+    revokedBy: r.revokedBy,
+    version: r.version,
+  };
 }
