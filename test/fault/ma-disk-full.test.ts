@@ -16,7 +16,7 @@ if (skip) console.warn(`skipping the MA disk-full test: ${skip}`);
 const SP = 'urn:fedlab:full.test:sp:acme';
 let fs: Tmpfs | undefined;
 let site: Site;
-let nodes: TestNode[] = [];
+const nodes: TestNode[] = [];
 let chain: string[];
 
 /** What became of a slice's calls: acknowledged, refused by the store, or not tried. */

@@ -138,13 +138,16 @@ describe.skipIf(skip !== undefined)('slice authority on a full disk', () => {
             : deleted.get(name) === 'ok'
               ? SliceState.SLICE_STATE_DELETED
               : SliceState.SLICE_STATE_READY;
-      await until(async () => (await stateOf(name)) === want, 15_000, `${name} (${fate}) ${want === undefined ? 'absent' : SliceState[want]}`);
+      await until(
+        async () => (await stateOf(name)) === want,
+        15_000,
+        `${name} (${fate}) ${want === undefined ? 'absent' : SliceState[want]}`,
+      );
       if (want === SliceState.SLICE_STATE_READY) live.add(urnOf(name));
     }
     // The site holds slivers of exactly the acknowledged live slices.
     await until(
-      async () =>
-        [...new Set((await f.sliversOnNodes()).map(([, slice]) => slice))].sort().join() === [...live].sort().join(),
+      async () => [...new Set((await f.sliversOnNodes()).map(([, slice]) => slice))].sort().join() === [...live].sort().join(),
       15_000,
       'the nodes to hold exactly the acknowledged slices',
     );
