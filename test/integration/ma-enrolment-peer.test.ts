@@ -115,17 +115,15 @@ describe('a peered domain owner enrolling a node into our site', { timeout: 60_0
     //    with the foreign owner's key from its certificate) is redeemed with the same chain.
     const planted = 'fedlab-enrol.planted-before-the-fix';
     const now = Date.now();
-    await victim
-      .service!.store.table<TokenRecord>(TABLES.tokens)
-      .put(tokenHash(planted), {
-        nodeUrn: EVIL,
-        ownerUrn: b.owner.urn,
-        ownerJwk: b.owner.jwk as Record<string, unknown>,
-        createdBy: b.owner.urn,
-        createdAt: now,
-        expiresAt: now + 3_600_000,
-        requestKey: `${b.owner.urn} old`,
-      });
+    await victim.service!.store.table<TokenRecord>(TABLES.tokens).put(tokenHash(planted), {
+      nodeUrn: EVIL,
+      ownerUrn: b.owner.urn,
+      ownerJwk: b.owner.jwk as Record<string, unknown>,
+      createdBy: b.owner.urn,
+      createdAt: now,
+      expiresAt: now + 3_600_000,
+      requestKey: `${b.owner.urn} old`,
+    });
     await denied(enrol(enrolRequest(planted, chain)), 'owner-domain');
     // The main (mTLS) port's EnrollNode is the same check.
     await denied(victim.maClient(b.owner).enrollNode(enrolRequest(planted, chain)), 'owner-domain');
