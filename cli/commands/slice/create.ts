@@ -10,7 +10,7 @@ import { action, CliExit, EXIT_FAILURE, printJson } from '../../cli-support.js';
 import { parseDuration, parsePositiveInt, repeatable } from '../../flag-values.js';
 import { refused } from '../../remote.js';
 import { CreateProgress } from './create-progress.js';
-import { expectedNodes, parseRequestSpec, parseSiteSpec } from './request-specs.js';
+import { expectedNodes, imageFlag, parseRequestSpec, parseSiteSpec } from './request-specs.js';
 import { saClient, withConn, type ConnFlags } from './sa-client.js';
 import { failureLines, sliceDetail } from './slice-view.js';
 import { writeOut, writeErr } from '../../printable.js';
@@ -22,6 +22,7 @@ interface CreateFlags extends ConnFlags {
   cpuMillis?: string;
   memMb?: string;
   diskMb?: string;
+  image?: string;
   lifetime?: string;
   mode: string;
   start: boolean;
@@ -45,6 +46,10 @@ export function registerSliceCreate(slice: Command): void {
       .option('--cpu-millis <n>', 'CPU per sliver in thousandths of a core (default: each site decides)')
       .option('--mem-mb <n>', 'memory per sliver in MiB')
       .option('--disk-mb <n>', 'disk per sliver in MiB')
+      .option(
+        '--image <name>',
+        'root file system of each sliver of the --site requests: host (the default) or oci:<name>, an image the nodes offer (see ListResources); a --request file names it in resources.image',
+      )
       .option('--exclusive', 'whole nodes for this slice (protogeni; emulab always gives whole nodes)')
       .option(
         '--request <spec>',
@@ -81,6 +86,7 @@ async function create(name: string, flags: CreateFlags): Promise<void> {
     diskMb: num(flags.diskMb, '--disk-mb'),
     pids: 0,
     bandwidthKbps: 0,
+    ...(flags.image !== undefined ? { image: imageFlag(flags.image) } : {}),
   };
   const mode =
     flags.mode === 'all' || flags.mode === 'all-or-nothing'

@@ -1,6 +1,6 @@
 /**
  * What `fedlab slice create` asks each site for: `--site DOMAIN=COUNT` or `DOMAIN=NODE,NODE`, and
- * `--request DOMAIN=FILE` (a site request in the API's JSON, or a request document).
+ * `--request DOMAIN=FILE` (a site request in the API's JSON, or a request document), and `--image NAME`.
  */
 import { InvalidArgumentError } from '../../../services/core/errors.js';
 import { isUrn, isValidDomain, isValidName, parseUrn } from '../../../services/core/identity/urn.js';
@@ -32,6 +32,16 @@ export function parseSiteSpec(spec: string): { site: string; count: number; node
   return { site, count: 0, nodeUrns };
 }
 
+/** Checks `--image`: `host` or `oci:<name>` (the site and its nodes check that they offer it). */
+export function imageFlag(image: string): string {
+  if (!/^(host|oci:[a-z0-9][a-z0-9._-]{0,62})$/.test(image)) {
+    throw new InvalidArgumentError(
+      `--image ${JSON.stringify(image)}: write host or oci:NAME (an image the nodes offer; see ListResources)`,
+    );
+  }
+  return image;
+}
+
 /** How many nodes a site request asks for (for the progress bar). */
 export function expectedNodes(r: ResourceRequest | undefined): number {
   if (!r) return 0;
@@ -46,7 +56,7 @@ export function expectedNodes(r: ResourceRequest | undefined): number {
 const REQUEST_KEYS: Record<string, readonly string[]> = {
   request: ['nodes', 'resources', 'links', 'exclusive'],
   nodes: ['nodeUrns', 'node_urns', 'count', 'clientIds', 'client_ids', 'minFree', 'min_free'],
-  resources: ['cpuMillis', 'cpu_millis', 'memMb', 'mem_mb', 'diskMb', 'disk_mb', 'pids', 'bandwidthKbps', 'bandwidth_kbps'],
+  resources: ['cpuMillis', 'cpu_millis', 'memMb', 'mem_mb', 'diskMb', 'disk_mb', 'pids', 'bandwidthKbps', 'bandwidth_kbps', 'image'],
   link: ['name', 'endpoints', 'bandwidthKbps', 'bandwidth_kbps', 'delayMs', 'delay_ms', 'lossPercent', 'loss_percent'],
 };
 
@@ -64,7 +74,7 @@ function checkKeys(where: string, value: unknown, kind: keyof typeof REQUEST_KEY
 
 /**
  * Parses `--request DOMAIN=FILE`: the file is either a site request in the API's JSON (`nodes`,
- * `resources`, `links`, `exclusive` — links join nodes by their client ids) or a request document
+ * `resources` (with `image`), `links`, `exclusive` — links join nodes by their client ids) or a request document
  * (`fedlab-rspec+json`, recognised by `"type": "request"`), which the site reads as it is.
  */
 export function parseRequestSpec(spec: string, read: (file: string) => string): { site: string; request: ResourceRequest } {
