@@ -8,6 +8,7 @@
  */
 import type { Command } from 'commander';
 import { registerSiteDelegate } from './delegate.js';
+import { registerSiteRelease } from './release.js';
 import { registerSiteRevoke } from './revoke.js';
 
 /** Registers `fedlab site`. */
@@ -15,4 +16,5 @@ export function registerSiteCommand(program: Command): void {
   const site = program.command('site').description("a site administrator's delegations to slice authorities");
   registerSiteDelegate(site);
   registerSiteRevoke(site);
+  registerSiteRelease(site);
 }

@@ -9,6 +9,7 @@
  */
 import type { Command } from 'commander';
 import { registerSliverExec } from './exec.js';
+import { registerSliverDelete } from './delete.js';
 import { registerSliverLogs } from './logs.js';
 
 /** Registers `fedlab sliver`. */
@@ -16,4 +17,5 @@ export function registerSliverCommand(program: Command): void {
   const sliver = program.command('sliver').description('use a sliver directly on its node manager with a slice credential');
   registerSliverExec(sliver);
   registerSliverLogs(sliver);
+  registerSliverDelete(sliver);
 }
