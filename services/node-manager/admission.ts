@@ -122,7 +122,7 @@ export async function admit(state: SliverStore, spec: CreateSpec, o: AdmissionSe
     wantRunning: spec.start,
     driver: o.driverKind,
     // The id range is held by the record itself: written in this batch, freed with the record.
-    ...(o.driverKind === 'container' ? { ids: allocateRange(state.usedIdSlots(), o.idRanges) } : {}),
+    ...(o.driverKind === 'container' ? { ids: allocateRange(state.usedIdRanges(), o.idRanges) } : {}),
     image: spec.image ?? 'host',
     createdAt: o.now,
     updatedAt: o.now,

@@ -78,6 +78,8 @@ export const nmConfigSchema = commonConfigSchema
         uid_base: z.number().int().min(1000).max(2_000_000_000).default(200_000),
         /** Most id ranges (so most container slivers at once); uid_base + id_ranges * 65536 must stay below 2^32. */
         id_ranges: z.number().int().min(1).max(30_000).default(1024),
+        /** Let slivers' ids fall below 100000 or on host accounts, groups or other users' /etc/subuid ranges (refused by default). */
+        allow_host_ids: z.boolean().default(false),
         start_timeout_ms: ms(100, 120_000, 10_000),
         /** runc's absolute path; found in /usr/bin, /usr/sbin, /usr/local/bin when absent. */
         runc: z.string().startsWith('/', 'must be an absolute path').optional(),

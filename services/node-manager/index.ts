@@ -10,9 +10,10 @@ import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { release } from 'node:os';
 import { join } from 'node:path';
 import { parseCredential, RevocationStore } from '../core/credentials/index.js';
-import { InvalidArgumentError } from '../core/errors.js';
+import { FailedPreconditionError, InvalidArgumentError } from '../core/errors.js';
 import { identityFromCertificate, parseCertificate } from '../core/identity/certificate.js';
 import type { RoleDeps, RoleServices } from '../core/host.js';
+import type { Logger } from '../core/log.js';
 import { packageRoot } from '../core/paths.js';
 import { CredentialAuthorizer } from './authorizer.js';
 import { measureMachine, resolveCapacity } from './capacity.js';
@@ -27,6 +28,8 @@ import { OwnerPolicy } from './policy.js';
 import { nodeManagerService } from './service.js';
 import { SliverManager } from './sliver-manager.js';
 import { registerNmMetrics } from './nm-metrics.js';
+import { checkSliverIds, readHostIdFiles } from './runtime/host-ids.js';
+import type { IdRangeSettings } from './runtime/id-ranges.js';
 
 export { nmConfigSchema, NM_PATH_FIELDS, type NmConfig } from './config.js';
 
@@ -112,6 +115,24 @@ function loadOwnerCredential(file: string, ownerUrn: string): string[] {
   return chain;
 }
 
+/**
+ * Refuses to start on id ranges that host accounts or other users' subuid
+ * ranges use; stops (FAILED, with the reason) a sliver that shares ids with
+ * an older one; says which slivers keep a range made under another uid_base.
+ */
+async function checkIdRanges(slivers: SliverManager, settings: IdRangeSettings, allowHostIds: boolean, log: Logger): Promise<void> {
+  const records = slivers.list().flatMap((r) => (r.ids ? [{ name: r.name, ids: r.ids, createdAt: r.createdAt, urn: r.urn }] : []));
+  const check = checkSliverIds({ settings, records, files: readHostIdFiles(), allowHostIds });
+  if (check.errors.length) throw new FailedPreconditionError(check.errors.join('; '));
+  if (check.moved.length) log.warn({ slivers: check.moved }, 'slivers keep id ranges made under another container.uid_base; new slivers are given ranges that overlap none of them');
+  for (const s of check.shared) {
+    const rec = records.find((r) => r.name === s.name);
+    if (!rec) continue;
+    log.error({ sliver: rec.urn, reason: s.reason }, 'sliver shares user ids with another; it is stopped and FAILED');
+    await slivers.refuseToRun(rec.urn, s.reason);
+  }
+}
+
 /** The node manager role, for `hostService`. */
 export function nodeManagerRole(options: NodeManagerRoleOptions = {}): (deps: RoleDeps<NmConfig>) => Promise<RoleServices> {
   return async ({ config, store, tls, log, metrics }) => {
@@ -132,6 +153,7 @@ export function nodeManagerRole(options: NodeManagerRoleOptions = {}): (deps: Ro
     const idRanges = { base: config.container.uid_base, count: config.container.id_ranges };
     const slivers = new SliverManager({ store, driver, clock, log, capacity, exclusiveNode: config.exclusive, idRanges });
     await slivers.load();
+    if (driver.kind === 'container') await checkIdRanges(slivers, idRanges, config.container.allow_host_ids, log);
     if (metrics) registerNmMetrics(metrics, slivers);
     const report = await slivers.reconcile();
     log.info({ driver: driver.kind, isolation: driver.description, instance, capacity, ...countsOf(report) }, 'node manager ready');

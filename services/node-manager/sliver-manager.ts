@@ -229,6 +229,14 @@ export class SliverManager {
     return measureUse(this.deps);
   }
 
+  /** Stops a sliver that must not run and marks it FAILED with the reason (it stays until deleted). */
+  async refuseToRun(urn: string, reason: string): Promise<void> {
+    this.state.assertLoaded();
+    await this.locks.run(urn, async () => {
+      if (this.state.get(urn)) await this.lifecycle.stopLocked(urn, 'failed', reason);
+    });
+  }
+
   /** Makes what runs match the store (see {@link reconcile}). */
   async reconcile(): Promise<ReconcileReport> {
     if (!this.state.loaded) await this.state.load();

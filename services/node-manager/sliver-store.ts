@@ -8,6 +8,7 @@ import { FailedPreconditionError, NotFoundError } from '../core/errors.js';
 import type { Store, Table } from '../core/store/store.js';
 import type { Clock } from './clock.js';
 import { addCommitted, ZERO_COMMITTED, type Committed, type RequestRecord, type SliverRecord } from './records.js';
+import type { IdRange } from './runtime/id-ranges.js';
 
 /** Key of the committed totals in the `meta` table. */
 export const COMMITTED_KEY = 'committed';
@@ -110,6 +111,13 @@ export class SliverStore {
     let c = ZERO_COMMITTED;
     for (const r of this.sliceRecords(sliceUrn)) c = addCommitted(c, r.resources, 1);
     return c;
+  }
+
+  /** Id ranges held by records (with the host ids each was made with). */
+  usedIdRanges(): IdRange[] {
+    const used: IdRange[] = [];
+    for (const r of this.records.values()) if (r.ids) used.push(r.ids);
+    return used;
   }
 
   /** Id range slots held by records. */

@@ -3,7 +3,8 @@
 // paths), id range allocation, image names and runc's version line.
 import { describe, expect, it } from 'vitest';
 import { ResourceExhaustedError } from '../../services/core/errors.js';
-import { allocateRange, IDS_PER_SLIVER } from '../../services/node-manager/runtime/id-ranges.js';
+import { checkSliverIds, hostIdClashes } from '../../services/node-manager/runtime/host-ids.js';
+import { allocateRange, IDS_PER_SLIVER, rangeOf, rangesOverlap } from '../../services/node-manager/runtime/id-ranges.js';
 import { imageName, parseImageName } from '../../services/node-manager/runtime/images.js';
 import { ALLOWED_DEVICES, DEFAULT_CAPABILITIES, ociProcess, sliverSpec } from '../../services/node-manager/runtime/oci-spec.js';
 import { parseRuncVersion } from '../../services/node-manager/runtime/runc.js';
@@ -86,9 +87,45 @@ describe('the OCI spec of a sliver', () => {
 
 describe('id ranges, image names, runc versions', () => {
   it('gives the lowest free range and says when none is left', () => {
-    expect(allocateRange(new Set([0, 2]), { base: 100_000, count: 4 })).toEqual({ slot: 1, hostId: 165_536, size: 65_536 });
-    expect(() => allocateRange(new Set([0, 1]), { base: 100_000, count: 2 })).toThrow(ResourceExhaustedError);
-    expect(() => allocateRange(new Set([0, 1]), { base: 100_000, count: 2 })).toThrow(/all 2 ranges/);
+    const s = { base: 100_000, count: 4 };
+    expect(allocateRange([rangeOf(0, s), rangeOf(2, s)], { base: 100_000, count: 4 })).toEqual({ slot: 1, hostId: 165_536, size: 65_536 });
+    expect(() => allocateRange([rangeOf(0, s), rangeOf(1, s)], { base: 100_000, count: 2 })).toThrow(ResourceExhaustedError);
+    expect(() => allocateRange([rangeOf(0, s), rangeOf(1, s)], { base: 100_000, count: 2 })).toThrow(/all 2 ranges/);
+  });
+
+  it('frees a slot by host-range overlap: ranges made under another uid_base are avoided', () => {
+    const old = rangeOf(0, { base: 300_000, count: 8 });
+    // Under a base half a range lower, slots 0 and 1 both overlap the old range.
+    expect(allocateRange([old], { base: 300_000 - 32_768, count: 8 })).toMatchObject({ slot: 2, hostId: 300_000 - 32_768 + 2 * 65_536 });
+    expect(rangesOverlap(old, { hostId: 365_536, size: 1 })).toBe(false);
+    expect(rangesOverlap(old, { hostId: 365_535, size: 1 })).toBe(true);
+  });
+
+  it('refuses id ranges on host accounts, groups, other users\' subuid ranges or below 100000, and finds slivers sharing ids', () => {
+    const files = {
+      passwd: 'root:x:0:0::/root:/bin/sh\nnobody:x:65534:65534::/:/usr/sbin/nologin\nbig:x:250000:250000::/home/big:/bin/sh\n',
+      group: 'root:x:0:\nbiggrp:x:260000:\n',
+      subuid: 'root:200000:65536\nalice:100000:65536\nbob:265536:65536\n',
+      subgid: 'alice:100000:65536\n',
+    };
+    expect(hostIdClashes(400_000, 65_536, files)).toEqual([]);
+    // root's own subuid range is ours to use.
+    expect(hostIdClashes(200_000, 32_768, { subuid: files.subuid })).toEqual([]);
+    const clash = hostIdClashes(200_000, 4 * 65_536, files).join('; ');
+    expect(clash).toMatch(/big \(250000\)/);
+    expect(clash).toMatch(/biggrp \(260000\)/);
+    expect(clash).toMatch(/\/etc\/subuid gives part of it to other users: bob 265536-331071/);
+    expect(hostIdClashes(50_000, 65_536, {}).join()).toMatch(/below 100000/);
+    const settings = { base: 400_000, count: 4 };
+    const a = { name: 'a', ids: rangeOf(0, settings), createdAt: 1 };
+    const b = { name: 'b', ids: rangeOf(0, { base: 400_000 + 1000, count: 4 }), createdAt: 2 };
+    const c = checkSliverIds({ settings, records: [b, a], files, allowHostIds: false });
+    expect(c.errors).toEqual([]);
+    expect(c.moved).toEqual([expect.stringMatching(/^b \(401000-466535/)]);
+    expect(c.shared).toEqual([{ name: 'b', reason: expect.stringMatching(/overlap those of sliver a .*delete it/) }]);
+    const low = checkSliverIds({ settings: { base: 200_000, count: 4 }, records: [], files, allowHostIds: false });
+    expect(low.errors.join()).toMatch(/container\.uid_base 200000 .*bob .*allow_host_ids/);
+    expect(checkSliverIds({ settings: { base: 200_000, count: 4 }, records: [], files, allowHostIds: true }).errors).toEqual([]);
   });
 
   it('parses image names', () => {

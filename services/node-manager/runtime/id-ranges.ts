@@ -1,8 +1,10 @@
 /**
  * Subordinate id ranges of slivers' user namespaces: slot n maps ids 0..65535
- * inside a sliver to `base + n * 65536` and up outside. A slot is held by the
+ * inside a sliver to `base + n * 65536` and up outside. A range is held by the
  * sliver record that names it (written in the same atomic batch as the
- * record, freed with it), so no two live slivers ever share a range.
+ * record, freed with it). A slot is free when its host ids overlap no range a
+ * record holds, whatever base that record was made under, so no two live
+ * slivers ever share an id even after `container.uid_base` changed.
  */
 import { ResourceExhaustedError } from '../../core/errors.js';
 
@@ -29,11 +31,19 @@ export function rangeOf(slot: number, s: IdRangeSettings): IdRange {
   return { slot, hostId: s.base + slot * IDS_PER_SLIVER, size: IDS_PER_SLIVER };
 }
 
-/** The lowest free slot's range, or RESOURCE_EXHAUSTED naming the limit. */
-export function allocateRange(used: ReadonlySet<number>, s: IdRangeSettings): IdRange {
-  for (let slot = 0; slot < s.count; slot++) if (!used.has(slot)) return rangeOf(slot, s);
+/** Whether two ranges share a host id. */
+export function rangesOverlap(a: Pick<IdRange, 'hostId' | 'size'>, b: Pick<IdRange, 'hostId' | 'size'>): boolean {
+  return a.hostId < b.hostId + b.size && b.hostId < a.hostId + a.size;
+}
+
+/** The lowest slot whose host ids overlap none of `used` (the ranges records hold), or RESOURCE_EXHAUSTED naming the limit. */
+export function allocateRange(used: readonly IdRange[], s: IdRangeSettings): IdRange {
+  for (let slot = 0; slot < s.count; slot++) {
+    const r = rangeOf(slot, s);
+    if (!used.some((u) => rangesOverlap(u, r))) return r;
+  }
   throw new ResourceExhaustedError(
-    `no user id range is free: all ${s.count} ranges of ${IDS_PER_SLIVER} ids (container.id_ranges) are held by slivers; delete a sliver or raise container.id_ranges`,
+    `no user id range is free: all ${s.count} ranges of ${IDS_PER_SLIVER} ids (container.id_ranges) overlap ranges held by slivers; delete a sliver or raise container.id_ranges`,
     { rule: 'id_ranges' },
   );
 }

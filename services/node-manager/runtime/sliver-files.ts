@@ -1,6 +1,7 @@
 /**
- * A sliver's files on the host, all under `<data_dir>/slivers/<name>/` (mode
- * 0700, root's): the OCI bundle (config.json), the root file system runc
+ * A sliver's files on the host, all under `<data_dir>/slivers/<name>/` (root's,
+ * group the sliver's root, mode 0710: no other host account reaches them): the
+ * OCI bundle (config.json), the root file system runc
  * starts from, and the sliver's writable storage. For the `host` image the
  * root is a private directory on which runc bind-mounts the host's system
  * directories read-only and the sliver's own /root, /home, /tmp and /var
@@ -8,24 +9,27 @@
  * mount table). For an `oci:` image the root is an overlay: the image's
  * shared read-only root file system below, the sliver's writable layer above;
  * its files are given to the sliver's id range once, in the writable layer
- * (metadata only where the kernel allows).
+ * (metadata only where the kernel allows). Inside what the sliver can write,
+ * the node manager never follows a link (see no-follow.ts).
  */
 import { execFile } from 'node:child_process';
-import { chmod, chown, lchown, lstat, mkdir, opendir, readdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
-import { existsSync, lstatSync, readFileSync, realpathSync } from 'node:fs';
+import { chmod, lchown, lstat, mkdir, open, opendir, readdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { constants, existsSync, lstatSync, readFileSync, realpathSync, type Stats } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { FailedPreconditionError } from '../../core/errors.js';
 import { assertSafeName } from '../names.js';
-import { diskUsage } from '../drivers/work-dirs.js';
 import type { IdRange } from './id-ranges.js';
 import { HOST_TOOL_ENV } from './runc.js';
 import type { ImageRef, ImageStore } from './images.js';
+import { diskUsageNoFollow, ensureDir, openDirNoFollow, removeTreeNoFollow, under } from './no-follow.js';
 import type { OciMount } from './oci-spec.js';
 
 /** Where the init program is mounted inside every sliver. */
 export const INIT_PATH = '/.fedlab/init';
 /** The sliver's home and the default working directory of its commands (inside the sliver). */
 export const SLIVER_HOME = '/root';
+/** A root-owned file beside a sliver's data (outside what it can write): its data directories were made. */
+export const DATA_MARKER = 'data-made';
 
 /** Host directories the `host` image shows read-only (those that exist). */
 const HOST_SYSTEM_DIRS = ['usr', 'etc', 'opt', 'bin', 'sbin', 'lib', 'lib32', 'lib64', 'libx32'] as const;
@@ -128,22 +132,28 @@ export class SliverFiles {
   /** Makes the sliver's root file system ready (idempotent; mounts the overlay of an OCI image). */
   async prepare(name: string, image: ImageRef, ids: IdRange): Promise<PreparedRoot> {
     const dir = this.dir(name);
-    // Traversable, not listable: the sliver's root (runc's init) reaches its rootfs and data through it.
-    await mkdir(dir, { recursive: true, mode: 0o711 });
-    await chmod(dir, 0o711);
+    // Root's, and reachable only by root and the sliver's own root group (its runc init reaches its rootfs and
+    // data through it): no other host account can get to the sliver's files, or run a set-user-id program of its.
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const fh = await openDirNoFollow(dir);
+    try {
+      await fh.chown(0, ids.hostId);
+      await fh.chmod(0o710);
+    } finally {
+      await fh.close();
+    }
     const initMount: OciMount = { destination: INIT_PATH, type: 'bind', source: this.init, options: ['bind', 'ro', 'nosuid', 'nodev'] };
     return image.kind === 'host' ? this.prepareHost(dir, ids, initMount) : this.prepareOci(dir, image.name, ids, initMount);
   }
 
-  private async owned(path: string, mode: number, ids: IdRange): Promise<void> {
-    await mkdir(path, { recursive: true, mode });
-    await chown(path, ids.hostId, ids.hostId);
-    await chmod(path, mode);
-  }
-
   private async prepareHost(dir: string, ids: IdRange, initMount: OciMount): Promise<PreparedRoot> {
     const rootfs = join(dir, 'rootfs');
-    await this.owned(rootfs, 0o755, ids);
+    const top = await openDirNoFollow(dir);
+    try {
+      await ensureDir(top, 'rootfs', { mode: 0o755, uid: ids.hostId, gid: ids.hostId, label: rootfs });
+    } finally {
+      await top.close();
+    }
     const mounts: OciMount[] = [];
     for (const d of HOST_SYSTEM_DIRS) {
       const host = `/${d}`;
@@ -168,18 +178,49 @@ export class SliverFiles {
       await mkdir(inRoot, { recursive: true, mode: 0o755 });
       mounts.push({ destination: host, type: 'bind', source: host, options: ['bind', 'ro', 'nosuid', 'nodev'] });
     }
-    const data = join(dir, 'data');
-    await mkdir(data, { recursive: true, mode: 0o711 });
-    for (const [d, mode] of WRITABLE_DIRS) {
-      await this.owned(join(data, d), mode, ids);
+    await this.prepareData(dir, ids);
+    for (const [d] of WRITABLE_DIRS) {
       await mkdir(join(rootfs, d), { recursive: true, mode: 0o755 });
-      mounts.push({ destination: `/${d}`, type: 'bind', source: join(data, d), options: ['bind', 'rw', 'nosuid', 'nodev'] });
+      mounts.push({ destination: `/${d}`, type: 'bind', source: join(dir, 'data', d), options: ['bind', 'rw', 'nosuid', 'nodev'] });
     }
-    for (const [d, mode] of VAR_DIRS) await this.owned(join(data, 'var', d), mode, ids);
     await mkdir(join(rootfs, '.fedlab'), { recursive: true, mode: 0o755 });
     if (!existsSync(join(rootfs, '.fedlab', 'init'))) await writeFile(join(rootfs, '.fedlab', 'init'), '', { mode: 0o755 });
     for (const m of ['proc', 'dev', 'sys', 'run']) await mkdir(join(rootfs, m), { recursive: true, mode: 0o755 });
     return { rootfs, readonly: true, mounts: [...mounts, initMount] };
+  }
+
+  /**
+   * The host image's writable directories, in `<dir>/data` (root's). Its
+   * direct children are the sliver's but cannot be replaced by it (data is
+   * root's): each is made when missing and must be a real directory. What lies
+   * below them (var/tmp, var/lib, ...) the sliver may have replaced, by a link
+   * to anywhere on the host: those are made once, on the first provision (the
+   * marker beside data says it happened), and never touched again; a sliver
+   * made before the marker gets only what is missing.
+   */
+  private async prepareData(dir: string, ids: IdRange): Promise<void> {
+    const data = join(dir, 'data');
+    const marker = join(dir, DATA_MARKER);
+    await mkdir(data, { recursive: true, mode: 0o711 });
+    const fd = await openDirNoFollow(data);
+    try {
+      const own = { uid: ids.hostId, gid: ids.hostId };
+      for (const [d, mode] of WRITABLE_DIRS) {
+        const made = await ensureDir(fd, d, { mode, ...own, label: join(data, d), keepExisting: true });
+        // An existing one is only checked to be a real directory: its mode is the sliver's to choose.
+        if (!made) await (await openDirNoFollow(under(fd, d), join(data, d))).close();
+      }
+      if (existsSync(marker)) return;
+      const v = await openDirNoFollow(under(fd, 'var'), join(data, 'var'));
+      try {
+        for (const [d, mode] of VAR_DIRS) await ensureDir(v, d, { mode, ...own, label: join(data, 'var', d), keepExisting: true });
+      } finally {
+        await v.close();
+      }
+    } finally {
+      await fd.close();
+    }
+    await writeFile(marker, `${ids.hostId}\n`, { mode: 0o600 });
   }
 
   private async prepareOci(dir: string, name: string, ids: IdRange, initMount: OciMount): Promise<PreparedRoot> {
@@ -202,7 +243,11 @@ export class SliverFiles {
     }
     const marker = join(dir, 'ids');
     const shifted = await readFile(marker, 'utf8').catch(() => '');
-    if (shifted !== String(ids.hostId)) {
+    if (shifted && shifted !== String(ids.hostId)) {
+      // Never again over a tree the sliver has written: its links would be followed.
+      throw new FailedPreconditionError(`the files of ${dir} belong to the id range at ${shifted}, not to this sliver's at ${ids.hostId}; delete the sliver and create it again`);
+    }
+    if (!shifted) {
       // The init's mount point, made before the ids move so that it is the sliver's too.
       await mkdir(join(rootfs, '.fedlab'), { recursive: true, mode: 0o755 });
       if (!existsSync(join(rootfs, '.fedlab', 'init'))) await writeFile(join(rootfs, '.fedlab', 'init'), '', { mode: 0o755 });
@@ -229,13 +274,13 @@ export class SliverFiles {
   /** Unmounts and removes everything of the sliver. Idempotent. */
   async remove(name: string): Promise<void> {
     await this.unmount(name);
-    await rm(this.dir(name), { recursive: true, force: true, maxRetries: 3 });
+    await removeTreeNoFollow(this.dir(name));
   }
 
   /** Bytes the sliver's writable storage takes (the host image's private directories, or the overlay's writable layer). */
   async usageBytes(name: string): Promise<number> {
     const dir = this.dir(name);
-    return (await diskUsage(join(dir, 'data'))) + (await diskUsage(join(dir, 'upper')));
+    return diskUsageNoFollow([join(dir, 'data'), join(dir, 'upper')]);
   }
 }
 
@@ -251,10 +296,21 @@ async function shiftIds(root: string, ids: IdRange): Promise<void> {
     const st = await lstat(path);
     if (st.uid < ids.size && st.gid < ids.size) {
       await lchown(path, ids.hostId + st.uid, ids.hostId + st.gid);
-      if (!st.isSymbolicLink() && (st.mode & 0o6000) !== 0) await chmod(path, st.mode & 0o7777);
+      if ((st.isFile() || st.isDirectory()) && (st.mode & 0o6000) !== 0) await restoreMode(path, st);
     }
     if (!st.isDirectory()) continue;
     const d = await opendir(path);
     for await (const e of d) stack.push(join(path, e.name));
+  }
+}
+
+/** Sets the mode back through a descriptor of the very file that was looked at (never through a link). */
+async function restoreMode(path: string, st: Stats): Promise<void> {
+  const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  try {
+    const now = await fh.stat();
+    if (now.dev === st.dev && now.ino === st.ino) await fh.chmod(st.mode & 0o7777);
+  } finally {
+    await fh.close();
   }
 }
