@@ -1,13 +1,20 @@
 // The aggregate's own books, without node managers: Allocate is all or nothing, idempotent on request_id and
 // never over-commits a node under many concurrent calls; holds end after exactly ten minutes (also across a
 // restart); chains must be rooted at this MA and grant the call; bad input gets a clear code naming the node or
-// rule and changes nothing; delegation, revocation and provider registration follow the site's rules.
+// rule and changes nothing; delegation, revocation and provider registration follow the site's rules; a Delete
+// of a slice leaves a tombstone that fences the calls that arrived before it.
 import { Metadata, status as Status } from '@grpc/grpc-js';
 import { CompactSign } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { issueRoot } from '../../services/core/credentials/index.js';
 import { type ResourceRequest } from '../../services/generated/fedlab/v1/common.js';
-import { ALLOCATE_REQUEST_RETENTION_MS, ALLOCATE_REQUEST_SCAN_MS } from '../../services/management-authority/aggregate/index.js';
+import {
+  ALLOCATE_REQUEST_RETENTION_MS,
+  ALLOCATE_REQUEST_SCAN_MS,
+  SliceLedger,
+  TOMBSTONE_RETENTION_MS,
+} from '../../services/management-authority/aggregate/index.js';
+import { refuseSuperseded } from '../../services/management-authority/aggregate/tombstones.js';
 import { ManualClock } from '../../services/core/clock.js';
 import { termsDigest } from '../../services/management-authority/providers.js';
 import { DEFAULT_TERMS } from '../../services/management-authority/config.js';
@@ -418,17 +425,15 @@ describe('restart', () => {
     const node = await enrolFakeNode(first, 'r0');
     await node.beat();
     const ch = await first.saChain();
-    await first
-      .aggClient()
-      .allocate(
-        {
-          requestId: 'h',
-          sliceUrn: 'urn:fedlab:restart.test:slice:s',
-          providerUrn: 'urn:fedlab:restart.test:sp:acme',
-          request: req([node.urn]),
-        },
-        { chain: ch },
-      );
+    await first.aggClient().allocate(
+      {
+        requestId: 'h',
+        sliceUrn: 'urn:fedlab:restart.test:slice:s',
+        providerUrn: 'urn:fedlab:restart.test:sp:acme',
+        request: req([node.urn]),
+      },
+      { chain: ch },
+    );
     node.close();
     await first.stop();
     c2.advance(600_000);
@@ -475,6 +480,65 @@ describe('Allocate request ids', () => {
       expect(s.ma!.aggregate.stats().slivers).toBe(1);
     } finally {
       node.close();
+      await s.destroy();
+    }
+  });
+});
+
+describe('tombstones', () => {
+  it('a Delete of a slice fences the calls that arrived before it, is kept across a restart, and is swept after a day', async () => {
+    const p = await siteParties('tomb.test');
+    const c = new ManualClock(Date.now());
+    const s = await startSite({ parties: p, clock: c, manualTimers: true });
+    const node = await enrolFakeNode(s, 't0');
+    const slice = 'urn:fedlab:tomb.test:slice:t';
+    const args = (requestId: string) => ({
+      requestId,
+      sliceUrn: slice,
+      providerUrn: 'urn:fedlab:tomb.test:sp:acme',
+      request: req([node.urn]),
+    });
+    let second: Site | undefined;
+    try {
+      await node.beat();
+      const ch = await s.saChain({ ttlS: 30 * 86_400 });
+      // The aggregate numbers calls as they arrive; a call numbered before the Delete stands for a stale
+      // Allocate still in the MA's socket (or waiting on the slice's lock) when the Delete came.
+      const state = (s.ma!.aggregate as unknown as { state: { arrive(): number; ledger: SliceLedger } }).state;
+      const stale = state.arrive();
+      // The slice is not here at all: the Delete succeeds and still leaves a tombstone.
+      expect((await s.aggClient().delete({ urns: [slice], bestEffort: false }, { chain: ch })).results).toEqual([]);
+      expect(s.ma!.aggregate.tombstones().get(slice)).toMatchObject({ sliceAuthorityUrn: p.sa.urn });
+      const fence = { sliceUrn: slice, sliceAuthorityUrn: p.sa.urn };
+      expect(() => refuseSuperseded(state.ledger, { ...fence, arrival: stale }, 'Allocate request old')).toThrow(
+        expect.objectContaining({ kind: 'aborted', message: expect.stringMatching(/superseded by a delete.*nothing was changed/) }),
+      );
+      // Another slice authority's calls, and calls that arrive after the Delete, are not fenced.
+      expect(() =>
+        refuseSuperseded(state.ledger, { ...fence, sliceAuthorityUrn: 'urn:fedlab:tomb.test:authority:other', arrival: stale }, 'x'),
+      ).not.toThrow();
+      const fresh = await s.aggClient().allocate(args('new-1'), { chain: ch });
+      expect(fresh.slivers).toHaveLength(1);
+      // A Delete of the slice with its holds: released at once, the tombstone renewed.
+      const stale2 = state.arrive();
+      await s.aggClient().delete({ urns: [slice], bestEffort: false }, { chain: ch });
+      expect(s.ma!.aggregate.stats().holds).toBe(0);
+      expect(() => refuseSuperseded(state.ledger, { ...fence, arrival: stale2 }, 'Provision')).toThrow(/superseded by a delete/);
+
+      // Kept across a restart (calls of the new process all came after it), swept a day after the Delete.
+      node.close();
+      await s.stop();
+      second = await startSite({ parties: p, clock: c, manualTimers: true, dataDir: s.dataDir });
+      expect(second.ma!.aggregate.tombstones().has(slice)).toBe(true);
+      c.advance(TOMBSTONE_RETENTION_MS - 1000);
+      await second.ma!.aggregate.sweep();
+      expect(second.ma!.aggregate.tombstones().has(slice)).toBe(true);
+      c.advance(1000);
+      await second.ma!.aggregate.sweep();
+      expect(second.ma!.aggregate.tombstones().size).toBe(0);
+    } finally {
+      node.close();
+      await second?.stop();
       await s.destroy();
     }
   });
