@@ -9,7 +9,8 @@
 import type { CallContext } from '../core/rpc/context.js';
 
 /** docs/design.md §5 privileges the node manager checks, one per call. */
-export type NmPrivilege = 'node.read' | 'sliver.create' | 'sliver.delete' | 'sliver.renew' | 'sliver.control' | 'sliver.exec' | 'sliver.read';
+export type NmPrivilege =
+  'node.read' | 'sliver.create' | 'sliver.delete' | 'sliver.renew' | 'sliver.control' | 'sliver.exec' | 'sliver.read';
 
 /** The `lim` of an effective grant, in the claim's own names. */
 export interface GrantLimits {

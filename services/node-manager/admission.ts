@@ -58,9 +58,12 @@ export async function admit(state: SliverStore, spec: CreateSpec, o: AdmissionSe
   const seen = await state.requests.get(requestKey(spec.caller, spec.requestId));
   if (seen) {
     if (seen.fingerprint !== spec.fingerprint || seen.sliverUrn !== spec.urn) {
-      throw new AlreadyExistsError(`request id ${spec.requestId} was already used for a different request; use a new request id for a new request`, {
-        rule: 'request_id',
-      });
+      throw new AlreadyExistsError(
+        `request id ${spec.requestId} was already used for a different request; use a new request id for a new request`,
+        {
+          rule: 'request_id',
+        },
+      );
     }
     if (state.has(spec.urn)) return 'existing';
   }
@@ -69,11 +72,17 @@ export async function admit(state: SliverStore, spec: CreateSpec, o: AdmissionSe
     if (existing.requestFingerprint === spec.fingerprint) return 'existing';
     // Promotion happens under the sliver's lock (see checkPromotion), not here.
     if (existing.allocation === 'allocated' && spec.allocation === 'provisioned') return 'promote';
-    throw new AlreadyExistsError(`sliver ${spec.urn} already exists with other parameters; delete it first or choose another sliver URN`, { rule: 'sliver_urn' });
+    throw new AlreadyExistsError(`sliver ${spec.urn} already exists with other parameters; delete it first or choose another sliver URN`, {
+      rule: 'sliver_urn',
+    });
   }
 
   const first = state.sliceRecords(spec.sliceUrn)[0];
-  if (first && (first.sliceAuthorityUrn !== spec.sliceAuthorityUrn || JSON.stringify(first.sliceAuthorityJwk) !== JSON.stringify(spec.sliceAuthorityJwk))) {
+  if (
+    first &&
+    (first.sliceAuthorityUrn !== spec.sliceAuthorityUrn ||
+      JSON.stringify(first.sliceAuthorityJwk) !== JSON.stringify(spec.sliceAuthorityJwk))
+  ) {
     throw new PermissionDeniedError(
       `slice ${spec.sliceUrn} already has slivers here under slice authority ${first.sliceAuthorityUrn} with another key; a slice has one authority`,
       { rule: 'slice_authority' },
@@ -82,7 +91,8 @@ export async function admit(state: SliverStore, spec: CreateSpec, o: AdmissionSe
   const others = state.count - state.sliceCount(spec.sliceUrn);
   if (others > 0) {
     const holder = state.exclusive().find((r) => r.sliceUrn !== spec.sliceUrn);
-    if (holder) throw new ResourceExhaustedError(`the node is held exclusively by slice ${holder.sliceUrn}; try another node`, { rule: 'exclusive' });
+    if (holder)
+      throw new ResourceExhaustedError(`the node is held exclusively by slice ${holder.sliceUrn}; try another node`, { rule: 'exclusive' });
     if (spec.exclusive || o.exclusiveNode) {
       throw new ResourceExhaustedError(
         `the node cannot be given ${spec.exclusive ? 'exclusively' : 'whole'} to slice ${spec.sliceUrn}: ${others} sliver(s) of other slices are on it; try another node`,
@@ -93,10 +103,13 @@ export async function admit(state: SliverStore, spec: CreateSpec, o: AdmissionSe
 
   const perSlice = shortfalls(spec.sliceLimits, state.sliceCommitted(spec.sliceUrn), spec.resources);
   if (perSlice.length > 0) {
-    throw new PermissionDeniedError(`owner policy per_slice: slice ${spec.sliceUrn} may not hold more on this node (${describeShortfalls(perSlice)})`, {
-      rule: 'policy.per_slice',
-      resource: perSlice[0]?.resource ?? '',
-    });
+    throw new PermissionDeniedError(
+      `owner policy per_slice: slice ${spec.sliceUrn} may not hold more on this node (${describeShortfalls(perSlice)})`,
+      {
+        rule: 'policy.per_slice',
+        resource: perSlice[0]?.resource ?? '',
+      },
+    );
   }
   const short = shortfalls(o.capacity, state.committed, spec.resources);
   if (short.length > 0) {
@@ -136,7 +149,11 @@ export async function admit(state: SliverStore, spec: CreateSpec, o: AdmissionSe
   await state.store
     .batch()
     .put(state.slivers, rec.urn, rec)
-    .put(state.requests, requestKey(spec.caller, spec.requestId), { sliverUrn: spec.urn, fingerprint: spec.fingerprint, caller: spec.caller })
+    .put(state.requests, requestKey(spec.caller, spec.requestId), {
+      sliverUrn: spec.urn,
+      fingerprint: spec.fingerprint,
+      caller: spec.caller,
+    })
     .put(state.meta, COMMITTED_KEY, committed)
     .write({ sync: true });
   state.put(rec);
@@ -155,10 +172,18 @@ export function promotion(rec: SliverRecord | undefined, spec: CreateSpec, now: 
     if (rec.requestFingerprint === spec.fingerprint) return undefined;
     throw new AlreadyExistsError(`sliver ${spec.urn} is already provisioned with other parameters`, { rule: 'sliver_urn' });
   }
-  if (rec.sliceUrn !== spec.sliceUrn || JSON.stringify(rec.resources) !== JSON.stringify(spec.resources) || rec.exclusive !== spec.exclusive || (rec.image ?? 'host') !== (spec.image ?? 'host')) {
-    throw new AlreadyExistsError(`sliver ${spec.urn} is allocated for ${rec.sliceUrn} with other resources; provision it with the resources it was allocated with`, {
-      rule: 'sliver_urn',
-    });
+  if (
+    rec.sliceUrn !== spec.sliceUrn ||
+    JSON.stringify(rec.resources) !== JSON.stringify(spec.resources) ||
+    rec.exclusive !== spec.exclusive ||
+    (rec.image ?? 'host') !== (spec.image ?? 'host')
+  ) {
+    throw new AlreadyExistsError(
+      `sliver ${spec.urn} is allocated for ${rec.sliceUrn} with other resources; provision it with the resources it was allocated with`,
+      {
+        rule: 'sliver_urn',
+      },
+    );
   }
   return {
     ...rec,

@@ -33,13 +33,21 @@ export class CredentialAuthorizer implements Authorizer {
   private now = (): Date => new Date(this.o.clock.now());
 
   async node(ctx: CallContext, privilege: NmPrivilege): Promise<Grant> {
-    const g = authorize(ctx, privilege as Privilege, this.o.nodeUrn, { trust: this.ownerTrust, revocations: this.o.revocations, now: this.now });
+    const g = authorize(ctx, privilege as Privilege, this.o.nodeUrn, {
+      trust: this.ownerTrust,
+      revocations: this.o.revocations,
+      now: this.now,
+    });
     return { root: 'owner', holder: g.holder.urn, limits: g.limits, expiresAt: g.exp * 1000 };
   }
 
   async slice(ctx: CallContext, privilege: NmPrivilege, slice: SliceTrust): Promise<Grant> {
     if (this.rootIssuer(ctx) !== slice.sliceAuthorityUrn) return this.node(ctx, privilege);
-    const g = authorize(ctx, privilege as Privilege, slice.sliceUrn, { trust: this.trustFor(slice), revocations: this.o.revocations, now: this.now });
+    const g = authorize(ctx, privilege as Privilege, slice.sliceUrn, {
+      trust: this.trustFor(slice),
+      revocations: this.o.revocations,
+      now: this.now,
+    });
     return { root: 'slice_authority', holder: g.holder.urn, limits: g.limits, expiresAt: g.exp * 1000 };
   }
 

@@ -47,7 +47,10 @@ export function measureMachine(dataDir: string): Capacity {
 }
 
 /** Config values override measured ones, one by one. */
-export function resolveCapacity(configured: Partial<Record<'cpu_millis' | 'mem_mb' | 'disk_mb' | 'pids' | 'slivers', number>>, measured: Capacity): Capacity {
+export function resolveCapacity(
+  configured: Partial<Record<'cpu_millis' | 'mem_mb' | 'disk_mb' | 'pids' | 'slivers', number>>,
+  measured: Capacity,
+): Capacity {
   return {
     cpuMillis: configured.cpu_millis ?? measured.cpuMillis,
     memMb: configured.mem_mb ?? measured.memMb,

@@ -28,7 +28,13 @@ function isTargetOrStar(s: string): boolean {
 }
 
 /** Upper bounds no request may exceed, however large the node: anything above is a mistake, not a wish. */
-export const ABSURD = { cpuMillis: 1_024_000, memMb: 16 * 1024 * 1024, diskMb: 1024 * 1024 * 1024, pids: 4_194_304, slivers: 100_000 } as const;
+export const ABSURD = {
+  cpuMillis: 1_024_000,
+  memMb: 16 * 1024 * 1024,
+  diskMb: 1024 * 1024 * 1024,
+  pids: 4_194_304,
+  slivers: 100_000,
+} as const;
 
 /** Resource amounts of the node's capacity; each absent one is measured from the machine. */
 const capacitySchema = z
@@ -92,7 +98,10 @@ export const nmConfigSchema = commonConfigSchema
         nofile_hard: z.number().int().min(64).max(1_048_576).default(4096),
       })
       .strict()
-      .refine((c) => c.uid_base + c.id_ranges * 65_536 < 2 ** 32, { message: 'uid_base + id_ranges * 65536 must stay below 2^32', path: ['id_ranges'] })
+      .refine((c) => c.uid_base + c.id_ranges * 65_536 < 2 ** 32, {
+        message: 'uid_base + id_ranges * 65536 must stay below 2^32',
+        path: ['id_ranges'],
+      })
       .refine((c) => c.nofile_soft <= c.nofile_hard, { message: 'nofile_soft must not exceed nofile_hard', path: ['nofile_soft'] })
       .prefault({}),
     /** Where the node owner places OCI image layouts (one directory per image, offered as oci:<directory>). */
@@ -121,7 +130,13 @@ export const nmConfigSchema = commonConfigSchema
         /** Providers (URNs or target patterns such as urn:fedlab:acme.test:sp:*) whose slices may have slivers; `*` for any. */
         providers: z.array(z.string().refine(isTargetOrStar, 'must be a URN, a target pattern or "*"')).default(['*']),
         /** Images slices may use: names ("host", "oci:debian") or "*" for every image the node has. */
-        images: z.array(z.string().refine((i) => i === '*' || i === 'host' || /^oci:[a-z0-9][a-z0-9._-]{0,62}$/.test(i), 'must be "host", "oci:<name>" or "*"')).default(['*']),
+        images: z
+          .array(
+            z
+              .string()
+              .refine((i) => i === '*' || i === 'host' || /^oci:[a-z0-9][a-z0-9._-]{0,62}$/.test(i), 'must be "host", "oci:<name>" or "*"'),
+          )
+          .default(['*']),
         /** Longest a sliver may live (s); 8 weeks by default. */
         max_lifetime_s: positive.default(8 * 7 * 86_400),
         /** Most one slice may hold on this node. */
@@ -134,7 +149,12 @@ export const nmConfigSchema = commonConfigSchema
         default_timeout_ms: ms(100, 86_400_000, 60_000),
         max_timeout_ms: ms(100, 86_400_000, 3_600_000),
         /** Output (stdout + stderr) above this kills the command and fails the call. */
-        max_output_bytes: z.number().int().min(1024).max(1024 * 1024 * 1024).default(16 * 1024 * 1024),
+        max_output_bytes: z
+          .number()
+          .int()
+          .min(1024)
+          .max(1024 * 1024 * 1024)
+          .default(16 * 1024 * 1024),
       })
       .strict()
       .prefault({}),
@@ -147,7 +167,10 @@ export const nmConfigSchema = commonConfigSchema
     heartbeat_deadline_ms: ms(50, 60_000, 3_000),
   })
   .strict()
-  .refine((c) => isUrnOfKind('node')(c.urn), { message: 'a node manager runs as its node: urn must be urn:fedlab:<domain>:node:<name>', path: ['urn'] });
+  .refine((c) => isUrnOfKind('node')(c.urn), {
+    message: 'a node manager runs as its node: urn must be urn:fedlab:<domain>:node:<name>',
+    path: ['urn'],
+  });
 
 /** The compiled node manager config. */
 export type NmConfig = z.infer<typeof nmConfigSchema>;

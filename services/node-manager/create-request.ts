@@ -59,7 +59,13 @@ export interface CheckedCreate {
 }
 
 /** Checks a create request (nothing is authorised or written yet). */
-export function checkCreate(req: CreateSliverInput, nodeDomain: string, defaults: NodeDefaults, driverKind: string, now: number): CheckedCreate {
+export function checkCreate(
+  req: CreateSliverInput,
+  nodeDomain: string,
+  defaults: NodeDefaults,
+  driverKind: string,
+  now: number,
+): CheckedCreate {
   requestId(req.requestId);
   const sliver = urnField('sliver_urn', req.sliverUrn, 'sliver');
   if (sliver.domain !== nodeDomain) {
@@ -126,7 +132,8 @@ export function createFingerprint(req: CreateSliverInput, c: CheckedCreate): str
 export function resolveResources(spec: ResourceSpec | undefined, d: NodeDefaults): SliverResources {
   const pick = (field: string, value: number | undefined, dflt: number, min: number, max: number): number => {
     const v = value ?? 0;
-    if (!Number.isSafeInteger(v) || v < 0) throw new InvalidArgumentError(`resources.${field} must be a whole non-negative number, not ${v}`, { field: `resources.${field}` });
+    if (!Number.isSafeInteger(v) || v < 0)
+      throw new InvalidArgumentError(`resources.${field} must be a whole non-negative number, not ${v}`, { field: `resources.${field}` });
     if (v === 0) return dflt;
     if (v > max) throw new InvalidArgumentError(`resources.${field} ${v} is absurd (at most ${max})`, { field: `resources.${field}` });
     if (v < min) throw new InvalidArgumentError(`resources.${field} ${v} is too small (at least ${min})`, { field: `resources.${field}` });
@@ -148,21 +155,27 @@ export function resolveResources(spec: ResourceSpec | undefined, d: NodeDefaults
 /** Parses the slice authority's JWK (JSON text); only public P-256 or Ed25519 keys. */
 export function parseJwkField(text: string): Record<string, unknown> {
   if (typeof text !== 'string' || text.length === 0) {
-    throw new InvalidArgumentError('slice_authority_jwk is required: the slice authority\'s public key as JWK JSON', { field: 'slice_authority_jwk' });
+    throw new InvalidArgumentError("slice_authority_jwk is required: the slice authority's public key as JWK JSON", {
+      field: 'slice_authority_jwk',
+    });
   }
-  if (text.length > 2048) throw new InvalidArgumentError('slice_authority_jwk is too long for a public key', { field: 'slice_authority_jwk' });
+  if (text.length > 2048)
+    throw new InvalidArgumentError('slice_authority_jwk is too long for a public key', { field: 'slice_authority_jwk' });
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch {
     throw new InvalidArgumentError('slice_authority_jwk is not JSON', { field: 'slice_authority_jwk' });
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidArgumentError('slice_authority_jwk must be a JSON object', { field: 'slice_authority_jwk' });
-  if ('d' in value) throw new InvalidArgumentError('slice_authority_jwk holds a private key; send only the public members', { field: 'slice_authority_jwk' });
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new InvalidArgumentError('slice_authority_jwk must be a JSON object', { field: 'slice_authority_jwk' });
+  if ('d' in value)
+    throw new InvalidArgumentError('slice_authority_jwk holds a private key; send only the public members', {
+      field: 'slice_authority_jwk',
+    });
   try {
     return publicJwkMembers(value) as Record<string, unknown>;
   } catch (err) {
     throw new InvalidArgumentError(`slice_authority_jwk: ${(err as Error).message}`, { field: 'slice_authority_jwk' });
   }
 }
-

@@ -38,7 +38,12 @@ export class HeartbeatClient {
   lastResponse: HeartbeatResponse | undefined;
 
   constructor(private readonly o: HeartbeatOptions) {
-    this.client = createClient(ManagementAuthorityService, { address: o.address, tls: o.tls, deadlineMs: o.deadlineMs, serverUrn: o.authorityUrn });
+    this.client = createClient(ManagementAuthorityService, {
+      address: o.address,
+      tls: o.tls,
+      deadlineMs: o.deadlineMs,
+      serverUrn: o.authorityUrn,
+    });
     this.periodic = new Periodic({ name: 'heartbeat', intervalMs: o.intervalMs, log: o.log, immediate: true }, () => this.beat());
   }
 

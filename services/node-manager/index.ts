@@ -90,10 +90,13 @@ async function loadOwner(config: NmConfig): Promise<{ urn: string; jwk: Record<s
   try {
     pem = readFileSync(config.owner.certificate, 'utf8');
   } catch (err) {
-    throw new InvalidArgumentError(`owner.certificate: cannot read ${config.owner.certificate}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new InvalidArgumentError(
+      `owner.certificate: cannot read ${config.owner.certificate}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
   }
   const id = await identityFromCertificate(parseCertificate(pem, 'owner.certificate'));
-  if (id.parsedUrn.kind !== 'owner') throw new InvalidArgumentError(`owner.certificate names ${id.urn}, which is not an owner (urn:fedlab:<domain>:owner:<name>)`);
+  if (id.parsedUrn.kind !== 'owner')
+    throw new InvalidArgumentError(`owner.certificate names ${id.urn}, which is not an owner (urn:fedlab:<domain>:owner:<name>)`);
   return { urn: id.urn, jwk: id.jwk as Record<string, unknown> };
 }
 
@@ -103,7 +106,9 @@ function loadOwnerCredential(file: string, ownerUrn: string): string[] {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new InvalidArgumentError(`owner.credential: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new InvalidArgumentError(
+      `owner.credential: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
   }
   const chain = text
     .split('\n')
@@ -111,7 +116,8 @@ function loadOwnerCredential(file: string, ownerUrn: string): string[] {
     .filter(Boolean);
   if (chain.length === 0) throw new InvalidArgumentError(`owner.credential: ${file} holds no credential`);
   const root = parseCredential(chain[0] as string, 0);
-  if (root.claims.iss !== ownerUrn) throw new InvalidArgumentError(`owner.credential: the chain's root is issued by ${root.claims.iss}, not by the owner ${ownerUrn}`);
+  if (root.claims.iss !== ownerUrn)
+    throw new InvalidArgumentError(`owner.credential: the chain's root is issued by ${root.claims.iss}, not by the owner ${ownerUrn}`);
   return chain;
 }
 
@@ -124,7 +130,11 @@ async function checkIdRanges(slivers: SliverManager, settings: IdRangeSettings, 
   const records = slivers.list().flatMap((r) => (r.ids ? [{ name: r.name, ids: r.ids, createdAt: r.createdAt, urn: r.urn }] : []));
   const check = checkSliverIds({ settings, records, files: readHostIdFiles(), allowHostIds });
   if (check.errors.length) throw new FailedPreconditionError(check.errors.join('; '));
-  if (check.moved.length) log.warn({ slivers: check.moved }, 'slivers keep id ranges made under another container.uid_base; new slivers are given ranges that overlap none of them');
+  if (check.moved.length)
+    log.warn(
+      { slivers: check.moved },
+      'slivers keep id ranges made under another container.uid_base; new slivers are given ranges that overlap none of them',
+    );
   for (const s of check.shared) {
     const rec = records.find((r) => r.name === s.name);
     if (!rec) continue;
@@ -141,7 +151,8 @@ export function nodeManagerRole(options: NodeManagerRoleOptions = {}): (deps: Ro
     // The node keeps its owner's side of the arrangement: the policy in force and the owner → MA chain (for enrolment).
     const ownerTable = store.table<unknown>('owner');
     await ownerTable.put('policy', { owner: owner.urn, policy: config.policy, at: new Date(clock.now()).toISOString() }, { sync: true });
-    if (config.owner.credential) await ownerTable.put('owner-credential', loadOwnerCredential(config.owner.credential, owner.urn), { sync: true });
+    if (config.owner.credential)
+      await ownerTable.put('owner-credential', loadOwnerCredential(config.owner.credential, owner.urn), { sync: true });
     const instance = instanceId(config.data_dir);
     const driver = options.driver ?? createDriver({ ...driverOptions(config), log });
     await driver.init();
@@ -149,7 +160,8 @@ export function nodeManagerRole(options: NodeManagerRoleOptions = {}): (deps: Ro
       log.warn('the process driver runs sliver programs as root with no isolation; use the container driver on this machine');
     }
     const capacity = resolveCapacity(config.capacity, measureMachine(config.data_dir));
-    if (driver.kind === 'container' && !config.container.net_namespace) log.warn('container.net_namespace false is ignored: every container sliver has its own network namespace');
+    if (driver.kind === 'container' && !config.container.net_namespace)
+      log.warn('container.net_namespace false is ignored: every container sliver has its own network namespace');
     const idRanges = { base: config.container.uid_base, count: config.container.id_ranges };
     const slivers = new SliverManager({ store, driver, clock, log, capacity, exclusiveNode: config.exclusive, idRanges });
     await slivers.load();
@@ -157,7 +169,8 @@ export function nodeManagerRole(options: NodeManagerRoleOptions = {}): (deps: Ro
     if (metrics) registerNmMetrics(metrics, slivers);
     const report = await slivers.reconcile();
     log.info({ driver: driver.kind, isolation: driver.description, instance, capacity, ...countsOf(report) }, 'node manager ready');
-    if (report.failed.length) log.warn({ failed: report.failed }, 'slivers that should run could not be restarted; they are FAILED with the reason');
+    if (report.failed.length)
+      log.warn({ failed: report.failed }, 'slivers that should run could not be restarted; they are FAILED with the reason');
 
     const revocations = await RevocationStore.open(store);
     const authorizer = new CredentialAuthorizer({ nodeUrn: config.urn, owner, revocations, clock });
@@ -184,7 +197,11 @@ export function nodeManagerRole(options: NodeManagerRoleOptions = {}): (deps: Ro
         lifetimeS: config.defaults.lifetime_s,
         holdS: config.defaults.hold_s,
       },
-      exec: { defaultTimeoutMs: config.exec.default_timeout_ms, maxTimeoutMs: config.exec.max_timeout_ms, maxOutputBytes: config.exec.max_output_bytes },
+      exec: {
+        defaultTimeoutMs: config.exec.default_timeout_ms,
+        maxTimeoutMs: config.exec.max_timeout_ms,
+        maxOutputBytes: config.exec.max_output_bytes,
+      },
       clock,
     });
 
@@ -227,7 +244,13 @@ export function nodeManagerRole(options: NodeManagerRoleOptions = {}): (deps: Ro
 }
 
 function countsOf(r: Awaited<ReturnType<SliverManager['reconcile']>>): Record<string, number> {
-  return { adopted: r.adopted.length, restarted: r.restarted.length, failed: r.failed.length, reaped: r.reaped.length, orphansRemoved: r.orphans.length };
+  return {
+    adopted: r.adopted.length,
+    restarted: r.restarted.length,
+    failed: r.failed.length,
+    reaped: r.reaped.length,
+    orphansRemoved: r.orphans.length,
+  };
 }
 
 /** The node manager role with the system clock and the configured driver. */

@@ -12,8 +12,11 @@ import { isValidName } from '../core/identity/urn.js';
 export function assertSafeName(name: string, what = 'name'): void {
   if (typeof name !== 'string' || !isValidName(name)) {
     const shown = typeof name === 'string' ? JSON.stringify(name.slice(0, 80)) : String(name);
-    throw new InvalidArgumentError(`${what} ${shown} is not allowed: use lower-case letters, digits, '.', '_' or '-' (at most 63, starting with a letter or digit)`, {
-      rule: 'name',
-    });
+    throw new InvalidArgumentError(
+      `${what} ${shown} is not allowed: use lower-case letters, digits, '.', '_' or '-' (at most 63, starting with a letter or digit)`,
+      {
+        rule: 'name',
+      },
+    );
   }
 }

@@ -178,9 +178,12 @@ export class NodeManager {
     let expiresAt: number;
     if (asked !== undefined) {
       if (asked > latest.at) {
-        throw new PermissionDeniedError(`expires_at ${new Date(asked).toISOString()} is too late: ${latest.rule} (latest ${new Date(latest.at).toISOString()})`, {
-          rule: 'lifetime',
-        });
+        throw new PermissionDeniedError(
+          `expires_at ${new Date(asked).toISOString()} is too late: ${latest.rule} (latest ${new Date(latest.at).toISOString()})`,
+          {
+            rule: 'lifetime',
+          },
+        );
       }
       expiresAt = asked;
     } else {
@@ -222,7 +225,11 @@ export class NodeManager {
   }
 
   private sliceAuth(ctx: CallContext, privilege: NmPrivilege, rec: SliverRecord): Promise<Grant> {
-    return this.o.authorizer.slice(ctx, privilege, { sliceUrn: rec.sliceUrn, sliceAuthorityUrn: rec.sliceAuthorityUrn, sliceAuthorityJwk: rec.sliceAuthorityJwk });
+    return this.o.authorizer.slice(ctx, privilege, {
+      sliceUrn: rec.sliceUrn,
+      sliceAuthorityUrn: rec.sliceAuthorityUrn,
+      sliceAuthorityJwk: rec.sliceAuthorityJwk,
+    });
   }
 
   /** GetSliver (sliver.read; owner- or slice-rooted). */
@@ -248,9 +255,13 @@ export class NodeManager {
    * that is newer than the one held. A list that is not even a signed list is INVALID_ARGUMENT, and
    * then nothing of the call is installed.
    */
-  async updateRevocations(ctx: CallContext, signedLists: readonly string[]): Promise<{ installed: number; current: number; skipped: number }> {
+  async updateRevocations(
+    ctx: CallContext,
+    signedLists: readonly string[],
+  ): Promise<{ installed: number; current: number; skipped: number }> {
     await this.o.authorizer.node(ctx, 'node.read');
-    if (signedLists.length > MAX_REVOCATION_LISTS) throw new InvalidArgumentError(`at most ${MAX_REVOCATION_LISTS} lists per call`, { field: 'signed_lists' });
+    if (signedLists.length > MAX_REVOCATION_LISTS)
+      throw new InvalidArgumentError(`at most ${MAX_REVOCATION_LISTS} lists per call`, { field: 'signed_lists' });
     const lists = signedLists.map((jws, i) => {
       try {
         return parseSignedRevocationList(jws);
@@ -273,12 +284,19 @@ export class NodeManager {
   }
 
   /** ListSlivers (sliver.read): every sliver with an owner-rooted chain; one slice's with that slice's chain. */
-  async listSlivers(ctx: CallContext, req: { pageSize: number; pageToken: string; sliceUrn: string }): Promise<{ slivers: Sliver[]; nextPageToken: string }> {
-    if (!Number.isSafeInteger(req.pageSize) || req.pageSize < 0) throw new InvalidArgumentError('page_size must be 0 or more', { field: 'page_size' });
+  async listSlivers(
+    ctx: CallContext,
+    req: { pageSize: number; pageToken: string; sliceUrn: string },
+  ): Promise<{ slivers: Sliver[]; nextPageToken: string }> {
+    if (!Number.isSafeInteger(req.pageSize) || req.pageSize < 0)
+      throw new InvalidArgumentError('page_size must be 0 or more', { field: 'page_size' });
     let after = '';
     if (req.pageToken) {
       after = Buffer.from(req.pageToken, 'base64url').toString();
-      if (!after.startsWith('urn:fedlab:')) throw new InvalidArgumentError('page_token is not one this node gave out; start again with an empty token', { field: 'page_token' });
+      if (!after.startsWith('urn:fedlab:'))
+        throw new InvalidArgumentError('page_token is not one this node gave out; start again with an empty token', {
+          field: 'page_token',
+        });
     }
     let all = this.o.slivers.list();
     if (req.sliceUrn) {
@@ -310,9 +328,12 @@ export class NodeManager {
     const grant = await this.sliceAuth(ctx, 'sliver.renew', rec);
     const latest = this.o.policy.latestExpiry(rec.createdAt, grant.limits, grant.expiresAt);
     if (at > latest.at) {
-      throw new PermissionDeniedError(`cannot renew ${sliverUrn} to ${new Date(at).toISOString()}: ${latest.rule} (latest ${new Date(latest.at).toISOString()})`, {
-        rule: 'lifetime',
-      });
+      throw new PermissionDeniedError(
+        `cannot renew ${sliverUrn} to ${new Date(at).toISOString()}: ${latest.rule} (latest ${new Date(latest.at).toISOString()})`,
+        {
+          rule: 'lifetime',
+        },
+      );
     }
     return this.wire(await this.o.slivers.renew(sliverUrn, at));
   }
@@ -344,19 +365,26 @@ export class NodeManager {
     const argv = checkArgv(req.argv);
     const env = checkEnv(req.env);
     if (req.stdin && req.stdin.length > EXEC_LIMITS.stdinBytes) {
-      throw new InvalidArgumentError(`stdin is ${req.stdin.length} bytes; at most ${EXEC_LIMITS.stdinBytes} are accepted`, { field: 'stdin' });
+      throw new InvalidArgumentError(`stdin is ${req.stdin.length} bytes; at most ${EXEC_LIMITS.stdinBytes} are accepted`, {
+        field: 'stdin',
+      });
     }
     const s = this.o.exec;
     if (!Number.isSafeInteger(req.timeoutMs) || req.timeoutMs < 0 || req.timeoutMs > s.maxTimeoutMs) {
-      throw new InvalidArgumentError(`timeout_ms must be between 0 (the default, ${s.defaultTimeoutMs}) and ${s.maxTimeoutMs}`, { field: 'timeout_ms' });
+      throw new InvalidArgumentError(`timeout_ms must be between 0 (the default, ${s.defaultTimeoutMs}) and ${s.maxTimeoutMs}`, {
+        field: 'timeout_ms',
+      });
     }
     await this.sliceAuth(ctx, 'sliver.exec', rec);
     // The call's own deadline bounds the command too.
     const untilDeadline = Number.isFinite(ctx.deadline) ? Math.max(1, ctx.deadline - this.o.clock.now()) : Infinity;
     const timeoutMs = Math.min(req.timeoutMs || s.defaultTimeoutMs, untilDeadline);
     ctx.log.info({ sliver: rec.urn, program: argv[0] }, 'exec');
-    const chunks = await this.o.slivers.exec(rec.urn, { argv, env, ...(req.stdin ? { stdin: req.stdin } : {}), timeoutMs, maxOutputBytes: s.maxOutputBytes }, ctx.signal);
+    const chunks = await this.o.slivers.exec(
+      rec.urn,
+      { argv, env, ...(req.stdin ? { stdin: req.stdin } : {}), timeoutMs, maxOutputBytes: s.maxOutputBytes },
+      ctx.signal,
+    );
     return teeOutput(chunks, this.output.writer(rec.urn));
   }
 }
-

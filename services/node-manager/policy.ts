@@ -41,7 +41,9 @@ export class OwnerPolicy {
     }
     const providers = this.config.providers;
     if (!providers.includes('*') && !providers.some((p) => targetCovers(p, providerUrn))) {
-      throw new PermissionDeniedError(`owner policy providers: provider ${providerUrn} may not have slivers on this node`, { rule: 'policy.providers' });
+      throw new PermissionDeniedError(`owner policy providers: provider ${providerUrn} may not have slivers on this node`, {
+        rule: 'policy.providers',
+      });
     }
   }
 
@@ -49,9 +51,12 @@ export class OwnerPolicy {
   checkImage(image: string): void {
     const allowed = this.config.images ?? ['*'];
     if (!allowed.includes('*') && !allowed.includes(image)) {
-      throw new PermissionDeniedError(`owner policy images: image ${image} may not be used on this node (allowed: ${allowed.join(', ') || 'none'})`, {
-        rule: 'policy.images',
-      });
+      throw new PermissionDeniedError(
+        `owner policy images: image ${image} may not be used on this node (allowed: ${allowed.join(', ') || 'none'})`,
+        {
+          rule: 'policy.images',
+        },
+      );
     }
   }
 

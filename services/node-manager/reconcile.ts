@@ -23,7 +23,13 @@ export interface ReconcileReport {
 /** Reconciles the store with what runs (the store must be loaded). */
 export async function reconcile(d: MaintenanceDeps): Promise<ReconcileReport> {
   const { state, driver, lifecycle } = d;
-  const report = { adopted: [] as string[], restarted: [] as string[], failed: [] as string[], reaped: [] as string[], orphans: [] as string[] };
+  const report = {
+    adopted: [] as string[],
+    restarted: [] as string[],
+    failed: [] as string[],
+    reaped: [] as string[],
+    orphans: [] as string[],
+  };
   const now = d.clock.now();
   for (const rec of state.all()) {
     await d.locks.run(rec.urn, async () => {

@@ -111,11 +111,23 @@ export function isolationOf(driver: DriverKind): SliverIsolation {
 
 /** Wire form of resources. */
 export function toResourceSpec(r: SliverResources | Committed): ResourceSpec {
-  return { cpuMillis: r.cpuMillis, memMb: r.memMb, diskMb: r.diskMb, pids: r.pids, bandwidthKbps: 'bandwidthKbps' in r ? r.bandwidthKbps : 0 };
+  return {
+    cpuMillis: r.cpuMillis,
+    memMb: r.memMb,
+    diskMb: r.diskMb,
+    pids: r.pids,
+    bandwidthKbps: 'bandwidthKbps' in r ? r.bandwidthKbps : 0,
+  };
 }
 
 /** The wire form of a record (or of a deleted sliver's last record, with `unallocated`). */
-export function toSliver(rec: SliverRecord, nodeUrn: string, aggregateUrn: string, workDir: string | undefined, unallocated = false): Sliver {
+export function toSliver(
+  rec: SliverRecord,
+  nodeUrn: string,
+  aggregateUrn: string,
+  workDir: string | undefined,
+  unallocated = false,
+): Sliver {
   return {
     urn: rec.urn,
     sliceUrn: rec.sliceUrn,

@@ -60,7 +60,13 @@ export function nodeManagerService(nm: NodeManager): ServiceRegistration {
       return nm.deleteSliver(ctx, req.sliverUrn);
     },
     async *exec(req, ctx) {
-      const output = await nm.exec(ctx, { sliverUrn: req.sliverUrn, argv: req.argv, env: req.env, stdin: req.stdin, timeoutMs: req.timeoutMs });
+      const output = await nm.exec(ctx, {
+        sliverUrn: req.sliverUrn,
+        argv: req.argv,
+        env: req.env,
+        stdin: req.stdin,
+        timeoutMs: req.timeoutMs,
+      });
       for await (const chunk of output) yield toExecResponse(chunk);
     },
     async getSliverOutput(req, ctx) {

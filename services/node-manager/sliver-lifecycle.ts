@@ -13,7 +13,14 @@ import { COMMITTED_KEY, requestKey, type SliverStore } from './sliver-store.js';
 
 /** The driver's view of a record. */
 export function driverSliver(rec: SliverRecord): DriverSliver {
-  return { name: rec.name, urn: rec.urn, sliceUrn: rec.sliceUrn, resources: rec.resources, ...(rec.ids ? { ids: rec.ids } : {}), image: rec.image ?? 'host' };
+  return {
+    name: rec.name,
+    urn: rec.urn,
+    sliceUrn: rec.sliceUrn,
+    resources: rec.resources,
+    ...(rec.ids ? { ids: rec.ids } : {}),
+    image: rec.image ?? 'host',
+  };
 }
 
 /** What the lifecycle steps share with the sliver manager. */
@@ -42,7 +49,9 @@ export class SliverLifecycle {
     const { state, driver } = this.d;
     const cur = state.get(urn);
     // The intent to run must be durable before anything starts; when it already is, CONFIGURING is only shown.
-    const rec = cur?.wantRunning ? state.touch(urn, { operational: 'configuring', error: '' }) : await state.update(urn, { operational: 'configuring', wantRunning: true, error: '' });
+    const rec = cur?.wantRunning
+      ? state.touch(urn, { operational: 'configuring', error: '' })
+      : await state.update(urn, { operational: 'configuring', wantRunning: true, error: '' });
     try {
       const runtime = await driver.start(driverSliver(rec));
       return await state.update(urn, { operational: 'ready', runtime, error: '' });
@@ -91,7 +100,9 @@ export class SliverLifecycle {
         this.d.log.warn({ sliver: urn }, 'sliver stopped running unexpectedly; restarted it');
         return true;
       } catch (err) {
-        await this.d.state.update(urn, { error: `the sliver stopped running unexpectedly and restarting it failed: ${(err as Error).message}` });
+        await this.d.state.update(urn, {
+          error: `the sliver stopped running unexpectedly and restarting it failed: ${(err as Error).message}`,
+        });
         this.d.log.error({ sliver: urn, err: (err as Error).message }, 'sliver stopped running unexpectedly; restarting it failed');
         return false;
       }

@@ -114,13 +114,19 @@ export class SliverManager {
    */
   async create(spec: CreateSpec): Promise<SliverRecord> {
     this.state.assertLoaded();
-    const settings = { capacity: this.o.capacity, exclusiveNode: this.o.exclusiveNode, driverKind: this.o.driver.kind, idRanges: this.o.idRanges };
+    const settings = {
+      capacity: this.o.capacity,
+      exclusiveNode: this.o.exclusiveNode,
+      driverKind: this.o.driver.kind,
+      idRanges: this.o.idRanges,
+    };
     const admitted = await this.admission.run(() => admit(this.state, spec, { ...settings, now: this.o.clock.now() }));
     if (admitted === 'existing') {
       // Another call may still be provisioning it: answer with its state once that work is done.
       await this.locks.run(spec.urn, async () => undefined);
       const now = this.state.get(spec.urn);
-      if (!now) throw new FailedPreconditionError(`sliver ${spec.urn} was removed while this request was answered; retry with a new request id`);
+      if (!now)
+        throw new FailedPreconditionError(`sliver ${spec.urn} was removed while this request was answered; retry with a new request id`);
       return now;
     }
     return this.locks.run(spec.urn, async () => {
@@ -158,7 +164,12 @@ export class SliverManager {
         if (rec.operational === 'stopped' || rec.operational === 'notready') return rec;
         return this.lifecycle.stopLocked(urn);
       }
-      if (action === 'start' && rec.operational === 'ready' && rec.runtime && (await this.o.driver.isRunning(driverSliver(rec), rec.runtime))) {
+      if (
+        action === 'start' &&
+        rec.operational === 'ready' &&
+        rec.runtime &&
+        (await this.o.driver.isRunning(driverSliver(rec), rec.runtime))
+      ) {
         return rec;
       }
       if (rec.operational === 'pending') await this.lifecycle.provisionLocked(rec);
@@ -197,13 +208,17 @@ export class SliverManager {
     let rec = this.state.get(urn);
     if (!rec) throw new NotFoundError(`no sliver ${urn} on this node`);
     if (rec.allocation !== 'provisioned' || rec.operational !== 'ready' || !rec.runtime) {
-      throw new FailedPreconditionError(`sliver ${urn} is ${rec.allocation === 'provisioned' ? rec.operational : 'only allocated'}, not ready; start it first (ControlSliver START)`);
+      throw new FailedPreconditionError(
+        `sliver ${urn} is ${rec.allocation === 'provisioned' ? rec.operational : 'only allocated'}, not ready; start it first (ControlSliver START)`,
+      );
     }
     if (!(await this.o.driver.isRunning(driverSliver(rec), rec.runtime))) {
       await this.lifecycle.recover(urn);
       rec = this.state.get(urn);
       if (!rec || rec.operational !== 'ready' || !rec.runtime) {
-        throw new FailedPreconditionError(`sliver ${urn} stopped running unexpectedly and could not be restarted: ${rec?.error ?? 'it is gone'}`);
+        throw new FailedPreconditionError(
+          `sliver ${urn} stopped running unexpectedly and could not be restarted: ${rec?.error ?? 'it is gone'}`,
+        );
       }
     }
     return rec;

@@ -12,19 +12,53 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cgroups } from '../../services/node-manager/drivers/cgroups.js';
 import { instanceId } from '../../services/node-manager/index.js';
 import { DEFAULT_CAPABILITIES } from '../../services/node-manager/runtime/oci-spec.js';
-import { canContain, cannotContainReason, collectExec, containerCheck, createSliver, mountsUnder, runcList, startNodeManager, type NmHarness } from '../helpers/node-manager.js';
+import {
+  canContain,
+  cannotContainReason,
+  collectExec,
+  containerCheck,
+  createSliver,
+  mountsUnder,
+  runcList,
+  startNodeManager,
+  type NmHarness,
+} from '../helpers/node-manager.js';
 
 if (!canContain) console.log(`skipping the sliver escape suite: ${cannotContainReason}`);
 
 /** x86_64 system call numbers the suite calls directly through perl's syscall(). */
-const SYS = { ptrace: 101, pivot_root: 155, mount: 165, init_module: 175, clock_settime: 227, add_key: 248, keyctl: 250, unshare: 272, perf_event_open: 298, finit_module: 313, bpf: 321 } as const;
+const SYS = {
+  ptrace: 101,
+  pivot_root: 155,
+  mount: 165,
+  init_module: 175,
+  clock_settime: 227,
+  add_key: 248,
+  keyctl: 250,
+  unshare: 272,
+  perf_event_open: 298,
+  finit_module: 313,
+  bpf: 321,
+} as const;
 const EPERM = 1;
 const ESRCH = 3;
 
 /** Capability numbers (linux/capability.h) of the default set. */
 const CAP_BITS: Record<string, number> = {
-  CAP_CHOWN: 0, CAP_DAC_OVERRIDE: 1, CAP_FOWNER: 3, CAP_FSETID: 4, CAP_KILL: 5, CAP_SETGID: 6, CAP_SETUID: 7, CAP_SETPCAP: 8,
-  CAP_NET_BIND_SERVICE: 10, CAP_NET_RAW: 13, CAP_SYS_CHROOT: 18, CAP_MKNOD: 27, CAP_AUDIT_WRITE: 29, CAP_SETFCAP: 31,
+  CAP_CHOWN: 0,
+  CAP_DAC_OVERRIDE: 1,
+  CAP_FOWNER: 3,
+  CAP_FSETID: 4,
+  CAP_KILL: 5,
+  CAP_SETGID: 6,
+  CAP_SETUID: 7,
+  CAP_SETPCAP: 8,
+  CAP_NET_BIND_SERVICE: 10,
+  CAP_NET_RAW: 13,
+  CAP_SYS_CHROOT: 18,
+  CAP_MKNOD: 27,
+  CAP_AUDIT_WRITE: 29,
+  CAP_SETFCAP: 31,
 };
 
 const hostMounts = () => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter(Boolean).length;
@@ -35,7 +69,9 @@ describe.skipIf(!canContain)('a sliver cannot get out', () => {
   let b: string;
   const tag = `fedlab-escape-${process.pid}`;
   const run = async (urn: string, script: string, env: Record<string, string> = {}, argv?: string[]) =>
-    collectExec(h.client().exec({ sliverUrn: urn, argv: argv ?? ['sh', '-c', script], env, timeoutMs: 20_000 }, { chain: h.parties.ownerChain }));
+    collectExec(
+      h.client().exec({ sliverUrn: urn, argv: argv ?? ['sh', '-c', script], env, timeoutMs: 20_000 }, { chain: h.parties.ownerChain }),
+    );
   /** errno of a raw system call made by perl inside the sliver (0: it succeeded). */
   const errnoOf = async (urn: string, call: keyof typeof SYS, args = '0, 0, 0, 0, 0', strings = '') => {
     // perl hands strings to syscall() by pointer and wants them in variables ($s1, $s2, ...).
@@ -46,7 +82,10 @@ describe.skipIf(!canContain)('a sliver cannot get out', () => {
   const keeperPid = (urn: string) => h.nm.slivers.get(urn)?.runtime?.pid as number;
 
   beforeAll(async () => {
-    h = await startNodeManager({ driver: 'container', config: { capacity: { cpu_millis: 4000, mem_mb: 4096, disk_mb: 8192, pids: 4096, slivers: 100 } } });
+    h = await startNodeManager({
+      driver: 'container',
+      config: { capacity: { cpu_millis: 4000, mem_mb: 4096, disk_mb: 8192, pids: 4096, slivers: 100 } },
+    });
     a = (await createSliver(h, 'esc-a', { sliceUrn: 'urn:fedlab:plc.test:slice:esc-a' })).urn;
     b = (await createSliver(h, 'esc-b', { sliceUrn: 'urn:fedlab:plc.test:slice:esc-b' })).urn;
   });
@@ -56,7 +95,13 @@ describe.skipIf(!canContain)('a sliver cannot get out', () => {
 
   it('the reproduction: Exec with PATH at a sliver-written nsenter runs it inside the sliver, never on the host', async () => {
     const fake = `#!/bin/sh\necho owned > /${tag}; /usr/bin/id -u > /root/who; /usr/bin/readlink /proc/self/ns/pid >> /root/who\n`;
-    await run(a, `printf '%s' "$1" > /root/nsenter && chmod +x /root/nsenter`, {}, ['sh', '-c', `printf '%s' "$1" > /root/nsenter && chmod +x /root/nsenter`, 'x', fake]);
+    await run(a, `printf '%s' "$1" > /root/nsenter && chmod +x /root/nsenter`, {}, [
+      'sh',
+      '-c',
+      `printf '%s' "$1" > /root/nsenter && chmod +x /root/nsenter`,
+      'x',
+      fake,
+    ]);
     const out = await run(a, '', { PATH: '/root' }, ['nsenter', '-t', '1', '-m', '-p', '--', 'id']);
     expect(out.exit?.status).toBeDefined();
     // It ran (inside): as the sliver's root, in the sliver's PID namespace, unable to write /.
@@ -70,7 +115,7 @@ describe.skipIf(!canContain)('a sliver cannot get out', () => {
     expect(real.stdout).toMatch(/exit [1-9]/);
   });
 
-  it('the reproduction: LD_PRELOAD and PATH reach only the sliver\'s process, never runc or anything else on the host', async () => {
+  it("the reproduction: LD_PRELOAD and PATH reach only the sliver's process, never runc or anything else on the host", async () => {
     const env = { LD_PRELOAD: '/root/evil.so', LD_LIBRARY_PATH: '/root', PATH: '/root' };
     const pending = run(a, '', env, ['/bin/sleep', '2']);
     let runcEnv: string | undefined;
@@ -100,9 +145,12 @@ describe.skipIf(!canContain)('a sliver cannot get out', () => {
     expect(sliverEnv).toMatch(/LD_PRELOAD=\/root\/evil\.so/);
   });
 
-  it('cannot write outside its own files: host system directories, its read-only root, another sliver\'s files', async () => {
+  it("cannot write outside its own files: host system directories, its read-only root, another sliver's files", async () => {
     await run(b, 'echo b-secret > /root/b.txt');
-    const out = await run(a, `for f in /usr/bin/${tag} /etc/${tag} /${tag} /.fedlab/init; do echo x > $f && echo "wrote $f"; done; cat /root/b.txt; echo done`);
+    const out = await run(
+      a,
+      `for f in /usr/bin/${tag} /etc/${tag} /${tag} /.fedlab/init; do echo x > $f && echo "wrote $f"; done; cat /root/b.txt; echo done`,
+    );
     expect(out.stdout).toBe('done\n');
     for (const f of [`/usr/bin/${tag}`, `/etc/${tag}`, `/${tag}`]) expect(existsSync(f)).toBe(false);
     expect(readFileSync(join(h.dataDir, 'slivers', 'esc-b', 'data', 'root', 'b.txt'), 'utf8')).toBe('b-secret\n');
@@ -152,10 +200,13 @@ describe.skipIf(!canContain)('a sliver cannot get out', () => {
     expect(BigInt(`0x${/^CapBnd:\s+([0-9a-f]+)$/m.exec(status)?.[1]}`)).toBe(mask);
   });
 
-  it('cannot reach another sliver\'s or the host\'s processes: kill, ptrace, /proc/<pid>/root', async () => {
+  it("cannot reach another sliver's or the host's processes: kill, ptrace, /proc/<pid>/root", async () => {
     const bKeeper = keeperPid(b);
     const targets = [bKeeper, process.pid, 1];
-    const out = await run(a, targets.map((p) => `kill -9 ${p} 2>/dev/null; echo "k$?"; ls /proc/${p}/root/ 2>/dev/null | head -1; echo "r$?"`).join('; '));
+    const out = await run(
+      a,
+      targets.map((p) => `kill -9 ${p} 2>/dev/null; echo "k$?"; ls /proc/${p}/root/ 2>/dev/null | head -1; echo "r$?"`).join('; '),
+    );
     // pid 1 inside is a's own keeper: kill -9 of PID 1 from inside its own namespace is ignored by the kernel.
     expect(existsSync(`/proc/${bKeeper}`)).toBe(true);
     expect(existsSync(`/proc/${process.pid}`)).toBe(true);
@@ -169,7 +220,7 @@ describe.skipIf(!canContain)('a sliver cannot get out', () => {
     expect((await run(b, 'echo alive')).stdout).toBe('alive\n');
   });
 
-  it('cannot read the node manager\'s key, config or data directory', async () => {
+  it("cannot read the node manager's key, config or data directory", async () => {
     const key = h.config.tls.key;
     const out = await run(a, `cat ${key} 2>&1; ls ${h.dataDir} 2>&1; cat ${h.configFile} 2>&1; echo end`);
     expect(out.stdout).not.toMatch(/PRIVATE KEY|slivers|"role"/);
@@ -199,8 +250,20 @@ describe.skipIf(!canContain)('a sliver cannot get out', () => {
   });
 
   it('a fork bomb is bounded by the pids limit and the node keeps answering; a memory hog dies alone', async () => {
-    const bomb = (await createSliver(h, 'esc-bomb', { sliceUrn: 'urn:fedlab:plc.test:slice:bomb', resources: { cpuMillis: 200, memMb: 64, diskMb: 64, pids: 32, bandwidthKbps: 0 } })).urn;
-    const out = collectExec(h.client().exec({ sliverUrn: bomb, argv: ['sh', '-c', 'b() { b | b & }; b; sleep 3'], env: {}, timeoutMs: 4_000 }, { chain: h.parties.ownerChain }));
+    const bomb = (
+      await createSliver(h, 'esc-bomb', {
+        sliceUrn: 'urn:fedlab:plc.test:slice:bomb',
+        resources: { cpuMillis: 200, memMb: 64, diskMb: 64, pids: 32, bandwidthKbps: 0 },
+      })
+    ).urn;
+    const out = collectExec(
+      h
+        .client()
+        .exec(
+          { sliverUrn: bomb, argv: ['sh', '-c', 'b() { b | b & }; b; sleep 3'], env: {}, timeoutMs: 4_000 },
+          { chain: h.parties.ownerChain },
+        ),
+    );
     await new Promise((r) => setTimeout(r, 1500));
     const t = Date.now();
     const info = await h.client().getNodeInfo({}, { chain: h.parties.ownerChain });
@@ -217,16 +280,30 @@ describe.skipIf(!canContain)('a sliver cannot get out', () => {
     expect((await run(b, 'echo still')).stdout).toBe('still\n');
   });
 
-  it('cannot reach the node manager\'s gRPC port or another sliver\'s loopback', async () => {
+  it("cannot reach the node manager's gRPC port or another sliver's loopback", async () => {
     const port = h.service.port;
-    const listen = collectExec(h.client().exec({ sliverUrn: b, argv: ['busybox', 'nc', '-l', '-p', '7777', '-w', '3'], env: {}, timeoutMs: 3_000 }, { chain: h.parties.ownerChain }));
+    const listen = collectExec(
+      h
+        .client()
+        .exec(
+          { sliverUrn: b, argv: ['busybox', 'nc', '-l', '-p', '7777', '-w', '3'], env: {}, timeoutMs: 3_000 },
+          { chain: h.parties.ownerChain },
+        ),
+    );
     await new Promise((r) => setTimeout(r, 300));
-    const out = await run(a, `bash -c 'echo hi > /dev/tcp/127.0.0.1/${port}' 2>&1; echo "nm $?"; bash -c 'echo hi > /dev/tcp/127.0.0.1/7777' 2>&1; echo "b $?"; ls /sys/class/net`);
+    const out = await run(
+      a,
+      `bash -c 'echo hi > /dev/tcp/127.0.0.1/${port}' 2>&1; echo "nm $?"; bash -c 'echo hi > /dev/tcp/127.0.0.1/7777' 2>&1; echo "b $?"; ls /sys/class/net`,
+    );
     expect(out.stdout).toMatch(/nm [1-9]/);
     expect(out.stdout).toMatch(/b [1-9]/);
     expect(out.stdout).toMatch(/^lo$/m);
     expect(out.stdout).not.toMatch(/eth|ens|veth/);
     await listen;
-    expect(runcList(h.dataDir).map((c) => c.id).sort()).toEqual(['esc-a', 'esc-b']);
+    expect(
+      runcList(h.dataDir)
+        .map((c) => c.id)
+        .sort(),
+    ).toEqual(['esc-a', 'esc-b']);
   });
 });

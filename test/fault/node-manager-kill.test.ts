@@ -67,11 +67,13 @@ describe.each(drivers)('kill -9 of the node manager (%s driver)', (driver) => {
     const address = await serve(file);
     client = createClient(NodeManagerService, { address, tls: tlsOf(p, p.ma), serverUrn: NODE_URN, deadlineMs: 30_000 });
     const chain = { chain: p.ownerChain };
-    const run = async (urn: string, script: string) => collectExec(client!.exec({ sliverUrn: urn, argv: ['sh', '-c', script], env: {}, timeoutMs: 0 }, chain));
+    const run = async (urn: string, script: string) =>
+      collectExec(client!.exec({ sliverUrn: urn, argv: ['sh', '-c', script], env: {}, timeoutMs: 0 }, chain));
 
     const names = ['k1', 'k2', 'k3', 'k4', 'k5'];
     const urns = names.map((n) => `urn:fedlab:plc.test:sliver:${n}`);
-    for (const n of names) await client.createSliver(await withSaJwk(createRequest(n, { sliceUrn: `urn:fedlab:plc.test:slice:${n}` })), chain);
+    for (const n of names)
+      await client.createSliver(await withSaJwk(createRequest(n, { sliceUrn: `urn:fedlab:plc.test:slice:${n}` })), chain);
     await client.createSliver(await withSaJwk(createRequest('idle', { start: false })), chain);
     const expiring = await client.createSliver(await withSaJwk(createRequest('brief', { expiresAt: new Date(Date.now() + 2500) })), chain);
     for (const u of urns) await run(u, 'echo kept > state.txt; sleep 300 >/dev/null 2>&1 & echo started');
@@ -91,7 +93,12 @@ describe.each(drivers)('kill -9 of the node manager (%s driver)', (driver) => {
     const keepers = new Map<string, { pid: number; startTicks: number }>();
     for (const n of names) keepers.set(n, (await keeperOf(n))!);
     for (const n of names) expect(keepers.get(n), n).toBeDefined();
-    if (driver === 'container') expect(runcList(dataDir).map((c) => c.id).sort()).toEqual(['brief', ...names]);
+    if (driver === 'container')
+      expect(
+        runcList(dataDir)
+          .map((c) => c.id)
+          .sort(),
+      ).toEqual(['brief', ...names]);
 
     // The crash.
     client.close();
@@ -130,7 +137,10 @@ describe.each(drivers)('kill -9 of the node manager (%s driver)', (driver) => {
       expect(await isSameProcessAlive(k.pid, k.startTicks), `keeper of ${n}`).toBe(true);
     }
     for (const [i, u] of urns.entries()) {
-      const out = await run(u, 'cat state.txt; for p in /proc/[0-9]*; do cat $p/cmdline 2>/dev/null | tr "\\0" " "; echo; done | grep -c "^sleep 300" || true');
+      const out = await run(
+        u,
+        'cat state.txt; for p in /proc/[0-9]*; do cat $p/cmdline 2>/dev/null | tr "\\0" " "; echo; done | grep -c "^sleep 300" || true',
+      );
       expect(out.stdout.split('\n')[0], names[i]).toBe('kept');
       if (names[i] !== 'k3' && driver === 'container') expect(Number(out.stdout.split('\n')[1]), names[i]).toBe(1);
     }
@@ -145,7 +155,11 @@ describe.each(drivers)('kill -9 of the node manager (%s driver)', (driver) => {
     for (const m of await findMarkedProcesses(instance)) expect([...names, 'idle']).toContain(m.sliver);
     if (driver === 'container') {
       // One container per running sliver: adopted or restarted, never a duplicate; the orphan's is gone.
-      expect(runcList(dataDir).map((c) => c.id).sort()).toEqual(names);
+      expect(
+        runcList(dataDir)
+          .map((c) => c.id)
+          .sort(),
+      ).toEqual(names);
       expect(runcList(dataDir).every((c) => c.status === 'running')).toBe(true);
     }
     const { node } = await client.getNodeInfo({}, chain);

@@ -29,7 +29,15 @@ export const SA_URN = `urn:fedlab:${DOMAIN}:authority:sa`;
 export const SP_URN = `urn:fedlab:${DOMAIN}:sp:acme`;
 
 /** Every privilege the owner → MA chain grants in tests. */
-export const NODE_PRIVILEGES = ['node.read', 'sliver.create', 'sliver.delete', 'sliver.renew', 'sliver.control', 'sliver.read', 'sliver.exec'];
+export const NODE_PRIVILEGES = [
+  'node.read',
+  'sliver.create',
+  'sliver.delete',
+  'sliver.renew',
+  'sliver.control',
+  'sliver.read',
+  'sliver.exec',
+];
 /** What a slice credential SA → SP grants in tests. */
 export const SLICE_PRIVILEGES = ['sliver.exec', 'sliver.read', 'sliver.control', 'sliver.renew'];
 
@@ -79,7 +87,12 @@ export function parties(): Promise<NmParties> {
 }
 
 /** An owner → MA chain with other privileges, limits or lifetime. */
-export async function ownerChainWith(o: { privileges?: string[]; limits?: Record<string, number>; ttlSeconds?: number; targets?: string[] }): Promise<string[]> {
+export async function ownerChainWith(o: {
+  privileges?: string[];
+  limits?: Record<string, number>;
+  ttlSeconds?: number;
+  targets?: string[];
+}): Promise<string[]> {
   const p = await parties();
   return [
     ...(
@@ -99,7 +112,10 @@ export async function ownerChainWith(o: { privileges?: string[]; limits?: Record
 }
 
 /** A slice credential SA → SP for one slice (optionally delegated on to `member`). */
-export async function sliceChain(sliceUrn: string, o: { privileges?: string[]; member?: TestIdentity; ttlSeconds?: number; limits?: Record<string, number> } = {}): Promise<string[]> {
+export async function sliceChain(
+  sliceUrn: string,
+  o: { privileges?: string[]; member?: TestIdentity; ttlSeconds?: number; limits?: Record<string, number> } = {},
+): Promise<string[]> {
   const p = await parties();
   const root = await issueRoot({
     key: p.sa.privateKey,
@@ -113,7 +129,16 @@ export async function sliceChain(sliceUrn: string, o: { privileges?: string[]; m
     ...(o.limits ? { limits: o.limits } : {}),
   });
   if (!o.member) return [...root.chain];
-  return [...(await delegate(root.chain, { key: p.sp.privateKey, subject: o.member.urn, subjectKey: o.member.jwk as Record<string, unknown>, dlg: 0 })).chain];
+  return [
+    ...(
+      await delegate(root.chain, {
+        key: p.sp.privateKey,
+        subject: o.member.urn,
+        subjectKey: o.member.jwk as Record<string, unknown>,
+        dlg: 0,
+      })
+    ).chain,
+  ];
 }
 
 /** TLS material of a party, for clients. */
@@ -189,7 +214,11 @@ export async function startNodeManager(o: StartOptions = {}): Promise<NmHarness>
   const service = await hostService(
     config,
     o.log ?? silentLogger(),
-    nodeManagerRole({ ...(o.clock ? { clock: o.clock } : {}), ...(o.driverObject ? { driver: o.driverObject } : {}), onBuilt: (x) => (nm = x) }),
+    nodeManagerRole({
+      ...(o.clock ? { clock: o.clock } : {}),
+      ...(o.driverObject ? { driver: o.driverObject } : {}),
+      onBuilt: (x) => (nm = x),
+    }),
   );
   const address = `127.0.0.1:${service.port}`;
   const clients: PromiseClient<typeof NodeManagerService>[] = [];
@@ -230,7 +259,13 @@ export async function startNodeManager(o: StartOptions = {}): Promise<NmHarness>
 /** Removes every cgroup, process and work directory of the node manager instance that used `dataDir`. */
 export async function purgeInstance(dataDir: string, kind: NmConfig['driver']): Promise<void> {
   if (kind === 'simulated') return;
-  const driver = createDriver({ kind, workRoot: join(dataDir, 'slivers'), instance: instanceId(dataDir), netNamespace: false, log: silentLogger() });
+  const driver = createDriver({
+    kind,
+    workRoot: join(dataDir, 'slivers'),
+    instance: instanceId(dataDir),
+    netNamespace: false,
+    log: silentLogger(),
+  });
   await driver.purge();
 }
 
@@ -259,7 +294,8 @@ export function buildBusyboxImage(imagesDir: string, name: string): string {
     for (const d of ['bin', 'etc', 'root', 'tmp', 'proc', 'dev', 'sys']) mkdirSync(join(rootfs, d), { recursive: true });
     copyFileSync('/bin/busybox', join(rootfs, 'bin', 'busybox'));
     chmodSync(join(rootfs, 'bin', 'busybox'), 0o755);
-    for (const applet of ['sh', 'cat', 'ls', 'echo', 'id', 'touch', 'rm', 'sleep', 'mkdir', 'hostname', 'head', 'wc', 'stat']) symlinkSync('busybox', join(rootfs, 'bin', applet));
+    for (const applet of ['sh', 'cat', 'ls', 'echo', 'id', 'touch', 'rm', 'sleep', 'mkdir', 'hostname', 'head', 'wc', 'stat'])
+      symlinkSync('busybox', join(rootfs, 'bin', applet));
     writeFileSync(join(rootfs, 'etc', 'os-release'), `ID=fedlab-${name}\nPRETTY_NAME="Fedlab test image ${name}"\n`);
     writeFileSync(join(rootfs, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
     umoci('repack', '--image', `${layout}:latest`, join(work, 'b'));
@@ -303,10 +339,13 @@ export async function withSaJwk(req: CreateSliverRequest): Promise<CreateSliverR
 }
 
 /** Collects an Exec stream: stdout, stderr, and the exit. */
-export async function collectExec(stream: AsyncIterable<{ chunk?: { $case: string; stdout?: Buffer; stderr?: Buffer; exit?: unknown } | undefined }>): Promise<{
+export async function collectExec(
+  stream: AsyncIterable<{ chunk?: { $case: string; stdout?: Buffer; stderr?: Buffer; exit?: unknown } | undefined }>,
+): Promise<{
   stdout: string;
   stderr: string;
-  exit: { status?: { $case: 'code'; code: number } | { $case: 'signal'; signal: string }; timedOut: boolean; durationMs: number } | undefined;
+  exit:
+    { status?: { $case: 'code'; code: number } | { $case: 'signal'; signal: string }; timedOut: boolean; durationMs: number } | undefined;
 }> {
   let stdout = '';
   let stderr = '';

@@ -27,7 +27,14 @@ import { waitFor } from '../helpers/servers.js';
 
 if (!canContain) console.log(`skipping container driver tests: ${cannotContainReason}`);
 
-const res = (o: { cpuMillis?: number; memMb?: number; diskMb?: number; pids?: number }) => ({ cpuMillis: 100, memMb: 64, diskMb: 64, pids: 64, bandwidthKbps: 0, ...o });
+const res = (o: { cpuMillis?: number; memMb?: number; diskMb?: number; pids?: number }) => ({
+  cpuMillis: 100,
+  memMb: 64,
+  diskMb: 64,
+  pids: 64,
+  bandwidthKbps: 0,
+  ...o,
+});
 
 describe.skipIf(!canContain)('container driver through the node manager', () => {
   let h: NmHarness;
@@ -35,7 +42,10 @@ describe.skipIf(!canContain)('container driver through the node manager', () => 
   const run = async (urn: string, script: string, timeoutMs = 0) =>
     collectExec(h.client().exec({ sliverUrn: urn, argv: ['sh', '-c', script], env: {}, timeoutMs }, { chain: h.parties.ownerChain }));
   const cgroupNames = async () => (await cgroups.list()).sort();
-  const runcNames = () => runcList(h.dataDir).map((c) => c.id).sort();
+  const runcNames = () =>
+    runcList(h.dataDir)
+      .map((c) => c.id)
+      .sort();
   const dirNames = () => (existsSync(join(h.dataDir, 'slivers')) ? readdirSync(join(h.dataDir, 'slivers')).sort() : []);
 
   beforeAll(async () => {
@@ -50,7 +60,7 @@ describe.skipIf(!canContain)('container driver through the node manager', () => 
     await h?.destroy();
   });
 
-  it('two slivers of different slices see neither each other\'s processes nor files, and each runs as root of its own user namespace', async () => {
+  it("two slivers of different slices see neither each other's processes nor files, and each runs as root of its own user namespace", async () => {
     const a = await createSliver(h, 'iso-a', { sliceUrn: 'urn:fedlab:plc.test:slice:alpha' });
     const b = await createSliver(h, 'iso-b', { sliceUrn: 'urn:fedlab:plc.test:slice:beta' });
     expect(a.isolation).toBe(SliverIsolation.SLIVER_ISOLATION_CONTAINER);
@@ -65,7 +75,10 @@ describe.skipIf(!canContain)('container driver through the node manager', () => 
     expect(inB.stdout).not.toMatch(/^sleep 300|node|vitest/m);
     expect(Number((await run(b.urn, 'ls -d /proc/[0-9]* | wc -l')).stdout.trim())).toBeLessThan(10);
 
-    const peek = await run(b.urn, `cat /root/mine.txt; ls ${h.dataDir}; cat /tmp/a-tmp; echo "uid=$(id -u) host=$(hostname)"; grep NoNewPrivs /proc/self/status`);
+    const peek = await run(
+      b.urn,
+      `cat /root/mine.txt; ls ${h.dataDir}; cat /tmp/a-tmp; echo "uid=$(id -u) host=$(hostname)"; grep NoNewPrivs /proc/self/status`,
+    );
     expect(peek.stdout).not.toMatch(/secret|private/);
     expect(peek.stdout).toMatch(/uid=0 host=iso-b/);
     expect(peek.stdout).toMatch(/NoNewPrivs:\s+1/);
@@ -101,7 +114,9 @@ describe.skipIf(!canContain)('container driver through the node manager', () => 
     const after = await run(calm.urn, 'pgrep -c -x sleep || ls /proc');
     expect(after.exit?.status).toEqual({ $case: 'code', code: 0 });
     expect((await cgroups.stats('calm')).oomKills).toBe(0);
-    expect((await h.client().getSliver({ sliverUrn: hog.urn }, { chain: h.parties.ownerChain })).sliver?.operationalState).toBe(OperationalState.OPERATIONAL_STATE_READY);
+    expect((await h.client().getSliver({ sliverUrn: hog.urn }, { chain: h.parties.ownerChain })).sliver?.operationalState).toBe(
+      OperationalState.OPERATIONAL_STATE_READY,
+    );
     expect((await run(hog.urn, 'echo alive')).stdout).toBe('alive\n');
     for (const s of [hog, calm]) await h.client().deleteSliver({ sliverUrn: s.urn }, { chain: h.parties.ownerChain });
   });
@@ -134,7 +149,14 @@ describe.skipIf(!canContain)('container driver through the node manager', () => 
 
   it('50 concurrent creates never over-commit the node; refusals and deletes leave no cgroup, process or directory', async () => {
     const reqs = await Promise.all(
-      Array.from({ length: 50 }, (_, i) => withSaJwk(createRequest(`many${i}`, { sliceUrn: `urn:fedlab:plc.test:slice:m${i}`, resources: res({ cpuMillis: 100, memMb: 32, pids: 32 }) }))),
+      Array.from({ length: 50 }, (_, i) =>
+        withSaJwk(
+          createRequest(`many${i}`, {
+            sliceUrn: `urn:fedlab:plc.test:slice:m${i}`,
+            resources: res({ cpuMillis: 100, memMb: 32, pids: 32 }),
+          }),
+        ),
+      ),
     );
     const fits = (1500 - h.nm.slivers.committed.cpuMillis) / 100;
     const results = await Promise.allSettled(reqs.map((r) => h.client().createSliver(r, { chain: h.parties.ownerChain })));
@@ -151,7 +173,10 @@ describe.skipIf(!canContain)('container driver through the node manager', () => 
     expect(dirNames().filter((n) => n.startsWith('many'))).toEqual(admitted);
 
     // Bad input on a busy node: nothing new anywhere.
-    const bad = await h.client().createSliver(await withSaJwk(createRequest('x', { sliverUrn: 'urn:fedlab:plc.test:sliver:a|b' })), { chain: h.parties.ownerChain }).catch((e: ServiceError) => e);
+    const bad = await h
+      .client()
+      .createSliver(await withSaJwk(createRequest('x', { sliverUrn: 'urn:fedlab:plc.test:sliver:a|b' })), { chain: h.parties.ownerChain })
+      .catch((e: ServiceError) => e);
     expect((bad as ServiceError).code).toBe(Status.INVALID_ARGUMENT);
     expect((await cgroupNames()).filter((n) => n.startsWith('many'))).toEqual(admitted);
 
@@ -175,7 +200,17 @@ describe.skipIf(!canContain)('container driver with network namespaces (emulab-s
   it('gives each sliver its own network stack with only loopback up', async () => {
     const s = await createSliver(h, 'net1');
     const out = await collectExec(
-      h.client().exec({ sliverUrn: s.urn, argv: ['sh', '-c', 'ip -o link | cut -d: -f2 | tr -d " "; ip -o link show lo | grep -c UP'], env: {}, timeoutMs: 0 }, { chain: h.parties.ownerChain }),
+      h
+        .client()
+        .exec(
+          {
+            sliverUrn: s.urn,
+            argv: ['sh', '-c', 'ip -o link | cut -d: -f2 | tr -d " "; ip -o link show lo | grep -c UP'],
+            env: {},
+            timeoutMs: 0,
+          },
+          { chain: h.parties.ownerChain },
+        ),
     );
     expect(out.stdout).toBe('lo\n1\n');
     await h.client().deleteSliver({ sliverUrn: s.urn }, { chain: h.parties.ownerChain });

@@ -25,20 +25,35 @@ import {
 } from '../helpers/node-manager.js';
 
 const umociThere = existsSync('/usr/bin/umoci');
-if (!canContain || !umociThere) console.log(`skipping container image tests: ${canContain ? 'umoci is missing (apt-get install umoci)' : cannotContainReason}`);
+if (!canContain || !umociThere)
+  console.log(`skipping container image tests: ${canContain ? 'umoci is missing (apt-get install umoci)' : cannotContainReason}`);
 
-const res = (image?: string) => ({ cpuMillis: 100, memMb: 64, diskMb: 64, pids: 64, bandwidthKbps: 0, ...(image !== undefined ? { image } : {}) });
+const res = (image?: string) => ({
+  cpuMillis: 100,
+  memMb: 64,
+  diskMb: 64,
+  pids: 64,
+  bandwidthKbps: 0,
+  ...(image !== undefined ? { image } : {}),
+});
 
 describe.skipIf(!canContain || !umociThere)('container images and bad input', () => {
   let h: NmHarness;
   let imagesDir: string;
   let root: string;
   const chain = () => ({ chain: h.parties.ownerChain });
-  const run = async (urn: string, script: string) => collectExec(h.client().exec({ sliverUrn: urn, argv: ['sh', '-c', script], env: {}, timeoutMs: 20_000 }, chain()));
-  const refused = async (p: Promise<unknown>) => (await p.then(() => undefined, (e: ServiceError) => e)) as ServiceError;
+  const run = async (urn: string, script: string) =>
+    collectExec(h.client().exec({ sliverUrn: urn, argv: ['sh', '-c', script], env: {}, timeoutMs: 20_000 }, chain()));
+  const refused = async (p: Promise<unknown>) =>
+    (await p.then(
+      () => undefined,
+      (e: ServiceError) => e,
+    )) as ServiceError;
   /** Everything of the node that bad input must not change. */
   const footprint = () => ({
-    containers: runcList(h.dataDir).map((c) => c.id).sort(),
+    containers: runcList(h.dataDir)
+      .map((c) => c.id)
+      .sort(),
     mounts: mountsUnder(h.dataDir),
     slots: h.nm.slivers.idSlotsInUse(),
     dirs: readdirSync(join(h.dataDir, 'slivers')).sort(),
@@ -66,7 +81,7 @@ describe.skipIf(!canContain || !umociThere)('container images and bad input', ()
     rmSync(root, { recursive: true, force: true });
   });
 
-  it('runs an oci: sliver on the image\'s own root file system, shared read-only and unpacked once, with a writable layer of its own', async () => {
+  it("runs an oci: sliver on the image's own root file system, shared read-only and unpacked once, with a writable layer of its own", async () => {
     const info = await h.client().getNodeInfo({}, chain());
     // "other" exists but the owner does not list it; "broken" is not a layout.
     expect(info.node?.images?.names).toEqual(['host', 'oci:bb', 'oci:corrupt']);
@@ -76,7 +91,10 @@ describe.skipIf(!canContain || !umociThere)('container images and bad input', ()
     expect(s1.resources?.image).toBe('oci:bb');
     expect((await run(s1.urn, 'cat /etc/os-release')).stdout).toMatch(/^ID=fedlab-bb$/m);
     // Root of the sliver owns its files and can change the system (its own layer), as package installs do.
-    const w = await run(s1.urn, 'echo mine > /bin/added && echo changed >> /etc/os-release && id -u && stat -c %u /bin/busybox && cat /bin/added');
+    const w = await run(
+      s1.urn,
+      'echo mine > /bin/added && echo changed >> /etc/os-release && id -u && stat -c %u /bin/busybox && cat /bin/added',
+    );
     expect(w.stdout).toBe('0\n0\nmine\n');
     expect((await run(s2.urn, 'cat /bin/added 2>&1; grep -c changed /etc/os-release')).stdout).toMatch(/No such file[\s\S]*^0$/m);
     const unpacked = readdirSync(join(h.dataDir, 'images')).filter((d) => d.startsWith('sha256-'));
@@ -110,7 +128,9 @@ describe.skipIf(!canContain || !umociThere)('container images and bad input', ()
     for (let i = 0; i < 3; i++) made.push(await createSliver(h, `ids${i}`, { sliceUrn: `urn:fedlab:plc.test:slice:ids${i}` }));
     const before = footprint();
     expect(before.slots).toEqual([0, 1, 2]);
-    const err = await refused(h.client().createSliver(await withSaJwk(createRequest('ids3', { sliceUrn: 'urn:fedlab:plc.test:slice:ids3' })), chain()));
+    const err = await refused(
+      h.client().createSliver(await withSaJwk(createRequest('ids3', { sliceUrn: 'urn:fedlab:plc.test:slice:ids3' })), chain()),
+    );
     expect(err.code).toBe(Status.RESOURCE_EXHAUSTED);
     expect(err.details).toMatch(/no user id range is free: all 3 ranges/);
     expect(footprint()).toEqual(before);
@@ -139,11 +159,17 @@ describe.skipIf(!canContain || !umociThere)('container images and bad input', ()
     writeFileSync(join(dir, 'config.json.3f2a'), '{');
     mkdirSync(join(h.dataDir, 'slivers', 'ghost', 'rootfs'), { recursive: true });
     writeFileSync(join(h.dataDir, 'slivers', 'ghost', 'config.json'), '{"oci');
-    const h2 = await startNodeManager({ driver: 'container', dataDir: h.dataDir, config: { images_dir: imagesDir, policy: { images: ['host', 'oci:bb'] }, container: { id_ranges: 3 } } });
+    const h2 = await startNodeManager({
+      driver: 'container',
+      dataDir: h.dataDir,
+      config: { images_dir: imagesDir, policy: { images: ['host', 'oci:bb'] }, container: { id_ranges: 3 } },
+    });
     try {
       const got = (await h2.client().getSliver({ sliverUrn: s.urn }, { chain: h2.parties.ownerChain })).sliver;
       expect(got?.operationalState).toBe(OperationalState.OPERATIONAL_STATE_READY);
-      const out = await collectExec(h2.client().exec({ sliverUrn: s.urn, argv: ['cat', '/etc/os-release'], env: {}, timeoutMs: 0 }, { chain: h2.parties.ownerChain }));
+      const out = await collectExec(
+        h2.client().exec({ sliverUrn: s.urn, argv: ['cat', '/etc/os-release'], env: {}, timeoutMs: 0 }, { chain: h2.parties.ownerChain }),
+      );
       expect(out.stdout).toMatch(/ID=fedlab-bb/);
       expect(readdirSync(join(h.dataDir, 'slivers'))).toEqual(['crash1']);
       expect(runcList(h.dataDir).map((c) => c.id)).toEqual(['crash1']);

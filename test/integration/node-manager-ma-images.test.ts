@@ -54,16 +54,20 @@ describe.skipIf(!canContain || !umociThere)('images through the management autho
 
   it('ListResources and GetNode advertise the images each node offers', async () => {
     const imagesOf = async () => {
-      const nodes = (await site.aggClient().listResources({ pageSize: 0, pageToken: '', availableOnly: false, documentFormat: '' }, { chain }))
-        .nodes;
+      const nodes = (
+        await site.aggClient().listResources({ pageSize: 0, pageToken: '', availableOnly: false, documentFormat: '' }, { chain })
+      ).nodes;
       return Object.fromEntries(nodes.map((n) => [n.urn, n.images?.names ?? []]));
     };
     await until(async () => (await imagesOf())[withImage.urn]?.includes('oci:busy') === true, 10_000, 'the image advertised');
     expect(await imagesOf()).toEqual({ [withImage.urn]: ['host', 'oci:busy'], [hostOnly.urn]: ['host'] });
     expect((await site.maClient().getNode({ nodeUrn: withImage.urn })).node?.images?.names).toEqual(['host', 'oci:busy']);
     const doc = JSON.parse(
-      (await site.aggClient().listResources({ pageSize: 0, pageToken: '', availableOnly: false, documentFormat: 'fedlab-rspec+json' }, { chain }))
-        .advertisementDocument,
+      (
+        await site
+          .aggClient()
+          .listResources({ pageSize: 0, pageToken: '', availableOnly: false, documentFormat: 'fedlab-rspec+json' }, { chain })
+      ).advertisementDocument,
     ) as { nodes: { component_id: string; images: string[] }[] };
     expect(doc.nodes.find((n) => n.component_id === withImage.urn)?.images).toEqual(['host', 'oci:busy']);
   });
@@ -71,7 +75,10 @@ describe.skipIf(!canContain || !umociThere)('images through the management autho
   it('an oci: image asked of any node lands on the node that has it and reaches the sliver', async () => {
     const slice = 'urn:fedlab:plc.test:slice:imgs';
     const agg = site.aggClient();
-    const alloc = await agg.allocate({ requestId: 'img-1', sliceUrn: slice, providerUrn: SP, request: request({ image: 'oci:busy', count: 1 }) }, { chain });
+    const alloc = await agg.allocate(
+      { requestId: 'img-1', sliceUrn: slice, providerUrn: SP, request: request({ image: 'oci:busy', count: 1 }) },
+      { chain },
+    );
     expect(alloc.slivers.map((s) => s.nodeUrn)).toEqual([withImage.urn]);
     expect(alloc.slivers[0]?.resources?.image).toBe('oci:busy');
     // The image is part of the request: the same request id with another image is another request.
@@ -86,7 +93,8 @@ describe.skipIf(!canContain || !umociThere)('images through the management autho
     expect(onNode.map((s) => s.resources?.image)).toEqual(['oci:busy']);
     const urn = onNode[0]?.urn as string;
     await until(
-      async () => (await withImage.client().getSliver({ sliverUrn: urn }, { chain: withImage.ownerChain })).sliver?.operationalState ===
+      async () =>
+        (await withImage.client().getSliver({ sliverUrn: urn }, { chain: withImage.ownerChain })).sliver?.operationalState ===
         OperationalState.OPERATIONAL_STATE_READY,
       15_000,
       'the sliver READY',
@@ -102,7 +110,10 @@ describe.skipIf(!canContain || !umociThere)('images through the management autho
     const agg = site.aggClient();
     const slice = 'urn:fedlab:plc.test:slice:imgbad';
     const refused = (await agg
-      .allocate({ requestId: 'img-2', sliceUrn: slice, providerUrn: SP, request: request({ image: 'oci:busy', nodeUrns: [hostOnly.urn] }) }, { chain })
+      .allocate(
+        { requestId: 'img-2', sliceUrn: slice, providerUrn: SP, request: request({ image: 'oci:busy', nodeUrns: [hostOnly.urn] }) },
+        { chain },
+      )
       .catch((e: unknown) => e)) as ServiceError;
     expect(refused.code).toBe(Status.FAILED_PRECONDITION);
     expect(refused.details).toMatch(/does not offer image oci:busy \(it offers host\)/);

@@ -39,7 +39,8 @@ async function openTerminal(h: NmHarness, urn: string, argv: string[], env: Reco
     control,
     abort,
     output: () => out,
-    until: (re, from = 0, ms = 10_000) => waitFor(() => re.test(out.slice(from)), ms, `${re} in the terminal's output: ${JSON.stringify(out.slice(-300))}`),
+    until: (re, from = 0, ms = 10_000) =>
+      waitFor(() => re.test(out.slice(from)), ms, `${re} in the terminal's output: ${JSON.stringify(out.slice(-300))}`),
     exit,
   };
 }
@@ -104,7 +105,11 @@ function ptyTests(driver: 'container' | 'process', name: string) {
     t.abort.abort();
     const exit = await t.exit;
     expect(exit?.kind).toBe('exit');
-    await waitFor(async () => !/sleep 30[12]/.test((await run('cat /proc/[0-9]*/cmdline | tr "\\0" " "')).stdout), 5_000, 'the terminal\'s sleeps to go');
+    await waitFor(
+      async () => !/sleep 30[12]/.test((await run('cat /proc/[0-9]*/cmdline | tr "\\0" " "')).stdout),
+      5_000,
+      "the terminal's sleeps to go",
+    );
   });
 }
 

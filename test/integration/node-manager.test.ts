@@ -90,14 +90,32 @@ describe('node manager over mTLS (process driver)', () => {
       workDir: join(h.dataDir, 'slivers', 'p1'),
     });
     const out = await collectExec(
-      ma().exec({ sliverUrn: s.urn, argv: ['sh', '-c', 'pwd; cat; echo err >&2; exit 3'], env: { GREETING: 'hi' }, stdin: Buffer.from('in\n'), timeoutMs: 0 }, owner()),
+      ma().exec(
+        {
+          sliverUrn: s.urn,
+          argv: ['sh', '-c', 'pwd; cat; echo err >&2; exit 3'],
+          env: { GREETING: 'hi' },
+          stdin: Buffer.from('in\n'),
+          timeoutMs: 0,
+        },
+        owner(),
+      ),
     );
-    expect(out).toMatchObject({ stdout: `${s.workDir}\nin\n`, stderr: 'err\n', exit: { status: { $case: 'code', code: 3 }, timedOut: false } });
+    expect(out).toMatchObject({
+      stdout: `${s.workDir}\nin\n`,
+      stderr: 'err\n',
+      exit: { status: { $case: 'code', code: 3 }, timedOut: false },
+    });
 
     const sp = h.client(h.parties.sp);
     const chain = await sliceChain(slice);
     expect((await sp.getSliver({ sliverUrn: s.urn }, { chain })).sliver?.urn).toBe(s.urn);
-    const env = await collectExec(sp.exec({ sliverUrn: s.urn, argv: ['sh', '-c', 'echo $GREETING $FEDLAB_SLICE_URN'], env: { GREETING: 'hello' }, timeoutMs: 0 }, { chain }));
+    const env = await collectExec(
+      sp.exec(
+        { sliverUrn: s.urn, argv: ['sh', '-c', 'echo $GREETING $FEDLAB_SLICE_URN'], env: { GREETING: 'hello' }, timeoutMs: 0 },
+        { chain },
+      ),
+    );
     expect(env.stdout).toBe(`hello ${slice}\n`);
     const listed = await sp.listSlivers({ pageSize: 0, pageToken: '', sliceUrn: slice }, { chain });
     expect(listed.slivers.map((x) => x.urn)).toContain(s.urn);
@@ -123,7 +141,12 @@ describe('node manager over mTLS (process driver)', () => {
     // A slice credential cannot do node-level calls: its root is not the node's owner.
     const sp = h.client(h.parties.sp);
     const chain = await sliceChain(slice);
-    for (const call of [sp.createSliver(req, { chain }), sp.deleteSliver({ sliverUrn: req.sliverUrn }, { chain }), sp.getNodeInfo({}, { chain }), sp.listSlivers({ pageSize: 0, pageToken: '', sliceUrn: '' }, { chain })]) {
+    for (const call of [
+      sp.createSliver(req, { chain }),
+      sp.deleteSliver({ sliverUrn: req.sliverUrn }, { chain }),
+      sp.getNodeInfo({}, { chain }),
+      sp.listSlivers({ pageSize: 0, pageToken: '', sliceUrn: '' }, { chain }),
+    ]) {
       const err = await refused(call);
       expect(err.code).toBe(Status.UNAUTHENTICATED);
       expect(ruleOf(err)).toBe('trust-anchor');
@@ -156,14 +179,18 @@ describe('node manager over mTLS (process driver)', () => {
       targets: ['urn:fedlab:plc.test:slice:q'],
       privileges: ['sliver.exec'],
     });
-    const err = await refused(collectExec(sp.exec({ sliverUrn: mine.urn, argv: ['true'], env: {}, timeoutMs: 0 }, { chain: forged.chain })));
+    const err = await refused(
+      collectExec(sp.exec({ sliverUrn: mine.urn, argv: ['true'], env: {}, timeoutMs: 0 }, { chain: forged.chain })),
+    );
     expect(err.code).toBe(Status.UNAUTHENTICATED);
     expect(ruleOf(err)).toBe('trust-anchor');
 
     // A member the provider delegated to.
     const member = await p.pki.issue('urn:fedlab:plc.test:user:bob');
     const memberChain = await sliceChain('urn:fedlab:plc.test:slice:q', { member });
-    const out = await collectExec(h.client(member).exec({ sliverUrn: mine.urn, argv: ['echo', 'member'], env: {}, timeoutMs: 0 }, { chain: memberChain }));
+    const out = await collectExec(
+      h.client(member).exec({ sliverUrn: mine.urn, argv: ['echo', 'member'], env: {}, timeoutMs: 0 }, { chain: memberChain }),
+    );
     expect(out.stdout).toBe('member\n');
 
     // Deleting takes the owner's chain: a valid slice chain is refused as not allowed (not as unknown), and nothing goes.
@@ -182,16 +209,26 @@ describe('node manager over mTLS (process driver)', () => {
     await sp.getSliver({ sliverUrn: mine.urn }, { chain });
     const jti = (JSON.parse(Buffer.from((chain[0] as string).split('.')[1] as string, 'base64url').toString()) as { jti: string }).jti;
     const saList = (entries: RevocationEntry[], version: number): string =>
-      signRevocationList({ v: 1, iss: SA_URN, jwk: toPublicJwk(p.sa.privateKey), kid: thumbprintOf(toPublicJwk(p.sa.privateKey)), version, entries }, p.sa.privateKey);
+      signRevocationList(
+        { v: 1, iss: SA_URN, jwk: toPublicJwk(p.sa.privateKey), kid: thumbprintOf(toPublicJwk(p.sa.privateKey)), version, entries },
+        p.sa.privateKey,
+      );
     const revoked = saList([{ jti, reason: 'gone', time: Math.floor(Date.now() / 1000) }], 1);
     const stranger = await p.pki.issue('urn:fedlab:plc.test:authority:other');
-    const strangerList = signRevocationList({ v: 1, jwk: toPublicJwk(stranger.privateKey), kid: thumbprintOf(toPublicJwk(stranger.privateKey)), version: 1, entries: [] }, stranger.privateKey);
+    const strangerList = signRevocationList(
+      { v: 1, jwk: toPublicJwk(stranger.privateKey), kid: thumbprintOf(toPublicJwk(stranger.privateKey)), version: 1, entries: [] },
+      stranger.privateKey,
+    );
 
     // Only the node's owner chain (the MA relays); a slice chain may not install lists.
     const bySp = await refused(sp.updateRevocations({ signedLists: [revoked] }, { chain }));
     expect(bySp.code).toBe(Status.UNAUTHENTICATED);
     // Not a signed list, or a list altered after signing: INVALID_ARGUMENT, nothing installed.
-    const tampered = revoked.replace(/\.([^.]+)\./, (_m, p64: string) => `.${Buffer.from(Buffer.from(p64, 'base64url').toString().replace('"version":1', '"version":2')).toString('base64url')}.`);
+    const tampered = revoked.replace(
+      /\.([^.]+)\./,
+      (_m, p64: string) =>
+        `.${Buffer.from(Buffer.from(p64, 'base64url').toString().replace('"version":1', '"version":2')).toString('base64url')}.`,
+    );
     for (const bad of ['not a jws', tampered]) {
       const err = await refused(ma().updateRevocations({ signedLists: [revoked, bad] }, { chain: h.parties.ownerChain as string[] }));
       expect(err.code).toBe(Status.INVALID_ARGUMENT);
@@ -199,13 +236,20 @@ describe('node manager over mTLS (process driver)', () => {
     }
     await sp.getSliver({ sliverUrn: mine.urn }, { chain });
     // A list of a key that roots no slice here is skipped; the slice authority's is installed once.
-    const res = await ma().updateRevocations({ signedLists: [strangerList, revoked, revoked] }, { chain: h.parties.ownerChain as string[] });
+    const res = await ma().updateRevocations(
+      { signedLists: [strangerList, revoked, revoked] },
+      { chain: h.parties.ownerChain as string[] },
+    );
     expect(res).toEqual({ installed: 1, current: 1, skipped: 1 });
     const err = await refused(sp.getSliver({ sliverUrn: mine.urn }, { chain }));
     expect(err.code).toBe(Status.UNAUTHENTICATED);
     expect(ruleOf(err)).toBe('revoked');
     // An older version changes nothing.
-    expect(await ma().updateRevocations({ signedLists: [saList([], 0)] }, { chain: h.parties.ownerChain as string[] })).toEqual({ installed: 0, current: 1, skipped: 0 });
+    expect(await ma().updateRevocations({ signedLists: [saList([], 0)] }, { chain: h.parties.ownerChain as string[] })).toEqual({
+      installed: 0,
+      current: 1,
+      skipped: 0,
+    });
   });
 
   it('refuses bad input with INVALID_ARGUMENT and leaves nothing on disk or in the store', async () => {
@@ -233,7 +277,9 @@ describe('node manager over mTLS (process driver)', () => {
       ['unallocated target', { allocationState: AllocationState.ALLOCATION_STATE_UNALLOCATED }],
     ];
     for (const [what, o] of bad) {
-      const err = await refused(ma().createSliver(await withSaJwk(createRequest(`bad${Math.random().toString(36).slice(2, 6)}`, o)), owner()));
+      const err = await refused(
+        ma().createSliver(await withSaJwk(createRequest(`bad${Math.random().toString(36).slice(2, 6)}`, o)), owner()),
+      );
       expect(err.code, what).toBe(Status.INVALID_ARGUMENT);
     }
     expect(sliverDirs()).toEqual(before.dirs);
@@ -242,7 +288,9 @@ describe('node manager over mTLS (process driver)', () => {
   });
 
   it('capacity: RESOURCE_EXHAUSTED saying what is left', async () => {
-    const err = await refused(createSliver(h, 'huge', { resources: { cpuMillis: 100, memMb: 5000, diskMb: 64, pids: 64, bandwidthKbps: 0 } }));
+    const err = await refused(
+      createSliver(h, 'huge', { resources: { cpuMillis: 100, memMb: 5000, diskMb: 64, pids: 64, bandwidthKbps: 0 } }),
+    );
     expect(err.code).toBe(Status.RESOURCE_EXHAUSTED);
     expect(err.details).toMatch(/mem_mb: asked 5000, \d+ of 4096 left/);
   });
@@ -261,7 +309,9 @@ describe('node manager over mTLS (process driver)', () => {
     expect(late.details).toMatch(/max_lifetime_s/);
 
     const short = await ownerChainWith({ limits: { ttl_s: 3600, slivers: 1 } });
-    const ttl = await refused(createSliver(h, 'pol4', { expiresAt: new Date(Date.now() + 7200_000), sliceUrn: 'urn:fedlab:plc.test:slice:lim' }, short));
+    const ttl = await refused(
+      createSliver(h, 'pol4', { expiresAt: new Date(Date.now() + 7200_000), sliceUrn: 'urn:fedlab:plc.test:slice:lim' }, short),
+    );
     expect(ttl.details).toMatch(/lim.ttl_s/);
     // Unset expiry: the default lifetime, capped by the chain's ttl_s.
     const capped = await createSliver(h, 'pol5', { sliceUrn: 'urn:fedlab:plc.test:slice:lim' }, short);
@@ -282,11 +332,15 @@ describe('node manager over mTLS (process driver)', () => {
   });
 
   it('Exec refusals: unknown sliver NOT_FOUND, not ready FAILED_PRECONDITION, oversized output RESOURCE_EXHAUSTED, bad argv/env INVALID_ARGUMENT; timeouts kill', async () => {
-    const unknown = await refused(collectExec(ma().exec({ sliverUrn: 'urn:fedlab:plc.test:sliver:nosuch', argv: ['true'], env: {}, timeoutMs: 0 }, owner())));
+    const unknown = await refused(
+      collectExec(ma().exec({ sliverUrn: 'urn:fedlab:plc.test:sliver:nosuch', argv: ['true'], env: {}, timeoutMs: 0 }, owner())),
+    );
     expect(unknown.code).toBe(Status.NOT_FOUND);
 
     const s = await createSliver(h, 'ex1');
-    const big = await refused(collectExec(ma().exec({ sliverUrn: s.urn, argv: ['sh', '-c', 'yes | head -c 1000000'], env: {}, timeoutMs: 0 }, owner())));
+    const big = await refused(
+      collectExec(ma().exec({ sliverUrn: s.urn, argv: ['sh', '-c', 'yes | head -c 1000000'], env: {}, timeoutMs: 0 }, owner())),
+    );
     expect(big.code).toBe(Status.RESOURCE_EXHAUSTED);
     expect(big.details).toMatch(/more than 65536 bytes of output/);
 
@@ -332,7 +386,9 @@ describe('node manager over mTLS (process driver)', () => {
     const sp = h.client(h.parties.sp);
     const spLate = await refused(sp.renewSliver({ sliverUrn: s.urn, expiresAt: new Date(Date.now() + 2 * 3600_000) }, { chain: brief }));
     expect(spLate.code).toBe(Status.PERMISSION_DENIED);
-    expect((await sp.renewSliver({ sliverUrn: s.urn, expiresAt: new Date(Date.now() + 1800_000) }, { chain: brief })).sliver?.urn).toBe(s.urn);
+    expect((await sp.renewSliver({ sliverUrn: s.urn, expiresAt: new Date(Date.now() + 1800_000) }, { chain: brief })).sliver?.urn).toBe(
+      s.urn,
+    );
 
     const page1 = await ma().listSlivers({ pageSize: 2, pageToken: '', sliceUrn: '' }, owner());
     expect(page1.slivers).toHaveLength(2);
@@ -365,7 +421,10 @@ describe('node manager over mTLS (process driver)', () => {
 describe('admission under load (simulated driver)', () => {
   let h: NmHarness;
   beforeAll(async () => {
-    h = await startNodeManager({ driver: 'simulated', config: { capacity: { cpu_millis: 1000, mem_mb: 100_000, disk_mb: 100_000, pids: 100_000, slivers: 1000 } } });
+    h = await startNodeManager({
+      driver: 'simulated',
+      config: { capacity: { cpu_millis: 1000, mem_mb: 100_000, disk_mb: 100_000, pids: 100_000, slivers: 1000 } },
+    });
   });
   afterAll(async () => {
     await h?.destroy();
@@ -374,7 +433,12 @@ describe('admission under load (simulated driver)', () => {
   it('50 concurrent CreateSliver calls never over-commit; every refusal is RESOURCE_EXHAUSTED; slivers are labelled SIMULATED', async () => {
     const reqs = await Promise.all(
       Array.from({ length: 50 }, (_, i) =>
-        withSaJwk(createRequest(`sim${i}`, { sliceUrn: `urn:fedlab:plc.test:slice:c${i}`, resources: { cpuMillis: 100, memMb: 64, diskMb: 64, pids: 64, bandwidthKbps: 0 } })),
+        withSaJwk(
+          createRequest(`sim${i}`, {
+            sliceUrn: `urn:fedlab:plc.test:slice:c${i}`,
+            resources: { cpuMillis: 100, memMb: 64, diskMb: 64, pids: 64, bandwidthKbps: 0 },
+          }),
+        ),
       ),
     );
     const results = await Promise.allSettled(reqs.map((r) => h.client().createSliver(r, { chain: h.parties.ownerChain })));
@@ -382,12 +446,19 @@ describe('admission under load (simulated driver)', () => {
     const no = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
     expect(ok).toHaveLength(10);
     expect(no.every((r) => (r.reason as ServiceError).code === Status.RESOURCE_EXHAUSTED)).toBe(true);
-    for (const r of ok) expect((r as PromiseFulfilledResult<{ sliver?: { isolation: number } }>).value.sliver?.isolation).toBe(SliverIsolation.SLIVER_ISOLATION_SIMULATED);
+    for (const r of ok)
+      expect((r as PromiseFulfilledResult<{ sliver?: { isolation: number } }>).value.sliver?.isolation).toBe(
+        SliverIsolation.SLIVER_ISOLATION_SIMULATED,
+      );
     const { node } = await h.client().getNodeInfo({}, { chain: h.parties.ownerChain });
     expect(node?.allocated?.cpuMillis).toBe(1000);
     expect(node?.sliverCount).toBe(10);
     expect(node?.isolation).toBe(SliverIsolation.SLIVER_ISOLATION_SIMULATED);
-    const noExec = await refused(collectExec(h.client().exec({ sliverUrn: reqs[0]!.sliverUrn, argv: ['true'], env: {}, timeoutMs: 0 }, { chain: h.parties.ownerChain })));
+    const noExec = await refused(
+      collectExec(
+        h.client().exec({ sliverUrn: reqs[0]!.sliverUrn, argv: ['true'], env: {}, timeoutMs: 0 }, { chain: h.parties.ownerChain }),
+      ),
+    );
     expect([Status.FAILED_PRECONDITION, Status.NOT_FOUND]).toContain(noExec.code);
   });
 });
@@ -411,7 +482,9 @@ describe('heartbeats', () => {
       received.push({ req, caller: ctx.peer.urn });
       return { serverTime: new Date(), heartbeatIntervalS: 0, revocationVersion: 0 };
     };
-    ma = await startServer({ port: 0, tls: tlsOf(p, p.ma), log: silentLogger(), shutdownGraceMs: 1000 }, [defineService(ManagementAuthorityService, handlers as never)]);
+    ma = await startServer({ port: 0, tls: tlsOf(p, p.ma), log: silentLogger(), shutdownGraceMs: 1000 }, [
+      defineService(ManagementAuthorityService, handlers as never),
+    ]);
   });
   afterAll(async () => {
     await h?.destroy();
@@ -421,7 +494,11 @@ describe('heartbeats', () => {
   it('pushes capacity, allocation, usage, sliver count and version to the configured authority, which sees the node by its certificate', async () => {
     h = await startNodeManager({
       driver: 'simulated',
-      config: { management_authority: { urn: MA_URN, address: `127.0.0.1:${ma.port}` }, heartbeat_interval_ms: 100, endpoint: 'n1.plc.test:7000' },
+      config: {
+        management_authority: { urn: MA_URN, address: `127.0.0.1:${ma.port}` },
+        heartbeat_interval_ms: 100,
+        endpoint: 'n1.plc.test:7000',
+      },
     });
     await createSliver(h, 'hb1');
     await waitFor(() => received.some((r) => r.req.sliverCount === 1) && received.length >= 3, 10_000, 'three heartbeats');

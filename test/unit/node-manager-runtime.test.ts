@@ -20,11 +20,35 @@ describe('the seccomp profile', () => {
     expect(oci.defaultErrnoRet).toBe(1);
     expect(oci.architectures).toContain('SCMP_ARCH_X86_64');
     expect(allowed.size).toBeGreaterThan(250);
-    for (const c of ['read', 'write', 'openat', 'execve', 'mmap', 'futex', 'epoll_wait', 'socket'].filter((c) => c !== 'socket')) expect(allowed.has(c), c).toBe(true);
+    for (const c of ['read', 'write', 'openat', 'execve', 'mmap', 'futex', 'epoll_wait', 'socket'].filter((c) => c !== 'socket'))
+      expect(allowed.has(c), c).toBe(true);
   });
 
   it('refuses mounts, the keyring, bpf, perf, modules, clocks, namespaces and file handles', () => {
-    for (const c of ['mount', 'umount2', 'pivot_root', 'keyctl', 'add_key', 'request_key', 'bpf', 'perf_event_open', 'init_module', 'finit_module', 'delete_module', 'kexec_load', 'clock_settime', 'settimeofday', 'adjtimex', 'unshare', 'setns', 'open_by_handle_at', 'userfaultfd', 'io_uring_setup', 'reboot', 'swapon']) {
+    for (const c of [
+      'mount',
+      'umount2',
+      'pivot_root',
+      'keyctl',
+      'add_key',
+      'request_key',
+      'bpf',
+      'perf_event_open',
+      'init_module',
+      'finit_module',
+      'delete_module',
+      'kexec_load',
+      'clock_settime',
+      'settimeofday',
+      'adjtimex',
+      'unshare',
+      'setns',
+      'open_by_handle_at',
+      'userfaultfd',
+      'io_uring_setup',
+      'reboot',
+      'swapon',
+    ]) {
       expect(allowed.has(c), c).toBe(false);
       expect(profile.deny[c], c).toBeTruthy();
     }
@@ -55,8 +79,16 @@ describe('the OCI spec of a sliver', () => {
     cgroupVersion: 1,
   }) as { linux: Record<string, unknown>; process: Record<string, unknown> };
 
-  it('has every namespace and maps the sliver\'s ids onto its own range', () => {
-    expect((spec.linux.namespaces as { type: string }[]).map((n) => n.type).sort()).toEqual(['cgroup', 'ipc', 'mount', 'network', 'pid', 'user', 'uts']);
+  it("has every namespace and maps the sliver's ids onto its own range", () => {
+    expect((spec.linux.namespaces as { type: string }[]).map((n) => n.type).sort()).toEqual([
+      'cgroup',
+      'ipc',
+      'mount',
+      'network',
+      'pid',
+      'user',
+      'uts',
+    ]);
     expect(spec.linux.uidMappings).toEqual([{ containerID: 0, hostID: 331_072, size: 65_536 }]);
     expect(spec.linux.gidMappings).toEqual(spec.linux.uidMappings);
   });
@@ -72,8 +104,13 @@ describe('the OCI spec of a sliver', () => {
     expect(devices.slice(1).map((d) => `${d.major}:${d.minor}`)).toEqual(ALLOWED_DEVICES.map((d) => `${d.major}:${d.minor}`));
   });
 
-  it('runs processes with no_new_privs, the default capabilities only and the owner\'s rlimits; masks kernel files', () => {
-    const p = ociProcess({ args: ['id'], env: ['A=1'], cwd: '/root' }, { nofileSoft: 10, nofileHard: 20 }) as { capabilities: Record<string, string[]>; noNewPrivileges: boolean; rlimits: unknown[]; user: unknown };
+  it("runs processes with no_new_privs, the default capabilities only and the owner's rlimits; masks kernel files", () => {
+    const p = ociProcess({ args: ['id'], env: ['A=1'], cwd: '/root' }, { nofileSoft: 10, nofileHard: 20 }) as {
+      capabilities: Record<string, string[]>;
+      noNewPrivileges: boolean;
+      rlimits: unknown[];
+      user: unknown;
+    };
     expect(p.noNewPrivileges).toBe(true);
     expect(p.user).toEqual({ uid: 0, gid: 0, additionalGids: [] });
     expect(p.capabilities.bounding).toEqual([...DEFAULT_CAPABILITIES]);
@@ -101,7 +138,7 @@ describe('id ranges, image names, runc versions', () => {
     expect(rangesOverlap(old, { hostId: 365_535, size: 1 })).toBe(true);
   });
 
-  it('refuses id ranges on host accounts, groups, other users\' subuid ranges or below 100000, and finds slivers sharing ids', () => {
+  it("refuses id ranges on host accounts, groups, other users' subuid ranges or below 100000, and finds slivers sharing ids", () => {
     const files = {
       passwd: 'root:x:0:0::/root:/bin/sh\nnobody:x:65534:65534::/:/usr/sbin/nologin\nbig:x:250000:250000::/home/big:/bin/sh\n',
       group: 'root:x:0:\nbiggrp:x:260000:\n',
@@ -131,10 +168,11 @@ describe('id ranges, image names, runc versions', () => {
   it('parses image names', () => {
     expect(parseImageName('')).toEqual({ kind: 'host' });
     expect(imageName(parseImageName('oci:debian-12'))).toBe('oci:debian-12');
-    for (const bad of ['oci:', 'oci:../x', 'docker://x', 'oci:A', 'oci:a/b', 'host ']) expect(() => parseImageName(bad), bad).toThrow(/not an image name/);
+    for (const bad of ['oci:', 'oci:../x', 'docker://x', 'oci:A', 'oci:a/b', 'host '])
+      expect(() => parseImageName(bad), bad).toThrow(/not an image name/);
   });
 
-  it('reads runc\'s version line', () => {
+  it("reads runc's version line", () => {
     expect(parseRuncVersion('runc version 1.1.5+ds1\ncommit: x\nspec: 1.0.2-dev')).toEqual([1, 1, 5]);
     expect(parseRuncVersion('crun version 1.8')).toBeUndefined();
   });

@@ -37,22 +37,40 @@ describe('cgroup layout detection', () => {
     const layout = detectCgroupLayout(v1Mounts, v1Procs, () => '');
     expect(layout).toEqual({
       version: 1,
-      own: { cpu: '/sys/fs/cgroup/cpu', cpuacct: '/sys/fs/cgroup/cpuacct', memory: '/sys/fs/cgroup/memory/process_api/abc', pids: '/sys/fs/cgroup/pids' },
+      own: {
+        cpu: '/sys/fs/cgroup/cpu',
+        cpuacct: '/sys/fs/cgroup/cpuacct',
+        memory: '/sys/fs/cgroup/memory/process_api/abc',
+        pids: '/sys/fs/cgroup/pids',
+      },
     });
   });
 
   it('prefers v2 when it offers cpu, memory and pids', () => {
-    const layout = detectCgroupLayout('40 1 0:35 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate', '0::/system.slice/fedlab.service', () => 'cpuset cpu io memory pids');
+    const layout = detectCgroupLayout(
+      '40 1 0:35 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate',
+      '0::/system.slice/fedlab.service',
+      () => 'cpuset cpu io memory pids',
+    );
     expect(layout).toEqual({ version: 2, own: '/sys/fs/cgroup/system.slice/fedlab.service' });
   });
 
   it('co-mounted cpu,cpuacct and a mount root that is not / (cgroup namespaces, bind mounts)', () => {
-    const mounts = ['1 1 0:1 /docker/x /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct', '2 1 0:2 /docker/x /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory', '3 1 0:3 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids'].join('\n');
+    const mounts = [
+      '1 1 0:1 /docker/x /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct',
+      '2 1 0:2 /docker/x /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory',
+      '3 1 0:3 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids',
+    ].join('\n');
     const procs = ['3:pids:/p', '2:memory:/docker/x/m', '1:cpu,cpuacct:/docker/x'].join('\n');
     const layout = detectCgroupLayout(mounts, procs, () => undefined);
     expect(layout).toEqual({
       version: 1,
-      own: { cpu: '/sys/fs/cgroup/cpu,cpuacct', cpuacct: '/sys/fs/cgroup/cpu,cpuacct', memory: '/sys/fs/cgroup/memory/m', pids: '/sys/fs/cgroup/pids/p' },
+      own: {
+        cpu: '/sys/fs/cgroup/cpu,cpuacct',
+        cpuacct: '/sys/fs/cgroup/cpu,cpuacct',
+        memory: '/sys/fs/cgroup/memory/m',
+        pids: '/sys/fs/cgroup/pids/p',
+      },
     });
   });
 
@@ -270,7 +288,16 @@ describe('sliver manager over LevelDB', () => {
   let driver: ScriptedDriver;
   const clock = { now: () => now };
   const capacity = { cpuMillis: 2000, memMb: 2048, diskMb: 10_000, pids: 10_000, slivers: 100 };
-  const manager = (s = store, d = driver) => new SliverManager({ store: s, driver: d, clock, log: silentLogger(), capacity, exclusiveNode: false, idRanges: { base: 300_000, count: 64 } });
+  const manager = (s = store, d = driver) =>
+    new SliverManager({
+      store: s,
+      driver: d,
+      clock,
+      log: silentLogger(),
+      capacity,
+      exclusiveNode: false,
+      idRanges: { base: 300_000, count: 64 },
+    });
   const spec = (name: string, o: Partial<CreateSpec> = {}): CreateSpec => ({
     requestId: `r-${name}`,
     fingerprint: `f-${name}`,
@@ -306,7 +333,9 @@ describe('sliver manager over LevelDB', () => {
   it('50 concurrent creates never over-commit: exactly what fits is admitted, the rest hear what is left', async () => {
     const m = manager();
     await m.load();
-    const results = await Promise.allSettled(Array.from({ length: 50 }, (_, i) => m.create(spec(`c${i}`, { sliceUrn: `urn:fedlab:plc.test:slice:s${i}` }))));
+    const results = await Promise.allSettled(
+      Array.from({ length: 50 }, (_, i) => m.create(spec(`c${i}`, { sliceUrn: `urn:fedlab:plc.test:slice:s${i}` }))),
+    );
     const ok = results.filter((r) => r.status === 'fulfilled');
     const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
     // 2000 cpu_millis / 100 each: 20 fit.
@@ -351,8 +380,12 @@ describe('sliver manager over LevelDB', () => {
     const m = manager();
     await m.load();
     await m.create(spec('x1', { sliceLimits: { slivers: 1 } }));
-    await expect(m.create(spec('x2', { sliceLimits: { slivers: 1 } }))).rejects.toThrow(/owner policy per_slice: .*slivers: asked 1, 0 of 1 left/);
-    await expect(m.create(spec('e2', { sliceUrn: 'urn:fedlab:plc.test:slice:s3', exclusive: true }))).rejects.toThrow(/cannot be given exclusively/);
+    await expect(m.create(spec('x2', { sliceLimits: { slivers: 1 } }))).rejects.toThrow(
+      /owner policy per_slice: .*slivers: asked 1, 0 of 1 left/,
+    );
+    await expect(m.create(spec('e2', { sliceUrn: 'urn:fedlab:plc.test:slice:s3', exclusive: true }))).rejects.toThrow(
+      /cannot be given exclusively/,
+    );
     await m.delete(spec('x1').urn);
     await m.create(spec('e3', { sliceUrn: 'urn:fedlab:plc.test:slice:s3', exclusive: true }));
     await expect(m.create(spec('e4'))).rejects.toThrow(/held exclusively by slice urn:fedlab:plc.test:slice:s3/);
@@ -362,7 +395,9 @@ describe('sliver manager over LevelDB', () => {
     const m = manager();
     await m.load();
     await m.create(spec('k1'));
-    await expect(m.create(spec('k2', { sliceAuthorityJwk: { kty: 'OKP', crv: 'Ed25519', x: 'other' } }))).rejects.toThrow(/a slice has one authority/);
+    await expect(m.create(spec('k2', { sliceAuthorityJwk: { kty: 'OKP', crv: 'Ed25519', x: 'other' } }))).rejects.toThrow(
+      /a slice has one authority/,
+    );
   });
 
   it('a create that cannot start leaves nothing: no record, capacity back', async () => {
@@ -401,7 +436,10 @@ describe('sliver manager over LevelDB', () => {
     driver.failStart.add('l2');
     expect(await m.checkLiveness()).toEqual([spec('l1').urn]);
     expect(m.get(spec('l1').urn)).toMatchObject({ operational: 'ready' });
-    expect(m.get(spec('l2').urn)).toMatchObject({ operational: 'failed', error: expect.stringMatching(/stopped running unexpectedly and restarting it failed: no keeper/) });
+    expect(m.get(spec('l2').urn)).toMatchObject({
+      operational: 'failed',
+      error: expect.stringMatching(/stopped running unexpectedly and restarting it failed: no keeper/),
+    });
   });
 
   it('reconciles after a crash: adopts live slivers, restarts dead ones or fails them with the reason, finishes deletes, removes orphans', async () => {
@@ -428,7 +466,10 @@ describe('sliver manager over LevelDB', () => {
     expect(report.failed).toEqual([spec('broken').urn]);
     expect(report.reaped).toEqual([spec('gone').urn]);
     expect(report.orphans).toEqual(['orphan']);
-    expect(after.get(spec('broken').urn)).toMatchObject({ operational: 'failed', error: expect.stringMatching(/restarting it failed: no keeper/) });
+    expect(after.get(spec('broken').urn)).toMatchObject({
+      operational: 'failed',
+      error: expect.stringMatching(/restarting it failed: no keeper/),
+    });
     expect(after.get(spec('stopped').urn)).toMatchObject({ operational: 'stopped' });
     expect(driver.alive.has('stopped')).toBe(false);
     expect(after.committed).toEqual({ cpuMillis: 400, memMb: 400, diskMb: 40, pids: 40, slivers: 4 });

@@ -36,8 +36,7 @@ type V1Controller = (typeof V1_CONTROLLERS)[number];
 
 /** Where this process's own cgroups are: per controller for v1, one directory for v2. */
 export type CgroupLayout =
-  | { readonly version: 1; readonly own: Readonly<Record<V1Controller, string>> }
-  | { readonly version: 2; readonly own: string };
+  { readonly version: 1; readonly own: Readonly<Record<V1Controller, string>> } | { readonly version: 2; readonly own: string };
 
 /** One line of /proc/self/mountinfo reduced to what matters here. */
 interface Mount {
@@ -69,7 +68,8 @@ function parseMountinfo(text: string): Mount[] {
 /** Joins a mount point with a cgroup path as /proc/self/cgroup shows it, minding the mount's root. */
 function dirFor(mount: Mount, cgroupPath: string): string {
   let rel = cgroupPath;
-  if (mount.root !== '/' && (cgroupPath === mount.root || cgroupPath.startsWith(`${mount.root}/`))) rel = cgroupPath.slice(mount.root.length);
+  if (mount.root !== '/' && (cgroupPath === mount.root || cgroupPath.startsWith(`${mount.root}/`)))
+    rel = cgroupPath.slice(mount.root.length);
   const dir = join(mount.mountPoint, rel);
   return dir.length > 1 && dir.endsWith('/') ? dir.slice(0, -1) : dir;
 }
@@ -140,7 +140,11 @@ async function writeControl(file: string, value: string): Promise<void> {
   try {
     await writeFile(file, value);
   } catch (err) {
-    throw new FailedPreconditionError(`cannot write ${value} to ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, {}, { cause: err });
+    throw new FailedPreconditionError(
+      `cannot write ${value} to ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      {},
+      { cause: err },
+    );
   }
 }
 
@@ -202,7 +206,9 @@ export class Cgroups {
   }
 
   private ownDirs(): string[] {
-    return this.layout.version === 2 ? [this.layout.own] : V1_CONTROLLERS.map((c) => (this.layout as { own: Record<V1Controller, string> }).own[c]);
+    return this.layout.version === 2
+      ? [this.layout.own]
+      : V1_CONTROLLERS.map((c) => (this.layout as { own: Record<V1Controller, string> }).own[c]);
   }
 
   private controllerDir(c: V1Controller | 'unified', name: string): string {
@@ -339,7 +345,8 @@ export class Cgroups {
       const pids = await this.pids(name);
       if (pids.length === 0) return;
       for (const p of pids) signalQuietly(p, 'SIGKILL');
-      if (Date.now() > until) throw new FailedPreconditionError(`processes ${pids.join(', ')} of sliver ${name} did not die within ${timeoutMs} ms`);
+      if (Date.now() > until)
+        throw new FailedPreconditionError(`processes ${pids.join(', ')} of sliver ${name} did not die within ${timeoutMs} ms`);
       await sleep(10);
     }
   }

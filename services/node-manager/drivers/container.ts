@@ -189,7 +189,12 @@ export class ContainerDriver implements SliverDriver {
   private async *execTerminal(s: DriverSliver, spec: ExecSpec, tty: ExecTty, signal: AbortSignal): AsyncIterable<ExecChunk> {
     checkTerminalSize(tty.rows, tty.cols);
     const env = this.envOf(s, spec.env, { TERM: tty.term ?? 'xterm' });
-    const file = await this.writeProcess(s, { args: spec.argv, env, cwd: spec.cwd ?? SLIVER_HOME, terminal: { rows: tty.rows, cols: tty.cols } });
+    const file = await this.writeProcess(s, {
+      args: spec.argv,
+      env,
+      cwd: spec.cwd ?? SLIVER_HOME,
+      terminal: { rows: tty.rows, cols: tty.cols },
+    });
     const pidFile = `${file}.pid`;
     const command = new ExecPid(pidFile);
     try {
@@ -213,7 +218,15 @@ export class ContainerDriver implements SliverDriver {
 
   /** The environment of a sliver process: the base, then the caller's (which applies inside the sliver only), then the sliver's names. */
   envOf(s: DriverSliver, env: Readonly<Record<string, string>>, extra: Readonly<Record<string, string>> = {}): string[] {
-    const all: Record<string, string> = { PATH: SLIVER_PATH, HOME: SLIVER_HOME, LANG: 'C.UTF-8', ...extra, ...env, FEDLAB_SLIVER_URN: s.urn, FEDLAB_SLICE_URN: s.sliceUrn };
+    const all: Record<string, string> = {
+      PATH: SLIVER_PATH,
+      HOME: SLIVER_HOME,
+      LANG: 'C.UTF-8',
+      ...extra,
+      ...env,
+      FEDLAB_SLIVER_URN: s.urn,
+      FEDLAB_SLICE_URN: s.sliceUrn,
+    };
     return Object.entries(all).map(([k, v]) => `${k}=${v}`);
   }
 

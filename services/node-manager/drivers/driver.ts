@@ -129,6 +129,9 @@ export interface SliverDriver {
 /** For drivers without images: only `host` (or no image named) is accepted, anything else is INVALID_ARGUMENT naming it. */
 export function checkHostOnlyImage(kind: DriverKind, image: string): void {
   if (image !== '' && image !== 'host') {
-    throw new InvalidArgumentError(`image ${JSON.stringify(image.slice(0, 80))} is unknown on this node: its ${kind} driver offers only "host"`, { field: 'resources.image' });
+    throw new InvalidArgumentError(
+      `image ${JSON.stringify(image.slice(0, 80))} is unknown on this node: its ${kind} driver offers only "host"`,
+      { field: 'resources.image' },
+    );
   }
 }

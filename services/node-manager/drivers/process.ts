@@ -11,7 +11,15 @@ import { spawn } from 'node:child_process';
 import { FailedPreconditionError } from '../../core/errors.js';
 import { assertSafeName } from '../names.js';
 import { SLIVER_PATH } from '../runtime/oci-spec.js';
-import { checkHostOnlyImage, type DriverSliver, type ExecChunk, type ExecSpec, type RuntimeRef, type SliverDriver, type SliverMeasure } from './driver.js';
+import {
+  checkHostOnlyImage,
+  type DriverSliver,
+  type ExecChunk,
+  type ExecSpec,
+  type RuntimeRef,
+  type SliverDriver,
+  type SliverMeasure,
+} from './driver.js';
 import { streamProcess } from './exec-stream.js';
 import { streamTerminal } from './exec-terminal.js';
 import { findMarkedProcesses, INSTANCE_ENV, isSameProcessAlive, readStat, signalQuietly, SLIVER_ENV } from './procfs.js';
@@ -28,7 +36,8 @@ export interface ProcessDriverOptions {
 /** The process driver. */
 export class ProcessDriver implements SliverDriver {
   readonly kind = 'process' as const;
-  readonly description = 'process: plain child processes in a work directory; NO isolation (same user, same namespaces, limits not enforced)';
+  readonly description =
+    'process: plain child processes in a work directory; NO isolation (same user, same namespaces, limits not enforced)';
 
   constructor(private readonly o: ProcessDriverOptions) {}
 
@@ -53,11 +62,18 @@ export class ProcessDriver implements SliverDriver {
     await this.provision(s);
     await this.stop(s, undefined);
     // The marker process stands for "running" and survives a node manager crash, to be adopted.
-    const child = spawn('sleep', ['2147483647'], { detached: true, stdio: 'ignore', cwd: this.workDir(s.name), env: { PATH: SLIVER_PATH, ...this.env(s.name) } });
+    const child = spawn('sleep', ['2147483647'], {
+      detached: true,
+      stdio: 'ignore',
+      cwd: this.workDir(s.name),
+      env: { PATH: SLIVER_PATH, ...this.env(s.name) },
+    });
     child.unref();
     const pid = await new Promise<number>((resolve, reject) => {
       child.once('spawn', () => resolve(child.pid as number));
-      child.once('error', (err) => reject(new FailedPreconditionError(`cannot start sliver ${s.name}: ${err.message}`, {}, { cause: err })));
+      child.once('error', (err) =>
+        reject(new FailedPreconditionError(`cannot start sliver ${s.name}: ${err.message}`, {}, { cause: err })),
+      );
     });
     const st = await readStat(pid);
     if (!st) throw new FailedPreconditionError(`sliver ${s.name}'s process ended as soon as it started`);
@@ -92,7 +108,15 @@ export class ProcessDriver implements SliverDriver {
   exec(s: DriverSliver, _ref: RuntimeRef, spec: ExecSpec, signal: AbortSignal): AsyncIterable<ExecChunk> {
     const work = this.workDir(s.name);
     const [program, ...args] = spec.argv as [string, ...string[]];
-    const env = { PATH: SLIVER_PATH, HOME: work, LANG: 'C.UTF-8', ...spec.env, ...this.env(s.name), FEDLAB_SLIVER_URN: s.urn, FEDLAB_SLICE_URN: s.sliceUrn };
+    const env = {
+      PATH: SLIVER_PATH,
+      HOME: work,
+      LANG: 'C.UTF-8',
+      ...spec.env,
+      ...this.env(s.name),
+      FEDLAB_SLIVER_URN: s.urn,
+      FEDLAB_SLICE_URN: s.sliceUrn,
+    };
     if (spec.tty) {
       // On a terminal too: a plain child of the node manager, nothing isolated.
       return streamTerminal(program, args, {

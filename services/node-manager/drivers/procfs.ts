@@ -34,7 +34,15 @@ export function parseStat(text: string): ProcStat | undefined {
   // rest[0] is field 3 (state); starttime is field 22.
   const startTicks = Number(rest[19]);
   if (!Number.isSafeInteger(pid) || !Number.isSafeInteger(startTicks)) return undefined;
-  return { pid, comm: text.slice(open + 1, close), state: rest[0] ?? '?', ppid: Number(rest[1]), pgrp: Number(rest[2]), session: Number(rest[3]), startTicks };
+  return {
+    pid,
+    comm: text.slice(open + 1, close),
+    state: rest[0] ?? '?',
+    ppid: Number(rest[1]),
+    pgrp: Number(rest[2]),
+    session: Number(rest[3]),
+    startTicks,
+  };
 }
 
 /** Reads one process's stat, or undefined when it does not exist (any more). */

@@ -25,7 +25,8 @@ export const DEFAULT_INIT = '/bin/busybox';
 export const DEFAULT_UMOCI = '/usr/bin/umoci';
 
 /** Whether the container driver can run here, and if not why. */
-export type ContainerSupport = { readonly ok: true; readonly layout: CgroupLayout; readonly runc: string } | { readonly ok: false; readonly reason: string };
+export type ContainerSupport =
+  { readonly ok: true; readonly layout: CgroupLayout; readonly runc: string } | { readonly ok: false; readonly reason: string };
 
 /** Checks root, namespaces, cgroups, runc and the init program the container driver needs. */
 export function containerSupport(o: { runc?: string; init?: string } = {}): ContainerSupport {
@@ -37,7 +38,11 @@ export function containerSupport(o: { runc?: string; init?: string } = {}): Cont
   const runc = findRunc(o.runc);
   if (!runc.ok) return { ok: false, reason: runc.reason };
   const init = o.init ?? DEFAULT_INIT;
-  if (!existsSync(init)) return { ok: false, reason: `the container driver runs ${init} as each sliver's first process and it is missing; install it: apt-get install busybox-static` };
+  if (!existsSync(init))
+    return {
+      ok: false,
+      reason: `the container driver runs ${init} as each sliver's first process and it is missing; install it: apt-get install busybox-static`,
+    };
   const layout = detectOwnCgroups();
   if ('reason' in layout) return { ok: false, reason: layout.reason };
   return { ok: true, layout, runc: runc.path };
@@ -74,7 +79,12 @@ export function createDriver(o: DriverOptions): SliverDriver {
   const support = containerSupport({ ...(o.runc ? { runc: o.runc } : {}), ...(o.init ? { init: o.init } : {}) });
   if (support.ok) {
     const dataDir = dirname(o.workRoot);
-    const images = new ImageStore({ ...(o.imagesDir ? { imagesDir: o.imagesDir } : {}), storeDir: join(dataDir, 'images'), umoci: o.umoci ?? DEFAULT_UMOCI, log: o.log });
+    const images = new ImageStore({
+      ...(o.imagesDir ? { imagesDir: o.imagesDir } : {}),
+      storeDir: join(dataDir, 'images'),
+      umoci: o.umoci ?? DEFAULT_UMOCI,
+      log: o.log,
+    });
     return new ContainerDriver({
       runc: new Runc(support.runc, join(dataDir, 'runc')),
       files: new SliverFiles({ root: o.workRoot, images, initBinary: o.init ?? DEFAULT_INIT }),
@@ -86,7 +96,9 @@ export function createDriver(o: DriverOptions): SliverDriver {
     });
   }
   if (o.kind === 'container') {
-    throw new FailedPreconditionError(`driver "container" cannot run here: ${support.reason}; use driver "process" (no isolation) on this machine`);
+    throw new FailedPreconditionError(
+      `driver "container" cannot run here: ${support.reason}; use driver "process" (no isolation) on this machine`,
+    );
   }
   o.log.warn({ reason: support.reason }, 'container driver unavailable; using the process driver, which does NOT isolate slivers');
   return new ProcessDriver({ workDirs, instance: o.instance });

@@ -32,7 +32,9 @@ export class SimulatedDriver implements SliverDriver {
   async destroy(_name: string): Promise<void> {}
 
   exec(s: DriverSliver): AsyncIterable<ExecChunk> {
-    throw new FailedPreconditionError(`sliver ${s.urn} is simulated and runs nothing; Exec needs a node with the container or process driver`);
+    throw new FailedPreconditionError(
+      `sliver ${s.urn} is simulated and runs nothing; Exec needs a node with the container or process driver`,
+    );
   }
 
   async measure(_s: DriverSliver): Promise<SliverMeasure | undefined> {

@@ -86,15 +86,24 @@ export function hostIdClashes(first: number, size: number, files: HostIdFiles): 
   if (users.length) out.push(`host accounts of /etc/passwd have ids in it: ${users.map((a) => `${a.name} (${a.id})`).join(', ')}`);
   const groups = accounts(files.group).filter((a) => inSpan(a.id));
   if (groups.length) out.push(`host groups of /etc/group have ids in it: ${groups.map((a) => `${a.name} (${a.id})`).join(', ')}`);
-  for (const [file, text] of [['/etc/subuid', files.subuid], ['/etc/subgid', files.subgid]] as const) {
+  for (const [file, text] of [
+    ['/etc/subuid', files.subuid],
+    ['/etc/subgid', files.subgid],
+  ] as const) {
     const taken = delegated(text).filter((d) => rangesOverlap(span, { hostId: d.start, size: d.count }));
-    if (taken.length) out.push(`${file} gives part of it to other users: ${taken.map((d) => `${d.name} ${d.start}-${d.start + d.count - 1}`).join(', ')}`);
+    if (taken.length)
+      out.push(`${file} gives part of it to other users: ${taken.map((d) => `${d.name} ${d.start}-${d.start + d.count - 1}`).join(', ')}`);
   }
   return out;
 }
 
 /** Checks the configured ranges and those the records hold against the host and each other. */
-export function checkSliverIds(o: { settings: IdRangeSettings; records: readonly RangeHolder[]; files: HostIdFiles; allowHostIds: boolean }): SliverIdCheck {
+export function checkSliverIds(o: {
+  settings: IdRangeSettings;
+  records: readonly RangeHolder[];
+  files: HostIdFiles;
+  allowHostIds: boolean;
+}): SliverIdCheck {
   const errors: string[] = [];
   const moved: string[] = [];
   const shared: { name: string; reason: string }[] = [];
@@ -109,10 +118,14 @@ export function checkSliverIds(o: { settings: IdRangeSettings; records: readonly
   }
   for (const [i, r] of o.records.entries()) {
     const now = rangeOf(r.ids.slot, o.settings);
-    if (now.hostId !== r.ids.hostId) moved.push(`${r.name} (${r.ids.hostId}-${r.ids.hostId + r.ids.size - 1}, made under another container.uid_base)`);
+    if (now.hostId !== r.ids.hostId)
+      moved.push(`${r.name} (${r.ids.hostId}-${r.ids.hostId + r.ids.size - 1}, made under another container.uid_base)`);
     if (!o.allowHostIds && now.hostId !== r.ids.hostId) {
       const clash = hostIdClashes(r.ids.hostId, r.ids.size, o.files);
-      if (clash.length) errors.push(`sliver ${r.name} holds host ids ${r.ids.hostId}-${r.ids.hostId + r.ids.size - 1}, which are not free: ${clash.join('; ')}; delete the sliver`);
+      if (clash.length)
+        errors.push(
+          `sliver ${r.name} holds host ids ${r.ids.hostId}-${r.ids.hostId + r.ids.size - 1}, which are not free: ${clash.join('; ')}; delete the sliver`,
+        );
     }
     for (const other of o.records.slice(i + 1)) {
       if (!rangesOverlap(r.ids, other.ids)) continue;

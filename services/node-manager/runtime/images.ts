@@ -27,9 +27,12 @@ export function parseImageName(image: string): ImageRef {
   if (image === '' || image === HOST_IMAGE) return { kind: 'host' };
   const m = OCI_NAME.exec(image);
   if (!m) {
-    throw new InvalidArgumentError(`resources.image ${JSON.stringify(image.slice(0, 80))} is not an image name: use "host" or "oci:<name>" (name [a-z0-9][a-z0-9._-]*)`, {
-      field: 'resources.image',
-    });
+    throw new InvalidArgumentError(
+      `resources.image ${JSON.stringify(image.slice(0, 80))} is not an image name: use "host" or "oci:<name>" (name [a-z0-9][a-z0-9._-]*)`,
+      {
+        field: 'resources.image',
+      },
+    );
   }
   return { kind: 'oci', name: m[1] as string };
 }
@@ -68,7 +71,8 @@ export class ImageStore {
   /** Removes what an unpack interrupted by a crash left. */
   async init(): Promise<void> {
     await mkdir(this.o.storeDir, { recursive: true, mode: 0o700 });
-    for (const e of readdirSync(this.o.storeDir)) if (e.startsWith('.tmp-')) await rm(join(this.o.storeDir, e), { recursive: true, force: true });
+    for (const e of readdirSync(this.o.storeDir))
+      if (e.startsWith('.tmp-')) await rm(join(this.o.storeDir, e), { recursive: true, force: true });
   }
 
   /** Every image the node offers: `host` and each OCI layout in the image directory, sorted. */
@@ -93,13 +97,18 @@ export class ImageStore {
   /** The layout directory and the manifest to unpack, or INVALID_ARGUMENT saying what is wrong. */
   private layoutOf(name: string): { dir: string; tag: string; digest: string } {
     const image = `oci:${name}`;
-    if (!this.o.imagesDir) throw new InvalidArgumentError(`image ${image} is unknown: this node has no images_dir, only "host"`, { field: 'resources.image' });
+    if (!this.o.imagesDir)
+      throw new InvalidArgumentError(`image ${image} is unknown: this node has no images_dir, only "host"`, { field: 'resources.image' });
     const dir = join(this.o.imagesDir, name);
     if (!existsSync(dir) || !statSync(dir).isDirectory()) {
-      throw new InvalidArgumentError(`image ${image} is unknown on this node (its images: ${this.list().join(', ')})`, { field: 'resources.image' });
+      throw new InvalidArgumentError(`image ${image} is unknown on this node (its images: ${this.list().join(', ')})`, {
+        field: 'resources.image',
+      });
     }
     const notLayout = (why: string): InvalidArgumentError =>
-      new InvalidArgumentError(`image ${image} is not an OCI image layout: ${why}; the node owner must replace ${dir}`, { field: 'resources.image' });
+      new InvalidArgumentError(`image ${image} is not an OCI image layout: ${why}; the node owner must replace ${dir}`, {
+        field: 'resources.image',
+      });
     let index: { manifests?: { digest?: string; annotations?: Record<string, string> }[] };
     try {
       const layout = JSON.parse(readFileSync(join(dir, 'oci-layout'), 'utf8')) as { imageLayoutVersion?: string };
@@ -109,7 +118,9 @@ export class ImageStore {
       if (err instanceof InvalidArgumentError) throw err;
       throw notLayout(`cannot read oci-layout and index.json (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
     }
-    const manifests = (index.manifests ?? []).filter((m) => typeof m.digest === 'string' && /^sha256:[0-9a-f]{64}$/.test(m.digest) && m.annotations?.[REF_NAME]);
+    const manifests = (index.manifests ?? []).filter(
+      (m) => typeof m.digest === 'string' && /^sha256:[0-9a-f]{64}$/.test(m.digest) && m.annotations?.[REF_NAME],
+    );
     const chosen = manifests.length === 1 ? manifests[0] : manifests.find((m) => m.annotations?.[REF_NAME] === 'latest');
     if (!chosen) throw notLayout(manifests.length === 0 ? 'index.json names no tagged manifest' : 'several tags and none is "latest"');
     return { dir, tag: chosen.annotations?.[REF_NAME] as string, digest: chosen.digest as string };
@@ -135,13 +146,23 @@ export class ImageStore {
     const started = Date.now();
     try {
       await new Promise<void>((resolve, reject) =>
-        execFile(this.o.umoci, ['unpack', '--image', `${layout}:${tag}`, tmp], { env: HOST_TOOL_ENV, timeout: 600_000, maxBuffer: 16 * 1024 * 1024 }, (err, _out, stderr) => {
-          if (!err) return resolve();
-          const why = stderr.trim().split('\n').filter(Boolean).pop() ?? err.message;
-          reject(new FailedPreconditionError(`image ${image} cannot be unpacked (a damaged layer or manifest?): ${why.slice(0, 400)}; the node owner must replace it`));
-        }),
+        execFile(
+          this.o.umoci,
+          ['unpack', '--image', `${layout}:${tag}`, tmp],
+          { env: HOST_TOOL_ENV, timeout: 600_000, maxBuffer: 16 * 1024 * 1024 },
+          (err, _out, stderr) => {
+            if (!err) return resolve();
+            const why = stderr.trim().split('\n').filter(Boolean).pop() ?? err.message;
+            reject(
+              new FailedPreconditionError(
+                `image ${image} cannot be unpacked (a damaged layer or manifest?): ${why.slice(0, 400)}; the node owner must replace it`,
+              ),
+            );
+          },
+        ),
       );
-      if (!existsSync(join(tmp, 'rootfs'))) throw new FailedPreconditionError(`image ${image} unpacked to nothing; the node owner must replace it`);
+      if (!existsSync(join(tmp, 'rootfs')))
+        throw new FailedPreconditionError(`image ${image} unpacked to nothing; the node owner must replace it`);
       // Only the root file system is kept; renaming makes it appear whole or not at all.
       await rename(tmp, target);
       this.o.log.info({ image, ms: Date.now() - started }, 'image unpacked');

@@ -17,7 +17,8 @@ const DIR_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOL
 
 /** A path naming `name` inside the directory open as `dir` (resolved from the descriptor, not from a path). */
 export function under(dir: FileHandle, name: string): string {
-  if (name === '' || name === '.' || name === '..' || name.includes('/')) throw new Error(`not a single path component: ${JSON.stringify(name)}`);
+  if (name === '' || name === '.' || name === '..' || name.includes('/'))
+    throw new Error(`not a single path component: ${JSON.stringify(name)}`);
   return `/proc/self/fd/${dir.fd}/${name}`;
 }
 
@@ -28,7 +29,9 @@ export async function openDirNoFollow(path: string, label = path): Promise<FileH
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ELOOP' || code === 'ENOTDIR') {
-      throw new FailedPreconditionError(`${label} is not a directory (a symbolic link or another kind of file); the node manager does not follow it`);
+      throw new FailedPreconditionError(
+        `${label} is not a directory (a symbolic link or another kind of file); the node manager does not follow it`,
+      );
     }
     throw err;
   }
@@ -51,7 +54,11 @@ export async function existsIn(dir: FileHandle, name: string): Promise<boolean> 
  * entry is left as it is when `keepExisting`; otherwise it must be a real
  * directory, and is given likewise. Returns whether it was made.
  */
-export async function ensureDir(dir: FileHandle, name: string, o: { mode: number; uid: number; gid: number; label: string; keepExisting?: boolean }): Promise<boolean> {
+export async function ensureDir(
+  dir: FileHandle,
+  name: string,
+  o: { mode: number; uid: number; gid: number; label: string; keepExisting?: boolean },
+): Promise<boolean> {
   let made = false;
   try {
     await mkdir(under(dir, name), { mode: 0o700 });
@@ -72,7 +79,9 @@ export async function ensureDir(dir: FileHandle, name: string, o: { mode: number
 
 function runTool(program: string, args: readonly string[]): Promise<{ ok: boolean; stdout: string; stderr: string }> {
   return new Promise((resolve) =>
-    execFile(program, args, { env: HOST_TOOL_ENV, timeout: 10 * 60_000, maxBuffer: 4 * 1024 * 1024 }, (err, stdout, stderr) => resolve({ ok: !err, stdout, stderr })),
+    execFile(program, args, { env: HOST_TOOL_ENV, timeout: 10 * 60_000, maxBuffer: 4 * 1024 * 1024 }, (err, stdout, stderr) =>
+      resolve({ ok: !err, stdout, stderr }),
+    ),
   );
 }
 
@@ -83,9 +92,23 @@ function runTool(program: string, args: readonly string[]): Promise<{ ok: boolea
  */
 export async function diskUsageNoFollow(paths: readonly string[]): Promise<number> {
   const present: string[] = [];
-  for (const p of paths) if (await lstat(p).then((st) => st.isDirectory(), () => false)) present.push(p);
+  for (const p of paths)
+    if (
+      await lstat(p).then(
+        (st) => st.isDirectory(),
+        () => false,
+      )
+    )
+      present.push(p);
   if (present.length === 0) return 0;
-  const { stdout, stderr } = await runTool('/usr/bin/du', ['--summarize', '--one-file-system', '--block-size=1', '--total', '--', ...present]);
+  const { stdout, stderr } = await runTool('/usr/bin/du', [
+    '--summarize',
+    '--one-file-system',
+    '--block-size=1',
+    '--total',
+    '--',
+    ...present,
+  ]);
   const total = /^(\d+)\s+total$/m.exec(stdout);
   if (!total) throw new Error(`du of ${present.join(', ')} gave no total: ${stderr.trim().split('\n').pop() ?? ''}`);
   return Number(total[1]);

@@ -137,7 +137,12 @@ function kernelMounts(memMb: number): OciMount[] {
   return [
     { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
-    { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620'] },
+    {
+      destination: '/dev/pts',
+      type: 'devpts',
+      source: 'devpts',
+      options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620'],
+    },
     { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', `size=${shmMb}m`] },
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
@@ -150,7 +155,10 @@ function kernelMounts(memMb: number): OciMount[] {
 export function ociResources(r: SliverResources, o: { blkioWeight: boolean; cgroupVersion: 1 | 2 }): Record<string, unknown> {
   const mem = r.memMb * 1024 * 1024;
   return {
-    devices: [{ allow: false, access: 'rwm' }, ...ALLOWED_DEVICES.map((d) => ({ allow: true, type: 'c', major: d.major, minor: d.minor, access: 'rwm' }))],
+    devices: [
+      { allow: false, access: 'rwm' },
+      ...ALLOWED_DEVICES.map((d) => ({ allow: true, type: 'c', major: d.major, minor: d.minor, access: 'rwm' })),
+    ],
     // Swap limit = memory limit: over it the kernel kills, it does not page out.
     memory: { limit: mem, swap: mem, ...(o.cgroupVersion === 1 ? { swappiness: 0 } : {}) },
     cpu: {

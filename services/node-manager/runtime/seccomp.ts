@@ -72,7 +72,11 @@ export function toOciSeccomp(p: SeccompProfileFile, machine: string = arch() ===
   if (!architectures) throw new Error(`the seccomp profile has no architectures for ${machine}`);
   const syscalls: OciSyscallRule[] = [{ names: Object.values(p.allow).flat().sort(), action: 'SCMP_ACT_ALLOW' }];
   for (const r of p.allowIf) {
-    syscalls.push({ names: [r.syscall], action: 'SCMP_ACT_ALLOW', args: [{ index: r.arg, value: r.value, valueTwo: r.valueTwo ?? 0, op: r.op }] });
+    syscalls.push({
+      names: [r.syscall],
+      action: 'SCMP_ACT_ALLOW',
+      args: [{ index: r.arg, value: r.value, valueTwo: r.valueTwo ?? 0, op: r.op }],
+    });
   }
   for (const [n, e] of Object.entries(p.errno)) syscalls.push({ names: [n], action: 'SCMP_ACT_ERRNO', errnoRet: ERRNO[e.errno] as number });
   return { defaultAction: 'SCMP_ACT_ERRNO', defaultErrnoRet: ERRNO[p.defaultErrno] as number, architectures: [...architectures], syscalls };

@@ -66,7 +66,9 @@ export interface SliverFilesOptions {
 
 function run(program: string, args: readonly string[]): Promise<void> {
   return new Promise((resolve, reject) =>
-    execFile(program, args, { env: HOST_TOOL_ENV, timeout: 30_000 }, (err, _out, stderr) => (err ? reject(new Error(stderr.trim() || err.message)) : resolve())),
+    execFile(program, args, { env: HOST_TOOL_ENV, timeout: 30_000 }, (err, _out, stderr) =>
+      err ? reject(new Error(stderr.trim() || err.message)) : resolve(),
+    ),
   );
 }
 
@@ -110,7 +112,9 @@ export class SliverFiles {
       if (d === dirname(d)) break;
     }
     if (!existsSync(this.init)) {
-      throw new FailedPreconditionError(`the container driver runs ${this.o.initBinary} as each sliver's first process and it is missing; install it: apt-get install busybox-static`);
+      throw new FailedPreconditionError(
+        `the container driver runs ${this.o.initBinary} as each sliver's first process and it is missing; install it: apt-get install busybox-static`,
+      );
     }
   }
 
@@ -233,7 +237,8 @@ export class SliverFiles {
     await mkdir(work, { recursive: true, mode: 0o700 });
     if (!mountsUnder(rootfs).includes(rootfs)) {
       const base = `lowerdir=${image.rootfs},upperdir=${upper},workdir=${work}`;
-      for (const p of [image.rootfs, upper, work]) if (/[,:\s]/.test(p)) throw new FailedPreconditionError(`cannot mount an overlay with ${p} in it (comma, colon or space)`);
+      for (const p of [image.rootfs, upper, work])
+        if (/[,:\s]/.test(p)) throw new FailedPreconditionError(`cannot mount an overlay with ${p} in it (comma, colon or space)`);
       try {
         // metacopy: giving the files to the sliver's ids copies their metadata up, not their data.
         await run('/usr/bin/mount', ['-t', 'overlay', 'overlay', '-o', `${base},metacopy=on`, rootfs]);
@@ -245,7 +250,9 @@ export class SliverFiles {
     const shifted = await readFile(marker, 'utf8').catch(() => '');
     if (shifted && shifted !== String(ids.hostId)) {
       // Never again over a tree the sliver has written: its links would be followed.
-      throw new FailedPreconditionError(`the files of ${dir} belong to the id range at ${shifted}, not to this sliver's at ${ids.hostId}; delete the sliver and create it again`);
+      throw new FailedPreconditionError(
+        `the files of ${dir} belong to the id range at ${shifted}, not to this sliver's at ${ids.hostId}; delete the sliver and create it again`,
+      );
     }
     if (!shifted) {
       // The init's mount point, made before the ids move so that it is the sliver's too.
