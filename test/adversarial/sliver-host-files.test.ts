@@ -14,7 +14,15 @@ import { createDriver } from '../../services/node-manager/drivers/select.js';
 import { instanceId } from '../../services/node-manager/index.js';
 import { silentLogger } from '../../services/core/log.js';
 import { DATA_MARKER } from '../../services/node-manager/runtime/sliver-files.js';
-import { canContain, cannotContainReason, collectExec, containerCheck, createSliver, startNodeManager, type NmHarness } from '../helpers/node-manager.js';
+import {
+  canContain,
+  cannotContainReason,
+  collectExec,
+  containerCheck,
+  createSliver,
+  startNodeManager,
+  type NmHarness,
+} from '../helpers/node-manager.js';
 
 if (!canContain) console.log(`skipping the sliver host files suite: ${cannotContainReason}`);
 
@@ -26,7 +34,7 @@ const snapshot = (dir: string) => {
   return { uid: st.uid, gid: st.gid, mode: (st.mode & 0o7777).toString(8), keep: readFileSync(join(dir, 'keep'), 'utf8') };
 };
 
-describe.skipIf(!canContain)('the node manager never follows a sliver\'s symbolic links, and host accounts cannot reach a sliver', () => {
+describe.skipIf(!canContain)("the node manager never follows a sliver's symbolic links, and host accounts cannot reach a sliver", () => {
   const victims: string[] = [];
   const harnesses: NmHarness[] = [];
   /** A host directory the sliver will point its links at: root's, 0755, with a file in it. */
@@ -38,7 +46,9 @@ describe.skipIf(!canContain)('the node manager never follows a sliver\'s symboli
     return d;
   };
   const run = async (h: NmHarness, urn: string, script: string) =>
-    collectExec(h.client().exec({ sliverUrn: urn, argv: ['sh', '-c', script], env: {}, timeoutMs: 20_000 }, { chain: h.parties.ownerChain }));
+    collectExec(
+      h.client().exec({ sliverUrn: urn, argv: ['sh', '-c', script], env: {}, timeoutMs: 20_000 }, { chain: h.parties.ownerChain }),
+    );
   const start = async (dataDir?: string) => {
     const h = await startNodeManager({ driver: 'container', ...(dataDir ? { dataDir } : {}) });
     harnesses.push(h);
@@ -82,14 +92,23 @@ describe.skipIf(!canContain)('the node manager never follows a sliver\'s symboli
     });
   }
 
-  it('the disk quota\'s walk and a delete never follow a sliver\'s links to host directories', async () => {
+  it("the disk quota's walk and a delete never follow a sliver's links to host directories", async () => {
     const h = await start();
     const s = await createSliver(h, 'sym-del');
     const target = victim('del');
     writeFileSync(join(target, 'big'), Buffer.alloc(4 << 20, 1));
     const before = snapshot(target);
-    await run(h, s.urn, `ln -s ${target} /root/link; ln -s ${target} /tmp/link; ln -s / /var/lib/rootlink; mkdir -p /home/a && ln -s ${target} /home/a/b`);
-    const driver = createDriver({ kind: 'container', workRoot: join(h.dataDir, 'slivers'), instance: instanceId(h.dataDir), log: silentLogger() });
+    await run(
+      h,
+      s.urn,
+      `ln -s ${target} /root/link; ln -s ${target} /tmp/link; ln -s / /var/lib/rootlink; mkdir -p /home/a && ln -s ${target} /home/a/b`,
+    );
+    const driver = createDriver({
+      kind: 'container',
+      workRoot: join(h.dataDir, 'slivers'),
+      instance: instanceId(h.dataDir),
+      log: silentLogger(),
+    });
     expect(await driver.diskUsageBytes('sym-del')).toBeLessThan(1 << 20);
     await h.client().deleteSliver({ sliverUrn: s.urn }, { chain: h.parties.ownerChain });
     expect(existsSync(join(h.dataDir, 'slivers', 'sym-del'))).toBe(false);
@@ -97,7 +116,7 @@ describe.skipIf(!canContain)('the node manager never follows a sliver\'s symboli
     expect(statSync(join(target, 'big')).size).toBe(4 << 20);
   });
 
-  it('no host account but root reaches a sliver\'s files: a set-user-id program it leaves in /tmp cannot be run from the host', async () => {
+  it("no host account but root reaches a sliver's files: a set-user-id program it leaves in /tmp cannot be run from the host", async () => {
     const h = await start();
     const s = await createSliver(h, 'sym-suid');
     const out = await run(h, s.urn, 'cp /usr/bin/id /tmp/sid && chmod 4755 /tmp/sid && echo secret > /tmp/note && ls -l /tmp/sid');

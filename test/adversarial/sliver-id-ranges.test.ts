@@ -6,7 +6,15 @@ import { readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { IDS_PER_SLIVER } from '../../services/node-manager/runtime/id-ranges.js';
-import { canContain, cannotContainReason, collectExec, createSliver, startNodeManager, tempDir, type NmHarness } from '../helpers/node-manager.js';
+import {
+  canContain,
+  cannotContainReason,
+  collectExec,
+  createSliver,
+  startNodeManager,
+  tempDir,
+  type NmHarness,
+} from '../helpers/node-manager.js';
 
 if (!canContain) console.log(`skipping the sliver id range suite: ${cannotContainReason}`);
 
@@ -25,7 +33,7 @@ describe.skipIf(!canContain)('a change of container.uid_base never makes two sli
     for (const r of roots) rmSync(r, { recursive: true, force: true });
   });
 
-  it('a sliver made after uid_base moved half a range down gets a range clear of the older sliver\'s', async () => {
+  it("a sliver made after uid_base moved half a range down gets a range clear of the older sliver's", async () => {
     const base = 300_000;
     const h1 = await startNodeManager({ driver: 'container', config: { container: { uid_base: base, id_ranges: 8 } } });
     harnesses.push(h1);
@@ -36,7 +44,11 @@ describe.skipIf(!canContain)('a change of container.uid_base never makes two sli
 
     // Slot 0 and slot 1 under the new base both overlap the old sliver's ids: the first free range is slot 2's.
     const moved = base - IDS_PER_SLIVER / 2;
-    const h2 = await startNodeManager({ driver: 'container', dataDir: h1.dataDir, config: { container: { uid_base: moved, id_ranges: 8 } } });
+    const h2 = await startNodeManager({
+      driver: 'container',
+      dataDir: h1.dataDir,
+      config: { container: { uid_base: moved, id_ranges: 8 } },
+    });
     harnesses.push(h2);
     expect(h2.nm.slivers.get(old.urn)?.runtime?.pid).toBe(oldPid);
     const fresh = await createSliver(h2, 'ids-new', { sliceUrn: 'urn:fedlab:plc.test:slice:ids-new' });
@@ -45,7 +57,10 @@ describe.skipIf(!canContain)('a change of container.uid_base never makes two sli
     expect(a[0] + a[1] <= n[0] || n[0] + n[1] <= a[0], `old ${a.join('+')} new ${n.join('+')}`).toBe(true);
     expect(n).toEqual([moved + 2 * IDS_PER_SLIVER, IDS_PER_SLIVER]);
     // Files one writes are owned, on the host, by ids the other does not have.
-    const run = (urn: string, script: string) => collectExec(h2.client().exec({ sliverUrn: urn, argv: ['sh', '-c', script], env: {}, timeoutMs: 10_000 }, { chain: h2.parties.ownerChain }));
+    const run = (urn: string, script: string) =>
+      collectExec(
+        h2.client().exec({ sliverUrn: urn, argv: ['sh', '-c', script], env: {}, timeoutMs: 10_000 }, { chain: h2.parties.ownerChain }),
+      );
     await run(fresh.urn, 'echo x > /root/f; chown 1000 /root/f');
     const { uid } = statSync(join(h2.dataDir, 'slivers', 'ids-new', 'data', 'root', 'f'));
     expect(uid).toBe(n[0] + 1000);
@@ -56,10 +71,14 @@ describe.skipIf(!canContain)('a change of container.uid_base never makes two sli
     const root = tempDir();
     roots.push(root);
     const dataDir = join(root, 'data');
-    await expect(startNodeManager({ driver: 'container', dataDir, config: { container: { uid_base: 20_000, id_ranges: 2 } } })).rejects.toThrow(
-      /container\.uid_base 20000 .*below 100000.*allow_host_ids/,
-    );
-    const h = await startNodeManager({ driver: 'container', dataDir, config: { container: { uid_base: 20_000, id_ranges: 2, allow_host_ids: true } } });
+    await expect(
+      startNodeManager({ driver: 'container', dataDir, config: { container: { uid_base: 20_000, id_ranges: 2 } } }),
+    ).rejects.toThrow(/container\.uid_base 20000 .*below 100000.*allow_host_ids/);
+    const h = await startNodeManager({
+      driver: 'container',
+      dataDir,
+      config: { container: { uid_base: 20_000, id_ranges: 2, allow_host_ids: true } },
+    });
     harnesses.push(h);
     expect(h.config.container.allow_host_ids).toBe(true);
   });

@@ -7,7 +7,7 @@ import { checkSliverIds, hostIdClashes } from '../../services/node-manager/runti
 import { allocateRange, IDS_PER_SLIVER, rangeOf, rangesOverlap } from '../../services/node-manager/runtime/id-ranges.js';
 import { imageName, parseImageName } from '../../services/node-manager/runtime/images.js';
 import { ALLOWED_DEVICES, DEFAULT_CAPABILITIES, ociProcess, sliverSpec } from '../../services/node-manager/runtime/oci-spec.js';
-import { parseRuncVersion } from '../../services/node-manager/runtime/runc.js';
+import { judgeRuncVersion, parseRuncVersion } from '../../services/node-manager/runtime/runc.js';
 import { loadSeccompProfile, toOciSeccomp } from '../../services/node-manager/runtime/seccomp.js';
 
 describe('the seccomp profile', () => {
@@ -59,6 +59,25 @@ describe('the seccomp profile', () => {
     expect(clone?.args).toEqual([{ index: 0, value: 0x7e020080, valueTwo: 0, op: 'SCMP_CMP_MASKED_EQ' }]);
     expect(oci.syscalls.find((r) => r.names.includes('socket'))?.args?.[0]).toMatchObject({ op: 'SCMP_CMP_NE', value: 40 });
     expect(oci.syscalls.find((r) => r.names.includes('clone3'))).toMatchObject({ action: 'SCMP_ACT_ERRNO', errnoRet: 38 });
+  });
+
+  it('refuses TIOCSTI whatever the upper 32 bits of the request hold, and every 32-bit ABI and socketcall', () => {
+    const rules = oci.syscalls.filter((r) => r.names.includes('ioctl'));
+    expect(rules).toHaveLength(32);
+    // As the kernel's filter does: a call passes when any rule's masked compare holds.
+    const passes = (request: bigint) =>
+      rules.some(
+        (r) =>
+          r.args?.length === 1 &&
+          r.args[0]?.op === 'SCMP_CMP_MASKED_EQ' &&
+          (request & BigInt(r.args[0].value)) === BigInt(r.args[0].valueTwo),
+      );
+    for (const tiocsti of [0x5412n, 0x1_0000_5412n, 0xffff_ffff_0000_5412n]) expect(passes(tiocsti), tiocsti.toString(16)).toBe(false);
+    for (const other of [0x5413n, 0x5410n, 0x1_0000_5413n, 0x8004_5430n, 0n, 0xffff_ffffn])
+      expect(passes(other), other.toString(16)).toBe(true);
+    expect(oci.architectures).toEqual(['SCMP_ARCH_X86_64']);
+    expect(allowed.has('socketcall')).toBe(false);
+    expect(profile.deny.socketcall).toMatch(/AF_VSOCK/);
   });
 });
 
@@ -175,5 +194,36 @@ describe('id ranges, image names, runc versions', () => {
   it("reads runc's version line", () => {
     expect(parseRuncVersion('runc version 1.1.5+ds1\ncommit: x\nspec: 1.0.2-dev')).toEqual([1, 1, 5]);
     expect(parseRuncVersion('crun version 1.8')).toBeUndefined();
+  });
+
+  it('runs only a runc without CVE-2024-21626: 1.1.12 or newer, or a distribution build known or logged to carry the fix', () => {
+    const text = (version: string, commit: string) => `runc version ${version}\ncommit: ${commit}\nspec: 1.0.2-dev\n`;
+    expect(judgeRuncVersion(text('1.1.12', 'v1.1.12-0-g51d5e946'), '/r')).toEqual({ ok: true, version: '1.1.12' });
+    expect(judgeRuncVersion(text('1.2.0', 'v1.2.0-0-g0b9fa21b'), '/r')).toMatchObject({ ok: true });
+    // Debian 12's security update carries the fix; the build before it does not.
+    expect(judgeRuncVersion(text('1.1.5+ds1', '1.1.5+ds1-1+deb12u1'), '/r')).toMatchObject({
+      ok: true,
+      version: expect.stringMatching(/deb12u1, CVE-2024-21626 fixed/),
+    });
+    expect(judgeRuncVersion(text('1.1.5+ds1', '1.1.5+ds1-1+deb12u2'), '/r')).toMatchObject({ ok: true });
+    for (const [v, c] of [
+      ['1.1.5+ds1', '1.1.5+ds1-1'],
+      ['1.1.11', 'v1.1.11-0-g4bccb38c'],
+      ['1.1.0', 'v1.1.0-0-g067aaf85'],
+    ]) {
+      const verdict = judgeRuncVersion(text(v as string, c as string), '/usr/sbin/runc');
+      expect(verdict.ok, `${v} ${c}`).toBe(false);
+      expect(verdict.ok ? '' : verdict.reason).toMatch(
+        /CVE-2024-21626.*install runc 1\.1\.12 or newer, or on Debian 12 the security update 1\.1\.5\+ds1-1\+deb12u1 or later/,
+      );
+    }
+    expect(judgeRuncVersion(text('1.0.3', 'v1.0.3'), '/r')).toMatchObject({ ok: false, reason: expect.stringMatching(/too old/) });
+    // Another distribution's backport: its installed changelog, whose first entry is this build, names the CVE.
+    const ubuntu = '1.1.7-0ubuntu1~22.04.2';
+    const log = (first: string, cve: boolean) =>
+      `runc (${first}) jammy-security; urgency=medium\n\n  * ${cve ? 'SECURITY UPDATE: CVE-2024-21626' : 'rebuild'}\n`;
+    expect(judgeRuncVersion(text('1.1.7', ubuntu), '/r', log(ubuntu, true))).toMatchObject({ ok: true });
+    expect(judgeRuncVersion(text('1.1.7', ubuntu), '/r', log(ubuntu, false))).toMatchObject({ ok: false });
+    expect(judgeRuncVersion(text('1.1.7', ubuntu), '/r', log('1.1.8-0ubuntu1', true))).toMatchObject({ ok: false });
   });
 });

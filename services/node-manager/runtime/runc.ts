@@ -4,8 +4,9 @@
  * and with every value passed as a separate argument (never through a shell).
  * Nothing a caller sends is looked up or run on the host.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 import { FailedPreconditionError } from '../../core/errors.js';
 import { assertSafeName } from '../names.js';
 
@@ -15,8 +16,21 @@ export const HOST_TOOL_ENV: Readonly<Record<string, string>> = Object.freeze({ P
 /** Where runc is looked for when the config names none. */
 export const RUNC_PATHS = ['/usr/bin/runc', '/usr/sbin/runc', '/usr/local/bin/runc', '/usr/local/sbin/runc'] as const;
 
-/** Oldest runc the driver is tested with. */
-export const MIN_RUNC = [1, 1] as const;
+/**
+ * Oldest upstream runc the driver runs: 1.1.0 to 1.1.11 leak a host file
+ * descriptor into the container (CVE-2024-21626), through which a process
+ * whose working directory is /proc/self/fd/<n> reaches the host's files.
+ */
+export const MIN_RUNC = [1, 1, 12] as const;
+/** Oldest runc at all (older builds lack what the driver uses), even with the fix backported. */
+const OLDEST_RUNC = [1, 1, 0] as const;
+/** Distribution builds older than {@link MIN_RUNC} that carry the fix: package version → first fixed `+debNuM` revision. */
+export const FIXED_DEBIAN_BUILDS: Readonly<Record<string, { deb: number; update: number }>> = { '1.1.5+ds1-1': { deb: 12, update: 1 } };
+/** The Debian package's changelog: a distribution build whose first entry is its version and that names the CVE carries the fix. */
+export const RUNC_CHANGELOG = '/usr/share/doc/runc/changelog.Debian.gz';
+/** What to install, said whenever runc is missing, too old or unfixed. */
+const INSTALL_RUNC =
+  'install runc 1.1.12 or newer, or on Debian 12 the security update 1.1.5+ds1-1+deb12u1 or later (bookworm-security in the apt sources, then apt-get update && apt-get install runc)';
 
 /** What `runc state` says about a container. */
 export interface RuncState {
@@ -49,15 +63,73 @@ export function findRunc(configured?: string): { ok: true; path: string; version
     }
   });
   if (!path) {
-    return { ok: false, reason: `the container driver needs runc ${MIN_RUNC.join('.')} or newer (not found at ${candidates.join(', ')}); install it: apt-get install runc` };
+    return {
+      ok: false,
+      reason: `the container driver needs runc ${MIN_RUNC.join('.')} or newer (not found at ${candidates.join(', ')}); ${INSTALL_RUNC}`,
+    };
   }
-  return { ok: true, path, version: '' };
+  let text: string;
+  try {
+    text = execFileSync(path, ['--version'], { env: HOST_TOOL_ENV, timeout: 10_000, encoding: 'utf8' });
+  } catch (err) {
+    return { ok: false, reason: `cannot run ${path} --version: ${(err as Error).message}` };
+  }
+  const verdict = judgeRuncVersion(text, path, readChangelog());
+  return verdict.ok ? { ok: true, path, version: verdict.version } : verdict;
+}
+
+/** The Debian changelog's text, when the package is installed. */
+function readChangelog(): string | undefined {
+  try {
+    return gunzipSync(readFileSync(RUNC_CHANGELOG)).toString('utf8');
+  } catch {
+    return undefined;
+  }
 }
 
 /** Parses `runc --version` output ("runc version 1.1.5+ds1 ..."). */
 export function parseRuncVersion(text: string): [number, number, number] | undefined {
   const m = /runc version (\d+)\.(\d+)\.(\d+)/.exec(text);
   return m ? [Number(m[1]), Number(m[2]), Number(m[3])] : undefined;
+}
+
+const atLeast = (v: readonly number[], min: readonly number[]): boolean => {
+  for (let i = 0; i < min.length; i++) if ((v[i] ?? 0) !== min[i]) return (v[i] ?? 0) > (min[i] as number);
+  return true;
+};
+
+/**
+ * Whether the runc that printed `text` (`runc --version`) is safe to run: at
+ * least {@link MIN_RUNC}, or a distribution build of 1.1.x known to carry the
+ * CVE-2024-21626 fix — by its package version on the `commit:` line (e.g.
+ * `1.1.5+ds1-1+deb12u1`), or by the package changelog (whose first entry is
+ * that version) naming the CVE. Otherwise the reason says what to install.
+ */
+export function judgeRuncVersion(
+  text: string,
+  path: string,
+  changelog?: string,
+): { ok: true; version: string } | { ok: false; reason: string } {
+  const v = parseRuncVersion(text);
+  if (!v) return { ok: false, reason: `cannot tell the version of ${path} from "${text.trim().split('\n')[0] ?? ''}"; ${INSTALL_RUNC}` };
+  const shown = v.join('.');
+  if (!atLeast(v, OLDEST_RUNC)) return { ok: false, reason: `runc ${shown} at ${path} is too old: ${INSTALL_RUNC}` };
+  if (atLeast(v, MIN_RUNC)) return { ok: true, version: shown };
+  const build = /^commit:\s*(\S+)\s*$/m.exec(text)?.[1] ?? '';
+  const deb = /^(.+)\+deb(\d+)u(\d+)$/.exec(build);
+  const fixed = deb ? FIXED_DEBIAN_BUILDS[deb[1] as string] : undefined;
+  if (deb && fixed && Number(deb[2]) === fixed.deb && Number(deb[3]) >= fixed.update)
+    return { ok: true, version: `${shown} (${build}, CVE-2024-21626 fixed)` };
+  // A distribution build (a package version, not a git commit) whose installed changelog lists the fix.
+  if (/^\d[\w.+~]*-[\w.+~]+$/.test(build) && changelog) {
+    const first = /^runc \(([^)]+)\)/.exec(changelog)?.[1];
+    if (first === build && /CVE-2024-21626/.test(changelog))
+      return { ok: true, version: `${shown} (${build}, CVE-2024-21626 fixed per ${RUNC_CHANGELOG})` };
+  }
+  return {
+    ok: false,
+    reason: `runc ${shown}${build ? ` (${build})` : ''} at ${path} is open to CVE-2024-21626 (a container reaches the host's files through a leaked file descriptor); ${INSTALL_RUNC}`,
+  };
 }
 
 /** The last error message runc wrote to its JSON log. */
@@ -108,17 +180,16 @@ export class Runc {
     });
   }
 
-  /** `runc --version`, checked against {@link MIN_RUNC}. */
+  /** `runc --version`, judged by {@link judgeRuncVersion}: a runc open to CVE-2024-21626 is refused, saying what to install. */
   async version(): Promise<string> {
     const text = await new Promise<string>((resolve, reject) =>
-      execFile(this.binary, ['--version'], { env: HOST_TOOL_ENV, timeout: 10_000 }, (err, out) => (err ? reject(new RuncError('--version', err.message)) : resolve(out))),
+      execFile(this.binary, ['--version'], { env: HOST_TOOL_ENV, timeout: 10_000 }, (err, out) =>
+        err ? reject(new RuncError('--version', err.message)) : resolve(out),
+      ),
     );
-    const v = parseRuncVersion(text);
-    if (!v) throw new FailedPreconditionError(`cannot tell the version of ${this.binary} from "${text.trim().split('\n')[0]}"; install runc ${MIN_RUNC.join('.')} or newer: apt-get install runc`);
-    if (v[0] < MIN_RUNC[0] || (v[0] === MIN_RUNC[0] && v[1] < MIN_RUNC[1])) {
-      throw new FailedPreconditionError(`runc ${v.join('.')} at ${this.binary} is too old: the container driver needs ${MIN_RUNC.join('.')} or newer (apt-get install runc)`);
-    }
-    return v.join('.');
+    const verdict = judgeRuncVersion(text, this.binary, readChangelog());
+    if (!verdict.ok) throw new FailedPreconditionError(verdict.reason);
+    return verdict.version;
   }
 
   /**
@@ -138,7 +209,8 @@ export class Runc {
       child.on('exit', (code, signal) => {
         clearTimeout(timer);
         if (code === 0) resolve();
-        else reject(new RuncError('create', lastLogError(logFile) ?? (signal ? `killed by ${signal} after ${timeoutMs} ms` : `exit ${code}`)));
+        else
+          reject(new RuncError('create', lastLogError(logFile) ?? (signal ? `killed by ${signal} after ${timeoutMs} ms` : `exit ${code}`)));
       });
     });
   }
@@ -185,6 +257,14 @@ export class Runc {
   /** The argv (after the binary) of `runc exec` of a process file; `tty` for a terminal. */
   execArgs(id: string, processFile: string, o: { tty?: boolean; pidFile?: string } = {}): string[] {
     assertSafeName(id, 'container id');
-    return [...this.globalArgs(), 'exec', ...(o.tty ? ['--tty'] : []), ...(o.pidFile ? ['--pid-file', o.pidFile] : []), '--process', processFile, id];
+    return [
+      ...this.globalArgs(),
+      'exec',
+      ...(o.tty ? ['--tty'] : []),
+      ...(o.pidFile ? ['--pid-file', o.pidFile] : []),
+      '--process',
+      processFile,
+      id,
+    ];
   }
 }

@@ -36,7 +36,33 @@ export interface OciSeccomp {
 }
 
 const ERRNO: Readonly<Record<string, number>> = { EPERM: 1, ENOSYS: 38 };
-const OPS = new Set(['SCMP_CMP_NE', 'SCMP_CMP_LT', 'SCMP_CMP_LE', 'SCMP_CMP_EQ', 'SCMP_CMP_GE', 'SCMP_CMP_GT', 'SCMP_CMP_MASKED_EQ']);
+/** `NE_LOW32` is the profile's own: the low 32 bits of the argument differ from the value (seccomp has no masked "not equal"). */
+const OPS = new Set([
+  'SCMP_CMP_NE',
+  'SCMP_CMP_LT',
+  'SCMP_CMP_LE',
+  'SCMP_CMP_EQ',
+  'SCMP_CMP_GE',
+  'SCMP_CMP_GT',
+  'SCMP_CMP_MASKED_EQ',
+  'NE_LOW32',
+]);
+
+/**
+ * The argument comparisons of one allowIf rule, each an OCI rule of its own
+ * (rules of one call are alternatives). `NE_LOW32` becomes one masked compare
+ * per bit, "bit i differs from the value's": any one of them matching means
+ * the low 32 bits differ, whatever the upper 32 hold.
+ */
+export function ruleArgs(r: { arg: number; op: string; value: number; valueTwo?: number }): NonNullable<OciSyscallRule['args']>[] {
+  if (r.op !== 'NE_LOW32') return [[{ index: r.arg, value: r.value, valueTwo: r.valueTwo ?? 0, op: r.op }]];
+  const out: NonNullable<OciSyscallRule['args']>[] = [];
+  for (let bit = 0; bit < 32; bit++) {
+    const mask = 2 ** bit;
+    out.push([{ index: r.arg, value: mask, valueTwo: Math.floor(r.value / mask) % 2 === 1 ? 0 : mask, op: 'SCMP_CMP_MASKED_EQ' }]);
+  }
+  return out;
+}
 
 /** Path of the profile data file. */
 export function seccompProfilePath(): string {
@@ -57,6 +83,9 @@ export function loadSeccompProfile(file = seccompProfilePath()): SeccompProfileF
   }
   const conditional = new Set(p.allowIf.map((r) => r.syscall));
   for (const r of p.allowIf) if (!OPS.has(r.op)) problems.push(`allowIf ${r.syscall}: unknown operator ${r.op}`);
+  for (const r of p.allowIf)
+    if (r.op === 'NE_LOW32' && !(Number.isInteger(r.value) && r.value >= 0 && r.value < 2 ** 32))
+      problems.push(`allowIf ${r.syscall}: NE_LOW32 needs a 32-bit value`);
   for (const [n, e] of Object.entries(p.errno)) if (!(e.errno in ERRNO)) problems.push(`errno ${n}: unknown ${e.errno}`);
   for (const n of Object.keys(p.deny)) {
     if (allowed.has(n) || conditional.has(n) || n in p.errno) problems.push(`${n} is refused and allowed`);
@@ -71,13 +100,7 @@ export function toOciSeccomp(p: SeccompProfileFile, machine: string = arch() ===
   const architectures = p.architectures[machine];
   if (!architectures) throw new Error(`the seccomp profile has no architectures for ${machine}`);
   const syscalls: OciSyscallRule[] = [{ names: Object.values(p.allow).flat().sort(), action: 'SCMP_ACT_ALLOW' }];
-  for (const r of p.allowIf) {
-    syscalls.push({
-      names: [r.syscall],
-      action: 'SCMP_ACT_ALLOW',
-      args: [{ index: r.arg, value: r.value, valueTwo: r.valueTwo ?? 0, op: r.op }],
-    });
-  }
+  for (const r of p.allowIf) for (const args of ruleArgs(r)) syscalls.push({ names: [r.syscall], action: 'SCMP_ACT_ALLOW', args });
   for (const [n, e] of Object.entries(p.errno)) syscalls.push({ names: [n], action: 'SCMP_ACT_ERRNO', errnoRet: ERRNO[e.errno] as number });
   return { defaultAction: 'SCMP_ACT_ERRNO', defaultErrnoRet: ERRNO[p.defaultErrno] as number, architectures: [...architectures], syscalls };
 }
