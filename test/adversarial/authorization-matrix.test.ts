@@ -8,8 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAttackFederation, type AttackFederation } from '../helpers/attack-federation.js';
 import { makeAttackFixtures, type AttackFixtures } from '../helpers/attack-fixtures.js';
 import { CALLER_CLASSES, callerOf, type CallerClass } from '../helpers/caller-classes.js';
-import { apiMethods, type ApiMethod } from '../helpers/descriptor-set.js';
+import { apiMethods } from '../helpers/descriptor-set.js';
 import { disposeParties } from '../helpers/ma-harness.js';
+import { targetOf } from '../helpers/method-targets.js';
 import { codeName, WireCalls } from '../helpers/raw-call.js';
 import { AUTHORIZATION_TABLE, type MatrixRow } from './authorization-table.js';
 
@@ -50,20 +51,6 @@ afterAll(async () => {
 
 const methods = new Map(apiMethods().map((m) => [m.key, m]));
 
-function addressOf(method: ApiMethod, row: MatrixRow, cls: CallerClass): string {
-  if (row.as === 'token' && (cls === 'right' || cls === 'noChain')) return fed.site.enrolAddress;
-  switch (method.service) {
-    case 'NodeManager':
-      return (fed.nodes[0] as { endpoint: string }).endpoint;
-    case 'SliceAuthority':
-      return fed.sa.address;
-    case 'ServiceProvider':
-      return fed.sp.address;
-    default:
-      return fed.site.address;
-  }
-}
-
 /** Calls `key` as each class (the right principal last: it may consume what the others were refused) and returns the codes. */
 async function run(key: string, row: MatrixRow, build: NonNullable<MatrixRow['absent']>, classes: readonly CallerClass[]) {
   const method = methods.get(key);
@@ -72,7 +59,7 @@ async function run(key: string, row: MatrixRow, build: NonNullable<MatrixRow['ab
   const details: string[] = [];
   for (const cls of [...classes].reverse()) {
     const request = await build(fx, fed, cls);
-    const end = await calls.call(addressOf(method, row, cls), method, request, callerOf(fed, fx, row.as, cls));
+    const end = await calls.call(targetOf(fed, method, row.as, cls).address, method, request, callerOf(fed, fx, row.as, cls));
     got[cls] = codeName(end.code);
     details.push(`${cls}: ${codeName(end.code)} ${end.details.slice(0, 160)}`);
   }
