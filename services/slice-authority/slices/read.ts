@@ -102,8 +102,14 @@ async function refreshLocked(book: SliceBookState, urn: string): Promise<Slice> 
   });
   if (changed.length === 0) return sliceToWire(rec);
   const next: SliceRecord = { ...rec, sites, updatedAt: book.now };
-  // What the sites report can be asked again at any time: no need to wait for the disk.
-  await book.sliceTable.put(urn, next);
+  // What the sites report can be asked again at any time: no need to wait for the disk; and a store
+  // that refuses writes does not stop the answer (a read), it only keeps the record as it was.
+  try {
+    await book.sliceTable.put(urn, next);
+  } catch (err) {
+    book.deps.log.warn({ slice: urn, err: (err as Error).message }, "the sites' report of the slice was not recorded");
+    return sliceToWire(next);
+  }
   book.slices.set(urn, { ...next, seq: (book.slices.get(urn) as SliceRecord).seq });
   for (const c of changed) {
     const state = c.sliver.operationalState;
