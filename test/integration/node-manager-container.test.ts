@@ -200,17 +200,15 @@ describe.skipIf(!canContain)('container driver with network namespaces (emulab-s
   it('gives each sliver its own network stack with only loopback up', async () => {
     const s = await createSliver(h, 'net1');
     const out = await collectExec(
-      h
-        .client()
-        .exec(
-          {
-            sliverUrn: s.urn,
-            argv: ['sh', '-c', 'ip -o link | cut -d: -f2 | tr -d " "; ip -o link show lo | grep -c UP'],
-            env: {},
-            timeoutMs: 0,
-          },
-          { chain: h.parties.ownerChain },
-        ),
+      h.client().exec(
+        {
+          sliverUrn: s.urn,
+          argv: ['sh', '-c', 'ip -o link | cut -d: -f2 | tr -d " "; ip -o link show lo | grep -c UP'],
+          env: {},
+          timeoutMs: 0,
+        },
+        { chain: h.parties.ownerChain },
+      ),
     );
     expect(out.stdout).toBe('lo\n1\n');
     await h.client().deleteSliver({ sliverUrn: s.urn }, { chain: h.parties.ownerChain });
