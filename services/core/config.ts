@@ -108,6 +108,27 @@ export function serverLimitsFromConfig(server: z.infer<typeof serverLimitsConfig
   return out;
 }
 
+/** The `dashboard` section: where the dashboard listens and how its one-time login links and sessions last. */
+export const dashboardConfigSchema = z
+  .object({
+    listen: z.object({ host: z.string().min(1).default('127.0.0.1'), port: z.number().int().min(0).max(65535) }).strict(),
+    /**
+     * Where the service writes a one-time login link (mode 0600) at start, and a new one whenever the
+     * last is used or expires. Absent: no links, client certificates only.
+     */
+    login_link_file: path.optional(),
+    /** How long a login link is valid (s). */
+    login_link_ttl_s: z.number().int().min(10).max(86_400).default(900),
+    /** How long a session from a login link lasts (s). */
+    session_ttl_s: z
+      .number()
+      .int()
+      .min(60)
+      .max(7 * 86_400)
+      .default(28_800),
+  })
+  .strict();
+
 /** Settings every service has. Role-specific sections extend this schema. */
 export const commonConfigSchema = z
   .object({
@@ -147,6 +168,8 @@ export const commonConfigSchema = z
       })
       .strict()
       .optional(),
+    /** The federation dashboard over HTTPS (management and slice authorities; docs there); off unless `listen` is set. */
+    dashboard: dashboardConfigSchema.optional(),
   })
   .strict();
 
@@ -170,7 +193,7 @@ export const ENV_OVERRIDES: Readonly<Record<string, string>> = {
   log_level: 'FEDLAB_LOG_LEVEL',
 };
 
-const PATH_FIELDS = ['tls.ca', 'tls.cert', 'tls.key', 'trust_bundle', 'data_dir', 'federation.peers_dir'];
+const PATH_FIELDS = ['tls.ca', 'tls.cert', 'tls.key', 'trust_bundle', 'data_dir', 'federation.peers_dir', 'dashboard.login_link_file'];
 
 function setPath(obj: Record<string, unknown>, dotted: string, value: unknown): void {
   const keys = dotted.split('.');

@@ -22,6 +22,9 @@ import { ServiceMetrics } from './metrics/service-metrics.js';
 import { AuditLog } from './audit/audit-log.js';
 import { CallAudit } from './audit/call-audit.js';
 import { Periodic } from './periodic.js';
+import type { DashboardSource } from './dashboard/dashboard-source.js';
+import { startServiceDashboard } from './dashboard/service-dashboard.js';
+import type { DashboardListener } from './dashboard/dashboard-listener.js';
 
 /** What a role gets to build its services from. */
 export interface RoleDeps<C extends CommonConfig> {
@@ -49,6 +52,8 @@ export interface RoleServices {
   readonly registrations: readonly ServiceRegistration[];
   /** Runs after the server stopped and before the store closes (stop timers, children...). */
   readonly onStop?: () => Promise<void>;
+  /** What the role shows on the dashboard (`dashboard.listen`); absent: the role has none. */
+  readonly dashboard?: DashboardSource;
 }
 
 /** A running service process. */
@@ -58,6 +63,8 @@ export interface HostedService {
   readonly bundlePort?: number;
   /** Port of the metrics listener, when `metrics.listen` is set. */
   readonly metricsPort?: number;
+  /** The dashboard, when `dashboard.listen` is set: its port, its address, and new one-time login links. */
+  readonly dashboard?: Pick<DashboardListener, 'port' | 'url' | 'loginLink'>;
   readonly store: Store;
   /** The service's federation trust (peers, CA set, credentials TrustStore). */
   readonly federation: PeerTrust;
@@ -112,9 +119,12 @@ export async function hostService<C extends CommonConfig>(
   }
   let bundleListener: BundleListener | undefined;
   let metricsListener: MetricsListener | undefined;
+  let dashboardListener: DashboardListener | undefined;
   try {
     if (metrics && config.metrics) metricsListener = await startMetricsListener({ ...config.metrics.listen, metrics, log });
     const metricsServer = metricsListener;
+    dashboardListener = await startServiceDashboard({ config, source: role.dashboard, tls, federation, bundle, auditLog, log });
+    const dashboard = dashboardListener;
     if (fed.bundleListen)
       bundleListener = await startBundleListener({ host: fed.bundleListen.host, port: fed.bundleListen.port, tls, bundle, log });
     const listener = bundleListener;
@@ -134,6 +144,7 @@ export async function hostService<C extends CommonConfig>(
         onStop: [
           async () => listener?.stop(),
           async () => metricsServer?.stop(),
+          async () => dashboard?.stop(),
           stopFederation,
           async () => role.onStop?.(),
           async () => store.close(),
@@ -148,6 +159,7 @@ export async function hostService<C extends CommonConfig>(
       port: server.port,
       ...(listener ? { bundlePort: listener.port } : {}),
       ...(metricsServer ? { metricsPort: metricsServer.port } : {}),
+      ...(dashboard ? { dashboard } : {}),
       store,
       federation,
       stop: server.stop,
@@ -155,6 +167,7 @@ export async function hostService<C extends CommonConfig>(
   } catch (err) {
     await bundleListener?.stop();
     await metricsListener?.stop();
+    await dashboardListener?.stop();
     await stopFederation();
     await role.onStop?.();
     await store.close();

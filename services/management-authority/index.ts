@@ -27,6 +27,7 @@ import { aggregateService, managementAuthorityService } from './service.js';
 import { signingKeyOf } from '../core/identity/signing-key.js';
 import { registerMaMetrics } from './ma-metrics.js';
 import { SiteCa } from './site-ca.js';
+import { MaDashboardSource } from './dashboard-source.js';
 
 export { maConfigSchema, MA_PATH_FIELDS, toMaSettings, type MaConfig, type MaSettings } from './config.js';
 export { maInstance, maVersion } from './instance.js';
@@ -161,6 +162,7 @@ export function managementAuthorityRole(options: MaRoleOptions = {}): (deps: Rol
     const handlerDeps = { access, enrolment, registry, providers, delegations, aggregate, clock, heartbeatIntervalMs };
     return {
       registrations: [managementAuthorityService(handlerDeps), aggregateService(handlerDeps)],
+      dashboard: new MaDashboardSource({ urn, domain, style, access, registry, ledger }),
       onStop: async () => {
         await enrolmentListener.stop();
         for (const t of tasks) await t.stop();

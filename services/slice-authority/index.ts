@@ -18,6 +18,7 @@ import { Sites } from './sites.js';
 import { RevocationPush } from './revocation-push.js';
 import { SliceBook } from './slices/slice-book.js';
 import { backgroundTasks } from './background-tasks.js';
+import { SaDashboardSource } from './dashboard-source.js';
 
 export { saConfigSchema, SA_PATH_FIELDS, toSaSettings, type SaConfig, type SaSettings } from './config.js';
 
@@ -98,6 +99,7 @@ export function sliceAuthorityRole(options: SaRoleOptions = {}): (deps: RoleDeps
 
     return {
       registrations: [sliceAuthorityService({ accounts, book, credentials })],
+      dashboard: new SaDashboardSource({ urn: saUrn, accounts, book, sites }),
       onStop: async () => {
         for (const t of tasks) await t.stop();
         await book.stop();

@@ -1,0 +1,33 @@
+/**
+ * Writing the dashboard's current one-time login link to the file its config
+ * names (`dashboard.login_link_file`), for `fedlab up` or an operator to
+ * read: written whole to a new file (created exclusively, mode 0600, under
+ * an unpredictable name beside it) and renamed into place, so a reader
+ * never sees half a link and no one else can read it.
+ */
+import { randomBytes } from 'node:crypto';
+import { open, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+
+/** Replaces the content of `file` with `text` (mode 0600). */
+export async function writeLoginLinkFile(file: string, text: string): Promise<void> {
+  const tmp = join(dirname(file), `.${basename(file)}.${randomBytes(8).toString('hex')}.tmp`);
+  const fh = await open(tmp, 'wx', 0o600);
+  try {
+    await fh.writeFile(text);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  try {
+    await rename(tmp, file);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+/** Removes the link file (at stop: its link died with the process). */
+export async function removeLoginLinkFile(file: string): Promise<void> {
+  await rm(file, { force: true });
+}
