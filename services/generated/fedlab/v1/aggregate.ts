@@ -3050,7 +3050,10 @@ export const AggregateUpdateRevocationsResponse: MessageFns<AggregateUpdateRevoc
  */
 export type AggregateService = typeof AggregateService;
 export const AggregateService = {
-  /** GetVersion describes the aggregate: API version, style, formats, limits and terms. */
+  /**
+   * GetVersion describes the aggregate: API version, style, formats, limits and terms.
+   * Any authenticated principal of this domain or a peered one may call it (no chain).
+   */
   getVersion: {
     path: "/fedlab.v1.Aggregate/GetVersion" as const,
     requestStream: false as const,
@@ -3062,7 +3065,10 @@ export const AggregateService = {
       Buffer.from(AggregateGetVersionResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): AggregateGetVersionResponse => AggregateGetVersionResponse.decode(value),
   },
-  /** ListResources advertises the site's nodes and what they have free. */
+  /**
+   * ListResources advertises the site's nodes and what they have free.
+   * Any authenticated principal of this domain or a peered one may call it (no chain).
+   */
   listResources: {
     path: "/fedlab.v1.Aggregate/ListResources" as const,
     requestStream: false as const,
@@ -3075,7 +3081,11 @@ export const AggregateService = {
     responseDeserialize: (value: Buffer): AggregateListResourcesResponse =>
       AggregateListResourcesResponse.decode(value),
   },
-  /** Describe returns the manifest of a slice's slivers at this site. */
+  /**
+   * Describe returns the manifest of a slice's slivers at this site. Needs `sliver.read` in an
+   * MA → SA chain of the slice's own slice authority; any other caller is UNAUTHENTICATED whether
+   * or not the slice is here.
+   */
   describe: {
     path: "/fedlab.v1.Aggregate/Describe" as const,
     requestStream: false as const,
@@ -3135,7 +3145,10 @@ export const AggregateService = {
     responseDeserialize: (value: Buffer): AggregatePerformOperationalActionResponse =>
       AggregatePerformOperationalActionResponse.decode(value),
   },
-  /** Status returns the allocation and operational state of slivers. Needs `sliver.read`. */
+  /**
+   * Status returns the allocation and operational state of slivers. Needs `sliver.read`; who may
+   * call it as for Describe.
+   */
   status: {
     path: "/fedlab.v1.Aggregate/Status" as const,
     requestStream: false as const,
@@ -3211,11 +3224,21 @@ export const AggregateService = {
 } as const;
 
 export interface AggregateServer extends UntypedServiceImplementation {
-  /** GetVersion describes the aggregate: API version, style, formats, limits and terms. */
+  /**
+   * GetVersion describes the aggregate: API version, style, formats, limits and terms.
+   * Any authenticated principal of this domain or a peered one may call it (no chain).
+   */
   getVersion: handleUnaryCall<AggregateGetVersionRequest, AggregateGetVersionResponse>;
-  /** ListResources advertises the site's nodes and what they have free. */
+  /**
+   * ListResources advertises the site's nodes and what they have free.
+   * Any authenticated principal of this domain or a peered one may call it (no chain).
+   */
   listResources: handleUnaryCall<AggregateListResourcesRequest, AggregateListResourcesResponse>;
-  /** Describe returns the manifest of a slice's slivers at this site. */
+  /**
+   * Describe returns the manifest of a slice's slivers at this site. Needs `sliver.read` in an
+   * MA → SA chain of the slice's own slice authority; any other caller is UNAUTHENTICATED whether
+   * or not the slice is here.
+   */
   describe: handleUnaryCall<AggregateDescribeRequest, AggregateDescribeResponse>;
   /**
    * Allocate holds resources for a slice for a short time (the hold, e.g. 10 minutes). All or
@@ -3236,7 +3259,10 @@ export interface AggregateServer extends UntypedServiceImplementation {
     AggregatePerformOperationalActionRequest,
     AggregatePerformOperationalActionResponse
   >;
-  /** Status returns the allocation and operational state of slivers. Needs `sliver.read`. */
+  /**
+   * Status returns the allocation and operational state of slivers. Needs `sliver.read`; who may
+   * call it as for Describe.
+   */
   status: handleUnaryCall<AggregateStatusRequest, AggregateStatusResponse>;
   /** Renew moves slivers' expiry. Needs `sliver.renew`. */
   renew: handleUnaryCall<AggregateRenewRequest, AggregateRenewResponse>;
@@ -3260,7 +3286,10 @@ export interface AggregateServer extends UntypedServiceImplementation {
 }
 
 export interface AggregateClient extends Client {
-  /** GetVersion describes the aggregate: API version, style, formats, limits and terms. */
+  /**
+   * GetVersion describes the aggregate: API version, style, formats, limits and terms.
+   * Any authenticated principal of this domain or a peered one may call it (no chain).
+   */
   getVersion(
     request: AggregateGetVersionRequest,
     callback: (error: ServiceError | null, response: AggregateGetVersionResponse) => void,
@@ -3276,7 +3305,10 @@ export interface AggregateClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: AggregateGetVersionResponse) => void,
   ): ClientUnaryCall;
-  /** ListResources advertises the site's nodes and what they have free. */
+  /**
+   * ListResources advertises the site's nodes and what they have free.
+   * Any authenticated principal of this domain or a peered one may call it (no chain).
+   */
   listResources(
     request: AggregateListResourcesRequest,
     callback: (error: ServiceError | null, response: AggregateListResourcesResponse) => void,
@@ -3292,7 +3324,11 @@ export interface AggregateClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: AggregateListResourcesResponse) => void,
   ): ClientUnaryCall;
-  /** Describe returns the manifest of a slice's slivers at this site. */
+  /**
+   * Describe returns the manifest of a slice's slivers at this site. Needs `sliver.read` in an
+   * MA → SA chain of the slice's own slice authority; any other caller is UNAUTHENTICATED whether
+   * or not the slice is here.
+   */
   describe(
     request: AggregateDescribeRequest,
     callback: (error: ServiceError | null, response: AggregateDescribeResponse) => void,
@@ -3366,7 +3402,10 @@ export interface AggregateClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: AggregatePerformOperationalActionResponse) => void,
   ): ClientUnaryCall;
-  /** Status returns the allocation and operational state of slivers. Needs `sliver.read`. */
+  /**
+   * Status returns the allocation and operational state of slivers. Needs `sliver.read`; who may
+   * call it as for Describe.
+   */
   status(
     request: AggregateStatusRequest,
     callback: (error: ServiceError | null, response: AggregateStatusResponse) => void,

@@ -247,6 +247,8 @@ export type FederationService = typeof FederationService;
 export const FederationService = {
   /**
    * GetBundle returns the current trust bundle of a domain (by default the serving domain's own).
+   * On the main listener any authenticated principal of this domain or a peered one may call it; on
+   * the public bundle listener (`federation.bundle_listen`) anyone may.
    * Errors: NOT_FOUND if the serving party knows no bundle for the requested domain.
    */
   getBundle: {
@@ -263,6 +265,8 @@ export const FederationService = {
 export interface FederationServer extends UntypedServiceImplementation {
   /**
    * GetBundle returns the current trust bundle of a domain (by default the serving domain's own).
+   * On the main listener any authenticated principal of this domain or a peered one may call it; on
+   * the public bundle listener (`federation.bundle_listen`) anyone may.
    * Errors: NOT_FOUND if the serving party knows no bundle for the requested domain.
    */
   getBundle: handleUnaryCall<GetBundleRequest, GetBundleResponse>;
@@ -271,6 +275,8 @@ export interface FederationServer extends UntypedServiceImplementation {
 export interface FederationClient extends Client {
   /**
    * GetBundle returns the current trust bundle of a domain (by default the serving domain's own).
+   * On the main listener any authenticated principal of this domain or a peered one may call it; on
+   * the public bundle listener (`federation.bundle_listen`) anyone may.
    * Errors: NOT_FOUND if the serving party knows no bundle for the requested domain.
    */
   getBundle(

@@ -2830,7 +2830,10 @@ export const ManagementAuthorityService = {
     responseSerialize: (value: HeartbeatResponse): Buffer => Buffer.from(HeartbeatResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): HeartbeatResponse => HeartbeatResponse.decode(value),
   },
-  /** ListNodes lists the site's nodes. */
+  /**
+   * ListNodes lists the site's nodes, with their owners and endpoints. For the site's
+   * administrators only; anyone else is PERMISSION_DENIED.
+   */
   listNodes: {
     path: "/fedlab.v1.ManagementAuthority/ListNodes" as const,
     requestStream: false as const,
@@ -2840,7 +2843,12 @@ export const ManagementAuthorityService = {
     responseSerialize: (value: ListNodesResponse): Buffer => Buffer.from(ListNodesResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListNodesResponse => ListNodesResponse.decode(value),
   },
-  /** GetNode returns one node. */
+  /**
+   * GetNode returns one node. Any authenticated principal of this domain or a peered one may call
+   * it (no chain). Providers and members need a node's endpoint to reach its node manager; node
+   * URNs are public (ListResources advertises them), so an unknown node is NOT_FOUND to every
+   * caller.
+   */
   getNode: {
     path: "/fedlab.v1.ManagementAuthority/GetNode" as const,
     requestStream: false as const,
@@ -2897,7 +2905,10 @@ export const ManagementAuthorityService = {
     responseDeserialize: (value: Buffer): ManagementAuthorityRevokeResponse =>
       ManagementAuthorityRevokeResponse.decode(value),
   },
-  /** ListRevocations returns the site's revocation list, whole or since a version. */
+  /**
+   * ListRevocations returns the site's revocation list, whole or since a version. Any authenticated
+   * principal of this domain or a peered one may call it (no chain).
+   */
   listRevocations: {
     path: "/fedlab.v1.ManagementAuthority/ListRevocations" as const,
     requestStream: false as const,
@@ -2926,9 +2937,17 @@ export interface ManagementAuthorityServer extends UntypedServiceImplementation 
    * misses three in a row is DOWN.
    */
   heartbeat: handleUnaryCall<HeartbeatRequest, HeartbeatResponse>;
-  /** ListNodes lists the site's nodes. */
+  /**
+   * ListNodes lists the site's nodes, with their owners and endpoints. For the site's
+   * administrators only; anyone else is PERMISSION_DENIED.
+   */
   listNodes: handleUnaryCall<ListNodesRequest, ListNodesResponse>;
-  /** GetNode returns one node. */
+  /**
+   * GetNode returns one node. Any authenticated principal of this domain or a peered one may call
+   * it (no chain). Providers and members need a node's endpoint to reach its node manager; node
+   * URNs are public (ListResources advertises them), so an unknown node is NOT_FOUND to every
+   * caller.
+   */
   getNode: handleUnaryCall<GetNodeRequest, GetNodeResponse>;
   /**
    * RegisterServiceProvider registers the calling provider, which accepts the site's terms
@@ -2942,7 +2961,10 @@ export interface ManagementAuthorityServer extends UntypedServiceImplementation 
    * Idempotent: revoking something already revoked returns the existing entry.
    */
   revoke: handleUnaryCall<ManagementAuthorityRevokeRequest, ManagementAuthorityRevokeResponse>;
-  /** ListRevocations returns the site's revocation list, whole or since a version. */
+  /**
+   * ListRevocations returns the site's revocation list, whole or since a version. Any authenticated
+   * principal of this domain or a peered one may call it (no chain).
+   */
   listRevocations: handleUnaryCall<
     ManagementAuthorityListRevocationsRequest,
     ManagementAuthorityListRevocationsResponse
@@ -3004,7 +3026,10 @@ export interface ManagementAuthorityClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: HeartbeatResponse) => void,
   ): ClientUnaryCall;
-  /** ListNodes lists the site's nodes. */
+  /**
+   * ListNodes lists the site's nodes, with their owners and endpoints. For the site's
+   * administrators only; anyone else is PERMISSION_DENIED.
+   */
   listNodes(
     request: ListNodesRequest,
     callback: (error: ServiceError | null, response: ListNodesResponse) => void,
@@ -3020,7 +3045,12 @@ export interface ManagementAuthorityClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListNodesResponse) => void,
   ): ClientUnaryCall;
-  /** GetNode returns one node. */
+  /**
+   * GetNode returns one node. Any authenticated principal of this domain or a peered one may call
+   * it (no chain). Providers and members need a node's endpoint to reach its node manager; node
+   * URNs are public (ListResources advertises them), so an unknown node is NOT_FOUND to every
+   * caller.
+   */
   getNode(
     request: GetNodeRequest,
     callback: (error: ServiceError | null, response: GetNodeResponse) => void,
@@ -3090,7 +3120,10 @@ export interface ManagementAuthorityClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ManagementAuthorityRevokeResponse) => void,
   ): ClientUnaryCall;
-  /** ListRevocations returns the site's revocation list, whole or since a version. */
+  /**
+   * ListRevocations returns the site's revocation list, whole or since a version. Any authenticated
+   * principal of this domain or a peered one may call it (no chain).
+   */
   listRevocations(
     request: ManagementAuthorityListRevocationsRequest,
     callback: (error: ServiceError | null, response: ManagementAuthorityListRevocationsResponse) => void,

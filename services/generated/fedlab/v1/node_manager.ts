@@ -2526,7 +2526,11 @@ export const UpdateRevocationsResponse: MessageFns<UpdateRevocationsResponse> = 
  */
 export type NodeManagerService = typeof NodeManagerService;
 export const NodeManagerService = {
-  /** GetNodeInfo describes the node: capacity, commitments, driver, version. Needs `node.read`. */
+  /**
+   * GetNodeInfo describes the node: capacity, commitments, driver, version. Needs `node.read` in a
+   * chain rooted at the node's owner (the site's management authority holds one); anyone else is
+   * UNAUTHENTICATED.
+   */
   getNodeInfo: {
     path: "/fedlab.v1.NodeManager/GetNodeInfo" as const,
     requestStream: false as const,
@@ -2551,7 +2555,12 @@ export const NodeManagerService = {
       Buffer.from(CreateSliverResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): CreateSliverResponse => CreateSliverResponse.decode(value),
   },
-  /** GetSliver returns one sliver. Needs `sliver.read`. */
+  /**
+   * GetSliver returns one sliver. Needs `sliver.read` in a chain rooted at the node's owner, or at
+   * the sliver's slice authority over its slice (the slice's provider and members). Anyone else is
+   * UNAUTHENTICATED whether or not the sliver exists; NOT_FOUND only to a caller whose chain
+   * verifies.
+   */
   getSliver: {
     path: "/fedlab.v1.NodeManager/GetSliver" as const,
     requestStream: false as const,
@@ -2561,7 +2570,11 @@ export const NodeManagerService = {
     responseSerialize: (value: GetSliverResponse): Buffer => Buffer.from(GetSliverResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetSliverResponse => GetSliverResponse.decode(value),
   },
-  /** ListSlivers lists the slivers on the node (those the caller may read). Needs `sliver.read`. */
+  /**
+   * ListSlivers lists the slivers on the node (those the caller may read). Needs `sliver.read`:
+   * every sliver with a chain rooted at the node's owner; one slice's slivers (slice_urn) also with
+   * that slice's credential. Anyone else is UNAUTHENTICATED.
+   */
   listSlivers: {
     path: "/fedlab.v1.NodeManager/ListSlivers" as const,
     requestStream: false as const,
@@ -2620,9 +2633,10 @@ export const NodeManagerService = {
     responseDeserialize: (value: Buffer): ExecResponse => ExecResponse.decode(value),
   },
   /**
-   * GetSliverOutput returns the last output lines of the commands run in a sliver through Exec
-   * (a deployed service's included), kept by the node manager in memory: lost when it restarts,
-   * forgotten when the sliver is deleted. Needs `sliver.read`.
+   * GetSliverOutput returns the last output lines of the commands run in a sliver through Exec (a
+   * deployed service's included), kept by the node manager in memory: lost when it restarts,
+   * forgotten when the sliver is deleted. Needs `sliver.read`; who may call it as for GetSliver
+   * (the output is the slice's: the site's operators and the slice's provider and members).
    */
   getSliverOutput: {
     path: "/fedlab.v1.NodeManager/GetSliverOutput" as const,
@@ -2656,7 +2670,11 @@ export const NodeManagerService = {
 } as const;
 
 export interface NodeManagerServer extends UntypedServiceImplementation {
-  /** GetNodeInfo describes the node: capacity, commitments, driver, version. Needs `node.read`. */
+  /**
+   * GetNodeInfo describes the node: capacity, commitments, driver, version. Needs `node.read` in a
+   * chain rooted at the node's owner (the site's management authority holds one); anyone else is
+   * UNAUTHENTICATED.
+   */
   getNodeInfo: handleUnaryCall<GetNodeInfoRequest, GetNodeInfoResponse>;
   /**
    * CreateSliver allocates (and by default instantiates) a sliver. Idempotent on request_id and on
@@ -2664,9 +2682,18 @@ export interface NodeManagerServer extends UntypedServiceImplementation {
    * exceeded. Needs `sliver.create`.
    */
   createSliver: handleUnaryCall<CreateSliverRequest, CreateSliverResponse>;
-  /** GetSliver returns one sliver. Needs `sliver.read`. */
+  /**
+   * GetSliver returns one sliver. Needs `sliver.read` in a chain rooted at the node's owner, or at
+   * the sliver's slice authority over its slice (the slice's provider and members). Anyone else is
+   * UNAUTHENTICATED whether or not the sliver exists; NOT_FOUND only to a caller whose chain
+   * verifies.
+   */
   getSliver: handleUnaryCall<GetSliverRequest, GetSliverResponse>;
-  /** ListSlivers lists the slivers on the node (those the caller may read). Needs `sliver.read`. */
+  /**
+   * ListSlivers lists the slivers on the node (those the caller may read). Needs `sliver.read`:
+   * every sliver with a chain rooted at the node's owner; one slice's slivers (slice_urn) also with
+   * that slice's credential. Anyone else is UNAUTHENTICATED.
+   */
   listSlivers: handleUnaryCall<ListSliversRequest, ListSliversResponse>;
   /** RenewSliver moves a sliver's expiry. Needs `sliver.renew`. */
   renewSliver: handleUnaryCall<RenewSliverRequest, RenewSliverResponse>;
@@ -2683,9 +2710,10 @@ export interface NodeManagerServer extends UntypedServiceImplementation {
    */
   exec: handleServerStreamingCall<ExecRequest, ExecResponse>;
   /**
-   * GetSliverOutput returns the last output lines of the commands run in a sliver through Exec
-   * (a deployed service's included), kept by the node manager in memory: lost when it restarts,
-   * forgotten when the sliver is deleted. Needs `sliver.read`.
+   * GetSliverOutput returns the last output lines of the commands run in a sliver through Exec (a
+   * deployed service's included), kept by the node manager in memory: lost when it restarts,
+   * forgotten when the sliver is deleted. Needs `sliver.read`; who may call it as for GetSliver
+   * (the output is the slice's: the site's operators and the slice's provider and members).
    */
   getSliverOutput: handleUnaryCall<GetSliverOutputRequest, GetSliverOutputResponse>;
   /**
@@ -2699,7 +2727,11 @@ export interface NodeManagerServer extends UntypedServiceImplementation {
 }
 
 export interface NodeManagerClient extends Client {
-  /** GetNodeInfo describes the node: capacity, commitments, driver, version. Needs `node.read`. */
+  /**
+   * GetNodeInfo describes the node: capacity, commitments, driver, version. Needs `node.read` in a
+   * chain rooted at the node's owner (the site's management authority holds one); anyone else is
+   * UNAUTHENTICATED.
+   */
   getNodeInfo(
     request: GetNodeInfoRequest,
     callback: (error: ServiceError | null, response: GetNodeInfoResponse) => void,
@@ -2735,7 +2767,12 @@ export interface NodeManagerClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: CreateSliverResponse) => void,
   ): ClientUnaryCall;
-  /** GetSliver returns one sliver. Needs `sliver.read`. */
+  /**
+   * GetSliver returns one sliver. Needs `sliver.read` in a chain rooted at the node's owner, or at
+   * the sliver's slice authority over its slice (the slice's provider and members). Anyone else is
+   * UNAUTHENTICATED whether or not the sliver exists; NOT_FOUND only to a caller whose chain
+   * verifies.
+   */
   getSliver(
     request: GetSliverRequest,
     callback: (error: ServiceError | null, response: GetSliverResponse) => void,
@@ -2751,7 +2788,11 @@ export interface NodeManagerClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetSliverResponse) => void,
   ): ClientUnaryCall;
-  /** ListSlivers lists the slivers on the node (those the caller may read). Needs `sliver.read`. */
+  /**
+   * ListSlivers lists the slivers on the node (those the caller may read). Needs `sliver.read`:
+   * every sliver with a chain rooted at the node's owner; one slice's slivers (slice_urn) also with
+   * that slice's credential. Anyone else is UNAUTHENTICATED.
+   */
   listSlivers(
     request: ListSliversRequest,
     callback: (error: ServiceError | null, response: ListSliversResponse) => void,
@@ -2825,9 +2866,10 @@ export interface NodeManagerClient extends Client {
   exec(request: ExecRequest, options?: Partial<CallOptions>): ClientReadableStream<ExecResponse>;
   exec(request: ExecRequest, metadata?: Metadata, options?: Partial<CallOptions>): ClientReadableStream<ExecResponse>;
   /**
-   * GetSliverOutput returns the last output lines of the commands run in a sliver through Exec
-   * (a deployed service's included), kept by the node manager in memory: lost when it restarts,
-   * forgotten when the sliver is deleted. Needs `sliver.read`.
+   * GetSliverOutput returns the last output lines of the commands run in a sliver through Exec (a
+   * deployed service's included), kept by the node manager in memory: lost when it restarts,
+   * forgotten when the sliver is deleted. Needs `sliver.read`; who may call it as for GetSliver
+   * (the output is the slice's: the site's operators and the slice's provider and members).
    */
   getSliverOutput(
     request: GetSliverOutputRequest,

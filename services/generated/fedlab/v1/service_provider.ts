@@ -2932,7 +2932,10 @@ export const ServiceProviderService = {
     responseSerialize: (value: DeployResponse): Buffer => Buffer.from(DeployResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): DeployResponse => DeployResponse.decode(value),
   },
-  /** GetDeployment returns one deployment. */
+  /**
+   * GetDeployment returns one deployment. For the provider's administrators and readers (config
+   * `admins`, `readers`); anyone else is PERMISSION_DENIED whether or not the deployment exists.
+   */
   getDeployment: {
     path: "/fedlab.v1.ServiceProvider/GetDeployment" as const,
     requestStream: false as const,
@@ -2943,7 +2946,7 @@ export const ServiceProviderService = {
       Buffer.from(GetDeploymentResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetDeploymentResponse => GetDeploymentResponse.decode(value),
   },
-  /** ListDeployments lists the provider's deployments. */
+  /** ListDeployments lists the provider's deployments. Who may call it as for GetDeployment. */
   listDeployments: {
     path: "/fedlab.v1.ServiceProvider/ListDeployments" as const,
     requestStream: false as const,
@@ -3004,9 +3007,12 @@ export interface ServiceProviderServer extends UntypedServiceImplementation {
    * progress. ALREADY_EXISTS if the name is taken by another request.
    */
   deploy: handleServerStreamingCall<DeployRequest, DeployResponse>;
-  /** GetDeployment returns one deployment. */
+  /**
+   * GetDeployment returns one deployment. For the provider's administrators and readers (config
+   * `admins`, `readers`); anyone else is PERMISSION_DENIED whether or not the deployment exists.
+   */
   getDeployment: handleUnaryCall<GetDeploymentRequest, GetDeploymentResponse>;
-  /** ListDeployments lists the provider's deployments. */
+  /** ListDeployments lists the provider's deployments. Who may call it as for GetDeployment. */
   listDeployments: handleUnaryCall<ListDeploymentsRequest, ListDeploymentsResponse>;
   /** DeleteDeployment deletes a deployment and (unless kept) its slice. Idempotent. */
   deleteDeployment: handleUnaryCall<DeleteDeploymentRequest, DeleteDeploymentResponse>;
@@ -3034,7 +3040,10 @@ export interface ServiceProviderClient extends Client {
     metadata?: Metadata,
     options?: Partial<CallOptions>,
   ): ClientReadableStream<DeployResponse>;
-  /** GetDeployment returns one deployment. */
+  /**
+   * GetDeployment returns one deployment. For the provider's administrators and readers (config
+   * `admins`, `readers`); anyone else is PERMISSION_DENIED whether or not the deployment exists.
+   */
   getDeployment(
     request: GetDeploymentRequest,
     callback: (error: ServiceError | null, response: GetDeploymentResponse) => void,
@@ -3050,7 +3059,7 @@ export interface ServiceProviderClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetDeploymentResponse) => void,
   ): ClientUnaryCall;
-  /** ListDeployments lists the provider's deployments. */
+  /** ListDeployments lists the provider's deployments. Who may call it as for GetDeployment. */
   listDeployments(
     request: ListDeploymentsRequest,
     callback: (error: ServiceError | null, response: ListDeploymentsResponse) => void,

@@ -3076,7 +3076,11 @@ export const SliceAuthorityService = {
     responseSerialize: (value: CreateSliceResponse): Buffer => Buffer.from(CreateSliceResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): CreateSliceResponse => CreateSliceResponse.decode(value),
   },
-  /** GetSlice returns one slice. */
+  /**
+   * GetSlice returns one slice. For the slice's provider and the authority's administrators;
+   * another provider with an account gets NOT_FOUND, as for a slice that does not exist, and a
+   * caller with no account PERMISSION_DENIED.
+   */
   getSlice: {
     path: "/fedlab.v1.SliceAuthority/GetSlice" as const,
     requestStream: false as const,
@@ -3086,7 +3090,10 @@ export const SliceAuthorityService = {
     responseSerialize: (value: GetSliceResponse): Buffer => Buffer.from(GetSliceResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetSliceResponse => GetSliceResponse.decode(value),
   },
-  /** ListSlices lists the caller's slices. */
+  /**
+   * ListSlices lists the caller's slices (every slice for the authority's administrators). A caller
+   * with no provider account is PERMISSION_DENIED.
+   */
   listSlices: {
     path: "/fedlab.v1.SliceAuthority/ListSlices" as const,
     requestStream: false as const,
@@ -3116,7 +3123,10 @@ export const SliceAuthorityService = {
     responseSerialize: (value: DeleteSliceResponse): Buffer => Buffer.from(DeleteSliceResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): DeleteSliceResponse => DeleteSliceResponse.decode(value),
   },
-  /** WatchSlice streams a slice's progress: a snapshot first, then an event per change. */
+  /**
+   * WatchSlice streams a slice's progress: a snapshot first, then an event per change. Who may call
+   * it as for GetSlice.
+   */
   watchSlice: {
     path: "/fedlab.v1.SliceAuthority/WatchSlice" as const,
     requestStream: false as const,
@@ -3156,7 +3166,10 @@ export const SliceAuthorityService = {
       Buffer.from(SliceAuthorityRevokeResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): SliceAuthorityRevokeResponse => SliceAuthorityRevokeResponse.decode(value),
   },
-  /** ListRevocations returns this authority's revocation list, whole or since a version. */
+  /**
+   * ListRevocations returns this authority's revocation list, whole or since a version. For
+   * providers with an account and the authority's administrators; others are PERMISSION_DENIED.
+   */
   listRevocations: {
     path: "/fedlab.v1.SliceAuthority/ListRevocations" as const,
     requestStream: false as const,
@@ -3179,15 +3192,25 @@ export interface SliceAuthorityServer extends UntypedServiceImplementation {
    * the name is taken by another request.
    */
   createSlice: handleUnaryCall<CreateSliceRequest, CreateSliceResponse>;
-  /** GetSlice returns one slice. */
+  /**
+   * GetSlice returns one slice. For the slice's provider and the authority's administrators;
+   * another provider with an account gets NOT_FOUND, as for a slice that does not exist, and a
+   * caller with no account PERMISSION_DENIED.
+   */
   getSlice: handleUnaryCall<GetSliceRequest, GetSliceResponse>;
-  /** ListSlices lists the caller's slices. */
+  /**
+   * ListSlices lists the caller's slices (every slice for the authority's administrators). A caller
+   * with no provider account is PERMISSION_DENIED.
+   */
   listSlices: handleUnaryCall<ListSlicesRequest, ListSlicesResponse>;
   /** RenewSlice moves the expiry of a slice and of its slivers on every site. */
   renewSlice: handleUnaryCall<RenewSliceRequest, RenewSliceResponse>;
   /** DeleteSlice deletes a slice's slivers on every site, then the slice. Idempotent. */
   deleteSlice: handleUnaryCall<DeleteSliceRequest, DeleteSliceResponse>;
-  /** WatchSlice streams a slice's progress: a snapshot first, then an event per change. */
+  /**
+   * WatchSlice streams a slice's progress: a snapshot first, then an event per change. Who may call
+   * it as for GetSlice.
+   */
   watchSlice: handleServerStreamingCall<WatchSliceRequest, WatchSliceResponse>;
   /**
    * IssueSliceCredential issues a slice credential `SA → holder` (normally the slice's provider)
@@ -3199,7 +3222,10 @@ export interface SliceAuthorityServer extends UntypedServiceImplementation {
    * Idempotent: revoking something already revoked returns the existing entry.
    */
   revoke: handleUnaryCall<SliceAuthorityRevokeRequest, SliceAuthorityRevokeResponse>;
-  /** ListRevocations returns this authority's revocation list, whole or since a version. */
+  /**
+   * ListRevocations returns this authority's revocation list, whole or since a version. For
+   * providers with an account and the authority's administrators; others are PERMISSION_DENIED.
+   */
   listRevocations: handleUnaryCall<SliceAuthorityListRevocationsRequest, SliceAuthorityListRevocationsResponse>;
 }
 
@@ -3224,7 +3250,11 @@ export interface SliceAuthorityClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: CreateSliceResponse) => void,
   ): ClientUnaryCall;
-  /** GetSlice returns one slice. */
+  /**
+   * GetSlice returns one slice. For the slice's provider and the authority's administrators;
+   * another provider with an account gets NOT_FOUND, as for a slice that does not exist, and a
+   * caller with no account PERMISSION_DENIED.
+   */
   getSlice(
     request: GetSliceRequest,
     callback: (error: ServiceError | null, response: GetSliceResponse) => void,
@@ -3240,7 +3270,10 @@ export interface SliceAuthorityClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetSliceResponse) => void,
   ): ClientUnaryCall;
-  /** ListSlices lists the caller's slices. */
+  /**
+   * ListSlices lists the caller's slices (every slice for the authority's administrators). A caller
+   * with no provider account is PERMISSION_DENIED.
+   */
   listSlices(
     request: ListSlicesRequest,
     callback: (error: ServiceError | null, response: ListSlicesResponse) => void,
@@ -3288,7 +3321,10 @@ export interface SliceAuthorityClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DeleteSliceResponse) => void,
   ): ClientUnaryCall;
-  /** WatchSlice streams a slice's progress: a snapshot first, then an event per change. */
+  /**
+   * WatchSlice streams a slice's progress: a snapshot first, then an event per change. Who may call
+   * it as for GetSlice.
+   */
   watchSlice(request: WatchSliceRequest, options?: Partial<CallOptions>): ClientReadableStream<WatchSliceResponse>;
   watchSlice(
     request: WatchSliceRequest,
@@ -3333,7 +3369,10 @@ export interface SliceAuthorityClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: SliceAuthorityRevokeResponse) => void,
   ): ClientUnaryCall;
-  /** ListRevocations returns this authority's revocation list, whole or since a version. */
+  /**
+   * ListRevocations returns this authority's revocation list, whole or since a version. For
+   * providers with an account and the authority's administrators; others are PERMISSION_DENIED.
+   */
   listRevocations(
     request: SliceAuthorityListRevocationsRequest,
     callback: (error: ServiceError | null, response: SliceAuthorityListRevocationsResponse) => void,
