@@ -154,26 +154,35 @@ export class ContainerDriver implements SliverDriver {
     await this.o.cgroups.remove(name);
   }
 
-  exec(s: DriverSliver, _ref: RuntimeRef, spec: ExecSpec, signal: AbortSignal): AsyncIterable<ExecChunk> {
-    return this.execStream(s, spec, signal);
+  exec(s: DriverSliver, ref: RuntimeRef, spec: ExecSpec, signal: AbortSignal): AsyncIterable<ExecChunk> {
+    return this.execStream(s, ref, spec, signal);
   }
 
-  private async *execStream(s: DriverSliver, spec: ExecSpec, signal: AbortSignal): AsyncIterable<ExecChunk> {
+  /**
+   * `runc exec` in the foreground. runc starts the command in a session of
+   * its own, out of reach of a kill of runc's process group: on timeout,
+   * cancellation or too much output the command's session is killed too, found
+   * through runc's pid file (see ExecPid).
+   */
+  private async *execStream(s: DriverSliver, ref: RuntimeRef, spec: ExecSpec, signal: AbortSignal): AsyncIterable<ExecChunk> {
     if (spec.tty) {
-      yield* this.execTerminal(s, spec, spec.tty, signal);
+      yield* this.execTerminal(s, ref, spec, spec.tty, signal);
       return;
     }
     const file = await this.writeProcess(s, { args: spec.argv, env: this.envOf(s, spec.env), cwd: spec.cwd ?? SLIVER_HOME });
+    const pidFile = `${file}.pid`;
     try {
-      yield* streamProcess(this.o.runc.binary, this.o.runc.execArgs(s.name, file), {
+      yield* streamProcess(this.o.runc.binary, this.o.runc.execArgs(s.name, file, { pidFile }), {
         env: HOST_TOOL_ENV,
         stdin: spec.stdin,
         timeoutMs: spec.timeoutMs,
         maxOutputBytes: spec.maxOutputBytes,
         signal,
+        alsoKill: new ExecPid(pidFile, ref),
       });
     } finally {
       await rm(file, { force: true });
+      await rm(pidFile, { force: true });
     }
   }
 
@@ -186,7 +195,13 @@ export class ContainerDriver implements SliverDriver {
    * a kill reaches the command's whole session, which runc starts apart from
    * its own process group.
    */
-  private async *execTerminal(s: DriverSliver, spec: ExecSpec, tty: ExecTty, signal: AbortSignal): AsyncIterable<ExecChunk> {
+  private async *execTerminal(
+    s: DriverSliver,
+    ref: RuntimeRef,
+    spec: ExecSpec,
+    tty: ExecTty,
+    signal: AbortSignal,
+  ): AsyncIterable<ExecChunk> {
     checkTerminalSize(tty.rows, tty.cols);
     const env = this.envOf(s, spec.env, { TERM: tty.term ?? 'xterm' });
     const file = await this.writeProcess(s, {
@@ -196,7 +211,7 @@ export class ContainerDriver implements SliverDriver {
       terminal: { rows: tty.rows, cols: tty.cols },
     });
     const pidFile = `${file}.pid`;
-    const command = new ExecPid(pidFile);
+    const command = new ExecPid(pidFile, ref);
     try {
       yield* streamTerminal(this.o.runc.binary, this.o.runc.execArgs(s.name, file, { tty: true, pidFile }), {
         env: HOST_TOOL_ENV,

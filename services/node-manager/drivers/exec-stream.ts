@@ -3,7 +3,8 @@
  * chunks ending with its exit. Output is read with backpressure (the child is
  * paused while the consumer lags), capped in total (over the cap the command is
  * killed and the call fails with RESOURCE_EXHAUSTED), and the whole process
- * group is killed on timeout, cancellation, or when the consumer stops reading.
+ * group is killed on timeout, cancellation, or when the consumer stops reading
+ * (with what {@link StreamOptions.alsoKill} reaches beyond it).
  */
 import { spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
@@ -25,6 +26,12 @@ export interface StreamOptions {
   readonly timeoutMs: number;
   readonly maxOutputBytes: number;
   readonly signal: AbortSignal;
+  /**
+   * What the child's process group does not hold and must die with it (a
+   * container command, which runc starts in a session of its own): `find` runs
+   * first, while the child lives, then the group is killed, then `killSession`.
+   */
+  readonly alsoKill?: { find(childPid: number | undefined): Promise<void>; killSession(): Promise<void> };
 }
 
 function killGroup(pid: number | undefined): void {
@@ -50,6 +57,20 @@ export async function* streamProcess(command: string, args: readonly string[], o
     stdio: ['pipe', 'pipe', 'pipe'],
     detached: true,
   });
+  let killing: Promise<void> | undefined;
+  const killEverything = (): Promise<void> => {
+    const also = options.alsoKill;
+    if (!also) {
+      killGroup(child.pid);
+      return Promise.resolve();
+    }
+    killing ??= (async () => {
+      await also.find(child.pid).catch(() => undefined);
+      killGroup(child.pid);
+      await also.killSession().catch(() => undefined);
+    })();
+    return killing;
+  };
   const queue: ExecChunk[] = [];
   let buffered = 0;
   let total = 0;
@@ -82,7 +103,7 @@ export async function* streamProcess(command: string, args: readonly string[], o
     total += data.length;
     if (total > options.maxOutputBytes) {
       overflow = true;
-      killGroup(child.pid);
+      void killEverything();
       notify();
       return;
     }
@@ -117,9 +138,9 @@ export async function* streamProcess(command: string, args: readonly string[], o
 
   const timer = setTimeout(() => {
     timedOut = true;
-    killGroup(child.pid);
+    void killEverything();
   }, options.timeoutMs);
-  const onAbort = (): void => killGroup(child.pid);
+  const onAbort = (): void => void killEverything();
   options.signal.addEventListener('abort', onAbort, { once: true });
   // A call cancelled before the command started never fires 'abort' again.
   if (options.signal.aborted) onAbort();
@@ -163,7 +184,9 @@ export async function* streamProcess(command: string, args: readonly string[], o
     clearTimeout(timer);
     clearTimeout(drainTimer);
     options.signal.removeEventListener('abort', onAbort);
-    if (!exit) killGroup(child.pid);
+    if (!exit) await killEverything();
+    // Killed on overflow, timeout or cancel: the command's own session goes too before the call ends.
+    if (killing) await killing;
     for (const s of streams) s.destroy();
   }
 }
