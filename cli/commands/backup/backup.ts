@@ -8,7 +8,9 @@
  * its administrators instead.
  */
 import type { Command } from 'commander';
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { InvalidArgumentError } from '../../../services/core/errors.js';
 import { BackupWriter } from '../../../services/core/admin/backup-file.js';
 import { adminClient, receiveSnapshot } from '../../../services/core/admin/snapshot-client.js';
 import { action, checkAddress, printJson, tlsFrom } from '../../cli-support.js';
@@ -45,6 +47,7 @@ export function registerBackupCommand(program: Command): void {
         const tls = flags.tlsDir ? tlsFrom({ tlsDir: flags.tlsDir, ...(flags.ca ? { ca: flags.ca } : {}) }) : ownTls(config);
         const deadlineMs = flags.timeout ? parseDuration(flags.timeout, '--timeout') * 1000 : 600_000;
         const out = resolve(flags.out);
+        if (existsSync(out)) throw new InvalidArgumentError(`${out} exists; a backup never overwrites a file — choose another --out`);
         const client = adminClient({ address, tls, serverUrn: config.urn, deadlineMs });
         let writer: BackupWriter | undefined;
         try {

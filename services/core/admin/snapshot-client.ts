@@ -6,7 +6,7 @@
  */
 import { UnavailableError } from '../errors.js';
 import { createClient, type CallOpts, type ClientOptions, type PromiseClient } from '../rpc/client.js';
-import { AdminService, type SnapshotHeader } from '../../generated/fedlab/v1/admin.js';
+import { AdminService, type SnapshotHeader, type SnapshotResponse } from '../../generated/fedlab/v1/admin.js';
 import { SnapshotDigest, type RawEntry } from './snapshot-digest.js';
 import { tableOfKey } from './store-snapshot.js';
 
@@ -25,19 +25,37 @@ export interface ReceivedSnapshot {
   readonly digest: string;
 }
 
+/** What to do with the parts of a snapshot as they arrive. */
+export interface SnapshotHandlers {
+  readonly onHeader?: (h: SnapshotHeader) => Promise<void> | void;
+  readonly onRun?: (run: RawEntry[]) => Promise<void> | void;
+}
+
 /**
  * Reads a snapshot (every table when `tables` is empty), handing each run of entries to `onRun` as
- * it arrives; resolves once the trailer matched. `onHeader` runs before the first run.
+ * it arrives; resolves once the trailer matched. `onHeader` runs before the first run. Leaving early
+ * (a handler threw, a mismatch) cancels the stream, so the service stops sending at once.
  */
 export async function receiveSnapshot(
   client: AdminClient,
   tables: readonly string[],
-  handlers: { onHeader?: (h: SnapshotHeader) => Promise<void> | void; onRun?: (run: RawEntry[]) => Promise<void> | void },
+  handlers: SnapshotHandlers,
   opts: CallOpts = {},
 ): Promise<ReceivedSnapshot> {
+  const done = new AbortController();
+  const signal = opts.signal ? AbortSignal.any([opts.signal, done.signal]) : done.signal;
+  try {
+    return await consume(client.snapshot({ tables: [...tables] }, { ...opts, signal }), handlers);
+  } finally {
+    done.abort();
+  }
+}
+
+/** Checks the order of the parts and the trailer against what arrived. */
+async function consume(stream: AsyncIterable<SnapshotResponse>, handlers: SnapshotHandlers): Promise<ReceivedSnapshot> {
   const digest = new SnapshotDigest();
   let header: SnapshotHeader | undefined;
-  for await (const msg of client.snapshot({ tables: [...tables] }, opts)) {
+  for await (const msg of stream) {
     const part = msg.part;
     if (!part) continue;
     if (part.$case === 'header') {
