@@ -59,3 +59,18 @@ export function attenuationProblem(
   if (child.nbf < parent.nbf) return { rule: 'nbf', why: `its nbf is before its parent's (${new Date(parent.nbf * 1000).toISOString()})` };
   return undefined;
 }
+
+/**
+ * Rule `inc` (after `nbf`): a link that names a slice incarnation names the one its parent chain is
+ * bound to, or binds a chain bound to none (narrowing it to one life of the slice). `parentIncarnation`
+ * is the parent chain's effective incarnation (the last one any of its links named).
+ */
+export function incarnationProblem(parentIncarnation: string | undefined, child: Pick<CredentialClaims, 'inc'>): RuleProblem | undefined {
+  if (child.inc === undefined || parentIncarnation === undefined || child.inc === parentIncarnation) return undefined;
+  return { rule: 'inc', why: `it names slice incarnation ${child.inc}, but its parent chain is bound to incarnation ${parentIncarnation}` };
+}
+
+/** The incarnation a chain whose parent is bound to `parentIncarnation` is bound to after `own` (absent: inherited). */
+export function effectiveIncarnation(parentIncarnation: string | undefined, own: Pick<CredentialClaims, 'inc'>): string | undefined {
+  return own.inc ?? parentIncarnation;
+}

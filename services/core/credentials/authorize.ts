@@ -28,6 +28,8 @@ export interface AuthorizeDeps {
   readonly now?: () => Date;
   /** Prefix cache; the process-wide one by default, null for none. */
   readonly cache?: ChainCache | null;
+  /** The slice incarnation the object belongs to (see `VerifyChainInput.incarnation`); absent: not checked. */
+  readonly incarnation?: string | null;
 }
 
 /**
@@ -47,5 +49,6 @@ export function authorize(ctx: AuthorizeContext, privilege: Privilege, objectUrn
     now: deps.now ? deps.now() : new Date(),
     revocations: deps.revocations,
     ...(deps.cache !== undefined ? { cache: deps.cache } : {}),
+    ...(deps.incarnation !== undefined ? { incarnation: deps.incarnation } : {}),
   });
 }

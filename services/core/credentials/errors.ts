@@ -44,6 +44,7 @@ export const CREDENTIAL_RULES = [
   'lim',
   'exp',
   'nbf',
+  'inc',
   // rule 4
   'revoked',
   'revoked-key',
@@ -53,6 +54,7 @@ export const CREDENTIAL_RULES = [
   // rule 6
   'grant-privilege',
   'grant-object',
+  'grant-incarnation',
 ] as const;
 
 /** One rule of {@link CREDENTIAL_RULES}. */

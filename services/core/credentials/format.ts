@@ -95,6 +95,11 @@ export interface CredentialClaims {
   readonly exp: number;
   /** base64url SHA-256 of the parent's compact JWS; absent on a root. */
   readonly prf?: string;
+  /**
+   * The slice incarnation the chain is bound to (a slice authority's random id of one life of a slice);
+   * optional and additive: absent, the link inherits its parent's (attenuation.ts, rule `inc`).
+   */
+  readonly inc?: string;
 }
 
 /** One link read and checked on its own (no signature verified yet). */
@@ -115,8 +120,12 @@ export interface ParsedCredential {
 }
 
 const HEADER_KEYS = ['alg', 'typ', 'kid'];
-const CLAIM_KEYS = ['v', 'jti', 'iss', 'sub', 'cnf', 'tgt', 'priv', 'dlg', 'lim', 'iat', 'nbf', 'exp', 'prf'];
+const CLAIM_KEYS = ['v', 'jti', 'iss', 'sub', 'cnf', 'tgt', 'priv', 'dlg', 'lim', 'iat', 'nbf', 'exp', 'prf', 'inc'];
+/** Claims a link may leave out. */
+const OPTIONAL_CLAIMS: ReadonlySet<string> = new Set(['prf', 'inc']);
 const CLAIM_SET: ReadonlySet<string> = new Set(CLAIM_KEYS);
+/** An incarnation id: 1 to 64 base64url characters (slice authorities mint 128 random bits, 22 characters). */
+export const INCARNATION = /^[A-Za-z0-9_-]{1,64}$/;
 const JTI = /^[A-Za-z0-9_-]{21}[AQgw]$/;
 const SHA256_B64URL = /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/;
 /** More targets than this in one link is a sign of abuse, not of a real grant. */
@@ -246,7 +255,7 @@ function readClaims(c: Record<string, unknown>, link: number, targets: Target[])
   if (c.v !== CREDENTIAL_VERSION)
     fail(link, 'version', `v is ${JSON.stringify(c.v)}; this Fedlab reads version ${CREDENTIAL_VERSION} only`);
   for (const k of Object.keys(c)) if (!CLAIM_SET.has(k)) claimError(link, `unknown claim ${JSON.stringify(k.slice(0, 20))}`);
-  for (const k of CLAIM_KEYS) if (k !== 'prf' && !Object.hasOwn(c, k)) claimError(link, `claim ${k} is missing`);
+  for (const k of CLAIM_KEYS) if (!OPTIONAL_CLAIMS.has(k) && !Object.hasOwn(c, k)) claimError(link, `claim ${k} is missing`);
 
   if (typeof c.jti !== 'string' || !JTI.test(c.jti)) claimError(link, 'jti must be 128 random bits in base64url (22 characters)');
   if (typeof c.iss !== 'string' || !urns.get(c.iss, isUrn)) claimError(link, 'iss must be a Fedlab URN');
@@ -296,6 +305,9 @@ function readClaims(c: Record<string, unknown>, link: number, targets: Target[])
 
   if (Object.hasOwn(c, 'prf') && (typeof c.prf !== 'string' || !SHA256_B64URL.test(c.prf))) {
     claimError(link, 'prf must be the base64url SHA-256 of the parent credential (43 characters)');
+  }
+  if (Object.hasOwn(c, 'inc') && (typeof c.inc !== 'string' || !INCARNATION.test(c.inc))) {
+    claimError(link, 'inc must be a slice incarnation id (1 to 64 base64url characters)');
   }
   return c as unknown as CredentialClaims;
 }

@@ -5,6 +5,7 @@
  * object) is checked on every call.
  */
 import type { Target } from '../identity/urn.js';
+import { effectiveIncarnation } from './attenuation.js';
 import type { Limits, ParsedCredential, Privilege } from './format.js';
 
 /** What a verified chain lets its holder do. */
@@ -28,6 +29,8 @@ export interface Grant {
   readonly jtis: readonly string[];
   /** How many more delegations the leaf allows. */
   readonly delegationsLeft: number;
+  /** The slice incarnation the chain is bound to (the `inc` its links name); absent when none names one. */
+  readonly incarnation?: string;
 }
 
 /** A verified prefix of a chain ending at `cred` (link `index`); rules 1 (but the clock) and 3 hold for it. */
@@ -39,6 +42,8 @@ export class VerifiedPrefix {
   readonly issuerKids: readonly string[];
   /** Approximate memory held (the links' text). */
   readonly bytes: number;
+  /** The slice incarnation the prefix is bound to (the last `inc` of its links). */
+  readonly incarnation: string | undefined;
   private grantValue: Grant | undefined;
 
   constructor(
@@ -55,6 +60,7 @@ export class VerifiedPrefix {
         : [...parent.issuerKids, cred.header.kid]
       : [cred.header.kid];
     this.bytes = (parent?.bytes ?? 0) + cred.token.length + 512;
+    this.incarnation = effectiveIncarnation(parent?.incarnation, cred.claims);
   }
 
   /** Target patterns of the last link, parsed. */
@@ -64,11 +70,11 @@ export class VerifiedPrefix {
 
   /** The grant of this prefix, built when first asked for (most prefixes only lead to a longer chain). */
   get grant(): Grant {
-    return (this.grantValue ??= buildGrant(this.links, this.limits));
+    return (this.grantValue ??= buildGrant(this.links, this.limits, this.incarnation));
   }
 }
 
-function buildGrant(links: readonly ParsedCredential[], limits: Limits): Grant {
+function buildGrant(links: readonly ParsedCredential[], limits: Limits, incarnation: string | undefined): Grant {
   const root = links[0] as ParsedCredential;
   const cred = links[links.length - 1] as ParsedCredential;
   const c = cred.claims;
@@ -84,6 +90,7 @@ function buildGrant(links: readonly ParsedCredential[], limits: Limits): Grant {
     hashes: Object.freeze(links.map((l) => l.hash)),
     jtis: Object.freeze(links.map((l) => l.claims.jti)),
     delegationsLeft: c.dlg,
+    ...(incarnation !== undefined ? { incarnation } : {}),
   });
 }
 

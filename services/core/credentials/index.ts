@@ -14,12 +14,13 @@ export {
   NODE_PRIVILEGES,
   PRIVILEGES,
   chainBytes,
+  INCARNATION,
   credentialHash,
   isPrivilege,
   parseCredential,
 } from './format.js';
 export type { CredentialClaims, CredentialHeader, LimitKey, Limits, ParsedCredential, Privilege } from './format.js';
-export { attenuationProblem, effectiveLimits } from './attenuation.js';
+export { attenuationProblem, effectiveIncarnation, effectiveLimits, incarnationProblem } from './attenuation.js';
 export { DEFAULT_TTL_S, delegate, issueRoot, newJti } from './issue.js';
 export type { DelegateOptions, IssueRootOptions, IssuedCredential } from './issue.js';
 export { verifyChain } from './verify.js';

@@ -9,11 +9,12 @@ import { CompactSign } from 'jose';
 import { InvalidArgumentError } from '../errors.js';
 import { algForKey } from '../identity/keys.js';
 import { parseTarget, parseUrn, type Target } from '../identity/urn.js';
-import { attenuationProblem, effectiveLimits } from './attenuation.js';
+import { attenuationProblem, effectiveIncarnation, effectiveLimits, incarnationProblem } from './attenuation.js';
 import { DelegationRefusedError, type CredentialRule } from './errors.js';
 import {
   CREDENTIAL_TYP,
   credentialHash,
+  INCARNATION,
   isPrivilege,
   LIMIT_KEYS,
   MAX_CHAIN_BYTES,
@@ -49,6 +50,11 @@ interface CommonIssueOptions {
   readonly notBefore?: Date;
   /** The issuing clock (`iat`); the current time by default. */
   readonly now?: Date;
+  /**
+   * The slice incarnation to bind the chain to (claim `inc`): a root names its slice's; a delegation may
+   * repeat its parent chain's or bind a chain bound to none. Absent: none (a delegation inherits).
+   */
+  readonly incarnation?: string;
 }
 
 /** Options of {@link issueRoot}. */
@@ -141,8 +147,30 @@ async function sign(key: KeyObject, claims: CredentialClaims): Promise<string> {
 }
 
 function buildClaims(fields: Omit<CredentialClaims, 'v' | 'jti'>): CredentialClaims {
-  const { iss, sub, cnf, tgt, priv, dlg, lim, iat, nbf, exp, prf } = fields;
-  return { v: 1, jti: newJti(), iss, sub, cnf, tgt, priv, dlg, lim, iat, nbf, exp, ...(prf !== undefined ? { prf } : {}) };
+  const { iss, sub, cnf, tgt, priv, dlg, lim, iat, nbf, exp, prf, inc } = fields;
+  return {
+    v: 1,
+    jti: newJti(),
+    iss,
+    sub,
+    cnf,
+    tgt,
+    priv,
+    dlg,
+    lim,
+    iat,
+    nbf,
+    exp,
+    ...(prf !== undefined ? { prf } : {}),
+    // Only when given, so chains without incarnations stay byte for byte what they were.
+    ...(inc !== undefined ? { inc } : {}),
+  };
+}
+
+function checkIncarnation(inc: string | undefined): string | undefined {
+  if (inc !== undefined && (typeof inc !== 'string' || !INCARNATION.test(inc)))
+    throw new InvalidArgumentError('a slice incarnation is 1 to 64 base64url characters', { rule: 'inc' });
+  return inc;
 }
 
 /** Issues a root credential: `issuer` grants `subject` (holding `subjectKey`) privileges on targets. */
@@ -166,6 +194,7 @@ export async function issueRoot(options: IssueRootOptions): Promise<IssuedCreden
     iat,
     nbf,
     exp,
+    inc: checkIncarnation(options.incarnation),
   });
   const token = await sign(options.key, claims);
   return { chain: [token], token, claims, hash: credentialHash(token) };
@@ -186,6 +215,7 @@ export async function delegate(parentChain: readonly string[], options: Delegate
   // The parent chain as the verifier would read it (but the root's anchor, which needs a trust store).
   const links = parentChain.map((t, i) => parseCredential(t, i));
   let limits = effectiveLimits(undefined, (links[0] as ParsedCredential).claims.lim);
+  let incarnation = effectiveIncarnation(undefined, (links[0] as ParsedCredential).claims);
   for (let i = 0; i < n; i++) {
     const cur = links[i] as ParsedCredential;
     // A parent that is not valid yet may still be delegated (the child starts no earlier); an expired one may not.
@@ -205,9 +235,11 @@ export async function delegate(parentChain: readonly string[], options: Delegate
     if (!verifySignature(cur.header.alg, keyObjectFor(prev.claims.cnf.jwk, prev.holderKid), cur.signingInput, cur.signature)) {
       refuse(i, 'signature', `link ${i} of the parent chain has a bad signature`);
     }
-    const problem = attenuationProblem(prev.claims, prev.targets, limits, cur.claims, cur.targets);
+    const problem =
+      attenuationProblem(prev.claims, prev.targets, limits, cur.claims, cur.targets) ?? incarnationProblem(incarnation, cur.claims);
     if (problem) refuse(i, problem.rule, `link ${i} of the parent chain: ${problem.why}`);
     limits = effectiveLimits(limits, cur.claims.lim);
+    incarnation = effectiveIncarnation(incarnation, cur.claims);
   }
   const parent = links[n - 1] as ParsedCredential;
   const pc = parent.claims;
@@ -231,9 +263,23 @@ export async function delegate(parentChain: readonly string[], options: Delegate
   const nbf = options.notBefore ? seconds(options.notBefore, 'notBefore') : Math.max(iat, pc.nbf);
   const exp = options.ttlSeconds === undefined ? pc.exp : nbf + checkTtl(options.ttlSeconds);
   if (exp <= nbf) refuse(n, 'exp', 'the parent expires before the delegation would start');
-  const claims = buildClaims({ iss: pc.sub, sub: options.subject, cnf: { jwk }, tgt, priv, dlg, lim, iat, nbf, exp, prf: parent.hash });
+  const inc = checkIncarnation(options.incarnation);
+  const claims = buildClaims({
+    iss: pc.sub,
+    sub: options.subject,
+    cnf: { jwk },
+    tgt,
+    priv,
+    dlg,
+    lim,
+    iat,
+    nbf,
+    exp,
+    prf: parent.hash,
+    inc,
+  });
 
-  const problem = attenuationProblem(pc, parent.targets, limits, claims, parsed);
+  const problem = attenuationProblem(pc, parent.targets, limits, claims, parsed) ?? incarnationProblem(incarnation, claims);
   if (problem) refuse(n, problem.rule, problem.why);
 
   const token = await sign(options.key, claims);

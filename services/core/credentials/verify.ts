@@ -9,12 +9,13 @@
  *    scope or accepted peering), and its signature verifies under that key;
  * 3. every later link: `prf` is the previous link's hash, `iss` the previous
  *    `sub`, signed by the previous `cnf.jwk`, and a true attenuation (dlg, priv,
- *    tgt, lim, exp, nbf);
+ *    tgt, lim, exp, nbf), and names no slice incarnation other than its parent chain's (inc);
  * 4. no link's jti and no link's key is on the revocation list of any key that
  *    signed a link;
  * 5. the caller holds the leaf: its key has the leaf's `cnf.jwk` thumbprint
  *    and its URN is the leaf's `sub`;
- * 6. the leaf grants the privilege on the object.
+ * 6. the leaf grants the privilege on the object (and, when the call names one, the chain is bound to
+ *    the object's slice incarnation).
  *
  * Rules 1 (but the clock) and 3 depend only on the chain's bytes and are
  * cached per verified prefix; the clock and rules 2, 4, 5 and 6 are checked
@@ -22,7 +23,7 @@
  */
 import { parseTarget, targetContains, type Target } from '../identity/urn.js';
 import { InvalidArgumentError } from '../errors.js';
-import { attenuationProblem, effectiveLimits } from './attenuation.js';
+import { attenuationProblem, effectiveLimits, incarnationProblem } from './attenuation.js';
 import { defaultChainCache, type ChainCache } from './cache.js';
 import { CredentialDeniedError, CredentialInvalidError, type CredentialRule } from './errors.js';
 import {
@@ -65,6 +66,11 @@ export interface VerifyChainInput {
   readonly revocations: RevocationLookup;
   /** The prefix cache ({@link defaultChainCache} when absent; null for none). */
   readonly cache?: ChainCache | null;
+  /**
+   * The slice incarnation the object belongs to: the chain must be bound to exactly it (null: to none,
+   * the object predates incarnations). Absent: not checked (objects that are not a slice's).
+   */
+  readonly incarnation?: string | null;
 }
 
 function invalid(link: number, rule: CredentialRule, why: string): never {
@@ -175,7 +181,28 @@ export function verifyChain(input: VerifyChainInput): Grant {
       `the chain's targets (${leaf.claims.tgt.join(', ')}) do not cover ${object.text}`,
     );
   }
+  if (input.incarnation !== undefined) checkIncarnation(verified, input.incarnation, object?.text ?? 'the object');
   return verified.grant;
+}
+
+/** Rule 6, last part: the chain is bound to the incarnation of the slice the object belongs to. */
+function checkIncarnation(verified: VerifiedPrefix, want: string | null, what: string): void {
+  const have = verified.incarnation;
+  if (have === (want ?? undefined)) return;
+  // Name the link that bound the chain (the root when none did).
+  const link = Math.max(
+    0,
+    verified.links.findIndex((l) => l.claims.inc !== undefined),
+  );
+  throw new CredentialDeniedError(
+    link,
+    'grant-incarnation',
+    have === undefined
+      ? `the chain is bound to no incarnation of ${what}: it was issued for an earlier slice of that name, which has ended (the slice here is a new incarnation that no older credential reaches); ask the slice authority for a credential of the slice as it is now`
+      : want === null
+        ? `the chain is bound to incarnation ${have} of ${what}, but what is here belongs to an earlier slice of that name (made before incarnations); ask the site's administrators`
+        : `the chain is bound to incarnation ${have} of ${what}, which has ended here (a slice deleted and created again under its name is a new incarnation that no older credential reaches); ask the slice authority for a credential of the slice as it is now`,
+  );
 }
 
 // Objects of calls repeat (a node, a slice); their parse is remembered. A bad one throws and is not kept.
@@ -221,7 +248,7 @@ function extendLink(parent: VerifiedPrefix, cur: ParsedCredential, k: number): V
   if (!verifySignature(cur.header.alg, key, cur.signingInput, cur.signature)) {
     invalid(k, 'signature', `the signature of credential ${c.jti} does not verify under the key of ${c.iss}`);
   }
-  const problem = attenuationProblem(prev.claims, prev.targets, parent.limits, c, cur.targets);
+  const problem = attenuationProblem(prev.claims, prev.targets, parent.limits, c, cur.targets) ?? incarnationProblem(parent.incarnation, c);
   if (problem) invalid(k, problem.rule, problem.why);
   return extendPrefix(parent, cur, effectiveLimits(parent.limits, c.lim));
 }
