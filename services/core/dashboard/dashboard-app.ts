@@ -97,6 +97,9 @@ export function dashboardApp(deps: DashboardAppDeps): Hono<Env> {
     return c.body(body, 200, { 'Content-Type': ASSETS[name] as string, 'Cache-Control': 'no-cache' });
   });
 
+  // Browsers ask for it on every origin; there is none (and the answer must not be a refusal).
+  app.get('/favicon.ico', (c) => c.body(null, 204));
+
   app.get('/login', (c) => {
     const token = c.req.query('token') ?? '';
     if (!/^[A-Za-z0-9_-]{16,128}$/.test(token)) return sendHtml(c, refusalPage('Log in', 'This login link is malformed.', deps.urn), 403);

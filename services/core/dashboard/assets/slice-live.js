@@ -56,6 +56,7 @@
   function relative(ms) {
     var d = Math.round((ms - Date.now()) / 1000);
     var a = Math.abs(d);
+    if (a <= 1) return 'just now';
     var span =
       a < 90 ? a + ' s' : a < 5400 ? Math.round(a / 60) + ' min' : a < 172800 ? Math.round(a / 3600) + ' h' : Math.round(a / 86400) + ' d';
     return d >= 0 ? 'in ' + span : span + ' ago';

@@ -15,6 +15,8 @@ export function isoTime(ms: number): string {
 export function relative(ms: number, now: number): string {
   const d = Math.round((ms - now) / 1000);
   const a = Math.abs(d);
+  // Clocks and rounding put the latest events a second either side of now.
+  if (a <= 1) return 'just now';
   const span =
     a < 90 ? `${a} s` : a < 5400 ? `${Math.round(a / 60)} min` : a < 172_800 ? `${Math.round(a / 3600)} h` : `${Math.round(a / 86_400)} d`;
   return d >= 0 ? `in ${span}` : `${span} ago`;
@@ -72,7 +74,9 @@ export function badge(state: string): Html {
 export function bar(label: string, used: number, max: number | undefined, unit = ''): Html {
   const text = `${used}${max !== undefined ? ` / ${max}` : ''}${unit ? ` ${unit}` : ''}`;
   if (max === undefined || max <= 0)
-    return html`<div class="bar"><span class="bar-label">${label}</span><span class="bar-text">${text}</span></div>`;
+    return html`<div class="bar">
+      <span class="bar-label">${label}</span><span class="muted">no cap</span><span class="bar-text">${text}</span>
+    </div>`;
   return html`<div class="bar">
     <span class="bar-label">${label}</span
     ><meter min="0" max="${max}" low="${max * 0.7}" high="${max * 0.9}" optimum="0" value="${Math.min(used, max)}" title="${text}">
