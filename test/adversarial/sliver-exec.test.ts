@@ -3,7 +3,9 @@
 // (runc starts it in a session of its own, out of reach of a kill of runc); TIOCSTI with the upper 32 bits of the
 // request set is refused like plain TIOCSTI; and an oci: sliver whose /root (Exec's working directory) is a link to
 // /proc/self/fd/<n> does not reach the host's files through a descriptor leaked by runc (CVE-2024-21626).
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { arch } from 'node:os';
 import { join } from 'node:path';
 import { status as Status, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,6 +27,33 @@ import { waitFor } from '../helpers/servers.js';
 const umociThere = existsSync('/usr/bin/umoci');
 if (!canContain) console.log(`skipping the sliver exec suite: ${cannotContainReason}`);
 else if (!umociThere) console.log('skipping the CVE-2024-21626 case of the sliver exec suite: umoci is missing (apt-get install umoci)');
+
+/**
+ * A static x86_64 program of 136 bytes that makes one 32-bit system call (int 0x80: getuid, 24 on i386) and exits
+ * with its result: 0 as root when 32-bit calls run, 255 (-EPERM) or a kill by SIGSYS when they are refused.
+ */
+function i386GetuidProgram(): Buffer {
+  const code = [0xb8, 24, 0, 0, 0, 0xcd, 0x80, 0x89, 0xc7, 0xb8, 60, 0, 0, 0, 0x0f, 0x05];
+  const b = Buffer.alloc(64 + 56 + code.length);
+  b.set([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0], 0);
+  b.writeUInt16LE(2, 16); // ET_EXEC
+  b.writeUInt16LE(0x3e, 18); // x86_64
+  b.writeUInt32LE(1, 20);
+  b.writeBigUInt64LE(0x400078n, 24); // entry: right after the headers
+  b.writeBigUInt64LE(64n, 32); // program headers
+  b.writeUInt16LE(64, 52);
+  b.writeUInt16LE(56, 54);
+  b.writeUInt16LE(1, 56);
+  b.writeUInt32LE(1, 64); // PT_LOAD, read and execute, the whole file at 0x400000
+  b.writeUInt32LE(5, 68);
+  b.writeBigUInt64LE(0x400000n, 80);
+  b.writeBigUInt64LE(0x400000n, 88);
+  b.writeBigUInt64LE(BigInt(b.length), 96);
+  b.writeBigUInt64LE(BigInt(b.length), 104);
+  b.writeBigUInt64LE(0x1000n, 112);
+  b.set(code, 120);
+  return b;
+}
 
 /** Command lines of the processes in a sliver's cgroups, read on the host. */
 async function sliverCommands(cgroups: Cgroups, name: string): Promise<string[]> {
@@ -105,6 +134,32 @@ describe.skipIf(!canContain)('Exec cannot be turned against the host or outlive 
     expect(out.stderr).toBe('');
     // EPERM (1) from the seccomp profile for both TIOCSTI forms; TIOCGWINSZ passes.
     expect(out.stdout).toBe('1 1 ok\n');
+  });
+
+  it('makes no 32-bit x86 system call (whose socketcall would pass around the AF_VSOCK rule)', async () => {
+    const prog = i386GetuidProgram();
+    const file = join(root, 'i386-getuid');
+    writeFileSync(file, prog, { mode: 0o755 });
+    const onHost = spawnSync(file);
+    if (arch() !== 'x64' || onHost.status !== 0) {
+      console.log(`skipping the 32-bit call check: this host does not run 32-bit x86 calls itself (${arch()}, status ${onHost.status})`);
+      return;
+    }
+    const out = await collectExec(
+      h
+        .client()
+        .exec(
+          {
+            sliverUrn: urn,
+            argv: ['sh', '-c', 'cat > /tmp/i386 && chmod +x /tmp/i386 && /tmp/i386; echo "exit $?"'],
+            env: {},
+            stdin: prog,
+            timeoutMs: 10_000,
+          },
+          chain(),
+        ),
+    );
+    expect(out.stdout).toMatch(/^exit (159|255)$/m);
   });
 
   it.skipIf(!umociThere)(
