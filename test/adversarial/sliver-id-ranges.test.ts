@@ -1,16 +1,22 @@
 // Slivers' user id ranges against an owner's change of `container.uid_base` (root only: runc, user namespaces):
 // a sliver made under one base keeps its range, and one made after the change is given a range that overlaps
-// it nowhere, as the host's /proc/<pid>/uid_map of both keepers shows; a base whose ranges reach below 100000
-// (host accounts) stops start-up with the reason unless `container.allow_host_ids` says otherwise.
+// it nowhere, as the host's /proc/<pid>/uid_map of both keepers shows; a sliver whose stored range overlaps an
+// older one's (what the old slot-number allocation could leave) is stopped and FAILED at start; a base whose
+// ranges reach below 100000 (host accounts) stops start-up with the reason unless `container.allow_host_ids` says
+// otherwise.
 import { readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { IDS_PER_SLIVER } from '../../services/node-manager/runtime/id-ranges.js';
+import { Store } from '../../services/core/store/store.js';
+import { OperationalState } from '../../services/generated/fedlab/v1/common.js';
+import type { SliverRecord } from '../../services/node-manager/records.js';
+import { IDS_PER_SLIVER, type IdRange } from '../../services/node-manager/runtime/id-ranges.js';
 import {
   canContain,
   cannotContainReason,
   collectExec,
   createSliver,
+  runcList,
   startNodeManager,
   tempDir,
   type NmHarness,
@@ -65,6 +71,30 @@ describe.skipIf(!canContain)('a change of container.uid_base never makes two sli
     const { uid } = statSync(join(h2.dataDir, 'slivers', 'ids-new', 'data', 'root', 'f'));
     expect(uid).toBe(n[0] + 1000);
     expect(uid < a[0] || uid >= a[0] + a[1]).toBe(true);
+  });
+
+  it("a sliver whose stored range overlaps an older sliver's (left from before ranges were freed by overlap) is stopped and FAILED at start; the older runs on", async () => {
+    const config = { container: { uid_base: 500_000, id_ranges: 8 } };
+    const h1 = await startNodeManager({ driver: 'container', config });
+    harnesses.push(h1);
+    const older = await createSliver(h1, 'shr-old', { sliceUrn: 'urn:fedlab:plc.test:slice:shr-old' });
+    const newer = await createSliver(h1, 'shr-new', { sliceUrn: 'urn:fedlab:plc.test:slice:shr-new' });
+    const olderPid = h1.nm.slivers.get(older.urn)?.runtime?.pid as number;
+    await h1.stop();
+    // What the slot-number allocation could leave after a change of uid_base: the newer record holds ids of the older's range.
+    const store = await Store.open(h1.dataDir);
+    const slivers = store.table<SliverRecord>('slivers');
+    const rec = (await slivers.get(newer.urn)) as SliverRecord;
+    await slivers.put(newer.urn, { ...rec, ids: { ...(rec.ids as IdRange), hostId: 500_000 + 1000 } }, { sync: true });
+    await store.close();
+
+    const h2 = await startNodeManager({ driver: 'container', dataDir: h1.dataDir, config });
+    harnesses.push(h2);
+    const got = (await h2.client().getSliver({ sliverUrn: newer.urn }, { chain: h2.parties.ownerChain })).sliver;
+    expect(got?.operationalState).toBe(OperationalState.OPERATIONAL_STATE_FAILED);
+    expect(got?.error).toMatch(/overlap those of sliver shr-old .*delete it/);
+    expect(runcList(h2.dataDir).map((c) => c.id)).toEqual(['shr-old']);
+    expect(h2.nm.slivers.get(older.urn)?.runtime?.pid).toBe(olderPid);
   });
 
   it('a uid_base whose ranges reach below 100000 stops start-up with the reason, unless allow_host_ids is set', async () => {
