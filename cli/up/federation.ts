@@ -31,6 +31,7 @@ import * as homeServices from './home-services.js';
 import { peerDomains } from './peering.js';
 import { makePki } from './pki.js';
 import {
+  addDashboardPorts,
   ALL_STYLES,
   homePaths,
   isFreshDir,
@@ -164,6 +165,8 @@ export class LocalFederation {
         throw new FailedPreconditionError(
           `ports ${busy.join(', ')} of the federation in ${dir} are taken by other programs; free them or choose another --dir`,
         );
+      // A directory made before dashboards gets their ports now.
+      if (await addDashboardPorts(existing)) writeState(dir, existing);
       return new LocalFederation(dir, existing, false, options);
     }
     if (!isFreshDir(dir))

@@ -10,6 +10,7 @@ import { homeUrns } from './pki.js';
 import { logFile } from './plan.js';
 import { ServiceProcess } from './processes.js';
 import { saConfigOf, spConfigOf } from './service-configs.js';
+import { dashboardLines, saDashboard } from './dashboards.js';
 
 /** Every site delegates `MA → SA` to the home slice authority; the chains are written where the SA's config points. */
 export async function delegateToSliceAuthority(fed: LocalFederation): Promise<void> {
@@ -53,6 +54,8 @@ export async function startSliceAuthority(fed: LocalFederation): Promise<void> {
   await fed.startOnFreePorts(proc, () => saConfigOf(fed).writeTo(paths.saConfig));
   fed.savePids();
   fed.say(`slice authority ${homeUrns(fed.home).sa} at ${fed.saAddress}`);
+  const board = saDashboard(fed);
+  if (board) for (const line of dashboardLines(board)) fed.say(line);
 }
 
 /** Starts the service provider (`fed.sp`). */

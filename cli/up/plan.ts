@@ -38,12 +38,16 @@ const stateSchema = z
           enrol_port: z.number().int(),
           /** The MA's public bundle endpoint (TLS server authentication only), where peers fetch the bundle they pin. */
           bundle_port: z.number().int(),
+          /** The MA's dashboard (HTTPS); absent in directories made before dashboards (then chosen at open). */
+          dashboard_port: z.number().int().optional(),
           nodes: z.array(z.object({ name: z.string(), port: z.number().int() }).strict()),
         })
         .strict(),
     ),
     sa_port: z.number().int(),
     sp_port: z.number().int(),
+    /** The slice authority's dashboard (HTTPS); absent in directories made before dashboards. */
+    sa_dashboard_port: z.number().int().optional(),
     /** Process ids of the last run (to refuse a second run while one is alive). */
     pids: z.array(z.number().int()).default([]),
     /** How many times the federation was started (names each run's deployment). */
@@ -78,6 +82,7 @@ export async function planFederation(styles: readonly SiteStyleName[], nodes: nu
       ma_port: await port(),
       enrol_port: await port(),
       bundle_port: await port(),
+      dashboard_port: await port(),
       nodes: [] as { name: string; port: number }[],
     };
     for (const name of names) planned.nodes.push({ name, port: await port() });
@@ -91,6 +96,7 @@ export async function planFederation(styles: readonly SiteStyleName[], nodes: nu
     sites,
     sa_port: await port(),
     sp_port: await port(),
+    sa_dashboard_port: await port(),
     pids: [],
     runs: 0,
   };
@@ -101,15 +107,50 @@ export function plannedPorts(state: UpState): number[] {
   return [
     state.sa_port,
     state.sp_port,
-    ...state.sites.flatMap((s) => [s.ma_port, s.enrol_port, s.bundle_port, ...s.nodes.map((n) => n.port)]),
+    ...(state.sa_dashboard_port !== undefined ? [state.sa_dashboard_port] : []),
+    ...state.sites.flatMap((s) => [
+      s.ma_port,
+      s.enrol_port,
+      s.bundle_port,
+      ...(s.dashboard_port !== undefined ? [s.dashboard_port] : []),
+      ...s.nodes.map((n) => n.port),
+    ]),
   ];
+}
+
+/** Gives a plan made before dashboards their ports (free ones, distinct from the plan's); true when it changed. */
+export async function addDashboardPorts(state: UpState): Promise<boolean> {
+  const taken = new Set(plannedPorts(state));
+  const port = async (): Promise<number> => {
+    for (;;) {
+      const candidate = await freePort();
+      if (!taken.has(candidate)) {
+        taken.add(candidate);
+        return candidate;
+      }
+    }
+  };
+  let changed = false;
+  for (const site of state.sites) {
+    if (site.dashboard_port === undefined) {
+      site.dashboard_port = await port();
+      changed = true;
+    }
+  }
+  if (state.sa_dashboard_port === undefined) {
+    state.sa_dashboard_port = await port();
+    changed = true;
+  }
+  return changed;
 }
 
 /** Replaces a port of the plan (in place); false when the plan has no such port. */
 export function replacePort(state: UpState, taken: number, fresh: number): boolean {
   if (state.sa_port === taken) return ((state.sa_port = fresh), true);
   if (state.sp_port === taken) return ((state.sp_port = fresh), true);
+  if (state.sa_dashboard_port === taken) return ((state.sa_dashboard_port = fresh), true);
   for (const site of state.sites) {
+    if (site.dashboard_port === taken) return ((site.dashboard_port = fresh), true);
     if (site.ma_port === taken) return ((site.ma_port = fresh), true);
     if (site.enrol_port === taken) return ((site.enrol_port = fresh), true);
     if (site.bundle_port === taken) return ((site.bundle_port = fresh), true);
@@ -189,6 +230,8 @@ export function sitePaths(dir: string, domain: string) {
     owner: join(root, 'owner'),
     maConfig: join(root, 'ma.json'),
     maData: join(root, 'ma-data'),
+    /** Where the MA writes its dashboard's current one-time login link. */
+    maDashboardLink: join(root, 'ma-dashboard-link'),
     nodes: join(root, 'nodes'),
   };
 }
@@ -214,6 +257,8 @@ export function homePaths(dir: string, home: string) {
     sa: join(root, 'sa'),
     saConfig: join(root, 'sa.json'),
     saData: join(root, 'sa-data'),
+    /** Where the SA writes its dashboard's current one-time login link. */
+    saDashboardLink: join(root, 'sa-dashboard-link'),
     sp: join(root, 'sp'),
     spConfig: join(root, 'sp.json'),
     spData: join(root, 'sp-data'),

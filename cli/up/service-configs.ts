@@ -23,6 +23,9 @@ export function maConfigOf(fed: LocalFederation, site: SitePlan) {
     admins: [siteUrns(site.domain).admin],
     enrolment: { listen: { host: '127.0.0.1', port: site.enrol_port }, ca_dir: paths.ca },
     federation: { bundle_listen: { host: '127.0.0.1', port: site.bundle_port }, reload_interval_ms: 500 },
+    ...(site.dashboard_port !== undefined
+      ? { dashboard: { listen: { host: '127.0.0.1', port: site.dashboard_port }, login_link_file: paths.maDashboardLink } }
+      : {}),
     heartbeat: { interval_ms: fed.heartbeatMs, flush_interval_ms: 500 },
     defaults: { cpu_millis: 100, mem_mb: 64, disk_mb: 64, pids: 64 },
     node_calls: { deadline_ms: 8000 },
@@ -82,6 +85,9 @@ export function saConfigOf(fed: LocalFederation) {
     providers: [{ urn: homeUrns(fed.home).sp, quotas: { slices: 20, slivers: 200 } }],
     limits: { site_deadline_ms: 6000 },
     federation: { reload_interval_ms: 500 },
+    ...(fed.state.sa_dashboard_port !== undefined
+      ? { dashboard: { listen: { host: '127.0.0.1', port: fed.state.sa_dashboard_port }, login_link_file: own.saDashboardLink } }
+      : {}),
     sweep_interval_ms: 500,
     intent_retry_interval_ms: 1000,
   });

@@ -15,6 +15,7 @@ import { siteUrns } from './pki.js';
 import { logFile, nodePaths, sitePaths } from './plan.js';
 import { ServiceProcess } from './processes.js';
 import { maConfigOf, nmConfigOf } from './service-configs.js';
+import { dashboardCertificateNote, dashboardLines, siteDashboard } from './dashboards.js';
 import { pool, sleep } from '../../services/core/timing.js';
 
 /**
@@ -58,6 +59,9 @@ export async function startSites(fed: LocalFederation): Promise<void> {
     ),
   );
   fed.savePids();
+  const boards = fed.sites.map(siteDashboard).filter((d) => d !== undefined);
+  for (const d of boards) for (const line of dashboardLines(d)) fed.say(line);
+  if (boards.length) fed.say(dashboardCertificateNote(fed));
   for (const site of fed.sites) {
     for (const node of site.plan.nodes) {
       const paths = nodePaths(fed.dir, site.domain, node.name);
