@@ -37,6 +37,11 @@ export interface SliceTrust {
   readonly sliceUrn: string;
   readonly sliceAuthorityUrn: string;
   readonly sliceAuthorityJwk: Record<string, unknown>;
+  /**
+   * The slice's incarnation as CreateSliver recorded it (undefined: a sliver made before incarnations).
+   * A chain rooted at the slice authority must be bound to exactly it (claim `inc`).
+   */
+  readonly sliceIncarnation: string | undefined;
 }
 
 /** Authorisation of node manager calls. */

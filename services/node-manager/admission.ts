@@ -5,7 +5,13 @@
  * node's new committed totals in one atomic batch. Callers serialise
  * admissions (one mutex), so the node is never over-committed.
  */
-import { AlreadyExistsError, NotFoundError, PermissionDeniedError, ResourceExhaustedError } from '../core/errors.js';
+import {
+  AlreadyExistsError,
+  FailedPreconditionError,
+  NotFoundError,
+  PermissionDeniedError,
+  ResourceExhaustedError,
+} from '../core/errors.js';
 import type { SliverInterface } from '../generated/fedlab/v1/common.js';
 import { describeShortfalls, shortfalls, type Capacity } from './capacity.js';
 import type { DriverKind, SliverResources } from './drivers/driver.js';
@@ -25,6 +31,8 @@ export interface CreateSpec {
   readonly sliceUrn: string;
   readonly sliceAuthorityUrn: string;
   readonly sliceAuthorityJwk: Record<string, unknown>;
+  /** The slice's incarnation; absent for a slice made before incarnations. */
+  readonly sliceIncarnation?: string;
   readonly providerUrn: string;
   readonly clientId: string;
   readonly resources: SliverResources;
@@ -88,6 +96,13 @@ export async function admit(state: SliverStore, spec: CreateSpec, o: AdmissionSe
       { rule: 'slice_authority' },
     );
   }
+  if (first && first.sliceIncarnation !== spec.sliceIncarnation) {
+    // A slice's slivers share one life: the earlier one's slivers go first (its credentials reach only them).
+    throw new FailedPreconditionError(
+      `slice ${spec.sliceUrn} still has slivers here of ${first.sliceIncarnation ? `incarnation ${first.sliceIncarnation}` : 'an earlier life (made before incarnations)'}; a slice has one incarnation at a time — they must be deleted first`,
+      { rule: 'slice_incarnation' },
+    );
+  }
   const others = state.count - state.sliceCount(spec.sliceUrn);
   if (others > 0) {
     const holder = state.exclusive().find((r) => r.sliceUrn !== spec.sliceUrn);
@@ -125,6 +140,7 @@ export async function admit(state: SliverStore, spec: CreateSpec, o: AdmissionSe
     sliceUrn: spec.sliceUrn,
     sliceAuthorityUrn: spec.sliceAuthorityUrn,
     sliceAuthorityJwk: spec.sliceAuthorityJwk,
+    ...(spec.sliceIncarnation !== undefined ? { sliceIncarnation: spec.sliceIncarnation } : {}),
     providerUrn: spec.providerUrn,
     clientId: spec.clientId,
     resources: spec.resources,
@@ -174,6 +190,7 @@ export function promotion(rec: SliverRecord | undefined, spec: CreateSpec, now: 
   }
   if (
     rec.sliceUrn !== spec.sliceUrn ||
+    rec.sliceIncarnation !== spec.sliceIncarnation ||
     JSON.stringify(rec.resources) !== JSON.stringify(spec.resources) ||
     rec.exclusive !== spec.exclusive ||
     (rec.image ?? 'host') !== (spec.image ?? 'host')

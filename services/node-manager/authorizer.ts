@@ -3,7 +3,10 @@
  * one anchor: the node owner's key, for this site's nodes. Calls on a sliver
  * also trust the key of the slice authority that created its slice, for that
  * slice only (one small trust store per slice), so a slice authority can never
- * root a chain over another slice or over the node.
+ * root a chain over another slice or over the node; and such a chain must be
+ * bound to the incarnation of the slice the sliver belongs to, so a slice
+ * deleted and created again under its name is out of reach of the chains of
+ * its earlier life.
  */
 import { authorize, parseCredential, TrustStore, type Privilege, type RevocationLookup } from '../core/credentials/index.js';
 import { PermissionDeniedError } from '../core/errors.js';
@@ -47,6 +50,8 @@ export class CredentialAuthorizer implements Authorizer {
       trust: this.trustFor(slice),
       revocations: this.o.revocations,
       now: this.now,
+      // A chain of an earlier slice of the same name (another incarnation) reaches nothing here.
+      incarnation: slice.sliceIncarnation ?? null,
     });
     return { root: 'slice_authority', holder: g.holder.urn, limits: g.limits, expiresAt: g.exp * 1000 };
   }

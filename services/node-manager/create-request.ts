@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { canonicalJson } from '../core/canonical-json.js';
+import { INCARNATION } from '../core/credentials/index.js';
 import { FailedPreconditionError, InvalidArgumentError } from '../core/errors.js';
 import { publicJwkMembers } from '../core/identity/keys.js';
 import { requestId, urnField } from '../core/validate.js';
@@ -43,6 +44,8 @@ export interface CreateSliverInput {
   readonly allocationState: AllocationState;
   readonly clientId: string;
   readonly start: boolean;
+  /** The slice's incarnation; absent for a slice made before incarnations. */
+  readonly sliceIncarnation?: string | undefined;
 }
 
 /** A create request once checked. */
@@ -56,6 +59,8 @@ export interface CheckedCreate {
   readonly asked: number | undefined;
   /** The image's canonical name (`host` or `oci:<name>`); not yet known to exist. */
   readonly image: string;
+  /** The slice's incarnation, when the request names one. */
+  readonly incarnation: string | undefined;
 }
 
 /** Checks a create request (nothing is authorised or written yet). */
@@ -102,7 +107,11 @@ export function checkCreate(
     throw new InvalidArgumentError('expires_at must be in the future', { field: 'expires_at' });
   }
   const image = imageName(parseImageName(req.resources?.image ?? ''));
-  return { name: sliver.name, jwk, allocation, resources, asked, image };
+  const incarnation = req.sliceIncarnation;
+  if (incarnation !== undefined && !INCARNATION.test(incarnation)) {
+    throw new InvalidArgumentError('slice_incarnation must be 1 to 64 base64url characters (or absent)', { field: 'slice_incarnation' });
+  }
+  return { name: sliver.name, jwk, allocation, resources, asked, image, incarnation };
 }
 
 /** The fingerprint of a create's arguments: a retry under the same request id must match it. */
@@ -123,6 +132,7 @@ export function createFingerprint(req: CreateSliverInput, c: CheckedCreate): str
         expires: c.asked ?? null,
         // Absent for host, so fingerprints of requests without an image stay what they were.
         ...(c.image !== 'host' ? { image: c.image } : {}),
+        ...(c.incarnation !== undefined ? { incarnation: c.incarnation } : {}),
       }),
     )
     .digest('base64url');

@@ -201,6 +201,7 @@ export class NodeManager {
       sliceUrn: req.sliceUrn,
       sliceAuthorityUrn: req.sliceAuthorityUrn,
       sliceAuthorityJwk: jwk,
+      ...(checked.incarnation !== undefined ? { sliceIncarnation: checked.incarnation } : {}),
       providerUrn: req.providerUrn,
       clientId: req.clientId,
       resources,
@@ -229,6 +230,7 @@ export class NodeManager {
       sliceUrn: rec.sliceUrn,
       sliceAuthorityUrn: rec.sliceAuthorityUrn,
       sliceAuthorityJwk: rec.sliceAuthorityJwk,
+      sliceIncarnation: rec.sliceIncarnation,
     });
   }
 
@@ -350,7 +352,12 @@ export class NodeManager {
   async deleteSliver(ctx: CallContext, sliverUrn: string): Promise<{ existed: boolean; sliver?: Sliver }> {
     urnField('sliver_urn', sliverUrn, 'sliver');
     const rec = this.o.slivers.get(sliverUrn);
-    const slice = rec && { sliceUrn: rec.sliceUrn, sliceAuthorityUrn: rec.sliceAuthorityUrn, sliceAuthorityJwk: rec.sliceAuthorityJwk };
+    const slice = rec && {
+      sliceUrn: rec.sliceUrn,
+      sliceAuthorityUrn: rec.sliceAuthorityUrn,
+      sliceAuthorityJwk: rec.sliceAuthorityJwk,
+      sliceIncarnation: rec.sliceIncarnation,
+    };
     await this.o.authorizer.ownerOnly(ctx, 'sliver.delete', slice, 'DeleteSliver');
     const res = await this.o.slivers.delete(sliverUrn);
     this.output.forget(sliverUrn);

@@ -30,6 +30,8 @@ export interface SliverRecord {
   readonly sliceAuthorityUrn: string;
   /** The slice authority's public JWK (JSON object): the trust root of the slice's credentials here. */
   readonly sliceAuthorityJwk: Record<string, unknown>;
+  /** The slice's incarnation (CreateSliver's slice_incarnation); absent on slivers made before incarnations. */
+  readonly sliceIncarnation?: string;
   readonly providerUrn: string;
   readonly clientId: string;
   readonly resources: SliverResources;
@@ -150,6 +152,7 @@ export function toSliver(
     error: rec.error,
     sliceAuthorityUrn: rec.sliceAuthorityUrn,
     providerUrn: rec.providerUrn,
+    ...(rec.sliceIncarnation !== undefined ? { sliceIncarnation: rec.sliceIncarnation } : {}),
     workDir: rec.allocation === 'provisioned' && !unallocated ? (workDir ?? '') : '',
   };
 }

@@ -6,7 +6,9 @@
  * the aggregates hand to node managers in CreateSliver). A node manager trusts
  * that key for that slice only, so the holder can read, exec in, control and
  * renew the slice's slivers there directly; DeleteSliver stays with the node's
- * owner and MA. The provider may attenuate it for its members (`dlg`).
+ * owner and MA. The provider may attenuate it for its members (`dlg`). The
+ * credential is bound to the slice's incarnation (claim `inc`), as are its
+ * slivers, so it never reaches a later slice of the same name.
  *
  * Revoke and ListRevocations keep the authority's own list (services/core's
  * RevocationLedger, who revoked each entry written with it): administrators revoke anything; a provider revokes the
@@ -109,8 +111,10 @@ export class SliceCredentials {
   async issue(caller: Caller, slice: SliceRecord, req: IssueSliceCredentialRequest): Promise<IssueSliceCredentialResponse> {
     const rid = requestId(req.requestId);
     const key = `${slice.providerUrn} ${caller.urn} ${rid}`;
+    const asked = IssueSliceCredentialRequest.toJSON({ ...req, requestId: '' }) as Record<string, unknown>;
+    // The same request id for a later slice of the same name is another request, never the old chain.
     const fingerprint = createHash('sha256')
-      .update(canonicalJson(IssueSliceCredentialRequest.toJSON({ ...req, requestId: '' }) as Record<string, unknown>))
+      .update(canonicalJson(slice.incarnation !== undefined ? { ...asked, incarnation: slice.incarnation } : asked))
       .digest('base64url');
     const prior = await this.issued.get(key);
     if (prior) {
@@ -168,6 +172,8 @@ export class SliceCredentials {
       limits,
       ttlSeconds,
       now: new Date(now),
+      // Bound to this life of the slice: useless on a later slice of the same name.
+      ...(slice.incarnation !== undefined ? { incarnation: slice.incarnation } : {}),
     });
     const rec: CredentialRecord = {
       fingerprint,
@@ -179,7 +185,7 @@ export class SliceCredentials {
     await this.issued.put(key, rec, { sync: true });
     this.owners.set(rec.jti, slice.providerUrn);
     this.deps.log.info(
-      { slice: slice.urn, holder: holder.urn, jti: rec.jti, privileges, dlg: req.maxDelegations },
+      { slice: slice.urn, incarnation: slice.incarnation, holder: holder.urn, jti: rec.jti, privileges, dlg: req.maxDelegations },
       'slice credential issued',
     );
     return { chain: [...cred.chain], jti: rec.jti, expiresAt: new Date(rec.expiresAt) };

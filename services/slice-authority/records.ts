@@ -73,6 +73,12 @@ export interface SliceRecord {
   /** Last event sequence number given out. */
   readonly seq: number;
   readonly sites: readonly SiteRecord[];
+  /**
+   * This life of the slice: 128 random bits (base64url) minted at CreateSlice. Its credentials (claim
+   * `inc`) and its slivers are bound to it, so a later slice of the same name is out of their reach.
+   * Absent on slices created before incarnations (their credentials carry none, as before).
+   */
+  readonly incarnation?: string;
 }
 
 /** A request id seen from a provider. */
@@ -163,5 +169,6 @@ export function sliceToWire(r: SliceRecord): Slice {
     updatedAt: new Date(r.updatedAt),
     expiresAt: new Date(r.expiresAt),
     requestId: r.requestId,
+    ...(r.incarnation !== undefined ? { incarnation: r.incarnation } : {}),
   };
 }

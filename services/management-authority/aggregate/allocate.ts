@@ -21,12 +21,13 @@ import type { CallContext } from '../../core/rpc/context.js';
 import { requestId, urnField } from '../../core/validate.js';
 import type { AggregateAllocateRequest, AggregateAllocateResponse } from '../../generated/fedlab/v1/aggregate.js';
 import type { ChainAccess } from '../access.js';
-import { addResources, type Resources, type SliceRecord, type SliverRecord } from '../records.js';
+import { addResources, type Resources, type SliverRecord } from '../records.js';
 import { MAX_LINKS, normalizeRequest, type NormalRequest } from '../requests.js';
 import { checkQuota, lifetimeCap, nodeFit, pickNode, pickOrder } from './admission.js';
 import type { AggregateState } from './aggregate-state.js';
 import { errorForCode } from '../../core/rpc/outcome.js';
 import type { SliceLedgerTx } from './slice-ledger.js';
+import { checkIncarnation, sameLife, type IncarnatedSlice } from './slice-incarnation.js';
 import { releaseExpiredHolds } from './sweepers.js';
 import { goneSliverToWire, manifestDocument } from './to-wire.js';
 import { refuseSuperseded, type FencedCall } from './tombstones.js';
@@ -120,8 +121,18 @@ async function checkAllocate(
   if (asked !== undefined && (!Number.isFinite(asked) || asked <= state.now))
     throw new InvalidArgumentError('expires_at must be in the future', { field: 'expires_at' });
   const key = `${sa.urn} ${rid}`;
+  const incarnation = checkIncarnation(req.sliceIncarnation);
   const fingerprint = createHash('sha256')
-    .update(canonicalJson({ slice: req.sliceUrn, provider: req.providerUrn, request: normal, expires: asked ?? null }))
+    .update(
+      canonicalJson({
+        slice: req.sliceUrn,
+        provider: req.providerUrn,
+        request: normal,
+        expires: asked ?? null,
+        // Only when given, so fingerprints of requests without one stay what they were.
+        ...(incarnation !== undefined ? { incarnation } : {}),
+      }),
+    )
     .digest('base64url');
   return { access, normal, asked, key, fingerprint, fence: { sliceUrn: req.sliceUrn, sliceAuthorityUrn: sa.urn, arrival } };
 }
@@ -135,7 +146,11 @@ function admit(state: AggregateState, tx: SliceLedgerTx, now: number, req: Aggre
   refuseSuperseded(ledger, checked.fence, `Allocate request ${req.requestId}`);
   // Holds that ended are released first, so that they do not block this admission.
   releaseExpiredHolds(ledger, tx, now);
-  const existing = ledger.slices.get(req.sliceUrn);
+  const held = ledger.slices.get(req.sliceUrn);
+  // A record of another life of the slice (of this slice authority: another's is refused below) is refused
+  // while it holds slivers, and replaced once it holds none.
+  const ours = held && held.sliceAuthorityUrn === sa.urn && held.sliceAuthorityKid === sa.kid;
+  const existing = held && (!ours || sameLife(held, req.sliceIncarnation, ledger.sliversOf(held.urn).length)) ? held : undefined;
   if (existing) {
     if (existing.sliceAuthorityUrn !== sa.urn || existing.sliceAuthorityKid !== sa.kid) {
       throw new PermissionDeniedError(`slice ${req.sliceUrn} exists here under another slice authority (${existing.sliceAuthorityUrn})`, {
@@ -228,9 +243,10 @@ function admit(state: AggregateState, tx: SliceLedgerTx, now: number, req: Aggre
     }
   }
 
-  const slice: SliceRecord = existing
+  const slice: IncarnatedSlice = existing
     ? { ...existing, links: [...oldLinks, ...normal.links.map((l, k) => ({ ...l, subnet: oldLinks.length + k }))] }
     : {
+        ...(req.sliceIncarnation !== undefined ? { incarnation: req.sliceIncarnation } : {}),
         urn: req.sliceUrn,
         sliceAuthorityUrn: sa.urn,
         sliceAuthorityJwk: sa.jwk as unknown as Record<string, unknown>,

@@ -23,6 +23,7 @@ import { linkPlan, wireLinks } from './links.js';
 import { SUCCESS, failure } from '../../core/rpc/outcome.js';
 import { throwFailures, type Outcome } from './outcome.js';
 import { relayTo } from './revocations.js';
+import { incarnationOf } from './slice-incarnation.js';
 import { manifestDocument, operationalFromWire } from './to-wire.js';
 import { duringGrace } from './grace.js';
 import { refuseSuperseded } from './tombstones.js';
@@ -244,6 +245,7 @@ export async function instantiate(
           allocationState: AllocationState.ALLOCATION_STATE_PROVISIONED,
           clientId: s.clientId,
           start: how.start,
+          sliceIncarnation: incarnationOf(slice),
         },
         opts,
       ),

@@ -9,6 +9,7 @@ import {
 } from '../../generated/fedlab/v1/common.js';
 import { toSpec } from '../node-registry.js';
 import type { LinkSpec, Operational, SliceRecord, SliverRecord } from '../records.js';
+import { incarnationOf } from './slice-incarnation.js';
 
 const OPERATIONAL: Record<Operational, OperationalState> = {
   pending: OperationalState.OPERATIONAL_STATE_PENDING,
@@ -75,6 +76,7 @@ export function sliverToWire(s: SliverRecord, slice: SliceRecord | undefined, ag
     sliceAuthorityUrn: slice?.sliceAuthorityUrn ?? '',
     providerUrn: slice?.providerUrn ?? '',
     workDir: '',
+    sliceIncarnation: incarnationOf(slice),
   };
 }
 

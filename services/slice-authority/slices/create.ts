@@ -105,6 +105,8 @@ export async function createSlice(
       expiresAt,
       seq: (existing?.seq ?? 0) + 1,
       sites,
+      // A new life of the name: no credential or sliver of an earlier slice of that name reaches this one.
+      incarnation: randomBytes(16).toString('base64url'),
     };
     const intent: IntentRecord = {
       id: `int-${randomBytes(8).toString('hex')}`,

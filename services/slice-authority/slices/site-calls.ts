@@ -97,6 +97,7 @@ export async function createAt(
             providerUrn: rec.providerUrn,
             request: ResourceRequest.fromJSON(sr.request),
             expiresAt: new Date(expiresAt),
+            sliceIncarnation: rec.incarnation,
           },
           { chain: site.chain, deadlineMs },
         ),

@@ -235,7 +235,16 @@ export interface AggregateAllocateRequest {
     | ResourceRequest
     | undefined;
   /** Requested expiry once provisioned; unset: the site default. The hold itself ends earlier. */
-  expiresAt?: Date | undefined;
+  expiresAt?:
+    | Date
+    | undefined;
+  /**
+   * The incarnation of the slice (the slice authority's random id of this life of the slice; empty
+   * for a slice made before incarnations). The site keeps it with the slice and hands it to the node
+   * managers in CreateSliver; an Allocate for a slice held here under another incarnation is
+   * FAILED_PRECONDITION.
+   */
+  sliceIncarnation?: string | undefined;
 }
 
 /** AggregateAllocateResponse returns the held slivers. */
@@ -1489,7 +1498,14 @@ export const AggregateDescribeResponse: MessageFns<AggregateDescribeResponse> = 
 };
 
 function createBaseAggregateAllocateRequest(): AggregateAllocateRequest {
-  return { requestId: "", sliceUrn: "", providerUrn: "", request: undefined, expiresAt: undefined };
+  return {
+    requestId: "",
+    sliceUrn: "",
+    providerUrn: "",
+    request: undefined,
+    expiresAt: undefined,
+    sliceIncarnation: undefined,
+  };
 }
 
 export const AggregateAllocateRequest: MessageFns<AggregateAllocateRequest> = {
@@ -1508,6 +1524,9 @@ export const AggregateAllocateRequest: MessageFns<AggregateAllocateRequest> = {
     }
     if (message.expiresAt !== undefined) {
       Timestamp.encode(toTimestamp(message.expiresAt), writer.uint32(42).fork()).join();
+    }
+    if (message.sliceIncarnation !== undefined) {
+      writer.uint32(50).string(message.sliceIncarnation);
     }
     return writer;
   },
@@ -1565,6 +1584,14 @@ export const AggregateAllocateRequest: MessageFns<AggregateAllocateRequest> = {
             message.expiresAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.sliceIncarnation = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1600,6 +1627,11 @@ export const AggregateAllocateRequest: MessageFns<AggregateAllocateRequest> = {
         : isSet(object.expires_at)
         ? fromJsonTimestamp(object.expires_at)
         : undefined,
+      sliceIncarnation: isSet(object.sliceIncarnation)
+        ? globalThis.String(object.sliceIncarnation)
+        : isSet(object.slice_incarnation)
+        ? globalThis.String(object.slice_incarnation)
+        : undefined,
     };
   },
 
@@ -1620,6 +1652,9 @@ export const AggregateAllocateRequest: MessageFns<AggregateAllocateRequest> = {
     if (message.expiresAt !== undefined) {
       obj.expiresAt = message.expiresAt.toISOString();
     }
+    if (message.sliceIncarnation !== undefined) {
+      obj.sliceIncarnation = message.sliceIncarnation;
+    }
     return obj;
   },
 
@@ -1635,6 +1670,7 @@ export const AggregateAllocateRequest: MessageFns<AggregateAllocateRequest> = {
       ? ResourceRequest.fromPartial(object.request)
       : undefined;
     message.expiresAt = object.expiresAt ?? undefined;
+    message.sliceIncarnation = object.sliceIncarnation ?? undefined;
     return message;
   },
 };

@@ -557,6 +557,11 @@ export interface Sliver {
   providerUrn: string;
   /** Path of the sliver's private work directory on the node (informational); empty if none. */
   workDir: string;
+  /**
+   * The incarnation of the slice the sliver belongs to (see CreateSliverRequest.slice_incarnation);
+   * empty when unknown or made before incarnations.
+   */
+  sliceIncarnation?: string | undefined;
 }
 
 /** Outcome of an operation on one sliver. */
@@ -1766,6 +1771,7 @@ function createBaseSliver(): Sliver {
     sliceAuthorityUrn: "",
     providerUrn: "",
     workDir: "",
+    sliceIncarnation: undefined,
   };
 }
 
@@ -1824,6 +1830,9 @@ export const Sliver: MessageFns<Sliver> = {
     }
     if (message.workDir !== "") {
       writer.uint32(146).string(message.workDir);
+    }
+    if (message.sliceIncarnation !== undefined) {
+      writer.uint32(154).string(message.sliceIncarnation);
     }
     return writer;
   },
@@ -1985,6 +1994,14 @@ export const Sliver: MessageFns<Sliver> = {
             message.workDir = reader.string();
             continue;
           }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.sliceIncarnation = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2067,6 +2084,11 @@ export const Sliver: MessageFns<Sliver> = {
         : isSet(object.work_dir)
         ? globalThis.String(object.work_dir)
         : "",
+      sliceIncarnation: isSet(object.sliceIncarnation)
+        ? globalThis.String(object.sliceIncarnation)
+        : isSet(object.slice_incarnation)
+        ? globalThis.String(object.slice_incarnation)
+        : undefined,
     };
   },
 
@@ -2126,6 +2148,9 @@ export const Sliver: MessageFns<Sliver> = {
     if (message.workDir !== "") {
       obj.workDir = message.workDir;
     }
+    if (message.sliceIncarnation !== undefined) {
+      obj.sliceIncarnation = message.sliceIncarnation;
+    }
     return obj;
   },
 
@@ -2154,6 +2179,7 @@ export const Sliver: MessageFns<Sliver> = {
     message.sliceAuthorityUrn = object.sliceAuthorityUrn ?? "";
     message.providerUrn = object.providerUrn ?? "";
     message.workDir = object.workDir ?? "";
+    message.sliceIncarnation = object.sliceIncarnation ?? undefined;
     return message;
   },
 };

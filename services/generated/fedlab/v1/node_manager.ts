@@ -141,6 +141,14 @@ export interface CreateSliverRequest {
   clientId: string;
   /** Start the sliver as soon as it is provisioned (otherwise it stays NOTREADY). */
   start: boolean;
+  /**
+   * The incarnation of the slice (its slice authority's random id of this life of the slice; empty
+   * for a slice made before incarnations). Recorded with the sliver: a slice credential reaches the
+   * sliver only when its chain is bound to exactly this incarnation (claim `inc`), so a chain of an
+   * earlier slice of the same name is refused with PERMISSION_DENIED. A slice's slivers on one node
+   * share one incarnation.
+   */
+  sliceIncarnation?: string | undefined;
 }
 
 /** CreateSliverResponse returns the sliver. */
@@ -470,6 +478,7 @@ function createBaseCreateSliverRequest(): CreateSliverRequest {
     allocationState: 0,
     clientId: "",
     start: false,
+    sliceIncarnation: undefined,
   };
 }
 
@@ -513,6 +522,9 @@ export const CreateSliverRequest: MessageFns<CreateSliverRequest> = {
     }
     if (message.start !== false) {
       writer.uint32(104).bool(message.start);
+    }
+    if (message.sliceIncarnation !== undefined) {
+      writer.uint32(114).string(message.sliceIncarnation);
     }
     return writer;
   },
@@ -634,6 +646,14 @@ export const CreateSliverRequest: MessageFns<CreateSliverRequest> = {
             message.start = reader.bool();
             continue;
           }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.sliceIncarnation = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -699,6 +719,11 @@ export const CreateSliverRequest: MessageFns<CreateSliverRequest> = {
         ? globalThis.String(object.client_id)
         : "",
       start: isSet(object.start) ? globalThis.Boolean(object.start) : false,
+      sliceIncarnation: isSet(object.sliceIncarnation)
+        ? globalThis.String(object.sliceIncarnation)
+        : isSet(object.slice_incarnation)
+        ? globalThis.String(object.slice_incarnation)
+        : undefined,
     };
   },
 
@@ -743,6 +768,9 @@ export const CreateSliverRequest: MessageFns<CreateSliverRequest> = {
     if (message.start !== false) {
       obj.start = message.start;
     }
+    if (message.sliceIncarnation !== undefined) {
+      obj.sliceIncarnation = message.sliceIncarnation;
+    }
     return obj;
   },
 
@@ -766,6 +794,7 @@ export const CreateSliverRequest: MessageFns<CreateSliverRequest> = {
     message.allocationState = object.allocationState ?? 0;
     message.clientId = object.clientId ?? "";
     message.start = object.start ?? false;
+    message.sliceIncarnation = object.sliceIncarnation ?? undefined;
     return message;
   },
 };

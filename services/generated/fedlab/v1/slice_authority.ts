@@ -173,6 +173,13 @@ export interface Slice {
     | undefined;
   /** request_id of the CreateSlice call that made it. */
   requestId: string;
+  /**
+   * This life of the slice: a random id minted at CreateSlice (empty for a slice made before
+   * incarnations). Its slice credentials are bound to it (claim `inc`) and so are its slivers on the
+   * nodes; a slice deleted and created again under its name is a new incarnation that no older
+   * credential reaches.
+   */
+  incarnation?: string | undefined;
 }
 
 /** Outcome of a slice operation at one site. */
@@ -630,6 +637,7 @@ function createBaseSlice(): Slice {
     updatedAt: undefined,
     expiresAt: undefined,
     requestId: "",
+    incarnation: undefined,
   };
 }
 
@@ -667,6 +675,9 @@ export const Slice: MessageFns<Slice> = {
     }
     if (message.requestId !== "") {
       writer.uint32(90).string(message.requestId);
+    }
+    if (message.incarnation !== undefined) {
+      writer.uint32(98).string(message.incarnation);
     }
     return writer;
   },
@@ -772,6 +783,14 @@ export const Slice: MessageFns<Slice> = {
             message.requestId = reader.string();
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.incarnation = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -817,6 +836,7 @@ export const Slice: MessageFns<Slice> = {
         : isSet(object.request_id)
         ? globalThis.String(object.request_id)
         : "",
+      incarnation: isSet(object.incarnation) ? globalThis.String(object.incarnation) : undefined,
     };
   },
 
@@ -855,6 +875,9 @@ export const Slice: MessageFns<Slice> = {
     if (message.requestId !== "") {
       obj.requestId = message.requestId;
     }
+    if (message.incarnation !== undefined) {
+      obj.incarnation = message.incarnation;
+    }
     return obj;
   },
 
@@ -874,6 +897,7 @@ export const Slice: MessageFns<Slice> = {
     message.updatedAt = object.updatedAt ?? undefined;
     message.expiresAt = object.expiresAt ?? undefined;
     message.requestId = object.requestId ?? "";
+    message.incarnation = object.incarnation ?? undefined;
     return message;
   },
 };
