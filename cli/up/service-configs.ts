@@ -35,6 +35,24 @@ export function maConfigOf(fed: LocalFederation, site: SitePlan) {
   });
 }
 
+/** Id ranges each local node manager may hand out: its capacity of 20 slivers, with room to spare. */
+const RANGES_PER_NODE = 32;
+
+/**
+ * The first host id of a node manager's slivers. Every node manager of a local federation shares one
+ * host, so each gets id ranges of its own: two slivers of different nodes must never share host ids.
+ */
+function uidBaseOf(fed: LocalFederation, domain: string, name: string): number {
+  let index = 0;
+  for (const s of fed.state.sites) {
+    for (const n of s.nodes) {
+      if (s.domain === domain && n.name === name) return 200_000 + index * RANGES_PER_NODE * 65_536;
+      index++;
+    }
+  }
+  throw new Error(`node ${name} of ${domain} is not in the plan`);
+}
+
 /** A node manager of a site. */
 export function nmConfigOf(fed: LocalFederation, site: SitePlan, node: { name: string; port: number }) {
   const paths = sitePaths(fed.dir, site.domain);
@@ -55,6 +73,7 @@ export function nmConfigOf(fed: LocalFederation, site: SitePlan, node: { name: s
     exclusive: site.style === 'emulab',
     driver: fed.driver.kind,
     capacity: { cpu_millis: 1000, mem_mb: 1024, disk_mb: 2048, pids: 512, slivers: 20 },
+    container: { uid_base: uidBaseOf(fed, site.domain, node.name), id_ranges: RANGES_PER_NODE },
     defaults: { cpu_millis: 100, mem_mb: 64, disk_mb: 64, pids: 64 },
     reaper_interval_ms: 1000,
     heartbeat_interval_ms: fed.heartbeatMs,

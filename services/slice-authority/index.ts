@@ -50,8 +50,8 @@ export function sliceAuthorityRole(options: SaRoleOptions = {}): (deps: RoleDeps
     const { key: saKey, jwk: saJwk, kid: saKid } = await signingKeyOf(tls, settings.urn, 'this slice authority');
     const saUrn = settings.urn;
 
-    let bookForMetrics: SliceBook | undefined;
-    const observe = metrics ? registerSaMetrics(metrics, () => bookForMetrics) : undefined;
+    const bookForMetrics: { book?: SliceBook } = {};
+    const observe = metrics ? registerSaMetrics(metrics, () => bookForMetrics.book) : undefined;
     const sites = Sites.load(settings.sites, {
       tls,
       trust: federation,
@@ -78,7 +78,7 @@ export function sliceAuthorityRole(options: SaRoleOptions = {}): (deps: RoleDeps
     await credentials.load();
     const accounts = new Accounts(settings.providers, settings.admins, (t) => credentials.isKeyRevoked(t));
     const book = new SliceBook({ store, sites, accounts, hub: new EventHub(), log, now, ...settings.book });
-    bookForMetrics = book;
+    bookForMetrics.book = book;
     await book.load();
 
     let recovery;
