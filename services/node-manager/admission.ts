@@ -96,8 +96,9 @@ export async function admit(state: SliverStore, spec: CreateSpec, o: AdmissionSe
       { rule: 'slice_authority' },
     );
   }
-  if (first && first.sliceIncarnation !== spec.sliceIncarnation) {
+  if (first && spec.sliceIncarnation !== undefined && first.sliceIncarnation !== spec.sliceIncarnation) {
     // A slice's slivers share one life: the earlier one's slivers go first (its credentials reach only them).
+    // A create naming no incarnation (an aggregate that predates them) is admitted as before, bound to none.
     throw new FailedPreconditionError(
       `slice ${spec.sliceUrn} still has slivers here of ${first.sliceIncarnation ? `incarnation ${first.sliceIncarnation}` : 'an earlier life (made before incarnations)'}; a slice has one incarnation at a time — they must be deleted first`,
       { rule: 'slice_incarnation' },

@@ -239,7 +239,7 @@ export interface AggregateAllocateRequest {
     | Date
     | undefined;
   /**
-   * The incarnation of the slice (the slice authority's random id of this life of the slice; empty
+   * The incarnation of the slice (the slice authority's random id of this life of the slice; absent
    * for a slice made before incarnations). The site keeps it with the slice and hands it to the node
    * managers in CreateSliver; an Allocate for a slice held here under another incarnation is
    * FAILED_PRECONDITION.

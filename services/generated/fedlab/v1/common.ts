@@ -559,7 +559,7 @@ export interface Sliver {
   workDir: string;
   /**
    * The incarnation of the slice the sliver belongs to (see CreateSliverRequest.slice_incarnation);
-   * empty when unknown or made before incarnations.
+   * absent when unknown or made before incarnations.
    */
   sliceIncarnation?: string | undefined;
 }

@@ -142,11 +142,11 @@ export interface CreateSliverRequest {
   /** Start the sliver as soon as it is provisioned (otherwise it stays NOTREADY). */
   start: boolean;
   /**
-   * The incarnation of the slice (its slice authority's random id of this life of the slice; empty
+   * The incarnation of the slice (its slice authority's random id of this life of the slice; absent
    * for a slice made before incarnations). Recorded with the sliver: a slice credential reaches the
    * sliver only when its chain is bound to exactly this incarnation (claim `inc`), so a chain of an
-   * earlier slice of the same name is refused with PERMISSION_DENIED. A slice's slivers on one node
-   * share one incarnation.
+   * earlier slice of the same name is refused with PERMISSION_DENIED. A create naming an incarnation
+   * while slivers of another life of the slice are on the node is FAILED_PRECONDITION.
    */
   sliceIncarnation?: string | undefined;
 }

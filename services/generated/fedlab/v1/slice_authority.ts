@@ -174,7 +174,7 @@ export interface Slice {
   /** request_id of the CreateSlice call that made it. */
   requestId: string;
   /**
-   * This life of the slice: a random id minted at CreateSlice (empty for a slice made before
+   * This life of the slice: a random id minted at CreateSlice (absent for a slice made before
    * incarnations). Its slice credentials are bound to it (claim `inc`) and so are its slivers on the
    * nodes; a slice deleted and created again under its name is a new incarnation that no older
    * credential reaches.
