@@ -1,7 +1,7 @@
 // The authorisation matrix (issue 15, docs/api.md "Access rules"): for every method of the API, who the
 // right principal is, the request it makes, and the code each class of caller gets — one row per method,
 // in the order the rows run (creates before the reads of what they made, deletes last). A row with
-// `absent` names a object: the classes refused on the object that exists must get the very same code for
+// `absent` names an object: the classes refused on the object that exists must get the very same code for
 // one that does not (an answer never tells a caller who may not see an object whether it exists).
 import type { JsonObject } from '@bufbuild/protobuf';
 import { newJti } from '../../services/core/credentials/index.js';
@@ -36,8 +36,8 @@ export interface MatrixRow {
 // Profiles shared by many rows (columns as in Want).
 /** Open to every authenticated principal of this domain or a peered one. */
 const OPEN: Want = [OK, OK, OK, OK, OK, OK, OK, UNAVAIL];
-/** A site or provider administrator's call. */
-const ADMIN: Want = [OK, OK, DENIED, DENIED, DENIED, DENIED, DENIED, UNAVAIL];
+/** Only the right principal, known by its certificate (an administrator, the node or the provider itself). */
+const BY_CERTIFICATE: Want = [OK, OK, DENIED, DENIED, DENIED, DENIED, DENIED, UNAVAIL];
 /** A call that needs a credential chain (node managers, the aggregate). */
 const CHAIN: Want = [OK, UNAUTH, UNAUTH, UNAUTH, UNAUTH, UNAUTH, UNAUTH, UNAVAIL];
 /** A slice authority call on one of the caller's slices: another provider is told the slice does not exist. */
@@ -57,7 +57,7 @@ const nodeRequest = (urn: string): JsonObject => siteRequest('a.test', { nodeUrn
 /** The matrix. Keys are `Service.Method` as the descriptor set names them. */
 export const AUTHORIZATION_TABLE: Readonly<Record<string, MatrixRow>> = {
   'Federation.GetBundle': { as: 'provider', request: () => ({}), want: OPEN },
-  'Admin.Snapshot': { as: 'site-admin', request: () => ({}), want: ADMIN },
+  'Admin.Snapshot': { as: 'site-admin', request: () => ({}), want: BY_CERTIFICATE },
 
   // ---- ManagementAuthority ----------------------------------------------------------------------
   'ManagementAuthority.CreateEnrollmentToken': {
@@ -68,7 +68,7 @@ export const AUTHORIZATION_TABLE: Readonly<Record<string, MatrixRow>> = {
       nodeName: `mx-token-${lower(cls)}`,
       ownerUrn: cls === 'peer' ? fed.who.peerOwner.urn : fed.home.owner.urn,
     }),
-    want: ADMIN,
+    want: BY_CERTIFICATE,
   },
   'ManagementAuthority.EnrollNode': {
     as: 'token',
@@ -90,9 +90,9 @@ export const AUTHORIZATION_TABLE: Readonly<Record<string, MatrixRow>> = {
       endpoint: '127.0.0.1:9',
     }),
     absent: (fx) => ({ nodeUrn: fx.absent.node, sequence: 1 }),
-    want: ADMIN,
+    want: BY_CERTIFICATE,
   },
-  'ManagementAuthority.ListNodes': { as: 'site-admin', request: () => ({ pageSize: 10 }), want: ADMIN },
+  'ManagementAuthority.ListNodes': { as: 'site-admin', request: () => ({ pageSize: 10 }), want: BY_CERTIFICATE },
   'ManagementAuthority.GetNode': { as: 'provider', request: (_fx, fed) => ({ nodeUrn: n1(fed) }), want: OPEN },
   'ManagementAuthority.RegisterServiceProvider': {
     as: 'provider',
@@ -103,7 +103,7 @@ export const AUTHORIZATION_TABLE: Readonly<Record<string, MatrixRow>> = {
       contact: 'ops@acme.test',
       acceptedTermsDigest: fx.termsDigest,
     }),
-    want: ADMIN,
+    want: BY_CERTIFICATE,
   },
   'ManagementAuthority.DelegateToSliceAuthority': {
     as: 'site-admin',
@@ -112,13 +112,13 @@ export const AUTHORIZATION_TABLE: Readonly<Record<string, MatrixRow>> = {
       sliceAuthorityUrn: fed.home.sa.urn,
       sliceAuthorityCertificatePem: fed.home.sa.certPem,
     }),
-    want: ADMIN,
+    want: BY_CERTIFICATE,
   },
   'ManagementAuthority.Revoke': {
     as: 'site-admin',
     request: () => ({ jti: MA_REVOKED, reason: 'authorisation matrix' }),
     absent: (fx) => ({ jti: fx.absent.jti, reason: 'authorisation matrix' }),
-    want: ADMIN,
+    want: BY_CERTIFICATE,
   },
   'ManagementAuthority.ListRevocations': { as: 'provider', request: () => ({}), want: OPEN },
 
@@ -170,7 +170,7 @@ export const AUTHORIZATION_TABLE: Readonly<Record<string, MatrixRow>> = {
     as: 'sa',
     request: () => ({ sliceUrn: AGG_SLICE, reason: 'authorisation matrix' }),
     absent: (fx) => ({ sliceUrn: fx.absent.slice, reason: 'authorisation matrix' }),
-    want: ADMIN,
+    want: BY_CERTIFICATE,
   },
   'Aggregate.UpdateRevocations': { as: 'sa-chain', request: (fx) => ({ signedList: fx.saSignedList }), want: CHAIN },
   'Aggregate.Delete': {
@@ -281,7 +281,7 @@ export const AUTHORIZATION_TABLE: Readonly<Record<string, MatrixRow>> = {
     as: 'provider',
     request: (fx) => ({ jti: fx.chains.acmeSpare.jti, reason: 'authorisation matrix' }),
     absent: (fx) => ({ jti: fx.absent.jti, reason: 'authorisation matrix' }),
-    want: ADMIN,
+    want: BY_CERTIFICATE,
   },
   'SliceAuthority.ListRevocations': { as: 'provider', request: () => ({}), want: ACCOUNT },
   'SliceAuthority.DeleteSlice': {
@@ -299,15 +299,15 @@ export const AUTHORIZATION_TABLE: Readonly<Record<string, MatrixRow>> = {
       name: 'mx-deploy',
       spec: { sliceUrn: fx.main.urn, steps: [{ name: 'noop', argv: ['true'] }] },
     }),
-    want: ADMIN,
+    want: BY_CERTIFICATE,
   },
   'ServiceProvider.GetDeployment': {
     as: 'operator',
     request: () => ({ name: 'mx-deploy' }),
     absent: (fx) => ({ name: fx.absent.name }),
-    want: ADMIN,
+    want: BY_CERTIFICATE,
   },
-  'ServiceProvider.ListDeployments': { as: 'operator', request: () => ({}), want: ADMIN },
+  'ServiceProvider.ListDeployments': { as: 'operator', request: () => ({}), want: BY_CERTIFICATE },
   'ServiceProvider.AddMember': {
     as: 'operator',
     request: (_fx, fed) => ({
@@ -316,18 +316,18 @@ export const AUTHORIZATION_TABLE: Readonly<Record<string, MatrixRow>> = {
       certificatePem: fed.who.carol.certPem,
       displayName: 'Carol',
     }),
-    want: ADMIN,
+    want: BY_CERTIFICATE,
   },
   'ServiceProvider.DelegateToMember': {
     as: 'operator',
     request: (fx, fed) => ({ requestId: 'mx-carol-main', memberUrn: fed.who.carol.urn, sliceUrn: fx.main.urn }),
     absent: (fx) => ({ requestId: 'mx-absent-main', memberUrn: 'urn:fedlab:a.test:user:mx-absent', sliceUrn: fx.main.urn }),
-    want: ADMIN,
+    want: BY_CERTIFICATE,
   },
   'ServiceProvider.DeleteDeployment': {
     as: 'operator',
     request: () => ({ name: 'mx-deploy', keepSlice: true }),
     absent: (fx) => ({ name: fx.absent.name, keepSlice: true }),
-    want: ADMIN,
+    want: BY_CERTIFICATE,
   },
 };
