@@ -234,6 +234,7 @@ function failed(
   t0: number,
   rounds: number,
 ): ChaosResult {
+  const nodes = o.stopNodes ? ' --stop-nodes' : '';
   const failure = [
     `chaos round ${plan.round} of seed ${o.seed} did not settle clean:`,
     describePlan(plan),
@@ -242,7 +243,7 @@ function failed(
     ...(healed.length ? [`brought back after the round: ${healed.join(', ')}`] : []),
     'still wrong:',
     ...problems.map((p) => `  ${p}`),
-    `replay: npm run chaos -- --seed ${o.seed} --rounds ${plan.round}${o.stopNodes ? ' --stop-nodes' : ''}   (or this round alone: --seed ${o.seed} --from-round ${plan.round} --rounds 1)`,
+    `replay: npm run chaos -- --seed ${o.seed} --rounds ${plan.round}${nodes}   (or this round alone: --seed ${o.seed} --from-round ${plan.round} --rounds 1${nodes})`,
   ].join('\n');
   return { seed: o.seed, rounds, ok: false, failure, stats: { ...stats, elapsedMs: Date.now() - t0 } };
 }
