@@ -111,7 +111,8 @@ export function boundedDefinition(
   return out;
 }
 
-function admit(request: unknown): void {
+/** Throws the refusal the bounded deserializer left in place of a request that could not be decoded. */
+export function admit(request: unknown): void {
   if (request instanceof RefusedRequest) throw request.error;
 }
 

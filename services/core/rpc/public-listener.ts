@@ -16,7 +16,9 @@ import {
 } from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import type { Logger } from '../log.js';
+import { admit, boundedDefinition, type MethodDefinitionLike } from './adapter.js';
 import { bindServer } from './bind.js';
+import { DEFAULT_SERVER_LIMITS, resolveServerLimits } from './server-limits.js';
 import type { TlsMaterial } from './server.js';
 import { toGrpcStatus } from './status.js';
 
@@ -60,25 +62,36 @@ const STOP_GRACE_MS = 2_000;
 export async function startPublicListener(options: PublicListenerOptions): Promise<PublicListener> {
   const { log } = options;
   const server = new Server({ 'grpc.enable_channelz': 0, ...options.serverOptions });
+  // Requests over the size limit or not decodable answer RESOURCE_EXHAUSTED / INVALID_ARGUMENT, as on the main server.
+  const maxReceiveBytes = options.serverOptions?.['grpc.max_receive_message_length'] ?? DEFAULT_SERVER_LIMITS.maxReceiveBytes;
+  const bounded = boundedDefinition(
+    Object.fromEntries(Object.entries(options.methods).map(([key, m]) => [key, m.definition as unknown as MethodDefinitionLike])),
+    resolveServerLimits({ maxReceiveBytes, methodReceiveBytes: {} }),
+  );
   const definition: Record<string, unknown> = {};
   const impl: UntypedServiceImplementation = {};
   for (const [key, method] of Object.entries(options.methods)) {
     const path = method.definition.path;
-    definition[key] = { ...method.definition, originalName: method.originalName };
+    definition[key] = { ...bounded[key], originalName: method.originalName };
     impl[key] = (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
       const started = performance.now();
       const ms = (): number => Math.round((performance.now() - started) * 10) / 10;
-      method.handle(call.request).then(
-        (res) => {
-          callback(null, res);
-          log.info({ method: path, listener: options.name, caller: call.getPeer(), code: 'OK', ms: ms() }, 'rpc');
-        },
-        (err: unknown) => {
-          const st = toGrpcStatus(err, log, path);
-          callback(st);
-          log.info({ method: path, listener: options.name, caller: call.getPeer(), code: Status[st.code], ms: ms() }, 'rpc');
-        },
-      );
+      Promise.resolve()
+        .then(() => {
+          admit(call.request);
+          return method.handle(call.request);
+        })
+        .then(
+          (res) => {
+            callback(null, res);
+            log.info({ method: path, listener: options.name, caller: call.getPeer(), code: 'OK', ms: ms() }, 'rpc');
+          },
+          (err: unknown) => {
+            const st = toGrpcStatus(err, log, path);
+            callback(st);
+            log.info({ method: path, listener: options.name, caller: call.getPeer(), code: Status[st.code], ms: ms() }, 'rpc');
+          },
+        );
     };
   }
   server.addService(definition as never, impl);
