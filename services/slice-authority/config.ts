@@ -81,6 +81,11 @@ export const saConfigSchema = commonConfigSchema
         /** Most sites and nodes in one slice request. */
         max_sites_per_slice: int(1, 1000, 64),
         max_nodes_per_site: int(1, 100_000, 10_000),
+        /**
+         * Events queued for one WatchSlice reader; a reader further behind is cut off (RESOURCE_EXHAUSTED).
+         * Above the largest burst one step publishes (an event per node of a site, max_nodes_per_site).
+         */
+        watch_queue_events: int(64, 1_000_000, 16_384),
       })
       .strict()
       .prefault({}),

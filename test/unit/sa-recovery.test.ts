@@ -115,6 +115,7 @@ async function book(): Promise<SliceBook> {
       status_deadline_ms: 1000,
       max_sites_per_slice: 8,
       max_nodes_per_site: 100,
+      watch_queue_events: 1024,
     },
     quotaDefaults: { cpu_millis: 100, mem_mb: 64, disk_mb: 64 },
   });

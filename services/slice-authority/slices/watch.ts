@@ -1,7 +1,9 @@
 /**
  * WatchSlice: a snapshot (or the events retained after `after_sequence`),
  * then each event as it is published; the stream ends at a stable state, or
- * with `follow` once the slice is deleted or expired.
+ * with `follow` once the slice is deleted or expired. A reader that falls
+ * more than `limits.watch_queue_events` events behind is cut off
+ * (RESOURCE_EXHAUSTED naming the cap; events.ts).
  */
 import { InvalidArgumentError } from '../../core/errors.js';
 import type { WatchSliceRequest, WatchSliceResponse } from '../../generated/fedlab/v1/slice_authority.js';
@@ -20,14 +22,8 @@ export async function* watchSlice(
   const rec = ownedSlice(book, caller, req.sliceUrn);
   if (!Number.isSafeInteger(req.afterSequence) || req.afterSequence < 0)
     throw new InvalidArgumentError('after_sequence must be 0 or more', { field: 'after_sequence' });
-  const queue: WatchSliceResponse[] = [];
-  let wake: (() => void) | undefined;
-  const unsubscribe = book.deps.hub.subscribe(rec.urn, (e) => {
-    queue.push(e);
-    wake?.();
-  });
-  const onAbort = (): void => wake?.();
-  signal.addEventListener('abort', onAbort);
+  // Subscribed before the snapshot, so nothing published meanwhile is missed; bounded (events.ts).
+  const feed = book.deps.hub.feed(rec.urn, book.deps.limits.watch_queue_events);
   try {
     let last: number;
     let state = rec.state;
@@ -45,13 +41,9 @@ export async function* watchSlice(
     }
     const done = (s: StateName): boolean => (req.follow ? s === 'deleted' || s === 'expired' : STABLE.has(s));
     if (done(state)) return;
-    while (!signal.aborted) {
-      const e = queue.shift();
-      if (!e) {
-        await new Promise<void>((r) => (wake = r));
-        wake = undefined;
-        continue;
-      }
+    for (;;) {
+      const e = await feed.next(signal, last);
+      if (!e) return;
       if (e.sequence <= last) continue;
       last = e.sequence;
       yield e;
@@ -59,7 +51,6 @@ export async function* watchSlice(
       if (e.site === '' && e.slice && s && done(s)) return;
     }
   } finally {
-    unsubscribe();
-    signal.removeEventListener('abort', onAbort);
+    feed.close();
   }
 }
