@@ -4,6 +4,9 @@
  * enrolment token, a domain that is not peered yet fetching our bundle. It
  * serves only the unary methods it is given (plus grpc.health.v1 when asked),
  * with the same error mapping and one log line per call as the main server.
+ * Anyone may connect, so one client address may hold at most
+ * `maxConnectionsPerAddress` connections at once; more are refused at the
+ * TCP level (per-address-listener.ts) while the listener answers everyone else.
  */
 import { performance } from 'node:perf_hooks';
 import {
@@ -17,7 +20,7 @@ import {
 import { HealthImplementation } from 'grpc-health-check';
 import type { Logger } from '../log.js';
 import { admit, boundedDefinition, type MethodDefinitionLike } from './adapter.js';
-import { bindServer } from './bind.js';
+import { listenPerAddress } from './per-address-listener.js';
 import { DEFAULT_SERVER_LIMITS, resolveServerLimits } from './server-limits.js';
 import type { TlsMaterial } from './server.js';
 import { toGrpcStatus } from './status.js';
@@ -48,6 +51,8 @@ export interface PublicListenerOptions {
   readonly health?: Readonly<Record<string, 'SERVING' | 'NOT_SERVING'>>;
   /** grpc-js server options (message sizes…). */
   readonly serverOptions?: Readonly<Record<string, number>>;
+  /** Most connections one client address may hold open at once ({@link DEFAULT_MAX_CONNECTIONS_PER_ADDRESS}). */
+  readonly maxConnectionsPerAddress?: number;
 }
 
 /** A running public listener. */
@@ -57,6 +62,13 @@ export interface PublicListener {
 }
 
 const STOP_GRACE_MS = 2_000;
+
+/**
+ * Connections one client address may hold open on a public listener by default: a node enrols over
+ * one, a peer domain's admin fetches a bundle over one; a site behind one NAT address enrolling a few
+ * dozen nodes at once (closed connections take a moment to go) still fits.
+ */
+export const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS = 64;
 
 /** Starts a server-authenticated-only listener; rejects naming `setting` when the address is taken. */
 export async function startPublicListener(options: PublicListenerOptions): Promise<PublicListener> {
@@ -103,19 +115,30 @@ export async function startPublicListener(options: PublicListenerOptions): Promi
     [{ private_key: Buffer.from(options.tls.key), cert_chain: Buffer.from(options.tls.cert) }],
     false,
   );
-  const port = await bindServer(server, options.host, options.port, creds, { setting: options.setting });
+  const tcp = await listenPerAddress(server, creds, {
+    host: options.host,
+    port: options.port,
+    maxConnectionsPerAddress: options.maxConnectionsPerAddress ?? DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+    log,
+    name: options.name,
+    listener: { setting: options.setting },
+  });
   let stopping: Promise<void> | undefined;
   return {
-    port,
+    port: tcp.port,
     stop: () => {
       stopping ??= new Promise<void>((resolve) => {
         health?.setStatus('', 'NOT_SERVING');
+        void tcp.close();
         const timer = setTimeout(() => {
           server.forceShutdown();
+          tcp.destroyAll();
           resolve();
         }, STOP_GRACE_MS);
         server.tryShutdown(() => {
           clearTimeout(timer);
+          // Sockets still in their TLS handshake never became sessions the server closes.
+          tcp.destroyAll();
           resolve();
         });
       });
