@@ -128,7 +128,7 @@ function listenOn(host: string, port: number, accept: (socket: Socket) => void):
   return new Promise<NetServer>((resolve, reject) => {
     const s = createServer(accept);
     s.once('error', reject);
-    s.listen({ host, port, ipv6Only: isIP(host) === 6 }, () => {
+    s.listen({ host, port }, () => {
       s.off('error', reject);
       resolve(s);
     });
