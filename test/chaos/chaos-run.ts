@@ -62,7 +62,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     stoppable: o.stopNodes ? parties : parties.filter((p) => p === 'sa' || p.endsWith('/ma')),
   };
   const target = checkTargetFor(o.fed, { grace: '5s', timeout: '5s' });
-  const sa = o.fed.saClient(o.fed.homePaths.sp, 30_000);
+  // A fresh client per call, as a provider's separate commands would be: a long-lived channel that
+  // saw the slice authority go away fails fast while it backs off, which would hide the restarted one.
+  const sa = <T>(fn: (c: SaClient) => Promise<T>): Promise<T> => withClient(() => o.fed.saClient(o.fed.homePaths.sp, 30_000), fn);
   const urnOf = (name: string): string => `urn:fedlab:${o.fed.home}:slice:${name}`;
   const acked = new Map<string, 'live' | 'deleted'>();
   const touched = new Set<string>();
@@ -98,13 +100,25 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     if (verdict.problems.length > 0) return failed(o, cleanup, outcomes, [], verdict.problems, stats, t0, last - first + 1);
     return { seed: o.seed, rounds: last - first + 1, ok: true, stats: { ...stats, elapsedMs: Date.now() - t0 } };
   } finally {
-    sa.close();
     await faults.heal().catch(() => undefined);
   }
 }
 
+type SaClient = PromiseClient<typeof SliceAuthorityService>;
+/** Runs `fn` with a fresh slice authority client, closed afterwards. */
+type WithSa = <T>(fn: (c: SaClient) => Promise<T>) => Promise<T>;
+
+async function withClient<T>(make: () => SaClient, fn: (c: SaClient) => Promise<T>): Promise<T> {
+  const c = make();
+  try {
+    return await fn(c);
+  } finally {
+    c.close();
+  }
+}
+
 interface StepDeps {
-  readonly sa: PromiseClient<typeof SliceAuthorityService>;
+  readonly sa: WithSa;
   /** A slice's URN from its name (the home slice authority's slices are `urn:fedlab:<home>:slice:<name>`). */
   readonly urnOf: (name: string) => string;
   readonly faults: Faults;
@@ -120,42 +134,46 @@ async function runStep(step: Step, d: StepDeps): Promise<string> {
   try {
     switch (step.op) {
       case 'create': {
-        const res = await d.sa.createSlice({
-          requestId: `chaos-${step.slice}`,
-          name: step.slice,
-          description: 'chaos',
-          mode: step.bestEffort ? SliceMode.SLICE_MODE_BEST_EFFORT : SliceMode.SLICE_MODE_ALL_OR_NOTHING,
-          sites: step.sites.map((site) => ({
-            site,
-            request: {
-              nodes: { nodeUrns: [], count: 1, clientIds: [] },
-              resources: { cpuMillis: 100, memMb: 64, diskMb: 64, pids: 64, bandwidthKbps: 0 },
-              links: [],
-              exclusive: false,
-              requestDocument: '',
-              requestDocumentFormat: '',
-            },
-          })),
-          start: true,
-          wait: true,
-        });
+        const res = await d.sa((c) =>
+          c.createSlice({
+            requestId: `chaos-${step.slice}`,
+            name: step.slice,
+            description: 'chaos',
+            mode: step.bestEffort ? SliceMode.SLICE_MODE_BEST_EFFORT : SliceMode.SLICE_MODE_ALL_OR_NOTHING,
+            sites: step.sites.map((site) => ({
+              site,
+              request: {
+                nodes: { nodeUrns: [], count: 1, clientIds: [] },
+                resources: { cpuMillis: 100, memMb: 64, diskMb: 64, pids: 64, bandwidthKbps: 0 },
+                links: [],
+                exclusive: false,
+                requestDocument: '',
+                requestDocumentFormat: '',
+              },
+            })),
+            start: true,
+            wait: true,
+          }),
+        );
         const state = res.slice?.state;
         if (state === SliceState.SLICE_STATE_READY || state === SliceState.SLICE_STATE_PARTIAL) d.acked.set(step.slice, 'live');
         d.count(`create ${STATE(state)}`);
         return said(STATE(state));
       }
       case 'renew': {
-        await d.sa.renewSlice({
-          sliceUrn: d.urnOf(step.slice),
-          expiresAt: new Date(Date.now() + step.days * 86_400_000),
-          bestEffort: false,
-        });
+        await d.sa((c) =>
+          c.renewSlice({
+            sliceUrn: d.urnOf(step.slice),
+            expiresAt: new Date(Date.now() + step.days * 86_400_000),
+            bestEffort: false,
+          }),
+        );
         d.count('renew OK');
         return said('OK');
       }
       case 'delete': {
         d.touched.add(step.slice);
-        const res = await d.sa.deleteSlice({ sliceUrn: d.urnOf(step.slice) });
+        const res = await d.sa((c) => c.deleteSlice({ sliceUrn: d.urnOf(step.slice) }));
         if (res.slice?.state === SliceState.SLICE_STATE_DELETED) d.acked.set(step.slice, 'deleted');
         d.count(`delete ${STATE(res.slice?.state)}`);
         return said(STATE(res.slice?.state));
@@ -182,7 +200,7 @@ async function runStep(step: Step, d: StepDeps): Promise<string> {
  */
 async function judge(
   target: CheckTarget,
-  sa: PromiseClient<typeof SliceAuthorityService>,
+  sa: WithSa,
   urnOf: (name: string) => string,
   acked: ReadonlyMap<string, 'live' | 'deleted'>,
   touched: ReadonlySet<string>,
@@ -216,9 +234,9 @@ async function judge(
   return { problems, ms };
 }
 
-async function sliceState(sa: PromiseClient<typeof SliceAuthorityService>, urn: string): Promise<string> {
+async function sliceState(sa: WithSa, urn: string): Promise<string> {
   try {
-    return STATE((await sa.getSlice({ sliceUrn: urn })).slice?.state);
+    return STATE((await sa((c) => c.getSlice({ sliceUrn: urn }))).slice?.state);
   } catch (err) {
     return isServiceError(err) ? `unreadable (${err.details})` : `unreadable (${(err as Error).message})`;
   }
