@@ -3,12 +3,13 @@
  * the slice authority that created the slice there: its own TLS identity (`--tls-dir` of the SA) and
  * the `MA → SA` chain the site gave it (`--chain`, the file its config's `chain_file` names). Releases
  * holds and slivers a site keeps for a slice the slice authority no longer has, which is what
- * `fedlab federation check` proposes for them. Deleting what is already gone succeeds.
+ * `fedlab federation check` proposes for them. Releasing what the site no longer has succeeds (0 released).
  */
+import { status as Status } from '@grpc/grpc-js';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from '../../../services/core/errors.js';
 import { isUrn, parseUrn } from '../../../services/core/identity/urn.js';
-import { createClient } from '../../../services/core/rpc/client.js';
+import { createClient, isServiceError } from '../../../services/core/rpc/client.js';
 import { AggregateService } from '../../../services/generated/fedlab/v1/aggregate.js';
 import { action, checkAddress, printJson, tlsFrom } from '../../cli-support.js';
 import { parseDuration, repeatable } from '../../flag-values.js';
@@ -55,9 +56,11 @@ export function registerSiteRelease(site: Command): void {
         });
         try {
           const urns = flags.sliver.length > 0 ? flags.sliver : [flags.slice];
-          const res = await client
-            .delete({ urns, bestEffort: true }, { chain })
-            .catch((err: unknown) => refused(err, `the site did not release ${flags.slice}`));
+          const res = await client.delete({ urns, bestEffort: true }, { chain }).catch((err: unknown) => {
+            // What the site no longer has is released already.
+            if (isServiceError(err, Status.NOT_FOUND)) return { results: [] };
+            return refused(err, `the site did not release ${flags.slice}`);
+          });
           const failed = res.results.filter((r) => (r.status?.code ?? 0) !== 0);
           if (flags.json)
             printJson({
