@@ -4,7 +4,6 @@
  * server-streaming calls); the adapter builds the {@link CallContext}, maps
  * every thrown error through {@link toGrpcStatus}, and logs one line per call.
  */
-import { once } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import {
   status as Status,
@@ -109,6 +108,20 @@ export function boundedDefinition(
     };
   }
   return out;
+}
+
+/** Waits until the stream drains or the call ends, leaving no listener behind on either. */
+function drainOrAbort(call: ServerWritableStream<unknown, unknown>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      call.off('drain', done);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    call.on('drain', done);
+    signal.addEventListener('abort', done, { once: true });
+  });
 }
 
 /** Throws the refusal the bounded deserializer left in place of a request that could not be decoded. */
@@ -280,7 +293,7 @@ async function serveStream(
     for await (const message of handler(call.request, ctx)) {
       if (controller.signal.aborted) break;
       // Respect backpressure: a slow reader must not make us buffer without bound.
-      if (!call.write(message)) await Promise.race([once(call, 'drain'), once(controller.signal, 'abort')]);
+      if (!call.write(message)) await drainOrAbort(call, controller.signal);
     }
     if (controller.signal.aborted && call.cancelled) code = Status.CANCELLED;
     else call.end();
