@@ -12,7 +12,7 @@ export const protobufPackage = "fedlab.v1";
 
 export const protobufFileName = "fedlab/v1/common.proto";
 
-/** Site style: how a site shares its nodes and allocates them (DESIGN §3). */
+/** Site style: how a site shares its nodes and allocates them (docs/design.md §3). */
 export enum SiteStyle {
   /** SITE_STYLE_UNSPECIFIED - Not set; never valid in a request. */
   SITE_STYLE_UNSPECIFIED = 0,
@@ -372,7 +372,7 @@ export interface ResourceSpec {
 }
 
 /**
- * Resource caps carried by a delegation credential (the `lim` claim, DESIGN §5); names mirror the
+ * Resource caps carried by a delegation credential (the `lim` claim, docs/design.md §5); names mirror the
  * claim's keys. An unset field is absent from the claim and inherits the parent link's value.
  */
 export interface ResourceLimits {
