@@ -13,7 +13,7 @@ import { PermissionDeniedError } from '../core/errors.js';
 import { parseUrn } from '../core/identity/urn.js';
 import type { CallContext } from '../core/rpc/context.js';
 import type { Authorizer, Grant, NmPrivilege, SliceTrust } from './access.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '../core/clock.js';
 
 /** Options of {@link CredentialAuthorizer}. */
 export interface CredentialAuthorizerOptions {

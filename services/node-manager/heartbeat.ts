@@ -9,7 +9,7 @@ import type { Logger } from '../core/log.js';
 import { createClient, type PromiseClient } from '../core/rpc/client.js';
 import type { TlsMaterial } from '../core/rpc/server.js';
 import { ManagementAuthorityService, type HeartbeatResponse } from '../generated/fedlab/v1/management_authority.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '../core/clock.js';
 import type { NodeManager } from './node-manager.js';
 import { Periodic } from '../core/periodic.js';
 

@@ -17,7 +17,7 @@ import type { Logger } from '../core/log.js';
 import { packageRoot } from '../core/paths.js';
 import { CredentialAuthorizer } from './authorizer.js';
 import { measureMachine, resolveCapacity } from './capacity.js';
-import { systemClock, type Clock } from './clock.js';
+import { systemClock, type Clock } from '../core/clock.js';
 import type { NmConfig } from './config.js';
 import type { SliverDriver } from './drivers/driver.js';
 import { createDriver, type DriverOptions } from './drivers/select.js';

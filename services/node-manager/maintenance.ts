@@ -7,7 +7,7 @@
  */
 import type { Logger } from '../core/log.js';
 import type { KeyedMutex } from '../core/mutex.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '../core/clock.js';
 import type { SliverDriver, SliverMeasure } from './drivers/driver.js';
 import { driverSliver, type SliverLifecycle } from './sliver-lifecycle.js';
 import type { SliverStore } from './sliver-store.js';

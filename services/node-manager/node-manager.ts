@@ -6,11 +6,11 @@
 import { InvalidArgumentError, NotFoundError, PermissionDeniedError } from '../core/errors.js';
 import { parseUrn } from '../core/identity/urn.js';
 import type { CallContext } from '../core/rpc/context.js';
-import { urnField } from '../core/validate.js';
+import { pageSize, urnField } from '../core/validate.js';
 import { parseSignedRevocationList, thumbprintOf, type PublicJwk, type RevocationStore } from '../core/credentials/index.js';
 import { NodeHealth, SiteStyle, type Node, type ResourceSpec, type Sliver } from '../generated/fedlab/v1/common.js';
 import type { Authorizer, Grant, NmPrivilege } from './access.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '../core/clock.js';
 import { checkCreate, createFingerprint, type CreateSliverInput, type NodeDefaults } from './create-request.js';
 import type { ExecChunk } from './drivers/driver.js';
 import { checkArgv, checkEnv, EXEC_LIMITS, teeOutput, type ExecInput } from './exec-request.js';
@@ -18,6 +18,7 @@ import { OutputTail } from './output-tail.js';
 import type { OwnerPolicy } from './policy.js';
 import { isolationOf, toResourceSpec, toSliver, type SliverRecord } from './records.js';
 import type { SliverAction, SliverManager } from './sliver-manager.js';
+import { decodePageToken, encodePageToken } from '../core/paging.js';
 
 export { MINIMUM, type CreateSliverInput, type NodeDefaults } from './create-request.js';
 export { EXEC_LIMITS, type ExecInput } from './exec-request.js';
@@ -290,16 +291,8 @@ export class NodeManager {
     ctx: CallContext,
     req: { pageSize: number; pageToken: string; sliceUrn: string },
   ): Promise<{ slivers: Sliver[]; nextPageToken: string }> {
-    if (!Number.isSafeInteger(req.pageSize) || req.pageSize < 0)
-      throw new InvalidArgumentError('page_size must be 0 or more', { field: 'page_size' });
-    let after = '';
-    if (req.pageToken) {
-      after = Buffer.from(req.pageToken, 'base64url').toString();
-      if (!after.startsWith('urn:fedlab:'))
-        throw new InvalidArgumentError('page_token is not one this node gave out; start again with an empty token', {
-          field: 'page_token',
-        });
-    }
+    const size = pageSize(req.pageSize);
+    const after = decodePageToken('slivers', req.pageToken);
     let all = this.o.slivers.list();
     if (req.sliceUrn) {
       urnField('slice_urn', req.sliceUrn, 'slice');
@@ -310,13 +303,12 @@ export class NodeManager {
     } else {
       await this.o.authorizer.node(ctx, 'sliver.read');
     }
-    const size = Math.min(req.pageSize || 100, 1000);
     const rest = after ? all.filter((r) => r.urn > after) : all;
     const page = rest.slice(0, size);
     const last = page[page.length - 1];
     return {
       slivers: page.map((r) => this.wire(r)),
-      nextPageToken: rest.length > size && last ? Buffer.from(last.urn).toString('base64url') : '',
+      nextPageToken: rest.length > size && last ? encodePageToken('slivers', last.urn) : '',
     };
   }
 

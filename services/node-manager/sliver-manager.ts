@@ -15,7 +15,7 @@ import { KeyedMutex, Mutex } from '../core/mutex.js';
 import type { Store } from '../core/store/store.js';
 import { admit, promotion, writePromotion, type CreateSpec } from './admission.js';
 import type { Capacity } from './capacity.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '../core/clock.js';
 import type { DriverSliver, ExecChunk, ExecSpec, SliverDriver } from './drivers/driver.js';
 import { checkDiskQuotas, checkLiveness, measureUse, reapExpired, type MaintenanceDeps, type MeasuredUse } from './maintenance.js';
 import type { Committed, SliverRecord } from './records.js';

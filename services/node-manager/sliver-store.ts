@@ -6,7 +6,7 @@
  */
 import { FailedPreconditionError, NotFoundError } from '../core/errors.js';
 import type { Store, Table } from '../core/store/store.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '../core/clock.js';
 import { addCommitted, ZERO_COMMITTED, type Committed, type RequestRecord, type SliverRecord } from './records.js';
 import type { IdRange } from './runtime/id-ranges.js';
 

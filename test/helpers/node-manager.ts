@@ -17,7 +17,7 @@ import { NodeManagerService, type CreateSliverRequest } from '../../services/gen
 import { containerSupport, createDriver } from '../../services/node-manager/drivers/select.js';
 import { instanceId, nmConfigSchema, NM_PATH_FIELDS, nodeManagerRole, type NmConfig } from '../../services/node-manager/index.js';
 import type { NodeManager } from '../../services/node-manager/node-manager.js';
-import type { Clock } from '../../services/node-manager/clock.js';
+import type { Clock } from '../../services/core/clock.js';
 import type { SliverDriver } from '../../services/node-manager/drivers/driver.js';
 import { makeTestPki, type TestIdentity, type TestPki } from './pki.js';
 
