@@ -109,7 +109,8 @@ const IMAGE_NAME = /^(host|oci:[a-z0-9][a-z0-9._-]{0,62})$/;
 /** The image a request names: undefined for none or `host` (the default), `oci:<name>` as given; anything else is INVALID_ARGUMENT. */
 export function imageOf(image: string | undefined, field = 'request.resources.image'): string | undefined {
   if (image === undefined || image === '' || image === 'host') return undefined;
-  if (!IMAGE_NAME.test(image)) bad(field, `${JSON.stringify(image.slice(0, 80))} is not an image name: "host" or "oci:<name>" (see ListResources)`);
+  if (!IMAGE_NAME.test(image))
+    bad(field, `${JSON.stringify(image.slice(0, 80))} is not an image name: "host" or "oci:<name>" (see ListResources)`);
   return image;
 }
 

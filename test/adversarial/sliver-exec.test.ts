@@ -146,18 +146,16 @@ describe.skipIf(!canContain)('Exec cannot be turned against the host or outlive 
       return;
     }
     const out = await collectExec(
-      h
-        .client()
-        .exec(
-          {
-            sliverUrn: urn,
-            argv: ['sh', '-c', 'cat > /tmp/i386 && chmod +x /tmp/i386 && /tmp/i386; echo "exit $?"'],
-            env: {},
-            stdin: prog,
-            timeoutMs: 10_000,
-          },
-          chain(),
-        ),
+      h.client().exec(
+        {
+          sliverUrn: urn,
+          argv: ['sh', '-c', 'cat > /tmp/i386 && chmod +x /tmp/i386 && /tmp/i386; echo "exit $?"'],
+          env: {},
+          stdin: prog,
+          timeoutMs: 10_000,
+        },
+        chain(),
+      ),
     );
     expect(out.stdout).toMatch(/^exit (159|255)$/m);
   });
