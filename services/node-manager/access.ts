@@ -52,8 +52,8 @@ export interface Authorizer {
   slice(ctx: CallContext, privilege: NmPrivilege, slice: SliceTrust): Promise<Grant>;
   /**
    * Like {@link node}, for a call on a sliver that only the owner's chain may make: a chain rooted at
-   * the sliver's slice authority is refused as PERMISSION_DENIED (it is a valid credential that does
-   * not allow this), not as an unknown anchor.
+   * any authority other than the owner (a slice authority's) is refused as PERMISSION_DENIED, alike
+   * whether or not the sliver exists here, so the answer tells nothing of it.
    */
-  ownerOnly(ctx: CallContext, privilege: NmPrivilege, slice: SliceTrust | undefined, what: string): Promise<Grant>;
+  ownerOnly(ctx: CallContext, privilege: NmPrivilege, what: string): Promise<Grant>;
 }

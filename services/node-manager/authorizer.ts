@@ -56,11 +56,14 @@ export class CredentialAuthorizer implements Authorizer {
     return { root: 'slice_authority', holder: g.holder.urn, limits: g.limits, expiresAt: g.exp * 1000 };
   }
 
-  async ownerOnly(ctx: CallContext, privilege: NmPrivilege, slice: SliceTrust | undefined, what: string): Promise<Grant> {
+  async ownerOnly(ctx: CallContext, privilege: NmPrivilege, what: string): Promise<Grant> {
     // Reading the root unverified only chooses the refusal's wording: this chain is refused either way.
-    if (slice && this.rootIssuer(ctx) === slice.sliceAuthorityUrn) {
+    // Any chain rooted at an authority other than the owner gets it, whether or not the sliver exists
+    // here or is of that authority: the answer must not tell which (docs/api.md, Access rules).
+    const issuer = this.rootIssuer(ctx);
+    if (issuer !== undefined && issuer !== this.o.owner.urn && isAuthorityUrn(issuer)) {
       throw new PermissionDeniedError(
-        `${what} needs a chain rooted at the node's owner (the site's management authority holds one); a chain from slice authority ${slice.sliceAuthorityUrn} cannot do it on a node — ask the slice authority (DeleteSlice) or the site instead`,
+        `${what} needs a chain rooted at the node's owner (the site's management authority holds one); a chain rooted at ${issuer} cannot do it on a node — ask the slice authority (DeleteSlice) or the site instead`,
         { rule: 'owner-rooted' },
       );
     }
@@ -89,5 +92,14 @@ export class CredentialAuthorizer implements Authorizer {
       this.sliceTrust.set(key, trust);
     }
     return trust;
+  }
+}
+
+/** Whether `urn` names an authority (a slice or management authority), read leniently. */
+function isAuthorityUrn(urn: string): boolean {
+  try {
+    return parseUrn(urn).kind === 'authority';
+  } catch {
+    return false;
   }
 }

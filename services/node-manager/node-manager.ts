@@ -218,12 +218,18 @@ export class NodeManager {
     return this.wire(rec);
   }
 
-  /** The record of a sliver named in a request (NOT_FOUND when the node has none). */
-  private recordFor(field: string, urn: string): SliverRecord {
+  /**
+   * The record of a sliver named in a request. For a sliver the node does not have, the caller's chain
+   * is checked against the owner first: a caller who could not see the sliver gets the refusal it
+   * would get for one that exists, and only an owner-rooted caller learns NOT_FOUND (docs/api.md,
+   * Access rules).
+   */
+  private async recordFor(ctx: CallContext, privilege: NmPrivilege, field: string, urn: string): Promise<SliverRecord> {
     urnField(field, urn, 'sliver');
     const rec = this.o.slivers.get(urn);
-    if (!rec) throw new NotFoundError(`no sliver ${urn} on this node; list the node's slivers with ListSlivers`);
-    return rec;
+    if (rec) return rec;
+    await this.o.authorizer.node(ctx, privilege);
+    throw new NotFoundError(`no sliver ${urn} on this node; list the node's slivers with ListSlivers`);
   }
 
   private sliceAuth(ctx: CallContext, privilege: NmPrivilege, rec: SliverRecord): Promise<Grant> {
@@ -237,14 +243,14 @@ export class NodeManager {
 
   /** GetSliver (sliver.read; owner- or slice-rooted). */
   async getSliver(ctx: CallContext, sliverUrn: string): Promise<Sliver> {
-    const rec = this.recordFor('sliver_urn', sliverUrn);
+    const rec = await this.recordFor(ctx, 'sliver.read', 'sliver_urn', sliverUrn);
     await this.sliceAuth(ctx, 'sliver.read', rec);
     return this.wire(rec);
   }
 
   /** GetSliverOutput (sliver.read; owner- or slice-rooted): the last output lines of the sliver's Exec commands. */
   async getSliverOutput(ctx: CallContext, sliverUrn: string, lines: number): Promise<string[]> {
-    const rec = this.recordFor('sliver_urn', sliverUrn);
+    const rec = await this.recordFor(ctx, 'sliver.read', 'sliver_urn', sliverUrn);
     if (!Number.isSafeInteger(lines) || lines < 0 || lines > MAX_OUTPUT_LINES) {
       throw new InvalidArgumentError(`lines must be between 0 (50) and ${MAX_OUTPUT_LINES}`, { field: 'lines' });
     }
@@ -314,7 +320,7 @@ export class NodeManager {
 
   /** RenewSliver (sliver.renew): never past the owner's policy or what the chain allows. */
   async renewSliver(ctx: CallContext, sliverUrn: string, expiresAt: Date | undefined): Promise<Sliver> {
-    const rec = this.recordFor('sliver_urn', sliverUrn);
+    const rec = await this.recordFor(ctx, 'sliver.renew', 'sliver_urn', sliverUrn);
     const at = expiresAt?.getTime();
     const now = this.o.clock.now();
     if (at === undefined || !Number.isFinite(at)) throw new InvalidArgumentError('expires_at is required', { field: 'expires_at' });
@@ -334,7 +340,7 @@ export class NodeManager {
 
   /** ControlSliver (sliver.control; owner- or slice-rooted). */
   async controlSliver(ctx: CallContext, sliverUrn: string, action: SliverAction | undefined): Promise<Sliver> {
-    const rec = this.recordFor('sliver_urn', sliverUrn);
+    const rec = await this.recordFor(ctx, 'sliver.control', 'sliver_urn', sliverUrn);
     if (!action) throw new InvalidArgumentError('action must be START, STOP or RESTART', { field: 'action' });
     await this.sliceAuth(ctx, 'sliver.control', rec);
     return this.wire(await this.o.slivers.control(sliverUrn, action));
@@ -343,14 +349,7 @@ export class NodeManager {
   /** DeleteSliver (sliver.delete, owner-rooted). Deleting a sliver that is gone succeeds with existed = false. */
   async deleteSliver(ctx: CallContext, sliverUrn: string): Promise<{ existed: boolean; sliver?: Sliver }> {
     urnField('sliver_urn', sliverUrn, 'sliver');
-    const rec = this.o.slivers.get(sliverUrn);
-    const slice = rec && {
-      sliceUrn: rec.sliceUrn,
-      sliceAuthorityUrn: rec.sliceAuthorityUrn,
-      sliceAuthorityJwk: rec.sliceAuthorityJwk,
-      sliceIncarnation: rec.sliceIncarnation,
-    };
-    await this.o.authorizer.ownerOnly(ctx, 'sliver.delete', slice, 'DeleteSliver');
+    await this.o.authorizer.ownerOnly(ctx, 'sliver.delete', 'DeleteSliver');
     const res = await this.o.slivers.delete(sliverUrn);
     this.output.forget(sliverUrn);
     if (!res.record) return { existed: false };
@@ -360,7 +359,7 @@ export class NodeManager {
 
   /** Exec (sliver.exec; owner- or slice-rooted): streams output chunks, then the exit. */
   async exec(ctx: CallContext, req: ExecInput): Promise<AsyncIterable<ExecChunk>> {
-    const rec = this.recordFor('sliver_urn', req.sliverUrn);
+    const rec = await this.recordFor(ctx, 'sliver.exec', 'sliver_urn', req.sliverUrn);
     const argv = checkArgv(req.argv);
     const env = checkEnv(req.env);
     if (req.stdin && req.stdin.length > EXEC_LIMITS.stdinBytes) {

@@ -20,14 +20,7 @@ import { AUTHORIZATION_TABLE, type MatrixRow } from './authorization-table.js';
  * anyone while a known one is refused (UNAUTHENTICATED), and DeleteSliver tells a slice authority's chain
  * PERMISSION_DENIED only when the sliver exists.
  */
-const KNOWN_FAILURES: ReadonlySet<string> = new Set([
-  'NodeManager.GetSliver absent',
-  'NodeManager.RenewSliver absent',
-  'NodeManager.ControlSliver absent',
-  'NodeManager.Exec absent',
-  'NodeManager.GetSliverOutput absent',
-  'NodeManager.DeleteSliver absent',
-]);
+const KNOWN_FAILURES: ReadonlySet<string> = new Set<string>([]);
 
 /** FEDLAB_MATRIX_STRICT=1 runs the known failures as ordinary tests (to see what they get). */
 const STRICT = process.env.FEDLAB_MATRIX_STRICT === '1';

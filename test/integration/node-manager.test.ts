@@ -141,9 +141,12 @@ describe('node manager over mTLS (process driver)', () => {
     // A slice credential cannot do node-level calls: its root is not the node's owner.
     const sp = h.client(h.parties.sp);
     const chain = await sliceChain(slice);
+    // DeleteSliver takes only owner-rooted chains: a slice chain is PERMISSION_DENIED, whether or not the sliver exists.
+    const deleted = await refused(sp.deleteSliver({ sliverUrn: req.sliverUrn }, { chain }));
+    expect(deleted.code).toBe(Status.PERMISSION_DENIED);
+    expect(ruleOf(deleted)).toBe('owner-rooted');
     for (const call of [
       sp.createSliver(req, { chain }),
-      sp.deleteSliver({ sliverUrn: req.sliverUrn }, { chain }),
       sp.getNodeInfo({}, { chain }),
       sp.listSlivers({ pageSize: 0, pageToken: '', sliceUrn: '' }, { chain }),
     ]) {
