@@ -9,7 +9,8 @@
  */
 import { execFile } from 'node:child_process';
 import { constants } from 'node:fs';
-import { lstat, mkdir, open, type FileHandle } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, rmdir, unlink, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
 import { FailedPreconditionError } from '../../core/errors.js';
 import { HOST_TOOL_ENV } from './runc.js';
 
@@ -114,8 +115,41 @@ export async function diskUsageNoFollow(paths: readonly string[]): Promise<numbe
   return Number(total[1]);
 }
 
-/** Removes a tree (rm -rf: links are removed, never followed; refuses to cross into a mounted file system). */
+/**
+ * Removes a tree in this process (no `rm` to spawn): entries are read with lstat, so a link is
+ * removed and never followed, and a directory on another file system (a mount left inside the tree)
+ * is neither entered nor removed — the removal fails naming it, like `rm -rf --one-file-system`.
+ * Called once the sliver's processes are gone (runc delete), so nothing in it moves meanwhile.
+ */
 export async function removeTreeNoFollow(path: string): Promise<void> {
-  const { ok, stderr } = await runTool('/usr/bin/rm', ['-rf', '--one-file-system', '--', path]);
-  if (!ok) throw new FailedPreconditionError(`cannot remove ${path}: ${stderr.trim().split('\n').pop() ?? 'rm failed'}`);
+  const crossed: string[] = [];
+  const remove = async (p: string, dev: number | undefined): Promise<void> => {
+    let st;
+    try {
+      st = await lstat(p);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw err;
+    }
+    if (!st.isDirectory()) {
+      await unlink(p).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+      });
+      return;
+    }
+    if (dev !== undefined && st.dev !== dev) {
+      crossed.push(p);
+      return;
+    }
+    for (const entry of await readdir(p)) await remove(join(p, entry), st.dev);
+    await rmdir(p);
+  };
+  try {
+    await remove(path, undefined);
+  } catch (err) {
+    const why = crossed.length ? `${crossed[0]} is a mount point` : (err as Error).message;
+    throw new FailedPreconditionError(`cannot remove ${path}: ${why}`, {}, { cause: err });
+  }
+  if (crossed.length)
+    throw new FailedPreconditionError(`cannot remove ${path}: ${crossed[0]} is another file system (a mount); unmount it first`);
 }
