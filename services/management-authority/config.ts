@@ -65,6 +65,11 @@ export const maConfigSchema = commonConfigSchema
         interval_ms: int(50, 3_600_000, 5_000),
         /** How often health is written to the store, coalesced (ms). */
         flush_interval_ms: int(10, 600_000, 1_000),
+        /**
+         * After a restart, how long enrolled nodes count as UNKNOWN until their first heartbeat (ms);
+         * unset: three heartbeat intervals.
+         */
+        restart_grace_ms: z.number().int().min(0).max(3_600_000).optional(),
       })
       .strict()
       .prefault({}),
@@ -184,7 +189,7 @@ export interface MaSettings {
   readonly admins: readonly string[];
   /** The short id of this instance (from the data directory); part of the names of the namespaces it makes. */
   readonly instance: string;
-  readonly heartbeat: { readonly intervalMs: number; readonly flushIntervalMs: number };
+  readonly heartbeat: { readonly intervalMs: number; readonly flushIntervalMs: number; readonly restartGraceMs: number };
   readonly enrolment: {
     readonly listen: { readonly host: string; readonly port: number };
     readonly tokenTtlS: number;
@@ -214,7 +219,11 @@ export function toMaSettings(config: MaConfig): MaSettings {
     style: config.style,
     admins: config.admins,
     instance: maInstance(config.data_dir),
-    heartbeat: { intervalMs: interval, flushIntervalMs: config.heartbeat.flush_interval_ms },
+    heartbeat: {
+      intervalMs: interval,
+      flushIntervalMs: config.heartbeat.flush_interval_ms,
+      restartGraceMs: config.heartbeat.restart_grace_ms ?? 3 * interval,
+    },
     enrolment: {
       listen: { host: e.listen.host, port: e.listen.port },
       tokenTtlS: e.token_ttl_s,

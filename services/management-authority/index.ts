@@ -66,7 +66,15 @@ export function managementAuthorityRole(options: MaRoleOptions = {}): (deps: Rol
     const ma = await signingKeyOf(tls, urn, 'this MA');
 
     const revocations = await RevocationStore.open(store);
-    const registry = new NodeRegistry({ store, clock, log, intervalMs: settings.heartbeat.intervalMs, style, aggregateUrn: urn });
+    const registry = new NodeRegistry({
+      store,
+      clock,
+      log,
+      intervalMs: settings.heartbeat.intervalMs,
+      restartGraceMs: settings.heartbeat.restartGraceMs,
+      style,
+      aggregateUrn: urn,
+    });
     await registry.load();
     const access = new Access({ maUrn: urn, maJwk: ma.jwk, admins: settings.admins, revocations, clock });
     const ca = await SiteCa.load(settings.enrolment.ca, domain);

@@ -8,6 +8,7 @@ import { writeChainFile } from '../../cli/chain-file.js';
 import { NO_BUNDLE_ENDPOINT, peerEachOther } from '../../cli/kit/peering.js';
 import { maConfig, nmConfig, saConfig, spConfig, type MaConfigInput } from '../../cli/kit/role-configs.js';
 import { InvalidArgumentError } from '../../services/core/errors.js';
+import { toMaSettings } from '../../services/management-authority/config.js';
 import { PeerDirectory } from '../../services/core/federation/peers.js';
 import { bundleFingerprint, parseTrustBundle } from '../../services/core/identity/trust-bundle.js';
 import { makeTestPki } from '../helpers/pki.js';
@@ -34,6 +35,10 @@ describe('role configs', () => {
     expect(compiled.tls.ca).toBe(join(dir, 'pki/ca.pem'));
     expect(compiled.heartbeat).toEqual({ interval_ms: 200, flush_interval_ms: 1000 });
     expect(Object.isFrozen(compiled)).toBe(true);
+    // The MA's restart grace: three heartbeat intervals unless the config sets it.
+    expect(toMaSettings(compiled).heartbeat.restartGraceMs).toBe(600);
+    const graced = maConfig({ ...ma, heartbeat: { interval_ms: 200, restart_grace_ms: 5000 } }).writeAndCompile(join(dir, 'ma-grace.json'));
+    expect(toMaSettings(graced).heartbeat.restartGraceMs).toBe(5000);
 
     expect(
       nmConfig({ ...common, urn: 'urn:fedlab:plc.test:node:n1', owner: { certificate: 'owner.pem' }, driver: 'simulated' }).content.role,
