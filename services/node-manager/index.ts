@@ -238,6 +238,8 @@ export function nodeManagerRole(options: NodeManagerRoleOptions = {}): (deps: Ro
       onStop: async () => {
         await heartbeat?.stop();
         for (const t of tasks) await t.stop();
+        // Slivers outlive a stop (the next start adopts them); the driver's own empty directories do not.
+        await driver.releaseIdle();
       },
     };
   };

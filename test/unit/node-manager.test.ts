@@ -43,6 +43,14 @@ describe('cgroup layout detection', () => {
         memory: '/sys/fs/cgroup/memory/process_api/abc',
         pids: '/sys/fs/cgroup/pids',
       },
+      // Every hierarchy we are in, where runc makes a sliver's cgroup too (the unified one included).
+      hierarchies: [
+        '/sys/fs/cgroup/pids',
+        '/sys/fs/cgroup/memory/process_api/abc',
+        '/sys/fs/cgroup/cpuacct',
+        '/sys/fs/cgroup/cpu',
+        '/sys/fs/cgroup/unified',
+      ],
     });
   });
 
@@ -71,6 +79,7 @@ describe('cgroup layout detection', () => {
         memory: '/sys/fs/cgroup/memory/m',
         pids: '/sys/fs/cgroup/pids/p',
       },
+      hierarchies: ['/sys/fs/cgroup/pids/p', '/sys/fs/cgroup/memory/m', '/sys/fs/cgroup/cpu,cpuacct'],
     });
   });
 

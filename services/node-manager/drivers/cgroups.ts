@@ -36,7 +36,17 @@ type V1Controller = (typeof V1_CONTROLLERS)[number];
 
 /** Where this process's own cgroups are: per controller for v1, one directory for v2. */
 export type CgroupLayout =
-  { readonly version: 1; readonly own: Readonly<Record<V1Controller, string>> } | { readonly version: 2; readonly own: string };
+  | {
+      readonly version: 1;
+      readonly own: Readonly<Record<V1Controller, string>>;
+      /**
+       * Our own directory in every hierarchy we are in (cpuset, devices, freezer, blkio, name=systemd,
+       * the hybrid unified one…): runc makes a sliver's relative cgroupsPath in each of them, so the
+       * instance's directories are found and removed in each of them too.
+       */
+      readonly hierarchies: readonly string[];
+    }
+  | { readonly version: 2; readonly own: string };
 
 /** One line of /proc/self/mountinfo reduced to what matters here. */
 interface Mount {
@@ -93,6 +103,7 @@ export function detectCgroupLayout(
 ): CgroupLayout | { readonly reason: string } {
   const mounts = parseMountinfo(mountinfo);
   const paths = new Map<string, string>();
+  const hierarchies = new Set<string>();
   let unifiedPath: string | undefined;
   for (const line of procCgroup.split('\n')) {
     const m = /^(\d+):([^:]*):(.*)$/.exec(line.trim());
@@ -100,6 +111,12 @@ export function detectCgroupLayout(
     const [, id, controllers, path] = m as unknown as [string, string, string, string];
     if (id === '0' && controllers === '') unifiedPath = path;
     for (const c of controllers.split(',')) if (c) paths.set(c, path);
+    const options = controllers.split(',').filter(Boolean);
+    const mount =
+      id === '0' && controllers === ''
+        ? mounts.find((x) => x.fsType === 'cgroup2')
+        : mounts.find((x) => x.fsType === 'cgroup' && options.every((o) => x.superOptions.includes(o)));
+    if (mount) hierarchies.add(dirFor(mount, path));
   }
 
   const v2 = mounts.find((m) => m.fsType === 'cgroup2');
@@ -117,7 +134,7 @@ export function detectCgroupLayout(
     if (!mount || path === undefined) missing.push(c);
     else own[c] = dirFor(mount, path);
   }
-  if (missing.length === 0) return { version: 1, own: own as Record<V1Controller, string> };
+  if (missing.length === 0) return { version: 1, own: own as Record<V1Controller, string>, hierarchies: [...hierarchies] };
   return {
     reason: v2
       ? `cgroup v2 does not offer cpu, memory and pids to this process, and cgroup v1 lacks ${missing.join(', ')}`
@@ -192,6 +209,8 @@ const MIN_QUOTA_US = 1_000;
 export class Cgroups {
   /** Instance base directories, one per distinct controller directory. */
   private readonly bases: string[];
+  /** The instance's directories in every hierarchy runc may use: where slivers are listed and removed. */
+  private readonly allBases: string[];
 
   constructor(
     readonly layout: CgroupLayout,
@@ -199,6 +218,8 @@ export class Cgroups {
   ) {
     assertSafeName(instance, 'instance id');
     this.bases = [...new Set(this.ownDirs().map((d) => join(d, 'fedlab', instance)))];
+    const everywhere = layout.version === 1 ? [...this.ownDirs(), ...layout.hierarchies] : this.ownDirs();
+    this.allBases = [...new Set(everywhere.map((d) => join(d, 'fedlab', instance)))];
   }
 
   get version(): 1 | 2 {
@@ -351,11 +372,13 @@ export class Cgroups {
     }
   }
 
-  /** Kills everything in the sliver's cgroup and removes it. Idempotent. */
+  /** Kills everything in the sliver's cgroup and removes it, in every hierarchy. Idempotent. */
   async remove(name: string): Promise<void> {
-    if (!this.dirs(name).some((d) => existsSync(d))) return;
-    await this.killAll(name);
-    for (const d of this.dirs(name)) {
+    assertSafeName(name, 'sliver name');
+    const everywhere = this.allBases.map((b) => join(b, name));
+    if (!everywhere.some((d) => existsSync(d))) return;
+    if (this.dirs(name).some((d) => existsSync(d))) await this.killAll(name);
+    for (const d of everywhere) {
       for (let attempt = 0; ; attempt++) {
         try {
           await rmdir(d);
@@ -377,15 +400,23 @@ export class Cgroups {
   /** Removes every sliver cgroup of this instance and the instance's own base cgroups. */
   async removeInstance(): Promise<void> {
     for (const name of await this.list()) await this.remove(name);
-    for (const b of this.bases) await rmdir(b).catch(() => undefined);
-    // The shared parent goes too when no other instance uses it.
-    for (const b of this.bases) await rmdir(dirname(b)).catch(() => undefined);
+    await this.removeEmptyBases();
   }
 
-  /** Names of the sliver cgroups that exist under this instance. */
+  /**
+   * Removes the instance's base cgroups, and the shared `fedlab` parent, where they are empty (a
+   * directory that still holds a sliver's cgroup stays: rmdir refuses it). A node manager that stops
+   * with no sliver left calls this, so a clean stop leaves no directory behind.
+   */
+  async removeEmptyBases(): Promise<void> {
+    for (const b of this.allBases) await rmdir(b).catch(() => undefined);
+    for (const b of this.allBases) await rmdir(dirname(b)).catch(() => undefined);
+  }
+
+  /** Names of the sliver cgroups that exist under this instance, in any hierarchy. */
   async list(): Promise<string[]> {
     const names = new Set<string>();
-    for (const b of this.bases) {
+    for (const b of this.allBases) {
       try {
         for (const e of await readdir(b, { withFileTypes: true })) if (e.isDirectory()) names.add(e.name);
       } catch {

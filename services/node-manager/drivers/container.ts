@@ -274,6 +274,10 @@ export class ContainerDriver implements SliverDriver {
     await this.o.cgroups.removeInstance();
   }
 
+  async releaseIdle(): Promise<void> {
+    await this.o.cgroups.removeEmptyBases();
+  }
+
   /** The image of a sliver, by its canonical name. */
   static imageOf(s: DriverSliver): string {
     return imageName(parseImageName(s.image ?? ''));

@@ -124,6 +124,11 @@ export interface SliverDriver {
   listArtifacts(): Promise<string[]>;
   /** Removes everything this node manager instance has on the node (uninstall, tests). */
   purge(): Promise<void>;
+  /**
+   * At a stop: removes what the driver made for itself that no sliver uses any more (the container
+   * driver's empty instance cgroups), leaving every sliver that still runs untouched.
+   */
+  releaseIdle(): Promise<void>;
 }
 
 /** For drivers without images: only `host` (or no image named) is accepted, anything else is INVALID_ARGUMENT naming it. */

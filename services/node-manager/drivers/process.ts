@@ -167,4 +167,8 @@ export class ProcessDriver implements SliverDriver {
   async purge(): Promise<void> {
     for (const name of await this.listArtifacts()) await this.destroy(name);
   }
+
+  async releaseIdle(): Promise<void> {
+    // Nothing of the driver's own outlives its slivers: their work dirs are theirs.
+  }
 }

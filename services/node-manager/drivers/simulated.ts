@@ -58,4 +58,6 @@ export class SimulatedDriver implements SliverDriver {
   }
 
   async purge(): Promise<void> {}
+
+  async releaseIdle(): Promise<void> {}
 }
