@@ -19,8 +19,8 @@ import {
   type PublicJwk,
   type RevocationStore,
 } from '../core/credentials/index.js';
-import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, isFedlabError, PermissionDeniedError } from '../core/errors.js';
-import { identityFromCertificate, parseCertificate } from '../core/identity/certificate.js';
+import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, PermissionDeniedError } from '../core/errors.js';
+import { identityOfField } from '../core/identity/certificate.js';
 import { parseTarget, parseUrn, urnEquals } from '../core/identity/urn.js';
 import type { Logger } from '../core/log.js';
 import type { Store, Table } from '../core/store/store.js';
@@ -210,16 +210,7 @@ export class Delegations {
         field: 'slice_authority_jwk',
       });
     if (hasCert) {
-      let id;
-      try {
-        id = await identityFromCertificate(parseCertificate(req.sliceAuthorityCertificatePem, 'slice_authority_certificate_pem'));
-      } catch (err) {
-        // A certificate that parses but whose key does not is the caller's mistake, not INTERNAL.
-        if (isFedlabError(err)) throw err;
-        throw new InvalidArgumentError(`slice_authority_certificate_pem: its public key cannot be read (${(err as Error).message})`, {
-          field: 'slice_authority_certificate_pem',
-        });
-      }
+      const id = await identityOfField(req.sliceAuthorityCertificatePem, 'slice_authority_certificate_pem');
       if (id.urn !== req.sliceAuthorityUrn) {
         throw new InvalidArgumentError(`slice_authority_certificate_pem names ${id.urn}, not ${req.sliceAuthorityUrn}`, {
           field: 'slice_authority_certificate_pem',

@@ -9,8 +9,8 @@
 import { createHash } from 'node:crypto';
 import { compactVerify, decodeProtectedHeader } from 'jose';
 import { canonicalJson } from '../core/canonical-json.js';
-import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, isFedlabError, PermissionDeniedError } from '../core/errors.js';
-import { identityFromCertificate, parseCertificate } from '../core/identity/certificate.js';
+import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, PermissionDeniedError } from '../core/errors.js';
+import { identityOfField, parseCertificate } from '../core/identity/certificate.js';
 import type { Logger } from '../core/log.js';
 import type { Store, Table } from '../core/store/store.js';
 import type { ProviderRegistration, RegisterServiceProviderRequest } from '../generated/fedlab/v1/management_authority.js';
@@ -78,16 +78,7 @@ export class ProviderRegistry {
         field: 'certificate_pem',
       });
     }
-    let id;
-    try {
-      id = await identityFromCertificate(parseCertificate(req.certificatePem, 'certificate_pem'));
-    } catch (err) {
-      // A certificate that parses but whose key does not (found by the wire fuzzer) is the caller's mistake, not INTERNAL.
-      if (isFedlabError(err)) throw err;
-      throw new InvalidArgumentError(`certificate_pem: its public key cannot be read (${(err as Error).message})`, {
-        field: 'certificate_pem',
-      });
-    }
+    const id = await identityOfField(req.certificatePem, 'certificate_pem');
     if (id.urn !== req.providerUrn)
       throw new InvalidArgumentError(`certificate_pem names ${id.urn}, not ${req.providerUrn}`, { field: 'certificate_pem' });
     if (id.thumbprint !== peer.thumbprint) {

@@ -10,8 +10,8 @@
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { canonicalJson } from '../core/canonical-json.js';
 import { delegate, type Limits } from '../core/credentials/index.js';
-import { AlreadyExistsError, InvalidArgumentError, isFedlabError, NotFoundError } from '../core/errors.js';
-import { identityFromCertificate, parseCertificate } from '../core/identity/certificate.js';
+import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from '../core/errors.js';
+import { identityOfField } from '../core/identity/certificate.js';
 import { parseTarget, targetContains } from '../core/identity/urn.js';
 import type { Logger } from '../core/log.js';
 import type { Store, Table } from '../core/store/store.js';
@@ -63,16 +63,7 @@ export class Members {
         field: 'certificate_pem',
       });
     }
-    let id;
-    try {
-      id = await identityFromCertificate(parseCertificate(req.certificatePem, 'certificate_pem'));
-    } catch (err) {
-      // A certificate that parses but whose key does not (found by the wire fuzzer) is the caller's mistake, not INTERNAL.
-      if (isFedlabError(err)) throw err;
-      throw new InvalidArgumentError(`certificate_pem: its public key cannot be read (${(err as Error).message})`, {
-        field: 'certificate_pem',
-      });
-    }
+    const id = await identityOfField(req.certificatePem, 'certificate_pem');
     if (id.urn !== req.memberUrn)
       throw new InvalidArgumentError(`certificate_pem names ${id.urn}, not ${req.memberUrn}`, { field: 'certificate_pem' });
     const fingerprint = hash({ m: req.memberUrn, c: req.certificatePem, d: displayName });

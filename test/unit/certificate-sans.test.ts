@@ -3,7 +3,8 @@
 import { webcrypto, X509Certificate } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { x509 } from '../../certs/x509-provider.js';
-import { fedlabUrnsOf, identityFromCertificate, uriSans } from '../../services/core/identity/certificate.js';
+import { InvalidArgumentError } from '../../services/core/errors.js';
+import { fedlabUrnsOf, identityFromCertificate, identityOfField, uriSans } from '../../services/core/identity/certificate.js';
 
 async function selfSigned(names: { type: 'dns' | 'url'; value: string }[]): Promise<X509Certificate> {
   const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
@@ -40,5 +41,21 @@ describe('certificate subjectAltNames', () => {
       { type: 'url', value: 'urn:fedlab:b.test:node:n2' },
     ]);
     await expect(identityFromCertificate(two)).rejects.toThrow(/more than one/);
+  });
+});
+
+describe('a certificate sent in a request field', () => {
+  it('whose key cannot be read is INVALID_ARGUMENT naming the field, not an internal error', async () => {
+    const cert = await selfSigned([{ type: 'url', value: 'urn:fedlab:b.test:sp:acme' }]);
+    expect((await identityOfField(cert.toString(), 'certificate_pem')).urn).toBe('urn:fedlab:b.test:sp:acme');
+    // The uncompressed P-256 point (0x04 then 64 bytes) moved off the curve: the certificate still parses.
+    const der = Buffer.from(cert.raw);
+    const at = der.indexOf(Buffer.from((cert.publicKey.export({ format: 'der', type: 'spki' }) as Buffer).subarray(-65)));
+    der[at + 64] = der[at + 64]! ^ 0xff;
+    const broken = `-----BEGIN CERTIFICATE-----\n${der.toString('base64')}\n-----END CERTIFICATE-----\n`;
+    const err = await identityOfField(broken, 'certificate_pem').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidArgumentError);
+    expect((err as InvalidArgumentError).details).toEqual({ field: 'certificate_pem' });
+    expect((err as Error).message).toMatch(/^certificate_pem: /);
   });
 });

@@ -8,7 +8,7 @@ import { X509Certificate } from 'node:crypto';
 import { SubjectAlternativeNameExtension, X509Certificate as AsnCertificate } from '@peculiar/x509';
 import { describePublicKey, type PublicKeyInfo } from './keys.js';
 import { parseUrn, type Urn } from './urn.js';
-import { InvalidArgumentError, UnauthenticatedError } from '../errors.js';
+import { FedlabError, InvalidArgumentError, UnauthenticatedError } from '../errors.js';
 
 /** Who a certificate names and which key it holds. */
 export interface CertIdentity extends PublicKeyInfo {
@@ -62,6 +62,21 @@ export async function identityFromCertificate(cert: X509Certificate): Promise<Ce
   }
   const key = await describePublicKey(cert.publicKey);
   return { ...key, urn, parsedUrn, certificate: cert };
+}
+
+/**
+ * The identity of a certificate sent in a request field (a provider's, a member's, a slice
+ * authority's): a certificate that does not parse, or whose key cannot be read, is the caller's
+ * mistake — INVALID_ARGUMENT naming the field — never INTERNAL.
+ */
+export async function identityOfField(pem: string, field: string): Promise<CertIdentity> {
+  const cert = parseCertificate(pem, field);
+  try {
+    return await identityFromCertificate(cert);
+  } catch (err) {
+    if (err instanceof FedlabError) throw err;
+    throw new InvalidArgumentError(`${field}: its public key cannot be read (${(err as Error).message})`, { field });
+  }
 }
 
 /** Parses one PEM or DER certificate. */
