@@ -3,6 +3,7 @@
  * the flags and client of a management authority (`fedlab node`, `fedlab site`). Kept apart from
  * cli-support.ts so that commands that call nothing do not load grpc-js.
  */
+import { status } from '@grpc/grpc-js';
 import type { Command } from 'commander';
 import { FedlabError, InvalidArgumentError, UnavailableError } from '../services/core/errors.js';
 import { isUrn } from '../services/core/identity/urn.js';
@@ -76,4 +77,9 @@ export function maClient(flags: MaFlags) {
     deadlineMs: flags.timeout ? parseDuration(flags.timeout, '--timeout') * 1000 : 10_000,
     ...(flags.maUrn ? { serverUrn: flags.maUrn } : {}),
   });
+}
+
+/** A gRPC status code's name (`NOT_FOUND`), or the number when it has none. */
+export function codeName(code: number): string {
+  return (status as unknown as Record<number, string | undefined>)[code] ?? String(code);
 }

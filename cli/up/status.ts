@@ -12,6 +12,7 @@ import { DeploymentState, ServiceState, type Deployment } from '../../services/g
 import { SliceState, type Slice } from '../../services/generated/fedlab/v1/slice_authority.js';
 import { printable } from '../printable.js';
 import type { LocalFederation } from './federation.js';
+import { tableLines } from '../text-table.js';
 
 /** One site's line. */
 export interface SiteStatus {
@@ -109,14 +110,10 @@ export function sliverRows(s: FederationStatus): string[][] {
 
 /** A table; every cell printable (cells hold what servers, nodes and slivers said). */
 function table(head: readonly string[], raw: readonly (readonly string[])[]): string[] {
-  const rows = raw.map((r) => r.map(printable));
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: readonly string[]): string =>
-    cells
-      .map((c, i) => c.padEnd(widths[i] as number))
-      .join('  ')
-      .trimEnd();
-  return [line(head), ...rows.map(line)];
+  return tableLines(
+    head,
+    raw.map((r) => r.map(printable)),
+  );
 }
 
 /** The whole table, as lines. */

@@ -13,6 +13,7 @@ import { NodeManagerService } from '../../../services/generated/fedlab/v1/node_m
 import { SliceAuthorityService, SliceState } from '../../../services/generated/fedlab/v1/slice_authority.js';
 import type { Fix } from './check-analysis.js';
 import type { CheckTarget, SiteTarget } from './check-target.js';
+import { codeName } from '../../remote.js';
 
 /** What applying one fix did. */
 export interface FixResult {
@@ -110,7 +111,7 @@ export async function applyFixes(target: CheckTarget, fixes: readonly Fix[]): Pr
         continue;
       }
       const o = plainOutcome(err);
-      out.push({ fix, command, ok: false, message: `${Status[o.code] ?? o.code}: ${o.reason}` });
+      out.push({ fix, command, ok: false, message: `${codeName(o.code)}: ${o.reason}` });
     }
   }
   return out;

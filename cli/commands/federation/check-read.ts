@@ -9,7 +9,6 @@
  */
 import { adminClient, readTables } from '../../../services/core/admin/snapshot-client.js';
 import { plainOutcome } from '../../../services/core/rpc/outcome.js';
-import { status as Status } from '@grpc/grpc-js';
 import { createClient } from '../../../services/core/rpc/client.js';
 import type { TlsMaterial } from '../../../services/core/rpc/server.js';
 import { pool } from '../../../services/core/timing.js';
@@ -29,6 +28,7 @@ import {
 } from '../../../services/slice-authority/records.js';
 import type { CheckTarget, SiteTarget } from './check-target.js';
 import type { ClaimedSliver, FederationView, NodeView, SaSlice, SaView, SiteSliver, SiteView } from './check-view.js';
+import { codeName } from '../../remote.js';
 
 /** Reads everything once. Throws only when the slice authority itself cannot be read. */
 export async function readFederation(target: CheckTarget): Promise<FederationView> {
@@ -163,5 +163,5 @@ async function readNode(
 /** A failed call in words: its code's name and reason. */
 function describe(err: unknown): string {
   const o = plainOutcome(err);
-  return `${Status[o.code] ?? o.code}: ${o.reason}`;
+  return `${codeName(o.code)}: ${o.reason}`;
 }

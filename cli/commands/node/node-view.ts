@@ -1,5 +1,6 @@
 /** How `fedlab node ls` shows nodes: an aligned table for a person, JSON for scripts. */
 import { NodeHealth, SliverIsolation, type Node } from '../../../services/generated/fedlab/v1/common.js';
+import { table } from '../../text-table.js';
 
 function ago(time: Date | undefined, now: number): string {
   if (!time) return 'never';
@@ -34,13 +35,7 @@ export function nodeTable(nodes: readonly Node[], now = Date.now()): string {
     ];
   });
   const head = ['NODE', 'HEALTH', 'ENDPOINT', 'CPU m (used/cap)', 'MEM MB (used/cap)', 'SLIVERS', 'WHOLE', 'ISOLATION', 'LAST HEARTBEAT'];
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
-  const line = (cells: readonly string[]) =>
-    cells
-      .map((c, i) => c.padEnd(widths[i] as number))
-      .join('  ')
-      .trimEnd();
-  return [line(head), ...rows.map(line)].join('\n');
+  return table(head, rows);
 }
 
 /** One node as JSON for scripts. */

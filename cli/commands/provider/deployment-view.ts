@@ -7,6 +7,7 @@ import {
   type DeploymentTarget,
 } from '../../../services/generated/fedlab/v1/service_provider.js';
 import { printable } from '../../printable.js';
+import { table } from '../../text-table.js';
 
 const STATE_NAMES: Record<number, string> = {
   [DeploymentState.DEPLOYMENT_STATE_PENDING]: 'PENDING',
@@ -86,11 +87,5 @@ export function targetTable(targets: readonly DeploymentTarget[]): string {
       t.lastOutput[t.lastOutput.length - 1] ?? '',
     ])
     .map((cells) => cells.map((c, i) => (i === 3 || i === 6 ? printable(c).slice(0, 60) : printable(c))));
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
-  const line = (cells: readonly string[]) =>
-    cells
-      .map((c, i) => c.padEnd(widths[i] as number))
-      .join('  ')
-      .trimEnd();
-  return [line(head), ...rows.map(line)].join('\n');
+  return table(head, rows);
 }

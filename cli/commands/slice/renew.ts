@@ -6,7 +6,9 @@ import { action, CliExit, EXIT_FAILURE, printJson } from '../../cli-support.js';
 import { parseDuration } from '../../flag-values.js';
 import { refused } from '../../remote.js';
 import { resolveSlice, saClient, withConn, type ConnFlags } from './sa-client.js';
-import { codeName, table, time } from './slice-view.js';
+import { table } from '../../text-table.js';
+import { codeName } from '../../remote.js';
+import { time } from './slice-view.js';
 import { writeOut } from '../../printable.js';
 
 /** Registers `fedlab slice renew`. */

@@ -2,6 +2,8 @@
 import { status } from '@grpc/grpc-js';
 import { AllocationState, OperationalState, SiteStyle, SliceMode } from '../../../services/generated/fedlab/v1/common.js';
 import { SliceState, type SiteResult, type Slice } from '../../../services/generated/fedlab/v1/slice_authority.js';
+import { codeName } from '../../remote.js';
+import { table } from '../../text-table.js';
 
 /** A slice state's name. */
 export const STATE: Record<number, string> = {
@@ -32,22 +34,6 @@ const OPSTATE: Record<number, string> = {
   [OperationalState.OPERATIONAL_STATE_STOPPED]: 'stopped',
   [OperationalState.OPERATIONAL_STATE_FAILED]: 'failed',
 };
-
-/** A gRPC status code's name (`NOT_FOUND`), or the number when it has none. */
-export function codeName(code: number): string {
-  return (status as unknown as Record<number, string | undefined>)[code] ?? String(code);
-}
-
-/** Rows under a head, columns padded to their widest cell. */
-export function table(head: readonly string[], rows: readonly (readonly string[])[]): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: readonly string[]) =>
-    cells
-      .map((c, i) => c.padEnd(widths[i] as number))
-      .join('  ')
-      .trimEnd();
-  return [line(head), ...rows.map(line)].join('\n');
-}
 
 /** A time as RFC 3339 without milliseconds (`-` when absent). */
 export function time(at: Date | undefined): string {
