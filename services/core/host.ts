@@ -102,13 +102,9 @@ export async function hostService<C extends CommonConfig>(
     log,
     retentionMs: (config.audit?.retention_days ?? 90) * 86_400_000,
   });
-  // A broken chain is reported, not fatal: the service must still run, and the operator must know.
-  const chain = await auditLog.verify();
-  if (!chain.ok)
-    log.error(
-      { record: chain.seq, key: chain.key, why: chain.why },
-      'the audit log does not verify; run `fedlab audit verify` with the service stopped',
-    );
+  // The whole chain is checked once per start, after the service answers (it grows with the log):
+  // a broken chain is reported, not fatal — the service must still run, and the operator must know.
+  let verifying: Promise<void> = Promise.resolve();
   const auditPrune = new Periodic({ name: 'audit-prune', intervalMs: 3_600_000, log }, async () => void (await auditLog.prune()));
   let role: RoleServices;
   try {
@@ -147,6 +143,7 @@ export async function hostService<C extends CommonConfig>(
           async () => dashboard?.stop(),
           stopFederation,
           async () => role.onStop?.(),
+          () => verifying,
           async () => store.close(),
         ],
       },
@@ -155,6 +152,17 @@ export async function hostService<C extends CommonConfig>(
     federation.start();
     refresher.start();
     auditPrune.start();
+    verifying = auditLog.verify().then(
+      (chain) => {
+        if (!chain.ok)
+          log.error(
+            { record: chain.seq, key: chain.key, why: chain.why },
+            'the audit log does not verify; run `fedlab audit verify` with the service stopped',
+          );
+      },
+      // A stop while the walk runs closes the store under it: nothing to report then.
+      (err: unknown) => log.warn({ err }, 'the audit log could not be verified'),
+    );
     return {
       port: server.port,
       ...(listener ? { bundlePort: listener.port } : {}),

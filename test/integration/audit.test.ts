@@ -6,6 +6,7 @@ import { Store } from '../../services/core/store/store.js';
 import { AUDIT_TABLE } from '../../services/core/audit/audit-log.js';
 import { auditKey, type AuditRecord } from '../../services/core/audit/audit-chain.js';
 import { runCli } from '../helpers/cli.js';
+import { capturingLogger, waitFor } from '../helpers/servers.js';
 import { disposeParties, startSite, type Site } from '../helpers/ma-harness.js';
 
 let site: Site;
@@ -76,9 +77,16 @@ describe('audit log', () => {
     expect(gone.code).toBe(1);
     expect(JSON.parse(gone.stdout)).toMatchObject({ ok: false, seq: 0 });
 
-    const again = await startSite({ parties: site.parties, dataDir: site.dataDir });
+    const logs = capturingLogger();
+    const again = await startSite({ parties: site.parties, dataDir: site.dataDir, log: logs.log });
     try {
       expect((await again.maClient().listNodes({ pageSize: 10, pageToken: '', health: 0 })).nodes).toBeDefined();
+      // The walk runs after the service answers, and says where the chain breaks.
+      await waitFor(
+        () => logs.lines().some((l) => String(l.msg).startsWith('the audit log does not verify') && l.record === 0),
+        10_000,
+        'the log line',
+      );
     } finally {
       await again.stop();
     }
