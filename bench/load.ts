@@ -103,7 +103,7 @@ async function load(s: LoadFederation, seconds: number): Promise<Map<string, Tal
         } else {
           const name = `s-${randomUUID().slice(0, 12)}`;
           const res = await tally('SA CreateSlice (create)').time(() =>
-            c.sa.createSlice({ requestId: name, name, description: '', mode: 0, sites: [site], start: false, wait: false }),
+            c.sa.createSlice({ users: [], requestId: name, name, description: '', mode: 0, sites: [site], start: false, wait: false }),
           );
           if (res?.slice) c.slices.push(res.slice.urn);
         }

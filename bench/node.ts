@@ -55,6 +55,7 @@ const fmt = (ms: number): string => `${ms.toFixed(1)} ms`;
 
 function request(i: number, prefix: string): CreateSliverRequest {
   return {
+    users: [],
     requestId: `${prefix}-${i}`,
     sliverUrn: `urn:fedlab:${DOMAIN}:sliver:${prefix}${i}`,
     sliceUrn: `urn:fedlab:${DOMAIN}:slice:${prefix}${i}`,

@@ -478,6 +478,7 @@ async function main(): Promise<void> {
             const urn = `urn:fedlab:${s.domain}:node:${name}`;
             const res = await (nodeClients.get(urn) as PromiseClient<typeof NodeManagerService>).createSliver(
               {
+                users: [],
                 requestId: `${id}-${k}`,
                 sliverUrn: `urn:fedlab:${s.domain}:sliver:${id}-${k}`,
                 sliceUrn: `urn:fedlab:${home.domain}:slice:${id}`,
@@ -537,6 +538,7 @@ async function main(): Promise<void> {
       const t = performance.now();
       const startUs = Number(process.hrtime.bigint() / 1000n);
       const res = await saClient.createSlice({
+        users: [],
         requestId: `r-${name}`,
         name,
         description: '',

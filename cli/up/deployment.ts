@@ -86,6 +86,7 @@ export async function prepareMember(fed: LocalFederation, sliceUrn: string): Pro
       displayName: 'member',
     });
     const res = await client.delegateToMember({
+      sshPublicKey: '',
       requestId: `up-member-${sliceUrn.split(':').pop() ?? 'slice'}-${Date.now()}`,
       memberUrn: member,
       sliceUrn,

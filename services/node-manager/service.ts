@@ -2,6 +2,7 @@
  * The NodeManager gRPC handlers: wire messages in, domain calls, wire
  * messages out. Everything else lives in {@link NodeManager}.
  */
+import { FailedPreconditionError } from '../core/errors.js';
 import { defineService, type ServiceRegistration } from '../core/rpc/adapter.js';
 import { NodeManagerService, SliverAction as WireAction, type ExecResponse } from '../generated/fedlab/v1/node_manager.js';
 import type { ExecChunk } from './drivers/driver.js';
@@ -74,6 +75,10 @@ export function nodeManagerService(nm: NodeManager): ServiceRegistration {
     },
     async updateRevocations(req, ctx) {
       return nm.updateRevocations(ctx, req.signedLists);
+    },
+    async updateSliverUsers() {
+      // Wire method added with its RPC; the handler lands with its implementation this session.
+      throw new FailedPreconditionError('UpdateSliverUsers is not served yet');
     },
   });
 }

@@ -158,6 +158,7 @@ export function sliceToWire(r: SliceRecord): Slice {
     };
   });
   return {
+    users: [],
     urn: r.urn,
     providerUrn: r.providerUrn,
     description: r.description,

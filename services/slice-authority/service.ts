@@ -2,6 +2,7 @@
  * The gRPC handlers of the slice authority: wire messages in, the caller
  * authenticated against its account, domain calls, wire messages out.
  */
+import { FailedPreconditionError } from '../core/errors.js';
 import { defineService, type ServiceRegistration } from '../core/rpc/adapter.js';
 import { SliceAuthorityService } from '../generated/fedlab/v1/slice_authority.js';
 import type { Accounts } from './accounts.js';
@@ -48,6 +49,10 @@ export function sliceAuthorityService(domain: SaDomain): ServiceRegistration {
     async listRevocations(req, ctx) {
       domain.accounts.caller(ctx.peer);
       return domain.credentials.list(req);
+    },
+    async updateSliceUsers() {
+      // Wire method added with its RPC; the handler lands with its implementation this session.
+      throw new FailedPreconditionError('UpdateSliceUsers is not served yet');
     },
   });
 }

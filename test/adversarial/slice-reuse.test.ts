@@ -46,6 +46,7 @@ async function refusal(p: Promise<unknown>): Promise<{ code: number; details: st
 
 async function createShared(who: Principal, requestId: string, node: TestNode): Promise<Slice> {
   const res = await fed.saClient(who).createSlice({
+    users: [],
     requestId,
     name: 'shared',
     description: 'slice reuse',
@@ -183,6 +184,7 @@ describe('the site and the node keep one incarnation per slice', () => {
     const r = await refusal(
       fed.aggClient(fed.who.saIdentity).allocate(
         {
+          users: [],
           requestId: 'reuse-other-life',
           sliceUrn: slice.urn,
           providerUrn: fed.who.acme.urn,
@@ -206,6 +208,7 @@ describe('slivers made before incarnations', () => {
     // As an MA that passes no incarnation would: CreateSliver with the owner's chain and no slice_incarnation.
     const made = await fed.nodeClient(n2, fed.who.ma).createSliver(
       {
+        users: [],
         requestId: 'legacy-1',
         sliverUrn: 'urn:fedlab:a.test:sliver:legacy-1',
         sliceUrn: legacySlice,
@@ -255,6 +258,7 @@ describe('slivers made before incarnations', () => {
     const r = await refusal(
       fed.nodeClient(n2, fed.who.ma).createSliver(
         {
+          users: [],
           requestId: 'legacy-2',
           sliverUrn: 'urn:fedlab:a.test:sliver:legacy-2',
           sliceUrn: legacySlice,
@@ -308,6 +312,7 @@ describe('a member of the service provider, when a later deployment reuses the s
     expect(one?.state, one?.error).toBe(DeploymentState.DEPLOYMENT_STATE_READY);
     await sp.addMember({ requestId: 'carol-1', memberUrn: carol.urn, certificatePem: carol.certPem, displayName: 'Carol' });
     const member = await sp.delegateToMember({
+      sshPublicKey: '',
       requestId: 'carol-tenant-1',
       memberUrn: carol.urn,
       sliceUrn: one?.sliceUrn as string,

@@ -136,6 +136,7 @@ async function runStep(step: Step, d: StepDeps): Promise<string> {
       case 'create': {
         const res = await d.sa((c) =>
           c.createSlice({
+            users: [],
             requestId: `chaos-${step.slice}`,
             name: step.slice,
             description: 'chaos',

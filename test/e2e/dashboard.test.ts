@@ -43,6 +43,7 @@ describe.skipIf(!chromiumPath)('the federation dashboard in Chromium', { timeout
     });
     const sa = fed.saClient();
     const res = await sa.createSlice({
+      users: [],
       requestId: 'r-dash',
       name: 'dash',
       description: 'seen in a browser',

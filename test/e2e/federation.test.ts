@@ -67,6 +67,7 @@ function sliceRequest(
 ): CreateSliceRequest {
   const sites = tf.fed.sites.filter((s) => !o.domains || o.domains.includes(s.domain));
   return {
+    users: [],
     requestId: `req-${name}`,
     name,
     description: 'e2e',
@@ -186,6 +187,7 @@ describe('a three-site federation as separate processes', { timeout: 90_000 }, (
       displayName: 'member',
     });
     const { chain } = await sp.delegateToMember({
+      sshPublicKey: '',
       requestId: 'd-1',
       memberUrn: homeUrns(tf.fed.home).member,
       sliceUrn,

@@ -21,6 +21,7 @@ let fed: LocalFederation;
 
 function request(name: string): CreateSliceRequest {
   return {
+    users: [],
     requestId: `req-${name}`,
     name,
     description: 'backup test',

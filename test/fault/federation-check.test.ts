@@ -26,6 +26,7 @@ let fed: LocalFederation;
 
 function request(name: string): CreateSliceRequest {
   return {
+    users: [],
     requestId: `req-${name}`,
     name,
     description: 'check test',
@@ -130,6 +131,7 @@ describe('fedlab federation check', { timeout: 180_000 }, () => {
     try {
       await client.createSliver(
         {
+          users: [],
           requestId: 'by-hand',
           sliverUrn: orphan,
           sliceUrn: `urn:fedlab:${home}:slice:nobody`,

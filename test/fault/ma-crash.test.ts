@@ -63,6 +63,7 @@ describe('management authority killed with SIGKILL', () => {
     const agg = site.aggClient();
     const alloc = await agg.allocate(
       {
+        users: [],
         requestId: 'p1',
         sliceUrn: slice,
         providerUrn: sp,

@@ -51,6 +51,7 @@ async function make(name: string): Promise<Fate> {
     allocated: await outcome(
       agg.allocate(
         {
+          users: [],
           requestId: `${name}-a`,
           sliceUrn: urn,
           providerUrn: SP,

@@ -46,6 +46,7 @@ async function allocate(name: string, nodeUrns: string[] = []): Promise<unknown>
     .aggClient()
     .allocate(
       {
+        users: [],
         requestId: `${name}-a`,
         sliceUrn: `urn:fedlab:plc.test:slice:${name}`,
         providerUrn: 'urn:fedlab:plc.test:sp:acme',
@@ -158,6 +159,7 @@ describe('a management authority just restarted', () => {
     await restartUnheard();
     const t0 = Date.now();
     const created = client.createSlice({
+      users: [],
       requestId: 'r-grace',
       name: 'grace',
       description: '',

@@ -104,6 +104,7 @@ describe('slice authority killed with SIGKILL', { timeout: 180_000 }, () => {
     for (const [i, delay] of [150, 600, 1100].entries()) {
       const sa = fed.saClient();
       const res = await sa.createSlice({
+        users: [],
         requestId: `crash-${i}`,
         name: `crash-${i}`,
         description: '',
@@ -135,6 +136,7 @@ describe('slice authority killed with SIGKILL', { timeout: 180_000 }, () => {
   it('mid-DeleteSlice: the restarted SA finishes the delete at every site', async () => {
     const sa = fed.saClient();
     const res = await sa.createSlice({
+      users: [],
       requestId: 'del-1',
       name: 'del-1',
       description: '',

@@ -39,6 +39,7 @@ async function create(name: string): Promise<Created> {
   let fate: Created;
   try {
     const res = await sa.createSlice({
+      users: [],
       requestId: `r-${name}`,
       name,
       description: '',

@@ -125,6 +125,7 @@ describe('an MA stopped (SIGSTOP) during a create', () => {
   it('keeps no hold of the rolled-back slice once it runs again, and the SA says the site was cleaned up', async () => {
     // A first slice, so that the SA knows both sites' versions and the create below goes straight to Allocate.
     const warm = await client.createSlice({
+      users: [],
       requestId: 'r-warm',
       name: 'warm',
       description: '',
@@ -143,6 +144,7 @@ describe('an MA stopped (SIGSTOP) during a create', () => {
     let sliceUrn = '';
     try {
       const res = await client.createSlice({
+        users: [],
         requestId: 'r-stop',
         name: 'stop',
         description: '',

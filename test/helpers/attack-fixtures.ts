@@ -47,6 +47,7 @@ export interface AttackFixtures {
 
 async function createSlice(fed: AttackFederation, who: Principal, name: string, nodeUrn: string): Promise<Slice> {
   const res = await fed.saClient(who).createSlice({
+    users: [],
     requestId: `fx-${name}`,
     name,
     description: 'attack fixture',

@@ -325,6 +325,7 @@ export function createRequest(name: string, o: Partial<CreateSliverRequest> = {}
     resources: { cpuMillis: 100, memMb: 64, diskMb: 64, pids: 64, bandwidthKbps: 0 },
     exclusive: false,
     interfaces: [],
+    users: [],
     allocationState: AllocationState.ALLOCATION_STATE_PROVISIONED,
     clientId: '',
     start: true,

@@ -141,6 +141,7 @@ describe('dashboard access', () => {
     const req = siteRequest('plc.test', { count: 1 });
     const res = await sa
       .createSlice({
+        users: [],
         requestId: 'r-evil',
         name: 'evil',
         description: `<img src=x onerror=alert(2)>`,

@@ -51,7 +51,9 @@ function req(nodeUrns: string[], o: Partial<ResourceRequest> & { count?: number;
 
 let n = 0;
 async function allocate(slice: string, request: ResourceRequest, c: string[] = chain, requestId = `r${++n}`) {
-  return site.aggClient().allocate({ requestId, sliceUrn: `urn:fedlab:${D}:slice:${slice}`, providerUrn: sp, request }, { chain: c });
+  return site
+    .aggClient()
+    .allocate({ users: [], requestId, sliceUrn: `urn:fedlab:${D}:slice:${slice}`, providerUrn: sp, request }, { chain: c });
 }
 
 beforeAll(async () => {
@@ -183,7 +185,7 @@ describe('Allocate', () => {
           site
             .aggClient()
             .allocate(
-              { requestId: 'x', sliceUrn: 'urn:fedlab:other.test:slice:s', providerUrn: sp, request: req([nodes[1]!.urn]) },
+              { users: [], requestId: 'x', sliceUrn: 'urn:fedlab:other.test:slice:s', providerUrn: sp, request: req([nodes[1]!.urn]) },
               { chain },
             ),
         Status.PERMISSION_DENIED,
@@ -226,12 +228,12 @@ describe('Allocate', () => {
     expect(codeOf(denied)).toBe(Status.PERMISSION_DENIED);
     expect((denied as Error).message).toMatch(/created here by/);
     await agg2.allocate(
-      { requestId: 'q1', sliceUrn: `urn:fedlab:${D}:slice:q1`, providerUrn: sp, request: req([nodes[1]!.urn]) },
+      { users: [], requestId: 'q1', sliceUrn: `urn:fedlab:${D}:slice:q1`, providerUrn: sp, request: req([nodes[1]!.urn]) },
       { chain: res.chain },
     );
     const over = await agg2
       .allocate(
-        { requestId: 'q2', sliceUrn: `urn:fedlab:${D}:slice:q2`, providerUrn: sp, request: req([nodes[1]!.urn]) },
+        { users: [], requestId: 'q2', sliceUrn: `urn:fedlab:${D}:slice:q2`, providerUrn: sp, request: req([nodes[1]!.urn]) },
         { chain: res.chain },
       )
       .catch((e: unknown) => e);
@@ -404,7 +406,13 @@ describe('delegation, revocation, providers', () => {
       const err = await strict
         .aggClient()
         .allocate(
-          { requestId: 's1', sliceUrn: `urn:fedlab:${D}:slice:s`, providerUrn: `urn:fedlab:${D}:sp:nobody`, request: req([node.urn]) },
+          {
+            users: [],
+            requestId: 's1',
+            sliceUrn: `urn:fedlab:${D}:slice:s`,
+            providerUrn: `urn:fedlab:${D}:sp:nobody`,
+            request: req([node.urn]),
+          },
           { chain: c },
         )
         .catch((e: unknown) => e);
@@ -427,6 +435,7 @@ describe('restart', () => {
     const ch = await first.saChain();
     await first.aggClient().allocate(
       {
+        users: [],
         requestId: 'h',
         sliceUrn: 'urn:fedlab:restart.test:slice:s',
         providerUrn: 'urn:fedlab:restart.test:sp:acme',
@@ -458,6 +467,7 @@ describe('Allocate request ids', () => {
       await node.beat();
       const ch = await s.saChain({ ttlS: 30 * 86_400 });
       const args = {
+        users: [],
         requestId: 'gc-1',
         sliceUrn: 'urn:fedlab:gc.test:slice:g',
         providerUrn: 'urn:fedlab:gc.test:sp:acme',
@@ -493,6 +503,7 @@ describe('tombstones', () => {
     const node = await enrolFakeNode(s, 't0');
     const slice = 'urn:fedlab:tomb.test:slice:t';
     const args = (requestId: string) => ({
+      users: [],
       requestId,
       sliceUrn: slice,
       providerUrn: 'urn:fedlab:tomb.test:sp:acme',

@@ -115,7 +115,13 @@ describe.skipIf(!isRoot)('emulab site with real node managers', () => {
     expect(version.operationalActions).toContain(OperationalAction.OPERATIONAL_ACTION_SWAP_OUT);
     const links = [{ name: 'lan0', endpoints: ['a', 'b'], bandwidthKbps: RATE_KBPS, delayMs: 0, lossPercent: 0 }];
     const alloc = await agg.allocate(
-      { requestId: 'topo-1', sliceUrn: slice, providerUrn: sp, request: request([nodes[0]!.urn, nodes[1]!.urn], links, ['a', 'b']) },
+      {
+        users: [],
+        requestId: 'topo-1',
+        sliceUrn: slice,
+        providerUrn: sp,
+        request: request([nodes[0]!.urn, nodes[1]!.urn], links, ['a', 'b']),
+      },
       { chain },
     );
     expect(alloc.slivers.every((s) => s.exclusive)).toBe(true);
@@ -137,13 +143,14 @@ describe.skipIf(!isRoot)('emulab site with real node managers', () => {
     // Exclusive nodes refuse a second slice, and nothing is held by the refused request.
     const other = 'urn:fedlab:emu.test:slice:other';
     const refused = await agg
-      .allocate({ requestId: 'other-1', sliceUrn: other, providerUrn: sp, request: request([nodes[0]!.urn]) }, { chain })
+      .allocate({ users: [], requestId: 'other-1', sliceUrn: other, providerUrn: sp, request: request([nodes[0]!.urn]) }, { chain })
       .catch((e: unknown) => e);
     expect((refused as { code: number }).code).toBe(Status.RESOURCE_EXHAUSTED);
     expect((refused as Error).message).toMatch(nodes[0]!.urn);
     const byCount = await agg
       .allocate(
         {
+          users: [],
           requestId: 'other-2',
           sliceUrn: other,
           providerUrn: sp,
@@ -156,7 +163,7 @@ describe.skipIf(!isRoot)('emulab site with real node managers', () => {
 
     // Swap-out releases the nodes and the namespaces, keeping the experiment.
     const out = await agg.performOperationalAction(
-      { urns: [slice], action: OperationalAction.OPERATIONAL_ACTION_SWAP_OUT, bestEffort: false },
+      { users: [], urns: [slice], action: OperationalAction.OPERATIONAL_ACTION_SWAP_OUT, bestEffort: false },
       { chain },
     );
     expect(
@@ -170,16 +177,19 @@ describe.skipIf(!isRoot)('emulab site with real node managers', () => {
     expect(st.slivers.map((s) => s.clientId).sort()).toEqual(['a', 'b']);
 
     // While swapped out, another slice may take a node; swap-in of the named node is then refused, changing nothing.
-    await agg.allocate({ requestId: 'other-3', sliceUrn: other, providerUrn: sp, request: request([nodes[1]!.urn]) }, { chain });
+    await agg.allocate({ users: [], requestId: 'other-3', sliceUrn: other, providerUrn: sp, request: request([nodes[1]!.urn]) }, { chain });
     const blocked = await agg
-      .performOperationalAction({ urns: [slice], action: OperationalAction.OPERATIONAL_ACTION_SWAP_IN, bestEffort: false }, { chain })
+      .performOperationalAction(
+        { users: [], urns: [slice], action: OperationalAction.OPERATIONAL_ACTION_SWAP_IN, bestEffort: false },
+        { chain },
+      )
       .catch((e: unknown) => e);
     expect((blocked as { code: number }).code).toBe(Status.RESOURCE_EXHAUSTED);
     expect((await agg.status({ urns: [slice] }, { chain })).swappedOut).toBe(true);
     await agg.delete({ urns: [other], bestEffort: false }, { chain });
 
     const back = await agg.performOperationalAction(
-      { urns: [slice], action: OperationalAction.OPERATIONAL_ACTION_SWAP_IN, bestEffort: false },
+      { users: [], urns: [slice], action: OperationalAction.OPERATIONAL_ACTION_SWAP_IN, bestEffort: false },
       { chain },
     );
     expect(
@@ -208,7 +218,13 @@ describe.skipIf(!isRoot)('emulab site with real node managers', () => {
     const agg = site.aggClient();
     const slice = 'urn:fedlab:emu.test:slice:nolinks';
     await agg.allocate(
-      { requestId: 'nolinks-1', sliceUrn: slice, providerUrn: sp, request: request([nodes[0]!.urn, nodes[1]!.urn], [], ['a', 'b']) },
+      {
+        users: [],
+        requestId: 'nolinks-1',
+        sliceUrn: slice,
+        providerUrn: sp,
+        request: request([nodes[0]!.urn, nodes[1]!.urn], [], ['a', 'b']),
+      },
       { chain },
     );
     const prov = await agg.provision({ urns: [slice], bestEffort: false, start: true }, { chain });
@@ -227,6 +243,7 @@ describe.skipIf(!isRoot)('emulab site with real node managers', () => {
       const delayed = await agg
         .allocate(
           {
+            users: [],
             requestId: 'bad-1',
             sliceUrn: slice,
             providerUrn: sp,
@@ -245,6 +262,7 @@ describe.skipIf(!isRoot)('emulab site with real node managers', () => {
     const foreign = await agg
       .allocate(
         {
+          users: [],
           requestId: 'bad-2',
           sliceUrn: slice,
           providerUrn: sp,

@@ -68,6 +68,7 @@ describe('planetlab site with real node managers', () => {
     expect(version.requestDocumentFormats).toEqual([]);
     const alloc = await agg.allocate(
       {
+        users: [],
         requestId: 'a1',
         sliceUrn: slice,
         providerUrn: sp,
@@ -92,6 +93,7 @@ describe('planetlab site with real node managers', () => {
     // Idempotent on request_id.
     const again = await agg.allocate(
       {
+        users: [],
         requestId: 'a1',
         sliceUrn: slice,
         providerUrn: sp,
@@ -114,7 +116,7 @@ describe('planetlab site with real node managers', () => {
       expect(r.sliver?.operationalState).toBe(OperationalState.OPERATIONAL_STATE_NOTREADY);
     }
     const started = await agg.performOperationalAction(
-      { urns: [slice], action: OperationalAction.OPERATIONAL_ACTION_START, bestEffort: false },
+      { users: [], urns: [slice], action: OperationalAction.OPERATIONAL_ACTION_START, bestEffort: false },
       { chain },
     );
     expect(started.results.every((r) => r.status?.code === 0)).toBe(true);

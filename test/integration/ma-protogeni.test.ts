@@ -55,7 +55,7 @@ describe('protogeni site with real node managers', () => {
         { client_id: 'db', resources: { mem_mb: 96 } },
       ],
     };
-    const alloc = await agg.allocate({ requestId: 'g1', sliceUrn: slice, providerUrn: sp, request: docRequest(doc) }, { chain });
+    const alloc = await agg.allocate({ users: [], requestId: 'g1', sliceUrn: slice, providerUrn: sp, request: docRequest(doc) }, { chain });
     expect(alloc.slivers.map((s) => [s.clientId, s.allocationState, s.operationalState])).toEqual([
       ['web', AllocationState.ALLOCATION_STATE_ALLOCATED, OperationalState.OPERATIONAL_STATE_PENDING],
       ['db', AllocationState.ALLOCATION_STATE_ALLOCATED, OperationalState.OPERATIONAL_STATE_PENDING],
@@ -78,6 +78,7 @@ describe('protogeni site with real node managers', () => {
     const refused = await agg
       .allocate(
         {
+          users: [],
           requestId: 'g2',
           sliceUrn: 'urn:fedlab:pg.test:slice:other',
           providerUrn: sp,
@@ -97,7 +98,10 @@ describe('protogeni site with real node managers', () => {
     expect(provisioned.nodes.every((n) => n.allocation_state === 'geni_provisioned' && n.operational_state === 'geni_notready')).toBe(true);
     // Provisioned slivers outlive the hold.
     await new Promise((r) => setTimeout(r, HOLD_S * 1000 + 300));
-    await agg.performOperationalAction({ urns: [slice], action: OperationalAction.OPERATIONAL_ACTION_START, bestEffort: false }, { chain });
+    await agg.performOperationalAction(
+      { users: [], urns: [slice], action: OperationalAction.OPERATIONAL_ACTION_START, bestEffort: false },
+      { chain },
+    );
     await until(
       async () =>
         (await agg.status({ urns: [slice] }, { chain })).slivers.every(
@@ -112,7 +116,7 @@ describe('protogeni site with real node managers', () => {
     };
     expect(manifest.nodes.every((n) => n.allocation_state === 'geni_provisioned' && n.operational_state === 'geni_ready')).toBe(true);
     const stopped = await agg.performOperationalAction(
-      { urns: [slice], action: OperationalAction.OPERATIONAL_ACTION_STOP, bestEffort: false },
+      { users: [], urns: [slice], action: OperationalAction.OPERATIONAL_ACTION_STOP, bestEffort: false },
       { chain },
     );
     expect(stopped.results.every((r) => r.sliver?.operationalState === OperationalState.OPERATIONAL_STATE_STOPPED)).toBe(true);
@@ -120,7 +124,10 @@ describe('protogeni site with real node managers', () => {
     expect(renewed.results.every((r) => r.status?.code === 0 && r.sliver!.expiresAt!.getTime() > Date.now() + 86_400_000)).toBe(true);
     // Swap-out is an emulab action.
     const swap = await agg
-      .performOperationalAction({ urns: [slice], action: OperationalAction.OPERATIONAL_ACTION_SWAP_OUT, bestEffort: false }, { chain })
+      .performOperationalAction(
+        { users: [], urns: [slice], action: OperationalAction.OPERATIONAL_ACTION_SWAP_OUT, bestEffort: false },
+        { chain },
+      )
       .catch((e: unknown) => e);
     expect((swap as { code: number }).code).toBe(Status.FAILED_PRECONDITION);
     await agg.delete({ urns: [slice], bestEffort: false }, { chain });
@@ -131,6 +138,7 @@ describe('protogeni site with real node managers', () => {
     const slice = 'urn:fedlab:pg.test:slice:late';
     const alloc = await agg.allocate(
       {
+        users: [],
         requestId: 'late-1',
         sliceUrn: slice,
         providerUrn: sp,
@@ -148,6 +156,7 @@ describe('protogeni site with real node managers', () => {
     // The node is free again: another slice may have it whole.
     const next = await agg.allocate(
       {
+        users: [],
         requestId: 'late-2',
         sliceUrn: 'urn:fedlab:pg.test:slice:next',
         providerUrn: sp,
@@ -164,7 +173,13 @@ describe('protogeni site with real node managers', () => {
     expect((never as { code: number }).code).toBe(Status.NOT_FOUND);
     const badDoc = await agg
       .allocate(
-        { requestId: 'late-3', sliceUrn: slice, providerUrn: sp, request: docRequest({ nodes: [{ client_id: 'a', colour: 'red' }] }) },
+        {
+          users: [],
+          requestId: 'late-3',
+          sliceUrn: slice,
+          providerUrn: sp,
+          request: docRequest({ nodes: [{ client_id: 'a', colour: 'red' }] }),
+        },
         { chain },
       )
       .catch((e: unknown) => e);

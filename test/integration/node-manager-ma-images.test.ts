@@ -76,14 +76,14 @@ describe.skipIf(!canContain || !umociThere)('images through the management autho
     const slice = 'urn:fedlab:plc.test:slice:imgs';
     const agg = site.aggClient();
     const alloc = await agg.allocate(
-      { requestId: 'img-1', sliceUrn: slice, providerUrn: SP, request: request({ image: 'oci:busy', count: 1 }) },
+      { users: [], requestId: 'img-1', sliceUrn: slice, providerUrn: SP, request: request({ image: 'oci:busy', count: 1 }) },
       { chain },
     );
     expect(alloc.slivers.map((s) => s.nodeUrn)).toEqual([withImage.urn]);
     expect(alloc.slivers[0]?.resources?.image).toBe('oci:busy');
     // The image is part of the request: the same request id with another image is another request.
     await expect(
-      agg.allocate({ requestId: 'img-1', sliceUrn: slice, providerUrn: SP, request: request({ count: 1 }) }, { chain }),
+      agg.allocate({ users: [], requestId: 'img-1', sliceUrn: slice, providerUrn: SP, request: request({ count: 1 }) }, { chain }),
     ).rejects.toMatchObject({ code: Status.ALREADY_EXISTS });
 
     const prov = await agg.provision({ urns: [slice], bestEffort: false, start: true }, { chain });
@@ -111,14 +111,23 @@ describe.skipIf(!canContain || !umociThere)('images through the management autho
     const slice = 'urn:fedlab:plc.test:slice:imgbad';
     const refused = (await agg
       .allocate(
-        { requestId: 'img-2', sliceUrn: slice, providerUrn: SP, request: request({ image: 'oci:busy', nodeUrns: [hostOnly.urn] }) },
+        {
+          users: [],
+          requestId: 'img-2',
+          sliceUrn: slice,
+          providerUrn: SP,
+          request: request({ image: 'oci:busy', nodeUrns: [hostOnly.urn] }),
+        },
         { chain },
       )
       .catch((e: unknown) => e)) as ServiceError;
     expect(refused.code).toBe(Status.FAILED_PRECONDITION);
     expect(refused.details).toMatch(/does not offer image oci:busy \(it offers host\)/);
     const bad = (await agg
-      .allocate({ requestId: 'img-3', sliceUrn: slice, providerUrn: SP, request: request({ image: 'docker://x', count: 1 }) }, { chain })
+      .allocate(
+        { users: [], requestId: 'img-3', sliceUrn: slice, providerUrn: SP, request: request({ image: 'docker://x', count: 1 }) },
+        { chain },
+      )
       .catch((e: unknown) => e)) as ServiceError;
     expect(bad.code).toBe(Status.INVALID_ARGUMENT);
     expect(bad.details).toMatch(/request\.resources\.image: "docker:\/\/x" is not an image name/);

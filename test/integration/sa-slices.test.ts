@@ -70,6 +70,7 @@ describe('slice authority across sites', () => {
   it('creates a slice on two sites, shows it, lists it, renews it per site, and deletes it everywhere', async () => {
     const sa = fed.saClient();
     const res = await sa.createSlice({
+      users: [],
       requestId: 'r-two',
       name: 'two',
       description: 'two sites',
@@ -149,6 +150,7 @@ describe('slice authority across sites', () => {
   it('GetSlice shows each sliver as its site reports it now (and tells watchers); DeleteSlice then removes what the site holds', async () => {
     const sa = fed.saClient();
     const res = await sa.createSlice({
+      users: [],
       requestId: 'r-live',
       name: 'live',
       description: '',
@@ -199,6 +201,7 @@ describe('slice authority across sites', () => {
   it('streams per-node progress with increasing sequence numbers (wait = false, WatchSlice)', async () => {
     const sa = fed.saClient();
     const res = await sa.createSlice({
+      users: [],
       requestId: 'r-watch',
       name: 'watched',
       description: '',
@@ -233,6 +236,7 @@ describe('slice authority across sites', () => {
     for (const down of ['down.test', 'hang.test']) {
       const started = Date.now();
       const res = await sa.createSlice({
+        users: [],
         requestId: `r-aon-${down}`,
         name: `aon-${down.split('.')[0]}`,
         description: '',
@@ -267,6 +271,7 @@ describe('slice authority across sites', () => {
   it('best effort keeps the sites that worked', async () => {
     const sa = fed.saClient();
     const res = await sa.createSlice({
+      users: [],
       requestId: 'r-be',
       name: 'besteffort',
       description: '',
@@ -293,6 +298,7 @@ describe('slice authority across sites', () => {
     // Quotas: 12 slivers at most.
     const tooMany = await sa
       .createSlice({
+        users: [],
         requestId: 'r-q',
         name: 'big',
         description: '',
@@ -313,6 +319,7 @@ describe('slice authority across sites', () => {
     expect((unknown as Error).message).toMatch(/no provider account/);
     // Request ids: a retry returns the same slice; the same id with other arguments is ALREADY_EXISTS.
     const first = await sa.createSlice({
+      users: [],
       requestId: 'r-idem',
       name: 'idem',
       description: '',
@@ -322,6 +329,7 @@ describe('slice authority across sites', () => {
       wait: true,
     });
     const retry = await sa.createSlice({
+      users: [],
       requestId: 'r-idem',
       name: 'idem',
       description: '',
@@ -335,6 +343,7 @@ describe('slice authority across sites', () => {
     expect((await fed.sliversOnNodes()).filter(([, sl]) => sl === first.slice?.urn)).toHaveLength(1);
     const reused = await sa
       .createSlice({
+        users: [],
         requestId: 'r-idem',
         name: 'idem',
         description: 'other',
@@ -347,6 +356,7 @@ describe('slice authority across sites', () => {
     expect(code(reused)).toBe(Status.ALREADY_EXISTS);
     const taken = await sa
       .createSlice({
+        users: [],
         requestId: 'r-idem2',
         name: 'idem',
         description: '',
@@ -368,6 +378,7 @@ describe('slice authority across sites', () => {
     ]) {
       const e = await sa
         .createSlice({
+          users: [],
           requestId: `r-bad-${Math.random().toString(36).slice(2)}`,
           description: '',
           mode: 0,
@@ -381,6 +392,7 @@ describe('slice authority across sites', () => {
     expect((await sa.listSlices({ pageSize: 0, pageToken: '', state: 0 })).slices.length).toBe(before);
     // A node that does not exist: the site says so, the slice FAILED, nothing is left on any node.
     const ghost = await sa.createSlice({
+      users: [],
       requestId: 'r-ghost',
       name: 'ghost',
       description: '',
@@ -414,6 +426,7 @@ describe('slice authority across sites', () => {
   it('a slice credential, delegated to a member, execs and reads on node managers of both domains and cannot delete', async () => {
     const sa = fed.saClient();
     const res = await sa.createSlice({
+      users: [],
       requestId: 'r-cred',
       name: 'cred',
       description: '',
@@ -561,6 +574,7 @@ describe('slice authority across sites', () => {
     const make = async (name: string, node: TestNode) => {
       const slice = (
         await sa.createSlice({
+          users: [],
           requestId: `r-${name}`,
           name,
           description: '',
@@ -613,6 +627,7 @@ describe('slice authority across sites', () => {
     const sa = fed.saClient();
     const slice = (
       await sa.createSlice({
+        users: [],
         requestId: 'r-gone',
         name: 'gone',
         description: '',
@@ -655,6 +670,7 @@ describe('slice authority across sites', () => {
   it('expires slices: a short-lived slice is deleted at every site and its slivers vanish from the nodes', async () => {
     const sa = fed.saClient();
     const res = await sa.createSlice({
+      users: [],
       requestId: 'r-exp',
       name: 'shortlived',
       description: '',

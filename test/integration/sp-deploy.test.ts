@@ -169,6 +169,7 @@ describe('service provider', () => {
     const member = fed.member;
     await sp.addMember({ requestId: 'bob-1', memberUrn: member.urn, certificatePem: member.certPem, displayName: 'Bob' });
     const res = await sp.delegateToMember({
+      sshPublicKey: '',
       requestId: 'bob-web',
       memberUrn: member.urn,
       sliceUrn: web.sliceUrn,
@@ -181,6 +182,7 @@ describe('service provider', () => {
     expect(res.chain).toHaveLength(2);
     // The same request id returns the same chain.
     const again = await sp.delegateToMember({
+      sshPublicKey: '',
       requestId: 'bob-web',
       memberUrn: member.urn,
       sliceUrn: web.sliceUrn,
@@ -223,6 +225,7 @@ describe('service provider', () => {
     // Widenings are refused by the credentials library, naming the rule.
     const wider = await rejection(
       sp.delegateToMember({
+        sshPublicKey: '',
         requestId: 'bob-wide',
         memberUrn: member.urn,
         sliceUrn: web.sliceUrn,
@@ -237,6 +240,7 @@ describe('service provider', () => {
     expect(wider.details).toMatch(/rule priv/);
     const deeper = await rejection(
       sp.delegateToMember({
+        sshPublicKey: '',
         requestId: 'bob-deep',
         memberUrn: member.urn,
         sliceUrn: web.sliceUrn,
@@ -251,6 +255,7 @@ describe('service provider', () => {
     expect(deeper.details).toMatch(/rule dlg/);
     const stranger = await rejection(
       sp.delegateToMember({
+        sshPublicKey: '',
         requestId: 'x-1',
         memberUrn: `urn:fedlab:${A}:user:nobody`,
         sliceUrn: web.sliceUrn,

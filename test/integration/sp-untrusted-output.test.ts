@@ -154,6 +154,7 @@ describe('what slivers and admins put in a deployment', { timeout: 120_000 }, ()
     const sp = fed.spClient();
     await sp.addMember({ requestId: 'bob-1', memberUrn: fed.member.urn, certificatePem: fed.member.certPem, displayName: 'Bob' });
     const { chain } = await sp.delegateToMember({
+      sshPublicKey: '',
       requestId: 'bob-nasty',
       memberUrn: fed.member.urn,
       sliceUrn: dep.sliceUrn,

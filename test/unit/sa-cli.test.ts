@@ -7,6 +7,7 @@ import { AllocationState, OperationalState, SiteStyle, SliceMode } from '../../s
 import { SliceState, type Slice } from '../../services/generated/fedlab/v1/slice_authority.js';
 
 const slice: Slice = {
+  users: [],
   urn: 'urn:fedlab:plc.test:slice:web',
   providerUrn: 'urn:fedlab:plc.test:sp:acme',
   description: '',

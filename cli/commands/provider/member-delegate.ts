@@ -45,6 +45,7 @@ export function registerMemberDelegate(member: Command): void {
         try {
           const res = await client
             .delegateToMember({
+              sshPublicKey: '',
               requestId: flags.requestId ?? `cli-delegate-${randomBytes(6).toString('hex')}`,
               memberUrn: flags.urn,
               sliceUrn: flags.slice,

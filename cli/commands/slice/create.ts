@@ -115,6 +115,7 @@ async function create(name: string, flags: CreateFlags): Promise<void> {
     const requestId = flags.requestId ?? `cli-${randomBytes(8).toString('hex')}`;
     const res = await client
       .createSlice({
+        users: [],
         requestId,
         name,
         description: flags.description ?? '',

@@ -83,5 +83,10 @@ export function adminService(deps: AdminServiceDeps): ServiceRegistration {
       ctx.log.info({ entries: digest.count, tables: req.tables.length ? req.tables : 'all' }, 'store snapshot sent');
       yield { part: { $case: 'trailer', trailer: { entryCount: digest.count, digest: digest.digest() } } };
     },
+    async listEvents(_req, ctx) {
+      await authorize(ctx);
+      // Wire method added with its RPC; the handler lands with its implementation this session.
+      throw new PermissionDeniedError('ListEvents is not served yet');
+    },
   });
 }

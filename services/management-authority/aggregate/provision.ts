@@ -232,6 +232,7 @@ export async function instantiate(
     (c, opts, s) =>
       c.createSliver(
         {
+          users: [],
           requestId: `ma-${s.name}-g${s.generation}`,
           sliverUrn: s.urn,
           sliceUrn: s.sliceUrn,

@@ -103,6 +103,7 @@ async function ensureSlice(context: DeploymentContext, rec: DeploymentRecord, si
   } else {
     const res = await sa.createSlice(
       {
+        users: [],
         requestId: sliceRequestId(rec.requestId),
         name: rec.spec.sliceName || rec.name,
         description: `deployment ${rec.name}`,

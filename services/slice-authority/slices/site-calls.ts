@@ -92,6 +92,7 @@ export async function createAt(
       alloc = await withRetries('Allocate', within, (deadlineMs) =>
         site.client.allocate(
           {
+            users: [],
             requestId: `${intent.id}.${index}`,
             sliceUrn: rec.urn,
             providerUrn: rec.providerUrn,
@@ -132,7 +133,12 @@ export async function createAt(
       if (ok.length) {
         const act = await withRetries('start', within, (deadlineMs) =>
           site.client.performOperationalAction(
-            { urns: ok.length === prov.results.length ? [rec.urn] : ok, action: OperationalAction.OPERATIONAL_ACTION_START, bestEffort },
+            {
+              users: [],
+              urns: ok.length === prov.results.length ? [rec.urn] : ok,
+              action: OperationalAction.OPERATIONAL_ACTION_START,
+              bestEffort,
+            },
             { chain: site.chain, deadlineMs },
           ),
         );

@@ -30,11 +30,13 @@ import {
   SiteStyle,
   siteStyleFromJSON,
   siteStyleToJSON,
+  SliceUser,
   Sliver,
   SliverIsolation,
   sliverIsolationFromJSON,
   sliverIsolationToJSON,
   SliverResult,
+  SshEndpoint,
 } from "./common.js";
 
 export const protobufPackage = "fedlab.v1";
@@ -61,6 +63,12 @@ export enum OperationalAction {
    * named nodes must be free, else RESOURCE_EXHAUSTED; others may be different nodes).
    */
   OPERATIONAL_ACTION_SWAP_IN = 5,
+  /**
+   * OPERATIONAL_ACTION_UPDATE_USERS - GENI's geni_update_users: replace the slice's users (and so the SSH keys that may log in to its
+   * slivers) with AggregatePerformOperationalActionRequest.users, on every sliver of the slice here.
+   * Open sessions of users no longer listed end.
+   */
+  OPERATIONAL_ACTION_UPDATE_USERS = 6,
   UNRECOGNIZED = -1,
 }
 
@@ -84,6 +92,9 @@ export function operationalActionFromJSON(object: any): OperationalAction {
     case 5:
     case "OPERATIONAL_ACTION_SWAP_IN":
       return OperationalAction.OPERATIONAL_ACTION_SWAP_IN;
+    case 6:
+    case "OPERATIONAL_ACTION_UPDATE_USERS":
+      return OperationalAction.OPERATIONAL_ACTION_UPDATE_USERS;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -105,6 +116,8 @@ export function operationalActionToJSON(object: OperationalAction): string {
       return "OPERATIONAL_ACTION_SWAP_OUT";
     case OperationalAction.OPERATIONAL_ACTION_SWAP_IN:
       return "OPERATIONAL_ACTION_SWAP_IN";
+    case OperationalAction.OPERATIONAL_ACTION_UPDATE_USERS:
+      return "OPERATIONAL_ACTION_UPDATE_USERS";
     case OperationalAction.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -134,7 +147,14 @@ export interface AdvertisedNode {
   /** Whether links to this node can have delay and loss (netem). */
   netemAvailable: boolean;
   /** Images slivers may name in ResourceSpec.image on this node. */
-  images?: ImageList | undefined;
+  images?:
+    | ImageList
+    | undefined;
+  /**
+   * The node's SSH endpoint (address and host key), so that clients check the host key without
+   * trusting it on first use; unset: the node serves no SSH.
+   */
+  ssh?: SshEndpoint | undefined;
 }
 
 /** AggregateGetVersionRequest asks for the aggregate's description. */
@@ -244,7 +264,14 @@ export interface AggregateAllocateRequest {
    * managers in CreateSliver; an Allocate for a slice held here under another incarnation is
    * FAILED_PRECONDITION.
    */
-  sliceIncarnation?: string | undefined;
+  sliceIncarnation?:
+    | string
+    | undefined;
+  /**
+   * The slice's users and their SSH keys (GENI's geni_users), handed to the node managers with the
+   * slivers; each key is checked (INVALID_ARGUMENT naming the user and key).
+   */
+  users: SliceUser[];
 }
 
 /** AggregateAllocateResponse returns the held slivers. */
@@ -287,6 +314,8 @@ export interface AggregatePerformOperationalActionRequest {
   action: OperationalAction;
   /** Succeed per sliver: act where possible, report the rest. False: all or nothing. */
   bestEffort: boolean;
+  /** For OPERATIONAL_ACTION_UPDATE_USERS: the slice's users from now on (replacing the earlier list). */
+  users: SliceUser[];
 }
 
 /** AggregatePerformOperationalActionResponse reports per sliver. */
@@ -386,6 +415,7 @@ function createBaseAdvertisedNode(): AdvertisedNode {
     isolation: 0,
     netemAvailable: false,
     images: undefined,
+    ssh: undefined,
   };
 }
 
@@ -417,6 +447,9 @@ export const AdvertisedNode: MessageFns<AdvertisedNode> = {
     }
     if (message.images !== undefined) {
       ImageList.encode(message.images, writer.uint32(74).fork()).join();
+    }
+    if (message.ssh !== undefined) {
+      SshEndpoint.encode(message.ssh, writer.uint32(82).fork()).join();
     }
     return writer;
   },
@@ -506,6 +539,14 @@ export const AdvertisedNode: MessageFns<AdvertisedNode> = {
             message.images = ImageList.decode(reader, reader.uint32());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.ssh = SshEndpoint.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -533,6 +574,7 @@ export const AdvertisedNode: MessageFns<AdvertisedNode> = {
         ? globalThis.Boolean(object.netem_available)
         : false,
       images: isSet(object.images) ? ImageList.fromJSON(object.images) : undefined,
+      ssh: isSet(object.ssh) ? SshEndpoint.fromJSON(object.ssh) : undefined,
     };
   },
 
@@ -565,6 +607,9 @@ export const AdvertisedNode: MessageFns<AdvertisedNode> = {
     if (message.images !== undefined) {
       obj.images = ImageList.toJSON(message.images);
     }
+    if (message.ssh !== undefined) {
+      obj.ssh = SshEndpoint.toJSON(message.ssh);
+    }
     return obj;
   },
 
@@ -588,6 +633,7 @@ export const AdvertisedNode: MessageFns<AdvertisedNode> = {
     message.images = (object.images !== undefined && object.images !== null)
       ? ImageList.fromPartial(object.images)
       : undefined;
+    message.ssh = (object.ssh !== undefined && object.ssh !== null) ? SshEndpoint.fromPartial(object.ssh) : undefined;
     return message;
   },
 };
@@ -1505,6 +1551,7 @@ function createBaseAggregateAllocateRequest(): AggregateAllocateRequest {
     request: undefined,
     expiresAt: undefined,
     sliceIncarnation: undefined,
+    users: [],
   };
 }
 
@@ -1527,6 +1574,9 @@ export const AggregateAllocateRequest: MessageFns<AggregateAllocateRequest> = {
     }
     if (message.sliceIncarnation !== undefined) {
       writer.uint32(50).string(message.sliceIncarnation);
+    }
+    for (const v of message.users) {
+      SliceUser.encode(v!, writer.uint32(58).fork()).join();
     }
     return writer;
   },
@@ -1592,6 +1642,14 @@ export const AggregateAllocateRequest: MessageFns<AggregateAllocateRequest> = {
             message.sliceIncarnation = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.users.push(SliceUser.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1632,6 +1690,9 @@ export const AggregateAllocateRequest: MessageFns<AggregateAllocateRequest> = {
         : isSet(object.slice_incarnation)
         ? globalThis.String(object.slice_incarnation)
         : undefined,
+      users: globalThis.Array.isArray(object?.users)
+        ? object.users.map((e: any) => SliceUser.fromJSON(e))
+        : [],
     };
   },
 
@@ -1655,6 +1716,9 @@ export const AggregateAllocateRequest: MessageFns<AggregateAllocateRequest> = {
     if (message.sliceIncarnation !== undefined) {
       obj.sliceIncarnation = message.sliceIncarnation;
     }
+    if (message.users?.length) {
+      obj.users = message.users.map((e) => SliceUser.toJSON(e));
+    }
     return obj;
   },
 
@@ -1671,6 +1735,7 @@ export const AggregateAllocateRequest: MessageFns<AggregateAllocateRequest> = {
       : undefined;
     message.expiresAt = object.expiresAt ?? undefined;
     message.sliceIncarnation = object.sliceIncarnation ?? undefined;
+    message.users = object.users?.map((e) => SliceUser.fromPartial(e)) || [];
     return message;
   },
 };
@@ -2001,7 +2066,7 @@ export const AggregateProvisionResponse: MessageFns<AggregateProvisionResponse> 
 };
 
 function createBaseAggregatePerformOperationalActionRequest(): AggregatePerformOperationalActionRequest {
-  return { urns: [], action: 0, bestEffort: false };
+  return { urns: [], action: 0, bestEffort: false, users: [] };
 }
 
 export const AggregatePerformOperationalActionRequest: MessageFns<AggregatePerformOperationalActionRequest> = {
@@ -2014,6 +2079,9 @@ export const AggregatePerformOperationalActionRequest: MessageFns<AggregatePerfo
     }
     if (message.bestEffort !== false) {
       writer.uint32(24).bool(message.bestEffort);
+    }
+    for (const v of message.users) {
+      SliceUser.encode(v!, writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -2055,6 +2123,14 @@ export const AggregatePerformOperationalActionRequest: MessageFns<AggregatePerfo
             message.bestEffort = reader.bool();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.users.push(SliceUser.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2076,6 +2152,7 @@ export const AggregatePerformOperationalActionRequest: MessageFns<AggregatePerfo
         : isSet(object.best_effort)
         ? globalThis.Boolean(object.best_effort)
         : false,
+      users: globalThis.Array.isArray(object?.users) ? object.users.map((e: any) => SliceUser.fromJSON(e)) : [],
     };
   },
 
@@ -2089,6 +2166,9 @@ export const AggregatePerformOperationalActionRequest: MessageFns<AggregatePerfo
     }
     if (message.bestEffort !== false) {
       obj.bestEffort = message.bestEffort;
+    }
+    if (message.users?.length) {
+      obj.users = message.users.map((e) => SliceUser.toJSON(e));
     }
     return obj;
   },
@@ -2105,6 +2185,7 @@ export const AggregatePerformOperationalActionRequest: MessageFns<AggregatePerfo
     message.urns = object.urns?.map((e) => e) || [];
     message.action = object.action ?? 0;
     message.bestEffort = object.bestEffort ?? false;
+    message.users = object.users?.map((e) => SliceUser.fromPartial(e)) || [];
     return message;
   },
 };

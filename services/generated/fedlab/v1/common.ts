@@ -561,7 +561,14 @@ export interface Sliver {
    * The incarnation of the slice the sliver belongs to (see CreateSliverRequest.slice_incarnation);
    * absent when unknown or made before incarnations.
    */
-  sliceIncarnation?: string | undefined;
+  sliceIncarnation?:
+    | string
+    | undefined;
+  /**
+   * How the slice's users log in to this sliver with SSH; unset where the node serves no SSH or the
+   * sliver is not provisioned.
+   */
+  ssh?: SshLogin | undefined;
 }
 
 /** Outcome of an operation on one sliver. */
@@ -625,7 +632,43 @@ export interface Node {
   /** Heartbeats missed in a row (3 or more: DOWN). */
   missedHeartbeats: number;
   /** Images slivers may name in ResourceSpec.image on this node; unset: only "host". */
-  images?: ImageList | undefined;
+  images?:
+    | ImageList
+    | undefined;
+  /** The node's SSH endpoint; unset: the node serves no SSH. */
+  ssh?: SshEndpoint | undefined;
+}
+
+/**
+ * A node's SSH endpoint, through which a slice's users log in to the slice's sliver there with any
+ * OpenSSH client.
+ */
+export interface SshEndpoint {
+  /** host:port of the endpoint. */
+  address: string;
+  /** The endpoint's host key as an OpenSSH public key line ("ssh-ed25519 AAAA..."), for known_hosts. */
+  hostKey: string;
+  /** "SHA256:<base64, unpadded>" fingerprint of the host key, as `ssh-keygen -l` prints it. */
+  hostKeyFingerprint: string;
+}
+
+/** How to log in to one sliver with SSH (part of the sliver's manifest). */
+export interface SshLogin {
+  /** The login name: the slice's name (PlanetLab style), unique among the node's slivers. */
+  username: string;
+  /** The node's endpoint. */
+  endpoint?: SshEndpoint | undefined;
+}
+
+/** A user of a slice who may log in to its slivers with SSH (GENI's `geni_users`). */
+export interface SliceUser {
+  /** URN of the user (`urn:fedlab:<domain>:user:<name>`, or the provider's own URN). */
+  urn: string;
+  /**
+   * The user's SSH public keys, each an OpenSSH authorized_keys line ("<type> <base64> [comment]"):
+   * ssh-ed25519, ecdsa-sha2-nistp256, ecdsa-sha2-nistp384, or ssh-rsa of 2048 bits or more.
+   */
+  sshKeys: string[];
 }
 
 /** Names of the images a node offers to slivers ("host", "oci:<name>", ...), sorted. */
@@ -1772,6 +1815,7 @@ function createBaseSliver(): Sliver {
     providerUrn: "",
     workDir: "",
     sliceIncarnation: undefined,
+    ssh: undefined,
   };
 }
 
@@ -1833,6 +1877,9 @@ export const Sliver: MessageFns<Sliver> = {
     }
     if (message.sliceIncarnation !== undefined) {
       writer.uint32(154).string(message.sliceIncarnation);
+    }
+    if (message.ssh !== undefined) {
+      SshLogin.encode(message.ssh, writer.uint32(162).fork()).join();
     }
     return writer;
   },
@@ -2002,6 +2049,14 @@ export const Sliver: MessageFns<Sliver> = {
             message.sliceIncarnation = reader.string();
             continue;
           }
+          case 20: {
+            if (tag !== 162) {
+              break;
+            }
+
+            message.ssh = SshLogin.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2089,6 +2144,7 @@ export const Sliver: MessageFns<Sliver> = {
         : isSet(object.slice_incarnation)
         ? globalThis.String(object.slice_incarnation)
         : undefined,
+      ssh: isSet(object.ssh) ? SshLogin.fromJSON(object.ssh) : undefined,
     };
   },
 
@@ -2151,6 +2207,9 @@ export const Sliver: MessageFns<Sliver> = {
     if (message.sliceIncarnation !== undefined) {
       obj.sliceIncarnation = message.sliceIncarnation;
     }
+    if (message.ssh !== undefined) {
+      obj.ssh = SshLogin.toJSON(message.ssh);
+    }
     return obj;
   },
 
@@ -2180,6 +2239,7 @@ export const Sliver: MessageFns<Sliver> = {
     message.providerUrn = object.providerUrn ?? "";
     message.workDir = object.workDir ?? "";
     message.sliceIncarnation = object.sliceIncarnation ?? undefined;
+    message.ssh = (object.ssh !== undefined && object.ssh !== null) ? SshLogin.fromPartial(object.ssh) : undefined;
     return message;
   },
 };
@@ -2333,6 +2393,7 @@ function createBaseNode(): Node {
     lastHeartbeatAt: undefined,
     missedHeartbeats: 0,
     images: undefined,
+    ssh: undefined,
   };
 }
 
@@ -2391,6 +2452,9 @@ export const Node: MessageFns<Node> = {
     }
     if (message.images !== undefined) {
       ImageList.encode(message.images, writer.uint32(146).fork()).join();
+    }
+    if (message.ssh !== undefined) {
+      SshEndpoint.encode(message.ssh, writer.uint32(154).fork()).join();
     }
     return writer;
   },
@@ -2552,6 +2616,14 @@ export const Node: MessageFns<Node> = {
             message.images = ImageList.decode(reader, reader.uint32());
             continue;
           }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.ssh = SshEndpoint.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2612,6 +2684,7 @@ export const Node: MessageFns<Node> = {
         ? globalThis.Number(object.missed_heartbeats)
         : 0,
       images: isSet(object.images) ? ImageList.fromJSON(object.images) : undefined,
+      ssh: isSet(object.ssh) ? SshEndpoint.fromJSON(object.ssh) : undefined,
     };
   },
 
@@ -2671,6 +2744,9 @@ export const Node: MessageFns<Node> = {
     if (message.images !== undefined) {
       obj.images = ImageList.toJSON(message.images);
     }
+    if (message.ssh !== undefined) {
+      obj.ssh = SshEndpoint.toJSON(message.ssh);
+    }
     return obj;
   },
 
@@ -2705,6 +2781,292 @@ export const Node: MessageFns<Node> = {
     message.images = (object.images !== undefined && object.images !== null)
       ? ImageList.fromPartial(object.images)
       : undefined;
+    message.ssh = (object.ssh !== undefined && object.ssh !== null) ? SshEndpoint.fromPartial(object.ssh) : undefined;
+    return message;
+  },
+};
+
+function createBaseSshEndpoint(): SshEndpoint {
+  return { address: "", hostKey: "", hostKeyFingerprint: "" };
+}
+
+export const SshEndpoint: MessageFns<SshEndpoint> = {
+  encode(message: SshEndpoint, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.address !== "") {
+      writer.uint32(10).string(message.address);
+    }
+    if (message.hostKey !== "") {
+      writer.uint32(18).string(message.hostKey);
+    }
+    if (message.hostKeyFingerprint !== "") {
+      writer.uint32(26).string(message.hostKeyFingerprint);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SshEndpoint {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSshEndpoint();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.address = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.hostKey = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.hostKeyFingerprint = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SshEndpoint {
+    return {
+      address: isSet(object.address) ? globalThis.String(object.address) : "",
+      hostKey: isSet(object.hostKey)
+        ? globalThis.String(object.hostKey)
+        : isSet(object.host_key)
+        ? globalThis.String(object.host_key)
+        : "",
+      hostKeyFingerprint: isSet(object.hostKeyFingerprint)
+        ? globalThis.String(object.hostKeyFingerprint)
+        : isSet(object.host_key_fingerprint)
+        ? globalThis.String(object.host_key_fingerprint)
+        : "",
+    };
+  },
+
+  toJSON(message: SshEndpoint): unknown {
+    const obj: any = {};
+    if (message.address !== "") {
+      obj.address = message.address;
+    }
+    if (message.hostKey !== "") {
+      obj.hostKey = message.hostKey;
+    }
+    if (message.hostKeyFingerprint !== "") {
+      obj.hostKeyFingerprint = message.hostKeyFingerprint;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SshEndpoint>, I>>(base?: I): SshEndpoint {
+    return SshEndpoint.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SshEndpoint>, I>>(object: I): SshEndpoint {
+    const message = createBaseSshEndpoint();
+    message.address = object.address ?? "";
+    message.hostKey = object.hostKey ?? "";
+    message.hostKeyFingerprint = object.hostKeyFingerprint ?? "";
+    return message;
+  },
+};
+
+function createBaseSshLogin(): SshLogin {
+  return { username: "", endpoint: undefined };
+}
+
+export const SshLogin: MessageFns<SshLogin> = {
+  encode(message: SshLogin, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.username !== "") {
+      writer.uint32(10).string(message.username);
+    }
+    if (message.endpoint !== undefined) {
+      SshEndpoint.encode(message.endpoint, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SshLogin {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSshLogin();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.username = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.endpoint = SshEndpoint.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SshLogin {
+    return {
+      username: isSet(object.username) ? globalThis.String(object.username) : "",
+      endpoint: isSet(object.endpoint) ? SshEndpoint.fromJSON(object.endpoint) : undefined,
+    };
+  },
+
+  toJSON(message: SshLogin): unknown {
+    const obj: any = {};
+    if (message.username !== "") {
+      obj.username = message.username;
+    }
+    if (message.endpoint !== undefined) {
+      obj.endpoint = SshEndpoint.toJSON(message.endpoint);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SshLogin>, I>>(base?: I): SshLogin {
+    return SshLogin.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SshLogin>, I>>(object: I): SshLogin {
+    const message = createBaseSshLogin();
+    message.username = object.username ?? "";
+    message.endpoint = (object.endpoint !== undefined && object.endpoint !== null)
+      ? SshEndpoint.fromPartial(object.endpoint)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseSliceUser(): SliceUser {
+  return { urn: "", sshKeys: [] };
+}
+
+export const SliceUser: MessageFns<SliceUser> = {
+  encode(message: SliceUser, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.urn !== "") {
+      writer.uint32(10).string(message.urn);
+    }
+    for (const v of message.sshKeys) {
+      writer.uint32(18).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SliceUser {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSliceUser();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.urn = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.sshKeys.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SliceUser {
+    return {
+      urn: isSet(object.urn) ? globalThis.String(object.urn) : "",
+      sshKeys: globalThis.Array.isArray(object?.sshKeys)
+        ? object.sshKeys.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.ssh_keys)
+        ? object.ssh_keys.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: SliceUser): unknown {
+    const obj: any = {};
+    if (message.urn !== "") {
+      obj.urn = message.urn;
+    }
+    if (message.sshKeys?.length) {
+      obj.sshKeys = message.sshKeys;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SliceUser>, I>>(base?: I): SliceUser {
+    return SliceUser.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SliceUser>, I>>(object: I): SliceUser {
+    const message = createBaseSliceUser();
+    message.urn = object.urn ?? "";
+    message.sshKeys = object.sshKeys?.map((e) => e) || [];
     return message;
   },
 };

@@ -31,6 +31,7 @@ import {
   SliverIsolation,
   sliverIsolationFromJSON,
   sliverIsolationToJSON,
+  SshEndpoint,
 } from "./common.js";
 
 export const protobufPackage = "fedlab.v1";
@@ -100,6 +101,8 @@ export interface EnrollNodeRequest {
   version: string;
   /** Whether the node's host can add delay and loss to links (netem). */
   netemAvailable: boolean;
+  /** The node's SSH endpoint, if it serves one. */
+  ssh?: SshEndpoint | undefined;
 }
 
 /** EnrollNodeResponse gives the node its identity. */
@@ -148,7 +151,11 @@ export interface HeartbeatRequest {
   /** host:port where the node manager serves gRPC (may change between heartbeats). */
   endpoint: string;
   /** Images slivers may name in ResourceSpec.image on the node. */
-  images?: ImageList | undefined;
+  images?:
+    | ImageList
+    | undefined;
+  /** The node's SSH endpoint, if it serves one (may change between heartbeats). */
+  ssh?: SshEndpoint | undefined;
 }
 
 /** HeartbeatResponse answers a heartbeat. */
@@ -723,6 +730,7 @@ function createBaseEnrollNodeRequest(): EnrollNodeRequest {
     isolation: 0,
     version: "",
     netemAvailable: false,
+    ssh: undefined,
   };
 }
 
@@ -754,6 +762,9 @@ export const EnrollNodeRequest: MessageFns<EnrollNodeRequest> = {
     }
     if (message.netemAvailable !== false) {
       writer.uint32(72).bool(message.netemAvailable);
+    }
+    if (message.ssh !== undefined) {
+      SshEndpoint.encode(message.ssh, writer.uint32(82).fork()).join();
     }
     return writer;
   },
@@ -843,6 +854,14 @@ export const EnrollNodeRequest: MessageFns<EnrollNodeRequest> = {
             message.netemAvailable = reader.bool();
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.ssh = SshEndpoint.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -882,6 +901,7 @@ export const EnrollNodeRequest: MessageFns<EnrollNodeRequest> = {
         : isSet(object.netem_available)
         ? globalThis.Boolean(object.netem_available)
         : false,
+      ssh: isSet(object.ssh) ? SshEndpoint.fromJSON(object.ssh) : undefined,
     };
   },
 
@@ -914,6 +934,9 @@ export const EnrollNodeRequest: MessageFns<EnrollNodeRequest> = {
     if (message.netemAvailable !== false) {
       obj.netemAvailable = message.netemAvailable;
     }
+    if (message.ssh !== undefined) {
+      obj.ssh = SshEndpoint.toJSON(message.ssh);
+    }
     return obj;
   },
 
@@ -933,6 +956,7 @@ export const EnrollNodeRequest: MessageFns<EnrollNodeRequest> = {
     message.isolation = object.isolation ?? 0;
     message.version = object.version ?? "";
     message.netemAvailable = object.netemAvailable ?? false;
+    message.ssh = (object.ssh !== undefined && object.ssh !== null) ? SshEndpoint.fromPartial(object.ssh) : undefined;
     return message;
   },
 };
@@ -1102,6 +1126,7 @@ function createBaseHeartbeatRequest(): HeartbeatRequest {
     version: "",
     endpoint: "",
     images: undefined,
+    ssh: undefined,
   };
 }
 
@@ -1136,6 +1161,9 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
     }
     if (message.images !== undefined) {
       ImageList.encode(message.images, writer.uint32(82).fork()).join();
+    }
+    if (message.ssh !== undefined) {
+      SshEndpoint.encode(message.ssh, writer.uint32(90).fork()).join();
     }
     return writer;
   },
@@ -1233,6 +1261,14 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
             message.images = ImageList.decode(reader, reader.uint32());
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.ssh = SshEndpoint.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1269,6 +1305,7 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
       version: isSet(object.version) ? globalThis.String(object.version) : "",
       endpoint: isSet(object.endpoint) ? globalThis.String(object.endpoint) : "",
       images: isSet(object.images) ? ImageList.fromJSON(object.images) : undefined,
+      ssh: isSet(object.ssh) ? SshEndpoint.fromJSON(object.ssh) : undefined,
     };
   },
 
@@ -1304,6 +1341,9 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
     if (message.images !== undefined) {
       obj.images = ImageList.toJSON(message.images);
     }
+    if (message.ssh !== undefined) {
+      obj.ssh = SshEndpoint.toJSON(message.ssh);
+    }
     return obj;
   },
 
@@ -1330,6 +1370,7 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
     message.images = (object.images !== undefined && object.images !== null)
       ? ImageList.fromPartial(object.images)
       : undefined;
+    message.ssh = (object.ssh !== undefined && object.ssh !== null) ? SshEndpoint.fromPartial(object.ssh) : undefined;
     return message;
   },
 };

@@ -27,6 +27,7 @@ import {
   allocationStateToJSON,
   Node,
   ResourceSpec,
+  SliceUser,
   Sliver,
   SliverInterface,
 } from "./common.js";
@@ -148,7 +149,11 @@ export interface CreateSliverRequest {
    * earlier slice of the same name is refused with PERMISSION_DENIED. A create naming an incarnation
    * while slivers of another life of the slice are on the node is FAILED_PRECONDITION.
    */
-  sliceIncarnation?: string | undefined;
+  sliceIncarnation?:
+    | string
+    | undefined;
+  /** The slice's users: whose SSH keys may log in to the sliver (as the slice's login name). */
+  users: SliceUser[];
 }
 
 /** CreateSliverResponse returns the sliver. */
@@ -322,6 +327,20 @@ export interface UpdateRevocationsResponse {
   skipped: number;
 }
 
+/** UpdateSliverUsersRequest names a sliver and its users from now on. */
+export interface UpdateSliverUsersRequest {
+  /** URN of the sliver. */
+  sliverUrn: string;
+  /** The sliver's users from now on (replacing the earlier list); empty: nobody may log in. */
+  users: SliceUser[];
+}
+
+/** UpdateSliverUsersResponse returns the sliver. */
+export interface UpdateSliverUsersResponse {
+  /** The sliver with its new users in place. */
+  sliver?: Sliver | undefined;
+}
+
 function createBaseGetNodeInfoRequest(): GetNodeInfoRequest {
   return {};
 }
@@ -479,6 +498,7 @@ function createBaseCreateSliverRequest(): CreateSliverRequest {
     clientId: "",
     start: false,
     sliceIncarnation: undefined,
+    users: [],
   };
 }
 
@@ -525,6 +545,9 @@ export const CreateSliverRequest: MessageFns<CreateSliverRequest> = {
     }
     if (message.sliceIncarnation !== undefined) {
       writer.uint32(114).string(message.sliceIncarnation);
+    }
+    for (const v of message.users) {
+      SliceUser.encode(v!, writer.uint32(122).fork()).join();
     }
     return writer;
   },
@@ -654,6 +677,14 @@ export const CreateSliverRequest: MessageFns<CreateSliverRequest> = {
             message.sliceIncarnation = reader.string();
             continue;
           }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.users.push(SliceUser.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -724,6 +755,9 @@ export const CreateSliverRequest: MessageFns<CreateSliverRequest> = {
         : isSet(object.slice_incarnation)
         ? globalThis.String(object.slice_incarnation)
         : undefined,
+      users: globalThis.Array.isArray(object?.users)
+        ? object.users.map((e: any) => SliceUser.fromJSON(e))
+        : [],
     };
   },
 
@@ -771,6 +805,9 @@ export const CreateSliverRequest: MessageFns<CreateSliverRequest> = {
     if (message.sliceIncarnation !== undefined) {
       obj.sliceIncarnation = message.sliceIncarnation;
     }
+    if (message.users?.length) {
+      obj.users = message.users.map((e) => SliceUser.toJSON(e));
+    }
     return obj;
   },
 
@@ -795,6 +832,7 @@ export const CreateSliverRequest: MessageFns<CreateSliverRequest> = {
     message.clientId = object.clientId ?? "";
     message.start = object.start ?? false;
     message.sliceIncarnation = object.sliceIncarnation ?? undefined;
+    message.users = object.users?.map((e) => SliceUser.fromPartial(e)) || [];
     return message;
   },
 };
@@ -2541,6 +2579,164 @@ export const UpdateRevocationsResponse: MessageFns<UpdateRevocationsResponse> = 
   },
 };
 
+function createBaseUpdateSliverUsersRequest(): UpdateSliverUsersRequest {
+  return { sliverUrn: "", users: [] };
+}
+
+export const UpdateSliverUsersRequest: MessageFns<UpdateSliverUsersRequest> = {
+  encode(message: UpdateSliverUsersRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sliverUrn !== "") {
+      writer.uint32(10).string(message.sliverUrn);
+    }
+    for (const v of message.users) {
+      SliceUser.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateSliverUsersRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateSliverUsersRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sliverUrn = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.users.push(SliceUser.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateSliverUsersRequest {
+    return {
+      sliverUrn: isSet(object.sliverUrn)
+        ? globalThis.String(object.sliverUrn)
+        : isSet(object.sliver_urn)
+        ? globalThis.String(object.sliver_urn)
+        : "",
+      users: globalThis.Array.isArray(object?.users) ? object.users.map((e: any) => SliceUser.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: UpdateSliverUsersRequest): unknown {
+    const obj: any = {};
+    if (message.sliverUrn !== "") {
+      obj.sliverUrn = message.sliverUrn;
+    }
+    if (message.users?.length) {
+      obj.users = message.users.map((e) => SliceUser.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UpdateSliverUsersRequest>, I>>(base?: I): UpdateSliverUsersRequest {
+    return UpdateSliverUsersRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdateSliverUsersRequest>, I>>(object: I): UpdateSliverUsersRequest {
+    const message = createBaseUpdateSliverUsersRequest();
+    message.sliverUrn = object.sliverUrn ?? "";
+    message.users = object.users?.map((e) => SliceUser.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseUpdateSliverUsersResponse(): UpdateSliverUsersResponse {
+  return { sliver: undefined };
+}
+
+export const UpdateSliverUsersResponse: MessageFns<UpdateSliverUsersResponse> = {
+  encode(message: UpdateSliverUsersResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sliver !== undefined) {
+      Sliver.encode(message.sliver, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateSliverUsersResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateSliverUsersResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sliver = Sliver.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateSliverUsersResponse {
+    return { sliver: isSet(object.sliver) ? Sliver.fromJSON(object.sliver) : undefined };
+  },
+
+  toJSON(message: UpdateSliverUsersResponse): unknown {
+    const obj: any = {};
+    if (message.sliver !== undefined) {
+      obj.sliver = Sliver.toJSON(message.sliver);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UpdateSliverUsersResponse>, I>>(base?: I): UpdateSliverUsersResponse {
+    return UpdateSliverUsersResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdateSliverUsersResponse>, I>>(object: I): UpdateSliverUsersResponse {
+    const message = createBaseUpdateSliverUsersResponse();
+    message.sliver = (object.sliver !== undefined && object.sliver !== null)
+      ? Sliver.fromPartial(object.sliver)
+      : undefined;
+    return message;
+  },
+};
+
 /**
  * NodeManager runs on each node and manages that node's slivers.
  *
@@ -2696,6 +2892,22 @@ export const NodeManagerService = {
       Buffer.from(UpdateRevocationsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): UpdateRevocationsResponse => UpdateRevocationsResponse.decode(value),
   },
+  /**
+   * UpdateSliverUsers replaces the users (and so the SSH keys) that may log in to a sliver; open SSH
+   * sessions of users no longer listed end. Needs `sliver.control` in a chain rooted at the node's
+   * owner (the management authority relays the slice authority's geni_update_users).
+   */
+  updateSliverUsers: {
+    path: "/fedlab.v1.NodeManager/UpdateSliverUsers" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UpdateSliverUsersRequest): Buffer =>
+      Buffer.from(UpdateSliverUsersRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UpdateSliverUsersRequest => UpdateSliverUsersRequest.decode(value),
+    responseSerialize: (value: UpdateSliverUsersResponse): Buffer =>
+      Buffer.from(UpdateSliverUsersResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UpdateSliverUsersResponse => UpdateSliverUsersResponse.decode(value),
+  },
 } as const;
 
 export interface NodeManagerServer extends UntypedServiceImplementation {
@@ -2753,6 +2965,12 @@ export interface NodeManagerServer extends UntypedServiceImplementation {
    * Needs `node.read` (the management authority relays its slice authorities' lists).
    */
   updateRevocations: handleUnaryCall<UpdateRevocationsRequest, UpdateRevocationsResponse>;
+  /**
+   * UpdateSliverUsers replaces the users (and so the SSH keys) that may log in to a sliver; open SSH
+   * sessions of users no longer listed end. Needs `sliver.control` in a chain rooted at the node's
+   * owner (the management authority relays the slice authority's geni_update_users).
+   */
+  updateSliverUsers: handleUnaryCall<UpdateSliverUsersRequest, UpdateSliverUsersResponse>;
 }
 
 export interface NodeManagerClient extends Client {
@@ -2936,6 +3154,26 @@ export interface NodeManagerClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: UpdateRevocationsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * UpdateSliverUsers replaces the users (and so the SSH keys) that may log in to a sliver; open SSH
+   * sessions of users no longer listed end. Needs `sliver.control` in a chain rooted at the node's
+   * owner (the management authority relays the slice authority's geni_update_users).
+   */
+  updateSliverUsers(
+    request: UpdateSliverUsersRequest,
+    callback: (error: ServiceError | null, response: UpdateSliverUsersResponse) => void,
+  ): ClientUnaryCall;
+  updateSliverUsers(
+    request: UpdateSliverUsersRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UpdateSliverUsersResponse) => void,
+  ): ClientUnaryCall;
+  updateSliverUsers(
+    request: UpdateSliverUsersRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UpdateSliverUsersResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -434,6 +434,11 @@ export interface DelegateToMemberRequest {
   ttlS: number;
   /** How many more delegations may follow (`dlg`); 0: none. */
   maxDelegations: number;
+  /**
+   * The member's SSH public key (an OpenSSH authorized_keys line), added to the slice's users so
+   * that the member can log in to its slivers; empty: no key is added.
+   */
+  sshPublicKey: string;
 }
 
 /** DelegateToMemberResponse returns the member's chain. */
@@ -444,6 +449,20 @@ export interface DelegateToMemberResponse {
   jti: string;
   /** When the credential expires. */
   expiresAt?: Date | undefined;
+}
+
+/** RemoveMemberRequest names the member to remove. */
+export interface RemoveMemberRequest {
+  /** URN of the member. */
+  memberUrn: string;
+}
+
+/** RemoveMemberResponse says what was undone. */
+export interface RemoveMemberResponse {
+  /** jti of every credential delegated to the member that is now revoked. */
+  revokedJtis: string[];
+  /** Slices the member's SSH keys were removed from. */
+  sliceUrns: string[];
 }
 
 function createBaseDeployStep(): DeployStep {
@@ -2597,6 +2616,7 @@ function createBaseDelegateToMemberRequest(): DelegateToMemberRequest {
     limits: undefined,
     ttlS: 0,
     maxDelegations: 0,
+    sshPublicKey: "",
   };
 }
 
@@ -2625,6 +2645,9 @@ export const DelegateToMemberRequest: MessageFns<DelegateToMemberRequest> = {
     }
     if (message.maxDelegations !== 0) {
       writer.uint32(64).uint32(message.maxDelegations);
+    }
+    if (message.sshPublicKey !== "") {
+      writer.uint32(74).string(message.sshPublicKey);
     }
     return writer;
   },
@@ -2706,6 +2729,14 @@ export const DelegateToMemberRequest: MessageFns<DelegateToMemberRequest> = {
             message.maxDelegations = reader.uint32();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.sshPublicKey = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2752,6 +2783,11 @@ export const DelegateToMemberRequest: MessageFns<DelegateToMemberRequest> = {
         : isSet(object.max_delegations)
         ? globalThis.Number(object.max_delegations)
         : 0,
+      sshPublicKey: isSet(object.sshPublicKey)
+        ? globalThis.String(object.sshPublicKey)
+        : isSet(object.ssh_public_key)
+        ? globalThis.String(object.ssh_public_key)
+        : "",
     };
   },
 
@@ -2781,6 +2817,9 @@ export const DelegateToMemberRequest: MessageFns<DelegateToMemberRequest> = {
     if (message.maxDelegations !== 0) {
       obj.maxDelegations = Math.round(message.maxDelegations);
     }
+    if (message.sshPublicKey !== "") {
+      obj.sshPublicKey = message.sshPublicKey;
+    }
     return obj;
   },
 
@@ -2799,6 +2838,7 @@ export const DelegateToMemberRequest: MessageFns<DelegateToMemberRequest> = {
       : undefined;
     message.ttlS = object.ttlS ?? 0;
     message.maxDelegations = object.maxDelegations ?? 0;
+    message.sshPublicKey = object.sshPublicKey ?? "";
     return message;
   },
 };
@@ -2908,6 +2948,172 @@ export const DelegateToMemberResponse: MessageFns<DelegateToMemberResponse> = {
   },
 };
 
+function createBaseRemoveMemberRequest(): RemoveMemberRequest {
+  return { memberUrn: "" };
+}
+
+export const RemoveMemberRequest: MessageFns<RemoveMemberRequest> = {
+  encode(message: RemoveMemberRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.memberUrn !== "") {
+      writer.uint32(10).string(message.memberUrn);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RemoveMemberRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRemoveMemberRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.memberUrn = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RemoveMemberRequest {
+    return {
+      memberUrn: isSet(object.memberUrn)
+        ? globalThis.String(object.memberUrn)
+        : isSet(object.member_urn)
+        ? globalThis.String(object.member_urn)
+        : "",
+    };
+  },
+
+  toJSON(message: RemoveMemberRequest): unknown {
+    const obj: any = {};
+    if (message.memberUrn !== "") {
+      obj.memberUrn = message.memberUrn;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RemoveMemberRequest>, I>>(base?: I): RemoveMemberRequest {
+    return RemoveMemberRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RemoveMemberRequest>, I>>(object: I): RemoveMemberRequest {
+    const message = createBaseRemoveMemberRequest();
+    message.memberUrn = object.memberUrn ?? "";
+    return message;
+  },
+};
+
+function createBaseRemoveMemberResponse(): RemoveMemberResponse {
+  return { revokedJtis: [], sliceUrns: [] };
+}
+
+export const RemoveMemberResponse: MessageFns<RemoveMemberResponse> = {
+  encode(message: RemoveMemberResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.revokedJtis) {
+      writer.uint32(10).string(v!);
+    }
+    for (const v of message.sliceUrns) {
+      writer.uint32(18).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RemoveMemberResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRemoveMemberResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.revokedJtis.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.sliceUrns.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RemoveMemberResponse {
+    return {
+      revokedJtis: globalThis.Array.isArray(object?.revokedJtis)
+        ? object.revokedJtis.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.revoked_jtis)
+        ? object.revoked_jtis.map((e: any) => globalThis.String(e))
+        : [],
+      sliceUrns: globalThis.Array.isArray(object?.sliceUrns)
+        ? object.sliceUrns.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.slice_urns)
+        ? object.slice_urns.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: RemoveMemberResponse): unknown {
+    const obj: any = {};
+    if (message.revokedJtis?.length) {
+      obj.revokedJtis = message.revokedJtis;
+    }
+    if (message.sliceUrns?.length) {
+      obj.sliceUrns = message.sliceUrns;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RemoveMemberResponse>, I>>(base?: I): RemoveMemberResponse {
+    return RemoveMemberResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RemoveMemberResponse>, I>>(object: I): RemoveMemberResponse {
+    const message = createBaseRemoveMemberResponse();
+    message.revokedJtis = object.revokedJtis?.map((e) => e) || [];
+    message.sliceUrns = object.sliceUrns?.map((e) => e) || [];
+    return message;
+  },
+};
+
 /**
  * ServiceProvider is a provider's own server: it deploys services onto slices, keeps its slices,
  * credentials and deployments, and delegates slice credentials to its members.
@@ -2998,6 +3204,21 @@ export const ServiceProviderService = {
       Buffer.from(DelegateToMemberResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): DelegateToMemberResponse => DelegateToMemberResponse.decode(value),
   },
+  /**
+   * RemoveMember removes a member: revokes every credential delegated to it (with the slice
+   * authorities) and removes its SSH keys from every slice they were added to. Idempotent; a member
+   * that is not there is NOT_FOUND.
+   */
+  removeMember: {
+    path: "/fedlab.v1.ServiceProvider/RemoveMember" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RemoveMemberRequest): Buffer => Buffer.from(RemoveMemberRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RemoveMemberRequest => RemoveMemberRequest.decode(value),
+    responseSerialize: (value: RemoveMemberResponse): Buffer =>
+      Buffer.from(RemoveMemberResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RemoveMemberResponse => RemoveMemberResponse.decode(value),
+  },
 } as const;
 
 export interface ServiceProviderServer extends UntypedServiceImplementation {
@@ -3026,6 +3247,12 @@ export interface ServiceProviderServer extends UntypedServiceImplementation {
    * returns the whole chain, which the member shows to node managers.
    */
   delegateToMember: handleUnaryCall<DelegateToMemberRequest, DelegateToMemberResponse>;
+  /**
+   * RemoveMember removes a member: revokes every credential delegated to it (with the slice
+   * authorities) and removes its SSH keys from every slice they were added to. Idempotent; a member
+   * that is not there is NOT_FOUND.
+   */
+  removeMember: handleUnaryCall<RemoveMemberRequest, RemoveMemberResponse>;
 }
 
 export interface ServiceProviderClient extends Client {
@@ -3128,6 +3355,26 @@ export interface ServiceProviderClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DelegateToMemberResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * RemoveMember removes a member: revokes every credential delegated to it (with the slice
+   * authorities) and removes its SSH keys from every slice they were added to. Idempotent; a member
+   * that is not there is NOT_FOUND.
+   */
+  removeMember(
+    request: RemoveMemberRequest,
+    callback: (error: ServiceError | null, response: RemoveMemberResponse) => void,
+  ): ClientUnaryCall;
+  removeMember(
+    request: RemoveMemberRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RemoveMemberResponse) => void,
+  ): ClientUnaryCall;
+  removeMember(
+    request: RemoveMemberRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RemoveMemberResponse) => void,
   ): ClientUnaryCall;
 }
 

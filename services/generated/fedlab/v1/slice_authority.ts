@@ -33,6 +33,7 @@ import {
   SliceMode,
   sliceModeFromJSON,
   sliceModeToJSON,
+  SliceUser,
   Sliver,
   SliverResult,
 } from "./common.js";
@@ -173,6 +174,8 @@ export interface Slice {
     | undefined;
   /** request_id of the CreateSlice call that made it. */
   requestId: string;
+  /** Users who may log in to the slice's slivers with SSH, with their keys. */
+  users: SliceUser[];
   /**
    * This life of the slice: a random id minted at CreateSlice (absent for a slice made before
    * incarnations). Its slice credentials are bound to it (claim `inc`) and so are its slivers on the
@@ -219,6 +222,11 @@ export interface CreateSliceRequest {
    * WatchSlice). True: return when the slice reaches a stable state (READY, PARTIAL or FAILED).
    */
   wait: boolean;
+  /**
+   * Users who may log in to the slice's slivers with SSH (GENI's geni_users); each key is checked
+   * (INVALID_ARGUMENT naming the user and the key).
+   */
+  users: SliceUser[];
 }
 
 /** CreateSliceResponse returns the slice. */
@@ -412,6 +420,28 @@ export interface SliceAuthorityListRevocationsResponse {
   entries: RevocationEntry[];
   /** Token for the next page; empty: this is the last page. */
   nextPageToken: string;
+}
+
+/** UpdateSliceUsersRequest changes a slice's users. */
+export interface UpdateSliceUsersRequest {
+  /** Client-chosen idempotency key (1 to 128 characters of [A-Za-z0-9._-]). */
+  requestId: string;
+  /** URN of the slice. */
+  sliceUrn: string;
+  /** Users to add; a user already listed has its keys replaced by these. */
+  add: SliceUser[];
+  /** URNs of users to remove (a URN not listed is ignored). */
+  remove: string[];
+}
+
+/** UpdateSliceUsersResponse returns the slice with its new users and where the list got to. */
+export interface UpdateSliceUsersResponse {
+  /** The slice. */
+  slice?:
+    | Slice
+    | undefined;
+  /** Per-site outcome of handing the list on; a site that failed is retried until it has it. */
+  sites: SiteResult[];
 }
 
 function createBaseSliceSite(): SliceSite {
@@ -637,6 +667,7 @@ function createBaseSlice(): Slice {
     updatedAt: undefined,
     expiresAt: undefined,
     requestId: "",
+    users: [],
     incarnation: undefined,
   };
 }
@@ -675,6 +706,9 @@ export const Slice: MessageFns<Slice> = {
     }
     if (message.requestId !== "") {
       writer.uint32(90).string(message.requestId);
+    }
+    for (const v of message.users) {
+      SliceUser.encode(v!, writer.uint32(106).fork()).join();
     }
     if (message.incarnation !== undefined) {
       writer.uint32(98).string(message.incarnation);
@@ -783,6 +817,14 @@ export const Slice: MessageFns<Slice> = {
             message.requestId = reader.string();
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.users.push(SliceUser.decode(reader, reader.uint32()));
+            continue;
+          }
           case 12: {
             if (tag !== 98) {
               break;
@@ -836,6 +878,9 @@ export const Slice: MessageFns<Slice> = {
         : isSet(object.request_id)
         ? globalThis.String(object.request_id)
         : "",
+      users: globalThis.Array.isArray(object?.users)
+        ? object.users.map((e: any) => SliceUser.fromJSON(e))
+        : [],
       incarnation: isSet(object.incarnation) ? globalThis.String(object.incarnation) : undefined,
     };
   },
@@ -875,6 +920,9 @@ export const Slice: MessageFns<Slice> = {
     if (message.requestId !== "") {
       obj.requestId = message.requestId;
     }
+    if (message.users?.length) {
+      obj.users = message.users.map((e) => SliceUser.toJSON(e));
+    }
     if (message.incarnation !== undefined) {
       obj.incarnation = message.incarnation;
     }
@@ -897,6 +945,7 @@ export const Slice: MessageFns<Slice> = {
     message.updatedAt = object.updatedAt ?? undefined;
     message.expiresAt = object.expiresAt ?? undefined;
     message.requestId = object.requestId ?? "";
+    message.users = object.users?.map((e) => SliceUser.fromPartial(e)) || [];
     message.incarnation = object.incarnation ?? undefined;
     return message;
   },
@@ -1037,6 +1086,7 @@ function createBaseCreateSliceRequest(): CreateSliceRequest {
     expiresAt: undefined,
     start: false,
     wait: false,
+    users: [],
   };
 }
 
@@ -1065,6 +1115,9 @@ export const CreateSliceRequest: MessageFns<CreateSliceRequest> = {
     }
     if (message.wait !== false) {
       writer.uint32(64).bool(message.wait);
+    }
+    for (const v of message.users) {
+      SliceUser.encode(v!, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -1146,6 +1199,14 @@ export const CreateSliceRequest: MessageFns<CreateSliceRequest> = {
             message.wait = reader.bool();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.users.push(SliceUser.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1176,6 +1237,7 @@ export const CreateSliceRequest: MessageFns<CreateSliceRequest> = {
         : undefined,
       start: isSet(object.start) ? globalThis.Boolean(object.start) : false,
       wait: isSet(object.wait) ? globalThis.Boolean(object.wait) : false,
+      users: globalThis.Array.isArray(object?.users) ? object.users.map((e: any) => SliceUser.fromJSON(e)) : [],
     };
   },
 
@@ -1205,6 +1267,9 @@ export const CreateSliceRequest: MessageFns<CreateSliceRequest> = {
     if (message.wait !== false) {
       obj.wait = message.wait;
     }
+    if (message.users?.length) {
+      obj.users = message.users.map((e) => SliceUser.toJSON(e));
+    }
     return obj;
   },
 
@@ -1221,6 +1286,7 @@ export const CreateSliceRequest: MessageFns<CreateSliceRequest> = {
     message.expiresAt = object.expiresAt ?? undefined;
     message.start = object.start ?? false;
     message.wait = object.wait ?? false;
+    message.users = object.users?.map((e) => SliceUser.fromPartial(e)) || [];
     return message;
   },
 };
@@ -3074,6 +3140,216 @@ export const SliceAuthorityListRevocationsResponse: MessageFns<SliceAuthorityLis
   },
 };
 
+function createBaseUpdateSliceUsersRequest(): UpdateSliceUsersRequest {
+  return { requestId: "", sliceUrn: "", add: [], remove: [] };
+}
+
+export const UpdateSliceUsersRequest: MessageFns<UpdateSliceUsersRequest> = {
+  encode(message: UpdateSliceUsersRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requestId !== "") {
+      writer.uint32(10).string(message.requestId);
+    }
+    if (message.sliceUrn !== "") {
+      writer.uint32(18).string(message.sliceUrn);
+    }
+    for (const v of message.add) {
+      SliceUser.encode(v!, writer.uint32(26).fork()).join();
+    }
+    for (const v of message.remove) {
+      writer.uint32(34).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateSliceUsersRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateSliceUsersRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.sliceUrn = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.add.push(SliceUser.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.remove.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateSliceUsersRequest {
+    return {
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
+      sliceUrn: isSet(object.sliceUrn)
+        ? globalThis.String(object.sliceUrn)
+        : isSet(object.slice_urn)
+        ? globalThis.String(object.slice_urn)
+        : "",
+      add: globalThis.Array.isArray(object?.add) ? object.add.map((e: any) => SliceUser.fromJSON(e)) : [],
+      remove: globalThis.Array.isArray(object?.remove) ? object.remove.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: UpdateSliceUsersRequest): unknown {
+    const obj: any = {};
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
+    if (message.sliceUrn !== "") {
+      obj.sliceUrn = message.sliceUrn;
+    }
+    if (message.add?.length) {
+      obj.add = message.add.map((e) => SliceUser.toJSON(e));
+    }
+    if (message.remove?.length) {
+      obj.remove = message.remove;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UpdateSliceUsersRequest>, I>>(base?: I): UpdateSliceUsersRequest {
+    return UpdateSliceUsersRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdateSliceUsersRequest>, I>>(object: I): UpdateSliceUsersRequest {
+    const message = createBaseUpdateSliceUsersRequest();
+    message.requestId = object.requestId ?? "";
+    message.sliceUrn = object.sliceUrn ?? "";
+    message.add = object.add?.map((e) => SliceUser.fromPartial(e)) || [];
+    message.remove = object.remove?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseUpdateSliceUsersResponse(): UpdateSliceUsersResponse {
+  return { slice: undefined, sites: [] };
+}
+
+export const UpdateSliceUsersResponse: MessageFns<UpdateSliceUsersResponse> = {
+  encode(message: UpdateSliceUsersResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.slice !== undefined) {
+      Slice.encode(message.slice, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.sites) {
+      SiteResult.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateSliceUsersResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateSliceUsersResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.slice = Slice.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.sites.push(SiteResult.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateSliceUsersResponse {
+    return {
+      slice: isSet(object.slice) ? Slice.fromJSON(object.slice) : undefined,
+      sites: globalThis.Array.isArray(object?.sites) ? object.sites.map((e: any) => SiteResult.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: UpdateSliceUsersResponse): unknown {
+    const obj: any = {};
+    if (message.slice !== undefined) {
+      obj.slice = Slice.toJSON(message.slice);
+    }
+    if (message.sites?.length) {
+      obj.sites = message.sites.map((e) => SiteResult.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UpdateSliceUsersResponse>, I>>(base?: I): UpdateSliceUsersResponse {
+    return UpdateSliceUsersResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdateSliceUsersResponse>, I>>(object: I): UpdateSliceUsersResponse {
+    const message = createBaseUpdateSliceUsersResponse();
+    message.slice = (object.slice !== undefined && object.slice !== null) ? Slice.fromPartial(object.slice) : undefined;
+    message.sites = object.sites?.map((e) => SiteResult.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 /**
  * SliceAuthority creates slices over the aggregates of many sites for service providers, keeps
  * them, and issues slice credentials.
@@ -3207,6 +3483,22 @@ export const SliceAuthorityService = {
     responseDeserialize: (value: Buffer): SliceAuthorityListRevocationsResponse =>
       SliceAuthorityListRevocationsResponse.decode(value),
   },
+  /**
+   * UpdateSliceUsers adds, replaces or removes users of a live slice (and so the SSH keys that may
+   * log in to its slivers), then hands the new list to every site (GENI's geni_update_users).
+   * Idempotent on request_id. Who may call it as for RenewSlice (the slice's provider).
+   */
+  updateSliceUsers: {
+    path: "/fedlab.v1.SliceAuthority/UpdateSliceUsers" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UpdateSliceUsersRequest): Buffer =>
+      Buffer.from(UpdateSliceUsersRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UpdateSliceUsersRequest => UpdateSliceUsersRequest.decode(value),
+    responseSerialize: (value: UpdateSliceUsersResponse): Buffer =>
+      Buffer.from(UpdateSliceUsersResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UpdateSliceUsersResponse => UpdateSliceUsersResponse.decode(value),
+  },
 } as const;
 
 export interface SliceAuthorityServer extends UntypedServiceImplementation {
@@ -3251,6 +3543,12 @@ export interface SliceAuthorityServer extends UntypedServiceImplementation {
    * providers with an account and the authority's administrators; others are PERMISSION_DENIED.
    */
   listRevocations: handleUnaryCall<SliceAuthorityListRevocationsRequest, SliceAuthorityListRevocationsResponse>;
+  /**
+   * UpdateSliceUsers adds, replaces or removes users of a live slice (and so the SSH keys that may
+   * log in to its slivers), then hands the new list to every site (GENI's geni_update_users).
+   * Idempotent on request_id. Who may call it as for RenewSlice (the slice's provider).
+   */
+  updateSliceUsers: handleUnaryCall<UpdateSliceUsersRequest, UpdateSliceUsersResponse>;
 }
 
 export interface SliceAuthorityClient extends Client {
@@ -3411,6 +3709,26 @@ export interface SliceAuthorityClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: SliceAuthorityListRevocationsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * UpdateSliceUsers adds, replaces or removes users of a live slice (and so the SSH keys that may
+   * log in to its slivers), then hands the new list to every site (GENI's geni_update_users).
+   * Idempotent on request_id. Who may call it as for RenewSlice (the slice's provider).
+   */
+  updateSliceUsers(
+    request: UpdateSliceUsersRequest,
+    callback: (error: ServiceError | null, response: UpdateSliceUsersResponse) => void,
+  ): ClientUnaryCall;
+  updateSliceUsers(
+    request: UpdateSliceUsersRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UpdateSliceUsersResponse) => void,
+  ): ClientUnaryCall;
+  updateSliceUsers(
+    request: UpdateSliceUsersRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UpdateSliceUsersResponse) => void,
   ): ClientUnaryCall;
 }
 
