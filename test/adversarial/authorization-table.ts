@@ -58,6 +58,7 @@ const nodeRequest = (urn: string): JsonObject => siteRequest('a.test', { nodeUrn
 export const AUTHORIZATION_TABLE: Readonly<Record<string, MatrixRow>> = {
   'Federation.GetBundle': { as: 'provider', request: () => ({}), want: OPEN },
   'Admin.Snapshot': { as: 'site-admin', request: () => ({}), want: BY_CERTIFICATE },
+  'Admin.ListEvents': { as: 'site-admin', request: () => ({}), want: BY_CERTIFICATE },
 
   // ---- ManagementAuthority ----------------------------------------------------------------------
   'ManagementAuthority.CreateEnrollmentToken': {
