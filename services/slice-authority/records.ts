@@ -5,8 +5,9 @@
  * milliseconds since the epoch; wire messages inside records are stored in
  * their proto JSON form and read back with the generated `fromJSON`.
  */
-import { ResourceRequest, SliceMode, Sliver, type ResultStatus } from '../generated/fedlab/v1/common.js';
+import { ResourceRequest, SliceMode, Sliver, type ResultStatus, type SliceUser } from '../generated/fedlab/v1/common.js';
 import { SliceState, type Slice, type SliceSite } from '../generated/fedlab/v1/slice_authority.js';
+import type { SliceUserRecord } from '../core/identity/ssh-keys.js';
 
 /** Table names. */
 export const TABLES = { slices: 'sa-slices', requests: 'sa-requests', intents: 'sa-intents', credentials: 'sa-credentials' } as const;
@@ -79,6 +80,11 @@ export interface SliceRecord {
    * Absent on slices created before incarnations (their credentials carry none, as before).
    */
   readonly incarnation?: string;
+  /**
+   * Users who may log in to the slice's slivers with SSH, checked and normalised (sorted by URN).
+   * Absent on slices recorded before users (read as none).
+   */
+  readonly users?: readonly SliceUserRecord[];
 }
 
 /** A request id seen from a provider. */
@@ -92,11 +98,12 @@ export interface RequestRecord {
  * Work that spans sites, written before it starts. `create`: the slice's
  * sites are being asked (a restart rolls it back: Delete at every site).
  * `delete`: the slice must be deleted at `sites`; when none is left the
- * slice becomes `final`.
+ * slice becomes `final`. `users`: the slice's users (as the slice record has
+ * them now) must still be handed to `sites` (UpdateSliceUsers).
  */
 export interface IntentRecord {
   readonly id: string;
-  readonly kind: 'create' | 'delete';
+  readonly kind: 'create' | 'delete' | 'users';
   readonly sliceUrn: string;
   readonly sites: readonly string[];
   readonly final?: 'deleted' | 'expired' | 'failed';
@@ -142,6 +149,11 @@ export function storeSlivers(slivers: readonly Sliver[]): unknown[] {
   return slivers.map((s) => Sliver.toJSON(s));
 }
 
+/** A slice's users as wire messages (none for a slice recorded before users). */
+export function usersOf(r: Pick<SliceRecord, 'users'>): SliceUser[] {
+  return (r.users ?? []).map((u) => ({ urn: u.urn, sshKeys: [...u.sshKeys] }));
+}
+
 /** The wire form of a slice. */
 export function sliceToWire(r: SliceRecord): Slice {
   const sites: SliceSite[] = r.sites.map((s) => {
@@ -158,7 +170,7 @@ export function sliceToWire(r: SliceRecord): Slice {
     };
   });
   return {
-    users: [],
+    users: usersOf(r),
     urn: r.urn,
     providerUrn: r.providerUrn,
     description: r.description,

@@ -2,7 +2,6 @@
  * The gRPC handlers of the slice authority: wire messages in, the caller
  * authenticated against its account, domain calls, wire messages out.
  */
-import { FailedPreconditionError } from '../core/errors.js';
 import { defineService, type ServiceRegistration } from '../core/rpc/adapter.js';
 import { SliceAuthorityService } from '../generated/fedlab/v1/slice_authority.js';
 import type { Accounts } from './accounts.js';
@@ -50,9 +49,9 @@ export function sliceAuthorityService(domain: SaDomain): ServiceRegistration {
       domain.accounts.caller(ctx.peer);
       return domain.credentials.list(req);
     },
-    async updateSliceUsers() {
-      // Wire method added with its RPC; the handler lands with its implementation this session.
-      throw new FailedPreconditionError('UpdateSliceUsers is not served yet');
+    async updateSliceUsers(req, ctx) {
+      const { slice, results } = await domain.book.updateUsers(domain.accounts.caller(ctx.peer), req, ctx.signal);
+      return { slice, sites: results };
     },
   });
 }

@@ -2,9 +2,11 @@
  * Reading and checking a CreateSlice request before anything is recorded or
  * asked: the request id, name, mode, each site's part (a known site, nodes of
  * its domain or a count, within the limits) and what it counts against the
- * provider's quotas, and the expiry. Every error names its field.
+ * provider's quotas, the expiry, and the users and their SSH keys. Every
+ * error names its field.
  */
 import { InvalidArgumentError } from '../../core/errors.js';
+import { checkSliceUsers, type SliceUserRecord } from '../../core/identity/ssh-keys.js';
 import { isValidName } from '../../core/identity/urn.js';
 import { requestId, text, urnField } from '../../core/validate.js';
 import { ResourceRequest, SiteStyle, SliceMode } from '../../generated/fedlab/v1/common.js';
@@ -19,6 +21,8 @@ export interface CheckedCreate {
   /** Each site's part, nothing asked yet. */
   readonly sites: SiteRecord[];
   readonly expiresAt: number;
+  /** The slice's users, checked and normalised. */
+  readonly users: SliceUserRecord[];
 }
 
 /** Checks a CreateSlice request at time `now`; throws INVALID_ARGUMENT naming the field. */
@@ -40,6 +44,7 @@ export function checkCreateRequest(book: SliceBookState, req: CreateSliceRequest
     seen.add(s.site);
   }
   const sites = req.sites.map((s, i) => siteRecord(book, i, s.site, s.request));
+  const users = checkSliceUsers(req.users, 'users');
   const maxAt = now + limits.max_slice_lifetime_s * 1000;
   let expiresAt = now + limits.default_slice_lifetime_s * 1000;
   if (req.expiresAt) {
@@ -55,7 +60,7 @@ export function checkCreateRequest(book: SliceBookState, req: CreateSliceRequest
       );
     }
   }
-  return { requestId: rid, description, sites, expiresAt };
+  return { requestId: rid, description, sites, expiresAt, users };
 }
 
 /** Reads and checks one site's part of a request; returns its record (nothing asked yet) and what it counts against quotas. */

@@ -54,7 +54,7 @@ export async function createSlice(
 ): Promise<Slice> {
   if (book.stopping) throw new FailedPreconditionError('the slice authority is stopping; try again shortly');
   const now = book.now;
-  const { requestId: rid, description, sites, expiresAt } = checkCreateRequest(book, req, now);
+  const { requestId: rid, description, sites, expiresAt, users } = checkCreateRequest(book, req, now);
   const urn = makeUrn(book.domain, 'slice', req.name);
   const fingerprint = createHash('sha256')
     .update(canonicalJson(CreateSliceRequest.toJSON({ ...req, requestId: '', wait: false }) as Record<string, unknown>))
@@ -107,6 +107,7 @@ export async function createSlice(
       sites,
       // A new life of the name: no credential or sliver of an earlier slice of that name reaches this one.
       incarnation: randomBytes(16).toString('base64url'),
+      users,
     };
     const intent: IntentRecord = {
       id: `int-${randomBytes(8).toString('hex')}`,

@@ -45,9 +45,14 @@ export async function deleteLocked(
   // anything (refused, or never reached) is not asked again.
   // A failed sliver that its site still holds (a start that failed, or one GetSlice saw fail) is deleted too.
   const sites = [...new Set([...(pending?.sites ?? []), ...rec.sites.filter(holdsSlivers).map((s) => s.site)])];
+  // A users update still owed to some site is moot once the slice goes.
+  const users = book.intentOf(urn, 'users');
   if (sites.length === 0) {
     const next: SliceRecord = { ...rec, state: final, updatedAt: book.now };
-    await book.sliceTable.put(urn, next, { sync: true, ...(signal ? { signal } : {}) });
+    const batch = book.deps.store.batch().put(book.sliceTable, urn, next);
+    if (users) batch.del(book.intentTable, users.id);
+    await batch.write({ sync: true, ...(signal ? { signal } : {}) });
+    if (users) book.intents.delete(users.id);
     book.slices.set(urn, next);
     book.publish(next, { message: `slice ${final}`, snapshot: true });
     return [];
@@ -61,11 +66,10 @@ export async function deleteLocked(
     createdAt: pending?.createdAt ?? book.now,
   };
   const next: SliceRecord = { ...rec, state: 'deleting', updatedAt: book.now };
-  await book.deps.store
-    .batch()
-    .put(book.intentTable, intent.id, intent)
-    .put(book.sliceTable, urn, next)
-    .write({ sync: true, ...(signal ? { signal } : {}) });
+  const batch = book.deps.store.batch().put(book.intentTable, intent.id, intent).put(book.sliceTable, urn, next);
+  if (users) batch.del(book.intentTable, users.id);
+  await batch.write({ sync: true, ...(signal ? { signal } : {}) });
+  if (users) book.intents.delete(users.id);
   book.intents.set(intent.id, intent);
   book.slices.set(urn, next);
   book.publish(next, { message: final === 'expired' ? 'slice expired: deleting it at every site' : 'deleting the slice at every site' });

@@ -1,16 +1,17 @@
 /**
  * The slice authority's background work and its recovery at start-up:
  * expiry (live slices past their expiry are deleted at every site), retries
- * of delete intents whose sites did not confirm yet (and roll-backs of
+ * of delete and users intents whose sites did not confirm yet (and roll-backs of
  * creations whose outcome the store refused), and settling what a previous
  * process left unfinished — every `create` intent is rolled back, every
- * `delete` intent is worked — so no site keeps slivers of a slice without a
+ * `delete` and `users` intent is worked — so no site keeps slivers of a slice without a
  * live record here, and no record points at slivers that are gone.
  */
 import { status as Status } from '@grpc/grpc-js';
 import type { IntentRecord, SiteRecord, SliceRecord } from '../records.js';
 import type { SliceBookState } from './book-state.js';
 import { deleteLocked, finishDelete } from './delete.js';
+import { finishUsers } from './users.js';
 
 /**
  * Expiry: live slices past their expiry are deleted at every site (node managers also reap on their
@@ -26,10 +27,15 @@ export async function sweepExpired(book: SliceBookState): Promise<number> {
   return due.length;
 }
 
-/** Retries delete intents whose sites did not confirm yet, and rolls back stranded creations. */
+/** Works an intent that is not a creation: a delete or a users update. */
+function finishIntent(book: SliceBookState, intent: IntentRecord): Promise<unknown> {
+  return intent.kind === 'users' ? finishUsers(book, intent) : finishDelete(book, intent);
+}
+
+/** Retries delete and users intents whose sites did not confirm yet, and rolls back stranded creations. */
 export async function retryIntents(book: SliceBookState): Promise<void> {
   const work = [...book.intents.values()]
-    .filter((i) => (i.kind === 'delete' || book.stranded.has(i.id)) && !book.locks.busy(i.sliceUrn))
+    .filter((i) => (i.kind !== 'create' || book.stranded.has(i.id)) && !book.locks.busy(i.sliceUrn))
     .map((i) =>
       book.track(
         book.locks.run(i.sliceUrn, async () => {
@@ -42,7 +48,7 @@ export async function retryIntents(book: SliceBookState): Promise<void> {
             );
             book.stranded.delete(i.id);
           }
-          if (cur) await finishDelete(book, cur);
+          if (cur) await finishIntent(book, cur);
         }),
       ),
     );
@@ -86,7 +92,7 @@ async function rollBack(book: SliceBookState, intent: IntentRecord, why: string)
 /**
  * Settles what a previous process left unfinished, before the first call:
  * every `create` intent is rolled back (the slice FAILED, Delete at each of
- * its sites), every `delete` intent is worked once. Sites that do not answer
+ * its sites), every `delete` and `users` intent is worked once. Sites that do not answer
  * stay in their intents and are retried in the background.
  */
 export async function recoverIntents(book: SliceBookState): Promise<{ rolledBack: number; finished: number; pending: number }> {
@@ -97,7 +103,8 @@ export async function recoverIntents(book: SliceBookState): Promise<{ rolledBack
     rolledBack++;
   }
   const before = book.intents.size;
-  await Promise.all([...book.intents.values()].map((i) => book.locks.run(i.sliceUrn, () => finishDelete(book, i))));
+  // A slice's delete is worked before its users update (which it then drops): one at a time per slice.
+  await Promise.all([...book.intents.values()].map((i) => book.locks.run(i.sliceUrn, () => finishIntent(book, i))));
   const pending = book.intents.size;
   return { rolledBack, finished: before - pending, pending };
 }

@@ -13,7 +13,7 @@ import { isServiceError } from '../../core/rpc/client.js';
 import { OperationalAction } from '../../generated/fedlab/v1/aggregate.js';
 import { ResourceRequest, SiteStyle, type Sliver, type SliverResult } from '../../generated/fedlab/v1/common.js';
 import type { SiteResult, Slice } from '../../generated/fedlab/v1/slice_authority.js';
-import type { IntentRecord, SiteRecord, SliceRecord } from '../records.js';
+import { usersOf, type IntentRecord, type SiteRecord, type SliceRecord } from '../records.js';
 import { certainlyChangedNothing, OK, type Outcome } from '../../core/rpc/outcome.js';
 import { siteOutcome } from '../site-outcome.js';
 import type { Site } from '../sites.js';
@@ -92,7 +92,7 @@ export async function createAt(
       alloc = await withRetries('Allocate', within, (deadlineMs) =>
         site.client.allocate(
           {
-            users: [],
+            users: usersOf(rec),
             requestId: `${intent.id}.${index}`,
             sliceUrn: rec.urn,
             providerUrn: rec.providerUrn,

@@ -10,8 +10,10 @@
  * The outcome and the removal of the intent are one batch. DeleteSlice (and
  * expiry) writes a `delete` intent first and removes each site from it as
  * that site confirms; a site that is down stays in the intent and is retried
- * (delete.ts). A restart rolls back every `create` intent and finishes every
- * `delete` intent (recovery.ts).
+ * (delete.ts). UpdateSliceUsers records the new list with a `users` intent
+ * and hands it to every site, a site that did not take it retried (users.ts).
+ * A restart rolls back every `create` intent and finishes every `delete` and
+ * `users` intent (recovery.ts).
  */
 import type {
   CreateSliceRequest,
@@ -19,6 +21,7 @@ import type {
   ListSlicesResponse,
   RenewSliceRequest,
   Slice,
+  UpdateSliceUsersRequest,
   WatchSliceRequest,
   WatchSliceResponse,
 } from '../../generated/fedlab/v1/slice_authority.js';
@@ -31,6 +34,7 @@ import { getLiveSlice, listSlices, ownedSlice, requireLive } from './read.js';
 import { recoverIntents, retryIntents, sweepExpired } from './recovery.js';
 import { renewSlice } from './renew.js';
 import type { SliceWithResults } from './site-calls.js';
+import { updateSliceUsers } from './users.js';
 import { watchSlice } from './watch.js';
 
 export type { SliceBookOptions } from './book-state.js';
@@ -97,6 +101,11 @@ export class SliceBook {
     return renewSlice(this.book, caller, req, signal);
   }
 
+  /** UpdateSliceUsers (see users.ts). */
+  updateUsers(caller: Caller, req: UpdateSliceUsersRequest, signal?: AbortSignal): Promise<SliceWithResults> {
+    return updateSliceUsers(this.book, caller, req, signal);
+  }
+
   /** WatchSlice: a snapshot (or the retained events after `after_sequence`), then each event. */
   watch(caller: Caller, req: WatchSliceRequest, signal: AbortSignal): AsyncGenerator<WatchSliceResponse> {
     return watchSlice(this.book, caller, req, signal);
@@ -112,7 +121,7 @@ export class SliceBook {
     return sweepExpired(this.book);
   }
 
-  /** Retries delete intents whose sites did not confirm yet. */
+  /** Retries delete and users intents whose sites did not confirm yet. */
   retryIntents(): Promise<void> {
     return retryIntents(this.book);
   }
