@@ -1,7 +1,9 @@
 /**
  * `fedlab audit ls|verify --config FILE`: a service's tamper-evident audit
- * log, read from its store. Exit codes: 0 done (and verified); 1 the chain
- * does not verify; 2 bad input (or the store is in use: stop the service).
+ * log, read from its store; `fedlab audit ls --remote` (or `--address`) asks
+ * the running service instead. Exit codes: 0 done (and verified); 1 the chain
+ * does not verify, or the service refused; 2 bad input (or the store is in
+ * use: stop the service, or ask it with --remote).
  */
 import type { Command } from 'commander';
 import { registerAuditLs } from './ls.js';
