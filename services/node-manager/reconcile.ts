@@ -4,7 +4,8 @@
  * still run are adopted; those that should run but do not are restarted (or
  * marked FAILED with the reason); stopped ones are made sure to run nothing;
  * runtimes no record explains are removed; request ids of vanished slivers
- * go, and the committed totals are rewritten from the records.
+ * and tombstones past their retention go, and the committed totals are
+ * rewritten from the records.
  */
 import { ZERO_COMMITTED } from './records.js';
 import { driverSliver } from './sliver-lifecycle.js';
@@ -34,7 +35,8 @@ export async function reconcile(d: MaintenanceDeps): Promise<ReconcileReport> {
   for (const rec of state.all()) {
     await d.locks.run(rec.urn, async () => {
       if (rec.deleting || rec.expiresAt <= now) {
-        await lifecycle.removeLocked(rec.urn);
+        // A delete interrupted by the crash leaves its tombstone now (a DeleteSliver's, or the reaper's).
+        await lifecycle.removeLocked(rec.urn, rec.deleting ? {} : undefined);
         report.reaped.push(rec.urn);
         return;
       }
@@ -83,6 +85,7 @@ export async function reconcile(d: MaintenanceDeps): Promise<ReconcileReport> {
   // Request ids whose sliver is gone, and the committed totals, follow the records.
   const batch = state.store.batch();
   for await (const [id, req] of state.requests.entries()) if (!state.has(req.sliverUrn)) batch.del(state.requests, id);
+  const swept = state.tombstones.stageSweepOnly(batch, now);
   const totals = state.sum();
   const stored = (await state.meta.get(COMMITTED_KEY)) ?? ZERO_COMMITTED;
   if (JSON.stringify(stored) !== JSON.stringify(totals)) {
@@ -90,6 +93,7 @@ export async function reconcile(d: MaintenanceDeps): Promise<ReconcileReport> {
     batch.put(state.meta, COMMITTED_KEY, totals);
   }
   await batch.write({ sync: true });
+  swept();
   state.setCommitted(totals);
   return report;
 }

@@ -10,6 +10,7 @@ import type { KeyedMutex, Mutex } from '../core/mutex.js';
 import type { DriverSliver, SliverDriver } from './drivers/driver.js';
 import { addCommitted, type Operational, type SliverRecord } from './records.js';
 import { COMMITTED_KEY, requestKey, type SliverStore } from './sliver-store.js';
+import type { CallFence } from './sliver-tombstones.js';
 
 /** The driver's view of a record. */
 export function driverSliver(rec: SliverRecord): DriverSliver {
@@ -68,12 +69,22 @@ export class SliverLifecycle {
     return this.d.state.update(urn, { operational: then, runtime: undefined, error });
   }
 
-  /** Tears a sliver down and forgets it: marked first, so a crash half-way finishes the job on restart. */
-  async removeLocked(urn: string): Promise<SliverRecord | undefined> {
+  /**
+   * Tears a sliver down and forgets it: marked first, so a crash half-way finishes the job on restart.
+   * With `deleted` (a DeleteSliver) the mark is written with the call's signal — a call that has ended
+   * deletes nothing — and the batch that forgets the sliver leaves its tombstone; when the sliver is
+   * not here, the tombstone is written on its own (the stale create may be the next call).
+   */
+  async removeLocked(urn: string, deleted?: CallFence): Promise<SliverRecord | undefined> {
     const { state } = this.d;
     const rec = state.get(urn);
-    if (!rec) return undefined;
-    const marked = rec.deleting ? rec : await state.update(urn, { operational: 'stopping', wantRunning: false, deleting: true });
+    if (!rec) {
+      if (deleted) await this.leaveTombstone(urn, deleted);
+      return undefined;
+    }
+    const marked = rec.deleting
+      ? rec
+      : await state.update(urn, { operational: 'stopping', wantRunning: false, deleting: true }, deleted?.signal);
     await this.d.driver.destroy(rec.name);
     // Totals change only under the admission mutex, so no create can read them half-updated.
     await this.d.admission.run(async () => {
@@ -82,11 +93,24 @@ export class SliverLifecycle {
       const key = requestKey(rec.requestCaller, rec.requestId);
       const req = await state.requests.get(key);
       if (req && req.sliverUrn === urn) batch.del(state.requests, key);
+      const tombstone = deleted ? state.tombstones.stage(batch, urn, [key], state.now()) : undefined;
       await batch.write({ sync: true });
       state.drop(urn);
       state.setCommitted(committed);
+      tombstone?.();
     });
     return marked;
+  }
+
+  /** The tombstone of a DeleteSliver of a sliver that is not here, under the admission mutex. */
+  private async leaveTombstone(urn: string, deleted: CallFence): Promise<void> {
+    const { state } = this.d;
+    await this.d.admission.run(async () => {
+      const batch = state.store.batch();
+      const apply = state.tombstones.stage(batch, urn, [], state.now());
+      await batch.write({ sync: true, signal: deleted.signal });
+      apply();
+    });
   }
 
   /** Restarts a READY sliver whose runtime is gone, or marks it FAILED with the reason. Returns true when it restarted it. */

@@ -1,14 +1,16 @@
 /**
  * The node's slivers as stored: the LevelDB tables (`slivers`, `requests`,
- * `meta`), an in-memory copy of every record, and the indexes admission needs
- * (slivers per slice, exclusive slivers, the committed totals), kept in step
- * with the tables by every write that goes through here.
+ * `meta`, and the deleted slivers' tombstones), an in-memory copy of every
+ * record, and the indexes admission needs (slivers per slice, exclusive
+ * slivers, the committed totals), kept in step with the tables by every write
+ * that goes through here.
  */
 import { FailedPreconditionError, NotFoundError } from '../core/errors.js';
 import type { Store, Table } from '../core/store/store.js';
 import type { Clock } from '../core/clock.js';
 import { addCommitted, ZERO_COMMITTED, type Committed, type RequestRecord, type SliverRecord } from './records.js';
 import type { IdRange } from './runtime/id-ranges.js';
+import { SliverTombstones } from './sliver-tombstones.js';
 
 /** Key of the committed totals in the `meta` table. */
 export const COMMITTED_KEY = 'committed';
@@ -23,6 +25,8 @@ export class SliverStore {
   readonly slivers: Table<SliverRecord>;
   readonly requests: Table<RequestRecord>;
   readonly meta: Table<Committed>;
+  /** What DeleteSliver left: fences stale creates of deleted slivers (sliver-tombstones.ts). */
+  readonly tombstones: SliverTombstones;
   private readonly records = new Map<string, SliverRecord>();
   /** Sliver URNs per slice, and the exclusive ones: admission checks stay O(1) in the number of slivers. */
   private readonly bySlice = new Map<string, Set<string>>();
@@ -39,6 +43,12 @@ export class SliverStore {
     this.slivers = store.table<SliverRecord>('slivers');
     this.requests = store.table<RequestRecord>('requests');
     this.meta = store.table<Committed>('meta');
+    this.tombstones = new SliverTombstones(store);
+  }
+
+  /** The node's clock, now. */
+  now(): number {
+    return this.clock.now();
   }
 
   get loaded(): boolean {
@@ -83,6 +93,7 @@ export class SliverStore {
     this.bySlice.clear();
     this.exclusiveUrns.clear();
     for await (const [, rec] of this.slivers.entries()) this.put(rec);
+    await this.tombstones.load();
     this.committedTotals = this.sum();
     this.isLoaded = true;
   }
@@ -157,20 +168,21 @@ export class SliverStore {
    * Writes one record (replacing the cached one). Intents (wantRunning,
    * deleting) are flushed to disk; settled states need not be: a lost one after
    * a power cut only makes reconcile redo the step (and no container survives a
-   * power cut to be adopted), while a kill -9 loses nothing written.
+   * power cut to be adopted), while a kill -9 loses nothing written. With a
+   * call's `signal`, nothing is written once that call has ended.
    */
-  async save(rec: SliverRecord, sync: boolean): Promise<SliverRecord> {
-    await this.slivers.put(rec.urn, rec, { sync });
+  async save(rec: SliverRecord, sync: boolean, signal?: AbortSignal): Promise<SliverRecord> {
+    await this.slivers.put(rec.urn, rec, { sync, signal });
     this.put(rec);
     return rec;
   }
 
-  /** Changes a record's fields, stamps updatedAt, writes it. */
-  async update(urn: string, change: Partial<SliverRecord>): Promise<SliverRecord> {
+  /** Changes a record's fields, stamps updatedAt, writes it (with a call's `signal`: not once that call has ended). */
+  async update(urn: string, change: Partial<SliverRecord>, signal?: AbortSignal): Promise<SliverRecord> {
     const cur = this.records.get(urn);
     if (!cur) throw new NotFoundError(`sliver ${urn} is gone`);
     const intent = (change.wantRunning !== undefined && change.wantRunning !== cur.wantRunning) || change.deleting !== undefined;
-    return this.save({ ...cur, ...change, updatedAt: this.clock.now() }, intent);
+    return this.save({ ...cur, ...change, updatedAt: this.clock.now() }, intent, signal);
   }
 
   /**
