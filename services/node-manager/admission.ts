@@ -18,6 +18,7 @@ import type { DriverKind, SliverResources } from './drivers/driver.js';
 import { addCommitted, type Allocation, type SliverRecord } from './records.js';
 import { allocateRange, type IdRangeSettings } from './runtime/id-ranges.js';
 import { COMMITTED_KEY, requestKey, type SliverStore } from './sliver-store.js';
+import type { CallFence } from './sliver-tombstones.js';
 
 /** What admission needs to create a sliver (already validated and authorised). */
 export interface CreateSpec {
@@ -45,6 +46,8 @@ export interface CreateSpec {
   readonly sliceLimits: Partial<Capacity>;
   /** The image (`host` or `oci:<name>`), already known to exist here and to be allowed. */
   readonly image?: string;
+  /** The call's signal and arrival: a call that has ended commits nothing, one a delete superseded is ABORTED. */
+  readonly call?: CallFence;
 }
 
 /** What admission decided: a new sliver was written, the sliver exists as asked, or an ALLOCATED one is to be promoted. */
@@ -63,6 +66,7 @@ export interface AdmissionSettings {
 
 /** Checks a create against what is committed and, for a new sliver, writes it in one batch. Run under the admission mutex. */
 export async function admit(state: SliverStore, spec: CreateSpec, o: AdmissionSettings): Promise<Admitted> {
+  state.tombstones.refuseSuperseded(spec.urn, requestKey(spec.caller, spec.requestId), spec.call?.arrival);
   const seen = await state.requests.get(requestKey(spec.caller, spec.requestId));
   if (seen) {
     if (seen.fingerprint !== spec.fingerprint || seen.sliverUrn !== spec.urn) {
@@ -172,7 +176,7 @@ export async function admit(state: SliverStore, spec: CreateSpec, o: AdmissionSe
       caller: spec.caller,
     })
     .put(state.meta, COMMITTED_KEY, committed)
-    .write({ sync: true });
+    .write({ sync: true, signal: spec.call?.signal });
   state.put(rec);
   state.setCommitted(committed);
   return 'new';
@@ -217,7 +221,12 @@ export function promotion(rec: SliverRecord | undefined, spec: CreateSpec, now: 
 }
 
 /** Writes a promoted record and moves the request id from the allocation's to the provision's, in one batch. */
-export async function writePromotion(state: SliverStore, before: SliverRecord, promoted: SliverRecord): Promise<void> {
+export async function writePromotion(
+  state: SliverStore,
+  before: SliverRecord,
+  promoted: SliverRecord,
+  signal?: AbortSignal,
+): Promise<void> {
   await state.store
     .batch()
     .put(state.slivers, promoted.urn, promoted)
@@ -227,6 +236,6 @@ export async function writePromotion(state: SliverStore, before: SliverRecord, p
       fingerprint: promoted.requestFingerprint,
       caller: promoted.requestCaller,
     })
-    .write({ sync: true });
+    .write({ sync: true, signal });
   state.put(promoted);
 }
