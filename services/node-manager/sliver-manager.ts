@@ -23,6 +23,7 @@ import { reconcile, type ReconcileReport } from './reconcile.js';
 import { driverSliver, SliverLifecycle } from './sliver-lifecycle.js';
 import type { IdRangeSettings } from './runtime/id-ranges.js';
 import { SliverStore } from './sliver-store.js';
+import type { CallFence } from './sliver-tombstones.js';
 
 export type { CreateSpec } from './admission.js';
 export type { ReconcileReport } from './reconcile.js';
@@ -102,6 +103,11 @@ export class SliverManager {
     return driverSliver(rec);
   }
 
+  /** Numbers a call that creates or deletes a sliver as it arrives (take it before the handler's first await), with its signal. */
+  arrive(signal?: AbortSignal): CallFence {
+    return { signal, arrival: this.state.tombstones.arrive() };
+  }
+
   /** Loads the store into memory. Called once, before {@link reconcile}. */
   async load(): Promise<void> {
     await this.state.load();
@@ -133,7 +139,7 @@ export class SliverManager {
       if (admitted === 'promote') {
         const before = this.state.get(spec.urn);
         const promoted = promotion(before, spec, this.o.clock.now());
-        if (promoted && before) await this.admission.run(() => writePromotion(this.state, before, promoted));
+        if (promoted && before) await this.admission.run(() => writePromotion(this.state, before, promoted, spec.call?.signal));
       }
       const rec = this.state.get(spec.urn);
       if (!rec) throw new FailedPreconditionError(`sliver ${spec.urn} was removed before it could be provisioned`);
@@ -187,11 +193,14 @@ export class SliverManager {
     });
   }
 
-  /** Stops a sliver, frees its resources and forgets it. Deleting what is gone succeeds with existed = false. */
-  async delete(urn: string): Promise<Deleted> {
+  /**
+   * Stops a sliver, frees its resources and forgets it, leaving a tombstone (sliver-tombstones.ts).
+   * Deleting what is gone succeeds with existed = false. With the call's signal, a call that has ended deletes nothing.
+   */
+  async delete(urn: string, call: CallFence = {}): Promise<Deleted> {
     this.state.assertLoaded();
     return this.locks.run(urn, async () => {
-      const last = await this.lifecycle.removeLocked(urn);
+      const last = await this.lifecycle.removeLocked(urn, call);
       return last ? { existed: true, record: last } : { existed: false };
     });
   }
