@@ -165,6 +165,8 @@ export class NodeManager {
 
   /** CreateSliver (sliver.create, owner-rooted). */
   async createSliver(ctx: CallContext, req: CreateSliverInput): Promise<Sliver> {
+    // Numbered before the first await: a delete committed after this arrived supersedes it (sliver-tombstones.ts).
+    const call = this.o.slivers.arrive(ctx.signal);
     // Bad input is refused before any credential work and before anything is written.
     const now = this.o.clock.now();
     const checked = checkCreate(req, this.nodeDomain, this.o.defaults, this.o.slivers.driver.kind, now);
@@ -213,6 +215,7 @@ export class NodeManager {
       expiresAt,
       sliceLimits: this.o.policy.perSlice(grant.limits),
       image: checked.image,
+      call,
     });
     ctx.log.info({ sliver: rec.urn, slice: rec.sliceUrn, state: rec.operational, allocation: rec.allocation }, 'sliver created');
     return this.wire(rec);
@@ -350,7 +353,7 @@ export class NodeManager {
   async deleteSliver(ctx: CallContext, sliverUrn: string): Promise<{ existed: boolean; sliver?: Sliver }> {
     urnField('sliver_urn', sliverUrn, 'sliver');
     await this.o.authorizer.ownerOnly(ctx, 'sliver.delete', 'DeleteSliver');
-    const res = await this.o.slivers.delete(sliverUrn);
+    const res = await this.o.slivers.delete(sliverUrn, { signal: ctx.signal });
     this.output.forget(sliverUrn);
     if (!res.record) return { existed: false };
     ctx.log.info({ sliver: sliverUrn }, 'sliver deleted');
