@@ -331,4 +331,11 @@ export const AUTHORIZATION_TABLE: Readonly<Record<string, MatrixRow>> = {
     absent: (fx) => ({ name: fx.absent.name, keepSlice: true }),
     want: BY_CERTIFICATE,
   },
+  // Last: it revokes carol's credentials. Again on a removed member answers the same (idempotent).
+  'ServiceProvider.RemoveMember': {
+    as: 'operator',
+    request: (_fx, fed) => ({ memberUrn: fed.who.carol.urn }),
+    absent: () => ({ memberUrn: 'urn:fedlab:a.test:user:mx-absent' }),
+    want: BY_CERTIFICATE,
+  },
 };
