@@ -10,8 +10,10 @@
  */
 import { z } from 'zod';
 import { commonConfigSchema } from '../core/config.js';
+import { parseSshPublicKey } from '../core/identity/ssh-keys.js';
 import { isUrn, isValidDomain, parseTarget, parseUrn } from '../core/identity/urn.js';
 import type { DeploymentsOptions } from './deployments/context.js';
+import type { MemberIntentsOptions } from './member-intents.js';
 import type { MembersOptions } from './members.js';
 import type { RegistrationsOptions } from './registrations.js';
 import type { RemotesOptions } from './remotes.js';
@@ -20,6 +22,15 @@ import type { SliceCredentialsOptions } from './slice-credentials.js';
 function isTarget(s: string): boolean {
   try {
     parseTarget(s);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function isSshKey(s: string): boolean {
+  try {
+    parseSshPublicKey(s, 'ssh_keys');
     return true;
   } catch {
     return false;
@@ -133,6 +144,21 @@ export const spConfigSchema = commonConfigSchema
       })
       .strict()
       .prefault({}),
+    /**
+     * SSH public keys (OpenSSH lines) of the provider's own operators: every slice a deployment
+     * creates lists the provider as a user with these keys, so they can log in to its slivers.
+     */
+    ssh_keys: z
+      .array(
+        z
+          .string()
+          .refine(
+            isSshKey,
+            'must be an OpenSSH public key line of type ssh-ed25519, ecdsa-sha2-nistp256/384 or ssh-rsa (2048 bits or more)',
+          ),
+      )
+      .max(16)
+      .default([]),
     /** Lifetime of slice credentials the provider asks its slice authority for (s); 0: until the slice expires. */
     slice_credential_ttl_s: int(0, 365 * 86_400, 0),
   })
@@ -171,7 +197,8 @@ export interface SpSettings {
   readonly registrations: Omit<RegistrationsOptions, 'store' | 'clock' | 'log' | 'remotes' | 'certificatePem' | 'key' | 'kid'>;
   readonly sliceCredentials: Pick<SliceCredentialsOptions, 'ttlS' | 'deadlineMs'>;
   readonly deployments: Omit<DeploymentsOptions, 'store' | 'clock' | 'log' | 'remotes' | 'credentials'>;
-  readonly members: Omit<MembersOptions, 'store' | 'clock' | 'log' | 'credentials' | 'key' | 'ownsSlice'>;
+  readonly members: Omit<MembersOptions, 'store' | 'clock' | 'log' | 'credentials' | 'intents' | 'key' | 'ownsSlice'>;
+  readonly memberIntents: Pick<MemberIntentsOptions, 'deadlineMs' | 'retryMs' | 'maxRetryMs'>;
 }
 
 /** Compiles a service provider config into its settings. */
@@ -213,6 +240,9 @@ export function toSpSettings(config: SpConfig): SpSettings {
       },
       sliceDeadlineMs: calls.slice_deadline_ms,
       maDeadlineMs: calls.ma_deadline_ms,
+      sliceUsers: config.ssh_keys.length
+        ? [{ urn: config.urn, sshKeys: [...new Set(config.ssh_keys.map((k) => parseSshPublicKey(k, 'ssh_keys').line))] }]
+        : [],
     },
     members: {
       providerUrn: config.urn,
@@ -220,5 +250,7 @@ export function toSpSettings(config: SpConfig): SpSettings {
       defaultTtlS: members.default_ttl_s,
       maxTtlS: members.max_ttl_s,
     },
+    // Member keys and removals go to the slice authority, which hands them to the sites: the slice calls' deadline.
+    memberIntents: { deadlineMs: calls.slice_deadline_ms, retryMs: registration.retry_ms, maxRetryMs: registration.max_retry_ms },
   };
 }

@@ -2,8 +2,9 @@
  * Building the service provider role for `fedlab serve sp`: the provider's
  * key (its TLS key, which also signs its terms statements and member
  * credentials), its clients, site registrations, slice credentials,
- * deployments (resumed from the store before the first call) and members.
- * Stopping stops supervision (cancelling the Exec calls) and registration,
+ * deployments (resumed from the store before the first call), members and the
+ * member intents still owed to the slice authority (retried from the start).
+ * Stopping stops those retries, supervision (cancelling the Exec calls) and registration,
  * and closes the channels; the host then closes the store.
  */
 import type { RoleDeps, RoleServices } from '../core/host.js';
@@ -13,6 +14,7 @@ import { Access } from './access.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { toSpSettings, type SpConfig } from './config.js';
 import { Deployments } from './deployments/deployments.js';
+import { MemberIntents } from './member-intents.js';
 import { Members } from './members.js';
 import { Registrations } from './registrations.js';
 import { Remotes } from './remotes.js';
@@ -50,11 +52,13 @@ export function serviceProviderRole(options: SpRoleOptions = {}): (deps: RoleDep
     const credentials = new SliceCredentials({ store, clock, log, remotes, certificatePem, ...settings.sliceCredentials });
     const deployments = new Deployments({ store, clock, log, remotes, credentials, ...settings.deployments });
     if (metrics) registerSpMetrics(metrics, deployments);
+    const intents = new MemberIntents({ store, clock, log, remotes, credentials, ...settings.memberIntents });
     const members = new Members({
       store,
       clock,
       log,
       credentials,
+      intents,
       key,
       ...settings.members,
       ownsSlice: (slice) => deployments.ownsSlice(slice),
@@ -63,6 +67,7 @@ export function serviceProviderRole(options: SpRoleOptions = {}): (deps: RoleDep
 
     const resumed = await deployments.start();
     registrations.start();
+    intents.start();
     log.info(
       { sites: settings.deployments.sites.length, sliceAuthority: settings.deployments.sliceAuthorityUrn, ...resumed },
       'service provider ready',
@@ -71,6 +76,7 @@ export function serviceProviderRole(options: SpRoleOptions = {}): (deps: RoleDep
     return {
       registrations: [serviceProviderService({ access, deployments, members })],
       onStop: async () => {
+        await intents.stop();
         await registrations.stop();
         await deployments.stop();
         remotes.close();

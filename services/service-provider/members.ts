@@ -10,8 +10,9 @@
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { canonicalJson } from '../core/canonical-json.js';
 import { delegate, type Limits } from '../core/credentials/index.js';
-import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from '../core/errors.js';
+import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../core/errors.js';
 import { identityOfField } from '../core/identity/certificate.js';
+import { parseSshPublicKey } from '../core/identity/ssh-keys.js';
 import { parseTarget, targetContains } from '../core/identity/urn.js';
 import type { Logger } from '../core/log.js';
 import type { Store, Table } from '../core/store/store.js';
@@ -20,10 +21,12 @@ import type {
   DelegateToMemberResponse,
   Member,
   AddMemberRequest,
+  RemoveMemberResponse,
 } from '../generated/fedlab/v1/service_provider.js';
 import type { ResourceLimits } from '../generated/fedlab/v1/common.js';
 import type { Clock } from '../core/clock.js';
-import { TABLES, type MemberRecord, type MemberRequestRecord } from './records.js';
+import { keysIntentKey, removeIntentKey, type MemberIntents } from './member-intents.js';
+import { TABLES, type DelegationRecord, type MemberIntentRecord, type MemberRecord, type MemberRequestRecord } from './records.js';
 import type { SliceCredentials } from './slice-credentials.js';
 import { requestId, text, urnField } from '../core/validate.js';
 
@@ -33,6 +36,8 @@ export interface MembersOptions {
   readonly clock: Clock;
   readonly log: Logger;
   readonly credentials: SliceCredentials;
+  /** The intents that carry member changes to the slice authority (and the lock of member changes). */
+  readonly intents: MemberIntents;
   /** The provider's key (its TLS key): it signs the `SP → member` links. */
   readonly key: KeyObject;
   readonly providerUrn: string;
@@ -75,7 +80,14 @@ export class Members {
       const cur = await this.table.get(req.memberUrn);
       if (cur) return toWire(cur);
     }
-    const existing = await this.table.get(req.memberUrn);
+    const known = await this.table.get(req.memberUrn);
+    if (known?.removedAt !== undefined && !known.removal) {
+      throw new FailedPreconditionError(`${req.memberUrn} is being removed (RemoveMember is not finished); add it again once it is`, {
+        rule: 'removing',
+      });
+    }
+    // A removed member added again is a new member.
+    const existing = known?.removedAt !== undefined ? undefined : known;
     if (existing && existing.certificatePem !== req.certificatePem) {
       throw new AlreadyExistsError(`member ${req.memberUrn} is already registered with another certificate`, { field: 'member_urn' });
     }
@@ -97,24 +109,107 @@ export class Members {
     return toWire(rec);
   }
 
-  /** DelegateToMember: `SA → SP → member` over a slice (or some of its slivers). Idempotent on request id. */
+  /**
+   * DelegateToMember: `SA → SP → member` over a slice (or some of its slivers), and the member's SSH
+   * key on the slice when one is given. Idempotent on request id: a retry after a failure to reach
+   * the slice authority carries the recorded key on and answers with the same chain.
+   */
   async delegate(req: DelegateToMemberRequest): Promise<DelegateToMemberResponse> {
     const rid = requestId(req.requestId);
     urnField('member_urn', req.memberUrn, 'user');
     urnField('slice_urn', req.sliceUrn, 'slice');
+    const sshKey = req.sshPublicKey ? parseSshPublicKey(req.sshPublicKey, 'ssh_public_key').line : undefined;
     const fingerprint = hash({ ...req, requestId: undefined });
     const key = `delegate ${rid}`;
-    const seen = await this.requests.get(key);
-    if (seen) {
-      if (seen.fingerprint !== fingerprint)
-        throw new AlreadyExistsError(`request id ${rid} was already used for another delegation; use a new request id`, {
-          rule: 'request_id',
-        });
-      const r = seen.result as { chain: string[]; jti: string; expiresAt: number };
-      return { chain: r.chain, jti: r.jti, expiresAt: new Date(r.expiresAt) };
-    }
-    const member = await this.table.get(req.memberUrn);
-    if (!member) throw new NotFoundError(`${req.memberUrn} is not a member of this provider; add it with AddMember first`);
+    return this.deps.intents.exclusive(req.memberUrn, async () => {
+      const seen = await this.requests.get(key);
+      if (seen) {
+        if (seen.fingerprint !== fingerprint)
+          throw new AlreadyExistsError(`request id ${rid} was already used for another delegation; use a new request id`, {
+            rule: 'request_id',
+          });
+        const r = seen.result as DelegationResult;
+        if (r.keyIntent) await this.deps.intents.runLocked(r.keyIntent);
+        return { chain: r.chain, jti: r.jti, expiresAt: new Date(r.expiresAt) };
+      }
+      const member = await this.table.get(req.memberUrn);
+      if (!member || member.removedAt !== undefined)
+        throw new NotFoundError(`${req.memberUrn} is not a member of this provider; add it with AddMember first`);
+      const { res, parentJti } = await this.issue(req, member);
+      const keyIntent = sshKey ? keysIntentKey(member.urn, req.sliceUrn) : undefined;
+      const result: DelegationResult = { ...res, ...(keyIntent ? { keyIntent } : {}) };
+      const delegation: DelegationRecord = {
+        memberUrn: member.urn,
+        sliceUrn: req.sliceUrn,
+        jti: res.jti,
+        parentJti,
+        expiresAt: res.expiresAt,
+        requestKey: key,
+        ...(sshKey ? { sshKey, keyState: 'pending' as const } : {}),
+      };
+      // The delegation, its request and the key's intent in one batch: the key is never lost.
+      const batch = this.deps.store
+        .batch()
+        .put(this.requests, key, { fingerprint, result })
+        .put(this.deps.intents.delegations, `${member.urn} ${res.jti}`, delegation);
+      if (sshKey && keyIntent) {
+        const intent: MemberIntentRecord = {
+          kind: 'keys',
+          memberUrn: member.urn,
+          sliceUrn: req.sliceUrn,
+          createdAt: this.deps.clock.now(),
+        };
+        batch.put(this.deps.intents.intents, keyIntent, intent);
+        const keys = member.sshKeys ?? [];
+        if (!keys.includes(sshKey)) batch.put(this.table, member.urn, { ...member, sshKeys: [...keys, sshKey] });
+      }
+      await batch.write({ sync: true });
+      if (keyIntent) await this.deps.intents.runLocked(keyIntent);
+      return { chain: res.chain, jti: res.jti, expiresAt: new Date(res.expiresAt) };
+    });
+  }
+
+  /**
+   * RemoveMember: revokes every credential delegated to the member and takes its SSH keys off every
+   * slice they were added to (recorded first, then carried out; see member-intents.ts). Again on a
+   * removed member answers what was undone; an unknown member is NOT_FOUND.
+   */
+  async remove(memberUrn: string): Promise<RemoveMemberResponse> {
+    urnField('member_urn', memberUrn, 'user');
+    return this.deps.intents.exclusive(memberUrn, async () => {
+      const member = await this.table.get(memberUrn);
+      if (!member) throw new NotFoundError(`${memberUrn} is not a member of this provider`);
+      if (member.removedAt === undefined) {
+        const now = this.deps.clock.now();
+        const delegations = await this.deps.intents.delegations.values({ prefix: `${memberUrn} ` });
+        const slices = [...new Set(delegations.filter((d) => d.sshKey).map((d) => d.sliceUrn))].sort();
+        const intent: MemberIntentRecord = {
+          kind: 'remove',
+          memberUrn,
+          createdAt: now,
+          // An expired credential is refused everywhere already.
+          revoke: delegations.filter((d) => d.expiresAt > now).map((d) => ({ jti: d.jti, parentJti: d.parentJti, sliceUrn: d.sliceUrn })),
+          slices,
+          revoked: [],
+          cleared: [],
+        };
+        const batch = this.deps.store
+          .batch()
+          .put(this.table, memberUrn, { ...member, removedAt: now })
+          .put(this.deps.intents.intents, removeIntentKey(memberUrn), intent);
+        // Keys still on their way are superseded: the removal takes the member off those slices too.
+        for (const d of delegations) batch.del(this.deps.intents.intents, keysIntentKey(memberUrn, d.sliceUrn));
+        await batch.write({ sync: true });
+        this.deps.log.info({ member: memberUrn, credentials: intent.revoke.length, slices: slices.length }, 'removing member');
+      }
+      await this.deps.intents.runLocked(removeIntentKey(memberUrn));
+      const done = await this.table.get(memberUrn);
+      return { revokedJtis: [...(done?.removal?.revokedJtis ?? [])], sliceUrns: [...(done?.removal?.sliceUrns ?? [])] };
+    });
+  }
+
+  /** Issues the member's link under the provider's slice credential (checks of the request that need no lock done by the caller). */
+  private async issue(req: DelegateToMemberRequest, member: MemberRecord): Promise<{ res: IssuedResult; parentJti: string }> {
     if (!this.deps.ownsSlice(req.sliceUrn)) throw new NotFoundError(`slice ${req.sliceUrn} is not one of this provider's deployments`);
     if (!Number.isSafeInteger(req.ttlS) || req.ttlS < 0 || req.ttlS > this.deps.maxTtlS) {
       throw new InvalidArgumentError(`ttl_s must be between 0 (the default, ${this.deps.defaultTtlS}) and ${this.deps.maxTtlS}`, {
@@ -146,14 +241,24 @@ export class Members {
       ttlSeconds: ttl,
       now: new Date(now),
     });
-    const res = { chain: [...issued.chain], jti: issued.claims.jti, expiresAt: issued.claims.exp * 1000 };
-    await this.requests.put(key, { fingerprint, result: res }, { sync: true });
     this.deps.log.info(
-      { member: member.urn, slice: req.sliceUrn, jti: res.jti, privileges: issued.claims.priv },
+      { member: member.urn, slice: req.sliceUrn, jti: issued.claims.jti, privileges: issued.claims.priv },
       'credential delegated to member',
     );
-    return { chain: res.chain, jti: res.jti, expiresAt: new Date(res.expiresAt) };
+    return { res: { chain: [...issued.chain], jti: issued.claims.jti, expiresAt: issued.claims.exp * 1000 }, parentJti: parent.jti };
   }
+}
+
+/** A delegation as its request record keeps it. */
+interface IssuedResult {
+  readonly chain: string[];
+  readonly jti: string;
+  readonly expiresAt: number;
+}
+
+/** With the key intent's key when a key came with it. */
+interface DelegationResult extends IssuedResult {
+  readonly keyIntent?: string;
 }
 
 function hash(v: unknown): string {

@@ -1,8 +1,9 @@
 /**
  * What the service provider keeps in its LevelDB, one table per record type:
  * site registrations, deployments (their spec, the intent `desired`, and each
- * sliver's supervision state), deploy request ids, slice credentials, members
- * and member delegations.
+ * sliver's supervision state), deploy request ids, slice credentials, members,
+ * member delegations, and the member intents (changes of a slice's users at the
+ * slice authority, and member removals) that are carried out until they are done.
  */
 
 /** Table names. */
@@ -14,6 +15,7 @@ export const TABLES = {
   members: 'members',
   memberRequests: 'member-requests',
   delegations: 'member-delegations',
+  memberIntents: 'member-intents',
 } as const;
 
 /** A site registration's state. */
@@ -118,7 +120,54 @@ export interface MemberRecord {
   readonly keyThumbprint: string;
   readonly displayName: string;
   readonly addedAt: number;
+  /** The SSH public keys the member was given slice logins with (normalised lines), in the order first seen. */
+  readonly sshKeys?: readonly string[];
+  /** Set by RemoveMember: the member is gone (a tombstone, so that RemoveMember again answers the same). */
+  readonly removedAt?: number;
+  /** What the removal undid, once it is finished (absent while it is still being carried out). */
+  readonly removal?: { readonly revokedJtis: readonly string[]; readonly sliceUrns: readonly string[]; readonly finishedAt: number };
 }
+
+/** A credential delegated to a member (key `<member URN> <jti>`): what RemoveMember revokes. */
+export interface DelegationRecord {
+  readonly memberUrn: string;
+  readonly sliceUrn: string;
+  readonly jti: string;
+  /** jti of the provider's own slice credential the member's link hangs under. */
+  readonly parentJti: string;
+  readonly expiresAt: number;
+  /** The SSH key (normalised line) given with the delegation, if any. */
+  readonly sshKey?: string;
+  /** Whether that key is at the slice authority yet (`pending` until the slice's users have it). */
+  readonly keyState?: 'pending' | 'added';
+  /** The DelegateToMember request record's key (forgotten if the key is refused). */
+  readonly requestKey: string;
+}
+
+/**
+ * A change the provider owes the slice authority, written in the same batch as what calls for it
+ * and carried out (again after a restart) until it is done. `keys`: make the member's user entry
+ * on the slice hold exactly its current keys there. `remove`: RemoveMember's work — revoke each
+ * credential, then take the member off each slice — with what is done so far.
+ */
+export type MemberIntentRecord =
+  | {
+      readonly kind: 'keys';
+      readonly memberUrn: string;
+      readonly sliceUrn: string;
+      readonly createdAt: number;
+      readonly lastError?: string;
+    }
+  | {
+      readonly kind: 'remove';
+      readonly memberUrn: string;
+      readonly createdAt: number;
+      readonly revoke: readonly { readonly jti: string; readonly parentJti: string; readonly sliceUrn: string }[];
+      readonly slices: readonly string[];
+      readonly revoked: readonly string[];
+      readonly cleared: readonly string[];
+      readonly lastError?: string;
+    };
 
 /** A request id's first use (AddMember, DelegateToMember): what it asked and what it got. */
 export interface MemberRequestRecord {

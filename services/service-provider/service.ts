@@ -1,7 +1,6 @@
 /**
  * The ServiceProvider gRPC handlers: access checks, then the domain classes.
  */
-import { FailedPreconditionError } from '../core/errors.js';
 import { defineService, type ServiceRegistration } from '../core/rpc/adapter.js';
 import { ServiceProviderService } from '../generated/fedlab/v1/service_provider.js';
 import type { Access } from './access.js';
@@ -35,9 +34,9 @@ export function serviceProviderService(domain: { access: Access; deployments: De
       domain.access.requireAdmin(ctx.peer, 'delegate credentials to members');
       return domain.members.delegate(req);
     },
-    async removeMember() {
-      // Wire method added with its RPC; the handler lands with its implementation this session.
-      throw new FailedPreconditionError('RemoveMember is not served yet');
+    async removeMember(req, ctx) {
+      domain.access.requireAdmin(ctx.peer, 'remove members');
+      return domain.members.remove(req.memberUrn);
     },
   });
 }

@@ -36,6 +36,8 @@ export interface DeploymentsOptions {
   readonly supervision: SupervisionSettings;
   readonly sliceDeadlineMs: number;
   readonly maDeadlineMs: number;
+  /** Users every slice a deployment creates lists (the provider with its operators' SSH keys, when configured). */
+  readonly sliceUsers?: readonly { readonly urn: string; readonly sshKeys: readonly string[] }[];
 }
 
 /** The shared parts of the deployments' work. */

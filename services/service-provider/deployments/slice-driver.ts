@@ -103,7 +103,7 @@ async function ensureSlice(context: DeploymentContext, rec: DeploymentRecord, si
   } else {
     const res = await sa.createSlice(
       {
-        users: [],
+        users: (context.deps.sliceUsers ?? []).map((u) => ({ urn: u.urn, sshKeys: [...u.sshKeys] })),
         requestId: sliceRequestId(rec.requestId),
         name: rec.spec.sliceName || rec.name,
         description: `deployment ${rec.name}`,

@@ -1,0 +1,295 @@
+/**
+ * What the provider owes its slice authority on account of its members, carried out until done.
+ *
+ * A member's SSH key reaches a slice through the slice authority's UpdateSliceUsers; a removed
+ * member's credentials are revoked there (Revoke) and its keys taken off every slice. Each such
+ * change is an intent written in the same LevelDB batch as what calls for it (the delegation, the
+ * removal), run at once by the call that made it, and — when the slice authority cannot be reached —
+ * again on a capped back-off, also after a restart, so it is never lost. Work on one member runs
+ * one at a time (a keyed mutex), so the last change sent is always the member's current keys.
+ *
+ * Revocation: the provider asks to revoke the member's own credential; a slice authority that lets
+ * providers revoke only the credentials it issued them (PERMISSION_DENIED) gets the provider's
+ * credential the member's link hangs under revoked instead — which ends the member's chain, and
+ * with it those of other members under the same credential (logged) — and the provider asks for a
+ * fresh one for its own use.
+ */
+import { createHash } from 'node:crypto';
+import { status as Status } from '@grpc/grpc-js';
+import type { Clock } from '../core/clock.js';
+import type { Logger } from '../core/log.js';
+import { KeyedMutex } from '../core/mutex.js';
+import { errorForCode, plainOutcome } from '../core/rpc/outcome.js';
+import type { Store, Table } from '../core/store/store.js';
+import { SliceState } from '../generated/fedlab/v1/slice_authority.js';
+import { TABLES, type DelegationRecord, type MemberIntentRecord, type MemberRecord, type MemberRequestRecord } from './records.js';
+import type { Remotes } from './remotes.js';
+import type { SliceCredentials } from './slice-credentials.js';
+
+/** Options of {@link MemberIntents}. */
+export interface MemberIntentsOptions {
+  readonly store: Store;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly remotes: Remotes;
+  readonly credentials: SliceCredentials;
+  /** Deadline of UpdateSliceUsers (it hands the list on to the sites) and Revoke (ms). */
+  readonly deadlineMs: number;
+  /** First retry of an intent that failed (ms); doubles up to `maxRetryMs`. */
+  readonly retryMs: number;
+  readonly maxRetryMs: number;
+}
+
+/** Codes after which the same call may well succeed later. */
+const PASSING = new Set<number>([
+  Status.UNAVAILABLE,
+  Status.DEADLINE_EXCEEDED,
+  Status.ABORTED,
+  Status.RESOURCE_EXHAUSTED,
+  Status.CANCELLED,
+  Status.UNKNOWN,
+  Status.INTERNAL,
+]);
+
+/** The intent key of a member's keys on a slice. */
+export function keysIntentKey(memberUrn: string, sliceUrn: string): string {
+  return `keys ${memberUrn} ${sliceUrn}`;
+}
+
+/** The intent key of a member's removal. */
+export function removeIntentKey(memberUrn: string): string {
+  return `remove ${memberUrn}`;
+}
+
+function digest(v: unknown): string {
+  return createHash('sha256').update(JSON.stringify(v)).digest('base64url');
+}
+
+/** The member intents and the one lock of member changes. */
+export class MemberIntents {
+  readonly intents: Table<MemberIntentRecord>;
+  readonly members: Table<MemberRecord>;
+  readonly delegations: Table<DelegationRecord>;
+  readonly requests: Table<MemberRequestRecord>;
+  private readonly lock = new KeyedMutex();
+  private readonly backoff = new Map<string, { next: number; wait: number }>();
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = 0;
+  private stopped = true;
+  private sweeping: Promise<void> | undefined;
+
+  constructor(private readonly deps: MemberIntentsOptions) {
+    this.intents = deps.store.table<MemberIntentRecord>(TABLES.memberIntents);
+    this.members = deps.store.table<MemberRecord>(TABLES.members);
+    this.delegations = deps.store.table<DelegationRecord>(TABLES.delegations);
+    this.requests = deps.store.table<MemberRequestRecord>(TABLES.memberRequests);
+  }
+
+  /** Runs `fn` alone among the changes of one member. */
+  exclusive<T>(memberUrn: string, fn: () => Promise<T>): Promise<T> {
+    return this.lock.run(memberUrn, fn);
+  }
+
+  /** Starts retrying what a previous run left pending. */
+  start(): void {
+    this.stopped = false;
+    this.schedule(0);
+  }
+
+  /** Stops the retries (a running one finishes). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.sweeping;
+  }
+
+  /**
+   * Carries out one intent now (the member's lock must be held by the caller). Resolves when it is
+   * done (or there is nothing left to do); throws a typed error when it is not, the intent kept for
+   * the retries when the failure may pass.
+   */
+  async runLocked(key: string): Promise<void> {
+    const intent = await this.intents.get(key);
+    if (!intent) return;
+    try {
+      if (intent.kind === 'keys') await this.syncKeys(key, intent);
+      else await this.removeMember(key, intent);
+      this.backoff.delete(key);
+    } catch (err) {
+      const current = await this.intents.get(key);
+      if (current) {
+        const { reason } = plainOutcome(err);
+        await this.intents.put(key, { ...current, lastError: reason }, { sync: true });
+        const prev = this.backoff.get(key)?.wait ?? 0;
+        const wait = Math.min(this.deps.maxRetryMs, prev ? prev * 2 : this.deps.retryMs);
+        this.backoff.set(key, { wait, next: this.deps.clock.now() + wait });
+        this.schedule(wait);
+      }
+      throw err;
+    }
+  }
+
+  /** Makes the member's user entry on the slice hold exactly its keys there. */
+  private async syncKeys(key: string, intent: Extract<MemberIntentRecord, { kind: 'keys' }>): Promise<void> {
+    const member = await this.members.get(intent.memberUrn);
+    if (!member || member.removedAt !== undefined) {
+      // Removed meanwhile: the removal takes the member off the slice.
+      await this.intents.del(key, { sync: true });
+      return;
+    }
+    const all = await this.delegations.values({ prefix: `${intent.memberUrn} ` });
+    const mine = all.filter((d) => d.sliceUrn === intent.sliceUrn && d.sshKey);
+    const keys = [...new Set(mine.map((d) => d.sshKey as string))];
+    const requestId = `sp-keys.${digest([member.urn, member.addedAt, intent.sliceUrn, keys])}`;
+    try {
+      await this.deps.remotes
+        .sliceAuthority()
+        .updateSliceUsers(
+          { requestId, sliceUrn: intent.sliceUrn, add: [{ urn: member.urn, sshKeys: keys }], remove: [] },
+          { deadlineMs: this.deps.deadlineMs },
+        );
+    } catch (err) {
+      const { code, reason } = plainOutcome(err);
+      if (PASSING.has(code)) {
+        throw errorForCode(
+          Status.UNAVAILABLE,
+          `the slice authority did not take ${member.urn}'s SSH key for ${intent.sliceUrn} (${reason}); it is recorded and sent again until the slice authority has it: call again with the same request_id`,
+        );
+      }
+      // Refused for good: the keys that were waiting are forgotten with their delegations, whose chains were never handed out.
+      const batch = this.deps.store.batch().del(this.intents, key);
+      for (const d of mine.filter((x) => x.keyState === 'pending')) {
+        batch.del(this.delegations, `${d.memberUrn} ${d.jti}`).del(this.requests, d.requestKey);
+      }
+      await batch.write({ sync: true });
+      this.deps.log.warn({ member: member.urn, slice: intent.sliceUrn, code, reason }, 'slice authority refused a member key');
+      throw errorForCode(code, `the slice authority refused ${member.urn}'s SSH key for ${intent.sliceUrn}: ${reason}`);
+    }
+    const batch = this.deps.store.batch().del(this.intents, key);
+    for (const d of mine.filter((x) => x.keyState === 'pending'))
+      batch.put(this.delegations, `${d.memberUrn} ${d.jti}`, { ...d, keyState: 'added' });
+    await batch.write({ sync: true });
+    this.deps.log.info({ member: member.urn, slice: intent.sliceUrn, keys: keys.length }, "member's SSH keys are at the slice authority");
+  }
+
+  /** RemoveMember's work: revoke each credential, take the member off each slice, then record the result. */
+  private async removeMember(key: string, intent: Extract<MemberIntentRecord, { kind: 'remove' }>): Promise<void> {
+    let cur = intent;
+    const sa = this.deps.remotes.sliceAuthority();
+    const opts = { deadlineMs: this.deps.deadlineMs };
+    for (const r of intent.revoke) {
+      if (cur.revoked.includes(r.jti)) continue;
+      await this.revoke(intent.memberUrn, r);
+      cur = { ...cur, revoked: [...cur.revoked, r.jti] };
+      await this.intents.put(key, cur, { sync: true });
+    }
+    const member = await this.members.get(intent.memberUrn);
+    for (const slice of intent.slices) {
+      if (cur.cleared.includes(slice)) continue;
+      const requestId = `sp-rm.${digest([intent.memberUrn, member?.addedAt ?? 0, slice])}`;
+      try {
+        await sa.updateSliceUsers({ requestId, sliceUrn: slice, add: [], remove: [intent.memberUrn] }, opts);
+      } catch (err) {
+        if (!(await this.sliceGone(slice, err))) throw this.failure(err, `taking ${intent.memberUrn} off slice ${slice}`);
+      }
+      cur = { ...cur, cleared: [...cur.cleared, slice] };
+      await this.intents.put(key, cur, { sync: true });
+    }
+    const batch = this.deps.store.batch().del(this.intents, key);
+    if (member) {
+      batch.put(this.members, member.urn, {
+        ...member,
+        removal: { revokedJtis: cur.revoked, sliceUrns: cur.cleared, finishedAt: this.deps.clock.now() },
+      });
+    }
+    for await (const [k] of this.delegations.entries({ prefix: `${intent.memberUrn} ` })) batch.del(this.delegations, k);
+    await batch.write({ sync: true });
+    this.deps.log.info({ member: intent.memberUrn, revoked: cur.revoked.length, slices: cur.cleared.length }, 'member removed');
+  }
+
+  /** Revokes one member credential at the slice authority (or, if it may not, the provider's credential above it). */
+  private async revoke(memberUrn: string, r: { jti: string; parentJti: string; sliceUrn: string }): Promise<void> {
+    const sa = this.deps.remotes.sliceAuthority();
+    const reason = `member ${memberUrn} removed by its provider`;
+    const opts = { deadlineMs: this.deps.deadlineMs };
+    try {
+      await sa.revoke({ jti: r.jti, keyThumbprint: '', reason }, opts);
+      return;
+    } catch (err) {
+      if (plainOutcome(err).code !== Status.PERMISSION_DENIED || !r.parentJti) throw this.failure(err, `revoking ${r.jti}`);
+    }
+    try {
+      await sa.revoke({ jti: r.parentJti, keyThumbprint: '', reason: `${reason} (the credential its ${r.jti} was delegated under)` }, opts);
+    } catch (err) {
+      throw this.failure(err, `revoking ${r.parentJti} (above ${memberUrn}'s ${r.jti})`);
+    }
+    await this.deps.credentials.forgetJti(r.sliceUrn, r.parentJti);
+    this.deps.log.warn(
+      { member: memberUrn, jti: r.jti, parent: r.parentJti, slice: r.sliceUrn },
+      "the slice authority lets the provider revoke only its own credentials: revoked the provider's credential above the member's, which also ends other members' credentials under it",
+    );
+  }
+
+  /** Whether a refused UpdateSliceUsers means the slice is gone (then its users are gone too). */
+  private async sliceGone(slice: string, err: unknown): Promise<boolean> {
+    const { code } = plainOutcome(err);
+    if (code === Status.NOT_FOUND) return true;
+    if (code !== Status.FAILED_PRECONDITION) return false;
+    try {
+      const s = (await this.deps.remotes.sliceAuthority().getSlice({ sliceUrn: slice }, { deadlineMs: this.deps.deadlineMs })).slice;
+      return !s || s.state === SliceState.SLICE_STATE_DELETED || s.state === SliceState.SLICE_STATE_EXPIRED;
+    } catch (e) {
+      return plainOutcome(e).code === Status.NOT_FOUND;
+    }
+  }
+
+  private failure(err: unknown, what: string): Error {
+    const { code, reason } = plainOutcome(err);
+    const again = 'the removal is recorded and carried on until it is done: call RemoveMember again to see it finished';
+    return errorForCode(PASSING.has(code) ? Status.UNAVAILABLE : code, `${what}: the slice authority answered ${reason}; ${again}`);
+  }
+
+  /** Sweeps in `ms` unless a sweep is due sooner already. */
+  private schedule(ms: number): void {
+    if (this.stopped) return;
+    const at = this.deps.clock.now() + ms;
+    if (this.timer && this.timerAt <= at) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      // One sweep at a time: a sweep due while one runs follows it.
+      const run: Promise<void> = (this.sweeping ?? Promise.resolve())
+        .then(() => this.sweep())
+        .finally(() => {
+          if (this.sweeping === run) this.sweeping = undefined;
+        });
+      this.sweeping = run;
+    }, ms);
+    this.timer.unref();
+  }
+
+  /** Runs every pending intent whose back-off is over, one at a time; failures reschedule themselves. */
+  private async sweep(): Promise<void> {
+    let soonest = Infinity;
+    try {
+      for await (const [key, intent] of this.intents.entries()) {
+        if (this.stopped) return;
+        const b = this.backoff.get(key);
+        const now = this.deps.clock.now();
+        if (b && b.next > now) {
+          soonest = Math.min(soonest, b.next - now);
+          continue;
+        }
+        await this.exclusive(intent.memberUrn, () => this.runLocked(key)).catch((err: unknown) => {
+          this.deps.log.warn({ intent: key, reason: plainOutcome(err).reason }, 'member intent not done yet');
+        });
+      }
+    } catch (err) {
+      this.deps.log.warn({ reason: plainOutcome(err).reason }, 'member intents: sweep failed');
+      soonest = this.deps.retryMs;
+    }
+    if (soonest !== Infinity) this.schedule(soonest);
+  }
+}
