@@ -30,6 +30,7 @@ import {
 } from '../core/errors.js';
 import { isValidName, makeUrn, parseUrn } from '../core/identity/urn.js';
 import type { Logger } from '../core/log.js';
+import { checkedSshEndpoint } from './node-ssh.js';
 import type { Store, Table } from '../core/store/store.js';
 import { SliverIsolation } from '../generated/fedlab/v1/common.js';
 import type { CreateEnrollmentTokenRequest, EnrollNodeRequest, EnrollNodeResponse } from '../generated/fedlab/v1/management_authority.js';
@@ -226,6 +227,8 @@ export class Enrolment {
       });
     }
     text('version', req.version, 64);
+    // An endpoint that does not check out is left out (logged), never published; enrolment goes on.
+    const ssh = checkedSshEndpoint(rec.nodeUrn, req.ssh, {}, this.deps.log);
     const owner = await this.checkOwnerChain(rec, req.ownerCredentialChain);
     const certificatePem = await ca.signNode(rec.nodeUrn, key, endpoint.host);
     const keyJwk = toPublicJwk(key);
@@ -252,6 +255,7 @@ export class Enrolment {
         version: req.version,
         netemAvailable: req.netemAvailable,
         exclusive: this.deps.style === 'emulab',
+        ...(ssh && ssh !== 'ignore' ? { ssh } : {}),
       };
       await this.deps.store
         .batch()

@@ -24,6 +24,8 @@ import type { StyleName } from './config.js';
 import { parseEndpoint } from '../core/endpoint.js';
 import { decodePageToken, encodePageToken, firstAfter, insertSorted } from '../core/paging.js';
 import { pageSize } from '../core/validate.js';
+import type { SshEndpointInput } from '../core/identity/ssh-keys.js';
+import { checkedSshEndpoint, sameSshEndpoint, sshEndpointToWire, type SshOffers } from './node-ssh.js';
 import { resourcesOf, TABLES, ZERO, type NodeHealthRecord, type NodeRecord, type Resources } from './records.js';
 
 /** Heartbeats missed in a row that make a node DOWN. */
@@ -45,6 +47,10 @@ export interface LiveNode {
   version: string;
   /** Images the node offers slivers, sorted (its heartbeats say); absent: only `host` ({@link imagesOfNode}). */
   images?: readonly string[];
+  /** The node's SSH endpoint, checked (node-ssh.ts); absent: it serves none. */
+  ssh?: SshEndpointInput;
+  /** What the node last offered as its SSH endpoint (so a repeat is not checked again). */
+  readonly sshOffers: SshOffers;
   /** When health was last written (ms, MA clock). */
   persistedAt: number;
   /** Loaded at start-up and not heard from since (UNKNOWN during the restart grace; see the module's notes). */
@@ -192,6 +198,9 @@ export class NodeRegistry {
       reportedSlivers: h?.sliverCount ?? 0,
       version: h?.version ?? rec.version,
       ...(h?.images ? { images: [...h.images] } : {}),
+      // Health, once written, says what the node last reported (a node that stopped serving SSH has none).
+      ...((h ? h.ssh : rec.ssh) ? { ssh: (h ? h.ssh : rec.ssh) as SshEndpointInput } : {}),
+      sshOffers: {},
       persistedAt: 0,
       unheard,
     };
@@ -263,6 +272,14 @@ export class NodeRegistry {
     if (images && images.join('\n') !== imagesOfNode(node).join('\n')) {
       node.images = images;
       changed = true;
+    }
+    if (!sameSshEndpoint(req.ssh, node.sshOffers.lastOffered)) {
+      const ssh = checkedSshEndpoint(node.record.urn, req.ssh, node.sshOffers, this.deps.log);
+      if (ssh !== 'ignore' && !sameSshEndpoint(ssh, node.ssh)) {
+        if (ssh) node.ssh = ssh;
+        else delete node.ssh;
+        changed = true;
+      }
     }
     node.reportedAllocated = resourcesOf(req.allocated);
     node.usage = resourcesOf(req.usage);
@@ -345,6 +362,7 @@ export class NodeRegistry {
         sliverCount: n.reportedSlivers,
         version: n.version,
         ...(n.images ? { images: n.images } : {}),
+        ...(n.ssh ? { ssh: n.ssh } : {}),
       };
       batch.put(this.healthTable, urn, rec);
     }
@@ -384,6 +402,7 @@ export class NodeRegistry {
       ...(n.lastHeartbeatAt !== undefined ? { lastHeartbeatAt: new Date(n.lastHeartbeatAt) } : {}),
       missedHeartbeats: this.missed(n),
       images: { names: [...imagesOfNode(n)] },
+      ssh: sshEndpointToWire(n.ssh),
     };
   }
 

@@ -5,6 +5,7 @@
  * Credentials and certificates are stored as they are, never logged.
  */
 import type { Limits } from '../core/credentials/index.js';
+import type { SliceUserRecord, SshEndpointInput } from '../core/identity/ssh-keys.js';
 
 /** Table names. */
 export const TABLES = {
@@ -95,6 +96,8 @@ export interface NodeRecord {
   readonly netemAvailable: boolean;
   /** Given whole to one slice at a time (every node of an emulab site). */
   readonly exclusive: boolean;
+  /** The node's SSH endpoint as checked at enrolment (heartbeats update the live copy); absent: none. */
+  readonly ssh?: SshEndpointInput;
 }
 
 /** Health as last reported (table `node-health`, keyed by node URN), written in coalesced batches. */
@@ -111,6 +114,8 @@ export interface NodeHealthRecord {
   readonly version: string;
   /** Images the node offers (its last heartbeat's); absent in records written before nodes sent them. */
   readonly images?: readonly string[];
+  /** The node's SSH endpoint (its last heartbeat's, checked); absent: it serves none. */
+  readonly ssh?: SshEndpointInput;
 }
 
 /** An enrolment token (table `enrol-tokens`, keyed by the SHA-256 of the token: the token itself is never stored). */
@@ -180,6 +185,8 @@ export interface SliceRecord {
   readonly documentFormat: string;
   readonly swappedOut: boolean;
   readonly shutDown?: { readonly reason: string; readonly by: string; readonly at: number };
+  /** The slice's users and their SSH keys (checked); absent in records written before users: none. */
+  readonly users?: readonly SliceUserRecord[];
 }
 
 /** GENI operational states. */
@@ -228,6 +235,8 @@ export interface SliverRecord {
   readonly interfaces: readonly InterfaceRecord[];
   /** The Allocate request key that made it. */
   readonly requestKey: string;
+  /** The SSH login name its node manager gave it (CreateSliver's answer); absent: none reported. */
+  readonly sshUsername?: string;
 }
 
 /** An Allocate idempotency entry (table `allocate-requests`, keyed `<slice authority> <request id>`). */
@@ -244,9 +253,10 @@ export interface IntentRecord {
   readonly id: string;
   /**
    * provision / swap-in: undone on restart (every named sliver is deleted on its node and goes back
-   * to `revertTo`); delete / swap-out: finished on restart.
+   * to `revertTo`); delete / swap-out: finished on restart. users: the slice's users (as its record
+   * has them now) still to be handed to the named slivers' nodes (UpdateSliverUsers); retried until done.
    */
-  readonly kind: 'provision' | 'swap-in' | 'delete' | 'swap-out';
+  readonly kind: 'provision' | 'swap-in' | 'delete' | 'swap-out' | 'users';
   readonly sliceUrn: string;
   readonly items: readonly { readonly sliverUrn: string; readonly nodeUrn: string }[];
   readonly createdAt: number;

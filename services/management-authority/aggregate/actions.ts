@@ -1,6 +1,7 @@
 /**
  * Operational actions: PerformOperationalAction (start, stop, restart on the
- * slivers' nodes; emulab swap-out and swap-in of a whole slice) and Shutdown
+ * slivers' nodes; emulab swap-out and swap-in of a whole slice; the slice's
+ * users replaced: users.ts) and Shutdown
  * (the slice stopped and frozen at this site).
  */
 import { status as Status } from '@grpc/grpc-js';
@@ -21,6 +22,7 @@ import { requireOwnSlice, resolveTargets } from './call-targets.js';
 import { SUCCESS, failure } from '../../core/rpc/outcome.js';
 import { throwFailures, type Outcome } from './outcome.js';
 import { swapIn, swapOut } from './swap.js';
+import { updateUsers } from './users.js';
 import { operationalFromWire } from './to-wire.js';
 import { duringGrace } from './grace.js';
 
@@ -31,7 +33,7 @@ const NODE_ACTION = new Map<OperationalAction, SliverAction>([
   [OperationalAction.OPERATIONAL_ACTION_RESTART, SliverAction.SLIVER_ACTION_RESTART],
 ]);
 
-/** PerformOperationalAction: start, stop, restart; emulab swap-out and swap-in. */
+/** PerformOperationalAction: start, stop, restart, update users; emulab swap-out and swap-in. */
 export async function performAction(
   state: AggregateState,
   ctx: CallContext,
@@ -39,6 +41,7 @@ export async function performAction(
 ): Promise<SliverResult[]> {
   const { ledger, deps } = state;
   const action = req.action;
+  if (action === OperationalAction.OPERATIONAL_ACTION_UPDATE_USERS) return updateUsers(state, ctx, req);
   if (action === OperationalAction.OPERATIONAL_ACTION_SWAP_OUT || action === OperationalAction.OPERATIONAL_ACTION_SWAP_IN) {
     if (!state.rules.swap)
       throw new FailedPreconditionError(`this is a ${deps.settings.style}-style site; swap-out and swap-in are emulab actions`, {
@@ -58,7 +61,7 @@ export async function performAction(
   }
   const nodeAction = NODE_ACTION.get(action);
   if (nodeAction === undefined)
-    throw new InvalidArgumentError('action must be START, STOP, RESTART, SWAP_OUT or SWAP_IN', { field: 'action' });
+    throw new InvalidArgumentError('action must be START, STOP, RESTART, UPDATE_USERS, SWAP_OUT or SWAP_IN', { field: 'action' });
   const access = deps.access.chain(ctx, 'sliver.control');
   const { slice, slivers } = resolveTargets(ledger, req.urns);
   requireOwnSlice(access, slice, slivers);

@@ -15,6 +15,7 @@ import {
 } from '../../generated/fedlab/v1/aggregate.js';
 import type { StyleName } from '../config.js';
 import { imagesOfNode, toSpec, type LiveNode } from '../node-registry.js';
+import { sshEndpointToWire } from '../node-ssh.js';
 import { decodePageToken, encodePageToken, firstAfter } from '../../core/paging.js';
 import { freeOf } from '../records.js';
 import { RSPEC_FORMAT } from '../requests.js';
@@ -57,6 +58,7 @@ export class Advertiser {
         OperationalAction.OPERATIONAL_ACTION_START,
         OperationalAction.OPERATIONAL_ACTION_STOP,
         OperationalAction.OPERATIONAL_ACTION_RESTART,
+        OperationalAction.OPERATIONAL_ACTION_UPDATE_USERS,
         ...(rules.swap ? [OperationalAction.OPERATIONAL_ACTION_SWAP_OUT, OperationalAction.OPERATIONAL_ACTION_SWAP_IN] : []),
       ],
       allocationHoldS: s.holdS,
@@ -111,6 +113,9 @@ export class Advertiser {
               capacity: specJson(n.capacity),
               available: specJson(n.available),
               images: n.images?.names ?? [],
+              ...(n.ssh
+                ? { ssh: { address: n.ssh.address, host_key: n.ssh.hostKey, host_key_fingerprint: n.ssh.hostKeyFingerprint } }
+                : {}),
             })),
             ...(this.state.rules.links
               ? {
@@ -138,6 +143,7 @@ export class Advertiser {
       isolation: node.record.isolation,
       netemAvailable: this.netem,
       images: { names: [...imagesOfNode(node)] },
+      ssh: sshEndpointToWire(node.ssh),
     };
   }
 }

@@ -24,6 +24,7 @@ import type { RevocationRelay } from '../revocation-relay.js';
 import type { AdmissionInputs } from './admission.js';
 import type { Outcome } from './outcome.js';
 import type { SliceLedger, SliceLedgerTx } from './slice-ledger.js';
+import { sshEndpointToWire } from '../node-ssh.js';
 import { sliverToWire } from './to-wire.js';
 
 /** Site settings of the aggregate. */
@@ -105,9 +106,14 @@ export class AggregateState {
     return { site: this.ledger, revoked: this.deps.revocations.listFor(this.deps.maKid)?.jtis, now };
   }
 
-  /** The protobuf form of a sliver, with its slice's authority and provider and its node's isolation. */
+  /**
+   * The protobuf form of a sliver, with its slice's authority and provider, its node's isolation, and
+   * its SSH login (the name its node gave it, at the node's endpoint) when the node serves SSH.
+   */
   toWire(s: SliverRecord): Sliver {
-    return sliverToWire(s, this.ledger.slices.get(s.sliceUrn), this.deps.maUrn, this.deps.registry.get(s.nodeUrn)?.record.isolation ?? 0);
+    const node = this.deps.registry.get(s.nodeUrn);
+    const ssh = s.sshUsername && node?.ssh ? { username: s.sshUsername, endpoint: sshEndpointToWire(node.ssh) } : undefined;
+    return sliverToWire(s, this.ledger.slices.get(s.sliceUrn), this.deps.maUrn, node?.record.isolation ?? 0, ssh);
   }
 
   /** A sliver's result in a per-sliver answer, with its current record when it still has one. */

@@ -16,6 +16,7 @@ import {
   PermissionDeniedError,
   ResourceExhaustedError,
 } from '../../core/errors.js';
+import { checkSliceUsers, type SliceUserRecord } from '../../core/identity/ssh-keys.js';
 import { parseUrn } from '../../core/identity/urn.js';
 import type { CallContext } from '../../core/rpc/context.js';
 import { requestId, urnField } from '../../core/validate.js';
@@ -44,6 +45,8 @@ interface CheckedAllocate {
   readonly fingerprint: string;
   /** What a tombstone of the slice is checked against. */
   readonly fence: FencedCall;
+  /** The slice's users, checked and normalised. */
+  readonly users: SliceUserRecord[];
 }
 
 /** Allocate: all or nothing, idempotent on request_id; holds end after `allocation_hold_s`. */
@@ -120,6 +123,7 @@ async function checkAllocate(
   const asked = req.expiresAt?.getTime();
   if (asked !== undefined && (!Number.isFinite(asked) || asked <= state.now))
     throw new InvalidArgumentError('expires_at must be in the future', { field: 'expires_at' });
+  const users = checkSliceUsers(req.users, 'users');
   const key = `${sa.urn} ${rid}`;
   const incarnation = checkIncarnation(req.sliceIncarnation);
   const fingerprint = createHash('sha256')
@@ -131,10 +135,11 @@ async function checkAllocate(
         expires: asked ?? null,
         // Only when given, so fingerprints of requests without one stay what they were.
         ...(incarnation !== undefined ? { incarnation } : {}),
+        ...(users.length ? { users } : {}),
       }),
     )
     .digest('base64url');
-  return { access, normal, asked, key, fingerprint, fence: { sliceUrn: req.sliceUrn, sliceAuthorityUrn: sa.urn, arrival } };
+  return { access, normal, asked, key, fingerprint, fence: { sliceUrn: req.sliceUrn, sliceAuthorityUrn: sa.urn, arrival }, users };
 }
 
 /** The admission and the records, in `tx` under the ledger's mutex; returns the new slivers' URNs. */
@@ -243,9 +248,12 @@ function admit(state: AggregateState, tx: SliceLedgerTx, now: number, req: Aggre
     }
   }
 
+  // The slice authority's list is the slice's (an Allocate naming none keeps what the slice has).
+  const users = checked.users.length ? { users: checked.users } : {};
   const slice: IncarnatedSlice = existing
-    ? { ...existing, links: [...oldLinks, ...normal.links.map((l, k) => ({ ...l, subnet: oldLinks.length + k }))] }
+    ? { ...existing, ...users, links: [...oldLinks, ...normal.links.map((l, k) => ({ ...l, subnet: oldLinks.length + k }))] }
     : {
+        ...users,
         ...(req.sliceIncarnation !== undefined ? { incarnation: req.sliceIncarnation } : {}),
         urn: req.sliceUrn,
         sliceAuthorityUrn: sa.urn,

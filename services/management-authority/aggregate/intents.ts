@@ -1,8 +1,8 @@
 /**
  * Intents: work spanning the MA and node managers is written first as an
  * intent (with its slivers marked busy), so that it can be settled whatever
- * happens next. Settling undoes provision and swap-in, and finishes delete
- * and swap-out; at start-up every intent the previous process left is
+ * happens next. Settling undoes provision and swap-in, and finishes delete,
+ * swap-out and users updates; at start-up every intent the previous process left is
  * settled (crash recovery), and intents whose nodes could not be reached are
  * retried until they are done.
  */
@@ -12,6 +12,7 @@ import type { IntentRecord } from '../records.js';
 import type { AggregateState } from './aggregate-state.js';
 import { SUCCESS, failure } from '../../core/rpc/outcome.js';
 import { type Outcome } from './outcome.js';
+import { pushUsers } from './users.js';
 
 /** A new intent record (written by the caller, in the batch that marks its slivers busy). */
 export function newIntent(kind: IntentRecord['kind'], sliceUrn: string, items: IntentRecord['items'], now: number): IntentRecord {
@@ -30,6 +31,8 @@ export async function settle(state: AggregateState, id: string, bounds: { deadli
   const out = new Map<string, Outcome>();
   const intent = ledger.intents.get(id);
   if (!intent) return out;
+  // A users update is not undone: it is finished (handed to the nodes still without it).
+  if (intent.kind === 'users') return pushUsers(state, id, bounds);
   const phase =
     intent.kind === 'provision' || intent.kind === 'swap-in' ? 'provisioning' : intent.kind === 'delete' ? 'deleting' : 'swapping-out';
   const items = intent.items.filter((i) => ledger.slivers.get(i.sliverUrn)?.phase === phase);

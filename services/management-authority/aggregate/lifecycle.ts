@@ -162,7 +162,13 @@ export async function deleteLocked(
       status: o.ok ? { code: 0, reason: '' } : { code: o.code, reason: o.reason },
       sliver: now
         ? state.toWire(now)
-        : { ...state.toWire(last.get(s.urn) ?? s), allocationState: AllocationState.ALLOCATION_STATE_UNALLOCATED, nodeUrn: '' },
+        : {
+            ...state.toWire(last.get(s.urn) ?? s),
+            allocationState: AllocationState.ALLOCATION_STATE_UNALLOCATED,
+            nodeUrn: '',
+            // Gone: nobody logs in to it any more.
+            ssh: undefined,
+          },
     };
   });
 }

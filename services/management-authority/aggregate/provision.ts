@@ -24,7 +24,7 @@ import { SUCCESS, failure } from '../../core/rpc/outcome.js';
 import { throwFailures, type Outcome } from './outcome.js';
 import { relayTo } from './revocations.js';
 import { incarnationOf } from './slice-incarnation.js';
-import { manifestDocument, operationalFromWire } from './to-wire.js';
+import { manifestDocument, operationalFromWire, usersToWire } from './to-wire.js';
 import { duringGrace } from './grace.js';
 import { refuseSuperseded } from './tombstones.js';
 
@@ -232,7 +232,7 @@ export async function instantiate(
     (c, opts, s) =>
       c.createSliver(
         {
-          users: [],
+          users: usersToWire(slice.users),
           requestId: `ma-${s.name}-g${s.generation}`,
           sliverUrn: s.urn,
           sliceUrn: s.sliceUrn,
@@ -277,7 +277,8 @@ export async function instantiate(
           const s = ledger.slivers.get(item.sliverUrn) as SliverRecord;
           const r = reply.get(item.sliverUrn) as { ok: true; value: { sliver?: Sliver } };
           const nm = r.value.sliver;
-          const { phase: _p, holdExpiresAt: _h, ...rest } = s;
+          // The login name is the one the node gave now (a swap-in may land on another node).
+          const { phase: _p, holdExpiresAt: _h, sshUsername: _u, ...rest } = s;
           tx.putSliver({
             ...rest,
             allocation: 'provisioned',
@@ -285,6 +286,7 @@ export async function instantiate(
             expiresAt: nm?.expiresAt?.getTime() ?? s.expiresAt,
             error: '',
             updatedAt: now,
+            ...(nm?.ssh?.username ? { sshUsername: nm.ssh.username } : {}),
           });
         }
         if (how.kind === 'swap-in' && !anyFailed) {

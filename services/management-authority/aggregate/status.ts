@@ -46,8 +46,10 @@ export async function status(state: AggregateState, ctx: CallContext, urns: read
         const operational = operationalFromWire(nm?.operationalState, cur.operational);
         const expiresAt = nm?.expiresAt?.getTime() ?? cur.expiresAt;
         const error = nm?.error ?? '';
-        if (operational !== cur.operational || expiresAt !== cur.expiresAt || error !== cur.error)
-          tx.putSliver({ ...cur, operational, expiresAt, error, updatedAt: t });
+        // A node that reports a login name (after a restart of the node, say) is believed.
+        const sshUsername = nm?.ssh?.username || cur.sshUsername;
+        if (operational !== cur.operational || expiresAt !== cur.expiresAt || error !== cur.error || sshUsername !== cur.sshUsername)
+          tx.putSliver({ ...cur, operational, expiresAt, error, updatedAt: t, ...(sshUsername ? { sshUsername } : {}) });
       }
     })
     .catch((err: unknown) => deps.log.warn({ slice: slice.urn, err: (err as Error).message }, "slivers' states not recorded"));

@@ -6,7 +6,10 @@ import {
   type Link,
   type Sliver,
   type SliverInterface,
+  type SliceUser,
+  type SshLogin,
 } from '../../generated/fedlab/v1/common.js';
+import type { SliceUserRecord } from '../../core/identity/ssh-keys.js';
 import { toSpec } from '../node-registry.js';
 import type { LinkSpec, Operational, SliceRecord, SliverRecord } from '../records.js';
 import { incarnationOf } from './slice-incarnation.js';
@@ -42,8 +45,14 @@ export const GENI_OPERATIONAL: Record<Operational, string> = {
   failed: 'geni_failed',
 };
 
-/** The protobuf form of a sliver record. */
-export function sliverToWire(s: SliverRecord, slice: SliceRecord | undefined, aggregateUrn: string, isolation: SliverIsolation): Sliver {
+/** The protobuf form of a sliver record (`ssh`: how to log in to it, when its node serves SSH). */
+export function sliverToWire(
+  s: SliverRecord,
+  slice: SliceRecord | undefined,
+  aggregateUrn: string,
+  isolation: SliverIsolation,
+  ssh?: SshLogin,
+): Sliver {
   const unallocated = s.allocation === 'unallocated';
   return {
     urn: s.urn,
@@ -77,6 +86,7 @@ export function sliverToWire(s: SliverRecord, slice: SliceRecord | undefined, ag
     providerUrn: slice?.providerUrn ?? '',
     workDir: '',
     sliceIncarnation: incarnationOf(slice),
+    ...(ssh && s.allocation === 'provisioned' ? { ssh } : {}),
   };
 }
 
@@ -98,6 +108,11 @@ export function goneSliverToWire(urn: string, sliceUrn: string, aggregateUrn: st
     providerUrn: '',
     workDir: '',
   };
+}
+
+/** The protobuf form of a slice's users (none for a slice recorded before users). */
+export function usersToWire(users: readonly SliceUserRecord[] | undefined): SliceUser[] {
+  return (users ?? []).map((u) => ({ urn: u.urn, sshKeys: [...u.sshKeys] }));
 }
 
 /** The protobuf form of a slice's links. */

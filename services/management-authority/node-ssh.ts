@@ -1,0 +1,56 @@
+/**
+ * A node's SSH endpoint as the node reports it (EnrollNode, Heartbeat): checked before it is kept —
+ * `address` host:port, `host_key` an accepted public key, `host_key_fingerprint` that key's — so
+ * that what the site publishes (ListResources, GetNode, each sliver's manifest) is what clients can
+ * pin. An endpoint that fails the check is ignored with one log line per distinct offer, never kept
+ * or published; the node keeps serving slivers (a heartbeat is not refused for it).
+ */
+import { checkSshEndpoint, type SshEndpointInput } from '../core/identity/ssh-keys.js';
+import type { Logger } from '../core/log.js';
+import type { SshEndpoint } from '../generated/fedlab/v1/common.js';
+
+/** Whether two endpoints are the same offer. */
+export function sameSshEndpoint(a: SshEndpointInput | undefined, b: SshEndpointInput | undefined): boolean {
+  if (!a || !b) return a === b;
+  return a.address === b.address && a.hostKey === b.hostKey && a.hostKeyFingerprint === b.hostKeyFingerprint;
+}
+
+/** The state a node's endpoint checks keep between heartbeats. */
+export interface SshOffers {
+  /** The last offer accepted (as sent), so a repeat costs a comparison, not a parse. */
+  lastOffered?: SshEndpointInput;
+  /** The last offer refused (as sent), so a repeat is not logged again. */
+  lastRefused?: SshEndpointInput;
+}
+
+/**
+ * The endpoint to keep for a node's report: the checked endpoint, undefined when the node reports
+ * none, or `'ignore'` when the report fails the check (the caller keeps what it had; logged once).
+ */
+export function checkedSshEndpoint(
+  nodeUrn: string,
+  offered: SshEndpoint | undefined,
+  offers: SshOffers,
+  log: Logger,
+): SshEndpointInput | undefined | 'ignore' {
+  if (!offered || (offered.address === '' && offered.hostKey === '' && offered.hostKeyFingerprint === '')) {
+    delete offers.lastOffered;
+    return undefined;
+  }
+  if (sameSshEndpoint(offered, offers.lastRefused)) return 'ignore';
+  try {
+    const ok = checkSshEndpoint(offered, 'ssh');
+    offers.lastOffered = { address: offered.address, hostKey: offered.hostKey, hostKeyFingerprint: offered.hostKeyFingerprint };
+    delete offers.lastRefused;
+    return ok;
+  } catch (err) {
+    offers.lastRefused = { address: offered.address, hostKey: offered.hostKey, hostKeyFingerprint: offered.hostKeyFingerprint };
+    log.warn({ node: nodeUrn, reason: (err as Error).message }, "node's SSH endpoint ignored: it does not check out, so it is not published");
+    return 'ignore';
+  }
+}
+
+/** The protobuf form of a kept endpoint. */
+export function sshEndpointToWire(e: SshEndpointInput | undefined): SshEndpoint | undefined {
+  return e ? { address: e.address, hostKey: e.hostKey, hostKeyFingerprint: e.hostKeyFingerprint } : undefined;
+}
