@@ -17,6 +17,12 @@ function isUrnOfKind(kind: string) {
   return (s: string): boolean => isUrn(s) && parseUrn(s).kind === kind;
 }
 
+/** `host:port` with a port from 0 to 65535 (IPv6 hosts in brackets). */
+export function isHostPort(s: string): boolean {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(s);
+  return m !== null && Number(m[2]) <= 65_535;
+}
+
 function isTargetOrStar(s: string): boolean {
   if (s === '*') return true;
   try {
@@ -158,6 +164,38 @@ export const nmConfigSchema = commonConfigSchema
       })
       .strict()
       .prefault({}),
+    /** SSH logins to slivers (docs/node-manager.md, "SSH"); absent: the node offers none. */
+    ssh: z
+      .object({
+        /** host:port to listen on (port 0 picks a free one). */
+        listen: z.string().refine(isHostPort, 'must be host:port (port 0 to 65535)'),
+        /** host:port clients dial, as published in GetNodeInfo and manifests; the listen host and the bound port by default. */
+        address: z.string().refine(isHostPort, 'must be host:port').optional(),
+        /** The endpoint's Ed25519 host key (OpenSSH private key file); made at first start when absent. Default `<data_dir>/ssh_host_ed25519_key`. */
+        host_key_file: path.optional(),
+        /** Most concurrent sessions (shell, exec, sftp) of one slice on this node. */
+        max_sessions_per_slice: z.number().int().min(1).max(1024).default(8),
+        /** A connection with no traffic either way for this long is closed (s); 0: never. */
+        idle_timeout_s: z
+          .number()
+          .int()
+          .min(0)
+          .max(7 * 86_400)
+          .default(3600),
+        /** Longest a connection may last (s); 0: no limit besides the sliver's own life. */
+        max_session_s: z
+          .number()
+          .int()
+          .min(0)
+          .max(366 * 86_400)
+          .default(0),
+        /** Connections not yet authenticated at once; one more is closed as soon as it arrives. */
+        max_unauthenticated: z.number().int().min(1).max(65_536).default(64),
+        /** A client that has not completed the handshake and authenticated by then is dropped (ms). */
+        handshake_timeout_ms: ms(100, 600_000, 10_000),
+      })
+      .strict()
+      .optional(),
     /** How often expired slivers are looked for (ms). */
     reaper_interval_ms: ms(20, 3_600_000, 5_000),
     /** How often work directories are measured against their disk quota (ms). */
@@ -176,4 +214,4 @@ export const nmConfigSchema = commonConfigSchema
 export type NmConfig = z.infer<typeof nmConfigSchema>;
 
 /** Config fields holding paths, resolved against the config file's folder. */
-export const NM_PATH_FIELDS = ['owner.certificate', 'owner.credential', 'images_dir'] as const;
+export const NM_PATH_FIELDS = ['owner.certificate', 'owner.credential', 'images_dir', 'ssh.host_key_file'] as const;

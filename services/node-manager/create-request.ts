@@ -9,6 +9,7 @@ import { canonicalJson } from '../core/canonical-json.js';
 import { INCARNATION } from '../core/credentials/index.js';
 import { FailedPreconditionError, InvalidArgumentError } from '../core/errors.js';
 import { publicJwkMembers } from '../core/identity/keys.js';
+import { checkSliceUsers, type SliceUserInput, type SliceUserRecord } from '../core/identity/ssh-keys.js';
 import { requestId, urnField } from '../core/validate.js';
 import { AllocationState, type ResourceSpec, type SliverInterface } from '../generated/fedlab/v1/common.js';
 import { ABSURD } from './config.js';
@@ -46,6 +47,8 @@ export interface CreateSliverInput {
   readonly start: boolean;
   /** The slice's incarnation; absent for a slice made before incarnations. */
   readonly sliceIncarnation?: string | undefined;
+  /** The slice's users and their SSH keys (who may log in to the sliver). */
+  readonly users?: readonly SliceUserInput[] | undefined;
 }
 
 /** A create request once checked. */
@@ -61,6 +64,8 @@ export interface CheckedCreate {
   readonly image: string;
   /** The slice's incarnation, when the request names one. */
   readonly incarnation: string | undefined;
+  /** The users, checked and normalised (not part of the fingerprint: UpdateSliverUsers changes them). */
+  readonly users: SliceUserRecord[];
 }
 
 /** Checks a create request (nothing is authorised or written yet). */
@@ -111,7 +116,8 @@ export function checkCreate(
   if (incarnation !== undefined && !INCARNATION.test(incarnation)) {
     throw new InvalidArgumentError('slice_incarnation must be 1 to 64 base64url characters (or absent)', { field: 'slice_incarnation' });
   }
-  return { name: sliver.name, jwk, allocation, resources, asked, image, incarnation };
+  const users = checkSliceUsers(req.users, 'users');
+  return { name: sliver.name, jwk, allocation, resources, asked, image, incarnation, users };
 }
 
 /** The fingerprint of a create's arguments: a retry under the same request id must match it. */

@@ -71,6 +71,7 @@ export class HeartbeatClient {
           version: node.version,
           endpoint: node.endpoint,
           ...(node.images ? { images: node.images } : {}),
+          ...(node.ssh ? { ssh: node.ssh } : {}),
         },
         { deadlineMs: this.o.deadlineMs, signal: ac.signal },
       );

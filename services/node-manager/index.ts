@@ -28,6 +28,9 @@ import { OwnerPolicy } from './policy.js';
 import { nodeManagerService } from './service.js';
 import { SliverManager } from './sliver-manager.js';
 import { registerNmMetrics } from './nm-metrics.js';
+import { loadOrCreateHostKey } from './ssh/host-key.js';
+import { SshServer } from './ssh/server.js';
+import { sshSettings } from './ssh/settings.js';
 import { checkSliverIds, readHostIdFiles } from './runtime/host-ids.js';
 import type { IdRangeSettings } from './runtime/id-ranges.js';
 
@@ -172,6 +175,13 @@ export function nodeManagerRole(options: NodeManagerRoleOptions = {}): (deps: Ro
     if (report.failed.length)
       log.warn({ failed: report.failed }, 'slivers that should run could not be restarted; they are FAILED with the reason');
 
+    // The SSH endpoint listens before the node describes itself: its address (port 0) is known only then.
+    const ssh = sshSettings(config);
+    const sshServer = ssh
+      ? new SshServer({ settings: ssh, hostKey: loadOrCreateHostKey(ssh.hostKeyFile), slivers, clock, log })
+      : undefined;
+    await sshServer?.listen();
+
     const revocations = await RevocationStore.open(store);
     const authorizer = new CredentialAuthorizer({ nodeUrn: config.urn, owner, revocations, clock });
     const nm = new NodeManager({
@@ -184,6 +194,7 @@ export function nodeManagerRole(options: NodeManagerRoleOptions = {}): (deps: Ro
         endpoint: config.endpoint ?? `${config.listen.host}:${config.listen.port}`,
         version: nmVersion(),
         netemAvailable: netemAvailable(),
+        ...(sshServer ? { ssh: sshServer.endpoint() } : {}),
       },
       slivers,
       authorizer,
@@ -236,6 +247,7 @@ export function nodeManagerRole(options: NodeManagerRoleOptions = {}): (deps: Ro
     return {
       registrations: [nodeManagerService(nm)],
       onStop: async () => {
+        await sshServer?.close();
         await heartbeat?.stop();
         for (const t of tasks) await t.stop();
         // Slivers outlive a stop (the next start adopts them); the driver's own empty directories do not.

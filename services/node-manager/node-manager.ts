@@ -8,7 +8,8 @@ import { parseUrn } from '../core/identity/urn.js';
 import type { CallContext } from '../core/rpc/context.js';
 import { pageSize, urnField } from '../core/validate.js';
 import { parseSignedRevocationList, thumbprintOf, type PublicJwk, type RevocationStore } from '../core/credentials/index.js';
-import { NodeHealth, SiteStyle, type Node, type ResourceSpec, type Sliver } from '../generated/fedlab/v1/common.js';
+import { checkSliceUsers, type SliceUserInput } from '../core/identity/ssh-keys.js';
+import { NodeHealth, SiteStyle, type Node, type ResourceSpec, type Sliver, type SshEndpoint } from '../generated/fedlab/v1/common.js';
 import type { Authorizer, Grant, NmPrivilege } from './access.js';
 import type { Clock } from '../core/clock.js';
 import { checkCreate, createFingerprint, type CreateSliverInput, type NodeDefaults } from './create-request.js';
@@ -40,6 +41,8 @@ export interface NodeIdentity {
   readonly endpoint: string;
   readonly version: string;
   readonly netemAvailable: boolean;
+  /** The node's SSH endpoint, when it serves one. */
+  readonly ssh?: SshEndpoint;
 }
 
 /** A measured usage sample (what heartbeats and GetNodeInfo report). */
@@ -95,7 +98,8 @@ export class NodeManager {
   }
 
   private wire(rec: SliverRecord, unallocated = false): Sliver {
-    return toSliver(rec, this.o.identity.nodeUrn, this.o.identity.aggregateUrn, this.o.slivers.driver.workDir(rec.name), unallocated);
+    const id = this.o.identity;
+    return toSliver(rec, id.nodeUrn, id.aggregateUrn, this.o.slivers.driver.workDir(rec.name), unallocated, id.ssh);
   }
 
   /** The node as it sees itself. */
@@ -118,6 +122,7 @@ export class NodeManager {
       netemAvailable: id.netemAvailable,
       missedHeartbeats: 0,
       images: { names: this.images() },
+      ...(id.ssh ? { ssh: id.ssh } : {}),
     };
   }
 
@@ -195,28 +200,31 @@ export class NodeManager {
 
     const fingerprint = createFingerprint(req, checked);
 
-    const rec = await this.o.slivers.create({
-      requestId: req.requestId,
-      fingerprint,
-      caller: ctx.peer.urn,
-      urn: req.sliverUrn,
-      name: checked.name,
-      sliceUrn: req.sliceUrn,
-      sliceAuthorityUrn: req.sliceAuthorityUrn,
-      sliceAuthorityJwk: jwk,
-      ...(checked.incarnation !== undefined ? { sliceIncarnation: checked.incarnation } : {}),
-      providerUrn: req.providerUrn,
-      clientId: req.clientId,
-      resources,
-      exclusive: req.exclusive,
-      interfaces: [],
-      allocation,
-      start: req.start,
-      expiresAt,
-      sliceLimits: this.o.policy.perSlice(grant.limits),
-      image: checked.image,
-      call,
-    });
+    const rec = await this.o.slivers.create(
+      {
+        requestId: req.requestId,
+        fingerprint,
+        caller: ctx.peer.urn,
+        urn: req.sliverUrn,
+        name: checked.name,
+        sliceUrn: req.sliceUrn,
+        sliceAuthorityUrn: req.sliceAuthorityUrn,
+        sliceAuthorityJwk: jwk,
+        ...(checked.incarnation !== undefined ? { sliceIncarnation: checked.incarnation } : {}),
+        providerUrn: req.providerUrn,
+        clientId: req.clientId,
+        resources,
+        exclusive: req.exclusive,
+        interfaces: [],
+        allocation,
+        start: req.start,
+        expiresAt,
+        sliceLimits: this.o.policy.perSlice(grant.limits),
+        image: checked.image,
+        call,
+      },
+      checked.users,
+    );
     ctx.log.info({ sliver: rec.urn, slice: rec.sliceUrn, state: rec.operational, allocation: rec.allocation }, 'sliver created');
     return this.wire(rec);
   }
@@ -347,6 +355,22 @@ export class NodeManager {
     if (!action) throw new InvalidArgumentError('action must be START, STOP or RESTART', { field: 'action' });
     await this.sliceAuth(ctx, 'sliver.control', rec);
     return this.wire(await this.o.slivers.control(sliverUrn, action));
+  }
+
+  /**
+   * UpdateSliverUsers (sliver.control, owner-rooted: the MA relays the slice's users): replaces who may
+   * log in. Idempotent; open SSH sessions of users no longer listed end within seconds (the SSH endpoint
+   * watches the records).
+   */
+  async updateSliverUsers(ctx: CallContext, sliverUrn: string, users: readonly SliceUserInput[]): Promise<Sliver> {
+    urnField('sliver_urn', sliverUrn, 'sliver');
+    const checked = checkSliceUsers(users, 'users');
+    await this.o.authorizer.ownerOnly(ctx, 'sliver.control', 'UpdateSliverUsers');
+    if (!this.o.slivers.get(sliverUrn))
+      throw new NotFoundError(`no sliver ${sliverUrn} on this node; list the node's slivers with ListSlivers`);
+    const rec = await this.o.slivers.updateUsers(sliverUrn, checked);
+    ctx.log.info({ sliver: sliverUrn, users: checked.map((u) => u.urn) }, 'sliver users updated');
+    return this.wire(rec);
   }
 
   /** DeleteSliver (sliver.delete, owner-rooted). Deleting a sliver that is gone succeeds with existed = false. */

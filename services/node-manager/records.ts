@@ -4,12 +4,14 @@
  * before (or, for teardown, after) the driver acts, so a restart can tell what
  * should be running from what is.
  */
+import type { SliceUserRecord } from '../core/identity/ssh-keys.js';
 import {
   AllocationState,
   OperationalState,
   SliverIsolation,
   type ResourceSpec,
   type Sliver,
+  type SshEndpoint,
   type SliverInterface,
 } from '../generated/fedlab/v1/common.js';
 import type { DriverKind, RuntimeRef, SliverResources } from './drivers/driver.js';
@@ -54,6 +56,10 @@ export interface SliverRecord {
   readonly error: string;
   /** Set while the sliver is being deleted: a restart finishes the deletion instead of reviving it. */
   readonly deleting?: boolean;
+  /** Who may log in with SSH (checked and normalised); absent on records made before SSH: nobody. */
+  readonly users?: readonly SliceUserRecord[];
+  /** The SSH login name (the slice's name, `-2`, `-3`… on a clash); absent on records made before SSH until the next start. */
+  readonly login?: string;
   /** The request id, its caller and fingerprint of the create that made it (idempotency is per caller). */
   readonly requestId: string;
   readonly requestCaller: string;
@@ -129,6 +135,7 @@ export function toSliver(
   aggregateUrn: string,
   workDir: string | undefined,
   unallocated = false,
+  ssh?: SshEndpoint,
 ): Sliver {
   return {
     urn: rec.urn,
@@ -154,5 +161,6 @@ export function toSliver(
     providerUrn: rec.providerUrn,
     ...(rec.sliceIncarnation !== undefined ? { sliceIncarnation: rec.sliceIncarnation } : {}),
     workDir: rec.allocation === 'provisioned' && !unallocated ? (workDir ?? '') : '',
+    ...(ssh && rec.login && !unallocated ? { ssh: { username: rec.login, endpoint: ssh } } : {}),
   };
 }

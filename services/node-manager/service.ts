@@ -2,7 +2,6 @@
  * The NodeManager gRPC handlers: wire messages in, domain calls, wire
  * messages out. Everything else lives in {@link NodeManager}.
  */
-import { FailedPreconditionError } from '../core/errors.js';
 import { defineService, type ServiceRegistration } from '../core/rpc/adapter.js';
 import { NodeManagerService, SliverAction as WireAction, type ExecResponse } from '../generated/fedlab/v1/node_manager.js';
 import type { ExecChunk } from './drivers/driver.js';
@@ -76,9 +75,8 @@ export function nodeManagerService(nm: NodeManager): ServiceRegistration {
     async updateRevocations(req, ctx) {
       return nm.updateRevocations(ctx, req.signedLists);
     },
-    async updateSliverUsers() {
-      // Wire method added with its RPC; the handler lands with its implementation this session.
-      throw new FailedPreconditionError('UpdateSliverUsers is not served yet');
+    async updateSliverUsers(req, ctx) {
+      return { sliver: await nm.updateSliverUsers(ctx, req.sliverUrn, req.users) };
     },
   });
 }

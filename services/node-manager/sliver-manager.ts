@@ -10,13 +10,14 @@
  * delete) runs through a per-sliver lock.
  */
 import { FailedPreconditionError, NotFoundError } from '../core/errors.js';
+import type { SliceUserRecord } from '../core/identity/ssh-keys.js';
 import type { Logger } from '../core/log.js';
 import { KeyedMutex, Mutex } from '../core/mutex.js';
 import type { Store } from '../core/store/store.js';
 import { admit, promotion, writePromotion, type CreateSpec } from './admission.js';
 import type { Capacity } from './capacity.js';
 import type { Clock } from '../core/clock.js';
-import type { DriverSliver, ExecChunk, ExecSpec, SliverDriver } from './drivers/driver.js';
+import type { AttachedCommand, AttachSpec, DriverSliver, ExecChunk, ExecSpec, SliverDriver } from './drivers/driver.js';
 import { checkDiskQuotas, checkLiveness, measureUse, reapExpired, type MaintenanceDeps, type MeasuredUse } from './maintenance.js';
 import type { Committed, SliverRecord } from './records.js';
 import { reconcile, type ReconcileReport } from './reconcile.js';
@@ -24,6 +25,7 @@ import { driverSliver, SliverLifecycle } from './sliver-lifecycle.js';
 import type { IdRangeSettings } from './runtime/id-ranges.js';
 import { SliverStore } from './sliver-store.js';
 import type { CallFence } from './sliver-tombstones.js';
+import { pickLogin } from './ssh/login-names.js';
 
 export type { CreateSpec } from './admission.js';
 export type { ReconcileReport } from './reconcile.js';
@@ -108,9 +110,32 @@ export class SliverManager {
     return { signal, arrival: this.state.tombstones.arrive() };
   }
 
-  /** Loads the store into memory. Called once, before {@link reconcile}. */
+  /** Loads the store into memory. Called once, before {@link reconcile}. Records made before SSH get their login name now. */
   async load(): Promise<void> {
     await this.state.load();
+    for (const rec of this.state.list()) if (!rec.login) await this.state.update(rec.urn, { login: this.freeLogin(rec) });
+  }
+
+  /** The login name a sliver gets: its slice's name unless another live sliver holds it (see pickLogin). */
+  private freeLogin(rec: Pick<SliverRecord, 'urn' | 'sliceUrn'>): string {
+    const taken = new Set<string>();
+    for (const r of this.state.all()) if (r.urn !== rec.urn && r.login) taken.add(r.login);
+    return pickLogin(rec.sliceUrn, taken);
+  }
+
+  /** The sliver whose login name this is, if any. */
+  byLogin(login: string): SliverRecord | undefined {
+    return this.state.all().find((r) => r.login === login);
+  }
+
+  /** Replaces a sliver's SSH users (written durably: a removed key must stay removed after a crash). */
+  async updateUsers(urn: string, users: readonly SliceUserRecord[]): Promise<SliverRecord> {
+    this.state.assertLoaded();
+    return this.locks.run(urn, async () => {
+      const cur = this.state.get(urn);
+      if (!cur) throw new NotFoundError(`no sliver ${urn} on this node`);
+      return this.state.save({ ...cur, users: [...users], updatedAt: this.o.clock.now() }, true);
+    });
   }
 
   /**
@@ -118,7 +143,7 @@ export class SliverManager {
    * request for an existing sliver URN; or promotes an ALLOCATED one). Admission
    * is serialised; provisioning and starting happen after it under the sliver's lock.
    */
-  async create(spec: CreateSpec): Promise<SliverRecord> {
+  async create(spec: CreateSpec, users: readonly SliceUserRecord[] = []): Promise<SliverRecord> {
     this.state.assertLoaded();
     const settings = {
       capacity: this.o.capacity,
@@ -126,7 +151,12 @@ export class SliverManager {
       driverKind: this.o.driver.kind,
       idRanges: this.o.idRanges,
     };
-    const admitted = await this.admission.run(() => admit(this.state, spec, { ...settings, now: this.o.clock.now() }));
+    const admitted = await this.admission.run(async () => {
+      const a = await admit(this.state, spec, { ...settings, now: this.o.clock.now() });
+      // Under the admission mutex: two creates never pick the same login name.
+      if (a === 'new') await this.state.update(spec.urn, { users: [...users], login: this.freeLogin(spec) });
+      return a;
+    });
     if (admitted === 'existing') {
       // Another call may still be provisioning it: answer with its state once that work is done.
       await this.locks.run(spec.urn, async () => undefined);
@@ -139,7 +169,11 @@ export class SliverManager {
       if (admitted === 'promote') {
         const before = this.state.get(spec.urn);
         const promoted = promotion(before, spec, this.o.clock.now());
-        if (promoted && before) await this.admission.run(() => writePromotion(this.state, before, promoted, spec.call?.signal));
+        if (promoted && before) {
+          await this.admission.run(() => writePromotion(this.state, before, promoted, spec.call?.signal));
+          // The provision's users are the slice's users now.
+          await this.state.update(spec.urn, { users: [...users] });
+        }
       }
       const rec = this.state.get(spec.urn);
       if (!rec) throw new FailedPreconditionError(`sliver ${spec.urn} was removed before it could be provisioned`);
@@ -209,6 +243,22 @@ export class SliverManager {
   async exec(urn: string, spec: ExecSpec, signal: AbortSignal): Promise<AsyncIterable<ExecChunk>> {
     const rec = await this.readyRecord(urn);
     return this.o.driver.exec(driverSliver(rec), rec.runtime!, spec, signal);
+  }
+
+  /** Runs a command in a READY sliver with its streams handed to the caller (SSH exec, sftp). */
+  async attach(urn: string, spec: AttachSpec): Promise<AttachedCommand> {
+    const rec = await this.readyRecord(urn);
+    if (!this.o.driver.attach) throw new FailedPreconditionError(`the ${this.o.driver.kind} driver cannot run interactive commands`);
+    return this.o.driver.attach(driverSliver(rec), rec.runtime!, spec);
+  }
+
+  /** A relay to host:port from inside a READY sliver's own network namespace (SSH direct-tcpip). */
+  async connect(urn: string, host: string, port: number): Promise<AttachedCommand> {
+    const rec = await this.readyRecord(urn);
+    if (!this.o.driver.connect) {
+      throw new FailedPreconditionError(`the ${this.o.driver.kind} driver gives slivers no network namespace of their own to forward into`);
+    }
+    return this.o.driver.connect(driverSliver(rec), rec.runtime!, host, port);
   }
 
   /** The record of a READY sliver whose runtime runs (restarting it first when it died). */

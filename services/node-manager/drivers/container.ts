@@ -23,7 +23,18 @@ import { HOST_TOOL_ENV, type Runc } from '../runtime/runc.js';
 import { sliverSeccomp } from '../runtime/seccomp.js';
 import { INIT_PATH, SLIVER_HOME, type SliverFiles } from '../runtime/sliver-files.js';
 import type { Cgroups } from './cgroups.js';
-import type { DriverSliver, ExecChunk, ExecSpec, ExecTty, RuntimeRef, SliverDriver, SliverMeasure } from './driver.js';
+import { spawnAttached } from './attached.js';
+import type {
+  AttachedCommand,
+  AttachSpec,
+  DriverSliver,
+  ExecChunk,
+  ExecSpec,
+  ExecTty,
+  RuntimeRef,
+  SliverDriver,
+  SliverMeasure,
+} from './driver.js';
 import { ExecPid } from './exec-pid.js';
 import { streamProcess } from './exec-stream.js';
 import { streamTerminal } from './exec-terminal.js';
@@ -45,6 +56,8 @@ export interface ContainerDriverOptions {
   readonly log: Logger;
   /** How long runc may take to create and start a container. */
   readonly startTimeoutMs?: number;
+  /** A static busybox on the host, run in a sliver's network namespace as the relay of a forwarded connection. */
+  readonly relay?: string;
 }
 
 /** The container driver. */
@@ -229,6 +242,32 @@ export class ContainerDriver implements SliverDriver {
       await rm(file, { force: true });
       await rm(pidFile, { force: true });
     }
+  }
+
+  /** `runc exec` with pipes the caller holds (SSH exec, sftp); the command's session dies with a kill. */
+  async attach(s: DriverSliver, ref: RuntimeRef, spec: AttachSpec): Promise<AttachedCommand> {
+    const file = await this.writeProcess(s, { args: spec.argv, env: this.envOf(s, spec.env), cwd: spec.cwd ?? SLIVER_HOME });
+    const pidFile = `${file}.pid`;
+    const command = new ExecPid(pidFile, ref);
+    return spawnAttached(this.o.runc.binary, this.o.runc.execArgs(s.name, file, { pidFile }), {
+      env: HOST_TOOL_ENV,
+      alsoKill: command,
+      sendSignal: async (sig, runcPid) => signalQuietly((await command.pid()) ?? runcPid, sig),
+      cleanup: async () => {
+        await rm(file, { force: true });
+        await rm(pidFile, { force: true });
+      },
+    });
+  }
+
+  /**
+   * A TCP relay inside the sliver's network namespace only (nsenter into the namespace of the sliver's
+   * first process, checked to be the same process): it reaches what the sliver itself reaches, no more.
+   */
+  async connect(s: DriverSliver, ref: RuntimeRef, host: string, port: number): Promise<AttachedCommand> {
+    if (!(await isSameProcessAlive(ref.pid, ref.startTicks))) throw new FailedPreconditionError(`sliver ${s.name} is not running`);
+    const relay = this.o.relay ?? '/bin/busybox';
+    return spawnAttached('nsenter', [`--net=/proc/${ref.pid}/ns/net`, '--', relay, 'nc', host, String(port)], { env: HOST_TOOL_ENV });
   }
 
   /** The environment of a sliver process: the base, then the caller's (which applies inside the sliver only), then the sliver's names. */

@@ -6,6 +6,7 @@
  * manager can remove what no record explains.
  */
 
+import type { Readable, Writable } from 'node:stream';
 import { InvalidArgumentError } from '../../core/errors.js';
 import type { IdRange } from '../runtime/id-ranges.js';
 import type { TerminalControl } from './terminal-control.js';
@@ -81,6 +82,37 @@ export type ExecChunk =
   | { readonly kind: 'stderr'; readonly data: Buffer }
   | { readonly kind: 'exit'; readonly code?: number; readonly signal?: string; readonly timedOut: boolean; readonly durationMs: number };
 
+/** A command run with the caller holding its streams (see {@link SliverDriver.attach}). */
+export interface AttachSpec {
+  /** Program and arguments; no shell is involved. */
+  readonly argv: readonly string[];
+  /** Variables added to the sliver's base environment. */
+  readonly env: Readonly<Record<string, string>>;
+  /** Working directory inside the sliver (the driver's default when absent). */
+  readonly cwd?: string;
+}
+
+/** How an attached command ended. */
+export interface AttachedExit {
+  readonly code?: number;
+  readonly signal?: string;
+  /** Set when the command could not be started. */
+  readonly error?: string;
+}
+
+/** A running command whose standard streams the caller holds. */
+export interface AttachedCommand {
+  readonly stdin: Writable;
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+  /** Resolves once the command exited (its output may still be draining). */
+  readonly exit: Promise<AttachedExit>;
+  /** Sends a signal to the command. */
+  signal(signal: NodeJS.Signals): Promise<void>;
+  /** Kills the command and everything it started. Idempotent. */
+  kill(): Promise<void>;
+}
+
 /** Live measurements of a sliver. */
 export interface SliverMeasure {
   /** Total CPU time used since the sliver's cgroup was made (ns); undefined when not measurable. */
@@ -112,6 +144,17 @@ export interface SliverDriver {
   destroy(name: string): Promise<void>;
   /** Runs one command in a running sliver, streaming its output and ending with its exit. */
   exec(s: DriverSliver, ref: RuntimeRef, spec: ExecSpec, signal: AbortSignal): AsyncIterable<ExecChunk>;
+  /**
+   * Runs one command in a running sliver with its standard streams handed to the caller: input streamed,
+   * output unbounded (SSH `exec` and subsystems). Absent on drivers that cannot.
+   */
+  attach?(s: DriverSliver, ref: RuntimeRef, spec: AttachSpec): Promise<AttachedCommand>;
+  /**
+   * A relay to `host:port` connected from inside the sliver's own network namespace (SSH `direct-tcpip`):
+   * what is written to its stdin goes to the connection, its stdout is what comes back. Absent on drivers
+   * whose slivers have no network namespace of their own.
+   */
+  connect?(s: DriverSliver, ref: RuntimeRef, host: string, port: number): Promise<AttachedCommand>;
   /** Current CPU, memory and process counts (undefined when the driver cannot measure). */
   measure(s: DriverSliver): Promise<SliverMeasure | undefined>;
   /** Bytes the sliver's work directory takes on disk (du-style). */

@@ -11,8 +11,11 @@ import { spawn } from 'node:child_process';
 import { FailedPreconditionError } from '../../core/errors.js';
 import { assertSafeName } from '../names.js';
 import { SLIVER_PATH } from '../runtime/oci-spec.js';
+import { spawnAttached } from './attached.js';
 import {
   checkHostOnlyImage,
+  type AttachedCommand,
+  type AttachSpec,
   type DriverSliver,
   type ExecChunk,
   type ExecSpec,
@@ -105,18 +108,28 @@ export class ProcessDriver implements SliverDriver {
     await this.o.workDirs.remove(name);
   }
 
-  exec(s: DriverSliver, _ref: RuntimeRef, spec: ExecSpec, signal: AbortSignal): AsyncIterable<ExecChunk> {
-    const work = this.workDir(s.name);
-    const [program, ...args] = spec.argv as [string, ...string[]];
-    const env = {
+  private commandEnv(s: DriverSliver, env: Readonly<Record<string, string>>): NodeJS.ProcessEnv {
+    return {
       PATH: SLIVER_PATH,
-      HOME: work,
+      HOME: this.workDir(s.name),
       LANG: 'C.UTF-8',
-      ...spec.env,
+      ...env,
       ...this.env(s.name),
       FEDLAB_SLIVER_URN: s.urn,
       FEDLAB_SLICE_URN: s.sliceUrn,
     };
+  }
+
+  /** A plain child with piped streams, in the work directory (no isolation, like every command here). */
+  async attach(s: DriverSliver, _ref: RuntimeRef, spec: AttachSpec): Promise<AttachedCommand> {
+    const [program, ...args] = spec.argv as [string, ...string[]];
+    return spawnAttached(program, args, { cwd: this.workDir(s.name), env: this.commandEnv(s, spec.env) });
+  }
+
+  exec(s: DriverSliver, _ref: RuntimeRef, spec: ExecSpec, signal: AbortSignal): AsyncIterable<ExecChunk> {
+    const work = this.workDir(s.name);
+    const [program, ...args] = spec.argv as [string, ...string[]];
+    const env = this.commandEnv(s, spec.env);
     if (spec.tty) {
       // On a terminal too: a plain child of the node manager, nothing isolated.
       return streamTerminal(program, args, {

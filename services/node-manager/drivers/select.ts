@@ -93,6 +93,7 @@ export function createDriver(o: DriverOptions): SliverDriver {
       rlimits: o.rlimits ?? DEFAULT_RLIMITS,
       log: o.log,
       ...(o.startTimeoutMs ? { startTimeoutMs: o.startTimeoutMs } : {}),
+      relay: o.init ?? DEFAULT_INIT,
     });
   }
   if (o.kind === 'container') {

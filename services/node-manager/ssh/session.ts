@@ -1,0 +1,181 @@
+/**
+ * One SSH session channel in a sliver: `env` (locale only), `pty-req` and
+ * `window-change`, `signal`, then one of `shell`, `exec` or the `sftp`
+ * subsystem. Commands run in the sliver as its user through the driver: on a
+ * terminal (the driver's PTY exec) after a pty-req, else with their streams
+ * attached. Agent and X11 forwarding are refused.
+ */
+import type { PseudoTtyInfo, ServerChannel, Session } from 'ssh2';
+import type { Logger } from '../../core/log.js';
+import { TerminalControl } from '../drivers/terminal-control.js';
+import type { SliverManager } from '../sliver-manager.js';
+import { drained, pipeCommand, sendExit, type Traffic } from './channel-pipe.js';
+
+/** Where OpenSSH keeps sftp-server in Debian's openssh-sftp-server (and so in the `host` image). */
+export const SFTP_SERVER = '/usr/lib/openssh/sftp-server';
+/** What a shell login runs. */
+const SHELL: readonly string[] = ['/bin/sh', '-l'];
+/** setTimeout's largest delay: "no limit" for a terminal. */
+const FOREVER_MS = 2_147_483_647;
+
+/** What a session needs from its connection. */
+export interface SessionContext {
+  readonly sliverUrn: string;
+  readonly slivers: SliverManager;
+  readonly traffic: Traffic;
+  readonly log: Logger;
+  readonly now: () => number;
+  /** Longest a command may run (the connection's remaining time), ms. */
+  readonly remainingMs: () => number;
+  /** Called once when the channel is done (the slice's session count drops). */
+  readonly onEnd: () => void;
+  /** Aborted when the connection ends. */
+  readonly signal: AbortSignal;
+}
+
+const sftpCommand = `if [ -x ${SFTP_SERVER} ]; then exec ${SFTP_SERVER}; fi; echo "this sliver's image has no ${SFTP_SERVER}: sftp and scp cannot work in it" >&2; exit 127`;
+
+/** Serves one accepted session. */
+export function serveSession(session: Session, c: SessionContext): void {
+  const env: Record<string, string> = {};
+  let pty: PseudoTtyInfo | undefined;
+  let control: TerminalControl | undefined;
+  let started = false;
+  let ended = false;
+  const end = (): void => {
+    if (ended) return;
+    ended = true;
+    c.onEnd();
+  };
+  session.once('close', end);
+
+  session.on('env', (accept, reject, info) => {
+    // Locale only: a client's other variables (LD_PRELOAD…) are not the sliver's business.
+    if (/^(LANG|LC_[A-Z]+)$/.test(info.key) && info.val.length <= 256 && !started) {
+      env[info.key] = info.val;
+      accept?.();
+    } else reject?.();
+  });
+  session.on('pty', (accept, reject, info) => {
+    if (started || info.rows < 1 || info.cols < 1) return reject?.();
+    pty = { ...info, rows: Math.min(info.rows, 4096), cols: Math.min(info.cols, 4096) };
+    accept?.();
+  });
+  session.on('window-change', (accept, reject, info) => {
+    pty = { ...(pty as PseudoTtyInfo), rows: info.rows, cols: info.cols };
+    try {
+      if (info.rows >= 1 && info.cols >= 1) control?.resize(Math.min(info.rows, 4096), Math.min(info.cols, 4096));
+      accept?.();
+    } catch {
+      reject?.();
+    }
+  });
+  session.on('signal', (accept, reject, info) => {
+    try {
+      if (!control) return reject?.();
+      control.signal(info.name);
+      accept?.();
+    } catch {
+      reject?.();
+    }
+  });
+  session.on('auth-agent', (_accept, reject) => reject?.());
+  session.on('x11', (_accept, reject) => reject?.());
+
+  const run = (argv: readonly string[], accept: () => ServerChannel, how: string): void => {
+    started = true;
+    const channel = accept();
+    const work = pty ? runTerminal(channel, argv, pty, c, (t) => (control = t), env) : runAttached(channel, argv, c, env);
+    work
+      .catch((err: unknown) => {
+        c.log.info({ sliver: c.sliverUrn, how, err: (err as Error).message }, 'ssh session failed');
+        try {
+          channel.stderr.write(`fedlab: ${(err as Error).message}\r\n`);
+        } catch {
+          // Closed already.
+        }
+        sendExit(channel, { code: 255 });
+      })
+      .finally(() => {
+        try {
+          channel.end();
+        } catch {
+          // Closed already.
+        }
+        end();
+      });
+  };
+  session.on('shell', (accept, reject) => {
+    if (started || !accept) return reject?.();
+    run(SHELL, accept, 'shell');
+  });
+  session.on('exec', (accept, reject, info) => {
+    if (started || !accept || info.command.length > 256 * 1024) return reject?.();
+    run(['/bin/sh', '-c', info.command], accept, 'exec');
+  });
+  session.on('subsystem', (accept, reject, info) => {
+    if (started || !accept || info.name !== 'sftp') return reject?.();
+    // No terminal for a file transfer, even if one was asked for.
+    pty = undefined;
+    run(['/bin/sh', '-c', sftpCommand], accept, 'sftp');
+  });
+}
+
+async function runAttached(channel: ServerChannel, argv: readonly string[], c: SessionContext, env: Record<string, string>): Promise<void> {
+  const cmd = await c.slivers.attach(c.sliverUrn, { argv, env });
+  const onAbort = (): void => void cmd.kill();
+  c.signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    const exit = await pipeCommand(channel, cmd, c.traffic, c.now);
+    if (exit.error) channel.stderr.write(`fedlab: ${exit.error}\n`);
+    sendExit(channel, exit);
+  } finally {
+    c.signal.removeEventListener('abort', onAbort);
+  }
+}
+
+async function runTerminal(
+  channel: ServerChannel,
+  argv: readonly string[],
+  pty: PseudoTtyInfo,
+  c: SessionContext,
+  setControl: (t: TerminalControl) => void,
+  env: Record<string, string>,
+): Promise<void> {
+  const control = new TerminalControl();
+  setControl(control);
+  const abort = new AbortController();
+  const onAbort = (): void => abort.abort();
+  c.signal.addEventListener('abort', onAbort, { once: true });
+  channel.once('close', onAbort);
+  channel.on('data', (d: Buffer) => {
+    c.traffic.bytesIn += d.length;
+    c.traffic.lastActivity = c.now();
+    control.write(d);
+  });
+  try {
+    const chunks = await c.slivers.exec(
+      c.sliverUrn,
+      {
+        argv,
+        env,
+        timeoutMs: Math.max(1, Math.min(FOREVER_MS, c.remainingMs())),
+        maxOutputBytes: Number.MAX_SAFE_INTEGER,
+        tty: { rows: pty.rows, cols: pty.cols, term: pty.term || 'xterm', control },
+      },
+      abort.signal,
+    );
+    for await (const chunk of chunks) {
+      if (chunk.kind === 'exit') {
+        sendExit(channel, chunk);
+        break;
+      }
+      c.traffic.bytesOut += chunk.data.length;
+      c.traffic.lastActivity = c.now();
+      if (!channel.write(chunk.data)) await drained(channel);
+    }
+  } finally {
+    c.signal.removeEventListener('abort', onAbort);
+    channel.off('close', onAbort);
+  }
+}
