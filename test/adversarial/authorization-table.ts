@@ -233,6 +233,13 @@ export const AUTHORIZATION_TABLE: Readonly<Record<string, MatrixRow>> = {
     want: CHAIN,
   },
   'NodeManager.UpdateRevocations': { as: 'owner-chain', request: () => ({ signedLists: [] }), want: CHAIN },
+  'NodeManager.UpdateSliverUsers': {
+    // Owner-rooted only (the MA relays the slice's users): a valid chain of the slice's own authority is PERMISSION_DENIED.
+    as: 'owner-chain',
+    request: (fx) => ({ sliverUrn: fx.main.sliverUrn, users: [] }),
+    absent: (fx) => ({ sliverUrn: fx.absent.sliver, users: [] }),
+    want: [OK, UNAUTH, UNAUTH, DENIED, DENIED, UNAUTH, UNAUTH, UNAVAIL],
+  },
   'NodeManager.DeleteSliver': {
     // Owner-rooted only: a valid chain of the sliver's own slice authority is PERMISSION_DENIED.
     as: 'owner-chain',
