@@ -1,12 +1,13 @@
 /**
  * The dashboards of a local federation (every MA's and the slice authority's): where each listens, and
  * the one-time login link each service wrote to its `dashboard.login_link_file` at start (a new one
- * replaces it after each use), as lines for a person.
+ * replaces it after each use), as lines for a person; and where each service serves its metrics.
  */
 import { readFileSync } from 'node:fs';
 import type { LocalFederation, SiteRuntime } from './federation.js';
 import { homeUrns } from './pki.js';
 import { sitePaths } from './plan.js';
+import type { ServiceProcess } from './processes.js';
 
 /** One dashboard of the federation. */
 export interface UpDashboard {
@@ -71,4 +72,15 @@ export function dashboardLines(d: UpDashboard): string[] {
 /** The note about the dashboards' certificates, said once. */
 export function dashboardCertificateNote(fed: LocalFederation): string {
   return `the dashboards' certificates are from each domain's own CA (e.g. ${sitePaths(fed.dir, fed.home).ca}/ca.pem): accept the browser's warning or import that CA`;
+}
+
+/** What a service logs once its metrics listener is up (core's metrics-listener.ts), with its address. */
+const METRICS_LISTENING = 'metrics listening (GET /metrics)';
+
+/** Says where each started service serves its metrics (`metrics.listen` in its config); nothing for one that serves none. */
+export function sayMetricsAddresses(fed: LocalFederation, procs: readonly ServiceProcess[]): void {
+  for (const p of procs) {
+    const address = p.seen(METRICS_LISTENING)?.address;
+    if (typeof address === 'string') fed.say(`metrics of the ${p.options.name}: http://${address}/metrics`);
+  }
 }

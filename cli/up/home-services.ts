@@ -10,7 +10,7 @@ import { homeUrns } from './pki.js';
 import { logFile } from './plan.js';
 import { ServiceProcess } from './processes.js';
 import { saConfigOf, spConfigOf } from './service-configs.js';
-import { dashboardLines, saDashboard } from './dashboards.js';
+import { dashboardLines, saDashboard, sayMetricsAddresses } from './dashboards.js';
 
 /** Every site delegates `MA → SA` to the home slice authority; the chains are written where the SA's config points. */
 export async function delegateToSliceAuthority(fed: LocalFederation): Promise<void> {
@@ -56,6 +56,7 @@ export async function startSliceAuthority(fed: LocalFederation): Promise<void> {
   fed.say(`slice authority ${homeUrns(fed.home).sa} at ${fed.saAddress}`);
   const board = saDashboard(fed);
   if (board) for (const line of dashboardLines(board)) fed.say(line);
+  sayMetricsAddresses(fed, [proc]);
 }
 
 /** Starts the service provider (`fed.sp`). */
@@ -74,4 +75,5 @@ export async function startServiceProvider(fed: LocalFederation): Promise<void> 
   await fed.startOnFreePorts(proc, () => spConfigOf(fed).writeTo(paths.spConfig));
   fed.savePids();
   fed.say(`service provider ${homeUrns(fed.home).sp} at ${fed.spAddress}`);
+  sayMetricsAddresses(fed, [proc]);
 }

@@ -15,7 +15,7 @@ import { siteUrns } from './pki.js';
 import { logFile, nodePaths, sitePaths } from './plan.js';
 import { ServiceProcess } from './processes.js';
 import { maConfigOf, nmConfigOf } from './service-configs.js';
-import { dashboardCertificateNote, dashboardLines, siteDashboard } from './dashboards.js';
+import { dashboardCertificateNote, dashboardLines, sayMetricsAddresses, siteDashboard } from './dashboards.js';
 import { pool, sleep } from '../../services/core/timing.js';
 
 /**
@@ -62,6 +62,10 @@ export async function startSites(fed: LocalFederation): Promise<void> {
   const boards = fed.sites.map(siteDashboard).filter((d) => d !== undefined);
   for (const d of boards) for (const line of dashboardLines(d)) fed.say(line);
   if (boards.length) fed.say(dashboardCertificateNote(fed));
+  sayMetricsAddresses(
+    fed,
+    fed.sites.map((s) => s.ma),
+  );
   for (const site of fed.sites) {
     for (const node of site.plan.nodes) {
       const paths = nodePaths(fed.dir, site.domain, node.name);
@@ -96,6 +100,10 @@ export async function startSites(fed: LocalFederation): Promise<void> {
     });
   });
   fed.savePids();
+  sayMetricsAddresses(
+    fed,
+    all.map((n) => n.proc),
+  );
   await waitNodesUp(fed);
 }
 
