@@ -31,9 +31,10 @@ export interface ChaosOptions {
   readonly settleMs?: number;
   readonly say: (line: string) => void;
   /**
-   * SIGSTOP node managers too. Off by default: a node manager stopped past the MA's call deadline
-   * during a Provision runs the stale CreateSliver after the MA's undo (a DeleteSliver of a sliver it
-   * did not have yet) and keeps an orphan (docs/architecture.md, "What survives what").
+   * SIGSTOP node managers too (on by default). A node manager stopped past the MA's call deadline
+   * during a Provision receives the stale CreateSliver with the MA's undo (a DeleteSliver of a sliver
+   * it did not have yet) behind it; the call's signal and the delete's tombstone fence it
+   * (services/node-manager/sliver-tombstones.ts). False leaves node managers to kill -9 only.
    */
   readonly stopNodes?: boolean;
 }
@@ -59,7 +60,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const world: World = {
     domains: o.fed.sites.map((s) => s.domain),
     parties,
-    stoppable: o.stopNodes ? parties : parties.filter((p) => p === 'sa' || p.endsWith('/ma')),
+    stoppable: o.stopNodes === false ? parties.filter((p) => p === 'sa' || p.endsWith('/ma')) : parties,
   };
   const target = checkTargetFor(o.fed, { grace: '5s', timeout: '5s' });
   // A fresh client per call, as a provider's separate commands would be: a long-lived channel that
@@ -253,7 +254,7 @@ function failed(
   t0: number,
   rounds: number,
 ): ChaosResult {
-  const nodes = o.stopNodes ? ' --stop-nodes' : '';
+  const nodes = o.stopNodes === false ? ' --no-stop-nodes' : '';
   const failure = [
     `chaos round ${plan.round} of seed ${o.seed} did not settle clean:`,
     describePlan(plan),

@@ -1,4 +1,4 @@
-// `npm run chaos -- [--seed S] [--rounds N] [--from-round R] [--driver process|container] [--stop-nodes] [--keep]`: the
+// `npm run chaos -- [--seed S] [--rounds N] [--from-round R] [--driver process|container] [--no-stop-nodes] [--keep]`: the
 // chaos suite outside the test runner, as long as asked (`--rounds 200` runs long). Prints the seed
 // first, each round's schedule, and at the end the figures; a failing round prints its seed, schedule,
 // outcomes, the checker's findings and the command that replays it, keeps the federation's directory
@@ -16,7 +16,9 @@ const { values } = parseArgs({
     driver: { type: 'string', default: 'process' },
     settle: { type: 'string', default: '90' },
     keep: { type: 'boolean', default: false },
-    'stop-nodes': { type: 'boolean', default: false },
+    // SIGSTOP of node managers is on; --stop-nodes (the old switch) is still taken, --no-stop-nodes turns it off.
+    'stop-nodes': { type: 'boolean', default: true },
+    'no-stop-nodes': { type: 'boolean', default: false },
   },
 });
 const whole = (v: string | undefined, name: string): number => {
@@ -30,9 +32,10 @@ const seed = values.seed === undefined ? freshSeed() : whole(values.seed, 'seed'
 const rounds = whole(values.rounds, 'rounds');
 const driver = values.driver === 'container' ? 'container' : 'process';
 const say = (line: string): void => void process.stdout.write(`${line}\n`);
+const stopNodes = !values['no-stop-nodes'];
 
 say(
-  `chaos: seed ${seed}, ${rounds} round(s) from round ${values['from-round']}, ${driver} driver; SIGSTOP of node managers ${values['stop-nodes'] ? 'on' : 'off (--stop-nodes turns it on: it finds a known orphan, see docs/architecture.md)'}`,
+  `chaos: seed ${seed}, ${rounds} round(s) from round ${values['from-round']}, ${driver} driver; SIGSTOP of node managers ${stopNodes ? 'on' : 'off (--no-stop-nodes)'}`,
 );
 const tf = await startChaosFederation({ driver, say });
 let ok = false;
@@ -43,7 +46,7 @@ try {
     rounds,
     firstRound: whole(values['from-round'], 'from-round'),
     settleMs: whole(values.settle, 'settle') * 1000,
-    stopNodes: values['stop-nodes'],
+    stopNodes,
     say,
   });
   const settle = [...result.stats.settleMs].sort((a, b) => a - b);

@@ -2,7 +2,9 @@
 // (two sites of two node managers each and a slice authority), rounds of random slice creates, renews
 // and deletes with kill -9 and SIGSTOP/SIGCONT of random parties at random moments; after each round
 // every party is brought back and `fedlab federation check` must find nothing once the federation
-// settles, and acknowledged outcomes must hold (test/chaos/chaos-run.ts). The seed is printed first; a
+// settles, and acknowledged outcomes must hold (test/chaos/chaos-run.ts). Node managers are stopped too:
+// a stale CreateSliver that reaches a node after the MA's undo is fenced (its signal, the delete's
+// tombstone). The seed is printed first; a
 // failing round prints its schedule and the command that replays it. FEDLAB_CHAOS_SEED picks the seed;
 // `npm run chaos -- --rounds 200` runs long.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -33,6 +35,7 @@ describe('chaos: random kill -9 and SIGSTOP of any party during slice work', () 
       // Rounds start only within this budget, so the whole file stays near three minutes.
       budgetMs: 100_000,
       settleMs: 40_000,
+      stopNodes: true,
       say: (line) => lines.push(line),
     });
     const settle = [...result.stats.settleMs].sort((a, b) => a - b);
