@@ -211,7 +211,7 @@ export class SshConnection {
       sliver: l.sliverUrn,
       login: l.login,
       user: l.userUrn,
-      key: l.fingerprint,
+      keyFingerprint: l.fingerprint,
       client: this.peer,
       start: new Date(this.started).toISOString(),
       end: new Date(this.d.now()).toISOString(),

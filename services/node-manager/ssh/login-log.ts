@@ -11,8 +11,8 @@ export interface LoginRecord {
   readonly login: string;
   /** URN of the slice user whose key it was. */
   readonly user: string;
-  /** SHA256 fingerprint of the key. */
-  readonly key: string;
+  /** SHA256 fingerprint of the key (not `key`: the logger redacts fields of that name). */
+  readonly keyFingerprint: string;
   /** host:port of the client. */
   readonly client: string;
   readonly start: string;
