@@ -468,6 +468,48 @@ export interface SliverInterface {
   delayMs: number;
   /** Egress packet loss in percent (0 to 100); 0: none. */
   lossPercent: number;
+  /**
+   * How the node wires the interface (set by the aggregate's link plan in CreateSliver, and
+   * reported back with what was applied); unset: the node chooses nothing and the interface is
+   * only recorded.
+   */
+  wiring?: InterfaceWiring | undefined;
+}
+
+/**
+ * How a sliver's interface on a link is made on its node: a veth pair when every far endpoint is on
+ * the same node, else a VXLAN device (UDP to each far node's underlay address) on the link's VNI;
+ * a LAN has a bridge per link on each node.
+ */
+export interface InterfaceWiring {
+  /** MAC address of the interface (aggregate-assigned, locally administered). */
+  mac: string;
+  /** VXLAN network identifier of the link (unique per site, recorded by the aggregate). */
+  vni: number;
+  /** Underlay addresses of the other nodes that hold endpoints of the link. */
+  remoteUnderlays: string[];
+  /**
+   * What the node applied to the interface's egress ("tbf rate 50mbit", "htb …", "netem …"),
+   * reported back; empty in a request.
+   */
+  applied: string[];
+}
+
+/**
+ * A container sliver's own network: eth0 on the node's sliver bridge, NAT to the node's uplink,
+ * and a range of the node's ports forwarded to it (PlanetLab's port reservations).
+ */
+export interface SliverNetwork {
+  /** eth0's address with prefix length (CIDR). */
+  address: string;
+  /** The default gateway (the node's side of the sliver bridge). */
+  gateway: string;
+  /** The node address on which the forwarded ports are reachable. */
+  nodeAddress: string;
+  /** First port of the range forwarded from node_address to the same port of the sliver. */
+  firstPort: number;
+  /** Last port of that range (inclusive). */
+  lastPort: number;
 }
 
 /** What a slice wants from one site: the aggregate-level request, the same for every style. */
@@ -568,7 +610,11 @@ export interface Sliver {
    * How the slice's users log in to this sliver with SSH; unset where the node serves no SSH or the
    * sliver is not provisioned.
    */
-  ssh?: SshLogin | undefined;
+  ssh?:
+    | SshLogin
+    | undefined;
+  /** The sliver's own network (container slivers); unset for drivers without one. */
+  network?: SliverNetwork | undefined;
 }
 
 /** Outcome of an operation on one sliver. */
@@ -636,7 +682,14 @@ export interface Node {
     | ImageList
     | undefined;
   /** The node's SSH endpoint; unset: the node serves no SSH. */
-  ssh?: SshEndpoint | undefined;
+  ssh?:
+    | SshEndpoint
+    | undefined;
+  /**
+   * The node's underlay address: where other nodes' VXLAN link ends reach it; unset: the node takes
+   * no links to other nodes.
+   */
+  underlayAddress?: string | undefined;
 }
 
 /**
@@ -1379,7 +1432,7 @@ export const Link: MessageFns<Link> = {
 };
 
 function createBaseSliverInterface(): SliverInterface {
-  return { link: "", name: "", address: "", bandwidthKbps: 0, delayMs: 0, lossPercent: 0 };
+  return { link: "", name: "", address: "", bandwidthKbps: 0, delayMs: 0, lossPercent: 0, wiring: undefined };
 }
 
 export const SliverInterface: MessageFns<SliverInterface> = {
@@ -1401,6 +1454,9 @@ export const SliverInterface: MessageFns<SliverInterface> = {
     }
     if (message.lossPercent !== 0) {
       writer.uint32(49).double(message.lossPercent);
+    }
+    if (message.wiring !== undefined) {
+      InterfaceWiring.encode(message.wiring, writer.uint32(58).fork()).join();
     }
     return writer;
   },
@@ -1466,6 +1522,14 @@ export const SliverInterface: MessageFns<SliverInterface> = {
             message.lossPercent = reader.double();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.wiring = InterfaceWiring.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1498,6 +1562,7 @@ export const SliverInterface: MessageFns<SliverInterface> = {
         : isSet(object.loss_percent)
         ? globalThis.Number(object.loss_percent)
         : 0,
+      wiring: isSet(object.wiring) ? InterfaceWiring.fromJSON(object.wiring) : undefined,
     };
   },
 
@@ -1521,6 +1586,9 @@ export const SliverInterface: MessageFns<SliverInterface> = {
     if (message.lossPercent !== 0) {
       obj.lossPercent = floatToJson(message.lossPercent);
     }
+    if (message.wiring !== undefined) {
+      obj.wiring = InterfaceWiring.toJSON(message.wiring);
+    }
     return obj;
   },
 
@@ -1535,6 +1603,275 @@ export const SliverInterface: MessageFns<SliverInterface> = {
     message.bandwidthKbps = object.bandwidthKbps ?? 0;
     message.delayMs = object.delayMs ?? 0;
     message.lossPercent = object.lossPercent ?? 0;
+    message.wiring = (object.wiring !== undefined && object.wiring !== null)
+      ? InterfaceWiring.fromPartial(object.wiring)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseInterfaceWiring(): InterfaceWiring {
+  return { mac: "", vni: 0, remoteUnderlays: [], applied: [] };
+}
+
+export const InterfaceWiring: MessageFns<InterfaceWiring> = {
+  encode(message: InterfaceWiring, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.mac !== "") {
+      writer.uint32(10).string(message.mac);
+    }
+    if (message.vni !== 0) {
+      writer.uint32(16).uint32(message.vni);
+    }
+    for (const v of message.remoteUnderlays) {
+      writer.uint32(26).string(v!);
+    }
+    for (const v of message.applied) {
+      writer.uint32(34).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): InterfaceWiring {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseInterfaceWiring();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.mac = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.vni = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.remoteUnderlays.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.applied.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): InterfaceWiring {
+    return {
+      mac: isSet(object.mac) ? globalThis.String(object.mac) : "",
+      vni: isSet(object.vni) ? globalThis.Number(object.vni) : 0,
+      remoteUnderlays: globalThis.Array.isArray(object?.remoteUnderlays)
+        ? object.remoteUnderlays.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.remote_underlays)
+        ? object.remote_underlays.map((e: any) => globalThis.String(e))
+        : [],
+      applied: globalThis.Array.isArray(object?.applied) ? object.applied.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: InterfaceWiring): unknown {
+    const obj: any = {};
+    if (message.mac !== "") {
+      obj.mac = message.mac;
+    }
+    if (message.vni !== 0) {
+      obj.vni = Math.round(message.vni);
+    }
+    if (message.remoteUnderlays?.length) {
+      obj.remoteUnderlays = message.remoteUnderlays;
+    }
+    if (message.applied?.length) {
+      obj.applied = message.applied;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<InterfaceWiring>, I>>(base?: I): InterfaceWiring {
+    return InterfaceWiring.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<InterfaceWiring>, I>>(object: I): InterfaceWiring {
+    const message = createBaseInterfaceWiring();
+    message.mac = object.mac ?? "";
+    message.vni = object.vni ?? 0;
+    message.remoteUnderlays = object.remoteUnderlays?.map((e) => e) || [];
+    message.applied = object.applied?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseSliverNetwork(): SliverNetwork {
+  return { address: "", gateway: "", nodeAddress: "", firstPort: 0, lastPort: 0 };
+}
+
+export const SliverNetwork: MessageFns<SliverNetwork> = {
+  encode(message: SliverNetwork, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.address !== "") {
+      writer.uint32(10).string(message.address);
+    }
+    if (message.gateway !== "") {
+      writer.uint32(18).string(message.gateway);
+    }
+    if (message.nodeAddress !== "") {
+      writer.uint32(26).string(message.nodeAddress);
+    }
+    if (message.firstPort !== 0) {
+      writer.uint32(32).uint32(message.firstPort);
+    }
+    if (message.lastPort !== 0) {
+      writer.uint32(40).uint32(message.lastPort);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SliverNetwork {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSliverNetwork();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.address = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.gateway = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.nodeAddress = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.firstPort = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.lastPort = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SliverNetwork {
+    return {
+      address: isSet(object.address) ? globalThis.String(object.address) : "",
+      gateway: isSet(object.gateway) ? globalThis.String(object.gateway) : "",
+      nodeAddress: isSet(object.nodeAddress)
+        ? globalThis.String(object.nodeAddress)
+        : isSet(object.node_address)
+        ? globalThis.String(object.node_address)
+        : "",
+      firstPort: isSet(object.firstPort)
+        ? globalThis.Number(object.firstPort)
+        : isSet(object.first_port)
+        ? globalThis.Number(object.first_port)
+        : 0,
+      lastPort: isSet(object.lastPort)
+        ? globalThis.Number(object.lastPort)
+        : isSet(object.last_port)
+        ? globalThis.Number(object.last_port)
+        : 0,
+    };
+  },
+
+  toJSON(message: SliverNetwork): unknown {
+    const obj: any = {};
+    if (message.address !== "") {
+      obj.address = message.address;
+    }
+    if (message.gateway !== "") {
+      obj.gateway = message.gateway;
+    }
+    if (message.nodeAddress !== "") {
+      obj.nodeAddress = message.nodeAddress;
+    }
+    if (message.firstPort !== 0) {
+      obj.firstPort = Math.round(message.firstPort);
+    }
+    if (message.lastPort !== 0) {
+      obj.lastPort = Math.round(message.lastPort);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SliverNetwork>, I>>(base?: I): SliverNetwork {
+    return SliverNetwork.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SliverNetwork>, I>>(object: I): SliverNetwork {
+    const message = createBaseSliverNetwork();
+    message.address = object.address ?? "";
+    message.gateway = object.gateway ?? "";
+    message.nodeAddress = object.nodeAddress ?? "";
+    message.firstPort = object.firstPort ?? 0;
+    message.lastPort = object.lastPort ?? 0;
     return message;
   },
 };
@@ -1816,6 +2153,7 @@ function createBaseSliver(): Sliver {
     workDir: "",
     sliceIncarnation: undefined,
     ssh: undefined,
+    network: undefined,
   };
 }
 
@@ -1880,6 +2218,9 @@ export const Sliver: MessageFns<Sliver> = {
     }
     if (message.ssh !== undefined) {
       SshLogin.encode(message.ssh, writer.uint32(162).fork()).join();
+    }
+    if (message.network !== undefined) {
+      SliverNetwork.encode(message.network, writer.uint32(170).fork()).join();
     }
     return writer;
   },
@@ -2057,6 +2398,14 @@ export const Sliver: MessageFns<Sliver> = {
             message.ssh = SshLogin.decode(reader, reader.uint32());
             continue;
           }
+          case 21: {
+            if (tag !== 170) {
+              break;
+            }
+
+            message.network = SliverNetwork.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2145,6 +2494,7 @@ export const Sliver: MessageFns<Sliver> = {
         ? globalThis.String(object.slice_incarnation)
         : undefined,
       ssh: isSet(object.ssh) ? SshLogin.fromJSON(object.ssh) : undefined,
+      network: isSet(object.network) ? SliverNetwork.fromJSON(object.network) : undefined,
     };
   },
 
@@ -2210,6 +2560,9 @@ export const Sliver: MessageFns<Sliver> = {
     if (message.ssh !== undefined) {
       obj.ssh = SshLogin.toJSON(message.ssh);
     }
+    if (message.network !== undefined) {
+      obj.network = SliverNetwork.toJSON(message.network);
+    }
     return obj;
   },
 
@@ -2240,6 +2593,9 @@ export const Sliver: MessageFns<Sliver> = {
     message.workDir = object.workDir ?? "";
     message.sliceIncarnation = object.sliceIncarnation ?? undefined;
     message.ssh = (object.ssh !== undefined && object.ssh !== null) ? SshLogin.fromPartial(object.ssh) : undefined;
+    message.network = (object.network !== undefined && object.network !== null)
+      ? SliverNetwork.fromPartial(object.network)
+      : undefined;
     return message;
   },
 };
@@ -2394,6 +2750,7 @@ function createBaseNode(): Node {
     missedHeartbeats: 0,
     images: undefined,
     ssh: undefined,
+    underlayAddress: undefined,
   };
 }
 
@@ -2455,6 +2812,9 @@ export const Node: MessageFns<Node> = {
     }
     if (message.ssh !== undefined) {
       SshEndpoint.encode(message.ssh, writer.uint32(154).fork()).join();
+    }
+    if (message.underlayAddress !== undefined) {
+      writer.uint32(162).string(message.underlayAddress);
     }
     return writer;
   },
@@ -2624,6 +2984,14 @@ export const Node: MessageFns<Node> = {
             message.ssh = SshEndpoint.decode(reader, reader.uint32());
             continue;
           }
+          case 20: {
+            if (tag !== 162) {
+              break;
+            }
+
+            message.underlayAddress = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2685,6 +3053,11 @@ export const Node: MessageFns<Node> = {
         : 0,
       images: isSet(object.images) ? ImageList.fromJSON(object.images) : undefined,
       ssh: isSet(object.ssh) ? SshEndpoint.fromJSON(object.ssh) : undefined,
+      underlayAddress: isSet(object.underlayAddress)
+        ? globalThis.String(object.underlayAddress)
+        : isSet(object.underlay_address)
+        ? globalThis.String(object.underlay_address)
+        : undefined,
     };
   },
 
@@ -2747,6 +3120,9 @@ export const Node: MessageFns<Node> = {
     if (message.ssh !== undefined) {
       obj.ssh = SshEndpoint.toJSON(message.ssh);
     }
+    if (message.underlayAddress !== undefined) {
+      obj.underlayAddress = message.underlayAddress;
+    }
     return obj;
   },
 
@@ -2782,6 +3158,7 @@ export const Node: MessageFns<Node> = {
       ? ImageList.fromPartial(object.images)
       : undefined;
     message.ssh = (object.ssh !== undefined && object.ssh !== null) ? SshEndpoint.fromPartial(object.ssh) : undefined;
+    message.underlayAddress = object.underlayAddress ?? undefined;
     return message;
   },
 };

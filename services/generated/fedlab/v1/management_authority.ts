@@ -102,7 +102,11 @@ export interface EnrollNodeRequest {
   /** Whether the node's host can add delay and loss to links (netem). */
   netemAvailable: boolean;
   /** The node's SSH endpoint, if it serves one. */
-  ssh?: SshEndpoint | undefined;
+  ssh?:
+    | SshEndpoint
+    | undefined;
+  /** The node's underlay address for VXLAN links, if it takes links. */
+  underlayAddress?: string | undefined;
 }
 
 /** EnrollNodeResponse gives the node its identity. */
@@ -155,7 +159,11 @@ export interface HeartbeatRequest {
     | ImageList
     | undefined;
   /** The node's SSH endpoint, if it serves one (may change between heartbeats). */
-  ssh?: SshEndpoint | undefined;
+  ssh?:
+    | SshEndpoint
+    | undefined;
+  /** The node's underlay address for VXLAN links (may change between heartbeats). */
+  underlayAddress?: string | undefined;
 }
 
 /** HeartbeatResponse answers a heartbeat. */
@@ -731,6 +739,7 @@ function createBaseEnrollNodeRequest(): EnrollNodeRequest {
     version: "",
     netemAvailable: false,
     ssh: undefined,
+    underlayAddress: undefined,
   };
 }
 
@@ -765,6 +774,9 @@ export const EnrollNodeRequest: MessageFns<EnrollNodeRequest> = {
     }
     if (message.ssh !== undefined) {
       SshEndpoint.encode(message.ssh, writer.uint32(82).fork()).join();
+    }
+    if (message.underlayAddress !== undefined) {
+      writer.uint32(90).string(message.underlayAddress);
     }
     return writer;
   },
@@ -862,6 +874,14 @@ export const EnrollNodeRequest: MessageFns<EnrollNodeRequest> = {
             message.ssh = SshEndpoint.decode(reader, reader.uint32());
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.underlayAddress = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -902,6 +922,11 @@ export const EnrollNodeRequest: MessageFns<EnrollNodeRequest> = {
         ? globalThis.Boolean(object.netem_available)
         : false,
       ssh: isSet(object.ssh) ? SshEndpoint.fromJSON(object.ssh) : undefined,
+      underlayAddress: isSet(object.underlayAddress)
+        ? globalThis.String(object.underlayAddress)
+        : isSet(object.underlay_address)
+        ? globalThis.String(object.underlay_address)
+        : undefined,
     };
   },
 
@@ -937,6 +962,9 @@ export const EnrollNodeRequest: MessageFns<EnrollNodeRequest> = {
     if (message.ssh !== undefined) {
       obj.ssh = SshEndpoint.toJSON(message.ssh);
     }
+    if (message.underlayAddress !== undefined) {
+      obj.underlayAddress = message.underlayAddress;
+    }
     return obj;
   },
 
@@ -957,6 +985,7 @@ export const EnrollNodeRequest: MessageFns<EnrollNodeRequest> = {
     message.version = object.version ?? "";
     message.netemAvailable = object.netemAvailable ?? false;
     message.ssh = (object.ssh !== undefined && object.ssh !== null) ? SshEndpoint.fromPartial(object.ssh) : undefined;
+    message.underlayAddress = object.underlayAddress ?? undefined;
     return message;
   },
 };
@@ -1127,6 +1156,7 @@ function createBaseHeartbeatRequest(): HeartbeatRequest {
     endpoint: "",
     images: undefined,
     ssh: undefined,
+    underlayAddress: undefined,
   };
 }
 
@@ -1164,6 +1194,9 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
     }
     if (message.ssh !== undefined) {
       SshEndpoint.encode(message.ssh, writer.uint32(90).fork()).join();
+    }
+    if (message.underlayAddress !== undefined) {
+      writer.uint32(98).string(message.underlayAddress);
     }
     return writer;
   },
@@ -1269,6 +1302,14 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
             message.ssh = SshEndpoint.decode(reader, reader.uint32());
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.underlayAddress = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1306,6 +1347,11 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
       endpoint: isSet(object.endpoint) ? globalThis.String(object.endpoint) : "",
       images: isSet(object.images) ? ImageList.fromJSON(object.images) : undefined,
       ssh: isSet(object.ssh) ? SshEndpoint.fromJSON(object.ssh) : undefined,
+      underlayAddress: isSet(object.underlayAddress)
+        ? globalThis.String(object.underlayAddress)
+        : isSet(object.underlay_address)
+        ? globalThis.String(object.underlay_address)
+        : undefined,
     };
   },
 
@@ -1344,6 +1390,9 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
     if (message.ssh !== undefined) {
       obj.ssh = SshEndpoint.toJSON(message.ssh);
     }
+    if (message.underlayAddress !== undefined) {
+      obj.underlayAddress = message.underlayAddress;
+    }
     return obj;
   },
 
@@ -1371,6 +1420,7 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
       ? ImageList.fromPartial(object.images)
       : undefined;
     message.ssh = (object.ssh !== undefined && object.ssh !== null) ? SshEndpoint.fromPartial(object.ssh) : undefined;
+    message.underlayAddress = object.underlayAddress ?? undefined;
     return message;
   },
 };
