@@ -93,6 +93,8 @@ export const serverLimitsConfigSchema = z
     max_concurrent_streams: z.number().int().min(1).max(10_000).optional(),
     max_streams_per_caller: z.number().int().min(1).max(10_000).optional(),
     max_connection_idle_ms: z.number().int().min(1_000).max(86_400_000).optional(),
+    /** Connections one client address may hold open on the public listeners (enrolment, bundle); rpc/public-listener.ts. */
+    max_connections_per_address: z.number().int().min(1).max(10_000).optional(),
   })
   .strict();
 

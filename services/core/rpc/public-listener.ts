@@ -70,6 +70,14 @@ const STOP_GRACE_MS = 2_000;
  */
 export const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS = 64;
 
+/**
+ * The cap a config's `server` section sets for its public listeners (`max_connections_per_address`,
+ * checked by the config schema), or {@link DEFAULT_MAX_CONNECTIONS_PER_ADDRESS}.
+ */
+export function maxConnectionsPerAddressOf(server: { readonly max_connections_per_address?: number } | undefined): number {
+  return server?.max_connections_per_address ?? DEFAULT_MAX_CONNECTIONS_PER_ADDRESS;
+}
+
 /** Starts a server-authenticated-only listener; rejects naming `setting` when the address is taken. */
 export async function startPublicListener(options: PublicListenerOptions): Promise<PublicListener> {
   const { log } = options;
