@@ -1,10 +1,11 @@
 /**
  * `fedlab deploy`, `fedlab deployment ls|show|delete` and `fedlab member
- * add|delegate`: a service provider's operators, against its ServiceProvider
+ * add|delegate|remove`: a service provider's operators, against its ServiceProvider
  * API. `deploy` runs a command on every sliver of a slice made across sites
  * and shows per-sliver progress — a live table in a terminal, plain lines
  * otherwise, JSON lines with `--json`. `member delegate` writes the chain file
- * a member uses with `fedlab sliver exec|logs`.
+ * a member uses with `fedlab sliver exec|logs` (`--ssh-key` also puts the
+ * member's SSH key on the slice); `member remove` revokes it all.
  * Exit codes: 0 done (deploy: READY); 1 refused, unreachable, or the
  * deployment ended PARTIAL or FAILED; 2 bad input.
  */
@@ -15,6 +16,7 @@ import { registerDeploymentLs } from './deployment-ls.js';
 import { registerDeploymentShow } from './deployment-show.js';
 import { registerMemberAdd } from './member-add.js';
 import { registerMemberDelegate } from './member-delegate.js';
+import { registerMemberRemove } from './member-remove.js';
 
 /** Registers `fedlab deploy`, `fedlab deployment` and `fedlab member`. */
 export function registerDeployCommands(program: Command): void {
@@ -28,4 +30,5 @@ export function registerDeployCommands(program: Command): void {
   const member = program.command('member').description("a provider's members and their slice credentials");
   registerMemberAdd(member);
   registerMemberDelegate(member);
+  registerMemberRemove(member);
 }

@@ -1,4 +1,8 @@
-/** `fedlab member delegate`: a member's credential on a slice, written as the chain file `fedlab sliver exec|logs` uses. */
+/**
+ * `fedlab member delegate`: a member's credential on a slice, written as the chain file `fedlab
+ * sliver exec|logs` uses; with `--ssh-key FILE`, the member's SSH public key goes on the slice too
+ * (the provider answers once the slice authority has it), so the member can log in to its slivers.
+ */
 import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import { checkOutputFile } from '../../../certs/output-file.js';
@@ -6,6 +10,7 @@ import { writeChainFile } from '../../chain-file.js';
 import { action, printJson } from '../../cli-support.js';
 import { parseDuration, parseWholeNumber, repeatable, splitList } from '../../flag-values.js';
 import { refused } from '../../remote.js';
+import { readSshPublicKeyFile } from '../slice/ssh-key-file.js';
 import { spClient, withSp, type SpFlags } from './provider-client.js';
 import { writeOut } from '../../printable.js';
 
@@ -20,6 +25,7 @@ interface DelegateFlags extends SpFlags {
   requestId?: string;
   json?: boolean;
   force?: boolean;
+  sshKey?: string;
 }
 
 /** Registers `fedlab member delegate`. */
@@ -35,17 +41,19 @@ export function registerMemberDelegate(member: Command): void {
     .option('--target <urn>', 'a target: the slice or one of its slivers (repeatable; default: the slice)', repeatable, [])
     .option('--ttl <duration>', "lifetime, e.g. 1h (default: the provider's member default)")
     .option('--dlg <n>', 'how many more delegations may follow (default 0)')
-    .option('--request-id <id>', 'idempotency key')
+    .option('--ssh-key <file>', "the member's SSH public key (.pub file): added to the slice's users, so the member can log in")
+    .option('--request-id <id>', 'idempotency key (after a failure to reach the slice authority, retry with the same one)')
     .option('--json', 'print JSON')
     .action(
       action(async (flags: DelegateFlags) => {
-        // Before asking the provider, so that a refused --out is found first.
+        // Before asking the provider, so that a refused --out or a bad key file is found first.
         checkOutputFile(flags.out, { replace: flags.force === true });
+        const sshPublicKey = flags.sshKey !== undefined ? readSshPublicKeyFile(flags.sshKey).line : '';
         const client = spClient(flags);
         try {
           const res = await client
             .delegateToMember({
-              sshPublicKey: '',
+              sshPublicKey,
               requestId: flags.requestId ?? `cli-delegate-${randomBytes(6).toString('hex')}`,
               memberUrn: flags.urn,
               sliceUrn: flags.slice,

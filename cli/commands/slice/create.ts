@@ -13,9 +13,12 @@ import { CreateProgress } from './create-progress.js';
 import { expectedNodes, imageFlag, parseRequestSpec, parseSiteSpec } from './request-specs.js';
 import { saClient, withConn, type ConnFlags } from './sa-client.js';
 import { failureLines, sliceDetail } from './slice-view.js';
+import { sliceUserFromFlags } from './slice-user-flags.js';
 import { writeOut, writeErr } from '../../printable.js';
 
 interface CreateFlags extends ConnFlags {
+  sshKey: string[];
+  user?: string;
   site: string[];
   request: string[];
   exclusive?: boolean;
@@ -65,6 +68,13 @@ export function registerSliceCreate(slice: Command): void {
       )
       .option('--no-start', 'provision the slivers but do not start them')
       .option('--no-wait', 'return once the SA recorded the request (follow it with `fedlab slice show`)')
+      .option(
+        '--ssh-key <file>',
+        "an SSH public key (.pub file) that may log in to the slice's slivers; repeatable",
+        repeatable,
+        [] as string[],
+      )
+      .option('--user <urn>', 'whose --ssh-key it is (default: you, as your certificate names you)')
       .option('--request-id <id>', 'idempotency key (a retry with the same id returns the same slice)')
       .option('--description <text>', 'free text'),
   ).action(action(async (name: string, flags: CreateFlags) => create(name, flags)));
@@ -110,12 +120,14 @@ async function create(name: string, flags: CreateFlags): Promise<void> {
     })),
     ...files,
   ];
+  // Before any call: a bad key file changes nothing.
+  const user = sliceUserFromFlags(flags);
   const client = saClient(flags);
   try {
     const requestId = flags.requestId ?? `cli-${randomBytes(8).toString('hex')}`;
     const res = await client
       .createSlice({
-        users: [],
+        users: user ? [user] : [],
         requestId,
         name,
         description: flags.description ?? '',

@@ -3,7 +3,9 @@
  * node manager, with a slice credential chain file (`fedlab member delegate`)
  * held by the caller's own certificate. `exec` streams the command's output
  * and exits with its exit code; `logs` prints the last output lines the node
- * manager kept for the sliver (GetSliverOutput).
+ * manager kept for the sliver (GetSliverOutput). `ssh-config` reads a slice at
+ * its slice authority and prints the OpenSSH client config (and known_hosts
+ * lines) for logging in to its slivers with any OpenSSH client.
  * Exit codes: exec — the command's own (128 + n when killed by signal n);
  * otherwise 0 done, 1 refused or unreachable, 2 bad input.
  */
@@ -11,6 +13,7 @@ import type { Command } from 'commander';
 import { registerSliverExec } from './exec.js';
 import { registerSliverDelete } from './delete.js';
 import { registerSliverLogs } from './logs.js';
+import { registerSliverSshConfig } from './ssh-config.js';
 
 /** Registers `fedlab sliver`. */
 export function registerSliverCommand(program: Command): void {
@@ -18,4 +21,5 @@ export function registerSliverCommand(program: Command): void {
   registerSliverExec(sliver);
   registerSliverLogs(sliver);
   registerSliverDelete(sliver);
+  registerSliverSshConfig(sliver);
 }
