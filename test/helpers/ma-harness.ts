@@ -13,7 +13,7 @@ import { silentLogger, type Logger } from '../../services/core/log.js';
 import { createClient, type PromiseClient } from '../../services/core/rpc/client.js';
 import type { TlsMaterial } from '../../services/core/rpc/server.js';
 import { AggregateService } from '../../services/generated/fedlab/v1/aggregate.js';
-import { NodeHealth, SliverIsolation } from '../../services/generated/fedlab/v1/common.js';
+import { NodeHealth, SliverIsolation, type SliceUser } from '../../services/generated/fedlab/v1/common.js';
 import { ManagementAuthorityService } from '../../services/generated/fedlab/v1/management_authority.js';
 import { NodeManagerService } from '../../services/generated/fedlab/v1/node_manager.js';
 import type { Clock } from '../../services/core/clock.js';
@@ -517,4 +517,48 @@ export async function downAndUp(site: Site, node: TestNode, intervalMs = 200): P
   await node.start();
   await until(async () => (await health()) === NodeHealth.NODE_HEALTH_UP, 5000, `${node.name} UP again`);
   return took;
+}
+
+/** A call a node manager got from its MA, as {@link recordNodeCalls} saw it arrive. */
+export interface RecordedNodeCall {
+  readonly sliverUrn: string;
+  readonly users: SliceUser[];
+  /** Whether the node manager answered it without error (set once it did). */
+  ok?: boolean;
+}
+
+/** What {@link recordNodeCalls} records of one node manager. */
+export interface NodeCalls {
+  readonly creates: RecordedNodeCall[];
+  readonly userUpdates: RecordedNodeCall[];
+}
+
+type NmMethod = (...args: unknown[]) => Promise<unknown>;
+
+/**
+ * Records the users every CreateSliver and UpdateSliverUsers brings to an in-process node manager (its
+ * domain object's methods wrapped; the node manager still does the work). Call again after a restart
+ * of the node manager.
+ */
+export function recordNodeCalls(node: TestNode): NodeCalls {
+  const calls: NodeCalls = { creates: [], userUpdates: [] };
+  const nm = node.nm as unknown as Record<string, NmMethod | undefined>;
+  if (!nm) throw new Error(`node ${node.urn} has no in-process node manager`);
+  const wrap = (name: string, list: RecordedNodeCall[], read: (args: unknown[]) => RecordedNodeCall): void => {
+    const original = nm[name]?.bind(nm);
+    nm[name] = async (...args: unknown[]) => {
+      const call = read(args);
+      list.push(call);
+      if (!original) throw new Error(`node manager has no ${name}`);
+      const out = await original(...args);
+      call.ok = true;
+      return out;
+    };
+  };
+  wrap('createSliver', calls.creates, (args) => {
+    const req = args[1] as { sliverUrn: string; users?: SliceUser[] };
+    return { sliverUrn: req.sliverUrn, users: [...(req.users ?? [])] };
+  });
+  wrap('updateSliverUsers', calls.userUpdates, (args) => ({ sliverUrn: args[1] as string, users: [...((args[2] as SliceUser[]) ?? [])] }));
+  return calls;
 }

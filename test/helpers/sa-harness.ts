@@ -7,7 +7,6 @@ import type { SaConfigInput } from '../../cli/kit/role-configs.js';
 import { hostService, type HostedService } from '../../services/core/host.js';
 import { silentLogger } from '../../services/core/log.js';
 import { createClient, type PromiseClient } from '../../services/core/rpc/client.js';
-import type { SliceUser } from '../../services/generated/fedlab/v1/common.js';
 import { NodeManagerService } from '../../services/generated/fedlab/v1/node_manager.js';
 import { SliceAuthorityService } from '../../services/generated/fedlab/v1/slice_authority.js';
 import { sliceAuthorityRole, type SliceAuthority } from '../../services/slice-authority/index.js';
@@ -136,46 +135,5 @@ export async function startFederation(options: FederationOptions): Promise<Feder
   }
 }
 
-/** A call a node manager got from its MA, as {@link recordNodeCalls} saw it arrive. */
-export interface RecordedNodeCall {
-  readonly sliverUrn: string;
-  readonly users: SliceUser[];
-  /** Whether the node manager answered it without error (set once it did). */
-  ok?: boolean;
-}
-
-/** What {@link recordNodeCalls} records of one node manager. */
-export interface NodeCalls {
-  readonly creates: RecordedNodeCall[];
-  readonly userUpdates: RecordedNodeCall[];
-}
-
-type NmMethod = (...args: unknown[]) => Promise<unknown>;
-
-/**
- * Records the users every CreateSliver and UpdateSliverUsers brings to an in-process node manager (its
- * domain object's methods wrapped; the node manager still does the work). Call again after a restart
- * of the node manager.
- */
-export function recordNodeCalls(node: TestNode): NodeCalls {
-  const calls: NodeCalls = { creates: [], userUpdates: [] };
-  const nm = node.nm as unknown as Record<string, NmMethod | undefined>;
-  if (!nm) throw new Error(`node ${node.urn} has no in-process node manager`);
-  const wrap = (name: string, list: RecordedNodeCall[], read: (args: unknown[]) => RecordedNodeCall): void => {
-    const original = nm[name]?.bind(nm);
-    nm[name] = async (...args: unknown[]) => {
-      const call = read(args);
-      list.push(call);
-      if (!original) throw new Error(`node manager has no ${name}`);
-      const out = await original(...args);
-      call.ok = true;
-      return out;
-    };
-  };
-  wrap('createSliver', calls.creates, (args) => {
-    const req = args[1] as { sliverUrn: string; users?: SliceUser[] };
-    return { sliverUrn: req.sliverUrn, users: [...(req.users ?? [])] };
-  });
-  wrap('updateSliverUsers', calls.userUpdates, (args) => ({ sliverUrn: args[1] as string, users: [...((args[2] as SliceUser[]) ?? [])] }));
-  return calls;
-}
+/** Recording what node managers get (ma-harness.ts; re-exported for the SA tests). */
+export { recordNodeCalls, type NodeCalls, type RecordedNodeCall } from './ma-harness.js';
