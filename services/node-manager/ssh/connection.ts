@@ -6,7 +6,7 @@
  * other global requests are refused. The login is logged when it ends.
  */
 import type { AuthContext, Connection, ServerChannel, TcpipRequestInfo } from 'ssh2';
-import { utils } from 'ssh2';
+import ssh2 from 'ssh2';
 import type { Logger } from '../../core/log.js';
 import { parseSshPublicKey } from '../../core/identity/ssh-keys.js';
 import type { SliverRecord } from '../records.js';
@@ -123,7 +123,7 @@ export class SshConnection {
     }
     // No signature yet: the client asks whether this key would do (it signs only then).
     if (!ctx.signature) return ctx.accept();
-    const key = utils.parseKey(user.line);
+    const key = ssh2.utils.parseKey(user.line);
     const parsed = key instanceof Error ? undefined : Array.isArray(key) ? key[0] : key;
     if (!parsed || !ctx.blob || parsed.verify(ctx.blob, ctx.signature, ctx.hashAlgo) !== true) return ctx.reject(['publickey']);
     this.login = {

@@ -5,7 +5,7 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { utils, type ParsedKey } from 'ssh2';
+import ssh2, { type ParsedKey } from 'ssh2';
 import { FailedPreconditionError } from '../../core/errors.js';
 import { sshFingerprint } from '../../core/identity/ssh-keys.js';
 
@@ -20,7 +20,7 @@ export interface HostKey {
 }
 
 function parsed(text: string, file: string): ParsedKey {
-  const key = utils.parseKey(text);
+  const key = ssh2.utils.parseKey(text);
   if (key instanceof Error) throw new FailedPreconditionError(`ssh.host_key_file ${file}: ${key.message}`);
   const one = Array.isArray(key) ? key[0] : key;
   if (!one) throw new FailedPreconditionError(`ssh.host_key_file ${file} holds no key`);
@@ -35,7 +35,7 @@ export function loadOrCreateHostKey(file: string): HostKey {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-    const pair = utils.generateKeyPairSync('ed25519');
+    const pair = ssh2.utils.generateKeyPairSync('ed25519');
     try {
       // Exclusive: two starts racing on one data dir never overwrite each other's key.
       writeFileSync(file, pair.private, { mode: 0o600, flag: 'wx' });

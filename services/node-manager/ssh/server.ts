@@ -7,7 +7,7 @@
  * whose key was removed, that idled or that lasted too long.
  */
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
-import { Server } from 'ssh2';
+import ssh2 from 'ssh2';
 import type { Logger } from '../../core/log.js';
 import type { Clock } from '../../core/clock.js';
 import type { SshEndpoint } from '../../generated/fedlab/v1/common.js';
@@ -35,7 +35,7 @@ interface Pending {
 
 /** The SSH endpoint. */
 export class SshServer {
-  private readonly ssh: Server;
+  private readonly ssh: ssh2.Server;
   private readonly listener: NetServer;
   private readonly pending = new Map<string, Pending>();
   private readonly connections = new Set<SshConnection>();
@@ -47,7 +47,7 @@ export class SshServer {
 
   constructor(private readonly o: SshServerOptions) {
     const now = (): number => o.clock.now();
-    this.ssh = new Server({ hostKeys: [o.hostKey.privateKey], ident: 'fedlab' });
+    this.ssh = new ssh2.Server({ hostKeys: [o.hostKey.privateKey], ident: 'fedlab' });
     this.ssh.on('error', (err: Error) => o.log.warn({ err: err.message }, 'ssh server error'));
     this.ssh.on('connection', (client, info) => {
       const peer = `${info.ip}:${info.port}`;
