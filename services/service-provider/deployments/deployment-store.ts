@@ -82,6 +82,9 @@ export class DeploymentStore {
   async update(name: string, change: (r: DeploymentRecord) => DeploymentRecord, ev: ChangeEvent): Promise<void> {
     const cur = this.recs.get(name);
     if (!cur) return;
+    // A store that has failed refuses without trying: this put rejects with its UNAVAILABLE before memory
+    // changes, so a refused call changes nothing (had the store just recovered, it rewrites `cur`).
+    if (this.deps.store.failure) await this.table.put(name, cur);
     const next = { ...change(cur), updatedAt: this.deps.clock.now() };
     this.recs.set(name, next);
     const write = this.writes.then(() => this.table.put(name, next, { sync: ev.sync ?? false }));
