@@ -272,6 +272,13 @@ export const AUTHORIZATION_TABLE: Readonly<Record<string, MatrixRow>> = {
     absent: (fx) => ({ sliceUrn: fx.absent.slice, expiresAt: new Date(fx.main.expiresAt.getTime() + 60_000).toISOString() }),
     want: OWN_SLICE,
   },
+  'SliceAuthority.UpdateSliceUsers': {
+    // Who may call it as for RenewSlice; removing a user the slice does not have changes nothing.
+    as: 'provider',
+    request: (fx, _fed, cls) => ({ requestId: `mx-users-${cls}`, sliceUrn: fx.main.urn, remove: ['urn:fedlab:a.test:user:mx-nobody'] }),
+    absent: (fx) => ({ requestId: 'mx-users-absent', sliceUrn: fx.absent.slice, remove: ['urn:fedlab:a.test:user:mx-nobody'] }),
+    want: OWN_SLICE,
+  },
   'SliceAuthority.WatchSlice': {
     as: 'provider',
     request: (fx) => ({ sliceUrn: fx.main.urn }),
