@@ -16,6 +16,7 @@ import { parseDuration, parsePositiveInt } from '../flag-values.js';
 import { printableText, writeErr } from '../printable.js';
 import { LocalFederation } from '../up/federation.js';
 import { homeUrns } from '../up/pki.js';
+import { sshUsageLines } from '../up/ssh-access.js';
 import { ALL_STYLES, parseSites } from '../up/plan.js';
 import { defaultFedlabArgs } from '../up/processes.js';
 import { collectStatus, readiness, renderStatus, statusLine } from '../up/status.js';
@@ -73,6 +74,7 @@ export function usageText(fed: LocalFederation, dep?: Deployment): string {
       `  fedlab sliver logs ${member} --lines 5`,
     );
   }
+  lines.push(...sshUsageLines(fed));
   lines.push(`Everything (certificates, configs, data) is in ${fed.dir}; the services' logs in ${fed.dir}/logs/.`);
   return lines.join('\n');
 }

@@ -1,6 +1,7 @@
 /**
  * The demo deployment of a local federation, through the service provider as its operator: deploy a
- * command on every site, read it, give the home domain's member a credential on its slice, delete it.
+ * command on every site, read it, give the home domain's member a credential on its slice (and the
+ * experimenter's SSH key on it, with the ssh_config to log in), delete it.
  */
 import { readFileSync } from 'node:fs';
 import { SliceMode } from '../../services/generated/fedlab/v1/common.js';
@@ -8,6 +9,7 @@ import { DeploymentState, type Deployment, type DeployResponse } from '../../ser
 import { writeChainFile } from '../chain-file.js';
 import type { LocalFederation } from './federation.js';
 import { homeUrns } from './pki.js';
+import { experimenterKey, writeSshAccess } from './ssh-access.js';
 import { sleep } from '../../services/core/timing.js';
 
 /** Options of {@link deploy}. */
@@ -73,10 +75,12 @@ export async function getDeployment(fed: LocalFederation, name: string): Promise
 
 /**
  * Registers the home domain's member with the provider and has the provider delegate it exec and
- * read on a slice (`SP → member`); writes the chain for `fedlab sliver exec|logs`.
+ * read on a slice (`SP → member`) with the experimenter's SSH public key; writes the chain for
+ * `fedlab sliver exec|logs`, then ssh_config and known_hosts for the slice's slivers
+ * (`fed.sshAccess`). When the key cannot be given, the chain is still delegated, without it.
  */
 export async function prepareMember(fed: LocalFederation, sliceUrn: string): Promise<string[]> {
-  const client = fed.spClient(fed.homePaths.operator, 10_000);
+  const client = fed.spClient(fed.homePaths.operator, 60_000);
   const member = homeUrns(fed.home).member;
   try {
     await client.addMember({
@@ -85,17 +89,29 @@ export async function prepareMember(fed: LocalFederation, sliceUrn: string): Pro
       certificatePem: readFileSync(`${fed.homePaths.member}/cert.pem`, 'utf8'),
       displayName: 'member',
     });
-    const res = await client.delegateToMember({
-      sshPublicKey: '',
-      requestId: `up-member-${sliceUrn.split(':').pop() ?? 'slice'}-${Date.now()}`,
-      memberUrn: member,
-      sliceUrn,
-      privileges: ['sliver.exec', 'sliver.read'],
-      targets: [],
-      ttlS: 0,
-      maxDelegations: 0,
-    });
+    const ask = (sshPublicKey: string, tag: string) =>
+      client.delegateToMember({
+        sshPublicKey,
+        requestId: `up-member-${tag}-${sliceUrn.split(':').pop() ?? 'slice'}-${Date.now()}`,
+        memberUrn: member,
+        sliceUrn,
+        privileges: ['sliver.exec', 'sliver.read'],
+        targets: [],
+        ttlS: 0,
+        maxDelegations: 0,
+      });
+    let res;
+    let problem: string | undefined;
+    try {
+      res = await ask(experimenterKey(fed.dir, `${member.split(':').pop() ?? 'member'}@fedlab-up`), 'ssh');
+    } catch (err) {
+      problem = `the member's SSH key could not be put on the slice (${(err as Error).message.split('\n')[0]})`;
+      res = await ask('', 'exec');
+    }
     writeChainFile(fed.memberChainFile, res.chain, { replace: true });
+    fed.sshAccess = problem
+      ? { hosts: [], problem }
+      : await writeSshAccess(fed, sliceUrn).catch((err: unknown) => ({ hosts: [], problem: (err as Error).message }));
     return res.chain;
   } finally {
     client.close();

@@ -23,6 +23,7 @@ import type { Node } from '../../services/generated/fedlab/v1/common.js';
 import type { ManagementAuthorityService } from '../../services/generated/fedlab/v1/management_authority.js';
 import type { Deployment, ServiceProviderService } from '../../services/generated/fedlab/v1/service_provider.js';
 import type { SliceAuthorityService } from '../../services/generated/fedlab/v1/slice_authority.js';
+import type { SshHost } from '../commands/sliver/ssh-config-render.js';
 import type { LogLevel } from '../kit/role-configs.js';
 import { FederationClients } from './clients.js';
 import * as deployment from './deployment.js';
@@ -110,6 +111,8 @@ export class LocalFederation {
   sa: ServiceProcess | undefined;
   /** The service provider's process (once started). */
   sp: ServiceProcess | undefined;
+  /** SSH into the demo slice, once the member has it: the slivers one can log in to (see ssh-access.ts). */
+  sshAccess: { readonly hosts: readonly SshHost[]; readonly problem?: string } | undefined;
   private readonly group = new ProcessGroup();
   private readonly clients = new FederationClients(this);
 
@@ -342,7 +345,10 @@ export class LocalFederation {
     return deployment.getDeployment(this, name);
   }
 
-  /** Has the provider delegate exec and read on a slice to the home domain's member; writes {@link memberChainFile}. */
+  /**
+   * Has the provider delegate exec and read on a slice to the home domain's member, with the
+   * experimenter's SSH key; writes {@link memberChainFile}, and ssh_config and known_hosts (see {@link sshAccess}).
+   */
   prepareMember(sliceUrn: string): Promise<string[]> {
     return deployment.prepareMember(this, sliceUrn);
   }

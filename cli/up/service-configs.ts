@@ -79,6 +79,8 @@ export function nmConfigOf(fed: LocalFederation, site: SitePlan, node: { name: s
     heartbeat_interval_ms: fed.heartbeatMs,
     heartbeat_deadline_ms: 2000,
     federation: { reload_interval_ms: 500 },
+    // Logins to slivers with any OpenSSH client (the port is picked at start and published in the manifests).
+    ssh: { listen: '127.0.0.1:0' },
   });
 }
 
