@@ -193,3 +193,53 @@ describe('the SSH endpoint (process driver)', () => {
     }
   });
 });
+
+describe.skipIf(!opensshCheck.ok)('SSH limits and cut-offs (process driver)', () => {
+  let h: NmHarness;
+  let cfg: string;
+  let publicLine: string;
+
+  /** Runs a command over ssh; resolves with how long the connection lasted (ms). */
+  const lasted = async (command: string): Promise<number> =>
+    (await runTool('ssh', ['-F', cfg, 'lim@node', command], { timeoutMs: 30_000 })).ms;
+
+  beforeAll(async () => {
+    const dir = tempDir('fedlab-ssh-');
+    const key = makeClientKey(dir, 'lim');
+    publicLine = key.publicLine;
+    h = await startNodeManager({ driver: 'process', config: { ssh: { listen: '127.0.0.1:0', idle_timeout_s: 1, max_session_s: 4 } } });
+    await createSliver(h, 'lim-1', { sliceUrn: sliceOf('lim'), users: [{ urn: USER, sshKeys: [key.publicLine] }] });
+    const node = (await h.client().getNodeInfo({}, { chain: h.parties.ownerChain })).node!;
+    cfg = writeClientConfig(dir, { address: node.ssh!.address, hostKey: node.ssh!.hostKey, identity: key.file });
+  }, 60_000);
+  afterAll(async () => {
+    await h?.destroy();
+  });
+
+  it('ends an idle connection after idle_timeout_s, and a busy one after max_session_s', async () => {
+    const idle = await lasted('sleep 20');
+    expect(idle).toBeGreaterThanOrEqual(900);
+    expect(idle).toBeLessThan(4000);
+    const busy = await lasted('while :; do echo tick; sleep 0.2; done');
+    expect(busy).toBeGreaterThanOrEqual(3500);
+    expect(busy).toBeLessThan(8000);
+  });
+
+  it('ends a session when its sliver expires', async () => {
+    await createSliver(h, 'lim-2', {
+      sliceUrn: sliceOf('lim'),
+      users: [{ urn: USER, sshKeys: [publicLine] }],
+      expiresAt: new Date(Date.now() + 2500),
+    });
+    const r = await runTool('ssh', ['-F', cfg, 'lim-2@node', 'while :; do echo tick; sleep 0.2; done'], { timeoutMs: 30_000 });
+    expect(r.stdout).toMatch(/tick/);
+    expect(r.ms).toBeLessThan(6000);
+    expect((await runTool('ssh', ['-F', cfg, 'lim-2@node', 'true'])).code).toBe(255);
+  });
+
+  it('refuses remote forwarding', async () => {
+    const r = await runTool('ssh', ['-F', cfg, '-o', 'ExitOnForwardFailure=yes', '-R', '127.0.0.1:0:127.0.0.1:22', 'lim@node', 'echo in']);
+    expect(r.code).toBe(255);
+    expect(r.stdout).toBe('');
+  });
+});
