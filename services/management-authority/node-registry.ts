@@ -185,6 +185,8 @@ export class NodeRegistry {
   }
 
   private install(rec: NodeRecord, h: NodeHealthRecord | undefined, unheard: boolean): LiveNode {
+    // Health, once written, says what the node last reported (a node that stopped serving SSH has none).
+    const ssh: SshEndpointInput | undefined = h ? h.ssh : rec.ssh;
     const live: LiveNode = {
       record: rec,
       // An unheard node is not UP: its last known health is the previous process's.
@@ -198,9 +200,9 @@ export class NodeRegistry {
       reportedSlivers: h?.sliverCount ?? 0,
       version: h?.version ?? rec.version,
       ...(h?.images ? { images: [...h.images] } : {}),
-      // Health, once written, says what the node last reported (a node that stopped serving SSH has none).
-      ...((h ? h.ssh : rec.ssh) ? { ssh: (h ? h.ssh : rec.ssh) as SshEndpointInput } : {}),
-      sshOffers: {},
+      ...(ssh ? { ssh } : {}),
+      // What is kept counts as offered: a first heartbeat without one then clears it.
+      sshOffers: ssh ? { lastOffered: ssh } : {},
       persistedAt: 0,
       unheard,
     };

@@ -75,16 +75,21 @@ export async function pushUsers(state: AggregateState, id: string, bounds: { dea
     return !!slice && s?.allocation === 'provisioned' && !s.phase && s.nodeUrn === i.nodeUrn;
   };
   const items = intent.items.filter(live);
+  // A node that is DOWN is not waited for: it gets the list at a retry once it is UP again.
+  const reachable = items.filter((i) => deps.registry.get(i.nodeUrn)?.up);
+  for (const i of items)
+    if (!reachable.includes(i))
+      out.set(i.sliverUrn, failure(Status.UNAVAILABLE, `node ${i.nodeUrn} is not UP (the users are stored; the MA keeps handing them to the node)`));
   const users = usersToWire(slice?.users);
   const res = await deps.nodes.fanOut(
-    items,
+    reachable,
     (i) => i.nodeUrn,
     (c, opts, i) => c.updateSliverUsers({ sliverUrn: i.sliverUrn, users }, opts),
     bounds.deadline !== undefined ? { deadline: bounds.deadline } : {},
   );
   const done = new Map<string, string | undefined>();
   for (const [k, r] of res.entries()) {
-    const item = items[k] as (typeof items)[number];
+    const item = reachable[k] as (typeof items)[number];
     if (r.ok) {
       done.set(item.sliverUrn, r.value.sliver?.ssh?.username || undefined);
       out.set(item.sliverUrn, SUCCESS);
