@@ -1,13 +1,45 @@
 // The `fedlab federation check` flags for a local federation (cli/up: `fedlab up`, the e2e and chaos
 // federations): the home administrator for the slice authority, each site's administrator for its MA,
 // each site's owner → MA chain held by its MA for the nodes, the slice authority's own identity and
-// chains for releases at sites, and every domain's CA.
+// chains for releases at sites, and every domain's CA. Made from a federation this process started, or
+// from the directory of a `fedlab up` that runs in another process (upLayout).
 import { checkTarget, type CheckFlags, type CheckTarget } from '../../cli/commands/federation/check-target.js';
-import type { LocalFederation } from '../../cli/up/federation.js';
-import { nodePaths, sitePaths } from '../../cli/up/plan.js';
+import { LocalFederation, type SiteRuntime } from '../../cli/up/federation.js';
+import { nodePaths, readState, sitePaths } from '../../cli/up/plan.js';
+
+/** What the flags are made from: the federation's directory, home, addresses and files. */
+export type FederationLayout = Pick<LocalFederation, 'dir' | 'home' | 'saAddress' | 'homePaths' | 'allCaFile' | 'chainFile'> & {
+  readonly sites: readonly Pick<SiteRuntime, 'domain' | 'address' | 'paths' | 'plan'>[];
+};
+
+/**
+ * The layout of a `fedlab up` directory whose federation runs in another process, from its state file.
+ * The paths come from the same getters `fedlab up` uses (a federation object over the state, not opened:
+ * opening refuses a directory whose processes run).
+ */
+export function upLayout(dir: string): FederationLayout {
+  const state = readState(dir);
+  if (!state) throw new Error(`${dir} holds no fedlab up state`);
+  const view = Object.assign(Object.create(LocalFederation.prototype) as LocalFederation, { dir, state });
+  return {
+    dir,
+    home: view.home,
+    saAddress: view.saAddress,
+    homePaths: view.homePaths,
+    allCaFile: view.allCaFile,
+    chainFile: (domain: string) => view.chainFile(domain),
+    // Clients dial an MA at localhost (a name its certificate carries), as `fedlab up` does.
+    sites: state.sites.map((plan) => ({
+      domain: plan.domain,
+      address: `localhost:${plan.ma_port}`,
+      paths: sitePaths(dir, plan.domain),
+      plan,
+    })),
+  };
+}
 
 /** The check's flags as parsed values. */
-export function checkFlagsFor(fed: LocalFederation, o: { grace?: string; timeout?: string } = {}): CheckFlags {
+export function checkFlagsFor(fed: FederationLayout, o: { grace?: string; timeout?: string } = {}): CheckFlags {
   const sites = fed.sites;
   const pairs = (f: (s: (typeof sites)[number]) => string): string[] => sites.map((s) => `${s.domain}=${f(s)}`);
   return {
@@ -27,7 +59,7 @@ export function checkFlagsFor(fed: LocalFederation, o: { grace?: string; timeout
 }
 
 /** The same as command-line arguments (after `fedlab federation check`). */
-export function checkArgsFor(fed: LocalFederation, o: { grace?: string; timeout?: string } = {}): string[] {
+export function checkArgsFor(fed: FederationLayout, o: { grace?: string; timeout?: string } = {}): string[] {
   const f = checkFlagsFor(fed, o);
   const many = (flag: string, values: readonly string[]): string[] => values.flatMap((v) => [flag, v]);
   return [
@@ -50,6 +82,6 @@ export function checkArgsFor(fed: LocalFederation, o: { grace?: string; timeout?
 }
 
 /** The check's target, for running it in this process (the chaos suite's oracle). */
-export function checkTargetFor(fed: LocalFederation, o: { grace?: string; timeout?: string } = {}): CheckTarget {
+export function checkTargetFor(fed: FederationLayout, o: { grace?: string; timeout?: string } = {}): CheckTarget {
   return checkTarget(checkFlagsFor(fed, o));
 }
