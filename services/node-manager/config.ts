@@ -147,6 +147,8 @@ export const nmConfigSchema = commonConfigSchema
         max_lifetime_s: positive.default(8 * 7 * 86_400),
         /** Most one slice may hold on this node. */
         per_slice: capacitySchema.omit({ pids: true }).prefault({}),
+        /** Most SSH sessions one slice may have open on this node at once (lowers ssh.max_sessions_per_slice). */
+        ssh_sessions_per_slice: z.number().int().min(1).max(1024).optional(),
       })
       .strict()
       .prefault({}),

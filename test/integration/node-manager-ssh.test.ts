@@ -45,7 +45,11 @@ describe('the SSH endpoint (process driver)', () => {
     key = makeClientKey(dir, 'dora');
     h = await startNodeManager({
       driver: 'process',
-      config: { ssh: { listen: '127.0.0.1:0', max_sessions_per_slice: 2, handshake_timeout_ms: 600, max_unauthenticated: 64 } },
+      config: {
+        ssh: { listen: '127.0.0.1:0', max_sessions_per_slice: 8, handshake_timeout_ms: 600, max_unauthenticated: 64 },
+        // The owner's policy lowers the session bound to 2.
+        policy: { ssh_sessions_per_slice: 2 },
+      },
     });
     await createSliver(h, 'pa-1', { sliceUrn: sliceOf('pa'), users: [{ urn: USER, sshKeys: [key.publicLine] }] });
     const node = (await h.client().getNodeInfo({}, { chain: h.parties.ownerChain })).node!;
@@ -145,7 +149,7 @@ describe('the SSH endpoint (process driver)', () => {
     expect(err.code).toBe(Status.NOT_FOUND);
   });
 
-  it.skipIf(!opensshCheck.ok)('allows at most max_sessions_per_slice sessions of one slice at once', async () => {
+  it.skipIf(!opensshCheck.ok)('allows at most the session bound (the owner policy lowers it) of one slice at once', async () => {
     const open = [0, 1].map(() => spawn('ssh', ['-F', cfg, 'pa@node', 'echo open; sleep 60'], { stdio: ['ignore', 'pipe', 'ignore'] }));
     try {
       let opened = 0;

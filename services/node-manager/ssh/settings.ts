@@ -38,7 +38,8 @@ export function sshSettings(config: NmConfig): SshSettings | undefined {
     listenPort: listen.port,
     ...(c.address ? { address: c.address } : {}),
     hostKeyFile: c.host_key_file ?? join(config.data_dir, 'ssh_host_ed25519_key'),
-    maxSessionsPerSlice: c.max_sessions_per_slice,
+    // The owner's policy may only lower the bound.
+    maxSessionsPerSlice: Math.min(c.max_sessions_per_slice, config.policy.ssh_sessions_per_slice ?? Infinity),
     idleTimeoutMs: c.idle_timeout_s * 1000,
     maxSessionMs: c.max_session_s * 1000,
     maxUnauthenticated: c.max_unauthenticated,
