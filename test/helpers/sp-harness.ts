@@ -42,6 +42,8 @@ export interface SpFederation extends FederationParts {
   sp: ServiceProvider | undefined;
   child: ChildProcess | undefined;
   spAddress(): string;
+  /** host:port of the slice authority (for CLI runs). */
+  saAddress(): string;
   tls(who: TestIdentity): TlsMaterial;
   spClient(who?: TestIdentity): PromiseClient<typeof ServiceProviderService>;
   saClient(who?: TestIdentity): PromiseClient<typeof SliceAuthorityService>;
@@ -114,6 +116,7 @@ export async function startSpFederation(options: SpFederationOptions): Promise<S
       sp: undefined,
       child: undefined,
       spAddress: () => spAddress,
+      saAddress: () => saAddress,
       tls,
       spClient: (who = spAdmin) =>
         base.track(createClient(ServiceProviderService, { address: spAddress, tls: tls(who), serverUrn: home.sp.urn, deadlineMs: 60_000 })),
