@@ -10,8 +10,12 @@
  *    over a window and printed as a share of one core, next to the idle MA's.
  * 3. ListResources latency with N nodes UP (a default page, a full walk), and
  *    its ratio to the same with 100 nodes.
+ * 4. The cost of metrics and the audit log (ma-observability.ts): the first
+ *    --obs-nodes nodes beating, and an Allocate of all of them, on the same
+ *    MA hosted with both off and both on, in alternating rounds; the ratios.
  *
- * Flags: --nodes N (10000) --interval-ms MS (5000) --window-s S (20) --workers W (4) --log-level L (warn).
+ * Flags: --nodes N (10000) --interval-ms MS (5000) --window-s S (20) --workers W (4) --log-level L (warn)
+ * --obs-nodes N (1000; 0 skips part 4) --obs-window-s S (15) --obs-rounds R (2) --obs-allocates K (5).
  * No assertions: it prints figures and ratios.
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
@@ -38,6 +42,7 @@ import type { NodeRecord } from '../services/management-authority/records.js';
 import { silentLogger } from '../services/core/log.js';
 import { Store } from '../services/core/store/store.js';
 import { cpuSeconds, flagNumber, flagText, freePort, quantile, runBenchmark } from './support.js';
+import { MA_HOST_FLAG, observabilityCost, serveBenchMa } from './ma-observability.js';
 
 // An entry point: Node's DEP0123 (IP-address SNI from grpc-js) says nothing here.
 quietIrrelevantWarnings();
@@ -484,13 +489,53 @@ async function main(): Promise<void> {
       `ListResources ratio ${N} / 100 nodes: page p50 ${(big.p50 / small.p50).toFixed(2)}x, p95 ${(big.p95 / small.p95).toFixed(2)}x (paging keeps a page O(page size))`,
     );
     agg.close();
+
+    const obsNodes = Math.min(N, flagNumber('obs-nodes', 1000));
+    if (obsNodes > 0) {
+      // The same store, hosted by the bench (metrics and audit off, then on), at a rate the senders keep up with.
+      const exited = new Promise((r) => maProc.once('exit', r));
+      maProc.kill('SIGTERM');
+      await exited;
+      const obsIntervalMs = Math.max(intervalMs, Math.ceil((obsNodes / maxRate) * 1000));
+      const obsConfig = maConfig({
+        urn: maUrn,
+        style: 'planetlab',
+        listen: { host: '127.0.0.1', port },
+        tls: { ca: ma.caPath, cert: ma.certPath, key: ma.keyPath },
+        trust_bundle: bundle.file,
+        data_dir: join(dir, 'ma-data'),
+        log_level: logLevel,
+        admins: [admin.urn],
+        enrolment: { listen: { host: '127.0.0.1', port: enrolPort }, ca_dir: pki.caDir },
+        heartbeat: { interval_ms: obsIntervalMs },
+      }).writeTo(join(dir, 'ma-obs.json'));
+      await observabilityCost({
+        benchFile: SELF,
+        configFile: obsConfig,
+        address,
+        maUrn,
+        caPem: pki.caPem,
+        admin: { caCerts: pki.caPem, cert: admin.certPem, key: admin.keyPem },
+        sa: { caCerts: pki.caPem, cert: sa.certPem, key: sa.keyPem, urn: sa.urn },
+        nodes: ids.slice(0, obsNodes),
+        intervalMs: obsIntervalMs,
+        windowS: flagNumber('obs-window-s', 15),
+        rounds: Math.max(1, flagNumber('obs-rounds', 2)),
+        allocates: Math.max(1, flagNumber('obs-allocates', 5)),
+        workers: Math.min(workers, 2),
+      });
+    }
   } finally {
     for (const w of sender) w.send({ type: 'stop' });
     adminClient.close();
-    maProc.kill('SIGTERM');
-    await new Promise((r) => maProc.once('exit', r));
+    if (maProc.exitCode === null && maProc.signalCode === null) {
+      const exited = new Promise((r) => maProc.once('exit', r));
+      maProc.kill('SIGTERM');
+      await exited;
+    }
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-runBenchmark(main, worker);
+// `--ma-host on|off`: the MA of part 4, hosted in a process of its own.
+runBenchmark(process.argv.includes(MA_HOST_FLAG) ? () => serveBenchMa(process.argv) : main, worker);
