@@ -49,8 +49,8 @@ export interface LiveNode {
   images?: readonly string[];
   /** The node's SSH endpoint, checked (node-ssh.ts); absent: it serves none. */
   ssh?: SshEndpointInput;
-  /** What the node last offered as its SSH endpoint (so a repeat is not checked again). */
-  readonly sshOffers: SshOffers;
+  /** What the node last offered as its SSH endpoint (so a repeat is not checked again); made at the first heartbeat when absent. */
+  sshOffers?: SshOffers;
   /** When health was last written (ms, MA clock). */
   persistedAt: number;
   /** Loaded at start-up and not heard from since (UNKNOWN during the restart grace; see the module's notes). */
@@ -275,8 +275,9 @@ export class NodeRegistry {
       node.images = images;
       changed = true;
     }
-    if (!sameSshEndpoint(req.ssh, node.sshOffers.lastOffered)) {
-      const ssh = checkedSshEndpoint(node.record.urn, req.ssh, node.sshOffers, this.deps.log);
+    const offers = (node.sshOffers ??= {});
+    if (!sameSshEndpoint(req.ssh, offers.lastOffered)) {
+      const ssh = checkedSshEndpoint(node.record.urn, req.ssh, offers, this.deps.log);
       if (ssh !== 'ignore' && !sameSshEndpoint(ssh, node.ssh)) {
         if (ssh) node.ssh = ssh;
         else delete node.ssh;
