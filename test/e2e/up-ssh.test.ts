@@ -3,11 +3,11 @@
 // (the member's key, put on the slice with its delegation; the node's host key pinned in the
 // known_hosts the command's config names) and runs `hostname; id` there. Then Ctrl-C stops it all.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cliArgs } from '../helpers/cli.js';
+import { cliArgs, runCli } from '../helpers/cli.js';
 import { sleep } from '../../services/core/timing.js';
 
 const haveSsh = spawnSync('ssh', ['-V'], { encoding: 'utf8' }).status === 0;
@@ -53,6 +53,25 @@ describe.skipIf(!haveSsh)('fedlab up: the printed ssh commands', () => {
         // The login ran inside the sliver: not this machine's hostname.
         expect(r.out.split('\n')[0]).not.toBe(spawnSync('hostname', { encoding: 'utf8' }).stdout.trim());
       }
+      // fedlab sliver ssh-config, as the summary's slice commands call the SA, writes what up wrote.
+      const sa = /fedlab slice ls (--sa \S+ --tls-dir \S+)/.exec(out)?.[1]?.split(' ') ?? [];
+      expect(sa).toHaveLength(4);
+      const kh = join(dir, 'cli-known_hosts');
+      const cfg = await runCli(
+        ['sliver', 'ssh-config', 'hello', ...sa, '--identity', join(dir, 'ssh', 'id_ed25519'), '--known-hosts', kh],
+        {
+          timeoutMs: 30_000,
+        },
+      );
+      expect(cfg.code, cfg.stderr).toBe(0);
+      expect(statSync(kh).mode & 0o777).toBe(0o644);
+      expect(readFileSync(kh, 'utf8')).toBe(readFileSync(join(dir, 'ssh', 'known_hosts'), 'utf8'));
+      const cfgFile = join(dir, 'cli-ssh_config');
+      writeFileSync(cfgFile, cfg.stdout);
+      const alias = lines[0]?.split(' ')[3] ?? '';
+      const viaCli = runPasted(`ssh -F ${cfgFile} ${alias} 'echo inside'`);
+      expect(viaCli.code, viaCli.out).toBe(0);
+      expect(viaCli.out).toMatch(/^inside$/m);
     } finally {
       if (child.exitCode === null) child.kill('SIGINT');
       const code = await Promise.race([exited, sleep(60_000).then(() => 'timeout' as const)]);
