@@ -4,7 +4,14 @@
  * teardown, marking first and forgetting after), so a restart knows what
  * should run. Callers hold the sliver's lock; totals change only under the
  * admission mutex.
+ *
+ * Intents (should run, being deleted) must be written, or the step does not
+ * happen. What a step reached (ready, stopped, forgotten) is written when the
+ * store can; when it refuses (a full disk), memory takes it alone: the intent
+ * is already durable and a restart redoes the step from it, while failing
+ * would answer a call as refused after its change was committed.
  */
+import { UnavailableError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { KeyedMutex, Mutex } from '../core/mutex.js';
 import type { DriverSliver, SliverDriver } from './drivers/driver.js';
@@ -43,7 +50,7 @@ export class SliverLifecycle {
     await this.d.driver.provision(driverSliver(rec));
     // A sliver about to start goes straight on to READY (written then); one that stays NOTREADY is settled now.
     if (rec.wantRunning) return this.d.state.touch(rec.urn, { operational: 'configuring', error: '' });
-    return this.d.state.update(rec.urn, { operational: 'notready', error: '' });
+    return this.settled(rec.urn, { operational: 'notready', error: '' });
   }
 
   async startLocked(urn: string): Promise<SliverRecord> {
@@ -55,10 +62,10 @@ export class SliverLifecycle {
       : await state.update(urn, { operational: 'configuring', wantRunning: true, error: '' });
     try {
       const runtime = await driver.start(driverSliver(rec));
-      return await state.update(urn, { operational: 'ready', runtime, error: '' });
+      return await this.settled(urn, { operational: 'ready', runtime, error: '' });
     } catch (err) {
       await driver.stop(driverSliver(rec), undefined).catch(() => undefined);
-      await state.update(urn, { operational: 'failed', runtime: undefined, error: `start failed: ${(err as Error).message}` });
+      await this.settled(urn, { operational: 'failed', runtime: undefined, error: `start failed: ${(err as Error).message}` });
       throw err;
     }
   }
@@ -66,7 +73,21 @@ export class SliverLifecycle {
   async stopLocked(urn: string, then: Operational = 'stopped', error = ''): Promise<SliverRecord> {
     const rec = await this.d.state.update(urn, { operational: 'stopping', wantRunning: false });
     await this.d.driver.stop(driverSliver(rec), rec.runtime);
-    return this.d.state.update(urn, { operational: then, runtime: undefined, error });
+    return this.settled(urn, { operational: then, runtime: undefined, error });
+  }
+
+  /** Records what a step reached: written when the store can, in memory alone when it refuses (see the module's comment). */
+  private async settled(urn: string, change: Partial<SliverRecord>): Promise<SliverRecord> {
+    try {
+      return await this.d.state.update(urn, change);
+    } catch (err) {
+      if (!(err instanceof UnavailableError) || !this.d.state.has(urn)) throw err;
+      this.d.log.warn(
+        { sliver: urn, state: change.operational, err: err.message },
+        'sliver state not written (the store refuses writes); kept in memory, and redone from its intent after a restart',
+      );
+      return this.d.state.touch(urn, change);
+    }
   }
 
   /**
@@ -94,7 +115,16 @@ export class SliverLifecycle {
       const req = await state.requests.get(key);
       if (req && req.sliverUrn === urn) batch.del(state.requests, key);
       const tombstone = deleted ? state.tombstones.stage(batch, urn, [key], state.now()) : undefined;
-      await batch.write({ sync: true });
+      try {
+        await batch.write({ sync: true });
+      } catch (err) {
+        // The deletion is committed (marked, runtime gone): memory forgets the sliver, the store's copy is finished at the restart.
+        if (!(err instanceof UnavailableError)) throw err;
+        this.d.log.warn(
+          { sliver: urn, err: err.message },
+          'sliver deleted, but forgetting it could not be written (the store refuses writes); the restart finishes it from its deleting mark',
+        );
+      }
       state.drop(urn);
       state.setCommitted(committed);
       tombstone?.();
@@ -124,7 +154,7 @@ export class SliverLifecycle {
         this.d.log.warn({ sliver: urn }, 'sliver stopped running unexpectedly; restarted it');
         return true;
       } catch (err) {
-        await this.d.state.update(urn, {
+        await this.settled(urn, {
           error: `the sliver stopped running unexpectedly and restarting it failed: ${(err as Error).message}`,
         });
         this.d.log.error({ sliver: urn, err: (err as Error).message }, 'sliver stopped running unexpectedly; restarting it failed');
