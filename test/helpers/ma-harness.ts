@@ -535,30 +535,49 @@ export interface NodeCalls {
 
 type NmMethod = (...args: unknown[]) => Promise<unknown>;
 
+const recorders = new WeakMap<TestNode, NodeCalls>();
+
 /**
  * Records the users every CreateSliver and UpdateSliverUsers brings to an in-process node manager (its
- * domain object's methods wrapped; the node manager still does the work). Call again after a restart
- * of the node manager.
+ * domain object's methods wrapped; the node manager still does the work). The recording goes on across
+ * restarts of the node manager: a new one is wrapped as it is built, before it serves. Called again
+ * for the same node, it returns the same recording.
  */
 export function recordNodeCalls(node: TestNode): NodeCalls {
+  const known = recorders.get(node);
+  if (known) return known;
   const calls: NodeCalls = { creates: [], userUpdates: [] };
-  const nm = node.nm as unknown as Record<string, NmMethod | undefined>;
-  if (!nm) throw new Error(`node ${node.urn} has no in-process node manager`);
-  const wrap = (name: string, list: RecordedNodeCall[], read: (args: unknown[]) => RecordedNodeCall): void => {
-    const original = nm[name]?.bind(nm);
-    nm[name] = async (...args: unknown[]) => {
-      const call = read(args);
-      list.push(call);
-      if (!original) throw new Error(`node manager has no ${name}`);
-      const out = await original(...args);
-      call.ok = true;
-      return out;
+  const wrapAll = (built: NodeManager): void => {
+    const nm = built as unknown as Record<string, NmMethod | undefined>;
+    const wrap = (name: string, list: RecordedNodeCall[], read: (args: unknown[]) => RecordedNodeCall): void => {
+      const original = nm[name]?.bind(nm);
+      nm[name] = async (...args: unknown[]) => {
+        const call = read(args);
+        list.push(call);
+        if (!original) throw new Error(`node manager has no ${name}`);
+        const out = await original(...args);
+        call.ok = true;
+        return out;
+      };
     };
+    wrap('createSliver', calls.creates, (args) => {
+      const req = args[1] as { sliverUrn: string; users?: SliceUser[] };
+      return { sliverUrn: req.sliverUrn, users: [...(req.users ?? [])] };
+    });
+    wrap('updateSliverUsers', calls.userUpdates, (args) => ({ sliverUrn: args[1] as string, users: [...((args[2] as SliceUser[]) ?? [])] }));
   };
-  wrap('createSliver', calls.creates, (args) => {
-    const req = args[1] as { sliverUrn: string; users?: SliceUser[] };
-    return { sliverUrn: req.sliverUrn, users: [...(req.users ?? [])] };
+  if (!node.nm) throw new Error(`node ${node.urn} has no in-process node manager`);
+  let current: NodeManager | undefined = node.nm;
+  wrapAll(current);
+  Object.defineProperty(node, 'nm', {
+    configurable: true,
+    enumerable: true,
+    get: () => current,
+    set: (built: NodeManager | undefined) => {
+      current = built;
+      if (built) wrapAll(built);
+    },
   });
-  wrap('updateSliverUsers', calls.userUpdates, (args) => ({ sliverUrn: args[1] as string, users: [...((args[2] as SliceUser[]) ?? [])] }));
+  recorders.set(node, calls);
   return calls;
 }
