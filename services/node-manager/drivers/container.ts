@@ -46,6 +46,12 @@ export { SLIVER_PATH } from '../runtime/oci-spec.js';
 /** The first process of every sliver: a shell loop that reaps orphans (PID 1's duty) and otherwise sleeps. */
 const KEEPER: readonly string[] = [INIT_PATH, 'sh', '-c', `trap '' HUP; while :; do ${INIT_PATH} sleep 2147483647 & wait $!; done`];
 
+/** A sliver as the container driver is given it: with a network namespace to join when the node has a sliver network. */
+export interface ContainerSliver extends DriverSliver {
+  /** Path of the named network namespace the node manager made for the sliver (network/sliver-network.ts). */
+  readonly netnsPath?: string;
+}
+
 /** Options of {@link ContainerDriver}. */
 export interface ContainerDriverOptions {
   readonly runc: Runc;
@@ -101,7 +107,7 @@ export class ContainerDriver implements SliverDriver {
   }
 
   /** Writes the bundle (root file system ready, config.json replaced whole). Idempotent. */
-  async provision(s: DriverSliver): Promise<void> {
+  async provision(s: ContainerSliver): Promise<void> {
     assertSafeName(s.name, 'sliver name');
     const ids = this.idsOf(s);
     const root = await this.o.files.prepare(s.name, parseImageName(s.image ?? ''), ids);
@@ -118,6 +124,7 @@ export class ContainerDriver implements SliverDriver {
       rlimits: this.o.rlimits,
       blkioWeight: this.blkioWeight,
       cgroupVersion: this.o.cgroups.version,
+      ...(s.netnsPath ? { netnsPath: s.netnsPath } : {}),
     });
     // A crash mid-write leaves the old file or a stray temporary one, never half a config.
     const dir = this.o.files.dir(s.name);
@@ -126,7 +133,7 @@ export class ContainerDriver implements SliverDriver {
     await rename(tmp, join(dir, 'config.json'));
   }
 
-  async start(s: DriverSliver): Promise<RuntimeRef> {
+  async start(s: ContainerSliver): Promise<RuntimeRef> {
     const dir = this.o.files.dir(s.name);
     // The sliver manager provisions before every first start; a later start (restart, recovery) reuses the bundle.
     if (!existsSync(join(dir, 'config.json'))) await this.provision(s);
