@@ -27,6 +27,9 @@ import { siteResult, type SiteCall, type SliceWithResults } from './site-calls.j
 import { budget, withRetries } from './site-retry.js';
 import { failedOf, holdsSlivers, sliverLine } from './sliver-status.js';
 
+/** Answers after which asking the site again cannot help. */
+const NEVER: ReadonlySet<number> = new Set([Status.INVALID_ARGUMENT, Status.UNIMPLEMENTED]);
+
 /** Users can be changed only on a slice whose creation is settled and that is not being deleted. */
 function requireUpdatable(rec: SliceRecord): void {
   if (rec.state !== 'ready' && rec.state !== 'partial') {
@@ -145,7 +148,8 @@ export async function finishUsers(book: SliceBookState, intent: IntentRecord): P
     return [];
   }
   const calls = await Promise.all(intent.sites.map((site) => usersAt(book, rec, site)));
-  const remaining = calls.filter((c) => c.outcome.code !== Status.OK).map((c) => c.site);
+  // A site that cannot take a users update at all (one that predates the action) is not asked again.
+  const remaining = calls.filter((c) => c.outcome.code !== Status.OK && !NEVER.has(c.outcome.code)).map((c) => c.site);
   const cur = book.intents.get(intent.id) ?? intent;
   // Sites added by an update made meanwhile stay (the lock makes that rare, but a retry may race a restart).
   const left = [...new Set([...remaining, ...cur.sites.filter((s) => !intent.sites.includes(s))])];
@@ -165,6 +169,8 @@ export async function finishUsers(book: SliceBookState, intent: IntentRecord): P
     });
   }
   if (left.length) book.deps.log.warn({ slice: rec.urn, sites: left }, 'slice users not handed to every site yet; retrying');
+  const refused = calls.filter((c) => NEVER.has(c.outcome.code));
+  for (const c of refused) book.deps.log.warn({ slice: rec.urn, site: c.site, reason: c.outcome.reason }, 'site cannot take slice users; not asked again');
   return calls;
 }
 
