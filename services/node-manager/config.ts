@@ -8,6 +8,7 @@
 import { z } from 'zod';
 import { commonConfigSchema } from '../core/config.js';
 import { isValidDomain, isUrn, parseTarget, parseUrn } from '../core/identity/urn.js';
+import { networkConfigSchema } from './network/network-config.js';
 
 const path = z.string().min(1, 'must be a non-empty path');
 const positive = z.number().int().positive();
@@ -198,6 +199,8 @@ export const nmConfigSchema = commonConfigSchema
       })
       .strict()
       .optional(),
+    /** The sliver network of container slivers (docs/node-manager.md, "The sliver network"); absent: loopback only. */
+    network: networkConfigSchema.optional(),
     /** How often expired slivers are looked for (ms). */
     reaper_interval_ms: ms(20, 3_600_000, 5_000),
     /** How often work directories are measured against their disk quota (ms). */
