@@ -32,6 +32,7 @@ import { loadOrCreateHostKey } from './ssh/host-key.js';
 import { SshServer } from './ssh/server.js';
 import { sshSettings } from './ssh/settings.js';
 import { checkSliverIds, readHostIdFiles } from './runtime/host-ids.js';
+import { restoreSliverNetwork, withSliverNetwork } from './network/network-setup.js';
 import type { IdRangeSettings } from './runtime/id-ranges.js';
 
 export { nmConfigSchema, NM_PATH_FIELDS, type NmConfig } from './config.js';
@@ -157,7 +158,7 @@ export function nodeManagerRole(options: NodeManagerRoleOptions = {}): (deps: Ro
     if (config.owner.credential)
       await ownerTable.put('owner-credential', loadOwnerCredential(config.owner.credential, owner.urn), { sync: true });
     const instance = instanceId(config.data_dir);
-    const driver = options.driver ?? createDriver({ ...driverOptions(config), log });
+    const driver = await withSliverNetwork(options.driver ?? createDriver({ ...driverOptions(config), log }), config.network, instance, log);
     await driver.init();
     if (driver.kind === 'process' && process.getuid?.() === 0) {
       log.warn('the process driver runs sliver programs as root with no isolation; use the container driver on this machine');
@@ -171,6 +172,7 @@ export function nodeManagerRole(options: NodeManagerRoleOptions = {}): (deps: Ro
     if (driver.kind === 'container') await checkIdRanges(slivers, idRanges, config.container.allow_host_ids, log);
     if (metrics) registerNmMetrics(metrics, slivers);
     const report = await slivers.reconcile();
+    await restoreSliverNetwork(driver, slivers.list(), log);
     log.info({ driver: driver.kind, isolation: driver.description, instance, capacity, ...countsOf(report) }, 'node manager ready');
     if (report.failed.length)
       log.warn({ failed: report.failed }, 'slivers that should run could not be restarted; they are FAILED with the reason');
