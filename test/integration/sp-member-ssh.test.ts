@@ -165,4 +165,29 @@ describe('service provider: members and their SSH keys', () => {
       'deployment still READY',
     );
   }, 90_000);
+  it('a removal the slice authority cannot take yet is recorded, survives a provider restart, and finishes once it is back', async () => {
+    const carol = await fed.home.pki.issue(`urn:fedlab:${A}:user:carol`);
+    const sp = fed.spClient();
+    await sp.addMember({ requestId: 'carol', memberUrn: carol.urn, certificatePem: carol.certPem, displayName: 'Carol' });
+    const k3 = newKey('carol@laptop');
+    const d = await sp.delegateToMember(delegation('carol-k3', carol.urn, dep.sliceUrn, k3.public));
+    expect((await usersAtSa()).map((u) => u.urn)).toEqual([carol.urn]);
+    await fed.stopSa();
+    try {
+      const r = await rejection(fed.spClient().removeMember({ memberUrn: carol.urn }));
+      expect(r.code, r.details).toBe(status.UNAVAILABLE);
+      expect(r.details).toMatch(/the removal is recorded/);
+      // Removed already for the provider: nothing more is delegated to carol.
+      const denied = await rejection(fed.spClient().delegateToMember(delegation('carol-after', carol.urn, dep.sliceUrn, '')));
+      expect(denied.code).toBe(status.NOT_FOUND);
+      await fed.stopSp();
+      await fed.startSp();
+    } finally {
+      await fed.startSa();
+    }
+    await until(async () => (await usersAtSa().catch(() => [{ urn: 'x', sshKeys: [] }])).length === 0, 20_000, 'carol off the slice');
+    const res = await fed.spClient().removeMember({ memberUrn: carol.urn });
+    expect(res.revokedJtis).toEqual([d.jti]);
+    expect(res.sliceUrns).toEqual([dep.sliceUrn]);
+  }, 90_000);
 });
