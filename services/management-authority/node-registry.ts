@@ -25,7 +25,7 @@ import { parseEndpoint } from '../core/endpoint.js';
 import { decodePageToken, encodePageToken, firstAfter, insertSorted } from '../core/paging.js';
 import { pageSize } from '../core/validate.js';
 import type { SshEndpointInput } from '../core/identity/ssh-keys.js';
-import { checkedSshEndpoint, sameSshEndpoint, sshEndpointToWire, type SshOffers } from './node-ssh.js';
+import { sshEndpointToWire, takeSshReport, type SshOffers } from './node-ssh.js';
 import { resourcesOf, TABLES, ZERO, type NodeHealthRecord, type NodeRecord, type Resources } from './records.js';
 
 /** Heartbeats missed in a row that make a node DOWN. */
@@ -275,15 +275,7 @@ export class NodeRegistry {
       node.images = images;
       changed = true;
     }
-    const offers = (node.sshOffers ??= {});
-    if (!sameSshEndpoint(req.ssh, offers.lastOffered)) {
-      const ssh = checkedSshEndpoint(node.record.urn, req.ssh, offers, this.deps.log);
-      if (ssh !== 'ignore' && !sameSshEndpoint(ssh, node.ssh)) {
-        if (ssh) node.ssh = ssh;
-        else delete node.ssh;
-        changed = true;
-      }
-    }
+    if (takeSshReport(node, req.ssh, this.deps.log)) changed = true;
     node.reportedAllocated = resourcesOf(req.allocated);
     node.usage = resourcesOf(req.usage);
     node.reportedSlivers = req.sliverCount;

@@ -54,3 +54,24 @@ export function checkedSshEndpoint(
 export function sshEndpointToWire(e: SshEndpointInput | undefined): SshEndpoint | undefined {
   return e ? { address: e.address, hostKey: e.hostKey, hostKeyFingerprint: e.hostKeyFingerprint } : undefined;
 }
+
+/** What {@link takeSshReport} reads and sets on a node. */
+export interface SshHolder {
+  readonly record: { readonly urn: string };
+  ssh?: SshEndpointInput;
+  sshOffers?: SshOffers;
+}
+
+/**
+ * Takes the endpoint a heartbeat reports: a repeat of the last offer costs a comparison; a new one is
+ * checked and kept (or, failing, ignored). Returns whether the node's endpoint changed.
+ */
+export function takeSshReport(node: SshHolder, offered: SshEndpoint | undefined, log: Logger): boolean {
+  const offers = (node.sshOffers ??= {});
+  if (sameSshEndpoint(offered, offers.lastOffered)) return false;
+  const ssh = checkedSshEndpoint(node.record.urn, offered, offers, log);
+  if (ssh === 'ignore' || sameSshEndpoint(ssh, node.ssh)) return false;
+  if (ssh) node.ssh = ssh;
+  else delete node.ssh;
+  return true;
+}
