@@ -76,6 +76,8 @@ export class MemberIntents {
   private timer: NodeJS.Timeout | undefined;
   private timerAt = 0;
   private stopped = true;
+  /** Aborted by stop(): a call to the slice authority in flight ends (its intent stays for the next start). */
+  private readonly abort = new AbortController();
   private sweeping: Promise<void> | undefined;
 
   constructor(private readonly deps: MemberIntentsOptions) {
@@ -99,6 +101,7 @@ export class MemberIntents {
   /** Stops the retries (a running one finishes). */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.abort.abort();
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     await this.sweeping;
@@ -147,7 +150,7 @@ export class MemberIntents {
         .sliceAuthority()
         .updateSliceUsers(
           { requestId, sliceUrn: intent.sliceUrn, add: [{ urn: member.urn, sshKeys: keys }], remove: [] },
-          { deadlineMs: this.deps.deadlineMs },
+          this.callOptions(),
         );
     } catch (err) {
       const { code, reason } = plainOutcome(err);
@@ -177,7 +180,7 @@ export class MemberIntents {
   private async removeMember(key: string, intent: Extract<MemberIntentRecord, { kind: 'remove' }>): Promise<void> {
     let cur = intent;
     const sa = this.deps.remotes.sliceAuthority();
-    const opts = { deadlineMs: this.deps.deadlineMs };
+    const opts = this.callOptions();
     for (const r of intent.revoke) {
       if (cur.revoked.includes(r.jti)) continue;
       await this.revoke(intent.memberUrn, r);
@@ -212,7 +215,7 @@ export class MemberIntents {
   private async revoke(memberUrn: string, r: { jti: string; parentJti: string; sliceUrn: string }): Promise<void> {
     const sa = this.deps.remotes.sliceAuthority();
     const reason = `member ${memberUrn} removed by its provider`;
-    const opts = { deadlineMs: this.deps.deadlineMs };
+    const opts = this.callOptions();
     try {
       await sa.revoke({ jti: r.jti, keyThumbprint: '', reason }, opts);
       return;
@@ -231,13 +234,18 @@ export class MemberIntents {
     );
   }
 
+  /** Options of every call to the slice authority. */
+  private callOptions(): { deadlineMs: number; signal: AbortSignal } {
+    return { deadlineMs: this.deps.deadlineMs, signal: this.abort.signal };
+  }
+
   /** Whether a refused UpdateSliceUsers means the slice is gone (then its users are gone too). */
   private async sliceGone(slice: string, err: unknown): Promise<boolean> {
     const { code } = plainOutcome(err);
     if (code === Status.NOT_FOUND) return true;
     if (code !== Status.FAILED_PRECONDITION) return false;
     try {
-      const s = (await this.deps.remotes.sliceAuthority().getSlice({ sliceUrn: slice }, { deadlineMs: this.deps.deadlineMs })).slice;
+      const s = (await this.deps.remotes.sliceAuthority().getSlice({ sliceUrn: slice }, this.callOptions())).slice;
       return !s || s.state === SliceState.SLICE_STATE_DELETED || s.state === SliceState.SLICE_STATE_EXPIRED;
     } catch (e) {
       return plainOutcome(e).code === Status.NOT_FOUND;
