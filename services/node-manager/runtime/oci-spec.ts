@@ -1,8 +1,8 @@
 /**
  * The OCI runtime spec of a sliver (the bundle's config.json) and of each
  * process run in it (`runc exec --process`): user namespace over the
- * sliver's own id range; PID, mount, UTS, IPC, network (new, or the one
- * the node manager made for the sliver network) and cgroup namespaces; no_new_privs; the default container capability set and nothing
+ * sliver's own id range; PID, mount, UTS, IPC, network and cgroup
+ * namespaces; no_new_privs; the default container capability set and nothing
  * more; the seccomp profile; masked and read-only kernel paths; a devices
  * cgroup of null, zero, full, random, urandom, tty, ptmx and pts only; and
  * CPU, memory (no swap), pids and block IO limits from the sliver's resources.
@@ -107,11 +107,6 @@ export interface SliverSpecInput {
   readonly blkioWeight: boolean;
   /** cgroup v1 or v2 (v2 has no memory swappiness). */
   readonly cgroupVersion: 1 | 2;
-  /**
-   * A network namespace the node manager made (owned by the host's user namespace) for the sliver to join;
-   * absent: runc makes a new one, loopback only.
-   */
-  readonly netnsPath?: string;
 }
 
 const CFS_PERIOD_US = 100_000;
@@ -136,21 +131,8 @@ export function ociProcess(p: ProcessSpec, rlimits: SliverRlimits): Record<strin
   };
 }
 
-/** Where a sliver joining a namespace it does not own sees its network devices: masked (they are the host's). */
-export const HOST_NET_SYSFS_PATHS = ['/sys/class/net', '/sys/devices/virtual/net'] as const;
-
-/**
- * /sys of a sliver. A fresh sysfs needs the sliver to own its network namespace; one joining the node
- * manager's namespace gets the host's sysfs bound read-only instead (its network device directories masked).
- */
-function sysMount(joinsNetns: boolean): OciMount {
-  return joinsNetns
-    ? { destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] }
-    : { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] };
-}
-
 /** The kernel file systems every sliver gets. */
-function kernelMounts(memMb: number, joinsNetns: boolean): OciMount[] {
+function kernelMounts(memMb: number): OciMount[] {
   const shmMb = Math.max(16, Math.min(memMb, 1024));
   return [
     { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
@@ -163,7 +145,7 @@ function kernelMounts(memMb: number, joinsNetns: boolean): OciMount[] {
     },
     { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', `size=${shmMb}m`] },
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
-    sysMount(joinsNetns),
+    { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
     { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'] },
     { destination: '/run', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=755', 'size=16m'] },
   ];
@@ -202,17 +184,15 @@ export function sliverSpec(s: SliverSpecInput): Record<string, unknown> {
     process: ociProcess(s.init, s.rlimits),
     root: { path: s.rootfs, readonly: s.rootReadonly },
     hostname: s.hostname,
-    mounts: [...kernelMounts(s.resources.memMb, s.netnsPath !== undefined), ...s.mounts],
+    mounts: [...kernelMounts(s.resources.memMb), ...s.mounts],
     linux: {
       uidMappings: map,
       gidMappings: map,
-      namespaces: ['pid', 'mount', 'uts', 'ipc', 'network', 'cgroup', 'user'].map((type) =>
-        type === 'network' && s.netnsPath ? { type, path: s.netnsPath } : { type },
-      ),
+      namespaces: ['pid', 'mount', 'uts', 'ipc', 'network', 'cgroup', 'user'].map((type) => ({ type })),
       cgroupsPath: s.cgroupsPath,
       resources: ociResources(s.resources, s),
       seccomp: s.seccomp,
-      maskedPaths: [...MASKED_PATHS, ...(s.netnsPath ? HOST_NET_SYSFS_PATHS : [])],
+      maskedPaths: [...MASKED_PATHS],
       readonlyPaths: [...READONLY_PATHS],
       rootfsPropagation: 'private',
     },
