@@ -46,10 +46,14 @@ export { SLIVER_PATH } from '../runtime/oci-spec.js';
 /** The first process of every sliver: a shell loop that reaps orphans (PID 1's duty) and otherwise sleeps. */
 const KEEPER: readonly string[] = [INIT_PATH, 'sh', '-c', `trap '' HUP; while :; do ${INIT_PATH} sleep 2147483647 & wait $!; done`];
 
-/** A sliver as the container driver is given it: with a network namespace to join when the node has a sliver network. */
+/** A sliver as the container driver is given it: with the sliver network's hook when the node has one. */
 export interface ContainerSliver extends DriverSliver {
-  /** Path of the named network namespace the node manager made for the sliver (network/sliver-network.ts). */
-  readonly netnsPath?: string;
+  /**
+   * Runs after `runc create`, before `runc start`: the container's namespaces exist (its network namespace is
+   * `/proc/<pid>/ns/net`) and nothing of the sliver runs yet. The sliver network wires its interfaces here
+   * (network/networked-driver.ts); a failure fails the start and removes the container.
+   */
+  readonly onCreated?: (initPid: number) => Promise<void>;
 }
 
 /** Options of {@link ContainerDriver}. */
@@ -107,7 +111,7 @@ export class ContainerDriver implements SliverDriver {
   }
 
   /** Writes the bundle (root file system ready, config.json replaced whole). Idempotent. */
-  async provision(s: ContainerSliver): Promise<void> {
+  async provision(s: DriverSliver): Promise<void> {
     assertSafeName(s.name, 'sliver name');
     const ids = this.idsOf(s);
     const root = await this.o.files.prepare(s.name, parseImageName(s.image ?? ''), ids);
@@ -124,7 +128,6 @@ export class ContainerDriver implements SliverDriver {
       rlimits: this.o.rlimits,
       blkioWeight: this.blkioWeight,
       cgroupVersion: this.o.cgroups.version,
-      ...(s.netnsPath ? { netnsPath: s.netnsPath } : {}),
     });
     // A crash mid-write leaves the old file or a stray temporary one, never half a config.
     const dir = this.o.files.dir(s.name);
@@ -146,6 +149,7 @@ export class ContainerDriver implements SliverDriver {
     try {
       await this.o.runc.create(s.name, dir, log, this.o.startTimeoutMs ?? 30_000, pidFile);
       const pid = Number((await readFile(pidFile, 'utf8')).trim());
+      if (s.onCreated) await s.onCreated(pid);
       await this.o.runc.start(s.name);
       const stat = Number.isSafeInteger(pid) && pid > 0 ? await readStat(pid) : undefined;
       if (!stat || stat.state === 'Z') throw new FailedPreconditionError(`the container of sliver ${s.name} exited right after its start`);
