@@ -41,11 +41,13 @@ export function networkSliver(rec: SliverRecord): NetworkSliver {
   return { name: rec.name, urn: rec.urn, sliceUrn: rec.sliceUrn, ...(rec.ids ? { ids: rec.ids } : {}) };
 }
 
-/** After reconcile: re-wires every provisioned sliver's network and removes what no record explains. */
+/** After reconcile: re-wires every running sliver's network and removes what no running sliver explains. */
 export async function restoreSliverNetwork(driver: SliverDriver, records: readonly SliverRecord[], log: Logger): Promise<void> {
   if (!(driver instanceof NetworkedDriver)) return;
-  const live = records.filter((r) => r.allocation === 'provisioned' && !r.deleting).map(networkSliver);
-  const r = await driver.network.restore(live);
+  const running = records.flatMap((r) =>
+    r.runtime && r.wantRunning && r.operational === 'ready' && !r.deleting ? [{ sliver: networkSliver(r), pid: r.runtime.pid }] : [],
+  );
+  const r = await driver.network.restore(running);
   log.info({ restored: r.restored.length, removed: r.removed }, 'sliver network restored');
   for (const f of r.failed) log.error({ sliver: f.name, err: f.error }, 'could not restore the network of a sliver');
 }

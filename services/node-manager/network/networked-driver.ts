@@ -1,12 +1,11 @@
 /**
- * The container driver with the sliver network around it: before a sliver is
- * provisioned (and before a start that finds no namespace, after a reboot)
- * its namespace and interfaces are wired and the bundle told to join the
- * namespace; after a sliver is destroyed its interfaces, rules and namespace
- * are removed. Stopping a sliver keeps its network (a start finds it as it
- * was); stopping the node manager keeps every sliver's. What the network has
- * of a sliver counts among its artifacts, so reconcile removes what no
- * record explains.
+ * The container driver with the sliver network around it: at every start,
+ * once runc has made the container's namespaces and before the sliver runs,
+ * its interfaces are wired (the seam: {@link SliverNetwork.wire} and its
+ * wirers); a stop or destroy removes its interfaces, rules and namespace name.
+ * Stopping the node manager keeps every running sliver's network. What the
+ * network has of a sliver counts among its artifacts, so reconcile removes
+ * what no record explains.
  */
 import type { ContainerDriver, ContainerSliver } from '../drivers/container.js';
 import type {
@@ -34,10 +33,6 @@ export class NetworkedDriver implements SliverDriver {
     this.description = `${inner.description}; eth0 on the node's sliver bridge (NAT out, forwarded ports in, slices apart) in a network namespace the sliver cannot reconfigure`;
   }
 
-  private withNetns(s: DriverSliver): ContainerSliver {
-    return { ...s, netnsPath: this.network.netnsPath(s.name) };
-  }
-
   async init(): Promise<void> {
     await this.inner.init();
     await this.network.init();
@@ -47,23 +42,28 @@ export class NetworkedDriver implements SliverDriver {
     return this.inner.workDir();
   }
 
-  async provision(s: DriverSliver): Promise<void> {
-    // The seam: the namespace exists and every interface is wired before the sliver can start.
-    await this.network.wire(s);
-    await this.inner.provision(this.withNetns(s));
+  provision(s: DriverSliver): Promise<void> {
+    return this.inner.provision(s);
   }
 
-  async start(s: DriverSliver): Promise<RuntimeRef> {
-    if (!this.network.hasNetns(s.name)) await this.network.wire(s);
-    return this.inner.start(this.withNetns(s));
+  start(s: DriverSliver): Promise<RuntimeRef> {
+    // The seam: the container's namespace exists and every interface is wired before the sliver runs.
+    const sliver: ContainerSliver = {
+      ...s,
+      onCreated: async (pid) => {
+        await this.network.wire(s, pid);
+      },
+    };
+    return this.inner.start(sliver);
   }
 
   isRunning(s: DriverSliver, ref: RuntimeRef): Promise<boolean> {
     return this.inner.isRunning(s, ref);
   }
 
-  stop(s: DriverSliver, ref: RuntimeRef | undefined): Promise<void> {
-    return this.inner.stop(s, ref);
+  async stop(s: DriverSliver, ref: RuntimeRef | undefined): Promise<void> {
+    await this.inner.stop(s, ref);
+    await this.network.unwire(s.name);
   }
 
   async destroy(name: string): Promise<void> {

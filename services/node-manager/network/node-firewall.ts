@@ -12,7 +12,9 @@
  *   reach slivers.
  * - Input: slivers reach none of the node's own addresses (node manager,
  *   SSH, anything on the host), except as replies.
- * - Bridge: a frame between two sliver ports passes only when both ports
+ * - Bridge: a sliver's port passes only IPv4 and ARP from the sliver's own
+ *   address (set `port_addr`: its root may change its interfaces, not pass
+ *   as another); a frame between two sliver ports passes only when both
  *   carry the same slice mark (set `members`), so slices cannot reach each
  *   other on the bridge, ARP included.
  *
@@ -37,6 +39,8 @@ export interface SliverRules {
 export interface FirewallElements {
   /** Bridge ports with their slice mark. */
   readonly ports: Map<string, number>;
+  /** Bridge ports with the address they may send from. */
+  readonly portAddrs: Map<string, string>;
   /** Forwarded port blocks: `first-last` → sliver address. */
   readonly forwards: Map<string, string>;
 }
@@ -46,7 +50,7 @@ const q = (s: string): string => JSON.stringify(s);
 /** The script that makes the tables and rewrites their rules (elements are kept). */
 export function firewallScript(instance: string, p: NetworkPlan): string {
   const t = tableName(instance);
-  const inet = `inet ${q(t)}`;
+  const inet = `inet ${t}`;
   const br = q(p.bridge);
   const up = q(p.uplink);
   const subnet = formatCidr(p.subnet);
@@ -75,14 +79,20 @@ export function firewallScript(instance: string, p: NetworkPlan): string {
     `add rule ${inet} forward oifname ${br} drop`,
     `add rule ${inet} input iifname ${br} ct state established,related accept`,
     `add rule ${inet} input iifname ${br} drop`,
-    `add table bridge ${q(t)}`,
-    `add set bridge ${q(t)} ports { type ifname; }`,
-    `add map bridge ${q(t)} slice_of { type ifname : mark; }`,
-    `add set bridge ${q(t)} members { type mark . ifname; }`,
-    `add chain bridge ${q(t)} forward { type filter hook forward priority filter; policy accept; }`,
-    `flush chain bridge ${q(t)} forward`,
-    `add rule bridge ${q(t)} forward iifname @ports oifname @ports meta mark set iifname map @slice_of`,
-    `add rule bridge ${q(t)} forward iifname @ports oifname @ports meta mark . oifname != @members drop`,
+    `add table bridge ${t}`,
+    `add set bridge ${t} ports { type ifname; }`,
+    `add map bridge ${t} slice_of { type ifname : mark; }`,
+    `add set bridge ${t} members { type mark . ifname; }`,
+    `add set bridge ${t} port_addr { type ipv4_addr . ifname; }`,
+    `add chain bridge ${t} prerouting { type filter hook prerouting priority filter; policy accept; }`,
+    `flush chain bridge ${t} prerouting`,
+    `add rule bridge ${t} prerouting iifname @ports ether type != { ip, arp } drop`,
+    `add rule bridge ${t} prerouting iifname @ports ether type ip ip saddr . iifname != @port_addr drop`,
+    `add rule bridge ${t} prerouting iifname @ports ether type arp arp saddr ip . iifname != @port_addr drop`,
+    `add chain bridge ${t} forward { type filter hook forward priority filter; policy accept; }`,
+    `flush chain bridge ${t} forward`,
+    `add rule bridge ${t} forward iifname @ports oifname @ports meta mark set iifname map @slice_of`,
+    `add rule bridge ${t} forward iifname @ports oifname @ports meta mark . oifname != @members drop`,
   ];
   return `${lines.join('\n')}\n`;
 }
@@ -95,7 +105,7 @@ export class NodeFirewall {
     private readonly run: NetCommands,
     private readonly instance: string,
   ) {
-    this.table = q(tableName(instance));
+    this.table = tableName(instance);
   }
 
   /** Makes the tables and rewrites their rules (elements stay). */
@@ -111,6 +121,7 @@ export class NodeFirewall {
         `add element bridge ${t} ports { ${q(r.port)} }`,
         `add element bridge ${t} slice_of { ${q(r.port)} : ${r.sliceMark} }`,
         `add element bridge ${t} members { ${r.sliceMark} . ${q(r.port)} }`,
+        `add element bridge ${t} port_addr { ${r.lease.address} . ${q(r.port)} }`,
         `add element inet ${t} port_fwd { ${r.lease.firstPort}-${r.lease.lastPort} : ${r.lease.address} }`,
       ].join('\n') + '\n',
     );
@@ -127,6 +138,8 @@ export class NodeFirewall {
       lines.push(`delete element bridge ${t} ports { ${q(port)} }`);
       lines.push(`delete element bridge ${t} slice_of { ${q(port)} }`);
       lines.push(`delete element bridge ${t} members { ${mark} . ${q(port)} }`);
+      const addr = have.portAddrs.get(port);
+      if (addr) lines.push(`delete element bridge ${t} port_addr { ${addr} . ${q(port)} }`);
     }
     for (const block of o.forwards ?? []) if (have.forwards.has(block)) lines.push(`delete element inet ${t} port_fwd { ${block} }`);
     if (lines.length) await this.run.nftScript(`${lines.join('\n')}\n`);
@@ -136,13 +149,18 @@ export class NodeFirewall {
   async elements(): Promise<FirewallElements> {
     const name = tableName(this.instance);
     const ports = new Map<string, number>();
+    const portAddrs = new Map<string, string>();
     const forwards = new Map<string, string>();
     const exists = await this.exists();
-    if (!exists.bridge && !exists.inet) return { ports, forwards };
+    if (!exists.bridge && !exists.inet) return { ports, portAddrs, forwards };
     if (exists.bridge) {
       for (const o of await this.run.nftJson(['list', 'map', 'bridge', name, 'slice_of'])) {
         const elems = (o.map as { elem?: [string, number][] } | undefined)?.elem ?? [];
         for (const [port, mark] of elems) ports.set(port, mark);
+      }
+      for (const o of await this.run.nftJson(['list', 'set', 'bridge', name, 'port_addr'])) {
+        const elems = (o.set as { elem?: { concat?: [string, string] }[] } | undefined)?.elem ?? [];
+        for (const e of elems) if (e.concat) portAddrs.set(e.concat[1], e.concat[0]);
       }
     }
     if (exists.inet) {
@@ -154,7 +172,7 @@ export class NodeFirewall {
         }
       }
     }
-    return { ports, forwards };
+    return { ports, portAddrs, forwards };
   }
 
   /** Whether this instance's tables exist. */

@@ -1,15 +1,18 @@
 /**
  * The sliver network of one node manager: the node's bridge and firewall,
- * and each container sliver's named network namespace with the interfaces
- * its wirers make (eth0 now). The namespace is made by the node manager in
- * the host's user namespace and handed to runc by path, so the sliver's root
- * — root only of its own user namespace — can neither change its interfaces,
- * addresses, routes or shaping nor touch nftables; it binds low ports because
- * the namespace lets every user do so. Everything is idempotent; a restart
- * restores the network of live slivers and removes what no record explains.
+ * and each running container sliver's network namespace with the interfaces
+ * its wirers make (eth0 now). runc makes the namespace (with the sliver's user
+ * namespace: runc 1.1's exec joins the user namespace first, so a namespace
+ * owned by the host's could not be entered); between `runc create` and `runc
+ * start` it is named `fl-<instance>-<sliver>` (`ip netns attach`) and wired.
+ * The sliver's root can change what is inside it, so every rule that tells
+ * slivers apart holds on the node's side: its bridge port only passes IPv4
+ * and ARP from the sliver's own address. The network lives as long as the
+ * container: a stop or delete removes it. Everything is idempotent; a restart
+ * restores the network of running slivers and removes what no record explains.
  */
 import { existsSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { FailedPreconditionError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { Eth0Wirer } from './eth0-wirer.js';
@@ -23,9 +26,7 @@ import type { NetworkSliver, SliverWirer } from './sliver-wiring.js';
 
 /** Kernel settings of every sliver namespace. */
 const NETNS_SYSCTLS: Readonly<Record<string, string>> = {
-  // Its root is not root of the namespace's owner: without this it could not bind ports below 1024.
-  'net.ipv4.ip_unprivileged_port_start': '0',
-  // ping without raw sockets (ICMP datagram sockets) for every user.
+  // ping without raw sockets (ICMP datagram sockets) for every user of the sliver.
   'net.ipv4.ping_group_range': '0 2147483647',
   // IPv4 only: no link-local IPv6 path around the rules.
   'net.ipv6.conf.all.disable_ipv6': '1',
@@ -37,6 +38,16 @@ export interface NetworkRestore {
   readonly restored: readonly string[];
   readonly removed: readonly string[];
   readonly failed: readonly { readonly name: string; readonly error: string }[];
+}
+
+/** Whether two namespace files are the same namespace (false when either is missing). */
+async function sameNamespace(a: string, b: string): Promise<boolean> {
+  try {
+    const [x, y] = await Promise.all([stat(a), stat(b)]);
+    return x.ino === y.ino && x.dev === y.dev;
+  } catch {
+    return false;
+  }
 }
 
 /** The sliver network of one node manager instance. */
@@ -72,28 +83,24 @@ export class SliverNetwork {
     await ensureNodeNetwork(this.run, this.plan, this.firewall, this.log);
   }
 
-  /** The path of a sliver's namespace, for the OCI spec. */
-  netnsPath(name: string): string {
-    return netnsPath(netnsName(this.instance, name));
-  }
-
-  /** Whether a sliver's namespace exists. */
-  hasNetns(name: string): boolean {
-    return existsSync(this.netnsPath(name));
-  }
-
   /** A sliver's lease (from its id range slot), or why it has none. */
   leaseOf(s: NetworkSliver): SliverLease {
     if (!s.ids) throw new FailedPreconditionError(`sliver ${s.name} has no id range, so no network lease; delete it and create it again`);
     return leaseOf(this.plan, s.ids.slot);
   }
 
-  /** Makes (or checks) the sliver's namespace and every wirer's interfaces. Idempotent. */
-  async wire(s: NetworkSliver): Promise<SliverLease> {
+  /**
+   * Names the network namespace of the sliver's container (its first process `pid`) and makes (or checks)
+   * every wirer's interfaces in it. A name left on an earlier container's namespace is moved first. Idempotent.
+   */
+  async wire(s: NetworkSliver, pid: number): Promise<SliverLease> {
     const lease = this.leaseOf(s);
     const netns = netnsName(this.instance, s.name);
     try {
-      if (!existsSync(netnsPath(netns))) await this.run.ip(['netns', 'add', netns]);
+      if (!(await sameNamespace(netnsPath(netns), `/proc/${pid}/ns/net`))) {
+        await this.dropName(netns);
+        await this.run.ip(['netns', 'attach', netns, String(pid)]);
+      }
       await this.run.ip(['-n', netns, 'link', 'set', 'lo', 'up']);
       await this.run.sysctlIn(netns, NETNS_SYSCTLS);
       for (const w of this.wirers) await w.wire({ sliver: s, netns, lease, plan: this.plan, run: this.run });
@@ -110,12 +117,16 @@ export class SliverNetwork {
   async unwire(name: string): Promise<void> {
     const netns = netnsName(this.instance, name);
     for (const w of [...this.wirers].reverse()) await w.unwire({ name, netns, run: this.run });
-    if (existsSync(netnsPath(netns))) {
-      try {
-        await this.run.ip(['netns', 'del', netns]);
-      } catch (err) {
-        if (!(err instanceof NetworkCommandError && err.notFound)) throw err;
-      }
+    await this.dropName(netns);
+  }
+
+  /** Removes a namespace's name (the namespace itself goes with its last process). */
+  private async dropName(netns: string): Promise<void> {
+    if (!existsSync(netnsPath(netns))) return;
+    try {
+      await this.run.ip(['netns', 'del', netns]);
+    } catch (err) {
+      if (!(err instanceof NetworkCommandError && err.notFound)) throw err;
     }
   }
 
@@ -134,11 +145,12 @@ export class SliverNetwork {
   }
 
   /**
-   * At start, after the slivers are reconciled: re-wires every live sliver's
-   * network (what a crash left half-made is finished) and removes namespaces,
-   * devices and firewall elements no live sliver explains.
+   * At start, after the slivers are reconciled: re-wires every running
+   * sliver's network (what a crash left half-made is finished) and removes
+   * namespaces, devices and firewall elements no running sliver explains.
    */
-  async restore(live: readonly NetworkSliver[]): Promise<NetworkRestore> {
+  async restore(running: readonly { readonly sliver: NetworkSliver; readonly pid: number }[]): Promise<NetworkRestore> {
+    const live = running.map((r) => r.sliver);
     const removed: string[] = [];
     const liveNames = new Set(live.map((s) => s.name));
     for (const name of await this.list()) {
@@ -164,10 +176,10 @@ export class SliverNetwork {
       forwards: [...forwards].filter(([block, addr]) => liveBlocks.get(block) !== addr).map(([block]) => block),
     });
     const restored: string[] = [];
-    for (const s of live) {
+    for (const { sliver: s, pid } of running) {
       if (!leases.has(s.name)) continue;
       try {
-        await this.wire(s);
+        await this.wire(s, pid);
         restored.push(s.name);
       } catch (err) {
         failed.push({ name: s.name, error: (err as Error).message });
