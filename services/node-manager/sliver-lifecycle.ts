@@ -100,8 +100,9 @@ export class SliverLifecycle {
     const { state } = this.d;
     const rec = state.get(urn);
     if (!rec) {
-      if (deleted) await this.leaveTombstone(urn, deleted);
-      return undefined;
+      if (!deleted || (await this.leaveTombstone(urn, deleted))) return undefined;
+      // A create admitted it meanwhile (its provisioning waits for this sliver's lock, which we hold): delete that.
+      return this.removeLocked(urn, deleted);
     }
     const marked = rec.deleting
       ? rec
@@ -132,14 +133,20 @@ export class SliverLifecycle {
     return marked;
   }
 
-  /** The tombstone of a DeleteSliver of a sliver that is not here, under the admission mutex. */
-  private async leaveTombstone(urn: string, deleted: CallFence): Promise<void> {
+  /**
+   * The tombstone of a DeleteSliver of a sliver that is not here, under the admission mutex. False,
+   * writing nothing, when a create has admitted the sliver since it was looked up (its admission held
+   * the mutex while its record was written).
+   */
+  private async leaveTombstone(urn: string, deleted: CallFence): Promise<boolean> {
     const { state } = this.d;
-    await this.d.admission.run(async () => {
+    return this.d.admission.run(async () => {
+      if (state.has(urn)) return false;
       const batch = state.store.batch();
       const apply = state.tombstones.stage(batch, urn, [], state.now());
       await batch.write({ sync: true, signal: deleted.signal });
       apply();
+      return true;
     });
   }
 
