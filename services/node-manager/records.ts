@@ -16,6 +16,7 @@ import {
 } from '../generated/fedlab/v1/common.js';
 import type { DriverKind, RuntimeRef, SliverResources } from './drivers/driver.js';
 import type { IdRange } from './runtime/id-ranges.js';
+import type { SliverLease } from './network/network-plan.js';
 
 /** Allocation states a record can have (an UNALLOCATED sliver has no record). */
 export type Allocation = 'allocated' | 'provisioned';
@@ -48,6 +49,8 @@ export interface SliverRecord {
   readonly ids?: IdRange;
   /** The image (`host` or `oci:<name>`); `host` when absent. */
   readonly image?: string;
+  /** A container sliver on a node with a sliver network: eth0's address and its forwarded ports (held with `ids`). */
+  readonly network?: SliverLease;
   readonly runtime?: RuntimeRef;
   readonly createdAt: number;
   readonly updatedAt: number;
@@ -162,5 +165,16 @@ export function toSliver(
     ...(rec.sliceIncarnation !== undefined ? { sliceIncarnation: rec.sliceIncarnation } : {}),
     workDir: rec.allocation === 'provisioned' && !unallocated ? (workDir ?? '') : '',
     ...(ssh && rec.login && !unallocated ? { ssh: { username: rec.login, endpoint: ssh } } : {}),
+    ...(rec.network && !unallocated
+      ? {
+          network: {
+            address: `${rec.network.address}/${rec.network.prefix}`,
+            gateway: rec.network.gateway,
+            nodeAddress: rec.network.nodeAddress,
+            firstPort: rec.network.firstPort,
+            lastPort: rec.network.lastPort,
+          },
+        }
+      : {}),
   };
 }
