@@ -52,7 +52,7 @@ export function serviceProviderRole(options: SpRoleOptions = {}): (deps: RoleDep
     const credentials = new SliceCredentials({ store, clock, log, remotes, certificatePem, ...settings.sliceCredentials });
     const deployments = new Deployments({ store, clock, log, remotes, credentials, ...settings.deployments });
     if (metrics) registerSpMetrics(metrics, deployments);
-    const intents = new MemberIntents({ store, clock, log, remotes, credentials, ...settings.memberIntents });
+    const intents = new MemberIntents({ store, clock, log, remotes, ...settings.memberIntents });
     const members = new Members({
       store,
       clock,

@@ -8,11 +8,11 @@
  * again on a capped back-off, also after a restart, so it is never lost. Work on one member runs
  * one at a time (a keyed mutex), so the last change sent is always the member's current keys.
  *
- * Revocation: the provider asks to revoke the member's own credential; a slice authority that lets
- * providers revoke only the credentials it issued them (PERMISSION_DENIED) gets the provider's
- * credential the member's link hangs under revoked instead — which ends the member's chain, and
- * with it those of other members under the same credential (logged) — and the provider asks for a
- * fresh one for its own use.
+ * Revocation: the provider revokes exactly the member's own credentials, each with the member's
+ * whole chain as proof in the call's credential metadata (the slice authority lets a provider revoke
+ * what it delegated under its own slice credentials). The provider's credential above them, and so
+ * every other member's chain under it, stays. A credential that has expired is refused everywhere
+ * already and is not revoked.
  */
 import { createHash } from 'node:crypto';
 import { status as Status } from '@grpc/grpc-js';
@@ -24,7 +24,6 @@ import type { Store, Table } from '../core/store/store.js';
 import { SliceState } from '../generated/fedlab/v1/slice_authority.js';
 import { TABLES, type DelegationRecord, type MemberIntentRecord, type MemberRecord, type MemberRequestRecord } from './records.js';
 import type { Remotes } from './remotes.js';
-import type { SliceCredentials } from './slice-credentials.js';
 
 /** Options of {@link MemberIntents}. */
 export interface MemberIntentsOptions {
@@ -32,7 +31,6 @@ export interface MemberIntentsOptions {
   readonly clock: Clock;
   readonly log: Logger;
   readonly remotes: Remotes;
-  readonly credentials: SliceCredentials;
   /** Deadline of UpdateSliceUsers (it hands the list on to the sites) and Revoke (ms). */
   readonly deadlineMs: number;
   /** First retry of an intent that failed (ms); doubles up to `maxRetryMs`. */
@@ -183,7 +181,7 @@ export class MemberIntents {
     const opts = this.callOptions();
     for (const r of intent.revoke) {
       if (cur.revoked.includes(r.jti)) continue;
-      await this.revoke(intent.memberUrn, r);
+      if (!(await this.revoke(intent.memberUrn, r))) continue;
       cur = { ...cur, revoked: [...cur.revoked, r.jti] };
       await this.intents.put(key, cur, { sync: true });
     }
@@ -211,27 +209,26 @@ export class MemberIntents {
     this.deps.log.info({ member: intent.memberUrn, revoked: cur.revoked.length, slices: cur.cleared.length }, 'member removed');
   }
 
-  /** Revokes one member credential at the slice authority (or, if it may not, the provider's credential above it). */
-  private async revoke(memberUrn: string, r: { jti: string; parentJti: string; sliceUrn: string }): Promise<void> {
-    const sa = this.deps.remotes.sliceAuthority();
-    const reason = `member ${memberUrn} removed by its provider`;
-    const opts = this.callOptions();
-    try {
-      await sa.revoke({ jti: r.jti, keyThumbprint: '', reason }, opts);
-      return;
-    } catch (err) {
-      if (plainOutcome(err).code !== Status.PERMISSION_DENIED || !r.parentJti) throw this.failure(err, `revoking ${r.jti}`);
+  /**
+   * Revokes one member credential at the slice authority, the member's chain as proof. False when
+   * there is nothing to revoke: it has expired meanwhile.
+   */
+  private async revoke(memberUrn: string, r: { jti: string; sliceUrn: string }): Promise<boolean> {
+    const d = await this.delegations.get(`${memberUrn} ${r.jti}`);
+    if (d && d.expiresAt <= this.deps.clock.now()) {
+      this.deps.log.info({ member: memberUrn, jti: r.jti }, 'member credential expired before its revocation; nothing to revoke');
+      return false;
     }
+    const asked = d ? await this.requests.get(d.requestKey) : undefined;
+    const chain = (asked?.result as { chain?: readonly string[] } | undefined)?.chain ?? [];
     try {
-      await sa.revoke({ jti: r.parentJti, keyThumbprint: '', reason: `${reason} (the credential its ${r.jti} was delegated under)` }, opts);
+      await this.deps.remotes
+        .sliceAuthority()
+        .revoke({ jti: r.jti, keyThumbprint: '', reason: `member ${memberUrn} removed by its provider` }, { ...this.callOptions(), chain });
     } catch (err) {
-      throw this.failure(err, `revoking ${r.parentJti} (above ${memberUrn}'s ${r.jti})`);
+      throw this.failure(err, `revoking ${memberUrn}'s credential ${r.jti} on ${r.sliceUrn}`);
     }
-    await this.deps.credentials.forgetJti(r.sliceUrn, r.parentJti);
-    this.deps.log.warn(
-      { member: memberUrn, jti: r.jti, parent: r.parentJti, slice: r.sliceUrn },
-      "the slice authority lets the provider revoke only its own credentials: revoked the provider's credential above the member's, which also ends other members' credentials under it",
-    );
+    return true;
   }
 
   /** Options of every call to the slice authority. */

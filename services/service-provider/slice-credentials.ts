@@ -88,12 +88,6 @@ export class SliceCredentials {
     return rec;
   }
 
-  /** Forgets a slice's credential if it is the one with `jti` (revoked), so that a fresh one is asked for. */
-  async forgetJti(sliceUrn: string, jti: string): Promise<void> {
-    const cur = await this.table.get(sliceUrn);
-    if (cur?.jti === jti) await this.table.del(sliceUrn, { sync: true });
-  }
-
   /** Forgets a slice's credential (refused by a node, or the slice is gone). */
   async forget(sliceUrn: string): Promise<void> {
     if (sliceUrn) await this.table.del(sliceUrn, { sync: true });

@@ -11,9 +11,11 @@
  * slivers, so it never reaches a later slice of the same name.
  *
  * Revoke and ListRevocations keep the authority's own list (services/core's
- * RevocationLedger, who revoked each entry written with it): administrators revoke anything; a provider revokes the
- * credentials issued for its own slices. A provider key on the list can no
- * longer use the authority (see Accounts).
+ * RevocationLedger, who revoked each entry written with it): administrators
+ * revoke anything; a provider revokes the credentials issued for its own
+ * slices, and a credential it delegated under one of them to a member when the
+ * call carries the member's whole chain as proof (member-chain.ts). A provider
+ * key on the list can no longer use the authority (see Accounts).
  */
 import { createHash, type KeyObject } from 'node:crypto';
 import { canonicalJson } from '../core/canonical-json.js';
@@ -41,6 +43,7 @@ import {
   type SliceAuthorityRevokeResponse,
 } from '../generated/fedlab/v1/slice_authority.js';
 import type { Caller } from './accounts.js';
+import { checkMemberChain, type IssuedRoot } from './member-chain.js';
 import { TABLES, type CredentialRecord, type SliceRecord } from './records.js';
 import { requestId, text } from '../core/validate.js';
 
@@ -76,8 +79,8 @@ export interface SliceCredentialsOptions {
 export class SliceCredentials {
   private readonly issued: Table<CredentialRecord>;
   private readonly ledger: RevocationLedger;
-  /** jti → the provider whose slice it is (who may revoke it). */
-  private readonly owners = new Map<string, string>();
+  /** jti → the provider whose slice it is (who may revoke it, and what it delegated under it) and the slice. */
+  private readonly owners = new Map<string, IssuedRoot>();
 
   constructor(private readonly deps: SliceCredentialsOptions) {
     this.issued = deps.store.table<CredentialRecord>(TABLES.credentials);
@@ -94,7 +97,8 @@ export class SliceCredentials {
 
   /** Loads who owns which issued credential. */
   async load(): Promise<void> {
-    for await (const [k, v] of this.issued.entries()) this.owners.set(v.jti, k.split(' ')[0] as string);
+    for await (const [k, v] of this.issued.entries())
+      this.owners.set(v.jti, { providerUrn: k.split(' ')[0] as string, sliceUrn: v.sliceUrn });
   }
 
   /** Whether a key is on this authority's list. */
@@ -183,7 +187,7 @@ export class SliceCredentials {
       sliceUrn: slice.urn,
     };
     await this.issued.put(key, rec, { sync: true });
-    this.owners.set(rec.jti, slice.providerUrn);
+    this.owners.set(rec.jti, { providerUrn: slice.providerUrn, sliceUrn: slice.urn });
     this.deps.log.info(
       { slice: slice.urn, incarnation: slice.incarnation, holder: holder.urn, jti: rec.jti, privileges, dlg: req.maxDelegations },
       'slice credential issued',
@@ -191,14 +195,29 @@ export class SliceCredentials {
     return { chain: [...cred.chain], jti: rec.jti, expiresAt: new Date(rec.expiresAt) };
   }
 
-  /** Revoke: administrators anything; providers the credentials issued for their slices. */
-  async revoke(caller: Caller, req: SliceAuthorityRevokeRequest): Promise<SliceAuthorityRevokeResponse> {
+  /**
+   * Revoke: administrators anything; providers the credentials issued for their slices, and those they
+   * delegated under them when `chain` (the call's credential metadata) is the member's whole chain.
+   * A refusal changes nothing.
+   */
+  async revoke(caller: Caller, req: SliceAuthorityRevokeRequest, chain: readonly string[] = []): Promise<SliceAuthorityRevokeResponse> {
     const target = revocationTarget(req.jti, req.keyThumbprint);
-    if (!caller.admin && !(target.jti !== undefined && this.owners.get(target.jti) === caller.urn)) {
-      throw new PermissionDeniedError(
-        `${caller.urn} may revoke only credentials issued for its own slices; administrators revoke anything else`,
-        { rule: 'admin' },
-      );
+    if (!caller.admin && !(target.jti !== undefined && this.owners.get(target.jti)?.providerUrn === caller.urn)) {
+      if (target.jti === undefined || chain.length === 0) {
+        throw new PermissionDeniedError(
+          `${caller.urn} may revoke only credentials issued for its own slices, or delegated under them with the member's whole chain in metadata fedlab-credential; administrators revoke anything else`,
+          { rule: 'admin' },
+        );
+      }
+      checkMemberChain({
+        chain,
+        jti: target.jti,
+        callerUrn: caller.urn,
+        saUrn: this.deps.saUrn,
+        saJwk: this.deps.saJwk,
+        issued: (jti) => this.owners.get(jti),
+        now: new Date(this.deps.now()),
+      });
     }
     const reason = text('reason', req.reason, 200);
     try {

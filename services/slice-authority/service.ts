@@ -43,7 +43,7 @@ export function sliceAuthorityService(domain: SaDomain): ServiceRegistration {
       return domain.credentials.issue(caller, slice, req);
     },
     async revoke(req, ctx) {
-      return domain.credentials.revoke(domain.accounts.caller(ctx.peer), req);
+      return domain.credentials.revoke(domain.accounts.caller(ctx.peer), req, ctx.chain);
     },
     async listRevocations(req, ctx) {
       domain.accounts.caller(ctx.peer);
