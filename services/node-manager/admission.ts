@@ -2,7 +2,7 @@
  * Admission of a create: idempotency (per caller request id, and per sliver
  * URN), one authority per slice, exclusivity, the owner's per-slice caps and
  * the node's capacity; a new sliver is written with its request id and the
- * node's new committed totals in one atomic batch. Callers serialise
+ * node's new committed totals (and its SSH users and login name) in one atomic batch. Callers serialise
  * admissions (one mutex), so the node is never over-committed.
  */
 import {
@@ -12,6 +12,7 @@ import {
   PermissionDeniedError,
   ResourceExhaustedError,
 } from '../core/errors.js';
+import type { SliceUserRecord } from '../core/identity/ssh-keys.js';
 import type { SliverInterface } from '../generated/fedlab/v1/common.js';
 import { describeShortfalls, shortfalls, type Capacity } from './capacity.js';
 import type { DriverKind, SliverResources } from './drivers/driver.js';
@@ -48,6 +49,10 @@ export interface CreateSpec {
   readonly image?: string;
   /** The call's signal and arrival: a call that has ended commits nothing, one a delete superseded is ABORTED. */
   readonly call?: CallFence;
+  /** The slice's users (SSH keys) on this node: a new sliver is written with them; a promotion takes them. */
+  readonly users?: readonly SliceUserRecord[];
+  /** The login name a new sliver gets, picked under the admission mutex (see SliverManager.create). */
+  readonly login?: string;
 }
 
 /** What admission decided: a new sliver was written, the sliver exists as asked, or an ALLOCATED one is to be promoted. */
@@ -165,6 +170,9 @@ export async function admit(state: SliverStore, spec: CreateSpec, o: AdmissionSe
     requestId: spec.requestId,
     requestCaller: spec.caller,
     requestFingerprint: spec.fingerprint,
+    // In the admission batch: a sliver is never on disk without the users who may log in, or its login name.
+    users: [...(spec.users ?? [])],
+    ...(spec.login !== undefined ? { login: spec.login } : {}),
   };
   const committed = addCommitted(state.committed, spec.resources, 1);
   await state.store
@@ -216,6 +224,8 @@ export function promotion(rec: SliverRecord | undefined, spec: CreateSpec, now: 
     requestId: spec.requestId,
     requestCaller: spec.caller,
     requestFingerprint: spec.fingerprint,
+    // The provision's users are the slice's users now (written with the promotion).
+    ...(spec.users ? { users: [...spec.users] } : {}),
     updatedAt: now,
   };
 }

@@ -142,6 +142,8 @@ export class SliverManager {
    * Creates a sliver (or returns it, for a retried request id or an identical
    * request for an existing sliver URN; or promotes an ALLOCATED one). Admission
    * is serialised; provisioning and starting happen after it under the sliver's lock.
+   * The slice's users come in `spec.users` (or, for callers that keep them apart, `users`); a new
+   * sliver is written with them and its login name in its admission batch.
    */
   async create(spec: CreateSpec, users: readonly SliceUserRecord[] = []): Promise<SliverRecord> {
     this.state.assertLoaded();
@@ -151,12 +153,11 @@ export class SliverManager {
       driverKind: this.o.driver.kind,
       idRanges: this.o.idRanges,
     };
-    const admitted = await this.admission.run(async () => {
-      const a = await admit(this.state, spec, { ...settings, now: this.o.clock.now() });
-      // Under the admission mutex: two creates never pick the same login name.
-      if (a === 'new') await this.state.update(spec.urn, { users: [...users], login: this.freeLogin(spec) });
-      return a;
-    });
+    const asked: CreateSpec = { ...spec, users: spec.users ?? users };
+    // Under the admission mutex: two creates never pick the same login name.
+    const admitted = await this.admission.run(() =>
+      admit(this.state, { ...asked, login: this.freeLogin(spec) }, { ...settings, now: this.o.clock.now() }),
+    );
     if (admitted === 'existing') {
       // Another call may still be provisioning it: answer with its state once that work is done.
       await this.locks.run(spec.urn, async () => undefined);
@@ -168,12 +169,8 @@ export class SliverManager {
     return this.locks.run(spec.urn, async () => {
       if (admitted === 'promote') {
         const before = this.state.get(spec.urn);
-        const promoted = promotion(before, spec, this.o.clock.now());
-        if (promoted && before) {
-          await this.admission.run(() => writePromotion(this.state, before, promoted, spec.call?.signal));
-          // The provision's users are the slice's users now.
-          await this.state.update(spec.urn, { users: [...users] });
-        }
+        const promoted = promotion(before, asked, this.o.clock.now());
+        if (promoted && before) await this.admission.run(() => writePromotion(this.state, before, promoted, spec.call?.signal));
       }
       const rec = this.state.get(spec.urn);
       if (!rec) throw new FailedPreconditionError(`sliver ${spec.urn} was removed before it could be provisioned`);
