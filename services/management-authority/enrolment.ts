@@ -31,6 +31,7 @@ import {
 import { isValidName, makeUrn, parseUrn } from '../core/identity/urn.js';
 import type { Logger } from '../core/log.js';
 import { checkedSshEndpoint } from './node-ssh.js';
+import { checkUnderlayAddress } from './node-underlay.js';
 import type { Store, Table } from '../core/store/store.js';
 import { SliverIsolation } from '../generated/fedlab/v1/common.js';
 import type { CreateEnrollmentTokenRequest, EnrollNodeRequest, EnrollNodeResponse } from '../generated/fedlab/v1/management_authority.js';
@@ -229,6 +230,8 @@ export class Enrolment {
     text('version', req.version, 64);
     // An endpoint that does not check out is left out (logged), never published; enrolment goes on.
     const ssh = checkedSshEndpoint(rec.nodeUrn, req.ssh, {}, this.deps.log);
+    const underlayAddress = checkUnderlayAddress(req.underlayAddress);
+    const linkKbps = req.capacity?.bandwidthKbps ?? 0;
     const owner = await this.checkOwnerChain(rec, req.ownerCredentialChain);
     const certificatePem = await ca.signNode(rec.nodeUrn, key, endpoint.host);
     const keyJwk = toPublicJwk(key);
@@ -256,6 +259,8 @@ export class Enrolment {
         netemAvailable: req.netemAvailable,
         exclusive: this.deps.style === 'emulab',
         ...(ssh && ssh !== 'ignore' ? { ssh } : {}),
+        ...(underlayAddress ? { underlayAddress } : {}),
+        ...(linkKbps > 0 && Number.isSafeInteger(linkKbps) ? { linkKbps } : {}),
       };
       await this.deps.store
         .batch()

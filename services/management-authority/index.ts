@@ -3,7 +3,7 @@
  * settings its config compiles to: the MA's key (its TLS key, which also
  * signs its credentials), the site CA for enrolment, the node registry and
  * health monitor, providers, delegations and revocations, the aggregate with
- * its ledger, the node manager client pool and the emulab link lab; recovery
+ * its ledger and the node manager client pool; recovery
  * of unfinished intents before the first call; the background tasks; and the
  * enrolment listener. Stopping stops the tasks and the listener, flushes
  * health and closes the channels; the host then closes the store.
@@ -18,7 +18,6 @@ import { toMaSettings, type MaConfig } from './config.js';
 import { Delegations } from './delegations.js';
 import { Enrolment } from './enrolment.js';
 import { startEnrolmentListener } from './enrolment-server.js';
-import { NetLab, type CommandRunner } from './netlab.js';
 import { NodeClients } from './node-clients.js';
 import { NodeRegistry } from './node-registry.js';
 import { ProviderRegistry } from './providers.js';
@@ -40,18 +39,15 @@ export interface ManagementAuthority {
   readonly enrolment: Enrolment;
   readonly delegations: Delegations;
   readonly providers: ProviderRegistry;
-  readonly netlab: NetLab;
   /** Port of the enrolment listener. */
   readonly enrolmentPort: number;
   /** What recovery found at start-up. */
-  readonly recovery: { readonly settled: number; readonly pending: number; readonly orphans: readonly string[] };
+  readonly recovery: { readonly settled: number; readonly pending: number };
 }
 
 /** Options of {@link managementAuthorityRole}. */
 export interface MaRoleOptions {
   readonly clock?: Clock;
-  /** Runs `ip` and `tc` (tests may record instead). */
-  readonly runner?: CommandRunner;
   /** Do not start the background timers (tests drive monitor, sweep and flush by hand). */
   readonly manualTimers?: boolean;
   readonly onBuilt?: (ma: ManagementAuthority) => void;
@@ -112,7 +108,6 @@ export function managementAuthorityRole(options: MaRoleOptions = {}): (deps: Rol
       peers: federation,
       ...settings.delegation,
     });
-    const netlab = new NetLab({ instance: settings.instance, log, ...(options.runner ? { runner: options.runner } : {}) });
     const nodes = new NodeClients({ tls, registry, log, ...settings.nodeCalls });
     const ledger = new SliceLedger(store);
     await ledger.load();
@@ -124,7 +119,6 @@ export function managementAuthorityRole(options: MaRoleOptions = {}): (deps: Rol
       access,
       nodes,
       providers,
-      netlab,
       revocations,
       relay,
       clock,
@@ -162,7 +156,6 @@ export function managementAuthorityRole(options: MaRoleOptions = {}): (deps: Rol
       enrolment,
       delegations,
       providers,
-      netlab,
       enrolmentPort: enrolmentListener.port,
       recovery,
     });

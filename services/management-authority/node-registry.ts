@@ -26,6 +26,7 @@ import { decodePageToken, encodePageToken, firstAfter, insertSorted } from '../c
 import { pageSize } from '../core/validate.js';
 import type { SshEndpointInput } from '../core/identity/ssh-keys.js';
 import { sshEndpointToWire, takeSshReport, type SshOffers } from './node-ssh.js';
+import { takeUnderlayReport } from './node-underlay.js';
 import { resourcesOf, TABLES, ZERO, type NodeHealthRecord, type NodeRecord, type Resources } from './records.js';
 
 /** Heartbeats missed in a row that make a node DOWN. */
@@ -51,6 +52,12 @@ export interface LiveNode {
   ssh?: SshEndpointInput;
   /** What the node last offered as its SSH endpoint (so a repeat is not checked again); made at the first heartbeat when absent. */
   sshOffers?: SshOffers;
+  /** The node's underlay address for links (node-underlay.ts); absent: it takes no links. */
+  underlayAddress?: string;
+  /** The last underlay address refused (not logged again). */
+  underlayRefused?: string;
+  /** The most a link at the node may carry (kbit/s); 0: not reported. */
+  linkKbps?: number;
   /** When health was last written (ms, MA clock). */
   persistedAt: number;
   /** Loaded at start-up and not heard from since (UNKNOWN during the restart grace; see the module's notes). */
@@ -187,6 +194,7 @@ export class NodeRegistry {
   private install(rec: NodeRecord, h: NodeHealthRecord | undefined, unheard: boolean): LiveNode {
     // Health, once written, says what the node last reported (a node that stopped serving SSH has none).
     const ssh: SshEndpointInput | undefined = h ? h.ssh : rec.ssh;
+    const underlay = h ? h.underlayAddress : rec.underlayAddress;
     const live: LiveNode = {
       record: rec,
       // An unheard node is not UP: its last known health is the previous process's.
@@ -203,6 +211,8 @@ export class NodeRegistry {
       ...(ssh ? { ssh } : {}),
       // What is kept counts as offered: a first heartbeat without one then clears it.
       sshOffers: ssh ? { lastOffered: ssh } : {},
+      ...(underlay ? { underlayAddress: underlay } : {}),
+      linkKbps: (h ? h.linkKbps : rec.linkKbps) ?? 0,
       persistedAt: 0,
       unheard,
     };
@@ -276,6 +286,12 @@ export class NodeRegistry {
       changed = true;
     }
     if (takeSshReport(node, req.ssh, this.deps.log)) changed = true;
+    if (takeUnderlayReport(node, req.underlayAddress, this.deps.log)) changed = true;
+    const linkKbps = req.capacity?.bandwidthKbps ?? node.linkKbps ?? 0;
+    if (Number.isSafeInteger(linkKbps) && linkKbps >= 0 && linkKbps !== (node.linkKbps ?? 0)) {
+      node.linkKbps = linkKbps;
+      changed = true;
+    }
     node.reportedAllocated = resourcesOf(req.allocated);
     node.usage = resourcesOf(req.usage);
     node.reportedSlivers = req.sliverCount;
@@ -358,6 +374,8 @@ export class NodeRegistry {
         version: n.version,
         ...(n.images ? { images: n.images } : {}),
         ...(n.ssh ? { ssh: n.ssh } : {}),
+        ...(n.underlayAddress ? { underlayAddress: n.underlayAddress } : {}),
+        ...(n.linkKbps ? { linkKbps: n.linkKbps } : {}),
       };
       batch.put(this.healthTable, urn, rec);
     }
@@ -385,7 +403,7 @@ export class NodeRegistry {
       style: STYLE[this.deps.style],
       health: n.up ? NodeHealth.NODE_HEALTH_UP : NodeHealth.NODE_HEALTH_DOWN,
       endpoint: n.endpoint,
-      capacity: toSpec(n.capacity),
+      capacity: toSpec(n.capacity, n.linkKbps ?? 0),
       allocated: toSpec(committed),
       usage: toSpec(n.usage),
       sliverCount: slivers,
@@ -398,6 +416,7 @@ export class NodeRegistry {
       missedHeartbeats: this.missed(n),
       images: { names: [...imagesOfNode(n)] },
       ssh: sshEndpointToWire(n.ssh),
+      ...(n.underlayAddress ? { underlayAddress: n.underlayAddress } : {}),
     };
   }
 

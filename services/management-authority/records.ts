@@ -98,6 +98,10 @@ export interface NodeRecord {
   readonly exclusive: boolean;
   /** The node's SSH endpoint as checked at enrolment (heartbeats update the live copy); absent: none. */
   readonly ssh?: SshEndpointInput;
+  /** The node's underlay address as checked at enrolment (heartbeats update the live copy); absent: it takes no links. */
+  readonly underlayAddress?: string;
+  /** The most a link at the node may carry (kbit/s, its capacity's bandwidth); absent or 0: not reported. */
+  readonly linkKbps?: number;
 }
 
 /** Health as last reported (table `node-health`, keyed by node URN), written in coalesced batches. */
@@ -116,6 +120,10 @@ export interface NodeHealthRecord {
   readonly images?: readonly string[];
   /** The node's SSH endpoint (its last heartbeat's, checked); absent: it serves none. */
   readonly ssh?: SshEndpointInput;
+  /** The node's underlay address (its last heartbeat's, checked); absent: it takes no links. */
+  readonly underlayAddress?: string;
+  /** Its capacity's bandwidth (kbit/s) as last reported; absent or 0: not reported. */
+  readonly linkKbps?: number;
 }
 
 /** An enrolment token (table `enrol-tokens`, keyed by the SHA-256 of the token: the token itself is never stored). */
@@ -167,8 +175,13 @@ export interface LinkSpec {
   readonly bandwidthKbps: number;
   readonly delayMs: number;
   readonly lossPercent: number;
-  /** Index of the /24 the link's addresses come from (10.200.<subnet>.0/24, private to the slice's namespaces). */
+  /** Index of the /24 the link's addresses come from (10.200.<subnet>.0/24, private to the slice's slivers). */
   readonly subnet: number;
+  /**
+   * The link's VXLAN network identifier, unique at this site while the slice holds nodes (written in the
+   * Allocate or swap-in batch; gone with the slice, or at swap-out); absent while swapped out.
+   */
+  readonly vni?: number;
 }
 
 /** A slice as this site knows it (table `slices`, keyed by slice URN). */
@@ -192,7 +205,7 @@ export interface SliceRecord {
 /** GENI operational states. */
 export type Operational = 'pending' | 'notready' | 'configuring' | 'ready' | 'stopping' | 'stopped' | 'failed';
 
-/** An interface of a sliver's namespace on a link (emulab). */
+/** An interface of a sliver on a link (emulab), made by its node manager. */
 export interface InterfaceRecord {
   readonly link: string;
   readonly name: string;
@@ -200,6 +213,10 @@ export interface InterfaceRecord {
   readonly bandwidthKbps: number;
   readonly delayMs: number;
   readonly lossPercent: number;
+  /** Its MAC address (locally administered, from slice, link and endpoint); absent in records made before node links. */
+  readonly mac?: string;
+  /** What its node applied to its egress (CreateSliver's answer); absent: not reported. */
+  readonly applied?: readonly string[];
 }
 
 /** A sliver (table `slivers`, keyed by sliver URN). */
@@ -230,7 +247,7 @@ export interface SliverRecord {
   readonly error: string;
   /** Bumped at every provisioning, so each CreateSliver on the node has a fresh request id. */
   readonly generation: number;
-  /** Emulab: the sliver's network namespace on the site host while provisioned. */
+  /** Emulab, records made before node links: the sliver's network namespace on the site host (no longer made). */
   readonly netns?: string;
   readonly interfaces: readonly InterfaceRecord[];
   /** The Allocate request key that made it. */

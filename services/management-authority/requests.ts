@@ -231,7 +231,8 @@ export function checkLinks(links: readonly Link[], slivers: readonly WantedSlive
     if (names.has(l.name)) bad(`${f}.name`, `link ${l.name} is named twice`);
     names.add(l.name);
     if (l.endpoints.length < 2) bad(`${f}.endpoints`, `link ${l.name} needs at least two endpoints`);
-    if (new Set(l.endpoints).size !== l.endpoints.length) bad(`${f}.endpoints`, `link ${l.name} names an endpoint twice`);
+    const twice = l.endpoints.find((e, k) => l.endpoints.indexOf(e) !== k);
+    if (twice !== undefined) bad(`${f}.endpoints`, `link ${l.name} names endpoint ${JSON.stringify(twice.slice(0, 80))} twice`);
     for (const e of l.endpoints) {
       if (ids.has(e)) continue;
       if (e.startsWith('urn:fedlab:')) {
@@ -248,10 +249,11 @@ export function checkLinks(links: readonly Link[], slivers: readonly WantedSlive
       bad(`${f}.endpoints`, `link ${l.name}: endpoint ${JSON.stringify(e.slice(0, 80))} is not a client id of this request`);
     }
     if (!Number.isSafeInteger(l.bandwidthKbps) || l.bandwidthKbps < 0 || l.bandwidthKbps > ctx.maxLinkKbps) {
-      bad(`${f}.bandwidth_kbps`, `must be 0 (unshaped) to ${ctx.maxLinkKbps}`);
+      bad(`${f}.bandwidth_kbps`, `link ${l.name}: must be 0 (unshaped) to ${ctx.maxLinkKbps}, not ${l.bandwidthKbps}`);
     }
-    if (!Number.isSafeInteger(l.delayMs) || l.delayMs < 0 || l.delayMs > 10_000) bad(`${f}.delay_ms`, 'must be 0 to 10000');
-    if (!Number.isFinite(l.lossPercent) || l.lossPercent < 0 || l.lossPercent > 100) bad(`${f}.loss_percent`, 'must be 0 to 100');
+    if (!Number.isSafeInteger(l.delayMs) || l.delayMs < 0 || l.delayMs > 10_000) bad(`${f}.delay_ms`, `link ${l.name}: must be 0 to 10000`);
+    if (!Number.isFinite(l.lossPercent) || l.lossPercent < 0 || l.lossPercent > 100)
+      bad(`${f}.loss_percent`, `link ${l.name}: must be 0 to 100`);
     return { name: l.name, endpoints: [...l.endpoints], bandwidthKbps: l.bandwidthKbps, delayMs: l.delayMs, lossPercent: l.lossPercent };
   });
 }

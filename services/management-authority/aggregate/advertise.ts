@@ -30,20 +30,21 @@ const STYLE: Record<StyleName, SiteStyle> = {
 
 /** GetVersion and ListResources. */
 export class Advertiser {
-  private netem = false;
-  private netemKnown = false;
 
   constructor(private readonly state: AggregateState) {}
 
-  /** Learns whether netem exists (once, at start-up). */
-  async probe(): Promise<void> {
-    this.netem = this.state.rules.links ? await this.state.deps.netlab.netemAvailable() : false;
-    this.netemKnown = true;
+  /** Kept for the start-up sequence: what it learnt (netem) is now read from the nodes at each call. */
+  probe(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** Whether links can have delay and loss: some node of the site reports netem (its node manager probed it). */
+  private get netem(): boolean {
+    return this.state.rules.links && this.state.deps.registry.all().some((n) => n.record.netemAvailable);
   }
 
   /** GetVersion. */
   async getVersion(): Promise<AggregateGetVersionResponse> {
-    if (!this.netemKnown) await this.probe();
     const { deps, rules } = this.state;
     const s = deps.settings;
     return {

@@ -14,7 +14,6 @@ import type { Sliver, SliverResult } from '../../generated/fedlab/v1/common.js';
 import type { Access } from '../access.js';
 import type { Clock } from '../../core/clock.js';
 import type { StyleName } from '../config.js';
-import type { NetLab } from '../netlab.js';
 import type { NodeClients } from '../node-clients.js';
 import type { NodeRegistry } from '../node-registry.js';
 import type { ProviderRegistry } from '../providers.js';
@@ -47,7 +46,6 @@ export interface AggregateDeps {
   readonly access: Access;
   readonly nodes: NodeClients;
   readonly providers: ProviderRegistry;
-  readonly netlab: NetLab;
   readonly revocations: RevocationLookup;
   /** Slice authorities' signed revocation lists, passed on to the nodes of their slices. */
   readonly relay: RevocationRelay;

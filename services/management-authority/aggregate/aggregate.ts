@@ -37,6 +37,7 @@ import { Advertiser } from './advertise.js';
 import { AggregateState, type AggregateDeps } from './aggregate-state.js';
 import { allocate } from './allocate.js';
 import { recover, retryIntents } from './intents.js';
+import { vnisInUse } from './vnis.js';
 import { deleteSlivers, renew } from './lifecycle.js';
 import { provision } from './provision.js';
 import { updateRevocations } from './revocations.js';
@@ -60,10 +61,10 @@ export class Aggregate {
 
   /**
    * After a restart: finishes or undoes every intent left by the previous
-   * process, releases expired holds, and removes network namespaces no sliver
-   * owns. Intents whose nodes cannot be reached stay and are retried.
+   * process and releases expired holds. Intents whose nodes cannot be reached
+   * stay and are retried.
    */
-  recover(): Promise<{ settled: number; pending: number; orphans: string[] }> {
+  recover(): Promise<{ settled: number; pending: number }> {
     return recover(this.state, () => this.sweep());
   }
 
@@ -146,11 +147,16 @@ export class Aggregate {
 
   // ---- diagnostics ---------------------------------------------------------------------------
 
-  /** The host network namespace of each instantiated sliver of a slice, by client id (emulab; for site tools and tests). */
-  hostNamespaces(sliceUrn: string): Map<string, string> {
-    const out = new Map<string, string>();
-    for (const s of this.state.ledger.sliversOf(sliceUrn)) if (s.netns && s.allocation === 'provisioned') out.set(s.clientId, s.netns);
+  /** The VNI of each link of a slice, by link name (emulab; for site tools and tests); absent links hold none. */
+  linkVnis(sliceUrn: string): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const l of this.state.ledger.slices.get(sliceUrn)?.links ?? []) if (l.vni !== undefined) out.set(l.name, l.vni);
     return out;
+  }
+
+  /** Every VNI the site's slices hold now (diagnostics and tests). */
+  vnisInUse(): Set<number> {
+    return vnisInUse(this.state.ledger.slices.values());
   }
 
   /** Counts for diagnostics and tests. */

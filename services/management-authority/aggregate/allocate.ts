@@ -33,6 +33,8 @@ import { releaseExpiredHolds } from './sweepers.js';
 import { goneSliverToWire, manifestDocument } from './to-wire.js';
 import { refuseSuperseded, type FencedCall } from './tombstones.js';
 import { duringGrace } from './grace.js';
+import { checkLinkPlacement } from './links.js';
+import { vniBase, vnisInUse, withVnis } from './vnis.js';
 
 /** An Allocate request checked before the slice's lock is taken. */
 interface CheckedAllocate {
@@ -96,16 +98,6 @@ async function checkAllocate(
     defaults: deps.settings.defaults,
     maxLinkKbps: deps.settings.maxLinkKbps,
   });
-  if (normal.links.length > 0) {
-    await deps.netlab.requireSupport();
-    const needsNetem = normal.links.find((l) => l.delayMs > 0 || l.lossPercent > 0);
-    if (needsNetem && !(await deps.netlab.netemAvailable())) {
-      throw new FailedPreconditionError(
-        `link ${needsNetem.name} asks for delay or loss, but this site's kernel has no netem (sch_netem); links here can have bandwidth only — ask without delay_ms and loss_percent, or use another site`,
-        { rule: 'netem' },
-      );
-    }
-  }
   for (const w of normal.slivers) {
     if (!w.nodeUrn) continue;
     if (!deps.registry.has(w.nodeUrn))
@@ -248,10 +240,14 @@ function admit(state: AggregateState, tx: SliceLedgerTx, now: number, req: Aggre
     }
   }
 
+  // The links: the nodes must carry them, and each takes a VNI unique at the site, in this batch.
+  const newLinks = normal.links.map((l, k) => ({ ...l, subnet: oldLinks.length + k }));
+  checkLinkPlacement(state, newLinks, new Map(normal.slivers.map((w, i) => [w.clientId, nodeOf[i] as string])));
+  const links = withVnis(newLinks, vnisInUse(ledger.slices.values()), vniBase(deps.maUrn));
   // The slice authority's list is the slice's (an Allocate naming none keeps what the slice has).
   const users = checked.users.length ? { users: checked.users } : {};
   const slice: IncarnatedSlice = existing
-    ? { ...existing, ...users, links: [...oldLinks, ...normal.links.map((l, k) => ({ ...l, subnet: oldLinks.length + k }))] }
+    ? { ...existing, ...users, links: [...oldLinks, ...links] }
     : {
         ...users,
         ...(req.sliceIncarnation !== undefined ? { incarnation: req.sliceIncarnation } : {}),
@@ -261,7 +257,7 @@ function admit(state: AggregateState, tx: SliceLedgerTx, now: number, req: Aggre
         sliceAuthorityKid: sa.kid,
         providerUrn: req.providerUrn,
         createdAt: now,
-        links: normal.links.map((l, k) => ({ ...l, subnet: k })),
+        links,
         documentFormat: normal.documentFormat,
         swappedOut: false,
       };

@@ -13,6 +13,7 @@ import type { AggregateState } from './aggregate-state.js';
 import { SUCCESS, failure } from '../../core/rpc/outcome.js';
 import { type Outcome } from './outcome.js';
 import { pushUsers } from './users.js';
+import { withoutVnis } from './vnis.js';
 
 /** A new intent record (written by the caller, in the batch that marks its slivers busy). */
 export function newIntent(kind: IntentRecord['kind'], sliceUrn: string, items: IntentRecord['items'], now: number): IntentRecord {
@@ -20,8 +21,8 @@ export function newIntent(kind: IntentRecord['kind'], sliceUrn: string, items: I
 }
 
 /**
- * Deletes an intent's remaining slivers on their nodes and removes their
- * namespaces, then records each one that is done: provision → back to
+ * Deletes an intent's remaining slivers on their nodes (each node removes the
+ * sliver's link interfaces with it), then records each one that is done: provision → back to
  * allocated (or released when the hold ended), swap-in and swap-out →
  * unallocated, delete → forgotten. Slivers whose node could not be reached
  * stay in the intent for the next try. Callers hold the slice's lock.
@@ -43,20 +44,8 @@ export async function settle(state: AggregateState, id: string, bounds: { deadli
     bounds.deadline !== undefined ? { deadline: bounds.deadline } : {},
   );
   const ok = new Set<string>();
-  // The namespaces of the slivers deleted on their nodes, all at once.
-  const namespaces = items
-    .map((item, k) => (deleted[k]?.ok ? ledger.slivers.get(item.sliverUrn)?.netns : undefined))
-    .filter((ns): ns is string => ns !== undefined);
-  const stuck = namespaces.length
-    ? await deps.netlab.deleteNamespaces(namespaces).catch((err: unknown) => new Map(namespaces.map((ns) => [ns, (err as Error).message])))
-    : new Map<string, string>();
   for (const [k, r] of deleted.entries()) {
     const item = items[k] as (typeof items)[number];
-    const s = ledger.slivers.get(item.sliverUrn);
-    if (r.ok && s?.netns && stuck.has(s.netns)) {
-      out.set(item.sliverUrn, failure(Status.INTERNAL, `could not remove namespace ${s.netns}: ${stuck.get(s.netns)}; the MA retries`));
-      continue;
-    }
     if (r.ok) {
       ok.add(item.sliverUrn);
       out.set(item.sliverUrn, SUCCESS);
@@ -89,7 +78,8 @@ export async function settle(state: AggregateState, id: string, bounds: { deadli
     if (left.length) tx.putIntent({ ...intent, items: left });
     else tx.delIntent(intent.id);
     const slice = ledger.slices.get(intent.sliceUrn);
-    if (slice && intent.kind === 'swap-in') tx.putSlice({ ...slice, swappedOut: true });
+    // A swap-in undone is swapped out again: its links' VNIs go back to the site.
+    if (slice && intent.kind === 'swap-in') tx.putSlice({ ...slice, swappedOut: true, links: withoutVnis(slice.links) });
     // A slice with no sliver left is gone.
     const remaining = ledger
       .sliversOf(intent.sliceUrn)
@@ -107,13 +97,14 @@ export async function settle(state: AggregateState, id: string, bounds: { deadli
 
 /**
  * After a restart: finishes or undoes every intent left by the previous
- * process, runs `sweep` (expired holds), and removes network namespaces no
- * sliver owns. Intents whose nodes cannot be reached stay and are retried.
+ * process and runs `sweep` (expired holds). Intents whose nodes cannot be
+ * reached stay and are retried. (Link devices are the nodes' own: each node
+ * manager removes at its start what no sliver of its explains.)
  */
 export async function recover(
   state: AggregateState,
   sweep: () => Promise<unknown>,
-): Promise<{ settled: number; pending: number; orphans: string[] }> {
+): Promise<{ settled: number; pending: number }> {
   const { ledger, deps } = state;
   let settled = 0;
   for (const id of [...ledger.intents.keys()]) {
@@ -123,14 +114,8 @@ export async function recover(
     if (!ledger.intents.has(id)) settled++;
   }
   await sweep();
-  const keep = new Set<string>();
-  for (const s of ledger.slivers.values()) if (s.netns) keep.add(s.netns);
-  const orphans = await deps.netlab.removeOrphans(keep).catch((err: unknown) => {
-    deps.log.warn({ err: (err as Error).message }, 'could not list network namespaces');
-    return [] as string[];
-  });
   if (settled || ledger.intents.size) deps.log.info({ settled, pending: ledger.intents.size }, 'intents of the previous run settled');
-  return { settled, pending: ledger.intents.size, orphans };
+  return { settled, pending: ledger.intents.size };
 }
 
 /** Retries unfinished intents (e.g. a delete on a node that was down). */

@@ -1,15 +1,34 @@
 /**
- * A slice's network links on the site host (emulab): the interfaces and the
- * host namespace each sliver gets (its link plan), and wiring the links whose
- * endpoints all have a namespace (veth pairs, addresses, tc shaping).
+ * A slice's link plan (emulab): the interfaces each sliver gets (eth1, eth2, ...
+ * in link order, an address from the link's /24, a MAC from slice, link and
+ * endpoint), the checks that the nodes a request landed on can carry its links
+ * (an underlay address, the bandwidth, netem for delay and loss), and each
+ * sliver's interfaces as CreateSliver carries them: with the link's VNI and the
+ * underlay addresses of the other nodes that hold endpoints of it. The node
+ * managers make the devices (a veth pair, or VXLAN to the other nodes); the
+ * site host makes nothing.
  */
-import { FedlabError } from '../../core/errors.js';
-import { linkAddress } from '../netlab.js';
+import { createHash } from 'node:crypto';
+import { FailedPreconditionError } from '../../core/errors.js';
+import type { SliverInterface } from '../../generated/fedlab/v1/common.js';
+import type { LiveNode } from '../node-registry.js';
 import type { InterfaceRecord, LinkSpec, SliceRecord, SliverRecord } from '../records.js';
 import type { AggregateState } from './aggregate-state.js';
 
+/** The address of endpoint `j` of a link using subnet `subnet` (10.200.<subnet>.<j+1>/24). */
+export function linkAddress(subnet: number, j: number): string {
+  return `10.200.${subnet}.${j + 1}/24`;
+}
+
+/** The MAC of an endpoint of a link: locally administered, unicast, the same for the same slice, link and endpoint. */
+export function linkMac(sliceUrn: string, link: string, clientId: string): string {
+  const h = createHash('sha256').update(`${sliceUrn}\0${link}\0${clientId}`).digest();
+  const bytes = [0x02, h[0], h[1], h[2], h[3], h[4]] as number[];
+  return bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
+}
+
 /** The interfaces a sliver gets on its slice's links: eth1, eth2, ... in link order. */
-export function linkInterfaces(links: readonly LinkSpec[], clientId: string): InterfaceRecord[] {
+export function linkInterfaces(sliceUrn: string, links: readonly LinkSpec[], clientId: string): InterfaceRecord[] {
   const out: InterfaceRecord[] = [];
   for (const l of links) {
     const j = l.endpoints.indexOf(clientId);
@@ -21,55 +40,91 @@ export function linkInterfaces(links: readonly LinkSpec[], clientId: string): In
       bandwidthKbps: l.bandwidthKbps,
       delayMs: l.delayMs,
       lossPercent: l.lossPercent,
+      mac: linkMac(sliceUrn, l.name, clientId),
     });
   }
   return out;
 }
 
-/**
- * A sliver's link plan: its interfaces and, when it is on a link, the name of its host namespace. A
- * node on no link gets no namespace: it would hold only a loopback, and making one costs the site
- * host about 4 ms of kernel time (a slice of 1,000 unlinked nodes would pay seconds for nothing).
- * Links join slivers of one request only, so a sliver never joins a link after it was made.
- */
-export function linkPlan(
-  state: AggregateState,
-  wantNetns: boolean,
-  links: readonly LinkSpec[],
-  clientId: string,
-): { interfaces: InterfaceRecord[]; netns: string | undefined } {
-  const interfaces = linkInterfaces(links, clientId);
-  // `netns: undefined` also clears a name left from an earlier instantiation.
-  return { interfaces, netns: wantNetns && interfaces.length > 0 ? state.deps.netlab.newName() : undefined };
+/** Why a node cannot hold endpoint `clientId` of link `l`, or undefined when it can. */
+function endpointProblem(l: LinkSpec, clientId: string, nodeUrn: string, node: LiveNode | undefined): { why: string; rule: string } | undefined {
+  const at = `link ${l.name}: endpoint ${clientId} is on node ${nodeUrn}`;
+  if (!node) return { why: `${at}, which is not enrolled here`, rule: 'node' };
+  if (!node.underlayAddress)
+    return {
+      why: `${at}, which takes no links: it reports no underlay address (its node manager needs a network section with underlay_address); choose other nodes or another site`,
+      rule: 'underlay',
+    };
+  const most = node.linkKbps ?? 0;
+  if (l.bandwidthKbps > 0 && most > 0 && l.bandwidthKbps > most)
+    return { why: `${at}, whose links carry at most ${most} kbit/s, less than the ${l.bandwidthKbps} asked; ask for at most that`, rule: 'bandwidth' };
+  if ((l.delayMs > 0 || l.lossPercent > 0) && !node.record.netemAvailable)
+    return {
+      why: `${at}, whose kernel has no netem (sch_netem): links there can have bandwidth only — ask without delay_ms and loss_percent, or use another site`,
+      rule: 'netem',
+    };
+  return undefined;
 }
 
-/** Wires the links that newly instantiated slivers (their namespaces made) complete. Returns why it failed, or undefined. */
-export async function wireLinks(state: AggregateState, slice: SliceRecord, fresh: readonly SliverRecord[]): Promise<string | undefined> {
-  const { ledger, deps } = state;
-  try {
-    const freshIds = new Set(fresh.map((s) => s.clientId));
-    const byClient = new Map(ledger.sliversOf(slice.urn).map((s) => [s.clientId, s]));
-    for (const [index, l] of slice.links.entries()) {
-      if (!l.endpoints.some((e) => freshIds.has(e))) continue;
-      const ends = l.endpoints.map((e) => byClient.get(e));
-      // A link is wired once all its endpoints have a namespace (now, or from before).
-      if (ends.some((s) => !s?.netns || (s.allocation !== 'provisioned' && !freshIds.has(s.clientId)))) continue;
-      await deps.netlab.createLink({
-        name: l.name,
-        index,
-        bandwidthKbps: l.bandwidthKbps,
-        delayMs: l.delayMs,
-        lossPercent: l.lossPercent,
-        endpoints: ends.map((s) => {
-          const iface = (s as SliverRecord).interfaces.find((i) => i.link === l.name) as InterfaceRecord;
-          return { netns: (s as SliverRecord).netns as string, ifname: iface.name, address: iface.address };
-        }),
-      });
+/**
+ * Checks that the nodes the slivers landed on (`nodeOf`: client id → node) can carry the links: FAILED_PRECONDITION
+ * naming the link, the endpoint and the node otherwise. Called inside the batch that would hold them, so nothing is kept.
+ */
+export function checkLinkPlacement(state: AggregateState, links: readonly LinkSpec[], nodeOf: ReadonlyMap<string, string>): void {
+  for (const l of links) {
+    for (const e of l.endpoints) {
+      const nodeUrn = nodeOf.get(e);
+      if (nodeUrn === undefined) continue;
+      const p = endpointProblem(l, e, nodeUrn, state.deps.registry.get(nodeUrn));
+      if (p) throw new FailedPreconditionError(`${p.why}. Nothing was changed.`, { rule: p.rule, link: l.name, endpoint: e });
     }
-    return undefined;
-  } catch (err) {
-    const why = err instanceof FedlabError ? err.message : `could not wire the slice's links on the site host: ${(err as Error).message}`;
-    deps.log.warn({ slice: slice.urn, err: (err as Error).message }, 'link wiring failed');
-    return why;
   }
+}
+
+/**
+ * A sliver's interfaces as CreateSliver carries them: its link plan with each link's VNI and the underlay
+ * addresses of the other nodes holding endpoints of it (none: every endpoint is on this node, a veth pair).
+ * FAILED_PRECONDITION naming the link and endpoint when one cannot be wired now.
+ */
+export function interfacesToWire(state: AggregateState, slice: SliceRecord, s: SliverRecord): SliverInterface[] {
+  const byClient = new Map(state.ledger.sliversOf(slice.urn).map((x) => [x.clientId, x]));
+  return s.interfaces.map((i) => {
+    const l = slice.links.find((x) => x.name === i.link);
+    if (!l || l.vni === undefined)
+      throw new FailedPreconditionError(`link ${i.link} of ${s.clientId} has no VNI at this site; allocate again`, { rule: 'vni', link: i.link });
+    const remote = new Set<string>();
+    for (const e of l.endpoints) {
+      if (e === s.clientId) continue;
+      const peer = byClient.get(e);
+      if (!peer || peer.allocation === 'unallocated')
+        throw new FailedPreconditionError(`link ${l.name}: endpoint ${e} is no longer allocated; allocate the slice again`, {
+          rule: 'endpoint',
+          link: l.name,
+          endpoint: e,
+        });
+      if (peer.nodeUrn === s.nodeUrn) continue;
+      const node = state.deps.registry.get(peer.nodeUrn);
+      if (!node?.underlayAddress)
+        throw new FailedPreconditionError(
+          `link ${l.name}: endpoint ${e} is on node ${peer.nodeUrn}, which no longer reports an underlay address; the link cannot reach it`,
+          { rule: 'underlay', link: l.name, endpoint: e },
+        );
+      remote.add(node.underlayAddress);
+    }
+    return {
+      link: i.link,
+      name: i.name,
+      address: i.address,
+      bandwidthKbps: i.bandwidthKbps,
+      delayMs: i.delayMs,
+      lossPercent: i.lossPercent,
+      wiring: { mac: i.mac ?? linkMac(slice.urn, i.link, s.clientId), vni: l.vni, remoteUnderlays: [...remote].sort(), applied: [] },
+    };
+  });
+}
+
+/** The interfaces with what the node reported it applied to each (by name). */
+export function withApplied(interfaces: readonly InterfaceRecord[], reported: readonly SliverInterface[] | undefined): InterfaceRecord[] {
+  const byName = new Map((reported ?? []).map((r) => [r.name, r.wiring?.applied ?? []]));
+  return interfaces.map((i) => (byName.has(i.name) ? { ...i, applied: [...(byName.get(i.name) as string[])] } : i));
 }

@@ -1,13 +1,14 @@
 /**
  * Provision, and the instantiation swap-in shares: the intent and the busy
  * marks in one batch, the node managers' CreateSliver calls in parallel with
- * deadlines (emulab: meanwhile the host namespaces, then the links), then one
- * batch with the outcome; what did not make it is undone on its nodes. Both
+ * deadlines (emulab: each carries the sliver's interfaces, which its node
+ * wires), then one batch with the outcome; what did not make it is undone on
+ * its nodes. Both
  * batches are fenced by the call: once it has ended nothing more is committed,
  * and what the nodes made is undone.
  */
 import { status as Status } from '@grpc/grpc-js';
-import { FailedPreconditionError, FedlabError, InvalidArgumentError, NotFoundError } from '../../core/errors.js';
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../../core/errors.js';
 import type { CallContext } from '../../core/rpc/context.js';
 import { AllocationState, type Sliver } from '../../generated/fedlab/v1/common.js';
 import type { AggregateProvisionRequest, AggregateProvisionResponse } from '../../generated/fedlab/v1/aggregate.js';
@@ -19,7 +20,7 @@ import { lifetimeCap, ownerProblem } from './admission.js';
 import type { AggregateState } from './aggregate-state.js';
 import { requireOwnSlice, resolveTargets } from './call-targets.js';
 import { newIntent, settle } from './intents.js';
-import { linkPlan, wireLinks } from './links.js';
+import { interfacesToWire, linkInterfaces, withApplied } from './links.js';
 import { SUCCESS, failure } from '../../core/rpc/outcome.js';
 import { throwFailures, type Outcome } from './outcome.js';
 import { relayTo } from './revocations.js';
@@ -162,7 +163,7 @@ function provisionable(
 
 /**
  * Instantiates slivers on their nodes: intent + busy marks in one batch, the
- * node calls in parallel, emulab namespaces and links, then one batch with
+ * node calls in parallel (with each sliver's interfaces), then one batch with
  * the outcome. Slivers that failed (all of them when `allOrNothing` and one
  * failed) are undone on their nodes and go back to where they were.
  */
@@ -174,7 +175,6 @@ export async function instantiate(
 ): Promise<Map<string, Outcome>> {
   const { ledger, deps } = state;
   const outcomes = new Map<string, Outcome>();
-  const wantNetns = state.rules.links && (await deps.netlab.supported()).ok;
   // 1. The intent and the busy marks, in one batch (checked again under the mutex).
   const intent =
     how.marked ??
@@ -200,7 +200,9 @@ export async function instantiate(
             generation: s.generation + 1,
             expiresAt: how.asked ?? s.expiresAt,
             updatedAt: now,
-            ...linkPlan(state, wantNetns, slice.links, s.clientId),
+            // The link plan; `netns: undefined` clears a site-host namespace name a record made before node links has.
+            interfaces: linkInterfaces(slice.urn, slice.links, s.clientId),
+            netns: undefined,
           });
         }
         const rec = newIntent(how.kind, slice.urn, items, now);
@@ -212,20 +214,8 @@ export async function instantiate(
   if (intent.items.length === 0) return outcomes;
   const marked = intent.items.map((i) => ledger.slivers.get(i.sliverUrn) as SliverRecord);
 
-  // 2. The node managers, in parallel, each call with a deadline; emulab: meanwhile the namespaces (the
-  // intent names them, so undoing or recovery removes them whatever happens next).
-  const namespaces = wantNetns ? marked.map((s) => s.netns).filter((ns): ns is string => ns !== undefined) : [];
-  const madeNamespaces = namespaces.length
-    ? deps.netlab.createNamespaces(namespaces).then(
-        () => undefined,
-        (err: unknown) => {
-          deps.log.warn({ slice: slice.urn, err: (err as Error).message }, 'namespaces could not be made');
-          return err instanceof FedlabError
-            ? err.message
-            : `could not make the nodes' network namespaces on the site host: ${(err as Error).message}`;
-        },
-      )
-    : Promise.resolve(undefined);
+  // 2. The node managers, in parallel, each call with a deadline and the sliver's interfaces (a link that cannot
+  // be wired now fails its sliver, naming the link and endpoint).
   const created = await deps.nodes.fanOut(
     marked,
     (s) => s.nodeUrn,
@@ -242,7 +232,7 @@ export async function instantiate(
           resources: toSpec(s.resources, 0, s.image),
           expiresAt: new Date(s.expiresAt),
           exclusive: s.exclusive,
-          interfaces: [],
+          interfaces: interfacesToWire(state, slice, s),
           allocationState: AllocationState.ALLOCATION_STATE_PROVISIONED,
           clientId: s.clientId,
           start: how.start,
@@ -255,19 +245,9 @@ export async function instantiate(
   const reply = new Map<string, NodeResult<{ sliver?: Sliver | undefined }>>();
   for (const [i, r] of created.entries()) reply.set((marked[i] as SliverRecord).urn, r);
 
-  // 3. Emulab: every link whose endpoints all have a namespace.
-  let linkError = await madeNamespaces;
-  if (wantNetns && linkError === undefined && [...reply.values()].some((r) => r.ok)) {
-    linkError = await wireLinks(
-      state,
-      slice,
-      marked.filter((s) => reply.get(s.urn)?.ok),
-    );
-  }
-
-  // 4. The outcome, in one batch: provisioned, or left for undoing.
-  const anyFailed = linkError !== undefined || [...reply.values()].some((r) => !r.ok);
-  const keep = (urn: string): boolean => reply.get(urn)?.ok === true && linkError === undefined && !(how.allOrNothing && anyFailed);
+  // 3. The outcome, in one batch: provisioned, or left for undoing.
+  const anyFailed = [...reply.values()].some((r) => !r.ok);
+  const keep = (urn: string): boolean => reply.get(urn)?.ok === true && !(how.allOrNothing && anyFailed);
   await recordOutcome(state, intent, how, () =>
     state.mutate(
       (tx, now) => {
@@ -286,6 +266,7 @@ export async function instantiate(
             expiresAt: nm?.expiresAt?.getTime() ?? s.expiresAt,
             error: '',
             updatedAt: now,
+            interfaces: withApplied(s.interfaces, nm?.interfaces),
             ...(nm?.ssh?.username ? { sshUsername: nm.ssh.username } : {}),
           });
         }
@@ -303,7 +284,6 @@ export async function instantiate(
     const r = reply.get(item.sliverUrn);
     if (keep(item.sliverUrn)) outcomes.set(item.sliverUrn, SUCCESS);
     else if (r && !r.ok) outcomes.set(item.sliverUrn, failure(r.code, r.reason));
-    else if (linkError) outcomes.set(item.sliverUrn, failure(Status.FAILED_PRECONDITION, linkError));
     else
       outcomes.set(
         item.sliverUrn,
@@ -313,7 +293,7 @@ export async function instantiate(
         ),
       );
   }
-  // 5. Undo what did not make it; nodes new to the slice authority get its revocation list.
+  // 4. Undo what did not make it; nodes new to the slice authority get its revocation list.
   if (ledger.intents.has(intent.id)) await settle(state, intent.id, { deadline: how.deadline });
   const kept = intent.items.filter((i) => keep(i.sliverUrn)).map((i) => i.nodeUrn);
   if (kept.length) await relayTo(state, slice, kept, how.deadline);

@@ -14,11 +14,12 @@ import { checkQuota, nodeFit, pickNode, pickOrder } from './admission.js';
 import type { AggregateState } from './aggregate-state.js';
 import { errorForCode } from '../../core/rpc/outcome.js';
 import { newIntent, settle } from './intents.js';
-import { linkPlan } from './links.js';
+import { checkLinkPlacement, linkInterfaces } from './links.js';
 import { SUCCESS } from '../../core/rpc/outcome.js';
 import { throwFailures, type Outcome } from './outcome.js';
 import { instantiate } from './provision.js';
 import { releaseExpiredHolds } from './sweepers.js';
+import { vniBase, vnisInUse, withVnis, withoutVnis } from './vnis.js';
 
 /** Emulab swap-out: every sliver's node released (deleted there), the experiment kept. */
 export async function swapOut(state: AggregateState, sliceUrn: string, deadline: number, signal?: AbortSignal): Promise<SliverResult[]> {
@@ -29,7 +30,8 @@ export async function swapOut(state: AggregateState, sliceUrn: string, deadline:
   const intent = await state.mutate(
     (tx, now) => {
       const slice = ledger.slices.get(sliceUrn) as SliceRecord;
-      tx.putSlice({ ...slice, swappedOut: true });
+      // Its links' VNIs go back to the site: the slice holds no node now (swap-in takes new ones).
+      tx.putSlice({ ...slice, swappedOut: true, links: withoutVnis(slice.links) });
       const items: { sliverUrn: string; nodeUrn: string }[] = [];
       for (const s of ledger.sliversOf(sliceUrn)) {
         if (s.allocation === 'provisioned' || s.phase === 'swapping-out') {
@@ -64,7 +66,6 @@ export async function swapIn(
   if (!slice.swappedOut) throw new FailedPreconditionError(`slice ${sliceUrn} is not swapped out`, { rule: 'swapped-out' });
   if (slice.shutDown)
     throw new FailedPreconditionError(`slice ${sliceUrn} is shut down at this site (${slice.shutDown.reason})`, { rule: 'shutdown' });
-  const wantNetns = state.rules.links && (await deps.netlab.supported()).ok;
   const intent = await state.mutate(
     (tx, now) => {
       const slivers = ledger.sliversOf(sliceUrn);
@@ -117,6 +118,9 @@ export async function swapIn(
         held: ledger.authorityUse(access.sliceAuthority.urn),
         adding: slivers.map((s) => s.resources),
       });
+      // The links: the nodes must carry them, and each takes a VNI again, in this batch.
+      checkLinkPlacement(state, slice.links, new Map(placed.map((p) => [p.s.clientId, p.node])));
+      tx.putSlice({ ...slice, links: withVnis(slice.links, vnisInUse(ledger.slices.values()), vniBase(deps.maUrn)) });
       const items: { sliverUrn: string; nodeUrn: string }[] = [];
       for (const { s, node } of placed) {
         tx.putSliver({
@@ -127,7 +131,8 @@ export async function swapIn(
           holdExpiresAt: now + deps.settings.holdS * 1000,
           generation: s.generation + 1,
           updatedAt: now,
-          ...linkPlan(state, wantNetns, slice.links, s.clientId),
+          interfaces: linkInterfaces(sliceUrn, slice.links, s.clientId),
+          netns: undefined,
         });
         items.push({ sliverUrn: s.urn, nodeUrn: node });
       }

@@ -70,14 +70,18 @@ export function sliverToWire(
     operationalState: unallocated ? OperationalState.OPERATIONAL_STATE_UNSPECIFIED : OPERATIONAL[s.operational],
     isolation: unallocated ? SliverIsolation.SLIVER_ISOLATION_UNSPECIFIED : isolation,
     exclusive: s.exclusive,
-    interfaces: s.interfaces.map((i): SliverInterface => ({
-      link: i.link,
-      name: i.name,
-      address: i.address,
-      bandwidthKbps: i.bandwidthKbps,
-      delayMs: i.delayMs,
-      lossPercent: i.lossPercent,
-    })),
+    interfaces: s.interfaces.map((i): SliverInterface => {
+      const vni = slice?.links.find((l) => l.name === i.link)?.vni;
+      return {
+        link: i.link,
+        name: i.name,
+        address: i.address,
+        bandwidthKbps: i.bandwidthKbps,
+        delayMs: i.delayMs,
+        lossPercent: i.lossPercent,
+        ...(i.mac ? { wiring: { mac: i.mac, vni: vni ?? 0, remoteUnderlays: [], applied: [...(i.applied ?? [])] } } : {}),
+      };
+    }),
     createdAt: new Date(s.createdAt),
     updatedAt: new Date(s.updatedAt),
     expiresAt: new Date(s.allocation === 'allocated' && s.holdExpiresAt !== undefined ? s.holdExpiresAt : s.expiresAt),
@@ -149,8 +153,13 @@ export function manifestDocument(slice: SliceRecord, slivers: readonly SliverRec
       operational_state:
         s.allocation === 'unallocated' ? null : s.allocation === 'allocated' ? GENI_OPERATIONAL.pending : GENI_OPERATIONAL[s.operational],
       expires: new Date(s.allocation === 'allocated' && s.holdExpiresAt !== undefined ? s.holdExpiresAt : s.expiresAt).toISOString(),
-      ...(s.netns ? { host_netns: s.netns } : {}),
-      interfaces: s.interfaces.map((i) => ({ link: i.link, name: i.name, address: i.address })),
+      interfaces: s.interfaces.map((i) => ({
+        link: i.link,
+        name: i.name,
+        address: i.address,
+        ...(i.mac ? { mac: i.mac } : {}),
+        ...(i.applied ? { applied: i.applied } : {}),
+      })),
       ...(s.error ? { error: s.error } : {}),
     })),
     links: slice.links.map((l) => ({
@@ -159,6 +168,7 @@ export function manifestDocument(slice: SliceRecord, slivers: readonly SliverRec
       bandwidth_kbps: l.bandwidthKbps,
       delay_ms: l.delayMs,
       loss_percent: l.lossPercent,
+      ...(l.vni !== undefined ? { vni: l.vni } : {}),
     })),
   });
 }
