@@ -6,14 +6,15 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { privateKeyToPem, publicKeyToPem } from '../../services/core/identity/keys.js';
-import { NodeHealth, SliverIsolation, type Node } from '../../services/generated/fedlab/v1/common.js';
+import { NodeHealth, SliverIsolation, type Node, type SshEndpoint } from '../../services/generated/fedlab/v1/common.js';
 import { enrollNode, issueOwnerCredential } from '../../services/management-authority/enrolment-client.js';
 import { writeOutputFile } from '../../certs/output-file.js';
 import { writeChainFile } from '../chain-file.js';
 import type { LocalFederation, SiteRuntime } from './federation.js';
 import { siteUrns } from './pki.js';
 import { logFile, nodePaths, sitePaths } from './plan.js';
-import { ServiceProcess } from './processes.js';
+import { freePort, ServiceProcess } from './processes.js';
+import { plannedSshEndpoint, withFixedSshPort } from './node-ssh.js';
 import { maConfigOf, nmConfigOf } from './service-configs.js';
 import { dashboardCertificateNote, dashboardLines, sayMetricsAddresses, siteDashboard } from './dashboards.js';
 import { pool, sleep } from '../../services/core/timing.js';
@@ -66,10 +67,17 @@ export async function startSites(fed: LocalFederation): Promise<void> {
     fed,
     fed.sites.map((s) => s.ma),
   );
+  // Nodes enrolled in this run: the SSH port each listens on at its first start, named in its enrolment.
+  const sshPorts = new Map<string, number>();
   for (const site of fed.sites) {
     for (const node of site.plan.nodes) {
       const paths = nodePaths(fed.dir, site.domain, node.name);
-      if (!existsSync(paths.cert)) await enrol(fed, site, node);
+      if (!existsSync(paths.cert)) {
+        const sshPort = await freePort();
+        const ssh = plannedSshEndpoint(withFixedSshPort(nmConfigOf(fed, site.plan, node).content, sshPort).content);
+        if (ssh) sshPorts.set(paths.config, sshPort);
+        await enrol(fed, site, node, ssh);
+      }
       const proc = fed.track(
         new ServiceProcess({
           name: `${site.domain} node ${node.name}`,
@@ -93,11 +101,24 @@ export async function startSites(fed: LocalFederation): Promise<void> {
   await pool(all, 4, async (n) => {
     const site = fed.sites.find((x) => x.nodes.includes(n)) as SiteRuntime;
     const plan = site.plan.nodes.find((x) => x.name === n.name) as { name: string; port: number };
-    await fed.startOnFreePorts(n.proc, () => {
-      // The node tells its MA its endpoint with every heartbeat, so a new port needs no re-enrolment.
-      n.endpoint = `localhost:${plan.port}`;
-      nmConfigOf(fed, site.plan, plan).writeTo(n.paths.config);
-    });
+    const start = () =>
+      fed.startOnFreePorts(n.proc, () => {
+        // The node tells its MA its endpoint with every heartbeat, so a new port needs no re-enrolment.
+        n.endpoint = `localhost:${plan.port}`;
+        const config = nmConfigOf(fed, site.plan, plan);
+        const sshPort = sshPorts.get(n.paths.config);
+        (sshPort ? withFixedSshPort(config.content, sshPort) : config).writeTo(n.paths.config);
+      });
+    try {
+      await start();
+    } catch (err) {
+      // The SSH port named at enrolment was taken meanwhile: the node picks one, and its heartbeats publish it.
+      const sshPort = sshPorts.get(n.paths.config);
+      if (!sshPort || !new RegExp(`(EADDRINUSE|in use).*:${sshPort}\\b`).test((err as Error).message)) throw err;
+      sshPorts.delete(n.paths.config);
+      fed.say(`the SSH port ${sshPort} of ${n.proc.options.name} was taken by another program; it picks another`);
+      await start();
+    }
   });
   fed.savePids();
   sayMetricsAddresses(
@@ -116,8 +137,11 @@ function makeTraversable(fed: LocalFederation, site: SiteRuntime, nodeRoot: stri
   for (const dir of [fed.dir, site.paths.root, site.paths.nodes, nodeRoot]) chmodSync(dir, 0o711);
 }
 
-/** Enrols one node as its owner would: admin token, owner → MA chain, EnrollNode for a fresh key. */
-async function enrol(fed: LocalFederation, site: SiteRuntime, node: { name: string; port: number }): Promise<void> {
+/**
+ * Enrols one node as its owner would: admin token, owner → MA chain, EnrollNode for a fresh key, with
+ * the SSH endpoint its node manager will publish (see node-ssh.ts) when it is known before its start.
+ */
+async function enrol(fed: LocalFederation, site: SiteRuntime, node: { name: string; port: number }, ssh?: SshEndpoint): Promise<void> {
   const urns = siteUrns(site.domain);
   const paths = nodePaths(fed.dir, site.domain, node.name);
   const admin = fed.maClient(site);
@@ -143,6 +167,7 @@ async function enrol(fed: LocalFederation, site: SiteRuntime, node: { name: stri
       isolation: fed.driver.kind === 'container' ? SliverIsolation.SLIVER_ISOLATION_CONTAINER : SliverIsolation.SLIVER_ISOLATION_PROCESS,
       version: '',
       netemAvailable: false,
+      ...(ssh ? { ssh } : {}),
     },
   );
   mkdirSync(paths.root, { recursive: true, mode: 0o700 });
