@@ -11,7 +11,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeChainFile } from '../../cli/chain-file.js';
 import { peerEachOther } from '../../cli/kit/peering.js';
-import { saConfig, type LogLevel, type MaConfigInput, type SaConfigInput, type SaSiteInput } from '../../cli/kit/role-configs.js';
+import {
+  saConfig,
+  type LogLevel,
+  type MaConfigInput,
+  type NmConfigInput,
+  type SaConfigInput,
+  type SaSiteInput,
+} from '../../cli/kit/role-configs.js';
 import { issueRoot } from '../../services/core/credentials/index.js';
 import { NodeHealth } from '../../services/generated/fedlab/v1/common.js';
 import type { SliverDriver } from '../../services/node-manager/drivers/driver.js';
@@ -25,12 +32,14 @@ export interface FederationSiteOptions {
   readonly style?: 'planetlab' | 'emulab' | 'protogeni';
   /** How many node managers to enrol (named n1, n2, …); all are UP before the federation is returned. */
   readonly nodes: number;
-  /** The node managers' driver (process unless given). */
-  readonly driver?: 'process' | 'simulated';
+  /** The node managers' driver (process unless given; container needs root, cgroups and runc). */
+  readonly driver?: 'process' | 'simulated' | 'container';
   /** A driver object per node (e.g. a slowed-down simulated driver for fault tests). */
   readonly driverObject?: () => SliverDriver;
   /** Extra MA config (merged over the defaults, section by section). */
   readonly config?: Partial<MaConfigInput>;
+  /** Extra node manager config for each of the site's nodes (merged over the defaults, section by section), e.g. `{ ssh: { listen: '127.0.0.1:0' } }`. */
+  readonly nodeConfig?: Partial<NmConfigInput>;
 }
 
 /**
@@ -139,6 +148,7 @@ export async function startFederationSites(options: FederationSitesOptions): Pro
             name: `n${n}`,
             driver: s.driver ?? 'process',
             ...(s.driverObject ? { driverObject: s.driverObject() } : {}),
+            ...(s.nodeConfig ? { config: s.nodeConfig } : {}),
           }),
         );
       await until(
