@@ -11,6 +11,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FailedPreconditionError } from '../../core/errors.js';
@@ -274,11 +275,28 @@ export class ContainerDriver implements SliverDriver {
   /**
    * A TCP relay inside the sliver's network namespace only (nsenter into the namespace of the sliver's
    * first process, checked to be the same process): it reaches what the sliver itself reaches, no more.
+   * It joins the sliver's cgroup before it connects, so the sliver's pids and memory limits count it.
+   * An IP literal and a port only, after `--`: a name would resolve in the host's view, and nothing
+   * may read as an option of nc.
    */
   async connect(s: DriverSliver, ref: RuntimeRef, host: string, port: number): Promise<AttachedCommand> {
+    if (isIP(host) === 0 || host.includes('%') || !Number.isInteger(port) || port < 1 || port > 65_535) {
+      throw new FailedPreconditionError(
+        `a forward goes to an IP address and a port 1-65535 only, not ${JSON.stringify(host.slice(0, 64))}:${port}`,
+      );
+    }
     if (!(await isSameProcessAlive(ref.pid, ref.startTicks))) throw new FailedPreconditionError(`sliver ${s.name} is not running`);
     const relay = this.o.relay ?? '/bin/busybox';
-    return spawnAttached('nsenter', [`--net=/proc/${ref.pid}/ns/net`, '--', relay, 'nc', host, String(port)], { env: HOST_TOOL_ENV });
+    // Every value is a positional parameter of the script, never part of its text.
+    const script = 'h=$1; p=$2; shift 2; for f in "$@"; do echo $$ > "$f" || exit 111; done; exec "$0" nc -- "$h" "$p"';
+    const procs = this.o.cgroups.procsFiles(s.name);
+    return spawnAttached(
+      'nsenter',
+      [`--net=/proc/${ref.pid}/ns/net`, '--', relay, 'sh', '-c', script, relay, host, String(port), ...procs],
+      {
+        env: HOST_TOOL_ENV,
+      },
+    );
   }
 
   /** The environment of a sliver process: the base, then the caller's (which applies inside the sliver only), then the sliver's names. */
