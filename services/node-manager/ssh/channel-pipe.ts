@@ -1,30 +1,19 @@
 /**
  * Moving bytes between an SSH channel and a command, counted for the login
- * log and with backpressure both ways: a slow client pauses the command's
- * output, a slow command pauses the client's input.
+ * log and with backpressure both ways: a slow client (its window, or the
+ * connection's socket) pauses the command's output, a slow command pauses the
+ * client's input (see channel-guard.ts for what ssh2 leaves undone).
  */
 import type { Readable, Writable } from 'node:stream';
 import type { ServerChannel } from 'ssh2';
 import type { AttachedCommand, AttachedExit } from '../drivers/driver.js';
+import { pump } from './channel-guard.js';
 
 /** Bytes that crossed a connection, and when anything last did. */
 export interface Traffic {
   bytesIn: number;
   bytesOut: number;
   lastActivity: number;
-}
-
-/** Resolves when `w` can take more, or when it closed. */
-export function drained(w: Writable): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      w.off('drain', done);
-      w.off('close', done);
-      resolve();
-    };
-    w.once('drain', done);
-    w.once('close', done);
-  });
 }
 
 /** Resolves once a readable ended or closed. */
@@ -50,15 +39,32 @@ export function sendExit(channel: ServerChannel, exit: { code?: number; signal?:
 }
 
 /**
+ * Kills `cmd` when `signal` aborts — at once when it already has (a command
+ * that registers after its connection or channel ended must not run on).
+ */
+export function killOnAbort(signal: AbortSignal, cmd: Pick<AttachedCommand, 'kill'>): () => void {
+  const onAbort = (): void => void cmd.kill();
+  if (signal.aborted) {
+    onAbort();
+    return () => undefined;
+  }
+  signal.addEventListener('abort', onAbort, { once: true });
+  return () => signal.removeEventListener('abort', onAbort);
+}
+
+/**
  * Connects a channel to an attached command until it ends: the client's
- * input to its stdin (EOF closes it), its stdout and stderr back; then its
- * exit. A channel closed by the client kills the command.
+ * input to its stdin (EOF closes it), its stdout and stderr back (waiting
+ * while the channel's window or `wire`, the connection's socket, is full);
+ * then its exit. `gone` (the channel closed, the connection ended) kills it.
  */
 export async function pipeCommand(
   channel: ServerChannel,
   cmd: AttachedCommand,
   traffic: Traffic,
   now: () => number,
+  wire: Writable,
+  gone: AbortSignal,
 ): Promise<AttachedExit> {
   const countIn = (d: Buffer): void => {
     traffic.bytesIn += d.length;
@@ -68,21 +74,19 @@ export async function pipeCommand(
     traffic.bytesOut += d.length;
     traffic.lastActivity = now();
   };
+  const unkill = killOnAbort(gone, cmd);
   channel.on('data', countIn);
   channel.pipe(cmd.stdin);
-  cmd.stdout.on('data', countOut);
-  cmd.stderr.on('data', countOut);
-  cmd.stdout.pipe(channel, { end: false });
-  cmd.stderr.pipe(channel.stderr, { end: false });
-  const onClose = (): void => void cmd.kill();
-  channel.once('close', onClose);
+  const stopOut = pump(cmd.stdout, channel, channel, wire, countOut);
+  const stopErr = pump(cmd.stderr, channel.stderr, channel, wire, countOut);
   const exit = await cmd.exit;
   const grace = new Promise<void>((r) => setTimeout(r, DRAIN_GRACE_MS).unref());
   await Promise.race([Promise.all([finished(cmd.stdout), finished(cmd.stderr)]), grace]);
-  channel.off('close', onClose);
+  unkill();
   channel.unpipe(cmd.stdin);
-  cmd.stdout.unpipe(channel);
-  cmd.stderr.unpipe(channel.stderr);
+  channel.off('data', countIn);
+  stopOut();
+  stopErr();
   // What its children still run on the pipes goes with it.
   await cmd.kill();
   return exit;

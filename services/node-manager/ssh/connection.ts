@@ -2,16 +2,22 @@
  * One SSH connection: public-key authentication against the users of the
  * sliver whose login name the client gave (the sliver READY), then its
  * channels — sessions (at most N per slice on the node), `direct-tcpip` into
- * the sliver's own network namespace — and nothing else: remote forwarding and
- * other global requests are refused. The login is logged when it ends.
+ * the sliver's own network namespace (forward.ts), at most M per connection —
+ * and nothing else: remote forwarding and other global requests are refused.
+ * Every channel open and command start re-checks the sliver, the key and the
+ * time limits; a connection the node ended serves nothing more and its socket
+ * is destroyed. The login is logged when it ends.
  */
-import type { AuthContext, Connection, ServerChannel, TcpipRequestInfo } from 'ssh2';
+import type { Socket } from 'node:net';
+import type { AuthContext, Connection } from 'ssh2';
 import ssh2 from 'ssh2';
 import type { Logger } from '../../core/log.js';
 import { parseSshPublicKey } from '../../core/identity/ssh-keys.js';
 import type { SliverRecord } from '../records.js';
 import type { SliverManager } from '../sliver-manager.js';
-import { pipeCommand, type Traffic } from './channel-pipe.js';
+import type { Traffic } from './channel-pipe.js';
+import { forwardChannel } from './forward.js';
+import type { SshLimits } from './limits.js';
 import { logLogin } from './login-log.js';
 import { serveSession } from './session.js';
 import type { SshSettings } from './settings.js';
@@ -27,15 +33,17 @@ export interface Login {
   readonly fingerprint: string;
 }
 
-/** What connections share: settings, the slivers, the per-slice session counts. */
+/** What connections share: settings, the slivers, the shared counts. */
 export interface ConnectionDeps {
   readonly settings: SshSettings;
   readonly slivers: SliverManager;
   readonly log: Logger;
   readonly now: () => number;
-  /** Open sessions per slice URN. */
-  readonly sessions: Map<string, number>;
+  readonly limits: SshLimits;
 }
+
+/** How long a connection the node ended may take to read its DISCONNECT before its socket is destroyed (ms). */
+export const END_GRACE_MS = 1000;
 
 /** Parsed key lines (records hold lines that were checked on entry; parsing them again on every attempt would cost). */
 const parsedKeys = new Map<string, { blob: Buffer; fingerprint: string }>();
@@ -81,9 +89,15 @@ export class SshConnection {
   private readonly abort = new AbortController();
   private endedBy: string | undefined;
   private closed = false;
+  /** The slice whose connection slot this holds. */
+  private counted: string | undefined;
+  /** Channels open or being opened. */
+  private channels = 0;
+  private destroyTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly client: Connection,
+    private readonly socket: Socket,
     private readonly peer: string,
     private readonly d: ConnectionDeps,
     onAuthenticated: () => void,
@@ -98,14 +112,37 @@ export class SshConnection {
       this.serve();
     });
     client.on('close', () => this.close());
+    socket.once('close', () => this.close());
   }
 
-  /** Ends the connection now (the sliver went away, a key was removed, a limit was reached). */
+  /**
+   * Ends the connection (the sliver went away, a key was removed, a limit was reached): its commands are
+   * killed and nothing more is served at once; the client gets a DISCONNECT and, since ssh2 would go on
+   * reading a client that ignores it, the socket is destroyed after {@link END_GRACE_MS}.
+   */
   end(reason: string): void {
     if (this.closed) return;
     this.endedBy ??= reason;
     this.abort.abort();
-    this.client.end();
+    try {
+      this.client.end();
+    } catch {
+      // The socket is gone already.
+    }
+    this.destroyTimer ??= setTimeout(() => this.socket.destroy(), END_GRACE_MS);
+    this.destroyTimer.unref();
+  }
+
+  /** Why this connection may not go on at `now`, or undefined while it may (not logged in: undefined). */
+  reasonToEnd(now: number): string | undefined {
+    const login = this.login;
+    if (!login) return undefined;
+    const { idleTimeoutMs, maxSessionMs } = this.d.settings;
+    return (
+      reasonToEnd(this.d.slivers.get(login.sliverUrn), login, now) ??
+      (idleTimeoutMs && now - this.traffic.lastActivity >= idleTimeoutMs ? 'idle timeout' : undefined) ??
+      (maxSessionMs && now - this.started >= maxSessionMs ? 'session time limit' : undefined)
+    );
   }
 
   /** When the connection started (ms). */
@@ -114,6 +151,7 @@ export class SshConnection {
   }
 
   private authenticate(ctx: AuthContext): void {
+    if (this.login || this.abort.signal.aborted) return ctx.reject([]);
     if (ctx.method !== 'publickey') return ctx.reject(['publickey']);
     const rec = this.d.slivers.byLogin(ctx.username);
     const user = rec ? userOfKey(rec, ctx.key.data) : undefined;
@@ -126,6 +164,14 @@ export class SshConnection {
     const key = ssh2.utils.parseKey(user.line);
     const parsed = key instanceof Error ? undefined : Array.isArray(key) ? key[0] : key;
     if (!parsed || !ctx.blob || parsed.verify(ctx.blob, ctx.signature, ctx.hashAlgo) !== true) return ctx.reject(['publickey']);
+    if (!this.d.limits.take('connections', rec.sliceUrn)) {
+      this.d.log.info(
+        { slice: rec.sliceUrn, client: this.peer },
+        'ssh login refused: the slice or the node has the most connections allowed',
+      );
+      return ctx.reject([]);
+    }
+    this.counted = rec.sliceUrn;
     this.login = {
       sliverUrn: rec.urn,
       sliceUrn: rec.sliceUrn,
@@ -137,72 +183,96 @@ export class SshConnection {
     ctx.accept();
   }
 
+  /**
+   * Whether the connection may go on at a channel open or a command start: not after it was ended, and
+   * only while the sliver, the key and the time limits allow (the once-a-second check may not have run yet).
+   */
+  private mayGoOn(): boolean {
+    if (this.abort.signal.aborted || this.closed) return false;
+    const now = this.d.now();
+    // A channel open or a command start is traffic: the idle limit counts from here.
+    this.traffic.lastActivity = now;
+    const why = this.reasonToEnd(now);
+    if (!why) return true;
+    this.d.log.info({ sliver: this.login?.sliverUrn, user: this.login?.userUrn, reason: why }, 'ssh connection ended by the node');
+    this.end(why);
+    return false;
+  }
+
+  /** Takes a channel slot of this connection, or says why not (logged). */
+  private admitChannel(kind: string): boolean {
+    if (!this.mayGoOn()) return false;
+    if (this.channels >= this.d.settings.maxChannelsPerConnection) {
+      this.d.log.info({ sliver: this.login?.sliverUrn, kind }, 'ssh channel refused: the connection has the most channels allowed');
+      return false;
+    }
+    this.channels++;
+    return true;
+  }
+
+  /** The peer sent past its window: it is disconnected at once. */
+  private overrun(): void {
+    this.d.log.warn({ sliver: this.login?.sliverUrn, client: this.peer }, 'ssh peer sent past its window; disconnected');
+    this.endedBy ??= 'the client sent past its window';
+    this.abort.abort();
+    this.socket.destroy();
+  }
+
   private serve(): void {
     const login = this.login as Login;
-    const { settings, sessions } = this.d;
+    const { limits } = this.d;
     this.client.on('session', (accept, reject) => {
-      const open = sessions.get(login.sliceUrn) ?? 0;
-      if (open >= settings.maxSessionsPerSlice) {
-        this.d.log.info({ slice: login.sliceUrn, open }, 'ssh session refused: the slice has the most sessions allowed on this node');
+      if (!this.admitChannel('session')) return reject();
+      if (!limits.take('sessions', login.sliceUrn)) {
+        this.channels--;
+        this.d.log.info({ slice: login.sliceUrn }, 'ssh session refused: the slice has the most sessions allowed on this node');
         return reject();
       }
-      sessions.set(login.sliceUrn, open + 1);
+      const { maxSessionMs } = this.d.settings;
       serveSession(accept(), {
         sliverUrn: login.sliverUrn,
         slivers: this.d.slivers,
         traffic: this.traffic,
         log: this.d.log,
         now: this.d.now,
-        remainingMs: () => (settings.maxSessionMs ? this.started + settings.maxSessionMs - this.d.now() : Infinity),
+        remainingMs: () => (maxSessionMs ? this.started + maxSessionMs - this.d.now() : Infinity),
         signal: this.abort.signal,
+        wire: this.socket,
+        mayStart: () => this.mayGoOn(),
+        onOverrun: () => this.overrun(),
         onEnd: () => {
-          const n = (sessions.get(login.sliceUrn) ?? 1) - 1;
-          if (n > 0) sessions.set(login.sliceUrn, n);
-          else sessions.delete(login.sliceUrn);
+          limits.release('sessions', login.sliceUrn);
+          this.channels--;
         },
       });
     });
-    this.client.on('tcpip', (accept, reject, info) => this.forward(accept, reject, info));
+    this.client.on('tcpip', (accept, reject, info) =>
+      forwardChannel(accept, reject, info, {
+        sliverUrn: login.sliverUrn,
+        sliceUrn: login.sliceUrn,
+        slivers: this.d.slivers,
+        limits,
+        log: this.d.log,
+        traffic: this.traffic,
+        now: this.d.now,
+        wire: this.socket,
+        signal: this.abort.signal,
+        admit: () => this.admitChannel('direct-tcpip'),
+        mayStart: () => this.mayGoOn(),
+        onOverrun: () => this.overrun(),
+        onEnd: () => this.channels--,
+      }),
+    );
     // tcpip-forward (remote forwarding), streamlocal and everything else: refused.
     this.client.on('request', (_accept, reject) => reject?.());
-  }
-
-  private forward(accept: () => ServerChannel, reject: () => void, info: TcpipRequestInfo): void {
-    const login = this.login as Login;
-    if (!Number.isInteger(info.destPort) || info.destPort < 1 || info.destPort > 65_535 || !/^[A-Za-z0-9.:-]{1,253}$/.test(info.destIP)) {
-      return reject();
-    }
-    this.d.slivers
-      .connect(login.sliverUrn, info.destIP, info.destPort)
-      .then(async (relay) => {
-        if (this.closed) {
-          await relay.kill();
-          return;
-        }
-        const channel = accept();
-        const onAbort = (): void => void relay.kill();
-        this.abort.signal.addEventListener('abort', onAbort, { once: true });
-        try {
-          await pipeCommand(channel, relay, this.traffic, this.d.now);
-        } finally {
-          this.abort.signal.removeEventListener('abort', onAbort);
-          channel.end();
-        }
-      })
-      .catch((err: unknown) => {
-        this.d.log.info({ sliver: login.sliverUrn, err: (err as Error).message }, 'ssh forwarding refused');
-        try {
-          reject();
-        } catch {
-          // Accepted already, or closed.
-        }
-      });
   }
 
   private close(): void {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.destroyTimer);
     this.abort.abort();
+    if (this.counted) this.d.limits.release('connections', this.counted);
     this.onClosed(this);
     const l = this.login;
     if (!l) return;

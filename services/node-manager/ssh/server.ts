@@ -12,8 +12,9 @@ import type { Logger } from '../../core/log.js';
 import type { Clock } from '../../core/clock.js';
 import type { SshEndpoint } from '../../generated/fedlab/v1/common.js';
 import type { SliverManager } from '../sliver-manager.js';
-import { reasonToEnd, SshConnection } from './connection.js';
+import { SshConnection } from './connection.js';
 import type { HostKey } from './host-key.js';
+import { SshLimits } from './limits.js';
 import type { SshSettings } from './settings.js';
 
 /** How often open connections are checked against the records (ms). */
@@ -31,6 +32,7 @@ export interface SshServerOptions {
 interface Pending {
   authenticated: boolean;
   timer: NodeJS.Timeout;
+  readonly socket: Socket;
 }
 
 /** The SSH endpoint. */
@@ -40,24 +42,31 @@ export class SshServer {
   private readonly pending = new Map<string, Pending>();
   private readonly connections = new Set<SshConnection>();
   private readonly sockets = new Set<Socket>();
-  private readonly sessions = new Map<string, number>();
+  private readonly limits: SshLimits;
   private unauthenticated = 0;
   private watch: NodeJS.Timeout | undefined;
   private boundAddress = '';
 
   constructor(private readonly o: SshServerOptions) {
     const now = (): number => o.clock.now();
+    this.limits = new SshLimits(o.settings);
     this.ssh = new ssh2.Server({ hostKeys: [o.hostKey.privateKey], ident: 'fedlab' });
     this.ssh.on('error', (err: Error) => o.log.warn({ err: err.message }, 'ssh server error'));
     this.ssh.on('connection', (client, info) => {
       const peer = `${info.ip}:${info.port}`;
       const state = this.pending.get(peer);
+      if (!state) {
+        // Every socket comes through accept(): one that did not is not served.
+        client.end();
+        return;
+      }
       const c = new SshConnection(
         client,
+        state.socket,
         peer,
-        { settings: o.settings, slivers: o.slivers, log: o.log, now, sessions: this.sessions },
+        { settings: o.settings, slivers: o.slivers, log: o.log, now, limits: this.limits },
         () => {
-          if (state && !state.authenticated) {
+          if (!state.authenticated) {
             state.authenticated = true;
             clearTimeout(state.timer);
             this.unauthenticated--;
@@ -80,6 +89,7 @@ export class SshServer {
     this.unauthenticated++;
     const peer = `${socket.remoteAddress}:${socket.remotePort}`;
     const state: Pending = {
+      socket,
       authenticated: false,
       // Handshake and authentication both within the timeout (OpenSSH's LoginGraceTime).
       timer: setTimeout(() => socket.destroy(), settings.handshakeTimeoutMs),
@@ -113,6 +123,13 @@ export class SshServer {
     this.watch = setInterval(() => this.check(), WATCH_INTERVAL_MS);
     this.watch.unref();
     this.o.log.info({ address: this.boundAddress, hostKey: this.o.hostKey.fingerprint }, 'ssh endpoint listening');
+    if (this.o.slivers.driver.kind === 'process' && process.getuid?.() === 0) {
+      // As Exec does: the process driver isolates nothing, so a slice user's login is a shell of this process's user.
+      this.o.log.warn(
+        { address: this.boundAddress },
+        'ssh with the process driver as root: every slice user who logs in gets a root shell on this host; use the container driver',
+      );
+    }
     return this.boundAddress;
   }
 
@@ -127,20 +144,21 @@ export class SshServer {
 
   /** Open sessions of a slice (tests and diagnostics). */
   sessionsOf(sliceUrn: string): number {
-    return this.sessions.get(sliceUrn) ?? 0;
+    return this.limits.count('sessions', sliceUrn);
+  }
+
+  /** Open forwards of a slice (tests and diagnostics). */
+  forwardsOf(sliceUrn: string): number {
+    return this.limits.count('forwards', sliceUrn);
   }
 
   /** Ends connections that may not go on. */
   check(): void {
     const now = this.o.clock.now();
-    const { idleTimeoutMs, maxSessionMs } = this.o.settings;
     for (const c of this.connections) {
       const login = c.login;
       if (!login) continue;
-      const why =
-        reasonToEnd(this.o.slivers.get(login.sliverUrn), login, now) ??
-        (idleTimeoutMs && now - c.traffic.lastActivity >= idleTimeoutMs ? 'idle timeout' : undefined) ??
-        (maxSessionMs && now - c.startedAt >= maxSessionMs ? 'session time limit' : undefined);
+      const why = c.reasonToEnd(now);
       if (why) {
         this.o.log.info({ sliver: login.sliverUrn, user: login.userUrn, reason: why }, 'ssh connection ended by the node');
         c.end(why);

@@ -9,7 +9,9 @@ import type { PseudoTtyInfo, ServerChannel, Session } from 'ssh2';
 import type { Logger } from '../../core/log.js';
 import { TerminalControl } from '../drivers/terminal-control.js';
 import type { SliverManager } from '../sliver-manager.js';
-import { drained, pipeCommand, sendExit, type Traffic } from './channel-pipe.js';
+import type { Writable } from 'node:stream';
+import { capSendWindow, drained, guardChannel, wireClear } from './channel-guard.js';
+import { pipeCommand, sendExit, type Traffic } from './channel-pipe.js';
 
 /** Where OpenSSH keeps sftp-server in Debian's openssh-sftp-server (and so in the `host` image). */
 export const SFTP_SERVER = '/usr/lib/openssh/sftp-server';
@@ -27,10 +29,16 @@ export interface SessionContext {
   readonly now: () => number;
   /** Longest a command may run (the connection's remaining time), ms. */
   readonly remainingMs: () => number;
-  /** Called once when the channel is done (the slice's session count drops). */
+  /** Called once when the session is done: closed before a command, or its command ended (the slice's session count drops). */
   readonly onEnd: () => void;
   /** Aborted when the connection ends. */
   readonly signal: AbortSignal;
+  /** The connection's socket (its buffer bounds what is written). */
+  readonly wire: Writable;
+  /** Whether a command may start now (the sliver, the key, the limits; false ends the connection). */
+  readonly mayStart: () => boolean;
+  /** The peer sent past its window. */
+  readonly onOverrun: () => void;
 }
 
 const sftpCommand = `if [ -x ${SFTP_SERVER} ]; then exec ${SFTP_SERVER}; fi; echo "this sliver's image has no ${SFTP_SERVER}: sftp and scp cannot work in it" >&2; exit 127`;
@@ -47,7 +55,13 @@ export function serveSession(session: Session, c: SessionContext): void {
     ended = true;
     c.onEnd();
   };
-  session.once('close', end);
+  // The client closed the session (ssh2 tells the session at once, the channel only once its input was read).
+  const gone = new AbortController();
+  session.once('close', () => {
+    gone.abort();
+    // A command holds the slot until it ended (it is killed now).
+    if (!started) end();
+  });
 
   session.on('env', (accept, reject, info) => {
     // Locale only: a client's other variables (LD_PRELOAD…) are not the sliver's business.
@@ -62,7 +76,9 @@ export function serveSession(session: Session, c: SessionContext): void {
     accept?.();
   });
   session.on('window-change', (accept, reject, info) => {
-    pty = { ...(pty as PseudoTtyInfo), rows: info.rows, cols: info.cols };
+    // Without a pty-req there is no terminal to resize (nor one to make).
+    if (!pty) return reject?.();
+    pty = { ...pty, rows: info.rows, cols: info.cols };
     try {
       if (info.rows >= 1 && info.cols >= 1) control?.resize(Math.min(info.rows, 4096), Math.min(info.cols, 4096));
       accept?.();
@@ -82,10 +98,15 @@ export function serveSession(session: Session, c: SessionContext): void {
   session.on('auth-agent', (_accept, reject) => reject?.());
   session.on('x11', (_accept, reject) => reject?.());
 
-  const run = (argv: readonly string[], accept: () => ServerChannel, how: string): void => {
+  const run = (argv: readonly string[], accept: () => ServerChannel, reject: (() => void) | undefined, how: string): void => {
+    // Checked again here: the connection may have been ended, or the sliver or the key gone, since it opened.
+    if (gone.signal.aborted || !c.mayStart()) return reject?.();
     started = true;
     const channel = accept();
-    const work = pty ? runTerminal(channel, argv, pty, c, (t) => (control = t), env) : runAttached(channel, argv, c, env);
+    guardChannel(channel, { onOverrun: c.onOverrun, onRemoteClose: () => gone.abort() });
+    channel.once('close', () => gone.abort());
+    const stop = AbortSignal.any([c.signal, gone.signal]);
+    const work = pty ? runTerminal(channel, argv, pty, c, stop, (t) => (control = t), env) : runAttached(channel, argv, c, stop, env);
     work
       .catch((err: unknown) => {
         c.log.info({ sliver: c.sliverUrn, how, err: (err as Error).message }, 'ssh session failed');
@@ -107,31 +128,33 @@ export function serveSession(session: Session, c: SessionContext): void {
   };
   session.on('shell', (accept, reject) => {
     if (started || !accept) return reject?.();
-    run(SHELL, accept, 'shell');
+    run(SHELL, accept, reject, 'shell');
   });
   session.on('exec', (accept, reject, info) => {
     if (started || !accept || info.command.length > 256 * 1024) return reject?.();
-    run(['/bin/sh', '-c', info.command], accept, 'exec');
+    run(['/bin/sh', '-c', info.command], accept, reject, 'exec');
   });
   session.on('subsystem', (accept, reject, info) => {
     if (started || !accept || info.name !== 'sftp') return reject?.();
     // No terminal for a file transfer, even if one was asked for.
     pty = undefined;
-    run(['/bin/sh', '-c', sftpCommand], accept, 'sftp');
+    run(['/bin/sh', '-c', sftpCommand], accept, reject, 'sftp');
   });
 }
 
-async function runAttached(channel: ServerChannel, argv: readonly string[], c: SessionContext, env: Record<string, string>): Promise<void> {
+/** A command with its streams on the channel; `stop` (channel closed, connection ended) kills it, also when that came first. */
+async function runAttached(
+  channel: ServerChannel,
+  argv: readonly string[],
+  c: SessionContext,
+  stop: AbortSignal,
+  env: Record<string, string>,
+): Promise<void> {
   const cmd = await c.slivers.attach(c.sliverUrn, { argv, env });
-  const onAbort = (): void => void cmd.kill();
-  c.signal.addEventListener('abort', onAbort, { once: true });
-  try {
-    const exit = await pipeCommand(channel, cmd, c.traffic, c.now);
-    if (exit.error) channel.stderr.write(`fedlab: ${exit.error}\n`);
-    sendExit(channel, exit);
-  } finally {
-    c.signal.removeEventListener('abort', onAbort);
-  }
+  const exit = await pipeCommand(channel, cmd, c.traffic, c.now, c.wire, stop);
+  if (stop.aborted) return;
+  if (exit.error) channel.stderr.write(`fedlab: ${exit.error}\n`);
+  sendExit(channel, exit);
 }
 
 async function runTerminal(
@@ -139,43 +162,37 @@ async function runTerminal(
   argv: readonly string[],
   pty: PseudoTtyInfo,
   c: SessionContext,
+  stop: AbortSignal,
   setControl: (t: TerminalControl) => void,
   env: Record<string, string>,
 ): Promise<void> {
   const control = new TerminalControl();
   setControl(control);
-  const abort = new AbortController();
-  const onAbort = (): void => abort.abort();
-  c.signal.addEventListener('abort', onAbort, { once: true });
-  channel.once('close', onAbort);
   channel.on('data', (d: Buffer) => {
     c.traffic.bytesIn += d.length;
     c.traffic.lastActivity = c.now();
     control.write(d);
   });
-  try {
-    const chunks = await c.slivers.exec(
-      c.sliverUrn,
-      {
-        argv,
-        env,
-        timeoutMs: Math.max(1, Math.min(FOREVER_MS, c.remainingMs())),
-        maxOutputBytes: Number.MAX_SAFE_INTEGER,
-        tty: { rows: pty.rows, cols: pty.cols, term: pty.term || 'xterm', control },
-      },
-      abort.signal,
-    );
-    for await (const chunk of chunks) {
-      if (chunk.kind === 'exit') {
-        sendExit(channel, chunk);
-        break;
-      }
-      c.traffic.bytesOut += chunk.data.length;
-      c.traffic.lastActivity = c.now();
-      if (!channel.write(chunk.data)) await drained(channel);
+  const chunks = await c.slivers.exec(
+    c.sliverUrn,
+    {
+      argv,
+      env,
+      timeoutMs: Math.max(1, Math.min(FOREVER_MS, c.remainingMs())),
+      maxOutputBytes: Number.MAX_SAFE_INTEGER,
+      tty: { rows: pty.rows, cols: pty.cols, term: pty.term || 'xterm', control },
+    },
+    stop,
+  );
+  for await (const chunk of chunks) {
+    if (chunk.kind === 'exit') {
+      sendExit(channel, chunk);
+      break;
     }
-  } finally {
-    c.signal.removeEventListener('abort', onAbort);
-    channel.off('close', onAbort);
+    c.traffic.bytesOut += chunk.data.length;
+    c.traffic.lastActivity = c.now();
+    capSendWindow(channel);
+    if (!channel.write(chunk.data)) await drained(channel);
+    await wireClear(c.wire);
   }
 }
