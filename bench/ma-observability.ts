@@ -3,7 +3,7 @@
  * same enrolled nodes) hosted with both off and with both on — per-call
  * counters and latency histograms, the role's gauges, a `/metrics` listener
  * scraped every 5 s as Prometheus would, and the audit log on every call —
- * in alternating rounds, measuring (1) the MA's CPU per heartbeat under a
+ * in rounds of alternating order, measuring (1) the MA's CPU per heartbeat under a
  * steady heartbeat load and (2) the latency of an Allocate of every node.
  *
  * The config has no switch for the audit log (every hosted service keeps
@@ -149,14 +149,17 @@ export async function observabilityCost(ctx: ObservabilityContext): Promise<void
   const M = ctx.nodes.length;
   console.log(
     `metrics + audit on vs off: ${M} nodes beating every ${ctx.intervalMs / 1000} s (${(M / (ctx.intervalMs / 1000)).toFixed(0)}/s), ` +
-      `${ctx.windowS} s windows, ${ctx.allocates} Allocates of all ${M} nodes per hosting (after one not counted), ${ctx.rounds} round(s) of off then on`,
+      `${ctx.windowS} s windows, ${ctx.allocates} Allocates of all ${M} nodes per hosting (after one not counted), ${ctx.rounds} round(s), off then on and on then off in turn`,
   );
   let chain: string[] | undefined;
   const figures: Record<'off' | 'on', RoundFigures[]> = { off: [], on: [] };
   for (let round = 0; round < ctx.rounds; round++) {
-    for (const mode of ['off', 'on'] as const) {
+    // ABBA: the order alternates (off, on, then on, off), so what comes first in a round does not favour either.
+    for (const mode of round % 2 === 0 ? (['off', 'on'] as const) : (['on', 'off'] as const)) {
+      // FEDLAB_BENCH_PROFILE_DIR: each hosting writes its CPU profiles (one per thread) into ma-<mode>-<round> there.
+      const profile = process.env.FEDLAB_BENCH_PROFILE_DIR;
       const ma = fork(ctx.benchFile, [MA_HOST_FLAG, mode, '--config', ctx.configFile], {
-        execArgv: ['--import', 'tsx'],
+        execArgv: ['--import', 'tsx', ...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}/ma-${mode}-${round}`] : [])],
         stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
       });
       const senders: ChildProcess[] = [];
