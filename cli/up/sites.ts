@@ -14,7 +14,7 @@ import type { LocalFederation, SiteRuntime } from './federation.js';
 import { siteUrns } from './pki.js';
 import { logFile, nodePaths, sitePaths } from './plan.js';
 import { freePort, ServiceProcess } from './processes.js';
-import { plannedSshEndpoint, withFixedSshPort } from './node-ssh.js';
+import { plannedSshEndpoint, withFixedSshPort } from '../node-ssh-endpoint.js';
 import { maConfigOf, nmConfigOf } from './service-configs.js';
 import { dashboardCertificateNote, dashboardLines, sayMetricsAddresses, siteDashboard } from './dashboards.js';
 import { pool, sleep } from '../../services/core/timing.js';
@@ -139,7 +139,7 @@ function makeTraversable(fed: LocalFederation, site: SiteRuntime, nodeRoot: stri
 
 /**
  * Enrols one node as its owner would: admin token, owner → MA chain, EnrollNode for a fresh key, with
- * the SSH endpoint its node manager will publish (see node-ssh.ts) when it is known before its start.
+ * the SSH endpoint its node manager will publish (see node-ssh-endpoint.ts) when it is known before its start.
  */
 async function enrol(fed: LocalFederation, site: SiteRuntime, node: { name: string; port: number }, ssh?: SshEndpoint): Promise<void> {
   const urns = siteUrns(site.domain);

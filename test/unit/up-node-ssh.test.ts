@@ -1,4 +1,4 @@
-// fedlab up names a node's SSH endpoint in EnrollNode (cli/up/node-ssh.ts): the endpoint its node manager
+// fedlab up names a node's SSH endpoint in EnrollNode (cli/node-ssh-endpoint.ts): the endpoint its node manager
 // will publish, derived before that node manager's first start — the listen port fixed where the config
 // would pick one, the host key made by the node manager's own loader at the file it will load — so that
 // what the enrolment says is what GetNodeInfo says once the node runs. A config without SSH, or whose
@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { checkSshEndpoint } from '../../services/core/identity/ssh-keys.js';
 import { loadOrCreateHostKey } from '../../services/node-manager/ssh/host-key.js';
-import { plannedSshEndpoint, withFixedSshPort } from '../../cli/up/node-ssh.js';
+import { plannedSshEndpoint, withFixedSshPort } from '../../cli/node-ssh-endpoint.js';
 import type { NmConfigInput } from '../../cli/kit/role-configs.js';
 
 describe('fedlab up: the SSH endpoint a node enrols with', () => {

@@ -6,7 +6,10 @@ import { Option, type Command } from 'commander';
 import { checkOutputFile, writeOutputFile } from '../../../certs/output-file.js';
 import { InvalidArgumentError } from '../../../services/core/errors.js';
 import { parsePrivateKeyPem, privateKeyToPem, publicKeyToPem } from '../../../services/core/identity/keys.js';
-import { SliverIsolation } from '../../../services/generated/fedlab/v1/common.js';
+import { compileConfig } from '../../../services/core/config.js';
+import { SliverIsolation, type SshEndpoint } from '../../../services/generated/fedlab/v1/common.js';
+import { NM_PATH_FIELDS, nmConfigSchema } from '../../../services/node-manager/config.js';
+import { sshEndpointOf } from '../../node-ssh-endpoint.js';
 import { enrollNode } from '../../../services/management-authority/enrolment-client.js';
 import { action, checkAddress, printJson, readFlagFile } from '../../cli-support.js';
 import { parseWholeNumber } from '../../flag-values.js';
@@ -28,6 +31,7 @@ interface EnrollFlags {
   diskMb: string;
   pids: string;
   isolation: 'container' | 'process' | 'simulated';
+  nmConfig?: string;
   json?: boolean;
 }
 
@@ -54,6 +58,10 @@ export function registerNodeEnroll(node: Command): void {
         .choices(['container', 'process', 'simulated'])
         .default('container'),
     )
+    .option(
+      '--nm-config <file>',
+      "this node manager's config: the SSH endpoint it will serve (ssh.address, or ssh.listen with a fixed port, and its host key, made now at its host key file when there is none) goes with the enrolment, so the site publishes it before the node's first heartbeat",
+    )
     .option('--json', 'print JSON')
     .action(action(async (flags: EnrollFlags) => enroll(flags)));
 }
@@ -65,6 +73,19 @@ function lstatOrUndefined(path: string) {
   } catch {
     return undefined;
   }
+}
+
+/** The SSH endpoint the node manager configured in `file` will publish; refused when that is not known before it starts. */
+function configuredSshEndpoint(file: string): SshEndpoint {
+  const config = compileConfig(nmConfigSchema, { file }, NM_PATH_FIELDS);
+  if (!config.ssh) throw new InvalidArgumentError(`--nm-config ${file} has no ssh section: that node manager serves no SSH`);
+  const endpoint = sshEndpointOf(config);
+  if (!endpoint) {
+    throw new InvalidArgumentError(
+      `--nm-config ${file}: ssh.listen picks its port at start (port 0) and ssh.address is not set, so the endpoint is known only once the node manager runs; set a fixed port or ssh.address, or leave out --nm-config (the node's heartbeats publish it)`,
+    );
+  }
+  return endpoint;
 }
 
 async function enroll(flags: EnrollFlags): Promise<void> {
@@ -86,6 +107,8 @@ async function enroll(flags: EnrollFlags): Promise<void> {
   const privateKey = flags.key
     ? parsePrivateKeyPem(readFlagFile(flags.key, '--key'), `--key ${flags.key}`)
     : generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+  // Before the token is spent: a config that does not say the endpoint is refused with nothing used up.
+  const ssh = flags.nmConfig !== undefined ? configuredSshEndpoint(flags.nmConfig) : undefined;
   const isolation = {
     container: SliverIsolation.SLIVER_ISOLATION_CONTAINER,
     process: SliverIsolation.SLIVER_ISOLATION_PROCESS,
@@ -113,6 +136,7 @@ async function enroll(flags: EnrollFlags): Promise<void> {
       isolation,
       version: '',
       netemAvailable: false,
+      ...(ssh ? { ssh } : {}),
     },
   ).catch((err: unknown) => refused(err, 'enrolment refused'));
   mkdirSync(flags.out, { recursive: true, mode: 0o700 });
