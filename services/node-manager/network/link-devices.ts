@@ -1,0 +1,173 @@
+/**
+ * The kernel devices of links on one node (links.ts decides which): a veth
+ * pair between two slivers' namespaces; a link's hub on the node — a bridge
+ * with a VXLAN device on it (kernel vxlan, UDP port 4789 from the node's
+ * underlay address, one all-zero forwarding entry per far node so that
+ * broadcasts reach each) — and a sliver's veth into it; an interface's MAC,
+ * MTU, address and state inside the sliver's namespace. Every call is `ip`,
+ * `bridge` or `tc` with a deadline; every make is idempotent (what exists is
+ * checked and completed, never made twice).
+ */
+import { NetworkCommandError, type NetCommands } from './net-command.js';
+import { linkAlias, linkBridgeName, linkPortName, linkVxlanName, parseLinkAlias, type LinkLabel } from './link-names.js';
+import type { ShapingPlan, TcCommands } from './link-shaping.js';
+
+/** The UDP port of VXLAN (IANA). */
+export const VXLAN_PORT = 4789;
+
+/** A device as `ip -j link show` describes it. */
+export interface DeviceInfo {
+  readonly ifname: string;
+  readonly ifalias?: string;
+  readonly master?: string;
+  readonly mtu?: number;
+  readonly address?: string;
+}
+
+/** A node-side link device of this instance with its label. */
+export interface LabelledDevice extends DeviceInfo {
+  readonly label: LinkLabel;
+}
+
+/** One end of an interface inside a sliver's namespace. */
+export interface InterfaceEnd {
+  readonly netns: string;
+  readonly ifname: string;
+  readonly mac: string;
+  /** CIDR; empty: none. */
+  readonly address: string;
+  readonly shaping: ShapingPlan;
+}
+
+/** Whether an error says the device (or namespace) is not there. */
+function gone(err: unknown): boolean {
+  return err instanceof NetworkCommandError && err.notFound;
+}
+
+/** Link devices of one node manager instance. */
+export class LinkDevices {
+  constructor(
+    private readonly instance: string,
+    private readonly run: NetCommands,
+    private readonly tools: TcCommands,
+  ) {}
+
+  /** This instance's node-side link devices. */
+  async nodeDevices(): Promise<LabelledDevice[]> {
+    const all = await this.run.ipJson<DeviceInfo>(['link', 'show']);
+    return all.flatMap((d) => {
+      const label = parseLinkAlias(this.instance, d.ifalias);
+      return label ? [{ ...d, label }] : [];
+    });
+  }
+
+  /** The devices inside a namespace (none when it is gone). */
+  async devicesIn(netns: string): Promise<DeviceInfo[]> {
+    return this.run.ipJson<DeviceInfo>(['-n', netns, 'link', 'show']).catch((err: unknown) => {
+      if (gone(err) || err instanceof NetworkCommandError) return [];
+      throw err;
+    });
+  }
+
+  /**
+   * Makes (or completes) the link's hub on the node: its bridge, its VXLAN device on it from `underlay`, and a
+   * flood entry towards each of `remotes`. Returns the VXLAN device's MTU (the link's MTU).
+   */
+  async ensureHub(vni: number, underlay: string, remotes: readonly string[]): Promise<number> {
+    const bridge = linkBridgeName(this.instance, vni);
+    const vxlan = linkVxlanName(this.instance, vni);
+    const have = new Map((await this.nodeDevices()).map((d) => [d.ifname, d]));
+    if (!have.has(bridge)) {
+      await this.run.ip(['link', 'add', bridge, 'type', 'bridge']).catch((err: unknown) => {
+        if (!(err instanceof NetworkCommandError && /exists/i.test(err.stderr))) throw err;
+        return '';
+      });
+      await this.run.ip(['link', 'set', bridge, 'alias', linkAlias(this.instance, { kind: 'bridge', vni })]);
+      // Bridged link frames are the slivers' own: the node's IP filters never see them.
+      await this.run.ip(['link', 'set', bridge, 'type', 'bridge', 'nf_call_iptables', '0', 'nf_call_arptables', '0']).catch(() => '');
+    }
+    await this.run.ip(['link', 'set', bridge, 'up']);
+    if (!have.has(vxlan)) {
+      await this.run.ip(['link', 'add', vxlan, 'type', 'vxlan', 'id', String(vni), 'local', underlay, 'dstport', String(VXLAN_PORT)]);
+      await this.run.ip(['link', 'set', vxlan, 'alias', linkAlias(this.instance, { kind: 'vxlan', vni })]);
+    }
+    await this.run.ip(['link', 'set', vxlan, 'master', bridge, 'up']);
+    const fdb = await this.tools.bridge(['-j', 'fdb', 'show', 'dev', vxlan]);
+    const entries = (fdb.trim() ? (JSON.parse(fdb) as { mac?: string; dst?: string }[]) : []).filter((e) => e.mac === '00:00:00:00:00:00');
+    const known = new Set(entries.map((e) => e.dst));
+    for (const r of remotes) if (!known.has(r)) await this.tools.bridge(['fdb', 'append', '00:00:00:00:00:00', 'dev', vxlan, 'dst', r]);
+    const info = await this.run.ipJson<DeviceInfo>(['link', 'show', 'dev', vxlan]);
+    return info[0]?.mtu ?? 1450;
+  }
+
+  /** Makes (or completes) a sliver's veth into a link's hub: the node-side port on the bridge, `end` inside. */
+  async attach(vni: number, sliver: string, end: InterfaceEnd, mtu: number): Promise<void> {
+    const port = linkPortName(this.instance, sliver, end.ifname);
+    const nodeSide = (await this.nodeDevices()).find((d) => d.ifname === port);
+    const inside = (await this.devicesIn(end.netns)).some((d) => d.ifname === end.ifname);
+    if (!nodeSide || !inside) {
+      // Half a pair (a crash between two steps) goes first: the pair is made whole or not at all.
+      if (nodeSide) await this.del(port);
+      if (inside) await this.delIn(end.netns, end.ifname);
+      await this.run.ip(['link', 'add', port, 'type', 'veth', 'peer', 'name', end.ifname, 'netns', end.netns]);
+    }
+    await this.run.ip(['link', 'set', port, 'alias', linkAlias(this.instance, { kind: 'port', vni, sliver, ifname: end.ifname })]);
+    await this.run.ip(['link', 'set', port, 'mtu', String(mtu), 'master', linkBridgeName(this.instance, vni), 'up']);
+    await this.configure(end, mtu);
+  }
+
+  /** Makes (or completes) a veth pair between two slivers' namespaces, each end configured. */
+  async pair(a: InterfaceEnd, b: InterfaceEnd): Promise<void> {
+    const aHas = (await this.devicesIn(a.netns)).some((d) => d.ifname === a.ifname);
+    const bHas = (await this.devicesIn(b.netns)).some((d) => d.ifname === b.ifname);
+    if (!aHas || !bHas) {
+      if (aHas) await this.delIn(a.netns, a.ifname);
+      if (bHas) await this.delIn(b.netns, b.ifname);
+      await this.run.ip(['link', 'add', a.ifname, 'netns', a.netns, 'type', 'veth', 'peer', 'name', b.ifname, 'netns', b.netns]);
+    }
+    await this.configure(a, 1500);
+    await this.configure(b, 1500);
+  }
+
+  /** An interface's MAC, MTU, address, state and egress shaping inside its namespace. */
+  async configure(end: InterfaceEnd, mtu: number): Promise<void> {
+    const { netns, ifname } = end;
+    await this.run.ip(['-n', netns, 'link', 'set', 'dev', ifname, 'address', end.mac, 'mtu', String(mtu)]);
+    if (end.address) await this.run.ip(['-n', netns, 'addr', 'replace', end.address, 'dev', ifname]);
+    await this.run.ip(['-n', netns, 'link', 'set', 'dev', ifname, 'up']);
+    if (end.shaping.commands.length) await this.tools.apply(netns, end.shaping);
+    else await this.tools.clear(netns, ifname);
+  }
+
+  /** Removes a sliver's node-side ports (their ends inside go with them). */
+  async detach(sliver: string): Promise<void> {
+    for (const d of await this.nodeDevices()) if (d.label.kind === 'port' && d.label.sliver === sliver) await this.del(d.ifname);
+  }
+
+  /** Removes hubs (bridge and VXLAN device) no sliver's port is on any more, except those of `keep` (VNIs). */
+  async sweepHubs(keep: ReadonlySet<number> = new Set()): Promise<number[]> {
+    const devices = await this.nodeDevices();
+    const used = new Set(devices.filter((d) => d.label.kind === 'port').map((d) => d.label.vni));
+    const removed = new Set<number>();
+    for (const d of devices) {
+      if (d.label.kind === 'port' || used.has(d.label.vni) || keep.has(d.label.vni)) continue;
+      await this.del(d.ifname);
+      removed.add(d.label.vni);
+    }
+    return [...removed];
+  }
+
+  private async del(dev: string): Promise<void> {
+    await this.run.ip(['link', 'del', dev]).catch((err: unknown) => {
+      if (!gone(err)) throw err;
+      return '';
+    });
+  }
+
+  private async delIn(netns: string, dev: string): Promise<void> {
+    await this.run.ip(['-n', netns, 'link', 'del', dev]).catch((err: unknown) => {
+      if (!gone(err)) throw err;
+      return '';
+    });
+  }
+}
