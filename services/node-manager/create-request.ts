@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { canonicalJson } from '../core/canonical-json.js';
 import { INCARNATION } from '../core/credentials/index.js';
-import { FailedPreconditionError, InvalidArgumentError } from '../core/errors.js';
+import { InvalidArgumentError } from '../core/errors.js';
 import { publicJwkMembers } from '../core/identity/keys.js';
 import { checkSliceUsers, type SliceUserInput, type SliceUserRecord } from '../core/identity/ssh-keys.js';
 import { requestId, urnField } from '../core/validate.js';
@@ -73,7 +73,8 @@ export function checkCreate(
   req: CreateSliverInput,
   nodeDomain: string,
   defaults: NodeDefaults,
-  driverKind: string,
+  // The driver's kind (unused since interfaces are checked by the sliver network's links: network/links.ts).
+  _driverKind: string,
   now: number,
 ): CheckedCreate {
   requestId(req.requestId);
@@ -87,12 +88,6 @@ export function checkCreate(
   const jwk = parseJwkField(req.sliceAuthorityJwk);
   if (typeof req.clientId !== 'string' || req.clientId.length > 128 || /[\u0000-\u001f]/.test(req.clientId)) {
     throw new InvalidArgumentError('client_id must be at most 128 printable characters', { field: 'client_id' });
-  }
-  if (req.interfaces.length > 0) {
-    throw new FailedPreconditionError(
-      `this node manager does not wire topology interfaces (driver ${driverKind}); the site host wires emulab links — send the sliver without interfaces`,
-      { field: 'interfaces' },
-    );
   }
   let allocation: Allocation;
   switch (req.allocationState) {
@@ -136,6 +131,8 @@ export function createFingerprint(req: CreateSliverInput, c: CheckedCreate): str
         allocation: c.allocation,
         start: req.start,
         expires: c.asked ?? null,
+        // Absent without links, so fingerprints of requests without interfaces stay what they were.
+        ...(req.interfaces.length ? { interfaces: req.interfaces } : {}),
         // Absent for host, so fingerprints of requests without an image stay what they were.
         ...(c.image !== 'host' ? { image: c.image } : {}),
         ...(c.incarnation !== undefined ? { incarnation: c.incarnation } : {}),

@@ -13,6 +13,7 @@ import { NodeHealth, SiteStyle, type Node, type ResourceSpec, type Sliver, type 
 import type { Authorizer, Grant, NmPrivilege } from './access.js';
 import type { Clock } from '../core/clock.js';
 import { checkCreate, createFingerprint, type CreateSliverInput, type NodeDefaults } from './create-request.js';
+import { checkInterfaces } from './network/links.js';
 import type { ExecChunk } from './drivers/driver.js';
 import { checkArgv, checkEnv, EXEC_LIMITS, teeOutput, type ExecInput } from './exec-request.js';
 import { OutputTail } from './output-tail.js';
@@ -175,6 +176,7 @@ export class NodeManager {
     // Bad input is refused before any credential work and before anything is written.
     const now = this.o.clock.now();
     const checked = checkCreate(req, this.nodeDomain, this.o.defaults, this.o.slivers.driver.kind, now);
+    const interfaces = checkInterfaces(req.interfaces, this.o.slivers.driver);
     const { allocation, asked, resources, jwk } = checked;
     // An image this node does not have is INVALID_ARGUMENT naming it, before anything else happens.
     this.o.slivers.driver.checkImage(checked.image);
@@ -215,7 +217,7 @@ export class NodeManager {
         clientId: req.clientId,
         resources,
         exclusive: req.exclusive,
-        interfaces: [],
+        interfaces,
         allocation,
         start: req.start,
         expiresAt,
