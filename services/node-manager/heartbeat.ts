@@ -25,6 +25,8 @@ export interface HeartbeatOptions {
   readonly nm: NodeManager;
   readonly clock: Clock;
   readonly log: Logger;
+  /** The node's underlay address for links (the network section's), reported in every heartbeat. */
+  readonly underlayAddress?: string;
 }
 
 /** Pushes heartbeats on a schedule. */
@@ -72,6 +74,7 @@ export class HeartbeatClient {
           endpoint: node.endpoint,
           ...(node.images ? { images: node.images } : {}),
           ...(node.ssh ? { ssh: node.ssh } : {}),
+          ...(this.o.underlayAddress ? { underlayAddress: this.o.underlayAddress } : {}),
         },
         { deadlineMs: this.o.deadlineMs, signal: ac.signal },
       );

@@ -32,7 +32,8 @@ import { loadOrCreateHostKey } from './ssh/host-key.js';
 import { SshServer } from './ssh/server.js';
 import { sshSettings } from './ssh/settings.js';
 import { checkSliverIds, readHostIdFiles } from './runtime/host-ids.js';
-import { restoreSliverNetwork, withSliverNetwork } from './network/network-setup.js';
+import { restoreSliverNetwork, underlayAddressOf, withSliverNetwork } from './network/network-setup.js';
+import { enableLinks } from './network/links.js';
 import type { IdRangeSettings } from './runtime/id-ranges.js';
 
 export { nmConfigSchema, NM_PATH_FIELDS, type NmConfig } from './config.js';
@@ -169,6 +170,7 @@ export function nodeManagerRole(options: NodeManagerRoleOptions = {}): (deps: Ro
     const idRanges = { base: config.container.uid_base, count: config.container.id_ranges };
     const slivers = new SliverManager({ store, driver, clock, log, capacity, exclusiveNode: config.exclusive, idRanges });
     await slivers.load();
+    await enableLinks(driver, slivers, log);
     if (driver.kind === 'container') await checkIdRanges(slivers, idRanges, config.container.allow_host_ids, log);
     if (metrics) registerNmMetrics(metrics, slivers);
     const report = await slivers.reconcile();
@@ -241,6 +243,7 @@ export function nodeManagerRole(options: NodeManagerRoleOptions = {}): (deps: Ro
             nm,
             clock,
             log,
+            ...(underlayAddressOf(driver) ? { underlayAddress: underlayAddressOf(driver) as string } : {}),
           })
         : undefined;
     heartbeat?.start();
