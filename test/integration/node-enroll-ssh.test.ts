@@ -1,8 +1,9 @@
 // `fedlab node enroll --nm-config FILE` names in EnrollNode the SSH endpoint the node manager configured
 // there will serve (its fixed listen port; the host key made now at the file the node manager loads), so
 // the site publishes it from the enrolment on: ListNodes shows it for a node that has never sent a
-// heartbeat. A config whose endpoint is known only once the node manager runs (port 0, no address) or that
-// serves no SSH is refused (exit 2) before the token is spent.
+// heartbeat; likewise the underlay address of its network section. A config whose endpoint is known only
+// once the node manager runs (port 0, no address) or that names neither is refused (exit 2) before the
+// token is spent.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,7 +30,7 @@ afterAll(async () => {
 });
 
 /** A node manager config for node n1 with the given `ssh` section (none when undefined). */
-function writeNmConfig(file: string, ssh: { listen: string; address?: string } | undefined): string {
+function writeNmConfig(file: string, ssh: { listen: string; address?: string } | undefined, underlay?: string): string {
   const p = site.parties;
   return nmConfig({
     urn: `urn:fedlab:${D}:node:n1`,
@@ -39,6 +40,7 @@ function writeNmConfig(file: string, ssh: { listen: string; address?: string } |
     data_dir: join(dir, 'nm-data'),
     owner: { certificate: p.owner.certPath },
     ...(ssh ? { ssh } : {}),
+    ...(underlay ? { network: { underlay_address: underlay } } : {}),
   }).writeTo(file);
 }
 
@@ -92,7 +94,7 @@ describe('fedlab node enroll --nm-config', () => {
     expect(none.code, none.stderr).toBe(2);
     expect(none.stderr).toMatch(/serves no SSH/);
 
-    const ok = await enrol(writeNmConfig(join(dir, 'nm.json'), { listen: '127.0.0.1:40222' }));
+    const ok = await enrol(writeNmConfig(join(dir, 'nm.json'), { listen: '127.0.0.1:40222' }, '10.77.0.5'));
     expect(ok.code, ok.stderr).toBe(0);
     expect(JSON.parse(ok.stdout).node_urn).toBe(`urn:fedlab:${D}:node:n1`);
     // The key the node manager will load at its start (made by the command, kept).
@@ -101,5 +103,7 @@ describe('fedlab node enroll --nm-config', () => {
     expect(nodes).toHaveLength(1);
     expect(nodes[0]?.lastHeartbeatAt).toBeUndefined();
     expect(nodes[0]?.ssh).toEqual({ address: '127.0.0.1:40222', hostKey: hostKey.publicLine, hostKeyFingerprint: hostKey.fingerprint });
+    // The underlay address its links will use, from the config's network section.
+    expect(nodes[0]?.underlayAddress).toBe('10.77.0.5');
   }, 60_000);
 });

@@ -60,7 +60,7 @@ export function registerNodeEnroll(node: Command): void {
     )
     .option(
       '--nm-config <file>',
-      "this node manager's config: the SSH endpoint it will serve (ssh.address, or ssh.listen with a fixed port, and its host key, made now at its host key file when there is none) goes with the enrolment, so the site publishes it before the node's first heartbeat",
+      "this node manager's config: the SSH endpoint it will serve (ssh.address, or ssh.listen with a fixed port, and its host key, made now at its host key file when there is none) and its network.underlay_address go with the enrolment, so the site knows them before the node's first heartbeat",
     )
     .option('--json', 'print JSON')
     .action(action(async (flags: EnrollFlags) => enroll(flags)));
@@ -75,17 +75,25 @@ function lstatOrUndefined(path: string) {
   }
 }
 
-/** The SSH endpoint the node manager configured in `file` will publish; refused when that is not known before it starts. */
-function configuredSshEndpoint(file: string): SshEndpoint {
+/**
+ * What the node manager configured in `file` will report that is known before it starts: the SSH
+ * endpoint it will publish and its underlay address (network.underlay_address). Refused when it names
+ * neither, or an SSH endpoint whose port is picked only at start.
+ */
+function fromNodeConfig(file: string): { ssh?: SshEndpoint; underlayAddress?: string } {
   const config = compileConfig(nmConfigSchema, { file }, NM_PATH_FIELDS);
-  if (!config.ssh) throw new InvalidArgumentError(`--nm-config ${file} has no ssh section: that node manager serves no SSH`);
-  const endpoint = sshEndpointOf(config);
-  if (!endpoint) {
+  const underlayAddress = config.network?.underlay_address;
+  if (!config.ssh && !underlayAddress)
+    throw new InvalidArgumentError(
+      `--nm-config ${file} gives nothing to enrol with: that node manager serves no SSH and names no network.underlay_address`,
+    );
+  const ssh = config.ssh ? sshEndpointOf(config) : undefined;
+  if (config.ssh && !ssh) {
     throw new InvalidArgumentError(
       `--nm-config ${file}: ssh.listen picks its port at start (port 0) and ssh.address is not set, so the endpoint is known only once the node manager runs; set a fixed port or ssh.address, or leave out --nm-config (the node's heartbeats publish it)`,
     );
   }
-  return endpoint;
+  return { ...(ssh ? { ssh } : {}), ...(underlayAddress ? { underlayAddress } : {}) };
 }
 
 async function enroll(flags: EnrollFlags): Promise<void> {
@@ -108,7 +116,7 @@ async function enroll(flags: EnrollFlags): Promise<void> {
     ? parsePrivateKeyPem(readFlagFile(flags.key, '--key'), `--key ${flags.key}`)
     : generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
   // Before the token is spent: a config that does not say the endpoint is refused with nothing used up.
-  const ssh = flags.nmConfig !== undefined ? configuredSshEndpoint(flags.nmConfig) : undefined;
+  const reported = flags.nmConfig !== undefined ? fromNodeConfig(flags.nmConfig) : {};
   const isolation = {
     container: SliverIsolation.SLIVER_ISOLATION_CONTAINER,
     process: SliverIsolation.SLIVER_ISOLATION_PROCESS,
@@ -136,7 +144,7 @@ async function enroll(flags: EnrollFlags): Promise<void> {
       isolation,
       version: '',
       netemAvailable: false,
-      ...(ssh ? { ssh } : {}),
+      ...reported,
     },
   ).catch((err: unknown) => refused(err, 'enrolment refused'));
   mkdirSync(flags.out, { recursive: true, mode: 0o700 });
