@@ -48,15 +48,16 @@ function gone(err: unknown): boolean {
 export class LinkDevices {
   constructor(
     private readonly instance: string,
+    /** The site's scope (link-names.ts): hubs are shared with the site's other node managers on this host. */
+    private readonly scope: string,
     private readonly run: NetCommands,
     private readonly tools: TcCommands,
   ) {}
 
-  /** This instance's node-side link devices. */
-  async nodeDevices(): Promise<LabelledDevice[]> {
-    const all = await this.run.ipJson<DeviceInfo>(['link', 'show']);
-    return all.flatMap((d) => {
-      const label = parseLinkAlias(this.instance, d.ifalias);
+  /** This instance's host-side ports and this site's hubs. */
+  async nodeDevices(all?: readonly DeviceInfo[]): Promise<LabelledDevice[]> {
+    return (all ?? (await this.run.ipJson<DeviceInfo>(['link', 'show']))).flatMap((d) => {
+      const label = parseLinkAlias(this.instance, this.scope, d.ifalias);
       return label ? [{ ...d, label }] : [];
     });
   }
@@ -74,28 +75,33 @@ export class LinkDevices {
    * flood entry towards each of `remotes`. Returns the VXLAN device's MTU (the link's MTU).
    */
   async ensureHub(vni: number, underlay: string, remotes: readonly string[]): Promise<number> {
-    const bridge = linkBridgeName(this.instance, vni);
-    const vxlan = linkVxlanName(this.instance, vni);
+    const bridge = linkBridgeName(this.scope, vni);
+    const vxlan = linkVxlanName(this.scope, vni);
     const have = new Map((await this.nodeDevices()).map((d) => [d.ifname, d]));
     if (!have.has(bridge)) {
       await this.run.ip(['link', 'add', bridge, 'type', 'bridge']).catch((err: unknown) => {
         if (!(err instanceof NetworkCommandError && /exists/i.test(err.stderr))) throw err;
         return '';
       });
-      await this.run.ip(['link', 'set', bridge, 'alias', linkAlias(this.instance, { kind: 'bridge', vni })]);
+      await this.run.ip(['link', 'set', bridge, 'alias', linkAlias(this.scope, { kind: 'bridge', vni })]);
       // Bridged link frames are the slivers' own: the node's IP filters never see them.
       await this.run.ip(['link', 'set', bridge, 'type', 'bridge', 'nf_call_iptables', '0', 'nf_call_arptables', '0']).catch(() => '');
     }
     await this.run.ip(['link', 'set', bridge, 'up']);
     if (!have.has(vxlan)) {
-      await this.run.ip(['link', 'add', vxlan, 'type', 'vxlan', 'id', String(vni), 'local', underlay, 'dstport', String(VXLAN_PORT)]);
-      await this.run.ip(['link', 'set', vxlan, 'alias', linkAlias(this.instance, { kind: 'vxlan', vni })]);
+      await this.run.ip(['link', 'add', vxlan, 'type', 'vxlan', 'id', String(vni), 'local', underlay, 'dstport', String(VXLAN_PORT)]).catch((err: unknown) => {
+        // Another node manager of the site on this host made it meanwhile.
+        if (!(err instanceof NetworkCommandError && /exists/i.test(err.stderr))) throw err;
+        return '';
+      });
+      await this.run.ip(['link', 'set', vxlan, 'alias', linkAlias(this.scope, { kind: 'vxlan', vni })]);
     }
     await this.run.ip(['link', 'set', vxlan, 'master', bridge, 'up']);
     const fdb = await this.tools.bridge(['-j', 'fdb', 'show', 'dev', vxlan]);
     const entries = (fdb.trim() ? (JSON.parse(fdb) as { mac?: string; dst?: string }[]) : []).filter((e) => e.mac === '00:00:00:00:00:00');
     const known = new Set(entries.map((e) => e.dst));
-    for (const r of remotes) if (!known.has(r)) await this.tools.bridge(['fdb', 'append', '00:00:00:00:00:00', 'dev', vxlan, 'dst', r]);
+    // Not towards this host itself: the site's other node managers here are on the same bridge.
+    for (const r of remotes) if (r !== underlay && !known.has(r)) await this.tools.bridge(['fdb', 'append', '00:00:00:00:00:00', 'dev', vxlan, 'dst', r]);
     const info = await this.run.ipJson<DeviceInfo>(['link', 'show', 'dev', vxlan]);
     return info[0]?.mtu ?? 1450;
   }
@@ -112,7 +118,7 @@ export class LinkDevices {
       await this.run.ip(['link', 'add', port, 'type', 'veth', 'peer', 'name', end.ifname, 'netns', end.netns]);
     }
     await this.run.ip(['link', 'set', port, 'alias', linkAlias(this.instance, { kind: 'port', vni, sliver, ifname: end.ifname })]);
-    await this.run.ip(['link', 'set', port, 'mtu', String(mtu), 'master', linkBridgeName(this.instance, vni), 'up']);
+    await this.run.ip(['link', 'set', port, 'mtu', String(mtu), 'master', linkBridgeName(this.scope, vni), 'up']);
     await this.configure(end, mtu);
   }
 
@@ -144,15 +150,24 @@ export class LinkDevices {
     for (const d of await this.nodeDevices()) if (d.label.kind === 'port' && d.label.sliver === sliver) await this.del(d.ifname);
   }
 
-  /** Removes hubs (bridge and VXLAN device) no sliver's port is on any more, except those of `keep` (VNIs). */
-  async sweepHubs(keep: ReadonlySet<number> = new Set()): Promise<number[]> {
-    const devices = await this.nodeDevices();
-    const used = new Set(devices.filter((d) => d.label.kind === 'port').map((d) => d.label.vni));
+  /** Removes this site's hubs (bridge and VXLAN device) no sliver's port is on any more (any node manager's). */
+  async sweepHubs(): Promise<number[]> {
+    const all = await this.run.ipJson<DeviceInfo>(['link', 'show']);
     const removed = new Set<number>();
-    for (const d of devices) {
-      if (d.label.kind === 'port' || used.has(d.label.vni) || keep.has(d.label.vni)) continue;
+    for (const d of await this.nodeDevices(all)) {
+      if (d.label.kind !== 'bridge') continue;
+      const vxlan = linkVxlanName(this.scope, d.label.vni);
+      if (all.some((x) => x.master === d.ifname && x.ifname !== vxlan)) continue;
+      await this.del(vxlan);
       await this.del(d.ifname);
       removed.add(d.label.vni);
+    }
+    // A VXLAN device left without its bridge (a crash between two steps).
+    for (const d of await this.nodeDevices(all)) {
+      if (d.label.kind === 'vxlan' && !all.some((x) => x.ifname === linkBridgeName(this.scope, d.label.vni))) {
+        await this.del(d.ifname);
+        removed.add(d.label.vni);
+      }
     }
     return [...removed];
   }

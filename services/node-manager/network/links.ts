@@ -26,6 +26,8 @@ import type { SliverDriver } from '../drivers/driver.js';
 import { isIpv4, overlaps, parseCidr } from './ipv4.js';
 import { LinkDevices, type InterfaceEnd } from './link-devices.js';
 import { probeNetem, shapingPlan, TcCommands } from './link-shaping.js';
+import type { NetCommands } from './net-command.js';
+import { linkScope } from './link-names.js';
 import { netnsName, netnsPath } from './net-names.js';
 import type { NetworkPlan } from './network-plan.js';
 import { NetworkedDriver } from './networked-driver.js';
@@ -50,13 +52,15 @@ export class LinkWirer implements SliverWirer {
 
   constructor(
     private readonly instance: string,
+    /** The site's scope (link-names.ts), from its management authority's URN. */
+    scope: string,
     readonly plan: NetworkPlan,
     private readonly records: LinkRecords,
     readonly netem: boolean,
     readonly tools: TcCommands,
-    run: NetworkedDriver['network']['run'],
+    run: NetCommands,
   ) {
-    this.devices = new LinkDevices(instance, run, tools);
+    this.devices = new LinkDevices(instance, scope, run, tools);
   }
 
   /**
@@ -213,13 +217,16 @@ export function checkInterfaces(interfaces: readonly SliverInterface[], driver: 
   return links.check(interfaces);
 }
 
-/** Adds links to the sliver network of `driver` (when it has one): probes netem once and wires after eth0. */
-export async function enableLinks(driver: SliverDriver, records: LinkRecords, log: Logger): Promise<LinkWirer | undefined> {
+/**
+ * Adds links to the sliver network of `driver` (when it has one): probes netem once and wires after eth0. `siteUrn`
+ * (the management authority's) scopes the hubs this node shares with the site's other node managers on the host.
+ */
+export async function enableLinks(driver: SliverDriver, records: LinkRecords, siteUrn: string, log: Logger): Promise<LinkWirer | undefined> {
   if (!(driver instanceof NetworkedDriver)) return undefined;
   const { network } = driver;
   const tools = new TcCommands(network.run.timeoutMs);
   const netem = await probeNetem(network.run, tools);
-  const wirer = new LinkWirer(network.instance, network.plan, records, netem, tools, network.run);
+  const wirer = new LinkWirer(network.instance, linkScope(siteUrn), network.plan, records, netem, tools, network.run);
   network.addWirer(wirer);
   log.info({ underlay: network.plan.underlayAddress ?? null, netem }, 'links on: veth pairs on this node, VXLAN to other nodes');
   return wirer;
