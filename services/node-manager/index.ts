@@ -170,7 +170,7 @@ export function nodeManagerRole(options: NodeManagerRoleOptions = {}): (deps: Ro
     const idRanges = { base: config.container.uid_base, count: config.container.id_ranges };
     const slivers = new SliverManager({ store, driver, clock, log, capacity, exclusiveNode: config.exclusive, idRanges });
     await slivers.load();
-    await enableLinks(driver, slivers, log);
+    await enableLinks(driver, slivers, config.management_authority?.urn ?? config.urn, log);
     if (driver.kind === 'container') await checkIdRanges(slivers, idRanges, config.container.allow_host_ids, log);
     if (metrics) registerNmMetrics(metrics, slivers);
     const report = await slivers.reconcile();
