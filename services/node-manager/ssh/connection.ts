@@ -195,7 +195,10 @@ export class SshConnection {
     const why = this.reasonToEnd(now);
     if (!why) return true;
     this.d.log.info({ sliver: this.login?.sliverUrn, user: this.login?.userUrn, reason: why }, 'ssh connection ended by the node');
-    this.end(why);
+    // Nothing more starts from now; the DISCONNECT goes once the caller's refusal went out.
+    this.endedBy ??= why;
+    this.abort.abort();
+    setImmediate(() => this.end(why));
     return false;
   }
 

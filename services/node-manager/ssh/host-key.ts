@@ -29,6 +29,19 @@ function parsed(text: string, file: string): ParsedKey {
 }
 
 /**
+ * An Ed25519 pair from ssh2 that parses back: ssh2 1.17 drops a leading zero byte of the key (about one
+ * in 128), which leaves a file nothing can read; such a pair is made again.
+ */
+function wellFormedPair(): { private: string } {
+  for (let i = 0; ; i++) {
+    const pair = ssh2.utils.generateKeyPairSync('ed25519');
+    const k = ssh2.utils.parseKey(pair.private);
+    if (!(k instanceof Error) && !(ssh2.utils.parseKey(pair.public) instanceof Error)) return pair;
+    if (i >= 64) throw new FailedPreconditionError('could not make an Ed25519 host key that parses back');
+  }
+}
+
+/**
  * Reads the key file without following a symlink, and only when this process's user owns it and nobody
  * else may read or write it (as sshd insists for its own host keys): anything else refuses the start.
  */
@@ -68,7 +81,7 @@ export function loadOrCreateHostKey(file: string): HostKey {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-    const pair = ssh2.utils.generateKeyPairSync('ed25519');
+    const pair = wellFormedPair();
     try {
       // Exclusive (O_EXCL, which also refuses a symlink put there): two starts racing on one data dir never overwrite each other's key.
       writeFileSync(file, pair.private, { mode: 0o600, flag: 'wx' });
