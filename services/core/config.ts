@@ -12,6 +12,7 @@ import { InvalidArgumentError } from './errors.js';
 import { isValidDomain, isUrn, parseUrn } from './identity/urn.js';
 import type { TlsMaterial } from './rpc/server.js';
 import type { ServerLimits } from './rpc/server-limits.js';
+import { revocationConfigSchema } from './credentials/revocation-config.js';
 
 /** The roles a `fedlab serve` process can take. */
 export const ROLES = ['nm', 'ma', 'sa', 'sp'] as const;
@@ -158,6 +159,8 @@ export const commonConfigSchema = z
     federation: federationConfigSchema.optional(),
     /** Limits of the main listener: message sizes, streams, idle connections. */
     server: serverLimitsConfigSchema.optional(),
+    /** Revocation list freshness: next_update of the lists this service signs, grace on those it holds. */
+    revocation: revocationConfigSchema.optional(),
     /** The audit log: how long records are kept (days; 0 keeps them all). */
     audit: z
       .object({ retention_days: z.number().int().min(0).max(36_500).default(90) })

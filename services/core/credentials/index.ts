@@ -37,11 +37,31 @@ export {
   checkRevocationEntry,
   checkRevocationList,
   emptyRevocationList,
+  isFresherList,
   parseSignedRevocationList,
   signRevocationList,
+  staleListError,
+  staleListMessage,
   withRevocation,
 } from './revocation.js';
-export type { RevocationEntry, RevocationIndex, RevocationList, RevocationLookup, RevokedItem } from './revocation.js';
+export type {
+  RevocationEntry,
+  RevocationFreshness,
+  RevocationIndex,
+  RevocationList,
+  RevocationLookup,
+  RevocationSetOptions,
+  RevocationValidity,
+  RevokedItem,
+} from './revocation.js';
+export {
+  DEFAULT_GRACE_S,
+  DEFAULT_NEXT_UPDATE_S,
+  revocationConfigSchema,
+  revocationSettings,
+  validityAt,
+  type RevocationSettings,
+} from './revocation-config.js';
 export { REVOCATION_TABLES, RevocationStore } from './revocation-store.js';
 export { ledgerEntryToWire, RevocationLedger, revocationTarget } from './revocation-ledger.js';
 export type { LedgerEntry, LedgerPage, LedgerQuery, RevocationLedgerOptions, RevocationTarget } from './revocation-ledger.js';

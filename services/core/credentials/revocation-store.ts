@@ -4,7 +4,9 @@
  * `revocation-lists` (one record per issuer key: URN, key, version) and
  * `revocation-entries` (one record per entry, keyed `<issuer kid>/<jti or kid>`),
  * changed together in one atomic batch. Everything is also held in a
- * {@link RevocationSet} so the verifier reads it synchronously.
+ * {@link RevocationSet} so the verifier reads it synchronously. An imported
+ * list keeps its `iat` / `next_update` (the verifier fails closed past them);
+ * a re-publication of the same version only moves them on.
  */
 import type { KeyObject } from 'node:crypto';
 import type { Batch, Store, Table } from '../store/store.js';
@@ -14,6 +16,7 @@ import {
   checkRevocationEntry,
   checkRevocationList,
   emptyRevocationList,
+  isFresherList,
   signRevocationList,
   withRevocation,
   RevocationSet,
@@ -21,6 +24,8 @@ import {
   type RevocationIndex,
   type RevocationList,
   type RevocationLookup,
+  type RevocationSetOptions,
+  type RevocationValidity,
 } from './revocation.js';
 
 interface ListRecord {
@@ -28,6 +33,18 @@ interface ListRecord {
   readonly jwk: PublicJwk;
   readonly kid: string;
   readonly version: number;
+  readonly iat?: number;
+  readonly next_update?: number;
+}
+
+function recordOf(list: RevocationList): ListRecord {
+  return {
+    ...(list.iss !== undefined ? { iss: list.iss } : {}),
+    jwk: list.jwk,
+    kid: list.kid,
+    version: list.version,
+    ...(list.iat !== undefined ? { iat: list.iat, next_update: list.next_update } : {}),
+  };
 }
 
 /** Table names used in the store. */
@@ -56,21 +73,19 @@ export class RevocationStore implements RevocationLookup {
     this.set = set;
   }
 
-  /** Loads every list from `store`. Newly revoked items clear `cache` (the process-wide cache by default). */
-  static async open(store: Store, options: { readonly cache?: ChainCache | null } = {}): Promise<RevocationStore> {
-    const rs = new RevocationStore(store, new RevocationSet(options.cache === undefined ? {} : { cache: options.cache }));
+  /**
+   * Loads every list from `store`. Newly revoked items clear `cache` (the process-wide cache by
+   * default); `graceS` is how long past a held list's `next_update` its issuer's chains still pass.
+   */
+  static async open(store: Store, options: { readonly cache?: ChainCache | null; readonly graceS?: number } = {}): Promise<RevocationStore> {
+    const setOptions: RevocationSetOptions = {
+      ...(options.cache !== undefined ? { cache: options.cache } : {}),
+      ...(options.graceS !== undefined ? { graceS: options.graceS } : {}),
+    };
+    const rs = new RevocationStore(store, new RevocationSet(setOptions));
     for await (const [kid, rec] of rs.lists.entries()) {
       const entries = await rs.entries.values({ prefix: `${kid}/` });
-      rs.set.put(
-        checkRevocationList({
-          v: 1,
-          ...(rec.iss !== undefined ? { iss: rec.iss } : {}),
-          jwk: rec.jwk,
-          kid: rec.kid,
-          version: rec.version,
-          entries,
-        }),
-      );
+      rs.set.put(checkRevocationList({ v: 1, ...rec, entries }));
     }
     return rs;
   }
@@ -106,7 +121,7 @@ export class RevocationStore implements RevocationLookup {
       const next = withRevocation(current, checkRevocationEntry(entry));
       if (next === current) return current;
       const added = next.entries[next.entries.length - 1] as RevocationEntry;
-      const rec: ListRecord = { ...(next.iss !== undefined ? { iss: next.iss } : {}), jwk: next.jwk, kid, version: next.version };
+      const rec = recordOf(next);
       const batch = this.store.batch().put(this.lists, kid, rec).put(this.entries, entryKey(kid, added), added);
       alsoWrite?.(batch, next);
       await batch.write({ sync: true });
@@ -117,31 +132,32 @@ export class RevocationStore implements RevocationLookup {
 
   /**
    * Installs a list from elsewhere (e.g. a peer's, already signature-checked)
-   * when newer than the one held; the whole list is replaced in one batch.
+   * when fresher than the one held: a higher version replaces the whole list in
+   * one batch; the same version signed later only rewrites its `iat` / `next_update`.
    */
   importList(list: RevocationList): Promise<boolean> {
     return this.serial(async () => {
       const checked = checkRevocationList(list);
       const old = this.set.get(checked.kid);
-      if (old && checked.version <= old.version) return false;
+      if (!isFresherList(checked, old)) return false;
       const batch = this.store.batch();
-      for (const e of old?.entries ?? []) batch.del(this.entries, entryKey(checked.kid, e));
-      for (const e of checked.entries) batch.put(this.entries, entryKey(checked.kid, e), e);
-      batch.put(this.lists, checked.kid, {
-        ...(checked.iss !== undefined ? { iss: checked.iss } : {}),
-        jwk: checked.jwk,
-        kid: checked.kid,
-        version: checked.version,
-      });
+      if (!old || old.version !== checked.version) {
+        for (const e of old?.entries ?? []) batch.del(this.entries, entryKey(checked.kid, e));
+        for (const e of checked.entries) batch.put(this.entries, entryKey(checked.kid, e), e);
+      }
+      batch.put(this.lists, checked.kid, recordOf(checked));
       await batch.write({ sync: true });
       return this.set.put(checked);
     });
   }
 
-  /** The list of `privateKey`'s owner, signed for publication (an empty version 0 list when nothing is revoked). */
-  exportSigned(privateKey: KeyObject, iss?: string): string {
+  /**
+   * The list of `privateKey`'s owner, signed for publication (an empty version 0 list when nothing is
+   * revoked); with `validity`, stamped with `iat` and `next_update`.
+   */
+  exportSigned(privateKey: KeyObject, iss?: string, validity?: RevocationValidity): string {
     const kid = thumbprintOf(toPublicJwk(privateKey));
-    return signRevocationList(this.set.get(kid) ?? emptyRevocationList(privateKey, iss), privateKey);
+    return signRevocationList(this.set.get(kid) ?? emptyRevocationList(privateKey, iss), privateKey, validity);
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {

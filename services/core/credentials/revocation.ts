@@ -8,9 +8,16 @@
  * On disk (for the offline CLI) a list is a compact JWS signed by the
  * issuer's key, the public key inside, so it cannot be altered unnoticed;
  * services keep theirs in LevelDB (revocation-store.ts).
+ *
+ * A signed list may carry `iat` and `next_update` (seconds): the issuer
+ * promises a fresher list before `next_update`. A verifier holding such a list
+ * refuses, past `next_update` plus its grace, every chain with a link signed
+ * by that issuer (UNAVAILABLE), until a fresher list arrives: a verifier cut
+ * off from an issuer fails closed instead of trusting a list that may miss
+ * revocations. Lists without them (older issuers) never go stale.
  */
 import type { KeyObject } from 'node:crypto';
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError, UnavailableError } from '../errors.js';
 import { algForKey } from '../identity/keys.js';
 import { isUrn } from '../identity/urn.js';
 import { decodeBase64url } from './base64url.js';
@@ -37,12 +44,35 @@ export interface RevocationList {
   /** Goes up by one with every change. */
   readonly version: number;
   readonly entries: readonly RevocationEntry[];
+  /** When this signed copy was made (s since the epoch); set with `next_update`, or neither. */
+  readonly iat?: number;
+  /** The issuer publishes a fresher list before this (s since the epoch). */
+  readonly next_update?: number;
+}
+
+/** When a signed copy of a list was made and until when it holds (s since the epoch). */
+export interface RevocationValidity {
+  readonly iat: number;
+  readonly nextUpdate: number;
+}
+
+/** A held list that promised a fresher one: past `refuseAfter` its issuer's chains are refused. */
+export interface RevocationFreshness {
+  /** The issuer's URN (its key thumbprint when the list names none). */
+  readonly issuer: string;
+  readonly version: number;
+  /** The list's `next_update` (s since the epoch). */
+  readonly nextUpdate: number;
+  /** `next_update` plus the verifier's grace (s since the epoch). */
+  readonly refuseAfter: number;
 }
 
 /** What the verifier asks of one issuer's list. */
 export interface RevocationIndex {
   readonly jtis: ReadonlySet<string>;
   readonly keys: ReadonlySet<string>;
+  /** Absent for lists without `next_update` (they never go stale). */
+  readonly freshness?: RevocationFreshness;
 }
 
 /** Where the verifier finds issuers' lists, by the issuer's key thumbprint. */
@@ -83,7 +113,7 @@ export function checkRevocationList(value: unknown): RevocationList {
     throw new InvalidArgumentError('a revocation list must be an object');
   const l = value as Record<string, unknown>;
   for (const k of Object.keys(l))
-    if (!['v', 'iss', 'jwk', 'kid', 'version', 'entries'].includes(k))
+    if (!['v', 'iss', 'jwk', 'kid', 'version', 'entries', 'iat', 'next_update'].includes(k))
       throw new InvalidArgumentError(`revocation list: unknown field ${JSON.stringify(k.slice(0, 20))}`);
   if (l.v !== 1) throw new InvalidArgumentError('revocation list: v must be 1');
   if (l.iss !== undefined && (typeof l.iss !== 'string' || !isUrn(l.iss)))
@@ -96,6 +126,13 @@ export function checkRevocationList(value: unknown): RevocationList {
     throw new InvalidArgumentError('revocation list: version must be a non-negative integer');
   if (!Array.isArray(l.entries)) throw new InvalidArgumentError('revocation list: entries must be a list');
   const entries = l.entries.map((e, i) => checkRevocationEntry(e, `revocation list entry ${i}`));
+  if ((l.iat === undefined) !== (l.next_update === undefined))
+    throw new InvalidArgumentError('revocation list: iat and next_update go together');
+  if (l.iat !== undefined) {
+    if (!Number.isSafeInteger(l.iat) || (l.iat as number) < 0 || !Number.isSafeInteger(l.next_update))
+      throw new InvalidArgumentError('revocation list: iat and next_update must be whole seconds since the epoch');
+    if ((l.next_update as number) <= (l.iat as number)) throw new InvalidArgumentError('revocation list: next_update must be after iat');
+  }
   return {
     v: 1,
     ...(l.iss !== undefined ? { iss: l.iss as string } : {}),
@@ -103,7 +140,28 @@ export function checkRevocationList(value: unknown): RevocationList {
     kid: l.kid as string,
     version: l.version as number,
     entries,
+    ...(l.iat !== undefined ? { iat: l.iat as number, next_update: l.next_update as number } : {}),
   };
+}
+
+/**
+ * Whether `list` should replace `held` (same issuer): a higher version, or the same version signed
+ * later (a re-publication that only moves `next_update` on). Never a rollback.
+ */
+export function isFresherList(list: RevocationList, held: RevocationList | undefined): boolean {
+  if (!held) return true;
+  if (list.version !== held.version) return list.version > held.version;
+  return list.iat !== undefined && list.iat > (held.iat ?? -1);
+}
+
+/** The message of a refusal under a stale list (what UNAVAILABLE says). */
+export function staleListMessage(f: RevocationFreshness): string {
+  return `revocation list of ${f.issuer} version ${f.version} expired at ${new Date(f.nextUpdate * 1000).toISOString()}; refusing its chains until a fresher list arrives`;
+}
+
+/** UnavailableError naming a stale list (the verifier throws it; see {@link RevocationFreshness}). */
+export function staleListError(f: RevocationFreshness): UnavailableError {
+  return new UnavailableError(staleListMessage(f), { rule: 'revocation-list-stale', issuer: f.issuer, version: f.version });
 }
 
 /** A new, empty list for the issuer whose private (or public) key is given. */
@@ -117,12 +175,18 @@ export function emptyRevocationList(key: KeyObject | PublicJwk, iss?: string): R
 export function withRevocation(list: RevocationList, entry: RevocationEntry): RevocationList {
   const e = checkRevocationEntry(entry);
   if (list.entries.some((x) => (e.jti !== undefined && x.jti === e.jti) || (e.kid !== undefined && x.kid === e.kid))) return list;
-  return { ...list, version: list.version + 1, entries: [...list.entries, e] };
+  // The new version is a new list: a signed copy's iat / next_update do not carry over.
+  const { iat: _iat, next_update: _next, ...rest } = list;
+  return { ...rest, version: list.version + 1, entries: [...list.entries, e] };
 }
 
-/** Signs a list with its issuer's private key (which must be the list's key). */
-export function signRevocationList(list: RevocationList, privateKey: KeyObject): string {
-  const checked = checkRevocationList(list);
+/**
+ * Signs a list with its issuer's private key (which must be the list's key); with `validity`, the
+ * signed copy carries `iat` and `next_update` (covered by the signature).
+ */
+export function signRevocationList(list: RevocationList, privateKey: KeyObject, validity?: RevocationValidity): string {
+  const { iat: _iat, next_update: _next, ...bare } = list;
+  const checked = checkRevocationList(validity ? { ...bare, iat: validity.iat, next_update: validity.nextUpdate } : list);
   const jwk = toPublicJwk(privateKey);
   if (thumbprintOf(jwk) !== checked.kid) throw new InvalidArgumentError("the key is not the revocation list's issuer key");
   const alg = algForKey(privateKey);
@@ -164,28 +228,49 @@ interface Indexed {
   readonly index: RevocationIndex;
 }
 
-function indexOf(list: RevocationList): RevocationIndex {
-  const jtis = new Set<string>();
-  const keys = new Set<string>();
-  for (const e of list.entries) {
-    if (e.jti !== undefined) jtis.add(e.jti);
-    else keys.add(e.kid);
+function indexOf(list: RevocationList, graceS: number, reuse?: RevocationIndex): RevocationIndex {
+  let jtis = reuse?.jtis as Set<string> | undefined;
+  let keys = reuse?.keys as Set<string> | undefined;
+  if (!jtis || !keys) {
+    jtis = new Set<string>();
+    keys = new Set<string>();
+    for (const e of list.entries) {
+      if (e.jti !== undefined) jtis.add(e.jti);
+      else keys.add(e.kid);
+    }
   }
-  return { jtis, keys };
+  if (list.next_update === undefined) return { jtis, keys };
+  const freshness: RevocationFreshness = {
+    issuer: list.iss ?? list.kid,
+    version: list.version,
+    nextUpdate: list.next_update,
+    refuseAfter: list.next_update + graceS,
+  };
+  return { jtis, keys, freshness };
+}
+
+/** Options of {@link RevocationSet}. */
+export interface RevocationSetOptions {
+  /** Prefix cache cleared by new revocations (the process-wide one by default, null for none). */
+  readonly cache?: ChainCache | null;
+  /** Seconds past a list's `next_update` before its issuer's chains are refused (0 by default). */
+  readonly graceS?: number;
 }
 
 /**
  * The revocation lists a service knows, in memory, by issuer key. A list is
- * replaced only by a higher version. Every newly revoked item clears the
- * cached prefixes it touches.
+ * replaced only by a fresher one ({@link isFresherList}). Every newly revoked
+ * item clears the cached prefixes it touches.
  */
 export class RevocationSet implements RevocationLookup {
   private readonly lists = new Map<string, Indexed>();
   private readonly listeners = new Set<(item: RevokedItem) => void>();
   private readonly cache: ChainCache | null;
+  private readonly graceS: number;
 
-  constructor(options: { readonly cache?: ChainCache | null } = {}) {
+  constructor(options: RevocationSetOptions = {}) {
     this.cache = options.cache === undefined ? defaultChainCache : options.cache;
+    this.graceS = options.graceS ?? 0;
   }
 
   listFor(issuerKid: string): RevocationIndex | undefined {
@@ -203,14 +288,15 @@ export class RevocationSet implements RevocationLookup {
   }
 
   /**
-   * Installs a list (checked) if it is newer than the one held; returns true
+   * Installs a list (checked) if it is fresher than the one held; returns true
    * when it was installed. An older version is ignored (no rollback).
    */
   put(list: RevocationList): boolean {
     const checked = checkRevocationList(list);
     const old = this.lists.get(checked.kid);
-    if (old && checked.version <= old.list.version) return false;
-    const index = indexOf(checked);
+    if (!isFresherList(checked, old?.list)) return false;
+    // The same version holds the same entries: only its freshness moves on.
+    const index = indexOf(checked, this.graceS, old && old.list.version === checked.version ? old.index : undefined);
     this.lists.set(checked.kid, { list: checked, index });
     for (const jti of index.jtis) if (!old?.index.jtis.has(jti)) this.announce({ jti, issuerKid: checked.kid });
     for (const kid of index.keys) if (!old?.index.keys.has(kid)) this.announce({ kid, issuerKid: checked.kid });

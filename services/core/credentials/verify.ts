@@ -11,7 +11,8 @@
  *    `sub`, signed by the previous `cnf.jwk`, and a true attenuation (dlg, priv,
  *    tgt, lim, exp, nbf), and names no slice incarnation other than its parent chain's (inc);
  * 4. no link's jti and no link's key is on the revocation list of any key that
- *    signed a link;
+ *    signed a link, and no such list is stale (past its `next_update` plus the
+ *    verifier's grace: UNAVAILABLE until a fresher list arrives);
  * 5. the caller holds the leaf: its key has the leaf's `cnf.jwk` thumbprint
  *    and its URN is the leaf's `sub`;
  * 6. the leaf grants the privilege on the object (and, when the call names one, the chain is bound to
@@ -39,7 +40,7 @@ import {
 } from './format.js';
 import { extendPrefix, type Grant, type VerifiedPrefix } from './grant.js';
 import { algOfJwk, keyObjectFor, publicJwkProblem, thumbprintOf, verifySignature, type PublicJwk } from './keys.js';
-import type { RevocationIndex, RevocationLookup } from './revocation.js';
+import { staleListError, type RevocationIndex, type RevocationLookup } from './revocation.js';
 import { Memo } from './memo.js';
 import type { TrustStore } from './trust-store.js';
 
@@ -152,7 +153,7 @@ export function verifyChain(input: VerifyChainInput): Grant {
   const verified = prefix;
 
   // 4. Revocations by any signer of the chain.
-  checkRevocations(verified, revocations, cache);
+  checkRevocations(verified, revocations, cache, nowS);
 
   // 5. The caller holds the leaf.
   const leaf = verified.cred;
@@ -253,10 +254,12 @@ function extendLink(parent: VerifiedPrefix, cur: ParsedCredential, k: number): V
   return extendPrefix(parent, cur, effectiveLimits(parent.limits, c.lim));
 }
 
-function checkRevocations(prefix: VerifiedPrefix, revocations: RevocationLookup, cache: ChainCache | null): void {
+function checkRevocations(prefix: VerifiedPrefix, revocations: RevocationLookup, cache: ChainCache | null, nowS: number): void {
   let lists: RevocationIndex[] | undefined;
   for (const kid of prefix.issuerKids) {
     const l = revocations.listFor(kid);
+    // Fail closed: a signer whose list promised a fresher one that has not come may have revoked more since.
+    if (l?.freshness && nowS > l.freshness.refuseAfter) throw staleListError(l.freshness);
     if (l && (l.jtis.size > 0 || l.keys.size > 0)) (lists ??= []).push(l);
   }
   if (!lists) return;
