@@ -348,7 +348,8 @@ export class NodeManager {
         },
       );
     }
-    return this.wire(await this.o.slivers.renew(sliverUrn, at));
+    // With the call's signal: a renew past its deadline writes nothing (issue 18, fencing).
+    return this.wire(await this.o.slivers.renew(sliverUrn, at, ctx.signal));
   }
 
   /** ControlSliver (sliver.control; owner- or slice-rooted). */
@@ -356,7 +357,7 @@ export class NodeManager {
     const rec = await this.recordFor(ctx, 'sliver.control', 'sliver_urn', sliverUrn);
     if (!action) throw new InvalidArgumentError('action must be START, STOP or RESTART', { field: 'action' });
     await this.sliceAuth(ctx, 'sliver.control', rec);
-    return this.wire(await this.o.slivers.control(sliverUrn, action));
+    return this.wire(await this.o.slivers.control(sliverUrn, action, ctx.signal));
   }
 
   /**

@@ -53,13 +53,14 @@ export class SliverLifecycle {
     return this.settled(rec.urn, { operational: 'notready', error: '' });
   }
 
-  async startLocked(urn: string): Promise<SliverRecord> {
+  /** Starts a sliver; with a call's `signal`, its intent is not written (nor anything started) once that call has ended. */
+  async startLocked(urn: string, signal?: AbortSignal): Promise<SliverRecord> {
     const { state, driver } = this.d;
     const cur = state.get(urn);
     // The intent to run must be durable before anything starts; when it already is, CONFIGURING is only shown.
     const rec = cur?.wantRunning
       ? state.touch(urn, { operational: 'configuring', error: '' })
-      : await state.update(urn, { operational: 'configuring', wantRunning: true, error: '' });
+      : await state.update(urn, { operational: 'configuring', wantRunning: true, error: '' }, signal);
     try {
       const runtime = await driver.start(driverSliver(rec));
       return await this.settled(urn, { operational: 'ready', runtime, error: '' });
@@ -70,8 +71,9 @@ export class SliverLifecycle {
     }
   }
 
-  async stopLocked(urn: string, then: Operational = 'stopped', error = ''): Promise<SliverRecord> {
-    const rec = await this.d.state.update(urn, { operational: 'stopping', wantRunning: false });
+  /** Stops a sliver; with a call's `signal`, its intent is not written (nor anything stopped) once that call has ended. */
+  async stopLocked(urn: string, then: Operational = 'stopped', error = '', signal?: AbortSignal): Promise<SliverRecord> {
+    const rec = await this.d.state.update(urn, { operational: 'stopping', wantRunning: false }, signal);
     await this.d.driver.stop(driverSliver(rec), rec.runtime);
     return this.settled(urn, { operational: then, runtime: undefined, error });
   }

@@ -9,7 +9,7 @@
  * node is never over-committed. Work on one sliver (provision, start, stop,
  * delete) runs through a per-sliver lock.
  */
-import { FailedPreconditionError, NotFoundError } from '../core/errors.js';
+import { DeadlineExceededError, FailedPreconditionError, NotFoundError } from '../core/errors.js';
 import type { SliceUserRecord } from '../core/identity/ssh-keys.js';
 import type { Logger } from '../core/log.js';
 import { KeyedMutex, Mutex } from '../core/mutex.js';
@@ -29,6 +29,13 @@ import { pickLogin } from './ssh/login-names.js';
 
 export type { CreateSpec } from './admission.js';
 export type { ReconcileReport } from './reconcile.js';
+
+/** What a call that ended before its change was committed is told (as the store says it for a fenced write). */
+function callEnded(): DeadlineExceededError {
+  return new DeadlineExceededError(
+    'the call ended (its deadline passed or it was cancelled) before its change was committed; nothing was changed — try again with a longer deadline',
+  );
+}
 
 /** Control actions. */
 export type SliverAction = 'start' | 'stop' | 'restart';
@@ -188,8 +195,11 @@ export class SliverManager {
     });
   }
 
-  /** Starts, stops or restarts a provisioned sliver. */
-  async control(urn: string, action: SliverAction): Promise<SliverRecord> {
+  /**
+   * Starts, stops or restarts a provisioned sliver. With the call's signal, a call that has ended
+   * changes nothing: its first write (the intent) is fenced by it, and what follows that write completes.
+   */
+  async control(urn: string, action: SliverAction, signal?: AbortSignal): Promise<SliverRecord> {
     this.state.assertLoaded();
     return this.locks.run(urn, async () => {
       const rec = this.state.get(urn);
@@ -197,9 +207,11 @@ export class SliverManager {
       if (rec.allocation !== 'provisioned') {
         throw new FailedPreconditionError(`sliver ${urn} is only allocated; provision it (CreateSliver with PROVISIONED) before ${action}`);
       }
+      // A start of a sliver whose intent to run is already written acts without writing first: check here.
+      if (signal?.aborted) throw callEnded();
       if (action === 'stop') {
         if (rec.operational === 'stopped' || rec.operational === 'notready') return rec;
-        return this.lifecycle.stopLocked(urn);
+        return this.lifecycle.stopLocked(urn, 'stopped', '', signal);
       }
       if (
         action === 'start' &&
@@ -210,17 +222,24 @@ export class SliverManager {
         return rec;
       }
       if (rec.operational === 'pending') await this.lifecycle.provisionLocked(rec);
-      if (action === 'restart' || rec.runtime) await this.lifecycle.stopLocked(urn);
-      return this.lifecycle.startLocked(urn);
+      if (action === 'restart' || rec.runtime) {
+        await this.lifecycle.stopLocked(urn, 'stopped', '', signal);
+        // The stop is committed: the start that completes the call is not fenced (a half-done restart helps no one).
+        return this.lifecycle.startLocked(urn);
+      }
+      return this.lifecycle.startLocked(urn, signal);
     });
   }
 
-  /** Moves a sliver's expiry (the caller checked it against policy and the chain). */
-  async renew(urn: string, expiresAt: number): Promise<SliverRecord> {
+  /**
+   * Moves a sliver's expiry (the caller checked it against policy and the chain). With the call's
+   * signal, a call that has ended writes nothing.
+   */
+  async renew(urn: string, expiresAt: number, signal?: AbortSignal): Promise<SliverRecord> {
     this.state.assertLoaded();
     return this.locks.run(urn, async () => {
       if (!this.state.has(urn)) throw new NotFoundError(`no sliver ${urn} on this node`);
-      return this.state.update(urn, { expiresAt });
+      return this.state.update(urn, { expiresAt }, signal);
     });
   }
 
