@@ -12,7 +12,7 @@
  *    its ratio to the same with 100 nodes.
  * 4. The cost of metrics and the audit log (ma-observability.ts): the first
  *    --obs-nodes nodes beating, and an Allocate of all of them, on the same
- *    MA hosted with both off and both on, in alternating rounds; the ratios.
+ *    MA hosted with both off and both on, in rounds of alternating order; the ratios.
  *
  * Flags: --nodes N (10000) --interval-ms MS (5000) --window-s S (20) --workers W (4) --log-level L (warn)
  * --obs-nodes N (1000; 0 skips part 4) --obs-window-s S (15) --obs-rounds R (2) --obs-allocates K (5).
