@@ -7,7 +7,8 @@ import { InvalidArgumentError, NotFoundError, PermissionDeniedError } from '../c
 import { parseUrn } from '../core/identity/urn.js';
 import type { CallContext } from '../core/rpc/context.js';
 import { pageSize, urnField } from '../core/validate.js';
-import { parseSignedRevocationList, thumbprintOf, type PublicJwk, type RevocationStore } from '../core/credentials/index.js';
+import { thumbprintOf, type PublicJwk, type RevocationStore } from '../core/credentials/index.js';
+import { takeRevocationLists, type IntakeResult } from './revocation-intake.js';
 import { checkSliceUsers, type SliceUserInput } from '../core/identity/ssh-keys.js';
 import { NodeHealth, SiteStyle, type Node, type ResourceSpec, type Sliver, type SshEndpoint } from '../generated/fedlab/v1/common.js';
 import type { Authorizer, Grant, NmPrivilege } from './access.js';
@@ -67,8 +68,6 @@ export interface NodeManagerOptions {
 
 /** Most output lines kept per sliver (and returned by one GetSliver). */
 export const MAX_OUTPUT_LINES = 200;
-/** Most revocation lists one UpdateRevocations call may carry. */
-const MAX_REVOCATION_LISTS = 64;
 
 const STYLE: Record<NodeIdentity['style'], SiteStyle> = {
   planetlab: SiteStyle.SITE_STYLE_PLANETLAB,
@@ -202,31 +201,29 @@ export class NodeManager {
 
     const fingerprint = createFingerprint(req, checked);
 
-    const rec = await this.o.slivers.create(
-      {
-        requestId: req.requestId,
-        fingerprint,
-        caller: ctx.peer.urn,
-        urn: req.sliverUrn,
-        name: checked.name,
-        sliceUrn: req.sliceUrn,
-        sliceAuthorityUrn: req.sliceAuthorityUrn,
-        sliceAuthorityJwk: jwk,
-        ...(checked.incarnation !== undefined ? { sliceIncarnation: checked.incarnation } : {}),
-        providerUrn: req.providerUrn,
-        clientId: req.clientId,
-        resources,
-        exclusive: req.exclusive,
-        interfaces,
-        allocation,
-        start: req.start,
-        expiresAt,
-        sliceLimits: this.o.policy.perSlice(grant.limits),
-        image: checked.image,
-        call,
-      },
-      checked.users,
-    );
+    const rec = await this.o.slivers.create({
+      requestId: req.requestId,
+      fingerprint,
+      caller: ctx.peer.urn,
+      urn: req.sliverUrn,
+      name: checked.name,
+      sliceUrn: req.sliceUrn,
+      sliceAuthorityUrn: req.sliceAuthorityUrn,
+      sliceAuthorityJwk: jwk,
+      ...(checked.incarnation !== undefined ? { sliceIncarnation: checked.incarnation } : {}),
+      providerUrn: req.providerUrn,
+      clientId: req.clientId,
+      resources,
+      exclusive: req.exclusive,
+      interfaces,
+      allocation,
+      start: req.start,
+      expiresAt,
+      sliceLimits: this.o.policy.perSlice(grant.limits),
+      image: checked.image,
+      users: checked.users,
+      call,
+    });
     ctx.log.info({ sliver: rec.urn, slice: rec.sliceUrn, state: rec.operational, allocation: rec.allocation }, 'sliver created');
     return this.wire(rec);
   }
@@ -271,38 +268,12 @@ export class NodeManager {
     return this.output.last(rec.urn, lines || 50);
   }
 
-  /**
-   * UpdateRevocations (node.read, owner-rooted: the MA relays): installs each signed list whose
-   * signature verifies under its own key, whose key is the slice authority key of a slice here, and
-   * that is newer than the one held. A list that is not even a signed list is INVALID_ARGUMENT, and
-   * then nothing of the call is installed.
-   */
-  async updateRevocations(
-    ctx: CallContext,
-    signedLists: readonly string[],
-  ): Promise<{ installed: number; current: number; skipped: number }> {
-    await this.o.authorizer.node(ctx, 'node.read');
-    if (signedLists.length > MAX_REVOCATION_LISTS)
-      throw new InvalidArgumentError(`at most ${MAX_REVOCATION_LISTS} lists per call`, { field: 'signed_lists' });
-    const lists = signedLists.map((jws, i) => {
-      try {
-        return parseSignedRevocationList(jws);
-      } catch (err) {
-        throw new InvalidArgumentError(`signed_lists[${i}]: ${(err as Error).message}`, { field: 'signed_lists' });
-      }
-    });
-    const anchors = new Set(this.o.slivers.list().map((r) => thumbprintOf(r.sliceAuthorityJwk as PublicJwk)));
-    let installed = 0;
-    let current = 0;
-    let skipped = 0;
-    for (const list of lists) {
-      if (!anchors.has(list.kid)) skipped++;
-      else if (await this.o.revocations.importList(list)) {
-        installed++;
-        ctx.log.info({ issuer: list.iss ?? list.kid, version: list.version }, 'revocation list installed');
-      } else current++;
-    }
-    return { installed, current, skipped };
+  /** UpdateRevocations (node.read, owner-rooted: the MA relays): see revocation-intake.ts. */
+  async updateRevocations(ctx: CallContext, signedLists: readonly string[]): Promise<IntakeResult> {
+    const grant = await this.o.authorizer.node(ctx, 'node.read');
+    const sliceAuthorityKids = () => new Set(this.o.slivers.list().map((r) => thumbprintOf(r.sliceAuthorityJwk as PublicJwk)));
+    const intake = { revocations: this.o.revocations, sliceAuthorityKids, maUrn: this.o.identity.aggregateUrn, clock: this.o.clock };
+    return takeRevocationLists(intake, ctx, grant, signedLists);
   }
 
   /** ListSlivers (sliver.read): every sliver with an owner-rooted chain; one slice's with that slice's chain. */

@@ -149,10 +149,10 @@ export class SliverManager {
    * Creates a sliver (or returns it, for a retried request id or an identical
    * request for an existing sliver URN; or promotes an ALLOCATED one). Admission
    * is serialised; provisioning and starting happen after it under the sliver's lock.
-   * The slice's users come in `spec.users` (or, for callers that keep them apart, `users`); a new
-   * sliver is written with them and its login name in its admission batch.
+   * The slice's users come in `spec.users` (none when absent); a new sliver is written with them and
+   * its login name in its admission batch.
    */
-  async create(spec: CreateSpec, users: readonly SliceUserRecord[] = []): Promise<SliverRecord> {
+  async create(spec: CreateSpec): Promise<SliverRecord> {
     this.state.assertLoaded();
     const settings = {
       capacity: this.o.capacity,
@@ -160,7 +160,8 @@ export class SliverManager {
       driverKind: this.o.driver.kind,
       idRanges: this.o.idRanges,
     };
-    const asked: CreateSpec = { ...spec, users: spec.users ?? users };
+    // Absent users are none: a promotion takes the provision's users, even an empty list.
+    const asked: CreateSpec = { ...spec, users: spec.users ?? [] };
     // Under the admission mutex: two creates never pick the same login name.
     const admitted = await this.admission.run(() =>
       admit(this.state, { ...asked, login: this.freeLogin(spec) }, { ...settings, now: this.o.clock.now() }),

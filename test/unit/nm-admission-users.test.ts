@@ -111,10 +111,10 @@ describe('node manager admission: users and login name in the admission batch', 
     expect(first.map((op) => op.table).sort()).toEqual(['meta', 'requests', 'slivers']);
   });
 
-  it('users given apart from the spec are written the same way; a second sliver of the slice gets the next login name', async () => {
+  it('each sliver is written with its own spec users; a second sliver of the slice gets the next login name', async () => {
     const m = manager();
     await m.load();
-    await m.create(spec('a'), [ALICE]);
+    await m.create(spec('a', { users: [ALICE] }));
     const b = await m.create(spec('b', { users: [BOB] }));
     expect(driver.seen.get('a')?.users).toEqual([ALICE]);
     expect(driver.seen.get('b')?.users).toEqual([BOB]);
