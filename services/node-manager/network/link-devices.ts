@@ -71,10 +71,12 @@ export class LinkDevices {
   }
 
   /**
-   * Makes (or completes) the link's hub on the node: its bridge, its VXLAN device on it from `underlay`, and a
-   * flood entry towards each of `remotes`. Returns the VXLAN device's MTU (the link's MTU).
+   * Makes (or completes) the link's hub on the host: its bridge and, when some of `remotes` is another host, a VXLAN
+   * device on it from `underlay` with a flood entry towards each. Returns the link's MTU here (the VXLAN device's).
    */
   async ensureHub(vni: number, underlay: string, remotes: readonly string[]): Promise<number> {
+    // Not towards this host itself: the site's other node managers here are on the same bridge.
+    const far = remotes.filter((r) => r !== underlay);
     const bridge = linkBridgeName(this.scope, vni);
     const vxlan = linkVxlanName(this.scope, vni);
     const have = new Map((await this.nodeDevices()).map((d) => [d.ifname, d]));
@@ -88,6 +90,8 @@ export class LinkDevices {
       await this.run.ip(['link', 'set', bridge, 'type', 'bridge', 'nf_call_iptables', '0', 'nf_call_arptables', '0']).catch(() => '');
     }
     await this.run.ip(['link', 'set', bridge, 'up']);
+    // Every endpoint on this host: veths on the bridge, no VXLAN at all.
+    if (far.length === 0) return 1500;
     if (!have.has(vxlan)) {
       await this.run.ip(['link', 'add', vxlan, 'type', 'vxlan', 'id', String(vni), 'local', underlay, 'dstport', String(VXLAN_PORT)]).catch((err: unknown) => {
         // Another node manager of the site on this host made it meanwhile.
@@ -100,8 +104,7 @@ export class LinkDevices {
     const fdb = await this.tools.bridge(['-j', 'fdb', 'show', 'dev', vxlan]);
     const entries = (fdb.trim() ? (JSON.parse(fdb) as { mac?: string; dst?: string }[]) : []).filter((e) => e.mac === '00:00:00:00:00:00');
     const known = new Set(entries.map((e) => e.dst));
-    // Not towards this host itself: the site's other node managers here are on the same bridge.
-    for (const r of remotes) if (r !== underlay && !known.has(r)) await this.tools.bridge(['fdb', 'append', '00:00:00:00:00:00', 'dev', vxlan, 'dst', r]);
+    for (const r of far) if (!known.has(r)) await this.tools.bridge(['fdb', 'append', '00:00:00:00:00:00', 'dev', vxlan, 'dst', r]);
     const info = await this.run.ipJson<DeviceInfo>(['link', 'show', 'dev', vxlan]);
     return info[0]?.mtu ?? 1450;
   }
