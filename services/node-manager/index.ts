@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { release } from 'node:os';
 import { join } from 'node:path';
-import { parseCredential, RevocationStore } from '../core/credentials/index.js';
+import { parseCredential, RevocationStore, revocationSettings } from '../core/credentials/index.js';
 import { FailedPreconditionError, InvalidArgumentError } from '../core/errors.js';
 import { identityFromCertificate, parseCertificate } from '../core/identity/certificate.js';
 import type { RoleDeps, RoleServices } from '../core/host.js';
@@ -186,7 +186,8 @@ export function nodeManagerRole(options: NodeManagerRoleOptions = {}): (deps: Ro
       : undefined;
     await sshServer?.listen();
 
-    const revocations = await RevocationStore.open(store);
+    // Past a held list's next_update + grace its issuer's chains are refused (docs/api.md, Revocation freshness).
+    const revocations = await RevocationStore.open(store, { graceS: revocationSettings(config.revocation).graceS });
     const authorizer = new CredentialAuthorizer({ nodeUrn: config.urn, owner, revocations, clock });
     const nm = new NodeManager({
       identity: {
