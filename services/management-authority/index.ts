@@ -14,6 +14,7 @@ import { Access } from './access.js';
 import { Aggregate, SliceLedger } from './aggregate/index.js';
 import { backgroundTasks } from './background-tasks.js';
 import { systemClock, type Clock } from '../core/clock.js';
+import { maxConnectionsPerAddressOf } from '../core/rpc/public-listener.js';
 import { toMaSettings, type MaConfig } from './config.js';
 import { Delegations } from './delegations.js';
 import { Enrolment } from './enrolment.js';
@@ -138,7 +139,13 @@ export function managementAuthorityRole(options: MaRoleOptions = {}): (deps: Rol
 
     let listener;
     try {
-      listener = await startEnrolmentListener({ ...settings.enrolment.listen, tls, log, enroll: (req) => enrolment.enroll(req) });
+      listener = await startEnrolmentListener({
+        ...settings.enrolment.listen,
+        tls,
+        log,
+        enroll: (req) => enrolment.enroll(req),
+        maxConnectionsPerAddress: maxConnectionsPerAddressOf(config.server),
+      });
     } catch (err) {
       for (const t of tasks) await t.stop();
       nodes.close();

@@ -2,7 +2,8 @@
  * Admission of a create: idempotency (per caller request id, and per sliver
  * URN), one authority per slice, exclusivity, the owner's per-slice caps and
  * the node's capacity; a new sliver is written with its request id and the
- * node's new committed totals (and its SSH users and login name) in one atomic batch. Callers serialise
+ * node's new committed totals (and its SSH users and login name, and on a node with a sliver network its
+ * lease: eth0's address and forwarded ports) in one atomic batch. Callers serialise
  * admissions (one mutex), so the node is never over-committed.
  */
 import {
@@ -17,6 +18,7 @@ import type { SliverInterface } from '../generated/fedlab/v1/common.js';
 import { describeShortfalls, shortfalls, type Capacity } from './capacity.js';
 import type { DriverKind, SliverResources } from './drivers/driver.js';
 import { addCommitted, type Allocation, type SliverRecord } from './records.js';
+import { leaseOf, type NetworkPlan } from './network/network-plan.js';
 import { allocateRange, type IdRangeSettings } from './runtime/id-ranges.js';
 import { COMMITTED_KEY, requestKey, type SliverStore } from './sliver-store.js';
 import type { CallFence } from './sliver-tombstones.js';
@@ -66,6 +68,8 @@ export interface AdmissionSettings {
   readonly driverKind: DriverKind;
   /** Container slivers' user namespace id ranges. */
   readonly idRanges: IdRangeSettings;
+  /** The node's sliver network, when it has one: a container sliver's lease follows from its id range slot. */
+  readonly network?: NetworkPlan;
   readonly now: number;
 }
 
@@ -144,6 +148,10 @@ export async function admit(state: SliverStore, spec: CreateSpec, o: AdmissionSe
     });
   }
 
+  // The id range is held by the record itself: written in this batch, freed with the record.
+  const ids = o.driverKind === 'container' ? allocateRange(state.usedIdRanges(), o.idRanges) : undefined;
+  // So is the network lease, a function of the range's slot (RESOURCE_EXHAUSTED, nothing written, when the network is full).
+  const network = ids && o.network ? leaseOf(o.network, ids.slot) : undefined;
   const rec: SliverRecord = {
     urn: spec.urn,
     name: spec.name,
@@ -160,8 +168,8 @@ export async function admit(state: SliverStore, spec: CreateSpec, o: AdmissionSe
     operational: 'pending',
     wantRunning: spec.start,
     driver: o.driverKind,
-    // The id range is held by the record itself: written in this batch, freed with the record.
-    ...(o.driverKind === 'container' ? { ids: allocateRange(state.usedIdRanges(), o.idRanges) } : {}),
+    ...(ids ? { ids } : {}),
+    ...(network ? { network } : {}),
     image: spec.image ?? 'host',
     createdAt: o.now,
     updatedAt: o.now,

@@ -22,6 +22,7 @@ import { checkDiskQuotas, checkLiveness, measureUse, reapExpired, type Maintenan
 import type { Committed, SliverRecord } from './records.js';
 import { reconcile, type ReconcileReport } from './reconcile.js';
 import { driverSliver, SliverLifecycle } from './sliver-lifecycle.js';
+import { NetworkedDriver } from './network/networked-driver.js';
 import type { IdRangeSettings } from './runtime/id-ranges.js';
 import { SliverStore } from './sliver-store.js';
 import type { CallFence } from './sliver-tombstones.js';
@@ -159,6 +160,8 @@ export class SliverManager {
       exclusiveNode: this.o.exclusiveNode,
       driverKind: this.o.driver.kind,
       idRanges: this.o.idRanges,
+      // A container sliver's network lease is written with its record (Sliver.network).
+      ...(this.o.driver instanceof NetworkedDriver ? { network: this.o.driver.network.plan } : {}),
     };
     // Absent users are none: a promotion takes the provision's users, even an empty list.
     const asked: CreateSpec = { ...spec, users: spec.users ?? [] };
