@@ -56,6 +56,8 @@ export interface DelegationsOptions {
   readonly policy?: DelegationPolicy;
   /** The federation trust: which domains are peered and which CA vouches for a certificate. */
   readonly peers?: PeerView;
+  /** Called after each Revoke (the site's list goes to its nodes: own-revocation-push.ts). */
+  readonly onRevoked?: () => void;
 }
 
 /** Which slice authorities an MA may delegate to. */
@@ -252,6 +254,7 @@ export class Delegations {
   async revoke(peer: Peer, req: ManagementAuthorityRevokeRequest): Promise<ManagementAuthorityRevokeResponse> {
     const target = revocationTarget(req.jti, req.keyThumbprint);
     const { entry, version } = await this.ledger.revoke(target, text('reason', req.reason, 200), peer.urn);
+    this.deps.onRevoked?.();
     return { entry: ledgerEntryToWire(entry), version };
   }
 

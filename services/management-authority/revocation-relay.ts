@@ -6,10 +6,13 @@
  * the site passes it on (now to the nodes that hold the authority's slivers,
  * later to each node that gets a new sliver of it). The lists are kept signed,
  * as they came: a node checks the signature itself. Kept on disk, one record
- * per slice authority key, the newest version only.
+ * per slice authority key, the freshest copy only (a higher version, or the
+ * same version signed later: the authority re-publishes before `next_update`).
+ * A copy already past its `next_update` is refused (FAILED_PRECONDITION): a
+ * node would refuse it as stale anyway.
  */
-import { InvalidArgumentError, PermissionDeniedError } from '../core/errors.js';
-import { parseSignedRevocationList, type RevocationList } from '../core/credentials/index.js';
+import { FailedPreconditionError, InvalidArgumentError, PermissionDeniedError } from '../core/errors.js';
+import { parseSignedRevocationList, staleListMessage, type RevocationList } from '../core/credentials/index.js';
 import type { Store, Table } from '../core/store/store.js';
 
 /** The table of relayed lists (keyed by the slice authority's key thumbprint). */
@@ -18,6 +21,8 @@ export const RELAYED_LISTS_TABLE = 'relayed-revocation-lists';
 interface RelayedRecord {
   readonly jws: string;
   readonly version: number;
+  /** The copy's iat (s), when it carries one. */
+  readonly iat?: number;
 }
 
 /** The signed revocation lists of slice authorities, newest only, by key. */
@@ -25,7 +30,11 @@ export class RevocationRelay {
   private readonly table: Table<RelayedRecord>;
   private readonly lists = new Map<string, RelayedRecord>();
 
-  constructor(store: Store) {
+  /** `now`: milliseconds since the epoch (the MA's clock). */
+  constructor(
+    store: Store,
+    private readonly now: () => number = Date.now,
+  ) {
     this.table = store.table<RelayedRecord>(RELAYED_LISTS_TABLE);
   }
 
@@ -36,8 +45,8 @@ export class RevocationRelay {
 
   /**
    * Takes `jws` from the slice authority whose key is `callerKid`: it must be that authority's own list
-   * (PERMISSION_DENIED otherwise) and a well-signed list (INVALID_ARGUMENT). Keeps it when newer.
-   * Returns the list and whether it was new here.
+   * (PERMISSION_DENIED otherwise), a well-signed list (INVALID_ARGUMENT) and not past its next_update
+   * (FAILED_PRECONDITION). Keeps it when fresher. Returns the list and whether it was new here.
    */
   async accept(jws: string, callerKid: string): Promise<{ list: RevocationList; newer: boolean }> {
     let list: RevocationList;
@@ -52,17 +61,25 @@ export class RevocationRelay {
         { rule: 'own-list' },
       );
     }
+    if (list.next_update !== undefined && list.next_update * 1000 <= this.now()) {
+      const issuer = list.iss ?? list.kid;
+      throw new FailedPreconditionError(
+        `${staleListMessage({ issuer, version: list.version, nextUpdate: list.next_update, refuseAfter: list.next_update })}; sign a fresh copy`,
+        { rule: 'revocation-list-stale', field: 'signed_list' },
+      );
+    }
     const held = this.lists.get(list.kid);
-    if (held && held.version >= list.version) return { list, newer: false };
-    const rec: RelayedRecord = { jws: jws.trim(), version: list.version };
+    const fresher = !held || list.version > held.version || (list.version === held.version && list.iat !== undefined && list.iat > (held.iat ?? -1));
+    if (!fresher) return { list, newer: false };
+    const rec: RelayedRecord = { jws: jws.trim(), version: list.version, ...(list.iat !== undefined ? { iat: list.iat } : {}) };
     await this.table.put(list.kid, rec, { sync: true });
     this.lists.set(list.kid, rec);
     return { list, newer: true };
   }
 
-  /** The signed list of a slice authority key, if one with entries is held. */
+  /** The signed list of a slice authority key, if one is held (with entries, or with a next_update to keep). */
   signedFor(kid: string): string | undefined {
     const rec = this.lists.get(kid);
-    return rec && rec.version > 0 ? rec.jws : undefined;
+    return rec && (rec.version > 0 || rec.iat !== undefined) ? rec.jws : undefined;
   }
 }

@@ -5,7 +5,7 @@
  * the revocation list, the slice books; recovery of unfinished intents before
  * the first call; the background tasks (expiry sweeper, intent retries).
  */
-import { RevocationStore } from '../core/credentials/index.js';
+import { RevocationStore, revocationSettings } from '../core/credentials/index.js';
 import type { RoleDeps, RoleServices } from '../core/host.js';
 import { signingKeyOf } from '../core/identity/signing-key.js';
 import { registerSaMetrics } from './sa-metrics.js';
@@ -62,7 +62,17 @@ export function sliceAuthorityRole(options: SaRoleOptions = {}): (deps: RoleDeps
       ...(observe ? { observe } : {}),
     });
     const revocations = await RevocationStore.open(store);
-    const push = new RevocationPush({ sites, revocations, saKey, saUrn, saKid, deadlineMs: settings.siteDeadlineMs, log });
+    const push = new RevocationPush({
+      sites,
+      revocations,
+      saKey,
+      saUrn,
+      saKid,
+      deadlineMs: settings.siteDeadlineMs,
+      settings: revocationSettings(config.revocation),
+      now,
+      log,
+    });
     // Not awaited by Revoke: the entry is on the list (and served) already; reaching every node takes its own time.
     const credentials = new SliceCredentials({
       store,

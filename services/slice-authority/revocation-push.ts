@@ -5,9 +5,16 @@
  * back there). A site is asked again, every retry interval, until it holds the
  * current version and says no node of it is still to be reached; at start-up
  * every site is asked once (the process does not remember what sites took).
+ *
+ * Every copy sent is signed with `iat` now and `next_update` a configured
+ * interval later (`revocation.next_update_s`), and a site is sent a fresh copy
+ * once half of that interval has passed since the copy it took, new entries or
+ * not: nodes that stop getting fresh copies refuse this authority's chains
+ * (fail closed), so a live authority must keep them fresh. The empty list
+ * (version 0) is published too, so that a node holds a list from the start.
  */
 import type { KeyObject } from 'node:crypto';
-import type { RevocationStore } from '../core/credentials/index.js';
+import { validityAt, type RevocationSettings, type RevocationStore } from '../core/credentials/index.js';
 import type { Logger } from '../core/log.js';
 import type { Sites } from './sites.js';
 
@@ -20,13 +27,23 @@ export interface RevocationPushOptions {
   readonly saKid: string;
   /** Budget of one site's call (ms). */
   readonly deadlineMs: number;
+  /** How long a signed copy holds (`next_update_s`). */
+  readonly settings: RevocationSettings;
+  /** Milliseconds since the epoch. */
+  readonly now: () => number;
   readonly log: Logger;
+}
+
+/** What a site took: the version and when that copy was signed (ms). */
+interface Delivered {
+  readonly version: number;
+  readonly signedAt: number;
 }
 
 /** Pushes the revocation list to the sites until each has it everywhere. */
 export class RevocationPush {
-  /** The list version each site has taken with no node left to reach. */
-  private readonly done = new Map<string, number>();
+  /** What each site has taken with no node left to reach. */
+  private readonly done = new Map<string, Delivered>();
   private readonly failing = new Set<string>();
   private readonly inFlight = new Map<string, Promise<void>>();
 
@@ -37,17 +54,23 @@ export class RevocationPush {
     return this.deps.revocations.list(this.deps.saKid)?.version ?? 0;
   }
 
+  /** Whether a site lacks the current version everywhere, or its copy is half-way to its next_update. */
+  private behind(domain: string): boolean {
+    const d = this.done.get(domain);
+    if (!d || d.version < this.version) return true;
+    return this.deps.now() - d.signedAt >= (this.deps.settings.nextUpdateS * 1000) / 2;
+  }
+
   /**
-   * Sends the current list to every site that does not have it everywhere yet, sites in parallel;
-   * a site whose call is still in flight is not called twice (a site that is down delays only
-   * itself; the next push sends it the newest list). Returns the sites still behind. Never throws.
+   * Sends a freshly signed copy of the list to every site that does not have the current version
+   * everywhere yet or whose copy is due for re-publication, sites in parallel; a site whose call is
+   * still in flight is not called twice (a site that is down delays only itself; the next push sends
+   * it the newest list). Returns the sites still behind. Never throws.
    */
   async push(): Promise<string[]> {
-    const version = this.version;
-    if (version === 0) return [];
-    const behind = this.deps.sites.domains().filter((d) => (this.done.get(d) ?? 0) < version);
+    const behind = this.deps.sites.domains().filter((d) => this.behind(d));
     await Promise.all(behind.map((d) => this.pushTo(d)));
-    return this.deps.sites.domains().filter((d) => (this.done.get(d) ?? 0) < this.version);
+    return this.deps.sites.domains().filter((d) => this.behind(d));
   }
 
   private pushTo(domain: string): Promise<void> {
@@ -62,11 +85,13 @@ export class RevocationPush {
     const site = this.deps.sites.get(domain);
     if (!site) return;
     const version = this.version;
-    const jws = this.deps.revocations.exportSigned(this.deps.saKey, this.deps.saUrn);
+    const signedAt = this.deps.now();
+    const jws = this.deps.revocations.exportSigned(this.deps.saKey, this.deps.saUrn, validityAt(signedAt, this.deps.settings));
     try {
       const res = await site.client.updateRevocations({ signedList: jws }, { chain: site.chain, deadlineMs: this.deps.deadlineMs });
       if (res.nodesPending === 0) {
-        this.done.set(domain, Math.max(this.done.get(domain) ?? 0, version));
+        const prev = this.done.get(domain);
+        if (!prev || prev.version < version || (prev.version === version && prev.signedAt < signedAt)) this.done.set(domain, { version, signedAt });
         if (this.failing.delete(domain)) this.deps.log.info({ site: domain, version }, 'revocation list delivered to the site again');
       } else {
         this.deps.log.info(

@@ -1,0 +1,94 @@
+/**
+ * The site's own revocation list on its nodes. A node takes the list of its
+ * own MA (signed with the key the MA holds the owner's chain with), so what
+ * the site revokes — a delegation the MA signed under the owner's chain —
+ * stops working on the nodes too. Each copy is signed with `iat` now and
+ * `next_update` a configured interval later (`revocation.next_update_s`); a
+ * node gets the list at once when it grows (Revoke), when it first is UP, and a
+ * fresh copy once half of that interval has passed since its last: a node that
+ * stops getting fresh copies refuses the chains the MA signed links of (fail
+ * closed), while the MA's own calls (the owner's chain, which the MA does not
+ * sign) keep working. Delivery is remembered in memory only: after a restart
+ * every node is sent the list once.
+ */
+import type { KeyObject } from 'node:crypto';
+import { validityAt, type RevocationSettings, type RevocationStore } from '../core/credentials/index.js';
+import type { Logger } from '../core/log.js';
+import type { NodeClients } from './node-clients.js';
+import type { NodeRegistry } from './node-registry.js';
+
+/** Options of {@link OwnRevocationPush}. */
+export interface OwnRevocationPushOptions {
+  readonly revocations: RevocationStore;
+  readonly maKey: KeyObject;
+  readonly maUrn: string;
+  readonly maKid: string;
+  readonly registry: Pick<NodeRegistry, 'all'>;
+  readonly nodes: Pick<NodeClients, 'fanOut'>;
+  readonly settings: RevocationSettings;
+  /** Milliseconds since the epoch (the MA's clock). */
+  readonly now: () => number;
+  readonly log: Logger;
+}
+
+interface Delivered {
+  readonly version: number;
+  readonly signedAt: number;
+}
+
+/** Pushes the MA's own signed list to every UP node that lacks the current version or a fresh copy. */
+export class OwnRevocationPush {
+  private readonly done = new Map<string, Delivered>();
+  private running: Promise<number> | undefined;
+
+  constructor(private readonly o: OwnRevocationPushOptions) {}
+
+  private get version(): number {
+    return this.o.revocations.list(this.o.maKid)?.version ?? 0;
+  }
+
+  private behind(nodeUrn: string, now: number): boolean {
+    const d = this.done.get(nodeUrn);
+    return !d || d.version < this.version || now - d.signedAt >= (this.o.settings.nextUpdateS * 1000) / 2;
+  }
+
+  /**
+   * Sends a freshly signed copy to the UP nodes that are behind; returns how many took it. A push
+   * asked for while one runs waits for it and then runs again (a revocation made meanwhile is sent).
+   * Never throws.
+   */
+  async push(): Promise<number> {
+    while (this.running) await this.running.catch(() => 0);
+    const run = this.send().finally(() => (this.running = undefined));
+    this.running = run;
+    return run;
+  }
+
+  private async send(): Promise<number> {
+    const now = this.o.now();
+    const targets = this.o.registry
+      .all()
+      .filter((n) => n.up && this.behind(n.record.urn, now))
+      .map((n) => n.record.urn);
+    if (targets.length === 0) return 0;
+    const version = this.version;
+    const jws = this.o.revocations.exportSigned(this.o.maKey, this.o.maUrn, validityAt(now, this.o.settings));
+    const sent = await this.o.nodes.fanOut(
+      targets,
+      (n) => n,
+      (c, opts) => c.updateRevocations({ signedLists: [jws] }, opts),
+    );
+    let ok = 0;
+    for (const r of sent) {
+      if (!r.ok) continue;
+      ok++;
+      this.done.set(r.nodeUrn, { version, signedAt: now });
+    }
+    if (ok < sent.length)
+      this.o.log.warn(
+        { version, missed: sent.filter((r) => !r.ok).map((r) => r.nodeUrn).slice(0, 20) },
+        "the site's revocation list did not reach some nodes; retrying",
+      );
+    return ok;
+  }
+}
