@@ -34,12 +34,21 @@ describe.skipIf(skipReason !== '')('emulab links on node managers across hosts',
     requestDocument: '',
     requestDocumentFormat: '',
   });
-  const lan = (name: string, endpoints: string[], bandwidthKbps: number): Link => ({ name, endpoints, bandwidthKbps, delayMs: 0, lossPercent: 0 });
+  const lan = (name: string, endpoints: string[], bandwidthKbps: number): Link => ({
+    name,
+    endpoints,
+    bandwidthKbps,
+    delayMs: 0,
+    lossPercent: 0,
+  });
 
   /** Allocates and provisions (started) a slice; resolves with its slivers once all are READY. */
   async function makeSlice(slice: string, nodeIdx: number[], clientIds: string[], links: Link[]): Promise<Sliver[]> {
     const { chain } = bed;
-    await agg().allocate({ users: [], requestId: `r-${++n}`, sliceUrn: slice, providerUrn: SP, request: request(nodeIdx, clientIds, links) }, { chain });
+    await agg().allocate(
+      { users: [], requestId: `r-${++n}`, sliceUrn: slice, providerUrn: SP, request: request(nodeIdx, clientIds, links) },
+      { chain },
+    );
     const prov = await agg().provision({ urns: [slice], bestEffort: false, start: true }, { chain });
     expect(prov.results.map((r) => r.status?.reason ?? '')).toEqual(prov.results.map(() => ''));
     let slivers: Sliver[] = [];
@@ -57,7 +66,11 @@ describe.skipIf(skipReason !== '')('emulab links on node managers across hosts',
   const nsOf = (s: Sliver): string => bed.nodes.find((x) => x.urn === s.nodeUrn)!.netnsOf(s.urn);
   const eth1 = (s: Sliver): string => s.interfaces.find((i) => i.name === 'eth1')!.address.split('/')[0]!;
   const devicesIn = async (ns: string) =>
-    JSON.parse(await inNetns(ns, ['ip', '-j', '-d', 'link', 'show'])) as { ifname: string; address?: string; linkinfo?: { info_kind?: string } }[];
+    JSON.parse(await inNetns(ns, ['ip', '-j', '-d', 'link', 'show'])) as {
+      ifname: string;
+      address?: string;
+      linkinfo?: { info_kind?: string };
+    }[];
   const leftovers = () => bed.tb.hosts.flatMap((h) => linkLeftovers(h).map((l) => `${h.netns}: ${l}`));
 
   beforeAll(async () => {
@@ -90,7 +103,9 @@ describe.skipIf(skipReason !== '')('emulab links on node managers across hosts',
         expect(out, `${from.clientId} -> ${to.clientId}`).toMatch(/1 packets received/);
       }
     // h2 has the link's VXLAN device (VNI, UDP 4789 from its underlay address) on the link's bridge.
-    const vx = JSON.parse(bed.tb.hosts[1]!.exec(['ip', '-j', '-d', 'link', 'show', 'type', 'vxlan'])) as { linkinfo: { info_data: { id: number; port: number } } }[];
+    const vx = JSON.parse(bed.tb.hosts[1]!.exec(['ip', '-j', '-d', 'link', 'show', 'type', 'vxlan'])) as {
+      linkinfo: { info_data: { id: number; port: number } };
+    }[];
     expect(vx.map((v) => v.linkinfo.info_data)).toEqual([expect.objectContaining({ id: vni, port: 4789 })]);
 
     const a = slivers.find((s) => s.clientId === 'a')!;
@@ -119,7 +134,7 @@ describe.skipIf(skipReason !== '')('emulab links on node managers across hosts',
     expect(leftovers()).toEqual([]);
   }, 180_000);
 
-  it('a node manager killed with -9 keeps its slivers\' links at its restart; link devices no sliver explains are removed', async () => {
+  it("a node manager killed with -9 keeps its slivers' links at its restart; link devices no sliver explains are removed", async () => {
     const slice = 'urn:fedlab:emu.test:slice:restart';
     const slivers = await makeSlice(slice, [1, 2], ['p', 'q'], [lan('l2', ['p', 'q'], 20_000)]);
     const [p, q] = [slivers.find((s) => s.clientId === 'p')!, slivers.find((s) => s.clientId === 'q')!];
@@ -144,9 +159,24 @@ describe.skipIf(skipReason !== '')('emulab links on node managers across hosts',
     const { chain } = bed;
     const slice = 'urn:fedlab:emu.test:slice:bad';
     const cases: [string, ResourceRequest, number, RegExp][] = [
-      ['two links with one name', request([0, 2], ['a', 'b'], [lan('l', ['a', 'b'], 1000), lan('l', ['a', 'b'], 1000)]), Status.INVALID_ARGUMENT, /link l is named twice/],
-      ['an endpoint naming no node', request([0, 2], ['a', 'b'], [lan('l', ['a', 'zz'], 1000)]), Status.INVALID_ARGUMENT, /link l: endpoint "zz"/],
-      ['a bandwidth over the site\'s', request([0, 2], ['a', 'b'], [lan('l', ['a', 'b'], 10_000_000_000)]), Status.INVALID_ARGUMENT, /link l: must be 0 \(unshaped\)/],
+      [
+        'two links with one name',
+        request([0, 2], ['a', 'b'], [lan('l', ['a', 'b'], 1000), lan('l', ['a', 'b'], 1000)]),
+        Status.INVALID_ARGUMENT,
+        /link l is named twice/,
+      ],
+      [
+        'an endpoint naming no node',
+        request([0, 2], ['a', 'b'], [lan('l', ['a', 'zz'], 1000)]),
+        Status.INVALID_ARGUMENT,
+        /link l: endpoint "zz"/,
+      ],
+      [
+        "a bandwidth over the site's",
+        request([0, 2], ['a', 'b'], [lan('l', ['a', 'b'], 10_000_000_000)]),
+        Status.INVALID_ARGUMENT,
+        /link l: must be 0 \(unshaped\)/,
+      ],
       [
         'delay without netem',
         request([0, 2], ['a', 'b'], [{ ...lan('l', ['a', 'b'], 1000), delayMs: 10 }]),

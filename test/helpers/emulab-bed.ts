@@ -197,7 +197,11 @@ export async function measureKbps(fromNs: string, toNs: string, toAddress: strin
 
 /** Round-trip time (ms, median of `count` pings) from a namespace to an address. */
 export async function pingMs(fromNs: string, toAddress: string, count = 20): Promise<number> {
-  const out = await inNetns(fromNs, ['busybox', 'ping', '-c', String(count), '-i', '0.05', '-W', '2', toAddress.split('/')[0] as string], 30_000);
+  const out = await inNetns(
+    fromNs,
+    ['busybox', 'ping', '-c', String(count), '-i', '0.05', '-W', '2', toAddress.split('/')[0] as string],
+    30_000,
+  );
   const times = [...out.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1])).sort((a, b) => a - b);
   return times[Math.floor(times.length / 2)] ?? Number.NaN;
 }

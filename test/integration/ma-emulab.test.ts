@@ -1,112 +1,66 @@
-// An emulab-style site: exclusive nodes, a topology with a shaped link, traffic across it at the configured
-// bandwidth (measured between the namespaces the site made for the test's own slice), refusals (a second slice
-// on taken nodes, delay without netem, a link to another site's node), swap-out and swap-in, and no namespace
-// left behind. Needs root (namespaces, tc); skipped with the reason otherwise.
-import { spawn } from 'node:child_process';
+// An emulab-style site whose node managers run on two hosts of a netns test bed (test/helpers/emulab-bed.ts):
+// exclusive nodes, a topology with a shaped link the node managers wire (traffic across it at the configured
+// bandwidth, measured between the slivers' own namespaces), refusals (a second slice on taken nodes, delay without
+// netem, a link to another site's node, a node with no underlay address), swap-out and swap-in (the VNI released and
+// taken again), and no link device left behind. Needs root and the container driver; skipped with the reason otherwise.
 import { status as Status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AllocationState, OperationalState, type ResourceRequest } from '../../services/generated/fedlab/v1/common.js';
+import { AllocationState, NodeHealth, OperationalState, type ResourceRequest } from '../../services/generated/fedlab/v1/common.js';
 import { OperationalAction } from '../../services/generated/fedlab/v1/aggregate.js';
-import { containerSupport } from '../../services/node-manager/drivers/select.js';
-import { downAndUp, enrolNode, startSite, until, type Site, type TestNode, disposeParties } from '../helpers/ma-harness.js';
+import { createClient } from '../../services/core/rpc/client.js';
+import { ManagementAuthorityService } from '../../services/generated/fedlab/v1/management_authority.js';
+import { linkLeftovers, makeEmulabBed, measureKbps, type EmulabBed } from '../helpers/emulab-bed.js';
+import { disposeParties, enrolFakeNode, until, type Site } from '../helpers/ma-harness.js';
+import { canContain, cannotContainReason } from '../helpers/node-manager.js';
+import { netnsSupport } from '../helpers/netns-hosts.js';
 
-const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-const support = containerSupport();
-const driver = support.ok ? 'container' : 'process';
-if (!isRoot) console.log('ma-emulab: skipped — needs root to make network namespaces and shape links with tc');
-else if (!support.ok)
-  console.log(`ma-emulab: container driver unavailable (${support.reason}); node managers use the process driver, which does not isolate`);
+const bedSupport = netnsSupport();
+const skipReason = !canContain ? cannotContainReason : !bedSupport.ok ? bedSupport.reason : '';
+if (skipReason) console.log(`ma-emulab: skipped — ${skipReason}`);
 
 const RATE_KBPS = 8000;
 const sp = 'urn:fedlab:emu.test:sp:acme';
+let bed: EmulabBed;
 let site: Site;
-let nodes: TestNode[] = [];
+let nodes: EmulabBed['nodes'] = [];
 let chain: string[];
 
 function request(nodeUrns: string[], links: ResourceRequest['links'] = [], clientIds: string[] = []): ResourceRequest {
   return { nodes: { nodeUrns, count: 0, clientIds }, links, exclusive: false, requestDocument: '', requestDocumentFormat: '' };
 }
 
-/** Runs `node -e script` inside a namespace; resolves with its stdout. */
-function inNamespace(ns: string, script: string, args: string[], timeoutMs: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      if (code === 0) resolve(out);
-      else reject(new Error(`in ${ns}: exit ${code}: ${err}`));
-    });
-  });
+/** The namespace of a slice's sliver by client id. */
+async function netnsOf(slice: string, clientId: string): Promise<string> {
+  const s = (await site.aggClient().describe({ urns: [slice] }, { chain })).slivers.find((x) => x.clientId === clientId)!;
+  return nodes.find((n) => n.urn === s.nodeUrn)!.netnsOf(s.urn);
 }
 
-// Receiver: counts bytes from the first one for 2 s (after 300 ms of warm-up), prints kbit/s.
-const RECEIVER = `
-const net = require('node:net');
-const [host, port] = process.argv.slice(1);
-const srv = net.createServer((sock) => {
-  let t0 = 0, bytes = 0, done = false;
-  sock.on('data', (d) => {
-    const now = Date.now();
-    if (!t0) t0 = now;
-    if (now - t0 >= 300) bytes += d.length;
-    if (!done && now - t0 >= 2300) {
-      done = true;
-      console.log(String(Math.round((bytes * 8) / 2000 / 1000 * 1000)));
-      sock.destroy();
-      srv.close();
-    }
-  });
-  sock.on('error', () => {});
-});
-srv.listen(Number(port), host, () => console.error('listening'));
-`;
-// Sender: writes as fast as the link takes it until the receiver hangs up.
-const SENDER = `
-const net = require('node:net');
-const [host, port] = process.argv.slice(1);
-const chunk = Buffer.alloc(64 * 1024, 7);
-const sock = net.connect(Number(port), host, () => {
-  const pump = () => { while (sock.write(chunk)) {} };
-  sock.on('drain', pump);
-  pump();
-});
-sock.on('error', () => process.exit(0));
-sock.on('close', () => process.exit(0));
-setTimeout(() => process.exit(0), 8000);
-`;
+const leftovers = () => bed.tb.hosts.flatMap((h) => linkLeftovers(h));
+/** Slivers a node reports in its heartbeats. */
+const reported = (i: number) => site.ma!.registry.get(nodes[i]!.urn)?.reportedSlivers ?? -1;
 
-async function measureKbps(fromNs: string, toNs: string, toAddress: string): Promise<number> {
-  const host = toAddress.split('/')[0] as string;
-  const receiving = inNamespace(toNs, RECEIVER, [host, '5201'], 15_000);
-  await new Promise((r) => setTimeout(r, 300));
-  await inNamespace(fromNs, SENDER, [host, '5201'], 15_000);
-  return Number((await receiving).trim());
-}
-
-describe.skipIf(!isRoot)('emulab site with real node managers', () => {
+describe.skipIf(skipReason !== '')('emulab site with real node managers on two hosts', () => {
   beforeAll(async () => {
-    const { siteParties } = await import('../helpers/ma-harness.js');
-    site = await startSite({ style: 'emulab', parties: await siteParties('emu.test') });
-    nodes = [];
-    for (const name of ['e1', 'e2', 'e3']) nodes.push(await enrolNode(site, { name, driver }));
-    chain = await site.saChain({ ttlS: 300 * 86_400 });
-    await until(async () => (site.ma?.registry.all() ?? []).filter((n) => n.up).length === 3, 10_000, 'three nodes UP');
-  });
+    bed = await makeEmulabBed({ hosts: 2, placement: [0, 1, 1] });
+    site = bed.site;
+    nodes = bed.nodes;
+    chain = bed.chain;
+  }, 240_000);
 
   afterAll(async () => {
-    for (const n of nodes) await n.destroy();
-    await site?.destroy();
+    await bed?.destroy();
     await disposeParties();
-  });
+  }, 120_000);
 
   it('sees a stopped node DOWN within three heartbeats, and UP again', async () => {
-    expect(await downAndUp(site, nodes[2]!)).toBeLessThan(3 * 200 + 1500);
-  });
+    const health = async (): Promise<number | undefined> => (await site.maClient().getNode({ nodeUrn: nodes[2]!.urn })).node?.health;
+    await nodes[2]!.kill9();
+    const stoppedAt = Date.now();
+    await until(async () => (await health()) === NodeHealth.NODE_HEALTH_DOWN, 3 * 200 + 3000, 'e3 DOWN');
+    expect(Date.now() - stoppedAt).toBeLessThan(3 * 200 + 1500);
+    await nodes[2]!.start();
+    await until(async () => (await health()) === NodeHealth.NODE_HEALTH_UP, 15_000, 'e3 UP again');
+  }, 60_000);
 
   it('wires a shaped link that carries traffic at the configured bandwidth', async () => {
     const agg = site.aggClient();
@@ -132,10 +86,18 @@ describe.skipIf(!isRoot)('emulab site with real node managers', () => {
     const a = described.slivers.find((s) => s.clientId === 'a')!;
     const b = described.slivers.find((s) => s.clientId === 'b')!;
     expect(a.interfaces[0]).toMatchObject({ link: 'lan0', name: 'eth1', bandwidthKbps: RATE_KBPS });
-    const ns = site.ma!.aggregate.hostNamespaces(slice);
-    expect([...ns.values()].every((n) => n.startsWith(site.ma!.netlab.prefix))).toBe(true);
+    expect(a.interfaces[0]!.wiring?.vni).toBe(site.ma!.aggregate.linkVnis(slice).get('lan0'));
+    expect(a.interfaces[0]!.wiring?.applied).toEqual([expect.stringMatching(/^tbf rate 8000kbit/)]);
+    await until(
+      async () =>
+        (await site.aggClient().status({ urns: [slice] }, { chain })).slivers.every(
+          (s) => s.operationalState === OperationalState.OPERATIONAL_STATE_READY,
+        ),
+      30_000,
+      'READY',
+    );
 
-    const kbps = await measureKbps(ns.get('a')!, ns.get('b')!, b.interfaces[0]!.address);
+    const kbps = await measureKbps(await netnsOf(slice, 'a'), await netnsOf(slice, 'b'), b.interfaces[0]!.address);
     console.log(`ma-emulab: measured ${kbps} kbit/s across a link shaped to ${RATE_KBPS} kbit/s (ratio ${(kbps / RATE_KBPS).toFixed(2)})`);
     expect(kbps).toBeGreaterThan(RATE_KBPS * 0.8);
     expect(kbps).toBeLessThan(RATE_KBPS * 1.2);
@@ -161,7 +123,7 @@ describe.skipIf(!isRoot)('emulab site with real node managers', () => {
       .catch((e: unknown) => e);
     expect((byCount as { code: number }).code).toBe(Status.RESOURCE_EXHAUSTED);
 
-    // Swap-out releases the nodes and the namespaces, keeping the experiment.
+    // Swap-out releases the nodes, the link's devices and its VNI, keeping the experiment.
     const out = await agg.performOperationalAction(
       { users: [], urns: [slice], action: OperationalAction.OPERATIONAL_ACTION_SWAP_OUT, bestEffort: false },
       { chain },
@@ -169,9 +131,9 @@ describe.skipIf(!isRoot)('emulab site with real node managers', () => {
     expect(
       out.results.every((r) => r.status?.code === 0 && r.sliver?.allocationState === AllocationState.ALLOCATION_STATE_UNALLOCATED),
     ).toBe(true);
-    expect(await site.ma!.netlab.list()).toEqual([]);
-    for (const n of nodes)
-      expect((await n.client().listSlivers({ pageSize: 0, pageToken: '', sliceUrn: '' }, { chain: n.ownerChain })).slivers).toHaveLength(0);
+    expect(leftovers()).toEqual([]);
+    expect(site.ma!.aggregate.linkVnis(slice).size).toBe(0);
+    await until(async () => [0, 1, 2].every((i) => reported(i) === 0), 10_000, 'no sliver on any node');
     const st = await agg.status({ urns: [slice] }, { chain });
     expect(st.swappedOut).toBe(true);
     expect(st.slivers.map((s) => s.clientId).sort()).toEqual(['a', 'b']);
@@ -203,18 +165,18 @@ describe.skipIf(!isRoot)('emulab site with real node managers', () => {
       15_000,
       'READY after swap-in',
     );
-    const ns2 = site.ma!.aggregate.hostNamespaces(slice);
-    expect(ns2.size).toBe(2);
-    const again = await measureKbps(ns2.get('a')!, ns2.get('b')!, b.interfaces[0]!.address);
+    expect(site.ma!.aggregate.linkVnis(slice).get('lan0')).toBeGreaterThan(0);
+    const again = await measureKbps(await netnsOf(slice, 'a'), await netnsOf(slice, 'b'), b.interfaces[0]!.address);
     expect(again).toBeGreaterThan(RATE_KBPS * 0.8);
 
     const renewed = await agg.renew({ urns: [slice], expiresAt: new Date(Date.now() + 3 * 86_400_000), bestEffort: false }, { chain });
     expect(renewed.results.every((r) => r.status?.code === 0)).toBe(true);
     await agg.delete({ urns: [slice], bestEffort: false }, { chain });
-    expect(await site.ma!.netlab.list()).toEqual([]);
-  });
+    expect(leftovers()).toEqual([]);
+    expect([...site.ma!.aggregate.vnisInUse()]).toEqual([]);
+  }, 180_000);
 
-  it('makes no host namespace for a node that is on no link', async () => {
+  it('makes no link device and takes no VNI for a slice with no links', async () => {
     const agg = site.aggClient();
     const slice = 'urn:fedlab:emu.test:slice:nolinks';
     await agg.allocate(
@@ -229,15 +191,16 @@ describe.skipIf(!isRoot)('emulab site with real node managers', () => {
     );
     const prov = await agg.provision({ urns: [slice], bestEffort: false, start: true }, { chain });
     expect(prov.results.map((r) => r.status?.code)).toEqual([0, 0]);
-    expect(site.ma!.aggregate.hostNamespaces(slice).size).toBe(0);
-    expect(await site.ma!.netlab.list()).toEqual([]);
+    expect(site.ma!.aggregate.linkVnis(slice).size).toBe(0);
+    expect(leftovers()).toEqual([]);
+    expect(prov.results.every((r) => r.sliver?.interfaces.length === 0)).toBe(true);
     await agg.delete({ urns: [slice], bestEffort: false }, { chain });
-  });
+  }, 60_000);
 
-  it('refuses delay and loss without netem, and links to other sites, changing nothing', async () => {
+  it('refuses delay and loss without netem, links to other sites and to a node with no underlay address, changing nothing', async () => {
     const agg = site.aggClient();
     const slice = 'urn:fedlab:emu.test:slice:bad';
-    const netem = await site.ma!.netlab.netemAvailable();
+    const netem = site.ma!.registry.get(nodes[0]!.urn)!.record.netemAvailable;
     if (netem) console.log('ma-emulab: this kernel has netem; the no-netem refusal is not exercised here');
     else {
       const delayed = await agg
@@ -257,8 +220,52 @@ describe.skipIf(!isRoot)('emulab site with real node managers', () => {
         )
         .catch((e: unknown) => e);
       expect((delayed as { code: number }).code).toBe(Status.FAILED_PRECONDITION);
-      expect((delayed as Error).message).toMatch(/netem/);
+      expect((delayed as Error).message).toMatch(/link l: endpoint a is on node .*netem/);
     }
+    // A node whose manager reports no underlay address takes no link (enrolled here with no node manager).
+    const bare = await enrolFakeNode(site, 'bare');
+    await bare.beat();
+    const noUnderlay = await agg
+      .allocate(
+        {
+          users: [],
+          requestId: 'bad-3',
+          sliceUrn: slice,
+          providerUrn: sp,
+          request: request(
+            [nodes[0]!.urn, bare.urn],
+            [{ name: 'l', endpoints: ['a', 'b'], bandwidthKbps: 1000, delayMs: 0, lossPercent: 0 }],
+            ['a', 'b'],
+          ),
+        },
+        { chain },
+      )
+      .catch((e: unknown) => e);
+    bare.close();
+    expect((noUnderlay as { code: number }).code).toBe(Status.FAILED_PRECONDITION);
+    expect((noUnderlay as Error).message).toMatch(/link l: endpoint b is on node .*bare.*underlay address/);
+    // A heartbeat with a bad underlay address is taken, the address ignored.
+    const hb = createClient(ManagementAuthorityService, {
+      address: site.address,
+      tls: bare.tls,
+      serverUrn: site.parties.maUrn,
+      deadlineMs: 10_000,
+    });
+    const zero = { cpuMillis: 0, memMb: 0, diskMb: 0, pids: 0, bandwidthKbps: 0 };
+    await hb.heartbeat({
+      nodeUrn: bare.urn,
+      sequence: 99,
+      sentAt: new Date(),
+      capacity: { cpuMillis: 1000, memMb: 1024, diskMb: 1024, pids: 512, bandwidthKbps: 0 },
+      allocated: zero,
+      usage: zero,
+      sliverCount: 0,
+      version: 'test',
+      endpoint: '127.0.0.1:9',
+      underlayAddress: '127.0.0.1',
+    });
+    hb.close();
+    expect(site.ma!.registry.get(bare.urn)!.underlayAddress).toBeUndefined();
     const foreign = await agg
       .allocate(
         {
@@ -277,5 +284,6 @@ describe.skipIf(!isRoot)('emulab site with real node managers', () => {
     expect((foreign as { code: number }).code).toBe(Status.INVALID_ARGUMENT);
     expect((foreign as Error).message).toMatch(/another site/);
     expect(site.ma!.aggregate.stats()).toMatchObject({ slices: 0, slivers: 0 });
-  });
+    expect([...site.ma!.aggregate.vnisInUse()]).toEqual([]);
+  }, 60_000);
 });

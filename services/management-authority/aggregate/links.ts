@@ -47,7 +47,12 @@ export function linkInterfaces(sliceUrn: string, links: readonly LinkSpec[], cli
 }
 
 /** Why a node cannot hold endpoint `clientId` of link `l`, or undefined when it can. */
-function endpointProblem(l: LinkSpec, clientId: string, nodeUrn: string, node: LiveNode | undefined): { why: string; rule: string } | undefined {
+function endpointProblem(
+  l: LinkSpec,
+  clientId: string,
+  nodeUrn: string,
+  node: LiveNode | undefined,
+): { why: string; rule: string } | undefined {
   const at = `link ${l.name}: endpoint ${clientId} is on node ${nodeUrn}`;
   if (!node) return { why: `${at}, which is not enrolled here`, rule: 'node' };
   if (!node.underlayAddress)
@@ -57,7 +62,10 @@ function endpointProblem(l: LinkSpec, clientId: string, nodeUrn: string, node: L
     };
   const most = node.linkKbps ?? 0;
   if (l.bandwidthKbps > 0 && most > 0 && l.bandwidthKbps > most)
-    return { why: `${at}, whose links carry at most ${most} kbit/s, less than the ${l.bandwidthKbps} asked; ask for at most that`, rule: 'bandwidth' };
+    return {
+      why: `${at}, whose links carry at most ${most} kbit/s, less than the ${l.bandwidthKbps} asked; ask for at most that`,
+      rule: 'bandwidth',
+    };
   if ((l.delayMs > 0 || l.lossPercent > 0) && !node.record.netemAvailable)
     return {
       why: `${at}, whose kernel has no netem (sch_netem): links there can have bandwidth only — ask without delay_ms and loss_percent, or use another site`,
@@ -91,7 +99,10 @@ export function interfacesToWire(state: AggregateState, slice: SliceRecord, s: S
   return s.interfaces.map((i) => {
     const l = slice.links.find((x) => x.name === i.link);
     if (!l || l.vni === undefined)
-      throw new FailedPreconditionError(`link ${i.link} of ${s.clientId} has no VNI at this site; allocate again`, { rule: 'vni', link: i.link });
+      throw new FailedPreconditionError(`link ${i.link} of ${s.clientId} has no VNI at this site; allocate again`, {
+        rule: 'vni',
+        link: i.link,
+      });
     const remote = new Set<string>();
     for (const e of l.endpoints) {
       if (e === s.clientId) continue;

@@ -93,11 +93,13 @@ export class LinkDevices {
     // Every endpoint on this host: veths on the bridge, no VXLAN at all.
     if (far.length === 0) return 1500;
     if (!have.has(vxlan)) {
-      await this.run.ip(['link', 'add', vxlan, 'type', 'vxlan', 'id', String(vni), 'local', underlay, 'dstport', String(VXLAN_PORT)]).catch((err: unknown) => {
-        // Another node manager of the site on this host made it meanwhile.
-        if (!(err instanceof NetworkCommandError && /exists/i.test(err.stderr))) throw err;
-        return '';
-      });
+      await this.run
+        .ip(['link', 'add', vxlan, 'type', 'vxlan', 'id', String(vni), 'local', underlay, 'dstport', String(VXLAN_PORT)])
+        .catch((err: unknown) => {
+          // Another node manager of the site on this host made it meanwhile.
+          if (!(err instanceof NetworkCommandError && /exists/i.test(err.stderr))) throw err;
+          return '';
+        });
       await this.run.ip(['link', 'set', vxlan, 'alias', linkAlias(this.scope, { kind: 'vxlan', vni })]);
     }
     await this.run.ip(['link', 'set', vxlan, 'master', bridge, 'up']);

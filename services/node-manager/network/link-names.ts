@@ -41,9 +41,7 @@ export type LinkLabel =
 
 /** The alias of a host-side link device: `fedlab-link <scope|instance> <kind> <vni> [<sliver> <ifname>]` (ports name the instance). */
 export function linkAlias(owner: string, l: LinkLabel): string {
-  return l.kind === 'port'
-    ? `fedlab-link ${owner} port ${l.vni} ${l.sliver} ${l.ifname}`
-    : `fedlab-link ${owner} ${l.kind} ${l.vni}`;
+  return l.kind === 'port' ? `fedlab-link ${owner} port ${l.vni} ${l.sliver} ${l.ifname}` : `fedlab-link ${owner} ${l.kind} ${l.vni}`;
 }
 
 /** Reads an alias written by {@link linkAlias}: this instance's ports, this scope's hubs. */

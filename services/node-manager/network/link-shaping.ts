@@ -55,7 +55,8 @@ export function shapingPlan(dev: string, s: Shaping, netem: boolean, link: strin
       applied: [`htb rate ${rate}kbit`, ['netem', ...netemArgs].join(' ')],
     };
   }
-  if (wantsNetem) return { commands: [['qdisc', 'replace', 'dev', dev, 'root', 'netem', ...netemArgs]], applied: [['netem', ...netemArgs].join(' ')] };
+  if (wantsNetem)
+    return { commands: [['qdisc', 'replace', 'dev', dev, 'root', 'netem', ...netemArgs]], applied: [['netem', ...netemArgs].join(' ')] };
   return { commands: [], applied: [] };
 }
 
@@ -76,9 +77,14 @@ export class TcCommands {
   }
 
   private run(tool: 'tc' | 'bridge', args: readonly string[]): Promise<string> {
-    if (!this.paths.has(tool)) this.paths.set(tool, ['/usr/sbin', '/sbin', '/usr/bin', '/bin'].map((d) => `${d}/${tool}`).find((p) => existsSync(p)));
+    if (!this.paths.has(tool))
+      this.paths.set(
+        tool,
+        ['/usr/sbin', '/sbin', '/usr/bin', '/bin'].map((d) => `${d}/${tool}`).find((p) => existsSync(p)),
+      );
     const file = this.paths.get(tool);
-    if (!file) return Promise.reject(new FailedPreconditionError(`links need ${tool}, which is missing; install it: apt-get install iproute2`));
+    if (!file)
+      return Promise.reject(new FailedPreconditionError(`links need ${tool}, which is missing; install it: apt-get install iproute2`));
     const shown = `${tool} ${args.join(' ')}`.slice(0, 300);
     return new Promise((resolve, reject) => {
       execFile(
@@ -88,7 +94,8 @@ export class TcCommands {
         (err, stdout, stderr) => {
           if (!err) return resolve(stdout);
           const e = err as NodeJS.ErrnoException & { killed?: boolean; signal?: string };
-          if (e.killed || e.signal === 'SIGKILL') reject(new DeadlineExceededError(`${shown} did not finish within ${this.timeoutMs} ms`, { command: shown }));
+          if (e.killed || e.signal === 'SIGKILL')
+            reject(new DeadlineExceededError(`${shown} did not finish within ${this.timeoutMs} ms`, { command: shown }));
           else reject(new NetworkCommandError(shown, stderr || e.message, e.code ?? undefined));
         },
       );

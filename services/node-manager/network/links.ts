@@ -73,10 +73,13 @@ export class LinkWirer implements SliverWirer {
       const w = i.wiring as NonNullable<SliverInterface['wiring']>;
       const at = `interfaces ${i.name} (link ${i.link})`;
       if (w.remoteUnderlays.length > 0 && !this.plan.underlayAddress)
-        throw new FailedPreconditionError(`${at}: this node has no underlay address (network.underlay_address), so it reaches no other node`, {
-          rule: 'underlay',
-          link: i.link,
-        });
+        throw new FailedPreconditionError(
+          `${at}: this node has no underlay address (network.underlay_address), so it reaches no other node`,
+          {
+            rule: 'underlay',
+            link: i.link,
+          },
+        );
       if (i.address) {
         const net = parseCidr(i.address, false);
         for (const [what, own] of [
@@ -84,10 +87,13 @@ export class LinkWirer implements SliverWirer {
           ['underlay network', this.plan.underlayNetwork],
         ] as const) {
           if (own && overlaps(net, own))
-            throw new FailedPreconditionError(`${at}: address ${i.address} clashes with this node's ${what}; the link needs another subnet`, {
-              rule: 'subnet',
-              link: i.link,
-            });
+            throw new FailedPreconditionError(
+              `${at}: address ${i.address} clashes with this node's ${what}; the link needs another subnet`,
+              {
+                rule: 'subnet',
+                link: i.link,
+              },
+            );
         }
       }
       const plan = shapingPlan(i.name, i, this.netem, i.link);
@@ -159,7 +165,8 @@ export class LinkWirer implements SliverWirer {
 
 /** Checks the fields of a CreateSliver's interfaces (INVALID_ARGUMENT naming the field); returns copies. */
 export function checkInterfaceFields(interfaces: readonly SliverInterface[]): SliverInterface[] {
-  if (interfaces.length > MAX_INTERFACES) throw new InvalidArgumentError(`at most ${MAX_INTERFACES} interfaces per sliver`, { field: 'interfaces' });
+  if (interfaces.length > MAX_INTERFACES)
+    throw new InvalidArgumentError(`at most ${MAX_INTERFACES} interfaces per sliver`, { field: 'interfaces' });
   const names = new Set<string>();
   const vnis = new Set<number>();
   return interfaces.map((i, k) => {
@@ -191,7 +198,8 @@ export function checkInterfaceFields(interfaces: readonly SliverInterface[]): Sl
     if (vnis.has(w.vni)) bad('wiring.vni', `${w.vni} is used by two interfaces`);
     vnis.add(w.vni);
     if (w.remoteUnderlays.length > 64) bad('wiring.remote_underlays', 'at most 64');
-    for (const r of w.remoteUnderlays) if (!isIpv4(r)) bad('wiring.remote_underlays', `${JSON.stringify(r.slice(0, 40))} is not an IPv4 address`);
+    for (const r of w.remoteUnderlays)
+      if (!isIpv4(r)) bad('wiring.remote_underlays', `${JSON.stringify(r.slice(0, 40))} is not an IPv4 address`);
     if (new Set(w.remoteUnderlays).size !== w.remoteUnderlays.length) bad('wiring.remote_underlays', 'names an address twice');
     return { ...i, wiring: { mac: w.mac, vni: w.vni, remoteUnderlays: [...w.remoteUnderlays], applied: [] } };
   });
@@ -199,7 +207,9 @@ export function checkInterfaceFields(interfaces: readonly SliverInterface[]): Sl
 
 /** The link wirer of a driver, if its slivers have links. */
 export function linksOf(driver: SliverDriver): LinkWirer | undefined {
-  return driver instanceof NetworkedDriver ? (driver.network.wirers.find((w) => w instanceof LinkWirer) as LinkWirer | undefined) : undefined;
+  return driver instanceof NetworkedDriver
+    ? (driver.network.wirers.find((w) => w instanceof LinkWirer) as LinkWirer | undefined)
+    : undefined;
 }
 
 /**
@@ -221,7 +231,12 @@ export function checkInterfaces(interfaces: readonly SliverInterface[], driver: 
  * Adds links to the sliver network of `driver` (when it has one): probes netem once and wires after eth0. `siteUrn`
  * (the management authority's) scopes the hubs this node shares with the site's other node managers on the host.
  */
-export async function enableLinks(driver: SliverDriver, records: LinkRecords, siteUrn: string, log: Logger): Promise<LinkWirer | undefined> {
+export async function enableLinks(
+  driver: SliverDriver,
+  records: LinkRecords,
+  siteUrn: string,
+  log: Logger,
+): Promise<LinkWirer | undefined> {
   if (!(driver instanceof NetworkedDriver)) return undefined;
   const { network } = driver;
   const tools = new TcCommands(network.run.timeoutMs);
