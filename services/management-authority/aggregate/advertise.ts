@@ -30,7 +30,6 @@ const STYLE: Record<StyleName, SiteStyle> = {
 
 /** GetVersion and ListResources. */
 export class Advertiser {
-
   constructor(private readonly state: AggregateState) {}
 
   /** Kept for the start-up sequence: what it learnt (netem) is now read from the nodes at each call. */

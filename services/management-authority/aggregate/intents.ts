@@ -101,10 +101,7 @@ export async function settle(state: AggregateState, id: string, bounds: { deadli
  * reached stay and are retried. (Link devices are the nodes' own: each node
  * manager removes at its start what no sliver of its explains.)
  */
-export async function recover(
-  state: AggregateState,
-  sweep: () => Promise<unknown>,
-): Promise<{ settled: number; pending: number }> {
+export async function recover(state: AggregateState, sweep: () => Promise<unknown>): Promise<{ settled: number; pending: number }> {
   const { ledger, deps } = state;
   let settled = 0;
   for (const id of [...ledger.intents.keys()]) {
