@@ -15,6 +15,7 @@ import { PeerTrust } from './federation/peer-trust.js';
 import { BundleRefresher } from './federation/refresher.js';
 import type { Logger } from './log.js';
 import type { ServiceRegistration } from './rpc/adapter.js';
+import { maxConnectionsPerAddressOf } from './rpc/public-listener.js';
 import { startServer, type TlsMaterial } from './rpc/server.js';
 import { Store } from './store/store.js';
 import { startMetricsListener, type MetricsListener } from './metrics/metrics-listener.js';
@@ -122,7 +123,14 @@ export async function hostService<C extends CommonConfig>(
     dashboardListener = await startServiceDashboard({ config, source: role.dashboard, tls, federation, bundle, auditLog, log });
     const dashboard = dashboardListener;
     if (fed.bundleListen)
-      bundleListener = await startBundleListener({ host: fed.bundleListen.host, port: fed.bundleListen.port, tls, bundle, log });
+      bundleListener = await startBundleListener({
+        host: fed.bundleListen.host,
+        port: fed.bundleListen.port,
+        tls,
+        bundle,
+        log,
+        maxConnectionsPerAddress: maxConnectionsPerAddressOf(config.server),
+      });
     const listener = bundleListener;
     const server = await startServer(
       {

@@ -24,6 +24,8 @@ export async function startEnrolmentListener(options: {
   readonly tls: TlsMaterial;
   readonly log: Logger;
   readonly enroll: (req: EnrollNodeRequest) => Promise<EnrollNodeResponse>;
+  /** Most connections one client address may hold open (config `server.max_connections_per_address`). */
+  readonly maxConnectionsPerAddress?: number;
 }): Promise<EnrolmentListener> {
   const listener = await startPublicListener({
     host: options.host,
@@ -36,6 +38,7 @@ export async function startEnrolmentListener(options: {
     serverOptions: { 'grpc.max_receive_message_length': 256 * 1024 },
     methods: { enrollNode: { definition: ManagementAuthorityService.enrollNode, originalName: 'EnrollNode', handle: options.enroll } },
     health: { '': 'SERVING', 'fedlab.v1.ManagementAuthority': 'SERVING' },
+    ...(options.maxConnectionsPerAddress !== undefined ? { maxConnectionsPerAddress: options.maxConnectionsPerAddress } : {}),
   });
   options.log.info(
     { address: `${options.host}:${listener.port}` },

@@ -1,7 +1,8 @@
 // The per-address connection cap of the public listeners is a config key (`server.max_connections_per_address`,
 // issue 15): the config schema takes it (1 to 10,000; anything else is refused naming the key), and a public
 // listener started with the cap a config sets holds that many connections from one address and closes the
-// next at once, while another address still gets in. Without the key the cap is the default, 64.
+// next at once, while another address still gets in; a management authority started with the key holds its
+// enrolment port to it. Without the key the cap is the default, 64.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -16,6 +17,7 @@ import {
   type PublicListener,
 } from '../../services/core/rpc/public-listener.js';
 import { FederationService, type GetBundleResponse } from '../../services/generated/fedlab/v1/federation.js';
+import { startSite } from '../helpers/ma-harness.js';
 import { makeTestPki, type TestPki } from '../helpers/pki.js';
 
 let pki: TestPki;
@@ -104,6 +106,22 @@ describe('server.max_connections_per_address', () => {
     } finally {
       for (const s of held.splice(0)) s.destroy();
       await listener.stop();
+    }
+  });
+});
+
+describe('a management authority', () => {
+  it("caps its enrolment port at the config's server.max_connections_per_address", async () => {
+    const site = await startSite({ config: { server: { max_connections_per_address: 2 } } });
+    try {
+      const port = Number(site.enrolAddress.split(':')[1]);
+      const first = await Promise.all([1, 2].map(() => tcpFrom(port, '127.0.0.1')));
+      expect(first).toEqual(['open', 'open']);
+      expect(await tcpFrom(port, '127.0.0.1')).toBe('closed');
+      expect(await tcpFrom(port, '127.0.0.2')).toBe('open');
+    } finally {
+      for (const s of held.splice(0)) s.destroy();
+      await site.stop();
     }
   });
 });

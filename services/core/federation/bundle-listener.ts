@@ -23,6 +23,8 @@ export async function startBundleListener(options: {
   readonly tls: Pick<TlsMaterial, 'cert' | 'key'>;
   readonly bundle: BundleSource;
   readonly log: Logger;
+  /** Most connections one client address may hold open (config `server.max_connections_per_address`). */
+  readonly maxConnectionsPerAddress?: number;
 }): Promise<BundleListener> {
   const listener = await startPublicListener({
     host: options.host,
@@ -31,6 +33,7 @@ export async function startBundleListener(options: {
     log: options.log,
     setting: 'federation.bundle_listen',
     name: 'bundle',
+    ...(options.maxConnectionsPerAddress !== undefined ? { maxConnectionsPerAddress: options.maxConnectionsPerAddress } : {}),
     methods: {
       getBundle: {
         definition: FederationService.getBundle,
