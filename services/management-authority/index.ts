@@ -8,7 +8,8 @@
  * enrolment listener. Stopping stops the tasks and the listener, flushes
  * health and closes the channels; the host then closes the store.
  */
-import { RevocationStore } from '../core/credentials/index.js';
+import { RevocationStore, revocationSettings } from '../core/credentials/index.js';
+import { Periodic } from '../core/periodic.js';
 import type { RoleDeps, RoleServices } from '../core/host.js';
 import { Access } from './access.js';
 import { Aggregate, SliceLedger } from './aggregate/index.js';
@@ -23,6 +24,7 @@ import { NodeClients } from './node-clients.js';
 import { NodeRegistry } from './node-registry.js';
 import { ProviderRegistry } from './providers.js';
 import { RevocationRelay } from './revocation-relay.js';
+import { OwnRevocationPush } from './own-revocation-push.js';
 import { aggregateService, managementAuthorityService } from './service.js';
 import { signingKeyOf } from '../core/identity/signing-key.js';
 import { registerMaMetrics } from './ma-metrics.js';
@@ -98,6 +100,8 @@ export function managementAuthorityRole(options: MaRoleOptions = {}): (deps: Rol
     });
     const providers = new ProviderRegistry({ store, clock, log, terms: settings.termsOfUse });
     await providers.load();
+    // Set once the node clients exist; Revoke sends the grown list to the nodes without waiting.
+    let pushOwnList = (): void => undefined;
     const delegations = new Delegations({
       store,
       clock,
@@ -108,11 +112,24 @@ export function managementAuthorityRole(options: MaRoleOptions = {}): (deps: Rol
       revocations,
       peers: federation,
       ...settings.delegation,
+      onRevoked: () => pushOwnList(),
     });
     const nodes = new NodeClients({ tls, registry, log, ...settings.nodeCalls });
+    const ownList = new OwnRevocationPush({
+      revocations,
+      maKey: ma.key,
+      maUrn: urn,
+      maKid: ma.kid,
+      registry,
+      nodes,
+      settings: revocationSettings(config.revocation),
+      now: () => clock.now(),
+      log,
+    });
+    pushOwnList = () => void ownList.push();
     const ledger = new SliceLedger(store);
     await ledger.load();
-    const relay = new RevocationRelay(store);
+    const relay = new RevocationRelay(store, () => clock.now());
     await relay.load();
     const aggregate = new Aggregate({
       ledger,
@@ -134,7 +151,10 @@ export function managementAuthorityRole(options: MaRoleOptions = {}): (deps: Rol
     const recovery = await aggregate.recover();
     await aggregate.probe();
 
-    const tasks = backgroundTasks(registry, aggregate, settings.tasks, log);
+    const tasks = [
+      ...backgroundTasks(registry, aggregate, settings.tasks, log),
+      new Periodic({ name: 'revocation-push', intervalMs: settings.tasks.intentRetryMs, log }, () => ownList.push().then(() => undefined)),
+    ];
     if (!options.manualTimers) for (const t of tasks) t.start();
 
     let listener;
