@@ -19,6 +19,8 @@ export function maConfigOf(fed: LocalFederation, site: SitePlan) {
     trust_bundle: paths.bundle,
     data_dir: paths.maData,
     log_level: fed.logLevel,
+    // Prometheus metrics on a port picked at start; fedlab up prints each address it logged.
+    metrics: { listen: { host: '127.0.0.1', port: 0 } },
     shutdown_grace_ms: 3000,
     admins: [siteUrns(site.domain).admin],
     enrolment: { listen: { host: '127.0.0.1', port: site.enrol_port }, ca_dir: paths.ca },
@@ -66,6 +68,8 @@ export function nmConfigOf(fed: LocalFederation, site: SitePlan, node: { name: s
     trust_bundle: paths.bundle,
     data_dir: own.data,
     log_level: fed.logLevel,
+    // Prometheus metrics on a port picked at start; fedlab up prints each address it logged.
+    metrics: { listen: { host: '127.0.0.1', port: 0 } },
     shutdown_grace_ms: 2000,
     owner: { certificate: `${paths.owner}/cert.pem`, credential: own.ownerChain },
     management_authority: { urn: urns.ma, address: `localhost:${site.ma_port}` },
@@ -94,6 +98,8 @@ export function saConfigOf(fed: LocalFederation) {
     trust_bundle: sitePaths(fed.dir, fed.home).bundle,
     data_dir: own.saData,
     log_level: fed.logLevel,
+    // Prometheus metrics on a port picked at start; fedlab up prints each address it logged.
+    metrics: { listen: { host: '127.0.0.1', port: 0 } },
     shutdown_grace_ms: 3000,
     admins: [siteUrns(fed.home).admin],
     sites: fed.sites.map((s) => ({
@@ -125,6 +131,8 @@ export function spConfigOf(fed: LocalFederation) {
     trust_bundle: sitePaths(fed.dir, fed.home).bundle,
     data_dir: own.spData,
     log_level: fed.logLevel,
+    // Prometheus metrics on a port picked at start; fedlab up prints each address it logged.
+    metrics: { listen: { host: '127.0.0.1', port: 0 } },
     shutdown_grace_ms: 3000,
     admins: [urns.operator],
     readers: [urns.member],
