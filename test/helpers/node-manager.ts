@@ -14,7 +14,8 @@ import { createClient, type PromiseClient } from '../../services/core/rpc/client
 import type { TlsMaterial } from '../../services/core/rpc/server.js';
 import { AllocationState } from '../../services/generated/fedlab/v1/common.js';
 import { NodeManagerService, type CreateSliverRequest } from '../../services/generated/fedlab/v1/node_manager.js';
-import { containerSupport, createDriver } from '../../services/node-manager/drivers/select.js';
+import { purgeInstance as purgeNmInstance } from '../../services/node-manager/drivers/instance-purge.js';
+import { containerSupport } from '../../services/node-manager/drivers/select.js';
 import { instanceId, nmConfigSchema, NM_PATH_FIELDS, nodeManagerRole, type NmConfig } from '../../services/node-manager/index.js';
 import type { NodeManager } from '../../services/node-manager/node-manager.js';
 import type { Clock } from '../../services/core/clock.js';
@@ -250,23 +251,26 @@ export async function startNodeManager(o: StartOptions = {}): Promise<NmHarness>
     stop,
     destroy: async () => {
       await stop();
-      await purgeInstance(dataDir, config.driver);
+      await purgeInstance(dataDir, config.driver, config.network);
       rmSync(root, { recursive: true, force: true });
     },
   };
 }
 
-/** Removes every cgroup, process and work directory of the node manager instance that used `dataDir`. */
-export async function purgeInstance(dataDir: string, kind: NmConfig['driver']): Promise<void> {
+/**
+ * Removes every cgroup, process and work directory of the node manager instance that used `dataDir`, and
+ * what its sliver network left here: the slivers' namespace names, veths, nftables tables, and the bridge
+ * `network.bridge` names (services/node-manager/drivers/instance-purge.ts).
+ */
+export async function purgeInstance(dataDir: string, kind: NmConfig['driver'], network?: { readonly bridge?: string }): Promise<void> {
   if (kind === 'simulated') return;
-  const driver = createDriver({
+  await purgeNmInstance({
     kind,
     workRoot: join(dataDir, 'slivers'),
     instance: instanceId(dataDir),
-    netNamespace: false,
     log: silentLogger(),
+    ...(network?.bridge ? { bridge: network.bridge } : {}),
   });
-  await driver.purge();
 }
 
 /** The containers runc knows under a node manager's data directory (its own --root). */

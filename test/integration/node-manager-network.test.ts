@@ -126,9 +126,8 @@ describe.skipIf(skipReason !== '')('the sliver network (container driver, node m
       nm.kill('SIGTERM');
       await exited(nm);
     }
+    // The purge removes the slivers' namespace names too (the machine's, in /run/netns); h1's devices go with it.
     if (dataDir) await purgeInstance(dataDir, 'container');
-    // Sliver namespaces are the machine's (named in /run/netns): they go with the test.
-    if (instance) for (const ns of sliverNetns()) execFileSync('ip', ['netns', 'del', ns]);
     await tb?.destroy();
     if (root) rmSync(root, { recursive: true, force: true });
   }, 120_000);
