@@ -201,31 +201,29 @@ export class NodeManager {
 
     const fingerprint = createFingerprint(req, checked);
 
-    const rec = await this.o.slivers.create(
-      {
-        requestId: req.requestId,
-        fingerprint,
-        caller: ctx.peer.urn,
-        urn: req.sliverUrn,
-        name: checked.name,
-        sliceUrn: req.sliceUrn,
-        sliceAuthorityUrn: req.sliceAuthorityUrn,
-        sliceAuthorityJwk: jwk,
-        ...(checked.incarnation !== undefined ? { sliceIncarnation: checked.incarnation } : {}),
-        providerUrn: req.providerUrn,
-        clientId: req.clientId,
-        resources,
-        exclusive: req.exclusive,
-        interfaces,
-        allocation,
-        start: req.start,
-        expiresAt,
-        sliceLimits: this.o.policy.perSlice(grant.limits),
-        image: checked.image,
-        call,
-      },
-      checked.users,
-    );
+    const rec = await this.o.slivers.create({
+      requestId: req.requestId,
+      fingerprint,
+      caller: ctx.peer.urn,
+      urn: req.sliverUrn,
+      name: checked.name,
+      sliceUrn: req.sliceUrn,
+      sliceAuthorityUrn: req.sliceAuthorityUrn,
+      sliceAuthorityJwk: jwk,
+      ...(checked.incarnation !== undefined ? { sliceIncarnation: checked.incarnation } : {}),
+      providerUrn: req.providerUrn,
+      clientId: req.clientId,
+      resources,
+      exclusive: req.exclusive,
+      interfaces,
+      allocation,
+      start: req.start,
+      expiresAt,
+      sliceLimits: this.o.policy.perSlice(grant.limits),
+      image: checked.image,
+      users: checked.users,
+      call,
+    });
     ctx.log.info({ sliver: rec.urn, slice: rec.sliceUrn, state: rec.operational, allocation: rec.allocation }, 'sliver created');
     return this.wire(rec);
   }
