@@ -9,7 +9,9 @@
  * stops getting fresh copies refuses the chains the MA signed links of (fail
  * closed), while the MA's own calls (the owner's chain, which the MA does not
  * sign) keep working. Delivery is remembered in memory only: after a restart
- * every node is sent the list once.
+ * every node is sent the list once. A node that could not be reached is tried
+ * again after a pause (a minute at most, a quarter of `next_update_s` at
+ * least often), so an UP node that does not answer costs little.
  */
 import type { KeyObject } from 'node:crypto';
 import { validityAt, type RevocationSettings, type RevocationStore } from '../core/credentials/index.js';
@@ -39,6 +41,8 @@ interface Delivered {
 /** Pushes the MA's own signed list to every UP node that lacks the current version or a fresh copy. */
 export class OwnRevocationPush {
   private readonly done = new Map<string, Delivered>();
+  /** Nodes that could not be reached, and when to try them again (ms). */
+  private readonly failing = new Map<string, number>();
   private running: Promise<number> | undefined;
 
   constructor(private readonly o: OwnRevocationPushOptions) {}
@@ -47,7 +51,12 @@ export class OwnRevocationPush {
     return this.o.revocations.list(this.o.maKid)?.version ?? 0;
   }
 
+  private get retryMs(): number {
+    return Math.min(60_000, (this.o.settings.nextUpdateS * 1000) / 4);
+  }
+
   private behind(nodeUrn: string, now: number): boolean {
+    if ((this.failing.get(nodeUrn) ?? 0) > now) return false;
     const d = this.done.get(nodeUrn);
     return !d || d.version < this.version || now - d.signedAt >= (this.o.settings.nextUpdateS * 1000) / 2;
   }
@@ -79,16 +88,20 @@ export class OwnRevocationPush {
       (c, opts) => c.updateRevocations({ signedLists: [jws] }, opts),
     );
     let ok = 0;
+    const newlyMissed: string[] = [];
     for (const r of sent) {
-      if (!r.ok) continue;
-      ok++;
-      this.done.set(r.nodeUrn, { version, signedAt: now });
+      if (r.ok) {
+        ok++;
+        this.done.set(r.nodeUrn, { version, signedAt: now });
+        this.failing.delete(r.nodeUrn);
+      } else {
+        // Said once per run of failures: a node that is unreachable would otherwise fill the log.
+        if (!this.failing.has(r.nodeUrn)) newlyMissed.push(r.nodeUrn);
+        this.failing.set(r.nodeUrn, now + this.retryMs);
+      }
     }
-    if (ok < sent.length)
-      this.o.log.warn(
-        { version, missed: sent.filter((r) => !r.ok).map((r) => r.nodeUrn).slice(0, 20) },
-        "the site's revocation list did not reach some nodes; retrying",
-      );
+    if (newlyMissed.length)
+      this.o.log.warn({ version, missed: newlyMissed.slice(0, 20), count: newlyMissed.length }, "the site's revocation list did not reach some nodes; retrying");
     return ok;
   }
 }
