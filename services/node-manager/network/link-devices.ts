@@ -22,6 +22,7 @@ export interface DeviceInfo {
   readonly master?: string;
   readonly mtu?: number;
   readonly address?: string;
+  readonly flags?: readonly string[];
 }
 
 /** A node-side link device of this instance with its label. */
@@ -46,6 +47,9 @@ function gone(err: unknown): boolean {
 
 /** Link devices of one node manager instance. */
 export class LinkDevices {
+  /** Flood entries known per VXLAN device (read once, then kept as they are added). */
+  private readonly flood = new Map<string, Set<string>>();
+
   constructor(
     private readonly instance: string,
     /** The site's scope (link-names.ts): hubs are shared with the site's other node managers on this host. */
@@ -70,29 +74,38 @@ export class LinkDevices {
     });
   }
 
+  /** Every device of the host's namespace (one listing per wiring, handed to the steps below). */
+  hostDevices(): Promise<DeviceInfo[]> {
+    return this.run.ipJson<DeviceInfo>(['link', 'show']);
+  }
+
   /**
    * Makes (or completes) the link's hub on the host: its bridge and, when some of `remotes` is another host, a VXLAN
-   * device on it from `underlay` with a flood entry towards each. Returns the link's MTU here (the VXLAN device's).
+   * device on it from `underlay` with a flood entry towards each. `host`: the host's devices as listed before.
+   * Returns the link's MTU here (the VXLAN device's).
    */
-  async ensureHub(vni: number, underlay: string, remotes: readonly string[]): Promise<number> {
+  async ensureHub(vni: number, underlay: string, remotes: readonly string[], host: readonly DeviceInfo[]): Promise<number> {
     // Not towards this host itself: the site's other node managers here are on the same bridge.
     const far = remotes.filter((r) => r !== underlay);
     const bridge = linkBridgeName(this.scope, vni);
     const vxlan = linkVxlanName(this.scope, vni);
-    const have = new Map((await this.nodeDevices()).map((d) => [d.ifname, d]));
-    if (!have.has(bridge)) {
+    const have = new Map(host.map((d) => [d.ifname, d]));
+    const br = have.get(bridge);
+    if (!br) {
       await this.run.ip(['link', 'add', bridge, 'type', 'bridge']).catch((err: unknown) => {
         if (!(err instanceof NetworkCommandError && /exists/i.test(err.stderr))) throw err;
         return '';
       });
-      await this.run.ip(['link', 'set', bridge, 'alias', linkAlias(this.scope, { kind: 'bridge', vni })]);
       // Bridged link frames are the slivers' own: the node's IP filters never see them.
       await this.run.ip(['link', 'set', bridge, 'type', 'bridge', 'nf_call_iptables', '0', 'nf_call_arptables', '0']).catch(() => '');
     }
-    await this.run.ip(['link', 'set', bridge, 'up']);
+    if (!br?.ifalias || !br.flags?.includes('UP'))
+      await this.run.ip(['link', 'set', bridge, 'alias', linkAlias(this.scope, { kind: 'bridge', vni }), 'up']);
     // Every endpoint on this host: veths on the bridge, no VXLAN at all.
     if (far.length === 0) return 1500;
-    if (!have.has(vxlan)) {
+    let vx = have.get(vxlan);
+    if (!vx) {
+      this.flood.delete(vxlan);
       await this.run
         .ip(['link', 'add', vxlan, 'type', 'vxlan', 'id', String(vni), 'local', underlay, 'dstport', String(VXLAN_PORT)])
         .catch((err: unknown) => {
@@ -100,54 +113,76 @@ export class LinkDevices {
           if (!(err instanceof NetworkCommandError && /exists/i.test(err.stderr))) throw err;
           return '';
         });
-      await this.run.ip(['link', 'set', vxlan, 'alias', linkAlias(this.scope, { kind: 'vxlan', vni })]);
     }
-    await this.run.ip(['link', 'set', vxlan, 'master', bridge, 'up']);
-    const fdb = await this.tools.bridge(['-j', 'fdb', 'show', 'dev', vxlan]);
-    const entries = (fdb.trim() ? (JSON.parse(fdb) as { mac?: string; dst?: string }[]) : []).filter((e) => e.mac === '00:00:00:00:00:00');
-    const known = new Set(entries.map((e) => e.dst));
-    for (const r of far) if (!known.has(r)) await this.tools.bridge(['fdb', 'append', '00:00:00:00:00:00', 'dev', vxlan, 'dst', r]);
-    const info = await this.run.ipJson<DeviceInfo>(['link', 'show', 'dev', vxlan]);
-    return info[0]?.mtu ?? 1450;
+    if (!vx || vx.master !== bridge || !vx.flags?.includes('UP')) {
+      await this.run.ip(['link', 'set', vxlan, 'alias', linkAlias(this.scope, { kind: 'vxlan', vni }), 'master', bridge, 'up']);
+      vx = (await this.run.ipJson<DeviceInfo>(['link', 'show', 'dev', vxlan]))[0];
+    }
+    let known = this.flood.get(vxlan);
+    if (!known) {
+      const fdb = await this.tools.bridge(['-j', 'fdb', 'show', 'dev', vxlan]);
+      const entries = fdb.trim() ? (JSON.parse(fdb) as { mac?: string; dst?: string }[]) : [];
+      known = new Set(entries.filter((e) => e.mac === '00:00:00:00:00:00' && e.dst).map((e) => e.dst as string));
+      this.flood.set(vxlan, known);
+    }
+    for (const r of far) {
+      if (known.has(r)) continue;
+      await this.tools.bridge(['fdb', 'append', '00:00:00:00:00:00', 'dev', vxlan, 'dst', r]).catch((err: unknown) => {
+        // Another node manager of the site on this host added it meanwhile.
+        if (!(err instanceof NetworkCommandError && /exists/i.test(err.stderr))) throw err;
+        return '';
+      });
+      known.add(r);
+    }
+    return vx?.mtu ?? 1450;
   }
 
-  /** Makes (or completes) a sliver's veth into a link's hub: the node-side port on the bridge, `end` inside. */
-  async attach(vni: number, sliver: string, end: InterfaceEnd, mtu: number): Promise<void> {
+  /**
+   * Makes (or completes) a sliver's veth into a link's hub: the host-side port on the bridge, `end` inside (two
+   * `ip -batch` calls). `host`: the host's devices as listed before.
+   */
+  async attach(vni: number, sliver: string, end: InterfaceEnd, mtu: number, host: readonly DeviceInfo[]): Promise<void> {
     const port = linkPortName(this.instance, sliver, end.ifname);
-    const nodeSide = (await this.nodeDevices()).find((d) => d.ifname === port);
+    const nodeSide = host.some((d) => d.ifname === port);
     const inside = (await this.devicesIn(end.netns)).some((d) => d.ifname === end.ifname);
-    if (!nodeSide || !inside) {
+    const fresh = !nodeSide || !inside;
+    const lines: string[] = [];
+    if (fresh) {
       // Half a pair (a crash between two steps) goes first: the pair is made whole or not at all.
       if (nodeSide) await this.del(port);
       if (inside) await this.delIn(end.netns, end.ifname);
-      await this.run.ip(['link', 'add', port, 'type', 'veth', 'peer', 'name', end.ifname, 'netns', end.netns]);
+      lines.push(`link add ${port} type veth peer name ${end.ifname} netns ${end.netns}`);
     }
-    await this.run.ip(['link', 'set', port, 'alias', linkAlias(this.instance, { kind: 'port', vni, sliver, ifname: end.ifname })]);
-    await this.run.ip(['link', 'set', port, 'mtu', String(mtu), 'master', linkBridgeName(this.scope, vni), 'up']);
-    await this.configure(end, mtu);
+    const alias = linkAlias(this.instance, { kind: 'port', vni, sliver, ifname: end.ifname });
+    lines.push(`link set ${port} alias "${alias}" mtu ${mtu} master ${linkBridgeName(this.scope, vni)} up`);
+    await this.run.ip(['-batch', '-'], `${lines.join('\n')}\n`);
+    await this.configure(end, mtu, fresh);
   }
 
   /** Makes (or completes) a veth pair between two slivers' namespaces, each end configured. */
   async pair(a: InterfaceEnd, b: InterfaceEnd): Promise<void> {
     const aHas = (await this.devicesIn(a.netns)).some((d) => d.ifname === a.ifname);
     const bHas = (await this.devicesIn(b.netns)).some((d) => d.ifname === b.ifname);
-    if (!aHas || !bHas) {
+    const fresh = !aHas || !bHas;
+    if (fresh) {
       if (aHas) await this.delIn(a.netns, a.ifname);
       if (bHas) await this.delIn(b.netns, b.ifname);
       await this.run.ip(['link', 'add', a.ifname, 'netns', a.netns, 'type', 'veth', 'peer', 'name', b.ifname, 'netns', b.netns]);
     }
-    await this.configure(a, 1500);
-    await this.configure(b, 1500);
+    await this.configure(a, 1500, fresh);
+    await this.configure(b, 1500, fresh);
   }
 
-  /** An interface's MAC, MTU, address, state and egress shaping inside its namespace. */
-  async configure(end: InterfaceEnd, mtu: number): Promise<void> {
+  /** An interface's MAC, MTU, address, state and egress shaping inside its namespace (`fresh`: just made, no qdisc yet). */
+  async configure(end: InterfaceEnd, mtu: number, fresh: boolean): Promise<void> {
     const { netns, ifname } = end;
-    await this.run.ip(['-n', netns, 'link', 'set', 'dev', ifname, 'address', end.mac, 'mtu', String(mtu)]);
-    if (end.address) await this.run.ip(['-n', netns, 'addr', 'replace', end.address, 'dev', ifname]);
-    await this.run.ip(['-n', netns, 'link', 'set', 'dev', ifname, 'up']);
+    const lines = [
+      ...(end.address ? [`addr replace ${end.address} dev ${ifname}`] : []),
+      `link set dev ${ifname} address ${end.mac} mtu ${mtu} up`,
+    ];
+    await this.run.ip(['-n', netns, '-batch', '-'], `${lines.join('\n')}\n`);
     if (end.shaping.commands.length) await this.tools.apply(netns, end.shaping);
-    else await this.tools.clear(netns, ifname);
+    else if (!fresh) await this.tools.clear(netns, ifname);
   }
 
   /** Removes a sliver's node-side ports (their ends inside go with them). */
@@ -164,6 +199,7 @@ export class LinkDevices {
       const vxlan = linkVxlanName(this.scope, d.label.vni);
       if (all.some((x) => x.master === d.ifname && x.ifname !== vxlan)) continue;
       await this.del(vxlan);
+      this.flood.delete(vxlan);
       await this.del(d.ifname);
       removed.add(d.label.vni);
     }

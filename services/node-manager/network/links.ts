@@ -105,13 +105,14 @@ export class LinkWirer implements SliverWirer {
     const mine = this.records.get(ctx.sliver.urn)?.interfaces ?? [];
     if (mine.length === 0) return Promise.resolve();
     return this.mutex.run(async () => {
+      const host = mine.some((i) => (i.wiring?.remoteUnderlays.length ?? 0) > 0) ? await this.devices.hostDevices() : [];
       for (const i of mine) {
         const w = i.wiring;
         if (!w) continue;
         const end = this.endOf(ctx.netns, i);
         if (w.remoteUnderlays.length > 0) {
-          const mtu = await this.devices.ensureHub(w.vni, this.plan.underlayAddress as string, w.remoteUnderlays);
-          await this.devices.attach(w.vni, ctx.sliver.name, end, mtu);
+          const mtu = await this.devices.ensureHub(w.vni, this.plan.underlayAddress as string, w.remoteUnderlays, host);
+          await this.devices.attach(w.vni, ctx.sliver.name, end, mtu, host);
         } else {
           const peer = this.localPeer(ctx.sliver.urn, w.vni);
           // The peer not running yet: its own wiring makes the pair.
