@@ -73,6 +73,13 @@ export class OwnRevocationPush {
     return run;
   }
 
+  /** A node came (back) UP: it is sent a fresh copy now, whatever it took before (never throws). */
+  nodeUp(nodeUrn: string): Promise<number> {
+    this.done.delete(nodeUrn);
+    this.failing.delete(nodeUrn);
+    return this.push();
+  }
+
   private async send(): Promise<number> {
     const now = this.o.now();
     const targets = this.o.registry

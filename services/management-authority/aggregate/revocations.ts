@@ -2,7 +2,8 @@
  * The relay of slice authorities' revocation lists to node managers: a node
  * trusts a slice authority's key for that authority's slices only, so its
  * signed list must reach every node holding those slices (UpdateRevocations),
- * and each node that gets a new sliver of it.
+ * each node that gets a new sliver of it, and each node that comes back UP
+ * (its copies may have passed their next_update while it was away).
  */
 import type { CallContext } from '../../core/rpc/context.js';
 import type { SliceRecord } from '../records.js';
@@ -58,4 +59,29 @@ export async function relayTo(state: AggregateState, slice: SliceRecord, nodeUrn
       { slice: slice.urn, nodes: missed.map((r) => r.nodeUrn).slice(0, 20) },
       "nodes did not take the slice authority's revocation list; it relays again with its next update",
     );
+}
+
+/** Most lists one NodeManager.UpdateRevocations call carries. */
+const MAX_LISTS_PER_CALL = 64;
+
+/**
+ * Gives a node that came (back) UP the freshest copies held of the lists of the slice authorities
+ * with slivers on it, in one call (best effort: the authorities' next publications reach it anyway).
+ */
+export async function relayToNode(state: AggregateState, nodeUrn: string): Promise<void> {
+  const { ledger, deps } = state;
+  const kids = new Set<string>();
+  for (const sliceUrn of ledger.use(nodeUrn).slices.keys()) {
+    const slice = ledger.slices.get(sliceUrn);
+    if (slice) kids.add(slice.sliceAuthorityKid);
+  }
+  const lists = [...kids].map((k) => deps.relay.signedFor(k)).filter((j): j is string => j !== undefined);
+  for (let i = 0; i < lists.length; i += MAX_LISTS_PER_CALL) {
+    const signedLists = lists.slice(i, i + MAX_LISTS_PER_CALL);
+    const r = await deps.nodes.call(nodeUrn, (c, opts) => c.updateRevocations({ signedLists }, opts));
+    if (!r.ok) {
+      deps.log.warn({ node: nodeUrn, reason: r.reason }, "a node back UP did not take the slice authorities' revocation lists");
+      return;
+    }
+  }
 }
