@@ -40,7 +40,7 @@ import { recover, retryIntents } from './intents.js';
 import { vnisInUse } from './vnis.js';
 import { deleteSlivers, renew } from './lifecycle.js';
 import { provision } from './provision.js';
-import { updateRevocations } from './revocations.js';
+import { relayToNode, updateRevocations } from './revocations.js';
 import { describe, status } from './status.js';
 import { Sweeper } from './sweepers.js';
 
@@ -143,6 +143,11 @@ export class Aggregate {
   /** UpdateRevocations: a slice authority's own list, relayed to the nodes of its slices. */
   updateRevocations(ctx: CallContext, jws: string): Promise<{ version: number; nodesUpdated: number; nodesPending: number }> {
     return updateRevocations(this.state, ctx, jws);
+  }
+
+  /** A node came (back) UP: it gets the slice authorities' revocation lists of its slivers again (never throws). */
+  relayRevocationsTo(nodeUrn: string): Promise<void> {
+    return relayToNode(this.state, nodeUrn);
   }
 
   // ---- diagnostics ---------------------------------------------------------------------------
