@@ -146,6 +146,12 @@ export function managementAuthorityRole(options: MaRoleOptions = {}): (deps: Rol
       settings: settings.aggregate,
     });
 
+    // A node back UP may hold copies past their next_update: it gets fresh ones at once.
+    registry.onHealthChange((change) => {
+      if (!change.up) return;
+      void ownList.nodeUp(change.nodeUrn);
+      void aggregate.relayRevocationsTo(change.nodeUrn);
+    });
     // Work the previous process left unfinished is settled before the first call is taken.
     if (metrics) registerMaMetrics(metrics, registry, ledger);
     const recovery = await aggregate.recover();
