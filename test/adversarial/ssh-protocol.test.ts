@@ -116,6 +116,26 @@ describe('ssh: a client that speaks the protocol badly (process driver)', () => 
     expect(out.sort()).toEqual(['one\n', 'two\n']);
   });
 
+  it('sessions that never ran a command give their slots back when the connection drops', async () => {
+    const c = await login('early');
+    // max_sessions_per_slice is 2: both taken by sessions that ask for nothing.
+    c.bareSession();
+    c.bareSession();
+    await sleep(300);
+    c.destroy();
+    await c.closed;
+    const d = await login('early');
+    await waitFor(
+      async () =>
+        Promise.all([d.exec('true'), d.exec('true')]).then(
+          () => true,
+          () => false,
+        ),
+      5000,
+      'both session slots to come back',
+    );
+  });
+
   it('a window-change before any pty-req makes no terminal', async () => {
     const c = await login('win');
     const ch = await c.exec('tty; echo "rc=$?"', { windowChangeFirst: true });

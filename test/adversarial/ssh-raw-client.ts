@@ -42,6 +42,8 @@ export interface RawClient {
    * `windowChangeFirst`: a window-change goes before the exec; `closeAfterExec`: CHANNEL_CLOSE right after it.
    */
   exec(command: string, o?: { windowChangeFirst?: boolean; closeAfterExec?: boolean }): Promise<ClientChannel>;
+  /** Opens a session and asks nothing in it (no exec, no shell: it just holds a session). */
+  bareSession(): void;
   /** The server's id of a channel (what the protocol's channel messages name). */
   remoteId(ch: ClientChannel): number;
   /** Destroys the socket. */
@@ -104,6 +106,14 @@ export function rawLogin(address: string, username: string, privateKey: string):
               rej(err as Error);
             }
           }),
+        bareSession: () => {
+          const p = (client as unknown as { _protocol: Proto })._protocol;
+          const exec = p.exec.bind(p);
+          p.exec = () => {
+            p.exec = exec;
+          };
+          client.exec('never sent', () => undefined);
+        },
         remoteId: (ch) => (ch as unknown as { outgoing: { id: number } }).outgoing.id,
         destroy: () => socket.destroy(),
       };

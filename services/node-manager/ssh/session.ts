@@ -62,6 +62,14 @@ export function serveSession(session: Session, c: SessionContext): void {
     // A command holds the slot until it ended (it is killed now).
     if (!started) end();
   });
+  // ssh2 tells a session nothing when its connection drops before a command started: the slot comes back here.
+  c.signal.addEventListener(
+    'abort',
+    () => {
+      if (!started) end();
+    },
+    { once: true },
+  );
 
   session.on('env', (accept, reject, info) => {
     // Locale only: a client's other variables (LD_PRELOAD…) are not the sliver's business.
