@@ -21,6 +21,7 @@ import type { AggregateState } from './aggregate-state.js';
 import { requireOwnSlice, resolveTargets } from './call-targets.js';
 import { newIntent, settle } from './intents.js';
 import { interfacesToWire, linkInterfaces, withApplied } from './links.js';
+import { vniBase, vnisInUse, withVnis } from './vnis.js';
 import { SUCCESS, failure } from '../../core/rpc/outcome.js';
 import { throwFailures, type Outcome } from './outcome.js';
 import { relayTo } from './revocations.js';
@@ -207,6 +208,10 @@ export async function instantiate(
         }
         const rec = newIntent(how.kind, slice.urn, items, now);
         if (items.length) tx.putIntent(rec);
+        // A slice allocated before node links has links without a VNI: they take one now, in this batch.
+        const live = ledger.slices.get(slice.urn);
+        if (items.length && live?.links.some((l) => l.vni === undefined))
+          tx.putSlice({ ...live, links: withVnis(live.links, vnisInUse(ledger.slices.values()), vniBase(deps.maUrn)) });
         return rec;
       },
       how.signal ? { signal: how.signal } : {},
@@ -232,7 +237,7 @@ export async function instantiate(
           resources: toSpec(s.resources, 0, s.image),
           expiresAt: new Date(s.expiresAt),
           exclusive: s.exclusive,
-          interfaces: interfacesToWire(state, slice, s),
+          interfaces: interfacesToWire(state, ledger.slices.get(slice.urn) ?? slice, s),
           allocationState: AllocationState.ALLOCATION_STATE_PROVISIONED,
           clientId: s.clientId,
           start: how.start,
