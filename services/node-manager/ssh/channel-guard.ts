@@ -16,8 +16,11 @@ import type { ServerChannel } from 'ssh2';
 export const WIRE_HIGH_WATER = 1024 * 1024;
 /** The most send window a channel keeps, however much the client granted (it re-grants what it read). */
 export const MAX_SEND_WINDOW = 8 * 1024 * 1024;
-/** Bytes a channel may hold unread before its peer counts as flooding (two windows: ssh2 grants 2 MiB). */
-const MAX_INBOUND_BUFFER = 4 * 1024 * 1024;
+/**
+ * Bytes a channel may hold unread before its peer counts as flooding. An honest peer stays under two
+ * windows (ssh2 grants 2 MiB, and re-grants only while under its 2 MiB high-water mark); twice that for margin.
+ */
+const MAX_INBOUND_BUFFER = 8 * 1024 * 1024;
 
 /** ssh2's window bookkeeping of a channel (not in its types). */
 interface Windows {
