@@ -1,4 +1,9 @@
 /**
+ * No longer used by the management authority: emulab links are made by the node
+ * managers from the MA's link plan (aggregate/links.ts, docs/management-authority.md).
+ * Kept only while test/unit/ma-requests.test.ts tests it and test/helpers/ma-harness.ts
+ * names its CommandRunner type; remove the three together.
+ *
  * Emulab-style links on the site host (docs/design.md §3): every node of an emulab
  * slice is a network namespace on the site host, named with this MA's prefix
  * (`fedlab-<instance>-<id>`), and every link between the slice's nodes is real:
