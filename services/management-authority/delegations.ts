@@ -56,8 +56,11 @@ export interface DelegationsOptions {
   readonly policy?: DelegationPolicy;
   /** The federation trust: which domains are peered and which CA vouches for a certificate. */
   readonly peers?: PeerView;
-  /** Called after each Revoke (the site's list goes to its nodes: own-revocation-push.ts). */
-  readonly onRevoked?: () => void;
+  /**
+   * Called after each Revoke (the site's list goes to its nodes: own-revocation-push.ts), with the slice
+   * authority when the revoked credential is one of this site's `MA → SA` delegations.
+   */
+  readonly onRevoked?: (revoked: { readonly delegatedTo?: string }) => void;
 }
 
 /** Which slice authorities an MA may delegate to. */
@@ -254,7 +257,11 @@ export class Delegations {
   async revoke(peer: Peer, req: ManagementAuthorityRevokeRequest): Promise<ManagementAuthorityRevokeResponse> {
     const target = revocationTarget(req.jti, req.keyThumbprint);
     const { entry, version } = await this.ledger.revoke(target, text('reason', req.reason, 200), peer.urn);
-    this.deps.onRevoked?.();
+    if (this.deps.onRevoked) {
+      // Delegations are few (one per slice authority and renewal): a scan finds which one, if any, it was.
+      const delegation = target.jti !== undefined ? (await this.table.values()).find((d) => d.jti === target.jti) : undefined;
+      this.deps.onRevoked(delegation ? { delegatedTo: delegation.sliceAuthorityUrn } : {});
+    }
     return { entry: ledgerEntryToWire(entry), version };
   }
 

@@ -102,6 +102,8 @@ export function managementAuthorityRole(options: MaRoleOptions = {}): (deps: Rol
     await providers.load();
     // Set once the node clients exist; Revoke sends the grown list to the nodes without waiting.
     let pushOwnList = (): void => undefined;
+    // Set once the ledger is loaded: what a revoked MA → SA delegation leaves running here.
+    let liveSliversOf = (_sa: string): number => 0;
     const delegations = new Delegations({
       store,
       clock,
@@ -112,7 +114,15 @@ export function managementAuthorityRole(options: MaRoleOptions = {}): (deps: Rol
       revocations,
       peers: federation,
       ...settings.delegation,
-      onRevoked: () => pushOwnList(),
+      onRevoked: ({ delegatedTo }) => {
+        pushOwnList();
+        // Live slivers are left to their expiry (docs/api.md, Revocation freshness): said here, with how many.
+        if (delegatedTo)
+          log.warn(
+            { sa: delegatedTo, liveSlivers: liveSliversOf(delegatedTo) },
+            "an MA → SA delegation was revoked: that slice authority's calls here are refused; its live slivers are left to their expiry (Shutdown stops them)",
+          );
+      },
     });
     const nodes = new NodeClients({ tls, registry, log, ...settings.nodeCalls });
     const ownList = new OwnRevocationPush({
@@ -129,6 +139,7 @@ export function managementAuthorityRole(options: MaRoleOptions = {}): (deps: Rol
     pushOwnList = () => void ownList.push();
     const ledger = new SliceLedger(store);
     await ledger.load();
+    liveSliversOf = (sa) => ledger.authorityUse(sa).slivers;
     const relay = new RevocationRelay(store, () => clock.now());
     await relay.load();
     const aggregate = new Aggregate({
