@@ -196,6 +196,14 @@ export const nmConfigSchema = commonConfigSchema
         max_unauthenticated: z.number().int().min(1).max(65_536).default(64),
         /** A client that has not completed the handshake and authenticated by then is dropped (ms). */
         handshake_timeout_ms: ms(100, 600_000, 10_000),
+        /** Open port forwards (`ssh -L`) of one slice on this node; each runs a relay charged to the sliver. */
+        max_forwards_per_slice: z.number().int().min(1).max(1024).default(16),
+        /** Open channels (sessions and forwards) on one connection. */
+        max_channels_per_connection: z.number().int().min(1).max(1024).default(16),
+        /** Logged-in connections of one slice on this node. */
+        max_connections_per_slice: z.number().int().min(1).max(65_536).default(32),
+        /** Logged-in connections on this node. */
+        max_connections: z.number().int().min(1).max(65_536).default(256),
       })
       .strict()
       .optional(),

@@ -29,23 +29,6 @@ export interface SshSettings {
   readonly maxConnections: number;
 }
 
-/** Bounds used when the config has no key for them (the config schema may not know them yet). */
-export const SSH_DEFAULT_BOUNDS = {
-  max_forwards_per_slice: 16,
-  max_channels_per_connection: 16,
-  max_connections_per_slice: 32,
-  max_connections: 256,
-} as const;
-
-/** Keys of the `ssh` section for the bounds above, read when present. */
-type BoundKeys = Partial<Record<keyof typeof SSH_DEFAULT_BOUNDS, number>>;
-
-/** A configured bound when it is a positive integer, else the default. */
-function bound(c: BoundKeys, key: keyof typeof SSH_DEFAULT_BOUNDS): number {
-  const v = c[key];
-  return typeof v === 'number' && Number.isInteger(v) && v >= 1 ? v : SSH_DEFAULT_BOUNDS[key];
-}
-
 /** Splits `host:port` (an IPv6 host keeps no brackets). */
 export function splitHostPort(s: string): { host: string; port: number } {
   const at = s.lastIndexOf(':');
@@ -69,9 +52,9 @@ export function sshSettings(config: NmConfig): SshSettings | undefined {
     maxSessionMs: c.max_session_s * 1000,
     maxUnauthenticated: c.max_unauthenticated,
     handshakeTimeoutMs: c.handshake_timeout_ms,
-    maxForwardsPerSlice: bound(c as BoundKeys, 'max_forwards_per_slice'),
-    maxChannelsPerConnection: bound(c as BoundKeys, 'max_channels_per_connection'),
-    maxConnectionsPerSlice: bound(c as BoundKeys, 'max_connections_per_slice'),
-    maxConnections: bound(c as BoundKeys, 'max_connections'),
+    maxForwardsPerSlice: c.max_forwards_per_slice,
+    maxChannelsPerConnection: c.max_channels_per_connection,
+    maxConnectionsPerSlice: c.max_connections_per_slice,
+    maxConnections: c.max_connections,
   };
 }
