@@ -3323,7 +3323,8 @@ export const AggregateService = {
    * UpdateRevocations takes a slice authority's own signed revocation list and relays it to every
    * node that holds slivers of its slices, so that credentials it revoked stop working there too.
    * For slice authorities this site delegated to (their MA → SA chain, any privilege); the list must
-   * be signed by the caller's own key.
+   * be signed by the caller's own key. A list already past its `next_update` is FAILED_PRECONDITION
+   * (the slice authority re-signs and re-publishes its list well before then).
    */
   updateRevocations: {
     path: "/fedlab.v1.Aggregate/UpdateRevocations" as const,
@@ -3397,7 +3398,8 @@ export interface AggregateServer extends UntypedServiceImplementation {
    * UpdateRevocations takes a slice authority's own signed revocation list and relays it to every
    * node that holds slivers of its slices, so that credentials it revoked stop working there too.
    * For slice authorities this site delegated to (their MA → SA chain, any privilege); the list must
-   * be signed by the caller's own key.
+   * be signed by the caller's own key. A list already past its `next_update` is FAILED_PRECONDITION
+   * (the slice authority re-signs and re-publishes its list well before then).
    */
   updateRevocations: handleUnaryCall<AggregateUpdateRevocationsRequest, AggregateUpdateRevocationsResponse>;
 }
@@ -3596,7 +3598,8 @@ export interface AggregateClient extends Client {
    * UpdateRevocations takes a slice authority's own signed revocation list and relays it to every
    * node that holds slivers of its slices, so that credentials it revoked stop working there too.
    * For slice authorities this site delegated to (their MA → SA chain, any privilege); the list must
-   * be signed by the caller's own key.
+   * be signed by the caller's own key. A list already past its `next_update` is FAILED_PRECONDITION
+   * (the slice authority re-signs and re-publishes its list well before then).
    */
   updateRevocations(
     request: AggregateUpdateRevocationsRequest,

@@ -2879,6 +2879,10 @@ export const NodeManagerService = {
    * authorities whose slices have slivers here, so that their revoked credentials and keys stop
    * working on this node. A list is taken only when its signature verifies under the key it names,
    * that key is a trust anchor of a slice here, and it is newer than the one held; others are skipped.
+   * The node's own management authority's list is taken too when that authority sends it. A list
+   * carrying `iat` and `next_update` that is already past `next_update` is skipped as stale; once a
+   * held list is past `next_update` plus the configured grace with no fresher one, chains with a link
+   * signed by its issuer are refused UNAVAILABLE (rule `revocation-list-stale`).
    * Needs `node.read` (the management authority relays its slice authorities' lists).
    */
   updateRevocations: {
@@ -2962,6 +2966,10 @@ export interface NodeManagerServer extends UntypedServiceImplementation {
    * authorities whose slices have slivers here, so that their revoked credentials and keys stop
    * working on this node. A list is taken only when its signature verifies under the key it names,
    * that key is a trust anchor of a slice here, and it is newer than the one held; others are skipped.
+   * The node's own management authority's list is taken too when that authority sends it. A list
+   * carrying `iat` and `next_update` that is already past `next_update` is skipped as stale; once a
+   * held list is past `next_update` plus the configured grace with no fresher one, chains with a link
+   * signed by its issuer are refused UNAVAILABLE (rule `revocation-list-stale`).
    * Needs `node.read` (the management authority relays its slice authorities' lists).
    */
   updateRevocations: handleUnaryCall<UpdateRevocationsRequest, UpdateRevocationsResponse>;
@@ -3138,6 +3146,10 @@ export interface NodeManagerClient extends Client {
    * authorities whose slices have slivers here, so that their revoked credentials and keys stop
    * working on this node. A list is taken only when its signature verifies under the key it names,
    * that key is a trust anchor of a slice here, and it is newer than the one held; others are skipped.
+   * The node's own management authority's list is taken too when that authority sends it. A list
+   * carrying `iat` and `next_update` that is already past `next_update` is skipped as stale; once a
+   * held list is past `next_update` plus the configured grace with no fresher one, chains with a link
+   * signed by its issuer are refused UNAVAILABLE (rule `revocation-list-stale`).
    * Needs `node.read` (the management authority relays its slice authorities' lists).
    */
   updateRevocations(
