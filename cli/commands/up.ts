@@ -2,18 +2,20 @@
  * `fedlab up [--sites planetlab,emulab,protogeni] [--nodes N] [--dir DIR] [--once]`:
  * a whole federation on this machine (see cli/up/federation.ts), a service
  * deployed across every site, and a live table of it. Runs until Ctrl-C or
- * SIGTERM, then deletes the deployment and stops every process; `--once`
- * exits 0 as soon as every sliver's service runs, non-zero with what failed.
+ * SIGTERM or a hang-up, then deletes every deployment and slice, stops every
+ * process and removes what they left (see cli/up/stop-sequence.ts), saying
+ * each step in up.log in its folder; `--once` exits 0 as soon as every
+ * sliver's service runs, non-zero with what failed. What a run that did not
+ * stop left is stopped and deleted first (`--keep`: adopted).
  * Exit codes: 0 ready (`--once`) or stopped cleanly; 1 the federation failed; 2 bad input.
  */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { InvalidArgumentError } from '../../services/core/errors.js';
-import type { Deployment } from '../../services/generated/fedlab/v1/service_provider.js';
+import { DeploymentState, type Deployment } from '../../services/generated/fedlab/v1/service_provider.js';
 import { action, CliExit, EXIT_FAILURE } from '../cli-support.js';
 import { parseDuration, parsePositiveInt } from '../flag-values.js';
-import { printableText, writeErr } from '../printable.js';
 import { LocalFederation } from '../up/federation.js';
 import { homeUrns } from '../up/pki.js';
 import { sshUsageLines } from '../up/ssh-access.js';
@@ -21,6 +23,10 @@ import { ALL_STYLES, parseSites } from '../up/plan.js';
 import { defaultFedlabArgs } from '../up/processes.js';
 import { collectStatus, readiness, renderStatus, statusLine } from '../up/status.js';
 import { sleep } from '../../services/core/timing.js';
+import { deleteHoldings, holdingLines, listHoldings, type Holdings } from '../up/leftovers.js';
+import { LiveView } from '../up/live-view.js';
+import { StopSignals, stopFederation } from '../up/stop-sequence.js';
+import { UpOutput, type OutStream } from '../up/up-output.js';
 
 /** The demo service: a shell loop that prints a line every second. */
 export const DEMO_COMMAND = ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo "hello from $(hostname) #$i"; sleep 1; done'];
@@ -37,6 +43,7 @@ interface UpFlags {
   timeout: string;
   driver: 'auto' | 'container' | 'process';
   interval: string;
+  keep?: boolean;
 }
 
 /** Whether a role's process serves its role's API (the `listening` line lists the services). */
@@ -45,8 +52,7 @@ function serves(line: Record<string, unknown> | undefined, service: string): boo
 }
 
 /** How to use the CLI against the running federation: exact commands with the right paths. */
-export function usageText(fed: LocalFederation, dep?: Deployment): string {
-  const name = demoDeployment(fed.run);
+export function usageText(fed: LocalFederation, dep?: Deployment, name = demoDeployment(fed.run)): string {
   const cli = defaultFedlabArgs().join(' ');
   const h = fed.homePaths;
   const sa = `--sa ${fed.saAddress} --tls-dir ${h.sp}`;
@@ -79,50 +85,105 @@ export function usageText(fed: LocalFederation, dep?: Deployment): string {
   return lines.join('\n');
 }
 
+/** The view's title. */
+function title(fed: LocalFederation, once: boolean | undefined): string {
+  return `fedlab up: ${fed.dir} (${fed.driver.kind} driver)${once ? '' : ' — Ctrl-C stops it'}`;
+}
+
+/**
+ * What an earlier run that did not stop left on the sites: deleted (listed first), or with `keep`
+ * adopted. Returns the live deployment of the demo to adopt, if any.
+ */
+async function leftoversOnSites(
+  fed: LocalFederation,
+  o: UpOutput,
+  keep: boolean,
+  stopping: () => boolean,
+): Promise<Deployment | undefined> {
+  const h = await listHoldings(fed).catch(() => ({ deployments: [], slices: [] }) as Holdings);
+  const lines = holdingLines(h);
+  if (!lines.length) return undefined;
+  o.say(`an earlier run of ${fed.dir} left on the sites:`);
+  for (const l of lines) o.say(`  ${l}`);
+  if (keep) {
+    o.say('kept (--keep): shown below, and deleted when this run stops');
+    return h.deployments.find((d) => /^hello(-\d+)?$/.test(d.name) && d.state !== DeploymentState.DEPLOYMENT_STATE_FAILED);
+  }
+  o.say('deleting them (run with --keep to adopt them instead)');
+  const failed = await deleteHoldings(fed, h, 60_000, stopping);
+  if (failed.length) o.say(`could not delete ${failed.join(', ')}; the new deployment may find nodes taken`);
+  return undefined;
+}
+
 /** Runs `fedlab up`. Exported for tests that run it in-process. */
-export async function runUp(f: UpFlags, out: NodeJS.WriteStream = process.stdout): Promise<number> {
+export async function runUp(f: UpFlags, out: OutStream = process.stdout, errOut: OutStream = process.stderr): Promise<number> {
+  const o = new UpOutput(out, errOut);
+  try {
+    return await runWith(f, o);
+  } finally {
+    o.close();
+  }
+}
+
+async function runWith(f: UpFlags, o: UpOutput): Promise<number> {
   const styles = parseSites(f.sites);
   const nodes = parsePositiveInt(f.nodes, '--nodes');
   const timeoutMs = parseDuration(f.timeout, '--timeout') * 1000;
   const intervalMs = Math.max(250, parseDuration(f.interval, '--interval') * 1000);
-  const tty = out.isTTY === true;
-  const say = (l: string): void => void out.write(`${printableText(l)}\n`);
+  const say = (l: string): void => o.say(l);
   const started = Date.now();
-  const fed = await LocalFederation.open({ dir: resolve(f.dir), sites: styles, nodes, driver: f.driver, say });
+  const fed = await LocalFederation.open({
+    dir: resolve(f.dir),
+    sites: styles,
+    nodes,
+    driver: f.driver,
+    say,
+    leftovers: f.keep ? 'keep' : 'clean',
+  });
+  o.logTo(fed.dir);
+  o.log(`fedlab up (pid ${process.pid}): ${process.argv.slice(2).join(' ')}`);
   if (!fed.fresh) say(`reusing the federation in ${fed.dir}`);
+  say(`this run's log: ${o.logPath ?? ''}`);
   if (fed.driver.kind === 'process') {
     say(
       `WARNING: slivers use the process driver and are NOT isolated (${fed.driver.reason}); run as root on a machine with cgroups for containers.`,
     );
   }
+  const view = new LiveView(o);
   let stopping: Promise<number> | undefined;
-  let deployed = false;
-  const shutdown = async (code: number): Promise<number> => {
-    say('stopping: deleting the deployment, then every process');
-    if (deployed && fed.sp?.running()) {
-      const ok = await fed.deleteDeployment(demoDeployment(fed.run), 30_000);
-      if (!ok) say('the deployment could not be deleted through the provider; its slivers are removed below');
+  const signals = new StopSignals(
+    (sig) => {
+      stopping ??= shutdown(0, sig);
+    },
+    () => {
+      // A second Ctrl-C: no more waiting for graceful stops.
+      say('stopping now: killing every process (a second Ctrl-C)');
+      for (const p of fed.processes) p.killSync();
+    },
+  );
+  const shutdown = async (code: number, why: string): Promise<number> => {
+    signals.begun();
+    view.stop();
+    say(`stopping (${why}): deleting the deployments and slices, then every process`);
+    try {
+      await stopFederation(fed, say, () => signals.forced);
+    } catch (err) {
+      say(`the stop failed: ${(err as Error).message.split('\n')[0]}`);
+      for (const p of fed.processes) p.killSync();
     }
-    const killed = await fed.stop();
-    if (killed.length) say(`had to kill ${killed.join(', ')} (they did not stop within the grace period)`);
-    const left = await fed.sweepLeftovers();
-    if (left.length) say(`removed leftovers: ${left.join('; ')}`);
-    say(`stopped; everything is in ${fed.dir} (run again with the same --dir to reuse it)`);
+    say(`stopped; everything is in ${fed.dir} (this run's log: ${o.logPath ?? ''}; run again with the same --dir to reuse it)`);
     return code;
+  };
+  // Nothing thrown where nobody awaits may skip the stop.
+  const onFatal = (err: unknown): void => {
+    o.error(`fedlab: ${(err as Error)?.message ?? String(err)}`);
+    stopping ??= shutdown(EXIT_FAILURE, 'an unexpected error');
   };
   // A signal handler sets `stopping` behind the compiler's back; read it through this.
   const stopRequested = (): Promise<number> | undefined => stopping;
-  const onSignal = (): void => {
-    if (stopping) {
-      // A second Ctrl-C: no more waiting for graceful stops.
-      say('stopping now: killing every process');
-      for (const p of fed.processes) p.killSync();
-      return;
-    }
-    stopping = shutdown(0);
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  signals.install();
+  process.on('uncaughtException', onFatal);
+  process.on('unhandledRejection', onFatal);
   try {
     await fed.startSites();
     if (stopRequested()) return await (stopRequested() as Promise<number>);
@@ -142,88 +203,75 @@ export async function runUp(f: UpFlags, out: NodeJS.WriteStream = process.stdout
       );
     }
     if (stopRequested()) return await (stopRequested() as Promise<number>);
-    say(
-      `deploying "${demoDeployment(fed.run)}" (${DEMO_COMMAND.slice(2).join(' ')}) on every node of ${fed.sites.map((s) => s.domain).join(', ')}`,
-    );
-    deployed = true;
-    // The deployment runs on; its progress is followed through the table below.
-    const deploying = fed
-      .deploy(demoDeployment(fed.run), DEMO_COMMAND, {
-        timeoutMs: timeoutMs,
-        onEvent: (e) => {
-          if (!tty && e.message) say(`  ${e.site ? `${e.site}: ` : ''}${e.message}`);
-        },
-      })
-      .catch((err: unknown) => {
-        say(`deploy: ${(err as Error).message.split('\n')[0]}`);
-        return undefined;
-      });
+    const adopted = await leftoversOnSites(fed, o, f.keep === true, () => stopRequested() !== undefined);
+    if (stopRequested()) return await (stopRequested() as Promise<number>);
+    const name = adopted?.name ?? demoDeployment(fed.run);
+    let deploying: Promise<Deployment | undefined>;
+    if (adopted) {
+      say(`adopting the deployment "${name}" of an earlier run`);
+      deploying = Promise.resolve(adopted);
+    } else {
+      say(`deploying "${name}" (${DEMO_COMMAND.slice(2).join(' ')}) on every node of ${fed.sites.map((s) => s.domain).join(', ')}`);
+      // The deployment runs on; its progress is followed through the view below.
+      deploying = fed
+        .deploy(name, DEMO_COMMAND, {
+          timeoutMs: timeoutMs,
+          onEvent: (e) => {
+            if (!o.tty && e.message) o.log(`  ${e.site ? `${e.site}: ` : ''}${e.message}`);
+          },
+        })
+        .catch((err: unknown) => {
+          say(`deploy: ${(err as Error).message.split('\n')[0]}`);
+          return undefined;
+        });
+    }
     let deployDone = false;
     let announced = false;
-    let usage = '';
     const expected = fed.sites.reduce((n, s) => n + s.nodes.length, 0);
     const deadline = Date.now() + timeoutMs;
-    let lastPlain = '';
-    let lastPlainAt = 0;
-    let drawn = 0;
+    view.start();
     for (;;) {
       if (stopRequested()) return await (stopRequested() as Promise<number>);
-      const status = await collectStatus(fed, demoDeployment(fed.run));
+      const status = await collectStatus(fed, name);
       const r = readiness(status, expected);
-      if (tty) {
-        const lines = [
-          ...renderStatus(status, `fedlab up: ${fed.dir} (${fed.driver.kind} driver)${f.once ? '' : ' — Ctrl-C stops it'}`),
-          ...(usage ? ['', ...usage.split('\n')] : []),
-        ];
-        // Redraw in place: move up over the previous table and clear to the end of the screen
-        // (a table taller than the terminal cannot be reached by moving up: clear the screen then).
-        const tall = lines.length >= (out.rows || 24) - 1;
-        // The escapes are ours alone: whatever the services said is printable.
-        out.write(`${tall ? '\x1b[H\x1b[2J' : drawn ? `\x1b[${drawn}A` : ''}\x1b[0J${printableText(lines.join('\n'))}\n`);
-        drawn = lines.length;
-      } else {
-        // A line when something other than the output sample changed, else one every 10 s.
-        const line = statusLine(status);
-        const key = line.slice(25).replace(/; e\.g\. .*$/, '');
-        if (key !== lastPlain || Date.now() - lastPlainAt >= 10_000) {
-          say(line);
-          lastPlain = key;
-          lastPlainAt = Date.now();
-        }
-      }
+      const line = statusLine(status);
+      view.show(renderStatus(status, title(fed, f.once)), line, line.slice(25).replace(/; e\.g\. .*$/, ''));
       if (r.ready && !announced) {
         announced = true;
         if (status.deployment?.sliceUrn) await fed.prepareMember(status.deployment.sliceUrn).catch(() => undefined);
         const msg = `ready: the service runs in all ${expected} slivers on ${fed.sites.length} sites, ${((Date.now() - started) / 1000).toFixed(1)} s after start`;
-        if (!f.once) {
-          usage = `${msg}\n${usageText(fed, status.deployment)}`;
-          if (!tty) say(usage);
-        }
+        o.log(msg);
+        // Printed once, whole (above the view on a terminal): the commands must stay usable as printed.
+        if (!f.once) say(`${msg}\n${usageText(fed, status.deployment, name)}`);
       }
       if (f.once && r.ready) {
-        if (!tty) say(renderStatus(status, `fedlab up: ${fed.dir}`).join('\n'));
+        view.stop();
+        if (!o.tty) say(renderStatus(status, `fedlab up: ${fed.dir}`).join('\n'));
         say(
           `ready: the service runs in all ${expected} slivers on ${fed.sites.length} sites, ${((Date.now() - started) / 1000).toFixed(1)} s after start`,
         );
-        say(usageText(fed, status.deployment));
-        return await (stopping ?? (stopping = shutdown(0)));
+        say(usageText(fed, status.deployment, name));
+        return await (stopping ??= shutdown(0, '--once'));
       }
       if (f.once && Date.now() > deadline) {
+        view.stop();
         say(`not ready after ${Math.round(timeoutMs / 1000)} s:\n  ${r.problems.join('\n  ')}`);
-        return await (stopping ?? (stopping = shutdown(EXIT_FAILURE)));
+        return await (stopping ??= shutdown(EXIT_FAILURE, 'not ready in time'));
       }
       // Wake up early when the deploy stream ends (its final state), not again after that.
       await Promise.race([sleep(intervalMs), deployDone ? new Promise(() => {}) : deploying.then(() => (deployDone = true))]);
     }
   } catch (err) {
     if (!stopping) {
-      writeErr(`fedlab: ${(err as Error).message}\n`);
-      stopping = shutdown(err instanceof CliExit ? err.exitCode : err instanceof InvalidArgumentError ? 2 : EXIT_FAILURE);
+      view.stop();
+      o.error(`fedlab: ${(err as Error).message}`);
+      stopping = shutdown(err instanceof CliExit ? err.exitCode : err instanceof InvalidArgumentError ? 2 : EXIT_FAILURE, 'it failed');
     }
     return await stopping;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    signals.release();
+    process.off('uncaughtException', onFatal);
+    process.off('unhandledRejection', onFatal);
   }
 }
 
@@ -242,6 +290,10 @@ export function registerUpCommand(program: Command): void {
     .option('--once', 'exit 0 once every sliver runs the service (then stop everything), non-zero if not within --timeout')
     .option('--timeout <duration>', 'how long --once waits, e.g. 120s', '180s')
     .option('--interval <duration>', 'how often the table is refreshed', '1s')
+    .option(
+      '--keep',
+      'adopt the deployments and slices an earlier run that did not stop left (shown, deleted at the stop) instead of deleting them',
+    )
     .addOption(
       new Option('--driver <kind>', 'sliver driver of the node managers').choices(['auto', 'container', 'process']).default('auto'),
     )

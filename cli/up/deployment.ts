@@ -118,15 +118,18 @@ export async function prepareMember(fed: LocalFederation, sliceUrn: string): Pro
   }
 }
 
-/** Deletes a deployment and its slice (so that nothing runs on any node), waiting until it is DELETED or `timeoutMs` passed. */
-export async function deleteDeployment(fed: LocalFederation, name: string, timeoutMs = 30_000): Promise<boolean> {
+/**
+ * Deletes a deployment and its slice (so that nothing runs on any node), waiting until it is DELETED or
+ * `timeoutMs` passed; `abort` (a forced stop) ends the waiting.
+ */
+export async function deleteDeployment(fed: LocalFederation, name: string, timeoutMs = 30_000, abort?: () => boolean): Promise<boolean> {
   const client = fed.spClient(fed.homePaths.operator, timeoutMs);
   const end = Date.now() + timeoutMs;
   try {
     for (;;) {
       const res = await client.deleteDeployment({ name, keepSlice: false });
       if (res.deployment?.state === DeploymentState.DEPLOYMENT_STATE_DELETED) return true;
-      if (Date.now() > end) return false;
+      if (Date.now() > end || abort?.()) return false;
       await sleep(500);
     }
   } catch {

@@ -52,11 +52,17 @@ import { ProcessGroup } from './process-group.js';
 import { defaultFedlabArgs, freePort, portInUse, type ServiceProcess } from './processes.js';
 import { listSiteNodes, startSites, waitNodesUp } from './sites.js';
 import { stopInOrder, sweepLeftovers } from './teardown.js';
+import { processStartTime, stopLeftoverProcesses, upAlive } from './leftovers.js';
 
 /** Options of {@link LocalFederation.open}. */
 export interface FederationOptions {
   /** The federation's directory (created if missing). */
   readonly dir: string;
+  /**
+   * Service processes a run that did not stop left running: refused (the default), or stopped
+   * (`clean` and `keep`: what they held is then deleted or adopted by the caller, see leftovers.ts).
+   */
+  readonly leftovers?: 'refuse' | 'clean' | 'keep';
   /** Site styles, in order; the first site's domain is the home of the SA and SP. */
   readonly sites?: readonly SiteStyleName[];
   /** Node managers per site (3 by default). */
@@ -152,10 +158,23 @@ export class LocalFederation {
         );
       }
       const alive = existing.pids.filter((pid) => isOurProcess(pid, dir));
-      if (alive.length) {
+      const leftovers = options.leftovers ?? 'refuse';
+      if (existing.up && upAlive(existing.up)) {
+        throw new FailedPreconditionError(
+          `a fedlab up of ${dir} still runs (process ${existing.up.pid}); stop it (Ctrl-C there, or kill ${existing.up.pid}) before starting it again`,
+        );
+      }
+      if (alive.length && leftovers === 'refuse') {
         throw new FailedPreconditionError(
           `a fedlab up of ${dir} still runs (processes ${alive.join(', ')}); stop it (Ctrl-C there, or kill ${alive.join(' ')}) before starting it again`,
         );
+      }
+      if (alive.length) {
+        // The run that started them is gone (kill -9, a crash): they cannot be adopted, their output went to it.
+        const say = options.say ?? (() => {});
+        say(`the last run of ${dir} did not stop; stopping what it left running:`);
+        for (const l of await stopLeftoverProcesses(alive)) say(`  ${l}`);
+        writeState(dir, { ...existing, pids: [] });
       }
       if (!existing.complete) {
         throw new FailedPreconditionError(
@@ -234,9 +253,10 @@ export class LocalFederation {
     writeState(this.dir, this.state);
   }
 
-  /** Records the running processes' ids (so a second run refuses while they live). */
+  /** Records the running processes' ids and this run's (so the next run finds them if this one dies). */
   savePids(): void {
-    this.state = { ...this.state, pids: this.group.pids() };
+    const started = processStartTime(process.pid);
+    this.state = { ...this.state, pids: this.group.pids(), ...(started !== undefined ? { up: { pid: process.pid, started } } : {}) };
     this.saveState();
   }
 
@@ -353,9 +373,9 @@ export class LocalFederation {
     return deployment.prepareMember(this, sliceUrn);
   }
 
-  /** Deletes a deployment and its slice, waiting until it is DELETED or `timeoutMs` passed. */
-  deleteDeployment(name: string, timeoutMs = 30_000): Promise<boolean> {
-    return deployment.deleteDeployment(this, name, timeoutMs);
+  /** Deletes a deployment and its slice, waiting until it is DELETED or `timeoutMs` passed (or `abort` says so). */
+  deleteDeployment(name: string, timeoutMs = 30_000, abort?: () => boolean): Promise<boolean> {
+    return deployment.deleteDeployment(this, name, timeoutMs, abort);
   }
 
   /** Removes what a graceful stop may have left on this machine: sliver runtimes of every node, emulab namespaces. Says what it removed. */
@@ -369,7 +389,8 @@ export class LocalFederation {
     this.clients.closeAll();
     const killed = await stopInOrder(this.group.processes, graceMs);
     this.group.release();
-    this.state = { ...this.state, pids: [] };
+    const { up: _up, ...rest } = this.state;
+    this.state = { ...rest, pids: [] };
     this.saveState();
     return killed;
   }

@@ -48,8 +48,10 @@ const stateSchema = z
     sp_port: z.number().int(),
     /** The slice authority's dashboard (HTTPS); absent in directories made before dashboards. */
     sa_dashboard_port: z.number().int().optional(),
-    /** Process ids of the last run (to refuse a second run while one is alive). */
+    /** Process ids of the last run's services (a run that did not stop leaves them running: the next one stops them). */
     pids: z.array(z.number().int()).default([]),
+    /** The `fedlab up` that runs the federation: its process id and start time (to tell it from a reused id). */
+    up: z.object({ pid: z.number().int(), started: z.number() }).strict().optional(),
     /** How many times the federation was started (names each run's deployment). */
     runs: z.number().int().min(0).default(0),
   })

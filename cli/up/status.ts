@@ -13,6 +13,7 @@ import { SliceState, type Slice } from '../../services/generated/fedlab/v1/slice
 import { printable } from '../printable.js';
 import type { LocalFederation } from './federation.js';
 import { tableLines } from '../text-table.js';
+import { listHoldings, type Holdings } from './leftovers.js';
 
 /** One site's line. */
 export interface SiteStatus {
@@ -25,12 +26,27 @@ export interface SiteStatus {
   readonly error?: string;
 }
 
+/** One node as its MA sees it. */
+export interface NodeStatus {
+  readonly site: string;
+  readonly name: string;
+  readonly urn: string;
+  readonly health: string;
+}
+
 /** A snapshot of the federation. */
 export interface FederationStatus {
   readonly at: Date;
   readonly sites: readonly SiteStatus[];
+  /** The deployment `fedlab up` made (or adopted). */
   readonly deployment?: Deployment;
   readonly slice?: Slice;
+  /** Every node of every site (when the MAs answered). */
+  readonly nodes?: readonly NodeStatus[];
+  /** Every live deployment of the provider, `deployment` among them. */
+  readonly deployments?: readonly Deployment[];
+  /** Every live slice of the slice authority. */
+  readonly slices?: readonly Slice[];
   /** Why the provider or the slice authority could not be asked. */
   readonly errors: readonly string[];
 }
@@ -46,18 +62,29 @@ export function opState(s: Sliver | undefined): string {
 /** Gathers a snapshot; a party that does not answer is reported, not thrown. */
 export async function collectStatus(fed: LocalFederation, deployment: string | undefined): Promise<FederationStatus> {
   const errors: string[] = [];
+  const nodes: NodeStatus[] = [];
   const sites = await Promise.all(
     fed.sites.map(async (s): Promise<SiteStatus> => {
       try {
-        const nodes = await fed.listNodes(s);
+        const seen = await fed.listNodes(s);
+        for (const n of s.nodes) {
+          const x = seen.find((m) => m.urn === n.urn);
+          nodes.push({
+            site: s.domain,
+            name: n.name,
+            urn: n.urn,
+            health: x ? enumName(NodeHealth as unknown as Record<string, string | number>, x.health, 'NODE_HEALTH_') : '?',
+          });
+        }
         return {
           domain: s.domain,
           style: s.style,
           address: s.address,
-          up: nodes.filter((n) => n.health === NodeHealth.NODE_HEALTH_UP).length,
+          up: seen.filter((n) => n.health === NodeHealth.NODE_HEALTH_UP).length,
           total: s.nodes.length,
         };
       } catch (err) {
+        for (const n of s.nodes) nodes.push({ site: s.domain, name: n.name, urn: n.urn, health: '?' });
         return {
           domain: s.domain,
           style: s.style,
@@ -69,6 +96,13 @@ export async function collectStatus(fed: LocalFederation, deployment: string | u
       }
     }),
   );
+  nodes.sort((a, b) => fed.sites.findIndex((s) => s.domain === a.site) - fed.sites.findIndex((s) => s.domain === b.site));
+  let holdings: Holdings = { deployments: [], slices: [] };
+  try {
+    holdings = await listHoldings(fed);
+  } catch (err) {
+    errors.push(`listing deployments and slices: ${(err as Error).message.split('\n')[0]}`);
+  }
   let dep: Deployment | undefined;
   let slice: Slice | undefined;
   if (deployment && fed.sp) {
@@ -78,7 +112,8 @@ export async function collectStatus(fed: LocalFederation, deployment: string | u
       // NOT_FOUND: the deployment is not recorded yet; anything else is worth showing.
       if (!isServiceError(err) || err.code !== status.NOT_FOUND) errors.push(`service provider: ${(err as Error).message.split('\n')[0]}`);
     }
-    if (dep?.sliceUrn) {
+    slice = holdings.slices.find((x) => x.urn === dep?.sliceUrn);
+    if (dep?.sliceUrn && !slice) {
       const c = fed.saClient(fed.homePaths.sp, 5000);
       try {
         slice = (await c.getSlice({ sliceUrn: dep.sliceUrn })).slice;
@@ -89,7 +124,16 @@ export async function collectStatus(fed: LocalFederation, deployment: string | u
       }
     }
   }
-  return { at: new Date(), sites, errors, ...(dep ? { deployment: dep } : {}), ...(slice ? { slice } : {}) };
+  return {
+    at: new Date(),
+    sites,
+    nodes,
+    deployments: holdings.deployments,
+    slices: holdings.slices,
+    errors,
+    ...(dep ? { deployment: dep } : {}),
+    ...(slice ? { slice } : {}),
+  };
 }
 
 /** One row per sliver: site, node, sliver, its state, the service's state, restarts, last output. */
@@ -116,7 +160,53 @@ function table(head: readonly string[], raw: readonly (readonly string[])[]): st
   );
 }
 
-/** The whole table, as lines. */
+const depState = (d: Deployment): string =>
+  enumName(DeploymentState as unknown as Record<string, string | number>, d.state, 'DEPLOYMENT_STATE_');
+const sliceStateOf = (s: Slice | undefined): string =>
+  s ? enumName(SliceState as unknown as Record<string, string | number>, s.state, 'SLICE_STATE_') : '?';
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+/** One row per deployment: name, state, slice and its state, slivers ready, services running, an output line. */
+function deploymentRows(s: FederationStatus, deployments: readonly Deployment[]): string[][] {
+  const slices = new Map([...(s.slices ?? []), ...(s.slice ? [s.slice] : [])].map((x) => [x.urn, x]));
+  return deployments.map((d) => {
+    const slice = slices.get(d.sliceUrn);
+    const ready = d.targets.filter(
+      (t) => slice?.slivers.find((x) => x.urn === t.sliverUrn)?.operationalState === OperationalState.OPERATIONAL_STATE_READY,
+    ).length;
+    const running = d.targets.filter((t) => t.serviceState === ServiceState.SERVICE_STATE_RUNNING).length;
+    const last = d.targets.map((t) => t.lastOutput[t.lastOutput.length - 1]).filter(Boolean)[0] ?? '';
+    return [
+      d.name,
+      `${depState(d)}${d.error ? `: ${d.error}` : ''}`.slice(0, 40),
+      d.sliceUrn ? `${short(d.sliceUrn)} ${sliceStateOf(slice)}` : '-',
+      `${ready}/${d.targets.length}`,
+      `${running}/${d.targets.length}`,
+      last.slice(0, 40),
+    ];
+  });
+}
+
+/** One row per node: its site, name and health, and what holds it (each slice's sliver on it, with its state). */
+function nodeRows(s: FederationStatus): string[][] {
+  const slices = [...(s.slices ?? [])];
+  if (s.slice && !slices.some((x) => x.urn === s.slice?.urn)) slices.push(s.slice);
+  const deps = s.deployments?.length ? s.deployments : s.deployment ? [s.deployment] : [];
+  return (s.nodes ?? []).map((n) => {
+    const held = slices.flatMap((sl) => sl.slivers.filter((x) => x.nodeUrn === n.urn).map((x) => `${short(sl.urn)} ${opState(x)}`));
+    const target = deps.flatMap((d) => d.targets).find((t) => t.nodeUrn === n.urn);
+    return [
+      n.site,
+      n.name,
+      n.health,
+      held.join(', ') || 'free',
+      target ? enumName(ServiceState as unknown as Record<string, string | number>, target.serviceState, 'SERVICE_STATE_') : '-',
+      (target?.lastOutput[target.lastOutput.length - 1] ?? '').slice(0, 50),
+    ];
+  });
+}
+
+/** The whole view, as lines: the sites, every deployment, the slices no deployment has, and every node with what holds it. */
 export function renderStatus(s: FederationStatus, title: string): string[] {
   const out = [`${title}   ${s.at.toISOString().slice(11, 19)} UTC`, ''];
   out.push(
@@ -126,17 +216,27 @@ export function renderStatus(s: FederationStatus, title: string): string[] {
     ),
   );
   out.push('');
-  const dep = s.deployment;
-  if (dep) {
-    const sliceState = s.slice ? enumName(SliceState as unknown as Record<string, string | number>, s.slice.state, 'SLICE_STATE_') : '?';
+  const deps = [...(s.deployments ?? [])];
+  if (s.deployment && !deps.some((d) => d.name === s.deployment?.name)) deps.unshift(s.deployment);
+  if (deps.length)
+    out.push(...table(['DEPLOYMENT', 'STATE', 'SLICE', 'SLIVERS READY', 'SERVICE RUNNING', 'LAST OUTPUT'], deploymentRows(s, deps)));
+  else out.push('no deployment yet');
+  const bare = (s.slices ?? []).filter((x) => !deps.some((d) => d.sliceUrn === x.urn));
+  if (bare.length) {
+    out.push('');
     out.push(
-      printable(
-        `slice ${dep.sliceUrn || '(not yet created)'}  ${sliceState}   deployment ${dep.name}  ${enumName(DeploymentState as unknown as Record<string, string | number>, dep.state, 'DEPLOYMENT_STATE_')}${dep.error ? `: ${dep.error}` : ''}`,
+      ...table(
+        ['SLICE (no deployment)', 'STATE', 'SLIVERS'],
+        bare.map((x) => [short(x.urn), sliceStateOf(x), plural(x.slivers.length, 'sliver')]),
       ),
     );
+  }
+  if (s.nodes?.length) {
+    out.push('');
+    out.push(...table(['SITE', 'NODE', 'HEALTH', 'HELD BY', 'SERVICE', 'LAST OUTPUT'], nodeRows(s)));
+  } else if (s.deployment) {
+    out.push('');
     out.push(...table(['SITE', 'NODE', 'SLIVER', 'STATE', 'SERVICE', 'RESTARTS', 'LAST OUTPUT'], sliverRows(s)));
-  } else {
-    out.push('no deployment yet');
   }
   for (const e of s.errors) out.push(`! ${printable(e)}`);
   return out;
@@ -149,8 +249,14 @@ export function statusLine(s: FederationStatus): string {
   if (!dep) return printable(`${s.at.toISOString()} ${sites}; no deployment${s.errors.length ? `; ${s.errors.join('; ')}` : ''}`);
   const running = dep.targets.filter((t) => t.serviceState === ServiceState.SERVICE_STATE_RUNNING).length;
   const last = dep.targets.map((t) => t.lastOutput[t.lastOutput.length - 1]).filter(Boolean)[0] ?? '';
+  const others = (s.deployments ?? [])
+    .filter((d) => d.name !== dep.name)
+    .map(
+      (d) =>
+        `${d.name} ${depState(d)} ${d.targets.filter((t) => t.serviceState === ServiceState.SERVICE_STATE_RUNNING).length}/${d.targets.length}`,
+    );
   return printable(
-    `${s.at.toISOString()} ${sites}; ${dep.name} ${enumName(DeploymentState as unknown as Record<string, string | number>, dep.state, 'DEPLOYMENT_STATE_')}, service running on ${running}/${dep.targets.length} slivers${last ? `; e.g. "${printable(last).slice(0, 60)}"` : ''}`,
+    `${s.at.toISOString()} ${sites}; ${dep.name} ${depState(dep)}, service running on ${running}/${plural(dep.targets.length, 'sliver')}${others.length ? `; also ${others.join(', ')}` : ''}${last ? `; e.g. "${printable(last).slice(0, 60)}"` : ''}`,
   );
 }
 

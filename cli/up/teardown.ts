@@ -1,13 +1,14 @@
 /**
  * Stopping a local federation: every process in an order in which nobody loses the party it calls
- * mid-way, and the sweep of what a graceful stop may have left on the machine (sliver runtimes,
- * emulab network namespaces).
+ * mid-way, and the sweep of what the processes may have left on the machine (sliver runtimes,
+ * cgroups, sliver networks, emulab network namespaces).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { silentLogger } from '../../services/core/log.js';
 import { maInstance } from '../../services/management-authority/index.js';
+import { purgeInstance } from '../../services/node-manager/drivers/instance-purge.js';
 import { createDriver } from '../../services/node-manager/drivers/select.js';
 import { instanceId } from '../../services/node-manager/index.js';
 import type { DriverChoice } from './driver-choice.js';
@@ -31,24 +32,34 @@ export async function stopInOrder(processes: readonly ServiceProcess[], graceMs:
   return killed;
 }
 
-/** Removes what a graceful stop may have left: sliver runtimes of every node, emulab namespaces. Says what it removed. */
+/**
+ * Removes what the node managers may have left, whether they stopped or were killed: every node
+ * instance's sliver runtimes, cgroups (the empty `fedlab/nm-*` directories too, and the shared
+ * `fedlab` parent once the last one goes) and work directories, and its sliver network (namespaces,
+ * veths, nftables tables: {@link purgeInstance}); then the emulab MAs' namespaces. Says what it removed.
+ */
 export async function sweepLeftovers(sites: readonly SiteRuntime[], driver: DriverChoice): Promise<string[]> {
   const removed: string[] = [];
   for (const site of sites) {
     for (const node of site.nodes) {
       const data = node.paths.data;
       if (!existsSync(data)) continue;
-      const runtime = createDriver({
+      const options = {
         kind: driver.kind,
         workRoot: join(data, 'slivers'),
         instance: instanceId(data),
         netNamespace: false,
         log: silentLogger(),
-      });
-      const left = await runtime.listArtifacts().catch(() => [] as string[]);
-      if (left.length) {
-        await runtime.purge();
-        removed.push(`${site.domain}/${node.name}: ${left.length} sliver runtime(s)`);
+      } as const;
+      try {
+        const left = await createDriver(options)
+          .listArtifacts()
+          .catch(() => [] as string[]);
+        const net = await purgeInstance(options);
+        if (left.length) removed.push(`${site.domain}/${node.name}: ${left.length} sliver runtime(s)`);
+        if (net.length) removed.push(`${site.domain}/${node.name}: ${net.join(', ')}`);
+      } catch (err) {
+        removed.push(`${site.domain}/${node.name}: could not purge (${(err as Error).message.split('\n')[0]})`);
       }
     }
     if (site.style === 'emulab' && process.getuid?.() === 0) removed.push(...removeNamespaces(site));
