@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { FedlabError, InvalidArgumentError } from '../services/core/errors.js';
 import { checkEndpoint } from '../services/core/endpoint.js';
 import type { TlsMaterial } from '../services/core/rpc/server.js';
+import { CliExit, errorObject } from './error-report.js';
 import { printableJson, writeErr } from './printable.js';
 
 /** Exit code for bad input or usage. */
@@ -20,15 +21,7 @@ export const EXIT_USAGE = 2;
 /** Exit code for an operation that ran and failed or refused. */
 export const EXIT_FAILURE = 1;
 
-/** An error that carries its own exit code and message (e.g. `cred verify` → 1). */
-export class CliExit extends Error {
-  constructor(
-    readonly exitCode: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+export { CliExit } from './error-report.js';
 
 /** Maps an error to the CLI's exit code. */
 export function exitCodeFor(err: unknown): number {
@@ -51,21 +44,35 @@ export function messageFor(err: unknown): string {
   return String(err);
 }
 
+/** Whether the command commander passes last to an action was given `--json`. */
+function wantsJson(args: readonly unknown[]): boolean {
+  const cmd = args[args.length - 1] as { opts?: () => Record<string, unknown> } | undefined;
+  return typeof cmd?.opts === 'function' && cmd.opts().json === true;
+}
+
 /**
- * Wraps a command action: runs it, and on error prints `fedlab: <message>` and
- * sets the exit code. Unexpected errors also print their stack when FEDLAB_DEBUG is set.
+ * Reports an error on stderr — `fedlab: <message>`, or with `json` the JSON error object of
+ * error-report.ts — and returns its exit code. Unexpected errors also print their stack when
+ * FEDLAB_DEBUG is set.
  */
+export function reportError(err: unknown, json: boolean): number {
+  const code = exitCodeFor(err);
+  // A refusal's message is the server's text: shown printable (escaped in JSON).
+  if (json) process.stderr.write(`${printableJson(errorObject(err, messageFor(err), code))}\n`);
+  else writeErr(`fedlab: ${messageFor(err)}\n`);
+  if (!(err instanceof FedlabError) && !(err instanceof CliExit) && process.env.FEDLAB_DEBUG && err instanceof Error) {
+    writeErr(`${err.stack ?? ''}\n`);
+  }
+  return code;
+}
+
+/** Wraps a command action: runs it, and on error {@link reportError}s (as JSON with `--json`) and sets the exit code. */
 export function action<A extends unknown[]>(fn: (...args: A) => Promise<void> | void): (...args: A) => Promise<void> {
   return async (...args: A) => {
     try {
       await fn(...args);
     } catch (err) {
-      // A refusal's message is the server's text: shown printable.
-      writeErr(`fedlab: ${messageFor(err)}\n`);
-      if (!(err instanceof FedlabError) && !(err instanceof CliExit) && process.env.FEDLAB_DEBUG && err instanceof Error) {
-        writeErr(`${err.stack ?? ''}\n`);
-      }
-      process.exitCode = exitCodeFor(err);
+      process.exitCode = reportError(err, wantsJson(args));
     }
   };
 }

@@ -11,8 +11,15 @@
  */
 import { createRequire } from 'node:module';
 import { Command } from 'commander';
+import { errorObject } from './error-report.js';
+import { printableJson } from './printable.js';
+import { applyProfiles } from './profile-flags.js';
+import type { ProgramContext } from './program-context.js';
 
-type Register = (program: Command) => void;
+export type { ProgramContext };
+
+/** A group's registration; groups that need what the entry read from the environment take the context. */
+type Register = (program: Command, context: ProgramContext) => void;
 
 /** Command group names → the module that registers them (a module may register several groups). */
 const GROUPS: ReadonlyArray<readonly [readonly string[], () => Promise<Register>]> = [
@@ -28,6 +35,10 @@ const GROUPS: ReadonlyArray<readonly [readonly string[], () => Promise<Register>
   [['slice'], async () => (await import('./commands/slice/index.js')).registerSliceCommand],
   [['backup', 'restore'], async () => (await import('./commands/backup/index.js')).registerBackupCommands],
   [['audit'], async () => (await import('./commands/audit/index.js')).registerAuditCommand],
+  [['profile'], async () => (await import('./commands/profile/index.js')).registerProfileCommand],
+  [['am'], async () => (await import('./commands/am/index.js')).registerAmCommand],
+  [['revocations'], async () => (await import('./commands/revocations/index.js')).registerRevocationsCommand],
+  [['completion'], async () => (await import('./commands/completion.js')).registerCompletionCommand],
 ];
 
 function packageVersion(): string {
@@ -44,19 +55,37 @@ function packageVersion(): string {
   return 'unknown';
 }
 
+/** Every group's module, registered on `program` (for `fedlab completion`, which lists every command). */
+export async function registerAllGroups(program: Command, context: ProgramContext = {}): Promise<void> {
+  for (const [, load] of GROUPS) (await load())(program, context);
+}
+
 /**
  * Builds the command tree for `argv` (as `process.argv`: the command group is
  * `argv[2]`); only that group's module is loaded when it is a known one.
  */
-export async function buildProgram(argv: readonly string[] = process.argv): Promise<Command> {
+export async function buildProgram(argv: readonly string[] = process.argv, context: ProgramContext = {}): Promise<Command> {
   const program = new Command('fedlab')
     .description('Fedlab: control framework for federated network testbeds')
     .version(packageVersion(), '-V, --version', 'print the version')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
+  if (context.json) {
+    program.configureOutput({
+      // The hint after an error is prose: dropped; the error itself is the JSON object.
+      writeErr: () => undefined,
+      outputError: (message) => {
+        const text = message.replace(/^error: /, '').trim();
+        process.stderr.write(`${printableJson(errorObject(undefined, text, 2))}\n`);
+      },
+    });
+  }
   const group = argv[2];
-  const known = GROUPS.find(([names]) => group !== undefined && names.includes(group));
+  // `fedlab completion` lists every command: it needs every group.
+  const known = group === 'completion' ? undefined : GROUPS.find(([names]) => group !== undefined && names.includes(group));
   const versionOnly = group === '-V' || group === '--version';
-  for (const [, load] of known ? [known] : versionOnly ? [] : GROUPS) (await load())(program);
+  if (known) (await known[1]())(program, context);
+  else if (!versionOnly) await registerAllGroups(program, context);
+  applyProfiles(program, context.profiles ?? { location: {} });
   return program;
 }

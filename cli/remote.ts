@@ -12,14 +12,23 @@ import { ManagementAuthorityService } from '../services/generated/fedlab/v1/mana
 import { checkAddress, CliExit, EXIT_FAILURE, tlsFrom } from './cli-support.js';
 import { parseDuration } from './flag-values.js';
 
+/** One metadata value of a failed call ('' when absent). */
+function meta(err: { metadata?: { get(key: string): unknown[] } }, key: string): string {
+  const v = err.metadata?.get(`fedlab-${key}`)[0];
+  return v === undefined ? '' : String(v);
+}
+
 /**
- * A failed call as the CLI reports it: the server's refusal is exit 1 with its own message (and the
- * rule it names, if any); our own errors pass through; anything else (no connection) is UNAVAILABLE.
+ * A failed call as the CLI reports it — the one place that reads a refusal's metadata: the server's
+ * refusal is exit 1 with its own message (and the rule it names, if any) and, for `--json`, its status
+ * name and the rule, link, site and node its metadata names; our own errors pass through; anything
+ * else (no connection) is UNAVAILABLE.
  */
 export function refused(err: unknown, what: string): never {
   if (isServiceError(err)) {
-    const rule = err.metadata?.get('fedlab-rule')[0];
-    throw new CliExit(EXIT_FAILURE, `${what}: ${err.details || err.message}${rule ? ` (rule ${String(rule)})` : ''}`);
+    const rule = meta(err, 'rule');
+    const fields = { code: codeName(err.code), rule, link: meta(err, 'link'), site: meta(err, 'site'), node: meta(err, 'node') };
+    throw new CliExit(EXIT_FAILURE, `${what}: ${err.details || err.message}${rule ? ` (rule ${rule})` : ''}`, fields);
   }
   if (err instanceof CliExit || err instanceof FedlabError) throw err;
   throw new UnavailableError(`${what}: ${(err as Error).message}`);
