@@ -10,14 +10,17 @@
  * and whatever {@link TerminalOptions.killAll} reaches too.
  *
  * The terminal comes from `@lydell/node-pty` (node-pty's code, prebuilt per
- * platform in npm packages), loaded only when a terminal is asked for.
+ * platform in npm packages), loaded only when a terminal is asked for. What
+ * is typed goes through terminal-writer.ts, never node-pty's `write`, which
+ * blocks the whole process while the program does not read.
  */
 import { constants } from 'node:os';
 import { ResourceExhaustedError } from '../../core/errors.js';
 import type { ExecChunk } from './driver.js';
 import { MAX_CHUNK_BYTES } from './exec-stream.js';
 import { signalQuietly } from './procfs.js';
-import { checkTerminalSize, type TerminalControl, type TerminalInput } from './terminal-control.js';
+import { checkTerminalSize, TERMINAL_INPUT_HIGH_WATER, type TerminalControl, type TerminalInput } from './terminal-control.js';
+import { ptyMaster, TerminalWriter } from './terminal-writer.js';
 
 /** Buffered bytes above which the terminal is paused. */
 const HIGH_WATER = 256 * 1024;
@@ -64,6 +67,15 @@ export async function* streamTerminal(command: string, args: readonly string[], 
     // Raw bytes: a multi-byte character split across reads must not be mangled.
     encoding: null,
   });
+  let writer: TerminalWriter;
+  try {
+    const master = ptyMaster(term);
+    writer = new TerminalWriter(master.fd, { isOpen: master.isOpen, onDrain: () => options.control?.drained() });
+  } catch (err) {
+    signalQuietly(-term.pid, 'SIGKILL');
+    signalQuietly(term.pid, 'SIGKILL');
+    throw err;
+  }
   const queue: Buffer[] = [];
   let buffered = 0;
   let total = 0;
@@ -115,14 +127,16 @@ export async function* streamTerminal(command: string, args: readonly string[], 
   const exited = term.onExit(({ exitCode, signal }) => {
     const name = signalName(signal);
     exit = { code: exitCode, ...(name ? { signal: name } : {}) };
+    writer.close();
     notify();
   });
 
-  const onInput = (input: TerminalInput): void => {
-    if (exit) return;
+  /** Returns false while more than the bound waits for the program (the control channel tells its caller to wait). */
+  const onInput = (input: TerminalInput): boolean => {
+    if (exit) return true;
     try {
-      if (input.kind === 'data') term.write(input.data as unknown as string);
-      else if (input.kind === 'resize') term.resize(input.cols, input.rows);
+      if (input.kind === 'data') return writer.write(input.data) <= TERMINAL_INPUT_HIGH_WATER;
+      if (input.kind === 'resize') term.resize(input.cols, input.rows);
       else if (options.sendSignal) {
         Promise.resolve(options.sendSignal(input.signal, term.pid)).catch((err: unknown) => {
           controlError = err as Error;
@@ -134,8 +148,9 @@ export async function* streamTerminal(command: string, args: readonly string[], 
       if (!exit) controlError = err as Error;
       notify();
     }
+    return true;
   };
-  if (options.stdin?.length) term.write(options.stdin as unknown as string);
+  if (options.stdin?.length) writer.write(options.stdin);
   const detach = options.control?.attach(onInput);
 
   const timer = setTimeout(() => {
@@ -179,6 +194,7 @@ export async function* streamTerminal(command: string, args: readonly string[], 
     clearTimeout(timer);
     options.signal.removeEventListener('abort', onAbort);
     detach?.();
+    writer.close();
     if (!exit) killEverything();
     if (paused) term.resume();
     data.dispose();

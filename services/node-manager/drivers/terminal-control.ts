@@ -5,6 +5,12 @@
  * before the driver attaches is kept and delivered then; what arrives after
  * the command ended is dropped. Sizes and signal names are checked here, so
  * a bad one fails the caller's own call and never reaches the host.
+ *
+ * Typing has backpressure, as a stream's `write` does: `write` returns false
+ * while more than {@link TERMINAL_INPUT_HIGH_WATER} bytes wait (before the
+ * command starts, or because it does not read), and the caller waits for
+ * {@link TerminalControl.onceDrained}. A caller that goes on writing
+ * regardless is refused past a bound, so what waits stays bounded.
  */
 import { InvalidArgumentError, ResourceExhaustedError } from '../../core/errors.js';
 
@@ -12,6 +18,10 @@ import { InvalidArgumentError, ResourceExhaustedError } from '../../core/errors.
 export const MAX_TERMINAL_SIZE = 4096;
 /** Bytes typed before the command runs that are kept for it. */
 const MAX_PENDING_BYTES = 1024 * 1024;
+/** Bytes waiting for a terminal above which `write` asks its caller to wait. */
+export const TERMINAL_INPUT_HIGH_WATER = 64 * 1024;
+/** Bytes a caller may go on writing after `write` asked it to wait, before it is refused. */
+const MAX_WRITTEN_WHILE_FULL = 1024 * 1024;
 
 /** Signals a caller may send to a terminal's command (what SSH's "signal" request names, and the job-control ones). */
 export const TERMINAL_SIGNALS: readonly NodeJS.Signals[] = [
@@ -69,12 +79,35 @@ export function checkTerminalSignal(signal: string): NodeJS.Signals {
 export class TerminalControl {
   private pending: TerminalInput[] = [];
   private pendingBytes = 0;
-  private sink: ((input: TerminalInput) => void) | undefined;
+  private sink: ((input: TerminalInput) => unknown) | undefined;
   private ended = false;
+  /** `write` told the caller to wait; cleared on drain. */
+  private full = false;
+  /** Bytes written since `write` told the caller to wait. */
+  private writtenWhileFull = 0;
+  private drainListeners: (() => void)[] = [];
 
-  /** Types into the terminal (keystrokes: Ctrl-C is "\x03", Ctrl-D "\x04"). */
-  write(data: Buffer | string): void {
-    this.push({ kind: 'data', data: Buffer.isBuffer(data) ? data : Buffer.from(data) });
+  /**
+   * Types into the terminal (keystrokes: Ctrl-C is "\x03", Ctrl-D "\x04"). Returns false when the
+   * caller should wait for {@link onceDrained} before writing more; throws RESOURCE_EXHAUSTED when
+   * it wrote a megabyte more regardless.
+   */
+  write(data: Buffer | string): boolean {
+    const buf = Buffer.isBuffer(data) ? data : Buffer.from(data);
+    if (this.full && this.sink) {
+      this.writtenWhileFull += buf.length;
+      if (this.writtenWhileFull > MAX_WRITTEN_WHILE_FULL) {
+        throw new ResourceExhaustedError(`more than ${MAX_WRITTEN_WHILE_FULL} bytes typed while the terminal's command was not reading`);
+      }
+    }
+    this.push({ kind: 'data', data: buf });
+    return !this.full;
+  }
+
+  /** Calls `listener` once the caller may write again: now if it may, else on drain or when the command ended. */
+  onceDrained(listener: () => void): void {
+    if (this.full) this.drainListeners.push(listener);
+    else listener();
   }
 
   /** Changes the window size; the command gets SIGWINCH. */
@@ -93,27 +126,61 @@ export class TerminalControl {
     return this.ended;
   }
 
-  /** Driver side: receives what was sent so far, then each new input as it comes, until the returned function is called. */
-  attach(sink: (input: TerminalInput) => void): () => void {
+  /**
+   * Driver side: receives what was sent so far, then each new input as it comes, until the returned
+   * function is called. The sink returns false when the terminal's input is over its bound; the driver
+   * then calls {@link drained} once it took it.
+   */
+  attach(sink: (input: TerminalInput) => unknown): () => void {
     if (this.sink || this.ended) throw new Error('a terminal control channel serves one command');
     this.sink = sink;
     const early = this.pending;
     this.pending = [];
-    for (const input of early) sink(input);
+    this.pendingBytes = 0;
+    let full = false;
+    for (const input of early) {
+      const taken = sink(input);
+      if (input.kind === 'data') full = taken === false;
+    }
+    this.setFull(full);
     return () => {
       this.sink = undefined;
       this.ended = true;
+      this.setFull(false);
     };
+  }
+
+  /** Driver side: what was waiting was taken; a caller waiting in {@link onceDrained} goes on. */
+  drained(): void {
+    this.setFull(false);
+  }
+
+  private setFull(full: boolean): void {
+    if (full) {
+      this.full = true;
+      return;
+    }
+    if (!this.full) return;
+    this.full = false;
+    this.writtenWhileFull = 0;
+    const listeners = this.drainListeners;
+    this.drainListeners = [];
+    for (const l of listeners) l();
   }
 
   private push(input: TerminalInput): void {
     if (this.ended) return;
-    if (this.sink) return this.sink(input);
+    if (this.sink) {
+      const taken = this.sink(input);
+      if (input.kind === 'data') this.setFull(taken === false);
+      return;
+    }
     if (input.kind === 'data') {
       this.pendingBytes += input.data.length;
       if (this.pendingBytes > MAX_PENDING_BYTES) {
         throw new ResourceExhaustedError(`more than ${MAX_PENDING_BYTES} bytes typed before the terminal's command started`);
       }
+      if (this.pendingBytes > TERMINAL_INPUT_HIGH_WATER) this.setFull(true);
     }
     this.pending.push(input);
   }
