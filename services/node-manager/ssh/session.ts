@@ -179,7 +179,17 @@ async function runTerminal(
   channel.on('data', (d: Buffer) => {
     c.traffic.bytesIn += d.length;
     c.traffic.lastActivity = c.now();
-    control.write(d);
+    try {
+      // The command is not reading (yet): the channel stops taking input, so the client's window closes.
+      if (!control.write(d)) {
+        channel.pause();
+        control.onceDrained(() => channel.resume());
+      }
+    } catch (err) {
+      // Only a caller that wrote on regardless gets here; thrown in ssh2's parser it would end the process.
+      c.log.info({ sliver: c.sliverUrn, err: (err as Error).message }, 'ssh terminal input refused');
+      channel.close();
+    }
   });
   const chunks = await c.slivers.exec(
     c.sliverUrn,
