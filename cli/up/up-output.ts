@@ -25,11 +25,20 @@ export class UpOutput {
   /** Called for what is said while the live view is on screen (it prints it above itself). */
   private divert: ((line: string) => void) | undefined;
 
+  /** The streams' own error listeners (the entry's: a closed output ends the process), set aside while up runs. */
+  private readonly setAside = new Map<OutStream, ((err: Error) => void)[]>();
+
   constructor(
     readonly out: OutStream,
     readonly err: OutStream,
   ) {
     for (const s of [out, err]) {
+      // Ending the process on EPIPE, as other commands do, would skip the stop: up handles it here alone.
+      if ('listeners' in s && typeof s.listeners === 'function') {
+        const own = (s.listeners as (e: string) => ((err: Error) => void)[])('error');
+        this.setAside.set(s, own);
+        for (const l of own) s.off('error', l);
+      }
       // A stream that errs asynchronously (EPIPE on a pipe) must not throw an uncaught 'error'.
       const h = (e: Error): void => this.lost(s, e);
       this.onError.set(s, h);
@@ -108,6 +117,8 @@ export class UpOutput {
   close(): void {
     for (const [s, h] of this.onError) s.off('error', h);
     this.onError.clear();
+    for (const [s, own] of this.setAside) for (const l of own) s.on('error', l);
+    this.setAside.clear();
   }
 
   private write(s: OutStream, text: string): void {
