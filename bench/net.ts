@@ -73,6 +73,8 @@ async function sliversOf(bed: EmulabBed, slice: string) {
 
 async function deleteSlice(bed: EmulabBed, slice: string): Promise<void> {
   await bed.site.aggClient().delete({ urns: [slice], bestEffort: false }, { chain: bed.chain, deadlineMs: 120_000 });
+  // A node that was slow to answer is retried by the site's intents: wait until the slice is gone everywhere.
+  await until(async () => (bed.site.ma?.aggregate.stats().slivers ?? 0) === 0, 120_000, `${slice} deleted`);
 }
 
 /** A throughput run, tried once more (on another port) when one stalls on this shared machine. */
