@@ -87,4 +87,11 @@ describe.skipIf(skip)('ssh into a container sliver with OpenSSH', () => {
       t.kill();
     }
   });
+
+  it('gives `ssh -tt` from a pipe a 24x80 terminal (OpenSSH asks with 0x0 sizes, which RFC 4254 says to ignore)', async () => {
+    const r = await runTool('ssh', ['-tt', '-F', cfg, `${login}@node`, 'stty size; tty'], { input: '' });
+    expect(r.stderr).not.toMatch(/PTY allocation request failed/);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/24 80\r\n\/dev\/pts\/\d+\r\n/);
+  });
 });

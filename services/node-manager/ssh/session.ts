@@ -79,16 +79,19 @@ export function serveSession(session: Session, c: SessionContext): void {
     } else reject?.();
   });
   session.on('pty', (accept, reject, info) => {
-    if (started || info.rows < 1 || info.cols < 1) return reject?.();
-    pty = { ...info, rows: Math.min(info.rows, 4096), cols: Math.min(info.cols, 4096) };
+    if (started) return reject?.();
+    // RFC 4254 6.2: zero dimensions are to be ignored (OpenSSH sends them with -tt when its input is
+    // not a terminal), so they take the usual 24x80; larger ones are capped.
+    pty = { ...info, rows: terminalSide(info.rows, 24), cols: terminalSide(info.cols, 80) };
     accept?.();
   });
   session.on('window-change', (accept, reject, info) => {
     // Without a pty-req there is no terminal to resize (nor one to make).
     if (!pty) return reject?.();
-    pty = { ...pty, rows: info.rows, cols: info.cols };
+    if (info.rows < 1 || info.cols < 1) return accept?.();
+    pty = { ...pty, rows: terminalSide(info.rows, 24), cols: terminalSide(info.cols, 80) };
     try {
-      if (info.rows >= 1 && info.cols >= 1) control?.resize(Math.min(info.rows, 4096), Math.min(info.cols, 4096));
+      control?.resize(pty.rows, pty.cols);
       accept?.();
     } catch {
       reject?.();
@@ -213,4 +216,9 @@ async function runTerminal(
     if (!channel.write(chunk.data)) await drained(channel);
     await wireClear(c.wire);
   }
+}
+
+/** A terminal dimension a client asked for: 0 (unknown) takes `fallback`; at most 4096. */
+function terminalSide(asked: number, fallback: number): number {
+  return asked < 1 ? fallback : Math.min(asked, 4096);
 }
