@@ -27,6 +27,8 @@ import { deleteHoldings, holdingLines, listHoldings, type Holdings } from '../up
 import { LiveView } from '../up/live-view.js';
 import { StopSignals, stopFederation } from '../up/stop-sequence.js';
 import { UpOutput, type OutStream } from '../up/up-output.js';
+import { writeUpProfiles, type UpProfiles } from '../up/up-profiles.js';
+import type { ProgramContext } from '../program-context.js';
 
 /** The demo service: a shell loop that prints a line every second. */
 export const DEMO_COMMAND = ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo "hello from $(hostname) #$i"; sleep 1; done'];
@@ -51,18 +53,28 @@ function serves(line: Record<string, unknown> | undefined, service: string): boo
   return Array.isArray(line?.services) && (line.services as unknown[]).includes(service);
 }
 
-/** How to use the CLI against the running federation: exact commands with the right paths. */
-export function usageText(fed: LocalFederation, dep?: Deployment, name = demoDeployment(fed.run)): string {
+/** How to use the CLI against the running federation: exact commands, short with the federation's profiles when they could be written. */
+export function usageText(fed: LocalFederation, dep?: Deployment, name = demoDeployment(fed.run), profiles?: UpProfiles): string {
   const cli = defaultFedlabArgs().join(' ');
   const h = fed.homePaths;
-  const sa = `--sa ${fed.saAddress} --tls-dir ${h.sp}`;
-  const sp = `--sp ${fed.spAddress} --tls-dir ${h.operator}`;
+  const saLong = `--sa ${fed.saAddress} --tls-dir ${h.sp}`;
+  const sa = profiles ? `--profile ${profiles.provider}` : saLong;
+  const sp = profiles ? `--profile ${profiles.operator}` : `--sp ${fed.spAddress} --tls-dir ${h.operator}`;
   const lines = [
     'How to use it (from any directory, while it runs):',
     `  alias fedlab="node ${cli}"`,
+    ...(profiles
+      ? [
+          `  # with the profiles this run wrote in ${profiles.file} (fedlab profile show NAME); without them:`,
+          `  #   fedlab slice ls ${saLong}`,
+        ]
+      : []),
     '  # each site, as its administrator',
   ];
-  for (const s of fed.sites) lines.push(`  fedlab node ls --ma ${s.address} --tls-dir ${s.paths.admin}`);
+  for (const s of fed.sites) {
+    const site = profiles?.sites.get(s.domain);
+    lines.push(`  fedlab node ls ${site ? `--profile ${site}` : `--ma ${s.address} --tls-dir ${s.paths.admin}`}`);
+  }
   lines.push(
     `  # the slice authority, as the provider ${homeUrns(fed.home).sp}`,
     `  fedlab slice ls ${sa}`,
@@ -116,16 +128,21 @@ async function leftoversOnSites(
 }
 
 /** Runs `fedlab up`. Exported for tests that run it in-process. */
-export async function runUp(f: UpFlags, out: OutStream = process.stdout, errOut: OutStream = process.stderr): Promise<number> {
+export async function runUp(
+  f: UpFlags,
+  out: OutStream = process.stdout,
+  errOut: OutStream = process.stderr,
+  context: ProgramContext = {},
+): Promise<number> {
   const o = new UpOutput(out, errOut);
   try {
-    return await runWith(f, o);
+    return await runWith(f, o, context);
   } finally {
     o.close();
   }
 }
 
-async function runWith(f: UpFlags, o: UpOutput): Promise<number> {
+async function runWith(f: UpFlags, o: UpOutput, context: ProgramContext): Promise<number> {
   const styles = parseSites(f.sites);
   const nodes = parsePositiveInt(f.nodes, '--nodes');
   const timeoutMs = parseDuration(f.timeout, '--timeout') * 1000;
@@ -150,6 +167,15 @@ async function runWith(f: UpFlags, o: UpOutput): Promise<number> {
     );
   }
   const view = new LiveView(o);
+  // The federation's profiles, written once its services run (their ports are then known).
+  const profilesOf = (f2: LocalFederation): UpProfiles | undefined => {
+    try {
+      return writeUpProfiles(f2, context.profiles?.location);
+    } catch (err) {
+      o.log(`the profiles could not be written (${(err as Error).message.split('\n')[0]}); the commands are printed in full`);
+      return undefined;
+    }
+  };
   let stopping: Promise<number> | undefined;
   const signals = new StopSignals(
     (sig) => {
@@ -242,7 +268,7 @@ async function runWith(f: UpFlags, o: UpOutput): Promise<number> {
         const msg = `ready: the service runs in all ${expected} slivers on ${fed.sites.length} sites, ${((Date.now() - started) / 1000).toFixed(1)} s after start`;
         o.log(msg);
         // Printed once, whole (above the view on a terminal): the commands must stay usable as printed.
-        if (!f.once) say(`${msg}\n${usageText(fed, status.deployment, name)}`);
+        if (!f.once) say(`${msg}\n${usageText(fed, status.deployment, name, profilesOf(fed))}`);
       }
       if (f.once && r.ready) {
         view.stop();
@@ -250,7 +276,7 @@ async function runWith(f: UpFlags, o: UpOutput): Promise<number> {
         say(
           `ready: the service runs in all ${expected} slivers on ${fed.sites.length} sites, ${((Date.now() - started) / 1000).toFixed(1)} s after start`,
         );
-        say(usageText(fed, status.deployment, name));
+        say(usageText(fed, status.deployment, name, profilesOf(fed)));
         return await (stopping ??= shutdown(0, '--once'));
       }
       if (f.once && Date.now() > deadline) {
@@ -276,7 +302,7 @@ async function runWith(f: UpFlags, o: UpOutput): Promise<number> {
 }
 
 /** Registers `fedlab up`. */
-export function registerUpCommand(program: Command): void {
+export function registerUpCommand(program: Command, context: ProgramContext = {}): void {
   program
     .command('up')
     .description('run a whole federation on this machine (three sites, a slice authority, a provider) and deploy a service across it')
@@ -299,7 +325,7 @@ export function registerUpCommand(program: Command): void {
     )
     .action(
       action(async (f: UpFlags) => {
-        const code = await runUp(f);
+        const code = await runUp(f, process.stdout, process.stderr, context);
         if (code !== 0) process.exitCode = code;
       }),
     );

@@ -20,6 +20,8 @@ const haveTmux = spawnSync('tmux', ['-V'], { encoding: 'utf8' }).status === 0;
 const root = mkdtempSync(join(tmpdir(), 'fedlab-uptmux-'));
 // Container slivers' root users traverse it to their bundles.
 chmodSync(root, 0o711);
+// The profiles fedlab up writes go here, not to the user's (the tmux server and the CLI runs inherit it).
+process.env.XDG_CONFIG_HOME = join(root, 'config');
 const socket = join(root, 'tmux.sock');
 const SITES = ['--sites', 'planetlab,emulab', '--nodes', '1'];
 const repo = join(import.meta.dirname, '../..');
