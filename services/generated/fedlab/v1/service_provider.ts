@@ -292,6 +292,19 @@ export interface Deployment {
   error: string;
   /** request_id of the Deploy call that made it. */
   requestId: string;
+  /**
+   * When the deployment's slice expires now (the provider renews it before then while the deployment
+   * is live); unset before the slice exists.
+   */
+  sliceExpiresAt?:
+    | Date
+    | undefined;
+  /** When the provider last renewed the slice; unset if it never did. */
+  sliceRenewedAt?:
+    | Date
+    | undefined;
+  /** Why the last renewal fell short (a site capped the expiry, or it failed), or empty. */
+  renewalNote?: string | undefined;
 }
 
 /** A member of the provider: a user who may be given slice credentials. */
@@ -1202,6 +1215,9 @@ function createBaseDeployment(): Deployment {
     updatedAt: undefined,
     error: "",
     requestId: "",
+    sliceExpiresAt: undefined,
+    sliceRenewedAt: undefined,
+    renewalNote: undefined,
   };
 }
 
@@ -1233,6 +1249,15 @@ export const Deployment: MessageFns<Deployment> = {
     }
     if (message.requestId !== "") {
       writer.uint32(74).string(message.requestId);
+    }
+    if (message.sliceExpiresAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.sliceExpiresAt), writer.uint32(82).fork()).join();
+    }
+    if (message.sliceRenewedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.sliceRenewedAt), writer.uint32(90).fork()).join();
+    }
+    if (message.renewalNote !== undefined) {
+      writer.uint32(98).string(message.renewalNote);
     }
     return writer;
   },
@@ -1322,6 +1347,30 @@ export const Deployment: MessageFns<Deployment> = {
             message.requestId = reader.string();
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.sliceExpiresAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.sliceRenewedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.renewalNote = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1363,6 +1412,21 @@ export const Deployment: MessageFns<Deployment> = {
         : isSet(object.request_id)
         ? globalThis.String(object.request_id)
         : "",
+      sliceExpiresAt: isSet(object.sliceExpiresAt)
+        ? fromJsonTimestamp(object.sliceExpiresAt)
+        : isSet(object.slice_expires_at)
+        ? fromJsonTimestamp(object.slice_expires_at)
+        : undefined,
+      sliceRenewedAt: isSet(object.sliceRenewedAt)
+        ? fromJsonTimestamp(object.sliceRenewedAt)
+        : isSet(object.slice_renewed_at)
+        ? fromJsonTimestamp(object.slice_renewed_at)
+        : undefined,
+      renewalNote: isSet(object.renewalNote)
+        ? globalThis.String(object.renewalNote)
+        : isSet(object.renewal_note)
+        ? globalThis.String(object.renewal_note)
+        : undefined,
     };
   },
 
@@ -1395,6 +1459,15 @@ export const Deployment: MessageFns<Deployment> = {
     if (message.requestId !== "") {
       obj.requestId = message.requestId;
     }
+    if (message.sliceExpiresAt !== undefined) {
+      obj.sliceExpiresAt = message.sliceExpiresAt.toISOString();
+    }
+    if (message.sliceRenewedAt !== undefined) {
+      obj.sliceRenewedAt = message.sliceRenewedAt.toISOString();
+    }
+    if (message.renewalNote !== undefined) {
+      obj.renewalNote = message.renewalNote;
+    }
     return obj;
   },
 
@@ -1414,6 +1487,9 @@ export const Deployment: MessageFns<Deployment> = {
     message.updatedAt = object.updatedAt ?? undefined;
     message.error = object.error ?? "";
     message.requestId = object.requestId ?? "";
+    message.sliceExpiresAt = object.sliceExpiresAt ?? undefined;
+    message.sliceRenewedAt = object.sliceRenewedAt ?? undefined;
+    message.renewalNote = object.renewalNote ?? undefined;
     return message;
   },
 };
