@@ -57,3 +57,17 @@ export function writeOut(text: string): void {
 export function writeErr(text: string): void {
   process.stderr.write(printableText(text));
 }
+
+/** A count and its noun, singular or plural as the count needs: `1 sliver`, `2 slivers`, `0 entries` (give `plural` when it is not `${one}s`). */
+export function counted(n: number, one: string, plural = `${one}s`): string {
+  return `${n} ${n === 1 ? one : plural}`;
+}
+
+/**
+ * An enum value's name as people read it: without the enum's prefix (`SLICE_STATE_READY` → `READY`);
+ * `?` for a value the enum does not name. `values` is the generated enum object (number → name).
+ */
+export function enumName(values: object, value: number | undefined, prefix: string): string {
+  const name = (values as Record<number, string | undefined>)[value ?? 0];
+  return typeof name === 'string' ? name.replace(prefix, '') : '?';
+}

@@ -11,12 +11,16 @@ import { checkAddress, readFlagFile, tlsFrom } from '../../cli-support.js';
 import { parseDuration } from '../../flag-values.js';
 import { withTlsFlags, type TlsFlags } from '../../remote.js';
 
-/** The flags every `fedlab sliver` command takes. */
-export interface SliverFlags extends TlsFlags {
+/** The flags of a `fedlab sliver` command that calls a node manager. */
+export interface NodeFlags extends TlsFlags {
   node: string;
   nodeUrn?: string;
-  sliver: string;
   chain: string;
+}
+
+/** The flags of a `fedlab sliver` command on one sliver. */
+export interface SliverFlags extends NodeFlags {
+  sliver: string;
 }
 
 /** Reads the `--chain` file: one compact JWS per line, root first. */
@@ -33,10 +37,10 @@ export function readChainFlag(file: string): string[] {
 
 /**
  * The node URN the node manager at `address` presents, read in a TLS handshake
- * that verifies its certificate against our CAs; it must be a node of the
- * sliver's site. The gRPC client is then pinned to that URN.
+ * that verifies its certificate against our CAs; it must be a node URN, of the
+ * sliver's site when `siteDomain` is given. The gRPC client is then pinned to that URN.
  */
-export function nodeUrnAt(address: string, tls: TlsMaterial, siteDomain: string, timeoutMs = 10_000): Promise<string> {
+export function nodeUrnAt(address: string, tls: TlsMaterial, siteDomain: string | undefined, timeoutMs = 10_000): Promise<string> {
   const i = address.lastIndexOf(':');
   const host = address.slice(0, i).replace(/^\[|\]$/g, '');
   const port = Number(address.slice(i + 1));
@@ -66,10 +70,10 @@ export function nodeUrnAt(address: string, tls: TlsMaterial, siteDomain: string,
         .filter((s) => s.startsWith('URI:urn:fedlab:'))
         .map((s) => s.slice(4));
       const urn = urns.length === 1 ? (urns[0] as string) : '';
-      if (!urn || !isUrn(urn) || parseUrn(urn).kind !== 'node' || parseUrn(urn).domain !== siteDomain) {
+      if (!urn || !isUrn(urn) || parseUrn(urn).kind !== 'node' || (siteDomain !== undefined && parseUrn(urn).domain !== siteDomain)) {
         reject(
           new UnavailableError(
-            `the server at ${address} is not a node manager of ${siteDomain} (its certificate names ${urns.join(', ') || 'no URN'}); check --node, or pin it with --node-urn`,
+            `the server at ${address} is not a node manager${siteDomain === undefined ? '' : ` of ${siteDomain}`} (its certificate names ${urns.join(', ') || 'no URN'}); check --node, or pin it with --node-urn`,
           ),
         );
         return;
@@ -83,27 +87,51 @@ export function nodeUrnAt(address: string, tls: TlsMaterial, siteDomain: string,
   });
 }
 
-/** A NodeManager client pinned to the node the sliver is on, the caller's chain, and the call's timeout (s). */
-export async function nodeClient(flags: SliverFlags, defaultTimeoutS: number) {
-  if (!isUrn(flags.sliver) || parseUrn(flags.sliver).kind !== 'sliver')
-    throw new InvalidArgumentError(`--sliver must be a sliver URN urn:fedlab:<site>:sliver:<name>, got ${JSON.stringify(flags.sliver)}`);
+/** A NodeManager client pinned to a node (of `siteDomain` when given), the caller's chain, and the call's timeout (s). */
+export async function nodeConnection(flags: NodeFlags, siteDomain: string | undefined, defaultTimeoutS: number) {
   if (flags.nodeUrn !== undefined && (!isUrn(flags.nodeUrn) || parseUrn(flags.nodeUrn).kind !== 'node'))
     throw new InvalidArgumentError(`--node-urn must be a node URN, got ${JSON.stringify(flags.nodeUrn)}`);
   const address = checkAddress(flags.node, '--node');
   const chain = readChainFlag(flags.chain);
   const tls = tlsFrom(flags);
   const timeoutS = flags.timeout ? parseDuration(flags.timeout, '--timeout') : defaultTimeoutS;
-  const serverUrn = flags.nodeUrn ?? (await nodeUrnAt(address, tls, parseUrn(flags.sliver).domain));
+  const serverUrn = flags.nodeUrn ?? (await nodeUrnAt(address, tls, siteDomain));
   return { client: createClient(NodeManagerService, { address, tls, serverUrn, deadlineMs: timeoutS * 1000 }), chain, timeoutS };
 }
+
+/** Checks `--sliver`: a sliver URN (bad input otherwise). */
+export function checkSliverUrn(urn: string): string {
+  if (!isUrn(urn) || parseUrn(urn).kind !== 'sliver')
+    throw new InvalidArgumentError(`--sliver must be a sliver URN urn:fedlab:<site>:sliver:<name>, got ${JSON.stringify(urn)}`);
+  return urn;
+}
+
+/** A NodeManager client pinned to the node the sliver is on, the caller's chain, and the call's timeout (s). */
+export async function nodeClient(flags: SliverFlags, defaultTimeoutS: number) {
+  return nodeConnection(flags, parseUrn(checkSliverUrn(flags.sliver)).domain, defaultTimeoutS);
+}
+
+const NODE_HELP = "the node manager's address (fedlab deployment show lists each sliver's)";
+const NODE_URN_HELP = "pin the node manager's certificate to this URN (default: any node of the sliver's site)";
+const CHAIN_HELP = "your chain: a slice credential (fedlab member delegate --out), or one rooted at the node's owner (its operator's)";
 
 /** Adds {@link SliverFlags} to a command. */
 export function withSliver(cmd: Command): Command {
   return withTlsFlags(
     cmd
-      .requiredOption('--node <host:port>', "the node manager's address (fedlab deployment show lists each sliver's)")
-      .option('--node-urn <urn>', "pin the node manager's certificate to this URN (default: any node of the sliver's site)")
+      .requiredOption('--node <host:port>', NODE_HELP)
+      .option('--node-urn <urn>', NODE_URN_HELP)
       .requiredOption('--sliver <urn>', 'the sliver')
-      .requiredOption('--chain <file>', 'your slice credential chain (fedlab member delegate --out)'),
+      .requiredOption('--chain <file>', CHAIN_HELP),
+  );
+}
+
+/** Adds {@link NodeFlags} to a command that names no sliver. */
+export function withNode(cmd: Command): Command {
+  return withTlsFlags(
+    cmd
+      .requiredOption('--node <host:port>', NODE_HELP)
+      .option('--node-urn <urn>', "pin the node manager's certificate to this URN (default: any node our CAs vouch for)")
+      .requiredOption('--chain <file>', CHAIN_HELP),
   );
 }
