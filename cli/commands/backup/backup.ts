@@ -15,6 +15,7 @@ import { BackupWriter } from '../../../services/core/admin/backup-file.js';
 import { adminClient, receiveSnapshot } from '../../../services/core/admin/snapshot-client.js';
 import { action, checkAddress, printJson, tlsFrom } from '../../cli-support.js';
 import { parseDuration } from '../../flag-values.js';
+import { counted } from '../../printable.js';
 import { refused } from '../../remote.js';
 import { dialAddress, ownTls, readServiceConfig } from './service-config.js';
 
@@ -76,7 +77,7 @@ export function registerBackupCommand(program: Command): void {
           if (flags.json) printJson(result);
           else
             process.stdout.write(
-              `backed up ${result.service_urn} (${result.role}) as of ${result.taken_at}: ${result.entries} entries, ${result.digest}, in ${out}\n`,
+              `backed up ${result.service_urn} (${result.role}) as of ${result.taken_at}: ${counted(result.entries, 'entry', 'entries')}, ${result.digest}, in ${out}\n`,
             );
         } finally {
           await writer?.abort();

@@ -12,6 +12,7 @@ import type { Command } from 'commander';
 import { openBackupFile } from '../../../services/core/admin/backup-file.js';
 import { dataDirProblem, restoreIntoEmptyDir } from '../../../services/core/admin/restore-store.js';
 import { action, CliExit, EXIT_USAGE, printJson } from '../../cli-support.js';
+import { counted } from '../../printable.js';
 import { readServiceConfig } from './service-config.js';
 
 interface RestoreFlags {
@@ -55,7 +56,7 @@ export function registerRestoreCommand(program: Command): void {
         if (flags.json) printJson(result);
         else
           process.stdout.write(
-            `restored ${result.entries} entries of ${result.service_urn} (${result.role}) as of ${result.taken_at} into ${result.data_dir}; ` +
+            `restored ${counted(result.entries, 'entry', 'entries')} of ${result.service_urn} (${result.role}) as of ${result.taken_at} into ${result.data_dir}; ` +
               'start the service, then run `fedlab federation check` to see what changed since the backup\n',
           );
       }),

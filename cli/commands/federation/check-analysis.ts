@@ -20,6 +20,7 @@
  * not judged. Each finding names the fix that resolves it (check-fix.ts turns
  * it into a command).
  */
+import { counted } from '../../printable.js';
 import type { ClaimedSliver, FederationView, SaSlice, SiteSliver, SiteView } from './check-view.js';
 
 /** A repair, as data. */
@@ -97,7 +98,7 @@ export function analyse(view: FederationView, options: { now: number; graceMs: n
           kind: 'unsettled',
           site: site.domain,
           sliceUrn: w.sliceUrn,
-          message: `site ${site.domain} began to ${w.kind} ${w.sliverUrns.length} sliver(s) of ${w.sliceUrn} on its nodes ${age(w.since)} ago and has not finished; it retries by itself — bring back any node that is down`,
+          message: `site ${site.domain} began to ${w.kind} ${counted(w.sliverUrns.length, 'sliver')} of ${w.sliceUrn} on its nodes ${age(w.since)} ago and has not finished; it retries by itself — bring back any node that is down`,
         });
     }
   }
@@ -200,7 +201,7 @@ function judgeSiteBooks(
     const holds = extra.filter((s) => s.allocation === 'allocated').length;
     const cpu = extra.reduce((n, s) => n + s.cpuMillis, 0);
     const mem = extra.reduce((n, s) => n + s.memMb, 0);
-    const what = `${extra.length} sliver(s) (${holds} hold(s), ${extra.length - holds} provisioned; ${cpu} mCPU, ${mem} MB)`;
+    const what = `${counted(extra.length, 'sliver')} (${counted(holds, 'hold')}, ${extra.length - holds} provisioned; ${cpu} mCPU, ${mem} MB)`;
     const whole = extra.length === held.length;
     const why = !saSlice
       ? 'which the slice authority does not have'
@@ -281,7 +282,7 @@ function failedClaims(
       kind: 'held',
       site: domain,
       sliceUrn: slice.urn,
-      message: `slice ${slice.urn} FAILED, but ${domain} still holds ${held.length} of its sliver(s) (${held.map((c) => c.urn).join(', ')}) and the slice authority has no work left to release them`,
+      message: `slice ${slice.urn} FAILED, but ${domain} still holds ${held.length} of its slivers (${held.map((c) => c.urn).join(', ')}) and the slice authority has no work left to release them`,
       fix: { op: 'delete-slice', sliceUrn: slice.urn },
     });
   for (const c of gone)

@@ -14,6 +14,7 @@ import { SliceAuthorityService, SliceState } from '../../../services/generated/f
 import type { Fix } from './check-analysis.js';
 import type { CheckTarget, SiteTarget } from './check-target.js';
 import { codeName } from '../../remote.js';
+import { counted, enumName } from '../../printable.js';
 
 /** What applying one fix did. */
 export interface FixResult {
@@ -148,7 +149,7 @@ async function applyFix(target: CheckTarget, fix: Fix): Promise<string> {
         });
         const failed = res.results.filter((r) => (r.status?.code ?? 0) !== 0);
         if (failed.length > 0) throw new Error(failed.map((r) => `${r.sliverUrn}: ${r.status?.reason ?? ''}`).join('; '));
-        return `${fix.site} released ${res.results.length} sliver(s) of ${fix.sliceUrn}`;
+        return `${fix.site} released ${counted(res.results.length, 'sliver')} of ${fix.sliceUrn}`;
       } finally {
         client.close();
       }
@@ -164,13 +165,13 @@ async function applyFix(target: CheckTarget, fix: Fix): Promise<string> {
       try {
         if (fix.op === 'refresh-slice') {
           const res = await client.getSlice({ sliceUrn: fix.sliceUrn });
-          return `the slice authority re-read ${fix.sliceUrn} from its sites (${SliceState[res.slice?.state ?? 0] ?? '?'})`;
+          return `the slice authority re-read ${fix.sliceUrn} from its sites (${enumName(SliceState, res.slice?.state, 'SLICE_STATE_')})`;
         }
         const res = await client.deleteSlice({ sliceUrn: fix.sliceUrn });
         const state = res.slice?.state;
         if (state === SliceState.SLICE_STATE_DELETING)
           return `${fix.sliceUrn} is being deleted; some sites have not confirmed yet and the slice authority keeps retrying`;
-        return `${fix.sliceUrn} is ${SliceState[state ?? 0] ?? '?'}`;
+        return `${fix.sliceUrn} is ${enumName(SliceState, state, 'SLICE_STATE_')}`;
       } finally {
         client.close();
       }

@@ -12,6 +12,7 @@
 import type { Command } from 'commander';
 import { action, printJson } from '../../cli-support.js';
 import { repeatable } from '../../flag-values.js';
+import { counted } from '../../printable.js';
 import { refused } from '../../remote.js';
 import type { Finding } from './check-analysis.js';
 import { fixCommand } from './check-fix.js';
@@ -95,20 +96,21 @@ function findingLines(target: CheckTarget, findings: readonly Finding[]): string
 
 /** The report for a person. */
 export function reportText(target: CheckTarget, r: CheckReport): string {
-  const lines = [`slice authority ${r.summary.sliceAuthority}: ${r.summary.slices} slice(s)`];
+  const lines = [`slice authority ${r.summary.sliceAuthority}: ${counted(r.summary.slices, 'slice')}`];
   for (const s of r.summary.sites)
     lines.push(
       s.read
-        ? `  ${s.domain}: ${s.slices} slice(s), ${s.slivers} sliver(s) held; ${s.nodesRead} of ${s.nodes} node(s) read, ${s.sliversOnNodes} sliver(s) on them`
+        ? `  ${s.domain}: ${counted(s.slices, 'slice')}, ${counted(s.slivers, 'sliver')} held; ${s.nodesRead} of ${counted(s.nodes, 'node')} read, ${counted(s.sliversOnNodes, 'sliver')} on them`
         : `  ${s.domain}: not read`,
     );
   if (r.findings.length === 0) lines.push('no problems found');
-  else lines.push(`found ${r.findings.length} problem(s):`, ...findingLines(target, r.findings));
+  else lines.push(`found ${counted(r.findings.length, 'problem')}:`, ...findingLines(target, r.findings));
   for (const n of r.notes) lines.push(`note: ${n}`);
   if (r.fixes) {
-    lines.push(`applied ${r.fixes.length} fix(es):`);
+    lines.push(`applied ${counted(r.fixes.length, 'fix', 'fixes')}:`);
     for (const x of r.fixes) lines.push(`  ${x.ok ? 'done  ' : 'FAILED'} ${x.command}`, `         ${x.message}`);
-    if (r.after && r.after.length > 0) lines.push(`left after the fixes: ${r.after.length} problem(s):`, ...findingLines(target, r.after));
+    if (r.after && r.after.length > 0)
+      lines.push(`left after the fixes: ${counted(r.after.length, 'problem')}:`, ...findingLines(target, r.after));
     else lines.push('after the fixes: no problems found');
   }
   return `${lines.join('\n')}\n`;

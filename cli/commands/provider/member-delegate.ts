@@ -12,7 +12,7 @@ import { parseDuration, parseWholeNumber, repeatable, splitList } from '../../fl
 import { refused } from '../../remote.js';
 import { readSshPublicKeyFile } from '../slice/ssh-key-file.js';
 import { spClient, withSp, type SpFlags } from './provider-client.js';
-import { writeOut } from '../../printable.js';
+import { counted, writeOut } from '../../printable.js';
 
 interface DelegateFlags extends SpFlags {
   urn: string;
@@ -68,7 +68,9 @@ export function registerMemberDelegate(member: Command): void {
           if (flags.json)
             printJson({ chain_file: flags.out, jti: res.jti, expires_at: res.expiresAt?.toISOString(), links: res.chain.length });
           else
-            writeOut(`wrote ${flags.out}: ${res.chain.length} links, credential ${res.jti}, valid until ${res.expiresAt?.toISOString()}\n`);
+            writeOut(
+              `wrote ${flags.out}: ${counted(res.chain.length, 'link')}, credential ${res.jti}, valid until ${res.expiresAt?.toISOString()}\n`,
+            );
         } finally {
           client.close();
         }

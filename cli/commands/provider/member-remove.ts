@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from '../../../services/core/errors.js';
 import { isUrn, parseUrn } from '../../../services/core/identity/urn.js';
 import { action, printJson } from '../../cli-support.js';
-import { writeOut } from '../../printable.js';
+import { counted, writeOut } from '../../printable.js';
 import { refused } from '../../remote.js';
 import { spClient, withSp, type SpFlags } from './provider-client.js';
 
@@ -30,7 +30,7 @@ export function registerMemberRemove(member: Command): void {
           if (flags.json) printJson({ member: urn, revoked_jtis: res.revokedJtis, slice_urns: res.sliceUrns });
           else {
             const lines = [
-              `removed ${urn}: ${res.revokedJtis.length} credential(s) revoked, SSH keys taken off ${res.sliceUrns.length} slice(s)`,
+              `removed ${urn}: ${counted(res.revokedJtis.length, 'credential')} revoked, SSH keys taken off ${counted(res.sliceUrns.length, 'slice')}`,
               ...res.revokedJtis.map((j) => `  revoked ${j}`),
               ...res.sliceUrns.map((s) => `  off ${s}`),
             ];

@@ -13,6 +13,7 @@ import { createClient, isServiceError } from '../../../services/core/rpc/client.
 import { AggregateService } from '../../../services/generated/fedlab/v1/aggregate.js';
 import { action, checkAddress, printJson, tlsFrom } from '../../cli-support.js';
 import { parseDuration, repeatable } from '../../flag-values.js';
+import { counted } from '../../printable.js';
 import { refused, withTlsFlags, type TlsFlags } from '../../remote.js';
 import { readChainFlag } from '../sliver/node-client.js';
 
@@ -68,7 +69,7 @@ export function registerSiteRelease(site: Command): void {
               results: res.results.map((r) => ({ sliver_urn: r.sliverUrn, code: r.status?.code ?? 0, reason: r.status?.reason ?? '' })),
             });
           else {
-            process.stdout.write(`released ${res.results.length - failed.length} sliver(s) of ${flags.slice}\n`);
+            process.stdout.write(`released ${counted(res.results.length - failed.length, 'sliver')} of ${flags.slice}\n`);
             for (const r of failed) process.stdout.write(`  not released: ${r.sliverUrn}: ${r.status?.reason ?? ''}\n`);
           }
           if (failed.length > 0) process.exitCode = 1;
