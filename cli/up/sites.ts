@@ -18,6 +18,7 @@ import { plannedSshEndpoint, withFixedSshPort } from '../node-ssh-endpoint.js';
 import { maConfigOf, nmConfigOf } from './service-configs.js';
 import { dashboardCertificateNote, dashboardLines, sayMetricsAddresses, siteDashboard } from './dashboards.js';
 import { pool, sleep } from '../../services/core/timing.js';
+import { counted } from '../printable.js';
 
 /**
  * Starts every site's MA, enrols its nodes (first run only), starts the node managers and waits until
@@ -216,6 +217,6 @@ export async function waitNodesUp(fed: LocalFederation, timeoutMs = 60_000): Pro
       }
       await sleep(200);
     }
-    fed.say(`${site.domain} (${site.style}): ${site.nodes.length} nodes UP`);
+    fed.say(`${site.domain} (${site.style}): ${counted(site.nodes.length, 'node')} UP`);
   }
 }
