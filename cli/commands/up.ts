@@ -266,7 +266,7 @@ async function runWith(f: UpFlags, o: UpOutput, context: ProgramContext): Promis
       if (r.ready && !announced) {
         announced = true;
         if (status.deployment?.sliceUrn) await fed.prepareMember(status.deployment.sliceUrn).catch(() => undefined);
-        const msg = `ready: the service runs in ${counted(expected, 'sliver')} on ${counted(fed.sites.length, 'site')}, ${((Date.now() - started) / 1000).toFixed(1)} s after start`;
+        const msg = `ready: the service runs in all ${counted(expected, 'sliver')} on ${counted(fed.sites.length, 'site')}, ${((Date.now() - started) / 1000).toFixed(1)} s after start`;
         o.log(msg);
         // Printed once, whole (above the view on a terminal): the commands must stay usable as printed.
         if (!f.once) say(`${msg}\n${usageText(fed, status.deployment, name, profilesOf(fed))}`);
@@ -275,7 +275,7 @@ async function runWith(f: UpFlags, o: UpOutput, context: ProgramContext): Promis
         view.stop();
         if (!o.tty) say(renderStatus(status, `fedlab up: ${fed.dir}`).join('\n'));
         say(
-          `ready: the service runs in ${counted(expected, 'sliver')} on ${counted(fed.sites.length, 'site')}, ${((Date.now() - started) / 1000).toFixed(1)} s after start`,
+          `ready: the service runs in all ${counted(expected, 'sliver')} on ${counted(fed.sites.length, 'site')}, ${((Date.now() - started) / 1000).toFixed(1)} s after start`,
         );
         say(usageText(fed, status.deployment, name, profilesOf(fed)));
         return await (stopping ??= shutdown(0, '--once'));
