@@ -2,8 +2,9 @@
  * The service provider's configuration: the common service settings plus the
  * slice authority it creates slices with, the sites (management authorities)
  * it registers with and the terms it accepts at each, who may operate it
- * (admins) and read it (readers), how it supervises deployed commands, the
- * member credentials it hands out, and the deadlines of its outgoing calls.
+ * (admins) and read it (readers), how it supervises deployed commands and
+ * renews their slices, the member credentials it hands out, and the
+ * deadlines of its outgoing calls.
  * Compiled once by `fedlab serve sp --config FILE`; unknown keys and bad
  * values stop start-up naming the field. `toSpSettings` turns the compiled
  * config into what each of the role's parts is built from.
@@ -133,6 +134,21 @@ export const spConfigSchema = commonConfigSchema
       })
       .strict()
       .prefault({}),
+    /** Renewal of the slices of live deployments (READY, PARTIAL or running their steps). */
+    deployments: z
+      .object({
+        /**
+         * Renew a slice when it expires within this (s) — or within half its current lifetime when
+         * that is shorter, so a slice made for minutes is renewed halfway through.
+         */
+        renew_margin_s: int(1, 365 * 86_400, 86_400),
+        /** How far from now a renewal asks to move the expiry (s); each site grants at most its own maximum. */
+        renew_lifetime_s: int(60, 10 * 365 * 86_400, 7 * 86_400),
+        /** How often the deployments are checked for a slice to renew (ms). */
+        renew_check_ms: int(50, 3_600_000, 10_000),
+      })
+      .strict()
+      .prefault({}),
     /** Member credentials (DelegateToMember). */
     members: z
       .object({
@@ -174,6 +190,10 @@ export const spConfigSchema = commonConfigSchema
   .refine((c) => c.supervision.backoff_initial_ms <= c.supervision.backoff_max_ms, {
     message: 'backoff_initial_ms must not exceed backoff_max_ms',
     path: ['supervision'],
+  })
+  .refine((c) => c.deployments.renew_margin_s < c.deployments.renew_lifetime_s, {
+    message: 'renew_margin_s must be less than renew_lifetime_s',
+    path: ['deployments'],
   })
   .refine((c) => c.members.default_ttl_s <= c.members.max_ttl_s, { message: 'default_ttl_s must not exceed max_ttl_s', path: ['members'] })
   .refine((c) => new Set(c.sites.map((s) => s.domain)).size === c.sites.length, {
@@ -240,6 +260,11 @@ export function toSpSettings(config: SpConfig): SpSettings {
       },
       sliceDeadlineMs: calls.slice_deadline_ms,
       maDeadlineMs: calls.ma_deadline_ms,
+      renewal: {
+        marginS: config.deployments.renew_margin_s,
+        lifetimeS: config.deployments.renew_lifetime_s,
+        checkMs: config.deployments.renew_check_ms,
+      },
       sliceUsers: config.ssh_keys.length
         ? [{ urn: config.urn, sshKeys: [...new Set(config.ssh_keys.map((k) => parseSshPublicKey(k, 'ssh_keys').line))] }]
         : [],

@@ -102,6 +102,12 @@ export interface DeploymentRecord {
   readonly error: string;
   /** Sites of a best-effort slice that failed (`site: reason; ...`); such a deployment is at best PARTIAL. */
   readonly sliceProblems?: string;
+  /** When the slice expires, as the slice authority last said (learned at create, moved by each renewal). */
+  readonly sliceExpiresAt?: number;
+  /** When the provider last renewed the slice (its expiry moved later). */
+  readonly sliceRenewedAt?: number;
+  /** Why the last renewal fell short (a site capped it, or it failed); absent when it got what it asked. */
+  readonly renewalNote?: string;
 }
 
 /** A slice credential `SA → SP`. */

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import type { Deployment } from '../../../services/generated/fedlab/v1/service_provider.js';
 import { action, printJson } from '../../cli-support.js';
 import { refused } from '../../remote.js';
-import { deploymentJson, stateName, targetTable } from './deployment-view.js';
+import { deploymentJson, sliceExpiryLines, stateName, targetTable } from './deployment-view.js';
 import { spClient, withSp, type SpFlags } from './provider-client.js';
 import { printable, printableLine, writeOut } from '../../printable.js';
 
@@ -21,7 +21,7 @@ export function registerDeploymentShow(deployment: Command): void {
             .deployment as Deployment;
           if (flags.json) return printJson(deploymentJson(shown));
           writeOut(
-            `${printable(shown.name)}: ${stateName(shown.state)}  slice ${printable(shown.sliceUrn) || '-'}${shown.error ? `\nerror: ${printable(shown.error)}` : ''}\n${targetTable(shown.targets)}\n`,
+            `${printable(shown.name)}: ${stateName(shown.state)}  slice ${printable(shown.sliceUrn) || '-'}${shown.error ? `\nerror: ${printable(shown.error)}` : ''}\n${sliceExpiryLines(shown)}${targetTable(shown.targets)}\n`,
           );
           for (const t of shown.targets) {
             if (t.lastOutput.length === 0) continue;

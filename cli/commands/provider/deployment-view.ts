@@ -42,6 +42,9 @@ export function deploymentJson(deployment: Deployment): Record<string, unknown> 
     slice_urn: deployment.sliceUrn,
     request_id: deployment.requestId,
     error: deployment.error,
+    slice_expires_at: deployment.sliceExpiresAt?.toISOString() ?? null,
+    slice_renewed_at: deployment.sliceRenewedAt?.toISOString() ?? null,
+    renewal_note: deployment.renewalNote ?? null,
     created_at: deployment.createdAt?.toISOString(),
     updated_at: deployment.updatedAt?.toISOString(),
     steps: deployment.spec?.steps.map((s) => ({ name: s.name, argv: s.argv, service: s.service })) ?? [],
@@ -59,6 +62,14 @@ export function deploymentJson(deployment: Deployment): Record<string, unknown> 
       last_output: t.lastOutput,
     })),
   };
+}
+
+/** `slice expires <time> (renewed <time>)` and the renewal note, one line each; empty before the slice exists. */
+export function sliceExpiryLines(deployment: Deployment): string {
+  if (!deployment.sliceExpiresAt) return '';
+  const renewed = deployment.sliceRenewedAt ? ` (renewed ${deployment.sliceRenewedAt.toISOString()})` : '';
+  const note = deployment.renewalNote ? `\n${printable(deployment.renewalNote)}` : '';
+  return `slice expires ${deployment.sliceExpiresAt.toISOString()}${renewed}${note}\n`;
 }
 
 /** The name part of a URN (the URN itself when it does not parse). */

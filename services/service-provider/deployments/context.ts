@@ -24,6 +24,16 @@ export interface SupervisionSettings {
   readonly retryMs: number;
 }
 
+/** When and how far the provider renews its deployments' slices (slice-renewer.ts). */
+export interface RenewalSettings {
+  /** Renew when the slice expires within this (s), or within half its current lifetime when that is shorter. */
+  readonly marginS: number;
+  /** How far from now a renewal asks to move the expiry (s). */
+  readonly lifetimeS: number;
+  /** How often the deployments are checked (ms). */
+  readonly checkMs: number;
+}
+
 /** What the deployments are built from. */
 export interface DeploymentsOptions {
   readonly store: Store;
@@ -36,6 +46,8 @@ export interface DeploymentsOptions {
   readonly supervision: SupervisionSettings;
   readonly sliceDeadlineMs: number;
   readonly maDeadlineMs: number;
+  /** Renewal of the deployments' slices; unset: the defaults (a day ahead, for a week, checked every 10 s). */
+  readonly renewal?: RenewalSettings;
   /** Users every slice a deployment creates lists (the provider with its operators' SSH keys, when configured). */
   readonly sliceUsers?: readonly { readonly urn: string; readonly sshKeys: readonly string[] }[];
 }

@@ -6,7 +6,8 @@
  * is in this folder: the spec's checks (deployment-spec.ts), Deploy
  * (deploy.ts), ensuring the slice (slice-driver.ts), supervision with
  * back-off (supervisor.ts), output (sliver-outputs.ts), records and events
- * (deployment-store.ts, events.ts) and DeleteDeployment (delete.ts).
+ * (deployment-store.ts, events.ts), DeleteDeployment (delete.ts) and the
+ * renewal of live deployments' slices (slice-renewer.ts).
  *
  * Restart safety comes from the intent in LevelDB: every deployment records
  * `desired` (run or delete) and each sliver's progress (steps done,
@@ -21,17 +22,21 @@ import { deploy } from './deploy.js';
 import { deleteDeployment, finishDelete } from './delete.js';
 import { getDeployment, listDeployments } from './read.js';
 import { driveDeployment } from './slice-driver.js';
+import { DEFAULT_RENEWAL, SliceRenewer } from './slice-renewer.js';
 import { deploymentToWire, type DeploymentView } from './to-wire.js';
 
-export type { DeploymentsOptions, SupervisionSettings } from './context.js';
+export type { DeploymentsOptions, RenewalSettings, SupervisionSettings } from './context.js';
 export type { DeploymentView } from './to-wire.js';
 
 /** The provider's deployments. */
 export class Deployments {
   private readonly context: DeploymentContext;
+  /** Renews the slices of live deployments before they expire. */
+  readonly renewer: SliceRenewer;
 
   constructor(deps: DeploymentsOptions) {
     this.context = new DeploymentContext(deps);
+    this.renewer = new SliceRenewer(this.context, deps.renewal ?? DEFAULT_RENEWAL);
   }
 
   /** Loads every deployment and resumes what the records say should be running or deleted. */
@@ -51,11 +56,13 @@ export class Deployments {
       }
     }
     if (resumed + deleting > 0) this.context.deps.log.info({ resumed, deleting }, 'deployments resumed');
+    this.renewer.start();
     return { resumed, deleting };
   }
 
-  /** Stops every supervisor (their Exec calls are cancelled) and waits for pending writes. */
+  /** Stops the renewals and every supervisor (their Exec calls are cancelled) and waits for pending writes. */
   async stop(): Promise<void> {
+    await this.renewer.stop();
     await this.context.tasks.stopAll();
     this.context.outputs.applyAll();
     await this.context.records.flushed();

@@ -70,10 +70,22 @@ export async function driveDeployment(context: DeploymentContext, name: string, 
       .filter((x) => (x.status?.code ?? Status.OK) !== Status.OK)
       .map((x) => `${x.site}: ${x.status?.reason ?? ''}`)
       .join('; ');
-    await records.update(name, (r) => ({ ...r, sliceUrn: slice.urn, targets, ...(problems ? { sliceProblems: problems } : {}) }), {
-      message: `slice ${slice.urn}: ${targets.length} slivers${problems ? ` (failed at ${problems})` : ''}`,
-      sync: true,
-    });
+    const sliceExpiresAt = slice.expiresAt?.getTime();
+    await records.update(
+      name,
+      (r) => ({
+        ...r,
+        sliceUrn: slice.urn,
+        targets,
+        ...(problems ? { sliceProblems: problems } : {}),
+        // Kept from here on: the renewer moves it.
+        ...(sliceExpiresAt !== undefined ? { sliceExpiresAt } : {}),
+      }),
+      {
+        message: `slice ${slice.urn}: ${targets.length} slivers${problems ? ` (failed at ${problems})` : ''}`,
+        sync: true,
+      },
+    );
     rec = records.get(name) as DeploymentRecord;
     if (targets.length === 0) {
       await records.update(name, (r) => ({ ...r, state: 'failed', error: `slice ${slice.urn} has no provisioned sliver` }), {

@@ -74,6 +74,9 @@ export function deploymentToWire(rec: DeploymentRecord): Deployment {
     updatedAt: new Date(rec.updatedAt),
     error: rec.error,
     requestId: rec.requestId,
+    sliceExpiresAt: rec.sliceExpiresAt !== undefined ? new Date(rec.sliceExpiresAt) : undefined,
+    sliceRenewedAt: rec.sliceRenewedAt !== undefined ? new Date(rec.sliceRenewedAt) : undefined,
+    ...(rec.renewalNote ? { renewalNote: rec.renewalNote } : {}),
   };
 }
 
