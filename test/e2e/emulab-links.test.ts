@@ -94,7 +94,9 @@ describe.skipIf(skipReason !== '')('emulab links on node managers across hosts',
       // The MAC the MA gave is the interface's, inside the sliver.
       const dev = (await devicesIn(nsOf(s))).find((d) => d.ifname === 'eth1')!;
       expect(dev.address).toBe(i.wiring?.mac);
-      expect(dev.linkinfo?.info_kind).toBe('veth');
+      // a and b share h1 (two node managers): veths on the link's hub there; c is the link's one endpoint on h2: its
+      // eth1 is the VXLAN device itself.
+      expect(dev.linkinfo?.info_kind, s.clientId).toBe(s.clientId === 'c' ? 'vxlan' : 'veth');
     }
     for (const from of slivers)
       for (const to of slivers) {
@@ -102,11 +104,17 @@ describe.skipIf(skipReason !== '')('emulab links on node managers across hosts',
         const out = await inNetns(nsOf(from), ['busybox', 'ping', '-c', '1', '-W', '3', eth1(to)]);
         expect(out, `${from.clientId} -> ${to.clientId}`).toMatch(/1 packets received/);
       }
-    // h2 has the link's VXLAN device (VNI, UDP 4789 from its underlay address) on the link's bridge.
-    const vx = JSON.parse(bed.tb.hosts[1]!.exec(['ip', '-j', '-d', 'link', 'show', 'type', 'vxlan'])) as {
-      linkinfo: { info_data: { id: number; port: number } };
+    // h1 has the link's hub: a VXLAN device (the VNI, UDP 4789 from h1's underlay address) on the link's bridge.
+    const vx = JSON.parse(bed.tb.hosts[0]!.exec(['ip', '-j', '-d', 'link', 'show', 'type', 'vxlan'])) as {
+      mtu: number;
+      linkinfo: { info_data: { id: number; port: number; local: string } };
     }[];
-    expect(vx.map((v) => v.linkinfo.info_data)).toEqual([expect.objectContaining({ id: vni, port: 4789 })]);
+    expect(vx.map((v) => v.linkinfo.info_data)).toEqual([
+      expect.objectContaining({ id: vni, port: 4789, local: bed.tb.hosts[0]!.address }),
+    ]);
+    // No fragmentation on the underlay: the link's MTU leaves room for the encapsulation.
+    expect(vx[0]!.mtu).toBe(1450);
+    expect(JSON.parse(bed.tb.hosts[1]!.exec(['ip', '-j', 'link', 'show', 'type', 'vxlan']))).toEqual([]);
 
     const a = slivers.find((s) => s.clientId === 'a')!;
     const c = slivers.find((s) => s.clientId === 'c')!;

@@ -47,6 +47,8 @@ function gone(err: unknown): boolean {
 
 /** Link devices of one node manager instance. */
 export class LinkDevices {
+  /** The links' MTU over VXLAN (read once). */
+  private mtu: number | undefined;
   /** Flood entries known per VXLAN device (read once, then kept as they are added). */
   private readonly flood = new Map<string, Set<string>>();
 
@@ -107,7 +109,21 @@ export class LinkDevices {
     if (!vx) {
       this.flood.delete(vxlan);
       await this.run
-        .ip(['link', 'add', vxlan, 'type', 'vxlan', 'id', String(vni), 'local', underlay, 'dstport', String(VXLAN_PORT)])
+        .ip([
+          'link',
+          'add',
+          vxlan,
+          'mtu',
+          String(await this.linkMtu(underlay)),
+          'type',
+          'vxlan',
+          'id',
+          String(vni),
+          'local',
+          underlay,
+          'dstport',
+          String(VXLAN_PORT),
+        ])
         .catch((err: unknown) => {
           // Another node manager of the site on this host made it meanwhile.
           if (!(err instanceof NetworkCommandError && /exists/i.test(err.stderr))) throw err;
@@ -134,7 +150,35 @@ export class LinkDevices {
       });
       known.add(r);
     }
-    return vx?.mtu ?? 1450;
+    return vx?.mtu ?? (await this.linkMtu(underlay));
+  }
+
+  /** A link's MTU over VXLAN: the MTU of the interface holding the underlay address, less the 50 bytes of encapsulation. */
+  async linkMtu(underlay: string): Promise<number> {
+    if (this.mtu === undefined) {
+      const addrs = await this.run.ipJson<{ mtu?: number; addr_info?: { local?: string }[] }>(['addr', 'show']);
+      this.mtu = (addrs.find((a) => a.addr_info?.some((i) => i.local === underlay))?.mtu ?? 1500) - 50;
+    }
+    return this.mtu;
+  }
+
+  /**
+   * Makes (or completes) an interface that is itself a VXLAN device inside the sliver's namespace (its UDP socket in
+   * the host's, from `underlay`), with a flood entry towards each far host: the one endpoint of the link on this host.
+   */
+  async direct(vni: number, underlay: string, far: readonly string[], end: InterfaceEnd): Promise<void> {
+    const mtu = await this.linkMtu(underlay);
+    const fresh = !(await this.devicesIn(end.netns)).some((d) => d.ifname === end.ifname);
+    if (fresh) {
+      const args = ['type', 'vxlan', 'id', String(vni), 'local', underlay, 'dstport', String(VXLAN_PORT)];
+      await this.run.ip(['link', 'add', end.ifname, 'netns', end.netns, 'mtu', String(mtu), ...args]);
+    }
+    const fdb = fresh ? '' : await this.tools.bridge(['-n', end.netns, '-j', 'fdb', 'show', 'dev', end.ifname]);
+    const entries = fdb.trim() ? (JSON.parse(fdb) as { mac?: string; dst?: string }[]) : [];
+    const known = new Set(entries.filter((e) => e.mac === '00:00:00:00:00:00').map((e) => e.dst));
+    for (const r of far)
+      if (!known.has(r)) await this.tools.bridge(['-n', end.netns, 'fdb', 'append', '00:00:00:00:00:00', 'dev', end.ifname, 'dst', r]);
+    await this.configure(end, mtu, fresh);
   }
 
   /**

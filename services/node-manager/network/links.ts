@@ -110,8 +110,12 @@ export class LinkWirer implements SliverWirer {
         const w = i.wiring;
         if (!w) continue;
         const end = this.endOf(ctx.netns, i);
-        if (w.remoteUnderlays.length > 0) {
-          const mtu = await this.devices.ensureHub(w.vni, this.plan.underlayAddress as string, w.remoteUnderlays, host);
+        const underlay = this.plan.underlayAddress as string;
+        if (w.remoteUnderlays.length > 0 && this.alone(ctx.sliver.urn, w.vni, w.remoteUnderlays, underlay)) {
+          // The link's one endpoint on this host: the interface is the VXLAN device itself.
+          await this.devices.direct(w.vni, underlay, w.remoteUnderlays, end);
+        } else if (w.remoteUnderlays.length > 0) {
+          const mtu = await this.devices.ensureHub(w.vni, underlay, w.remoteUnderlays, host);
           await this.devices.attach(w.vni, ctx.sliver.name, end, mtu, host);
         } else {
           const peer = this.localPeer(ctx.sliver.urn, w.vni);
@@ -149,6 +153,16 @@ export class LinkWirer implements SliverWirer {
       address: i.address,
       shaping: shapingPlan(i.name, i, this.netem, i.link),
     };
+  }
+
+  /**
+   * Whether the sliver is the link's only endpoint on this host: no far endpoint has this host's underlay address
+   * (another node manager of the site here) and no other sliver of this node manager is on the link.
+   */
+  private alone(urn: string, vni: number, remotes: readonly string[], underlay: string): boolean {
+    if (remotes.includes(underlay)) return false;
+    for (const r of this.records.list()) if (r.urn !== urn && r.interfaces.some((i) => i.wiring?.vni === vni)) return false;
+    return true;
   }
 
   /** The end of the other sliver on this node that holds the link `vni` and whose namespace exists now. */
