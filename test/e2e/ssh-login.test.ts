@@ -92,6 +92,6 @@ describe.skipIf(skip)('ssh into a container sliver with OpenSSH', () => {
     const r = await runTool('ssh', ['-tt', '-F', cfg, `${login}@node`, 'stty size; tty'], { input: '' });
     expect(r.stderr).not.toMatch(/PTY allocation request failed/);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/24 80\r\n\/dev\/pts\/\d+\r\n/);
+    expect(r.stdout).toMatch(/24 80\r*\n\/dev\/pts\/\d+\r*\n/);
   });
 });
