@@ -44,6 +44,8 @@ export async function makeEmulabBed(o: {
   domain?: string;
   /** Heartbeat interval of the site and its nodes (200 ms unless given; a node is DOWN after three missed). */
   heartbeatMs?: number;
+  /** Deadline of the site's calls to its node managers (8 s unless given). */
+  nodeCallMs?: number;
 }): Promise<EmulabBed> {
   const heartbeatMs = o.heartbeatMs ?? 200;
   const tb = await makeTestBed({ hosts: o.hosts });
@@ -66,7 +68,11 @@ export async function makeEmulabBed(o: {
     site = await startSite({
       style: 'emulab',
       parties: await siteParties(o.domain ?? 'emu.test'),
-      config: { listen: { host: '0.0.0.0', port: 0 }, heartbeat: { interval_ms: heartbeatMs, flush_interval_ms: 100 } },
+      config: {
+        listen: { host: '0.0.0.0', port: 0 },
+        heartbeat: { interval_ms: heartbeatMs, flush_interval_ms: 100 },
+        node_calls: { deadline_ms: o.nodeCallMs ?? 8000 },
+      },
     });
     const maPort = Number(site.address.split(':').pop());
     for (const [k, hostIndex] of o.placement.entries()) {
