@@ -191,10 +191,6 @@ export const spConfigSchema = commonConfigSchema
     message: 'backoff_initial_ms must not exceed backoff_max_ms',
     path: ['supervision'],
   })
-  .refine((c) => c.deployments.renew_margin_s < c.deployments.renew_lifetime_s, {
-    message: 'renew_margin_s must be less than renew_lifetime_s',
-    path: ['deployments'],
-  })
   .refine((c) => c.members.default_ttl_s <= c.members.max_ttl_s, { message: 'default_ttl_s must not exceed max_ttl_s', path: ['members'] })
   .refine((c) => new Set(c.sites.map((s) => s.domain)).size === c.sites.length, {
     message: 'a site domain appears at most once',

@@ -6,7 +6,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { spConfig, type SaConfigInput, type SpConfigInput } from '../../cli/kit/role-configs.js';
+import { spConfig, type MaConfigInput, type SaConfigInput, type SpConfigInput } from '../../cli/kit/role-configs.js';
 import { hostService, type HostedService } from '../../services/core/host.js';
 import { silentLogger } from '../../services/core/log.js';
 import { createClient, type PromiseClient } from '../../services/core/rpc/client.js';
@@ -22,7 +22,13 @@ import { freePort, serveChild, signalChild } from './ma-harness.js';
 
 /** Options of {@link startSpFederation}. */
 export interface SpFederationOptions {
-  readonly sites: readonly { readonly domain: string; readonly nodes: number; readonly style?: 'planetlab' | 'protogeni' }[];
+  readonly sites: readonly {
+    readonly domain: string;
+    readonly nodes: number;
+    readonly style?: 'planetlab' | 'protogeni';
+    /** Extra MA config of the site (e.g. a short `max_sliver_lifetime_s`). */
+    readonly config?: Partial<MaConfigInput>;
+  }[];
   /** Extra SP config (merged over the defaults, section by section). */
   readonly spConfig?: Partial<SpConfigInput>;
   /** Extra SA config (merged over the defaults). */
