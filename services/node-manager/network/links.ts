@@ -7,9 +7,11 @@
  * - every far endpoint on this node (no far underlay): a veth pair straight
  *   between the two slivers' namespaces, made by whichever of them is wired
  *   second (the first waits for its peer);
- * - otherwise the link's hub on this node — a bridge with a VXLAN device on
- *   it towards the far nodes — and a veth from the sliver into it (a LAN's
- *   endpoints on this node share the hub).
+ * - the link's only endpoint on this host: the interface is a VXLAN device
+ *   towards the far nodes' hosts, made into the sliver's namespace;
+ * - otherwise the link's hub on this host — a bridge with a VXLAN device on
+ *   it towards the far hosts — and a veth from the sliver into it (the
+ *   endpoints on this host, of any node manager of the site, share the hub).
  *
  * Each end's egress is shaped (link-shaping.ts). The interfaces are checked at
  * CreateSliver (before anything is written) and kept in the sliver's record,
