@@ -152,17 +152,29 @@ export class SliceRenewer {
   private async renewIfDue(sliceUrn: string, names: readonly string[]): Promise<void> {
     const { remotes, sliceDeadlineMs } = this.context.deps;
     let recs = this.liveOf(sliceUrn, names);
-    const known = recs.map((r) => r.sliceExpiresAt).filter((x): x is number => x !== undefined);
-    let expiresAt = known.length ? Math.min(...known) : await this.learnExpiry(sliceUrn, recs);
-    if (expiresAt === undefined) return;
-    const now = this.context.now();
-    const first = recs.find((r) => r.sliceExpiresAt === expiresAt) ?? recs[0];
+    const first = recs[0];
     if (!first) return;
+    const known = recs.map((r) => r.sliceExpiresAt).filter((x): x is number => x !== undefined);
+    let expiresAt: number | undefined = known.length ? Math.min(...known) : undefined;
+    const due = (at: number): boolean => at - this.context.now() <= renewalMarginMs(first, at, this.settings.marginS);
+    if (expiresAt !== undefined && !due(expiresAt)) return;
+    // Expired and said so: nothing more to ask the SA.
+    if (this.logged.get(sliceUrn) === 'expired' && expiresAt !== undefined && expiresAt <= this.context.now()) return;
+    // Due by the record (or not known yet): the slice's expiry as the SA has it now — someone may have
+    // renewed it by hand, and a renewal must never shorten it. An SA that does not answer leaves the record's.
+    expiresAt = (await this.currentExpiry(sliceUrn, recs)) ?? expiresAt;
+    if (expiresAt === undefined || this.abort.signal.aborted) return;
+    const now = this.context.now();
     if (expiresAt <= now) {
-      await this.note(recs, `renewal: the slice expired at ${iso(expiresAt)} before it was renewed`, 'expired', sliceUrn);
+      await this.note(
+        this.liveOf(sliceUrn, names),
+        `renewal: the slice expired at ${iso(expiresAt)} before it was renewed`,
+        'expired',
+        sliceUrn,
+      );
       return;
     }
-    if (expiresAt - now > renewalMarginMs(first, expiresAt, this.settings.marginS)) return;
+    if (!due(expiresAt)) return;
     const asked = now + this.settings.lifetimeS * 1000;
     if (asked <= expiresAt) return;
     let res: RenewSliceResponse;
@@ -181,6 +193,8 @@ export class SliceRenewer {
     const extended = out.expiresAt > expiresAt;
     recs = this.liveOf(sliceUrn, names);
     for (const r of recs) {
+      // A renewal that moved nothing and says what the record says already is not written again.
+      if (!extended && r.sliceExpiresAt === out.expiresAt && r.renewalNote === out.note) continue;
       await this.context.records.update(
         r.name,
         ({ renewalNote: _old, ...rest }) => ({
@@ -204,16 +218,19 @@ export class SliceRenewer {
     }
   }
 
-  /** The slice's expiry as the slice authority says it, recorded (a deployment recorded before the provider kept it). */
-  private async learnExpiry(sliceUrn: string, recs: readonly DeploymentRecord[]): Promise<number | undefined> {
+  /** The slice's expiry as the slice authority has it now, recorded where it differs; undefined when the SA does not say. */
+  private async currentExpiry(sliceUrn: string, recs: readonly DeploymentRecord[]): Promise<number | undefined> {
     try {
       const slice = (await this.context.deps.remotes.sliceAuthority().getSlice({ sliceUrn }, { signal: this.abort.signal })).slice;
       const at = slice?.expiresAt?.getTime();
       if (at === undefined) return undefined;
-      for (const r of recs) await this.context.records.update(r.name, (x) => ({ ...x, sliceExpiresAt: at }), { quiet: true, sync: true });
+      for (const r of recs) {
+        if (r.sliceExpiresAt === at) continue;
+        await this.context.records.update(r.name, (x) => ({ ...x, sliceExpiresAt: at }), { quiet: true, sync: true });
+      }
       return at;
     } catch (err) {
-      this.context.deps.log.debug({ slice: sliceUrn, reason: plainOutcome(err).reason }, 'slice expiry not known yet');
+      this.context.deps.log.debug({ slice: sliceUrn, reason: plainOutcome(err).reason }, 'slice expiry not read');
       return undefined;
     }
   }
