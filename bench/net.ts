@@ -160,7 +160,7 @@ async function main(): Promise<void> {
     }
     const best = (xs: number[]) => Math.max(...xs);
     console.log(
-      `2. unshaped link (veth + bridge + VXLAN) ${(best(ours) / 1000).toFixed(0)} Mbit/s vs raw VXLAN pair ${(best(raw) / 1000).toFixed(0)} Mbit/s: ratio ${ratio(best(ours), best(raw))} (best of 3 each)`,
+      `2. unshaped link (each end the VXLAN device itself) ${(best(ours) / 1000).toFixed(0)} Mbit/s vs raw VXLAN pair ${(best(raw) / 1000).toFixed(0)} Mbit/s: ratio ${ratio(best(ours), best(raw))} (best of 3 each)`,
     );
     for (const s of [u0, u1]) ip(['-n', ns(s), 'link', 'del', 'rawvx']);
     await deleteSlice(bed, open);
