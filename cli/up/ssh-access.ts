@@ -7,9 +7,8 @@
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import ssh2 from 'ssh2';
 import { writeOutputFile } from '../../certs/output-file.js';
-import { parseSshPublicKey } from '../../services/core/identity/ssh-keys.js';
+import { parseSshPublicKey, newSshKeyPair } from '../../services/core/identity/ssh-keys.js';
 import { sshFilesFor, writeSshClientFile } from '../commands/sliver/ssh-config-files.js';
 import type { SshHost } from '../commands/sliver/ssh-config-render.js';
 import type { LocalFederation } from './federation.js';
@@ -31,7 +30,7 @@ export function experimenterKey(dir: string, comment: string): string {
   const p = sshPaths(dir);
   if (existsSync(p.key) && existsSync(p.publicKey)) return parseSshPublicKey(readFileSync(p.publicKey, 'utf8').trim(), p.publicKey).line;
   mkdirSync(p.dir, { recursive: true, mode: 0o700 });
-  const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment });
+  const pair = newSshKeyPair({ comment });
   writeOutputFile(p.key, pair.private.endsWith('\n') ? pair.private : `${pair.private}\n`, { mode: 0o600, replace: true });
   writeOutputFile(p.publicKey, `${pair.public}\n`, { mode: 0o644, replace: true });
   return pair.public;

@@ -4,12 +4,13 @@
 import { connect, type Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import ssh2, { type ClientChannel } from 'ssh2';
+import { newSshKeyPair } from '../../services/core/identity/ssh-keys.js';
 
 /** A key pair for the slice users list and the client. */
 export function rawKey(): { privateKey: string; publicLine: string } {
   // ssh2 1.17 makes a malformed pair about one time in 128 (a leading zero byte dropped): made again.
   for (;;) {
-    const pair = ssh2.utils.generateKeyPairSync('ed25519');
+    const pair = newSshKeyPair();
     if (!(ssh2.utils.parseKey(pair.private) instanceof Error) && !(ssh2.utils.parseKey(pair.public) instanceof Error)) {
       return { privateKey: pair.private, publicLine: pair.public.trim() };
     }

@@ -7,17 +7,17 @@
 import { existsSync, lstatSync, mkdtempSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SliceState } from '../../services/generated/fedlab/v1/slice_authority.js';
 import { runCli } from '../helpers/cli.js';
 import { disposeParties } from '../helpers/ma-harness.js';
 import { startSpFederation, type SpFederation } from '../helpers/sp-harness.js';
+import { newSshKeyPair } from '../../services/core/identity/ssh-keys.js';
 
 const A = 'plc.test';
 const work = mkdtempSync(join(tmpdir(), 'fedlab-cli-ssh-'));
 const keyFiles = (name: string): { pub: string; priv: string; line: string } => {
-  const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: `${name}@test` });
+  const pair = newSshKeyPair({ comment: `${name}@test` });
   const priv = join(work, name);
   writeFileSync(priv, pair.private, { mode: 0o600 });
   writeFileSync(`${priv}.pub`, `${pair.public}\n`);

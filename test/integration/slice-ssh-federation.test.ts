@@ -10,7 +10,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OperationalState, SliceMode, type Sliver } from '../../services/generated/fedlab/v1/common.js';
 import { SliceState, type Slice } from '../../services/generated/fedlab/v1/slice_authority.js';
@@ -19,6 +18,7 @@ import { disposeParties, type TestNode } from '../helpers/ma-harness.js';
 import { canContain, cannotContainReason } from '../helpers/node-manager.js';
 import { makeClientKey, opensshCheck, runTool, writeClientConfig, type ClientKey } from '../helpers/openssh.js';
 import { startFederation, type Federation } from '../helpers/sa-harness.js';
+import { newSshKeyPair } from '../../services/core/identity/ssh-keys.js';
 
 if (!opensshCheck.ok) console.log(`skipping the OpenSSH logins: ${opensshCheck.reason}`);
 if (!canContain) console.log(`skipping the container driver's part: ${cannotContainReason}`);
@@ -51,7 +51,7 @@ function sshFederation(driver: 'process' | 'container'): void {
       ],
       quotas: { slices: 4, slivers: 4 },
     });
-    const aliceKey = alice?.publicLine ?? ssh2.utils.generateKeyPairSync('ed25519', { comment: 'alice' }).public;
+    const aliceKey = alice?.publicLine ?? newSshKeyPair({ comment: 'alice' }).public;
     const res = await fed.saClient().createSlice({
       users: [{ urn: ALICE, sshKeys: [aliceKey] }],
       requestId: 'ssh-fed-1',

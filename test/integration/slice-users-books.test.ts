@@ -8,9 +8,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Metadata, status as Status, type ServiceError } from '@grpc/grpc-js';
-import ssh2 from 'ssh2';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { sshFingerprint } from '../../services/core/identity/ssh-keys.js';
+import { sshFingerprint, newSshKeyPair } from '../../services/core/identity/ssh-keys.js';
 import { silentLogger } from '../../services/core/log.js';
 import { Store } from '../../services/core/store/store.js';
 import { OperationalAction } from '../../services/generated/fedlab/v1/aggregate.js';
@@ -32,12 +31,12 @@ import { SliceBook } from '../../services/slice-authority/slices/slice-book.js';
 const D = 'a.test';
 const PROVIDER = 'urn:fedlab:sa.test:sp:acme';
 const ALICE = 'urn:fedlab:sa.test:user:alice';
-const hostKey = ssh2.utils.generateKeyPairSync('ed25519').public;
+const hostKey = newSshKeyPair().public;
 const LOGIN: SshLogin = {
   username: 'web',
   endpoint: { address: 'n1.a.test:2222', hostKey, hostKeyFingerprint: sshFingerprint(Buffer.from(hostKey.split(' ')[1]!, 'base64')) },
 };
-const aliceKey = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'alice' }).public;
+const aliceKey = newSshKeyPair({ comment: 'alice' }).public;
 
 /** What the fake site was asked, and how it answers. */
 interface FakeSite {
@@ -220,7 +219,12 @@ describe("the slice authority's books and slice users", () => {
     await store.table<SliceRecord>(TABLES.slices).put(rec.urn, rec, { sync: true });
     const bk = await book();
     expect(bk.get(caller, rec.urn).users).toEqual([]);
-    const res = await bk.updateUsers(caller, { requestId: 'u1', sliceUrn: rec.urn, add: [{ urn: ALICE, sshKeys: [aliceKey] }], remove: [] });
+    const res = await bk.updateUsers(caller, {
+      requestId: 'u1',
+      sliceUrn: rec.urn,
+      add: [{ urn: ALICE, sshKeys: [aliceKey] }],
+      remove: [],
+    });
     expect(res.slice.users).toEqual([{ urn: ALICE, sshKeys: [aliceKey] }]);
     expect(res.results.map((r) => [r.site, r.status?.code])).toEqual([[D, Status.OK]]);
     expect(site.updates).toEqual([[{ urn: ALICE, sshKeys: [aliceKey] }]]);

@@ -15,11 +15,12 @@ import { SliceState, type Slice } from '../../services/generated/fedlab/v1/slice
 import { siteRequest } from '../helpers/federation-harness.js';
 import { disposeParties, until, type Site, type TestNode } from '../helpers/ma-harness.js';
 import { recordNodeCalls, startFederation, type Federation, type NodeCalls } from '../helpers/sa-harness.js';
+import { newSshKeyPair } from '../../services/core/identity/ssh-keys.js';
 
 let fed: Federation;
 const calls = new Map<string, NodeCalls>();
 const code = (e: unknown): number | undefined => (e as { code?: number }).code;
-const key = (comment: string): string => `${ssh2.utils.generateKeyPairSync('ed25519', { comment }).public}`;
+const key = (comment: string): string => `${newSshKeyPair({ comment }).public}`;
 const ALICE = 'urn:fedlab:plc.test:user:alice';
 const BOB = 'urn:fedlab:plc.test:user:bob';
 const ACME = 'urn:fedlab:plc.test:sp:acme';
@@ -142,9 +143,7 @@ describe('slice users', () => {
     });
     expect(again.slice?.users).toEqual(replaced);
     expect(allNodes().reduce((a, n) => a + (calls.get(n.urn) as NodeCalls).userUpdates.length, 0)).toBe(updates);
-    const reused = await sa
-      .updateSliceUsers({ requestId: 'u-1', sliceUrn: slice.urn, add: [], remove: [BOB] })
-      .catch((e: unknown) => e);
+    const reused = await sa.updateSliceUsers({ requestId: 'u-1', sliceUrn: slice.urn, add: [], remove: [BOB] }).catch((e: unknown) => e);
     expect(code(reused)).toBe(Status.ALREADY_EXISTS);
 
     // Another provider does not see the slice.
@@ -162,7 +161,9 @@ describe('slice users', () => {
     const creates = allNodes().reduce((a, n) => a + (calls.get(n.urn) as NodeCalls).creates.length, 0);
     const err = await create('weak', [{ urn: ALICE, sshKeys: [aliceKey, weakRsa] }]).catch((e: unknown) => e);
     expect(code(err)).toBe(Status.INVALID_ARGUMENT);
-    expect((err as Error).message).toMatch(/users\[0\]\.ssh_keys\[1\] \(user urn:fedlab:plc\.test:user:alice\): the ssh-rsa key has 1024 bits/);
+    expect((err as Error).message).toMatch(
+      /users\[0\]\.ssh_keys\[1\] \(user urn:fedlab:plc\.test:user:alice\): the ssh-rsa key has 1024 bits/,
+    );
     expect((err as Error).message).toMatch(/ssh-ed25519, ecdsa-sha2-nistp256, ecdsa-sha2-nistp384 or ssh-rsa of 2048 bits or more/);
     const garbage = await create('junk', [{ urn: ALICE, sshKeys: ['ssh-ed25519 not-a-key'] }]).catch((e: unknown) => e);
     expect(code(garbage)).toBe(Status.INVALID_ARGUMENT);
@@ -216,7 +217,11 @@ describe('slice users', () => {
 
     await fed.stopSa();
     await fed.startSa();
-    await until(async () => JSON.stringify(usersOnNodes(slice).get(pgSliver.urn)) === JSON.stringify(want), 20_000, 'pg.test has the users');
+    await until(
+      async () => JSON.stringify(usersOnNodes(slice).get(pgSliver.urn)) === JSON.stringify(want),
+      20_000,
+      'pg.test has the users',
+    );
     for (const [, users] of usersOnNodes(slice)) expect(users).toEqual(want);
     expect((await fed.saClient().getSlice({ sliceUrn: slice.urn })).slice?.users).toEqual(want);
   });

@@ -7,15 +7,15 @@
 // member it never had.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { status } from '@grpc/grpc-js';
-import ssh2 from 'ssh2';
 import { SliceMode } from '../../services/generated/fedlab/v1/common.js';
 import { DeploymentState, type Deployment, type DeployResponse } from '../../services/generated/fedlab/v1/service_provider.js';
 import { disposeParties, until } from '../helpers/ma-harness.js';
 import { siteRequest } from '../helpers/federation-harness.js';
 import { startSpFederation, type SpFederation } from '../helpers/sp-harness.js';
+import { newSshKeyPair } from '../../services/core/identity/ssh-keys.js';
 
 const A = 'plc.test';
-const newKey = (comment: string): { public: string; private: string } => ssh2.utils.generateKeyPairSync('ed25519', { comment });
+const newKey = (comment: string): { public: string; private: string } => newSshKeyPair({ comment });
 
 async function collect(stream: AsyncIterable<DeployResponse>): Promise<DeployResponse[]> {
   const out: DeployResponse[] = [];

@@ -4,21 +4,20 @@
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import ssh2 from 'ssh2';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readSshPublicKeyFile } from '../../cli/commands/slice/ssh-key-file.js';
 import { sshFilesFor } from '../../cli/commands/sliver/ssh-config-files.js';
 import { knownHostsLines, renderSshConfig, sshHostsOf } from '../../cli/commands/sliver/ssh-config-render.js';
 import { CliExit } from '../../cli/cli-support.js';
 import { InvalidArgumentError } from '../../services/core/errors.js';
-import { parseSshPublicKey } from '../../services/core/identity/ssh-keys.js';
+import { parseSshPublicKey, newSshKeyPair } from '../../services/core/identity/ssh-keys.js';
 import { Slice } from '../../services/generated/fedlab/v1/slice_authority.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'fedlab-sshcfg-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const hostKey = (): { line: string; fingerprint: string } => {
-  const k = parseSshPublicKey(ssh2.utils.generateKeyPairSync('ed25519').public, 'k');
+  const k = parseSshPublicKey(newSshKeyPair().public, 'k');
   return { line: `${k.type} ${k.blob.toString('base64')}`, fingerprint: k.fingerprint };
 };
 const keys = { n1a: hostKey(), n1b: hostKey(), n2a: hostKey() };
@@ -107,7 +106,7 @@ describe('ssh-config rendering', () => {
 });
 
 describe('--ssh-key files', () => {
-  const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'me@laptop' });
+  const pair = newSshKeyPair({ comment: 'me@laptop' });
   const file = (name: string, text: string): string => {
     const f = join(dir, name);
     writeFileSync(f, text);

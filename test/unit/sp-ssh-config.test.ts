@@ -9,6 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { compileConfig } from '../../services/core/config.js';
 import { InvalidArgumentError } from '../../services/core/errors.js';
 import { spConfigSchema, SP_PATH_FIELDS, toSpSettings } from '../../services/service-provider/config.js';
+import { newSshKeyPair } from '../../services/core/identity/ssh-keys.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'fedlab-spssh-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -36,7 +37,7 @@ describe('service provider config: ssh_keys', () => {
   });
 
   it("lists the provider with its operators' keys on the slices it creates", () => {
-    const a = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'ops@acme' }).public;
+    const a = newSshKeyPair({ comment: 'ops@acme' }).public;
     const b = ssh2.utils.generateKeyPairSync('ecdsa', { bits: 256 }).public;
     const settings = toSpSettings(compile({ ...base, ssh_keys: [`  ${a}  `, b, a] }));
     expect(settings.deployments.sliceUsers).toEqual([{ urn: base.urn, sshKeys: [a, b] }]);

@@ -1,6 +1,5 @@
 // SSH public keys of slice users and node endpoints: which are accepted, what the refusals say,
 // and fingerprints as `ssh-keygen -l` prints them (the expected values below are its output).
-import ssh2 from 'ssh2';
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../services/core/errors.js';
 import {
@@ -10,19 +9,26 @@ import {
   MAX_SLICE_USERS,
   parseSshPublicKey,
   sshFingerprint,
+  newSshKeyPair,
 } from '../../services/core/identity/ssh-keys.js';
 
 // Public keys made with ssh-keygen 9 (public halves only; the private halves were thrown away).
 const ED25519 = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICwpm4FYWCmJKwg3lRRZWXpdvHFXRrXbE2f//N+VHS82 c-ed25519';
 const ED25519_FP = 'SHA256:o/D2KsE2CK24/2bBnS2jnIzE8nBxKR/XHpy8VTAOEQE';
-const RSA2048 = 'ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQCqHEt9C0mgp3s6J0AGgnVTuypfS/2j97dTwutGTEPvPtw1xtlfCvKq6iRatHhG8XkCZ03TFQfUaDV1RQkDflDxxSA9KO0b/GYitBcHhBfoKAXll25lZ0VnaCn4jLwBul4dSbxl5htj0nwxPVYSgfug4pah+Vt9Gu66vksG5WCT3syezY3V/WayElUVD1Dkf9UxcwzWlq5d4Y3LWl8ZNQR++c49cfaN21juVLCFRMXoTt/mPYLfrl112DIEuC7KAN/y3LI5M5XnYHG89l6XY8Q9NjFy2hyPdhwlzCbznrz0RwjXg6LllSCb/+S3F3Dc2PuIuyuoj+/TSNG++43JNPf5 c-rsab2048';
+const RSA2048 =
+  'ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQCqHEt9C0mgp3s6J0AGgnVTuypfS/2j97dTwutGTEPvPtw1xtlfCvKq6iRatHhG8XkCZ03TFQfUaDV1RQkDflDxxSA9KO0b/GYitBcHhBfoKAXll25lZ0VnaCn4jLwBul4dSbxl5htj0nwxPVYSgfug4pah+Vt9Gu66vksG5WCT3syezY3V/WayElUVD1Dkf9UxcwzWlq5d4Y3LWl8ZNQR++c49cfaN21juVLCFRMXoTt/mPYLfrl112DIEuC7KAN/y3LI5M5XnYHG89l6XY8Q9NjFy2hyPdhwlzCbznrz0RwjXg6LllSCb/+S3F3Dc2PuIuyuoj+/TSNG++43JNPf5 c-rsab2048';
 const RSA2048_FP = 'SHA256:5hweAKE2CFIRTv59gp3kZAJIYWjHDKxej2UQUAQNijQ';
-const ECDSA256 = 'ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBIMw8qKoqv479XnmTYRE4odNlBsWMV/PG+4hOKPPNsPc6CBR75ARXXMaGI6y2wAEXEjqfqsk/Nf7zMmjGh2vgUU= c-ecdsab256';
+const ECDSA256 =
+  'ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBIMw8qKoqv479XnmTYRE4odNlBsWMV/PG+4hOKPPNsPc6CBR75ARXXMaGI6y2wAEXEjqfqsk/Nf7zMmjGh2vgUU= c-ecdsab256';
 const ECDSA256_FP = 'SHA256:6SCBc4+T5uod6A0UyQEAF/yOkby9z/Ybq26dhhrwIOA';
-const ECDSA384 = 'ecdsa-sha2-nistp384 AAAAE2VjZHNhLXNoYTItbmlzdHAzODQAAAAIbmlzdHAzODQAAABhBAvqNViRfHxSTkrlImEeHH8Ctd0mGQ6j+JlgMl7GVgqIQ2LG7bxFvQZrOP5LVgU7KyCdeDnThnf4ipSOKoa2yQQwszbBWjPu3oN8I4Ad9lrqBM+J/2W87/Gmkn3oFsfknQ== c-ecdsab384';
-const ECDSA521 = 'ecdsa-sha2-nistp521 AAAAE2VjZHNhLXNoYTItbmlzdHA1MjEAAAAIbmlzdHA1MjEAAACFBAEEsSixrGK/VRJw70d2s3715pWDdlXbS0NPQ46yCj7cU2Yb4delhNdkNyewkJzxgWyGGjLMncMn2DhLfD2dFK6BhgDoN+WNk6rsx2gapgHQ2Kyy0kwfDbVwRVywfQ6xDRghdNTieC/qbGT/U2m6xX0DgpPflT+E2GLWBXyBVqyUqPXIfw== c-ecdsab521';
-const RSA1024 = 'ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQCZ0s5BF19Ex6TGpiGZxq9JlI5g31jWUJRO3R3NEjV2SRk/d1Fcpp2/niPGZwHZqFeCtyWLE4At5w+VSmvP0HpVDKV1ikmSZ0LqLfvuorSb/OIILAoUvfOUnke6ANGQ90c3pm0I7QIz0+Wtgho3zs9ToUqdXhScEv+f5G0pRlvaRw== c-rsab1024';
-const DSA = 'ssh-dss AAAAB3NzaC1kc3MAAACBALXGKbIlRbSuEA2nZWKy0LgseG39bO0EhbZGJDIk8ajN7iBQltb7RZGVi6VRLc9C8JzMACIZGtjphFHH+kBbeSwTf8EPGhRJRYHB1xKlcn/Y9UPmtSfqD+HV42O5sojt3oGMn4o9KDxdPAyM+pF9zgtDSnY4RhnZAw2imj+TWuofAAAAFQDV7aXjh74EfF0fgLainq7FDTOmbwAAAIA1G1QE/hMPepZik31LOEyZAs2L/x0wqNWjgy6LhgSstuOepJvbrrKxqyO3HbP8AG1rdldM+Z2agnrNBRulnwGVH6/OsKuyoJK3Z7WZuuhtMuJg0P37hJZ3637smCmaAMZtGJvIurT/mXZ5ZMmdKz1THd4HI4kgIC1dWKTVj/uRPQAAAIAU1a3XDD9sEkL/kvPBVHPxbQwEZFiPMvWUnga8Va29O42pKD4LXxGNfkKtsokfeUcHG5HbZsjSppHj8v7F+HB2G10eDbs2Ur0ZFVG2CSLYwjT5p68wrseVbki9hXuB8+7ubHjUVZVYphYAK4c4Iq2ZbAZCoWuqmuDSjgGtNc9Syg== c-dsa';
+const ECDSA384 =
+  'ecdsa-sha2-nistp384 AAAAE2VjZHNhLXNoYTItbmlzdHAzODQAAAAIbmlzdHAzODQAAABhBAvqNViRfHxSTkrlImEeHH8Ctd0mGQ6j+JlgMl7GVgqIQ2LG7bxFvQZrOP5LVgU7KyCdeDnThnf4ipSOKoa2yQQwszbBWjPu3oN8I4Ad9lrqBM+J/2W87/Gmkn3oFsfknQ== c-ecdsab384';
+const ECDSA521 =
+  'ecdsa-sha2-nistp521 AAAAE2VjZHNhLXNoYTItbmlzdHA1MjEAAAAIbmlzdHA1MjEAAACFBAEEsSixrGK/VRJw70d2s3715pWDdlXbS0NPQ46yCj7cU2Yb4delhNdkNyewkJzxgWyGGjLMncMn2DhLfD2dFK6BhgDoN+WNk6rsx2gapgHQ2Kyy0kwfDbVwRVywfQ6xDRghdNTieC/qbGT/U2m6xX0DgpPflT+E2GLWBXyBVqyUqPXIfw== c-ecdsab521';
+const RSA1024 =
+  'ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQCZ0s5BF19Ex6TGpiGZxq9JlI5g31jWUJRO3R3NEjV2SRk/d1Fcpp2/niPGZwHZqFeCtyWLE4At5w+VSmvP0HpVDKV1ikmSZ0LqLfvuorSb/OIILAoUvfOUnke6ANGQ90c3pm0I7QIz0+Wtgho3zs9ToUqdXhScEv+f5G0pRlvaRw== c-rsab1024';
+const DSA =
+  'ssh-dss AAAAB3NzaC1kc3MAAACBALXGKbIlRbSuEA2nZWKy0LgseG39bO0EhbZGJDIk8ajN7iBQltb7RZGVi6VRLc9C8JzMACIZGtjphFHH+kBbeSwTf8EPGhRJRYHB1xKlcn/Y9UPmtSfqD+HV42O5sojt3oGMn4o9KDxdPAyM+pF9zgtDSnY4RhnZAw2imj+TWuofAAAAFQDV7aXjh74EfF0fgLainq7FDTOmbwAAAIA1G1QE/hMPepZik31LOEyZAs2L/x0wqNWjgy6LhgSstuOepJvbrrKxqyO3HbP8AG1rdldM+Z2agnrNBRulnwGVH6/OsKuyoJK3Z7WZuuhtMuJg0P37hJZ3637smCmaAMZtGJvIurT/mXZ5ZMmdKz1THd4HI4kgIC1dWKTVj/uRPQAAAIAU1a3XDD9sEkL/kvPBVHPxbQwEZFiPMvWUnga8Va29O42pKD4LXxGNfkKtsokfeUcHG5HbZsjSppHj8v7F+HB2G10eDbs2Ur0ZFVG2CSLYwjT5p68wrseVbki9hXuB8+7ubHjUVZVYphYAK4c4Iq2ZbAZCoWuqmuDSjgGtNc9Syg== c-dsa';
 
 function refusal(fn: () => unknown): InvalidArgumentError {
   try {
@@ -52,7 +58,7 @@ describe('parseSshPublicKey', () => {
   });
 
   it('accepts a key made by ssh2 itself', () => {
-    const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'gen' });
+    const pair = newSshKeyPair({ comment: 'gen' });
     expect(parseSshPublicKey(pair.public, 'k').type).toBe('ssh-ed25519');
   });
 
@@ -76,9 +82,12 @@ describe('parseSshPublicKey', () => {
       [`no-pty ${ED25519}`, /not a single OpenSSH public key line/],
       [`ssh-rsa ${b64} ${comment}`, /does not parse|malformed/],
       [`ssh-ed25519 ${rsaB64}`, /does not parse|malformed/],
-      [`ssh-ed25519 ${Buffer.concat([Buffer.from(b64!, 'base64'), Buffer.from([1, 2, 3])]).toString('base64')}`, /malformed|does not parse/],
+      [
+        `ssh-ed25519 ${Buffer.concat([Buffer.from(b64!, 'base64'), Buffer.from([1, 2, 3])]).toString('base64')}`,
+        /malformed|does not parse/,
+      ],
       [`${ED25519}\nssh-ed25519 ${b64}`, /line break/],
-      [ssh2.utils.generateKeyPairSync('ed25519').private, /line break|not a single/],
+      [newSshKeyPair().private, /line break|not a single/],
     ];
     for (const [line, why] of cases) {
       const err = refusal(() => parseSshPublicKey(line, 'key'));
@@ -148,7 +157,9 @@ describe('checkSshEndpoint', () => {
       /host_key_fingerprint does not match/,
     );
     for (const address of ['n', 'n:0', 'n:70000', 'a b:22', '']) {
-      expect(refusal(() => checkSshEndpoint({ address, hostKey: ED25519, hostKeyFingerprint: ED25519_FP }, 'ssh')).message).toMatch(/address must be host:port/);
+      expect(refusal(() => checkSshEndpoint({ address, hostKey: ED25519, hostKeyFingerprint: ED25519_FP }, 'ssh')).message).toMatch(
+        /address must be host:port/,
+      );
     }
   });
 });

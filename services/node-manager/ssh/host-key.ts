@@ -8,7 +8,7 @@ import { closeSync, constants, fstatSync, mkdirSync, openSync, readFileSync, wri
 import { dirname } from 'node:path';
 import ssh2, { type ParsedKey } from 'ssh2';
 import { FailedPreconditionError } from '../../core/errors.js';
-import { sshFingerprint } from '../../core/identity/ssh-keys.js';
+import { sshFingerprint, newSshKeyPair } from '../../core/identity/ssh-keys.js';
 
 /** A loaded host key. */
 export interface HostKey {
@@ -26,19 +26,6 @@ function parsed(text: string, file: string): ParsedKey {
   const one = Array.isArray(key) ? key[0] : key;
   if (!one) throw new FailedPreconditionError(`ssh.host_key_file ${file} holds no key`);
   return one;
-}
-
-/**
- * An Ed25519 pair from ssh2 that parses back: ssh2 1.17 drops a leading zero byte of the key (about one
- * in 128), which leaves a file nothing can read; such a pair is made again.
- */
-function wellFormedPair(): { private: string } {
-  for (let i = 0; ; i++) {
-    const pair = ssh2.utils.generateKeyPairSync('ed25519');
-    const k = ssh2.utils.parseKey(pair.private);
-    if (!(k instanceof Error) && !(ssh2.utils.parseKey(pair.public) instanceof Error)) return pair;
-    if (i >= 64) throw new FailedPreconditionError('could not make an Ed25519 host key that parses back');
-  }
 }
 
 /**
@@ -81,7 +68,7 @@ export function loadOrCreateHostKey(file: string): HostKey {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-    const pair = wellFormedPair();
+    const pair = newSshKeyPair();
     try {
       // Exclusive (O_EXCL, which also refuses a symlink put there): two starts racing on one data dir never overwrite each other's key.
       writeFileSync(file, pair.private, { mode: 0o600, flag: 'wx' });
