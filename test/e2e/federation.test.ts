@@ -426,7 +426,9 @@ describe('fedlab up --once', () => {
       console.log(`fedlab up --once: exit ${res.code} after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
       expect(res.code, res.stdout + res.stderr).toBe(0);
       expect(res.stdout).toMatch(/ready: the service runs in all 3 slivers on 3 sites/);
-      expect(res.stdout).toMatch(/fedlab node ls --ma localhost:\d+ --tls-dir /);
+      // The printed commands use the profiles the run wrote; the full form is printed once too.
+      expect(res.stdout).toMatch(/fedlab node ls --profile \S+/);
+      expect(res.stdout).toMatch(/fedlab slice ls --sa localhost:\d+ --tls-dir /);
       // The graceful stop sufficed: nothing had to be killed, and the sweep after it found no sliver
       // runtime (cgroup, process, work directory) and no emulab namespace left.
       expect(res.stdout).toMatch(/stopped; everything is in /);
