@@ -14,6 +14,7 @@ import { INTERNAL_MESSAGE } from '../../services/core/rpc/status.js';
 import { parseTrustBundle } from '../../services/core/identity/trust-bundle.js';
 import { describePublicKey } from '../../services/core/identity/keys.js';
 import { createPublicKey } from 'node:crypto';
+import http2 from 'node:http2';
 import { makeTestPki, type TestPki } from '../helpers/pki.js';
 import { capturingLogger } from '../helpers/servers.js';
 
@@ -270,5 +271,35 @@ describe('RPC core over mutual TLS', () => {
     gate.release?.();
     await expect(inFlight).resolves.toMatchObject({ domain: 'slow.test', serial: 7 });
     await stopped;
+  });
+});
+
+describe('a forced stop', () => {
+  it('ends every connection when the grace runs out, also one whose stream never finishes', async () => {
+    const server = await startServer({ port: 0, tls: serverTls, log: capturingLogger().log, shutdownGraceMs: 200 }, [
+      federationService({ domain: DOMAIN, current: async () => bundleFor(pki) }),
+    ]);
+    // A raw HTTP/2 client that opens a call and never sends its message: the stream stays open, so a
+    // graceful shutdown cannot finish and the grace runs out.
+    const session = http2.connect(`https://localhost:${server.port}`, {
+      ca: clientTls.caCerts,
+      cert: clientTls.cert,
+      key: clientTls.key,
+    });
+    session.on('error', () => undefined);
+    const closed = new Promise<void>((resolve) => session.once('close', () => resolve()));
+    const stream = session.request({
+      ':method': 'POST',
+      ':path': '/fedlab.v1.Federation/GetBundle',
+      'content-type': 'application/grpc',
+      te: 'trailers',
+    });
+    stream.on('error', () => undefined);
+    await new Promise<void>((resolve) => stream.once('response', () => resolve()).once('ready', () => resolve()));
+    await server.stop();
+    // grpc-js's forceShutdown alone left such a connection open (and reaching the stopped server's handlers).
+    const outcome = await Promise.race([closed.then(() => 'closed'), new Promise((r) => setTimeout(() => r('still open'), 3000))]);
+    session.destroy();
+    expect(outcome).toBe('closed');
   });
 });

@@ -5,6 +5,7 @@
  * calls, drain within a grace period, then force; close the store; remove
  * signal handlers). Returns `{ port, stop }`; binding port 0 picks a free port.
  */
+import http2 from 'node:http2';
 import { Server, ServerCredentials, type ServiceDefinition } from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import type { Logger } from '../log.js';
@@ -139,6 +140,7 @@ export async function startServer(options: ServerOptions, registrations: readonl
           log.warn({ inFlight: tracker.size }, 'grace period over; cancelling calls in flight');
           tracker.abortAll('server stopping');
           server.forceShutdown();
+          destroySessions(server, log);
           resolve();
         }, grace);
         server.tryShutdown(() => {
@@ -159,4 +161,23 @@ export async function startServer(options: ServerOptions, registrations: readonl
   };
 
   return { port, stop, setServing };
+}
+
+/**
+ * Ends the connections a forced shutdown left open. With channelz off, grpc-js 1.14 keeps a server's
+ * HTTP/2 sessions only in its per-listener records, which `tryShutdown` is still waiting on, and
+ * `forceShutdown` destroys only the sessions channelz tracks: a client's open connection then goes on
+ * reaching this stopped server's handlers (its store closed) — and, with SO_REUSEPORT, even after a
+ * new server took the port. The records are internal, so their shape is checked before use.
+ */
+function destroySessions(server: Server, log: Logger): void {
+  const listeners: unknown = (server as unknown as { http2Servers?: unknown }).http2Servers;
+  if (!(listeners instanceof Map)) {
+    log.warn('cannot reach the HTTP/2 sessions of the stopped server (grpc-js changed); open connections may linger');
+    return;
+  }
+  for (const info of listeners.values() as IterableIterator<{ sessions?: unknown }>) {
+    if (!(info?.sessions instanceof Set)) continue;
+    for (const session of info.sessions as Set<{ destroy?: (code?: number) => void }>) session.destroy?.(http2.constants.NGHTTP2_CANCEL);
+  }
 }
