@@ -44,6 +44,7 @@ describe('metrics', () => {
     const sa = fed.saClient();
     await sa.listSlices({ pageSize: 10, pageToken: '', state: 0 });
     await sa.createSlice({
+      users: [],
       requestId: 'metrics-1',
       name: 'metrics',
       description: '',
