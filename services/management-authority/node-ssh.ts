@@ -45,7 +45,10 @@ export function checkedSshEndpoint(
     return ok;
   } catch (err) {
     offers.lastRefused = { address: offered.address, hostKey: offered.hostKey, hostKeyFingerprint: offered.hostKeyFingerprint };
-    log.warn({ node: nodeUrn, reason: (err as Error).message }, "node's SSH endpoint ignored: it does not check out, so it is not published");
+    log.warn(
+      { node: nodeUrn, reason: (err as Error).message },
+      "node's SSH endpoint ignored: it does not check out, so it is not published",
+    );
     return 'ignore';
   }
 }

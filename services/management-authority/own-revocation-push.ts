@@ -108,7 +108,10 @@ export class OwnRevocationPush {
       }
     }
     if (newlyMissed.length)
-      this.o.log.warn({ version, missed: newlyMissed.slice(0, 20), count: newlyMissed.length }, "the site's revocation list did not reach some nodes; retrying");
+      this.o.log.warn(
+        { version, missed: newlyMissed.slice(0, 20), count: newlyMissed.length },
+        "the site's revocation list did not reach some nodes; retrying",
+      );
     return ok;
   }
 }

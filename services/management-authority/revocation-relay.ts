@@ -69,7 +69,8 @@ export class RevocationRelay {
       );
     }
     const held = this.lists.get(list.kid);
-    const fresher = !held || list.version > held.version || (list.version === held.version && list.iat !== undefined && list.iat > (held.iat ?? -1));
+    const fresher =
+      !held || list.version > held.version || (list.version === held.version && list.iat !== undefined && list.iat > (held.iat ?? -1));
     if (!fresher) return { list, newer: false };
     const rec: RelayedRecord = { jws: jws.trim(), version: list.version, ...(list.iat !== undefined ? { iat: list.iat } : {}) };
     await this.table.put(list.kid, rec, { sync: true });

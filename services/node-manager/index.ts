@@ -159,7 +159,12 @@ export function nodeManagerRole(options: NodeManagerRoleOptions = {}): (deps: Ro
     if (config.owner.credential)
       await ownerTable.put('owner-credential', loadOwnerCredential(config.owner.credential, owner.urn), { sync: true });
     const instance = instanceId(config.data_dir);
-    const driver = await withSliverNetwork(options.driver ?? createDriver({ ...driverOptions(config), log }), config.network, instance, log);
+    const driver = await withSliverNetwork(
+      options.driver ?? createDriver({ ...driverOptions(config), log }),
+      config.network,
+      instance,
+      log,
+    );
     await driver.init();
     if (driver.kind === 'process' && process.getuid?.() === 0) {
       log.warn('the process driver runs sliver programs as root with no isolation; use the container driver on this machine');

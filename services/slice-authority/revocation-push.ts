@@ -91,7 +91,8 @@ export class RevocationPush {
       const res = await site.client.updateRevocations({ signedList: jws }, { chain: site.chain, deadlineMs: this.deps.deadlineMs });
       if (res.nodesPending === 0) {
         const prev = this.done.get(domain);
-        if (!prev || prev.version < version || (prev.version === version && prev.signedAt < signedAt)) this.done.set(domain, { version, signedAt });
+        if (!prev || prev.version < version || (prev.version === version && prev.signedAt < signedAt))
+          this.done.set(domain, { version, signedAt });
         if (this.failing.delete(domain)) this.deps.log.info({ site: domain, version }, 'revocation list delivered to the site again');
       } else {
         this.deps.log.info(

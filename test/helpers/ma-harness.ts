@@ -564,7 +564,10 @@ export function recordNodeCalls(node: TestNode): NodeCalls {
       const req = args[1] as { sliverUrn: string; users?: SliceUser[] };
       return { sliverUrn: req.sliverUrn, users: [...(req.users ?? [])] };
     });
-    wrap('updateSliverUsers', calls.userUpdates, (args) => ({ sliverUrn: args[1] as string, users: [...((args[2] as SliceUser[]) ?? [])] }));
+    wrap('updateSliverUsers', calls.userUpdates, (args) => ({
+      sliverUrn: args[1] as string,
+      users: [...((args[2] as SliceUser[]) ?? [])],
+    }));
   };
   if (!node.nm) throw new Error(`node ${node.urn} has no in-process node manager`);
   let current: NodeManager | undefined = node.nm;

@@ -60,7 +60,7 @@ export interface TestBed {
 }
 
 function randomOctet(min: number, max: number): number {
-  return min + (randomBytes(1)[0] as number) % (max - min + 1);
+  return min + ((randomBytes(1)[0] as number) % (max - min + 1));
 }
 
 /** A /24 of 10.0.0.0/8 that no interface of the machine uses. */

@@ -57,7 +57,12 @@ afterAll(async () => {
 let seq = 1000;
 /** A heartbeat of a fake node saying `ssh` is its endpoint. */
 async function beat(f: FakeNode, ssh: SshEndpoint | undefined): Promise<void> {
-  const c = createClient(ManagementAuthorityService, { address: site.address, tls: f.tls, serverUrn: site.parties.maUrn, deadlineMs: 10_000 });
+  const c = createClient(ManagementAuthorityService, {
+    address: site.address,
+    tls: f.tls,
+    serverUrn: site.parties.maUrn,
+    deadlineMs: 10_000,
+  });
   try {
     const zero = { cpuMillis: 0, memMb: 0, diskMb: 0, pids: 0, bandwidthKbps: 0 };
     await c.heartbeat({
@@ -113,10 +118,14 @@ describe('a node’s SSH endpoint', () => {
     expect((await published(f1.urn)).node).toBeUndefined();
   });
 
-  it("of a node manager is the one the node reports itself", async () => {
+  it('of a node manager is the one the node reports itself', async () => {
     const own = (await node.client().getNodeInfo({}, { chain: node.ownerChain })).node?.ssh;
     expect(own?.hostKeyFingerprint).toMatch(/^SHA256:[A-Za-z0-9+/]{43}$/);
-    await until(async () => (await published(node.urn)).node?.hostKeyFingerprint === own?.hostKeyFingerprint, 10_000, 'n1 endpoint published');
+    await until(
+      async () => (await published(node.urn)).node?.hostKeyFingerprint === own?.hostKeyFingerprint,
+      10_000,
+      'n1 endpoint published',
+    );
     expect((await published(node.urn)).advertised).toEqual(own);
   });
 });
@@ -136,14 +145,22 @@ describe('slice users at a site', () => {
             requestId: `bad-${Math.random()}`,
             sliceUrn: `urn:fedlab:${D}:slice:bad`,
             providerUrn: sp,
-            request: { nodes: { nodeUrns: [node.urn], count: 0, clientIds: [] }, links: [], exclusive: false, requestDocument: '', requestDocumentFormat: '' },
+            request: {
+              nodes: { nodeUrns: [node.urn], count: 0, clientIds: [] },
+              links: [],
+              exclusive: false,
+              requestDocument: '',
+              requestDocumentFormat: '',
+            },
           },
           { chain },
         )
         .catch((e: unknown) => e);
     const dsa = await allocate([{ urn: ALICE, sshKeys: [alice, DSA] }]);
     expect(code(dsa)).toBe(Status.INVALID_ARGUMENT);
-    expect((dsa as Error).message).toMatch(/users\[0\]\.ssh_keys\[1\] \(user urn:fedlab:plc\.test:user:alice\): DSA \(ssh-dss\) keys are not accepted/);
+    expect((dsa as Error).message).toMatch(
+      /users\[0\]\.ssh_keys\[1\] \(user urn:fedlab:plc\.test:user:alice\): DSA \(ssh-dss\) keys are not accepted/,
+    );
     const weak = await allocate([{ urn: ALICE, sshKeys: [pub('rsa', '', 1024)] }]);
     expect((weak as Error).message).toMatch(/1024 bits, fewer than 2048/);
     const notUser = await allocate([{ urn: node.urn, sshKeys: [alice] }]);
@@ -161,7 +178,13 @@ describe('slice users at a site', () => {
         requestId: 'logins-1',
         sliceUrn: slice,
         providerUrn: sp,
-        request: { nodes: { nodeUrns: [node.urn], count: 0, clientIds: [] }, links: [], exclusive: false, requestDocument: '', requestDocumentFormat: '' },
+        request: {
+          nodes: { nodeUrns: [node.urn], count: 0, clientIds: [] },
+          links: [],
+          exclusive: false,
+          requestDocument: '',
+          requestDocumentFormat: '',
+        },
       },
       { chain },
     );
@@ -182,7 +205,9 @@ describe('slice users at a site', () => {
       agg.performOperationalAction({ urns, action: OperationalAction.OPERATIONAL_ACTION_UPDATE_USERS, bestEffort: true, users }, { chain });
     const res = await update([{ urn: BOB, sshKeys: [bob] }]);
     expect(res.results.map((r) => [r.status?.code, r.sliver?.ssh])).toEqual([[Status.OK, login]]);
-    expect(calls.userUpdates.map((c) => [c.sliverUrn, c.users, c.ok])).toEqual([[prov.results[0]?.sliverUrn, [{ urn: BOB, sshKeys: [bob] }], true]]);
+    expect(calls.userUpdates.map((c) => [c.sliverUrn, c.users, c.ok])).toEqual([
+      [prov.results[0]?.sliverUrn, [{ urn: BOB, sshKeys: [bob] }], true],
+    ]);
     const whole = await update([], [prov.results[0]?.sliverUrn as string]).catch((e: unknown) => e);
     expect(code(whole)).toBe(Status.INVALID_ARGUMENT);
     expect(code(await update([{ urn: BOB, sshKeys: [DSA] }]).catch((e: unknown) => e))).toBe(Status.INVALID_ARGUMENT);

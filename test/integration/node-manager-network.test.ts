@@ -154,7 +154,7 @@ describe.skipIf(skipReason !== '')('the sliver network (container driver, node m
     expect(() => tb.outside.exec(['busybox', 'nc', '-w', '2', h1().address, '20015'])).toThrow();
   }, 120_000);
 
-  it("slivers of different slices cannot reach each other on the bridge; two of one slice can", async () => {
+  it('slivers of different slices cannot reach each other on the bridge; two of one slice can', async () => {
     const a1 = 'urn:fedlab:plc.test:sliver:net-a1';
     const a2 = await create('net-a2', SLICE_A);
     const b1 = await create('net-b1', SLICE_B);

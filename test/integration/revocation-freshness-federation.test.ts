@@ -146,7 +146,11 @@ describe('revocation freshness across a federation', () => {
     await asAdmin.getNodeInfo({}, { chain: [...chain] });
     const before = Date.now();
     await site.maClient().revoke({ jti: jtiOf(chain[1] as string), keyThumbprint: '', reason: 'operator left' });
-    await until(async () => (await outcome(asAdmin.getNodeInfo({}, { chain: [...chain] }))) === Status.UNAUTHENTICATED, 5_000, 'the revoked delegation refused');
+    await until(
+      async () => (await outcome(asAdmin.getNodeInfo({}, { chain: [...chain] }))) === Status.UNAUTHENTICATED,
+      5_000,
+      'the revoked delegation refused',
+    );
     expect(Date.now() - before).toBeLessThan(5_000);
   }, 20_000);
 
@@ -165,7 +169,9 @@ describe('revocation freshness across a federation', () => {
 
   it('revoking the MA → SA chain refuses the SA at the site at once and leaves its live sliver to expiry, unreachable by slice chains', async () => {
     const site = fed.sites[0]!;
-    const saChain = readFileSync(join(fed.dir, `${A}.chain`), 'utf8').trim().split('\n');
+    const saChain = readFileSync(join(fed.dir, `${A}.chain`), 'utf8')
+      .trim()
+      .split('\n');
     await site.maClient().revoke({ jti: jtiOf(saChain[0] as string), keyThumbprint: '', reason: 'delegation withdrawn' });
     // Every call of the SA under it is refused at the site: no new slivers, no renewal.
     const renew = await fed.saClient().renewSlice({ sliceUrn, expiresAt: new Date(Date.now() + 86_400_000), bestEffort: false });

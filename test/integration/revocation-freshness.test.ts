@@ -73,7 +73,11 @@ describe('revocation list freshness on a node manager', () => {
     const saList = (validity?: RevocationValidity, list: RevocationList = emptyRevocationList(p.sa.privateKey, p.sa.urn)) =>
       signRevocationList(list, p.sa.privateKey, validity);
 
-    expect(await ma().updateRevocations({ signedLists: [saList(validFor(60))] }, owner())).toEqual({ installed: 1, current: 0, skipped: 0 });
+    expect(await ma().updateRevocations({ signedLists: [saList(validFor(60))] }, owner())).toEqual({
+      installed: 1,
+      current: 0,
+      skipped: 0,
+    });
     await sp.getSliver({ sliverUrn: sliver.urn }, { chain });
 
     // Past next_update but within the grace: still served.
@@ -158,7 +162,11 @@ describe('revocation list freshness on a node manager', () => {
     const signed = signRevocationList(maList, p.ma.privateKey, validFor(60));
 
     // Handed over by someone other than the MA (even with an owner-rooted chain): skipped.
-    expect(await op.updateRevocations({ signedLists: [signed] }, { chain: [...opChain] })).toEqual({ installed: 0, current: 0, skipped: 1 });
+    expect(await op.updateRevocations({ signedLists: [signed] }, { chain: [...opChain] })).toEqual({
+      installed: 0,
+      current: 0,
+      skipped: 1,
+    });
     await op.getNodeInfo({}, { chain: [...opChain] });
 
     // From the MA: installed, and the revoked delegation is refused.

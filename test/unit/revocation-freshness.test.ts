@@ -23,7 +23,13 @@ describe('revocation list freshness', () => {
   it('checks iat and next_update: both or neither, whole seconds, next_update after iat', () => {
     const l = emptyRevocationList(principal('urn:fedlab:plc.test:authority:sa').privateKey);
     expect(checkRevocationList({ ...l, iat: T0, next_update: T0 + 60 })).toMatchObject({ iat: T0, next_update: T0 + 60 });
-    for (const bad of [{ iat: T0 }, { next_update: T0 }, { iat: T0, next_update: T0 }, { iat: 1.5, next_update: 9 }, { iat: -1, next_update: 9 }])
+    for (const bad of [
+      { iat: T0 },
+      { next_update: T0 },
+      { iat: T0, next_update: T0 },
+      { iat: 1.5, next_update: 9 },
+      { iat: -1, next_update: 9 },
+    ])
       expect(() => checkRevocationList({ ...l, ...bad })).toThrow(InvalidArgumentError);
   });
 

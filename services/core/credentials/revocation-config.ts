@@ -15,9 +15,19 @@ export const DEFAULT_GRACE_S = 900;
 export const revocationConfigSchema = z
   .object({
     /** A signed list's `next_update` is its `iat` plus this (s); the list is re-published every half of it. */
-    next_update_s: z.number().int().min(10).max(30 * 86_400).default(DEFAULT_NEXT_UPDATE_S),
+    next_update_s: z
+      .number()
+      .int()
+      .min(10)
+      .max(30 * 86_400)
+      .default(DEFAULT_NEXT_UPDATE_S),
     /** How long past a held list's `next_update` its issuer's chains still pass (s). */
-    grace_s: z.number().int().min(0).max(7 * 86_400).default(DEFAULT_GRACE_S),
+    grace_s: z
+      .number()
+      .int()
+      .min(0)
+      .max(7 * 86_400)
+      .default(DEFAULT_GRACE_S),
   })
   .strict();
 

@@ -77,7 +77,10 @@ export class RevocationStore implements RevocationLookup {
    * Loads every list from `store`. Newly revoked items clear `cache` (the process-wide cache by
    * default); `graceS` is how long past a held list's `next_update` its issuer's chains still pass.
    */
-  static async open(store: Store, options: { readonly cache?: ChainCache | null; readonly graceS?: number } = {}): Promise<RevocationStore> {
+  static async open(
+    store: Store,
+    options: { readonly cache?: ChainCache | null; readonly graceS?: number } = {},
+  ): Promise<RevocationStore> {
     const setOptions: RevocationSetOptions = {
       ...(options.cache !== undefined ? { cache: options.cache } : {}),
       ...(options.graceS !== undefined ? { graceS: options.graceS } : {}),

@@ -47,7 +47,13 @@ export async function updateUsers(
           .sliversOf(slice.urn)
           .filter((s) => s.allocation === 'provisioned' && !s.phase)
           .map((s) => ({ sliverUrn: s.urn, nodeUrn: s.nodeUrn }));
-        const rec: IntentRecord = { id: `int-${randomBytes(8).toString('hex')}`, kind: 'users', sliceUrn: slice.urn, items, createdAt: now };
+        const rec: IntentRecord = {
+          id: `int-${randomBytes(8).toString('hex')}`,
+          kind: 'users',
+          sliceUrn: slice.urn,
+          items,
+          createdAt: now,
+        };
         if (items.length) tx.putIntent(rec);
         return rec;
       },
@@ -79,7 +85,10 @@ export async function pushUsers(state: AggregateState, id: string, bounds: { dea
   const reachable = items.filter((i) => deps.registry.get(i.nodeUrn)?.up);
   for (const i of items)
     if (!reachable.includes(i))
-      out.set(i.sliverUrn, failure(Status.UNAVAILABLE, `node ${i.nodeUrn} is not UP (the users are stored; the MA keeps handing them to the node)`));
+      out.set(
+        i.sliverUrn,
+        failure(Status.UNAVAILABLE, `node ${i.nodeUrn} is not UP (the users are stored; the MA keeps handing them to the node)`),
+      );
   const users = usersToWire(slice?.users);
   const res = await deps.nodes.fanOut(
     reachable,

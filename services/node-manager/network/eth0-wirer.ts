@@ -38,11 +38,12 @@ export class Eth0Wirer implements SliverWirer {
     const inside = await run.ipJson<LinkInfo>(['-n', netns, 'link', 'show']).catch(() => [] as LinkInfo[]);
     if (!mine || !inside.some((l) => l.ifname === 'eth0')) {
       // A half-made pair (a crash between the two steps) goes first: the pair is made whole or not at all.
-      if (mine) await run.ip(['link', 'del', port]).catch((err: unknown) => {
-        // The kernel may remove it meanwhile (its peer's namespace went).
-        if (!(err instanceof NetworkCommandError && err.notFound)) throw err;
-        return '';
-      });
+      if (mine)
+        await run.ip(['link', 'del', port]).catch((err: unknown) => {
+          // The kernel may remove it meanwhile (its peer's namespace went).
+          if (!(err instanceof NetworkCommandError && err.notFound)) throw err;
+          return '';
+        });
       await run.ip(['link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', netns]);
     }
     await run.ip(['link', 'set', port, 'alias', vethAlias(this.instance, label)]);

@@ -53,10 +53,13 @@ export const networkConfigSchema = z
     command_timeout_ms: z.number().int().min(100).max(120_000).default(5_000),
   })
   .strict()
-  .refine((n) => {
-    const r = parsePortRange(n.port_range);
-    return r === undefined || n.ports_per_sliver <= r.last - r.first + 1;
-  }, { message: 'ports_per_sliver must not exceed the ports of port_range', path: ['ports_per_sliver'] });
+  .refine(
+    (n) => {
+      const r = parsePortRange(n.port_range);
+      return r === undefined || n.ports_per_sliver <= r.last - r.first + 1;
+    },
+    { message: 'ports_per_sliver must not exceed the ports of port_range', path: ['ports_per_sliver'] },
+  );
 
 /** The compiled `network` section. */
 export type NetworkConfig = z.infer<typeof networkConfigSchema>;

@@ -103,7 +103,11 @@ export async function resolvePlan(n: NetworkConfig, run: NetCommands): Promise<N
   if (!uplink) {
     const routes = await run.ipJson<{ dev?: string }>(['route', 'show', 'default']);
     uplink = routes.find((r) => r.dev)?.dev;
-    if (!uplink) throw new FailedPreconditionError('network.uplink is not set and the node has no default route to take it from; name the uplink interface', { field: 'network.uplink' });
+    if (!uplink)
+      throw new FailedPreconditionError(
+        'network.uplink is not set and the node has no default route to take it from; name the uplink interface',
+        { field: 'network.uplink' },
+      );
   }
   const onUplink = addrs.filter((a) => a.ifname === uplink);
   if (n.uplink && onUplink.length === 0 && !(await linkExists(run, uplink))) {
@@ -111,10 +115,14 @@ export async function resolvePlan(n: NetworkConfig, run: NetCommands): Promise<N
   }
   const nodeAddress = n.node_address ?? onUplink[0]?.local;
   if (!nodeAddress) {
-    throw new FailedPreconditionError(`network.node_address is not set and the uplink ${uplink} has no IPv4 address to take it from`, { field: 'network.node_address' });
+    throw new FailedPreconditionError(`network.node_address is not set and the uplink ${uplink} has no IPv4 address to take it from`, {
+      field: 'network.node_address',
+    });
   }
   if (contains(subnet, ipv4ToNumber(nodeAddress))) {
-    throw new FailedPreconditionError(`network.node_address ${nodeAddress} lies in network.sliver_subnet ${n.sliver_subnet}`, { field: 'network.node_address' });
+    throw new FailedPreconditionError(`network.node_address ${nodeAddress} lies in network.sliver_subnet ${n.sliver_subnet}`, {
+      field: 'network.node_address',
+    });
   }
   let underlayNetwork = n.underlay_network ? parseCidr(n.underlay_network) : undefined;
   if (!underlayNetwork && n.underlay_address) {
@@ -122,7 +130,10 @@ export async function resolvePlan(n: NetworkConfig, run: NetCommands): Promise<N
     if (holder) underlayNetwork = parseCidr(`${holder.local}/${holder.prefixlen}`, false);
   }
   if (underlayNetwork && overlaps(subnet, underlayNetwork)) {
-    throw new FailedPreconditionError(`network.sliver_subnet ${n.sliver_subnet} overlaps the underlay network ${formatCidr(underlayNetwork)}`, { field: 'network.sliver_subnet' });
+    throw new FailedPreconditionError(
+      `network.sliver_subnet ${n.sliver_subnet} overlaps the underlay network ${formatCidr(underlayNetwork)}`,
+      { field: 'network.sliver_subnet' },
+    );
   }
   const ports = portRangeOf(n);
   // .0 is the network, .1 the gateway, the last the broadcast address.

@@ -30,7 +30,13 @@ export async function withSliverNetwork(
   const network = await SliverNetwork.open(config, instance, log);
   const { plan } = network;
   log.info(
-    { bridge: plan.bridge, uplink: plan.uplink, nodeAddress: plan.nodeAddress, ports: `${plan.firstPort}-${plan.lastPort}`, slivers: plan.capacity },
+    {
+      bridge: plan.bridge,
+      uplink: plan.uplink,
+      nodeAddress: plan.nodeAddress,
+      ports: `${plan.firstPort}-${plan.lastPort}`,
+      slivers: plan.capacity,
+    },
     'sliver network planned',
   );
   return new NetworkedDriver(driver, network);

@@ -188,7 +188,10 @@ export class NodeFirewall {
   /** Deletes this instance's tables (uninstall, tests). */
   async drop(): Promise<void> {
     const exists = await this.exists();
-    const lines = [...(exists.inet ? [`delete table inet ${this.table}`] : []), ...(exists.bridge ? [`delete table bridge ${this.table}`] : [])];
+    const lines = [
+      ...(exists.inet ? [`delete table inet ${this.table}`] : []),
+      ...(exists.bridge ? [`delete table bridge ${this.table}`] : []),
+    ];
     if (lines.length) await this.run.nftScript(`${lines.join('\n')}\n`);
   }
 }

@@ -106,7 +106,11 @@ export class SliverNetwork {
       for (const w of this.wirers) await w.wire({ sliver: s, netns, lease, plan: this.plan, run: this.run });
     } catch (err) {
       if (err instanceof NetworkCommandError) {
-        throw new FailedPreconditionError(`cannot wire the network of sliver ${s.name}: ${err.message}`, { rule: 'network' }, { cause: err });
+        throw new FailedPreconditionError(
+          `cannot wire the network of sliver ${s.name}: ${err.message}`,
+          { rule: 'network' },
+          { cause: err },
+        );
       }
       throw err;
     }

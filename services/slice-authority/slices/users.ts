@@ -92,9 +92,12 @@ export async function updateSliceUsers(
       const prior = await book.requestTable.get(requestKey);
       if (prior) {
         if (prior.fingerprint !== checked.fingerprint || prior.sliceUrn !== rec.urn)
-          throw new AlreadyExistsError(`request id ${checked.requestId} was already used for another UpdateSliceUsers; use a new request id`, {
-            rule: 'request_id',
-          });
+          throw new AlreadyExistsError(
+            `request id ${checked.requestId} was already used for another UpdateSliceUsers; use a new request id`,
+            {
+              rule: 'request_id',
+            },
+          );
         const pending = book.intentOf(rec.urn, 'users');
         const calls = pending && (rec.state === 'ready' || rec.state === 'partial') ? await finishUsers(book, pending) : [];
         return answer(book, rec.urn, calls);
@@ -123,7 +126,10 @@ export async function updateSliceUsers(
         { slice: rec.urn, users: users.length, added: checked.add.map((u) => u.urn), removed: checked.remove, sites },
         'slice users changed',
       );
-      book.publish(next, { message: `users changed: ${users.length} users; handing the list to ${sites.join(', ') || 'no site'}`, snapshot: true });
+      book.publish(next, {
+        message: `users changed: ${users.length} users; handing the list to ${sites.join(', ') || 'no site'}`,
+        snapshot: true,
+      });
       return answer(book, rec.urn, sites.length ? await finishUsers(book, intent) : []);
     }),
   );
@@ -170,7 +176,8 @@ export async function finishUsers(book: SliceBookState, intent: IntentRecord): P
   }
   if (left.length) book.deps.log.warn({ slice: rec.urn, sites: left }, 'slice users not handed to every site yet; retrying');
   const refused = calls.filter((c) => NEVER.has(c.outcome.code));
-  for (const c of refused) book.deps.log.warn({ slice: rec.urn, site: c.site, reason: c.outcome.reason }, 'site cannot take slice users; not asked again');
+  for (const c of refused)
+    book.deps.log.warn({ slice: rec.urn, site: c.site, reason: c.outcome.reason }, 'site cannot take slice users; not asked again');
   return calls;
 }
 
@@ -180,11 +187,14 @@ async function usersAt(book: SliceBookState, rec: SliceRecord, domain: string): 
   if (!site) return { site: domain, outcome: OK, results: [] };
   const { site_deadline_ms: deadlineMs } = book.deps.limits;
   try {
-    const res = await withRetries('UpdateUsers', budget(book.now + deadlineMs, () => book.now, deadlineMs), (ms) =>
-      site.client.performOperationalAction(
-        { urns: [rec.urn], action: OperationalAction.OPERATIONAL_ACTION_UPDATE_USERS, bestEffort: true, users: usersOf(rec) },
-        { chain: site.chain, deadlineMs: ms },
-      ),
+    const res = await withRetries(
+      'UpdateUsers',
+      budget(book.now + deadlineMs, () => book.now, deadlineMs),
+      (ms) =>
+        site.client.performOperationalAction(
+          { urns: [rec.urn], action: OperationalAction.OPERATIONAL_ACTION_UPDATE_USERS, bestEffort: true, users: usersOf(rec) },
+          { chain: site.chain, deadlineMs: ms },
+        ),
     );
     // The site has the list once it answers: it hands it on to each node itself. Slivers it could not
     // reach are reported, not retried from here.
