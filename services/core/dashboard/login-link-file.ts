@@ -5,26 +5,12 @@
  * an unpredictable name beside it) and renamed into place, so a reader
  * never sees half a link and no one else can read it.
  */
-import { randomBytes } from 'node:crypto';
-import { open, rename, rm } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { rm } from 'node:fs/promises';
+import { replaceFileAtomically } from '../atomic-file.js';
 
 /** Replaces the content of `file` with `text` (mode 0600). */
 export async function writeLoginLinkFile(file: string, text: string): Promise<void> {
-  const tmp = join(dirname(file), `.${basename(file)}.${randomBytes(8).toString('hex')}.tmp`);
-  const fh = await open(tmp, 'wx', 0o600);
-  try {
-    await fh.writeFile(text);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
-    await rename(tmp, file);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
+  await replaceFileAtomically(file, text, 0o600);
 }
 
 /** Removes the link file (at stop: its link died with the process). */

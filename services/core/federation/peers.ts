@@ -8,9 +8,9 @@
  * A record is `<domain>.json`, written whole to a temporary file and renamed
  * into place, so a reader never sees half a record.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { replaceFileAtomically } from '../atomic-file.js';
 import { checkEndpoint } from '../endpoint.js';
 import { InvalidArgumentError } from '../errors.js';
 import { bundleFingerprint, normalizeFingerprint, parseTrustBundle, type TrustBundle } from '../identity/trust-bundle.js';
@@ -184,20 +184,7 @@ export class PeerDirectory {
   async put(record: PeerRecord): Promise<void> {
     const file = this.fileOf(record.domain);
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    const tmp = join(this.dir, `.${record.domain}.${randomBytes(6).toString('hex')}.tmp`);
-    const fh = await open(tmp, 'wx', 0o644);
-    try {
-      await fh.writeFile(`${JSON.stringify(record, null, 2)}\n`);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    try {
-      await rename(tmp, file);
-    } catch (err) {
-      await rm(tmp, { force: true });
-      throw err;
-    }
+    await replaceFileAtomically(file, `${JSON.stringify(record, null, 2)}\n`, 0o644);
   }
 
   /** Removes a domain's record; false when there was none. */
