@@ -7,6 +7,7 @@
  */
 import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { claimClosedOutputs } from '../closed-output.js';
 import { printableText } from '../printable.js';
 
 /** Name of the log file in the federation's folder. */
@@ -25,20 +26,14 @@ export class UpOutput {
   /** Called for what is said while the live view is on screen (it prints it above itself). */
   private divert: ((line: string) => void) | undefined;
 
-  /** The streams' own error listeners (the entry's: a closed output ends the process), set aside while up runs. */
-  private readonly setAside = new Map<OutStream, ((err: Error) => void)[]>();
+  /** Releases the entry's closed-output handler (which would end the process, and so skip the stop). */
+  private readonly release = claimClosedOutputs();
 
   constructor(
     readonly out: OutStream,
     readonly err: OutStream,
   ) {
     for (const s of [out, err]) {
-      // Ending the process on EPIPE, as other commands do, would skip the stop: up handles it here alone.
-      if ('listeners' in s && typeof s.listeners === 'function') {
-        const own = (s.listeners as (e: string) => ((err: Error) => void)[])('error');
-        this.setAside.set(s, own);
-        for (const l of own) s.off('error', l);
-      }
       // A stream that errs asynchronously (EPIPE on a pipe) must not throw an uncaught 'error'.
       const h = (e: Error): void => this.lost(s, e);
       this.onError.set(s, h);
@@ -117,8 +112,7 @@ export class UpOutput {
   close(): void {
     for (const [s, h] of this.onError) s.off('error', h);
     this.onError.clear();
-    for (const [s, own] of this.setAside) for (const l of own) s.on('error', l);
-    this.setAside.clear();
+    this.release();
   }
 
   private write(s: OutStream, text: string): void {
