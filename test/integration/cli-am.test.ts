@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newJti } from '../../services/core/credentials/issue.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { disposeParties, enrolNode, siteParties, startSite, until, type Site, type TestNode } from '../helpers/ma-harness.js';
 
@@ -154,5 +155,25 @@ describe('fedlab am', () => {
     const usage = await am(['status', SLICE, '--json', '--chain', join(dir, 'sa.chain')]);
     expect(usage.code).toBe(2);
     expect(JSON.parse(usage.stderr)).toMatchObject({ code: 'USAGE' });
+  });
+});
+
+describe('fedlab revocations ls', () => {
+  it("lists a management authority's revocations (table and --json), and asks for an authority when given none", async () => {
+    const jti = newJti();
+    await site.maClient().revoke({ jti, keyThumbprint: '', reason: 'cli test' });
+    const ma = ['--ma', site.address, '--ma-urn', site.parties.maUrn, '--tls-dir', site.parties.sa.dir];
+    const listed = await runCli(['revocations', 'ls', ...ma, '--json'], { env: env() });
+    expect(listed.code, listed.stderr).toBe(0);
+    const body = JSON.parse(listed.stdout) as { authority: string; version: number; entries: { jti: string; reason: string }[] };
+    expect(body.authority).toBe('ma');
+    expect(body.version).toBeGreaterThanOrEqual(1);
+    expect(body.entries).toEqual(expect.arrayContaining([expect.objectContaining({ jti, reason: 'cli test' })]));
+    const text = await runCli(['revocations', 'ls', ...ma], { env: env() });
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(new RegExp(`management authority .*list version \\d+\\n[\\s\\S]*${jti}`));
+    const none = await runCli(['revocations', 'ls', '--tls-dir', site.parties.sa.dir], { env: env() });
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/give --sa ADDR or --ma ADDR/);
   });
 });

@@ -50,31 +50,21 @@ export function registerRevocationsLs(revocations: Command): void {
         if (!flags.sa && !flags.ma) throw new InvalidArgumentError('give --sa ADDR or --ma ADDR');
         const maOnly = flags.ma !== undefined && cmd.getOptionValueSource('ma') === 'cli' && cmd.getOptionValueSource('sa') !== 'cli';
         const useSa = flags.sa !== undefined && !maOnly;
-        const list = useSa
-          ? await (async () => {
-              const c = saClient({ ...flags, sa: flags.sa as string });
-              try {
-                return await all((t) =>
-                  c
-                    .listRevocations({ pageSize: 1000, pageToken: t, sinceVersion: 0 })
-                    .catch((e: unknown) => refused(e, 'cannot list revocations')),
-                );
-              } finally {
-                c.close();
-              }
-            })()
-          : await (async () => {
-              const c = maClient({ ...flags, ma: flags.ma as string });
-              try {
-                return await all((t) =>
-                  c
-                    .listRevocations({ pageSize: 1000, pageToken: t, sinceVersion: 0 })
-                    .catch((e: unknown) => refused(e, 'cannot list revocations')),
-                );
-              } finally {
-                c.close();
-              }
-            })();
+        // Both authorities answer ListRevocations with the same pages.
+        const client: {
+          listRevocations(req: { pageSize: number; pageToken: string; sinceVersion: number }): Promise<Page>;
+          close(): void;
+        } = useSa ? saClient({ ...flags, sa: flags.sa as string }) : maClient({ ...flags, ma: flags.ma as string });
+        let list: { version: number; entries: RevocationEntry[] };
+        try {
+          list = await all((t) =>
+            client
+              .listRevocations({ pageSize: 1000, pageToken: t, sinceVersion: 0 })
+              .catch((e: unknown) => refused(e, 'cannot list revocations')),
+          );
+        } finally {
+          client.close();
+        }
         const authority = useSa ? `slice authority ${flags.sa}` : `management authority ${flags.ma}`;
         if (flags.json) {
           printJson({ authority: useSa ? 'sa' : 'ma', version: list.version, entries: list.entries.map((e) => RevocationEntry.toJSON(e)) });
