@@ -124,7 +124,7 @@ export function managementAuthorityRole(options: MaRoleOptions = {}): (deps: Rol
           );
       },
     });
-    const nodes = new NodeClients({ tls, registry, log, ...settings.nodeCalls });
+    const nodes = new NodeClients({ tls, registry, log, clock, ...settings.nodeCalls });
     const ownList = new OwnRevocationPush({
       revocations,
       maKey: ma.key,

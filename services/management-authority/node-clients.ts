@@ -6,13 +6,14 @@
  * TLS certificate holds its leaf). Fan-out runs calls in parallel, bounded,
  * each with a deadline, and reports every node's result or failure reason.
  */
-import { status as Status } from '@grpc/grpc-js';
+import { connectivityState, status as Status } from '@grpc/grpc-js';
 import { createClient, type CallOpts, type PromiseClient } from '../core/rpc/client.js';
 import { outcomeOf, type Result } from '../core/rpc/outcome.js';
 import type { TlsMaterial } from '../core/rpc/server.js';
+import { systemClock, type Clock } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
 import { NodeManagerService } from '../generated/fedlab/v1/node_manager.js';
-import type { NodeRegistry } from './node-registry.js';
+import type { LiveNode, NodeRegistry } from './node-registry.js';
 
 /** A node manager client. */
 export type NmClient = PromiseClient<typeof NodeManagerService>;
@@ -28,6 +29,8 @@ export interface NodeClientsOptions {
   readonly deadlineMs: number;
   readonly concurrency: number;
   readonly maxChannels: number;
+  /** The clock heartbeats are timed with (the registry's); the system's by default. */
+  readonly clock?: Clock;
 }
 
 /** Bounds of one fan-out. */
@@ -37,15 +40,39 @@ export interface FanOutOptions {
   readonly signal?: AbortSignal;
 }
 
+interface Channel {
+  readonly endpoint: string;
+  readonly client: NmClient;
+  /** When it was opened (the heartbeat clock). */
+  readonly openedAt: number;
+}
+
+/**
+ * True when a channel waits out a reconnect backoff although its node heartbeated since it was opened.
+ * A channel that failed to connect (the node was down) refuses every call at once until its backoff ends
+ * (up to two minutes); a heartbeat proves the node is back, so a new channel serves the call instead.
+ * At most one new channel per node per heartbeat, so a node that heartbeats but cannot be reached does
+ * not make one per call.
+ */
+function isStale(channel: Channel, node: LiveNode): boolean {
+  if ((node.lastHeartbeatAt ?? -Infinity) <= channel.openedAt) return false;
+  return channel.client.raw.getChannel().getConnectivityState(false) === connectivityState.TRANSIENT_FAILURE;
+}
+
 /** The pool of node manager clients. */
 export class NodeClients {
-  private readonly channels = new Map<string, { endpoint: string; client: NmClient }>();
+  private readonly channels = new Map<string, Channel>();
+  private readonly clock: Clock;
 
-  constructor(private readonly deps: NodeClientsOptions) {}
+  constructor(private readonly deps: NodeClientsOptions) {
+    this.clock = deps.clock ?? systemClock;
+  }
 
-  private clientFor(nodeUrn: string, endpoint: string): NmClient {
+  private clientFor(node: LiveNode): NmClient {
+    const nodeUrn = node.record.urn;
+    const endpoint = node.endpoint;
     const cur = this.channels.get(nodeUrn);
-    if (cur && cur.endpoint === endpoint) {
+    if (cur && cur.endpoint === endpoint && !isStale(cur, node)) {
       // Most recently used last: the first entry is the one to close when the pool is full.
       this.channels.delete(nodeUrn);
       this.channels.set(nodeUrn, cur);
@@ -66,7 +93,7 @@ export class NodeClients {
       serverUrn: nodeUrn,
       deadlineMs: this.deps.deadlineMs,
     });
-    this.channels.set(nodeUrn, { endpoint, client });
+    this.channels.set(nodeUrn, { endpoint, client, openedAt: this.clock.now() });
     return client;
   }
 
@@ -81,7 +108,7 @@ export class NodeClients {
     const left = options.deadline !== undefined && Number.isFinite(options.deadline) ? options.deadline - Date.now() - 100 : Infinity;
     const deadlineMs = Math.max(1, Math.min(this.deps.deadlineMs, left));
     try {
-      const client = this.clientFor(nodeUrn, node.endpoint);
+      const client = this.clientFor(node);
       const value = await fn(client, { chain: node.record.ownerChain, deadlineMs, ...(options.signal ? { signal: options.signal } : {}) });
       return { nodeUrn, ok: true, value };
     } catch (err) {

@@ -68,6 +68,8 @@ function ptyTests(driver: 'container' | 'process', name: string) {
     // A terminal of the sliver's own (the container's devpts), not the host's.
     if (driver === 'container') expect(t.output()).toMatch(/\/dev\/pts\/\d+\r\n/);
 
+    // The shell is back at its prompt (its line editor owns the terminal again) before the window changes.
+    await t.until(/TERM=xterm\r\npty\$ $/);
     let mark = t.output().length;
     t.control.resize(40, 132);
     t.control.write('stty size\r');
