@@ -31,6 +31,8 @@ export interface NodeClientsOptions {
   readonly maxChannels: number;
   /** The clock heartbeats are timed with (the registry's); the system's by default. */
   readonly clock?: Clock;
+  /** Extra grpc-js channel options of every node channel. */
+  readonly channelOptions?: Record<string, string | number>;
 }
 
 /** Bounds of one fan-out. */
@@ -92,6 +94,7 @@ export class NodeClients {
       tls: this.deps.tls,
       serverUrn: nodeUrn,
       deadlineMs: this.deps.deadlineMs,
+      ...(this.deps.channelOptions ? { channelOptions: this.deps.channelOptions } : {}),
     });
     this.channels.set(nodeUrn, { endpoint, client, openedAt: this.clock.now() });
     return client;

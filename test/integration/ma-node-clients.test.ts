@@ -50,7 +50,10 @@ describe('node clients', () => {
     const port = server.port;
     const node = { record: { urn: NODE }, endpoint: `127.0.0.1:${port}`, lastHeartbeatAt: clock.now() } as unknown as LiveNode;
     const registry = { get: (urn: string) => (urn === NODE ? node : undefined) } as unknown as NodeRegistry;
+    // A backoff far longer than the test, so that only a new channel can serve the call after the restart.
+    const channelOptions = { 'grpc.initial_reconnect_backoff_ms': 60_000, 'grpc.max_reconnect_backoff_ms': 60_000 };
     const nodes = new NodeClients({
+      channelOptions,
       tls: maTls,
       registry,
       log: capturingLogger().log,
@@ -69,7 +72,7 @@ describe('node clients', () => {
       expect(down.ok).toBe(false);
       expect(down.ok ? 0 : down.code).toBe(Status.UNAVAILABLE);
 
-      // Back on the same address, not heard from yet: the channel still waits out its backoff (≥ 1 s).
+      // Back on the same address, not heard from yet: the channel still waits out its backoff.
       server = await startNode(port);
       const silent = await info();
       expect(silent.ok).toBe(false);

@@ -69,6 +69,13 @@ interface FullMethodDefinition extends MethodDefinitionLike {
 
 const DEFAULT_DEADLINE_MS = 10_000;
 
+/**
+ * A channel whose peer was down refuses calls at once until its reconnect backoff ends; grpc-js lets that
+ * grow to two minutes, so a restarted authority or node would be refused long after it is back. Between
+ * Fedlab's services a peer is back within seconds of a restart, and a try every few seconds costs nothing.
+ */
+const RECONNECT = { 'grpc.initial_reconnect_backoff_ms': 500, 'grpc.max_reconnect_backoff_ms': 5_000 } as const;
+
 function sanUrns(cert: PeerCertificate): string[] {
   return fedlabUrnsOf(cert);
 }
@@ -112,7 +119,7 @@ export function createClient<D extends Record<string, MethodDefinitionLike>>(def
   const creds = trust
     ? trust.channelCredentials((host, cert) => verify(host, cert) ?? trust.checkServer(cert))
     : grpcCredentials.createFromSecureContext(secureContextFor(options.tls), { checkServerIdentity: verify });
-  const raw = new Client(options.address, creds, { ...options.channelOptions });
+  const raw = new Client(options.address, creds, { ...RECONNECT, ...options.channelOptions });
   const defaultDeadline = options.deadlineMs ?? DEFAULT_DEADLINE_MS;
   const callOptions = (opts: CallOpts): CallOptions => ({ deadline: Date.now() + (opts.deadlineMs ?? defaultDeadline) });
 
