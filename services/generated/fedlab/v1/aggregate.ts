@@ -37,6 +37,7 @@ import {
   sliverIsolationToJSON,
   SliverResult,
   SshEndpoint,
+  StitchPoint,
 } from "./common.js";
 
 export const protobufPackage = "fedlab.v1";
@@ -282,6 +283,11 @@ export interface AggregateAllocateResponse {
   slivers: Sliver[];
   /** Manifest document (if the request used a request document). */
   manifestDocument: string;
+  /**
+   * Where this site's ends of the request's stitched links are (ResourceRequest.stitches), one per
+   * stitch: the slice authority hands each to the peer site in Provision.
+   */
+  stitchPoints: StitchPoint[];
 }
 
 /** AggregateProvisionRequest instantiates allocated slivers. */
@@ -296,6 +302,12 @@ export interface AggregateProvisionRequest {
     | undefined;
   /** Start each sliver as soon as it is provisioned. */
   start: boolean;
+  /**
+   * The peer sites' stitch points of this slice's stitched links (from their Allocate answers); a
+   * stitched link here whose peer point is neither given now nor known from an earlier Provision
+   * fails its sliver with FAILED_PRECONDITION naming the link and endpoint.
+   */
+  peerStitchPoints: StitchPoint[];
 }
 
 /** AggregateProvisionResponse reports per sliver. */
@@ -1741,7 +1753,7 @@ export const AggregateAllocateRequest: MessageFns<AggregateAllocateRequest> = {
 };
 
 function createBaseAggregateAllocateResponse(): AggregateAllocateResponse {
-  return { sliceUrn: "", slivers: [], manifestDocument: "" };
+  return { sliceUrn: "", slivers: [], manifestDocument: "", stitchPoints: [] };
 }
 
 export const AggregateAllocateResponse: MessageFns<AggregateAllocateResponse> = {
@@ -1754,6 +1766,9 @@ export const AggregateAllocateResponse: MessageFns<AggregateAllocateResponse> = 
     }
     if (message.manifestDocument !== "") {
       writer.uint32(26).string(message.manifestDocument);
+    }
+    for (const v of message.stitchPoints) {
+      StitchPoint.encode(v!, writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -1795,6 +1810,14 @@ export const AggregateAllocateResponse: MessageFns<AggregateAllocateResponse> = 
             message.manifestDocument = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.stitchPoints.push(StitchPoint.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1820,6 +1843,11 @@ export const AggregateAllocateResponse: MessageFns<AggregateAllocateResponse> = 
         : isSet(object.manifest_document)
         ? globalThis.String(object.manifest_document)
         : "",
+      stitchPoints: globalThis.Array.isArray(object?.stitchPoints)
+        ? object.stitchPoints.map((e: any) => StitchPoint.fromJSON(e))
+        : globalThis.Array.isArray(object?.stitch_points)
+        ? object.stitch_points.map((e: any) => StitchPoint.fromJSON(e))
+        : [],
     };
   },
 
@@ -1834,6 +1862,9 @@ export const AggregateAllocateResponse: MessageFns<AggregateAllocateResponse> = 
     if (message.manifestDocument !== "") {
       obj.manifestDocument = message.manifestDocument;
     }
+    if (message.stitchPoints?.length) {
+      obj.stitchPoints = message.stitchPoints.map((e) => StitchPoint.toJSON(e));
+    }
     return obj;
   },
 
@@ -1845,12 +1876,13 @@ export const AggregateAllocateResponse: MessageFns<AggregateAllocateResponse> = 
     message.sliceUrn = object.sliceUrn ?? "";
     message.slivers = object.slivers?.map((e) => Sliver.fromPartial(e)) || [];
     message.manifestDocument = object.manifestDocument ?? "";
+    message.stitchPoints = object.stitchPoints?.map((e) => StitchPoint.fromPartial(e)) || [];
     return message;
   },
 };
 
 function createBaseAggregateProvisionRequest(): AggregateProvisionRequest {
-  return { urns: [], bestEffort: false, expiresAt: undefined, start: false };
+  return { urns: [], bestEffort: false, expiresAt: undefined, start: false, peerStitchPoints: [] };
 }
 
 export const AggregateProvisionRequest: MessageFns<AggregateProvisionRequest> = {
@@ -1866,6 +1898,9 @@ export const AggregateProvisionRequest: MessageFns<AggregateProvisionRequest> = 
     }
     if (message.start !== false) {
       writer.uint32(32).bool(message.start);
+    }
+    for (const v of message.peerStitchPoints) {
+      StitchPoint.encode(v!, writer.uint32(42).fork()).join();
     }
     return writer;
   },
@@ -1915,6 +1950,14 @@ export const AggregateProvisionRequest: MessageFns<AggregateProvisionRequest> = 
             message.start = reader.bool();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.peerStitchPoints.push(StitchPoint.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1941,6 +1984,11 @@ export const AggregateProvisionRequest: MessageFns<AggregateProvisionRequest> = 
         ? fromJsonTimestamp(object.expires_at)
         : undefined,
       start: isSet(object.start) ? globalThis.Boolean(object.start) : false,
+      peerStitchPoints: globalThis.Array.isArray(object?.peerStitchPoints)
+        ? object.peerStitchPoints.map((e: any) => StitchPoint.fromJSON(e))
+        : globalThis.Array.isArray(object?.peer_stitch_points)
+        ? object.peer_stitch_points.map((e: any) => StitchPoint.fromJSON(e))
+        : [],
     };
   },
 
@@ -1958,6 +2006,9 @@ export const AggregateProvisionRequest: MessageFns<AggregateProvisionRequest> = 
     if (message.start !== false) {
       obj.start = message.start;
     }
+    if (message.peerStitchPoints?.length) {
+      obj.peerStitchPoints = message.peerStitchPoints.map((e) => StitchPoint.toJSON(e));
+    }
     return obj;
   },
 
@@ -1970,6 +2021,7 @@ export const AggregateProvisionRequest: MessageFns<AggregateProvisionRequest> = 
     message.bestEffort = object.bestEffort ?? false;
     message.expiresAt = object.expiresAt ?? undefined;
     message.start = object.start ?? false;
+    message.peerStitchPoints = object.peerStitchPoints?.map((e) => StitchPoint.fromPartial(e)) || [];
     return message;
   },
 };

@@ -537,6 +537,57 @@ export interface ResourceRequest {
   requestDocument: string;
   /** Format of `request_document` (e.g. "fedlab-rspec+json"); required when it is set. */
   requestDocumentFormat: string;
+  /**
+   * This site's ends of links stitched to other sites (set by the slice authority from
+   * CreateSliceRequest.stitched_links; emulab-style sites only, and only where the site's policy
+   * allows stitching, else FAILED_PRECONDITION naming the site and the link).
+   */
+  stitches: StitchEnd[];
+}
+
+/**
+ * One site's end of a link stitched across two sites (GENI stitching, simplified): a VXLAN link
+ * between a node of this site and a node of the peer site, on a VNI both sites hold for it.
+ */
+export interface StitchEnd {
+  /** Name of the stitched link (unique among the slice's links at this site). */
+  link: string;
+  /** Client id of this site's endpoint (one of this request's NodeSelector.client_ids). */
+  clientId: string;
+  /**
+   * The VNI of the link, chosen by the slice authority; the site holds it from Allocate (a VNI the
+   * site already uses is ALREADY_EXISTS naming the link and endpoint).
+   */
+  vni: number;
+  /**
+   * The endpoint's interface address with prefix length (CIDR), chosen by the slice authority so
+   * that both ends share a subnet.
+   */
+  address: string;
+  /** The peer site's domain. */
+  peerSite: string;
+  /** Client id of the peer site's endpoint. */
+  peerClientId: string;
+  /** Egress bandwidth cap in kilobits per second; 0: unshaped. */
+  bandwidthKbps: number;
+  /** One-way added delay in milliseconds; 0: none (needs netem). */
+  delayMs: number;
+  /** Packet loss in percent (0 to 100); 0: none (needs netem). */
+  lossPercent: number;
+}
+
+/** Where one site's end of a stitched link is: what the peer site's node aims its VXLAN at. */
+export interface StitchPoint {
+  /** The site's domain. */
+  site: string;
+  /** Name of the stitched link. */
+  link: string;
+  /** Client id of the site's endpoint. */
+  clientId: string;
+  /** Underlay address of the node that holds the endpoint. */
+  underlayAddress: string;
+  /** The VNI the site holds for the link. */
+  vni: number;
 }
 
 /** What a slice wants from one named site (slice authority and service provider requests). */
@@ -1884,6 +1935,7 @@ function createBaseResourceRequest(): ResourceRequest {
     exclusive: false,
     requestDocument: "",
     requestDocumentFormat: "",
+    stitches: [],
   };
 }
 
@@ -1906,6 +1958,9 @@ export const ResourceRequest: MessageFns<ResourceRequest> = {
     }
     if (message.requestDocumentFormat !== "") {
       writer.uint32(50).string(message.requestDocumentFormat);
+    }
+    for (const v of message.stitches) {
+      StitchEnd.encode(v!, writer.uint32(58).fork()).join();
     }
     return writer;
   },
@@ -1971,6 +2026,14 @@ export const ResourceRequest: MessageFns<ResourceRequest> = {
             message.requestDocumentFormat = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.stitches.push(StitchEnd.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1999,6 +2062,9 @@ export const ResourceRequest: MessageFns<ResourceRequest> = {
         : isSet(object.request_document_format)
         ? globalThis.String(object.request_document_format)
         : "",
+      stitches: globalThis.Array.isArray(object?.stitches)
+        ? object.stitches.map((e: any) => StitchEnd.fromJSON(e))
+        : [],
     };
   },
 
@@ -2022,6 +2088,9 @@ export const ResourceRequest: MessageFns<ResourceRequest> = {
     if (message.requestDocumentFormat !== "") {
       obj.requestDocumentFormat = message.requestDocumentFormat;
     }
+    if (message.stitches?.length) {
+      obj.stitches = message.stitches.map((e) => StitchEnd.toJSON(e));
+    }
     return obj;
   },
 
@@ -2040,6 +2109,379 @@ export const ResourceRequest: MessageFns<ResourceRequest> = {
     message.exclusive = object.exclusive ?? false;
     message.requestDocument = object.requestDocument ?? "";
     message.requestDocumentFormat = object.requestDocumentFormat ?? "";
+    message.stitches = object.stitches?.map((e) => StitchEnd.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseStitchEnd(): StitchEnd {
+  return {
+    link: "",
+    clientId: "",
+    vni: 0,
+    address: "",
+    peerSite: "",
+    peerClientId: "",
+    bandwidthKbps: 0,
+    delayMs: 0,
+    lossPercent: 0,
+  };
+}
+
+export const StitchEnd: MessageFns<StitchEnd> = {
+  encode(message: StitchEnd, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.link !== "") {
+      writer.uint32(10).string(message.link);
+    }
+    if (message.clientId !== "") {
+      writer.uint32(18).string(message.clientId);
+    }
+    if (message.vni !== 0) {
+      writer.uint32(24).uint32(message.vni);
+    }
+    if (message.address !== "") {
+      writer.uint32(34).string(message.address);
+    }
+    if (message.peerSite !== "") {
+      writer.uint32(42).string(message.peerSite);
+    }
+    if (message.peerClientId !== "") {
+      writer.uint32(50).string(message.peerClientId);
+    }
+    if (message.bandwidthKbps !== 0) {
+      writer.uint32(56).uint64(message.bandwidthKbps);
+    }
+    if (message.delayMs !== 0) {
+      writer.uint32(64).uint32(message.delayMs);
+    }
+    if (message.lossPercent !== 0) {
+      writer.uint32(73).double(message.lossPercent);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StitchEnd {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStitchEnd();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.link = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.clientId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.vni = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.address = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.peerSite = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.peerClientId = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.bandwidthKbps = longToNumber(reader.uint64());
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.delayMs = reader.uint32();
+            continue;
+          }
+          case 9: {
+            if (tag !== 73) {
+              break;
+            }
+
+            message.lossPercent = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StitchEnd {
+    return {
+      link: isSet(object.link) ? globalThis.String(object.link) : "",
+      clientId: isSet(object.clientId)
+        ? globalThis.String(object.clientId)
+        : isSet(object.client_id)
+        ? globalThis.String(object.client_id)
+        : "",
+      vni: isSet(object.vni) ? globalThis.Number(object.vni) : 0,
+      address: isSet(object.address) ? globalThis.String(object.address) : "",
+      peerSite: isSet(object.peerSite)
+        ? globalThis.String(object.peerSite)
+        : isSet(object.peer_site)
+        ? globalThis.String(object.peer_site)
+        : "",
+      peerClientId: isSet(object.peerClientId)
+        ? globalThis.String(object.peerClientId)
+        : isSet(object.peer_client_id)
+        ? globalThis.String(object.peer_client_id)
+        : "",
+      bandwidthKbps: isSet(object.bandwidthKbps)
+        ? globalThis.Number(object.bandwidthKbps)
+        : isSet(object.bandwidth_kbps)
+        ? globalThis.Number(object.bandwidth_kbps)
+        : 0,
+      delayMs: isSet(object.delayMs)
+        ? globalThis.Number(object.delayMs)
+        : isSet(object.delay_ms)
+        ? globalThis.Number(object.delay_ms)
+        : 0,
+      lossPercent: isSet(object.lossPercent)
+        ? globalThis.Number(object.lossPercent)
+        : isSet(object.loss_percent)
+        ? globalThis.Number(object.loss_percent)
+        : 0,
+    };
+  },
+
+  toJSON(message: StitchEnd): unknown {
+    const obj: any = {};
+    if (message.link !== "") {
+      obj.link = message.link;
+    }
+    if (message.clientId !== "") {
+      obj.clientId = message.clientId;
+    }
+    if (message.vni !== 0) {
+      obj.vni = Math.round(message.vni);
+    }
+    if (message.address !== "") {
+      obj.address = message.address;
+    }
+    if (message.peerSite !== "") {
+      obj.peerSite = message.peerSite;
+    }
+    if (message.peerClientId !== "") {
+      obj.peerClientId = message.peerClientId;
+    }
+    if (message.bandwidthKbps !== 0) {
+      obj.bandwidthKbps = Math.round(message.bandwidthKbps);
+    }
+    if (message.delayMs !== 0) {
+      obj.delayMs = Math.round(message.delayMs);
+    }
+    if (message.lossPercent !== 0) {
+      obj.lossPercent = floatToJson(message.lossPercent);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<StitchEnd>, I>>(base?: I): StitchEnd {
+    return StitchEnd.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StitchEnd>, I>>(object: I): StitchEnd {
+    const message = createBaseStitchEnd();
+    message.link = object.link ?? "";
+    message.clientId = object.clientId ?? "";
+    message.vni = object.vni ?? 0;
+    message.address = object.address ?? "";
+    message.peerSite = object.peerSite ?? "";
+    message.peerClientId = object.peerClientId ?? "";
+    message.bandwidthKbps = object.bandwidthKbps ?? 0;
+    message.delayMs = object.delayMs ?? 0;
+    message.lossPercent = object.lossPercent ?? 0;
+    return message;
+  },
+};
+
+function createBaseStitchPoint(): StitchPoint {
+  return { site: "", link: "", clientId: "", underlayAddress: "", vni: 0 };
+}
+
+export const StitchPoint: MessageFns<StitchPoint> = {
+  encode(message: StitchPoint, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.site !== "") {
+      writer.uint32(10).string(message.site);
+    }
+    if (message.link !== "") {
+      writer.uint32(18).string(message.link);
+    }
+    if (message.clientId !== "") {
+      writer.uint32(26).string(message.clientId);
+    }
+    if (message.underlayAddress !== "") {
+      writer.uint32(34).string(message.underlayAddress);
+    }
+    if (message.vni !== 0) {
+      writer.uint32(40).uint32(message.vni);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StitchPoint {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStitchPoint();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.site = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.link = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.clientId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.underlayAddress = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.vni = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StitchPoint {
+    return {
+      site: isSet(object.site) ? globalThis.String(object.site) : "",
+      link: isSet(object.link) ? globalThis.String(object.link) : "",
+      clientId: isSet(object.clientId)
+        ? globalThis.String(object.clientId)
+        : isSet(object.client_id)
+        ? globalThis.String(object.client_id)
+        : "",
+      underlayAddress: isSet(object.underlayAddress)
+        ? globalThis.String(object.underlayAddress)
+        : isSet(object.underlay_address)
+        ? globalThis.String(object.underlay_address)
+        : "",
+      vni: isSet(object.vni) ? globalThis.Number(object.vni) : 0,
+    };
+  },
+
+  toJSON(message: StitchPoint): unknown {
+    const obj: any = {};
+    if (message.site !== "") {
+      obj.site = message.site;
+    }
+    if (message.link !== "") {
+      obj.link = message.link;
+    }
+    if (message.clientId !== "") {
+      obj.clientId = message.clientId;
+    }
+    if (message.underlayAddress !== "") {
+      obj.underlayAddress = message.underlayAddress;
+    }
+    if (message.vni !== 0) {
+      obj.vni = Math.round(message.vni);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<StitchPoint>, I>>(base?: I): StitchPoint {
+    return StitchPoint.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StitchPoint>, I>>(object: I): StitchPoint {
+    const message = createBaseStitchPoint();
+    message.site = object.site ?? "";
+    message.link = object.link ?? "";
+    message.clientId = object.clientId ?? "";
+    message.underlayAddress = object.underlayAddress ?? "";
+    message.vni = object.vni ?? 0;
     return message;
   },
 };

@@ -227,6 +227,34 @@ export interface CreateSliceRequest {
    * (INVALID_ARGUMENT naming the user and the key).
    */
   users: SliceUser[];
+  /**
+   * Links whose two endpoints are at two sites of this request (stitching). The authority picks the
+   * link's VNI and addresses, asks each site for its stitch point at Allocate and hands each site the
+   * other's at Provision; all or nothing covers them like any sliver.
+   */
+  stitchedLinks: StitchedLink[];
+}
+
+/** One endpoint of a stitched link: a node of one site's request. */
+export interface StitchedLinkEndpoint {
+  /** The site's domain (one of CreateSliceRequest.sites). */
+  site: string;
+  /** Client id of the node in that site's request (NodeSelector.client_ids). */
+  clientId: string;
+}
+
+/** A point-to-point link between nodes of two sites. */
+export interface StitchedLink {
+  /** Name of the link (unique among the slice's links, stitched or not). */
+  name: string;
+  /** Exactly two endpoints, at two different sites. */
+  endpoints: StitchedLinkEndpoint[];
+  /** Bandwidth cap in kilobits per second (each end's egress); 0: unshaped. */
+  bandwidthKbps: number;
+  /** One-way added delay in milliseconds; 0: none. */
+  delayMs: number;
+  /** Packet loss in percent (0 to 100); 0: none. */
+  lossPercent: number;
 }
 
 /** CreateSliceResponse returns the slice. */
@@ -1087,6 +1115,7 @@ function createBaseCreateSliceRequest(): CreateSliceRequest {
     start: false,
     wait: false,
     users: [],
+    stitchedLinks: [],
   };
 }
 
@@ -1118,6 +1147,9 @@ export const CreateSliceRequest: MessageFns<CreateSliceRequest> = {
     }
     for (const v of message.users) {
       SliceUser.encode(v!, writer.uint32(74).fork()).join();
+    }
+    for (const v of message.stitchedLinks) {
+      StitchedLink.encode(v!, writer.uint32(82).fork()).join();
     }
     return writer;
   },
@@ -1207,6 +1239,14 @@ export const CreateSliceRequest: MessageFns<CreateSliceRequest> = {
             message.users.push(SliceUser.decode(reader, reader.uint32()));
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.stitchedLinks.push(StitchedLink.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1238,6 +1278,11 @@ export const CreateSliceRequest: MessageFns<CreateSliceRequest> = {
       start: isSet(object.start) ? globalThis.Boolean(object.start) : false,
       wait: isSet(object.wait) ? globalThis.Boolean(object.wait) : false,
       users: globalThis.Array.isArray(object?.users) ? object.users.map((e: any) => SliceUser.fromJSON(e)) : [],
+      stitchedLinks: globalThis.Array.isArray(object?.stitchedLinks)
+        ? object.stitchedLinks.map((e: any) => StitchedLink.fromJSON(e))
+        : globalThis.Array.isArray(object?.stitched_links)
+        ? object.stitched_links.map((e: any) => StitchedLink.fromJSON(e))
+        : [],
     };
   },
 
@@ -1270,6 +1315,9 @@ export const CreateSliceRequest: MessageFns<CreateSliceRequest> = {
     if (message.users?.length) {
       obj.users = message.users.map((e) => SliceUser.toJSON(e));
     }
+    if (message.stitchedLinks?.length) {
+      obj.stitchedLinks = message.stitchedLinks.map((e) => StitchedLink.toJSON(e));
+    }
     return obj;
   },
 
@@ -1287,6 +1335,243 @@ export const CreateSliceRequest: MessageFns<CreateSliceRequest> = {
     message.start = object.start ?? false;
     message.wait = object.wait ?? false;
     message.users = object.users?.map((e) => SliceUser.fromPartial(e)) || [];
+    message.stitchedLinks = object.stitchedLinks?.map((e) => StitchedLink.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseStitchedLinkEndpoint(): StitchedLinkEndpoint {
+  return { site: "", clientId: "" };
+}
+
+export const StitchedLinkEndpoint: MessageFns<StitchedLinkEndpoint> = {
+  encode(message: StitchedLinkEndpoint, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.site !== "") {
+      writer.uint32(10).string(message.site);
+    }
+    if (message.clientId !== "") {
+      writer.uint32(18).string(message.clientId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StitchedLinkEndpoint {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStitchedLinkEndpoint();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.site = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.clientId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StitchedLinkEndpoint {
+    return {
+      site: isSet(object.site) ? globalThis.String(object.site) : "",
+      clientId: isSet(object.clientId)
+        ? globalThis.String(object.clientId)
+        : isSet(object.client_id)
+        ? globalThis.String(object.client_id)
+        : "",
+    };
+  },
+
+  toJSON(message: StitchedLinkEndpoint): unknown {
+    const obj: any = {};
+    if (message.site !== "") {
+      obj.site = message.site;
+    }
+    if (message.clientId !== "") {
+      obj.clientId = message.clientId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<StitchedLinkEndpoint>, I>>(base?: I): StitchedLinkEndpoint {
+    return StitchedLinkEndpoint.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StitchedLinkEndpoint>, I>>(object: I): StitchedLinkEndpoint {
+    const message = createBaseStitchedLinkEndpoint();
+    message.site = object.site ?? "";
+    message.clientId = object.clientId ?? "";
+    return message;
+  },
+};
+
+function createBaseStitchedLink(): StitchedLink {
+  return { name: "", endpoints: [], bandwidthKbps: 0, delayMs: 0, lossPercent: 0 };
+}
+
+export const StitchedLink: MessageFns<StitchedLink> = {
+  encode(message: StitchedLink, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    for (const v of message.endpoints) {
+      StitchedLinkEndpoint.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.bandwidthKbps !== 0) {
+      writer.uint32(24).uint64(message.bandwidthKbps);
+    }
+    if (message.delayMs !== 0) {
+      writer.uint32(32).uint32(message.delayMs);
+    }
+    if (message.lossPercent !== 0) {
+      writer.uint32(41).double(message.lossPercent);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StitchedLink {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStitchedLink();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.endpoints.push(StitchedLinkEndpoint.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.bandwidthKbps = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.delayMs = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 41) {
+              break;
+            }
+
+            message.lossPercent = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StitchedLink {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      endpoints: globalThis.Array.isArray(object?.endpoints)
+        ? object.endpoints.map((e: any) => StitchedLinkEndpoint.fromJSON(e))
+        : [],
+      bandwidthKbps: isSet(object.bandwidthKbps)
+        ? globalThis.Number(object.bandwidthKbps)
+        : isSet(object.bandwidth_kbps)
+        ? globalThis.Number(object.bandwidth_kbps)
+        : 0,
+      delayMs: isSet(object.delayMs)
+        ? globalThis.Number(object.delayMs)
+        : isSet(object.delay_ms)
+        ? globalThis.Number(object.delay_ms)
+        : 0,
+      lossPercent: isSet(object.lossPercent)
+        ? globalThis.Number(object.lossPercent)
+        : isSet(object.loss_percent)
+        ? globalThis.Number(object.loss_percent)
+        : 0,
+    };
+  },
+
+  toJSON(message: StitchedLink): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.endpoints?.length) {
+      obj.endpoints = message.endpoints.map((e) => StitchedLinkEndpoint.toJSON(e));
+    }
+    if (message.bandwidthKbps !== 0) {
+      obj.bandwidthKbps = Math.round(message.bandwidthKbps);
+    }
+    if (message.delayMs !== 0) {
+      obj.delayMs = Math.round(message.delayMs);
+    }
+    if (message.lossPercent !== 0) {
+      obj.lossPercent = floatToJson(message.lossPercent);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<StitchedLink>, I>>(base?: I): StitchedLink {
+    return StitchedLink.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StitchedLink>, I>>(object: I): StitchedLink {
+    const message = createBaseStitchedLink();
+    message.name = object.name ?? "";
+    message.endpoints = object.endpoints?.map((e) => StitchedLinkEndpoint.fromPartial(e)) || [];
+    message.bandwidthKbps = object.bandwidthKbps ?? 0;
+    message.delayMs = object.delayMs ?? 0;
+    message.lossPercent = object.lossPercent ?? 0;
     return message;
   },
 };
@@ -3740,6 +4025,10 @@ export const SliceAuthorityClient = makeGenericClientConstructor(
   service: typeof SliceAuthorityService;
   serviceName: string;
 };
+
+function floatToJson(value: number | null | undefined): number | string | null | undefined {
+  return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
