@@ -13,6 +13,11 @@
  * what it delegated under its own slice credentials). The provider's credential above them, and so
  * every other member's chain under it, stays. A credential that has expired is refused everywhere
  * already and is not revoked.
+ *
+ * One credential (RevokeMemberCredential) is revoked the same way, through a `revoke` intent: once the
+ * slice authority has it, the member's keys on the slice are made the keys of its credentials there
+ * that are not revoked — so the revoked credential's key leaves the slice unless another live one
+ * carries it. A revocation the slice authority refuses for good is undone (the credential stays live).
  */
 import { createHash } from 'node:crypto';
 import { status as Status } from '@grpc/grpc-js';
@@ -52,6 +57,11 @@ const PASSING = new Set<number>([
 /** The intent key of a member's keys on a slice. */
 export function keysIntentKey(memberUrn: string, sliceUrn: string): string {
   return `keys ${memberUrn} ${sliceUrn}`;
+}
+
+/** The intent key of the revocation of one member credential. */
+export function revokeIntentKey(memberUrn: string, jti: string): string {
+  return `revoke ${memberUrn} ${jti}`;
 }
 
 /** The intent key of a member's removal. */
@@ -115,6 +125,7 @@ export class MemberIntents {
     if (!intent) return;
     try {
       if (intent.kind === 'keys') await this.syncKeys(key, intent);
+      else if (intent.kind === 'revoke') await this.revokeOne(key, intent);
       else await this.removeMember(key, intent);
       this.backoff.delete(key);
     } catch (err) {
@@ -140,16 +151,11 @@ export class MemberIntents {
       return;
     }
     const all = await this.delegations.values({ prefix: `${intent.memberUrn} ` });
-    const mine = all.filter((d) => d.sliceUrn === intent.sliceUrn && d.sshKey);
+    // A revoked credential's key is not the member's any more (unless a live credential carries it too).
+    const mine = all.filter((d) => d.sliceUrn === intent.sliceUrn && d.sshKey && !d.revocation);
     const keys = [...new Set(mine.map((d) => d.sshKey as string))];
-    const requestId = `sp-keys.${digest([member.urn, member.addedAt, intent.sliceUrn, keys])}`;
     try {
-      await this.deps.remotes
-        .sliceAuthority()
-        .updateSliceUsers(
-          { requestId, sliceUrn: intent.sliceUrn, add: [{ urn: member.urn, sshKeys: keys }], remove: [] },
-          this.callOptions(),
-        );
+      await this.sendKeys(member, intent.sliceUrn, keys);
     } catch (err) {
       const { code, reason } = plainOutcome(err);
       if (PASSING.has(code)) {
@@ -174,6 +180,78 @@ export class MemberIntents {
     this.deps.log.info({ member: member.urn, slice: intent.sliceUrn, keys: keys.length }, "member's SSH keys are at the slice authority");
   }
 
+  /** Makes the member's user entry on a slice hold exactly `keys` (none: the member is taken off the slice). */
+  private async sendKeys(member: MemberRecord, sliceUrn: string, keys: readonly string[]): Promise<void> {
+    const requestId = `sp-keys.${digest([member.urn, member.addedAt, sliceUrn, keys])}`;
+    const change = keys.length > 0 ? { add: [{ urn: member.urn, sshKeys: [...keys] }], remove: [] } : { add: [], remove: [member.urn] };
+    await this.deps.remotes.sliceAuthority().updateSliceUsers({ requestId, sliceUrn, ...change }, this.callOptions());
+  }
+
+  /**
+   * RevokeMemberCredential's work: the credential onto the slice authority's list, then its SSH key off
+   * the slice unless another live credential of the member there carries it. Refused for good before
+   * the slice authority has it: undone (the credential was never revoked).
+   */
+  private async revokeOne(key: string, intent: Extract<MemberIntentRecord, { kind: 'revoke' }>): Promise<void> {
+    const dkey = `${intent.memberUrn} ${intent.jti}`;
+    const member = await this.members.get(intent.memberUrn);
+    const d = await this.delegations.get(dkey);
+    if (!member || member.removedAt !== undefined || !d) {
+      // Removed meanwhile: the removal revokes it.
+      await this.intents.del(key, { sync: true });
+      return;
+    }
+    let cur = intent;
+    if (!cur.revoked) {
+      try {
+        await this.revoke(intent.memberUrn, { jti: intent.jti, sliceUrn: intent.sliceUrn }, 'revoked by its provider');
+      } catch (err) {
+        const { code, reason } = plainOutcome(err);
+        if (PASSING.has(code)) {
+          throw errorForCode(
+            Status.UNAVAILABLE,
+            `revoking ${intent.memberUrn}'s credential ${intent.jti}: the slice authority answered ${reason}; the revocation is recorded and carried on until it is done: call RevokeMemberCredential again to see it finished`,
+          );
+        }
+        const { revocation: _undone, ...live } = d;
+        await this.deps.store.batch().del(this.intents, key).put(this.delegations, dkey, live).write({ sync: true });
+        this.deps.log.warn({ member: intent.memberUrn, jti: intent.jti, code, reason }, 'slice authority refused a member revocation');
+        throw errorForCode(code, `the slice authority refused to revoke ${intent.memberUrn}'s credential ${intent.jti}: ${reason}`);
+      }
+      cur = { ...cur, revoked: true };
+      await this.intents.put(key, cur, { sync: true });
+    }
+    const cleared: string[] = [];
+    if (d.sshKey) {
+      const now = this.deps.clock.now();
+      const onSlice = (await this.delegations.values({ prefix: `${intent.memberUrn} ` })).filter(
+        (x) => x.sliceUrn === intent.sliceUrn && x.jti !== intent.jti && x.sshKey && !x.revocation,
+      );
+      const kept = onSlice.some((x) => x.sshKey === d.sshKey && x.expiresAt > now);
+      if (!kept) {
+        const keys = [...new Set(onSlice.map((x) => x.sshKey as string))].filter((k) => k !== d.sshKey);
+        try {
+          await this.sendKeys(member, intent.sliceUrn, keys);
+          cleared.push(intent.sliceUrn);
+        } catch (err) {
+          if (!(await this.sliceGone(intent.sliceUrn, err)))
+            throw this.failure(
+              err,
+              `taking ${intent.memberUrn}'s SSH key of credential ${intent.jti} off slice ${intent.sliceUrn}`,
+              'RevokeMemberCredential',
+            );
+        }
+      }
+    }
+    const revocation = { state: 'done' as const, at: d.revocation?.at ?? this.deps.clock.now(), sliceUrns: cleared };
+    await this.deps.store
+      .batch()
+      .del(this.intents, key)
+      .put(this.delegations, dkey, { ...d, revocation })
+      .write({ sync: true });
+    this.deps.log.info({ member: intent.memberUrn, jti: intent.jti, slices: cleared }, 'member credential revoked');
+  }
+
   /** RemoveMember's work: revoke each credential, take the member off each slice, then record the result. */
   private async removeMember(key: string, intent: Extract<MemberIntentRecord, { kind: 'remove' }>): Promise<void> {
     let cur = intent;
@@ -181,7 +259,11 @@ export class MemberIntents {
     const opts = this.callOptions();
     for (const r of intent.revoke) {
       if (cur.revoked.includes(r.jti)) continue;
-      if (!(await this.revoke(intent.memberUrn, r))) continue;
+      try {
+        if (!(await this.revoke(intent.memberUrn, r))) continue;
+      } catch (err) {
+        throw this.failure(err, `revoking ${intent.memberUrn}'s credential ${r.jti} on ${r.sliceUrn}`);
+      }
       cur = { ...cur, revoked: [...cur.revoked, r.jti] };
       await this.intents.put(key, cur, { sync: true });
     }
@@ -210,10 +292,10 @@ export class MemberIntents {
   }
 
   /**
-   * Revokes one member credential at the slice authority, the member's chain as proof. False when
-   * there is nothing to revoke: it has expired meanwhile.
+   * Revokes one member credential at the slice authority, the member's chain as proof (the call's
+   * error as it came). False when there is nothing to revoke: it has expired meanwhile.
    */
-  private async revoke(memberUrn: string, r: { jti: string; sliceUrn: string }): Promise<boolean> {
+  private async revoke(memberUrn: string, r: { jti: string; sliceUrn: string }, why = 'removed by its provider'): Promise<boolean> {
     const d = await this.delegations.get(`${memberUrn} ${r.jti}`);
     if (d && d.expiresAt <= this.deps.clock.now()) {
       this.deps.log.info({ member: memberUrn, jti: r.jti }, 'member credential expired before its revocation; nothing to revoke');
@@ -221,13 +303,9 @@ export class MemberIntents {
     }
     const asked = d ? await this.requests.get(d.requestKey) : undefined;
     const chain = (asked?.result as { chain?: readonly string[] } | undefined)?.chain ?? [];
-    try {
-      await this.deps.remotes
-        .sliceAuthority()
-        .revoke({ jti: r.jti, keyThumbprint: '', reason: `member ${memberUrn} removed by its provider` }, { ...this.callOptions(), chain });
-    } catch (err) {
-      throw this.failure(err, `revoking ${memberUrn}'s credential ${r.jti} on ${r.sliceUrn}`);
-    }
+    await this.deps.remotes
+      .sliceAuthority()
+      .revoke({ jti: r.jti, keyThumbprint: '', reason: `member ${memberUrn} ${why}` }, { ...this.callOptions(), chain });
     return true;
   }
 
@@ -249,9 +327,10 @@ export class MemberIntents {
     }
   }
 
-  private failure(err: unknown, what: string): Error {
+  private failure(err: unknown, what: string, call: 'RemoveMember' | 'RevokeMemberCredential' = 'RemoveMember'): Error {
     const { code, reason } = plainOutcome(err);
-    const again = 'the removal is recorded and carried on until it is done: call RemoveMember again to see it finished';
+    const work = call === 'RemoveMember' ? 'removal' : 'revocation';
+    const again = `the ${work} is recorded and carried on until it is done: call ${call} again to see it finished`;
     return errorForCode(PASSING.has(code) ? Status.UNAVAILABLE : code, `${what}: the slice authority answered ${reason}; ${again}`);
   }
 

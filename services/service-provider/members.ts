@@ -22,10 +22,14 @@ import type {
   Member,
   AddMemberRequest,
   RemoveMemberResponse,
+  RevokeMemberCredentialResponse,
+  ListMembersRequest,
+  ListMembersResponse,
 } from '../generated/fedlab/v1/service_provider.js';
 import type { ResourceLimits } from '../generated/fedlab/v1/common.js';
 import type { Clock } from '../core/clock.js';
-import { keysIntentKey, removeIntentKey, type MemberIntents } from './member-intents.js';
+import { listMembers } from './member-list.js';
+import { keysIntentKey, removeIntentKey, revokeIntentKey, type MemberIntents } from './member-intents.js';
 import { TABLES, type DelegationRecord, type MemberIntentRecord, type MemberRecord, type MemberRequestRecord } from './records.js';
 import type { SliceCredentials } from './slice-credentials.js';
 import { requestId, text, urnField } from '../core/validate.js';
@@ -56,6 +60,11 @@ export class Members {
   constructor(private readonly deps: MembersOptions) {
     this.table = deps.store.table<MemberRecord>(TABLES.members);
     this.requests = deps.store.table<MemberRequestRecord>(TABLES.memberRequests);
+  }
+
+  /** ListMembers (see member-list.ts). */
+  list(req: ListMembersRequest): Promise<ListMembersResponse> {
+    return listMembers(this.deps.intents, req);
   }
 
   /** AddMember. Idempotent on request id, and on the member URN with the same certificate. */
@@ -187,8 +196,10 @@ export class Members {
           kind: 'remove',
           memberUrn,
           createdAt: now,
-          // An expired credential is refused everywhere already.
-          revoke: delegations.filter((d) => d.expiresAt > now).map((d) => ({ jti: d.jti, parentJti: d.parentJti, sliceUrn: d.sliceUrn })),
+          // An expired credential is refused everywhere already; one revoked alone is on the list already.
+          revoke: delegations
+            .filter((d) => d.expiresAt > now && d.revocation?.state !== 'done')
+            .map((d) => ({ jti: d.jti, parentJti: d.parentJti, sliceUrn: d.sliceUrn })),
           slices,
           revoked: [],
           cleared: [],
@@ -198,13 +209,59 @@ export class Members {
           .put(this.table, memberUrn, { ...member, removedAt: now })
           .put(this.deps.intents.intents, removeIntentKey(memberUrn), intent);
         // Keys still on their way are superseded: the removal takes the member off those slices too.
-        for (const d of delegations) batch.del(this.deps.intents.intents, keysIntentKey(memberUrn, d.sliceUrn));
+        for (const d of delegations) {
+          batch.del(this.deps.intents.intents, keysIntentKey(memberUrn, d.sliceUrn));
+          batch.del(this.deps.intents.intents, revokeIntentKey(memberUrn, d.jti));
+        }
         await batch.write({ sync: true });
         this.deps.log.info({ member: memberUrn, credentials: intent.revoke.length, slices: slices.length }, 'removing member');
       }
       await this.deps.intents.runLocked(removeIntentKey(memberUrn));
       const done = await this.table.get(memberUrn);
       return { revokedJtis: [...(done?.removal?.revokedJtis ?? [])], sliceUrns: [...(done?.removal?.sliceUrns ?? [])] };
+    });
+  }
+
+  /**
+   * RevokeMemberCredential: one credential delegated to the member onto the slice authority's list
+   * (the nodes then refuse it), and its SSH key off the slice unless another live credential of the
+   * member there carries it (recorded first, then carried out; see member-intents.ts). Again on a
+   * revoked one answers `already_revoked`; an unknown member or jti is NOT_FOUND.
+   */
+  async revokeCredential(memberUrn: string, jti: string): Promise<RevokeMemberCredentialResponse> {
+    urnField('member_urn', memberUrn, 'user');
+    if (typeof jti !== 'string' || jti.length === 0 || jti.length > 128 || !/^[\x21-\x7e]+$/.test(jti))
+      throw new InvalidArgumentError('jti is required: the credential to revoke (fedlab member ls lists them)', { field: 'jti' });
+    return this.deps.intents.exclusive(memberUrn, async () => {
+      const member = await this.table.get(memberUrn);
+      if (!member) throw new NotFoundError(`${memberUrn} is not a member of this provider`);
+      if (member.removedAt !== undefined) {
+        if (member.removal?.revokedJtis.includes(jti)) return { jti, alreadyRevoked: true, sliceUrns: [] };
+        if (!member.removal)
+          throw new FailedPreconditionError(`${memberUrn} is being removed (RemoveMember is not finished); it revokes its credentials`, {
+            rule: 'removing',
+          });
+        throw new NotFoundError(`${memberUrn} was removed from this provider and holds no live credential ${jti}`);
+      }
+      const dkey = `${memberUrn} ${jti}`;
+      const d = await this.deps.intents.delegations.get(dkey);
+      if (!d) throw new NotFoundError(`${memberUrn} holds no credential ${jti} from this provider (fedlab member ls lists them)`);
+      if (d.revocation?.state === 'done') return { jti, alreadyRevoked: true, sliceUrns: [...d.revocation.sliceUrns] };
+      const key = revokeIntentKey(memberUrn, jti);
+      if (!d.revocation) {
+        const now = this.deps.clock.now();
+        const intent: MemberIntentRecord = { kind: 'revoke', memberUrn, jti, sliceUrn: d.sliceUrn, createdAt: now, revoked: false };
+        await this.deps.store
+          .batch()
+          .put(this.deps.intents.delegations, dkey, { ...d, revocation: { state: 'pending', at: now, sliceUrns: [] } })
+          .put(this.deps.intents.intents, key, intent)
+          .write({ sync: true });
+        this.deps.log.info({ member: memberUrn, jti, slice: d.sliceUrn }, 'revoking member credential');
+      }
+      // A revocation begun by an earlier call (its answer lost) is finished by this one.
+      await this.deps.intents.runLocked(key);
+      const done = await this.deps.intents.delegations.get(dkey);
+      return { jti, alreadyRevoked: false, sliceUrns: [...(done?.revocation?.sliceUrns ?? [])] };
     });
   }
 
@@ -285,5 +342,7 @@ function toWire(rec: MemberRecord): Member {
     keyThumbprint: rec.keyThumbprint,
     displayName: rec.displayName,
     addedAt: new Date(rec.addedAt),
+    sshPublicKeys: [],
+    credentials: [],
   };
 }

@@ -148,13 +148,20 @@ export interface DelegationRecord {
   readonly keyState?: 'pending' | 'added';
   /** The DelegateToMember request record's key (forgotten if the key is refused). */
   readonly requestKey: string;
+  /**
+   * Set by RevokeMemberCredential: `pending` while its intent is carried out, `done` once the slice
+   * authority has it on its list, with the slices the credential's SSH key was taken off.
+   */
+  readonly revocation?: { readonly state: 'pending' | 'done'; readonly at: number; readonly sliceUrns: readonly string[] };
 }
 
 /**
  * A change the provider owes the slice authority, written in the same batch as what calls for it
  * and carried out (again after a restart) until it is done. `keys`: make the member's user entry
  * on the slice hold exactly its current keys there. `remove`: RemoveMember's work — revoke each
- * credential, then take the member off each slice — with what is done so far.
+ * credential, then take the member off each slice — with what is done so far. `revoke`:
+ * RevokeMemberCredential's work — revoke one credential, then (if it carried the only live copy of
+ * its SSH key on the slice) make the member's keys there the live ones.
  */
 export type MemberIntentRecord =
   | {
@@ -172,6 +179,16 @@ export type MemberIntentRecord =
       readonly slices: readonly string[];
       readonly revoked: readonly string[];
       readonly cleared: readonly string[];
+      readonly lastError?: string;
+    }
+  | {
+      readonly kind: 'revoke';
+      readonly memberUrn: string;
+      readonly jti: string;
+      readonly sliceUrn: string;
+      readonly createdAt: number;
+      /** True once the slice authority has the credential on its list. */
+      readonly revoked: boolean;
       readonly lastError?: string;
     };
 

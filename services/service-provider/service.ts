@@ -38,5 +38,13 @@ export function serviceProviderService(domain: { access: Access; deployments: De
       domain.access.requireAdmin(ctx.peer, 'remove members');
       return domain.members.remove(req.memberUrn);
     },
+    async listMembers(req, ctx) {
+      domain.access.requireReader(ctx.peer, 'list members');
+      return domain.members.list(req);
+    },
+    async revokeMemberCredential(req, ctx) {
+      domain.access.requireAdmin(ctx.peer, "revoke members' credentials");
+      return domain.members.revokeCredential(req.memberUrn, req.jti);
+    },
   });
 }

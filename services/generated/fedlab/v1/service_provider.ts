@@ -318,7 +318,33 @@ export interface Member {
   /** Display name. */
   displayName: string;
   /** When the member was added. */
-  addedAt?: Date | undefined;
+  addedAt?:
+    | Date
+    | undefined;
+  /** The SSH public keys the member was given slice logins with (in ListMembers). */
+  sshPublicKeys: string[];
+  /** When the member was removed; unset while it is a member (in ListMembers with include_removed). */
+  removedAt?:
+    | Date
+    | undefined;
+  /** The credentials delegated to the member (in ListMembers). */
+  credentials: MemberCredential[];
+}
+
+/** A credential the provider delegated to a member. */
+export interface MemberCredential {
+  /** jti of the member's link. */
+  jti: string;
+  /** The slice it is over. */
+  sliceUrn: string;
+  /** When it expires. */
+  expiresAt?:
+    | Date
+    | undefined;
+  /** True once it was revoked (RevokeMemberCredential or RemoveMember). */
+  revoked: boolean;
+  /** Whether it carried an SSH key to the slice. */
+  withSshKey: boolean;
 }
 
 /** DeployRequest starts (or re-attaches to) a deployment. */
@@ -475,6 +501,42 @@ export interface RemoveMemberResponse {
   /** jti of every credential delegated to the member that is now revoked. */
   revokedJtis: string[];
   /** Slices the member's SSH keys were removed from. */
+  sliceUrns: string[];
+}
+
+/** ListMembersRequest asks for one page of members. */
+export interface ListMembersRequest {
+  /** Maximum members per page; 0: server default (100). The server may return fewer. */
+  pageSize: number;
+  /** next_page_token of the previous page; empty: first page. */
+  pageToken: string;
+  /** Also list removed members. */
+  includeRemoved: boolean;
+}
+
+/** ListMembersResponse is one page of members. */
+export interface ListMembersResponse {
+  /** The members of this page, by URN. */
+  members: Member[];
+  /** Token for the next page; empty when this is the last. */
+  nextPageToken: string;
+}
+
+/** RevokeMemberCredentialRequest names one delegated credential. */
+export interface RevokeMemberCredentialRequest {
+  /** URN of the member. */
+  memberUrn: string;
+  /** jti of the credential (see ListMembers). */
+  jti: string;
+}
+
+/** RevokeMemberCredentialResponse says what was undone. */
+export interface RevokeMemberCredentialResponse {
+  /** The revoked jti. */
+  jti: string;
+  /** True when it had been revoked before this call. */
+  alreadyRevoked: boolean;
+  /** Slices the credential's SSH key was removed from (empty if it carried none or another credential keeps it). */
   sliceUrns: string[];
 }
 
@@ -1495,7 +1557,16 @@ export const Deployment: MessageFns<Deployment> = {
 };
 
 function createBaseMember(): Member {
-  return { urn: "", certificatePem: "", keyThumbprint: "", displayName: "", addedAt: undefined };
+  return {
+    urn: "",
+    certificatePem: "",
+    keyThumbprint: "",
+    displayName: "",
+    addedAt: undefined,
+    sshPublicKeys: [],
+    removedAt: undefined,
+    credentials: [],
+  };
 }
 
 export const Member: MessageFns<Member> = {
@@ -1514,6 +1585,15 @@ export const Member: MessageFns<Member> = {
     }
     if (message.addedAt !== undefined) {
       Timestamp.encode(toTimestamp(message.addedAt), writer.uint32(42).fork()).join();
+    }
+    for (const v of message.sshPublicKeys) {
+      writer.uint32(50).string(v!);
+    }
+    if (message.removedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.removedAt), writer.uint32(58).fork()).join();
+    }
+    for (const v of message.credentials) {
+      MemberCredential.encode(v!, writer.uint32(66).fork()).join();
     }
     return writer;
   },
@@ -1571,6 +1651,30 @@ export const Member: MessageFns<Member> = {
             message.addedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.sshPublicKeys.push(reader.string());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.removedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.credentials.push(MemberCredential.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1606,6 +1710,19 @@ export const Member: MessageFns<Member> = {
         : isSet(object.added_at)
         ? fromJsonTimestamp(object.added_at)
         : undefined,
+      sshPublicKeys: globalThis.Array.isArray(object?.sshPublicKeys)
+        ? object.sshPublicKeys.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.ssh_public_keys)
+        ? object.ssh_public_keys.map((e: any) => globalThis.String(e))
+        : [],
+      removedAt: isSet(object.removedAt)
+        ? fromJsonTimestamp(object.removedAt)
+        : isSet(object.removed_at)
+        ? fromJsonTimestamp(object.removed_at)
+        : undefined,
+      credentials: globalThis.Array.isArray(object?.credentials)
+        ? object.credentials.map((e: any) => MemberCredential.fromJSON(e))
+        : [],
     };
   },
 
@@ -1626,6 +1743,15 @@ export const Member: MessageFns<Member> = {
     if (message.addedAt !== undefined) {
       obj.addedAt = message.addedAt.toISOString();
     }
+    if (message.sshPublicKeys?.length) {
+      obj.sshPublicKeys = message.sshPublicKeys;
+    }
+    if (message.removedAt !== undefined) {
+      obj.removedAt = message.removedAt.toISOString();
+    }
+    if (message.credentials?.length) {
+      obj.credentials = message.credentials.map((e) => MemberCredential.toJSON(e));
+    }
     return obj;
   },
 
@@ -1639,6 +1765,154 @@ export const Member: MessageFns<Member> = {
     message.keyThumbprint = object.keyThumbprint ?? "";
     message.displayName = object.displayName ?? "";
     message.addedAt = object.addedAt ?? undefined;
+    message.sshPublicKeys = object.sshPublicKeys?.map((e) => e) || [];
+    message.removedAt = object.removedAt ?? undefined;
+    message.credentials = object.credentials?.map((e) => MemberCredential.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseMemberCredential(): MemberCredential {
+  return { jti: "", sliceUrn: "", expiresAt: undefined, revoked: false, withSshKey: false };
+}
+
+export const MemberCredential: MessageFns<MemberCredential> = {
+  encode(message: MemberCredential, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.jti !== "") {
+      writer.uint32(10).string(message.jti);
+    }
+    if (message.sliceUrn !== "") {
+      writer.uint32(18).string(message.sliceUrn);
+    }
+    if (message.expiresAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.expiresAt), writer.uint32(26).fork()).join();
+    }
+    if (message.revoked !== false) {
+      writer.uint32(32).bool(message.revoked);
+    }
+    if (message.withSshKey !== false) {
+      writer.uint32(40).bool(message.withSshKey);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MemberCredential {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMemberCredential();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.jti = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.sliceUrn = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.expiresAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.revoked = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.withSshKey = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MemberCredential {
+    return {
+      jti: isSet(object.jti) ? globalThis.String(object.jti) : "",
+      sliceUrn: isSet(object.sliceUrn)
+        ? globalThis.String(object.sliceUrn)
+        : isSet(object.slice_urn)
+        ? globalThis.String(object.slice_urn)
+        : "",
+      expiresAt: isSet(object.expiresAt)
+        ? fromJsonTimestamp(object.expiresAt)
+        : isSet(object.expires_at)
+        ? fromJsonTimestamp(object.expires_at)
+        : undefined,
+      revoked: isSet(object.revoked) ? globalThis.Boolean(object.revoked) : false,
+      withSshKey: isSet(object.withSshKey)
+        ? globalThis.Boolean(object.withSshKey)
+        : isSet(object.with_ssh_key)
+        ? globalThis.Boolean(object.with_ssh_key)
+        : false,
+    };
+  },
+
+  toJSON(message: MemberCredential): unknown {
+    const obj: any = {};
+    if (message.jti !== "") {
+      obj.jti = message.jti;
+    }
+    if (message.sliceUrn !== "") {
+      obj.sliceUrn = message.sliceUrn;
+    }
+    if (message.expiresAt !== undefined) {
+      obj.expiresAt = message.expiresAt.toISOString();
+    }
+    if (message.revoked !== false) {
+      obj.revoked = message.revoked;
+    }
+    if (message.withSshKey !== false) {
+      obj.withSshKey = message.withSshKey;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<MemberCredential>, I>>(base?: I): MemberCredential {
+    return MemberCredential.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<MemberCredential>, I>>(object: I): MemberCredential {
+    const message = createBaseMemberCredential();
+    message.jti = object.jti ?? "";
+    message.sliceUrn = object.sliceUrn ?? "";
+    message.expiresAt = object.expiresAt ?? undefined;
+    message.revoked = object.revoked ?? false;
+    message.withSshKey = object.withSshKey ?? false;
     return message;
   },
 };
@@ -3190,6 +3464,410 @@ export const RemoveMemberResponse: MessageFns<RemoveMemberResponse> = {
   },
 };
 
+function createBaseListMembersRequest(): ListMembersRequest {
+  return { pageSize: 0, pageToken: "", includeRemoved: false };
+}
+
+export const ListMembersRequest: MessageFns<ListMembersRequest> = {
+  encode(message: ListMembersRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.pageSize !== 0) {
+      writer.uint32(8).uint32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(18).string(message.pageToken);
+    }
+    if (message.includeRemoved !== false) {
+      writer.uint32(24).bool(message.includeRemoved);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListMembersRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListMembersRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.pageSize = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.includeRemoved = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListMembersRequest {
+    return {
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+      includeRemoved: isSet(object.includeRemoved)
+        ? globalThis.Boolean(object.includeRemoved)
+        : isSet(object.include_removed)
+        ? globalThis.Boolean(object.include_removed)
+        : false,
+    };
+  },
+
+  toJSON(message: ListMembersRequest): unknown {
+    const obj: any = {};
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
+    if (message.includeRemoved !== false) {
+      obj.includeRemoved = message.includeRemoved;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListMembersRequest>, I>>(base?: I): ListMembersRequest {
+    return ListMembersRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListMembersRequest>, I>>(object: I): ListMembersRequest {
+    const message = createBaseListMembersRequest();
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
+    message.includeRemoved = object.includeRemoved ?? false;
+    return message;
+  },
+};
+
+function createBaseListMembersResponse(): ListMembersResponse {
+  return { members: [], nextPageToken: "" };
+}
+
+export const ListMembersResponse: MessageFns<ListMembersResponse> = {
+  encode(message: ListMembersResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.members) {
+      Member.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListMembersResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListMembersResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.members.push(Member.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListMembersResponse {
+    return {
+      members: globalThis.Array.isArray(object?.members) ? object.members.map((e: any) => Member.fromJSON(e)) : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListMembersResponse): unknown {
+    const obj: any = {};
+    if (message.members?.length) {
+      obj.members = message.members.map((e) => Member.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListMembersResponse>, I>>(base?: I): ListMembersResponse {
+    return ListMembersResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListMembersResponse>, I>>(object: I): ListMembersResponse {
+    const message = createBaseListMembersResponse();
+    message.members = object.members?.map((e) => Member.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseRevokeMemberCredentialRequest(): RevokeMemberCredentialRequest {
+  return { memberUrn: "", jti: "" };
+}
+
+export const RevokeMemberCredentialRequest: MessageFns<RevokeMemberCredentialRequest> = {
+  encode(message: RevokeMemberCredentialRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.memberUrn !== "") {
+      writer.uint32(10).string(message.memberUrn);
+    }
+    if (message.jti !== "") {
+      writer.uint32(18).string(message.jti);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RevokeMemberCredentialRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRevokeMemberCredentialRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.memberUrn = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.jti = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RevokeMemberCredentialRequest {
+    return {
+      memberUrn: isSet(object.memberUrn)
+        ? globalThis.String(object.memberUrn)
+        : isSet(object.member_urn)
+        ? globalThis.String(object.member_urn)
+        : "",
+      jti: isSet(object.jti) ? globalThis.String(object.jti) : "",
+    };
+  },
+
+  toJSON(message: RevokeMemberCredentialRequest): unknown {
+    const obj: any = {};
+    if (message.memberUrn !== "") {
+      obj.memberUrn = message.memberUrn;
+    }
+    if (message.jti !== "") {
+      obj.jti = message.jti;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RevokeMemberCredentialRequest>, I>>(base?: I): RevokeMemberCredentialRequest {
+    return RevokeMemberCredentialRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RevokeMemberCredentialRequest>, I>>(
+    object: I,
+  ): RevokeMemberCredentialRequest {
+    const message = createBaseRevokeMemberCredentialRequest();
+    message.memberUrn = object.memberUrn ?? "";
+    message.jti = object.jti ?? "";
+    return message;
+  },
+};
+
+function createBaseRevokeMemberCredentialResponse(): RevokeMemberCredentialResponse {
+  return { jti: "", alreadyRevoked: false, sliceUrns: [] };
+}
+
+export const RevokeMemberCredentialResponse: MessageFns<RevokeMemberCredentialResponse> = {
+  encode(message: RevokeMemberCredentialResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.jti !== "") {
+      writer.uint32(10).string(message.jti);
+    }
+    if (message.alreadyRevoked !== false) {
+      writer.uint32(16).bool(message.alreadyRevoked);
+    }
+    for (const v of message.sliceUrns) {
+      writer.uint32(26).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RevokeMemberCredentialResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRevokeMemberCredentialResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.jti = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.alreadyRevoked = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.sliceUrns.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RevokeMemberCredentialResponse {
+    return {
+      jti: isSet(object.jti) ? globalThis.String(object.jti) : "",
+      alreadyRevoked: isSet(object.alreadyRevoked)
+        ? globalThis.Boolean(object.alreadyRevoked)
+        : isSet(object.already_revoked)
+        ? globalThis.Boolean(object.already_revoked)
+        : false,
+      sliceUrns: globalThis.Array.isArray(object?.sliceUrns)
+        ? object.sliceUrns.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.slice_urns)
+        ? object.slice_urns.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: RevokeMemberCredentialResponse): unknown {
+    const obj: any = {};
+    if (message.jti !== "") {
+      obj.jti = message.jti;
+    }
+    if (message.alreadyRevoked !== false) {
+      obj.alreadyRevoked = message.alreadyRevoked;
+    }
+    if (message.sliceUrns?.length) {
+      obj.sliceUrns = message.sliceUrns;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RevokeMemberCredentialResponse>, I>>(base?: I): RevokeMemberCredentialResponse {
+    return RevokeMemberCredentialResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RevokeMemberCredentialResponse>, I>>(
+    object: I,
+  ): RevokeMemberCredentialResponse {
+    const message = createBaseRevokeMemberCredentialResponse();
+    message.jti = object.jti ?? "";
+    message.alreadyRevoked = object.alreadyRevoked ?? false;
+    message.sliceUrns = object.sliceUrns?.map((e) => e) || [];
+    return message;
+  },
+};
+
 /**
  * ServiceProvider is a provider's own server: it deploys services onto slices, keeps its slices,
  * credentials and deployments, and delegates slice credentials to its members.
@@ -3295,6 +3973,37 @@ export const ServiceProviderService = {
       Buffer.from(RemoveMemberResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): RemoveMemberResponse => RemoveMemberResponse.decode(value),
   },
+  /**
+   * ListMembers lists the provider's members with the credentials delegated to each. Who may call it
+   * as for GetDeployment.
+   */
+  listMembers: {
+    path: "/fedlab.v1.ServiceProvider/ListMembers" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListMembersRequest): Buffer => Buffer.from(ListMembersRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListMembersRequest => ListMembersRequest.decode(value),
+    responseSerialize: (value: ListMembersResponse): Buffer => Buffer.from(ListMembersResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListMembersResponse => ListMembersResponse.decode(value),
+  },
+  /**
+   * RevokeMemberCredential revokes one credential delegated to a member (with the slice authority,
+   * which has the nodes refuse it) and, when it carried an SSH key that no other live credential of
+   * the member carries on that slice, removes that key from the slice. Idempotent; a member or jti
+   * that is not there is NOT_FOUND.
+   */
+  revokeMemberCredential: {
+    path: "/fedlab.v1.ServiceProvider/RevokeMemberCredential" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RevokeMemberCredentialRequest): Buffer =>
+      Buffer.from(RevokeMemberCredentialRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RevokeMemberCredentialRequest => RevokeMemberCredentialRequest.decode(value),
+    responseSerialize: (value: RevokeMemberCredentialResponse): Buffer =>
+      Buffer.from(RevokeMemberCredentialResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RevokeMemberCredentialResponse =>
+      RevokeMemberCredentialResponse.decode(value),
+  },
 } as const;
 
 export interface ServiceProviderServer extends UntypedServiceImplementation {
@@ -3329,6 +4038,18 @@ export interface ServiceProviderServer extends UntypedServiceImplementation {
    * that is not there is NOT_FOUND.
    */
   removeMember: handleUnaryCall<RemoveMemberRequest, RemoveMemberResponse>;
+  /**
+   * ListMembers lists the provider's members with the credentials delegated to each. Who may call it
+   * as for GetDeployment.
+   */
+  listMembers: handleUnaryCall<ListMembersRequest, ListMembersResponse>;
+  /**
+   * RevokeMemberCredential revokes one credential delegated to a member (with the slice authority,
+   * which has the nodes refuse it) and, when it carried an SSH key that no other live credential of
+   * the member carries on that slice, removes that key from the slice. Idempotent; a member or jti
+   * that is not there is NOT_FOUND.
+   */
+  revokeMemberCredential: handleUnaryCall<RevokeMemberCredentialRequest, RevokeMemberCredentialResponse>;
 }
 
 export interface ServiceProviderClient extends Client {
@@ -3451,6 +4172,46 @@ export interface ServiceProviderClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RemoveMemberResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * ListMembers lists the provider's members with the credentials delegated to each. Who may call it
+   * as for GetDeployment.
+   */
+  listMembers(
+    request: ListMembersRequest,
+    callback: (error: ServiceError | null, response: ListMembersResponse) => void,
+  ): ClientUnaryCall;
+  listMembers(
+    request: ListMembersRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListMembersResponse) => void,
+  ): ClientUnaryCall;
+  listMembers(
+    request: ListMembersRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListMembersResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * RevokeMemberCredential revokes one credential delegated to a member (with the slice authority,
+   * which has the nodes refuse it) and, when it carried an SSH key that no other live credential of
+   * the member carries on that slice, removes that key from the slice. Idempotent; a member or jti
+   * that is not there is NOT_FOUND.
+   */
+  revokeMemberCredential(
+    request: RevokeMemberCredentialRequest,
+    callback: (error: ServiceError | null, response: RevokeMemberCredentialResponse) => void,
+  ): ClientUnaryCall;
+  revokeMemberCredential(
+    request: RevokeMemberCredentialRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RevokeMemberCredentialResponse) => void,
+  ): ClientUnaryCall;
+  revokeMemberCredential(
+    request: RevokeMemberCredentialRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RevokeMemberCredentialResponse) => void,
   ): ClientUnaryCall;
 }
 
