@@ -177,9 +177,15 @@ describe('WatchSlice queue per reader', () => {
     })();
     await waitFor(() => hub.watchers(SLICE) === 2, 5000, 'both readers subscribed');
 
-    // Small batches with pauses: the prompt reader keeps up, the stalled one's transport fills, then its queue.
+    // Small batches, each let through to the prompt reader before the next (so it keeps up however loaded
+    // the machine is): the stalled one's transport fills, then its queue.
     const total = 3000;
-    await publish(total, 20, 5);
+    const batch = 20;
+    for (let sent = 0; sent < total; sent += batch) {
+      await publish(batch);
+      const last = first.sequence + sent + batch;
+      await waitFor(() => (prompt.at(-1) ?? 0) >= last, 10_000, `the prompt reader at event ${last}`);
+    }
     await waitFor(() => hub.watchers(SLICE) === 1, 10_000, 'the stalled reader dropped');
 
     // Reading again, it gets what the transport held, then the status.
