@@ -98,6 +98,8 @@ export const maConfigSchema = commonConfigSchema
         require_registered_providers: z.boolean().default(false),
         /** The site's terms of use (GetVersion shows them; providers accept their digest). */
         terms_of_use: z.string().min(1).max(65_536).default(DEFAULT_TERMS),
+        /** Take links stitched to other sites (emulab-style sites); false: such an Allocate is FAILED_PRECONDITION naming the site and link. */
+        stitching: z.boolean().default(true),
       })
       .strict()
       .prefault({}),
@@ -254,6 +256,7 @@ export function toMaSettings(config: MaConfig): MaSettings {
       },
       maxLinkKbps: config.emulab.max_link_kbps,
       requireRegisteredProviders: config.policy.require_registered_providers,
+      stitching: config.policy.stitching,
       terms: config.policy.terms_of_use,
       softwareVersion: maVersion(),
     },

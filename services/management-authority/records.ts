@@ -182,6 +182,18 @@ export interface LinkSpec {
    * Allocate or swap-in batch; gone with the slice, or at swap-out); absent while swapped out.
    */
   readonly vni?: number;
+  /** Set on a link stitched to another site: its one endpoint here is `endpoints[0]`, its VNI agreed by the slice authority. */
+  readonly stitch?: StitchRecord;
+}
+
+/** The far end of a stitched link (at another site), and this end's address. */
+export interface StitchRecord {
+  readonly peerSite: string;
+  readonly peerClientId: string;
+  /** This end's interface address (CIDR), chosen by the slice authority. */
+  readonly address: string;
+  /** Underlay address of the peer site's node, once a Provision gave it. */
+  readonly peerUnderlay?: string;
 }
 
 /** A slice as this site knows it (table `slices`, keyed by slice URN). */

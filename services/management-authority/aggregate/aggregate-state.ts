@@ -35,6 +35,8 @@ export interface AggregateSettings {
   readonly defaults: Resources;
   readonly maxLinkKbps: number;
   readonly requireRegisteredProviders: boolean;
+  /** Whether links stitched to other sites are taken (absent: they are). */
+  readonly stitching?: boolean;
   readonly terms: string;
   readonly softwareVersion: string;
 }

@@ -35,6 +35,7 @@ import { refuseSuperseded, type FencedCall } from './tombstones.js';
 import { duringGrace } from './grace.js';
 import { checkLinkPlacement } from './links.js';
 import { vniBase, vnisInUse, withVnis } from './vnis.js';
+import { checkStitches, stitchPointsOf, takeStitchVnis, type WantedStitch } from './stitches.js';
 
 /** An Allocate request checked before the slice's lock is taken. */
 interface CheckedAllocate {
@@ -49,6 +50,8 @@ interface CheckedAllocate {
   readonly fence: FencedCall;
   /** The slice's users, checked and normalised. */
   readonly users: SliceUserRecord[];
+  /** This site's ends of links stitched to other sites. */
+  readonly stitches: WantedStitch[];
 }
 
 /** Allocate: all or nothing, idempotent on request_id; holds end after `allocation_hold_s`. */
@@ -98,6 +101,12 @@ async function checkAllocate(
     defaults: deps.settings.defaults,
     maxLinkKbps: deps.settings.maxLinkKbps,
   });
+  const stitches = checkStitches(
+    state,
+    req.request?.stitches?.ends ?? [],
+    new Set(normal.slivers.map((w) => w.clientId)),
+    new Set(normal.links.map((l) => l.name)),
+  );
   for (const w of normal.slivers) {
     if (!w.nodeUrn) continue;
     if (!deps.registry.has(w.nodeUrn))
@@ -128,10 +137,11 @@ async function checkAllocate(
         // Only when given, so fingerprints of requests without one stay what they were.
         ...(incarnation !== undefined ? { incarnation } : {}),
         ...(users.length ? { users } : {}),
+        ...(stitches.length ? { stitches } : {}),
       }),
     )
     .digest('base64url');
-  return { access, normal, asked, key, fingerprint, fence: { sliceUrn: req.sliceUrn, sliceAuthorityUrn: sa.urn, arrival }, users };
+  return { access, normal, asked, key, fingerprint, fence: { sliceUrn: req.sliceUrn, sliceAuthorityUrn: sa.urn, arrival }, users, stitches };
 }
 
 /** The admission and the records, in `tx` under the ledger's mutex; returns the new slivers' URNs. */
@@ -178,10 +188,10 @@ function admit(state: AggregateState, tx: SliceLedgerTx, now: number, req: Aggre
         field: 'request.nodes.client_ids',
       });
   const oldLinks = existing?.links ?? [];
-  for (const l of normal.links)
+  for (const l of [...normal.links, ...checked.stitches])
     if (oldLinks.some((x) => x.name === l.name))
-      throw new InvalidArgumentError(`slice ${req.sliceUrn} already has a link ${l.name}`, { field: 'request.links' });
-  if (oldLinks.length + normal.links.length > MAX_LINKS)
+      throw new InvalidArgumentError(`slice ${req.sliceUrn} already has a link ${l.name}`, { field: 'request.links', link: l.name });
+  if (oldLinks.length + normal.links.length + checked.stitches.length > MAX_LINKS)
     throw new InvalidArgumentError(`a slice has at most ${MAX_LINKS} links`, { field: 'request.links' });
   const latest = lifetimeCap({ maxLifetimeS: deps.settings.maxLifetimeS, grant: access.grant, createdAt: now, now });
   let expiresAt = asked ?? now + deps.settings.defaultLifetimeS * 1000;
@@ -241,9 +251,12 @@ function admit(state: AggregateState, tx: SliceLedgerTx, now: number, req: Aggre
   }
 
   // The links: the nodes must carry them, and each takes a VNI unique at the site, in this batch.
-  const newLinks = normal.links.map((l, k) => ({ ...l, subnet: oldLinks.length + k }));
+  // Stitched links come with the VNI the slice authority chose: taken first, so that local links avoid them.
+  const newLinks = [...normal.links, ...checked.stitches].map((l, k) => ({ ...l, subnet: oldLinks.length + k }));
   checkLinkPlacement(state, newLinks, new Map(normal.slivers.map((w, i) => [w.clientId, nodeOf[i] as string])));
-  const links = withVnis(newLinks, vnisInUse(ledger.slices.values()), vniBase(deps.maUrn));
+  const used = vnisInUse(ledger.slices.values());
+  takeStitchVnis(state, checked.stitches, used);
+  const links = withVnis(newLinks, used, vniBase(deps.maUrn));
   // The slice authority's list is the slice's (an Allocate naming none keeps what the slice has).
   const users = checked.users.length ? { users: checked.users } : {};
   const slice: IncarnatedSlice = existing
@@ -302,6 +315,8 @@ function allocationAnswer(state: AggregateState, sliceUrn: string, urns: readonl
     const s = ledger.slivers.get(u);
     return s ? state.toWire(s) : goneSliverToWire(u, sliceUrn, deps.maUrn);
   });
+  const held = urns.map((u) => ledger.slivers.get(u)).filter((s): s is SliverRecord => !!s);
+  const stitchPoints = slice ? stitchPointsOf(state, slice, held) : [];
   const manifest =
     slice && slice.documentFormat
       ? manifestDocument(
@@ -310,5 +325,5 @@ function allocationAnswer(state: AggregateState, sliceUrn: string, urns: readonl
           deps.maUrn,
         )
       : '';
-  return { sliceUrn, slivers, manifestDocument: manifest };
+  return { sliceUrn, slivers, manifestDocument: manifest, ...(stitchPoints.length ? { stitchPoints: { points: stitchPoints } } : {}) };
 }

@@ -36,11 +36,12 @@ export function linkInterfaces(sliceUrn: string, links: readonly LinkSpec[], cli
     out.push({
       link: l.name,
       name: `eth${out.length + 1}`,
-      address: linkAddress(l.subnet, j),
+      address: l.stitch?.address ?? linkAddress(l.subnet, j),
       bandwidthKbps: l.bandwidthKbps,
       delayMs: l.delayMs,
       lossPercent: l.lossPercent,
-      mac: linkMac(sliceUrn, l.name, clientId),
+      // The two ends of a stitched link may have one client id (at two sites): the peer site keeps their MACs apart.
+      mac: linkMac(sliceUrn, l.name, l.stitch ? `${clientId}@${l.stitch.peerSite}` : clientId),
     });
   }
   return out;
@@ -104,6 +105,14 @@ export function interfacesToWire(state: AggregateState, slice: SliceRecord, s: S
         link: i.link,
       });
     const remote = new Set<string>();
+    if (l.stitch) {
+      if (!l.stitch.peerUnderlay)
+        throw new FailedPreconditionError(
+          `stitched link ${l.name} (endpoint ${s.clientId}): the stitch point of its peer site ${l.stitch.peerSite} is not known here; Provision takes it in peer_stitch_points`,
+          { rule: 'stitch', link: l.name, endpoint: s.clientId },
+        );
+      remote.add(l.stitch.peerUnderlay);
+    }
     for (const e of l.endpoints) {
       if (e === s.clientId) continue;
       const peer = byClient.get(e);
@@ -129,7 +138,7 @@ export function interfacesToWire(state: AggregateState, slice: SliceRecord, s: S
       bandwidthKbps: i.bandwidthKbps,
       delayMs: i.delayMs,
       lossPercent: i.lossPercent,
-      wiring: { mac: i.mac ?? linkMac(slice.urn, i.link, s.clientId), vni: l.vni, remoteUnderlays: [...remote].sort(), applied: [] },
+      wiring: { mac: i.mac ?? linkMac(slice.urn, i.link, l.stitch ? `${s.clientId}@${l.stitch.peerSite}` : s.clientId), vni: l.vni, remoteUnderlays: [...remote].sort(), applied: [] },
     };
   });
 }

@@ -22,6 +22,7 @@ import { requireOwnSlice, resolveTargets } from './call-targets.js';
 import { newIntent, settle } from './intents.js';
 import { interfacesToWire, linkInterfaces, withApplied } from './links.js';
 import { vniBase, vnisInUse, withVnis } from './vnis.js';
+import { withPeerPoints } from './stitches.js';
 import { SUCCESS, failure } from '../../core/rpc/outcome.js';
 import { throwFailures, type Outcome } from './outcome.js';
 import { relayTo } from './revocations.js';
@@ -63,8 +64,15 @@ export async function provision(
 
   return state.sliceLocks.run(slice.urn, async () => {
     refuseSuperseded(ledger, { sliceUrn: slice.urn, sliceAuthorityUrn: access.sliceAuthority.urn, arrival }, 'Provision');
-    const cur = ledger.slices.get(slice.urn);
+    let cur = ledger.slices.get(slice.urn);
     if (!cur) throw new NotFoundError(`slice ${slice.urn} is gone (its holds expired or it was deleted); allocate again`);
+    // The peer sites' stitch points, kept on the slice's stitched links (checked first: a bad one changes nothing).
+    const stitched = withPeerPoints(cur, req.peerStitchPoints?.points ?? []);
+    if (stitched) {
+      const base = cur;
+      await state.mutate((tx) => tx.putSlice({ ...(ledger.slices.get(base.urn) ?? base), links: stitched }), { signal: ctx.signal });
+      cur = ledger.slices.get(slice.urn) ?? cur;
+    }
     if (cur.shutDown)
       throw new FailedPreconditionError(
         `slice ${slice.urn} is shut down at this site (${cur.shutDown.reason}); ask the site's administrators`,

@@ -50,7 +50,14 @@ export function withVnis<L extends LinkSpec>(links: readonly L[], used: Set<numb
   });
 }
 
-/** The links without their VNIs (swapped out: the slice holds no node, so no VNI either). */
+/**
+ * The links without their VNIs (swapped out: the slice holds no node, so no VNI either) — except stitched links,
+ * whose VNI was agreed with the peer site and is kept until the slice goes.
+ */
 export function withoutVnis(links: readonly LinkSpec[]): LinkSpec[] {
-  return links.map(({ vni: _v, ...rest }) => rest);
+  return links.map((l) => {
+    if (l.stitch) return l;
+    const { vni: _v, ...rest } = l;
+    return rest;
+  });
 }

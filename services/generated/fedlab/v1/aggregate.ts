@@ -37,7 +37,7 @@ import {
   sliverIsolationToJSON,
   SliverResult,
   SshEndpoint,
-  StitchPoint,
+  StitchPoints,
 } from "./common.js";
 
 export const protobufPackage = "fedlab.v1";
@@ -287,7 +287,7 @@ export interface AggregateAllocateResponse {
    * Where this site's ends of the request's stitched links are (ResourceRequest.stitches), one per
    * stitch: the slice authority hands each to the peer site in Provision.
    */
-  stitchPoints: StitchPoint[];
+  stitchPoints?: StitchPoints | undefined;
 }
 
 /** AggregateProvisionRequest instantiates allocated slivers. */
@@ -307,7 +307,7 @@ export interface AggregateProvisionRequest {
    * stitched link here whose peer point is neither given now nor known from an earlier Provision
    * fails its sliver with FAILED_PRECONDITION naming the link and endpoint.
    */
-  peerStitchPoints: StitchPoint[];
+  peerStitchPoints?: StitchPoints | undefined;
 }
 
 /** AggregateProvisionResponse reports per sliver. */
@@ -1753,7 +1753,7 @@ export const AggregateAllocateRequest: MessageFns<AggregateAllocateRequest> = {
 };
 
 function createBaseAggregateAllocateResponse(): AggregateAllocateResponse {
-  return { sliceUrn: "", slivers: [], manifestDocument: "", stitchPoints: [] };
+  return { sliceUrn: "", slivers: [], manifestDocument: "", stitchPoints: undefined };
 }
 
 export const AggregateAllocateResponse: MessageFns<AggregateAllocateResponse> = {
@@ -1767,8 +1767,8 @@ export const AggregateAllocateResponse: MessageFns<AggregateAllocateResponse> = 
     if (message.manifestDocument !== "") {
       writer.uint32(26).string(message.manifestDocument);
     }
-    for (const v of message.stitchPoints) {
-      StitchPoint.encode(v!, writer.uint32(34).fork()).join();
+    if (message.stitchPoints !== undefined) {
+      StitchPoints.encode(message.stitchPoints, writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -1815,7 +1815,7 @@ export const AggregateAllocateResponse: MessageFns<AggregateAllocateResponse> = 
               break;
             }
 
-            message.stitchPoints.push(StitchPoint.decode(reader, reader.uint32()));
+            message.stitchPoints = StitchPoints.decode(reader, reader.uint32());
             continue;
           }
         }
@@ -1843,11 +1843,11 @@ export const AggregateAllocateResponse: MessageFns<AggregateAllocateResponse> = 
         : isSet(object.manifest_document)
         ? globalThis.String(object.manifest_document)
         : "",
-      stitchPoints: globalThis.Array.isArray(object?.stitchPoints)
-        ? object.stitchPoints.map((e: any) => StitchPoint.fromJSON(e))
-        : globalThis.Array.isArray(object?.stitch_points)
-        ? object.stitch_points.map((e: any) => StitchPoint.fromJSON(e))
-        : [],
+      stitchPoints: isSet(object.stitchPoints)
+        ? StitchPoints.fromJSON(object.stitchPoints)
+        : isSet(object.stitch_points)
+        ? StitchPoints.fromJSON(object.stitch_points)
+        : undefined,
     };
   },
 
@@ -1862,8 +1862,8 @@ export const AggregateAllocateResponse: MessageFns<AggregateAllocateResponse> = 
     if (message.manifestDocument !== "") {
       obj.manifestDocument = message.manifestDocument;
     }
-    if (message.stitchPoints?.length) {
-      obj.stitchPoints = message.stitchPoints.map((e) => StitchPoint.toJSON(e));
+    if (message.stitchPoints !== undefined) {
+      obj.stitchPoints = StitchPoints.toJSON(message.stitchPoints);
     }
     return obj;
   },
@@ -1876,13 +1876,15 @@ export const AggregateAllocateResponse: MessageFns<AggregateAllocateResponse> = 
     message.sliceUrn = object.sliceUrn ?? "";
     message.slivers = object.slivers?.map((e) => Sliver.fromPartial(e)) || [];
     message.manifestDocument = object.manifestDocument ?? "";
-    message.stitchPoints = object.stitchPoints?.map((e) => StitchPoint.fromPartial(e)) || [];
+    message.stitchPoints = (object.stitchPoints !== undefined && object.stitchPoints !== null)
+      ? StitchPoints.fromPartial(object.stitchPoints)
+      : undefined;
     return message;
   },
 };
 
 function createBaseAggregateProvisionRequest(): AggregateProvisionRequest {
-  return { urns: [], bestEffort: false, expiresAt: undefined, start: false, peerStitchPoints: [] };
+  return { urns: [], bestEffort: false, expiresAt: undefined, start: false, peerStitchPoints: undefined };
 }
 
 export const AggregateProvisionRequest: MessageFns<AggregateProvisionRequest> = {
@@ -1899,8 +1901,8 @@ export const AggregateProvisionRequest: MessageFns<AggregateProvisionRequest> = 
     if (message.start !== false) {
       writer.uint32(32).bool(message.start);
     }
-    for (const v of message.peerStitchPoints) {
-      StitchPoint.encode(v!, writer.uint32(42).fork()).join();
+    if (message.peerStitchPoints !== undefined) {
+      StitchPoints.encode(message.peerStitchPoints, writer.uint32(42).fork()).join();
     }
     return writer;
   },
@@ -1955,7 +1957,7 @@ export const AggregateProvisionRequest: MessageFns<AggregateProvisionRequest> = 
               break;
             }
 
-            message.peerStitchPoints.push(StitchPoint.decode(reader, reader.uint32()));
+            message.peerStitchPoints = StitchPoints.decode(reader, reader.uint32());
             continue;
           }
         }
@@ -1984,11 +1986,11 @@ export const AggregateProvisionRequest: MessageFns<AggregateProvisionRequest> = 
         ? fromJsonTimestamp(object.expires_at)
         : undefined,
       start: isSet(object.start) ? globalThis.Boolean(object.start) : false,
-      peerStitchPoints: globalThis.Array.isArray(object?.peerStitchPoints)
-        ? object.peerStitchPoints.map((e: any) => StitchPoint.fromJSON(e))
-        : globalThis.Array.isArray(object?.peer_stitch_points)
-        ? object.peer_stitch_points.map((e: any) => StitchPoint.fromJSON(e))
-        : [],
+      peerStitchPoints: isSet(object.peerStitchPoints)
+        ? StitchPoints.fromJSON(object.peerStitchPoints)
+        : isSet(object.peer_stitch_points)
+        ? StitchPoints.fromJSON(object.peer_stitch_points)
+        : undefined,
     };
   },
 
@@ -2006,8 +2008,8 @@ export const AggregateProvisionRequest: MessageFns<AggregateProvisionRequest> = 
     if (message.start !== false) {
       obj.start = message.start;
     }
-    if (message.peerStitchPoints?.length) {
-      obj.peerStitchPoints = message.peerStitchPoints.map((e) => StitchPoint.toJSON(e));
+    if (message.peerStitchPoints !== undefined) {
+      obj.peerStitchPoints = StitchPoints.toJSON(message.peerStitchPoints);
     }
     return obj;
   },
@@ -2021,7 +2023,9 @@ export const AggregateProvisionRequest: MessageFns<AggregateProvisionRequest> = 
     message.bestEffort = object.bestEffort ?? false;
     message.expiresAt = object.expiresAt ?? undefined;
     message.start = object.start ?? false;
-    message.peerStitchPoints = object.peerStitchPoints?.map((e) => StitchPoint.fromPartial(e)) || [];
+    message.peerStitchPoints = (object.peerStitchPoints !== undefined && object.peerStitchPoints !== null)
+      ? StitchPoints.fromPartial(object.peerStitchPoints)
+      : undefined;
     return message;
   },
 };

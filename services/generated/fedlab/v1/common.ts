@@ -541,8 +541,21 @@ export interface ResourceRequest {
    * This site's ends of links stitched to other sites (set by the slice authority from
    * CreateSliceRequest.stitched_links; emulab-style sites only, and only where the site's policy
    * allows stitching, else FAILED_PRECONDITION naming the site and the link).
+   * (A message, so that requests without stitching need not name it.)
    */
-  stitches: StitchEnd[];
+  stitches?: Stitches | undefined;
+}
+
+/** A site's ends of links stitched to other sites. */
+export interface Stitches {
+  /** One per stitched link that has an endpoint at the site. */
+  ends: StitchEnd[];
+}
+
+/** Stitch points (see StitchPoint). */
+export interface StitchPoints {
+  /** The points. */
+  points: StitchPoint[];
 }
 
 /**
@@ -1935,7 +1948,7 @@ function createBaseResourceRequest(): ResourceRequest {
     exclusive: false,
     requestDocument: "",
     requestDocumentFormat: "",
-    stitches: [],
+    stitches: undefined,
   };
 }
 
@@ -1959,8 +1972,8 @@ export const ResourceRequest: MessageFns<ResourceRequest> = {
     if (message.requestDocumentFormat !== "") {
       writer.uint32(50).string(message.requestDocumentFormat);
     }
-    for (const v of message.stitches) {
-      StitchEnd.encode(v!, writer.uint32(58).fork()).join();
+    if (message.stitches !== undefined) {
+      Stitches.encode(message.stitches, writer.uint32(58).fork()).join();
     }
     return writer;
   },
@@ -2031,7 +2044,7 @@ export const ResourceRequest: MessageFns<ResourceRequest> = {
               break;
             }
 
-            message.stitches.push(StitchEnd.decode(reader, reader.uint32()));
+            message.stitches = Stitches.decode(reader, reader.uint32());
             continue;
           }
         }
@@ -2062,9 +2075,7 @@ export const ResourceRequest: MessageFns<ResourceRequest> = {
         : isSet(object.request_document_format)
         ? globalThis.String(object.request_document_format)
         : "",
-      stitches: globalThis.Array.isArray(object?.stitches)
-        ? object.stitches.map((e: any) => StitchEnd.fromJSON(e))
-        : [],
+      stitches: isSet(object.stitches) ? Stitches.fromJSON(object.stitches) : undefined,
     };
   },
 
@@ -2088,8 +2099,8 @@ export const ResourceRequest: MessageFns<ResourceRequest> = {
     if (message.requestDocumentFormat !== "") {
       obj.requestDocumentFormat = message.requestDocumentFormat;
     }
-    if (message.stitches?.length) {
-      obj.stitches = message.stitches.map((e) => StitchEnd.toJSON(e));
+    if (message.stitches !== undefined) {
+      obj.stitches = Stitches.toJSON(message.stitches);
     }
     return obj;
   },
@@ -2109,7 +2120,145 @@ export const ResourceRequest: MessageFns<ResourceRequest> = {
     message.exclusive = object.exclusive ?? false;
     message.requestDocument = object.requestDocument ?? "";
     message.requestDocumentFormat = object.requestDocumentFormat ?? "";
-    message.stitches = object.stitches?.map((e) => StitchEnd.fromPartial(e)) || [];
+    message.stitches = (object.stitches !== undefined && object.stitches !== null)
+      ? Stitches.fromPartial(object.stitches)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseStitches(): Stitches {
+  return { ends: [] };
+}
+
+export const Stitches: MessageFns<Stitches> = {
+  encode(message: Stitches, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.ends) {
+      StitchEnd.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Stitches {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStitches();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.ends.push(StitchEnd.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Stitches {
+    return { ends: globalThis.Array.isArray(object?.ends) ? object.ends.map((e: any) => StitchEnd.fromJSON(e)) : [] };
+  },
+
+  toJSON(message: Stitches): unknown {
+    const obj: any = {};
+    if (message.ends?.length) {
+      obj.ends = message.ends.map((e) => StitchEnd.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Stitches>, I>>(base?: I): Stitches {
+    return Stitches.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Stitches>, I>>(object: I): Stitches {
+    const message = createBaseStitches();
+    message.ends = object.ends?.map((e) => StitchEnd.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseStitchPoints(): StitchPoints {
+  return { points: [] };
+}
+
+export const StitchPoints: MessageFns<StitchPoints> = {
+  encode(message: StitchPoints, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.points) {
+      StitchPoint.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StitchPoints {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStitchPoints();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.points.push(StitchPoint.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StitchPoints {
+    return {
+      points: globalThis.Array.isArray(object?.points) ? object.points.map((e: any) => StitchPoint.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: StitchPoints): unknown {
+    const obj: any = {};
+    if (message.points?.length) {
+      obj.points = message.points.map((e) => StitchPoint.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<StitchPoints>, I>>(base?: I): StitchPoints {
+    return StitchPoints.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StitchPoints>, I>>(object: I): StitchPoints {
+    const message = createBaseStitchPoints();
+    message.points = object.points?.map((e) => StitchPoint.fromPartial(e)) || [];
     return message;
   },
 };

@@ -230,9 +230,16 @@ export interface CreateSliceRequest {
   /**
    * Links whose two endpoints are at two sites of this request (stitching). The authority picks the
    * link's VNI and addresses, asks each site for its stitch point at Allocate and hands each site the
-   * other's at Provision; all or nothing covers them like any sliver.
+   * other's at Provision; all or nothing covers them like any sliver. (A message, so that requests
+   * without stitching need not name it.)
    */
-  stitchedLinks: StitchedLink[];
+  stitchedLinks?: StitchedLinks | undefined;
+}
+
+/** Links stitched across sites. */
+export interface StitchedLinks {
+  /** The links. */
+  links: StitchedLink[];
 }
 
 /** One endpoint of a stitched link: a node of one site's request. */
@@ -1115,7 +1122,7 @@ function createBaseCreateSliceRequest(): CreateSliceRequest {
     start: false,
     wait: false,
     users: [],
-    stitchedLinks: [],
+    stitchedLinks: undefined,
   };
 }
 
@@ -1148,8 +1155,8 @@ export const CreateSliceRequest: MessageFns<CreateSliceRequest> = {
     for (const v of message.users) {
       SliceUser.encode(v!, writer.uint32(74).fork()).join();
     }
-    for (const v of message.stitchedLinks) {
-      StitchedLink.encode(v!, writer.uint32(82).fork()).join();
+    if (message.stitchedLinks !== undefined) {
+      StitchedLinks.encode(message.stitchedLinks, writer.uint32(82).fork()).join();
     }
     return writer;
   },
@@ -1244,7 +1251,7 @@ export const CreateSliceRequest: MessageFns<CreateSliceRequest> = {
               break;
             }
 
-            message.stitchedLinks.push(StitchedLink.decode(reader, reader.uint32()));
+            message.stitchedLinks = StitchedLinks.decode(reader, reader.uint32());
             continue;
           }
         }
@@ -1278,11 +1285,11 @@ export const CreateSliceRequest: MessageFns<CreateSliceRequest> = {
       start: isSet(object.start) ? globalThis.Boolean(object.start) : false,
       wait: isSet(object.wait) ? globalThis.Boolean(object.wait) : false,
       users: globalThis.Array.isArray(object?.users) ? object.users.map((e: any) => SliceUser.fromJSON(e)) : [],
-      stitchedLinks: globalThis.Array.isArray(object?.stitchedLinks)
-        ? object.stitchedLinks.map((e: any) => StitchedLink.fromJSON(e))
-        : globalThis.Array.isArray(object?.stitched_links)
-        ? object.stitched_links.map((e: any) => StitchedLink.fromJSON(e))
-        : [],
+      stitchedLinks: isSet(object.stitchedLinks)
+        ? StitchedLinks.fromJSON(object.stitchedLinks)
+        : isSet(object.stitched_links)
+        ? StitchedLinks.fromJSON(object.stitched_links)
+        : undefined,
     };
   },
 
@@ -1315,8 +1322,8 @@ export const CreateSliceRequest: MessageFns<CreateSliceRequest> = {
     if (message.users?.length) {
       obj.users = message.users.map((e) => SliceUser.toJSON(e));
     }
-    if (message.stitchedLinks?.length) {
-      obj.stitchedLinks = message.stitchedLinks.map((e) => StitchedLink.toJSON(e));
+    if (message.stitchedLinks !== undefined) {
+      obj.stitchedLinks = StitchedLinks.toJSON(message.stitchedLinks);
     }
     return obj;
   },
@@ -1335,7 +1342,78 @@ export const CreateSliceRequest: MessageFns<CreateSliceRequest> = {
     message.start = object.start ?? false;
     message.wait = object.wait ?? false;
     message.users = object.users?.map((e) => SliceUser.fromPartial(e)) || [];
-    message.stitchedLinks = object.stitchedLinks?.map((e) => StitchedLink.fromPartial(e)) || [];
+    message.stitchedLinks = (object.stitchedLinks !== undefined && object.stitchedLinks !== null)
+      ? StitchedLinks.fromPartial(object.stitchedLinks)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseStitchedLinks(): StitchedLinks {
+  return { links: [] };
+}
+
+export const StitchedLinks: MessageFns<StitchedLinks> = {
+  encode(message: StitchedLinks, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.links) {
+      StitchedLink.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StitchedLinks {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStitchedLinks();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.links.push(StitchedLink.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StitchedLinks {
+    return {
+      links: globalThis.Array.isArray(object?.links) ? object.links.map((e: any) => StitchedLink.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: StitchedLinks): unknown {
+    const obj: any = {};
+    if (message.links?.length) {
+      obj.links = message.links.map((e) => StitchedLink.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<StitchedLinks>, I>>(base?: I): StitchedLinks {
+    return StitchedLinks.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StitchedLinks>, I>>(object: I): StitchedLinks {
+    const message = createBaseStitchedLinks();
+    message.links = object.links?.map((e) => StitchedLink.fromPartial(e)) || [];
     return message;
   },
 };
