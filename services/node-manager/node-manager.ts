@@ -342,7 +342,7 @@ export class NodeManager {
     await this.o.authorizer.ownerOnly(ctx, 'sliver.control', 'UpdateSliverUsers');
     if (!this.o.slivers.get(sliverUrn))
       throw new NotFoundError(`no sliver ${sliverUrn} on this node; list the node's slivers with ListSlivers`);
-    const rec = await this.o.slivers.updateUsers(sliverUrn, checked);
+    const rec = await this.o.slivers.updateUsers(sliverUrn, checked, ctx.signal);
     ctx.log.info({ sliver: sliverUrn, users: checked.map((u) => u.urn) }, 'sliver users updated');
     return this.wire(rec);
   }

@@ -136,13 +136,17 @@ export class SliverManager {
     return this.state.all().find((r) => r.login === login);
   }
 
-  /** Replaces a sliver's SSH users (written durably: a removed key must stay removed after a crash). */
-  async updateUsers(urn: string, users: readonly SliceUserRecord[]): Promise<SliverRecord> {
+  /**
+   * Replaces a sliver's SSH users (written durably: a removed key must stay removed after a crash). With
+   * a call's `signal`, nothing is written once that call has ended: a stale update (its caller already
+   * retried or moved on) must not replace a newer list.
+   */
+  async updateUsers(urn: string, users: readonly SliceUserRecord[], signal?: AbortSignal): Promise<SliverRecord> {
     this.state.assertLoaded();
     return this.locks.run(urn, async () => {
       const cur = this.state.get(urn);
       if (!cur) throw new NotFoundError(`no sliver ${urn} on this node`);
-      return this.state.save({ ...cur, users: [...users], updatedAt: this.o.clock.now() }, true);
+      return this.state.save({ ...cur, users: [...users], updatedAt: this.o.clock.now() }, true, signal);
     });
   }
 

@@ -1,4 +1,4 @@
-// A stale RenewSliver or ControlSliver at a node manager is fenced (issue 18): the call's signal goes with
+// A stale RenewSliver, ControlSliver or UpdateSliverUsers at a node manager is fenced (issue 18): the call's signal goes with
 // its writes, so a call whose deadline has passed (or whose caller cancelled) commits nothing — the expiry,
 // the intent to run and the runtime stay as they were — while the same call with a live signal does its
 // work. Through the sliver manager and through the NodeManager handlers (which pass ctx.signal), over a
@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DeadlineExceededError } from '../../services/core/errors.js';
+import { newSshKeyPair } from '../../services/core/identity/ssh-keys.js';
 import { silentLogger } from '../../services/core/log.js';
 import type { CallContext } from '../../services/core/rpc/context.js';
 import { Store } from '../../services/core/store/store.js';
@@ -165,14 +166,21 @@ describe('node manager: a renew or control whose call has ended commits nothing'
       exec: { defaultTimeoutMs: 1000, maxTimeoutMs: 1000, maxOutputBytes: 1024 },
       clock,
     });
-    const ctx = (signal: AbortSignal): CallContext => ({ signal }) as unknown as CallContext;
+    const ctx = (signal: AbortSignal): CallContext => ({ signal, log: silentLogger() }) as unknown as CallContext;
     now += 1000;
     await expect(nm.renewSliver(ctx(ended()), URN, new Date(now + 2 * HOUR))).rejects.toBeInstanceOf(DeadlineExceededError);
     await expect(nm.controlSliver(ctx(ended()), URN, 'stop')).rejects.toBeInstanceOf(DeadlineExceededError);
     expect(await stored()).toEqual(before);
 
+    // UpdateSliverUsers too: a stale list of users must not replace a newer one.
+    const users = [{ urn: 'urn:fedlab:plc.test:user:bob', sshKeys: [newSshKeyPair().public] }];
+    await expect(nm.updateSliverUsers(ctx(ended()), URN, users)).rejects.toBeInstanceOf(DeadlineExceededError);
+    expect(await stored()).toEqual(before);
+
     const live = ctx(new AbortController().signal);
     expect((await nm.renewSliver(live, URN, new Date(now + 2 * HOUR))).expiresAt?.getTime()).toBe(now + 2 * HOUR);
     expect((await stored())?.expiresAt).toBe(now + 2 * HOUR);
+    await nm.updateSliverUsers(live, URN, users);
+    expect((await stored())?.users?.map((u) => u.urn)).toEqual(['urn:fedlab:plc.test:user:bob']);
   });
 });
