@@ -5,15 +5,21 @@
  * entry never stands without its "revoked by" (nor the other way round).
  * Authorization stays with the role that calls it; this class returns plain
  * records and each role maps them to its wire messages.
+ *
+ * The list stays compact: an entry given its credential's expiry (`exp`)
+ * leaves once that has passed ({@link RevocationLedger.compact}), and live
+ * entries are capped in all and, for callers the role names, per revoker
+ * (RESOURCE_EXHAUSTED past either, naming the cap).
  */
 import type { KeyObject } from 'node:crypto';
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError, ResourceExhaustedError } from '../errors.js';
 import { decodePageToken, encodePageToken } from '../paging.js';
 import type { Logger } from '../log.js';
 import type { Store, Table } from '../store/store.js';
 import { thumbprintOf, toPublicJwk, type PublicJwk } from './keys.js';
-import type { RevocationEntry } from './revocation.js';
-import type { RevocationStore } from './revocation-store.js';
+import type { RevocationEntry, RevocationList } from './revocation.js';
+import { entryId, type RevocationStore } from './revocation-store.js';
+import { DEFAULT_MAX_ENTRIES, DEFAULT_MAX_ENTRIES_PER_REVOKER, type RevocationCaps } from './revocation-config.js';
 import type { RevocationEntry as RevocationEntryMessage } from '../../generated/fedlab/v1/common.js';
 import { pageSize } from '../validate.js';
 
@@ -63,6 +69,16 @@ export interface RevocationLedgerOptions {
   /** Milliseconds since the epoch. */
   readonly now: () => number;
   readonly log: Logger;
+  /** Caps on live entries (the defaults of revocation-config.ts when absent). */
+  readonly caps?: RevocationCaps;
+}
+
+/** How one revocation is made. */
+export interface RevokeOptions {
+  /** The revoked credential's expiry (s since the epoch), when known: the entry leaves after it. */
+  readonly exp?: number;
+  /** Count the entry against the revoker's own cap (callers who are not administrators). */
+  readonly capRevoker?: boolean;
 }
 
 interface MetaRecord {
@@ -72,8 +88,8 @@ interface MetaRecord {
 
 const VERSION = /^[0-9]{1,15}$/;
 
-function metaKey(e: RevocationTarget): string {
-  return e.jti !== undefined ? `jti:${e.jti}` : `kid:${e.kid}`;
+function metaKey(e: RevocationTarget | RevocationEntry): string {
+  return entryId(e);
 }
 
 /**
@@ -91,12 +107,16 @@ export class RevocationLedger {
   private readonly meta: Table<MetaRecord>;
   private readonly jwk: PublicJwk;
   private readonly kid: string;
+  private readonly caps: RevocationCaps;
+  /** Live entries by revoker, and who revoked each live entry (loaded on first need). */
+  private revokers: Promise<{ readonly count: Map<string, number>; readonly by: Map<string, string> }> | undefined;
 
   constructor(private readonly o: RevocationLedgerOptions) {
     if (o.revocations.store !== o.store) throw new TypeError('the revocation ledger must use the store its RevocationStore was opened on');
     this.meta = o.store.table<MetaRecord>(o.metaTable);
     this.jwk = toPublicJwk(o.issuerKey as KeyObject);
     this.kid = thumbprintOf(this.jwk);
+    this.caps = o.caps ?? { maxEntries: DEFAULT_MAX_ENTRIES, maxEntriesPerRevoker: DEFAULT_MAX_ENTRIES_PER_REVOKER };
   }
 
   /** The list's version (0 while nothing is revoked). */
@@ -104,26 +124,118 @@ export class RevocationLedger {
     return this.o.revocations.list(this.kid)?.version ?? 0;
   }
 
+  /** Live entries on the list. */
+  get size(): number {
+    return this.o.revocations.list(this.kid)?.entries.length ?? 0;
+  }
+
+  /** Live entries `revoker` put on the list. */
+  async liveBy(revoker: string): Promise<number> {
+    return (await this.loadRevokers()).count.get(revoker) ?? 0;
+  }
+
+  private loadRevokers(): Promise<{ readonly count: Map<string, number>; readonly by: Map<string, string> }> {
+    this.revokers ??= (async () => {
+      const ids = (this.o.revocations.list(this.kid)?.entries ?? []).map(metaKey);
+      const metas = await this.meta.getMany(ids);
+      const by = new Map<string, string>();
+      const count = new Map<string, number>();
+      const live = new Set((this.o.revocations.list(this.kid)?.entries ?? []).map(metaKey));
+      ids.forEach((id, i) => {
+        if (!live.has(id)) return;
+        const who = metas[i]?.revokedBy ?? this.o.issuerUrn;
+        by.set(id, who);
+        count.set(who, (count.get(who) ?? 0) + 1);
+      });
+      return { count, by };
+    })();
+    return this.revokers;
+  }
+
   /**
    * Puts `target` on the list, recording `by` as who revoked it, in one atomic
    * batch. Revoking what is revoked changes nothing and returns the existing
-   * entry. A malformed jti, thumbprint or reason throws InvalidArgumentError.
+   * entry. A malformed jti, thumbprint or reason throws InvalidArgumentError; a
+   * new entry past a cap ResourceExhaustedError (rule `revocation-cap`).
    */
-  async revoke(target: RevocationTarget, reason: string, by: string): Promise<{ readonly entry: LedgerEntry; readonly version: number }> {
+  async revoke(
+    target: RevocationTarget,
+    reason: string,
+    by: string,
+    options: RevokeOptions = {},
+  ): Promise<{ readonly entry: LedgerEntry; readonly version: number }> {
     const time = Math.floor(this.o.now() / 1000);
-    const item: RevocationEntry = target.jti !== undefined ? { jti: target.jti, reason, time } : { kid: target.kid, reason, time };
+    const exp = options.exp !== undefined ? { exp: Math.max(0, Math.ceil(options.exp)) } : {};
+    const item: RevocationEntry = target.jti !== undefined ? { jti: target.jti, reason, time, ...exp } : { kid: target.kid, reason, time, ...exp };
     const key = metaKey(target);
+    const revokers = await this.loadRevokers();
     // Set only when the entry is new (the callback runs inside the store's serial section).
     let written = undefined as MetaRecord | undefined;
-    const list = await this.o.revocations.revoke(this.jwk, item, this.o.issuerUrn, (batch, next) => {
-      written = { revokedBy: by, version: next.entries.length };
-      batch.put(this.meta, key, written);
-    });
-    const index = list.entries.findIndex((e) => (target.jti !== undefined ? e.jti === target.jti : e.kid === target.kid));
-    const entry = list.entries[index] as RevocationEntry;
+    const guard = (current: RevocationList): void => {
+      if (current.entries.length >= this.caps.maxEntries)
+        throw new ResourceExhaustedError(
+          `the revocation list of ${this.o.issuerUrn} holds ${current.entries.length} live entries, its cap (revocation.max_entries = ${this.caps.maxEntries}); entries leave as their credentials expire: revoke a key instead of its credentials one by one, wait, or ask the operator to raise the cap`,
+          { rule: 'revocation-cap', limit: 'max_entries' },
+        );
+      const mine = revokers.count.get(by) ?? 0;
+      if (options.capRevoker && mine >= this.caps.maxEntriesPerRevoker)
+        throw new ResourceExhaustedError(
+          `${by} has ${mine} live entries on the revocation list of ${this.o.issuerUrn}, its cap (revocation.max_entries_per_revoker = ${this.caps.maxEntriesPerRevoker}); entries leave as their credentials expire: issue credentials with shorter lifetimes, delete the slice (its credentials die with it), or ask an administrator`,
+          { rule: 'revocation-cap', limit: 'max_entries_per_revoker' },
+        );
+    };
+    let list: RevocationList;
+    try {
+      list = await this.o.revocations.revoke(
+        this.jwk,
+        item,
+        this.o.issuerUrn,
+        (batch, next) => {
+          written = { revokedBy: by, version: next.version };
+          batch.put(this.meta, key, written);
+          revokers.by.set(key, by);
+          revokers.count.set(by, (revokers.count.get(by) ?? 0) + 1);
+        },
+        guard,
+      );
+    } catch (err) {
+      // The batch did not land: the count taken for it is given back.
+      if (written && revokers.by.get(key) === by) {
+        revokers.by.delete(key);
+        revokers.count.set(by, (revokers.count.get(by) ?? 1) - 1);
+      }
+      throw err;
+    }
+    const entry = list.entries.find((e) => metaKey(e) === key) as RevocationEntry;
     if (written) this.o.log.info({ jti: entry.jti, kid: entry.kid, by, version: list.version }, 'revoked');
     const meta = written ?? (await this.meta.get(key));
-    return { entry: this.entryOf(entry, index + 1, meta), version: list.version };
+    const v = meta?.version ?? this.o.revocations.entriesSince(this.kid, 0).find((x) => metaKey(x.entry) === key)?.v ?? list.version;
+    return { entry: this.entryOf(entry, v, meta), version: list.version };
+  }
+
+  /**
+   * Drops up to `maxEntries` entries whose credential expired more than the margin ago, with their
+   * "revoked by" records, in one atomic batch (every list of the store is compacted alike; records of
+   * who revoked are this issuer's only). Returns how many left; call again while it returns `maxEntries`.
+   */
+  async compact(maxEntries = 1000): Promise<number> {
+    const revokers = await this.loadRevokers();
+    const gone: string[] = [];
+    const n = await this.o.revocations.compact(Math.floor(this.o.now() / 1000), maxEntries, (batch, kid, dropped) => {
+      if (kid !== this.kid) return;
+      for (const e of dropped) {
+        batch.del(this.meta, metaKey(e));
+        gone.push(metaKey(e));
+      }
+    });
+    for (const id of gone) {
+      const who = revokers.by.get(id);
+      if (who === undefined) continue;
+      revokers.by.delete(id);
+      revokers.count.set(who, (revokers.count.get(who) ?? 1) - 1);
+    }
+    if (n) this.o.log.info({ dropped: n, live: this.size }, 'revocation list compacted: entries of expired credentials dropped');
+    return n;
   }
 
   /** Entries in version order, optionally after a version; page tokens carry the version a page ended at. */
@@ -140,15 +252,14 @@ export class RevocationLedger {
         });
       from = Math.max(from, Number(after));
     }
-    const list = this.o.revocations.list(this.kid);
-    const all = list?.entries ?? [];
-    const page = all.slice(from, from + q.pageSize);
-    const metas = await this.meta.getMany(page.map(metaKey));
-    const last = from + page.length;
+    const all = this.o.revocations.entriesSince(this.kid, from);
+    const page = all.slice(0, q.pageSize);
+    const metas = await this.meta.getMany(page.map((x) => metaKey(x.entry)));
+    const last = page[page.length - 1]?.v ?? from;
     return {
-      version: list?.version ?? 0,
-      entries: page.map((e, i) => this.entryOf(e, from + i + 1, metas[i])),
-      nextPageToken: last < all.length ? encodePageToken('revocations', String(last)) : '',
+      version: this.version,
+      entries: page.map((x, i) => this.entryOf(x.entry, metas[i]?.version ?? x.v, metas[i])),
+      nextPageToken: all.length > page.length ? encodePageToken('revocations', String(last)) : '',
     };
   }
 

@@ -28,10 +28,25 @@ import { parseStrictJsonObject } from './strict-json.js';
 /** The `typ` of a signed revocation list. */
 export const REVOCATION_TYP = 'fedlab-revocations+jwt';
 
-/** One revoked credential (`jti`) or key (`kid`: RFC 7638 thumbprint). */
+/**
+ * One revoked credential (`jti`) or key (`kid`: RFC 7638 thumbprint). `exp` (s since the epoch), when
+ * known, is the revoked credential's own expiry: past it the credential fails by time anyway, so the
+ * entry is dropped from the list (compaction). Keys and credentials of unknown expiry carry none.
+ */
 export type RevocationEntry =
-  | { readonly jti: string; readonly kid?: undefined; readonly reason: string; readonly time: number }
-  | { readonly kid: string; readonly jti?: undefined; readonly reason: string; readonly time: number };
+  | { readonly jti: string; readonly kid?: undefined; readonly reason: string; readonly time: number; readonly exp?: number }
+  | { readonly kid: string; readonly jti?: undefined; readonly reason: string; readonly time: number; readonly exp?: number };
+
+/**
+ * Seconds an entry is kept past its credential's `exp`: verifiers accept a little clock skew, so an
+ * entry leaves only once no verifier could still take the credential.
+ */
+export const EXPIRED_ENTRY_MARGIN_S = 600;
+
+/** Whether an entry may be dropped at `nowS` (its credential expired more than the margin ago). */
+export function isExpiredEntry(e: RevocationEntry, nowS: number): boolean {
+  return e.exp !== undefined && e.exp + EXPIRED_ENTRY_MARGIN_S < nowS;
+}
 
 /** One issuer's revocation list. */
 export interface RevocationList {
@@ -91,9 +106,12 @@ const MAX_REASON = 200;
 export function checkRevocationEntry(e: unknown, where = 'entry'): RevocationEntry {
   if (typeof e !== 'object' || e === null || Array.isArray(e)) throw new InvalidArgumentError(`${where} must be an object`);
   const r = e as Record<string, unknown>;
-  const keys = Object.keys(r).sort().join(',');
+  const keys = Object.keys(r)
+    .filter((k) => k !== 'exp')
+    .sort()
+    .join(',');
   if (keys !== 'jti,reason,time' && keys !== 'kid,reason,time')
-    throw new InvalidArgumentError(`${where} must hold exactly jti or kid, reason and time`);
+    throw new InvalidArgumentError(`${where} must hold exactly jti or kid, reason and time (and optionally exp)`);
   if (r.jti !== undefined && (typeof r.jti !== 'string' || !JTI.test(r.jti)))
     throw new InvalidArgumentError(`${where}: jti must be a credential id (22 base64url characters)`);
   if (r.kid !== undefined && (typeof r.kid !== 'string' || !KID.test(r.kid)))
@@ -102,9 +120,12 @@ export function checkRevocationEntry(e: unknown, where = 'entry'): RevocationEnt
     throw new InvalidArgumentError(`${where}: reason must be text of at most ${MAX_REASON} characters`);
   if (!Number.isSafeInteger(r.time) || (r.time as number) < 0)
     throw new InvalidArgumentError(`${where}: time must be whole seconds since the epoch`);
+  if (r.exp !== undefined && (!Number.isSafeInteger(r.exp) || (r.exp as number) < 0))
+    throw new InvalidArgumentError(`${where}: exp must be whole seconds since the epoch`);
+  const exp = r.exp !== undefined ? { exp: r.exp as number } : {};
   return r.jti !== undefined
-    ? { jti: r.jti as string, reason: r.reason, time: r.time as number }
-    : { kid: r.kid as string, reason: r.reason, time: r.time as number };
+    ? { jti: r.jti as string, reason: r.reason, time: r.time as number, ...exp }
+    : { kid: r.kid as string, reason: r.reason, time: r.time as number, ...exp };
 }
 
 /** Checks a whole list (throws InvalidArgumentError). */
@@ -301,6 +322,30 @@ export class RevocationSet implements RevocationLookup {
     for (const jti of index.jtis) if (!old?.index.jtis.has(jti)) this.announce({ jti, issuerKid: checked.kid });
     for (const kid of index.keys) if (!old?.index.keys.has(kid)) this.announce({ kid, issuerKid: checked.kid });
     return true;
+  }
+
+  /**
+   * Installs `list`, which is the held list (if any) with `added` appended and perhaps a later stamp (a
+   * delta applied): the held index grows in place instead of being rebuilt.
+   */
+  extend(list: RevocationList, added: readonly RevocationEntry[]): void {
+    const old = this.lists.get(list.kid);
+    const jtis = (old?.index.jtis as Set<string> | undefined) ?? new Set<string>();
+    const keys = (old?.index.keys as Set<string> | undefined) ?? new Set<string>();
+    const fresh = added.filter((e) => (e.jti !== undefined ? !jtis.has(e.jti) : !keys.has(e.kid)));
+    for (const e of fresh) {
+      if (e.jti !== undefined) jtis.add(e.jti);
+      else keys.add(e.kid);
+    }
+    this.lists.set(list.kid, { list, index: indexOf(list, this.graceS, { jtis, keys }) });
+    for (const e of fresh) this.announce(e.jti !== undefined ? { jti: e.jti, issuerKid: list.kid } : { kid: e.kid, issuerKid: list.kid });
+  }
+
+  /** Replaces a held list by the same version with expired entries dropped (no announcement: nothing new is revoked). */
+  compacted(list: RevocationList): void {
+    const old = this.lists.get(list.kid);
+    if (!old || old.list.version !== list.version) throw new TypeError('a compacted list replaces the held list of its version');
+    this.lists.set(list.kid, { list, index: indexOf(list, this.graceS) });
   }
 
   /** Calls `listener` for every item newly revoked; returns a function that stops it. */
