@@ -76,7 +76,7 @@ export const spConfigSchema = commonConfigSchema
     contact: z.string().min(1).max(256).default('operators'),
     /** URNs of the provider's administrators: they may call every ServiceProvider method. */
     admins: z.array(z.string().refine(isUrn, 'must be a URN')).min(1, 'name at least one administrator'),
-    /** URNs (or patterns such as urn:fedlab:acme.test:user:*) who may only read (GetDeployment, ListDeployments). */
+    /** URNs (or patterns such as urn:fedlab:acme.test:user:*) who may only read (GetDeployment, ListDeployments, ListMembers). */
     readers: z.array(z.string().refine(isTarget, 'must be a URN or a pattern urn:fedlab:<domain>:<kind>:*')).default([]),
     /** The slice authority slices are created with (the default one for DeploymentSpec.slice_authority_urn). */
     slice_authority: z
