@@ -9,10 +9,11 @@ import { InvalidArgumentError } from '../../core/errors.js';
 import { checkSliceUsers, type SliceUserRecord } from '../../core/identity/ssh-keys.js';
 import { isValidName } from '../../core/identity/urn.js';
 import { requestId, text, urnField } from '../../core/validate.js';
-import { ResourceRequest, SiteStyle, SliceMode } from '../../generated/fedlab/v1/common.js';
+import { ResourceRequest, SiteStyle, SliceMode, type StitchEnd } from '../../generated/fedlab/v1/common.js';
 import type { CreateSliceRequest } from '../../generated/fedlab/v1/slice_authority.js';
 import { addUse, NO_USE, type SiteRecord, type Use } from '../records.js';
 import type { SliceBookState } from './book-state.js';
+import { stitchEnds } from './stitched-links.js';
 
 /** A checked CreateSlice request. */
 export interface CheckedCreate {
@@ -43,7 +44,9 @@ export function checkCreateRequest(book: SliceBookState, req: CreateSliceRequest
       throw new InvalidArgumentError(`sites[${i}]: site ${s.site} appears twice; ask each site once`, { field: 'sites' });
     seen.add(s.site);
   }
-  const sites = req.sites.map((s, i) => siteRecord(book, i, s.site, s.request));
+  // Stitched links: each site's ends, with the VNI and addresses both ends agree on, go into its request.
+  const ends = stitchEnds(req);
+  const sites = req.sites.map((s, i) => siteRecord(book, i, s.site, s.request, ends.get(s.site)));
   const users = checkSliceUsers(req.users, 'users');
   const maxAt = now + limits.max_slice_lifetime_s * 1000;
   let expiresAt = now + limits.default_slice_lifetime_s * 1000;
@@ -64,7 +67,13 @@ export function checkCreateRequest(book: SliceBookState, req: CreateSliceRequest
 }
 
 /** Reads and checks one site's part of a request; returns its record (nothing asked yet) and what it counts against quotas. */
-function siteRecord(book: SliceBookState, i: number, site: string, request: ResourceRequest | undefined): SiteRecord {
+function siteRecord(
+  book: SliceBookState,
+  i: number,
+  site: string,
+  request: ResourceRequest | undefined,
+  stitches: StitchEnd[] | undefined,
+): SiteRecord {
   const field = `sites[${i}]`;
   const s = book.deps.sites.get(site);
   if (!s) {
@@ -141,7 +150,7 @@ function siteRecord(book: SliceBookState, i: number, site: string, request: Reso
     site,
     aggregateUrn: s.maUrn,
     style: SiteStyle.SITE_STYLE_UNSPECIFIED,
-    request: ResourceRequest.toJSON(request),
+    request: ResourceRequest.toJSON(stitches?.length ? { ...request, stitches: { ends: stitches } } : request),
     code: 0,
     reason: '',
     manifest: '',

@@ -35,6 +35,7 @@ import type { SliceBookState } from './book-state.js';
 import { checkCreateRequest } from './create-request.js';
 import { createAt, deleteAt, type SiteCreate } from './site-calls.js';
 import { liveSlivers, released } from './sliver-status.js';
+import { StitchExchange } from './stitch-exchange.js';
 
 /** What a slice counts against its provider's quotas. */
 function useOf(rec: SliceRecord): Use {
@@ -156,7 +157,8 @@ export async function createSlice(
 /** Asks every site of a create intent, then settles the outcome (rolling back as the mode says). */
 async function carryOut(book: SliceBookState, intent: IntentRecord): Promise<void> {
   const rec0 = book.slices.get(intent.sliceUrn) as SliceRecord;
-  const outcomes = await Promise.all(rec0.sites.map((s, i) => createAt(book, rec0, intent, i, s)));
+  const stitch = new StitchExchange(rec0.sites);
+  const outcomes = await Promise.all(rec0.sites.map((s, i) => createAt(book, rec0, intent, i, s, stitch.active ? stitch : undefined)));
   const rec = book.slices.get(intent.sliceUrn) as SliceRecord;
   const failed = rec.sites.filter((_, i) => (outcomes[i] as SiteCreate).outcome.code !== 0).map((s) => s.site);
   const allOrNothing = rec.mode === 'all_or_nothing';

@@ -20,6 +20,7 @@ import type { Site } from '../sites.js';
 import type { SliceBookState } from './book-state.js';
 import { failedOf, holdsSlivers, isStarted, liveSlivers, sliverLine } from './sliver-status.js';
 import { budget, withRetries } from './site-retry.js';
+import type { StitchExchange } from './stitch-exchange.js';
 
 /** What one site did for a CreateSlice. */
 export interface SiteCreate {
@@ -61,13 +62,17 @@ export function siteResult(book: SliceBookState, c: SiteCall): SiteResult {
   };
 }
 
-/** One site's part of a CreateSlice: Allocate, Provision, start, within the site's deadline. */
+/**
+ * One site's part of a CreateSlice: Allocate, Provision, start, within the site's deadline. With stitched links
+ * (`stitch`), the site's stitch points are exchanged with the other sites' between Allocate and Provision.
+ */
 export async function createAt(
   book: SliceBookState,
   rec: SliceRecord,
   intent: IntentRecord,
   index: number,
   sr: SiteRecord,
+  stitch?: StitchExchange,
 ): Promise<SiteCreate> {
   const { sites, limits } = book.deps;
   const site = sites.get(sr.site) as Site;
@@ -109,10 +114,23 @@ export async function createAt(
     }
     slivers = alloc.slivers;
     for (const s of alloc.slivers) book.publish(rec, { site: sr.site, nodeUrn: s.nodeUrn, sliverUrn: s.urn, message: 'allocated' });
+    // Stitched links: this site's points for the peers, the peers' points for this site (waits for every stitched site's Allocate).
+    const peers = stitch?.has(sr.site) ? await stitch.exchange(sr.site, alloc.stitchPoints?.points ?? []) : [];
+    if (peers.length)
+      book.publish(rec, {
+        site: sr.site,
+        message: `stitch points exchanged: ${peers.map((p) => `${p.link} → ${p.site} ${p.underlayAddress} VNI ${p.vni}`).join('; ')}`,
+      });
     // Provision starts the slivers too (one node call each instead of two); a start the site did not do is asked for below.
     const prov = await withRetries('Provision', within, (deadlineMs) =>
       site.client.provision(
-        { urns: [rec.urn], bestEffort, expiresAt: new Date(expiresAt), start: rec.start },
+        {
+          urns: [rec.urn],
+          bestEffort,
+          expiresAt: new Date(expiresAt),
+          start: rec.start,
+          ...(peers.length ? { peerStitchPoints: { points: peers } } : {}),
+        },
         { chain: site.chain, deadlineMs },
       ),
     );
@@ -184,6 +202,8 @@ export async function createAt(
     };
   } catch (err) {
     const outcome = siteOutcome(err, sr.site);
+    // The other stitched sites stop waiting for this one's points (a no-op once it handed them in).
+    stitch?.fail(sr.site, outcome.reason);
     book.publish(rec, { site: sr.site, status: outcome, message: outcome.reason });
     return { outcome, slivers: slivers.map((s) => ({ ...s, error: outcome.reason })), manifest: '', mayHold, style };
   }
