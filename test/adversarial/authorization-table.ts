@@ -54,6 +54,12 @@ const n1 = (fed: AttackFederation): string => (fed.nodes[0] as { urn: string }).
 const n2 = (fed: AttackFederation): string => (fed.nodes[1] as { urn: string }).urn;
 const nodeRequest = (urn: string): JsonObject => siteRequest('a.test', { nodeUrns: [urn] }) as unknown as JsonObject;
 
+/** The jti of the first credential the provider delegated to `member` (read from its store). */
+async function delegatedJti(fed: AttackFederation, member: string): Promise<string> {
+  const rows = await fed.sp.service.store.table<{ jti: string }>('member-delegations').values({ prefix: `${member} ` });
+  return rows[0]?.jti ?? 'mx-no-delegation';
+}
+
 /** The matrix. Keys are `Service.Method` as the descriptor set names them. */
 export const AUTHORIZATION_TABLE: Readonly<Record<string, MatrixRow>> = {
   'Federation.GetBundle': { as: 'provider', request: () => ({}), want: OPEN },
@@ -323,6 +329,7 @@ export const AUTHORIZATION_TABLE: Readonly<Record<string, MatrixRow>> = {
     want: BY_CERTIFICATE,
   },
   'ServiceProvider.ListDeployments': { as: 'operator', request: () => ({}), want: BY_CERTIFICATE },
+  'ServiceProvider.ListMembers': { as: 'operator', request: () => ({ includeRemoved: true }), want: BY_CERTIFICATE },
   'ServiceProvider.AddMember': {
     as: 'operator',
     request: (_fx, fed) => ({
@@ -337,6 +344,13 @@ export const AUTHORIZATION_TABLE: Readonly<Record<string, MatrixRow>> = {
     as: 'operator',
     request: (fx, fed) => ({ requestId: 'mx-carol-main', memberUrn: fed.who.carol.urn, sliceUrn: fx.main.urn }),
     absent: (fx) => ({ requestId: 'mx-absent-main', memberUrn: 'urn:fedlab:a.test:user:mx-absent', sliceUrn: fx.main.urn }),
+    want: BY_CERTIFICATE,
+  },
+  // carol's credential from DelegateToMember, as the provider recorded it (again: already_revoked).
+  'ServiceProvider.RevokeMemberCredential': {
+    as: 'operator',
+    request: async (_fx, fed) => ({ memberUrn: fed.who.carol.urn, jti: await delegatedJti(fed, fed.who.carol.urn) }),
+    absent: (_fx, fed) => ({ memberUrn: fed.who.carol.urn, jti: 'mx-absent-jti' }),
     want: BY_CERTIFICATE,
   },
   'ServiceProvider.DeleteDeployment': {
