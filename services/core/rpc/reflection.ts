@@ -3,11 +3,20 @@
  * descriptor set that `buf build` writes. We serve it ourselves rather than
  * through @grpc/reflection because its 1.0.x releases mishandle files that
  * import other files and well-known types; the descriptor set already holds
- * every file exactly as compiled, with its dependencies.
+ * every file exactly as compiled, with its dependencies. The health service
+ * (grpc.health.v1, served by grpc-health-check on every server) is not in that
+ * set: its file is described here, so clients reach it by reflection too.
  */
 import { readFileSync } from 'node:fs';
-import { fromBinary, toBinary } from '@bufbuild/protobuf';
-import { FileDescriptorSetSchema, FileDescriptorProtoSchema, type FileDescriptorProto, type DescriptorProto } from '@bufbuild/protobuf/wkt';
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import {
+  FieldDescriptorProto_Label,
+  FieldDescriptorProto_Type,
+  FileDescriptorSetSchema,
+  FileDescriptorProtoSchema,
+  type FileDescriptorProto,
+  type DescriptorProto,
+} from '@bufbuild/protobuf/wkt';
 import { BinaryReader, BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
 import type { Server, ServerDuplexStream, ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
 import { status as Status } from '@grpc/grpc-js';
@@ -20,9 +29,10 @@ export class DescriptorIndex {
   /** Fully-qualified names of the services the descriptor set defines. */
   readonly services: string[] = [];
 
-  constructor(descriptorSet: Uint8Array) {
+  /** `extra`: files to serve beside the set's (e.g. {@link healthFile}). */
+  constructor(descriptorSet: Uint8Array, extra: readonly FileDescriptorProto[] = []) {
     const set = fromBinary(FileDescriptorSetSchema, descriptorSet);
-    for (const file of set.file) {
+    for (const file of [...set.file, ...extra]) {
       this.files.set(file.name, { proto: file, bytes: toBinary(FileDescriptorProtoSchema, file) });
       const pkg = file.package ? `${file.package}.` : '';
       for (const svc of file.service) {
@@ -214,16 +224,56 @@ function reflectionDefinition(pkg: string): ServiceDefinition {
   } as ServiceDefinition;
 }
 
+/** The health service's name. */
+export const HEALTH_SERVICE = 'grpc.health.v1.Health';
+
+/**
+ * The file `grpc/health/v1/health.proto` as a descriptor: the messages and the two methods
+ * grpc-health-check 2.x serves (Check and Watch; it has no List, so none is described).
+ */
+export function healthFile(): FileDescriptorProto {
+  const field = (name: string, type: FieldDescriptorProto_Type, typeName?: string) => ({
+    name,
+    number: 1,
+    label: FieldDescriptorProto_Label.OPTIONAL,
+    type,
+    jsonName: name,
+    ...(typeName ? { typeName } : {}),
+  });
+  const statuses = ['UNKNOWN', 'SERVING', 'NOT_SERVING', 'SERVICE_UNKNOWN'];
+  const method = (name: string, serverStreaming: boolean) => ({
+    name,
+    inputType: '.grpc.health.v1.HealthCheckRequest',
+    outputType: '.grpc.health.v1.HealthCheckResponse',
+    serverStreaming,
+  });
+  return create(FileDescriptorProtoSchema, {
+    name: 'grpc/health/v1/health.proto',
+    package: 'grpc.health.v1',
+    syntax: 'proto3',
+    messageType: [
+      { name: 'HealthCheckRequest', field: [field('service', FieldDescriptorProto_Type.STRING)] },
+      {
+        name: 'HealthCheckResponse',
+        field: [field('status', FieldDescriptorProto_Type.ENUM, '.grpc.health.v1.HealthCheckResponse.ServingStatus')],
+        enumType: [{ name: 'ServingStatus', value: statuses.map((n, number) => ({ name: n, number })) }],
+      },
+    ],
+    service: [{ name: 'Health', method: [method('Check', false), method('Watch', true)] }],
+  });
+}
+
 /** The reflection service names we serve. */
 export const REFLECTION_SERVICES = ['grpc.reflection.v1.ServerReflection', 'grpc.reflection.v1alpha.ServerReflection'] as const;
 
 /**
  * Adds reflection (v1 and v1alpha) to a server. Only services whose schema is
- * in the descriptor set and that are registered on the server are listed.
+ * in the descriptor set and that are registered on the server are listed, and
+ * grpc.health.v1.Health unless `health` is false (the server must serve it).
  */
-export function addReflection(server: Server, descriptorSetPath: string, registered: readonly string[]): void {
-  const index = new DescriptorIndex(readFileSync(descriptorSetPath));
-  const listed = registered.filter((s) => index.services.includes(s));
+export function addReflection(server: Server, descriptorSetPath: string, registered: readonly string[], health = true): void {
+  const index = new DescriptorIndex(readFileSync(descriptorSetPath), health ? [healthFile()] : []);
+  const listed = [...registered.filter((s) => index.services.includes(s)), ...(health ? [HEALTH_SERVICE] : [])];
   const impl: UntypedServiceImplementation = {
     serverReflectionInfo: (call: ServerDuplexStream<Buffer, Buffer>) => {
       call.on('data', (req: Buffer) => {
