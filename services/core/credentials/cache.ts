@@ -6,9 +6,16 @@
  * checked again on every call, so a cached entry keeps its validity window
  * and can never outlive a revocation or a removed anchor.
  *
- * Entries are keyed by the exact text of their last link, which identifies
- * the prefix as well as its hash does (each link's `prf` pins its parent) and
- * costs no hashing on a hit. Bounded LRU by entries and by bytes.
+ * Entries are keyed by the signature segment of their last link (the text
+ * after its last dot, 86 characters for ES256 and Ed25519), so a lookup hashes
+ * those few characters, not the whole link: presented links arrive as new
+ * strings whose hash V8 has not computed yet, and hashing a 1 KB link cost
+ * more than the rest of a cached verification. A key only finds a candidate;
+ * the hit is the presented links being, text for text, the cached ones, so a
+ * forged link that reuses a cached signature is a miss and is verified in full.
+ * Bounded by entries and by bytes, evicting the least recently used
+ * approximately (second chance: a hit only sets a flag, so it costs no map
+ * writes; eviction passes over a flagged entry once).
  */
 import type { VerifiedPrefix } from './grant.js';
 
@@ -20,9 +27,20 @@ export interface ChainCacheOptions {
   readonly maxBytes?: number;
 }
 
-/** Bounded LRU of verified prefixes. */
+/** The cache key of a link: its signature segment (the whole text when it has no dot). */
+function keyOf(token: string): string {
+  return token.slice(token.lastIndexOf('.') + 1);
+}
+
+/** A cached prefix and whether it was used since eviction last passed it. */
+interface Entry {
+  readonly prefix: VerifiedPrefix;
+  used: boolean;
+}
+
+/** Bounded cache of verified prefixes, least recently used out first (approximately). */
 export class ChainCache {
-  private readonly entries = new Map<string, VerifiedPrefix>();
+  private readonly entries = new Map<string, Entry>();
   private bytes = 0;
   private readonly maxEntries: number;
   private readonly maxBytes: number;
@@ -37,10 +55,13 @@ export class ChainCache {
   /** The longest cached prefix of `chain` whose links are exactly the presented ones, or undefined. */
   longestPrefix(chain: readonly string[]): VerifiedPrefix | undefined {
     for (let k = chain.length - 1; k >= 0; k--) {
-      const e = this.entries.get(chain[k] as string);
-      if (!e || e.index !== k) continue;
+      const link = chain[k] as string;
+      const entry = this.entries.get(keyOf(link));
+      if (!entry) continue;
+      const e = entry.prefix;
+      if (e.index !== k || e.cred.token !== link) continue;
       let ok = true;
-      // The last link matched by key; its ancestors must be the presented links too.
+      // The last link matched; its ancestors must be the presented links too.
       for (let i = k - 1; i >= 0; i--) {
         if ((e.links[i] as { token: string }).token !== chain[i]) {
           ok = false;
@@ -48,12 +69,9 @@ export class ChainCache {
         }
       }
       if (!ok) continue;
-      if (k === chain.length - 1) {
-        this.stats.hits++;
-        // Refresh recency of the entry used.
-        this.entries.delete(chain[k] as string);
-        this.entries.set(chain[k] as string, e);
-      } else this.stats.partial++;
+      if (k === chain.length - 1) this.stats.hits++;
+      else this.stats.partial++;
+      entry.used = true;
       return e;
     }
     this.stats.misses++;
@@ -62,25 +80,32 @@ export class ChainCache {
 
   /** Records a verified prefix. */
   insert(prefix: VerifiedPrefix): void {
-    const key = prefix.cred.token;
+    const key = keyOf(prefix.cred.token);
     const old = this.entries.get(key);
     if (old) {
-      this.bytes -= old.bytes;
+      this.bytes -= old.prefix.bytes;
       this.entries.delete(key);
     }
-    this.entries.set(key, prefix);
+    this.entries.set(key, { prefix, used: false });
     this.bytes += prefix.bytes;
+    let passes = this.entries.size;
     while (this.entries.size > this.maxEntries || (this.bytes > this.maxBytes && this.entries.size > 1)) {
-      const oldest = this.entries.keys().next().value as string;
-      this.bytes -= (this.entries.get(oldest) as VerifiedPrefix).bytes;
+      const [oldest, e] = this.entries.entries().next().value as [string, Entry];
       this.entries.delete(oldest);
+      if (e.used && passes-- > 0) {
+        // Second chance: used since it was last passed, so it goes to the back once.
+        e.used = false;
+        this.entries.set(oldest, e);
+        continue;
+      }
+      this.bytes -= e.prefix.bytes;
     }
   }
 
   /** Drops every prefix holding a link with this jti, or signed by or delegated to the key with this thumbprint. */
   evict(match: { readonly jti?: string; readonly kid?: string }): number {
     let n = 0;
-    for (const [key, e] of this.entries) {
+    for (const [key, { prefix: e }] of this.entries) {
       const touched = e.links.some(
         (l) =>
           (match.jti !== undefined && l.claims.jti === match.jti) ||

@@ -173,11 +173,12 @@ export class TrustStore {
       return { ok: false, why: 'the trust store is empty: add the domain trust bundles or anchors this service trusts' };
     const candidates = this.byKid.get(kid);
     if (!candidates) return { ok: false, why: `the root is signed by key ${kid}, which is not a trust anchor here` };
-    const named = candidates.filter((a) => a.urn === iss);
-    if (named.length === 0)
-      return { ok: false, why: `key ${kid} is trusted as ${candidates[0]?.urn ?? '?'}, not as the root's issuer ${iss}` };
+    let named = false;
     let lastWhy = '';
-    for (const anchor of named) {
+    // A loop, not a filter: this runs on every call, and most keys are one anchor.
+    for (const anchor of candidates) {
+      if (anchor.urn !== iss) continue;
+      named = true;
       let peered = false;
       let ok = true;
       for (const t of targets) {
@@ -197,6 +198,7 @@ export class TrustStore {
       }
       if (ok) return { ok: true, anchor, peered };
     }
+    if (!named) return { ok: false, why: `key ${kid} is trusted as ${candidates[0]?.urn ?? '?'}, not as the root's issuer ${iss}` };
     return { ok: false, why: lastWhy };
   }
 

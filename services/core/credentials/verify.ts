@@ -119,11 +119,14 @@ export function verifyChain(input: VerifyChainInput): Grant {
   const start = prefix ? prefix.index + 1 : 0;
   const n = chain.length;
 
-  // 1. Every link on its own; a cached link only needs the clock.
-  const links: ParsedCredential[] = new Array<ParsedCredential>(n);
+  // 1. Every link on its own; a cached link only needs the clock (a whole cached chain needs no new array).
+  const links: readonly ParsedCredential[] = start === n ? (prefix as VerifiedPrefix).links : new Array<ParsedCredential>(n);
   for (let i = 0; i < n; i++) {
-    const cred = prefix && i < start ? (prefix.links[i] as ParsedCredential) : parseCredential(chain[i] as string, i);
-    links[i] = cred;
+    let cred = links[i];
+    if (cred === undefined) {
+      cred = prefix && i < start ? (prefix.links[i] as ParsedCredential) : parseCredential(chain[i] as string, i);
+      (links as ParsedCredential[])[i] = cred;
+    }
     const late = timeProblem(cred.claims, nowS);
     if (late) invalid(i, late, timeMessage(late, cred.claims));
   }
