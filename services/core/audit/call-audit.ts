@@ -41,13 +41,27 @@ export function jtisOf(chain: readonly string[]): string[] {
 
 /** The adapter's view of the audit log: begin a call once its caller is known, finish it with its code. */
 export class CallAudit {
+  // A server's methods are a closed set: whether each is audited is worked out once.
+  private readonly audited = new Map<string, boolean>();
+
   constructor(private readonly log: AuditLog) {}
 
+  /** Whether calls of `method` are recorded (remembered per method). */
+  audits(method: string): boolean {
+    let yes = this.audited.get(method);
+    if (yes === undefined) {
+      yes = isAudited(method);
+      if (this.audited.size < 4096) this.audited.set(method, yes);
+    }
+    return yes;
+  }
+
   begin(ctx: Pick<CallContext, 'method' | 'peer' | 'chain' | 'signal'>, request: unknown): void {
-    if (!isAudited(ctx.method)) return;
+    if (!this.audits(ctx.method)) return;
     this.log.begin(ctx.signal, { method: ctx.method, caller: ctx.peer.urn, jtis: jtisOf(ctx.chain), object: objectOf(request) });
   }
 
+  /** Ends a call of an audited method; calls of other methods need not finish. */
   finish(signal: AbortSignal, code: string, rule?: string): Promise<void> {
     return this.log.finish(signal, code, rule);
   }

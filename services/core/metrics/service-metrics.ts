@@ -5,6 +5,7 @@
  * and rules are closed sets; no URN of an unbounded set becomes a label.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { CallStats } from './call-stats.js';
 
 /** Reads a gauge's current values when scraped: one value per label set. */
 export type GaugeCollector<L extends string> = () =>
@@ -13,26 +14,21 @@ export type GaugeCollector<L extends string> = () =>
 /** The metrics of one running service. */
 export class ServiceMetrics {
   readonly registry = new Registry();
-  private readonly calls: Counter<'method' | 'code'>;
-  private readonly seconds: Histogram<'method'>;
+  private readonly calls: CallStats;
   private readonly refusals: Counter<'code' | 'rule'>;
 
   constructor(role: string) {
     this.registry.setDefaultLabels({ role });
     collectDefaultMetrics({ register: this.registry, prefix: 'fedlab_' });
-    this.calls = new Counter({
-      name: 'fedlab_rpc_calls_total',
-      help: 'RPC calls served, by method and status code',
-      labelNames: ['method', 'code'],
-      registers: [this.registry],
-    });
-    this.seconds = new Histogram({
-      name: 'fedlab_rpc_duration_seconds',
-      help: 'Time to serve an RPC (unary: to the answer; streaming: to the end of the stream), by method',
-      labelNames: ['method'],
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-      registers: [this.registry],
-    });
+    this.calls = new CallStats(
+      this.registry,
+      { calls: 'fedlab_rpc_calls_total', seconds: 'fedlab_rpc_duration_seconds' },
+      {
+        calls: 'RPC calls served, by method and status code',
+        seconds: 'Time to serve an RPC (unary: to the answer; streaming: to the end of the stream), by method',
+      },
+      [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    );
     this.refusals = new Counter({
       name: 'fedlab_credential_refusals_total',
       help: 'Calls refused for their identity or credential chain, by status code and the rule that failed',
@@ -41,10 +37,9 @@ export class ServiceMetrics {
     });
   }
 
-  /** Records one finished call. */
+  /** Records one finished call: plain counts on the call path, read into prom-client when scraped (call-stats.ts). */
   observeCall(method: string, code: string, seconds: number, rule?: string): void {
-    this.calls.inc({ method, code });
-    this.seconds.observe({ method }, seconds);
+    this.calls.observe(method, code, seconds);
     if (code === 'UNAUTHENTICATED' || code === 'PERMISSION_DENIED') this.refusals.inc({ code, rule: rule ?? 'none' });
   }
 

@@ -182,7 +182,19 @@ function startCall(call: AnyCall, tracker: CallTracker): { controller: AbortCont
 async function buildContext(call: AnyCall, method: string, signal: AbortSignal, log: Logger, trust: PeerCheck): Promise<CallContext> {
   const peer = await peerIdentity(call, trust);
   const chain = readCredentialChain(call.metadata);
-  return { method, peer, chain, metadata: call.metadata, deadline: deadlineOf(call), signal, log: log.child({ method, caller: peer.urn }) };
+  // The call's logger is made when a handler first logs: a pino child costs more than a small call's handler.
+  let callLog: Logger | undefined;
+  return {
+    method,
+    peer,
+    chain,
+    metadata: call.metadata,
+    deadline: deadlineOf(call),
+    signal,
+    get log(): Logger {
+      return (callLog ??= log.child({ method, caller: peer.urn }));
+    },
+  };
 }
 
 type PeerCheck = Pick<TransportTrust, 'checkClient'> | undefined;
@@ -231,10 +243,11 @@ function finishCall(
   signal: AbortSignal,
 ): void {
   const ms = performance.now() - started;
+  const name = Status[code] ?? String(code);
   // finish() logs its own failures: the answer has gone already, so a failed append must not fail the call.
-  if (caller !== undefined) void deps.audit?.finish(signal, Status[code] ?? String(code), rule);
-  deps.log.info({ method, caller, code: Status[code], ms: Math.round(ms * 10) / 10 }, 'rpc');
-  deps.metrics?.observeCall(method, Status[code] ?? String(code), ms / 1000, rule);
+  if (caller !== undefined && deps.audit?.audits(method)) void deps.audit.finish(signal, name, rule);
+  deps.log.info({ method, caller, code: name, ms: Math.round(ms * 10) / 10 }, 'rpc');
+  deps.metrics?.observeCall(method, name, ms / 1000, rule);
 }
 
 function ruleOf(st: StatusObject): string | undefined {

@@ -59,6 +59,33 @@ export function readCredentialChain(metadata: Metadata): string[] {
   return chain;
 }
 
+/**
+ * Identities by HTTP/2 session: a connection's peer certificate cannot change while it is open (Node's
+ * HTTP/2 disables TLS renegotiation on every session's socket), so a session's later calls reuse the
+ * identity of its first — without `getAuthContext`, which rebuilds the peer certificate object on
+ * every call. Keyed by the session object itself, never by anything a peer sends: a new connection,
+ * whatever certificate it presents, is a new key. Weak, so a closed session's entry goes with it.
+ */
+const bySession = new WeakMap<object, Promise<CertIdentity>>();
+
+/**
+ * The HTTP/2 session a grpc-js server call arrived on. grpc-js does not expose it; its server call
+ * objects hold it as `call.call(.nextCall)*.stream.session` (1.10 to 1.14), so the shape is checked
+ * and anything else gives undefined: the per-certificate path below then serves the call.
+ */
+function sessionOf(call: object): object | undefined {
+  let c: unknown = (call as { call?: unknown }).call;
+  for (let depth = 0; depth < 8 && typeof c === 'object' && c !== null; depth++) {
+    const stream: unknown = (c as { stream?: unknown }).stream;
+    if (typeof stream === 'object' && stream !== null) {
+      const session: unknown = (stream as { session?: unknown }).session;
+      return typeof session === 'object' && session !== null ? session : undefined;
+    }
+    c = (c as { nextCall?: unknown }).nextCall;
+  }
+  return undefined;
+}
+
 /** Identities are derived once per distinct peer certificate (a small map keyed by the DER hash). */
 const identityCache = new Map<string, Promise<CertIdentity>>();
 // Sized for a site's whole fleet: a management authority hears from every node (10,000 heartbeating nodes must not evict each other).
@@ -77,7 +104,19 @@ export async function peerIdentity(
   return identity;
 }
 
-async function cachedIdentity(call: Pick<ServerUnaryCall<unknown, unknown>, 'getAuthContext'>): Promise<CertIdentity> {
+function cachedIdentity(call: Pick<ServerUnaryCall<unknown, unknown>, 'getAuthContext'>): Promise<CertIdentity> {
+  const session = sessionOf(call);
+  const known = session && bySession.get(session);
+  if (known) return known;
+  const identity = certificateIdentity(call);
+  if (session) {
+    bySession.set(session, identity);
+    identity.catch(() => bySession.delete(session));
+  }
+  return identity;
+}
+
+async function certificateIdentity(call: Pick<ServerUnaryCall<unknown, unknown>, 'getAuthContext'>): Promise<CertIdentity> {
   const cert = call.getAuthContext()?.sslPeerCertificate;
   if (!cert?.raw || cert.raw.length === 0) {
     throw new UnauthenticatedError('no client certificate: connect with mutual TLS using a certificate from `fedlab certs issue`');
