@@ -54,6 +54,11 @@ export class SliceBook {
     return this.book.load();
   }
 
+  /** The shared state, for the retention purges (retention.ts), which trim ended slices from it. */
+  get state(): SliceBookState {
+    return this.book;
+  }
+
   /** Counts for the start-up log. */
   stats(): { slices: number; live: number; intents: number } {
     return this.book.stats();
