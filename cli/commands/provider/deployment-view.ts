@@ -34,6 +34,11 @@ export function stateName(state: DeploymentState): string {
   return STATE_NAMES[state] ?? 'UNSPECIFIED';
 }
 
+/** A sliver's service state as the table prints it (`running`, `-` when unknown). */
+export function serviceName(state: ServiceState): string {
+  return SERVICE_NAMES[state] ?? '-';
+}
+
 /** One deployment as JSON for scripts. */
 export function deploymentJson(deployment: Deployment): Record<string, unknown> {
   return {
