@@ -12,9 +12,15 @@
  * every node is sent the list once. A node that could not be reached is tried
  * again after a pause (a minute at most, a quarter of `next_update_s` at
  * least often), so an UP node that does not answer costs little.
+ *
+ * No call outgrows a node's receive limit (core revocation-plan.ts): a small
+ * list travels whole; a large one as signed deltas from the version the node
+ * took last, or as a snapshot in parts (deltas from 0) when that version is
+ * not known here or the node skipped a delta (it did not hold its base).
  */
 import type { KeyObject } from 'node:crypto';
 import { validityAt, type RevocationSettings, type RevocationStore } from '../core/credentials/index.js';
+import { groupForCalls, planUpdates, type UpdatePlan } from '../core/credentials/revocation-plan.js';
 import type { Logger } from '../core/log.js';
 import type { NodeClients } from './node-clients.js';
 import type { NodeRegistry } from './node-registry.js';
@@ -88,18 +94,44 @@ export class OwnRevocationPush {
       .map((n) => n.record.urn);
     if (targets.length === 0) return 0;
     const version = this.version;
-    const jws = this.o.revocations.exportSigned(this.o.maKey, this.o.maUrn, validityAt(now, this.o.settings));
+    const validity = validityAt(now, this.o.settings);
+    // One plan per version held (most nodes hold the same one).
+    const plans = new Map<number | undefined, UpdatePlan>();
+    const planFor = (from: number | undefined): UpdatePlan => {
+      let p = plans.get(from);
+      if (!p) {
+        p = planUpdates({
+          revocations: this.o.revocations,
+          privateKey: this.o.maKey,
+          iss: this.o.maUrn,
+          ...(from !== undefined ? { from } : {}),
+          validity,
+        });
+        plans.set(from, p);
+      }
+      return p;
+    };
     const sent = await this.o.nodes.fanOut(
       targets,
       (n) => n,
-      (c, opts) => c.updateRevocations({ signedLists: [jws] }, opts),
+      async (c, opts, nodeUrn) => {
+        let plan = planFor(this.done.get(nodeUrn)?.version);
+        let skipped = 0;
+        for (const signedLists of groupForCalls(plan.messages)) skipped += (await c.updateRevocations({ signedLists }, opts)).skipped;
+        if (skipped > 0 && plan.kind === 'delta') {
+          // The node did not hold the delta's base: a snapshot brings it up.
+          plan = planFor(undefined);
+          for (const signedLists of groupForCalls(plan.messages)) await c.updateRevocations({ signedLists }, opts);
+        }
+        return plan.version;
+      },
     );
     let ok = 0;
     const newlyMissed: string[] = [];
     for (const r of sent) {
       if (r.ok) {
         ok++;
-        this.done.set(r.nodeUrn, { version, signedAt: now });
+        this.done.set(r.nodeUrn, { version: r.value, signedAt: now });
         this.failing.delete(r.nodeUrn);
       } else {
         // Said once per run of failures: a node that is unreachable would otherwise fill the log.

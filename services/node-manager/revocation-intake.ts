@@ -8,11 +8,24 @@
  * the key of the node's own MA when the MA itself makes the call. A list whose
  * `next_update` has already passed is refused as stale at once: it cannot make
  * the issuer's chains pass again (docs/api.md, Revocation freshness).
+ *
+ * A signed delta (`fedlab-revocations-delta+jwt`, same issuer rules) is
+ * applied in place when the node holds at least its base version; one whose
+ * base is above what the node holds is skipped (its sender then sends the
+ * missing parts or a snapshot). The lists of one call are taken in order, so
+ * the parts of a snapshot may travel together.
  */
 import { InvalidArgumentError } from '../core/errors.js';
 import type { CallContext } from '../core/rpc/context.js';
 import type { Clock } from '../core/clock.js';
-import { parseSignedRevocationList, staleListMessage, type RevocationList, type RevocationStore } from '../core/credentials/index.js';
+import { staleListMessage, type RevocationStore } from '../core/credentials/index.js';
+import {
+  applyRevocationDelta,
+  parseSignedRevocationUpdate,
+  updateSummary,
+  type RevocationUpdate,
+} from '../core/credentials/revocation-delta.js';
+import type { ImportOutcome } from '../core/credentials/revocation-store.js';
 import type { Grant } from './access.js';
 
 /** Most revocation lists one UpdateRevocations call may carry. */
@@ -20,7 +33,8 @@ export const MAX_REVOCATION_LISTS = 64;
 
 /** What {@link takeRevocationLists} needs of the node. */
 export interface RevocationIntake {
-  readonly revocations: Pick<RevocationStore, 'importList' | 'list'>;
+  /** The node's store (`importUpdate` applies deltas in place; without it a delta is applied and the whole list imported). */
+  readonly revocations: Pick<RevocationStore, 'importList' | 'list'> & Partial<Pick<RevocationStore, 'importUpdate'>>;
   /** Key thumbprints of the slice authorities of the slivers here. */
   readonly sliceAuthorityKids: () => ReadonlySet<string>;
   /** The node's management authority (its URN; empty when the node has none configured). */
@@ -35,16 +49,24 @@ export interface IntakeResult {
   skipped: number;
 }
 
-function parseAll(signedLists: readonly string[]): RevocationList[] {
+function parseAll(signedLists: readonly string[]): RevocationUpdate[] {
   if (signedLists.length > MAX_REVOCATION_LISTS)
     throw new InvalidArgumentError(`at most ${MAX_REVOCATION_LISTS} lists per call`, { field: 'signed_lists' });
   return signedLists.map((jws, i) => {
     try {
-      return parseSignedRevocationList(jws);
+      return parseSignedRevocationUpdate(jws);
     } catch (err) {
       throw new InvalidArgumentError(`signed_lists[${i}]: ${(err as Error).message}`, { field: 'signed_lists' });
     }
   });
+}
+
+async function importUpdate(r: RevocationIntake['revocations'], u: RevocationUpdate, nowS: number): Promise<ImportOutcome> {
+  if (r.importUpdate) return r.importUpdate(u, nowS);
+  if (u.kind === 'list') return (await r.importList(u.list)) ? 'installed' : 'current';
+  const out = applyRevocationDelta(r.list(u.delta.kid), u.delta, nowS);
+  if (out.kind !== 'applied') return out.kind;
+  return (await r.importList(out.list)) ? 'installed' : 'current';
 }
 
 /**
@@ -64,19 +86,30 @@ export async function takeRevocationLists(
   if (grant.root === 'owner' && o.maUrn !== '' && grant.holder === o.maUrn && ctx.peer.urn === o.maUrn) anchors.add(ctx.peer.thumbprint);
   const nowS = o.clock.now() / 1000;
   const out: IntakeResult = { installed: 0, current: 0, skipped: 0 };
-  for (const list of lists) {
-    const issuer = list.iss ?? list.kid;
-    if (!anchors.has(list.kid)) out.skipped++;
-    else if (list.next_update !== undefined && list.next_update <= nowS) {
+  for (const update of lists) {
+    const u = updateSummary(update);
+    const issuer = u.issuer;
+    if (!anchors.has(u.kid)) out.skipped++;
+    else if (u.nextUpdate !== undefined && u.nextUpdate <= nowS) {
       out.skipped++;
       ctx.log.warn(
-        { issuer, version: list.version, nextUpdate: list.next_update },
-        `stale revocation list refused: ${staleListMessage({ issuer, version: list.version, nextUpdate: list.next_update, refuseAfter: list.next_update })}`,
+        { issuer, version: u.version, nextUpdate: u.nextUpdate },
+        `stale revocation list refused: ${staleListMessage({ issuer, version: u.version, nextUpdate: u.nextUpdate, refuseAfter: u.nextUpdate })}`,
       );
-    } else if (await o.revocations.importList(list)) {
-      out.installed++;
-      ctx.log.info({ issuer, version: list.version, nextUpdate: list.next_update }, 'revocation list installed');
-    } else out.current++;
+    } else {
+      const taken = await importUpdate(o.revocations, update, Math.floor(nowS));
+      if (taken === 'installed') {
+        out.installed++;
+        ctx.log.info({ issuer, base: u.base, version: u.version, entries: u.entries, nextUpdate: u.nextUpdate }, 'revocation list installed');
+      } else if (taken === 'current') out.current++;
+      else {
+        out.skipped++;
+        ctx.log.info(
+          { issuer, base: u.base, version: u.version, held: o.revocations.list(u.kid)?.version ?? 0 },
+          'revocation delta skipped: its base is above the version held here',
+        );
+      }
+    }
   }
   return out;
 }

@@ -16,6 +16,13 @@
  * slices, and a credential it delegated under one of them to a member when the
  * call carries the member's whole chain as proof (member-chain.ts). A provider
  * key on the list can no longer use the authority (see Accounts).
+ *
+ * Each entry of a credential whose expiry is known (one this authority issued,
+ * or a member's delegation proven by its chain) carries it, and leaves the list
+ * once it passed ({@link SliceCredentials.compact}). Live entries are capped in
+ * all and, for each provider, per revoker (`revocation.max_entries`,
+ * `revocation.max_entries_per_revoker`): past either, Revoke answers
+ * RESOURCE_EXHAUSTED naming the cap.
  */
 import { createHash, type KeyObject } from 'node:crypto';
 import { canonicalJson } from '../core/canonical-json.js';
@@ -29,6 +36,7 @@ import {
   type PublicJwk,
   type RevocationStore,
 } from '../core/credentials/index.js';
+import type { RevocationCaps } from '../core/credentials/revocation-config.js';
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, PermissionDeniedError } from '../core/errors.js';
 import { identityFromCertificate, parseCertificate } from '../core/identity/certificate.js';
 import type { Logger } from '../core/log.js';
@@ -73,6 +81,21 @@ export interface SliceCredentialsOptions {
   readonly revocations: RevocationStore;
   /** Called after a new entry is on the list (the list goes to the sites, and from them to the nodes). */
   readonly onRevoked?: () => void;
+  /** Caps on the list's live entries (the core defaults when absent). */
+  readonly caps?: RevocationCaps;
+}
+
+/** The `exp` (s) of the link of `chain` whose jti is `jti`, if it is there and readable. */
+function expOfLink(chain: readonly string[], jti: string): number | undefined {
+  for (const link of chain) {
+    try {
+      const claims = JSON.parse(Buffer.from(link.split('.')[1] ?? '', 'base64url').toString('utf8')) as { jti?: unknown; exp?: unknown };
+      if (claims.jti === jti && Number.isSafeInteger(claims.exp)) return claims.exp as number;
+    } catch {
+      // Not a readable link: no expiry known from it.
+    }
+  }
+  return undefined;
 }
 
 /** Slice credentials and revocations of one slice authority. */
@@ -81,6 +104,8 @@ export class SliceCredentials {
   private readonly ledger: RevocationLedger;
   /** jti → the provider whose slice it is (who may revoke it, and what it delegated under it) and the slice. */
   private readonly owners = new Map<string, IssuedRoot>();
+  /** jti → its expiry (s), for credentials this authority issued. */
+  private readonly expiries = new Map<string, number>();
 
   constructor(private readonly deps: SliceCredentialsOptions) {
     this.issued = deps.store.table<CredentialRecord>(TABLES.credentials);
@@ -92,13 +117,34 @@ export class SliceCredentials {
       metaTable: 'sa-revocation-meta',
       now: deps.now,
       log: deps.log,
+      ...(deps.caps ? { caps: deps.caps } : {}),
     });
   }
 
   /** Loads who owns which issued credential. */
   async load(): Promise<void> {
-    for await (const [k, v] of this.issued.entries())
+    for await (const [k, v] of this.issued.entries()) {
       this.owners.set(v.jti, { providerUrn: k.split(' ')[0] as string, sliceUrn: v.sliceUrn });
+      this.expiries.set(v.jti, Math.ceil(v.expiresAt / 1000));
+    }
+  }
+
+  /**
+   * Drops entries of expired credentials from the list (with who revoked them) in batches of at most
+   * `batch`, each one atomic, until none is left. Returns how many left.
+   */
+  async compact(batch = 1000): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const n = await this.ledger.compact(batch);
+      total += n;
+      if (n < batch) return total;
+    }
+  }
+
+  /** Live entries on the list. */
+  get liveEntries(): number {
+    return this.ledger.size;
   }
 
   /** Whether a key is on this authority's list. */
@@ -188,6 +234,7 @@ export class SliceCredentials {
     };
     await this.issued.put(key, rec, { sync: true });
     this.owners.set(rec.jti, { providerUrn: slice.providerUrn, sliceUrn: slice.urn });
+    this.expiries.set(rec.jti, cred.claims.exp);
     this.deps.log.info(
       { slice: slice.urn, incarnation: slice.incarnation, holder: holder.urn, jti: rec.jti, privileges, dlg: req.maxDelegations },
       'slice credential issued',
@@ -202,6 +249,8 @@ export class SliceCredentials {
    */
   async revoke(caller: Caller, req: SliceAuthorityRevokeRequest, chain: readonly string[] = []): Promise<SliceAuthorityRevokeResponse> {
     const target = revocationTarget(req.jti, req.keyThumbprint);
+    // The expiry read from a member's chain counts only once the chain is proven (checkMemberChain).
+    let proven = false;
     if (!caller.admin && !(target.jti !== undefined && this.owners.get(target.jti)?.providerUrn === caller.urn)) {
       if (target.jti === undefined || chain.length === 0) {
         throw new PermissionDeniedError(
@@ -218,10 +267,15 @@ export class SliceCredentials {
         issued: (jti) => this.owners.get(jti),
         now: new Date(this.deps.now()),
       });
+      proven = true;
     }
     const reason = text('reason', req.reason, 200);
+    const exp = target.jti !== undefined ? (this.expiries.get(target.jti) ?? (proven ? expOfLink(chain, target.jti) : undefined)) : undefined;
     try {
-      const { entry, version } = await this.ledger.revoke(target, reason, caller.urn);
+      const { entry, version } = await this.ledger.revoke(target, reason, caller.urn, {
+        ...(exp !== undefined ? { exp } : {}),
+        capRevoker: !caller.admin,
+      });
       this.deps.onRevoked?.();
       return { entry: ledgerEntryToWire(entry), version };
     } catch (err) {

@@ -12,9 +12,18 @@
  * not: nodes that stop getting fresh copies refuse this authority's chains
  * (fail closed), so a live authority must keep them fresh. The empty list
  * (version 0) is published too, so that a node holds a list from the start.
+ *
+ * No message outgrows a server's receive limit (core revocation-plan.ts): a
+ * small list travels whole; a large one as signed deltas from the version the
+ * site holds (one call each), or as a snapshot in parts when the site is new
+ * to this process, did not take a delta (its answer names an older version),
+ * or has been sent many deltas since its last snapshot (the site keeps them
+ * all to hand on to nodes that come later, so a snapshot now and then keeps
+ * that short).
  */
 import type { KeyObject } from 'node:crypto';
 import { validityAt, type RevocationSettings, type RevocationStore } from '../core/credentials/index.js';
+import { planUpdates, type UpdatePlan } from '../core/credentials/revocation-plan.js';
 import type { Logger } from '../core/log.js';
 import type { Sites } from './sites.js';
 
@@ -40,10 +49,21 @@ interface Delivered {
   readonly signedAt: number;
 }
 
+/** The version a site holds and how many deltas it was sent since its last snapshot. */
+interface Held {
+  readonly version: number;
+  readonly deltas: number;
+}
+
+/** Deltas a site is sent before it is sent a snapshot again. */
+export const MAX_DELTAS_SINCE_SNAPSHOT = 32;
+
 /** Pushes the revocation list to the sites until each has it everywhere. */
 export class RevocationPush {
   /** What each site has taken with no node left to reach. */
   private readonly done = new Map<string, Delivered>();
+  /** The version each site said it holds (in memory: after a restart every site gets a snapshot). */
+  private readonly held = new Map<string, Held>();
   private readonly failing = new Set<string>();
   private readonly inFlight = new Map<string, Promise<void>>();
 
@@ -81,14 +101,42 @@ export class RevocationPush {
     return work;
   }
 
+  private plan(domain: string, signedAt: number, snapshot: boolean): UpdatePlan {
+    const h = this.held.get(domain);
+    const from = !snapshot && h && h.deltas < MAX_DELTAS_SINCE_SNAPSHOT ? h.version : undefined;
+    return planUpdates({
+      revocations: this.deps.revocations,
+      privateKey: this.deps.saKey,
+      iss: this.deps.saUrn,
+      ...(from !== undefined ? { from } : {}),
+      validity: validityAt(signedAt, this.deps.settings),
+    });
+  }
+
   private async send(domain: string): Promise<void> {
     const site = this.deps.sites.get(domain);
     if (!site) return;
-    const version = this.version;
     const signedAt = this.deps.now();
-    const jws = this.deps.revocations.exportSigned(this.deps.saKey, this.deps.saUrn, validityAt(signedAt, this.deps.settings));
+    let plan = this.plan(domain, signedAt, false);
     try {
-      const res = await site.client.updateRevocations({ signedList: jws }, { chain: site.chain, deadlineMs: this.deps.deadlineMs });
+      const call = (signedList: string) =>
+        site.client.updateRevocations({ signedList }, { chain: site.chain, deadlineMs: this.deps.deadlineMs });
+      let res = { version: 0, nodesUpdated: 0, nodesPending: 0 };
+      for (const m of plan.messages) res = await call(m);
+      if (res.version < plan.version && plan.kind === 'delta') {
+        // The site did not hold the delta's base (it lost its copy, or missed one): a snapshot instead.
+        this.deps.log.info({ site: domain, held: res.version, version: plan.version }, 'site behind the revocation deltas; sending a snapshot');
+        plan = this.plan(domain, signedAt, true);
+        for (const m of plan.messages) res = await call(m);
+      }
+      if (res.version < plan.version) {
+        this.held.delete(domain);
+        throw new Error(`the site holds version ${res.version} of the list after version ${plan.version} was sent`);
+      }
+      const before = this.held.get(domain);
+      const deltas = plan.kind === 'delta' ? (before?.deltas ?? 0) + (plan.version > (before?.version ?? 0) ? plan.messages.length : 0) : 0;
+      this.held.set(domain, { version: plan.version, deltas });
+      const version = plan.version;
       if (res.nodesPending === 0) {
         const prev = this.done.get(domain);
         if (!prev || prev.version < version || (prev.version === version && prev.signedAt < signedAt))
@@ -103,7 +151,10 @@ export class RevocationPush {
     } catch (err) {
       // Said once per run of failures: a site that is down would otherwise fill the log.
       if (!this.failing.has(domain))
-        this.deps.log.warn({ site: domain, version, err: (err as Error).message }, 'revocation list not delivered to the site; retrying');
+        this.deps.log.warn(
+          { site: domain, version: plan.version, err: (err as Error).message },
+          'revocation list not delivered to the site; retrying',
+        );
       this.failing.add(domain);
     }
   }

@@ -4,8 +4,13 @@
  * signed list must reach every node holding those slices (UpdateRevocations),
  * each node that gets a new sliver of it, and each node that comes back UP
  * (its copies may have passed their next_update while it was away).
+ * A large list travels as signed deltas (revocation-relay.ts keeps the chain
+ * of them): a node sent one it cannot apply — its version is below the
+ * delta's base — is sent the whole chain, in calls of bounded size.
  */
 import type { CallContext } from '../../core/rpc/context.js';
+import { groupForCalls } from '../../core/credentials/revocation-plan.js';
+import type { NmClient } from '../node-clients.js';
 import type { SliceRecord } from '../records.js';
 import type { AggregateState } from './aggregate-state.js';
 
@@ -23,34 +28,51 @@ export async function updateRevocations(
   const { ledger, deps } = state;
   const access = deps.access.chain(ctx, 'sliver.read');
   const sa = access.sliceAuthority;
-  const { list, newer } = await deps.relay.accept(jws, sa.kid);
+  const taken = await deps.relay.accept(jws, sa.kid);
   const nodes = new Set<string>();
   for (const slice of ledger.slices.values()) {
     if (slice.sliceAuthorityKid !== sa.kid) continue;
     for (const s of ledger.sliversOf(slice.urn)) if (s.allocation === 'provisioned') nodes.add(s.nodeUrn);
   }
+  let caughtUp = 0;
   const sent = await deps.nodes.fanOut(
     [...nodes],
     (n) => n,
-    (c, opts) => c.updateRevocations({ signedLists: [jws] }, opts),
+    async (c, opts) => {
+      const r = await c.updateRevocations({ signedLists: [jws] }, opts);
+      // Skipped: the node is below the delta's base (it missed one): the whole chain brings it up.
+      if (r.skipped > 0) {
+        caughtUp++;
+        await sendChain(c, opts, deps.relay.chainFor(sa.kid));
+      }
+      return r;
+    },
     { deadline: ctx.deadline, signal: ctx.signal },
   );
   const pending = sent.filter((r) => !r.ok);
-  deps.log.info({ sa: sa.urn, version: list.version, newer, nodes: nodes.size, pending: pending.length }, 'revocation list relayed');
+  deps.log.info(
+    { sa: sa.urn, version: taken.version, held: taken.held, newer: taken.newer, nodes: nodes.size, caughtUp, pending: pending.length },
+    'revocation list relayed',
+  );
   if (pending.length)
     deps.log.warn({ sa: sa.urn, nodes: pending.map((r) => r.nodeUrn).slice(0, 20) }, 'revocation list not delivered to some nodes yet');
-  return { version: list.version, nodesUpdated: sent.length - pending.length, nodesPending: pending.length };
+  return { version: taken.held, nodesUpdated: sent.length - pending.length, nodesPending: pending.length };
+}
+
+/** Sends a chain of signed messages to one node, in order, in calls of bounded size. */
+async function sendChain(c: NmClient, opts: Parameters<NmClient['updateRevocations']>[1], chain: readonly string[]): Promise<void> {
+  for (const signedLists of groupForCalls(chain)) await c.updateRevocations({ signedLists }, opts);
 }
 
 /** Gives nodes that just got slivers of a slice the revocation list of its slice authority, if it has one (best effort). */
 export async function relayTo(state: AggregateState, slice: SliceRecord, nodeUrns: readonly string[], deadline: number): Promise<void> {
   const { deps } = state;
-  const jws = deps.relay.signedFor(slice.sliceAuthorityKid);
-  if (!jws || nodeUrns.length === 0) return;
+  const chain = deps.relay.chainFor(slice.sliceAuthorityKid);
+  if (!chain.length || nodeUrns.length === 0) return;
   const sent = await deps.nodes.fanOut(
     [...new Set(nodeUrns)],
     (n) => n,
-    (c, opts) => c.updateRevocations({ signedLists: [jws] }, opts),
+    (c, opts) => sendChain(c, opts, chain),
     { deadline },
   );
   const missed = sent.filter((r) => !r.ok);
@@ -61,12 +83,9 @@ export async function relayTo(state: AggregateState, slice: SliceRecord, nodeUrn
     );
 }
 
-/** Most lists one NodeManager.UpdateRevocations call carries. */
-const MAX_LISTS_PER_CALL = 64;
-
 /**
- * Gives a node that came (back) UP the freshest copies held of the lists of the slice authorities
- * with slivers on it, in one call (best effort: the authorities' next publications reach it anyway).
+ * Gives a node that came (back) UP the chains held of the lists of the slice authorities with slivers
+ * on it, in calls of bounded size (best effort: the authorities' next publications reach it anyway).
  */
 export async function relayToNode(state: AggregateState, nodeUrn: string): Promise<void> {
   const { ledger, deps } = state;
@@ -75,13 +94,8 @@ export async function relayToNode(state: AggregateState, nodeUrn: string): Promi
     const slice = ledger.slices.get(sliceUrn);
     if (slice) kids.add(slice.sliceAuthorityKid);
   }
-  const lists = [...kids].map((k) => deps.relay.signedFor(k)).filter((j): j is string => j !== undefined);
-  for (let i = 0; i < lists.length; i += MAX_LISTS_PER_CALL) {
-    const signedLists = lists.slice(i, i + MAX_LISTS_PER_CALL);
-    const r = await deps.nodes.call(nodeUrn, (c, opts) => c.updateRevocations({ signedLists }, opts));
-    if (!r.ok) {
-      deps.log.warn({ node: nodeUrn, reason: r.reason }, "a node back UP did not take the slice authorities' revocation lists");
-      return;
-    }
-  }
+  const messages = [...kids].flatMap((k) => deps.relay.chainFor(k));
+  if (!messages.length) return;
+  const r = await deps.nodes.call(nodeUrn, (c, opts) => sendChain(c, opts, messages));
+  if (!r.ok) deps.log.warn({ node: nodeUrn, reason: r.reason }, "a node back UP did not take the slice authorities' revocation lists");
 }
