@@ -10,7 +10,9 @@ import { dirname, join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { instanceId } from '../../services/node-manager/index.js';
 import { exited } from './cli.js';
-import { enrolNode, siteParties, startSite, until, type Site, type TestNode } from './ma-harness.js';
+import type { MaConfigInput } from '../../cli/kit/role-configs.js';
+import { NodeHealth } from '../../services/generated/fedlab/v1/common.js';
+import { enrolNode, siteParties, startSite, until, type Site, type SiteParties, type TestNode } from './ma-harness.js';
 import { makeTestBed, type NetnsHost, type TestBed } from './netns-hosts.js';
 
 /** A node of the bed: enrolled at the site, its node manager a process inside its host. */
@@ -46,9 +48,20 @@ export async function makeEmulabBed(o: {
   heartbeatMs?: number;
   /** Deadline of the site's calls to its node managers (8 s unless given). */
   nodeCallMs?: number;
+  /** A bed another site already uses (its hosts are shared; this site's destroy() leaves the bed to its maker). */
+  tb?: TestBed;
+  /** The site's parties (e.g. peered with another site's); a new domain's unless given. */
+  parties?: SiteParties;
+  /** Extra MA config (merged over the bed's, section by section). */
+  config?: Partial<MaConfigInput>;
+  /** Run the MA as `fedlab serve ma` (a child process: kill -9 and restart, see Site). */
+  child?: boolean;
+  /** Prefix of the node names (`e` unless given: e1, e2, ...). */
+  nodePrefix?: string;
 }): Promise<EmulabBed> {
   const heartbeatMs = o.heartbeatMs ?? 200;
-  const tb = await makeTestBed({ hosts: o.hosts });
+  const ownBed = o.tb === undefined;
+  const tb = o.tb ?? (await makeTestBed({ hosts: o.hosts }));
   const nodes: BedNode[] = [];
   let site: Site | undefined;
   const destroy = async (): Promise<void> => {
@@ -62,22 +75,25 @@ export async function makeEmulabBed(o: {
     // Sliver namespaces are the machine's (named in /run/netns): they go with the bed.
     for (const n of nodes) for (const ns of sliverNamespaces(n.instance)) ipQuiet(['netns', 'del', ns]);
     await site?.destroy();
-    await tb.destroy();
+    if (ownBed) await tb.destroy();
   };
   try {
     site = await startSite({
       style: 'emulab',
-      parties: await siteParties(o.domain ?? 'emu.test'),
+      parties: o.parties ?? (await siteParties(o.domain ?? 'emu.test')),
+      // A child MA listens on every address at the port it was given; an in-process one on any port.
+      ...(o.child ? { child: true, listenHost: '0.0.0.0' } : {}),
       config: {
-        listen: { host: '0.0.0.0', port: 0 },
+        ...(o.child ? {} : { listen: { host: '0.0.0.0', port: 0 } }),
         heartbeat: { interval_ms: heartbeatMs, flush_interval_ms: 100 },
         node_calls: { deadline_ms: o.nodeCallMs ?? 8000 },
+        ...o.config,
       },
     });
     const maPort = Number(site.address.split(':').pop());
     for (const [k, hostIndex] of o.placement.entries()) {
       const host = tb.hosts[hostIndex] as NetnsHost;
-      const enrolled = await enrolNode(site, { name: `e${k + 1}`, driver: 'container', noStart: true, heartbeatMs });
+      const enrolled = await enrolNode(site, { name: `${o.nodePrefix ?? 'e'}${k + 1}`, driver: 'container', noStart: true, heartbeatMs });
       const configFile = join(dirname(enrolled.dataDir), 'nm.json');
       const port = Number(enrolled.endpoint.split(':').pop());
       const config = JSON.parse(readFileSync(configFile, 'utf8')) as Record<string, unknown>;
@@ -119,7 +135,10 @@ export async function makeEmulabBed(o: {
     await Promise.all(nodes.map((n) => n.start()));
     const s = site;
     await until(
-      async () => (s.ma?.registry.all() ?? []).filter((n) => n.up && n.underlayAddress).length === nodes.length,
+      async () =>
+        (await s.maClient().listNodes({ pageSize: 0, pageToken: '', health: NodeHealth.NODE_HEALTH_UP })).nodes.filter(
+          (n) => n.underlayAddress,
+        ).length === nodes.length,
       30_000,
       'every node UP with its underlay address',
     );

@@ -101,6 +101,8 @@ export interface SiteOptions {
   readonly log?: Logger;
   /** Run the MA as `fedlab serve ma` in a child process (needs fixed ports, chosen here). */
   readonly child?: boolean;
+  /** The address a child MA listens on (127.0.0.1 unless given; `0.0.0.0` so that node managers in other namespaces reach it). */
+  readonly listenHost?: string;
 }
 
 /** A running test site. */
@@ -144,7 +146,7 @@ function siteConfig(p: SiteParties, dataDir: string, options: SiteOptions, ports
   return maConfig({
     urn: p.maUrn,
     style: options.style ?? 'planetlab',
-    listen: { host: '127.0.0.1', port: ports.main },
+    listen: { host: options.listenHost ?? '127.0.0.1', port: ports.main },
     tls: { ca: p.ma.caPath, cert: p.ma.certPath, key: p.ma.keyPath },
     trust_bundle: p.bundleFile,
     data_dir: dataDir,

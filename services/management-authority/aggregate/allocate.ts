@@ -141,7 +141,16 @@ async function checkAllocate(
       }),
     )
     .digest('base64url');
-  return { access, normal, asked, key, fingerprint, fence: { sliceUrn: req.sliceUrn, sliceAuthorityUrn: sa.urn, arrival }, users, stitches };
+  return {
+    access,
+    normal,
+    asked,
+    key,
+    fingerprint,
+    fence: { sliceUrn: req.sliceUrn, sliceAuthorityUrn: sa.urn, arrival },
+    users,
+    stitches,
+  };
 }
 
 /** The admission and the records, in `tx` under the ledger's mutex; returns the new slivers' URNs. */
@@ -208,6 +217,9 @@ function admit(state: AggregateState, tx: SliceLedgerTx, now: number, req: Aggre
     held: ledger.authorityUse(sa.urn),
     adding: normal.slivers.map((w) => w.resources),
   });
+  // A stitched link's VNI, agreed with the peer site, must be free here: checked before any node is looked at.
+  const used = vnisInUse(ledger.slices.values());
+  takeStitchVnis(state, checked.stitches, used);
 
   // Admission: explicit nodes first (their failure names the node), then the site's picks.
   const input = state.admissionInputs(now);
@@ -254,8 +266,6 @@ function admit(state: AggregateState, tx: SliceLedgerTx, now: number, req: Aggre
   // Stitched links come with the VNI the slice authority chose: taken first, so that local links avoid them.
   const newLinks = [...normal.links, ...checked.stitches].map((l, k) => ({ ...l, subnet: oldLinks.length + k }));
   checkLinkPlacement(state, newLinks, new Map(normal.slivers.map((w, i) => [w.clientId, nodeOf[i] as string])));
-  const used = vnisInUse(ledger.slices.values());
-  takeStitchVnis(state, checked.stitches, used);
   const links = withVnis(newLinks, used, vniBase(deps.maUrn));
   // The slice authority's list is the slice's (an Allocate naming none keeps what the slice has).
   const users = checked.users.length ? { users: checked.users } : {};

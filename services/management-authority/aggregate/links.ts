@@ -138,7 +138,12 @@ export function interfacesToWire(state: AggregateState, slice: SliceRecord, s: S
       bandwidthKbps: i.bandwidthKbps,
       delayMs: i.delayMs,
       lossPercent: i.lossPercent,
-      wiring: { mac: i.mac ?? linkMac(slice.urn, i.link, l.stitch ? `${s.clientId}@${l.stitch.peerSite}` : s.clientId), vni: l.vni, remoteUnderlays: [...remote].sort(), applied: [] },
+      wiring: {
+        mac: i.mac ?? linkMac(slice.urn, i.link, l.stitch ? `${s.clientId}@${l.stitch.peerSite}` : s.clientId),
+        vni: l.vni,
+        remoteUnderlays: [...remote].sort(),
+        applied: [],
+      },
     };
   });
 }

@@ -64,7 +64,8 @@ export function checkStitches(
     if (names.has(s.link)) bad('link', 'has the name of another link of the request');
     names.add(s.link);
     if (!clientIds.has(s.clientId)) bad('client_id', `names no node of this site's request (its client ids: ${[...clientIds].join(', ')})`);
-    if (!Number.isSafeInteger(s.vni) || s.vni < FIRST_STITCH_VNI || s.vni > MAX_VNI) bad('vni', `must be ${FIRST_STITCH_VNI} to ${MAX_VNI}`);
+    if (!Number.isSafeInteger(s.vni) || s.vni < FIRST_STITCH_VNI || s.vni > MAX_VNI)
+      bad('vni', `must be ${FIRST_STITCH_VNI} to ${MAX_VNI}`);
     if (!CIDR.test(s.address)) bad('address', 'must be an IPv4 address with prefix length (a.b.c.d/n)');
     if (!s.peerSite || s.peerSite === state.domain) bad('peer_site', "must be another site's domain");
     if (!s.peerClientId) bad('peer_client_id', "must name the peer site's endpoint");
@@ -129,11 +130,14 @@ export function withPeerPoints(slice: SliceRecord, points: readonly StitchPoint[
     const k = links.findIndex((l) => l.name === p.link && l.stitch);
     const l = links[k];
     const why = (field: string, text: string): never => {
-      throw new InvalidArgumentError(`${f}.${field}: stitched link ${p.link.slice(0, 64)} (peer endpoint ${p.clientId.slice(0, 80)}) ${text}`, {
-        field: `${f}.${field}`,
-        link: p.link.slice(0, 64),
-        endpoint: p.clientId.slice(0, 80),
-      });
+      throw new InvalidArgumentError(
+        `${f}.${field}: stitched link ${p.link.slice(0, 64)} (peer endpoint ${p.clientId.slice(0, 80)}) ${text}`,
+        {
+          field: `${f}.${field}`,
+          link: p.link.slice(0, 64),
+          endpoint: p.clientId.slice(0, 80),
+        },
+      );
     };
     if (!l?.stitch) return why('link', `is not a stitched link of slice ${slice.urn} here`);
     if (p.site !== l.stitch.peerSite) why('site', `is stitched to site ${l.stitch.peerSite}, not ${p.site.slice(0, 80)}`);

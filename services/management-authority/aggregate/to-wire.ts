@@ -71,7 +71,10 @@ export function sliverToWire(
     isolation: unallocated ? SliverIsolation.SLIVER_ISOLATION_UNSPECIFIED : isolation,
     exclusive: s.exclusive,
     interfaces: s.interfaces.map((i): SliverInterface => {
-      const vni = slice?.links.find((l) => l.name === i.link)?.vni;
+      const link = slice?.links.find((l) => l.name === i.link);
+      const vni = link?.vni;
+      // A stitched link's far end is at another site: its node's underlay address is shown (the only one there is).
+      const remoteUnderlays = link?.stitch?.peerUnderlay ? [link.stitch.peerUnderlay] : [];
       return {
         link: i.link,
         name: i.name,
@@ -79,7 +82,7 @@ export function sliverToWire(
         bandwidthKbps: i.bandwidthKbps,
         delayMs: i.delayMs,
         lossPercent: i.lossPercent,
-        ...(i.mac ? { wiring: { mac: i.mac, vni: vni ?? 0, remoteUnderlays: [], applied: [...(i.applied ?? [])] } } : {}),
+        ...(i.mac ? { wiring: { mac: i.mac, vni: vni ?? 0, remoteUnderlays, applied: [...(i.applied ?? [])] } } : {}),
       };
     }),
     createdAt: new Date(s.createdAt),

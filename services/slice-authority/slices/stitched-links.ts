@@ -74,9 +74,14 @@ export function stitchEnds(req: CreateSliceRequest, vni: () => number = () => ra
     for (const [j, e] of l.endpoints.entries()) {
       const at = `endpoints[${j}]`;
       const request = bySite.get(e.site);
-      if (!bySite.has(e.site)) bad(`${at}.site`, `(endpoint ${e.clientId}) is at ${e.site.slice(0, 80)}, which is not a site of this request`, e.clientId);
+      if (!bySite.has(e.site))
+        bad(`${at}.site`, `(endpoint ${e.clientId}) is at ${e.site.slice(0, 80)}, which is not a site of this request`, e.clientId);
       if (!clientIdsOf(request).has(e.clientId))
-        bad(`${at}.client_id`, `(endpoint ${e.clientId.slice(0, 80)}) names no node of the request to ${e.site}: name it in that site's nodes.client_ids`, e.clientId);
+        bad(
+          `${at}.client_id`,
+          `(endpoint ${e.clientId.slice(0, 80)}) names no node of the request to ${e.site}: name it in that site's nodes.client_ids`,
+          e.clientId,
+        );
       if (request?.links.some((x) => x.name === l.name)) bad('name', `is also the name of a link of the request to ${e.site}`);
     }
     if (!Number.isSafeInteger(l.bandwidthKbps) || l.bandwidthKbps < 0) bad('bandwidth_kbps', 'must be 0 (unshaped) or more');
