@@ -84,6 +84,7 @@ export function sliceAuthorityRole(options: SaRoleOptions = {}): (deps: RoleDeps
       saKid,
       revocations,
       onRevoked: () => void push.push(),
+      caps: settings.revocationCaps,
     });
     await credentials.load();
     const accounts = new Accounts(settings.providers, settings.admins, (t) => credentials.isKeyRevoked(t));
@@ -99,7 +100,7 @@ export function sliceAuthorityRole(options: SaRoleOptions = {}): (deps: RoleDeps
       sites.close();
       throw err;
     }
-    const tasks = backgroundTasks(book, push, settings.intervals, log);
+    const tasks = backgroundTasks(book, push, settings.intervals, log, { credentials, settings, now });
     if (!options.manualTimers) for (const t of tasks) t.start();
     log.info(
       { sites: sites.domains(), providers: settings.providers.length, ...book.stats(), recovered: recovery },
