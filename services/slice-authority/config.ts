@@ -4,13 +4,15 @@
  * management authority's URN, the `MA → SA` chain the site's admin gave it,
  * and optionally the CA certificates that verify that site's server), the
  * provider accounts with their quotas, administrators, and limits (slice
- * lifetimes, the per-site call deadline, background schedules). Compiled once
+ * lifetimes, the per-site call deadline, background schedules, how long ended
+ * records are kept). Compiled once
  * by `fedlab serve sa --config FILE`; unknown keys and bad values stop
  * start-up naming the field. `toSaSettings` turns the compiled config into
  * what the role's parts are built from.
  */
 import { z } from 'zod';
 import { commonConfigSchema } from '../core/config.js';
+import { revocationCaps, type RevocationCaps } from '../core/credentials/revocation-config.js';
 import { isUrn, isValidDomain, parseUrn } from '../core/identity/urn.js';
 
 const path = z.string().min(1, 'must be a non-empty path');
@@ -102,6 +104,24 @@ export const saConfigSchema = commonConfigSchema
     sweep_interval_ms: int(10, 600_000, 1_000),
     /** How often unfinished intents (a site that was down during a delete) are retried (ms). */
     intent_retry_interval_ms: int(10, 3_600_000, 5_000),
+    /**
+     * How long ended records are kept before the background purge drops them (retention.ts):
+     * ended slices (deleted, expired, failed) after they ended, issued-credential records after the
+     * credential expired, CreateSlice / UpdateSliceUsers request ids after they were made (kept
+     * longer, as tombstones: a retry of a request id whose slice is gone is refused, never a new slice).
+     */
+    retention: z
+      .object({
+        ended_slice_s: int(60, 365 * DAY_S, 7 * DAY_S),
+        credential_s: int(60, 365 * DAY_S, 7 * DAY_S),
+        request_id_s: int(60, 3 * 365 * DAY_S, 30 * DAY_S),
+        /** How often the purge runs (ms). */
+        interval_ms: int(100, 86_400_000, 600_000),
+        /** Most records one purge batch (one atomic write) drops. */
+        batch: int(1, 10_000, 500),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict()
   .refine((c) => isUrn(c.urn) && parseUrn(c.urn).kind === 'authority', {
@@ -115,6 +135,10 @@ export const saConfigSchema = commonConfigSchema
   .refine((c) => new Set(c.providers.map((p) => p.urn)).size === c.providers.length, {
     message: 'each provider may be listed once',
     path: ['providers'],
+  })
+  .refine((c) => c.retention.request_id_s >= c.retention.ended_slice_s, {
+    message: 'request_id_s must be at least ended_slice_s (a request id outlives its slice record, as a tombstone)',
+    path: ['retention', 'request_id_s'],
   })
   .refine((c) => c.limits.default_slice_lifetime_s <= c.limits.max_slice_lifetime_s, {
     message: 'default_slice_lifetime_s must not exceed max_slice_lifetime_s',
@@ -150,6 +174,19 @@ export interface SaSettings {
   readonly book: { readonly saUrn: string; readonly limits: SaConfig['limits']; readonly quotaDefaults: SaConfig['quota_defaults'] };
   /** Background schedules (ms). */
   readonly intervals: { readonly sweepMs: number; readonly intentRetryMs: number; readonly revocationPushMs: number };
+  /** Caps on the revocation list's live entries. */
+  readonly revocationCaps: RevocationCaps;
+  /** How long ended records are kept (ms) and how the purge runs. */
+  readonly retention: RetentionSettings;
+}
+
+/** The retention of ended records (see the config's `retention`). */
+export interface RetentionSettings {
+  readonly endedSliceMs: number;
+  readonly credentialMs: number;
+  readonly requestIdMs: number;
+  readonly intervalMs: number;
+  readonly batch: number;
 }
 
 /** Compiles a slice authority config into its settings. */
@@ -166,6 +203,14 @@ export function toSaSettings(config: SaConfig): SaSettings {
       sweepMs: config.sweep_interval_ms,
       intentRetryMs: config.intent_retry_interval_ms,
       revocationPushMs: config.intent_retry_interval_ms,
+    },
+    revocationCaps: revocationCaps(config.revocation),
+    retention: {
+      endedSliceMs: config.retention.ended_slice_s * 1000,
+      credentialMs: config.retention.credential_s * 1000,
+      requestIdMs: config.retention.request_id_s * 1000,
+      intervalMs: config.retention.interval_ms,
+      batch: config.retention.batch,
     },
   };
 }

@@ -142,6 +142,28 @@ export class SliceCredentials {
     }
   }
 
+  /**
+   * Drops up to `max` records of issued credentials that expired before `cutoffMs`, in one atomic
+   * batch (retention.ts). A request id of a dropped record is new again: a retry issues a fresh
+   * credential, no older one comes back. Returns how many were dropped.
+   */
+  async purgeIssued(cutoffMs: number, max: number): Promise<number> {
+    const gone: [string, string][] = [];
+    for await (const [k, v] of this.issued.entries()) {
+      if (v.expiresAt < cutoffMs) gone.push([k, v.jti]);
+      if (gone.length >= max) break;
+    }
+    if (!gone.length) return 0;
+    const batch = this.deps.store.batch();
+    for (const [k] of gone) batch.del(this.issued, k);
+    await batch.write({ sync: true });
+    for (const [, jti] of gone) {
+      this.owners.delete(jti);
+      this.expiries.delete(jti);
+    }
+    return gone.length;
+  }
+
   /** Live entries on the list. */
   get liveEntries(): number {
     return this.ledger.size;
