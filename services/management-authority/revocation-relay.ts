@@ -108,7 +108,12 @@ export class RevocationRelay {
         { rule: 'revocation-list-stale', field: 'signed_list' },
       );
     }
-    const part: Part = { jws: jws.trim(), base: u.base, version: u.version, stampOnly: update.kind === 'delta' && u.entries === 0 && u.base === u.version };
+    const part: Part = {
+      jws: jws.trim(),
+      base: u.base,
+      version: u.version,
+      stampOnly: update.kind === 'delta' && u.entries === 0 && u.base === u.version,
+    };
     const whole = update.kind === 'list';
     const stamp = u.iat;
     return this.serial(async () => {
@@ -118,7 +123,12 @@ export class RevocationRelay {
       if (!next) return { issuer: u.issuer, version: u.version, held: heldVersion, newer: false };
       await this.table.put(u.kid, next, { sync: true });
       this.lists.set(u.kid, next);
-      return { issuer: u.issuer, version: u.version, held: next.version, newer: next.version > heldVersion || (stamp ?? -1) > (held?.iat ?? -1) };
+      return {
+        issuer: u.issuer,
+        version: u.version,
+        held: next.version,
+        newer: next.version > heldVersion || (stamp ?? -1) > (held?.iat ?? -1),
+      };
     });
   }
 
@@ -133,7 +143,8 @@ export class RevocationRelay {
       return stamped({ chain: [part], version: part.version }, stamp);
     }
     // A snapshot (from 0) over a chain already held is gathered apart until its stamped last part.
-    const gathering = held && chainOf(held).length > 0 && (part.base === 0 || (held.pending && part.base === held.pending.version && part.base > 0));
+    const gathering =
+      held && chainOf(held).length > 0 && (part.base === 0 || (held.pending && part.base === held.pending.version && part.base > 0));
     if (gathering) {
       const parts = part.base === 0 ? [part] : [...(held.pending?.parts ?? []), part];
       const pending = { parts, version: part.version };

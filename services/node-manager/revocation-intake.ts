@@ -100,7 +100,10 @@ export async function takeRevocationLists(
       const taken = await importUpdate(o.revocations, update, Math.floor(nowS));
       if (taken === 'installed') {
         out.installed++;
-        ctx.log.info({ issuer, base: u.base, version: u.version, entries: u.entries, nextUpdate: u.nextUpdate }, 'revocation list installed');
+        ctx.log.info(
+          { issuer, base: u.base, version: u.version, entries: u.entries, nextUpdate: u.nextUpdate },
+          'revocation list installed',
+        );
       } else if (taken === 'current') out.current++;
       else {
         out.skipped++;

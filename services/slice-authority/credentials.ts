@@ -292,7 +292,8 @@ export class SliceCredentials {
       proven = true;
     }
     const reason = text('reason', req.reason, 200);
-    const exp = target.jti !== undefined ? (this.expiries.get(target.jti) ?? (proven ? expOfLink(chain, target.jti) : undefined)) : undefined;
+    const exp =
+      target.jti !== undefined ? (this.expiries.get(target.jti) ?? (proven ? expOfLink(chain, target.jti) : undefined)) : undefined;
     try {
       const { entry, version } = await this.ledger.revoke(target, reason, caller.urn, {
         ...(exp !== undefined ? { exp } : {}),

@@ -63,9 +63,7 @@ export class SaRetention {
     return book.admission.run(async () => {
       const cutoff = this.o.now() - this.o.settings.endedSliceMs;
       const busy = new Set([...book.intents.values()].map((i) => i.sliceUrn));
-      const due = [...book.slices.values()]
-        .filter((s) => ENDED.has(s.state) && s.updatedAt < cutoff && !busy.has(s.urn))
-        .slice(0, max);
+      const due = [...book.slices.values()].filter((s) => ENDED.has(s.state) && s.updatedAt < cutoff && !busy.has(s.urn)).slice(0, max);
       if (!due.length) return 0;
       const batch = book.deps.store.batch();
       for (const s of due) batch.del(book.sliceTable, s.urn);

@@ -125,7 +125,10 @@ export class RevocationPush {
       for (const m of plan.messages) res = await call(m);
       if (res.version < plan.version && plan.kind === 'delta') {
         // The site did not hold the delta's base (it lost its copy, or missed one): a snapshot instead.
-        this.deps.log.info({ site: domain, held: res.version, version: plan.version }, 'site behind the revocation deltas; sending a snapshot');
+        this.deps.log.info(
+          { site: domain, held: res.version, version: plan.version },
+          'site behind the revocation deltas; sending a snapshot',
+        );
         plan = this.plan(domain, signedAt, true);
         for (const m of plan.messages) res = await call(m);
       }

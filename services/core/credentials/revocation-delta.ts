@@ -52,8 +52,7 @@ export interface RevocationDelta {
 
 /** A signed update as it travels: a whole list or a delta. */
 export type RevocationUpdate =
-  | { readonly kind: 'list'; readonly list: RevocationList }
-  | { readonly kind: 'delta'; readonly delta: RevocationDelta };
+  { readonly kind: 'list'; readonly list: RevocationList } | { readonly kind: 'delta'; readonly delta: RevocationDelta };
 
 const FIELDS = ['v', 'iss', 'jwk', 'kid', 'base', 'version', 'entries', 'iat', 'next_update'];
 

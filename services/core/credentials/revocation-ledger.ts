@@ -166,7 +166,8 @@ export class RevocationLedger {
   ): Promise<{ readonly entry: LedgerEntry; readonly version: number }> {
     const time = Math.floor(this.o.now() / 1000);
     const exp = options.exp !== undefined ? { exp: Math.max(0, Math.ceil(options.exp)) } : {};
-    const item: RevocationEntry = target.jti !== undefined ? { jti: target.jti, reason, time, ...exp } : { kid: target.kid, reason, time, ...exp };
+    const item: RevocationEntry =
+      target.jti !== undefined ? { jti: target.jti, reason, time, ...exp } : { kid: target.kid, reason, time, ...exp };
     const key = metaKey(target);
     const revokers = await this.loadRevokers();
     // Set only when the entry is new (the callback runs inside the store's serial section).

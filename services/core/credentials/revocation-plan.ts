@@ -77,7 +77,9 @@ export function planUpdates(r: UpdatePlanRequest): UpdatePlan {
     const nextV = items[i + 1]?.v;
     // A part ends between two versions only (never inside one), once the next entry could overflow it.
     if (nextV !== undefined && nextV !== v && bytes + entryBytes(items[i + 1]!.entry) > budget) {
-      messages.push(signRevocationDelta(r.privateKey, { ...(list.iss !== undefined ? { iss: list.iss } : {}), base, version: v, entries: chunk }));
+      messages.push(
+        signRevocationDelta(r.privateKey, { ...(list.iss !== undefined ? { iss: list.iss } : {}), base, version: v, entries: chunk }),
+      );
       base = v;
       chunk = [];
       bytes = 0;
