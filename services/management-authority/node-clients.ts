@@ -6,6 +6,7 @@
  * TLS certificate holds its leaf). Fan-out runs calls in parallel, bounded,
  * each with a deadline, and reports every node's result or failure reason.
  */
+import { setMaxListeners } from 'node:events';
 import { connectivityState, status as Status } from '@grpc/grpc-js';
 import { createClient, type CallOpts, type PromiseClient } from '../core/rpc/client.js';
 import { outcomeOf, type Result } from '../core/rpc/outcome.js';
@@ -133,14 +134,29 @@ export class NodeClients {
   ): Promise<NodeResult<T>[]> {
     const out = new Array<NodeResult<T>>(items.length);
     let next = 0;
+    // Every call in flight listens on the signal: they listen on one of this fan-out's own (allowed as many listeners
+    // as calls run at once), which follows the caller's with a single listener — not on the caller's, which warns past 10.
+    const parent = options.signal;
+    const own = parent ? new AbortController() : undefined;
+    const follow = (): void => own?.abort(parent?.reason);
+    if (own && parent) {
+      setMaxListeners(this.deps.concurrency + 1, own.signal);
+      if (parent.aborted) follow();
+      else parent.addEventListener('abort', follow, { once: true });
+    }
+    const opts: FanOutOptions = own ? { ...options, signal: own.signal } : options;
     const worker = async (): Promise<void> => {
       while (next < items.length) {
         const i = next++;
         const item = items[i] as I;
-        out[i] = await this.call(nodeOf(item), (c, opts) => fn(c, opts, item), options);
+        out[i] = await this.call(nodeOf(item), (c, o) => fn(c, o, item), opts);
       }
     };
-    await Promise.all(Array.from({ length: Math.min(this.deps.concurrency, items.length) }, worker));
+    try {
+      await Promise.all(Array.from({ length: Math.min(this.deps.concurrency, items.length) }, worker));
+    } finally {
+      parent?.removeEventListener('abort', follow);
+    }
     return out;
   }
 
