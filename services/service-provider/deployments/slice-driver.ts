@@ -82,7 +82,7 @@ export async function driveDeployment(context: DeploymentContext, name: string, 
         ...(sliceExpiresAt !== undefined ? { sliceExpiresAt } : {}),
       }),
       {
-        message: `slice ${slice.urn}: ${targets.length} slivers${problems ? ` (failed at ${problems})` : ''}`,
+        message: `slice ${slice.urn}: ${targets.length} ${targets.length === 1 ? 'sliver' : 'slivers'}${problems ? ` (failed at ${problems})` : ''}`,
         sync: true,
       },
     );
@@ -131,7 +131,7 @@ async function ensureSlice(context: DeploymentContext, rec: DeploymentRecord, si
     if (slice) {
       const made = slice;
       await context.records.update(rec.name, (r) => ({ ...r, sliceUrn: made.urn, createdSlice: true }), {
-        message: `slice ${made.urn} is ${SliceState[made.state]}`,
+        message: `slice ${made.urn} is ${SliceState[made.state].replace('SLICE_STATE_', '')}`,
         sync: true,
       });
     }
