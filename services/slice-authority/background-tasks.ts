@@ -42,7 +42,8 @@ export function backgroundTasks(
     const { credentials, settings, now } = upkeep;
     const retention = new SaRetention({ book, credentials, settings: settings.retention, now, log });
     tasks.push(
-      new Periodic({ name: 'revocation-compaction', intervalMs: settings.retention.intervalMs, log }, async () => {
+      // Right away too: a list restored from an old store may hold many expired entries.
+      new Periodic({ name: 'revocation-compaction', intervalMs: settings.retention.intervalMs, log, immediate: true }, async () => {
         await credentials.compact(settings.retention.batch);
       }),
       new Periodic({ name: 'retention-purge', intervalMs: settings.retention.intervalMs, log }, async () => {

@@ -120,7 +120,7 @@ describe('compact revocation lists and deltas', () => {
     expect(rs.listFor(issuer.kid)?.freshness?.nextUpdate).toBe(T0 + 700);
     // Kept on disk, reloaded whole.
     const reopened = await RevocationStore.open(store, { cache: null });
-    expect(reopened.listFor(issuer.kid)?.jtis.has(c!.jti)).toBe(true);
+    expect(reopened.listFor(issuer.kid)?.jtis.has(c!.jti as string)).toBe(true);
     expect(reopened.list(issuer.kid)?.version).toBe(3);
   });
 

@@ -170,6 +170,9 @@ export class RevocationLedger {
       target.jti !== undefined ? { jti: target.jti, reason, time, ...exp } : { kid: target.kid, reason, time, ...exp };
     const key = metaKey(target);
     const revokers = await this.loadRevokers();
+    // At a cap, entries of expired credentials leave first: only live ones count.
+    if (this.size >= this.caps.maxEntries || (options.capRevoker && (revokers.count.get(by) ?? 0) >= this.caps.maxEntriesPerRevoker))
+      while ((await this.compact()) > 0);
     // Set only when the entry is new (the callback runs inside the store's serial section).
     let written = undefined as MetaRecord | undefined;
     const guard = (current: RevocationList): void => {

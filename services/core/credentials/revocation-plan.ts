@@ -9,7 +9,7 @@
  */
 import type { KeyObject } from 'node:crypto';
 import { thumbprintOf, toPublicJwk } from './keys.js';
-import { emptyRevocationList, signRevocationList, type RevocationEntry, type RevocationValidity } from './revocation.js';
+import { emptyRevocationList, isExpiredEntry, signRevocationList, type RevocationEntry, type RevocationValidity } from './revocation.js';
 import { signRevocationDelta } from './revocation-delta.js';
 import type { RevocationStore } from './revocation-store.js';
 
@@ -55,7 +55,10 @@ export function planUpdates(r: UpdatePlanRequest): UpdatePlan {
   const budget = maxBytes - OVERHEAD_BYTES;
   if (budget < 1024) throw new RangeError('maxBytes is too small for a revocation update');
   const kid = thumbprintOf(toPublicJwk(r.privateKey));
-  const list = r.revocations.list(kid) ?? emptyRevocationList(r.privateKey, r.iss);
+  const held = r.revocations.list(kid) ?? emptyRevocationList(r.privateKey, r.iss);
+  // Entries of credentials expired by the signing time are left out (compaction may not have run yet).
+  const live = (e: RevocationEntry) => !isExpiredEntry(e, r.validity.iat);
+  const list = held.entries.every(live) ? held : { ...held, entries: held.entries.filter(live) };
   let whole = 0;
   for (const e of list.entries) {
     whole += entryBytes(e);
@@ -65,7 +68,7 @@ export function planUpdates(r: UpdatePlanRequest): UpdatePlan {
 
   const known = r.from !== undefined && r.from <= list.version;
   const base0 = known ? (r.from as number) : 0;
-  const items = r.revocations.entriesSince(kid, base0);
+  const items = r.revocations.entriesSince(kid, base0).filter((x) => live(x.entry));
   const messages: string[] = [];
   let base = base0;
   let chunk: RevocationEntry[] = [];
