@@ -19,7 +19,6 @@ import { NodeManagerService } from '../../services/generated/fedlab/v1/node_mana
 import type { Clock } from '../../services/core/clock.js';
 import { enrollNode, issueOwnerCredential, OWNER_PRIVILEGES } from '../../services/management-authority/enrolment-client.js';
 import { managementAuthorityRole, type ManagementAuthority, type MaConfig } from '../../services/management-authority/index.js';
-import type { CommandRunner } from '../../services/management-authority/netlab.js';
 import { instanceId, nodeManagerRole, type NmConfig } from '../../services/node-manager/index.js';
 import type { NodeManager } from '../../services/node-manager/node-manager.js';
 import type { SliverDriver } from '../../services/node-manager/drivers/driver.js';
@@ -96,7 +95,6 @@ export interface SiteOptions {
   readonly config?: Partial<MaConfigInput>;
   readonly dataDir?: string;
   readonly clock?: Clock;
-  readonly runner?: CommandRunner;
   readonly manualTimers?: boolean;
   readonly log?: Logger;
   /** Run the MA as `fedlab serve ma` in a child process (needs fixed ports, chosen here). */
@@ -188,7 +186,6 @@ export async function startSite(options: SiteOptions = {}): Promise<Site> {
       options.log ?? silentLogger(),
       managementAuthorityRole({
         ...(options.clock ? { clock: options.clock } : {}),
-        ...(options.runner ? { runner: options.runner } : {}),
         ...(options.manualTimers ? { manualTimers: true } : {}),
         onBuilt: (built) => (ma = built),
       }),

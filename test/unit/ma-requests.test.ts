@@ -1,12 +1,14 @@
-// Reading aggregate requests per style (pure), and the emulab link lab's commands with a recording runner:
-// what it asks of `ip` and `tc`, that it never touches another MA's namespaces, and that a failed wiring
-// removes what it made.
+// Reading aggregate requests per style (pure), and — the site host's link lab is gone, the node managers wire
+// links now — the node manager's link devices with recording tools: what they ask of `ip`, `tc` and `bridge` for a
+// veth pair, a LAN hub (bridge and VXLAN) and its ports, shaping with netem only where the kernel has it, and
+// that removing a sliver's ports never touches another node manager's devices.
 import { describe, expect, it } from 'vitest';
 import { FailedPreconditionError, InvalidArgumentError } from '../../services/core/errors.js';
-import { silentLogger } from '../../services/core/log.js';
 import type { ResourceRequest } from '../../services/generated/fedlab/v1/common.js';
-import { NetLab, type CommandRunner } from '../../services/management-authority/netlab.js';
 import { normalizeRequest, styleRules, type RequestContext } from '../../services/management-authority/requests.js';
+import { LinkDevices, type DeviceInfo, type InterfaceEnd } from '../../services/node-manager/network/link-devices.js';
+import { linkAlias, linkBridgeName, linkPortName, linkVxlanName } from '../../services/node-manager/network/link-names.js';
+import { shapingPlan, type ShapingPlan } from '../../services/node-manager/network/link-shaping.js';
 
 const defaults = { cpuMillis: 250, memMb: 256, diskMb: 1024, pids: 256 };
 const ctx = (style: 'planetlab' | 'emulab' | 'protogeni'): RequestContext => ({
@@ -110,79 +112,96 @@ describe('request reading', () => {
   });
 });
 
-/** A runner that records commands and fails those matching `failOn`. */
-function recorder(o: { failOn?: RegExp; netem?: boolean } = {}): CommandRunner & { calls: string[] } {
+/** Recording `ip`, `tc` and `bridge`: every call as one line; `ip -j link show` answers with `devices`. */
+function recorder(devices: DeviceInfo[] = []) {
   const calls: string[] = [];
-  return {
-    calls,
-    run: async (argv) => {
-      const line = argv.join(' ');
-      calls.push(line);
-      if (o.failOn?.test(line)) return { code: 2, stdout: '', stderr: 'RTNETLINK answers: Operation not permitted' };
-      if (/ netem /.test(line) && !o.netem) return { code: 2, stdout: '', stderr: 'Error: Specified qdisc kind is unknown.' };
-      if (line === 'ip netns list')
-        return { code: 0, stdout: 'fedlab-abcd-00000001 (id: 3)\nfedlab-ffff-00000002\nsomeone-else\n', stderr: '' };
-      return { code: 0, stdout: '', stderr: '' };
+  const run = {
+    ip: async (args: readonly string[], input?: string) => {
+      calls.push(`ip ${args.join(' ')}${input ? ` <<${input.trim().split('\n').join('; ')}` : ''}`);
+      return '';
+    },
+    ipJson: async (args: readonly string[]) => {
+      calls.push(`ip -j ${args.join(' ')}`);
+      if (args.join(' ') === 'link show') return devices;
+      if (args[0] === 'addr') return [{ mtu: 1500, addr_info: [{ local: '10.9.0.1' }] }];
+      return [];
     },
   };
+  const tools = {
+    tc: async (args: readonly string[]) => {
+      calls.push(`tc ${args.join(' ')}`);
+      return '';
+    },
+    bridge: async (args: readonly string[]) => {
+      calls.push(`bridge ${args.join(' ')}`);
+      return '';
+    },
+    apply: async (netns: string, plan: ShapingPlan) => {
+      for (const c of plan.commands) calls.push(`tc -n ${netns} ${c.join(' ')}`);
+    },
+    clear: async (netns: string, dev: string) => void calls.push(`tc -n ${netns} qdisc del dev ${dev} root`),
+  };
+  const devices$ = new LinkDevices('abcd', 'site1', run as never, tools as never);
+  return { calls, devices: devices$ };
 }
 
-// NetLab checks for root before anything (even with a fake runner).
-const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+const end = (
+  netns: string,
+  address: string,
+  shaping: ShapingPlan = shapingPlan('eth1', { bandwidthKbps: 8000, delayMs: 0, lossPercent: 0 }, false, 'l0'),
+): InterfaceEnd => ({
+  netns,
+  ifname: 'eth1',
+  mac: '02:00:00:00:00:01',
+  address,
+  shaping,
+});
 
-describe.skipIf(!isRoot)('the link lab', () => {
-  const wiring = (endpoints: number, o: { delayMs?: number } = {}) => ({
-    name: 'l0',
-    index: 0,
-    bandwidthKbps: 8000,
-    delayMs: o.delayMs ?? 0,
-    lossPercent: 0,
-    endpoints: Array.from({ length: endpoints }, (_, j) => ({
-      netns: `fedlab-abcd-0000000${j + 1}`,
-      ifname: 'eth1',
-      address: `10.200.0.${j + 1}/24`,
-    })),
-  });
-
+describe('link devices on a node', () => {
   it('makes a veth pair inside the two namespaces and shapes both ends with tbf', async () => {
     const r = recorder();
-    const lab = new NetLab({ instance: 'abcd', log: silentLogger(), runner: r });
-    await lab.createLink(wiring(2));
-    expect(r.calls[0]).toBe('ip link add eth1 netns fedlab-abcd-00000001 type veth peer name eth1 netns fedlab-abcd-00000002');
+    await r.devices.pair(end('fl-abcd-s1', '10.200.0.1/24'), end('fl-abcd-s2', '10.200.0.2/24'));
+    expect(r.calls).toContain('ip link add eth1 netns fl-abcd-s1 type veth peer name eth1 netns fl-abcd-s2');
     expect(r.calls.filter((c) => c.includes(' tbf rate 8000kbit '))).toHaveLength(2);
     expect(r.calls.some((c) => c.startsWith('ip link') && !c.includes('netns'))).toBe(false);
   });
 
-  it('wires a LAN through a bridge in the first namespace', async () => {
+  it('wires a LAN through a bridge and a VXLAN device on the host, each sliver on a port', async () => {
     const r = recorder();
-    const lab = new NetLab({ instance: 'abcd', log: silentLogger(), runner: r });
-    await lab.createLink(wiring(3));
-    expect(r.calls).toContain('ip -n fedlab-abcd-00000001 link add eth1 type bridge');
-    expect(r.calls).toContain('ip link add lan0p2 netns fedlab-abcd-00000001 type veth peer name eth1 netns fedlab-abcd-00000003');
-    expect(r.calls).toContain('ip -n fedlab-abcd-00000001 link set lan0p1 master eth1 up');
+    const mtu = await r.devices.ensureHub(5000, '10.9.0.1', ['10.9.0.2', '10.9.0.1'], []);
+    expect(mtu).toBe(1450);
+    const bridge = linkBridgeName('site1', 5000);
+    const vxlan = linkVxlanName('site1', 5000);
+    expect(r.calls).toContain(`ip link add ${bridge} type bridge`);
+    expect(r.calls).toContain(`ip link add ${vxlan} mtu 1450 type vxlan id 5000 local 10.9.0.1 dstport 4789`);
+    // A flood entry towards the other host only, never towards this one.
+    expect(r.calls.filter((c) => c.startsWith(`bridge fdb append 00:00:00:00:00:00 dev ${vxlan}`))).toEqual([
+      `bridge fdb append 00:00:00:00:00:00 dev ${vxlan} dst 10.9.0.2`,
+    ]);
+    await r.devices.attach(5000, 's1', end('fl-abcd-s1', '10.200.0.1/24'), mtu, []);
+    const port = linkPortName('abcd', 's1', 'eth1');
+    expect(r.calls.find((c) => c.startsWith('ip -batch -'))).toMatch(
+      new RegExp(`link add ${port} type veth peer name eth1 netns fl-abcd-s1;.* master ${bridge} up`),
+    );
   });
 
-  it('probes netem instead of assuming it, and refuses delay without it', async () => {
-    const r = recorder();
-    const lab = new NetLab({ instance: 'abcd', log: silentLogger(), runner: r });
-    expect(await lab.netemAvailable()).toBe(false);
-    expect(r.calls.some((c) => /^ip netns del fedlab-abcd-probe/.test(c))).toBe(true);
-    await expect(lab.createLink(wiring(2, { delayMs: 10 }))).rejects.toThrow(FailedPreconditionError);
-    const withNetem = recorder({ netem: true });
-    const lab2 = new NetLab({ instance: 'abcd', log: silentLogger(), runner: withNetem });
-    await lab2.createLink(wiring(2, { delayMs: 10 }));
-    expect(withNetem.calls.some((c) => c.includes('htb rate 8000kbit'))).toBe(true);
-    expect(withNetem.calls.some((c) => c.includes('netem delay 10ms'))).toBe(true);
+  it('shapes with netem only where the kernel has it, and refuses delay without it naming the link', () => {
+    expect(() => shapingPlan('eth1', { bandwidthKbps: 8000, delayMs: 10, lossPercent: 0 }, false, 'l0')).toThrow(FailedPreconditionError);
+    expect(() => shapingPlan('eth1', { bandwidthKbps: 8000, delayMs: 10, lossPercent: 0 }, false, 'l0')).toThrow(/link l0 asks for delay/);
+    const plan = shapingPlan('eth1', { bandwidthKbps: 8000, delayMs: 10, lossPercent: 0 }, true, 'l0');
+    expect(plan.applied).toEqual(['htb rate 8000kbit', 'netem delay 10ms']);
+    expect(plan.commands.some((c) => c.includes('netem') && c.includes('10ms'))).toBe(true);
   });
 
-  it('removes what it made when wiring fails, and touches only its own namespaces', async () => {
-    const r = recorder({ failOn: /addr add 10\.200\.0\.2/ });
-    const lab = new NetLab({ instance: 'abcd', log: silentLogger(), runner: r });
-    await expect(lab.createLink(wiring(2))).rejects.toThrow(/Operation not permitted/);
-    expect(r.calls.at(-1)).toBe('ip -n fedlab-abcd-00000001 link del eth1');
-    await expect(lab.deleteNamespace('someone-else')).rejects.toThrow(/not this MA's/);
-    expect(await lab.list()).toEqual(['fedlab-abcd-00000001']);
-    expect(await lab.removeOrphans(new Set())).toEqual(['fedlab-abcd-00000001']);
-    expect(r.calls).not.toContain('ip netns del fedlab-ffff-00000002');
+  it("removes a sliver's ports and touches no other node manager's devices", async () => {
+    const mine = linkPortName('abcd', 's1', 'eth1');
+    const theirs = linkPortName('ffff', 's1', 'eth1');
+    const r = recorder([
+      { ifname: mine, ifalias: linkAlias('abcd', { kind: 'port', vni: 5000, sliver: 's1', ifname: 'eth1' }) },
+      { ifname: theirs, ifalias: linkAlias('ffff', { kind: 'port', vni: 5000, sliver: 's1', ifname: 'eth1' }) },
+      { ifname: 'eth0' },
+    ]);
+    await r.devices.detach('s1');
+    expect(r.calls.filter((c) => c.startsWith('ip link del'))).toEqual([`ip link del ${mine}`]);
   });
 });
