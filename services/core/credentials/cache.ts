@@ -6,13 +6,14 @@
  * checked again on every call, so a cached entry keeps its validity window
  * and can never outlive a revocation or a removed anchor.
  *
- * Entries are keyed by the signature segment of their last link (the text
- * after its last dot, 86 characters for ES256 and Ed25519), so a lookup hashes
- * those few characters, not the whole link: presented links arrive as new
- * strings whose hash V8 has not computed yet, and hashing a 1 KB link cost
- * more than the rest of a cached verification. A key only finds a candidate;
- * the hit is the presented links being, text for text, the cached ones, so a
- * forged link that reuses a cached signature is a miss and is verified in full.
+ * Entries are keyed by a number read from the last eight characters of
+ * their last link (the end of its signature), so a lookup reads those few
+ * characters, not the whole link: presented links arrive as new strings
+ * whose hash V8 has not computed yet, and hashing a 1 KB link cost more than
+ * the rest of a cached verification. A key only finds a candidate; the hit
+ * is the presented links being, text for text, the cached ones, so a forged
+ * link that reuses a cached signature is a miss and is verified in full (two
+ * links whose ends collide only push each other out).
  * Bounded by entries and by bytes, evicting the least recently used
  * approximately (second chance: a hit only sets a flag, so it costs no map
  * writes; eviction passes over a flagged entry once).
@@ -27,9 +28,12 @@ export interface ChainCacheOptions {
   readonly maxBytes?: number;
 }
 
-/** The cache key of a link: its signature segment (the whole text when it has no dot). */
-function keyOf(token: string): string {
-  return token.slice(token.lastIndexOf('.') + 1);
+/** The cache key of a link: its last eight characters, six bits each (any text works; it is only a hint). */
+function keyOf(token: string): number {
+  let k = token.length & 15;
+  // At most 4 + 48 bits: exact in a double.
+  for (let i = Math.max(0, token.length - 8); i < token.length; i++) k = k * 64 + (token.charCodeAt(i) & 63);
+  return k;
 }
 
 /** A cached prefix and whether it was used since eviction last passed it. */
@@ -40,7 +44,7 @@ interface Entry {
 
 /** Bounded cache of verified prefixes, least recently used out first (approximately). */
 export class ChainCache {
-  private readonly entries = new Map<string, Entry>();
+  private readonly entries = new Map<number, Entry>();
   private bytes = 0;
   private readonly maxEntries: number;
   private readonly maxBytes: number;
@@ -90,7 +94,7 @@ export class ChainCache {
     this.bytes += prefix.bytes;
     let passes = this.entries.size;
     while (this.entries.size > this.maxEntries || (this.bytes > this.maxBytes && this.entries.size > 1)) {
-      const [oldest, e] = this.entries.entries().next().value as [string, Entry];
+      const [oldest, e] = this.entries.entries().next().value as [number, Entry];
       this.entries.delete(oldest);
       if (e.used && passes-- > 0) {
         // Second chance: used since it was last passed, so it goes to the back once.
