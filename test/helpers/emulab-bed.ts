@@ -58,6 +58,8 @@ export async function makeEmulabBed(o: {
   child?: boolean;
   /** Prefix of the node names (`e` unless given: e1, e2, ...). */
   nodePrefix?: string;
+  /** The site's style (emulab unless given; a planetlab site's nodes take only stitched links). */
+  style?: 'emulab' | 'planetlab';
 }): Promise<EmulabBed> {
   const heartbeatMs = o.heartbeatMs ?? 200;
   const ownBed = o.tb === undefined;
@@ -79,7 +81,7 @@ export async function makeEmulabBed(o: {
   };
   try {
     site = await startSite({
-      style: 'emulab',
+      style: o.style ?? 'emulab',
       parties: o.parties ?? (await siteParties(o.domain ?? 'emu.test')),
       // A child MA listens on every address at the port it was given; an in-process one on any port.
       ...(o.child ? { child: true, listenHost: '0.0.0.0' } : {}),

@@ -1,4 +1,4 @@
-// Links stitched across sites: two emulab sites of two domains (peered, each delegating to the first domain's slice
+// Links stitched across sites: a planetlab site and an emulab site of two domains (peered, each delegating to the first domain's slice
 // authority) whose node managers run on two hosts of one netns test bed (site A's MA in this process, site B's as
 // `fedlab serve ma`, a child process), and the slice authority in this process. A slice with a link stitched between
 // a node of each site: the link's VXLAN crosses the hosts and TCP crosses it; bad input is refused naming link and
@@ -107,7 +107,7 @@ describe.skipIf(skipReason !== '')('links stitched across two sites of two domai
     await peerEachOther([pa, pb]);
     tb = await makeTestBed({ hosts: 2 });
     const delegation = { delegation_policy: { allow_own_domain: true, allow: [pa.sa.urn] } };
-    bedA = await makeEmulabBed({ hosts: 2, tb, placement: [0], parties: pa, config: delegation, nodePrefix: 'a' });
+    bedA = await makeEmulabBed({ hosts: 2, tb, placement: [0], parties: pa, config: delegation, nodePrefix: 'a', style: 'planetlab' });
     bedB = await makeEmulabBed({ hosts: 2, tb, placement: [1], parties: pb, config: delegation, child: true, nodePrefix: 'b' });
     chainA = await bedA.site.saChain({ sa: pa.sa, requestId: 'sa-a', ttlS: 86_400 });
     chainB = await bedB.site.saChain({ sa: pa.sa, requestId: 'sa-b', ttlS: 86_400 });

@@ -27,7 +27,8 @@ const CIDR = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]
 export type WantedStitch = Omit<LinkSpec, 'subnet'> & { readonly stitch: NonNullable<LinkSpec['stitch']>; readonly vni: number };
 
 /**
- * Checks this site's ends of stitched links (before the ledger): the site takes links and stitching, each names a
+ * Checks this site's ends of stitched links (before the ledger): the site's policy takes stitching (any style: a
+ * planetlab sliver may hold the end of a link stitched to an emulab site's), each names a
  * client id of the request, a link name no other link of the request has, a VNI in range and an address. Errors name
  * the link and the endpoint.
  */
@@ -40,11 +41,6 @@ export function checkStitches(
   if (stitches.length === 0) return [];
   const { settings } = state.deps;
   const first = stitches[0] as StitchEnd;
-  if (!state.rules.links)
-    throw new FailedPreconditionError(
-      `site ${state.domain} is a ${state.rules.style}-style site: it has no topology links, so link ${first.link} (endpoint ${first.clientId}) cannot be stitched here; stitch an emulab-style site`,
-      { rule: 'style', site: state.domain, link: first.link, endpoint: first.clientId },
-    );
   if (settings.stitching === false)
     throw new FailedPreconditionError(
       `site ${state.domain} does not stitch links to other sites (its policy: stitching false); link ${first.link} (endpoint ${first.clientId}) cannot be made; ask for it without stitching or at another site`,
