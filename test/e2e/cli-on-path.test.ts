@@ -17,7 +17,7 @@ const BIN = join(ROOT, pkg.bin.fedlab);
 const built = existsSync(BIN);
 const work = mkdtempSync(join(tmpdir(), 'fedlab-on-path-'));
 // Nothing the CLI might write goes to the user's config.
-const env = { ...process.env, XDG_CONFIG_HOME: join(work, 'config'), FEDLAB_PROFILE: '' };
+const env: NodeJS.ProcessEnv = { ...process.env, XDG_CONFIG_HOME: join(work, 'config'), FEDLAB_PROFILE: '' };
 
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
