@@ -44,7 +44,7 @@ export function backgroundTasks(
     tasks.push(
       // Right away too: a list restored from an old store may hold many expired entries.
       new Periodic({ name: 'revocation-compaction', intervalMs: settings.retention.intervalMs, log, immediate: true }, async () => {
-        await credentials.compact(settings.retention.batch);
+        await credentials.compact();
       }),
       new Periodic({ name: 'retention-purge', intervalMs: settings.retention.intervalMs, log }, async () => {
         await retention.purge();

@@ -85,6 +85,9 @@ export interface SliceCredentialsOptions {
   readonly caps?: RevocationCaps;
 }
 
+/** Most entries one compaction batch (one atomic write) drops. */
+export const COMPACTION_BATCH = 5000;
+
 /** The `exp` (s) of the link of `chain` whose jti is `jti`, if it is there and readable. */
 function expOfLink(chain: readonly string[], jti: string): number | undefined {
   for (const link of chain) {
@@ -127,13 +130,17 @@ export class SliceCredentials {
       this.owners.set(v.jti, { providerUrn: k.split(' ')[0] as string, sliceUrn: v.sliceUrn });
       this.expiries.set(v.jti, Math.ceil(v.expiresAt / 1000));
     }
+    // A list restored from an old store may hold many expired entries: they leave before the first
+    // call, and who revoked the rest is counted now rather than in the first Revoke.
+    await this.compact();
+    await this.ledger.liveBy(this.deps.saUrn);
   }
 
   /**
    * Drops entries of expired credentials from the list (with who revoked them) in batches of at most
    * `batch`, each one atomic, until none is left. Returns how many left.
    */
-  async compact(batch = 1000): Promise<number> {
+  async compact(batch = COMPACTION_BATCH): Promise<number> {
     let total = 0;
     for (;;) {
       const n = await this.ledger.compact(batch);
