@@ -32,7 +32,6 @@ import { rm } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { credentials, Metadata, Server, ServerCredentials, type ChannelCredentials, Client } from '@grpc/grpc-js';
-import { pino } from 'pino';
 import { createTestPki } from '../certs/index.js';
 import { quietIrrelevantWarnings } from '../cli/warnings.js';
 import {
@@ -47,7 +46,7 @@ import {
   TrustStore,
   withRevocation,
 } from '../services/core/credentials/index.js';
-import { createLogger } from '../services/core/log.js';
+import { createLogger, logDestination } from '../services/core/log.js';
 import { ServiceMetrics } from '../services/core/metrics/service-metrics.js';
 import { defineService, type ServiceHandlers } from '../services/core/rpc/adapter.js';
 import type { CallContext } from '../services/core/rpc/context.js';
@@ -92,7 +91,11 @@ async function serve(): Promise<void> {
   const setup = await new Promise<ServerSetup>((resolve) => process.once('message', (m) => resolve(m as ServerSetup)));
   const limits = resolveServerLimits();
   const tlsCreds = (): ServerCredentials =>
-    ServerCredentials.createSsl(Buffer.from(setup.caPem), [{ private_key: Buffer.from(setup.keyPem), cert_chain: Buffer.from(setup.certPem) }], true);
+    ServerCredentials.createSsl(
+      Buffer.from(setup.caPem),
+      [{ private_key: Buffer.from(setup.keyPem), cert_chain: Buffer.from(setup.certPem) }],
+      true,
+    );
 
   const bare = new Server({ ...grpcServerOptions(limits), 'grpc.enable_channelz': 0 });
   bare.addService(NodeManagerService, {
@@ -121,7 +124,8 @@ async function serve(): Promise<void> {
       time: Math.floor(Date.now() / 1000),
     }),
   );
-  const log = createLogger({ name: 'bench-rpc', level: 'info', destination: pino.destination({ dest: '/dev/null', sync: false }) });
+  // At info, as servers run, into the destination servers use (bound to /dev/null instead of stdout).
+  const log = createLogger({ name: 'bench-rpc', level: 'info', destination: logDestination('/dev/null') });
   const metrics = new ServiceMetrics('nm');
   const handlers: Record<string, () => Promise<never>> = Object.fromEntries(
     Object.keys(NodeManagerService).map((k) => [
@@ -153,7 +157,13 @@ function channel(port: number, creds: ChannelCredentials): Client {
 }
 
 /** `inflight` calls kept in flight for `ms`; returns the calls done and their latencies (ms). */
-async function drive(client: Client, path: string, metadata: Metadata, inflight: number, ms: number): Promise<{ n: number; lat: number[] }> {
+async function drive(
+  client: Client,
+  path: string,
+  metadata: Metadata,
+  inflight: number,
+  ms: number,
+): Promise<{ n: number; lat: number[] }> {
   const lat: number[] = [];
   const end = performance.now() + ms;
   let failed: Error | undefined;
@@ -212,7 +222,8 @@ async function main(): Promise<void> {
     let chain4 = await root(sa.urn, pub(sa.privateKey));
     chain4 = (await delegate(chain4, { key: sa.privateKey, subject: sp.urn, subjectKey: pub(sp.privateKey) })).chain;
     chain4 = (await delegate(chain4, { key: sp.privateKey, subject: member.urn, subjectKey: pub(member.privateKey) })).chain;
-    chain4 = (await delegate(chain4, { key: member.privateKey, subject: caller.urn, subjectKey: pub(caller.privateKey), targets: [NODE] })).chain;
+    chain4 = (await delegate(chain4, { key: member.privateKey, subject: caller.urn, subjectKey: pub(caller.privateKey), targets: [NODE] }))
+      .chain;
 
     const profile = process.env.FEDLAB_BENCH_PROFILE_DIR;
     const child = fork(SELF, ['--worker'], {
