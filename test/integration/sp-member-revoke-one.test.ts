@@ -202,7 +202,7 @@ describe('service provider: one member credential revoked, members listed', () =
     expect((await runCli(['member', 'ls', ...reader])).code).toBe(0);
   }, 120_000);
 
-  it('a revocation the slice authority could not take is recorded and finished once it is back', async () => {
+  it('a revocation the slice authority could not take is recorded, survives a provider restart and is finished once it is back', async () => {
     const d = await fed.spClient().delegateToMember({
       requestId: 'dlg-carol-late',
       memberUrn: carol.urn,
@@ -222,10 +222,13 @@ describe('service provider: one member credential revoked, members listed', () =
     try {
       expect(await codeOf(fed.spClient().revokeMemberCredential({ memberUrn: carol.urn, jti: d.jti }))).toBe(status.UNAVAILABLE);
       expect(await revoked()).toBe(false);
+      // The provider stops with the revocation half done; what it recorded survives.
+      await fed.stopSp();
     } finally {
       await fed.startSa();
     }
-    // The provider's retries finish it without another call.
+    await fed.startSp();
+    // The restarted provider's retries finish it without another call.
     await until(async () => (await revoked()) === true, 30_000, 'the recorded revocation finished');
     const listed = await fed.saClient(fed.home.admin).listRevocations({ pageSize: 0, pageToken: '', sinceVersion: 0 });
     expect(listed.entries.map((e) => e.jti)).toContain(d.jti);
