@@ -14,6 +14,7 @@ import { expectedNodes, imageFlag, parseRequestSpec, parseSiteSpec } from './req
 import { saClient, withConn, type ConnFlags } from './sa-client.js';
 import { failureLines, sliceDetail } from './slice-view.js';
 import { sliceUserFromFlags } from './slice-user-flags.js';
+import { parseStitchSpec } from './stitch-spec.js';
 import { writeOut, writeErr } from '../../printable.js';
 
 interface CreateFlags extends ConnFlags {
@@ -21,6 +22,7 @@ interface CreateFlags extends ConnFlags {
   user?: string;
   site: string[];
   request: string[];
+  stitch: string[];
   exclusive?: boolean;
   cpuMillis?: string;
   memMb?: string;
@@ -57,6 +59,12 @@ export function registerSliceCreate(slice: Command): void {
       .option(
         '--request <spec>',
         "DOMAIN=FILE: the whole request for one site from a JSON file — nodes, resources, links (emulab) and exclusive in the API's JSON, or a fedlab-rspec+json request document; repeat per site",
+        repeatable,
+        [] as string[],
+      )
+      .option(
+        '--stitch <spec>',
+        'NAME=SITE/CLIENT_ID,SITE/CLIENT_ID[@KBPS]: a link stitched between nodes of two sites (client ids of their --request files); repeat per link',
         repeatable,
         [] as string[],
       )
@@ -120,6 +128,7 @@ async function create(name: string, flags: CreateFlags): Promise<void> {
     })),
     ...files,
   ];
+  const stitched = flags.stitch.map(parseStitchSpec);
   // Before any call: a bad key file changes nothing.
   const user = sliceUserFromFlags(flags);
   const client = saClient(flags);
@@ -133,6 +142,7 @@ async function create(name: string, flags: CreateFlags): Promise<void> {
         description: flags.description ?? '',
         mode,
         sites,
+        ...(stitched.length ? { stitchedLinks: { links: stitched } } : {}),
         start: flags.start,
         wait: false,
         ...(expiresAt ? { expiresAt } : {}),
