@@ -15,9 +15,9 @@
  * already and is not revoked.
  *
  * One credential (RevokeMemberCredential) is revoked the same way, through a `revoke` intent: once the
- * slice authority has it, the member's keys on the slice are made the keys of its credentials there
- * that are not revoked — so the revoked credential's key leaves the slice unless another live one
- * carries it. A revocation the slice authority refuses for good is undone (the credential stays live).
+ * slice authority has it, the member's keys on the slice are made the keys of its live credentials
+ * there (not revoked, not expired) — so the revoked credential's key leaves the slice unless another
+ * live one carries it. A revocation the slice authority refuses for good is undone (the credential stays live).
  */
 import { createHash } from 'node:crypto';
 import { status as Status } from '@grpc/grpc-js';
@@ -67,6 +67,15 @@ export function revokeIntentKey(memberUrn: string, jti: string): string {
 /** The intent key of a member's removal. */
 export function removeIntentKey(memberUrn: string): string {
   return `remove ${memberUrn}`;
+}
+
+/**
+ * The member's keys on a slice: those its live credentials there carry (not revoked, not expired).
+ * A key carried only by revoked or expired credentials leaves the slice at the member's next change.
+ */
+function liveKeys(delegations: readonly DelegationRecord[], sliceUrn: string, now: number): string[] {
+  const live = delegations.filter((d) => d.sliceUrn === sliceUrn && d.sshKey && !d.revocation && d.expiresAt > now);
+  return [...new Set(live.map((d) => d.sshKey as string))];
 }
 
 function digest(v: unknown): string {
@@ -151,9 +160,8 @@ export class MemberIntents {
       return;
     }
     const all = await this.delegations.values({ prefix: `${intent.memberUrn} ` });
-    // A revoked credential's key is not the member's any more (unless a live credential carries it too).
     const mine = all.filter((d) => d.sliceUrn === intent.sliceUrn && d.sshKey && !d.revocation);
-    const keys = [...new Set(mine.map((d) => d.sshKey as string))];
+    const keys = liveKeys(all, intent.sliceUrn, this.deps.clock.now());
     try {
       await this.sendKeys(member, intent.sliceUrn, keys);
     } catch (err) {
@@ -224,12 +232,9 @@ export class MemberIntents {
     const cleared: string[] = [];
     if (d.sshKey) {
       const now = this.deps.clock.now();
-      const onSlice = (await this.delegations.values({ prefix: `${intent.memberUrn} ` })).filter(
-        (x) => x.sliceUrn === intent.sliceUrn && x.jti !== intent.jti && x.sshKey && !x.revocation,
-      );
-      const kept = onSlice.some((x) => x.sshKey === d.sshKey && x.expiresAt > now);
-      if (!kept) {
-        const keys = [...new Set(onSlice.map((x) => x.sshKey as string))].filter((k) => k !== d.sshKey);
+      // d is marked revoked (pending) already: these are the keys of the member's other live credentials there.
+      const keys = liveKeys(await this.delegations.values({ prefix: `${intent.memberUrn} ` }), intent.sliceUrn, now);
+      if (!keys.includes(d.sshKey)) {
         try {
           await this.sendKeys(member, intent.sliceUrn, keys);
           cleared.push(intent.sliceUrn);
