@@ -88,7 +88,7 @@ export class RevocationRelay {
    * that authority's own (PERMISSION_DENIED otherwise), well signed (INVALID_ARGUMENT) and not past its
    * next_update (FAILED_PRECONDITION). Keeps it when it adds to what is held.
    */
-  accept(jws: string, callerKid: string): Promise<Accepted> {
+  async accept(jws: string, callerKid: string): Promise<Accepted> {
     let update;
     try {
       update = parseSignedRevocationUpdate(jws);
