@@ -124,6 +124,26 @@ describe('compact revocation lists and deltas', () => {
     expect(reopened.list(issuer.kid)?.version).toBe(3);
   });
 
+  it('a holder fed deltas drops the entries that expired with the next stamped part', async () => {
+    const rs = await RevocationStore.open(store, { cache: null });
+    const [soon, later] = [entries(1, T0 + 60)[0]!, entries(1, T0 + 86_400)[0]!];
+    const d1 = signRevocationDelta(issuer.privateKey, { base: 0, version: 2, entries: [soon, later], validity });
+    expect(await rs.importUpdate(parseSignedRevocationUpdate(d1), T0)).toBe('installed');
+    expect(rs.list(issuer.kid)?.entries).toHaveLength(2);
+    const nowS = T0 + 60 + EXPIRED_ENTRY_MARGIN_S + 1;
+    const d2 = signRevocationDelta(issuer.privateKey, {
+      base: 2,
+      version: 2,
+      entries: [],
+      validity: { iat: nowS, nextUpdate: nowS + 600 },
+    });
+    expect(await rs.importUpdate(parseSignedRevocationUpdate(d2), nowS)).toBe('installed');
+    expect(rs.list(issuer.kid)?.entries.map((e) => e.jti)).toEqual([later.jti]);
+    expect(rs.listFor(issuer.kid)?.jtis.has(soon.jti as string)).toBe(false);
+    const reopened = await RevocationStore.open(store, { cache: null });
+    expect(reopened.list(issuer.kid)?.entries).toHaveLength(1);
+  });
+
   it('refuses altered or ill-formed deltas', () => {
     const jws = signRevocationDelta(issuer.privateKey, { base: 0, version: 1, entries: entries(1) });
     const [h, p, s] = jws.split('.') as [string, string, string];

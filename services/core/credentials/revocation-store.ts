@@ -263,9 +263,18 @@ export class RevocationStore implements RevocationLookup {
       if (out.kind !== 'applied') return out.kind;
       const batch = this.store.batch().put(this.lists, d.kid, recordOf(out.list));
       for (const e of out.added) batch.put(this.entries, entryKey(d.kid, e), stored(e, out.list.version));
+      // A holder fed only deltas would keep every entry it ever got: the stamped part of an update
+      // also drops (some of) the held entries that expired, in the same batch.
+      const expired = d.iat !== undefined ? out.list.entries.filter((e) => isExpiredEntry(e, nowS)).slice(0, 1000) : [];
+      for (const e of expired) batch.del(this.entries, entryKey(d.kid, e));
       await batch.write({ sync: true });
       for (const e of out.added) this.versionsOf(d.kid).set(entryId(e), out.list.version);
       this.set.extend(out.list, out.added);
+      if (expired.length) {
+        const gone = new Set(expired.map(entryId));
+        for (const id of gone) this.versions.get(d.kid)?.delete(id);
+        this.set.compacted({ ...out.list, entries: out.list.entries.filter((e) => !gone.has(entryId(e))) });
+      }
       return 'installed';
     });
   }
