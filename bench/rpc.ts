@@ -23,7 +23,7 @@
  * CPU per call (from /proc), and the ratios to `bare` taken within each round
  * (median), so both sides saw the same machine. No assertions.
  *
- * Flags: --inflight N (64) --round-s S (2) --rounds R (3).
+ * Flags: --inflight N (64) --round-s S (2) --rounds R (3) --only auth-4,... (bare always runs).
  * FEDLAB_BENCH_PROFILE_DIR=dir writes the server's CPU profile there.
  */
 import { fork } from 'node:child_process';
@@ -84,7 +84,10 @@ interface ServerSetup {
 }
 
 type Workload = 'bare' | 'health' | 'auth-1' | 'auth-4';
-const WORKLOADS: readonly Workload[] = ['bare', 'health', 'auth-1', 'auth-4'];
+const ALL_WORKLOADS: readonly Workload[] = ['bare', 'health', 'auth-1', 'auth-4'];
+// --only a,b: run just these (bare always, for the ratios), e.g. to profile one workload.
+const only = process.argv.includes('--only') ? String(process.argv[process.argv.indexOf('--only') + 1]).split(',') : undefined;
+const WORKLOADS = ALL_WORKLOADS.filter((w) => !only || w === 'bare' || only.includes(w));
 
 /** The server child: the bare server and the Fedlab server, their ports sent back over IPC. */
 async function serve(): Promise<void> {
