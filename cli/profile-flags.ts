@@ -28,10 +28,17 @@ const FILLS: Readonly<Record<string, (p: Profile) => string | undefined>> = {
   // `fedlab am --address`: the site's aggregate is its MA.
   address: (p) => p.ma,
   tlsDir: (p) => p.tlsDir,
+  ca: (p) => p.ca,
 };
 
-/** Commands whose `--chain` is the profile's (an MA → SA chain); elsewhere a chain means something else. */
-const CHAIN_GROUPS = new Set(['am']);
+/**
+ * The profile's `--chain` by command group: `fedlab am`'s is an MA → SA chain, `fedlab sliver`'s a slice
+ * credential (a member's); elsewhere a chain means something else and is never filled.
+ */
+const CHAINS: Readonly<Record<string, (p: Profile) => string | undefined>> = {
+  am: (p) => p.chains?.[0],
+  sliver: (p) => p.sliverChain,
+};
 
 /**
  * The commands that call a service with these flags (by path prefix). Others (`profile add`, `serve`,
@@ -48,7 +55,7 @@ function pathOf(cmd: Command): string[] {
 
 function fillable(cmd: Command, opt: Option): boolean {
   const key = opt.attributeName();
-  if (key === 'chain') return CHAIN_GROUPS.has(pathOf(cmd)[0] ?? '');
+  if (key === 'chain') return (pathOf(cmd)[0] ?? '') in CHAINS;
   return key in FILLS;
 }
 
@@ -88,7 +95,7 @@ export function applyProfiles(program: Command, context: ProfileContext): void {
         const key = o.attributeName();
         if (cmd.getOptionValue(key) !== undefined && cmd.getOptionValueSource(key) !== 'default') continue;
         if (key === 'tlsDir' && tlsGiven) continue;
-        const value = key === 'chain' ? profile.chains?.[0] : FILLS[key]?.(profile);
+        const value = key === 'chain' ? CHAINS[pathOf(cmd)[0] ?? '']?.(profile) : FILLS[key]?.(profile);
         if (value !== undefined) cmd.setOptionValueWithSource(key, value, 'config');
       }
     }

@@ -35,8 +35,12 @@ export interface Profile {
   readonly maUrn?: string;
   /** Directory with key.pem, cert.pem and ca.pem (absolute). */
   readonly tlsDir?: string;
-  /** Credential chain files (absolute); the first is the default `--chain`. */
+  /** Credential chain files (absolute); the first is the default `--chain` of `fedlab am`. */
   readonly chains?: readonly string[];
+  /** CA certificates to trust (a PEM file, absolute): the default `--ca` (e.g. every peered domain's CA). */
+  readonly ca?: string;
+  /** A slice credential chain file (absolute): the default `--chain` of `fedlab sliver` (a member's). */
+  readonly sliverChain?: string;
 }
 
 /** Where the profiles file is: from the environment's XDG_CONFIG_HOME and HOME, read by the entry only. */
@@ -63,6 +67,8 @@ interface ProfileJson {
   ma_urn?: string;
   tls_dir?: string;
   chains?: string[];
+  ca?: string;
+  sliver_chain?: string;
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -97,6 +103,8 @@ function toJson(p: Profile): ProfileJson {
   if (p.maUrn) out.ma_urn = p.maUrn;
   if (p.tlsDir) out.tls_dir = resolve(p.tlsDir);
   if (p.chains?.length) out.chains = p.chains.map((c) => resolve(c));
+  if (p.ca) out.ca = resolve(p.ca);
+  if (p.sliverChain) out.sliver_chain = resolve(p.sliverChain);
   return out;
 }
 
@@ -120,6 +128,8 @@ function fromJson(j: unknown, where: string): Profile {
     ['ma', 'ma'],
     ['maUrn', 'ma_urn'],
     ['tlsDir', 'tls_dir'],
+    ['ca', 'ca'],
+    ['sliverChain', 'sliver_chain'],
   ];
   const p: Record<string, unknown> = {};
   for (const [key, json] of fields) {

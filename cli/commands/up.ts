@@ -86,7 +86,8 @@ export function usageText(fed: LocalFederation, dep?: Deployment, name = demoDep
   );
   const t = dep?.targets[0];
   if (t && existsSync(fed.memberChainFile)) {
-    const member = `--node ${t.nodeEndpoint} --sliver ${t.sliverUrn} --chain ${fed.memberChainFile} --tls-dir ${h.member} --ca ${fed.allCaFile}`;
+    const who = profiles ? `--profile ${profiles.member}` : `--chain ${fed.memberChainFile} --tls-dir ${h.member} --ca ${fed.allCaFile}`;
+    const member = `--node ${t.nodeEndpoint} --sliver ${t.sliverUrn} ${who}`;
     lines.push(
       `  # a member of the provider, with its delegated chain (exec and read only; the provider gave it with fedlab member delegate)`,
       `  fedlab sliver exec ${member} -- hostname`,

@@ -1,7 +1,8 @@
 /**
  * The profiles `fedlab up` writes for the federation it runs (see cli/profiles.ts), so the commands it
  * prints are short: `<folder>` is the operator at the service provider, `<folder>-provider` the provider
- * at the slice authority, `<folder>-<domain>` each site's administrator at its MA. Named after the
+ * at the slice authority, `<folder>-<domain>` each site's administrator at its MA, `<folder>-member` the
+ * provider's member with its delegated chain at the node managers (every domain's CA trusted). Named after the
  * folder, so that two federations on one machine do not take each other's; written again at each
  * run (ports may change).
  */
@@ -15,6 +16,8 @@ export interface UpProfiles {
   readonly operator: string;
   /** The provider at the slice authority. */
   readonly provider: string;
+  /** The provider's member at the node managers (its certificate, chain and every domain's CA). */
+  readonly member: string;
   /** Each site's administrator at its MA, by domain. */
   readonly sites: ReadonlyMap<string, string>;
   /** The profiles file. */
@@ -37,11 +40,12 @@ export function writeUpProfiles(fed: LocalFederation, location: ProfileLocation 
   const options = { ...location, replace: true };
   const file = writeProfile(base, { sp: fed.spAddress, sa: fed.saAddress, tlsDir: h.operator }, options);
   writeProfile(`${base}-provider`, { sa: fed.saAddress, sp: fed.spAddress, tlsDir: h.sp }, options);
+  writeProfile(`${base}-member`, { tlsDir: h.member, ca: fed.allCaFile, sliverChain: fed.memberChainFile }, options);
   const sites = new Map<string, string>();
   for (const s of fed.sites) {
     const name = `${base}-${s.domain}`;
     writeProfile(name, { ma: s.address, tlsDir: s.paths.admin }, options);
     sites.set(s.domain, name);
   }
-  return { operator: base, provider: `${base}-provider`, sites, file };
+  return { operator: base, provider: `${base}-provider`, member: `${base}-member`, sites, file };
 }

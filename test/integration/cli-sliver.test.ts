@@ -91,6 +91,41 @@ describe('fedlab sliver', () => {
     );
   });
 
+  it("a profile's sliver chain and CA fill --chain and --ca of sliver commands (a member's profile), not of others", async () => {
+    const p = h.parties;
+    const add = await runCli(
+      ['profile', 'add', 'member', '--tls-dir', p.sp.dir, '--ca', join(p.sp.dir, 'ca.pem'), '--sliver-chain', join(dir, 'slice.chain')],
+      { env: env() },
+    );
+    expect(add.code, add.stderr).toBe(0);
+    const shown = json(await runCli(['profile', 'show', 'member', '--json'], { env: env() }));
+    expect(shown).toMatchObject({ profile: { ca: join(p.sp.dir, 'ca.pem'), sliver_chain: join(dir, 'slice.chain') } });
+    const viaProfile = json(await sliver(['show', '--node', h.address, '--sliver', SLIVER, '--profile', 'member', '--json']));
+    expect((viaProfile.sliver as { urn: string }).urn).toBe(SLIVER);
+    // An explicit --chain wins: the owner's chain is not the provider's to show.
+    failure(
+      await sliver(['show', '--node', h.address, '--sliver', SLIVER, '--profile', 'member', '--chain', join(dir, 'owner.chain'), '--json']),
+      1,
+      /^(UNAUTHENTICATED|PERMISSION_DENIED)$/,
+    );
+    // A CA file that names no CA of the node is used, and the call fails to connect (the profile's --ca is read).
+    const wrong = await runCli(['profile', 'add', 'wrong-ca', '--tls-dir', p.sp.dir, '--ca', join(dir, 'slice.chain')], { env: env() });
+    expect(wrong.code, wrong.stderr).toBe(0);
+    const r = await sliver([
+      'show',
+      '--node',
+      h.address,
+      '--sliver',
+      SLIVER,
+      '--profile',
+      'wrong-ca',
+      '--chain',
+      join(dir, 'slice.chain'),
+      '--json',
+    ]);
+    expect(r.code).not.toBe(0);
+  });
+
   it('show: one sliver in detail and as JSON; no such sliver and a chain held by someone else are refused', async () => {
     const text = await sliver(['show', ...provider, '--sliver', SLIVER]);
     expect(text.code, text.stderr).toBe(0);

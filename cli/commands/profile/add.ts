@@ -16,6 +16,8 @@ interface AddFlags {
   maUrn?: string;
   tlsDir?: string;
   chain?: string[];
+  ca?: string;
+  sliverChain?: string;
   force?: boolean;
   json?: boolean;
 }
@@ -39,6 +41,8 @@ export function registerProfileAdd(profile: Command, location: ProfileLocation):
     .option('--ma-urn <urn>', "pin the management authority's certificate to this URN")
     .option('--tls-dir <dir>', 'your key.pem, cert.pem and ca.pem')
     .option('--chain <file>', 'a credential chain file for `fedlab am` (repeatable; the first is the default)', repeatable)
+    .option('--ca <file>', 'CA certificates to trust (PEM), the default --ca of the commands that take one')
+    .option('--sliver-chain <file>', "a slice credential chain file, the default --chain of `fedlab sliver` (a member's)")
     .option('--force', 'replace a profile of the same name')
     .option('--json', 'print the profile as JSON')
     .action(
@@ -53,8 +57,11 @@ export function registerProfileAdd(profile: Command, location: ProfileLocation):
           ...(flags.maUrn ? { maUrn: urn(flags.maUrn, '--ma-urn') } : {}),
           ...(flags.tlsDir ? { tlsDir: flags.tlsDir } : {}),
           ...(flags.chain?.length ? { chains: flags.chain } : {}),
+          ...(flags.ca ? { ca: flags.ca } : {}),
+          ...(flags.sliverChain ? { sliverChain: flags.sliverChain } : {}),
         };
-        if (Object.keys(p).length === 0) throw new InvalidArgumentError('give at least one of --sa, --sp, --ma, --tls-dir, --chain');
+        if (Object.keys(p).length === 0)
+          throw new InvalidArgumentError('give at least one of --sa, --sp, --ma, --tls-dir, --chain, --ca, --sliver-chain');
         const file = writeProfile(name, p, { ...location, replace: flags.force === true });
         if (flags.json) printJson({ name, file, profile: profileJson(p) });
         else writeOut(`profile ${name} saved in ${file}\n`);
