@@ -19,6 +19,7 @@ import {
   type PublicJwk,
   type RevocationStore,
 } from '../core/credentials/index.js';
+import type { RevocationCaps } from '../core/credentials/revocation-config.js';
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, PermissionDeniedError } from '../core/errors.js';
 import { identityOfField } from '../core/identity/certificate.js';
 import { parseTarget, parseUrn, urnEquals } from '../core/identity/urn.js';
@@ -61,6 +62,8 @@ export interface DelegationsOptions {
    * authority when the revoked credential is one of this site's `MA → SA` delegations.
    */
   readonly onRevoked?: (revoked: { readonly delegatedTo?: string }) => void;
+  /** Caps on the site's list (config `revocation.max_entries`); the defaults when absent. */
+  readonly caps?: RevocationCaps;
 }
 
 /** Which slice authorities an MA may delegate to. */
@@ -107,7 +110,15 @@ export class Delegations {
       metaTable: TABLES.revocationMeta,
       now: () => deps.clock.now(),
       log: deps.log,
+      ...(deps.caps ? { caps: deps.caps } : {}),
     });
+  }
+
+  /** Drops entries whose credentials have expired (each batch one atomic write); returns how many went. */
+  async compact(): Promise<number> {
+    let dropped = 0;
+    for (let n = await this.ledger.compact(); n > 0; n = await this.ledger.compact()) dropped += n;
+    return dropped;
   }
 
   /** DelegateToSliceAuthority (administrators only; the caller checked). Idempotent on request id. */
@@ -256,12 +267,12 @@ export class Delegations {
   /** Revoke (administrators only; the caller checked). Revoking what is revoked returns the existing entry. */
   async revoke(peer: Peer, req: ManagementAuthorityRevokeRequest): Promise<ManagementAuthorityRevokeResponse> {
     const target = revocationTarget(req.jti, req.keyThumbprint);
-    const { entry, version } = await this.ledger.revoke(target, text('reason', req.reason, 200), peer.urn);
-    if (this.deps.onRevoked) {
-      // Delegations are few (one per slice authority and renewal): a scan finds which one, if any, it was.
-      const delegation = target.jti !== undefined ? (await this.table.values()).find((d) => d.jti === target.jti) : undefined;
-      this.deps.onRevoked(delegation ? { delegatedTo: delegation.sliceAuthorityUrn } : {});
-    }
+    // Delegations are few (one per slice authority and renewal): a scan finds which one, if any, it was.
+    // Its expiry goes with the entry, which then leaves the list once the credential is dead anyway.
+    const delegation = target.jti !== undefined ? (await this.table.values()).find((d) => d.jti === target.jti) : undefined;
+    const exp = delegation ? { exp: Math.ceil(delegation.expiresAt / 1000) } : {};
+    const { entry, version } = await this.ledger.revoke(target, text('reason', req.reason, 200), peer.urn, exp);
+    this.deps.onRevoked?.(delegation ? { delegatedTo: delegation.sliceAuthorityUrn } : {});
     return { entry: ledgerEntryToWire(entry), version };
   }
 

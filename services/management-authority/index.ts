@@ -9,6 +9,7 @@
  * health and closes the channels; the host then closes the store.
  */
 import { RevocationStore, revocationSettings } from '../core/credentials/index.js';
+import { revocationCaps } from '../core/credentials/revocation-config.js';
 import { Periodic } from '../core/periodic.js';
 import type { RoleDeps, RoleServices } from '../core/host.js';
 import { Access } from './access.js';
@@ -34,6 +35,8 @@ import { MaDashboardSource } from './dashboard-source.js';
 export { maConfigSchema, MA_PATH_FIELDS, toMaSettings, type MaConfig, type MaSettings } from './config.js';
 export { maInstance, maVersion } from './instance.js';
 
+/** How often entries whose credentials expired are dropped from the site's revocation list. */
+const REVOCATION_COMPACTION_MS = 10 * 60_000;
 /** The built management authority (tests and benchmarks reach its parts through this). */
 export interface ManagementAuthority {
   readonly urn: string;
@@ -113,6 +116,7 @@ export function managementAuthorityRole(options: MaRoleOptions = {}): (deps: Rol
       domain,
       revocations,
       peers: federation,
+      caps: revocationCaps(config.revocation),
       ...settings.delegation,
       onRevoked: ({ delegatedTo }) => {
         pushOwnList();
@@ -171,6 +175,10 @@ export function managementAuthorityRole(options: MaRoleOptions = {}): (deps: Rol
     const tasks = [
       ...backgroundTasks(registry, aggregate, settings.tasks, log),
       new Periodic({ name: 'revocation-push', intervalMs: settings.tasks.intentRetryMs, log }, () => ownList.push().then(() => undefined)),
+      // Entries whose credentials expired leave the site's list (at start too).
+      new Periodic({ name: 'revocation-compaction', intervalMs: REVOCATION_COMPACTION_MS, log, immediate: true }, () =>
+        delegations.compact().then(() => undefined),
+      ),
     ];
     if (!options.manualTimers) for (const t of tasks) t.start();
 

@@ -457,6 +457,50 @@ describe('restart', () => {
   });
 });
 
+describe("the site's revocation list", () => {
+  it('drops a revoked delegation once it has expired, and caps the live entries', async () => {
+    const p = await siteParties('compact.test');
+    const c = new ManualClock(Date.now());
+    const s = await startSite({ parties: p, clock: c, manualTimers: true, config: { revocation: { max_entries: 2 } } });
+    try {
+      const delegate = (requestId: string) =>
+        s.maClient().delegateToSliceAuthority({
+          requestId,
+          sliceAuthorityUrn: p.sa.urn,
+          sliceAuthorityJwk: '',
+          sliceAuthorityCertificatePem: p.sa.certPem,
+          privileges: [],
+          targets: [],
+          limits: {},
+          ttlS: 3600,
+          maxDelegations: 0,
+        });
+      const revoke = (jti: string) => s.maClient().revoke({ jti, keyThumbprint: '', reason: 'test' });
+      const live = async () =>
+        (await s.maClient().listRevocations({ pageSize: 0, pageToken: '', sinceVersion: 0 })).entries.map((e) => e.jti);
+      const d1 = await delegate('c1');
+      const d2 = await delegate('c2');
+      await revoke(d1.jti);
+      // A credential that is not one of the site's delegations: its expiry is not known, so it stays.
+      await revoke('bm90LWEtZGVsZWdhdGlvbg');
+      // The cap: a third live entry is refused, naming it.
+      const full = await revoke(d2.jti).catch((e: unknown) => e);
+      expect(codeOf(full)).toBe(Status.RESOURCE_EXHAUSTED);
+      expect((full as Error).message).toMatch(/revocation\.max_entries = 2/);
+      expect(await s.ma!.delegations.compact()).toBe(0);
+      expect(await live()).toEqual([d1.jti, 'bm90LWEtZGVsZWdhdGlvbg']);
+      // Past the delegation's expiry (and the margin), its entry leaves the list, which makes room.
+      c.advance(3600_000 + 3600_000);
+      expect(await s.ma!.delegations.compact()).toBe(1);
+      expect(await live()).toEqual(['bm90LWEtZGVsZWdhdGlvbg']);
+      await revoke(d2.jti);
+      expect(await live()).toEqual(['bm90LWEtZGVsZWdhdGlvbg', d2.jti]);
+    } finally {
+      await s.destroy();
+    }
+  });
+});
+
 describe('Allocate request ids', () => {
   it('are remembered for a day after their slice is gone, then forgotten', async () => {
     const p = await siteParties('gc.test');
