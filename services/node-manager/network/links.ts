@@ -13,6 +13,10 @@
  *   it towards the far hosts — and a veth from the sliver into it (the
  *   endpoints on this host, of any node manager of the site, share the hub).
  *
+ * Before any VXLAN device is made, the node's firewall is told which far
+ * hosts each VNI may come from and go to (vxlan-filter.ts); it forgets a VNI
+ * once no sliver of this node manager holds it.
+ *
  * Each end's egress is shaped (link-shaping.ts). The interfaces are checked at
  * CreateSliver (before anything is written) and kept in the sliver's record,
  * with what will be applied; the devices come and go with the sliver's
@@ -34,6 +38,7 @@ import { netnsName, netnsPath } from './net-names.js';
 import type { NetworkPlan } from './network-plan.js';
 import { NetworkedDriver } from './networked-driver.js';
 import type { SliverWirer, UnwiringContext, WiringContext } from './sliver-wiring.js';
+import { VxlanFilter } from './vxlan-filter.js';
 
 /** Most link interfaces one sliver may have. */
 export const MAX_INTERFACES = 32;
@@ -49,6 +54,7 @@ export interface LinkRecords {
 export class LinkWirer implements SliverWirer {
   readonly kind = 'links';
   private readonly devices: LinkDevices;
+  private readonly filter: VxlanFilter;
   /** Link work is serialised: two slivers of one link are wired one after the other. */
   private readonly mutex = new Mutex();
 
@@ -63,6 +69,7 @@ export class LinkWirer implements SliverWirer {
     run: NetCommands,
   ) {
     this.devices = new LinkDevices(instance, scope, run, tools);
+    this.filter = new VxlanFilter(run, instance);
   }
 
   /**
@@ -107,6 +114,8 @@ export class LinkWirer implements SliverWirer {
     const mine = this.records.get(ctx.sliver.urn)?.interfaces ?? [];
     if (mine.length === 0) return Promise.resolve();
     return this.mutex.run(async () => {
+      // The filter first: a VXLAN device never exists here while its VNI is open to any host.
+      await this.filter.sync(this.vxlanPeers());
       const host = mine.some((i) => (i.wiring?.remoteUnderlays.length ?? 0) > 0) ? await this.devices.hostDevices() : [];
       for (const i of mine) {
         const w = i.wiring;
@@ -133,6 +142,7 @@ export class LinkWirer implements SliverWirer {
       // Its ends inside its namespace go with the namespace (a veth pair's far end with them); the node-side ports here.
       await this.devices.detach(ctx.name);
       await this.devices.sweepHubs();
+      await this.filter.sync(this.vxlanPeers(ctx.name));
     });
   }
 
@@ -144,7 +154,28 @@ export class LinkWirer implements SliverWirer {
 
   /** Removes hubs no sliver's port is on (after a restore). */
   sweep(): Promise<number[]> {
-    return this.mutex.run(() => this.devices.sweepHubs());
+    return this.mutex.run(async () => {
+      const removed = await this.devices.sweepHubs();
+      await this.filter.sync(this.vxlanPeers());
+      return removed;
+    });
+  }
+
+  /** The far hosts of each VNI this node manager's slivers' VXLAN interfaces use (leaving out sliver `except`). */
+  private vxlanPeers(except?: string): Map<number, Set<string>> {
+    const own = this.plan.underlayAddress;
+    const out = new Map<number, Set<string>>();
+    for (const r of this.records.list()) {
+      if (r.name === except) continue;
+      for (const i of r.interfaces) {
+        const far = (i.wiring?.remoteUnderlays ?? []).filter((a) => a !== own);
+        if (!i.wiring || far.length === 0) continue;
+        const set = out.get(i.wiring.vni) ?? new Set<string>();
+        for (const a of far) set.add(a);
+        out.set(i.wiring.vni, set);
+      }
+    }
+    return out;
   }
 
   private endOf(netns: string, i: SliverInterface): InterfaceEnd {

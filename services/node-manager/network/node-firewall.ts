@@ -12,6 +12,10 @@
  *   reach slivers.
  * - Input: slivers reach none of the node's own addresses (node manager,
  *   SSH, anything on the host), except as replies.
+ * - VXLAN: slivers send nothing to UDP port 4789 anywhere (masqueraded, it
+ *   would leave from the node's address, which peers trust for their links);
+ *   the node takes and sends VXLAN of its links' VNIs only from and to the
+ *   hosts its link plan names (vxlan-filter.ts).
  * - Bridge: a sliver's port passes only IPv4 and ARP from the sliver's own
  *   address (set `port_addr`: its root may change its interfaces, not pass
  *   as another); a frame between two sliver ports passes only when both
@@ -23,9 +27,11 @@
  * the slivers.
  */
 import { formatCidr } from './ipv4.js';
+import { VXLAN_PORT } from './link-devices.js';
 import type { NetCommands } from './net-command.js';
 import { tableName } from './net-names.js';
 import type { NetworkPlan, SliverLease } from './network-plan.js';
+import { vxlanFilterLines } from './vxlan-filter.js';
 
 /** What the firewall holds for one sliver. */
 export interface SliverRules {
@@ -60,16 +66,20 @@ export function firewallScript(instance: string, p: NetworkPlan): string {
     srcnat: 'type nat hook postrouting priority srcnat; policy accept;',
     forward: 'type filter hook forward priority filter; policy accept;',
     input: 'type filter hook input priority filter; policy accept;',
+    output: 'type filter hook output priority filter; policy accept;',
   };
+  const vxlan = vxlanFilterLines(inet, VXLAN_PORT);
   const lines = [
     `add table ${inet}`,
     `add map ${inet} port_fwd { type inet_service : ipv4_addr; flags interval; }`,
+    ...vxlan.sets,
     ...Object.entries(chains).flatMap(([c, spec]) => [`add chain ${inet} ${c} { ${spec} }`, `flush chain ${inet} ${c}`]),
     `add rule ${inet} dstnat ip daddr ${p.nodeAddress} meta l4proto { tcp, udp } dnat ip to th dport map @port_fwd`,
     `add rule ${inet} localnat ip daddr ${p.nodeAddress} meta l4proto { tcp, udp } dnat ip to th dport map @port_fwd`,
     `add rule ${inet} srcnat ip saddr ${subnet} ip daddr != ${subnet} oifname ${up} masquerade`,
     // Bridged frames reach here only with br_netfilter loaded; the bridge table judges them.
     `add rule ${inet} forward iifname ${br} oifname ${br} accept`,
+    `add rule ${inet} forward iifname ${br} udp dport ${VXLAN_PORT} drop`,
     `add rule ${inet} forward iifname ${br} ct state established,related accept`,
     ...(p.underlayNetwork ? [`add rule ${inet} forward iifname ${br} ip daddr ${formatCidr(p.underlayNetwork)} drop`] : []),
     `add rule ${inet} forward iifname ${br} oifname ${up} accept`,
@@ -79,6 +89,8 @@ export function firewallScript(instance: string, p: NetworkPlan): string {
     `add rule ${inet} forward oifname ${br} drop`,
     `add rule ${inet} input iifname ${br} ct state established,related accept`,
     `add rule ${inet} input iifname ${br} drop`,
+    ...vxlan.input,
+    ...vxlan.output,
     `add table bridge ${t}`,
     `add set bridge ${t} ports { type ifname; }`,
     `add map bridge ${t} slice_of { type ifname : mark; }`,
