@@ -2,7 +2,7 @@
  * A node's underlay address and link bandwidth as the node reports them
  * (EnrollNode, Heartbeat): the address where other nodes' VXLAN link ends
  * reach it. Checked before it is kept: a unicast IPv4 address other nodes
- * could reach (not unspecified, loopback, multicast or broadcast). Enrolment
+ * could reach (not unspecified, loopback, link-local, multicast or broadcast). Enrolment
  * refuses a bad one (INVALID_ARGUMENT naming the field); a heartbeat's bad
  * one is ignored with one log line per distinct offer (the node keeps its
  * slivers; its links keep the address it had).
@@ -18,6 +18,7 @@ export function underlayProblem(address: string): string | undefined {
   const first = Number(address.split('.')[0]);
   if (first === 0) return 'must not be in 0.0.0.0/8 (unspecified)';
   if (first === 127) return 'must not be a loopback address: other nodes could not reach it';
+  if (address.startsWith('169.254.')) return 'must not be a link-local address (169.254.0.0/16): other nodes could not reach it';
   if (first >= 224) return 'must be a unicast address (not multicast, reserved or broadcast)';
   return undefined;
 }

@@ -101,12 +101,7 @@ async function checkAllocate(
     defaults: deps.settings.defaults,
     maxLinkKbps: deps.settings.maxLinkKbps,
   });
-  const stitches = checkStitches(
-    state,
-    req.request?.stitches?.ends ?? [],
-    new Set(normal.slivers.map((w) => w.clientId)),
-    new Set(normal.links.map((l) => l.name)),
-  );
+  const stitches = checkStitches(state, req.request?.stitches?.ends ?? [], new Set(normal.slivers.map((w) => w.clientId)), normal.links);
   for (const w of normal.slivers) {
     if (!w.nodeUrn) continue;
     if (!deps.registry.has(w.nodeUrn))

@@ -67,7 +67,8 @@ export async function provision(
     let cur = ledger.slices.get(slice.urn);
     if (!cur) throw new NotFoundError(`slice ${slice.urn} is gone (its holds expired or it was deleted); allocate again`);
     // The peer sites' stitch points, kept on the slice's stitched links (checked first: a bad one changes nothing).
-    const stitched = withPeerPoints(cur, req.peerStitchPoints?.points ?? []);
+    const ours = new Set(deps.registry.all().flatMap((n) => (n.underlayAddress ? [n.underlayAddress] : [])));
+    const stitched = withPeerPoints(cur, req.peerStitchPoints?.points ?? [], ours);
     if (stitched) {
       const base = cur;
       await state.mutate((tx) => tx.putSlice({ ...(ledger.slices.get(base.urn) ?? base), links: stitched }), { signal: ctx.signal });

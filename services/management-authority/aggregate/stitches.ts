@@ -20,6 +20,10 @@ import { MAX_VNI } from './vnis.js';
 
 /** Smallest VNI a stitched link may use (below: the host's own). */
 const FIRST_STITCH_VNI = 4096;
+/** Most stitched ends one request may hold here (the slice authority asks for at most 256 stitched links a slice). */
+export const MAX_STITCH_ENDS = 256;
+/** Most link interfaces one sliver may have (the node manager's limit, eth1 to eth32). */
+export const MAX_LINKS_PER_ENDPOINT = 32;
 const LINK_NAME = /^[A-Za-z0-9._-]{1,64}$/;
 const CIDR = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}\/([0-9]|[12]\d|3[0-2])$/;
 
@@ -29,16 +33,22 @@ export type WantedStitch = Omit<LinkSpec, 'subnet'> & { readonly stitch: NonNull
 /**
  * Checks this site's ends of stitched links (before the ledger): the site's policy takes stitching (any style: a
  * planetlab sliver may hold the end of a link stitched to an emulab site's), each names a
- * client id of the request, a link name no other link of the request has, a VNI in range and an address. Errors name
- * the link and the endpoint.
+ * client id of the request, a link name no other link of the request has, a VNI in range and a unicast host address
+ * (prefix 8 to 30, as the node manager takes it). At most {@link MAX_STITCH_ENDS} ends, and no endpoint with more
+ * than {@link MAX_LINKS_PER_ENDPOINT} links in all: a peer cannot hold VNIs here by the thousand, nor allocate what
+ * no node can wire. Errors name the link and the endpoint.
  */
 export function checkStitches(
   state: AggregateState,
   stitches: readonly StitchEnd[],
   clientIds: ReadonlySet<string>,
-  linkNames: ReadonlySet<string>,
+  links: readonly { readonly name: string; readonly endpoints: readonly string[] }[],
 ): WantedStitch[] {
   if (stitches.length === 0) return [];
+  if (stitches.length > MAX_STITCH_ENDS)
+    throw new InvalidArgumentError(`request.stitches: at most ${MAX_STITCH_ENDS} stitched ends per request (${stitches.length} asked)`, {
+      field: 'request.stitches',
+    });
   const { settings } = state.deps;
   const first = stitches[0] as StitchEnd;
   if (settings.stitching === false)
@@ -46,7 +56,9 @@ export function checkStitches(
       `site ${state.domain} does not stitch links to other sites (its policy: stitching false); link ${first.link} (endpoint ${first.clientId}) cannot be made; ask for it without stitching or at another site`,
       { rule: 'stitching', site: state.domain, link: first.link, endpoint: first.clientId },
     );
-  const names = new Set(linkNames);
+  const names = new Set(links.map((l) => l.name));
+  const perEndpoint = new Map<string, number>();
+  for (const l of links) for (const e of new Set(l.endpoints)) perEndpoint.set(e, (perEndpoint.get(e) ?? 0) + 1);
   return stitches.map((s, i) => {
     const f = `request.stitches[${i}]`;
     const bad = (field: string, why: string): never => {
@@ -59,10 +71,17 @@ export function checkStitches(
     if (!LINK_NAME.test(s.link)) bad('link', 'must be 1 to 64 characters of [A-Za-z0-9._-]');
     if (names.has(s.link)) bad('link', 'has the name of another link of the request');
     names.add(s.link);
-    if (!clientIds.has(s.clientId)) bad('client_id', `names no node of this site's request (its client ids: ${[...clientIds].join(', ')})`);
+    if (!clientIds.has(s.clientId))
+      bad('client_id', `names no node of this site's request (its client ids: ${[...clientIds].join(', ').slice(0, 400)})`);
+    const count = (perEndpoint.get(s.clientId) ?? 0) + 1;
+    perEndpoint.set(s.clientId, count);
+    if (count > MAX_LINKS_PER_ENDPOINT)
+      bad('client_id', `would hold more than ${MAX_LINKS_PER_ENDPOINT} links (a sliver has eth1 to eth${MAX_LINKS_PER_ENDPOINT})`);
     if (!Number.isSafeInteger(s.vni) || s.vni < FIRST_STITCH_VNI || s.vni > MAX_VNI)
       bad('vni', `must be ${FIRST_STITCH_VNI} to ${MAX_VNI}`);
     if (!CIDR.test(s.address)) bad('address', 'must be an IPv4 address with prefix length (a.b.c.d/n)');
+    const addressProblem = linkAddressProblem(s.address);
+    if (addressProblem) bad('address', addressProblem);
     if (!s.peerSite || s.peerSite === state.domain) bad('peer_site', "must be another site's domain");
     if (!s.peerClientId) bad('peer_client_id', "must name the peer site's endpoint");
     if (!Number.isSafeInteger(s.bandwidthKbps) || s.bandwidthKbps < 0 || s.bandwidthKbps > settings.maxLinkKbps)
@@ -79,6 +98,19 @@ export function checkStitches(
       stitch: { peerSite: s.peerSite, peerClientId: s.peerClientId, address: s.address },
     };
   });
+}
+
+/** Why a stitched end's address (a valid a.b.c.d/n) cannot be a sliver's link address, or undefined when it can. */
+export function linkAddressProblem(cidr: string): string | undefined {
+  const [addr, len] = cidr.split('/') as [string, string];
+  const prefix = Number(len);
+  if (prefix < 8 || prefix > 30) return 'must have a prefix length of 8 to 30';
+  const problem = underlayProblem(addr);
+  if (problem) return problem.replace('other nodes could not reach it', 'not a link address');
+  const n = addr.split('.').reduce((v, o) => v * 256 + Number(o), 0);
+  const size = 2 ** (32 - prefix);
+  if (n % size === 0 || n % size === size - 1) return `must be a host address of its /${prefix}, not its network or broadcast address`;
+  return undefined;
 }
 
 /** Takes the stitched links' VNIs from `used` (updated), under the ledger's mutex: ALREADY_EXISTS naming the link and endpoint when one is taken here. */
@@ -114,10 +146,16 @@ export function stitchPointsOf(state: AggregateState, slice: SliceRecord, sliver
 
 /**
  * The slice's links with the peer sites' stitch points taken in (their nodes' underlay addresses). A point must
- * match a stitched link of the slice: its peer site and endpoint, and the agreed VNI; INVALID_ARGUMENT naming the
- * link and endpoint otherwise. Returns undefined when nothing changes.
+ * match a stitched link of the slice: its peer site and endpoint, and the agreed VNI; its underlay address must be
+ * one other nodes can reach (unicast, not loopback, link-local or unspecified) and none of this site's (`ours`: its
+ * nodes' underlay addresses) — else the peer would aim a node of ours at ourselves. INVALID_ARGUMENT naming the link
+ * and endpoint otherwise. Returns undefined when nothing changes.
  */
-export function withPeerPoints(slice: SliceRecord, points: readonly StitchPoint[]): LinkSpec[] | undefined {
+export function withPeerPoints(
+  slice: SliceRecord,
+  points: readonly StitchPoint[],
+  ours: ReadonlySet<string> = new Set(),
+): LinkSpec[] | undefined {
   if (points.length === 0) return undefined;
   const links = [...slice.links];
   let changed = false;
@@ -141,6 +179,11 @@ export function withPeerPoints(slice: SliceRecord, points: readonly StitchPoint[
     if (p.vni !== l.vni) why('vni', `is on VNI ${l.vni} here, not ${p.vni}`);
     const problem = underlayProblem(p.underlayAddress);
     if (problem) why('underlay_address', problem);
+    if (ours.has(p.underlayAddress))
+      why(
+        'underlay_address',
+        `${p.underlayAddress} is the underlay address of a node of this site: a link stitched to site ${l.stitch.peerSite} must reach a host of that site`,
+      );
     if (l.stitch.peerUnderlay === p.underlayAddress) continue;
     links[k] = { ...l, stitch: { ...l.stitch, peerUnderlay: p.underlayAddress } };
     changed = true;

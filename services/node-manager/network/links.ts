@@ -211,6 +211,12 @@ export class LinkWirer implements SliverWirer {
   }
 }
 
+/** Whether an IPv4 address could be another host's underlay: not unspecified, loopback, link-local, multicast or broadcast. */
+function isHostUnicast(addr: string): boolean {
+  const [a, b] = addr.split('.').map(Number) as [number, number];
+  return a !== 0 && a !== 127 && a < 224 && !(a === 169 && b === 254);
+}
+
 /** Checks the fields of a CreateSliver's interfaces (INVALID_ARGUMENT naming the field); returns copies. */
 export function checkInterfaceFields(interfaces: readonly SliverInterface[]): SliverInterface[] {
   if (interfaces.length > MAX_INTERFACES)
@@ -246,8 +252,14 @@ export function checkInterfaceFields(interfaces: readonly SliverInterface[]): Sl
     if (vnis.has(w.vni)) bad('wiring.vni', `${w.vni} is used by two interfaces`);
     vnis.add(w.vni);
     if (w.remoteUnderlays.length > 64) bad('wiring.remote_underlays', 'at most 64');
-    for (const r of w.remoteUnderlays)
+    for (const r of w.remoteUnderlays) {
       if (!isIpv4(r)) bad('wiring.remote_underlays', `${JSON.stringify(r.slice(0, 40))} is not an IPv4 address`);
+      if (!isHostUnicast(r))
+        bad(
+          'wiring.remote_underlays',
+          `${r} is not a unicast address another host could hold (loopback, link-local, multicast or broadcast)`,
+        );
+    }
     if (new Set(w.remoteUnderlays).size !== w.remoteUnderlays.length) bad('wiring.remote_underlays', 'names an address twice');
     return { ...i, wiring: { mac: w.mac, vni: w.vni, remoteUnderlays: [...w.remoteUnderlays], applied: [] } };
   });
