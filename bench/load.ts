@@ -10,6 +10,11 @@
  * connections held open without a call, then a flood of `--half-open` (2,000) TCP connections on the
  * enrolment port that start a TLS handshake and never finish it; probes show whether the servers still
  * answer. Figures only; nothing is asserted.
+ *
+ * `--reads`: instead, the read phase of bench/load-reads.ts (issue 19 target 5): `--clients` (1000)
+ * clients, `--slices` (100) provider accounts with one READY slice each, ListSlices and GetSlice against
+ * the SA with Health/Check on the same SA as the baseline; `--round-s` (5), `--rounds` (2); `--profile DIR`
+ * writes the SA's CPU profile there.
  */
 import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
@@ -36,7 +41,8 @@ import {
   stopLoadFederation,
   type LoadFederation,
 } from '../test/helpers/load-federation.js';
-import { flagNumber, loadAverage, quantile } from './support.js';
+import { readPhase } from './load-reads.js';
+import { flagNumber, flagText, loadAverage, quantile } from './support.js';
 
 const mb = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
 
@@ -232,8 +238,28 @@ async function halfOpen(port: number, n: number): Promise<{ sockets: Socket[]; c
   return { sockets, closed: () => closed };
 }
 
+/** `--reads`: the read phase alone. */
+async function reads(): Promise<void> {
+  const clients = flagNumber('clients', 1000);
+  const slices = Math.min(clients, flagNumber('slices', 100));
+  const profile = flagText('profile', '');
+  console.log(`bench:load --reads — ${clients} clients, ${slices} slices, against an SA (fedlab serve); load ${loadAverage()}`);
+  const t0 = performance.now();
+  const s = await startLoadFederation(clients, flagNumber('nodes', 8), {
+    accounts: slices,
+    saNodeArgs: profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : [],
+  });
+  console.log(`set up in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  try {
+    await readPhase(s, { roundS: flagNumber('round-s', 5), rounds: flagNumber('rounds', 2), slices });
+  } finally {
+    await stopLoadFederation(s);
+  }
+}
+
 async function main(): Promise<void> {
   quietIrrelevantWarnings();
+  if (process.argv.includes('--reads')) return reads();
   const clients = flagNumber('clients', 500);
   const seconds = flagNumber('seconds', 60);
   const nodeCount = flagNumber('nodes', 8);

@@ -64,9 +64,9 @@ export function fds(pid: number | undefined): number {
   }
 }
 
-/** Starts `fedlab serve <role>` (warn-level logs) and polls `ready` until it answers. */
-async function serve(role: 'ma' | 'sa', config: string, ready: () => Promise<unknown>): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'cli/main.ts'), 'serve', role, '--config', config], {
+/** Starts `fedlab serve <role>` (warn-level logs; `nodeArgs` for Node, e.g. `--cpu-prof`) and polls `ready` until it answers. */
+async function serve(role: 'ma' | 'sa', config: string, ready: () => Promise<unknown>, nodeArgs: readonly string[] = []): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', join(ROOT, 'cli/main.ts'), 'serve', role, '--config', config], {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   const until = Date.now() + 120_000;
@@ -156,8 +156,19 @@ async function startNode(
   return { urn: res.nodeUrn, service: await hostService(config, silentLogger(), nodeManagerRole()) };
 }
 
-/** PKI, the MA, the nodes, the MA → SA delegation, the SA with one account per client. */
-export async function startLoadFederation(clients: number, nodeCount: number): Promise<LoadFederation> {
+/** Options of {@link startLoadFederation}. */
+export interface LoadFederationOptions {
+  /**
+   * Provider accounts at the SA (default: one per client). With fewer, client `i` is provider
+   * `i % accounts`, each client still with its own key, certificate and connection.
+   */
+  readonly accounts?: number;
+  /** Node options of the SA process (e.g. `--cpu-prof`, `--cpu-prof-dir=DIR`). */
+  readonly saNodeArgs?: readonly string[];
+}
+
+/** PKI, the MA, the nodes, the MA → SA delegation, the SA with one account per client (or `options.accounts`). */
+export async function startLoadFederation(clients: number, nodeCount: number, options: LoadFederationOptions = {}): Promise<LoadFederation> {
   const dir = mkdtempSync(join(tmpdir(), 'fedlab-bench-load-'));
   const pki = await createTestPki({ domain: DOMAIN, dir: join(dir, 'pki') });
   const ma = await pki.issueServer(MA_URN);
@@ -165,7 +176,8 @@ export async function startLoadFederation(clients: number, nodeCount: number): P
   const admin = await pki.issue(`urn:fedlab:${DOMAIN}:user:admin`);
   const owner = await pki.issue(`urn:fedlab:${DOMAIN}:owner:olivia`);
   const providers: TestIdentity[] = [];
-  for (let i = 0; i < clients; i++) providers.push(await pki.issue(`urn:fedlab:${DOMAIN}:sp:p${i}`));
+  const accounts = Math.min(clients, options.accounts ?? clients);
+  for (let i = 0; i < clients; i++) providers.push(await pki.issue(`urn:fedlab:${DOMAIN}:sp:p${i % accounts}`));
   const bundle = (await pki.bundle()).file;
   const [port, enrolPort, saPort] = [await freePort(), await freePort(), await freePort()];
   const maAddress = `127.0.0.1:${port}`;
@@ -220,11 +232,16 @@ export async function startLoadFederation(clients: number, nodeCount: number): P
       log_level: 'warn',
       admins: [admin.urn],
       sites: [{ domain: DOMAIN, endpoint: maAddress, ma_urn: MA_URN, chain_file: writeChainFile(join(dir, 'sa.chain'), chain) }],
-      providers: providers.map((p) => ({ urn: p.urn, quotas: { slices: SLICE_QUOTA } })),
+      providers: providers.slice(0, accounts).map((p) => ({ urn: p.urn, quotas: { slices: SLICE_QUOTA } })),
     }).writeTo(join(dir, 'sa.json'));
     const saAddress = `127.0.0.1:${saPort}`;
     const probe = loadClient(SliceAuthorityService, saAddress, SA_URN, pki.caPem, providers[0] as TestIdentity);
-    const saChild = await serve('sa', saFile, () => probe.listSlices({ pageSize: 1, pageToken: '', state: 0 }, { deadlineMs: 1000 }));
+    const saChild = await serve(
+      'sa',
+      saFile,
+      () => probe.listSlices({ pageSize: 1, pageToken: '', state: 0 }, { deadlineMs: 1000 }),
+      options.saNodeArgs,
+    );
     children.push(saChild);
     const agg = loadClient(AggregateService, maAddress, MA_URN, pki.caPem, admin);
     const termsDigest = (await agg.getVersion({})).termsDigest;
