@@ -11,12 +11,13 @@ import { KeyedMutex, Mutex } from '../../core/mutex.js';
 import type { Store, Table } from '../../core/store/store.js';
 import { parseUrn } from '../../core/identity/urn.js';
 import type { ResultStatus } from '../../generated/fedlab/v1/common.js';
-import type { WatchSliceResponse } from '../../generated/fedlab/v1/slice_authority.js';
+import type { Slice, WatchSliceResponse } from '../../generated/fedlab/v1/slice_authority.js';
 import type { Accounts } from '../accounts.js';
 import type { SaConfig } from '../config.js';
 import type { EventHub } from '../events.js';
 import { LIVE, sliceToWire, stateToWire, TABLES, type IntentRecord, type RequestRecord, type SliceRecord } from '../records.js';
 import type { Sites } from '../sites.js';
+import { SliceIndex } from './slice-index.js';
 
 /**
  * How far event sequence numbers jump at a restart: events are numbered in
@@ -50,7 +51,8 @@ export interface EventInput {
 
 /** The slices, their intents and the locks and work around them. */
 export class SliceBookState {
-  readonly slices = new Map<string, SliceRecord>();
+  /** By URN, with the provider and URN-order indexes and wire forms the reads use (slice-index.ts). */
+  readonly slices = new SliceIndex();
   readonly intents = new Map<string, IntentRecord>();
   readonly sliceTable: Table<SliceRecord>;
   readonly requestTable: Table<RequestRecord>;
@@ -63,6 +65,8 @@ export class SliceBookState {
   readonly stranded = new Set<string>();
   /** When each slice's slivers were last asked of its sites (GetSlice). */
   readonly refreshedAt = new Map<string, number>();
+  /** GetSlice's refresh of a slice from its sites while one runs: later readers share its answer. */
+  readonly refreshing = new Map<string, Promise<Slice>>();
   /** The domain slice URNs are made in. */
   readonly domain: string;
   private readonly running = new Set<Promise<unknown>>();

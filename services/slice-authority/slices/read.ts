@@ -9,7 +9,7 @@ import { pageSize, urnField } from '../../core/validate.js';
 import { AllocationState, OperationalState, type Sliver } from '../../generated/fedlab/v1/common.js';
 import type { ListSlicesRequest, ListSlicesResponse, Slice } from '../../generated/fedlab/v1/slice_authority.js';
 import type { Caller } from '../accounts.js';
-import { sliceToWire, sliversOf, stateFromWire, storeSlivers, type SliceRecord } from '../records.js';
+import { sliversOf, stateFromWire, storeSlivers, type SliceRecord } from '../records.js';
 import { OK } from '../../core/rpc/outcome.js';
 import { decodePageToken, encodePageToken } from '../../core/paging.js';
 import type { SliceBookState } from './book-state.js';
@@ -54,25 +54,38 @@ function worthAsking(book: SliceBookState, rec: SliceRecord): boolean {
   return (rec.state === 'ready' || rec.state === 'partial') && rec.expiresAt - EXPIRY_MARGIN_MS > book.now;
 }
 
+/** Whether the sites were asked about the slice within {@link STATUS_FRESH_MS}. */
+function fresh(book: SliceBookState, urn: string): boolean {
+  return book.now - (book.refreshedAt.get(urn) ?? -Infinity) < STATUS_FRESH_MS;
+}
+
 /**
  * GetSlice with every sliver as its site reports it now: for a READY or PARTIAL slice each site
  * holding slivers is asked for its Status (in parallel, within `limits.status_deadline_ms`), and
  * what changed is recorded and published to watchers. A site that does not answer keeps its last
  * known slivers. A slice that is being created or deleted is answered from the record (the SA is
  * talking to its sites anyway), and so is one at its expiry (the expiry sweep deletes it at every
- * site: see {@link EXPIRY_MARGIN_MS}). Asked again within {@link STATUS_FRESH_MS}, the record is fresh enough.
+ * site: see {@link EXPIRY_MARGIN_MS}). Asked again within {@link STATUS_FRESH_MS}, the record is fresh
+ * enough, and is answered without the slice's lock. A reader that comes while the sites are being
+ * asked shares that refresh's answer (it arrives after the reader did, so it is fresher than the
+ * record it would otherwise accept), instead of queueing behind it to ask the sites again.
  */
 export async function getLiveSlice(book: SliceBookState, caller: Caller, urn: string): Promise<Slice> {
   const rec0 = ownedSlice(book, caller, urn);
-  if (!worthAsking(book, rec0) || book.stopping || book.now - (book.refreshedAt.get(urn) ?? -Infinity) < STATUS_FRESH_MS)
-    return sliceToWire(rec0);
-  return book.track(book.locks.run(urn, () => refreshLocked(book, urn)));
+  if (!worthAsking(book, rec0) || book.stopping || fresh(book, urn)) return book.slices.wire(rec0);
+  let pending = book.refreshing.get(urn);
+  if (!pending) {
+    pending = book.track(book.locks.run(urn, () => refreshLocked(book, urn))).finally(() => book.refreshing.delete(urn));
+    book.refreshing.set(urn, pending);
+  }
+  return pending;
 }
 
 /** Asks the slice's sites for their slivers and records what changed; call holding the slice's lock. */
 async function refreshLocked(book: SliceBookState, urn: string): Promise<Slice> {
   const rec = book.slices.get(urn) as SliceRecord;
-  if (!worthAsking(book, rec)) return sliceToWire(rec);
+  // Other work on the slice may have held the lock meanwhile: what it left may need no asking.
+  if (!worthAsking(book, rec) || fresh(book, urn)) return book.slices.wire(rec);
   const answers = await Promise.all(rec.sites.map((s) => statusAt(book, rec.urn, s)));
   // Only recent reads matter: old ones are dropped before the map grows large.
   if (book.refreshedAt.size >= MAX_FRESH_READS)
@@ -100,7 +113,7 @@ async function refreshLocked(book: SliceBookState, urn: string): Promise<Slice> 
     });
     return { ...s, slivers: storeSlivers(slivers) };
   });
-  if (changed.length === 0) return sliceToWire(rec);
+  if (changed.length === 0) return book.slices.wire(rec);
   const next: SliceRecord = { ...rec, sites, updatedAt: book.now };
   // What the sites report can be asked again at any time: no need to wait for the disk; and a store
   // that refuses writes does not stop the answer (a read), it only keeps the record as it was.
@@ -108,7 +121,7 @@ async function refreshLocked(book: SliceBookState, urn: string): Promise<Slice> 
     await book.sliceTable.put(urn, next);
   } catch (err) {
     book.deps.log.warn({ slice: urn, err: (err as Error).message }, "the sites' report of the slice was not recorded");
-    return sliceToWire(next);
+    return book.slices.wire(next);
   }
   book.slices.set(urn, { ...next, seq: (book.slices.get(urn) as SliceRecord).seq });
   for (const c of changed) {
@@ -124,21 +137,25 @@ async function refreshLocked(book: SliceBookState, urn: string): Promise<Slice> 
       message: `now ${OperationalState[state].replace('OPERATIONAL_STATE_', '').toLowerCase()}${c.sliver.error ? `: ${c.sliver.error}` : ''}`,
     });
   }
-  return sliceToWire(book.slices.get(urn) as SliceRecord);
+  return book.slices.wire(book.slices.get(urn) as SliceRecord);
 }
 
-/** ListSlices: the caller's slices (every slice for administrators), by URN, paged. */
+/**
+ * ListSlices: the caller's slices (every slice for administrators), by URN, paged. Read from the
+ * caller's own index from the page token on (slice-index.ts), one record past the page to know
+ * whether another page follows; each slice's wire form is made once per change.
+ */
 export function listSlices(book: SliceBookState, caller: Caller, req: ListSlicesRequest): ListSlicesResponse {
   const size = pageSize(req.pageSize);
   const after = decodePageToken('slices', req.pageToken);
   const want = req.state ? stateFromWire(req.state) : undefined;
   if (req.state && !want) throw new InvalidArgumentError('state is not a slice state', { field: 'state' });
-  const all = [...book.slices.values()]
-    .filter((s) => caller.admin || s.providerUrn === caller.urn)
-    .filter((s) => (want ? s.state === want : s.state !== 'deleted' && s.state !== 'expired'))
-    .filter((s) => s.urn > after)
-    .sort((a, b) => (a.urn < b.urn ? -1 : a.urn > b.urn ? 1 : 0));
-  const page = all.slice(0, size);
+  const keep = want ? (s: SliceRecord) => s.state === want : (s: SliceRecord) => s.state !== 'deleted' && s.state !== 'expired';
+  const found = book.slices.after(caller.admin ? undefined : caller.urn, after, size + 1, keep);
+  const page = found.slice(0, size);
   const last = page[page.length - 1];
-  return { slices: page.map(sliceToWire), nextPageToken: all.length > size && last ? encodePageToken('slices', last.urn) : '' };
+  return {
+    slices: page.map((s) => book.slices.wire(s)),
+    nextPageToken: found.length > size && last ? encodePageToken('slices', last.urn) : '',
+  };
 }

@@ -26,7 +26,7 @@ import type {
   WatchSliceResponse,
 } from '../../generated/fedlab/v1/slice_authority.js';
 import type { Caller } from '../accounts.js';
-import { sliceToWire, type SliceRecord } from '../records.js';
+import type { SliceRecord } from '../records.js';
 import { SliceBookState, type SliceBookOptions } from './book-state.js';
 import { createSlice } from './create.js';
 import { deleteSlice } from './delete.js';
@@ -78,7 +78,7 @@ export class SliceBook {
 
   /** GetSlice as recorded (no site is asked). */
   get(caller: Caller, urn: string): Slice {
-    return sliceToWire(ownedSlice(this.book, caller, urn));
+    return this.book.slices.wire(ownedSlice(this.book, caller, urn));
   }
 
   /** GetSlice with every sliver as its site reports it now (see read.ts). */
