@@ -19,9 +19,12 @@ export function linkScope(siteUrn: string): string {
   return `site-${hash12(siteUrn)}`;
 }
 
+/** How every link bridge's name begins (the firewall matches them all by it). */
+export const LINK_BRIDGE_PREFIX = 'flk';
+
 /** The bridge of a link (its VNI) of a site on this host. */
 export function linkBridgeName(scope: string, vni: number): string {
-  return `flk${hash12(scope, String(vni))}`;
+  return `${LINK_BRIDGE_PREFIX}${hash12(scope, String(vni))}`;
 }
 
 /** The VXLAN device of a link of a site on this host (a port of its bridge). */

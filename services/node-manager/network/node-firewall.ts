@@ -12,6 +12,8 @@
  *   reach slivers.
  * - Input: slivers reach none of the node's own addresses (node manager,
  *   SSH, anything on the host), except as replies.
+ * - Link hubs: nothing arriving on a link's bridge reaches the node or is
+ *   routed by it (the hubs only bridge slivers' link frames).
  * - VXLAN: slivers send nothing to UDP port 4789 anywhere (masqueraded, it
  *   would leave from the node's address, which peers trust for their links);
  *   the node takes and sends VXLAN of its links' VNIs only from and to the
@@ -28,6 +30,7 @@
  */
 import { formatCidr } from './ipv4.js';
 import { VXLAN_PORT } from './link-devices.js';
+import { LINK_BRIDGE_PREFIX } from './link-names.js';
 import type { NetCommands } from './net-command.js';
 import { tableName } from './net-names.js';
 import type { NetworkPlan, SliverLease } from './network-plan.js';
@@ -52,6 +55,8 @@ export interface FirewallElements {
 }
 
 const q = (s: string): string => JSON.stringify(s);
+/** Link hubs' bridges of any site on the host (link-names.ts: `flk<hash>`). */
+const HUBS = q(`${LINK_BRIDGE_PREFIX}*`);
 
 /** The script that makes the tables and rewrites their rules (elements are kept). */
 export function firewallScript(instance: string, p: NetworkPlan): string {
@@ -78,6 +83,12 @@ export function firewallScript(instance: string, p: NetworkPlan): string {
     `add rule ${inet} localnat ip daddr ${p.nodeAddress} meta l4proto { tcp, udp } dnat ip to th dport map @port_fwd`,
     `add rule ${inet} srcnat ip saddr ${subnet} ip daddr != ${subnet} oifname ${up} masquerade`,
     // Bridged frames reach here only with br_netfilter loaded; the bridge table judges them.
+    // A link's hub (a bridge with no address) only bridges: frames a sliver sends into it never reach the node's own
+    // addresses nor are routed by it (a sliver's CAP_NET_RAW could address the node's MAC there, found by ARP).
+    // Bridged frames come here only with br_netfilter (from and to the hub); no route leads from one hub to another.
+    `add rule ${inet} forward iifname ${HUBS} oifname ${HUBS} accept`,
+    `add rule ${inet} forward iifname ${HUBS} drop`,
+    `add rule ${inet} forward oifname ${HUBS} drop`,
     `add rule ${inet} forward iifname ${br} oifname ${br} accept`,
     `add rule ${inet} forward iifname ${br} udp dport ${VXLAN_PORT} drop`,
     `add rule ${inet} forward iifname ${br} ct state established,related accept`,
@@ -87,6 +98,7 @@ export function firewallScript(instance: string, p: NetworkPlan): string {
     `add rule ${inet} forward oifname ${br} ct state established,related accept`,
     `add rule ${inet} forward oifname ${br} ct status dnat accept`,
     `add rule ${inet} forward oifname ${br} drop`,
+    `add rule ${inet} input iifname ${HUBS} drop`,
     `add rule ${inet} input iifname ${br} ct state established,related accept`,
     `add rule ${inet} input iifname ${br} drop`,
     ...vxlan.input,
