@@ -8,18 +8,20 @@
  * caller's slice and every GetSlice asks for a slice the caller owns. The baseline, in the same run, over
  * the same connections: `grpc.health.v1.Health/Check` on the same SA (mutual TLS, no SA work). Each
  * workload runs closed-loop (every client calls again as soon as its answer arrives) for `--round-s`
- * seconds, in `--rounds` rounds with the order rotating, so all of them see the same machine. Answers
- * are not decoded here (the client process would otherwise be the bottleneck): each workload's answer
- * is checked once, decoded, before the rounds, and every timed call must end OK.
+ * seconds, in `--rounds` rounds with the order rotating, so all of them see the same machine; with
+ * `--rate R`, open loop instead: each client calls about R/clients times a second from a random phase.
+ * The clients are spread over `--workers` client processes (bench/load-reads-worker.ts), so that one
+ * client event loop is not what is measured; answers are not decoded while timed (each client's
+ * answers are checked once, decoded, before the rounds), and every timed call must end OK.
  */
+import { fork, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { Metadata, status as Status } from '@grpc/grpc-js';
 import { pool } from '../services/core/timing.js';
 import { SliceAuthorityService } from '../services/generated/fedlab/v1/slice_authority.js';
 import { DOMAIN, loadClient, SA_URN, type LoadFederation } from '../test/helpers/load-federation.js';
+import type { FromReadWorker, ReadWorkload, ToReadWorker } from './load-reads-worker.js';
 import { cpuSeconds, loadAverage, median, quantile } from './support.js';
-
-const HEALTH_CHECK = '/grpc.health.v1.Health/Check';
 
 /** Options of the read phase. */
 export interface ReadPhaseOptions {
@@ -28,15 +30,13 @@ export interface ReadPhaseOptions {
   readonly rounds: number;
   /** Providers that own one slice each (the first `slices` clients create them). */
   readonly slices: number;
+  /** Client processes. */
+  readonly workers: number;
+  /** Calls a second offered by all clients together (open loop); 0 for closed loop. */
+  readonly rate: number;
 }
 
-type Workload = 'health' | 'ListSlices' | 'GetSlice';
-const WORKLOADS: readonly Workload[] = ['health', 'ListSlices', 'GetSlice'];
-
-interface Target {
-  readonly path: string;
-  readonly body: (client: number) => Buffer;
-}
+const WORKLOADS: readonly ReadWorkload[] = ['health', 'ListSlices', 'GetSlice'];
 
 /** Creates one READY slice for each of the first `n` clients (one per provider account); returns their URNs by provider. */
 async function createSlices(s: LoadFederation, n: number): Promise<string[]> {
@@ -77,34 +77,31 @@ async function createSlices(s: LoadFederation, n: number): Promise<string[]> {
   return urns;
 }
 
-/** Every client calls `target` closed-loop for `ms`; returns the latencies (ms) of the calls that ended within it. */
-async function drive(clients: readonly { raw: import('@grpc/grpc-js').Client }[], target: Target, ms: number): Promise<number[]> {
-  const lat: number[] = [];
-  const end = performance.now() + ms;
-  let failed: Error | undefined;
-  const one = (i: number): Promise<void> =>
-    new Promise((resolve) => {
-      const t = performance.now();
-      (clients[i] as { raw: import('@grpc/grpc-js').Client }).raw.makeUnaryRequest(
-        target.path,
-        (b: Buffer) => b,
-        (b: Buffer) => b,
-        target.body(i),
-        new Metadata(),
-        { deadline: Date.now() + 30_000 },
-        (err) => {
-          if (err) failed ??= err;
-          else lat.push(performance.now() - t);
-          resolve();
-        },
-      );
-    });
-  const lane = async (i: number): Promise<void> => {
-    while (performance.now() < end && !failed) await one(i);
+/** A client process and a way to ask it something and wait for its answer. */
+interface Worker {
+  readonly child: ChildProcess;
+  ask(m: ToReadWorker): Promise<FromReadWorker>;
+}
+
+function startWorker(): Worker {
+  const child = fork(join(import.meta.dirname, 'load-reads-worker.ts'), ['--reads-worker'], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  return {
+    child,
+    ask: (m) =>
+      new Promise((resolve, reject) => {
+        const onExit = (code: number | null): void => reject(new Error(`a client process exited with ${code}`));
+        child.once('exit', onExit);
+        child.once('message', (a: FromReadWorker) => {
+          child.off('exit', onExit);
+          if (a.type === 'error') reject(new Error(a.message));
+          else resolve(a);
+        });
+        child.send(m);
+      }),
   };
-  await Promise.all(clients.map((_, i) => lane(i)));
-  if (failed) throw new Error(`a ${target.path} call failed: ${Status[(failed as { code?: number }).code ?? 2]} ${failed.message}`);
-  return lat;
 }
 
 /** Runs the read phase and prints its figures. */
@@ -112,46 +109,53 @@ export async function readPhase(s: LoadFederation, o: ReadPhaseOptions): Promise
   const t0 = performance.now();
   const sliceOf = await createSlices(s, o.slices);
   console.log(`  ${o.slices} READY slices (one node each) created in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  const clients = s.providers.map((p) => loadClient(SliceAuthorityService, s.sa.address, SA_URN, s.caPem, p));
-  const urnOf = (i: number): string => sliceOf[i % o.slices] as string;
-  const listBody = SliceAuthorityService.listSlices.requestSerialize({ pageSize: 20, pageToken: '', state: 0 });
-  const getBodies = sliceOf.map((sliceUrn) => SliceAuthorityService.getSlice.requestSerialize({ sliceUrn }));
-  const targets: Record<Workload, Target> = {
-    health: { path: HEALTH_CHECK, body: () => Buffer.alloc(0) },
-    ListSlices: { path: SliceAuthorityService.listSlices.path, body: () => listBody },
-    GetSlice: { path: SliceAuthorityService.getSlice.path, body: (i) => getBodies[i % o.slices] as Buffer },
-  };
+  const workers = Array.from({ length: o.workers }, startWorker);
   try {
-    // Every connection opened, and each answer checked once, decoded, before anything is timed.
-    await pool(
-      clients.map((c, i) => ({ c, i })),
-      50,
-      async ({ c, i }) => {
-        const list = await c.listSlices({ pageSize: 20, pageToken: '', state: 0 });
-        if (list.slices.length !== 1 || list.slices[0]?.urn !== urnOf(i))
-          throw new Error(`client ${i} listed ${list.slices.map((x) => x.urn).join(', ') || 'nothing'}, expected ${urnOf(i)}`);
-        const got = await c.getSlice({ sliceUrn: urnOf(i) });
-        if (got.slice?.urn !== urnOf(i) || got.slice.slivers.length !== 1) throw new Error(`client ${i}: GetSlice answered ${got.slice?.urn}`);
-      },
+    const n = s.providers.length;
+    await Promise.all(
+      workers.map((w, k) =>
+        w.ask({
+          type: 'setup',
+          address: s.sa.address,
+          caPem: s.caPem,
+          clients: s.providers
+            .map((p, i) => ({ certPem: p.certPem, keyPem: p.keyPem, sliceUrn: sliceOf[i % o.slices] as string, i }))
+            .filter(({ i }) => i % o.workers === k)
+            .map(({ certPem, keyPem, sliceUrn }) => ({ certPem, keyPem, sliceUrn })),
+        }),
+      ),
     );
+    const perClientRate = o.rate > 0 ? o.rate / n : 0;
+    const run = async (workload: ReadWorkload, ms: number): Promise<number[]> => {
+      const answers = await Promise.all(workers.map((w) => w.ask({ type: 'run', workload, ms, perClientRate })));
+      const lat: number[] = [];
+      for (const a of answers) {
+        if (a.type !== 'done') continue;
+        if (a.failed) throw new Error(`a ${workload} call failed: ${a.failed}`);
+        for (const x of a.lat) lat.push(x);
+      }
+      return lat;
+    };
     const pid = s.sa.child.pid as number;
     const results = Object.fromEntries(WORKLOADS.map((w) => [w, { rate: [] as number[], cpuUs: [] as number[], lat: [] as number[] }])) as Record<
-      Workload,
+      ReadWorkload,
       { rate: number[]; cpuUs: number[]; lat: number[] }
     >;
-    await drive(clients, targets.health, 1000);
+    for (const w of WORKLOADS) await run(w, 1000);
+    const mode = o.rate > 0 ? `open loop at ${o.rate} calls/s offered` : 'closed loop';
     console.log(
-      `  ${clients.length} clients (each its own certificate and connection, ${o.slices} provider accounts), closed loop, ${o.rounds} rounds of ${o.roundS} s; load ${loadAverage()}`,
+      `  ${n} clients (each its own certificate and connection, ${o.slices} provider accounts) in ${o.workers} client processes, ${mode}, ` +
+        `${o.rounds} rounds of ${o.roundS} s; load ${loadAverage()}`,
     );
     for (let r = 0; r < o.rounds; r++) {
-      for (const w of WORKLOADS.map((_, i) => WORKLOADS[(i + r) % WORKLOADS.length] as Workload)) {
+      for (const w of WORKLOADS.map((_, i) => WORKLOADS[(i + r) % WORKLOADS.length] as ReadWorkload)) {
         const c0 = cpuSeconds(pid);
         const started = performance.now();
-        const lat = await drive(clients, targets[w], o.roundS * 1000);
+        const lat = await run(w, o.roundS * 1000);
         const took = (performance.now() - started) / 1000;
         results[w].rate.push(lat.length / took);
         results[w].cpuUs.push(((cpuSeconds(pid) - c0) / lat.length) * 1e6);
-        results[w].lat.push(...lat);
+        for (const x of lat) results[w].lat.push(x);
       }
     }
     for (const w of WORKLOADS) {
@@ -167,6 +171,6 @@ export async function readPhase(s: LoadFederation, o: ReadPhaseOptions): Promise
     }
     console.log(`  load ${loadAverage()}`);
   } finally {
-    for (const c of clients) c.close();
+    for (const w of workers) if (w.child.connected) w.child.send({ type: 'stop' } satisfies ToReadWorker);
   }
 }

@@ -13,8 +13,9 @@
  *
  * `--reads`: instead, the read phase of bench/load-reads.ts (issue 19 target 5): `--clients` (1000)
  * clients, `--slices` (100) provider accounts with one READY slice each, ListSlices and GetSlice against
- * the SA with Health/Check on the same SA as the baseline; `--round-s` (5), `--rounds` (2); `--profile DIR`
- * writes the SA's CPU profile there.
+ * the SA with Health/Check on the same SA as the baseline; `--round-s` (5), `--rounds` (2), `--workers`
+ * (2) client processes, `--rate R` (open loop at R calls/s in all; 0, closed loop); `--profile DIR` writes
+ * the SA's CPU profile there.
  */
 import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
@@ -251,7 +252,13 @@ async function reads(): Promise<void> {
   });
   console.log(`set up in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   try {
-    await readPhase(s, { roundS: flagNumber('round-s', 5), rounds: flagNumber('rounds', 2), slices });
+    await readPhase(s, {
+      roundS: flagNumber('round-s', 5),
+      rounds: flagNumber('rounds', 2),
+      slices,
+      workers: flagNumber('workers', 2),
+      rate: flagNumber('rate', 0),
+    });
   } finally {
     await stopLoadFederation(s);
   }
