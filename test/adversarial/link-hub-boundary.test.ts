@@ -1,7 +1,7 @@
 // A link's hub on a host — the bridge two node managers' slivers on one host share, with a VXLAN device towards the
-// other host — tried from a sliver on it. The hub bridge holds no address, but the host answers ARP for its own
-// addresses on any interface, so a sliver with CAP_NET_RAW (here: root in the sliver's namespace, adding routes by
-// its link interface) can put IP packets addressed to the host's MAC on the hub. Counters on the host, in chains
+// other host — tried from a sliver on it. The hub bridge holds no address and answers no ARP (NOARP), but a sliver
+// with CAP_NET_RAW (here: root in the sliver's namespace, adding a neighbour entry with the hub's MAC and routes by
+// its link interface) can still put IP packets addressed to the host's MAC on the hub. Counters on the host, in chains
 // after the node manager's, show nothing of them reaches the host's own addresses (its node manager, SSH, anything)
 // nor is routed by it towards the "Internet"; a counter before them shows the packets did arrive (the control);
 // and the link itself still carries TCP between the slivers (bridged frames pass). Needs root and the container
@@ -97,6 +97,11 @@ describe.skipIf(skipReason !== '')("a link's hub on a host", () => {
     h1.exec(['sh', '-c', `printf '${PROBE.replace(/\n/g, '\\n')}' | nft -f -`]);
     try {
       // What a sliver's raw socket could do: address the host (and, through it, the outside) on its link interface.
+      // The hub answers no ARP: its MAC as a raw socket would use it, found from the bridge's own frames.
+      const hub = hubs.find((h) => h.ifname.startsWith('flk'))!;
+      const flags = (JSON.parse(h1.exec(['ip', '-j', 'link', 'show', 'dev', hub.ifname])) as { flags: string[]; address: string }[])[0]!;
+      expect(flags.flags).toContain('NOARP');
+      await inNetns(nsA, ['ip', 'neigh', 'replace', h1.address, 'lladdr', flags.address, 'dev', 'eth1', 'nud', 'permanent']);
       await inNetns(nsA, ['ip', 'route', 'add', `${h1.address}/32`, 'dev', 'eth1']);
       await inNetns(nsA, ['ip', 'route', 'add', `${out.publicAddress}/32`, 'dev', 'eth1', 'onlink', 'via', h1.address]);
       await inNetns(nsA, [process.execPath, '-e', SENDER, h1.address, String(PORT), '10']);
@@ -108,7 +113,7 @@ describe.skipIf(skipReason !== '')("a link's hub on a host", () => {
     }
   }, 60_000);
 
-  it('still carries TCP between two slivers on the hub and to the far host', async () => {
+  it('still carries TCP between the two slivers on the hub', async () => {
     const kbps = await measureKbps(nsA, nsC, cAddr, 1);
     expect(kbps).toBeGreaterThan(0);
   }, 60_000);

@@ -101,8 +101,9 @@ export class LinkDevices {
       // Bridged link frames are the slivers' own: the node's IP filters never see them.
       await this.run.ip(['link', 'set', bridge, 'type', 'bridge', 'nf_call_iptables', '0', 'nf_call_arptables', '0']).catch(() => '');
     }
-    if (!br?.ifalias || !br.flags?.includes('UP'))
-      await this.run.ip(['link', 'set', bridge, 'alias', linkAlias(this.scope, { kind: 'bridge', vni }), 'up']);
+    // No ARP on the hub itself: the host would answer there for its own addresses (the firewall drops what follows).
+    if (!br?.ifalias || !br.flags?.includes('UP') || !br.flags.includes('NOARP'))
+      await this.run.ip(['link', 'set', bridge, 'alias', linkAlias(this.scope, { kind: 'bridge', vni }), 'arp', 'off', 'up']);
     // Every endpoint on this host: veths on the bridge, no VXLAN at all.
     if (far.length === 0) return 1500;
     let vx = have.get(vxlan);
