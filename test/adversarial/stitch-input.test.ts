@@ -5,14 +5,20 @@
 //   link-local, a network or broadcast address, /0 or /31) — INVALID_ARGUMENT naming the field, nothing held;
 // - at Provision (withPeerPoints): a peer underlay that is loopback, link-local, multicast, broadcast, unspecified
 //   or one of this site's own nodes — INVALID_ARGUMENT naming link and endpoint;
-// - at CreateSliver (the node manager's check): far underlays no other host could hold.
+// - at CreateSliver (the node manager's check): far underlays no other host could hold, and — when the node's owner
+//   lists them in network.peer_underlays — far underlays outside the underlay network and that list.
 import { status as Status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InvalidArgumentError } from '../../services/core/errors.js';
+import { FailedPreconditionError, InvalidArgumentError } from '../../services/core/errors.js';
 import type { ResourceRequest, SliverInterface, StitchEnd, StitchPoint } from '../../services/generated/fedlab/v1/common.js';
 import { withPeerPoints } from '../../services/management-authority/aggregate/stitches.js';
 import type { SliceRecord } from '../../services/management-authority/records.js';
-import { checkInterfaceFields } from '../../services/node-manager/network/links.js';
+import { parseCidr } from '../../services/node-manager/network/ipv4.js';
+import { TcCommands } from '../../services/node-manager/network/link-shaping.js';
+import { checkInterfaceFields, LinkWirer } from '../../services/node-manager/network/links.js';
+import { NetCommands } from '../../services/node-manager/network/net-command.js';
+import { networkConfigSchema } from '../../services/node-manager/network/network-config.js';
+import type { NetworkPlan } from '../../services/node-manager/network/network-plan.js';
 import { disposeParties, siteParties, startSite, type Site } from '../helpers/ma-harness.js';
 
 let site: Site;
@@ -164,5 +170,51 @@ describe("the node manager's check of far underlays", () => {
     for (const addr of ['127.0.0.1', '169.254.1.1', '224.0.0.1', '255.255.255.255', '0.0.0.0'])
       expect(() => checkInterfaceFields([iface([addr])]), addr).toThrow(/wiring\.remote_underlays.*not a unicast address/);
     expect(checkInterfaceFields([iface(['192.0.2.7'])])[0]?.wiring?.remoteUnderlays).toEqual(['192.0.2.7']);
+  });
+});
+
+describe("the node owner's network.peer_underlays", () => {
+  const plan = (peerUnderlays?: string[]): NetworkPlan => ({
+    subnet: parseCidr('10.88.0.0/16'),
+    gateway: '10.88.0.1',
+    bridge: 'flbr0',
+    uplink: 'eth0',
+    nodeAddress: '192.0.2.10',
+    firstPort: 20000,
+    lastPort: 20099,
+    portsPerSliver: 10,
+    underlayAddress: '10.9.0.2',
+    underlayNetwork: parseCidr('10.9.0.0/24'),
+    ...(peerUnderlays ? { peerUnderlays: peerUnderlays.map((c) => parseCidr(c)) } : {}),
+    capacity: 10,
+  });
+  const wirer = (p: NetworkPlan): LinkWirer =>
+    new LinkWirer('nm-test', 'site-test', p, { get: () => undefined, list: () => [] }, false, new TcCommands(), new NetCommands());
+  const iface = (remoteUnderlays: string[]): SliverInterface => ({
+    link: 'w0',
+    name: 'eth1',
+    address: '10.201.0.1/24',
+    bandwidthKbps: 0,
+    delayMs: 0,
+    lossPercent: 0,
+    wiring: { mac: '02:00:00:00:00:01', vni: 0x81_0000, remoteUnderlays, applied: [] },
+  });
+
+  it('absent: a far underlay anywhere is taken', () => {
+    expect(wirer(plan()).check([iface(['198.51.100.7'])])).toHaveLength(1);
+  });
+
+  it('set: a far underlay in neither the underlay network nor the list is FAILED_PRECONDITION naming the link', () => {
+    const w = wirer(plan(['198.51.100.0/24']));
+    expect(w.check([iface(['10.9.0.3', '198.51.100.7'])])).toHaveLength(1);
+    expect(() => w.check([iface(['203.0.113.5'])])).toThrow(FailedPreconditionError);
+    expect(() => w.check([iface(['10.9.0.3', '203.0.113.5'])])).toThrow(
+      /interfaces eth1 \(link w0\): far underlay 203\.0\.113\.5 is neither in this node's underlay network nor in network\.peer_underlays/,
+    );
+  });
+
+  it('is a list of networks in the config', () => {
+    expect(networkConfigSchema.safeParse({ peer_underlays: ['198.51.100.0/24'] }).success).toBe(true);
+    expect(networkConfigSchema.safeParse({ peer_underlays: ['198.51.100.7/24'] }).success).toBe(false);
   });
 });

@@ -29,7 +29,7 @@ import type { Logger } from '../../core/log.js';
 import { Mutex } from '../../core/mutex.js';
 import type { SliverInterface } from '../../generated/fedlab/v1/common.js';
 import type { SliverDriver } from '../drivers/driver.js';
-import { isIpv4, overlaps, parseCidr } from './ipv4.js';
+import { contains, formatCidr, ipv4ToNumber, isIpv4, overlaps, parseCidr } from './ipv4.js';
 import { LinkDevices, type InterfaceEnd } from './link-devices.js';
 import { probeNetem, shapingPlan, TcCommands } from './link-shaping.js';
 import type { NetCommands } from './net-command.js';
@@ -89,6 +89,16 @@ export class LinkWirer implements SliverWirer {
             link: i.link,
           },
         );
+      const allowed = this.plan.peerUnderlays;
+      if (allowed) {
+        const nets = this.plan.underlayNetwork ? [this.plan.underlayNetwork, ...allowed] : allowed;
+        const outside = w.remoteUnderlays.find((r) => !nets.some((n) => contains(n, ipv4ToNumber(r))));
+        if (outside)
+          throw new FailedPreconditionError(
+            `${at}: far underlay ${outside} is neither in this node's underlay network nor in network.peer_underlays (${allowed.map(formatCidr).join(', ')}); this node's owner does not let links reach it`,
+            { rule: 'peer_underlay', link: i.link },
+          );
+      }
       if (i.address) {
         const net = parseCidr(i.address, false);
         for (const [what, own] of [

@@ -49,6 +49,11 @@ export const networkConfigSchema = z
     underlay_address: address.optional(),
     /** The underlay network, which slivers may not reach; the network of the interface holding underlay_address when absent. */
     underlay_network: cidr.optional(),
+    /**
+     * Far hosts this node's links may reach besides the underlay network (CIDRs): a link whose far underlay is in
+     * neither is refused at CreateSliver. Absent: any unicast address (a stitched link's peer may be anywhere).
+     */
+    peer_underlays: z.array(cidr).max(64).optional(),
     /** Deadline of every ip and nft call (ms). */
     command_timeout_ms: z.number().int().min(100).max(120_000).default(5_000),
   })

@@ -38,6 +38,8 @@ export interface NetworkPlan {
   readonly underlayAddress?: string;
   /** Networks slivers may not reach besides the node's own addresses (the underlay). */
   readonly underlayNetwork?: Ipv4Net;
+  /** Where far hosts of links may be besides the underlay network (network.peer_underlays); absent: anywhere. */
+  readonly peerUnderlays?: readonly Ipv4Net[];
   /** How many slivers the plan has addresses and ports for. */
   readonly capacity: number;
 }
@@ -150,6 +152,7 @@ export async function resolvePlan(n: NetworkConfig, run: NetCommands): Promise<N
     portsPerSliver: n.ports_per_sliver,
     ...(n.underlay_address ? { underlayAddress: n.underlay_address } : {}),
     ...(underlayNetwork ? { underlayNetwork } : {}),
+    ...(n.peer_underlays ? { peerUnderlays: n.peer_underlays.map((c) => parseCidr(c)) } : {}),
     capacity: Math.min(addresses, blocks),
   };
 }
