@@ -15,7 +15,8 @@ import { Accounts } from '../../services/slice-authority/accounts.js';
 import { EventHub } from '../../services/slice-authority/events.js';
 import { NO_USE, TABLES, type SliceRecord } from '../../services/slice-authority/records.js';
 import { Sites, type Site } from '../../services/slice-authority/sites.js';
-import { SliceBook } from '../../services/slice-authority/slices/slice-book.js';
+import { REFRESH_AHEAD_MS } from '../../services/slice-authority/slices/read.js';
+import { SliceBook, STATUS_FRESH_MS } from '../../services/slice-authority/slices/slice-book.js';
 import { SliceIndex } from '../../services/slice-authority/slices/slice-index.js';
 
 const DOMAIN = 'a.test';
@@ -97,7 +98,7 @@ let dir: string;
 let store: Store;
 let site: FakeSite;
 
-async function book(records: readonly SliceRecord[]): Promise<SliceBook> {
+async function book(records: readonly SliceRecord[], now: () => number = Date.now): Promise<SliceBook> {
   let batch = store.batch();
   for (const r of records) batch = batch.put(store.table<SliceRecord>(TABLES.slices), r.urn, r);
   await batch.write({ sync: true });
@@ -114,7 +115,7 @@ async function book(records: readonly SliceRecord[]): Promise<SliceBook> {
     ),
     hub: new EventHub(),
     log: silentLogger(),
-    now: Date.now,
+    now,
     saUrn: 'urn:fedlab:sa.test:authority:sa',
     limits: {
       default_slice_lifetime_s: 3600,
@@ -221,6 +222,33 @@ describe('slice authority reads', () => {
     expect(site.statusCalls).toBe(1);
     await expect(bk.getLive(beta, urnOf('live'))).rejects.toThrow(/no slice/);
     expect(bk.state.refreshing.size).toBe(0);
+  });
+
+  it('answers from the record while fresh, and refreshes a read slice in the background just before it goes stale', async () => {
+    let t = Date.now();
+    const bk = await book([slice('live', ACME)], () => t);
+    expect((await bk.getLive(acme, urnOf('live'))).slivers[0]?.operationalState).toBe(OperationalState.OPERATIONAL_STATE_READY);
+    expect(site.statusCalls).toBe(1);
+    t += STATUS_FRESH_MS - REFRESH_AHEAD_MS - 1;
+    await bk.getLive(acme, urnOf('live'));
+    expect(site.statusCalls).toBe(1);
+    // In the last stretch of freshness: the record at once, and one refresh started behind it.
+    let release = (): void => undefined;
+    site.gate = new Promise<void>((r) => (release = r));
+    site.op = OperationalState.OPERATIONAL_STATE_FAILED;
+    t += 2;
+    const early = await bk.getLive(acme, urnOf('live'));
+    expect(early.slivers[0]?.operationalState).toBe(OperationalState.OPERATIONAL_STATE_READY);
+    await bk.getLive(acme, urnOf('live'));
+    expect(site.statusCalls).toBe(2);
+    // Gone stale before the site answered: a reader waits for that refresh rather than asking again.
+    t += REFRESH_AHEAD_MS;
+    const late = bk.getLive(acme, urnOf('live'));
+    release();
+    expect((await late).slivers[0]?.operationalState).toBe(OperationalState.OPERATIONAL_STATE_FAILED);
+    expect(site.statusCalls).toBe(2);
+    expect((await bk.getLive(acme, urnOf('live'))).slivers[0]?.operationalState).toBe(OperationalState.OPERATIONAL_STATE_FAILED);
+    expect(site.statusCalls).toBe(2);
   });
 
   it('keeps its indexes right when a slice changes provider or the book is cleared', () => {

@@ -54,10 +54,12 @@ function worthAsking(book: SliceBookState, rec: SliceRecord): boolean {
   return (rec.state === 'ready' || rec.state === 'partial') && rec.expiresAt - EXPIRY_MARGIN_MS > book.now;
 }
 
-/** Whether the sites were asked about the slice within {@link STATUS_FRESH_MS}. */
-function fresh(book: SliceBookState, urn: string): boolean {
-  return book.now - (book.refreshedAt.get(urn) ?? -Infinity) < STATUS_FRESH_MS;
-}
+/**
+ * How long before its answer goes stale a slice that is being read is asked of its sites again, in
+ * the background: readers keep getting the record (still within {@link STATUS_FRESH_MS}) while the
+ * new answer comes, instead of waiting for the sites' round trip at every expiry of the old one.
+ */
+export const REFRESH_AHEAD_MS = 500;
 
 /**
  * GetSlice with every sliver as its site reports it now: for a READY or PARTIAL slice each site
@@ -66,26 +68,43 @@ function fresh(book: SliceBookState, urn: string): boolean {
  * known slivers. A slice that is being created or deleted is answered from the record (the SA is
  * talking to its sites anyway), and so is one at its expiry (the expiry sweep deletes it at every
  * site: see {@link EXPIRY_MARGIN_MS}). Asked again within {@link STATUS_FRESH_MS}, the record is fresh
- * enough, and is answered without the slice's lock. A reader that comes while the sites are being
- * asked shares that refresh's answer (it arrives after the reader did, so it is fresher than the
- * record it would otherwise accept), instead of queueing behind it to ask the sites again.
+ * enough, and is answered without the slice's lock; in the last {@link REFRESH_AHEAD_MS} of that, the
+ * read also starts the next refresh, in the background. A reader that finds the record stale shares
+ * the refresh in flight, if any (its answer arrives after the reader did, so it is fresher than a
+ * record the reader would accept), instead of queueing behind it to ask the sites again.
  */
 export async function getLiveSlice(book: SliceBookState, caller: Caller, urn: string): Promise<Slice> {
   const rec0 = ownedSlice(book, caller, urn);
-  if (!worthAsking(book, rec0) || book.stopping || fresh(book, urn)) return book.slices.wire(rec0);
-  let pending = book.refreshing.get(urn);
-  if (!pending) {
-    pending = book.track(book.locks.run(urn, () => refreshLocked(book, urn))).finally(() => book.refreshing.delete(urn));
-    book.refreshing.set(urn, pending);
+  if (!worthAsking(book, rec0) || book.stopping) return book.slices.wire(rec0);
+  const age = book.now - (book.refreshedAt.get(urn) ?? -Infinity);
+  if (age < STATUS_FRESH_MS) {
+    if (age >= STATUS_FRESH_MS - REFRESH_AHEAD_MS && !book.refreshing.has(urn))
+      refresh(book, urn).catch((err: unknown) =>
+        book.deps.log.warn({ slice: urn, err: (err as Error).message }, 'the slice could not be refreshed from its sites'),
+      );
+    return book.slices.wire(rec0);
   }
+  return book.refreshing.get(urn) ?? refresh(book, urn);
+}
+
+/** Starts a refresh of the slice from its sites (one at a time per slice; tracked, so a stop waits for it). */
+function refresh(book: SliceBookState, urn: string): Promise<Slice> {
+  const seen = book.refreshedAt.get(urn);
+  const pending = book.track(book.locks.run(urn, () => refreshLocked(book, urn, seen))).finally(() => book.refreshing.delete(urn));
+  book.refreshing.set(urn, pending);
   return pending;
 }
 
-/** Asks the slice's sites for their slivers and records what changed; call holding the slice's lock. */
-async function refreshLocked(book: SliceBookState, urn: string): Promise<Slice> {
+/**
+ * Asks the slice's sites for their slivers and records what changed; call holding the slice's lock.
+ * `seen`: when the slice was last refreshed as the caller saw it.
+ */
+async function refreshLocked(book: SliceBookState, urn: string, seen: number | undefined): Promise<Slice> {
   const rec = book.slices.get(urn) as SliceRecord;
   // Other work on the slice may have held the lock meanwhile: what it left may need no asking.
-  if (!worthAsking(book, rec) || fresh(book, urn)) return book.slices.wire(rec);
+  const again = book.refreshedAt.get(urn);
+  if (!worthAsking(book, rec) || (again !== seen && again !== undefined && book.now - again < STATUS_FRESH_MS))
+    return book.slices.wire(rec);
   const answers = await Promise.all(rec.sites.map((s) => statusAt(book, rec.urn, s)));
   // Only recent reads matter: old ones are dropped before the map grows large.
   if (book.refreshedAt.size >= MAX_FRESH_READS)
