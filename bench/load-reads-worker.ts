@@ -53,7 +53,8 @@ async function drive(clients: readonly { c: ReadClient; sliceUrn: string }[], w:
         ? listBody
         : Buffer.from(SliceAuthorityService.getSlice.requestSerialize({ sliceUrn })),
   );
-  const path = w === 'health' ? HEALTH_CHECK : w === 'ListSlices' ? SliceAuthorityService.listSlices.path : SliceAuthorityService.getSlice.path;
+  const path =
+    w === 'health' ? HEALTH_CHECK : w === 'ListSlices' ? SliceAuthorityService.listSlices.path : SliceAuthorityService.getSlice.path;
   const one = (raw: Client, body: Buffer): Promise<void> =>
     new Promise((resolve) => {
       const t = performance.now();

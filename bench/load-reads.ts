@@ -137,10 +137,9 @@ export async function readPhase(s: LoadFederation, o: ReadPhaseOptions): Promise
       return lat;
     };
     const pid = s.sa.child.pid as number;
-    const results = Object.fromEntries(WORKLOADS.map((w) => [w, { rate: [] as number[], cpuUs: [] as number[], lat: [] as number[] }])) as Record<
-      ReadWorkload,
-      { rate: number[]; cpuUs: number[]; lat: number[] }
-    >;
+    const results = Object.fromEntries(
+      WORKLOADS.map((w) => [w, { rate: [] as number[], cpuUs: [] as number[], lat: [] as number[] }]),
+    ) as Record<ReadWorkload, { rate: number[]; cpuUs: number[]; lat: number[] }>;
     for (const w of WORKLOADS) await run(w, 1000);
     const mode = o.rate > 0 ? `open loop at ${o.rate} calls/s offered` : 'closed loop';
     console.log(

@@ -65,7 +65,12 @@ export function fds(pid: number | undefined): number {
 }
 
 /** Starts `fedlab serve <role>` (warn-level logs; `nodeArgs` for Node, e.g. `--cpu-prof`) and polls `ready` until it answers. */
-async function serve(role: 'ma' | 'sa', config: string, ready: () => Promise<unknown>, nodeArgs: readonly string[] = []): Promise<ChildProcess> {
+async function serve(
+  role: 'ma' | 'sa',
+  config: string,
+  ready: () => Promise<unknown>,
+  nodeArgs: readonly string[] = [],
+): Promise<ChildProcess> {
   const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', join(ROOT, 'cli/main.ts'), 'serve', role, '--config', config], {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
@@ -168,7 +173,11 @@ export interface LoadFederationOptions {
 }
 
 /** PKI, the MA, the nodes, the MA → SA delegation, the SA with one account per client (or `options.accounts`). */
-export async function startLoadFederation(clients: number, nodeCount: number, options: LoadFederationOptions = {}): Promise<LoadFederation> {
+export async function startLoadFederation(
+  clients: number,
+  nodeCount: number,
+  options: LoadFederationOptions = {},
+): Promise<LoadFederation> {
   const dir = mkdtempSync(join(tmpdir(), 'fedlab-bench-load-'));
   const pki = await createTestPki({ domain: DOMAIN, dir: join(dir, 'pki') });
   const ma = await pki.issueServer(MA_URN);
