@@ -188,6 +188,13 @@ export function updateSummary(u: RevocationUpdate): {
   };
 }
 
+/**
+ * The stamp of a list begun from nothing by an unstamped part (the first parts of a snapshot): long
+ * expired, so the verifier fails closed for its issuer until the stamped last part arrives — a list
+ * without a stamp would never go stale.
+ */
+export const INCOMPLETE_STAMP = Object.freeze({ iat: 0, next_update: 1 });
+
 /** What applying a delta to a held list gives. */
 export type DeltaOutcome =
   /** The held list is below the delta's base: an earlier delta or a snapshot is needed first. */
@@ -203,7 +210,8 @@ function entryId(e: RevocationEntry): string {
 
 /**
  * Applies `d` to `held` (same issuer; undefined: nothing held, version 0). Entries already expired at
- * `nowS` are not added. The result keeps the held `iat` / `next_update` when the delta has none.
+ * `nowS` are not added. The result keeps the held `iat` / `next_update` when the delta has none (an
+ * unstamped delta over nothing held gives {@link INCOMPLETE_STAMP}).
  */
 export function applyRevocationDelta(held: RevocationList | undefined, d: RevocationDelta, nowS: number): DeltaOutcome {
   if (held && held.kid !== d.kid) throw new TypeError('a delta applies to its own issuer only');
@@ -218,7 +226,9 @@ export function applyRevocationDelta(held: RevocationList | undefined, d: Revoca
       ? { iat: d.iat, next_update: d.next_update as number }
       : held?.iat !== undefined
         ? { iat: held.iat, next_update: held.next_update as number }
-        : {};
+        : held
+          ? {}
+          : INCOMPLETE_STAMP;
   const iss = d.iss ?? held?.iss;
   const list: RevocationList = {
     v: 1,
