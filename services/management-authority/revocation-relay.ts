@@ -16,7 +16,11 @@
  * still gets a whole chain. A copy already past its `next_update` is refused
  * (FAILED_PRECONDITION): a node would refuse it as stale anyway. A delta whose
  * base is above the version held is not kept (the answer names the version
- * held, and the authority sends a snapshot).
+ * held, and the authority sends a snapshot). So is a delta or snapshot part that would take the chain
+ * (or the snapshot gathered) past {@link MAX_CHAIN_PARTS} messages or {@link MAX_CHAIN_BYTES}: a peer
+ * sending many small deltas cannot grow the store, memory or what nodes are sent without bound (a
+ * slice authority of this version sends a snapshot after 32 deltas, and when a site answers a version
+ * below what it sent).
  */
 import { FailedPreconditionError, InvalidArgumentError, PermissionDeniedError } from '../core/errors.js';
 import { staleListMessage } from '../core/credentials/index.js';
@@ -25,6 +29,19 @@ import type { Store, Table } from '../core/store/store.js';
 
 /** The table of relayed lists (keyed by the slice authority's key thumbprint). */
 export const RELAYED_LISTS_TABLE = 'relayed-revocation-lists';
+
+/** Most messages kept per slice authority (the chain, and apart a snapshot being gathered). */
+export const MAX_CHAIN_PARTS = 64;
+/** Most bytes of messages kept per slice authority (the chain, and apart a snapshot being gathered). */
+export const MAX_CHAIN_BYTES = 8 * 1024 * 1024;
+
+/** Whether `parts` stays within the caps. */
+function withinCaps(parts: readonly Part[]): boolean {
+  if (parts.length > MAX_CHAIN_PARTS) return false;
+  let bytes = 0;
+  for (const p of parts) bytes += p.jws.length;
+  return bytes <= MAX_CHAIN_BYTES;
+}
 
 /** One kept message. */
 interface Part {
@@ -147,6 +164,7 @@ export class RevocationRelay {
       held && chainOf(held).length > 0 && (part.base === 0 || (held.pending && part.base === held.pending.version && part.base > 0));
     if (gathering) {
       const parts = part.base === 0 ? [part] : [...(held.pending?.parts ?? []), part];
+      if (!withinCaps(parts)) return undefined;
       const pending = { parts, version: part.version };
       if (stamp !== undefined && part.version >= version) return { chain: parts, version: part.version, iat: stamp };
       return { ...held, pending };
@@ -155,6 +173,7 @@ export class RevocationRelay {
     if (part.version < version || (part.version === version && (stamp ?? -1) <= iat)) return undefined;
     // Earlier stamp-only messages say nothing the new one does not.
     const chain = [...chainOf(held).filter((p) => !p.stampOnly), part];
+    if (!withinCaps(chain)) return undefined;
     const { pending } = held ?? {};
     return stamped({ chain, version: Math.max(version, part.version), ...(pending ? { pending } : {}) }, stamp);
   }

@@ -2,7 +2,8 @@
 // brings a node from nothing to the newest version — a whole list replaces it; deltas from the version
 // held are appended, a stamp-only one replacing the earlier such; a delta above the version held is not
 // kept (the answer names the version held); a new snapshot (deltas from 0) over a held chain is gathered
-// apart and replaces the chain only with its stamped last part. Kept across a reload.
+// apart and replaces the chain only with its stamped last part. Kept across a reload. The chain is capped:
+// a delta past the cap is not kept (the answer names the version held; the authority sends a snapshot).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +14,7 @@ import type { RevocationEntry } from '../../services/core/credentials/revocation
 import { RevocationStore } from '../../services/core/credentials/revocation-store.js';
 import { PermissionDeniedError } from '../../services/core/errors.js';
 import { Store } from '../../services/core/store/store.js';
-import { RevocationRelay } from '../../services/management-authority/revocation-relay.js';
+import { MAX_CHAIN_PARTS, RevocationRelay } from '../../services/management-authority/revocation-relay.js';
 import { T0, principal, testJti } from './credentials-fixtures.js';
 
 const sa = principal('urn:fedlab:plc.test:authority:sa');
@@ -66,5 +67,34 @@ describe('RevocationRelay chains', () => {
     await again.load();
     expect(again.chainFor(sa.kid)).toEqual([p1, p2]);
     expect(again.versionFor(sa.kid)).toBe(3);
+  });
+
+  it('keeps no delta past the cap on the chain: the answer names the version held, and a snapshot replaces the chain', async () => {
+    const relay = new RevocationRelay(store, () => T0 * 1000);
+    const list = { ...emptyRevocationList(sa.privateKey, sa.urn), version: 1, entries: [entry()] };
+    await relay.accept(signRevocationList(list, sa.privateKey, stamp(T0)), sa.kid);
+    for (let v = 1; v < MAX_CHAIN_PARTS; v++) {
+      const d = signRevocationDelta(sa.privateKey, { base: v, version: v + 1, entries: [entry()], validity: stamp(T0 + v) });
+      expect(await relay.accept(d, sa.kid)).toMatchObject({ held: v + 1, newer: true });
+    }
+    expect(relay.chainFor(sa.kid)).toHaveLength(MAX_CHAIN_PARTS);
+    const over = signRevocationDelta(sa.privateKey, {
+      base: MAX_CHAIN_PARTS,
+      version: MAX_CHAIN_PARTS + 1,
+      entries: [entry()],
+      validity: stamp(T0 + 100),
+    });
+    expect(await relay.accept(over, sa.kid)).toMatchObject({ held: MAX_CHAIN_PARTS, newer: false });
+    expect(relay.chainFor(sa.kid)).toHaveLength(MAX_CHAIN_PARTS);
+    expect(relay.versionFor(sa.kid)).toBe(MAX_CHAIN_PARTS);
+    // The authority then sends a snapshot: it replaces the chain.
+    const snap = signRevocationDelta(sa.privateKey, {
+      base: 0,
+      version: MAX_CHAIN_PARTS + 1,
+      entries: [entry()],
+      validity: stamp(T0 + 101),
+    });
+    expect(await relay.accept(snap, sa.kid)).toMatchObject({ held: MAX_CHAIN_PARTS + 1, newer: true });
+    expect(relay.chainFor(sa.kid)).toEqual([snap]);
   });
 });
