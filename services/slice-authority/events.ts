@@ -40,6 +40,19 @@ export class EventHub {
     return (this.retained.get(sliceUrn) ?? []).filter((e) => e.sequence > after);
   }
 
+  /** The sequence number of the last retained event of a slice (0 when none is). */
+  lastSequence(sliceUrn: string): number {
+    return this.retained.get(sliceUrn)?.at(-1)?.sequence ?? 0;
+  }
+
+  /**
+   * Drops the retained events of a slice whose record is gone (retention purged it): a later slice of
+   * the same URN must not have them replayed to its watchers as its own.
+   */
+  forget(sliceUrn: string): void {
+    this.retained.delete(sliceUrn);
+  }
+
   /** Calls `fn` for every new event of a slice; returns the unsubscribe function. */
   subscribe(sliceUrn: string, fn: (e: WatchSliceResponse) => void): () => void {
     let set = this.listeners.get(sliceUrn);

@@ -50,7 +50,12 @@ export class SaRetention {
     const out: PurgeCounts = { slices: 0, requests: 0, credentials: 0 };
     const max = this.o.settings.batch;
     for (let n = max; n === max; out.slices += n) n = await this.purgeSlices(max);
-    for (let n = max; n === max; out.requests += n) n = await this.purgeRequests(max);
+    const cursor = { after: undefined as string | undefined };
+    for (let more = true; more;) {
+      const r = await this.purgeRequests(max, cursor);
+      out.requests += r.dropped;
+      more = r.more;
+    }
     const cutoff = this.o.now() - this.o.settings.credentialMs;
     for (let n = max; n === max; out.credentials += n) n = await this.o.credentials.purgeIssued(cutoff, max);
     if (out.slices || out.requests || out.credentials) this.o.log.info(out, 'ended records purged after their retention');
@@ -63,7 +68,10 @@ export class SaRetention {
     return book.admission.run(async () => {
       const cutoff = this.o.now() - this.o.settings.endedSliceMs;
       const busy = new Set([...book.intents.values()].map((i) => i.sliceUrn));
-      const due = [...book.slices.values()].filter((s) => ENDED.has(s.state) && s.updatedAt < cutoff && !busy.has(s.urn)).slice(0, max);
+      // A slice whose lock is held is being changed (an expiry sweep, a DeleteSlice of a failed one): not now.
+      const due = [...book.slices.values()]
+        .filter((s) => ENDED.has(s.state) && s.updatedAt < cutoff && !busy.has(s.urn) && !book.locks.busy(s.urn))
+        .slice(0, max);
       if (!due.length) return 0;
       const batch = book.deps.store.batch();
       for (const s of due) batch.del(book.sliceTable, s.urn);
@@ -72,29 +80,45 @@ export class SaRetention {
         // Only the record just dropped: a new slice of the name cannot have come (admission is held).
         if (book.slices.get(s.urn) === s) book.slices.delete(s.urn);
         book.refreshedAt.delete(s.urn);
+        book.deps.hub.forget(s.urn);
       }
       return due.length;
     });
   }
 
-  /** One batch of request ids past their retention whose slice record is gone. */
-  private purgeRequests(max: number): Promise<number> {
+  /**
+   * One batch of request ids past their retention whose slice record is gone. The scan goes on from where
+   * the previous batch of this purge stopped (`cursor`), so records that are not due (a live slice's) are
+   * read once per purge, not once per batch, while the admission lock is held.
+   */
+  private purgeRequests(max: number, cursor: { after: string | undefined }): Promise<{ dropped: number; more: boolean }> {
     const book = this.o.book.state;
     return book.admission.run(async () => {
       const cutoff = this.o.now() - this.o.settings.requestIdMs;
       const due: string[] = [];
-      for await (const [k, v] of book.requestTable.entries()) {
+      let scanned = 0;
+      let last: string | undefined;
+      for await (const [k, v] of book.requestTable.entries(cursor.after !== undefined ? { gt: cursor.after } : {})) {
+        last = k;
         if (isDue(v, cutoff) && !book.slices.has(v.sliceUrn)) due.push(k);
-        if (due.length >= max) break;
+        // One batch reads at most a bounded number of records, so the lock is let go between them.
+        scanned++;
+        if (due.length >= max || scanned >= SCAN_PER_BATCH) break;
       }
-      if (!due.length) return 0;
+      cursor.after = last;
+      // The scan stopped early (a full batch, or the read bound): there may be more after the cursor.
+      const more = due.length >= max || scanned >= SCAN_PER_BATCH;
+      if (!due.length) return { dropped: 0, more };
       const batch = book.deps.store.batch();
       for (const k of due) batch.del(book.requestTable, k);
       await batch.write({ sync: true });
-      return due.length;
+      return { dropped: due.length, more };
     });
   }
 }
+
+/** Request records one batch reads at most (under the admission lock). */
+const SCAN_PER_BATCH = 5000;
 
 function isDue(r: RequestRecord, cutoff: number): boolean {
   return r.createdAt < cutoff;

@@ -96,6 +96,30 @@ describe('RevocationLedger', () => {
     expect(await store.table(META).count()).toBe(0);
   });
 
+  it('reads who revoked what again after a failed read, rather than refusing every later Revoke', async () => {
+    const { ledger } = await open(store);
+    await ledger.revoke({ jti: testJti() }, 'first', admin);
+    // The per-revoker counts are read from the store once; that read fails once here.
+    const meta = store.table(META);
+    const getMany = meta.getMany.bind(meta);
+    let failures = 1;
+    meta.getMany = ((keys: string[]) =>
+      failures-- > 0 ? Promise.reject(new Error('IO error: disk')) : getMany(keys)) as typeof meta.getMany;
+    const fresh = new RevocationLedger({
+      store,
+      revocations: (await open(store)).rs,
+      issuerKey: issuer.privateKey,
+      issuerUrn: issuer.urn,
+      metaTable: META,
+      now: () => now,
+      log: silentLogger(),
+    });
+    await expect(fresh.revoke({ jti: testJti() }, 'x', other, { capRevoker: true })).rejects.toThrow(/IO error/);
+    const ok = await fresh.revoke({ jti: testJti() }, 'y', other, { capRevoker: true });
+    expect(ok.entry.revokedBy).toBe(other);
+    expect(await fresh.liveBy(other)).toBe(1);
+  });
+
   it('names the issuer as revoker of an entry that has no record of who', async () => {
     const { rs, ledger } = await open(store);
     const jti = testJti();

@@ -149,7 +149,12 @@ export class RevocationLedger {
       });
       return { count, by };
     })();
-    return this.revokers;
+    const pending = this.revokers;
+    // A failed read is not kept: the next Revoke reads again (else one store error would refuse every Revoke until restart).
+    pending.catch(() => {
+      if (this.revokers === pending) this.revokers = undefined;
+    });
+    return pending;
   }
 
   /**

@@ -104,7 +104,8 @@ export async function createSlice(
       createdAt: now,
       updatedAt: now,
       expiresAt,
-      seq: (existing?.seq ?? 0) + 1,
+      // Above every number a watcher of the name may hold, also once an ended record of it was purged.
+      seq: Math.max(existing?.seq ?? 0, book.deps.hub.lastSequence(urn)) + 1,
       sites,
       // A new life of the name: no credential or sliver of an earlier slice of that name reaches this one.
       incarnation: randomBytes(16).toString('base64url'),
