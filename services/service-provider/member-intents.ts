@@ -17,7 +17,8 @@
  * One credential (RevokeMemberCredential) is revoked the same way, through a `revoke` intent: once the
  * slice authority has it, the member's keys on the slice are made the keys of its live credentials
  * there (not revoked, not expired) — so the revoked credential's key leaves the slice unless another
- * live one carries it. A revocation the slice authority refuses for good is undone (the credential stays live).
+ * live one carries it. A revocation the slice authority refuses for good is undone (the credential stays live)
+ * and the member's keys on the slice are synced again (a sync meanwhile left the pending credential's key out).
  */
 import { createHash } from 'node:crypto';
 import { status as Status } from '@grpc/grpc-js';
@@ -222,8 +223,22 @@ export class MemberIntents {
           );
         }
         const { revocation: _undone, ...live } = d;
-        await this.deps.store.batch().del(this.intents, key).put(this.delegations, dkey, live).write({ sync: true });
+        const undo = this.deps.store.batch().del(this.intents, key).put(this.delegations, dkey, live);
+        // A keys sync meanwhile left the pending credential's key off the slice: the member's keys are synced again.
+        const keysKey = keysIntentKey(intent.memberUrn, intent.sliceUrn);
+        if (d.sshKey) {
+          const sync: MemberIntentRecord = {
+            kind: 'keys',
+            memberUrn: intent.memberUrn,
+            sliceUrn: intent.sliceUrn,
+            createdAt: this.deps.clock.now(),
+          };
+          undo.put(this.intents, keysKey, sync);
+        }
+        await undo.write({ sync: true });
         this.deps.log.warn({ member: intent.memberUrn, jti: intent.jti, code, reason }, 'slice authority refused a member revocation');
+        // Now if it can (else it is retried): the refusal is the answer either way.
+        if (d.sshKey) await this.runLocked(keysKey).catch(() => undefined);
         throw errorForCode(code, `the slice authority refused to revoke ${intent.memberUrn}'s credential ${intent.jti}: ${reason}`);
       }
       cur = { ...cur, revoked: true };

@@ -1,6 +1,7 @@
 // RevokeMemberCredential's intent against a fake slice authority (the parts with real servers are in
 // test/integration/sp-member-revoke-one.test.ts): a revocation the slice authority refuses for good is
-// undone — the credential stays live, no intent is left, no key is touched — and a key carried only by
+// undone — the credential stays live, no intent is left, the member's keys are synced again (a keys sync
+// while it was pending left its key off the slice) — and a key carried only by
 // the revoked credential and by an expired one leaves the slice, while the member's other live keys stay
 // (also when a later revocation sends the member's keys again).
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -10,9 +11,9 @@ import { status } from '@grpc/grpc-js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../services/core/log.js';
 import { Store } from '../../services/core/store/store.js';
-import { MemberIntents } from '../../services/service-provider/member-intents.js';
+import { keysIntentKey, MemberIntents, revokeIntentKey } from '../../services/service-provider/member-intents.js';
 import { Members, type MembersOptions } from '../../services/service-provider/members.js';
-import { TABLES, type DelegationRecord, type MemberRecord } from '../../services/service-provider/records.js';
+import { TABLES, type DelegationRecord, type MemberIntentRecord, type MemberRecord } from '../../services/service-provider/records.js';
 import type { Remotes } from '../../services/service-provider/remotes.js';
 
 const MEMBER = 'urn:fedlab:acme.test:user:carol';
@@ -94,17 +95,38 @@ describe('RevokeMemberCredential (fake slice authority)', () => {
   const listed = async () =>
     (await members.list({ pageSize: 0, pageToken: '', includeRemoved: false })).members[0]?.credentials.map((c) => [c.jti, c.revoked]);
 
-  it('a refusal for good is undone: the credential stays live, no intent is left, no key is touched', async () => {
+  const bothKeys = { add: [{ urn: MEMBER, sshKeys: ['ssh-ed25519 A', 'ssh-ed25519 B'] }], remove: [] };
+
+  it('a refusal for good is undone: the credential stays live, no intent is left, the keys are the same', async () => {
     refuse = status.PERMISSION_DENIED;
     await expect(members.revokeCredential(MEMBER, 'j1')).rejects.toMatchObject({ kind: 'permission_denied' });
     expect(await store.table(TABLES.memberIntents).count()).toBe(0);
     expect((await store.table<DelegationRecord>(TABLES.delegations).get(`${MEMBER} j1`))?.revocation).toBeUndefined();
-    expect(updates).toEqual([]);
+    // The member's keys are synced again, unchanged.
+    expect(updates).toEqual([bothKeys]);
     // Asked again once the slice authority takes it: done.
     refuse = undefined;
     const res = await members.revokeCredential(MEMBER, 'j1');
     expect(res.alreadyRevoked).toBe(false);
     expect(revoked).toEqual(['j1']);
+  });
+
+  it('an undone revocation puts back the key a keys sync took off the slice while it was pending', async () => {
+    refuse = status.UNAVAILABLE;
+    await expect(members.revokeCredential(MEMBER, 'j1')).rejects.toMatchObject({ kind: 'unavailable' });
+    // A delegation on the same slice meanwhile syncs the member's keys: j1 is pending, so its key A is left out.
+    const sync: MemberIntentRecord = { kind: 'keys', memberUrn: MEMBER, sliceUrn: SLICE, createdAt: NOW };
+    await store.table<MemberIntentRecord>(TABLES.memberIntents).put(keysIntentKey(MEMBER, SLICE), sync);
+    await intents.exclusive(MEMBER, () => intents.runLocked(keysIntentKey(MEMBER, SLICE)));
+    expect(updates.at(-1)).toEqual({ add: [{ urn: MEMBER, sshKeys: ['ssh-ed25519 B'] }], remove: [] });
+    // The retried revocation is refused for good: undone, and key A is back on the slice.
+    refuse = status.PERMISSION_DENIED;
+    await expect(intents.exclusive(MEMBER, () => intents.runLocked(revokeIntentKey(MEMBER, 'j1')))).rejects.toMatchObject({
+      kind: 'permission_denied',
+    });
+    expect((await store.table<DelegationRecord>(TABLES.delegations).get(`${MEMBER} j1`))?.revocation).toBeUndefined();
+    expect(updates.at(-1)).toEqual(bothKeys);
+    expect(await store.table(TABLES.memberIntents).count()).toBe(0);
   });
 
   it("a key carried only by the revoked and an expired credential leaves the slice; the member's other live keys stay", async () => {
