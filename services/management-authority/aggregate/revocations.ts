@@ -9,6 +9,7 @@
  * delta's base — is sent the whole chain, in calls of bounded size.
  */
 import type { CallContext } from '../../core/rpc/context.js';
+import { DeadlineExceededError } from '../../core/errors.js';
 import { groupForCalls } from '../../core/credentials/revocation-plan.js';
 import type { NmClient } from '../node-clients.js';
 import type { SliceRecord } from '../records.js';
@@ -43,7 +44,7 @@ export async function updateRevocations(
       // Skipped: the node is below the delta's base (it missed one): the whole chain brings it up.
       if (r.skipped > 0) {
         caughtUp++;
-        await sendChain(c, opts, deps.relay.chainFor(sa.kid));
+        await sendChain(c, opts, deps.relay.chainFor(sa.kid), ctx.deadline);
       }
       return r;
     },
@@ -59,9 +60,28 @@ export async function updateRevocations(
   return { version: taken.held, nodesUpdated: sent.length - pending.length, nodesPending: pending.length };
 }
 
-/** Sends a chain of signed messages to one node, in order, in calls of bounded size. */
-async function sendChain(c: NmClient, opts: Parameters<NmClient['updateRevocations']>[1], chain: readonly string[]): Promise<void> {
-  for (const signedLists of groupForCalls(chain)) await c.updateRevocations({ signedLists }, opts);
+/** What a call is left short of the caller's deadline (ms), as node-clients.ts leaves it. */
+const DEADLINE_MARGIN_MS = 100;
+
+/**
+ * Sends a chain of signed messages to one node, in order, in calls of bounded size, all within the
+ * caller's absolute `deadline` (ms since the epoch): each call gets what is left of it (at most the
+ * per-call budget); none left, it stops with DEADLINE_EXCEEDED and the node counts as not reached.
+ */
+async function sendChain(
+  c: NmClient,
+  opts: Parameters<NmClient['updateRevocations']>[1],
+  chain: readonly string[],
+  deadline = Infinity,
+): Promise<void> {
+  for (const signedLists of groupForCalls(chain)) {
+    const left = deadline - Date.now() - DEADLINE_MARGIN_MS;
+    if (left <= 0)
+      throw new DeadlineExceededError("the call's deadline passed before the revocation chain was all sent; it is sent again later", {
+        rule: 'deadline',
+      });
+    await c.updateRevocations({ signedLists }, { ...opts, deadlineMs: Math.min(opts?.deadlineMs ?? left, left) });
+  }
 }
 
 /** Gives nodes that just got slivers of a slice the revocation list of its slice authority, if it has one (best effort). */
@@ -72,7 +92,7 @@ export async function relayTo(state: AggregateState, slice: SliceRecord, nodeUrn
   const sent = await deps.nodes.fanOut(
     [...new Set(nodeUrns)],
     (n) => n,
-    (c, opts) => sendChain(c, opts, chain),
+    (c, opts) => sendChain(c, opts, chain, deadline),
     { deadline },
   );
   const missed = sent.filter((r) => !r.ok);
