@@ -19,6 +19,12 @@ export function linkScope(siteUrn: string): string {
   return `site-${hash12(siteUrn)}`;
 }
 
+/**
+ * The scope of host-wide hubs: a link whose far ends are other node managers on this host (network.host_underlays,
+ * of any site) joins one bridge per VNI here, shared by every site — as a VXLAN device of the VNI would be.
+ */
+export const HOST_SCOPE = 'host';
+
 /** How every link bridge's name begins (the firewall matches them all by it). */
 export const LINK_BRIDGE_PREFIX = 'flk';
 

@@ -11,7 +11,11 @@
  *   towards the far nodes' hosts, made into the sliver's namespace;
  * - otherwise the link's hub on this host — a bridge with a VXLAN device on
  *   it towards the far hosts — and a veth from the sliver into it (the
- *   endpoints on this host, of any node manager of the site, share the hub).
+ *   endpoints on this host, of any node manager of the site, share the hub);
+ * - every far end another node manager on this very host (of any site,
+ *   network.host_underlays, as `fedlab up` runs them): a host-wide hub of the
+ *   VNI — a bridge and no VXLAN device, since the kernel takes a VNI once per
+ *   UDP port and namespace — and a veth from the sliver into it.
  *
  * Before any VXLAN device is made, the node's firewall is told which far
  * hosts each VNI may come from and go to (vxlan-filter.ts); it forgets a VNI
@@ -33,7 +37,7 @@ import { contains, formatCidr, ipv4ToNumber, isIpv4, overlaps, parseCidr } from 
 import { LinkDevices, type InterfaceEnd } from './link-devices.js';
 import { probeNetem, shapingPlan, TcCommands } from './link-shaping.js';
 import type { NetCommands } from './net-command.js';
-import { linkScope } from './link-names.js';
+import { HOST_SCOPE, linkScope } from './link-names.js';
 import { netnsName, netnsPath } from './net-names.js';
 import type { NetworkPlan } from './network-plan.js';
 import { NetworkedDriver } from './networked-driver.js';
@@ -54,6 +58,8 @@ export interface LinkRecords {
 export class LinkWirer implements SliverWirer {
   readonly kind = 'links';
   private readonly devices: LinkDevices;
+  /** Hubs shared with other node managers of any site on this host (network.host_underlays). */
+  private readonly hostHubs: LinkDevices;
   private readonly filter: VxlanFilter;
   /** Link work is serialised: two slivers of one link are wired one after the other. */
   private readonly mutex = new Mutex();
@@ -69,6 +75,7 @@ export class LinkWirer implements SliverWirer {
     run: NetCommands,
   ) {
     this.devices = new LinkDevices(instance, scope, run, tools);
+    this.hostHubs = new LinkDevices(instance, HOST_SCOPE, run, tools);
     this.filter = new VxlanFilter(run, instance);
   }
 
@@ -88,6 +95,12 @@ export class LinkWirer implements SliverWirer {
             rule: 'underlay',
             link: i.link,
           },
+        );
+      const onHost = w.remoteUnderlays.filter((r) => this.onThisHost(r));
+      if (onHost.length > 0 && onHost.length < w.remoteUnderlays.length)
+        throw new FailedPreconditionError(
+          `${at}: far underlays ${onHost.join(', ')} are node managers on this host (network.host_underlays) and the others are not; a link joins either this host's hub or VXLAN, not both`,
+          { rule: 'host_underlay', link: i.link },
         );
       const allowed = this.plan.peerUnderlays;
       if (allowed) {
@@ -132,7 +145,11 @@ export class LinkWirer implements SliverWirer {
         if (!w) continue;
         const end = this.endOf(ctx.netns, i);
         const underlay = this.plan.underlayAddress as string;
-        if (w.remoteUnderlays.length > 0 && this.alone(ctx.sliver.urn, w.vni, w.remoteUnderlays, underlay)) {
+        if (w.remoteUnderlays.length > 0 && w.remoteUnderlays.every((r) => this.onThisHost(r))) {
+          // Far ends of other node managers on this host: the host-wide hub of the VNI, no VXLAN device.
+          const mtu = await this.hostHubs.ensureHub(w.vni, underlay, [], host);
+          await this.hostHubs.attach(w.vni, ctx.sliver.name, end, mtu, host);
+        } else if (w.remoteUnderlays.length > 0 && this.alone(ctx.sliver.urn, w.vni, w.remoteUnderlays, underlay)) {
           // The link's one endpoint on this host: the interface is the VXLAN device itself.
           await this.devices.direct(w.vni, underlay, w.remoteUnderlays, end);
         } else if (w.remoteUnderlays.length > 0) {
@@ -152,6 +169,7 @@ export class LinkWirer implements SliverWirer {
       // Its ends inside its namespace go with the namespace (a veth pair's far end with them); the node-side ports here.
       await this.devices.detach(ctx.name);
       await this.devices.sweepHubs();
+      await this.hostHubs.sweepHubs();
       await this.filter.sync(this.vxlanPeers(ctx.name));
     });
   }
@@ -166,6 +184,7 @@ export class LinkWirer implements SliverWirer {
   sweep(): Promise<number[]> {
     return this.mutex.run(async () => {
       const removed = await this.devices.sweepHubs();
+      await this.hostHubs.sweepHubs();
       await this.filter.sync(this.vxlanPeers());
       return removed;
     });
@@ -178,7 +197,8 @@ export class LinkWirer implements SliverWirer {
     for (const r of this.records.list()) {
       if (r.name === except) continue;
       for (const i of r.interfaces) {
-        const far = (i.wiring?.remoteUnderlays ?? []).filter((a) => a !== own);
+        // Ends on this host's hubs speak no VXLAN.
+        const far = (i.wiring?.remoteUnderlays ?? []).filter((a) => a !== own && !this.onThisHost(a));
         if (!i.wiring || far.length === 0) continue;
         const set = out.get(i.wiring.vni) ?? new Set<string>();
         for (const a of far) set.add(a);
@@ -186,6 +206,11 @@ export class LinkWirer implements SliverWirer {
       }
     }
     return out;
+  }
+
+  /** Whether a far underlay is another node manager's on this host (network.host_underlays). */
+  private onThisHost(underlay: string): boolean {
+    return underlay !== this.plan.underlayAddress && (this.plan.hostUnderlays ?? []).includes(underlay);
   }
 
   private endOf(netns: string, i: SliverInterface): InterfaceEnd {

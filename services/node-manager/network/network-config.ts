@@ -54,6 +54,12 @@ export const networkConfigSchema = z
      * neither is refused at CreateSliver. Absent: any unicast address (a stitched link's peer may be anywhere).
      */
     peer_underlays: z.array(cidr).max(64).optional(),
+    /**
+     * Underlay addresses of other node managers on this same host (of any site, e.g. `fedlab up`'s): a link's end
+     * towards them joins a host-wide hub bridge of the link's VNI instead of a VXLAN device, since the kernel takes a
+     * VNI once per UDP port and namespace whatever the local address (docs/node-manager.md, "Links").
+     */
+    host_underlays: z.array(address).max(64).optional(),
     /** Deadline of every ip and nft call (ms). */
     command_timeout_ms: z.number().int().min(100).max(120_000).default(5_000),
   })

@@ -40,6 +40,8 @@ export interface NetworkPlan {
   readonly underlayNetwork?: Ipv4Net;
   /** Where far hosts of links may be besides the underlay network (network.peer_underlays); absent: anywhere. */
   readonly peerUnderlays?: readonly Ipv4Net[];
+  /** Underlays of other node managers on this host (network.host_underlays): links towards them use a host-wide hub. */
+  readonly hostUnderlays?: readonly string[];
   /** How many slivers the plan has addresses and ports for. */
   readonly capacity: number;
 }
@@ -153,6 +155,7 @@ export async function resolvePlan(n: NetworkConfig, run: NetCommands): Promise<N
     ...(n.underlay_address ? { underlayAddress: n.underlay_address } : {}),
     ...(underlayNetwork ? { underlayNetwork } : {}),
     ...(n.peer_underlays ? { peerUnderlays: n.peer_underlays.map((c) => parseCidr(c)) } : {}),
+    ...(n.host_underlays?.length ? { hostUnderlays: [...n.host_underlays] } : {}),
     capacity: Math.min(addresses, blocks),
   };
 }
