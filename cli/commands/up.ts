@@ -25,6 +25,7 @@ import { collectStatus, readiness, renderStatus, statusLine } from '../up/status
 import { sleep } from '../../services/core/timing.js';
 import { deleteHoldings, holdingLines, listHoldings, type Holdings } from '../up/leftovers.js';
 import { LiveView } from '../up/live-view.js';
+import { noNetworkReason } from '../up/node-networks.js';
 import { StopSignals, stopFederation } from '../up/stop-sequence.js';
 import { UpOutput, type OutStream } from '../up/up-output.js';
 import { writeUpProfiles, type UpProfiles } from '../up/up-profiles.js';
@@ -168,6 +169,8 @@ async function runWith(f: UpFlags, o: UpOutput, context: ProgramContext): Promis
       `WARNING: slivers use the process driver and are NOT isolated (${fed.driver.reason}); run as root on a machine with cgroups for containers.`,
     );
   }
+  const noNetwork = noNetworkReason(fed);
+  if (fed.driver.kind === 'container' && noNetwork) say(`slivers get no network of their own (only loopback): ${noNetwork}`);
   const view = new LiveView(o);
   // The federation's profiles, written once its services run (their ports are then known).
   const profilesOf = (f2: LocalFederation): UpProfiles | undefined => {

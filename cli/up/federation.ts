@@ -52,6 +52,7 @@ import { ProcessGroup } from './process-group.js';
 import { defaultFedlabArgs, freePort, portInUse, type ServiceProcess } from './processes.js';
 import { listSiteNodes, startSites, waitNodesUp } from './sites.js';
 import { stopInOrder, sweepLeftovers } from './teardown.js';
+import { chooseNetBlock } from './node-networks.js';
 import { processStartTime, stopLeftoverProcesses, upAlive } from './leftovers.js';
 
 /** Options of {@link LocalFederation.open}. */
@@ -187,13 +188,15 @@ export class LocalFederation {
         throw new FailedPreconditionError(
           `ports ${busy.join(', ')} of the federation in ${dir} are taken by other programs; free them or choose another --dir`,
         );
-      // A directory made before dashboards gets their ports now.
-      if (await addDashboardPorts(existing)) writeState(dir, existing);
+      // A directory made before dashboards gets their ports now, one made before sliver networks its block.
+      const needsBlock = existing.net_block === undefined;
+      if (needsBlock) existing.net_block = chooseNetBlock(dir);
+      if ((await addDashboardPorts(existing)) || needsBlock) writeState(dir, existing);
       return new LocalFederation(dir, existing, false, options);
     }
     if (!isFreshDir(dir))
       throw new InvalidArgumentError(`${dir} exists and is not a fedlab up directory; choose another --dir (an empty or missing one)`);
-    const fed = new LocalFederation(dir, await planFederation(styles, nodes), true, options);
+    const fed = new LocalFederation(dir, { ...(await planFederation(styles, nodes)), net_block: chooseNetBlock(dir) }, true, options);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     mkdirSync(`${dir}/logs`, { recursive: true, mode: 0o700 });
     fed.saveState();
@@ -380,7 +383,7 @@ export class LocalFederation {
 
   /** Removes what a graceful stop may have left on this machine: sliver runtimes of every node, emulab namespaces. Says what it removed. */
   sweepLeftovers(): Promise<string[]> {
-    return sweepLeftovers(this.sites, this.driver);
+    return sweepLeftovers(this.sites, this.driver, this.state.net_block);
   }
 
   /** Stops every process: the newest first, SIGTERM then SIGKILL after `graceMs`. Reports what had to be killed. */

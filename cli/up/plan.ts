@@ -52,6 +52,8 @@ const stateSchema = z
     pids: z.array(z.number().int()).default([]),
     /** The `fedlab up` that runs the federation: its process id and start time (to tell it from a reused id). */
     up: z.object({ pid: z.number().int(), started: z.number() }).strict().optional(),
+    /** The block of sliver subnets, bridges and forwarded ports of its node managers (node-networks.ts); chosen at the first start. */
+    net_block: z.number().int().min(0).max(99).optional(),
     /** How many times the federation was started (names each run's deployment). */
     runs: z.number().int().min(0).default(0),
   })

@@ -6,6 +6,7 @@
 import { maConfig, nmConfig, saConfig, spConfig } from '../kit/role-configs.js';
 import type { LocalFederation } from './federation.js';
 import { homeUrns, siteUrns } from './pki.js';
+import { nodeNetworkOf } from './node-networks.js';
 import { nodePaths, sitePaths, type SitePlan } from './plan.js';
 
 /** The management authority of a site. */
@@ -60,6 +61,7 @@ export function nmConfigOf(fed: LocalFederation, site: SitePlan, node: { name: s
   const paths = sitePaths(fed.dir, site.domain);
   const own = nodePaths(fed.dir, site.domain, node.name);
   const urns = siteUrns(site.domain);
+  const network = nodeNetworkOf(fed, site, node.name);
   return nmConfig({
     urn: urns.node(node.name),
     listen: { host: '127.0.0.1', port: node.port },
@@ -85,6 +87,8 @@ export function nmConfigOf(fed: LocalFederation, site: SitePlan, node: { name: s
     federation: { reload_interval_ms: 500 },
     // Logins to slivers with any OpenSSH client (the port is picked at start and published in the manifests).
     ssh: { listen: '127.0.0.1:0' },
+    // Container slivers on a network of their own, and links between them (node-networks.ts).
+    ...(network ? { network } : {}),
   });
 }
 

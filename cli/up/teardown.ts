@@ -11,7 +11,9 @@ import { maInstance } from '../../services/management-authority/index.js';
 import { purgeInstance } from '../../services/node-manager/drivers/instance-purge.js';
 import { createDriver } from '../../services/node-manager/drivers/select.js';
 import { instanceId } from '../../services/node-manager/index.js';
+import { HOST_SCOPE, parseLinkAlias } from '../../services/node-manager/network/link-names.js';
 import type { DriverChoice } from './driver-choice.js';
+import { nodeBridge, nodeIndexOf } from './node-networks.js';
 import type { SiteRuntime } from './federation.js';
 import type { ServiceProcess } from './processes.js';
 
@@ -38,7 +40,7 @@ export async function stopInOrder(processes: readonly ServiceProcess[], graceMs:
  * `fedlab` parent once the last one goes) and work directories, and its sliver network (namespaces,
  * veths, nftables tables: {@link purgeInstance}); then the emulab MAs' namespaces. Says what it removed.
  */
-export async function sweepLeftovers(sites: readonly SiteRuntime[], driver: DriverChoice): Promise<string[]> {
+export async function sweepLeftovers(sites: readonly SiteRuntime[], driver: DriverChoice, netBlock?: number): Promise<string[]> {
   const removed: string[] = [];
   for (const site of sites) {
     for (const node of site.nodes) {
@@ -50,6 +52,10 @@ export async function sweepLeftovers(sites: readonly SiteRuntime[], driver: Driv
         instance: instanceId(data),
         netNamespace: false,
         log: silentLogger(),
+        // The sliver bridge it was given (node-networks.ts): removed with its tables once no port is on it.
+        ...(driver.kind === 'container' && netBlock !== undefined
+          ? { bridge: nodeBridge(netBlock, nodeIndexOf(sites.map((s) => s.plan), site.domain, node.name)) }
+          : {}),
       } as const;
       try {
         const left = await createDriver(options)
@@ -57,12 +63,40 @@ export async function sweepLeftovers(sites: readonly SiteRuntime[], driver: Driv
           .catch(() => [] as string[]);
         const net = await purgeInstance(options);
         if (left.length) removed.push(`${site.domain}/${node.name}: ${left.length} sliver runtime(s)`);
-        if (net.length) removed.push(`${site.domain}/${node.name}: ${net.join(', ')}`);
+        // A node manager leaves its tables and bridge at every stop (for slivers that run on): not leftovers to report.
+        const stray = net.filter((l) => !l.startsWith('nftables ') && !l.startsWith('bridge '));
+        if (stray.length) removed.push(`${site.domain}/${node.name}: ${stray.join(', ')}`);
       } catch (err) {
         removed.push(`${site.domain}/${node.name}: could not purge (${(err as Error).message.split('\n')[0]})`);
       }
     }
     if (site.style === 'emulab' && process.getuid?.() === 0) removed.push(...removeNamespaces(site));
+  }
+  if (driver.kind === 'container' && process.getuid?.() === 0) removed.push(...removeHostHubs());
+  return removed;
+}
+
+/**
+ * Deletes host-wide link hubs (network.host_underlays: stitched ends of node managers on this host) that no port is
+ * on: a node manager removes them at a sliver's delete, but one stopped before its last delete leaves them.
+ */
+function removeHostHubs(): string[] {
+  let links: { ifname: string; ifalias?: string; master?: string }[] = [];
+  try {
+    links = JSON.parse(execFileSync('ip', ['-j', 'link', 'show'], { encoding: 'utf8' })) as typeof links;
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const l of links) {
+    if (parseLinkAlias('', HOST_SCOPE, l.ifalias)?.kind !== 'bridge') continue;
+    if (links.some((x) => x.master === l.ifname)) continue;
+    try {
+      execFileSync('ip', ['link', 'del', l.ifname]);
+      removed.push(`host link hub ${l.ifname}`);
+    } catch {
+      // Already gone.
+    }
   }
   return removed;
 }

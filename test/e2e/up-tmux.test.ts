@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { nodePaths, readState, sitePaths } from '../../cli/up/plan.js';
 import { maInstance } from '../../services/management-authority/instance.js';
-import { netnsPrefix } from '../../services/node-manager/network/net-names.js';
+import { netnsPrefix, tableName } from '../../services/node-manager/network/net-names.js';
 import { instanceId } from '../../services/node-manager/index.js';
 import { sleep } from '../../services/core/timing.js';
 import { cliArgs, runCli } from '../helpers/cli.js';
@@ -116,6 +116,30 @@ function namespacesOf(dir: string): string[] {
   return names.filter((n) => prefixes.some((p) => n.startsWith(p)));
 }
 
+/**
+ * The sliver network of the federation on this host: its node managers' nftables tables (`fedlab-<instance>`), the
+ * sliver bridges of its block (`flu<block>n<k>`), and link devices whose alias names one of its node managers.
+ */
+function networkOf(dir: string): string[] {
+  const state = readState(dir);
+  if (process.getuid?.() !== 0 || state?.net_block === undefined) return [];
+  const instances = state.sites.flatMap((s) => s.nodes.map((n) => instanceId(nodePaths(dir, s.domain, n.name).data)));
+  const tables = new Set(instances.map(tableName));
+  const found: string[] = [];
+  try {
+    const nft = JSON.parse(execFileSync('nft', ['-j', 'list', 'tables'], { encoding: 'utf8' })) as { nftables: { table?: { name: string } }[] };
+    for (const o of nft.nftables) if (o.table && tables.has(o.table.name)) found.push(`nft ${o.table.name}`);
+  } catch {
+    // No nft here: the node managers made no tables either.
+  }
+  const links = JSON.parse(execFileSync('ip', ['-j', 'link', 'show'], { encoding: 'utf8' })) as { ifname: string; ifalias?: string }[];
+  for (const l of links) {
+    const ours = l.ifname.startsWith(`flu${state.net_block}n`) || instances.some((i) => (l.ifalias ?? '').includes(` ${i} `));
+    if (ours) found.push(`link ${l.ifname}`);
+  }
+  return found;
+}
+
 /** Live slices on the federation's slice authority, asked by starting it alone on its config. */
 async function slicesLeft(dir: string): Promise<string> {
   const state = readState(dir);
@@ -148,6 +172,7 @@ function expectNothingLeft(dir: string): void {
   expect(processesOf(dir)).toEqual([]);
   expect(cgroupsOf(dir)).toEqual([]);
   expect(namespacesOf(dir)).toEqual([]);
+  expect(networkOf(dir)).toEqual([]);
 }
 
 afterAll(() => {
