@@ -54,7 +54,16 @@ export async function sweepLeftovers(sites: readonly SiteRuntime[], driver: Driv
         log: silentLogger(),
         // The sliver bridge it was given (node-networks.ts): removed with its tables once no port is on it.
         ...(driver.kind === 'container' && netBlock !== undefined
-          ? { bridge: nodeBridge(netBlock, nodeIndexOf(sites.map((s) => s.plan), site.domain, node.name)) }
+          ? {
+              bridge: nodeBridge(
+                netBlock,
+                nodeIndexOf(
+                  sites.map((s) => s.plan),
+                  site.domain,
+                  node.name,
+                ),
+              ),
+            }
           : {}),
       } as const;
       try {

@@ -127,7 +127,9 @@ function networkOf(dir: string): string[] {
   const tables = new Set(instances.map(tableName));
   const found: string[] = [];
   try {
-    const nft = JSON.parse(execFileSync('nft', ['-j', 'list', 'tables'], { encoding: 'utf8' })) as { nftables: { table?: { name: string } }[] };
+    const nft = JSON.parse(execFileSync('nft', ['-j', 'list', 'tables'], { encoding: 'utf8' })) as {
+      nftables: { table?: { name: string } }[];
+    };
     for (const o of nft.nftables) if (o.table && tables.has(o.table.name)) found.push(`nft ${o.table.name}`);
   } catch {
     // No nft here: the node managers made no tables either.
