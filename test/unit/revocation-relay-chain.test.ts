@@ -14,7 +14,7 @@ import type { RevocationEntry } from '../../services/core/credentials/revocation
 import { RevocationStore } from '../../services/core/credentials/revocation-store.js';
 import { PermissionDeniedError } from '../../services/core/errors.js';
 import { Store } from '../../services/core/store/store.js';
-import { MAX_CHAIN_PARTS, RevocationRelay } from '../../services/management-authority/revocation-relay.js';
+import { MAX_CHAIN_BYTES, MAX_CHAIN_PARTS, RevocationRelay } from '../../services/management-authority/revocation-relay.js';
 import { T0, principal, testJti } from './credentials-fixtures.js';
 
 const sa = principal('urn:fedlab:plc.test:authority:sa');
@@ -96,5 +96,38 @@ describe('RevocationRelay chains', () => {
     });
     expect(await relay.accept(snap, sa.kid)).toMatchObject({ held: MAX_CHAIN_PARTS + 1, newer: true });
     expect(relay.chainFor(sa.kid)).toEqual([snap]);
+  });
+
+  it('keeps no delta that would take the chain past its byte cap, with fewer messages than the count cap', async () => {
+    const relay = new RevocationRelay(store, () => T0 * 1000);
+    const list = { ...emptyRevocationList(sa.privateKey, sa.urn), version: 1, entries: [entry()] };
+    await relay.accept(signRevocationList(list, sa.privateKey, stamp(T0)), sa.kid);
+    const bytes = (): number => relay.chainFor(sa.kid).reduce((n, jws) => n + jws.length, 0);
+    // Deltas of 3,000 entries (one version each, about 250 KB): the byte cap comes well before MAX_CHAIN_PARTS.
+    const PER = 3000;
+    let v = 1;
+    let kept = 1;
+    for (;;) {
+      const d = signRevocationDelta(sa.privateKey, {
+        base: v,
+        version: v + PER,
+        entries: Array.from({ length: PER }, entry),
+        validity: stamp(T0 + kept),
+      });
+      const before = bytes();
+      const r = await relay.accept(d, sa.kid);
+      if (!r.newer) {
+        // Refused because it would not fit, and nothing of it was kept.
+        expect(before + d.length).toBeGreaterThan(MAX_CHAIN_BYTES);
+        expect(r.held).toBe(v);
+        expect(bytes()).toBe(before);
+        break;
+      }
+      v += PER;
+      kept++;
+      expect(kept).toBeLessThan(MAX_CHAIN_PARTS);
+    }
+    expect(relay.chainFor(sa.kid).length).toBeLessThan(MAX_CHAIN_PARTS);
+    expect(bytes()).toBeLessThanOrEqual(MAX_CHAIN_BYTES);
   });
 });
