@@ -31,13 +31,21 @@ export async function listMembers(intents: MemberIntents, req: ListMembersReques
   return { members, nextPageToken: more && last ? encodePageToken(LIST, last.urn) : '' };
 }
 
-function memberOf(rec: MemberRecord, delegations: readonly DelegationRecord[]): Member {
-  return {
+/**
+ * A member on the wire. With its `delegations` (ListMembers) it carries its keys, removal and
+ * credentials; without (AddMember's answer) only who it is.
+ */
+export function memberOf(rec: MemberRecord, delegations?: readonly DelegationRecord[]): Member {
+  const base = {
     urn: rec.urn,
     certificatePem: rec.certificatePem,
     keyThumbprint: rec.keyThumbprint,
     displayName: rec.displayName,
     addedAt: new Date(rec.addedAt),
+  };
+  if (!delegations) return { ...base, sshPublicKeys: [], credentials: [] };
+  return {
+    ...base,
     sshPublicKeys: [...(rec.sshKeys ?? [])],
     ...(rec.removedAt !== undefined ? { removedAt: new Date(rec.removedAt) } : {}),
     credentials: delegations

@@ -31,6 +31,7 @@ import type { Clock } from '../core/clock.js';
 import { listMembers } from './member-list.js';
 import { keysIntentKey, removeIntentKey, revokeIntentKey, type MemberIntents } from './member-intents.js';
 import { TABLES, type DelegationRecord, type MemberIntentRecord, type MemberRecord, type MemberRequestRecord } from './records.js';
+import { memberOf } from './member-list.js';
 import type { SliceCredentials } from './slice-credentials.js';
 import { requestId, text, urnField } from '../core/validate.js';
 
@@ -87,7 +88,7 @@ export class Members {
       if (seen.fingerprint !== fingerprint)
         throw new AlreadyExistsError(`request id ${rid} was already used for another member; use a new request id`, { rule: 'request_id' });
       const cur = await this.table.get(req.memberUrn);
-      if (cur) return toWire(cur);
+      if (cur) return memberOf(cur);
     }
     const known = await this.table.get(req.memberUrn);
     if (known?.removedAt !== undefined && !known.removal) {
@@ -115,7 +116,7 @@ export class Members {
       .put(this.requests, key, { fingerprint, result: rec.urn })
       .write({ sync: true });
     if (!existing) this.deps.log.info({ member: rec.urn }, 'member added');
-    return toWire(rec);
+    return memberOf(rec);
   }
 
   /**
@@ -333,16 +334,4 @@ function toLimits(l: ResourceLimits | undefined): Limits | undefined {
   if (l.diskMb !== undefined) out.disk_mb = l.diskMb;
   if (l.ttlS !== undefined) out.ttl_s = l.ttlS;
   return out;
-}
-
-function toWire(rec: MemberRecord): Member {
-  return {
-    urn: rec.urn,
-    certificatePem: rec.certificatePem,
-    keyThumbprint: rec.keyThumbprint,
-    displayName: rec.displayName,
-    addedAt: new Date(rec.addedAt),
-    sshPublicKeys: [],
-    credentials: [],
-  };
 }
