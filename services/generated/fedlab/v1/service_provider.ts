@@ -22,6 +22,7 @@ import {
 } from "@grpc/grpc-js";
 import { Timestamp } from "../../google/protobuf/timestamp.js";
 import { ResourceLimits, ResultStatus, SiteRequest, SliceMode, sliceModeFromJSON, sliceModeToJSON } from "./common.js";
+import { StitchedLinks } from "./slice_authority.js";
 
 export const protobufPackage = "fedlab.v1";
 
@@ -234,6 +235,12 @@ export interface DeploymentSpec {
    * deployment.
    */
   steps: DeployStep[];
+  /**
+   * Links stitched between nodes of two of `sites` (as CreateSliceRequest.stitched_links), given
+   * to the slice authority with the slice it creates; must be unset when `slice_urn` is set.
+   * (A message, so that specs without stitching need not name it.)
+   */
+  stitchedLinks?: StitchedLinks | undefined;
 }
 
 /** Progress of a deployment on one sliver. */
@@ -809,7 +816,16 @@ export const DeployStep_EnvEntry: MessageFns<DeployStep_EnvEntry> = {
 };
 
 function createBaseDeploymentSpec(): DeploymentSpec {
-  return { sliceUrn: "", sliceAuthorityUrn: "", sliceName: "", mode: 0, sites: [], expiresAt: undefined, steps: [] };
+  return {
+    sliceUrn: "",
+    sliceAuthorityUrn: "",
+    sliceName: "",
+    mode: 0,
+    sites: [],
+    expiresAt: undefined,
+    steps: [],
+    stitchedLinks: undefined,
+  };
 }
 
 export const DeploymentSpec: MessageFns<DeploymentSpec> = {
@@ -834,6 +850,9 @@ export const DeploymentSpec: MessageFns<DeploymentSpec> = {
     }
     for (const v of message.steps) {
       DeployStep.encode(v!, writer.uint32(58).fork()).join();
+    }
+    if (message.stitchedLinks !== undefined) {
+      StitchedLinks.encode(message.stitchedLinks, writer.uint32(66).fork()).join();
     }
     return writer;
   },
@@ -907,6 +926,14 @@ export const DeploymentSpec: MessageFns<DeploymentSpec> = {
             message.steps.push(DeployStep.decode(reader, reader.uint32()));
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.stitchedLinks = StitchedLinks.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -946,6 +973,11 @@ export const DeploymentSpec: MessageFns<DeploymentSpec> = {
       steps: globalThis.Array.isArray(object?.steps)
         ? object.steps.map((e: any) => DeployStep.fromJSON(e))
         : [],
+      stitchedLinks: isSet(object.stitchedLinks)
+        ? StitchedLinks.fromJSON(object.stitchedLinks)
+        : isSet(object.stitched_links)
+        ? StitchedLinks.fromJSON(object.stitched_links)
+        : undefined,
     };
   },
 
@@ -972,6 +1004,9 @@ export const DeploymentSpec: MessageFns<DeploymentSpec> = {
     if (message.steps?.length) {
       obj.steps = message.steps.map((e) => DeployStep.toJSON(e));
     }
+    if (message.stitchedLinks !== undefined) {
+      obj.stitchedLinks = StitchedLinks.toJSON(message.stitchedLinks);
+    }
     return obj;
   },
 
@@ -987,6 +1022,9 @@ export const DeploymentSpec: MessageFns<DeploymentSpec> = {
     message.sites = object.sites?.map((e) => SiteRequest.fromPartial(e)) || [];
     message.expiresAt = object.expiresAt ?? undefined;
     message.steps = object.steps?.map((e) => DeployStep.fromPartial(e)) || [];
+    message.stitchedLinks = (object.stitchedLinks !== undefined && object.stitchedLinks !== null)
+      ? StitchedLinks.fromPartial(object.stitchedLinks)
+      : undefined;
     return message;
   },
 };
