@@ -10,8 +10,10 @@ import {
   type CallOptions,
   type ChannelCredentials,
   Client,
+  type ClientDuplexStream,
   type ClientOptions,
   type ClientUnaryCall,
+  type handleBidiStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
@@ -2911,11 +2913,38 @@ export const ManagementAuthorityService = {
   /**
    * Heartbeat is pushed by each node manager at the interval the authority asks for; a node that
    * misses three in a row is DOWN.
+   * buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
    */
   heartbeat: {
     path: "/fedlab.v1.ManagementAuthority/Heartbeat" as const,
     requestStream: false as const,
     responseStream: false as const,
+    requestSerialize: (value: HeartbeatRequest): Buffer => Buffer.from(HeartbeatRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): HeartbeatRequest => HeartbeatRequest.decode(value),
+    responseSerialize: (value: HeartbeatResponse): Buffer => Buffer.from(HeartbeatResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): HeartbeatResponse => HeartbeatResponse.decode(value),
+  },
+  /**
+   * HeartbeatStream carries a node's heartbeats as messages on one long-lived stream, instead of a
+   * call each. One stream per node: each request message is one heartbeat, answered by exactly one
+   * response, in order. The caller's identity (its certificate, which names the node's URN) is
+   * checked when the stream opens: a caller that is not an enrolled node with the key it enrolled
+   * with is refused (PERMISSION_DENIED). Every message's node_urn must name the caller, and every
+   * message is checked as a Heartbeat call is (enrolment, key, the CA's say over the URN); the first
+   * that fails ends the stream with that status and nothing of it is recorded. A newer stream of the
+   * same node ends the older one (ABORTED). Bounds: message size as Heartbeat; a few streams per
+   * caller; a message rate well above any heartbeat interval (RESOURCE_EXHAUSTED past it); a stream
+   * whose responses are not read is ended. A dropped stream is a missed heartbeat, nothing more: a
+   * node is DOWN after three missed intervals, as with Heartbeat. Node managers that get
+   * UNIMPLEMENTED (an older authority) send Heartbeat calls instead.
+   * buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+   * buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+   * buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+   */
+  heartbeatStream: {
+    path: "/fedlab.v1.ManagementAuthority/HeartbeatStream" as const,
+    requestStream: true as const,
+    responseStream: true as const,
     requestSerialize: (value: HeartbeatRequest): Buffer => Buffer.from(HeartbeatRequest.encode(value).finish()),
     requestDeserialize: (value: Buffer): HeartbeatRequest => HeartbeatRequest.decode(value),
     responseSerialize: (value: HeartbeatResponse): Buffer => Buffer.from(HeartbeatResponse.encode(value).finish()),
@@ -3026,8 +3055,27 @@ export interface ManagementAuthorityServer extends UntypedServiceImplementation 
   /**
    * Heartbeat is pushed by each node manager at the interval the authority asks for; a node that
    * misses three in a row is DOWN.
+   * buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
    */
   heartbeat: handleUnaryCall<HeartbeatRequest, HeartbeatResponse>;
+  /**
+   * HeartbeatStream carries a node's heartbeats as messages on one long-lived stream, instead of a
+   * call each. One stream per node: each request message is one heartbeat, answered by exactly one
+   * response, in order. The caller's identity (its certificate, which names the node's URN) is
+   * checked when the stream opens: a caller that is not an enrolled node with the key it enrolled
+   * with is refused (PERMISSION_DENIED). Every message's node_urn must name the caller, and every
+   * message is checked as a Heartbeat call is (enrolment, key, the CA's say over the URN); the first
+   * that fails ends the stream with that status and nothing of it is recorded. A newer stream of the
+   * same node ends the older one (ABORTED). Bounds: message size as Heartbeat; a few streams per
+   * caller; a message rate well above any heartbeat interval (RESOURCE_EXHAUSTED past it); a stream
+   * whose responses are not read is ended. A dropped stream is a missed heartbeat, nothing more: a
+   * node is DOWN after three missed intervals, as with Heartbeat. Node managers that get
+   * UNIMPLEMENTED (an older authority) send Heartbeat calls instead.
+   * buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+   * buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+   * buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+   */
+  heartbeatStream: handleBidiStreamingCall<HeartbeatRequest, HeartbeatResponse>;
   /**
    * ListNodes lists the site's nodes, with their owners and endpoints. For the site's
    * administrators only; anyone else is PERMISSION_DENIED.
@@ -3101,6 +3149,7 @@ export interface ManagementAuthorityClient extends Client {
   /**
    * Heartbeat is pushed by each node manager at the interval the authority asks for; a node that
    * misses three in a row is DOWN.
+   * buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
    */
   heartbeat(
     request: HeartbeatRequest,
@@ -3117,6 +3166,29 @@ export interface ManagementAuthorityClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: HeartbeatResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * HeartbeatStream carries a node's heartbeats as messages on one long-lived stream, instead of a
+   * call each. One stream per node: each request message is one heartbeat, answered by exactly one
+   * response, in order. The caller's identity (its certificate, which names the node's URN) is
+   * checked when the stream opens: a caller that is not an enrolled node with the key it enrolled
+   * with is refused (PERMISSION_DENIED). Every message's node_urn must name the caller, and every
+   * message is checked as a Heartbeat call is (enrolment, key, the CA's say over the URN); the first
+   * that fails ends the stream with that status and nothing of it is recorded. A newer stream of the
+   * same node ends the older one (ABORTED). Bounds: message size as Heartbeat; a few streams per
+   * caller; a message rate well above any heartbeat interval (RESOURCE_EXHAUSTED past it); a stream
+   * whose responses are not read is ended. A dropped stream is a missed heartbeat, nothing more: a
+   * node is DOWN after three missed intervals, as with Heartbeat. Node managers that get
+   * UNIMPLEMENTED (an older authority) send Heartbeat calls instead.
+   * buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+   * buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+   * buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+   */
+  heartbeatStream(): ClientDuplexStream<HeartbeatRequest, HeartbeatResponse>;
+  heartbeatStream(options: Partial<CallOptions>): ClientDuplexStream<HeartbeatRequest, HeartbeatResponse>;
+  heartbeatStream(
+    metadata: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientDuplexStream<HeartbeatRequest, HeartbeatResponse>;
   /**
    * ListNodes lists the site's nodes, with their owners and endpoints. For the site's
    * administrators only; anyone else is PERMISSION_DENIED.
