@@ -79,6 +79,8 @@ export interface SpecRecord {
   readonly mode: number;
   /** SiteRequest objects (generated toJSON form). */
   readonly sites: readonly unknown[];
+  /** StitchedLinks (generated toJSON form), when the spec asks for any. */
+  readonly stitchedLinks?: unknown;
   readonly expiresAt?: number;
   readonly steps: readonly StepRecord[];
 }

@@ -167,7 +167,10 @@ describe('Deploy refuses bad input and changes nothing', () => {
       remotes,
       credentials: {} as SliceCredentials,
       sliceAuthorityUrn: 'urn:fedlab:plc.test:authority:sa',
-      sites: [{ domain: 'plc.test', maUrn: 'urn:fedlab:plc.test:authority:ma', endpoint: '127.0.0.1:1' }],
+      sites: [
+        { domain: 'plc.test', maUrn: 'urn:fedlab:plc.test:authority:ma', endpoint: '127.0.0.1:1' },
+        { domain: 'pg.test', maUrn: 'urn:fedlab:pg.test:authority:ma', endpoint: '127.0.0.1:1' },
+      ],
       supervision: { backoffInitialMs: 10, backoffMaxMs: 20, backoffResetMs: 1000, outputLines: 5, execTimeoutMs: 1000, retryMs: 60_000 },
       sliceDeadlineMs: 1000,
       maDeadlineMs: 1000,
@@ -181,7 +184,12 @@ describe('Deploy refuses bad input and changes nothing', () => {
   });
 
   const request = (
-    o: Partial<DeployRequest> & { steps?: { argv: string[]; service: boolean }[]; sites?: string[]; sliceUrn?: string } = {},
+    o: Partial<DeployRequest> & {
+      steps?: { argv: string[]; service: boolean }[];
+      sites?: string[];
+      sliceUrn?: string;
+      stitch?: [string, string, string, string][];
+    } = {},
   ): DeployRequest => ({
     requestId: o.requestId ?? 'r1',
     name: o.name ?? 'web',
@@ -190,7 +198,35 @@ describe('Deploy refuses bad input and changes nothing', () => {
       sliceAuthorityUrn: '',
       sliceName: '',
       mode: SliceMode.SLICE_MODE_ALL_OR_NOTHING,
-      sites: (o.sites ?? ['plc.test']).map((site) => ({ site, request: undefined })),
+      sites: (o.sites ?? ['plc.test']).map((site) => ({
+        site,
+        request: o.stitch
+          ? {
+              nodes: { nodeUrns: [], count: 1, clientIds: ['n0'] },
+              resources: undefined,
+              links: [],
+              exclusive: false,
+              requestDocument: '',
+              requestDocumentFormat: '',
+            }
+          : undefined,
+      })),
+      ...(o.stitch
+        ? {
+            stitchedLinks: {
+              links: o.stitch.map(([siteA, a, siteB, b], i) => ({
+                name: `wan${i}`,
+                endpoints: [
+                  { site: siteA, clientId: a },
+                  { site: siteB, clientId: b },
+                ],
+                bandwidthKbps: 1000,
+                delayMs: 0,
+                lossPercent: 0,
+              })),
+            },
+          }
+        : {}),
       expiresAt: undefined,
       steps: (o.steps ?? [{ argv: ['sleep', '60'], service: true }]).map((s) => ({ name: '', env: {}, timeoutMs: 0, ...s })),
     },
@@ -221,11 +257,30 @@ describe('Deploy refuses bad input and changes nothing', () => {
     [{ sites: ['emu.test'] }, /site emu.test is not one this provider knows/],
     [{ sites: [] }, /spec.sites is empty/],
     [{ sliceUrn: 'urn:fedlab:plc.test:slice:s' }, /give spec.slice_urn or spec.sites, not both/],
+    [
+      { sites: ['plc.test'], stitch: [['plc.test', 'n0', 'pg.test', 'n0']] },
+      /endpoints\[1\].site: stitched link wan0 .*not a site of this request/,
+    ],
+    [{ sites: ['plc.test', 'pg.test'], stitch: [['plc.test', 'n0', 'plc.test', 'n0']] }, /stitched link wan0 joins two nodes of one site/],
+    [{ sites: ['plc.test', 'pg.test'], stitch: [['plc.test', 'n0', 'pg.test', 'n9']] }, /endpoints\[1\].client_id: .*names no node/],
+    [
+      { sites: [], sliceUrn: 'urn:fedlab:plc.test:slice:s', stitch: [['plc.test', 'n0', 'pg.test', 'n0']] },
+      /spec.stitched_links is for a slice the deployment creates/,
+    ],
   ])('refuses %o', async (o, message) => {
     await expect(drain(request(o))).rejects.toThrow(message);
     expect(await store.table(TABLES.deployments).count()).toBe(0);
     expect(await store.table(TABLES.deployRequests).count()).toBe(0);
     expect(calls).toEqual([]);
+  });
+
+  it("records a deployment's stitched links and shows them in its spec", async () => {
+    const [first] = await drain(request({ sites: ['plc.test', 'pg.test'], stitch: [['plc.test', 'n0', 'pg.test', 'n0']] }), 1);
+    const links = first?.deployment?.spec?.stitchedLinks?.links ?? [];
+    expect(links.map((l) => [l.name, l.bandwidthKbps, l.endpoints.map((e) => `${e.site}/${e.clientId}`)])).toEqual([
+      ['wan0', 1000, ['plc.test/n0', 'pg.test/n0']],
+    ]);
+    expect(await store.table(TABLES.deployments).count()).toBe(1);
   });
 
   it('records a deployment once per request id; another spec under the same id, or the same name, is ALREADY_EXISTS', async () => {

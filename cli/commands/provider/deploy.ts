@@ -11,13 +11,15 @@ import { refused } from '../../remote.js';
 import { DeployProgress } from './deploy-progress.js';
 import { deploymentJson, stateName, targetTable } from './deployment-view.js';
 import { spClient, withSp, type SpFlags } from './provider-client.js';
-import { siteRequests } from './site-requests.js';
+import { nameNodes, siteRequests } from './site-requests.js';
+import { parseStitchSpec } from '../slice/stitch-spec.js';
 import { printableJson, writeOut } from '../../printable.js';
 
 interface DeployFlags extends SpFlags {
   name: string;
   site: string[];
   node: string[];
+  stitch: string[];
   slice?: string;
   env: string[];
   setup: string[];
@@ -42,6 +44,12 @@ export function registerDeploy(program: Command): void {
     .requiredOption('--name <name>', 'name of the deployment ([a-z0-9][a-z0-9._-]{0,62}); also the slice name')
     .option('--site <domain[=count]>', 'a site and how many of its nodes (repeatable)', repeatable, [])
     .option('--node <urn>', 'a node by URN (repeatable)', repeatable, [])
+    .option(
+      '--stitch <spec>',
+      'NAME=SITE/ID,SITE/ID[@KBPS]: a link stitched between nodes of two sites; ids are 0..COUNT-1 for --site, the node name for --node (repeatable)',
+      repeatable,
+      [],
+    )
     .option('--slice <urn>', 'deploy onto this existing slice instead of making one')
     .option('--env <name=value>', 'environment variable of the command (repeatable)', repeatable, [])
     .option(
@@ -73,6 +81,9 @@ async function deploy(argv: string[], flags: DeployFlags): Promise<void> {
   if (flags.slice !== undefined && (!isUrn(flags.slice) || parseUrn(flags.slice).kind !== 'slice'))
     throw new InvalidArgumentError(`--slice must be a slice URN, got ${JSON.stringify(flags.slice)}`);
   const sites = flags.slice ? [] : siteRequests(flags.site, flags.node, resources);
+  const stitched = flags.stitch.map(parseStitchSpec);
+  if (stitched.length > 0 && flags.slice) throw new InvalidArgumentError('--stitch makes links in a new slice: leave out --slice');
+  if (stitched.length > 0) nameNodes(sites);
   const env = envFrom(flags.env);
   const ttlS = flags.ttl ? parseDuration(flags.ttl) : 0;
   const steps = [
@@ -92,6 +103,7 @@ async function deploy(argv: string[], flags: DeployFlags): Promise<void> {
         sliceName: '',
         mode: flags.bestEffort ? SliceMode.SLICE_MODE_BEST_EFFORT : SliceMode.SLICE_MODE_ALL_OR_NOTHING,
         sites,
+        ...(stitched.length ? { stitchedLinks: { links: stitched } } : {}),
         expiresAt: ttlS ? new Date(Date.now() + ttlS * 1000) : undefined,
         steps,
       },

@@ -48,3 +48,16 @@ export function siteRequests(
   if (out.size === 0) throw new InvalidArgumentError('say where to deploy: --site DOMAIN=COUNT (repeatable) or --node URN (repeatable)');
   return [...out.values()];
 }
+
+/**
+ * Names every requested node for `--stitch` (ProtoGENI client ids): `0` … `COUNT-1` for `--site DOMAIN=COUNT`,
+ * the node's name for `--node URN`.
+ */
+export function nameNodes(requests: readonly SiteRequest[]): void {
+  for (const r of requests) {
+    const nodes = r.request?.nodes;
+    if (!nodes) continue;
+    nodes.clientIds =
+      nodes.nodeUrns.length > 0 ? nodes.nodeUrns.map((u) => parseUrn(u).name) : Array.from({ length: nodes.count }, (_, i) => String(i));
+  }
+}

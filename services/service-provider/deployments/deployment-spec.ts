@@ -5,9 +5,11 @@
  * checked before anything is recorded; every error names its field.
  */
 import { InvalidArgumentError } from '../../core/errors.js';
+import { checkStitchedLinks } from '../../core/topology/stitched-links.js';
 import { urnField } from '../../core/validate.js';
 import { SiteRequest } from '../../generated/fedlab/v1/common.js';
 import type { DeploymentSpec, DeployStep } from '../../generated/fedlab/v1/service_provider.js';
+import { StitchedLinks } from '../../generated/fedlab/v1/slice_authority.js';
 import type { SpecRecord, StepRecord } from '../records.js';
 import { nameField } from '../validate.js';
 
@@ -54,6 +56,13 @@ export function checkSpec(spec: DeploymentSpec | undefined, context: SpecContext
       );
     }
   }
+  const stitched = spec.stitchedLinks?.links ?? [];
+  if (sliceUrn && stitched.length > 0) {
+    throw new InvalidArgumentError('spec.stitched_links is for a slice the deployment creates: leave it empty with spec.slice_urn', {
+      field: 'spec.stitched_links',
+    });
+  }
+  checkStitchedLinks(stitched, spec.sites, 'spec.stitched_links');
   if (spec.steps.length === 0)
     throw new InvalidArgumentError('spec.steps is empty: give at least one command to run', { field: 'spec.steps' });
   if (spec.steps.length > MAX_STEPS) throw new InvalidArgumentError(`spec.steps: at most ${MAX_STEPS} steps`, { field: 'spec.steps' });
@@ -67,6 +76,7 @@ export function checkSpec(spec: DeploymentSpec | undefined, context: SpecContext
     sliceName: spec.sliceName,
     mode: spec.mode,
     sites: spec.sites.map((s) => SiteRequest.toJSON(s)),
+    ...(stitched.length > 0 ? { stitchedLinks: StitchedLinks.toJSON({ links: stitched }) } : {}),
     ...(expiresAt !== undefined ? { expiresAt } : {}),
     steps,
   };

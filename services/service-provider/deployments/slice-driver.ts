@@ -10,7 +10,7 @@ import { status as Status } from '@grpc/grpc-js';
 import { parseUrn } from '../../core/identity/urn.js';
 import { sleep } from '../../core/timing.js';
 import { AllocationState, SiteRequest, SliceMode } from '../../generated/fedlab/v1/common.js';
-import { SliceState, type Slice } from '../../generated/fedlab/v1/slice_authority.js';
+import { SliceState, StitchedLinks, type Slice } from '../../generated/fedlab/v1/slice_authority.js';
 import { errorForCode, plainOutcome } from '../../core/rpc/outcome.js';
 import { STABLE_STATES, type DeploymentRecord, type TargetRecord } from '../records.js';
 import type { DeploymentContext } from './context.js';
@@ -121,6 +121,7 @@ async function ensureSlice(context: DeploymentContext, rec: DeploymentRecord, si
         description: `deployment ${rec.name}`,
         mode: rec.spec.mode || SliceMode.SLICE_MODE_ALL_OR_NOTHING,
         sites: rec.spec.sites.map((s) => SiteRequest.fromJSON(s)),
+        ...(rec.spec.stitchedLinks !== undefined ? { stitchedLinks: StitchedLinks.fromJSON(rec.spec.stitchedLinks) } : {}),
         expiresAt: rec.spec.expiresAt !== undefined ? new Date(rec.spec.expiresAt) : undefined,
         start: true,
         wait: true,

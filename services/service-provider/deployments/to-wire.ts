@@ -1,5 +1,6 @@
 /** The wire form of a deployment and of its states, from its record. */
 import { SiteRequest } from '../../generated/fedlab/v1/common.js';
+import { StitchedLinks } from '../../generated/fedlab/v1/slice_authority.js';
 import {
   DeploymentState,
   ServiceState,
@@ -45,6 +46,7 @@ export function deploymentToWire(rec: DeploymentRecord): Deployment {
       sliceName: rec.spec.sliceName,
       mode: rec.spec.mode,
       sites: rec.spec.sites.map((s) => SiteRequest.fromJSON(s)),
+      ...(rec.spec.stitchedLinks !== undefined ? { stitchedLinks: StitchedLinks.fromJSON(rec.spec.stitchedLinks) } : {}),
       expiresAt: rec.spec.expiresAt !== undefined ? new Date(rec.spec.expiresAt) : undefined,
       steps: rec.spec.steps.map((s): DeployStep => ({
         name: s.name,
