@@ -188,7 +188,7 @@ describe('Deploy refuses bad input and changes nothing', () => {
       steps?: { argv: string[]; service: boolean }[];
       sites?: string[];
       sliceUrn?: string;
-      stitch?: [string, string, string, string][];
+      stitch?: string[][];
     } = {},
   ): DeployRequest => ({
     requestId: o.requestId ?? 'r1',
@@ -214,7 +214,7 @@ describe('Deploy refuses bad input and changes nothing', () => {
       ...(o.stitch
         ? {
             stitchedLinks: {
-              links: o.stitch.map(([siteA, a, siteB, b], i) => ({
+              links: o.stitch.map(([siteA = '', a = '', siteB = '', b = ''], i) => ({
                 name: `wan${i}`,
                 endpoints: [
                   { site: siteA, clientId: a },
