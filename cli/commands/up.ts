@@ -24,6 +24,7 @@ import { defaultFedlabArgs } from '../up/processes.js';
 import { collectStatus, readiness, renderStatus, statusLine } from '../up/status.js';
 import { sleep } from '../../services/core/timing.js';
 import { deleteHoldings, holdingLines, listHoldings, type Holdings } from '../up/leftovers.js';
+import { demoLinks } from '../up/demo-links.js';
 import { LiveView } from '../up/live-view.js';
 import { noNetworkReason } from '../up/node-networks.js';
 import { StopSignals, stopFederation } from '../up/stop-sequence.js';
@@ -56,7 +57,13 @@ function serves(line: Record<string, unknown> | undefined, service: string): boo
 }
 
 /** How to use the CLI against the running federation: exact commands, short with the federation's profiles when they could be written. */
-export function usageText(fed: LocalFederation, dep?: Deployment, name = demoDeployment(fed.run), profiles?: UpProfiles): string {
+export function usageText(
+  fed: LocalFederation,
+  dep?: Deployment,
+  name = demoDeployment(fed.run),
+  profiles?: UpProfiles,
+  notes: readonly string[] = [],
+): string {
   const cli = defaultFedlabArgs().join(' ');
   const h = fed.homePaths;
   const saLong = `--sa ${fed.saAddress} --tls-dir ${h.sp}`;
@@ -95,7 +102,7 @@ export function usageText(fed: LocalFederation, dep?: Deployment, name = demoDep
       `  fedlab sliver logs ${member} --lines 5`,
     );
   }
-  lines.push(...sshUsageLines(fed));
+  lines.push(...sshUsageLines(fed), ...notes.map((n) => `  # ${n}`));
   lines.push(`Everything (certificates, configs, data) is in ${fed.dir}; the services' logs in ${fed.dir}/logs/.`);
   return lines.join('\n');
 }
@@ -238,6 +245,9 @@ async function runWith(f: UpFlags, o: UpOutput, context: ProgramContext): Promis
     if (stopRequested()) return await (stopRequested() as Promise<number>);
     const name = adopted?.name ?? demoDeployment(fed.run);
     let deploying: Promise<Deployment | undefined>;
+    // The demo slice's links (an emulab link, a stitched one); why any is missing goes in the summary.
+    const links = adopted ? undefined : demoLinks(fed);
+    const notes = links?.skipped ?? [];
     if (adopted) {
       say(`adopting the deployment "${name}" of an earlier run`);
       deploying = Promise.resolve(adopted);
@@ -247,6 +257,7 @@ async function runWith(f: UpFlags, o: UpOutput, context: ProgramContext): Promis
       deploying = fed
         .deploy(name, DEMO_COMMAND, {
           timeoutMs: timeoutMs,
+          links,
           onEvent: (e) => {
             if (!o.tty && e.message) o.log(`  ${e.site ? `${e.site}: ` : ''}${e.message}`);
           },
@@ -273,7 +284,7 @@ async function runWith(f: UpFlags, o: UpOutput, context: ProgramContext): Promis
         const msg = `ready: the service runs in all ${counted(expected, 'sliver')} on ${counted(fed.sites.length, 'site')}, ${((Date.now() - started) / 1000).toFixed(1)} s after start`;
         o.log(msg);
         // Printed once, whole (above the view on a terminal): the commands must stay usable as printed.
-        if (!f.once) say(`${msg}\n${usageText(fed, status.deployment, name, profilesOf(fed))}`);
+        if (!f.once) say(`${msg}\n${usageText(fed, status.deployment, name, profilesOf(fed), notes)}`);
       }
       if (f.once && r.ready) {
         view.stop();
@@ -281,7 +292,7 @@ async function runWith(f: UpFlags, o: UpOutput, context: ProgramContext): Promis
         say(
           `ready: the service runs in all ${counted(expected, 'sliver')} on ${counted(fed.sites.length, 'site')}, ${((Date.now() - started) / 1000).toFixed(1)} s after start`,
         );
-        say(usageText(fed, status.deployment, name, profilesOf(fed)));
+        say(usageText(fed, status.deployment, name, profilesOf(fed), notes));
         return await (stopping ??= shutdown(0, '--once'));
       }
       if (f.once && Date.now() > deadline) {

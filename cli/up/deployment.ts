@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { SliceMode } from '../../services/generated/fedlab/v1/common.js';
 import { DeploymentState, type Deployment, type DeployResponse } from '../../services/generated/fedlab/v1/service_provider.js';
 import { writeChainFile } from '../chain-file.js';
+import { withClientIds, type DemoLinks } from './demo-links.js';
 import type { LocalFederation } from './federation.js';
 import { homeUrns } from './pki.js';
 import { experimenterKey, writeSshAccess } from './ssh-access.js';
@@ -20,6 +21,8 @@ export interface DeployOptions {
   readonly onEvent?: (event: DeployResponse) => void;
   /** Deadline of the deploy stream (120 s by default). */
   readonly timeoutMs?: number;
+  /** Links to ask for with the slice (see demo-links.ts). */
+  readonly links?: DemoLinks;
 }
 
 /**
@@ -45,14 +48,15 @@ export async function deploy(
       sites: fed.sites.map((s) => ({
         site: s.domain,
         request: {
-          nodes: { nodeUrns: [], count: options.perSite ?? s.nodes.length, clientIds: [] },
+          nodes: withClientIds({ nodeUrns: [], count: options.perSite ?? s.nodes.length, clientIds: [] }, s.domain, options.links),
           resources: { cpuMillis: 100, memMb: 64, diskMb: 64, pids: 64, bandwidthKbps: 0 },
-          links: [],
+          links: [...(options.links?.sites.get(s.domain)?.links ?? [])],
           exclusive: s.style === 'emulab',
           requestDocument: '',
           requestDocumentFormat: '',
         },
       })),
+      ...(options.links?.stitched.length ? { stitchedLinks: { links: [...options.links.stitched] } } : {}),
       steps: [{ name: 'service', argv: [...command], env: {}, timeoutMs: 0, service: true }],
     },
   });

@@ -119,7 +119,14 @@ export class LocalFederation {
   /** The service provider's process (once started). */
   sp: ServiceProcess | undefined;
   /** SSH into the demo slice, once the member has it: the slivers one can log in to (see ssh-access.ts). */
-  sshAccess: { readonly hosts: readonly SshHost[]; readonly problem?: string } | undefined;
+  sshAccess:
+    | {
+        readonly hosts: readonly SshHost[];
+        /** Commands that ping across the slice's links (see demo-links.ts). */
+        readonly pings?: readonly string[];
+        readonly problem?: string;
+      }
+    | undefined;
   private readonly group = new ProcessGroup();
   private readonly clients = new FederationClients(this);
 

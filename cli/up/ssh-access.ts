@@ -11,6 +11,7 @@ import { writeOutputFile } from '../../certs/output-file.js';
 import { parseSshPublicKey, newSshKeyPair } from '../../services/core/identity/ssh-keys.js';
 import { sshFilesFor, writeSshClientFile } from '../commands/sliver/ssh-config-files.js';
 import type { SshHost } from '../commands/sliver/ssh-config-render.js';
+import { linkPingLines } from './demo-links.js';
 import type { LocalFederation } from './federation.js';
 
 /** Where the SSH files of a local federation live. */
@@ -40,7 +41,10 @@ export function experimenterKey(dir: string, comment: string): string {
  * Reads the slice at the slice authority (as the provider) and writes ssh_config and known_hosts
  * for its slivers; returns the hosts (none when no sliver has an SSH login, with the reason).
  */
-export async function writeSshAccess(fed: LocalFederation, sliceUrn: string): Promise<{ hosts: readonly SshHost[]; problem?: string }> {
+export async function writeSshAccess(
+  fed: LocalFederation,
+  sliceUrn: string,
+): Promise<{ hosts: readonly SshHost[]; pings?: readonly string[]; problem?: string }> {
   const p = sshPaths(fed.dir);
   const client = fed.saClient(fed.homePaths.sp, 10_000);
   const slice = (await client.getSlice({ sliceUrn })).slice;
@@ -53,7 +57,7 @@ export async function writeSshAccess(fed: LocalFederation, sliceUrn: string): Pr
   }
   writeSshClientFile(p.knownHosts, `${files.knownHosts.join('\n')}\n`, true);
   writeSshClientFile(p.config, files.config, true);
-  return { hosts: files.hosts };
+  return { hosts: files.hosts, pings: linkPingLines(p.config, slice, files.hosts) };
 }
 
 /** The ready-to-paste command that logs in to `host` and runs `hostname; id` there. */
@@ -72,5 +76,6 @@ export function sshUsageLines(fed: LocalFederation): string[] {
     const h = access.hosts.find((x) => x.site === site) as SshHost;
     lines.push(`  ${sshCommand(fed.dir, h)}`);
   }
+  if (access.pings?.length) lines.push("  # ping across the slice's links (each end logs in with OpenSSH as above)", ...access.pings);
   return lines;
 }

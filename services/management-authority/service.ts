@@ -13,6 +13,7 @@ import type { Clock } from '../core/clock.js';
 import type { Delegations } from './delegations.js';
 import type { Enrolment } from './enrolment.js';
 import type { NodeRegistry } from './node-registry.js';
+import { heartbeatAnswer, HeartbeatStreams } from './heartbeat-streams.js';
 import { TERMS_STATEMENT_METADATA_KEY, type ProviderRegistry } from './providers.js';
 import { urnField } from '../core/validate.js';
 
@@ -30,7 +31,12 @@ export interface MaDomain {
 
 /** The ManagementAuthority service over the domain. */
 export function managementAuthorityService(deps: MaDomain): ServiceRegistration {
-  const intervalS = Math.max(1, Math.ceil(deps.heartbeatIntervalMs / 1000));
+  const streams = new HeartbeatStreams({
+    registry: deps.registry,
+    clock: deps.clock,
+    intervalMs: deps.heartbeatIntervalMs,
+    revocationVersion: () => deps.delegations.revocationVersion,
+  });
   return defineService(ManagementAuthorityService, {
     async createEnrollmentToken(req, ctx) {
       return deps.enrolment.createToken(ctx.peer, req);
@@ -40,12 +46,9 @@ export function managementAuthorityService(deps: MaDomain): ServiceRegistration 
     },
     async heartbeat(req, ctx) {
       deps.registry.heartbeat(ctx.peer, req);
-      return {
-        serverTime: new Date(deps.clock.now()),
-        heartbeatIntervalS: intervalS,
-        revocationVersion: deps.delegations.revocationVersion,
-      };
+      return heartbeatAnswer(deps.clock, deps.heartbeatIntervalMs, deps.delegations.revocationVersion);
     },
+    heartbeatStream: streams.handler(),
     async listNodes(req, ctx) {
       // Every node's owner and endpoint at once is the site's business; GetNode answers for one node (docs/api.md, Access rules).
       deps.access.requireAdmin(ctx.peer, "list the site's nodes");

@@ -2,13 +2,23 @@
  * Heartbeats to the node's management authority: every interval the node
  * pushes its capacity, what is committed, what is measured in use, its sliver
  * count, version and endpoint. The authority's certificate must name its URN
- * (not just any server of the CA), and every call has a deadline, so an
+ * (not just any server of the CA), and every beat has a deadline, so an
  * authority that is down costs one deadline per beat and nothing more.
+ *
+ * Beats travel as messages on one long-lived HeartbeatStream (the authority
+ * checks the node's identity once per stream instead of once per call). A
+ * beat not answered within the deadline fails and the stream is cancelled, to
+ * be reopened; a stream that fails is reopened after a backoff (1 s, doubling,
+ * at most a minute), and the beats meanwhile go as unary Heartbeat calls. An
+ * authority without the method (UNIMPLEMENTED: an older one) gets unary calls,
+ * and is asked for a stream again every ten minutes.
  */
+import { status as Status } from '@grpc/grpc-js';
 import type { Logger } from '../core/log.js';
-import { createClient, type PromiseClient } from '../core/rpc/client.js';
+import { createClient, isServiceError, type PromiseClient } from '../core/rpc/client.js';
+import { SessionStream } from '../core/rpc/session-client.js';
 import type { TlsMaterial } from '../core/rpc/server.js';
-import { ManagementAuthorityService, type HeartbeatResponse } from '../generated/fedlab/v1/management_authority.js';
+import { ManagementAuthorityService, type HeartbeatRequest, type HeartbeatResponse } from '../generated/fedlab/v1/management_authority.js';
 import type { Clock } from '../core/clock.js';
 import type { NodeManager } from './node-manager.js';
 import { Periodic } from '../core/periodic.js';
@@ -27,7 +37,19 @@ export interface HeartbeatOptions {
   readonly log: Logger;
   /** The node's underlay address for links (the network section's), reported in every heartbeat. */
   readonly underlayAddress?: string;
+  /** Send every beat as a unary call, never on a stream (as node managers before HeartbeatStream did). */
+  readonly unaryOnly?: boolean;
 }
+
+/** How heartbeats travel now. */
+export type HeartbeatTransport = 'stream' | 'unary';
+
+/** After UNIMPLEMENTED, how long beats go unary before a stream is tried again (ms). */
+export const UNARY_AFTER_UNIMPLEMENTED_MS = 10 * 60_000;
+const BACKOFF_FIRST_MS = 1_000;
+const BACKOFF_MAX_MS = 60_000;
+
+type Stream = SessionStream<HeartbeatRequest, HeartbeatResponse>;
 
 /** Pushes heartbeats on a schedule. */
 export class HeartbeatClient {
@@ -36,8 +58,16 @@ export class HeartbeatClient {
   private sequence = 0;
   private failures = 0;
   private inFlight: AbortController | undefined;
+  private stream: Stream | undefined;
+  /** Streams that failed in a row (the backoff grows with them). */
+  private streamFailures = 0;
+  /** Before this time (the node's clock) beats go unary. */
+  private streamAfter = 0;
+  private stopped = false;
   /** The last answer (for diagnostics). */
   lastResponse: HeartbeatResponse | undefined;
+  /** How the last beat travelled (for diagnostics and tests). */
+  lastTransport: HeartbeatTransport | undefined;
 
   constructor(private readonly o: HeartbeatOptions) {
     this.client = createClient(ManagementAuthorityService, {
@@ -61,7 +91,7 @@ export class HeartbeatClient {
     const ac = new AbortController();
     this.inFlight = ac;
     try {
-      this.lastResponse = await this.client.heartbeat(
+      this.lastResponse = await this.send(
         {
           nodeUrn: node.urn,
           sequence: this.sequence,
@@ -76,7 +106,7 @@ export class HeartbeatClient {
           ...(node.ssh ? { ssh: node.ssh } : {}),
           ...(this.o.underlayAddress ? { underlayAddress: this.o.underlayAddress } : {}),
         },
-        { deadlineMs: this.o.deadlineMs, signal: ac.signal },
+        ac.signal,
       );
       if (this.failures > 0) this.o.log.info({ after: this.failures }, 'heartbeats reach the management authority again');
       this.failures = 0;
@@ -90,10 +120,68 @@ export class HeartbeatClient {
     }
   }
 
-  /** Stops beating, cancels a beat in flight, closes the channel. */
+  /** One beat: on the stream when there is one to use, else a unary call. */
+  private async send(request: HeartbeatRequest, signal: AbortSignal): Promise<HeartbeatResponse> {
+    const now = this.o.clock.now();
+    if (!this.o.unaryOnly && now >= this.streamAfter) {
+      const stream = this.openStream();
+      const cancel = (): void => stream.cancel();
+      signal.addEventListener('abort', cancel, { once: true });
+      try {
+        const res = await stream.send(request, this.o.deadlineMs);
+        this.streamFailures = 0;
+        this.lastTransport = 'stream';
+        return res;
+      } catch (err) {
+        this.dropStream(stream);
+        if (!isServiceError(err, Status.UNIMPLEMENTED)) {
+          this.streamFailures++;
+          this.streamAfter = now + Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** (this.streamFailures - 1));
+          throw err;
+        }
+        this.streamAfter = now + UNARY_AFTER_UNIMPLEMENTED_MS;
+        this.o.log.info({ address: this.o.address }, 'the management authority has no HeartbeatStream; heartbeats go as calls');
+      } finally {
+        signal.removeEventListener('abort', cancel);
+      }
+    }
+    const res = await this.client.heartbeat(request, { deadlineMs: this.o.deadlineMs, signal });
+    this.lastTransport = 'unary';
+    return res;
+  }
+
+  /** The open stream, or a new one when it ended (between beats: the authority restarted, or closed it). */
+  private openStream(): Stream {
+    if (this.stream?.open) return this.stream;
+    const stream = new SessionStream(this.client.raw, ManagementAuthorityService.heartbeatStream);
+    void stream.ended.then((end) => {
+      if (this.stream === stream) this.stream = undefined;
+      if (end.code !== Status.OK && end.code !== Status.CANCELLED && !this.stopped)
+        this.o.log.debug({ code: Status[end.code], details: end.details }, 'heartbeat stream ended');
+    });
+    this.stream = stream;
+    return stream;
+  }
+
+  private dropStream(stream: Stream): void {
+    stream.cancel();
+    if (this.stream === stream) this.stream = undefined;
+  }
+
+  /** Stops beating, cancels a beat in flight, half-closes the stream (the authority ends it with OK), closes the channel. */
   async stop(): Promise<void> {
+    this.stopped = true;
     this.inFlight?.abort();
     await this.periodic.stop();
+    const stream = this.stream;
+    this.stream = undefined;
+    if (stream?.open) {
+      stream.end();
+      // Bounded like a beat: an authority that does not answer the half-close is cut off.
+      const timer = setTimeout(() => stream.cancel(), this.o.deadlineMs);
+      await stream.ended;
+      clearTimeout(timer);
+    }
     this.client.close();
   }
 }

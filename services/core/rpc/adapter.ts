@@ -1,27 +1,32 @@
 /**
  * One adapter between grpc-js and Fedlab handlers. Handlers are plain async
- * functions `(request, context) => response` (or async generators for
- * server-streaming calls); the adapter builds the {@link CallContext}, maps
- * every thrown error through {@link toGrpcStatus}, and logs one line per call.
+ * functions `(request, context) => response`, async generators for
+ * server-streaming calls, or session handlers for bidi streams that answer each
+ * message with one message (session-stream.ts); the adapter builds the
+ * {@link CallContext}, maps every thrown error through {@link toGrpcStatus},
+ * and logs one line per call (a stream is one call).
  */
 import { performance } from 'node:perf_hooks';
 import {
   status as Status,
+  type ServerDuplexStream,
   type ServerUnaryCall,
   type ServerWritableStream,
   type sendUnaryData,
   type UntypedServiceImplementation,
   type ServiceDefinition,
-  type StatusObject,
 } from '@grpc/grpc-js';
 import { InvalidArgumentError, ResourceExhaustedError } from '../errors.js';
-import type { CallAudit } from '../audit/call-audit.js';
-import type { ServiceMetrics } from '../metrics/service-metrics.js';
-import type { Logger } from '../log.js';
-import { peerIdentity, readCredentialChain, type CallContext } from './context.js';
 import { toGrpcStatus } from './status.js';
-import type { TransportTrust } from './trust.js';
 import { StreamQuota, type ServerLimits } from './server-limits.js';
+import { buildContext, finishCall, ruleOf, startCall, type AdapterDeps, type ResolvedDeps } from './call-lifecycle.js';
+import { admit, RefusedRequest } from './refused-request.js';
+import { serveSession, sessionLimits, type SessionHandler } from './session-stream.js';
+import type { CallContext } from './context.js';
+
+export { CallTracker, type AdapterDeps } from './call-lifecycle.js';
+export { admit } from './refused-request.js';
+export type { Session, SessionHandler, SessionLimits } from './session-stream.js';
 
 /** The shape of one method in a generated service definition. */
 export interface MethodDefinitionLike {
@@ -42,9 +47,11 @@ export type StreamHandler<Req, Res> = (request: Req, context: CallContext) => As
 
 /** Handlers for every method of a generated service definition `D`. */
 export type ServiceHandlers<D> = {
-  [K in keyof D]: D[K] extends { responseStream: true }
-    ? StreamHandler<RequestOf<D[K]>, ResponseOf<D[K]>>
-    : UnaryHandler<RequestOf<D[K]>, ResponseOf<D[K]>>;
+  [K in keyof D]: D[K] extends { requestStream: true; responseStream: true }
+    ? SessionHandler<RequestOf<D[K]>, ResponseOf<D[K]>>
+    : D[K] extends { responseStream: true }
+      ? StreamHandler<RequestOf<D[K]>, ResponseOf<D[K]>>
+      : UnaryHandler<RequestOf<D[K]>, ResponseOf<D[K]>>;
 };
 
 /** A service ready to be added to a server: its definition and Fedlab handlers. */
@@ -52,7 +59,8 @@ export interface ServiceRegistration {
   /** Fully-qualified service name, e.g. `fedlab.v1.Federation` (used for health status). */
   readonly name: string;
   readonly definition: Record<string, MethodDefinitionLike>;
-  readonly handlers: Record<string, (request: never, context: CallContext) => unknown>;
+  /** A function per unary or server-streaming method; a {@link SessionHandler} per bidi method. */
+  readonly handlers: Record<string, ((request: never, context: CallContext) => unknown) | SessionHandler<never, unknown>>;
 }
 
 /** Pairs a generated service definition with its handlers, type-checked against each other. */
@@ -64,11 +72,6 @@ export function defineService<D extends Record<string, MethodDefinitionLike>>(
   if (!first) throw new TypeError('a service definition needs at least one method');
   const name = first.path.split('/')[1] ?? '';
   return { name, definition, handlers: handlers as unknown as ServiceRegistration['handlers'] };
-}
-
-/** A request the transport could not hand to the handler, and why (decoded lazily into an error). */
-class RefusedRequest {
-  constructor(readonly error: Error) {}
 }
 
 /**
@@ -124,97 +127,7 @@ function drainOrAbort(call: ServerWritableStream<unknown, unknown>, signal: Abor
   });
 }
 
-/** Throws the refusal the bounded deserializer left in place of a request that could not be decoded. */
-export function admit(request: unknown): void {
-  if (request instanceof RefusedRequest) throw request.error;
-}
-
-/** Tracks the calls in flight so the server can abort them on a forced stop. */
-export class CallTracker {
-  private readonly controllers = new Set<AbortController>();
-
-  add(c: AbortController): void {
-    this.controllers.add(c);
-  }
-
-  delete(c: AbortController): void {
-    this.controllers.delete(c);
-  }
-
-  get size(): number {
-    return this.controllers.size;
-  }
-
-  abortAll(reason: string): void {
-    for (const c of this.controllers) c.abort(new Error(reason));
-  }
-}
-
-type AnyCall = ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>;
-
-function deadlineOf(call: AnyCall): number {
-  const d = call.getDeadline();
-  const ms = d instanceof Date ? d.getTime() : Number(d);
-  return Number.isFinite(ms) ? ms : Infinity;
-}
-
-/** Sets up the context's abort signal: cancellation, deadline and forced stop all abort it. */
-function startCall(call: AnyCall, tracker: CallTracker): { controller: AbortController; done: () => void } {
-  const controller = new AbortController();
-  tracker.add(controller);
-  const onCancel = (): void => controller.abort(new Error('cancelled by the client'));
-  call.on('cancelled', onCancel);
-  const deadline = deadlineOf(call);
-  const timer = Number.isFinite(deadline)
-    ? setTimeout(() => controller.abort(new Error('deadline exceeded')), Math.max(0, deadline - Date.now()))
-    : undefined;
-  timer?.unref();
-  return {
-    controller,
-    done: () => {
-      if (timer) clearTimeout(timer);
-      call.off('cancelled', onCancel);
-      tracker.delete(controller);
-    },
-  };
-}
-
-async function buildContext(call: AnyCall, method: string, signal: AbortSignal, log: Logger, trust: PeerCheck): Promise<CallContext> {
-  const peer = await peerIdentity(call, trust);
-  const chain = readCredentialChain(call.metadata);
-  // The call's logger is made when a handler first logs: a pino child costs more than a small call's handler.
-  let callLog: Logger | undefined;
-  return {
-    method,
-    peer,
-    chain,
-    metadata: call.metadata,
-    deadline: deadlineOf(call),
-    signal,
-    get log(): Logger {
-      return (callLog ??= log.child({ method, caller: peer.urn }));
-    },
-  };
-}
-
-type PeerCheck = Pick<TransportTrust, 'checkClient'> | undefined;
-
-/** What the adapter serves calls with: one set per server. */
-export interface AdapterDeps {
-  readonly log: Logger;
-  readonly tracker: CallTracker;
-  /** With it, every caller's identity is checked against the CA it chains to ({@link TransportTrust.checkClient}). */
-  readonly trust?: Pick<TransportTrust, 'checkClient'>;
-  /** Open server streams per caller; unbounded without it. */
-  readonly streams?: StreamQuota;
-  /** Call counts and latencies, when the server exports metrics. */
-  readonly metrics?: ServiceMetrics;
-  /** The audit log: calls that may change state are recorded, allowed or refused. */
-  readonly audit?: CallAudit;
-}
-
-/** The deps a call is served with: a stream quota, and the logger of the per-call lines. */
-type ResolvedDeps = AdapterDeps & { readonly streams: StreamQuota; readonly rpcLog: Logger };
+type AnyHandler = ServiceRegistration['handlers'][string];
 
 /** Turns a registration into a grpc-js implementation object. */
 export function toGrpcImplementation(reg: ServiceRegistration, deps: AdapterDeps): UntypedServiceImplementation {
@@ -227,9 +140,20 @@ export function toGrpcImplementation(reg: ServiceRegistration, deps: AdapterDeps
   };
   const impl: UntypedServiceImplementation = {};
   for (const [key, def] of Object.entries(reg.definition)) {
-    const handler = reg.handlers[key];
+    const handler: AnyHandler | undefined = reg.handlers[key];
     if (!handler) throw new TypeError(`no handler for ${def.path}`);
-    if (def.requestStream) throw new TypeError(`${def.path}: client-streaming methods are not supported by the adapter`);
+    if (def.requestStream) {
+      if (!def.responseStream || typeof handler === 'function')
+        throw new TypeError(`${def.path}: only bidi streams served by a session handler are supported for client streams`);
+      const session = handler as SessionHandler<unknown, unknown>;
+      const limits = sessionLimits(session.limits);
+      // Per method: a caller's sessions of one method are bounded apart from its other streams.
+      const perMethod = new StreamQuota(limits.maxPerCaller);
+      impl[key] = (call: ServerDuplexStream<unknown, unknown>) => {
+        void serveSession(call, def.path, session, limits, perMethod, resolved);
+      };
+      continue;
+    }
     impl[key] = def.responseStream
       ? (call: ServerWritableStream<unknown, unknown>) => {
           void serveStream(call, def.path, handler as unknown as StreamHandler<unknown, unknown>, resolved);
@@ -240,30 +164,6 @@ export function toGrpcImplementation(reg: ServiceRegistration, deps: AdapterDeps
   }
   return impl;
 }
-
-/** One log line and the metrics of a finished call. */
-function finishCall(
-  deps: ResolvedDeps,
-  method: string,
-  caller: string | undefined,
-  code: Status,
-  started: number,
-  rule: string | undefined,
-  signal: AbortSignal,
-): void {
-  const ms = performance.now() - started;
-  const name = Status[code] ?? String(code);
-  // finish() logs its own failures: the answer has gone already, so a failed append must not fail the call.
-  if (caller !== undefined && deps.audit?.audits(method)) void deps.audit.finish(signal, name, rule);
-  deps.rpcLog.info({ method, caller, code: name, ms: Math.round(ms * 10) / 10 }, 'rpc');
-  deps.metrics?.observeCall(method, name, ms / 1000, rule);
-}
-
-function ruleOf(st: StatusObject): string | undefined {
-  const rule = st.metadata?.get('fedlab-rule')[0];
-  return rule === undefined ? undefined : String(rule);
-}
-
 async function serveUnary(
   call: ServerUnaryCall<unknown, unknown>,
   callback: sendUnaryData<unknown>,
