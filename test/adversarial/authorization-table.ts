@@ -99,6 +99,20 @@ export const AUTHORIZATION_TABLE: Readonly<Record<string, MatrixRow>> = {
     absent: (fx) => ({ nodeUrn: fx.absent.node, sequence: 1 }),
     want: BY_CERTIFICATE,
   },
+  // The same message as one message of a stream: the caller is checked when the stream opens, the message as Heartbeat's.
+  'ManagementAuthority.HeartbeatStream': {
+    as: 'heartbeat-node',
+    request: (fx) => ({
+      nodeUrn: fx.heartbeatNode.urn,
+      sequence: 101,
+      sentAt: new Date().toISOString(),
+      capacity: { cpuMillis: 1000, memMb: 1024, diskMb: 1024, pids: 512 },
+      version: 'test',
+      endpoint: '127.0.0.1:9',
+    }),
+    absent: (fx) => ({ nodeUrn: fx.absent.node, sequence: 1 }),
+    want: BY_CERTIFICATE,
+  },
   'ManagementAuthority.ListNodes': { as: 'site-admin', request: () => ({ pageSize: 10 }), want: BY_CERTIFICATE },
   'ManagementAuthority.GetNode': { as: 'provider', request: (_fx, fed) => ({ nodeUrn: n1(fed) }), want: OPEN },
   'ManagementAuthority.RegisterServiceProvider': {

@@ -15,6 +15,8 @@ export interface ApiMethod {
   /** The gRPC path, e.g. `/fedlab.v1.NodeManager/GetSliver`. */
   readonly path: string;
   readonly serverStreaming: boolean;
+  /** A session stream: the request is sent as its one message, then the stream is half-closed. */
+  readonly bidiStreaming: boolean;
   readonly input: DescMessage;
   readonly output: DescMessage;
   readonly desc: DescMethod;
@@ -29,14 +31,15 @@ function load(): { registry: FileRegistry; methods: ApiMethod[] } {
   for (const type of registry) {
     if (type.kind !== 'service' || !type.typeName.startsWith('fedlab.')) continue;
     for (const m of type.methods) {
-      if (m.methodKind === 'client_streaming' || m.methodKind === 'bidi_streaming')
-        throw new Error(`${type.typeName}/${m.name}: client streams are not served by the RPC core`);
+      // Bidi streams are served as sessions (one answer per message); client-only streams are not served.
+      if (m.methodKind === 'client_streaming') throw new Error(`${type.typeName}/${m.name}: client streams are not served by the RPC core`);
       methods.push({
         key: `${type.name}.${m.name}`,
         service: type.name,
         name: m.name,
         path: `/${type.typeName}/${m.name}`,
         serverStreaming: m.methodKind === 'server_streaming',
+        bidiStreaming: m.methodKind === 'bidi_streaming',
         input: m.input,
         output: m.output,
         desc: m,

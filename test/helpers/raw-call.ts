@@ -75,6 +75,15 @@ export class WireCalls {
         done = true;
         resolve({ code, details, messages });
       };
+      if (method.bidiStreaming) {
+        const stream = client.makeBidiStreamRequest(method.path, identity, identity, md, { deadline });
+        stream.on('data', () => messages++);
+        stream.on('error', (err: ServiceError) => end(err.code, err.details));
+        stream.on('status', (s: { code: Status; details: string }) => end(s.code, s.details));
+        stream.write(bytes);
+        stream.end();
+        return;
+      }
       if (!method.serverStreaming) {
         client.makeUnaryRequest(method.path, identity, identity, bytes, md, { deadline }, (err: ServiceError | null) => {
           if (err) end(err.code, err.details);

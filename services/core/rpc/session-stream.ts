@@ -81,6 +81,12 @@ export async function serveSession(
 ): Promise<void> {
   const started = performance.now();
   const { controller, done } = startCall(call, deps.tracker);
+  // Stream slots are given back when the transport stream is gone, not when the handler is done: the status of a
+  // stream whose answers are not read waits behind them, and such a stream must go on counting against its caller.
+  const gone = new Promise<void>((resolve) => {
+    call.once('finish', resolve);
+    call.once('cancelled', resolve);
+  });
   let caller: string | undefined;
   let code = Status.OK;
   let rule: string | undefined;
@@ -110,7 +116,9 @@ export async function serveSession(
     rule = ruleOf(st);
     call.emit('error', st);
   } finally {
-    for (const release of releases) release();
+    void gone.then(() => {
+      for (const release of releases) release();
+    });
     try {
       session?.close?.();
     } catch (err) {
