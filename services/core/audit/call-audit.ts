@@ -1,6 +1,6 @@
 /**
  * Which calls the audit log records, and what of each: every method that can
- * change state (not the reads, and not Heartbeat, whose rate would drown the
+ * change state (not the reads, and not Heartbeat or HeartbeatStream, whose rate would drown the
  * log — a node's health changes are in the MA's own log lines), the caller,
  * the `jti` of each link of its credential chain, and the object it names.
  */
@@ -8,7 +8,7 @@ import type { CallContext } from '../rpc/context.js';
 import type { AuditLog } from './audit-log.js';
 
 const READS = /^(Get|List|Describe|Status|Watch)/;
-const NOT_AUDITED = new Set(['Heartbeat', 'GetBundle', 'Snapshot', 'UpdateRevocations']);
+const NOT_AUDITED = new Set(['Heartbeat', 'HeartbeatStream', 'GetBundle', 'Snapshot', 'UpdateRevocations']);
 
 /** Whether calls of `method` (a full path) are recorded. */
 export function isAudited(method: string): boolean {
