@@ -5,7 +5,7 @@
  */
 import { parseTarget, targetContains, type Target } from '../identity/urn.js';
 import type { CredentialRule } from './errors.js';
-import { LIMIT_KEYS, type CredentialClaims, type Limits } from './format.js';
+import { LIMIT_KEYS, type CredentialClaims, type LimitKey, type Limits } from './format.js';
 
 /** A broken rule and why. */
 export interface RuleProblem {
@@ -17,12 +17,23 @@ type Claims = Pick<CredentialClaims, 'dlg' | 'priv' | 'tgt' | 'lim' | 'exp' | 'n
 
 /** Limits in effect after `own` is applied on top of the parent's effective limits (absent keys inherit). */
 export function effectiveLimits(parent: Limits | undefined, own: Limits): Limits {
-  if (!parent) return { ...own };
-  const out: Record<string, number> = {};
-  for (const k of LIMIT_KEYS) {
-    const v = own[k] ?? parent[k];
-    if (v !== undefined) out[k] = v;
+  const out: { -readonly [K in LimitKey]?: number } = {};
+  if (!parent) {
+    // A root's own caps, in its own order (stored one by one: a spread's copy froze slowly in the grant).
+    for (const k of Object.keys(own)) out[k as LimitKey] = own[k as LimitKey];
+    return out;
   }
+  // Spelled out rather than looped over LIMIT_KEYS: named stores give every result the same shape, cheaply.
+  const slivers = own.slivers ?? parent.slivers;
+  if (slivers !== undefined) out.slivers = slivers;
+  const cpu = own.cpu_millis ?? parent.cpu_millis;
+  if (cpu !== undefined) out.cpu_millis = cpu;
+  const mem = own.mem_mb ?? parent.mem_mb;
+  if (mem !== undefined) out.mem_mb = mem;
+  const disk = own.disk_mb ?? parent.disk_mb;
+  if (disk !== undefined) out.disk_mb = disk;
+  const ttl = own.ttl_s ?? parent.ttl_s;
+  if (ttl !== undefined) out.ttl_s = ttl;
   return out;
 }
 

@@ -10,7 +10,9 @@ import { isUrn, parseTarget, type Target } from '../identity/urn.js';
 import type { KeyAlg } from '../identity/keys.js';
 import { decodeBase64url, isCanonicalBase64url } from './base64url.js';
 import { CredentialInvalidError, type CredentialRule } from './errors.js';
-import { publicJwkProblem, signatureShapeProblem, thumbprintOf, type PublicJwk } from './keys.js';
+import { publicKeys } from './key-cache.js';
+import { transientBase64url } from './scratch.js';
+import { publicJwkProblem, signatureShapeProblem, type PublicJwk } from './keys.js';
 import { Memo } from './memo.js';
 import { parseStrictJsonObject } from './strict-json.js';
 
@@ -124,6 +126,7 @@ const CLAIM_KEYS = ['v', 'jti', 'iss', 'sub', 'cnf', 'tgt', 'priv', 'dlg', 'lim'
 /** Claims a link may leave out. */
 const OPTIONAL_CLAIMS: ReadonlySet<string> = new Set(['prf', 'inc']);
 const CLAIM_SET: ReadonlySet<string> = new Set(CLAIM_KEYS);
+const REQUIRED_CLAIMS = CLAIM_KEYS.length - OPTIONAL_CLAIMS.size;
 /** An incarnation id: 1 to 64 base64url characters (slice authorities mint 128 random bits, 22 characters). */
 export const INCARNATION = /^[A-Za-z0-9_-]{1,64}$/;
 const JTI = /^[A-Za-z0-9_-]{21}[AQgw]$/;
@@ -136,7 +139,6 @@ type HeaderResult = { ok: true; header: CredentialHeader } | { ok: false; rule: 
 const headers = new Memo<HeaderResult>(1024);
 const urns = new Memo<boolean>();
 const targetsMemo = new Memo<Target | null>();
-const holderKids = new Memo<string>();
 
 function targetOf(t: string): Target | null {
   return targetsMemo.get(t, (s) => {
@@ -190,7 +192,8 @@ export function parseCredential(token: string, link: number): ParsedCredential {
   if (!hr.ok) fail(link, hr.rule, hr.why);
   const header = hr.header;
 
-  const pBytes = decodeBase64url(p64);
+  // The payload's bytes are needed only until they are text: a view of the scratch buffer.
+  const pBytes = transientBase64url(p64);
   if (!pBytes) fail(link, 'base64url', 'the payload is not canonical unpadded base64url');
   const pj = parseStrictJsonObject(pBytes);
   if (!pj.ok) fail(link, pj.problem, `the payload ${pj.why}`);
@@ -204,20 +207,26 @@ export function parseCredential(token: string, link: number): ParsedCredential {
   const shape = signatureShapeProblem(header.alg, signature);
   if (shape) fail(link, 'signature', shape);
 
-  return {
-    token,
-    hash: credentialHash(token),
-    header,
-    claims,
-    targets,
-    holderKid: holderKids.get(jwkKey(claims.cnf.jwk), () => thumbprintOf(claims.cnf.jwk)),
-    signingInput: token.slice(0, d2),
-    signature,
-  };
+  return new Link(token, header, claims, targets, publicKeys.known(claims.cnf.jwk).kid, token.slice(0, d2), signature);
 }
 
-function jwkKey(jwk: PublicJwk): string {
-  return jwk.kty === 'EC' ? `EC.${jwk.x}.${jwk.y}` : `OKP.${jwk.x}`;
+/** A parsed link. Its hash is computed when first asked for: a chain's leaf has no child whose `prf` needs it. */
+class Link implements ParsedCredential {
+  private hashText: string | undefined;
+
+  constructor(
+    readonly token: string,
+    readonly header: CredentialHeader,
+    readonly claims: CredentialClaims,
+    readonly targets: readonly Target[],
+    readonly holderKid: string,
+    readonly signingInput: string,
+    readonly signature: Buffer,
+  ) {}
+
+  get hash(): string {
+    return (this.hashText ??= credentialHash(this.token));
+  }
 }
 
 /** Reads a protected header segment (memoized by its exact text, so it returns rather than throws). */
@@ -254,8 +263,15 @@ function readClaims(c: Record<string, unknown>, link: number, targets: Target[])
   if (!Object.hasOwn(c, 'v')) claimError(link, 'claim v is missing');
   if (c.v !== CREDENTIAL_VERSION)
     fail(link, 'version', `v is ${JSON.stringify(c.v)}; this Fedlab reads version ${CREDENTIAL_VERSION} only`);
-  for (const k of Object.keys(c)) if (!CLAIM_SET.has(k)) claimError(link, `unknown claim ${JSON.stringify(k.slice(0, 20))}`);
-  for (const k of CLAIM_KEYS) if (!OPTIONAL_CLAIMS.has(k) && !Object.hasOwn(c, k)) claimError(link, `claim ${k} is missing`);
+  const keys = Object.keys(c);
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i] as string;
+    if (!CLAIM_SET.has(k)) claimError(link, `unknown claim ${JSON.stringify(k.slice(0, 20))}`);
+  }
+  // Every key is a claim and none repeats, so the count tells whether a required one is missing.
+  if (keys.length !== REQUIRED_CLAIMS + (Object.hasOwn(c, 'prf') ? 1 : 0) + (Object.hasOwn(c, 'inc') ? 1 : 0)) {
+    for (const k of CLAIM_KEYS) if (!OPTIONAL_CLAIMS.has(k) && !Object.hasOwn(c, k)) claimError(link, `claim ${k} is missing`);
+  }
 
   if (typeof c.jti !== 'string' || !JTI.test(c.jti)) claimError(link, 'jti must be 128 random bits in base64url (22 characters)');
   if (typeof c.iss !== 'string' || !urns.get(c.iss, isUrn)) claimError(link, 'iss must be a Fedlab URN');
@@ -268,40 +284,44 @@ function readClaims(c: Record<string, unknown>, link: number, targets: Target[])
   const jwkProblem = publicJwkProblem((cnf as Record<string, unknown>).jwk);
   if (jwkProblem) claimError(link, `cnf.jwk ${jwkProblem}`);
 
-  if (!Array.isArray(c.tgt) || c.tgt.length === 0 || c.tgt.length > MAX_TARGETS)
-    claimError(link, `tgt must list 1 to ${MAX_TARGETS} targets`);
-  const seenTargets = new Set<string>();
-  for (const t of c.tgt as unknown[]) {
+  const tgt = c.tgt;
+  if (!Array.isArray(tgt) || tgt.length === 0 || tgt.length > MAX_TARGETS) claimError(link, `tgt must list 1 to ${MAX_TARGETS} targets`);
+  for (let i = 0; i < tgt.length; i++) {
+    const t: unknown = tgt[i];
     if (typeof t !== 'string') claimError(link, 'every tgt entry must be a string');
     const parsed = targetOf(t);
     if (parsed === null)
       claimError(link, `tgt ${JSON.stringify(t.slice(0, 80))} is not a URN, urn:fedlab:<domain>:<kind>:* or urn:fedlab:<domain>:*`);
     targets.push(parsed);
-    if (seenTargets.has(t)) claimError(link, `tgt lists ${t} twice`);
-    seenTargets.add(t);
+    // At most 64 entries: a scan of the earlier ones costs less than a Set.
+    if (tgt.indexOf(t) < i) claimError(link, `tgt lists ${t} twice`);
   }
 
-  if (!Array.isArray(c.priv) || c.priv.length === 0) claimError(link, 'priv must list at least one privilege');
-  const seenPriv = new Set<string>();
-  for (const p of c.priv as unknown[]) {
+  const priv = c.priv;
+  if (!Array.isArray(priv) || priv.length === 0) claimError(link, 'priv must list at least one privilege');
+  for (let i = 0; i < priv.length; i++) {
+    const p: unknown = priv[i];
     if (typeof p !== 'string') claimError(link, 'every priv entry must be a string');
     if (!PRIVILEGE_SET.has(p))
       fail(link, 'privilege', `unknown privilege ${JSON.stringify(p.slice(0, 40))}; the privileges are ${PRIVILEGES.join(' ')}`);
-    if (seenPriv.has(p)) claimError(link, `priv lists ${p} twice`);
-    seenPriv.add(p);
+    // Only known privileges get here, so a repeat comes within the first few entries: the scan stays short.
+    if (priv.indexOf(p) < i) claimError(link, `priv lists ${p} twice`);
   }
 
   if (!Number.isSafeInteger(c.dlg) || (c.dlg as number) < 0) claimError(link, 'dlg must be a non-negative integer');
 
   const lim = c.lim;
   if (typeof lim !== 'object' || lim === null || Array.isArray(lim)) claimError(link, 'lim must be an object (empty for no caps)');
-  for (const [k, v] of Object.entries(lim)) {
+  for (const k of Object.keys(lim)) {
     if (!LIMIT_SET.has(k)) claimError(link, `unknown limit ${JSON.stringify(k.slice(0, 20))}; limits are ${LIMIT_KEYS.join(', ')}`);
+    const v = (lim as Record<string, unknown>)[k];
     if (!Number.isSafeInteger(v) || (v as number) < 0) claimError(link, `lim.${k} must be a non-negative integer`);
   }
 
-  for (const k of ['iat', 'nbf', 'exp'] as const) if (!isNumericDate(c[k])) claimError(link, `${k} must be whole seconds since the epoch`);
-  if ((c.exp as number) <= (c.nbf as number)) claimError(link, 'exp must be after nbf');
+  if (!isNumericDate(c.iat)) claimError(link, 'iat must be whole seconds since the epoch');
+  if (!isNumericDate(c.nbf)) claimError(link, 'nbf must be whole seconds since the epoch');
+  if (!isNumericDate(c.exp)) claimError(link, 'exp must be whole seconds since the epoch');
+  if (c.exp <= c.nbf) claimError(link, 'exp must be after nbf');
 
   if (Object.hasOwn(c, 'prf') && (typeof c.prf !== 'string' || !SHA256_B64URL.test(c.prf))) {
     claimError(link, 'prf must be the base64url SHA-256 of the parent credential (43 characters)');

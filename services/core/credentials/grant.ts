@@ -75,23 +75,37 @@ export class VerifiedPrefix {
 }
 
 function buildGrant(links: readonly ParsedCredential[], limits: Limits, incarnation: string | undefined): Grant {
+  const n = links.length;
   const root = links[0] as ParsedCredential;
-  const cred = links[links.length - 1] as ParsedCredential;
+  const cred = links[n - 1] as ParsedCredential;
   const c = cred.claims;
-  return Object.freeze({
-    privileges: Object.freeze([...c.priv]),
-    targets: Object.freeze([...c.tgt]),
-    limits: Object.freeze({ ...limits }),
+  const issuers = new Array<string>(n);
+  const jtis = new Array<string>(n);
+  for (let i = 0; i < n; i++) {
+    const l = (links[i] as ParsedCredential).claims;
+    issuers[i] = l.iss;
+    jtis[i] = l.jti;
+  }
+  let hashes: readonly string[] | undefined;
+  const grant = {
+    privileges: Object.freeze(c.priv.slice()),
+    targets: Object.freeze(c.tgt.slice()),
+    // The prefix's own object, made for it alone (effectiveLimits): frozen in place, as a copy's spread shape froze slowly.
+    limits: Object.freeze(limits),
     nbf: c.nbf,
     exp: c.exp,
     holder: Object.freeze({ urn: c.sub, thumbprint: cred.holderKid }),
     root: Object.freeze({ issuer: root.claims.iss, kid: root.header.kid }),
-    issuers: Object.freeze(links.map((l) => l.claims.iss)),
-    hashes: Object.freeze(links.map((l) => l.hash)),
-    jtis: Object.freeze(links.map((l) => l.claims.jti)),
+    issuers: Object.freeze(issuers),
+    // Listed when first read: no check needs the leaf's hash, and computing it cost a share of an uncached verification.
+    get hashes(): readonly string[] {
+      return (hashes ??= Object.freeze(links.map((l) => l.hash)));
+    },
+    jtis: Object.freeze(jtis),
     delegationsLeft: c.dlg,
-    ...(incarnation !== undefined ? { incarnation } : {}),
-  });
+  };
+  if (incarnation !== undefined) (grant as { incarnation?: string }).incarnation = incarnation;
+  return Object.freeze(grant);
 }
 
 /** Builds the verified prefix that extends `parent` with `cred`. */

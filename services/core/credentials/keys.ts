@@ -2,13 +2,15 @@
  * The key work of credentials, done with node:crypto directly so that the
  * verifier is strict and fast: strict public JWKs (exactly the public members),
  * RFC 7638 thumbprints computed synchronously, KeyObjects built once per key
- * and cached by thumbprint, and signature checks that accept exactly one
+ * and cached by the key's exact bytes, and signature checks that accept exactly one
  * encoding per algorithm (ES256: 64-byte IEEE P1363 r||s; EdDSA: Ed25519).
  */
-import { createPublicKey, hash, sign as cryptoSign, verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import { createPublicKey, sign as cryptoSign, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { algForKey, publicJwkMembers, type KeyAlg } from '../identity/keys.js';
 import { InvalidArgumentError } from '../errors.js';
 import { isCanonicalBase64url } from './base64url.js';
+import { jwkThumbprint, publicKeys } from './key-cache.js';
+import { transientLatin1 } from './scratch.js';
 
 /** A public JWK exactly as credentials carry it (no other members). */
 export type PublicJwk =
@@ -42,10 +44,7 @@ function isCoordinate(v: unknown): v is string {
 
 /** RFC 7638 SHA-256 thumbprint (base64url) of a strict public JWK, computed synchronously. */
 export function thumbprintOf(jwk: PublicJwk): string {
-  // Required members only, in lexicographic order, no white space (RFC 7638 §3.2).
-  const input =
-    jwk.kty === 'EC' ? `{"crv":"P-256","kty":"EC","x":"${jwk.x}","y":"${jwk.y}"}` : `{"crv":"Ed25519","kty":"OKP","x":"${jwk.x}"}`;
-  return hash('sha256', input, 'base64url');
+  return jwkThumbprint(jwk);
 }
 
 /** The JWS alg a key of this JWK signs with. */
@@ -73,21 +72,13 @@ function isKeyObject(v: unknown): v is KeyObject {
   return typeof v === 'object' && v !== null && typeof (v as KeyObject).export === 'function' && typeof (v as KeyObject).type === 'string';
 }
 
-/** Bounded cache of public KeyObjects by thumbprint: importing a JWK costs more than verifying with it. */
-const keyCache = new Map<string, KeyObject>();
-const KEY_CACHE_MAX = 4096;
-
 /**
- * The public KeyObject of a strict JWK whose thumbprint is `kid`, cached by
- * thumbprint. Throws when the JWK is not a valid key (e.g. a point off the curve).
+ * The public KeyObject of a strict JWK, imported once and cached by the key's exact bytes (key-cache.ts):
+ * `_kid`, what a token claims the key to be, plays no part in the lookup. Throws when the JWK is not a
+ * valid key (e.g. a point off the curve).
  */
-export function keyObjectFor(jwk: PublicJwk, kid: string): KeyObject {
-  let key = keyCache.get(kid);
-  if (key) return key;
-  key = createPublicKey({ key: jwk as never, format: 'jwk' });
-  if (keyCache.size >= KEY_CACHE_MAX) keyCache.delete(keyCache.keys().next().value as string);
-  keyCache.set(kid, key);
-  return key;
+export function keyObjectFor(jwk: PublicJwk, _kid?: string): KeyObject {
+  return publicKeys.keyObject(jwk);
 }
 
 /** Why a signature's bytes are unacceptable before any curve arithmetic, or undefined. */
@@ -109,7 +100,8 @@ function isZero(b: Buffer, from: number, to: number): boolean {
 /** Verifies a JWS signature over `signingInput` (ASCII) with node:crypto; false for any bad signature. */
 export function verifySignature(alg: KeyAlg, key: KeyObject, signingInput: string, sig: Buffer): boolean {
   if (signatureShapeProblem(alg, sig)) return false;
-  const data = Buffer.from(signingInput, 'latin1');
+  // node:crypto is done with the bytes when it returns, so they need no buffer of their own.
+  const data = transientLatin1(signingInput);
   try {
     return alg === 'ES256' ? cryptoVerify('sha256', data, { key, dsaEncoding: 'ieee-p1363' }, sig) : cryptoVerify(null, data, key, sig);
   } catch {

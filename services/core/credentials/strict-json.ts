@@ -6,7 +6,7 @@
  * members JSON.parse kept. Equal counts prove no key repeats; otherwise a
  * slower scan names the repeated key.
  */
-import { isUtf8 } from 'node:buffer';
+import { isAscii, isUtf8 } from 'node:buffer';
 
 /** The first key that appears twice in one object of the (valid) JSON text, or undefined. */
 export function findDuplicateKey(text: string): string | undefined {
@@ -105,9 +105,11 @@ export type StrictJsonResult = { ok: true; value: Record<string, unknown> } | { 
 
 /** Parses UTF-8 bytes as one JSON object with no repeated key anywhere. */
 export function parseStrictJsonObject(bytes: Buffer): StrictJsonResult {
-  if (!isUtf8(bytes)) return { ok: false, problem: 'json', why: 'is not UTF-8' };
+  // ASCII (what credentials hold) is its own text; anything else must be UTF-8.
+  const ascii = isAscii(bytes);
+  if (!ascii && !isUtf8(bytes)) return { ok: false, problem: 'json', why: 'is not UTF-8' };
   // A byte order mark stays in the text, where JSON.parse refuses it.
-  const text = bytes.toString('utf8');
+  const text = bytes.toString(ascii ? 'latin1' : 'utf8');
   let value: unknown;
   try {
     value = JSON.parse(text);
