@@ -149,6 +149,22 @@ export const spConfigSchema = commonConfigSchema
       })
       .strict()
       .prefault({}),
+    /**
+     * How long ended records are kept before the background purge drops them (deployments/retention.ts):
+     * DELETED deployments after their deletion; Deploy request ids after their first use (kept longer, as
+     * tombstones: a retry of a request id whose deployment is gone is refused, never a new deployment).
+     */
+    retention: z
+      .object({
+        deleted_deployment_s: int(60, 365 * 86_400, 7 * 86_400),
+        request_id_s: int(60, 3 * 365 * 86_400, 30 * 86_400),
+        /** How often the purge runs (ms). */
+        interval_ms: int(100, 86_400_000, 600_000),
+        /** Most records one purge batch (one atomic write) drops. */
+        batch: int(1, 10_000, 500),
+      })
+      .strict()
+      .prefault({}),
     /** Member credentials (DelegateToMember). */
     members: z
       .object({
@@ -186,6 +202,10 @@ export const spConfigSchema = commonConfigSchema
   .refine((c) => c.registration.retry_ms <= c.registration.max_retry_ms, {
     message: 'retry_ms must not exceed max_retry_ms',
     path: ['registration'],
+  })
+  .refine((c) => c.retention.request_id_s >= c.retention.deleted_deployment_s, {
+    message: 'request_id_s must be at least deleted_deployment_s (a request id outlives its deployment record, as a tombstone)',
+    path: ['retention', 'request_id_s'],
   })
   .refine((c) => c.supervision.backoff_initial_ms <= c.supervision.backoff_max_ms, {
     message: 'backoff_initial_ms must not exceed backoff_max_ms',
@@ -260,6 +280,12 @@ export function toSpSettings(config: SpConfig): SpSettings {
         marginS: config.deployments.renew_margin_s,
         lifetimeS: config.deployments.renew_lifetime_s,
         checkMs: config.deployments.renew_check_ms,
+      },
+      retention: {
+        deletedMs: config.retention.deleted_deployment_s * 1000,
+        requestIdMs: config.retention.request_id_s * 1000,
+        intervalMs: config.retention.interval_ms,
+        batch: config.retention.batch,
       },
       sliceUsers: config.ssh_keys.length
         ? [{ urn: config.urn, sshKeys: [...new Set(config.ssh_keys.map((k) => parseSshPublicKey(k, 'ssh_keys').line))] }]

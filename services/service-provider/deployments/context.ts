@@ -11,6 +11,7 @@ import type { Remotes, SiteEndpoint } from '../remotes.js';
 import type { SliceCredentials } from '../slice-credentials.js';
 import { DeploymentStore } from './deployment-store.js';
 import { DeploymentTasks } from './deployment-tasks.js';
+import type { RetentionSettings } from './retention.js';
 import { DeploymentEvents } from './events.js';
 import { SliverOutputs } from './sliver-outputs.js';
 
@@ -48,6 +49,8 @@ export interface DeploymentsOptions {
   readonly maDeadlineMs: number;
   /** Renewal of the deployments' slices; unset: the defaults (a day ahead, for a week, checked every 10 s). */
   readonly renewal?: RenewalSettings;
+  /** Retention of deleted deployments and old request ids (retention.ts); unset: the defaults. */
+  readonly retention?: RetentionSettings;
   /** Users every slice a deployment creates lists (the provider with its operators' SSH keys, when configured). */
   readonly sliceUsers?: readonly { readonly urn: string; readonly sshKeys: readonly string[] }[];
 }

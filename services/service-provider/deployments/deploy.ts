@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { canonicalJson } from '../../core/canonical-json.js';
-import { AlreadyExistsError, FailedPreconditionError, NotFoundError } from '../../core/errors.js';
+import { AlreadyExistsError, FailedPreconditionError } from '../../core/errors.js';
 import { requestId } from '../../core/validate.js';
 import type { DeployRequest, DeployResponse } from '../../generated/fedlab/v1/service_provider.js';
 import { STABLE_STATES, type DeploymentRecord, type SpecRecord } from '../records.js';
@@ -76,7 +76,13 @@ function admit(
         });
       }
       const existing = records.get(name);
-      if (!existing) throw new NotFoundError(`deployment ${name} of request ${rid} is gone`);
+      // Its deployment was deleted and purged, or the name now belongs to another request: never attach to that.
+      if (!existing || existing.requestId !== rid) {
+        throw new FailedPreconditionError(
+          `deployment ${name} of request ${rid} was deleted and is gone${existing ? ` (the name is now request ${existing.requestId}'s)` : ''}; deploy with a new request id`,
+          { rule: 'request_id' },
+        );
+      }
       events.subscribe(name, listener);
       return { rec: existing, first: events.make(existing, { message: `deployment is ${existing.state}`, snapshot: true, consume: true }) };
     }

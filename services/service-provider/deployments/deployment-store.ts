@@ -15,6 +15,8 @@ import type { DeploymentEvents } from './events.js';
 export interface DeployRequestRecord {
   readonly name: string;
   readonly fingerprint: string;
+  /** When the request id was first used (ms); unset in records written before retention existed. */
+  readonly at?: number;
 }
 
 /** What a change says as an event (none when `quiet`), and whether its write is synced. */
@@ -73,9 +75,34 @@ export class DeploymentStore {
     await this.deps.store
       .batch()
       .put(this.table, rec.name, rec)
-      .put(this.requests, rec.requestId, { name: rec.name, fingerprint: rec.fingerprint })
+      .put(this.requests, rec.requestId, { name: rec.name, fingerprint: rec.fingerprint, at: rec.createdAt })
       .write({ sync: true });
     this.recs.set(rec.name, rec);
+  }
+
+  /** Request ids in key order after `after` (the retention purge's scan). */
+  requestEntries(after: string | undefined): AsyncGenerator<[string, DeployRequestRecord]> {
+    return this.requests.entries(after !== undefined ? { gt: after } : {});
+  }
+
+  /**
+   * Drops deployment records and request ids in one atomic write, and stamps `stamp` request ids (records
+   * without a time) with `now`; the records leave memory once written.
+   */
+  async purge(
+    names: readonly string[],
+    requestIds: readonly string[],
+    stamp: readonly [string, DeployRequestRecord][],
+    now: number,
+  ): Promise<void> {
+    if (!names.length && !requestIds.length && !stamp.length) return;
+    await this.writes;
+    const batch = this.deps.store.batch();
+    for (const n of names) batch.del(this.table, n);
+    for (const r of requestIds) batch.del(this.requests, r);
+    for (const [r, v] of stamp) batch.put(this.requests, r, { ...v, at: now });
+    await batch.write({ sync: true });
+    for (const n of names) this.recs.delete(n);
   }
 
   /** Applies a change to a deployment: memory at once, then the store in order; emits an event unless quiet. */

@@ -61,6 +61,16 @@ export class DeploymentTasks {
     this.live.delete(name);
   }
 
+  /** Whether a task of the deployment is running. */
+  busy(name: string): boolean {
+    return (this.live.get(name)?.tasks.size ?? 0) > 0;
+  }
+
+  /** Drops what is kept for a deployment with no task running (its record was purged). */
+  forget(name: string): void {
+    if (!this.busy(name)) this.live.delete(name);
+  }
+
   /** Cancels every task and retry and waits for the tasks to end. */
   async stopAll(): Promise<void> {
     this.stopping = true;

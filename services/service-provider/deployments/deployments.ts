@@ -23,9 +23,11 @@ import { deleteDeployment, finishDelete } from './delete.js';
 import { getDeployment, listDeployments } from './read.js';
 import { driveDeployment } from './slice-driver.js';
 import { DEFAULT_RENEWAL, SliceRenewer } from './slice-renewer.js';
+import { DEFAULT_RETENTION, DeploymentRetention, type PurgeCounts } from './retention.js';
 import { deploymentToWire, type DeploymentView } from './to-wire.js';
 
 export type { DeploymentsOptions, RenewalSettings, SupervisionSettings } from './context.js';
+export type { RetentionSettings } from './retention.js';
 export type { DeploymentView } from './to-wire.js';
 
 /** The provider's deployments. */
@@ -33,10 +35,13 @@ export class Deployments {
   private readonly context: DeploymentContext;
   /** Renews the slices of live deployments before they expire. */
   readonly renewer: SliceRenewer;
+  /** Purges deleted deployments and old request ids after their retention. */
+  private readonly retention: DeploymentRetention;
 
   constructor(deps: DeploymentsOptions) {
     this.context = new DeploymentContext(deps);
     this.renewer = new SliceRenewer(this.context, deps.renewal ?? DEFAULT_RENEWAL);
+    this.retention = new DeploymentRetention(this.context, deps.retention ?? DEFAULT_RETENTION);
   }
 
   /** Loads every deployment and resumes what the records say should be running or deleted. */
@@ -57,11 +62,13 @@ export class Deployments {
     }
     if (resumed + deleting > 0) this.context.deps.log.info({ resumed, deleting }, 'deployments resumed');
     this.renewer.start();
+    this.retention.start();
     return { resumed, deleting };
   }
 
   /** Stops the renewals and every supervisor (their Exec calls are cancelled) and waits for pending writes. */
   async stop(): Promise<void> {
+    await this.retention.stop();
     await this.renewer.stop();
     await this.context.tasks.stopAll();
     this.context.outputs.applyAll();
@@ -91,6 +98,11 @@ export class Deployments {
   /** DeleteDeployment: stops every sliver's service, deletes the slice if this deployment made it (unless kept). Idempotent. */
   delete(name: string, keepSlice: boolean): Promise<Deployment> {
     return deleteDeployment(this.context, name, keepSlice);
+  }
+
+  /** Purges what is past its retention now (the schedule does it every `retention.interval_ms`). */
+  purge(): Promise<PurgeCounts> {
+    return this.retention.purge();
   }
 
   /** Whether a live (not deleted) deployment runs on this slice. */

@@ -70,6 +70,12 @@ export class DeploymentEvents {
     };
   }
 
+  /** Drops a deployment's numbering, and its listeners once none is left (its record was purged). */
+  forget(name: string): void {
+    this.sequences.delete(name);
+    if ((this.listeners.get(name)?.size ?? 0) === 0) this.listeners.delete(name);
+  }
+
   /** Hands an event to the deployment's listeners. */
   emit(name: string, event: DeployResponse): void {
     for (const l of this.listeners.get(name) ?? []) l(event);
