@@ -17,25 +17,23 @@ type Claims = Pick<CredentialClaims, 'dlg' | 'priv' | 'tgt' | 'lim' | 'exp' | 'n
 
 /** Limits in effect after `own` is applied on top of the parent's effective limits (absent keys inherit). */
 export function effectiveLimits(parent: Limits | undefined, own: Limits): Limits {
-  const out: { -readonly [K in LimitKey]?: number } = {};
-  if (!parent) {
-    // A root's own caps, in its own order (stored one by one: a spread's copy froze slowly in the grant).
-    for (const k of Object.keys(own)) out[k as LimitKey] = own[k as LimitKey];
-    return out;
-  }
+  const p = parent ?? NO_LIMITS;
   // Spelled out rather than looped over LIMIT_KEYS: named stores give every result the same shape, cheaply.
-  const slivers = own.slivers ?? parent.slivers;
+  const out: { -readonly [K in LimitKey]?: number } = {};
+  const slivers = own.slivers ?? p.slivers;
   if (slivers !== undefined) out.slivers = slivers;
-  const cpu = own.cpu_millis ?? parent.cpu_millis;
+  const cpu = own.cpu_millis ?? p.cpu_millis;
   if (cpu !== undefined) out.cpu_millis = cpu;
-  const mem = own.mem_mb ?? parent.mem_mb;
+  const mem = own.mem_mb ?? p.mem_mb;
   if (mem !== undefined) out.mem_mb = mem;
-  const disk = own.disk_mb ?? parent.disk_mb;
+  const disk = own.disk_mb ?? p.disk_mb;
   if (disk !== undefined) out.disk_mb = disk;
-  const ttl = own.ttl_s ?? parent.ttl_s;
+  const ttl = own.ttl_s ?? p.ttl_s;
   if (ttl !== undefined) out.ttl_s = ttl;
   return out;
 }
+
+const NO_LIMITS: Limits = Object.freeze({});
 
 /**
  * The first rule `child` breaks against `parent`, checked in the order
@@ -56,18 +54,41 @@ export function attenuationProblem(
     if (!parent.priv.includes(p)) return { rule: 'priv', why: `it grants ${p}, which its parent does not hold` };
   }
   for (let i = 0; i < childTargets.length; i++) {
-    const t = childTargets[i] as Target;
-    if (!parentTargets.some((pt) => targetContains(pt, t))) {
+    if (!coveredBy(parentTargets, childTargets[i] as Target)) {
       return { rule: 'tgt', why: `target ${child.tgt[i] as string} is not covered by any of the parent's targets` };
     }
   }
-  for (const k of LIMIT_KEYS) {
-    const cap = parentLimits[k];
-    const own = child.lim[k];
-    if (cap !== undefined && own !== undefined && own > cap) return { rule: 'lim', why: `lim.${k} is ${own}, above the parent's ${cap}` };
+  const lim = child.lim;
+  // Named reads, not a loop over LIMIT_KEYS: this runs for every link of every uncached verification.
+  if (
+    above(lim.slivers, parentLimits.slivers) ||
+    above(lim.cpu_millis, parentLimits.cpu_millis) ||
+    above(lim.mem_mb, parentLimits.mem_mb)
+  ) {
+    return limitProblem(lim, parentLimits);
   }
+  if (above(lim.disk_mb, parentLimits.disk_mb) || above(lim.ttl_s, parentLimits.ttl_s)) return limitProblem(lim, parentLimits);
   if (child.exp > parent.exp) return { rule: 'exp', why: `it expires after its parent (${new Date(parent.exp * 1000).toISOString()})` };
   if (child.nbf < parent.nbf) return { rule: 'nbf', why: `its nbf is before its parent's (${new Date(parent.nbf * 1000).toISOString()})` };
+  return undefined;
+}
+
+function coveredBy(parents: readonly Target[], t: Target): boolean {
+  for (let j = 0; j < parents.length; j++) if (targetContains(parents[j] as Target, t)) return true;
+  return false;
+}
+
+function above(own: number | undefined, cap: number | undefined): boolean {
+  return own !== undefined && cap !== undefined && own > cap;
+}
+
+/** The first limit of `lim` above its cap, in LIMIT_KEYS order. */
+function limitProblem(lim: Limits, caps: Limits): RuleProblem | undefined {
+  for (const k of LIMIT_KEYS) {
+    const cap = caps[k];
+    const own = lim[k];
+    if (cap !== undefined && own !== undefined && own > cap) return { rule: 'lim', why: `lim.${k} is ${own}, above the parent's ${cap}` };
+  }
   return undefined;
 }
 

@@ -188,7 +188,7 @@ export function parseCredential(token: string, link: number): ParsedCredential {
   if (h64.length === 0 || p64.length === 0)
     fail(link, 'format', 'the header or payload part of the compact JWS is empty (is it truncated?)');
 
-  const hr = headers.get(h64, readHeader);
+  const hr = headerOf(h64);
   if (!hr.ok) fail(link, hr.rule, hr.why);
   const header = hr.header;
 
@@ -210,7 +210,7 @@ export function parseCredential(token: string, link: number): ParsedCredential {
   return new Link(token, header, claims, targets, publicKeys.known(claims.cnf.jwk).kid, token.slice(0, d2), signature);
 }
 
-/** A parsed link. Its hash is computed when first asked for: a chain's leaf has no child whose `prf` needs it. */
+/** A parsed link. Its hash is computed when first asked for (a leaf's only when its grant is built). */
 class Link implements ParsedCredential {
   private hashText: string | undefined;
 
@@ -227,6 +227,20 @@ class Link implements ParsedCredential {
   get hash(): string {
     return (this.hashText ??= credentialHash(this.token));
   }
+}
+
+// In front of the header memo: recent headers, found by two characters and confirmed by their whole text,
+// so the common case does not hash the segment (a new string each time) for a map lookup.
+const recentHeaders: ({ readonly h64: string; readonly result: HeaderResult } | undefined)[] = new Array(64).fill(undefined);
+
+function headerOf(h64: string): HeaderResult {
+  // The last characters spell the end of the kid: they differ between signers.
+  const slot = (h64.charCodeAt(h64.length - 3) * 31 + h64.charCodeAt(h64.length - 4)) & 63;
+  const recent = recentHeaders[slot];
+  if (recent !== undefined && recent.h64 === h64) return recent.result;
+  const result = headers.get(h64, readHeader);
+  if (h64.length <= 512) recentHeaders[slot] = { h64, result };
+  return result;
 }
 
 /** Reads a protected header segment (memoized by its exact text, so it returns rather than throws). */

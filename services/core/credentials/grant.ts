@@ -80,13 +80,14 @@ function buildGrant(links: readonly ParsedCredential[], limits: Limits, incarnat
   const cred = links[n - 1] as ParsedCredential;
   const c = cred.claims;
   const issuers = new Array<string>(n);
+  const hashes = new Array<string>(n);
   const jtis = new Array<string>(n);
   for (let i = 0; i < n; i++) {
-    const l = (links[i] as ParsedCredential).claims;
-    issuers[i] = l.iss;
-    jtis[i] = l.jti;
+    const l = links[i] as ParsedCredential;
+    issuers[i] = l.claims.iss;
+    hashes[i] = l.hash;
+    jtis[i] = l.claims.jti;
   }
-  let hashes: readonly string[] | undefined;
   const grant = {
     privileges: Object.freeze(c.priv.slice()),
     targets: Object.freeze(c.tgt.slice()),
@@ -97,10 +98,7 @@ function buildGrant(links: readonly ParsedCredential[], limits: Limits, incarnat
     holder: Object.freeze({ urn: c.sub, thumbprint: cred.holderKid }),
     root: Object.freeze({ issuer: root.claims.iss, kid: root.header.kid }),
     issuers: Object.freeze(issuers),
-    // Listed when first read: no check needs the leaf's hash, and computing it cost a share of an uncached verification.
-    get hashes(): readonly string[] {
-      return (hashes ??= Object.freeze(links.map((l) => l.hash)));
-    },
+    hashes: Object.freeze(hashes),
     jtis: Object.freeze(jtis),
     delegationsLeft: c.dlg,
   };
