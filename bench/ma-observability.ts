@@ -13,6 +13,7 @@
  * its own so its CPU is read from /proc.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { AuditLog } from '../services/core/audit/audit-log.js';
 import { CallAudit } from '../services/core/audit/call-audit.js';
@@ -35,6 +36,30 @@ import { cpuSeconds, median, quantile } from './support.js';
 /** The flag that makes bench/ma.ts a bench MA host: `--ma-host on|off --config FILE`. */
 export const MA_HOST_FLAG = '--ma-host';
 
+const ALL_PARTS = ['metrics', 'defaults', 'scrape', 'audit'];
+
+/**
+ * What "on" hosts: all of it unless FEDLAB_BENCH_OBS names some of `metrics` (counters, histograms, the
+ * MA's gauges), `defaults` (prom-client's process metrics), `scrape` (the listener, scraped every 5 s),
+ * `audit` — to split the cost between them.
+ */
+function onParts(): Set<string> {
+  const named = process.env.FEDLAB_BENCH_OBS;
+  return new Set(named ? named.split(',').map((p) => p.trim()) : ALL_PARTS);
+}
+
+/** CPU seconds of a process's main thread (its thread id is its pid), from /proc; NaN once it is gone. */
+function mainThreadCpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
+    // utime and stime, as in cpuSeconds (bench/support.ts).
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
 /**
  * The child: hosts the MA of `--config` with metrics and the audit log on or off, says `ready` (with
  * the metrics port) over IPC, and stops on SIGTERM.
@@ -50,8 +75,9 @@ export async function serveBenchMa(argv: readonly string[]): Promise<void> {
   const fed = federationSettings(config);
   const federation = await PeerTrust.open({ domain, tls, bundle, peersDir: fed.peersDir, log, reloadIntervalMs: fed.reloadIntervalMs });
   const store = await Store.open(config.data_dir, { log });
-  const metrics = on ? new ServiceMetrics('ma') : undefined;
-  const audit = on ? new CallAudit(await AuditLog.open(store, { now: () => Date.now(), log, retentionMs: 0 })) : undefined;
+  const parts = on ? onParts() : new Set<string>();
+  const metrics = parts.has('metrics') ? new ServiceMetrics('ma', { processDefaults: parts.has('defaults') }) : undefined;
+  const audit = parts.has('audit') ? new CallAudit(await AuditLog.open(store, { now: () => Date.now(), log, retentionMs: 0 })) : undefined;
   const role = await managementAuthorityRole()({
     config,
     store,
@@ -62,7 +88,7 @@ export async function serveBenchMa(argv: readonly string[]): Promise<void> {
     trustStore: federation.trustStore,
     ...(metrics ? { metrics } : {}),
   });
-  const scrape = metrics ? await startMetricsListener({ host: '127.0.0.1', port: 0, metrics, log }) : undefined;
+  const scrape = metrics && parts.has('scrape') ? await startMetricsListener({ host: '127.0.0.1', port: 0, metrics, log }) : undefined;
   const server = await startServer(
     {
       host: config.listen.host,
@@ -118,6 +144,8 @@ export interface ObservabilityContext {
 /** One hosting's figures. */
 interface RoundFigures {
   readonly perBeatUs: number;
+  /** Of it, the main thread's (the rest: GC helpers, the libuv pool, LevelDB's compaction). */
+  readonly mainUs: number;
   readonly rate: number;
   readonly failed: number;
   readonly allocateMs: number[];
@@ -149,7 +177,8 @@ export async function observabilityCost(ctx: ObservabilityContext): Promise<void
   const M = ctx.nodes.length;
   console.log(
     `metrics + audit on vs off: ${M} nodes beating every ${ctx.intervalMs / 1000} s (${(M / (ctx.intervalMs / 1000)).toFixed(0)}/s), ` +
-      `${ctx.windowS} s windows, ${ctx.allocates} Allocates of all ${M} nodes per hosting (after one not counted), ${ctx.rounds} round(s), off then on and on then off in turn`,
+      `${ctx.windowS} s windows, ${ctx.allocates} Allocates of all ${M} nodes per hosting (after one not counted), ${ctx.rounds} round(s), off then on and on then off in turn` +
+      (process.env.FEDLAB_BENCH_OBS ? `; "on" hosts only: ${[...onParts()].join(', ')}` : ''),
   );
   let chain: string[] | undefined;
   const figures: Record<'off' | 'on', RoundFigures[]> = { off: [], on: [] };
@@ -228,9 +257,11 @@ export async function observabilityCost(ctx: ObservabilityContext): Promise<void
               )
             : undefined;
           const c0 = cpuSeconds(ma.pid as number);
+          const m0 = mainThreadCpuSeconds(ma.pid as number);
           const t0 = performance.now();
           await new Promise((r) => setTimeout(r, ctx.windowS * 1000));
           const cpu = cpuSeconds(ma.pid as number) - c0;
+          const mainCpu = mainThreadCpuSeconds(ma.pid as number) - m0;
           const seconds = (performance.now() - t0) / 1000;
           clearInterval(scrapes);
           const s = await stats();
@@ -264,12 +295,18 @@ export async function observabilityCost(ctx: ObservabilityContext): Promise<void
             if (res.slivers.length !== M) console.log(`  (warning: an Allocate held ${res.slivers.length} slivers, expected ${M})`);
             await agg.delete({ urns: [sliceUrn], bestEffort: true }, { chain });
           }
-          const f: RoundFigures = { perBeatUs: (cpu / Math.max(ok, 1)) * 1e6, rate: ok / seconds, failed, allocateMs };
+          const f: RoundFigures = {
+            perBeatUs: (cpu / Math.max(ok, 1)) * 1e6,
+            mainUs: (mainCpu / Math.max(ok, 1)) * 1e6,
+            rate: ok / seconds,
+            failed,
+            allocateMs,
+          };
           figures[mode].push(f);
           const sorted = [...allocateMs].sort((a, b) => a - b);
           console.log(
             `  round ${round + 1}, ${mode}: ${f.rate.toFixed(0)} heartbeats/s answered (${failed} failed), MA CPU ${((cpu / seconds) * 100).toFixed(1)}% of one core, ` +
-              `${f.perBeatUs.toFixed(0)} µs per heartbeat; Allocate of ${M} nodes p50 ${quantile(sorted, 0.5).toFixed(0)} ms (${sorted.map((x) => x.toFixed(0)).join(', ')})`,
+              `${f.perBeatUs.toFixed(0)} µs per heartbeat (main thread ${f.mainUs.toFixed(0)}, other threads ${(f.perBeatUs - f.mainUs).toFixed(0)}); Allocate of ${M} nodes p50 ${quantile(sorted, 0.5).toFixed(0)} ms (${sorted.map((x) => x.toFixed(0)).join(', ')})`,
           );
         } finally {
           admin.close();
@@ -285,6 +322,14 @@ export async function observabilityCost(ctx: ObservabilityContext): Promise<void
   const alloc = (m: 'off' | 'on') => median(figures[m].flatMap((f) => f.allocateMs));
   const ratio = (on: number, off: number) =>
     `${(on / off).toFixed(2)}x (${(((on - off) / off) * 100).toFixed(1)}% ${on >= off ? 'slower' : 'faster'})`;
+  // Each round hosts both modes back to back: its own ratio is the least disturbed by drift in the machine's load.
+  const perRound = figures.on.map((f, i) => f.perBeatUs / (figures.off[i] as RoundFigures).perBeatUs);
+  const perRoundMain = figures.on.map((f, i) => f.mainUs / (figures.off[i] as RoundFigures).mainUs);
+  const pct = (r: number) => `${r >= 1 ? '+' : ''}${((r - 1) * 100).toFixed(0)}%`;
+  console.log(
+    `   per round, on / off: heartbeat ${perRound.map(pct).join(', ')}; main thread alone ${perRoundMain.map(pct).join(', ')}` +
+      `; other threads ${median(figures.on.map((f) => f.perBeatUs - f.mainUs)).toFixed(0)} / ${median(figures.off.map((f) => f.perBeatUs - f.mainUs)).toFixed(0)} µs (medians)`,
+  );
   console.log(
     `=> metrics + audit on / off: heartbeat ${beat('on').toFixed(0)} / ${beat('off').toFixed(0)} µs of MA CPU = ${ratio(beat('on'), beat('off'))}; ` +
       `Allocate of ${M} nodes p50 ${alloc('on').toFixed(0)} / ${alloc('off').toFixed(0)} ms = ${ratio(alloc('on'), alloc('off'))} (target: at most 10% slower)`,

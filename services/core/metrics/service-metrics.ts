@@ -17,9 +17,10 @@ export class ServiceMetrics {
   private readonly calls: CallStats;
   private readonly refusals: Counter<'code' | 'rule'>;
 
-  constructor(role: string) {
+  /** `processDefaults: false` leaves out prom-client's process metrics (for measuring their cost). */
+  constructor(role: string, options: { readonly processDefaults?: boolean } = {}) {
     this.registry.setDefaultLabels({ role });
-    collectDefaultMetrics({ register: this.registry, prefix: 'fedlab_' });
+    if (options.processDefaults !== false) collectDefaultMetrics({ register: this.registry, prefix: 'fedlab_' });
     this.calls = new CallStats(
       this.registry,
       { calls: 'fedlab_rpc_calls_total', seconds: 'fedlab_rpc_duration_seconds' },
