@@ -50,6 +50,7 @@ import { createLogger, logDestination } from '../services/core/log.js';
 import { ServiceMetrics } from '../services/core/metrics/service-metrics.js';
 import { defineService, type ServiceHandlers } from '../services/core/rpc/adapter.js';
 import type { CallContext } from '../services/core/rpc/context.js';
+import { installHpackTables } from '../services/core/rpc/hpack-table.js';
 import { startServer } from '../services/core/rpc/server.js';
 import { grpcServerOptions, resolveServerLimits } from '../services/core/rpc/server-limits.js';
 import { GetNodeInfoResponse, NodeManagerService } from '../services/generated/fedlab/v1/node_manager.js';
@@ -248,6 +249,8 @@ async function main(): Promise<void> {
     } satisfies ServerSetup);
     const { barePort, fedlabPort } = await ready;
 
+    // The client's sessions as a Fedlab client's (createClient installs the same): HPACK tables that hold a chain.
+    installHpackTables();
     const creds = credentials.createSsl(Buffer.from(pki.caPem), Buffer.from(caller.keyPem), Buffer.from(caller.certPem), {
       checkServerIdentity: () => undefined,
     });

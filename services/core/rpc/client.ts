@@ -11,6 +11,7 @@ import { Client, credentials as grpcCredentials, Metadata, status as Status, typ
 import { fedlabUrnsOf } from '../identity/certificate.js';
 import { parseUrn, urnEquals } from '../identity/urn.js';
 import { CREDENTIAL_METADATA_KEY } from './context.js';
+import { installHpackTables } from './hpack-table.js';
 import type { MethodDefinitionLike } from './adapter.js';
 import type { TlsMaterial } from './server.js';
 import type { TransportTrust } from './trust.js';
@@ -108,6 +109,8 @@ function secureContextFor(tls: TlsMaterial): SecureContext {
 /** Creates a promise client for a generated service definition. */
 export function createClient<D extends Record<string, MethodDefinitionLike>>(definition: D, options: ClientOptions): PromiseClient<D> {
   if (options.serverUrn) parseUrn(options.serverUrn);
+  // Credential chains ride in headers: HPACK tables that hold them (hpack-table.ts).
+  installHpackTables();
   const verify = options.serverUrn
     ? (_host: string, cert: PeerCertificate): Error | undefined => {
         const urns = sanUrns(cert);

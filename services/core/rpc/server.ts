@@ -13,6 +13,7 @@ import { descriptorSetPath } from '../paths.js';
 import { boundedDefinition, CallTracker, toGrpcImplementation, type ServiceRegistration } from './adapter.js';
 import { bindServer, type ListenerName } from './bind.js';
 import { addReflection } from './reflection.js';
+import { installHpackTables } from './hpack-table.js';
 import type { TransportTrust } from './trust.js';
 import type { ServiceMetrics } from '../metrics/service-metrics.js';
 import type { CallAudit } from '../audit/call-audit.js';
@@ -75,6 +76,8 @@ const DEFAULT_GRACE_MS = 10_000;
 export async function startServer(options: ServerOptions, registrations: readonly ServiceRegistration[]): Promise<RunningServer> {
   const log = options.log;
   const limits = resolveServerLimits(options.limits);
+  // Credential chains ride in headers: HPACK tables that hold them (hpack-table.ts).
+  installHpackTables();
   const server = new Server({
     // Bounded messages and streams; keepalive notices dead peers and keeps idle connections alive across NATs.
     ...grpcServerOptions(limits),
