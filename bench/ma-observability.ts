@@ -232,6 +232,8 @@ export async function observabilityCost(ctx: ObservabilityContext): Promise<void
               caPem: ctx.caPem,
               intervalMs: ctx.intervalMs,
               nodes: part,
+              // One unary call per beat: the figure is what a unary Heartbeat costs with metrics and audit on.
+              mode: 'unary',
             });
             await connected;
           }
