@@ -1,9 +1,11 @@
 /**
  * JSON.parse keeps the last of two equal keys without a word, so `{"priv":
  * ["node.read"], "priv": ["sliver.exec"]}` would mean different things to
- * different parsers. Credentials are read with JSON.parse; then the members
- * in the text (one ':' outside strings per member) are counted against the
- * members JSON.parse kept. Equal counts prove no key repeats; otherwise a
+ * different parsers. Credentials are read with JSON.parse; then a text no
+ * longer than the shortest text of the value it parsed to (plus less than
+ * one member) has no repeat, which settles compact text at once. Other text
+ * has its members (one ':' outside strings per member) counted against the
+ * members JSON.parse kept: equal counts prove no key repeats; otherwise a
  * slower scan names the repeated key.
  */
 import { isAscii, isUtf8 } from 'node:buffer';
