@@ -19,9 +19,26 @@ import { peerIdentity, readCredentialChain, type CallContext } from './context.j
 import type { TransportTrust } from './trust.js';
 import type { StreamQuota } from './server-limits.js';
 
-/** Tracks the calls in flight so the server can abort them on a forced stop. */
+/** Tracks the calls in flight so the server can abort them on a forced stop, and end its session streams on any stop. */
 export class CallTracker {
   private readonly controllers = new Set<AbortController>();
+  private readonly sessions = new Set<(error: Error) => void>();
+
+  /** Registers an open session stream's way to end; returns its removal. */
+  addSession(end: (error: Error) => void): () => void {
+    this.sessions.add(end);
+    return () => this.sessions.delete(end);
+  }
+
+  /** Open session streams (diagnostics). */
+  get openSessions(): number {
+    return this.sessions.size;
+  }
+
+  /** Ends every open session stream with `error`: they never end by themselves, and a graceful stop would wait on them. */
+  endSessions(error: Error): void {
+    for (const end of [...this.sessions]) end(error);
+  }
 
   add(c: AbortController): void {
     this.controllers.add(c);

@@ -8,6 +8,7 @@ import type { Metadata, ServerUnaryCall } from '@grpc/grpc-js';
 import { identityFromCertificate, type CertIdentity } from '../identity/certificate.js';
 import { UnauthenticatedError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { checkCertificateValidity } from './certificate-validity.js';
 import type { TransportTrust } from './trust.js';
 
 /** The metadata key that carries a credential chain, one value per link, root first. */
@@ -92,7 +93,8 @@ const identityCache = new Map<string, Promise<CertIdentity>>();
 const IDENTITY_CACHE_MAX = 16_384;
 
 /**
- * The verified TLS client certificate's identity; TLS has already checked it chains to a trusted CA.
+ * The verified TLS client certificate's identity; TLS has already checked it chains to a trusted CA,
+ * and it is checked here to be within its validity period now (UNAUTHENTICATED otherwise).
  * With `trust`, the identity is accepted only if the CA it chains to vouches for its URN's domain.
  */
 export async function peerIdentity(
@@ -100,6 +102,8 @@ export async function peerIdentity(
   trust?: Pick<TransportTrust, 'checkClient'>,
 ): Promise<CertIdentity> {
   const identity = await cachedIdentity(call);
+  // The identity is cached per connection, and a connection can outlive its certificate.
+  checkCertificateValidity(identity);
   trust?.checkClient(identity);
   return identity;
 }

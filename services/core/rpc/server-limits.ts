@@ -1,8 +1,8 @@
 /**
  * What one server accepts, so that no caller can make it hold unbounded
  * memory or work: message sizes (per method where one needs more), streams
- * per HTTP/2 connection, open server streams per caller, keepalive and idle
- * connections. Compiled once from config with safe defaults; docs/api.md
+ * per HTTP/2 connection, open server streams per caller, keepalive, idle
+ * and old connections. Compiled once from config with safe defaults; docs/api.md
  * lists them.
  */
 import { ResourceExhaustedError } from '../errors.js';
@@ -21,6 +21,11 @@ export interface ServerLimits {
   readonly maxStreamsPerCaller: number;
   /** A connection with no call for this long is closed. */
   readonly maxConnectionIdleMs: number;
+  /**
+   * A connection this old is asked to go away (GOAWAY: its calls in flight finish, new ones take a new
+   * connection, with a new handshake). Defence in depth: certificates are checked on every call anyway.
+   */
+  readonly maxConnectionAgeMs: number;
   /** Ping interval and how long a ping may go unanswered before the connection is dropped. */
   readonly keepaliveTimeMs: number;
   readonly keepaliveTimeoutMs: number;
@@ -41,14 +46,26 @@ const LARGER_REQUESTS: Readonly<Record<string, number>> = Object.freeze({
   '/fedlab.v1.SliceAuthority/CreateSlice': 8 * MiB,
 });
 
+/**
+ * Methods whose requests are much smaller than 1 MiB and arrive often: a heartbeat is a few hundred
+ * bytes (a long image list a few KiB), so 64 KiB is ample, and a node cannot make the MA parse and
+ * drop a mebibyte of unknown fields several times a second.
+ */
+const SMALLER_REQUESTS: Readonly<Record<string, number>> = Object.freeze({
+  '/fedlab.v1.ManagementAuthority/Heartbeat': 64 * 1024,
+  '/fedlab.v1.ManagementAuthority/HeartbeatStream': 64 * 1024,
+});
+
 /** The defaults: small messages, a few dozen streams, idle connections closed after 10 minutes. */
 export const DEFAULT_SERVER_LIMITS: ServerLimits = Object.freeze({
   maxReceiveBytes: MiB,
-  methodReceiveBytes: LARGER_REQUESTS,
+  methodReceiveBytes: Object.freeze({ ...LARGER_REQUESTS, ...SMALLER_REQUESTS }),
   maxSendBytes: 16 * MiB,
   maxConcurrentStreams: 128,
   maxStreamsPerCaller: 32,
   maxConnectionIdleMs: 10 * 60_000,
+  // Hours: each re-handshake costs a busy MA a TLS handshake per node, and expiry is checked per call already.
+  maxConnectionAgeMs: 6 * 3600_000,
   keepaliveTimeMs: 60_000,
   keepaliveTimeoutMs: 20_000,
 });
@@ -70,6 +87,7 @@ export function grpcServerOptions(limits: ServerLimits): Record<string, number> 
     'grpc.max_send_message_length': limits.maxSendBytes,
     'grpc.max_concurrent_streams': limits.maxConcurrentStreams,
     'grpc.max_connection_idle_ms': limits.maxConnectionIdleMs,
+    'grpc.max_connection_age_ms': limits.maxConnectionAgeMs,
     'grpc.keepalive_time_ms': limits.keepaliveTimeMs,
     'grpc.keepalive_timeout_ms': limits.keepaliveTimeoutMs,
     'grpc.keepalive_permit_without_calls': 1,

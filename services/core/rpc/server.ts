@@ -8,6 +8,7 @@
 import http2 from 'node:http2';
 import { Server, ServerCredentials, type ServiceDefinition } from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
+import { UnavailableError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { descriptorSetPath } from '../paths.js';
 import { boundedDefinition, CallTracker, toGrpcImplementation, type ServiceRegistration } from './adapter.js';
@@ -138,6 +139,8 @@ export async function startServer(options: ServerOptions, registrations: readonl
       process.off('SIGINT', onSignal);
       setServing(false);
       const grace = options.shutdownGraceMs ?? DEFAULT_GRACE_MS;
+      // Session streams (a node's heartbeats) never end by themselves: without this the stop waits the whole grace.
+      tracker.endSessions(new UnavailableError('the server is stopping; reconnect after a short backoff'));
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           log.warn({ inFlight: tracker.size }, 'grace period over; cancelling calls in flight');

@@ -14,10 +14,11 @@ export interface SessionMethod<Req, Res> extends MethodDefinitionLike {
   responseDeserialize(bytes: Buffer): Res;
 }
 
-/** How a stream ended: its status code and details. */
+/** How a stream ended: its status code, details and trailers (a refusal's `fedlab-rule`, ...). */
 export interface SessionEnd {
   readonly code: Status;
   readonly details: string;
+  readonly metadata?: Metadata;
 }
 
 interface Waiter<Res> {
@@ -27,8 +28,8 @@ interface Waiter<Res> {
 }
 
 /** An error shaped like grpc-js's, so callers test every failure the same way ({@link isServiceError}). */
-function statusError(code: Status, details: string): ServiceError {
-  return Object.assign(new Error(`${code} ${Status[code]}: ${details}`), { code, details, metadata: new Metadata() });
+function statusError(code: Status, details: string, metadata = new Metadata()): ServiceError {
+  return Object.assign(new Error(`${code} ${Status[code]}: ${details}`), { code, details, metadata });
 }
 
 /** One open session stream. */
@@ -54,7 +55,7 @@ export class SessionStream<Req, Res> {
         this.failAll(
           end.code === Status.OK
             ? statusError(Status.UNAVAILABLE, 'the stream ended before answering')
-            : statusError(end.code, end.details),
+            : statusError(end.code, end.details, end.metadata),
         );
         resolve(end);
       };
@@ -64,8 +65,12 @@ export class SessionStream<Req, Res> {
         clearTimeout(w.timer);
         w.resolve(res);
       });
-      this.call.on('error', (err: ServiceError) => settle({ code: err.code ?? Status.UNKNOWN, details: err.details ?? err.message }));
-      this.call.on('status', (st: { code: Status; details: string }) => settle({ code: st.code, details: st.details }));
+      this.call.on('error', (err: ServiceError) =>
+        settle({ code: err.code ?? Status.UNKNOWN, details: err.details ?? err.message, metadata: err.metadata }),
+      );
+      this.call.on('status', (st: { code: Status; details: string; metadata?: Metadata }) =>
+        settle({ code: st.code, details: st.details, metadata: st.metadata }),
+      );
     });
   }
 

@@ -22,6 +22,7 @@ import { DeadlineExceededError, ResourceExhaustedError } from '../errors.js';
 import type { CallContext } from './context.js';
 import { toGrpcStatus } from './status.js';
 import { buildContext, finishCall, ruleOf, startCall, type ResolvedDeps } from './call-lifecycle.js';
+import { checkCertificateValidity } from './certificate-validity.js';
 import { admit } from './refused-request.js';
 import type { StreamQuota } from './server-limits.js';
 
@@ -93,6 +94,7 @@ export async function serveSession(
   const releases: (() => void)[] = [];
   let session: Session<unknown, unknown> | undefined;
   let loop: MessageLoop | undefined;
+  let unregister: (() => void) | undefined;
   try {
     const ctx = await buildContext(call, method, controller.signal, deps.log, deps.trust);
     caller = ctx.peer.urn;
@@ -105,8 +107,13 @@ export async function serveSession(
       loop?.stop(error);
     });
     if (ended) throw ended;
-    loop = new MessageLoop(call, session, limits, () => deps.trust?.checkClient(ctx.peer));
-    const end = await loop.run(controller.signal);
+    const running = new MessageLoop(call, session, limits, () => {
+      checkCertificateValidity(ctx.peer);
+      deps.trust?.checkClient(ctx.peer);
+    });
+    loop = running;
+    unregister = deps.tracker.addSession((error) => running.stop(error));
+    const end = await running.run(controller.signal);
     if (end.error !== undefined) throw end.error;
     if (controller.signal.aborted && call.cancelled) code = Status.CANCELLED;
     else call.end();
@@ -116,6 +123,7 @@ export async function serveSession(
     rule = ruleOf(st);
     call.emit('error', st);
   } finally {
+    unregister?.();
     void gone.then(() => {
       for (const release of releases) release();
     });
@@ -228,7 +236,7 @@ class MessageLoop {
     try {
       admit(request);
       this.spend();
-      // The certificate of a connection cannot change, but the trust in its CA can (a refreshed bundle).
+      // The certificate of a connection cannot change, but it can expire, and the trust in its CA can change (a refreshed bundle).
       this.recheck();
       this.lastMessageAt = performance.now();
       answer = this.session.message(request);
