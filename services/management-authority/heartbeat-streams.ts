@@ -28,6 +28,7 @@ import { AbortedError, PermissionDeniedError } from '../core/errors.js';
 import type { Clock } from '../core/clock.js';
 import type { SessionHandler } from '../core/rpc/adapter.js';
 import type { HeartbeatRequest, HeartbeatResponse } from '../generated/fedlab/v1/management_authority.js';
+import type { HeartbeatRate } from './heartbeat-rate.js';
 import { MISSED_FOR_DOWN, type NodeRegistry } from './node-registry.js';
 
 /** Options of {@link HeartbeatStreams}. */
@@ -38,6 +39,8 @@ export interface HeartbeatStreamsOptions {
   readonly intervalMs: number;
   /** The site's revocation list version, sent with every answer. */
   readonly revocationVersion: () => number;
+  /** The per-node heartbeat rate, shared with unary Heartbeat (heartbeat-rate.ts). */
+  readonly rate?: HeartbeatRate;
 }
 
 /** Streams per node at once: the current one, and a newer one while it supersedes the old. */
@@ -89,7 +92,7 @@ export class HeartbeatStreams {
         this.current.set(urn, me);
         return {
           message: (req) => {
-            registry.heartbeat(ctx.peer, req);
+            registry.heartbeat(ctx.peer, req, this.o.rate?.admit);
             return heartbeatAnswer(clock, intervalMs, this.o.revocationVersion());
           },
           close: () => {

@@ -27,6 +27,7 @@ import { pageSize } from '../core/validate.js';
 import type { SshEndpointInput } from '../core/identity/ssh-keys.js';
 import { sshEndpointToWire, takeSshReport, type SshOffers } from './node-ssh.js';
 import { takeUnderlayReport } from './node-underlay.js';
+import type { WarningThrottle } from './node-warning-throttle.js';
 import { resourcesOf, TABLES, ZERO, type NodeHealthRecord, type NodeRecord, type Resources } from './records.js';
 
 /** Heartbeats missed in a row that make a node DOWN. */
@@ -56,6 +57,8 @@ export interface LiveNode {
   underlayAddress?: string;
   /** The last underlay address refused (not logged again). */
   underlayRefused?: string;
+  /** Refused underlay addresses' log lines, at most one a minute. */
+  underlayWarnings?: WarningThrottle;
   /** The most a link at the node may carry (kbit/s); 0: not reported. */
   linkKbps?: number;
   /** When health was last written (ms, MA clock). */
@@ -245,9 +248,14 @@ export class NodeRegistry {
 
   /**
    * Takes a heartbeat from the node its caller's certificate names. Cheap on
-   * purpose: validation, a few assignments, and the node marked dirty.
+   * purpose: validation, a few assignments, and the node marked dirty. `admit`
+   * (the heartbeat rate) runs once the caller is known to be the enrolled node.
    */
-  heartbeat(peer: { readonly urn: string; readonly thumbprint: string }, req: HeartbeatRequest): LiveNode {
+  heartbeat(
+    peer: { readonly urn: string; readonly thumbprint: string },
+    req: HeartbeatRequest,
+    admit?: (node: LiveNode) => void,
+  ): LiveNode {
     if (req.nodeUrn !== peer.urn) {
       throw new PermissionDeniedError(
         `the caller is ${peer.urn}, not ${req.nodeUrn}: a node sends its own heartbeats with its own certificate`,
@@ -262,31 +270,37 @@ export class NodeRegistry {
         { rule: 'node_key' },
       );
     }
+    // The caller is this enrolled node: only now may it cost a rate bucket (one per node, never per stranger).
+    admit?.(node);
     // What matters after a restart (endpoint, capacity, version, health) is written at the next flush; the
     // rest of a routine heartbeat (usage, time, sequence) at most once per PERSIST_EVERY intervals.
+    // Every field that can refuse the message is checked before anything is assigned: a refused heartbeat changes nothing.
+    const newEndpoint = req.endpoint !== node.endpoint && req.endpoint !== '';
+    if (newEndpoint) parseEndpoint(req.endpoint);
+    const newVersion = !!req.version && req.version !== node.version;
+    if (newVersion && req.version.length > 64) throw new InvalidArgumentError('version is at most 64 characters', { field: 'version' });
+    const images = imagesOf(req.images);
+    const capacity = resourcesOf(req.capacity);
     let changed = false;
-    if (req.endpoint !== node.endpoint && req.endpoint !== '') {
-      parseEndpoint(req.endpoint);
+    if (newEndpoint) {
       node.endpoint = req.endpoint;
       changed = true;
     }
-    const capacity = resourcesOf(req.capacity);
     if (req.capacity !== undefined && !sameResources(capacity, node.capacity)) {
       node.capacity = capacity;
       changed = true;
     }
-    if (req.version && req.version !== node.version) {
-      if (req.version.length > 64) throw new InvalidArgumentError('version is at most 64 characters', { field: 'version' });
+    if (newVersion) {
       node.version = req.version;
       changed = true;
     }
-    const images = imagesOf(req.images);
     if (images && images.join('\n') !== imagesOfNode(node).join('\n')) {
       node.images = images;
       changed = true;
     }
-    if (takeSshReport(node, req.ssh, this.deps.log)) changed = true;
-    if (takeUnderlayReport(node, req.underlayAddress, this.deps.log)) changed = true;
+    const now = this.deps.clock.now();
+    if (takeSshReport(node, req.ssh, this.deps.log, now)) changed = true;
+    if (takeUnderlayReport(node, req.underlayAddress, this.deps.log, now)) changed = true;
     const linkKbps = req.capacity?.bandwidthKbps ?? node.linkKbps ?? 0;
     if (Number.isSafeInteger(linkKbps) && linkKbps >= 0 && linkKbps !== (node.linkKbps ?? 0)) {
       node.linkKbps = linkKbps;
@@ -296,7 +310,6 @@ export class NodeRegistry {
     node.usage = resourcesOf(req.usage);
     node.reportedSlivers = req.sliverCount;
     node.sequence = req.sequence;
-    const now = this.deps.clock.now();
     node.lastHeartbeatAt = now;
     node.unheard = false;
     if (changed || !node.up || now - node.persistedAt >= PERSIST_EVERY * this.deps.intervalMs) this.dirty.add(node.record.urn);

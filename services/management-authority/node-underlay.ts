@@ -4,11 +4,13 @@
  * reach it. Checked before it is kept: a unicast IPv4 address other nodes
  * could reach (not unspecified, loopback, link-local, multicast or broadcast). Enrolment
  * refuses a bad one (INVALID_ARGUMENT naming the field); a heartbeat's bad
- * one is ignored with one log line per distinct offer (the node keeps its
- * slivers; its links keep the address it had).
+ * one is ignored with one log line per distinct offer, at most one a minute per
+ * node (node-warning-throttle.ts; the node keeps its slivers; its links keep the
+ * address it had).
  */
 import { InvalidArgumentError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
+import { warningNow, type WarningThrottle } from './node-warning-throttle.js';
 
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
@@ -37,17 +39,22 @@ export interface UnderlayHolder {
   underlayAddress?: string;
   /** The last refused offer (so a repeat is not logged again). */
   underlayRefused?: string;
+  /** Refused offers' log lines, at most one a minute. */
+  underlayWarnings?: WarningThrottle;
 }
 
 /** Takes the underlay address a heartbeat reports (absent or empty: none). Returns whether the node's address changed. */
-export function takeUnderlayReport(node: UnderlayHolder, offered: string | undefined, log: Logger): boolean {
+export function takeUnderlayReport(node: UnderlayHolder, offered: string | undefined, log: Logger, now: number): boolean {
   const next = offered === '' ? undefined : offered;
   if (next === node.underlayAddress) return false;
   if (next !== undefined) {
     const problem = underlayProblem(next);
     if (problem) {
-      if (node.underlayRefused !== next)
-        log.warn({ node: node.record.urn, address: next.slice(0, 60), reason: problem }, "node's underlay address ignored");
+      if (node.underlayRefused !== next) {
+        const held = warningNow((node.underlayWarnings ??= { held: 0 }), now);
+        if (held !== undefined)
+          log.warn({ node: node.record.urn, address: next.slice(0, 60), reason: problem, ...(held ? { held } : {}) }, "node's underlay address ignored");
+      }
       node.underlayRefused = next;
       return false;
     }

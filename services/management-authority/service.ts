@@ -13,6 +13,7 @@ import type { Clock } from '../core/clock.js';
 import type { Delegations } from './delegations.js';
 import type { Enrolment } from './enrolment.js';
 import type { NodeRegistry } from './node-registry.js';
+import { HeartbeatRate } from './heartbeat-rate.js';
 import { heartbeatAnswer, HeartbeatStreams } from './heartbeat-streams.js';
 import { TERMS_STATEMENT_METADATA_KEY, type ProviderRegistry } from './providers.js';
 import { urnField } from '../core/validate.js';
@@ -31,7 +32,10 @@ export interface MaDomain {
 
 /** The ManagementAuthority service over the domain. */
 export function managementAuthorityService(deps: MaDomain): ServiceRegistration {
+  // One rate per node over both ways it beats: reopening a stream or going unary buys nothing.
+  const rate = new HeartbeatRate();
   const streams = new HeartbeatStreams({
+    rate,
     registry: deps.registry,
     clock: deps.clock,
     intervalMs: deps.heartbeatIntervalMs,
@@ -45,7 +49,7 @@ export function managementAuthorityService(deps: MaDomain): ServiceRegistration 
       return deps.enrolment.enroll(req);
     },
     async heartbeat(req, ctx) {
-      deps.registry.heartbeat(ctx.peer, req);
+      deps.registry.heartbeat(ctx.peer, req, rate.admit);
       return heartbeatAnswer(deps.clock, deps.heartbeatIntervalMs, deps.delegations.revocationVersion);
     },
     heartbeatStream: streams.handler(),
