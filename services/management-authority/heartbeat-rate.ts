@@ -2,7 +2,7 @@
  * A node's heartbeat rate, over both ways it beats (unary Heartbeat and
  * HeartbeatStream messages): one token bucket per enrolled node, so reopening
  * a stream, or switching to unary calls, does not buy a node a fresh allowance.
- * Generous (a node beats once an interval, seconds apart); a beat past it is
+ * Generous (a node beats once an interval, seconds apart: {@link heartbeatRateFor}); a beat past it is
  * refused with RESOURCE_EXHAUSTED (rule `heartbeat_rate`) and not recorded.
  *
  * Memory stays bounded by the fleet: the bucket is touched only after the
@@ -22,6 +22,16 @@ export interface HeartbeatRateLimits {
 /** The default: five a second sustained, twenty at once. */
 export const DEFAULT_HEARTBEAT_RATE: HeartbeatRateLimits = Object.freeze({ perSecond: 5, burst: 20 });
 
+/**
+ * The rate for a site whose nodes beat every `intervalMs`: the default, or three beats per interval
+ * when that is more (a site configured with sub-second intervals, as test sites are, must not have
+ * its nodes' ordinary beats refused; 200 ms gives 15 a second).
+ */
+export function heartbeatRateFor(intervalMs: number): HeartbeatRateLimits {
+  const perInterval = intervalMs > 0 ? (3 * 1000) / intervalMs : DEFAULT_HEARTBEAT_RATE.perSecond;
+  return Object.freeze({ ...DEFAULT_HEARTBEAT_RATE, perSecond: Math.max(DEFAULT_HEARTBEAT_RATE.perSecond, perInterval) });
+}
+
 interface Bucket {
   tokens: number;
   at: number;
@@ -32,7 +42,7 @@ export class HeartbeatRate {
   private readonly buckets = new WeakMap<object, Bucket>();
 
   constructor(
-    private readonly limits: HeartbeatRateLimits = DEFAULT_HEARTBEAT_RATE,
+    readonly limits: HeartbeatRateLimits = DEFAULT_HEARTBEAT_RATE,
     private readonly now: () => number = () => performance.now(),
   ) {}
 

@@ -13,7 +13,7 @@ import type { Clock } from '../core/clock.js';
 import type { Delegations } from './delegations.js';
 import type { Enrolment } from './enrolment.js';
 import type { NodeRegistry } from './node-registry.js';
-import { HeartbeatRate } from './heartbeat-rate.js';
+import { HeartbeatRate, heartbeatRateFor } from './heartbeat-rate.js';
 import { heartbeatAnswer, HeartbeatStreams } from './heartbeat-streams.js';
 import { TERMS_STATEMENT_METADATA_KEY, type ProviderRegistry } from './providers.js';
 import { urnField } from '../core/validate.js';
@@ -33,7 +33,7 @@ export interface MaDomain {
 /** The ManagementAuthority service over the domain. */
 export function managementAuthorityService(deps: MaDomain): ServiceRegistration {
   // One rate per node over both ways it beats: reopening a stream or going unary buys nothing.
-  const rate = new HeartbeatRate();
+  const rate = new HeartbeatRate(heartbeatRateFor(deps.heartbeatIntervalMs));
   const streams = new HeartbeatStreams({
     rate,
     registry: deps.registry,

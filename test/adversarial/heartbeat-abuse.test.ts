@@ -151,8 +151,9 @@ describe('heartbeat abuse', () => {
     const secs = (performance.now() - t0) / 1000;
     const taken = reg.heartbeats - before;
     console.log(`one node, streams reopened then unary: ${taken} beats taken in ${secs.toFixed(2)} s; refused with ${[...rules].join(', ')}`);
-    // Burst 20 plus 5 a second (and slack for the loaded machine); it was thousands a second.
-    expect(taken).toBeLessThanOrEqual(20 + Math.ceil(5 * secs) + 5);
+    // Burst 20 plus the sustained rate (5 a second, or three beats an interval: 15 at this site's 200 ms), and
+    // slack for the loaded machine; it was thousands a second.
+    expect(taken).toBeLessThanOrEqual(20 + Math.ceil(15 * secs) + 5);
     expect(rules).toContain('RESOURCE_EXHAUSTED heartbeat_rate');
     expect(unary.filter((o) => o.code === Status.RESOURCE_EXHAUSTED && o.rule === 'heartbeat_rate').length).toBeGreaterThan(10);
     // A refused beat is not recorded: the last sequence taken is an accepted one, never the last sent.
