@@ -53,7 +53,10 @@ export function takeUnderlayReport(node: UnderlayHolder, offered: string | undef
       if (node.underlayRefused !== next) {
         const held = warningNow((node.underlayWarnings ??= { held: 0 }), now);
         if (held !== undefined)
-          log.warn({ node: node.record.urn, address: next.slice(0, 60), reason: problem, ...(held ? { held } : {}) }, "node's underlay address ignored");
+          log.warn(
+            { node: node.record.urn, address: next.slice(0, 60), reason: problem, ...(held ? { held } : {}) },
+            "node's underlay address ignored",
+          );
       }
       node.underlayRefused = next;
       return false;

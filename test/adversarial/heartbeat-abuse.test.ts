@@ -150,7 +150,9 @@ describe('heartbeat abuse', () => {
     const unary = await Promise.all(Array.from({ length: 20 }, () => outcome(client.heartbeat(beatOf(n.urn, ++seq)))));
     const secs = (performance.now() - t0) / 1000;
     const taken = reg.heartbeats - before;
-    console.log(`one node, streams reopened then unary: ${taken} beats taken in ${secs.toFixed(2)} s; refused with ${[...rules].join(', ')}`);
+    console.log(
+      `one node, streams reopened then unary: ${taken} beats taken in ${secs.toFixed(2)} s; refused with ${[...rules].join(', ')}`,
+    );
     // Burst 20 plus the sustained rate (5 a second, or three beats an interval: 15 at this site's 200 ms), and
     // slack for the loaded machine; it was thousands a second.
     expect(taken).toBeLessThanOrEqual(20 + Math.ceil(15 * secs) + 5);
@@ -214,7 +216,10 @@ describe('heartbeat abuse', () => {
     const fatStream = padded(ManagementAuthorityService.heartbeatStream, 100 * 1024);
     const onStream = await outcome(streamOn(clientAs(n.tls), fatStream).send(beatOf(n.urn, 1), 5000));
     expect(onStream.code).toBe(Status.RESOURCE_EXHAUSTED);
-    const fatUnary = clientAs(n.tls, { ...ManagementAuthorityService, heartbeat: padded(ManagementAuthorityService.heartbeat, 100 * 1024) });
+    const fatUnary = clientAs(n.tls, {
+      ...ManagementAuthorityService,
+      heartbeat: padded(ManagementAuthorityService.heartbeat, 100 * 1024),
+    });
     const onCall = await outcome(fatUnary.heartbeat(beatOf(n.urn, 2)));
     expect(onCall.code).toBe(Status.RESOURCE_EXHAUSTED);
     expect(live(4).sequence).toBe(0);
@@ -233,7 +238,9 @@ describe('heartbeat abuse', () => {
     await site.stop();
     const took = performance.now() - t0;
     const end = await s.ended;
-    console.log(`stop with a stream open took ${took.toFixed(0)} ms (grace ${grace} ms); the stream ended ${Status[end.code]}: ${end.details}`);
+    console.log(
+      `stop with a stream open took ${took.toFixed(0)} ms (grace ${grace} ms); the stream ended ${Status[end.code]}: ${end.details}`,
+    );
     expect(took).toBeLessThan(grace / 2);
     expect(end.code).toBe(Status.UNAVAILABLE);
   }, 20_000);
