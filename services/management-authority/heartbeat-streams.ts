@@ -19,9 +19,10 @@
  * is revoked still reports its health, and admission refuses to use it; every
  * answer carries the revocation list's version, so the node fetches new entries.
  *
- * One stream per node: a newer stream of the node ends the older one (ABORTED),
- * so a node that reconnects is not refused for a stream its old connection
- * still holds. A stream that drops is a missed heartbeat and nothing more:
+ * One stream per node: a newer stream of the node ends the older one (ABORTED)
+ * at its first accepted heartbeat, so a node that reconnects is not refused for
+ * a stream its old connection still holds, and a stream whose first message is
+ * refused ends alone. A stream that drops is a missed heartbeat and nothing more:
  * DOWN detection stays with the registry's monitor (three missed intervals).
  */
 import { AbortedError, PermissionDeniedError } from '../core/errors.js';
@@ -88,11 +89,15 @@ export class HeartbeatStreams {
         }
         const urn = ctx.peer.urn;
         const me = { end };
-        this.current.get(urn)?.end(new AbortedError('a newer heartbeat stream of this node opened; this one is closed'));
-        this.current.set(urn, me);
         return {
           message: (req) => {
             registry.heartbeat(ctx.peer, req, this.o.rate?.admit);
+            // A stream takes over from the node's older one at its first accepted beat, not at its open:
+            // a stream whose first message is refused ends alone and leaves the working one be.
+            if (this.current.get(urn) !== me) {
+              this.current.get(urn)?.end(new AbortedError('a newer heartbeat stream of this node opened; this one is closed'));
+              this.current.set(urn, me);
+            }
             return heartbeatAnswer(clock, intervalMs, this.o.revocationVersion());
           },
           close: () => {

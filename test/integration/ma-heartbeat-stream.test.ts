@@ -130,6 +130,22 @@ describe('HeartbeatStream', () => {
     expect((await newer.ended).code).toBe(Status.OK);
   });
 
+  it("leaves the older stream be when a newer one's first message is refused (it ends alone)", async () => {
+    const older = streamAs(nodes[0]!.tls);
+    await older.send(beatOf(nodes[0]!.urn, 10), 5000);
+    const newer = streamAs(nodes[0]!.tls);
+    const refused = await newer.send(beatOf(nodes[3]!.urn, 11), 5000).then(
+      () => Status.OK,
+      (e: unknown) => (e as { code: number }).code,
+    );
+    expect(refused).toBe(Status.PERMISSION_DENIED);
+    expect((await newer.ended).code).toBe(Status.PERMISSION_DENIED);
+    await older.send(beatOf(nodes[0]!.urn, 12), 5000);
+    expect(live(0).sequence).toBe(12);
+    older.end();
+    expect((await older.ended).code).toBe(Status.OK);
+  });
+
   it('does not mark a node DOWN when its stream drops; three missed intervals do', async () => {
     const reg = site.ma!.registry;
     const s = streamAs(nodes[0]!.tls);
