@@ -76,13 +76,18 @@ export async function superviseSliver(context: DeploymentContext, name: string, 
       }
     }
     const started = context.now();
-    await records.patchTarget(
-      name,
-      sliverUrn,
-      { service: step.service ? 'running' : 'starting', code: 0, reason: '', nextRestartAt: undefined },
-      step.service ? `service ${step.name} started on ${sliverUrn}` : `step ${step.name} on ${sliverUrn}`,
-      step.name,
-    );
+    // A step being retried after its node refused or could not be reached keeps that outcome recorded
+    // until the step's next outcome differs: a retry loop must not rewrite the record on every attempt.
+    const retrying = !step.service && t.code !== 0 && t.reason.startsWith(`step ${step.name}: `);
+    if (!retrying) {
+      await records.patchTarget(
+        name,
+        sliverUrn,
+        { service: step.service ? 'running' : 'starting', code: 0, reason: '', nextRestartAt: undefined },
+        step.service ? `service ${step.name} started on ${sliverUrn}` : `step ${step.name} on ${sliverUrn}`,
+        step.name,
+      );
+    }
     if (step.service) settleWhenReady(context, name);
     let result: { exit?: Exit; error?: { code: number; reason: string } };
     try {
@@ -141,15 +146,18 @@ export async function superviseSliver(context: DeploymentContext, name: string, 
         settleWhenReady(context, name);
         return;
       }
-      // The node could not be reached (or refused the credential): try the step again.
-      await records.patchTarget(
-        name,
-        sliverUrn,
-        { code, reason: `step ${step.name}: ${why}` },
-        `step ${step.name} on ${sliverUrn} could not run (${why}); retrying`,
-        step.name,
-        { code, reason: why },
-      );
+      // The node could not be reached (or refused the call): try the step again; recorded when the outcome changed.
+      const now = records.get(name)?.targets.find((x) => x.sliverUrn === sliverUrn);
+      if (now?.code !== code || now.reason !== `step ${step.name}: ${why}`) {
+        await records.patchTarget(
+          name,
+          sliverUrn,
+          { code, reason: `step ${step.name}: ${why}` },
+          `step ${step.name} on ${sliverUrn} could not run (${why}); retrying`,
+          step.name,
+          { code, reason: why },
+        );
+      }
       await sleep(settings.retryMs, signal);
       continue;
     }
