@@ -2,8 +2,9 @@
  * The management authority's gauges, read from its registry and ledger at
  * each scrape: nodes by health, capacity and what is committed (site totals
  * per resource, so the label set stays bounded), slivers by allocation state
- * and open holds. Heartbeats received are `fedlab_rpc_calls_total` of
- * ManagementAuthority/Heartbeat.
+ * and open holds; heartbeats accepted, unary or on a HeartbeatStream (a
+ * stream is one call however many beats it carries, so `fedlab_rpc_calls_total`
+ * does not count them).
  */
 import type { ServiceMetrics } from '../core/metrics/service-metrics.js';
 import type { SliceLedger } from './aggregate/slice-ledger.js';
@@ -43,4 +44,7 @@ export function registerMaMetrics(metrics: ServiceMetrics, registry: NodeRegistr
   });
   metrics.gauge('fedlab_ma_slices', 'Slices in the books', [], () => [[{}, ledger.slices.size]]);
   metrics.gauge('fedlab_ma_holds', 'Allocations held but not provisioned', [], () => [[{}, ledger.holds.size]]);
+  metrics.counterFrom('fedlab_ma_heartbeats_total', 'Heartbeats accepted from the nodes, unary or on a stream', [], () => [
+    [{}, registry.heartbeats],
+  ]);
 }

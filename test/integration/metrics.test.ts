@@ -79,7 +79,10 @@ describe('metrics', () => {
     expect(m.find('fedlab_ma_committed', { resource: 'cpu_millis' })).toHaveLength(1);
     expect(m.find('fedlab_ma_slivers', { allocation: 'provisioned' })).toHaveLength(1);
     expect(m.find('fedlab_ma_holds')[0]?.value).toBe(0);
-    // Heartbeats received are the Heartbeat method's call count; no URN is a label anywhere.
+    // Heartbeats, unary or on a stream (node managers beat on HeartbeatStream), counted; no URN is a label anywhere.
+    const after = await scrape(ports.ma);
+    expect(after.types.get('fedlab_ma_heartbeats_total')).toBe('counter');
+    expect(after.find('fedlab_ma_heartbeats_total')[0]?.value).toBeGreaterThan(0);
     for (const s of m.samples) for (const v of Object.values(s.labels)) expect(v).not.toMatch(/^urn:fedlab:/);
   });
 

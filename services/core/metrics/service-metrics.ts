@@ -59,6 +59,21 @@ export class ServiceMetrics {
     });
   }
 
+  /** Registers a counter whose values the role keeps itself (plain numbers) and are read at each scrape. */
+  counterFrom<L extends string>(name: string, help: string, labelNames: readonly L[], collect: GaugeCollector<L>): void {
+    new Counter<L>({
+      name,
+      help,
+      labelNames: [...labelNames],
+      registers: [this.registry],
+      async collect() {
+        const values = await collect();
+        this.reset();
+        for (const [labels, value] of values) this.inc(labels, value);
+      },
+    });
+  }
+
   /** Registers a counter the role increments itself; returns it. */
   counter<L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L> {
     return new Counter<L>({ name, help, labelNames: [...labelNames], registers: [this.registry] });
