@@ -19,7 +19,15 @@ import {
   type HeartbeatResponse,
 } from '../../services/generated/fedlab/v1/management_authority.js';
 import { makeTestPki } from '../helpers/pki.js';
-import { disposeParties, enrolFakeNode, startSite, type FakeNode, type Site, type SiteParties } from '../helpers/ma-harness.js';
+import {
+  disposeParties,
+  enrolFakeNode,
+  heartbeatMessage,
+  startSite,
+  type FakeNode,
+  type Site,
+  type SiteParties,
+} from '../helpers/ma-harness.js';
 
 let parties: SiteParties;
 let site: Site;
@@ -69,20 +77,7 @@ function clientAs(tls: TlsMaterial, definition = ManagementAuthorityService) {
 function streamOn(client: ReturnType<typeof clientAs>, def = ManagementAuthorityService.heartbeatStream) {
   return new SessionStream<HeartbeatRequest, HeartbeatResponse>(client.raw, def, new Metadata());
 }
-function beatOf(urn: string, sequence: number, extra: Partial<HeartbeatRequest> = {}): HeartbeatRequest {
-  return {
-    nodeUrn: urn,
-    sequence,
-    sentAt: new Date(),
-    capacity: { cpuMillis: 1000, memMb: 1024, diskMb: 1024, pids: 512, bandwidthKbps: 0 },
-    allocated: { cpuMillis: 0, memMb: 0, diskMb: 0, pids: 0, bandwidthKbps: 0 },
-    usage: { cpuMillis: 0, memMb: 0, diskMb: 0, pids: 0, bandwidthKbps: 0 },
-    sliverCount: 0,
-    version: 'test',
-    endpoint: '127.0.0.1:9',
-    ...extra,
-  };
-}
+const beatOf = heartbeatMessage;
 /** The status of a call or send: OK, or the error's code and rule. */
 const outcome = (p: Promise<unknown>) =>
   p.then(

@@ -14,7 +14,7 @@ import { createClient, type PromiseClient } from '../../services/core/rpc/client
 import type { TlsMaterial } from '../../services/core/rpc/server.js';
 import { AggregateService } from '../../services/generated/fedlab/v1/aggregate.js';
 import { NodeHealth, SliverIsolation, type SliceUser } from '../../services/generated/fedlab/v1/common.js';
-import { ManagementAuthorityService } from '../../services/generated/fedlab/v1/management_authority.js';
+import { ManagementAuthorityService, type HeartbeatRequest } from '../../services/generated/fedlab/v1/management_authority.js';
 import { NodeManagerService } from '../../services/generated/fedlab/v1/node_manager.js';
 import type { Clock } from '../../services/core/clock.js';
 import { enrollNode, issueOwnerCredential, OWNER_PRIVILEGES } from '../../services/management-authority/enrolment-client.js';
@@ -457,6 +457,22 @@ export async function enrolNode(site: Site, options: NodeOptions): Promise<TestN
 /** Polls until a condition holds (core's `until`, re-exported for the tests that wait on sites). */
 export { until };
 
+/** A heartbeat of `urn` (a 1-core node, nothing allocated or used), with `extra` fields over it. */
+export function heartbeatMessage(urn: string, sequence: number, extra: Partial<HeartbeatRequest> = {}): HeartbeatRequest {
+  return {
+    nodeUrn: urn,
+    sequence,
+    sentAt: new Date(),
+    capacity: { cpuMillis: 1000, memMb: 1024, diskMb: 1024, pids: 512, bandwidthKbps: 0 },
+    allocated: { cpuMillis: 0, memMb: 0, diskMb: 0, pids: 0, bandwidthKbps: 0 },
+    usage: { cpuMillis: 0, memMb: 0, diskMb: 0, pids: 0, bandwidthKbps: 0 },
+    sliverCount: 0,
+    version: 'test',
+    endpoint: '127.0.0.1:9',
+    ...extra,
+  };
+}
+
 /** A node enrolled for real but with no node manager: the test sends its heartbeats itself. */
 export interface FakeNode {
   readonly urn: string;
@@ -490,17 +506,7 @@ export async function enrolFakeNode(
     ownerChain,
     tls,
     beat: async (asked = {}) => {
-      await client.heartbeat({
-        nodeUrn: urn,
-        sequence: ++seq,
-        sentAt: new Date(),
-        capacity: { ...(asked.capacity ?? capacity), bandwidthKbps: 0 },
-        allocated: { cpuMillis: 0, memMb: 0, diskMb: 0, pids: 0, bandwidthKbps: 0 },
-        usage: { cpuMillis: 0, memMb: 0, diskMb: 0, pids: 0, bandwidthKbps: 0 },
-        sliverCount: 0,
-        version: 'test',
-        endpoint: '127.0.0.1:9',
-      });
+      await client.heartbeat(heartbeatMessage(urn, ++seq, { capacity: { ...(asked.capacity ?? capacity), bandwidthKbps: 0 } }));
     },
     close: () => client.close(),
   };

@@ -18,6 +18,7 @@ import {
 import {
   disposeParties,
   enrolFakeNode,
+  heartbeatMessage,
   siteParties,
   startSite,
   tlsOf,
@@ -52,19 +53,8 @@ function streamAs(tls: TlsMaterial): SessionStream<HeartbeatRequest, HeartbeatRe
   return new SessionStream(client.raw, ManagementAuthorityService.heartbeatStream, new Metadata());
 }
 
-function beatOf(urn: string, sequence: number): HeartbeatRequest {
-  return {
-    nodeUrn: urn,
-    sequence,
-    sentAt: new Date(),
-    capacity: { cpuMillis: 1000, memMb: 1024, diskMb: 1024, pids: 512, bandwidthKbps: 0 },
-    allocated: { cpuMillis: 0, memMb: 0, diskMb: 0, pids: 0, bandwidthKbps: 0 },
-    usage: { cpuMillis: 5, memMb: 10, diskMb: 0, pids: 2, bandwidthKbps: 0 },
-    sliverCount: 0,
-    version: 'test',
-    endpoint: '127.0.0.1:9',
-  };
-}
+const beatOf = (urn: string, sequence: number): HeartbeatRequest =>
+  heartbeatMessage(urn, sequence, { usage: { cpuMillis: 5, memMb: 10, diskMb: 0, pids: 2, bandwidthKbps: 0 } });
 
 const live = (i: number) => site.ma!.registry.get(nodes[i]!.urn)!;
 
