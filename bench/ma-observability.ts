@@ -232,8 +232,9 @@ export async function observabilityCost(ctx: ObservabilityContext): Promise<void
               caPem: ctx.caPem,
               intervalMs: ctx.intervalMs,
               nodes: part,
-              // One unary call per beat: the figure is what a unary Heartbeat costs with metrics and audit on.
-              mode: 'unary',
+              // One unary call per beat (the figure is what a unary Heartbeat costs with metrics and audit on), or
+              // FEDLAB_BENCH_OBS_HEARTBEATS=stream: the same beats as messages on each node's HeartbeatStream.
+              mode: process.env.FEDLAB_BENCH_OBS_HEARTBEATS === 'stream' ? 'stream' : 'unary',
             });
             await connected;
           }
