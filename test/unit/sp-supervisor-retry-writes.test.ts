@@ -3,8 +3,8 @@
 // new message, a new code) or the step succeeds. A real LevelDB store whose writes are counted; the node
 // manager is a stand-in whose Exec refuses or succeeds as the test says (this is the supervisor's unit
 // test; the wire fuzz exercises the same path with a real node).
-// Two gaps the fix left are it.fails below: a refusal outlives the step's success on the sliver's
-// status, and a node that cannot be reached still costs two writes per attempt (its endpoint).
+// Also: the refusal goes with the step's success, and a node that cannot be reached costs no write per
+// attempt (its endpoint is looked up again in memory).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -183,9 +183,9 @@ describe('SP supervisor: a retried step keeps its outcome recorded until it chan
     expect(retryEvents()).toHaveLength(3);
   });
 
-  // Known gap of cf10ad4: the step's start no longer clears a refusal it retries, and its success does not
-  // either, so a READY deployment's sliver goes on showing the last refusal (GetDeployment's status).
-  it.fails('leaves no refusal on a sliver whose step succeeded after being refused', async () => {
+  // The step's start does not clear a refusal it retries, so its success must: a READY deployment's sliver
+  // would otherwise go on showing the last refusal (GetDeployment's status).
+  it('leaves no refusal on a sliver whose step succeeded after being refused', async () => {
     await attemptsMore(3);
     answer = 'exit 0';
     await supervising;
@@ -194,9 +194,9 @@ describe('SP supervisor: a retried step keeps its outcome recorded until it chan
     expect(sliver()).toMatchObject({ stepsDone: 1, service: 'exited', code: Status.OK, reason: '' });
   });
 
-  // Known gap of cf10ad4: a node that cannot be reached still costs two writes per attempt (its endpoint
-  // cleared, then looked up again and written back the same), although its outcome is recorded once.
-  it.fails('records a node that cannot be reached once, not on every attempt', async () => {
+  // A node that cannot be reached is asked for again at its site on every attempt, in memory: its endpoint
+  // is not cleared and written back the same each time.
+  it('records a node that cannot be reached once, not on every attempt', async () => {
     answer = { refuse: Status.UNAVAILABLE, details: 'connection refused' };
     await attemptsMore(6);
     expect(retryEvents()).toHaveLength(1);

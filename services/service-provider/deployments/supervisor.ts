@@ -46,6 +46,9 @@ export async function superviseSliver(context: DeploymentContext, name: string, 
   const { records, outputs, tasks } = context;
   const settings = context.deps.supervision;
   let failuresInRow = 0;
+  // Set when the node could not be reached: it may have moved, so its site is asked again (in memory, so
+  // an unreachable node costs no record write per attempt).
+  let lookAgain = false;
   while (!signal.aborted && !tasks.stopped) {
     const rec = records.get(name);
     const t = rec?.targets.find((x) => x.sliverUrn === sliverUrn);
@@ -59,10 +62,11 @@ export async function superviseSliver(context: DeploymentContext, name: string, 
     }
     const step = steps[t.stepsDone] as StepRecord;
     let endpoint = t.endpoint;
-    if (!endpoint) {
+    if (!endpoint || lookAgain) {
       try {
         endpoint = await lookupEndpoint(context, t, signal);
-        await records.patchTarget(name, sliverUrn, { endpoint }, undefined);
+        lookAgain = false;
+        if (endpoint !== t.endpoint) await records.patchTarget(name, sliverUrn, { endpoint }, undefined);
       } catch (err) {
         const { code, reason } = plainOutcome(err);
         await records.patchTarget(
@@ -111,7 +115,14 @@ export async function superviseSliver(context: DeploymentContext, name: string, 
         settleWhenReady(context, name);
         return;
       }
-      await records.patchTarget(name, sliverUrn, { stepsDone: t.stepsDone + 1 }, `step ${step.name} done on ${sliverUrn}`, step.name);
+      // A refusal recorded while the step was retried goes with its success.
+      await records.patchTarget(
+        name,
+        sliverUrn,
+        { stepsDone: t.stepsDone + 1, code: 0, reason: '' },
+        `step ${step.name} done on ${sliverUrn}`,
+        step.name,
+      );
       continue;
     }
     const why = result.exit ? exitText(result.exit) : (result.error?.reason ?? 'unknown error');
@@ -131,7 +142,7 @@ export async function superviseSliver(context: DeploymentContext, name: string, 
     if (result.error && (code === Status.UNAUTHENTICATED || code === Status.PERMISSION_DENIED))
       await context.deps.credentials.forget(rec.sliceUrn);
     // A node that cannot be reached may have moved: ask its site for the endpoint again next time.
-    if (result.error && code === Status.UNAVAILABLE) await records.patchTarget(name, sliverUrn, { endpoint: '' }, undefined);
+    if (result.error && code === Status.UNAVAILABLE) lookAgain = true;
     if (!step.service) {
       if (result.exit) {
         const reason = `step ${step.name} failed: ${why}`;
