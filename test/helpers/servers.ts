@@ -4,7 +4,7 @@ import { pino, type Logger } from 'pino';
 import { until } from '../../services/core/timing.js';
 
 /** A logger whose JSON lines are collected in memory (for asserting on per-call log lines). */
-export function capturingLogger(): { log: Logger; lines: () => Record<string, unknown>[] } {
+export function capturingLogger(level: 'info' | 'debug' = 'info'): { log: Logger; lines: () => Record<string, unknown>[] } {
   const chunks: string[] = [];
   const dest = new Writable({
     write(chunk: Buffer, _enc, cb) {
@@ -12,7 +12,7 @@ export function capturingLogger(): { log: Logger; lines: () => Record<string, un
       cb();
     },
   });
-  const log = pino({ level: 'info' }, dest);
+  const log = pino({ level }, dest);
   return {
     log,
     lines: () =>

@@ -1,5 +1,5 @@
 // The RPC core over real mutual TLS on port 0: health, Federation.GetBundle, refusals, error mapping,
-// credential header limits, deadlines, graceful stop, and one log line per call.
+// credential header limits, deadlines, graceful stop, and the per-call log lines.
 import { credentials as grpcCredentials, Client, Metadata, status as Status, type ServiceError } from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -247,15 +247,33 @@ describe('RPC core over mutual TLS', () => {
     await expect(pending).rejects.toMatchObject({ code: Status.CANCELLED });
   });
 
-  it('logs one line per call with method, caller, code and duration', async () => {
+  it('logs a line for every failed call with method, caller, code and duration; a successful unary call at debug only', async () => {
     await client.getBundle({ domain: '' });
     const calls = logs.lines().filter((l) => l.msg === 'rpc' && l.method === '/fedlab.v1.Federation/GetBundle');
-    const ok = calls.find((l) => l.code === 'OK');
-    expect(ok).toMatchObject({ caller: `urn:fedlab:${DOMAIN}:sp:acme` });
-    expect(typeof ok?.ms).toBe('number');
-    expect(calls.some((l) => l.code === 'PERMISSION_DENIED')).toBe(true);
+    // The logger is at info: a call that succeeded is counted in the metrics, not logged.
+    expect(calls.some((l) => l.code === 'OK')).toBe(false);
+    const denied = calls.find((l) => l.code === 'PERMISSION_DENIED');
+    expect(denied).toMatchObject({ caller: `urn:fedlab:${DOMAIN}:sp:acme`, level: 30 });
+    expect(typeof denied?.ms).toBe('number');
     // Credentials never reach the logs.
     expect(JSON.stringify(logs.lines())).not.toMatch(/a\.b\.c/);
+  });
+
+  it('logs a successful unary call at debug when the logger is at debug', async () => {
+    const debug = capturingLogger('debug');
+    const s = await startServer({ port: 0, tls: serverTls, log: debug.log }, [
+      federationService({ domain: DOMAIN, current: async () => bundleFor(pki) }),
+    ]);
+    const c = createClient(FederationService, { address: `localhost:${s.port}`, tls: clientTls });
+    try {
+      await c.getBundle({ domain: '' });
+      const ok = debug.lines().find((l) => l.msg === 'rpc' && l.code === 'OK');
+      expect(ok).toMatchObject({ method: '/fedlab.v1.Federation/GetBundle', caller: `urn:fedlab:${DOMAIN}:sp:acme`, level: 20 });
+      expect(typeof ok?.ms).toBe('number');
+    } finally {
+      c.close();
+      await s.stop();
+    }
   });
 
   it('stop() lets a call in flight finish and refuses new ones', async () => {

@@ -4,7 +4,7 @@
  * server-streaming calls, or session handlers for bidi streams that answer each
  * message with one message (session-stream.ts); the adapter builds the
  * {@link CallContext}, maps every thrown error through {@link toGrpcStatus},
- * and logs one line per call (a stream is one call).
+ * and logs one line per stream and per failed call (successful unary calls at debug).
  */
 import { performance } from 'node:perf_hooks';
 import {
@@ -177,7 +177,8 @@ async function serveUnary(
   let code = Status.OK;
   let rule: string | undefined;
   try {
-    const ctx = await buildContext(call, method, controller.signal, deps.log, deps.trust);
+    const built = buildContext(call, method, controller, deps.log, deps.trust);
+    const ctx = built instanceof Promise ? await built : built;
     caller = ctx.peer.urn;
     deps.audit?.begin(ctx, call.request);
     admit(call.request);
@@ -190,7 +191,7 @@ async function serveUnary(
     callback(st);
   } finally {
     done();
-    finishCall(deps, method, caller, code, started, rule, controller.signal);
+    finishCall(deps, method, caller, code, started, rule, controller);
   }
 }
 
@@ -206,18 +207,20 @@ async function serveStream(
   let code = Status.OK;
   let rule: string | undefined;
   let release: (() => void) | undefined;
+  let messages = 0;
   try {
-    const ctx = await buildContext(call, method, controller.signal, deps.log, deps.trust);
+    const ctx = await buildContext(call, method, controller, deps.log, deps.trust);
     caller = ctx.peer.urn;
     deps.audit?.begin(ctx, call.request);
     admit(call.request);
     release = deps.streams.acquire(caller, method);
     for await (const message of handler(call.request, ctx)) {
-      if (controller.signal.aborted) break;
+      if (controller.aborted) break;
+      messages++;
       // Respect backpressure: a slow reader must not make us buffer without bound.
       if (!call.write(message)) await drainOrAbort(call, controller.signal);
     }
-    if (controller.signal.aborted && call.cancelled) code = Status.CANCELLED;
+    if (controller.aborted && call.cancelled) code = Status.CANCELLED;
     else call.end();
   } catch (err) {
     const st = toGrpcStatus(err, deps.log, method);
@@ -227,7 +230,7 @@ async function serveStream(
   } finally {
     release?.();
     done();
-    finishCall(deps, method, caller, code, started, rule, controller.signal);
+    finishCall(deps, method, caller, code, started, rule, controller, messages);
   }
 }
 

@@ -15,13 +15,21 @@ import {
 import type { CallAudit } from '../audit/call-audit.js';
 import type { ServiceMetrics } from '../metrics/service-metrics.js';
 import type { Logger } from '../log.js';
-import { peerIdentity, readCredentialChain, type CallContext } from './context.js';
+import type { Metadata } from '@grpc/grpc-js';
+import type { CertIdentity } from '../identity/certificate.js';
+import { CallAbort } from './call-abort.js';
+import { knownPeerIdentity, peerIdentity, readCredentialChain, type CallContext } from './context.js';
 import type { TransportTrust } from './trust.js';
 import type { StreamQuota } from './server-limits.js';
 
+/** Anything a forced stop can abort: a served call's {@link CallAbort}. */
+export interface Abortable {
+  abort(reason: Error): void;
+}
+
 /** Tracks the calls in flight so the server can abort them on a forced stop, and end its session streams on any stop. */
 export class CallTracker {
-  private readonly controllers = new Set<AbortController>();
+  private readonly calls = new Set<Abortable>();
   private readonly sessions = new Set<(error: Error) => void>();
 
   /** Registers an open session stream's way to end; returns its removal. */
@@ -40,20 +48,20 @@ export class CallTracker {
     for (const end of [...this.sessions]) end(error);
   }
 
-  add(c: AbortController): void {
-    this.controllers.add(c);
+  add(c: Abortable): void {
+    this.calls.add(c);
   }
 
-  delete(c: AbortController): void {
-    this.controllers.delete(c);
+  delete(c: Abortable): void {
+    this.calls.delete(c);
   }
 
   get size(): number {
-    return this.controllers.size;
+    return this.calls.size;
   }
 
   abortAll(reason: string): void {
-    for (const c of this.controllers) c.abort(new Error(reason));
+    for (const c of this.calls) c.abort(new Error(reason));
   }
 }
 
@@ -83,55 +91,77 @@ function deadlineOf(call: AnyCall): number {
   return Number.isFinite(ms) ? ms : Infinity;
 }
 
-/** Sets up the context's abort signal: cancellation, deadline and forced stop all abort it. */
-export function startCall(call: AnyCall, tracker: CallTracker): { controller: AbortController; done: () => void } {
-  const controller = new AbortController();
+/**
+ * Starts tracking a call: cancellation, its deadline and a forced stop abort `controller.signal`
+ * (made when first read, see {@link CallAbort}); `done` ends the tracking.
+ */
+export function startCall(call: AnyCall, tracker: CallTracker): { controller: CallAbort; done: () => void } {
+  // Every kind of server call has `cancelled` and emits it; the union of their overloads does not type-check as one.
+  const controller = new CallAbort(call as ServerUnaryCall<unknown, unknown>, deadlineOf(call));
   tracker.add(controller);
-  const onCancel = (): void => controller.abort(new Error('cancelled by the client'));
-  // Every kind of server call emits 'cancelled'; the union of their overloads does not type-check as one.
-  const events = call as ServerUnaryCall<unknown, unknown>;
-  events.on('cancelled', onCancel);
-  const deadline = deadlineOf(call);
-  const timer = Number.isFinite(deadline)
-    ? setTimeout(() => controller.abort(new Error('deadline exceeded')), Math.max(0, deadline - Date.now()))
-    : undefined;
-  timer?.unref();
   return {
     controller,
     done: () => {
-      if (timer) clearTimeout(timer);
-      events.off('cancelled', onCancel);
+      controller.done();
       tracker.delete(controller);
     },
   };
 }
 
-/** The handler's context: the caller's identity from the connection (checked against `trust`), its chain, deadline and signal. */
-export async function buildContext(
-  call: AnyCall,
-  method: string,
-  signal: AbortSignal,
-  log: Logger,
-  trust: Pick<TransportTrust, 'checkClient'> | undefined,
-): Promise<CallContext> {
-  const peer = await peerIdentity(call, trust);
-  const chain = readCredentialChain(call.metadata);
-  // The call's logger is made when a handler first logs: a pino child costs more than a small call's handler.
-  let callLog: Logger | undefined;
-  return {
-    method,
-    peer,
-    chain,
-    metadata: call.metadata,
-    deadline: deadlineOf(call),
-    signal,
-    get log(): Logger {
-      return (callLog ??= log.child({ method, caller: peer.urn }));
-    },
-  };
+/** A call's abort: its {@link CallAbort}, or (from older callers) a signal made already. */
+export type CallSignal = CallAbort | AbortSignal;
+
+/** The signal of a {@link CallSignal}, made now if it was not yet. */
+export function signalOf(s: CallSignal): AbortSignal {
+  return s instanceof CallAbort ? s.signal : s;
 }
 
-/** One log line and the metrics of a finished call (a stream is one call, however many messages it carried). */
+/** The context handed to a handler: fixed fields, and the signal and the call's logger made only if it asks. */
+class ServedCallContext implements CallContext {
+  private callLog: Logger | undefined;
+
+  constructor(
+    readonly method: string,
+    readonly peer: CertIdentity,
+    readonly chain: readonly string[],
+    readonly metadata: Metadata,
+    readonly deadline: number,
+    private readonly abort: CallSignal,
+    private readonly baseLog: Logger,
+  ) {}
+
+  get signal(): AbortSignal {
+    return signalOf(this.abort);
+  }
+
+  // A pino child costs more than a small call's handler: made when a handler first logs.
+  get log(): Logger {
+    return (this.callLog ??= this.baseLog.child({ method: this.method, caller: this.peer.urn }));
+  }
+}
+
+/**
+ * The handler's context: the caller's identity from the connection (checked against `trust`), its
+ * chain, deadline and signal. Synchronous once the connection's identity is known (every call after a
+ * connection's first), so a call does not wait a turn for it.
+ */
+export function buildContext(
+  call: AnyCall,
+  method: string,
+  abort: CallSignal,
+  log: Logger,
+  trust: Pick<TransportTrust, 'checkClient'> | undefined,
+): CallContext | Promise<CallContext> {
+  const make = (peer: CertIdentity): CallContext =>
+    new ServedCallContext(method, peer, readCredentialChain(call.metadata), call.metadata, deadlineOf(call), abort, log);
+  const known = knownPeerIdentity(call, trust);
+  return known ? make(known) : peerIdentity(call, trust).then(make);
+}
+
+/**
+ * The metrics of a finished call and its log line: at info for a stream (one line however many messages it
+ * carried; pass `messages`) and for a failed call, at debug for a unary call that succeeded.
+ */
 export function finishCall(
   deps: ResolvedDeps,
   method: string,
@@ -139,15 +169,22 @@ export function finishCall(
   code: Status,
   started: number,
   rule: string | undefined,
-  signal: AbortSignal,
+  abort: CallSignal,
   messages?: number,
 ): void {
   const ms = performance.now() - started;
   const name = Status[code] ?? String(code);
   // finish() logs its own failures: the answer has gone already, so a failed append must not fail the call.
-  if (caller !== undefined && deps.audit?.audits(method)) void deps.audit.finish(signal, name, rule);
-  const line = { method, caller, code: name, ms: Math.round(ms * 10) / 10 };
-  deps.rpcLog.info(messages === undefined ? line : { ...line, messages }, 'rpc');
+  if (caller !== undefined && deps.audit?.audits(method)) void deps.audit.finish(signalOf(abort), name, rule);
+  // A unary call that succeeded is counted in the metrics (and recorded by the audit log if it may
+  // change state); its line is for debugging. Every failed call, and every stream, is logged.
+  const quiet = messages === undefined && code === Status.OK;
+  if (!quiet || deps.rpcLog.isLevelEnabled('debug')) {
+    const line = { method, caller, code: name, ms: Math.round(ms * 10) / 10 };
+    if (messages !== undefined) deps.rpcLog.info({ ...line, messages }, 'rpc');
+    else if (quiet) deps.rpcLog.debug(line, 'rpc');
+    else deps.rpcLog.info(line, 'rpc');
+  }
   deps.metrics?.observeCall(method, name, ms / 1000, rule);
 }
 

@@ -37,25 +37,31 @@ export interface CallContext {
 
 /** Reads the chain from metadata, enforcing the docs/design.md §5 size limits first. */
 export function readCredentialChain(metadata: Metadata): string[] {
-  // HTTP/2 may deliver repeated metadata as one comma-joined value; compact JWS never contains a comma.
-  const values = metadata
-    .get(CREDENTIAL_METADATA_KEY)
-    .flatMap((v) => (typeof v === 'string' ? v : v.toString('latin1')).split(','))
-    .map((v) => v.trim())
-    .filter((v) => v.length > 0);
-  if (values.length > MAX_CHAIN_LINKS) {
-    throw new UnauthenticatedError(`credential chain has ${values.length} links; at most ${MAX_CHAIN_LINKS} are accepted`, {
+  const chain: string[] = [];
+  let chars = 0;
+  for (const v of metadata.get(CREDENTIAL_METADATA_KEY)) {
+    const text = typeof v === 'string' ? v : v.toString('latin1');
+    // HTTP/2 may deliver repeated metadata as one comma-joined value; compact JWS never contains a comma.
+    for (const part of text.includes(',') ? text.split(',') : [text]) {
+      const link = part.trim();
+      if (link.length === 0) continue;
+      chain.push(link);
+      chars += link.length;
+    }
+  }
+  if (chain.length > MAX_CHAIN_LINKS) {
+    throw new UnauthenticatedError(`credential chain has ${chain.length} links; at most ${MAX_CHAIN_LINKS} are accepted`, {
       rule: 'size',
     });
   }
-  let total = 0;
-  const chain: string[] = [];
-  for (const s of values) {
-    total += Buffer.byteLength(s);
+  // A UTF-16 unit is at most 3 bytes of UTF-8 (a surrogate pair 4 for 2 units): count bytes only when
+  // the characters alone cannot settle it.
+  if (chars * 3 > MAX_CHAIN_BYTES) {
+    let total = 0;
+    for (const link of chain) total += Buffer.byteLength(link);
     if (total > MAX_CHAIN_BYTES) {
       throw new UnauthenticatedError(`credential chain is larger than ${MAX_CHAIN_BYTES} bytes; present a shorter chain`, { rule: 'size' });
     }
-    chain.push(s);
   }
   return chain;
 }
@@ -108,6 +114,25 @@ export async function peerIdentity(
   return identity;
 }
 
+/** Identities of sessions whose first call's identity is known already (the same key as {@link bySession}). */
+const resolvedBySession = new WeakMap<object, CertIdentity>();
+
+/**
+ * {@link peerIdentity} without waiting, for a connection whose identity is known already (every call
+ * after its first); undefined otherwise. The same checks run: validity now, and `trust`.
+ */
+export function knownPeerIdentity(
+  call: Pick<ServerUnaryCall<unknown, unknown>, 'getAuthContext'>,
+  trust?: Pick<TransportTrust, 'checkClient'>,
+): CertIdentity | undefined {
+  const session = sessionOf(call);
+  const identity = session && resolvedBySession.get(session);
+  if (!identity) return undefined;
+  checkCertificateValidity(identity);
+  trust?.checkClient(identity);
+  return identity;
+}
+
 function cachedIdentity(call: Pick<ServerUnaryCall<unknown, unknown>, 'getAuthContext'>): Promise<CertIdentity> {
   const session = sessionOf(call);
   const known = session && bySession.get(session);
@@ -115,7 +140,10 @@ function cachedIdentity(call: Pick<ServerUnaryCall<unknown, unknown>, 'getAuthCo
   const identity = certificateIdentity(call);
   if (session) {
     bySession.set(session, identity);
-    identity.catch(() => bySession.delete(session));
+    identity.then(
+      (id) => resolvedBySession.set(session, id),
+      () => bySession.delete(session),
+    );
   }
   return identity;
 }
