@@ -8,8 +8,6 @@
  * that is the authority a slice belongs to, and whose key node managers learn.
  */
 import {
-  parseCredential,
-  thumbprintOf,
   TrustStore,
   verifyChain,
   CredentialDeniedError,
@@ -91,8 +89,6 @@ export class Access {
       now: new Date(this.deps.clock.now()),
       revocations: this.deps.revocations,
     });
-    // Verified above: the first link is this MA's own, issued to the slice authority.
-    const root = parseCredential(ctx.chain[0] as string, 0).claims;
     const targets: Target[] = grant.targets.map((t) => parseTarget(t));
     const covers = (nodeUrn: string): boolean => {
       const t = parseTarget(nodeUrn);
@@ -100,7 +96,8 @@ export class Access {
     };
     return {
       grant,
-      sliceAuthority: { urn: root.sub, jwk: root.cnf.jwk, kid: thumbprintOf(root.cnf.jwk) },
+      // Verified above: the first link is this MA's own, issued to the slice authority.
+      sliceAuthority: grant.rootHolder,
       covers,
       requireNode: (nodeUrn) => {
         if (!covers(nodeUrn)) {

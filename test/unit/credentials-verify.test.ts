@@ -30,7 +30,7 @@ import {
 } from './credentials-fixtures.js';
 
 describe('the grant', () => {
-  it('gives the leaf privileges and targets, effective limits, validity, holder, root and hashes', () => {
+  it('gives the leaf privileges and targets, effective limits, validity, holder, root, root holder and hashes', () => {
     const c = cast();
     const specs = standardSpecs(c);
     specs[1] = { ...(specs[1] as LinkSpec), claims: { lim: { slivers: 10 }, exp: T0 + 7200 } };
@@ -45,12 +45,15 @@ describe('the grant', () => {
       exp: T0 + 7200,
       holder: { urn: c.alice.urn, thumbprint: c.alice.kid },
       root: { issuer: c.ma.urn, kid: c.ma.kid },
+      rootHolder: { urn: c.sa.urn, jwk: c.sa.jwk, kid: c.sa.kid },
       issuers: [c.ma.urn, c.sa.urn, c.sp.urn],
       hashes: chain.map((t, i) => parseCredential(t, i).hash),
       jtis: chain.map((t, i) => parseCredential(t, i).claims.jti),
       delegationsLeft: 0,
     });
     expect(Object.isFrozen(g)).toBe(true);
+    // The root holder's key is frozen: the verifier's cached prefix cannot be changed through it.
+    expect(Object.isFrozen(g.rootHolder.jwk)).toBe(true);
   });
 
   it('failures are typed: UNAUTHENTICATED for a bad chain, PERMISSION_DENIED for a grant that does not cover the call', () => {

@@ -7,6 +7,7 @@
 import type { Target } from '../identity/urn.js';
 import { effectiveIncarnation } from './attenuation.js';
 import type { Limits, ParsedCredential, Privilege } from './format.js';
+import type { PublicJwk } from './keys.js';
 
 /** What a verified chain lets its holder do. */
 export interface Grant {
@@ -22,6 +23,8 @@ export interface Grant {
   readonly holder: { readonly urn: string; readonly thumbprint: string };
   /** The root's issuer and key. */
   readonly root: { readonly issuer: string; readonly kid: string };
+  /** Who the root was issued to (its `sub` and `cnf.jwk`, and that key's thumbprint): an MA's slice authority. */
+  readonly rootHolder: { readonly urn: string; readonly jwk: PublicJwk; readonly kid: string };
   /** Issuers of every link, root first. */
   readonly issuers: readonly string[];
   /** base64url SHA-256 of every link, root first. */
@@ -97,6 +100,8 @@ function buildGrant(links: readonly ParsedCredential[], limits: Limits, incarnat
     exp: c.exp,
     holder: Object.freeze({ urn: c.sub, thumbprint: cred.holderKid }),
     root: Object.freeze({ issuer: root.claims.iss, kid: root.header.kid }),
+    // A frozen copy: the parsed link stays the verifier's (the next link's signature was checked under it).
+    rootHolder: Object.freeze({ urn: root.claims.sub, jwk: Object.freeze({ ...root.claims.cnf.jwk }), kid: root.holderKid }),
     issuers: Object.freeze(issuers),
     hashes: Object.freeze(hashes),
     jtis: Object.freeze(jtis),
