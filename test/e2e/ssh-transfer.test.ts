@@ -1,17 +1,22 @@
 // File copy and port forwarding into a container sliver with Debian's OpenSSH client (issue 14): scp of a
 // 10 MB random file in and out (through the image's sftp-server run inside the sliver) with equal checksums,
 // sftp in batch mode, and `ssh -L` to a server that listens on the sliver's own loopback (which the host's
-// loopback does not reach).
+// loopback does not reach); and sftp/scp refused with a clear message in a sliver whose image has no
+// sftp-server (a busybox OCI image).
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { canContain, cannotContainReason, createSliver, startNodeManager, tempDir, type NmHarness } from '../helpers/node-manager.js';
+import { buildBusyboxImage, canContain, cannotContainReason, createSliver, startNodeManager, tempDir, type NmHarness } from '../helpers/node-manager.js';
 import { makeClientKey, opensshCheck, runTool, writeClientConfig } from '../helpers/openssh.js';
 
-const skip = !canContain || !opensshCheck.ok;
-if (skip) console.log(`skipping the OpenSSH transfer tests: ${canContain ? opensshCheck.reason : cannotContainReason}`);
+const umociThere = existsSync('/usr/bin/umoci');
+const skip = !canContain || !opensshCheck.ok || !umociThere;
+if (skip)
+  console.log(
+    `skipping the OpenSSH transfer tests: ${!canContain ? cannotContainReason : !opensshCheck.ok ? opensshCheck.reason : 'umoci is missing'}`,
+  );
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
@@ -45,11 +50,21 @@ describe.skipIf(skip)('scp, sftp and ssh -L with a container sliver', () => {
   beforeAll(async () => {
     dir = tempDir('fedlab-ssh-');
     const key = makeClientKey(dir, 'carol');
-    h = await startNodeManager({ driver: 'container', config: { ssh: { listen: '127.0.0.1:0' } } });
+    const imagesDir = join(dir, 'images');
+    buildBusyboxImage(imagesDir, 'busy');
+    h = await startNodeManager({
+      driver: 'container',
+      config: { ssh: { listen: '127.0.0.1:0' }, images_dir: imagesDir, policy: { images: ['host', 'oci:busy'] } },
+    });
     await createSliver(h, 'xfer-1', {
       sliceUrn: 'urn:fedlab:plc.test:slice:xfer',
       users: [{ urn: 'urn:fedlab:plc.test:user:carol', sshKeys: [key.publicLine] }],
       resources: { cpuMillis: 500, memMb: 256, diskMb: 256, pids: 64, bandwidthKbps: 0 },
+    });
+    await createSliver(h, 'bare-1', {
+      sliceUrn: 'urn:fedlab:plc.test:slice:bare',
+      users: [{ urn: 'urn:fedlab:plc.test:user:carol', sshKeys: [key.publicLine] }],
+      resources: { cpuMillis: 100, memMb: 64, diskMb: 64, pids: 64, bandwidthKbps: 0, image: 'oci:busy' },
     });
     const node = (await h.client().getNodeInfo({}, { chain: h.parties.ownerChain })).node!;
     cfg = writeClientConfig(dir, { address: node.ssh!.address, hostKey: node.ssh!.hostKey, identity: key.file });
@@ -82,6 +97,22 @@ describe.skipIf(skip)('scp, sftp and ssh -L with a container sliver', () => {
     expect(r.stdout).toMatch(/note\.txt/);
     expect(r.stdout).toMatch(/Remote working directory: \/root/);
     expect((await runTool('ssh', ['-F', cfg, target, 'cat /root/note.txt'])).stdout).toBe('a note\n');
+  });
+
+  it('refuses sftp and scp with a message naming the missing sftp-server in a sliver whose image has none', async () => {
+    // oci:busy is busybox alone: a shell, no sftp-server.
+    const bare = 'bare@node';
+    const batch = join(dir, 'batch-none');
+    writeFileSync(batch, 'pwd\n');
+    const r = await runTool('sftp', ['-F', cfg, '-b', batch, bare]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/this sliver's image has no \/usr\/lib\/openssh\/sftp-server: sftp and scp cannot work in it/);
+    writeFileSync(join(dir, 'none.txt'), 'x\n');
+    const cp = await runTool('scp', ['-F', cfg, '-q', join(dir, 'none.txt'), `${bare}:/root/none.txt`]);
+    expect(cp.code).not.toBe(0);
+    expect(cp.stderr).toMatch(/has no \/usr\/lib\/openssh\/sftp-server/);
+    // Nothing was copied, and the sliver's shell still answers.
+    expect((await runTool('ssh', ['-F', cfg, bare, 'test -e /root/none.txt; echo $?'])).stdout.trim()).toBe('1');
   });
 
   it('forwards a local port to a server on the sliver’s own loopback', async () => {
