@@ -18,7 +18,10 @@
  *    MA hosted with both off and both on, in rounds of alternating order; the ratios.
  *
  * Flags: --nodes N (10000) --interval-ms MS (5000) --window-s S (20) --workers W (4) --log-level L (warn)
- * --obs-nodes N (1000; 0 skips part 4) --obs-window-s S (15) --obs-rounds R (2) --obs-allocates K (5).
+ * --obs-nodes N (1000; 0 skips part 4) --obs-window-s S (15) --obs-rounds R (2) --obs-allocates K (5)
+ * --held-s S (--window-s: the window of open streams with no beats) --skip-unary (no unary phase: stream figures only).
+ * Each measured window also prints its bounds on the monotonic clock (`[mono a..b µs]`), the clock of a
+ * --cpu-prof profile's timestamps, so a profile (FEDLAB_BENCH_PROFILE_DIR) can be cut to one window.
  * No assertions: it prints figures and ratios.
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
@@ -88,10 +91,17 @@ interface WorkerSetup {
   readonly mode: 'unary' | 'stream';
 }
 
-async function cpuShare(pid: number, seconds: number): Promise<number> {
+/** Microseconds on the monotonic clock: the clock of a --cpu-prof profile's startTime and sample times. */
+function monoUs(): number {
+  return Number(process.hrtime.bigint() / 1000n);
+}
+
+async function cpuShare(pid: number, seconds: number, label?: string): Promise<number> {
   const c0 = cpuSeconds(pid);
   const t0 = performance.now();
+  const m0 = monoUs();
   await new Promise((r) => setTimeout(r, seconds * 1000));
+  if (label) console.log(`  [mono ${m0}..${monoUs()} µs: ${label}]`);
   return (cpuSeconds(pid) - c0) / ((performance.now() - t0) / 1000);
 }
 
@@ -287,6 +297,8 @@ async function main(): Promise<void> {
   // The MA then runs at a longer interval, and its cost per heartbeat projects the share at --interval-ms.
   const maxRate = flagNumber('max-rate', 400);
   const windowS = flagNumber('window-s', 20);
+  const heldS = flagNumber('held-s', windowS);
+  const skipUnary = process.argv.includes('--skip-unary');
   const workers = Math.max(1, Math.min(16, flagNumber('workers', 4)));
   // Checked when the MA's config is built.
   const logLevel = flagText('log-level', 'warn') as LogLevel;
@@ -472,9 +484,9 @@ async function main(): Promise<void> {
       if (failed) console.log(`  (warning: ${failed} first heartbeats failed)`);
     };
     type Window = { share: number; rate: number; failed: number; errors: Record<string, number>; p50: number; p95: number };
-    const measureWindow = async (): Promise<Window> => {
+    const measureWindow = async (label: string): Promise<Window> => {
       await Promise.all(sender.map((w) => ask(w, 'stats')));
-      const share = await cpuShare(maProc.pid as number, windowS);
+      const share = await cpuShare(maProc.pid as number, windowS, label);
       const stats = await Promise.all(
         sender.map((w) => ask<{ ok: number; failed: number; errors: Record<string, number>; p50: number; p95: number }>(w, 'stats')),
       );
@@ -518,20 +530,26 @@ async function main(): Promise<void> {
       );
     }
     console.log(`nodes UP at the MA: ${await upCount()} of ${N}`);
-    await new Promise((r) => setTimeout(r, loadMs));
-    const w = await measureWindow();
-    const perBeat = w.share / Math.max(w.rate, 1);
-    const offered = N / (loadMs / 1000);
-    console.log(
-      `heartbeat ingestion, ${N} nodes every ${loadMs / 1000} s (${offered.toFixed(0)}/s offered): ${w.rate.toFixed(0)}/s answered, ${w.failed} failed${w.failed ? ` ${JSON.stringify(w.errors)}` : ''}, over ${windowS} s; ` +
-        `MA CPU ${(w.share * 100).toFixed(1)}% of one core (idle ${(idle * 100).toFixed(2)}%); ${(perBeat * 1e6).toFixed(0)} µs of MA CPU per heartbeat; latency p50 ${w.p50.toFixed(1)} ms, p95 ${w.p95.toFixed(1)} ms`,
-    );
     const nominal = N / (intervalMs / 1000);
-    console.log(
-      `=> ${N} nodes every ${intervalMs / 1000} s (${nominal.toFixed(0)} heartbeats/s): ${(nominal * perBeat * 100).toFixed(0)}% of one core for the MA ` +
-        `(${((nominal * perBeat) / Math.max(idle, 0.0001)).toFixed(0)}x idle); of each heartbeat, the MA's own work is ${domainUs.toFixed(0)} µs (${((domainUs / 1e6 / perBeat) * 100).toFixed(1)}%), the rest is mTLS + HTTP/2 + gRPC` +
-        (nominal * perBeat > 0.9 ? '; one Node.js event loop saturates at about ' + (0.9 / perBeat).toFixed(0) + ' heartbeats/s here' : ''),
-    );
+    // Unary per beat (NaN with --skip-unary: the stream figures alone, e.g. to profile them).
+    let perBeat = NaN;
+    if (!skipUnary) {
+      await new Promise((r) => setTimeout(r, loadMs));
+      const w = await measureWindow('unary');
+      perBeat = w.share / Math.max(w.rate, 1);
+      const offered = N / (loadMs / 1000);
+      console.log(
+        `heartbeat ingestion, ${N} nodes every ${loadMs / 1000} s (${offered.toFixed(0)}/s offered): ${w.rate.toFixed(0)}/s answered, ${w.failed} failed${w.failed ? ` ${JSON.stringify(w.errors)}` : ''}, over ${windowS} s; ` +
+          `MA CPU ${(w.share * 100).toFixed(1)}% of one core (idle ${(idle * 100).toFixed(2)}%); ${(perBeat * 1e6).toFixed(0)} µs of MA CPU per heartbeat; latency p50 ${w.p50.toFixed(1)} ms, p95 ${w.p95.toFixed(1)} ms`,
+      );
+      console.log(
+        `=> ${N} nodes every ${intervalMs / 1000} s (${nominal.toFixed(0)} heartbeats/s): ${(nominal * perBeat * 100).toFixed(0)}% of one core for the MA ` +
+          `(${((nominal * perBeat) / Math.max(idle, 0.0001)).toFixed(0)}x idle); of each heartbeat, the MA's own work is ${domainUs.toFixed(0)} µs (${((domainUs / 1e6 / perBeat) * 100).toFixed(1)}%), the rest is mTLS + HTTP/2 + gRPC` +
+          (nominal * perBeat > 0.9
+            ? '; one Node.js event loop saturates at about ' + (0.9 / perBeat).toFixed(0) + ' heartbeats/s here'
+            : ''),
+      );
+    }
     // The same nodes as messages on one HeartbeatStream each: the unary senders go (their connections close), the
     // stream senders connect anew, and the MA's CPU is read over a window at the same rate, then at the nominal one.
     for (const w of sender.splice(0)) w.send({ type: 'stop' });
@@ -551,7 +569,7 @@ async function main(): Promise<void> {
       );
       return per;
     };
-    const ws = await measureWindow();
+    const ws = await measureWindow('stream, same rate as unary');
     const perStream = streamLine('same rate as unary', ws, loadMs);
     console.log(
       `=> ${N} nodes every ${intervalMs / 1000} s (${nominal.toFixed(0)} heartbeats/s): unary ${(nominal * perBeat * 100).toFixed(0)}% of one core, ` +
@@ -561,7 +579,7 @@ async function main(): Promise<void> {
     if (loadMs > intervalMs) {
       for (const w of sender) w.send({ type: 'interval', intervalMs });
       await new Promise((r) => setTimeout(r, intervalMs));
-      const wn = await measureWindow();
+      const wn = await measureWindow('stream, nominal interval');
       const perNominal = streamLine('at the nominal interval, measured', wn, intervalMs);
       console.log(
         `=> ${N} nodes every ${intervalMs / 1000} s over HeartbeatStream, measured: ${(wn.share * 100).toFixed(1)}% of one core at ${wn.rate.toFixed(0)}/s answered ` +
@@ -571,7 +589,7 @@ async function main(): Promise<void> {
     // What the open streams cost with no beats: the part of the figures above that does not grow with the rate.
     for (const w of sender) w.send({ type: 'interval', intervalMs: 0 });
     await new Promise((r) => setTimeout(r, 1000));
-    const held = await cpuShare(maProc.pid as number, windowS);
+    const held = await cpuShare(maProc.pid as number, heldS, 'held streams, no beats');
     console.log(
       `${N} open HeartbeatStreams with no beats (keepalive pings, monitor, timers): ${(held * 100).toFixed(1)}% of one core (idle MA with no nodes: ${(idle * 100).toFixed(2)}%); ` +
         `so a stream heartbeat's own cost is about ${((Math.max(0, ws.share - held) / Math.max(ws.rate, 1)) * 1e6).toFixed(0)} µs`,
