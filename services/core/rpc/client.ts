@@ -81,9 +81,27 @@ function sanUrns(cert: PeerCertificate): string[] {
   return fedlabUrnsOf(cert);
 }
 
+/**
+ * A chain's metadata, built once per chain array: callers keep a chain and present it on many calls
+ * (an MA's on every node call), and `Metadata.add` checks every character of every link, where a
+ * clone of the built one copies references. Entries are confirmed link by link, so an array changed
+ * after it was first sent is built anew.
+ */
+const chainMetadata = new WeakMap<readonly string[], { readonly links: readonly string[]; readonly md: Metadata }>();
+
+function metadataOfChain(chain: readonly string[]): Metadata {
+  const known = chainMetadata.get(chain);
+  if (known && known.links.length === chain.length && known.links.every((l, i) => l === chain[i])) return known.md.clone();
+  const md = new Metadata();
+  for (const link of chain) md.add(CREDENTIAL_METADATA_KEY, link);
+  chainMetadata.set(chain, { links: [...chain], md });
+  return md.clone();
+}
+
 /** Builds the metadata of a call. */
 export function callMetadata(opts: CallOpts): Metadata {
-  const md = opts.metadata?.clone() ?? new Metadata();
+  if (!opts.metadata) return opts.chain?.length ? metadataOfChain(opts.chain) : new Metadata();
+  const md = opts.metadata.clone();
   for (const link of opts.chain ?? []) md.add(CREDENTIAL_METADATA_KEY, link);
   return md;
 }
