@@ -26,7 +26,7 @@
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -89,6 +89,23 @@ interface WorkerSetup {
   readonly nodes: readonly NodeIdentity[];
   /** One unary call per beat, or messages on one stream per node. */
   readonly mode: 'unary' | 'stream';
+}
+
+/**
+ * This machine's TCP connects so far, opened and failed (/proc/net/snmp: the whole network namespace, so other
+ * processes' too). With the senders paused, the MA's are most of them: its channels to simulated nodes, which refuse.
+ */
+function tcpConnects(): { opened: number; failed: number } {
+  try {
+    const lines = readFileSync('/proc/net/snmp', 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('Tcp:'));
+    const names = (lines[0] ?? '').split(' ');
+    const values = (lines[1] ?? '').split(' ').map(Number);
+    return { opened: values[names.indexOf('ActiveOpens')] ?? NaN, failed: values[names.indexOf('AttemptFails')] ?? NaN };
+  } catch {
+    return { opened: NaN, failed: NaN };
+  }
 }
 
 /** Microseconds on the monotonic clock: the clock of a --cpu-prof profile's startTime and sample times. */
@@ -589,10 +606,17 @@ async function main(): Promise<void> {
     // What the open streams cost with no beats: the part of the figures above that does not grow with the rate.
     for (const w of sender) w.send({ type: 'interval', intervalMs: 0 });
     await new Promise((r) => setTimeout(r, 1000));
+    const tcp0 = tcpConnects();
     const held = await cpuShare(maProc.pid as number, heldS, 'held streams, no beats');
+    const tcp1 = tcpConnects();
     console.log(
       `${N} open HeartbeatStreams with no beats (keepalive pings, monitor, timers): ${(held * 100).toFixed(1)}% of one core (idle MA with no nodes: ${(idle * 100).toFixed(2)}%); ` +
         `so a stream heartbeat's own cost is about ${((Math.max(0, ws.share - held) / Math.max(ws.rate, 1)) * 1e6).toFixed(0)} µs`,
+    );
+    // A held figure well above idle with connects going on is the MA reconnecting to nodes it cannot reach, not the streams.
+    console.log(
+      `  meanwhile TCP connects on this machine: ${((tcp1.opened - tcp0.opened) / heldS).toFixed(0)}/s opened, ${((tcp1.failed - tcp0.failed) / heldS).toFixed(0)}/s refused ` +
+        `(the senders are paused: these are mostly the MA's channels to simulated nodes, which serve nothing; docs/management-authority.md)`,
     );
     // ListResources with every node still UP: stop the senders first so the MA is not busy, and measure before three intervals pass.
     for (const w of sender.splice(0)) w.send({ type: 'stop' });
