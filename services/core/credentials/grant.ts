@@ -83,14 +83,14 @@ function buildGrant(links: readonly ParsedCredential[], limits: Limits, incarnat
   const cred = links[n - 1] as ParsedCredential;
   const c = cred.claims;
   const issuers = new Array<string>(n);
-  const hashes = new Array<string>(n);
   const jtis = new Array<string>(n);
   for (let i = 0; i < n; i++) {
     const l = links[i] as ParsedCredential;
     issuers[i] = l.claims.iss;
-    hashes[i] = l.hash;
     jtis[i] = l.claims.jti;
   }
+  // The leaf's hash is needed only by those who show or extend the chain: computed when first asked for.
+  let hashes: readonly string[] | undefined;
   const grant = {
     privileges: Object.freeze(c.priv.slice()),
     targets: Object.freeze(c.tgt.slice()),
@@ -103,7 +103,9 @@ function buildGrant(links: readonly ParsedCredential[], limits: Limits, incarnat
     // A frozen copy: the parsed link stays the verifier's (the next link's signature was checked under it).
     rootHolder: Object.freeze({ urn: root.claims.sub, jwk: Object.freeze({ ...root.claims.cnf.jwk }), kid: root.holderKid }),
     issuers: Object.freeze(issuers),
-    hashes: Object.freeze(hashes),
+    get hashes(): readonly string[] {
+      return (hashes ??= Object.freeze(links.map((l) => l.hash)));
+    },
     jtis: Object.freeze(jtis),
     delegationsLeft: c.dlg,
   };
