@@ -129,8 +129,17 @@ describe('PeerTrust', () => {
       log: silent,
     });
     const emuSa = await emu.issue('urn:fedlab:emu.test:authority:sa');
-    // Not peered: emu's CA vouches for nothing here.
-    expect(trust.checkClient.bind(trust, await idOf(emuSa.certPem))).toThrow();
+    // Not peered: emu's CA vouches for nothing here. The same identity object (as a connection's calls
+    // and session messages present it) is checked again after each change of the trust, never from a stale verdict.
+    const emuId = await idOf(emuSa.certPem);
+    expect(trust.checkClient.bind(trust, emuId)).toThrow();
+    expect(trust.checkClient.bind(trust, emuId)).toThrow();
+    await new PeerDirectory(peersDir).put(record(emuBundle));
+    expect(await trust.reload()).toBe(true);
+    expect(trust.checkClient.bind(trust, emuId)).not.toThrow();
+    expect(await new PeerDirectory(peersDir).remove('emu.test')).toBe(true);
+    expect(await trust.reload()).toBe(true);
+    expect(trust.checkClient.bind(trust, emuId)).toThrow(/in no trusted bundle|vouches only/);
     await new PeerDirectory(peersDir).put(record(emuBundle));
     expect(await trust.reload()).toBe(true);
     expect(trust.caPem()).toContain(emu.caPem.trim().split('\n')[1]);

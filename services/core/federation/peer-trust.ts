@@ -91,6 +91,8 @@ export class PeerTrust implements TransportTrust {
   private cas: CaEntry[] = [];
   private caPemText = '';
   private generation = 0;
+  /** checkClient's verdicts by identity (identities are kept per certificate), valid for one generation. */
+  private readonly clientVerdicts = new WeakMap<CertIdentity, { readonly gen: number; readonly why: string | undefined }>();
   private stampSeen = '\u0000';
   private readonly caListeners = new Set<CaListener>();
   private readonly serverCreds = new Set<ReloadableServerCredentials>();
@@ -264,8 +266,13 @@ export class PeerTrust implements TransportTrust {
   }
 
   checkClient(identity: CertIdentity): void {
-    const why = this.refusal(identity.urn, this.issuerDomains(identity.certificate), 'client');
-    if (why) throw new UnauthenticatedError(why, { rule: 'ca-domain' });
+    // Asked on every call and every session message: the verdict is kept per identity while the trust is unchanged.
+    let seen = this.clientVerdicts.get(identity);
+    if (!seen || seen.gen !== this.generation) {
+      seen = { gen: this.generation, why: this.refusal(identity.urn, this.issuerDomains(identity.certificate), 'client') };
+      this.clientVerdicts.set(identity, seen);
+    }
+    if (seen.why) throw new UnauthenticatedError(seen.why, { rule: 'ca-domain' });
   }
 
   checkServer(cert: PeerCertificate): Error | undefined {
