@@ -3,7 +3,7 @@
  * functions `(request, context) => response`, async generators for
  * server-streaming calls, or session handlers for bidi streams that answer each
  * message with one message (session-stream.ts); the adapter builds the
- * {@link CallContext}, maps every thrown error through {@link toGrpcStatus},
+ * {@link CallContext}, maps every thrown error through `toGrpcStatus` (status.ts),
  * and logs one line per stream and per failed call (successful unary calls at debug).
  */
 import { performance } from 'node:perf_hooks';
@@ -17,9 +17,8 @@ import {
   type ServiceDefinition,
 } from '@grpc/grpc-js';
 import { InvalidArgumentError, ResourceExhaustedError } from '../errors.js';
-import { toGrpcStatus } from './status.js';
 import { StreamQuota, type ServerLimits } from './server-limits.js';
-import { buildContext, finishCall, ruleOf, startCall, type AdapterDeps, type ResolvedDeps } from './call-lifecycle.js';
+import { buildContext, failure, finishCall, startCall, type AdapterDeps, type ResolvedDeps } from './call-lifecycle.js';
 import { admit, RefusedRequest } from './refused-request.js';
 import { serveSession, sessionLimits, type SessionHandler } from './session-stream.js';
 import type { CallContext } from './context.js';
@@ -185,10 +184,9 @@ async function serveUnary(
     const response = await handler(call.request, ctx);
     callback(null, response);
   } catch (err) {
-    const st = toGrpcStatus(err, deps.log, method);
-    code = st.code;
-    rule = ruleOf(st);
-    callback(st);
+    const f = failure(err, deps, method);
+    ({ code, rule } = f);
+    callback(f.status);
   } finally {
     done();
     finishCall(deps, method, caller, code, started, rule, controller);
@@ -223,10 +221,9 @@ async function serveStream(
     if (controller.aborted && call.cancelled) code = Status.CANCELLED;
     else call.end();
   } catch (err) {
-    const st = toGrpcStatus(err, deps.log, method);
-    code = st.code;
-    rule = ruleOf(st);
-    call.emit('error', st);
+    const f = failure(err, deps, method);
+    ({ code, rule } = f);
+    call.emit('error', f.status);
   } finally {
     release?.();
     done();

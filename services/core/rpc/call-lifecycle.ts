@@ -21,6 +21,7 @@ import { CallAbort } from './call-abort.js';
 import { knownPeerIdentity, peerIdentity, readCredentialChain, type CallContext } from './context.js';
 import type { TransportTrust } from './trust.js';
 import type { StreamQuota } from './server-limits.js';
+import { toGrpcStatus } from './status.js';
 
 /** Anything a forced stop can abort: a served call's {@link CallAbort}. */
 export interface Abortable {
@@ -108,14 +109,6 @@ export function startCall(call: AnyCall, tracker: CallTracker): { controller: Ca
   };
 }
 
-/** A call's abort: its {@link CallAbort}, or (from older callers) a signal made already. */
-export type CallSignal = CallAbort | AbortSignal;
-
-/** The signal of a {@link CallSignal}, made now if it was not yet. */
-export function signalOf(s: CallSignal): AbortSignal {
-  return s instanceof CallAbort ? s.signal : s;
-}
-
 /** The context handed to a handler: fixed fields, and the signal and the call's logger made only if it asks. */
 class ServedCallContext implements CallContext {
   private callLog: Logger | undefined;
@@ -126,12 +119,12 @@ class ServedCallContext implements CallContext {
     readonly chain: readonly string[],
     readonly metadata: Metadata,
     readonly deadline: number,
-    private readonly abort: CallSignal,
+    private readonly abort: CallAbort,
     private readonly baseLog: Logger,
   ) {}
 
   get signal(): AbortSignal {
-    return signalOf(this.abort);
+    return this.abort.signal;
   }
 
   // A pino child costs more than a small call's handler: made when a handler first logs.
@@ -148,7 +141,7 @@ class ServedCallContext implements CallContext {
 export function buildContext(
   call: AnyCall,
   method: string,
-  abort: CallSignal,
+  abort: CallAbort,
   log: Logger,
   trust: Pick<TransportTrust, 'checkClient'> | undefined,
 ): CallContext | Promise<CallContext> {
@@ -169,13 +162,13 @@ export function finishCall(
   code: Status,
   started: number,
   rule: string | undefined,
-  abort: CallSignal,
+  abort: CallAbort,
   messages?: number,
 ): void {
   const ms = performance.now() - started;
   const name = Status[code] ?? String(code);
   // finish() logs its own failures: the answer has gone already, so a failed append must not fail the call.
-  if (caller !== undefined && deps.audit?.audits(method)) void deps.audit.finish(signalOf(abort), name, rule);
+  if (caller !== undefined && deps.audit?.audits(method)) void deps.audit.finish(abort.signal, name, rule);
   // A unary call that succeeded is counted in the metrics (and recorded by the audit log if it may
   // change state); its line is for debugging. Every failed call, and every stream, is logged.
   const quiet = messages === undefined && code === Status.OK;
@@ -186,6 +179,12 @@ export function finishCall(
     else deps.rpcLog.info(line, 'rpc');
   }
   deps.metrics?.observeCall(method, name, ms / 1000, rule);
+}
+
+/** How a call that threw ends: its status (through the one mapping, {@link toGrpcStatus}), and the code and rule its log line and metrics record. */
+export function failure(err: unknown, deps: ResolvedDeps, method: string): { readonly status: StatusObject; readonly code: Status; readonly rule: string | undefined } {
+  const status = toGrpcStatus(err, deps.log, method);
+  return { status, code: status.code, rule: ruleOf(status) };
 }
 
 /** The `fedlab-rule` trailer of a status, if it has one. */

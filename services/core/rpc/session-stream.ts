@@ -20,8 +20,7 @@ import { performance } from 'node:perf_hooks';
 import { status as Status, type ServerDuplexStream } from '@grpc/grpc-js';
 import { DeadlineExceededError, ResourceExhaustedError } from '../errors.js';
 import type { CallContext } from './context.js';
-import { toGrpcStatus } from './status.js';
-import { buildContext, finishCall, ruleOf, startCall, type ResolvedDeps } from './call-lifecycle.js';
+import { buildContext, failure, finishCall, startCall, type ResolvedDeps } from './call-lifecycle.js';
 import { checkCertificateValidity } from './certificate-validity.js';
 import { admit } from './refused-request.js';
 import type { StreamQuota } from './server-limits.js';
@@ -96,7 +95,7 @@ export async function serveSession(
   let loop: MessageLoop | undefined;
   let unregister: (() => void) | undefined;
   try {
-    const ctx = await buildContext(call, method, controller.signal, deps.log, deps.trust);
+    const ctx = await buildContext(call, method, controller, deps.log, deps.trust);
     caller = ctx.peer.urn;
     deps.audit?.begin(ctx, undefined);
     releases.push(deps.streams.acquire(caller, method));
@@ -118,10 +117,9 @@ export async function serveSession(
     if (controller.signal.aborted && call.cancelled) code = Status.CANCELLED;
     else call.end();
   } catch (err) {
-    const st = toGrpcStatus(err, deps.log, method);
-    code = st.code;
-    rule = ruleOf(st);
-    call.emit('error', st);
+    const f = failure(err, deps, method);
+    ({ code, rule } = f);
+    call.emit('error', f.status);
   } finally {
     unregister?.();
     void gone.then(() => {
@@ -133,7 +131,7 @@ export async function serveSession(
       deps.log.error({ err, method }, 'closing a session failed');
     }
     done();
-    finishCall(deps, method, caller, code, started, rule, controller.signal, loop?.messages ?? 0);
+    finishCall(deps, method, caller, code, started, rule, controller, loop?.messages ?? 0);
   }
 }
 
