@@ -86,6 +86,8 @@ export class RevocationRelay {
   private readonly table: Table<RelayedRecord>;
   private readonly lists = new Map<string, RelayedRecord>();
   private queue: Promise<unknown> = Promise.resolve();
+  /** By node, by slice authority key: the last message of that key's chain the node took from this MA. */
+  private readonly delivered = new Map<string, Map<string, string>>();
 
   /** `now`: milliseconds since the epoch (the MA's clock). */
   constructor(
@@ -196,6 +198,27 @@ export class RevocationRelay {
   /** The last message of a key's chain, if one is held (with entries, or with a next_update to keep). */
   signedFor(kid: string): string | undefined {
     return this.chainFor(kid).at(-1);
+  }
+
+  /**
+   * Whether `nodeUrn` has taken the chain of `kid` up to what is held now (its last message), as this MA
+   * last sent it. In memory: after a restart every node is sent its chain again once.
+   */
+  nodeHasCurrent(nodeUrn: string, kid: string): boolean {
+    const last = this.signedFor(kid);
+    return last !== undefined && this.delivered.get(nodeUrn)?.get(kid) === last;
+  }
+
+  /** Records that `nodeUrn` took the messages of `kid`'s chain up to `last` (a call that answered OK). */
+  nodeTook(nodeUrn: string, kid: string, last: string): void {
+    let byKid = this.delivered.get(nodeUrn);
+    if (!byKid) this.delivered.set(nodeUrn, (byKid = new Map()));
+    byKid.set(kid, last);
+  }
+
+  /** Forgets what a node took (it came back UP, or left the site: its copies are not known to be current). */
+  forgetNode(nodeUrn: string): void {
+    this.delivered.delete(nodeUrn);
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {

@@ -96,6 +96,9 @@ export function checkLinkPlacement(state: AggregateState, links: readonly LinkSp
  * FAILED_PRECONDITION naming the link and endpoint when one cannot be wired now.
  */
 export function interfacesToWire(state: AggregateState, slice: SliceRecord, s: SliverRecord): SliverInterface[] {
+  // Most slivers are on no link: they need no look at the slice's other slivers (that look, per node call
+  // of a provision, was quadratic in the slice's size).
+  if (s.interfaces.length === 0) return [];
   const byClient = new Map(state.ledger.sliversOf(slice.urn).map((x) => [x.clientId, x]));
   return s.interfaces.map((i) => {
     const l = slice.links.find((x) => x.name === i.link);

@@ -229,19 +229,22 @@ export async function instantiate(
   const marked = intent.items.map((i) => ledger.slivers.get(i.sliverUrn) as SliverRecord);
 
   // 2. The node managers, in parallel, each call with a deadline and the sliver's interfaces (a link that cannot
-  // be wired now fails its sliver, naming the link and endpoint).
+  // be wired now fails its sliver, naming the link and endpoint). What is the same for every node is made once.
+  const users = usersToWire(slice.users);
+  const sliceAuthorityJwk = JSON.stringify(slice.sliceAuthorityJwk);
+  const sliceIncarnation = incarnationOf(slice);
   const created = await deps.nodes.fanOut(
     marked,
     (s) => s.nodeUrn,
     (c, opts, s) =>
       c.createSliver(
         {
-          users: usersToWire(slice.users),
+          users,
           requestId: `ma-${s.name}-g${s.generation}`,
           sliverUrn: s.urn,
           sliceUrn: s.sliceUrn,
           sliceAuthorityUrn: slice.sliceAuthorityUrn,
-          sliceAuthorityJwk: JSON.stringify(slice.sliceAuthorityJwk),
+          sliceAuthorityJwk,
           providerUrn: slice.providerUrn,
           resources: toSpec(s.resources, 0, s.image),
           expiresAt: new Date(s.expiresAt),
@@ -250,7 +253,7 @@ export async function instantiate(
           allocationState: AllocationState.ALLOCATION_STATE_PROVISIONED,
           clientId: s.clientId,
           start: how.start,
-          sliceIncarnation: incarnationOf(slice),
+          sliceIncarnation,
         },
         opts,
       ),

@@ -39,13 +39,14 @@ export async function updateRevocations(
   const sent = await deps.nodes.fanOut(
     [...nodes],
     (n) => n,
-    async (c, opts) => {
+    async (c, opts, nodeUrn) => {
       const r = await c.updateRevocations({ signedLists: [jws] }, opts);
       // Skipped: the node is below the delta's base (it missed one): the whole chain brings it up.
       if (r.skipped > 0) {
         caughtUp++;
         await sendChain(c, opts, deps.relay.chainFor(sa.kid), ctx.deadline);
       }
+      deps.relay.nodeTook(nodeUrn, sa.kid, jws.trim());
       return r;
     },
     { deadline: ctx.deadline, signal: ctx.signal },
@@ -87,12 +88,21 @@ async function sendChain(
 /** Gives nodes that just got slivers of a slice the revocation list of its slice authority, if it has one (best effort). */
 export async function relayTo(state: AggregateState, slice: SliceRecord, nodeUrns: readonly string[], deadline: number): Promise<void> {
   const { deps } = state;
-  const chain = deps.relay.chainFor(slice.sliceAuthorityKid);
-  if (!chain.length || nodeUrns.length === 0) return;
+  const kid = slice.sliceAuthorityKid;
+  const chain = deps.relay.chainFor(kid);
+  const last = chain.at(-1);
+  if (last === undefined || nodeUrns.length === 0) return;
+  // A node that took the list as held now (an earlier sliver of the same authority) is not sent it again:
+  // for a slice over many such nodes that was a second call to every node.
+  const targets = [...new Set(nodeUrns)].filter((n) => !deps.relay.nodeHasCurrent(n, kid));
+  if (targets.length === 0) return;
   const sent = await deps.nodes.fanOut(
-    [...new Set(nodeUrns)],
+    targets,
     (n) => n,
-    (c, opts) => sendChain(c, opts, chain, deadline),
+    async (c, opts, nodeUrn) => {
+      await sendChain(c, opts, chain, deadline);
+      deps.relay.nodeTook(nodeUrn, kid, last);
+    },
     { deadline },
   );
   const missed = sent.filter((r) => !r.ok);
@@ -114,8 +124,12 @@ export async function relayToNode(state: AggregateState, nodeUrn: string): Promi
     const slice = ledger.slices.get(sliceUrn);
     if (slice) kids.add(slice.sliceAuthorityKid);
   }
-  const messages = [...kids].flatMap((k) => deps.relay.chainFor(k));
+  // Whatever it took before it went away is not known to be current now.
+  deps.relay.forgetNode(nodeUrn);
+  const chains = [...kids].map((k) => ({ kid: k, chain: deps.relay.chainFor(k) })).filter((x) => x.chain.length > 0);
+  const messages = chains.flatMap((x) => x.chain);
   if (!messages.length) return;
   const r = await deps.nodes.call(nodeUrn, (c, opts) => sendChain(c, opts, messages));
   if (!r.ok) deps.log.warn({ node: nodeUrn, reason: r.reason }, "a node back UP did not take the slice authorities' revocation lists");
+  else for (const { kid, chain } of chains) deps.relay.nodeTook(nodeUrn, kid, chain.at(-1) as string);
 }
