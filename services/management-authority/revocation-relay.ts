@@ -209,14 +209,14 @@ export class RevocationRelay {
     return last !== undefined && this.delivered.get(nodeUrn)?.get(kid) === last;
   }
 
-  /** Records that `nodeUrn` took the messages of `kid`'s chain up to `last` (a call that answered OK). */
+  /** Records that `nodeUrn` took the messages of `kid`'s chain up to `last` (answered OK, none skipped). */
   nodeTook(nodeUrn: string, kid: string, last: string): void {
     let byKid = this.delivered.get(nodeUrn);
     if (!byKid) this.delivered.set(nodeUrn, (byKid = new Map()));
     byKid.set(kid, last);
   }
 
-  /** Forgets what a node took (it came back UP, or left the site: its copies are not known to be current). */
+  /** Forgets what a node took (it came back UP: its copies are not known to be current). */
   forgetNode(nodeUrn: string): void {
     this.delivered.delete(nodeUrn);
   }

@@ -42,11 +42,14 @@ export async function updateRevocations(
     async (c, opts, nodeUrn) => {
       const r = await c.updateRevocations({ signedLists: [jws] }, opts);
       // Skipped: the node is below the delta's base (it missed one): the whole chain brings it up.
-      if (r.skipped > 0) {
+      let skipped = r.skipped;
+      if (skipped > 0) {
         caughtUp++;
-        await sendChain(c, opts, deps.relay.chainFor(sa.kid), ctx.deadline);
+        skipped = await sendChain(c, opts, deps.relay.chainFor(sa.kid), ctx.deadline);
       }
-      deps.relay.nodeTook(nodeUrn, sa.kid, jws.trim());
+      // Only what the node took is remembered: a node that skipped it (it holds no sliver of the authority
+      // any more, or found the copy stale) is sent it again with its next sliver.
+      if (skipped === 0) deps.relay.nodeTook(nodeUrn, sa.kid, jws.trim());
       return r;
     },
     { deadline: ctx.deadline, signal: ctx.signal },
@@ -68,21 +71,24 @@ const DEADLINE_MARGIN_MS = 100;
  * Sends a chain of signed messages to one node, in order, in calls of bounded size, all within the
  * caller's absolute `deadline` (ms since the epoch): each call gets what is left of it (at most the
  * per-call budget); none left, it stops with DEADLINE_EXCEEDED and the node counts as not reached.
+ * Returns how many messages the node skipped (0: it took them all).
  */
 async function sendChain(
   c: NmClient,
   opts: Parameters<NmClient['updateRevocations']>[1],
   chain: readonly string[],
   deadline = Infinity,
-): Promise<void> {
+): Promise<number> {
+  let skipped = 0;
   for (const signedLists of groupForCalls(chain)) {
     const left = deadline - Date.now() - DEADLINE_MARGIN_MS;
     if (left <= 0)
       throw new DeadlineExceededError("the call's deadline passed before the revocation chain was all sent; it is sent again later", {
         rule: 'deadline',
       });
-    await c.updateRevocations({ signedLists }, { ...opts, deadlineMs: Math.min(opts?.deadlineMs ?? left, left) });
+    skipped += (await c.updateRevocations({ signedLists }, { ...opts, deadlineMs: Math.min(opts?.deadlineMs ?? left, left) })).skipped;
   }
+  return skipped;
 }
 
 /** Gives nodes that just got slivers of a slice the revocation list of its slice authority, if it has one (best effort). */
@@ -100,8 +106,7 @@ export async function relayTo(state: AggregateState, slice: SliceRecord, nodeUrn
     targets,
     (n) => n,
     async (c, opts, nodeUrn) => {
-      await sendChain(c, opts, chain, deadline);
-      deps.relay.nodeTook(nodeUrn, kid, last);
+      if ((await sendChain(c, opts, chain, deadline)) === 0) deps.relay.nodeTook(nodeUrn, kid, last);
     },
     { deadline },
   );
@@ -131,5 +136,6 @@ export async function relayToNode(state: AggregateState, nodeUrn: string): Promi
   if (!messages.length) return;
   const r = await deps.nodes.call(nodeUrn, (c, opts) => sendChain(c, opts, messages));
   if (!r.ok) deps.log.warn({ node: nodeUrn, reason: r.reason }, "a node back UP did not take the slice authorities' revocation lists");
-  else for (const { kid, chain } of chains) deps.relay.nodeTook(nodeUrn, kid, chain.at(-1) as string);
+  // All taken: each authority's chain is remembered as the node's (anything skipped: nothing is, it is sent again).
+  else if (r.value === 0) for (const { kid, chain } of chains) deps.relay.nodeTook(nodeUrn, kid, chain.at(-1) as string);
 }
