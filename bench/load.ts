@@ -14,8 +14,8 @@
  * `--reads`: instead, the read phase of bench/load-reads.ts (issue 19 target 5): `--clients` (1000)
  * clients, `--slices` (100) provider accounts with one READY slice each, ListSlices and GetSlice against
  * the SA with Health/Check on the same SA as the baseline; `--round-s` (5), `--rounds` (2), `--workers`
- * (2) client processes, `--rate R` (open loop at R calls/s in all; 0, closed loop); `--profile DIR` writes
- * the SA's CPU profile there.
+ * (2) client processes, `--rate R` (open loop at R calls/s in all; 0, closed loop), `--settle-s S` (1: each
+ * round's first S seconds, untimed, printed apart); `--profile DIR` writes the SA's CPU profile there.
  */
 import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
@@ -258,6 +258,7 @@ async function reads(): Promise<void> {
       slices,
       workers: flagNumber('workers', 2),
       rate: flagNumber('rate', 0),
+      settleS: flagNumber('settle-s', 1),
     });
   } finally {
     await stopLoadFederation(s);
