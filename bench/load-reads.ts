@@ -174,7 +174,9 @@ export async function readPhase(s: LoadFederation, o: ReadPhaseOptions): Promise
       console.log(
         `  ${w.padEnd(10)} ${median(f.rate).toFixed(0).padStart(6)} calls/s, p50 ${quantile(sorted, 0.5).toFixed(1)} ms, p99 ${p99.toFixed(1)} ms, ` +
           `SA CPU ${median(f.cpuUs).toFixed(0)} µs per call${tail}` +
-          (cold.length ? `; first ${o.settleS} s of its rounds (untimed): p50 ${quantile(cold, 0.5).toFixed(1)} ms, p99 ${quantile(cold, 0.99).toFixed(1)} ms` : ''),
+          (cold.length
+            ? `; first ${o.settleS} s of its rounds (untimed): p50 ${quantile(cold, 0.5).toFixed(1)} ms, p99 ${quantile(cold, 0.99).toFixed(1)} ms`
+            : ''),
       );
     }
     console.log(`  load ${loadAverage()}`);

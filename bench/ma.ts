@@ -590,7 +590,9 @@ async function main(): Promise<void> {
     const perStream = streamLine('same rate as unary', ws, loadMs);
     console.log(
       `=> ${N} nodes every ${intervalMs / 1000} s (${nominal.toFixed(0)} heartbeats/s): ` +
-        (Number.isFinite(perBeat) ? `unary ${(nominal * perBeat * 100).toFixed(0)}% of one core, ` : 'unary not measured (--skip-unary), ') +
+        (Number.isFinite(perBeat)
+          ? `unary ${(nominal * perBeat * 100).toFixed(0)}% of one core, `
+          : 'unary not measured (--skip-unary), ') +
         `HeartbeatStream ${(nominal * perStream * 100).toFixed(1)}% (target <= 25%: ${nominal * perStream <= 0.25 ? 'met' : 'NOT met'})${loadMs > intervalMs ? ' (projected from the same rate)' : ''}; ` +
         (Number.isFinite(perBeat) ? `per heartbeat unary / stream ${(perBeat / perStream).toFixed(1)}x; ` : '') +
         `MA CPU held by ${N} idle open streams and connections is in both (idle MA before: ${(idle * 100).toFixed(2)}%)`,

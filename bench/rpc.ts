@@ -265,7 +265,12 @@ async function main(): Promise<void> {
       'auth-1': { client: channel(fedlabPort, creds), path: GET_NODE_INFO, metadata: withChain(chain1) },
       'auth-4': { client: channel(fedlabPort, creds), path: GET_NODE_INFO, metadata: withChain(chain4) },
     };
-    const fresh = (): { rate: number[]; cpuUs: number[]; clientUs: number[]; lat: number[] } => ({ rate: [], cpuUs: [], clientUs: [], lat: [] });
+    const fresh = (): { rate: number[]; cpuUs: number[]; clientUs: number[]; lat: number[] } => ({
+      rate: [],
+      cpuUs: [],
+      clientUs: [],
+      lat: [],
+    });
     const results: Record<Workload, ReturnType<typeof fresh>> = { bare: fresh(), health: fresh(), 'auth-1': fresh(), 'auth-4': fresh() };
     // Warm-up: connections, JIT, the chain cache.
     for (const w of WORKLOADS) await drive(targets[w].client, targets[w].path, targets[w].metadata, inflight, 500);

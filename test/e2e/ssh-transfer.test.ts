@@ -8,7 +8,15 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildBusyboxImage, canContain, cannotContainReason, createSliver, startNodeManager, tempDir, type NmHarness } from '../helpers/node-manager.js';
+import {
+  buildBusyboxImage,
+  canContain,
+  cannotContainReason,
+  createSliver,
+  startNodeManager,
+  tempDir,
+  type NmHarness,
+} from '../helpers/node-manager.js';
 import { makeClientKey, opensshCheck, runTool, writeClientConfig } from '../helpers/openssh.js';
 
 const umociThere = existsSync('/usr/bin/umoci');

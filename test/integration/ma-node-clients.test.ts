@@ -106,7 +106,15 @@ describe('node clients', () => {
     const registry = { get: (urn: string) => (urn === NODE ? node : undefined) } as unknown as NodeRegistry;
     // Short backoffs: a channel left open would reconnect several times a second.
     const channelOptions = { 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 100 };
-    const nodes = new NodeClients({ channelOptions, tls: maTls, registry, log: capturingLogger().log, deadlineMs: 2000, concurrency: 4, maxChannels: 8 });
+    const nodes = new NodeClients({
+      channelOptions,
+      tls: maTls,
+      registry,
+      log: capturingLogger().log,
+      deadlineMs: 2000,
+      concurrency: 4,
+      maxChannels: 8,
+    });
     try {
       const failed = await nodes.call(NODE, (c, opts) => c.getNodeInfo({}, opts));
       expect(failed.ok ? 0 : failed.code).toBe(Status.UNAVAILABLE);

@@ -182,7 +182,11 @@ export function finishCall(
 }
 
 /** How a call that threw ends: its status (through the one mapping, {@link toGrpcStatus}), and the code and rule its log line and metrics record. */
-export function failure(err: unknown, deps: ResolvedDeps, method: string): { readonly status: StatusObject; readonly code: Status; readonly rule: string | undefined } {
+export function failure(
+  err: unknown,
+  deps: ResolvedDeps,
+  method: string,
+): { readonly status: StatusObject; readonly code: Status; readonly rule: string | undefined } {
   const status = toGrpcStatus(err, deps.log, method);
   return { status, code: status.code, rule: ruleOf(status) };
 }
