@@ -7,12 +7,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseSignedRevocationUpdate, signRevocationDelta, updateSummary } from '../../services/core/credentials/revocation-delta.js';
 import type { CallContext } from '../../services/core/rpc/context.js';
-import { AllocationState } from '../../services/generated/fedlab/v1/common.js';
 import type { AggregateState } from '../../services/management-authority/aggregate/aggregate-state.js';
 import { relayTo, relayToNode } from '../../services/management-authority/aggregate/revocations.js';
 import type { SliceRecord } from '../../services/management-authority/records.js';
 import type { NodeManager } from '../../services/node-manager/node-manager.js';
 import { disposeParties, enrolNode, startSite, type Site, type TestNode } from '../helpers/ma-harness.js';
+import { createRequest } from '../helpers/node-manager.js';
 
 describe('the relay of a slice authority’s revocation list to a node', () => {
   let site: Site;
@@ -65,21 +65,12 @@ describe('the relay of a slice authority’s revocation list to a node', () => {
 
     // A sliver of the authority on the node (as a Provision makes): it takes the list, once.
     await node.client().createSliver(
-      {
-        requestId: 'once-1',
-        sliverUrn: 'urn:fedlab:plc.test:sliver:once-1',
+      createRequest('once-1', {
         sliceUrn: slice.urn,
         sliceAuthorityUrn: sa.urn,
         sliceAuthorityJwk: JSON.stringify(sa.jwk),
         providerUrn: site.parties.sp.urn,
-        resources: { cpuMillis: 100, memMb: 64, diskMb: 64, pids: 64, bandwidthKbps: 0 },
-        exclusive: false,
-        interfaces: [],
-        users: [],
-        allocationState: AllocationState.ALLOCATION_STATE_PROVISIONED,
-        clientId: '',
-        start: true,
-      },
+      }),
       { chain: node.ownerChain },
     );
     await relay();
