@@ -87,6 +87,20 @@ describe('Store', () => {
     expect(await t.getMany(['a', 'b', 'c', 'd', 'e'])).toEqual([undefined, undefined, 3, undefined, 5]);
   });
 
+  it('never commits a first write whose call ended in the same turn, with the store idle (a cancellation read with the call)', async () => {
+    const t = store.table<number>('same-turn');
+    const ac = new AbortController();
+    // Nothing in flight: the write is the first of its batch. Its call is cancelled before any I/O runs,
+    // as when a client's cancellation arrives in the same read as its request.
+    const write = t.put('k', 1, { sync: true, signal: ac.signal });
+    ac.abort(new Error('cancelled by the client'));
+    await expect(write).rejects.toBeInstanceOf(DeadlineExceededError);
+    expect(await t.get('k')).toBeUndefined();
+    // A write whose call goes on still lands.
+    await t.put('k', 2, { sync: true, signal: new AbortController().signal });
+    expect(await t.get('k')).toBe(2);
+  });
+
   it('groups writes queued behind one in flight into one LevelDB write, each still atomic', async () => {
     const a = store.table<number>('ga');
     const b = store.table<number>('gb');

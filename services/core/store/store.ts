@@ -227,6 +227,11 @@ export class Store implements StoreAccess {
   /** Writes what is queued, as one batch at a time, until the queue is empty or the store fails. */
   private async drain(): Promise<void> {
     this.writing = true;
+    // The first batch waits for the I/O already read to be handled: a cancellation that came in the same
+    // read as its call (a client that gave up while this process was stopped) has then aborted the call's
+    // signal, and its write is not committed — whether or not the handler awaited anything before writing.
+    // It also gathers the writes of this turn into one batch.
+    await new Promise<void>((resolve) => setImmediate(resolve));
     try {
       while (this.queue.length > 0) {
         // A call that ended while its write waited is not committed (fencing: no stale call lands).
