@@ -76,7 +76,8 @@ export interface AdmissionSettings {
 /** Checks a create against what is committed and, for a new sliver, writes it in one batch. Run under the admission mutex. */
 export async function admit(state: SliverStore, spec: CreateSpec, o: AdmissionSettings): Promise<Admitted> {
   state.tombstones.refuseSuperseded(spec.urn, requestKey(spec.caller, spec.requestId), spec.call?.arrival);
-  const seen = await state.requests.get(requestKey(spec.caller, spec.requestId));
+  // From memory: the requests table holds exactly the live slivers' request keys (sliver-store.ts).
+  const seen = state.requestOf(requestKey(spec.caller, spec.requestId));
   if (seen) {
     if (seen.fingerprint !== spec.fingerprint || seen.sliverUrn !== spec.urn) {
       throw new AlreadyExistsError(

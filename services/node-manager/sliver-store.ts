@@ -31,6 +31,12 @@ export class SliverStore {
   /** Sliver URNs per slice, and the exclusive ones: admission checks stay O(1) in the number of slivers. */
   private readonly bySlice = new Map<string, Set<string>>();
   private readonly exclusiveUrns = new Set<string>();
+  /**
+   * Request keys of the live records (requestKey of their caller and request id) → their URN. The
+   * `requests` table holds exactly these: each is written and deleted in its sliver's batches, and
+   * reconcile drops any left by a sliver that is gone. Admission reads this instead of the table.
+   */
+  private readonly byRequest = new Map<string, string>();
   private committedTotals: Committed = ZERO_COMMITTED;
   /** Last measured disk use per sliver name (bytes), from the quota check. */
   readonly diskUse = new Map<string, number>();
@@ -92,6 +98,7 @@ export class SliverStore {
     this.records.clear();
     this.bySlice.clear();
     this.exclusiveUrns.clear();
+    this.byRequest.clear();
     for await (const [, rec] of this.slivers.entries()) this.put(rec);
     await this.tombstones.load();
     this.committedTotals = this.sum();
@@ -143,8 +150,21 @@ export class SliverStore {
     return [...this.exclusiveUrns].map((u) => this.records.get(u) as SliverRecord);
   }
 
+  /**
+   * The live sliver a caller's request id made (or promoted), with the request's fingerprint: what the
+   * `requests` table holds for it, from memory.
+   */
+  requestOf(key: string): { readonly sliverUrn: string; readonly fingerprint: string } | undefined {
+    const urn = this.byRequest.get(key);
+    const rec = urn === undefined ? undefined : this.records.get(urn);
+    return rec ? { sliverUrn: rec.urn, fingerprint: rec.requestFingerprint } : undefined;
+  }
+
   /** Puts a record into memory and the indexes (the caller wrote it, or will). */
   put(rec: SliverRecord): void {
+    const before = this.records.get(rec.urn);
+    if (before) this.dropRequest(before);
+    this.byRequest.set(requestKey(rec.requestCaller, rec.requestId), rec.urn);
     this.records.set(rec.urn, rec);
     let set = this.bySlice.get(rec.sliceUrn);
     if (!set) this.bySlice.set(rec.sliceUrn, (set = new Set()));
@@ -157,11 +177,17 @@ export class SliverStore {
     const rec = this.records.get(urn);
     if (!rec) return;
     this.records.delete(urn);
+    this.dropRequest(rec);
     const set = this.bySlice.get(rec.sliceUrn);
     set?.delete(urn);
     if (set?.size === 0) this.bySlice.delete(rec.sliceUrn);
     this.exclusiveUrns.delete(urn);
     this.diskUse.delete(rec.name);
+  }
+
+  private dropRequest(rec: SliverRecord): void {
+    const key = requestKey(rec.requestCaller, rec.requestId);
+    if (this.byRequest.get(key) === rec.urn) this.byRequest.delete(key);
   }
 
   /**
