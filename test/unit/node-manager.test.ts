@@ -383,6 +383,19 @@ describe('sliver manager over LevelDB', () => {
     const prov = await m.create(spec('p', { requestId: 'r-p2', fingerprint: 'f-p2', allocation: 'provisioned', start: true }));
     expect(prov).toMatchObject({ allocation: 'provisioned', operational: 'ready', requestId: 'r-p2' });
     expect(m.committed.slivers).toBe(1);
+    // The provision's request id is the sliver's now (a retry is the same sliver), also after a restart;
+    // the allocation's was handed over with it.
+    const retried = spec('p', { requestId: 'r-p2', fingerprint: 'f-p2', allocation: 'provisioned', start: true });
+    expect((await m.create(retried)).urn).toBe(prov.urn);
+    await expect(m.create(spec('p', { allocation: 'allocated', start: false }))).rejects.toThrow(AlreadyExistsError);
+    const after = manager();
+    await after.load();
+    expect((await after.create(retried)).urn).toBe(prov.urn);
+    expect(after.count).toBe(1);
+    // Deleted, the request that made it does not make it again (the delete's tombstone), and nothing is made.
+    await after.delete(prov.urn);
+    await expect(after.create(retried)).rejects.toThrow(/superseded by a delete/);
+    expect(after.count).toBe(0);
   });
 
   it('per-slice caps are PERMISSION_DENIED naming the rule; exclusive slices keep others out', async () => {
