@@ -21,10 +21,10 @@ import {
   startNodeManager,
   tempDir,
   type NmHarness,
+  umociThere,
 } from '../helpers/node-manager.js';
 import { waitFor } from '../helpers/servers.js';
 
-const umociThere = existsSync('/usr/bin/umoci');
 if (!canContain) console.log(`skipping the sliver exec suite: ${cannotContainReason}`);
 else if (!umociThere) console.log('skipping the CVE-2024-21626 case of the sliver exec suite: umoci is missing (apt-get install umoci)');
 

@@ -2,7 +2,7 @@
 // container driver with an image built here from busybox-static; `fedlab slice create --image oci:<name>`
 // (and the request-file form, resources.image) through the slice authority and the site reach the node, and
 // `fedlab sliver exec ... -- cat /etc/os-release` prints the image's own file. A malformed --image exits 2.
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,10 +11,9 @@ import type { SliverDriver } from '../../services/node-manager/drivers/driver.js
 import { createDriver } from '../../services/node-manager/drivers/select.js';
 import { runCli } from '../helpers/cli.js';
 import { disposeParties } from '../helpers/ma-harness.js';
-import { buildBusyboxImage, canContain, cannotContainReason } from '../helpers/node-manager.js';
+import { buildBusyboxImage, canContain, cannotContainReason, umociThere } from '../helpers/node-manager.js';
 import { startFederation, type Federation } from '../helpers/sa-harness.js';
 
-const umociThere = existsSync('/usr/bin/umoci');
 if (!canContain || !umociThere) console.log(`skipping fedlab slice create --image: ${cannotContainReason || 'umoci is missing'}`);
 
 describe.skipIf(!canContain || !umociThere)(

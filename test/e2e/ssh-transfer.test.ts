@@ -4,7 +4,7 @@
 // loopback does not reach); and sftp/scp refused with a clear message in a sliver whose image has no
 // sftp-server (a busybox OCI image).
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,10 +16,10 @@ import {
   startNodeManager,
   tempDir,
   type NmHarness,
+  umociThere,
 } from '../helpers/node-manager.js';
 import { makeClientKey, opensshCheck, runTool, writeClientConfig } from '../helpers/openssh.js';
 
-const umociThere = existsSync('/usr/bin/umoci');
 const skip = !canContain || !opensshCheck.ok || !umociThere;
 if (skip)
   console.log(

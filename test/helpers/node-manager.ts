@@ -281,6 +281,11 @@ export function runcList(dataDir: string): { id: string; pid: number; status: st
   return out && out !== 'null' ? (JSON.parse(out) as { id: string; pid: number; status: string }[]) : [];
 }
 
+/** Where Debian's umoci is; {@link buildBusyboxImage} needs it (tests that build images skip without it). */
+const UMOCI = '/usr/bin/umoci';
+/** Whether umoci is installed (`apt-get install umoci`). */
+export const umociThere = existsSync(UMOCI);
+
 /**
  * Builds a small OCI image layout `<imagesDir>/<name>` from the host's static busybox with umoci (nothing is
  * downloaded): busybox and its applets under /bin, and an /etc/os-release naming the image.
@@ -288,7 +293,7 @@ export function runcList(dataDir: string): { id: string; pid: number; status: st
 export function buildBusyboxImage(imagesDir: string, name: string): string {
   const layout = join(imagesDir, name);
   const work = mkdtempSync(join(tmpdir(), 'fedlab-img-'));
-  const umoci = (...args: string[]) => execFileSync('/usr/bin/umoci', args, { stdio: 'pipe' });
+  const umoci = (...args: string[]) => execFileSync(UMOCI, args, { stdio: 'pipe' });
   try {
     mkdirSync(imagesDir, { recursive: true });
     umoci('init', '--layout', layout);

@@ -16,7 +16,7 @@ import { enrollNode, issueOwnerCredential } from '../../services/management-auth
 import { tokenHash } from '../../services/management-authority/enrolment.js';
 import { TABLES, type NodeRecord, type TokenRecord } from '../../services/management-authority/records.js';
 import { startFederationSites, type FederationSites } from '../helpers/federation-harness.js';
-import { disposeParties, type Site, type SiteParties } from '../helpers/ma-harness.js';
+import { disposeParties, heartbeatMessage, type Site, type SiteParties } from '../helpers/ma-harness.js';
 
 let fed: FederationSites;
 let victim: Site;
@@ -136,17 +136,13 @@ describe('a peered domain owner enrolling a node into our site', { timeout: 60_0
       }),
     );
     await denied(
-      asOwner.heartbeat({
-        nodeUrn: EVIL,
-        sequence: 1,
-        sentAt: new Date(),
-        capacity: { cpuMillis: 64_000, memMb: 1_000_000, diskMb: 1_000_000, pids: 100_000, bandwidthKbps: 0 },
-        allocated: { cpuMillis: 0, memMb: 0, diskMb: 0, pids: 0, bandwidthKbps: 0 },
-        usage: { cpuMillis: 0, memMb: 0, diskMb: 0, pids: 0, bandwidthKbps: 0 },
-        sliverCount: 0,
-        version: 'evil',
-        endpoint: '127.0.0.1:7100',
-      }),
+      asOwner.heartbeat(
+        heartbeatMessage(EVIL, 1, {
+          capacity: { cpuMillis: 64_000, memMb: 1_000_000, diskMb: 1_000_000, pids: 100_000, bandwidthKbps: 0 },
+          version: 'evil',
+          endpoint: '127.0.0.1:7100',
+        }),
+      ),
       'node_urn',
     );
 

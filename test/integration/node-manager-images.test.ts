@@ -22,9 +22,9 @@ import {
   tempDir,
   withSaJwk,
   type NmHarness,
+  umociThere,
 } from '../helpers/node-manager.js';
 
-const umociThere = existsSync('/usr/bin/umoci');
 if (!canContain || !umociThere)
   console.log(`skipping container image tests: ${canContain ? 'umoci is missing (apt-get install umoci)' : cannotContainReason}`);
 

@@ -3,16 +3,15 @@
 // node's images (from its heartbeats); an Allocate asking for `oci:<name>` on any node is placed on the node
 // that has it, and Provision hands the image to CreateSliver, so the sliver runs on the image's root file
 // system; a named node without the image, and a malformed image name, are refused before anything is held.
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status as Status, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OperationalState, type ResourceRequest } from '../../services/generated/fedlab/v1/common.js';
 import { disposeParties, enrolNode, startSite, until, type Site, type TestNode } from '../helpers/ma-harness.js';
-import { buildBusyboxImage, canContain, cannotContainReason, collectExec } from '../helpers/node-manager.js';
+import { buildBusyboxImage, canContain, cannotContainReason, collectExec, umociThere } from '../helpers/node-manager.js';
 
-const umociThere = existsSync('/usr/bin/umoci');
 if (!canContain || !umociThere) console.log(`skipping images through the MA: ${cannotContainReason || 'umoci is missing'}`);
 
 const SP = 'urn:fedlab:plc.test:sp:acme';

@@ -46,32 +46,33 @@ export class ServiceMetrics {
 
   /** Registers a gauge whose values are read from the role's state at each scrape. */
   gauge<L extends string>(name: string, help: string, labelNames: readonly L[], collect: GaugeCollector<L>): void {
-    new Gauge<L>({
-      name,
-      help,
-      labelNames: [...labelNames],
-      registers: [this.registry],
-      async collect() {
-        const values = await collect();
-        this.reset();
-        for (const [labels, value] of values) this.set(labels, value);
-      },
-    });
+    new Gauge<L>(this.readAtScrape(name, help, labelNames, collect, (g: Gauge<L>, labels, value) => g.set(labels, value)));
   }
 
   /** Registers a counter whose values the role keeps itself (plain numbers) and are read at each scrape. */
   counterFrom<L extends string>(name: string, help: string, labelNames: readonly L[], collect: GaugeCollector<L>): void {
-    new Counter<L>({
+    new Counter<L>(this.readAtScrape(name, help, labelNames, collect, (c: Counter<L>, labels, value) => c.inc(labels, value)));
+  }
+
+  /** The options of a metric whose values are `collect`ed at each scrape and written into it with `write` (a gauge sets, a counter adds). */
+  private readAtScrape<L extends string, M extends { reset(): void }>(
+    name: string,
+    help: string,
+    labelNames: readonly L[],
+    collect: GaugeCollector<L>,
+    write: (metric: M, labels: Partial<Record<L, string | number>>, value: number) => void,
+  ) {
+    return {
       name,
       help,
       labelNames: [...labelNames],
       registers: [this.registry],
-      async collect() {
+      async collect(this: M) {
         const values = await collect();
         this.reset();
-        for (const [labels, value] of values) this.inc(labels, value);
+        for (const [labels, value] of values) write(this, labels, value);
       },
-    });
+    };
   }
 
   /** Registers a counter the role increments itself; returns it. */

@@ -73,7 +73,13 @@ export function readCredentialChain(metadata: Metadata): string[] {
  * every call. Keyed by the session object itself, never by anything a peer sends: a new connection,
  * whatever certificate it presents, is a new key. Weak, so a closed session's entry goes with it.
  */
-const bySession = new WeakMap<object, Promise<CertIdentity>>();
+const bySession = new WeakMap<object, SessionIdentity>();
+
+/** A session's identity: the lookup of its first call, and its result once that is known (read without waiting). */
+interface SessionIdentity {
+  readonly lookup: Promise<CertIdentity>;
+  known?: CertIdentity;
+}
 
 /**
  * The HTTP/2 session a grpc-js server call arrived on. grpc-js does not expose it; its server call
@@ -107,27 +113,24 @@ export async function peerIdentity(
   call: Pick<ServerUnaryCall<unknown, unknown>, 'getAuthContext'>,
   trust?: Pick<TransportTrust, 'checkClient'>,
 ): Promise<CertIdentity> {
-  const identity = await cachedIdentity(call);
-  // The identity is cached per connection, and a connection can outlive its certificate.
-  checkCertificateValidity(identity);
-  trust?.checkClient(identity);
-  return identity;
+  return accepted(await cachedIdentity(call), trust);
 }
-
-/** Identities of sessions whose first call's identity is known already (the same key as {@link bySession}). */
-const resolvedBySession = new WeakMap<object, CertIdentity>();
 
 /**
  * {@link peerIdentity} without waiting, for a connection whose identity is known already (every call
- * after its first); undefined otherwise. The same checks run: validity now, and `trust`.
+ * after its first); undefined otherwise. The same checks run.
  */
 export function knownPeerIdentity(
   call: Pick<ServerUnaryCall<unknown, unknown>, 'getAuthContext'>,
   trust?: Pick<TransportTrust, 'checkClient'>,
 ): CertIdentity | undefined {
   const session = sessionOf(call);
-  const identity = session && resolvedBySession.get(session);
-  if (!identity) return undefined;
+  const known = session && bySession.get(session)?.known;
+  return known && accepted(known, trust);
+}
+
+/** The checks every call makes of its (cached) identity: a connection can outlive its certificate, and the CA trust can change. */
+function accepted(identity: CertIdentity, trust: Pick<TransportTrust, 'checkClient'> | undefined): CertIdentity {
   checkCertificateValidity(identity);
   trust?.checkClient(identity);
   return identity;
@@ -135,17 +138,18 @@ export function knownPeerIdentity(
 
 function cachedIdentity(call: Pick<ServerUnaryCall<unknown, unknown>, 'getAuthContext'>): Promise<CertIdentity> {
   const session = sessionOf(call);
-  const known = session && bySession.get(session);
-  if (known) return known;
-  const identity = certificateIdentity(call);
+  const cached = session && bySession.get(session);
+  if (cached) return cached.lookup;
+  const lookup = certificateIdentity(call);
   if (session) {
-    bySession.set(session, identity);
-    identity.then(
-      (id) => resolvedBySession.set(session, id),
+    const entry: SessionIdentity = { lookup };
+    bySession.set(session, entry);
+    lookup.then(
+      (id) => (entry.known = id),
       () => bySession.delete(session),
     );
   }
-  return identity;
+  return lookup;
 }
 
 async function certificateIdentity(call: Pick<ServerUnaryCall<unknown, unknown>, 'getAuthContext'>): Promise<CertIdentity> {
