@@ -201,12 +201,12 @@ export class RevocationRelay {
   }
 
   /**
-   * Whether `nodeUrn` has taken the chain of `kid` up to what is held now (its last message), as this MA
-   * last sent it. In memory: after a restart every node is sent its chain again once.
+   * Whether `nodeUrn` has taken the chain of `kid` up to `last` (pass the last message of what is held
+   * now, {@link chainFor}), as this MA last sent it. In memory: after a restart every node is sent its
+   * chain again once.
    */
-  nodeHasCurrent(nodeUrn: string, kid: string): boolean {
-    const last = this.signedFor(kid);
-    return last !== undefined && this.delivered.get(nodeUrn)?.get(kid) === last;
+  nodeTookUpTo(nodeUrn: string, kid: string, last: string): boolean {
+    return this.delivered.get(nodeUrn)?.get(kid) === last;
   }
 
   /** Records that `nodeUrn` took the messages of `kid`'s chain up to `last` (answered OK, none skipped). */

@@ -100,7 +100,7 @@ export async function relayTo(state: AggregateState, slice: SliceRecord, nodeUrn
   if (last === undefined || nodeUrns.length === 0) return;
   // A node that took the list as held now (an earlier sliver of the same authority) is not sent it again:
   // for a slice over many such nodes that was a second call to every node.
-  const targets = [...new Set(nodeUrns)].filter((n) => !deps.relay.nodeHasCurrent(n, kid));
+  const targets = [...new Set(nodeUrns)].filter((n) => !deps.relay.nodeTookUpTo(n, kid, last));
   if (targets.length === 0) return;
   const sent = await deps.nodes.fanOut(
     targets,
