@@ -184,19 +184,20 @@ describe('service provider: one member credential revoked, members listed', () =
     const members = JSON.parse(json.stdout) as { urn: string; credentials: { jti: string; revoked: boolean }[] }[];
     expect(members.find((m) => m.urn === carol.urn)?.credentials.find((c) => c.jti === chain(2).jti)?.revoked).toBe(false);
 
-    const rv = await runCli(['member', 'revoke', carol.urn, chain(2).jti, '--json', ...sp], { timeoutMs: 60_000 });
+    // A jti is random base64url and may begin with '-': it goes after `--`, as a user would write it.
+    const rv = await runCli(['member', 'revoke', '--json', ...sp, '--', carol.urn, chain(2).jti], { timeoutMs: 60_000 });
     expect(rv.code, rv.stderr).toBe(0);
     expect(JSON.parse(rv.stdout)).toEqual({ member: carol.urn, jti: chain(2).jti, already_revoked: false, slice_urns: [dep.sliceUrn] });
     // No key left: carol is off the slice's users.
     expect(await carolsKeys()).toEqual([]);
-    const again = await runCli(['member', 'revoke', carol.urn, chain(2).jti, ...sp]);
+    const again = await runCli(['member', 'revoke', ...sp, '--', carol.urn, chain(2).jti]);
     expect(again.code, again.stderr).toBe(0);
     expect(again.stdout).toMatch(/was revoked already/);
     const unknown = await runCli(['member', 'revoke', carol.urn, 'nope', '--json', ...sp]);
     expect(unknown.code).toBe(1);
     expect((JSON.parse(unknown.stderr || unknown.stdout) as { code: string }).code).toBe('NOT_FOUND');
     const reader = [...sp.slice(0, 4), '--cert', fed.member.certPath, '--key', fed.member.keyPath, '--ca', fed.caFile];
-    const denied = await runCli(['member', 'revoke', carol.urn, chain(2).jti, ...reader]);
+    const denied = await runCli(['member', 'revoke', ...reader, '--', carol.urn, chain(2).jti]);
     expect(denied.code).toBe(1);
     expect(denied.stderr).toMatch(/may not revoke/);
     expect((await runCli(['member', 'ls', ...reader])).code).toBe(0);
