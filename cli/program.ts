@@ -61,6 +61,15 @@ export async function registerAllGroups(program: Command, context: ProgramContex
 }
 
 /**
+ * Commander's "unknown option" with what to do when the "option" is an argument: a credential id
+ * (random base64url) may begin with '-', and only `--` makes such a word an argument.
+ */
+export function withOperandHint(message: string): string {
+  if (!/unknown option '-/.test(message)) return message;
+  return `${message}; if it is an argument (a credential id may begin with '-'), put the arguments after --, e.g. fedlab member revoke -- URN JTI`;
+}
+
+/**
  * Builds the command tree for `argv` (as `process.argv`: the command group is
  * `argv[2]`); only that group's module is loaded when it is a known one.
  */
@@ -75,10 +84,12 @@ export async function buildProgram(argv: readonly string[] = process.argv, conte
       // The hint after an error is prose: dropped; the error itself is the JSON object.
       writeErr: () => undefined,
       outputError: (message) => {
-        const text = message.replace(/^error: /, '').trim();
+        const text = withOperandHint(message.replace(/^error: /, '').trim());
         process.stderr.write(`${printableJson(errorObject(undefined, text, 2))}\n`);
       },
     });
+  } else {
+    program.configureOutput({ outputError: (message, write) => write(`${withOperandHint(message.trimEnd())}\n`) });
   }
   const group = argv[2];
   // `fedlab completion` lists every command: it needs every group.

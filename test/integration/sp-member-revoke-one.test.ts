@@ -190,9 +190,20 @@ describe('service provider: one member credential revoked, members listed', () =
     expect(JSON.parse(rv.stdout)).toEqual({ member: carol.urn, jti: chain(2).jti, already_revoked: false, slice_urns: [dep.sliceUrn] });
     // No key left: carol is off the slice's users.
     expect(await carolsKeys()).toEqual([]);
-    const again = await runCli(['member', 'revoke', ...sp, '--', carol.urn, chain(2).jti]);
+    // --jti takes the id as an option's value, which may begin with '-' without `--`.
+    const again = await runCli(['member', 'revoke', ...sp, carol.urn, '--jti', chain(2).jti]);
     expect(again.code, again.stderr).toBe(0);
     expect(again.stdout).toMatch(/was revoked already/);
+    // Without `--`, a '-' word is read as an option: the usage error says what to do, nothing is called.
+    const dashed = await runCli(['member', 'revoke', ...sp, carol.urn, '-Xnot-a-jti']);
+    expect(dashed.code).toBe(2);
+    expect(dashed.stderr).toMatch(/unknown option '-Xnot-a-jti'; .*put the arguments after --/);
+    const viaFlag = await runCli(['member', 'revoke', '--json', ...sp, carol.urn, '--jti', '-Xnot-a-jti']);
+    expect(viaFlag.code).toBe(1);
+    expect((JSON.parse(viaFlag.stderr || viaFlag.stdout) as { code: string; message: string }).message).toContain('-Xnot-a-jti');
+    const twice = await runCli(['member', 'revoke', ...sp, carol.urn, chain(2).jti, '--jti', chain(2).jti]);
+    expect(twice.code).toBe(2);
+    expect(twice.stderr).toMatch(/give the credential id once/);
     const unknown = await runCli(['member', 'revoke', carol.urn, 'nope', '--json', ...sp]);
     expect(unknown.code).toBe(1);
     expect((JSON.parse(unknown.stderr || unknown.stdout) as { code: string }).code).toBe('NOT_FOUND');

@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { reportText } from '../../cli/commands/federation/check.js';
 import type { CheckTarget } from '../../cli/commands/federation/check-target.js';
+import { withOperandHint } from '../../cli/program.js';
 import { counted, enumName } from '../../cli/printable.js';
 import { SliceState } from '../../services/generated/fedlab/v1/slice_authority.js';
 
@@ -29,5 +30,12 @@ describe('CLI wording', () => {
     expect(text).toContain('urn:fedlab:a.test:authority:sa: 1 slice\n');
     expect(text).toContain('a.test: 1 slice, 1 sliver held; 1 of 1 node read, 2 slivers on them');
     expect(text).not.toMatch(/\(s\)/);
+  });
+
+  it("an unknown option gets the hint that an argument beginning with '-' goes after --; other errors do not", () => {
+    expect(withOperandHint("error: unknown option '-Ab3'")).toMatch(
+      /^error: unknown option '-Ab3'; .*after --, e\.g\. fedlab member revoke -- URN JTI$/,
+    );
+    expect(withOperandHint("error: missing required argument 'urn'")).toBe("error: missing required argument 'urn'");
   });
 });

@@ -5,6 +5,7 @@ import {
   DelegationRefusedError,
   delegate,
   issueRoot,
+  newJti,
   parseCredential,
   type IssuedCredential,
 } from '../../services/core/credentials/index.js';
@@ -214,5 +215,12 @@ describe('delegate', () => {
     const r = await root(c);
     const d = await delegate(r.chain, { key: c.sa.privateKey, subject: c.sp.urn, subjectKey: c.sp.publicKey, now: NOW });
     expect(parseCredential(d.token, 1).claims.prf).toBe(r.hash);
+  });
+
+  it('a jti is 22 base64url characters and never begins with - (people paste it into command lines)', () => {
+    // One in 64 random ids began with '-': 10,000 draws would all but surely show one.
+    const ids = Array.from({ length: 10_000 }, newJti);
+    expect(ids.every((j) => /^[A-Za-z0-9_][A-Za-z0-9_-]{21}$/.test(j))).toBe(true);
+    expect(new Set(ids).size).toBe(ids.length);
   });
 });

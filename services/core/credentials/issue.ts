@@ -82,9 +82,15 @@ export interface IssuedCredential {
   readonly hash: string;
 }
 
-/** A fresh random credential id: 128 bits, base64url (22 characters). */
+/**
+ * A fresh random credential id: 128 bits, base64url (22 characters), never beginning with '-': people
+ * paste jtis into command lines, where a leading '-' reads as an option (drawn again: 1 in 64).
+ */
 export function newJti(): string {
-  return randomBytes(16).toString('base64url');
+  for (;;) {
+    const jti = randomBytes(16).toString('base64url');
+    if (!jti.startsWith('-')) return jti;
+  }
 }
 
 function refuse(link: number, rule: CredentialRule, why: string): never {
