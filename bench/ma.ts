@@ -19,7 +19,8 @@
  *
  * Flags: --nodes N (10000) --interval-ms MS (5000) --window-s S (20) --workers W (4) --log-level L (warn)
  * --obs-nodes N (1000; 0 skips part 4) --obs-window-s S (15) --obs-rounds R (2) --obs-allocates K (5)
- * --held-s S (--window-s: the window of open streams with no beats) --skip-unary (no unary phase: stream figures only).
+ * --held-s S (--window-s: the window of open streams with no beats) --skip-unary (no unary phase: stream figures only)
+ * --server-node-args 'A B' (Node.js options of the MA and the bare server) --no-bare (skip the baseline: a bare grpc-js server, its own process, answering the same streams at the same rate).
  * Each measured window also prints its bounds on the monotonic clock (`[mono a..b µs]`), the clock of a
  * --cpu-prof profile's timestamps, so a profile (FEDLAB_BENCH_PROFILE_DIR) can be cut to one window.
  * No assertions: it prints figures and ratios.
@@ -52,7 +53,8 @@ import { NodeRegistry } from '../services/management-authority/node-registry.js'
 import type { NodeRecord } from '../services/management-authority/records.js';
 import { silentLogger } from '../services/core/log.js';
 import { Store } from '../services/core/store/store.js';
-import { cpuSeconds, flagNumber, flagText, freePort, quantile, runBenchmark } from './support.js';
+import { cpuSeconds, cpuSplit, flagNumber, flagText, freePort, quantile, runBenchmark } from './support.js';
+import { BARE_MA_FLAG, serveBareMa, type BareMaSetup } from './ma-bare-server.js';
 import { MA_HOST_FLAG, observabilityCost, serveBenchMa } from './ma-observability.js';
 
 // An entry point: Node's DEP0123 (IP-address SNI from grpc-js) says nothing here.
@@ -115,11 +117,38 @@ function monoUs(): number {
 
 async function cpuShare(pid: number, seconds: number, label?: string): Promise<number> {
   const c0 = cpuSeconds(pid);
+  const s0 = cpuSplit(pid);
   const t0 = performance.now();
   const m0 = monoUs();
   await new Promise((r) => setTimeout(r, seconds * 1000));
-  if (label) console.log(`  [mono ${m0}..${monoUs()} µs: ${label}]`);
-  return (cpuSeconds(pid) - c0) / ((performance.now() - t0) / 1000);
+  const wall = (performance.now() - t0) / 1000;
+  if (label) {
+    // Where the CPU went: in the kernel (network syscalls) or not, on the event loop's thread or others (GC, libuv pool).
+    const s1 = cpuSplit(pid);
+    const pct = (a: number, b: number): string => `${((100 * (b - a)) / wall).toFixed(1)}%`;
+    console.log(
+      `  [mono ${m0}..${monoUs()} µs: ${label}; user ${pct(s0.user, s1.user)}, system ${pct(s0.system, s1.system)}, ` +
+        `main thread ${pct(s0.mainThread, s1.mainThread)}]`,
+    );
+  }
+  return (cpuSeconds(pid) - c0) / wall;
+}
+
+/**
+ * Waits at least `minMs`, then until the process's CPU share over 3 s windows is steady (two windows in a row
+ * within a tenth of each other, or within half a point): nodes that just came UP set off work at the MA (the
+ * revocation list sent to each, their records written) that is no part of a steady heartbeat.
+ */
+async function settle(pid: number, minMs: number): Promise<void> {
+  await new Promise((r) => setTimeout(r, minMs));
+  const t0 = performance.now();
+  let last = await cpuShare(pid, 3);
+  for (let i = 0; i < 40; i++) {
+    const now = await cpuShare(pid, 3);
+    if (Math.abs(now - last) <= Math.max(0.1 * last, 0.005)) break;
+    last = now;
+  }
+  console.log(`  (settled after ${((performance.now() - t0) / 1000).toFixed(0)} s more: ${(last * 100).toFixed(1)}% of one core)`);
 }
 
 // ---- worker: sends the heartbeats of its share of the nodes ------------------------------------
@@ -316,6 +345,8 @@ async function main(): Promise<void> {
   const windowS = flagNumber('window-s', 20);
   const heldS = flagNumber('held-s', windowS);
   const skipUnary = process.argv.includes('--skip-unary');
+  // Node.js options of the MA and the bare server alike (e.g. V8 heap settings), split on spaces.
+  const serverNodeArgs = flagText('server-node-args', '').split(' ').filter(Boolean);
   const workers = Math.max(1, Math.min(16, flagNumber('workers', 4)));
   // Checked when the MA's config is built.
   const logLevel = flagText('log-level', 'warn') as LogLevel;
@@ -359,9 +390,13 @@ async function main(): Promise<void> {
   }).writeTo(join(dir, 'ma.json'));
   const startMa = async (profile: boolean): Promise<ChildProcess> => {
     const prof = profile ? ['--cpu-prof', `--cpu-prof-dir=${process.env.FEDLAB_BENCH_PROFILE_DIR}`] : [];
-    const child = spawn(process.execPath, [...prof, '--import', 'tsx', join(ROOT, 'cli/main.ts'), 'serve', 'ma', '--config', configFile], {
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
+    const child = spawn(
+      process.execPath,
+      [...prof, ...serverNodeArgs, '--import', 'tsx', join(ROOT, 'cli/main.ts'), 'serve', 'ma', '--config', configFile],
+      {
+        stdio: ['ignore', 'ignore', 'inherit'],
+      },
+    );
     await new Promise<void>((resolve, reject) => {
       const gone = (code: number | null) => reject(new Error(`the MA exited with ${code}`));
       child.once('exit', gone);
@@ -485,7 +520,13 @@ async function main(): Promise<void> {
     };
 
     // Senders: the first 100 nodes alone (the baseline for ListResources), then everyone.
-    const startSenders = async (from: number, to: number, count: number, mode: WorkerSetup['mode'] = 'unary'): Promise<void> => {
+    const startSenders = async (
+      from: number,
+      to: number,
+      count: number,
+      mode: WorkerSetup['mode'] = 'unary',
+      at = address,
+    ): Promise<void> => {
       const perW = Math.ceil((to - from) / count);
       const ready: Promise<{ ok: number; failed: number }>[] = [];
       for (let w = 0; w < count; w++) {
@@ -494,7 +535,7 @@ async function main(): Promise<void> {
         const child = fork(SELF, ['--worker'], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
         sender.push(child);
         ready.push(ask(child, 'connected'));
-        child.send({ type: 'setup', address, maUrn, caPem: pki.caPem, intervalMs: loadMs, nodes: part, mode } satisfies WorkerSetup);
+        child.send({ type: 'setup', address: at, maUrn, caPem: pki.caPem, intervalMs: loadMs, nodes: part, mode } satisfies WorkerSetup);
       }
       const r = await Promise.all(ready);
       const failed = r.reduce((a, b) => a + b.failed, 0);
@@ -538,7 +579,8 @@ async function main(): Promise<void> {
 
     await startSenders(0, Math.min(100, N), 1);
     const small = await measureList('100 nodes', Math.min(100, N));
-    if (N > 100) {
+    // With --skip-unary the nodes connect once, over streams, below.
+    if (N > 100 && !skipUnary) {
       const tc = performance.now();
       const c0 = cpuSeconds(maProc.pid as number);
       await startSenders(100, N, workers);
@@ -546,7 +588,7 @@ async function main(): Promise<void> {
         `connected ${N} nodes (mTLS handshake + first heartbeat each) in ${((performance.now() - tc) / 1000).toFixed(1)} s, costing the MA ${(cpuSeconds(maProc.pid as number) - c0).toFixed(1)} CPU s`,
       );
     }
-    console.log(`nodes UP at the MA: ${await upCount()} of ${N}`);
+    if (!skipUnary) console.log(`nodes UP at the MA: ${await upCount()} of ${N}`);
     const nominal = N / (intervalMs / 1000);
     // Unary per beat (NaN with --skip-unary: the stream figures alone, e.g. to profile them).
     let perBeat = NaN;
@@ -577,7 +619,7 @@ async function main(): Promise<void> {
     console.log(
       `streams: connected ${N} nodes anew (mTLS handshake + stream + first heartbeat each) in ${((performance.now() - ts) / 1000).toFixed(1)} s, costing the MA ${(cpuSeconds(maProc.pid as number) - s0).toFixed(1)} CPU s; nodes UP: ${await upCount()} of ${N}`,
     );
-    await new Promise((r) => setTimeout(r, loadMs));
+    await settle(maProc.pid as number, loadMs);
     const streamLine = (label: string, x: Window, everyMs: number): number => {
       const per = x.share / Math.max(x.rate, 1);
       console.log(
@@ -631,6 +673,48 @@ async function main(): Promise<void> {
     );
     agg.close();
 
+    if (!process.argv.includes('--no-bare')) {
+      // The baseline: a bare grpc-js server (same certificate, CA and server options) answering the same streams
+      // of the same nodes at the same rate, in a process of its own; the MA is idle meanwhile.
+      const bare = fork(SELF, [BARE_MA_FLAG], {
+        execArgv: [...serverNodeArgs, '--import', 'tsx'],
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      });
+      try {
+        const ready = new Promise<{ port: number }>((resolve, reject) => {
+          bare.once('message', (m) => resolve(m as { port: number }));
+          bare.once('exit', (code) => reject(new Error(`the bare server exited with ${code}`)));
+        });
+        bare.send({ caPem: pki.caPem, certPem: ma.certPem, keyPem: ma.keyPem } satisfies BareMaSetup);
+        const { port: barePort } = await ready;
+        const tb = performance.now();
+        await startSenders(0, N, workers, 'stream', `127.0.0.1:${barePort}`);
+        console.log(`bare grpc-js server: connected ${N} streams anew in ${((performance.now() - tb) / 1000).toFixed(1)} s`);
+        await settle(bare.pid as number, loadMs);
+        await Promise.all(sender.map((w) => ask(w, 'stats')));
+        const bareShare = await cpuShare(bare.pid as number, windowS, 'bare grpc-js server, same streams and rate');
+        const stats = await Promise.all(sender.map((w) => ask<{ ok: number }>(w, 'stats')));
+        const bareRate = stats.reduce((a, b) => a + b.ok, 0) / windowS;
+        for (const w of sender) w.send({ type: 'interval', intervalMs: 0 });
+        await new Promise((r) => setTimeout(r, 1000));
+        const bareHeld = await cpuShare(bare.pid as number, heldS, 'bare grpc-js server, held streams, no beats');
+        const barePer = bareShare / Math.max(bareRate, 1);
+        console.log(
+          `bare grpc-js bidi server (TLS and server options as the MA's, no checks, no registry): ${bareRate.toFixed(0)}/s answered; ` +
+            `${(bareShare * 100).toFixed(1)}% of one core (held streams alone ${(bareHeld * 100).toFixed(1)}%); ${(barePer * 1e6).toFixed(0)} µs per message`,
+        );
+        console.log(
+          `=> HeartbeatStream / bare grpc-js at the same streams and rate: CPU ${(ws.share / bareShare).toFixed(2)}x, ` +
+            `per message ${(perStream / barePer).toFixed(2)}x; the bare server alone at ${N} nodes every ${intervalMs / 1000} s: ` +
+            `${(nominal * barePer * 100).toFixed(1)}% of one core`,
+        );
+        for (const w of sender.splice(0)) w.send({ type: 'stop' });
+      } finally {
+        bare.send({ type: 'stop' });
+        await new Promise((r) => (bare.exitCode === null ? bare.once('exit', r) : r(undefined)));
+      }
+    }
+
     const obsNodes = Math.min(N, flagNumber('obs-nodes', 1000));
     if (obsNodes > 0) {
       // The same store, hosted by the bench (metrics and audit off, then on), at a rate the senders keep up with.
@@ -678,5 +762,8 @@ async function main(): Promise<void> {
   }
 }
 
-// `--ma-host on|off`: the MA of part 4, hosted in a process of its own.
-runBenchmark(process.argv.includes(MA_HOST_FLAG) ? () => serveBenchMa(process.argv) : main, worker);
+// `--ma-host on|off`: the MA of part 4, hosted in a process of its own; `--bare-ma`: the bare grpc-js baseline.
+runBenchmark(
+  process.argv.includes(MA_HOST_FLAG) ? () => serveBenchMa(process.argv) : process.argv.includes(BARE_MA_FLAG) ? serveBareMa : main,
+  worker,
+);

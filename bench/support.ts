@@ -31,6 +31,26 @@ export function cpuSeconds(pid: number): number {
   }
 }
 
+/** CPU seconds a process has used: user and system apart, and its main thread's share (from /proc); NaN once it is gone. */
+export function cpuSplit(pid: number): { user: number; system: number; mainThread: number } {
+  const fields = (file: string): string[] => {
+    const stat = readFileSync(file, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  };
+  try {
+    const all = fields(`/proc/${pid}/stat`);
+    // The main thread's task id is the process id.
+    const main = fields(`/proc/${pid}/task/${pid}/stat`);
+    return {
+      user: Number(all[11]) / 100,
+      system: Number(all[12]) / 100,
+      mainThread: (Number(main[11]) + Number(main[12])) / 100,
+    };
+  } catch {
+    return { user: NaN, system: NaN, mainThread: NaN };
+  }
+}
+
 /** The median of `xs` (NaN when empty). */
 export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
