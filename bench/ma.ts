@@ -19,7 +19,7 @@
  *
  * Flags: --nodes N (10000) --interval-ms MS (5000) --window-s S (20) --workers W (4) --log-level L (warn)
  * --obs-nodes N (1000; 0 skips part 4) --obs-window-s S (15) --obs-rounds R (2) --obs-allocates K (5)
- * --held-s S (--window-s: the window of open streams with no beats) --skip-unary (no unary phase: stream figures only)
+ * --held-s S (--window-s: the window of open streams with no beats) --skip-unary (no unary window: stream figures only)
  * --server-node-args 'A B' (Node.js options of the MA and the bare server) --no-bare (skip the baseline: a bare grpc-js server, its own process, answering the same streams at the same rate).
  * Each measured window also prints its bounds on the monotonic clock (`[mono a..b µs]`), the clock of a
  * --cpu-prof profile's timestamps, so a profile (FEDLAB_BENCH_PROFILE_DIR) can be cut to one window.
@@ -136,8 +136,10 @@ async function cpuShare(pid: number, seconds: number, label?: string): Promise<n
 
 /**
  * Waits at least `minMs`, then until the process's CPU share over 3 s windows is steady (two windows in a row
- * within a tenth of each other, or within half a point): nodes that just came UP set off work at the MA (the
- * revocation list sent to each, their records written) that is no part of a steady heartbeat.
+ * within a tenth of each other, or within half a point), and prints it: the connections just made (handshakes,
+ * first messages) are no part of a steady heartbeat. A steady share is not an idle one: work that runs for
+ * long at one rate (the MA's answer to thousands of nodes coming UP at once) passes, so the nodes come UP
+ * before the streams connect.
  */
 async function settle(pid: number, minMs: number): Promise<void> {
   await new Promise((r) => setTimeout(r, minMs));
@@ -579,8 +581,9 @@ async function main(): Promise<void> {
 
     await startSenders(0, Math.min(100, N), 1);
     const small = await measureList('100 nodes', Math.min(100, N));
-    // With --skip-unary the nodes connect once, over streams, below.
-    if (N > 100 && !skipUnary) {
+    // Every node connects and comes UP first with unary calls, also with --skip-unary: a node that comes UP sets
+    // off work at the MA (its revocation list sent, its records written) that must be over before any window.
+    if (N > 100) {
       const tc = performance.now();
       const c0 = cpuSeconds(maProc.pid as number);
       await startSenders(100, N, workers);
@@ -588,7 +591,7 @@ async function main(): Promise<void> {
         `connected ${N} nodes (mTLS handshake + first heartbeat each) in ${((performance.now() - tc) / 1000).toFixed(1)} s, costing the MA ${(cpuSeconds(maProc.pid as number) - c0).toFixed(1)} CPU s`,
       );
     }
-    if (!skipUnary) console.log(`nodes UP at the MA: ${await upCount()} of ${N}`);
+    console.log(`nodes UP at the MA: ${await upCount()} of ${N}`);
     const nominal = N / (intervalMs / 1000);
     // Unary per beat (NaN with --skip-unary: the stream figures alone, e.g. to profile them).
     let perBeat = NaN;
