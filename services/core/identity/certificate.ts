@@ -16,6 +16,9 @@ export interface CertIdentity extends PublicKeyInfo {
   readonly urn: string;
   readonly parsedUrn: Urn;
   readonly certificate: X509Certificate;
+  /** The certificate's validity period in ms since the epoch, read once (NaN when unreadable: every check then fails). */
+  readonly validFromMs: number;
+  readonly validToMs: number;
 }
 
 /**
@@ -61,7 +64,7 @@ export async function identityFromCertificate(cert: X509Certificate): Promise<Ce
     throw new UnauthenticatedError(`the certificate's URN is malformed: ${(err as Error).message}`);
   }
   const key = await describePublicKey(cert.publicKey);
-  return { ...key, urn, parsedUrn, certificate: cert };
+  return { ...key, urn, parsedUrn, certificate: cert, validFromMs: Date.parse(cert.validFrom), validToMs: Date.parse(cert.validTo) };
 }
 
 /**

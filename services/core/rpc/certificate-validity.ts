@@ -2,8 +2,8 @@
  * A connection's client certificate checked against the time of each call,
  * not only at the handshake: a connection (and a session stream on it) can
  * outlive its certificate, and identities are cached per connection
- * (context.ts). The validity period is parsed once per certificate object
- * and kept beside it (weakly), so a check is two comparisons.
+ * (context.ts). The validity period is read once, when the identity is made
+ * (or, for a bare certificate, kept beside it weakly), so a check is two comparisons.
  */
 import type { X509Certificate } from 'node:crypto';
 import { UnauthenticatedError } from '../errors.js';
@@ -25,9 +25,17 @@ function validityOf(cert: X509Certificate): Validity {
   return v;
 }
 
-/** Throws UNAUTHENTICATED unless `now` (ms since epoch, wall time as TLS uses) is within the certificate's validity period. */
-export function checkCertificateValidity(peer: { readonly certificate: X509Certificate }, now: number = Date.now()): void {
-  const { from, to } = validityOf(peer.certificate);
+/**
+ * Throws UNAUTHENTICATED unless `now` (ms since epoch, wall time as TLS uses) is within the certificate's validity period:
+ * the period an identity carries (read when it was made), else the certificate's own.
+ */
+export function checkCertificateValidity(
+  peer: { readonly certificate: X509Certificate; readonly validFromMs?: number; readonly validToMs?: number },
+  now: number = Date.now(),
+): void {
+  let from = peer.validFromMs;
+  let to = peer.validToMs;
+  if (from === undefined || to === undefined) ({ from, to } = validityOf(peer.certificate));
   if (now >= from && now <= to) return;
   throw new UnauthenticatedError(
     now > to

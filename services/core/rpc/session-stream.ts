@@ -233,10 +233,11 @@ class MessageLoop {
     let answer: unknown;
     try {
       admit(request);
-      this.spend();
+      const now = performance.now();
+      this.spend(now);
       // The certificate of a connection cannot change, but it can expire, and the trust in its CA can change (a refreshed bundle).
       this.recheck();
-      this.lastMessageAt = performance.now();
+      this.lastMessageAt = now;
       answer = this.session.message(request);
     } catch (err) {
       this.stop(err as Error);
@@ -275,8 +276,7 @@ class MessageLoop {
   }
 
   /** A token-bucket step: refuses a message past the sustained rate and its burst. */
-  private spend(): void {
-    const now = performance.now();
+  private spend(now: number): void {
     this.tokens = Math.min(this.limits.burst, this.tokens + ((now - this.refilledAt) * this.limits.messagesPerSecond) / 1000);
     this.refilledAt = now;
     if (this.tokens < 1) {
