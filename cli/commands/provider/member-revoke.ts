@@ -1,8 +1,9 @@
 /**
- * `fedlab member revoke URN JTI` (or `--jti JTI`, which takes an id beginning with '-'): the provider revokes one credential it delegated to the member (the
- * slice authority puts it on its list, the nodes then refuse it) and takes its SSH key off the slice
- * unless another live credential of the member there carries it. Again on a revoked one says so (exit
- * 0); an unknown member or jti is refused (NOT_FOUND, exit 1). `fedlab member ls` lists the jtis.
+ * `fedlab member revoke URN JTI` (or `--jti JTI`, which takes an id beginning with '-'): the provider
+ * revokes one credential it delegated to the member (the slice authority puts it on its list, the
+ * nodes then refuse it) and takes its SSH key off the slice unless another live credential of the
+ * member there carries it. Again on a revoked one says so (exit 0); an unknown member or jti is
+ * refused (NOT_FOUND, exit 1). `fedlab member ls` lists the jtis.
  */
 import type { Command } from 'commander';
 import { InvalidArgumentError } from '../../../services/core/errors.js';
