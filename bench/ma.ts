@@ -631,6 +631,9 @@ async function main(): Promise<void> {
       );
       return per;
     };
+    // Issue 19's target is for 10,000 nodes at 5 s: other sizes print their share without a verdict.
+    const verdict = (share: number): string =>
+      N === 10_000 && intervalMs === 5000 ? `target <= 25%: ${share <= 0.25 ? 'met' : 'NOT met'}` : 'the target is for 10,000 nodes at 5 s';
     const ws = await measureWindow('stream, same rate as unary');
     const perStream = streamLine('same rate as unary', ws, loadMs);
     console.log(
@@ -638,7 +641,7 @@ async function main(): Promise<void> {
         (Number.isFinite(perBeat)
           ? `unary ${(nominal * perBeat * 100).toFixed(0)}% of one core, `
           : 'unary not measured (--skip-unary), ') +
-        `HeartbeatStream ${(nominal * perStream * 100).toFixed(1)}% (target <= 25%: ${nominal * perStream <= 0.25 ? 'met' : 'NOT met'})${loadMs > intervalMs ? ' (projected from the same rate)' : ''}; ` +
+        `HeartbeatStream ${(nominal * perStream * 100).toFixed(1)}% (${verdict(nominal * perStream)})${loadMs > intervalMs ? ' (projected from the same rate)' : ''}; ` +
         (Number.isFinite(perBeat) ? `per heartbeat unary / stream ${(perBeat / perStream).toFixed(1)}x; ` : '') +
         `MA CPU held by ${N} idle open streams and connections is in both (idle MA before: ${(idle * 100).toFixed(2)}%)`,
     );
