@@ -6,12 +6,14 @@
  * connections, streams and messages, so that the MA's figure can be read as a ratio to it.
  */
 import { Server, ServerCredentials, type ServerDuplexStream } from '@grpc/grpc-js';
+import { systemClock } from '../services/core/clock.js';
 import { grpcServerOptions, resolveServerLimits } from '../services/core/rpc/server-limits.js';
 import {
   ManagementAuthorityService,
   type HeartbeatRequest,
   type HeartbeatResponse,
 } from '../services/generated/fedlab/v1/management_authority.js';
+import { heartbeatAnswer } from '../services/management-authority/heartbeat-streams.js';
 
 /** The argument that starts this server instead of the bench. */
 export const BARE_MA_FLAG = '--bare-ma';
@@ -31,9 +33,8 @@ export async function serveBareMa(): Promise<void> {
     { heartbeatStream: ManagementAuthorityService.heartbeatStream },
     {
       heartbeatStream: (call: ServerDuplexStream<HeartbeatRequest, HeartbeatResponse>) => {
-        call.on('data', () => {
-          call.write({ serverTime: new Date(), heartbeatIntervalS: 5, revocationVersion: 0 });
-        });
+        // The MA's own answer (its clock, the interval, a revocation list version).
+        call.on('data', () => call.write(heartbeatAnswer(systemClock, 5000, 0)));
         call.on('end', () => call.end());
         call.on('error', () => undefined);
       },

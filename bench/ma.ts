@@ -116,22 +116,21 @@ function monoUs(): number {
 }
 
 async function cpuShare(pid: number, seconds: number, label?: string): Promise<number> {
-  const c0 = cpuSeconds(pid);
   const s0 = cpuSplit(pid);
   const t0 = performance.now();
   const m0 = monoUs();
   await new Promise((r) => setTimeout(r, seconds * 1000));
+  const s1 = cpuSplit(pid);
   const wall = (performance.now() - t0) / 1000;
   if (label) {
     // Where the CPU went: in the kernel (network syscalls) or not, on the event loop's thread or others (GC, libuv pool).
-    const s1 = cpuSplit(pid);
     const pct = (a: number, b: number): string => `${((100 * (b - a)) / wall).toFixed(1)}%`;
     console.log(
       `  [mono ${m0}..${monoUs()} µs: ${label}; user ${pct(s0.user, s1.user)}, system ${pct(s0.system, s1.system)}, ` +
         `main thread ${pct(s0.mainThread, s1.mainThread)}]`,
     );
   }
-  return (cpuSeconds(pid) - c0) / wall;
+  return (s1.user + s1.system - s0.user - s0.system) / wall;
 }
 
 /**

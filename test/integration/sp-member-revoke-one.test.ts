@@ -198,6 +198,9 @@ describe('service provider: one member credential revoked, members listed', () =
     const dashed = await runCli(['member', 'revoke', ...sp, carol.urn, '-Xnot-a-jti']);
     expect(dashed.code).toBe(2);
     expect(dashed.stderr).toMatch(/unknown option '-Xnot-a-jti'; .*put the arguments after --/);
+    const dashedJson = await runCli(['member', 'revoke', '--json', ...sp, carol.urn, '-Xnot-a-jti']);
+    expect(dashedJson.code).toBe(2);
+    expect((JSON.parse(dashedJson.stderr) as { code: string; message: string }).message).toMatch(/put the arguments after --/);
     const viaFlag = await runCli(['member', 'revoke', '--json', ...sp, carol.urn, '--jti', '-Xnot-a-jti']);
     expect(viaFlag.code).toBe(1);
     expect((JSON.parse(viaFlag.stderr || viaFlag.stdout) as { code: string; message: string }).message).toContain('-Xnot-a-jti');

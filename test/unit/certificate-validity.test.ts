@@ -1,5 +1,5 @@
-// A connection's certificate checked against the time of each call and session message: the period an
-// identity carries (read once, when the identity was made) and a bare certificate's own.
+// A connection's certificate checked against the time of each call and session message: the period its
+// identity carries, read once when the identity was made.
 import { rm } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestPki, type TestPki } from '../../certs/test-pki.js';
@@ -44,13 +44,14 @@ describe('certificate validity at each call', () => {
     expect(refusal(() => checkCertificateValidity(identity, identity.validFromMs - 1))?.message).toMatch(/not valid yet/);
   });
 
-  it("the identity's period is the one checked; a bare certificate is read for its own", () => {
+  it("the identity's period is the one checked", () => {
     // An identity whose period ended (as the one made for a connection) is refused although its certificate is valid now.
     const ended = { ...identity, validToMs: Date.now() - 1 };
     expect(refusal(() => checkCertificateValidity(ended))).toBeInstanceOf(UnauthenticatedError);
-    expect(refusal(() => checkCertificateValidity({ certificate: identity.certificate }))).toBeUndefined();
-    expect(refusal(() => checkCertificateValidity({ certificate: identity.certificate }, identity.validToMs + 1))).toBeInstanceOf(
-      UnauthenticatedError,
-    );
+    expect(refusal(() => checkCertificateValidity(identity))).toBeUndefined();
+  });
+
+  it('an unreadable period (NaN) refuses every time', () => {
+    expect(refusal(() => checkCertificateValidity({ validFromMs: NaN, validToMs: NaN }))).toBeInstanceOf(UnauthenticatedError);
   });
 });
