@@ -72,9 +72,15 @@ describe.skipIf(skip)('ssh into a container sliver with OpenSSH', () => {
       await t.until(/24 80\r\n\/dev\/pts\/\d+\r\n/, mark);
       mark = t.output().length;
       t.resize(40, 132);
-      await new Promise((r) => setTimeout(r, 300));
-      t.write('stty size\r');
-      await t.until(/40 132\r\n/, mark);
+      // The new size travels on its own (ssh's window-change, then runc's SIGWINCH): ask until the shell sees it.
+      for (let tries = 0; ; tries++) {
+        mark = t.output().length;
+        t.write('stty size\r');
+        await t.until(/\r\nssh-prompt> $/, mark);
+        if (/^40 132\r$/m.test(t.output().slice(mark))) break;
+        if (tries === 50) throw new Error(`stty size never printed 40 132: ${JSON.stringify(t.output().slice(mark))}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
       mark = t.output().length;
       t.write('sleep 100; echo after-sleep\r');
       await new Promise((r) => setTimeout(r, 500));

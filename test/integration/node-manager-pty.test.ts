@@ -27,22 +27,48 @@ async function openTerminal(h: NmHarness, urn: string, argv: string[], env: Reco
   const spec: ExecSpec = { argv, env, timeoutMs: 60_000, maxOutputBytes: 1 << 20, tty: { rows: 24, cols: 80, control } };
   const chunks = await h.nm.slivers.exec(urn, spec, abort.signal);
   let out = '';
+  // How the terminal ended, for a failed wait's message (a wait that times out on an ended terminal says so).
+  let ended = 'still running';
   const exit = (async () => {
     let last: Extract<ExecChunk, { kind: 'exit' }> | undefined;
-    for await (const c of chunks) {
-      if (c.kind === 'exit') last = c;
-      else out += c.data.toString();
+    try {
+      for await (const c of chunks) {
+        if (c.kind === 'exit') last = c;
+        else out += c.data.toString();
+      }
+    } catch (err) {
+      ended = `failed: ${(err as Error).message}`;
+      throw err;
     }
+    ended = `ended: ${JSON.stringify(last)}`;
     return last;
   })();
+  // Awaited by the test; this only keeps an early failure from surfacing as an unhandled rejection first.
+  exit.catch(() => undefined);
   return {
     control,
     abort,
     output: () => out,
     until: (re, from = 0, ms = 10_000) =>
-      waitFor(() => re.test(out.slice(from)), ms, `${re} in the terminal's output: ${JSON.stringify(out.slice(-300))}`),
+      // The output in the message is the output when the wait gave up, not when it began.
+      waitFor(() => re.test(out.slice(from)), ms, `${re}`).catch((err: unknown) => {
+        throw new Error(`${(err as Error).message} in the terminal's output (${ended}): ${JSON.stringify(out.slice(-300))}`);
+      }),
     exit,
   };
+}
+
+/** Types `command` at the prompt until its output matches `re` (each answer waited for, the prompt back in between). */
+async function askUntil(t: Terminal, command: string, re: RegExp, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const mark = t.output().length;
+    t.control.write(`${command}\r`);
+    await t.until(/\r\npty\$ $/, mark);
+    if (re.test(t.output().slice(mark))) return;
+    if (Date.now() >= end) throw new Error(`${command} never printed ${re}: ${JSON.stringify(t.output().slice(mark))}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 function ptyTests(driver: 'container' | 'process', name: string) {
@@ -72,8 +98,9 @@ function ptyTests(driver: 'container' | 'process', name: string) {
     await t.until(/TERM=xterm\r\npty\$ $/);
     let mark = t.output().length;
     t.control.resize(40, 132);
-    t.control.write('stty size\r');
-    await t.until(/40 132\r\n/, mark);
+    // runc applies a resize on its own time (SIGWINCH to runc, which then resizes the sliver's terminal), as
+    // a remote terminal does: ask until the shell sees it.
+    await askUntil(t, 'stty size', /^40 132\r$/m);
 
     mark = t.output().length;
     t.control.write('echo sleeping; sleep 100\r');
