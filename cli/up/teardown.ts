@@ -11,8 +11,8 @@ import { maInstance } from '../../services/management-authority/index.js';
 import { purgeInstance } from '../../services/node-manager/drivers/instance-purge.js';
 import { createDriver } from '../../services/node-manager/drivers/select.js';
 import { instanceId } from '../../services/node-manager/index.js';
-import { HOST_SCOPE, parseLinkAlias } from '../../services/node-manager/network/link-names.js';
 import type { DriverChoice } from './driver-choice.js';
+import { hostHubsOf, removeHostHubs } from './host-hubs.js';
 import { nodeBridge, nodeIndexOf } from './node-networks.js';
 import type { SiteRuntime } from './federation.js';
 import type { ServiceProcess } from './processes.js';
@@ -42,6 +42,9 @@ export async function stopInOrder(processes: readonly ServiceProcess[], graceMs:
  */
 export async function sweepLeftovers(sites: readonly SiteRuntime[], driver: DriverChoice, netBlock?: number): Promise<string[]> {
   const removed: string[] = [];
+  const hubsToo = driver.kind === 'container' && process.getuid?.() === 0;
+  // Before the purge takes their ports away: the host-wide hubs these node managers' slivers were on.
+  const ownHubs = hubsToo ? hostHubsOf(sites.flatMap((s) => s.nodes.map((n) => instanceId(n.paths.data)))) : new Set<number>();
   for (const site of sites) {
     for (const node of site.nodes) {
       const data = node.paths.data;
@@ -81,32 +84,7 @@ export async function sweepLeftovers(sites: readonly SiteRuntime[], driver: Driv
     }
     if (site.style === 'emulab' && process.getuid?.() === 0) removed.push(...removeNamespaces(site));
   }
-  if (driver.kind === 'container' && process.getuid?.() === 0) removed.push(...removeHostHubs());
-  return removed;
-}
-
-/**
- * Deletes host-wide link hubs (network.host_underlays: stitched ends of node managers on this host) that no port is
- * on: a node manager removes them at a sliver's delete, but one stopped before its last delete leaves them.
- */
-function removeHostHubs(): string[] {
-  let links: { ifname: string; ifalias?: string; master?: string }[] = [];
-  try {
-    links = JSON.parse(execFileSync('ip', ['-j', 'link', 'show'], { encoding: 'utf8' })) as typeof links;
-  } catch {
-    return [];
-  }
-  const removed: string[] = [];
-  for (const l of links) {
-    if (parseLinkAlias('', HOST_SCOPE, l.ifalias)?.kind !== 'bridge') continue;
-    if (links.some((x) => x.master === l.ifname)) continue;
-    try {
-      execFileSync('ip', ['link', 'del', l.ifname]);
-      removed.push(`host link hub ${l.ifname}`);
-    } catch {
-      // Already gone.
-    }
-  }
+  if (hubsToo) removed.push(...(await removeHostHubs(ownHubs)));
   return removed;
 }
 

@@ -18,6 +18,8 @@ export const VXLAN_PORT = 4789;
 /** A device as `ip -j link show` describes it. */
 export interface DeviceInfo {
   readonly ifname: string;
+  /** The kernel's index: a device made again under the same name has a new one. */
+  readonly ifindex?: number;
   readonly ifalias?: string;
   readonly master?: string;
   readonly mtu?: number;
@@ -49,8 +51,11 @@ function gone(err: unknown): boolean {
 export class LinkDevices {
   /** The links' MTU over VXLAN (read once). */
   private mtu: number | undefined;
-  /** Flood entries known per VXLAN device (read once, then kept as they are added). */
-  private readonly flood = new Map<string, Set<string>>();
+  /**
+   * Flood entries known per VXLAN device (read once, then kept as they are added), with the device's index: another
+   * node manager of the site may have removed the device and made it again since, without these entries.
+   */
+  private readonly flood = new Map<string, { readonly ifindex: number | undefined; readonly known: Set<string> }>();
 
   constructor(
     private readonly instance: string,
@@ -135,12 +140,13 @@ export class LinkDevices {
       await this.run.ip(['link', 'set', vxlan, 'alias', linkAlias(this.scope, { kind: 'vxlan', vni }), 'master', bridge, 'up']);
       vx = (await this.run.ipJson<DeviceInfo>(['link', 'show', 'dev', vxlan]))[0];
     }
-    let known = this.flood.get(vxlan);
+    const cached = this.flood.get(vxlan);
+    let known = cached && cached.ifindex === vx?.ifindex ? cached.known : undefined;
     if (!known) {
       const fdb = await this.tools.bridge(['-j', 'fdb', 'show', 'dev', vxlan]);
       const entries = fdb.trim() ? (JSON.parse(fdb) as { mac?: string; dst?: string }[]) : [];
       known = new Set(entries.filter((e) => e.mac === '00:00:00:00:00:00' && e.dst).map((e) => e.dst as string));
-      this.flood.set(vxlan, known);
+      this.flood.set(vxlan, { ifindex: vx?.ifindex, known });
     }
     for (const r of far) {
       if (known.has(r)) continue;
@@ -235,27 +241,44 @@ export class LinkDevices {
     for (const d of await this.nodeDevices()) if (d.label.kind === 'port' && d.label.sliver === sliver) await this.del(d.ifname);
   }
 
-  /** Removes this site's hubs (bridge and VXLAN device) no sliver's port is on any more (any node manager's). */
-  async sweepHubs(): Promise<number[]> {
-    const all = await this.run.ipJson<DeviceInfo>(['link', 'show']);
-    const removed = new Set<number>();
-    for (const d of await this.nodeDevices(all)) {
-      if (d.label.kind !== 'bridge') continue;
-      const vxlan = linkVxlanName(this.scope, d.label.vni);
-      if (all.some((x) => x.master === d.ifname && x.ifname !== vxlan)) continue;
-      await this.del(vxlan);
-      this.flood.delete(vxlan);
-      await this.del(d.ifname);
-      removed.add(d.label.vni);
-    }
-    // A VXLAN device left without its bridge (a crash between two steps).
-    for (const d of await this.nodeDevices(all)) {
-      if (d.label.kind === 'vxlan' && !all.some((x) => x.ifname === linkBridgeName(this.scope, d.label.vni))) {
-        await this.del(d.ifname);
-        removed.add(d.label.vni);
+  /**
+   * This scope's hubs no sliver's port is on any more (any node manager's), by VNI with their devices: bridges with
+   * nothing but their VXLAN device, and VXLAN devices left without their bridge (a crash between two steps). `all`:
+   * the host's devices.
+   */
+  async idleHubs(all?: readonly DeviceInfo[]): Promise<Map<number, string[]>> {
+    const devices = all ?? (await this.hostDevices());
+    const idle = new Map<number, string[]>();
+    const add = (vni: number, ...names: string[]): void => {
+      idle.set(vni, [...(idle.get(vni) ?? []), ...names]);
+    };
+    for (const d of await this.nodeDevices(devices)) {
+      if (d.label.kind === 'bridge') {
+        const vxlan = linkVxlanName(this.scope, d.label.vni);
+        // Its VXLAN device first: the bridge would otherwise be left with a port for a moment.
+        if (!devices.some((x) => x.master === d.ifname && x.ifname !== vxlan)) add(d.label.vni, vxlan, d.ifname);
+      } else if (d.label.kind === 'vxlan' && !devices.some((x) => x.ifname === linkBridgeName(this.scope, d.label.vni))) {
+        add(d.label.vni, d.ifname);
       }
     }
-    return [...removed];
+    return idle;
+  }
+
+  /**
+   * Removes this scope's idle hubs ({@link idleHubs}), or only those of the VNIs in `only`; returns their VNIs.
+   * Hubs are shared across processes: run it under the host's link hub lock (host-lock.ts), as their makers do.
+   */
+  async sweepHubs(only?: ReadonlySet<number>): Promise<number[]> {
+    const removed: number[] = [];
+    for (const [vni, names] of await this.idleHubs()) {
+      if (only && !only.has(vni)) continue;
+      for (const name of names) {
+        await this.del(name);
+        this.flood.delete(name);
+      }
+      removed.push(vni);
+    }
+    return removed;
   }
 
   private async del(dev: string): Promise<void> {

@@ -17,6 +17,10 @@
  *   VNI — a bridge and no VXLAN device, since the kernel takes a VNI once per
  *   UDP port and namespace — and a veth from the sliver into it.
  *
+ * Hubs are shared with other processes on the host, so making one and putting
+ * a port on it, and removing one no port is on, happen under the host's link
+ * hub lock (host-lock.ts): no sweep deletes a hub between its make and its port.
+ *
  * Before any VXLAN device is made, the node's firewall is told which far
  * hosts each VNI may come from and go to (vxlan-filter.ts); it forgets a VNI
  * once no sliver of this node manager holds it.
@@ -37,6 +41,7 @@ import { contains, formatCidr, ipv4ToNumber, isIpv4, overlaps, parseCidr } from 
 import { LinkDevices, type InterfaceEnd } from './link-devices.js';
 import { probeNetem, shapingPlan, TcCommands } from './link-shaping.js';
 import type { NetCommands } from './net-command.js';
+import { HostLock } from './host-lock.js';
 import { HOST_SCOPE, linkScope } from './link-names.js';
 import { netnsName, netnsPath } from './net-names.js';
 import type { NetworkPlan } from './network-plan.js';
@@ -73,6 +78,8 @@ export class LinkWirer implements SliverWirer {
     readonly netem: boolean,
     readonly tools: TcCommands,
     run: NetCommands,
+    /** Held while hubs are made, joined or removed (shared with every node manager on the host). */
+    private readonly hubLock = new HostLock(),
   ) {
     this.devices = new LinkDevices(instance, scope, run, tools);
     this.hostHubs = new LinkDevices(instance, HOST_SCOPE, run, tools);
@@ -139,37 +146,43 @@ export class LinkWirer implements SliverWirer {
     return this.mutex.run(async () => {
       // The filter first: a VXLAN device never exists here while its VNI is open to any host.
       await this.filter.sync(this.vxlanPeers());
-      const host = mine.some((i) => (i.wiring?.remoteUnderlays.length ?? 0) > 0) ? await this.devices.hostDevices() : [];
-      for (const i of mine) {
-        const w = i.wiring;
-        if (!w) continue;
-        const end = this.endOf(ctx.netns, i);
-        const underlay = this.plan.underlayAddress as string;
-        if (w.remoteUnderlays.length > 0 && w.remoteUnderlays.every((r) => this.onThisHost(r))) {
-          // Far ends of other node managers on this host: the host-wide hub of the VNI, no VXLAN device.
-          const mtu = await this.hostHubs.ensureHub(w.vni, underlay, [], host);
-          await this.hostHubs.attach(w.vni, ctx.sliver.name, end, mtu, host);
-        } else if (w.remoteUnderlays.length > 0 && this.alone(ctx.sliver.urn, w.vni, w.remoteUnderlays, underlay)) {
-          // The link's one endpoint on this host: the interface is the VXLAN device itself.
-          await this.devices.direct(w.vni, underlay, w.remoteUnderlays, end);
-        } else if (w.remoteUnderlays.length > 0) {
-          const mtu = await this.devices.ensureHub(w.vni, underlay, w.remoteUnderlays, host);
-          await this.devices.attach(w.vni, ctx.sliver.name, end, mtu, host);
-        } else {
-          const peer = this.localPeer(ctx.sliver.urn, w.vni);
-          // The peer not running yet: its own wiring makes the pair.
-          if (peer) await this.devices.pair(end, peer);
-        }
-      }
+      if (mine.some((i) => (i.wiring?.remoteUnderlays.length ?? 0) > 0)) await this.hubLock.run(() => this.wireInterfaces(ctx, mine));
+      else await this.wireInterfaces(ctx, mine);
     });
+  }
+
+  /** Makes a sliver's interfaces (under the hub lock when some has a far end: see the module's comment). */
+  private async wireInterfaces(ctx: WiringContext, mine: readonly SliverInterface[]): Promise<void> {
+    // Listed under the lock: a hub seen here stays until this wiring has its port on it.
+    const host = mine.some((i) => (i.wiring?.remoteUnderlays.length ?? 0) > 0) ? await this.devices.hostDevices() : [];
+    for (const i of mine) {
+      const w = i.wiring;
+      if (!w) continue;
+      const end = this.endOf(ctx.netns, i);
+      const underlay = this.plan.underlayAddress as string;
+      if (w.remoteUnderlays.length > 0 && w.remoteUnderlays.every((r) => this.onThisHost(r))) {
+        // Far ends of other node managers on this host: the host-wide hub of the VNI, no VXLAN device.
+        const mtu = await this.hostHubs.ensureHub(w.vni, underlay, [], host);
+        await this.hostHubs.attach(w.vni, ctx.sliver.name, end, mtu, host);
+      } else if (w.remoteUnderlays.length > 0 && this.alone(ctx.sliver.urn, w.vni, w.remoteUnderlays, underlay)) {
+        // The link's one endpoint on this host: the interface is the VXLAN device itself.
+        await this.devices.direct(w.vni, underlay, w.remoteUnderlays, end);
+      } else if (w.remoteUnderlays.length > 0) {
+        const mtu = await this.devices.ensureHub(w.vni, underlay, w.remoteUnderlays, host);
+        await this.devices.attach(w.vni, ctx.sliver.name, end, mtu, host);
+      } else {
+        const peer = this.localPeer(ctx.sliver.urn, w.vni);
+        // The peer not running yet: its own wiring makes the pair.
+        if (peer) await this.devices.pair(end, peer);
+      }
+    }
   }
 
   unwire(ctx: UnwiringContext): Promise<void> {
     return this.mutex.run(async () => {
       // Its ends inside its namespace go with the namespace (a veth pair's far end with them); the node-side ports here.
       await this.devices.detach(ctx.name);
-      await this.devices.sweepHubs();
-      await this.hostHubs.sweepHubs();
+      await this.sweepIdle();
       await this.filter.sync(this.vxlanPeers(ctx.name));
     });
   }
@@ -183,9 +196,22 @@ export class LinkWirer implements SliverWirer {
   /** Removes hubs no sliver's port is on (after a restore). */
   sweep(): Promise<number[]> {
     return this.mutex.run(async () => {
+      const removed = await this.sweepIdle();
+      await this.filter.sync(this.vxlanPeers());
+      return removed;
+    });
+  }
+
+  /**
+   * Removes this site's and the host's hubs no port is on; returns the site's VNIs removed. Only takes the hub lock
+   * when one looks idle (most deletes have no link at all), and looks again under it.
+   */
+  private async sweepIdle(): Promise<number[]> {
+    const host = await this.devices.hostDevices();
+    if ((await this.devices.idleHubs(host)).size === 0 && (await this.hostHubs.idleHubs(host)).size === 0) return [];
+    return this.hubLock.run(async () => {
       const removed = await this.devices.sweepHubs();
       await this.hostHubs.sweepHubs();
-      await this.filter.sync(this.vxlanPeers());
       return removed;
     });
   }

@@ -32,9 +32,9 @@ export class NetworkCommandError extends FailedPreconditionError {
 }
 
 /** Finds a tool's absolute path, or says which package holds it. */
-export function findTool(name: 'ip' | 'nft' | 'sysctl'): string {
+export function findTool(name: 'ip' | 'nft' | 'sysctl' | 'flock'): string {
   for (const dir of TOOL_DIRS) if (existsSync(`${dir}/${name}`)) return `${dir}/${name}`;
-  const pkg = { ip: 'iproute2', nft: 'nftables', sysctl: 'procps' }[name];
+  const pkg = { ip: 'iproute2', nft: 'nftables', sysctl: 'procps', flock: 'util-linux' }[name];
   throw new FailedPreconditionError(`the sliver network needs ${name}, which is missing; install it: apt-get install ${pkg}`);
 }
 
