@@ -50,6 +50,10 @@ export class OwnRevocationPush {
   /** Nodes that could not be reached, and when to try them again (ms). */
   private readonly failing = new Map<string, number>();
   private running: Promise<number> | undefined;
+  /** Nodes that came UP again since a run chose its targets: what that run delivers does not count for them. */
+  private readonly upAgain = new Set<string>();
+  /** The one run that follows the current one, shared by everyone who asked meanwhile. */
+  private next: Promise<number> | undefined;
 
   constructor(private readonly o: OwnRevocationPushOptions) {}
 
@@ -69,12 +73,29 @@ export class OwnRevocationPush {
 
   /**
    * Sends a freshly signed copy to the UP nodes that are behind; returns how many took it. A push
-   * asked for while one runs waits for it and then runs again (a revocation made meanwhile is sent).
-   * Never throws.
+   * asked for while one runs waits for it and then runs again (a revocation made meanwhile is sent);
+   * every push asked for during one run shares the one run after it. A run looks at every node, so
+   * thousands of nodes coming UP at once (an MA restart) cost two runs, not one each. Never throws.
    */
-  async push(): Promise<number> {
-    while (this.running) await this.running.catch(() => 0);
-    const run = this.send().finally(() => (this.running = undefined));
+  push(): Promise<number> {
+    if (this.next) return this.next;
+    if (!this.running) return this.start();
+    this.next = this.running.then(
+      () => this.followUp(),
+      () => this.followUp(),
+    );
+    return this.next;
+  }
+
+  private followUp(): Promise<number> {
+    this.next = undefined;
+    return this.start();
+  }
+
+  private start(): Promise<number> {
+    const run = this.send().finally(() => {
+      if (this.running === run) this.running = undefined;
+    });
     this.running = run;
     return run;
   }
@@ -83,11 +104,14 @@ export class OwnRevocationPush {
   nodeUp(nodeUrn: string): Promise<number> {
     this.done.delete(nodeUrn);
     this.failing.delete(nodeUrn);
+    // A run in flight may deliver to it from before this UP (it restarted meanwhile): the next run sends again.
+    if (this.running) this.upAgain.add(nodeUrn);
     return this.push();
   }
 
   private async send(): Promise<number> {
     const now = this.o.now();
+    this.upAgain.clear();
     const targets = this.o.registry
       .all()
       .filter((n) => n.up && this.behind(n.record.urn, now))
@@ -131,7 +155,7 @@ export class OwnRevocationPush {
     for (const r of sent) {
       if (r.ok) {
         ok++;
-        this.done.set(r.nodeUrn, { version: r.value, signedAt: now });
+        if (!this.upAgain.has(r.nodeUrn)) this.done.set(r.nodeUrn, { version: r.value, signedAt: now });
         this.failing.delete(r.nodeUrn);
       } else {
         // Said once per run of failures: a node that is unreachable would otherwise fill the log.

@@ -91,4 +91,70 @@ describe('OwnRevocationPush', () => {
     expect(await push.nodeUp('urn:fedlab:plc.test:node:n1')).toBe(1);
     expect(to('n1')).toHaveLength(before + 1);
   });
+
+  it('a thousand nodes coming UP at once cost two runs over the registry, and each node gets one copy', async () => {
+    const ma = principal('urn:fedlab:plc.test:authority:ma');
+    const revocations = await RevocationStore.open(store, { cache: null });
+    const nodes = Array.from({ length: 1_000 }, (_, i) => ({ record: { urn: `urn:fedlab:plc.test:node:n${i}` }, up: false }));
+    // As the registry does: the node is UP, then its change is told.
+    const up = (n: (typeof nodes)[number]) => {
+      n.up = true;
+      return push.nodeUp(n.record.urn);
+    };
+    let scans = 0;
+    let release!: () => void;
+    let gate = new Promise<void>((r) => (release = r));
+    const sent = new Map<string, number>();
+    const push = new OwnRevocationPush({
+      revocations,
+      maKey: ma.privateKey,
+      maUrn: ma.urn,
+      maKid: ma.kid,
+      registry: {
+        all: () => {
+          scans++;
+          return nodes as never;
+        },
+      },
+      nodes: {
+        fanOut: (async (items: string[], _nodeOf: unknown, fn: (c: unknown, o: unknown, i: string) => Promise<unknown>) => {
+          // The first run is slow (its calls in flight) while every other node comes UP.
+          await gate;
+          return Promise.all(
+            items.map(async (node) => {
+              const client = {
+                updateRevocations: async () => {
+                  sent.set(node, (sent.get(node) ?? 0) + 1);
+                  return { installed: 1, current: 0, skipped: 0 };
+                },
+              };
+              return { nodeUrn: node, ok: true, value: await fn(client, {}, node) };
+            }),
+          );
+        }) as never,
+      },
+      settings: { nextUpdateS: 600, graceS: 60 },
+      now: () => 1_780_000_000_000,
+      log: silentLogger(),
+    });
+    const first = up(nodes[0]!);
+    const rest = nodes.slice(1).map(up);
+    release();
+    const counts = await Promise.all([first, ...rest]);
+    // One run for the first, one shared by the 999 that came UP while it ran (not 999 runs over 1,000 nodes).
+    expect(scans).toBe(2);
+    expect(counts[0]).toBe(1);
+    expect(new Set(counts.slice(1))).toEqual(new Set([999]));
+    expect(sent.size).toBe(1_000);
+    expect(new Set(sent.values())).toEqual(new Set([1]));
+
+    // A node that comes UP again while a run delivers to it (it restarted meanwhile) is sent another copy after it.
+    gate = new Promise<void>((r) => (release = r));
+    const again = push.nodeUp(nodes[5]!.record.urn);
+    const meanwhile = push.nodeUp(nodes[5]!.record.urn);
+    release();
+    expect(await again).toBe(1);
+    expect(await meanwhile).toBe(1);
+    expect(sent.get(nodes[5]!.record.urn)).toBe(3);
+  });
 });
