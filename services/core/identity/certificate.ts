@@ -3,9 +3,8 @@
  * and its public key. Used on every call to identify the TLS peer, and by the
  * credential verifier to check the caller holds the leaf credential.
  */
-import 'reflect-metadata';
 import { X509Certificate } from 'node:crypto';
-import { SubjectAlternativeNameExtension, X509Certificate as AsnCertificate } from '@peculiar/x509';
+import { DerError, uriSansFromDer } from './der-san.js';
 import { describePublicKey, type PublicKeyInfo } from './keys.js';
 import { parseUrn, type Urn } from './urn.js';
 import { FedlabError, InvalidArgumentError, UnauthenticatedError } from '../errors.js';
@@ -23,17 +22,16 @@ export interface CertIdentity extends PublicKeyInfo {
 
 /**
  * Lists the URI subjectAltNames of a DER certificate, decoded from the
- * extension's ASN.1 — never by splitting Node's printed SAN text, in which a
- * DNS name holding `, URI:` would pass for a URI of its own.
+ * extension's ASN.1 (der-san.ts) — never by splitting Node's printed SAN text,
+ * in which a DNS name holding `, URI:` would pass for a URI of its own.
  */
 export function uriSansOfDer(der: Uint8Array): string[] {
-  let ext: SubjectAlternativeNameExtension | null;
   try {
-    ext = new AsnCertificate(der).getExtension(SubjectAlternativeNameExtension);
-  } catch {
-    throw new UnauthenticatedError('the certificate could not be decoded');
+    return uriSansFromDer(der);
+  } catch (err) {
+    if (err instanceof DerError) throw new UnauthenticatedError('the certificate could not be decoded');
+    throw err;
   }
-  return ext ? ext.names.items.filter((n) => n.type === 'url').map((n) => n.value) : [];
 }
 
 /** Lists the URI subjectAltNames of a certificate. */

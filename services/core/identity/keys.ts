@@ -3,8 +3,8 @@
  * Ed25519 accepted) that both signs its credentials and authenticates its TLS
  * connections. Keys live in PEM files (PKCS#8 private, SPKI public) with mode 0600.
  */
-import { createPublicKey, generateKeyPairSync, KeyObject, createPrivateKey } from 'node:crypto';
-import { calculateJwkThumbprint, type JWK } from 'jose';
+import { createHash, createPublicKey, generateKeyPairSync, KeyObject, createPrivateKey } from 'node:crypto';
+import type { JWK } from 'jose';
 import { InvalidArgumentError } from '../errors.js';
 
 /** Key algorithms Fedlab accepts, named as in JWS. */
@@ -58,12 +58,22 @@ export async function describePublicKey(key: KeyObject): Promise<PublicKeyInfo> 
   const pub = key.type === 'private' ? createPublicKey(key) : key;
   const alg = algForKey(pub);
   const jwk = publicJwkMembers(pub.export({ format: 'jwk' }) as JWK);
-  return { jwk, alg, thumbprint: await calculateJwkThumbprint(jwk, 'sha256') };
+  return { jwk, alg, thumbprint: thumbprintOf(jwk) };
 }
 
 /** RFC 7638 SHA-256 thumbprint (base64url) of a public JWK. */
 export async function jwkThumbprint(jwk: JWK): Promise<string> {
-  return calculateJwkThumbprint(publicJwkMembers(jwk), 'sha256');
+  return thumbprintOf(publicJwkMembers(jwk));
+}
+
+/**
+ * RFC 7638 over members {@link publicJwkMembers} checked: the required members in lexicographic order, JSON with
+ * no whitespace, hashed synchronously (jose's thumbprint goes through WebCrypto's promise, ~0.1 ms a key, and a
+ * key is described on every new connection).
+ */
+function thumbprintOf(jwk: JWK): string {
+  const members = jwk.kty === 'EC' ? { crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y } : { crv: jwk.crv, kty: jwk.kty, x: jwk.x };
+  return createHash('sha256').update(JSON.stringify(members)).digest('base64url');
 }
 
 /** Reads a PEM private key; errors never echo the key. */
