@@ -18,7 +18,8 @@ import { SliverIsolation } from '../generated/fedlab/v1/common.js';
 import type { Access } from './access.js';
 import type { SliceLedger } from './aggregate/slice-ledger.js';
 import type { StyleName } from './config.js';
-import { imagesOfNode, type LiveNode, type NodeRegistry } from './node-registry.js';
+import type { LiveNode, NodeRegistry } from './node-registry.js';
+import { imagesOfNode } from './node-resources.js';
 import type { SliceRecord, SliverRecord } from './records.js';
 
 /** What the MA's dashboard reads. */

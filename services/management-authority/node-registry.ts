@@ -17,17 +17,17 @@
 import { PermissionDeniedError, NotFoundError, InvalidArgumentError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { Store, Table } from '../core/store/store.js';
-import { NodeHealth, SiteStyle, type Node, type ResourceSpec } from '../generated/fedlab/v1/common.js';
+import { NodeHealth, SiteStyle, type Node } from '../generated/fedlab/v1/common.js';
 import type { HeartbeatRequest } from '../generated/fedlab/v1/management_authority.js';
 import type { Clock } from '../core/clock.js';
 import type { StyleName } from './config.js';
 import { parseEndpoint } from '../core/endpoint.js';
-import { decodePageToken, encodePageToken, firstAfter, insertSorted } from '../core/paging.js';
-import { pageSize } from '../core/validate.js';
+import { insertSorted } from '../core/paging.js';
 import type { SshEndpointInput } from '../core/identity/ssh-keys.js';
 import { sshEndpointToWire, takeSshReport, type SshOffers } from './node-ssh.js';
 import { takeUnderlayReport } from './node-underlay.js';
 import type { WarningThrottle } from './node-warning-throttle.js';
+import { imagesOf, imagesOfNode, sameResources, toSpec } from './node-resources.js';
 import { resourcesOf, TABLES, ZERO, type NodeHealthRecord, type NodeRecord, type Resources } from './records.js';
 
 /** Heartbeats missed in a row that make a node DOWN. */
@@ -96,38 +96,6 @@ const STYLE: Record<StyleName, SiteStyle> = {
   emulab: SiteStyle.SITE_STYLE_EMULAB,
   protogeni: SiteStyle.SITE_STYLE_PROTOGENI,
 };
-
-/** What a node offers before it says otherwise (ImageList unset: only `host`). */
-export const DEFAULT_IMAGES: readonly string[] = Object.freeze(['host']);
-/** Most image names one node may advertise, and the longest name. */
-const MAX_IMAGES = 256;
-const MAX_IMAGE_NAME = 80;
-
-/** Protobuf form of resources (with the image a sliver asked for, if any). */
-export function toSpec(r: Resources, bandwidthKbps = 0, image?: string): ResourceSpec {
-  return { cpuMillis: r.cpuMillis, memMb: r.memMb, diskMb: r.diskMb, pids: r.pids, bandwidthKbps, ...(image ? { image } : {}) };
-}
-
-/** The images a node offers slivers. */
-export function imagesOfNode(n: Pick<LiveNode, 'images'>): readonly string[] {
-  return n.images ?? DEFAULT_IMAGES;
-}
-
-/** The images of a heartbeat, checked and sorted; undefined when it names none (the node keeps what it had). */
-function imagesOf(list: { names: string[] } | undefined): string[] | undefined {
-  if (!list) return undefined;
-  if (list.names.length > MAX_IMAGES) throw new InvalidArgumentError(`images lists at most ${MAX_IMAGES} names`, { field: 'images' });
-  for (const n of list.names) {
-    if (typeof n !== 'string' || n === '' || n.length > MAX_IMAGE_NAME || !/^[\x21-\x7e]+$/.test(n)) {
-      throw new InvalidArgumentError(`images: ${JSON.stringify(String(n).slice(0, 40))} is not an image name`, { field: 'images' });
-    }
-  }
-  return [...new Set(list.names)].sort();
-}
-
-function sameResources(a: Resources, b: Resources): boolean {
-  return a.cpuMillis === b.cpuMillis && a.memMb === b.memMb && a.diskMb === b.diskMb && a.pids === b.pids;
-}
 
 /** The site's enrolled nodes and their health. */
 export class NodeRegistry {
@@ -431,35 +399,6 @@ export class NodeRegistry {
       ssh: sshEndpointToWire(n.ssh),
       ...(n.underlayAddress ? { underlayAddress: n.underlayAddress } : {}),
     };
-  }
-
-  /** One page of nodes, optionally only those UP or DOWN. */
-  list(req: { pageSize: number; pageToken: string; health: NodeHealth }): { nodes: Node[]; nextPageToken: string } {
-    const size = pageSize(req.pageSize);
-    if (![NodeHealth.NODE_HEALTH_UNSPECIFIED, NodeHealth.NODE_HEALTH_UP, NodeHealth.NODE_HEALTH_DOWN].includes(req.health)) {
-      throw new InvalidArgumentError('health must be UP, DOWN or unset', { field: 'health' });
-    }
-    const after = decodePageToken('nodes', req.pageToken);
-    const want = req.health === NodeHealth.NODE_HEALTH_UNSPECIFIED ? undefined : req.health === NodeHealth.NODE_HEALTH_UP;
-    const out: Node[] = [];
-    let i = firstAfter(this.sorted, after);
-    let last = '';
-    for (; i < this.sorted.length && out.length < size; i++) {
-      const n = this.nodes.get(this.sorted[i] as string) as LiveNode;
-      if (want !== undefined && n.up !== want) continue;
-      out.push(this.toWire(n));
-      last = n.record.urn;
-    }
-    // Another page only if a later node would qualify.
-    let more = false;
-    for (; i < this.sorted.length; i++) {
-      const n = this.nodes.get(this.sorted[i] as string) as LiveNode;
-      if (want === undefined || n.up === want) {
-        more = true;
-        break;
-      }
-    }
-    return { nodes: out, nextPageToken: more ? encodePageToken('nodes', last) : '' };
   }
 
   /** Sorted URNs (for paging elsewhere). */

@@ -158,6 +158,8 @@ export class OwnRevocationPush {
         if (!this.upAgain.has(r.nodeUrn)) this.done.set(r.nodeUrn, { version: r.value, signedAt: now });
         this.failing.delete(r.nodeUrn);
       } else {
+        // A node UP again since this run chose it failed as its old self (restarted meanwhile): the next run tries it.
+        if (this.upAgain.has(r.nodeUrn)) continue;
         // Said once per run of failures: a node that is unreachable would otherwise fill the log.
         if (!this.failing.has(r.nodeUrn)) newlyMissed.push(r.nodeUrn);
         this.failing.set(r.nodeUrn, now + this.retryMs);

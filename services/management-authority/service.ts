@@ -12,6 +12,7 @@ import type { Aggregate } from './aggregate/index.js';
 import type { Clock } from '../core/clock.js';
 import type { Delegations } from './delegations.js';
 import type { Enrolment } from './enrolment.js';
+import { listNodes } from './node-listing.js';
 import type { NodeRegistry } from './node-registry.js';
 import { HeartbeatRate, heartbeatRateFor } from './heartbeat-rate.js';
 import { heartbeatAnswer, HeartbeatStreams } from './heartbeat-streams.js';
@@ -56,7 +57,7 @@ export function managementAuthorityService(deps: MaDomain): ServiceRegistration 
     async listNodes(req, ctx) {
       // Every node's owner and endpoint at once is the site's business; GetNode answers for one node (docs/api.md, Access rules).
       deps.access.requireAdmin(ctx.peer, "list the site's nodes");
-      return deps.registry.list(req);
+      return listNodes(deps.registry, req);
     },
     async getNode(req) {
       urnField('node_urn', req.nodeUrn, 'node');

@@ -21,19 +21,38 @@ import type { NetworkPlan } from '../../services/node-manager/network/network-pl
 const dir = mkdtempSync(join(tmpdir(), 'fedlab-hub-lock-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** Processes whose command line names `path` (flock children left holding it). */
-function holdersOf(path: string): string[] {
-  const out: string[] = [];
+/** Processes whose command line names `path` (flock children left holding it, and a holder naming it). */
+function holdersOf(path: string): { pid: number; argv0: string; cmd: string }[] {
+  const out: { pid: number; argv0: string; cmd: string }[] = [];
   for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
     try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
-      if (cmd.includes(path)) out.push(`${pid} ${cmd}`);
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      const cmd = argv.join(' ');
+      if (cmd.includes(path)) out.push({ pid: Number(pid), argv0: argv[0] ?? '', cmd });
     } catch {
       // Gone meanwhile.
     }
   }
   return out;
 }
+
+/** The children of `pid`. */
+function childrenOf(pid: number): number[] {
+  return readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        // The parent pid is the second field after the command name's closing parenthesis.
+        const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid;
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+const flocks = (path: string) => holdersOf(path).filter((h) => h.argv0.endsWith('flock'));
 
 const settled = async (p: Promise<unknown>, ms: number): Promise<boolean> =>
   Promise.race([
@@ -57,7 +76,7 @@ describe('the host lock', () => {
     await Promise.all([hold('a'), hold('b'), hold('c')]);
     // Whatever the order, nobody came in while another was in.
     for (let i = 0; i < events.length; i += 2) expect(events[i + 1]).toBe(events[i]?.replace(' in', ' out'));
-    expect(holdersOf(join(dir, 'order.lock'))).toEqual([]);
+    expect(flocks(join(dir, 'order.lock'))).toEqual([]);
   });
 
   it('makes another process wait, with a deadline, and is let go when its holder is killed with SIGKILL', async () => {
@@ -90,7 +109,8 @@ describe('the host lock', () => {
       expect((err as Error).message).toMatch(/was not free within 1000 ms/);
       expect(Date.now() - started).toBeGreaterThanOrEqual(900);
       expect(ran).toBe(false);
-      expect(holdersOf(path).filter((l) => !l.includes(String(holder.pid)) && /flock/.test(l))).toHaveLength(1);
+      // The holder's flock, and no other left by the attempt.
+      expect(flocks(path)).toHaveLength(1);
 
       // The holder dies without letting go: the kernel does it for it.
       const waiting = new HostLock(path, 10_000).run(async () => 'got it');
@@ -102,8 +122,25 @@ describe('the host lock', () => {
       holder.kill('SIGKILL');
     }
     const end = Date.now() + 5_000;
-    while (holdersOf(path).length > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
-    expect(holdersOf(path)).toEqual([]);
+    while (flocks(path).length > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    expect(flocks(path)).toEqual([]);
+  });
+
+  it('fails an operation whose lock was lost while it ran (its holder killed from outside), and the lock is free after', async () => {
+    const path = join(dir, 'lost.lock');
+    const lock = new HostLock(path);
+    const err = await lock
+      .run(async () => {
+        const [flock] = flocks(path);
+        // What holds the lock with flock: its child. Killed, flock exits too and the kernel lets the lock go.
+        for (const child of childrenOf(flock!.pid)) process.kill(child, 'SIGKILL');
+        const end = Date.now() + 5_000;
+        while (flocks(path).length > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+        return 'done';
+      })
+      .catch((e: unknown) => e);
+    expect((err as Error).message).toMatch(/lost while held/);
+    expect(await new HostLock(path, 2_000).run(async () => 'again')).toBe('again');
   });
 });
 

@@ -105,6 +105,7 @@ describe('OwnRevocationPush', () => {
     let release!: () => void;
     let gate = new Promise<void>((r) => (release = r));
     const sent = new Map<string, number>();
+    const failOnce = new Set<string>();
     const push = new OwnRevocationPush({
       revocations,
       maKey: ma.privateKey,
@@ -122,6 +123,7 @@ describe('OwnRevocationPush', () => {
           await gate;
           return Promise.all(
             items.map(async (node) => {
+              if (failOnce.delete(node)) return { nodeUrn: node, ok: false, code: 14, reason: 'restarting' };
               const client = {
                 updateRevocations: async () => {
                   sent.set(node, (sent.get(node) ?? 0) + 1);
@@ -156,5 +158,15 @@ describe('OwnRevocationPush', () => {
     expect(await again).toBe(1);
     expect(await meanwhile).toBe(1);
     expect(sent.get(nodes[5]!.record.urn)).toBe(3);
+
+    // The same, when the delivery to its old self fails (it was restarting): no pause, the next run reaches it.
+    failOnce.add(nodes[6]!.record.urn);
+    gate = new Promise<void>((r) => (release = r));
+    const failed = push.nodeUp(nodes[6]!.record.urn);
+    const back = push.nodeUp(nodes[6]!.record.urn);
+    release();
+    expect(await failed).toBe(0);
+    expect(await back).toBe(1);
+    expect(sent.get(nodes[6]!.record.urn)).toBe(2);
   });
 });

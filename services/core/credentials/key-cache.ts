@@ -9,7 +9,8 @@
  * Bounded; least recently used out first, approximately (second chance: a hit only sets a flag, so it
  * costs no map writes; eviction passes over a flagged entry once).
  */
-import { createPublicKey, hash, type KeyObject } from 'node:crypto';
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { thumbprintOfMembers } from '../identity/keys.js';
 import type { PublicJwk } from './keys.js';
 
 /** One key known by its exact bytes. */
@@ -27,10 +28,7 @@ interface Entry extends KnownKey {
 
 /** RFC 7638 SHA-256 thumbprint (base64url) of a strict public JWK. */
 export function jwkThumbprint(jwk: PublicJwk): string {
-  // Required members only, in lexicographic order, no white space (RFC 7638 §3.2).
-  const input =
-    jwk.kty === 'EC' ? `{"crv":"P-256","kty":"EC","x":"${jwk.x}","y":"${jwk.y}"}` : `{"crv":"Ed25519","kty":"OKP","x":"${jwk.x}"}`;
-  return hash('sha256', input, 'base64url');
+  return thumbprintOfMembers(jwk);
 }
 
 function sameKey(a: PublicJwk, b: PublicJwk): boolean {

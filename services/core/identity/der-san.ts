@@ -6,12 +6,15 @@
  * of CPU a certificate here, most of what a connection cost a server beyond
  * its TLS handshake; this walk takes microseconds.
  *
- * Strict where it matters for an identity: definite lengths only, every
- * element inside its parent, a certificate with the extension twice refused
- * (RFC 5280 allows one), a URI that is not IA5 (7-bit) refused. Anything else
- * that does not decode is an error too, never an empty answer. The
- * certificate has already been parsed by OpenSSL (and its chain verified by
- * the TLS handshake) before this runs; this reads, it does not validate.
+ * Strict where it matters for an identity: definite lengths only (a long
+ * form of at most four bytes; a non-minimal one is read as OpenSSL reads it),
+ * every element inside its parent, every TBSCertificate field in its place,
+ * the extension once (RFC 5280 allows one) with nothing after its value, each
+ * GeneralName one of the choices in its DER form, a URI in IA5 (7-bit).
+ * Anything else that does not decode is an error, never an empty answer. It
+ * reads, it does not validate: every caller has parsed the certificate with
+ * OpenSSL (Node's X509Certificate) first, and a peer's chain was verified by
+ * the TLS handshake.
  */
 
 /** A DER element: its tag byte and where its contents are. */
@@ -37,6 +40,14 @@ const OCTET_STRING = 0x04;
 const EXTENSIONS = 0xa3;
 /** [6] IMPLICIT IA5String, primitive: GeneralName's uniformResourceIdentifier. */
 const URI = 0x86;
+/**
+ * The tags of GeneralName's choices (RFC 5280 4.2.1.6), each in the one form DER gives it: otherName [0],
+ * x400Address [3], directoryName [4] (EXPLICIT) and ediPartyName [5] constructed; the strings, iPAddress and
+ * registeredID primitive. Anything else — a URI in constructed form (0xa6), which OpenSSL reads as a URI
+ * too, or a tag outside the choice — is refused rather than skipped: skipping it would name a different
+ * principal than OpenSSL and every other reader of the certificate sees.
+ */
+const GENERAL_NAME_TAGS = new Set([0xa0, 0x81, 0x82, 0xa3, 0xa4, 0xa5, URI, 0x87, 0x88]);
 
 /** Reads the element at `at`, which must end by `limit`. */
 function element(der: Uint8Array, at: number, limit: number): Element {
@@ -139,14 +150,17 @@ export function uriSansFromDer(der: Uint8Array): string[] {
     const oid = expectTag(parts[0], OID, 'extension id');
     if (!sameBytes(der, oid, SAN_OID)) continue;
     if (san) throw new DerError('two subjectAltName extensions');
-    // extnID, optional critical BOOLEAN, extnValue OCTET STRING holding the GeneralNames.
-    const value = expectTag(parts[1]?.tag === BOOLEAN ? parts[2] : parts[1], OCTET_STRING, 'extension value');
+    // extnID, optional critical BOOLEAN, extnValue OCTET STRING holding the GeneralNames; nothing more.
+    const critical = parts[1]?.tag === BOOLEAN;
+    if (parts.length !== (critical ? 3 : 2)) throw new DerError('a subjectAltName extension with elements out of place');
+    const value = expectTag(critical ? parts[2] : parts[1], OCTET_STRING, 'extension value');
     san = expectTag(element(der, value.start, value.end), SEQUENCE, 'GeneralNames');
     if (san.end !== value.end) throw new DerError('bytes after the GeneralNames');
   }
   if (!san) return [];
   const uris: string[] = [];
   for (const name of children(der, san)) {
+    if (!GENERAL_NAME_TAGS.has(name.tag)) throw new DerError(`a GeneralName with tag 0x${name.tag.toString(16)}`);
     if (name.tag !== URI) continue;
     let text = '';
     for (let i = name.start; i < name.end; i++) {

@@ -3,8 +3,9 @@
  * Ed25519 accepted) that both signs its credentials and authenticates its TLS
  * connections. Keys live in PEM files (PKCS#8 private, SPKI public) with mode 0600.
  */
-import { createHash, createPublicKey, generateKeyPairSync, KeyObject, createPrivateKey } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, hash, KeyObject, createPrivateKey } from 'node:crypto';
 import type { JWK } from 'jose';
+import { isCanonicalBase64url } from '../credentials/base64url.js';
 import { InvalidArgumentError } from '../errors.js';
 
 /** Key algorithms Fedlab accepts, named as in JWS. */
@@ -38,16 +39,26 @@ export function algForKey(key: KeyObject): KeyAlg {
   throw new InvalidArgumentError(`key type ${String(key.asymmetricKeyType)} is not accepted: use P-256 (ES256) or Ed25519`);
 }
 
+/**
+ * 32 bytes in canonical base64url (43 characters, the spare bits zero): one spelling per key, so one key has one
+ * thumbprint (Node would import other spellings as the same key).
+ */
+function isCoordinate(v: unknown): v is string {
+  return typeof v === 'string' && v.length === 43 && isCanonicalBase64url(v);
+}
+
 /** Reduces a JWK to its public members in a stable order (what `cnf.jwk` and bundles carry). */
 export function publicJwkMembers(jwk: JWK): JWK {
   if (jwk.kty === 'EC') {
-    if (jwk.crv !== 'P-256' || typeof jwk.x !== 'string' || typeof jwk.y !== 'string') {
-      throw new InvalidArgumentError('EC JWK must be P-256 with x and y');
+    if (jwk.crv !== 'P-256' || !isCoordinate(jwk.x) || !isCoordinate(jwk.y)) {
+      throw new InvalidArgumentError('EC JWK must be P-256 with x and y, each canonical base64url of 32 bytes');
     }
     return { kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y };
   }
   if (jwk.kty === 'OKP') {
-    if (jwk.crv !== 'Ed25519' || typeof jwk.x !== 'string') throw new InvalidArgumentError('OKP JWK must be Ed25519 with x');
+    if (jwk.crv !== 'Ed25519' || !isCoordinate(jwk.x)) {
+      throw new InvalidArgumentError('OKP JWK must be Ed25519 with x, canonical base64url of 32 bytes');
+    }
     return { kty: 'OKP', crv: 'Ed25519', x: jwk.x };
   }
   throw new InvalidArgumentError(`JWK kty ${String(jwk.kty)} is not accepted: use EC P-256 or OKP Ed25519`);
@@ -58,22 +69,23 @@ export async function describePublicKey(key: KeyObject): Promise<PublicKeyInfo> 
   const pub = key.type === 'private' ? createPublicKey(key) : key;
   const alg = algForKey(pub);
   const jwk = publicJwkMembers(pub.export({ format: 'jwk' }) as JWK);
-  return { jwk, alg, thumbprint: thumbprintOf(jwk) };
+  return { jwk, alg, thumbprint: thumbprintOfMembers(jwk) };
 }
 
 /** RFC 7638 SHA-256 thumbprint (base64url) of a public JWK. */
 export async function jwkThumbprint(jwk: JWK): Promise<string> {
-  return thumbprintOf(publicJwkMembers(jwk));
+  return thumbprintOfMembers(publicJwkMembers(jwk));
 }
 
 /**
- * RFC 7638 over members {@link publicJwkMembers} checked: the required members in lexicographic order, JSON with
- * no whitespace, hashed synchronously (jose's thumbprint goes through WebCrypto's promise, ~0.1 ms a key, and a
- * key is described on every new connection).
+ * RFC 7638 SHA-256 thumbprint (base64url) of a public JWK whose members {@link publicJwkMembers} checked: the
+ * required members in lexicographic order, no white space, hashed synchronously (jose's goes through
+ * WebCrypto's promise, ~0.1 ms a key, and a key is described on every new connection).
  */
-function thumbprintOf(jwk: JWK): string {
-  const members = jwk.kty === 'EC' ? { crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y } : { crv: jwk.crv, kty: jwk.kty, x: jwk.x };
-  return createHash('sha256').update(JSON.stringify(members)).digest('base64url');
+export function thumbprintOfMembers(jwk: { readonly kty?: string; readonly x?: string; readonly y?: string }): string {
+  const input =
+    jwk.kty === 'EC' ? `{"crv":"P-256","kty":"EC","x":"${jwk.x}","y":"${jwk.y}"}` : `{"crv":"Ed25519","kty":"OKP","x":"${jwk.x}"}`;
+  return hash('sha256', input, 'base64url');
 }
 
 /** Reads a PEM private key; errors never echo the key. */

@@ -9,7 +9,8 @@
 import { status as Status } from '@grpc/grpc-js';
 import type { Grant } from '../../core/credentials/index.js';
 import { ResourceExhaustedError } from '../../core/errors.js';
-import { imagesOfNode, type LiveNode } from '../node-registry.js';
+import type { LiveNode } from '../node-registry.js';
+import { imagesOfNode } from '../node-resources.js';
 import { addResources, freeOf, shortfall, type Resources, type SliverRecord } from '../records.js';
 import type { WantedSliver } from '../requests.js';
 import { SUCCESS, failure } from '../../core/rpc/outcome.js';

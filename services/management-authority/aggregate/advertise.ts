@@ -14,7 +14,8 @@ import {
   type AggregateListResourcesResponse,
 } from '../../generated/fedlab/v1/aggregate.js';
 import type { StyleName } from '../config.js';
-import { imagesOfNode, toSpec, type LiveNode } from '../node-registry.js';
+import type { LiveNode } from '../node-registry.js';
+import { imagesOfNode, toSpec } from '../node-resources.js';
 import { sshEndpointToWire } from '../node-ssh.js';
 import { decodePageToken, encodePageToken, firstAfter } from '../../core/paging.js';
 import { freeOf } from '../records.js';

@@ -14,7 +14,7 @@ import { AllocationState, type Sliver } from '../../generated/fedlab/v1/common.j
 import type { AggregateProvisionRequest, AggregateProvisionResponse } from '../../generated/fedlab/v1/aggregate.js';
 import type { ChainAccess } from '../access.js';
 import type { NodeResult } from '../node-clients.js';
-import { toSpec } from '../node-registry.js';
+import { toSpec } from '../node-resources.js';
 import type { IntentRecord, SliceRecord, SliverRecord } from '../records.js';
 import { lifetimeCap, ownerProblem } from './admission.js';
 import type { AggregateState } from './aggregate-state.js';

@@ -10,7 +10,7 @@ import {
   type SshLogin,
 } from '../../generated/fedlab/v1/common.js';
 import type { SliceUserRecord } from '../../core/identity/ssh-keys.js';
-import { toSpec } from '../node-registry.js';
+import { toSpec } from '../node-resources.js';
 import type { LinkSpec, Operational, SliceRecord, SliverRecord } from '../records.js';
 import { incarnationOf } from './slice-incarnation.js';
 

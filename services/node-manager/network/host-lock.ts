@@ -13,7 +13,7 @@
  * has a deadline, like every other network command.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DeadlineExceededError } from '../../core/errors.js';
 import { findTool, NetworkCommandError } from './net-command.js';
@@ -23,6 +23,17 @@ export const LINK_HUB_LOCK = '/run/fedlab/link-hubs.lock';
 
 /** What the child prints once it holds the lock. */
 const HELD = 'held\n';
+
+/** Whether a process runs (not gone, not a zombie waiting to be reaped). */
+function running(pid: number | undefined): boolean {
+  if (pid === undefined) return false;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
 
 /** An exclusive lock over one file, shared by every process on the host that uses the same path. */
 export class HostLock {
@@ -34,16 +45,23 @@ export class HostLock {
 
   /** Runs `fn` while holding the lock; the lock is let go whatever `fn` does. */
   async run<T>(fn: () => Promise<T>): Promise<T> {
-    const release = await this.acquire();
+    const held = await this.acquire();
+    let result: T;
     try {
-      return await fn();
+      result = await fn();
     } finally {
-      await release();
+      await held.release();
     }
+    // Its holder died while `fn` ran (killed from outside): what `fn` did was not protected, so it is not reported
+    // as done (every step under this lock is idempotent and is done again by the next wiring or sweep).
+    if (held.lost()) {
+      throw new NetworkCommandError(`flock ${this.path}`, 'the lock was lost while held (its flock process ended)', undefined);
+    }
+    return result;
   }
 
-  /** Takes the lock; resolves with the function that lets it go. */
-  private acquire(): Promise<() => Promise<void>> {
+  /** Takes the lock; resolves with the function that lets it go, and whether it was lost meanwhile. */
+  private acquire(): Promise<{ release: () => Promise<void>; lost: () => boolean }> {
     const flock = findTool('flock');
     mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
     const seconds = String(Math.max(1, Math.ceil(this.timeoutMs / 1000)));
@@ -52,8 +70,18 @@ export class HostLock {
       env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C' },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
-    const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
+    let letGo = false;
+    let lost = false;
+    const exited = new Promise<void>((resolve) =>
+      child.once('close', () => {
+        if (!letGo) lost = true;
+        resolve();
+      }),
+    );
     const release = async (): Promise<void> => {
+      // Node may not have reaped it yet: the kernel says whether it still runs.
+      if (!letGo && !running(child.pid)) lost = true;
+      letGo = true;
       child.stdin.end();
       // It ends at once; a child that does not is killed (the kernel lets the lock go with it).
       const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
@@ -84,7 +112,7 @@ export class HostLock {
         if (!settled && out.startsWith(HELD)) {
           settled = true;
           clearTimeout(timer);
-          resolve(release);
+          resolve({ release, lost: () => lost });
         }
       });
       child.stderr.setEncoding('utf8');
