@@ -102,19 +102,27 @@ export async function relayTo(state: AggregateState, slice: SliceRecord, nodeUrn
   // for a slice over many such nodes that was a second call to every node.
   const targets = [...new Set(nodeUrns)].filter((n) => !deps.relay.nodeTookUpTo(n, kid, last));
   if (targets.length === 0) return;
+  // Nodes that answered but skipped part of the chain (they did not hold a delta's base): not recorded as holding it.
+  const partial: string[] = [];
   const sent = await deps.nodes.fanOut(
     targets,
     (n) => n,
     async (c, opts, nodeUrn) => {
       if ((await sendChain(c, opts, chain, deadline)) === 0) deps.relay.nodeTook(nodeUrn, kid, last);
+      else partial.push(nodeUrn);
     },
     { deadline },
   );
   const missed = sent.filter((r) => !r.ok);
   if (missed.length)
     deps.log.warn(
-      { slice: slice.urn, nodes: missed.map((r) => r.nodeUrn).slice(0, 20) },
+      { slice: slice.urn, nodes: missed.map((r) => r.nodeUrn).slice(0, 20), count: missed.length },
       "nodes did not take the slice authority's revocation list; it relays again with its next update",
+    );
+  if (partial.length)
+    deps.log.warn(
+      { slice: slice.urn, nodes: partial.slice(0, 20), count: partial.length },
+      "nodes skipped part of the slice authority's revocation list (they lacked an earlier part); it relays again with its next update",
     );
 }
 
