@@ -22,7 +22,7 @@
  * ratios taken within a round, so both sides saw the same load. `--json`
  * prints the figures as JSON too.
  */
-import { generateKeyPairSync, verify, type KeyObject } from 'node:crypto';
+import { verify, type KeyObject } from 'node:crypto';
 import {
   ChainCache,
   NO_REVOCATIONS,
@@ -36,6 +36,7 @@ import {
 } from '../services/core/credentials/index.js';
 import type { TrustBundle } from '../services/core/identity/trust-bundle.js';
 import { median } from './support.js';
+import { generateKeyPair } from '../services/core/identity/keys.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
 const ROUND_MS = Number(process.env.BENCH_ROUND_MS ?? 400);
@@ -49,7 +50,7 @@ const BATCH = 16;
 type Alg = 'ES256' | 'EdDSA';
 
 function keyPair(alg: Alg): { privateKey: KeyObject; publicKey: KeyObject } {
-  return alg === 'ES256' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('ed25519');
+  return alg === 'ES256' ? generateKeyPair('p256') : generateKeyPair('ed25519');
 }
 
 /** Operations per second of `fn` over about `ms` milliseconds. */

@@ -26,7 +26,6 @@
  * No assertions: it prints figures and ratios.
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -56,6 +55,7 @@ import { Store } from '../services/core/store/store.js';
 import { cpuSeconds, cpuSplit, flagNumber, flagText, freePort, quantile, runBenchmark } from './support.js';
 import { BARE_MA_FLAG, serveBareMa, type BareMaSetup } from './ma-bare-server.js';
 import { MA_HOST_FLAG, observabilityCost, serveBenchMa } from './ma-observability.js';
+import { generateKeyPair } from '../services/core/identity/keys.js';
 
 // An entry point: Node's DEP0123 (IP-address SNI from grpc-js) says nothing here.
 quietIrrelevantWarnings();
@@ -456,7 +456,7 @@ async function main(): Promise<void> {
           const i = nextId++;
           const name = `n${String(i).padStart(5, '0')}`;
           const { token } = await adminClient.createEnrollmentToken({ requestId: `b-${i}`, nodeName: name, ownerUrn: owner.urn, ttlS: 0 });
-          const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+          const keys = generateKeyPair('p256');
           const res = await enrollNode(
             { address: `127.0.0.1:${enrolPort}`, caPem: pki.caPem, maUrn, deadlineMs: 60_000 },
             {

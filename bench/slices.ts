@@ -24,7 +24,6 @@
  * Prints figures and ratios; asserts nothing.
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,6 +47,7 @@ import { enrollNode, issueOwnerCredential } from '../services/management-authori
 import { nodeManagerRole } from '../services/node-manager/index.js';
 import { pool } from '../services/core/timing.js';
 import { cpuSeconds, flagText, freePort, loadAverage, median, runBenchmark } from './support.js';
+import { generateKeyPair } from '../services/core/identity/keys.js';
 
 // An entry point: Node's DEP0123 (IP-address SNI from grpc-js) says nothing here.
 quietIrrelevantWarnings();
@@ -105,7 +105,7 @@ async function worker(): Promise<void> {
     const urn = `urn:fedlab:${n.domain}:node:${n.name}`;
     const dir = join(setup.dir, `${n.domain}-${n.name}`);
     mkdirSync(dir, { recursive: true });
-    const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const keys = generateKeyPair('p256');
     let port = await freePort();
     const res = await enrollNode(
       { address: site.enrolAddress, caPem: site.caPem, maUrn: site.maUrn, deadlineMs: 60_000 },

@@ -3,7 +3,7 @@
  * site admin and node owner would (one-time token, owner → MA chain, EnrollNode for a fresh key; first
  * run only), its node managers, and the wait until the MA sees every node UP.
  */
-import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { privateKeyToPem, publicKeyToPem } from '../../services/core/identity/keys.js';
 import { NodeHealth, SliverIsolation, type Node, type SshEndpoint } from '../../services/generated/fedlab/v1/common.js';
@@ -19,6 +19,7 @@ import { maConfigOf, nmConfigOf } from './service-configs.js';
 import { dashboardCertificateNote, dashboardLines, sayMetricsAddresses, siteDashboard } from './dashboards.js';
 import { pool, sleep } from '../../services/core/timing.js';
 import { counted } from '../printable.js';
+import { generateKeyPair } from '../../services/core/identity/keys.js';
 
 /**
  * Starts every site's MA, enrols its nodes (first run only), starts the node managers and waits until
@@ -155,7 +156,7 @@ async function enrol(fed: LocalFederation, site: SiteRuntime, node: { name: stri
     maKey: createPublicKey(readFileSync(`${site.paths.ma}/cert.pem`)),
     ttlSeconds: 180 * 86_400,
   });
-  const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const keys = generateKeyPair('p256');
   const res = await enrollNode(
     { address: `localhost:${site.plan.enrol_port}`, caPem: readFileSync(`${site.paths.ca}/ca.pem`, 'utf8'), maUrn: urns.ma },
     {

@@ -3,7 +3,6 @@
 // holds (acme's slice credential on main, beta's on its own slice, bob's member chain on side, the MA's
 // owner chain over n1, the slice authority's MA → SA chain), a chain a peer domain's owner mints for
 // itself over our domain, a heartbeating node of the test's own, and URNs of objects that do not exist.
-import { generateKeyPairSync } from 'node:crypto';
 import { delegate, emptyRevocationList, issueRoot, newJti, PRIVILEGES, signRevocationList } from '../../services/core/credentials/index.js';
 import { publicKeyToPem } from '../../services/core/identity/keys.js';
 import { issueOwnerCredential, OWNER_PRIVILEGES } from '../../services/management-authority/enrolment-client.js';
@@ -11,6 +10,7 @@ import type { Slice } from '../../services/generated/fedlab/v1/slice_authority.j
 import type { AttackFederation, Principal } from './attack-federation.js';
 import { siteRequest } from './federation-harness.js';
 import { enrolFakeNode, type FakeNode } from './ma-harness.js';
+import { generateKeyPair } from '../../services/core/identity/keys.js';
 
 /** The objects and chains of an attack. */
 export interface AttackFixtures {
@@ -150,7 +150,7 @@ export async function makeAttackFixtures(fed: AttackFederation): Promise<AttackF
         privileges: OWNER_PRIVILEGES,
         ttlSeconds: 86_400,
       });
-      const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      const keys = generateKeyPair('p256');
       return {
         token,
         publicKeyPem: publicKeyToPem(keys.publicKey),

@@ -5,7 +5,6 @@
 // others' certificates, each CA vouching only for its own domain), and every MA delegating MA → SA to the
 // home domain's slice authority, its chain written to a file an SA config names. Also the SA config itself.
 // sa-harness.ts and sp-harness.ts add only the servers that are theirs; the test owns and closes them all.
-import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +23,7 @@ import { NodeHealth } from '../../services/generated/fedlab/v1/common.js';
 import type { SliverDriver } from '../../services/node-manager/drivers/driver.js';
 import type { SaConfig } from '../../services/slice-authority/index.js';
 import { enrolNode, siteParties, startSite, until, type Site, type SiteParties, type TestNode } from './ma-harness.js';
+import { generateKeyPair } from '../../services/core/identity/keys.js';
 
 /** One site of a test federation: a domain with its own CA, MA and node managers. */
 export interface FederationSiteOptions {
@@ -93,7 +93,7 @@ export interface FederationSites extends FederationParts {
 
 /** An MA → SA chain for a dead site, signed by a key that no one else has. */
 async function deadSiteChain(home: SiteParties, dead: DeadSite): Promise<{ maUrn: string; chain: readonly string[] }> {
-  const key = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const key = generateKeyPair('p256');
   const maUrn = `urn:fedlab:${dead.domain}:authority:ma`;
   const { chain } = await issueRoot({
     key: key.privateKey,

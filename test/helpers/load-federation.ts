@@ -5,7 +5,6 @@
 // benchmark prints (resident memory, open descriptors).
 import 'reflect-metadata';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +23,7 @@ import { ManagementAuthorityService } from '../../services/generated/fedlab/v1/m
 import { SliceAuthorityService } from '../../services/generated/fedlab/v1/slice_authority.js';
 import { enrollNode, issueOwnerCredential, OWNER_PRIVILEGES } from '../../services/management-authority/enrolment-client.js';
 import { nodeManagerRole } from '../../services/node-manager/index.js';
+import { generateKeyPair } from '../../services/core/identity/keys.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 export const DOMAIN = 'load.test';
@@ -121,7 +121,7 @@ async function startNode(
     privileges: OWNER_PRIVILEGES,
     ttlSeconds: 90 * 86_400,
   });
-  const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const keys = generateKeyPair('p256');
   const port = await freePort();
   const capacity = { cpu_millis: 64_000, mem_mb: 256_000, disk_mb: 256_000, pids: 100_000, slivers: 400 };
   const res = await enrollNode(

@@ -3,7 +3,7 @@
 // (a child process); real node managers enrolled through the MA's enrolment listener with one-time tokens
 // and served in this process; clients for every party; and cleanup of everything (clients first, then servers).
 import type { ChildProcess } from 'node:child_process';
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { type KeyObject } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,6 +28,7 @@ import { freePort } from '../../cli/up/processes.js';
 import { startCli } from './cli.js';
 import { makeTestPki, type TestIdentity, type TestPki } from './pki.js';
 import { until } from '../../services/core/timing.js';
+import { generateKeyPair } from '../../services/core/identity/keys.js';
 
 /** What owners give the MA in these tests: the default owner → MA privileges. */
 export const NODE_PRIVILEGES: readonly string[] = OWNER_PRIVILEGES;
@@ -316,7 +317,7 @@ async function enrolKey(
     privileges: NODE_PRIVILEGES,
     ttlSeconds: 90 * 86_400,
   });
-  const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const keys = generateKeyPair('p256');
   const res = await enrollNode(
     { address: site.enrolAddress, caPem: p.pki.caPem, maUrn: p.maUrn },
     {

@@ -3,7 +3,6 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { generateKeyPairSync } from 'node:crypto';
 import { status as Status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCa, signLeafCertificate } from '../../certs/index.js';
@@ -12,6 +11,7 @@ import { PeerDirectory } from '../../services/core/federation/peers.js';
 import { runCli } from '../helpers/cli.js';
 import { waitFor } from '../helpers/servers.js';
 import { disposeParties, siteParties, startSite, type Site, type SiteParties } from '../helpers/ma-harness.js';
+import { generateKeyPair } from '../../services/core/identity/keys.js';
 
 let site: Site;
 let emu: SiteParties;
@@ -93,7 +93,7 @@ describe('delegation to peered slice authorities', () => {
 
   it("refuses a peered SA's certificate that its own domain's CA did not issue", async () => {
     const ca = await loadCa(geni.pki.caDir);
-    const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const keys = generateKeyPair('p256');
     const forged = await signLeafCertificate(
       { ...ca, domain: 'emu.test' },
       { urn: 'urn:fedlab:emu.test:authority:sa', publicKey: keys.publicKey, dns: [], ip: [], days: 1 },

@@ -2,7 +2,6 @@
 // refused at TLS before peering, accepted after `fedlab federation peer add` (the real CLI) without a
 // restart; bad pins, domain mismatches and unreachable peers store nothing; a CA vouches only for its
 // own domain's names; refreshes accept only bundles that chain from the trusted one.
-import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +23,7 @@ import { FederationService } from '../../services/generated/fedlab/v1/federation
 import { runCli } from '../helpers/cli.js';
 import { makeTestPki, snapshotTree, type TestIdentity, type TestPki } from '../helpers/pki.js';
 import { waitFor } from '../helpers/servers.js';
+import { generateKeyPair } from '../../services/core/identity/keys.js';
 
 const silent = createLogger({ level: 'silent' });
 let tmp: string;
@@ -270,7 +270,7 @@ describe('federation peering', () => {
     await waitFor(async () => (await callA(emuSa)) === Status.OK, 10_000, 'peering');
     const ca = await loadCa(emu.caDir);
     for (const urn of ['urn:fedlab:zzz.test:sp:mallory', 'urn:fedlab:plc.test:authority:ma']) {
-      const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      const keys = generateKeyPair('p256');
       // B's CA refuses to do this; a malicious B would not: sign it with B's CA key directly.
       const forged = await signLeafCertificate(
         { ...ca, domain: parseDomain(urn) },

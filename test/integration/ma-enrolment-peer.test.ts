@@ -4,7 +4,6 @@
 // redeeming a token recorded before the fix (with its own key), and heartbeating as the node. Every step
 // is PERMISSION_DENIED, and afterwards no token was made for or redeemed by the foreign owner, a.test's
 // CA issued no certificate and no node record exists (store and ListNodes).
-import { generateKeyPairSync } from 'node:crypto';
 import { status as Status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCaState } from '../../certs/index.js';
@@ -17,6 +16,7 @@ import { tokenHash } from '../../services/management-authority/enrolment.js';
 import { TABLES, type NodeRecord, type TokenRecord } from '../../services/management-authority/records.js';
 import { startFederationSites, type FederationSites } from '../helpers/federation-harness.js';
 import { disposeParties, heartbeatMessage, type Site, type SiteParties } from '../helpers/ma-harness.js';
+import { generateKeyPair } from '../../services/core/identity/keys.js';
 
 let fed: FederationSites;
 let victim: Site;
@@ -54,7 +54,7 @@ async function foreignChain(): Promise<string[]> {
 }
 
 function enrolRequest(token: string, chain: string[]): EnrollNodeRequest {
-  const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const { publicKey } = generateKeyPair('p256');
   return {
     token,
     publicKeyPem: publicKeyToPem(publicKey),

@@ -1,7 +1,7 @@
 // Enrolment of nodes: one-time, expiring tokens stored only hashed; a reused, expired or forged token, or a
 // bad owner credential, is refused and changes nothing; concurrent redemptions of one token cannot both win;
 // a CSR works as well as a bare public key; the certificate names the node and chains to the site CA.
-import { generateKeyPairSync, X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { status as Status } from '@grpc/grpc-js';
 import * as x509 from '@peculiar/x509';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +14,7 @@ import { enrollNode } from '../../services/management-authority/enrolment-client
 import { tokenHash } from '../../services/management-authority/enrolment.js';
 import { TABLES } from '../../services/management-authority/records.js';
 import { NODE_PRIVILEGES, siteParties, startSite, type Site, type SiteParties, disposeParties } from '../helpers/ma-harness.js';
+import { generateKeyPair } from '../../services/core/identity/keys.js';
 
 let parties: SiteParties;
 let site: Site;
@@ -49,7 +50,7 @@ async function ownerChain(
 }
 
 function request(token: string, chain: string[], over: Partial<EnrollNodeRequest> = {}): EnrollNodeRequest {
-  const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const { publicKey } = generateKeyPair('p256');
   return {
     token,
     publicKeyPem: publicKeyToPem(publicKey),
@@ -210,14 +211,14 @@ describe('enrolment tokens', () => {
 
 describe('enrolment with an intermediate CA given to the MA', () => {
   it('signs node certificates with the intermediate and returns the chain issuer first', async () => {
-    const { generateKeyPairSync: gen, X509Certificate: Cert } = await import('node:crypto');
+    const { X509Certificate: Cert } = await import('node:crypto');
     const { toCryptoKeyPair, x509: lib } = await import('../../certs/x509-provider.js');
     const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
     const { tmpdir } = await import('node:os');
     const { join } = await import('node:path');
     const { loadCa } = await import('../../certs/index.js');
     const root = await loadCa(parties.pki.caDir);
-    const inter = gen('ec', { namedCurve: 'P-256' });
+    const inter = generateKeyPair('p256');
     const rootKeys = await toCryptoKeyPair(root.privateKey);
     const interKeys = await toCryptoKeyPair(inter.privateKey);
     const now = Date.now();

@@ -4,7 +4,6 @@
 // address is checked (EnrollNode refuses a bad one, a heartbeat's bad one is ignored) and published; links to a
 // node with no underlay address, over the node's bandwidth or asking netem it lacks are FAILED_PRECONDITION naming
 // the link and the endpoint, and leave no VNI and no sliver.
-import { generateKeyPairSync } from 'node:crypto';
 import { status as Status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { publicKeyToPem } from '../../services/core/identity/keys.js';
@@ -14,6 +13,7 @@ import { ManagementAuthorityService } from '../../services/generated/fedlab/v1/m
 import { enrollNode, issueOwnerCredential, OWNER_PRIVILEGES } from '../../services/management-authority/enrolment-client.js';
 import { linkMac } from '../../services/management-authority/aggregate/links.js';
 import { disposeParties, enrolFakeNode, siteParties, startSite, type FakeNode, type Site } from '../helpers/ma-harness.js';
+import { generateKeyPair } from '../../services/core/identity/keys.js';
 
 const SP = 'urn:fedlab:links.test:sp:acme';
 const ZERO = { cpuMillis: 0, memMb: 0, diskMb: 0, pids: 0, bandwidthKbps: 0 };
@@ -125,7 +125,7 @@ describe('the MA link plan: VNIs, MACs, underlay addresses and refusals naming l
       privileges: OWNER_PRIVILEGES,
       ttlSeconds: 86_400,
     });
-    const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const keys = generateKeyPair('p256');
     const err = (await enrollNode(
       { address: site.enrolAddress, caPem: p.pki.caPem, maUrn: p.maUrn },
       {

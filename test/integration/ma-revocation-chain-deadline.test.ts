@@ -4,7 +4,6 @@
  * left of the absolute deadline, and none is begun once nothing is left, so relayTo (awaited inside
  * Provision) returns by the caller's deadline, the node counted as not reached (the relay sends again).
  */
-import { generateKeyPairSync } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseSignedRevocationUpdate, signRevocationDelta, updateSummary } from '../../services/core/credentials/revocation-delta.js';
 import type { CallContext } from '../../services/core/rpc/context.js';
@@ -13,6 +12,7 @@ import { relayTo } from '../../services/management-authority/aggregate/revocatio
 import type { SliceRecord } from '../../services/management-authority/records.js';
 import type { NodeManager } from '../../services/node-manager/node-manager.js';
 import { disposeParties, enrolNode, startSite, type Site, type TestNode } from '../helpers/ma-harness.js';
+import { generateKeyPair } from '../../services/core/identity/keys.js';
 
 const CALL_MS = 1000;
 const BUDGET_MS = 1500;
@@ -45,7 +45,7 @@ describe("a revocation chain to one node within the caller's deadline", () => {
 
   it('gives each call what is left and begins none past it', async () => {
     const state = (site.ma!.aggregate as unknown as { state: AggregateState }).state;
-    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const { privateKey } = generateKeyPair('p256');
     // Five large deltas: several calls (at most 512 KiB each), each slow at the node.
     const big = (i: number) => ({ jti: `${String(i).padStart(21, '0')}A`, reason: 'x'.repeat(100), time: 1_780_000_000 });
     let kid = '';

@@ -6,7 +6,6 @@
 // authority's, and a chainless call are PERMISSION_DENIED naming the rule, with nothing put on the list.
 // RemoveMember(carol) then revokes exactly carol's credential: carol is refused at the node, dave's chain
 // still reads and execs there, and the provider's own credential is not on the list.
-import { generateKeyPairSync } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { delegate, issueRoot } from '../../services/core/credentials/index.js';
@@ -16,6 +15,7 @@ import { disposeParties, until } from '../helpers/ma-harness.js';
 import { siteRequest } from '../helpers/federation-harness.js';
 import type { TestIdentity } from '../helpers/pki.js';
 import { startSpFederation, type SpFederation } from '../helpers/sp-harness.js';
+import { generateKeyPair } from '../../services/core/identity/keys.js';
 
 const A = 'plc.test';
 const MALLORY = `urn:fedlab:${A}:sp:mallory`;
@@ -141,7 +141,7 @@ describe("service provider: removing one member revokes that member's credential
     expect(forged.code, forged.details).toBe(status.PERMISSION_DENIED);
     expect(forged.rule).toBe('signature');
     // A chain rooted at a key that is not this slice authority's, claiming to be it.
-    const other = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+    const other = generateKeyPair('p256').privateKey;
     const root = await issueRoot({
       key: other,
       issuer: fed.home.sa.urn,

@@ -1,6 +1,6 @@
 // The certificate tooling as a library: CAs, issuance, bundles, inspection, all-or-nothing writes.
 import { spawnSync } from 'node:child_process';
-import { createPublicKey, generateKeyPairSync, X509Certificate } from 'node:crypto';
+import { createPublicKey, X509Certificate } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +16,7 @@ import { identityFromCertificate } from '../../services/core/identity/certificat
 import { describePublicKey, privateKeyToPem } from '../../services/core/identity/keys.js';
 import { bundleFingerprint, parseTrustBundle } from '../../services/core/identity/trust-bundle.js';
 import { snapshotTree } from '../helpers/pki.js';
+import { generateKeyPair } from '../../services/core/identity/keys.js';
 
 let root: string;
 beforeAll(() => {
@@ -183,7 +184,7 @@ describe('issueCertificate', () => {
   });
 
   it('certifies an existing key and reuses the one already in --out', async () => {
-    const { privateKey } = generateKeyPairSync('ed25519');
+    const { privateKey } = generateKeyPair('ed25519');
     const keyFile = join(fresh('k'));
     writeFileSync(keyFile, privateKeyToPem(privateKey), { mode: 0o600 });
     const out = fresh('leaf');
@@ -296,7 +297,7 @@ describe('issueCertificate', () => {
 
   it('signs in memory for a loaded CA and rejects a URN of another domain', async () => {
     const ca = await loadCa(cas.ed25519 as string);
-    const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const { publicKey } = generateKeyPair('p256');
     const leaf = await signLeafCertificate(ca, { urn: 'urn:fedlab:plc.test:user:alice', publicKey });
     expect(leaf.cert.checkIssued(ca.cert)).toBe(true);
     expect(leaf.cert.verify(ca.cert.publicKey)).toBe(true);
@@ -490,7 +491,7 @@ describe('inspectFile', () => {
   });
 
   it('refuses keys, garbage and missing files', async () => {
-    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const { privateKey } = generateKeyPair('p256');
     const keyFile = fresh('key');
     writeFileSync(keyFile, privateKeyToPem(privateKey));
     const err = (await inspectFile(keyFile).catch((e: unknown) => e)) as Error;

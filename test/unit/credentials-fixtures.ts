@@ -1,6 +1,6 @@
 // Shared fixtures of the credential tests (not a test file itself): principals with keys, a trust store,
 // and a forger that signs any header and payload, so tests can build exactly the chain an attacker would.
-import { createHash, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { createHash, sign, type KeyObject } from 'node:crypto';
 import { expect } from 'vitest';
 import {
   NO_REVOCATIONS,
@@ -15,6 +15,7 @@ import {
   type VerifyChainInput,
 } from '../../services/core/credentials/index.js';
 import type { TrustBundle } from '../../services/core/identity/trust-bundle.js';
+import { generateKeyPair } from '../../services/core/identity/keys.js';
 
 /** A principal: URN and key pair. */
 export interface Principal {
@@ -28,7 +29,7 @@ export interface Principal {
 
 /** Makes a principal with a fresh key. */
 export function principal(urn: string, alg: 'p256' | 'ed25519' = 'p256'): Principal {
-  const { privateKey, publicKey } = alg === 'p256' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('ed25519');
+  const { privateKey, publicKey } = alg === 'p256' ? generateKeyPair('p256') : generateKeyPair('ed25519');
   const jwk = toPublicJwk(publicKey);
   return { urn, privateKey, publicKey, jwk, kid: thumbprintOf(jwk), alg: alg === 'p256' ? 'ES256' : 'EdDSA' };
 }

@@ -7,7 +7,7 @@
 // thumbprint agrees with jose's, and a JWK's coordinates must be canonical.
 import 'reflect-metadata';
 import { execFileSync } from 'node:child_process';
-import { generateKeyPairSync, X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +17,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { uriSansOfDer } from '../../services/core/identity/certificate.js';
 import { DerError, uriSansFromDer } from '../../services/core/identity/der-san.js';
 import { describePublicKey, jwkThumbprint } from '../../services/core/identity/keys.js';
+import { generateKeyPair } from '../../services/core/identity/keys.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'fedlab-der-san-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -199,7 +200,7 @@ describe('the DER walk of subjectAltName', () => {
 describe('the synchronous JWK thumbprint', () => {
   it("agrees with jose's RFC 7638 thumbprint for P-256 and Ed25519 keys", async () => {
     for (let i = 0; i < 40; i++) {
-      const { publicKey } = i % 2 ? generateKeyPairSync('ed25519') : generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      const { publicKey } = i % 2 ? generateKeyPair('ed25519') : generateKeyPair('p256');
       const info = await describePublicKey(publicKey);
       const jwk = publicKey.export({ format: 'jwk' }) as JWK;
       const expected = await calculateJwkThumbprint(jwk, 'sha256');
@@ -209,7 +210,7 @@ describe('the synchronous JWK thumbprint', () => {
   });
 
   it('refuses a JWK whose coordinates are not canonical base64url of 32 bytes (one key, one thumbprint)', async () => {
-    const jwk = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' }) as JWK;
+    const jwk = generateKeyPair('p256').publicKey.export({ format: 'jwk' }) as JWK;
     const x = jwk.x as string;
     for (const bad of [`${x}=`, x.replace(/-/g, '+').replace(/_/g, '/') + (/[-_]/.test(x) ? '' : '+'), ` ${x}`, x.slice(1)]) {
       await expect(jwkThumbprint({ ...jwk, x: bad }), bad).rejects.toThrow(/canonical base64url of 32 bytes/);

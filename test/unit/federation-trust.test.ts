@@ -1,6 +1,6 @@
 // Federation building blocks: the refresh continuity rule, peer records, CA → domain attribution,
 // and the management authority's delegation policy.
-import { generateKeyPairSync, X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +17,7 @@ import { identityFromCertificate } from '../../services/core/identity/certificat
 import { createLogger } from '../../services/core/log.js';
 import { delegationRefusal } from '../../services/management-authority/delegations.js';
 import { makeTestPki, type TestPki } from '../helpers/pki.js';
+import { generateKeyPair } from '../../services/core/identity/keys.js';
 
 const silent = createLogger({ level: 'silent' });
 let plc: TestPki;
@@ -27,7 +28,7 @@ let dir: string;
 /** A CA certificate for a new key, signed by `pki`'s CA (a rollover announced under the old CA). */
 async function crossSigned(pki: TestPki): Promise<string> {
   const root = await loadCa(pki.caDir);
-  const next = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const next = generateKeyPair('p256');
   const rootKeys = await toCryptoKeyPair(root.privateKey);
   const nextKeys = await toCryptoKeyPair(next.privateKey);
   const cert = await lib.X509CertificateGenerator.create({
@@ -147,7 +148,7 @@ describe('PeerTrust', () => {
     expect(trust.checkClient.bind(trust, await idOf(emuSa.certPem))).not.toThrow();
     expect(trust.checkClient.bind(trust, await idOf(self.certPem))).not.toThrow();
     const ca = await loadCa(emu.caDir);
-    const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const keys = generateKeyPair('p256');
     const forged = await signLeafCertificate(
       { ...ca, domain: 'plc.test' },
       { urn: 'urn:fedlab:plc.test:authority:ma', publicKey: keys.publicKey, dns: [], ip: [], days: 1 },
@@ -197,7 +198,7 @@ describe('PeerTrust server check', () => {
   it('does not follow a chain linked by name only: a peer CA named like ours cannot borrow our CA', async () => {
     // emu.test makes a CA with our CA's subject name, and a server certificate naming our MA with no
     // key identifiers; the server then sends our (public) CA certificate after it.
-    const evil = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const evil = generateKeyPair('p256');
     const evilKeys = await toCryptoKeyPair(evil.privateKey);
     const ourName = new lib.X509Certificate(plc.caPem).subjectName;
     const evilCa = await lib.X509CertificateGenerator.create({
@@ -214,7 +215,7 @@ describe('PeerTrust server check', () => {
         new lib.KeyUsagesExtension(lib.KeyUsageFlags.keyCertSign, true),
       ],
     });
-    const leafKeys = await toCryptoKeyPair(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey);
+    const leafKeys = await toCryptoKeyPair(generateKeyPair('p256').privateKey);
     const leaf = await lib.X509CertificateGenerator.create({
       serialNumber: '02ce',
       subject: 'CN=ma',

@@ -1,5 +1,5 @@
 /** `fedlab node enroll`: an enrolment token redeemed for the node's certificate (by the owner, on the node). */
-import { createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { createPublicKey } from 'node:crypto';
 import { lstatSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
@@ -15,6 +15,7 @@ import { action, checkAddress, printJson, readFlagFile } from '../../cli-support
 import { parseWholeNumber } from '../../flag-values.js';
 import { refused } from '../../remote.js';
 import { writeOut } from '../../printable.js';
+import { generateKeyPair } from '../../../services/core/identity/keys.js';
 
 interface EnrollFlags {
   enrol: string;
@@ -114,7 +115,7 @@ async function enroll(flags: EnrollFlags): Promise<void> {
   for (const f of ['cert.pem', 'ca.pem']) checkOutputFile(join(flags.out, f), { replace: true });
   const privateKey = flags.key
     ? parsePrivateKeyPem(readFlagFile(flags.key, '--key'), `--key ${flags.key}`)
-    : generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+    : generateKeyPair('p256').privateKey;
   // Before the token is spent: a config that does not say the endpoint is refused with nothing used up.
   const reported = flags.nmConfig !== undefined ? fromNodeConfig(flags.nmConfig) : {};
   const isolation = {

@@ -3,7 +3,7 @@
  * Ed25519 accepted) that both signs its credentials and authenticates its TLS
  * connections. Keys live in PEM files (PKCS#8 private, SPKI public) with mode 0600.
  */
-import { createPublicKey, generateKeyPairSync, hash, KeyObject, createPrivateKey } from 'node:crypto';
+import { createECDH, createPrivateKey, createPublicKey, hash, KeyObject, randomBytes } from 'node:crypto';
 import type { JWK } from 'jose';
 import { isCanonicalBase64url } from '../credentials/base64url.js';
 import { InvalidArgumentError } from '../errors.js';
@@ -21,11 +21,44 @@ export interface PublicKeyInfo {
   readonly thumbprint: string;
 }
 
-/** Generates a new key pair of the given algorithm. */
+/** PKCS#8 DER of an Ed25519 private key up to its 32-byte seed (RFC 8410). */
+const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+
+/**
+ * Generates a new key pair of the given algorithm.
+ *
+ * Not with node:crypto's generateKeyPair(Sync): on Node 20 its key generation job shares the new key's
+ * mutex, and when the garbage collector destroys the job while an export of that key (`export({ format:
+ * 'jwk' })`, which describing a key does) holds the mutex and allocates, the destructor waits for the
+ * mutex on the same thread and the process hangs for good. Seen in the unit suite; reproduced alone, a
+ * loop of generations and later JWK exports hung 2 runs out of 3 within 15 s, and none with keys made
+ * here. So the key's bytes come from OpenSSL by a path with no such job (ECDH for P-256, random bytes as
+ * an Ed25519 seed) and are imported as a key object of their own.
+ */
 export function generateKeyPair(alg: KeyAlgName = 'p256'): { privateKey: KeyObject; publicKey: KeyObject } {
-  if (alg === 'p256') return generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  if (alg === 'ed25519') return generateKeyPairSync('ed25519');
-  throw new InvalidArgumentError(`unknown key algorithm ${JSON.stringify(alg)}: use p256 or ed25519`);
+  let privateKey: KeyObject;
+  if (alg === 'p256') {
+    const ecdh = createECDH('prime256v1');
+    ecdh.generateKeys();
+    // The point uncompressed (0x04 || x || y); d left-padded to 32 bytes (OpenSSL drops leading zeros).
+    const point = ecdh.getPublicKey();
+    const d = Buffer.alloc(32);
+    const raw = ecdh.getPrivateKey();
+    raw.copy(d, 32 - raw.length);
+    const jwk = {
+      kty: 'EC',
+      crv: 'P-256',
+      x: point.subarray(1, 33).toString('base64url'),
+      y: point.subarray(33, 65).toString('base64url'),
+      d: d.toString('base64url'),
+    };
+    privateKey = createPrivateKey({ key: jwk, format: 'jwk' });
+  } else if (alg === 'ed25519') {
+    privateKey = createPrivateKey({ key: Buffer.concat([ED25519_PKCS8_PREFIX, randomBytes(32)]), format: 'der', type: 'pkcs8' });
+  } else {
+    throw new InvalidArgumentError(`unknown key algorithm ${JSON.stringify(alg)}: use p256 or ed25519`);
+  }
+  return { privateKey, publicKey: createPublicKey(privateKey) };
 }
 
 /** The JWS alg for a key, or an error for key types Fedlab does not accept. */
