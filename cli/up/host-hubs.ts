@@ -6,7 +6,6 @@
  * hubs on this host are never touched or reported, and the removal runs
  * under the host's link hub lock, as the node managers' own sweeps do.
  */
-import { execFileSync } from 'node:child_process';
 import { HostLock } from '../../services/node-manager/network/host-lock.js';
 import { LinkDevices } from '../../services/node-manager/network/link-devices.js';
 import { HOST_SCOPE, linkBridgeName, parseLinkAlias } from '../../services/node-manager/network/link-names.js';
@@ -14,10 +13,10 @@ import { TcCommands } from '../../services/node-manager/network/link-shaping.js'
 import { NetCommands } from '../../services/node-manager/network/net-command.js';
 
 /** The VNIs of the host-wide link hubs (network.host_underlays) that ports of these node manager instances are on. */
-export function hostHubsOf(instances: readonly string[]): Set<number> {
-  let links: { ifname: string; ifalias?: string; master?: string }[] = [];
+export async function hostHubsOf(instances: readonly string[]): Promise<Set<number>> {
+  let links: { ifname: string; ifalias?: string; master?: string }[];
   try {
-    links = JSON.parse(execFileSync('ip', ['-j', 'link', 'show'], { encoding: 'utf8', timeout: 10_000 })) as typeof links;
+    links = await new NetCommands().ipJson(['link', 'show']);
   } catch {
     return new Set();
   }
@@ -40,7 +39,8 @@ export async function removeHostHubs(vnis: ReadonlySet<number>): Promise<string[
   if (vnis.size === 0) return [];
   const net = new NetCommands();
   try {
-    const gone = await new HostLock().run(() => new LinkDevices('', HOST_SCOPE, net, new TcCommands(net.timeoutMs)).sweepHubs(vnis));
+    const hubs = new LinkDevices('', HOST_SCOPE, net, new TcCommands(net.timeoutMs));
+    const gone = await new HostLock().run(() => hubs.sweepHubs({ only: vnis }));
     return gone.map((vni) => `host link hub ${linkBridgeName(HOST_SCOPE, vni)}`);
   } catch (err) {
     return [`host link hubs: could not sweep (${(err as Error).message.split('\n')[0]})`];

@@ -44,7 +44,7 @@ export async function sweepLeftovers(sites: readonly SiteRuntime[], driver: Driv
   const removed: string[] = [];
   const hubsToo = driver.kind === 'container' && process.getuid?.() === 0;
   // Before the purge takes their ports away: the host-wide hubs these node managers' slivers were on.
-  const ownHubs = hubsToo ? hostHubsOf(sites.flatMap((s) => s.nodes.map((n) => instanceId(n.paths.data)))) : new Set<number>();
+  const ownHubs = hubsToo ? await hostHubsOf(sites.flatMap((s) => s.nodes.map((n) => instanceId(n.paths.data)))) : new Set<number>();
   for (const site of sites) {
     for (const node of site.nodes) {
       const data = node.paths.data;

@@ -20,19 +20,22 @@ export function listNodes(
   const sorted = registry.urns;
   const after = decodePageToken('nodes', req.pageToken);
   const want = req.health === NodeHealth.NODE_HEALTH_UNSPECIFIED ? undefined : req.health === NodeHealth.NODE_HEALTH_UP;
-  const qualifies = (urn: string): boolean => want === undefined || registry.get(urn)?.up === want;
+  const qualifying = (urn: string) => {
+    const n = registry.get(urn);
+    return n && (want === undefined || n.up === want) ? n : undefined;
+  };
   const out: Node[] = [];
   let i = firstAfter(sorted, after);
   let last = '';
   for (; i < sorted.length && out.length < size; i++) {
     const urn = sorted[i] as string;
-    const n = registry.get(urn);
-    if (!n || !qualifies(urn)) continue;
+    const n = qualifying(urn);
+    if (!n) continue;
     out.push(registry.toWire(n));
     last = urn;
   }
   // Another page only if a later node would qualify.
   let more = false;
-  for (; i < sorted.length && !more; i++) more = qualifies(sorted[i] as string);
+  for (; i < sorted.length && !more; i++) more = qualifying(sorted[i] as string) !== undefined;
   return { nodes: out, nextPageToken: more ? encodePageToken('nodes', last) : '' };
 }

@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { hostHubsOf, removeHostHubs } from '../../cli/up/host-hubs.js';
 import { DeadlineExceededError } from '../../services/core/errors.js';
+import { childrenOf } from '../../services/node-manager/drivers/procfs.js';
 import { HostLock } from '../../services/node-manager/network/host-lock.js';
 import { parseCidr } from '../../services/node-manager/network/ipv4.js';
 import { HOST_SCOPE, linkAlias, linkBridgeName } from '../../services/node-manager/network/link-names.js';
@@ -34,22 +35,6 @@ function holdersOf(path: string): { pid: number; argv0: string; cmd: string }[] 
     }
   }
   return out;
-}
-
-/** The children of `pid`. */
-function childrenOf(pid: number): number[] {
-  return readdirSync('/proc')
-    .filter((p) => /^\d+$/.test(p))
-    .filter((p) => {
-      try {
-        // The parent pid is the second field after the command name's closing parenthesis.
-        const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid;
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
 }
 
 const flocks = (path: string) => holdersOf(path).filter((h) => h.argv0.endsWith('flock'));
@@ -133,7 +118,7 @@ describe('the host lock', () => {
       .run(async () => {
         const [flock] = flocks(path);
         // What holds the lock with flock: its child. Killed, flock exits too and the kernel lets the lock go.
-        for (const child of childrenOf(flock!.pid)) process.kill(child, 'SIGKILL');
+        for (const child of await childrenOf(flock!.pid)) process.kill(child.pid, 'SIGKILL');
         const end = Date.now() + 5_000;
         while (flocks(path).length > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
         return 'done';
@@ -240,8 +225,8 @@ describe.skipIf(skipReason !== '')('link hubs under the lock', () => {
     expect(ip('-n', netns, 'link', 'show', 'eth1')).toContain('02:ab:00:00:00:01');
 
     // The port's instance is ours: the teardown's snapshot finds the hub it is on, and nothing of another instance's.
-    expect(hostHubsOf([instance])).toEqual(new Set([VNI]));
-    expect(hostHubsOf(['nmhlk-other'])).toEqual(new Set());
+    expect(await hostHubsOf([instance])).toEqual(new Set([VNI]));
+    expect(await hostHubsOf(['nmhlk-other'])).toEqual(new Set());
 
     // An idle hub (another federation's, left behind): a sweep waits for the lock before removing it.
     ip('link', 'add', otherHub, 'type', 'bridge');

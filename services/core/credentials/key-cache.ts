@@ -26,11 +26,6 @@ interface Entry extends KnownKey {
   used: boolean;
 }
 
-/** RFC 7638 SHA-256 thumbprint (base64url) of a strict public JWK. */
-export function jwkThumbprint(jwk: PublicJwk): string {
-  return thumbprintOfMembers(jwk);
-}
-
 function sameKey(a: PublicJwk, b: PublicJwk): boolean {
   if (a.kty !== b.kty || a.crv !== b.crv || a.x !== b.x) return false;
   return a.kty !== 'EC' || a.y === (b as typeof a).y;
@@ -74,7 +69,7 @@ export class PublicKeyCache {
     }
     // A copy of exactly the key's members: the caller's object may be mutable.
     const own: PublicJwk = jwk.kty === 'EC' ? { kty: 'EC', crv: jwk.crv, x: jwk.x, y: jwk.y } : { kty: 'OKP', crv: jwk.crv, x: jwk.x };
-    const e: Entry = { jwk: own, kid: jwkThumbprint(own), key: undefined, used: false };
+    const e: Entry = { jwk: own, kid: thumbprintOfMembers(own), key: undefined, used: false };
     if (hit !== undefined) this.entries.delete(jwk.x);
     this.entries.set(jwk.x, e);
     this.evict();

@@ -6,10 +6,9 @@
  * encoding per algorithm (ES256: 64-byte IEEE P1363 r||s; EdDSA: Ed25519).
  */
 import { createPublicKey, sign as cryptoSign, verify as cryptoVerify, type KeyObject } from 'node:crypto';
-import { algForKey, publicJwkMembers, type KeyAlg } from '../identity/keys.js';
+import { algForKey, isCoordinate, publicJwkMembers, thumbprintOfMembers, type KeyAlg } from '../identity/keys.js';
 import { InvalidArgumentError } from '../errors.js';
-import { isCanonicalBase64url } from './base64url.js';
-import { jwkThumbprint, publicKeys } from './key-cache.js';
+import { publicKeys } from './key-cache.js';
 import { transientLatin1 } from './scratch.js';
 
 /** A public JWK exactly as credentials carry it (no other members). */
@@ -37,14 +36,9 @@ export function publicJwkProblem(value: unknown): string | undefined {
   return 'kty must be EC (P-256) or OKP (Ed25519)';
 }
 
-// 32 bytes in base64url: 43 characters, the last carrying 2 zero bits.
-function isCoordinate(v: unknown): v is string {
-  return typeof v === 'string' && v.length === 43 && isCanonicalBase64url(v);
-}
-
 /** RFC 7638 SHA-256 thumbprint (base64url) of a strict public JWK, computed synchronously. */
 export function thumbprintOf(jwk: PublicJwk): string {
-  return jwkThumbprint(jwk);
+  return thumbprintOfMembers(jwk);
 }
 
 /** The JWS alg a key of this JWK signs with. */

@@ -76,7 +76,7 @@ export function algForKey(key: KeyObject): KeyAlg {
  * 32 bytes in canonical base64url (43 characters, the spare bits zero): one spelling per key, so one key has one
  * thumbprint (Node would import other spellings as the same key).
  */
-function isCoordinate(v: unknown): v is string {
+export function isCoordinate(v: unknown): v is string {
   return typeof v === 'string' && v.length === 43 && isCanonicalBase64url(v);
 }
 

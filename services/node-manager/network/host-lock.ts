@@ -16,6 +16,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DeadlineExceededError } from '../../core/errors.js';
+import { parseStat } from '../drivers/procfs.js';
 import { findTool, NetworkCommandError } from './net-command.js';
 
 /** The lock of link hubs on this host (tmpfs: it goes with a reboot, as the hubs do). */
@@ -28,8 +29,8 @@ const HELD = 'held\n';
 function running(pid: number | undefined): boolean {
   if (pid === undefined) return false;
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+    const state = parseStat(readFileSync(`/proc/${pid}/stat`, 'utf8'))?.state;
+    return state !== undefined && state !== 'Z' && state !== 'X';
   } catch {
     return false;
   }
@@ -65,6 +66,8 @@ export class HostLock {
     const flock = findTool('flock');
     mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
     const seconds = String(Math.max(1, Math.ceil(this.timeoutMs / 1000)));
+    const notFree = (): Error =>
+      new DeadlineExceededError(`the link hub lock ${this.path} was not free within ${this.timeoutMs} ms`, { lock: this.path });
     // `cat` holds the lock until its input ends: when we let go, or when this process dies.
     const child = spawn(flock, ['--exclusive', '--timeout', seconds, this.path, 'cat'], {
       env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C' },
@@ -100,11 +103,7 @@ export class HostLock {
         reject(e);
       };
       // flock's own timeout comes first; this one covers a flock that never answers at all.
-      const timer = setTimeout(
-        () =>
-          fail(new DeadlineExceededError(`the link hub lock ${this.path} was not free within ${this.timeoutMs} ms`, { lock: this.path })),
-        this.timeoutMs + 2_000,
-      );
+      const timer = setTimeout(() => fail(notFree()), this.timeoutMs + 2_000);
       // `cat` echoes what we write: the first line back says the lock is held.
       child.stdout.setEncoding('utf8');
       child.stdout.on('data', (d: string) => {
@@ -119,9 +118,8 @@ export class HostLock {
       child.stderr.on('data', (d: string) => (err += d));
       child.once('error', (e) => fail(new NetworkCommandError(`flock ${this.path}`, e.message, undefined)));
       child.once('close', (code) => {
-        if (code === 1 && !err.trim()) {
-          fail(new DeadlineExceededError(`the link hub lock ${this.path} was not free within ${this.timeoutMs} ms`, { lock: this.path }));
-        } else
+        if (code === 1 && !err.trim()) fail(notFree());
+        else
           fail(
             new NetworkCommandError(`flock ${this.path}`, err || `exited with ${String(code)} before holding the lock`, code ?? undefined),
           );

@@ -266,12 +266,13 @@ export class LinkDevices {
 
   /**
    * Removes this scope's idle hubs ({@link idleHubs}), or only those of the VNIs in `only`; returns their VNIs.
-   * Hubs are shared across processes: run it under the host's link hub lock (host-lock.ts), as their makers do.
+   * `all`: the host's devices, listed under the lock. Hubs are shared across processes: run it under the host's
+   * link hub lock (host-lock.ts), as their makers do.
    */
-  async sweepHubs(only?: ReadonlySet<number>): Promise<number[]> {
+  async sweepHubs(o: { readonly only?: ReadonlySet<number>; readonly all?: readonly DeviceInfo[] } = {}): Promise<number[]> {
     const removed: number[] = [];
-    for (const [vni, names] of await this.idleHubs()) {
-      if (only && !only.has(vni)) continue;
+    for (const [vni, names] of await this.idleHubs(o.all)) {
+      if (o.only && !o.only.has(vni)) continue;
       for (const name of names) {
         await this.del(name);
         this.flood.delete(name);

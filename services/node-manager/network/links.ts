@@ -146,15 +146,16 @@ export class LinkWirer implements SliverWirer {
     return this.mutex.run(async () => {
       // The filter first: a VXLAN device never exists here while its VNI is open to any host.
       await this.filter.sync(this.vxlanPeers());
-      if (mine.some((i) => (i.wiring?.remoteUnderlays.length ?? 0) > 0)) await this.hubLock.run(() => this.wireInterfaces(ctx, mine));
-      else await this.wireInterfaces(ctx, mine);
+      const far = mine.some((i) => (i.wiring?.remoteUnderlays.length ?? 0) > 0);
+      if (far) await this.hubLock.run(() => this.wireInterfaces(ctx, mine, far));
+      else await this.wireInterfaces(ctx, mine, far);
     });
   }
 
-  /** Makes a sliver's interfaces (under the hub lock when some has a far end: see the module's comment). */
-  private async wireInterfaces(ctx: WiringContext, mine: readonly SliverInterface[]): Promise<void> {
+  /** Makes a sliver's interfaces (`far`: some has a far end, and the hub lock is held: see the module's comment). */
+  private async wireInterfaces(ctx: WiringContext, mine: readonly SliverInterface[], far: boolean): Promise<void> {
     // Listed under the lock: a hub seen here stays until this wiring has its port on it.
-    const host = mine.some((i) => (i.wiring?.remoteUnderlays.length ?? 0) > 0) ? await this.devices.hostDevices() : [];
+    const host = far ? await this.devices.hostDevices() : [];
     for (const i of mine) {
       const w = i.wiring;
       if (!w) continue;
@@ -210,8 +211,10 @@ export class LinkWirer implements SliverWirer {
     const host = await this.devices.hostDevices();
     if ((await this.devices.idleHubs(host)).size === 0 && (await this.hostHubs.idleHubs(host)).size === 0) return [];
     return this.hubLock.run(async () => {
-      const removed = await this.devices.sweepHubs();
-      await this.hostHubs.sweepHubs();
+      // Listed again under the lock, once for both scopes.
+      const now = await this.devices.hostDevices();
+      const removed = await this.devices.sweepHubs({ all: now });
+      await this.hostHubs.sweepHubs({ all: now });
       return removed;
     });
   }
