@@ -4,7 +4,7 @@
  * again when a newer message is held, when the last send failed, when the node skipped it (it held no
  * sliver of the authority then), and after the node came back UP (relayToNode).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { parseSignedRevocationUpdate, signRevocationDelta, updateSummary } from '../../services/core/credentials/revocation-delta.js';
 import type { CallContext } from '../../services/core/rpc/context.js';
 import type { AggregateState } from '../../services/management-authority/aggregate/aggregate-state.js';
@@ -57,11 +57,22 @@ describe('the relay of a slice authority’s revocation list to a node', () => {
     const slice = { urn: 'urn:fedlab:plc.test:slice:once', sliceAuthorityKid: kid } as SliceRecord;
     const relay = () => relayTo(state, slice, [node.urn, node.urn], Date.now() + 5000);
 
+    // What the MA warns about, by message: the operator's only sign of a node left short of a list.
+    const warn = vi.spyOn(state.deps.log, 'warn');
+    const warned = (text: string) =>
+      warn.mock.calls
+        .filter(([, msg]) => typeof msg === 'string' && msg.includes(text))
+        .map(([fields]) => fields as Record<string, unknown>);
+
     // No sliver of this authority on the node yet: it skips the list, and it is not remembered as taken.
     await relay();
     await relay();
     expect(received).toEqual([v1, v1]);
     expect(answers.map((a) => a.skipped)).toEqual([1, 1]);
+    expect(warned('skipped part of')).toEqual([
+      { slice: slice.urn, nodes: [node.urn], count: 1 },
+      { slice: slice.urn, nodes: [node.urn], count: 1 },
+    ]);
 
     // A sliver of the authority on the node (as a Provision makes): it takes the list, once.
     await node.client().createSliver(
@@ -76,6 +87,7 @@ describe('the relay of a slice authority’s revocation list to a node', () => {
     await relay();
     expect(received).toHaveLength(3);
     expect(answers.at(-1)).toMatchObject({ installed: 1, skipped: 0 });
+    expect(warned('skipped part of')).toHaveLength(2);
     // Another sliver of the same authority: nothing to send.
     await relay();
     await relay();
@@ -87,6 +99,7 @@ describe('the relay of a slice authority’s revocation list to a node', () => {
     failNext = true;
     await relay();
     expect(received.slice(3)).toEqual([v1, v2]);
+    expect(warned('did not take')).toEqual([{ slice: slice.urn, nodes: [node.urn], count: 1 }]);
     await relay();
     expect(received.slice(5)).toEqual([v1, v2]);
     await relay();
@@ -100,7 +113,11 @@ describe('the relay of a slice authority’s revocation list to a node', () => {
       expect(received.slice(7)).toEqual([v1, v2]);
       await relay();
       expect(received).toHaveLength(9);
+      // A node that took everything is never warned about.
+      expect(warned('skipped part of')).toHaveLength(2);
+      expect(warned('did not take')).toHaveLength(1);
     } finally {
+      warn.mockRestore();
       state.ledger.use(node.urn).slices.delete(slice.urn);
       state.ledger.slices.delete(slice.urn);
     }
