@@ -33,14 +33,15 @@ export async function hostHubsOf(instances: readonly string[]): Promise<Set<numb
 /**
  * Deletes the host-wide link hubs of `vnis` that no port is on once the purge took these node managers' ports away
  * (a node manager removes a hub at its last sliver's delete; one stopped before that leaves it). Another federation's
- * hubs on this host are not touched, and the sweep runs under the host's link hub lock, as node managers' own do.
+ * hubs on this host are not touched, and the sweep runs under the host's link hub lock (`lock`), as node managers'
+ * own do. Never throws: what it could not do is one line of the list, for the teardown's report.
  */
-export async function removeHostHubs(vnis: ReadonlySet<number>): Promise<string[]> {
+export async function removeHostHubs(vnis: ReadonlySet<number>, lock: HostLock = new HostLock()): Promise<string[]> {
   if (vnis.size === 0) return [];
   const net = new NetCommands();
   try {
     const hubs = new LinkDevices('', HOST_SCOPE, net, new TcCommands(net.timeoutMs));
-    const gone = await new HostLock().run(() => hubs.sweepHubs({ only: vnis }));
+    const gone = await lock.run(() => hubs.sweepHubs({ only: vnis }));
     return gone.map((vni) => `host link hub ${linkBridgeName(HOST_SCOPE, vni)}`);
   } catch (err) {
     return [`host link hubs: could not sweep (${(err as Error).message.split('\n')[0]})`];

@@ -248,6 +248,15 @@ describe.skipIf(skipReason !== '')('link hubs under the lock', () => {
     for (let i = 0; i < 50 && ip('-j', 'link', 'show', 'master', hub).trim() !== '[]'; i++) await new Promise((r) => setTimeout(r, 20));
     ip('link', 'add', otherHub, 'type', 'bridge');
     ip('link', 'set', otherHub, 'alias', linkAlias(HOST_SCOPE, { kind: 'bridge', vni: OTHER_VNI }));
+    // One that cannot take the lock in time removes nothing and says so in its report.
+    const held3 = lock.run(() => new Promise<void>((r) => (release = r)));
+    await new Promise((r) => setTimeout(r, 100));
+    const busy = await removeHostHubs(new Set([VNI]), new HostLock(lock.path, 1000));
+    expect(busy).toHaveLength(1);
+    expect(busy[0]).toMatch(/^host link hubs: could not sweep \(the link hub lock \S+ was not free within 1000 ms\)$/);
+    expect(exists(hub)).toBe(true);
+    release();
+    await held3;
     expect(await removeHostHubs(new Set([VNI]))).toEqual([`host link hub ${hub}`]);
     expect(exists(hub)).toBe(false);
   });
