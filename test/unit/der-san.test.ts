@@ -205,15 +205,15 @@ describe('the synchronous JWK thumbprint', () => {
       const jwk = publicKey.export({ format: 'jwk' }) as JWK;
       const expected = await calculateJwkThumbprint(jwk, 'sha256');
       expect(info.thumbprint).toBe(expected);
-      expect(await jwkThumbprint(jwk)).toBe(expected);
+      expect(jwkThumbprint(jwk)).toBe(expected);
     }
   });
 
-  it('refuses a JWK whose coordinates are not canonical base64url of 32 bytes (one key, one thumbprint)', async () => {
+  it('refuses a JWK whose coordinates are not canonical base64url of 32 bytes (one key, one thumbprint)', () => {
     const jwk = generateKeyPair('p256').publicKey.export({ format: 'jwk' }) as JWK;
     const x = jwk.x as string;
     for (const bad of [`${x}=`, x.replace(/-/g, '+').replace(/_/g, '/') + (/[-_]/.test(x) ? '' : '+'), ` ${x}`, x.slice(1)]) {
-      await expect(jwkThumbprint({ ...jwk, x: bad }), bad).rejects.toThrow(/canonical base64url of 32 bytes/);
+      expect(() => jwkThumbprint({ ...jwk, x: bad }), bad).toThrow(/canonical base64url of 32 bytes/);
     }
   });
 });

@@ -105,8 +105,8 @@ export async function describePublicKey(key: KeyObject): Promise<PublicKeyInfo> 
   return { jwk, alg, thumbprint: thumbprintOfMembers(jwk) };
 }
 
-/** RFC 7638 SHA-256 thumbprint (base64url) of a public JWK. */
-export async function jwkThumbprint(jwk: JWK): Promise<string> {
+/** RFC 7638 SHA-256 thumbprint (base64url) of a public JWK; throws if its members are not a public key's. */
+export function jwkThumbprint(jwk: JWK): string {
   return thumbprintOfMembers(publicJwkMembers(jwk));
 }
 

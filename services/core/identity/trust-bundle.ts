@@ -103,7 +103,7 @@ export async function parseTrustBundle(input: string | unknown): Promise<TrustBu
       bad(`authorities[${i}].jwk: ${(err as Error).message}`);
     }
     if (Object.keys(a.jwk).some((k) => !(k in jwk))) bad(`authorities[${i}].jwk must hold public members only`);
-    const kid = await jwkThumbprint(jwk);
+    const kid = jwkThumbprint(jwk);
     if (a.kid !== kid) bad(`authorities[${i}].kid is not the RFC 7638 thumbprint of its jwk`);
     if (seen.has(kid)) bad(`authorities[${i}] repeats key ${kid}`);
     seen.add(kid);
