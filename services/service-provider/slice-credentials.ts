@@ -4,6 +4,15 @@
  * is used until less than a tenth of its life (or a minute) is left, then a
  * fresh one is asked for; a node that refuses it (UNAUTHENTICATED or
  * PERMISSION_DENIED) makes the provider forget it and ask again.
+ *
+ * A fresh credential cures a refusal about the credential (revoked, expired,
+ * another life of the slice), not one about anything else: a node whose site
+ * does not trust the slice authority's key refuses every credential it
+ * issues. So a refusal forgets the credential at once only the first time;
+ * after that, not before a back-off that doubles from a minute to an hour
+ * (and starts again after an hour without a refusal). Without it, a step
+ * retried every few seconds had the slice authority issue and store a new
+ * credential at each attempt, for as long as the slice lived.
  */
 import { parseCredential } from '../core/credentials/index.js';
 import type { Logger } from '../core/log.js';
@@ -29,10 +38,21 @@ export interface SliceCredentialsOptions {
   readonly deadlineMs: number;
 }
 
+/** The first pause between forgetting a slice's credential on refusals, and the longest (ms). */
+export const REFUSAL_BACKOFF_MS = { first: 60_000, max: 3_600_000 } as const;
+
+/** When a slice's credential was last forgotten on a refusal, and the pause before the next. */
+interface RefusalState {
+  at: number;
+  pauseMs: number;
+}
+
 /** Slice credentials by slice URN. */
 export class SliceCredentials {
   private readonly table: Table<SliceCredentialRecord>;
   private readonly inflight = new Map<string, Promise<SliceCredentialRecord>>();
+  /** Slices whose credential a node refused lately (in memory: after a restart the first refusal forgets again). */
+  private readonly refusals = new Map<string, RefusalState>();
 
   constructor(private readonly deps: SliceCredentialsOptions) {
     this.table = deps.store.table<SliceCredentialRecord>(TABLES.sliceCredentials);
@@ -88,8 +108,29 @@ export class SliceCredentials {
     return rec;
   }
 
-  /** Forgets a slice's credential (refused by a node, or the slice is gone). */
+  /** Forgets a slice's credential (the slice is gone). */
   async forget(sliceUrn: string): Promise<void> {
+    this.refusals.delete(sliceUrn);
     if (sliceUrn) await this.table.del(sliceUrn, { sync: true });
+  }
+
+  /**
+   * A node refused the slice's credential (UNAUTHENTICATED or PERMISSION_DENIED). Forgets it, so the next
+   * use asks for a fresh one, unless it forgot one for a refusal less than the back-off ago (the pause then
+   * doubles, up to REFUSAL_BACKOFF_MS.max). Returns whether it forgot.
+   */
+  async refused(sliceUrn: string): Promise<boolean> {
+    if (!sliceUrn) return false;
+    const now = this.deps.clock.now();
+    const last = this.refusals.get(sliceUrn);
+    if (last && now - last.at < last.pauseMs) return false;
+    // Quiet for an hour past its pause: the next refusal is a new story, and starts the back-off again.
+    const pauseMs =
+      !last || now - last.at >= last.pauseMs + REFUSAL_BACKOFF_MS.max
+        ? REFUSAL_BACKOFF_MS.first
+        : Math.min(last.pauseMs * 2, REFUSAL_BACKOFF_MS.max);
+    this.refusals.set(sliceUrn, { at: now, pauseMs });
+    await this.table.del(sliceUrn, { sync: true });
+    return true;
   }
 }

@@ -121,7 +121,11 @@ describe('SP supervisor: a retried step keeps its outcome recorded until it chan
         nodeManager: () => ({ exec }),
         site: () => ({ ma: { getNode: () => Promise.resolve({ node: { endpoint: '127.0.0.1:1' } }) } }),
       } as unknown as Remotes,
-      credentials: { chainFor: () => Promise.resolve([]), forget: () => Promise.resolve() } as unknown as SliceCredentials,
+      credentials: {
+        chainFor: () => Promise.resolve([]),
+        forget: () => Promise.resolve(),
+        refused: () => Promise.resolve(false),
+      } as unknown as SliceCredentials,
       sliceAuthorityUrn: 'urn:fedlab:plc.test:authority:sa',
       sites: [{ domain: 'plc.test', maUrn: 'urn:fedlab:plc.test:authority:ma', endpoint: '127.0.0.1:1' }],
       supervision: { backoffInitialMs: 10, backoffMaxMs: 20, backoffResetMs: 1000, outputLines: 5, execTimeoutMs: 1000, retryMs: RETRY_MS },

@@ -139,8 +139,9 @@ export async function superviseSliver(context: DeploymentContext, name: string, 
       settleWhenReady(context, name);
       return;
     }
+    // A fresh credential may cure it (revoked, expired); one refused again soon after is not churned (slice-credentials.ts).
     if (result.error && (code === Status.UNAUTHENTICATED || code === Status.PERMISSION_DENIED))
-      await context.deps.credentials.forget(rec.sliceUrn);
+      await context.deps.credentials.refused(rec.sliceUrn);
     // A node that cannot be reached may have moved: ask its site for the endpoint again next time.
     if (result.error && code === Status.UNAVAILABLE) lookAgain = true;
     if (!step.service) {
