@@ -8,7 +8,8 @@
  * A fresh credential cures a refusal about the credential (revoked, expired,
  * another life of the slice), not one about anything else: a node whose site
  * does not trust the slice authority's key refuses every credential it
- * issues. So a refusal forgets the credential at once only the first time;
+ * issues, and a node answers for a sliver it no longer holds as for an
+ * untrusted chain (so as not to tell whether it exists). So a refusal forgets the credential at once only the first time;
  * after that, not before a back-off that doubles from a minute to an hour
  * (and starts again after an hour without a refusal). Without it, a step
  * retried every few seconds had the slice authority issue and store a new

@@ -1,8 +1,9 @@
 // The provider's slice credentials when nodes refuse them (slice-credentials.ts): the first refusal forgets the
 // credential (a fresh one cures a revoked or expired credential), but refusals that come again soon after do not
 // make the slice authority issue (and store) a new credential each time: the wire fuzz found a step retried every
-// 300 ms on a node that did not trust the slice authority's key churning one credential per attempt. A real
-// LevelDB store and real signed chains; the slice authority is a stand-in that counts what it issues.
+// 300 ms on a node that refused every credential of the slice authority (rule trust-anchor) churning one credential
+// per attempt. A real LevelDB store and real signed chains; the slice authority is a stand-in that counts what it
+// issues.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
