@@ -9,11 +9,12 @@
  * another life of the slice), not one about anything else: a node whose site
  * does not trust the slice authority's key refuses every credential it
  * issues, and a node answers for a sliver it no longer holds as for an
- * untrusted chain (so as not to tell whether it exists). So a refusal forgets the credential at once only the first time;
- * after that, not before a back-off that doubles from a minute to an hour
- * (and starts again after an hour without a refusal). Without it, a step
- * retried every few seconds had the slice authority issue and store a new
- * credential at each attempt, for as long as the slice lived.
+ * untrusted chain (so as not to tell whether it exists). So a refusal
+ * forgets the credential at once only the first time; after that, not before
+ * a back-off that doubles from a minute to an hour (and starts again after an
+ * hour without a refusal). Without it, a step retried every few seconds had
+ * the slice authority issue and store a new credential at each attempt, for
+ * as long as the slice lived.
  */
 import { parseCredential } from '../core/credentials/index.js';
 import type { Logger } from '../core/log.js';
