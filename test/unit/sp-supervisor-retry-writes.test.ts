@@ -4,7 +4,9 @@
 // manager is a stand-in whose Exec refuses or succeeds as the test says (this is the supervisor's unit
 // test; the wire fuzz exercises the same path with a real node).
 // Also: the refusal goes with the step's success, and a node that cannot be reached costs no write per
-// attempt (its endpoint is looked up again in memory).
+// attempt (its endpoint is looked up again in memory). And a sliver refused as if its credential were not
+// trusted (how a node answers for a sliver it no longer holds) is checked with the slice authority, at most
+// once a minute, and fails as gone when its slice no longer holds it.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +18,7 @@ import { Store } from '../../services/core/store/store.js';
 import { until } from '../../services/core/timing.js';
 import type { DeployResponse } from '../../services/generated/fedlab/v1/service_provider.js';
 import { DeploymentContext } from '../../services/service-provider/deployments/context.js';
-import { superviseSliver } from '../../services/service-provider/deployments/supervisor.js';
+import { SLIVER_CHECK_MS, superviseSliver } from '../../services/service-provider/deployments/supervisor.js';
 import { TABLES, type DeploymentRecord, type TargetRecord } from '../../services/service-provider/records.js';
 import type { Remotes } from '../../services/service-provider/remotes.js';
 import type { SliceCredentials } from '../../services/service-provider/slice-credentials.js';
@@ -29,12 +31,21 @@ const RETRY_MS = 5;
 
 /** What the stand-in node answers to the next Exec. */
 type Answer = { readonly refuse: Status; readonly details: string } | 'exit 0';
+/** What the stand-in slice authority answers to GetSlice: the slice with or without the sliver, no such slice, or no answer. */
+type SaAnswer = 'with' | 'without' | 'no slice' | 'unavailable';
+
+/** What grpc-js rejects with when a server refuses a call. */
+const refusal = (code: Status, details: string) =>
+  Object.assign(new Error(`${code} ${Status[code]}: ${details}`), { code, details, metadata: new Metadata() });
 
 describe('SP supervisor: a retried step keeps its outcome recorded until it changes', () => {
   let dir: string;
   let store: Store;
   let context: DeploymentContext;
   let answer: Answer;
+  let saAnswer: SaAnswer;
+  let sliceChecks: number;
+  let clock: ManualClock;
   let attempts: number;
   /** Writes of the deployments table since the supervisor started (one per atomic LevelDB write). */
   let writes: number;
@@ -48,14 +59,7 @@ describe('SP supervisor: a retried step keeps its outcome recorded until it chan
     attempts++;
     const now = answer;
     return (async function* () {
-      if (now !== 'exit 0') {
-        // What grpc-js rejects with when the node refuses the call.
-        throw Object.assign(new Error(`${now.refuse} ${Status[now.refuse]}: ${now.details}`), {
-          code: now.refuse,
-          details: now.details,
-          metadata: new Metadata(),
-        });
-      }
+      if (now !== 'exit 0') throw refusal(now.refuse, now.details);
       yield { chunk: { $case: 'exit', exit: { status: { $case: 'code', code: 0 }, timedOut: false } } };
     })();
   };
@@ -112,7 +116,9 @@ describe('SP supervisor: a retried step keeps its outcome recorded until it chan
     writes = 0;
     events.length = 0;
     answer = { refuse: Status.FAILED_PRECONDITION, details: 'sliver web-1 is simulated: it runs no commands' };
-    const clock = new ManualClock();
+    saAnswer = 'with';
+    sliceChecks = 0;
+    clock = new ManualClock();
     context = new DeploymentContext({
       store,
       clock,
@@ -120,6 +126,14 @@ describe('SP supervisor: a retried step keeps its outcome recorded until it chan
       remotes: {
         nodeManager: () => ({ exec }),
         site: () => ({ ma: { getNode: () => Promise.resolve({ node: { endpoint: '127.0.0.1:1' } }) } }),
+        sliceAuthority: () => ({
+          getSlice: ({ sliceUrn }: { sliceUrn: string }) => {
+            sliceChecks++;
+            if (saAnswer === 'no slice') return Promise.reject(refusal(Status.NOT_FOUND, `no slice ${sliceUrn}`));
+            if (saAnswer === 'unavailable') return Promise.reject(refusal(Status.UNAVAILABLE, 'connection refused'));
+            return Promise.resolve({ slice: { urn: sliceUrn, slivers: saAnswer === 'with' ? [{ urn: SLIVER }] : [] } });
+          },
+        }),
       } as unknown as Remotes,
       credentials: {
         chainFor: () => Promise.resolve([]),
@@ -196,6 +210,48 @@ describe('SP supervisor: a retried step keeps its outcome recorded until it chan
     await context.records.flushed();
     expect(context.records.get(NAME)?.state).toBe('ready');
     expect(sliver()).toMatchObject({ stepsDone: 1, service: 'exited', code: Status.OK, reason: '' });
+  });
+
+  it('asks the slice authority, at most once a minute, whether a sliver refused as untrusted is still in its slice', async () => {
+    answer = { refuse: Status.UNAUTHENTICATED, details: 'credential link 0 fails rule trust-anchor: the root is signed by key k' };
+    await attemptsMore(6);
+    // Still in the slice: the step is retried, and the slice authority was asked once.
+    expect(sliceChecks).toBe(1);
+    expect(sliver()).toMatchObject({ code: Status.UNAUTHENTICATED, service: 'starting' });
+    clock.advance(SLIVER_CHECK_MS);
+    await attemptsMore(3);
+    expect(sliceChecks).toBe(2);
+    // The slice authority cannot answer: nothing is concluded.
+    saAnswer = 'unavailable';
+    clock.advance(SLIVER_CHECK_MS);
+    await attemptsMore(3);
+    expect(sliceChecks).toBe(3);
+    expect(sliver()?.service).toBe('starting');
+    // The slice no longer holds it: the sliver fails as gone and its supervisor ends.
+    saAnswer = 'without';
+    clock.advance(SLIVER_CHECK_MS);
+    await supervising;
+    await context.records.flushed();
+    expect(sliceChecks).toBe(4);
+    expect(sliver()).toMatchObject({ service: 'failed', code: Status.NOT_FOUND });
+    expect(sliver()?.reason).toBe(
+      `the sliver is gone: slice urn:fedlab:plc.test:slice:web no longer holds it (its node answered: ${answer.details})`,
+    );
+  });
+
+  it('fails a sliver refused with PERMISSION_DENIED as gone when its slice is gone at the slice authority', async () => {
+    saAnswer = 'no slice';
+    answer = { refuse: Status.PERMISSION_DENIED, details: 'the chain does not grant sliver.exec' };
+    await supervising;
+    await context.records.flushed();
+    expect(sliceChecks).toBe(1);
+    expect(sliver()).toMatchObject({ service: 'failed', code: Status.NOT_FOUND });
+  });
+
+  it('does not ask the slice authority about other refusals', async () => {
+    answer = { refuse: Status.FAILED_PRECONDITION, details: 'sliver web-1 is stopped' };
+    await attemptsMore(4);
+    expect(sliceChecks).toBe(0);
   });
 
   // A node that cannot be reached is asked for again at its site on every attempt, in memory: its endpoint

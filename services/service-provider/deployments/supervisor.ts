@@ -4,7 +4,11 @@
  * service — the last step, when it is one — is kept running, restarted with
  * a doubling back-off after each failure (reset by a run that lasted
  * `backoffResetMs`). A sliver that is gone fails; a node that cannot be
- * reached or refuses the credential is tried again.
+ * reached or refuses the credential is tried again. A node answers for a
+ * sliver it no longer holds as for a credential it does not trust (so as not
+ * to tell whether it exists): when a fresh credential does not help, the slice
+ * authority is asked, at most once a minute, whether the slice still holds
+ * the sliver.
  *
  * Why the provider supervises Exec streams (rather than the node manager
  * owning the program): Exec is the node manager's only way to run a program
@@ -41,6 +45,27 @@ export function exitText(exit: { code?: number | undefined; signal?: string | un
   return exit.timedOut ? `${base} (timed out)` : base;
 }
 
+/** The shortest time between two questions to the slice authority about one refused sliver (ms). */
+export const SLIVER_CHECK_MS = 60_000;
+
+/** Whether the slice still holds the sliver, by its slice authority; undefined when it cannot tell now. */
+async function sliceHolds(
+  context: DeploymentContext,
+  sliceUrn: string,
+  sliverUrn: string,
+  signal: AbortSignal,
+): Promise<boolean | undefined> {
+  try {
+    const { slice } = await context.deps.remotes
+      .sliceAuthority()
+      .getSlice({ sliceUrn }, { deadlineMs: context.deps.sliceDeadlineMs, signal });
+    return slice ? slice.slivers.some((s) => s.urn === sliverUrn) : undefined;
+  } catch (err) {
+    // The slice itself is gone; anything else (unreachable, busy) says nothing about the sliver.
+    return plainOutcome(err).code === Status.NOT_FOUND ? false : undefined;
+  }
+}
+
 /** Runs the steps on one sliver, then keeps its service running. */
 export async function superviseSliver(context: DeploymentContext, name: string, sliverUrn: string, signal: AbortSignal): Promise<void> {
   const { records, outputs, tasks } = context;
@@ -49,6 +74,8 @@ export async function superviseSliver(context: DeploymentContext, name: string, 
   // Set when the node could not be reached: it may have moved, so its site is asked again (in memory, so
   // an unreachable node costs no record write per attempt).
   let lookAgain = false;
+  // When the slice authority was last asked whether the slice still holds this sliver.
+  let sliceCheckedAt = -Infinity;
   while (!signal.aborted && !tasks.stopped) {
     const rec = records.get(name);
     const t = rec?.targets.find((x) => x.sliverUrn === sliverUrn);
@@ -140,8 +167,25 @@ export async function superviseSliver(context: DeploymentContext, name: string, 
       return;
     }
     // A fresh credential may cure it (revoked, expired); one refused again soon after is not churned (slice-credentials.ts).
-    if (result.error && (code === Status.UNAUTHENTICATED || code === Status.PERMISSION_DENIED))
-      await context.deps.credentials.refused(rec.sliceUrn);
+    if (result.error && (code === Status.UNAUTHENTICATED || code === Status.PERMISSION_DENIED)) {
+      const fresh = await context.deps.credentials.refused(rec.sliceUrn);
+      if (!fresh && context.now() - sliceCheckedAt >= SLIVER_CHECK_MS) {
+        sliceCheckedAt = context.now();
+        if ((await sliceHolds(context, rec.sliceUrn, sliverUrn, signal)) === false) {
+          const reason = `the sliver is gone: slice ${rec.sliceUrn} no longer holds it (its node answered: ${why})`;
+          await records.patchTarget(
+            name,
+            sliverUrn,
+            { service: 'failed', code: Status.NOT_FOUND, reason },
+            `sliver ${sliverUrn} is gone`,
+            step.name,
+            { code: Status.NOT_FOUND, reason },
+          );
+          settleWhenReady(context, name);
+          return;
+        }
+      }
+    }
     // A node that cannot be reached may have moved: ask its site for the endpoint again next time.
     if (result.error && code === Status.UNAVAILABLE) lookAgain = true;
     if (!step.service) {
