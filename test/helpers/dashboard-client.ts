@@ -59,8 +59,11 @@ export function dashboardRequest(
   });
 }
 
-/** The link a service wrote to its `dashboard.login_link_file` (waits until it is there). */
-export async function readLoginLink(file: string): Promise<string> {
+/**
+ * The link a service wrote to its `dashboard.login_link_file` (waits until it is there). With `used`, waits for
+ * a link other than that one: the service writes the next link after it answers the login that used the last.
+ */
+export async function readLoginLink(file: string, used?: string): Promise<string> {
   let link = '';
   await until(
     () => {
@@ -69,10 +72,10 @@ export async function readLoginLink(file: string): Promise<string> {
       } catch {
         link = '';
       }
-      return link.includes('/login?token=');
+      return link.includes('/login?token=') && link !== used;
     },
     10_000,
-    `a login link in ${file}`,
+    used ? `a new login link in ${file}, after the last was used` : `a login link in ${file}`,
   );
   return link;
 }

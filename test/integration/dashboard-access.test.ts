@@ -126,8 +126,8 @@ describe('dashboard access', () => {
     expect(again.cookie).toBeUndefined();
     // A made-up token: refused.
     expect((await loginWithLink(`${saUrl}login?token=${'A'.repeat(43)}`)).answer.status).toBe(403);
-    // The file holds a fresh link that works (once).
-    const next = await readLoginLink(join(dir, 'sa-link'));
+    // The file soon holds a fresh link that works (once).
+    const next = await readLoginLink(join(dir, 'sa-link'), link);
     expect(next).not.toBe(link);
     expect((await loginWithLink(next)).answer.status).toBe(303);
     // Logging out ends the session.
