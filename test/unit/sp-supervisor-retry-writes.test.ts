@@ -16,7 +16,9 @@ import { ManualClock } from '../../services/core/clock.js';
 import { silentLogger } from '../../services/core/log.js';
 import { Store } from '../../services/core/store/store.js';
 import { until } from '../../services/core/timing.js';
+import { AllocationState } from '../../services/generated/fedlab/v1/common.js';
 import type { DeployResponse } from '../../services/generated/fedlab/v1/service_provider.js';
+import { SliceState } from '../../services/generated/fedlab/v1/slice_authority.js';
 import { DeploymentContext } from '../../services/service-provider/deployments/context.js';
 import { SLIVER_CHECK_MS, superviseSliver } from '../../services/service-provider/deployments/supervisor.js';
 import { TABLES, type DeploymentRecord, type TargetRecord } from '../../services/service-provider/records.js';
@@ -32,7 +34,7 @@ const RETRY_MS = 5;
 /** What the stand-in node answers to the next Exec. */
 type Answer = { readonly refuse: Status; readonly details: string } | 'exit 0';
 /** What the stand-in slice authority answers to GetSlice: the slice with or without the sliver, no such slice, or no answer. */
-type SaAnswer = 'with' | 'without' | 'no slice' | 'unavailable';
+type SaAnswer = 'with' | 'without' | 'unallocated' | 'deleted' | 'no slice' | 'unavailable';
 
 /** What grpc-js rejects with when a server refuses a call. */
 const refusal = (code: Status, details: string) =>
@@ -131,7 +133,11 @@ describe('SP supervisor: a retried step keeps its outcome recorded until it chan
             sliceChecks++;
             if (saAnswer === 'no slice') return Promise.reject(refusal(Status.NOT_FOUND, `no slice ${sliceUrn}`));
             if (saAnswer === 'unavailable') return Promise.reject(refusal(Status.UNAVAILABLE, 'connection refused'));
-            return Promise.resolve({ slice: { urn: sliceUrn, slivers: saAnswer === 'with' ? [{ urn: SLIVER }] : [] } });
+            const state = saAnswer === 'deleted' ? SliceState.SLICE_STATE_DELETED : SliceState.SLICE_STATE_READY;
+            const allocationState =
+              saAnswer === 'unallocated' ? AllocationState.ALLOCATION_STATE_UNALLOCATED : AllocationState.ALLOCATION_STATE_PROVISIONED;
+            const slivers = saAnswer === 'without' ? [] : [{ urn: SLIVER, allocationState }];
+            return Promise.resolve({ slice: { urn: sliceUrn, state, slivers } });
           },
         }),
       } as unknown as Remotes,
@@ -235,13 +241,22 @@ describe('SP supervisor: a retried step keeps its outcome recorded until it chan
     expect(sliceChecks).toBe(4);
     expect(sliver()).toMatchObject({ service: 'failed', code: Status.NOT_FOUND });
     expect(sliver()?.reason).toBe(
-      `the sliver is gone: slice urn:fedlab:plc.test:slice:web no longer holds it (its node answered: ${answer.details})`,
+      `the sliver is gone: its slice authority says slice urn:fedlab:plc.test:slice:web no longer holds it (its node answered: ${answer.details})`,
     );
   });
 
   it('fails a sliver refused with PERMISSION_DENIED as gone when its slice is gone at the slice authority', async () => {
     saAnswer = 'no slice';
     answer = { refuse: Status.PERMISSION_DENIED, details: 'the chain does not grant sliver.exec' };
+    await supervising;
+    await context.records.flushed();
+    expect(sliceChecks).toBe(1);
+    expect(sliver()).toMatchObject({ service: 'failed', code: Status.NOT_FOUND });
+  });
+
+  it.each(['deleted', 'unallocated'] as const)('fails a sliver as gone when the slice authority still lists it but %s', async (how) => {
+    saAnswer = how;
+    answer = { refuse: Status.UNAUTHENTICATED, details: 'credential link 0 fails rule trust-anchor: the root is signed by key k' };
     await supervising;
     await context.records.flushed();
     expect(sliceChecks).toBe(1);
