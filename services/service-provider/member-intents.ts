@@ -30,6 +30,7 @@ import type { Store, Table } from '../core/store/store.js';
 import { SliceState } from '../generated/fedlab/v1/slice_authority.js';
 import { TABLES, type DelegationRecord, type MemberIntentRecord, type MemberRecord, type MemberRequestRecord } from './records.js';
 import type { Remotes } from './remotes.js';
+import { sliceAtAuthority } from './slice-at-authority.js';
 
 /** Options of {@link MemberIntents}. */
 export interface MemberIntentsOptions {
@@ -339,12 +340,8 @@ export class MemberIntents {
     const { code } = plainOutcome(err);
     if (code === Status.NOT_FOUND) return true;
     if (code !== Status.FAILED_PRECONDITION) return false;
-    try {
-      const s = (await this.deps.remotes.sliceAuthority().getSlice({ sliceUrn: slice }, this.callOptions())).slice;
-      return !s || s.state === SliceState.SLICE_STATE_DELETED || s.state === SliceState.SLICE_STATE_EXPIRED;
-    } catch (e) {
-      return plainOutcome(e).code === Status.NOT_FOUND;
-    }
+    const s = await sliceAtAuthority(this.deps.remotes, slice, this.callOptions());
+    return s === 'gone' || s?.state === SliceState.SLICE_STATE_DELETED || s?.state === SliceState.SLICE_STATE_EXPIRED;
   }
 
   private failure(err: unknown, what: string, call: 'RemoveMember' | 'RevokeMemberCredential' = 'RemoveMember'): Error {

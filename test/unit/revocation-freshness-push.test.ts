@@ -150,23 +150,22 @@ describe('OwnRevocationPush', () => {
     expect(sent.size).toBe(1_000);
     expect(new Set(sent.values())).toEqual(new Set([1]));
 
+    /** A node comes UP, and UP again while the run that delivers to it waits: what each of the two runs delivered. */
+    const upTwice = async (urn: string): Promise<[number, number]> => {
+      gate = new Promise<void>((r) => (release = r));
+      const first = push.nodeUp(urn);
+      const again = push.nodeUp(urn);
+      release();
+      return [await first, await again];
+    };
+
     // A node that comes UP again while a run delivers to it (it restarted meanwhile) is sent another copy after it.
-    gate = new Promise<void>((r) => (release = r));
-    const again = push.nodeUp(nodes[5]!.record.urn);
-    const meanwhile = push.nodeUp(nodes[5]!.record.urn);
-    release();
-    expect(await again).toBe(1);
-    expect(await meanwhile).toBe(1);
+    expect(await upTwice(nodes[5]!.record.urn)).toEqual([1, 1]);
     expect(sent.get(nodes[5]!.record.urn)).toBe(3);
 
     // The same, when the delivery to its old self fails (it was restarting): no pause, the next run reaches it.
     failOnce.add(nodes[6]!.record.urn);
-    gate = new Promise<void>((r) => (release = r));
-    const failed = push.nodeUp(nodes[6]!.record.urn);
-    const back = push.nodeUp(nodes[6]!.record.urn);
-    release();
-    expect(await failed).toBe(0);
-    expect(await back).toBe(1);
+    expect(await upTwice(nodes[6]!.record.urn)).toEqual([0, 1]);
     expect(sent.get(nodes[6]!.record.urn)).toBe(2);
   });
 });

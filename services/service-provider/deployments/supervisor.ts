@@ -23,9 +23,8 @@ import { status as Status } from '@grpc/grpc-js';
 import { parseUrn } from '../../core/identity/urn.js';
 import { sleep } from '../../core/timing.js';
 import { errorForCode, plainOutcome } from '../../core/rpc/outcome.js';
-import { AllocationState } from '../../generated/fedlab/v1/common.js';
-import { SliceState } from '../../generated/fedlab/v1/slice_authority.js';
 import type { DeploymentRecord, StepRecord, TargetRecord } from '../records.js';
+import { sliceHoldsSliver } from '../slice-at-authority.js';
 import type { DeploymentContext } from './context.js';
 import { settleWhenReady } from './settle.js';
 
@@ -49,38 +48,6 @@ export function exitText(exit: { code?: number | undefined; signal?: string | un
 
 /** The shortest time between two questions to the slice authority about one refused sliver (ms). */
 export const SLIVER_CHECK_MS = 60_000;
-
-/** Slice states in which no sliver of the slice is held any more (the record is kept, its slivers listed). */
-const SLICE_GONE: ReadonlySet<SliceState> = new Set([
-  SliceState.SLICE_STATE_FAILED,
-  SliceState.SLICE_STATE_DELETING,
-  SliceState.SLICE_STATE_DELETED,
-  SliceState.SLICE_STATE_EXPIRED,
-]);
-
-/**
- * Whether the slice still holds the sliver, by its slice authority: not when the slice is gone or going, or
- * the sliver is no longer in it or holds nothing (UNALLOCATED); undefined when the authority cannot tell now.
- */
-async function sliceHolds(
-  context: DeploymentContext,
-  sliceUrn: string,
-  sliverUrn: string,
-  signal: AbortSignal,
-): Promise<boolean | undefined> {
-  try {
-    const { slice } = await context.deps.remotes
-      .sliceAuthority()
-      .getSlice({ sliceUrn }, { deadlineMs: context.deps.sliceDeadlineMs, signal });
-    if (!slice) return undefined;
-    if (SLICE_GONE.has(slice.state)) return false;
-    const sliver = slice.slivers.find((s) => s.urn === sliverUrn);
-    return sliver !== undefined && sliver.allocationState !== AllocationState.ALLOCATION_STATE_UNALLOCATED;
-  } catch (err) {
-    // The slice itself is gone; anything else (unreachable, busy) says nothing about the sliver.
-    return plainOutcome(err).code === Status.NOT_FOUND ? false : undefined;
-  }
-}
 
 /** Runs the steps on one sliver, then keeps its service running. */
 export async function superviseSliver(context: DeploymentContext, name: string, sliverUrn: string, signal: AbortSignal): Promise<void> {
@@ -187,7 +154,11 @@ export async function superviseSliver(context: DeploymentContext, name: string, 
       const fresh = await context.deps.credentials.refused(rec.sliceUrn);
       if (!fresh && context.now() - sliceCheckedAt >= SLIVER_CHECK_MS) {
         sliceCheckedAt = context.now();
-        if ((await sliceHolds(context, rec.sliceUrn, sliverUrn, signal)) === false) {
+        const holds = await sliceHoldsSliver(context.deps.remotes, rec.sliceUrn, sliverUrn, {
+          deadlineMs: context.deps.sliceDeadlineMs,
+          signal,
+        });
+        if (holds === false) {
           const reason = `the sliver is gone: its slice authority says slice ${rec.sliceUrn} no longer holds it (its node answered: ${why})`;
           await records.patchTarget(
             name,
